@@ -1,0 +1,70 @@
+# duckstore build. `make` builds build/duckstore; `make run` sets up and serves ./var;
+# `make test` sets up, builds and runs every test; `make bench` runs the benchmark.
+
+CC      ?= cc
+DUCKDB  := third_party/duckdb
+BUILD   := build
+WERROR  ?= -Werror
+CFLAGS  ?= -O2 -g
+MAKEFLAGS += --no-print-directory
+CFLAGS  += -std=c11 -D_GNU_SOURCE -Wall -Wextra $(WERROR) -Wno-unused-parameter -fPIC -pthread \
+           -Isrc -Iinclude -I$(DUCKDB)/include -I$(BUILD)/gen
+PKGS    := libmicrohttpd jansson libsodium zlib grpc libprotobuf-c
+PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
+CFLAGS  += $(PKG_CFLAGS)
+# The binary finds libduckdb.so through its rpath, relative to itself, so it runs from anywhere.
+LDFLAGS += -pthread -L$(DUCKDB)/lib -Wl,-rpath,'$$ORIGIN/../$(DUCKDB)/lib' -Wl,-rpath,'$(abspath $(DUCKDB)/lib)'
+LDLIBS  += -lduckdb $(PKG_LIBS) -ldl -lm
+
+include mk/proto.mk
+CORE_SRC   := $(sort $(wildcard src/core/*.c src/catalog/*.c src/backend/*.c src/cmd/*.c src/rest/*.c \
+                     src/grpc/*.c backends/duckdb/*.c))
+CORE_OBJ   := $(patsubst %.c,$(BUILD)/obj/%.o,$(CORE_SRC)) $(PROTO_C_OBJ)
+MAIN_OBJ   := $(BUILD)/obj/src/main.o
+UNIT_SRC   := $(sort $(wildcard tests/unit/test_*.c))
+UNIT_BIN   := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(UNIT_SRC))
+
+.PHONY: all setup run test unit e2e bench clean format
+all: $(BUILD)/duckstore
+
+setup:
+	@bash scripts/setup.sh
+
+$(DUCKDB)/.version:
+	@bash scripts/setup.sh
+
+$(BUILD)/obj/%.o: %.c $(DUCKDB)/.version $(PROTO_C_HDR)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -MMD -MP -c $< -o $@
+
+$(BUILD)/duckstore: $(CORE_OBJ) $(MAIN_OBJ)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+$(BUILD)/tests/%: tests/unit/%.c $(CORE_OBJ)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(LDLIBS) -lcriterion
+
+run: setup all
+	@bash scripts/run.sh
+
+unit: setup $(UNIT_BIN)
+	@set -e; for t in $(UNIT_BIN); do echo "== $$t"; $$t --jobs 1; done
+
+e2e: setup all $(PROTO_PY_STAMP)
+	PYTHONPATH=$(PROTO_PY_DIR) /usr/bin/python3 -m pytest -q tests/e2e
+
+test: setup
+	@$(MAKE) --no-print-directory all $(UNIT_BIN) $(PROTO_PY_STAMP)
+	@bash scripts/test.sh
+
+bench: setup all
+	@bash scripts/bench.sh
+
+format:
+	clang-format -i $(CORE_SRC) src/main.c include/duckstore/*.h src/*/*.h
+
+clean:
+	rm -rf $(BUILD)
+
+-include $(shell find $(BUILD)/obj -name '*.d' 2>/dev/null)

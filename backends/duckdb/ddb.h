@@ -1,0 +1,36 @@
+/*
+ * ddb.h - small helpers over DuckDB's C API for the DuckDB backend.
+ *
+ * Every statement goes through these, so DuckDB errors are mapped to duckstore
+ * statuses in one place (catalog errors -> not found / already exists,
+ * conversion and constraint errors -> invalid argument, the rest -> internal).
+ * Values are bound as parameters, never spliced into SQL text; identifiers go
+ * through ds_buf_ident.
+ */
+#ifndef DS_BE_DUCKDB_DDB_H
+#define DS_BE_DUCKDB_DDB_H
+
+#include <duckdb.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "duckstore/status.h"
+
+/*
+ * Runs sql with params bound as VARCHAR (NULL entries bind SQL NULL). When out
+ * is non-NULL the result is returned there (caller destroys it with
+ * duckdb_destroy_result); otherwise it is discarded. On failure the result is
+ * destroyed and err filled.
+ */
+ds_status_t ds_ddb_run(duckdb_connection conn, ds_err_t *err, duckdb_result *out, const char *sql,
+                       int nparams, const char *const *params);
+/* ds_ddb_run without parameters and without a result. */
+ds_status_t ds_ddb_exec(duckdb_connection conn, ds_err_t *err, const char *sql);
+/* Maps a DuckDB error type and message onto err; returns the status. */
+ds_status_t ds_ddb_error(ds_err_t *err, duckdb_error_type type, const char *msg);
+/* A cell as a malloc'd string (free()), or NULL for SQL NULL. */
+char *ds_ddb_cell(duckdb_result *r, idx_t col, idx_t row);
+/* A cell as int64 (0 for NULL). */
+int64_t ds_ddb_int(duckdb_result *r, idx_t col, idx_t row);
+
+#endif

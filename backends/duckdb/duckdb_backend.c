@@ -1,0 +1,1021 @@
+/*
+ * duckdb_backend.c - the built-in DuckDB backend.
+ *
+ * DESIGN
+ * One DuckDB instance (in-memory main database) runs all SQL duckstore
+ * generates. Each project is one file, <data>/duckdb/project_<id>_main.duckdb,
+ * ATTACHed on first use under the alias p_<id> and DETACHed when idle and more
+ * than max_open_projects files are attached (LRU). Every file has exactly one
+ * owner in the process: this instance (two buffer managers on one file corrupt
+ * it, see DESIGN.md).
+ *
+ * A bucket is a schema of the project file; tables are DuckDB tables with a
+ * hidden _timestamp column. Metadata that must change together with the data
+ * (bucket descriptions, primary keys, import times) lives in the reserved
+ * schema _ds of the same file, so one transaction covers both.
+ *
+ * Project handles: acquire() attaches the file if needed and pins it (refs);
+ * release() unpins and detaches surplus idle files. A project being dropped
+ * waits until no call pins it. The cap is soft: when every attached project
+ * is pinned, one more is attached and the surplus is detached on release.
+ *
+ * Locks: `lock` guards the project table and the LRU; ATTACH/DETACH run under
+ * it (they take well under a millisecond). No other lock is taken while
+ * holding it.
+ */
+#include <duckdb.h>
+#include <dirent.h>
+#include <errno.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "core/buf.h"
+#include "core/ident.h"
+#include "core/lru.h"
+#include "core/status.h"
+#include "ddb.h"
+#include "duckdb_backend.h"
+#include "duckstore/backend.h"
+
+#define META "_ds"
+
+typedef struct proj {
+    struct proj *next;
+    char id[DS_PROJECT_ID_MAX + 1];
+    char alias[DS_PROJECT_ID_MAX + 3];
+    int64_t refs;
+    bool attached;
+    bool dropping;
+} proj_t;
+
+typedef struct {
+    const ds_host_api_t *host;
+    duckdb_database db;
+    char dir[4096];
+    pthread_mutex_t lock;
+    pthread_cond_t idle; /* signalled when a project's refs drop to 0 */
+    proj_t *projects;
+    ds_lru_t *lru; /* attached projects */
+    int64_t n_attached;
+    int64_t peak_attached;
+    int64_t max_open;
+} be_t;
+
+/* One call's working set: a connection and the pinned project. */
+typedef struct {
+    be_t *be;
+    duckdb_connection conn;
+    proj_t *p;
+    ds_err_t *err;
+} use_t;
+
+
+static void project_path(const be_t *be, const char *id, char *out, size_t outsz)
+{
+    snprintf(out, outsz, "%s/project_%s_main.duckdb", be->dir, id);
+}
+
+static proj_t *find_proj(be_t *be, const char *id)
+{
+    for (proj_t *p = be->projects; p; p = p->next)
+        if (strcmp(p->id, id) == 0)
+            return p;
+    return NULL;
+}
+
+static void forget_proj(be_t *be, proj_t *p)
+{
+    proj_t **pp = &be->projects;
+    while (*pp && *pp != p)
+        pp = &(*pp)->next;
+    if (*pp)
+        *pp = p->next;
+    free(p);
+}
+
+/* Runs one statement on a short-lived connection (for ATTACH/DETACH). Caller holds be->lock. */
+static ds_status_t admin_exec(be_t *be, const char *sql, ds_err_t *err)
+{
+    duckdb_connection c;
+    if (duckdb_connect(be->db, &c) == DuckDBError)
+        return ds_err_set(err, DS_UNAVAILABLE, "cannot open a DuckDB connection");
+    ds_status_t st = ds_ddb_exec(c, err, sql);
+    duckdb_disconnect(&c);
+    return st;
+}
+
+static ds_status_t detach_locked(be_t *be, proj_t *p, ds_err_t *err)
+{
+    ds_buf_t sql = {0};
+    ds_buf_puts(&sql, "DETACH DATABASE ");
+    ds_buf_ident(&sql, p->alias);
+    ds_status_t st = admin_exec(be, ds_buf_cstr(&sql), err);
+    ds_buf_free(&sql);
+    if (st != DS_OK)
+        return st;
+    p->attached = false;
+    ds_lru_remove(be->lru, p->id);
+    be->n_attached--;
+    return DS_OK;
+}
+
+static bool evictable(const char *key, void *ud)
+{
+    proj_t *p = find_proj(ud, key);
+    return p && p->refs == 0;
+}
+
+/* Detaches idle projects while more than max_open are attached. Caller holds be->lock. */
+static void shrink_locked(be_t *be)
+{
+    while (be->n_attached > be->max_open) {
+        const char *victim = ds_lru_victim(be->lru, evictable, be);
+        if (!victim)
+            return;
+        proj_t *p = find_proj(be, victim);
+        ds_err_t e = {0};
+        if (detach_locked(be, p, &e) != DS_OK) {
+            be->host->log(2, "duckdb", "cannot detach project %s: %s", p->id, e.message);
+            return;
+        }
+    }
+}
+
+/*
+ * Pins project id, attaching its file first if needed. create: the file may
+ * be new (project creation); otherwise a missing file is DS_NOT_FOUND.
+ */
+static ds_status_t acquire(be_t *be, const char *id, bool create, proj_t **out, ds_err_t *err)
+{
+    ds_status_t st = DS_OK;
+    char path[4200];
+    project_path(be, id, path, sizeof(path));
+    pthread_mutex_lock(&be->lock);
+    proj_t *p = find_proj(be, id);
+    if (p && p->dropping) {
+        st = ds_err_set(err, DS_NOT_FOUND, "project \"%s\" not found", id);
+        goto out;
+    }
+    if (!p) {
+        p = calloc(1, sizeof(*p));
+        if (!p) {
+            st = ds_err_set(err, DS_INTERNAL, "out of memory");
+            goto out;
+        }
+        snprintf(p->id, sizeof(p->id), "%s", id);
+        snprintf(p->alias, sizeof(p->alias), "p_%s", id);
+        p->next = be->projects;
+        be->projects = p;
+    }
+    if (!p->attached) {
+        struct stat sb;
+        if (!create && stat(path, &sb) != 0) {
+            forget_proj(be, p);
+            st = ds_err_setk(err, DS_NOT_FOUND, DS_KBC_DATABASE_NOT_FOUND, "project \"%s\" has no storage file", id);
+            goto out;
+        }
+        /* Make room first, so the cap holds whenever an idle project can go. */
+        be->n_attached++;
+        shrink_locked(be);
+        be->n_attached--;
+        ds_buf_t sql = {0};
+        ds_buf_puts(&sql, "ATTACH ");
+        ds_buf_literal(&sql, path);
+        ds_buf_puts(&sql, " AS ");
+        ds_buf_ident(&sql, p->alias);
+        st = admin_exec(be, ds_buf_cstr(&sql), err);
+        ds_buf_free(&sql);
+        if (st != DS_OK) {
+            forget_proj(be, p);
+            goto out;
+        }
+        p->attached = true;
+        be->n_attached++;
+        if (be->n_attached > be->peak_attached)
+            be->peak_attached = be->n_attached;
+    }
+    ds_lru_touch(be->lru, p->id);
+    p->refs++;
+    *out = p;
+out:
+    pthread_mutex_unlock(&be->lock);
+    return st;
+}
+
+static void release(be_t *be, proj_t *p)
+{
+    if (!p)
+        return;
+    pthread_mutex_lock(&be->lock);
+    if (--p->refs == 0) {
+        pthread_cond_broadcast(&be->idle);
+        if (!p->dropping)
+            shrink_locked(be);
+    }
+    pthread_mutex_unlock(&be->lock);
+}
+
+static ds_status_t use_begin(be_t *be, ds_be_call_t *call, bool create, use_t *u)
+{
+    memset(u, 0, sizeof(*u));
+    u->be = be;
+    u->err = call->err;
+    ds_status_t st = acquire(be, call->project_id, create, &u->p, call->err);
+    if (st != DS_OK)
+        return st;
+    if (duckdb_connect(be->db, &u->conn) == DuckDBError) {
+        release(be, u->p);
+        u->p = NULL;
+        return ds_err_set(call->err, DS_UNAVAILABLE, "cannot open a DuckDB connection");
+    }
+    /* Unqualified names resolve inside the project file. */
+    ds_buf_t sql = {0};
+    ds_buf_puts(&sql, "USE ");
+    ds_buf_ident(&sql, u->p->alias);
+    st = ds_ddb_exec(u->conn, call->err, ds_buf_cstr(&sql));
+    ds_buf_free(&sql);
+    if (st != DS_OK) {
+        duckdb_disconnect(&u->conn);
+        release(be, u->p);
+        u->p = NULL;
+    }
+    return st;
+}
+
+static void use_end(use_t *u)
+{
+    if (u->conn)
+        duckdb_disconnect(&u->conn);
+    release(u->be, u->p);
+    u->p = NULL;
+}
+
+/* Runs fn inside BEGIN/COMMIT; rolls back when fn fails. */
+static ds_status_t in_txn(use_t *u, ds_status_t (*fn)(use_t *, void *), void *ud)
+{
+    ds_status_t st = ds_ddb_exec(u->conn, u->err, "BEGIN TRANSACTION");
+    if (st != DS_OK)
+        return st;
+    st = fn(u, ud);
+    if (st == DS_OK)
+        st = ds_ddb_exec(u->conn, u->err, "COMMIT");
+    if (st != DS_OK) {
+        ds_err_t ignored = {0};
+        ds_ddb_exec(u->conn, &ignored, "ROLLBACK");
+    }
+    return st;
+}
+
+/* ---- backend lifecycle ---- */
+
+static ds_status_t be_open(const ds_host_api_t *host, void **self, ds_err_t *err)
+{
+    be_t *be = calloc(1, sizeof(*be));
+    duckdb_config cfg = NULL;
+    char *open_err = NULL;
+    char buf[64], tmpdir[4200];
+    if (!be)
+        return ds_err_set(err, DS_INTERNAL, "out of memory");
+    be->host = host;
+    be->max_open = host->max_open_projects > 0 ? host->max_open_projects : 256;
+    pthread_mutex_init(&be->lock, NULL);
+    pthread_cond_init(&be->idle, NULL);
+    snprintf(be->dir, sizeof(be->dir), "%s/duckdb", host->data_dir);
+    snprintf(tmpdir, sizeof(tmpdir), "%s/tmp", host->data_dir);
+    if ((mkdir(be->dir, 0750) != 0 && errno != EEXIST) || (mkdir(tmpdir, 0750) != 0 && errno != EEXIST)) {
+        ds_err_set(err, DS_UNAVAILABLE, "cannot create %s: %s", be->dir, strerror(errno));
+        goto fail;
+    }
+    be->lru = ds_lru_create();
+    if (!be->lru || duckdb_create_config(&cfg) == DuckDBError) {
+        ds_err_set(err, DS_INTERNAL, "out of memory");
+        goto fail;
+    }
+    snprintf(buf, sizeof(buf), "%lldB", (long long)host->memory_limit_bytes);
+    duckdb_set_config(cfg, "memory_limit", buf);
+    if (host->threads > 0) {
+        snprintf(buf, sizeof(buf), "%lld", (long long)host->threads);
+        duckdb_set_config(cfg, "threads", buf);
+    }
+    duckdb_set_config(cfg, "temp_directory", tmpdir);
+    duckdb_set_config(cfg, "autoinstall_known_extensions", "false");
+    duckdb_set_config(cfg, "autoload_known_extensions", "false");
+    if (duckdb_open_ext(NULL, &be->db, cfg, &open_err) == DuckDBError) {
+        ds_err_set(err, DS_UNAVAILABLE, "cannot start DuckDB: %s", open_err ? open_err : "unknown error");
+        duckdb_free(open_err);
+        goto fail;
+    }
+    duckdb_destroy_config(&cfg);
+    *self = be;
+    return DS_OK;
+fail:
+    duckdb_destroy_config(&cfg);
+    ds_lru_destroy(&be->lru);
+    pthread_mutex_destroy(&be->lock);
+    pthread_cond_destroy(&be->idle);
+    free(be);
+    return err->status;
+}
+
+static void be_close(void *self)
+{
+    be_t *be = self;
+    if (!be)
+        return;
+    pthread_mutex_lock(&be->lock);
+    for (proj_t *p = be->projects; p; p = p->next) {
+        if (!p->attached)
+            continue;
+        /* A checkpoint folds the WAL into the file, so the next start reads one clean file. */
+        ds_buf_t sql = {0};
+        ds_err_t e = {0};
+        ds_buf_puts(&sql, "CHECKPOINT ");
+        ds_buf_ident(&sql, p->alias);
+        if (admin_exec(be, ds_buf_cstr(&sql), &e) != DS_OK)
+            be->host->log(2, "duckdb", "checkpoint of project %s failed: %s", p->id, e.message);
+        ds_buf_free(&sql);
+        if (detach_locked(be, p, &e) != DS_OK)
+            be->host->log(2, "duckdb", "detach of project %s failed: %s", p->id, e.message);
+    }
+    while (be->projects)
+        forget_proj(be, be->projects);
+    pthread_mutex_unlock(&be->lock);
+    duckdb_close(&be->db);
+    ds_lru_destroy(&be->lru);
+    pthread_mutex_destroy(&be->lock);
+    pthread_cond_destroy(&be->idle);
+    free(be);
+}
+
+static ds_status_t be_health(void *self, ds_err_t *err)
+{
+    be_t *be = self;
+    duckdb_connection c;
+    if (duckdb_connect(be->db, &c) == DuckDBError)
+        return ds_err_set(err, DS_UNAVAILABLE, "DuckDB does not accept connections");
+    ds_status_t st = ds_ddb_exec(c, err, "SELECT 1");
+    duckdb_disconnect(&c);
+    if (st == DS_OK && access(be->dir, W_OK) != 0)
+        st = ds_err_set(err, DS_UNAVAILABLE, "project directory is not writable: %s", strerror(errno));
+    return st;
+}
+
+static void be_runtime_stats(void *self, ds_be_runtime_stats_t *out)
+{
+    be_t *be = self;
+    pthread_mutex_lock(&be->lock);
+    out->open_projects = be->n_attached;
+    out->open_projects_peak = be->peak_attached;
+    pthread_mutex_unlock(&be->lock);
+}
+
+static ds_status_t be_project_list_stored(void *self, void (*cb)(const char *, void *), void *ud,
+                                          ds_err_t *err)
+{
+    be_t *be = self;
+    DIR *d = opendir(be->dir);
+    if (!d)
+        return ds_err_set(err, DS_UNAVAILABLE, "cannot read %s: %s", be->dir, strerror(errno));
+    struct dirent *e;
+    const char *prefix = "project_", *suffix = "_main.duckdb";
+    size_t pl = strlen(prefix), sl = strlen(suffix);
+    while ((e = readdir(d))) {
+        size_t n = strlen(e->d_name);
+        if (n <= pl + sl || strncmp(e->d_name, prefix, pl) != 0 || strcmp(e->d_name + n - sl, suffix) != 0)
+            continue;
+        char id[DS_PROJECT_ID_MAX + 1];
+        size_t idl = n - pl - sl;
+        if (idl > DS_PROJECT_ID_MAX)
+            continue;
+        memcpy(id, e->d_name + pl, idl);
+        id[idl] = '\0';
+        cb(id, ud);
+    }
+    closedir(d);
+    return DS_OK;
+}
+
+/* ---- projects ---- */
+
+static const char *meta_ddl =
+    "CREATE SCHEMA IF NOT EXISTS " META ";"
+    "CREATE TABLE IF NOT EXISTS " META ".buckets (id VARCHAR NOT NULL, stage VARCHAR NOT NULL, "
+    "name VARCHAR NOT NULL, description VARCHAR, created_at BIGINT NOT NULL);"
+    "CREATE TABLE IF NOT EXISTS " META ".tables (bucket VARCHAR NOT NULL, name VARCHAR NOT NULL, "
+    "primary_key VARCHAR NOT NULL DEFAULT '', created_at BIGINT NOT NULL, last_import_at BIGINT, "
+    "last_change_at BIGINT);";
+
+static void remove_project_files(be_t *be, const char *id)
+{
+    char path[4200], wal[4300];
+    project_path(be, id, path, sizeof(path));
+    snprintf(wal, sizeof(wal), "%s.wal", path);
+    unlink(path);
+    unlink(wal);
+}
+
+static ds_status_t meta_init(use_t *u, void *ud)
+{
+    (void)ud;
+    return ds_ddb_exec(u->conn, u->err, meta_ddl);
+}
+
+static ds_status_t be_project_create(void *self, ds_be_call_t *call)
+{
+    be_t *be = self;
+    use_t u;
+    char path[4200];
+    struct stat sb;
+    project_path(be, call->project_id, path, sizeof(path));
+    if (stat(path, &sb) == 0)
+        return ds_err_set(call->err, DS_ALREADY_EXISTS, "storage for project \"%s\" already exists",
+                          call->project_id);
+    ds_status_t st = use_begin(be, call, true, &u);
+    if (st != DS_OK) {
+        remove_project_files(be, call->project_id);
+        return st;
+    }
+    st = in_txn(&u, meta_init, NULL);
+    if (st == DS_OK)
+        st = ds_ddb_exec(u.conn, call->err, "CHECKPOINT");
+    use_end(&u);
+    if (st != DS_OK) {
+        ds_err_t e = {0};
+        ds_be_call_t c2 = *call;
+        c2.err = &e;
+        be->host->log(2, "duckdb", "project %s creation failed, removing its file", call->project_id);
+        pthread_mutex_lock(&be->lock);
+        proj_t *p = find_proj(be, call->project_id);
+        if (p && p->attached && p->refs == 0)
+            detach_locked(be, p, &e);
+        if (p && p->refs == 0)
+            forget_proj(be, p);
+        pthread_mutex_unlock(&be->lock);
+        remove_project_files(be, c2.project_id);
+    }
+    return st;
+}
+
+static ds_status_t be_project_drop(void *self, ds_be_call_t *call)
+{
+    be_t *be = self;
+    ds_status_t st = DS_OK;
+    pthread_mutex_lock(&be->lock);
+    proj_t *p = find_proj(be, call->project_id);
+    if (p) {
+        p->dropping = true;
+        while (p->refs > 0)
+            pthread_cond_wait(&be->idle, &be->lock);
+        if (p->attached)
+            st = detach_locked(be, p, call->err);
+        if (st == DS_OK)
+            forget_proj(be, p);
+        else
+            p->dropping = false;
+    }
+    pthread_mutex_unlock(&be->lock);
+    if (st == DS_OK)
+        remove_project_files(be, call->project_id);
+    return st;
+}
+
+/* Exact row count of one table. */
+static ds_status_t count_rows(use_t *u, const char *bucket, const char *table, int64_t *rows)
+{
+    ds_buf_t sql = {0};
+    duckdb_result r;
+    ds_buf_puts(&sql, "SELECT count(*) FROM ");
+    ds_buf_ident(&sql, bucket);
+    ds_buf_puts(&sql, ".");
+    ds_buf_ident(&sql, table);
+    ds_status_t st = ds_ddb_run(u->conn, u->err, &r, ds_buf_cstr(&sql), 0, NULL);
+    ds_buf_free(&sql);
+    if (st != DS_OK)
+        return st;
+    *rows = ds_ddb_int(&r, 0, 0);
+    duckdb_destroy_result(&r);
+    return DS_OK;
+}
+
+/*
+ * Bytes a table's data occupies: the distinct storage blocks its column
+ * segments use, times the block size; data not yet checkpointed (still in the
+ * WAL) is counted by its in-memory segment size estimate.
+ */
+static ds_status_t table_bytes(use_t *u, const char *bucket, const char *table, int64_t *bytes)
+{
+    ds_buf_t name = {0}, sql = {0};
+    duckdb_result r;
+    ds_buf_ident(&name, bucket);
+    ds_buf_puts(&name, ".");
+    ds_buf_ident(&name, table);
+    ds_buf_puts(&sql, "SELECT coalesce(count(DISTINCT block_id) FILTER (WHERE persistent), 0) * 262144 "
+                      "+ coalesce(sum(count) FILTER (WHERE NOT persistent), 0) * 8 FROM pragma_storage_info(");
+    ds_buf_literal(&sql, ds_buf_cstr(&name));
+    ds_buf_puts(&sql, ")");
+    ds_status_t st = ds_ddb_run(u->conn, u->err, &r, ds_buf_cstr(&sql), 0, NULL);
+    ds_buf_free(&sql);
+    ds_buf_free(&name);
+    if (st != DS_OK)
+        return st;
+    *bytes = ds_ddb_int(&r, 0, 0);
+    duckdb_destroy_result(&r);
+    return DS_OK;
+}
+
+static ds_status_t be_project_stats(void *self, ds_be_call_t *call, ds_be_project_stats_t *out)
+{
+    be_t *be = self;
+    use_t u;
+    duckdb_result r;
+    char path[4200], wal[4300];
+    struct stat sb;
+    memset(out, 0, sizeof(*out));
+    ds_status_t st = use_begin(be, call, false, &u);
+    if (st != DS_OK)
+        return st;
+    st = ds_ddb_run(u.conn, call->err, &r, "SELECT (SELECT count(*) FROM " META ".buckets)", 0, NULL);
+    if (st != DS_OK)
+        goto done;
+    out->buckets = ds_ddb_int(&r, 0, 0);
+    duckdb_destroy_result(&r);
+    st = ds_ddb_run(u.conn, call->err, &r, "SELECT bucket, name FROM " META ".tables", 0, NULL);
+    if (st != DS_OK)
+        goto done;
+    idx_t n = duckdb_row_count(&r);
+    out->tables = (int64_t)n;
+    for (idx_t i = 0; i < n && st == DS_OK; i++) {
+        char *b = ds_ddb_cell(&r, 0, i), *t = ds_ddb_cell(&r, 1, i);
+        int64_t rows = 0;
+        st = count_rows(&u, b, t, &rows);
+        out->rows += rows;
+        free(b);
+        free(t);
+    }
+    duckdb_destroy_result(&r);
+    project_path(be, call->project_id, path, sizeof(path));
+    snprintf(wal, sizeof(wal), "%s.wal", path);
+    if (stat(path, &sb) == 0)
+        out->bytes += sb.st_size;
+    if (stat(wal, &sb) == 0)
+        out->bytes += sb.st_size;
+done:
+    use_end(&u);
+    return st;
+}
+
+/* ---- buckets ---- */
+
+static ds_status_t bucket_create_txn(use_t *u, void *ud)
+{
+    const ds_be_bucket_t *b = ud;
+    ds_buf_t sql = {0};
+    char created[32];
+    snprintf(created, sizeof(created), "%lld", (long long)b->created_at);
+    ds_buf_puts(&sql, "CREATE SCHEMA ");
+    ds_buf_ident(&sql, b->id);
+    ds_status_t st = ds_ddb_exec(u->conn, u->err, ds_buf_cstr(&sql));
+    ds_buf_free(&sql);
+    if (st == DS_ALREADY_EXISTS)
+        return ds_err_set(u->err, DS_ALREADY_EXISTS, "bucket \"%s\" already exists", b->id);
+    if (st != DS_OK)
+        return st;
+    const char *params[] = {b->id, b->stage, b->name, b->description, created};
+    return ds_ddb_run(u->conn, u->err, NULL,
+                      "INSERT INTO " META ".buckets VALUES ($1, $2, $3, $4, CAST($5 AS BIGINT))", 5, params);
+}
+
+static ds_status_t be_bucket_create(void *self, ds_be_call_t *call, const ds_be_bucket_t *bucket)
+{
+    use_t u;
+    ds_status_t st = use_begin(self, call, false, &u);
+    if (st != DS_OK)
+        return st;
+    st = in_txn(&u, bucket_create_txn, (void *)bucket);
+    use_end(&u);
+    return st;
+}
+
+static const char *bucket_select =
+    "SELECT b.id, b.stage, b.name, b.description, b.created_at, "
+    "(SELECT count(*) FROM " META ".tables t WHERE t.bucket = b.id) FROM " META ".buckets b";
+
+static void bucket_from_row(ds_be_call_t *call, const ds_host_api_t *host, duckdb_result *r, idx_t row,
+                            ds_be_bucket_t *out)
+{
+    char *v[4];
+    for (int c = 0; c < 4; c++)
+        v[c] = ds_ddb_cell(r, (idx_t)c, row);
+    out->id = host->strdup(call, v[0]);
+    out->stage = host->strdup(call, v[1]);
+    out->name = host->strdup(call, v[2]);
+    out->description = v[3] ? host->strdup(call, v[3]) : NULL;
+    out->created_at = ds_ddb_int(r, 4, row);
+    out->table_count = ds_ddb_int(r, 5, row);
+    for (int c = 0; c < 4; c++)
+        free(v[c]);
+}
+
+static ds_status_t be_bucket_get(void *self, ds_be_call_t *call, const char *bucket, ds_be_bucket_t *out)
+{
+    be_t *be = self;
+    use_t u;
+    duckdb_result r;
+    ds_status_t st = use_begin(be, call, false, &u);
+    if (st != DS_OK)
+        return st;
+    ds_buf_t sql = {0};
+    ds_buf_printf(&sql, "%s WHERE b.id = $1", bucket_select);
+    const char *params[] = {bucket};
+    st = ds_ddb_run(u.conn, call->err, &r, ds_buf_cstr(&sql), 1, params);
+    ds_buf_free(&sql);
+    if (st == DS_OK) {
+        if (duckdb_row_count(&r) == 0)
+            st = ds_err_setk(call->err, DS_NOT_FOUND, DS_KBC_SCHEMA_NOT_FOUND, "bucket \"%s\" not found", bucket);
+        else
+            bucket_from_row(call, be->host, &r, 0, out);
+        duckdb_destroy_result(&r);
+    }
+    use_end(&u);
+    return st;
+}
+
+static ds_status_t be_bucket_list(void *self, ds_be_call_t *call, ds_be_bucket_t **items, size_t *n)
+{
+    be_t *be = self;
+    use_t u;
+    duckdb_result r;
+    *items = NULL;
+    *n = 0;
+    ds_status_t st = use_begin(be, call, false, &u);
+    if (st != DS_OK)
+        return st;
+    ds_buf_t sql = {0};
+    ds_buf_printf(&sql, "%s ORDER BY b.id", bucket_select);
+    st = ds_ddb_run(u.conn, call->err, &r, ds_buf_cstr(&sql), 0, NULL);
+    ds_buf_free(&sql);
+    if (st == DS_OK) {
+        idx_t rows = duckdb_row_count(&r);
+        *items = be->host->alloc(call, sizeof(ds_be_bucket_t) * (rows ? rows : 1));
+        for (idx_t i = 0; i < rows; i++)
+            bucket_from_row(call, be->host, &r, i, &(*items)[i]);
+        *n = rows;
+        duckdb_destroy_result(&r);
+    }
+    use_end(&u);
+    return st;
+}
+
+typedef struct {
+    const char *bucket;
+    bool force;
+} bucket_drop_t;
+
+static ds_status_t bucket_drop_txn(use_t *u, void *ud)
+{
+    bucket_drop_t *d = ud;
+    duckdb_result r;
+    const char *params[] = {d->bucket};
+    ds_status_t st = ds_ddb_run(u->conn, u->err, &r,
+                                "SELECT (SELECT count(*) FROM " META ".buckets WHERE id = $1), "
+                                "(SELECT count(*) FROM " META ".tables WHERE bucket = $1)",
+                                1, params);
+    if (st != DS_OK)
+        return st;
+    int64_t exists = ds_ddb_int(&r, 0, 0), tables = ds_ddb_int(&r, 1, 0);
+    duckdb_destroy_result(&r);
+    if (!exists)
+        return ds_err_setk(u->err, DS_NOT_FOUND, DS_KBC_SCHEMA_NOT_FOUND, "bucket \"%s\" not found", d->bucket);
+    if (tables > 0 && !d->force)
+        return ds_err_set(u->err, DS_CONFLICT,
+                          "bucket \"%s\" is not empty (%lld tables); delete with force=true to drop its tables too",
+                          d->bucket, (long long)tables);
+    ds_buf_t sql = {0};
+    ds_buf_puts(&sql, "DROP SCHEMA ");
+    ds_buf_ident(&sql, d->bucket);
+    ds_buf_puts(&sql, " CASCADE");
+    st = ds_ddb_exec(u->conn, u->err, ds_buf_cstr(&sql));
+    ds_buf_free(&sql);
+    if (st == DS_OK)
+        st = ds_ddb_run(u->conn, u->err, NULL, "DELETE FROM " META ".tables WHERE bucket = $1", 1, params);
+    if (st == DS_OK)
+        st = ds_ddb_run(u->conn, u->err, NULL, "DELETE FROM " META ".buckets WHERE id = $1", 1, params);
+    return st;
+}
+
+static ds_status_t be_bucket_drop(void *self, ds_be_call_t *call, const char *bucket, bool force)
+{
+    use_t u;
+    ds_status_t st = use_begin(self, call, false, &u);
+    if (st != DS_OK)
+        return st;
+    bucket_drop_t d = {bucket, force};
+    st = in_txn(&u, bucket_drop_txn, &d);
+    use_end(&u);
+    return st;
+}
+
+/* ---- tables ---- */
+
+static ds_status_t table_create_txn(use_t *u, void *ud)
+{
+    const ds_be_table_t *t = ud;
+    duckdb_result r;
+    const char *bp[] = {t->bucket};
+    ds_status_t st = ds_ddb_run(u->conn, u->err, &r, "SELECT count(*) FROM " META ".buckets WHERE id = $1", 1, bp);
+    if (st != DS_OK)
+        return st;
+    int64_t exists = ds_ddb_int(&r, 0, 0);
+    duckdb_destroy_result(&r);
+    if (!exists)
+        return ds_err_setk(u->err, DS_NOT_FOUND, DS_KBC_SCHEMA_NOT_FOUND, "bucket \"%s\" not found", t->bucket);
+    ds_buf_t sql = {0}, pk = {0};
+    ds_buf_puts(&sql, "CREATE TABLE ");
+    ds_buf_ident(&sql, t->bucket);
+    ds_buf_puts(&sql, ".");
+    ds_buf_ident(&sql, t->name);
+    ds_buf_puts(&sql, " (");
+    for (size_t i = 0; i < t->n_columns; i++) {
+        const ds_be_column_t *c = &t->columns[i];
+        ds_buf_ident(&sql, c->name);
+        /* The type was canonicalized by the core against a fixed grammar. */
+        ds_buf_printf(&sql, " %s", c->type);
+        if (c->default_value) {
+            ds_buf_puts(&sql, " DEFAULT CAST(");
+            ds_buf_literal(&sql, c->default_value);
+            ds_buf_printf(&sql, " AS %s)", c->type);
+        }
+        if (!c->nullable)
+            ds_buf_puts(&sql, " NOT NULL");
+        ds_buf_puts(&sql, ", ");
+    }
+    ds_buf_puts(&sql, "\"_timestamp\" TIMESTAMP)");
+    st = ds_ddb_exec(u->conn, u->err, ds_buf_cstr(&sql));
+    ds_buf_free(&sql);
+    if (st == DS_ALREADY_EXISTS)
+        return ds_err_set(u->err, DS_ALREADY_EXISTS, "table \"%s.%s\" already exists", t->bucket, t->name);
+    if (st != DS_OK)
+        return st;
+    for (size_t i = 0; i < t->n_primary_key; i++) {
+        if (i)
+            ds_buf_puts(&pk, ",");
+        ds_buf_puts(&pk, t->primary_key[i]);
+    }
+    char created[32];
+    snprintf(created, sizeof(created), "%lld", (long long)t->created_at);
+    const char *params[] = {t->bucket, t->name, ds_buf_cstr(&pk), created};
+    st = ds_ddb_run(u->conn, u->err, NULL,
+                    "INSERT INTO " META ".tables (bucket, name, primary_key, created_at) "
+                    "VALUES ($1, $2, $3, CAST($4 AS BIGINT))",
+                    4, params);
+    ds_buf_free(&pk);
+    return st;
+}
+
+static ds_status_t be_table_create(void *self, ds_be_call_t *call, const ds_be_table_t *def)
+{
+    use_t u;
+    ds_status_t st = use_begin(self, call, false, &u);
+    if (st != DS_OK)
+        return st;
+    st = in_txn(&u, table_create_txn, (void *)def);
+    use_end(&u);
+    return st;
+}
+
+/* Splits a comma list into an arena array. */
+static void split_pk(ds_be_call_t *call, const ds_host_api_t *host, const char *list, const char ***out, size_t *n)
+{
+    *n = 0;
+    *out = NULL;
+    if (!list || !*list)
+        return;
+    size_t count = 1;
+    for (const char *p = list; *p; p++)
+        count += *p == ',';
+    *out = host->alloc(call, sizeof(char *) * count);
+    char *copy = host->strdup(call, list);
+    char *save = NULL;
+    for (char *tok = strtok_r(copy, ",", &save); tok; tok = strtok_r(NULL, ",", &save))
+        (*out)[(*n)++] = tok;
+}
+
+/*
+ * The literal inside a default DuckDB reports as "CAST('x' AS T)" (the way
+ * table_create_txn writes defaults), unescaped; other expressions as they are.
+ */
+static char *default_literal(ds_be_call_t *call, const ds_host_api_t *host, const char *expr)
+{
+    size_t n = strlen(expr);
+    if (strncmp(expr, "CAST('", 6) != 0)
+        return host->strdup(call, expr);
+    char *out = host->alloc(call, n);
+    size_t o = 0;
+    for (const char *p = expr + 6; *p; p++) {
+        if (*p == '\'') {
+            if (p[1] != '\'')
+                return out;
+            p++;
+        }
+        out[o++] = *p;
+    }
+    return host->strdup(call, expr);
+}
+
+/* Fills columns (without _timestamp) of bucket.table from DuckDB's catalog. */
+static ds_status_t load_columns(use_t *u, ds_be_call_t *call, ds_be_table_t *t)
+{
+    duckdb_result r;
+    const char *params[] = {u->p->alias, t->bucket, t->name};
+    ds_status_t st = ds_ddb_run(u->conn, u->err, &r,
+                                "SELECT column_name, data_type, is_nullable, column_default FROM duckdb_columns() "
+                                "WHERE database_name = $1 AND schema_name = $2 AND table_name = $3 "
+                                "AND column_name <> '_timestamp' ORDER BY column_index",
+                                3, params);
+    if (st != DS_OK)
+        return st;
+    idx_t n = duckdb_row_count(&r);
+    t->columns = u->be->host->alloc(call, sizeof(ds_be_column_t) * (n ? n : 1));
+    for (idx_t i = 0; i < n; i++) {
+        char *v[4];
+        for (int c = 0; c < 4; c++)
+            v[c] = ds_ddb_cell(&r, (idx_t)c, i);
+        ds_be_column_t *c = &t->columns[i];
+        c->name = u->be->host->strdup(call, v[0]);
+        c->type = u->be->host->strdup(call, v[1]);
+        c->nullable = v[2] && strcmp(v[2], "true") == 0;
+        c->default_value = v[3] ? default_literal(call, u->be->host, v[3]) : NULL;
+        for (int k = 0; k < 4; k++)
+            free(v[k]);
+    }
+    t->n_columns = n;
+    duckdb_destroy_result(&r);
+    return DS_OK;
+}
+
+static const char *table_select = "SELECT bucket, name, primary_key, created_at, last_import_at, last_change_at "
+                                  "FROM " META ".tables";
+
+/* Fills one table's info from a row of table_select. */
+static ds_status_t table_from_row(use_t *u, ds_be_call_t *call, duckdb_result *r, idx_t row, ds_be_table_t *t)
+{
+    const ds_host_api_t *host = u->be->host;
+    char *b = ds_ddb_cell(r, 0, row), *n = ds_ddb_cell(r, 1, row), *pk = ds_ddb_cell(r, 2, row);
+    t->bucket = host->strdup(call, b);
+    t->name = host->strdup(call, n);
+    split_pk(call, host, pk, &t->primary_key, &t->n_primary_key);
+    free(b);
+    free(n);
+    free(pk);
+    t->created_at = ds_ddb_int(r, 3, row);
+    t->last_import_at = ds_ddb_int(r, 4, row);
+    t->last_change_at = ds_ddb_int(r, 5, row);
+    ds_status_t st = load_columns(u, call, t);
+    if (st == DS_OK)
+        st = count_rows(u, t->bucket, t->name, &t->rows);
+    if (st == DS_OK)
+        st = table_bytes(u, t->bucket, t->name, &t->bytes);
+    return st;
+}
+
+static ds_status_t be_table_get(void *self, ds_be_call_t *call, const char *bucket, const char *table,
+                                ds_be_table_t *out)
+{
+    use_t u;
+    duckdb_result r;
+    ds_status_t st = use_begin(self, call, false, &u);
+    if (st != DS_OK)
+        return st;
+    ds_buf_t sql = {0};
+    ds_buf_printf(&sql, "%s WHERE bucket = $1 AND name = $2", table_select);
+    const char *params[] = {bucket, table};
+    st = ds_ddb_run(u.conn, call->err, &r, ds_buf_cstr(&sql), 2, params);
+    ds_buf_free(&sql);
+    if (st == DS_OK) {
+        if (duckdb_row_count(&r) == 0)
+            st = ds_err_setk(call->err, DS_NOT_FOUND, DS_KBC_TABLE_NOT_FOUND, "table \"%s.%s\" not found", bucket, table);
+        else
+            st = table_from_row(&u, call, &r, 0, out);
+        duckdb_destroy_result(&r);
+    }
+    use_end(&u);
+    return st;
+}
+
+static ds_status_t be_table_list(void *self, ds_be_call_t *call, const char *bucket, ds_be_table_t **items,
+                                 size_t *n)
+{
+    be_t *be = self;
+    use_t u;
+    duckdb_result r;
+    *items = NULL;
+    *n = 0;
+    ds_status_t st = use_begin(be, call, false, &u);
+    if (st != DS_OK)
+        return st;
+    const char *params[] = {bucket};
+    st = ds_ddb_run(u.conn, call->err, &r, "SELECT count(*) FROM " META ".buckets WHERE id = $1", 1, params);
+    if (st == DS_OK) {
+        int64_t exists = ds_ddb_int(&r, 0, 0);
+        duckdb_destroy_result(&r);
+        if (!exists)
+            st = ds_err_setk(call->err, DS_NOT_FOUND, DS_KBC_SCHEMA_NOT_FOUND, "bucket \"%s\" not found", bucket);
+    }
+    if (st == DS_OK) {
+        ds_buf_t sql = {0};
+        ds_buf_printf(&sql, "%s WHERE bucket = $1 ORDER BY name", table_select);
+        st = ds_ddb_run(u.conn, call->err, &r, ds_buf_cstr(&sql), 1, params);
+        ds_buf_free(&sql);
+    }
+    if (st == DS_OK) {
+        idx_t rows = duckdb_row_count(&r);
+        *items = be->host->alloc(call, sizeof(ds_be_table_t) * (rows ? rows : 1));
+        for (idx_t i = 0; i < rows && st == DS_OK; i++)
+            st = table_from_row(&u, call, &r, i, &(*items)[i]);
+        *n = rows;
+        duckdb_destroy_result(&r);
+    }
+    use_end(&u);
+    return st;
+}
+
+typedef struct {
+    const char *bucket;
+    const char *table;
+} table_ref_t;
+
+static ds_status_t table_drop_txn(use_t *u, void *ud)
+{
+    table_ref_t *t = ud;
+    duckdb_result r;
+    const char *params[] = {t->bucket, t->table};
+    ds_status_t st = ds_ddb_run(u->conn, u->err, &r,
+                                "SELECT count(*) FROM " META ".tables WHERE bucket = $1 AND name = $2", 2, params);
+    if (st != DS_OK)
+        return st;
+    int64_t exists = ds_ddb_int(&r, 0, 0);
+    duckdb_destroy_result(&r);
+    if (!exists)
+        return ds_err_setk(u->err, DS_NOT_FOUND, DS_KBC_TABLE_NOT_FOUND, "table \"%s.%s\" not found", t->bucket, t->table);
+    ds_buf_t sql = {0};
+    ds_buf_puts(&sql, "DROP TABLE ");
+    ds_buf_ident(&sql, t->bucket);
+    ds_buf_puts(&sql, ".");
+    ds_buf_ident(&sql, t->table);
+    st = ds_ddb_exec(u->conn, u->err, ds_buf_cstr(&sql));
+    ds_buf_free(&sql);
+    if (st == DS_OK)
+        st = ds_ddb_run(u->conn, u->err, NULL, "DELETE FROM " META ".tables WHERE bucket = $1 AND name = $2", 2,
+                        params);
+    return st;
+}
+
+static ds_status_t be_table_drop(void *self, ds_be_call_t *call, const char *bucket, const char *table)
+{
+    use_t u;
+    ds_status_t st = use_begin(self, call, false, &u);
+    if (st != DS_OK)
+        return st;
+    table_ref_t t = {bucket, table};
+    st = in_txn(&u, table_drop_txn, &t);
+    use_end(&u);
+    return st;
+}
+
+static ds_backend_ops_t ops = {
+    .abi_version = DS_BACKEND_ABI_VERSION,
+    .struct_size = sizeof(ds_backend_ops_t),
+    .name = "duckdb",
+    .version = "1.4.4",
+    .capabilities = DS_CAP_DRIVER | DS_CAP_TYPED_COLUMNS | DS_CAP_FORMAT_CSV | DS_CAP_FORMAT_PARQUET |
+                    DS_CAP_IMPORT | DS_CAP_EXPORT | DS_CAP_PROFILE | DS_CAP_SCHEMA_CHANGES,
+    .settings = NULL,
+    .n_settings = 0,
+    .open = be_open,
+    .close = be_close,
+    .health = be_health,
+    .runtime_stats = be_runtime_stats,
+    .project_list_stored = be_project_list_stored,
+    .project_create = be_project_create,
+    .project_drop = be_project_drop,
+    .project_stats = be_project_stats,
+    .bucket_create = be_bucket_create,
+    .bucket_get = be_bucket_get,
+    .bucket_list = be_bucket_list,
+    .bucket_drop = be_bucket_drop,
+    .table_create = be_table_create,
+    .table_get = be_table_get,
+    .table_list = be_table_list,
+    .table_drop = be_table_drop,
+};
+
+const ds_backend_ops_t *ds_be_duckdb_entry(const ds_host_api_t *host)
+{
+    (void)host;
+    return &ops;
+}

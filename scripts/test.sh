@@ -1,0 +1,17 @@
+#!/usr/bin/env bash
+# `make test`: every test suite, in order; stops at the first failing suite.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export PYTHONPATH="$PWD/build/gen/python${PYTHONPATH:+:$PYTHONPATH}"
+
+echo "== unit tests (Criterion)"
+for t in build/tests/test_*; do
+  [ -x "$t" ] || continue
+  "$t" --jobs 2
+done
+
+echo "== protocol conformance (pytest)"
+/usr/bin/python3 -m pytest -q tests/protocol
+
+echo "== end-to-end (pytest against build/duckstore)"
+/usr/bin/python3 -m pytest -q tests/e2e

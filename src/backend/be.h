@@ -1,0 +1,71 @@
+/*
+ * be.h - the only way core code calls a backend.
+ *
+ * Small static inline wrappers (SQLite's sqlite3OsRead pattern): one place for
+ * the NULL-method check, so a backend that leaves a method out answers
+ * "not supported by backend X" instead of crashing.
+ */
+#ifndef DS_BACKEND_BE_H
+#define DS_BACKEND_BE_H
+
+#include "backend/registry.h"
+#include "core/status.h"
+
+#define DS_BE_CALL(b, call, method, ...)                                                           \
+    ((b)->ops->method ? (b)->ops->method((b)->self, (call), __VA_ARGS__)                         \
+                      : ds_err_set((call)->err, DS_UNSUPPORTED, "%s is not supported by backend %s", \
+                                   #method, (b)->ops->name))
+#define DS_BE_CALL0(b, call, method)                                                               \
+    ((b)->ops->method ? (b)->ops->method((b)->self, (call))                                      \
+                      : ds_err_set((call)->err, DS_UNSUPPORTED, "%s is not supported by backend %s", \
+                                   #method, (b)->ops->name))
+
+static inline ds_status_t ds_be_project_create(ds_backend_t *b, ds_be_call_t *c)
+{
+    return DS_BE_CALL0(b, c, project_create);
+}
+static inline ds_status_t ds_be_project_drop(ds_backend_t *b, ds_be_call_t *c)
+{
+    return DS_BE_CALL0(b, c, project_drop);
+}
+static inline ds_status_t ds_be_project_stats(ds_backend_t *b, ds_be_call_t *c, ds_be_project_stats_t *out)
+{
+    return DS_BE_CALL(b, c, project_stats, out);
+}
+static inline ds_status_t ds_be_bucket_create(ds_backend_t *b, ds_be_call_t *c, const ds_be_bucket_t *bk)
+{
+    return DS_BE_CALL(b, c, bucket_create, bk);
+}
+static inline ds_status_t ds_be_bucket_get(ds_backend_t *b, ds_be_call_t *c, const char *id, ds_be_bucket_t *out)
+{
+    return DS_BE_CALL(b, c, bucket_get, id, out);
+}
+static inline ds_status_t ds_be_bucket_list(ds_backend_t *b, ds_be_call_t *c, ds_be_bucket_t **items, size_t *n)
+{
+    return DS_BE_CALL(b, c, bucket_list, items, n);
+}
+static inline ds_status_t ds_be_bucket_drop(ds_backend_t *b, ds_be_call_t *c, const char *id, bool force)
+{
+    return DS_BE_CALL(b, c, bucket_drop, id, force);
+}
+static inline ds_status_t ds_be_table_create(ds_backend_t *b, ds_be_call_t *c, const ds_be_table_t *def)
+{
+    return DS_BE_CALL(b, c, table_create, def);
+}
+static inline ds_status_t ds_be_table_get(ds_backend_t *b, ds_be_call_t *c, const char *bucket,
+                                          const char *table, ds_be_table_t *out)
+{
+    return DS_BE_CALL(b, c, table_get, bucket, table, out);
+}
+static inline ds_status_t ds_be_table_list(ds_backend_t *b, ds_be_call_t *c, const char *bucket,
+                                           ds_be_table_t **items, size_t *n)
+{
+    return DS_BE_CALL(b, c, table_list, bucket, items, n);
+}
+static inline ds_status_t ds_be_table_drop(ds_backend_t *b, ds_be_call_t *c, const char *bucket,
+                                           const char *table)
+{
+    return DS_BE_CALL(b, c, table_drop, bucket, table);
+}
+
+#endif

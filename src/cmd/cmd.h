@@ -1,0 +1,120 @@
+/*
+ * cmd.h - the command layer: one C function per storage operation.
+ *
+ * DESIGN
+ * Every transport (REST, gRPC, the HTTP bridge) is a thin adapter that parses
+ * its input into the plain structs below, calls one ds_cmd_* function and
+ * encodes the result. Each command does, in order: validate -> authorize ->
+ * look up the project -> take its write slot -> call the backend -> record
+ * metadata. No storage logic lives in a transport.
+ *
+ * A ds_ctx_t carries one request: its arena (results are allocated there and
+ * die with it), the presented API key, and the error detail. Commands return a
+ * ds_status_t; on failure ctx->err says why.
+ *
+ * Thread-safety: every command may run on many threads at once. Writes are
+ * serialized through write queues (core/wq.h): per table for data, per project
+ * for catalog changes, in that lock order.
+ */
+#ifndef DS_CMD_CMD_H
+#define DS_CMD_CMD_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "catalog/catalog.h"
+#include "core/arena.h"
+#include "core/config.h"
+#include "core/status.h"
+#include "duckstore/backend.h"
+
+typedef struct ds_ctx {
+    ds_arena_t *arena;
+    ds_err_t err;
+    const char *request_id;
+    const char *key;        /* presented credential, or NULL; never logged */
+    const char *project_id; /* set by commands once they know the project (for logs) */
+} ds_ctx_t;
+
+/* Starts the service core: catalog, backends, recovery, write queues. */
+ds_status_t ds_service_start(const ds_config_t *cfg, ds_err_t *err);
+/* Closes every backend and the catalog cleanly. */
+void ds_service_stop(void);
+const ds_config_t *ds_service_config(void);
+/* Gauges for /metrics. */
+int64_t ds_service_queue_waiting(void);
+int64_t ds_service_open_projects(void);
+int64_t ds_service_open_projects_peak(void);
+/* DS_OK when the catalog and every backend answer. */
+ds_status_t ds_service_ready(ds_err_t *err);
+
+/* Authorization checks, usable by transports for routes without a command. */
+ds_status_t ds_cmd_require_admin(ds_ctx_t *ctx);
+
+/* ---- backend ---- */
+typedef struct {
+    const char *data_dir;
+    const char *engine;
+    int64_t projects;
+} ds_backend_info_t;
+ds_status_t ds_cmd_backend_init(ds_ctx_t *ctx, ds_backend_info_t *out);
+ds_status_t ds_cmd_backend_remove(ds_ctx_t *ctx);
+
+/* ---- projects ---- */
+typedef struct {
+    const char *id;
+    const char *name;    /* NULL: the id */
+    const char *backend; /* NULL: "duckdb" */
+} ds_project_create_t;
+
+typedef struct {
+    ds_project_rec_t rec;
+    const char *api_key; /* only from create */
+    bool has_stats;
+    ds_be_project_stats_t stats;
+} ds_project_t;
+
+ds_status_t ds_cmd_project_create(ds_ctx_t *ctx, const ds_project_create_t *in, ds_project_t *out);
+ds_status_t ds_cmd_project_list(ds_ctx_t *ctx, ds_project_rec_t **items, size_t *n);
+ds_status_t ds_cmd_project_get(ds_ctx_t *ctx, const char *id, ds_project_t *out);
+ds_status_t ds_cmd_project_update(ds_ctx_t *ctx, const char *id, const char *name, ds_project_t *out);
+ds_status_t ds_cmd_project_delete(ds_ctx_t *ctx, const char *id);
+
+/* ---- buckets ---- */
+typedef struct {
+    const char *stage;
+    const char *name; /* "c-" is prefixed when missing */
+    const char *description;
+} ds_bucket_create_t;
+
+ds_status_t ds_cmd_bucket_create(ds_ctx_t *ctx, const char *project, const ds_bucket_create_t *in,
+                                 ds_be_bucket_t *out);
+ds_status_t ds_cmd_bucket_list(ds_ctx_t *ctx, const char *project, ds_be_bucket_t **items, size_t *n);
+ds_status_t ds_cmd_bucket_get(ds_ctx_t *ctx, const char *project, const char *bucket, ds_be_bucket_t *out);
+ds_status_t ds_cmd_bucket_delete(ds_ctx_t *ctx, const char *project, const char *bucket, bool force);
+
+/* ---- tables ---- */
+typedef struct {
+    const char *name;
+    const char *type; /* NULL: VARCHAR */
+    bool nullable;
+    const char *default_value; /* NULL: none */
+} ds_column_in_t;
+
+typedef struct {
+    const char *name;
+    ds_column_in_t *columns;
+    size_t n_columns;
+    const char **primary_key;
+    size_t n_primary_key;
+} ds_table_create_t;
+
+ds_status_t ds_cmd_table_create(ds_ctx_t *ctx, const char *project, const char *bucket,
+                                const ds_table_create_t *in, ds_be_table_t *out);
+ds_status_t ds_cmd_table_get(ds_ctx_t *ctx, const char *project, const char *bucket, const char *table,
+                             ds_be_table_t *out);
+ds_status_t ds_cmd_table_list(ds_ctx_t *ctx, const char *project, const char *bucket, ds_be_table_t **items,
+                              size_t *n);
+ds_status_t ds_cmd_table_drop(ds_ctx_t *ctx, const char *project, const char *bucket, const char *table);
+
+#endif

@@ -1,0 +1,119 @@
+/*
+ * table.c - table commands: create, get, list, drop.
+ *
+ * Every name is validated and every type canonicalized (core/types.c) before
+ * the backend sees the definition, so nothing unchecked reaches SQL.
+ */
+#include <string.h>
+#include <strings.h>
+
+#include "cmd/internal.h"
+#include "core/types.h"
+
+/* Validates the definition and builds the backend's form of it. */
+static ds_status_t build_def(ds_ctx_t *ctx, const char *bucket, const ds_table_create_t *in, ds_be_table_t *def)
+{
+    ds_status_t st = ds_ident_check_name(in->name, "table", &ctx->err);
+    if (st != DS_OK)
+        return st;
+    if (in->n_columns == 0)
+        return ds_err_setf(&ctx->err, DS_INVALID_ARGUMENT, "columns", "a table needs at least one column");
+    if (in->n_columns > 4096)
+        return ds_err_setf(&ctx->err, DS_INVALID_ARGUMENT, "columns", "a table may have at most 4096 columns");
+    def->bucket = bucket;
+    def->name = in->name;
+    def->columns = ds_arena_alloc(ctx->arena, sizeof(ds_be_column_t) * in->n_columns);
+    if (!def->columns)
+        return ds_err_set(&ctx->err, DS_INTERNAL, "out of memory");
+    for (size_t i = 0; i < in->n_columns; i++) {
+        const ds_column_in_t *c = &in->columns[i];
+        if ((st = ds_ident_check_name(c->name, "column", &ctx->err)) != DS_OK)
+            return st;
+        for (size_t j = 0; j < i; j++)
+            if (strcasecmp(in->columns[j].name, c->name) == 0)
+                return ds_err_setf(&ctx->err, DS_INVALID_ARGUMENT, "columns", "column \"%s\" is given twice", c->name);
+        char *type = ds_arena_alloc(ctx->arena, DS_TYPE_MAX);
+        if (!type)
+            return ds_err_set(&ctx->err, DS_INTERNAL, "out of memory");
+        if ((st = ds_type_canonical(c->type ? c->type : "VARCHAR", c->name, type, &ctx->err)) != DS_OK)
+            return st;
+        def->columns[i] = (ds_be_column_t){c->name, type, c->nullable, c->default_value};
+    }
+    def->n_columns = in->n_columns;
+    for (size_t k = 0; k < in->n_primary_key; k++) {
+        const char *pk = in->primary_key[k];
+        size_t i = 0;
+        while (i < in->n_columns && strcasecmp(in->columns[i].name, pk ? pk : "") != 0)
+            i++;
+        if (i == in->n_columns)
+            return ds_err_setf(&ctx->err, DS_INVALID_ARGUMENT, "primary_key",
+                               "primary key column \"%s\" is not a column of the table", pk ? pk : "");
+        for (size_t j = 0; j < k; j++)
+            if (strcasecmp(in->primary_key[j], pk) == 0)
+                return ds_err_setf(&ctx->err, DS_INVALID_ARGUMENT, "primary_key",
+                                   "primary key column \"%s\" is given twice", pk);
+    }
+    def->primary_key = in->primary_key;
+    def->n_primary_key = in->n_primary_key;
+    def->created_at = ds_now();
+    return DS_OK;
+}
+
+ds_status_t ds_cmd_table_create(ds_ctx_t *ctx, const char *project, const char *bucket,
+                                const ds_table_create_t *in, ds_be_table_t *out)
+{
+    ds_proj_t p;
+    ds_be_table_t def = {0};
+    ds_status_t st = ds_cmd_open_project(ctx, project, &p);
+    if (st != DS_OK)
+        return st;
+    if ((st = ds_ident_check_bucket(bucket, "bucket", &ctx->err)) != DS_OK)
+        return st;
+    if ((st = build_def(ctx, bucket, in, &def)) != DS_OK)
+        return st;
+    if ((st = ds_cmd_enter_ddl(ctx, project)) != DS_OK)
+        return st;
+    if ((st = ds_be_table_create(p.be, &p.call, &def)) != DS_OK)
+        return st;
+    return ds_be_table_get(p.be, &p.call, bucket, in->name, out);
+}
+
+ds_status_t ds_cmd_table_get(ds_ctx_t *ctx, const char *project, const char *bucket, const char *table,
+                             ds_be_table_t *out)
+{
+    ds_proj_t p;
+    ds_status_t st = ds_cmd_open_project(ctx, project, &p);
+    if (st != DS_OK)
+        return st;
+    if ((st = ds_ident_check_bucket(bucket, "bucket", &ctx->err)) != DS_OK ||
+        (st = ds_ident_check_name(table, "table", &ctx->err)) != DS_OK)
+        return st;
+    return ds_be_table_get(p.be, &p.call, bucket, table, out);
+}
+
+ds_status_t ds_cmd_table_list(ds_ctx_t *ctx, const char *project, const char *bucket, ds_be_table_t **items,
+                              size_t *n)
+{
+    ds_proj_t p;
+    ds_status_t st = ds_cmd_open_project(ctx, project, &p);
+    if (st != DS_OK)
+        return st;
+    if ((st = ds_ident_check_bucket(bucket, "bucket", &ctx->err)) != DS_OK)
+        return st;
+    return ds_be_table_list(p.be, &p.call, bucket, items, n);
+}
+
+ds_status_t ds_cmd_table_drop(ds_ctx_t *ctx, const char *project, const char *bucket, const char *table)
+{
+    ds_proj_t p;
+    ds_status_t st = ds_cmd_open_project(ctx, project, &p);
+    if (st != DS_OK)
+        return st;
+    if ((st = ds_ident_check_bucket(bucket, "bucket", &ctx->err)) != DS_OK ||
+        (st = ds_ident_check_name(table, "table", &ctx->err)) != DS_OK)
+        return st;
+    if ((st = ds_cmd_enter_table(ctx, project, bucket, table)) != DS_OK ||
+        (st = ds_cmd_enter_ddl(ctx, project)) != DS_OK)
+        return st;
+    return ds_be_table_drop(p.be, &p.call, bucket, table);
+}

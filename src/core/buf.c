@@ -1,0 +1,107 @@
+/*
+ * buf.c - growable byte buffer. See buf.h.
+ */
+#include "core/buf.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/ident.h"
+
+static bool reserve(ds_buf_t *b, size_t extra)
+{
+    if (b->oom)
+        return false;
+    if (b->len + extra + 1 <= b->cap)
+        return true;
+    size_t cap = b->cap ? b->cap : 64;
+    while (cap < b->len + extra + 1)
+        cap *= 2;
+    char *p = realloc(b->data, cap);
+    if (!p) {
+        b->oom = true;
+        return false;
+    }
+    b->data = p;
+    b->cap = cap;
+    return true;
+}
+
+void ds_buf_append(ds_buf_t *b, const char *s, size_t n)
+{
+    if (!reserve(b, n))
+        return;
+    memcpy(b->data + b->len, s, n);
+    b->len += n;
+    b->data[b->len] = '\0';
+}
+
+void ds_buf_puts(ds_buf_t *b, const char *s) { ds_buf_append(b, s, strlen(s)); }
+
+void ds_buf_printf(ds_buf_t *b, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(NULL, 0, fmt, ap);
+    va_end(ap);
+    if (n < 0 || !reserve(b, (size_t)n))
+        return;
+    va_start(ap, fmt);
+    vsnprintf(b->data + b->len, (size_t)n + 1, fmt, ap);
+    va_end(ap);
+    b->len += (size_t)n;
+}
+
+void ds_buf_ident(ds_buf_t *b, const char *name)
+{
+    size_t need = strlen(name) * 2 + 3;
+    if (!reserve(b, need))
+        return;
+    if (!ds_ident_quote(name, b->data + b->len, need + 1)) {
+        b->oom = true;
+        return;
+    }
+    b->len += strlen(b->data + b->len);
+}
+
+void ds_buf_literal(ds_buf_t *b, const char *s)
+{
+    size_t need = strlen(s) * 2 + 3;
+    if (!reserve(b, need))
+        return;
+    if (!ds_sql_literal(s, b->data + b->len, need + 1)) {
+        b->oom = true;
+        return;
+    }
+    b->len += strlen(b->data + b->len);
+}
+
+const char *ds_buf_cstr(const ds_buf_t *b) { return b->data ? b->data : ""; }
+
+void ds_buf_reset(ds_buf_t *b)
+{
+    b->len = 0;
+    if (b->data)
+        b->data[0] = '\0';
+}
+
+void ds_buf_free(ds_buf_t *b)
+{
+    if (!b)
+        return;
+    free(b->data);
+    memset(b, 0, sizeof(*b));
+}
+
+char *ds_buf_steal(ds_buf_t *b)
+{
+    char *p = b->oom ? NULL : b->data;
+    if (b->oom)
+        free(b->data);
+    if (p == NULL && !b->oom)
+        p = strdup("");
+    memset(b, 0, sizeof(*b));
+    return p;
+}

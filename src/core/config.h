@@ -1,0 +1,104 @@
+/*
+ * config.h - every setting of duckstore, as a flag and as an env var.
+ *
+ * DESIGN
+ * DS_CONFIG_MAP lists each setting once: its field, env var, flag, kind,
+ * default and help text. Defaults apply first, then env vars, then flags, then
+ * ds_config_validate checks the whole. A bad value names its setting.
+ * The parsing functions are pure (the environment is passed in as a lookup
+ * callback) so they are unit-tested without touching the process environment.
+ */
+#ifndef DS_CORE_CONFIG_H
+#define DS_CORE_CONFIG_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "core/status.h"
+
+typedef enum { DS_CFG_STR, DS_CFG_INT, DS_CFG_BYTES, DS_CFG_DURATION, DS_CFG_LOGLEVEL } ds_cfg_kind_t;
+
+typedef enum { DS_LOG_DEBUG = 0, DS_LOG_INFO, DS_LOG_WARN, DS_LOG_ERROR } ds_log_level_t;
+
+/* XX(field, ENV, "flag", kind, "default", "help") ; "" default means unset. */
+#define DS_CONFIG_MAP(XX)                                                                         \
+    XX(data_dir, "DUCKSTORE_DATA_DIR", "data-dir", DS_CFG_STR, "./var",                           \
+       "data directory (catalog, project files, Storage Files)")                                  \
+    XX(http_addr, "DUCKSTORE_HTTP_ADDR", "http-addr", DS_CFG_STR, "127.0.0.1:8000",               \
+       "REST and HTTP bridge listen address host:port")                                           \
+    XX(grpc_addr, "DUCKSTORE_GRPC_ADDR", "grpc-addr", DS_CFG_STR, "127.0.0.1:50051",              \
+       "gRPC listen address host:port (\"off\" disables it)")                                     \
+    XX(admin_key, "DUCKSTORE_ADMIN_KEY", "admin-key", DS_CFG_STR, "",                             \
+       "admin API key; generated into <data>/admin.key on first start when unset")                \
+    XX(memory_limit, "DUCKSTORE_MEMORY_LIMIT", "memory-limit", DS_CFG_BYTES, "50%",                \
+       "DuckDB memory limit: bytes (4GB, 512MiB) or a share of physical memory (50%)")            \
+    XX(threads, "DUCKSTORE_THREADS", "threads", DS_CFG_INT, "0",                                  \
+       "DuckDB worker threads (0 = number of cores)")                                             \
+    XX(max_open_projects, "DUCKSTORE_MAX_OPEN_PROJECTS", "max-open-projects", DS_CFG_INT, "256",  \
+       "project files kept attached at once; idle ones above it are detached")                    \
+    XX(log_level, "DUCKSTORE_LOG_LEVEL", "log-level", DS_CFG_LOGLEVEL, "info",                    \
+       "debug, info, warn or error")                                                              \
+    XX(queue_depth, "DUCKSTORE_QUEUE_DEPTH", "queue-depth", DS_CFG_INT, "256",                    \
+       "requests that may wait per write queue; more answer 429")                                 \
+    XX(max_json_bytes, "DUCKSTORE_MAX_JSON_BYTES", "max-json-bytes", DS_CFG_BYTES, "16MiB",        \
+       "largest accepted JSON body; larger answer 413")                                           \
+    XX(max_upload_bytes, "DUCKSTORE_MAX_UPLOAD_BYTES", "max-upload-bytes", DS_CFG_BYTES, "100GiB", \
+       "largest accepted Storage File upload")                                                    \
+    XX(file_ttl, "DUCKSTORE_FILE_TTL", "file-ttl", DS_CFG_DURATION, "15d",                        \
+       "lifetime of non-permanent Storage Files (30s, 10m, 2h, 15d)")                             \
+    XX(export_slice_bytes, "DUCKSTORE_EXPORT_SLICE_BYTES", "export-slice-bytes", DS_CFG_BYTES,    \
+       "1GiB", "exports larger than this are sliced")                                             \
+    XX(max_connections, "DUCKSTORE_MAX_CONNECTIONS", "max-connections", DS_CFG_INT, "1024",       \
+       "concurrent HTTP connections accepted")                                                    \
+    XX(plugin_dir, "DUCKSTORE_PLUGIN_DIR", "plugin-dir", DS_CFG_STR, "",                          \
+       "directory of backend plugins (.so) loaded at startup")
+
+typedef struct {
+    char *data_dir;
+    char *http_addr;
+    char *grpc_addr;
+    char *admin_key;
+    int64_t memory_limit;       /* bytes; negative = percent of physical memory (-50 = 50%) */
+    int64_t threads;
+    int64_t max_open_projects;
+    ds_log_level_t log_level;
+    int64_t queue_depth;
+    int64_t max_json_bytes;
+    int64_t max_upload_bytes;
+    int64_t file_ttl;           /* seconds */
+    int64_t export_slice_bytes;
+    int64_t max_connections;
+    char *plugin_dir;
+} ds_config_t;
+
+/* Returns the value of env var name, or NULL. */
+typedef const char *(*ds_getenv_cb)(const char *name);
+
+/* Fills cfg with defaults. Strings are malloc'd; release with ds_config_free. */
+ds_status_t ds_config_defaults(ds_config_t *cfg, ds_err_t *err);
+/* Applies every DUCKSTORE_* env var that getenv_cb returns. */
+ds_status_t ds_config_apply_env(ds_config_t *cfg, ds_getenv_cb getenv_cb, ds_err_t *err);
+/*
+ * Applies --flag=value and --flag value arguments from argv[first..argc).
+ * An unknown flag is an error naming it.
+ */
+ds_status_t ds_config_apply_args(ds_config_t *cfg, int argc, char **argv, int first, ds_err_t *err);
+/* Checks ranges and cross-field rules (addresses parse, limits positive). */
+ds_status_t ds_config_validate(const ds_config_t *cfg, ds_err_t *err);
+/* Frees the strings of cfg. */
+void ds_config_free(ds_config_t *cfg);
+/* Writes the settings table (flag, env, default, help) to out, for --help. */
+void ds_config_print_help(void *file);
+
+/* Parses "4GB", "512MiB", "1024", "50%" (percent returned negative). */
+bool ds_parse_bytes(const char *s, int64_t *out);
+/* Parses "30", "30s", "10m", "2h", "15d" into seconds. */
+bool ds_parse_duration(const char *s, int64_t *out);
+/* Splits "host:port" (IPv6 as "[::1]:port"); host written into host (size hostsz). */
+bool ds_parse_addr(const char *s, char *host, int hostsz, int *port);
+/* Resolves the memory limit to bytes given physical memory phys. */
+int64_t ds_config_memory_bytes(const ds_config_t *cfg, int64_t phys);
+/* The name of a log level ("info"). */
+const char *ds_log_level_name(ds_log_level_t l);
+
+#endif

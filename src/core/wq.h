@@ -1,0 +1,41 @@
+/*
+ * wq.h - bounded FIFO write queues, one per key.
+ *
+ * DESIGN
+ * A key names what a writer needs exclusively: "t/<project>/<bucket>/<table>"
+ * for a table's data, "p/<project>" for a project's catalog (DDL). Entering a
+ * key's queue takes a ticket; tickets are served in order (FIFO), one holder at
+ * a time. When a key already has `depth` requests waiting, entering fails at
+ * once with DS_QUEUE_FULL (HTTP 429): nothing waits without bound.
+ *
+ * Lock order for callers that need several keys: table keys first (sorted),
+ * then the project key. Never enter a key you already hold.
+ * Thread-safe.
+ */
+#ifndef DS_CORE_WQ_H
+#define DS_CORE_WQ_H
+
+#include <stdint.h>
+
+#include "core/status.h"
+
+typedef struct ds_wq ds_wq_t;
+typedef struct ds_wq_slot ds_wq_slot_t;
+
+/* A queue set whose queues each hold at most depth waiters. NULL on failure. */
+ds_wq_t *ds_wq_create(int64_t depth);
+/* Frees the set (no holder or waiter may remain); *wq set to NULL. Accepts NULL. */
+void ds_wq_destroy(ds_wq_t **wq);
+/*
+ * Waits for key's turn. On DS_OK *slot is held until ds_wq_leave. On
+ * DS_QUEUE_FULL (with err naming the queue) nothing is held.
+ */
+ds_status_t ds_wq_enter(ds_wq_t *wq, const char *key, ds_wq_slot_t **slot, ds_err_t *err);
+/* Releases a held slot; the next waiter in order proceeds. Accepts NULL. */
+void ds_wq_leave(ds_wq_t *wq, ds_wq_slot_t *slot);
+/* Requests currently waiting (not holding), over all keys. */
+int64_t ds_wq_waiting(ds_wq_t *wq);
+/* Keys currently held. */
+int64_t ds_wq_active(ds_wq_t *wq);
+
+#endif

@@ -1,0 +1,103 @@
+/*
+ * rest.h - the REST transport: HTTP server, router and JSON helpers.
+ *
+ * DESIGN
+ * libmicrohttpd runs one thread per connection (MHD_USE_THREAD_PER_CONNECTION):
+ * a request waiting in a write queue blocks only its own connection, never
+ * /health or other projects, which a shared event-loop thread would. The
+ * number of connections is capped (DUCKSTORE_MAX_CONNECTIONS) and each write
+ * queue is bounded, so load turns into 429s/refusals instead of hangs.
+ *
+ * A request is: route match -> body read (bounded by DUCKSTORE_MAX_JSON_BYTES,
+ * 413 beyond) -> handler -> JSON response. Handlers are thin: they turn JSON
+ * into the command structs of cmd/cmd.h, call one command, and turn its result
+ * into JSON. Errors render as {"error": {...}} from ctx->err.
+ */
+#ifndef DS_REST_REST_H
+#define DS_REST_REST_H
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "cmd/cmd.h"
+#include "core/buf.h"
+
+#define DS_REST_MAX_PARAMS 8
+
+typedef struct ds_rest_req ds_rest_req_t;
+
+typedef struct {
+    int status;          /* HTTP status; 0 = 200 */
+    json_t *json;        /* body as JSON (stolen), or NULL */
+    char *raw;           /* body as bytes (malloc'd, stolen), when json is NULL */
+    size_t raw_len;
+    const char *content_type; /* for raw; static string */
+} ds_rest_resp_t;
+
+typedef ds_status_t (*ds_rest_handler_fn)(ds_rest_req_t *req, ds_rest_resp_t *resp);
+
+struct ds_rest_req {
+    ds_ctx_t ctx;
+    const char *method;
+    const char *path;
+    const char *route; /* pattern, for logs and metrics */
+    const char *param_names[DS_REST_MAX_PARAMS];
+    const char *params[DS_REST_MAX_PARAMS];
+    int n_params;
+    const char *body;
+    size_t body_len;
+    void *conn; /* struct MHD_Connection * */
+};
+
+typedef struct {
+    const char *method;
+    const char *pattern; /* "/projects/{id}/buckets/{bucket}" */
+    ds_rest_handler_fn handler;
+    bool public_route; /* no key needed (health, ready, openapi) */
+    const char *summary; /* one line, for the OpenAPI document */
+} ds_rest_route_t;
+
+/* Starts the HTTP server on cfg->http_addr. */
+ds_status_t ds_rest_start(const ds_config_t *cfg, ds_err_t *err);
+/* Stops accepting, waits for in-flight requests, frees the server. */
+void ds_rest_stop(void);
+
+/* The route table (routes.c) and its size. */
+extern const ds_rest_route_t ds_rest_routes[];
+extern const size_t ds_rest_n_routes;
+
+/*
+ * Matches method+path against the table. Returns the route and fills the
+ * path parameters into req; *method_mismatch is set when the path matched
+ * some route but not with this method.
+ */
+const ds_rest_route_t *ds_rest_match(const char *method, const char *path, ds_rest_req_t *req, bool *method_mismatch);
+
+/* A path parameter by name, or NULL. */
+const char *ds_rest_param(const ds_rest_req_t *req, const char *name);
+/* A query argument, or NULL. */
+const char *ds_rest_query(const ds_rest_req_t *req, const char *name);
+/* True when the query argument is "true" or "1". */
+bool ds_rest_query_bool(const ds_rest_req_t *req, const char *name);
+
+/*
+ * Parses the body as a JSON object into *out (owned by the caller: json_decref).
+ * An empty body gives an empty object when allow_empty. Errors name the position.
+ */
+ds_status_t ds_rest_body(ds_rest_req_t *req, bool allow_empty, json_t **out);
+/* Reads optional string field: absent/null -> *out NULL; wrong type -> 400 naming it. */
+ds_status_t ds_json_str(ds_rest_req_t *req, json_t *obj, const char *field, bool required, const char **out);
+ds_status_t ds_json_bool(ds_rest_req_t *req, json_t *obj, const char *field, bool def, bool *out);
+/* Reads an optional array of strings into an arena array. */
+ds_status_t ds_json_str_array(ds_rest_req_t *req, json_t *obj, const char *field, const char ***out, size_t *n);
+/* Rejects keys of obj not in the NULL-terminated allowed list, naming the first. */
+ds_status_t ds_json_only(ds_rest_req_t *req, json_t *obj, const char *const *allowed);
+
+/* Writes unix seconds as RFC 3339 (null for 0). */
+json_t *ds_json_time(int64_t unix_s);
+
+/* The OpenAPI document, built once from the route table (static storage). */
+const char *ds_rest_openapi(void);
+
+#endif

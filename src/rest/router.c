@@ -1,0 +1,60 @@
+/*
+ * router.c - matches a method and path against the route table.
+ *
+ * Patterns are literal segments and {name} captures; a capture matches one
+ * non-empty segment. Matching is a linear scan of the table: it has a few
+ * dozen entries, and a scan costs less than the request's JSON work.
+ */
+#include <string.h>
+
+#include "rest/rest.h"
+
+/* Matches path against pattern, capturing {params} into req (arena copies). */
+static bool match_path(const char *pattern, const char *path, ds_rest_req_t *req)
+{
+    const char *p = pattern, *s = path;
+    int n = 0;
+    while (*p && *s) {
+        if (*p != '/' || *s != '/')
+            return false;
+        p++;
+        s++;
+        const char *pe = strchr(p, '/'), *se = strchr(s, '/');
+        size_t pl = pe ? (size_t)(pe - p) : strlen(p), sl = se ? (size_t)(se - s) : strlen(s);
+        if (pl > 1 && p[0] == '{' && p[pl - 1] == '}') {
+            if (sl == 0 || n == DS_REST_MAX_PARAMS)
+                return false;
+            if (req) {
+                req->param_names[n] = ds_arena_strndup(req->ctx.arena, p + 1, pl - 2);
+                req->params[n] = ds_arena_strndup(req->ctx.arena, s, sl);
+            }
+            n++;
+        } else if (pl != sl || strncmp(p, s, pl) != 0) {
+            return false;
+        }
+        p += pl;
+        s += sl;
+    }
+    if (*p || (*s && strcmp(s, "/") != 0))
+        return false;
+    if (req)
+        req->n_params = n;
+    return true;
+}
+
+const ds_rest_route_t *ds_rest_match(const char *method, const char *path, ds_rest_req_t *req, bool *method_mismatch)
+{
+    *method_mismatch = false;
+    for (size_t i = 0; i < ds_rest_n_routes; i++) {
+        const ds_rest_route_t *r = &ds_rest_routes[i];
+        if (!match_path(r->pattern, path, NULL))
+            continue;
+        if (strcmp(r->method, method) != 0) {
+            *method_mismatch = true;
+            continue;
+        }
+        match_path(r->pattern, path, req);
+        return r;
+    }
+    return NULL;
+}

@@ -1,0 +1,358 @@
+/*
+ * routes.c - the REST route table and its handlers.
+ *
+ * Each handler turns JSON into a command struct, calls one ds_cmd_* function
+ * and turns the result into JSON. No storage logic lives here.
+ */
+#include <stdio.h>
+#include <string.h>
+
+#include "core/log.h"
+#include "core/metrics.h"
+#include "rest/rest.h"
+
+#define CTX (&req->ctx)
+#define TRY(expr)                                                                                  \
+    do {                                                                                           \
+        ds_status_t st_ = (expr);                                                                  \
+        if (st_ != DS_OK)                                                                          \
+            return st_;                                                                            \
+    } while (0)
+/* Like TRY, but releases the request's JSON body first. */
+#define TRYB(expr)                                                                                 \
+    do {                                                                                           \
+        ds_status_t st_ = (expr);                                                                  \
+        if (st_ != DS_OK) {                                                                        \
+            json_decref(body);                                                                     \
+            return st_;                                                                            \
+        }                                                                                          \
+    } while (0)
+
+/* ---- operations ---- */
+
+static ds_status_t h_health(ds_rest_req_t *req, ds_rest_resp_t *resp)
+{
+    resp->json = json_pack("{s:s}", "status", "ok");
+    return DS_OK;
+}
+
+static ds_status_t h_ready(ds_rest_req_t *req, ds_rest_resp_t *resp)
+{
+    TRY(ds_service_ready(&CTX->err));
+    resp->json = json_pack("{s:s}", "status", "ready");
+    return DS_OK;
+}
+
+static ds_status_t h_metrics(ds_rest_req_t *req, ds_rest_resp_t *resp)
+{
+    TRY(ds_cmd_require_admin(CTX));
+    ds_buf_t out = {0};
+    ds_metrics_render(&out);
+    resp->raw_len = out.len;
+    resp->raw = ds_buf_steal(&out);
+    resp->content_type = "text/plain; version=0.0.4";
+    return DS_OK;
+}
+
+static ds_status_t h_openapi(ds_rest_req_t *req, ds_rest_resp_t *resp)
+{
+    const char *doc = ds_rest_openapi();
+    resp->raw = strdup(doc);
+    resp->raw_len = strlen(doc);
+    resp->content_type = "application/json";
+    return resp->raw ? DS_OK : ds_err_set(&CTX->err, DS_INTERNAL, "out of memory");
+}
+
+/* ---- backend ---- */
+
+static ds_status_t h_backend_init(ds_rest_req_t *req, ds_rest_resp_t *resp)
+{
+    ds_backend_info_t info;
+    TRY(ds_cmd_backend_init(CTX, &info));
+    resp->json = json_pack("{s:s,s:s,s:s,s:I}", "status", "ok", "data_dir", info.data_dir, "engine", info.engine,
+                           "projects", (json_int_t)info.projects);
+    return DS_OK;
+}
+
+static ds_status_t h_backend_remove(ds_rest_req_t *req, ds_rest_resp_t *resp)
+{
+    TRY(ds_cmd_backend_remove(CTX));
+    resp->json = json_pack("{s:s}", "status", "ok");
+    return DS_OK;
+}
+
+/* ---- projects ---- */
+
+static json_t *project_json(const ds_project_t *p)
+{
+    json_t *j = json_pack("{s:s,s:s,s:s,s:o,s:o}", "id", p->rec.id, "name", p->rec.name, "backend", p->rec.backend,
+                          "created_at", ds_json_time(p->rec.created_at), "updated_at", ds_json_time(p->rec.updated_at));
+    if (p->api_key)
+        json_object_set_new(j, "api_key", json_string(p->api_key));
+    if (p->has_stats)
+        json_object_set_new(j, "stats",
+                            json_pack("{s:I,s:I,s:I,s:I}", "buckets", (json_int_t)p->stats.buckets, "tables",
+                                      (json_int_t)p->stats.tables, "rows", (json_int_t)p->stats.rows, "bytes",
+                                      (json_int_t)p->stats.bytes));
+    return j;
+}
+
+static ds_status_t h_project_create(ds_rest_req_t *req, ds_rest_resp_t *resp)
+{
+    json_t *body;
+    ds_project_create_t in = {0};
+    ds_project_t out;
+    static const char *const allowed[] = {"id", "name", "backend", NULL};
+    TRY(ds_cmd_require_admin(CTX));
+    TRY(ds_rest_body(req, false, &body));
+    TRYB(ds_json_only(req, body, allowed));
+    TRYB(ds_json_str(req, body, "id", true, &in.id));
+    TRYB(ds_json_str(req, body, "name", false, &in.name));
+    TRYB(ds_json_str(req, body, "backend", false, &in.backend));
+    json_decref(body);
+    TRY(ds_cmd_project_create(CTX, &in, &out));
+    resp->status = 201;
+    resp->json = project_json(&out);
+    return DS_OK;
+}
+
+static ds_status_t h_project_list(ds_rest_req_t *req, ds_rest_resp_t *resp)
+{
+    ds_project_rec_t *items;
+    size_t n;
+    TRY(ds_cmd_project_list(CTX, &items, &n));
+    json_t *arr = json_array();
+    for (size_t i = 0; i < n; i++) {
+        ds_project_t p = {.rec = items[i]};
+        json_array_append_new(arr, project_json(&p));
+    }
+    resp->json = json_pack("{s:o}", "items", arr);
+    return DS_OK;
+}
+
+static ds_status_t h_project_get(ds_rest_req_t *req, ds_rest_resp_t *resp)
+{
+    ds_project_t p;
+    TRY(ds_cmd_project_get(CTX, ds_rest_param(req, "id"), &p));
+    resp->json = project_json(&p);
+    return DS_OK;
+}
+
+static ds_status_t h_project_update(ds_rest_req_t *req, ds_rest_resp_t *resp)
+{
+    json_t *body;
+    const char *name;
+    ds_project_t p;
+    static const char *const allowed[] = {"name", NULL};
+    TRY(ds_cmd_require_admin(CTX));
+    TRY(ds_rest_body(req, false, &body));
+    TRYB(ds_json_only(req, body, allowed));
+    TRYB(ds_json_str(req, body, "name", false, &name));
+    json_decref(body);
+    TRY(ds_cmd_project_update(CTX, ds_rest_param(req, "id"), name, &p));
+    resp->json = project_json(&p);
+    return DS_OK;
+}
+
+static ds_status_t h_project_delete(ds_rest_req_t *req, ds_rest_resp_t *resp)
+{
+    TRY(ds_cmd_project_delete(CTX, ds_rest_param(req, "id")));
+    resp->status = 204;
+    return DS_OK;
+}
+
+/* ---- buckets ---- */
+
+static json_t *bucket_json(const ds_be_bucket_t *b)
+{
+    return json_pack("{s:s,s:s,s:s,s:s?,s:o,s:I}", "id", b->id, "stage", b->stage, "name", b->name, "description",
+                     b->description, "created_at", ds_json_time(b->created_at), "table_count",
+                     (json_int_t)b->table_count);
+}
+
+static ds_status_t h_bucket_create(ds_rest_req_t *req, ds_rest_resp_t *resp)
+{
+    json_t *body;
+    ds_bucket_create_t in = {0};
+    ds_be_bucket_t out;
+    static const char *const allowed[] = {"stage", "name", "description", NULL};
+    TRY(ds_rest_body(req, false, &body));
+    TRYB(ds_json_only(req, body, allowed));
+    TRYB(ds_json_str(req, body, "stage", true, &in.stage));
+    TRYB(ds_json_str(req, body, "name", true, &in.name));
+    TRYB(ds_json_str(req, body, "description", false, &in.description));
+    json_decref(body);
+    TRY(ds_cmd_bucket_create(CTX, ds_rest_param(req, "id"), &in, &out));
+    resp->status = 201;
+    resp->json = bucket_json(&out);
+    return DS_OK;
+}
+
+static ds_status_t h_bucket_list(ds_rest_req_t *req, ds_rest_resp_t *resp)
+{
+    ds_be_bucket_t *items;
+    size_t n;
+    TRY(ds_cmd_bucket_list(CTX, ds_rest_param(req, "id"), &items, &n));
+    json_t *arr = json_array();
+    for (size_t i = 0; i < n; i++)
+        json_array_append_new(arr, bucket_json(&items[i]));
+    resp->json = json_pack("{s:o}", "items", arr);
+    return DS_OK;
+}
+
+static ds_status_t h_bucket_get(ds_rest_req_t *req, ds_rest_resp_t *resp)
+{
+    ds_be_bucket_t b;
+    TRY(ds_cmd_bucket_get(CTX, ds_rest_param(req, "id"), ds_rest_param(req, "bucket"), &b));
+    resp->json = bucket_json(&b);
+    return DS_OK;
+}
+
+static ds_status_t h_bucket_delete(ds_rest_req_t *req, ds_rest_resp_t *resp)
+{
+    TRY(ds_cmd_bucket_delete(CTX, ds_rest_param(req, "id"), ds_rest_param(req, "bucket"),
+                             ds_rest_query_bool(req, "force")));
+    resp->status = 204;
+    return DS_OK;
+}
+
+/* ---- tables ---- */
+
+static json_t *table_json(const ds_be_table_t *t)
+{
+    json_t *cols = json_array(), *pk = json_array();
+    for (size_t i = 0; i < t->n_columns; i++) {
+        const ds_be_column_t *c = &t->columns[i];
+        json_array_append_new(cols, json_pack("{s:s,s:s,s:b,s:s?}", "name", c->name, "type", c->type, "nullable",
+                                              c->nullable, "default", c->default_value));
+    }
+    for (size_t i = 0; i < t->n_primary_key; i++)
+        json_array_append_new(pk, json_string(t->primary_key[i]));
+    char id[256];
+    snprintf(id, sizeof(id), "%s.%s", t->bucket, t->name);
+    json_t *j = json_pack("{s:s,s:s,s:s,s:o,s:o,s:I,s:I,s:o,s:o,s:o}", "id", id, "name", t->name, "bucket", t->bucket, "columns", cols, "primary_key", pk, "rows", (json_int_t)t->rows,
+                          "bytes", (json_int_t)t->bytes, "created_at", ds_json_time(t->created_at), "last_import_at",
+                          ds_json_time(t->last_import_at), "last_change_at", ds_json_time(t->last_change_at));
+    return j;
+}
+
+/* A column default given as JSON: strings as they are, numbers and booleans as text. */
+static ds_status_t default_text(ds_rest_req_t *req, json_t *v, const char *column, const char **out)
+{
+    *out = NULL;
+    if (!v || json_is_null(v))
+        return DS_OK;
+    if (json_is_string(v))
+        *out = ds_arena_strdup(req->ctx.arena, json_string_value(v));
+    else if (json_is_integer(v))
+        *out = ds_arena_printf(req->ctx.arena, "%lld", (long long)json_integer_value(v));
+    else if (json_is_real(v))
+        *out = ds_arena_printf(req->ctx.arena, "%.17g", json_real_value(v));
+    else if (json_is_boolean(v))
+        *out = json_is_true(v) ? "true" : "false";
+    else
+        return ds_err_setf(&req->ctx.err, DS_INVALID_ARGUMENT, "default",
+                           "column \"%s\": default must be a string, number, boolean or null", column);
+    return DS_OK;
+}
+
+static ds_status_t parse_columns(ds_rest_req_t *req, json_t *body, ds_table_create_t *in)
+{
+    json_t *cols = json_object_get(body, "columns");
+    static const char *const allowed[] = {"name", "type", "nullable", "default", NULL};
+    if (!json_is_array(cols))
+        return ds_err_setf(&req->ctx.err, DS_INVALID_ARGUMENT, "columns", "field \"columns\" must be an array");
+    in->n_columns = json_array_size(cols);
+    in->columns = ds_arena_alloc(req->ctx.arena, sizeof(ds_column_in_t) * (in->n_columns ? in->n_columns : 1));
+    for (size_t i = 0; i < in->n_columns; i++) {
+        json_t *c = json_array_get(cols, i);
+        ds_column_in_t *col = &in->columns[i];
+        if (json_is_string(c)) {
+            col->name = ds_arena_strdup(req->ctx.arena, json_string_value(c));
+            col->nullable = true;
+            continue;
+        }
+        if (!json_is_object(c))
+            return ds_err_setf(&req->ctx.err, DS_INVALID_ARGUMENT, "columns",
+                               "columns[%zu] must be an object or a column name", i);
+        TRY(ds_json_only(req, c, allowed));
+        TRY(ds_json_str(req, c, "name", true, &col->name));
+        TRY(ds_json_str(req, c, "type", false, &col->type));
+        TRY(ds_json_bool(req, c, "nullable", true, &col->nullable));
+        TRY(default_text(req, json_object_get(c, "default"), col->name, &col->default_value));
+    }
+    return DS_OK;
+}
+
+static ds_status_t h_table_create(ds_rest_req_t *req, ds_rest_resp_t *resp)
+{
+    json_t *body;
+    ds_table_create_t in = {0};
+    ds_be_table_t out;
+    static const char *const allowed[] = {"name", "columns", "primary_key", NULL};
+    TRY(ds_rest_body(req, false, &body));
+    TRYB(ds_json_only(req, body, allowed));
+    TRYB(ds_json_str(req, body, "name", true, &in.name));
+    TRYB(parse_columns(req, body, &in));
+    TRYB(ds_json_str_array(req, body, "primary_key", &in.primary_key, &in.n_primary_key));
+    json_decref(body);
+    TRY(ds_cmd_table_create(CTX, ds_rest_param(req, "id"), ds_rest_param(req, "bucket"), &in, &out));
+    resp->status = 201;
+    resp->json = table_json(&out);
+    return DS_OK;
+}
+
+static ds_status_t h_table_list(ds_rest_req_t *req, ds_rest_resp_t *resp)
+{
+    ds_be_table_t *items;
+    size_t n;
+    TRY(ds_cmd_table_list(CTX, ds_rest_param(req, "id"), ds_rest_param(req, "bucket"), &items, &n));
+    json_t *arr = json_array();
+    for (size_t i = 0; i < n; i++)
+        json_array_append_new(arr, table_json(&items[i]));
+    resp->json = json_pack("{s:o}", "items", arr);
+    return DS_OK;
+}
+
+static ds_status_t h_table_get(ds_rest_req_t *req, ds_rest_resp_t *resp)
+{
+    ds_be_table_t t;
+    TRY(ds_cmd_table_get(CTX, ds_rest_param(req, "id"), ds_rest_param(req, "bucket"), ds_rest_param(req, "table"),
+                         &t));
+    resp->json = table_json(&t);
+    return DS_OK;
+}
+
+static ds_status_t h_table_drop(ds_rest_req_t *req, ds_rest_resp_t *resp)
+{
+    TRY(ds_cmd_table_drop(CTX, ds_rest_param(req, "id"), ds_rest_param(req, "bucket"), ds_rest_param(req, "table")));
+    resp->status = 204;
+    return DS_OK;
+}
+
+#define P "/projects/{id}"
+#define B P "/buckets/{bucket}"
+#define T B "/tables/{table}"
+
+const ds_rest_route_t ds_rest_routes[] = {
+    {"GET", "/health", h_health, true, "Liveness: answers while the process runs"},
+    {"GET", "/ready", h_ready, true, "Readiness: the catalog and every backend answer"},
+    {"GET", "/metrics", h_metrics, false, "Prometheus metrics (admin key)"},
+    {"GET", "/openapi.json", h_openapi, true, "This OpenAPI document"},
+    {"POST", "/backend/init", h_backend_init, false, "Verify the data directory and engine (admin; idempotent)"},
+    {"POST", "/backend/remove", h_backend_remove, false, "Remove the backend (admin; only when no projects exist)"},
+    {"POST", "/projects", h_project_create, false, "Create a project; returns its API key once (admin)"},
+    {"GET", "/projects", h_project_list, false, "List projects (admin)"},
+    {"GET", P, h_project_get, false, "Get a project with stats"},
+    {"PUT", P, h_project_update, false, "Rename a project (admin)"},
+    {"DELETE", P, h_project_delete, false, "Delete a project and all its files (admin)"},
+    {"POST", P "/buckets", h_bucket_create, false, "Create a bucket"},
+    {"GET", P "/buckets", h_bucket_list, false, "List buckets"},
+    {"GET", B, h_bucket_get, false, "Get a bucket"},
+    {"DELETE", B, h_bucket_delete, false, "Delete a bucket (force=true drops its tables)"},
+    {"POST", B "/tables", h_table_create, false, "Create a table"},
+    {"GET", B "/tables", h_table_list, false, "List tables of a bucket"},
+    {"GET", T, h_table_get, false, "Get a table: columns, primary key, exact rows, bytes, times"},
+    {"DELETE", T, h_table_drop, false, "Drop a table"},
+};
+const size_t ds_rest_n_routes = sizeof(ds_rest_routes) / sizeof(ds_rest_routes[0]);

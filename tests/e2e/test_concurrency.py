@@ -1,0 +1,126 @@
+"""Many clients at once: concurrent table creation, and bounded write queues."""
+
+from e2e_lib import (Api, create_bucket, create_project, describe, expect, expect_error, list_items,
+                     project_stats, run_threads)
+
+PROJECTS = 5
+CLIENTS = 50
+TABLES_PER_CLIENT = 2
+
+
+def test_50_clients_create_tables_in_5_projects(server, admin):
+    keys = {}
+    for i in range(PROJECTS):
+        pid = f"cc{i}"
+        keys[pid] = create_project(admin, pid)["api_key"]
+        create_bucket(admin, pid, "c-load")
+
+    def client(n):
+        pid = f"cc{n % PROJECTS}"
+        api = Api(server, keys[pid])  # own session per thread
+        out = []
+        for k in range(TABLES_PER_CLIENT):
+            name = f"t_{n:02d}_{k}"
+            cols = [{"name": "id", "type": "BIGINT", "nullable": False}, {"name": f"v{n}", "type": "DOUBLE"}]
+            r = api.post(f"/projects/{pid}/buckets/in.c-load/tables",
+                         {"name": name, "columns": cols, "primary_key": ["id"]})
+            out.append((pid, name, r.status_code, describe(r)))
+        return out
+
+    results = [x for batch in run_threads(CLIENTS, client) for x in batch]
+    failed = [d for _, _, status, d in results if status != 201]
+    assert not failed, f"{len(failed)} of {len(results)} creates failed:\n" + "\n".join(failed[:10])
+
+    for i in range(PROJECTS):
+        pid = f"cc{i}"
+        want = sorted(name for p, name, _, _ in results if p == pid)
+        assert len(want) == CLIENTS // PROJECTS * TABLES_PER_CLIENT
+        items = list_items(admin, f"/projects/{pid}/buckets/in.c-load/tables")
+        got = sorted(t["name"] for t in items)
+        assert got == want, f"{pid} lists {got}, expected {want}"
+        stats = project_stats(admin, pid)
+        assert stats["tables"] == len(want), f"{pid} stats {stats}"
+        assert stats["buckets"] == 1
+        assert expect(admin.get(f"/projects/{pid}/buckets/in.c-load"), 200)["table_count"] == len(want)
+        for t in items:
+            n = int(t["name"].split("_")[1])
+            assert [(c["name"], c["type"]) for c in t["columns"]] == [("id", "BIGINT"), (f"v{n}", "DOUBLE")], t
+            assert t["primary_key"] == ["id"]
+
+
+def test_concurrent_creates_of_the_same_names(server, admin):
+    """Races on one name: exactly one winner, the losers get 409, nothing is half-made."""
+    create_project(admin, "race")
+
+    def client(n):
+        api = Api(server, server.admin_key)
+        rb = api.post("/projects/race/buckets", {"stage": "in", "name": "c-same"})
+        return rb.status_code, rb
+
+    results = run_threads(20, client)
+    codes = sorted(s for s, _ in results)
+    assert codes.count(201) == 1, [describe(r) for s, r in results if s not in (201, 409)]
+    for s, r in results:
+        if s != 201:
+            expect_error(r, 409, "already_exists")
+
+    def table_client(n):
+        api = Api(server, server.admin_key)
+        r = api.post("/projects/race/buckets/in.c-same/tables",
+                     {"name": "same", "columns": [{"name": f"c{n}", "type": "INTEGER"}]})
+        return r.status_code, r, n
+
+    results = run_threads(20, table_client)
+    winners = [n for s, _, n in results if s == 201]
+    assert len(winners) == 1, [describe(r) for s, r, _ in results if s not in (201, 409)]
+    for s, r, _ in results:
+        if s != 201:
+            expect_error(r, 409, "already_exists")
+    t = expect(admin.get("/projects/race/buckets/in.c-same/tables/same"), 200)
+    assert [c["name"] for c in t["columns"]] == [f"c{winners[0]}"], "the table is not the winner's"
+    assert project_stats(admin, "race")["tables"] == 1
+
+
+def test_concurrent_project_creation(server, admin):
+    def client(n):
+        api = Api(server, server.admin_key)
+        r = api.post("/projects", {"id": f"np{n}"})
+        return r.status_code, describe(r)
+
+    results = run_threads(30, client)
+    bad = [d for s, d in results if s != 201]
+    assert not bad, "\n".join(bad[:10])
+    ids = sorted(p["id"] for p in list_items(admin, "/projects"))
+    assert ids == sorted(f"np{n}" for n in range(30))
+    for n in range(30):
+        assert server.project_file(f"np{n}").is_file()
+
+
+def test_small_queue_depth_answers_429_or_success(server_factory):
+    """With DUCKSTORE_QUEUE_DEPTH=1 a burst on one project must never hang or 500: each write
+    either succeeds or gets 429 queue_full and leaves nothing behind."""
+    server = server_factory(env={"DUCKSTORE_QUEUE_DEPTH": "1"})
+    admin = server.api()
+    create_project(admin, "q")
+    create_bucket(admin, "q", "c-a")
+
+    def client(n):
+        api = Api(server, server.admin_key)
+        r = api.post("/projects/q/buckets/in.c-a/tables",
+                     {"name": f"t{n}", "columns": [{"name": "a", "type": "INTEGER"}, {"name": "b"}]})
+        return n, r
+
+    results = run_threads(40, client)
+    created = set()
+    for n, r in results:
+        if r.status_code == 201:
+            created.add(f"t{n}")
+        else:
+            expect_error(r, 429, "queue_full")
+    names = {t["name"] for t in list_items(admin, "/projects/q/buckets/in.c-a/tables")}
+    assert names == created, f"listed {sorted(names)} but acknowledged {sorted(created)}"
+    assert project_stats(admin, "q")["tables"] == len(created)
+    # The queue drains: afterwards writes succeed again.
+    expect(admin.post("/projects/q/buckets/in.c-a/tables", {"name": "after", "columns": [{"name": "a"}]}), 201)
+    samples = admin.get("/metrics").text
+    assert "duckstore_queue_waiting" in samples

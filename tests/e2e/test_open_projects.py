@@ -1,0 +1,95 @@
+"""DUCKSTORE_MAX_OPEN_PROJECTS: more projects than open slots still answer correctly, and the cap
+holds (checked through /metrics)."""
+
+from e2e_lib import (Api, create_bucket, create_project, create_table, expect, get_metrics,
+                     list_items, metric, project_stats, run_threads)
+
+N = 5
+CAP = 2
+
+
+def _setup(admin):
+    keys = {}
+    for i in range(N):
+        pid = f"lru{i}"
+        keys[pid] = create_project(admin, pid, name=f"project {i}")["api_key"]
+        create_bucket(admin, pid, f"c-b{i}")
+        create_table(admin, pid, f"in.c-b{i}", f"base{i}",
+                     [{"name": f"k{i}", "type": "BIGINT", "nullable": False}, {"name": "v", "type": "DOUBLE"}],
+                     primary_key=[f"k{i}"])
+    return keys
+
+
+def _check_cap(admin):
+    samples = get_metrics(admin)
+    open_now = metric(samples, "duckstore_open_projects")
+    peak = metric(samples, "duckstore_open_projects_peak")
+    assert open_now <= CAP, f"duckstore_open_projects={open_now} with DUCKSTORE_MAX_OPEN_PROJECTS={CAP}"
+    assert peak <= CAP, f"duckstore_open_projects_peak={peak} with DUCKSTORE_MAX_OPEN_PROJECTS={CAP}"
+    assert peak >= 1
+    return peak
+
+
+def _verify(api, i, extra):
+    pid = f"lru{i}"
+    got = expect(api.get(f"/projects/{pid}"), 200)
+    assert got["name"] == f"project {i}"
+    assert got["stats"]["buckets"] == 1 and got["stats"]["tables"] == 1 + len(extra), got["stats"]
+    t = expect(api.get(f"/projects/{pid}/buckets/in.c-b{i}/tables/base{i}"), 200)
+    assert [(c["name"], c["type"]) for c in t["columns"]] == [(f"k{i}", "BIGINT"), ("v", "DOUBLE")]
+    assert t["primary_key"] == [f"k{i}"]
+    names = sorted(x["name"] for x in list_items(api, f"/projects/{pid}/buckets/in.c-b{i}/tables"))
+    assert names == sorted([f"base{i}", *extra]), f"{pid}: {names}"
+
+
+def test_projects_in_turn_with_two_open_slots(server_factory):
+    server = server_factory(env={"DUCKSTORE_MAX_OPEN_PROJECTS": str(CAP)})
+    admin = server.api()
+    keys = _setup(admin)
+    extra = {i: [] for i in range(N)}
+    for rnd in range(3):
+        for i in range(N):
+            api = admin.with_key(keys[f"lru{i}"])
+            _verify(api, i, extra[i])
+            name = f"r{rnd}_{i}"
+            create_table(api, f"lru{i}", f"in.c-b{i}", name, [{"name": "x", "type": "INTEGER"}])
+            extra[i].append(name)
+            _verify(api, i, extra[i])
+        _check_cap(admin)
+    # Reverse order once, so the least recent project is the one asked for next.
+    for i in reversed(range(N)):
+        _verify(admin, i, extra[i])
+    _check_cap(admin)
+    # The evicted files are intact after a restart too.
+    server.restart()
+    admin = server.api()
+    for i in range(N):
+        _verify(admin, i, extra[i])
+    _check_cap(admin)
+
+
+def test_concurrent_projects_with_two_open_slots(server_factory):
+    """Five clients, one per project, working at the same time: the cap holds and nothing is lost
+    while projects are closed and reopened under each other."""
+    server = server_factory(env={"DUCKSTORE_MAX_OPEN_PROJECTS": str(CAP)})
+    admin = server.api()
+    keys = _setup(admin)
+
+    def client(i):
+        api = Api(server, keys[f"lru{i}"])
+        made = []
+        for rnd in range(4):
+            _verify(api, i, made)
+            name = f"c{rnd}"
+            r = api.post(f"/projects/lru{i}/buckets/in.c-b{i}/tables",
+                         {"name": name, "columns": [{"name": "x", "type": "INTEGER"}]})
+            expect(r, 201)
+            made.append(name)
+        return made
+
+    made = run_threads(N, client)
+    _check_cap(admin)
+    for i in range(N):
+        _verify(admin, i, made[i])
+        assert project_stats(admin, f"lru{i}")["tables"] == 5
+    _check_cap(admin)
