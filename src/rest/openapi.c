@@ -33,8 +33,8 @@ static json_t *path_params(const char *pattern)
 static void build(void)
 {
     json_t *paths = json_object();
-    for (size_t i = 0; i < ds_rest_n_routes; i++) {
-        const ds_rest_route_t *r = &ds_rest_routes[i];
+    for (size_t i = 0; i < ds_rest_route_count(); i++) {
+        const ds_rest_route_t *r = ds_rest_route_at(i);
         json_t *item = json_object_get(paths, r->pattern);
         if (!item) {
             item = json_object();

@@ -32,7 +32,10 @@ typedef struct {
     json_t *json;        /* body as JSON (stolen), or NULL */
     char *raw;           /* body as bytes (malloc'd, stolen), when json is NULL */
     size_t raw_len;
-    const char *content_type; /* for raw; static string */
+    const char *content_type; /* for raw and fd; static string */
+    int fd;                   /* > 0: stream this file (closed by the server) */
+    int64_t fd_size;
+    const char *filename; /* for fd: Content-Disposition attachment name, or NULL */
 } ds_rest_resp_t;
 
 typedef ds_status_t (*ds_rest_handler_fn)(ds_rest_req_t *req, ds_rest_resp_t *resp);
@@ -50,12 +53,26 @@ struct ds_rest_req {
     void *conn; /* struct MHD_Connection * */
 };
 
+/*
+ * A route that consumes its body as a stream (uploads): begin runs once the
+ * headers are in, chunk for each piece of body, finish at the end. After a
+ * failure the rest of the body is discarded and the error answered. abort
+ * frees the state whenever finish did not run (also on disconnect).
+ */
+typedef struct {
+    ds_status_t (*begin)(ds_rest_req_t *req, void **state);
+    ds_status_t (*chunk)(ds_rest_req_t *req, void *state, const char *data, size_t n);
+    ds_status_t (*finish)(ds_rest_req_t *req, void *state, ds_rest_resp_t *resp);
+    void (*abort)(void *state);
+} ds_rest_stream_t;
+
 typedef struct {
     const char *method;
     const char *pattern; /* "/projects/{id}/buckets/{bucket}" */
     ds_rest_handler_fn handler;
     bool public_route; /* no key needed (health, ready, openapi) */
     const char *summary; /* one line, for the OpenAPI document */
+    const ds_rest_stream_t *stream; /* non-NULL: the body is streamed to it (handler unused) */
 } ds_rest_route_t;
 
 /* Starts the HTTP server on cfg->http_addr. */
@@ -63,9 +80,23 @@ ds_status_t ds_rest_start(const ds_config_t *cfg, ds_err_t *err);
 /* Stops accepting, waits for in-flight requests, frees the server. */
 void ds_rest_stop(void);
 
-/* The route table (routes.c) and its size. */
+/*
+ * Route tables, one per area, each owned by its file: core (routes.c), table
+ * data (routes_data.c), Storage Files (files.c), the driver bridge
+ * (grpc/bridge.c). The router and the OpenAPI document walk all of them.
+ */
 extern const ds_rest_route_t ds_rest_routes[];
 extern const size_t ds_rest_n_routes;
+extern const ds_rest_route_t ds_rest_data_routes[];
+extern const size_t ds_rest_n_data_routes;
+extern const ds_rest_route_t ds_rest_file_routes[];
+extern const size_t ds_rest_n_file_routes;
+extern const ds_rest_route_t ds_rest_driver_routes[];
+extern const size_t ds_rest_n_driver_routes;
+
+/* Every route of every table, in order: i from 0 to ds_rest_route_count()-1. */
+size_t ds_rest_route_count(void);
+const ds_rest_route_t *ds_rest_route_at(size_t i);
 
 /*
  * Matches method+path against the table. Returns the route and fills the
@@ -74,6 +105,8 @@ extern const size_t ds_rest_n_routes;
  */
 const ds_rest_route_t *ds_rest_match(const char *method, const char *path, ds_rest_req_t *req, bool *method_mismatch);
 
+/* A request header, or NULL. */
+const char *ds_rest_header(const ds_rest_req_t *req, const char *name);
 /* A path parameter by name, or NULL. */
 const char *ds_rest_param(const ds_rest_req_t *req, const char *name);
 /* A query argument, or NULL. */

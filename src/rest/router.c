@@ -42,11 +42,42 @@ static bool match_path(const char *pattern, const char *path, ds_rest_req_t *req
     return true;
 }
 
+typedef struct {
+    const ds_rest_route_t *routes;
+    const size_t *n;
+} route_table_t;
+
+static const route_table_t tables[] = {
+    {ds_rest_routes, &ds_rest_n_routes},
+    {ds_rest_data_routes, &ds_rest_n_data_routes},
+    {ds_rest_file_routes, &ds_rest_n_file_routes},
+    {ds_rest_driver_routes, &ds_rest_n_driver_routes},
+};
+
+size_t ds_rest_route_count(void)
+{
+    size_t n = 0;
+    for (size_t t = 0; t < sizeof(tables) / sizeof(tables[0]); t++)
+        n += *tables[t].n;
+    return n;
+}
+
+const ds_rest_route_t *ds_rest_route_at(size_t i)
+{
+    for (size_t t = 0; t < sizeof(tables) / sizeof(tables[0]); t++) {
+        if (i < *tables[t].n)
+            return &tables[t].routes[i];
+        i -= *tables[t].n;
+    }
+    return NULL;
+}
+
 const ds_rest_route_t *ds_rest_match(const char *method, const char *path, ds_rest_req_t *req, bool *method_mismatch)
 {
     *method_mismatch = false;
-    for (size_t i = 0; i < ds_rest_n_routes; i++) {
-        const ds_rest_route_t *r = &ds_rest_routes[i];
+    size_t count = ds_rest_route_count();
+    for (size_t i = 0; i < count; i++) {
+        const ds_rest_route_t *r = ds_rest_route_at(i);
         if (!match_path(r->pattern, path, NULL))
             continue;
         if (strcmp(r->method, method) != 0) {

@@ -15,6 +15,7 @@
 #include <string.h>
 #include <strings.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "core/log.h"
 #include "core/metrics.h"
@@ -27,6 +28,9 @@ typedef struct {
     struct timespec start;
     ds_buf_t body;
     bool too_large;
+    void *stream_state;  /* for streaming routes */
+    bool stream_failed;  /* the error is in req.ctx.err; the rest of the body is discarded */
+    bool stream_started;
     char request_id[40];
 } req_state_t;
 
@@ -51,6 +55,11 @@ bool ds_rest_query_bool(const ds_rest_req_t *req, const char *name)
 {
     const char *v = ds_rest_query(req, name);
     return v && (strcmp(v, "true") == 0 || strcmp(v, "1") == 0);
+}
+
+const char *ds_rest_header(const ds_rest_req_t *req, const char *name)
+{
+    return MHD_lookup_connection_value(req->conn, MHD_HEADER_KIND, name);
 }
 
 const char *ds_rest_param(const ds_rest_req_t *req, const char *name)
@@ -107,11 +116,27 @@ static enum MHD_Result send_response(req_state_t *rs, struct MHD_Connection *con
         ctype = resp->content_type ? resp->content_type : "application/octet-stream";
         resp->raw = NULL;
     }
-    struct MHD_Response *r = MHD_create_response_from_buffer(len, data ? data : "", data ? MHD_RESPMEM_MUST_FREE
-                                                                                          : MHD_RESPMEM_PERSISTENT);
-    if (!r) {
-        free(data);
-        return MHD_NO;
+    struct MHD_Response *r;
+    if (resp->fd > 0) {
+        ctype = resp->content_type ? resp->content_type : "application/octet-stream";
+        r = MHD_create_response_from_fd64((uint64_t)resp->fd_size, resp->fd);
+        if (!r) {
+            close(resp->fd);
+            return MHD_NO;
+        }
+        resp->fd = 0;
+        len = 1;
+        if (resp->filename) {
+            char cd[512];
+            snprintf(cd, sizeof(cd), "attachment; filename=\"%s\"", resp->filename);
+            MHD_add_response_header(r, "Content-Disposition", cd);
+        }
+    } else {
+        r = MHD_create_response_from_buffer(len, data ? data : "", data ? MHD_RESPMEM_MUST_FREE : MHD_RESPMEM_PERSISTENT);
+        if (!r) {
+            free(data);
+            return MHD_NO;
+        }
     }
     if (len)
         MHD_add_response_header(r, "Content-Type", ctype);
@@ -160,6 +185,26 @@ static enum MHD_Result dispatch(req_state_t *rs, struct MHD_Connection *conn)
             ds_err_set(err, DS_NOT_FOUND, "no route for %s %s", req->method, req->path);
         return send_error(rs, conn, err);
     }
+    if (rs->route->stream) {
+        const ds_rest_stream_t *sr = rs->route->stream;
+        ds_rest_resp_t resp = {0};
+        if (!rs->stream_started && !rs->stream_failed) {
+            rs->stream_started = true;
+            if (sr->begin(req, &rs->stream_state) != DS_OK)
+                rs->stream_failed = true;
+        }
+        if (!rs->stream_failed) {
+            void *state = rs->stream_state;
+            rs->stream_state = NULL; /* finish owns it now */
+            if (sr->finish(req, state, &resp) == DS_OK)
+                return send_response(rs, conn, resp.status ? resp.status : 200, &resp);
+            json_decref(resp.json);
+            free(resp.raw);
+        }
+        if (err->status == DS_OK)
+            ds_err_set(err, DS_INTERNAL, "upload failed");
+        return send_error(rs, conn, err);
+    }
     if (rs->too_large) {
         ds_err_set(err, DS_PAYLOAD_TOO_LARGE, "request body is larger than DUCKSTORE_MAX_JSON_BYTES (%lld bytes)",
                    (long long)max_body);
@@ -202,9 +247,22 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         rs->req.conn = conn;
         rs->route = ds_rest_match(method, rs->req.path, &rs->req, &rs->method_mismatch);
         const char *cl = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Content-Length");
-        if (cl && strtoll(cl, NULL, 10) > max_body)
+        if (cl && strtoll(cl, NULL, 10) > max_body && !(rs->route && rs->route->stream))
             rs->too_large = true;
         *con_cls = rs;
+        return MHD_YES;
+    }
+    if (*upload_data_size && rs->route && rs->route->stream) {
+        const ds_rest_stream_t *sr = rs->route->stream;
+        if (!rs->stream_started) {
+            rs->stream_started = true;
+            if (sr->begin(&rs->req, &rs->stream_state) != DS_OK)
+                rs->stream_failed = true;
+        }
+        if (!rs->stream_failed &&
+            sr->chunk(&rs->req, rs->stream_state, upload_data, *upload_data_size) != DS_OK)
+            rs->stream_failed = true;
+        *upload_data_size = 0;
         return MHD_YES;
     }
     if (*upload_data_size) {
@@ -227,6 +285,8 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
     if (!rs)
         return;
     ds_buf_free(&rs->body);
+    if (rs->stream_state && rs->route && rs->route->stream)
+        rs->route->stream->abort(rs->stream_state);
     ds_arena_destroy(&rs->req.ctx.arena);
     free(rs);
     *con_cls = NULL;
