@@ -16,6 +16,7 @@
 #include "core/config.h"
 #include "core/log.h"
 #include "core/metrics.h"
+#include "grpc/grpc.h"
 #include "rest/rest.h"
 
 #define DS_VERSION "0.1.0"
@@ -71,13 +72,21 @@ static int serve(int argc, char **argv)
         ds_service_stop();
         goto out;
     }
-    fprintf(stderr, "duckstore %s listening: REST http://%s  data %s  admin key %s\n", DS_VERSION, cfg.http_addr,
-            cfg.data_dir, cfg.admin_key ? "(from DUCKSTORE_ADMIN_KEY / --admin-key)" : "in <data>/admin.key");
+    if (ds_grpc_start(&cfg, &err) != DS_OK) {
+        fprintf(stderr, "duckstore: cannot start gRPC: %s\n", err.message);
+        ds_rest_stop();
+        ds_service_stop();
+        goto out;
+    }
+    fprintf(stderr, "duckstore %s listening: REST http://%s  gRPC %s  data %s  admin key %s\n", DS_VERSION,
+            cfg.http_addr, cfg.grpc_addr, cfg.data_dir,
+            cfg.admin_key ? "(from DUCKSTORE_ADMIN_KEY / --admin-key)" : "in <data>/admin.key");
     ds_log(DS_LOG_INFO, "duckstore %s serving REST on %s, data directory %s", DS_VERSION, cfg.http_addr, cfg.data_dir);
 
     while (sigwait(&sigs, &sig) != 0)
         ;
     ds_log(DS_LOG_INFO, "signal %d: shutting down, finishing in-flight requests", sig);
+    ds_grpc_stop();
     ds_rest_stop();
     ds_service_stop();
     ds_log(DS_LOG_INFO, "shutdown complete");

@@ -40,40 +40,8 @@
 #include "core/status.h"
 #include "ddb.h"
 #include "duckdb_backend.h"
+#include "internal.h"
 #include "duckstore/backend.h"
-
-#define META "_ds"
-
-typedef struct proj {
-    struct proj *next;
-    char id[DS_PROJECT_ID_MAX + 1];
-    char alias[DS_PROJECT_ID_MAX + 3];
-    int64_t refs;
-    bool attached;
-    bool dropping;
-} proj_t;
-
-typedef struct {
-    const ds_host_api_t *host;
-    duckdb_database db;
-    char dir[4096];
-    pthread_mutex_t lock;
-    pthread_cond_t idle; /* signalled when a project's refs drop to 0 */
-    proj_t *projects;
-    ds_lru_t *lru; /* attached projects */
-    int64_t n_attached;
-    int64_t peak_attached;
-    int64_t max_open;
-} be_t;
-
-/* One call's working set: a connection and the pinned project. */
-typedef struct {
-    be_t *be;
-    duckdb_connection conn;
-    proj_t *p;
-    ds_err_t *err;
-} use_t;
-
 
 static void project_path(const be_t *be, const char *id, char *out, size_t outsz)
 {
@@ -220,7 +188,7 @@ static void release(be_t *be, proj_t *p)
     pthread_mutex_unlock(&be->lock);
 }
 
-static ds_status_t use_begin(be_t *be, ds_be_call_t *call, bool create, use_t *u)
+ds_status_t ddb_use_begin(be_t *be, ds_be_call_t *call, bool create, use_t *u)
 {
     memset(u, 0, sizeof(*u));
     u->be = be;
@@ -247,7 +215,7 @@ static ds_status_t use_begin(be_t *be, ds_be_call_t *call, bool create, use_t *u
     return st;
 }
 
-static void use_end(use_t *u)
+void ddb_use_end(use_t *u)
 {
     if (u->conn)
         duckdb_disconnect(&u->conn);
@@ -256,7 +224,7 @@ static void use_end(use_t *u)
 }
 
 /* Runs fn inside BEGIN/COMMIT; rolls back when fn fails. */
-static ds_status_t in_txn(use_t *u, ds_status_t (*fn)(use_t *, void *), void *ud)
+ds_status_t ddb_in_txn(use_t *u, ds_status_t (*fn)(use_t *, void *), void *ud)
 {
     ds_status_t st = ds_ddb_exec(u->conn, u->err, "BEGIN TRANSACTION");
     if (st != DS_OK)
@@ -435,15 +403,15 @@ static ds_status_t be_project_create(void *self, ds_be_call_t *call)
     if (stat(path, &sb) == 0)
         return ds_err_set(call->err, DS_ALREADY_EXISTS, "storage for project \"%s\" already exists",
                           call->project_id);
-    ds_status_t st = use_begin(be, call, true, &u);
+    ds_status_t st = ddb_use_begin(be, call, true, &u);
     if (st != DS_OK) {
         remove_project_files(be, call->project_id);
         return st;
     }
-    st = in_txn(&u, meta_init, NULL);
+    st = ddb_in_txn(&u, meta_init, NULL);
     if (st == DS_OK)
         st = ds_ddb_exec(u.conn, call->err, "CHECKPOINT");
-    use_end(&u);
+    ddb_use_end(&u);
     if (st != DS_OK) {
         ds_err_t e = {0};
         ds_be_call_t c2 = *call;
@@ -485,7 +453,7 @@ static ds_status_t be_project_drop(void *self, ds_be_call_t *call)
 }
 
 /* Exact row count of one table. */
-static ds_status_t count_rows(use_t *u, const char *bucket, const char *table, int64_t *rows)
+ds_status_t ddb_count_rows(use_t *u, const char *bucket, const char *table, int64_t *rows)
 {
     ds_buf_t sql = {0};
     duckdb_result r;
@@ -507,7 +475,7 @@ static ds_status_t count_rows(use_t *u, const char *bucket, const char *table, i
  * segments use, times the block size; data not yet checkpointed (still in the
  * WAL) is counted by its in-memory segment size estimate.
  */
-static ds_status_t table_bytes(use_t *u, const char *bucket, const char *table, int64_t *bytes)
+ds_status_t ddb_table_bytes(use_t *u, const char *bucket, const char *table, int64_t *bytes)
 {
     ds_buf_t name = {0}, sql = {0};
     duckdb_result r;
@@ -536,7 +504,7 @@ static ds_status_t be_project_stats(void *self, ds_be_call_t *call, ds_be_projec
     char path[4200], wal[4300];
     struct stat sb;
     memset(out, 0, sizeof(*out));
-    ds_status_t st = use_begin(be, call, false, &u);
+    ds_status_t st = ddb_use_begin(be, call, false, &u);
     if (st != DS_OK)
         return st;
     st = ds_ddb_run(u.conn, call->err, &r, "SELECT (SELECT count(*) FROM " META ".buckets)", 0, NULL);
@@ -552,7 +520,7 @@ static ds_status_t be_project_stats(void *self, ds_be_call_t *call, ds_be_projec
     for (idx_t i = 0; i < n && st == DS_OK; i++) {
         char *b = ds_ddb_cell(&r, 0, i), *t = ds_ddb_cell(&r, 1, i);
         int64_t rows = 0;
-        st = count_rows(&u, b, t, &rows);
+        st = ddb_count_rows(&u, b, t, &rows);
         out->rows += rows;
         free(b);
         free(t);
@@ -565,7 +533,7 @@ static ds_status_t be_project_stats(void *self, ds_be_call_t *call, ds_be_projec
     if (stat(wal, &sb) == 0)
         out->bytes += sb.st_size;
 done:
-    use_end(&u);
+    ddb_use_end(&u);
     return st;
 }
 
@@ -593,11 +561,11 @@ static ds_status_t bucket_create_txn(use_t *u, void *ud)
 static ds_status_t be_bucket_create(void *self, ds_be_call_t *call, const ds_be_bucket_t *bucket)
 {
     use_t u;
-    ds_status_t st = use_begin(self, call, false, &u);
+    ds_status_t st = ddb_use_begin(self, call, false, &u);
     if (st != DS_OK)
         return st;
-    st = in_txn(&u, bucket_create_txn, (void *)bucket);
-    use_end(&u);
+    st = ddb_in_txn(&u, bucket_create_txn, (void *)bucket);
+    ddb_use_end(&u);
     return st;
 }
 
@@ -626,7 +594,7 @@ static ds_status_t be_bucket_get(void *self, ds_be_call_t *call, const char *buc
     be_t *be = self;
     use_t u;
     duckdb_result r;
-    ds_status_t st = use_begin(be, call, false, &u);
+    ds_status_t st = ddb_use_begin(be, call, false, &u);
     if (st != DS_OK)
         return st;
     ds_buf_t sql = {0};
@@ -641,7 +609,7 @@ static ds_status_t be_bucket_get(void *self, ds_be_call_t *call, const char *buc
             bucket_from_row(call, be->host, &r, 0, out);
         duckdb_destroy_result(&r);
     }
-    use_end(&u);
+    ddb_use_end(&u);
     return st;
 }
 
@@ -652,7 +620,7 @@ static ds_status_t be_bucket_list(void *self, ds_be_call_t *call, ds_be_bucket_t
     duckdb_result r;
     *items = NULL;
     *n = 0;
-    ds_status_t st = use_begin(be, call, false, &u);
+    ds_status_t st = ddb_use_begin(be, call, false, &u);
     if (st != DS_OK)
         return st;
     ds_buf_t sql = {0};
@@ -667,7 +635,7 @@ static ds_status_t be_bucket_list(void *self, ds_be_call_t *call, ds_be_bucket_t
         *n = rows;
         duckdb_destroy_result(&r);
     }
-    use_end(&u);
+    ddb_use_end(&u);
     return st;
 }
 
@@ -711,12 +679,12 @@ static ds_status_t bucket_drop_txn(use_t *u, void *ud)
 static ds_status_t be_bucket_drop(void *self, ds_be_call_t *call, const char *bucket, bool force)
 {
     use_t u;
-    ds_status_t st = use_begin(self, call, false, &u);
+    ds_status_t st = ddb_use_begin(self, call, false, &u);
     if (st != DS_OK)
         return st;
     bucket_drop_t d = {bucket, force};
-    st = in_txn(&u, bucket_drop_txn, &d);
-    use_end(&u);
+    st = ddb_in_txn(&u, bucket_drop_txn, &d);
+    ddb_use_end(&u);
     return st;
 }
 
@@ -780,11 +748,11 @@ static ds_status_t table_create_txn(use_t *u, void *ud)
 static ds_status_t be_table_create(void *self, ds_be_call_t *call, const ds_be_table_t *def)
 {
     use_t u;
-    ds_status_t st = use_begin(self, call, false, &u);
+    ds_status_t st = ddb_use_begin(self, call, false, &u);
     if (st != DS_OK)
         return st;
-    st = in_txn(&u, table_create_txn, (void *)def);
-    use_end(&u);
+    st = ddb_in_txn(&u, table_create_txn, (void *)def);
+    ddb_use_end(&u);
     return st;
 }
 
@@ -828,7 +796,7 @@ static char *default_literal(ds_be_call_t *call, const ds_host_api_t *host, cons
 }
 
 /* Fills columns (without _timestamp) of bucket.table from DuckDB's catalog. */
-static ds_status_t load_columns(use_t *u, ds_be_call_t *call, ds_be_table_t *t)
+ds_status_t ddb_load_columns(use_t *u, ds_be_call_t *call, ds_be_table_t *t)
 {
     duckdb_result r;
     const char *params[] = {u->p->alias, t->bucket, t->name};
@@ -861,8 +829,8 @@ static ds_status_t load_columns(use_t *u, ds_be_call_t *call, ds_be_table_t *t)
 static const char *table_select = "SELECT bucket, name, primary_key, created_at, last_import_at, last_change_at "
                                   "FROM " META ".tables";
 
-/* Fills one table's info from a row of table_select. */
-static ds_status_t table_from_row(use_t *u, ds_be_call_t *call, duckdb_result *r, idx_t row, ds_be_table_t *t)
+/* Fills one table's metadata and columns (no counts) from a row of table_select. */
+static ds_status_t table_meta_from_row(use_t *u, ds_be_call_t *call, duckdb_result *r, idx_t row, ds_be_table_t *t)
 {
     const ds_host_api_t *host = u->be->host;
     char *b = ds_ddb_cell(r, 0, row), *n = ds_ddb_cell(r, 1, row), *pk = ds_ddb_cell(r, 2, row);
@@ -875,11 +843,35 @@ static ds_status_t table_from_row(use_t *u, ds_be_call_t *call, duckdb_result *r
     t->created_at = ds_ddb_int(r, 3, row);
     t->last_import_at = ds_ddb_int(r, 4, row);
     t->last_change_at = ds_ddb_int(r, 5, row);
-    ds_status_t st = load_columns(u, call, t);
+    return ddb_load_columns(u, call, t);
+}
+
+ds_status_t ddb_table_describe(use_t *u, ds_be_call_t *call, const char *bucket, const char *table, ds_be_table_t *t)
+{
+    duckdb_result r;
+    ds_buf_t sql = {0};
+    ds_buf_printf(&sql, "%s WHERE bucket = $1 AND name = $2", table_select);
+    const char *params[] = {bucket, table};
+    ds_status_t st = ds_ddb_run(u->conn, u->err, &r, ds_buf_cstr(&sql), 2, params);
+    ds_buf_free(&sql);
+    if (st != DS_OK)
+        return st;
+    if (duckdb_row_count(&r) == 0)
+        st = ds_err_setk(u->err, DS_NOT_FOUND, DS_KBC_TABLE_NOT_FOUND, "table \"%s.%s\" not found", bucket, table);
+    else
+        st = table_meta_from_row(u, call, &r, 0, t);
+    duckdb_destroy_result(&r);
+    return st;
+}
+
+/* Fills one table's info, with exact row count and bytes, from a row of table_select. */
+static ds_status_t table_from_row(use_t *u, ds_be_call_t *call, duckdb_result *r, idx_t row, ds_be_table_t *t)
+{
+    ds_status_t st = table_meta_from_row(u, call, r, row, t);
     if (st == DS_OK)
-        st = count_rows(u, t->bucket, t->name, &t->rows);
+        st = ddb_count_rows(u, t->bucket, t->name, &t->rows);
     if (st == DS_OK)
-        st = table_bytes(u, t->bucket, t->name, &t->bytes);
+        st = ddb_table_bytes(u, t->bucket, t->name, &t->bytes);
     return st;
 }
 
@@ -888,7 +880,7 @@ static ds_status_t be_table_get(void *self, ds_be_call_t *call, const char *buck
 {
     use_t u;
     duckdb_result r;
-    ds_status_t st = use_begin(self, call, false, &u);
+    ds_status_t st = ddb_use_begin(self, call, false, &u);
     if (st != DS_OK)
         return st;
     ds_buf_t sql = {0};
@@ -903,7 +895,7 @@ static ds_status_t be_table_get(void *self, ds_be_call_t *call, const char *buck
             st = table_from_row(&u, call, &r, 0, out);
         duckdb_destroy_result(&r);
     }
-    use_end(&u);
+    ddb_use_end(&u);
     return st;
 }
 
@@ -915,7 +907,7 @@ static ds_status_t be_table_list(void *self, ds_be_call_t *call, const char *buc
     duckdb_result r;
     *items = NULL;
     *n = 0;
-    ds_status_t st = use_begin(be, call, false, &u);
+    ds_status_t st = ddb_use_begin(be, call, false, &u);
     if (st != DS_OK)
         return st;
     const char *params[] = {bucket};
@@ -940,7 +932,7 @@ static ds_status_t be_table_list(void *self, ds_be_call_t *call, const char *buc
         *n = rows;
         duckdb_destroy_result(&r);
     }
-    use_end(&u);
+    ddb_use_end(&u);
     return st;
 }
 
@@ -978,12 +970,12 @@ static ds_status_t table_drop_txn(use_t *u, void *ud)
 static ds_status_t be_table_drop(void *self, ds_be_call_t *call, const char *bucket, const char *table)
 {
     use_t u;
-    ds_status_t st = use_begin(self, call, false, &u);
+    ds_status_t st = ddb_use_begin(self, call, false, &u);
     if (st != DS_OK)
         return st;
     table_ref_t t = {bucket, table};
-    st = in_txn(&u, table_drop_txn, &t);
-    use_end(&u);
+    st = ddb_in_txn(&u, table_drop_txn, &t);
+    ddb_use_end(&u);
     return st;
 }
 
@@ -1012,6 +1004,15 @@ static ds_backend_ops_t ops = {
     .table_get = be_table_get,
     .table_list = be_table_list,
     .table_drop = be_table_drop,
+    .table_import = ddb_table_import,
+    .table_export = ddb_table_export,
+    .table_preview = ddb_table_preview,
+    .table_profile = ddb_table_profile,
+    .table_delete_rows = ddb_table_delete_rows,
+    .column_add = ddb_column_add,
+    .column_drop = ddb_column_drop,
+    .column_alter = ddb_column_alter,
+    .primary_key_set = ddb_primary_key_set,
 };
 
 const ds_backend_ops_t *ds_be_duckdb_entry(const ds_host_api_t *host)

@@ -35,6 +35,8 @@
 
 #define DS_BACKEND_ABI_VERSION 1
 #define DS_BACKEND_ENTRY_SYMBOL "ds_backend_entry"
+/* Marks a plugin's entry function exported when it builds with -fvisibility=hidden. */
+#define DS_BACKEND_EXPORT __attribute__((visibility("default")))
 
 /* Capability bits. */
 #define DS_CAP_DRIVER (1ull << 0)        /* speaks the storage driver command set */
@@ -50,6 +52,13 @@
 #define DS_CAP_EXPORT (1ull << 10)
 #define DS_CAP_PROFILE (1ull << 11)
 #define DS_CAP_SCHEMA_CHANGES (1ull << 12)
+
+/*
+ * Bits of ds_be_caps_t's masks: DS_FORMAT_BIT(DS_FORMAT_CSV),
+ * DS_FILTER_OP_BIT(DS_OP_GT). (Added after version 1; see ds_be_caps_t.)
+ */
+#define DS_FORMAT_BIT(format) (1u << (unsigned)(format))
+#define DS_FILTER_OP_BIT(op) (1u << (unsigned)(op))
 
 /* One call's context: the request arena, the error to fill, the project. */
 typedef struct ds_be_call {
@@ -112,6 +121,165 @@ typedef struct {
     int64_t open_projects_peak;
 } ds_be_runtime_stats_t;
 
+/* ---- table data: the requests core passes to backends (and transports fill) ---- */
+
+typedef enum { DS_FORMAT_CSV = 0, DS_FORMAT_PARQUET = 1 } ds_format_t;
+typedef enum { DS_DEDUP_UPDATE = 0, DS_DEDUP_INSERT = 1, DS_DEDUP_FAIL = 2 } ds_dedup_t;
+typedef enum { DS_TS_CURRENT_TIME = 0, DS_TS_NONE = 1, DS_TS_FROM_SOURCE = 2 } ds_ts_mode_t;
+typedef enum { DS_STRATEGY_AUTO = -1, DS_STRATEGY_STRING = 0, DS_STRATEGY_TYPED = 1 } ds_strategy_t;
+typedef enum { DS_CREATE_NONE = -1, DS_CREATE_CREATE = 0, DS_CREATE_REPLACE = 1 } ds_create_mode_t;
+typedef enum { DS_OP_EQ = 0, DS_OP_NE, DS_OP_GT, DS_OP_GE, DS_OP_LT, DS_OP_LE } ds_filter_op_t;
+
+typedef struct {
+    const char *column;
+    ds_filter_op_t op;
+    const char **values;
+    size_t n_values;
+    const char *data_type; /* NULL: compare as stored; else a type name (core/types.h grammar) */
+} ds_filter_t;
+
+typedef struct {
+    ds_filter_t *filters;
+    size_t n_filters;
+    const char *changed_since; /* unix seconds, or a timestamp text; NULL = none */
+    const char *changed_until;
+    /* Delete rows only: keep/delete rows whose in_column is (not) IN ref table's column. */
+    const char *in_column;
+    const char *in_bucket;
+    const char *in_table;
+    const char *in_ref_column;
+    bool in_negate;
+} ds_where_t;
+
+typedef struct {
+    const char *column;
+    bool desc;
+    const char *data_type; /* NULL or a type name to sort by */
+} ds_order_t;
+
+typedef struct {
+    char delimiter[8];  /* default "," */
+    char enclosure[8];  /* default "\""; "" = none */
+    char escaped_by[8]; /* default "" */
+    bool header;        /* default true; false when columns are given */
+    const char **columns; /* explicit column list (headless file) */
+    size_t n_columns;
+    bool gzip;
+    int64_t skip_lines; /* numberOfIgnoredLines */
+} ds_csv_opts_t;
+
+typedef struct {
+    /* source: a Storage File (file_id or file_key) ... */
+    const char *file_id;
+    const char *file_key;
+    ds_format_t format;
+    ds_csv_opts_t csv;
+    /* ... or a table of the same project (import from table) */
+    const char *src_bucket;
+    const char *src_table;
+    const char **src_columns; /* mapping source -> destination; NULL = same names, all */
+    const char **dst_columns;
+    size_t n_mapping;
+    ds_where_t src_where;
+    /* options */
+    bool incremental;
+    ds_dedup_t dedup;
+    const char **dedup_columns; /* NULL = the table's primary key */
+    size_t n_dedup_columns;
+    ds_ts_mode_t timestamp_mode;
+    const char *timestamp_column; /* FROM_SOURCE: the source column holding it */
+    const char **convert_empty_to_null;
+    size_t n_convert_empty_to_null;
+    const char **import_as_null;
+    size_t n_import_as_null;
+    ds_strategy_t strategy;
+    ds_create_mode_t create_mode;
+} ds_import_t;
+
+typedef struct {
+    const char *name;
+    double seconds;
+} ds_timer_t;
+
+typedef struct {
+    int64_t imported_rows;
+    int64_t table_rows;
+    int64_t table_bytes;
+    const char **imported_columns;
+    size_t n_imported_columns;
+    ds_timer_t *timers;
+    size_t n_timers;
+} ds_import_result_t;
+
+typedef struct {
+    ds_format_t format;
+    bool gzip;
+    const char **columns;
+    size_t n_columns;
+    ds_order_t *order;
+    size_t n_order;
+    int64_t limit; /* 0 = none */
+    ds_where_t where;
+    bool sliced;
+    const char *file_name; /* NULL: generated */
+} ds_export_t;
+
+typedef struct {
+    const char *file_id;
+    const char *file_name;
+    bool sliced;
+    int64_t rows;
+    int64_t bytes;
+} ds_export_result_t;
+
+typedef struct {
+    const char **columns;
+    size_t n_columns;
+    ds_order_t *order;
+    size_t n_order;
+    int64_t limit; /* capped at 1000 */
+    ds_where_t where;
+} ds_preview_t;
+
+typedef struct {
+    const char **columns;
+    const char **types;
+    size_t n_columns;
+    const char ***rows; /* rows[r][c]; NULL = SQL NULL */
+    size_t n_rows;
+} ds_preview_result_t;
+
+typedef struct {
+    const char *value;
+    int64_t count;
+} ds_top_value_t;
+
+typedef struct {
+    const char *name;
+    const char *type;
+    int64_t count;
+    int64_t nulls;
+    int64_t distinct;
+    const char *min;
+    const char *max;
+    const char *avg; /* NULL unless numeric */
+    ds_top_value_t *top;
+    size_t n_top;
+} ds_column_profile_t;
+
+typedef struct {
+    int64_t rows;
+    ds_column_profile_t *columns;
+    size_t n_columns;
+} ds_profile_result_t;
+
+typedef struct {
+    const char *type;          /* NULL: unchanged */
+    int nullable;              /* -1 unchanged, 0 NOT NULL, 1 nullable */
+    bool set_default;          /* true: default_value becomes the default (NULL drops it) */
+    const char *default_value;
+} ds_column_alter_t;
+
 /* Functions the host gives a backend. */
 typedef struct ds_host_api {
     uint32_t abi_version;
@@ -173,7 +341,87 @@ typedef struct ds_backend_ops {
     ds_status_t (*table_list)(void *self, ds_be_call_t *call, const char *bucket, ds_be_table_t **items,
                               size_t *n);
     ds_status_t (*table_drop)(void *self, ds_be_call_t *call, const char *bucket, const char *table);
+
+    /*
+     * Loads files (absolute local paths, already confined to the project's
+     * area) or, when in->src_table is set, another table of the project, into
+     * bucket.table with Keboola's semantics (see docs/architecture.md). All or
+     * nothing: on failure the table is as it was.
+     */
+    ds_status_t (*table_import)(void *self, ds_be_call_t *call, const char *bucket, const char *table,
+                                const ds_import_t *in, const char *const *paths, size_t n_paths,
+                                ds_import_result_t *out);
+    /*
+     * Writes the table's rows to files inside out_dir (which exists and is
+     * empty). slice_bytes > 0 lets the backend split the output into several
+     * files of about that size. *paths (arena) lists the files written, in order.
+     */
+    ds_status_t (*table_export)(void *self, ds_be_call_t *call, const char *bucket, const char *table,
+                                const ds_export_t *in, const char *out_dir, int64_t slice_bytes, const char ***paths,
+                                size_t *n_paths, int64_t *rows);
+    ds_status_t (*table_preview)(void *self, ds_be_call_t *call, const char *bucket, const char *table,
+                                 const ds_preview_t *in, ds_preview_result_t *out);
+    ds_status_t (*table_profile)(void *self, ds_be_call_t *call, const char *bucket, const char *table,
+                                 ds_profile_result_t *out);
+    ds_status_t (*table_delete_rows)(void *self, ds_be_call_t *call, const char *bucket, const char *table,
+                                     const ds_where_t *where, int64_t *deleted, int64_t *table_rows);
+    /* Schema changes. Types are canonical (core-validated). */
+    ds_status_t (*column_add)(void *self, ds_be_call_t *call, const char *bucket, const char *table,
+                              const ds_be_column_t *column);
+    ds_status_t (*column_drop)(void *self, ds_be_call_t *call, const char *bucket, const char *table,
+                               const char *column);
+    ds_status_t (*column_alter)(void *self, ds_be_call_t *call, const char *bucket, const char *table,
+                                const char *column, const ds_column_alter_t *alter);
+    /* Sets the primary key (n == 0 drops it). Duplicates over the new key are DS_INVALID_ARGUMENT. */
+    ds_status_t (*primary_key_set)(void *self, ds_be_call_t *call, const char *bucket, const char *table,
+                                   const char *const *columns, size_t n);
+
+    /*
+     * Fields below were appended after version 1 shipped. The ABI version did
+     * not change: a backend built before them has a smaller struct_size, and
+     * the host reads them only when struct_size covers them (DS_BE_HAS);
+     * otherwise they count as NULL.
+     */
+    /* What the backend can do beyond the capability bits; NULL: only the bits. */
+    const struct ds_be_caps *caps;
+    /* One line for GET /backends ("PostgreSQL 15+ over libpq"), or NULL. */
+    const char *description;
 } ds_backend_ops_t;
+
+/* ---- additions after version 1 (append-only) ---- */
+
+/* Identifier case rules of a backend's storage. */
+typedef enum {
+    DS_CASE_INSENSITIVE = 0, /* names keep their case but "Id" and "id" are one name (DuckDB) */
+    DS_CASE_SENSITIVE = 1    /* "Id" and "id" are two names */
+} ds_case_rule_t;
+
+/*
+ * The capability description richer than the bits, pointed to by
+ * ds_backend_ops_t.caps. struct_size first: it only grows at the end, and the
+ * host reads a field only when struct_size covers it (zero otherwise).
+ * A zero mask means "as the capability bits say" (import_formats,
+ * export_formats) or "none" (unsupported_filter_ops).
+ */
+typedef struct ds_be_caps {
+    uint32_t struct_size;            /* sizeof(ds_be_caps_t) the backend was built with */
+    uint32_t case_rule;              /* ds_case_rule_t */
+    uint32_t import_formats;         /* DS_FORMAT_BIT() mask of formats table_import reads */
+    uint32_t export_formats;         /* DS_FORMAT_BIT() mask of formats table_export writes */
+    uint32_t unsupported_filter_ops; /* DS_FILTER_OP_BIT() mask of where-filter operators it cannot run */
+    uint32_t max_name_length;        /* longest table/column name it keeps as given; 0: the core's limit */
+    bool filter_data_types;          /* runs filters and ordering with a data_type cast */
+    const char *notes;               /* free text for GET /backends ("Parquet is not supported"), or NULL */
+} ds_be_caps_t;
+
+/* True when ops (of struct_size bytes) has field. */
+#define DS_BE_HAS(ops, field)                                                                       \
+    ((size_t)(ops)->struct_size >= offsetof(ds_backend_ops_t, field) + sizeof((ops)->field))
+/* The size of a version-1 ops struct: the smallest struct_size the host accepts. */
+#define DS_BE_OPS_V1_SIZE offsetof(ds_backend_ops_t, caps)
+/* True when caps (of struct_size bytes) has field. */
+#define DS_BE_CAPS_HAS(caps, field)                                                                 \
+    ((caps) && (size_t)(caps)->struct_size >= offsetof(ds_be_caps_t, field) + sizeof((caps)->field))
 
 /* The one symbol a plugin exports. Returns NULL (after host->log) when it cannot start. */
 typedef const ds_backend_ops_t *(*ds_backend_entry_fn)(const ds_host_api_t *host);

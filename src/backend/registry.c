@@ -1,35 +1,75 @@
 /*
  * registry.c - backend registry and the host function table. See registry.h.
  *
- * Lock order: the registry rwlock is a leaf; nothing else is taken under it
- * except the backend's own open/close during add/shutdown.
+ * DESIGN
+ * An entry holds the registry's own copy of a backend's ops (zero-extended to
+ * the host's struct size, so methods appended after a plugin was built read as
+ * NULL), its state and its pin count. Entries go LOADING -> READY ->
+ * (UNLOADING -> READY | gone). Only READY entries are found by lookups; a
+ * LOADING entry already reserves its name, so two loads of one name cannot
+ * both pass the duplicate check while their open() runs unlocked.
+ *
+ * Plugins are opened with RTLD_NOW | RTLD_LOCAL | RTLD_NODELETE: NOW so a
+ * missing symbol fails the load instead of a later call; LOCAL so two plugins'
+ * symbols never mix; NODELETE because a plugin's own libraries (libpq and
+ * OpenSSL for PostgreSQL) leave atexit handlers and thread-local destructors
+ * behind, and unmapping their code on unload would crash the process later.
+ * Unloading therefore closes the backend and forgets it; the code pages stay.
+ *
+ * Lock order: `lock` is a leaf. It is never held while a backend method, an
+ * entry function, dlopen or a caller's callback runs.
  */
 #include "backend/registry.h"
 
 #include <ctype.h>
+#include <dirent.h>
 #include <dlfcn.h>
+#include <errno.h>
+#include <limits.h>
 #include <pthread.h>
 #include <stdarg.h>
-#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
+#include <sys/stat.h>
+#include <time.h>
 
+#include "cmd/cmd.h"
 #include "core/arena.h"
 #include "core/log.h"
+
+typedef enum { E_LOADING, E_READY, E_UNLOADING } entry_state_t;
 
 /* be comes first: ds_registry_put turns a ds_backend_t * back into its entry. */
 typedef struct entry {
     ds_backend_t be;
+    ds_backend_ops_t ops; /* the copy be.ops points to */
     struct entry *next;
     void *handle;
-    atomic_long pins;
+    char *path;
+    entry_state_t state;
+    long pins;
+    double load_ms, open_ms;
+    int64_t registered_at;
 } entry_t;
 
-static pthread_rwlock_t lock = PTHREAD_RWLOCK_INITIALIZER;
-static entry_t *entries;
+static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t changed = PTHREAD_COND_INITIALIZER; /* a pin dropped or a state changed */
+static entry_t *entries;                                   /* registration order */
 static ds_host_api_t host;
 static char host_data_dir[4096];
+static char plugin_dir[PATH_MAX]; /* resolved; "" when none */
+static bool startup_loaded;
+
+static double mono_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
+}
+
+/* ---- the host API ---- */
 
 static void *host_alloc(ds_be_call_t *call, size_t n) { return ds_arena_alloc(call->arena, n); }
 static char *host_strdup(ds_be_call_t *call, const char *s) { return ds_arena_strdup(call->arena, s); }
@@ -41,7 +81,11 @@ static void host_log(int level, const char *backend, const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(msg, sizeof(msg), fmt, ap);
     va_end(ap);
-    ds_log((ds_log_level_t)level, "backend %s: %s", backend, msg);
+    if (level < DS_LOG_DEBUG)
+        level = DS_LOG_DEBUG;
+    if (level > DS_LOG_ERROR)
+        level = DS_LOG_ERROR;
+    ds_log((ds_log_level_t)level, "backend %s: %s", backend ? backend : "?", msg);
 }
 
 static ds_status_t host_err_set(ds_err_t *err, ds_status_t st, const char *fmt, ...)
@@ -54,26 +98,44 @@ static ds_status_t host_err_set(ds_err_t *err, ds_status_t st, const char *fmt, 
     return ds_err_set(err, st, "%s", msg);
 }
 
-/* DUCKSTORE_BE_<NAME>_<KEY>, else the backend's declared default. */
-static const char *host_setting(const char *backend, const char *key)
+/* DUCKSTORE_BE_<NAME>_<KEY>, upper-cased, anything but [A-Z0-9_] as "_". False when it does not fit. */
+static bool env_name(const char *backend, const char *key, char *out, size_t outsz)
+{
+    int n = snprintf(out, outsz, "DUCKSTORE_BE_%s_%s", backend, key);
+    if (n <= 0 || (size_t)n >= outsz)
+        return false;
+    for (char *p = out; *p; p++)
+        *p = isalnum((unsigned char)*p) ? (char)toupper((unsigned char)*p) : '_';
+    return true;
+}
+
+bool ds_registry_setting_env(const char *backend, const char *key, char *out, size_t outsz)
+{
+    return backend && key && env_name(backend, key, out, outsz);
+}
+
+static const char *env_value(const char *backend, const char *key)
 {
     char env[256];
-    int n = snprintf(env, sizeof(env), "DUCKSTORE_BE_%s_%s", backend, key);
-    if (n <= 0 || (size_t)n >= sizeof(env))
+    return env_name(backend, key, env, sizeof(env)) ? getenv(env) : NULL;
+}
+
+/* The env value of a setting, else the backend's declared default (of any entry of that name). */
+static const char *host_setting(const char *backend, const char *key)
+{
+    if (!backend || !key)
         return NULL;
-    for (char *p = env; *p; p++)
-        *p = (char)toupper((unsigned char)*p);
-    const char *v = getenv(env);
+    const char *v = env_value(backend, key);
     if (v)
         return v;
-    pthread_rwlock_rdlock(&lock);
     const char *def = NULL;
-    for (entry_t *e = entries; e; e = e->next)
-        if (strcmp(e->be.ops->name, backend) == 0)
-            for (size_t i = 0; i < e->be.ops->n_settings; i++)
-                if (strcmp(e->be.ops->settings[i].key, key) == 0)
-                    def = e->be.ops->settings[i].default_value;
-    pthread_rwlock_unlock(&lock);
+    pthread_mutex_lock(&lock);
+    for (entry_t *e = entries; e && !def; e = e->next)
+        if (strcmp(e->ops.name, backend) == 0)
+            for (size_t i = 0; i < e->ops.n_settings; i++)
+                if (e->ops.settings[i].key && strcasecmp(e->ops.settings[i].key, key) == 0)
+                    def = e->ops.settings[i].default_value;
+    pthread_mutex_unlock(&lock);
     return def;
 }
 
@@ -82,6 +144,8 @@ const ds_host_api_t *ds_registry_host(void) { return &host; }
 ds_status_t ds_registry_init(const char *data_dir, int64_t memory_limit_bytes, int64_t threads,
                              int64_t max_open_projects, ds_err_t *err)
 {
+    if (!data_dir || strlen(data_dir) >= sizeof(host_data_dir))
+        return ds_err_set(err, DS_INVALID_ARGUMENT, "data directory path is missing or too long");
     snprintf(host_data_dir, sizeof(host_data_dir), "%s", data_dir);
     host = (ds_host_api_t){
         .abi_version = DS_BACKEND_ABI_VERSION,
@@ -96,93 +160,476 @@ ds_status_t ds_registry_init(const char *data_dir, int64_t memory_limit_bytes, i
         .threads = threads,
         .max_open_projects = max_open_projects,
     };
-    (void)err;
+    return DS_OK;
+}
+
+/* ---- checks before a backend is used ---- */
+
+/* Backend names: [a-z][a-z0-9_]{0,31} (they become env var parts and catalog values). */
+static bool valid_name(const char *name)
+{
+    size_t n = name ? strlen(name) : 0;
+    if (n == 0 || n > 32 || !islower((unsigned char)name[0]))
+        return false;
+    for (size_t i = 0; i < n; i++)
+        if (!islower((unsigned char)name[i]) && !isdigit((unsigned char)name[i]) && name[i] != '_')
+            return false;
+    return true;
+}
+
+static bool parse_bool(const char *v)
+{
+    static const char *ok[] = {"true", "false", "1", "0", "yes", "no", "on", "off"};
+    for (size_t i = 0; i < sizeof(ok) / sizeof(ok[0]); i++)
+        if (strcasecmp(v, ok[i]) == 0)
+            return true;
+    return false;
+}
+
+/* Every declared setting: a required one is present, each value has its declared type. */
+static ds_status_t check_settings(const ds_backend_ops_t *ops, ds_err_t *err)
+{
+    if (ops->n_settings && !ops->settings)
+        return ds_err_set(err, DS_INVALID_ARGUMENT, "backend \"%s\" declares %zu settings but no settings array",
+                          ops->name, ops->n_settings);
+    for (size_t i = 0; i < ops->n_settings; i++) {
+        const ds_be_setting_t *s = &ops->settings[i];
+        char env[256];
+        if (!s->key || !*s->key || !env_name(ops->name, s->key, env, sizeof(env)))
+            return ds_err_set(err, DS_INVALID_ARGUMENT, "backend \"%s\": setting %zu has no usable key", ops->name, i);
+        const char *v = getenv(env);
+        if (!v)
+            v = s->default_value;
+        if (!v) {
+            if (s->required)
+                return ds_err_set(err, DS_INVALID_ARGUMENT, "backend \"%s\" needs setting %s%s%s", ops->name, env,
+                                  s->help ? ": " : "", s->help ? s->help : "");
+            continue;
+        }
+        if (s->type == DS_SETTING_INT) {
+            char *end;
+            errno = 0;
+            (void)strtoll(v, &end, 10);
+            if (!*v || *end || errno == ERANGE)
+                return ds_err_set(err, DS_INVALID_ARGUMENT, "backend \"%s\": setting %s must be an integer, got \"%.64s\"",
+                                  ops->name, env, v);
+        } else if (s->type == DS_SETTING_BOOL) {
+            if (!parse_bool(v))
+                return ds_err_set(err, DS_INVALID_ARGUMENT,
+                                  "backend \"%s\": setting %s must be true or false, got \"%.64s\"", ops->name, env, v);
+        } else if (s->type != DS_SETTING_STRING) {
+            return ds_err_set(err, DS_INVALID_ARGUMENT, "backend \"%s\": setting %s has an unknown type %d", ops->name,
+                              env, (int)s->type);
+        }
+    }
+    return DS_OK;
+}
+
+static ds_status_t check_ops(const ds_backend_ops_t *ops, const char *what, ds_err_t *err)
+{
+    if (ops->abi_version != DS_BACKEND_ABI_VERSION)
+        return ds_err_set(err, DS_INVALID_ARGUMENT,
+                          "%s was built for backend ABI version %u; this server speaks version %d", what,
+                          ops->abi_version, DS_BACKEND_ABI_VERSION);
+    if (ops->struct_size < DS_BE_OPS_V1_SIZE)
+        return ds_err_set(err, DS_INVALID_ARGUMENT, "%s has a backend ops struct of %u bytes; version %d needs %zu",
+                          what, ops->struct_size, DS_BACKEND_ABI_VERSION, (size_t)DS_BE_OPS_V1_SIZE);
+    if (!valid_name(ops->name))
+        return ds_err_set(err, DS_INVALID_ARGUMENT, "%s has an invalid backend name \"%.64s\" (want [a-z][a-z0-9_]{0,31})",
+                          what, ops->name ? ops->name : "");
+    if (!ops->open || !ops->close)
+        return ds_err_set(err, DS_INVALID_ARGUMENT, "backend \"%s\" lacks its open or close method", ops->name);
+    return check_settings(ops, err);
+}
+
+/* ---- registration ---- */
+
+static void unlink_entry_locked(entry_t *e)
+{
+    entry_t **pp = &entries;
+    while (*pp && *pp != e)
+        pp = &(*pp)->next;
+    if (*pp)
+        *pp = e->next;
+}
+
+static void free_entry(entry_t *e)
+{
+    if (!e)
+        return;
+    free(e->path);
+    free(e);
+}
+
+/* Registers entry; path is the plugin file (NULL for built-ins). On failure nothing stays. */
+static ds_status_t add_backend(ds_backend_entry_fn entry, void *handle, const char *path, ds_err_t *err)
+{
+    double t0 = mono_ms();
+    char what[PATH_MAX + 16];
+    snprintf(what, sizeof(what), path ? "plugin %s" : "built-in backend", path ? path : "");
+    const ds_backend_ops_t *ops = entry(&host);
+    if (!ops)
+        return ds_err_set(err, DS_INVALID_ARGUMENT, "%s: its entry function returned no backend (see the log)", what);
+    ds_status_t st = check_ops(ops, what, err);
+    if (st != DS_OK)
+        return st;
+    entry_t *e = calloc(1, sizeof(*e));
+    if (!e || (path && !(e->path = strdup(path)))) {
+        free(e);
+        return ds_err_set(err, DS_INTERNAL, "out of memory");
+    }
+    size_t n = ops->struct_size < sizeof(ds_backend_ops_t) ? ops->struct_size : sizeof(ds_backend_ops_t);
+    memcpy(&e->ops, ops, n);
+    e->ops.struct_size = sizeof(ds_backend_ops_t);
+    e->be.ops = &e->ops;
+    e->handle = handle;
+    e->state = E_LOADING;
+
+    pthread_mutex_lock(&lock);
+    for (entry_t *x = entries; x; x = x->next)
+        if (strcmp(x->ops.name, e->ops.name) == 0) {
+            pthread_mutex_unlock(&lock);
+            st = ds_err_set(err, DS_ALREADY_EXISTS, "a backend named \"%s\" is already registered%s%s", e->ops.name,
+                            x->path ? " from " : " (built in)", x->path ? x->path : "");
+            free_entry(e);
+            return st;
+        }
+    entry_t **tail = &entries;
+    while (*tail)
+        tail = &(*tail)->next;
+    *tail = e;
+    pthread_mutex_unlock(&lock);
+
+    double t1 = mono_ms();
+    st = e->ops.open(&host, &e->be.self, err);
+    double t2 = mono_ms();
+    pthread_mutex_lock(&lock);
+    if (st == DS_OK) {
+        e->state = E_READY;
+        e->open_ms = t2 - t1;
+        e->load_ms = t2 - t0;
+        e->registered_at = (int64_t)time(NULL);
+    } else {
+        unlink_entry_locked(e);
+    }
+    pthread_cond_broadcast(&changed);
+    pthread_mutex_unlock(&lock);
+    if (st != DS_OK) {
+        char why[DS_ERR_MSG_MAX];
+        snprintf(why, sizeof(why), "%s", err->status != DS_OK && err->message[0] ? err->message : "no reason given");
+        ds_err_set(err, st, "backend \"%s\" failed to start: %s", ops->name, why);
+        free_entry(e);
+        return st;
+    }
+    ds_log(DS_LOG_INFO, "backend %s %s registered (%s, open %.2f ms)", e->ops.name, e->ops.version ? e->ops.version : "",
+           path ? path : "built in", e->open_ms);
     return DS_OK;
 }
 
 ds_status_t ds_registry_add(ds_backend_entry_fn entry, void *handle, ds_err_t *err)
 {
-    const ds_backend_ops_t *ops = entry(&host);
-    if (!ops)
-        return ds_err_set(err, DS_INVALID_ARGUMENT, "backend entry function returned no backend");
-    if (ops->abi_version != DS_BACKEND_ABI_VERSION)
-        return ds_err_set(err, DS_INVALID_ARGUMENT, "backend \"%s\" was built for ABI version %u; this server speaks %d",
-                          ops->name ? ops->name : "?", ops->abi_version, DS_BACKEND_ABI_VERSION);
-    if (ops->struct_size < sizeof(ds_backend_ops_t))
-        return ds_err_set(err, DS_INVALID_ARGUMENT, "backend ops struct too small (%u bytes, need %zu)",
-                          ops->struct_size, sizeof(ds_backend_ops_t));
-    if (!ops->name || !*ops->name || !ops->open || !ops->close)
-        return ds_err_set(err, DS_INVALID_ARGUMENT, "backend lacks a name, open or close");
-    for (size_t i = 0; i < ops->n_settings; i++) {
-        const ds_be_setting_t *s = &ops->settings[i];
-        if (s->required && !host_setting(ops->name, s->key) && !s->default_value)
-            return ds_err_set(err, DS_INVALID_ARGUMENT, "backend \"%s\" needs setting DUCKSTORE_BE_%s_%s", ops->name,
-                              ops->name, s->key);
+    if (!entry)
+        return ds_err_set(err, DS_INVALID_ARGUMENT, "no entry function");
+    ds_status_t st = add_backend(entry, handle, NULL, err);
+    /*
+     * Plugins load right after the first built-in: before the service's
+     * recovery pass (which must see every backend's stored projects) and after
+     * the built-ins have taken their names.
+     */
+    if (st == DS_OK && !handle && !startup_loaded) {
+        const ds_config_t *cfg = ds_service_config();
+        ds_registry_load_dir(cfg && cfg->plugin_dir ? cfg->plugin_dir : "");
     }
-    pthread_rwlock_wrlock(&lock);
-    for (entry_t *e = entries; e; e = e->next)
-        if (strcmp(e->be.ops->name, ops->name) == 0) {
-            pthread_rwlock_unlock(&lock);
-            return ds_err_set(err, DS_ALREADY_EXISTS, "a backend named \"%s\" is already registered", ops->name);
-        }
-    entry_t *e = calloc(1, sizeof(*e));
-    if (!e) {
-        pthread_rwlock_unlock(&lock);
-        return ds_err_set(err, DS_INTERNAL, "out of memory");
-    }
-    e->be.ops = ops;
-    e->handle = handle;
-    ds_status_t st = ops->open(&host, &e->be.self, err);
-    if (st != DS_OK) {
-        free(e);
-        pthread_rwlock_unlock(&lock);
-        return st;
-    }
-    e->next = entries;
-    entries = e;
-    pthread_rwlock_unlock(&lock);
-    ds_log(DS_LOG_INFO, "backend %s %s registered", ops->name, ops->version ? ops->version : "");
-    return DS_OK;
+    return st;
 }
 
 ds_status_t ds_registry_get(const char *name, ds_backend_t **out, ds_err_t *err)
 {
-    pthread_rwlock_rdlock(&lock);
-    for (entry_t *e = entries; e; e = e->next)
-        if (strcmp(e->be.ops->name, name) == 0) {
-            atomic_fetch_add(&e->pins, 1);
+    *out = NULL;
+    pthread_mutex_lock(&lock);
+    for (entry_t *e = entries; name && e; e = e->next)
+        if (e->state == E_READY && strcmp(e->ops.name, name) == 0) {
+            e->pins++;
             *out = &e->be;
-            pthread_rwlock_unlock(&lock);
+            pthread_mutex_unlock(&lock);
             return DS_OK;
         }
-    pthread_rwlock_unlock(&lock);
-    return ds_err_set(err, DS_NOT_FOUND, "no backend named \"%s\" is registered", name);
+    pthread_mutex_unlock(&lock);
+    return ds_err_set(err, DS_NOT_FOUND, "no backend named \"%s\" is registered", name ? name : "");
 }
 
 void ds_registry_put(ds_backend_t *b)
 {
-    if (b)
-        atomic_fetch_sub(&((entry_t *)b)->pins, 1);
+    if (!b)
+        return;
+    entry_t *e = (entry_t *)b;
+    pthread_mutex_lock(&lock);
+    if (--e->pins == 0)
+        pthread_cond_broadcast(&changed);
+    pthread_mutex_unlock(&lock);
+}
+
+void ds_registry_meta(const ds_backend_t *b, ds_backend_meta_t *out)
+{
+    const entry_t *e = (const entry_t *)b;
+    *out = (ds_backend_meta_t){
+        .builtin = e->handle == NULL,
+        .path = e->path,
+        .load_ms = e->load_ms,
+        .open_ms = e->open_ms,
+        .registered_at = e->registered_at,
+    };
 }
 
 void ds_registry_each(void (*cb)(ds_backend_t *b, void *ud), void *ud)
 {
-    pthread_rwlock_rdlock(&lock);
+    size_t n = 0, i = 0;
+    pthread_mutex_lock(&lock);
     for (entry_t *e = entries; e; e = e->next)
-        cb(&e->be, ud);
-    pthread_rwlock_unlock(&lock);
+        n += e->state == E_READY;
+    entry_t **snap = n ? malloc(sizeof(*snap) * n) : NULL;
+    for (entry_t *e = entries; snap && e; e = e->next)
+        if (e->state == E_READY) {
+            e->pins++;
+            snap[i++] = e;
+        }
+    pthread_mutex_unlock(&lock);
+    if (n && !snap) {
+        ds_log(DS_LOG_ERROR, "registry: out of memory listing backends");
+        return;
+    }
+    for (size_t k = 0; k < i; k++)
+        cb(&snap[k]->be, ud);
+    for (size_t k = 0; k < i; k++)
+        ds_registry_put(&snap[k]->be);
+    free(snap);
+}
+
+/* ---- plugins ---- */
+
+const char *ds_registry_plugin_dir(void) { return plugin_dir; }
+
+/* dlopen + entry symbol + add. path is absolute and already confined. */
+static ds_status_t load_plugin(const char *path, const char **name_out, ds_err_t *err)
+{
+    double t0 = mono_ms();
+    dlerror();
+    void *handle = dlopen(path, RTLD_NOW | RTLD_LOCAL | RTLD_NODELETE);
+    if (!handle) {
+        const char *why = dlerror();
+        return ds_err_set(err, DS_INVALID_ARGUMENT, "cannot load plugin %s: %s", path, why ? why : "unknown error");
+    }
+    dlerror();
+    void *sym = dlsym(handle, DS_BACKEND_ENTRY_SYMBOL);
+    if (!sym) {
+        dlclose(handle);
+        return ds_err_set(err, DS_INVALID_ARGUMENT, "plugin %s does not export the entry symbol %s", path,
+                          DS_BACKEND_ENTRY_SYMBOL);
+    }
+    ds_backend_entry_fn entry;
+    memcpy(&entry, &sym, sizeof(entry));
+    ds_status_t st = add_backend(entry, handle, path, err);
+    if (st != DS_OK) {
+        dlclose(handle);
+        if (st != DS_INVALID_ARGUMENT) {
+            /* At runtime every reason a plugin cannot register is the request's fault: a 400. */
+            char msg[DS_ERR_MSG_MAX];
+            snprintf(msg, sizeof(msg), "%s", err->message);
+            ds_err_set(err, DS_INVALID_ARGUMENT, "%s", msg);
+        }
+        return DS_INVALID_ARGUMENT;
+    }
+    double t1 = mono_ms();
+    pthread_mutex_lock(&lock);
+    const char *name = NULL;
+    for (entry_t *e = entries; e; e = e->next)
+        if (e->handle == handle && e->path && strcmp(e->path, path) == 0 && e->state == E_READY) {
+            e->load_ms = t1 - t0;
+            name = e->ops.name;
+        }
+    pthread_mutex_unlock(&lock);
+    if (name_out)
+        *name_out = name;
+    return DS_OK;
+}
+
+static int cmp_str(const void *a, const void *b) { return strcmp(*(char *const *)a, *(char *const *)b); }
+
+void ds_registry_load_dir(const char *dir)
+{
+    if (startup_loaded)
+        return;
+    startup_loaded = true;
+    if (!dir || !*dir)
+        return;
+    char real[PATH_MAX];
+    if (!realpath(dir, real)) {
+        ds_log(DS_LOG_WARN, "plugin directory %s: %s; no plugins loaded", dir, strerror(errno));
+        return;
+    }
+    snprintf(plugin_dir, sizeof(plugin_dir), "%s", real);
+    DIR *d = opendir(real);
+    if (!d) {
+        ds_log(DS_LOG_WARN, "plugin directory %s: %s; no plugins loaded", real, strerror(errno));
+        return;
+    }
+    char **names = NULL;
+    size_t n = 0, cap = 0;
+    struct dirent *de;
+    while ((de = readdir(d))) {
+        size_t len = strlen(de->d_name);
+        if (de->d_name[0] == '.' || len < 4 || strcmp(de->d_name + len - 3, ".so") != 0)
+            continue;
+        if (n == cap) {
+            size_t ncap = cap ? cap * 2 : 16;
+            char **bigger = realloc(names, sizeof(char *) * ncap);
+            if (!bigger)
+                break;
+            names = bigger;
+            cap = ncap;
+        }
+        if (!(names[n] = strdup(de->d_name)))
+            break;
+        n++;
+    }
+    closedir(d);
+    if (n)
+        qsort(names, n, sizeof(char *), cmp_str);
+    for (size_t i = 0; i < n; i++) {
+        ds_err_t e = {0};
+        const char *name = NULL;
+        if (ds_registry_load_file(names[i], &name, &e) != DS_OK)
+            ds_log(DS_LOG_WARN, "plugin %s/%s skipped: %s", real, names[i], e.message);
+        free(names[i]);
+    }
+    free(names);
+}
+
+ds_status_t ds_registry_load_file(const char *path, const char **name_out, ds_err_t *err)
+{
+    if (name_out)
+        *name_out = NULL;
+    if (!plugin_dir[0])
+        return ds_err_setf(err, DS_INVALID_ARGUMENT, "path",
+                           "no plugin directory is configured (DUCKSTORE_PLUGIN_DIR); plugins load only from there");
+    if (!path || !*path)
+        return ds_err_setf(err, DS_INVALID_ARGUMENT, "path", "path is empty");
+    if (strlen(path) >= PATH_MAX)
+        return ds_err_setf(err, DS_INVALID_ARGUMENT, "path", "path is too long");
+    /* No ".." component at all, even one that would resolve back inside. */
+    for (const char *p = path; *p;) {
+        const char *slash = strchr(p, '/');
+        size_t len = slash ? (size_t)(slash - p) : strlen(p);
+        if (len == 2 && p[0] == '.' && p[1] == '.')
+            return ds_err_setf(err, DS_INVALID_ARGUMENT, "path", "path \"%s\" must not contain \"..\"", path);
+        p += len + (slash != NULL);
+    }
+    size_t dl = strlen(plugin_dir);
+    char joined[PATH_MAX * 2], real[PATH_MAX];
+    if (path[0] == '/') {
+        /* Absolute: compared before and after resolving (the directory itself may be a symlink). */
+        char given_dir[PATH_MAX];
+        const char *cfg_dir = ds_service_config() && ds_service_config()->plugin_dir ? ds_service_config()->plugin_dir : "";
+        snprintf(given_dir, sizeof(given_dir), "%s", cfg_dir);
+        size_t gl = strlen(given_dir);
+        while (gl > 1 && given_dir[gl - 1] == '/')
+            given_dir[--gl] = '\0';
+        bool inside = (strncmp(path, plugin_dir, dl) == 0 && path[dl] == '/') ||
+                      (gl && strncmp(path, given_dir, gl) == 0 && path[gl] == '/');
+        if (!inside)
+            return ds_err_setf(err, DS_INVALID_ARGUMENT, "path", "path \"%s\" is outside the plugin directory %s", path,
+                               plugin_dir);
+        snprintf(joined, sizeof(joined), "%s", path);
+    } else {
+        snprintf(joined, sizeof(joined), "%s/%s", plugin_dir, path);
+    }
+    if (!realpath(joined, real))
+        return ds_err_setf(err, DS_INVALID_ARGUMENT, "path", "no plugin file \"%s\" in the plugin directory: %s", path,
+                           strerror(errno));
+    if (strncmp(real, plugin_dir, dl) != 0 || real[dl] != '/')
+        return ds_err_setf(err, DS_INVALID_ARGUMENT, "path",
+                           "plugin \"%s\" resolves to %s, outside the plugin directory %s", path, real, plugin_dir);
+    struct stat sb;
+    if (stat(real, &sb) != 0 || !S_ISREG(sb.st_mode))
+        return ds_err_setf(err, DS_INVALID_ARGUMENT, "path", "plugin \"%s\" is not a regular file", path);
+    return load_plugin(real, name_out, err);
+}
+
+ds_status_t ds_registry_unload(const char *name, ds_registry_unload_check_fn check, void *ud, int wait_ms,
+                               ds_err_t *err)
+{
+    double t0 = mono_ms();
+    pthread_mutex_lock(&lock);
+    entry_t *e = entries;
+    while (e && !(name && strcmp(e->ops.name, name) == 0))
+        e = e->next;
+    if (!e || e->state == E_LOADING) {
+        pthread_mutex_unlock(&lock);
+        return ds_err_set(err, DS_NOT_FOUND, "no backend named \"%s\" is registered", name ? name : "");
+    }
+    if (e->state == E_UNLOADING) {
+        pthread_mutex_unlock(&lock);
+        return ds_err_set(err, DS_CONFLICT, "backend \"%s\" is already being unloaded", name);
+    }
+    if (!e->handle) {
+        pthread_mutex_unlock(&lock);
+        return ds_err_set(err, DS_CONFLICT, "backend \"%s\" is built in and cannot be unloaded", name);
+    }
+    /* From here no lookup finds it; wait for the requests that hold it. */
+    e->state = E_UNLOADING;
+    struct timespec deadline;
+    clock_gettime(CLOCK_REALTIME, &deadline);
+    deadline.tv_sec += wait_ms / 1000;
+    deadline.tv_nsec += (long)(wait_ms % 1000) * 1000000L;
+    if (deadline.tv_nsec >= 1000000000L) {
+        deadline.tv_sec++;
+        deadline.tv_nsec -= 1000000000L;
+    }
+    while (e->pins > 0)
+        if (pthread_cond_timedwait(&changed, &lock, &deadline) == ETIMEDOUT)
+            break;
+    if (e->pins > 0) {
+        long pins = e->pins;
+        e->state = E_READY;
+        pthread_cond_broadcast(&changed);
+        pthread_mutex_unlock(&lock);
+        return ds_err_set(err, DS_CONFLICT, "backend \"%s\" is in use by %ld running requests; try again", name, pins);
+    }
+    pthread_mutex_unlock(&lock);
+    ds_status_t st = check ? check(e->ops.name, ud, err) : DS_OK;
+    pthread_mutex_lock(&lock);
+    if (st != DS_OK)
+        e->state = E_READY;
+    else
+        unlink_entry_locked(e);
+    pthread_cond_broadcast(&changed);
+    pthread_mutex_unlock(&lock);
+    if (st != DS_OK)
+        return st;
+    char logname[64];
+    snprintf(logname, sizeof(logname), "%s", e->ops.name);
+    e->ops.close(e->be.self);
+    dlclose(e->handle);
+    ds_log(DS_LOG_INFO, "backend %s unloaded (%s, %.2f ms)", logname, e->path ? e->path : "", mono_ms() - t0);
+    free_entry(e);
+    return DS_OK;
 }
 
 void ds_registry_shutdown(void)
 {
-    pthread_rwlock_wrlock(&lock);
-    while (entries) {
-        entry_t *e = entries;
-        entries = e->next;
-        e->be.ops->close(e->be.self);
+    pthread_mutex_lock(&lock);
+    entry_t *list = entries;
+    entries = NULL;
+    pthread_mutex_unlock(&lock);
+    while (list) {
+        entry_t *e = list;
+        list = e->next;
+        if (e->state != E_LOADING)
+            e->ops.close(e->be.self);
         if (e->handle)
             dlclose(e->handle);
-        free(e);
+        free_entry(e);
     }
-    pthread_rwlock_unlock(&lock);
+    plugin_dir[0] = '\0';
+    startup_loaded = false;
 }

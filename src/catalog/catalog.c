@@ -9,6 +9,7 @@
 
 #include <duckdb.h>
 #include <pthread.h>
+#include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -263,7 +264,7 @@ bool ds_catalog_project_by_key(const char *key, char id[DS_PROJECT_ID_MAX + 1])
     pthread_mutex_lock(&lock);
     /* Compare against every project, without an early exit, so timing says nothing. */
     for (size_t i = 0; i < n_recs; i++)
-        if (recs[i].state == DS_PROJECT_READY && ds_key_equal(recs[i].key_hash, hash)) {
+        if (recs[i].state == DS_PROJECT_READY && sodium_memcmp(recs[i].key_hash, hash, DS_KEY_HASH_HEX - 1) == 0) {
             snprintf(id, DS_PROJECT_ID_MAX + 1, "%s", recs[i].id);
             found = true;
         }
@@ -279,4 +280,12 @@ int64_t ds_catalog_project_count(void)
         n += recs[i].state == DS_PROJECT_READY;
     pthread_mutex_unlock(&lock);
     return n;
+}
+
+ds_status_t ds_catalog_with_conn(ds_catalog_conn_cb cb, void *ud, ds_err_t *err)
+{
+    pthread_mutex_lock(&lock);
+    ds_status_t st = open_ ? cb((void *)conn, ud, err) : ds_err_set(err, DS_UNAVAILABLE, "catalog is not open");
+    pthread_mutex_unlock(&lock);
+    return st;
 }

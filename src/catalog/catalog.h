@@ -60,4 +60,15 @@ bool ds_catalog_project_by_key(const char *key, char id[DS_PROJECT_ID_MAX + 1]);
 /* Number of READY projects. */
 int64_t ds_catalog_project_count(void);
 
+/*
+ * Runs cb with the catalog's DuckDB connection (conn is a duckdb_connection)
+ * under the catalog mutex, for subsystems that keep their own tables in the
+ * catalog file (the Storage Files index, src/catalog/files.c). cb must be
+ * short, must not call any other ds_catalog_* function (the mutex is not
+ * recursive) and must leave no transaction open. DS_UNAVAILABLE when the
+ * catalog is closed. Thread-safe.
+ */
+typedef ds_status_t (*ds_catalog_conn_cb)(void *conn, void *ud, ds_err_t *err);
+ds_status_t ds_catalog_with_conn(ds_catalog_conn_cb cb, void *ud, ds_err_t *err);
+
 #endif

@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "cmd/files.h"
 #include "cmd/internal.h"
 #include "core/keys.h"
 #include "core/log.h"
@@ -145,6 +146,11 @@ ds_status_t ds_cmd_project_delete(ds_ctx_t *ctx, const char *id)
     st = ds_catalog_project_set_state(id, DS_PROJECT_DELETING, &ctx->err);
     if (st == DS_OK)
         st = ds_be_project_drop(p.be, &p.call);
+    /* The tables are gone, so the deletion goes on; file leftovers are removed by the files sweep. */
+    if (st == DS_OK && ds_files_drop_project(ds_service_config()->data_dir, id, &ctx->err) != DS_OK) {
+        ds_log(DS_LOG_ERROR, "project %s: cannot remove its Storage Files: %s", id, ctx->err.message);
+        ds_err_clear(&ctx->err);
+    }
     if (st == DS_OK)
         st = ds_catalog_project_delete(id, &ctx->err);
     else {

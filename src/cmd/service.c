@@ -17,6 +17,7 @@
 #include <time.h>
 
 #include "../../backends/duckdb/duckdb_backend.h"
+#include "cmd/files.h"
 #include "cmd/internal.h"
 #include "core/keys.h"
 #include "core/log.h"
@@ -70,33 +71,48 @@ static ds_status_t setup_admin_key(const ds_config_t *cfg, ds_err_t *err)
 }
 
 typedef struct {
-    ds_backend_t *be;
     ds_arena_t *arena;
-    int dropped;
-} orphan_scan_t;
+    const char **ids;
+    size_t n, cap;
+} id_list_t;
 
-static void drop_if_orphan(const char *id, void *ud)
+static void collect_id(const char *id, void *ud)
 {
-    orphan_scan_t *s = ud;
-    ds_project_rec_t rec;
-    ds_err_t e = {0};
-    if (ds_catalog_project_get(id, &rec, &e) == DS_OK && strcmp(rec.backend, s->be->ops->name) == 0)
-        return;
-    ds_be_call_t call = {.arena = s->arena, .err = &e, .project_id = id};
-    ds_log(DS_LOG_WARN, "recovery: removing orphan storage of project %s in backend %s", id, s->be->ops->name);
-    if (ds_be_project_drop(s->be, &call) != DS_OK)
-        ds_log(DS_LOG_ERROR, "recovery: cannot remove orphan project %s: %s", id, e.message);
-    s->dropped++;
+    id_list_t *l = ud;
+    if (l->n == l->cap) {
+        size_t cap = l->cap ? l->cap * 2 : 64;
+        const char **bigger = ds_arena_alloc(l->arena, sizeof(char *) * cap);
+        if (!bigger)
+            return;
+        if (l->n)
+            memcpy(bigger, l->ids, sizeof(char *) * l->n);
+        l->ids = bigger;
+        l->cap = cap;
+    }
+    l->ids[l->n++] = ds_arena_strdup(l->arena, id);
 }
 
-static void scan_backend(ds_backend_t *be, void *ud)
+/* Removes stored projects of one backend that the catalog does not name. */
+static void drop_orphans(ds_backend_t *be, void *ud)
 {
-    orphan_scan_t *s = ud;
-    s->be = be;
+    ds_arena_t *arena = ud;
+    id_list_t l = {.arena = arena};
     ds_err_t e = {0};
-    if (be->ops->project_list_stored) {
-        /* Collect first: dropping while the backend lists would change what it lists. */
-        be->ops->project_list_stored(be->self, drop_if_orphan, s, &e);
+    if (!be->ops->project_list_stored)
+        return;
+    /* Collect first: dropping while the backend lists would change what it lists. */
+    if (be->ops->project_list_stored(be->self, collect_id, &l, &e) != DS_OK) {
+        ds_log(DS_LOG_ERROR, "recovery: cannot list projects of backend %s: %s", be->ops->name, e.message);
+        return;
+    }
+    for (size_t i = 0; i < l.n; i++) {
+        ds_project_rec_t rec;
+        if (ds_catalog_project_get(l.ids[i], &rec, &e) == DS_OK && strcmp(rec.backend, be->ops->name) == 0)
+            continue;
+        ds_be_call_t call = {.arena = arena, .err = &e, .project_id = l.ids[i]};
+        ds_log(DS_LOG_WARN, "recovery: removing orphan storage of project %s in backend %s", l.ids[i], be->ops->name);
+        if (ds_be_project_drop(be, &call) != DS_OK)
+            ds_log(DS_LOG_ERROR, "recovery: cannot remove orphan project %s: %s", l.ids[i], e.message);
     }
 }
 
@@ -127,10 +143,8 @@ static ds_status_t recover(ds_err_t *err)
         if (ds_catalog_project_delete(all[i].id, &e) != DS_OK)
             ds_log(DS_LOG_ERROR, "recovery: cannot delete catalog row of %s: %s", all[i].id, e.message);
     }
-    if (st == DS_OK) {
-        orphan_scan_t scan = {.arena = arena};
-        ds_registry_each(scan_backend, &scan);
-    }
+    if (st == DS_OK)
+        ds_registry_each(drop_orphans, arena);
     ds_arena_destroy(&arena);
     return st;
 }
@@ -163,11 +177,14 @@ ds_status_t ds_service_start(const ds_config_t *cfg, ds_err_t *err)
         st = ds_registry_add(ds_be_duckdb_entry, NULL, err);
     if (st == DS_OK)
         st = recover(err);
+    if (st == DS_OK)
+        st = ds_files_start(cfg, err);
     return st;
 }
 
 void ds_service_stop(void)
 {
+    ds_files_stop();
     ds_registry_shutdown();
     ds_catalog_close();
     ds_wq_destroy(&queues);

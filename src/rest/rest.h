@@ -93,6 +93,8 @@ extern const ds_rest_route_t ds_rest_file_routes[];
 extern const size_t ds_rest_n_file_routes;
 extern const ds_rest_route_t ds_rest_driver_routes[];
 extern const size_t ds_rest_n_driver_routes;
+extern const ds_rest_route_t ds_rest_backend_routes[]; /* /backends (routes_backends.c) */
+extern const size_t ds_rest_n_backend_routes;
 
 /* Every route of every table, in order: i from 0 to ds_rest_route_count()-1. */
 size_t ds_rest_route_count(void);
@@ -127,6 +129,8 @@ ds_status_t ds_json_str_array(ds_rest_req_t *req, json_t *obj, const char *field
 /* Rejects keys of obj not in the NULL-terminated allowed list, naming the first. */
 ds_status_t ds_json_only(ds_rest_req_t *req, json_t *obj, const char *const *allowed);
 
+/* A table's info as the REST API shows it (routes.c). */
+json_t *ds_rest_table_json(const ds_be_table_t *t);
 /* Writes unix seconds as RFC 3339 (null for 0). */
 json_t *ds_json_time(int64_t unix_s);
 

@@ -218,7 +218,7 @@ static ds_status_t h_bucket_delete(ds_rest_req_t *req, ds_rest_resp_t *resp)
 
 /* ---- tables ---- */
 
-static json_t *table_json(const ds_be_table_t *t)
+json_t *ds_rest_table_json(const ds_be_table_t *t)
 {
     json_t *cols = json_array(), *pk = json_array();
     for (size_t i = 0; i < t->n_columns; i++) {
@@ -298,7 +298,7 @@ static ds_status_t h_table_create(ds_rest_req_t *req, ds_rest_resp_t *resp)
     json_decref(body);
     TRY(ds_cmd_table_create(CTX, ds_rest_param(req, "id"), ds_rest_param(req, "bucket"), &in, &out));
     resp->status = 201;
-    resp->json = table_json(&out);
+    resp->json = ds_rest_table_json(&out);
     return DS_OK;
 }
 
@@ -309,7 +309,7 @@ static ds_status_t h_table_list(ds_rest_req_t *req, ds_rest_resp_t *resp)
     TRY(ds_cmd_table_list(CTX, ds_rest_param(req, "id"), ds_rest_param(req, "bucket"), &items, &n));
     json_t *arr = json_array();
     for (size_t i = 0; i < n; i++)
-        json_array_append_new(arr, table_json(&items[i]));
+        json_array_append_new(arr, ds_rest_table_json(&items[i]));
     resp->json = json_pack("{s:o}", "items", arr);
     return DS_OK;
 }
@@ -319,7 +319,7 @@ static ds_status_t h_table_get(ds_rest_req_t *req, ds_rest_resp_t *resp)
     ds_be_table_t t;
     TRY(ds_cmd_table_get(CTX, ds_rest_param(req, "id"), ds_rest_param(req, "bucket"), ds_rest_param(req, "table"),
                          &t));
-    resp->json = table_json(&t);
+    resp->json = ds_rest_table_json(&t);
     return DS_OK;
 }
 

@@ -189,7 +189,16 @@ class Server:
         return out
 
     def request_records(self):
-        return [r for r in self.log_records() if isinstance(r, dict) and "request_id" in r]
+        """The access-log lines (JSON objects with a request_id); other lines are skipped."""
+        out = []
+        for line in self.log_lines():
+            try:
+                rec = json.loads(line)
+            except ValueError:
+                continue
+            if isinstance(rec, dict) and "request_id" in rec:
+                out.append(rec)
+        return out
 
     # -- clients ----------------------------------------------------------------------------------
 

@@ -49,8 +49,8 @@ def test_create_bucket_bad_stage(admin):
     assert bucket_ids(admin, "p1") == []
 
 
-@pytest.mark.parametrize("name", ["a b", "c-", "", "x" * 200, "c-a/b", "c-a;drop", "c-\u00e9"],
-                         ids=["space", "prefix-only", "empty", "too-long", "slash", "semicolon", "non-ascii"])
+@pytest.mark.parametrize("name", ["a b", "", "x" * 200, "c-a/b", "c-a;drop", "c-\u00e9"],
+                         ids=["space", "empty", "too-long", "slash", "semicolon", "non-ascii"])
 def test_create_bucket_invalid_name(admin, name):
     create_project(admin, "p1")
     expect_error(admin.post("/projects/p1/buckets", {"stage": "in", "name": name}), 400, "invalid_argument")

@@ -111,6 +111,9 @@ def test_small_queue_depth_answers_429_or_success(server_factory):
         return n, r
 
     results = run_threads(40, client)
+    statuses = [r.status_code for _, r in results]
+    assert 201 in statuses, "no write got through a queue of depth 1"
+    assert 429 in statuses, "40 simultaneous writes never overflowed a queue of depth 1"
     created = set()
     for n, r in results:
         if r.status_code == 201:
@@ -124,3 +127,34 @@ def test_small_queue_depth_answers_429_or_success(server_factory):
     expect(admin.post("/projects/q/buckets/in.c-a/tables", {"name": "after", "columns": [{"name": "a"}]}), 201)
     samples = admin.get("/metrics").text
     assert "duckstore_queue_waiting" in samples
+
+
+def test_force_delete_bucket_while_tables_are_created(server, admin):
+    """A forced bucket delete racing table creates: each create either lands before the delete
+    (201, then removed with the bucket) or finds no bucket (404); no ghost tables remain."""
+    create_project(admin, "fd")
+    for trial in range(3):
+        create_bucket(admin, "fd", "c-a")
+
+        def client(n):
+            api = Api(server, server.admin_key)
+            if n == 7:
+                return n, api.delete("/projects/fd/buckets/in.c-a?force=true")
+            return n, api.post("/projects/fd/buckets/in.c-a/tables",
+                               {"name": f"t{n}", "columns": [{"name": "x"}]})
+
+        results = run_threads(16, client)
+        for n, r in results:
+            if n == 7:
+                expect(r, 204)
+            elif r.status_code != 201:
+                expect_error(r, 404, "not_found")
+        expect_error(admin.get("/projects/fd/buckets/in.c-a"), 404, "not_found")
+        assert list_items(admin, "/projects/fd/buckets") == []
+        assert project_stats(admin, "fd")["tables"] == 0
+        # Re-created, the bucket is empty: nothing created during the race survives in it.
+        assert create_bucket(admin, "fd", "c-a")["table_count"] == 0
+        assert list_items(admin, "/projects/fd/buckets/in.c-a/tables") == []
+        for n in range(16):
+            expect_error(admin.get(f"/projects/fd/buckets/in.c-a/tables/t{n}"), 404, "not_found")
+        expect(admin.delete("/projects/fd/buckets/in.c-a"), 204)

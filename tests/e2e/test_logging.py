@@ -34,7 +34,7 @@ def test_one_json_line_per_request(server, admin):
         ("POST", "/projects/{}/buckets/{}/tables", 201, "lg1"),
         ("DELETE", "/projects/{}/buckets/{}/tables/{}", 204, "lg1"),
     ]
-    records = server.request_records()  # also asserts that every stderr line is JSON
+    records = server.request_records()
     ours = [r for r in records if r.get("route") != "/health"]
     assert len(ours) == len(expected), \
         "expected one log line per request:\n" + "\n".join(map(str, ours))
@@ -59,6 +59,19 @@ def test_one_json_line_per_request(server, admin):
     assert len(ids) == len(set(ids)), "request ids are not unique"
     health = [r for r in records if r.get("route") == "/health"]
     assert health and all(r["method"] == "GET" for r in health)
+
+
+def test_stderr_is_json_lines_only(server, admin):
+    """Log collectors parse stderr line by line: every line must be a JSON object."""
+    create_project_and_use(admin)
+    server.stop()
+    records = server.log_records()  # fails on the first line that is not JSON
+    assert records and all(isinstance(r, dict) for r in records)
+
+
+def create_project_and_use(admin):
+    _, proj = project_api(admin, "j1")
+    expect(proj.get("/projects/j1"), 200)
 
 
 def test_keys_are_never_logged(server_factory):

@@ -173,3 +173,19 @@ def test_openapi_lists_the_rest_md_endpoint_map(server):
     paths = _openapi(server)
     missing = _missing(paths, PLAN_ROUTES)
     assert not missing, f"/openapi.json lacks {len(missing)} routes of REST.md's endpoint map: {missing}"
+
+
+def test_openapi_documents_only_served_methods(server, admin):
+    """The reverse direction: no documented operation answers 405."""
+    doc = expect(server.api(key=None).get("/openapi.json"), 200)
+    wrong = []
+    for path, ops in doc["paths"].items():
+        concrete = re.sub(r"\{[^}]*\}", "zz", path)
+        for method in ops:
+            if method.lower() not in ("get", "post", "put", "delete", "patch"):
+                continue
+            r = admin.request(method.upper(), concrete,
+                              json_body={} if method.lower() in ("post", "put", "patch") else None)
+            if r.status_code == 405:
+                wrong.append(f"{method.upper()} {path} -> 405")
+    assert not wrong, f"documented but not served: {wrong}"

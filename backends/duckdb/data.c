@@ -1,0 +1,1656 @@
+/*
+ * data.c - table data in the DuckDB backend: import, export, preview,
+ * profile, delete rows and schema changes, with Keboola's semantics.
+ *
+ * DESIGN
+ * Import runs in three phases on one connection:
+ *   1. stage: the source (CSV/Parquet files through DuckDB's readers, or
+ *      another table) is read into a connection-local temp table __ds_src,
+ *      CSV values as text exactly as written (no NULL detection: the reader's
+ *      NULL marker is a string no file contains). Reader errors (unterminated
+ *      quotes, wrong column count, invalid UTF-8) are the user's: 400.
+ *   2. check: column sets are compared (every missing and unexpected column
+ *      named at once); every value bound for a typed column is test-cast, and
+ *      the first that does not fit is reported by row and column; duplicate
+ *      keys are checked for FAIL_ON_DUPLICATES.
+ *   3. load: one transaction adds new columns (string tables), truncates
+ *      (full load) or removes the rows being replaced (incremental upsert),
+ *      inserts, and updates the table's metadata. Any failure rolls back, so
+ *      the table is exactly as before. A transaction conflict (which per-table
+ *      write queues should prevent) is retried, never shown to users.
+ *
+ * _timestamp: CURRENT_TIME stamps inserted/updated rows with the import's time;
+ * NONE leaves it NULL; FROM_SOURCE takes the source's timestamp column. On
+ * string tables an incremental re-import of an unchanged row leaves the row
+ * (and its _timestamp) untouched; typed tables replace it.
+ *
+ * Every identifier goes through ds_buf_ident, every value through
+ * ds_buf_literal; types come canonical from the core.
+ */
+#include <ctype.h>
+#include <dirent.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <zlib.h>
+
+#include "core/buf.h"
+#include "core/status.h"
+#include "core/types.h"
+#include "ddb.h"
+#include "internal.h"
+
+/* The CSV reader's NULL string: no real file holds it, so every field reads as text. */
+#define NO_NULL_MARKER "\x01__duckstore_no_null__\x02"
+#define MAX_CONFLICT_RETRIES 3
+
+static double mono_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static void qualified(ds_buf_t *b, const char *bucket, const char *table)
+{
+    ds_buf_ident(b, bucket);
+    ds_buf_puts(b, ".");
+    ds_buf_ident(b, table);
+}
+
+/* Index of column name in t (case-insensitive, as DuckDB resolves names), or -1. */
+static int find_col(const ds_be_table_t *t, const char *name)
+{
+    for (size_t i = 0; i < t->n_columns; i++)
+        if (strcasecmp(t->columns[i].name, name) == 0)
+            return (int)i;
+    return -1;
+}
+
+static bool is_numeric_type(const char *type)
+{
+    static const char *num[] = {"TINYINT", "SMALLINT", "INTEGER", "BIGINT", "HUGEINT", "UTINYINT", "USMALLINT",
+                                "UINTEGER", "UBIGINT", "FLOAT", "DOUBLE", "DECIMAL", NULL};
+    for (int i = 0; num[i]; i++)
+        if (strncmp(type, num[i], strlen(num[i])) == 0)
+            return true;
+    return false;
+}
+
+/* Runs a query whose single cell is an integer. */
+static ds_status_t query_int(use_t *u, const char *sql, int64_t *out)
+{
+    duckdb_result r;
+    ds_status_t st = ds_ddb_run(u->conn, u->err, &r, sql, 0, NULL);
+    if (st != DS_OK)
+        return st;
+    *out = duckdb_row_count(&r) ? ds_ddb_int(&r, 0, 0) : 0;
+    duckdb_destroy_result(&r);
+    return DS_OK;
+}
+
+/* ---- filters ---- */
+
+/* Appends a timestamp expression for a changedSince/Until value: unix seconds or timestamp text. */
+static void ts_literal(ds_buf_t *b, const char *v)
+{
+    const char *p = v;
+    if (*p == '-' || *p == '+')
+        p++;
+    bool digits = *p != '\0';
+    for (; *p; p++)
+        digits = digits && isdigit((unsigned char)*p);
+    if (digits) {
+        ds_buf_puts(b, "(to_timestamp(CAST(");
+        ds_buf_literal(b, v);
+        ds_buf_puts(b, " AS BIGINT)) AT TIME ZONE 'UTC')");
+    } else {
+        ds_buf_puts(b, "CAST(");
+        ds_buf_literal(b, v);
+        ds_buf_puts(b, " AS TIMESTAMP)");
+    }
+}
+
+static const char *op_sql[] = {"=", "<>", ">", ">=", "<", "<="};
+
+/* Appends one column reference, cast when data_type is given. */
+static ds_status_t filter_operand(use_t *u, ds_buf_t *b, const char *column, const char *data_type, char *type_out)
+{
+    if (!data_type) {
+        ds_buf_ident(b, column);
+        type_out[0] = '\0';
+        return DS_OK;
+    }
+    ds_status_t st = ds_type_canonical(data_type, column, type_out, u->err);
+    if (st != DS_OK)
+        return st;
+    ds_buf_puts(b, "TRY_CAST(");
+    ds_buf_ident(b, column);
+    ds_buf_printf(b, " AS %s)", type_out);
+    return DS_OK;
+}
+
+static void filter_value(ds_buf_t *b, const char *v, const char *type)
+{
+    if (!type[0]) {
+        ds_buf_literal(b, v);
+        return;
+    }
+    ds_buf_puts(b, "CAST(");
+    ds_buf_literal(b, v);
+    ds_buf_printf(b, " AS %s)", type);
+}
+
+/*
+ * Appends the WHERE clause for w over table t (nothing when w is empty).
+ * Columns must exist; values are literals; casts are canonical types.
+ */
+static ds_status_t append_where(use_t *u, const ds_be_table_t *t, const ds_where_t *w, ds_buf_t *b)
+{
+    bool first = true;
+#define AND() (ds_buf_puts(b, first ? " WHERE " : " AND "), first = false)
+    if (!w)
+        return DS_OK;
+    for (size_t i = 0; i < w->n_filters; i++) {
+        const ds_filter_t *f = &w->filters[i];
+        int ci = f->column ? find_col(t, f->column) : -1;
+        if (ci < 0 && !(f->column && strcasecmp(f->column, "_timestamp") == 0))
+            return ds_err_setk(u->err, DS_INVALID_ARGUMENT, DS_KBC_COLUMN_NOT_FOUND,
+                               "filter column \"%s\" is not a column of the table", f->column ? f->column : "");
+        const char *col = ci >= 0 ? t->columns[ci].name : "_timestamp";
+        if ((int)f->op < 0 || (int)f->op > DS_OP_LE)
+            return ds_err_set(u->err, DS_INVALID_ARGUMENT, "filter on \"%s\": unknown operator", col);
+        if (f->n_values == 0)
+            return ds_err_set(u->err, DS_INVALID_ARGUMENT, "filter on \"%s\": at least one value is needed", col);
+        if (f->n_values > 1 && f->op != DS_OP_EQ && f->op != DS_OP_NE)
+            return ds_err_set(u->err, DS_INVALID_ARGUMENT,
+                              "filter on \"%s\": operator %s takes exactly one value (several values work with eq and ne)",
+                              col, op_sql[f->op]);
+        char type[DS_TYPE_MAX];
+        AND();
+        ds_buf_puts(b, "(");
+        ds_status_t st = filter_operand(u, b, col, f->data_type, type);
+        if (st != DS_OK)
+            return st;
+        if (f->n_values > 1) {
+            ds_buf_puts(b, f->op == DS_OP_EQ ? " IN (" : " NOT IN (");
+            for (size_t k = 0; k < f->n_values; k++) {
+                if (k)
+                    ds_buf_puts(b, ", ");
+                filter_value(b, f->values[k], type);
+            }
+            ds_buf_puts(b, ")");
+        } else {
+            ds_buf_printf(b, " %s ", op_sql[f->op]);
+            filter_value(b, f->values[0], type);
+        }
+        ds_buf_puts(b, ")");
+    }
+    if (w->changed_since) {
+        AND();
+        ds_buf_puts(b, "\"_timestamp\" >= ");
+        ts_literal(b, w->changed_since);
+    }
+    if (w->changed_until) {
+        AND();
+        ds_buf_puts(b, "\"_timestamp\" < ");
+        ts_literal(b, w->changed_until);
+    }
+    if (w->in_column) {
+        int ci = find_col(t, w->in_column);
+        if (ci < 0)
+            return ds_err_setk(u->err, DS_INVALID_ARGUMENT, DS_KBC_COLUMN_NOT_FOUND,
+                               "column \"%s\" is not a column of the table", w->in_column);
+        if (!w->in_bucket || !w->in_table || !w->in_ref_column)
+            return ds_err_set(u->err, DS_INVALID_ARGUMENT, "an IN filter needs the reference table and column");
+        AND();
+        ds_buf_ident(b, t->columns[ci].name);
+        ds_buf_puts(b, w->in_negate ? " NOT IN (SELECT " : " IN (SELECT ");
+        ds_buf_ident(b, w->in_ref_column);
+        ds_buf_puts(b, " FROM ");
+        qualified(b, w->in_bucket, w->in_table);
+        ds_buf_puts(b, " WHERE ");
+        ds_buf_ident(b, w->in_ref_column);
+        ds_buf_puts(b, " IS NOT NULL)");
+    }
+#undef AND
+    return DS_OK;
+}
+
+/* Appends the select list: the given columns (validated) or all table columns. */
+static ds_status_t append_columns(use_t *u, const ds_be_table_t *t, const char *const *cols, size_t n, bool as_text,
+                                  ds_buf_t *b, const char ***names_out, const char ***types_out, size_t *n_out,
+                                  ds_be_call_t *call)
+{
+    const ds_host_api_t *host = u->be->host;
+    size_t count = n ? n : t->n_columns;
+    const char **names = host->alloc(call, sizeof(char *) * (count ? count : 1));
+    const char **types = host->alloc(call, sizeof(char *) * (count ? count : 1));
+    for (size_t i = 0; i < count; i++) {
+        const char *name, *type;
+        if (n) {
+            int ci = find_col(t, cols[i]);
+            if (ci >= 0) {
+                name = t->columns[ci].name;
+                type = t->columns[ci].type;
+            } else if (strcasecmp(cols[i], "_timestamp") == 0) {
+                name = "_timestamp";
+                type = "TIMESTAMP";
+            } else {
+                return ds_err_setk(u->err, DS_INVALID_ARGUMENT, DS_KBC_COLUMN_NOT_FOUND,
+                                   "column \"%s\" is not a column of the table", cols[i]);
+            }
+        } else {
+            name = t->columns[i].name;
+            type = t->columns[i].type;
+        }
+        if (i)
+            ds_buf_puts(b, ", ");
+        if (as_text) {
+            ds_buf_puts(b, "CAST(");
+            ds_buf_ident(b, name);
+            ds_buf_puts(b, " AS VARCHAR) AS ");
+        }
+        ds_buf_ident(b, name);
+        names[i] = name;
+        types[i] = type;
+    }
+    if (names_out)
+        *names_out = names;
+    if (types_out)
+        *types_out = types;
+    if (n_out)
+        *n_out = count;
+    return DS_OK;
+}
+
+static ds_status_t append_order(use_t *u, const ds_be_table_t *t, const ds_order_t *order, size_t n, ds_buf_t *b)
+{
+    for (size_t i = 0; i < n; i++) {
+        int ci = find_col(t, order[i].column ? order[i].column : "");
+        bool ts = order[i].column && strcasecmp(order[i].column, "_timestamp") == 0;
+        if (ci < 0 && !ts)
+            return ds_err_setk(u->err, DS_INVALID_ARGUMENT, DS_KBC_COLUMN_NOT_FOUND,
+                               "order column \"%s\" is not a column of the table",
+                               order[i].column ? order[i].column : "");
+        char type[DS_TYPE_MAX];
+        ds_buf_puts(b, i ? ", " : " ORDER BY ");
+        ds_status_t st = filter_operand(u, b, ci >= 0 ? t->columns[ci].name : "_timestamp", order[i].data_type, type);
+        if (st != DS_OK)
+            return st;
+        ds_buf_puts(b, order[i].desc ? " DESC" : " ASC");
+    }
+    return DS_OK;
+}
+
+/* SELECT <columns> FROM bucket.table WHERE ... ORDER BY ... LIMIT ... */
+static ds_status_t build_select(use_t *u, ds_be_call_t *call, const ds_be_table_t *t, const char *const *cols, size_t n,
+                                bool as_text, const ds_order_t *order, size_t n_order, const ds_where_t *where,
+                                int64_t limit, ds_buf_t *sql, const char ***names, const char ***types, size_t *n_out)
+{
+    ds_buf_puts(sql, "SELECT ");
+    ds_status_t st = append_columns(u, t, cols, n, as_text, sql, names, types, n_out, call);
+    if (st != DS_OK)
+        return st;
+    ds_buf_puts(sql, " FROM ");
+    qualified(sql, t->bucket, t->name);
+    if ((st = append_where(u, t, where, sql)) != DS_OK)
+        return st;
+    if ((st = append_order(u, t, order, n_order, sql)) != DS_OK)
+        return st;
+    if (limit > 0)
+        ds_buf_printf(sql, " LIMIT %lld", (long long)limit);
+    return DS_OK;
+}
+
+/* Marks the table changed (and imported) now. */
+static ds_status_t touch_meta(use_t *u, const char *bucket, const char *table, bool imported, bool changed)
+{
+    if (!imported && !changed)
+        return DS_OK;
+    char now[32];
+    snprintf(now, sizeof(now), "%lld", (long long)time(NULL));
+    const char *params[] = {now, bucket, table};
+    const char *sql = imported && changed
+                          ? "UPDATE " META ".tables SET last_import_at = CAST($1 AS BIGINT), last_change_at = CAST($1 AS "
+                            "BIGINT) WHERE bucket = $2 AND name = $3"
+                      : imported ? "UPDATE " META ".tables SET last_import_at = CAST($1 AS BIGINT) WHERE bucket = $2 AND name = $3"
+                                 : "UPDATE " META ".tables SET last_change_at = CAST($1 AS BIGINT) WHERE bucket = $2 AND name = $3";
+    return ds_ddb_run(u->conn, u->err, NULL, sql, 3, params);
+}
+
+/* ---- import: source description ---- */
+
+/*
+ * Reads the first record of a CSV file (after skip lines) as column names.
+ * gzip or plain (zlib reads both). Handles enclosures, doubled enclosures,
+ * escapes and a UTF-8 BOM.
+ */
+static ds_status_t read_csv_header(use_t *u, ds_be_call_t *call, const char *path, const ds_csv_opts_t *o,
+                                   const char ***names, size_t *n)
+{
+    const ds_host_api_t *host = u->be->host;
+    gzFile f = gzopen(path, "rb");
+    if (!f)
+        return ds_err_setk(u->err, DS_NOT_FOUND, DS_KBC_FILE_NOT_FOUND, "cannot open the file to import");
+    gzbuffer(f, 65536);
+    char delim = o->delimiter[0] ? o->delimiter[0] : ',';
+    char quote = o->enclosure[0];
+    char esc = o->escaped_by[0];
+    for (int64_t s = 0; s < o->skip_lines; s++) {
+        int c;
+        while ((c = gzgetc(f)) != -1 && c != '\n')
+            ;
+    }
+    ds_buf_t field = {0};
+    size_t cap = 16, count = 0;
+    const char **out = host->alloc(call, sizeof(char *) * cap);
+    bool inq = false, at_start = true, done = false;
+    size_t total = 0;
+    int c = gzgetc(f);
+    /* A UTF-8 byte order mark is not part of the first name. */
+    if (c == 0xEF) {
+        int c2 = gzgetc(f), c3 = gzgetc(f);
+        if (c2 == 0xBB && c3 == 0xBF)
+            c = gzgetc(f);
+        else {
+            ds_buf_append(&field, "\xEF", 1);
+            if (c2 != -1) {
+                char ch = (char)c2;
+                ds_buf_append(&field, &ch, 1);
+            }
+            c = c3;
+        }
+    }
+    for (; !done; c = gzgetc(f)) {
+        if (++total > (1u << 20)) {
+            ds_buf_free(&field);
+            gzclose(f);
+            return ds_err_setk(u->err, DS_INVALID_ARGUMENT, DS_KBC_INVALID_SOURCE_DATA,
+                               "the CSV header is longer than 1 MiB");
+        }
+        bool end = c == -1;
+        if (!end && inq) {
+            if (esc && esc != quote && c == esc) {
+                int nx = gzgetc(f);
+                if (nx != -1) {
+                    char ch = (char)nx;
+                    ds_buf_append(&field, &ch, 1);
+                }
+                continue;
+            }
+            if (c == quote) {
+                int nx = gzgetc(f);
+                if (nx == quote) {
+                    ds_buf_append(&field, &quote, 1);
+                    continue;
+                }
+                inq = false;
+                if (nx == -1)
+                    end = true;
+                else
+                    c = nx;
+            } else {
+                char ch = (char)c;
+                ds_buf_append(&field, &ch, 1);
+                continue;
+            }
+        }
+        if (!end && quote && c == quote && at_start) {
+            inq = true;
+            at_start = false;
+            continue;
+        }
+        if (end || c == delim || c == '\n') {
+            if (count == cap) {
+                const char **bigger = host->alloc(call, sizeof(char *) * cap * 2);
+                memcpy(bigger, out, sizeof(char *) * cap);
+                out = bigger;
+                cap *= 2;
+            }
+            size_t len = field.len;
+            if (len && field.data[len - 1] == '\r' && (end || c == '\n'))
+                len--;
+            char *name = host->alloc(call, len + 1);
+            if (len)
+                memcpy(name, field.data, len);
+            out[count++] = name;
+            ds_buf_reset(&field);
+            at_start = true;
+            if (end || c == '\n')
+                done = true;
+            continue;
+        }
+        char ch = (char)c;
+        ds_buf_append(&field, &ch, 1);
+        at_start = false;
+    }
+    ds_buf_free(&field);
+    gzclose(f);
+    if (inq)
+        return ds_err_setk(u->err, DS_INVALID_ARGUMENT, DS_KBC_INVALID_SOURCE_DATA,
+                           "the CSV header has an unterminated enclosure");
+    if (count == 1 && out[0][0] == '\0')
+        return ds_err_setk(u->err, DS_INVALID_ARGUMENT, DS_KBC_INVALID_SOURCE_DATA,
+                           "the file is empty: a CSV header (or an explicit column list) is required");
+    *names = out;
+    *n = count;
+    return DS_OK;
+}
+
+typedef struct {
+    use_t *u;
+    ds_be_call_t *call;
+    const char *bucket;
+    const char *table;
+    const ds_import_t *in;
+    const char *const *paths;
+    size_t n_paths;
+    ds_be_table_t t; /* the destination as it is (or will be created) */
+    bool exists;
+    bool string_table;
+    bool recreate;                /* create (missing) or replace the table */
+    const char **src;             /* source column names (source order) */
+    size_t n_src;
+    const char **dst;             /* destination column per source column (NULL: skipped) */
+    const char **add;             /* columns to add (string tables) */
+    size_t n_add;
+    const char *ts_src;           /* FROM_SOURCE: the source column with timestamps */
+    const char **key;             /* dedup key (destination names) */
+    size_t n_key;
+    ds_buf_t reader;              /* FROM clause of the source */
+    int64_t staged_rows;
+} imp_t;
+
+static ds_status_t describe_source(imp_t *m)
+{
+    use_t *u = m->u;
+    const ds_import_t *in = m->in;
+    const ds_host_api_t *host = u->be->host;
+    ds_status_t st = DS_OK;
+    if (in->src_table) {
+        ds_be_table_t s = {0};
+        if ((st = ddb_table_describe(u, m->call, in->src_bucket, in->src_table, &s)) != DS_OK)
+            return st;
+        if (in->n_mapping) {
+            m->src = host->alloc(m->call, sizeof(char *) * in->n_mapping);
+            for (size_t i = 0; i < in->n_mapping; i++) {
+                int ci = find_col(&s, in->src_columns[i]);
+                if (ci < 0 && strcasecmp(in->src_columns[i], "_timestamp") != 0)
+                    return ds_err_setk(u->err, DS_INVALID_ARGUMENT, DS_KBC_COLUMN_NOT_FOUND,
+                                       "source column \"%s\" is not a column of %s.%s", in->src_columns[i],
+                                       in->src_bucket, in->src_table);
+                m->src[i] = ci >= 0 ? s.columns[ci].name : "_timestamp";
+            }
+            m->n_src = in->n_mapping;
+        } else {
+            m->src = host->alloc(m->call, sizeof(char *) * (s.n_columns ? s.n_columns : 1));
+            for (size_t i = 0; i < s.n_columns; i++)
+                m->src[i] = s.columns[i].name;
+            m->n_src = s.n_columns;
+        }
+        ds_buf_puts(&m->reader, "(SELECT * FROM ");
+        qualified(&m->reader, in->src_bucket, in->src_table);
+        if ((st = append_where(u, &s, &in->src_where, &m->reader)) != DS_OK)
+            return st;
+        ds_buf_puts(&m->reader, ")");
+        return DS_OK;
+    }
+    if (m->n_paths == 0)
+        return ds_err_setk(u->err, DS_NOT_FOUND, DS_KBC_FILE_NOT_FOUND, "the file to import holds no data files");
+    if (in->format == DS_FORMAT_PARQUET) {
+        ds_buf_puts(&m->reader, "read_parquet([");
+        for (size_t i = 0; i < m->n_paths; i++) {
+            if (i)
+                ds_buf_puts(&m->reader, ", ");
+            ds_buf_literal(&m->reader, m->paths[i]);
+        }
+        ds_buf_puts(&m->reader, "])");
+        ds_buf_t sql = {0};
+        duckdb_result r;
+        ds_buf_printf(&sql, "DESCRIBE SELECT * FROM %s", ds_buf_cstr(&m->reader));
+        st = ds_ddb_run(u->conn, u->err, &r, ds_buf_cstr(&sql), 0, NULL);
+        ds_buf_free(&sql);
+        if (st != DS_OK)
+            return ds_err_setk(u->err, DS_INVALID_ARGUMENT, DS_KBC_INVALID_SOURCE_DATA, "cannot read the Parquet file: %s",
+                               u->err->message);
+        idx_t n = duckdb_row_count(&r);
+        m->src = host->alloc(m->call, sizeof(char *) * (n ? n : 1));
+        for (idx_t i = 0; i < n; i++) {
+            char *name = ds_ddb_cell(&r, 0, i);
+            m->src[i] = host->strdup(m->call, name ? name : "");
+            free(name);
+        }
+        m->n_src = n;
+        duckdb_destroy_result(&r);
+        return DS_OK;
+    }
+    const ds_csv_opts_t *o = &in->csv;
+    if (o->n_columns) {
+        m->src = o->columns;
+        m->n_src = o->n_columns;
+    } else if ((st = read_csv_header(u, m->call, m->paths[0], o, &m->src, &m->n_src)) != DS_OK) {
+        return st;
+    }
+    for (size_t i = 0; i < m->n_src; i++)
+        for (size_t j = 0; j < i; j++)
+            if (strcasecmp(m->src[i], m->src[j]) == 0)
+                return ds_err_setk(u->err, DS_INVALID_ARGUMENT, 4102, "the file names column \"%s\" twice", m->src[i]);
+    bool header = o->n_columns == 0;
+    ds_buf_t *b = &m->reader;
+    ds_buf_puts(b, "read_csv([");
+    for (size_t i = 0; i < m->n_paths; i++) {
+        if (i)
+            ds_buf_puts(b, ", ");
+        ds_buf_literal(b, m->paths[i]);
+    }
+    ds_buf_puts(b, "], auto_detect = false, all_varchar = true, strict_mode = true, null_padding = false, "
+                   "max_line_size = 33554432, delim = ");
+    ds_buf_literal(b, o->delimiter[0] ? o->delimiter : ",");
+    ds_buf_puts(b, ", quote = ");
+    ds_buf_literal(b, o->enclosure);
+    ds_buf_puts(b, ", escape = ");
+    ds_buf_literal(b, o->escaped_by[0] ? o->escaped_by : o->enclosure);
+    ds_buf_printf(b, ", header = %s, skip = %lld, compression = '%s', nullstr = ", header ? "true" : "false",
+                  (long long)o->skip_lines, o->gzip ? "gzip" : "auto");
+    ds_buf_literal(b, NO_NULL_MARKER);
+    ds_buf_puts(b, ", columns = {");
+    for (size_t i = 0; i < m->n_src; i++) {
+        if (i)
+            ds_buf_puts(b, ", ");
+        ds_buf_literal(b, m->src[i]);
+        ds_buf_puts(b, ": 'VARCHAR'");
+    }
+    ds_buf_puts(b, "})");
+    return DS_OK;
+}
+
+static bool in_list(const char *const *list, size_t n, const char *name)
+{
+    for (size_t i = 0; i < n; i++)
+        if (strcasecmp(list[i], name) == 0)
+            return true;
+    return false;
+}
+
+/* Matches source columns to the destination; names every missing and unexpected column at once. */
+static ds_status_t match_columns(imp_t *m)
+{
+    use_t *u = m->u;
+    const ds_import_t *in = m->in;
+    const ds_host_api_t *host = u->be->host;
+    const char *ts_name = in->timestamp_column && *in->timestamp_column ? in->timestamp_column : "_timestamp";
+    m->dst = host->alloc(m->call, sizeof(char *) * (m->n_src ? m->n_src : 1));
+    m->add = host->alloc(m->call, sizeof(char *) * (m->n_src ? m->n_src : 1));
+    ds_buf_t missing = {0}, unexpected = {0};
+    ds_status_t st = DS_OK;
+    for (size_t i = 0; i < m->n_src; i++) {
+        const char *want = in->src_table && in->n_mapping && in->dst_columns ? in->dst_columns[i] : m->src[i];
+        if (in->timestamp_mode == DS_TS_FROM_SOURCE && strcasecmp(m->src[i], ts_name) == 0) {
+            m->ts_src = m->src[i];
+            continue;
+        }
+        if (strcasecmp(want, "_timestamp") == 0)
+            continue; /* the system column is never loaded as data */
+        if ((st = ds_ident_check_name(want, "column", u->err)) != DS_OK) {
+            ds_buf_free(&missing);
+            ds_buf_free(&unexpected);
+            return ds_err_setk(u->err, DS_INVALID_ARGUMENT, 4101, "the source has an invalid column name \"%s\"", want);
+        }
+        for (size_t j = 0; j < i; j++)
+            if (m->dst[j] && strcasecmp(m->dst[j], want) == 0) {
+                ds_buf_free(&missing);
+                ds_buf_free(&unexpected);
+                return ds_err_setk(u->err, DS_INVALID_ARGUMENT, 4102, "column \"%s\" appears twice in the source", want);
+            }
+        int ci = m->recreate ? -1 : find_col(&m->t, want);
+        if (ci >= 0) {
+            m->dst[i] = m->t.columns[ci].name;
+        } else if (m->recreate) {
+            m->dst[i] = want;
+        } else {
+            m->dst[i] = want;
+            m->add[m->n_add++] = want;
+            ds_buf_printf(&unexpected, "%s\"%s\"", unexpected.len ? ", " : "", want);
+        }
+    }
+    if (in->timestamp_mode == DS_TS_FROM_SOURCE && !m->ts_src) {
+        ds_buf_free(&missing);
+        ds_buf_free(&unexpected);
+        return ds_err_set(u->err, DS_INVALID_ARGUMENT,
+                          "timestamp mode from_source needs a \"%s\" column in the source", ts_name);
+    }
+    if (!m->recreate)
+        for (size_t c = 0; c < m->t.n_columns; c++) {
+            bool found = false;
+            for (size_t i = 0; i < m->n_src && !found; i++)
+                found = m->dst[i] && strcasecmp(m->dst[i], m->t.columns[c].name) == 0;
+            if (!found)
+                ds_buf_printf(&missing, "%s\"%s\"", missing.len ? ", " : "", m->t.columns[c].name);
+        }
+    if (missing.len || (unexpected.len && !m->string_table)) {
+        ds_buf_t msg = {0};
+        if (missing.len)
+            ds_buf_printf(&msg, "Some columns are missing in the source: %s", ds_buf_cstr(&missing));
+        if (unexpected.len && !m->string_table)
+            ds_buf_printf(&msg, "%sthe source has columns the typed table %s.%s does not: %s", msg.len ? "; " : "",
+                          m->bucket, m->table, ds_buf_cstr(&unexpected));
+        st = ds_err_setk(u->err, DS_INVALID_ARGUMENT, DS_KBC_COLUMNS_MISMATCH, "%s", ds_buf_cstr(&msg));
+        ds_buf_free(&msg);
+    }
+    ds_buf_free(&missing);
+    ds_buf_free(&unexpected);
+    return st;
+}
+
+/* The destination type of destination column name ("VARCHAR" for new columns). */
+static const char *dst_type(const imp_t *m, const char *name)
+{
+    int ci = m->recreate ? -1 : find_col(&m->t, name);
+    return ci >= 0 ? m->t.columns[ci].type : "VARCHAR";
+}
+
+/* Stages the source into __ds_src: one VARCHAR-or-native column per loaded column, plus __ts. */
+static ds_status_t stage(imp_t *m)
+{
+    use_t *u = m->u;
+    const ds_import_t *in = m->in;
+    ds_buf_t sql = {0};
+    bool text_source = !in->src_table && in->format == DS_FORMAT_CSV;
+    ds_buf_puts(&sql, "CREATE OR REPLACE TEMP TABLE __ds_src AS SELECT ");
+    bool first = true;
+    for (size_t i = 0; i < m->n_src; i++) {
+        if (!m->dst[i])
+            continue;
+        if (!first)
+            ds_buf_puts(&sql, ", ");
+        first = false;
+        /* v: the source value; text sources get Keboola's null conversions. */
+        ds_buf_t v = {0};
+        if (text_source || ds_type_is_string(dst_type(m, m->dst[i]))) {
+            ds_buf_puts(&v, "CAST(");
+            ds_buf_ident(&v, m->src[i]);
+            ds_buf_puts(&v, " AS VARCHAR)");
+        } else {
+            ds_buf_ident(&v, m->src[i]);
+        }
+        bool as_null = in->n_import_as_null > 0 && (text_source || ds_type_is_string(dst_type(m, m->dst[i])));
+        bool empty_null = in_list(in->convert_empty_to_null, in->n_convert_empty_to_null, m->dst[i]) ||
+                          (text_source && !ds_type_is_string(dst_type(m, m->dst[i])));
+        if (as_null) {
+            ds_buf_puts(&sql, "CASE WHEN ");
+            ds_buf_append(&sql, v.data, v.len);
+            ds_buf_puts(&sql, " IN (");
+            for (size_t k = 0; k < in->n_import_as_null; k++) {
+                if (k)
+                    ds_buf_puts(&sql, ", ");
+                ds_buf_literal(&sql, in->import_as_null[k]);
+            }
+            ds_buf_puts(&sql, ") THEN NULL ELSE ");
+        }
+        if (empty_null && (text_source || ds_type_is_string(dst_type(m, m->dst[i])))) {
+            ds_buf_puts(&sql, "NULLIF(");
+            ds_buf_append(&sql, v.data, v.len);
+            ds_buf_puts(&sql, ", '')");
+        } else {
+            ds_buf_append(&sql, v.data, v.len);
+        }
+        if (as_null)
+            ds_buf_puts(&sql, " END");
+        ds_buf_free(&v);
+        ds_buf_puts(&sql, " AS ");
+        ds_buf_ident(&sql, m->dst[i]);
+    }
+    if (m->ts_src) {
+        ds_buf_puts(&sql, first ? "" : ", ");
+        ds_buf_ident(&sql, m->ts_src);
+        ds_buf_puts(&sql, " AS __ts");
+        first = false;
+    }
+    if (first)
+        ds_buf_puts(&sql, "1 AS __none");
+    ds_buf_printf(&sql, " FROM %s", ds_buf_cstr(&m->reader));
+    ds_status_t st = ds_ddb_exec(u->conn, u->err, ds_buf_cstr(&sql));
+    ds_buf_free(&sql);
+    if (st != DS_OK) {
+        if (st == DS_NOT_FOUND || st == DS_INVALID_ARGUMENT || st == DS_INTERNAL)
+            return ds_err_setk(u->err, DS_INVALID_ARGUMENT, DS_KBC_INVALID_SOURCE_DATA, "cannot read the source: %s",
+                               u->err->message);
+        return st;
+    }
+    return query_int(u, "SELECT count(*) FROM __ds_src", &m->staged_rows);
+}
+
+/* Every value bound for a typed column must cast; the first that does not is named by row and column. */
+static ds_status_t check_types(imp_t *m)
+{
+    use_t *u = m->u;
+    for (size_t i = 0; i < m->n_src; i++) {
+        if (!m->dst[i])
+            continue;
+        const char *type = dst_type(m, m->dst[i]);
+        if (ds_type_is_string(type))
+            continue;
+        ds_buf_t sql = {0};
+        duckdb_result r;
+        ds_buf_puts(&sql, "SELECT rn, CAST(v AS VARCHAR) FROM (SELECT row_number() OVER () AS rn, ");
+        ds_buf_ident(&sql, m->dst[i]);
+        ds_buf_printf(&sql, " AS v FROM __ds_src) WHERE v IS NOT NULL AND TRY_CAST(v AS %s) IS NULL ORDER BY rn LIMIT 1",
+                      type);
+        ds_status_t st = ds_ddb_run(u->conn, u->err, &r, ds_buf_cstr(&sql), 0, NULL);
+        ds_buf_free(&sql);
+        if (st != DS_OK)
+            return st;
+        if (duckdb_row_count(&r) > 0) {
+            int64_t row = ds_ddb_int(&r, 0, 0);
+            char *val = ds_ddb_cell(&r, 1, 0);
+            st = ds_err_setk(u->err, DS_INVALID_ARGUMENT, DS_KBC_DATA_TYPE_MISMATCH,
+                             "row %lld, column \"%s\": value \"%.200s\" does not fit type %s", (long long)row,
+                             m->dst[i], val ? val : "", type);
+            free(val);
+        }
+        duckdb_destroy_result(&r);
+        if (st != DS_OK)
+            return st;
+    }
+    if (m->ts_src) {
+        int64_t bad = 0;
+        ds_status_t st =
+            query_int(u, "SELECT count(*) FROM __ds_src WHERE __ts IS NOT NULL AND TRY_CAST(__ts AS TIMESTAMP) IS NULL", &bad);
+        if (st != DS_OK)
+            return st;
+        if (bad)
+            return ds_err_setk(u->err, DS_INVALID_ARGUMENT, DS_KBC_DATA_TYPE_MISMATCH,
+                               "%lld values of the source's timestamp column are not timestamps", (long long)bad);
+    }
+    return DS_OK;
+}
+
+/* The dedup key: the given columns or the table's primary key (destination names). */
+static ds_status_t resolve_key(imp_t *m)
+{
+    const ds_import_t *in = m->in;
+    const char *const *cols = in->n_dedup_columns ? in->dedup_columns : m->t.primary_key;
+    size_t n = in->n_dedup_columns ? in->n_dedup_columns : m->t.n_primary_key;
+    m->key = m->u->be->host->alloc(m->call, sizeof(char *) * (n ? n : 1));
+    for (size_t k = 0; k < n; k++) {
+        const char *found = NULL;
+        for (size_t i = 0; i < m->n_src && !found; i++)
+            if (m->dst[i] && strcasecmp(m->dst[i], cols[k]) == 0)
+                found = m->dst[i];
+        if (!found)
+            return ds_err_setk(m->u->err, DS_INVALID_ARGUMENT, DS_KBC_COLUMN_NOT_FOUND,
+                               "key column \"%s\" is not among the imported columns", cols[k]);
+        m->key[k] = found;
+    }
+    m->n_key = n;
+    return DS_OK;
+}
+
+/* Appends "a.k1 IS NOT DISTINCT FROM b.k1 AND ..." over the key. */
+static void key_join(const imp_t *m, ds_buf_t *b, const char *left, const char *right)
+{
+    for (size_t k = 0; k < m->n_key; k++) {
+        ds_buf_printf(b, "%s%s.", k ? " AND " : "", left);
+        ds_buf_ident(b, m->key[k]);
+        ds_buf_printf(b, " IS NOT DISTINCT FROM %s.", right);
+        ds_buf_ident(b, m->key[k]);
+    }
+}
+
+/* Appends the key as a readable "col=value" list from a result row, for messages. */
+static void describe_key(const imp_t *m, duckdb_result *r, ds_buf_t *b)
+{
+    for (size_t k = 0; k < m->n_key; k++) {
+        char *v = ds_ddb_cell(r, (idx_t)k, 0);
+        ds_buf_printf(b, "%s%s=%s", k ? ", " : "", m->key[k], v ? v : "NULL");
+        free(v);
+    }
+}
+
+/* FAIL_ON_DUPLICATES: no key twice in the input, nor (incremental) already in the table. */
+static ds_status_t check_duplicates(imp_t *m)
+{
+    use_t *u = m->u;
+    ds_buf_t sql = {0};
+    duckdb_result r;
+    ds_buf_puts(&sql, "SELECT ");
+    for (size_t k = 0; k < m->n_key; k++) {
+        if (k)
+            ds_buf_puts(&sql, ", ");
+        ds_buf_ident(&sql, m->key[k]);
+    }
+    ds_buf_puts(&sql, " FROM __ds_src GROUP BY ALL HAVING count(*) > 1 LIMIT 1");
+    ds_status_t st = ds_ddb_run(u->conn, u->err, &r, ds_buf_cstr(&sql), 0, NULL);
+    ds_buf_free(&sql);
+    if (st != DS_OK)
+        return st;
+    if (duckdb_row_count(&r) > 0) {
+        ds_buf_t key = {0};
+        describe_key(m, &r, &key);
+        st = ds_err_set(u->err, DS_INVALID_ARGUMENT, "duplicate primary key in the source (%s) and dedup type is fail_on_duplicates",
+                        ds_buf_cstr(&key));
+        ds_buf_free(&key);
+    }
+    duckdb_destroy_result(&r);
+    if (st != DS_OK || !m->in->incremental || !m->exists || m->recreate)
+        return st;
+    ds_buf_puts(&sql, "SELECT ");
+    for (size_t k = 0; k < m->n_key; k++) {
+        if (k)
+            ds_buf_puts(&sql, ", ");
+        ds_buf_puts(&sql, "s.");
+        ds_buf_ident(&sql, m->key[k]);
+    }
+    ds_buf_puts(&sql, " FROM __ds_src s WHERE EXISTS (SELECT 1 FROM ");
+    qualified(&sql, m->bucket, m->table);
+    ds_buf_puts(&sql, " t WHERE ");
+    for (size_t k = 0; k < m->n_key; k++) {
+        ds_buf_puts(&sql, k ? " AND t." : "t.");
+        ds_buf_ident(&sql, m->key[k]);
+        ds_buf_printf(&sql, " = TRY_CAST(s.");
+        ds_buf_ident(&sql, m->key[k]);
+        ds_buf_printf(&sql, " AS %s)", dst_type(m, m->key[k]));
+    }
+    ds_buf_puts(&sql, ") LIMIT 1");
+    st = ds_ddb_run(u->conn, u->err, &r, ds_buf_cstr(&sql), 0, NULL);
+    ds_buf_free(&sql);
+    if (st != DS_OK)
+        return st;
+    if (duckdb_row_count(&r) > 0) {
+        ds_buf_t key = {0};
+        describe_key(m, &r, &key);
+        st = ds_err_set(u->err, DS_INVALID_ARGUMENT,
+                        "primary key (%s) already exists in the table and dedup type is fail_on_duplicates",
+                        ds_buf_cstr(&key));
+        ds_buf_free(&key);
+    }
+    duckdb_destroy_result(&r);
+    return st;
+}
+
+/* Appends the load query: typed, deduplicated (when asked) input rows plus their _timestamp. */
+static void input_query(const imp_t *m, ds_buf_t *b, bool dedup)
+{
+    ds_buf_puts(b, "SELECT ");
+    if (dedup && m->n_key) {
+        ds_buf_puts(b, "DISTINCT ON (");
+        for (size_t k = 0; k < m->n_key; k++) {
+            if (k)
+                ds_buf_puts(b, ", ");
+            ds_buf_ident(b, m->key[k]);
+        }
+        ds_buf_puts(b, ") ");
+    }
+    for (size_t i = 0; i < m->n_src; i++) {
+        if (!m->dst[i])
+            continue;
+        ds_buf_printf(b, "CAST(");
+        ds_buf_ident(b, m->dst[i]);
+        ds_buf_printf(b, " AS %s) AS ", dst_type(m, m->dst[i]));
+        ds_buf_ident(b, m->dst[i]);
+        ds_buf_puts(b, ", ");
+    }
+    switch (m->in->timestamp_mode) {
+    case DS_TS_NONE:
+        ds_buf_puts(b, "CAST(NULL AS TIMESTAMP)");
+        break;
+    case DS_TS_FROM_SOURCE:
+        ds_buf_puts(b, "CAST(__ts AS TIMESTAMP)");
+        break;
+    default:
+        ds_buf_puts(b, "CAST(get_current_timestamp() AT TIME ZONE 'UTC' AS TIMESTAMP)");
+        break;
+    }
+    ds_buf_puts(b, " AS \"_timestamp\" FROM __ds_src");
+}
+
+/* INSERT INTO dest (cols, _timestamp) SELECT ... FROM <from> [WHERE NOT EXISTS same key]. */
+static void insert_sql(const imp_t *m, ds_buf_t *b, const char *from, bool skip_existing)
+{
+    ds_buf_puts(b, "INSERT INTO ");
+    qualified(b, m->bucket, m->table);
+    ds_buf_puts(b, " (");
+    for (size_t i = 0; i < m->n_src; i++) {
+        if (!m->dst[i])
+            continue;
+        ds_buf_ident(b, m->dst[i]);
+        ds_buf_puts(b, ", ");
+    }
+    ds_buf_puts(b, "\"_timestamp\") SELECT ");
+    for (size_t i = 0; i < m->n_src; i++) {
+        if (!m->dst[i])
+            continue;
+        ds_buf_puts(b, "n.");
+        ds_buf_ident(b, m->dst[i]);
+        ds_buf_puts(b, ", ");
+    }
+    ds_buf_printf(b, "n.\"_timestamp\" FROM %s n", from);
+    if (skip_existing) {
+        ds_buf_puts(b, " WHERE NOT EXISTS (SELECT 1 FROM ");
+        qualified(b, m->bucket, m->table);
+        ds_buf_puts(b, " t WHERE ");
+        key_join(m, b, "t", "n");
+        ds_buf_puts(b, ")");
+    }
+}
+
+typedef struct {
+    imp_t *m;
+    int64_t loaded;
+} load_t;
+
+static ds_status_t create_destination(imp_t *m)
+{
+    use_t *u = m->u;
+    ds_buf_t sql = {0};
+    char now[32];
+    snprintf(now, sizeof(now), "%lld", (long long)time(NULL));
+    ds_buf_puts(&sql, "DROP TABLE IF EXISTS ");
+    qualified(&sql, m->bucket, m->table);
+    ds_buf_puts(&sql, "; CREATE TABLE ");
+    qualified(&sql, m->bucket, m->table);
+    ds_buf_puts(&sql, " (");
+    for (size_t i = 0; i < m->n_src; i++) {
+        if (!m->dst[i])
+            continue;
+        ds_buf_ident(&sql, m->dst[i]);
+        ds_buf_puts(&sql, " VARCHAR, ");
+    }
+    ds_buf_puts(&sql, "\"_timestamp\" TIMESTAMP)");
+    ds_status_t st = ds_ddb_exec(u->conn, u->err, ds_buf_cstr(&sql));
+    ds_buf_free(&sql);
+    if (st != DS_OK)
+        return st;
+    ds_buf_t pk = {0};
+    for (size_t k = 0; k < m->n_key; k++)
+        ds_buf_printf(&pk, "%s%s", k ? "," : "", m->key[k]);
+    const char *params[] = {m->bucket, m->table, ds_buf_cstr(&pk), now};
+    st = ds_ddb_run(u->conn, u->err, NULL, "DELETE FROM " META ".tables WHERE bucket = $1 AND name = $2", 2, params);
+    if (st == DS_OK)
+        st = ds_ddb_run(u->conn, u->err, NULL,
+                        "INSERT INTO " META ".tables (bucket, name, primary_key, created_at) VALUES ($1, $2, $3, "
+                        "CAST($4 AS BIGINT))",
+                        4, params);
+    ds_buf_free(&pk);
+    return st;
+}
+
+static ds_status_t load_txn(use_t *u, void *ud)
+{
+    load_t *l = ud;
+    imp_t *m = l->m;
+    const ds_import_t *in = m->in;
+    ds_status_t st = DS_OK;
+    ds_buf_t sql = {0};
+    l->loaded = 0;
+    if (m->recreate) {
+        if ((st = create_destination(m)) != DS_OK)
+            return st;
+    }
+    for (size_t i = 0; i < m->n_add && st == DS_OK; i++) {
+        ds_buf_reset(&sql);
+        ds_buf_puts(&sql, "ALTER TABLE ");
+        qualified(&sql, m->bucket, m->table);
+        ds_buf_puts(&sql, " ADD COLUMN ");
+        ds_buf_ident(&sql, m->add[i]);
+        ds_buf_puts(&sql, " VARCHAR");
+        st = ds_ddb_exec(u->conn, u->err, ds_buf_cstr(&sql));
+    }
+    bool upsert = in->incremental && m->n_key > 0 && in->dedup == DS_DEDUP_UPDATE && m->exists && !m->recreate;
+    bool dedup = m->n_key > 0 && in->dedup == DS_DEDUP_UPDATE;
+    if (st == DS_OK && !in->incremental && m->exists && !m->recreate) {
+        ds_buf_reset(&sql);
+        ds_buf_puts(&sql, "DELETE FROM ");
+        qualified(&sql, m->bucket, m->table);
+        st = ds_ddb_exec(u->conn, u->err, ds_buf_cstr(&sql));
+    }
+    if (st == DS_OK && upsert) {
+        /* Materialize the new rows once; both statements below read them. */
+        ds_buf_reset(&sql);
+        ds_buf_puts(&sql, "CREATE OR REPLACE TEMP TABLE __ds_new AS ");
+        input_query(m, &sql, true);
+        st = ds_ddb_exec(u->conn, u->err, ds_buf_cstr(&sql));
+        if (st == DS_OK) {
+            /* Remove the rows being replaced; on string tables only those whose values change. */
+            ds_buf_reset(&sql);
+            ds_buf_puts(&sql, "DELETE FROM ");
+            qualified(&sql, m->bucket, m->table);
+            ds_buf_puts(&sql, " t WHERE EXISTS (SELECT 1 FROM __ds_new n WHERE ");
+            key_join(m, &sql, "t", "n");
+            if (m->string_table) {
+                ds_buf_puts(&sql, " AND (false");
+                for (size_t i = 0; i < m->n_src; i++) {
+                    if (!m->dst[i])
+                        continue;
+                    ds_buf_puts(&sql, " OR t.");
+                    ds_buf_ident(&sql, m->dst[i]);
+                    ds_buf_puts(&sql, " IS DISTINCT FROM n.");
+                    ds_buf_ident(&sql, m->dst[i]);
+                }
+                ds_buf_puts(&sql, ")");
+            }
+            ds_buf_puts(&sql, ")");
+            st = ds_ddb_exec(u->conn, u->err, ds_buf_cstr(&sql));
+        }
+        if (st == DS_OK) {
+            duckdb_result r;
+            ds_buf_reset(&sql);
+            insert_sql(m, &sql, "__ds_new", true);
+            st = ds_ddb_run(u->conn, u->err, &r, ds_buf_cstr(&sql), 0, NULL);
+            if (st == DS_OK) {
+                l->loaded = ds_ddb_int(&r, 0, 0);
+                duckdb_destroy_result(&r);
+            }
+        }
+    } else if (st == DS_OK) {
+        duckdb_result r;
+        ds_buf_t from = {0};
+        ds_buf_puts(&from, "(");
+        input_query(m, &from, dedup);
+        ds_buf_puts(&from, ")");
+        ds_buf_reset(&sql);
+        insert_sql(m, &sql, ds_buf_cstr(&from), false);
+        ds_buf_free(&from);
+        st = ds_ddb_run(u->conn, u->err, &r, ds_buf_cstr(&sql), 0, NULL);
+        if (st == DS_OK) {
+            l->loaded = ds_ddb_int(&r, 0, 0);
+            duckdb_destroy_result(&r);
+        }
+    }
+    ds_buf_free(&sql);
+    if (st == DS_OK)
+        st = touch_meta(u, m->bucket, m->table, true, l->loaded > 0 || !in->incremental);
+    return st;
+}
+
+ds_status_t ddb_table_import(void *self, ds_be_call_t *call, const char *bucket, const char *table,
+                             const ds_import_t *in, const char *const *paths, size_t n_paths, ds_import_result_t *out)
+{
+    be_t *be = self;
+    use_t u;
+    imp_t m = {0};
+    double t0 = mono_s(), t1 = 0, t2 = 0;
+    memset(out, 0, sizeof(*out));
+    ds_status_t st = ddb_use_begin(be, call, false, &u);
+    if (st != DS_OK)
+        return st;
+    m.u = &u;
+    m.call = call;
+    m.bucket = bucket;
+    m.table = table;
+    m.in = in;
+    m.paths = paths;
+    m.n_paths = n_paths;
+    st = ddb_table_describe(&u, call, bucket, table, &m.t);
+    if (st == DS_NOT_FOUND && in->create_mode != DS_CREATE_NONE) {
+        m.recreate = true;
+        m.string_table = true;
+        st = DS_OK;
+        m.t.bucket = bucket;
+        m.t.name = table;
+    } else if (st == DS_OK) {
+        m.exists = true;
+        m.recreate = in->create_mode == DS_CREATE_REPLACE;
+        bool all_string = true;
+        for (size_t i = 0; i < m.t.n_columns; i++)
+            all_string = all_string && ds_type_is_string(m.t.columns[i].type);
+        m.string_table = in->strategy == DS_STRATEGY_AUTO ? all_string : in->strategy == DS_STRATEGY_STRING;
+        if (m.string_table && !all_string && !m.recreate)
+            st = ds_err_set(call->err, DS_INVALID_ARGUMENT,
+                            "table %s.%s has typed columns; import it with the typed (user defined) strategy", bucket,
+                            table);
+    }
+    if (st == DS_OK)
+        st = describe_source(&m);
+    if (st == DS_OK)
+        st = match_columns(&m);
+    if (st == DS_OK && m.recreate) {
+        /* A created table takes its key from the dedup columns (Keboola's primary key on create). */
+        m.t.primary_key = in->dedup_columns;
+        m.t.n_primary_key = in->n_dedup_columns;
+    }
+    if (st == DS_OK)
+        st = resolve_key(&m);
+    if (st == DS_OK)
+        st = stage(&m);
+    t1 = mono_s();
+    if (st == DS_OK)
+        st = check_types(&m);
+    if (st == DS_OK && in->dedup == DS_DEDUP_FAIL && m.n_key)
+        st = check_duplicates(&m);
+    load_t l = {.m = &m};
+    for (int attempt = 0; st == DS_OK; attempt++) {
+        st = ddb_in_txn(&u, load_txn, &l);
+        if (st != DS_CONFLICT || attempt + 1 >= MAX_CONFLICT_RETRIES)
+            break;
+        be->host->log(2, "duckdb", "import into %s.%s hit a transaction conflict; retrying", bucket, table);
+        st = DS_OK;
+    }
+    if (st == DS_CONFLICT)
+        ds_err_set(call->err, DS_UNAVAILABLE, "the table is busy; retry the import");
+    t2 = mono_s();
+    if (st == DS_OK) {
+        int64_t rows = m.staged_rows;
+        if (in->dedup == DS_DEDUP_UPDATE && m.n_key) {
+            ds_buf_t q = {0};
+            ds_buf_puts(&q, "SELECT count(*) FROM (SELECT DISTINCT ");
+            for (size_t k = 0; k < m.n_key; k++) {
+                if (k)
+                    ds_buf_puts(&q, ", ");
+                ds_buf_ident(&q, m.key[k]);
+            }
+            ds_buf_puts(&q, " FROM __ds_src)");
+            st = query_int(&u, ds_buf_cstr(&q), &rows);
+            ds_buf_free(&q);
+        }
+        out->imported_rows = rows;
+    }
+    if (st == DS_OK)
+        st = ddb_count_rows(&u, bucket, table, &out->table_rows);
+    if (st == DS_OK)
+        st = ddb_table_bytes(&u, bucket, table, &out->table_bytes);
+    if (st == DS_OK) {
+        size_t n = 0;
+        out->imported_columns = be->host->alloc(call, sizeof(char *) * (m.n_src ? m.n_src : 1));
+        for (size_t i = 0; i < m.n_src; i++)
+            if (m.dst[i])
+                out->imported_columns[n++] = m.dst[i];
+        out->n_imported_columns = n;
+        out->timers = be->host->alloc(call, sizeof(ds_timer_t) * 2);
+        out->timers[0] = (ds_timer_t){"stage", t1 - t0};
+        out->timers[1] = (ds_timer_t){"load", t2 - t1};
+        out->n_timers = 2;
+    }
+    ds_err_t ignored = {0};
+    ds_ddb_exec(u.conn, &ignored, "DROP TABLE IF EXISTS __ds_src; DROP TABLE IF EXISTS __ds_new");
+    ds_buf_free(&m.reader);
+    ddb_use_end(&u);
+    return st;
+}
+
+/* ---- export ---- */
+
+static int cmp_str(const void *a, const void *b) { return strcmp(*(const char *const *)a, *(const char *const *)b); }
+
+ds_status_t ddb_table_export(void *self, ds_be_call_t *call, const char *bucket, const char *table,
+                             const ds_export_t *in, const char *out_dir, int64_t slice_bytes, const char ***paths,
+                             size_t *n_paths, int64_t *rows)
+{
+    be_t *be = self;
+    use_t u;
+    ds_be_table_t t = {0};
+    ds_buf_t sql = {0}, target = {0};
+    *paths = NULL;
+    *n_paths = 0;
+    *rows = 0;
+    ds_status_t st = ddb_use_begin(be, call, false, &u);
+    if (st != DS_OK)
+        return st;
+    st = ddb_table_describe(&u, call, bucket, table, &t);
+    bool parquet = in->format == DS_FORMAT_PARQUET;
+    bool sliced = in->sliced || slice_bytes > 0;
+    if (st == DS_OK) {
+        ds_buf_puts(&sql, "COPY (");
+        st = build_select(&u, call, &t, in->columns, in->n_columns, false, in->order, in->n_order, &in->where, in->limit,
+                          &sql, NULL, NULL, NULL);
+    }
+    if (st == DS_OK) {
+        if (sliced)
+            ds_buf_printf(&target, "%s/slices", out_dir);
+        else
+            ds_buf_printf(&target, "%s/data.%s%s", out_dir, parquet ? "parquet" : "csv",
+                          !parquet && in->gzip ? ".gz" : "");
+        ds_buf_puts(&sql, ") TO ");
+        ds_buf_literal(&sql, ds_buf_cstr(&target));
+        if (parquet)
+            ds_buf_puts(&sql, " (FORMAT parquet");
+        else
+            ds_buf_printf(&sql, " (FORMAT csv, HEADER true, DELIMITER ',', QUOTE '\"', ESCAPE '\"', FORCE_QUOTE *, "
+                                "NEW_LINE '\\n', COMPRESSION %s",
+                          in->gzip ? "gzip" : "none");
+        if (sliced) {
+            int64_t size = in->sliced && slice_bytes <= 0 ? (int64_t)64 << 20 : slice_bytes;
+            ds_buf_printf(&sql, ", FILE_SIZE_BYTES %lld, FILENAME_PATTERN 'part_{i}'", (long long)size);
+            if (!parquet && in->gzip)
+                ds_buf_puts(&sql, ", FILE_EXTENSION 'csv.gz'");
+        }
+        ds_buf_puts(&sql, ")");
+        duckdb_result r;
+        st = ds_ddb_run(u.conn, call->err, &r, ds_buf_cstr(&sql), 0, NULL);
+        if (st == DS_OK) {
+            *rows = ds_ddb_int(&r, 0, 0);
+            duckdb_destroy_result(&r);
+        }
+    }
+    if (st == DS_OK && !sliced) {
+        *paths = be->host->alloc(call, sizeof(char *));
+        (*paths)[0] = be->host->strdup(call, ds_buf_cstr(&target));
+        *n_paths = 1;
+    } else if (st == DS_OK) {
+        DIR *d = opendir(ds_buf_cstr(&target));
+        size_t cap = 16, n = 0;
+        const char **list = be->host->alloc(call, sizeof(char *) * cap);
+        struct dirent *e;
+        while (d && (e = readdir(d))) {
+            if (e->d_name[0] == '.')
+                continue;
+            if (n == cap) {
+                const char **bigger = be->host->alloc(call, sizeof(char *) * cap * 2);
+                memcpy(bigger, list, sizeof(char *) * cap);
+                list = bigger;
+                cap *= 2;
+            }
+            size_t len = target.len + strlen(e->d_name) + 2;
+            char *p = be->host->alloc(call, len);
+            snprintf(p, len, "%s/%s", ds_buf_cstr(&target), e->d_name);
+            list[n++] = p;
+        }
+        if (d)
+            closedir(d);
+        qsort(list, n, sizeof(char *), cmp_str);
+        *paths = list;
+        *n_paths = n;
+    }
+    ds_buf_free(&sql);
+    ds_buf_free(&target);
+    ddb_use_end(&u);
+    return st;
+}
+
+/* ---- preview ---- */
+
+ds_status_t ddb_table_preview(void *self, ds_be_call_t *call, const char *bucket, const char *table,
+                              const ds_preview_t *in, ds_preview_result_t *out)
+{
+    be_t *be = self;
+    use_t u;
+    ds_be_table_t t = {0};
+    ds_buf_t sql = {0};
+    memset(out, 0, sizeof(*out));
+    ds_status_t st = ddb_use_begin(be, call, false, &u);
+    if (st != DS_OK)
+        return st;
+    st = ddb_table_describe(&u, call, bucket, table, &t);
+    int64_t limit = in->limit > 0 && in->limit < 1000 ? in->limit : 1000;
+    if (st == DS_OK)
+        st = build_select(&u, call, &t, in->columns, in->n_columns, true, in->order, in->n_order, &in->where, limit, &sql,
+                          &out->columns, &out->types, &out->n_columns);
+    duckdb_result r;
+    if (st == DS_OK)
+        st = ds_ddb_run(u.conn, call->err, &r, ds_buf_cstr(&sql), 0, NULL);
+    if (st == DS_OK) {
+        idx_t n = duckdb_row_count(&r);
+        out->rows = be->host->alloc(call, sizeof(char **) * (n ? n : 1));
+        for (idx_t i = 0; i < n; i++) {
+            out->rows[i] = be->host->alloc(call, sizeof(char *) * (out->n_columns ? out->n_columns : 1));
+            for (size_t c = 0; c < out->n_columns; c++) {
+                char *v = ds_ddb_cell(&r, (idx_t)c, i);
+                out->rows[i][c] = v ? be->host->strdup(call, v) : NULL;
+                free(v);
+            }
+        }
+        out->n_rows = n;
+        duckdb_destroy_result(&r);
+    }
+    ds_buf_free(&sql);
+    ddb_use_end(&u);
+    return st;
+}
+
+/* ---- profile ---- */
+
+ds_status_t ddb_table_profile(void *self, ds_be_call_t *call, const char *bucket, const char *table,
+                              ds_profile_result_t *out)
+{
+    be_t *be = self;
+    use_t u;
+    ds_be_table_t t = {0};
+    ds_buf_t sql = {0};
+    duckdb_result r;
+    memset(out, 0, sizeof(*out));
+    ds_status_t st = ddb_use_begin(be, call, false, &u);
+    if (st != DS_OK)
+        return st;
+    if ((st = ddb_table_describe(&u, call, bucket, table, &t)) != DS_OK)
+        goto done;
+    out->columns = be->host->alloc(call, sizeof(ds_column_profile_t) * (t.n_columns ? t.n_columns : 1));
+    out->n_columns = t.n_columns;
+    ds_buf_puts(&sql, "SELECT count(*)");
+    for (size_t i = 0; i < t.n_columns; i++) {
+        const char *c = t.columns[i].name;
+        ds_buf_puts(&sql, ", count(");
+        ds_buf_ident(&sql, c);
+        ds_buf_puts(&sql, "), count(DISTINCT ");
+        ds_buf_ident(&sql, c);
+        ds_buf_puts(&sql, "), CAST(min(");
+        ds_buf_ident(&sql, c);
+        ds_buf_puts(&sql, ") AS VARCHAR), CAST(max(");
+        ds_buf_ident(&sql, c);
+        ds_buf_puts(&sql, ") AS VARCHAR), ");
+        if (is_numeric_type(t.columns[i].type)) {
+            ds_buf_puts(&sql, "CAST(avg(");
+            ds_buf_ident(&sql, c);
+            ds_buf_puts(&sql, ") AS VARCHAR)");
+        } else {
+            ds_buf_puts(&sql, "NULL");
+        }
+    }
+    ds_buf_puts(&sql, " FROM ");
+    qualified(&sql, bucket, table);
+    if ((st = ds_ddb_run(u.conn, call->err, &r, ds_buf_cstr(&sql), 0, NULL)) != DS_OK)
+        goto done;
+    out->rows = ds_ddb_int(&r, 0, 0);
+    for (size_t i = 0; i < t.n_columns; i++) {
+        ds_column_profile_t *p = &out->columns[i];
+        idx_t base = 1 + i * 5;
+        p->name = t.columns[i].name;
+        p->type = t.columns[i].type;
+        p->count = ds_ddb_int(&r, base, 0);
+        p->nulls = out->rows - p->count;
+        p->distinct = ds_ddb_int(&r, base + 1, 0);
+        char *v;
+        p->min = (v = ds_ddb_cell(&r, base + 2, 0)) ? be->host->strdup(call, v) : NULL;
+        free(v);
+        p->max = (v = ds_ddb_cell(&r, base + 3, 0)) ? be->host->strdup(call, v) : NULL;
+        free(v);
+        p->avg = (v = ds_ddb_cell(&r, base + 4, 0)) ? be->host->strdup(call, v) : NULL;
+        free(v);
+    }
+    duckdb_destroy_result(&r);
+    for (size_t i = 0; i < t.n_columns && st == DS_OK; i++) {
+        ds_column_profile_t *p = &out->columns[i];
+        ds_buf_reset(&sql);
+        ds_buf_puts(&sql, "SELECT CAST(v AS VARCHAR), n FROM (SELECT ");
+        ds_buf_ident(&sql, p->name);
+        ds_buf_puts(&sql, " AS v, count(*) AS n FROM ");
+        qualified(&sql, bucket, table);
+        ds_buf_puts(&sql, " WHERE ");
+        ds_buf_ident(&sql, p->name);
+        ds_buf_puts(&sql, " IS NOT NULL GROUP BY 1) ORDER BY n DESC, 1 LIMIT 5");
+        if ((st = ds_ddb_run(u.conn, call->err, &r, ds_buf_cstr(&sql), 0, NULL)) != DS_OK)
+            break;
+        idx_t n = duckdb_row_count(&r);
+        p->top = be->host->alloc(call, sizeof(ds_top_value_t) * (n ? n : 1));
+        for (idx_t k = 0; k < n; k++) {
+            char *v = ds_ddb_cell(&r, 0, k);
+            p->top[k].value = be->host->strdup(call, v ? v : "");
+            free(v);
+            p->top[k].count = ds_ddb_int(&r, 1, k);
+        }
+        p->n_top = n;
+        duckdb_destroy_result(&r);
+    }
+done:
+    ds_buf_free(&sql);
+    ddb_use_end(&u);
+    return st;
+}
+
+/* ---- delete rows ---- */
+
+typedef struct {
+    const char *bucket;
+    const char *table;
+    const ds_be_table_t *t;
+    const ds_where_t *where;
+    int64_t deleted;
+} delete_t;
+
+static ds_status_t delete_txn(use_t *u, void *ud)
+{
+    delete_t *d = ud;
+    ds_buf_t sql = {0};
+    duckdb_result r;
+    ds_buf_puts(&sql, "DELETE FROM ");
+    qualified(&sql, d->bucket, d->table);
+    ds_status_t st = append_where(u, d->t, d->where, &sql);
+    if (st == DS_OK)
+        st = ds_ddb_run(u->conn, u->err, &r, ds_buf_cstr(&sql), 0, NULL);
+    ds_buf_free(&sql);
+    if (st != DS_OK)
+        return st;
+    d->deleted = ds_ddb_int(&r, 0, 0);
+    duckdb_destroy_result(&r);
+    return touch_meta(u, d->bucket, d->table, false, d->deleted > 0);
+}
+
+ds_status_t ddb_table_delete_rows(void *self, ds_be_call_t *call, const char *bucket, const char *table,
+                                  const ds_where_t *where, int64_t *deleted, int64_t *table_rows)
+{
+    be_t *be = self;
+    use_t u;
+    ds_be_table_t t = {0};
+    ds_status_t st = ddb_use_begin(be, call, false, &u);
+    if (st != DS_OK)
+        return st;
+    st = ddb_table_describe(&u, call, bucket, table, &t);
+    if (st == DS_OK && where->in_column) {
+        ds_be_table_t ref = {0};
+        st = ddb_table_describe(&u, call, where->in_bucket ? where->in_bucket : "", where->in_table ? where->in_table : "",
+                                &ref);
+        if (st == DS_OK && find_col(&ref, where->in_ref_column ? where->in_ref_column : "") < 0)
+            st = ds_err_setk(call->err, DS_INVALID_ARGUMENT, DS_KBC_COLUMN_NOT_FOUND,
+                             "column \"%s\" is not a column of %s.%s", where->in_ref_column ? where->in_ref_column : "",
+                             where->in_bucket, where->in_table);
+    }
+    delete_t d = {bucket, table, &t, where, 0};
+    if (st == DS_OK)
+        st = ddb_in_txn(&u, delete_txn, &d);
+    if (st == DS_OK)
+        st = ddb_count_rows(&u, bucket, table, table_rows);
+    *deleted = d.deleted;
+    ddb_use_end(&u);
+    return st;
+}
+
+/* ---- schema changes ---- */
+
+typedef struct {
+    const char *bucket;
+    const char *table;
+    ds_be_table_t *t;
+    const ds_be_column_t *add;
+    const char *column;
+    const ds_column_alter_t *alter;
+    const char *const *pk;
+    size_t n_pk;
+} schema_t;
+
+static ds_status_t alter_exec(use_t *u, schema_t *s, const char *clause_fmt, const char *column, const char *tail)
+{
+    ds_buf_t sql = {0};
+    ds_buf_puts(&sql, "ALTER TABLE ");
+    qualified(&sql, s->bucket, s->table);
+    ds_buf_printf(&sql, " %s ", clause_fmt);
+    ds_buf_ident(&sql, column);
+    if (tail)
+        ds_buf_printf(&sql, " %s", tail);
+    ds_status_t st = ds_ddb_exec(u->conn, u->err, ds_buf_cstr(&sql));
+    ds_buf_free(&sql);
+    return st;
+}
+
+static ds_status_t set_default(use_t *u, schema_t *s, const char *column, const char *type, const char *value)
+{
+    ds_buf_t tail = {0};
+    if (value) {
+        ds_buf_puts(&tail, "SET DEFAULT CAST(");
+        ds_buf_literal(&tail, value);
+        ds_buf_printf(&tail, " AS %s)", type);
+    } else {
+        ds_buf_puts(&tail, "DROP DEFAULT");
+    }
+    ds_status_t st = alter_exec(u, s, "ALTER COLUMN", column, ds_buf_cstr(&tail));
+    ds_buf_free(&tail);
+    return st;
+}
+
+static ds_status_t add_column_txn(use_t *u, void *ud)
+{
+    schema_t *s = ud;
+    const ds_be_column_t *c = s->add;
+    if (find_col(s->t, c->name) >= 0)
+        return ds_err_set(u->err, DS_ALREADY_EXISTS, "column \"%s\" already exists in %s.%s", c->name, s->bucket,
+                          s->table);
+    ds_status_t st = alter_exec(u, s, "ADD COLUMN", c->name, c->type);
+    if (st == DS_OK && c->default_value)
+        st = set_default(u, s, c->name, c->type, c->default_value);
+    if (st == DS_OK && c->default_value) {
+        /* Existing rows take the default, as a column added with a default has it everywhere. */
+        ds_buf_t sql = {0};
+        ds_buf_puts(&sql, "UPDATE ");
+        qualified(&sql, s->bucket, s->table);
+        ds_buf_puts(&sql, " SET ");
+        ds_buf_ident(&sql, c->name);
+        ds_buf_puts(&sql, " = CAST(");
+        ds_buf_literal(&sql, c->default_value);
+        ds_buf_printf(&sql, " AS %s)", c->type);
+        st = ds_ddb_exec(u->conn, u->err, ds_buf_cstr(&sql));
+        ds_buf_free(&sql);
+    }
+    if (st == DS_OK && !c->nullable)
+        st = alter_exec(u, s, "ALTER COLUMN", c->name, "SET NOT NULL");
+    return st == DS_OK ? touch_meta(u, s->bucket, s->table, false, true) : st;
+}
+
+static ds_status_t drop_column_txn(use_t *u, void *ud)
+{
+    schema_t *s = ud;
+    int ci = find_col(s->t, s->column);
+    if (ci < 0)
+        return ds_err_setk(u->err, DS_NOT_FOUND, DS_KBC_COLUMN_NOT_FOUND, "column \"%s\" not found in %s.%s", s->column,
+                           s->bucket, s->table);
+    for (size_t k = 0; k < s->t->n_primary_key; k++)
+        if (strcasecmp(s->t->primary_key[k], s->column) == 0)
+            return ds_err_set(u->err, DS_INVALID_ARGUMENT,
+                              "column \"%s\" is part of the primary key; drop the primary key first", s->column);
+    if (s->t->n_columns == 1)
+        return ds_err_set(u->err, DS_INVALID_ARGUMENT, "column \"%s\" is the table's last column", s->column);
+    ds_status_t st = alter_exec(u, s, "DROP COLUMN", s->t->columns[ci].name, NULL);
+    return st == DS_OK ? touch_meta(u, s->bucket, s->table, false, true) : st;
+}
+
+static ds_status_t alter_column_txn(use_t *u, void *ud)
+{
+    schema_t *s = ud;
+    const ds_column_alter_t *a = s->alter;
+    int ci = find_col(s->t, s->column);
+    if (ci < 0)
+        return ds_err_setk(u->err, DS_NOT_FOUND, DS_KBC_COLUMN_NOT_FOUND, "column \"%s\" not found in %s.%s", s->column,
+                           s->bucket, s->table);
+    const char *name = s->t->columns[ci].name;
+    const char *type = a->type ? a->type : s->t->columns[ci].type;
+    ds_status_t st = DS_OK;
+    if (a->type && strcmp(a->type, s->t->columns[ci].type) != 0) {
+        ds_buf_t tail = {0};
+        ds_buf_printf(&tail, "TYPE %s", a->type);
+        st = alter_exec(u, s, "ALTER COLUMN", name, ds_buf_cstr(&tail));
+        ds_buf_free(&tail);
+        if (st != DS_OK)
+            return ds_err_setk(u->err, DS_INVALID_ARGUMENT, DS_KBC_DATA_TYPE_MISMATCH,
+                               "column \"%s\" cannot change to %s: %s", name, a->type, u->err->message);
+    }
+    if (st == DS_OK && a->set_default)
+        st = set_default(u, s, name, type, a->default_value);
+    if (st == DS_OK && a->nullable == 0)
+        st = alter_exec(u, s, "ALTER COLUMN", name, "SET NOT NULL");
+    if (st == DS_OK && a->nullable == 1)
+        st = alter_exec(u, s, "ALTER COLUMN", name, "DROP NOT NULL");
+    return st == DS_OK ? touch_meta(u, s->bucket, s->table, false, true) : st;
+}
+
+static ds_status_t pk_txn(use_t *u, void *ud)
+{
+    schema_t *s = ud;
+    ds_buf_t list = {0};
+    ds_status_t st = DS_OK;
+    if (s->n_pk && s->t->n_primary_key)
+        return ds_err_set(u->err, DS_INVALID_ARGUMENT, "table %s.%s already has a primary key; drop it first", s->bucket,
+                          s->table);
+    if (!s->n_pk && !s->t->n_primary_key)
+        return ds_err_set(u->err, DS_INVALID_ARGUMENT, "table %s.%s has no primary key", s->bucket, s->table);
+    for (size_t k = 0; k < s->n_pk; k++) {
+        int ci = find_col(s->t, s->pk[k]);
+        if (ci < 0) {
+            ds_buf_free(&list);
+            return ds_err_setk(u->err, DS_INVALID_ARGUMENT, DS_KBC_COLUMN_NOT_FOUND,
+                               "primary key column \"%s\" is not a column of %s.%s", s->pk[k], s->bucket, s->table);
+        }
+        ds_buf_printf(&list, "%s%s", k ? "," : "", s->t->columns[ci].name);
+    }
+    if (s->n_pk) {
+        /* Keboola refuses a key over values that are not unique. */
+        ds_buf_t sql = {0};
+        int64_t dups = 0;
+        ds_buf_puts(&sql, "SELECT count(*) FROM (SELECT 1 FROM ");
+        qualified(&sql, s->bucket, s->table);
+        ds_buf_puts(&sql, " GROUP BY ");
+        for (size_t k = 0; k < s->n_pk; k++) {
+            if (k)
+                ds_buf_puts(&sql, ", ");
+            ds_buf_ident(&sql, s->t->columns[find_col(s->t, s->pk[k])].name);
+        }
+        ds_buf_puts(&sql, " HAVING count(*) > 1)");
+        st = query_int(u, ds_buf_cstr(&sql), &dups);
+        ds_buf_free(&sql);
+        if (st == DS_OK && dups)
+            st = ds_err_set(u->err, DS_INVALID_ARGUMENT,
+                            "Cannot create new primary key, duplicate values in primary key columns (%s): %lld values "
+                            "occur more than once",
+                            ds_buf_cstr(&list), (long long)dups);
+    }
+    if (st == DS_OK) {
+        const char *params[] = {ds_buf_cstr(&list), s->bucket, s->table};
+        st = ds_ddb_run(u->conn, u->err, NULL, "UPDATE " META ".tables SET primary_key = $1 WHERE bucket = $2 AND name = $3",
+                        3, params);
+    }
+    ds_buf_free(&list);
+    return st;
+}
+
+/* Opens the project, describes the table and runs fn in a transaction. */
+static ds_status_t schema_change(void *self, ds_be_call_t *call, schema_t *s, ds_status_t (*fn)(use_t *, void *))
+{
+    use_t u;
+    ds_be_table_t t = {0};
+    ds_status_t st = ddb_use_begin(self, call, false, &u);
+    if (st != DS_OK)
+        return st;
+    st = ddb_table_describe(&u, call, s->bucket, s->table, &t);
+    s->t = &t;
+    if (st == DS_OK)
+        st = ddb_in_txn(&u, fn, s);
+    ddb_use_end(&u);
+    return st;
+}
+
+ds_status_t ddb_column_add(void *self, ds_be_call_t *call, const char *bucket, const char *table,
+                           const ds_be_column_t *column)
+{
+    schema_t s = {.bucket = bucket, .table = table, .add = column};
+    return schema_change(self, call, &s, add_column_txn);
+}
+
+ds_status_t ddb_column_drop(void *self, ds_be_call_t *call, const char *bucket, const char *table, const char *column)
+{
+    schema_t s = {.bucket = bucket, .table = table, .column = column};
+    return schema_change(self, call, &s, drop_column_txn);
+}
+
+ds_status_t ddb_column_alter(void *self, ds_be_call_t *call, const char *bucket, const char *table, const char *column,
+                             const ds_column_alter_t *alter)
+{
+    schema_t s = {.bucket = bucket, .table = table, .column = column, .alter = alter};
+    return schema_change(self, call, &s, alter_column_txn);
+}
+
+ds_status_t ddb_primary_key_set(void *self, ds_be_call_t *call, const char *bucket, const char *table,
+                                const char *const *columns, size_t n)
+{
+    schema_t s = {.bucket = bucket, .table = table, .pk = columns, .n_pk = n};
+    return schema_change(self, call, &s, pk_txn);
+}

@@ -1,0 +1,86 @@
+/*
+ * internal.h - what the DuckDB backend's files share (not a public header).
+ *
+ * duckdb_backend.c owns the instance, project attach/detach and the catalog
+ * operations; data.c the table-data operations (import, export, preview,
+ * profile, delete rows, schema changes). Both work through a use_t: a pinned
+ * project plus a connection whose default database is that project's file.
+ */
+#ifndef DS_BE_DUCKDB_INTERNAL_H
+#define DS_BE_DUCKDB_INTERNAL_H
+
+#include <duckdb.h>
+#include <pthread.h>
+
+#include "core/ident.h"
+#include "core/lru.h"
+#include "duckstore/backend.h"
+
+#define META "_ds"
+
+typedef struct proj {
+    struct proj *next;
+    char id[DS_PROJECT_ID_MAX + 1];
+    char alias[DS_PROJECT_ID_MAX + 3];
+    int64_t refs;
+    bool attached;
+    bool dropping;
+} proj_t;
+
+typedef struct {
+    const ds_host_api_t *host;
+    duckdb_database db;
+    char dir[4096];
+    pthread_mutex_t lock;
+    pthread_cond_t idle; /* signalled when a project's refs drop to 0 */
+    proj_t *projects;
+    ds_lru_t *lru; /* attached projects */
+    int64_t n_attached;
+    int64_t peak_attached;
+    int64_t max_open;
+} be_t;
+
+/* One call's working set: a connection and the pinned project. */
+typedef struct {
+    be_t *be;
+    duckdb_connection conn;
+    proj_t *p;
+    ds_err_t *err;
+} use_t;
+
+
+/* Pins the call's project (attaching it) and opens a connection on it. create: the file may be new. */
+ds_status_t ddb_use_begin(be_t *be, ds_be_call_t *call, bool create, use_t *u);
+void ddb_use_end(use_t *u);
+/* Runs fn inside BEGIN/COMMIT; rolls back when fn fails. */
+ds_status_t ddb_in_txn(use_t *u, ds_status_t (*fn)(use_t *, void *), void *ud);
+/* Exact row count of bucket.table. */
+ds_status_t ddb_count_rows(use_t *u, const char *bucket, const char *table, int64_t *rows);
+/* Storage bytes of bucket.table. */
+ds_status_t ddb_table_bytes(use_t *u, const char *bucket, const char *table, int64_t *bytes);
+/* Columns (without _timestamp) of t->bucket.t->name into t (arena). */
+ds_status_t ddb_load_columns(use_t *u, ds_be_call_t *call, ds_be_table_t *t);
+/* Columns, primary key and times of bucket.table (no counts); DS_NOT_FOUND (2004) when absent. */
+ds_status_t ddb_table_describe(use_t *u, ds_be_call_t *call, const char *bucket, const char *table, ds_be_table_t *t);
+
+/* data.c: the table-data operations, wired into the ops table. */
+ds_status_t ddb_table_import(void *self, ds_be_call_t *call, const char *bucket, const char *table,
+                             const ds_import_t *in, const char *const *paths, size_t n_paths, ds_import_result_t *out);
+ds_status_t ddb_table_export(void *self, ds_be_call_t *call, const char *bucket, const char *table,
+                             const ds_export_t *in, const char *out_dir, int64_t slice_bytes, const char ***paths,
+                             size_t *n_paths, int64_t *rows);
+ds_status_t ddb_table_preview(void *self, ds_be_call_t *call, const char *bucket, const char *table,
+                              const ds_preview_t *in, ds_preview_result_t *out);
+ds_status_t ddb_table_profile(void *self, ds_be_call_t *call, const char *bucket, const char *table,
+                              ds_profile_result_t *out);
+ds_status_t ddb_table_delete_rows(void *self, ds_be_call_t *call, const char *bucket, const char *table,
+                                  const ds_where_t *where, int64_t *deleted, int64_t *table_rows);
+ds_status_t ddb_column_add(void *self, ds_be_call_t *call, const char *bucket, const char *table,
+                           const ds_be_column_t *column);
+ds_status_t ddb_column_drop(void *self, ds_be_call_t *call, const char *bucket, const char *table, const char *column);
+ds_status_t ddb_column_alter(void *self, ds_be_call_t *call, const char *bucket, const char *table, const char *column,
+                             const ds_column_alter_t *alter);
+ds_status_t ddb_primary_key_set(void *self, ds_be_call_t *call, const char *bucket, const char *table,
+                                const char *const *columns, size_t n);
+
+#endif

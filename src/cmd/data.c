@@ -1,0 +1,317 @@
+/*
+ * data.c - table-data commands: import, export, preview, profile, delete
+ * rows, and schema changes.
+ *
+ * Each validates its input (names, types, options) before the backend sees
+ * it, takes the write slots it needs (table data: the table's queue; schema
+ * changes and table creation by import: also the project's catalog queue, in
+ * that order), resolves Storage Files through the files layer (which confines
+ * every path to the project's area), and calls the backend.
+ */
+#include <stdio.h>
+#include <string.h>
+#include <strings.h>
+
+#include "cmd/files.h"
+#include "cmd/internal.h"
+#include "core/types.h"
+
+/* Opens the project and checks bucket and table names. */
+static ds_status_t open_table(ds_ctx_t *ctx, const char *project, const char *bucket, const char *table, ds_proj_t *p)
+{
+    ds_status_t st = ds_cmd_open_project(ctx, project, p);
+    if (st == DS_OK)
+        st = ds_ident_check_bucket(bucket, "bucket", &ctx->err);
+    if (st == DS_OK)
+        st = ds_ident_check_name(table, "table", &ctx->err);
+    return st;
+}
+
+static ds_status_t check_names(ds_ctx_t *ctx, const char *const *names, size_t n, const char *what)
+{
+    for (size_t i = 0; i < n; i++) {
+        if (!names[i])
+            return ds_err_setf(&ctx->err, DS_INVALID_ARGUMENT, what, "%s: item %zu is missing", what, i);
+        if (strcasecmp(names[i], "_timestamp") == 0)
+            continue;
+        ds_status_t st = ds_ident_check_name(names[i], "column", &ctx->err);
+        if (st != DS_OK)
+            return st;
+    }
+    return DS_OK;
+}
+
+static ds_status_t check_where(ds_ctx_t *ctx, const ds_where_t *w)
+{
+    for (size_t i = 0; i < w->n_filters; i++) {
+        const ds_filter_t *f = &w->filters[i];
+        ds_status_t st = check_names(ctx, &f->column, 1, "where_filters");
+        if (st != DS_OK)
+            return st;
+        if (f->data_type) {
+            char t[DS_TYPE_MAX];
+            if ((st = ds_type_canonical(f->data_type, f->column, t, &ctx->err)) != DS_OK)
+                return st;
+        }
+    }
+    if (w->in_column) {
+        ds_status_t st = check_names(ctx, &w->in_column, 1, "where_in");
+        if (st == DS_OK && w->in_ref_column)
+            st = check_names(ctx, &w->in_ref_column, 1, "where_in");
+        if (st == DS_OK)
+            st = ds_ident_check_bucket(w->in_bucket, "where_in", &ctx->err);
+        if (st == DS_OK)
+            st = ds_ident_check_name(w->in_table, "table", &ctx->err);
+        if (st != DS_OK)
+            return st;
+    }
+    return DS_OK;
+}
+
+static ds_status_t check_order(ds_ctx_t *ctx, const ds_order_t *o, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        ds_status_t st = check_names(ctx, &o[i].column, 1, "order_by");
+        if (st != DS_OK)
+            return st;
+        if (o[i].data_type) {
+            char t[DS_TYPE_MAX];
+            if ((st = ds_type_canonical(o[i].data_type, o[i].column, t, &ctx->err)) != DS_OK)
+                return st;
+        }
+    }
+    return DS_OK;
+}
+
+static ds_status_t check_csv(ds_ctx_t *ctx, const ds_csv_opts_t *o)
+{
+    if (strlen(o->delimiter) != 1)
+        return ds_err_setf(&ctx->err, DS_INVALID_ARGUMENT, "delimiter", "delimiter must be exactly one character");
+    if (strlen(o->enclosure) > 1)
+        return ds_err_setf(&ctx->err, DS_INVALID_ARGUMENT, "enclosure", "enclosure must be one character or empty");
+    if (strlen(o->escaped_by) > 1)
+        return ds_err_setf(&ctx->err, DS_INVALID_ARGUMENT, "escaped_by", "escaped_by must be one character or empty");
+    if (o->enclosure[0] && o->escaped_by[0] && o->enclosure[0] != o->escaped_by[0])
+        return ds_err_setf(&ctx->err, DS_INVALID_ARGUMENT, "escaped_by",
+                           "enclosure and escaped_by are mutually exclusive");
+    if (o->enclosure[0] && o->enclosure[0] == o->delimiter[0])
+        return ds_err_setf(&ctx->err, DS_INVALID_ARGUMENT, "enclosure", "enclosure and delimiter must differ");
+    if (o->skip_lines < 0)
+        return ds_err_setf(&ctx->err, DS_INVALID_ARGUMENT, "skip_lines", "number of ignored lines must not be negative");
+    return check_names(ctx, o->columns, o->n_columns, "columns");
+}
+
+ds_status_t ds_cmd_table_import(ds_ctx_t *ctx, const char *project, const char *bucket, const char *table,
+                                const ds_import_t *in, ds_import_result_t *out)
+{
+    ds_proj_t p;
+    const char **paths = NULL;
+    size_t n_paths = 0;
+    ds_status_t st = open_table(ctx, project, bucket, table, &p);
+    if (st != DS_OK)
+        return st;
+    if ((int)in->dedup < DS_DEDUP_UPDATE || (int)in->dedup > DS_DEDUP_FAIL)
+        return ds_err_setf(&ctx->err, DS_INVALID_ARGUMENT, "dedup", "unknown dedup type");
+    if ((int)in->timestamp_mode < DS_TS_CURRENT_TIME || (int)in->timestamp_mode > DS_TS_FROM_SOURCE)
+        return ds_err_setf(&ctx->err, DS_INVALID_ARGUMENT, "timestamp_mode", "unknown timestamp mode");
+    if ((st = check_names(ctx, in->dedup_columns, in->n_dedup_columns, "dedup_columns")) != DS_OK ||
+        (st = check_names(ctx, in->convert_empty_to_null, in->n_convert_empty_to_null, "convert_empty_to_null")) != DS_OK)
+        return st;
+    if (in->timestamp_column && *in->timestamp_column &&
+        (st = check_names(ctx, &in->timestamp_column, 1, "timestamp_column")) != DS_OK)
+        return st;
+    if (in->src_table) {
+        if ((st = ds_ident_check_bucket(in->src_bucket, "source", &ctx->err)) != DS_OK ||
+            (st = ds_ident_check_name(in->src_table, "table", &ctx->err)) != DS_OK ||
+            (st = check_names(ctx, in->src_columns, in->n_mapping, "columns_mapping")) != DS_OK ||
+            (st = check_names(ctx, in->dst_columns, in->n_mapping, "columns_mapping")) != DS_OK ||
+            (st = check_where(ctx, &in->src_where)) != DS_OK)
+            return st;
+        if (strcmp(in->src_bucket, bucket) == 0 && strcmp(in->src_table, table) == 0)
+            return ds_err_setf(&ctx->err, DS_INVALID_ARGUMENT, "source", "a table cannot be imported into itself");
+    } else {
+        if ((int)in->format != DS_FORMAT_CSV && (int)in->format != DS_FORMAT_PARQUET)
+            return ds_err_setf(&ctx->err, DS_INVALID_ARGUMENT, "format", "format must be csv or parquet");
+        if (in->format == DS_FORMAT_CSV && (st = check_csv(ctx, &in->csv)) != DS_OK)
+            return st;
+        if (!in->file_id == !in->file_key)
+            return ds_err_setf(&ctx->err, DS_INVALID_ARGUMENT, "file_id", "give exactly one of file_id and file_key");
+        if ((st = ds_files_resolve(ctx, project, in->file_id, in->file_key, &paths, &n_paths)) != DS_OK)
+            return st;
+    }
+    if ((st = ds_cmd_enter_table(ctx, project, bucket, table)) != DS_OK)
+        return st;
+    if (in->create_mode != DS_CREATE_NONE && (st = ds_cmd_enter_ddl(ctx, project)) != DS_OK)
+        return st;
+    return DS_BE_CALL(p.be, &p.call, table_import, bucket, table, in, paths, n_paths, out);
+}
+
+ds_status_t ds_cmd_table_export(ds_ctx_t *ctx, const char *project, const char *bucket, const char *table,
+                                const ds_export_t *in, ds_export_result_t *out)
+{
+    ds_proj_t p;
+    const char *dir;
+    const char **paths;
+    size_t n_paths;
+    int64_t rows;
+    ds_file_t file;
+    memset(out, 0, sizeof(*out));
+    ds_status_t st = open_table(ctx, project, bucket, table, &p);
+    if (st != DS_OK)
+        return st;
+    if ((int)in->format != DS_FORMAT_CSV && (int)in->format != DS_FORMAT_PARQUET)
+        return ds_err_setf(&ctx->err, DS_INVALID_ARGUMENT, "format", "format must be csv or parquet");
+    if (in->limit < 0)
+        return ds_err_setf(&ctx->err, DS_INVALID_ARGUMENT, "limit", "limit must not be negative");
+    if ((st = check_names(ctx, in->columns, in->n_columns, "columns")) != DS_OK ||
+        (st = check_order(ctx, in->order, in->n_order)) != DS_OK || (st = check_where(ctx, &in->where)) != DS_OK)
+        return st;
+    const char *ext = in->format == DS_FORMAT_PARQUET ? "parquet" : in->gzip ? "csv.gz" : "csv";
+    const char *name = in->file_name && *in->file_name
+                           ? in->file_name
+                           : ds_arena_printf(ctx->arena, "exports/%s.%s-%lld.%s", bucket, table, (long long)ds_now(), ext);
+    if ((st = ds_ident_check_file_key(name, &ctx->err)) != DS_OK)
+        return st;
+    if ((st = ds_files_scratch_dir(ctx, project, &dir)) != DS_OK)
+        return st;
+    st = DS_BE_CALL(p.be, &p.call, table_export, bucket, table, in, dir, ds_service_config()->export_slice_bytes, &paths,
+                    &n_paths, &rows);
+    if (st != DS_OK)
+        return st;
+    bool sliced = in->sliced || n_paths != 1;
+    if ((st = ds_files_adopt(ctx, project, paths, n_paths, name, sliced, false, &file)) != DS_OK)
+        return st;
+    out->file_id = file.id;
+    out->file_name = file.name;
+    out->sliced = sliced;
+    out->rows = rows;
+    out->bytes = file.size;
+    return DS_OK;
+}
+
+ds_status_t ds_cmd_table_preview(ds_ctx_t *ctx, const char *project, const char *bucket, const char *table,
+                                 const ds_preview_t *in, ds_preview_result_t *out)
+{
+    ds_proj_t p;
+    ds_status_t st = open_table(ctx, project, bucket, table, &p);
+    if (st != DS_OK)
+        return st;
+    if (in->limit < 0 || in->limit > 1000)
+        return ds_err_setf(&ctx->err, DS_INVALID_ARGUMENT, "limit", "preview limit must be between 1 and 1000");
+    if ((st = check_names(ctx, in->columns, in->n_columns, "columns")) != DS_OK ||
+        (st = check_order(ctx, in->order, in->n_order)) != DS_OK || (st = check_where(ctx, &in->where)) != DS_OK)
+        return st;
+    return DS_BE_CALL(p.be, &p.call, table_preview, bucket, table, in, out);
+}
+
+ds_status_t ds_cmd_table_profile(ds_ctx_t *ctx, const char *project, const char *bucket, const char *table,
+                                 ds_profile_result_t *out)
+{
+    ds_proj_t p;
+    ds_status_t st = open_table(ctx, project, bucket, table, &p);
+    if (st != DS_OK)
+        return st;
+    return DS_BE_CALL(p.be, &p.call, table_profile, bucket, table, out);
+}
+
+ds_status_t ds_cmd_table_delete_rows(ds_ctx_t *ctx, const char *project, const char *bucket, const char *table,
+                                     const ds_where_t *where, int64_t *deleted, int64_t *table_rows)
+{
+    ds_proj_t p;
+    ds_status_t st = open_table(ctx, project, bucket, table, &p);
+    if (st != DS_OK)
+        return st;
+    if ((st = check_where(ctx, where)) != DS_OK)
+        return st;
+    if ((st = ds_cmd_enter_table(ctx, project, bucket, table)) != DS_OK)
+        return st;
+    return DS_BE_CALL(p.be, &p.call, table_delete_rows, bucket, table, where, deleted, table_rows);
+}
+
+/* Opens the table for a schema change: its data queue, then the project's catalog queue. */
+static ds_status_t open_for_schema(ds_ctx_t *ctx, const char *project, const char *bucket, const char *table,
+                                   ds_proj_t *p)
+{
+    ds_status_t st = open_table(ctx, project, bucket, table, p);
+    if (st == DS_OK)
+        st = ds_cmd_enter_table(ctx, project, bucket, table);
+    if (st == DS_OK)
+        st = ds_cmd_enter_ddl(ctx, project);
+    return st;
+}
+
+ds_status_t ds_cmd_column_add(ds_ctx_t *ctx, const char *project, const char *bucket, const char *table,
+                              const ds_column_in_t *col)
+{
+    ds_proj_t p;
+    char *type = ds_arena_alloc(ctx->arena, DS_TYPE_MAX);
+    ds_status_t st = ds_ident_check_name(col->name, "column", &ctx->err);
+    if (st == DS_OK)
+        st = ds_type_canonical(col->type ? col->type : "VARCHAR", col->name, type, &ctx->err);
+    if (st == DS_OK)
+        st = open_for_schema(ctx, project, bucket, table, &p);
+    if (st != DS_OK)
+        return st;
+    ds_be_column_t c = {col->name, type, col->nullable, col->default_value};
+    return DS_BE_CALL(p.be, &p.call, column_add, bucket, table, &c);
+}
+
+ds_status_t ds_cmd_column_drop(ds_ctx_t *ctx, const char *project, const char *bucket, const char *table,
+                               const char *column)
+{
+    ds_proj_t p;
+    ds_status_t st = ds_ident_check_name(column, "column", &ctx->err);
+    if (st == DS_OK)
+        st = open_for_schema(ctx, project, bucket, table, &p);
+    if (st != DS_OK)
+        return st;
+    return DS_BE_CALL(p.be, &p.call, column_drop, bucket, table, column);
+}
+
+ds_status_t ds_cmd_column_alter(ds_ctx_t *ctx, const char *project, const char *bucket, const char *table,
+                                const char *column, const ds_column_alter_t *alter)
+{
+    ds_proj_t p;
+    ds_column_alter_t a = *alter;
+    ds_status_t st = ds_ident_check_name(column, "column", &ctx->err);
+    if (st == DS_OK && a.type) {
+        char *type = ds_arena_alloc(ctx->arena, DS_TYPE_MAX);
+        st = ds_type_canonical(a.type, column, type, &ctx->err);
+        a.type = type;
+    }
+    if (st == DS_OK && a.nullable != -1 && a.nullable != 0 && a.nullable != 1)
+        st = ds_err_setf(&ctx->err, DS_INVALID_ARGUMENT, "nullable", "nullable must be true or false");
+    if (st == DS_OK && !a.type && a.nullable == -1 && !a.set_default)
+        st = ds_err_set(&ctx->err, DS_INVALID_ARGUMENT, "nothing to change: give type, nullable or default");
+    if (st == DS_OK)
+        st = open_for_schema(ctx, project, bucket, table, &p);
+    if (st != DS_OK)
+        return st;
+    return DS_BE_CALL(p.be, &p.call, column_alter, bucket, table, column, &a);
+}
+
+ds_status_t ds_cmd_primary_key_add(ds_ctx_t *ctx, const char *project, const char *bucket, const char *table,
+                                   const char **columns, size_t n)
+{
+    ds_proj_t p;
+    ds_status_t st = n ? check_names(ctx, columns, n, "columns")
+                       : ds_err_setf(&ctx->err, DS_INVALID_ARGUMENT, "columns", "a primary key needs at least one column");
+    for (size_t i = 0; st == DS_OK && i < n; i++)
+        for (size_t j = 0; j < i; j++)
+            if (strcasecmp(columns[i], columns[j]) == 0)
+                st = ds_err_setf(&ctx->err, DS_INVALID_ARGUMENT, "columns", "column \"%s\" is given twice", columns[i]);
+    if (st == DS_OK)
+        st = open_for_schema(ctx, project, bucket, table, &p);
+    if (st != DS_OK)
+        return st;
+    return DS_BE_CALL(p.be, &p.call, primary_key_set, bucket, table, columns, n);
+}
+
+ds_status_t ds_cmd_primary_key_drop(ds_ctx_t *ctx, const char *project, const char *bucket, const char *table)
+{
+    ds_proj_t p;
+    ds_status_t st = open_for_schema(ctx, project, bucket, table, &p);
+    if (st != DS_OK)
+        return st;
+    return DS_BE_CALL(p.be, &p.call, primary_key_set, bucket, table, NULL, 0);
+}

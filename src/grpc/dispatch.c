@@ -1,0 +1,750 @@
+/*
+ * dispatch.c - the storage-driver dispatcher: DriverRequest in, DriverResponse
+ * out, through ONE table of command handlers (see dispatch.h for the design).
+ *
+ * Order of checks, so each failure is reported as what it is:
+ *   1. the envelope decodes (else INVALID_ARGUMENT "malformed DriverRequest");
+ *   2. it has a command whose type URL names a message in the table (else
+ *      UNIMPLEMENTED naming the type); a table entry without a handler is a
+ *      protocol command whose capability duckstore lacks (UNIMPLEMENTED naming
+ *      the command and the missing capability);
+ *   3. the command decodes with its entry's descriptor (else INVALID_ARGUMENT);
+ *   4. the credentials: GenericBackendCredentials, key = secret, or principal
+ *      when secret is empty (else UNAUTHENTICATED); project = host;
+ *   5. the handler, which calls ds_cmd_* (they authorize admin vs project key).
+ *
+ * Protobuf decoding uses an allocator on the request arena, so a decoded
+ * message (and every string a handler takes from it) lives exactly as long
+ * as the request. Handlers build responses in the arena too.
+ */
+#include <jansson.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/log.h"
+#include "grpc/dispatch.h"
+
+#define TRY(expr)                                                                                  \
+    do {                                                                                           \
+        ds_status_t st_ = (expr);                                                                  \
+        if (st_ != DS_OK)                                                                          \
+            return st_;                                                                            \
+    } while (0)
+
+#define NEW(d, T, desc) ((T *)ds_drv_new((d), &(desc)))
+
+/* ---- arena allocator for protobuf-c ---- */
+
+static void *pb_alloc(void *ud, size_t n) { return ds_arena_alloc(ud, n ? n : 1); }
+static void pb_free(void *ud, void *p)
+{
+    (void)ud;
+    (void)p; /* the arena frees everything at once */
+}
+
+static ProtobufCAllocator arena_allocator(ds_arena_t *a)
+{
+    return (ProtobufCAllocator){.alloc = pb_alloc, .free = pb_free, .allocator_data = a};
+}
+
+/* ---- helpers for handlers ---- */
+
+void *ds_drv_new(ds_drv_t *d, const ProtobufCMessageDescriptor *desc)
+{
+    void *m = ds_arena_alloc(d->ctx->arena, desc->sizeof_message);
+    if (m)
+        protobuf_c_message_init(desc, m);
+    return m;
+}
+
+void *ds_drv_ptrs(ds_drv_t *d, size_t n) { return ds_arena_alloc(d->ctx->arena, sizeof(void *) * (n ? n : 1)); }
+
+ds_status_t ds_drv_oom(ds_drv_t *d) { return ds_err_set(&d->ctx->err, DS_INTERNAL, "out of memory"); }
+
+const char *ds_drv_str(const char *s) { return s && *s ? s : NULL; }
+
+/* Replaces every byte that is not part of valid UTF-8 with '?', in place. */
+static void utf8_sanitize(char *s)
+{
+    unsigned char *p = (unsigned char *)s;
+    while (*p) {
+        size_t n;
+        unsigned cp;
+        if (*p < 0x80) {
+            p++;
+            continue;
+        } else if ((*p & 0xE0) == 0xC0) {
+            n = 1;
+            cp = *p & 0x1F;
+        } else if ((*p & 0xF0) == 0xE0) {
+            n = 2;
+            cp = *p & 0x0F;
+        } else if ((*p & 0xF8) == 0xF0) {
+            n = 3;
+            cp = *p & 0x07;
+        } else {
+            *p++ = '?';
+            continue;
+        }
+        size_t i = 1;
+        for (; i <= n; i++) {
+            if ((p[i] & 0xC0) != 0x80)
+                break;
+            cp = (cp << 6) | (p[i] & 0x3F);
+        }
+        bool ok = i > n && !(n == 1 && cp < 0x80) && !(n == 2 && cp < 0x800) && !(n == 3 && cp < 0x10000) &&
+                  cp <= 0x10FFFF && !(cp >= 0xD800 && cp <= 0xDFFF);
+        if (!ok) {
+            *p++ = '?';
+            continue;
+        }
+        p += n + 1;
+    }
+}
+
+void ds_drv_log(ds_drv_t *d, int level, const char *fmt, ...)
+{
+    if (d->n_log >= DS_DRV_MAX_LOG)
+        return;
+    pb_log_message_t *m = NEW(d, pb_log_message_t, keboola__storage_driver__command__common__log_message__descriptor);
+    char buf[DS_ERR_MSG_MAX];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(buf, sizeof(buf), fmt, ap);
+    va_end(ap);
+    if (!m || !(m->message = ds_arena_strdup(d->ctx->arena, buf)))
+        return;
+    utf8_sanitize(m->message);
+    m->level = (Keboola__StorageDriver__Command__Common__LogMessage__Level)level;
+    d->log[d->n_log++] = m;
+}
+
+ds_status_t ds_drv_project(ds_drv_t *d, const char **project)
+{
+    if (!d->project || !*d->project)
+        return ds_err_setf(&d->ctx->err, DS_INVALID_ARGUMENT, "credentials.host",
+                           "GenericBackendCredentials.host must name the project");
+    *project = d->project;
+    return DS_OK;
+}
+
+ds_status_t ds_drv_table_ref(ds_drv_t *d, size_t n_path, char **path, const char *table, const char *field,
+                             const char **bucket_out, const char **table_out)
+{
+    if (n_path != 1 || !path[0] || !*path[0])
+        return ds_err_setf(&d->ctx->err, DS_INVALID_ARGUMENT, field,
+                           "%s.path must be [bucket id] (one element), got %zu elements", field, n_path);
+    if (!table || !*table)
+        return ds_err_setf(&d->ctx->err, DS_INVALID_ARGUMENT, field, "%s.tableName is required", field);
+    *bucket_out = path[0];
+    *table_out = table;
+    return DS_OK;
+}
+
+/* Splits a canonical type "DECIMAL(12,2)" into type "DECIMAL" and length "12,2". */
+static void split_type(ds_drv_t *d, const char *canonical, char **type, char **length)
+{
+    const char *open = strchr(canonical, '(');
+    size_t n = strlen(canonical);
+    if (open && n > 0 && canonical[n - 1] == ')') {
+        *type = ds_arena_strndup(d->ctx->arena, canonical, (size_t)(open - canonical));
+        *length = ds_arena_strndup(d->ctx->arena, open + 1, n - (size_t)(open - canonical) - 2);
+    } else {
+        *type = (char *)canonical;
+        *length = (char *)protobuf_c_empty_string;
+    }
+}
+
+pb_table_info_t *ds_drv_table_info(ds_drv_t *d, const ds_be_table_t *t)
+{
+    pb_table_info_t *ti = NEW(d, pb_table_info_t, keboola__storage_driver__command__info__table_info__descriptor);
+    if (!ti || !(ti->path = ds_drv_ptrs(d, 1)) || !(ti->columns = ds_drv_ptrs(d, t->n_columns)) ||
+        !(ti->primarykeysnames = ds_drv_ptrs(d, t->n_primary_key)))
+        return NULL;
+    ti->n_path = 1;
+    ti->path[0] = (char *)t->bucket;
+    ti->tablename = (char *)t->name;
+    for (size_t i = 0; i < t->n_columns; i++) {
+        const ds_be_column_t *c = &t->columns[i];
+        pb_table_column_t *col =
+            NEW(d, pb_table_column_t, keboola__storage_driver__command__info__table_info__table_column__descriptor);
+        if (!col)
+            return NULL;
+        col->name = (char *)c->name;
+        split_type(d, c->type, &col->type, &col->length);
+        if (!col->type || !col->length)
+            return NULL;
+        col->nullable = c->nullable;
+        if (c->default_value)
+            col->default_ = (char *)c->default_value;
+        ti->columns[i] = col;
+    }
+    ti->n_columns = t->n_columns;
+    for (size_t i = 0; i < t->n_primary_key; i++)
+        ti->primarykeysnames[i] = (char *)t->primary_key[i];
+    ti->n_primarykeysnames = t->n_primary_key;
+    ti->rowscount = t->rows;
+    ti->sizebytes = t->bytes;
+    ti->tabletype = KEBOOLA__STORAGE_DRIVER__COMMAND__INFO__TABLE_TYPE__NORMAL;
+    return ti;
+}
+
+/* ObjectInfoResponse{path [bucket, table], TABLE, tableInfo} as the response. */
+static ds_status_t respond_table_info(ds_drv_t *d, const ds_be_table_t *t)
+{
+    pb_object_info_response_t *r =
+        NEW(d, pb_object_info_response_t, keboola__storage_driver__command__info__object_info_response__descriptor);
+    if (!r || !(r->path = ds_drv_ptrs(d, 2)) || !(r->tableinfo = ds_drv_table_info(d, t)))
+        return ds_drv_oom(d);
+    r->n_path = 2;
+    r->path[0] = (char *)t->bucket;
+    r->path[1] = (char *)t->name;
+    r->objecttype = KEBOOLA__STORAGE_DRIVER__COMMAND__INFO__OBJECT_TYPE__TABLE;
+    r->object_info_case = KEBOOLA__STORAGE_DRIVER__COMMAND__INFO__OBJECT_INFO_RESPONSE__OBJECT_INFO_TABLE_INFO;
+    d->resp = &r->base;
+    return DS_OK;
+}
+
+ds_status_t ds_drv_respond_table(ds_drv_t *d, const char *project, const char *bucket, const char *table)
+{
+    ds_be_table_t t;
+    TRY(ds_cmd_table_get(d->ctx, project, bucket, table, &t));
+    return respond_table_info(d, &t);
+}
+
+ds_status_t ds_drv_column_in(ds_drv_t *d, const pb_column_shared_t *c, const char *field, ds_column_in_t *out)
+{
+    if (!c || !c->name || !*c->name)
+        return ds_err_setf(&d->ctx->err, DS_INVALID_ARGUMENT, field, "%s: every column needs a name", field);
+    memset(out, 0, sizeof(*out));
+    out->name = c->name;
+    out->nullable = c->nullable;
+    out->default_value = ds_drv_str(c->default_);
+    const char *type = ds_drv_str(c->type);
+    const char *length = ds_drv_str(c->length);
+    if (length && !type)
+        return ds_err_setf(&d->ctx->err, DS_INVALID_ARGUMENT, field, "column \"%s\": length \"%s\" given without a type",
+                           c->name, length);
+    if (type && length && !strchr(type, '('))
+        type = ds_arena_printf(d->ctx->arena, "%s(%s)", type, length);
+    out->type = type;
+    return DS_OK;
+}
+
+/* ---- backend ---- */
+
+static ds_status_t h_init_backend(ds_drv_t *d)
+{
+    ds_backend_info_t info;
+    TRY(ds_cmd_backend_init(d->ctx, &info));
+    void *r = ds_drv_new(d, &keboola__storage_driver__command__backend__init_backend_response__descriptor);
+    if (!r)
+        return ds_drv_oom(d);
+    d->resp = r;
+    ds_drv_log(d, DS_DRV_LOG_INFO, "backend ready: engine %s, %lld projects", info.engine, (long long)info.projects);
+    return DS_OK;
+}
+
+static ds_status_t h_remove_backend(ds_drv_t *d) { return ds_cmd_backend_remove(d->ctx); }
+
+/* ---- projects (admin key) ---- */
+
+static ds_status_t h_create_project(ds_drv_t *d)
+{
+    const Keboola__StorageDriver__Command__Project__CreateProjectCommand *c = (const void *)d->cmd;
+    if (!ds_drv_str(c->projectid))
+        return ds_err_setf(&d->ctx->err, DS_INVALID_ARGUMENT, "projectId", "CreateProjectCommand.projectId is required");
+    ds_project_create_t in = {.id = c->projectid};
+    ds_project_t out;
+    TRY(ds_cmd_project_create(d->ctx, &in, &out));
+    Keboola__StorageDriver__Command__Project__CreateProjectResponse *r =
+        NEW(d, Keboola__StorageDriver__Command__Project__CreateProjectResponse,
+            keboola__storage_driver__command__project__create_project_response__descriptor);
+    if (!r || !(r->projectusername = ds_arena_strdup(d->ctx->arena, out.rec.id)))
+        return ds_drv_oom(d);
+    r->projectdatabasename = r->projectusername;
+    r->projectpassword = (char *)out.api_key;
+    d->resp = &r->base;
+    return DS_OK;
+}
+
+static ds_status_t h_update_project(ds_drv_t *d)
+{
+    const Keboola__StorageDriver__Command__Project__UpdateProjectCommand *c = (const void *)d->cmd;
+    if (!ds_drv_str(c->projectid))
+        return ds_err_setf(&d->ctx->err, DS_INVALID_ARGUMENT, "projectId", "UpdateProjectCommand.projectId is required");
+    ds_project_t out;
+    TRY(ds_cmd_project_update(d->ctx, c->projectid, NULL, &out));
+    if (ds_drv_str(c->region) || ds_drv_str(c->timezone))
+        ds_drv_log(d, DS_DRV_LOG_WARNING, "project \"%s\": region and timezone have no effect on duckstore",
+                   c->projectid);
+    return DS_OK;
+}
+
+static ds_status_t h_drop_project(ds_drv_t *d)
+{
+    const Keboola__StorageDriver__Command__Project__DropProjectCommand *c = (const void *)d->cmd;
+    const char *id = ds_drv_str(c->projectdatabasename) ? c->projectdatabasename : ds_drv_str(c->projectusername);
+    if (!id)
+        return ds_err_setf(&d->ctx->err, DS_INVALID_ARGUMENT, "projectDatabaseName",
+                           "DropProjectCommand.projectDatabaseName must name the project");
+    return ds_cmd_project_delete(d->ctx, id);
+}
+
+/* ---- buckets ---- */
+
+static ds_status_t h_create_bucket(ds_drv_t *d)
+{
+    const Keboola__StorageDriver__Command__Bucket__CreateBucketCommand *c = (const void *)d->cmd;
+    const char *project;
+    TRY(ds_drv_project(d, &project));
+    if (ds_drv_str(c->branchid) && !c->isbranchdefault)
+        return ds_err_set(&d->ctx->err, DS_UNSUPPORTED,
+                          "CreateBucketCommand in dev branch \"%.64s\": dev branches are not supported by duckstore",
+                          c->branchid);
+    if (!ds_drv_str(c->bucketid))
+        return ds_err_setf(&d->ctx->err, DS_INVALID_ARGUMENT, "bucketId",
+                           "CreateBucketCommand.bucketId is required (\"<stage>.<name>\", e.g. \"in.c-main\")");
+    /* Keboola's bucket id is "<stage>.c-<name>"; a bare name goes to stage "in". */
+    ds_bucket_create_t in = {.stage = "in", .name = c->bucketid};
+    const char *dot = strchr(c->bucketid, '.');
+    if (dot) {
+        in.stage = ds_arena_strndup(d->ctx->arena, c->bucketid, (size_t)(dot - c->bucketid));
+        in.name = dot + 1;
+    }
+    ds_be_bucket_t b;
+    TRY(ds_cmd_bucket_create(d->ctx, project, &in, &b));
+    Keboola__StorageDriver__Command__Bucket__CreateBucketResponse *r =
+        NEW(d, Keboola__StorageDriver__Command__Bucket__CreateBucketResponse,
+            keboola__storage_driver__command__bucket__create_bucket_response__descriptor);
+    if (!r || !(r->path = ds_drv_ptrs(d, 1)))
+        return ds_drv_oom(d);
+    r->n_path = 1;
+    r->path[0] = (char *)b.id;
+    r->createbucketobjectname = (char *)b.id;
+    d->resp = &r->base;
+    return DS_OK;
+}
+
+static ds_status_t h_drop_bucket(ds_drv_t *d)
+{
+    const Keboola__StorageDriver__Command__Bucket__DropBucketCommand *c = (const void *)d->cmd;
+    const char *project;
+    TRY(ds_drv_project(d, &project));
+    if (!ds_drv_str(c->bucketobjectname))
+        return ds_err_setf(&d->ctx->err, DS_INVALID_ARGUMENT, "bucketObjectName",
+                           "DropBucketCommand.bucketObjectName is required");
+    /* ignoreErrors is deprecated in the protocol and not honored: a missing bucket is NOT_FOUND. */
+    return ds_cmd_bucket_delete(d->ctx, project, c->bucketobjectname, c->iscascade);
+}
+
+/* ---- tables ---- */
+
+static ds_status_t h_create_table(ds_drv_t *d)
+{
+    const Keboola__StorageDriver__Command__Table__CreateTableCommand *c = (const void *)d->cmd;
+    const char *project, *bucket, *table;
+    TRY(ds_drv_project(d, &project));
+    TRY(ds_drv_table_ref(d, c->n_path, c->path, c->tablename, "CreateTableCommand", &bucket, &table));
+    ds_table_create_t in = {.name = table, .n_columns = c->n_columns};
+    if (!(in.columns = ds_arena_alloc(d->ctx->arena, sizeof(ds_column_in_t) * (c->n_columns ? c->n_columns : 1))))
+        return ds_drv_oom(d);
+    for (size_t i = 0; i < c->n_columns; i++)
+        TRY(ds_drv_column_in(d, c->columns[i], "columns", &in.columns[i]));
+    in.primary_key = (const char **)c->primarykeysnames;
+    in.n_primary_key = c->n_primarykeysnames;
+    ds_be_table_t t;
+    TRY(ds_cmd_table_create(d->ctx, project, bucket, &in, &t));
+    return respond_table_info(d, &t);
+}
+
+static ds_status_t h_drop_table(ds_drv_t *d)
+{
+    const Keboola__StorageDriver__Command__Table__DropTableCommand *c = (const void *)d->cmd;
+    const char *project, *bucket, *table;
+    TRY(ds_drv_project(d, &project));
+    TRY(ds_drv_table_ref(d, c->n_path, c->path, c->tablename, "DropTableCommand", &bucket, &table));
+    /* ignoreErrors is deprecated in the protocol and not honored: a missing table is NOT_FOUND. */
+    return ds_cmd_table_drop(d->ctx, project, bucket, table);
+}
+
+/* ---- info ---- */
+
+typedef Keboola__StorageDriver__Command__Info__ObjectInfo pb_object_info_t;
+
+static pb_object_info_t *object_info(ds_drv_t *d, const char *name, int type)
+{
+    pb_object_info_t *o = NEW(d, pb_object_info_t, keboola__storage_driver__command__info__object_info__descriptor);
+    if (o) {
+        o->objectname = (char *)name;
+        o->objecttype = (Keboola__StorageDriver__Command__Info__ObjectType)type;
+    }
+    return o;
+}
+
+static ds_status_t h_object_info(ds_drv_t *d)
+{
+    const Keboola__StorageDriver__Command__Info__ObjectInfoCommand *c = (const void *)d->cmd;
+    ds_err_t *err = &d->ctx->err;
+    const char *project;
+    TRY(ds_drv_project(d, &project));
+    pb_object_info_response_t *r =
+        NEW(d, pb_object_info_response_t, keboola__storage_driver__command__info__object_info_response__descriptor);
+    if (!r)
+        return ds_drv_oom(d);
+    r->n_path = c->n_path;
+    r->path = c->path;
+    r->objecttype = c->expectedobjecttype;
+    switch ((int)c->expectedobjecttype) {
+    case KEBOOLA__STORAGE_DRIVER__COMMAND__INFO__OBJECT_TYPE__DATABASE: {
+        /* The database is the project: path [] or [project id]. */
+        if (c->n_path > 1 || (c->n_path == 1 && strcmp(c->path[0], project) != 0))
+            return ds_err_setf(err, DS_INVALID_ARGUMENT, "path",
+                               "ObjectInfo of a DATABASE takes path [] or [\"%s\"] (the project)", project);
+        ds_be_bucket_t *items;
+        size_t n;
+        TRY(ds_cmd_bucket_list(d->ctx, project, &items, &n));
+        Keboola__StorageDriver__Command__Info__DatabaseInfo *di =
+            NEW(d, Keboola__StorageDriver__Command__Info__DatabaseInfo,
+                keboola__storage_driver__command__info__database_info__descriptor);
+        if (!di || !(di->objects = ds_drv_ptrs(d, n)))
+            return ds_drv_oom(d);
+        for (size_t i = 0; i < n; i++)
+            if (!(di->objects[i] = object_info(d, items[i].id, KEBOOLA__STORAGE_DRIVER__COMMAND__INFO__OBJECT_TYPE__SCHEMA)))
+                return ds_drv_oom(d);
+        di->n_objects = n;
+        r->databaseinfo = di;
+        r->object_info_case = KEBOOLA__STORAGE_DRIVER__COMMAND__INFO__OBJECT_INFO_RESPONSE__OBJECT_INFO_DATABASE_INFO;
+        break;
+    }
+    case KEBOOLA__STORAGE_DRIVER__COMMAND__INFO__OBJECT_TYPE__SCHEMA: {
+        if (c->n_path != 1)
+            return ds_err_setf(err, DS_INVALID_ARGUMENT, "path",
+                               "ObjectInfo of a SCHEMA takes path [bucket id], got %zu elements", c->n_path);
+        ds_be_table_t *items;
+        size_t n;
+        TRY(ds_cmd_table_list(d->ctx, project, c->path[0], &items, &n));
+        Keboola__StorageDriver__Command__Info__SchemaInfo *si =
+            NEW(d, Keboola__StorageDriver__Command__Info__SchemaInfo,
+                keboola__storage_driver__command__info__schema_info__descriptor);
+        if (!si || !(si->objects = ds_drv_ptrs(d, n)))
+            return ds_drv_oom(d);
+        for (size_t i = 0; i < n; i++)
+            if (!(si->objects[i] = object_info(d, items[i].name, KEBOOLA__STORAGE_DRIVER__COMMAND__INFO__OBJECT_TYPE__TABLE)))
+                return ds_drv_oom(d);
+        si->n_objects = n;
+        r->schemainfo = si;
+        r->object_info_case = KEBOOLA__STORAGE_DRIVER__COMMAND__INFO__OBJECT_INFO_RESPONSE__OBJECT_INFO_SCHEMA_INFO;
+        break;
+    }
+    case KEBOOLA__STORAGE_DRIVER__COMMAND__INFO__OBJECT_TYPE__TABLE: {
+        if (c->n_path != 2)
+            return ds_err_setf(err, DS_INVALID_ARGUMENT, "path",
+                               "ObjectInfo of a TABLE takes path [bucket id, table name], got %zu elements", c->n_path);
+        ds_be_table_t t;
+        TRY(ds_cmd_table_get(d->ctx, project, c->path[0], c->path[1], &t));
+        if (!(r->tableinfo = ds_drv_table_info(d, &t)))
+            return ds_drv_oom(d);
+        r->object_info_case = KEBOOLA__STORAGE_DRIVER__COMMAND__INFO__OBJECT_INFO_RESPONSE__OBJECT_INFO_TABLE_INFO;
+        break;
+    }
+    case KEBOOLA__STORAGE_DRIVER__COMMAND__INFO__OBJECT_TYPE__VIEW:
+        return ds_err_set(err, DS_UNSUPPORTED, "ObjectInfoCommand of a VIEW: views are not supported by duckstore");
+    default:
+        return ds_err_setf(err, DS_INVALID_ARGUMENT, "expectedObjectType", "unknown expectedObjectType %d",
+                           (int)c->expectedobjecttype);
+    }
+    d->resp = &r->base;
+    return DS_OK;
+}
+
+static ds_status_t h_list_schemas(ds_drv_t *d)
+{
+    const char *project;
+    ds_be_bucket_t *items;
+    size_t n;
+    TRY(ds_drv_project(d, &project));
+    TRY(ds_cmd_bucket_list(d->ctx, project, &items, &n));
+    Keboola__StorageDriver__Command__Info__ListSchemasResponse *r =
+        NEW(d, Keboola__StorageDriver__Command__Info__ListSchemasResponse,
+            keboola__storage_driver__command__info__list_schemas_response__descriptor);
+    if (!r || !(r->schemas = ds_drv_ptrs(d, n)))
+        return ds_drv_oom(d);
+    for (size_t i = 0; i < n; i++)
+        r->schemas[i] = (char *)items[i].id;
+    r->n_schemas = n;
+    d->resp = &r->base;
+    return DS_OK;
+}
+
+/* ---- the table ---- */
+
+typedef struct {
+    const ProtobufCMessageDescriptor *command;
+    ds_drv_handler_fn handler; /* NULL: duckstore lacks the capability named by missing */
+    const char *missing;
+} ds_drv_entry_t;
+
+#define CMD(pkg, name) &keboola__storage_driver__command__##pkg##__##name##__descriptor
+
+/* Every command of the protocol (reference section 3), with its handler or the capability it needs. */
+static const ds_drv_entry_t commands[] = {
+    /* backend (admin key) */
+    {.command = CMD(backend, init_backend_command), .handler = h_init_backend},
+    {.command = CMD(backend, remove_backend_command), .handler = h_remove_backend},
+    /* projects (admin key) */
+    {.command = CMD(project, create_project_command), .handler = h_create_project},
+    {.command = CMD(project, update_project_command), .handler = h_update_project},
+    {.command = CMD(project, drop_project_command), .handler = h_drop_project},
+    {.command = CMD(project, create_dev_branch_command), .missing = "dev branches"},
+    {.command = CMD(project, drop_dev_branch_command), .missing = "dev branches"},
+    /* buckets */
+    {.command = CMD(bucket, create_bucket_command), .handler = h_create_bucket},
+    {.command = CMD(bucket, drop_bucket_command), .handler = h_drop_bucket},
+    {.command = CMD(bucket, share_bucket_command), .missing = "bucket sharing"},
+    {.command = CMD(bucket, unshare_bucket_command), .missing = "bucket sharing"},
+    {.command = CMD(bucket, link_bucket_command), .missing = "linked buckets"},
+    {.command = CMD(bucket, unlink_bucket_command), .missing = "linked buckets"},
+    {.command = CMD(bucket, grant_bucket_access_to_read_only_role_command), .missing = "read-only roles"},
+    {.command = CMD(bucket, revoke_bucket_access_from_read_only_role_command), .missing = "read-only roles"},
+    {.command = CMD(bucket, big_query_external_bucket_sharing_status_command), .missing = "BigQuery external buckets"},
+    {.command = CMD(bucket, grant_external_bucket_subscriber_command), .missing = "external bucket subscribers"},
+    {.command = CMD(bucket, revoke_external_bucket_subscriber_command), .missing = "external bucket subscribers"},
+    /* tables */
+    {.command = CMD(table, create_table_command), .handler = h_create_table},
+    {.command = CMD(table, drop_table_command), .handler = h_drop_table},
+    {.command = CMD(table, add_column_command), .missing = "schema changes over the driver protocol"},
+    {.command = CMD(table, alter_column_command), .missing = "schema changes over the driver protocol"},
+    {.command = CMD(table, drop_column_command), .missing = "schema changes over the driver protocol"},
+    {.command = CMD(table, add_primary_key_command), .missing = "schema changes over the driver protocol"},
+    {.command = CMD(table, drop_primary_key_command), .missing = "schema changes over the driver protocol"},
+    {.command = CMD(table, preview_table_command), .missing = "table data over the driver protocol"},
+    {.command = CMD(table, table_import_from_file_command), .missing = "table data over the driver protocol"},
+    {.command = CMD(table, table_import_from_table_command), .missing = "table data over the driver protocol"},
+    {.command = CMD(table, table_export_to_file_command), .missing = "table data over the driver protocol"},
+    {.command = CMD(table, delete_table_rows_command), .missing = "table data over the driver protocol"},
+    {.command = CMD(table, create_profile_table_command), .missing = "table data over the driver protocol"},
+    {.command = CMD(table, create_table_from_time_travel_command), .missing = "time travel"},
+    {.command = CMD(table, create_view_command), .missing = "views"},
+    /* workspaces */
+    {.command = CMD(workspace, create_workspace_command), .missing = "workspaces"},
+    {.command = CMD(workspace, drop_workspace_command), .missing = "workspaces"},
+    {.command = CMD(workspace, clear_workspace_command), .missing = "workspaces"},
+    {.command = CMD(workspace, reset_workspace_password_command), .missing = "workspaces"},
+    {.command = CMD(workspace, create_workspace_user_command), .missing = "workspaces"},
+    {.command = CMD(workspace, drop_workspace_user_command), .missing = "workspaces"},
+    {.command = CMD(workspace, drop_workspace_object_command), .missing = "workspaces"},
+    {.command = CMD(workspace, grant_workspace_access_to_project_command), .missing = "workspaces"},
+    {.command = CMD(workspace, revoke_workspace_access_to_project_command), .missing = "workspaces"},
+    {.command = CMD(workspace, load_table_to_workspace_command), .missing = "workspaces"},
+    /* info */
+    {.command = CMD(info, object_info_command), .handler = h_object_info},
+    {.command = CMD(info, list_schemas_command), .handler = h_list_schemas},
+    /* queries */
+    {.command = CMD(execute_query, execute_query_command), .missing = "ExecuteQuery (user SQL)"},
+};
+
+static const ds_drv_entry_t *find_command(const char *name)
+{
+    for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
+        if (strcmp(commands[i].command->name, name) == 0)
+            return &commands[i];
+    return NULL;
+}
+
+/* The message name of a type URL: the text after its last '/'. */
+static const char *type_name(const char *url)
+{
+    const char *slash = url ? strrchr(url, '/') : NULL;
+    return slash ? slash + 1 : (url ? url : "");
+}
+
+/* The short name of a full message name ("CreateTableCommand"). */
+static const char *short_name(const char *full)
+{
+    const char *dot = strrchr(full, '.');
+    return dot ? dot + 1 : full;
+}
+
+ds_status_t ds_drv_unpack_any(ds_drv_t *d, const Google__Protobuf__Any *any, const ProtobufCMessageDescriptor *desc,
+                              const char *field, const ProtobufCMessage **out)
+{
+    *out = NULL;
+    if (!any)
+        return DS_OK;
+    const char *name = type_name(any->type_url);
+    if (strcmp(name, desc->name) != 0)
+        return ds_err_setf(&d->ctx->err, DS_INVALID_ARGUMENT, field, "%s must hold %s, got \"%.200s\"", field,
+                           desc->name, name);
+    ProtobufCAllocator alloc = arena_allocator(d->ctx->arena);
+    *out = protobuf_c_message_unpack(desc, &alloc, any->value.len, any->value.data);
+    if (!*out)
+        return ds_err_setf(&d->ctx->err, DS_INVALID_ARGUMENT, field, "malformed %s in %s", desc->name, field);
+    return DS_OK;
+}
+
+/* ---- execution ---- */
+
+static ds_status_t read_credentials(ds_drv_t *d, const pb_driver_request_t *req, ProtobufCAllocator *alloc)
+{
+    ds_err_t *err = &d->ctx->err;
+    const ProtobufCMessageDescriptor *desc = &keboola__storage_driver__credentials__generic_backend_credentials__descriptor;
+    if (!req->credentials)
+        return ds_err_setf(err, DS_UNAUTHENTICATED, "credentials",
+                           "DriverRequest.credentials is missing: send GenericBackendCredentials with the API key "
+                           "in secret");
+    const char *name = type_name(req->credentials->type_url);
+    if (strcmp(name, desc->name) != 0)
+        return ds_err_setf(err, DS_INVALID_ARGUMENT, "credentials",
+                           "DriverRequest.credentials must be %s, got \"%.200s\"", desc->name, name);
+    const pb_credentials_t *cred = (const void *)protobuf_c_message_unpack(desc, alloc, req->credentials->value.len,
+                                                                           req->credentials->value.data);
+    if (!cred)
+        return ds_err_setf(err, DS_INVALID_ARGUMENT, "credentials", "malformed %s", desc->name);
+    const char *key = ds_drv_str(cred->secret) ? cred->secret : ds_drv_str(cred->principal);
+    if (!key)
+        return ds_err_setf(err, DS_UNAUTHENTICATED, "credentials",
+                           "the credentials carry no key: put the API key in GenericBackendCredentials.secret");
+    d->ctx->key = key;
+    d->project = cred->host ? cred->host : "";
+    return DS_OK;
+}
+
+static ds_status_t run(ds_drv_t *d, const uint8_t *data, size_t len, ds_driver_result_t *out)
+{
+    ds_err_t *err = &d->ctx->err;
+    ProtobufCAllocator alloc = arena_allocator(d->ctx->arena);
+    const pb_driver_request_t *req = (const void *)protobuf_c_message_unpack(
+        &keboola__storage_driver__command__common__driver_request__descriptor, &alloc, len, data);
+    if (!req)
+        return ds_err_set(err, DS_INVALID_ARGUMENT, "malformed DriverRequest (%zu bytes do not decode)", len);
+    if (!req->command)
+        return ds_err_setf(err, DS_INVALID_ARGUMENT, "command", "DriverRequest.command is missing");
+    const char *name = type_name(req->command->type_url);
+    if (!*name)
+        return ds_err_setf(err, DS_INVALID_ARGUMENT, "command", "DriverRequest.command has no type URL");
+    const ds_drv_entry_t *e = find_command(name);
+    if (!e)
+        return ds_err_set(err, DS_UNSUPPORTED, "unsupported command type \"%.200s\"", name);
+    out->command = e->command->name;
+    if (!e->handler)
+        return ds_err_set(err, DS_UNSUPPORTED, "%s is not supported by duckstore: it needs %s", short_name(name),
+                          e->missing);
+    d->cmd = protobuf_c_message_unpack(e->command, &alloc, req->command->value.len, req->command->value.data);
+    if (!d->cmd)
+        return ds_err_setf(err, DS_INVALID_ARGUMENT, "command", "malformed %s (the command does not decode)",
+                           e->command->name);
+    TRY(read_credentials(d, req, &alloc));
+    return e->handler(d);
+}
+
+/* The LogMessage.context of an error: StringValue with {"code", "status"[, "field"]}. */
+static Google__Protobuf__Any *error_context(ds_drv_t *d, const ds_err_t *err, int kbc)
+{
+    json_t *j = json_pack("{s:i,s:s}", "code", kbc, "status", ds_status_code(err->status));
+    if (!j)
+        return NULL;
+    if (err->field[0]) {
+        json_t *f = json_string(err->field);
+        if (f)
+            json_object_set_new(j, "field", f);
+    }
+    char *text = json_dumps(j, JSON_COMPACT);
+    json_decref(j);
+    if (!text)
+        return NULL;
+    Google__Protobuf__StringValue sv = GOOGLE__PROTOBUF__STRING_VALUE__INIT;
+    sv.value = ds_arena_strdup(d->ctx->arena, text);
+    free(text);
+    Google__Protobuf__Any *any = NEW(d, Google__Protobuf__Any, google__protobuf__any__descriptor);
+    if (!sv.value || !any)
+        return NULL;
+    size_t n = protobuf_c_message_get_packed_size(&sv.base);
+    uint8_t *buf = ds_arena_alloc(d->ctx->arena, n ? n : 1);
+    any->type_url = ds_arena_printf(d->ctx->arena, DS_DRIVER_TYPE_PREFIX "%s", google__protobuf__string_value__descriptor.name);
+    if (!buf || !any->type_url)
+        return NULL;
+    any->value.len = protobuf_c_message_pack(&sv.base, buf);
+    any->value.data = buf;
+    return any;
+}
+
+/* Packs m as an Any (type.googleapis.com/<full name>) in the arena. */
+static Google__Protobuf__Any *pack_any(ds_drv_t *d, const ProtobufCMessage *m)
+{
+    Google__Protobuf__Any *any = NEW(d, Google__Protobuf__Any, google__protobuf__any__descriptor);
+    size_t n = protobuf_c_message_get_packed_size(m);
+    uint8_t *buf = ds_arena_alloc(d->ctx->arena, n ? n : 1);
+    if (!any || !buf)
+        return NULL;
+    any->type_url = ds_arena_printf(d->ctx->arena, DS_DRIVER_TYPE_PREFIX "%s", m->descriptor->name);
+    if (!any->type_url)
+        return NULL;
+    any->value.len = protobuf_c_message_pack(m, buf);
+    any->value.data = buf;
+    return any;
+}
+
+void ds_driver_execute(ds_ctx_t *ctx, const uint8_t *data, size_t len, ds_driver_result_t *out)
+{
+    memset(out, 0, sizeof(*out));
+    ds_drv_t d = {.ctx = ctx, .project = ""};
+    ctx->key = NULL; /* only the request's credentials authenticate a driver command */
+    ds_err_clear(&ctx->err);
+    ds_status_t st = run(&d, data ? data : (const uint8_t *)"", len, out);
+    out->status = st;
+    pb_driver_response_t resp = KEBOOLA__STORAGE_DRIVER__COMMAND__COMMON__DRIVER_RESPONSE__INIT;
+    if (st != DS_OK) {
+        if (ctx->err.status == DS_OK)
+            ds_err_set(&ctx->err, st, "%s", ds_status_code(st));
+        ctx->err.status = st;
+        out->keboola_code = ds_err_keboola(&ctx->err);
+        snprintf(out->message, sizeof(out->message), "[%d] %s", out->keboola_code, ctx->err.message);
+        utf8_sanitize(out->message);
+        d.resp = NULL;
+        if (d.n_log == DS_DRV_MAX_LOG)
+            d.n_log--;
+        ds_drv_log(&d, DS_DRV_LOG_ERROR, "%s", out->message);
+        if (d.n_log > 0 && d.log[d.n_log - 1]->level == DS_DRV_LOG_ERROR)
+            d.log[d.n_log - 1]->context = error_context(&d, &ctx->err, out->keboola_code);
+    }
+    if (d.resp && !(resp.commandresponse = pack_any(&d, d.resp))) {
+        ds_log(DS_LOG_ERROR, "driver: out of memory packing the response of %s", out->command ? out->command : "?");
+        out->status = DS_INTERNAL;
+        snprintf(out->message, sizeof(out->message), "[0] out of memory");
+        return;
+    }
+    resp.n_messages = d.n_log;
+    resp.messages = d.log;
+    size_t n = protobuf_c_message_get_packed_size(&resp.base);
+    out->response = ds_arena_alloc(ctx->arena, n ? n : 1);
+    if (!out->response) {
+        out->status = DS_INTERNAL;
+        snprintf(out->message, sizeof(out->message), "[0] out of memory");
+        return;
+    }
+    out->response_len = protobuf_c_message_pack(&resp.base, out->response);
+}
+
+char *ds_driver_grpc_message(ds_arena_t *a, const char *s)
+{
+    static const char hex[] = "0123456789ABCDEF";
+    size_t n = strlen(s);
+    char *out = ds_arena_alloc(a, n * 3 + 1);
+    if (!out)
+        return NULL;
+    char *p = out;
+    for (const unsigned char *c = (const unsigned char *)s; *c; c++) {
+        if (*c >= 0x20 && *c <= 0x7E && *c != '%') {
+            *p++ = (char)*c;
+        } else {
+            *p++ = '%';
+            *p++ = hex[*c >> 4];
+            *p++ = hex[*c & 15];
+        }
+    }
+    *p = '\0';
+    return out;
+}

@@ -1,0 +1,151 @@
+/*
+ * dispatch.h - the storage-driver command dispatcher shared by the gRPC
+ * server (server.c), the HTTP bridge (bridge.c) and the handler files
+ * (dispatch.c, dispatch_data.c).
+ *
+ * DESIGN
+ * ds_driver_execute() takes one serialized DriverRequest and always produces a
+ * serialized DriverResponse plus a status: it decodes the envelope, finds the
+ * command's full message name (from the type URL of DriverRequest.command) in
+ * ONE table of handlers (dispatch.c), decodes the command with that entry's
+ * descriptor, and only then reads the credentials. A handler maps the
+ * protobuf command to ds_cmd_* calls and their result to the response
+ * message of the protocol reference (section 3). Nothing here stores data.
+ *
+ * Memory: everything (decoded messages, responses, the encoded bytes) lives
+ * in the ctx arena and dies with it. Thread-safety: any number of calls may
+ * run at once, one per ctx.
+ */
+#ifndef DS_GRPC_DISPATCH_H
+#define DS_GRPC_DISPATCH_H
+
+#include <protobuf-c/protobuf-c.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "cmd/cmd.h"
+#include "google/protobuf/any.pb-c.h"
+#include "google/protobuf/struct.pb-c.h"
+#include "google/protobuf/wrappers.pb-c.h"
+#include "proto/backend.pb-c.h"
+#include "proto/bucket.pb-c.h"
+#include "proto/common.pb-c.h"
+#include "proto/credentials.pb-c.h"
+#include "proto/executeQuery.pb-c.h"
+#include "proto/info.pb-c.h"
+#include "proto/project.pb-c.h"
+#include "proto/table.pb-c.h"
+#include "proto/workspace.pb-c.h"
+
+/* The gRPC method path of the one RPC. */
+#define DS_DRIVER_METHOD "/keboola.storageDriver.service.StorageDriverService/Execute"
+/* The prefix of every type URL we write (and the usual one we read). */
+#define DS_DRIVER_TYPE_PREFIX "type.googleapis.com/"
+
+/* Short names for the generated protobuf-c types used by the handlers. */
+typedef Keboola__StorageDriver__Command__Common__DriverRequest pb_driver_request_t;
+typedef Keboola__StorageDriver__Command__Common__DriverResponse pb_driver_response_t;
+typedef Keboola__StorageDriver__Command__Common__LogMessage pb_log_message_t;
+typedef Keboola__StorageDriver__Credentials__GenericBackendCredentials pb_credentials_t;
+typedef Keboola__StorageDriver__Command__Info__TableInfo pb_table_info_t;
+typedef Keboola__StorageDriver__Command__Info__TableInfo__TableColumn pb_table_column_t;
+typedef Keboola__StorageDriver__Command__Info__ObjectInfoResponse pb_object_info_response_t;
+typedef Keboola__StorageDriver__Command__Table__TableColumnShared pb_column_shared_t;
+typedef Keboola__StorageDriver__Command__Table__ImportExportShared__Table pb_io_table_t;
+typedef Keboola__StorageDriver__Command__Table__ImportExportShared__TableWhereFilter pb_where_filter_t;
+typedef Keboola__StorageDriver__Command__Table__ImportExportShared__ExportOrderBy pb_order_by_t;
+typedef Keboola__StorageDriver__Command__Table__ImportExportShared__ExportFilters pb_export_filters_t;
+typedef Keboola__StorageDriver__Command__Table__ImportExportShared__ImportOptions pb_import_options_t;
+typedef Keboola__StorageDriver__Command__Table__ImportExportShared__FilePath pb_file_path_t;
+
+/* Log levels of LogMessage (RFC 5424), by their protocol names. */
+#define DS_DRV_LOG_ERROR KEBOOLA__STORAGE_DRIVER__COMMAND__COMMON__LOG_MESSAGE__LEVEL__Error
+#define DS_DRV_LOG_WARNING KEBOOLA__STORAGE_DRIVER__COMMAND__COMMON__LOG_MESSAGE__LEVEL__Warning
+#define DS_DRV_LOG_INFO KEBOOLA__STORAGE_DRIVER__COMMAND__COMMON__LOG_MESSAGE__LEVEL__Informational
+
+#define DS_DRV_MAX_LOG 16
+
+/* One command being executed: what a handler reads and fills. */
+typedef struct ds_drv {
+    ds_ctx_t *ctx;
+    const char *project;         /* GenericBackendCredentials.host ("" when absent) */
+    const ProtobufCMessage *cmd; /* the decoded command (its entry's type) */
+    ProtobufCMessage *resp;      /* the response message, or NULL for "no response" */
+    pb_log_message_t *log[DS_DRV_MAX_LOG]; /* user-facing messages, in order */
+    size_t n_log;
+} ds_drv_t;
+
+typedef ds_status_t (*ds_drv_handler_fn)(ds_drv_t *d);
+
+/* ---- the entry point used by the transports ---- */
+
+typedef struct {
+    ds_status_t status;
+    int keboola_code;  /* 0 on success */
+    char message[DS_ERR_MSG_MAX + 16]; /* "[2004] table ... not found", valid UTF-8; "" on success */
+    const char *command; /* full name of the command's message (static), or NULL when not known */
+    uint8_t *response;   /* serialized DriverResponse (ctx arena) */
+    size_t response_len;
+} ds_driver_result_t;
+
+/*
+ * Executes one serialized DriverRequest. ctx needs an arena; ctx->key is
+ * replaced by the key from the request's credentials (never a transport's
+ * header). Never fails as a function: every outcome, including a request
+ * that does not decode, is described by *out, whose response is always a
+ * valid DriverResponse (on error its messages end with a LogMessage of level
+ * Error carrying the message and the Keboola code).
+ */
+void ds_driver_execute(ds_ctx_t *ctx, const uint8_t *data, size_t len, ds_driver_result_t *out);
+
+/* Percent-encodes s as a grpc-message value (gRPC's HTTP/2 spec) into the arena. */
+char *ds_driver_grpc_message(ds_arena_t *a, const char *s);
+
+/* ---- helpers for handler files ---- */
+
+/* A zeroed message of descriptor desc in the ctx arena, initialized; NULL when out of memory. */
+void *ds_drv_new(ds_drv_t *d, const ProtobufCMessageDescriptor *desc);
+/* An arena array of n pointers (never NULL for n == 0 unless out of memory). */
+void *ds_drv_ptrs(ds_drv_t *d, size_t n);
+/* Appends a user-facing LogMessage (printf format). */
+void ds_drv_log(ds_drv_t *d, int level, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+/* DS_INTERNAL "out of memory" (for NULL from the allocation helpers). */
+ds_status_t ds_drv_oom(ds_drv_t *d);
+/* The project from the credentials: INVALID_ARGUMENT when host is empty. */
+ds_status_t ds_drv_project(ds_drv_t *d, const char **project);
+/*
+ * A table path: path must be exactly [bucket id] and table non-empty;
+ * otherwise INVALID_ARGUMENT naming field (e.g. "destination").
+ */
+ds_status_t ds_drv_table_ref(ds_drv_t *d, size_t n_path, char **path, const char *table, const char *field,
+                             const char **bucket_out, const char **table_out);
+/* Builds TableInfo from a table of the command layer. */
+pb_table_info_t *ds_drv_table_info(ds_drv_t *d, const ds_be_table_t *t);
+/* Reads the table and makes an ObjectInfoResponse (TABLE) of it the response. */
+ds_status_t ds_drv_respond_table(ds_drv_t *d, const char *project, const char *bucket, const char *table);
+/* A column definition of the protocol as the command layer's column (type + "(length)"). */
+ds_status_t ds_drv_column_in(ds_drv_t *d, const pb_column_shared_t *c, const char *field, ds_column_in_t *out);
+/* A NULL-or-empty protocol string as NULL. */
+const char *ds_drv_str(const char *s);
+/*
+ * Decodes an Any that must hold a desc message (its type URL names desc);
+ * *out is NULL when any is NULL. Anything else is INVALID_ARGUMENT naming field.
+ */
+ds_status_t ds_drv_unpack_any(ds_drv_t *d, const Google__Protobuf__Any *any, const ProtobufCMessageDescriptor *desc,
+                              const char *field, const ProtobufCMessage **out);
+
+/* ---- handlers of table data and schema changes (dispatch_data.c) ---- */
+ds_status_t ds_drv_h_add_column(ds_drv_t *d);
+ds_status_t ds_drv_h_alter_column(ds_drv_t *d);
+ds_status_t ds_drv_h_drop_column(ds_drv_t *d);
+ds_status_t ds_drv_h_add_primary_key(ds_drv_t *d);
+ds_status_t ds_drv_h_drop_primary_key(ds_drv_t *d);
+ds_status_t ds_drv_h_preview_table(ds_drv_t *d);
+ds_status_t ds_drv_h_import_from_file(ds_drv_t *d);
+ds_status_t ds_drv_h_import_from_table(ds_drv_t *d);
+ds_status_t ds_drv_h_export_to_file(ds_drv_t *d);
+ds_status_t ds_drv_h_delete_rows(ds_drv_t *d);
+ds_status_t ds_drv_h_profile_table(ds_drv_t *d);
+
+#endif
