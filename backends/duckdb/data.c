@@ -80,6 +80,28 @@ static bool is_numeric_type(const char *type)
     return false;
 }
 
+/*
+ * Rewrites err as "<prefix>: <DuckDB's message>", keeping only the message's
+ * first paragraph (DuckDB appends hints and reader settings) and removing the
+ * server's data directory from it, so no host path reaches the user.
+ */
+static ds_status_t reword_err(use_t *u, ds_status_t st, int kbc, const char *prefix)
+{
+    char msg[DS_ERR_MSG_MAX];
+    snprintf(msg, sizeof(msg), "%s", u->err->message);
+    char *cut = strstr(msg, "\n\nPossible fixes");
+    if (cut)
+        *cut = '\0';
+    const char *dir = u->be->host->data_dir;
+    size_t dl = strlen(dir);
+    for (char *p = dl ? strstr(msg, dir) : NULL; p; p = strstr(p, dir))
+        memmove(p, p + dl, strlen(p + dl) + 1);
+    size_t n = strlen(msg);
+    while (n && (msg[n - 1] == '\n' || msg[n - 1] == ' '))
+        msg[--n] = '\0';
+    return ds_err_setk(u->err, st, kbc, "%s: %s", prefix, msg);
+}
+
 /* Runs a query whose single cell is an integer. */
 static ds_status_t query_int(use_t *u, const char *sql, int64_t *out)
 {
@@ -515,8 +537,7 @@ static ds_status_t describe_source(imp_t *m)
         st = ds_ddb_run(u->conn, u->err, &r, ds_buf_cstr(&sql), 0, NULL);
         ds_buf_free(&sql);
         if (st != DS_OK)
-            return ds_err_setk(u->err, DS_INVALID_ARGUMENT, DS_KBC_INVALID_SOURCE_DATA, "cannot read the Parquet file: %s",
-                               u->err->message);
+            return reword_err(u, DS_INVALID_ARGUMENT, DS_KBC_INVALID_SOURCE_DATA, "cannot read the Parquet file");
         idx_t n = duckdb_row_count(&r);
         m->src = host->alloc(m->call, sizeof(char *) * (n ? n : 1));
         for (idx_t i = 0; i < n; i++) {
@@ -717,56 +738,78 @@ static ds_status_t stage(imp_t *m)
     ds_buf_free(&sql);
     if (st != DS_OK) {
         if (st == DS_NOT_FOUND || st == DS_INVALID_ARGUMENT || st == DS_INTERNAL)
-            return ds_err_setk(u->err, DS_INVALID_ARGUMENT, DS_KBC_INVALID_SOURCE_DATA, "cannot read the source: %s",
-                               u->err->message);
+            return reword_err(u, DS_INVALID_ARGUMENT, DS_KBC_INVALID_SOURCE_DATA, "cannot read the source");
         return st;
     }
     return query_int(u, "SELECT count(*) FROM __ds_src", &m->staged_rows);
 }
 
-/* Every value bound for a typed column must cast; the first that does not is named by row and column. */
+/* Appends the test "value v of column col does not cast to type". */
+static void bad_cast(ds_buf_t *b, const char *col, const char *type)
+{
+    ds_buf_ident(b, col);
+    ds_buf_puts(b, " IS NOT NULL AND TRY_CAST(");
+    ds_buf_ident(b, col);
+    ds_buf_printf(b, " AS %s) IS NULL", type);
+}
+
+/*
+ * Every value bound for a typed column must cast; the first that does not is
+ * named by row and column. One scan tests all columns; only a failing column
+ * is scanned again to find its first bad row.
+ */
 static ds_status_t check_types(imp_t *m)
 {
     use_t *u = m->u;
+    ds_buf_t sql = {0};
+    duckdb_result r;
+    size_t n_typed = 0;
+    const char **cols = u->be->host->alloc(m->call, sizeof(char *) * (m->n_src + 1));
+    ds_buf_puts(&sql, "SELECT ");
     for (size_t i = 0; i < m->n_src; i++) {
-        if (!m->dst[i])
+        if (!m->dst[i] || ds_type_is_string(dst_type(m, m->dst[i])))
             continue;
-        const char *type = dst_type(m, m->dst[i]);
-        if (ds_type_is_string(type))
-            continue;
-        ds_buf_t sql = {0};
-        duckdb_result r;
-        ds_buf_puts(&sql, "SELECT rn, CAST(v AS VARCHAR) FROM (SELECT row_number() OVER () AS rn, ");
-        ds_buf_ident(&sql, m->dst[i]);
-        ds_buf_printf(&sql, " AS v FROM __ds_src) WHERE v IS NOT NULL AND TRY_CAST(v AS %s) IS NULL ORDER BY rn LIMIT 1",
-                      type);
-        ds_status_t st = ds_ddb_run(u->conn, u->err, &r, ds_buf_cstr(&sql), 0, NULL);
-        ds_buf_free(&sql);
-        if (st != DS_OK)
-            return st;
-        if (duckdb_row_count(&r) > 0) {
-            int64_t row = ds_ddb_int(&r, 0, 0);
-            char *val = ds_ddb_cell(&r, 1, 0);
-            st = ds_err_setk(u->err, DS_INVALID_ARGUMENT, DS_KBC_DATA_TYPE_MISMATCH,
-                             "row %lld, column \"%s\": value \"%.200s\" does not fit type %s", (long long)row,
-                             m->dst[i], val ? val : "", type);
-            free(val);
-        }
-        duckdb_destroy_result(&r);
-        if (st != DS_OK)
-            return st;
+        ds_buf_puts(&sql, n_typed ? ", " : "");
+        ds_buf_puts(&sql, "bool_or(");
+        bad_cast(&sql, m->dst[i], dst_type(m, m->dst[i]));
+        ds_buf_puts(&sql, ")");
+        cols[n_typed++] = m->dst[i];
     }
     if (m->ts_src) {
-        int64_t bad = 0;
-        ds_status_t st =
-            query_int(u, "SELECT count(*) FROM __ds_src WHERE __ts IS NOT NULL AND TRY_CAST(__ts AS TIMESTAMP) IS NULL", &bad);
-        if (st != DS_OK)
-            return st;
-        if (bad)
-            return ds_err_setk(u->err, DS_INVALID_ARGUMENT, DS_KBC_DATA_TYPE_MISMATCH,
-                               "%lld values of the source's timestamp column are not timestamps", (long long)bad);
+        ds_buf_puts(&sql, n_typed ? ", " : "");
+        ds_buf_puts(&sql, "bool_or(__ts IS NOT NULL AND TRY_CAST(__ts AS TIMESTAMP) IS NULL)");
+        cols[n_typed++] = "__ts";
     }
-    return DS_OK;
+    ds_buf_puts(&sql, " FROM __ds_src");
+    ds_status_t st = n_typed ? ds_ddb_run(u->conn, u->err, &r, ds_buf_cstr(&sql), 0, NULL) : DS_OK;
+    ds_buf_free(&sql);
+    if (st != DS_OK || !n_typed)
+        return st;
+    const char *bad = NULL;
+    for (size_t k = 0; k < n_typed && !bad; k++)
+        if (!duckdb_value_is_null(&r, (idx_t)k, 0) && duckdb_value_boolean(&r, (idx_t)k, 0))
+            bad = cols[k];
+    duckdb_destroy_result(&r);
+    if (!bad)
+        return DS_OK;
+    const char *type = strcmp(bad, "__ts") == 0 ? "TIMESTAMP" : dst_type(m, bad);
+    ds_buf_puts(&sql, "SELECT rn, CAST(v AS VARCHAR) FROM (SELECT row_number() OVER () AS rn, ");
+    ds_buf_ident(&sql, bad);
+    ds_buf_puts(&sql, " AS v FROM __ds_src) WHERE ");
+    bad_cast(&sql, "v", type);
+    ds_buf_puts(&sql, " ORDER BY rn LIMIT 1");
+    st = ds_ddb_run(u->conn, u->err, &r, ds_buf_cstr(&sql), 0, NULL);
+    ds_buf_free(&sql);
+    if (st != DS_OK)
+        return st;
+    int64_t row = duckdb_row_count(&r) ? ds_ddb_int(&r, 0, 0) : 0;
+    char *val = duckdb_row_count(&r) ? ds_ddb_cell(&r, 1, 0) : NULL;
+    st = ds_err_setk(u->err, DS_INVALID_ARGUMENT, DS_KBC_DATA_TYPE_MISMATCH,
+                     "row %lld, column \"%s\": value \"%.200s\" does not fit type %s", (long long)row,
+                     strcmp(bad, "__ts") == 0 ? (m->ts_src ? m->ts_src : "_timestamp") : bad, val ? val : "", type);
+    free(val);
+    duckdb_destroy_result(&r);
+    return st;
 }
 
 /* The dedup key: the given columns or the table's primary key (destination names). */
@@ -1550,9 +1593,11 @@ static ds_status_t alter_column_txn(use_t *u, void *ud)
         ds_buf_printf(&tail, "TYPE %s", a->type);
         st = alter_exec(u, s, "ALTER COLUMN", name, ds_buf_cstr(&tail));
         ds_buf_free(&tail);
-        if (st != DS_OK)
-            return ds_err_setk(u->err, DS_INVALID_ARGUMENT, DS_KBC_DATA_TYPE_MISMATCH,
-                               "column \"%s\" cannot change to %s: %s", name, a->type, u->err->message);
+        if (st != DS_OK) {
+            char prefix[256];
+            snprintf(prefix, sizeof(prefix), "column \"%s\" cannot change to %s", name, a->type);
+            return reword_err(u, DS_INVALID_ARGUMENT, DS_KBC_DATA_TYPE_MISMATCH, prefix);
+        }
     }
     if (st == DS_OK && a->set_default)
         st = set_default(u, s, name, type, a->default_value);

@@ -25,6 +25,7 @@
 static ds_config_t config;
 static char admin_hash[DS_KEY_HASH_HEX];
 static ds_wq_t *queues;
+static char *data_dir_abs; /* config.data_dir points here */
 
 int64_t ds_now(void) { return (int64_t)time(NULL); }
 const ds_config_t *ds_service_config(void) { return &config; }
@@ -160,6 +161,12 @@ ds_status_t ds_service_start(const ds_config_t *cfg, ds_err_t *err)
     config = *cfg;
     if (mkdir(cfg->data_dir, 0750) != 0 && errno != EEXIST)
         return ds_err_set(err, DS_UNAVAILABLE, "cannot create data directory %s: %s", cfg->data_dir, strerror(errno));
+    /* Everything below works with the absolute path, so paths compare and confine exactly. */
+    data_dir_abs = realpath(cfg->data_dir, NULL);
+    if (!data_dir_abs)
+        return ds_err_set(err, DS_UNAVAILABLE, "cannot resolve data directory %s: %s", cfg->data_dir, strerror(errno));
+    config.data_dir = data_dir_abs;
+    cfg = &config;
     if (!ds_keys_init())
         return ds_err_set(err, DS_INTERNAL, "libsodium failed to initialize");
     ds_status_t st = setup_admin_key(cfg, err);
@@ -188,6 +195,8 @@ void ds_service_stop(void)
     ds_registry_shutdown();
     ds_catalog_close();
     ds_wq_destroy(&queues);
+    free(data_dir_abs);
+    data_dir_abs = NULL;
 }
 
 int64_t ds_service_queue_waiting(void) { return queues ? ds_wq_waiting(queues) : 0; }

@@ -243,10 +243,11 @@ ds_status_t ds_drv_h_import_from_file(ds_drv_t *d)
     else
         return ds_err_setf(E(d), DS_INVALID_ARGUMENT, "fileFormat", "unknown fileFormat %d", (int)c->fileformat);
 
-    const pb_csv_options_t *csv = NULL;
+    const ProtobufCMessage *opts = NULL;
     TRY(ds_drv_unpack_any(d, c->formattypeoptions,
                           &keboola__storage_driver__command__table__table_import_from_file_command__csv_type_options__descriptor,
-                          "formatTypeOptions", (const ProtobufCMessage **)&csv));
+                          "formatTypeOptions", &opts));
+    const pb_csv_options_t *csv = (const pb_csv_options_t *)opts;
     int source = csv ? (int)csv->sourcetype : SOURCE_SINGLE_FILE;
     if (source != SOURCE_SINGLE_FILE && source != SOURCE_SLICED_FILE && source != SOURCE_DIRECTORY)
         return ds_err_setf(E(d), DS_INVALID_ARGUMENT, "sourceType", "unknown sourceType %d", source);
@@ -351,9 +352,7 @@ ds_status_t ds_drv_h_export_to_file(ds_drv_t *d)
         return ds_err_setf(E(d), DS_INVALID_ARGUMENT, "fileFormat", "unknown fileFormat %d", (int)c->fileformat);
     /* An empty filePath lets duckstore name the file (reported in a message). */
     bool named = c->filepath && (ds_drv_str(c->filepath->filename) || ds_drv_str(c->filepath->path));
-    if (named)
-        TRY(file_key(d, (int)c->fileprovider, c->filepath, false, &in.file_name));
-    else if ((int)c->fileprovider != FILE_PROVIDER_S3)
+    if (named || (int)c->fileprovider != FILE_PROVIDER_S3)
         TRY(file_key(d, (int)c->fileprovider, c->filepath, false, &in.file_name));
     const Keboola__StorageDriver__Command__Table__ImportExportShared__ExportOptions *o = c->exportoptions;
     if (o) {

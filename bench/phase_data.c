@@ -1,0 +1,535 @@
+/*
+ * phase_data.c - the data phases: import, incremental upsert, export,
+ * parallel imports. Each compares duckstore with DuckDB itself.
+ *
+ * DESIGN
+ * Import: each file (CSV, CSV gzip, Parquet) is uploaded once over REST as a
+ * Storage File (timed: the upload is part of getting data in over REST),
+ * then imported into a fresh typed table with a primary key, over REST and
+ * over gRPC (TableImportFromFileCommand naming the file's key), and COPYed
+ * into a fresh table of the limit database. Every import's row count is
+ * checked. ratio = duckstore speed / DuckDB speed (1.0 = at the limit).
+ *
+ * Incremental: the imported CSV table gets inc.csv (rows/10 rows, every tenth
+ * key already present) with incremental=true and update_duplicates; the limit
+ * does the same upsert in one DuckDB transaction (stage, DELETE the keys
+ * present, INSERT). Export: CSV gzip and Parquet of that table vs DuckDB's
+ * COPY TO. Parallel: K imports into K tables of one project at once vs one
+ * after another, and the same for DuckDB itself.
+ */
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "bench.h"
+
+#define UNIMPLEMENTED 12 /* grpc_status_code */
+
+typedef struct {
+    bench_fmt_t fmt;
+    const char *name; /* "csv", "csv.gz", "parquet" */
+    const char *tag;  /* table name suffix */
+} fmt_info_t;
+
+static const fmt_info_t formats[] = {
+    {BENCH_FMT_CSV, "csv", "csv"},
+    {BENCH_FMT_CSV_GZ, "csv.gz", "gz"},
+    {BENCH_FMT_PARQUET, "parquet", "parquet"},
+};
+
+/* Whether the gRPC tables of the import phase exist (and hold the base rows). */
+static bool grpc_csv_loaded;
+
+static const char *fmt_file(const bench_t *b, bench_fmt_t f)
+{
+    return f == BENCH_FMT_PARQUET ? b->data.base_parquet : f == BENCH_FMT_CSV_GZ ? b->data.base_gz : b->data.base_csv;
+}
+
+static char *table_path(const char *table, const char *suffix)
+{
+    return bench_fmt("/projects/" BENCH_PROJECT "/buckets/" BENCH_BUCKET "/tables/%s%s", table, suffix);
+}
+
+/* POST .../import/file; returns the answer (decref it) and the seconds it took. */
+static json_t *rest_import(bench_http_t *h, const char *key, const char *table, const char *file_id, bench_fmt_t fmt,
+                           bool incremental, double *secs)
+{
+    json_t *body = json_pack("{s:s,s:s}", "file_id", file_id, "format", fmt == BENCH_FMT_PARQUET ? "parquet" : "csv");
+    if (fmt == BENCH_FMT_CSV_GZ)
+        json_object_set_new(body, "csv", json_pack("{s:s}", "compression", "gzip"));
+    if (incremental)
+        json_object_set_new(body, "incremental", json_true());
+    char *path = table_path(table, "/import/file");
+    double t0 = bench_now();
+    json_t *r = bench_rest(h, key, "POST", path, body, 200);
+    *secs = bench_now() - t0;
+    free(path);
+    return r;
+}
+
+static void check_rows(const char *what, json_t *r, int64_t imported, int64_t table_rows)
+{
+    int64_t i = json_integer_value(json_object_get(r, "imported_rows"));
+    int64_t t = json_integer_value(json_object_get(r, "table_rows"));
+    if (i != imported || t != table_rows)
+        bench_die("%s: imported_rows %lld, table_rows %lld; expected %lld and %lld", what, (long long)i, (long long)t,
+                  (long long)imported, (long long)table_rows);
+}
+
+/*
+ * A gRPC import. Returns false with the server's message in na when the server
+ * answers UNIMPLEMENTED (or has no gRPC); dies on any other failure.
+ */
+static bool grpc_import(bench_t *b, const char *table, const char *file_key, bench_fmt_t fmt, bool incremental,
+                        int64_t want_imported, int64_t want_rows, double *secs, char *na, size_t nasz)
+{
+    if (!b->server.grpc_ok) {
+        snprintf(na, nasz, "the server's gRPC does not answer");
+        return false;
+    }
+    bench_bytes_t req = bench_drv_import_file(b->server.key, BENCH_PROJECT, BENCH_BUCKET, table, file_key, fmt,
+                                              incremental, "id");
+    bench_grpc_resp_t r;
+    double t0 = bench_now();
+    int code = bench_grpc_call(b->grpc, req.data, req.len, 3600, &r);
+    *secs = bench_now() - t0;
+    bench_bytes_free(&req);
+    if (code == UNIMPLEMENTED) {
+        snprintf(na, nasz, "UNIMPLEMENTED: %s", r.message);
+        bench_grpc_resp_free(&r);
+        return false;
+    }
+    if (code != 0)
+        bench_die("gRPC TableImportFromFileCommand into %s (%s): status %d: %s", table, file_key, code, r.message);
+    int64_t imported, rows;
+    if (!bench_drv_import_rows(&r, &imported, &rows))
+        bench_die("gRPC import into %s: the response is not a TableImportResponse", table);
+    if (imported != want_imported || rows != want_rows)
+        bench_die("gRPC import into %s: importedRowsCount %lld, tableRowsCount %lld; expected %lld and %lld", table,
+                  (long long)imported, (long long)rows, (long long)want_imported, (long long)want_rows);
+    bench_grpc_resp_free(&r);
+    return true;
+}
+
+static json_t *speed_item(const char *name, const char *format, const char *transport, int64_t rows, int64_t bytes,
+                          double secs)
+{
+    return json_pack("{s:s,s:s,s:s,s:I,s:I,s:f,s:f,s:f}", "name", name, "format", format, "transport", transport,
+                     "rows", (json_int_t)rows, "bytes", (json_int_t)bytes, "seconds", secs, "rows_per_s",
+                     secs > 0 ? (double)rows / secs : 0, "mb_per_s", secs > 0 ? (double)bytes / 1e6 / secs : 0);
+}
+
+static void add_limit(json_t *item, int64_t rows, int64_t bytes, double limit_s, double secs)
+{
+    json_object_set_new(item, "limit_seconds", json_real(limit_s));
+    json_object_set_new(item, "limit_rows_per_s", json_real(limit_s > 0 ? (double)rows / limit_s : 0));
+    json_object_set_new(item, "limit_mb_per_s", json_real(limit_s > 0 ? (double)bytes / 1e6 / limit_s : 0));
+    json_object_set_new(item, "ratio", json_real(bench_ratio(secs > 0 ? 1 / secs : 0, limit_s > 0 ? 1 / limit_s : 0)));
+}
+
+static json_t *na_item(const char *name, const char *format, const char *transport, const char *why)
+{
+    return json_pack("{s:s,s:s,s:s,s:s}", "name", name, "format", format, "transport", transport, "not_available", why);
+}
+
+static void speed_row(bench_table_t *t, const char *what, const char *transport, int64_t rows, int64_t bytes,
+                      double secs, double limit_s, double with_upload_s)
+{
+    char ratio2[32] = "";
+    if (with_upload_s > 0)
+        snprintf(ratio2, sizeof(ratio2), "%s", bench_num(limit_s / with_upload_s, 2));
+    const char *cells[] = {what,
+                           transport,
+                           bench_int((int64_t)((double)rows / secs)),
+                           bench_num((double)bytes / 1e6 / secs, 1),
+                           bench_num(secs, 2),
+                           limit_s > 0 ? bench_int((int64_t)((double)rows / limit_s)) : "",
+                           limit_s > 0 ? bench_num(limit_s, 2) : "",
+                           limit_s > 0 ? bench_num(limit_s / secs, 2) : "",
+                           ratio2,
+                           NULL};
+    bench_table_row(t, cells);
+}
+
+static void na_row(bench_table_t *t, const char *what, const char *transport, const char *why)
+{
+    const char *cells[] = {what, transport, "n/a", "", "", "", "", "", "", NULL};
+    bench_table_row(t, cells);
+    bench_table_note(t, "%s over %s: n/a (%s)", what, transport, why);
+}
+
+static const char *const speed_headers[] = {"what", "transport", "rows/s", "MB/s", "seconds", "limit rows/s",
+                                            "limit s", "ratio", "ratio incl. upload", NULL};
+
+/* ---- import ---- */
+
+void bench_phase_import(bench_t *b)
+{
+    bench_mem_t mem;
+    bench_mem_begin(&mem, "import");
+    const bench_data_t *d = &b->data;
+    json_t *pj = json_object(), *items = json_array();
+    char title[256];
+    snprintf(title, sizeof(title), "import: %s rows (CSV %s MB) into a typed table; limit = DuckDB COPY FROM",
+             bench_int(d->rows), bench_mb(bench_file_size(d->base_csv)));
+    bench_table_t *t = bench_table_new(title, speed_headers);
+
+    char *limit_path = bench_fmt("%s/limit.duckdb", b->work);
+    remove(limit_path);
+    char *wal = bench_fmt("%s.wal", limit_path);
+    remove(wal);
+    free(wal);
+    b->limit = bench_limit_open(limit_path, b->memory_limit_bytes, b->machine.cores);
+    free(limit_path);
+
+    for (size_t f = 0; f < sizeof(formats) / sizeof(formats[0]); f++) {
+        const fmt_info_t *fi = &formats[f];
+        const char *file = fmt_file(b, fi->fmt);
+        int64_t bytes = bench_file_size(file);
+        char what[64], key_name[64], rest_table[32], grpc_table[32], lim_table[32];
+        snprintf(what, sizeof(what), "import %s", fi->name);
+        snprintf(key_name, sizeof(key_name), "bench/base.%s", fi->name);
+        snprintf(rest_table, sizeof(rest_table), "imp_%s", fi->tag);
+        snprintf(grpc_table, sizeof(grpc_table), "g_%s", fi->tag);
+        snprintf(lim_table, sizeof(lim_table), "lim_%s", fi->tag);
+        bench_note("%s: upload, REST, gRPC, DuckDB", what);
+
+        double up_s;
+        char *file_id = bench_rest_upload(b->http, b->server.key, BENCH_PROJECT, key_name, file, &up_s);
+        json_t *up = speed_item("upload", fi->name, "rest", d->rows, bytes, up_s);
+        json_array_append_new(items, up);
+        const char *upc[] = {"upload (file)", "rest", bench_int((int64_t)((double)d->rows / up_s)),
+                             bench_num((double)bytes / 1e6 / up_s, 1), bench_num(up_s, 2), NULL};
+        bench_table_row(t, upc);
+
+        bench_limit_create_table(b->limit, lim_table);
+        double lim_s = bench_limit_copy_from(b->limit, lim_table, file, fi->fmt);
+        char *count_sql = bench_fmt("SELECT count(*) FROM %s", lim_table);
+        if (bench_limit_int(b->limit, count_sql) != d->rows)
+            bench_die("DuckDB COPY into %s did not load %lld rows", lim_table, (long long)d->rows);
+        free(count_sql);
+
+        bench_rest_create_bench_table(b->http, b->server.key, BENCH_PROJECT, BENCH_BUCKET, rest_table);
+        double s;
+        json_t *r = rest_import(b->http, b->server.key, rest_table, file_id, fi->fmt, false, &s);
+        check_rows(what, r, d->rows, d->rows);
+        json_t *it = speed_item(what, fi->name, "rest", d->rows, bytes, s);
+        add_limit(it, d->rows, bytes, lim_s, s);
+        json_object_set_new(it, "upload_seconds", json_real(up_s));
+        json_object_set_new(it, "ratio_incl_upload", json_real(lim_s / (s + up_s)));
+        json_object_set(it, "server_timers", json_object_get(r, "timers"));
+        json_array_append_new(items, it);
+        json_decref(r);
+        speed_row(t, what, "rest", d->rows, bytes, s, lim_s, s + up_s);
+
+        bench_rest_create_bench_table(b->http, b->server.key, BENCH_PROJECT, BENCH_BUCKET, grpc_table);
+        char na[600];
+        if (grpc_import(b, grpc_table, key_name, fi->fmt, false, d->rows, d->rows, &s, na, sizeof(na))) {
+            it = speed_item(what, fi->name, "grpc", d->rows, bytes, s);
+            add_limit(it, d->rows, bytes, lim_s, s);
+            json_object_set_new(it, "upload_seconds", json_real(up_s));
+            json_object_set_new(it, "ratio_incl_upload", json_real(lim_s / (s + up_s)));
+            json_array_append_new(items, it);
+            speed_row(t, what, "grpc", d->rows, bytes, s, lim_s, s + up_s);
+            if (fi->fmt == BENCH_FMT_CSV)
+                grpc_csv_loaded = true;
+        } else {
+            json_array_append_new(items, na_item(what, fi->name, "grpc", na));
+            na_row(t, what, "grpc", na);
+        }
+        json_t *lim = speed_item(what, fi->name, "duckdb", d->rows, bytes, lim_s);
+        json_array_append_new(items, lim);
+        free(file_id);
+    }
+    bench_table_note(t, "ratio = duckstore speed / DuckDB COPY speed (1.00 = at the limit); \"incl. upload\" adds "
+                        "the REST file upload, which the limit does not need.");
+    bench_table_note(t, "MB/s counts the file as stored (the gzip file's compressed bytes).");
+    json_object_set_new(pj, "items", items);
+    bench_mem_end(&mem);
+    bench_report_mem(&mem, pj);
+    json_object_set_new(b->phases, "import", pj);
+    bench_table_print(t);
+}
+
+/* ---- incremental ---- */
+
+void bench_phase_incremental(bench_t *b)
+{
+    bench_mem_t mem;
+    bench_mem_begin(&mem, "import incremental");
+    const bench_data_t *d = &b->data;
+    int64_t want_rows = d->rows + d->inc_rows - d->inc_overlap;
+    int64_t bytes = bench_file_size(d->inc_csv);
+    json_t *pj = json_object(), *items = json_array();
+    char title[256];
+    snprintf(title, sizeof(title),
+             "import incremental: upsert %s rows (%s keys present = 10%%) into %s rows; limit = DuckDB transaction",
+             bench_int(d->inc_rows), bench_int(d->inc_overlap), bench_int(d->rows));
+    bench_table_t *t = bench_table_new(title, speed_headers);
+    bench_note("incremental upsert: REST, gRPC, DuckDB");
+
+    double up_s;
+    char *file_id = bench_rest_upload(b->http, b->server.key, BENCH_PROJECT, "bench/inc.csv", d->inc_csv, &up_s);
+
+    char *sql = bench_fmt("BEGIN; CREATE OR REPLACE TEMP TABLE inc AS SELECT * FROM read_csv('%s', header = true, "
+                          "columns = %s); DELETE FROM lim_csv WHERE id IN (SELECT id FROM inc); "
+                          "INSERT INTO lim_csv BY NAME SELECT * FROM inc; DROP TABLE inc; COMMIT",
+                          d->inc_csv, bench_csv_columns_spec());
+    double lim_s = bench_limit_exec(b->limit, sql);
+    free(sql);
+    if (bench_limit_int(b->limit, "SELECT count(*) FROM lim_csv") != want_rows)
+        bench_die("the DuckDB upsert left %lld rows, expected %lld",
+                  (long long)bench_limit_int(b->limit, "SELECT count(*) FROM lim_csv"), (long long)want_rows);
+
+    double s;
+    json_t *r = rest_import(b->http, b->server.key, "imp_csv", file_id, BENCH_FMT_CSV, true, &s);
+    check_rows("incremental import", r, d->inc_rows, want_rows);
+    json_t *it = speed_item("import incremental csv", "csv", "rest", d->inc_rows, bytes, s);
+    add_limit(it, d->inc_rows, bytes, lim_s, s);
+    json_object_set_new(it, "upload_seconds", json_real(up_s));
+    json_object_set_new(it, "ratio_incl_upload", json_real(lim_s / (s + up_s)));
+    json_object_set_new(it, "table_rows_before", json_integer(d->rows));
+    json_object_set_new(it, "overlapping_keys", json_integer(d->inc_overlap));
+    json_object_set(it, "server_timers", json_object_get(r, "timers"));
+    json_array_append_new(items, it);
+    json_decref(r);
+    speed_row(t, "import incremental csv", "rest", d->inc_rows, bytes, s, lim_s, s + up_s);
+
+    char na[600];
+    if (!grpc_csv_loaded)
+        snprintf(na, sizeof(na), "the gRPC import of the base table was not available");
+    if (grpc_csv_loaded &&
+        grpc_import(b, "g_csv", "bench/inc.csv", BENCH_FMT_CSV, true, d->inc_rows, want_rows, &s, na, sizeof(na))) {
+        it = speed_item("import incremental csv", "csv", "grpc", d->inc_rows, bytes, s);
+        add_limit(it, d->inc_rows, bytes, lim_s, s);
+        json_array_append_new(items, it);
+        speed_row(t, "import incremental csv", "grpc", d->inc_rows, bytes, s, lim_s, s + up_s);
+    } else {
+        json_array_append_new(items, na_item("import incremental csv", "csv", "grpc", na));
+        na_row(t, "import incremental csv", "grpc", na);
+    }
+    json_array_append_new(items, speed_item("import incremental csv", "csv", "duckdb", d->inc_rows, bytes, lim_s));
+    bench_table_note(t, "dedup: update_duplicates on the primary key (id); every row's values change.");
+    free(file_id);
+    json_object_set_new(pj, "items", items);
+    bench_mem_end(&mem);
+    bench_report_mem(&mem, pj);
+    json_object_set_new(b->phases, "import_incremental", pj);
+    bench_table_print(t);
+}
+
+/* ---- export ---- */
+
+void bench_phase_export(bench_t *b)
+{
+    bench_mem_t mem;
+    bench_mem_begin(&mem, "export");
+    const bench_data_t *d = &b->data;
+    int64_t rows = d->rows + d->inc_rows - d->inc_overlap;
+    json_t *pj = json_object(), *items = json_array();
+    char title[256];
+    snprintf(title, sizeof(title), "export: %s rows to a Storage File; limit = DuckDB COPY TO", bench_int(rows));
+    bench_table_t *t = bench_table_new(title, speed_headers);
+    static const struct {
+        bench_fmt_t fmt;
+        const char *name, *ext, *limit_opts;
+    } ex[] = {
+        {BENCH_FMT_CSV_GZ, "csv.gz", "csv.gz", "FORMAT csv, HEADER true, COMPRESSION gzip"},
+        {BENCH_FMT_PARQUET, "parquet", "parquet", "FORMAT parquet"},
+    };
+    for (size_t i = 0; i < sizeof(ex) / sizeof(ex[0]); i++) {
+        char what[64];
+        snprintf(what, sizeof(what), "export %s", ex[i].name);
+        bench_note("%s: REST, gRPC, DuckDB", what);
+        char *lim_file = bench_fmt("%s/limit_export.%s", b->work, ex[i].ext);
+        remove(lim_file);
+        char *sql = bench_fmt("COPY (SELECT * EXCLUDE (_timestamp) FROM lim_csv) TO '%s' (%s)", lim_file,
+                              ex[i].limit_opts);
+        double lim_s = bench_limit_exec(b->limit, sql);
+        int64_t lim_bytes = bench_file_size(lim_file);
+        remove(lim_file);
+        free(sql);
+        free(lim_file);
+
+        json_t *body = ex[i].fmt == BENCH_FMT_PARQUET ? json_pack("{s:s}", "format", "parquet")
+                                                       : json_pack("{s:s,s:b}", "format", "csv", "gzip", 1);
+        char *path = table_path("imp_csv", "/export");
+        double t0 = bench_now();
+        json_t *r = bench_rest(b->http, b->server.key, "POST", path, body, 201);
+        double s = bench_now() - t0;
+        free(path);
+        int64_t got_rows = json_integer_value(json_object_get(r, "rows"));
+        int64_t bytes = json_integer_value(json_object_get(r, "bytes"));
+        if (got_rows != rows)
+            bench_die("%s: exported %lld rows, expected %lld", what, (long long)got_rows, (long long)rows);
+        json_t *it = speed_item(what, ex[i].name, "rest", rows, bytes, s);
+        add_limit(it, rows, lim_bytes, lim_s, s);
+        json_object_set_new(it, "limit_bytes", json_integer(lim_bytes));
+        json_object_set_new(it, "sliced", json_boolean(json_is_true(json_object_get(r, "sliced"))));
+        json_array_append_new(items, it);
+        json_decref(r);
+        speed_row(t, what, "rest", rows, bytes, s, lim_s, 0);
+
+        char na[600] = "the server's gRPC does not answer";
+        bool done = false;
+        if (b->server.grpc_ok) {
+            char *key = bench_fmt("bench/export_grpc.%s", ex[i].ext);
+            bench_bytes_t req = bench_drv_export_file(b->server.key, BENCH_PROJECT, BENCH_BUCKET, "imp_csv", key,
+                                                      ex[i].fmt);
+            bench_grpc_resp_t gr;
+            t0 = bench_now();
+            int code = bench_grpc_call(b->grpc, req.data, req.len, 3600, &gr);
+            s = bench_now() - t0;
+            bench_bytes_free(&req);
+            free(key);
+            if (code == UNIMPLEMENTED)
+                snprintf(na, sizeof(na), "UNIMPLEMENTED: %s", gr.message);
+            else if (code != 0)
+                bench_die("gRPC TableExportToFileCommand: status %d: %s", code, gr.message);
+            else
+                done = true;
+            bench_grpc_resp_free(&gr);
+        }
+        if (done) {
+            it = speed_item(what, ex[i].name, "grpc", rows, bytes, s);
+            add_limit(it, rows, lim_bytes, lim_s, s);
+            json_array_append_new(items, it);
+            speed_row(t, what, "grpc", rows, bytes, s, lim_s, 0);
+        } else {
+            json_array_append_new(items, na_item(what, ex[i].name, "grpc", na));
+            na_row(t, what, "grpc", na);
+        }
+        it = speed_item(what, ex[i].name, "duckdb", rows, lim_bytes, lim_s);
+        json_array_append_new(items, it);
+    }
+    bench_table_note(t, "MB/s counts the written file; the gRPC row uses the REST export's size.");
+    json_object_set_new(pj, "items", items);
+    bench_mem_end(&mem);
+    bench_report_mem(&mem, pj);
+    json_object_set_new(b->phases, "export", pj);
+    bench_table_print(t);
+}
+
+/* ---- parallel ---- */
+
+typedef struct {
+    bench_t *b;
+    const char *table, *file_id;
+    int64_t want;
+    pthread_barrier_t *go;
+    double secs;
+} par_import_t;
+
+static void *par_import(void *arg)
+{
+    par_import_t *p = arg;
+    bench_http_t *h = bench_http_open(p->b->server.http_port);
+    pthread_barrier_wait(p->go);
+    json_t *r = rest_import(h, p->b->server.key, p->table, p->file_id, BENCH_FMT_CSV, false, &p->secs);
+    check_rows("parallel import", r, p->want, p->want);
+    json_decref(r);
+    bench_http_close(&h);
+    return NULL;
+}
+
+void bench_phase_parallel(bench_t *b)
+{
+    bench_mem_t mem;
+    bench_mem_begin(&mem, "parallel");
+    const bench_data_t *d = &b->data;
+    int k = d->parts;
+    json_t *pj = json_object();
+    bench_note("parallel: %d imports of %s rows, one after another and at once", k, bench_int(d->part_rows));
+    char *ids[8];
+    for (int i = 0; i < k; i++) {
+        char name[64];
+        snprintf(name, sizeof(name), "bench/part_%d.csv", i);
+        ids[i] = bench_rest_upload(b->http, b->server.key, BENCH_PROJECT, name, d->part_csv[i], NULL);
+        char t1[32], t2[32];
+        snprintf(t1, sizeof(t1), "seq_%d", i);
+        snprintf(t2, sizeof(t2), "par_%d", i);
+        bench_rest_create_bench_table(b->http, b->server.key, BENCH_PROJECT, BENCH_BUCKET, t1);
+        bench_rest_create_bench_table(b->http, b->server.key, BENCH_PROJECT, BENCH_BUCKET, t2);
+    }
+    double seq = 0;
+    for (int i = 0; i < k; i++) {
+        char tn[32];
+        snprintf(tn, sizeof(tn), "seq_%d", i);
+        double s;
+        json_t *r = rest_import(b->http, b->server.key, tn, ids[i], BENCH_FMT_CSV, false, &s);
+        check_rows("sequential import", r, d->part_rows, d->part_rows);
+        json_decref(r);
+        seq += s;
+    }
+    pthread_t th[8];
+    par_import_t jobs[8];
+    char names[8][32];
+    pthread_barrier_t go;
+    pthread_barrier_init(&go, NULL, (unsigned)k + 1);
+    for (int i = 0; i < k; i++) {
+        snprintf(names[i], sizeof(names[i]), "par_%d", i);
+        jobs[i] = (par_import_t){.b = b, .table = names[i], .file_id = ids[i], .want = d->part_rows, .go = &go};
+        if (pthread_create(&th[i], NULL, par_import, &jobs[i]) != 0)
+            bench_die("cannot start a thread");
+    }
+    pthread_barrier_wait(&go);
+    double t0 = bench_now();
+    for (int i = 0; i < k; i++)
+        pthread_join(th[i], NULL);
+    double par = bench_now() - t0;
+    pthread_barrier_destroy(&go);
+
+    /* DuckDB itself: the same K COPYs, one after another, then at once on K connections. */
+    const char *ltabs_seq[8], *ltabs_par[8], *files[8];
+    char lnames[16][32];
+    double lseq = 0;
+    for (int i = 0; i < k; i++) {
+        snprintf(lnames[i], sizeof(lnames[i]), "lseq_%d", i);
+        snprintf(lnames[8 + i], sizeof(lnames[8 + i]), "lpar_%d", i);
+        ltabs_seq[i] = lnames[i];
+        ltabs_par[i] = lnames[8 + i];
+        files[i] = d->part_csv[i];
+        bench_limit_create_table(b->limit, ltabs_seq[i]);
+        bench_limit_create_table(b->limit, ltabs_par[i]);
+    }
+    for (int i = 0; i < k; i++)
+        lseq += bench_limit_copy_from(b->limit, ltabs_seq[i], files[i], BENCH_FMT_CSV);
+    double lpar = bench_limit_copy_parallel(b->limit, ltabs_par, files, k);
+
+    double speedup = seq / par, lspeedup = lseq / lpar;
+    int cores = b->machine.cores;
+    json_t *it = json_pack("{s:s,s:i,s:I,s:f,s:f,s:f,s:i,s:f,s:f,s:f,s:f,s:f}", "transport", "rest", "k", k,
+                           "rows_per_import", (json_int_t)d->part_rows, "sequential_seconds", seq, "parallel_seconds",
+                           par, "speedup", speedup, "limit_speedup_cores", cores, "ratio", speedup / cores,
+                           "duckdb_sequential_seconds", lseq, "duckdb_parallel_seconds", lpar, "duckdb_speedup",
+                           lspeedup, "duckdb_ratio", lspeedup / cores);
+    json_object_set_new(pj, "items", json_pack("[o]", it));
+    for (int i = 0; i < k; i++) {
+        char p1[64];
+        snprintf(p1, sizeof(p1), "par_%d seconds", i);
+        json_object_set_new(it, p1, json_real(jobs[i].secs));
+        free(ids[i]);
+    }
+
+    char title[200];
+    snprintf(title, sizeof(title), "parallel: %d imports of %s rows into %d tables of one project", k,
+             bench_int(d->part_rows), k);
+    static const char *const h[] = {"who", "sequential s", "parallel s", "speed-up", "limit (cores)", "ratio", NULL};
+    bench_table_t *t = bench_table_new(title, h);
+    char cs[16];
+    snprintf(cs, sizeof(cs), "%d", cores);
+    const char *r1[] = {"duckstore (rest)", bench_num(seq, 2), bench_num(par, 2), bench_num(speedup, 2), cs,
+                        bench_num(speedup / cores, 2), NULL};
+    const char *r2[] = {"DuckDB COPY (K connections)", bench_num(lseq, 2), bench_num(lpar, 2), bench_num(lspeedup, 2),
+                        cs, bench_num(lspeedup / cores, 2), NULL};
+    bench_table_row(t, r1);
+    bench_table_row(t, r2);
+    bench_table_note(t, "speed-up = sequential / parallel; ratio = speed-up / core count. One import already "
+                        "uses every core in DuckDB, so the DuckDB row is the practical ceiling.");
+    bench_mem_end(&mem);
+    bench_report_mem(&mem, pj);
+    json_object_set_new(b->phases, "parallel", pj);
+    bench_table_print(t);
+    bench_limit_close(&b->limit);
+}
