@@ -17,6 +17,7 @@
 #include <arpa/inet.h>
 #include <grpc/grpc.h>
 #include <grpc/byte_buffer.h>
+#include <grpc/byte_buffer_reader.h>
 #include <grpc/grpc_security.h>
 #include <grpc/support/time.h>
 #include <microhttpd.h>

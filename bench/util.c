@@ -236,7 +236,7 @@ void bench_machine(bench_machine_t *m)
     }
     struct utsname u;
     if (uname(&u) == 0)
-        snprintf(m->kernel, sizeof(m->kernel), "%s %s", u.sysname, u.release);
+        snprintf(m->kernel, sizeof(m->kernel), "%.20s %.100s", u.sysname, u.release);
 }
 
 double bench_ratio(double duckstore_speed, double limit_speed)

@@ -15,3 +15,4 @@ echo "== protocol conformance (pytest)"
 
 echo "== end-to-end (pytest against build/duckstore)"
 /usr/bin/python3 -m pytest -q tests/e2e
+/usr/bin/python3 -m pytest -q tests/grpc

@@ -78,9 +78,12 @@ static int serve(int argc, char **argv)
         ds_service_stop();
         goto out;
     }
-    fprintf(stderr, "duckstore %s listening: REST http://%s  gRPC %s  data %s  admin key %s\n", DS_VERSION,
-            cfg.http_addr, cfg.grpc_addr, cfg.data_dir,
-            cfg.admin_key ? "(from DUCKSTORE_ADMIN_KEY / --admin-key)" : "in <data>/admin.key");
+    /* The human-readable banner goes to stdout; stderr carries only JSON log lines. */
+    printf("duckstore %s listening: REST http://%s  gRPC %s  data %s  admin key %s%s\n", DS_VERSION, cfg.http_addr,
+           cfg.grpc_addr, ds_service_config()->data_dir,
+           cfg.admin_key ? "from DUCKSTORE_ADMIN_KEY / --admin-key" : ds_service_config()->data_dir,
+           cfg.admin_key ? "" : "/admin.key");
+    fflush(stdout);
     ds_log(DS_LOG_INFO, "duckstore %s serving REST on %s, data directory %s", DS_VERSION, cfg.http_addr, cfg.data_dir);
 
     while (sigwait(&sigs, &sig) != 0)

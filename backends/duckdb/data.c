@@ -338,9 +338,9 @@ static ds_status_t touch_meta(use_t *u, const char *bucket, const char *table, b
     const char *params[] = {now, bucket, table};
     const char *sql = imported && changed
                           ? "UPDATE " META ".tables SET last_import_at = CAST($1 AS BIGINT), last_change_at = CAST($1 AS "
-                            "BIGINT) WHERE bucket = $2 AND name = $3"
-                      : imported ? "UPDATE " META ".tables SET last_import_at = CAST($1 AS BIGINT) WHERE bucket = $2 AND name = $3"
-                                 : "UPDATE " META ".tables SET last_change_at = CAST($1 AS BIGINT) WHERE bucket = $2 AND name = $3";
+                            "BIGINT) WHERE lower(bucket) = lower($2) AND lower(name) = lower($3)"
+                      : imported ? "UPDATE " META ".tables SET last_import_at = CAST($1 AS BIGINT) WHERE lower(bucket) = lower($2) AND lower(name) = lower($3)"
+                                 : "UPDATE " META ".tables SET last_change_at = CAST($1 AS BIGINT) WHERE lower(bucket) = lower($2) AND lower(name) = lower($3)";
     return ds_ddb_run(u->conn, u->err, NULL, sql, 3, params);
 }
 
@@ -1012,7 +1012,7 @@ static ds_status_t create_destination(imp_t *m)
     for (size_t k = 0; k < m->n_key; k++)
         ds_buf_printf(&pk, "%s%s", k ? "," : "", m->key[k]);
     const char *params[] = {m->bucket, m->table, ds_buf_cstr(&pk), now};
-    st = ds_ddb_run(u->conn, u->err, NULL, "DELETE FROM " META ".tables WHERE bucket = $1 AND name = $2", 2, params);
+    st = ds_ddb_run(u->conn, u->err, NULL, "DELETE FROM " META ".tables WHERE lower(bucket) = lower($1) AND lower(name) = lower($2)", 2, params);
     if (st == DS_OK)
         st = ds_ddb_run(u->conn, u->err, NULL,
                         "INSERT INTO " META ".tables (bucket, name, primary_key, created_at) VALUES ($1, $2, $3, "
@@ -1650,7 +1650,7 @@ static ds_status_t pk_txn(use_t *u, void *ud)
     }
     if (st == DS_OK) {
         const char *params[] = {ds_buf_cstr(&list), s->bucket, s->table};
-        st = ds_ddb_run(u->conn, u->err, NULL, "UPDATE " META ".tables SET primary_key = $1 WHERE bucket = $2 AND name = $3",
+        st = ds_ddb_run(u->conn, u->err, NULL, "UPDATE " META ".tables SET primary_key = $1 WHERE lower(bucket) = lower($2) AND lower(name) = lower($3)",
                         3, params);
     }
     ds_buf_free(&list);

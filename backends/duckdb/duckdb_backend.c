@@ -98,74 +98,123 @@ static bool evictable(const char *key, void *ud)
     return p && p->refs == 0;
 }
 
-/* Detaches idle projects while more than max_open are attached. Caller holds be->lock. */
-static void shrink_locked(be_t *be)
+/*
+ * Detaches least-recently-used idle projects until a new one fits under the
+ * cap (attached + being attached < max_open). Returns false when every
+ * attached project is in use. Caller holds be->lock.
+ */
+static bool make_room_locked(be_t *be)
 {
-    while (be->n_attached > be->max_open) {
+    while (be->n_attached + be->n_attaching >= be->max_open) {
         const char *victim = ds_lru_victim(be->lru, evictable, be);
         if (!victim)
-            return;
+            return false;
         proj_t *p = find_proj(be, victim);
         ds_err_t e = {0};
         if (detach_locked(be, p, &e) != DS_OK) {
             be->host->log(2, "duckdb", "cannot detach project %s: %s", p->id, e.message);
-            return;
+            return false;
         }
     }
+    return true;
+}
+
+/* Runs ATTACH for p. Called with be->lock held; may drop it while waiting. */
+static ds_status_t attach_locked(be_t *be, proj_t *p, const char *path, ds_err_t *err)
+{
+    ds_status_t st;
+    ds_buf_t sql = {0};
+    ds_buf_puts(&sql, "ATTACH ");
+    ds_buf_literal(&sql, path);
+    ds_buf_puts(&sql, " AS ");
+    ds_buf_ident(&sql, p->alias);
+    /*
+     * A file detached a moment ago can still be held open by a query that
+     * had a reference to its database; DuckDB then refuses to attach it again
+     * until that query ends. Wait briefly instead of failing.
+     */
+    for (int attempt = 0;; attempt++) {
+        st = admin_exec(be, ds_buf_cstr(&sql), err);
+        if (st == DS_OK || attempt >= 200 || !strstr(err->message, "Unique file handle conflict"))
+            break;
+        pthread_mutex_unlock(&be->lock);
+        usleep(5000);
+        pthread_mutex_lock(&be->lock);
+    }
+    if (st != DS_OK && strstr(err->message, "Unique file handle conflict"))
+        st = ds_err_set(err, DS_UNAVAILABLE, "project \"%s\" is being reopened; retry", p->id);
+    ds_buf_free(&sql);
+    return st;
 }
 
 /*
  * Pins project id, attaching its file first if needed. create: the file may
- * be new (project creation); otherwise a missing file is DS_NOT_FOUND.
+ * be new (project creation); otherwise a missing file is DS_NOT_FOUND. The
+ * cap on attached files is hard: when every attached project is in use, the
+ * call waits (bounded) for one to become idle.
  */
 static ds_status_t acquire(be_t *be, const char *id, bool create, proj_t **out, ds_err_t *err)
 {
     ds_status_t st = DS_OK;
     char path[4200];
+    struct timespec deadline;
+    clock_gettime(CLOCK_REALTIME, &deadline);
+    deadline.tv_sec += ACQUIRE_WAIT_S;
     project_path(be, id, path, sizeof(path));
     pthread_mutex_lock(&be->lock);
-    proj_t *p = find_proj(be, id);
-    if (p && p->dropping) {
-        st = ds_err_set(err, DS_NOT_FOUND, "project \"%s\" not found", id);
-        goto out;
-    }
-    if (!p) {
-        p = calloc(1, sizeof(*p));
-        if (!p) {
-            st = ds_err_set(err, DS_INTERNAL, "out of memory");
+    proj_t *p;
+    for (;;) {
+        p = find_proj(be, id);
+        if (p && p->dropping) {
+            st = ds_err_set(err, DS_NOT_FOUND, "project \"%s\" not found", id);
             goto out;
         }
-        snprintf(p->id, sizeof(p->id), "%s", id);
-        snprintf(p->alias, sizeof(p->alias), "p_%s", id);
-        p->next = be->projects;
-        be->projects = p;
-    }
-    if (!p->attached) {
+        if (!p) {
+            p = calloc(1, sizeof(*p));
+            if (!p) {
+                st = ds_err_set(err, DS_INTERNAL, "out of memory");
+                goto out;
+            }
+            snprintf(p->id, sizeof(p->id), "%s", id);
+            snprintf(p->alias, sizeof(p->alias), "p_%s", id);
+            p->next = be->projects;
+            be->projects = p;
+        }
+        if (p->attached)
+            break;
         struct stat sb;
-        if (!create && stat(path, &sb) != 0) {
-            forget_proj(be, p);
+        if (!p->attaching && !create && stat(path, &sb) != 0) {
+            if (p->refs == 0)
+                forget_proj(be, p);
             st = ds_err_setk(err, DS_NOT_FOUND, DS_KBC_DATABASE_NOT_FOUND, "project \"%s\" has no storage file", id);
             goto out;
         }
-        /* Make room first, so the cap holds whenever an idle project can go. */
-        be->n_attached++;
-        shrink_locked(be);
-        be->n_attached--;
-        ds_buf_t sql = {0};
-        ds_buf_puts(&sql, "ATTACH ");
-        ds_buf_literal(&sql, path);
-        ds_buf_puts(&sql, " AS ");
-        ds_buf_ident(&sql, p->alias);
-        st = admin_exec(be, ds_buf_cstr(&sql), err);
-        ds_buf_free(&sql);
+        if (p->attaching || !make_room_locked(be)) {
+            /* Another call is attaching it, or every slot is in use: wait for a change. */
+            if (pthread_cond_timedwait(&be->idle, &be->lock, &deadline) != 0) {
+                st = ds_err_set(err, DS_UNAVAILABLE,
+                                "all %lld open project slots stayed busy for %d s (DUCKSTORE_MAX_OPEN_PROJECTS); retry",
+                                (long long)be->max_open, ACQUIRE_WAIT_S);
+                goto out;
+            }
+            continue;
+        }
+        p->attaching = true;
+        be->n_attaching++;
+        st = attach_locked(be, p, path, err);
+        p->attaching = false;
+        be->n_attaching--;
+        pthread_cond_broadcast(&be->idle);
         if (st != DS_OK) {
-            forget_proj(be, p);
+            if (p->refs == 0)
+                forget_proj(be, p);
             goto out;
         }
         p->attached = true;
         be->n_attached++;
         if (be->n_attached > be->peak_attached)
             be->peak_attached = be->n_attached;
+        break;
     }
     ds_lru_touch(be->lru, p->id);
     p->refs++;
@@ -180,11 +229,8 @@ static void release(be_t *be, proj_t *p)
     if (!p)
         return;
     pthread_mutex_lock(&be->lock);
-    if (--p->refs == 0) {
+    if (--p->refs == 0)
         pthread_cond_broadcast(&be->idle);
-        if (!p->dropping)
-            shrink_locked(be);
-    }
     pthread_mutex_unlock(&be->lock);
 }
 
@@ -437,7 +483,7 @@ static ds_status_t be_project_drop(void *self, ds_be_call_t *call)
     proj_t *p = find_proj(be, call->project_id);
     if (p) {
         p->dropping = true;
-        while (p->refs > 0)
+        while (p->refs > 0 || p->attaching)
             pthread_cond_wait(&be->idle, &be->lock);
         if (p->attached)
             st = detach_locked(be, p, call->err);
@@ -571,7 +617,7 @@ static ds_status_t be_bucket_create(void *self, ds_be_call_t *call, const ds_be_
 
 static const char *bucket_select =
     "SELECT b.id, b.stage, b.name, b.description, b.created_at, "
-    "(SELECT count(*) FROM " META ".tables t WHERE t.bucket = b.id) FROM " META ".buckets b";
+    "(SELECT count(*) FROM " META ".tables t WHERE lower(t.bucket) = lower(b.id)) FROM " META ".buckets b";
 
 static void bucket_from_row(ds_be_call_t *call, const ds_host_api_t *host, duckdb_result *r, idx_t row,
                             ds_be_bucket_t *out)
@@ -598,7 +644,7 @@ static ds_status_t be_bucket_get(void *self, ds_be_call_t *call, const char *buc
     if (st != DS_OK)
         return st;
     ds_buf_t sql = {0};
-    ds_buf_printf(&sql, "%s WHERE b.id = $1", bucket_select);
+    ds_buf_printf(&sql, "%s WHERE lower(b.id) = lower($1)", bucket_select);
     const char *params[] = {bucket};
     st = ds_ddb_run(u.conn, call->err, &r, ds_buf_cstr(&sql), 1, params);
     ds_buf_free(&sql);
@@ -650,8 +696,8 @@ static ds_status_t bucket_drop_txn(use_t *u, void *ud)
     duckdb_result r;
     const char *params[] = {d->bucket};
     ds_status_t st = ds_ddb_run(u->conn, u->err, &r,
-                                "SELECT (SELECT count(*) FROM " META ".buckets WHERE id = $1), "
-                                "(SELECT count(*) FROM " META ".tables WHERE bucket = $1)",
+                                "SELECT (SELECT count(*) FROM " META ".buckets WHERE lower(id) = lower($1)), "
+                                "(SELECT count(*) FROM " META ".tables WHERE lower(bucket) = lower($1))",
                                 1, params);
     if (st != DS_OK)
         return st;
@@ -670,9 +716,9 @@ static ds_status_t bucket_drop_txn(use_t *u, void *ud)
     st = ds_ddb_exec(u->conn, u->err, ds_buf_cstr(&sql));
     ds_buf_free(&sql);
     if (st == DS_OK)
-        st = ds_ddb_run(u->conn, u->err, NULL, "DELETE FROM " META ".tables WHERE bucket = $1", 1, params);
+        st = ds_ddb_run(u->conn, u->err, NULL, "DELETE FROM " META ".tables WHERE lower(bucket) = lower($1)", 1, params);
     if (st == DS_OK)
-        st = ds_ddb_run(u->conn, u->err, NULL, "DELETE FROM " META ".buckets WHERE id = $1", 1, params);
+        st = ds_ddb_run(u->conn, u->err, NULL, "DELETE FROM " META ".buckets WHERE lower(id) = lower($1)", 1, params);
     return st;
 }
 
@@ -695,7 +741,7 @@ static ds_status_t table_create_txn(use_t *u, void *ud)
     const ds_be_table_t *t = ud;
     duckdb_result r;
     const char *bp[] = {t->bucket};
-    ds_status_t st = ds_ddb_run(u->conn, u->err, &r, "SELECT count(*) FROM " META ".buckets WHERE id = $1", 1, bp);
+    ds_status_t st = ds_ddb_run(u->conn, u->err, &r, "SELECT count(*) FROM " META ".buckets WHERE lower(id) = lower($1)", 1, bp);
     if (st != DS_OK)
         return st;
     int64_t exists = ds_ddb_int(&r, 0, 0);
@@ -798,13 +844,25 @@ static char *default_literal(ds_be_call_t *call, const ds_host_api_t *host, cons
 /* Fills columns (without _timestamp) of bucket.table from DuckDB's catalog. */
 ds_status_t ddb_load_columns(use_t *u, ds_be_call_t *call, ds_be_table_t *t)
 {
+    /*
+     * pragma_table_info reads one table. duckdb_columns() would scan every
+     * attached database, holding a reference to each while it runs, and a
+     * database detached meanwhile would keep its file open behind our back.
+     */
     duckdb_result r;
-    const char *params[] = {u->p->alias, t->bucket, t->name};
-    ds_status_t st = ds_ddb_run(u->conn, u->err, &r,
-                                "SELECT column_name, data_type, is_nullable, column_default FROM duckdb_columns() "
-                                "WHERE database_name = $1 AND schema_name = $2 AND table_name = $3 "
-                                "AND column_name <> '_timestamp' ORDER BY column_index",
-                                3, params);
+    ds_buf_t name = {0}, sql = {0};
+    ds_buf_ident(&name, u->p->alias);
+    ds_buf_puts(&name, ".");
+    ds_buf_ident(&name, t->bucket);
+    ds_buf_puts(&name, ".");
+    ds_buf_ident(&name, t->name);
+    ds_buf_puts(&sql, "SELECT name, type, CASE WHEN \"notnull\" THEN 'false' ELSE 'true' END, dflt_value "
+                      "FROM pragma_table_info(");
+    ds_buf_literal(&sql, ds_buf_cstr(&name));
+    ds_buf_puts(&sql, ") WHERE name <> '_timestamp' ORDER BY cid");
+    ds_status_t st = ds_ddb_run(u->conn, u->err, &r, ds_buf_cstr(&sql), 0, NULL);
+    ds_buf_free(&name);
+    ds_buf_free(&sql);
     if (st != DS_OK)
         return st;
     idx_t n = duckdb_row_count(&r);
@@ -850,7 +908,7 @@ ds_status_t ddb_table_describe(use_t *u, ds_be_call_t *call, const char *bucket,
 {
     duckdb_result r;
     ds_buf_t sql = {0};
-    ds_buf_printf(&sql, "%s WHERE bucket = $1 AND name = $2", table_select);
+    ds_buf_printf(&sql, "%s WHERE lower(bucket) = lower($1) AND lower(name) = lower($2)", table_select);
     const char *params[] = {bucket, table};
     ds_status_t st = ds_ddb_run(u->conn, u->err, &r, ds_buf_cstr(&sql), 2, params);
     ds_buf_free(&sql);
@@ -884,7 +942,7 @@ static ds_status_t be_table_get(void *self, ds_be_call_t *call, const char *buck
     if (st != DS_OK)
         return st;
     ds_buf_t sql = {0};
-    ds_buf_printf(&sql, "%s WHERE bucket = $1 AND name = $2", table_select);
+    ds_buf_printf(&sql, "%s WHERE lower(bucket) = lower($1) AND lower(name) = lower($2)", table_select);
     const char *params[] = {bucket, table};
     st = ds_ddb_run(u.conn, call->err, &r, ds_buf_cstr(&sql), 2, params);
     ds_buf_free(&sql);
@@ -911,7 +969,7 @@ static ds_status_t be_table_list(void *self, ds_be_call_t *call, const char *buc
     if (st != DS_OK)
         return st;
     const char *params[] = {bucket};
-    st = ds_ddb_run(u.conn, call->err, &r, "SELECT count(*) FROM " META ".buckets WHERE id = $1", 1, params);
+    st = ds_ddb_run(u.conn, call->err, &r, "SELECT count(*) FROM " META ".buckets WHERE lower(id) = lower($1)", 1, params);
     if (st == DS_OK) {
         int64_t exists = ds_ddb_int(&r, 0, 0);
         duckdb_destroy_result(&r);
@@ -920,7 +978,7 @@ static ds_status_t be_table_list(void *self, ds_be_call_t *call, const char *buc
     }
     if (st == DS_OK) {
         ds_buf_t sql = {0};
-        ds_buf_printf(&sql, "%s WHERE bucket = $1 ORDER BY name", table_select);
+        ds_buf_printf(&sql, "%s WHERE lower(bucket) = lower($1) ORDER BY name", table_select);
         st = ds_ddb_run(u.conn, call->err, &r, ds_buf_cstr(&sql), 1, params);
         ds_buf_free(&sql);
     }
@@ -947,7 +1005,7 @@ static ds_status_t table_drop_txn(use_t *u, void *ud)
     duckdb_result r;
     const char *params[] = {t->bucket, t->table};
     ds_status_t st = ds_ddb_run(u->conn, u->err, &r,
-                                "SELECT count(*) FROM " META ".tables WHERE bucket = $1 AND name = $2", 2, params);
+                                "SELECT count(*) FROM " META ".tables WHERE lower(bucket) = lower($1) AND lower(name) = lower($2)", 2, params);
     if (st != DS_OK)
         return st;
     int64_t exists = ds_ddb_int(&r, 0, 0);
@@ -962,7 +1020,7 @@ static ds_status_t table_drop_txn(use_t *u, void *ud)
     st = ds_ddb_exec(u->conn, u->err, ds_buf_cstr(&sql));
     ds_buf_free(&sql);
     if (st == DS_OK)
-        st = ds_ddb_run(u->conn, u->err, NULL, "DELETE FROM " META ".tables WHERE bucket = $1 AND name = $2", 2,
+        st = ds_ddb_run(u->conn, u->err, NULL, "DELETE FROM " META ".tables WHERE lower(bucket) = lower($1) AND lower(name) = lower($2)", 2,
                         params);
     return st;
 }

@@ -17,6 +17,8 @@
 #include "duckstore/backend.h"
 
 #define META "_ds"
+/* How long a call waits for a free open-project slot before answering 503. */
+#define ACQUIRE_WAIT_S 60
 
 typedef struct proj {
     struct proj *next;
@@ -24,6 +26,7 @@ typedef struct proj {
     char alias[DS_PROJECT_ID_MAX + 3];
     int64_t refs;
     bool attached;
+    bool attaching; /* an ATTACH is running for it (be->lock may be dropped meanwhile) */
     bool dropping;
 } proj_t;
 
@@ -36,6 +39,7 @@ typedef struct {
     proj_t *projects;
     ds_lru_t *lru; /* attached projects */
     int64_t n_attached;
+    int64_t n_attaching;
     int64_t peak_attached;
     int64_t max_open;
 } be_t;

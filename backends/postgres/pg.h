@@ -1,7 +1,7 @@
 /*
  * pg.h - what the PostgreSQL backend's files share (not a public header).
  *
- * The plugin sees only include/duckstore/*.h and libpq: it has its own SQL
+ * The plugin sees only the public headers (include/duckstore) and libpq: it has its own SQL
  * text buffer and quoting (pg_sql.c), never the core's.
  *
  * Files: pg_backend.c (settings, connection pool, circuit breaker, health,
@@ -89,7 +89,8 @@ typedef struct {
     PGconn *c;
     ds_be_call_t *call;
     ds_err_t *err;
-    bool broken; /* the connection failed: discard it on release */
+    bool broken;     /* the connection failed: discard it on release */
+    char sqlstate[6]; /* of the last failed statement, or "" */
 } pg_use_t;
 
 /* Takes a pooled connection for call (fail fast with DS_UNAVAILABLE while the breaker is open). */
@@ -124,6 +125,8 @@ int64_t pg_cell_int(PGresult *r, int row, int col);
 void pg_phys_name(const char *logical, char out[PG_NAME_MAX + 1]);
 /* The schema of project's bucket: "<project>/<bucket>" when it fits, else a prefix and a hash. */
 void pg_schema_name(const char *project, const char *bucket, char out[PG_NAME_MAX + 1]);
+/* The name of the index over a table's primary key columns ("ds_pk_<hash of the table>"). */
+void pg_index_name(const char *phys_table, char out[PG_NAME_MAX + 1]);
 /* The PostgreSQL type for a canonical duckstore type, or NULL when there is none. */
 const char *pg_type_of(const char *canonical, char *buf, size_t bufsz);
 /* True for canonical numeric types (avg is shown for them). */

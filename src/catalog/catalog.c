@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "../../backends/duckdb/ddb.h"
 
@@ -137,10 +138,15 @@ ds_status_t ds_catalog_project_insert(const ds_project_rec_t *rec, ds_err_t *err
     const char *params[] = {rec->id, rec->name, rec->backend, rec->key_hash, state, created, updated};
     ds_status_t st;
     pthread_mutex_lock(&lock);
-    if (find(rec->id)) {
-        st = ds_err_set(err, DS_ALREADY_EXISTS, "project \"%s\" already exists", rec->id);
-        goto out;
-    }
+    /* Ids are unique regardless of case: the engine's names (and some filesystems) ignore case. */
+    for (size_t i = 0; i < n_recs; i++)
+        if (strcasecmp(recs[i].id, rec->id) == 0) {
+            st = ds_err_set(err, DS_ALREADY_EXISTS,
+                            strcmp(recs[i].id, rec->id) == 0 ? "project \"%s\" already exists"
+                                                             : "project \"%s\" already exists (ids are unique regardless of case)",
+                            recs[i].id);
+            goto out;
+        }
     if (n_recs == cap_recs) {
         size_t cap = cap_recs ? cap_recs * 2 : 16;
         ds_project_rec_t *p = realloc(recs, cap * sizeof(*recs));

@@ -18,6 +18,8 @@ ds_status_t ds_cmd_bucket_create(ds_ctx_t *ctx, const char *project, const ds_bu
     if ((st = ds_ident_check_bucket_name(in->name, &ctx->err)) != DS_OK)
         return st;
     const char *name = strncmp(in->name, "c-", 2) == 0 ? in->name : ds_arena_printf(ctx->arena, "c-%s", in->name);
+    if (strlen(name) == 2)
+        return ds_err_setf(&ctx->err, DS_INVALID_ARGUMENT, "name", "bucket name \"%s\" has nothing after \"c-\"", in->name);
     if (strlen(name) > DS_NAME_MAX)
         return ds_err_setf(&ctx->err, DS_INVALID_ARGUMENT, "name", "bucket name \"%s\" is longer than %d characters",
                            name, DS_NAME_MAX);

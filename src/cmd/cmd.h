@@ -50,6 +50,8 @@ ds_status_t ds_service_ready(ds_err_t *err);
 
 /* Authorization checks, usable by transports for routes without a command. */
 ds_status_t ds_cmd_require_admin(ds_ctx_t *ctx);
+/* DS_OK when ctx's key (admin or the project's own) may use project id, which must exist. */
+ds_status_t ds_cmd_authorize_project(ds_ctx_t *ctx, const char *id);
 
 /* ---- backend ---- */
 typedef struct {

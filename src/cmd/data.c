@@ -110,6 +110,8 @@ ds_status_t ds_cmd_table_import(ds_ctx_t *ctx, const char *project, const char *
     ds_status_t st = open_table(ctx, project, bucket, table, &p);
     if (st != DS_OK)
         return st;
+    if ((st = ds_cmd_require_import(ctx, &p, in)) != DS_OK)
+        return st;
     if ((int)in->dedup < DS_DEDUP_UPDATE || (int)in->dedup > DS_DEDUP_FAIL)
         return ds_err_setf(&ctx->err, DS_INVALID_ARGUMENT, "dedup", "unknown dedup type");
     if ((int)in->timestamp_mode < DS_TS_CURRENT_TIME || (int)in->timestamp_mode > DS_TS_FROM_SOURCE)
@@ -159,6 +161,8 @@ ds_status_t ds_cmd_table_export(ds_ctx_t *ctx, const char *project, const char *
     ds_status_t st = open_table(ctx, project, bucket, table, &p);
     if (st != DS_OK)
         return st;
+    if ((st = ds_cmd_require_export(ctx, &p, in)) != DS_OK)
+        return st;
     if ((int)in->format != DS_FORMAT_CSV && (int)in->format != DS_FORMAT_PARQUET)
         return ds_err_setf(&ctx->err, DS_INVALID_ARGUMENT, "format", "format must be csv or parquet");
     if (in->limit < 0)
@@ -196,6 +200,8 @@ ds_status_t ds_cmd_table_preview(ds_ctx_t *ctx, const char *project, const char 
     ds_status_t st = open_table(ctx, project, bucket, table, &p);
     if (st != DS_OK)
         return st;
+    if ((st = ds_cmd_require_filters(ctx, &p, &in->where, in->order, in->n_order)) != DS_OK)
+        return st;
     if (in->limit < 0 || in->limit > 1000)
         return ds_err_setf(&ctx->err, DS_INVALID_ARGUMENT, "limit", "preview limit must be between 1 and 1000");
     if ((st = check_names(ctx, in->columns, in->n_columns, "columns")) != DS_OK ||
@@ -211,6 +217,8 @@ ds_status_t ds_cmd_table_profile(ds_ctx_t *ctx, const char *project, const char 
     ds_status_t st = open_table(ctx, project, bucket, table, &p);
     if (st != DS_OK)
         return st;
+    if ((st = ds_cmd_require_cap(ctx, &p, DS_CAP_PROFILE, "profile")) != DS_OK)
+        return st;
     return DS_BE_CALL(p.be, &p.call, table_profile, bucket, table, out);
 }
 
@@ -220,6 +228,8 @@ ds_status_t ds_cmd_table_delete_rows(ds_ctx_t *ctx, const char *project, const c
     ds_proj_t p;
     ds_status_t st = open_table(ctx, project, bucket, table, &p);
     if (st != DS_OK)
+        return st;
+    if ((st = ds_cmd_require_filters(ctx, &p, where, NULL, 0)) != DS_OK)
         return st;
     if ((st = check_where(ctx, where)) != DS_OK)
         return st;
@@ -252,6 +262,8 @@ ds_status_t ds_cmd_column_add(ds_ctx_t *ctx, const char *project, const char *bu
         st = open_for_schema(ctx, project, bucket, table, &p);
     if (st != DS_OK)
         return st;
+    if ((st = ds_cmd_require_schema_change(ctx, &p, type)) != DS_OK)
+        return st;
     ds_be_column_t c = {col->name, type, col->nullable, col->default_value};
     return DS_BE_CALL(p.be, &p.call, column_add, bucket, table, &c);
 }
@@ -264,6 +276,8 @@ ds_status_t ds_cmd_column_drop(ds_ctx_t *ctx, const char *project, const char *b
     if (st == DS_OK)
         st = open_for_schema(ctx, project, bucket, table, &p);
     if (st != DS_OK)
+        return st;
+    if ((st = ds_cmd_require_schema_change(ctx, &p, NULL)) != DS_OK)
         return st;
     return DS_BE_CALL(p.be, &p.call, column_drop, bucket, table, column);
 }
@@ -287,6 +301,8 @@ ds_status_t ds_cmd_column_alter(ds_ctx_t *ctx, const char *project, const char *
         st = open_for_schema(ctx, project, bucket, table, &p);
     if (st != DS_OK)
         return st;
+    if ((st = ds_cmd_require_schema_change(ctx, &p, a.type)) != DS_OK)
+        return st;
     return DS_BE_CALL(p.be, &p.call, column_alter, bucket, table, column, &a);
 }
 
@@ -304,6 +320,8 @@ ds_status_t ds_cmd_primary_key_add(ds_ctx_t *ctx, const char *project, const cha
         st = open_for_schema(ctx, project, bucket, table, &p);
     if (st != DS_OK)
         return st;
+    if ((st = ds_cmd_require_schema_change(ctx, &p, NULL)) != DS_OK)
+        return st;
     return DS_BE_CALL(p.be, &p.call, primary_key_set, bucket, table, columns, n);
 }
 
@@ -312,6 +330,8 @@ ds_status_t ds_cmd_primary_key_drop(ds_ctx_t *ctx, const char *project, const ch
     ds_proj_t p;
     ds_status_t st = open_for_schema(ctx, project, bucket, table, &p);
     if (st != DS_OK)
+        return st;
+    if ((st = ds_cmd_require_schema_change(ctx, &p, NULL)) != DS_OK)
         return st;
     return DS_BE_CALL(p.be, &p.call, primary_key_set, bucket, table, NULL, 0);
 }

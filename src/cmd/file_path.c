@@ -76,12 +76,14 @@ ds_status_t ds_files_confine(const char *root, const char *rel, bool may_be_miss
     ds_status_t st = check_rel(rel, err);
     if (st != DS_OK)
         return st;
+    /* Messages name rel (the client's own key) but never root: host paths stay out of client errors. */
     if (!root || !realpath(root, rroot))
-        return ds_err_set(err, errno == ENOENT || !root ? DS_NOT_FOUND : DS_UNAVAILABLE,
-                          "storage area %s is not accessible: %s", root ? root : "(none)", strerror(errno));
+        return ds_err_set(err, !root || errno == ENOENT ? DS_NOT_FOUND : DS_UNAVAILABLE,
+                          "the storage area of \"%.200s\" is not accessible: %s", rel,
+                          root ? strerror(errno) : "none given");
     struct stat sb;
     if (stat(rroot, &sb) != 0 || !S_ISDIR(sb.st_mode))
-        return ds_err_set(err, DS_NOT_FOUND, "storage area %s is not a directory", rroot);
+        return ds_err_set(err, DS_NOT_FOUND, "the storage area of \"%.200s\" is not a directory", rel);
     snprintf(cur, sizeof(cur), "%s", rroot);
     for (const char *seg = *rel ? rel : NULL; seg;) {
         const char *slash = strchr(seg, '/');

@@ -134,6 +134,17 @@ static ds_status_t file_not_found(ds_err_t *err, const char *id)
     return ds_err_setk(err, DS_NOT_FOUND, DS_KBC_FILE_NOT_FOUND, "file \"%.100s\" not found", id ? id : "");
 }
 
+/*
+ * An I/O failure: the log gets the path (for the operator), the client a
+ * message without it (host paths are not the client's business). Uses errno.
+ */
+static ds_status_t io_error(ds_err_t *err, ds_status_t st, const char *what, const char *path)
+{
+    int e = errno;
+    ds_log(DS_LOG_ERROR, "files: %s (%s): %s", what, path ? path : "-", strerror(e));
+    return ds_err_set(err, st, "%s: %s", what, e == ENOSPC ? "no space left on the data volume" : strerror(e));
+}
+
 /* Strict UTF-8 (no overlongs, no surrogates): keys become JSON strings. */
 static bool valid_utf8(const unsigned char *s)
 {
@@ -197,7 +208,7 @@ static char *area_path(ds_arena_t *a, const char *data, const char *project)
 static ds_status_t make_dir(const char *path, ds_err_t *err)
 {
     if (mkdir(path, DIR_MODE) != 0 && errno != EEXIST)
-        return ds_err_set(err, DS_UNAVAILABLE, "cannot create directory %s: %s", path, strerror(errno));
+        return io_error(err, DS_UNAVAILABLE, "cannot create a folder of the file store", path);
     return DS_OK;
 }
 
@@ -219,7 +230,7 @@ static ds_status_t ensure_area(ds_arena_t *a, const char *project, const char **
     if (st != DS_OK)
         return st;
     if (!realpath(area, real))
-        return ds_err_set(err, DS_UNAVAILABLE, "cannot resolve %s: %s", area, strerror(errno));
+        return io_error(err, DS_UNAVAILABLE, "cannot open the project's file store", area);
     *out = ds_arena_strdup(a, real);
     return DS_OK;
 }
@@ -232,7 +243,7 @@ static ds_status_t existing_area(ds_arena_t *a, const char *project, const char 
     if (!realpath(area, real)) {
         if (errno == ENOENT)
             return ds_err_setk(err, DS_NOT_FOUND, DS_KBC_FILE_NOT_FOUND, "project \"%s\" has no files", project);
-        return ds_err_set(err, DS_UNAVAILABLE, "cannot resolve %s: %s", area, strerror(errno));
+        return io_error(err, DS_UNAVAILABLE, "cannot open the project's file store", area);
     }
     *out = ds_arena_strdup(a, real);
     return DS_OK;
@@ -296,8 +307,7 @@ static ds_status_t make_parents(const char *path, ds_err_t *err)
         if (s)
             *s = '\0';
         if (mkdir(p, DIR_MODE) != 0 && errno != EEXIST)
-            return ds_err_set(err, errno == ENOTDIR ? DS_CONFLICT : DS_UNAVAILABLE, "cannot create folder %s: %s", p,
-                              strerror(errno));
+            return io_error(err, errno == ENOTDIR ? DS_CONFLICT : DS_UNAVAILABLE, "cannot create the key's folders", p);
         if (!s)
             break;
         *s = '/';
@@ -328,8 +338,7 @@ static ds_status_t write_all(int fd, const void *data, size_t n, ds_err_t *err)
         if (w < 0) {
             if (errno == EINTR)
                 continue;
-            return ds_err_set(err, DS_UNAVAILABLE, "cannot write the file: %s",
-                              errno == ENOSPC ? "no space left on the data volume" : strerror(errno));
+            return io_error(err, DS_UNAVAILABLE, "cannot write the file", NULL);
         }
         p += w;
         n -= (size_t)w;
@@ -401,9 +410,10 @@ static ds_status_t read_small(const char *path, int64_t max, char **data, size_t
     int fd = open(path, O_RDONLY | O_CLOEXEC);
     struct stat sb;
     if (fd < 0 || fstat(fd, &sb) != 0) {
+        ds_status_t st = io_error(err, DS_UNAVAILABLE, "cannot read the manifest", path);
         if (fd >= 0)
             close(fd);
-        return ds_err_set(err, DS_UNAVAILABLE, "cannot read %s: %s", path, strerror(errno));
+        return st;
     }
     if (sb.st_size > max) {
         close(fd);
@@ -422,7 +432,7 @@ static ds_status_t read_small(const char *path, int64_t max, char **data, size_t
     close(fd);
     if (!buf || got != (size_t)sb.st_size) {
         free(buf);
-        return ds_err_set(err, DS_UNAVAILABLE, "cannot read %s", path);
+        return io_error(err, DS_UNAVAILABLE, "cannot read the manifest", path);
     }
     buf[got] = '\0';
     *data = buf;
@@ -555,7 +565,7 @@ static ds_status_t start_upload(ds_ctx_t *ctx, const char *project, const char *
     up->staging = ds_arena_printf(ctx->arena, "%s/staging/%s", up->area, id);
     up->fd = open(up->staging, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, FILE_MODE);
     if (up->fd < 0) {
-        st = ds_err_set(&ctx->err, DS_UNAVAILABLE, "cannot create staging file: %s", strerror(errno));
+        st = io_error(&ctx->err, DS_UNAVAILABLE, "cannot create the upload's staging file", up->staging);
         goto out;
     }
     if (!add_active(project, id)) {
@@ -607,6 +617,8 @@ ds_status_t ds_cmd_file_upload_begin(ds_ctx_t *ctx, const char *project, const d
     ds_status_t st = ds_cmd_open_project(ctx, project, &p);
     if (st != DS_OK)
         return st;
+    if (!in->name)
+        return ds_err_setf(&ctx->err, DS_INVALID_ARGUMENT, "name", "the file's name (its key) is required");
     if ((st = check_key(in->name, &ctx->err)) != DS_OK)
         return st;
     if ((st = check_free(ctx, project, in->name, NULL, &exists)) != DS_OK)
@@ -741,7 +753,7 @@ static ds_status_t move_in(ds_ctx_t *ctx, const char *area, const char *src, con
                                "cannot store \"%.200s\": files exist under \"%.200s/\"", key, key);
         unlink(backup);
         if (link(path, backup) != 0)
-            return ds_err_set(&ctx->err, DS_UNAVAILABLE, "cannot keep the replaced file: %s", strerror(errno));
+            return io_error(&ctx->err, DS_UNAVAILABLE, "cannot keep the replaced file", path);
         *had_backup = true;
     }
     if ((st = make_parents(path, &ctx->err)) != DS_OK)
@@ -793,7 +805,7 @@ ds_status_t ds_cmd_file_upload_finish(ds_ctx_t *ctx, ds_upload_t *up, ds_file_t 
     if (up->sliced)
         st = check_manifest_file(ctx, up->staging, up->name);
     if (st == DS_OK && fsync(up->fd) != 0)
-        st = ds_err_set(&ctx->err, DS_UNAVAILABLE, "cannot sync the file to disk: %s", strerror(errno));
+        st = io_error(&ctx->err, DS_UNAVAILABLE, "cannot sync the file to disk", up->staging);
     if (st != DS_OK)
         goto failed;
     close(up->fd);
@@ -1142,7 +1154,7 @@ ds_status_t ds_files_scratch_dir(ds_ctx_t *ctx, const char *project, const char 
         new_id(id);
         const char *path = ds_arena_printf(ctx->arena, "%s/scratch/%s", area, id);
         if (mkdir(path, 0700) != 0 || !realpath(path, real))
-            st = ds_err_set(&ctx->err, DS_UNAVAILABLE, "cannot create a scratch directory: %s", strerror(errno));
+            st = io_error(&ctx->err, DS_UNAVAILABLE, "cannot create a scratch directory", path);
         else
             *dir = ds_arena_strdup(ctx->arena, real);
     }
@@ -1155,7 +1167,7 @@ static ds_status_t hash_file(const char *path, char hex[65], int64_t *size, ds_e
 {
     int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
     if (fd < 0)
-        return ds_err_set(err, DS_UNAVAILABLE, "cannot read %s: %s", path, strerror(errno));
+        return io_error(err, DS_UNAVAILABLE, "cannot read an export file", path);
     enum { BUF = 1 << 20 };
     char *buf = malloc(BUF);
     crypto_hash_sha256_state sha;
@@ -1172,7 +1184,7 @@ static ds_status_t hash_file(const char *path, char hex[65], int64_t *size, ds_e
     free(buf);
     close(fd);
     if (!buf || r != 0)
-        return ds_err_set(err, DS_UNAVAILABLE, "cannot read %s", path);
+        return io_error(err, DS_UNAVAILABLE, "cannot read an export file", path);
     crypto_hash_sha256_final(&sha, digest);
     sodium_bin2hex(hex, 65, digest, sizeof(digest));
     *size = total;
@@ -1223,15 +1235,19 @@ ds_status_t ds_files_adopt(ds_ctx_t *ctx, const char *project, const char *const
     for (size_t i = 0; i < n; i++) {
         char real[PATH_MAX];
         struct stat sb;
-        if (!paths[i] || !realpath(paths[i], real))
-            return ds_err_set(&ctx->err, DS_INVALID_ARGUMENT, "cannot resolve export file %s",
-                              paths[i] ? paths[i] : "(null)");
+        /* These are the export code's mistakes, not the client's: the log names the path. */
+        if (!paths[i] || !realpath(paths[i], real)) {
+            ds_log(DS_LOG_ERROR, "files: adopt: cannot resolve %s", paths[i] ? paths[i] : "(null)");
+            return ds_err_set(&ctx->err, DS_INVALID_ARGUMENT, "export file %zu cannot be found", i);
+        }
         size_t alen = strlen(area);
-        if (strncmp(real, area, alen) != 0 || real[alen] != '/' || strncmp(real, objects, strlen(objects)) == 0)
-            return ds_err_set(&ctx->err, DS_INVALID_ARGUMENT,
-                              "export file %s is not inside the project's scratch area", paths[i]);
+        if (strncmp(real, area, alen) != 0 || real[alen] != '/' || strncmp(real, objects, strlen(objects)) == 0) {
+            ds_log(DS_LOG_ERROR, "files: adopt: %s is outside project %s's scratch area", real, project);
+            return ds_err_set(&ctx->err, DS_INVALID_ARGUMENT, "export file %zu is not in the project's scratch area",
+                              i);
+        }
         if (stat(real, &sb) != 0 || !S_ISREG(sb.st_mode))
-            return ds_err_set(&ctx->err, DS_INVALID_ARGUMENT, "export file %s is not a regular file", paths[i]);
+            return ds_err_set(&ctx->err, DS_INVALID_ARGUMENT, "export file %zu is not a regular file", i);
         ds_file_rec_t *r = &recs[i];
         new_id(r->id);
         snprintf(r->project, sizeof(r->project), "%s", project);
@@ -1276,10 +1292,10 @@ ds_status_t ds_files_adopt(ds_ctx_t *ctx, const char *project, const char *const
         crypto_hash_sha256_final(&sha, digest);
         sodium_bin2hex(m->sha256, sizeof(m->sha256), digest, sizeof(digest));
         m->size = (int64_t)len;
-        st = fd < 0 ? ds_err_set(&ctx->err, DS_UNAVAILABLE, "cannot write the manifest: %s", strerror(errno))
+        st = fd < 0 ? io_error(&ctx->err, DS_UNAVAILABLE, "cannot write the manifest", mpath)
                     : write_all(fd, text, len, &ctx->err);
         if (st == DS_OK && fsync(fd) != 0)
-            st = ds_err_set(&ctx->err, DS_UNAVAILABLE, "cannot sync the manifest: %s", strerror(errno));
+            st = io_error(&ctx->err, DS_UNAVAILABLE, "cannot sync the manifest", mpath);
         free(text);
         if (fd >= 0)
             close(fd);
@@ -1361,8 +1377,7 @@ ds_status_t ds_files_drop_project(const char *data, const char *project, ds_err_
     pthread_mutex_lock(&files_lock);
     st = ds_catalog_file_delete_project(project, err);
     if (st == DS_OK && remove_tree(area) != 0)
-        st = ds_err_set(err, DS_UNAVAILABLE, "cannot remove the files of project %s (%s): %s", project, area,
-                        strerror(errno));
+        st = io_error(err, DS_UNAVAILABLE, "cannot remove the project's files", area);
     pthread_mutex_unlock(&files_lock);
     return st;
 }
@@ -1572,7 +1587,11 @@ static void reconcile(void)
             continue;
         const char *area = ds_arena_printf(a, "%s/%s", root, de->d_name);
         const char *project = project_of_dir(de->d_name);
-        if (!project || !project_known(project)) {
+        if (!project) {
+            ds_log(DS_LOG_WARN, "files: %s is not a project's area; leaving it alone", area);
+            continue;
+        }
+        if (!project_known(project)) {
             ds_log(DS_LOG_WARN, "files: removing %s (no such project)", area);
             remove_tree(area);
             continue;

@@ -306,6 +306,12 @@ ds_status_t ds_cmd_open_project(ds_ctx_t *ctx, const char *id, ds_proj_t *out)
     return DS_OK;
 }
 
+ds_status_t ds_cmd_authorize_project(ds_ctx_t *ctx, const char *id)
+{
+    ds_proj_t p;
+    return ds_cmd_open_project(ctx, id, &p);
+}
+
 /* ---- write slots ---- */
 
 static void leave_slot(void *slot) { ds_wq_leave(queues, slot); }

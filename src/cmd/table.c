@@ -71,6 +71,8 @@ ds_status_t ds_cmd_table_create(ds_ctx_t *ctx, const char *project, const char *
         return st;
     if ((st = build_def(ctx, bucket, in, &def)) != DS_OK)
         return st;
+    if ((st = ds_cmd_require_types(ctx, &p, def.columns, def.n_columns)) != DS_OK)
+        return st;
     if ((st = ds_cmd_enter_ddl(ctx, project)) != DS_OK)
         return st;
     if ((st = ds_be_table_create(p.be, &p.call, &def)) != DS_OK)

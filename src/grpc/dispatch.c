@@ -13,6 +13,11 @@
  *      when secret is empty (else UNAUTHENTICATED); project = host;
  *   5. the handler, which calls ds_cmd_* (they authorize admin vs project key).
  *
+ * The handlers of backend, project, bucket, table and info commands are here;
+ * those of table data and schema changes are in dispatch_data.c. Both sets are
+ * listed in the one table below (commands[]), next to every protocol command
+ * duckstore does not support, each with the capability it lacks.
+ *
  * Protobuf decoding uses an allocator on the request arena, so a decoded
  * message (and every string a handler takes from it) lives exactly as long
  * as the request. Handlers build responses in the arena too.

@@ -118,9 +118,6 @@ static ds_status_t upload_begin(ds_rest_req_t *req, void **state)
         .sliced = ds_rest_query_bool(req, "sliced"),
     };
     *state = NULL;
-    if (!in.name)
-        return ds_err_setf(&CTX->err, DS_INVALID_ARGUMENT, "name",
-                           "query parameter \"name\" (the file's key) is required");
     TRY(ds_cmd_file_upload_begin(CTX, ds_rest_param(req, "id"), &in, &up));
     return start_stream(req, up, state);
 }

@@ -51,6 +51,8 @@ struct ds_rest_req {
     const char *body;
     size_t body_len;
     void *conn; /* struct MHD_Connection * */
+    const char *branch; /* branch of a branch-scoped path ("default" = main), or NULL */
+    const char *allow;  /* on 405: the methods the path allows */
 };
 
 /*

@@ -7,6 +7,7 @@
  */
 #include <string.h>
 
+#include "core/buf.h"
 #include "rest/rest.h"
 
 /* Matches path against pattern, capturing {params} into req (arena copies). */
@@ -73,20 +74,60 @@ const ds_rest_route_t *ds_rest_route_at(size_t i)
     return NULL;
 }
 
+/*
+ * Branch-scoped paths: /projects/{id}/branches/{branch}/<rest> is the same
+ * route as /projects/{id}/<rest> on that branch. "default" is the main
+ * branch. Returns the path to match, or NULL when the branch is another
+ * one (req->branch is set to it).
+ */
+static const char *strip_branch(const char *path, ds_rest_req_t *req)
+{
+    const char *p = path;
+    if (strncmp(p, "/projects/", 10) != 0)
+        return path;
+    const char *id_end = strchr(p + 10, '/');
+    if (!id_end || strncmp(id_end, "/branches/", 10) != 0)
+        return path;
+    const char *br = id_end + 10;
+    const char *br_end = strchr(br, '/');
+    /* Only storage paths are branch-scoped; /branches/{b}, .../merge and .../pull are branch routes. */
+    if (!br_end || br_end == br || strncmp(br_end, "/buckets", 8) != 0)
+        return path;
+    size_t br_len = (size_t)(br_end - br);
+    if (req)
+        req->branch = ds_arena_strndup(req->ctx.arena, br, br_len);
+    if (br_len != 7 || strncmp(br, "default", 7) != 0)
+        return NULL;
+    if (!req)
+        return path;
+    return ds_arena_printf(req->ctx.arena, "%.*s%s", (int)(id_end - path), path, br_end);
+}
+
 const ds_rest_route_t *ds_rest_match(const char *method, const char *path, ds_rest_req_t *req, bool *method_mismatch)
 {
     *method_mismatch = false;
+    const char *match = strip_branch(path, req);
+    if (!match)
+        return NULL;
     size_t count = ds_rest_route_count();
+    const ds_rest_route_t *found = NULL;
+    ds_buf_t allow = {0};
     for (size_t i = 0; i < count; i++) {
         const ds_rest_route_t *r = ds_rest_route_at(i);
-        if (!match_path(r->pattern, path, NULL))
+        if (!match_path(r->pattern, match, NULL))
             continue;
         if (strcmp(r->method, method) != 0) {
             *method_mismatch = true;
+            if (!strstr(ds_buf_cstr(&allow), r->method))
+                ds_buf_printf(&allow, "%s%s", allow.len ? ", " : "", r->method);
             continue;
         }
-        match_path(r->pattern, path, req);
-        return r;
+        match_path(r->pattern, match, req);
+        found = r;
+        break;
     }
-    return NULL;
+    if (!found && req && allow.len)
+        req->allow = ds_arena_strdup(req->ctx.arena, ds_buf_cstr(&allow));
+    ds_buf_free(&allow);
+    return found;
 }

@@ -330,6 +330,25 @@ static ds_status_t h_table_drop(ds_rest_req_t *req, ds_rest_resp_t *resp)
     return DS_OK;
 }
 
+/*
+ * Routes of REST.md's plan whose capability is not built yet: they
+ * authenticate like every project route, then answer 501 naming what is
+ * missing, so clients learn the feature is absent rather than mistyped.
+ */
+static ds_status_t h_not_yet(ds_rest_req_t *req, ds_rest_resp_t *resp)
+{
+    TRY(ds_cmd_authorize_project(CTX, ds_rest_param(req, "id")));
+    const char *path = req->path;
+    const char *feature = strstr(path, "/share") || strstr(path, "/link") || strstr(path, "/grant-readonly")
+                              ? "bucket sharing"
+                          : strstr(path, "/alias")       ? "table aliases"
+                          : strstr(path, "/snapshots")   ? "snapshots"
+                          : strstr(path, "/branches")    ? "development branches"
+                          : strstr(path, "/workspaces")  ? "workspaces"
+                                                         : "SQL queries";
+    return ds_err_set(&CTX->err, DS_UNSUPPORTED, "%s are not available in this version of duckstore", feature);
+}
+
 #define P "/projects/{id}"
 #define B P "/buckets/{bucket}"
 #define T B "/tables/{table}"
@@ -354,5 +373,21 @@ const ds_rest_route_t ds_rest_routes[] = {
     {.method = "GET", .pattern = B "/tables", .handler = h_table_list, .public_route = false, .summary = "List tables of a bucket"},
     {.method = "GET", .pattern = T, .handler = h_table_get, .public_route = false, .summary = "Get a table: columns, primary key, exact rows, bytes, times"},
     {.method = "DELETE", .pattern = T, .handler = h_table_drop, .public_route = false, .summary = "Drop a table"},
+#define NOT_YET(m, path) {.method = m, .pattern = path, .handler = h_not_yet, .summary = "Not available yet: answers 501"}
+    NOT_YET("POST", B "/share"), NOT_YET("DELETE", B "/share"),
+    NOT_YET("POST", B "/link"), NOT_YET("DELETE", B "/link"),
+    NOT_YET("POST", B "/grant-readonly"), NOT_YET("DELETE", B "/grant-readonly"),
+    NOT_YET("POST", T "/alias"), NOT_YET("PUT", T "/alias-filter"), NOT_YET("DELETE", T "/alias-filter"),
+    NOT_YET("PUT", T "/alias-sync"),
+    NOT_YET("POST", P "/snapshots"), NOT_YET("GET", P "/snapshots"), NOT_YET("GET", P "/snapshots/{snapshot}"),
+    NOT_YET("DELETE", P "/snapshots/{snapshot}"), NOT_YET("POST", P "/snapshots/{snapshot}/restore"),
+    NOT_YET("POST", P "/branches"), NOT_YET("GET", P "/branches"), NOT_YET("GET", P "/branches/{branch}"),
+    NOT_YET("DELETE", P "/branches/{branch}"), NOT_YET("POST", P "/branches/{branch}/merge"),
+    NOT_YET("POST", P "/branches/{branch}/tables/{bucket}/{table}/pull"),
+    NOT_YET("POST", P "/workspaces"), NOT_YET("GET", P "/workspaces"), NOT_YET("GET", P "/workspaces/{workspace}"),
+    NOT_YET("DELETE", P "/workspaces/{workspace}"), NOT_YET("POST", P "/workspaces/{workspace}/clear"),
+    NOT_YET("DELETE", P "/workspaces/{workspace}/objects/{name}"), NOT_YET("POST", P "/workspaces/{workspace}/load"),
+    NOT_YET("POST", P "/workspaces/{workspace}/query"), NOT_YET("POST", P "/query"),
+#undef NOT_YET
 };
 const size_t ds_rest_n_routes = sizeof(ds_rest_routes) / sizeof(ds_rest_routes[0]);

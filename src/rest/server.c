@@ -141,6 +141,8 @@ static enum MHD_Result send_response(req_state_t *rs, struct MHD_Connection *con
     if (len)
         MHD_add_response_header(r, "Content-Type", ctype);
     MHD_add_response_header(r, "X-Request-Id", rs->request_id);
+    if (status == 405 && rs->req.allow)
+        MHD_add_response_header(r, "Allow", rs->req.allow);
     enum MHD_Result ret = MHD_queue_response(conn, (unsigned)status, r);
     MHD_destroy_response(r);
     const char *route = rs->route ? rs->route->pattern : "unmatched";
@@ -180,7 +182,11 @@ static enum MHD_Result dispatch(req_state_t *rs, struct MHD_Connection *conn)
     ds_err_t *err = &req->ctx.err;
     if (!rs->route) {
         if (rs->method_mismatch)
-            ds_err_set(err, DS_METHOD_NOT_ALLOWED, "method %s is not allowed on %s", req->method, req->path);
+            ds_err_set(err, DS_METHOD_NOT_ALLOWED, "method %s is not allowed on %s (allowed: %s)", req->method,
+                       req->path, req->allow ? req->allow : "");
+        else if (req->branch && strcmp(req->branch, "default") != 0)
+            ds_err_set(err, DS_NOT_FOUND, "branch \"%s\" not found (this server has only the default branch)",
+                       req->branch);
         else
             ds_err_set(err, DS_NOT_FOUND, "no route for %s %s", req->method, req->path);
         return send_error(rs, conn, err);

@@ -251,10 +251,20 @@ def expect_400(resp, mentions=()):
     """A 400 in the contract's error shape (code not pinned: invalid_argument or similar)."""
     assert resp.status_code == 400, f"expected 400, got:\n{describe(resp)}"
     err = resp.json().get("error") or {}
-    return expect_error(resp, 400, err.get("code"), mentions)
+    out = expect_error(resp, 400, err.get("code"), mentions)
+    assert_clear_message(out["message"])
+    return out
+
+
+def assert_clear_message(msg):
+    """A message says its thing once: its opening words do not come back (no garbled, repeated text)."""
+    head = msg[:24]
+    assert len(msg) < 24 or msg.find(head, 1) < 0, f"the error message repeats itself: {msg!r}"
 
 
 def expect_4xx(resp, mentions=()):
     assert 400 <= resp.status_code < 500, f"expected a 4xx, got:\n{describe(resp)}"
     err = resp.json().get("error") or {}
-    return expect_error(resp, resp.status_code, err.get("code"), mentions)
+    out = expect_error(resp, resp.status_code, err.get("code"), mentions)
+    assert_clear_message(out["message"])
+    return out

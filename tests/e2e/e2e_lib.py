@@ -27,7 +27,7 @@ from pathlib import Path
 import requests
 
 ROOT = Path(__file__).resolve().parents[2]
-BINARY = ROOT / "build" / "duckstore"
+BINARY = Path(os.environ.get("DUCKSTORE_TEST_BINARY", str(ROOT / "build" / "duckstore")))
 
 START_TIMEOUT = 15.0  # seconds until GET /health must answer 200
 STOP_TIMEOUT = 20.0  # seconds the process gets to exit after SIGTERM
@@ -103,7 +103,7 @@ class Server:
         self.starts += 1
         self.log_paths.append(log_path)
         argv = [
-            "build/duckstore", "serve",
+            str(BINARY), "serve",
             "--data-dir", str(self.data_dir),
             "--http-addr", f"127.0.0.1:{self.port}",
             "--grpc-addr", "off",

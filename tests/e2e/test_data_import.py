@@ -559,11 +559,10 @@ def test_unterminated_quote(proj):
 
 def test_wrong_column_count(proj):
     bad_import(proj, b'id,name,city\n4,a,b\n5,too,many,fields\n')
-    proj2 = proj
-    f = proj2.upload("few.csv", b'id,name,city\n6,only-two\n')
-    before = proj2.snapshot("t")
-    expect_400(proj2.import_file_raw("t", {"file_id": f["id"]}))
-    proj2.assert_unchanged("t", before)
+    f = proj.upload("few.csv", b'id,name,city\n6,only-two\n')
+    before = proj.snapshot("t")
+    expect_400(proj.import_file_raw("t", {"file_id": f["id"]}))
+    proj.assert_unchanged("t", before)
 
 
 def test_invalid_utf8(proj):

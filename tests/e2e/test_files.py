@@ -334,6 +334,9 @@ def test_bad_keys_are_400(server, proj, key):
 def test_missing_name_is_400(proj):
     r = proj.request("POST", "/projects/p/files", data=b"x", headers=RAW)
     expect_error(r, 400, "invalid_argument", mentions=["name"])
+    # Authentication comes first.
+    r = proj.with_key(None).request("POST", "/projects/p/files", data=b"x", headers=RAW)
+    expect_error(r, 401, "unauthenticated")
 
 
 def test_upload_limit_413(server_factory):
@@ -455,11 +458,16 @@ def test_kill_during_upload_then_restart_cleans_staging(server, admin):
     objects.mkdir(parents=True, exist_ok=True)
     (objects / "orphan.bin").write_bytes(b"o")
     (area(server, "p") / "scratch" / "old").mkdir(parents=True)
+    # Areas of projects that do not exist go; what is not an area at all is left alone.
+    (server.data_dir / "files" / "project_ghost" / "objects").mkdir(parents=True)
+    (server.data_dir / "files" / "README").write_text("operator's note")
     server.start()
     admin = server.api()
     assert staging_on_disk(server, "p") == []
     assert objects_on_disk(server, "p") == []
     assert not (area(server, "p") / "scratch" / "old").exists()
+    assert not (server.data_dir / "files" / "project_ghost").exists()
+    assert (server.data_dir / "files" / "README").exists()
     assert list_items(admin, "/projects/p/files") == []
 
 

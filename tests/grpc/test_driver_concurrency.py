@@ -4,6 +4,7 @@ every call is answered correctly and nothing is lost."""
 import threading
 
 import grpc
+import requests
 
 from driver_lib import (METHOD, REQUEST_TIMEOUT, Driver, bucket_pb2, common_pb2, info_pb2, project_pb2, request,
                         table_pb2)
@@ -118,3 +119,60 @@ def test_32_concurrent_bridge_calls(server):
             d.close()
 
     check_tables(server, keys, run_together(CALLS, call))
+
+
+def test_long_import_does_not_block_other_calls(server):
+    """While one call runs a long import, other calls (other projects, the same project's reads)
+    keep being answered promptly: commands never run on the threads that serve the connection."""
+    import time
+
+    keys = setup_projects(server)
+    d = Driver(server, "grpc")
+    X = table_pb2.ImportExportShared
+    d.run(table_pb2.CreateTableCommand(path=["in.c-load"], tableName="big", columns=[
+        T(name="a", nullable=True), T(name="b", nullable=True), T(name="c", nullable=True)]),
+        keys["c0"], "c0", info_pb2.ObjectInfoResponse)
+    data = b"a,b,c\n" + b"".join(b"%d,value-%d,%d\n" % (i, i, i * 7) for i in range(1_000_000))
+    r = requests.post(f"{server.url}/projects/c0/files", params={"name": "big.csv"}, data=data,
+                      headers={"Authorization": f"Bearer {keys['c0']}"}, timeout=REQUEST_TIMEOUT * 4)
+    assert r.status_code == 201, r.text
+
+    done = {}
+
+    def long_import():
+        big = Driver(server, "grpc")
+        try:
+            cmd = table_pb2.TableImportFromFileCommand(
+                fileProvider=X.S3, fileFormat=X.CSV, filePath=X.FilePath(fileName="big.csv"),
+                destination=X.Table(path=["in.c-load"], tableName="big"),
+                importOptions=X.ImportOptions(numberOfIgnoredLines=1))
+            done["rows"] = big.run(cmd, keys["c0"], "c0", table_pb2.TableImportResponse).tableRowsCount
+        except BaseException as e:  # noqa: BLE001 - reported below
+            done["error"] = e
+        finally:
+            done["at"] = time.monotonic()
+            big.close()
+
+    t = threading.Thread(target=long_import, daemon=True)
+    t.start()
+    answered, slowest, i = [], 0.0, 0
+    while t.is_alive() and i < 2000:
+        pid = f"c{1 + i % (PROJECTS - 1)}"
+        start = time.monotonic()
+        if i % 2:
+            d.run(info_pb2.ListSchemasCommand(), keys[pid], pid, info_pb2.ListSchemasResponse)
+        else:
+            d.run(info_pb2.ObjectInfoCommand(path=["in.c-load"], expectedObjectType=info_pb2.SCHEMA), keys["c0"],
+                  "c0", info_pb2.ObjectInfoResponse)
+        end = time.monotonic()
+        slowest = max(slowest, end - start)
+        answered.append(end)
+        i += 1
+    t.join(timeout=REQUEST_TIMEOUT * 4)
+    assert not t.is_alive(), "the import hung"
+    assert "error" not in done, done.get("error")
+    assert done["rows"] == 1_000_000
+    during = [a for a in answered if a < done["at"]]
+    assert len(during) >= 5, f"only {len(during)} calls were answered while the import ran"
+    assert slowest < 5.0, f"a small call took {slowest:.2f}s during the import"
+    d.close()

@@ -1,7 +1,11 @@
 """A Keboola-style session over the storage driver protocol, once over gRPC and once over the HTTP
-bridge: init the backend, create a project, a bucket, a typed and a string table, inspect them
-with ObjectInfo / ListSchemas, drop everything again. What the driver reports must match what
-the REST API (the same command layer) sees."""
+bridge: init the backend, create a project, a bucket, a typed and a string table, load files
+uploaded through REST (full and incremental), preview, export, inspect with ObjectInfo /
+ListSchemas, delete rows, drop everything again. What the driver reports must match what the
+REST API (the same command layer) sees."""
+
+import csv
+import io
 
 import grpc
 import requests
@@ -10,12 +14,37 @@ from driver_lib import (REQUEST_TIMEOUT, backend_pb2, bucket_pb2, common_pb2, cr
                         info_pb2, pack, project_pb2, request, table_pb2)
 
 T = table_pb2.TableColumnShared
+X = table_pb2.ImportExportShared
 
 
 def rest(server, key, path):
     r = requests.get(server.url + path, headers={"Authorization": f"Bearer {key}"}, timeout=REQUEST_TIMEOUT)
     assert r.status_code == 200, f"GET {path}: {r.status_code} {r.text}"
     return r.json()
+
+
+def upload(server, http, name, data):
+    r = http.post(f"{server.url}/projects/flow/files", params={"name": name}, data=data, timeout=REQUEST_TIMEOUT)
+    assert r.status_code == 201, r.text
+
+
+def download(server, http, name):
+    files = http.get(f"{server.url}/projects/flow/files", params={"prefix": name}, timeout=REQUEST_TIMEOUT).json()
+    (f,) = [f for f in files["items"] if f["name"] == name]
+    r = http.get(f"{server.url}/projects/flow/files/{f['id']}/download", timeout=REQUEST_TIMEOUT)
+    assert r.status_code == 200, r.text
+    return r.content
+
+
+def import_file(table, path, file_name, import_type, columnsNames=(), numberOfIgnoredLines=0):
+    cmd = table_pb2.TableImportFromFileCommand(
+        fileProvider=X.S3, fileFormat=X.CSV, filePath=X.FilePath(root="kbc-files", path=path, fileName=file_name),
+        destination=X.Table(path=["in.c-main"], tableName=table),
+        importOptions=X.ImportOptions(importType=import_type, numberOfIgnoredLines=numberOfIgnoredLines,
+                                      timestampColumn="_timestamp"))
+    cmd.formatTypeOptions.Pack(table_pb2.TableImportFromFileCommand.CsvTypeOptions(
+        columnsNames=list(columnsNames), delimiter=",", enclosure='"'))
+    return cmd
 
 
 def columns_of(table_info):
@@ -103,6 +132,39 @@ def test_keboola_flow(server, driver):
     orders = next(t for t in rest_tables if t["name"] == "orders")
     assert [(c["name"], c["type"]) for c in orders["columns"]] == \
         [("id", "INTEGER"), ("amount", "DECIMAL(12,2)"), ("note", "VARCHAR"), ("ordered_at", "TIMESTAMP")]
+
+    # Data: files uploaded through REST (Storage Files) are loaded full, then incrementally.
+    http = requests.Session()
+    http.headers["Authorization"] = f"Bearer {key}"
+    upload(server, http, "loads/raw-1.csv", b'"a","b"\n"1","x"\n"2","y"\n')
+    upload(server, http, "loads/raw-2.csv", b'"3","z"\n')
+    r = driver.run(import_file("raw", "loads", "raw-1.csv", X.ImportOptions.FULL, numberOfIgnoredLines=1), key, "flow",
+                   table_pb2.TableImportResponse)
+    assert (r.importedRowsCount, r.tableRowsCount) == (2, 2)
+    r = driver.run(import_file("raw", "loads", "raw-2.csv", X.ImportOptions.INCREMENTAL, columnsNames=["a", "b"]),
+                   key, "flow", table_pb2.TableImportResponse)
+    assert (r.importedRowsCount, r.tableRowsCount) == (1, 3)
+    preview = driver.run(table_pb2.PreviewTableCommand(path=["in.c-main"], tableName="raw",
+                                                       orderBy=[X.ExportOrderBy(columnName="a")]),
+                         key, "flow", table_pb2.PreviewTableResponse)
+    assert list(preview.columns) == ["a", "b"]
+    assert [[c.value.string_value for c in row.columns] for row in preview.rows] == [["1", "x"], ["2", "y"], ["3", "z"]]
+    exported = driver.run(table_pb2.TableExportToFileCommand(
+        source=X.Table(path=["in.c-main"], tableName="raw"), fileProvider=X.S3, fileFormat=X.CSV,
+        filePath=X.FilePath(root="kbc-files", path="exports", fileName="raw.csv"),
+        exportOptions=X.ExportOptions(orderBy=[X.ExportOrderBy(columnName="a")])), key, "flow",
+        table_pb2.TableExportToFileResponse)
+    assert exported.tableInfo.tableName == "raw" and exported.tableInfo.rowsCount == 3
+    rows = list(csv.reader(io.StringIO(download(server, http, "exports/raw.csv").decode())))
+    assert rows == [["a", "b"], ["1", "x"], ["2", "y"], ["3", "z"]]
+    info = driver.run(info_pb2.ObjectInfoCommand(path=["in.c-main", "raw"], expectedObjectType=info_pb2.TABLE), key,
+                      "flow", info_pb2.ObjectInfoResponse)
+    assert info.tableInfo.rowsCount == 3
+    deleted = driver.run(table_pb2.DeleteTableRowsCommand(path=["in.c-main"], tableName="raw", whereFilters=[
+        X.TableWhereFilter(columnsName="b", operator=X.TableWhereFilter.eq, values=["y"])]), key, "flow",
+        table_pb2.DeleteTableRowsResponse)
+    assert (deleted.deletedRowsCount, deleted.tableRowsCount) == (1, 2)
+    assert rest(server, key, "/projects/flow/buckets/in.c-main/tables/raw")["rows"] == 2
 
     # Drops.
     assert driver.run(table_pb2.DropTableCommand(path=["in.c-main"], tableName="raw"), key, "flow") is None
