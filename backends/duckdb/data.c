@@ -96,6 +96,14 @@ static ds_status_t reword_err(use_t *u, ds_status_t st, int kbc, const char *pre
     size_t dl = strlen(dir);
     for (char *p = dl ? strstr(msg, dir) : NULL; p; p = strstr(p, dir))
         memmove(p, p + dl, strlen(p + dl) + 1);
+    /* "/files/project_<id>/objects/<key>" -> "<key>": name the file as the user knows it. */
+    for (char *p = strstr(msg, "/files/project_"); p; p = strstr(p, "/files/project_")) {
+        char *obj = strstr(p, "/objects/");
+        char *nl = strchr(p, '\n');
+        if (!obj || (nl && nl < obj))
+            break;
+        memmove(p, obj + 9, strlen(obj + 9) + 1);
+    }
     size_t n = strlen(msg);
     while (n && (msg[n - 1] == '\n' || msg[n - 1] == ' '))
         msg[--n] = '\0';

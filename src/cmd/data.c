@@ -8,6 +8,7 @@
  * that order), resolves Storage Files through the files layer (which confines
  * every path to the project's area), and calls the backend.
  */
+#include <sodium.h>
 #include <stdio.h>
 #include <string.h>
 #include <strings.h>
@@ -173,7 +174,8 @@ ds_status_t ds_cmd_table_export(ds_ctx_t *ctx, const char *project, const char *
     const char *ext = in->format == DS_FORMAT_PARQUET ? "parquet" : in->gzip ? "csv.gz" : "csv";
     const char *name = in->file_name && *in->file_name
                            ? in->file_name
-                           : ds_arena_printf(ctx->arena, "exports/%s.%s-%lld.%s", bucket, table, (long long)ds_now(), ext);
+                           : ds_arena_printf(ctx->arena, "exports/%s.%s-%lld-%08x.%s", bucket, table, (long long)ds_now(),
+                                             (unsigned)randombytes_random(), ext);
     if ((st = ds_ident_check_file_key(name, &ctx->err)) != DS_OK)
         return st;
     if ((st = ds_files_scratch_dir(ctx, project, &dir)) != DS_OK)

@@ -28,6 +28,10 @@
  * is not found by any command, before the sweep deletes it. The sweep thread
  * wakes every clamp(TTL/4, 1 s, 60 s), and ds_files_stop wakes it at once.
  *
+ * Errors: messages for clients name keys and ids, never host paths; an I/O
+ * failure logs its path for the operator (io_error) and tells the client what
+ * failed.
+ *
  * Locks: files_lock (this file) is taken before the catalog mutex (inside
  * ds_catalog_* calls), never after; sweep_mu only guards the sweep thread's
  * sleep and is never held with another lock. files_lock is held only for
