@@ -8,6 +8,8 @@
  *   --quick   tiny sizes (seconds), written to bench/results/quick.json
  *   --rows N  rows of the import data (default: the full size below)
  *   --keep    keep the servers' data directories under <work>/run
+ *   --tables N, --projects N, --max-open N, --req-seconds S
+ *             override the scale and request sizes (for experiments)
  *
  * Phases, in order, on one server (the projects phase starts its own):
  * import, import incremental, export, parallel, requests, tables, projects.
@@ -27,7 +29,8 @@
 
 static void usage(void)
 {
-    fprintf(stderr, "usage: duckstore_bench [--quick] [--rows N] [--binary PATH] [--work DIR] [--out FILE] [--keep]\n");
+    fprintf(stderr, "usage: duckstore_bench [--quick] [--rows N] [--binary PATH] [--work DIR] [--out FILE] [--keep]\n"
+                    "                       [--tables N] [--projects N] [--max-open N] [--req-seconds S]\n");
     exit(2);
 }
 
@@ -51,6 +54,8 @@ int main(int argc, char **argv)
     int64_t rows = 0;
     bool keep = false;
     const char *out = NULL;
+    int tables = 0, projects = 0, max_open = 0;
+    double req_seconds = 0;
     snprintf(b.binary, sizeof(b.binary), "build/duckstore");
     snprintf(b.work, sizeof(b.work), "build/bench-work");
     for (int i = 1; i < argc; i++) {
@@ -66,6 +71,14 @@ int main(int argc, char **argv)
             snprintf(b.work, sizeof(b.work), "%s", argv[++i]);
         else if (strcmp(argv[i], "--out") == 0 && i + 1 < argc)
             out = argv[++i];
+        else if (strcmp(argv[i], "--tables") == 0 && i + 1 < argc)
+            tables = atoi(argv[++i]);
+        else if (strcmp(argv[i], "--projects") == 0 && i + 1 < argc)
+            projects = atoi(argv[++i]);
+        else if (strcmp(argv[i], "--max-open") == 0 && i + 1 < argc)
+            max_open = atoi(argv[++i]);
+        else if (strcmp(argv[i], "--req-seconds") == 0 && i + 1 < argc)
+            req_seconds = atof(argv[++i]);
         else
             usage();
     }
@@ -92,10 +105,10 @@ int main(int argc, char **argv)
     bench_machine(&b.machine);
     b.memory_limit_bytes = b.machine.memory_bytes / 2; /* DUCKSTORE_MEMORY_LIMIT's default, 50% */
     b.par_k = 4;
-    b.req_seconds = b.quick ? 0.25 : 2.0;
-    b.scale_tables = b.quick ? 50 : 5000;
-    b.scale_projects = b.quick ? 20 : 2000;
-    b.scale_max_open = b.quick ? 4 : 64;
+    b.req_seconds = req_seconds > 0 ? req_seconds : b.quick ? 0.25 : 2.0;
+    b.scale_tables = tables > 10 ? tables : b.quick ? 50 : 5000;
+    b.scale_projects = projects > 0 ? projects : b.quick ? 20 : 2000;
+    b.scale_max_open = max_open > 0 ? max_open : b.quick ? 4 : 64;
     int64_t req_rows = b.quick ? 2000 : 100000;
 
     printf("duckstore benchmark (%s): %d cores, %s MB memory, %s, %s, DuckDB %s\n", b.quick ? "QUICK" : "full",

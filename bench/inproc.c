@@ -38,6 +38,14 @@ static void check(ds_status_t st, ds_ctx_t *ctx, const char *what)
         bench_die("in-process %s: %s", what, ctx->err.message);
 }
 
+/* Ends one request and starts the next: a fresh arena, a clean error. */
+static void next_request(ds_ctx_t *ctx)
+{
+    ds_arena_destroy(&ctx->arena);
+    ctx->arena = ds_arena_create();
+    ds_err_clear(&ctx->err);
+}
+
 void bench_inproc_start(const char *data_dir, const char *req_csv)
 {
     ds_err_t err = {0};
@@ -53,13 +61,16 @@ void bench_inproc_start(const char *data_dir, const char *req_csv)
     if (ds_service_start(&cfg, &err) != DS_OK)
         bench_die("in-process ds_service_start: %s", err.message);
 
+    /* One arena per command, as a transport does: a command's write slot lives as long as its arena. */
     ds_ctx_t ctx = {.arena = ds_arena_create(), .key = KEY};
     ds_project_t p;
     ds_project_create_t pc = {.id = BENCH_PROJECT};
     check(ds_cmd_project_create(&ctx, &pc, &p), &ctx, "project create");
+    next_request(&ctx);
     ds_be_bucket_t b;
     ds_bucket_create_t bc = {.stage = "in", .name = "bench"};
     check(ds_cmd_bucket_create(&ctx, BENCH_PROJECT, &bc, &b), &ctx, "bucket create");
+    next_request(&ctx);
     ds_column_in_t cols[16];
     for (size_t i = 0; i < bench_n_cols; i++)
         cols[i] = (ds_column_in_t){.name = bench_cols[i].name, .type = bench_cols[i].type, .nullable = i != 0};
@@ -68,6 +79,7 @@ void bench_inproc_start(const char *data_dir, const char *req_csv)
                             .n_primary_key = 1};
     ds_be_table_t t;
     check(ds_cmd_table_create(&ctx, BENCH_PROJECT, BENCH_BUCKET, &tc, &t), &ctx, "table create");
+    next_request(&ctx);
 
     ds_upload_t *up = NULL;
     ds_file_upload_in_t ui = {.name = "req.csv", .overwrite = true};
@@ -83,8 +95,10 @@ void bench_inproc_start(const char *data_dir, const char *req_csv)
     ds_file_t file;
     check(ds_cmd_file_upload_finish(&ctx, up, &file), &ctx, "upload finish");
     ds_cmd_file_upload_abort(&up);
+    char *file_id = bench_xstrdup(file.id);
+    next_request(&ctx);
 
-    ds_import_t in = {.file_id = file.id, .format = DS_FORMAT_CSV, .dedup = DS_DEDUP_UPDATE,
+    ds_import_t in = {.file_id = file_id, .format = DS_FORMAT_CSV, .dedup = DS_DEDUP_UPDATE,
                       .timestamp_mode = DS_TS_CURRENT_TIME, .strategy = DS_STRATEGY_AUTO,
                       .create_mode = DS_CREATE_NONE};
     snprintf(in.csv.delimiter, sizeof(in.csv.delimiter), ",");
@@ -94,6 +108,7 @@ void bench_inproc_start(const char *data_dir, const char *req_csv)
     check(ds_cmd_table_import(&ctx, BENCH_PROJECT, BENCH_BUCKET, "req", &in, &ir), &ctx, "import");
     req_rows = ir.table_rows;
     ds_arena_destroy(&ctx.arena);
+    free(file_id);
 }
 
 void bench_inproc_stop(void)

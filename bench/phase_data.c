@@ -199,7 +199,9 @@ void bench_phase_import(bench_t *b)
         char *file_id = bench_rest_upload(b->http, b->server.key, BENCH_PROJECT, key_name, file, &up_s);
         json_t *up = speed_item("upload", fi->name, "rest", d->rows, bytes, up_s);
         json_array_append_new(items, up);
-        const char *upc[] = {"upload (file)", "rest", bench_int((int64_t)((double)d->rows / up_s)),
+        char up_what[64];
+        snprintf(up_what, sizeof(up_what), "upload %s (file)", fi->name);
+        const char *upc[] = {up_what, "rest", bench_int((int64_t)((double)d->rows / up_s)),
                              bench_num((double)bytes / 1e6 / up_s, 1), bench_num(up_s, 2), NULL};
         bench_table_row(t, upc);
 

@@ -18,6 +18,10 @@
 # Per-plugin compiler flags and libraries: PLUGIN_CFLAGS_<name>, PLUGIN_LIBS_<name>.
 #
 # Variables for the includer: PLUGIN_SO, TEST_PLUGIN_SO. Convenience target: plugins.
+# Safe to name twice (make -f Makefile -f mk/plugins.mk): the second time is a no-op.
+
+ifndef DS_PLUGINS_MK
+DS_PLUGINS_MK := 1
 
 _plugins_saved_default_goal := $(.DEFAULT_GOAL)
 
@@ -49,3 +53,4 @@ $(or $(BUILD),build)/test-plugins/%.so: tests/plugins/%.c $(PLUGIN_HDRS)
 plugins: $(PLUGIN_SO) $(TEST_PLUGIN_SO)
 
 .DEFAULT_GOAL := $(_plugins_saved_default_goal)
+endif

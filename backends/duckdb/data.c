@@ -35,6 +35,7 @@
 #include <strings.h>
 #include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 #include <zlib.h>
 
 #include "core/buf.h"
@@ -147,10 +148,16 @@ static void ts_literal(ds_buf_t *b, const char *v)
 static const char *op_sql[] = {"=", "<>", ">", ">=", "<", "<="};
 
 /* Appends one column reference, cast when data_type is given. */
-static ds_status_t filter_operand(use_t *u, ds_buf_t *b, const char *column, const char *data_type, char *type_out)
+/* qual: a table alias to qualify the column with (ORDER BY must not bind to a select alias), or NULL. */
+static ds_status_t filter_operand(use_t *u, ds_buf_t *b, const char *qual, const char *column, const char *data_type,
+                                  char *type_out)
 {
     if (!data_type) {
-        ds_buf_ident(b, column);
+        if (qual) {
+        ds_buf_ident(b, qual);
+        ds_buf_puts(b, ".");
+    }
+    ds_buf_ident(b, column);
         type_out[0] = '\0';
         return DS_OK;
     }
@@ -158,6 +165,10 @@ static ds_status_t filter_operand(use_t *u, ds_buf_t *b, const char *column, con
     if (st != DS_OK)
         return st;
     ds_buf_puts(b, "TRY_CAST(");
+    if (qual) {
+        ds_buf_ident(b, qual);
+        ds_buf_puts(b, ".");
+    }
     ds_buf_ident(b, column);
     ds_buf_printf(b, " AS %s)", type_out);
     return DS_OK;
@@ -202,7 +213,7 @@ static ds_status_t append_where(use_t *u, const ds_be_table_t *t, const ds_where
         char type[DS_TYPE_MAX];
         AND();
         ds_buf_puts(b, "(");
-        ds_status_t st = filter_operand(u, b, col, f->data_type, type);
+        ds_status_t st = filter_operand(u, b, NULL, col, f->data_type, type);
         if (st != DS_OK)
             return st;
         if (f->n_values > 1) {
@@ -308,7 +319,7 @@ static ds_status_t append_order(use_t *u, const ds_be_table_t *t, const ds_order
                                order[i].column ? order[i].column : "");
         char type[DS_TYPE_MAX];
         ds_buf_puts(b, i ? ", " : " ORDER BY ");
-        ds_status_t st = filter_operand(u, b, ci >= 0 ? t->columns[ci].name : "_timestamp", order[i].data_type, type);
+        ds_status_t st = filter_operand(u, b, "__t", ci >= 0 ? t->columns[ci].name : "_timestamp", order[i].data_type, type);
         if (st != DS_OK)
             return st;
         ds_buf_puts(b, order[i].desc ? " DESC" : " ASC");
@@ -327,6 +338,7 @@ static ds_status_t build_select(use_t *u, ds_be_call_t *call, const ds_be_table_
         return st;
     ds_buf_puts(sql, " FROM ");
     qualified(sql, t->bucket, t->name);
+    ds_buf_puts(sql, " AS \"__t\"");
     if ((st = append_where(u, t, where, sql)) != DS_OK)
         return st;
     if ((st = append_order(u, t, order, n_order, sql)) != DS_OK)
@@ -493,7 +505,101 @@ typedef struct {
     size_t n_key;
     ds_buf_t reader;              /* FROM clause of the source */
     int64_t staged_rows;
+    ds_csv_opts_t csv;            /* the CSV options the reader uses (after any conversion) */
+    const char **converted;       /* temporary files to remove when the import ends */
+    size_t n_converted;
 } imp_t;
+
+/*
+ * Rewrites an escaped, unenclosed CSV (escapedBy without enclosure, e.g.
+ * a\,b) as standard CSV with every field enclosed, which DuckDB's reader
+ * understands (its escape character works only inside enclosures). Escape
+ * sequences follow the usual unenclosed-field convention: \n, \t, \r are the
+ * control characters, any other escaped character stands for itself. The
+ * first skip_lines raw lines are dropped here.
+ */
+static ds_status_t convert_escaped(use_t *u, const char *in_path, const char *out_path, const ds_csv_opts_t *o)
+{
+    gzFile in = gzopen(in_path, "rb");
+    if (!in)
+        return ds_err_setk(u->err, DS_NOT_FOUND, DS_KBC_FILE_NOT_FOUND, "cannot open the file to import");
+    FILE *out = fopen(out_path, "wb");
+    if (!out) {
+        gzclose(in);
+        return ds_err_set(u->err, DS_UNAVAILABLE, "cannot write a temporary file for the import");
+    }
+    gzbuffer(in, 1 << 17);
+    char delim = o->delimiter[0], esc = o->escaped_by[0];
+    int64_t skip = o->skip_lines;
+    bool field_open = false, line_start = true;
+    int c;
+    while ((c = gzgetc(in)) != -1) {
+        if (skip > 0) {
+            if (c == '\n')
+                skip--;
+            continue;
+        }
+        if (!field_open) {
+            fputc('"', out);
+            field_open = true;
+        }
+        line_start = false;
+        if (c == esc) {
+            int n = gzgetc(in);
+            if (n == -1)
+                break;
+            c = n == 'n' ? '\n' : n == 't' ? '\t' : n == 'r' ? '\r' : n;
+            if (c == '"')
+                fputc('"', out);
+            fputc(c, out);
+        } else if (c == delim) {
+            fputs("\",\"", out);
+        } else if (c == '\n' || c == '\r') {
+            if (c == '\r') {
+                int n = gzgetc(in);
+                if (n != '\n' && n != -1)
+                    gzungetc(n, in);
+            }
+            fputs("\"\n", out);
+            field_open = false;
+            line_start = true;
+        } else {
+            if (c == '"')
+                fputc('"', out);
+            fputc(c, out);
+        }
+    }
+    if (field_open && !line_start)
+        fputs("\"\n", out);
+    gzclose(in);
+    bool ok = fflush(out) == 0 && !ferror(out);
+    fclose(out);
+    return ok ? DS_OK : ds_err_set(u->err, DS_UNAVAILABLE, "cannot write a temporary file for the import");
+}
+
+/* Converts every escaped CSV source to standard CSV (see convert_escaped); m->paths then name the copies. */
+static ds_status_t convert_sources(imp_t *m)
+{
+    const ds_host_api_t *host = m->u->be->host;
+    const char **paths = host->alloc(m->call, sizeof(char *) * m->n_paths);
+    m->converted = paths;
+    for (size_t i = 0; i < m->n_paths; i++) {
+        char *p = host->alloc(m->call, 4200);
+        snprintf(p, 4200, "%s/tmp/import-%p-%zu.csv", host->data_dir, (void *)m, i);
+        paths[i] = p;
+        m->n_converted = i + 1;
+        ds_status_t st = convert_escaped(m->u, m->paths[i], p, &m->in->csv);
+        if (st != DS_OK)
+            return st;
+    }
+    m->paths = paths;
+    snprintf(m->csv.delimiter, sizeof(m->csv.delimiter), ",");
+    snprintf(m->csv.enclosure, sizeof(m->csv.enclosure), "\"");
+    m->csv.escaped_by[0] = '\0';
+    m->csv.skip_lines = 0;
+    m->csv.gzip = false;
+    return DS_OK;
+}
 
 static ds_status_t describe_source(imp_t *m)
 {
@@ -557,7 +663,10 @@ static ds_status_t describe_source(imp_t *m)
         duckdb_destroy_result(&r);
         return DS_OK;
     }
-    const ds_csv_opts_t *o = &in->csv;
+    m->csv = in->csv;
+    if (m->csv.escaped_by[0] && m->csv.escaped_by[0] != m->csv.enclosure[0] && (st = convert_sources(m)) != DS_OK)
+        return st;
+    const ds_csv_opts_t *o = &m->csv;
     if (o->n_columns) {
         m->src = o->columns;
         m->n_src = o->n_columns;
@@ -1219,6 +1328,8 @@ ds_status_t ddb_table_import(void *self, ds_be_call_t *call, const char *bucket,
     ds_err_t ignored = {0};
     ds_ddb_exec(u.conn, &ignored, "DROP TABLE IF EXISTS __ds_src; DROP TABLE IF EXISTS __ds_new");
     ds_buf_free(&m.reader);
+    for (size_t i = 0; i < m.n_converted; i++)
+        unlink(m.converted[i]);
     ddb_use_end(&u);
     return st;
 }
@@ -1547,25 +1658,29 @@ static ds_status_t add_column_txn(use_t *u, void *ud)
     if (find_col(s->t, c->name) >= 0)
         return ds_err_set(u->err, DS_ALREADY_EXISTS, "column \"%s\" already exists in %s.%s", c->name, s->bucket,
                           s->table);
-    ds_status_t st = alter_exec(u, s, "ADD COLUMN", c->name, c->type);
-    if (st == DS_OK && c->default_value)
-        st = set_default(u, s, c->name, c->type, c->default_value);
-    if (st == DS_OK && c->default_value) {
-        /* Existing rows take the default, as a column added with a default has it everywhere. */
-        ds_buf_t sql = {0};
-        ds_buf_puts(&sql, "UPDATE ");
-        qualified(&sql, s->bucket, s->table);
-        ds_buf_puts(&sql, " SET ");
-        ds_buf_ident(&sql, c->name);
-        ds_buf_puts(&sql, " = CAST(");
-        ds_buf_literal(&sql, c->default_value);
-        ds_buf_printf(&sql, " AS %s)", c->type);
-        st = ds_ddb_exec(u->conn, u->err, ds_buf_cstr(&sql));
-        ds_buf_free(&sql);
+    /* ADD COLUMN ... DEFAULT fills the existing rows with the default. */
+    ds_buf_t tail = {0};
+    ds_buf_puts(&tail, c->type);
+    if (c->default_value) {
+        ds_buf_puts(&tail, " DEFAULT CAST(");
+        ds_buf_literal(&tail, c->default_value);
+        ds_buf_printf(&tail, " AS %s)", c->type);
     }
-    if (st == DS_OK && !c->nullable)
-        st = alter_exec(u, s, "ALTER COLUMN", c->name, "SET NOT NULL");
+    ds_status_t st = alter_exec(u, s, "ADD COLUMN", c->name, ds_buf_cstr(&tail));
+    ds_buf_free(&tail);
     return st == DS_OK ? touch_meta(u, s->bucket, s->table, false, true) : st;
+}
+
+static ds_status_t set_not_null_txn(use_t *u, void *ud)
+{
+    schema_t *s = ud;
+    return alter_exec(u, s, "ALTER COLUMN", s->add->name, "SET NOT NULL");
+}
+
+static ds_status_t undo_add_column_txn(use_t *u, void *ud)
+{
+    schema_t *s = ud;
+    return alter_exec(u, s, "DROP COLUMN", s->add->name, NULL);
 }
 
 static ds_status_t drop_column_txn(use_t *u, void *ud)
@@ -1685,7 +1800,25 @@ ds_status_t ddb_column_add(void *self, ds_be_call_t *call, const char *bucket, c
                            const ds_be_column_t *column)
 {
     schema_t s = {.bucket = bucket, .table = table, .add = column};
-    return schema_change(self, call, &s, add_column_txn);
+    ds_status_t st = schema_change(self, call, &s, add_column_txn);
+    if (st != DS_OK || column->nullable)
+        return st;
+    /*
+     * NOT NULL is set in a transaction of its own: DuckDB cannot build the
+     * constraint over rows changed earlier in the same transaction. When
+     * existing rows hold NULL, the column is removed again.
+     */
+    if ((st = schema_change(self, call, &s, set_not_null_txn)) == DS_OK)
+        return DS_OK;
+    char msg[DS_ERR_MSG_MAX];
+    snprintf(msg, sizeof(msg), "%s", call->err->message);
+    ds_err_t ignored = {0};
+    ds_be_call_t undo = *call;
+    undo.err = &ignored;
+    schema_change(self, &undo, &s, undo_add_column_txn);
+    return ds_err_set(call->err, DS_INVALID_ARGUMENT,
+                      "column \"%s\" cannot be NOT NULL: existing rows would hold NULL (give a default): %s",
+                      column->name, msg);
 }
 
 ds_status_t ddb_column_drop(void *self, ds_be_call_t *call, const char *bucket, const char *table, const char *column)

@@ -77,8 +77,10 @@ typedef struct {
     pthread_t monitor;
     bool monitor_started;
     bool stopping;
-    /* the metadata schema exists (set once per process) */
+    /* the metadata schema exists (set once per backend instance); meta_lock guards these */
     bool meta_ready;
+    bool foreign_owner;  /* the database belongs to another data directory */
+    char owner_dir[1024];
     pthread_mutex_t meta_lock;
 } pg_be_t;
 

@@ -310,9 +310,6 @@ static const char *meta_ddl =
     "BEGIN EXECUTE format('SELECT CAST(%L AS %s)', v, t); RETURN true; "
     "EXCEPTION WHEN others THEN RETURN false; END $f$;";
 
-static bool foreign_owner; /* guarded by meta_lock; the database belongs to another data directory */
-static char owner_dir[1024];
-
 static ds_status_t meta_txn(pg_use_t *u, void *ud)
 {
     (void)ud;
@@ -328,8 +325,9 @@ static ds_status_t meta_txn(pg_use_t *u, void *ud)
     if (st == DS_OK)
         st = pg_run(u, &r, "SELECT data_dir FROM " PG_META ".instance WHERE id = 1", 0, NULL);
     if (st == DS_OK) {
-        snprintf(owner_dir, sizeof(owner_dir), "%s", PQntuples(r) ? PQgetvalue(r, 0, 0) : "");
-        foreign_owner = strcmp(owner_dir, u->be->host->data_dir) != 0;
+        pg_be_t *be = u->be;
+        snprintf(be->owner_dir, sizeof(be->owner_dir), "%s", PQntuples(r) ? PQgetvalue(r, 0, 0) : "");
+        be->foreign_owner = strcmp(be->owner_dir, be->host->data_dir) != 0;
         PQclear(r);
     }
     return st;
@@ -343,11 +341,11 @@ static ds_status_t ensure_meta(pg_use_t *u)
     if (!be->meta_ready) {
         st = pg_in_txn(u, meta_txn, NULL);
         be->meta_ready = st == DS_OK;
-        if (st == DS_OK && foreign_owner)
+        if (st == DS_OK && be->foreign_owner)
             be->host->log(2, PG_BACKEND,
                           "database %s belongs to data directory %s, not this one; its projects are never removed as "
                           "orphans here",
-                          be->database, owner_dir);
+                          be->database, be->owner_dir);
     }
     pthread_mutex_unlock(&be->meta_lock);
     return st;
@@ -489,12 +487,14 @@ static ds_status_t be_project_list_stored(void *self, void (*cb)(const char *, v
     if (st != DS_OK)
         return st;
     pthread_mutex_lock(&be->meta_lock);
-    bool foreign = foreign_owner;
+    bool foreign = be->foreign_owner;
+    char owner[sizeof(be->owner_dir)];
+    snprintf(owner, sizeof(owner), "%s", be->owner_dir);
     pthread_mutex_unlock(&be->meta_lock);
     if (foreign)
         st = be->host->err_set(err, DS_UNAVAILABLE,
                                "database %s belongs to data directory %s; its projects are not listed for removal",
-                               be->database, owner_dir);
+                               be->database, owner);
     if (st == DS_OK)
         st = pg_run(&u, &r, "SELECT id FROM " PG_META ".projects ORDER BY id", 0, NULL);
     if (st == DS_OK) {

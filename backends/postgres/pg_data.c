@@ -1388,9 +1388,8 @@ ds_status_t pg_table_export(void *self, ds_be_call_t *call, const char *bucket, 
     *n_paths = 0;
     *rows = 0;
     if (in->format != DS_FORMAT_CSV)
-        return call->err ? ((pg_be_t *)self)->host->err_set(call->err, DS_UNSUPPORTED,
-                                                           "backend \"%s\" exports CSV only", PG_BACKEND)
-                         : DS_UNSUPPORTED;
+        return ((pg_be_t *)self)->host->err_set(call->err, DS_UNSUPPORTED, "backend \"%s\" exports CSV only",
+                                                PG_BACKEND);
     ds_status_t st = pg_use_begin(self, call, &u);
     if (st != DS_OK)
         return st;

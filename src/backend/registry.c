@@ -322,7 +322,7 @@ static ds_status_t add_backend(ds_backend_entry_fn entry, void *handle, const ch
         return st;
     }
     ds_log(DS_LOG_INFO, "backend %s %s registered (%s, open %.2f ms)", e->ops.name, e->ops.version ? e->ops.version : "",
-           path ? path : "built in", e->open_ms);
+           path ? path : handle ? "plugin" : "built in", e->open_ms);
     return DS_OK;
 }
 
@@ -610,7 +610,7 @@ ds_status_t ds_registry_unload(const char *name, ds_registry_unload_check_fn che
     snprintf(logname, sizeof(logname), "%s", e->ops.name);
     e->ops.close(e->be.self);
     dlclose(e->handle);
-    ds_log(DS_LOG_INFO, "backend %s unloaded (%s, %.2f ms)", logname, e->path ? e->path : "", mono_ms() - t0);
+    ds_log(DS_LOG_INFO, "backend %s unloaded (%s, %.2f ms)", logname, e->path ? e->path : "plugin", mono_ms() - t0);
     free_entry(e);
     return DS_OK;
 }
