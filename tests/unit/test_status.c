@@ -143,9 +143,9 @@ Test(status, long_messages_are_truncated_not_overflowed)
 Test(status, specific_keboola_code_overrides_the_default)
 {
     ds_err_t err;
-    ds_err_set(&err, DS_NOT_FOUND, "table missing");
-    cr_assert_eq(ds_err_kbc(&err, DS_KBC_TABLE_NOT_FOUND), DS_NOT_FOUND,
-                 "ds_err_kbc returns the error's status");
+    cr_assert_eq(ds_err_setk(&err, DS_NOT_FOUND, DS_KBC_TABLE_NOT_FOUND, "table %s missing", "t"), DS_NOT_FOUND,
+                 "ds_err_setk returns the status it sets");
+    cr_assert_str_eq(err.message, "table t missing");
     cr_assert_eq(err.keboola_code, DS_KBC_TABLE_NOT_FOUND);
     cr_assert_eq(ds_err_keboola(&err), 2004);
     /* A new error resets the specific code. */
