@@ -16,7 +16,7 @@
 #include "core/config.h"
 #include "core/log.h"
 #include "core/metrics.h"
-#include "grpc/grpc.h"
+#include "grpc/ds_grpc.h"
 #include "rest/rest.h"
 
 #define DS_VERSION "0.1.0"

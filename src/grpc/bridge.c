@@ -31,6 +31,16 @@ static ds_status_t h_driver_execute(ds_rest_req_t *req, ds_rest_resp_t *resp)
     resp->raw_len = r.response_len;
     resp->content_type = "application/x-protobuf";
     resp->status = ds_status_http(r.status);
+    if (r.status != DS_OK) {
+        /* The same status a gRPC client would see, for clients that read headers. */
+        resp->headers[0][0] = "grpc-status";
+        resp->headers[0][1] = ds_arena_printf(req->ctx.arena, "%d", ds_status_grpc(r.status));
+        resp->headers[1][0] = "grpc-message";
+        resp->headers[1][1] = ds_driver_grpc_message(req->ctx.arena, r.message);
+        resp->headers[2][0] = "keboola-code";
+        resp->headers[2][1] = ds_arena_printf(req->ctx.arena, "%d", r.keboola_code);
+        resp->n_headers = 3;
+    }
     return DS_OK;
 }
 

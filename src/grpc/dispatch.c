@@ -27,6 +27,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "core/log.h"
 #include "grpc/dispatch.h"
@@ -405,7 +406,7 @@ static ds_status_t h_object_info(ds_drv_t *d)
     switch ((int)c->expectedobjecttype) {
     case KEBOOLA__STORAGE_DRIVER__COMMAND__INFO__OBJECT_TYPE__DATABASE: {
         /* The database is the project: path [] or [project id]. */
-        if (c->n_path > 1 || (c->n_path == 1 && strcmp(c->path[0], project) != 0))
+        if (c->n_path > 1 || (c->n_path == 1 && strcasecmp(c->path[0], project) != 0))
             return ds_err_setf(err, DS_INVALID_ARGUMENT, "path",
                                "ObjectInfo of a DATABASE takes path [] or [\"%s\"] (the project)", project);
         ds_be_bucket_t *items;

@@ -26,7 +26,7 @@
  * counts running executors; both are guarded by mu_, and ds_grpc_stop returns
  * only when both are 0, so no command runs after it.
  */
-#include <grpc/grpc.h> /* first: src/grpc/grpc.h, which includes the gRPC core's grpc.h */
+#include <grpc/grpc.h>
 #include <grpc/byte_buffer.h>
 #include <grpc/byte_buffer_reader.h>
 #include <grpc/grpc_security.h>

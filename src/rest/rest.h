@@ -24,6 +24,7 @@
 #include "core/buf.h"
 
 #define DS_REST_MAX_PARAMS 8
+#define DS_REST_MAX_HEADERS 4
 
 typedef struct ds_rest_req ds_rest_req_t;
 
@@ -36,6 +37,8 @@ typedef struct {
     int fd;                   /* > 0: stream this file (closed by the server) */
     int64_t fd_size;
     const char *filename; /* for fd: Content-Disposition attachment name, or NULL */
+    const char *headers[DS_REST_MAX_HEADERS][2]; /* extra response headers (static or arena strings) */
+    int n_headers;
 } ds_rest_resp_t;
 
 typedef ds_status_t (*ds_rest_handler_fn)(ds_rest_req_t *req, ds_rest_resp_t *resp);

@@ -141,6 +141,8 @@ static enum MHD_Result send_response(req_state_t *rs, struct MHD_Connection *con
     if (len)
         MHD_add_response_header(r, "Content-Type", ctype);
     MHD_add_response_header(r, "X-Request-Id", rs->request_id);
+    for (int i = 0; i < resp->n_headers && i < DS_REST_MAX_HEADERS; i++)
+        MHD_add_response_header(r, resp->headers[i][0], resp->headers[i][1]);
     if (status == 405 && rs->req.allow)
         MHD_add_response_header(r, "Allow", rs->req.allow);
     enum MHD_Result ret = MHD_queue_response(conn, (unsigned)status, r);

@@ -274,8 +274,6 @@ def test_bridge_error_body(server):
     assert last.message.startswith("[2004] ") and "in.c-x" in last.message, last.message
 
 
-@pytest.mark.xfail(strict=True, reason="the REST server (src/rest, outside this suite's code) cannot set extra "
-                                       "response headers yet; remove this mark when it can")
 def test_bridge_error_headers(server):
     body = request(info_pb2.ListSchemasCommand(), "bad-key", "x").SerializeToString()
     r = requests.post(server.url + "/driver/execute", data=body, timeout=REQUEST_TIMEOUT,

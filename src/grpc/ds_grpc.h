@@ -1,5 +1,5 @@
 /*
- * grpc.h - the gRPC transport: Keboola's StorageDriverService/Execute.
+ * ds_grpc.h - the gRPC transport: Keboola's StorageDriverService/Execute.
  *
  * DESIGN
  * One unary RPC, /keboola.storageDriver.service.StorageDriverService/Execute
@@ -11,14 +11,6 @@
  */
 #ifndef DS_GRPC_GRPC_H
 #define DS_GRPC_GRPC_H
-
-/*
- * This file's name shadows the gRPC C core's <grpc/grpc.h>: the build puts
- * src/ first on the include path, so <grpc/grpc.h> (also as included by
- * <grpc/grpc_security.h>) finds this file. Pull in the real one here, so
- * whichever is asked for, both are seen.
- */
-#include_next <grpc/grpc.h>
 
 #include "core/config.h"
 #include "core/status.h"
