@@ -18,6 +18,7 @@ LDFLAGS += -pthread -L$(DUCKDB)/lib -Wl,-rpath,'$$ORIGIN/../$(DUCKDB)/lib' -Wl,-
 LDLIBS  += -lduckdb $(PKG_LIBS) -ldl -lm
 
 include mk/proto.mk
+include mk/plugins.mk
 CORE_SRC   := $(sort $(wildcard src/core/*.c src/catalog/*.c src/backend/*.c src/cmd/*.c src/rest/*.c \
                      src/grpc/*.c backends/duckdb/*.c))
 CORE_OBJ   := $(patsubst %.c,$(BUILD)/obj/%.o,$(CORE_SRC)) $(PROTO_C_OBJ)
@@ -26,7 +27,7 @@ UNIT_SRC   := $(sort $(wildcard tests/unit/test_*.c))
 UNIT_BIN   := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(UNIT_SRC))
 
 .PHONY: all setup run test unit e2e bench clean format
-all: $(BUILD)/duckstore
+all: $(BUILD)/duckstore $(PLUGIN_SO) $(TEST_PLUGIN_SO)
 
 setup:
 	@bash scripts/setup.sh

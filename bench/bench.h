@@ -40,8 +40,8 @@
 #include <sys/types.h>
 
 #define BENCH_GRPC_METHOD "/keboola.storageDriver.service.StorageDriverService/Execute"
-#define BENCH_PROJECT "bench"
-#define BENCH_BUCKET "in.c-bench"
+#define BENCH_PROJECT     "bench"
+#define BENCH_BUCKET      "in.c-bench"
 
 /* ---- util.c ---- */
 
@@ -83,6 +83,8 @@ typedef struct {
     char kernel[128];
 } bench_machine_t;
 void bench_machine(bench_machine_t *m);
+/* The 1-minute load average (other work on the machine skews every figure). */
+double bench_loadavg(void);
 
 /* ---- http_client.c: a minimal keep-alive HTTP/1.1 client ---- */
 
@@ -99,16 +101,16 @@ void bench_http_close(bench_http_t **h);
 int bench_http_request(bench_http_t *h, const char *method, const char *path, const char *key, const void *body,
                        size_t body_len, bench_http_resp_t *resp, char *err, size_t errsz);
 /* POSTs a file's bytes as the raw body (sendfile). */
-int bench_http_post_file(bench_http_t *h, const char *path, const char *key, const char *file,
-                         bench_http_resp_t *resp, char *err, size_t errsz);
+int bench_http_post_file(bench_http_t *h, const char *path, const char *key, const char *file, bench_http_resp_t *resp,
+                         char *err, size_t errsz);
 
 /* ---- grpc_client.c: gRPC core client, driver requests ---- */
 
 typedef struct bench_grpc bench_grpc_t;
 typedef struct {
-    int code;            /* grpc_status_code; 0 = OK */
-    char message[512];   /* the status message */
-    uint8_t *data;       /* DriverResponse bytes (malloc'd by the call; bench_grpc_resp_free) */
+    int code;          /* grpc_status_code; 0 = OK */
+    char message[512]; /* the status message */
+    uint8_t *data;     /* DriverResponse bytes (malloc'd by the call; bench_grpc_resp_free) */
     size_t len;
 } bench_grpc_resp_t;
 
@@ -153,11 +155,12 @@ void bench_const_grpc_stop(void);
 
 void bench_rss_start(void);
 void bench_rss_stop(void);
-void bench_rss_watch(pid_t pid); /* 0: none */
+void bench_rss_watch(pid_t pid);   /* 0: none */
 int64_t bench_rss_read(pid_t pid); /* bytes, -1 when unknown */
 typedef struct {
     const char *phase;
     int64_t before, peak, after;
+    double load_start; /* 1-minute load average when the phase began */
 } bench_mem_t;
 void bench_mem_begin(bench_mem_t *m, const char *phase);
 void bench_mem_end(bench_mem_t *m);
@@ -220,22 +223,21 @@ void bench_server_start(bench_server_t *s, const char *binary, const char *data_
 void bench_server_stop(bench_server_t *s);
 
 /* REST helpers: die unless the status is expect; *out (when not NULL) gets the parsed JSON (decref it). */
-json_t *bench_rest(bench_http_t *h, const char *key, const char *method, const char *path, json_t *body,
-                   int expect);
+json_t *bench_rest(bench_http_t *h, const char *key, const char *method, const char *path, json_t *body, int expect);
 void bench_rest_create_project(bench_http_t *h, const char *key, const char *project);
 void bench_rest_create_bucket(bench_http_t *h, const char *key, const char *project, const char *stage,
                               const char *name);
 void bench_rest_create_bench_table(bench_http_t *h, const char *key, const char *project, const char *bucket,
                                    const char *table);
 /* Uploads a file under key name; returns the file id (malloc'd) and the seconds it took. */
-char *bench_rest_upload(bench_http_t *h, const char *key, const char *project, const char *name,
-                        const char *file, double *seconds);
+char *bench_rest_upload(bench_http_t *h, const char *key, const char *project, const char *name, const char *file,
+                        double *seconds);
 
 /* ---- load.c: N clients for a fixed time ---- */
 
 typedef struct bench_worker_ops {
-    void *(*open)(void *arg, int idx);          /* per-client state */
-    bool (*request)(void *state, void *arg);    /* one request; false = failure */
+    void *(*open)(void *arg, int idx);       /* per-client state */
+    bool (*request)(void *state, void *arg); /* one request; false = failure */
     void (*close)(void *state);
 } bench_worker_ops_t;
 typedef struct {

@@ -14,10 +14,12 @@
  * when the request names PreviewTableCommand). Nothing runs on other threads:
  * this is what the library can do, not a model of duckstore's design.
  */
+#include "bench.h"
+
 #include <arpa/inet.h>
-#include <grpc/grpc.h>
 #include <grpc/byte_buffer.h>
 #include <grpc/byte_buffer_reader.h>
+#include <grpc/grpc.h>
 #include <grpc/grpc_security.h>
 #include <grpc/support/time.h>
 #include <microhttpd.h>
@@ -25,8 +27,6 @@
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
-
-#include "bench.h"
 
 /* ---- HTTP ---- */
 
@@ -65,8 +65,8 @@ int bench_const_http_start(const char *objectinfo_body, size_t oi_len, const cha
     memcpy(http_pv, preview_body, pv_len);
     http_pv_len = pv_len;
     int port = bench_free_port();
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK),
-                            .sin_port = htons((uint16_t)port)};
+    struct sockaddr_in a = {
+        .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK), .sin_port = htons((uint16_t)port)};
     http_daemon = MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_THREAD_PER_CONNECTION, (uint16_t)port,
                                    NULL, NULL, on_http, NULL, MHD_OPTION_SOCK_ADDR, &a, MHD_OPTION_CONNECTION_LIMIT,
                                    (unsigned)1024, MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)300, MHD_OPTION_END);

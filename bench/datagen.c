@@ -18,6 +18,8 @@
  *   part_<k>.csv: rows/parts rows each, disjoint keys, for parallel imports;
  *   req.csv: the small table behind the request-latency phase.
  */
+#include "bench.h"
+
 #include <duckdb.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -26,36 +28,55 @@
 #include <time.h>
 #include <zlib.h>
 
-#include "bench.h"
-
 #define STAMP_VERSION "duckstore-bench-data 1"
 
 const bench_col_t bench_cols[] = {
-    {"id", "BIGINT"},       {"customer", NULL},           {"email", NULL},
-    {"country", NULL},      {"city", NULL},               {"amount", "DECIMAL(12,2)"},
-    {"quantity", "INTEGER"}, {"price", "DOUBLE"},         {"created_at", "TIMESTAMP"},
+    {"id", "BIGINT"},         {"customer", NULL},  {"email", NULL},
+    {"country", NULL},        {"city", NULL},      {"amount", "DECIMAL(12,2)"},
+    {"quantity", "INTEGER"},  {"price", "DOUBLE"}, {"created_at", "TIMESTAMP"},
     {"is_active", "BOOLEAN"}, {"note", NULL},
 };
 const size_t bench_n_cols = sizeof(bench_cols) / sizeof(bench_cols[0]);
 
-static const char *const first_names[] = {"Alice", "Bob", "Carol", "David", "Eva", "Filip", "Gabriela", "Hana",
-                                          "Igor", "Jana", "Karel", "Lucie", "Martin", "Nikola", "Ondrej", "Petra",
-                                          "Radek", "Simona", "Tomas", "Ursula", "Vojtech", "Zuzana", "Olga", "Marek"};
-static const char *const last_names[] = {"Novak", "Svoboda", "Novotny", "Dvorak", "Cerny", "Prochazka", "Kucera",
-                                         "Vesely", "Horak", "Nemec", "Marek", "Pospisil", "Hajek", "Jelinek",
-                                         "Kral", "Ruzicka", "Benes", "Fiala", "Sedlacek", "Dolezal", "Zeman",
-                                         "Kolar", "Navratil", "Cermak"};
+static const char *const first_names[] = {"Alice",    "Bob",    "Carol",   "David",  "Eva",   "Filip",
+                                          "Gabriela", "Hana",   "Igor",    "Jana",   "Karel", "Lucie",
+                                          "Martin",   "Nikola", "Ondrej",  "Petra",  "Radek", "Simona",
+                                          "Tomas",    "Ursula", "Vojtech", "Zuzana", "Olga",  "Marek"};
+static const char *const last_names[] = {"Novak",    "Svoboda", "Novotny", "Dvorak",  "Cerny",    "Prochazka",
+                                         "Kucera",   "Vesely",  "Horak",   "Nemec",   "Marek",    "Pospisil",
+                                         "Hajek",    "Jelinek", "Kral",    "Ruzicka", "Benes",    "Fiala",
+                                         "Sedlacek", "Dolezal", "Zeman",   "Kolar",   "Navratil", "Cermak"};
 static const char *const domains[] = {"example.com", "mail.cz", "corp.example.org", "post.eu", "inbox.net"};
 static const char *const countries[] = {"CZ", "SK", "DE", "AT", "PL", "US", "GB", "FR", "IT", "ES",
                                         "NL", "BE", "SE", "NO", "DK", "FI", "IE", "PT", "HU", "CH"};
-static const char *const cities[] = {"Praha", "Brno", "Ostrava", "Plzen", "Bratislava", "Berlin", "Wien",
-                                     "Warszawa", "New York", "London", "Paris", "Roma", "Madrid", "Amsterdam",
-                                     "Washington, D.C.", "Frankfurt am Main", "St. Gallen", "Lisboa",
-                                     "Budapest", "Zurich", "Kobenhavn", "Helsinki", "Dublin", "Stockholm"};
-static const char *const words[] = {"order", "shipped", "customer", "asked", "for", "invoice", "delivery",
-                                    "delayed", "paid", "refund", "priority", "express", "warehouse", "returned",
-                                    "damaged", "gift", "wrap", "call", "before", "arrival", "discount", "loyal",
-                                    "new", "account", "check", "address", "again", "weekend", "morning", "note"};
+static const char *const cities[] = {"Praha",
+                                     "Brno",
+                                     "Ostrava",
+                                     "Plzen",
+                                     "Bratislava",
+                                     "Berlin",
+                                     "Wien",
+                                     "Warszawa",
+                                     "New York",
+                                     "London",
+                                     "Paris",
+                                     "Roma",
+                                     "Madrid",
+                                     "Amsterdam",
+                                     "Washington, D.C.",
+                                     "Frankfurt am Main",
+                                     "St. Gallen",
+                                     "Lisboa",
+                                     "Budapest",
+                                     "Zurich",
+                                     "Kobenhavn",
+                                     "Helsinki",
+                                     "Dublin",
+                                     "Stockholm"};
+static const char *const words[] = {
+    "order",    "shipped", "customer",  "asked",    "for",     "invoice", "delivery", "delayed", "paid",    "refund",
+    "priority", "express", "warehouse", "returned", "damaged", "gift",    "wrap",     "call",    "before",  "arrival",
+    "discount", "loyal",   "new",       "account",  "check",   "address", "again",    "weekend", "morning", "note"};
 #define N_OF(a) (sizeof(a) / sizeof((a)[0]))
 
 static uint64_t mix(uint64_t x)
@@ -181,7 +202,10 @@ static int64_t id_inc(int64_t j, void *ud)
     return c->rows + 1 + j;
 }
 
-static int64_t id_part(int64_t j, void *ud) { return *(int64_t *)ud + j; }
+static int64_t id_part(int64_t j, void *ud)
+{
+    return *(int64_t *)ud + j;
+}
 
 static int64_t gcd(int64_t a, int64_t b)
 {
@@ -257,8 +281,8 @@ void bench_data_prepare(bench_data_t *d, const char *dir, int64_t rows, int part
 
     char stamp_path[PATH_MAX + 16];
     snprintf(stamp_path, sizeof(stamp_path), "%s/.stamp", dir);
-    char *want = bench_fmt("%s rows=%lld parts=%d req=%lld\n", STAMP_VERSION, (long long)rows, parts,
-                           (long long)req_rows);
+    char *want =
+        bench_fmt("%s rows=%lld parts=%d req=%lld\n", STAMP_VERSION, (long long)rows, parts, (long long)req_rows);
     char *have = bench_read_file(stamp_path);
     bool reuse = have && strcmp(have, want) == 0;
     free(have);

@@ -14,17 +14,17 @@
  * Phases, in order, on one server (the projects phase starts its own):
  * import, import incremental, export, parallel, requests, tables, projects.
  */
+#include "bench.h"
+
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
 
-#include "bench.h"
-
 /* Full size: ~1 GB of CSV would take longer than the 15 minutes a full run may
  * take on a 2-core machine (see docs/performance.md); this is the size used. */
-#define FULL_ROWS 3000000
+#define FULL_ROWS  3000000
 #define QUICK_ROWS 20000
 
 static void usage(void)
@@ -86,8 +86,10 @@ int main(int argc, char **argv)
         rows = b.quick ? QUICK_ROWS : FULL_ROWS;
     if (rows < 100)
         bench_die("--rows must be at least 100");
-    snprintf(b.results, sizeof(b.results), "%s", out ? out : b.quick ? "bench/results/quick.json"
-                                                                      : "bench/results/latest.json");
+    snprintf(b.results, sizeof(b.results), "%s",
+             out       ? out
+             : b.quick ? "bench/results/quick.json"
+                       : "bench/results/latest.json");
     if (access(b.binary, X_OK) != 0)
         bench_die("%s is not built (run make)", b.binary);
     /* Absolute paths: DuckDB, the server and this process all resolve them alike. */
@@ -111,9 +113,12 @@ int main(int argc, char **argv)
     b.scale_max_open = max_open > 0 ? max_open : b.quick ? 4 : 64;
     int64_t req_rows = b.quick ? 2000 : 100000;
 
+    double load0 = bench_loadavg();
     printf("duckstore benchmark (%s): %d cores, %s MB memory, %s, %s, DuckDB %s\n", b.quick ? "QUICK" : "full",
            b.machine.cores, bench_mb(b.machine.memory_bytes), b.machine.cpu_model, b.machine.kernel,
            bench_duckdb_version());
+    if (load0 > 0.5)
+        printf("WARNING: load average %.2f at start: other work on this machine skews the figures\n", load0);
     fflush(stdout);
 
     char *data_dir = bench_fmt("%s/data-%lld", b.work, (long long)rows);
@@ -148,17 +153,17 @@ int main(int argc, char **argv)
     json_object_set_new(b.json, "benchmark", json_string("duckstore"));
     json_object_set_new(b.json, "mode", json_string(b.quick ? "quick" : "full"));
     json_object_set_new(b.json, "started_at", json_string(when));
-    json_object_set_new(
-        b.json, "machine",
-        json_pack("{s:i,s:I,s:s,s:s,s:s,s:s,s:s,s:b,s:I}", "cores", b.machine.cores, "memory_bytes",
-                  (json_int_t)b.machine.memory_bytes, "cpu_model", b.machine.cpu_model, "kernel", b.machine.kernel,
-                  "duckdb_version", bench_duckdb_version(), "duckstore_version", version, "git_commit", commit,
-                  "git_dirty", dirty[0] != '\0', "server_memory_limit_bytes", (json_int_t)b.memory_limit_bytes));
+    json_object_set_new(b.json, "machine",
+                        json_pack("{s:i,s:I,s:s,s:s,s:s,s:s,s:s,s:b,s:I}", "cores", b.machine.cores, "memory_bytes",
+                                  (json_int_t)b.machine.memory_bytes, "cpu_model", b.machine.cpu_model, "kernel",
+                                  b.machine.kernel, "duckdb_version", bench_duckdb_version(), "duckstore_version",
+                                  version, "git_commit", commit, "git_dirty", dirty[0] != '\0',
+                                  "server_memory_limit_bytes", (json_int_t)b.memory_limit_bytes));
     json_object_set_new(
         b.json, "sizes",
-        json_pack("{s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:i,s:I,s:I,s:f,s:i,s:i,s:i}", "import_rows",
-                  (json_int_t)b.data.rows, "import_csv_bytes", (json_int_t)bench_file_size(b.data.base_csv),
-                  "import_csv_gzip_bytes", (json_int_t)bench_file_size(b.data.base_gz), "import_parquet_bytes",
+        json_pack("{s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:i,s:I,s:I,s:f,s:i,s:i,s:i}", "import_rows", (json_int_t)b.data.rows,
+                  "import_csv_bytes", (json_int_t)bench_file_size(b.data.base_csv), "import_csv_gzip_bytes",
+                  (json_int_t)bench_file_size(b.data.base_gz), "import_parquet_bytes",
                   (json_int_t)bench_file_size(b.data.base_parquet), "incremental_rows", (json_int_t)b.data.inc_rows,
                   "incremental_overlapping_keys", (json_int_t)b.data.inc_overlap, "parallel_rows_per_import",
                   (json_int_t)b.data.part_rows, "parallel_imports", b.data.parts, "requests_table_rows",
@@ -170,11 +175,11 @@ int main(int argc, char **argv)
                                   "duckstore speed / limit speed for imports, exports and requests (1.0 = at the "
                                   "limit, higher is better); speed-up / core count for parallel; end / start for "
                                   "tables; after / before for rss",
-                                  "limit", "DuckDB's own COPY in the benchmark process (same data, same disk, same "
-                                           "memory limit and threads), the command layer called in process, a "
-                                           "constant answer from the same HTTP/gRPC library, or the core count",
-                                  "rss", "the server's VmRSS sampled every 20 ms; bytes",
-                                  "mb", "10^6 bytes"));
+                                  "limit",
+                                  "DuckDB's own COPY in the benchmark process (same data, same disk, same "
+                                  "memory limit and threads), the command layer called in process, a "
+                                  "constant answer from the same HTTP/gRPC library, or the core count",
+                                  "rss", "the server's VmRSS sampled every 20 ms; bytes", "mb", "10^6 bytes"));
     printf("data: %s rows, CSV %s MB, gzip %s MB, Parquet %s MB; server gRPC %s\n", bench_int(b.data.rows),
            bench_mb(bench_file_size(b.data.base_csv)), bench_mb(bench_file_size(b.data.base_gz)),
            bench_mb(bench_file_size(b.data.base_parquet)), b.server.grpc_ok ? "answers" : "does NOT answer (n/a)");
@@ -199,6 +204,8 @@ int main(int argc, char **argv)
 
     double total = bench_now() - t_start;
     json_object_set_new(b.json, "duration_seconds", json_real(total));
+    json_object_set_new(json_object_get(b.json, "machine"), "loadavg_1min_at_start", json_real(load0));
+    json_object_set_new(json_object_get(b.json, "machine"), "loadavg_1min_at_end", json_real(bench_loadavg()));
     json_object_set_new(b.json, "phases", b.phases);
     char *tmp = bench_fmt("%s.tmp", b.results);
     char *slash = strrchr(b.results, '/');

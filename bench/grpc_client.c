@@ -13,22 +13,22 @@
  * Requests are packed once and sent as bytes, so the request loops measure
  * the transport and the server, not protobuf packing in the client.
  */
-#include <grpc/grpc.h>
-#include <grpc/byte_buffer.h>
-#include <grpc/byte_buffer_reader.h>
-#include <grpc/grpc_security.h>
-#include <grpc/support/log.h>
-#include <grpc/support/time.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
-
 #include "bench.h"
 #include "proto/backend.pb-c.h"
 #include "proto/common.pb-c.h"
 #include "proto/credentials.pb-c.h"
 #include "proto/info.pb-c.h"
 #include "proto/table.pb-c.h"
+
+#include <grpc/byte_buffer.h>
+#include <grpc/byte_buffer_reader.h>
+#include <grpc/grpc.h>
+#include <grpc/grpc_security.h>
+#include <grpc/support/log.h>
+#include <grpc/support/time.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
 
 #define TYPE_PREFIX "type.googleapis.com/"
 
@@ -49,7 +49,10 @@ struct bench_grpc {
     grpc_slice method;
 };
 
-static void quiet_log(gpr_log_func_args *args) { (void)args; }
+static void quiet_log(gpr_log_func_args *args)
+{
+    (void)args;
+}
 
 void bench_grpc_init(void)
 {
@@ -57,7 +60,10 @@ void bench_grpc_init(void)
     grpc_init();
 }
 
-void bench_grpc_shutdown(void) { grpc_shutdown(); }
+void bench_grpc_shutdown(void)
+{
+    grpc_shutdown();
+}
 
 bench_grpc_t *bench_grpc_open(const char *target)
 {
@@ -100,8 +106,8 @@ void bench_grpc_close(bench_grpc_t **gp)
 int bench_grpc_call(bench_grpc_t *g, const uint8_t *req, size_t len, double timeout_s, bench_grpc_resp_t *resp)
 {
     memset(resp, 0, sizeof(*resp));
-    gpr_timespec deadline = gpr_time_add(gpr_now(GPR_CLOCK_REALTIME),
-                                         gpr_time_from_millis((int64_t)(timeout_s * 1000.0), GPR_TIMESPAN));
+    gpr_timespec deadline =
+        gpr_time_add(gpr_now(GPR_CLOCK_REALTIME), gpr_time_from_millis((int64_t)(timeout_s * 1000.0), GPR_TIMESPAN));
     grpc_call *call =
         grpc_channel_create_call(g->ch, NULL, GRPC_PROPAGATE_DEFAULTS, g->cq, g->method, NULL, deadline, NULL);
     grpc_slice s = grpc_slice_from_copied_buffer((const char *)req, len);
@@ -276,16 +282,20 @@ bench_bytes_t bench_drv_import_file(const char *key, const char *project, const 
     dst.path = path;
     dst.tablename = (char *)table;
     c.destination = &dst;
-    o.importtype = incremental ? KEBOOLA__STORAGE_DRIVER__COMMAND__TABLE__IMPORT_EXPORT_SHARED__IMPORT_OPTIONS__IMPORT_TYPE__INCREMENTAL
-                               : KEBOOLA__STORAGE_DRIVER__COMMAND__TABLE__IMPORT_EXPORT_SHARED__IMPORT_OPTIONS__IMPORT_TYPE__FULL;
-    o.deduptype = KEBOOLA__STORAGE_DRIVER__COMMAND__TABLE__IMPORT_EXPORT_SHARED__IMPORT_OPTIONS__DEDUP_TYPE__UPDATE_DUPLICATES;
+    o.importtype =
+        incremental
+            ? KEBOOLA__STORAGE_DRIVER__COMMAND__TABLE__IMPORT_EXPORT_SHARED__IMPORT_OPTIONS__IMPORT_TYPE__INCREMENTAL
+            : KEBOOLA__STORAGE_DRIVER__COMMAND__TABLE__IMPORT_EXPORT_SHARED__IMPORT_OPTIONS__IMPORT_TYPE__FULL;
+    o.deduptype =
+        KEBOOLA__STORAGE_DRIVER__COMMAND__TABLE__IMPORT_EXPORT_SHARED__IMPORT_OPTIONS__DEDUP_TYPE__UPDATE_DUPLICATES;
     if (dedup_col) {
         o.n_dedupcolumnsnames = 1;
         o.dedupcolumnsnames = dedup;
     }
     o.importstrategy =
         KEBOOLA__STORAGE_DRIVER__COMMAND__TABLE__IMPORT_EXPORT_SHARED__IMPORT_OPTIONS__IMPORT_STRATEGY__USER_DEFINED_TABLE;
-    o.timestampmode = KEBOOLA__STORAGE_DRIVER__COMMAND__TABLE__IMPORT_EXPORT_SHARED__IMPORT_OPTIONS__TIMESTAMP_MODE__CURRENT_TIME;
+    o.timestampmode =
+        KEBOOLA__STORAGE_DRIVER__COMMAND__TABLE__IMPORT_EXPORT_SHARED__IMPORT_OPTIONS__TIMESTAMP_MODE__CURRENT_TIME;
     c.importoptions = &o;
     if (fmt == BENCH_FMT_PARQUET) {
         c.fileformat = KEBOOLA__STORAGE_DRIVER__COMMAND__TABLE__IMPORT_EXPORT_SHARED__FILE_FORMAT__PARQUET;
@@ -294,10 +304,12 @@ bench_bytes_t bench_drv_import_file(const char *key, const char *project, const 
         csv.delimiter = ",";
         csv.enclosure = "\"";
         csv.escapedby = "";
-        csv.sourcetype = KEBOOLA__STORAGE_DRIVER__COMMAND__TABLE__TABLE_IMPORT_FROM_FILE_COMMAND__CSV_TYPE_OPTIONS__SOURCE_TYPE__SINGLE_FILE;
-        csv.compression = fmt == BENCH_FMT_CSV_GZ
-                              ? KEBOOLA__STORAGE_DRIVER__COMMAND__TABLE__TABLE_IMPORT_FROM_FILE_COMMAND__CSV_TYPE_OPTIONS__COMPRESSION__GZIP
-                              : KEBOOLA__STORAGE_DRIVER__COMMAND__TABLE__TABLE_IMPORT_FROM_FILE_COMMAND__CSV_TYPE_OPTIONS__COMPRESSION__NONE;
+        csv.sourcetype =
+            KEBOOLA__STORAGE_DRIVER__COMMAND__TABLE__TABLE_IMPORT_FROM_FILE_COMMAND__CSV_TYPE_OPTIONS__SOURCE_TYPE__SINGLE_FILE;
+        csv.compression =
+            fmt == BENCH_FMT_CSV_GZ
+                ? KEBOOLA__STORAGE_DRIVER__COMMAND__TABLE__TABLE_IMPORT_FROM_FILE_COMMAND__CSV_TYPE_OPTIONS__COMPRESSION__GZIP
+                : KEBOOLA__STORAGE_DRIVER__COMMAND__TABLE__TABLE_IMPORT_FROM_FILE_COMMAND__CSV_TYPE_OPTIONS__COMPRESSION__NONE;
         csv_bytes = pack_msg(&csv.base);
         csv_url = bench_fmt(TYPE_PREFIX "%s", csv.base.descriptor->name);
         csv_any.type_url = csv_url;
@@ -324,8 +336,9 @@ bench_bytes_t bench_drv_export_file(const char *key, const char *project, const 
     src.tablename = (char *)table;
     c.source = &src;
     c.fileprovider = KEBOOLA__STORAGE_DRIVER__COMMAND__TABLE__IMPORT_EXPORT_SHARED__FILE_PROVIDER__S3;
-    c.fileformat = fmt == BENCH_FMT_PARQUET ? KEBOOLA__STORAGE_DRIVER__COMMAND__TABLE__IMPORT_EXPORT_SHARED__FILE_FORMAT__PARQUET
-                                            : KEBOOLA__STORAGE_DRIVER__COMMAND__TABLE__IMPORT_EXPORT_SHARED__FILE_FORMAT__CSV;
+    c.fileformat = fmt == BENCH_FMT_PARQUET
+                       ? KEBOOLA__STORAGE_DRIVER__COMMAND__TABLE__IMPORT_EXPORT_SHARED__FILE_FORMAT__PARQUET
+                       : KEBOOLA__STORAGE_DRIVER__COMMAND__TABLE__IMPORT_EXPORT_SHARED__FILE_FORMAT__CSV;
     fp.root = "";
     fp.path = "";
     fp.filename = (char *)file_key;
@@ -357,7 +370,8 @@ static ProtobufCMessage *command_response(const bench_grpc_resp_t *r, const Prot
 
 bool bench_drv_import_rows(const bench_grpc_resp_t *r, int64_t *imported, int64_t *table_rows)
 {
-    ProtobufCMessage *m = command_response(r, &keboola__storage_driver__command__table__table_import_response__descriptor);
+    ProtobufCMessage *m =
+        command_response(r, &keboola__storage_driver__command__table__table_import_response__descriptor);
     if (!m)
         return false;
     Keboola__StorageDriver__Command__Table__TableImportResponse *ir = (void *)m;
@@ -369,12 +383,14 @@ bool bench_drv_import_rows(const bench_grpc_resp_t *r, int64_t *imported, int64_
 
 bool bench_drv_table_rows(const bench_grpc_resp_t *r, int64_t *rows)
 {
-    ProtobufCMessage *m = command_response(r, &keboola__storage_driver__command__info__object_info_response__descriptor);
+    ProtobufCMessage *m =
+        command_response(r, &keboola__storage_driver__command__info__object_info_response__descriptor);
     if (!m)
         return false;
     Keboola__StorageDriver__Command__Info__ObjectInfoResponse *oi = (void *)m;
-    bool ok = oi->object_info_case == KEBOOLA__STORAGE_DRIVER__COMMAND__INFO__OBJECT_INFO_RESPONSE__OBJECT_INFO_TABLE_INFO &&
-              oi->tableinfo;
+    bool ok =
+        oi->object_info_case == KEBOOLA__STORAGE_DRIVER__COMMAND__INFO__OBJECT_INFO_RESPONSE__OBJECT_INFO_TABLE_INFO &&
+        oi->tableinfo;
     if (ok)
         *rows = oi->tableinfo->rowscount;
     protobuf_c_message_free_unpacked(m, NULL);

@@ -14,6 +14,8 @@
  *
  * One bench_http_t is one TCP connection, used by one thread at a time.
  */
+#include "bench.h"
+
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -29,8 +31,6 @@
 #include <sys/uio.h>
 #include <unistd.h>
 
-#include "bench.h"
-
 struct bench_http {
     int port;
     int fd;
@@ -43,8 +43,8 @@ static int connect_to(int port)
     int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
     if (fd < 0)
         return -1;
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK),
-                            .sin_port = htons((uint16_t)port)};
+    struct sockaddr_in a = {
+        .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK), .sin_port = htons((uint16_t)port)};
     int one = 1;
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
     /* Imports of large files answer only when done: allow half an hour. */
@@ -290,8 +290,8 @@ int bench_http_request(bench_http_t *h, const char *method, const char *path, co
     return -1;
 }
 
-int bench_http_post_file(bench_http_t *h, const char *path, const char *key, const char *file,
-                         bench_http_resp_t *resp, char *err, size_t errsz)
+int bench_http_post_file(bench_http_t *h, const char *path, const char *key, const char *file, bench_http_resp_t *resp,
+                         char *err, size_t errsz)
 {
     int in = open(file, O_RDONLY | O_CLOEXEC);
     struct stat st;

@@ -11,15 +11,15 @@
  * an arena, a ds_ctx_t with the key, one ds_cmd_* call, the arena freed.
  * The difference to REST or gRPC is the protocol's overhead.
  */
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
-
 #include "bench.h"
 #include "cmd/cmd.h"
 #include "cmd/files.h"
 #include "core/log.h"
 #include "core/metrics.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
 
 #define KEY "bench-inprocess-admin-key-0123456789"
 
@@ -75,8 +75,8 @@ void bench_inproc_start(const char *data_dir, const char *req_csv)
     for (size_t i = 0; i < bench_n_cols; i++)
         cols[i] = (ds_column_in_t){.name = bench_cols[i].name, .type = bench_cols[i].type, .nullable = i != 0};
     const char *pk[] = {"id"};
-    ds_table_create_t tc = {.name = "req", .columns = cols, .n_columns = bench_n_cols, .primary_key = pk,
-                            .n_primary_key = 1};
+    ds_table_create_t tc = {
+        .name = "req", .columns = cols, .n_columns = bench_n_cols, .primary_key = pk, .n_primary_key = 1};
     ds_be_table_t t;
     check(ds_cmd_table_create(&ctx, BENCH_PROJECT, BENCH_BUCKET, &tc, &t), &ctx, "table create");
     next_request(&ctx);
@@ -98,8 +98,11 @@ void bench_inproc_start(const char *data_dir, const char *req_csv)
     char *file_id = bench_xstrdup(file.id);
     next_request(&ctx);
 
-    ds_import_t in = {.file_id = file_id, .format = DS_FORMAT_CSV, .dedup = DS_DEDUP_UPDATE,
-                      .timestamp_mode = DS_TS_CURRENT_TIME, .strategy = DS_STRATEGY_AUTO,
+    ds_import_t in = {.file_id = file_id,
+                      .format = DS_FORMAT_CSV,
+                      .dedup = DS_DEDUP_UPDATE,
+                      .timestamp_mode = DS_TS_CURRENT_TIME,
+                      .strategy = DS_STRATEGY_AUTO,
                       .create_mode = DS_CREATE_NONE};
     snprintf(in.csv.delimiter, sizeof(in.csv.delimiter), ",");
     snprintf(in.csv.enclosure, sizeof(in.csv.enclosure), "\"");

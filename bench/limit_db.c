@@ -9,20 +9,23 @@
  * leaves it NULL (duckstore fills it), which costs DuckDB nothing worth
  * counting. SQL errors end the run.
  */
+#include "bench.h"
+
 #include <duckdb.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "bench.h"
-
 struct bench_limit {
     duckdb_database db;
     duckdb_connection con;
 };
 
-const char *bench_duckdb_version(void) { return duckdb_library_version(); }
+const char *bench_duckdb_version(void)
+{
+    return duckdb_library_version();
+}
 
 const char *bench_csv_columns_spec(void)
 {
@@ -90,7 +93,10 @@ static double exec_on(duckdb_connection con, const char *sql)
     return t;
 }
 
-double bench_limit_exec(bench_limit_t *l, const char *sql) { return exec_on(l->con, sql); }
+double bench_limit_exec(bench_limit_t *l, const char *sql)
+{
+    return exec_on(l->con, sql);
+}
 
 int64_t bench_limit_int(bench_limit_t *l, const char *sql)
 {

@@ -9,12 +9,12 @@
  * sample of every client; throughput is completed requests over the time
  * from the start signal until the last client finished its last request.
  */
+#include "bench.h"
+
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
-
-#include "bench.h"
 
 #define WARMUP 3
 

@@ -17,12 +17,12 @@
  * COPY TO. Parallel: K imports into K tables of one project at once vs one
  * after another, and the same for DuckDB itself.
  */
+#include "bench.h"
+
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-#include "bench.h"
 
 #define UNIMPLEMENTED 12 /* grpc_status_code */
 
@@ -88,8 +88,8 @@ static bool grpc_import(bench_t *b, const char *table, const char *file_key, ben
         snprintf(na, nasz, "the server's gRPC does not answer");
         return false;
     }
-    bench_bytes_t req = bench_drv_import_file(b->server.key, BENCH_PROJECT, BENCH_BUCKET, table, file_key, fmt,
-                                              incremental, "id");
+    bench_bytes_t req =
+        bench_drv_import_file(b->server.key, BENCH_PROJECT, BENCH_BUCKET, table, file_key, fmt, incremental, "id");
     bench_grpc_resp_t r;
     double t0 = bench_now();
     int code = bench_grpc_call(b->grpc, req.data, req.len, 3600, &r);
@@ -159,8 +159,8 @@ static void na_row(bench_table_t *t, const char *what, const char *transport, co
     bench_table_note(t, "%s over %s: n/a (%s)", what, transport, why);
 }
 
-static const char *const speed_headers[] = {"what", "transport", "rows/s", "MB/s", "seconds", "limit rows/s",
-                                            "limit s", "ratio", "ratio incl. upload", NULL};
+static const char *const speed_headers[] = {
+    "what", "transport", "rows/s", "MB/s", "seconds", "limit rows/s", "limit s", "ratio", "ratio incl. upload", NULL};
 
 /* ---- import ---- */
 
@@ -201,8 +201,12 @@ void bench_phase_import(bench_t *b)
         json_array_append_new(items, up);
         char up_what[64];
         snprintf(up_what, sizeof(up_what), "upload %s (file)", fi->name);
-        const char *upc[] = {up_what, "rest", bench_int((int64_t)((double)d->rows / up_s)),
-                             bench_num((double)bytes / 1e6 / up_s, 1), bench_num(up_s, 2), NULL};
+        const char *upc[] = {up_what,
+                             "rest",
+                             bench_int((int64_t)((double)d->rows / up_s)),
+                             bench_num((double)bytes / 1e6 / up_s, 1),
+                             bench_num(up_s, 2),
+                             NULL};
         bench_table_row(t, upc);
 
         bench_limit_create_table(b->limit, lim_table);
@@ -346,8 +350,8 @@ void bench_phase_export(bench_t *b)
         bench_note("%s: REST, gRPC, DuckDB", what);
         char *lim_file = bench_fmt("%s/limit_export.%s", b->work, ex[i].ext);
         remove(lim_file);
-        char *sql = bench_fmt("COPY (SELECT * EXCLUDE (_timestamp) FROM lim_csv) TO '%s' (%s)", lim_file,
-                              ex[i].limit_opts);
+        char *sql =
+            bench_fmt("COPY (SELECT * EXCLUDE (_timestamp) FROM lim_csv) TO '%s' (%s)", lim_file, ex[i].limit_opts);
         double lim_s = bench_limit_exec(b->limit, sql);
         int64_t lim_bytes = bench_file_size(lim_file);
         remove(lim_file);
@@ -355,7 +359,7 @@ void bench_phase_export(bench_t *b)
         free(lim_file);
 
         json_t *body = ex[i].fmt == BENCH_FMT_PARQUET ? json_pack("{s:s}", "format", "parquet")
-                                                       : json_pack("{s:s,s:b}", "format", "csv", "gzip", 1);
+                                                      : json_pack("{s:s,s:b}", "format", "csv", "gzip", 1);
         char *path = table_path("imp_csv", "/export");
         double t0 = bench_now();
         json_t *r = bench_rest(b->http, b->server.key, "POST", path, body, 201);
@@ -377,8 +381,8 @@ void bench_phase_export(bench_t *b)
         bool done = false;
         if (b->server.grpc_ok) {
             char *key = bench_fmt("bench/export_grpc.%s", ex[i].ext);
-            bench_bytes_t req = bench_drv_export_file(b->server.key, BENCH_PROJECT, BENCH_BUCKET, "imp_csv", key,
-                                                      ex[i].fmt);
+            bench_bytes_t req =
+                bench_drv_export_file(b->server.key, BENCH_PROJECT, BENCH_BUCKET, "imp_csv", key, ex[i].fmt);
             bench_grpc_resp_t gr;
             t0 = bench_now();
             int code = bench_grpc_call(b->grpc, req.data, req.len, 3600, &gr);
@@ -501,11 +505,11 @@ void bench_phase_parallel(bench_t *b)
 
     double speedup = seq / par, lspeedup = lseq / lpar;
     int cores = b->machine.cores;
-    json_t *it = json_pack("{s:s,s:i,s:I,s:f,s:f,s:f,s:i,s:f,s:f,s:f,s:f,s:f}", "transport", "rest", "k", k,
-                           "rows_per_import", (json_int_t)d->part_rows, "sequential_seconds", seq, "parallel_seconds",
-                           par, "speedup", speedup, "limit_speedup_cores", cores, "ratio", speedup / cores,
-                           "duckdb_sequential_seconds", lseq, "duckdb_parallel_seconds", lpar, "duckdb_speedup",
-                           lspeedup, "duckdb_ratio", lspeedup / cores);
+    json_t *it =
+        json_pack("{s:s,s:i,s:I,s:f,s:f,s:f,s:i,s:f,s:f,s:f,s:f,s:f}", "transport", "rest", "k", k, "rows_per_import",
+                  (json_int_t)d->part_rows, "sequential_seconds", seq, "parallel_seconds", par, "speedup", speedup,
+                  "limit_speedup_cores", cores, "ratio", speedup / cores, "duckdb_sequential_seconds", lseq,
+                  "duckdb_parallel_seconds", lpar, "duckdb_speedup", lspeedup, "duckdb_ratio", lspeedup / cores);
     json_object_set_new(pj, "items", json_pack("[o]", it));
     for (int i = 0; i < k; i++) {
         char p1[64];
@@ -521,10 +525,20 @@ void bench_phase_parallel(bench_t *b)
     bench_table_t *t = bench_table_new(title, h);
     char cs[16];
     snprintf(cs, sizeof(cs), "%d", cores);
-    const char *r1[] = {"duckstore (rest)", bench_num(seq, 2), bench_num(par, 2), bench_num(speedup, 2), cs,
-                        bench_num(speedup / cores, 2), NULL};
-    const char *r2[] = {"DuckDB COPY (K connections)", bench_num(lseq, 2), bench_num(lpar, 2), bench_num(lspeedup, 2),
-                        cs, bench_num(lspeedup / cores, 2), NULL};
+    const char *r1[] = {"duckstore (rest)",
+                        bench_num(seq, 2),
+                        bench_num(par, 2),
+                        bench_num(speedup, 2),
+                        cs,
+                        bench_num(speedup / cores, 2),
+                        NULL};
+    const char *r2[] = {"DuckDB COPY (K connections)",
+                        bench_num(lseq, 2),
+                        bench_num(lpar, 2),
+                        bench_num(lspeedup, 2),
+                        cs,
+                        bench_num(lspeedup / cores, 2),
+                        NULL};
     bench_table_row(t, r1);
     bench_table_row(t, r2);
     bench_table_note(t, "speed-up = sequential / parallel; ratio = speed-up / core count. One import already "

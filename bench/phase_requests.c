@@ -16,11 +16,11 @@
  * Clients and servers share this machine's cores; the limits run in this
  * process, so the clients compete with them exactly as with duckstore.
  */
+#include "bench.h"
+
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-#include "bench.h"
 
 #define UNIMPLEMENTED 12
 
@@ -96,7 +96,10 @@ static bool inproc_req(void *state, void *arg)
     return ((inproc_arg_t *)arg)->fn();
 }
 
-static void inproc_close(void *state) { (void)state; }
+static void inproc_close(void *state)
+{
+    (void)state;
+}
 
 static const bench_worker_ops_t inproc_ops = {inproc_open, inproc_req, inproc_close};
 
@@ -149,8 +152,9 @@ void bench_phase_requests(bench_t *b)
     bench_note("requests: loading the %s-row request table (server and in-process)", bench_int(d->req_rows));
     bench_rest_create_bench_table(b->http, key, BENCH_PROJECT, BENCH_BUCKET, "req");
     char *fid = bench_rest_upload(b->http, key, BENCH_PROJECT, "bench/req.csv", d->req_csv, NULL);
-    json_t *imp = bench_rest(b->http, key, "POST", "/projects/" BENCH_PROJECT "/buckets/" BENCH_BUCKET "/tables/req/import/file",
-                             json_pack("{s:s}", "file_id", fid), 200);
+    json_t *imp =
+        bench_rest(b->http, key, "POST", "/projects/" BENCH_PROJECT "/buckets/" BENCH_BUCKET "/tables/req/import/file",
+                   json_pack("{s:s}", "file_id", fid), 200);
     json_decref(imp);
     free(fid);
     char *inproc_dir = bench_fmt("%s/run/inprocess", b->work);
@@ -193,15 +197,22 @@ void bench_phase_requests(bench_t *b)
     int http_limit_port = bench_const_http_start(oi_body, oi_len, pv_body, pv_len);
     int grpc_limit_port = 0;
     if (g_oi_ok)
-        grpc_limit_port = bench_const_grpc_start(g_oi_resp.data, g_oi_resp.len,
-                                                 g_pv_ok ? g_pv_resp.data : g_oi_resp.data,
-                                                 g_pv_ok ? g_pv_resp.len : g_oi_resp.len);
+        grpc_limit_port =
+            bench_const_grpc_start(g_oi_resp.data, g_oi_resp.len, g_pv_ok ? g_pv_resp.data : g_oi_resp.data,
+                                   g_pv_ok ? g_pv_resp.len : g_oi_resp.len);
     char grpc_limit_target[64];
     snprintf(grpc_limit_target, sizeof(grpc_limit_target), "127.0.0.1:%d", grpc_limit_port);
 
     static const int clients[] = {1, 16, 64};
-    static const char *const headers[] = {"request", "transport", "clients", "p50 ms", "p99 ms", "req/s",
-                                          "ratio vs in-process", "ratio vs transport limit", NULL};
+    static const char *const headers[] = {"request",
+                                          "transport",
+                                          "clients",
+                                          "p50 ms",
+                                          "p99 ms",
+                                          "req/s",
+                                          "ratio vs in-process",
+                                          "ratio vs transport limit",
+                                          NULL};
     char title[200];
     snprintf(title, sizeof(title), "requests: latency p50/p99 and throughput (table of %s rows)",
              bench_int(d->req_rows));
@@ -218,10 +229,8 @@ void bench_phase_requests(bench_t *b)
         bool g_ok = op == 0 ? g_oi_ok : g_pv_ok;
         const char *g_why = op == 0 ? oi_why : pv_why;
         target_t targets[5] = {
-            {"rest", true, "", &rest_ops, &ra},
-            {"grpc", g_ok, "", &grpc_ops, &ga},
-            {"in-process", true, "", &inproc_ops, &ia},
-            {"rest limit", true, "", &rest_ops, &rla},
+            {"rest", true, "", &rest_ops, &ra},         {"grpc", g_ok, "", &grpc_ops, &ga},
+            {"in-process", true, "", &inproc_ops, &ia}, {"rest limit", true, "", &rest_ops, &rla},
             {"grpc limit", g_ok, "", &grpc_ops, &gla},
         };
         snprintf(targets[1].why, sizeof(targets[1].why), "%s", g_why);
@@ -262,14 +271,53 @@ void bench_phase_requests(bench_t *b)
                     json_object_set_new(it, "protocol_overhead_p50_ms", json_real(res[ti].p50_ms - res[2].p50_ms));
                 }
                 json_array_append_new(items, it);
-                const char *cells[] = {opname, targets[ti].name, cs, bench_num(res[ti].p50_ms, 3),
-                                       bench_num(res[ti].p99_ms, 3), bench_int((int64_t)res[ti].rps), r1, r2, NULL};
+                const char *cells[] = {opname,
+                                       targets[ti].name,
+                                       cs,
+                                       bench_num(res[ti].p50_ms, 3),
+                                       bench_num(res[ti].p99_ms, 3),
+                                       bench_int((int64_t)res[ti].rps),
+                                       r1,
+                                       r2,
+                                       NULL};
                 bench_table_row(t, cells);
                 if (res[ti].failures)
                     bench_table_note(t, "%s over %s, %d clients: %lld requests failed", opname, targets[ti].name, c,
                                      (long long)res[ti].failures);
             }
         }
+    }
+    /* ObjectInfo's cost grows with the table: the same request on the big imported table, one client. */
+    {
+        int64_t big_rows = d->rows + d->inc_rows - d->inc_overlap;
+        int reps = b->quick ? 20 : 100;
+        rest_arg_t ra = {b->server.http_port, "/projects/" BENCH_PROJECT "/buckets/" BENCH_BUCKET "/tables/imp_csv",
+                         key};
+        grpc_arg_t ga = {b->server.grpc_target,
+                         bench_drv_object_info_table(key, BENCH_PROJECT, BENCH_BUCKET, "imp_csv")};
+        bench_load_t lr, lg;
+        bench_note("objectinfo of the %s-row table, %d requests", bench_int(big_rows), reps);
+        bench_load_seq(&rest_ops, &ra, reps, &lr);
+        char opname[64];
+        snprintf(opname, sizeof(opname), "objectinfo %s rows", bench_int(big_rows));
+        const char *c1[] = {
+            opname, "rest", "1", bench_num(lr.p50_ms, 3), bench_num(lr.p99_ms, 3), bench_int((int64_t)lr.rps),
+            "",     "",     NULL};
+        bench_table_row(t, c1);
+        json_t *it = load_json("objectinfo_big_table", "rest", &lr);
+        json_object_set_new(it, "table_rows", json_integer(big_rows));
+        json_array_append_new(items, it);
+        if (g_oi_ok) {
+            bench_load_seq(&grpc_ops, &ga, reps, &lg);
+            const char *c2[] = {
+                opname, "grpc", "1", bench_num(lg.p50_ms, 3), bench_num(lg.p99_ms, 3), bench_int((int64_t)lg.rps),
+                "",     "",     NULL};
+            bench_table_row(t, c2);
+            it = load_json("objectinfo_big_table", "grpc", &lg);
+            json_object_set_new(it, "table_rows", json_integer(big_rows));
+            json_array_append_new(items, it);
+        }
+        bench_bytes_free(&ga.req);
     }
     if (!g_oi_ok)
         bench_table_note(t, "gRPC objectinfo: n/a (%s)", oi_why);

@@ -18,16 +18,16 @@
  * ("warm"). reopen cost = cold p50 - warm p50. RSS after each round shows
  * whether memory stays flat while projects come and go.
  */
+#include "bench.h"
+
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "bench.h"
-
 #define SCALE_PROJECT "scale"
-#define SCALE_BUCKET "in.c-scale"
+#define SCALE_BUCKET  "in.c-scale"
 
 static json_t *small_table(const char *name)
 {
@@ -295,15 +295,15 @@ void bench_phase_projects(bench_t *b)
     bench_mem_end(&mem);
     double flat = rss_round[0] > 0 ? (double)rss_round[1] / (double)rss_round[0] : 0;
 
-    json_t *pj = json_pack(
-        "{s:i,s:i,s:f,s:f,s:f,s:f,s:f,s:f,s:f,s:f,s:f,s:I,s:I,s:I,s:f,s:b,s:I,s:I}", "projects", n,
-        "max_open_projects", b->scale_max_open, "create_seconds", create_s, "create_projects_per_s", n / create_s,
-        "touch_round1_seconds", round_s[0], "touch_round2_seconds", round_s[1], "touch_cold_p50_ms", cold50,
-        "touch_cold_p99_ms", cold99, "touch_warm_p50_ms", warm50, "touch_warm_p99_ms", warm99, "reopen_cost_ms",
-        cold50 - warm50, "rss_after_create_bytes", (json_int_t)rss_created, "rss_after_round1_bytes",
-        (json_int_t)rss_round[0], "rss_after_round2_bytes", (json_int_t)rss_round[1], "rss_ratio_round2_over_round1",
-        flat, "rss_flat_within_20_percent", flat > 0 && flat <= 1.2, "open_projects_now", (json_int_t)open_now,
-        "open_projects_peak", (json_int_t)open_peak);
+    json_t *pj = json_pack("{s:i,s:i,s:f,s:f,s:f,s:f,s:f,s:f,s:f,s:f,s:f,s:I,s:I,s:I,s:f,s:b,s:I,s:I}", "projects", n,
+                           "max_open_projects", b->scale_max_open, "create_seconds", create_s, "create_projects_per_s",
+                           n / create_s, "touch_round1_seconds", round_s[0], "touch_round2_seconds", round_s[1],
+                           "touch_cold_p50_ms", cold50, "touch_cold_p99_ms", cold99, "touch_warm_p50_ms", warm50,
+                           "touch_warm_p99_ms", warm99, "reopen_cost_ms", cold50 - warm50, "rss_after_create_bytes",
+                           (json_int_t)rss_created, "rss_after_round1_bytes", (json_int_t)rss_round[0],
+                           "rss_after_round2_bytes", (json_int_t)rss_round[1], "rss_ratio_round2_over_round1", flat,
+                           "rss_flat_within_20_percent", flat > 0 && flat <= 1.2, "open_projects_now",
+                           (json_int_t)open_now, "open_projects_peak", (json_int_t)open_peak);
 
     char title[200];
     snprintf(title, sizeof(title), "projects: %s projects touched round-robin, DUCKSTORE_MAX_OPEN_PROJECTS=%d",

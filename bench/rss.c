@@ -8,12 +8,12 @@
  * after it (read after a short pause, so threads that finish right after
  * the last answer are counted as gone).
  */
+#include "bench.h"
+
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
-
-#include "bench.h"
 
 #define SAMPLE_MS 20
 
@@ -87,6 +87,7 @@ void bench_mem_begin(bench_mem_t *m, const char *phase)
     memset(m, 0, sizeof(*m));
     m->phase = phase;
     m->before = bench_rss_read((pid_t)atomic_load(&watched_pid));
+    m->load_start = bench_loadavg();
     atomic_store(&peak_bytes, m->before);
 }
 

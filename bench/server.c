@@ -11,6 +11,8 @@
  * unavailable otherwise, not as an error). Stopping sends SIGTERM and
  * requires exit status 0: a benchmark that crashes the server has found a bug.
  */
+#include "bench.h"
+
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
@@ -19,8 +21,6 @@
 #include <string.h>
 #include <sys/wait.h>
 #include <unistd.h>
-
-#include "bench.h"
 
 extern char **environ;
 
@@ -80,8 +80,8 @@ void bench_server_start(bench_server_t *s, const char *binary, const char *data_
     for (const char *const *e = env; e && *e; e++)
         envp[k++] = (char *)*e;
     envp[k] = NULL;
-    char *argv[] = {(char *)binary, "serve", "--data-dir", (char *)data_dir, "--http-addr", http_addr,
-                    "--grpc-addr", s->grpc_target, NULL};
+    char *argv[] = {(char *)binary, "serve",        "--data-dir", (char *)data_dir, "--http-addr", http_addr,
+                    "--grpc-addr",  s->grpc_target, NULL};
 
     fflush(stdout);
     fflush(stderr);

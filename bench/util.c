@@ -2,6 +2,8 @@
  * util.c - small helpers of the benchmark: time, dying with a message,
  * files, free ports, latency percentiles, the machine's description.
  */
+#include "bench.h"
+
 #include <arpa/inet.h>
 #include <errno.h>
 #include <ftw.h>
@@ -15,8 +17,6 @@
 #include <sys/utsname.h>
 #include <time.h>
 #include <unistd.h>
-
-#include "bench.h"
 
 double bench_now(void)
 {
@@ -237,6 +237,18 @@ void bench_machine(bench_machine_t *m)
     struct utsname u;
     if (uname(&u) == 0)
         snprintf(m->kernel, sizeof(m->kernel), "%.20s %.100s", u.sysname, u.release);
+}
+
+double bench_loadavg(void)
+{
+    double l = -1;
+    FILE *f = fopen("/proc/loadavg", "r");
+    if (f) {
+        if (fscanf(f, "%lf", &l) != 1)
+            l = -1;
+        fclose(f);
+    }
+    return l;
 }
 
 double bench_ratio(double duckstore_speed, double limit_speed)

@@ -23,7 +23,8 @@ BENCH_OBJ := $(patsubst %.c,$(BUILD)/obj/%.o,$(BENCH_SRC))
 BENCH_BIN := $(BUILD)/duckstore_bench
 
 $(BENCH_BIN): $(BENCH_OBJ) $(CORE_OBJ)
-	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+	@echo "  LD    $@"
+	@$(CC) $(LDFLAGS) -o $@.tmp $^ $(LDLIBS) && mv -f $@.tmp $@
 
 .PHONY: bench-bin bench-quick
 bench-bin: $(BENCH_BIN)

@@ -15,4 +15,9 @@ echo "== protocol conformance (pytest)"
 
 echo "== end-to-end (pytest against build/duckstore)"
 /usr/bin/python3 -m pytest -q tests/e2e
+
+echo "== driver protocol over gRPC and the HTTP bridge (pytest)"
 /usr/bin/python3 -m pytest -q tests/grpc
+
+echo "== backend conformance (pytest: duckdb and postgres)"
+/usr/bin/python3 -m pytest -q tests/conformance

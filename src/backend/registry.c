@@ -35,7 +35,6 @@
 #include <sys/stat.h>
 #include <time.h>
 
-#include "cmd/cmd.h"
 #include "core/arena.h"
 #include "core/log.h"
 
@@ -330,17 +329,7 @@ ds_status_t ds_registry_add(ds_backend_entry_fn entry, void *handle, ds_err_t *e
 {
     if (!entry)
         return ds_err_set(err, DS_INVALID_ARGUMENT, "no entry function");
-    ds_status_t st = add_backend(entry, handle, NULL, err);
-    /*
-     * Plugins load right after the first built-in: before the service's
-     * recovery pass (which must see every backend's stored projects) and after
-     * the built-ins have taken their names.
-     */
-    if (st == DS_OK && !handle && !startup_loaded) {
-        const ds_config_t *cfg = ds_service_config();
-        ds_registry_load_dir(cfg && cfg->plugin_dir ? cfg->plugin_dir : "");
-    }
-    return st;
+    return add_backend(entry, handle, NULL, err);
 }
 
 ds_status_t ds_registry_get(const char *name, ds_backend_t **out, ds_err_t *err)
@@ -453,6 +442,9 @@ static ds_status_t load_plugin(const char *path, const char **name_out, ds_err_t
     return DS_OK;
 }
 
+/* The plugin directory as configured (before realpath), for absolute paths given at runtime. */
+static char plugin_dir_given[PATH_MAX];
+
 static int cmp_str(const void *a, const void *b) { return strcmp(*(char *const *)a, *(char *const *)b); }
 
 void ds_registry_load_dir(const char *dir)
@@ -462,6 +454,7 @@ void ds_registry_load_dir(const char *dir)
     startup_loaded = true;
     if (!dir || !*dir)
         return;
+    snprintf(plugin_dir_given, sizeof(plugin_dir_given), "%s", dir);
     char real[PATH_MAX];
     if (!realpath(dir, real)) {
         ds_log(DS_LOG_WARN, "plugin directory %s: %s; no plugins loaded", dir, strerror(errno));
@@ -529,8 +522,7 @@ ds_status_t ds_registry_load_file(const char *path, const char **name_out, ds_er
     if (path[0] == '/') {
         /* Absolute: compared before and after resolving (the directory itself may be a symlink). */
         char given_dir[PATH_MAX];
-        const char *cfg_dir = ds_service_config() && ds_service_config()->plugin_dir ? ds_service_config()->plugin_dir : "";
-        snprintf(given_dir, sizeof(given_dir), "%s", cfg_dir);
+        snprintf(given_dir, sizeof(given_dir), "%s", plugin_dir_given);
         size_t gl = strlen(given_dir);
         while (gl > 1 && given_dir[gl - 1] == '/')
             given_dir[--gl] = '\0';

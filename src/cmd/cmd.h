@@ -36,6 +36,9 @@ typedef struct ds_ctx {
     const char *project_id; /* set by commands once they know the project (for logs) */
 } ds_ctx_t;
 
+/* The backend projects are created on when none is named. */
+#define DS_DEFAULT_BACKEND "duckdb"
+
 /* Starts the service core: catalog, backends, recovery, write queues. */
 ds_status_t ds_service_start(const ds_config_t *cfg, ds_err_t *err);
 /* Closes every backend and the catalog cleanly. */

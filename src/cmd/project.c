@@ -26,7 +26,7 @@ ds_status_t ds_cmd_backend_init(ds_ctx_t *ctx, ds_backend_info_t *out)
     if ((st = ds_service_ready(&ctx->err)) != DS_OK)
         return st;
     out->data_dir = ds_service_config()->data_dir;
-    out->engine = "duckdb";
+    out->engine = DS_DEFAULT_BACKEND;
     out->projects = ds_catalog_project_count();
     return DS_OK;
 }
@@ -54,7 +54,7 @@ ds_status_t ds_cmd_project_create(ds_ctx_t *ctx, const ds_project_create_t *in, 
     if (strlen(name) >= sizeof(out->rec.name))
         return ds_err_setf(&ctx->err, DS_INVALID_ARGUMENT, "name", "project name is longer than %zu bytes",
                            sizeof(out->rec.name) - 1);
-    const char *backend = in->backend ? in->backend : "duckdb";
+    const char *backend = in->backend ? in->backend : DS_DEFAULT_BACKEND;
     ds_backend_t *be = NULL;
     if (ds_registry_get(backend, &be, &ctx->err) != DS_OK)
         return ds_err_setf(&ctx->err, DS_INVALID_ARGUMENT, "backend", "no backend named \"%s\" is registered",

@@ -182,6 +182,8 @@ ds_status_t ds_service_start(const ds_config_t *cfg, ds_err_t *err)
                           cfg->max_open_projects, err);
     if (st == DS_OK)
         st = ds_registry_add(ds_be_duckdb_entry, NULL, err);
+    if (st == DS_OK && cfg->plugin_dir)
+        ds_registry_load_dir(cfg->plugin_dir);
     if (st == DS_OK)
         st = recover(err);
     if (st == DS_OK)
@@ -246,8 +248,19 @@ ds_status_t ds_service_ready(ds_err_t *err)
 {
     if (!ds_catalog_ready())
         return ds_err_set(err, DS_UNAVAILABLE, "catalog is not open");
+    /*
+     * Ready means new projects can be served: the catalog and the default
+     * backend answer. A plugin backend that is down fails only its own
+     * projects (503) and shows in GET /backends; it does not take the whole
+     * service out of rotation.
+     */
+    ds_backend_t *be = NULL;
+    ds_status_t st = ds_registry_get(DS_DEFAULT_BACKEND, &be, err);
+    if (st != DS_OK)
+        return ds_err_set(err, DS_UNAVAILABLE, "the default backend %s is not registered", DS_DEFAULT_BACKEND);
     health_t h = {DS_OK, err};
-    ds_registry_each(check_health, &h);
+    check_health(be, &h);
+    ds_registry_put(be);
     return h.st;
 }
 
