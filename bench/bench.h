@@ -160,7 +160,9 @@ int64_t bench_rss_read(pid_t pid); /* bytes, -1 when unknown */
 typedef struct {
     const char *phase;
     int64_t before, peak, after;
-    double load_start; /* 1-minute load average when the phase began */
+    double other_cores; /* CPU used by other processes during the phase, in cores; -1 unknown */
+    double t_start;
+    int64_t busy_start, ours_start;
 } bench_mem_t;
 void bench_mem_begin(bench_mem_t *m, const char *phase);
 void bench_mem_end(bench_mem_t *m);
@@ -221,6 +223,8 @@ void bench_server_start(bench_server_t *s, const char *binary, const char *data_
                         const char *const *env);
 /* SIGTERM, and the exit status must be 0. */
 void bench_server_stop(bench_server_t *s);
+/* Stops every server still running (used when the run fails). */
+void bench_server_kill_all(void);
 
 /* REST helpers: die unless the status is expect; *out (when not NULL) gets the parsed JSON (decref it). */
 json_t *bench_rest(bench_http_t *h, const char *key, const char *method, const char *path, json_t *body, int expect);
@@ -279,6 +283,7 @@ typedef struct {
     bool quick;
     char binary[PATH_MAX];
     char work[PATH_MAX];
+    char run[PATH_MAX]; /* <work>/run-<pid>: this run's servers, limit database, scratch files */
     char results[PATH_MAX];
     bench_machine_t machine;
     int64_t memory_limit_bytes; /* what the server's default DUCKSTORE_MEMORY_LIMIT (50%) resolves to */

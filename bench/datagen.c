@@ -21,11 +21,14 @@
 #include "bench.h"
 
 #include <duckdb.h>
+#include <fcntl.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <time.h>
+#include <unistd.h>
 #include <zlib.h>
 
 #define STAMP_VERSION "duckstore-bench-data 1"
@@ -279,6 +282,12 @@ void bench_data_prepare(bench_data_t *d, const char *dir, int64_t rows, int part
     for (int k = 0; k < parts; k++)
         snprintf(d->part_csv[k], sizeof(d->part_csv[k]), "%s/part_%d.csv", dir, k);
 
+    /* Two runs at once (make test in parallel) generate the same directory once: the second waits. */
+    char lock_path[PATH_MAX + 16];
+    snprintf(lock_path, sizeof(lock_path), "%s.lock", dir);
+    int lock_fd = open(lock_path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+    if (lock_fd < 0 || flock(lock_fd, LOCK_EX) != 0)
+        bench_die("cannot lock %s", lock_path);
     char stamp_path[PATH_MAX + 16];
     snprintf(stamp_path, sizeof(stamp_path), "%s/.stamp", dir);
     char *want =
@@ -289,6 +298,7 @@ void bench_data_prepare(bench_data_t *d, const char *dir, int64_t rows, int part
     if (reuse) {
         bench_note("reusing the generated data in %s", dir);
         free(want);
+        close(lock_fd);
         return;
     }
     bench_rmtree(dir);
@@ -316,5 +326,6 @@ void bench_data_prepare(bench_data_t *d, const char *dir, int64_t rows, int part
     if (!f || fputs(want, f) < 0 || fclose(f) != 0)
         bench_die("cannot write %s", stamp_path);
     free(want);
+    close(lock_fd);
     bench_note("data ready in %.1f s", bench_now() - t0);
 }

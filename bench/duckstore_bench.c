@@ -7,7 +7,8 @@
  *                        [--out FILE] [--keep]
  *   --quick   tiny sizes (seconds), written to bench/results/quick.json
  *   --rows N  rows of the import data (default: the full size below)
- *   --keep    keep the servers' data directories under <work>/run
+ *   --keep    keep this run's directory, <work>/run-<pid> (servers' data and logs)
+ *   --data-only  generate (or check) the data set and stop
  *   --tables N, --projects N, --max-open N, --req-seconds S
  *             override the scale and request sizes (for experiments)
  *
@@ -16,6 +17,7 @@
  */
 #include "bench.h"
 
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -24,13 +26,14 @@
 
 /* Full size: ~1 GB of CSV would take longer than the 15 minutes a full run may
  * take on a 2-core machine (see docs/performance.md); this is the size used. */
-#define FULL_ROWS  3000000
+#define FULL_ROWS  5000000
 #define QUICK_ROWS 20000
 
 static void usage(void)
 {
-    fprintf(stderr, "usage: duckstore_bench [--quick] [--rows N] [--binary PATH] [--work DIR] [--out FILE] [--keep]\n"
-                    "                       [--tables N] [--projects N] [--max-open N] [--req-seconds S]\n");
+    fprintf(stderr,
+            "usage: duckstore_bench [--quick] [--rows N] [--binary PATH] [--work DIR] [--out FILE] [--keep]\n"
+            "                       [--data-only] [--tables N] [--projects N] [--max-open N] [--req-seconds S]\n");
     exit(2);
 }
 
@@ -52,7 +55,7 @@ int main(int argc, char **argv)
     bench_t b;
     memset(&b, 0, sizeof(b));
     int64_t rows = 0;
-    bool keep = false;
+    bool keep = false, data_only = false;
     const char *out = NULL;
     int tables = 0, projects = 0, max_open = 0;
     double req_seconds = 0;
@@ -63,6 +66,8 @@ int main(int argc, char **argv)
             b.quick = true;
         else if (strcmp(argv[i], "--keep") == 0)
             keep = true;
+        else if (strcmp(argv[i], "--data-only") == 0)
+            data_only = true;
         else if (strcmp(argv[i], "--rows") == 0 && i + 1 < argc)
             rows = strtoll(argv[++i], NULL, 10);
         else if (strcmp(argv[i], "--binary") == 0 && i + 1 < argc)
@@ -102,6 +107,8 @@ int main(int argc, char **argv)
         bench_die("cannot resolve %s", b.binary);
     snprintf(b.binary, sizeof(b.binary), "%s", abs);
 
+    /* A server that dies mid-request must fail the run with a message, not kill it with SIGPIPE. */
+    signal(SIGPIPE, SIG_IGN);
     double t_start = bench_now();
     time_t started = time(NULL);
     bench_machine(&b.machine);
@@ -124,8 +131,12 @@ int main(int argc, char **argv)
     char *data_dir = bench_fmt("%s/data-%lld", b.work, (long long)rows);
     bench_data_prepare(&b.data, data_dir, rows, b.par_k, req_rows);
     free(data_dir);
+    if (data_only)
+        return 0;
 
-    char *run_dir = bench_fmt("%s/run", b.work);
+    /* Per process, so two runs in one tree (make test in parallel) never share a directory. */
+    char *run_dir = bench_fmt("%s/run-%d", b.work, (int)getpid());
+    snprintf(b.run, sizeof(b.run), "%s", run_dir);
     bench_rmtree(run_dir);
     bench_mkdirs(run_dir);
     bench_grpc_init();
@@ -207,7 +218,7 @@ int main(int argc, char **argv)
     json_object_set_new(json_object_get(b.json, "machine"), "loadavg_1min_at_start", json_real(load0));
     json_object_set_new(json_object_get(b.json, "machine"), "loadavg_1min_at_end", json_real(bench_loadavg()));
     json_object_set_new(b.json, "phases", b.phases);
-    char *tmp = bench_fmt("%s.tmp", b.results);
+    char *tmp = bench_fmt("%s.%d.tmp", b.results, (int)getpid());
     char *slash = strrchr(b.results, '/');
     if (slash) {
         char dir[PATH_MAX];

@@ -157,7 +157,7 @@ void bench_phase_requests(bench_t *b)
                    json_pack("{s:s}", "file_id", fid), 200);
     json_decref(imp);
     free(fid);
-    char *inproc_dir = bench_fmt("%s/run/inprocess", b->work);
+    char *inproc_dir = bench_fmt("%s/inprocess", b->run);
     bench_inproc_start(inproc_dir, d->req_csv);
     free(inproc_dir);
 

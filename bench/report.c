@@ -172,7 +172,8 @@ json_t *bench_mem_json(const bench_mem_t *m)
     double ratio = m->before > 0 ? (double)m->after / (double)m->before : 0;
     return json_pack("{s:I,s:I,s:I,s:f,s:b,s:f}", "rss_before_bytes", (json_int_t)m->before, "rss_peak_bytes",
                      (json_int_t)m->peak, "rss_after_bytes", (json_int_t)m->after, "rss_after_over_before_ratio", ratio,
-                     "rss_back_within_20_percent", ratio > 0 && ratio <= 1.2, "loadavg_1min_at_start", m->load_start);
+                     "rss_back_within_20_percent", ratio > 0 && ratio <= 1.2, "other_processes_cpu_cores",
+                     m->other_cores);
 }
 
 void bench_report_mem(const bench_mem_t *m, json_t *phase_json)
@@ -185,7 +186,7 @@ void bench_report_mem(const bench_mem_t *m, json_t *phase_json)
 void bench_report_mem_print(void)
 {
     static const char *const h[] = {"phase (server)",     "rss before MB",   "rss peak MB",       "rss after MB",
-                                    "ratio after/before", "back within 20%", "load avg at start", NULL};
+                                    "ratio after/before", "back within 20%", "other CPU (cores)", NULL};
     bench_table_t *t = bench_table_new("memory: the server's RSS in every phase (sampled every 20 ms)", h);
     for (int i = 0; i < n_mems; i++) {
         const bench_mem_t *m = &mems[i];
@@ -196,12 +197,13 @@ void bench_report_mem_print(void)
                                bench_mb(m->after),
                                bench_num(ratio, 2),
                                ratio > 0 && ratio <= 1.2 ? "yes" : "NO",
-                               bench_num(m->load_start, 2),
+                               m->other_cores < 0 ? "?" : bench_num(m->other_cores, 2),
                                NULL};
         bench_table_row(t, cells);
     }
     bench_table_note(t, "The server runs with its default DUCKSTORE_MEMORY_LIMIT (50%% of physical memory).");
-    bench_table_note(t, "load avg = the machine's 1-minute load average; above ~0.5 other work competes with the "
-                        "benchmark and every figure is lower than the machine can do.");
+    bench_table_note(t, "other CPU = CPU time of processes other than the benchmark and the server during the phase, "
+                        "in cores; well above 0 means other work competed and the figures are lower than the machine "
+                        "can do.");
     bench_table_print(t);
 }

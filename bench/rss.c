@@ -7,6 +7,11 @@
  * current phase began. A phase records RSS before it, its peak, and RSS
  * after it (read after a short pause, so threads that finish right after
  * the last answer are counted as gone).
+ *
+ * Other work on the machine skews every figure, so each phase also measures
+ * the CPU time nobody in the benchmark used: the machine's busy time
+ * (/proc/stat) minus this process's and the server's (/proc/<pid>/stat),
+ * over the phase's wall time, in cores.
  */
 #include "bench.h"
 
@@ -14,6 +19,7 @@
 #include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
 #define SAMPLE_MS 20
 
@@ -82,12 +88,55 @@ void bench_rss_watch(pid_t pid)
     atomic_store(&peak_bytes, 0);
 }
 
+/* Busy clock ticks of the whole machine. */
+static int64_t machine_busy_ticks(void)
+{
+    FILE *f = fopen("/proc/stat", "r");
+    if (!f)
+        return -1;
+    long long v[10] = {0};
+    int n = fscanf(f, "cpu %lld %lld %lld %lld %lld %lld %lld %lld %lld %lld", &v[0], &v[1], &v[2], &v[3], &v[4], &v[5],
+                   &v[6], &v[7], &v[8], &v[9]);
+    fclose(f);
+    if (n < 8)
+        return -1;
+    /* user nice system idle iowait irq softirq steal (guest time is already in user) */
+    return v[0] + v[1] + v[2] + v[5] + v[6] + v[7];
+}
+
+/* utime + stime of a process (all its threads), in clock ticks; 0 when unknown. */
+static int64_t process_ticks(pid_t pid)
+{
+    char path[64], buf[1024];
+    snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return 0;
+    size_t n = fread(buf, 1, sizeof(buf) - 1, f);
+    fclose(f);
+    buf[n] = '\0';
+    char *p = strrchr(buf, ')');
+    long long ut = 0, st = 0;
+    /* After ") ": state(3) ... utime is field 14, stime 15. */
+    if (!p || sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lld %lld", &ut, &st) != 2)
+        return 0;
+    return ut + st;
+}
+
+static int64_t ours_ticks(void)
+{
+    pid_t srv = (pid_t)atomic_load(&watched_pid);
+    return process_ticks(getpid()) + (srv > 0 ? process_ticks(srv) : 0);
+}
+
 void bench_mem_begin(bench_mem_t *m, const char *phase)
 {
     memset(m, 0, sizeof(*m));
     m->phase = phase;
     m->before = bench_rss_read((pid_t)atomic_load(&watched_pid));
-    m->load_start = bench_loadavg();
+    m->t_start = bench_now();
+    m->busy_start = machine_busy_ticks();
+    m->ours_start = ours_ticks();
     atomic_store(&peak_bytes, m->before);
 }
 
@@ -99,4 +148,12 @@ void bench_mem_end(bench_mem_t *m)
     m->peak = atomic_load(&peak_bytes);
     if (m->after > m->peak)
         m->peak = m->after;
+    int64_t busy = machine_busy_ticks(), ours = ours_ticks();
+    double secs = bench_now() - m->t_start;
+    double hz = (double)sysconf(_SC_CLK_TCK);
+    m->other_cores = -1;
+    if (busy >= 0 && m->busy_start >= 0 && secs > 0) {
+        double other = (double)((busy - m->busy_start) - (ours - m->ours_start)) / hz / secs;
+        m->other_cores = other < 0 ? 0 : other;
+    }
 }

@@ -19,10 +19,33 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 extern char **environ;
+
+/* Servers still running, so a failing run stops them (bench_die -> bench_server_kill_all). */
+static pid_t live[8];
+
+static void remember(pid_t pid, bool add)
+{
+    for (int i = 0; i < 8; i++)
+        if (add ? live[i] == 0 : live[i] == pid) {
+            live[i] = add ? pid : 0;
+            return;
+        }
+}
+
+void bench_server_kill_all(void)
+{
+    for (int i = 0; i < 8; i++)
+        if (live[i] > 0) {
+            kill(live[i], SIGTERM);
+            waitpid(live[i], NULL, 0);
+            live[i] = 0;
+        }
+}
 
 static void random_key(char *out, size_t n)
 {
@@ -89,6 +112,8 @@ void bench_server_start(bench_server_t *s, const char *binary, const char *data_
     if (pid < 0)
         bench_die("fork: %s", strerror(errno));
     if (pid == 0) {
+        /* The server ends with the benchmark, however the benchmark ends. */
+        prctl(PR_SET_PDEATHSIG, SIGTERM);
         int fd = open(log_path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
         if (fd >= 0) {
             dup2(fd, 1);
@@ -104,6 +129,7 @@ void bench_server_start(bench_server_t *s, const char *binary, const char *data_
     free(envp);
     free(admin);
     s->pid = pid;
+    remember(pid, true);
 
     bench_http_t *h = bench_http_open(s->http_port);
     double deadline = bench_now() + 60;
@@ -151,11 +177,13 @@ void bench_server_stop(bench_server_t *s)
         if (bench_now() > deadline) {
             kill(s->pid, SIGKILL);
             waitpid(s->pid, &st, 0);
+            remember(s->pid, false);
             log_tail(s->log_path);
             bench_die("duckstore did not stop within 120 s of SIGTERM");
         }
         bench_sleep_ms(20);
     }
+    remember(s->pid, false);
     s->pid = 0;
     if (!WIFEXITED(st) || WEXITSTATUS(st) != 0) {
         log_tail(s->log_path);

@@ -41,6 +41,7 @@ void bench_die(const char *fmt, ...)
     vfprintf(stderr, fmt, ap);
     va_end(ap);
     fputc('\n', stderr);
+    bench_server_kill_all();
     exit(1);
 }
 

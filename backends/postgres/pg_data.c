@@ -366,115 +366,6 @@ static ds_status_t build_select(pg_use_t *u, const pg_table_t *pt, const char *c
     return DS_OK;
 }
 
-/* ---- import: CSV header ---- */
-
-/* The first record of a CSV file (after skip lines) as column names; gzip or plain. */
-static ds_status_t read_csv_header(pg_use_t *u, const char *path, const ds_csv_opts_t *o, const char ***names,
-                                   size_t *n)
-{
-    gzFile f = gzopen(path, "rb");
-    if (!f)
-        return fail(u, DS_NOT_FOUND, DS_KBC_FILE_NOT_FOUND, "cannot open the file to import");
-    gzbuffer(f, 65536);
-    char delim = o->delimiter[0] ? o->delimiter[0] : ',';
-    char quote = o->enclosure[0];
-    char esc = o->escaped_by[0];
-    for (int64_t s = 0; s < o->skip_lines; s++) {
-        int c;
-        while ((c = gzgetc(f)) != -1 && c != '\n')
-            ;
-    }
-    pgbuf_t field = {0};
-    size_t cap = 16, count = 0, total = 0;
-    const char **out = H(u)->alloc(u->call, sizeof(char *) * cap);
-    bool inq = false, at_start = true, done = false;
-    int c = gzgetc(f);
-    if (c == 0xEF) {
-        int c2 = gzgetc(f), c3 = gzgetc(f);
-        if (c2 == 0xBB && c3 == 0xBF) {
-            c = gzgetc(f);
-        } else {
-            pb_add(&field, "\xEF", 1);
-            if (c2 != -1) {
-                char ch = (char)c2;
-                pb_add(&field, &ch, 1);
-            }
-            c = c3;
-        }
-    }
-    for (; !done; c = gzgetc(f)) {
-        if (++total > (1u << 20)) {
-            pb_free(&field);
-            gzclose(f);
-            return fail(u, DS_INVALID_ARGUMENT, DS_KBC_INVALID_SOURCE_DATA, "the CSV header is longer than 1 MiB");
-        }
-        bool end = c == -1;
-        if (!end && inq) {
-            if (esc && esc != quote && c == esc) {
-                int nx = gzgetc(f);
-                if (nx != -1) {
-                    char ch = (char)nx;
-                    pb_add(&field, &ch, 1);
-                }
-                continue;
-            }
-            if (c == quote) {
-                int nx = gzgetc(f);
-                if (nx == quote) {
-                    pb_add(&field, &quote, 1);
-                    continue;
-                }
-                inq = false;
-                if (nx == -1)
-                    end = true;
-                else
-                    c = nx;
-            } else {
-                char ch = (char)c;
-                pb_add(&field, &ch, 1);
-                continue;
-            }
-        }
-        if (!end && quote && c == quote && at_start) {
-            inq = true;
-            at_start = false;
-            continue;
-        }
-        if (end || c == delim || c == '\n') {
-            if (count == cap) {
-                const char **bigger = H(u)->alloc(u->call, sizeof(char *) * cap * 2);
-                memcpy(bigger, out, sizeof(char *) * cap);
-                out = bigger;
-                cap *= 2;
-            }
-            size_t len = field.len;
-            if (len && field.data[len - 1] == '\r' && (end || c == '\n'))
-                len--;
-            char *name = H(u)->alloc(u->call, len + 1);
-            if (len)
-                memcpy(name, field.data, len);
-            out[count++] = name;
-            pb_reset(&field);
-            at_start = true;
-            if (end || c == '\n')
-                done = true;
-            continue;
-        }
-        char ch = (char)c;
-        pb_add(&field, &ch, 1);
-        at_start = false;
-    }
-    pb_free(&field);
-    gzclose(f);
-    if (inq)
-        return fail(u, DS_INVALID_ARGUMENT, DS_KBC_INVALID_SOURCE_DATA, "the CSV header has an unterminated enclosure");
-    if (count == 1 && out[0][0] == '\0')
-        return fail(u, DS_INVALID_ARGUMENT, DS_KBC_INVALID_SOURCE_DATA,
-                    "the file is empty: a CSV header (or an explicit column list) is required");
-    *names = out;
-    *n = count;
-    return DS_OK;
-}
 
 /* ---- import ---- */
 
@@ -537,7 +428,7 @@ static ds_status_t describe_source(imp_t *m)
     if (o->n_columns) {
         m->src = o->columns;
         m->n_src = o->n_columns;
-    } else if ((st = read_csv_header(u, m->paths[0], o, &m->src, &m->n_src)) != DS_OK) {
+    } else if ((st = H(u)->csv_header(u->call, m->paths[0], o, &m->src, &m->n_src)) != DS_OK) {
         return st;
     }
     for (size_t i = 0; i < m->n_src; i++)

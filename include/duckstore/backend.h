@@ -298,6 +298,13 @@ typedef struct ds_host_api {
     int64_t memory_limit_bytes;
     int64_t threads;
     int64_t max_open_projects;
+    /*
+     * Reads the header record of a CSV file (gzip or plain; o's delimiter,
+     * enclosure, escape and skip_lines) as column names, into the call's
+     * arena. Errors go to call->err.
+     */
+    ds_status_t (*csv_header)(ds_be_call_t *call, const char *path, const ds_csv_opts_t *o, const char ***names,
+                              size_t *n);
 } ds_host_api_t;
 
 typedef struct ds_backend_ops {

@@ -36,6 +36,7 @@
 #include <time.h>
 
 #include "core/arena.h"
+#include "core/csv.h"
 #include "core/log.h"
 
 typedef enum { E_LOADING, E_READY, E_UNLOADING } entry_state_t;
@@ -69,6 +70,12 @@ static double mono_ms(void)
 }
 
 /* ---- the host API ---- */
+
+static ds_status_t host_csv_header(ds_be_call_t *call, const char *path, const ds_csv_opts_t *o, const char ***names,
+                                   size_t *n)
+{
+    return ds_csv_read_header(call->arena, path, o, names, n, call->err);
+}
 
 static void *host_alloc(ds_be_call_t *call, size_t n) { return ds_arena_alloc(call->arena, n); }
 static char *host_strdup(ds_be_call_t *call, const char *s) { return ds_arena_strdup(call->arena, s); }
@@ -158,6 +165,7 @@ ds_status_t ds_registry_init(const char *data_dir, int64_t memory_limit_bytes, i
         .memory_limit_bytes = memory_limit_bytes,
         .threads = threads,
         .max_open_projects = max_open_projects,
+        .csv_header = host_csv_header,
     };
     return DS_OK;
 }
