@@ -24,7 +24,7 @@ HERE = Path(__file__).resolve().parent
 ROOT = HERE.parents[1]
 sys.path.insert(0, str(ROOT / "tests" / "e2e"))
 
-from e2e_lib import Server  # noqa: E402
+from e2e_lib import Server, server_factory_fixture  # noqa: E402
 from helpers import Proj  # noqa: E402
 from pg_harness import PgServer  # noqa: E402
 
@@ -50,26 +50,7 @@ def pg_db(pg):
 
 @pytest.fixture
 def server_factory(tmp_path):
-    servers = []
-
-    def make(env=None, admin_key=None, start=True):
-        kw = {} if admin_key is None else {"admin_key": admin_key}
-        s = Server(tmp_path / f"s{len(servers)}", env=env, **kw)
-        servers.append(s)
-        if start:
-            s.start()
-        return s
-
-    yield make
-
-    problems = []
-    for s in servers:
-        if s.running:
-            rc = s.stop(check=False)
-            if rc != 0:
-                problems.append(f"{s.base_dir}: exit code {rc} after SIGTERM (expected 0)\n{s.log_tail()}")
-    if problems:
-        pytest.fail("\n".join(problems))
+    yield from server_factory_fixture(tmp_path, Server)
 
 
 def backend_env(pg, database, **extra):

@@ -423,3 +423,34 @@ def run_threads(n, fn):
         if e is not None:
             raise e
     return results
+
+
+def server_factory_fixture(tmp_path, server_cls=None):
+    """The body of every suite's `server_factory` fixture (a generator: use `yield from`).
+
+    Yields make(env=None, admin_key=GENERATE, start=True) -> server_cls instance, each in its own
+    directory under tmp_path. At teardown every server still running is stopped with SIGTERM and
+    must exit with code 0, or the test fails.
+    """
+    import pytest
+
+    server_cls = server_cls or Server
+    servers = []
+
+    def make(env=None, admin_key=GENERATE, start=True):
+        s = server_cls(tmp_path / f"s{len(servers)}", admin_key=admin_key, env=env)
+        servers.append(s)
+        if start:
+            s.start()
+        return s
+
+    yield make
+
+    problems = []
+    for s in servers:
+        if s.running:
+            rc = s.stop(check=False)
+            if rc != 0:
+                problems.append(f"{s.base_dir}: exit code {rc} after SIGTERM (expected 0)\n{s.log_tail()}")
+    if problems:
+        pytest.fail("\n".join(problems))

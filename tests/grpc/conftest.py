@@ -13,30 +13,12 @@ At teardown every server still running is stopped with SIGTERM and must exit wit
 import pytest
 
 from driver_lib import Driver, GrpcServer
-from e2e_lib import GENERATE
+from e2e_lib import server_factory_fixture
 
 
 @pytest.fixture
 def server_factory(tmp_path):
-    servers = []
-
-    def make(env=None, admin_key=GENERATE, start=True):
-        s = GrpcServer(tmp_path / f"s{len(servers)}", admin_key=admin_key, env=env)
-        servers.append(s)
-        if start:
-            s.start()
-        return s
-
-    yield make
-
-    problems = []
-    for s in servers:
-        if s.running:
-            rc = s.stop(check=False)
-            if rc != 0:
-                problems.append(f"{s.base_dir}: exit code {rc} after SIGTERM (expected 0)\n{s.log_tail()}")
-    if problems:
-        pytest.fail("\n".join(problems))
+    yield from server_factory_fixture(tmp_path, GrpcServer)
 
 
 @pytest.fixture
