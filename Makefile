@@ -6,15 +6,17 @@ DUCKDB  := third_party/duckdb
 BUILD   := build
 WERROR  ?= -Werror
 CFLAGS  ?= -O2 -g
+# SAN: sanitizer flags for a checked build (`make asan`); empty for the normal build.
+SAN     ?=
 MAKEFLAGS += --no-print-directory
 CFLAGS  += -std=c11 -D_GNU_SOURCE -Wall -Wextra $(WERROR) -Wno-unused-parameter -fPIC -pthread \
-           -Isrc -Iinclude -I$(DUCKDB)/include -I$(BUILD)/gen
+           -Isrc -Iinclude -I$(DUCKDB)/include -I$(BUILD)/gen $(SAN)
 PKGS    := libmicrohttpd jansson libsodium zlib grpc libprotobuf-c
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 CFLAGS  += $(PKG_CFLAGS)
 # The binary finds libduckdb.so through its rpath, relative to itself, so it runs from anywhere.
-LDFLAGS += -pthread -L$(DUCKDB)/lib -Wl,-rpath,'$$ORIGIN/../$(DUCKDB)/lib' -Wl,-rpath,'$(abspath $(DUCKDB)/lib)'
+LDFLAGS += $(SAN) -pthread -L$(DUCKDB)/lib -Wl,-rpath,'$$ORIGIN/../$(DUCKDB)/lib' -Wl,-rpath,'$(abspath $(DUCKDB)/lib)'
 LDLIBS  += -lduckdb $(PKG_LIBS) -ldl -lm
 
 include mk/proto.mk
@@ -26,7 +28,7 @@ MAIN_OBJ   := $(BUILD)/obj/src/main.o
 UNIT_SRC   := $(sort $(wildcard tests/unit/test_*.c))
 UNIT_BIN   := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(UNIT_SRC))
 
-.PHONY: all setup run test unit e2e bench clean format
+.PHONY: all setup run test unit e2e bench asan clean format
 all: $(BUILD)/duckstore $(PLUGIN_SO) $(TEST_PLUGIN_SO)
 
 setup:
@@ -65,10 +67,16 @@ test: setup
 bench: setup all
 	@bash scripts/bench.sh
 
+# The checked build: ASan + UBSan, in build-asan/, with the end-to-end and protocol suites run against it.
+ASAN_SAN := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
+asan: setup
+	@$(MAKE) --no-print-directory BUILD=build-asan SAN="$(ASAN_SAN)" build-asan/duckstore
+	@bash scripts/asan.sh
+
 format:
 	clang-format -i $(CORE_SRC) src/main.c include/duckstore/*.h src/*/*.h
 
 clean:
-	rm -rf $(BUILD)
+	rm -rf $(BUILD) build-asan
 
 -include $(shell find $(BUILD)/obj -name '*.d' 2>/dev/null)

@@ -161,9 +161,15 @@ typedef struct {
     const char *phase;
     int64_t before, peak, after;
     double other_cores; /* CPU used by other processes during the phase, in cores; -1 unknown */
-    double t_start;
-    int64_t busy_start, ours_start;
+    struct bench_cpu {
+        double t;
+        int64_t busy, ours;
+    } cpu;
 } bench_mem_t;
+/* CPU used by processes other than this one and the watched server, from begin to now, in cores (-1: unknown). */
+typedef struct bench_cpu bench_cpu_t;
+void bench_cpu_begin(bench_cpu_t *c);
+double bench_cpu_other(const bench_cpu_t *c);
 void bench_mem_begin(bench_mem_t *m, const char *phase);
 void bench_mem_end(bench_mem_t *m);
 
@@ -249,6 +255,7 @@ typedef struct {
     double seconds;
     int64_t requests, failures;
     double p50_ms, p99_ms, rps;
+    double other_cores; /* CPU of other processes meanwhile (bench_cpu_other) */
 } bench_load_t;
 void bench_load_run(const bench_worker_ops_t *ops, void *arg, int clients, double seconds, bench_load_t *out);
 /* n sequential requests on one client: latency percentiles. */

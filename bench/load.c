@@ -66,6 +66,8 @@ void bench_load_run(const bench_worker_ops_t *ops, void *arg, int clients, doubl
     }
     pthread_barrier_wait(&go);
     double t0 = bench_now();
+    bench_cpu_t cpu;
+    bench_cpu_begin(&cpu);
     bench_sleep_ms((int)(seconds * 1000));
     atomic_store(&stop, true);
     bench_lat_t all = {0};
@@ -76,6 +78,7 @@ void bench_load_run(const bench_worker_ops_t *ops, void *arg, int clients, doubl
         bench_lat_free(&ws[i].lat);
     }
     out->seconds = bench_now() - t0;
+    out->other_cores = bench_cpu_other(&cpu);
     out->requests = (int64_t)all.n;
     out->rps = out->seconds > 0 ? (double)all.n / out->seconds : 0;
     out->p50_ms = bench_lat_pct(&all, 50) * 1000;
@@ -94,6 +97,8 @@ void bench_load_seq(const bench_worker_ops_t *ops, void *arg, int n, bench_load_
     ops->request(state, arg);
     bench_lat_t lat = {0};
     double t0 = bench_now();
+    bench_cpu_t cpu;
+    bench_cpu_begin(&cpu);
     for (int i = 0; i < n; i++) {
         double a = bench_now();
         bool ok = ops->request(state, arg);
@@ -104,6 +109,7 @@ void bench_load_seq(const bench_worker_ops_t *ops, void *arg, int n, bench_load_
             out->failures++;
     }
     out->seconds = bench_now() - t0;
+    out->other_cores = bench_cpu_other(&cpu);
     ops->close(state);
     out->requests = (int64_t)lat.n;
     out->rps = out->seconds > 0 ? (double)lat.n / out->seconds : 0;

@@ -26,6 +26,15 @@
 
 #define UNIMPLEMENTED 12 /* grpc_status_code */
 
+/* Runs stmt and sets other to the cores other processes used meanwhile (bench_cpu_other). */
+#define MEASURE_OTHER(other, stmt)                                                                                     \
+    do {                                                                                                               \
+        bench_cpu_t cpu_;                                                                                              \
+        bench_cpu_begin(&cpu_);                                                                                        \
+        stmt;                                                                                                          \
+        (other) = bench_cpu_other(&cpu_);                                                                              \
+    } while (0)
+
 typedef struct {
     bench_fmt_t fmt;
     const char *name; /* "csv", "csv.gz", "parquet" */
@@ -113,15 +122,17 @@ static bool grpc_import(bench_t *b, const char *table, const char *file_key, ben
 }
 
 static json_t *speed_item(const char *name, const char *format, const char *transport, int64_t rows, int64_t bytes,
-                          double secs)
+                          double secs, double other)
 {
-    return json_pack("{s:s,s:s,s:s,s:I,s:I,s:f,s:f,s:f}", "name", name, "format", format, "transport", transport,
+    return json_pack("{s:s,s:s,s:s,s:I,s:I,s:f,s:f,s:f,s:f}", "name", name, "format", format, "transport", transport,
                      "rows", (json_int_t)rows, "bytes", (json_int_t)bytes, "seconds", secs, "rows_per_s",
-                     secs > 0 ? (double)rows / secs : 0, "mb_per_s", secs > 0 ? (double)bytes / 1e6 / secs : 0);
+                     secs > 0 ? (double)rows / secs : 0, "mb_per_s", secs > 0 ? (double)bytes / 1e6 / secs : 0,
+                     "other_cpu_cores", other);
 }
 
-static void add_limit(json_t *item, int64_t rows, int64_t bytes, double limit_s, double secs)
+static void add_limit(json_t *item, int64_t rows, int64_t bytes, double limit_s, double secs, double limit_other)
 {
+    json_object_set_new(item, "limit_other_cpu_cores", json_real(limit_other));
     json_object_set_new(item, "limit_seconds", json_real(limit_s));
     json_object_set_new(item, "limit_rows_per_s", json_real(limit_s > 0 ? (double)rows / limit_s : 0));
     json_object_set_new(item, "limit_mb_per_s", json_real(limit_s > 0 ? (double)bytes / 1e6 / limit_s : 0));
@@ -133,8 +144,14 @@ static json_t *na_item(const char *name, const char *format, const char *transpo
     return json_pack("{s:s,s:s,s:s,s:s}", "name", name, "format", format, "transport", transport, "not_available", why);
 }
 
+static const char *other_cell(double a, double b)
+{
+    double m = a > b ? a : b;
+    return m < 0 ? "?" : bench_num(m, 2);
+}
+
 static void speed_row(bench_table_t *t, const char *what, const char *transport, int64_t rows, int64_t bytes,
-                      double secs, double limit_s, double with_upload_s)
+                      double secs, double limit_s, double with_upload_s, double other)
 {
     char ratio2[32] = "";
     if (with_upload_s > 0)
@@ -148,19 +165,21 @@ static void speed_row(bench_table_t *t, const char *what, const char *transport,
                            limit_s > 0 ? bench_num(limit_s, 2) : "",
                            limit_s > 0 ? bench_num(limit_s / secs, 2) : "",
                            ratio2,
+                           other_cell(other, -1),
                            NULL};
     bench_table_row(t, cells);
 }
 
 static void na_row(bench_table_t *t, const char *what, const char *transport, const char *why)
 {
-    const char *cells[] = {what, transport, "n/a", "", "", "", "", "", "", NULL};
+    const char *cells[] = {what, transport, "n/a", "", "", "", "", "", "", "", NULL};
     bench_table_row(t, cells);
     bench_table_note(t, "%s over %s: n/a (%s)", what, transport, why);
 }
 
 static const char *const speed_headers[] = {
-    "what", "transport", "rows/s", "MB/s", "seconds", "limit rows/s", "limit s", "ratio", "ratio incl. upload", NULL};
+    "what",  "transport",          "rows/s",    "MB/s", "seconds", "limit rows/s", "limit s",
+    "ratio", "ratio incl. upload", "other CPU", NULL};
 
 /* ---- import ---- */
 
@@ -195,9 +214,10 @@ void bench_phase_import(bench_t *b)
         snprintf(lim_table, sizeof(lim_table), "lim_%s", fi->tag);
         bench_note("%s: upload, REST, gRPC, DuckDB", what);
 
-        double up_s;
-        char *file_id = bench_rest_upload(b->http, b->server.key, BENCH_PROJECT, key_name, file, &up_s);
-        json_t *up = speed_item("upload", fi->name, "rest", d->rows, bytes, up_s);
+        double up_s, up_o, lim_o, o;
+        char *file_id;
+        MEASURE_OTHER(up_o, file_id = bench_rest_upload(b->http, b->server.key, BENCH_PROJECT, key_name, file, &up_s));
+        json_t *up = speed_item("upload", fi->name, "rest", d->rows, bytes, up_s, up_o);
         json_array_append_new(items, up);
         char up_what[64];
         snprintf(up_what, sizeof(up_what), "upload %s (file)", fi->name);
@@ -206,11 +226,18 @@ void bench_phase_import(bench_t *b)
                              bench_int((int64_t)((double)d->rows / up_s)),
                              bench_num((double)bytes / 1e6 / up_s, 1),
                              bench_num(up_s, 2),
+                             "",
+                             "",
+                             "",
+                             "",
+                             other_cell(up_o, -1),
                              NULL};
         bench_table_row(t, upc);
 
         bench_limit_create_table(b->limit, lim_table);
-        double lim_s = bench_limit_copy_from(b->limit, lim_table, file, fi->fmt);
+        bench_limit_exec(b->limit, "CHECKPOINT");
+        double lim_s;
+        MEASURE_OTHER(lim_o, lim_s = bench_limit_copy_from(b->limit, lim_table, file, fi->fmt));
         char *count_sql = bench_fmt("SELECT count(*) FROM %s", lim_table);
         if (bench_limit_int(b->limit, count_sql) != d->rows)
             bench_die("DuckDB COPY into %s did not load %lld rows", lim_table, (long long)d->rows);
@@ -218,39 +245,45 @@ void bench_phase_import(bench_t *b)
 
         bench_rest_create_bench_table(b->http, b->server.key, BENCH_PROJECT, BENCH_BUCKET, rest_table);
         double s;
-        json_t *r = rest_import(b->http, b->server.key, rest_table, file_id, fi->fmt, false, &s);
+        json_t *r;
+        MEASURE_OTHER(o, r = rest_import(b->http, b->server.key, rest_table, file_id, fi->fmt, false, &s));
         check_rows(what, r, d->rows, d->rows);
-        json_t *it = speed_item(what, fi->name, "rest", d->rows, bytes, s);
-        add_limit(it, d->rows, bytes, lim_s, s);
+        json_t *it = speed_item(what, fi->name, "rest", d->rows, bytes, s, o);
+        add_limit(it, d->rows, bytes, lim_s, s, lim_o);
         json_object_set_new(it, "upload_seconds", json_real(up_s));
         json_object_set_new(it, "ratio_incl_upload", json_real(lim_s / (s + up_s)));
         json_object_set(it, "server_timers", json_object_get(r, "timers"));
         json_array_append_new(items, it);
         json_decref(r);
-        speed_row(t, what, "rest", d->rows, bytes, s, lim_s, s + up_s);
+        speed_row(t, what, "rest", d->rows, bytes, s, lim_s, s + up_s, o > lim_o ? o : lim_o);
 
         bench_rest_create_bench_table(b->http, b->server.key, BENCH_PROJECT, BENCH_BUCKET, grpc_table);
         char na[600];
-        if (grpc_import(b, grpc_table, key_name, fi->fmt, false, d->rows, d->rows, &s, na, sizeof(na))) {
-            it = speed_item(what, fi->name, "grpc", d->rows, bytes, s);
-            add_limit(it, d->rows, bytes, lim_s, s);
+        bool ok;
+        MEASURE_OTHER(o,
+                      ok = grpc_import(b, grpc_table, key_name, fi->fmt, false, d->rows, d->rows, &s, na, sizeof(na)));
+        if (ok) {
+            it = speed_item(what, fi->name, "grpc", d->rows, bytes, s, o);
+            add_limit(it, d->rows, bytes, lim_s, s, lim_o);
             json_object_set_new(it, "upload_seconds", json_real(up_s));
             json_object_set_new(it, "ratio_incl_upload", json_real(lim_s / (s + up_s)));
             json_array_append_new(items, it);
-            speed_row(t, what, "grpc", d->rows, bytes, s, lim_s, s + up_s);
+            speed_row(t, what, "grpc", d->rows, bytes, s, lim_s, s + up_s, o > lim_o ? o : lim_o);
             if (fi->fmt == BENCH_FMT_CSV)
                 grpc_csv_loaded = true;
         } else {
             json_array_append_new(items, na_item(what, fi->name, "grpc", na));
             na_row(t, what, "grpc", na);
         }
-        json_t *lim = speed_item(what, fi->name, "duckdb", d->rows, bytes, lim_s);
+        json_t *lim = speed_item(what, fi->name, "duckdb", d->rows, bytes, lim_s, lim_o);
         json_array_append_new(items, lim);
         free(file_id);
     }
     bench_table_note(t, "ratio = duckstore speed / DuckDB COPY speed (1.00 = at the limit); \"incl. upload\" adds "
                         "the REST file upload, which the limit does not need.");
     bench_table_note(t, "MB/s counts the file as stored (the gzip file's compressed bytes).");
+    bench_table_note(t, "other CPU = cores used by other processes while the row's duckstore or DuckDB run was timed "
+                        "(the larger); above ~0.1 the row is disturbed.");
     json_object_set_new(pj, "items", items);
     bench_mem_end(&mem);
     bench_report_mem(&mem, pj);
@@ -275,24 +308,27 @@ void bench_phase_incremental(bench_t *b)
     bench_table_t *t = bench_table_new(title, speed_headers);
     bench_note("incremental upsert: REST, gRPC, DuckDB");
 
-    double up_s;
+    double up_s, lim_s, lim_o, o;
     char *file_id = bench_rest_upload(b->http, b->server.key, BENCH_PROJECT, "bench/inc.csv", d->inc_csv, &up_s);
 
+    /* The fastest upsert of DuckDB 1.4 (MERGE INTO is several times slower): stage, delete the keys, insert. */
     char *sql = bench_fmt("BEGIN; CREATE OR REPLACE TEMP TABLE inc AS SELECT * FROM read_csv('%s', header = true, "
-                          "columns = %s); DELETE FROM lim_csv WHERE id IN (SELECT id FROM inc); "
+                          "columns = %s); DELETE FROM lim_csv USING inc WHERE lim_csv.id = inc.id; "
                           "INSERT INTO lim_csv BY NAME SELECT * FROM inc; DROP TABLE inc; COMMIT",
                           d->inc_csv, bench_csv_columns_spec());
-    double lim_s = bench_limit_exec(b->limit, sql);
+    bench_limit_exec(b->limit, "CHECKPOINT");
+    MEASURE_OTHER(lim_o, lim_s = bench_limit_exec(b->limit, sql));
     free(sql);
     if (bench_limit_int(b->limit, "SELECT count(*) FROM lim_csv") != want_rows)
         bench_die("the DuckDB upsert left %lld rows, expected %lld",
                   (long long)bench_limit_int(b->limit, "SELECT count(*) FROM lim_csv"), (long long)want_rows);
 
     double s;
-    json_t *r = rest_import(b->http, b->server.key, "imp_csv", file_id, BENCH_FMT_CSV, true, &s);
+    json_t *r;
+    MEASURE_OTHER(o, r = rest_import(b->http, b->server.key, "imp_csv", file_id, BENCH_FMT_CSV, true, &s));
     check_rows("incremental import", r, d->inc_rows, want_rows);
-    json_t *it = speed_item("import incremental csv", "csv", "rest", d->inc_rows, bytes, s);
-    add_limit(it, d->inc_rows, bytes, lim_s, s);
+    json_t *it = speed_item("import incremental csv", "csv", "rest", d->inc_rows, bytes, s, o);
+    add_limit(it, d->inc_rows, bytes, lim_s, s, lim_o);
     json_object_set_new(it, "upload_seconds", json_real(up_s));
     json_object_set_new(it, "ratio_incl_upload", json_real(lim_s / (s + up_s)));
     json_object_set_new(it, "table_rows_before", json_integer(d->rows));
@@ -300,22 +336,26 @@ void bench_phase_incremental(bench_t *b)
     json_object_set(it, "server_timers", json_object_get(r, "timers"));
     json_array_append_new(items, it);
     json_decref(r);
-    speed_row(t, "import incremental csv", "rest", d->inc_rows, bytes, s, lim_s, s + up_s);
+    speed_row(t, "import incremental csv", "rest", d->inc_rows, bytes, s, lim_s, s + up_s, o > lim_o ? o : lim_o);
 
     char na[600];
     if (!grpc_csv_loaded)
         snprintf(na, sizeof(na), "the gRPC import of the base table was not available");
-    if (grpc_csv_loaded &&
-        grpc_import(b, "g_csv", "bench/inc.csv", BENCH_FMT_CSV, true, d->inc_rows, want_rows, &s, na, sizeof(na))) {
-        it = speed_item("import incremental csv", "csv", "grpc", d->inc_rows, bytes, s);
-        add_limit(it, d->inc_rows, bytes, lim_s, s);
+    bool ok = false;
+    if (grpc_csv_loaded)
+        MEASURE_OTHER(o, ok = grpc_import(b, "g_csv", "bench/inc.csv", BENCH_FMT_CSV, true, d->inc_rows, want_rows, &s,
+                                          na, sizeof(na)));
+    if (ok) {
+        it = speed_item("import incremental csv", "csv", "grpc", d->inc_rows, bytes, s, o);
+        add_limit(it, d->inc_rows, bytes, lim_s, s, lim_o);
         json_array_append_new(items, it);
-        speed_row(t, "import incremental csv", "grpc", d->inc_rows, bytes, s, lim_s, s + up_s);
+        speed_row(t, "import incremental csv", "grpc", d->inc_rows, bytes, s, lim_s, s + up_s, o > lim_o ? o : lim_o);
     } else {
         json_array_append_new(items, na_item("import incremental csv", "csv", "grpc", na));
         na_row(t, "import incremental csv", "grpc", na);
     }
-    json_array_append_new(items, speed_item("import incremental csv", "csv", "duckdb", d->inc_rows, bytes, lim_s));
+    json_array_append_new(items,
+                          speed_item("import incremental csv", "csv", "duckdb", d->inc_rows, bytes, lim_s, lim_o));
     bench_table_note(t, "dedup: update_duplicates on the primary key (id); every row's values change.");
     free(file_id);
     json_object_set_new(pj, "items", items);
@@ -354,7 +394,9 @@ void bench_phase_export(bench_t *b)
         remove(lim_file);
         char *sql =
             bench_fmt("COPY (SELECT * EXCLUDE (_timestamp) FROM lim_csv) TO '%s' (%s)", lim_file, ex[i].limit_opts);
-        double lim_s = bench_limit_exec(b->limit, sql);
+        double lim_s, lim_o, o;
+        bench_limit_exec(b->limit, "CHECKPOINT");
+        MEASURE_OTHER(lim_o, lim_s = bench_limit_exec(b->limit, sql));
         int64_t lim_bytes = bench_file_size(lim_file);
         remove(lim_file);
         free(sql);
@@ -372,21 +414,22 @@ void bench_phase_export(bench_t *b)
         json_t *body = ex[i].fmt == BENCH_FMT_PARQUET ? json_pack("{s:s}", "format", "parquet")
                                                       : json_pack("{s:s,s:b}", "format", "csv", "gzip", 1);
         char *path = table_path("imp_csv", "/export");
-        double t0 = bench_now();
-        json_t *r = bench_rest(b->http, b->server.key, "POST", path, body, 201);
-        double s = bench_now() - t0;
+        double t0 = bench_now(), s;
+        json_t *r;
+        MEASURE_OTHER(o, r = bench_rest(b->http, b->server.key, "POST", path, body, 201));
+        s = bench_now() - t0;
         free(path);
         int64_t got_rows = json_integer_value(json_object_get(r, "rows"));
         int64_t bytes = json_integer_value(json_object_get(r, "bytes"));
         if (got_rows != rows)
             bench_die("%s: exported %lld rows, expected %lld", what, (long long)got_rows, (long long)rows);
-        json_t *it = speed_item(what, ex[i].name, "rest", rows, bytes, s);
-        add_limit(it, rows, lim_bytes, lim_s, s);
+        json_t *it = speed_item(what, ex[i].name, "rest", rows, bytes, s, o);
+        add_limit(it, rows, lim_bytes, lim_s, s, lim_o);
         json_object_set_new(it, "limit_bytes", json_integer(lim_bytes));
         json_object_set_new(it, "sliced", json_boolean(json_is_true(json_object_get(r, "sliced"))));
         json_array_append_new(items, it);
         json_decref(r);
-        speed_row(t, what, "rest", rows, bytes, s, lim_s, 0);
+        speed_row(t, what, "rest", rows, bytes, s, lim_s, 0, o > lim_o ? o : lim_o);
 
         char na[600] = "the server's gRPC does not answer";
         bool done = false;
@@ -396,7 +439,8 @@ void bench_phase_export(bench_t *b)
                 bench_drv_export_file(b->server.key, BENCH_PROJECT, BENCH_BUCKET, "imp_csv", key, ex[i].fmt);
             bench_grpc_resp_t gr;
             t0 = bench_now();
-            int code = bench_grpc_call(b->grpc, req.data, req.len, 3600, &gr);
+            int code;
+            MEASURE_OTHER(o, code = bench_grpc_call(b->grpc, req.data, req.len, 3600, &gr));
             s = bench_now() - t0;
             bench_bytes_free(&req);
             free(key);
@@ -409,15 +453,15 @@ void bench_phase_export(bench_t *b)
             bench_grpc_resp_free(&gr);
         }
         if (done) {
-            it = speed_item(what, ex[i].name, "grpc", rows, bytes, s);
-            add_limit(it, rows, lim_bytes, lim_s, s);
+            it = speed_item(what, ex[i].name, "grpc", rows, bytes, s, o);
+            add_limit(it, rows, lim_bytes, lim_s, s, lim_o);
             json_array_append_new(items, it);
-            speed_row(t, what, "grpc", rows, bytes, s, lim_s, 0);
+            speed_row(t, what, "grpc", rows, bytes, s, lim_s, 0, o > lim_o ? o : lim_o);
         } else {
             json_array_append_new(items, na_item(what, ex[i].name, "grpc", na));
             na_row(t, what, "grpc", na);
         }
-        it = speed_item(what, ex[i].name, "duckdb", rows, lim_bytes, lim_s);
+        it = speed_item(what, ex[i].name, "duckdb", rows, lim_bytes, lim_s, lim_o);
         json_array_append_new(items, it);
         if (plain_s > 0) {
             json_object_set_new(it, "duckdb_without_force_quote_seconds", json_real(plain_s));

@@ -115,9 +115,15 @@ typedef struct {
 
 static json_t *load_json(const char *request, const char *transport, const bench_load_t *l)
 {
-    return json_pack("{s:s,s:s,s:i,s:f,s:f,s:f,s:I,s:I,s:f}", "request", request, "transport", transport, "clients",
+    return json_pack("{s:s,s:s,s:i,s:f,s:f,s:f,s:I,s:I,s:f,s:f}", "request", request, "transport", transport, "clients",
                      l->clients, "p50_ms", l->p50_ms, "p99_ms", l->p99_ms, "req_per_s", l->rps, "requests",
-                     (json_int_t)l->requests, "failures", (json_int_t)l->failures, "seconds", l->seconds);
+                     (json_int_t)l->requests, "failures", (json_int_t)l->failures, "seconds", l->seconds,
+                     "other_cpu_cores", l->other_cores);
+}
+
+static const char *other_cell(double v)
+{
+    return v < 0 ? "?" : bench_num(v, 2);
 }
 
 /* Captures duckstore's answer to one gRPC request; false with the reason when it is not available. */
@@ -212,6 +218,7 @@ void bench_phase_requests(bench_t *b)
                                           "req/s",
                                           "ratio vs in-process",
                                           "ratio vs transport limit",
+                                          "other CPU",
                                           NULL};
     char title[200];
     snprintf(title, sizeof(title), "requests: latency p50/p99 and throughput (table of %s rows)",
@@ -252,7 +259,7 @@ void bench_phase_requests(bench_t *b)
                 char cs[16];
                 snprintf(cs, sizeof(cs), "%d", c);
                 if (!targets[ti].available) {
-                    const char *cells[] = {opname, targets[ti].name, cs, "n/a", "", "", "", "", NULL};
+                    const char *cells[] = {opname, targets[ti].name, cs, "n/a", "", "", "", "", "", NULL};
                     bench_table_row(t, cells);
                     json_t *na = json_pack("{s:s,s:s,s:i,s:s}", "request", opkey, "transport", targets[ti].name,
                                            "clients", c, "not_available", targets[ti].why);
@@ -279,6 +286,7 @@ void bench_phase_requests(bench_t *b)
                                        bench_int((int64_t)res[ti].rps),
                                        r1,
                                        r2,
+                                       other_cell(res[ti].other_cores),
                                        NULL};
                 bench_table_row(t, cells);
                 if (res[ti].failures)
@@ -300,18 +308,32 @@ void bench_phase_requests(bench_t *b)
         bench_load_seq(&rest_ops, &ra, reps, &lr);
         char opname[64];
         snprintf(opname, sizeof(opname), "objectinfo %s rows", bench_int(big_rows));
-        const char *c1[] = {
-            opname, "rest", "1", bench_num(lr.p50_ms, 3), bench_num(lr.p99_ms, 3), bench_int((int64_t)lr.rps),
-            "",     "",     NULL};
+        const char *c1[] = {opname,
+                            "rest",
+                            "1",
+                            bench_num(lr.p50_ms, 3),
+                            bench_num(lr.p99_ms, 3),
+                            bench_int((int64_t)lr.rps),
+                            "",
+                            "",
+                            other_cell(lr.other_cores),
+                            NULL};
         bench_table_row(t, c1);
         json_t *it = load_json("objectinfo_big_table", "rest", &lr);
         json_object_set_new(it, "table_rows", json_integer(big_rows));
         json_array_append_new(items, it);
         if (g_oi_ok) {
             bench_load_seq(&grpc_ops, &ga, reps, &lg);
-            const char *c2[] = {
-                opname, "grpc", "1", bench_num(lg.p50_ms, 3), bench_num(lg.p99_ms, 3), bench_int((int64_t)lg.rps),
-                "",     "",     NULL};
+            const char *c2[] = {opname,
+                                "grpc",
+                                "1",
+                                bench_num(lg.p50_ms, 3),
+                                bench_num(lg.p99_ms, 3),
+                                bench_int((int64_t)lg.rps),
+                                "",
+                                "",
+                                other_cell(lg.other_cores),
+                                NULL};
             bench_table_row(t, c2);
             it = load_json("objectinfo_big_table", "grpc", &lg);
             json_object_set_new(it, "table_rows", json_integer(big_rows));
@@ -325,7 +347,9 @@ void bench_phase_requests(bench_t *b)
         bench_table_note(t, "gRPC preview: n/a (%s)", pv_why);
     bench_table_note(t, "ratio = duckstore req/s / the other's req/s. in-process = the command layer called directly "
                         "(no protocol); limit = the same server library answering duckstore's captured answer.");
-    bench_table_note(t, "Each point runs %.2f s; clients, duckstore and the limits share this machine's %d cores.",
+    bench_table_note(t,
+                     "Each point runs %.2f s; clients, duckstore and the limits share this machine's %d cores. "
+                     "other CPU = cores used by other processes during the point.",
                      b->req_seconds, b->machine.cores);
 
     bench_const_http_stop();

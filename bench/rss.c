@@ -129,14 +129,30 @@ static int64_t ours_ticks(void)
     return process_ticks(getpid()) + (srv > 0 ? process_ticks(srv) : 0);
 }
 
+void bench_cpu_begin(bench_cpu_t *c)
+{
+    c->t = bench_now();
+    c->busy = machine_busy_ticks();
+    c->ours = ours_ticks();
+}
+
+double bench_cpu_other(const bench_cpu_t *c)
+{
+    int64_t busy = machine_busy_ticks(), ours = ours_ticks();
+    double secs = bench_now() - c->t;
+    /* Clock ticks are 10 ms: over less than half a second the figure is mostly rounding. */
+    if (busy < 0 || c->busy < 0 || secs < 0.5)
+        return -1;
+    double other = (double)((busy - c->busy) - (ours - c->ours)) / (double)sysconf(_SC_CLK_TCK) / secs;
+    return other < 0 ? 0 : other;
+}
+
 void bench_mem_begin(bench_mem_t *m, const char *phase)
 {
     memset(m, 0, sizeof(*m));
     m->phase = phase;
     m->before = bench_rss_read((pid_t)atomic_load(&watched_pid));
-    m->t_start = bench_now();
-    m->busy_start = machine_busy_ticks();
-    m->ours_start = ours_ticks();
+    bench_cpu_begin(&m->cpu);
     atomic_store(&peak_bytes, m->before);
 }
 
@@ -148,12 +164,5 @@ void bench_mem_end(bench_mem_t *m)
     m->peak = atomic_load(&peak_bytes);
     if (m->after > m->peak)
         m->peak = m->after;
-    int64_t busy = machine_busy_ticks(), ours = ours_ticks();
-    double secs = bench_now() - m->t_start;
-    double hz = (double)sysconf(_SC_CLK_TCK);
-    m->other_cores = -1;
-    if (busy >= 0 && m->busy_start >= 0 && secs > 0) {
-        double other = (double)((busy - m->busy_start) - (ours - m->ours_start)) / hz / secs;
-        m->other_cores = other < 0 ? 0 : other;
-    }
+    m->other_cores = bench_cpu_other(&m->cpu);
 }
