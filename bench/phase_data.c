@@ -234,14 +234,30 @@ void bench_phase_import(bench_t *b)
                              NULL};
         bench_table_row(t, upc);
 
-        bench_limit_create_table(b->limit, lim_table);
-        bench_limit_exec(b->limit, "CHECKPOINT");
-        double lim_s;
-        MEASURE_OTHER(lim_o, lim_s = bench_limit_copy_from(b->limit, lim_table, file, fi->fmt));
-        char *count_sql = bench_fmt("SELECT count(*) FROM %s", lim_table);
-        if (bench_limit_int(b->limit, count_sql) != d->rows)
-            bench_die("DuckDB COPY into %s did not load %lld rows", lim_table, (long long)d->rows);
-        free(count_sql);
+        /* The limit is the better of two COPYs, each into a fresh table after a checkpoint. */
+        double lim_s = 0, lim_runs[2];
+        lim_o = -1;
+        for (int run = 0; run < 2; run++) {
+            char tn[48];
+            snprintf(tn, sizeof(tn), run == 0 ? "%s" : "%s_second", lim_table);
+            bench_limit_create_table(b->limit, tn);
+            bench_limit_exec(b->limit, "CHECKPOINT");
+            double o1;
+            MEASURE_OTHER(o1, lim_runs[run] = bench_limit_copy_from(b->limit, tn, file, fi->fmt));
+            char *count_sql = bench_fmt("SELECT count(*) FROM %s", tn);
+            if (bench_limit_int(b->limit, count_sql) != d->rows)
+                bench_die("DuckDB COPY into %s did not load %lld rows", tn, (long long)d->rows);
+            free(count_sql);
+            if (run == 0 || lim_runs[run] < lim_s) {
+                lim_s = lim_runs[run];
+                lim_o = o1;
+            }
+            if (run == 1) {
+                char *drop = bench_fmt("DROP TABLE %s; CHECKPOINT", tn);
+                bench_limit_exec(b->limit, drop);
+                free(drop);
+            }
+        }
 
         bench_rest_create_bench_table(b->http, b->server.key, BENCH_PROJECT, BENCH_BUCKET, rest_table);
         double s;
@@ -276,6 +292,7 @@ void bench_phase_import(bench_t *b)
             na_row(t, what, "grpc", na);
         }
         json_t *lim = speed_item(what, fi->name, "duckdb", d->rows, bytes, lim_s, lim_o);
+        json_object_set_new(lim, "runs_seconds", json_pack("[f,f]", lim_runs[0], lim_runs[1]));
         json_array_append_new(items, lim);
         free(file_id);
     }
@@ -311,14 +328,28 @@ void bench_phase_incremental(bench_t *b)
     double up_s, lim_s, lim_o, o;
     char *file_id = bench_rest_upload(b->http, b->server.key, BENCH_PROJECT, "bench/inc.csv", d->inc_csv, &up_s);
 
-    /* The fastest upsert of DuckDB 1.4 (MERGE INTO is several times slower): stage, delete the keys, insert. */
-    char *sql = bench_fmt("BEGIN; CREATE OR REPLACE TEMP TABLE inc AS SELECT * FROM read_csv('%s', header = true, "
-                          "columns = %s); DELETE FROM lim_csv USING inc WHERE lim_csv.id = inc.id; "
-                          "INSERT INTO lim_csv BY NAME SELECT * FROM inc; DROP TABLE inc; COMMIT",
-                          d->inc_csv, bench_csv_columns_spec());
-    bench_limit_exec(b->limit, "CHECKPOINT");
-    MEASURE_OTHER(lim_o, lim_s = bench_limit_exec(b->limit, sql));
-    free(sql);
+    /*
+     * The fastest upsert of DuckDB 1.4 (MERGE INTO is several times slower): stage, delete the keys, insert.
+     * The limit is the better of two runs: on lim_csv, and on a copy of it taken before.
+     */
+    bench_limit_exec(b->limit, "CREATE OR REPLACE TABLE lim_csv_second AS SELECT * FROM lim_csv");
+    double lim_runs[2];
+    for (int run = 0; run < 2; run++) {
+        const char *tn = run == 0 ? "lim_csv" : "lim_csv_second";
+        char *sql = bench_fmt("BEGIN; CREATE OR REPLACE TEMP TABLE inc AS SELECT * FROM read_csv('%s', header = true, "
+                              "columns = %s); DELETE FROM %s USING inc WHERE %s.id = inc.id; "
+                              "INSERT INTO %s BY NAME SELECT * FROM inc; DROP TABLE inc; COMMIT",
+                              d->inc_csv, bench_csv_columns_spec(), tn, tn, tn);
+        bench_limit_exec(b->limit, "CHECKPOINT");
+        double o1;
+        MEASURE_OTHER(o1, lim_runs[run] = bench_limit_exec(b->limit, sql));
+        free(sql);
+        if (run == 0 || lim_runs[run] < lim_s) {
+            lim_s = lim_runs[run];
+            lim_o = o1;
+        }
+    }
+    bench_limit_exec(b->limit, "DROP TABLE lim_csv_second; CHECKPOINT");
     if (bench_limit_int(b->limit, "SELECT count(*) FROM lim_csv") != want_rows)
         bench_die("the DuckDB upsert left %lld rows, expected %lld",
                   (long long)bench_limit_int(b->limit, "SELECT count(*) FROM lim_csv"), (long long)want_rows);
@@ -354,8 +385,9 @@ void bench_phase_incremental(bench_t *b)
         json_array_append_new(items, na_item("import incremental csv", "csv", "grpc", na));
         na_row(t, "import incremental csv", "grpc", na);
     }
-    json_array_append_new(items,
-                          speed_item("import incremental csv", "csv", "duckdb", d->inc_rows, bytes, lim_s, lim_o));
+    it = speed_item("import incremental csv", "csv", "duckdb", d->inc_rows, bytes, lim_s, lim_o);
+    json_object_set_new(it, "runs_seconds", json_pack("[f,f]", lim_runs[0], lim_runs[1]));
+    json_array_append_new(items, it);
     bench_table_note(t, "dedup: update_duplicates on the primary key (id); every row's values change.");
     free(file_id);
     json_object_set_new(pj, "items", items);

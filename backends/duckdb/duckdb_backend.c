@@ -319,6 +319,9 @@ static ds_status_t be_open(const ds_host_api_t *host, void **self, ds_err_t *err
     duckdb_set_config(cfg, "temp_directory", tmpdir);
     duckdb_set_config(cfg, "autoinstall_known_extensions", "false");
     duckdb_set_config(cfg, "autoload_known_extensions", "false");
+    /* Give memory freed after big imports (staging, sorts) back to the OS instead of keeping it. */
+    duckdb_set_config(cfg, "allocator_background_threads", "true");
+    duckdb_set_config(cfg, "allocator_flush_threshold", "64MB");
     if (duckdb_open_ext(NULL, &be->db, cfg, &open_err) == DuckDBError) {
         ds_err_set(err, DS_UNAVAILABLE, "cannot start DuckDB: %s", open_err ? open_err : "unknown error");
         duckdb_free(open_err);
