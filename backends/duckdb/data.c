@@ -355,6 +355,11 @@ static ds_status_t touch_meta(use_t *u, const char *bucket, const char *table, b
         return DS_OK;
     char now[32];
     snprintf(now, sizeof(now), "%lld", (long long)time(NULL));
+    if (changed) {
+        ds_status_t st = ddb_refresh_counts(u, bucket, table);
+        if (st != DS_OK)
+            return st;
+    }
     const char *params[] = {now, bucket, table};
     const char *sql = imported && changed
                           ? "UPDATE " META ".tables SET last_import_at = CAST($1 AS BIGINT), last_change_at = CAST($1 AS "
@@ -1817,6 +1822,22 @@ ds_status_t ddb_column_add(void *self, ds_be_call_t *call, const char *bucket, c
                            const ds_be_column_t *column)
 {
     schema_t s = {.bucket = bucket, .table = table, .add = column};
+    if (!column->nullable && !column->default_value) {
+        /* Existing rows would hold NULL: refuse before changing anything. */
+        use_t u;
+        int64_t rows = 0;
+        ds_status_t st = ddb_use_begin(self, call, false, &u);
+        if (st != DS_OK)
+            return st;
+        st = ddb_count_rows(&u, bucket, table, &rows);
+        ddb_use_end(&u);
+        if (st != DS_OK)
+            return st;
+        if (rows > 0)
+            return ds_err_set(call->err, DS_INVALID_ARGUMENT,
+                              "column \"%s\" cannot be NOT NULL without a default: the table's %lld rows would hold NULL",
+                              column->name, (long long)rows);
+    }
     ds_status_t st = schema_change(self, call, &s, add_column_txn);
     if (st != DS_OK || column->nullable)
         return st;

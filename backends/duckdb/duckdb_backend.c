@@ -425,7 +425,7 @@ static const char *meta_ddl =
     "name VARCHAR NOT NULL, description VARCHAR, created_at BIGINT NOT NULL);"
     "CREATE TABLE IF NOT EXISTS " META ".tables (bucket VARCHAR NOT NULL, name VARCHAR NOT NULL, "
     "primary_key VARCHAR NOT NULL DEFAULT '', created_at BIGINT NOT NULL, last_import_at BIGINT, "
-    "last_change_at BIGINT);";
+    "last_change_at BIGINT, row_count BIGINT NOT NULL DEFAULT 0, byte_count BIGINT NOT NULL DEFAULT 0);";
 
 static void remove_project_files(be_t *be, const char *id)
 {
@@ -524,25 +524,49 @@ ds_status_t ddb_count_rows(use_t *u, const char *bucket, const char *table, int6
  * segments use, times the block size; data not yet checkpointed (still in the
  * WAL) is counted by its in-memory segment size estimate.
  */
-ds_status_t ddb_table_bytes(use_t *u, const char *bucket, const char *table, int64_t *bytes)
+/* Appends the bytes expression of bucket.table (see ddb_table_bytes). */
+static void append_bytes_expr(ds_buf_t *sql, const char *bucket, const char *table)
 {
-    ds_buf_t name = {0}, sql = {0};
-    duckdb_result r;
+    ds_buf_t name = {0};
     ds_buf_ident(&name, bucket);
     ds_buf_puts(&name, ".");
     ds_buf_ident(&name, table);
-    ds_buf_puts(&sql, "SELECT coalesce(count(DISTINCT block_id) FILTER (WHERE persistent), 0) * 262144 "
-                      "+ coalesce(sum(count) FILTER (WHERE NOT persistent), 0) * 8 FROM pragma_storage_info(");
-    ds_buf_literal(&sql, ds_buf_cstr(&name));
-    ds_buf_puts(&sql, ")");
+    ds_buf_puts(sql, "(SELECT coalesce(count(DISTINCT block_id) FILTER (WHERE persistent), 0) * 262144 "
+                     "+ coalesce(sum(count) FILTER (WHERE NOT persistent), 0) * 8 FROM pragma_storage_info(");
+    ds_buf_literal(sql, ds_buf_cstr(&name));
+    ds_buf_puts(sql, "))");
+    ds_buf_free(&name);
+}
+
+ds_status_t ddb_table_bytes(use_t *u, const char *bucket, const char *table, int64_t *bytes)
+{
+    ds_buf_t sql = {0};
+    duckdb_result r;
+    ds_buf_puts(&sql, "SELECT ");
+    append_bytes_expr(&sql, bucket, table);
     ds_status_t st = ds_ddb_run(u->conn, u->err, &r, ds_buf_cstr(&sql), 0, NULL);
     ds_buf_free(&sql);
-    ds_buf_free(&name);
     if (st != DS_OK)
         return st;
     *bytes = ds_ddb_int(&r, 0, 0);
     duckdb_destroy_result(&r);
     return DS_OK;
+}
+
+ds_status_t ddb_refresh_counts(use_t *u, const char *bucket, const char *table)
+{
+    ds_buf_t sql = {0};
+    ds_buf_puts(&sql, "UPDATE " META ".tables SET row_count = (SELECT count(*) FROM ");
+    ds_buf_ident(&sql, bucket);
+    ds_buf_puts(&sql, ".");
+    ds_buf_ident(&sql, table);
+    ds_buf_puts(&sql, "), byte_count = ");
+    append_bytes_expr(&sql, bucket, table);
+    ds_buf_puts(&sql, " WHERE lower(bucket) = lower($1) AND lower(name) = lower($2)");
+    const char *params[] = {bucket, table};
+    ds_status_t st = ds_ddb_run(u->conn, u->err, NULL, ds_buf_cstr(&sql), 2, params);
+    ds_buf_free(&sql);
+    return st;
 }
 
 static ds_status_t be_project_stats(void *self, ds_be_call_t *call, ds_be_project_stats_t *out)
@@ -561,19 +585,11 @@ static ds_status_t be_project_stats(void *self, ds_be_call_t *call, ds_be_projec
         goto done;
     out->buckets = ds_ddb_int(&r, 0, 0);
     duckdb_destroy_result(&r);
-    st = ds_ddb_run(u.conn, call->err, &r, "SELECT bucket, name FROM " META ".tables", 0, NULL);
+    st = ds_ddb_run(u.conn, call->err, &r, "SELECT count(*), coalesce(sum(row_count), 0) FROM " META ".tables", 0, NULL);
     if (st != DS_OK)
         goto done;
-    idx_t n = duckdb_row_count(&r);
-    out->tables = (int64_t)n;
-    for (idx_t i = 0; i < n && st == DS_OK; i++) {
-        char *b = ds_ddb_cell(&r, 0, i), *t = ds_ddb_cell(&r, 1, i);
-        int64_t rows = 0;
-        st = ddb_count_rows(&u, b, t, &rows);
-        out->rows += rows;
-        free(b);
-        free(t);
-    }
+    out->tables = ds_ddb_int(&r, 0, 0);
+    out->rows = ds_ddb_int(&r, 1, 0);
     duckdb_destroy_result(&r);
     project_path(be, call->project_id, path, sizeof(path));
     snprintf(wal, sizeof(wal), "%s.wal", path);
@@ -618,9 +634,15 @@ static ds_status_t be_bucket_create(void *self, ds_be_call_t *call, const ds_be_
     return st;
 }
 
-static const char *bucket_select =
-    "SELECT b.id, b.stage, b.name, b.description, b.created_at, "
-    "(SELECT count(*) FROM " META ".tables t WHERE lower(t.bucket) = lower(b.id)) FROM " META ".buckets b";
+/* Buckets with their table counts; where is "" or a WHERE clause over b. */
+static void bucket_query(ds_buf_t *sql, const char *where)
+{
+    ds_buf_printf(sql,
+                  "SELECT b.id, b.stage, b.name, b.description, b.created_at, count(t.name) FROM " META ".buckets b "
+                  "LEFT JOIN " META ".tables t ON lower(t.bucket) = lower(b.id) %s "
+                  "GROUP BY b.id, b.stage, b.name, b.description, b.created_at ORDER BY b.id",
+                  where);
+}
 
 static void bucket_from_row(ds_be_call_t *call, const ds_host_api_t *host, duckdb_result *r, idx_t row,
                             ds_be_bucket_t *out)
@@ -647,7 +669,7 @@ static ds_status_t be_bucket_get(void *self, ds_be_call_t *call, const char *buc
     if (st != DS_OK)
         return st;
     ds_buf_t sql = {0};
-    ds_buf_printf(&sql, "%s WHERE lower(b.id) = lower($1)", bucket_select);
+    bucket_query(&sql, "WHERE lower(b.id) = lower($1)");
     const char *params[] = {bucket};
     st = ds_ddb_run(u.conn, call->err, &r, ds_buf_cstr(&sql), 1, params);
     ds_buf_free(&sql);
@@ -673,7 +695,7 @@ static ds_status_t be_bucket_list(void *self, ds_be_call_t *call, ds_be_bucket_t
     if (st != DS_OK)
         return st;
     ds_buf_t sql = {0};
-    ds_buf_printf(&sql, "%s ORDER BY b.id", bucket_select);
+    bucket_query(&sql, "");
     st = ds_ddb_run(u.conn, call->err, &r, ds_buf_cstr(&sql), 0, NULL);
     ds_buf_free(&sql);
     if (st == DS_OK) {
@@ -887,11 +909,12 @@ ds_status_t ddb_load_columns(use_t *u, ds_be_call_t *call, ds_be_table_t *t)
     return DS_OK;
 }
 
-static const char *table_select = "SELECT bucket, name, primary_key, created_at, last_import_at, last_change_at "
-                                  "FROM " META ".tables";
+static const char *table_select = "SELECT bucket, name, primary_key, created_at, last_import_at, last_change_at, "
+                                  "row_count, byte_count FROM " META ".tables";
 
-/* Fills one table's metadata and columns (no counts) from a row of table_select. */
-static ds_status_t table_meta_from_row(use_t *u, ds_be_call_t *call, duckdb_result *r, idx_t row, ds_be_table_t *t)
+/* Fills one table's metadata (and, when with_columns, its columns) from a row of table_select. */
+static ds_status_t table_meta_from_row(use_t *u, ds_be_call_t *call, duckdb_result *r, idx_t row, ds_be_table_t *t,
+                                       bool with_columns)
 {
     const ds_host_api_t *host = u->be->host;
     char *b = ds_ddb_cell(r, 0, row), *n = ds_ddb_cell(r, 1, row), *pk = ds_ddb_cell(r, 2, row);
@@ -904,7 +927,7 @@ static ds_status_t table_meta_from_row(use_t *u, ds_be_call_t *call, duckdb_resu
     t->created_at = ds_ddb_int(r, 3, row);
     t->last_import_at = ds_ddb_int(r, 4, row);
     t->last_change_at = ds_ddb_int(r, 5, row);
-    return ddb_load_columns(u, call, t);
+    return with_columns ? ddb_load_columns(u, call, t) : DS_OK;
 }
 
 ds_status_t ddb_table_describe(use_t *u, ds_be_call_t *call, const char *bucket, const char *table, ds_be_table_t *t)
@@ -920,20 +943,80 @@ ds_status_t ddb_table_describe(use_t *u, ds_be_call_t *call, const char *bucket,
     if (duckdb_row_count(&r) == 0)
         st = ds_err_setk(u->err, DS_NOT_FOUND, DS_KBC_TABLE_NOT_FOUND, "table \"%s.%s\" not found", bucket, table);
     else
-        st = table_meta_from_row(u, call, &r, 0, t);
+        st = table_meta_from_row(u, call, &r, 0, t, true);
     duckdb_destroy_result(&r);
     return st;
 }
 
-/* Fills one table's info, with exact row count and bytes, from a row of table_select. */
-static ds_status_t table_from_row(use_t *u, ds_be_call_t *call, duckdb_result *r, idx_t row, ds_be_table_t *t)
+/*
+ * Fills one table's info from a row of table_select. Row counts and bytes are
+ * the ones every write stores with the table's metadata in the same
+ * transaction (ddb_refresh_counts), so they are exact without a scan.
+ */
+static ds_status_t table_from_row(use_t *u, ds_be_call_t *call, duckdb_result *r, idx_t row, ds_be_table_t *t,
+                                  bool with_columns)
 {
-    ds_status_t st = table_meta_from_row(u, call, r, row, t);
-    if (st == DS_OK)
-        st = ddb_count_rows(u, t->bucket, t->name, &t->rows);
-    if (st == DS_OK)
-        st = ddb_table_bytes(u, t->bucket, t->name, &t->bytes);
-    return st;
+    t->rows = ds_ddb_int(r, 6, row);
+    t->bytes = ds_ddb_int(r, 7, row);
+    return table_meta_from_row(u, call, r, row, t, with_columns);
+}
+
+/*
+ * Fills the columns of every table in items (sorted by name, all of one
+ * bucket) with one catalog query, instead of one query per table.
+ */
+static ds_status_t load_columns_of_bucket(use_t *u, ds_be_call_t *call, ds_be_table_t *items, size_t n)
+{
+    if (n == 0)
+        return DS_OK;
+    duckdb_result r;
+    const char *params[] = {u->p->alias, items[0].bucket};
+    ds_status_t st = ds_ddb_run(u->conn, u->err, &r,
+                                "SELECT table_name, column_name, data_type, is_nullable, column_default "
+                                "FROM duckdb_columns() WHERE database_name = $1 AND schema_name = $2 "
+                                "AND column_name <> '_timestamp' ORDER BY table_name, column_index",
+                                2, params);
+    if (st != DS_OK)
+        return st;
+    const ds_host_api_t *host = u->be->host;
+    idx_t rows = duckdb_row_count(&r), k = 0;
+    for (size_t i = 0; i < n; i++) {
+        ds_be_table_t *t = &items[i];
+        /* Skip catalog rows of tables the metadata does not list (none in practice). */
+        while (k < rows) {
+            char *tn = ds_ddb_cell(&r, 0, k);
+            bool before = !tn || strcmp(tn, t->name) < 0;
+            free(tn);
+            if (!before)
+                break;
+            k++;
+        }
+        idx_t start = k;
+        while (k < rows) {
+            char *tn = ds_ddb_cell(&r, 0, k);
+            bool same = tn && strcmp(tn, t->name) == 0;
+            free(tn);
+            if (!same)
+                break;
+            k++;
+        }
+        t->n_columns = k - start;
+        t->columns = host->alloc(call, sizeof(ds_be_column_t) * (t->n_columns ? t->n_columns : 1));
+        for (idx_t j = start; j < k; j++) {
+            char *v[4];
+            for (int c = 0; c < 4; c++)
+                v[c] = ds_ddb_cell(&r, (idx_t)c + 1, j);
+            ds_be_column_t *c = &t->columns[j - start];
+            c->name = host->strdup(call, v[0]);
+            c->type = host->strdup(call, v[1]);
+            c->nullable = v[2] && strcmp(v[2], "true") == 0;
+            c->default_value = v[3] ? default_literal(call, host, v[3]) : NULL;
+            for (int c2 = 0; c2 < 4; c2++)
+                free(v[c2]);
+        }
+    }
+    duckdb_destroy_result(&r);
+    return DS_OK;
 }
 
 static ds_status_t be_table_get(void *self, ds_be_call_t *call, const char *bucket, const char *table,
@@ -953,7 +1036,7 @@ static ds_status_t be_table_get(void *self, ds_be_call_t *call, const char *buck
         if (duckdb_row_count(&r) == 0)
             st = ds_err_setk(call->err, DS_NOT_FOUND, DS_KBC_TABLE_NOT_FOUND, "table \"%s.%s\" not found", bucket, table);
         else
-            st = table_from_row(&u, call, &r, 0, out);
+            st = table_from_row(&u, call, &r, 0, out, true);
         duckdb_destroy_result(&r);
     }
     ddb_use_end(&u);
@@ -989,9 +1072,11 @@ static ds_status_t be_table_list(void *self, ds_be_call_t *call, const char *buc
         idx_t rows = duckdb_row_count(&r);
         *items = be->host->alloc(call, sizeof(ds_be_table_t) * (rows ? rows : 1));
         for (idx_t i = 0; i < rows && st == DS_OK; i++)
-            st = table_from_row(&u, call, &r, i, &(*items)[i]);
+            st = table_from_row(&u, call, &r, i, &(*items)[i], false);
         *n = rows;
         duckdb_destroy_result(&r);
+        if (st == DS_OK)
+            st = load_columns_of_bucket(&u, call, *items, *n);
     }
     ddb_use_end(&u);
     return st;

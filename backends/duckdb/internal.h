@@ -62,6 +62,8 @@ ds_status_t ddb_in_txn(use_t *u, ds_status_t (*fn)(use_t *, void *), void *ud);
 ds_status_t ddb_count_rows(use_t *u, const char *bucket, const char *table, int64_t *rows);
 /* Storage bytes of bucket.table. */
 ds_status_t ddb_table_bytes(use_t *u, const char *bucket, const char *table, int64_t *bytes);
+/* Stores bucket.table's exact row count and bytes in its metadata (call inside the writing transaction). */
+ds_status_t ddb_refresh_counts(use_t *u, const char *bucket, const char *table);
 /* Columns (without _timestamp) of t->bucket.t->name into t (arena). */
 ds_status_t ddb_load_columns(use_t *u, ds_be_call_t *call, ds_be_table_t *t);
 /* Columns, primary key and times of bucket.table (no counts); DS_NOT_FOUND (2004) when absent. */
