@@ -21,3 +21,10 @@ echo "== driver protocol over gRPC and the HTTP bridge (pytest)"
 
 echo "== backend conformance (pytest: duckdb and postgres)"
 /usr/bin/python3 -m pytest -q tests/conformance
+
+echo "== benchmark at QUICK sizes (checks that it builds and runs; asserts no speed)"
+QUICK=1 bash scripts/bench.sh > build/bench-quick.log 2>&1 || { tail -50 build/bench-quick.log; exit 1; }
+tail -3 build/bench-quick.log
+
+echo "== sanitizers: ASan + UBSan build, end-to-end and protocol suites"
+make --no-print-directory asan
