@@ -19,13 +19,6 @@
 #include "cmd/files.h"
 #include "rest/rest.h"
 
-#define CTX (&req->ctx)
-#define TRY(expr)                                                                                  \
-    do {                                                                                           \
-        ds_status_t st_ = (expr);                                                                  \
-        if (st_ != DS_OK)                                                                          \
-            return st_;                                                                            \
-    } while (0)
 
 static json_t *file_json(const ds_file_t *f)
 {

@@ -80,6 +80,15 @@ typedef struct {
     const ds_rest_stream_t *stream; /* non-NULL: the body is streamed to it (handler unused) */
 } ds_rest_route_t;
 
+/* For handlers: the request's command context, and "return on failure". */
+#define CTX (&req->ctx)
+#define TRY(expr)                                                                                  \
+    do {                                                                                           \
+        ds_status_t st_ = (expr);                                                                  \
+        if (st_ != DS_OK)                                                                          \
+            return st_;                                                                            \
+    } while (0)
+
 /* Starts the HTTP server on cfg->http_addr. */
 ds_status_t ds_rest_start(const ds_config_t *cfg, ds_err_t *err);
 /* Stops accepting, waits for in-flight requests, frees the server. */

@@ -11,13 +11,6 @@
 #include "core/metrics.h"
 #include "rest/rest.h"
 
-#define CTX (&req->ctx)
-#define TRY(expr)                                                                                  \
-    do {                                                                                           \
-        ds_status_t st_ = (expr);                                                                  \
-        if (st_ != DS_OK)                                                                          \
-            return st_;                                                                            \
-    } while (0)
 /* Like TRY, but releases the request's JSON body first. */
 #define TRYB(expr)                                                                                 \
     do {                                                                                           \

@@ -9,13 +9,6 @@
 #include "cmd/caps.h"
 #include "rest/rest.h"
 
-#define CTX (&req->ctx)
-#define TRY(expr)                                                                                  \
-    do {                                                                                           \
-        ds_status_t st_ = (expr);                                                                  \
-        if (st_ != DS_OK)                                                                          \
-            return st_;                                                                            \
-    } while (0)
 
 static json_t *formats_json(uint32_t mask, uint64_t bits)
 {

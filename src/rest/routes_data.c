@@ -13,13 +13,6 @@
 #include "core/buf.h"
 #include "rest/rest.h"
 
-#define CTX (&req->ctx)
-#define TRY(expr)                                                                                  \
-    do {                                                                                           \
-        ds_status_t st_ = (expr);                                                                  \
-        if (st_ != DS_OK)                                                                          \
-            return st_;                                                                            \
-    } while (0)
 
 /* The request body, owned by the arena (decref'd when the request ends). */
 static ds_status_t body_of(ds_rest_req_t *req, bool allow_empty, json_t **out)
