@@ -232,7 +232,7 @@ void bench_server_stop(bench_server_t *s);
 /* Stops every server still running (used when the run fails). */
 void bench_server_kill_all(void);
 
-/* REST helpers: die unless the status is expect; *out (when not NULL) gets the parsed JSON (decref it). */
+/* REST helpers: die unless the status is expect; return the parsed JSON answer (NULL when empty; decref it). */
 json_t *bench_rest(bench_http_t *h, const char *key, const char *method, const char *path, json_t *body, int expect);
 void bench_rest_create_project(bench_http_t *h, const char *key, const char *project);
 void bench_rest_create_bucket(bench_http_t *h, const char *key, const char *project, const char *stage,
