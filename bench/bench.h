@@ -313,6 +313,7 @@ void bench_phase_parallel(bench_t *b);
 void bench_phase_requests(bench_t *b);
 void bench_phase_tables(bench_t *b);
 void bench_phase_projects(bench_t *b);
+void bench_phase_plugins(bench_t *b);
 
 /* ratio = duckstore / limit of a speed (1.0 = at the limit); 0 when either is missing. */
 double bench_ratio(double duckstore_speed, double limit_speed);

@@ -210,6 +210,7 @@ int main(int argc, char **argv)
         bench_rmtree(srv_dir);
 
     bench_phase_projects(&b);
+    bench_phase_plugins(&b);
     bench_report_mem_print();
 
     double total = bench_now() - t_start;

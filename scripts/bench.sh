@@ -7,7 +7,7 @@
 # See docs/performance.md.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-make -s --no-print-directory -f Makefile -f mk/bench.mk build/duckstore build/duckstore_bench
+make -s --no-print-directory -f Makefile -f mk/bench.mk build/duckstore build/duckstore_bench build/test-plugins/tiny.so
 args=()
 if [ -n "${QUICK:-}" ] && [ "${QUICK}" != 0 ]; then
   args+=(--quick)
