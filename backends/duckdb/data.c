@@ -983,7 +983,8 @@ static void input_query(const imp_t *m, ds_buf_t *b, bool dedup)
 }
 
 /* INSERT INTO dest (cols, _timestamp) SELECT ... FROM <from> [WHERE NOT EXISTS same key]. */
-static void insert_sql(const imp_t *m, ds_buf_t *b, const char *from, bool skip_existing)
+/* "INSERT INTO dest (loaded columns..., _timestamp) SELECT ": the head of every load. */
+static void insert_head(const imp_t *m, ds_buf_t *b)
 {
     ds_buf_puts(b, "INSERT INTO ");
     qualified(b, m->bucket, m->table);
@@ -995,6 +996,11 @@ static void insert_sql(const imp_t *m, ds_buf_t *b, const char *from, bool skip_
         ds_buf_puts(b, ", ");
     }
     ds_buf_puts(b, "\"_timestamp\") SELECT ");
+}
+
+static void insert_sql(const imp_t *m, ds_buf_t *b, const char *from, bool skip_existing)
+{
+    insert_head(m, b);
     for (size_t i = 0; i < m->n_src; i++) {
         if (!m->dst[i])
             continue;
@@ -1183,16 +1189,7 @@ static ds_status_t load_direct_txn(use_t *u, void *ud)
     }
     if (st != DS_OK)
         return st;
-    ds_buf_puts(&sql, "INSERT INTO ");
-    qualified(&sql, m->bucket, m->table);
-    ds_buf_puts(&sql, " (");
-    for (size_t i = 0; i < m->n_src; i++) {
-        if (!m->dst[i])
-            continue;
-        ds_buf_ident(&sql, m->dst[i]);
-        ds_buf_puts(&sql, ", ");
-    }
-    ds_buf_puts(&sql, "\"_timestamp\") SELECT ");
+    insert_head(m, &sql);
     if (m->n_key && in->dedup == DS_DEDUP_UPDATE) {
         ds_buf_puts(&sql, "DISTINCT ON (");
         for (size_t k = 0; k < m->n_key; k++) {

@@ -268,3 +268,23 @@ def expect_4xx(resp, mentions=()):
     out = expect_error(resp, resp.status_code, err.get("code"), mentions)
     assert_clear_message(out["message"])
     return out
+
+
+# The five-row "people" table the export and misc suites filter, order and delete on.
+PEOPLE_HDR = ["id", "name", "city", "amount"]
+PEOPLE_ROWS = [["1", "Ann", "Prague", "10"],
+               ["2", "Bob", "Brno", "9"],
+               ["3", "Cid", "Brno", "100"],
+               ["4", "Dan", "Ostrava", "-5"],
+               ["5", "Eve", "Pilsen", "9.5"]]
+
+
+@pytest.fixture
+def people(proj):
+    proj.create_table("people", PEOPLE_HDR, primary_key=["id"])
+    proj.load_rows("people", PEOPLE_HDR, PEOPLE_ROWS)
+    return proj
+
+
+def ids(rows):
+    return sorted(r[0] for r in rows)

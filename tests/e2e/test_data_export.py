@@ -8,26 +8,10 @@ import time
 
 import pytest
 
-from data_helpers import (canonical_digest, csv_text, expect_400, parse_csv, proj)  # noqa: F401
+from data_helpers import (PEOPLE_HDR as HDR, PEOPLE_ROWS as ROWS, canonical_digest, csv_text, expect_400,  # noqa: F401
+                          ids, parse_csv, people, proj)
 from e2e_lib import expect, expect_error
 
-HDR = ["id", "name", "city", "amount"]
-ROWS = [["1", "Ann", "Prague", "10"],
-        ["2", "Bob", "Brno", "9"],
-        ["3", "Cid", "Brno", "100"],
-        ["4", "Dan", "Ostrava", "-5"],
-        ["5", "Eve", "Pilsen", "9.5"]]
-
-
-@pytest.fixture
-def people(proj):
-    proj.create_table("people", HDR, primary_key=["id"])
-    proj.load_rows("people", HDR, ROWS)
-    return proj
-
-
-def ids(rows):
-    return sorted(r[0] for r in rows)
 
 
 # -- format ----------------------------------------------------------------------------------------

@@ -8,26 +8,10 @@ import time
 import pytest
 import requests
 
-from data_helpers import Proj, csv_text, expect_400, parse_csv, proj  # noqa: F401
+from data_helpers import (PEOPLE_HDR as HDR, PEOPLE_ROWS as ROWS, Proj, csv_text, expect_400, ids,  # noqa: F401
+                          parse_csv, people, proj)
 from e2e_lib import Api, describe, expect, expect_error, run_threads
 
-HDR = ["id", "name", "city", "amount"]
-ROWS = [["1", "Ann", "Prague", "10"],
-        ["2", "Bob", "Brno", "9"],
-        ["3", "Cid", "Brno", "100"],
-        ["4", "Dan", "Ostrava", "-5"],
-        ["5", "Eve", "Pilsen", "9.5"]]
-
-
-@pytest.fixture
-def people(proj):
-    proj.create_table("people", HDR, primary_key=["id"])
-    proj.load_rows("people", HDR, ROWS)
-    return proj
-
-
-def ids(rows):
-    return sorted(r[0] for r in rows)
 
 
 # -- preview ---------------------------------------------------------------------------------------
