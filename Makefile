@@ -29,7 +29,14 @@ UNIT_SRC   := $(sort $(wildcard tests/unit/test_*.c))
 UNIT_BIN   := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(UNIT_SRC))
 
 .PHONY: all setup run test unit e2e bench asan clean format
+# On a fresh machine the variables above were computed before the packages existed (pkg-config
+# flags, the well-known .proto files): set up first, then build in a new make that sees them.
+ifeq ($(and $(PKG_LIBS),$(wildcard $(DUCKDB)/.version),$(wildcard $(PROTO_WKT_DIR)/google/protobuf/any.proto)),)
+all: setup
+	@$(MAKE) --no-print-directory all
+else
 all: $(BUILD)/duckstore $(PLUGIN_SO) $(TEST_PLUGIN_SO)
+endif
 
 setup:
 	@bash scripts/setup.sh
@@ -51,20 +58,23 @@ $(BUILD)/tests/%: tests/unit/%.c $(CORE_OBJ)
 	@echo "  LD    $@"
 	@$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(LDLIBS) -lcriterion
 
-run: setup all
+run: setup
+	@$(MAKE) --no-print-directory all
 	@bash scripts/run.sh
 
 unit: setup $(UNIT_BIN)
 	@set -e; for t in $(UNIT_BIN); do echo "== $$t"; $$t --jobs 1; done
 
-e2e: setup all $(PROTO_PY_STAMP)
+e2e: setup
+	@$(MAKE) --no-print-directory all $(PROTO_PY_STAMP)
 	PYTHONPATH=$(PROTO_PY_DIR) /usr/bin/python3 -m pytest -q tests/e2e
 
 test: setup
 	@$(MAKE) --no-print-directory all $(UNIT_BIN) $(PROTO_PY_STAMP)
 	@bash scripts/test.sh
 
-bench: setup all
+bench: setup
+	@$(MAKE) --no-print-directory all
 	@bash scripts/bench.sh
 
 # The checked build: ASan + UBSan, in build-asan/, with the end-to-end and protocol suites run against it.
