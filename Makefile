@@ -31,9 +31,9 @@ UNIT_BIN   := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(UNIT_SRC))
 .PHONY: all setup run test unit e2e bench asan clean format
 # On a fresh machine the variables above were computed before the packages existed (pkg-config
 # flags, the well-known .proto files): set up first, then build in a new make that sees them.
-ifeq ($(and $(PKG_LIBS),$(wildcard $(DUCKDB)/.version),$(wildcard $(PROTO_WKT_DIR)/google/protobuf/any.proto)),)
+ifeq ($(DS_SET_UP)$(and $(PKG_LIBS),$(wildcard $(DUCKDB)/.version),$(wildcard $(PROTO_WKT_DIR)/google/protobuf/any.proto)),)
 all: setup
-	@$(MAKE) --no-print-directory all
+	@$(MAKE) --no-print-directory DS_SET_UP=1 all
 else
 all: $(BUILD)/duckstore $(PLUGIN_SO) $(TEST_PLUGIN_SO)
 endif
