@@ -231,8 +231,9 @@ static ds_status_t h_import_file(ds_rest_req_t *req, ds_rest_resp_t *resp)
     }
     TRY(ds_json_only(req, c, csv_allowed));
     TRY(char_opt(req, c, "delimiter", ",", in.csv.delimiter));
-    TRY(char_opt(req, c, "enclosure", "\"", in.csv.enclosure));
+    /* The enclosure's default is '"' without escaped_by and none with it (the two are mutually exclusive). */
     TRY(char_opt(req, c, "escaped_by", "", in.csv.escaped_by));
+    TRY(char_opt(req, c, "enclosure", in.csv.escaped_by[0] ? "" : "\"", in.csv.enclosure));
     TRY(ds_json_str_array(req, c, "columns", &in.csv.columns, &in.csv.n_columns));
     TRY(ds_json_bool(req, c, "header", in.csv.n_columns == 0, &in.csv.header));
     if (in.csv.header && in.csv.n_columns)
