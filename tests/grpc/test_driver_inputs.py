@@ -1,7 +1,12 @@
-"""CSV options of TableImportFromFileCommand behave as the same options over REST: every combination
+"""Inputs over the driver protocol (gRPC and the bridge) mean what they mean over REST.
+
+CSV options of TableImportFromFileCommand behave as the same options over REST: every combination
 of enclosure and escapedBy that proto3 can express imports the same rows (or fails the same way) over
 gRPC, over the bridge and over REST. proto3 cannot tell an empty enclosure from a missing one, so an
-empty enclosure means REST's default: '"', or none when escapedBy is given."""
+empty enclosure means REST's default: '"', or none when escapedBy is given.
+
+Filter values (strings in the protocol) are compared exactly in the column's type, and a value the
+type cannot hold is INVALID_ARGUMENT naming it."""
 
 import grpc
 import pytest
@@ -71,3 +76,36 @@ def test_escaped_by_matches_rest(proj, enclosure, escaped_by, rest_csv):
     assert rows == (EXPECTED if escaped_by else [["1", "a,b"], ["2", 'say "hi"']])
     _, driver_rows = proj.preview("by_driver", orderBy=[X.ExportOrderBy(columnName="id")])
     assert driver_rows == rows
+
+
+# -- filter values are exact over the driver protocol too (they come as strings) ---------------------
+
+BIG = str(2 ** 53 + 1)
+
+
+def test_filter_values_are_exact(proj):
+    proj.create_table("n", [T(name="id", type="BIGINT"), T(name="amount", type="NUMERIC", length="38,10")])
+    proj.upload("n.csv", f"id,amount\n{BIG},0.1\n{2 ** 53},0.1000000001\n1234567,12345678901234567890.5\n".encode())
+    proj.run(proj.import_file("n", "", "n.csv", None, numberOfIgnoredLines=1,
+                              importStrategy=X.ImportOptions.USER_DEFINED_TABLE), table_pb2.TableImportResponse)
+
+    def ids(**filters):
+        _, rows = proj.preview("n", filters=X.ExportFilters(whereFilters=[X.TableWhereFilter(**filters)]))
+        return sorted(int(r[0]) for r in rows)
+
+    assert ids(columnsName="id", operator=X.TableWhereFilter.eq, values=[BIG]) == [int(BIG)]
+    assert ids(columnsName="amount", operator=X.TableWhereFilter.eq, values=["0.1"]) == [int(BIG)]
+    assert ids(columnsName="amount", operator=X.TableWhereFilter.ge,
+               values=["12345678901234567890.5"]) == [1234567]
+    for values, mention in ((["99999999999999999999"], "99999999999999999999"), (["0.5"], "0.5"),
+                            (["1e300"], "1e300")):
+        column = "amount" if values == ["1e300"] else "id"
+        with pytest.raises(DriverError) as e:
+            proj.run(table_pb2.DeleteTableRowsCommand(path=[BUCKET], tableName="n", whereFilters=[
+                X.TableWhereFilter(columnsName=column, operator=X.TableWhereFilter.ne, values=values)]),
+                table_pb2.DeleteTableRowsResponse)
+        assert e.value.code == grpc.StatusCode.INVALID_ARGUMENT and mention in e.value.message
+    r = proj.run(table_pb2.DeleteTableRowsCommand(path=[BUCKET], tableName="n", whereFilters=[
+        X.TableWhereFilter(columnsName="id", operator=X.TableWhereFilter.ne, values=[BIG])]),
+        table_pb2.DeleteTableRowsResponse)
+    assert (r.deletedRowsCount, r.tableRowsCount) == (2, 1)
