@@ -39,6 +39,7 @@
 #include <zlib.h>
 
 #include "core/buf.h"
+#include "core/numlit.h"
 #include "core/status.h"
 #include "core/types.h"
 #include "ddb.h"
@@ -174,15 +175,38 @@ static ds_status_t filter_operand(use_t *u, ds_buf_t *b, const char *qual, const
     return DS_OK;
 }
 
-static void filter_value(ds_buf_t *b, const char *v, const char *type)
+/*
+ * Appends one filter value. cast is the filter's data_type (canonical, "" for
+ * none); the value is compared in that type, or else in the column's type
+ * col_type. Against a numeric type the value must be a number the type holds
+ * exactly (core/numlit.h) and is cast to it from its exact text, so nothing
+ * is rounded on the way; anything else stays a string literal, which DuckDB
+ * compares in the column's type.
+ */
+static ds_status_t filter_value(use_t *u, ds_buf_t *b, const char *col, const char *v, const char *cast,
+                                const char *col_type)
 {
-    if (!type[0]) {
+    const char *type = cast[0] ? cast : col_type;
+    if (ds_num_is_numeric_type(type)) {
+        char what[320], out[DS_NUM_LIT_MAX];
+        const char *lit;
+        snprintf(what, sizeof(what), "filter on \"%.256s\"", col);
+        ds_status_t st = ds_num_for_type(v, type, what, out, &lit, u->err);
+        if (st != DS_OK)
+            return st;
+        ds_buf_puts(b, "CAST(");
+        ds_buf_literal(b, lit);
+        ds_buf_printf(b, " AS %s)", type);
+        return DS_OK;
+    }
+    if (!cast[0]) {
         ds_buf_literal(b, v);
-        return;
+        return DS_OK;
     }
     ds_buf_puts(b, "CAST(");
     ds_buf_literal(b, v);
-    ds_buf_printf(b, " AS %s)", type);
+    ds_buf_printf(b, " AS %s)", cast);
+    return DS_OK;
 }
 
 /*
@@ -216,17 +240,20 @@ static ds_status_t append_where(use_t *u, const ds_be_table_t *t, const ds_where
         ds_status_t st = filter_operand(u, b, NULL, col, f->data_type, type);
         if (st != DS_OK)
             return st;
+        const char *col_type = ci >= 0 ? t->columns[ci].type : "TIMESTAMP";
         if (f->n_values > 1) {
             ds_buf_puts(b, f->op == DS_OP_EQ ? " IN (" : " NOT IN (");
             for (size_t k = 0; k < f->n_values; k++) {
                 if (k)
                     ds_buf_puts(b, ", ");
-                filter_value(b, f->values[k], type);
+                if ((st = filter_value(u, b, col, f->values[k], type, col_type)) != DS_OK)
+                    return st;
             }
             ds_buf_puts(b, ")");
         } else {
             ds_buf_printf(b, " %s ", op_sql[f->op]);
-            filter_value(b, f->values[0], type);
+            if ((st = filter_value(u, b, col, f->values[0], type, col_type)) != DS_OK)
+                return st;
         }
         ds_buf_puts(b, ")");
     }

@@ -1098,6 +1098,60 @@ static ds_status_t add_file(ds_ctx_t *ctx, const char *project, const char *area
     return st;
 }
 
+static void remove_links(void *dir) { remove_tree(dir); }
+
+/*
+ * Replaces every resolved object path in p by a hard link to the same file
+ * in a new scratch directory, removed when the request ends. DuckDB's readers
+ * expand glob characters (* ? [ ] and **) in every path they are given, and
+ * a key may contain them ("a[1].csv" would read "a1.csv", "*" the whole
+ * folder), so a reader is never given a path a client chose: link names are
+ * "<n>-<basename>" with every byte outside [A-Za-z0-9._-] replaced by "_"
+ * (the extension stays, it tells the reader about compression), under
+ * .../objects/ so that reader errors still name the file without host paths.
+ * A link also pins the bytes: a file replaced during the import is read as
+ * it was when the import resolved it.
+ */
+static ds_status_t link_paths(ds_ctx_t *ctx, const char *project, paths_t *p)
+{
+    const char *dir;
+    if (p->n == 0)
+        return DS_OK;
+    ds_status_t st = ds_files_scratch_dir(ctx, project, &dir);
+    if (st != DS_OK)
+        return st;
+    ds_arena_on_destroy(ctx->arena, remove_links, (void *)dir);
+    if (strpbrk(dir, "*?[]{}\\")) {
+        ds_log(DS_LOG_ERROR, "files: the data directory's path (%s) contains a glob character, which DuckDB's "
+               "readers would expand; rename it", dir);
+        return ds_err_set(&ctx->err, DS_UNAVAILABLE, "the server's data directory cannot be read safely (see its log)");
+    }
+    const char *objects = ds_arena_printf(ctx->arena, "%s/objects", dir);
+    if (!objects || mkdir(objects, 0700) != 0)
+        return io_error(&ctx->err, DS_UNAVAILABLE, "cannot create a scratch directory", objects ? objects : dir);
+    for (size_t i = 0; i < p->n; i++) {
+        const char *base = strrchr(p->items[i], '/');
+        base = base ? base + 1 : p->items[i];
+        char name[NAME_MAX + 1];
+        snprintf(name, sizeof(name), "%zu-%.200s", i, base);
+        for (char *c = name; *c; c++)
+            if (!((*c >= 'a' && *c <= 'z') || (*c >= 'A' && *c <= 'Z') || (*c >= '0' && *c <= '9') || *c == '.' ||
+                  *c == '_' || *c == '-'))
+                *c = '_';
+        const char *target = ds_arena_printf(ctx->arena, "%s/%s", objects, name);
+        if (!target)
+            return ds_err_set(&ctx->err, DS_INTERNAL, "out of memory");
+        if (link(p->items[i], target) != 0 && symlink(p->items[i], target) != 0) {
+            if (errno == ENOENT)
+                return ds_err_setk(&ctx->err, DS_NOT_FOUND, DS_KBC_FILE_NOT_FOUND,
+                                   "a file to import was deleted while the import started");
+            return io_error(&ctx->err, DS_UNAVAILABLE, "cannot prepare a file for the import", p->items[i]);
+        }
+        p->items[i] = target;
+    }
+    return DS_OK;
+}
+
 ds_status_t ds_files_resolve(ds_ctx_t *ctx, const char *project, const char *file_id, const char *file_key,
                              const char ***paths, size_t *n)
 {
@@ -1134,6 +1188,8 @@ ds_status_t ds_files_resolve(ds_ctx_t *ctx, const char *project, const char *fil
         }
         st = add_file(ctx, project, area, &rec, &out);
     }
+    if (st == DS_OK)
+        st = link_paths(ctx, project, &out);
     if (st != DS_OK)
         return st;
     *paths = out.items;

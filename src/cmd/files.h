@@ -105,8 +105,11 @@ ds_status_t ds_cmd_file_open(ds_ctx_t *ctx, const char *project, const char *fil
  * Entries keep the manifest's order; an entry ending in "/" expands like a
  * directory; an entry that is itself a manifest is not expanded again. An
  * empty manifest gives n == 0 (callers decide what importing nothing means),
- * an empty directory DS_NOT_FOUND. Paths are fully resolved (no symlinks)
- * and lie inside <data>/files/project_<id>/objects/.
+ * an empty directory DS_NOT_FOUND. Only files the index names (and that
+ * have not expired) are ever returned. The paths are not the objects' own
+ * but links to them in a scratch directory removed when ctx's arena is, with
+ * names free of glob characters, so DuckDB's readers (which expand * ? [ ]
+ * in any path) read exactly these files whatever the keys contain.
  * The caller must already be authorized for project.
  */
 ds_status_t ds_files_resolve(ds_ctx_t *ctx, const char *project, const char *file_id, const char *file_key,

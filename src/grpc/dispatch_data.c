@@ -258,7 +258,12 @@ ds_status_t ds_drv_h_import_from_file(ds_drv_t *d)
     snprintf(in.csv.enclosure, sizeof(in.csv.enclosure), "%s", "\"");
     in.csv.header = true;
     if (csv) {
-        /* Empty delimiter/enclosure are proto3's "unset": the CSV defaults apply. */
+        /*
+         * Empty delimiter/enclosure are proto3's "unset": the CSV defaults
+         * apply, as for a REST import without the field. The enclosure's
+         * default is '"' without escapedBy and none with it (the two are
+         * mutually exclusive), so an escapedBy import needs no enclosure.
+         */
         if (ds_drv_str(csv->delimiter) && strlen(csv->delimiter) >= sizeof(in.csv.delimiter))
             return ds_err_setf(E(d), DS_INVALID_ARGUMENT, "delimiter", "delimiter must be exactly one character");
         if (ds_drv_str(csv->enclosure) && strlen(csv->enclosure) >= sizeof(in.csv.enclosure))
@@ -269,6 +274,8 @@ ds_status_t ds_drv_h_import_from_file(ds_drv_t *d)
             snprintf(in.csv.delimiter, sizeof(in.csv.delimiter), "%s", csv->delimiter);
         if (ds_drv_str(csv->enclosure))
             snprintf(in.csv.enclosure, sizeof(in.csv.enclosure), "%s", csv->enclosure);
+        else if (ds_drv_str(csv->escapedby))
+            in.csv.enclosure[0] = '\0';
         snprintf(in.csv.escaped_by, sizeof(in.csv.escaped_by), "%s", csv->escapedby ? csv->escapedby : "");
         in.csv.gzip = (int)csv->compression == COMPRESSION_GZIP;
         in.csv.columns = (const char **)csv->columnsnames;

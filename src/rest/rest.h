@@ -56,6 +56,8 @@ struct ds_rest_req {
     void *conn; /* struct MHD_Connection * */
     const char *branch; /* branch of a branch-scoped path ("default" = main), or NULL */
     const char *allow;  /* on 405: the methods the path allows */
+    struct ds_json_num *nums; /* the body's numbers as written (json.c), sorted by node; arena */
+    size_t n_nums;
 };
 
 /*
@@ -140,6 +142,15 @@ ds_status_t ds_json_str(ds_rest_req_t *req, json_t *obj, const char *field, bool
 ds_status_t ds_json_bool(ds_rest_req_t *req, json_t *obj, const char *field, bool def, bool *out);
 /* Reads an optional array of strings into an arena array. */
 ds_status_t ds_json_str_array(ds_rest_req_t *req, json_t *obj, const char *field, const char ***out, size_t *n);
+/*
+ * The exact text a number of the body was written as ("9007199254740993",
+ * "0.10", "1e300", "-0"), in the arena; NULL when v is not a number. JSON
+ * numbers reach SQL through this text only, never through a C double or
+ * int64 (jansson keeps those, and cannot hold every number).
+ */
+const char *ds_json_number_text(ds_rest_req_t *req, const json_t *v);
+/* Reads an integer field that must fit int64: absent/null -> def; else a 400 naming the field and the value. */
+ds_status_t ds_json_int64(ds_rest_req_t *req, json_t *obj, const char *field, int64_t def, int64_t *out);
 /* Rejects keys of obj not in the NULL-terminated allowed list, naming the first. */
 ds_status_t ds_json_only(ds_rest_req_t *req, json_t *obj, const char *const *allowed);
 

@@ -237,10 +237,8 @@ static ds_status_t default_text(ds_rest_req_t *req, json_t *v, const char *colum
         return DS_OK;
     if (json_is_string(v))
         *out = ds_arena_strdup(req->ctx.arena, json_string_value(v));
-    else if (json_is_integer(v))
-        *out = ds_arena_printf(req->ctx.arena, "%lld", (long long)json_integer_value(v));
-    else if (json_is_real(v))
-        *out = ds_arena_printf(req->ctx.arena, "%.17g", json_real_value(v));
+    else if (json_is_number(v))
+        *out = ds_json_number_text(req, v);
     else if (json_is_boolean(v))
         *out = json_is_true(v) ? "true" : "false";
     else

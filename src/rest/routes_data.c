@@ -51,6 +51,40 @@ static ds_status_t enum_of(ds_rest_req_t *req, json_t *obj, const char *field, c
 
 static const char *const op_names[] = {"eq", "ne", "gt", "ge", "lt", "le", NULL};
 
+/*
+ * A filter value: a string as it is, a number as the literal the client wrote
+ * (never through a double: 1234567 stays "1234567", 9007199254740993 and
+ * 0.1000000000000000000001 stay exact); the backend compares it in the
+ * column's type and refuses what that type cannot hold.
+ */
+static const char *value_text(ds_rest_req_t *req, json_t *v)
+{
+    if (json_is_string(v))
+        return ds_arena_strdup(CTX->arena, json_string_value(v));
+    return ds_json_number_text(req, v);
+}
+
+/* "values": one string or number, or an array of them. */
+static ds_status_t filter_values(ds_rest_req_t *req, json_t *vals, size_t i, ds_filter_t *o)
+{
+    bool one = json_is_string(vals) || json_is_number(vals);
+    size_t n = one ? 1 : json_is_array(vals) ? json_array_size(vals) : 0;
+    if (!one && vals && !json_is_null(vals) && !json_is_array(vals))
+        return ds_err_setf(&CTX->err, DS_INVALID_ARGUMENT, "values",
+                           "where_filters[%zu].values must be a string, a number or an array of them", i);
+    o->values = ds_arena_alloc(CTX->arena, sizeof(char *) * (n ? n : 1));
+    if (!o->values)
+        return ds_err_set(&CTX->err, DS_INTERNAL, "out of memory");
+    for (size_t k = 0; k < n; k++) {
+        json_t *v = one ? vals : json_array_get(vals, k);
+        if (!(o->values[k] = value_text(req, v)))
+            return ds_err_setf(&CTX->err, DS_INVALID_ARGUMENT, "values",
+                               "where_filters[%zu].values[%zu] must be a string or a number", i, k);
+    }
+    o->n_values = n;
+    return DS_OK;
+}
+
 static ds_status_t parse_filters(ds_rest_req_t *req, json_t *arr, ds_where_t *w)
 {
     static const char *const allowed[] = {"column", "operator", "values", "data_type", NULL};
@@ -70,15 +104,7 @@ static ds_status_t parse_filters(ds_rest_req_t *req, json_t *arr, ds_where_t *w)
         TRY(ds_json_str(req, f, "column", true, &o->column));
         TRY(enum_of(req, f, "operator", op_names, 0, &op));
         o->op = (ds_filter_op_t)op;
-        json_t *vals = json_object_get(f, "values");
-        if (json_is_string(vals) || json_is_number(vals)) {
-            o->values = ds_arena_alloc(CTX->arena, sizeof(char *));
-            o->values[0] = json_is_string(vals) ? ds_arena_strdup(CTX->arena, json_string_value(vals))
-                                                : ds_arena_printf(CTX->arena, "%g", json_number_value(vals));
-            o->n_values = 1;
-        } else {
-            TRY(ds_json_str_array(req, f, "values", &o->values, &o->n_values));
-        }
+        TRY(filter_values(req, json_object_get(f, "values"), i, o));
         if (o->n_values == 0)
             return ds_err_setf(&CTX->err, DS_INVALID_ARGUMENT, "values", "where_filters[%zu]: values must not be empty", i);
         TRY(ds_json_str(req, f, "data_type", false, &o->data_type));
@@ -92,7 +118,9 @@ static ds_status_t time_field(ds_rest_req_t *req, json_t *obj, const char *field
     json_t *v = json_object_get(obj, field);
     *out = NULL;
     if (json_is_integer(v)) {
-        *out = ds_arena_printf(CTX->arena, "%lld", (long long)json_integer_value(v));
+        int64_t s;
+        TRY(ds_json_int64(req, obj, field, 0, &s));
+        *out = ds_arena_printf(CTX->arena, "%lld", (long long)s);
         return DS_OK;
     }
     return ds_json_str(req, obj, field, false, out);
@@ -138,14 +166,7 @@ static ds_status_t parse_order(ds_rest_req_t *req, json_t *arr, ds_order_t **ord
 
 static ds_status_t int_field(ds_rest_req_t *req, json_t *obj, const char *field, int64_t def, int64_t *out)
 {
-    json_t *v = json_object_get(obj, field);
-    *out = def;
-    if (!v || json_is_null(v))
-        return DS_OK;
-    if (!json_is_integer(v))
-        return ds_err_setf(&CTX->err, DS_INVALID_ARGUMENT, field, "field \"%s\" must be an integer", field);
-    *out = json_integer_value(v);
-    return DS_OK;
+    return ds_json_int64(req, obj, field, def, out);
 }
 
 /* One character option ("," or "" ), copied into out. */
@@ -231,8 +252,9 @@ static ds_status_t h_import_file(ds_rest_req_t *req, ds_rest_resp_t *resp)
     }
     TRY(ds_json_only(req, c, csv_allowed));
     TRY(char_opt(req, c, "delimiter", ",", in.csv.delimiter));
-    TRY(char_opt(req, c, "enclosure", "\"", in.csv.enclosure));
+    /* The enclosure's default is '"' without escaped_by and none with it (the two are mutually exclusive). */
     TRY(char_opt(req, c, "escaped_by", "", in.csv.escaped_by));
+    TRY(char_opt(req, c, "enclosure", in.csv.escaped_by[0] ? "" : "\"", in.csv.enclosure));
     TRY(ds_json_str_array(req, c, "columns", &in.csv.columns, &in.csv.n_columns));
     TRY(ds_json_bool(req, c, "header", in.csv.n_columns == 0, &in.csv.header));
     if (in.csv.header && in.csv.n_columns)
@@ -508,10 +530,8 @@ static ds_status_t default_of(ds_rest_req_t *req, json_t *v, const char **out)
         return DS_OK;
     if (json_is_string(v))
         *out = ds_arena_strdup(CTX->arena, json_string_value(v));
-    else if (json_is_integer(v))
-        *out = ds_arena_printf(CTX->arena, "%lld", (long long)json_integer_value(v));
-    else if (json_is_real(v))
-        *out = ds_arena_printf(CTX->arena, "%.17g", json_real_value(v));
+    else if (json_is_number(v))
+        *out = ds_json_number_text(req, v);
     else if (json_is_boolean(v))
         *out = json_is_true(v) ? "true" : "false";
     else
