@@ -45,7 +45,6 @@ ds_status_t ds_ddb_error(ds_err_t *err, duckdb_error_type type, const char *msg)
         st = DS_CONFLICT;
         break;
     case DUCKDB_ERROR_OUT_OF_MEMORY:
-    case DUCKDB_ERROR_IO:
         st = DS_UNAVAILABLE;
         break;
     default:
