@@ -17,7 +17,7 @@ then kills the server with SIGKILL at a random moment and restarts it. After the
     on disk = files listed, no upload staging file left.
 Requests answered with anything but success before the kill fail the drill too.
 
-Short by default (DS_CRASH_ROUNDS, default 12 rounds); DS_LONG=1 runs 100 rounds. The summary line
+Short by default (DS_CRASH_ROUNDS, default 8 rounds); DS_LONG=1 runs 100 rounds. The summary line
 ("crash drill: N rounds, ...") is printed with -s.
 """
 
@@ -34,7 +34,7 @@ import requests
 from data_helpers import BUCKET, Proj, csv_text
 from e2e_lib import describe, expect, list_items
 
-ROUNDS = int(os.environ.get("DS_CRASH_ROUNDS") or (100 if os.environ.get("DS_LONG") == "1" else 12))
+ROUNDS = int(os.environ.get("DS_CRASH_ROUNDS") or (100 if os.environ.get("DS_LONG") == "1" else 8))
 PID = "drill"
 IMPORT_TABLES = ["inc0", "inc1"]
 HDR = ["id", "batch", "val"]
