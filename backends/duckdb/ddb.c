@@ -8,10 +8,23 @@
 
 #include "core/status.h"
 
+/* DuckDB reports a full volume as an I/O (or, from a commit, fatal) error carrying strerror's text. */
+static bool volume_full(const char *m)
+{
+    return strstr(m, "No space left on device") || strstr(m, "Disk quota exceeded");
+}
+
 ds_status_t ds_ddb_error(ds_err_t *err, duckdb_error_type type, const char *msg)
 {
     ds_status_t st = DS_INTERNAL;
     const char *m = msg ? msg : "unknown DuckDB error";
+    /*
+     * The statement failed, so its transaction did not commit. DuckDB's text
+     * names host paths, which are not the client's business.
+     */
+    if (volume_full(m))
+        return ds_err_set(err, DS_INSUFFICIENT_STORAGE,
+                          "no space left on the data volume: the write was not committed; free space and retry");
     switch (type) {
     case DUCKDB_ERROR_CATALOG:
         st = strstr(m, "already exists") ? DS_ALREADY_EXISTS

@@ -3,7 +3,9 @@
  *
  * Every statement goes through these, so DuckDB errors are mapped to duckstore
  * statuses in one place (catalog errors -> not found / already exists,
- * conversion and constraint errors -> invalid argument, the rest -> internal).
+ * conversion and constraint errors -> invalid argument, a full volume ->
+ * insufficient storage, the rest -> internal; callers that read user files
+ * reword those as invalid input).
  * Values are bound as parameters, never spliced into SQL text; identifiers go
  * through ds_buf_ident.
  */

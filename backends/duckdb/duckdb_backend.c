@@ -180,6 +180,13 @@ static ds_status_t acquire(be_t *be, const char *id, bool create, proj_t **out, 
             p->next = be->projects;
             be->projects = p;
         }
+        if (p->attached && p->reload && p->refs == 0) {
+            ds_err_t e = {0};
+            if (detach_locked(be, p, &e) == DS_OK)
+                p->reload = false;
+            else
+                be->host->log(2, "duckdb", "project %s: cannot reopen after a failed write: %s", p->id, e.message);
+        }
         if (p->attached)
             break;
         struct stat sb;
@@ -265,6 +272,11 @@ void ddb_use_end(use_t *u)
 {
     if (u->conn)
         duckdb_disconnect(&u->conn);
+    if (u->p && u->err && u->err->status == DS_INSUFFICIENT_STORAGE) {
+        pthread_mutex_lock(&u->be->lock);
+        u->p->reload = true;
+        pthread_mutex_unlock(&u->be->lock);
+    }
     release(u->be, u->p);
     u->p = NULL;
 }

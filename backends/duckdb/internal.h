@@ -28,6 +28,12 @@ typedef struct proj {
     bool attached;
     bool attaching; /* an ATTACH is running for it (be->lock may be dropped meanwhile) */
     bool dropping;
+    /*
+     * A write failed for lack of space: DuckDB's in-memory state of the file
+     * may no longer match what is on disk (a later commit was seen to write
+     * damaged blocks), so the file is detached once idle and attached afresh.
+     */
+    bool reload;
 } proj_t;
 
 typedef struct {

@@ -44,6 +44,9 @@ static ds_status_t check_names(ds_ctx_t *ctx, const char *const *names, size_t n
 
 static ds_status_t check_where(ds_ctx_t *ctx, const ds_where_t *w)
 {
+    if ((w->changed_since && ds_time_check(w->changed_since, "changed_since", &ctx->err) != DS_OK) ||
+        (w->changed_until && ds_time_check(w->changed_until, "changed_until", &ctx->err) != DS_OK))
+        return ctx->err.status;
     for (size_t i = 0; i < w->n_filters; i++) {
         const ds_filter_t *f = &w->filters[i];
         ds_status_t st = check_names(ctx, &f->column, 1, "where_filters");

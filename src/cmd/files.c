@@ -141,12 +141,15 @@ static ds_status_t file_not_found(ds_err_t *err, const char *id)
 /*
  * An I/O failure: the log gets the path (for the operator), the client a
  * message without it (host paths are not the client's business). Uses errno.
+ * A full volume (ENOSPC, EDQUOT) is DS_INSUFFICIENT_STORAGE whatever st says.
  */
 static ds_status_t io_error(ds_err_t *err, ds_status_t st, const char *what, const char *path)
 {
     int e = errno;
     ds_log(DS_LOG_ERROR, "files: %s (%s): %s", what, path ? path : "-", strerror(e));
-    return ds_err_set(err, st, "%s: %s", what, e == ENOSPC ? "no space left on the data volume" : strerror(e));
+    if (e == ENOSPC || e == EDQUOT)
+        return ds_err_set(err, DS_INSUFFICIENT_STORAGE, "%s: no space left on the data volume", what);
+    return ds_err_set(err, st, "%s: %s", what, strerror(e));
 }
 
 /* Strict UTF-8 (no overlongs, no surrogates): keys become JSON strings. */

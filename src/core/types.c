@@ -112,3 +112,75 @@ ds_status_t ds_type_canonical(const char *in, const char *column, char out[DS_TY
 }
 
 bool ds_type_is_string(const char *canonical) { return canonical && strcmp(canonical, "VARCHAR") == 0; }
+
+/* Reads exactly n digits at *p into *out and advances; false when they are not there. */
+static bool digits(const char **p, int n, int *out)
+{
+    int v = 0;
+    for (int i = 0; i < n; i++) {
+        if (!isdigit((unsigned char)(*p)[i]))
+            return false;
+        v = v * 10 + ((*p)[i] - '0');
+    }
+    *p += n;
+    *out = v;
+    return true;
+}
+
+static bool valid_time_text(const char *p)
+{
+    int y, mo, d, h, mi, sec;
+    if (!digits(&p, 4, &y) || *p++ != '-' || !digits(&p, 2, &mo) || *p++ != '-' || !digits(&p, 2, &d))
+        return false;
+    if (mo < 1 || mo > 12 || d < 1 || d > 31)
+        return false;
+    if (*p == '\0')
+        return true;
+    if (*p != ' ' && *p != 'T')
+        return false;
+    p++;
+    if (!digits(&p, 2, &h) || *p++ != ':' || !digits(&p, 2, &mi) || h > 23 || mi > 59)
+        return false;
+    if (*p == ':') {
+        p++;
+        if (!digits(&p, 2, &sec) || sec > 60)
+            return false;
+        if (*p == '.') {
+            p++;
+            if (!isdigit((unsigned char)*p))
+                return false;
+            while (isdigit((unsigned char)*p))
+                p++;
+        }
+    }
+    if (*p == 'Z')
+        return p[1] == '\0';
+    if (*p == '+' || *p == '-') {
+        p++;
+        if (!digits(&p, 2, &h) || h > 23)
+            return false;
+        if (*p == ':')
+            p++;
+        if (*p && (!digits(&p, 2, &mi) || mi > 59))
+            return false;
+    }
+    return *p == '\0';
+}
+
+ds_status_t ds_time_check(const char *v, const char *field, ds_err_t *err)
+{
+    const char *p = v;
+    if (*p == '-' || *p == '+')
+        p++;
+    size_t n = strspn(p, "0123456789");
+    if (n > 0 && p[n] == '\0') {
+        if (n <= 12)
+            return DS_OK;
+        return ds_err_setf(err, DS_INVALID_ARGUMENT, field, "%s: %.40s is out of range for unix seconds", field, v);
+    }
+    if (valid_time_text(v))
+        return DS_OK;
+    return ds_err_setf(err, DS_INVALID_ARGUMENT, field,
+                       "%s: \"%.64s\" is not a time (use unix seconds or YYYY-MM-DD[ HH:MM:SS[.ffffff]][Z|+HH:MM])",
+                       field, v);
+}

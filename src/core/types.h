@@ -24,4 +24,12 @@ ds_status_t ds_type_canonical(const char *in, const char *column, char out[DS_TY
 /* True for VARCHAR (the type of Keboola's string tables). */
 bool ds_type_is_string(const char *canonical);
 
+/*
+ * Checks a point in time given by a client (changed_since, changed_until):
+ * unix seconds ("1767225600", optionally signed), or a date with an optional
+ * time "YYYY-MM-DD[( |T)HH:MM[:SS[.fraction]]][Z|(+|-)HH[:MM]]". field names
+ * the request field for the error. Pure, thread-safe.
+ */
+ds_status_t ds_time_check(const char *v, const char *field, ds_err_t *err);
+
 #endif

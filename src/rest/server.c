@@ -31,6 +31,7 @@ typedef struct {
     void *stream_state;  /* for streaming routes */
     bool stream_failed;  /* the error is in req.ctx.err; the rest of the body is discarded */
     bool stream_started;
+    bool nul_in_url;     /* the URL decodes to a NUL byte: refused before anything runs */
     char request_id[40];
 } req_state_t;
 
@@ -38,6 +39,47 @@ static struct MHD_Daemon *daemon_;
 static int64_t max_body;
 static atomic_ullong next_id;
 static unsigned long long id_salt;
+
+/*
+ * Set when the URL of the request being parsed on this thread (every
+ * connection has its own thread) decoded a %00. C strings would silently cut
+ * the path or a parameter there ("tables/t%00x" naming table "t"), so such a
+ * request is refused as a whole. Read and reset by the request's first call.
+ */
+static _Thread_local bool url_had_nul;
+
+static int hex_digit(char c)
+{
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    if (c >= 'a' && c <= 'f')
+        return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F')
+        return c - 'A' + 10;
+    return -1;
+}
+
+/* MHD's unescaper (%XX decoding, anything else kept as is), noting a decoded NUL. */
+static size_t unescape_url(void *cls, struct MHD_Connection *conn, char *s)
+{
+    (void)cls;
+    (void)conn;
+    char *w = s;
+    for (const char *r = s; *r;) {
+        int hi, lo;
+        if (r[0] == '%' && (hi = hex_digit(r[1])) >= 0 && (lo = hex_digit(r[2])) >= 0) {
+            *w = (char)(hi * 16 + lo);
+            if (*w == '\0')
+                url_had_nul = true;
+            w++;
+            r += 3;
+        } else {
+            *w++ = *r++;
+        }
+    }
+    *w = '\0';
+    return (size_t)(w - s);
+}
 
 static double elapsed_s(const struct timespec *start)
 {
@@ -182,6 +224,8 @@ static enum MHD_Result dispatch(req_state_t *rs, struct MHD_Connection *conn)
 {
     ds_rest_req_t *req = &rs->req;
     ds_err_t *err = &req->ctx.err;
+    if (rs->nul_in_url)
+        return send_error(rs, conn, err);
     if (!rs->route) {
         if (rs->method_mismatch)
             ds_err_set(err, DS_METHOD_NOT_ALLOWED, "method %s is not allowed on %s (allowed: %s)", req->method,
@@ -253,6 +297,13 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         rs->req.method = ds_arena_strdup(rs->req.ctx.arena, method);
         rs->req.path = ds_arena_strdup(rs->req.ctx.arena, url);
         rs->req.conn = conn;
+        rs->nul_in_url = url_had_nul;
+        url_had_nul = false;
+        if (rs->nul_in_url) {
+            ds_err_set(&rs->req.ctx.err, DS_INVALID_ARGUMENT,
+                       "the URL contains an encoded NUL byte (%%00), which no name, key or parameter may contain");
+            rs->stream_failed = true;
+        }
         rs->route = ds_rest_match(method, rs->req.path, &rs->req, &rs->method_mismatch);
         const char *cl = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Content-Length");
         if (cl && strtoll(cl, NULL, 10) > max_body && !(rs->route && rs->route->stream))
@@ -262,7 +313,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
     }
     if (*upload_data_size && rs->route && rs->route->stream) {
         const ds_rest_stream_t *sr = rs->route->stream;
-        if (!rs->stream_started) {
+        if (!rs->stream_started && !rs->stream_failed) {
             rs->stream_started = true;
             if (sr->begin(&rs->req, &rs->stream_state) != DS_OK)
                 rs->stream_failed = true;
@@ -338,7 +389,8 @@ ds_status_t ds_rest_start(const ds_config_t *cfg, ds_err_t *err)
     daemon_ = MHD_start_daemon(flags, (uint16_t)port, NULL, NULL, on_request, NULL, MHD_OPTION_SOCK_ADDR, &ss,
                                MHD_OPTION_NOTIFY_COMPLETED, on_completed, NULL, MHD_OPTION_CONNECTION_LIMIT,
                                (unsigned)cfg->max_connections, MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)300,
-                               MHD_OPTION_EXTERNAL_LOGGER, on_mhd_error, NULL, MHD_OPTION_END);
+                               MHD_OPTION_EXTERNAL_LOGGER, on_mhd_error, NULL, MHD_OPTION_UNESCAPE_CALLBACK,
+                               unescape_url, NULL, MHD_OPTION_END);
     if (!daemon_)
         return ds_err_set(err, DS_UNAVAILABLE, "cannot listen on %s (address in use or not permitted)",
                           cfg->http_addr);
