@@ -46,7 +46,7 @@
 
 /* The CSV reader's NULL string: no real file holds it, so every field reads as text. */
 #define NO_NULL_MARKER "\x01__duckstore_no_null__\x02"
-#define MAX_CONFLICT_RETRIES 3
+#define MAX_CONFLICT_RETRIES 6
 
 static double mono_s(void)
 {
@@ -1059,6 +1059,66 @@ static ds_status_t create_destination(imp_t *m)
     return st;
 }
 
+/* True when a and b have the same columns (names, types, nullability) and primary key. */
+static bool same_definition(const ds_be_table_t *a, const ds_be_table_t *b)
+{
+    if (a->n_columns != b->n_columns || a->n_primary_key != b->n_primary_key)
+        return false;
+    for (size_t i = 0; i < a->n_columns; i++)
+        if (strcmp(a->columns[i].name, b->columns[i].name) != 0 || strcmp(a->columns[i].type, b->columns[i].type) != 0 ||
+            a->columns[i].nullable != b->columns[i].nullable)
+            return false;
+    for (size_t k = 0; k < a->n_primary_key; k++)
+        if (strcasecmp(a->primary_key[k], b->primary_key[k]) != 0)
+            return false;
+    return true;
+}
+
+/*
+ * The checks that decide whether the load may happen, run inside the load's
+ * transaction (and so again on every conflict retry), against the table as
+ * this transaction sees it:
+ *   - the destination is the one the import was planned for: an existing
+ *     table has the same columns, types and key that the columns were matched
+ *     and the values type-checked against; a table to create does not exist;
+ *   - the table's metadata row is written first, so that two transactions
+ *     importing into one table conflict (one retries, and then sees the
+ *     other's rows) instead of both appending;
+ *   - FAIL_ON_DUPLICATES: no key twice in the input nor already in the table.
+ * NOT NULL and the types themselves are enforced by DuckDB's constraints and
+ * casts in the INSERT, in the same transaction.
+ */
+static ds_status_t check_in_txn(imp_t *m)
+{
+    use_t *u = m->u;
+    ds_be_table_t now = {0};
+    ds_status_t st = ddb_table_describe(u, m->call, m->bucket, m->table, &now);
+    if (!m->exists) {
+        if (st == DS_OK)
+            return ds_err_set(u->err, DS_CONFLICT, "table %s.%s was created by another request during the import",
+                              m->bucket, m->table);
+        if (st != DS_NOT_FOUND)
+            return st;
+        ds_err_clear(u->err);
+    } else if (st != DS_OK) {
+        return st;
+    } else if (!m->recreate && !same_definition(&m->t, &now)) {
+        return ds_err_set(u->err, DS_CONFLICT, "table %s.%s changed during the import", m->bucket, m->table);
+    }
+    if (m->exists) {
+        const char *params[] = {m->bucket, m->table};
+        st = ds_ddb_run(u->conn, u->err, NULL,
+                        "UPDATE " META ".tables SET last_import_at = last_import_at "
+                        "WHERE lower(bucket) = lower($1) AND lower(name) = lower($2)",
+                        2, params);
+        if (st != DS_OK)
+            return st;
+    }
+    if (m->in->dedup == DS_DEDUP_FAIL && m->n_key && (st = check_duplicates(m)) != DS_OK)
+        return st;
+    return DS_OK;
+}
+
 static ds_status_t load_txn(use_t *u, void *ud)
 {
     load_t *l = ud;
@@ -1067,6 +1127,8 @@ static ds_status_t load_txn(use_t *u, void *ud)
     ds_status_t st = DS_OK;
     ds_buf_t sql = {0};
     l->loaded = 0;
+    if ((st = check_in_txn(m)) != DS_OK)
+        return st;
     if (m->recreate) {
         if ((st = create_destination(m)) != DS_OK)
             return st;
@@ -1180,7 +1242,9 @@ static ds_status_t load_direct_txn(use_t *u, void *ud)
     const ds_import_t *in = m->in;
     bool csv = in->format == DS_FORMAT_CSV;
     ds_buf_t sql = {0};
-    ds_status_t st = DS_OK;
+    ds_status_t st = check_in_txn(m);
+    if (st != DS_OK)
+        return st;
     if (!in->incremental) {
         ds_buf_puts(&sql, "DELETE FROM ");
         qualified(&sql, m->bucket, m->table);
@@ -1298,13 +1362,14 @@ ds_status_t ddb_table_import(void *self, ds_be_call_t *call, const char *bucket,
     t1 = mono_s();
     if (st == DS_OK && !direct)
         st = check_types(&m);
-    if (st == DS_OK && !direct && in->dedup == DS_DEDUP_FAIL && m.n_key)
-        st = check_duplicates(&m);
     for (int attempt = 0; st == DS_OK && !direct; attempt++) {
         st = ddb_in_txn(&u, load_txn, &l);
         if (st != DS_CONFLICT || attempt + 1 >= MAX_CONFLICT_RETRIES)
             break;
         be->host->log(2, "duckdb", "import into %s.%s hit a transaction conflict; retrying", bucket, table);
+        /* Let the other transaction finish: the retry then sees its rows (and its duplicates). */
+        usleep((useconds_t)(20000u << attempt));
+        ds_err_clear(call->err);
         st = DS_OK;
     }
     if (st == DS_CONFLICT)
@@ -1574,21 +1639,36 @@ done:
 /* ---- delete rows ---- */
 
 typedef struct {
+    ds_be_call_t *call;
     const char *bucket;
     const char *table;
-    const ds_be_table_t *t;
+    ds_be_table_t t;
     const ds_where_t *where;
     int64_t deleted;
 } delete_t;
 
+/* The table and the where_in reference table are read inside the transaction that deletes. */
 static ds_status_t delete_txn(use_t *u, void *ud)
 {
     delete_t *d = ud;
     ds_buf_t sql = {0};
     duckdb_result r;
+    const ds_where_t *where = d->where;
+    ds_status_t st = ddb_table_describe(u, d->call, d->bucket, d->table, &d->t);
+    if (st == DS_OK && where->in_column) {
+        ds_be_table_t ref = {0};
+        st = ddb_table_describe(u, d->call, where->in_bucket ? where->in_bucket : "",
+                                where->in_table ? where->in_table : "", &ref);
+        if (st == DS_OK && find_col(&ref, where->in_ref_column ? where->in_ref_column : "") < 0)
+            st = ds_err_setk(u->err, DS_INVALID_ARGUMENT, DS_KBC_COLUMN_NOT_FOUND,
+                             "column \"%s\" is not a column of %s.%s", where->in_ref_column ? where->in_ref_column : "",
+                             where->in_bucket, where->in_table);
+    }
+    if (st != DS_OK)
+        return st;
     ds_buf_puts(&sql, "DELETE FROM ");
     qualified(&sql, d->bucket, d->table);
-    ds_status_t st = append_where(u, d->t, d->where, &sql);
+    st = append_where(u, &d->t, d->where, &sql);
     if (st == DS_OK)
         st = ds_ddb_run(u->conn, u->err, &r, ds_buf_cstr(&sql), 0, NULL);
     ds_buf_free(&sql);
@@ -1604,23 +1684,11 @@ ds_status_t ddb_table_delete_rows(void *self, ds_be_call_t *call, const char *bu
 {
     be_t *be = self;
     use_t u;
-    ds_be_table_t t = {0};
     ds_status_t st = ddb_use_begin(be, call, false, &u);
     if (st != DS_OK)
         return st;
-    st = ddb_table_describe(&u, call, bucket, table, &t);
-    if (st == DS_OK && where->in_column) {
-        ds_be_table_t ref = {0};
-        st = ddb_table_describe(&u, call, where->in_bucket ? where->in_bucket : "", where->in_table ? where->in_table : "",
-                                &ref);
-        if (st == DS_OK && find_col(&ref, where->in_ref_column ? where->in_ref_column : "") < 0)
-            st = ds_err_setk(call->err, DS_INVALID_ARGUMENT, DS_KBC_COLUMN_NOT_FOUND,
-                             "column \"%s\" is not a column of %s.%s", where->in_ref_column ? where->in_ref_column : "",
-                             where->in_bucket, where->in_table);
-    }
-    delete_t d = {bucket, table, &t, where, 0};
-    if (st == DS_OK)
-        st = ddb_in_txn(&u, delete_txn, &d);
+    delete_t d = {.call = call, .bucket = bucket, .table = table, .where = where};
+    st = ddb_in_txn(&u, delete_txn, &d);
     if (st == DS_OK)
         st = ddb_count_rows(&u, bucket, table, table_rows);
     *deleted = d.deleted;
@@ -1677,6 +1745,17 @@ static ds_status_t add_column_txn(use_t *u, void *ud)
     if (find_col(s->t, c->name) >= 0)
         return ds_err_set(u->err, DS_ALREADY_EXISTS, "column \"%s\" already exists in %s.%s", c->name, s->bucket,
                           s->table);
+    if (!c->nullable && !c->default_value) {
+        /* Existing rows would hold NULL: refuse before changing anything. */
+        int64_t rows = 0;
+        ds_status_t st = ddb_count_rows(u, s->bucket, s->table, &rows);
+        if (st != DS_OK)
+            return st;
+        if (rows > 0)
+            return ds_err_set(u->err, DS_INVALID_ARGUMENT,
+                              "column \"%s\" cannot be NOT NULL without a default: the table's %lld rows would hold NULL",
+                              c->name, (long long)rows);
+    }
     /* ADD COLUMN ... DEFAULT fills the existing rows with the default. */
     ds_buf_t tail = {0};
     ds_buf_puts(&tail, c->type);
@@ -1799,18 +1878,32 @@ static ds_status_t pk_txn(use_t *u, void *ud)
     return st;
 }
 
-/* Opens the project, describes the table and runs fn in a transaction. */
+typedef struct {
+    ds_be_call_t *call;
+    schema_t *s;
+    ds_status_t (*fn)(use_t *, void *);
+    ds_be_table_t t;
+} schema_run_t;
+
+/* Describes the table inside the transaction, so fn's checks see what its change applies to. */
+static ds_status_t schema_txn(use_t *u, void *ud)
+{
+    schema_run_t *r = ud;
+    ds_status_t st = ddb_table_describe(u, r->call, r->s->bucket, r->s->table, &r->t);
+    r->s->t = &r->t;
+    return st == DS_OK ? r->fn(u, r->s) : st;
+}
+
+/* Opens the project and runs fn in a transaction, with the table described inside it. */
 static ds_status_t schema_change(void *self, ds_be_call_t *call, schema_t *s, ds_status_t (*fn)(use_t *, void *))
 {
     use_t u;
-    ds_be_table_t t = {0};
     ds_status_t st = ddb_use_begin(self, call, false, &u);
     if (st != DS_OK)
         return st;
-    st = ddb_table_describe(&u, call, s->bucket, s->table, &t);
-    s->t = &t;
-    if (st == DS_OK)
-        st = ddb_in_txn(&u, fn, s);
+    schema_run_t r = {.call = call, .s = s, .fn = fn};
+    st = ddb_in_txn(&u, schema_txn, &r);
+    s->t = NULL;
     ddb_use_end(&u);
     return st;
 }
@@ -1819,22 +1912,6 @@ ds_status_t ddb_column_add(void *self, ds_be_call_t *call, const char *bucket, c
                            const ds_be_column_t *column)
 {
     schema_t s = {.bucket = bucket, .table = table, .add = column};
-    if (!column->nullable && !column->default_value) {
-        /* Existing rows would hold NULL: refuse before changing anything. */
-        use_t u;
-        int64_t rows = 0;
-        ds_status_t st = ddb_use_begin(self, call, false, &u);
-        if (st != DS_OK)
-            return st;
-        st = ddb_count_rows(&u, bucket, table, &rows);
-        ddb_use_end(&u);
-        if (st != DS_OK)
-            return st;
-        if (rows > 0)
-            return ds_err_set(call->err, DS_INVALID_ARGUMENT,
-                              "column \"%s\" cannot be NOT NULL without a default: the table's %lld rows would hold NULL",
-                              column->name, (long long)rows);
-    }
     ds_status_t st = schema_change(self, call, &s, add_column_txn);
     if (st != DS_OK || column->nullable)
         return st;
