@@ -1027,6 +1027,65 @@ typedef struct {
     int64_t loaded;
 } load_t;
 
+/* True when a and b have the same columns (names, types, nullability) and primary key. */
+static bool same_definition(const ds_be_table_t *a, const ds_be_table_t *b)
+{
+    if (a->n_columns != b->n_columns || a->n_primary_key != b->n_primary_key)
+        return false;
+    for (size_t i = 0; i < a->n_columns; i++)
+        if (strcmp(a->columns[i].name, b->columns[i].name) != 0 || strcmp(a->columns[i].type, b->columns[i].type) != 0 ||
+            a->columns[i].nullable != b->columns[i].nullable)
+            return false;
+    for (size_t k = 0; k < a->n_primary_key; k++)
+        if (strcasecmp(a->primary_key[k], b->primary_key[k]) != 0)
+            return false;
+    return true;
+}
+
+/*
+ * The checks that decide whether the load may happen, run inside the load's
+ * transaction (and so again on a retry). The destination is locked against
+ * other writers first (SHARE ROW EXCLUSIVE: readers go on, a second importer
+ * waits), so what the checks read cannot change before the commit:
+ *   - the destination is the one the import was planned for (same columns,
+ *     types and key), or, for a table to create, still absent;
+ *   - FAIL_ON_DUPLICATES: no key twice in the input nor already in the table.
+ * NOT NULL and the types themselves are enforced by PostgreSQL's constraints
+ * and casts in the INSERT, in the same transaction.
+ */
+static ds_status_t check_in_txn(imp_t *m)
+{
+    pg_use_t *u = m->u;
+    ds_status_t st = DS_OK;
+    if (m->exists) {
+        pgbuf_t sql = {0};
+        pb_puts(&sql, "LOCK TABLE ");
+        pb_qualified(&sql, m->t.schema, m->t.phys);
+        pb_puts(&sql, " IN SHARE ROW EXCLUSIVE MODE");
+        st = pg_exec(u, pb_cstr(&sql));
+        pb_free(&sql);
+        if (st != DS_OK)
+            return st;
+    }
+    pg_table_t now = {0};
+    st = pg_table_describe(u, m->bucket, m->table, &now);
+    if (!m->exists) {
+        if (st == DS_OK)
+            return fail(u, DS_CONFLICT, 0, "table %s.%s was created by another request during the import", m->bucket,
+                        m->table);
+        if (st != DS_NOT_FOUND)
+            return st;
+        memset(u->err, 0, sizeof(*u->err));
+    } else if (st != DS_OK) {
+        return st;
+    } else if (!m->recreate && !same_definition(&m->t.t, &now.t)) {
+        return fail(u, DS_CONFLICT, 0, "table %s.%s changed during the import", m->bucket, m->table);
+    }
+    if (m->in->dedup == DS_DEDUP_FAIL && m->n_key)
+        st = check_duplicates(m);
+    return st;
+}
+
 static ds_status_t load_txn(pg_use_t *u, void *ud)
 {
     load_t *l = ud;
@@ -1035,6 +1094,8 @@ static ds_status_t load_txn(pg_use_t *u, void *ud)
     ds_status_t st = DS_OK;
     pgbuf_t sql = {0};
     l->loaded = 0;
+    if ((st = check_in_txn(m)) != DS_OK)
+        return st;
     if (m->recreate)
         st = create_destination(m);
     for (size_t i = 0; i < m->n_add && st == DS_OK; i++) {
@@ -1180,8 +1241,6 @@ ds_status_t pg_table_import(void *self, ds_be_call_t *call, const char *bucket, 
     t1 = mono_s();
     if (st == DS_OK)
         st = check_types(&m);
-    if (st == DS_OK && in->dedup == DS_DEDUP_FAIL && m.n_key)
-        st = check_duplicates(&m);
     load_t l = {.m = &m};
     for (int attempt = 0; st == DS_OK; attempt++) {
         st = pg_in_txn(&u, load_txn, &l);
