@@ -683,7 +683,7 @@ static ds_status_t be_bucket_get(void *self, ds_be_call_t *call, const char *buc
     if (st != DS_OK)
         return st;
     const char *params[] = {call->project_id, bucket};
-    st = pg_run(&u, &r, BUCKET_SELECT " AND b.id = $2", 2, params);
+    st = pg_run(&u, &r, BUCKET_SELECT " AND lower(b.id) = lower($2)", 2, params);
     if (st == DS_OK) {
         if (PQntuples(r) == 0) {
             st = u.be->host->err_set(call->err, DS_NOT_FOUND, "bucket \"%s\" not found", bucket);
@@ -1045,10 +1045,10 @@ static ds_status_t load_columns(pg_use_t *u, pg_table_t *t)
     return DS_OK;
 }
 
-#define TABLE_SELECT                                                                                               \
+#define TABLE_SELECT_HEAD                                                                                          \
     "SELECT t.bucket, t.name, t.phys, t.primary_key, t.created_at, t.last_import_at, t.last_change_at, "          \
-    "b.schema_name FROM " PG_META ".tables t JOIN " PG_META ".buckets b ON b.project = t.project AND b.id = t.bucket " \
-    "WHERE t.project = $1 AND t.bucket = $2"
+    "b.schema_name FROM " PG_META ".tables t JOIN " PG_META ".buckets b ON b.project = t.project AND b.id = t.bucket "
+#define TABLE_SELECT TABLE_SELECT_HEAD "WHERE t.project = $1 AND t.bucket = $2"
 
 static ds_status_t table_from_row(pg_use_t *u, PGresult *r, int row, pg_table_t *out)
 {
@@ -1068,7 +1068,11 @@ ds_status_t pg_table_describe(pg_use_t *u, const char *bucket, const char *table
 {
     PGresult *r;
     const char *params[] = {u->call->project_id, bucket, table};
-    ds_status_t st = pg_run(u, &r, TABLE_SELECT " AND t.name = $3", 3, params);
+    /* Names are case-insensitive here (see caps.case_rule and the nocase indexes): any spelling finds the table. */
+    ds_status_t st = pg_run(u, &r,
+                            TABLE_SELECT_HEAD
+                            "WHERE t.project = $1 AND lower(t.bucket) = lower($2) AND lower(t.name) = lower($3)",
+                            3, params);
     if (st != DS_OK)
         return st;
     if (PQntuples(r) == 0) {
