@@ -44,7 +44,7 @@ static ds_status_t enum_of(ds_rest_req_t *req, json_t *obj, const char *field, c
     for (int i = 0; names[i]; i++)
         ds_buf_printf(&allowed, "%s%s", i ? ", " : "", names[i]);
     ds_status_t st = ds_err_setf(&CTX->err, DS_INVALID_ARGUMENT, field, "field \"%s\": \"%s\" is not one of: %s", field,
-                                 v, ds_buf_cstr(&allowed));
+                                 v, ds_buf_text(&allowed));
     ds_buf_free(&allowed);
     return st;
 }
