@@ -304,11 +304,13 @@ ds_status_t ds_cmd_table_delete_rows(ds_ctx_t *ctx, const char *project, const c
     return DS_BE_CALL(p.be, &p.call, table_delete_rows, bucket, table, &w, deleted, table_rows);
 }
 
-/* Opens the table for a schema change: its data queue, then the project's catalog queue. */
+/* Opens the table for a schema change (type: the new type or NULL, for the capability check): its data queue, then the project's catalog queue. */
 static ds_status_t open_for_schema(ds_ctx_t *ctx, const char *project, const char **bucket, const char **table,
-                                   ds_proj_t *p, ds_be_table_t *def)
+                                   const char *type, ds_proj_t *p, ds_be_table_t *def)
 {
     ds_status_t st = open_table(ctx, project, *bucket, *table, p);
+    if (st == DS_OK)
+        st = ds_cmd_require_schema_change(ctx, p, type);
     if (st == DS_OK)
         st = ds_cmd_resolve_table(ctx, p, bucket, table, false, def, NULL);
     if (st == DS_OK)
@@ -328,10 +330,8 @@ ds_status_t ds_cmd_column_add(ds_ctx_t *ctx, const char *project, const char *bu
     if (st == DS_OK)
         st = ds_type_canonical(col->type ? col->type : "VARCHAR", col->name, type, &ctx->err);
     if (st == DS_OK)
-        st = open_for_schema(ctx, project, &bucket, &table, &p, &def);
+        st = open_for_schema(ctx, project, &bucket, &table, type, &p, &def);
     if (st != DS_OK)
-        return st;
-    if ((st = ds_cmd_require_schema_change(ctx, &p, type)) != DS_OK)
         return st;
     ds_be_column_t c = {col->name, ds_arena_strdup(ctx->arena, type), col->nullable, col->default_value};
     if (!c.type)
@@ -346,10 +346,8 @@ ds_status_t ds_cmd_column_drop(ds_ctx_t *ctx, const char *project, const char *b
     ds_be_table_t def;
     ds_status_t st = ds_ident_check_name(column, "column", &ctx->err);
     if (st == DS_OK)
-        st = open_for_schema(ctx, project, &bucket, &table, &p, &def);
+        st = open_for_schema(ctx, project, &bucket, &table, NULL, &p, &def);
     if (st != DS_OK)
-        return st;
-    if ((st = ds_cmd_require_schema_change(ctx, &p, NULL)) != DS_OK)
         return st;
     return DS_BE_CALL(p.be, &p.call, column_drop, bucket, table, ds_cmd_column_name(&p, &def, column));
 }
@@ -371,10 +369,8 @@ ds_status_t ds_cmd_column_alter(ds_ctx_t *ctx, const char *project, const char *
     if (st == DS_OK && !a.type && a.nullable == -1 && !a.set_default)
         st = ds_err_set(&ctx->err, DS_INVALID_ARGUMENT, "nothing to change: give type, nullable or default");
     if (st == DS_OK)
-        st = open_for_schema(ctx, project, &bucket, &table, &p, &def);
+        st = open_for_schema(ctx, project, &bucket, &table, a.type, &p, &def);
     if (st != DS_OK)
-        return st;
-    if ((st = ds_cmd_require_schema_change(ctx, &p, a.type)) != DS_OK)
         return st;
     return DS_BE_CALL(p.be, &p.call, column_alter, bucket, table, ds_cmd_column_name(&p, &def, column), &a);
 }
@@ -391,10 +387,8 @@ ds_status_t ds_cmd_primary_key_add(ds_ctx_t *ctx, const char *project, const cha
             if (strcasecmp(columns[i], columns[j]) == 0)
                 st = ds_err_setf(&ctx->err, DS_INVALID_ARGUMENT, "columns", "column \"%s\" is given twice", columns[i]);
     if (st == DS_OK)
-        st = open_for_schema(ctx, project, &bucket, &table, &p, &def);
+        st = open_for_schema(ctx, project, &bucket, &table, NULL, &p, &def);
     if (st != DS_OK)
-        return st;
-    if ((st = ds_cmd_require_schema_change(ctx, &p, NULL)) != DS_OK)
         return st;
     const char **cols;
     if ((st = ds_cmd_resolve_columns(ctx, &p, &def, (const char **const *)&columns, n, &cols)) != DS_OK)
@@ -406,10 +400,8 @@ ds_status_t ds_cmd_primary_key_drop(ds_ctx_t *ctx, const char *project, const ch
 {
     ds_proj_t p;
     ds_be_table_t def;
-    ds_status_t st = open_for_schema(ctx, project, &bucket, &table, &p, &def);
+    ds_status_t st = open_for_schema(ctx, project, &bucket, &table, NULL, &p, &def);
     if (st != DS_OK)
-        return st;
-    if ((st = ds_cmd_require_schema_change(ctx, &p, NULL)) != DS_OK)
         return st;
     return DS_BE_CALL(p.be, &p.call, primary_key_set, bucket, table, NULL, 0);
 }

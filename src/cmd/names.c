@@ -15,7 +15,8 @@
  * backend's (bucket_get, table_get), so each backend's own case rule decides
  * which spellings are one name; columns follow the rule the backend declares
  * (ds_be_caps_t.case_rule). A name that names nothing is left as given: the
- * backend then reports it (not found, unknown column) as before.
+ * backend then reports it (not found, unknown column) as before. A backend
+ * without bucket_get/table_get gets the names as given.
  *
  * Write-queue keys are, in addition, built from the lower-cased resolved
  * names (service.c): a table dropped and re-created with another spelling
@@ -44,6 +45,8 @@ ds_status_t ds_cmd_resolve_bucket(ds_ctx_t *ctx, ds_proj_t *p, const char **buck
     if (st != DS_OK)
         return st;
     ds_be_bucket_t b;
+    if (!p->be->ops->bucket_get)
+        return DS_OK; /* a backend without lookups keeps names as given and applies its own rule */
     if ((st = ds_be_bucket_get(p->be, &p->call, *bucket, &b)) != DS_OK)
         return st;
     if (!b.id)
@@ -66,6 +69,11 @@ ds_status_t ds_cmd_resolve_table(ds_ctx_t *ctx, ds_proj_t *p, const char **bucke
         st = ds_ident_check_name(*table, "table", &ctx->err);
     if (st != DS_OK)
         return st;
+    if (!p->be->ops->table_get) {
+        if (exists)
+            *exists = true; /* unknown: the backend decides */
+        return DS_OK;
+    }
     st = ds_be_table_get(p->be, &p->call, *bucket, *table, def);
     if (st == DS_NOT_FOUND && may_be_missing) {
         /* The table is created by this request: its bucket must exist, and gives its spelling. */
