@@ -47,7 +47,7 @@
 
 /* The CSV reader's NULL string: no real file holds it, so every field reads as text. */
 #define NO_NULL_MARKER "\x01__duckstore_no_null__\x02"
-#define MAX_CONFLICT_RETRIES 3
+#define MAX_CONFLICT_RETRIES 6
 
 static double mono_s(void)
 {
@@ -297,6 +297,8 @@ static ds_status_t append_columns(use_t *u, const ds_be_table_t *t, const char *
     size_t count = n ? n : t->n_columns;
     const char **names = host->alloc(call, sizeof(char *) * (count ? count : 1));
     const char **types = host->alloc(call, sizeof(char *) * (count ? count : 1));
+    if (!names || !types)
+        return ddb_oom(u->err);
     for (size_t i = 0; i < count; i++) {
         const char *name, *type;
         if (n) {
@@ -497,9 +499,13 @@ static ds_status_t convert_sources(imp_t *m)
 {
     const ds_host_api_t *host = m->u->be->host;
     const char **paths = host->alloc(m->call, sizeof(char *) * m->n_paths);
+    if (!paths)
+        return ddb_oom(m->u->err);
     m->converted = paths;
     for (size_t i = 0; i < m->n_paths; i++) {
         char *p = host->alloc(m->call, 4200);
+        if (!p)
+            return ddb_oom(m->u->err);
         snprintf(p, 4200, "%s/tmp/import-%p-%zu.csv", host->data_dir, (void *)m, i);
         paths[i] = p;
         m->n_converted = i + 1;
@@ -579,6 +585,8 @@ static ds_status_t describe_source(imp_t *m)
             return st;
         if (in->n_mapping) {
             m->src = host->alloc(m->call, sizeof(char *) * in->n_mapping);
+            if (!m->src)
+                return ddb_oom(u->err);
             for (size_t i = 0; i < in->n_mapping; i++) {
                 int ci = find_col(&s, in->src_columns[i]);
                 if (ci < 0 && strcasecmp(in->src_columns[i], "_timestamp") != 0)
@@ -590,6 +598,8 @@ static ds_status_t describe_source(imp_t *m)
             m->n_src = in->n_mapping;
         } else {
             m->src = host->alloc(m->call, sizeof(char *) * (s.n_columns ? s.n_columns : 1));
+            if (!m->src)
+                return ddb_oom(u->err);
             for (size_t i = 0; i < s.n_columns; i++)
                 m->src[i] = s.columns[i].name;
             m->n_src = s.n_columns;
@@ -613,20 +623,25 @@ static ds_status_t describe_source(imp_t *m)
         ds_buf_puts(&m->reader, "])");
         ds_buf_t sql = {0};
         duckdb_result r;
-        ds_buf_printf(&sql, "DESCRIBE SELECT * FROM %s", ds_buf_cstr(&m->reader));
+        ds_buf_puts(&sql, "DESCRIBE SELECT * FROM ");
+        ds_buf_append_buf(&sql, &m->reader);
         st = ds_ddb_run(u->conn, u->err, &r, ds_buf_cstr(&sql), 0, NULL);
         ds_buf_free(&sql);
         if (st != DS_OK)
             return reword_err(u, DS_INVALID_ARGUMENT, DS_KBC_INVALID_SOURCE_DATA, "cannot read the Parquet file");
         idx_t n = duckdb_row_count(&r);
         m->src = host->alloc(m->call, sizeof(char *) * (n ? n : 1));
-        for (idx_t i = 0; i < n; i++) {
+        for (idx_t i = 0; m->src && i < n; i++) {
             char *name = ds_ddb_cell(&r, 0, i);
             m->src[i] = host->strdup(m->call, name ? name : "");
             free(name);
+            if (!m->src[i])
+                m->src = NULL;
         }
         m->n_src = n;
         duckdb_destroy_result(&r);
+        if (!m->src)
+            return ddb_oom(u->err);
         return DS_OK;
     }
     m->csv = in->csv;
@@ -664,6 +679,8 @@ static ds_status_t match_columns(imp_t *m)
     const char *ts_name = in->timestamp_column && *in->timestamp_column ? in->timestamp_column : "_timestamp";
     m->dst = host->alloc(m->call, sizeof(char *) * (m->n_src ? m->n_src : 1));
     m->add = host->alloc(m->call, sizeof(char *) * (m->n_src ? m->n_src : 1));
+    if (!m->dst || !m->add)
+        return ddb_oom(u->err);
     ds_buf_t missing = {0}, unexpected = {0};
     ds_status_t st = DS_OK;
     for (size_t i = 0; i < m->n_src; i++) {
@@ -713,11 +730,11 @@ static ds_status_t match_columns(imp_t *m)
     if (missing.len || (unexpected.len && !m->string_table)) {
         ds_buf_t msg = {0};
         if (missing.len)
-            ds_buf_printf(&msg, "Some columns are missing in the source: %s", ds_buf_cstr(&missing));
+            ds_buf_printf(&msg, "Some columns are missing in the source: %s", ds_buf_text(&missing));
         if (unexpected.len && !m->string_table)
             ds_buf_printf(&msg, "%sthe source has columns the typed table %s.%s does not: %s", msg.len ? "; " : "",
-                          m->bucket, m->table, ds_buf_cstr(&unexpected));
-        st = ds_err_setk(u->err, DS_INVALID_ARGUMENT, DS_KBC_COLUMNS_MISMATCH, "%s", ds_buf_cstr(&msg));
+                          m->bucket, m->table, ds_buf_text(&unexpected));
+        st = ds_err_setk(u->err, DS_INVALID_ARGUMENT, DS_KBC_COLUMNS_MISMATCH, "%s", ds_buf_text(&msg));
         ds_buf_free(&msg);
     }
     ds_buf_free(&missing);
@@ -761,7 +778,7 @@ static ds_status_t stage(imp_t *m)
                           (text_source && !ds_type_is_string(dst_type(m, m->dst[i])));
         if (as_null) {
             ds_buf_puts(&sql, "CASE WHEN ");
-            ds_buf_append(&sql, v.data, v.len);
+            ds_buf_append_buf(&sql, &v);
             ds_buf_puts(&sql, " IN (");
             for (size_t k = 0; k < in->n_import_as_null; k++) {
                 if (k)
@@ -772,10 +789,10 @@ static ds_status_t stage(imp_t *m)
         }
         if (empty_null && (text_source || ds_type_is_string(dst_type(m, m->dst[i])))) {
             ds_buf_puts(&sql, "NULLIF(");
-            ds_buf_append(&sql, v.data, v.len);
+            ds_buf_append_buf(&sql, &v);
             ds_buf_puts(&sql, ", '')");
         } else {
-            ds_buf_append(&sql, v.data, v.len);
+            ds_buf_append_buf(&sql, &v);
         }
         if (as_null)
             ds_buf_puts(&sql, " END");
@@ -791,7 +808,8 @@ static ds_status_t stage(imp_t *m)
     }
     if (first)
         ds_buf_puts(&sql, "1 AS __none");
-    ds_buf_printf(&sql, " FROM %s", ds_buf_cstr(&m->reader));
+    ds_buf_puts(&sql, " FROM ");
+    ds_buf_append_buf(&sql, &m->reader);
     ds_status_t st = ds_ddb_exec(u->conn, u->err, ds_buf_cstr(&sql));
     ds_buf_free(&sql);
     if (st != DS_OK) {
@@ -823,6 +841,8 @@ static ds_status_t check_types(imp_t *m)
     duckdb_result r;
     size_t n_typed = 0;
     const char **cols = u->be->host->alloc(m->call, sizeof(char *) * (m->n_src + 1));
+    if (!cols)
+        return ddb_oom(u->err);
     ds_buf_puts(&sql, "SELECT ");
     for (size_t i = 0; i < m->n_src; i++) {
         if (!m->dst[i] || ds_type_is_string(dst_type(m, m->dst[i])))
@@ -877,6 +897,8 @@ static ds_status_t resolve_key(imp_t *m)
     const char *const *cols = in->n_dedup_columns ? in->dedup_columns : m->t.primary_key;
     size_t n = in->n_dedup_columns ? in->n_dedup_columns : m->t.n_primary_key;
     m->key = m->u->be->host->alloc(m->call, sizeof(char *) * (n ? n : 1));
+    if (!m->key)
+        return ddb_oom(m->u->err);
     for (size_t k = 0; k < n; k++) {
         const char *found = NULL;
         for (size_t i = 0; i < m->n_src && !found; i++)
@@ -933,7 +955,7 @@ static ds_status_t check_duplicates(imp_t *m)
         ds_buf_t key = {0};
         describe_key(m, &r, &key);
         st = ds_err_set(u->err, DS_INVALID_ARGUMENT, "duplicate primary key in the source (%s) and dedup type is fail_on_duplicates",
-                        ds_buf_cstr(&key));
+                        ds_buf_text(&key));
         ds_buf_free(&key);
     }
     duckdb_destroy_result(&r);
@@ -966,7 +988,7 @@ static ds_status_t check_duplicates(imp_t *m)
         describe_key(m, &r, &key);
         st = ds_err_set(u->err, DS_INVALID_ARGUMENT,
                         "primary key (%s) already exists in the table and dedup type is fail_on_duplicates",
-                        ds_buf_cstr(&key));
+                        ds_buf_text(&key));
         ds_buf_free(&key);
     }
     duckdb_destroy_result(&r);
@@ -1035,7 +1057,9 @@ static void insert_sql(const imp_t *m, ds_buf_t *b, const char *from, bool skip_
         ds_buf_ident(b, m->dst[i]);
         ds_buf_puts(b, ", ");
     }
-    ds_buf_printf(b, "n.\"_timestamp\" FROM %s n", from);
+    ds_buf_puts(b, "n.\"_timestamp\" FROM ");
+    ds_buf_puts(b, from); /* NULL (a source never built) fails b */
+    ds_buf_puts(b, " n");
     if (skip_existing) {
         ds_buf_puts(b, " WHERE NOT EXISTS (SELECT 1 FROM ");
         qualified(b, m->bucket, m->table);
@@ -1075,6 +1099,10 @@ static ds_status_t create_destination(imp_t *m)
     ds_buf_t pk = {0};
     for (size_t k = 0; k < m->n_key; k++)
         ds_buf_printf(&pk, "%s%s", k ? "," : "", m->key[k]);
+    if (ds_buf_failed(&pk)) {
+        ds_buf_free(&pk);
+        return ds_err_set(u->err, DS_UNAVAILABLE, "out of memory while building the primary key; nothing was changed");
+    }
     const char *params[] = {m->bucket, m->table, ds_buf_cstr(&pk), now};
     st = ds_ddb_run(u->conn, u->err, NULL, "DELETE FROM " META ".tables WHERE lower(bucket) = lower($1) AND lower(name) = lower($2)", 2, params);
     if (st == DS_OK)
@@ -1086,6 +1114,66 @@ static ds_status_t create_destination(imp_t *m)
     return st;
 }
 
+/* True when a and b have the same columns (names, types, nullability) and primary key. */
+static bool same_definition(const ds_be_table_t *a, const ds_be_table_t *b)
+{
+    if (a->n_columns != b->n_columns || a->n_primary_key != b->n_primary_key)
+        return false;
+    for (size_t i = 0; i < a->n_columns; i++)
+        if (strcmp(a->columns[i].name, b->columns[i].name) != 0 || strcmp(a->columns[i].type, b->columns[i].type) != 0 ||
+            a->columns[i].nullable != b->columns[i].nullable)
+            return false;
+    for (size_t k = 0; k < a->n_primary_key; k++)
+        if (strcasecmp(a->primary_key[k], b->primary_key[k]) != 0)
+            return false;
+    return true;
+}
+
+/*
+ * The checks that decide whether the load may happen, run inside the load's
+ * transaction (and so again on every conflict retry), against the table as
+ * this transaction sees it:
+ *   - the destination is the one the import was planned for: an existing
+ *     table has the same columns, types and key that the columns were matched
+ *     and the values type-checked against; a table to create does not exist;
+ *   - the table's metadata row is written first, so that two transactions
+ *     importing into one table conflict (one retries, and then sees the
+ *     other's rows) instead of both appending;
+ *   - FAIL_ON_DUPLICATES: no key twice in the input nor already in the table.
+ * NOT NULL and the types themselves are enforced by DuckDB's constraints and
+ * casts in the INSERT, in the same transaction.
+ */
+static ds_status_t check_in_txn(imp_t *m)
+{
+    use_t *u = m->u;
+    ds_be_table_t now = {0};
+    ds_status_t st = ddb_table_describe(u, m->call, m->bucket, m->table, &now);
+    if (!m->exists) {
+        if (st == DS_OK)
+            return ds_err_set(u->err, DS_CONFLICT, "table %s.%s was created by another request during the import",
+                              m->bucket, m->table);
+        if (st != DS_NOT_FOUND)
+            return st;
+        ds_err_clear(u->err);
+    } else if (st != DS_OK) {
+        return st;
+    } else if (!m->recreate && !same_definition(&m->t, &now)) {
+        return ds_err_set(u->err, DS_CONFLICT, "table %s.%s changed during the import", m->bucket, m->table);
+    }
+    if (m->exists) {
+        const char *params[] = {m->bucket, m->table};
+        st = ds_ddb_run(u->conn, u->err, NULL,
+                        "UPDATE " META ".tables SET last_import_at = last_import_at "
+                        "WHERE lower(bucket) = lower($1) AND lower(name) = lower($2)",
+                        2, params);
+        if (st != DS_OK)
+            return st;
+    }
+    if (m->in->dedup == DS_DEDUP_FAIL && m->n_key && (st = check_duplicates(m)) != DS_OK)
+        return st;
+    return DS_OK;
+}
+
 static ds_status_t load_txn(use_t *u, void *ud)
 {
     load_t *l = ud;
@@ -1094,6 +1182,8 @@ static ds_status_t load_txn(use_t *u, void *ud)
     ds_status_t st = DS_OK;
     ds_buf_t sql = {0};
     l->loaded = 0;
+    if ((st = check_in_txn(m)) != DS_OK)
+        return st;
     if (m->recreate) {
         if ((st = create_destination(m)) != DS_OK)
             return st;
@@ -1207,7 +1297,9 @@ static ds_status_t load_direct_txn(use_t *u, void *ud)
     const ds_import_t *in = m->in;
     bool csv = in->format == DS_FORMAT_CSV;
     ds_buf_t sql = {0};
-    ds_status_t st = DS_OK;
+    ds_status_t st = check_in_txn(m);
+    if (st != DS_OK)
+        return st;
     if (!in->incremental) {
         ds_buf_puts(&sql, "DELETE FROM ");
         qualified(&sql, m->bucket, m->table);
@@ -1244,7 +1336,7 @@ static ds_status_t load_direct_txn(use_t *u, void *ud)
     if (csv)
         append_csv_reader(m, &sql, true);
     else
-        ds_buf_append(&sql, m->reader.data, m->reader.len);
+        ds_buf_append_buf(&sql, &m->reader);
     duckdb_result r;
     st = ds_ddb_run(u->conn, u->err, &r, ds_buf_cstr(&sql), 0, NULL);
     ds_buf_free(&sql);
@@ -1325,13 +1417,14 @@ ds_status_t ddb_table_import(void *self, ds_be_call_t *call, const char *bucket,
     t1 = mono_s();
     if (st == DS_OK && !direct)
         st = check_types(&m);
-    if (st == DS_OK && !direct && in->dedup == DS_DEDUP_FAIL && m.n_key)
-        st = check_duplicates(&m);
     for (int attempt = 0; st == DS_OK && !direct; attempt++) {
         st = ddb_in_txn(&u, load_txn, &l);
         if (st != DS_CONFLICT || attempt + 1 >= MAX_CONFLICT_RETRIES)
             break;
         be->host->log(2, "duckdb", "import into %s.%s hit a transaction conflict; retrying", bucket, table);
+        /* Let the other transaction finish: the retry then sees its rows (and its duplicates). */
+        usleep((useconds_t)(20000u << attempt));
+        ds_err_clear(call->err);
         st = DS_OK;
     }
     if (st == DS_CONFLICT)
@@ -1360,13 +1453,17 @@ ds_status_t ddb_table_import(void *self, ds_be_call_t *call, const char *bucket,
     if (st == DS_OK)
         st = ddb_table_bytes(&u, bucket, table, &out->table_bytes);
     if (st == DS_OK) {
-        size_t n = 0;
         out->imported_columns = be->host->alloc(call, sizeof(char *) * (m.n_src ? m.n_src : 1));
+        out->timers = be->host->alloc(call, sizeof(ds_timer_t) * 2);
+        if (!out->imported_columns || !out->timers)
+            st = ddb_oom(call->err);
+    }
+    if (st == DS_OK) {
+        size_t n = 0;
         for (size_t i = 0; i < m.n_src; i++)
             if (m.dst[i])
                 out->imported_columns[n++] = m.dst[i];
         out->n_imported_columns = n;
-        out->timers = be->host->alloc(call, sizeof(ds_timer_t) * 2);
         out->timers[0] = (ds_timer_t){direct ? "direct_load" : "stage", t1 - t0};
         out->timers[1] = (ds_timer_t){direct ? "finish" : "load", t2 - t1};
         out->n_timers = 2;
@@ -1436,32 +1533,46 @@ ds_status_t ddb_table_export(void *self, ds_be_call_t *call, const char *bucket,
     }
     if (st == DS_OK && !sliced) {
         *paths = be->host->alloc(call, sizeof(char *));
-        (*paths)[0] = be->host->strdup(call, ds_buf_cstr(&target));
-        *n_paths = 1;
+        if (*paths && ((*paths)[0] = be->host->strdup(call, ds_buf_cstr(&target))) != NULL)
+            *n_paths = 1;
+        else
+            st = ddb_oom(call->err);
     } else if (st == DS_OK) {
         DIR *d = opendir(ds_buf_cstr(&target));
         size_t cap = 16, n = 0;
         const char **list = be->host->alloc(call, sizeof(char *) * cap);
         struct dirent *e;
-        while (d && (e = readdir(d))) {
+        while (list && d && (e = readdir(d))) {
             if (e->d_name[0] == '.')
                 continue;
             if (n == cap) {
                 const char **bigger = be->host->alloc(call, sizeof(char *) * cap * 2);
+                if (!bigger) {
+                    list = NULL;
+                    break;
+                }
                 memcpy(bigger, list, sizeof(char *) * cap);
                 list = bigger;
                 cap *= 2;
             }
             size_t len = target.len + strlen(e->d_name) + 2;
             char *p = be->host->alloc(call, len);
+            if (!p) {
+                list = NULL;
+                break;
+            }
             snprintf(p, len, "%s/%s", ds_buf_cstr(&target), e->d_name);
             list[n++] = p;
         }
         if (d)
             closedir(d);
-        qsort(list, n, sizeof(char *), cmp_str);
-        *paths = list;
-        *n_paths = n;
+        if (list) {
+            qsort(list, n, sizeof(char *), cmp_str);
+            *paths = list;
+            *n_paths = n;
+        } else {
+            st = ddb_oom(call->err);
+        }
     }
     ds_buf_free(&sql);
     ds_buf_free(&target);
@@ -1493,16 +1604,22 @@ ds_status_t ddb_table_preview(void *self, ds_be_call_t *call, const char *bucket
     if (st == DS_OK) {
         idx_t n = duckdb_row_count(&r);
         out->rows = be->host->alloc(call, sizeof(char **) * (n ? n : 1));
-        for (idx_t i = 0; i < n; i++) {
+        for (idx_t i = 0; out->rows && i < n; i++) {
             out->rows[i] = be->host->alloc(call, sizeof(char *) * (out->n_columns ? out->n_columns : 1));
+            if (!out->rows[i]) {
+                out->rows = NULL;
+                break;
+            }
             for (size_t c = 0; c < out->n_columns; c++) {
                 char *v = ds_ddb_cell(&r, (idx_t)c, i);
                 out->rows[i][c] = v ? be->host->strdup(call, v) : NULL;
                 free(v);
             }
         }
-        out->n_rows = n;
+        out->n_rows = out->rows ? n : 0;
         duckdb_destroy_result(&r);
+        if (!out->rows)
+            st = ddb_oom(call->err);
     }
     ds_buf_free(&sql);
     ddb_use_end(&u);
@@ -1526,6 +1643,10 @@ ds_status_t ddb_table_profile(void *self, ds_be_call_t *call, const char *bucket
     if ((st = ddb_table_describe(&u, call, bucket, table, &t)) != DS_OK)
         goto done;
     out->columns = be->host->alloc(call, sizeof(ds_column_profile_t) * (t.n_columns ? t.n_columns : 1));
+    if (!out->columns) {
+        st = ddb_oom(call->err);
+        goto done;
+    }
     out->n_columns = t.n_columns;
     ds_buf_puts(&sql, "SELECT count(*)");
     for (size_t i = 0; i < t.n_columns; i++) {
@@ -1583,14 +1704,18 @@ ds_status_t ddb_table_profile(void *self, ds_be_call_t *call, const char *bucket
             break;
         idx_t n = duckdb_row_count(&r);
         p->top = be->host->alloc(call, sizeof(ds_top_value_t) * (n ? n : 1));
-        for (idx_t k = 0; k < n; k++) {
+        for (idx_t k = 0; p->top && k < n; k++) {
             char *v = ds_ddb_cell(&r, 0, k);
             p->top[k].value = be->host->strdup(call, v ? v : "");
             free(v);
             p->top[k].count = ds_ddb_int(&r, 1, k);
         }
-        p->n_top = n;
+        p->n_top = p->top ? n : 0;
         duckdb_destroy_result(&r);
+        if (!p->top) {
+            st = ddb_oom(call->err);
+            break;
+        }
     }
 done:
     ds_buf_free(&sql);
@@ -1601,21 +1726,36 @@ done:
 /* ---- delete rows ---- */
 
 typedef struct {
+    ds_be_call_t *call;
     const char *bucket;
     const char *table;
-    const ds_be_table_t *t;
+    ds_be_table_t t;
     const ds_where_t *where;
     int64_t deleted;
 } delete_t;
 
+/* The table and the where_in reference table are read inside the transaction that deletes. */
 static ds_status_t delete_txn(use_t *u, void *ud)
 {
     delete_t *d = ud;
     ds_buf_t sql = {0};
     duckdb_result r;
+    const ds_where_t *where = d->where;
+    ds_status_t st = ddb_table_describe(u, d->call, d->bucket, d->table, &d->t);
+    if (st == DS_OK && where->in_column) {
+        ds_be_table_t ref = {0};
+        st = ddb_table_describe(u, d->call, where->in_bucket ? where->in_bucket : "",
+                                where->in_table ? where->in_table : "", &ref);
+        if (st == DS_OK && find_col(&ref, where->in_ref_column ? where->in_ref_column : "") < 0)
+            st = ds_err_setk(u->err, DS_INVALID_ARGUMENT, DS_KBC_COLUMN_NOT_FOUND,
+                             "column \"%s\" is not a column of %s.%s", where->in_ref_column ? where->in_ref_column : "",
+                             where->in_bucket, where->in_table);
+    }
+    if (st != DS_OK)
+        return st;
     ds_buf_puts(&sql, "DELETE FROM ");
     qualified(&sql, d->bucket, d->table);
-    ds_status_t st = append_where(u, d->t, d->where, &sql);
+    st = append_where(u, &d->t, d->where, &sql);
     if (st == DS_OK)
         st = ds_ddb_run(u->conn, u->err, &r, ds_buf_cstr(&sql), 0, NULL);
     ds_buf_free(&sql);
@@ -1631,23 +1771,11 @@ ds_status_t ddb_table_delete_rows(void *self, ds_be_call_t *call, const char *bu
 {
     be_t *be = self;
     use_t u;
-    ds_be_table_t t = {0};
     ds_status_t st = ddb_use_begin(be, call, false, &u);
     if (st != DS_OK)
         return st;
-    st = ddb_table_describe(&u, call, bucket, table, &t);
-    if (st == DS_OK && where->in_column) {
-        ds_be_table_t ref = {0};
-        st = ddb_table_describe(&u, call, where->in_bucket ? where->in_bucket : "", where->in_table ? where->in_table : "",
-                                &ref);
-        if (st == DS_OK && find_col(&ref, where->in_ref_column ? where->in_ref_column : "") < 0)
-            st = ds_err_setk(call->err, DS_INVALID_ARGUMENT, DS_KBC_COLUMN_NOT_FOUND,
-                             "column \"%s\" is not a column of %s.%s", where->in_ref_column ? where->in_ref_column : "",
-                             where->in_bucket, where->in_table);
-    }
-    delete_t d = {bucket, table, &t, where, 0};
-    if (st == DS_OK)
-        st = ddb_in_txn(&u, delete_txn, &d);
+    delete_t d = {.call = call, .bucket = bucket, .table = table, .where = where};
+    st = ddb_in_txn(&u, delete_txn, &d);
     if (st == DS_OK)
         st = ddb_count_rows(&u, bucket, table, table_rows);
     *deleted = d.deleted;
@@ -1682,6 +1810,15 @@ static ds_status_t alter_exec(use_t *u, schema_t *s, const char *clause_fmt, con
     return st;
 }
 
+/* alter_exec with a tail built in a buffer: a tail that failed to build fails the change, unrun. */
+static ds_status_t alter_exec_buf(use_t *u, schema_t *s, const char *clause_fmt, const char *column,
+                                  const ds_buf_t *tail)
+{
+    if (ds_buf_failed(tail))
+        return ds_err_set(u->err, DS_UNAVAILABLE, "out of memory while building an SQL statement; nothing was run");
+    return alter_exec(u, s, clause_fmt, column, ds_buf_cstr(tail));
+}
+
 static ds_status_t set_default(use_t *u, schema_t *s, const char *column, const char *type, const char *value)
 {
     ds_buf_t tail = {0};
@@ -1692,7 +1829,7 @@ static ds_status_t set_default(use_t *u, schema_t *s, const char *column, const 
     } else {
         ds_buf_puts(&tail, "DROP DEFAULT");
     }
-    ds_status_t st = alter_exec(u, s, "ALTER COLUMN", column, ds_buf_cstr(&tail));
+    ds_status_t st = alter_exec_buf(u, s, "ALTER COLUMN", column, &tail);
     ds_buf_free(&tail);
     return st;
 }
@@ -1704,6 +1841,17 @@ static ds_status_t add_column_txn(use_t *u, void *ud)
     if (find_col(s->t, c->name) >= 0)
         return ds_err_set(u->err, DS_ALREADY_EXISTS, "column \"%s\" already exists in %s.%s", c->name, s->bucket,
                           s->table);
+    if (!c->nullable && !c->default_value) {
+        /* Existing rows would hold NULL: refuse before changing anything. */
+        int64_t rows = 0;
+        ds_status_t st = ddb_count_rows(u, s->bucket, s->table, &rows);
+        if (st != DS_OK)
+            return st;
+        if (rows > 0)
+            return ds_err_set(u->err, DS_INVALID_ARGUMENT,
+                              "column \"%s\" cannot be NOT NULL without a default: the table's %lld rows would hold NULL",
+                              c->name, (long long)rows);
+    }
     /* ADD COLUMN ... DEFAULT fills the existing rows with the default. */
     ds_buf_t tail = {0};
     ds_buf_puts(&tail, c->type);
@@ -1712,7 +1860,7 @@ static ds_status_t add_column_txn(use_t *u, void *ud)
         ds_buf_literal(&tail, c->default_value);
         ds_buf_printf(&tail, " AS %s)", c->type);
     }
-    ds_status_t st = alter_exec(u, s, "ADD COLUMN", c->name, ds_buf_cstr(&tail));
+    ds_status_t st = alter_exec_buf(u, s, "ADD COLUMN", c->name, &tail);
     ds_buf_free(&tail);
     return st == DS_OK ? touch_meta(u, s->bucket, s->table, false, true) : st;
 }
@@ -1760,7 +1908,7 @@ static ds_status_t alter_column_txn(use_t *u, void *ud)
     if (a->type && strcmp(a->type, s->t->columns[ci].type) != 0) {
         ds_buf_t tail = {0};
         ds_buf_printf(&tail, "TYPE %s", a->type);
-        st = alter_exec(u, s, "ALTER COLUMN", name, ds_buf_cstr(&tail));
+        st = alter_exec_buf(u, s, "ALTER COLUMN", name, &tail);
         ds_buf_free(&tail);
         if (st != DS_OK) {
             char prefix[256];
@@ -1815,8 +1963,10 @@ static ds_status_t pk_txn(use_t *u, void *ud)
             st = ds_err_set(u->err, DS_INVALID_ARGUMENT,
                             "Cannot create new primary key, duplicate values in primary key columns (%s): %lld values "
                             "occur more than once",
-                            ds_buf_cstr(&list), (long long)dups);
+                            ds_buf_text(&list), (long long)dups);
     }
+    if (st == DS_OK && ds_buf_failed(&list))
+        st = ds_err_set(u->err, DS_UNAVAILABLE, "out of memory while building the primary key; nothing was changed");
     if (st == DS_OK) {
         const char *params[] = {ds_buf_cstr(&list), s->bucket, s->table};
         st = ds_ddb_run(u->conn, u->err, NULL, "UPDATE " META ".tables SET primary_key = $1 WHERE lower(bucket) = lower($2) AND lower(name) = lower($3)",
@@ -1826,18 +1976,32 @@ static ds_status_t pk_txn(use_t *u, void *ud)
     return st;
 }
 
-/* Opens the project, describes the table and runs fn in a transaction. */
+typedef struct {
+    ds_be_call_t *call;
+    schema_t *s;
+    ds_status_t (*fn)(use_t *, void *);
+    ds_be_table_t t;
+} schema_run_t;
+
+/* Describes the table inside the transaction, so fn's checks see what its change applies to. */
+static ds_status_t schema_txn(use_t *u, void *ud)
+{
+    schema_run_t *r = ud;
+    ds_status_t st = ddb_table_describe(u, r->call, r->s->bucket, r->s->table, &r->t);
+    r->s->t = &r->t;
+    return st == DS_OK ? r->fn(u, r->s) : st;
+}
+
+/* Opens the project and runs fn in a transaction, with the table described inside it. */
 static ds_status_t schema_change(void *self, ds_be_call_t *call, schema_t *s, ds_status_t (*fn)(use_t *, void *))
 {
     use_t u;
-    ds_be_table_t t = {0};
     ds_status_t st = ddb_use_begin(self, call, false, &u);
     if (st != DS_OK)
         return st;
-    st = ddb_table_describe(&u, call, s->bucket, s->table, &t);
-    s->t = &t;
-    if (st == DS_OK)
-        st = ddb_in_txn(&u, fn, s);
+    schema_run_t r = {.call = call, .s = s, .fn = fn};
+    st = ddb_in_txn(&u, schema_txn, &r);
+    s->t = NULL;
     ddb_use_end(&u);
     return st;
 }
@@ -1846,22 +2010,6 @@ ds_status_t ddb_column_add(void *self, ds_be_call_t *call, const char *bucket, c
                            const ds_be_column_t *column)
 {
     schema_t s = {.bucket = bucket, .table = table, .add = column};
-    if (!column->nullable && !column->default_value) {
-        /* Existing rows would hold NULL: refuse before changing anything. */
-        use_t u;
-        int64_t rows = 0;
-        ds_status_t st = ddb_use_begin(self, call, false, &u);
-        if (st != DS_OK)
-            return st;
-        st = ddb_count_rows(&u, bucket, table, &rows);
-        ddb_use_end(&u);
-        if (st != DS_OK)
-            return st;
-        if (rows > 0)
-            return ds_err_set(call->err, DS_INVALID_ARGUMENT,
-                              "column \"%s\" cannot be NOT NULL without a default: the table's %lld rows would hold NULL",
-                              column->name, (long long)rows);
-    }
     ds_status_t st = schema_change(self, call, &s, add_column_txn);
     if (st != DS_OK || column->nullable)
         return st;

@@ -58,6 +58,8 @@ ds_status_t ds_ddb_run(duckdb_connection conn, ds_err_t *err, duckdb_result *out
 {
     duckdb_result res;
     duckdb_state state;
+    if (!sql)
+        return ds_err_set(err, DS_UNAVAILABLE, "out of memory while building an SQL statement; nothing was run");
     if (nparams == 0) {
         state = duckdb_query(conn, sql, &res);
     } else {

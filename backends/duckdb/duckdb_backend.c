@@ -713,6 +713,10 @@ static ds_status_t be_bucket_list(void *self, ds_be_call_t *call, ds_be_bucket_t
     if (st == DS_OK) {
         idx_t rows = duckdb_row_count(&r);
         *items = be->host->alloc(call, sizeof(ds_be_bucket_t) * (rows ? rows : 1));
+        if (!*items) {
+            rows = 0;
+            st = ddb_oom(call->err);
+        }
         for (idx_t i = 0; i < rows; i++)
             bucket_from_row(call, be->host, &r, i, &(*items)[i]);
         *n = rows;
@@ -817,6 +821,10 @@ static ds_status_t table_create_txn(use_t *u, void *ud)
             ds_buf_puts(&pk, ",");
         ds_buf_puts(&pk, t->primary_key[i]);
     }
+    if (ds_buf_failed(&pk)) {
+        ds_buf_free(&pk);
+        return ds_err_set(u->err, DS_UNAVAILABLE, "out of memory while building the primary key; nothing was changed");
+    }
     char created[32];
     snprintf(created, sizeof(created), "%lld", (long long)t->created_at);
     const char *params[] = {t->bucket, t->name, ds_buf_cstr(&pk), created};
@@ -851,6 +859,10 @@ static void split_pk(ds_be_call_t *call, const ds_host_api_t *host, const char *
         count += *p == ',';
     *out = host->alloc(call, sizeof(char *) * count);
     char *copy = host->strdup(call, list);
+    if (!*out || !copy) {
+        *out = NULL; /* the arena's failure fails the request (see be.h) */
+        return;
+    }
     char *save = NULL;
     for (char *tok = strtok_r(copy, ",", &save); tok; tok = strtok_r(NULL, ",", &save))
         (*out)[(*n)++] = tok;
@@ -866,6 +878,8 @@ static char *default_literal(ds_be_call_t *call, const ds_host_api_t *host, cons
     if (strncmp(expr, "CAST('", 6) != 0)
         return host->strdup(call, expr);
     char *out = host->alloc(call, n);
+    if (!out)
+        return NULL;
     size_t o = 0;
     for (const char *p = expr + 6; *p; p++) {
         if (*p == '\'') {
@@ -904,6 +918,10 @@ ds_status_t ddb_load_columns(use_t *u, ds_be_call_t *call, ds_be_table_t *t)
         return st;
     idx_t n = duckdb_row_count(&r);
     t->columns = u->be->host->alloc(call, sizeof(ds_be_column_t) * (n ? n : 1));
+    if (!t->columns) {
+        duckdb_destroy_result(&r);
+        return ddb_oom(u->err);
+    }
     for (idx_t i = 0; i < n; i++) {
         char *v[4];
         for (int c = 0; c < 4; c++)
@@ -918,6 +936,9 @@ ds_status_t ddb_load_columns(use_t *u, ds_be_call_t *call, ds_be_table_t *t)
     }
     t->n_columns = n;
     duckdb_destroy_result(&r);
+    for (idx_t i = 0; i < n; i++)
+        if (!t->columns[i].name || !t->columns[i].type)
+            return ddb_oom(u->err);
     return DS_OK;
 }
 
@@ -932,6 +953,12 @@ static ds_status_t table_meta_from_row(use_t *u, ds_be_call_t *call, duckdb_resu
     char *b = ds_ddb_cell(r, 0, row), *n = ds_ddb_cell(r, 1, row), *pk = ds_ddb_cell(r, 2, row);
     t->bucket = host->strdup(call, b);
     t->name = host->strdup(call, n);
+    if (!t->bucket || !t->name) {
+        free(b);
+        free(n);
+        free(pk);
+        return ddb_oom(u->err);
+    }
     split_pk(call, host, pk, &t->primary_key, &t->n_primary_key);
     free(b);
     free(n);
@@ -1014,6 +1041,10 @@ static ds_status_t load_columns_of_bucket(use_t *u, ds_be_call_t *call, ds_be_ta
         }
         t->n_columns = k - start;
         t->columns = host->alloc(call, sizeof(ds_be_column_t) * (t->n_columns ? t->n_columns : 1));
+        if (!t->columns) {
+            duckdb_destroy_result(&r);
+            return ddb_oom(u->err);
+        }
         for (idx_t j = start; j < k; j++) {
             char *v[4];
             for (int c = 0; c < 4; c++)
@@ -1083,6 +1114,10 @@ static ds_status_t be_table_list(void *self, ds_be_call_t *call, const char *buc
     if (st == DS_OK) {
         idx_t rows = duckdb_row_count(&r);
         *items = be->host->alloc(call, sizeof(ds_be_table_t) * (rows ? rows : 1));
+        if (!*items) {
+            rows = 0;
+            st = ddb_oom(call->err);
+        }
         for (idx_t i = 0; i < rows && st == DS_OK; i++)
             st = table_from_row(&u, call, &r, i, &(*items)[i], false);
         *n = rows;

@@ -17,6 +17,9 @@
 #include "duckstore/backend.h"
 
 #define META "_ds"
+
+/* The error of a request allocation that failed (host->alloc/strdup gave NULL): 503, nothing run. */
+#define ddb_oom(err) ds_err_set((err), DS_UNAVAILABLE, "out of memory; the request was not carried out")
 /* How long a call waits for a free open-project slot before answering 503. */
 #define ACQUIRE_WAIT_S 60
 

@@ -42,7 +42,16 @@ void pb_ident(pgbuf_t *b, const char *name);
 void pb_literal(pgbuf_t *b, const char *s);
 /* Appends "schema"."table". */
 void pb_qualified(pgbuf_t *b, const char *schema, const char *table);
+/*
+ * The content, or NULL when an allocation failed while building it (pg_run
+ * refuses NULL: a statement missing a piece is never run). Never pass it to a
+ * printf "%s": append with pb_add_buf, or use pb_text in messages.
+ */
 const char *pb_cstr(const pgbuf_t *b);
+/* Appends src; a failed src fails b (so does pb_puts(b, NULL)). */
+void pb_add_buf(pgbuf_t *b, const pgbuf_t *src);
+/* For messages only: the content, or "(out of memory)". */
+const char *pb_text(const pgbuf_t *b);
 void pb_reset(pgbuf_t *b);
 void pb_free(pgbuf_t *b);
 

@@ -570,6 +570,8 @@ ds_status_t pg_table_counts(pg_use_t *u, const char *schema, const char *phys, i
     PGresult *r;
     pb_qualified(&name, schema, phys);
     pb_puts(&sql, "SELECT count(*), pg_table_size(CAST(");
+    if (name.oom)
+        sql.oom = true; /* pg_run then refuses the statement */
     pb_literal(&sql, pb_cstr(&name));
     pb_puts(&sql, " AS regclass)) FROM ");
     pb_puts(&sql, pb_cstr(&name));
@@ -681,7 +683,7 @@ static ds_status_t be_bucket_get(void *self, ds_be_call_t *call, const char *buc
     if (st != DS_OK)
         return st;
     const char *params[] = {call->project_id, bucket};
-    st = pg_run(&u, &r, BUCKET_SELECT " AND b.id = $2", 2, params);
+    st = pg_run(&u, &r, BUCKET_SELECT " AND lower(b.id) = lower($2)", 2, params);
     if (st == DS_OK) {
         if (PQntuples(r) == 0) {
             st = u.be->host->err_set(call->err, DS_NOT_FOUND, "bucket \"%s\" not found", bucket);
@@ -709,6 +711,8 @@ static ds_status_t be_bucket_list(void *self, ds_be_call_t *call, ds_be_bucket_t
     if (st == DS_OK) {
         int rows = PQntuples(r);
         *items = u.be->host->alloc(call, sizeof(ds_be_bucket_t) * (size_t)(rows ? rows : 1));
+        if (!*items)
+            rows = 0; /* the arena's failure fails the call (see the host's be.h) */
         for (int i = 0; i < rows; i++)
             bucket_from_row(&u, r, i, &(*items)[i]);
         *n = (size_t)rows;
@@ -797,6 +801,8 @@ ds_status_t pg_column_comment(pg_use_t *u, const pg_table_t *t, const char *colu
     pb_puts(&sql, ".");
     pb_ident(&sql, phys);
     pb_puts(&sql, " IS ");
+    if (text.oom)
+        sql.oom = true; /* pg_exec then refuses the statement */
     pb_literal(&sql, pb_cstr(&text));
     ds_status_t st = pg_exec(u, pb_cstr(&sql));
     pb_free(&sql);
@@ -898,6 +904,8 @@ static ds_status_t table_create_txn(pg_use_t *u, void *ud)
     pb_puts(&pk, "}");
     snprintf(created, sizeof(created), "%lld", (long long)def->created_at);
     const char *params[] = {u->call->project_id, def->bucket, def->name, phys, pb_cstr(&pk), created};
+    if (st == DS_OK && pk.oom)
+        st = u->be->host->err_set(u->err, DS_UNAVAILABLE, "out of memory while building an SQL statement; nothing was run");
     if (st == DS_OK)
         st = pg_run(u, NULL,
                     "INSERT INTO " PG_META ".tables (project, bucket, name, phys, primary_key, created_at) "
@@ -963,6 +971,8 @@ static void split_array(pg_use_t *u, const char *text, const char ***out, size_t
     for (const char *p = copy; *p; p++)
         count += *p == ',';
     *out = u->be->host->alloc(u->call, sizeof(char *) * count);
+    if (!*out)
+        return;
     char *save = NULL;
     for (char *tok = strtok_r(copy, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
         if (*tok == '"') {
@@ -981,6 +991,10 @@ static ds_status_t load_columns(pg_use_t *u, pg_table_t *t)
     pgbuf_t name = {0};
     pb_qualified(&name, t->schema, t->phys);
     const char *params[] = {pb_cstr(&name)};
+    if (!params[0]) {
+        pb_free(&name);
+        return u->be->host->err_set(u->err, DS_UNAVAILABLE, "out of memory while building an SQL statement; nothing was run");
+    }
     ds_status_t st = pg_run(u, &r,
                             "SELECT a.attname, col_description(a.attrelid, a.attnum), "
                             "format_type(a.atttypid, NULL), NOT a.attnotnull, pg_get_expr(d.adbin, d.adrelid), "
@@ -994,6 +1008,8 @@ static ds_status_t load_columns(pg_use_t *u, pg_table_t *t)
         return st;
     int n = PQntuples(r);
     t->t.columns = u->be->host->alloc(u->call, sizeof(ds_be_column_t) * (size_t)(n ? n : 1));
+    if (!t->t.columns)
+        n = 0; /* the arena's failure fails the call */
     for (int i = 0; i < n; i++) {
         ds_be_column_t *c = &t->t.columns[i];
         char *comment = pg_cell(u, r, i, 1);
@@ -1016,7 +1032,8 @@ static ds_status_t load_columns(pg_use_t *u, pg_table_t *t)
         int p, s;
         if (sscanf(full, "numeric(%d,%d)", &p, &s) == 2) {
             char *d = u->be->host->alloc(u->call, 32);
-            snprintf(d, 32, "DECIMAL(%d,%d)", p, s);
+            if (d)
+                snprintf(d, 32, "DECIMAL(%d,%d)", p, s);
             c->type = d;
         } else {
             c->type = canonical_of(PQgetvalue(r, i, 2));
@@ -1028,10 +1045,10 @@ static ds_status_t load_columns(pg_use_t *u, pg_table_t *t)
     return DS_OK;
 }
 
-#define TABLE_SELECT                                                                                               \
+#define TABLE_SELECT_HEAD                                                                                          \
     "SELECT t.bucket, t.name, t.phys, t.primary_key, t.created_at, t.last_import_at, t.last_change_at, "          \
-    "b.schema_name FROM " PG_META ".tables t JOIN " PG_META ".buckets b ON b.project = t.project AND b.id = t.bucket " \
-    "WHERE t.project = $1 AND t.bucket = $2"
+    "b.schema_name FROM " PG_META ".tables t JOIN " PG_META ".buckets b ON b.project = t.project AND b.id = t.bucket "
+#define TABLE_SELECT TABLE_SELECT_HEAD "WHERE t.project = $1 AND t.bucket = $2"
 
 static ds_status_t table_from_row(pg_use_t *u, PGresult *r, int row, pg_table_t *out)
 {
@@ -1051,7 +1068,11 @@ ds_status_t pg_table_describe(pg_use_t *u, const char *bucket, const char *table
 {
     PGresult *r;
     const char *params[] = {u->call->project_id, bucket, table};
-    ds_status_t st = pg_run(u, &r, TABLE_SELECT " AND t.name = $3", 3, params);
+    /* Names are case-insensitive here (see caps.case_rule and the nocase indexes): any spelling finds the table. */
+    ds_status_t st = pg_run(u, &r,
+                            TABLE_SELECT_HEAD
+                            "WHERE t.project = $1 AND lower(t.bucket) = lower($2) AND lower(t.name) = lower($3)",
+                            3, params);
     if (st != DS_OK)
         return st;
     if (PQntuples(r) == 0) {
@@ -1114,6 +1135,8 @@ static ds_status_t be_table_list(void *self, ds_be_call_t *call, const char *buc
     if (st == DS_OK) {
         int rows = PQntuples(r);
         *items = u.be->host->alloc(call, sizeof(ds_be_table_t) * (size_t)(rows ? rows : 1));
+        if (!*items)
+            rows = 0; /* the arena's failure fails the call */
         for (int i = 0; i < rows && st == DS_OK; i++) {
             pg_table_t t;
             st = table_from_row(&u, r, i, &t);

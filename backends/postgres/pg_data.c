@@ -302,6 +302,8 @@ static ds_status_t build_select(pg_use_t *u, const pg_table_t *pt, const char *c
     size_t count = n ? n : t->n_columns;
     const char **names = H(u)->alloc(u->call, sizeof(char *) * (count ? count : 1));
     const char **types = H(u)->alloc(u->call, sizeof(char *) * (count ? count : 1));
+    if (!names || !types)
+        return fail(u, DS_UNAVAILABLE, 0, "out of memory; the request was not carried out");
     pb_puts(sql, "SELECT ");
     for (size_t i = 0; i < count; i++) {
         const char *name, *type;
@@ -403,6 +405,8 @@ static ds_status_t describe_source(imp_t *m)
         const ds_be_table_t *s = &m->srct.t;
         if (in->n_mapping) {
             m->src = H(u)->alloc(u->call, sizeof(char *) * in->n_mapping);
+            if (!m->src)
+                return fail(u, DS_UNAVAILABLE, 0, "out of memory; the request was not carried out");
             for (size_t i = 0; i < in->n_mapping; i++) {
                 int ci = find_col(s, in->src_columns[i]);
                 if (ci < 0 && !is_ts(in->src_columns[i]))
@@ -414,6 +418,8 @@ static ds_status_t describe_source(imp_t *m)
             m->n_src = in->n_mapping;
         } else {
             m->src = H(u)->alloc(u->call, sizeof(char *) * (s->n_columns ? s->n_columns : 1));
+            if (!m->src)
+                return fail(u, DS_UNAVAILABLE, 0, "out of memory; the request was not carried out");
             for (size_t i = 0; i < s->n_columns; i++)
                 m->src[i] = s->columns[i].name;
             m->n_src = s->n_columns;
@@ -453,6 +459,8 @@ static ds_status_t match_columns(imp_t *m)
     const char *ts_name = in->timestamp_column && *in->timestamp_column ? in->timestamp_column : "_timestamp";
     m->dst = H(u)->alloc(u->call, sizeof(char *) * (m->n_src ? m->n_src : 1));
     m->add = H(u)->alloc(u->call, sizeof(char *) * (m->n_src ? m->n_src : 1));
+    if (!m->dst || !m->add)
+        return fail(u, DS_UNAVAILABLE, 0, "out of memory; the request was not carried out");
     pgbuf_t missing = {0}, unexpected = {0};
     ds_status_t st = DS_OK;
     for (size_t i = 0; i < m->n_src && st == DS_OK; i++) {
@@ -496,11 +504,11 @@ static ds_status_t match_columns(imp_t *m)
     if (st == DS_OK && (missing.len || (unexpected.len && !m->string_table))) {
         pgbuf_t msg = {0};
         if (missing.len)
-            pb_printf(&msg, "Some columns are missing in the source: %s", pb_cstr(&missing));
+            pb_printf(&msg, "Some columns are missing in the source: %s", pb_text(&missing));
         if (unexpected.len && !m->string_table)
             pb_printf(&msg, "%sthe source has columns the typed table %s.%s does not: %s", msg.len ? "; " : "", m->bucket,
-                      m->table, pb_cstr(&unexpected));
-        st = fail(u, DS_INVALID_ARGUMENT, DS_KBC_COLUMNS_MISMATCH, "%s", pb_cstr(&msg));
+                      m->table, pb_text(&unexpected));
+        st = fail(u, DS_INVALID_ARGUMENT, DS_KBC_COLUMNS_MISMATCH, "%s", pb_text(&msg));
         pb_free(&msg);
     }
     pb_free(&missing);
@@ -580,6 +588,8 @@ static ds_status_t stage_files(imp_t *m)
     char delim[2] = {o->delimiter[0] ? o->delimiter[0] : ',', 0};
     char quote[2] = {o->enclosure[0] ? o->enclosure[0] : '\x01', 0};
     char esc[2] = {o->escaped_by[0] ? o->escaped_by[0] : quote[0], 0};
+    if (st == DS_OK && cols.oom)
+        st = fail(u, DS_UNAVAILABLE, 0, "out of memory while building an SQL statement; nothing was run");
     for (size_t p = 0; st == DS_OK && p < m->n_paths; p++) {
         pb_reset(&sql);
         pb_printf(&sql, "COPY __ds_raw (%s) FROM STDIN WITH (FORMAT csv, HEADER %s, DELIMITER ", pb_cstr(&cols),
@@ -590,6 +600,10 @@ static ds_status_t stage_files(imp_t *m)
         pb_puts(&sql, ", ESCAPE ");
         pb_literal(&sql, esc);
         pb_printf(&sql, ", FORCE_NOT_NULL (%s))", pb_cstr(&cols));
+        if (sql.oom) {
+            st = fail(u, DS_UNAVAILABLE, 0, "out of memory while building an SQL statement; nothing was run");
+            break;
+        }
         PGresult *r = PQexec(u->c, pb_cstr(&sql));
         if (PQresultStatus(r) != PGRES_COPY_IN) {
             PQclear(r);
@@ -691,7 +705,10 @@ static ds_status_t stage(imp_t *m)
             pb_printf(&v, "\"c%zu\"", i);
         }
         pb_puts(&sql, ", ");
-        staged_expr(m, &sql, i, pb_cstr(&v));
+        if (v.oom)
+            sql.oom = true;
+        else
+            staged_expr(m, &sql, i, pb_cstr(&v));
         pb_puts(&sql, " AS ");
         pb_col(&sql, "", m->dst[i]);
     }
@@ -798,6 +815,8 @@ static ds_status_t resolve_key(imp_t *m)
     const char *const *cols = in->n_dedup_columns ? in->dedup_columns : m->t.t.primary_key;
     size_t n = in->n_dedup_columns ? in->n_dedup_columns : m->t.t.n_primary_key;
     m->key = H(m->u)->alloc(m->u->call, sizeof(char *) * (n ? n : 1));
+    if (!m->key)
+        return fail(m->u, DS_UNAVAILABLE, 0, "out of memory; the request was not carried out");
     for (size_t k = 0; k < n; k++) {
         const char *found = NULL;
         for (size_t i = 0; i < m->n_src && !found; i++)
@@ -854,14 +873,17 @@ static ds_status_t check_duplicates(imp_t *m)
             pb_puts(&list, ", ");
         pb_col(&list, "", m->key[k]);
     }
-    pb_printf(&sql, "SELECT %s FROM __ds_src GROUP BY %s HAVING count(*) > 1 LIMIT 1", pb_cstr(&list), pb_cstr(&list));
+    if (list.oom)
+        sql.oom = true;
+    else
+        pb_printf(&sql, "SELECT %s FROM __ds_src GROUP BY %s HAVING count(*) > 1 LIMIT 1", pb_cstr(&list), pb_cstr(&list));
     ds_status_t st = pg_run(u, &r, pb_cstr(&sql), 0, NULL);
     if (st == DS_OK) {
         if (PQntuples(r) > 0) {
             pgbuf_t key = {0};
             describe_key(m, r, &key);
             st = fail(u, DS_INVALID_ARGUMENT, 0,
-                      "duplicate primary key in the source (%s) and dedup type is fail_on_duplicates", pb_cstr(&key));
+                      "duplicate primary key in the source (%s) and dedup type is fail_on_duplicates", pb_text(&key));
             pb_free(&key);
         }
         PQclear(r);
@@ -892,7 +914,7 @@ static ds_status_t check_duplicates(imp_t *m)
                 describe_key(m, r, &key);
                 st = fail(u, DS_INVALID_ARGUMENT, 0,
                           "primary key (%s) already exists in the table and dedup type is fail_on_duplicates",
-                          pb_cstr(&key));
+                          pb_text(&key));
                 pb_free(&key);
             }
             PQclear(r);
@@ -1008,6 +1030,8 @@ static ds_status_t create_destination(imp_t *m)
         pb_printf(&pk, "%s%s", k ? "," : "", m->key[k]);
     pb_puts(&pk, "}");
     const char *params[] = {u->call->project_id, m->bucket, m->table, m->t.phys, pb_cstr(&pk), now};
+    if (st == DS_OK && pk.oom)
+        st = fail(u, DS_UNAVAILABLE, 0, "out of memory while building an SQL statement; nothing was run");
     if (st == DS_OK)
         st = pg_run(u, NULL, "DELETE FROM " PG_META ".tables WHERE project = $1 AND bucket = $2 AND name = $3", 3, params);
     if (st == DS_OK)
@@ -1027,6 +1051,66 @@ typedef struct {
     int64_t loaded;
 } load_t;
 
+/* True when a and b have the same columns (names, types, nullability) and primary key. */
+static bool same_definition(const ds_be_table_t *a, const ds_be_table_t *b)
+{
+    if (a->n_columns != b->n_columns || a->n_primary_key != b->n_primary_key)
+        return false;
+    for (size_t i = 0; i < a->n_columns; i++)
+        if (strcmp(a->columns[i].name, b->columns[i].name) != 0 || strcmp(a->columns[i].type, b->columns[i].type) != 0 ||
+            a->columns[i].nullable != b->columns[i].nullable)
+            return false;
+    for (size_t k = 0; k < a->n_primary_key; k++)
+        if (strcasecmp(a->primary_key[k], b->primary_key[k]) != 0)
+            return false;
+    return true;
+}
+
+/*
+ * The checks that decide whether the load may happen, run inside the load's
+ * transaction (and so again on a retry). The destination is locked against
+ * other writers first (SHARE ROW EXCLUSIVE: readers go on, a second importer
+ * waits), so what the checks read cannot change before the commit:
+ *   - the destination is the one the import was planned for (same columns,
+ *     types and key), or, for a table to create, still absent;
+ *   - FAIL_ON_DUPLICATES: no key twice in the input nor already in the table.
+ * NOT NULL and the types themselves are enforced by PostgreSQL's constraints
+ * and casts in the INSERT, in the same transaction.
+ */
+static ds_status_t check_in_txn(imp_t *m)
+{
+    pg_use_t *u = m->u;
+    ds_status_t st = DS_OK;
+    if (m->exists) {
+        pgbuf_t sql = {0};
+        pb_puts(&sql, "LOCK TABLE ");
+        pb_qualified(&sql, m->t.schema, m->t.phys);
+        pb_puts(&sql, " IN SHARE ROW EXCLUSIVE MODE");
+        st = pg_exec(u, pb_cstr(&sql));
+        pb_free(&sql);
+        if (st != DS_OK)
+            return st;
+    }
+    pg_table_t now = {0};
+    st = pg_table_describe(u, m->bucket, m->table, &now);
+    if (!m->exists) {
+        if (st == DS_OK)
+            return fail(u, DS_CONFLICT, 0, "table %s.%s was created by another request during the import", m->bucket,
+                        m->table);
+        if (st != DS_NOT_FOUND)
+            return st;
+        memset(u->err, 0, sizeof(*u->err));
+        st = DS_OK;
+    } else if (st != DS_OK) {
+        return st;
+    } else if (!m->recreate && !same_definition(&m->t.t, &now.t)) {
+        return fail(u, DS_CONFLICT, 0, "table %s.%s changed during the import", m->bucket, m->table);
+    }
+    if (m->in->dedup == DS_DEDUP_FAIL && m->n_key)
+        st = check_duplicates(m);
+    return st;
+}
+
 static ds_status_t load_txn(pg_use_t *u, void *ud)
 {
     load_t *l = ud;
@@ -1035,6 +1119,8 @@ static ds_status_t load_txn(pg_use_t *u, void *ud)
     ds_status_t st = DS_OK;
     pgbuf_t sql = {0};
     l->loaded = 0;
+    if ((st = check_in_txn(m)) != DS_OK)
+        return st;
     if (m->recreate)
         st = create_destination(m);
     for (size_t i = 0; i < m->n_add && st == DS_OK; i++) {
@@ -1180,8 +1266,6 @@ ds_status_t pg_table_import(void *self, ds_be_call_t *call, const char *bucket, 
     t1 = mono_s();
     if (st == DS_OK)
         st = check_types(&m);
-    if (st == DS_OK && in->dedup == DS_DEDUP_FAIL && m.n_key)
-        st = check_duplicates(&m);
     load_t l = {.m = &m};
     for (int attempt = 0; st == DS_OK; attempt++) {
         st = pg_in_txn(&u, load_txn, &l);
@@ -1214,14 +1298,16 @@ ds_status_t pg_table_import(void *self, ds_be_call_t *call, const char *bucket, 
     if (st == DS_OK) {
         size_t n = 0;
         out->imported_columns = H(&u)->alloc(call, sizeof(char *) * (m.n_src ? m.n_src : 1));
-        for (size_t i = 0; i < m.n_src; i++)
+        for (size_t i = 0; out->imported_columns && i < m.n_src; i++)
             if (m.dst[i])
                 out->imported_columns[n++] = m.dst[i];
         out->n_imported_columns = n;
         out->timers = H(&u)->alloc(call, sizeof(ds_timer_t) * 2);
-        out->timers[0] = (ds_timer_t){"stage", t1 - t0};
-        out->timers[1] = (ds_timer_t){"load", t2 - t1};
-        out->n_timers = 2;
+        if (out->timers) { /* else the arena's failure fails the call */
+            out->timers[0] = (ds_timer_t){"stage", t1 - t0};
+            out->timers[1] = (ds_timer_t){"load", t2 - t1};
+            out->n_timers = 2;
+        }
     }
     if (!u.broken) {
         PGresult *r = PQexec(u.c, "DROP TABLE IF EXISTS pg_temp.__ds_raw, pg_temp.__ds_src, pg_temp.__ds_new");
@@ -1292,6 +1378,8 @@ ds_status_t pg_table_export(void *self, ds_be_call_t *call, const char *bucket, 
         pb_puts(&sql, ") TO STDOUT WITH (FORMAT csv, HEADER true, DELIMITER ',', QUOTE '\"', ESCAPE '\"', FORCE_QUOTE *)");
     }
     PGresult *r = NULL;
+    if (st == DS_OK && sql.oom)
+        st = fail(&u, DS_UNAVAILABLE, 0, "out of memory while building an SQL statement; nothing was run");
     if (st == DS_OK) {
         r = PQexec(u.c, pb_cstr(&sql));
         if (PQresultStatus(r) != PGRES_COPY_OUT) {
@@ -1320,19 +1408,26 @@ ds_status_t pg_table_export(void *self, ds_be_call_t *call, const char *bucket, 
                 PQfreemem(line);
                 continue;
             }
+            if (header.oom || !list)
+                io_error = true; /* out of memory: never write a file without its header */
             if (!io_error && (n == 0 || (limit > 0 && f.bytes >= limit && f.bytes > (int64_t)header.len))) {
                 if (n && !out_close(&f))
                     io_error = true;
                 if (n == cap) {
                     const char **bigger = H(&u)->alloc(call, sizeof(char *) * cap * 2);
-                    memcpy(bigger, list, sizeof(char *) * cap);
-                    list = bigger;
-                    cap *= 2;
+                    if (bigger) {
+                        memcpy(bigger, list, sizeof(char *) * cap);
+                        list = bigger;
+                        cap *= 2;
+                    } else {
+                        io_error = true;
+                    }
                 }
                 size_t plen = strlen(out_dir) + 64;
-                char *path = H(&u)->alloc(call, plen);
-                snprintf(path, plen, "%s/part_%05zu.csv%s", out_dir, n, in->gzip ? ".gz" : "");
-                if (!io_error && out_open(&f, path, in->gzip)) {
+                char *path = io_error ? NULL : H(&u)->alloc(call, plen);
+                if (path)
+                    snprintf(path, plen, "%s/part_%05zu.csv%s", out_dir, n, in->gzip ? ".gz" : "");
+                if (!io_error && path && out_open(&f, path, in->gzip)) {
                     list[n++] = path;
                     io_error = !out_write(&f, header.data, header.len);
                 } else {
@@ -1344,11 +1439,14 @@ ds_status_t pg_table_export(void *self, ds_be_call_t *call, const char *bucket, 
             data_rows++;
             PQfreemem(line);
         }
+        if (header.oom || !list)
+            io_error = true;
         if (n == 0 && !io_error) {
             /* No rows: one file with the header only. */
             char *path = H(&u)->alloc(call, strlen(out_dir) + 64);
-            snprintf(path, strlen(out_dir) + 64, "%s/part_00000.csv%s", out_dir, in->gzip ? ".gz" : "");
-            if (out_open(&f, path, in->gzip)) {
+            if (path)
+                snprintf(path, strlen(out_dir) + 64, "%s/part_00000.csv%s", out_dir, in->gzip ? ".gz" : "");
+            if (path && out_open(&f, path, in->gzip)) {
                 list[n++] = path;
                 io_error = !out_write(&f, header.data ? header.data : "", header.len);
             } else {
@@ -1412,8 +1510,14 @@ ds_status_t pg_table_preview(void *self, ds_be_call_t *call, const char *bucket,
     if (st == DS_OK) {
         int n = PQntuples(r);
         out->rows = H(&u)->alloc(call, sizeof(char **) * (size_t)(n ? n : 1));
+        if (!out->rows)
+            n = 0; /* the arena's failure fails the call */
         for (int i = 0; i < n; i++) {
             out->rows[i] = H(&u)->alloc(call, sizeof(char *) * (out->n_columns ? out->n_columns : 1));
+            if (!out->rows[i]) {
+                n = 0;
+                break;
+            }
             for (size_t c = 0; c < out->n_columns; c++)
                 out->rows[i][c] = pg_cell(&u, r, i, (int)c);
         }
@@ -1448,6 +1552,10 @@ ds_status_t pg_table_profile(void *self, ds_be_call_t *call, const char *bucket,
         goto done;
     out->columns = H(&u)->alloc(call, sizeof(ds_column_profile_t) * (t.t.n_columns ? t.t.n_columns : 1));
     out->n_columns = t.t.n_columns;
+    if (!out->columns) {
+        st = fail(&u, DS_UNAVAILABLE, 0, "out of memory; the request was not carried out");
+        goto done;
+    }
     pb_puts(&sql, "SELECT count(*)");
     for (size_t i = 0; i < t.t.n_columns; i++) {
         const ds_be_column_t *c = &t.t.columns[i];
@@ -1458,7 +1566,9 @@ ds_status_t pg_table_profile(void *self, ds_be_call_t *call, const char *bucket,
             pg_text_expr(&v, "", phys, c->type);
         else
             pb_ident(&v, phys);
-        const char *e = pb_cstr(&v);
+        if (v.oom)
+            sql.oom = true;
+        const char *e = v.oom ? "" : pb_cstr(&v);
         bool boolean = strcmp(c->type, "BOOLEAN") == 0;
         pb_printf(&sql, ", count(%s), count(DISTINCT %s), ", e, e);
         if (boolean)
@@ -1508,7 +1618,7 @@ ds_status_t pg_table_profile(void *self, ds_be_call_t *call, const char *bucket,
             break;
         int n = PQntuples(r);
         p->top = H(&u)->alloc(call, sizeof(ds_top_value_t) * (size_t)(n ? n : 1));
-        for (int k = 0; k < n; k++) {
+        for (int k = 0; p->top && k < n; k++) {
             char *val = pg_cell(&u, r, k, 0);
             p->top[k].value = val ? val : "";
             p->top[k].count = pg_cell_int(r, k, 1);
@@ -1612,7 +1722,7 @@ static ds_status_t set_default(pg_use_t *u, const schema_t *s, const char *colum
     } else {
         pb_puts(&tail, "DROP DEFAULT");
     }
-    ds_status_t st = alter_exec(u, s, "ALTER COLUMN", column, pb_cstr(&tail));
+    ds_status_t st = tail.oom ? fail(u, DS_UNAVAILABLE, 0, "out of memory while building an SQL statement; nothing was run") : alter_exec(u, s, "ALTER COLUMN", column, pb_cstr(&tail));
     pb_free(&tail);
     return st;
 }
@@ -1702,7 +1812,7 @@ static ds_status_t alter_column_txn(pg_use_t *u, void *ud)
             pb_ident(&tail, phys);
         pb_printf(&tail, " AS %s)", pgt);
         if (st == DS_OK)
-            st = alter_exec(u, s, "ALTER COLUMN", col->name, pb_cstr(&tail));
+            st = tail.oom ? fail(u, DS_UNAVAILABLE, 0, "out of memory while building an SQL statement; nothing was run") : alter_exec(u, s, "ALTER COLUMN", col->name, pb_cstr(&tail));
         pb_free(&tail);
         if (st != DS_OK && st != DS_UNAVAILABLE)
             return fail(u, DS_INVALID_ARGUMENT, DS_KBC_DATA_TYPE_MISMATCH, "column \"%s\" cannot change to %s: %s",
@@ -1732,6 +1842,8 @@ static ds_status_t pk_txn(pg_use_t *u, void *ud)
     if (!s->n_pk && !t->n_primary_key)
         return fail(u, DS_INVALID_ARGUMENT, 0, "table %s.%s has no primary key", t->bucket, t->name);
     const char **names = H(u)->alloc(u->call, sizeof(char *) * (s->n_pk ? s->n_pk : 1));
+    if (!names)
+        return fail(u, DS_UNAVAILABLE, 0, "out of memory; the request was not carried out");
     for (size_t k = 0; k < s->n_pk; k++) {
         int ci = find_col(t, s->pk[k]);
         if (ci < 0) {
@@ -1760,10 +1872,17 @@ static ds_status_t pk_txn(pg_use_t *u, void *ud)
             st = fail(u, DS_INVALID_ARGUMENT, 0,
                       "Cannot create new primary key, duplicate values in primary key columns (%s): %lld values occur "
                       "more than once",
-                      pb_cstr(&list), (long long)dups);
+                      pb_text(&list), (long long)dups);
     }
     if (st == DS_OK) {
-        pb_printf(&arr, "{%s}", pb_cstr(&list));
+        if (list.oom)
+            arr.oom = true;
+        else
+            pb_printf(&arr, "{%s}", pb_cstr(&list));
+        if (!pb_cstr(&arr))
+            st = fail(u, DS_UNAVAILABLE, 0, "out of memory while building an SQL statement; nothing was run");
+    }
+    if (st == DS_OK) {
         const char *params[] = {pb_cstr(&arr), u->call->project_id, t->bucket, t->name};
         st = pg_run(u, NULL,
                     "UPDATE " PG_META ".tables SET primary_key = CAST($1 AS text[]) WHERE project = $2 AND bucket = $3 "

@@ -22,6 +22,8 @@
 
 void pb_add(pgbuf_t *b, const char *s, size_t n)
 {
+    if (!s && n)
+        b->oom = true; /* the text to append was itself never built */
     if (b->oom || n == 0)
         return;
     if (b->len + n + 1 > b->cap) {
@@ -41,7 +43,21 @@ void pb_add(pgbuf_t *b, const char *s, size_t n)
     b->data[b->len] = '\0';
 }
 
-void pb_puts(pgbuf_t *b, const char *s) { pb_add(b, s, strlen(s)); }
+void pb_puts(pgbuf_t *b, const char *s)
+{
+    if (!s)
+        b->oom = true;
+    else
+        pb_add(b, s, strlen(s));
+}
+
+void pb_add_buf(pgbuf_t *b, const pgbuf_t *src)
+{
+    if (src->oom)
+        b->oom = true;
+    else
+        pb_add(b, src->data, src->len);
+}
 
 void pb_printf(pgbuf_t *b, const char *fmt, ...)
 {
@@ -89,7 +105,14 @@ void pb_qualified(pgbuf_t *b, const char *schema, const char *table)
     pb_ident(b, table);
 }
 
-const char *pb_cstr(const pgbuf_t *b) { return b->data && !b->oom ? b->data : ""; }
+const char *pb_cstr(const pgbuf_t *b)
+{
+    if (b->oom)
+        return NULL;
+    return b->data ? b->data : "";
+}
+
+const char *pb_text(const pgbuf_t *b) { return b->oom ? "(out of memory)" : b->data ? b->data : ""; }
 
 void pb_reset(pgbuf_t *b)
 {
@@ -164,8 +187,10 @@ ds_status_t pg_run(pg_use_t *u, PGresult **out, const char *sql, int n, const ch
 {
     if (out)
         *out = NULL;
-    if (!sql || !*sql)
-        return u->be->host->err_set(u->err, DS_INTERNAL, "out of memory building SQL");
+    if (!sql)
+        return u->be->host->err_set(u->err, DS_UNAVAILABLE, "out of memory while building an SQL statement; nothing was run");
+    if (!*sql)
+        return u->be->host->err_set(u->err, DS_INTERNAL, "empty SQL statement");
     u->sqlstate[0] = '\0';
     PGresult *r = n ? PQexecParams(u->c, sql, n, NULL, params, NULL, NULL, 0) : PQexec(u->c, sql);
     ExecStatusType s = r ? PQresultStatus(r) : PGRES_FATAL_ERROR;

@@ -9,16 +9,38 @@
 #define DS_BACKEND_BE_H
 
 #include "backend/registry.h"
+#include "core/arena.h"
 #include "core/status.h"
 
-#define DS_BE_CALL(b, call, method, ...)                                                           \
-    ((b)->ops->method ? (b)->ops->method((b)->self, (call), __VA_ARGS__)                         \
-                      : ds_err_set((call)->err, DS_UNSUPPORTED, "%s is not supported by backend %s", \
-                                   #method, (b)->ops->name))
-#define DS_BE_CALL0(b, call, method)                                                               \
-    ((b)->ops->method ? (b)->ops->method((b)->self, (call))                                      \
-                      : ds_err_set((call)->err, DS_UNSUPPORTED, "%s is not supported by backend %s", \
-                                   #method, (b)->ops->name))
+/*
+ * Allocation failures: a request whose arena already failed (something it
+ * built may be incomplete) never reaches the backend, and one whose arena
+ * failed during the call (a result may hold NULLs) fails with 503.
+ */
+static inline bool ds_be_call_ok(ds_be_call_t *call)
+{
+    if (!ds_arena_failed(call->arena))
+        return true;
+    ds_err_set(call->err, DS_UNAVAILABLE, "out of memory; the request was not carried out");
+    return false;
+}
+static inline ds_status_t ds_be_call_done(ds_be_call_t *call, ds_status_t st)
+{
+    if (st == DS_OK && ds_arena_failed(call->arena))
+        return ds_err_set(call->err, DS_UNAVAILABLE, "out of memory while building the result");
+    return st;
+}
+
+#define DS_BE_CALL(b, call, method, ...)                                                                      \
+    (!ds_be_call_ok(call) ? DS_UNAVAILABLE                                                                  \
+     : (b)->ops->method   ? ds_be_call_done((call), (b)->ops->method((b)->self, (call), __VA_ARGS__))       \
+                          : ds_err_set((call)->err, DS_UNSUPPORTED, "%s is not supported by backend %s", #method, \
+                                       (b)->ops->name))
+#define DS_BE_CALL0(b, call, method)                                                                          \
+    (!ds_be_call_ok(call) ? DS_UNAVAILABLE                                                                  \
+     : (b)->ops->method   ? ds_be_call_done((call), (b)->ops->method((b)->self, (call)))                    \
+                          : ds_err_set((call)->err, DS_UNSUPPORTED, "%s is not supported by backend %s", #method, \
+                                       (b)->ops->name))
 
 static inline ds_status_t ds_be_project_create(ds_backend_t *b, ds_be_call_t *c)
 {

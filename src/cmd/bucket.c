@@ -54,7 +54,7 @@ ds_status_t ds_cmd_bucket_get(ds_ctx_t *ctx, const char *project, const char *bu
         return st;
     if ((st = ds_ident_check_bucket(bucket, "bucket", &ctx->err)) != DS_OK)
         return st;
-    return ds_be_bucket_get(p.be, &p.call, bucket, out);
+    return ds_be_bucket_get(p.be, &p.call, bucket, out); /* the backend's lookup returns the stored spelling */
 }
 
 ds_status_t ds_cmd_bucket_delete(ds_ctx_t *ctx, const char *project, const char *bucket, bool force)
@@ -63,7 +63,7 @@ ds_status_t ds_cmd_bucket_delete(ds_ctx_t *ctx, const char *project, const char 
     ds_status_t st = ds_cmd_open_project(ctx, project, &p);
     if (st != DS_OK)
         return st;
-    if ((st = ds_ident_check_bucket(bucket, "bucket", &ctx->err)) != DS_OK)
+    if ((st = ds_cmd_resolve_bucket(ctx, &p, &bucket)) != DS_OK)
         return st;
     if ((st = ds_cmd_enter_ddl(ctx, project)) != DS_OK)
         return st;

@@ -292,7 +292,7 @@ static ds_status_t unload_check(const char *name, void *ud, ds_err_t *err)
     ds_status_t st = count_projects(ctx, &u, err);
     if (st == DS_OK && u.count > 0)
         st = ds_err_set(err, DS_CONFLICT, "backend \"%s\" holds %lld project%s (%s%s); delete them first", name,
-                        (long long)u.count, u.count == 1 ? "" : "s", ds_buf_cstr(&u.ids), u.count > 5 ? ", ..." : "");
+                        (long long)u.count, u.count == 1 ? "" : "s", ds_buf_text(&u.ids), u.count > 5 ? ", ..." : "");
     ds_buf_free(&u.ids);
     return st;
 }

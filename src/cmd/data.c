@@ -105,10 +105,60 @@ static ds_status_t check_csv(ds_ctx_t *ctx, const ds_csv_opts_t *o)
     return check_names(ctx, o->columns, o->n_columns, "columns");
 }
 
+/* Resolves the table (which must exist) and the columns a read or delete names. */
+static ds_status_t resolve_read(ds_ctx_t *ctx, ds_proj_t *p, const char **bucket, const char **table,
+                                const char ***columns, size_t n_columns, ds_order_t **order, size_t n_order,
+                                ds_where_t *where)
+{
+    ds_be_table_t def;
+    ds_status_t st = ds_cmd_resolve_table(ctx, p, bucket, table, false, &def, NULL);
+    if (st == DS_OK && columns)
+        st = ds_cmd_resolve_columns(ctx, p, &def, (const char **const *)columns, n_columns, (const char ***)columns);
+    if (st == DS_OK && order)
+        st = ds_cmd_resolve_order(ctx, p, &def, order, n_order);
+    if (st == DS_OK && where)
+        st = ds_cmd_resolve_where(ctx, p, &def, where);
+    return st;
+}
+
+/*
+ * Resolves every name of an import to its stored spelling: the destination
+ * (which an import that creates it may not have yet), the source table and
+ * the columns named against either. *x is a copy of in with resolved arrays.
+ */
+static ds_status_t resolve_import(ds_ctx_t *ctx, ds_proj_t *p, const char **bucket, const char **table,
+                                  const ds_import_t *in, ds_import_t *x)
+{
+    ds_be_table_t dst, src;
+    bool exists;
+    *x = *in;
+    ds_status_t st = ds_cmd_resolve_table(ctx, p, bucket, table, in->create_mode != DS_CREATE_NONE, &dst, &exists);
+    const ds_be_table_t *d = exists ? &dst : NULL;
+    if (st == DS_OK)
+        st = ds_cmd_resolve_columns(ctx, p, d, &in->dedup_columns, in->n_dedup_columns, &x->dedup_columns);
+    if (st == DS_OK)
+        st = ds_cmd_resolve_columns(ctx, p, d, &in->convert_empty_to_null, in->n_convert_empty_to_null,
+                                    &x->convert_empty_to_null);
+    if (st != DS_OK || !in->src_table)
+        return st;
+    if (st == DS_OK && in->dst_columns)
+        st = ds_cmd_resolve_columns(ctx, p, d, &in->dst_columns, in->n_mapping, &x->dst_columns);
+    if (st == DS_OK)
+        st = ds_cmd_resolve_table(ctx, p, &x->src_bucket, &x->src_table, false, &src, NULL);
+    if (st == DS_OK && in->src_columns)
+        st = ds_cmd_resolve_columns(ctx, p, &src, &in->src_columns, in->n_mapping, &x->src_columns);
+    if (st == DS_OK)
+        st = ds_cmd_resolve_where(ctx, p, &src, &x->src_where);
+    if (st == DS_OK && strcmp(x->src_bucket, *bucket) == 0 && strcmp(x->src_table, *table) == 0)
+        st = ds_err_setf(&ctx->err, DS_INVALID_ARGUMENT, "source", "a table cannot be imported into itself");
+    return st;
+}
+
 ds_status_t ds_cmd_table_import(ds_ctx_t *ctx, const char *project, const char *bucket, const char *table,
                                 const ds_import_t *in, ds_import_result_t *out)
 {
     ds_proj_t p;
+    ds_import_t x;
     const char **paths = NULL;
     size_t n_paths = 0;
     ds_status_t st = open_table(ctx, project, bucket, table, &p);
@@ -133,7 +183,7 @@ ds_status_t ds_cmd_table_import(ds_ctx_t *ctx, const char *project, const char *
             (st = check_names(ctx, in->dst_columns, in->n_mapping, "columns_mapping")) != DS_OK ||
             (st = check_where(ctx, &in->src_where)) != DS_OK)
             return st;
-        if (strcmp(in->src_bucket, bucket) == 0 && strcmp(in->src_table, table) == 0)
+        if (strcasecmp(in->src_bucket, bucket) == 0 && strcasecmp(in->src_table, table) == 0)
             return ds_err_setf(&ctx->err, DS_INVALID_ARGUMENT, "source", "a table cannot be imported into itself");
     } else {
         if ((int)in->format != DS_FORMAT_CSV && (int)in->format != DS_FORMAT_PARQUET)
@@ -145,11 +195,13 @@ ds_status_t ds_cmd_table_import(ds_ctx_t *ctx, const char *project, const char *
         if ((st = ds_files_resolve(ctx, project, in->file_id, in->file_key, &paths, &n_paths)) != DS_OK)
             return st;
     }
+    if ((st = resolve_import(ctx, &p, &bucket, &table, in, &x)) != DS_OK)
+        return st;
     if ((st = ds_cmd_enter_table(ctx, project, bucket, table)) != DS_OK)
         return st;
     if (in->create_mode != DS_CREATE_NONE && (st = ds_cmd_enter_ddl(ctx, project)) != DS_OK)
         return st;
-    return DS_BE_CALL(p.be, &p.call, table_import, bucket, table, in, paths, n_paths, out);
+    return DS_BE_CALL(p.be, &p.call, table_import, bucket, table, &x, paths, n_paths, out);
 }
 
 ds_status_t ds_cmd_table_export(ds_ctx_t *ctx, const char *project, const char *bucket, const char *table,
@@ -174,6 +226,10 @@ ds_status_t ds_cmd_table_export(ds_ctx_t *ctx, const char *project, const char *
     if ((st = check_names(ctx, in->columns, in->n_columns, "columns")) != DS_OK ||
         (st = check_order(ctx, in->order, in->n_order)) != DS_OK || (st = check_where(ctx, &in->where)) != DS_OK)
         return st;
+    ds_export_t x = *in;
+    if ((st = resolve_read(ctx, &p, &bucket, &table, &x.columns, x.n_columns, &x.order, x.n_order, &x.where)) != DS_OK)
+        return st;
+    in = &x;
     const char *ext = in->format == DS_FORMAT_PARQUET ? "parquet" : in->gzip ? "csv.gz" : "csv";
     const char *name = in->file_name && *in->file_name
                            ? in->file_name
@@ -212,7 +268,10 @@ ds_status_t ds_cmd_table_preview(ds_ctx_t *ctx, const char *project, const char 
     if ((st = check_names(ctx, in->columns, in->n_columns, "columns")) != DS_OK ||
         (st = check_order(ctx, in->order, in->n_order)) != DS_OK || (st = check_where(ctx, &in->where)) != DS_OK)
         return st;
-    return DS_BE_CALL(p.be, &p.call, table_preview, bucket, table, in, out);
+    ds_preview_t x = *in;
+    if ((st = resolve_read(ctx, &p, &bucket, &table, &x.columns, x.n_columns, &x.order, x.n_order, &x.where)) != DS_OK)
+        return st;
+    return DS_BE_CALL(p.be, &p.call, table_preview, bucket, table, &x, out);
 }
 
 ds_status_t ds_cmd_table_profile(ds_ctx_t *ctx, const char *project, const char *bucket, const char *table,
@@ -223,6 +282,8 @@ ds_status_t ds_cmd_table_profile(ds_ctx_t *ctx, const char *project, const char 
     if (st != DS_OK)
         return st;
     if ((st = ds_cmd_require_cap(ctx, &p, DS_CAP_PROFILE, "profile")) != DS_OK)
+        return st;
+    if ((st = ds_cmd_resolve_table(ctx, &p, &bucket, &table, false, NULL, NULL)) != DS_OK)
         return st;
     return DS_BE_CALL(p.be, &p.call, table_profile, bucket, table, out);
 }
@@ -238,18 +299,25 @@ ds_status_t ds_cmd_table_delete_rows(ds_ctx_t *ctx, const char *project, const c
         return st;
     if ((st = check_where(ctx, where)) != DS_OK)
         return st;
+    ds_where_t w = *where;
+    if ((st = resolve_read(ctx, &p, &bucket, &table, NULL, 0, NULL, 0, &w)) != DS_OK)
+        return st;
     if ((st = ds_cmd_enter_table(ctx, project, bucket, table)) != DS_OK)
         return st;
-    return DS_BE_CALL(p.be, &p.call, table_delete_rows, bucket, table, where, deleted, table_rows);
+    return DS_BE_CALL(p.be, &p.call, table_delete_rows, bucket, table, &w, deleted, table_rows);
 }
 
-/* Opens the table for a schema change: its data queue, then the project's catalog queue. */
-static ds_status_t open_for_schema(ds_ctx_t *ctx, const char *project, const char *bucket, const char *table,
-                                   ds_proj_t *p)
+/* Opens the table for a schema change (type: the new type or NULL, for the capability check): its data queue, then the project's catalog queue. */
+static ds_status_t open_for_schema(ds_ctx_t *ctx, const char *project, const char **bucket, const char **table,
+                                   const char *type, ds_proj_t *p, ds_be_table_t *def)
 {
-    ds_status_t st = open_table(ctx, project, bucket, table, p);
+    ds_status_t st = open_table(ctx, project, *bucket, *table, p);
     if (st == DS_OK)
-        st = ds_cmd_enter_table(ctx, project, bucket, table);
+        st = ds_cmd_require_schema_change(ctx, p, type);
+    if (st == DS_OK)
+        st = ds_cmd_resolve_table(ctx, p, bucket, table, false, def, NULL);
+    if (st == DS_OK)
+        st = ds_cmd_enter_table(ctx, project, *bucket, *table);
     if (st == DS_OK)
         st = ds_cmd_enter_ddl(ctx, project);
     return st;
@@ -259,17 +327,18 @@ ds_status_t ds_cmd_column_add(ds_ctx_t *ctx, const char *project, const char *bu
                               const ds_column_in_t *col)
 {
     ds_proj_t p;
-    char *type = ds_arena_alloc(ctx->arena, DS_TYPE_MAX);
+    ds_be_table_t def;
+    char type[DS_TYPE_MAX];
     ds_status_t st = ds_ident_check_name(col->name, "column", &ctx->err);
     if (st == DS_OK)
         st = ds_type_canonical(col->type ? col->type : "VARCHAR", col->name, type, &ctx->err);
     if (st == DS_OK)
-        st = open_for_schema(ctx, project, bucket, table, &p);
+        st = open_for_schema(ctx, project, &bucket, &table, type, &p, &def);
     if (st != DS_OK)
         return st;
-    if ((st = ds_cmd_require_schema_change(ctx, &p, type)) != DS_OK)
-        return st;
-    ds_be_column_t c = {col->name, type, col->nullable, col->default_value};
+    ds_be_column_t c = {col->name, ds_arena_strdup(ctx->arena, type), col->nullable, col->default_value};
+    if (!c.type)
+        return ds_err_set(&ctx->err, DS_UNAVAILABLE, "out of memory");
     return DS_BE_CALL(p.be, &p.call, column_add, bucket, table, &c);
 }
 
@@ -277,24 +346,24 @@ ds_status_t ds_cmd_column_drop(ds_ctx_t *ctx, const char *project, const char *b
                                const char *column)
 {
     ds_proj_t p;
+    ds_be_table_t def;
     ds_status_t st = ds_ident_check_name(column, "column", &ctx->err);
     if (st == DS_OK)
-        st = open_for_schema(ctx, project, bucket, table, &p);
+        st = open_for_schema(ctx, project, &bucket, &table, NULL, &p, &def);
     if (st != DS_OK)
         return st;
-    if ((st = ds_cmd_require_schema_change(ctx, &p, NULL)) != DS_OK)
-        return st;
-    return DS_BE_CALL(p.be, &p.call, column_drop, bucket, table, column);
+    return DS_BE_CALL(p.be, &p.call, column_drop, bucket, table, ds_cmd_column_name(&p, &def, column));
 }
 
 ds_status_t ds_cmd_column_alter(ds_ctx_t *ctx, const char *project, const char *bucket, const char *table,
                                 const char *column, const ds_column_alter_t *alter)
 {
     ds_proj_t p;
+    ds_be_table_t def;
+    char type[DS_TYPE_MAX];
     ds_column_alter_t a = *alter;
     ds_status_t st = ds_ident_check_name(column, "column", &ctx->err);
     if (st == DS_OK && a.type) {
-        char *type = ds_arena_alloc(ctx->arena, DS_TYPE_MAX);
         st = ds_type_canonical(a.type, column, type, &ctx->err);
         a.type = type;
     }
@@ -303,18 +372,17 @@ ds_status_t ds_cmd_column_alter(ds_ctx_t *ctx, const char *project, const char *
     if (st == DS_OK && !a.type && a.nullable == -1 && !a.set_default)
         st = ds_err_set(&ctx->err, DS_INVALID_ARGUMENT, "nothing to change: give type, nullable or default");
     if (st == DS_OK)
-        st = open_for_schema(ctx, project, bucket, table, &p);
+        st = open_for_schema(ctx, project, &bucket, &table, a.type, &p, &def);
     if (st != DS_OK)
         return st;
-    if ((st = ds_cmd_require_schema_change(ctx, &p, a.type)) != DS_OK)
-        return st;
-    return DS_BE_CALL(p.be, &p.call, column_alter, bucket, table, column, &a);
+    return DS_BE_CALL(p.be, &p.call, column_alter, bucket, table, ds_cmd_column_name(&p, &def, column), &a);
 }
 
 ds_status_t ds_cmd_primary_key_add(ds_ctx_t *ctx, const char *project, const char *bucket, const char *table,
                                    const char **columns, size_t n)
 {
     ds_proj_t p;
+    ds_be_table_t def;
     ds_status_t st = n ? check_names(ctx, columns, n, "columns")
                        : ds_err_setf(&ctx->err, DS_INVALID_ARGUMENT, "columns", "a primary key needs at least one column");
     for (size_t i = 0; st == DS_OK && i < n; i++)
@@ -322,21 +390,21 @@ ds_status_t ds_cmd_primary_key_add(ds_ctx_t *ctx, const char *project, const cha
             if (strcasecmp(columns[i], columns[j]) == 0)
                 st = ds_err_setf(&ctx->err, DS_INVALID_ARGUMENT, "columns", "column \"%s\" is given twice", columns[i]);
     if (st == DS_OK)
-        st = open_for_schema(ctx, project, bucket, table, &p);
+        st = open_for_schema(ctx, project, &bucket, &table, NULL, &p, &def);
     if (st != DS_OK)
         return st;
-    if ((st = ds_cmd_require_schema_change(ctx, &p, NULL)) != DS_OK)
+    const char **cols;
+    if ((st = ds_cmd_resolve_columns(ctx, &p, &def, (const char **const *)&columns, n, &cols)) != DS_OK)
         return st;
-    return DS_BE_CALL(p.be, &p.call, primary_key_set, bucket, table, columns, n);
+    return DS_BE_CALL(p.be, &p.call, primary_key_set, bucket, table, cols, n);
 }
 
 ds_status_t ds_cmd_primary_key_drop(ds_ctx_t *ctx, const char *project, const char *bucket, const char *table)
 {
     ds_proj_t p;
-    ds_status_t st = open_for_schema(ctx, project, bucket, table, &p);
+    ds_be_table_t def;
+    ds_status_t st = open_for_schema(ctx, project, &bucket, &table, NULL, &p, &def);
     if (st != DS_OK)
-        return st;
-    if ((st = ds_cmd_require_schema_change(ctx, &p, NULL)) != DS_OK)
         return st;
     return DS_BE_CALL(p.be, &p.call, primary_key_set, bucket, table, NULL, 0);
 }

@@ -23,6 +23,31 @@ ds_status_t ds_cmd_enter(ds_ctx_t *ctx, const char *key);
 ds_status_t ds_cmd_enter_ddl(ds_ctx_t *ctx, const char *project);
 /* Enters the table's data slot. */
 ds_status_t ds_cmd_enter_table(ds_ctx_t *ctx, const char *project, const char *bucket, const char *table);
+/* ---- names (names.c): every bucket, table and column name resolved to its stored spelling ----
+ * Commands call these right after opening the project, before any queue key,
+ * backend call or response is built. Results live in the ctx arena. */
+/* True when the project's backend treats "Id" and "id" as one name. */
+bool ds_cmd_names_fold(const ds_proj_t *p);
+/* Validates *bucket and replaces it with the stored spelling; 404 when it does not exist. */
+ds_status_t ds_cmd_resolve_bucket(ds_ctx_t *ctx, ds_proj_t *p, const char **bucket);
+/*
+ * Validates *bucket and *table and replaces them with their stored spellings;
+ * def (may be NULL) receives the table. When the table does not exist: with
+ * may_be_missing, *table stays as given, *bucket is resolved and *exists is
+ * false; otherwise the backend's not-found error.
+ */
+ds_status_t ds_cmd_resolve_table(ds_ctx_t *ctx, ds_proj_t *p, const char **bucket, const char **table,
+                                 bool may_be_missing, ds_be_table_t *def, bool *exists);
+/* The spelling of t's column that name names, or name when none does (t may be NULL). */
+const char *ds_cmd_column_name(const ds_proj_t *p, const ds_be_table_t *t, const char *name);
+/* *out: an arena copy of names[0..n) with every name resolved against t (or *names when n is 0). */
+ds_status_t ds_cmd_resolve_columns(ds_ctx_t *ctx, const ds_proj_t *p, const ds_be_table_t *t, const char **const *names,
+                                   size_t n, const char ***out);
+/* Resolves w's filter columns and in_column against t, in_bucket/in_table and in_ref_column (w's arrays are copied). */
+ds_status_t ds_cmd_resolve_where(ds_ctx_t *ctx, ds_proj_t *p, const ds_be_table_t *t, ds_where_t *w);
+/* Resolves the order columns against t (the array is copied). */
+ds_status_t ds_cmd_resolve_order(ds_ctx_t *ctx, const ds_proj_t *p, const ds_be_table_t *t, ds_order_t **order,
+                                 size_t n);
 /* Current unix time in seconds. */
 int64_t ds_now(void);
 

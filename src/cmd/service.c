@@ -7,6 +7,7 @@
  * finished; stored project data that no catalog row names (an orphan from a
  * crash between the steps) is removed. After it, the catalog and the files agree.
  */
+#include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <unistd.h>
@@ -331,10 +332,12 @@ static void leave_slot(void *slot) { ds_wq_leave(queues, slot); }
 
 ds_status_t ds_cmd_enter(ds_ctx_t *ctx, const char *key)
 {
+    if (!key)
+        return ds_err_set(&ctx->err, DS_UNAVAILABLE, "out of memory building a write-queue key");
     ds_wq_slot_t *slot = NULL;
     ds_status_t st = ds_wq_enter(queues, key, &slot, &ctx->err);
     if (st == DS_OK && ds_arena_on_destroy(ctx->arena, leave_slot, slot) != 0)
-        return ds_err_set(&ctx->err, DS_INTERNAL, "out of memory");
+        return ds_err_set(&ctx->err, DS_UNAVAILABLE, "out of memory");
     return st;
 }
 
@@ -345,5 +348,14 @@ ds_status_t ds_cmd_enter_ddl(ds_ctx_t *ctx, const char *project)
 
 ds_status_t ds_cmd_enter_table(ds_ctx_t *ctx, const char *project, const char *bucket, const char *table)
 {
-    return ds_cmd_enter(ctx, ds_arena_printf(ctx->arena, "t/%s/%s/%s", project, bucket, table));
+    /*
+     * Bucket and table come resolved (cmd/names.c); the key is also lower-cased
+     * so that every spelling of one table maps to one queue even on a
+     * case-insensitive backend (on a case-sensitive one this only serializes
+     * "t" and "T" together, which is safe).
+     */
+    char *key = ds_arena_printf(ctx->arena, "t/%s/%s/%s", project, bucket, table);
+    for (char *c = key ? key + 2 + strlen(project) : NULL; c && *c; c++)
+        *c = (char)tolower((unsigned char)*c);
+    return ds_cmd_enter(ctx, key);
 }

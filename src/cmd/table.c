@@ -24,7 +24,7 @@ static ds_status_t build_def(ds_ctx_t *ctx, const char *bucket, const ds_table_c
     def->name = in->name;
     def->columns = ds_arena_alloc(ctx->arena, sizeof(ds_be_column_t) * in->n_columns);
     if (!def->columns)
-        return ds_err_set(&ctx->err, DS_INTERNAL, "out of memory");
+        return ds_err_set(&ctx->err, DS_UNAVAILABLE, "out of memory");
     for (size_t i = 0; i < in->n_columns; i++) {
         const ds_column_in_t *c = &in->columns[i];
         if ((st = ds_ident_check_name(c->name, "column", &ctx->err)) != DS_OK)
@@ -34,12 +34,15 @@ static ds_status_t build_def(ds_ctx_t *ctx, const char *bucket, const ds_table_c
                 return ds_err_setf(&ctx->err, DS_INVALID_ARGUMENT, "columns", "column \"%s\" is given twice", c->name);
         char *type = ds_arena_alloc(ctx->arena, DS_TYPE_MAX);
         if (!type)
-            return ds_err_set(&ctx->err, DS_INTERNAL, "out of memory");
+            return ds_err_set(&ctx->err, DS_UNAVAILABLE, "out of memory");
         if ((st = ds_type_canonical(c->type ? c->type : "VARCHAR", c->name, type, &ctx->err)) != DS_OK)
             return st;
         def->columns[i] = (ds_be_column_t){c->name, type, c->nullable, c->default_value};
     }
     def->n_columns = in->n_columns;
+    const char **pks = ds_arena_alloc(ctx->arena, sizeof(char *) * (in->n_primary_key ? in->n_primary_key : 1));
+    if (!pks)
+        return ds_err_set(&ctx->err, DS_UNAVAILABLE, "out of memory");
     for (size_t k = 0; k < in->n_primary_key; k++) {
         const char *pk = in->primary_key[k];
         size_t i = 0;
@@ -52,8 +55,9 @@ static ds_status_t build_def(ds_ctx_t *ctx, const char *bucket, const ds_table_c
             if (strcasecmp(in->primary_key[j], pk) == 0)
                 return ds_err_setf(&ctx->err, DS_INVALID_ARGUMENT, "primary_key",
                                    "primary key column \"%s\" is given twice", pk);
+        pks[k] = in->columns[i].name; /* the key names its columns as they are spelled */
     }
-    def->primary_key = in->primary_key;
+    def->primary_key = pks;
     def->n_primary_key = in->n_primary_key;
     def->created_at = ds_now();
     return DS_OK;
@@ -71,6 +75,10 @@ ds_status_t ds_cmd_table_create(ds_ctx_t *ctx, const char *project, const char *
         return st;
     if ((st = build_def(ctx, bucket, in, &def)) != DS_OK)
         return st;
+    /* The table's metadata records its bucket in the bucket's own spelling. */
+    if ((st = ds_cmd_resolve_bucket(ctx, &p, &bucket)) != DS_OK)
+        return st;
+    def.bucket = bucket;
     if ((st = ds_cmd_require_types(ctx, &p, def.columns, def.n_columns)) != DS_OK)
         return st;
     if ((st = ds_cmd_enter_ddl(ctx, project)) != DS_OK)
@@ -87,10 +95,7 @@ ds_status_t ds_cmd_table_get(ds_ctx_t *ctx, const char *project, const char *buc
     ds_status_t st = ds_cmd_open_project(ctx, project, &p);
     if (st != DS_OK)
         return st;
-    if ((st = ds_ident_check_bucket(bucket, "bucket", &ctx->err)) != DS_OK ||
-        (st = ds_ident_check_name(table, "table", &ctx->err)) != DS_OK)
-        return st;
-    return ds_be_table_get(p.be, &p.call, bucket, table, out);
+    return ds_cmd_resolve_table(ctx, &p, &bucket, &table, false, out, NULL);
 }
 
 ds_status_t ds_cmd_table_list(ds_ctx_t *ctx, const char *project, const char *bucket, ds_be_table_t **items,
@@ -100,7 +105,7 @@ ds_status_t ds_cmd_table_list(ds_ctx_t *ctx, const char *project, const char *bu
     ds_status_t st = ds_cmd_open_project(ctx, project, &p);
     if (st != DS_OK)
         return st;
-    if ((st = ds_ident_check_bucket(bucket, "bucket", &ctx->err)) != DS_OK)
+    if ((st = ds_cmd_resolve_bucket(ctx, &p, &bucket)) != DS_OK)
         return st;
     return ds_be_table_list(p.be, &p.call, bucket, items, n);
 }
@@ -111,8 +116,7 @@ ds_status_t ds_cmd_table_drop(ds_ctx_t *ctx, const char *project, const char *bu
     ds_status_t st = ds_cmd_open_project(ctx, project, &p);
     if (st != DS_OK)
         return st;
-    if ((st = ds_ident_check_bucket(bucket, "bucket", &ctx->err)) != DS_OK ||
-        (st = ds_ident_check_name(table, "table", &ctx->err)) != DS_OK)
+    if ((st = ds_cmd_resolve_table(ctx, &p, &bucket, &table, false, NULL, NULL)) != DS_OK)
         return st;
     if ((st = ds_cmd_enter_table(ctx, project, bucket, table)) != DS_OK ||
         (st = ds_cmd_enter_ddl(ctx, project)) != DS_OK)

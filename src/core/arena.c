@@ -4,10 +4,13 @@
 #include "core/arena.h"
 
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include "core/alloc.h"
 
 typedef struct chunk {
     struct chunk *next;
@@ -26,6 +29,7 @@ struct ds_arena {
     chunk_t *chunks;
     hook_t *hooks;
     size_t next_size;
+    bool failed; /* an allocation failed: the request must not succeed */
 };
 
 ds_arena_t *ds_arena_create(void)
@@ -67,9 +71,11 @@ void *ds_arena_alloc(ds_arena_t *a, size_t n)
         size_t size = a->next_size;
         while (size < n)
             size *= 2;
-        c = malloc(sizeof(chunk_t) + size);
-        if (!c)
+        c = ds_alloc_inject_failure() ? NULL : malloc(sizeof(chunk_t) + size);
+        if (!c) {
+            a->failed = true;
             return NULL;
+        }
         c->size = size;
         c->used = 0;
         if (a->chunks && n > a->next_size / 2) {
@@ -122,10 +128,13 @@ char *ds_arena_printf(ds_arena_t *a, const char *fmt, ...)
     return p;
 }
 
+bool ds_arena_failed(const ds_arena_t *a) { return a && a->failed; }
+
 int ds_arena_on_destroy(ds_arena_t *a, ds_cleanup_cb cb, void *p)
 {
-    hook_t *h = malloc(sizeof(*h));
+    hook_t *h = ds_alloc_inject_failure() ? NULL : malloc(sizeof(*h));
     if (!h) {
+        a->failed = true;
         cb(p);
         return -1;
     }

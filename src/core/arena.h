@@ -9,6 +9,7 @@
 #ifndef DS_CORE_ARENA_H
 #define DS_CORE_ARENA_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 typedef struct ds_arena ds_arena_t;
@@ -25,6 +26,12 @@ char *ds_arena_strdup(ds_arena_t *a, const char *s);
 char *ds_arena_strndup(ds_arena_t *a, const char *s, size_t n);
 /* printf into the arena. */
 char *ds_arena_printf(ds_arena_t *a, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/*
+ * True when any allocation from a (or a cleanup registration) failed since it
+ * was created: whatever the request built may be incomplete, so it must fail
+ * with an out-of-memory error (the command layer and transports check this).
+ */
+bool ds_arena_failed(const ds_arena_t *a);
 /* Registers cb(p) to run when the arena is destroyed. Returns 0, or -1 on exhaustion (cb then runs now). */
 int ds_arena_on_destroy(ds_arena_t *a, ds_cleanup_cb cb, void *p);
 

@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/alloc.h"
 #include "core/ident.h"
 
 static bool reserve(ds_buf_t *b, size_t extra)
@@ -19,7 +20,7 @@ static bool reserve(ds_buf_t *b, size_t extra)
     size_t cap = b->cap ? b->cap : 64;
     while (cap < b->len + extra + 1)
         cap *= 2;
-    char *p = realloc(b->data, cap);
+    char *p = ds_alloc_inject_failure() ? NULL : realloc(b->data, cap);
     if (!p) {
         b->oom = true;
         return false;
@@ -31,6 +32,10 @@ static bool reserve(ds_buf_t *b, size_t extra)
 
 void ds_buf_append(ds_buf_t *b, const char *s, size_t n)
 {
+    if (!s && n) {
+        b->oom = true; /* the text to append was itself never built */
+        return;
+    }
     if (!reserve(b, n))
         return;
     memcpy(b->data + b->len, s, n);
@@ -38,7 +43,24 @@ void ds_buf_append(ds_buf_t *b, const char *s, size_t n)
     b->data[b->len] = '\0';
 }
 
-void ds_buf_puts(ds_buf_t *b, const char *s) { ds_buf_append(b, s, strlen(s)); }
+void ds_buf_puts(ds_buf_t *b, const char *s)
+{
+    if (!s) {
+        b->oom = true;
+        return;
+    }
+    ds_buf_append(b, s, strlen(s));
+}
+
+void ds_buf_append_buf(ds_buf_t *b, const ds_buf_t *src)
+{
+    if (src->oom) {
+        b->oom = true;
+        return;
+    }
+    if (src->len)
+        ds_buf_append(b, src->data, src->len);
+}
 
 void ds_buf_printf(ds_buf_t *b, const char *fmt, ...)
 {
@@ -56,6 +78,10 @@ void ds_buf_printf(ds_buf_t *b, const char *fmt, ...)
 
 void ds_buf_ident(ds_buf_t *b, const char *name)
 {
+    if (!name) {
+        b->oom = true;
+        return;
+    }
     size_t need = strlen(name) * 2 + 3;
     if (!reserve(b, need))
         return;
@@ -68,6 +94,10 @@ void ds_buf_ident(ds_buf_t *b, const char *name)
 
 void ds_buf_literal(ds_buf_t *b, const char *s)
 {
+    if (!s) {
+        b->oom = true;
+        return;
+    }
     size_t need = strlen(s) * 2 + 3;
     if (!reserve(b, need))
         return;
@@ -78,7 +108,16 @@ void ds_buf_literal(ds_buf_t *b, const char *s)
     b->len += strlen(b->data + b->len);
 }
 
-const char *ds_buf_cstr(const ds_buf_t *b) { return b->data ? b->data : ""; }
+const char *ds_buf_cstr(const ds_buf_t *b)
+{
+    if (b->oom)
+        return NULL;
+    return b->data ? b->data : "";
+}
+
+bool ds_buf_failed(const ds_buf_t *b) { return b->oom; }
+
+const char *ds_buf_text(const ds_buf_t *b) { return b->oom ? "(out of memory)" : b->data ? b->data : ""; }
 
 void ds_buf_reset(ds_buf_t *b)
 {

@@ -4,6 +4,14 @@
  * A ds_buf_t starts zeroed ({0}) and grows with malloc. On allocation failure
  * it latches an error flag (oom) and further appends do nothing, so builders
  * check once at the end. The content is always NUL-terminated once non-empty.
+ *
+ * A failed buffer never yields its partial content: ds_buf_cstr returns NULL
+ * (and every SQL executor refuses NULL with an out-of-memory error), and
+ * appending a NULL string or a failed buffer (ds_buf_append_buf) fails the
+ * destination too, so text built from pieces cannot silently lose one (a
+ * DELETE cannot lose its WHERE). Never pass ds_buf_cstr() of a buffer to a
+ * printf "%s": append it with ds_buf_append_buf, or use ds_buf_text for
+ * messages.
  * Owner frees with ds_buf_free. Not thread-safe (one owner).
  */
 #ifndef DS_CORE_BUF_H
@@ -20,14 +28,24 @@ typedef struct {
 } ds_buf_t;
 
 void ds_buf_append(ds_buf_t *b, const char *s, size_t n);
+/* Appends s; s == NULL (a piece that was never built) fails b. */
 void ds_buf_puts(ds_buf_t *b, const char *s);
+/* Appends src's content; a failed src fails b. */
+void ds_buf_append_buf(ds_buf_t *b, const ds_buf_t *src);
 void ds_buf_printf(ds_buf_t *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-/* Appends name quoted as an SQL identifier (through ds_ident_quote). */
+/* Appends name quoted as an SQL identifier (through ds_ident_quote); NULL fails b. */
 void ds_buf_ident(ds_buf_t *b, const char *name);
-/* Appends s as an SQL string literal. */
+/* Appends s as an SQL string literal; NULL fails b. */
 void ds_buf_literal(ds_buf_t *b, const char *s);
-/* The content as a C string ("" when empty). Valid until the next append or free. */
+/*
+ * The content as a C string ("" when empty), or NULL when an allocation
+ * failed while building it. Valid until the next append or free.
+ */
 const char *ds_buf_cstr(const ds_buf_t *b);
+/* True when an allocation failed while building b. */
+bool ds_buf_failed(const ds_buf_t *b);
+/* For messages only: the content, or "(out of memory)" when building it failed. */
+const char *ds_buf_text(const ds_buf_t *b);
 /* Empties the buffer, keeping its memory. */
 void ds_buf_reset(ds_buf_t *b);
 /* Frees the memory; b may be NULL. b is zeroed. */

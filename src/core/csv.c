@@ -33,7 +33,7 @@ ds_status_t ds_csv_read_header(ds_arena_t *arena, const char *path, const ds_csv
     ds_buf_t field = {0};
     size_t cap = 16, count = 0;
     const char **out = ds_arena_alloc(arena, sizeof(char *) * cap);
-    bool inq = false, at_start = true, done = false;
+    bool inq = false, at_start = true, done = !out, oom = !out;
     size_t total = 0;
     int c = gzgetc(f);
     /* A UTF-8 byte order mark is not part of the first name. */
@@ -92,6 +92,10 @@ ds_status_t ds_csv_read_header(ds_arena_t *arena, const char *path, const ds_csv
         if (end || c == delim || c == '\n') {
             if (count == cap) {
                 const char **bigger = ds_arena_alloc(arena, sizeof(char *) * cap * 2);
+                if (!bigger) {
+                    oom = done = true;
+                    continue;
+                }
                 memcpy(bigger, out, sizeof(char *) * cap);
                 out = bigger;
                 cap *= 2;
@@ -100,6 +104,10 @@ ds_status_t ds_csv_read_header(ds_arena_t *arena, const char *path, const ds_csv
             if (len && field.data[len - 1] == '\r' && (end || c == '\n'))
                 len--;
             char *name = ds_arena_alloc(arena, len + 1);
+            if (!name || ds_buf_failed(&field)) {
+                oom = done = true;
+                continue;
+            }
             if (len)
                 memcpy(name, field.data, len);
             out[count++] = name;
@@ -115,6 +123,8 @@ ds_status_t ds_csv_read_header(ds_arena_t *arena, const char *path, const ds_csv
     }
     ds_buf_free(&field);
     gzclose(f);
+    if (oom)
+        return ds_err_set(err, DS_UNAVAILABLE, "out of memory while reading the CSV header");
     if (inq)
         return ds_err_setk(err, DS_INVALID_ARGUMENT, DS_KBC_INVALID_SOURCE_DATA,
                            "the CSV header has an unterminated enclosure");

@@ -318,6 +318,8 @@ ds_status_t ds_json_str_array(ds_rest_req_t *req, json_t *obj, const char *field
                            field);
     size_t len = json_array_size(v);
     const char **arr = ds_arena_alloc(req->ctx.arena, sizeof(char *) * (len ? len : 1));
+    if (!arr)
+        return ds_err_set(&req->ctx.err, DS_UNAVAILABLE, "out of memory");
     for (size_t i = 0; i < len; i++) {
         json_t *e = json_array_get(v, i);
         if (!json_is_string(e))

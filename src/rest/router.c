@@ -118,7 +118,7 @@ const ds_rest_route_t *ds_rest_match(const char *method, const char *path, ds_re
             continue;
         if (strcmp(r->method, method) != 0) {
             *method_mismatch = true;
-            if (!strstr(ds_buf_cstr(&allow), r->method))
+            if (!strstr(ds_buf_text(&allow), r->method))
                 ds_buf_printf(&allow, "%s%s", allow.len ? ", " : "", r->method);
             continue;
         }
@@ -127,7 +127,7 @@ const ds_rest_route_t *ds_rest_match(const char *method, const char *path, ds_re
         break;
     }
     if (!found && req && allow.len)
-        req->allow = ds_arena_strdup(req->ctx.arena, ds_buf_cstr(&allow));
+        req->allow = ds_arena_strdup(req->ctx.arena, ds_buf_text(&allow));
     ds_buf_free(&allow);
     return found;
 }

@@ -255,6 +255,8 @@ static ds_status_t parse_columns(ds_rest_req_t *req, json_t *body, ds_table_crea
         return ds_err_setf(&req->ctx.err, DS_INVALID_ARGUMENT, "columns", "field \"columns\" must be an array");
     in->n_columns = json_array_size(cols);
     in->columns = ds_arena_alloc(req->ctx.arena, sizeof(ds_column_in_t) * (in->n_columns ? in->n_columns : 1));
+    if (!in->columns)
+        return ds_err_set(&req->ctx.err, DS_UNAVAILABLE, "out of memory");
     for (size_t i = 0; i < in->n_columns; i++) {
         json_t *c = json_array_get(cols, i);
         ds_column_in_t *col = &in->columns[i];

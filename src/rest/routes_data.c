@@ -44,7 +44,7 @@ static ds_status_t enum_of(ds_rest_req_t *req, json_t *obj, const char *field, c
     for (int i = 0; names[i]; i++)
         ds_buf_printf(&allowed, "%s%s", i ? ", " : "", names[i]);
     ds_status_t st = ds_err_setf(&CTX->err, DS_INVALID_ARGUMENT, field, "field \"%s\": \"%s\" is not one of: %s", field,
-                                 v, ds_buf_cstr(&allowed));
+                                 v, ds_buf_text(&allowed));
     ds_buf_free(&allowed);
     return st;
 }
@@ -94,6 +94,8 @@ static ds_status_t parse_filters(ds_rest_req_t *req, json_t *arr, ds_where_t *w)
         return ds_err_setf(&CTX->err, DS_INVALID_ARGUMENT, "where_filters", "where_filters must be an array");
     w->n_filters = json_array_size(arr);
     w->filters = ds_arena_alloc(CTX->arena, sizeof(ds_filter_t) * (w->n_filters ? w->n_filters : 1));
+    if (!w->filters)
+        return ds_err_set(&CTX->err, DS_UNAVAILABLE, "out of memory");
     for (size_t i = 0; i < w->n_filters; i++) {
         json_t *f = json_array_get(arr, i);
         ds_filter_t *o = &w->filters[i];
@@ -146,6 +148,8 @@ static ds_status_t parse_order(ds_rest_req_t *req, json_t *arr, ds_order_t **ord
         return ds_err_setf(&CTX->err, DS_INVALID_ARGUMENT, "order_by", "order_by must be an array");
     *n = json_array_size(arr);
     *order = ds_arena_alloc(CTX->arena, sizeof(ds_order_t) * (*n ? *n : 1));
+    if (!*order)
+        return ds_err_set(&CTX->err, DS_UNAVAILABLE, "out of memory");
     for (size_t i = 0; i < *n; i++) {
         json_t *o = json_array_get(arr, i);
         int dir;
@@ -295,6 +299,8 @@ static ds_status_t h_import_table(ds_rest_req_t *req, ds_rest_resp_t *resp)
         in.n_mapping = json_array_size(map);
         in.src_columns = ds_arena_alloc(CTX->arena, sizeof(char *) * (in.n_mapping ? in.n_mapping : 1));
         in.dst_columns = ds_arena_alloc(CTX->arena, sizeof(char *) * (in.n_mapping ? in.n_mapping : 1));
+        if (!in.src_columns || !in.dst_columns)
+            return ds_err_set(&CTX->err, DS_UNAVAILABLE, "out of memory");
         for (size_t i = 0; i < in.n_mapping; i++) {
             json_t *m = json_array_get(map, i);
             if (!json_is_object(m))
@@ -346,10 +352,15 @@ static const char **split(ds_rest_req_t *req, const char *s, char sep, size_t *n
         count += *p == sep;
     const char **out = ds_arena_alloc(CTX->arena, sizeof(char *) * count);
     *n = 0;
+    if (!out)
+        return NULL;
     const char *start = s;
     for (const char *p = s;; p++) {
         if (*p == sep || *p == '\0') {
-            out[(*n)++] = ds_arena_strndup(CTX->arena, start, (size_t)(p - start));
+            if (!(out[(*n)++] = ds_arena_strndup(CTX->arena, start, (size_t)(p - start)))) {
+                *n = 0;
+                return NULL;
+            }
             if (!*p)
                 break;
             start = p + 1;
@@ -373,12 +384,13 @@ static ds_status_t parse_preview_query(ds_rest_req_t *req, ds_preview_t *in)
             return ds_err_setf(&CTX->err, DS_INVALID_ARGUMENT, "limit", "limit must be an integer from 1 to 1000");
         in->limit = l;
     }
-    if ((v = ds_rest_query(req, "columns")) && *v)
-        in->columns = split(req, v, ',', &in->n_columns);
+    if ((v = ds_rest_query(req, "columns")) && *v && !(in->columns = split(req, v, ',', &in->n_columns)))
+        return ds_err_set(&CTX->err, DS_UNAVAILABLE, "out of memory");
     if ((v = ds_rest_query(req, "order_by")) && *v) {
         size_t n;
         const char **items = split(req, v, ',', &n);
-        in->order = ds_arena_alloc(CTX->arena, sizeof(ds_order_t) * n);
+        if (!items || !(in->order = ds_arena_alloc(CTX->arena, sizeof(ds_order_t) * n)))
+            return ds_err_set(&CTX->err, DS_UNAVAILABLE, "out of memory");
         in->n_order = n;
         for (size_t i = 0; i < n; i++) {
             char *colon = strchr(items[i], ':');
@@ -394,11 +406,14 @@ static ds_status_t parse_preview_query(ds_rest_req_t *req, ds_preview_t *in)
     if ((v = ds_rest_query(req, "where")) && *v) {
         size_t n;
         const char **items = split(req, v, ';', &n);
-        in->where.filters = ds_arena_alloc(CTX->arena, sizeof(ds_filter_t) * n);
+        if (!items || !(in->where.filters = ds_arena_alloc(CTX->arena, sizeof(ds_filter_t) * n)))
+            return ds_err_set(&CTX->err, DS_UNAVAILABLE, "out of memory");
         in->where.n_filters = n;
         for (size_t i = 0; i < n; i++) {
             size_t parts;
             const char **p = split(req, items[i], ':', &parts);
+            if (!p)
+                return ds_err_set(&CTX->err, DS_UNAVAILABLE, "out of memory");
             if (parts < 3)
                 return ds_err_setf(&CTX->err, DS_INVALID_ARGUMENT, "where", "where must be column:operator:value[|value...]");
             ds_filter_t *f = &in->where.filters[i];
@@ -412,7 +427,8 @@ static ds_status_t parse_preview_query(ds_rest_req_t *req, ds_preview_t *in)
             f->op = (ds_filter_op_t)op;
             /* The value may itself contain ':' (times): rejoin the rest. */
             const char *rest = strchr(strchr(items[i], ':') + 1, ':') + 1;
-            f->values = split(req, rest, '|', &f->n_values);
+            if (!(f->values = split(req, rest, '|', &f->n_values)))
+                return ds_err_set(&CTX->err, DS_UNAVAILABLE, "out of memory");
         }
     }
     in->where.changed_since = ds_rest_query(req, "changed_since");

@@ -262,6 +262,10 @@ static enum MHD_Result dispatch(req_state_t *rs, struct MHD_Connection *conn)
                    (long long)max_body);
         return send_error(rs, conn, err);
     }
+    if (ds_buf_failed(&rs->body)) {
+        ds_err_set(err, DS_UNAVAILABLE, "out of memory while reading the request body");
+        return send_error(rs, conn, err);
+    }
     req->body = rs->body.data ? rs->body.data : "";
     req->body_len = rs->body.len;
     ds_rest_resp_t resp = {0};

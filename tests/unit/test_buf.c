@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/alloc.h"
 #include "core/buf.h"
 
 static ds_buf_t b;
@@ -171,7 +172,8 @@ Test(buf, out_of_memory_latches)
     ds_buf_printf(&b, "%d", 5);
     ds_buf_ident(&b, "x");
     ds_buf_literal(&b, "y");
-    cr_assert_str_eq(ds_buf_cstr(&b), "before", "appends after a failure do nothing");
+    cr_assert_null(ds_buf_cstr(&b), "a failed buffer never yields its partial content");
+    cr_assert_str_eq(ds_buf_text(&b), "(out of memory)");
     cr_assert_null(ds_buf_steal(&b), "a failed build is reported once, at the end");
     cr_assert_null(b.data);
     cr_assert_not(b.oom, "steal resets the buffer");
@@ -186,4 +188,49 @@ Test(buf, free_zeroes_and_accepts_null)
     cr_assert_eq(b.cap, 0);
     ds_buf_free(&b);
     ds_buf_free(NULL);
+}
+
+Test(buf, injected_allocation_failure_hides_the_partial_text)
+{
+    ds_buf_puts(&b, "DELETE FROM t");
+    ds_alloc_fail_after(0); /* the next growth fails */
+    ds_buf_puts(&b, " WHERE id = 'a value long enough to make the buffer grow past its first 64 bytes'");
+    ds_alloc_fail_after(-1);
+    cr_assert(ds_buf_failed(&b));
+    cr_assert_null(ds_buf_cstr(&b), "\"DELETE FROM t\" without its WHERE must never come out");
+    ds_buf_puts(&b, " more");
+    cr_assert_null(ds_buf_cstr(&b), "the failure latches");
+}
+
+Test(buf, a_piece_that_failed_fails_the_whole)
+{
+    ds_buf_t where = {0};
+    ds_buf_puts(&where, " WHERE id = 1");
+    where.oom = true;
+    ds_buf_puts(&b, "DELETE FROM t");
+    ds_buf_append_buf(&b, &where);
+    cr_assert_null(ds_buf_cstr(&b), "appending a failed buffer fails the destination");
+    ds_buf_free(&where);
+    ds_buf_free(&b);
+    ds_buf_puts(&b, "DELETE FROM t");
+    ds_buf_puts(&b, NULL);
+    cr_assert_null(ds_buf_cstr(&b), "appending a string that was never built fails the destination");
+    ds_buf_free(&b);
+    ds_buf_puts(&b, "x = ");
+    ds_buf_literal(&b, NULL);
+    cr_assert_null(ds_buf_cstr(&b));
+    ds_buf_free(&b);
+    ds_buf_puts(&b, "SELECT ");
+    ds_buf_ident(&b, NULL);
+    cr_assert_null(ds_buf_cstr(&b));
+}
+
+Test(buf, append_buf_copies_a_good_piece)
+{
+    ds_buf_t where = {0};
+    ds_buf_puts(&where, " WHERE id = 1");
+    ds_buf_puts(&b, "DELETE FROM t");
+    ds_buf_append_buf(&b, &where);
+    ds_buf_free(&where);
+    cr_assert_str_eq(ds_buf_cstr(&b), "DELETE FROM t WHERE id = 1");
 }
