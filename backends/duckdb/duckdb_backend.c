@@ -129,6 +129,7 @@ static ds_status_t unreadable(be_t *be, const char *id, ds_err_t *err)
     be->host->log(3, "duckdb", "project %s: its file cannot be opened: %s", id, err->message);
     const char *why = strstr(err->message, "not a valid DuckDB database file") ? "it is not a valid DuckDB file (damaged)"
                       : strstr(err->message, "ermission denied")                 ? "permission denied"
+                      : strstr(err->message, "Could not set lock")                ? "another process holds its lock"
                                                                                  : "it is damaged or unreadable";
     return ds_err_set(err, DS_UNAVAILABLE,
                       "project \"%s\" is unavailable: its storage file cannot be opened (%s); the operator's log "
