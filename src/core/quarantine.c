@@ -276,9 +276,12 @@ int ds_quarantine_list(const char *data_dir, FILE *out, ds_err_t *err)
         char dir[PATH_MAX + 256], what[1024];
         snprintf(dir, sizeof(dir), "%s/%s", base, names[i]);
         read_what(dir, what, sizeof(what));
+        char why[PATH_MAX + 512];
+        snprintf(why, sizeof(why), "%s/why.json", dir);
         int64_t age = now - folder_time(names[i]);
+        /* The bytes set aside, without the note that says why. */
         fprintf(out, "%s\t%lldh\t%lld bytes\t%s\n", names[i], (long long)(age > 0 ? age / 3600 : 0),
-                (long long)tree_bytes(dir), what);
+                (long long)(tree_bytes(dir) - tree_bytes(why)), what);
     }
     free_names(names, n);
     return (int)n;
