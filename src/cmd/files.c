@@ -1630,9 +1630,8 @@ static void reconcile_walk(reconcile_t *rc, const char *dir, const char *rel)
     closedir(d);
 }
 
-/* Removes the sidecars in area whose id is not a READY row of project (rows sorted by project). */
-static void reconcile_sidecars(ds_arena_t *a, const char *area, const char *project, const ds_file_rec_t *rows,
-                               size_t n)
+/* Removes the sidecars in area whose id is not a READY row of project (ids: sorted (project, id) refs). */
+static void reconcile_sidecars(ds_arena_t *a, const char *area, const char *project, const key_ref_t *ids, size_t n)
 {
     const char *dir = ds_arena_printf(a, "%s/index", area);
     DIR *d = opendir(dir);
@@ -1642,10 +1641,9 @@ static void reconcile_sidecars(ds_arena_t *a, const char *area, const char *proj
             continue;
         char id[DS_FILE_ID_HEX + 1];
         snprintf(id, sizeof(id), "%.*s", (int)strcspn(e->d_name, "."), e->d_name);
-        bool named = false;
-        for (size_t i = 0; i < n && !named; i++)
-            named = rows[i].state == DS_FILE_READY && strcmp(rows[i].project, project) == 0 &&
-                    strcmp(rows[i].id, id) == 0 && strcmp(e->d_name + strlen(id), ".json") == 0;
+        key_ref_t probe = {project, id};
+        bool named = strcmp(e->d_name + strlen(id), ".json") == 0 &&
+                     bsearch(&probe, ids, n, sizeof(*ids), cmp_key_ref) != NULL;
         if (!named)
             unlink(ds_arena_printf(a, "%s/%s", dir, e->d_name));
     }
@@ -1711,6 +1709,15 @@ static void reconcile(void)
                    rows[i].id, e.message);
     }
 
+    /* The ids of the READY rows left, for the sidecars. */
+    key_ref_t *ids = ds_arena_alloc(a, sizeof(*ids) * (n ? n : 1));
+    size_t nids = 0;
+    for (size_t i = 0; ids && i < n; i++)
+        if (rows[i].state == DS_FILE_READY)
+            ids[nids++] = (key_ref_t){rows[i].project, rows[i].id};
+    if (ids)
+        qsort(ids, nids, sizeof(*ids), cmp_key_ref);
+
     const char *root = ds_arena_printf(a, "%s/files", data_dir());
     DIR *d = opendir(root);
     struct dirent *de;
@@ -1738,7 +1745,8 @@ static void reconcile(void)
         reconcile_walk(&rc, rc.objects, "");
         if (rc.qdir[0])
             ds_quarantine_close(rc.qdir, rc.removed > 0, "unindexed-files", rc.what);
-        reconcile_sidecars(a, area, project, rows, n);
+        if (ids)
+            reconcile_sidecars(a, area, project, ids, nids);
     }
     if (d)
         closedir(d);

@@ -311,3 +311,30 @@ def test_corrupt_project_file_makes_only_that_project_unavailable(server, admin)
     assert b.table("t")["rows"] == 3
     assert {p["id"] for p in list_items(admin, "/projects")} == {"alpha", "beta"}
     assert server.project_file("alpha").exists() and quarantined(server) == {}
+
+
+def test_data_from_before_the_copies_gets_them_at_the_next_start(server, admin, tmp_path):
+    """An upgrade: projects without a catalog copy and files without sidecars get them once, at
+    start, so that a later catalog loss is rebuilt in full."""
+    projs = populate(server, admin)
+    before = snapshot(admin, projs)
+    server.stop()
+    # What an older version left: no copy in the project files, no sidecars, no marker.
+    for pid in projs:
+        duckdb_exec(server.project_file(pid), "DROP TABLE _ds.catalog_copy")
+        shutil.rmtree(server.data_dir / "files" / f"project_{pid}" / "index")
+    duckdb_exec(server.data_dir / "catalog.duckdb", "DELETE FROM catalog_flags")
+
+    server.start()
+    assert "wrote the catalog record of 2 older projects" in server.log_text()
+    n_files = len(before["alpha"]["files"]) + len(before["beta"]["files"])
+    sidecars = list((server.data_dir / "files").glob("project_*/index/*.json"))
+    assert len(sidecars) == n_files, f"{len(sidecars)} sidecars for {n_files} files"
+    server.stop()
+    move_catalog_away(server, tmp_path / "lost")
+
+    server.start()
+    admin = server.api()
+    for p in projs.values():
+        p.admin = admin
+    assert snapshot(admin, projs) == before
