@@ -7,6 +7,8 @@
  */
 #include "core/quarantine.h"
 
+#include "core/log.h"
+
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -17,8 +19,6 @@
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
-
-#include "core/log.h"
 
 static void sync_dir(const char *path)
 {
@@ -40,8 +40,8 @@ static ds_status_t root(const char *data_dir, char *out, size_t outsz, ds_err_t 
     return DS_OK;
 }
 
-ds_status_t ds_quarantine_open(const char *data_dir, const char *reason, const char *what, const char *from,
-                               char *dir, size_t dirsz, ds_err_t *err)
+ds_status_t ds_quarantine_open(const char *data_dir, const char *reason, const char *what, const char *from, char *dir,
+                               size_t dirsz, ds_err_t *err)
 {
     char base[PATH_MAX], stamp[32], moved_at[32];
     ds_status_t st = root(data_dir, base, sizeof(base), err);
@@ -204,15 +204,20 @@ static int64_t folder_time(const char *name)
 {
     struct tm tm = {0};
     char z;
-    if (strlen(name) < 16 || sscanf(name, "%4d%2d%2dT%2d%2d%2d%c", &tm.tm_year, &tm.tm_mon, &tm.tm_mday, &tm.tm_hour,
-                                    &tm.tm_min, &tm.tm_sec, &z) != 7 || z != 'Z')
+    if (strlen(name) < 16 ||
+        sscanf(name, "%4d%2d%2dT%2d%2d%2d%c", &tm.tm_year, &tm.tm_mon, &tm.tm_mday, &tm.tm_hour, &tm.tm_min, &tm.tm_sec,
+               &z) != 7 ||
+        z != 'Z')
         return -1;
     tm.tm_year -= 1900;
     tm.tm_mon -= 1;
     return (int64_t)timegm(&tm);
 }
 
-static int cmp_str(const void *a, const void *b) { return strcmp(*(char *const *)a, *(char *const *)b); }
+static int cmp_str(const void *a, const void *b)
+{
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
 
 /* The quarantine folder names, sorted (malloc'd array of malloc'd strings; *n entries). */
 static ds_status_t folders(const char *data_dir, char *base, size_t basesz, char ***names, size_t *n, ds_err_t *err)

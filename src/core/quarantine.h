@@ -18,12 +18,12 @@
 #ifndef DS_CORE_QUARANTINE_H
 #define DS_CORE_QUARANTINE_H
 
+#include "core/status.h"
+
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
-
-#include "core/status.h"
 
 #define DS_QUARANTINE_DIR "quarantine"
 
@@ -33,8 +33,8 @@
  * where it came. The folder path goes to dir (dirsz bytes). why.json is
  * written and synced before the call returns.
  */
-ds_status_t ds_quarantine_open(const char *data_dir, const char *reason, const char *what, const char *from,
-                               char *dir, size_t dirsz, ds_err_t *err);
+ds_status_t ds_quarantine_open(const char *data_dir, const char *reason, const char *what, const char *from, char *dir,
+                               size_t dirsz, ds_err_t *err);
 /*
  * Renames path to <dir>/<name> (name may contain "/": its folders are
  * created). A path that does not exist is DS_NOT_FOUND and changes nothing.

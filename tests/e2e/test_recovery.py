@@ -311,6 +311,10 @@ def test_corrupt_project_file_makes_only_that_project_unavailable(server, admin)
     assert b.table("t")["rows"] == 3
     assert {p["id"] for p in list_items(admin, "/projects")} == {"alpha", "beta"}
     assert server.project_file("alpha").exists() and quarantined(server) == {}
+    # The operator's other way out: a damaged project that is not needed can be deleted.
+    r = admin.delete("/projects/alpha")
+    assert r.status_code in (200, 204), r.text
+    assert [p["id"] for p in list_items(admin, "/projects")] == ["beta"]
 
 
 def test_data_from_before_the_copies_gets_them_at_the_next_start(server, admin, tmp_path):

@@ -2,6 +2,8 @@
  * test_quarantine.c - core/quarantine.c: moves keep the bytes and say why,
  * folders that got nothing vanish, list shows, purge honours the age.
  */
+#include "core/quarantine.h"
+
 #include <criterion/criterion.h>
 #include <dirent.h>
 #include <ftw.h>
@@ -10,8 +12,6 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
-
-#include "core/quarantine.h"
 
 static char data[256];
 
@@ -49,7 +49,10 @@ static int remove_entry(const char *path, const struct stat *sb, int flag, struc
     return remove(path);
 }
 
-static void teardown(void) { nftw(data, remove_entry, 16, FTW_DEPTH | FTW_PHYS); }
+static void teardown(void)
+{
+    nftw(data, remove_entry, 16, FTW_DEPTH | FTW_PHYS);
+}
 
 TestSuite(quarantine, .init = setup, .fini = teardown);
 
