@@ -1,10 +1,13 @@
 /*
- * main.c - the duckstore command line: serve, version, --help.
+ * main.c - the duckstore command line: serve, quarantine, version, --help.
  *
  * serve: reads the configuration (defaults < env < flags), starts the service
  * core (catalog, backends, recovery), then the transports, and waits for
  * SIGTERM/SIGINT. Shutdown stops accepting, lets in-flight requests finish,
  * then closes every DuckDB file cleanly, and exits 0.
+ *
+ * quarantine list|purge: the operator's view of what startup recovery set
+ * aside (core/quarantine.h); it reads only <data>/quarantine/.
  */
 #include <duckdb.h>
 #include <signal.h>
@@ -16,6 +19,7 @@
 #include "core/config.h"
 #include "core/log.h"
 #include "core/metrics.h"
+#include "core/quarantine.h"
 #include "grpc/ds_grpc.h"
 #include "rest/rest.h"
 
@@ -24,6 +28,8 @@
 static void usage(FILE *out)
 {
     fprintf(out, "usage: duckstore serve [--flag=value ...]\n"
+                 "       duckstore quarantine list [--data-dir DIR]\n"
+                 "       duckstore quarantine purge [--data-dir DIR] (--older-than DURATION | --all)\n"
                  "       duckstore version\n"
                  "       duckstore --help\n\n"
                  "Settings (flag, environment variable, default):\n");
@@ -99,6 +105,74 @@ out:
     return rc;
 }
 
+/* The value of --name=value or --name value at argv[*i] (advancing *i), or NULL. */
+static const char *flag_value(int argc, char **argv, int *i, const char *name)
+{
+    size_t n = strlen(name);
+    if (strncmp(argv[*i], name, n) != 0)
+        return NULL;
+    if (argv[*i][n] == '=')
+        return argv[*i] + n + 1;
+    if (argv[*i][n] == '\0' && *i + 1 < argc)
+        return argv[++*i];
+    return NULL;
+}
+
+static int quarantine(int argc, char **argv)
+{
+    const char *data_dir = getenv("DUCKSTORE_DATA_DIR"), *older = NULL;
+    bool all = false;
+    ds_err_t err = {0};
+    if (argc < 3 || (strcmp(argv[2], "list") != 0 && strcmp(argv[2], "purge") != 0)) {
+        fprintf(stderr, "duckstore: quarantine needs \"list\" or \"purge\"\n\n");
+        usage(stderr);
+        return 2;
+    }
+    bool purge = strcmp(argv[2], "purge") == 0;
+    for (int i = 3; i < argc; i++) {
+        const char *v;
+        if ((v = flag_value(argc, argv, &i, "--data-dir")) != NULL)
+            data_dir = v;
+        else if (purge && (v = flag_value(argc, argv, &i, "--older-than")) != NULL)
+            older = v;
+        else if (purge && strcmp(argv[i], "--all") == 0)
+            all = true;
+        else {
+            fprintf(stderr, "duckstore: quarantine %s: unknown or incomplete argument \"%s\"\n", argv[2], argv[i]);
+            return 2;
+        }
+    }
+    if (!data_dir || !*data_dir)
+        data_dir = "./var";
+    if (!purge) {
+        int n = ds_quarantine_list(data_dir, stdout, &err);
+        if (n < 0) {
+            fprintf(stderr, "duckstore: %s\n", err.message);
+            return 1;
+        }
+        if (n == 0)
+            printf("quarantine of %s is empty\n", data_dir);
+        return 0;
+    }
+    int64_t older_than = 0;
+    if (all == (older != NULL)) {
+        fprintf(stderr, "duckstore: quarantine purge needs exactly one of --older-than DURATION (e.g. 7d) or --all\n");
+        return 2;
+    }
+    if (older && !ds_parse_duration(older, &older_than)) {
+        fprintf(stderr, "duckstore: --older-than: \"%s\" is not a duration (use e.g. 30s, 10m, 2h or 7d)\n", older);
+        return 2;
+    }
+    int removed = 0;
+    ds_status_t st = ds_quarantine_purge(data_dir, older_than, stdout, &removed, &err);
+    printf("purged %d quarantine folder%s of %s\n", removed, removed == 1 ? "" : "s", data_dir);
+    if (st != DS_OK) {
+        fprintf(stderr, "duckstore: %s\n", err.message);
+        return 1;
+    }
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
     if (argc < 2 || strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0 || strcmp(argv[1], "help") == 0) {
@@ -117,6 +191,8 @@ int main(int argc, char **argv)
             }
         return serve(argc, argv);
     }
+    if (strcmp(argv[1], "quarantine") == 0)
+        return quarantine(argc, argv);
     fprintf(stderr, "duckstore: unknown command \"%s\"\n\n", argv[1]);
     usage(stderr);
     return 2;

@@ -119,6 +119,24 @@ static bool make_room_locked(be_t *be)
     return true;
 }
 
+/*
+ * A project file that DuckDB cannot open (damaged, not a DuckDB file, unreadable):
+ * only that project is unavailable. The log gets DuckDB's words (with the path);
+ * the client gets the project and the reason, without host paths.
+ */
+static ds_status_t unreadable(be_t *be, const char *id, ds_err_t *err)
+{
+    be->host->log(3, "duckdb", "project %s: its file cannot be opened: %s", id, err->message);
+    const char *why = strstr(err->message, "not a valid DuckDB database file") ? "it is not a valid DuckDB file (damaged)"
+                      : strstr(err->message, "ermission denied")                 ? "permission denied"
+                      : strstr(err->message, "Could not set lock")                ? "another process holds its lock"
+                                                                                 : "it is damaged or unreadable";
+    return ds_err_set(err, DS_UNAVAILABLE,
+                      "project \"%s\" is unavailable: its storage file cannot be opened (%s); the operator's log "
+                      "has the details, see \"Recovery and quarantine\" in docs/operations.md",
+                      id, why);
+}
+
 /* Runs ATTACH for p. Called with be->lock held; may drop it while waiting. */
 static ds_status_t attach_locked(be_t *be, proj_t *p, const char *path, ds_err_t *err)
 {
@@ -143,6 +161,8 @@ static ds_status_t attach_locked(be_t *be, proj_t *p, const char *path, ds_err_t
     }
     if (st != DS_OK && strstr(err->message, "Unique file handle conflict"))
         st = ds_err_set(err, DS_UNAVAILABLE, "project \"%s\" is being reopened; retry", p->id);
+    else if (st != DS_OK)
+        st = unreadable(be, p->id, err);
     ds_buf_free(&sql);
     return st;
 }
@@ -1172,6 +1192,110 @@ static ds_status_t be_table_drop(void *self, ds_be_call_t *call, const char *buc
     return st;
 }
 
+/* ---- crash recovery: the catalog's copy, quarantine ---- */
+
+/*
+ * The catalog's record of the project lives in _ds.catalog_copy (one row), so
+ * a lost catalog can be rebuilt from the project files (src/cmd/service.c).
+ */
+static ds_status_t meta_put_txn(use_t *u, void *ud)
+{
+    const char *params[] = {ud};
+    ds_status_t st = ds_ddb_exec(u->conn, u->err,
+                                 "CREATE TABLE IF NOT EXISTS " META ".catalog_copy (doc VARCHAR NOT NULL);"
+                                 "DELETE FROM " META ".catalog_copy");
+    if (st == DS_OK)
+        st = ds_ddb_run(u->conn, u->err, NULL, "INSERT INTO " META ".catalog_copy VALUES ($1)", 1, params);
+    return st;
+}
+
+static ds_status_t be_project_meta_put(void *self, ds_be_call_t *call, const char *doc)
+{
+    use_t u;
+    ds_status_t st = ddb_use_begin(self, call, false, &u);
+    if (st != DS_OK)
+        return st;
+    st = ddb_in_txn(&u, meta_put_txn, (void *)doc);
+    ddb_use_end(&u);
+    return st;
+}
+
+static ds_status_t no_copy(ds_be_call_t *call)
+{
+    return ds_err_set(call->err, DS_NOT_FOUND, "project \"%s\" holds no copy of its catalog record",
+                      call->project_id);
+}
+
+static ds_status_t be_project_meta_get(void *self, ds_be_call_t *call, char **doc)
+{
+    use_t u;
+    duckdb_result r;
+    ds_status_t st = ddb_use_begin(self, call, false, &u);
+    if (st != DS_OK)
+        return st;
+    const char *params[] = {u.p->alias};
+    st = ds_ddb_run(u.conn, call->err, &r,
+                    "SELECT count(*) FROM duckdb_tables() WHERE database_name = $1 AND schema_name = '" META
+                    "' AND table_name = 'catalog_copy'",
+                    1, params);
+    if (st == DS_OK) {
+        bool has = ds_ddb_int(&r, 0, 0) > 0;
+        duckdb_destroy_result(&r);
+        if (!has)
+            st = no_copy(call);
+    }
+    if (st == DS_OK)
+        st = ds_ddb_run(u.conn, call->err, &r, "SELECT doc FROM " META ".catalog_copy LIMIT 1", 0, NULL);
+    if (st == DS_OK) {
+        char *v = duckdb_row_count(&r) ? ds_ddb_cell(&r, 0, 0) : NULL;
+        duckdb_destroy_result(&r);
+        if (!v)
+            st = no_copy(call);
+        else if (!(*doc = ((be_t *)self)->host->strdup(call, v)))
+            st = ds_err_set(call->err, DS_INTERNAL, "out of memory");
+        free(v);
+    }
+    ddb_use_end(&u);
+    return st;
+}
+
+static ds_status_t be_project_quarantine(void *self, ds_be_call_t *call, const char *dir, bool *moved)
+{
+    be_t *be = self;
+    ds_status_t st = DS_OK;
+    *moved = false;
+    pthread_mutex_lock(&be->lock);
+    proj_t *p = find_proj(be, call->project_id);
+    if (p) {
+        p->dropping = true;
+        while (p->refs > 0 || p->attaching)
+            pthread_cond_wait(&be->idle, &be->lock);
+        if (p->attached)
+            st = detach_locked(be, p, call->err);
+        if (st == DS_OK)
+            forget_proj(be, p);
+        else
+            p->dropping = false;
+    }
+    pthread_mutex_unlock(&be->lock);
+    if (st != DS_OK)
+        return st;
+    char path[4200], wal[4300], target[4500];
+    project_path(be, call->project_id, path, sizeof(path));
+    snprintf(wal, sizeof(wal), "%s.wal", path);
+    const char *srcs[] = {path, wal};
+    for (int i = 0; i < 2; i++) {
+        struct stat sb;
+        if (lstat(srcs[i], &sb) != 0)
+            continue;
+        snprintf(target, sizeof(target), "%s/%s", dir, strrchr(srcs[i], '/') + 1);
+        if (rename(srcs[i], target) != 0)
+            return ds_err_set(call->err, DS_UNAVAILABLE, "cannot move %s into %s: %s", srcs[i], dir, strerror(errno));
+        *moved = true;
+    }
+    return DS_OK;
+}
+
 static ds_backend_ops_t ops = {
     .abi_version = DS_BACKEND_ABI_VERSION,
     .struct_size = sizeof(ds_backend_ops_t),
@@ -1206,6 +1330,9 @@ static ds_backend_ops_t ops = {
     .column_drop = ddb_column_drop,
     .column_alter = ddb_column_alter,
     .primary_key_set = ddb_primary_key_set,
+    .project_meta_put = be_project_meta_put,
+    .project_meta_get = be_project_meta_get,
+    .project_quarantine = be_project_quarantine,
 };
 
 const ds_backend_ops_t *ds_be_duckdb_entry(const ds_host_api_t *host)

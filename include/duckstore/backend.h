@@ -393,6 +393,21 @@ typedef struct ds_backend_ops {
     const struct ds_be_caps *caps;
     /* One line for GET /backends ("PostgreSQL 15+ over libpq"), or NULL. */
     const char *description;
+    /*
+     * Crash recovery (docs/operations.md, "Recovery and quarantine"); each may
+     * be NULL. project_meta_put stores doc (the catalog's record of the
+     * project as JSON text, owned by the host) inside the project's own
+     * storage, replacing any earlier copy, durably, so a lost catalog can be
+     * rebuilt. project_meta_get returns that copy in *doc (call arena):
+     * DS_NOT_FOUND when the storage holds none, DS_UNAVAILABLE when the
+     * storage cannot be read. project_quarantine moves all of the project's
+     * stored data into dir (an existing folder on the data directory's file
+     * system) instead of deleting it, releasing it first; *moved says whether
+     * there was anything to move.
+     */
+    ds_status_t (*project_meta_put)(void *self, ds_be_call_t *call, const char *doc);
+    ds_status_t (*project_meta_get)(void *self, ds_be_call_t *call, char **doc);
+    ds_status_t (*project_quarantine)(void *self, ds_be_call_t *call, const char *dir, bool *moved);
 } ds_backend_ops_t;
 
 /* ---- additions after version 1 (append-only) ---- */

@@ -54,6 +54,18 @@ static inline ds_status_t ds_be_project_stats(ds_backend_t *b, ds_be_call_t *c, 
 {
     return DS_BE_CALL(b, c, project_stats, out);
 }
+static inline ds_status_t ds_be_project_meta_put(ds_backend_t *b, ds_be_call_t *c, const char *doc)
+{
+    return DS_BE_CALL(b, c, project_meta_put, doc);
+}
+static inline ds_status_t ds_be_project_meta_get(ds_backend_t *b, ds_be_call_t *c, char **doc)
+{
+    return DS_BE_CALL(b, c, project_meta_get, doc);
+}
+static inline ds_status_t ds_be_project_quarantine(ds_backend_t *b, ds_be_call_t *c, const char *dir, bool *moved)
+{
+    return DS_BE_CALL(b, c, project_quarantine, dir, moved);
+}
 static inline ds_status_t ds_be_bucket_create(ds_backend_t *b, ds_be_call_t *c, const ds_be_bucket_t *bk)
 {
     return DS_BE_CALL(b, c, bucket_create, bk);

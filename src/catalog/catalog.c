@@ -82,7 +82,12 @@ ds_status_t ds_catalog_open(const char *data_dir, ds_err_t *err)
     duckdb_state s = duckdb_open_ext(path, &db, cfg, &open_err);
     duckdb_destroy_config(&cfg);
     if (s == DuckDBError) {
-        ds_err_set(err, DS_UNAVAILABLE, "cannot open catalog %s: %s", path, open_err ? open_err : "unknown error");
+        ds_err_set(err, DS_UNAVAILABLE,
+                   "the catalog %s is damaged or unreadable (%s). Nothing was changed or deleted. Way out: restore "
+                   "catalog.duckdb from a backup, or move catalog.duckdb (and catalog.duckdb.wal) out of the data "
+                   "directory and start again: the catalog is then rebuilt from the project files (docs/operations.md, "
+                   "\"Recovery and quarantine\")",
+                   path, open_err ? open_err : "unknown error");
         duckdb_free(open_err);
         return DS_UNAVAILABLE;
     }
@@ -93,7 +98,8 @@ ds_status_t ds_catalog_open(const char *data_dir, ds_err_t *err)
     ds_status_t st = ds_ddb_exec(conn, err,
                                  "CREATE TABLE IF NOT EXISTS projects (id VARCHAR NOT NULL, name VARCHAR, "
                                  "backend VARCHAR NOT NULL, key_hash VARCHAR NOT NULL, state INTEGER NOT NULL, "
-                                 "created_at BIGINT NOT NULL, updated_at BIGINT NOT NULL)");
+                                 "created_at BIGINT NOT NULL, updated_at BIGINT NOT NULL);"
+                                 "CREATE TABLE IF NOT EXISTS catalog_flags (name VARCHAR NOT NULL)");
     if (st == DS_OK)
         st = load(err);
     if (st != DS_OK) {
@@ -294,4 +300,40 @@ ds_status_t ds_catalog_with_conn(ds_catalog_conn_cb cb, void *ud, ds_err_t *err)
     ds_status_t st = open_ ? cb((void *)conn, ud, err) : ds_err_set(err, DS_UNAVAILABLE, "catalog is not open");
     pthread_mutex_unlock(&lock);
     return st;
+}
+
+typedef struct {
+    const char *name;
+    bool set, found;
+} flag_t;
+
+static ds_status_t run_flag(void *conn, void *ud, ds_err_t *err)
+{
+    flag_t *f = ud;
+    const char *params[] = {f->name};
+    duckdb_result r;
+    if (f->set)
+        return ds_ddb_run(conn, err, NULL,
+                          "INSERT INTO catalog_flags SELECT $1 WHERE NOT EXISTS "
+                          "(SELECT 1 FROM catalog_flags WHERE name = $1)",
+                          1, params);
+    ds_status_t st = ds_ddb_run(conn, err, &r, "SELECT count(*) FROM catalog_flags WHERE name = $1", 1, params);
+    if (st == DS_OK) {
+        f->found = ds_ddb_int(&r, 0, 0) > 0;
+        duckdb_destroy_result(&r);
+    }
+    return st;
+}
+
+bool ds_catalog_flag_get(const char *name)
+{
+    flag_t f = {name, false, false};
+    ds_err_t e = {0};
+    return ds_catalog_with_conn(run_flag, &f, &e) == DS_OK && f.found;
+}
+
+ds_status_t ds_catalog_flag_set(const char *name, ds_err_t *err)
+{
+    flag_t f = {name, true, false};
+    return ds_catalog_with_conn(run_flag, &f, err);
 }

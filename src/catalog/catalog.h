@@ -10,9 +10,13 @@
  *
  * Crash safety: a project row is written with state "creating" before its
  * storage exists and set "ready" after; deletion sets "deleting" before the
- * storage is removed and drops the row after. ds_catalog_recover (at startup)
- * finishes or undoes whatever a crash interrupted, so the catalog and the
- * backends' files always agree.
+ * storage is removed and drops the row after. The recovery pass at startup
+ * (src/cmd/service.c) finishes or undoes whatever a crash interrupted, moving
+ * what it takes out of service to the quarantine, never deleting it.
+ *
+ * Every project's storage also holds a copy of its record (the backend's
+ * project_meta_put), so a lost catalog is rebuilt from the project files. The
+ * catalog wins whenever both exist; the copy is only read for a rebuild.
  */
 #ifndef DS_CATALOG_CATALOG_H
 #define DS_CATALOG_CATALOG_H
@@ -70,5 +74,13 @@ int64_t ds_catalog_project_count(void);
  */
 typedef ds_status_t (*ds_catalog_conn_cb)(void *conn, void *ud, ds_err_t *err);
 ds_status_t ds_catalog_with_conn(ds_catalog_conn_cb cb, void *ud, ds_err_t *err);
+
+/*
+ * Named one-time markers kept in the catalog file (e.g. "a copy of every
+ * project's record is in its project file"). get is false when unset or
+ * unreadable. Thread-safe.
+ */
+bool ds_catalog_flag_get(const char *name);
+ds_status_t ds_catalog_flag_set(const char *name, ds_err_t *err);
 
 #endif

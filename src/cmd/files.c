@@ -7,7 +7,12 @@
  *   objects/<key>     the files, by key (a key's "/" are real folders)
  *   staging/<id>      uploads in progress (and "<id>.old" during a replace)
  *   scratch/<random>  private directories for exports (ds_files_scratch_dir)
- * The index rows live in the catalog (src/catalog/files.h).
+ *   index/<id>.json   the file's index row as JSON (its "sidecar")
+ * The index rows live in the catalog (src/catalog/files.h). The sidecars are
+ * their copy next to the bytes, so a lost catalog's file index is rebuilt
+ * from them (ds_files_rebuild_index); the catalog wins whenever both exist.
+ * A sidecar is written (synced) before its row is published and removed
+ * after its row is deleted, so every published row has one.
  *
  * Publishing a file (upload finish, adopt) happens under files_lock: check
  * the key is free (409) or replaceable; make the key's folders; keep a hard
@@ -17,7 +22,9 @@
  * changes nothing. A crash between rename and index leaves either an object
  * no row names or a row whose object is gone; ds_files_start reconciles both
  * before the first request (and a replaced file's old row may briefly describe
- * the new bytes - the one window this order leaves).
+ * the new bytes - the one window this order leaves). Reconciliation never
+ * deletes stored bytes: objects no row names and the areas of unknown
+ * projects go to <data>/quarantine/ (core/quarantine.h).
  *
  * Uploads in progress are registered in `actives` (project + id) for their
  * whole life. The sweep removes any staging file no active upload owns, so a
@@ -58,6 +65,7 @@
 #include "catalog/files.h"
 #include "cmd/internal.h"
 #include "core/log.h"
+#include "core/quarantine.h"
 
 #define STAGING_MAX_AGE 86400 /* prepared uploads and scratch directories live at most a day */
 #define DIR_MODE 0750
@@ -364,6 +372,59 @@ static void to_file(ds_arena_t *a, const ds_file_rec_t *r, ds_file_t *out)
     out->expires_at = r->expires_at;
     out->permanent = r->permanent;
     out->sliced = r->sliced;
+}
+
+/* ---- sidecars: index/<id>.json, the index row next to the bytes ---- */
+
+static ds_status_t sidecar_write(ds_arena_t *a, const char *area, const ds_file_rec_t *r, ds_err_t *err)
+{
+    const char *dir = ds_arena_printf(a, "%s/index", area);
+    const char *path = ds_arena_printf(a, "%s/%s.json", dir, r->id);
+    const char *tmp = ds_arena_printf(a, "%s/%s.json.tmp", dir, r->id);
+    ds_status_t st = make_dir(dir, err);
+    if (st != DS_OK)
+        return st;
+    json_t *doc = json_pack("{s:i, s:s, s:s, s:I, s:s, s:I, s:I, s:b, s:b}", "format", 1, "id", r->id, "name",
+                            r->name, "size", (json_int_t)r->size, "sha256", r->sha256, "created_at",
+                            (json_int_t)r->created_at, "expires_at", (json_int_t)r->expires_at, "permanent",
+                            r->permanent, "sliced", r->sliced);
+    char *text = doc ? json_dumps(doc, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
+    json_decref(doc);
+    if (!text)
+        return ds_err_set(err, DS_INTERNAL, "out of memory");
+    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, FILE_MODE);
+    st = fd < 0 ? io_error(err, DS_UNAVAILABLE, "cannot write the file's metadata", tmp)
+                : write_all(fd, text, strlen(text), err);
+    free(text);
+    if (st == DS_OK && fsync(fd) != 0)
+        st = io_error(err, DS_UNAVAILABLE, "cannot sync the file's metadata", tmp);
+    if (fd >= 0)
+        close(fd);
+    if (st == DS_OK && rename(tmp, path) != 0)
+        st = io_error(err, DS_UNAVAILABLE, "cannot store the file's metadata", path);
+    if (st != DS_OK)
+        unlink(tmp);
+    return st;
+}
+
+static void sidecar_remove(ds_arena_t *a, const char *area, const char *id)
+{
+    unlink(ds_arena_printf(a, "%s/index/%s.json", area, id));
+}
+
+/* Writes the sidecars of recs before they are published; all or none. */
+static ds_status_t sidecars_write(ds_arena_t *a, const char *area, const ds_file_rec_t *recs, size_t n, ds_err_t *err)
+{
+    for (size_t i = 0; i < n; i++) {
+        ds_status_t st = sidecar_write(a, area, &recs[i], err);
+        if (st != DS_OK) {
+            while (i-- > 0)
+                sidecar_remove(a, area, recs[i].id);
+            return st;
+        }
+    }
+    sync_dir_of(ds_arena_printf(a, "%s/index/x", area));
+    return DS_OK;
 }
 
 /* The project exists and is READY (checked under files_lock before publishing). */
@@ -822,8 +883,13 @@ ds_status_t ds_cmd_file_upload_finish(ds_ctx_t *ctx, ds_upload_t *up, ds_file_t 
     const char *backup = ds_arena_printf(ctx->arena, "%s.old", up->staging);
     const char *target = NULL;
     bool had_backup = false, exists;
-    ds_file_rec_t staged;
+    ds_file_rec_t staged, replaced = {0};
     ds_err_t e = {0};
+    rec.created_at = ds_now();
+    rec.expires_at = rec.permanent ? 0 : rec.created_at + file_ttl();
+    /* The sidecar before the row (and outside files_lock: it syncs). */
+    if ((st = sidecars_write(ctx->arena, up->area, &rec, 1, &ctx->err)) != DS_OK)
+        goto failed;
     pthread_mutex_lock(&files_lock);
     if ((st = project_ready(up->project, &ctx->err)) != DS_OK)
         goto out;
@@ -835,7 +901,7 @@ ds_status_t ds_cmd_file_upload_finish(ds_ctx_t *ctx, ds_upload_t *up, ds_file_t 
             goto out;
         }
     }
-    if ((st = check_free(ctx, up->project, up->name, NULL, &exists)) != DS_OK)
+    if ((st = check_free(ctx, up->project, up->name, &replaced, &exists)) != DS_OK)
         goto out;
     if (exists && !up->overwrite) {
         st = conflict(&ctx->err, up->name);
@@ -843,20 +909,22 @@ ds_status_t ds_cmd_file_upload_finish(ds_ctx_t *ctx, ds_upload_t *up, ds_file_t 
     }
     if ((st = move_in(ctx, up->area, up->staging, up->name, backup, &target, &had_backup)) != DS_OK)
         goto out;
-    rec.created_at = ds_now();
-    rec.expires_at = rec.permanent ? 0 : rec.created_at + file_ttl();
     if ((st = ds_catalog_file_publish(&rec, 1, &ctx->err)) != DS_OK) {
         undo_move(objects, up->staging, target, backup, had_backup);
         goto out;
     }
+    if (replaced.id[0] && strcmp(replaced.id, rec.id) != 0)
+        sidecar_remove(ctx->arena, up->area, replaced.id);
     if (had_backup)
         unlink(backup);
     sync_dir_of(target);
     up->finished = true;
 out:
     pthread_mutex_unlock(&files_lock);
-    if (st != DS_OK)
+    if (st != DS_OK) {
+        sidecar_remove(ctx->arena, up->area, rec.id);
         goto failed;
+    }
     to_file(ctx->arena, &rec, out);
     ds_log(DS_LOG_DEBUG, "project %s: stored file %s (%s, %lld bytes)", up->project, rec.id, rec.name,
            (long long)rec.size);
@@ -925,14 +993,18 @@ ds_status_t ds_cmd_file_get(ds_ctx_t *ctx, const char *project, const char *file
     return st;
 }
 
-/* Unlinks objects/<key> of project's area (if it is there and confined) and prunes its folders. */
-static void remove_object(ds_arena_t *a, const char *project, const char *key)
+/*
+ * Unlinks objects/<key> of project's area (if it is there and confined) and
+ * prunes its folders; then the sidecar of file id.
+ */
+static void remove_object(ds_arena_t *a, const char *project, const char *key, const char *id)
 {
     const char *area;
     char path[PATH_MAX];
     ds_err_t e = {0};
     if (existing_area(a, project, &area, &e) != DS_OK)
         return;
+    sidecar_remove(a, area, id);
     if (ds_files_confine(area, ds_arena_printf(a, "objects/%s", key), false, path, sizeof(path), &e) != DS_OK) {
         if (e.status != DS_NOT_FOUND)
             ds_log(DS_LOG_WARN, "project %s: not removing object \"%s\": %s", project, key, e.message);
@@ -956,7 +1028,7 @@ ds_status_t ds_cmd_file_delete(ds_ctx_t *ctx, const char *project, const char *f
     if (st == DS_OK)
         st = ds_catalog_file_delete(project, rec.id, &ctx->err);
     if (st == DS_OK)
-        remove_object(ctx->arena, project, rec.name);
+        remove_object(ctx->arena, project, rec.name, rec.id);
     pthread_mutex_unlock(&files_lock);
     return st;
 }
@@ -1380,6 +1452,9 @@ ds_status_t ds_files_adopt(ds_ctx_t *ctx, const char *project, const char *const
     }
 
     size_t done = 0;
+    /* The sidecars before the rows (and outside files_lock: they sync). */
+    if ((st = sidecars_write(ctx->arena, area, recs, total, &ctx->err)) != DS_OK)
+        goto fail;
     pthread_mutex_lock(&files_lock);
     st = project_ready(project, &ctx->err);
     for (size_t i = 0; st == DS_OK && i < total; i++) {
@@ -1409,8 +1484,11 @@ ds_status_t ds_files_adopt(ds_ctx_t *ctx, const char *project, const char *const
     if (st == DS_OK && total)
         sync_dir_of(moves[total - 1].target);
     pthread_mutex_unlock(&files_lock);
-    if (st != DS_OK)
+    if (st != DS_OK) {
+        for (size_t i = 0; i < total; i++)
+            sidecar_remove(ctx->arena, area, recs[i].id);
         goto fail;
+    }
     for (size_t i = 0; i < n; i++)
         prune_scratch(area, moves[i].src);
     to_file(ctx->arena, &recs[total - 1], out);
@@ -1482,7 +1560,7 @@ static void sweep_rows(ds_arena_t *a)
             cur.expires_at <= now && !(cur.state == DS_FILE_STAGING && is_active(cur.project, cur.id))) {
             if (ds_catalog_file_delete(cur.project, cur.id, &e) == DS_OK) {
                 if (cur.state == DS_FILE_READY)
-                    remove_object(a, cur.project, cur.name);
+                    remove_object(a, cur.project, cur.name, cur.id);
                 ds_log(DS_LOG_INFO, "files sweep: project %s: removed %s %s (\"%s\")", cur.project,
                        cur.state == DS_FILE_READY ? "expired file" : "abandoned prepared upload", cur.id, cur.name);
             } else {
@@ -1562,9 +1640,28 @@ typedef struct {
     const char *project;
     const char *objects;
     int removed;
+    char qdir[PATH_MAX]; /* the quarantine folder, opened at the first object to move */
+    const char *what;
 } reconcile_t;
 
-/* Walks objects/ recursively; removes every non-folder entry no READY row names. */
+/* Moves one object no row names into the project's quarantine folder (opened once). */
+static void quarantine_object(reconcile_t *rc, const char *path, const char *key)
+{
+    ds_err_t e = {0};
+    if (!rc->qdir[0] && ds_quarantine_open(data_dir(), "unindexed-files", rc->what, rc->objects, rc->qdir,
+                                           sizeof(rc->qdir), &e) != DS_OK) {
+        ds_log(DS_LOG_ERROR, "files: project %s: cannot quarantine \"%s\": %s", rc->project, key, e.message);
+        return;
+    }
+    char name[PATH_MAX + 16];
+    snprintf(name, sizeof(name), "objects/%s", key);
+    if (ds_quarantine_move_into(rc->qdir, path, name, &e) == DS_OK)
+        rc->removed++;
+    else
+        ds_log(DS_LOG_ERROR, "files: project %s: cannot quarantine \"%s\": %s", rc->project, key, e.message);
+}
+
+/* Walks objects/ recursively; quarantines every non-folder entry no READY row names. */
 static void reconcile_walk(reconcile_t *rc, const char *dir, const char *rel)
 {
     DIR *d = opendir(dir);
@@ -1586,19 +1683,40 @@ static void reconcile_walk(reconcile_t *rc, const char *dir, const char *rel)
             continue;
         }
         key_ref_t probe = {rc->project, key};
-        if (!bsearch(&probe, rc->keys, rc->n, sizeof(*rc->keys), cmp_key_ref)) {
-            if (unlink(path) == 0)
-                rc->removed++;
-        }
+        if (!bsearch(&probe, rc->keys, rc->n, sizeof(*rc->keys), cmp_key_ref))
+            quarantine_object(rc, path, key);
     }
     closedir(d);
 }
 
+/* Removes the sidecars in area whose id is not a READY row of project (ids: sorted (project, id) refs). */
+static void reconcile_sidecars(ds_arena_t *a, const char *area, const char *project, const key_ref_t *ids, size_t n)
+{
+    const char *dir = ds_arena_printf(a, "%s/index", area);
+    DIR *d = opendir(dir);
+    struct dirent *e;
+    while (d && (e = readdir(d)) != NULL) {
+        if (e->d_name[0] == '.')
+            continue;
+        char id[DS_FILE_ID_HEX + 1];
+        snprintf(id, sizeof(id), "%.*s", (int)strcspn(e->d_name, "."), e->d_name);
+        key_ref_t probe = {project, id};
+        bool named = strcmp(e->d_name + strlen(id), ".json") == 0 &&
+                     bsearch(&probe, ids, n, sizeof(*ids), cmp_key_ref) != NULL;
+        if (!named)
+            unlink(ds_arena_printf(a, "%s/%s", dir, e->d_name));
+    }
+    if (d)
+        closedir(d);
+}
+
 /*
- * Startup (before any request): makes disk and index agree. Areas of unknown
- * projects go, with their rows; staging and scratch are emptied (nothing can
- * be writing yet); objects no READY row names are removed; READY rows whose
- * object is missing are removed.
+ * Startup (before any request): makes disk and index agree, deleting no
+ * stored bytes. Areas of unknown projects go to the quarantine (their rows
+ * are dropped); staging and scratch are emptied (unfinished uploads and
+ * exports, never acknowledged; nothing can be writing yet); objects no READY
+ * row names go to the quarantine; READY rows whose object is missing are
+ * removed; every READY row gets its sidecar, stray sidecars go.
  */
 static void reconcile(void)
 {
@@ -1639,8 +1757,25 @@ static void reconcile(void)
             ds_log(DS_LOG_WARN, "files: project %s: file %s (\"%s\") has no content on disk; removing it",
                    rows[i].project, rows[i].id, rows[i].name);
             ds_catalog_file_delete(rows[i].project, rows[i].id, &e);
+            rows[i].state = DS_FILE_STAGING; /* so its sidecar goes too */
+            continue;
         }
+        /* Files stored before sidecars existed get theirs now. */
+        const char *area = area_path(a, data_dir(), rows[i].project);
+        if (access(ds_arena_printf(a, "%s/index/%s.json", area, rows[i].id), F_OK) != 0 &&
+            sidecar_write(a, area, &rows[i], &e) != DS_OK)
+            ds_log(DS_LOG_WARN, "files: project %s: cannot write the metadata of file %s: %s", rows[i].project,
+                   rows[i].id, e.message);
     }
+
+    /* The ids of the READY rows left, for the sidecars. */
+    key_ref_t *ids = ds_arena_alloc(a, sizeof(*ids) * (n ? n : 1));
+    size_t nids = 0;
+    for (size_t i = 0; ids && i < n; i++)
+        if (rows[i].state == DS_FILE_READY)
+            ids[nids++] = (key_ref_t){rows[i].project, rows[i].id};
+    if (ids)
+        qsort(ids, nids, sizeof(*ids), cmp_key_ref);
 
     const char *root = ds_arena_printf(a, "%s/files", data_dir());
     DIR *d = opendir(root);
@@ -1655,17 +1790,22 @@ static void reconcile(void)
             continue;
         }
         if (!project_known(project)) {
-            ds_log(DS_LOG_WARN, "files: removing %s (no such project)", area);
-            remove_tree(area);
+            if (ds_quarantine_path(data_dir(), "orphan-file-area",
+                                   ds_arena_printf(a, "the Storage Files of project %s (no such project)", project),
+                                   area, &e) != DS_OK)
+                ds_log(DS_LOG_ERROR, "files: cannot quarantine %s: %s", area, e.message);
             continue;
         }
         sweep_staging(area, project);
         sweep_scratch(area, 0);
-        reconcile_t rc = {keys, nk, ds_arena_strdup(a, project), ds_arena_printf(a, "%s/objects", area), 0};
+        reconcile_t rc = {keys, nk, ds_arena_strdup(a, project), ds_arena_printf(a, "%s/objects", area), 0, {0},
+                          ds_arena_printf(a, "Storage Files of project %s that the file index does not name",
+                                          project)};
         reconcile_walk(&rc, rc.objects, "");
-        if (rc.removed)
-            ds_log(DS_LOG_WARN, "files: project %s: removed %d objects the index does not name", project,
-                   rc.removed);
+        if (rc.qdir[0])
+            ds_quarantine_close(rc.qdir, rc.removed > 0, "unindexed-files", rc.what);
+        if (ids)
+            reconcile_sidecars(a, area, project, ids, nids);
     }
     if (d)
         closedir(d);
@@ -1692,10 +1832,13 @@ static void sweep_once(void)
         pthread_mutex_lock(&files_lock);
         bool known = project_known(project);
         if (!known) {
-            /* A deletion that could not finish removing its files: finish it. */
+            /* A deletion that could not finish removing its files: its leftovers go to the quarantine. */
             ds_err_t e = {0};
             ds_catalog_file_delete_project(project, &e);
-            remove_tree(area);
+            if (ds_quarantine_path(data_dir(), "orphan-file-area",
+                                   ds_arena_printf(a, "the Storage Files of project %s (no such project)", project),
+                                   area, &e) != DS_OK && e.status != DS_NOT_FOUND)
+                ds_log(DS_LOG_ERROR, "files sweep: cannot quarantine %s: %s", area, e.message);
         }
         pthread_mutex_unlock(&files_lock);
         if (!known)
@@ -1726,6 +1869,128 @@ static void *sweep_main(void *arg)
     }
     pthread_mutex_unlock(&sweep_mu);
     return NULL;
+}
+
+/* One sidecar into r (strings in a); false when it is not a valid sidecar of project. */
+static bool read_sidecar(ds_arena_t *a, const char *path, const char *project, ds_file_rec_t *r)
+{
+    json_t *doc = json_load_file(path, 0, NULL);
+    const char *id = NULL, *name = NULL, *sha = NULL;
+    json_int_t size = 0, created = 0, expires = 0;
+    int format = 0, permanent = 0, sliced = 0;
+    bool ok = doc && json_unpack(doc, "{s:i, s:s, s:s, s:I, s:s, s:I, s:I, s:b, s:b}", "format", &format, "id", &id,
+                                 "name", &name, "size", &size, "sha256", &sha, "created_at", &created, "expires_at",
+                                 &expires, "permanent", &permanent, "sliced", &sliced) == 0;
+    ds_err_t e = {0};
+    ok = ok && format == 1 && is_file_id(id) && strlen(sha) == 64 && ds_ident_check_file_key(name, &e) == DS_OK;
+    if (ok) {
+        memset(r, 0, sizeof(*r));
+        snprintf(r->id, sizeof(r->id), "%s", id);
+        snprintf(r->project, sizeof(r->project), "%s", project);
+        snprintf(r->sha256, sizeof(r->sha256), "%s", sha);
+        r->name = ds_arena_strdup(a, name);
+        r->size = size;
+        r->created_at = created;
+        r->expires_at = expires;
+        r->permanent = permanent != 0;
+        r->sliced = sliced != 0;
+        r->state = DS_FILE_READY;
+        ok = r->name != NULL;
+    }
+    json_decref(doc);
+    return ok;
+}
+
+static int cmp_rec_name_newest(const void *x, const void *y)
+{
+    const ds_file_rec_t *a = x, *b = y;
+    int c = strcmp(a->name, b->name);
+    if (c)
+        return c;
+    return a->created_at < b->created_at ? 1 : a->created_at > b->created_at ? -1 : strcmp(b->id, a->id);
+}
+
+/* Rebuilds the index rows of one project's area from its sidecars. */
+static ds_status_t rebuild_area(ds_arena_t *a, const char *area, const char *project, size_t *restored,
+                                ds_err_t *err)
+{
+    const char *dir = ds_arena_printf(a, "%s/index", area);
+    DIR *d = opendir(dir);
+    if (!d)
+        return DS_OK;
+    size_t n = 0, cap = 64;
+    ds_file_rec_t *recs = ds_arena_alloc(a, sizeof(*recs) * cap);
+    struct dirent *e;
+    while (recs && (e = readdir(d)) != NULL) {
+        size_t len = strlen(e->d_name);
+        if (len < 6 || strcmp(e->d_name + len - 5, ".json") != 0)
+            continue;
+        if (n == cap) {
+            ds_file_rec_t *bigger = ds_arena_alloc(a, sizeof(*recs) * cap * 2);
+            if (!bigger)
+                break;
+            memcpy(bigger, recs, sizeof(*recs) * n);
+            recs = bigger;
+            cap *= 2;
+        }
+        if (!read_sidecar(a, ds_arena_printf(a, "%s/%s", dir, e->d_name), project, &recs[n])) {
+            ds_log(DS_LOG_WARN, "files: project %s: sidecar %s is not valid; ignored", project, e->d_name);
+            continue;
+        }
+        n++;
+    }
+    closedir(d);
+    if (!recs)
+        return ds_err_set(err, DS_INTERNAL, "out of memory");
+    qsort(recs, n, sizeof(*recs), cmp_rec_name_newest);
+    /* Per key, the newest sidecar whose object has the recorded size. */
+    size_t k = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (k && strcmp(recs[k - 1].name, recs[i].name) == 0)
+            continue;
+        char path[PATH_MAX];
+        struct stat sb;
+        ds_err_t e2 = {0};
+        if (ds_files_confine(area, ds_arena_printf(a, "objects/%s", recs[i].name), false, path, sizeof(path), &e2) !=
+                DS_OK ||
+            lstat(path, &sb) != 0 || !S_ISREG(sb.st_mode) || sb.st_size != recs[i].size)
+            continue;
+        recs[k++] = recs[i];
+    }
+    ds_status_t st = k ? ds_catalog_file_publish(recs, k, err) : DS_OK;
+    if (st == DS_OK)
+        *restored += k;
+    return st;
+}
+
+ds_status_t ds_files_rebuild_index(const char *data, ds_err_t *err)
+{
+    ds_status_t st = ds_catalog_files_init(err);
+    ds_arena_t *a = ds_arena_create();
+    size_t restored = 0;
+    if (st != DS_OK || !a) {
+        ds_arena_destroy(&a);
+        return st != DS_OK ? st : ds_err_set(err, DS_INTERNAL, "out of memory");
+    }
+    const char *root = ds_arena_printf(a, "%s/files", data);
+    DIR *d = opendir(root);
+    struct dirent *de;
+    while (st == DS_OK && d && (de = readdir(d)) != NULL) {
+        const char *project = project_of_dir(de->d_name);
+        char area[PATH_MAX];
+        if (!project || !project_known(project))
+            continue;
+        snprintf(area, sizeof(area), "%s/%s", root, de->d_name);
+        if (!realpath(ds_arena_printf(a, "%s/%s", root, de->d_name), area))
+            continue;
+        st = rebuild_area(a, area, project, &restored, err);
+    }
+    if (d)
+        closedir(d);
+    if (st == DS_OK)
+        ds_log(DS_LOG_WARN, "recovery: rebuilt the Storage File index from the files' sidecars: %zu files", restored);
+    ds_arena_destroy(&a);
+    return st;
 }
 
 ds_status_t ds_files_start(const ds_config_t *cfg, ds_err_t *err)

@@ -51,6 +51,15 @@ typedef struct ds_upload ds_upload_t;
 
 /* Starts the background sweep (expired files, abandoned staging). */
 ds_status_t ds_files_start(const ds_config_t *cfg, ds_err_t *err);
+/*
+ * After the catalog was rebuilt from the project files (service.c), before
+ * ds_files_start: rebuilds the Storage File index of every project the
+ * catalog knows from the sidecars (files/project_<id>/index/<id>.json) whose
+ * object is on disk with the recorded size; for a key with several sidecars
+ * (a crash during a replace) the newest wins. Prepared uploads that never
+ * received their bytes are not recovered (the client prepares again).
+ */
+ds_status_t ds_files_rebuild_index(const char *data_dir, ds_err_t *err);
 void ds_files_stop(void);
 
 /*

@@ -50,6 +50,12 @@ ds_status_t ds_cmd_resolve_order(ds_ctx_t *ctx, const ds_proj_t *p, const ds_be_
                                  size_t n);
 /* Current unix time in seconds. */
 int64_t ds_now(void);
+/*
+ * Writes rec (the catalog's record) into the project's own storage through the
+ * backend's project_meta_put, so a lost catalog can be rebuilt (service.c).
+ * DS_OK without doing anything when the backend keeps no copy.
+ */
+ds_status_t ds_service_project_copy_put(ds_backend_t *be, ds_be_call_t *call, const ds_project_rec_t *rec);
 
 /* ---- capability checks (caps.c) ----
  * Each answers DS_OK, or DS_UNSUPPORTED (501 / gRPC UNIMPLEMENTED) naming the

@@ -78,6 +78,11 @@ ds_status_t ds_cmd_project_create(ds_ctx_t *ctx, const ds_project_create_t *in, 
         ds_be_call_t call = {.arena = ctx->arena, .err = &ctx->err, .project_id = rec->id};
         st = ds_be_project_create(be, &call);
         ds_err_t e = {0};
+        /* The project file carries its own catalog record from the start (a lost catalog is rebuilt from it). */
+        if (st == DS_OK && (st = ds_service_project_copy_put(be, &call, rec)) != DS_OK) {
+            ds_be_call_t undo = {.arena = ctx->arena, .err = &e, .project_id = rec->id};
+            ds_be_project_drop(be, &undo);
+        }
         if (st != DS_OK)
             ds_catalog_project_delete(rec->id, &e);
         else if ((st = ds_catalog_project_set_state(rec->id, DS_PROJECT_READY, &ctx->err)) != DS_OK)
@@ -126,7 +131,13 @@ ds_status_t ds_cmd_project_update(ds_ctx_t *ctx, const char *id, const char *nam
         if (!*name || strlen(name) >= sizeof(p.rec.name))
             return ds_err_setf(&ctx->err, DS_INVALID_ARGUMENT, "name", "project name must be 1-%zu bytes",
                                sizeof(p.rec.name) - 1);
-        if ((st = ds_catalog_project_set_name(id, name, ds_now(), &ctx->err)) != DS_OK)
+        /* The project file's copy first: if the catalog then fails, the catalog (which wins) is unchanged. */
+        ds_project_rec_t next = p.rec;
+        snprintf(next.name, sizeof(next.name), "%s", name);
+        next.updated_at = ds_now();
+        if ((st = ds_service_project_copy_put(p.be, &p.call, &next)) != DS_OK)
+            return st;
+        if ((st = ds_catalog_project_set_name(id, name, next.updated_at, &ctx->err)) != DS_OK)
             return st;
     }
     return ds_cmd_project_get(ctx, id, out);

@@ -2,10 +2,19 @@
  * service.c - the service core: start/stop, authentication, project opening,
  * write slots, and the startup recovery pass.
  *
- * Recovery (at start, before any request): projects left "creating" by a crash
- * are dropped from their backend and the catalog; projects left "deleting" are
- * finished; stored project data that no catalog row names (an orphan from a
- * crash between the steps) is removed. After it, the catalog and the files agree.
+ * Recovery (at start, before any request) never deletes stored data on its
+ * own judgement. A catalog that holds no project while project files exist
+ * (lost, or replaced by an empty one) is rebuilt from the copy of its record
+ * that every project file carries; when a copy is missing or unreadable,
+ * startup stops and names the files and the way out. Projects left "creating"
+ * or "deleting" by a crash, and stored projects no catalog row names, are
+ * moved to <data>/quarantine/ (core/quarantine.h) and their rows dropped.
+ * After it, the catalog and the files agree. An unreadable catalog stops
+ * startup in ds_catalog_open, before anything is touched.
+ *
+ * The copy: written by the backend's project_meta_put right after the project
+ * is created (before it is "ready") and before every rename. The catalog wins
+ * whenever both exist; the copy is read only to rebuild a lost catalog.
  */
 #include <ctype.h>
 #include <errno.h>
@@ -17,11 +26,16 @@
 #include <sys/stat.h>
 #include <time.h>
 
+#include <jansson.h>
+#include <limits.h>
+
 #include "../../backends/duckdb/duckdb_backend.h"
 #include "cmd/files.h"
 #include "cmd/internal.h"
+#include "core/buf.h"
 #include "core/keys.h"
 #include "core/log.h"
+#include "core/quarantine.h"
 
 static ds_config_t config;
 static char admin_hash[DS_KEY_HASH_HEX];
@@ -72,6 +86,52 @@ static ds_status_t setup_admin_key(const ds_config_t *cfg, ds_err_t *err)
     return DS_OK;
 }
 
+/* ---- startup recovery ---- */
+
+#define COPIES_FLAG "project_copies_v1"
+
+ds_status_t ds_service_project_copy_put(ds_backend_t *be, ds_be_call_t *call, const ds_project_rec_t *rec)
+{
+    if (!be->ops->project_meta_put)
+        return DS_OK;
+    json_t *doc = json_pack("{s:i, s:s, s:s, s:s, s:s, s:I, s:I}", "format", 1, "id", rec->id, "name", rec->name,
+                            "backend", rec->backend, "key_hash", rec->key_hash, "created_at",
+                            (json_int_t)rec->created_at, "updated_at", (json_int_t)rec->updated_at);
+    char *text = doc ? json_dumps(doc, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
+    json_decref(doc);
+    if (!text)
+        return ds_err_set(call->err, DS_INTERNAL, "out of memory");
+    ds_status_t st = ds_be_project_meta_put(be, call, text);
+    free(text);
+    return st;
+}
+
+/* Parses a copy written by ds_service_project_copy_put into rec (state READY). */
+static bool parse_copy(const char *text, const char *id, const char *backend, ds_project_rec_t *rec)
+{
+    json_t *doc = json_loads(text, 0, NULL);
+    const char *jid = NULL, *name = NULL, *jbe = NULL, *hash = NULL;
+    json_int_t created = 0, updated = 0;
+    int format = 0;
+    bool ok = doc && json_unpack(doc, "{s:i, s:s, s:s, s:s, s:s, s:I, s:I}", "format", &format, "id", &jid, "name",
+                                 &name, "backend", &jbe, "key_hash", &hash, "created_at", &created, "updated_at",
+                                 &updated) == 0;
+    ok = ok && format == 1 && strcmp(jid, id) == 0 && strcmp(jbe, backend) == 0 &&
+         strlen(hash) == DS_KEY_HASH_HEX - 1 && strlen(name) < sizeof(rec->name);
+    if (ok) {
+        memset(rec, 0, sizeof(*rec));
+        snprintf(rec->id, sizeof(rec->id), "%s", jid);
+        snprintf(rec->name, sizeof(rec->name), "%s", name);
+        snprintf(rec->backend, sizeof(rec->backend), "%s", jbe);
+        snprintf(rec->key_hash, sizeof(rec->key_hash), "%s", hash);
+        rec->state = DS_PROJECT_READY;
+        rec->created_at = created;
+        rec->updated_at = updated;
+    }
+    json_decref(doc);
+    return ok;
+}
+
 typedef struct {
     ds_arena_t *arena;
     const char **ids;
@@ -94,15 +154,51 @@ static void collect_id(const char *id, void *ud)
     l->ids[l->n++] = ds_arena_strdup(l->arena, id);
 }
 
-/* Removes stored projects of one backend that the catalog does not name. */
-static void drop_orphans(ds_backend_t *be, void *ud)
+/*
+ * Takes a project's storage out of service: into the quarantine when the
+ * backend can move it there. Without that, a project whose creation never
+ * finished, or whose deletion was asked for, is dropped (no acknowledged data
+ * can be lost); anything else is left where it is.
+ */
+static void put_aside(ds_backend_t *be, ds_arena_t *arena, const char *id, const char *reason, const char *why,
+                      bool may_drop)
+{
+    ds_err_t e = {0};
+    ds_be_call_t call = {.arena = arena, .err = &e, .project_id = id};
+    if (be->ops->project_quarantine) {
+        char dir[PATH_MAX];
+        bool moved = false;
+        const char *what = ds_arena_printf(arena, "the storage of project %s in backend %s (%s)", id, be->ops->name,
+                                           why);
+        if (ds_quarantine_open(config.data_dir, reason, what, ds_arena_printf(arena, "backend %s", be->ops->name),
+                               dir, sizeof(dir), &e) == DS_OK) {
+            if (ds_be_project_quarantine(be, &call, dir, &moved) != DS_OK)
+                ds_log(DS_LOG_ERROR, "recovery: cannot quarantine project %s: %s", id, e.message);
+            ds_quarantine_close(dir, moved, reason, what);
+        } else {
+            ds_log(DS_LOG_ERROR, "recovery: cannot quarantine project %s: %s", id, e.message);
+        }
+        return;
+    }
+    if (!may_drop) {
+        ds_log(DS_LOG_WARN, "recovery: backend %s holds project %s (%s); left in place, backend cannot quarantine it",
+               be->ops->name, id, why);
+        return;
+    }
+    ds_log(DS_LOG_WARN, "recovery: dropping project %s in backend %s (%s)", id, be->ops->name, why);
+    if (ds_be_project_drop(be, &call) != DS_OK)
+        ds_log(DS_LOG_ERROR, "recovery: cannot drop project %s: %s", id, e.message);
+}
+
+/* Quarantines stored projects of one backend that the catalog does not name. */
+static void quarantine_orphans(ds_backend_t *be, void *ud)
 {
     ds_arena_t *arena = ud;
     id_list_t l = {.arena = arena};
     ds_err_t e = {0};
     if (!be->ops->project_list_stored)
         return;
-    /* Collect first: dropping while the backend lists would change what it lists. */
+    /* Collect first: moving while the backend lists would change what it lists. */
     if (be->ops->project_list_stored(be->self, collect_id, &l, &e) != DS_OK) {
         ds_log(DS_LOG_ERROR, "recovery: cannot list projects of backend %s: %s", be->ops->name, e.message);
         return;
@@ -111,44 +207,217 @@ static void drop_orphans(ds_backend_t *be, void *ud)
         ds_project_rec_t rec;
         if (ds_catalog_project_get(l.ids[i], &rec, &e) == DS_OK && strcmp(rec.backend, be->ops->name) == 0)
             continue;
-        ds_be_call_t call = {.arena = arena, .err = &e, .project_id = l.ids[i]};
-        ds_log(DS_LOG_WARN, "recovery: removing orphan storage of project %s in backend %s", l.ids[i], be->ops->name);
-        if (ds_be_project_drop(be, &call) != DS_OK)
-            ds_log(DS_LOG_ERROR, "recovery: cannot remove orphan project %s: %s", l.ids[i], e.message);
+        put_aside(be, arena, l.ids[i], "orphan-project", "no catalog row names it", false);
     }
 }
 
-static ds_status_t recover(ds_err_t *err)
+typedef struct {
+    ds_arena_t *arena;
+    size_t stored, rebuilt;
+    ds_buf_t missing;    /* ids without a copy */
+    ds_buf_t unreadable; /* "id (reason)" */
+    ds_project_rec_t *recs;
+    size_t n_recs, cap_recs;
+} rebuild_t;
+
+/* Reads the copy of every stored project of one backend into rb->recs. */
+static void read_copies(ds_backend_t *be, void *ud)
+{
+    rebuild_t *rb = ud;
+    id_list_t l = {.arena = rb->arena};
+    ds_err_t e = {0};
+    if (!be->ops->project_list_stored)
+        return;
+    if (be->ops->project_list_stored(be->self, collect_id, &l, &e) != DS_OK) {
+        ds_buf_printf(&rb->unreadable, "%sbackend %s (%s)", rb->unreadable.len ? ", " : "", be->ops->name,
+                      e.message);
+        return;
+    }
+    for (size_t i = 0; i < l.n; i++) {
+        char *doc = NULL;
+        ds_be_call_t call = {.arena = rb->arena, .err = &e, .project_id = l.ids[i]};
+        ds_err_clear(&e);
+        rb->stored++;
+        ds_status_t st = ds_be_project_meta_get(be, &call, &doc);
+        if (st == DS_NOT_FOUND || st == DS_UNSUPPORTED) {
+            ds_buf_printf(&rb->missing, "%s%s", rb->missing.len ? ", " : "", l.ids[i]);
+            continue;
+        }
+        if (st != DS_OK) {
+            ds_buf_printf(&rb->unreadable, "%s%s (%s)", rb->unreadable.len ? ", " : "", l.ids[i], e.message);
+            continue;
+        }
+        if (rb->n_recs == rb->cap_recs) {
+            size_t cap = rb->cap_recs ? rb->cap_recs * 2 : 64;
+            ds_project_rec_t *bigger = ds_arena_alloc(rb->arena, sizeof(*bigger) * cap);
+            if (!bigger)
+                return;
+            if (rb->n_recs)
+                memcpy(bigger, rb->recs, sizeof(*bigger) * rb->n_recs);
+            rb->recs = bigger;
+            rb->cap_recs = cap;
+        }
+        if (!parse_copy(doc, l.ids[i], be->ops->name, &rb->recs[rb->n_recs])) {
+            ds_buf_printf(&rb->unreadable, "%s%s (its copy of the catalog record is not valid)",
+                          rb->unreadable.len ? ", " : "", l.ids[i]);
+            continue;
+        }
+        rb->n_recs++;
+    }
+}
+
+/*
+ * The catalog holds no project while project storage exists (the catalog
+ * file was lost, or replaced by an empty one): rebuild it from the copies in
+ * the project files. All or nothing: when a project's copy is missing or
+ * unreadable, nothing is written and startup stops, naming the projects and
+ * the way out. *rebuilt: projects restored (0 when there was nothing to do).
+ */
+static ds_status_t rebuild_catalog(ds_arena_t *arena, size_t *rebuilt, ds_err_t *err)
+{
+    rebuild_t rb = {.arena = arena};
+    ds_status_t st = DS_OK;
+    *rebuilt = 0;
+    ds_registry_each(read_copies, &rb);
+    if (rb.stored == 0)
+        goto out;
+    if (rb.missing.len || rb.unreadable.len) {
+        st = ds_err_set(err, DS_UNAVAILABLE,
+                        "the catalog %s/catalog.duckdb is missing or empty, but %zu project files exist, and it "
+                        "cannot be rebuilt from them: %s%s%s%s%s. Nothing was changed or deleted. Way out: restore "
+                        "catalog.duckdb from a backup; or move the project files named here out of %s/duckdb "
+                        "(keep them: they hold the projects' data) and start again, which rebuilds the catalog from "
+                        "the other project files (docs/operations.md, \"Recovery and quarantine\")",
+                        config.data_dir, rb.stored, rb.missing.len ? "no copy of the catalog record (written by "
+                                                                     "older versions) in project(s) "
+                                                                   : "",
+                        rb.missing.len ? ds_buf_cstr(&rb.missing) : "",
+                        rb.missing.len && rb.unreadable.len ? "; " : "",
+                        rb.unreadable.len ? "unreadable project file(s): " : "",
+                        rb.unreadable.len ? ds_buf_cstr(&rb.unreadable) : "", config.data_dir);
+        goto out;
+    }
+    for (size_t i = 0; i < rb.n_recs; i++) {
+        if ((st = ds_catalog_project_insert(&rb.recs[i], err)) != DS_OK) {
+            /* Leave the catalog empty again, so the next start sees the same situation. */
+            for (size_t j = 0; j < i; j++) {
+                ds_err_t e = {0};
+                ds_catalog_project_delete(rb.recs[j].id, &e);
+            }
+            goto out;
+        }
+    }
+    *rebuilt = rb.n_recs;
+out:
+    ds_buf_free(&rb.missing);
+    ds_buf_free(&rb.unreadable);
+    return st;
+}
+
+/*
+ * Projects created before project files carried a copy of their catalog
+ * record get one, once: every READY project without a copy is given one, and
+ * when all have one the catalog remembers it (COPIES_FLAG). A project that
+ * cannot be opened now is retried at the next start.
+ */
+static void backfill_copies(ds_arena_t *arena)
+{
+    ds_project_rec_t *all;
+    size_t n, failed = 0, written = 0;
+    ds_err_t e = {0};
+    if (ds_catalog_flag_get(COPIES_FLAG) || ds_catalog_project_list(arena, &all, &n, &e) != DS_OK)
+        return;
+    for (size_t i = 0; i < n; i++) {
+        ds_backend_t *be = NULL;
+        char *doc;
+        if (ds_registry_get(all[i].backend, &be, &e) != DS_OK) {
+            failed++;
+            continue;
+        }
+        ds_be_call_t call = {.arena = arena, .err = &e, .project_id = all[i].id};
+        ds_status_t st = be->ops->project_meta_get ? ds_be_project_meta_get(be, &call, &doc) : DS_OK;
+        if (st == DS_NOT_FOUND && (st = ds_service_project_copy_put(be, &call, &all[i])) == DS_OK)
+            written++;
+        if (st != DS_OK) {
+            ds_log(DS_LOG_WARN, "recovery: cannot give project %s a copy of its catalog record: %s", all[i].id,
+                   e.message);
+            failed++;
+        }
+        ds_registry_put(be);
+    }
+    if (written)
+        ds_log(DS_LOG_INFO, "recovery: wrote the catalog record of %zu older projects into their project files",
+               written);
+    if (!failed && ds_catalog_flag_set(COPIES_FLAG, &e) != DS_OK)
+        ds_log(DS_LOG_WARN, "recovery: cannot record that every project has its copy: %s", e.message);
+}
+
+/*
+ * The startup pass, before any request. Never deletes stored data on its own
+ * judgement: interrupted creations and deletions and stored projects no
+ * catalog row names go to the quarantine. *rebuilt says whether the catalog
+ * was rebuilt from the project files.
+ */
+static ds_status_t recover(bool *rebuilt, ds_err_t *err)
 {
     ds_arena_t *arena = ds_arena_create();
     ds_project_rec_t *all;
-    size_t n;
+    size_t n, restored = 0;
+    *rebuilt = false;
     if (!arena)
         return ds_err_set(err, DS_INTERNAL, "out of memory");
     ds_status_t st = ds_catalog_project_list_all(arena, &all, &n, err);
+    if (st == DS_OK && n == 0) {
+        st = rebuild_catalog(arena, &restored, err);
+        if (st == DS_OK && restored) {
+            ds_log(DS_LOG_WARN,
+                   "recovery: the catalog held no project while %zu project files exist; rebuilt it from the copies "
+                   "in the project files (names, backends, key hashes, times); Storage Files are re-indexed next",
+                   restored);
+            *rebuilt = true;
+        }
+    }
     for (size_t i = 0; st == DS_OK && i < n; i++) {
         if (all[i].state == DS_PROJECT_READY)
             continue;
+        bool creating = all[i].state == DS_PROJECT_CREATING;
         ds_backend_t *be = NULL;
         ds_err_t e = {0};
-        ds_log(DS_LOG_WARN, "recovery: finishing interrupted %s of project %s",
-               all[i].state == DS_PROJECT_CREATING ? "creation" : "deletion", all[i].id);
+        ds_log(DS_LOG_WARN, "recovery: project %s: its %s was interrupted", all[i].id,
+               creating ? "creation" : "deletion");
         if (ds_registry_get(all[i].backend, &be, &e) == DS_OK) {
-            ds_be_call_t call = {.arena = arena, .err = &e, .project_id = all[i].id};
-            if (ds_be_project_drop(be, &call) != DS_OK) {
-                ds_log(DS_LOG_ERROR, "recovery: cannot drop project %s: %s", all[i].id, e.message);
-                ds_registry_put(be);
-                continue;
-            }
+            put_aside(be, arena, all[i].id, creating ? "half-created" : "half-deleted",
+                      creating ? "its creation was interrupted; it was never acknowledged"
+                               : "its deletion was asked for and interrupted",
+                      true);
             ds_registry_put(be);
         }
         if (ds_catalog_project_delete(all[i].id, &e) != DS_OK)
             ds_log(DS_LOG_ERROR, "recovery: cannot delete catalog row of %s: %s", all[i].id, e.message);
     }
-    if (st == DS_OK)
-        ds_registry_each(drop_orphans, arena);
+    if (st == DS_OK) {
+        ds_registry_each(quarantine_orphans, arena);
+        backfill_copies(arena);
+    }
     ds_arena_destroy(&arena);
     return st;
+}
+
+/*
+ * A catalog.duckdb.wal without its catalog.duckdb belongs to a catalog that
+ * is gone; DuckDB would replay it into a new, empty file. It goes to the
+ * quarantine before the catalog is opened.
+ */
+static ds_status_t set_aside_stray_catalog_wal(const char *data_dir, ds_err_t *err)
+{
+    char db[PATH_MAX], wal[PATH_MAX + 8];
+    struct stat sb;
+    snprintf(db, sizeof(db), "%s/catalog.duckdb", data_dir);
+    snprintf(wal, sizeof(wal), "%s.wal", db);
+    if (stat(db, &sb) == 0 || errno != ENOENT || lstat(wal, &sb) != 0)
+        return DS_OK;
+    return ds_quarantine_path(data_dir, "stray-catalog-wal", "the write-ahead log of a catalog file that is gone", wal,
+                              err);
 }
 
 static int64_t physical_memory(void)
@@ -176,6 +445,8 @@ ds_status_t ds_service_start(const ds_config_t *cfg, ds_err_t *err)
     queues = ds_wq_create(cfg->queue_depth);
     if (!queues)
         return ds_err_set(err, DS_INTERNAL, "out of memory");
+    if ((st = set_aside_stray_catalog_wal(cfg->data_dir, err)) != DS_OK)
+        return st;
     st = ds_catalog_open(cfg->data_dir, err);
     if (st != DS_OK)
         return st;
@@ -185,8 +456,11 @@ ds_status_t ds_service_start(const ds_config_t *cfg, ds_err_t *err)
         st = ds_registry_add(ds_be_duckdb_entry, NULL, err);
     if (st == DS_OK && cfg->plugin_dir)
         ds_registry_load_dir(cfg->plugin_dir);
+    bool rebuilt = false;
     if (st == DS_OK)
-        st = recover(err);
+        st = recover(&rebuilt, err);
+    if (st == DS_OK && rebuilt)
+        st = ds_files_rebuild_index(cfg->data_dir, err);
     if (st == DS_OK)
         st = ds_files_start(cfg, err);
     return st;

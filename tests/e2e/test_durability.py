@@ -199,6 +199,7 @@ def test_kill_9_during_project_and_table_creation(server, kill_after):
         t.join(timeout=40)
         assert not t.is_alive()
     assert acked_projects, "no project was created before the kill"
+    files_at_kill = {f for f in os.listdir(server.project_dir) if f.endswith(".duckdb")}
 
     server.start()
     admin = server.api()
@@ -231,6 +232,14 @@ def test_kill_9_during_project_and_table_creation(server, kill_after):
     # No orphan files: every file in duckdb/ belongs to a listed project.
     for f in sorted(os.listdir(server.project_dir)):
         assert _owner(f, listed), f"orphan file {f} in {server.project_dir} (listed: {sorted(listed)})"
+    # And recovery deleted none: a project file it did not keep (a creation cut off by the kill) is
+    # in the quarantine, with the reason.
+    quarantine = server.data_dir / "quarantine"
+    set_aside = {p.name: p.parent.name for p in quarantine.glob("*/*.duckdb")} if quarantine.exists() else {}
+    for f in sorted(files_at_kill):
+        assert (server.project_dir / f).exists() or f in set_aside, f"recovery deleted {f}"
+        if f in set_aside:
+            assert set_aside[f].endswith("-half-created"), f"{f} quarantined as {set_aside[f]}"
 
     # Ids whose creation was cut off are not half-taken: creating them now either succeeds or
     # they are already complete projects.
