@@ -299,6 +299,9 @@ ds_status_t ds_cmd_open_project(ds_ctx_t *ctx, const char *id, ds_proj_t *out)
     if ((st = need_key(ctx)) != DS_OK)
         return st;
     ctx->project_id = ds_arena_strdup(ctx->arena, id);
+    /* Pinned first: the key and the record below are then of the incarnation no delete can remove meanwhile. */
+    if ((st = ds_cmd_project_pin(ctx, id)) != DS_OK)
+        return st;
     if (!is_admin(ctx)) {
         char owner[DS_PROJECT_ID_MAX + 1];
         if (!ds_catalog_project_by_key(ctx->key, owner))
