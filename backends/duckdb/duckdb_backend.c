@@ -217,14 +217,24 @@ static ds_status_t acquire(be_t *be, const char *id, bool create, proj_t **out, 
     proj_t *p;
     for (;;) {
         p = find_proj(be, id);
-        if (p && p->dropping) {
+        if (p && (p->dropping || p->creating)) {
             pthread_mutex_unlock(&be->lock);
-            return ds_err_setk(err, DS_NOT_FOUND, DS_KBC_DATABASE_NOT_FOUND, "project \"%s\" not found", id);
+            if (create)
+                return ds_err_set(err, DS_CONFLICT, "project \"%s\" is being %s", id,
+                                  p->dropping ? "deleted" : "created");
+            return ds_err_setk(err, DS_NOT_FOUND, DS_KBC_DATABASE_NOT_FOUND, "project \"%s\" not found (it is being %s)",
+                               id, p->dropping ? "deleted" : "created");
+        }
+        if (p && create) {
+            pthread_mutex_unlock(&be->lock);
+            return ds_err_set(err, DS_ALREADY_EXISTS, "storage for project \"%s\" already exists", id);
         }
         if (!p && !(p = new_proj(be, id))) {
             pthread_mutex_unlock(&be->lock);
             return ds_err_set(err, DS_INTERNAL, "out of memory");
         }
+        /* Until project_create ends, no other call may see the half-made project. */
+        p->creating = create;
         if (p->attached && !p->detaching) {
             p->refs++;
             ds_lru_touch(be->lru, p->id);
@@ -555,10 +565,15 @@ static ds_status_t be_project_create(void *self, ds_be_call_t *call)
         return ds_err_set(call->err, DS_ALREADY_EXISTS, "storage for project \"%s\" already exists",
                           call->project_id);
     ds_status_t st = ddb_use_begin(be, call, true, &u);
+    if (st == DS_ALREADY_EXISTS || st == DS_CONFLICT)
+        return st; /* another call creates or drops it: not ours to clean up */
     if (st == DS_OK) {
         st = ddb_in_txn(&u, meta_init, NULL);
         if (st == DS_OK)
             st = ds_ddb_exec(u.conn, call->err, "CHECKPOINT");
+        pthread_mutex_lock(&be->lock);
+        u.p->creating = false;
+        pthread_mutex_unlock(&be->lock);
         ddb_use_end(&u);
     }
     if (st != DS_OK) {

@@ -26,6 +26,7 @@ typedef struct proj {
     bool attaching; /* an ATTACH of it runs, outside be->lock */
     bool detaching; /* a DETACH of it runs, outside be->lock */
     bool dropping;  /* the project is being dropped: no new pin; the entry stays until its files are gone */
+    bool creating;  /* project_create is making its file: only that call may use it */
 } proj_t;
 
 typedef struct {
