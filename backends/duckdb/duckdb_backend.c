@@ -218,12 +218,12 @@ static ds_status_t acquire(be_t *be, const char *id, bool create, proj_t **out, 
     for (;;) {
         p = find_proj(be, id);
         if (p && (p->dropping || p->creating)) {
+            const char *what = p->dropping ? "deleted" : "created"; /* p may go once the lock is released */
             pthread_mutex_unlock(&be->lock);
             if (create)
-                return ds_err_set(err, DS_CONFLICT, "project \"%s\" is being %s", id,
-                                  p->dropping ? "deleted" : "created");
+                return ds_err_set(err, DS_CONFLICT, "project \"%s\" is being %s", id, what);
             return ds_err_setk(err, DS_NOT_FOUND, DS_KBC_DATABASE_NOT_FOUND, "project \"%s\" not found (it is being %s)",
-                               id, p->dropping ? "deleted" : "created");
+                               id, what);
         }
         if (p && create) {
             pthread_mutex_unlock(&be->lock);
