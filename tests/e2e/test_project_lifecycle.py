@@ -87,6 +87,8 @@ def test_delete_waiting_for_an_import_does_not_block_other_projects(server, admi
     expect_error(get_a, 404, "not_found", ["la", "being deleted"])
     expect_error(create_a, 409, "conflict", ["la", "being deleted"])
     expect_error(delete_a2, 409, "conflict", ["la", "being deleted"])
+    # Only a key that may know of A learns that it is being deleted.
+    expect_error(Api(server, "not-a-key").get("/projects/la"), 401, "unauthenticated")
 
     imp.join(timeout=120)
     dt.join(timeout=120)
