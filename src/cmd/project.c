@@ -10,7 +10,9 @@
  * request is using, has an in-memory entry with a state (creating, ready,
  * deleting) and a count of the requests using it (pins, taken by
  * ds_cmd_open_project and dropped with the request). A create or delete of an
- * id whose entry is creating or deleting answers 409 at once. A delete marks
+ * id whose entry is creating or deleting answers 409 at once (a create of an
+ * existing id answers 409 from the catalog before it touches the entry, so it
+ * never hides a ready project). A delete marks
  * the entry deleting (from then on a request for the project answers 404),
  * waits until its pins are gone and only then drops the storage, so no
  * request can reach a project, or a re-created project of the same id,
@@ -22,6 +24,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "cmd/files.h"
 #include "cmd/internal.h"
@@ -43,8 +46,9 @@ static life_t *lives;
 
 static life_t *life_find_locked(const char *id)
 {
+    /* Ids are unique regardless of case (see the catalog), so entries are found that way too. */
     for (life_t *l = lives; l; l = l->next)
-        if (strcmp(l->id, id) == 0)
+        if (strcasecmp(l->id, id) == 0)
             return l;
     return NULL;
 }
@@ -97,6 +101,19 @@ static ds_status_t life_begin(const char *id, life_state_t state, life_t **out, 
     pthread_mutex_unlock(&lives_lock);
     *out = l;
     return DS_OK;
+}
+
+/* DS_CONFLICT naming the create or delete of id under way, if one is; else DS_OK. */
+static ds_status_t life_check(const char *id, ds_err_t *err)
+{
+    pthread_mutex_lock(&lives_lock);
+    life_t *l = life_find_locked(id);
+    life_state_t state = l ? l->state : LIFE_READY;
+    pthread_mutex_unlock(&lives_lock);
+    if (state == LIFE_READY)
+        return DS_OK;
+    return ds_err_set(err, DS_CONFLICT, "project \"%s\" is being %s; retry when that has finished", id,
+                      state == LIFE_DELETING ? "deleted" : "created");
 }
 
 /* Waits until no request uses the project of a deleting entry. Holds no lock while it waits. */
@@ -206,23 +223,31 @@ ds_status_t ds_cmd_project_create(ds_ctx_t *ctx, const ds_project_create_t *in, 
     rec->state = DS_PROJECT_CREATING;
     rec->created_at = rec->updated_at = ds_now();
 
-    life_t *life;
-    if ((st = life_begin(rec->id, LIFE_CREATING, &life, &ctx->err)) != DS_OK) {
-        ds_registry_put(be);
-        return st;
-    }
+    /*
+     * The catalog row comes first: its insert fails for an id that exists in
+     * any state, so requests for an existing project never see it "being
+     * created". The entry is taken next; it conflicts only with a delete of
+     * the id that is finishing (its row is already gone), and then the new
+     * row is taken back.
+     */
+    life_t *life = NULL;
+    ds_err_t e = {0};
     st = ds_catalog_project_insert(rec, &ctx->err);
-    if (st == DS_OK) {
+    if (st == DS_ALREADY_EXISTS && life_check(rec->id, &e) != DS_OK) {
+        ctx->err = e; /* the id exists because it is being created or deleted: say so */
+        st = e.status;
+    } else if (st == DS_OK && (st = life_begin(rec->id, LIFE_CREATING, &life, &ctx->err)) != DS_OK)
+        ds_catalog_project_delete(rec->id, &e);
+    else if (st == DS_OK) {
         ds_be_call_t call = {.arena = ctx->arena, .err = &ctx->err, .project_id = rec->id};
         st = ds_be_project_create(be, &call);
-        ds_err_t e = {0};
         if (st != DS_OK)
             ds_catalog_project_delete(rec->id, &e);
         else if ((st = ds_catalog_project_set_state(rec->id, DS_PROJECT_READY, &ctx->err)) != DS_OK)
             ds_log(DS_LOG_ERROR, "project %s: storage created but catalog update failed; recovery will remove it",
                    rec->id);
+        life_end(life);
     }
-    life_end(life);
     ds_registry_put(be);
     if (st != DS_OK)
         return st;
