@@ -184,6 +184,9 @@ class _Stress:
         if st == 401 and api is not None and "invalid API key" in resp.text:
             again = api.get(f"/projects/{pid}")
             if again.status_code in (401, 404):
+                with self.lock:  # the key is dead: stop using it
+                    if again.status_code == 401 and self.current.get(pid) == api.key:
+                        del self.current[pid]
                 return st
             self.fail(f"{op}: a live project key was refused", resp)
             return st
