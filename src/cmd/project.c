@@ -12,9 +12,9 @@
  * ds_cmd_open_project and dropped with the request). A create or delete of an
  * id whose entry is creating or deleting answers 409 at once (a create of an
  * existing id answers 409 from the catalog before it touches the entry, so it
- * never hides a ready project). A delete marks
- * the entry deleting (from then on a request for the project answers 404),
- * waits until its pins are gone and only then drops the storage, so no
+ * never hides a ready project). A delete marks the entry deleting (from then
+ * on a request for the project answers 404), waits until its pins are gone
+ * and only then drops the storage, so no
  * request can reach a project, or a re-created project of the same id,
  * across its deletion. `lives_lock` guards only the entries (short map
  * operations); a delete's wait releases it, so one project's lifecycle never
@@ -78,6 +78,12 @@ static void life_forget_locked(life_t *l)
     free(l);
 }
 
+static ds_status_t busy_conflict(const char *id, life_state_t state, ds_err_t *err)
+{
+    return ds_err_set(err, DS_CONFLICT, "project \"%s\" is being %s; retry when that has finished", id,
+                      state == LIFE_DELETING ? "deleted" : "created");
+}
+
 /*
  * Starts a create (LIFE_CREATING) or delete (LIFE_DELETING) of id. DS_CONFLICT
  * when another create or delete of id is under way. Requests using the
@@ -88,10 +94,9 @@ static ds_status_t life_begin(const char *id, life_state_t state, life_t **out, 
     pthread_mutex_lock(&lives_lock);
     life_t *l = life_find_locked(id);
     if (l && l->state != LIFE_READY) {
-        bool deleting = l->state == LIFE_DELETING;
+        life_state_t busy = l->state;
         pthread_mutex_unlock(&lives_lock);
-        return ds_err_set(err, DS_CONFLICT, "project \"%s\" is being %s; retry when that has finished", id,
-                          deleting ? "deleted" : "created");
+        return busy_conflict(id, busy, err);
     }
     if (!l && !(l = life_add_locked(id, state))) {
         pthread_mutex_unlock(&lives_lock);
@@ -110,10 +115,7 @@ static ds_status_t life_check(const char *id, ds_err_t *err)
     life_t *l = life_find_locked(id);
     life_state_t state = l ? l->state : LIFE_READY;
     pthread_mutex_unlock(&lives_lock);
-    if (state == LIFE_READY)
-        return DS_OK;
-    return ds_err_set(err, DS_CONFLICT, "project \"%s\" is being %s; retry when that has finished", id,
-                      state == LIFE_DELETING ? "deleted" : "created");
+    return state == LIFE_READY ? DS_OK : busy_conflict(id, state, err);
 }
 
 /* Waits until no request uses the project of a deleting entry. Holds no lock while it waits. */
