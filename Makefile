@@ -80,7 +80,7 @@ bench: setup
 # The checked build: ASan + UBSan, in build-asan/, with the end-to-end and protocol suites run against it.
 ASAN_SAN := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
 asan: setup
-	@$(MAKE) --no-print-directory BUILD=build-asan SAN="$(ASAN_SAN)" build-asan/duckstore
+	@$(MAKE) --no-print-directory BUILD=build-asan SAN="$(ASAN_SAN)" build-asan/duckstore build-asan/tests/test_duckdb_projects
 	@bash scripts/asan.sh
 
 format:

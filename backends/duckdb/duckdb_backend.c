@@ -15,13 +15,23 @@
  * schema _ds of the same file, so one transaction covers both.
  *
  * Project handles: acquire() attaches the file if needed and pins it (refs);
- * release() unpins and detaches surplus idle files. A project being dropped
- * waits until no call pins it. The cap is soft: when every attached project
- * is pinned, one more is attached and the surplus is detached on release.
+ * release() unpins and detaches surplus idle files. The cap on attached files
+ * is soft: a pinned project is never detached, so when every attached project
+ * is pinned one more is attached over the cap, and the surplus is detached
+ * when calls release their projects. No call ever waits for a slot.
  *
- * Locks: `lock` guards the project table and the LRU; ATTACH/DETACH run under
- * it (they take well under a millisecond). No other lock is taken while
- * holding it.
+ * Each project entry moves through detached -> attaching -> attached ->
+ * detaching -> detached; ATTACH and DETACH run outside `lock`, and only the
+ * call that set attaching/detaching touches the file meanwhile (others wait
+ * for that one project on `idle`). Dropping marks the entry `dropping` (new
+ * pins answer not found), waits until nothing uses it, detaches, removes the
+ * files and only then forgets the entry, so no call can attach a file that is
+ * being removed. An entry is freed only by the call that finds it unused.
+ *
+ * Locks: `lock` guards the project table, the counters and the LRU, and is
+ * held only for those map operations (and the stat of a file about to be
+ * attached); never across a DuckDB statement or a wait on another project.
+ * No other lock is taken while holding it.
  */
 #include <duckdb.h>
 #include <dirent.h>
@@ -43,6 +53,9 @@
 #include "internal.h"
 #include "duckstore/backend.h"
 
+/* Most idle projects one call detaches to bring the attached count back under the cap. */
+#define MAX_VICTIMS 8
+
 static void project_path(const be_t *be, const char *id, char *out, size_t outsz)
 {
     snprintf(out, outsz, "%s/project_%s_main.duckdb", be->dir, id);
@@ -56,6 +69,18 @@ static proj_t *find_proj(be_t *be, const char *id)
     return NULL;
 }
 
+static proj_t *new_proj(be_t *be, const char *id)
+{
+    proj_t *p = calloc(1, sizeof(*p));
+    if (!p)
+        return NULL;
+    snprintf(p->id, sizeof(p->id), "%s", id);
+    snprintf(p->alias, sizeof(p->alias), "p_%s", id);
+    p->next = be->projects;
+    be->projects = p;
+    return p;
+}
+
 static void forget_proj(be_t *be, proj_t *p)
 {
     proj_t **pp = &be->projects;
@@ -66,7 +91,17 @@ static void forget_proj(be_t *be, proj_t *p)
     free(p);
 }
 
-/* Runs one statement on a short-lived connection (for ATTACH/DETACH). Caller holds be->lock. */
+/* True while a call pins p or runs ATTACH/DETACH of it: p must stay as it is. */
+static bool busy(const proj_t *p) { return p->refs > 0 || p->attaching || p->detaching; }
+
+/* Frees a detached entry nothing refers to (a dropping one is freed by its dropper). Caller holds be->lock. */
+static void forget_if_unused(be_t *be, proj_t *p)
+{
+    if (!busy(p) && !p->attached && !p->dropping)
+        forget_proj(be, p);
+}
+
+/* Runs one statement on a short-lived connection (for ATTACH/DETACH/CHECKPOINT). */
 static ds_status_t admin_exec(be_t *be, const char *sql, ds_err_t *err)
 {
     duckdb_connection c;
@@ -77,46 +112,15 @@ static ds_status_t admin_exec(be_t *be, const char *sql, ds_err_t *err)
     return st;
 }
 
-static ds_status_t detach_locked(be_t *be, proj_t *p, ds_err_t *err)
+/* DETACH of p's database. Runs without be->lock, by the call that set p->detaching. */
+static ds_status_t run_detach(be_t *be, const proj_t *p, ds_err_t *err)
 {
     ds_buf_t sql = {0};
     ds_buf_puts(&sql, "DETACH DATABASE ");
     ds_buf_ident(&sql, p->alias);
     ds_status_t st = admin_exec(be, ds_buf_cstr(&sql), err);
     ds_buf_free(&sql);
-    if (st != DS_OK)
-        return st;
-    p->attached = false;
-    ds_lru_remove(be->lru, p->id);
-    be->n_attached--;
-    return DS_OK;
-}
-
-static bool evictable(const char *key, void *ud)
-{
-    proj_t *p = find_proj(ud, key);
-    return p && p->refs == 0;
-}
-
-/*
- * Detaches least-recently-used idle projects until a new one fits under the
- * cap (attached + being attached < max_open). Returns false when every
- * attached project is in use. Caller holds be->lock.
- */
-static bool make_room_locked(be_t *be)
-{
-    while (be->n_attached + be->n_attaching >= be->max_open) {
-        const char *victim = ds_lru_victim(be->lru, evictable, be);
-        if (!victim)
-            return false;
-        proj_t *p = find_proj(be, victim);
-        ds_err_t e = {0};
-        if (detach_locked(be, p, &e) != DS_OK) {
-            be->host->log(2, "duckdb", "cannot detach project %s: %s", p->id, e.message);
-            return false;
-        }
-    }
-    return true;
+    return st;
 }
 
 /*
@@ -137,8 +141,8 @@ static ds_status_t unreadable(be_t *be, const char *id, ds_err_t *err)
                       id, why);
 }
 
-/* Runs ATTACH for p. Called with be->lock held; may drop it while waiting. */
-static ds_status_t attach_locked(be_t *be, proj_t *p, const char *path, ds_err_t *err)
+/* ATTACH of p's file. Runs without be->lock, by the call that set p->attaching. */
+static ds_status_t run_attach(be_t *be, const proj_t *p, const char *path, ds_err_t *err)
 {
     ds_status_t st;
     ds_buf_t sql = {0};
@@ -155,9 +159,8 @@ static ds_status_t attach_locked(be_t *be, proj_t *p, const char *path, ds_err_t
         st = admin_exec(be, ds_buf_cstr(&sql), err);
         if (st == DS_OK || attempt >= 200 || !strstr(err->message, "Unique file handle conflict"))
             break;
-        pthread_mutex_unlock(&be->lock);
+        ds_err_clear(err);
         usleep(5000);
-        pthread_mutex_lock(&be->lock);
     }
     if (st != DS_OK && strstr(err->message, "Unique file handle conflict"))
         st = ds_err_set(err, DS_UNAVAILABLE, "project \"%s\" is being reopened; retry", p->id);
@@ -167,87 +170,154 @@ static ds_status_t attach_locked(be_t *be, proj_t *p, const char *path, ds_err_t
     return st;
 }
 
+static bool evictable(const char *key, void *ud)
+{
+    proj_t *p = find_proj(ud, key);
+    return p && p->attached && !busy(p) && !p->dropping;
+}
+
+/*
+ * Marks least-recently-used idle projects `detaching` until the attached
+ * count (counting ATTACHes under way, not DETACHes) is back at the cap; the
+ * caller detaches them with detach_victims after dropping be->lock. Returns
+ * how many it marked (0 when none is idle: then the cap is exceeded for now).
+ */
+static size_t pick_victims_locked(be_t *be, proj_t **v, size_t max)
+{
+    size_t n = 0;
+    while (n < max && be->n_attached - be->n_detaching + be->n_attaching > be->max_open) {
+        const char *key = ds_lru_victim(be->lru, evictable, be);
+        if (!key)
+            break;
+        proj_t *p = find_proj(be, key);
+        p->detaching = true;
+        be->n_detaching++;
+        v[n++] = p;
+    }
+    return n;
+}
+
+/* Detaches the projects pick_victims_locked marked. Called without be->lock. */
+static void detach_victims(be_t *be, proj_t **v, size_t n)
+{
+    ds_status_t st[MAX_VICTIMS];
+    ds_err_t e[MAX_VICTIMS];
+    for (size_t i = 0; i < n; i++) {
+        memset(&e[i], 0, sizeof(e[i]));
+        st[i] = run_detach(be, v[i], &e[i]);
+    }
+    pthread_mutex_lock(&be->lock);
+    for (size_t i = 0; i < n; i++) {
+        proj_t *p = v[i];
+        p->detaching = false;
+        be->n_detaching--;
+        if (st[i] == DS_OK) {
+            p->attached = false;
+            be->n_attached--;
+            ds_lru_remove(be->lru, p->id);
+        } else {
+            be->host->log(2, "duckdb", "cannot detach project %s: %s", p->id, e[i].message);
+        }
+    }
+    pthread_cond_broadcast(&be->idle);
+    pthread_mutex_unlock(&be->lock);
+}
+
 /*
  * Pins project id, attaching its file first if needed. create: the file may
- * be new (project creation); otherwise a missing file is DS_NOT_FOUND. The
- * cap on attached files is hard: when every attached project is in use, the
- * call waits (bounded) for one to become idle.
+ * be new (project creation); otherwise a missing file is DS_NOT_FOUND. Waits
+ * only for an ATTACH or DETACH of this same project that is under way, never
+ * for another project (the cap is soft, see above).
  */
 static ds_status_t acquire(be_t *be, const char *id, bool create, proj_t **out, ds_err_t *err)
 {
-    ds_status_t st = DS_OK;
     char path[4200];
-    struct timespec deadline;
-    clock_gettime(CLOCK_REALTIME, &deadline);
-    deadline.tv_sec += ACQUIRE_WAIT_S;
     project_path(be, id, path, sizeof(path));
     pthread_mutex_lock(&be->lock);
     proj_t *p;
     for (;;) {
         p = find_proj(be, id);
-        if (p && p->dropping) {
-            st = ds_err_set(err, DS_NOT_FOUND, "project \"%s\" not found", id);
-            goto out;
+        if (p && (p->dropping || p->creating)) {
+            const char *what = p->dropping ? "deleted" : "created"; /* p may go once the lock is released */
+            pthread_mutex_unlock(&be->lock);
+            if (create)
+                return ds_err_set(err, DS_CONFLICT, "project \"%s\" is being %s", id, what);
+            return ds_err_setk(err, DS_NOT_FOUND, DS_KBC_DATABASE_NOT_FOUND, "project \"%s\" not found (it is being %s)",
+                               id, what);
         }
-        if (!p) {
-            p = calloc(1, sizeof(*p));
-            if (!p) {
-                st = ds_err_set(err, DS_INTERNAL, "out of memory");
-                goto out;
-            }
-            snprintf(p->id, sizeof(p->id), "%s", id);
-            snprintf(p->alias, sizeof(p->alias), "p_%s", id);
-            p->next = be->projects;
-            be->projects = p;
+        if (p && create) {
+            pthread_mutex_unlock(&be->lock);
+            return ds_err_set(err, DS_ALREADY_EXISTS, "storage for project \"%s\" already exists", id);
         }
-        if (p->attached && p->reload && p->refs == 0) {
-            ds_err_t e = {0};
-            if (detach_locked(be, p, &e) == DS_OK)
+        if (!p && !(p = new_proj(be, id))) {
+            pthread_mutex_unlock(&be->lock);
+            return ds_err_set(err, DS_INTERNAL, "out of memory");
+        }
+        /* Until project_create ends, no other call may see the half-made project. */
+        p->creating = create;
+        if (p->attached && !p->detaching && p->reload && !busy(p)) {
+            /* A write ran out of space: reopen the file before its next use (see proj_t.reload). */
+            p->detaching = true;
+            be->n_detaching++;
+            pthread_mutex_unlock(&be->lock);
+            detach_victims(be, &p, 1);
+            pthread_mutex_lock(&be->lock);
+            if (!p->attached)
                 p->reload = false;
-            else
-                be->host->log(2, "duckdb", "project %s: cannot reopen after a failed write: %s", p->id, e.message);
-        }
-        if (p->attached)
-            break;
-        struct stat sb;
-        if (!p->attaching && !create && stat(path, &sb) != 0) {
-            if (p->refs == 0)
-                forget_proj(be, p);
-            st = ds_err_setk(err, DS_NOT_FOUND, DS_KBC_DATABASE_NOT_FOUND, "project \"%s\" has no storage file", id);
-            goto out;
-        }
-        if (p->attaching || !make_room_locked(be)) {
-            /* Another call is attaching it, or every slot is in use: wait for a change. */
-            if (pthread_cond_timedwait(&be->idle, &be->lock, &deadline) != 0) {
-                st = ds_err_set(err, DS_UNAVAILABLE,
-                                "all %lld open project slots stayed busy for %d s (DUCKSTORE_MAX_OPEN_PROJECTS); retry",
-                                (long long)be->max_open, ACQUIRE_WAIT_S);
-                goto out;
-            }
             continue;
         }
-        p->attaching = true;
-        be->n_attaching++;
-        st = attach_locked(be, p, path, err);
-        p->attaching = false;
-        be->n_attaching--;
-        pthread_cond_broadcast(&be->idle);
-        if (st != DS_OK) {
-            if (p->refs == 0)
-                forget_proj(be, p);
-            goto out;
+        if (p->attached && !p->detaching) {
+            p->refs++;
+            ds_lru_touch(be->lru, p->id);
+            pthread_mutex_unlock(&be->lock);
+            *out = p;
+            return DS_OK;
         }
+        if (!p->attaching && !p->detaching)
+            break;
+        pthread_cond_wait(&be->idle, &be->lock);
+    }
+    /*
+     * p is detached and this call attaches it. The file is checked under the
+     * lock: a drop of the project starts only after this ATTACH ends, so the
+     * ATTACH can never create a file that a drop has just removed.
+     */
+    struct stat sb;
+    if (!create && stat(path, &sb) != 0) {
+        forget_if_unused(be, p);
+        pthread_mutex_unlock(&be->lock);
+        return ds_err_setk(err, DS_NOT_FOUND, DS_KBC_DATABASE_NOT_FOUND, "project \"%s\" has no storage file", id);
+    }
+    p->attaching = true;
+    be->n_attaching++;
+    proj_t *victims[MAX_VICTIMS];
+    size_t nv = pick_victims_locked(be, victims, MAX_VICTIMS);
+    pthread_mutex_unlock(&be->lock);
+
+    if (nv)
+        detach_victims(be, victims, nv);
+    ds_status_t st = run_attach(be, p, path, err);
+
+    pthread_mutex_lock(&be->lock);
+    p->attaching = false;
+    be->n_attaching--;
+    if (st == DS_OK) {
         p->attached = true;
         be->n_attached++;
         if (be->n_attached > be->peak_attached)
             be->peak_attached = be->n_attached;
-        break;
+        ds_lru_touch(be->lru, p->id);
+        if (p->dropping)
+            st = ds_err_setk(err, DS_NOT_FOUND, DS_KBC_DATABASE_NOT_FOUND, "project \"%s\" not found", id);
+        else
+            p->refs++;
+    } else {
+        forget_if_unused(be, p);
     }
-    ds_lru_touch(be->lru, p->id);
-    p->refs++;
-    *out = p;
-out:
+    pthread_cond_broadcast(&be->idle);
     pthread_mutex_unlock(&be->lock);
+    if (st == DS_OK)
+        *out = p;
     return st;
 }
 
@@ -255,10 +325,86 @@ static void release(be_t *be, proj_t *p)
 {
     if (!p)
         return;
+    proj_t *victims[MAX_VICTIMS];
     pthread_mutex_lock(&be->lock);
     if (--p->refs == 0)
         pthread_cond_broadcast(&be->idle);
+    size_t nv = pick_victims_locked(be, victims, MAX_VICTIMS);
     pthread_mutex_unlock(&be->lock);
+    if (nv)
+        detach_victims(be, victims, nv);
+}
+
+/*
+ * Takes project id's storage out of service: no new pin from the start, waits
+ * until no call uses it, detaches it, then removes its files (into_dir NULL)
+ * or moves them into into_dir (quarantine; *moved says whether there was
+ * anything), and forgets the entry last. Waiting holds no lock (the wait
+ * releases be->lock).
+ */
+static ds_status_t retire_project(be_t *be, const char *id, const char *into_dir, bool *moved, ds_err_t *err)
+{
+    pthread_mutex_lock(&be->lock);
+    proj_t *p = find_proj(be, id);
+    if (p && p->dropping) {
+        pthread_mutex_unlock(&be->lock);
+        return ds_err_set(err, DS_CONFLICT, "project \"%s\" is already being deleted", id);
+    }
+    if (!p && !(p = new_proj(be, id))) {
+        pthread_mutex_unlock(&be->lock);
+        return ds_err_set(err, DS_INTERNAL, "out of memory");
+    }
+    p->dropping = true;
+    while (busy(p))
+        pthread_cond_wait(&be->idle, &be->lock);
+    if (p->attached) {
+        p->detaching = true;
+        be->n_detaching++;
+        pthread_mutex_unlock(&be->lock);
+        ds_status_t st = run_detach(be, p, err);
+        pthread_mutex_lock(&be->lock);
+        p->detaching = false;
+        be->n_detaching--;
+        pthread_cond_broadcast(&be->idle);
+        if (st != DS_OK) {
+            p->dropping = false;
+            pthread_mutex_unlock(&be->lock);
+            return st;
+        }
+        p->attached = false;
+        be->n_attached--;
+        ds_lru_remove(be->lru, p->id);
+    }
+    pthread_mutex_unlock(&be->lock);
+    char path[4200], wal[4300], target[4500];
+    project_path(be, id, path, sizeof(path));
+    snprintf(wal, sizeof(wal), "%s.wal", path);
+    const char *srcs[] = {path, wal};
+    ds_status_t st = DS_OK;
+    for (int i = 0; i < 2 && st == DS_OK; i++) {
+        struct stat sb;
+        if (!into_dir) {
+            unlink(srcs[i]);
+            continue;
+        }
+        if (lstat(srcs[i], &sb) != 0)
+            continue;
+        snprintf(target, sizeof(target), "%s/%s", into_dir, strrchr(srcs[i], '/') + 1);
+        if (rename(srcs[i], target) != 0)
+            st = ds_err_set(err, DS_UNAVAILABLE, "cannot move %s into %s: %s", srcs[i], into_dir, strerror(errno));
+        else
+            *moved = true;
+    }
+    pthread_mutex_lock(&be->lock);
+    forget_proj(be, p);
+    pthread_cond_broadcast(&be->idle);
+    pthread_mutex_unlock(&be->lock);
+    return st;
+}
+
+static ds_status_t drop_project(be_t *be, const char *id, ds_err_t *err)
+{
+    return retire_project(be, id, NULL, NULL, err);
 }
 
 ds_status_t ddb_use_begin(be_t *be, ds_be_call_t *call, bool create, use_t *u)
@@ -388,7 +534,7 @@ static void be_close(void *self)
         if (admin_exec(be, ds_buf_cstr(&sql), &e) != DS_OK)
             be->host->log(2, "duckdb", "checkpoint of project %s failed: %s", p->id, e.message);
         ds_buf_free(&sql);
-        if (detach_locked(be, p, &e) != DS_OK)
+        if (run_detach(be, p, &e) != DS_OK)
             be->host->log(2, "duckdb", "detach of project %s failed: %s", p->id, e.message);
     }
     while (be->projects)
@@ -459,15 +605,6 @@ static const char *meta_ddl =
     "primary_key VARCHAR NOT NULL DEFAULT '', created_at BIGINT NOT NULL, last_import_at BIGINT, "
     "last_change_at BIGINT, row_count BIGINT NOT NULL DEFAULT 0, byte_count BIGINT NOT NULL DEFAULT 0);";
 
-static void remove_project_files(be_t *be, const char *id)
-{
-    char path[4200], wal[4300];
-    project_path(be, id, path, sizeof(path));
-    snprintf(wal, sizeof(wal), "%s.wal", path);
-    unlink(path);
-    unlink(wal);
-}
-
 static ds_status_t meta_init(use_t *u, void *ud)
 {
     (void)ud;
@@ -485,52 +622,29 @@ static ds_status_t be_project_create(void *self, ds_be_call_t *call)
         return ds_err_set(call->err, DS_ALREADY_EXISTS, "storage for project \"%s\" already exists",
                           call->project_id);
     ds_status_t st = ddb_use_begin(be, call, true, &u);
-    if (st != DS_OK) {
-        remove_project_files(be, call->project_id);
-        return st;
+    if (st == DS_ALREADY_EXISTS || st == DS_CONFLICT)
+        return st; /* another call creates or drops it: not ours to clean up */
+    if (st == DS_OK) {
+        st = ddb_in_txn(&u, meta_init, NULL);
+        if (st == DS_OK)
+            st = ds_ddb_exec(u.conn, call->err, "CHECKPOINT");
+        pthread_mutex_lock(&be->lock);
+        u.p->creating = false;
+        pthread_mutex_unlock(&be->lock);
+        ddb_use_end(&u);
     }
-    st = ddb_in_txn(&u, meta_init, NULL);
-    if (st == DS_OK)
-        st = ds_ddb_exec(u.conn, call->err, "CHECKPOINT");
-    ddb_use_end(&u);
     if (st != DS_OK) {
         ds_err_t e = {0};
-        ds_be_call_t c2 = *call;
-        c2.err = &e;
         be->host->log(2, "duckdb", "project %s creation failed, removing its file", call->project_id);
-        pthread_mutex_lock(&be->lock);
-        proj_t *p = find_proj(be, call->project_id);
-        if (p && p->attached && p->refs == 0)
-            detach_locked(be, p, &e);
-        if (p && p->refs == 0)
-            forget_proj(be, p);
-        pthread_mutex_unlock(&be->lock);
-        remove_project_files(be, c2.project_id);
+        if (drop_project(be, call->project_id, &e) != DS_OK)
+            be->host->log(2, "duckdb", "project %s: cannot remove its file: %s", call->project_id, e.message);
     }
     return st;
 }
 
 static ds_status_t be_project_drop(void *self, ds_be_call_t *call)
 {
-    be_t *be = self;
-    ds_status_t st = DS_OK;
-    pthread_mutex_lock(&be->lock);
-    proj_t *p = find_proj(be, call->project_id);
-    if (p) {
-        p->dropping = true;
-        while (p->refs > 0 || p->attaching)
-            pthread_cond_wait(&be->idle, &be->lock);
-        if (p->attached)
-            st = detach_locked(be, p, call->err);
-        if (st == DS_OK)
-            forget_proj(be, p);
-        else
-            p->dropping = false;
-    }
-    pthread_mutex_unlock(&be->lock);
-    if (st == DS_OK)
-        remove_project_files(be, call->project_id);
-    return st;
+    return drop_project(self, call->project_id, call->err);
 }
 
 /* Exact row count of one table. */
@@ -1261,39 +1375,8 @@ static ds_status_t be_project_meta_get(void *self, ds_be_call_t *call, char **do
 
 static ds_status_t be_project_quarantine(void *self, ds_be_call_t *call, const char *dir, bool *moved)
 {
-    be_t *be = self;
-    ds_status_t st = DS_OK;
     *moved = false;
-    pthread_mutex_lock(&be->lock);
-    proj_t *p = find_proj(be, call->project_id);
-    if (p) {
-        p->dropping = true;
-        while (p->refs > 0 || p->attaching)
-            pthread_cond_wait(&be->idle, &be->lock);
-        if (p->attached)
-            st = detach_locked(be, p, call->err);
-        if (st == DS_OK)
-            forget_proj(be, p);
-        else
-            p->dropping = false;
-    }
-    pthread_mutex_unlock(&be->lock);
-    if (st != DS_OK)
-        return st;
-    char path[4200], wal[4300], target[4500];
-    project_path(be, call->project_id, path, sizeof(path));
-    snprintf(wal, sizeof(wal), "%s.wal", path);
-    const char *srcs[] = {path, wal};
-    for (int i = 0; i < 2; i++) {
-        struct stat sb;
-        if (lstat(srcs[i], &sb) != 0)
-            continue;
-        snprintf(target, sizeof(target), "%s/%s", dir, strrchr(srcs[i], '/') + 1);
-        if (rename(srcs[i], target) != 0)
-            return ds_err_set(call->err, DS_UNAVAILABLE, "cannot move %s into %s: %s", srcs[i], dir, strerror(errno));
-        *moved = true;
-    }
-    return DS_OK;
+    return retire_project(self, call->project_id, dir, moved, call->err);
 }
 
 static ds_backend_ops_t ops = {

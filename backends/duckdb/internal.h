@@ -20,17 +20,17 @@
 
 /* The error of a request allocation that failed (host->alloc/strdup gave NULL): 503, nothing run. */
 #define ddb_oom(err) ds_err_set((err), DS_UNAVAILABLE, "out of memory; the request was not carried out")
-/* How long a call waits for a free open-project slot before answering 503. */
-#define ACQUIRE_WAIT_S 60
 
 typedef struct proj {
     struct proj *next;
     char id[DS_PROJECT_ID_MAX + 1];
     char alias[DS_PROJECT_ID_MAX + 3];
-    int64_t refs;
-    bool attached;
-    bool attaching; /* an ATTACH is running for it (be->lock may be dropped meanwhile) */
-    bool dropping;
+    int64_t refs;   /* calls using it (pins) */
+    bool attached;  /* the file is attached (also while a DETACH of it runs) */
+    bool attaching; /* an ATTACH of it runs, outside be->lock */
+    bool detaching; /* a DETACH of it runs, outside be->lock */
+    bool dropping;  /* the project is being dropped: no new pin; the entry stays until its files are gone */
+    bool creating;  /* project_create is making its file: only that call may use it */
     /*
      * A write failed for lack of space: DuckDB's in-memory state of the file
      * may no longer match what is on disk (a later commit was seen to write
@@ -44,11 +44,12 @@ typedef struct {
     duckdb_database db;
     char dir[4096];
     pthread_mutex_t lock;
-    pthread_cond_t idle; /* signalled when a project's refs drop to 0 */
+    pthread_cond_t idle; /* signalled when a project's refs drop to 0 or an ATTACH/DETACH ends */
     proj_t *projects;
     ds_lru_t *lru; /* attached projects */
     int64_t n_attached;
     int64_t n_attaching;
+    int64_t n_detaching;
     int64_t peak_attached;
     int64_t max_open;
 } be_t;

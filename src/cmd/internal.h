@@ -17,6 +17,12 @@ typedef struct {
 
 /* Authorizes ctx for project id (admin or that project's key), and opens it. */
 ds_status_t ds_cmd_open_project(ds_ctx_t *ctx, const char *id, ds_proj_t *out);
+/*
+ * Pins project id for the request until the ctx arena dies: a delete of the
+ * project waits for it. DS_NOT_FOUND while the project is being created or
+ * deleted. Called by ds_cmd_open_project (project.c).
+ */
+ds_status_t ds_cmd_project_pin(ds_ctx_t *ctx, const char *id);
 /* Holds the write slot for key until the ctx arena dies. */
 ds_status_t ds_cmd_enter(ds_ctx_t *ctx, const char *key);
 /* Enters the project's catalog (DDL) slot. */

@@ -4,19 +4,172 @@
  * Project creation writes the catalog row ("creating") before the backend
  * creates storage, and marks it "ready" after; deletion marks "deleting"
  * before the storage goes. A crash between the steps is repaired by the
- * recovery pass in service.c. Project creation and deletion are serialized
- * (one at a time) so two creates of one id cannot race between the steps.
+ * recovery pass in service.c.
+ *
+ * Lifecycle: each project id that is being created or deleted, or that a
+ * request is using, has an in-memory entry with a state (creating, ready,
+ * deleting) and a count of the requests using it (pins, taken by
+ * ds_cmd_open_project and dropped with the request). A create or delete of an
+ * id whose entry is creating or deleting answers 409 at once (a create of an
+ * existing id answers 409 from the catalog before it touches the entry, so it
+ * never hides a ready project). A delete marks the entry deleting (from then
+ * on a request for the project answers 404), waits until its pins are gone
+ * and only then drops the storage, so no
+ * request can reach a project, or a re-created project of the same id,
+ * across its deletion. `lives_lock` guards only the entries (short map
+ * operations); a delete's wait releases it, so one project's lifecycle never
+ * waits for another's.
  */
 #include <pthread.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "cmd/files.h"
 #include "cmd/internal.h"
 #include "core/keys.h"
 #include "core/log.h"
 
-static pthread_mutex_t lifecycle = PTHREAD_MUTEX_INITIALIZER;
+typedef enum { LIFE_CREATING, LIFE_READY, LIFE_DELETING } life_state_t;
+
+typedef struct life {
+    struct life *next;
+    char id[DS_PROJECT_ID_MAX + 1];
+    life_state_t state;
+    long pins;
+} life_t;
+
+static pthread_mutex_t lives_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t unpinned = PTHREAD_COND_INITIALIZER; /* a deleting entry lost its last pin */
+static life_t *lives;
+
+static life_t *life_find_locked(const char *id)
+{
+    /* Ids are unique regardless of case (see the catalog), so entries are found that way too. */
+    for (life_t *l = lives; l; l = l->next)
+        if (strcasecmp(l->id, id) == 0)
+            return l;
+    return NULL;
+}
+
+static life_t *life_add_locked(const char *id, life_state_t state)
+{
+    life_t *l = calloc(1, sizeof(*l));
+    if (!l)
+        return NULL;
+    snprintf(l->id, sizeof(l->id), "%s", id);
+    l->state = state;
+    l->next = lives;
+    lives = l;
+    return l;
+}
+
+/* Frees a ready entry no request uses. */
+static void life_forget_locked(life_t *l)
+{
+    if (l->state != LIFE_READY || l->pins > 0)
+        return;
+    life_t **pp = &lives;
+    while (*pp && *pp != l)
+        pp = &(*pp)->next;
+    if (*pp)
+        *pp = l->next;
+    free(l);
+}
+
+static ds_status_t busy_conflict(const char *id, life_state_t state, ds_err_t *err)
+{
+    return ds_err_set(err, DS_CONFLICT, "project \"%s\" is being %s; retry when that has finished", id,
+                      state == LIFE_DELETING ? "deleted" : "created");
+}
+
+/*
+ * Starts a create (LIFE_CREATING) or delete (LIFE_DELETING) of id. DS_CONFLICT
+ * when another create or delete of id is under way. Requests using the
+ * project keep their pins (a delete waits for them with life_drain).
+ */
+static ds_status_t life_begin(const char *id, life_state_t state, life_t **out, ds_err_t *err)
+{
+    pthread_mutex_lock(&lives_lock);
+    life_t *l = life_find_locked(id);
+    if (l && l->state != LIFE_READY) {
+        life_state_t busy = l->state;
+        pthread_mutex_unlock(&lives_lock);
+        return busy_conflict(id, busy, err);
+    }
+    if (!l && !(l = life_add_locked(id, state))) {
+        pthread_mutex_unlock(&lives_lock);
+        return ds_err_set(err, DS_INTERNAL, "out of memory");
+    }
+    l->state = state;
+    pthread_mutex_unlock(&lives_lock);
+    *out = l;
+    return DS_OK;
+}
+
+/* DS_CONFLICT naming the create or delete of id under way, if one is; else DS_OK. */
+static ds_status_t life_check(const char *id, ds_err_t *err)
+{
+    pthread_mutex_lock(&lives_lock);
+    life_t *l = life_find_locked(id);
+    life_state_t state = l ? l->state : LIFE_READY;
+    pthread_mutex_unlock(&lives_lock);
+    return state == LIFE_READY ? DS_OK : busy_conflict(id, state, err);
+}
+
+/* Waits until no request uses the project of a deleting entry. Holds no lock while it waits. */
+static void life_drain(life_t *l)
+{
+    pthread_mutex_lock(&lives_lock);
+    while (l->pins > 0)
+        pthread_cond_wait(&unpinned, &lives_lock);
+    pthread_mutex_unlock(&lives_lock);
+}
+
+/* Makes the entry ready again (requests may pin it) and frees it when none does. */
+static void life_end(life_t *l)
+{
+    pthread_mutex_lock(&lives_lock);
+    l->state = LIFE_READY;
+    life_forget_locked(l);
+    pthread_mutex_unlock(&lives_lock);
+}
+
+static void unpin(void *p)
+{
+    life_t *l = p;
+    pthread_mutex_lock(&lives_lock);
+    if (--l->pins == 0) {
+        if (l->state == LIFE_DELETING)
+            pthread_cond_broadcast(&unpinned);
+        life_forget_locked(l);
+    }
+    pthread_mutex_unlock(&lives_lock);
+}
+
+ds_status_t ds_cmd_project_pin(ds_ctx_t *ctx, const char *id)
+{
+    pthread_mutex_lock(&lives_lock);
+    life_t *l = life_find_locked(id);
+    if (l && l->state != LIFE_READY) {
+        bool deleting = l->state == LIFE_DELETING;
+        pthread_mutex_unlock(&lives_lock);
+        return ds_err_setk(&ctx->err, DS_NOT_FOUND, DS_KBC_DATABASE_NOT_FOUND, "project \"%s\" not found (it is being %s)",
+                           id, deleting ? "deleted" : "created");
+    }
+    if (!l && !(l = life_add_locked(id, LIFE_READY))) {
+        pthread_mutex_unlock(&lives_lock);
+        return ds_err_set(&ctx->err, DS_INTERNAL, "out of memory");
+    }
+    l->pins++;
+    pthread_mutex_unlock(&lives_lock);
+    if (ds_arena_on_destroy(ctx->arena, unpin, l) != 0) {
+        unpin(l);
+        return ds_err_set(&ctx->err, DS_INTERNAL, "out of memory");
+    }
+    return DS_OK;
+}
 
 ds_status_t ds_cmd_backend_init(ds_ctx_t *ctx, ds_backend_info_t *out)
 {
@@ -72,12 +225,24 @@ ds_status_t ds_cmd_project_create(ds_ctx_t *ctx, const ds_project_create_t *in, 
     rec->state = DS_PROJECT_CREATING;
     rec->created_at = rec->updated_at = ds_now();
 
-    pthread_mutex_lock(&lifecycle);
+    /*
+     * The catalog row comes first: its insert fails for an id that exists in
+     * any state, so requests for an existing project never see it "being
+     * created". The entry is taken next; it conflicts only with a delete of
+     * the id that is finishing (its row is already gone), and then the new
+     * row is taken back.
+     */
+    life_t *life = NULL;
+    ds_err_t e = {0};
     st = ds_catalog_project_insert(rec, &ctx->err);
-    if (st == DS_OK) {
+    if (st == DS_ALREADY_EXISTS && life_check(rec->id, &e) != DS_OK) {
+        ctx->err = e; /* the id exists because it is being created or deleted: say so */
+        st = e.status;
+    } else if (st == DS_OK && (st = life_begin(rec->id, LIFE_CREATING, &life, &ctx->err)) != DS_OK)
+        ds_catalog_project_delete(rec->id, &e);
+    else if (st == DS_OK) {
         ds_be_call_t call = {.arena = ctx->arena, .err = &ctx->err, .project_id = rec->id};
         st = ds_be_project_create(be, &call);
-        ds_err_t e = {0};
         /* The project file carries its own catalog record from the start (a lost catalog is rebuilt from it). */
         if (st == DS_OK && (st = ds_service_project_copy_put(be, &call, rec)) != DS_OK) {
             ds_be_call_t undo = {.arena = ctx->arena, .err = &e, .project_id = rec->id};
@@ -88,8 +253,8 @@ ds_status_t ds_cmd_project_create(ds_ctx_t *ctx, const ds_project_create_t *in, 
         else if ((st = ds_catalog_project_set_state(rec->id, DS_PROJECT_READY, &ctx->err)) != DS_OK)
             ds_log(DS_LOG_ERROR, "project %s: storage created but catalog update failed; recovery will remove it",
                    rec->id);
+        life_end(life);
     }
-    pthread_mutex_unlock(&lifecycle);
     ds_registry_put(be);
     if (st != DS_OK)
         return st;
@@ -146,17 +311,33 @@ ds_status_t ds_cmd_project_update(ds_ctx_t *ctx, const char *id, const char *nam
 ds_status_t ds_cmd_project_delete(ds_ctx_t *ctx, const char *id)
 {
     ds_status_t st = ds_cmd_require_admin(ctx);
-    ds_proj_t p;
     if (st != DS_OK)
         return st;
-    if ((st = ds_cmd_open_project(ctx, id, &p)) != DS_OK)
+    if ((st = ds_ident_check_project(id, &ctx->err)) != DS_OK)
         return st;
-    if ((st = ds_cmd_enter_ddl(ctx, id)) != DS_OK)
+    ctx->project_id = ds_arena_strdup(ctx->arena, id);
+    life_t *life;
+    if ((st = life_begin(id, LIFE_DELETING, &life, &ctx->err)) != DS_OK)
         return st;
-    pthread_mutex_lock(&lifecycle);
-    st = ds_catalog_project_set_state(id, DS_PROJECT_DELETING, &ctx->err);
+    ds_project_rec_t rec;
+    ds_backend_t *be = NULL;
+    st = ds_catalog_project_get(id, &rec, &ctx->err);
+    if (st == DS_OK && rec.state != DS_PROJECT_READY)
+        st = ds_err_setk(&ctx->err, DS_NOT_FOUND, DS_KBC_DATABASE_NOT_FOUND, "project \"%s\" not found", id);
+    if (st == DS_OK && ds_registry_get(rec.backend, &be, &ctx->err) != DS_OK)
+        st = ds_err_set(&ctx->err, DS_UNAVAILABLE, "backend \"%s\" of project \"%s\" is not loaded", rec.backend, id);
     if (st == DS_OK)
-        st = ds_be_project_drop(p.be, &p.call);
+        st = ds_catalog_project_set_state(id, DS_PROJECT_DELETING, &ctx->err);
+    if (st == DS_OK) {
+        /* New requests answer 404 from here; the ones under way finish first. */
+        life_drain(life);
+        ds_be_call_t call = {.arena = ctx->arena, .err = &ctx->err, .project_id = ctx->project_id};
+        st = ds_be_project_drop(be, &call);
+        if (st != DS_OK) {
+            ds_err_t e = {0};
+            ds_catalog_project_set_state(id, DS_PROJECT_READY, &e);
+        }
+    }
     /* The tables are gone, so the deletion goes on; file leftovers are removed by the files sweep. */
     if (st == DS_OK && ds_files_drop_project(ds_service_config()->data_dir, id, &ctx->err) != DS_OK) {
         ds_log(DS_LOG_ERROR, "project %s: cannot remove its Storage Files: %s", id, ctx->err.message);
@@ -164,10 +345,7 @@ ds_status_t ds_cmd_project_delete(ds_ctx_t *ctx, const char *id)
     }
     if (st == DS_OK)
         st = ds_catalog_project_delete(id, &ctx->err);
-    else {
-        ds_err_t e = {0};
-        ds_catalog_project_set_state(id, DS_PROJECT_READY, &e);
-    }
-    pthread_mutex_unlock(&lifecycle);
+    ds_registry_put(be);
+    life_end(life);
     return st;
 }

@@ -566,6 +566,19 @@ ds_status_t ds_cmd_require_admin(ds_ctx_t *ctx)
 
 static void put_backend(void *p) { ds_registry_put(p); }
 
+/* A project key opens only its own project (the admin key every one). */
+static ds_status_t check_project_key(ds_ctx_t *ctx, const char *id)
+{
+    if (is_admin(ctx))
+        return DS_OK;
+    char owner[DS_PROJECT_ID_MAX + 1];
+    if (!ds_catalog_project_by_key(ctx->key, owner))
+        return ds_err_set(&ctx->err, DS_UNAUTHENTICATED, "invalid API key");
+    if (strcmp(owner, id) != 0)
+        return ds_err_set(&ctx->err, DS_PERMISSION_DENIED, "this API key does not give access to project \"%s\"", id);
+    return DS_OK;
+}
+
 ds_status_t ds_cmd_open_project(ds_ctx_t *ctx, const char *id, ds_proj_t *out)
 {
     ds_status_t st = ds_ident_check_project(id, &ctx->err);
@@ -574,14 +587,20 @@ ds_status_t ds_cmd_open_project(ds_ctx_t *ctx, const char *id, ds_proj_t *out)
     if ((st = need_key(ctx)) != DS_OK)
         return st;
     ctx->project_id = ds_arena_strdup(ctx->arena, id);
-    if (!is_admin(ctx)) {
-        char owner[DS_PROJECT_ID_MAX + 1];
-        if (!ds_catalog_project_by_key(ctx->key, owner))
-            return ds_err_set(&ctx->err, DS_UNAUTHENTICATED, "invalid API key");
-        if (strcmp(owner, id) != 0)
-            return ds_err_set(&ctx->err, DS_PERMISSION_DENIED, "this API key does not give access to project \"%s\"",
-                              id);
+    /*
+     * Pinned first: the key and the record below are then of the one
+     * incarnation no delete can remove meanwhile. A project being created or
+     * deleted is 404, but only to a key that may know of it.
+     */
+    if ((st = ds_cmd_project_pin(ctx, id)) != DS_OK) {
+        ds_err_t pin_err = ctx->err;
+        if (check_project_key(ctx, id) != DS_OK)
+            return ctx->err.status;
+        ctx->err = pin_err;
+        return st;
     }
+    if ((st = check_project_key(ctx, id)) != DS_OK)
+        return st;
     if ((st = ds_catalog_project_get(id, &out->rec, &ctx->err)) != DS_OK)
         return st;
     if (out->rec.state != DS_PROJECT_READY)

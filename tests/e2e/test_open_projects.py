@@ -1,5 +1,6 @@
 """DUCKSTORE_MAX_OPEN_PROJECTS: more projects than open slots still answer correctly, and the cap
-holds (checked through /metrics)."""
+holds (checked through /metrics). The cap is soft: a project in use is never detached, so while more
+projects than the cap are in use at once, more are attached; the surplus goes when they are released."""
 
 from e2e_lib import (Api, create_bucket, create_project, create_table, expect, get_metrics,
                      list_items, metric, project_stats, run_threads)
@@ -20,12 +21,14 @@ def _setup(admin):
     return keys
 
 
-def _check_cap(admin):
+def _check_cap(admin, peak_max=CAP):
+    """Idle, at most CAP are attached; the peak is at most peak_max (CAP when one project was used at a
+    time, the number of projects used at once otherwise)."""
     samples = get_metrics(admin)
     open_now = metric(samples, "duckstore_open_projects")
     peak = metric(samples, "duckstore_open_projects_peak")
     assert open_now <= CAP, f"duckstore_open_projects={open_now} with DUCKSTORE_MAX_OPEN_PROJECTS={CAP}"
-    assert peak <= CAP, f"duckstore_open_projects_peak={peak} with DUCKSTORE_MAX_OPEN_PROJECTS={CAP}"
+    assert peak <= peak_max, f"duckstore_open_projects_peak={peak} with DUCKSTORE_MAX_OPEN_PROJECTS={CAP}"
     assert peak >= 1
     return peak
 
@@ -69,8 +72,9 @@ def test_projects_in_turn_with_two_open_slots(server_factory):
 
 
 def test_concurrent_projects_with_two_open_slots(server_factory):
-    """Five clients, one per project, working at the same time: the cap holds and nothing is lost
-    while projects are closed and reopened under each other."""
+    """Five clients, one per project, working at the same time: nothing is lost while projects are
+    closed and reopened under each other, at most one file per client is attached at the peak, and
+    once the clients are done the cap holds again."""
     server = server_factory(env={"DUCKSTORE_MAX_OPEN_PROJECTS": str(CAP)})
     admin = server.api()
     keys = _setup(admin)
@@ -88,8 +92,8 @@ def test_concurrent_projects_with_two_open_slots(server_factory):
         return made
 
     made = run_threads(N, client)
-    _check_cap(admin)
+    _check_cap(admin, peak_max=N)
     for i in range(N):
         _verify(admin, i, made[i])
         assert project_stats(admin, f"lru{i}")["tables"] == 5
-    _check_cap(admin)
+    _check_cap(admin, peak_max=N)
