@@ -127,7 +127,7 @@ CASES = [
     ("num-limit-negative", {"method": "POST", "path": f"{TY}/export", "json": {"limit": -1}}, ["limit"]),
     ("num-limit-fraction", {"method": "POST", "path": f"{TY}/export", "json": {"limit": 1.5}}, ["limit"]),
     ("num-limit-huge", {"method": "POST", "path": f"{TY}/export", **raw(b'{"limit": 123456789012345678901234567890}')},
-     ["too big"]),
+     ["limit", "out of range"]),
     ("num-limit-1e400", {"method": "POST", "path": f"{TY}/export", **raw(b'{"limit": 1e400}')}, []),
     ("num-preview-limit-huge", {"method": "GET", "path": f"{TY}/preview", "params": {"limit": "99999999999999999999"}},
      ["limit"]),
