@@ -225,6 +225,19 @@ ds_status_t ds_catalog_project_delete(const char *id, ds_err_t *err)
     return st;
 }
 
+bool ds_catalog_project_spelling(const char *id, char *out, size_t n)
+{
+    bool found = false;
+    pthread_mutex_lock(&lock);
+    for (size_t i = 0; i < n_recs && !found; i++)
+        if (strcasecmp(recs[i].id, id) == 0) {
+            snprintf(out, n, "%s", recs[i].id);
+            found = true;
+        }
+    pthread_mutex_unlock(&lock);
+    return found;
+}
+
 ds_status_t ds_catalog_project_get(const char *id, ds_project_rec_t *out, ds_err_t *err)
 {
     pthread_mutex_lock(&lock);

@@ -55,6 +55,8 @@ ds_status_t ds_catalog_project_set_name(const char *id, const char *name, int64_
 ds_status_t ds_catalog_project_delete(const char *id, ds_err_t *err);
 /* Copies the project (any state) into out. DS_NOT_FOUND when absent. */
 ds_status_t ds_catalog_project_get(const char *id, ds_project_rec_t *out, ds_err_t *err);
+/* Ids are unique regardless of case: the stored spelling of id into out; false when no project has it. */
+bool ds_catalog_project_spelling(const char *id, char *out, size_t n);
 /* READY projects ordered by id, copied into an arena array. */
 ds_status_t ds_catalog_project_list(ds_arena_t *arena, ds_project_rec_t **items, size_t *n, ds_err_t *err);
 /* All projects in any state (for recovery), copied into an arena array. */

@@ -10,7 +10,7 @@ ds_status_t ds_cmd_bucket_create(ds_ctx_t *ctx, const char *project, const ds_bu
                                  ds_be_bucket_t *out)
 {
     ds_proj_t p;
-    ds_status_t st = ds_cmd_open_project(ctx, project, &p);
+    ds_status_t st = ds_cmd_open_project(ctx, &project, &p);
     if (st != DS_OK)
         return st;
     if ((st = ds_ident_check_stage(in->stage, &ctx->err)) != DS_OK)
@@ -40,7 +40,7 @@ ds_status_t ds_cmd_bucket_create(ds_ctx_t *ctx, const char *project, const ds_bu
 ds_status_t ds_cmd_bucket_list(ds_ctx_t *ctx, const char *project, ds_be_bucket_t **items, size_t *n)
 {
     ds_proj_t p;
-    ds_status_t st = ds_cmd_open_project(ctx, project, &p);
+    ds_status_t st = ds_cmd_open_project(ctx, &project, &p);
     if (st != DS_OK)
         return st;
     return ds_be_bucket_list(p.be, &p.call, items, n);
@@ -49,7 +49,7 @@ ds_status_t ds_cmd_bucket_list(ds_ctx_t *ctx, const char *project, ds_be_bucket_
 ds_status_t ds_cmd_bucket_get(ds_ctx_t *ctx, const char *project, const char *bucket, ds_be_bucket_t *out)
 {
     ds_proj_t p;
-    ds_status_t st = ds_cmd_open_project(ctx, project, &p);
+    ds_status_t st = ds_cmd_open_project(ctx, &project, &p);
     if (st != DS_OK)
         return st;
     if ((st = ds_ident_check_bucket(bucket, "bucket", &ctx->err)) != DS_OK)
@@ -60,7 +60,7 @@ ds_status_t ds_cmd_bucket_get(ds_ctx_t *ctx, const char *project, const char *bu
 ds_status_t ds_cmd_bucket_delete(ds_ctx_t *ctx, const char *project, const char *bucket, bool force)
 {
     ds_proj_t p;
-    ds_status_t st = ds_cmd_open_project(ctx, project, &p);
+    ds_status_t st = ds_cmd_open_project(ctx, &project, &p);
     if (st != DS_OK)
         return st;
     if ((st = ds_cmd_resolve_bucket(ctx, &p, &bucket)) != DS_OK)

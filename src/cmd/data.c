@@ -18,7 +18,8 @@
 #include "core/types.h"
 
 /* Opens the project and checks bucket and table names. */
-static ds_status_t open_table(ds_ctx_t *ctx, const char *project, const char *bucket, const char *table, ds_proj_t *p)
+/* *project becomes the stored spelling of the project id. */
+static ds_status_t open_table(ds_ctx_t *ctx, const char **project, const char *bucket, const char *table, ds_proj_t *p)
 {
     ds_status_t st = ds_cmd_open_project(ctx, project, p);
     if (st == DS_OK)
@@ -161,7 +162,7 @@ ds_status_t ds_cmd_table_import(ds_ctx_t *ctx, const char *project, const char *
     ds_import_t x;
     const char **paths = NULL;
     size_t n_paths = 0;
-    ds_status_t st = open_table(ctx, project, bucket, table, &p);
+    ds_status_t st = open_table(ctx, &project, bucket, table, &p);
     if (st != DS_OK)
         return st;
     if ((st = ds_cmd_require_import(ctx, &p, in)) != DS_OK)
@@ -214,7 +215,7 @@ ds_status_t ds_cmd_table_export(ds_ctx_t *ctx, const char *project, const char *
     int64_t rows;
     ds_file_t file;
     memset(out, 0, sizeof(*out));
-    ds_status_t st = open_table(ctx, project, bucket, table, &p);
+    ds_status_t st = open_table(ctx, &project, bucket, table, &p);
     if (st != DS_OK)
         return st;
     if ((st = ds_cmd_require_export(ctx, &p, in)) != DS_OK)
@@ -258,7 +259,7 @@ ds_status_t ds_cmd_table_preview(ds_ctx_t *ctx, const char *project, const char 
                                  const ds_preview_t *in, ds_preview_result_t *out)
 {
     ds_proj_t p;
-    ds_status_t st = open_table(ctx, project, bucket, table, &p);
+    ds_status_t st = open_table(ctx, &project, bucket, table, &p);
     if (st != DS_OK)
         return st;
     if ((st = ds_cmd_require_filters(ctx, &p, &in->where, in->order, in->n_order)) != DS_OK)
@@ -278,7 +279,7 @@ ds_status_t ds_cmd_table_profile(ds_ctx_t *ctx, const char *project, const char 
                                  ds_profile_result_t *out)
 {
     ds_proj_t p;
-    ds_status_t st = open_table(ctx, project, bucket, table, &p);
+    ds_status_t st = open_table(ctx, &project, bucket, table, &p);
     if (st != DS_OK)
         return st;
     if ((st = ds_cmd_require_cap(ctx, &p, DS_CAP_PROFILE, "profile")) != DS_OK)
@@ -292,7 +293,7 @@ ds_status_t ds_cmd_table_delete_rows(ds_ctx_t *ctx, const char *project, const c
                                      const ds_where_t *where, int64_t *deleted, int64_t *table_rows)
 {
     ds_proj_t p;
-    ds_status_t st = open_table(ctx, project, bucket, table, &p);
+    ds_status_t st = open_table(ctx, &project, bucket, table, &p);
     if (st != DS_OK)
         return st;
     if ((st = ds_cmd_require_filters(ctx, &p, where, NULL, 0)) != DS_OK)
@@ -311,7 +312,7 @@ ds_status_t ds_cmd_table_delete_rows(ds_ctx_t *ctx, const char *project, const c
 static ds_status_t open_for_schema(ds_ctx_t *ctx, const char *project, const char **bucket, const char **table,
                                    const char *type, ds_proj_t *p, ds_be_table_t *def)
 {
-    ds_status_t st = open_table(ctx, project, *bucket, *table, p);
+    ds_status_t st = open_table(ctx, &project, *bucket, *table, p);
     if (st == DS_OK)
         st = ds_cmd_require_schema_change(ctx, p, type);
     if (st == DS_OK)

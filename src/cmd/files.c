@@ -682,7 +682,7 @@ ds_status_t ds_cmd_file_upload_begin(ds_ctx_t *ctx, const char *project, const d
     ds_proj_t p;
     bool exists;
     *up = NULL;
-    ds_status_t st = ds_cmd_open_project(ctx, project, &p);
+    ds_status_t st = ds_cmd_open_project(ctx, &project, &p);
     if (st != DS_OK)
         return st;
     if (!in->name)
@@ -702,7 +702,7 @@ ds_status_t ds_cmd_file_prepare(ds_ctx_t *ctx, const char *project, const ds_fil
 {
     ds_proj_t p;
     bool exists;
-    ds_status_t st = ds_cmd_open_project(ctx, project, &p);
+    ds_status_t st = ds_cmd_open_project(ctx, &project, &p);
     if (st != DS_OK)
         return st;
     if ((st = check_key(in->name, &ctx->err)) != DS_OK)
@@ -734,7 +734,7 @@ ds_status_t ds_cmd_file_upload_begin_prepared(ds_ctx_t *ctx, const char *project
     ds_file_rec_t rec;
     ds_err_t e = {0};
     *up = NULL;
-    ds_status_t st = ds_cmd_open_project(ctx, project, &p);
+    ds_status_t st = ds_cmd_open_project(ctx, &project, &p);
     if (st != DS_OK)
         return st;
     if (!is_file_id(file_id))
@@ -966,7 +966,7 @@ ds_status_t ds_cmd_file_list(ds_ctx_t *ctx, const char *project, const char *pre
     ds_proj_t p;
     ds_file_rec_t *recs;
     size_t k;
-    ds_status_t st = ds_cmd_open_project(ctx, project, &p);
+    ds_status_t st = ds_cmd_open_project(ctx, &project, &p);
     if (st != DS_OK)
         return st;
     if ((st = ds_catalog_file_list(ctx->arena, project, prefix, ds_now(), &recs, &k, &ctx->err)) != DS_OK)
@@ -985,7 +985,7 @@ ds_status_t ds_cmd_file_get(ds_ctx_t *ctx, const char *project, const char *file
 {
     ds_proj_t p;
     ds_file_rec_t rec;
-    ds_status_t st = ds_cmd_open_project(ctx, project, &p);
+    ds_status_t st = ds_cmd_open_project(ctx, &project, &p);
     if (st == DS_OK)
         st = get_visible(ctx, project, file_id, &rec);
     if (st == DS_OK)
@@ -1020,7 +1020,7 @@ ds_status_t ds_cmd_file_delete(ds_ctx_t *ctx, const char *project, const char *f
 {
     ds_proj_t p;
     ds_file_rec_t rec;
-    ds_status_t st = ds_cmd_open_project(ctx, project, &p);
+    ds_status_t st = ds_cmd_open_project(ctx, &project, &p);
     if (st != DS_OK)
         return st;
     pthread_mutex_lock(&files_lock);
@@ -1040,7 +1040,7 @@ ds_status_t ds_cmd_file_open(ds_ctx_t *ctx, const char *project, const char *fil
     const char *area;
     char path[PATH_MAX];
     *fd = -1;
-    ds_status_t st = ds_cmd_open_project(ctx, project, &p);
+    ds_status_t st = ds_cmd_open_project(ctx, &project, &p);
     if (st != DS_OK)
         return st;
     /* Under the lock, so the row and the bytes belong together even during a replace. */

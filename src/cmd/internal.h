@@ -16,7 +16,10 @@ typedef struct {
 } ds_proj_t;
 
 /* Authorizes ctx for project id (admin or that project's key), and opens it. */
-ds_status_t ds_cmd_open_project(ds_ctx_t *ctx, const char *id, ds_proj_t *out);
+/* Opens project *id for this request; *id becomes its stored spelling (ids are unique regardless of case). */
+ds_status_t ds_cmd_open_project(ds_ctx_t *ctx, const char **id, ds_proj_t *out);
+/* The stored spelling of project id (ids are unique regardless of case), in ctx's arena; NULL when out of memory. */
+const char *ds_cmd_project_spelling(ds_ctx_t *ctx, const char *id);
 /*
  * Pins project id for the request until the ctx arena dies: a delete of the
  * project waits for it. DS_NOT_FOUND while the project is being created or

@@ -275,7 +275,7 @@ ds_status_t ds_cmd_project_get(ds_ctx_t *ctx, const char *id, ds_project_t *out)
 {
     ds_proj_t p;
     memset(out, 0, sizeof(*out));
-    ds_status_t st = ds_cmd_open_project(ctx, id, &p);
+    ds_status_t st = ds_cmd_open_project(ctx, &id, &p);
     if (st != DS_OK)
         return st;
     out->rec = p.rec;
@@ -290,7 +290,7 @@ ds_status_t ds_cmd_project_update(ds_ctx_t *ctx, const char *id, const char *nam
     ds_proj_t p;
     if (st != DS_OK)
         return st;
-    if ((st = ds_cmd_open_project(ctx, id, &p)) != DS_OK)
+    if ((st = ds_cmd_open_project(ctx, &id, &p)) != DS_OK)
         return st;
     if (name) {
         if (!*name || strlen(name) >= sizeof(p.rec.name))
@@ -315,7 +315,9 @@ ds_status_t ds_cmd_project_delete(ds_ctx_t *ctx, const char *id)
         return st;
     if ((st = ds_ident_check_project(id, &ctx->err)) != DS_OK)
         return st;
-    ctx->project_id = ds_arena_strdup(ctx->arena, id);
+    if (!(id = ds_cmd_project_spelling(ctx, id)))
+        return ds_err_set(&ctx->err, DS_UNAVAILABLE, "out of memory");
+    ctx->project_id = id;
     life_t *life;
     if ((st = life_begin(id, LIFE_DELETING, &life, &ctx->err)) != DS_OK)
         return st;

@@ -579,14 +579,29 @@ static ds_status_t check_project_key(ds_ctx_t *ctx, const char *id)
     return DS_OK;
 }
 
-ds_status_t ds_cmd_open_project(ds_ctx_t *ctx, const char *id, ds_proj_t *out)
+/*
+ * Project ids are unique regardless of case (the engine's names and some file
+ * systems ignore it): every command works with the stored spelling, so the
+ * lifecycle entry, the key check, the file path and the engine's name are one
+ * per project whatever spelling a request uses. Unknown ids stay as given.
+ */
+const char *ds_cmd_project_spelling(ds_ctx_t *ctx, const char *id)
 {
+    char stored[DS_PROJECT_ID_MAX + 1];
+    return ds_arena_strdup(ctx->arena, ds_catalog_project_spelling(id, stored, sizeof(stored)) ? stored : id);
+}
+
+ds_status_t ds_cmd_open_project(ds_ctx_t *ctx, const char **idp, ds_proj_t *out)
+{
+    const char *id = *idp;
     ds_status_t st = ds_ident_check_project(id, &ctx->err);
     if (st != DS_OK)
         return st;
     if ((st = need_key(ctx)) != DS_OK)
         return st;
-    ctx->project_id = ds_arena_strdup(ctx->arena, id);
+    if (!(id = ds_cmd_project_spelling(ctx, id)))
+        return ds_err_set(&ctx->err, DS_UNAVAILABLE, "out of memory");
+    ctx->project_id = *idp = id;
     /*
      * Pinned first: the key and the record below are then of the one
      * incarnation no delete can remove meanwhile. A project being created or
@@ -616,7 +631,7 @@ ds_status_t ds_cmd_open_project(ds_ctx_t *ctx, const char *id, ds_proj_t *out)
 ds_status_t ds_cmd_authorize_project(ds_ctx_t *ctx, const char *id)
 {
     ds_proj_t p;
-    return ds_cmd_open_project(ctx, id, &p);
+    return ds_cmd_open_project(ctx, &id, &p);
 }
 
 /* ---- write slots ---- */

@@ -68,7 +68,7 @@ ds_status_t ds_cmd_table_create(ds_ctx_t *ctx, const char *project, const char *
 {
     ds_proj_t p;
     ds_be_table_t def = {0};
-    ds_status_t st = ds_cmd_open_project(ctx, project, &p);
+    ds_status_t st = ds_cmd_open_project(ctx, &project, &p);
     if (st != DS_OK)
         return st;
     if ((st = ds_ident_check_bucket(bucket, "bucket", &ctx->err)) != DS_OK)
@@ -92,7 +92,7 @@ ds_status_t ds_cmd_table_get(ds_ctx_t *ctx, const char *project, const char *buc
                              ds_be_table_t *out)
 {
     ds_proj_t p;
-    ds_status_t st = ds_cmd_open_project(ctx, project, &p);
+    ds_status_t st = ds_cmd_open_project(ctx, &project, &p);
     if (st != DS_OK)
         return st;
     return ds_cmd_resolve_table(ctx, &p, &bucket, &table, false, out, NULL);
@@ -102,7 +102,7 @@ ds_status_t ds_cmd_table_list(ds_ctx_t *ctx, const char *project, const char *bu
                               size_t *n)
 {
     ds_proj_t p;
-    ds_status_t st = ds_cmd_open_project(ctx, project, &p);
+    ds_status_t st = ds_cmd_open_project(ctx, &project, &p);
     if (st != DS_OK)
         return st;
     if ((st = ds_cmd_resolve_bucket(ctx, &p, &bucket)) != DS_OK)
@@ -113,7 +113,7 @@ ds_status_t ds_cmd_table_list(ds_ctx_t *ctx, const char *project, const char *bu
 ds_status_t ds_cmd_table_drop(ds_ctx_t *ctx, const char *project, const char *bucket, const char *table)
 {
     ds_proj_t p;
-    ds_status_t st = ds_cmd_open_project(ctx, project, &p);
+    ds_status_t st = ds_cmd_open_project(ctx, &project, &p);
     if (st != DS_OK)
         return st;
     if ((st = ds_cmd_resolve_table(ctx, &p, &bucket, &table, false, NULL, NULL)) != DS_OK)

@@ -127,3 +127,26 @@ def test_import_creating_a_table_takes_the_buckets_spelling(server, admin):
            200)
     t = p.table("new", bucket="in.c-raw")
     assert (t["bucket"], t["name"]) == ("in.c-Raw", "New"), t
+
+
+def test_project_ids_in_any_case_reach_the_one_project(server, admin):
+    """Project ids are unique regardless of case: /projects/Mixed and /projects/MIXED are the same
+    project (its data, its key, its lifecycle), answered with the stored spelling."""
+    p = Proj(server, admin, "Mixed")
+    p.create_table("t", ["id", "v"], primary_key=["id"])
+    fid = p.upload("in/one.csv", csv_text([["1", "a"], ["2", "b"]], header=["id", "v"]))["id"]
+    for spelling in ("mixed", "MIXED"):
+        t = expect(p.api.get(f"/projects/{spelling}/buckets/{p.bucket}/tables/t"), 200)
+        assert t["rows"] == 0, t
+    expect(p.api.post(f"/projects/mIxEd/buckets/{p.bucket}/tables/t/import/file", {"file_id": fid}), 200)
+    assert p.table("t")["rows"] == 2
+    got = expect(admin.get("/projects/MIXED"), 200)
+    assert got["id"] == "Mixed", got
+    expect_error(admin.post("/projects", {"id": "mixed", "name": "dup"}), 409, "already_exists")
+    # Deleted through another spelling: gone under every spelling, and a new "mixed" starts empty.
+    expect(admin.delete("/projects/mixed"), 204)
+    for spelling in ("Mixed", "MIXED"):
+        expect_error(admin.get(f"/projects/{spelling}"), 404, "not_found")
+    q = Proj(server, admin, "mixed")
+    tables = expect(q.api.get(f"/projects/MIXED/buckets/{q.bucket}/tables"), 200)["items"]
+    assert tables == [], tables
