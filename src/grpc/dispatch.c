@@ -31,6 +31,7 @@
 
 #include "core/log.h"
 #include "grpc/dispatch.h"
+#include "grpc/pbcheck.h"
 
 #define TRY(expr)                                                                                  \
     do {                                                                                           \
@@ -585,6 +586,7 @@ ds_status_t ds_drv_unpack_any(ds_drv_t *d, const Google__Protobuf__Any *any, con
         return ds_err_setf(&d->ctx->err, DS_INVALID_ARGUMENT, field, "%s must hold %s, got \"%.200s\"", field,
                            desc->name, name);
     ProtobufCAllocator alloc = arena_allocator(d->ctx->arena);
+    TRY(ds_pb_check(desc, any->value.data, any->value.len, NULL, field, &d->ctx->err));
     *out = protobuf_c_message_unpack(desc, &alloc, any->value.len, any->value.data);
     if (!*out)
         return ds_err_setf(&d->ctx->err, DS_INVALID_ARGUMENT, field, "malformed %s in %s", desc->name, field);
@@ -605,6 +607,7 @@ static ds_status_t read_credentials(ds_drv_t *d, const pb_driver_request_t *req,
     if (strcmp(name, desc->name) != 0)
         return ds_err_setf(err, DS_INVALID_ARGUMENT, "credentials",
                            "DriverRequest.credentials must be %s, got \"%.200s\"", desc->name, name);
+    TRY(ds_pb_check(desc, req->credentials->value.data, req->credentials->value.len, NULL, "credentials", err));
     const pb_credentials_t *cred = (const void *)protobuf_c_message_unpack(desc, alloc, req->credentials->value.len,
                                                                            req->credentials->value.data);
     if (!cred)
@@ -622,6 +625,7 @@ static ds_status_t run(ds_drv_t *d, const uint8_t *data, size_t len, ds_driver_r
 {
     ds_err_t *err = &d->ctx->err;
     ProtobufCAllocator alloc = arena_allocator(d->ctx->arena);
+    TRY(ds_pb_check(&keboola__storage_driver__command__common__driver_request__descriptor, data, len, NULL, "", err));
     const pb_driver_request_t *req = (const void *)protobuf_c_message_unpack(
         &keboola__storage_driver__command__common__driver_request__descriptor, &alloc, len, data);
     if (!req)
@@ -638,6 +642,7 @@ static ds_status_t run(ds_drv_t *d, const uint8_t *data, size_t len, ds_driver_r
     if (!e->handler)
         return ds_err_set(err, DS_UNSUPPORTED, "%s is not supported by duckstore: it needs %s", short_name(name),
                           e->missing);
+    TRY(ds_pb_check(e->command, req->command->value.data, req->command->value.len, NULL, "command", err));
     d->cmd = protobuf_c_message_unpack(e->command, &alloc, req->command->value.len, req->command->value.data);
     if (!d->cmd)
         return ds_err_setf(err, DS_INVALID_ARGUMENT, "command", "malformed %s (the command does not decode)",
