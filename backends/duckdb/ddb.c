@@ -34,6 +34,8 @@ ds_status_t ds_ddb_error(ds_err_t *err, duckdb_error_type type, const char *msg)
     case DUCKDB_ERROR_OUT_OF_MEMORY:
         st = DS_UNAVAILABLE;
         break;
+    case DUCKDB_ERROR_INTERRUPT: /* duckdb_interrupt() from the call's cancellation hook */
+        return ds_err_set(err, DS_CANCELLED, "the request was cancelled (deadline exceeded or client gone): %s", m);
     default:
         break;
     }

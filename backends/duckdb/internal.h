@@ -50,6 +50,8 @@ typedef struct {
     duckdb_connection conn;
     proj_t *p;
     ds_err_t *err;
+    ds_be_call_t *call; /* its cancellation interrupts conn (host->cancel_hook) while the use lasts */
+    bool hooked;
 } use_t;
 
 

@@ -25,7 +25,8 @@
     XX(UNSUPPORTED, -9, "not_supported", 501, 12, 900)                         \
     XX(UNAVAILABLE, -10, "unavailable", 503, 14, 1001)                         \
     XX(INTERNAL, -11, "internal", 500, 13, 0)                                  \
-    XX(METHOD_NOT_ALLOWED, -12, "method_not_allowed", 405, 12, 3000)
+    XX(METHOD_NOT_ALLOWED, -12, "method_not_allowed", 405, 12, 3000)         \
+    XX(CANCELLED, -13, "cancelled", 499, 1, 0)
 
 /* Keboola's more specific exception codes, set in ds_err_t.keboola_code. */
 #define DS_KBC_DATABASE_NOT_FOUND 2002

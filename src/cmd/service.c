@@ -315,7 +315,8 @@ ds_status_t ds_cmd_open_project(ds_ctx_t *ctx, const char *id, ds_proj_t *out)
         return ds_err_set(&ctx->err, DS_UNAVAILABLE, "backend \"%s\" of project \"%s\" is not loaded", out->rec.backend,
                           id);
     ds_arena_on_destroy(ctx->arena, put_backend, out->be);
-    out->call = (ds_be_call_t){.arena = ctx->arena, .err = &ctx->err, .project_id = ctx->project_id};
+    out->call = (ds_be_call_t){
+        .arena = ctx->arena, .err = &ctx->err, .project_id = ctx->project_id, .cancel = ctx->cancel};
     return DS_OK;
 }
 
