@@ -120,7 +120,8 @@ struct call {
     grpc_call_details details;
     grpc_metadata_array md;
     grpc_byte_buffer *payload;
-    grpc_byte_buffer *reply;
+    grpc_byte_buffer *reply;      /* the message sent with the status (unary methods) */
+    grpc_byte_buffer *stream_msg; /* the message of the last stream send */
     grpc_slice status_details;
     bool has_status_details;
     grpc_metadata initial[1];
@@ -207,6 +208,8 @@ static void unref_call(call_t *c)
         grpc_byte_buffer_destroy(c->payload);
     if (c->reply)
         grpc_byte_buffer_destroy(c->reply);
+    if (c->stream_msg)
+        grpc_byte_buffer_destroy(c->stream_msg);
     if (c->has_status_details)
         grpc_slice_unref(c->status_details);
     for (size_t i = 0; i < c->n_initial; i++) {
@@ -357,13 +360,13 @@ static bool send_message(call_t *c, const uint8_t *data, size_t len, step_fn the
     size_t n = 0;
     memset(ops, 0, sizeof(ops));
     add_initial_metadata(c, ops, &n);
-    if (c->reply)
-        grpc_byte_buffer_destroy(c->reply);
+    if (c->stream_msg)
+        grpc_byte_buffer_destroy(c->stream_msg);
     grpc_slice s = grpc_slice_from_copied_buffer((const char *)data, len);
-    c->reply = grpc_raw_byte_buffer_create(&s, 1);
+    c->stream_msg = grpc_raw_byte_buffer_create(&s, 1);
     grpc_slice_unref(s);
     ops[n].op = GRPC_OP_SEND_MESSAGE;
-    ops[n].data.send_message.send_message = c->reply;
+    ops[n].data.send_message.send_message = c->stream_msg;
     n++;
     c->step.fn = then;
     return start_batch(c, &c->step, ops, n);
@@ -412,8 +415,13 @@ static bool read_payload(grpc_byte_buffer *bb, uint8_t **data, size_t *len)
 static void fail_call(call_t *c, ds_status_t st, const char *message)
 {
     char msg[DS_ERR_MSG_MAX + 16];
-    int kbc = ds_status_keboola(st);
-    snprintf(msg, sizeof(msg), "[%d] %s", kbc, message);
+    /* Keboola's codes belong to the driver protocol, not to health or reflection. */
+    bool driver = c->method == M_EXECUTE || c->method == M_UNKNOWN;
+    int kbc = driver ? ds_status_keboola(st) : 0;
+    if (driver)
+        snprintf(msg, sizeof(msg), "[%d] %s", kbc, message);
+    else
+        snprintf(msg, sizeof(msg), "%s", message);
     c->http_status = ds_status_http(st);
     finish_call(c, (grpc_status_code)ds_status_grpc(st), msg, kbc);
 }
