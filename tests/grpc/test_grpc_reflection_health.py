@@ -236,7 +236,6 @@ def test_watch_of_an_unknown_service_says_so_and_shutdown_ends_watches(server):
         assert next(unknown).status == h.HealthCheckResponse.SERVICE_UNKNOWN
         known = watch(h.HealthCheckRequest(service=""), timeout=60)
         assert next(known).status == h.HealthCheckResponse.SERVING
-        t0 = time.monotonic()
         stopper = threading.Thread(target=server.stop)
         stopper.start()
         # Shutdown: NOT_SERVING, then the stream ends (it does not hold the shutdown up).
@@ -246,8 +245,9 @@ def test_watch_of_an_unknown_service_says_so_and_shutdown_ends_watches(server):
         assert e.value.code() == grpc.StatusCode.UNAVAILABLE
         stopper.join(timeout=30)
         assert not stopper.is_alive()
-        assert time.monotonic() - t0 < 4.0, "open Watch streams delayed the shutdown"
         assert server.exit_codes[-1] == 0
+        # The streams ended by themselves: shutdown did not have to wait out its grace period and cancel them.
+        assert "cancelling calls still open" not in server.log_text()
 
 
 def wait_for(cond, what, timeout=10.0):
