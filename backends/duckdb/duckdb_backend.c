@@ -235,11 +235,17 @@ static void release(be_t *be, proj_t *p)
 }
 
 /* The call's cancellation hook: stops the statement running on the connection (it fails INTERRUPT). */
-static void interrupt_conn(void *ud) { duckdb_interrupt(((use_t *)ud)->conn); }
+static void interrupt_conn(void *ud)
+{
+    use_t *u = ud;
+    atomic_store(&u->cancelled, true);
+    duckdb_interrupt(u->conn);
+}
 
 ds_status_t ddb_use_begin(be_t *be, ds_be_call_t *call, bool create, use_t *u)
 {
     memset(u, 0, sizeof(*u));
+    atomic_init(&u->cancelled, false);
     u->be = be;
     u->err = call->err;
     u->call = call;
@@ -259,6 +265,7 @@ ds_status_t ddb_use_begin(be_t *be, ds_be_call_t *call, bool create, use_t *u)
             return ds_err_set(call->err, DS_CANCELLED, "the request was cancelled before its work started");
         }
         u->hooked = true;
+        ds_ddb_watch(u->conn, &u->cancelled);
     }
     /* Unqualified names resolve inside the project file. */
     ds_buf_t sql = {0};
@@ -273,8 +280,10 @@ ds_status_t ddb_use_begin(be_t *be, ds_be_call_t *call, bool create, use_t *u)
 
 void ddb_use_end(use_t *u)
 {
-    if (u->hooked)
+    if (u->hooked) {
         u->be->host->cancel_unhook(u->call, u);
+        ds_ddb_unwatch(u->conn);
+    }
     u->hooked = false;
     if (u->conn)
         duckdb_disconnect(&u->conn);
