@@ -257,3 +257,21 @@ def wait_for(cond, what, timeout=10.0):
             return
         time.sleep(0.05)
     raise AssertionError(f"timed out waiting for {what}")
+
+
+def test_init_backend_from_json_with_the_key_in_metadata(refl, server):
+    """`grpcurl -H "authorization: Bearer $ADMIN" -d '{"command": {"@type": ...InitBackendCommand}}'`."""
+    refl.message_class(PKG + "backend.InitBackendCommand")
+    refl.message_class(PKG + "backend.InitBackendResponse")
+    ex = refl.service(SERVICE).methods_by_name["Execute"]
+    req = refl.from_json(ex.input_type.full_name, json.dumps(
+        {"command": {"@type": f"type.googleapis.com/{PKG}backend.InitBackendCommand"}}))
+    Resp = refl.message_class(ex.output_type.full_name)
+    resp, _ = refl.unary(EXECUTE, req, Resp, timeout=30, metadata=[("authorization", f"Bearer {server.admin_key}")])
+    out = json.loads(json_format.MessageToJson(resp, descriptor_pool=refl.pool))
+    assert out["commandResponse"]["@type"] == f"type.googleapis.com/{PKG}backend.InitBackendResponse"
+    assert any("backend ready" in m["message"] for m in out["messages"]), out
+    # Without any key the same request is refused.
+    with pytest.raises(grpc.RpcError) as e:
+        refl.unary(EXECUTE, req, Resp, timeout=30)
+    assert e.value.code() == grpc.StatusCode.UNAUTHENTICATED
