@@ -333,7 +333,7 @@ static void leave_slot(void *slot) { ds_wq_leave(queues, slot); }
 ds_status_t ds_cmd_enter(ds_ctx_t *ctx, const char *key)
 {
     ds_wq_slot_t *slot = NULL;
-    ds_status_t st = ds_wq_enter(queues, key, &slot, &ctx->err);
+    ds_status_t st = ds_wq_enter(queues, key, ctx->cancel, &slot, &ctx->err);
     if (st == DS_OK && ds_arena_on_destroy(ctx->arena, leave_slot, slot) != 0)
         return ds_err_set(&ctx->err, DS_INTERNAL, "out of memory");
     return st;

@@ -1,6 +1,7 @@
 """gRPC call semantics beyond the command itself: deadlines and cancellation (the command's work
 stops and rolls back), `authorization: Bearer` metadata, message size limits, gzip from clients."""
 
+import threading
 import time
 
 import grpc
@@ -112,6 +113,43 @@ def test_client_cancel_interrupts_a_long_import_and_rolls_it_back(server):
     assert d.run(import_cmd("big.csv"), key, "p", table_pb2.TableImportResponse).tableRowsCount == ROWS
     full_ms = (time.monotonic() - t0) * 1000
     assert cancelled["duration_ms"] < full_ms / 2, (cancelled["duration_ms"], full_ms)
+    d.close()
+
+
+def test_deadline_while_waiting_for_the_table_gives_up_its_place(server):
+    """A call queued behind a long import of the same table stops waiting at its deadline (its
+    thread is free again while the import still runs), never runs later, and the queue goes on."""
+    d, key = big_import_setup(server)
+    done = {}
+
+    def long_import():
+        a = Driver(server, "grpc")
+        try:
+            done["rows"] = a.run(import_cmd("big.csv"), key, "p", table_pb2.TableImportResponse).tableRowsCount
+        except BaseException as e:  # noqa: BLE001 - reported below
+            done["error"] = e
+        finally:
+            a.close()
+
+    t = threading.Thread(target=long_import, daemon=True)
+    t.start()
+    time.sleep(0.3)  # the import holds the table's write slot
+    body = request(import_cmd("small.csv"), key, "p").SerializeToString()
+    with grpc.insecure_channel(server.grpc_target) as ch:
+        with pytest.raises(grpc.RpcError) as e:
+            raw_stub(ch)(body, timeout=0.3)
+    assert e.value.code() == grpc.StatusCode.DEADLINE_EXCEEDED
+    wait_for(lambda: len(import_log_records(server)) == 2 or not t.is_alive(), "the queued call to end")
+    assert t.is_alive(), "the queued call ended only after the import it waited for"
+    assert import_log_records(server)[-1]["status"] == 499
+    t.join(timeout=REQUEST_TIMEOUT * 4)
+    assert "error" not in done, done.get("error")
+    assert done["rows"] == ROWS
+    time.sleep(0.3)
+    assert table_rows(d, key) == ROWS, "the cancelled import of small.csv ran after all"
+    # The queue goes on: the next import of the table runs.
+    d.run(import_cmd("small.csv"), key, "p", table_pb2.TableImportResponse)
+    assert table_rows(d, key) == 2
     d.close()
 
 
