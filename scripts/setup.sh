@@ -10,7 +10,7 @@ cd "$(dirname "$0")/.."
 DEB_PACKAGES=(
   build-essential pkg-config
   libmicrohttpd-dev libjansson-dev libsodium-dev zlib1g-dev
-  libgrpc-dev libprotobuf-c-dev protobuf-c-compiler protobuf-compiler
+  libgrpc-dev libprotobuf-c-dev protobuf-c-compiler protobuf-compiler grpc-proto
   libcriterion-dev
   python3 python3-pytest python3-requests python3-grpcio python3-protobuf
   libpq-dev postgresql

@@ -1407,7 +1407,7 @@ ds_status_t ddb_table_import(void *self, ds_be_call_t *call, const char *bucket,
         ds_status_t dst = ddb_in_txn(&u, load_direct_txn, &l);
         if (dst == DS_OK)
             direct = true;
-        else if (dst == DS_UNAVAILABLE || dst == DS_INSUFFICIENT_STORAGE)
+        else if (dst == DS_UNAVAILABLE || dst == DS_INSUFFICIENT_STORAGE || dst == DS_CANCELLED)
             st = dst;
         else
             ds_err_clear(call->err);

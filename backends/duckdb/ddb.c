@@ -47,10 +47,45 @@ ds_status_t ds_ddb_error(ds_err_t *err, duckdb_error_type type, const char *msg)
     case DUCKDB_ERROR_OUT_OF_MEMORY:
         st = DS_UNAVAILABLE;
         break;
+    case DUCKDB_ERROR_INTERRUPT: /* duckdb_interrupt() from the call's cancellation hook */
+        return ds_err_set(err, DS_CANCELLED, "the request was cancelled (deadline exceeded or client gone): %s", m);
     default:
         break;
     }
     return ds_err_set(err, st, "%s", m);
+}
+
+/* The connections watched by this thread (see ds_ddb_watch). */
+static _Thread_local struct {
+    duckdb_connection conn;
+    const atomic_bool *cancelled;
+} watched_[DS_DDB_MAX_WATCH];
+
+void ds_ddb_watch(duckdb_connection conn, const atomic_bool *cancelled)
+{
+    for (int i = 0; i < DS_DDB_MAX_WATCH; i++)
+        if (!watched_[i].conn) {
+            watched_[i].conn = conn;
+            watched_[i].cancelled = cancelled;
+            return;
+        }
+}
+
+void ds_ddb_unwatch(duckdb_connection conn)
+{
+    for (int i = 0; i < DS_DDB_MAX_WATCH; i++)
+        if (watched_[i].conn == conn) {
+            watched_[i].conn = NULL;
+            watched_[i].cancelled = NULL;
+        }
+}
+
+static bool cancelled(duckdb_connection conn)
+{
+    for (int i = 0; i < DS_DDB_MAX_WATCH; i++)
+        if (watched_[i].conn == conn)
+            return atomic_load(watched_[i].cancelled);
+    return false;
 }
 
 ds_status_t ds_ddb_run(duckdb_connection conn, ds_err_t *err, duckdb_result *out, const char *sql,
@@ -60,6 +95,8 @@ ds_status_t ds_ddb_run(duckdb_connection conn, ds_err_t *err, duckdb_result *out
     duckdb_state state;
     if (!sql)
         return ds_err_set(err, DS_UNAVAILABLE, "out of memory while building an SQL statement; nothing was run");
+    if (cancelled(conn))
+        return ds_err_set(err, DS_CANCELLED, "the request was cancelled (deadline exceeded or client gone)");
     if (nparams == 0) {
         state = duckdb_query(conn, sql, &res);
     } else {

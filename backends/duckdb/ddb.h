@@ -13,6 +13,7 @@
 #define DS_BE_DUCKDB_DDB_H
 
 #include <duckdb.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
 
@@ -34,5 +35,19 @@ ds_status_t ds_ddb_error(ds_err_t *err, duckdb_error_type type, const char *msg)
 char *ds_ddb_cell(duckdb_result *r, idx_t col, idx_t row);
 /* A cell as int64 (0 for NULL). */
 int64_t ds_ddb_int(duckdb_result *r, idx_t col, idx_t row);
+
+/*
+ * Cancellation that sticks: duckdb_interrupt() stops the statement running on
+ * a connection, but an interrupt that arrives while the connection is idle
+ * (between two statements) is lost. While conn is watched by the calling
+ * thread, ds_ddb_run refuses to start statements on it (DS_CANCELLED) once
+ * *cancelled is true. Thread-local: watch and unwatch on the thread that runs
+ * the statements; at most DS_DDB_MAX_WATCH connections per thread (more are
+ * simply not watched). Temp tables and an open transaction of a refused
+ * connection go when it disconnects.
+ */
+#define DS_DDB_MAX_WATCH 8
+void ds_ddb_watch(duckdb_connection conn, const atomic_bool *cancelled);
+void ds_ddb_unwatch(duckdb_connection conn);
 
 #endif

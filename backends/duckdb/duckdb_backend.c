@@ -407,11 +407,21 @@ static ds_status_t drop_project(be_t *be, const char *id, ds_err_t *err)
     return retire_project(be, id, NULL, NULL, err);
 }
 
+/* The call's cancellation hook: stops the statement running on the connection (it fails INTERRUPT). */
+static void interrupt_conn(void *ud)
+{
+    use_t *u = ud;
+    atomic_store(&u->cancelled, true);
+    duckdb_interrupt(u->conn);
+}
+
 ds_status_t ddb_use_begin(be_t *be, ds_be_call_t *call, bool create, use_t *u)
 {
     memset(u, 0, sizeof(*u));
+    atomic_init(&u->cancelled, false);
     u->be = be;
     u->err = call->err;
+    u->call = call;
     ds_status_t st = acquire(be, call->project_id, create, &u->p, call->err);
     if (st != DS_OK)
         return st;
@@ -420,22 +430,34 @@ ds_status_t ddb_use_begin(be_t *be, ds_be_call_t *call, bool create, use_t *u)
         u->p = NULL;
         return ds_err_set(call->err, DS_UNAVAILABLE, "cannot open a DuckDB connection");
     }
+    if (DS_HOST_HAS(be->host, cancel_hook) && be->host->cancel_hook) {
+        if (!be->host->cancel_hook(call, interrupt_conn, u)) {
+            duckdb_disconnect(&u->conn);
+            release(be, u->p);
+            u->p = NULL;
+            return ds_err_set(call->err, DS_CANCELLED, "the request was cancelled before its work started");
+        }
+        u->hooked = true;
+        ds_ddb_watch(u->conn, &u->cancelled);
+    }
     /* Unqualified names resolve inside the project file. */
     ds_buf_t sql = {0};
     ds_buf_puts(&sql, "USE ");
     ds_buf_ident(&sql, u->p->alias);
     st = ds_ddb_exec(u->conn, call->err, ds_buf_cstr(&sql));
     ds_buf_free(&sql);
-    if (st != DS_OK) {
-        duckdb_disconnect(&u->conn);
-        release(be, u->p);
-        u->p = NULL;
-    }
+    if (st != DS_OK)
+        ddb_use_end(u);
     return st;
 }
 
 void ddb_use_end(use_t *u)
 {
+    if (u->hooked) {
+        u->be->host->cancel_unhook(u->call, u);
+        ds_ddb_unwatch(u->conn);
+    }
+    u->hooked = false;
     if (u->conn)
         duckdb_disconnect(&u->conn);
     if (u->p && u->err && u->err->status == DS_INSUFFICIENT_STORAGE) {
@@ -454,6 +476,9 @@ ds_status_t ddb_in_txn(use_t *u, ds_status_t (*fn)(use_t *, void *), void *ud)
     if (st != DS_OK)
         return st;
     st = fn(u, ud);
+    /* A cancel between two statements interrupts nothing: it is caught here, before the commit. */
+    if (st == DS_OK && u->hooked && u->be->host->cancelled(u->call))
+        st = ds_err_set(u->err, DS_CANCELLED, "the request was cancelled; its changes were rolled back");
     if (st == DS_OK)
         st = ds_ddb_exec(u->conn, u->err, "COMMIT");
     if (st != DS_OK) {

@@ -11,6 +11,7 @@
 
 #include <duckdb.h>
 #include <pthread.h>
+#include <stdatomic.h>
 
 #include "core/ident.h"
 #include "core/lru.h"
@@ -60,6 +61,9 @@ typedef struct {
     duckdb_connection conn;
     proj_t *p;
     ds_err_t *err;
+    ds_be_call_t *call; /* its cancellation interrupts conn (host->cancel_hook) while the use lasts */
+    bool hooked;
+    atomic_bool cancelled; /* set by that interrupt: conn starts no more statements (ds_ddb_watch) */
 } use_t;
 
 

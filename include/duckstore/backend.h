@@ -65,6 +65,8 @@ typedef struct ds_be_call {
     void *arena;            /* host-owned; allocate with host->alloc */
     ds_err_t *err;          /* fill on failure with host->err_set */
     const char *project_id; /* validated; NULL for backend-wide calls */
+    /* Added after version 1 (the host reads it only through the host API's cancel_* functions). */
+    void *cancel; /* host-owned: the request's cancellation, or NULL */
 } ds_be_call_t;
 
 typedef enum { DS_SETTING_STRING, DS_SETTING_INT, DS_SETTING_BOOL } ds_setting_type_t;
@@ -305,7 +307,26 @@ typedef struct ds_host_api {
      */
     ds_status_t (*csv_header)(ds_be_call_t *call, const char *path, const ds_csv_opts_t *o, const char ***names,
                               size_t *n);
+
+    /*
+     * Fields below were appended after version 1 (check with DS_HOST_HAS).
+     * Cancellation: a client's deadline or cancel (gRPC) must stop the work
+     * of its call. A backend registers interrupt(ud) while it runs work for
+     * call (e.g. a function calling duckdb_interrupt on the connection, or
+     * PQcancel); the host calls it, from another thread, when the client
+     * gives up. cancel_hook returns false when the call is already cancelled
+     * (do not start). After cancel_unhook(call, ud) returns, interrupt is never
+     * called again. Before committing, a backend asks cancelled(call) and rolls
+     * back when true. A backend that registers nothing is simply not interrupted.
+     */
+    bool (*cancel_hook)(ds_be_call_t *call, void (*interrupt)(void *ud), void *ud);
+    void (*cancel_unhook)(ds_be_call_t *call, void *ud);
+    bool (*cancelled)(ds_be_call_t *call);
 } ds_host_api_t;
+
+/* True when host (of struct_size bytes) has field. */
+#define DS_HOST_HAS(host, field)                                                                    \
+    ((size_t)(host)->struct_size >= offsetof(ds_host_api_t, field) + sizeof((host)->field))
 
 typedef struct ds_backend_ops {
     uint32_t abi_version;

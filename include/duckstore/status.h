@@ -26,7 +26,8 @@
     XX(UNAVAILABLE, -10, "unavailable", 503, 14, 1001)                         \
     XX(INTERNAL, -11, "internal", 500, 13, 0)                                  \
     XX(METHOD_NOT_ALLOWED, -12, "method_not_allowed", 405, 12, 3000)           \
-    XX(INSUFFICIENT_STORAGE, -13, "insufficient_storage", 507, 8, 1001)
+    XX(INSUFFICIENT_STORAGE, -13, "insufficient_storage", 507, 8, 1001)        \
+    XX(CANCELLED, -14, "cancelled", 499, 1, 0)
 
 /* Keboola's more specific exception codes, set in ds_err_t.keboola_code. */
 #define DS_KBC_DATABASE_NOT_FOUND 2002

@@ -36,6 +36,7 @@
 #include <time.h>
 
 #include "core/arena.h"
+#include "core/cancel.h"
 #include "core/csv.h"
 #include "core/log.h"
 
@@ -145,6 +146,15 @@ static const char *host_setting(const char *backend, const char *key)
     return def;
 }
 
+static bool host_cancel_hook(ds_be_call_t *call, void (*interrupt)(void *ud), void *ud)
+{
+    return ds_cancel_hook(call ? call->cancel : NULL, interrupt, ud);
+}
+
+static void host_cancel_unhook(ds_be_call_t *call, void *ud) { ds_cancel_unhook(call ? call->cancel : NULL, ud); }
+
+static bool host_cancelled(ds_be_call_t *call) { return call && ds_cancel_is_set(call->cancel); }
+
 const ds_host_api_t *ds_registry_host(void) { return &host; }
 
 ds_status_t ds_registry_init(const char *data_dir, int64_t memory_limit_bytes, int64_t threads,
@@ -166,6 +176,9 @@ ds_status_t ds_registry_init(const char *data_dir, int64_t memory_limit_bytes, i
         .threads = threads,
         .max_open_projects = max_open_projects,
         .csv_header = host_csv_header,
+        .cancel_hook = host_cancel_hook,
+        .cancel_unhook = host_cancel_unhook,
+        .cancelled = host_cancelled,
     };
     return DS_OK;
 }

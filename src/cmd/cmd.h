@@ -34,6 +34,7 @@ typedef struct ds_ctx {
     const char *request_id;
     const char *key;        /* presented credential, or NULL; never logged */
     const char *project_id; /* set by commands once they know the project (for logs) */
+    struct ds_cancel *cancel; /* the transport's cancellation of this request, or NULL (core/cancel.h) */
 } ds_ctx_t;
 
 /* The backend projects are created on when none is named. */

@@ -624,7 +624,8 @@ ds_status_t ds_cmd_open_project(ds_ctx_t *ctx, const char **idp, ds_proj_t *out)
         return ds_err_set(&ctx->err, DS_UNAVAILABLE, "backend \"%s\" of project \"%s\" is not loaded", out->rec.backend,
                           id);
     ds_arena_on_destroy(ctx->arena, put_backend, out->be);
-    out->call = (ds_be_call_t){.arena = ctx->arena, .err = &ctx->err, .project_id = ctx->project_id};
+    out->call = (ds_be_call_t){
+        .arena = ctx->arena, .err = &ctx->err, .project_id = ctx->project_id, .cancel = ctx->cancel};
     return DS_OK;
 }
 
@@ -643,7 +644,7 @@ ds_status_t ds_cmd_enter(ds_ctx_t *ctx, const char *key)
     if (!key)
         return ds_err_set(&ctx->err, DS_UNAVAILABLE, "out of memory building a write-queue key");
     ds_wq_slot_t *slot = NULL;
-    ds_status_t st = ds_wq_enter(queues, key, &slot, &ctx->err);
+    ds_status_t st = ds_wq_enter(queues, key, ctx->cancel, &slot, &ctx->err);
     if (st == DS_OK && ds_arena_on_destroy(ctx->arena, leave_slot, slot) != 0)
         return ds_err_set(&ctx->err, DS_UNAVAILABLE, "out of memory");
     return st;

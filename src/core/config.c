@@ -27,6 +27,7 @@
 
 #include <ctype.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -469,8 +470,15 @@ ds_status_t ds_config_validate(const ds_config_t *cfg, ds_err_t *err)
         (st = check_size(err, "max_upload_bytes", cfg->max_upload_bytes)) != DS_OK ||
         (st = check_min(err, "file_ttl", cfg->file_ttl, 1)) != DS_OK ||
         (st = check_size(err, "export_slice_bytes", cfg->export_slice_bytes)) != DS_OK ||
-        (st = check_min(err, "max_connections", cfg->max_connections, 1)) != DS_OK)
+        (st = check_min(err, "max_connections", cfg->max_connections, 1)) != DS_OK ||
+        (st = check_size(err, "grpc_max_recv_bytes", cfg->grpc_max_recv_bytes)) != DS_OK ||
+        (st = check_size(err, "grpc_max_send_bytes", cfg->grpc_max_send_bytes)) != DS_OK)
         return st;
+    /* gRPC takes message limits as an int. */
+    if (cfg->grpc_max_recv_bytes > INT32_MAX)
+        return invalid(err, "grpc_max_recv_bytes", "must be at most 2147483647 bytes (2GiB - 1)");
+    if (cfg->grpc_max_send_bytes > INT32_MAX)
+        return invalid(err, "grpc_max_send_bytes", "must be at most 2147483647 bytes (2GiB - 1)");
     return DS_OK;
 }
 

@@ -51,7 +51,11 @@ typedef enum { DS_LOG_DEBUG = 0, DS_LOG_INFO, DS_LOG_WARN, DS_LOG_ERROR } ds_log
     XX(max_connections, "DUCKSTORE_MAX_CONNECTIONS", "max-connections", DS_CFG_INT, "1024",       \
        "concurrent HTTP connections accepted")                                                    \
     XX(plugin_dir, "DUCKSTORE_PLUGIN_DIR", "plugin-dir", DS_CFG_STR, "",                          \
-       "directory of backend plugins (.so) loaded at startup")
+       "directory of backend plugins (.so) loaded at startup")                                    \
+    XX(grpc_max_recv_bytes, "DUCKSTORE_GRPC_MAX_RECV_BYTES", "grpc-max-recv-bytes", DS_CFG_BYTES, \
+       "16MiB", "largest gRPC request message (after decompression); larger get RESOURCE_EXHAUSTED") \
+    XX(grpc_max_send_bytes, "DUCKSTORE_GRPC_MAX_SEND_BYTES", "grpc-max-send-bytes", DS_CFG_BYTES, \
+       "64MiB", "largest gRPC response message; a larger answer is RESOURCE_EXHAUSTED")
 
 typedef struct {
     char *data_dir;
@@ -69,6 +73,8 @@ typedef struct {
     int64_t export_slice_bytes;
     int64_t max_connections;
     char *plugin_dir;
+    int64_t grpc_max_recv_bytes;
+    int64_t grpc_max_send_bytes;
 } ds_config_t;
 
 /* Returns the value of env var name, or NULL. */

@@ -4,14 +4,24 @@
  * One mutex guards the key table; each slot has its own condition variable on
  * that mutex. A slot lives while anyone holds or waits for it (refs) and is
  * freed by the last one out, so the table only holds keys in use.
+ *
+ * A waiter whose request is cancelled gives up its ticket: the ticket goes on
+ * the slot's "gone" list and ds_wq_leave skips it when its turn comes, so the
+ * order of the others is kept. Invariant: serving is never a gone ticket, so
+ * while anyone waits its holder (or the next waiter to wake) has a ref.
  */
 #include "core/wq.h"
 
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
+
+#include "core/cancel.h"
 
 #define N_BUCKETS 256
+/* How often a cancellable waiter looks at its cancellation. */
+#define CANCEL_POLL_MS 50
 
 struct ds_wq_slot {
     struct ds_wq_slot *next;
@@ -20,6 +30,8 @@ struct ds_wq_slot {
     uint64_t serving;
     int64_t refs;
     pthread_cond_t cond;
+    uint64_t *gone; /* tickets given up by cancelled waiters, not yet skipped */
+    size_t n_gone, cap_gone;
 };
 
 struct ds_wq {
@@ -57,6 +69,7 @@ void ds_wq_destroy(ds_wq_t **wqp)
         for (ds_wq_slot_t *s = wq->buckets[i]; s;) {
             ds_wq_slot_t *next = s->next;
             pthread_cond_destroy(&s->cond);
+            free(s->gone);
             free(s->key);
             free(s);
             s = next;
@@ -66,7 +79,47 @@ void ds_wq_destroy(ds_wq_t **wqp)
     *wqp = NULL;
 }
 
-ds_status_t ds_wq_enter(ds_wq_t *wq, const char *key, ds_wq_slot_t **slot, ds_err_t *err)
+/* Removes ticket from s's gone list; true when it was there. */
+static bool take_gone(ds_wq_slot_t *s, uint64_t ticket)
+{
+    for (size_t i = 0; i < s->n_gone; i++)
+        if (s->gone[i] == ticket) {
+            s->gone[i] = s->gone[--s->n_gone];
+            return true;
+        }
+    return false;
+}
+
+static bool add_gone(ds_wq_slot_t *s, uint64_t ticket)
+{
+    if (s->n_gone == s->cap_gone) {
+        size_t cap = s->cap_gone ? s->cap_gone * 2 : 8;
+        uint64_t *g = realloc(s->gone, cap * sizeof(*g));
+        if (!g)
+            return false;
+        s->gone = g;
+        s->cap_gone = cap;
+    }
+    s->gone[s->n_gone++] = ticket;
+    return true;
+}
+
+/* Waits on s->cond; with a cancellation, at most CANCEL_POLL_MS. */
+static void wait_turn(ds_wq_t *wq, ds_wq_slot_t *s, ds_cancel_t *cancel)
+{
+    if (!cancel) {
+        pthread_cond_wait(&s->cond, &wq->lock);
+        return;
+    }
+    struct timespec until;
+    clock_gettime(CLOCK_REALTIME, &until);
+    until.tv_nsec += CANCEL_POLL_MS * 1000000L;
+    until.tv_sec += until.tv_nsec / 1000000000L;
+    until.tv_nsec %= 1000000000L;
+    pthread_cond_timedwait(&s->cond, &wq->lock, &until);
+}
+
+ds_status_t ds_wq_enter(ds_wq_t *wq, const char *key, ds_cancel_t *cancel, ds_wq_slot_t **slot, ds_err_t *err)
 {
     unsigned h = hash_key(key);
     pthread_mutex_lock(&wq->lock);
@@ -85,7 +138,7 @@ ds_status_t ds_wq_enter(ds_wq_t *wq, const char *key, ds_wq_slot_t **slot, ds_er
         wq->buckets[h] = s;
     }
     /* Waiters for this key = tickets handed out minus the one being served. */
-    int64_t waiters = (int64_t)(s->next_ticket - s->serving) - (s->refs > 0 ? 1 : 0);
+    int64_t waiters = (int64_t)(s->next_ticket - s->serving) - (s->refs > 0 ? 1 : 0) - (int64_t)s->n_gone;
     if (s->refs > 0 && waiters >= wq->depth) {
         pthread_mutex_unlock(&wq->lock);
         return ds_err_set(err, DS_QUEUE_FULL,
@@ -95,10 +148,22 @@ ds_status_t ds_wq_enter(ds_wq_t *wq, const char *key, ds_wq_slot_t **slot, ds_er
     uint64_t ticket = s->next_ticket++;
     s->refs++;
     if (ticket != s->serving) {
+        bool gave_up = false;
         wq->waiting++;
-        while (ticket != s->serving)
-            pthread_cond_wait(&s->cond, &wq->lock);
+        while (ticket != s->serving && !gave_up) {
+            /* Out of memory for the gone list: keep the ticket and wait (the backend refuses the work later). */
+            if (ds_cancel_is_set(cancel) && add_gone(s, ticket))
+                gave_up = true;
+            else
+                wait_turn(wq, s, ds_cancel_is_set(cancel) ? NULL : cancel);
+        }
         wq->waiting--;
+        if (gave_up) {
+            s->refs--; /* never the last: the ticket being served has its own */
+            pthread_mutex_unlock(&wq->lock);
+            return ds_err_set(err, DS_CANCELLED, "the request was cancelled (%s) while it waited for its turn",
+                              ds_cancel_reason(cancel));
+        }
     }
     wq->active++;
     pthread_mutex_unlock(&wq->lock);
@@ -113,6 +178,8 @@ void ds_wq_leave(ds_wq_t *wq, ds_wq_slot_t *s)
     pthread_mutex_lock(&wq->lock);
     wq->active--;
     s->serving++;
+    while (take_gone(s, s->serving))
+        s->serving++;
     if (--s->refs == 0) {
         unsigned h = hash_key(s->key);
         ds_wq_slot_t **pp = &wq->buckets[h];
@@ -120,6 +187,7 @@ void ds_wq_leave(ds_wq_t *wq, ds_wq_slot_t *s)
             pp = &(*pp)->next;
         *pp = s->next;
         pthread_cond_destroy(&s->cond);
+        free(s->gone);
         free(s->key);
         free(s);
     } else {

@@ -17,6 +17,7 @@
 
 #include <stdint.h>
 
+#include "core/cancel.h"
 #include "core/status.h"
 
 typedef struct ds_wq ds_wq_t;
@@ -28,9 +29,11 @@ ds_wq_t *ds_wq_create(int64_t depth);
 void ds_wq_destroy(ds_wq_t **wq);
 /*
  * Waits for key's turn. On DS_OK *slot is held until ds_wq_leave. On
- * DS_QUEUE_FULL (with err naming the queue) nothing is held.
+ * DS_QUEUE_FULL (with err naming the queue) nothing is held. cancel (may be
+ * NULL): when the request is cancelled while it waits, it gives up its place
+ * (the others keep their order) and returns DS_CANCELLED, holding nothing.
  */
-ds_status_t ds_wq_enter(ds_wq_t *wq, const char *key, ds_wq_slot_t **slot, ds_err_t *err);
+ds_status_t ds_wq_enter(ds_wq_t *wq, const char *key, ds_cancel_t *cancel, ds_wq_slot_t **slot, ds_err_t *err);
 /* Releases a held slot; the next waiter in order proceeds. Accepts NULL. */
 void ds_wq_leave(ds_wq_t *wq, ds_wq_slot_t *slot);
 /* Requests currently waiting (not holding), over all keys. */

@@ -22,7 +22,7 @@
 static ds_status_t h_driver_execute(ds_rest_req_t *req, ds_rest_resp_t *resp)
 {
     ds_driver_result_t r;
-    ds_driver_execute(&req->ctx, (const uint8_t *)req->body, req->body_len, &r);
+    ds_driver_execute(&req->ctx, (const uint8_t *)req->body, req->body_len, NULL, &r);
     resp->raw = malloc(r.response_len ? r.response_len : 1);
     if (!resp->raw)
         return ds_err_set(&req->ctx.err, DS_INTERNAL, "out of memory");

@@ -10,7 +10,9 @@
  *      the command and the missing capability);
  *   3. the command decodes with its entry's descriptor (else INVALID_ARGUMENT);
  *   4. the credentials: GenericBackendCredentials, key = secret, or principal
- *      when secret is empty (else UNAUTHENTICATED); project = host;
+ *      when secret is empty, or the transport's "authorization: Bearer <key>"
+ *      (gRPC metadata); both given must agree (else UNAUTHENTICATED);
+ *      project = host;
  *   5. the handler, which calls ds_cmd_* (they authorize admin vs project key).
  *
  * The handlers of backend, project, bucket, table and info commands are here;
@@ -595,14 +597,54 @@ ds_status_t ds_drv_unpack_any(ds_drv_t *d, const Google__Protobuf__Any *any, con
 
 /* ---- execution ---- */
 
-static ds_status_t read_credentials(ds_drv_t *d, const pb_driver_request_t *req, ProtobufCAllocator *alloc)
+/*
+ * The API key of an "authorization: Bearer <key>" metadata value (arena),
+ * or an UNAUTHENTICATED error naming the expected form.
+ */
+static ds_status_t bearer_key(ds_drv_t *d, const char *value, const char **key)
+{
+    const char *p = value;
+    while (*p == ' ' || *p == '\t')
+        p++;
+    if (strncasecmp(p, "Bearer", 6) != 0 || (p[6] != ' ' && p[6] != '\t'))
+        return ds_err_setf(&d->ctx->err, DS_UNAUTHENTICATED, "authorization",
+                           "the authorization metadata must be \"Bearer <API key>\"");
+    p += 6;
+    while (*p == ' ' || *p == '\t')
+        p++;
+    size_t n = strlen(p);
+    while (n > 0 && (p[n - 1] == ' ' || p[n - 1] == '\t'))
+        n--;
+    if (n == 0)
+        return ds_err_setf(&d->ctx->err, DS_UNAUTHENTICATED, "authorization",
+                           "the authorization metadata carries no API key (\"Bearer <API key>\")");
+    if (!(*key = ds_arena_strndup(d->ctx->arena, p, n)))
+        return ds_drv_oom(d);
+    return DS_OK;
+}
+
+/*
+ * The key: GenericBackendCredentials.secret (or principal), or the
+ * authorization metadata of the transport; the project: credentials.host.
+ * Either source alone is enough; when both carry a key they must agree.
+ */
+static ds_status_t read_credentials(ds_drv_t *d, const pb_driver_request_t *req, const char *authorization,
+                                    ProtobufCAllocator *alloc)
 {
     ds_err_t *err = &d->ctx->err;
     const ProtobufCMessageDescriptor *desc = &keboola__storage_driver__credentials__generic_backend_credentials__descriptor;
-    if (!req->credentials)
+    const char *meta_key = NULL;
+    if (authorization)
+        TRY(bearer_key(d, authorization, &meta_key));
+    if (!req->credentials) {
+        if (meta_key) {
+            d->ctx->key = meta_key;
+            return DS_OK;
+        }
         return ds_err_setf(err, DS_UNAUTHENTICATED, "credentials",
                            "DriverRequest.credentials is missing: send GenericBackendCredentials with the API key "
-                           "in secret");
+                           "in secret (or \"authorization: Bearer <API key>\" metadata)");
+    }
     const char *name = type_name(req->credentials->type_url);
     if (strcmp(name, desc->name) != 0)
         return ds_err_setf(err, DS_INVALID_ARGUMENT, "credentials",
@@ -613,15 +655,23 @@ static ds_status_t read_credentials(ds_drv_t *d, const pb_driver_request_t *req,
     if (!cred)
         return ds_err_setf(err, DS_INVALID_ARGUMENT, "credentials", "malformed %s", desc->name);
     const char *key = ds_drv_str(cred->secret) ? cred->secret : ds_drv_str(cred->principal);
+    if (key && meta_key && strcmp(key, meta_key) != 0)
+        return ds_err_setf(err, DS_UNAUTHENTICATED, "credentials",
+                           "DriverRequest.credentials and the authorization metadata carry different API keys: "
+                           "send one of them");
+    if (!key)
+        key = meta_key;
     if (!key)
         return ds_err_setf(err, DS_UNAUTHENTICATED, "credentials",
-                           "the credentials carry no key: put the API key in GenericBackendCredentials.secret");
+                           "the credentials carry no key: put the API key in GenericBackendCredentials.secret "
+                           "(or send \"authorization: Bearer <API key>\" metadata)");
     d->ctx->key = key;
     d->project = cred->host ? cred->host : "";
     return DS_OK;
 }
 
-static ds_status_t run(ds_drv_t *d, const uint8_t *data, size_t len, ds_driver_result_t *out)
+static ds_status_t run(ds_drv_t *d, const uint8_t *data, size_t len, const char *authorization,
+                       ds_driver_result_t *out)
 {
     ds_err_t *err = &d->ctx->err;
     ProtobufCAllocator alloc = arena_allocator(d->ctx->arena);
@@ -647,7 +697,7 @@ static ds_status_t run(ds_drv_t *d, const uint8_t *data, size_t len, ds_driver_r
     if (!d->cmd)
         return ds_err_setf(err, DS_INVALID_ARGUMENT, "command", "malformed %s (the command does not decode)",
                            e->command->name);
-    TRY(read_credentials(d, req, &alloc));
+    TRY(read_credentials(d, req, authorization, &alloc));
     return e->handler(d);
 }
 
@@ -698,13 +748,14 @@ static Google__Protobuf__Any *pack_any(ds_drv_t *d, const ProtobufCMessage *m)
     return any;
 }
 
-void ds_driver_execute(ds_ctx_t *ctx, const uint8_t *data, size_t len, ds_driver_result_t *out)
+void ds_driver_execute(ds_ctx_t *ctx, const uint8_t *data, size_t len, const char *authorization,
+                       ds_driver_result_t *out)
 {
     memset(out, 0, sizeof(*out));
     ds_drv_t d = {.ctx = ctx, .project = ""};
     ctx->key = NULL; /* only the request's credentials authenticate a driver command */
     ds_err_clear(&ctx->err);
-    ds_status_t st = run(&d, data ? data : (const uint8_t *)"", len, out);
+    ds_status_t st = run(&d, data ? data : (const uint8_t *)"", len, authorization, out);
     out->status = st;
     pb_driver_response_t resp = KEBOOLA__STORAGE_DRIVER__COMMAND__COMMON__DRIVER_RESPONSE__INIT;
     if (st != DS_OK) {

@@ -91,13 +91,15 @@ typedef struct {
 
 /*
  * Executes one serialized DriverRequest. ctx needs an arena; ctx->key is
- * replaced by the key from the request's credentials (never a transport's
- * header). Never fails as a function: every outcome, including a request
+ * replaced by the key from the request's credentials, or from authorization
+ * (the value of gRPC's "authorization" metadata, "Bearer <key>"; NULL when
+ * the transport has none). Never fails as a function: every outcome, including a request
  * that does not decode, is described by *out, whose response is always a
  * valid DriverResponse (on error its messages end with a LogMessage of level
  * Error carrying the message and the Keboola code).
  */
-void ds_driver_execute(ds_ctx_t *ctx, const uint8_t *data, size_t len, ds_driver_result_t *out);
+void ds_driver_execute(ds_ctx_t *ctx, const uint8_t *data, size_t len, const char *authorization,
+                       ds_driver_result_t *out);
 
 /* Percent-encodes s as a grpc-message value (gRPC's HTTP/2 spec) into the arena. */
 char *ds_driver_grpc_message(ds_arena_t *a, const char *s);

@@ -1,34 +1,48 @@
 /*
- * server.c - the gRPC server (gRPC C core) for StorageDriverService/Execute.
+ * server.c - the gRPC server (gRPC C core): StorageDriverService/Execute, the
+ * standard health protocol and server reflection.
  *
  * DESIGN
- * One completion queue, served by DS_GRPC_POLLERS poller threads. Each call is
- * a call_t that moves through three phases, each ended by one completion:
- *   NEW   grpc_server_request_call finished: a call arrived. A fresh request
- *         is armed at once (DS_GRPC_PENDING stay armed), then the method is
- *         checked (anything but Execute: UNIMPLEMENTED) and the request
- *         message is read (RECV_MESSAGE).
- *   RECV  the message is in: the command runs on a thread of its own (an
- *         executor), because commands block (write queues, long imports) and
- *         must never hold a poller; other calls keep flowing. At most
- *         DS_GRPC_MAX_INFLIGHT commands run at once; beyond that a call is
- *         answered RESOURCE_EXHAUSTED instead of waiting.
- *   DONE  the executor sent initial metadata, the DriverResponse, the status
- *         and trailing metadata in one batch; its completion (on a poller)
- *         logs the call and frees it.
+ * One completion queue, served by DS_GRPC_POLLERS poller threads. Every
+ * operation batch started on a call carries a tag_t naming the call and the
+ * function to run when the batch completes; each started batch holds a
+ * reference on the call, dropped after its function ran, and the call is
+ * logged and freed when the last reference goes. A call that arrives gets at
+ * once a second, independent batch: RECV_CLOSE_ON_SERVER, which completes
+ * when the call ends, with cancelled = 1 when the client cancelled or its
+ * deadline passed (the core enforces the deadline: nothing is sent after it).
+ * Then, by method (methods[]):
+ *   Execute   RECV the DriverRequest; the command runs on a thread of its own
+ *             (an executor; commands block on write queues and long imports
+ *             and must never hold a poller); at most DS_GRPC_MAX_INFLIGHT run
+ *             at once, beyond that RESOURCE_EXHAUSTED. The executor sends
+ *             initial metadata, the DriverResponse and the status in one
+ *             batch. A cancel or deadline fires the call's ds_cancel_t, which
+ *             interrupts the command's DuckDB work (core/cancel.h): it fails
+ *             and rolls back.
+ *   Health    Check answers at once on the poller; Watch sends the status,
+ *             then every change (a health thread re-evaluates every
+ *             DS_GRPC_WATCH_PERIOD_MS while somebody watches). The status of
+ *             every served service and of "" is the one /ready answers;
+ *             NOT_SERVING once shutdown began.
+ *   Reflection  a stream: RECV a request, SEND its answer (grpc/reflection.h),
+ *             RECV the next, until the client half-closes; then status OK.
+ * Anything else is UNIMPLEMENTED.
  *
- * Shutdown (ds_grpc_stop): stop arming requests, grpc_server_shutdown_and_notify,
- * wait until no executor runs (a command in progress always finishes, as on
- * the REST side), give the remaining calls a grace period, cancel what is
- * left (e.g. a client that never sent its message), then drain and destroy.
+ * Shutdown (ds_grpc_stop): stop arming requests, tell watchers NOT_SERVING and
+ * end their streams, grpc_server_shutdown_and_notify, wait until no executor
+ * runs (a command in progress always finishes, as on the REST side), give the
+ * remaining calls a grace period, cancel what is left, then drain and destroy.
  *
  * Invariants: calls_ counts live call_t (including armed requests), inflight_
  * counts running executors; both are guarded by mu_, and ds_grpc_stop returns
- * only when both are 0, so no command runs after it.
+ * only when both are 0, so no command runs after it. Watchers are listed under
+ * wmu_, which also guards each watcher's send state. Lock order: wmu_, then mu_.
  */
-#include <grpc/grpc.h>
 #include <grpc/byte_buffer.h>
 #include <grpc/byte_buffer_reader.h>
+#include <grpc/compression.h>
+#include <grpc/grpc.h>
 #include <grpc/grpc_security.h>
 #include <grpc/slice.h>
 #include <grpc/support/log.h>
@@ -36,44 +50,103 @@
 #include <limits.h>
 #include <pthread.h>
 #include <stdatomic.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
 
+#include "core/cancel.h"
 #include "core/log.h"
 #include "core/metrics.h"
 #include "grpc/dispatch.h"
+#include "grpc/ds_grpc.h"
+#include "grpc/health/v1/health.pb-c.h"
+#include "grpc/reflection.h"
 
 #define DS_GRPC_POLLERS 4
 #define DS_GRPC_PENDING 16
 #define DS_GRPC_MAX_INFLIGHT 1024
 #define DS_GRPC_GRACE_S 5
+#define DS_GRPC_WATCH_PERIOD_MS 1000
+/* Longest authorization metadata value read ("Bearer " + key). */
+#define DS_GRPC_MAX_AUTH 1024
 
-typedef enum { PHASE_NEW, PHASE_RECV, PHASE_DONE } phase_t;
+typedef enum { M_EXECUTE, M_HEALTH_CHECK, M_HEALTH_WATCH, M_REFLECTION, M_UNKNOWN } method_t;
 
+/* Every method served: path, its service, the label for logs and metrics. */
+static const struct {
+    const char *path;
+    const char *service;
+    const char *name;
+    method_t method;
+} methods[] = {
+    {DS_DRIVER_METHOD, "keboola.storageDriver.service.StorageDriverService", "Execute", M_EXECUTE},
+    {"/grpc.health.v1.Health/Check", "grpc.health.v1.Health", "Check", M_HEALTH_CHECK},
+    {"/grpc.health.v1.Health/Watch", "grpc.health.v1.Health", "Watch", M_HEALTH_WATCH},
+    {"/grpc.reflection.v1.ServerReflection/ServerReflectionInfo", "grpc.reflection.v1.ServerReflection",
+     "ServerReflectionInfo", M_REFLECTION},
+    {"/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo", "grpc.reflection.v1alpha.ServerReflection",
+     "ServerReflectionInfo", M_REFLECTION},
+};
+#define N_METHODS (sizeof(methods) / sizeof(methods[0]))
+
+/* The distinct service names of methods[], in order. */
+static const char *services_[N_METHODS];
+static size_t n_services_;
+
+typedef struct call call_t;
+typedef void (*step_fn)(call_t *c, int ok);
+
+/* The tag of one batch: which call, and what to do when the batch completes. */
 typedef struct {
-    phase_t phase;
+    call_t *call;
+    step_fn fn;
+} tag_t;
+
+/* Health serving statuses (grpc.health.v1.HealthCheckResponse.ServingStatus). */
+#define H_SERVING GRPC__HEALTH__V1__HEALTH_CHECK_RESPONSE__SERVING_STATUS__SERVING
+#define H_NOT_SERVING GRPC__HEALTH__V1__HEALTH_CHECK_RESPONSE__SERVING_STATUS__NOT_SERVING
+#define H_SERVICE_UNKNOWN GRPC__HEALTH__V1__HEALTH_CHECK_RESPONSE__SERVING_STATUS__SERVICE_UNKNOWN
+
+struct call {
+    tag_t step;  /* the call's sequential batches: request, receive, send, finish */
+    tag_t close; /* RECV_CLOSE_ON_SERVER, in flight from arrival to the end */
+    atomic_int refs;
+    method_t method;
+    const char *method_name;
     grpc_call *call;
     grpc_call_details details;
     grpc_metadata_array md;
     grpc_byte_buffer *payload;
-    grpc_byte_buffer *reply;
+    grpc_byte_buffer *reply;      /* the message sent with the status (unary methods) */
+    grpc_byte_buffer *stream_msg; /* the message of the last stream send */
     grpc_slice status_details;
     bool has_status_details;
     grpc_metadata initial[1];
     size_t n_initial;
     grpc_metadata trailing[1];
     size_t n_trailing;
-    int cancelled;
+    bool sent_initial;
+    bool finished; /* a status was sent */
+    int cancelled; /* written by RECV_CLOSE_ON_SERVER */
+    ds_cancel_t *cancel; /* Execute: interrupts the command */
     struct timespec start;
+    /* Watch (guarded by wmu_) */
+    call_t *watch_next;
+    bool watching;
+    bool watch_sending;
+    bool watch_ending;
+    bool watch_known; /* the service is served (else SERVICE_UNKNOWN, forever) */
+    int watch_sent;   /* last status sent; -1 none */
+    int watch_want;   /* status to send */
     /* for the access log and metrics */
     const char *route; /* static: the command's full name, or a fixed label */
     int http_status;   /* the HTTP equivalent of the status, so logs read alike across transports */
     char project[128];
     char request_id[40];
-} call_t;
+};
 
 static grpc_server *server_;
 static grpc_completion_queue *cq_;
@@ -83,11 +156,21 @@ static pthread_mutex_t mu_ = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t cv_ = PTHREAD_COND_INITIALIZER;
 static int calls_;
 static int inflight_;
-static bool stopping_;
+static atomic_bool stopping_;
 static bool shutdown_done_;
 static int shutdown_tag_;
 static atomic_ullong next_id_;
 static unsigned long long id_salt_;
+static size_t max_send_;
+/* Watchers and the health thread. */
+static pthread_mutex_t wmu_ = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t wcv_ = PTHREAD_COND_INITIALIZER;
+static call_t *watchers_;
+static pthread_t health_thread_;
+static bool health_running_;
+static bool health_quit_;
+
+static void finish_call(call_t *c, grpc_status_code code, const char *message, int kbc);
 
 static double elapsed_s(const struct timespec *start)
 {
@@ -103,14 +186,30 @@ static void on_grpc_log(gpr_log_func_args *args)
     ds_log(level, "grpc: %s", args->message ? args->message : "");
 }
 
-static void free_call(call_t *c)
+/* ---- call lifetime ---- */
+
+static void ref_call(call_t *c) { atomic_fetch_add(&c->refs, 1); }
+
+/* Logs a call that reached a method (not an armed request returned at shutdown), then frees it. */
+static void unref_call(call_t *c)
 {
+    if (atomic_fetch_sub(&c->refs, 1) != 1)
+        return;
+    if (c->route) {
+        int status = c->cancelled ? 499 : c->http_status; /* 499: the client went away (nginx's convention) */
+        double secs = elapsed_s(&c->start);
+        ds_metrics_request("grpc", c->method_name ? c->method_name : "unknown", c->route, status, secs);
+        ds_log_request(c->request_id, "POST", c->route, status, secs * 1000.0, c->project[0] ? c->project : NULL,
+                       "grpc");
+    }
     grpc_call_details_destroy(&c->details);
     grpc_metadata_array_destroy(&c->md);
     if (c->payload)
         grpc_byte_buffer_destroy(c->payload);
     if (c->reply)
         grpc_byte_buffer_destroy(c->reply);
+    if (c->stream_msg)
+        grpc_byte_buffer_destroy(c->stream_msg);
     if (c->has_status_details)
         grpc_slice_unref(c->status_details);
     for (size_t i = 0; i < c->n_initial; i++) {
@@ -121,6 +220,7 @@ static void free_call(call_t *c)
         grpc_slice_unref(c->trailing[i].key);
         grpc_slice_unref(c->trailing[i].value);
     }
+    ds_cancel_free(&c->cancel);
     if (c->call)
         grpc_call_unref(c->call);
     free(c);
@@ -129,6 +229,21 @@ static void free_call(call_t *c)
     pthread_cond_broadcast(&cv_);
     pthread_mutex_unlock(&mu_);
 }
+
+/* Starts a batch whose completion runs tag->fn; the batch holds a reference. */
+static bool start_batch(call_t *c, tag_t *tag, const grpc_op *ops, size_t n)
+{
+    ref_call(c);
+    grpc_call_error e = grpc_call_start_batch(c->call, ops, n, tag, NULL);
+    if (e != GRPC_CALL_OK) {
+        ds_log(DS_LOG_ERROR, "grpc: cannot start a batch on call %s (error %d)", c->request_id, (int)e);
+        unref_call(c);
+        return false;
+    }
+    return true;
+}
+
+static void on_new_call(call_t *c, int ok);
 
 /* Arms one grpc_server_request_call (a slot for the next incoming call). */
 static void request_new(void)
@@ -140,14 +255,16 @@ static void request_new(void)
     }
     grpc_call_details_init(&c->details);
     grpc_metadata_array_init(&c->md);
-    c->phase = PHASE_NEW;
+    c->step = (tag_t){c, on_new_call};
+    atomic_init(&c->refs, 1);
+    c->watch_sent = -1;
     pthread_mutex_lock(&mu_);
     calls_++;
     pthread_mutex_unlock(&mu_);
-    grpc_call_error e = grpc_server_request_call(server_, &c->call, &c->details, &c->md, cq_, cq_, c);
+    grpc_call_error e = grpc_server_request_call(server_, &c->call, &c->details, &c->md, cq_, cq_, &c->step);
     if (e != GRPC_CALL_OK) {
         ds_log(DS_LOG_ERROR, "grpc: cannot arm a call (error %d)", (int)e);
-        free_call(c);
+        unref_call(c);
     }
 }
 
@@ -174,22 +291,42 @@ static void make_request_id(call_t *c)
     snprintf(c->request_id, sizeof(c->request_id), "%08llx%08llx", id_salt_ & 0xffffffffull, n);
 }
 
-/*
- * Ends the call: initial metadata (x-request-id), the reply when there is one
- * (taken over by c), the status with its message, and keboola-code when kbc > 0.
- */
-static void finish_call(call_t *c, grpc_status_code code, const char *message, int kbc)
+/* Fills ops[*n] with SEND_INITIAL_METADATA (x-request-id) unless it was sent. */
+static void add_initial_metadata(call_t *c, grpc_op *ops, size_t *n)
 {
-    grpc_op ops[4];
-    size_t n = 0;
-    memset(ops, 0, sizeof(ops));
+    if (c->sent_initial)
+        return;
+    c->sent_initial = true;
     c->initial[0].key = grpc_slice_from_static_string("x-request-id");
     c->initial[0].value = grpc_slice_from_copied_string(c->request_id);
     c->n_initial = 1;
-    ops[n].op = GRPC_OP_SEND_INITIAL_METADATA;
-    ops[n].data.send_initial_metadata.count = c->n_initial;
-    ops[n].data.send_initial_metadata.metadata = c->initial;
-    n++;
+    memset(&ops[*n], 0, sizeof(ops[*n]));
+    ops[*n].op = GRPC_OP_SEND_INITIAL_METADATA;
+    ops[*n].data.send_initial_metadata.count = c->n_initial;
+    ops[*n].data.send_initial_metadata.metadata = c->initial;
+    (*n)++;
+}
+
+static void on_finished(call_t *c, int ok)
+{
+    (void)c;
+    (void)ok; /* the last reference logs the call */
+}
+
+/*
+ * Ends the call: initial metadata (x-request-id) unless sent, the reply when
+ * there is one (taken over by c), the status with its message, and
+ * keboola-code when kbc > 0.
+ */
+static void finish_call(call_t *c, grpc_status_code code, const char *message, int kbc)
+{
+    grpc_op ops[3];
+    size_t n = 0;
+    memset(ops, 0, sizeof(ops));
+    if (c->finished)
+        return;
+    c->finished = true;
+    add_initial_metadata(c, ops, &n);
     if (c->reply) {
         ops[n].op = GRPC_OP_SEND_MESSAGE;
         ops[n].data.send_message.send_message = c->reply;
@@ -212,15 +349,42 @@ static void finish_call(call_t *c, grpc_status_code code, const char *message, i
         ops[n].data.send_status_from_server.status_details = &c->status_details;
     }
     n++;
-    ops[n].op = GRPC_OP_RECV_CLOSE_ON_SERVER;
-    ops[n].data.recv_close_on_server.cancelled = &c->cancelled;
+    c->step.fn = on_finished;
+    start_batch(c, &c->step, ops, n);
+}
+
+/* Sends one message (bytes copied) on a stream; tag's function runs when it went out. */
+static bool send_message(call_t *c, const uint8_t *data, size_t len, step_fn then)
+{
+    grpc_op ops[2];
+    size_t n = 0;
+    memset(ops, 0, sizeof(ops));
+    add_initial_metadata(c, ops, &n);
+    if (c->stream_msg)
+        grpc_byte_buffer_destroy(c->stream_msg);
+    grpc_slice s = grpc_slice_from_copied_buffer((const char *)data, len);
+    c->stream_msg = grpc_raw_byte_buffer_create(&s, 1);
+    grpc_slice_unref(s);
+    ops[n].op = GRPC_OP_SEND_MESSAGE;
+    ops[n].data.send_message.send_message = c->stream_msg;
     n++;
-    c->phase = PHASE_DONE;
-    grpc_call_error e = grpc_call_start_batch(c->call, ops, n, c, NULL);
-    if (e != GRPC_CALL_OK) {
-        ds_log(DS_LOG_ERROR, "grpc: cannot finish call %s (error %d)", c->request_id, (int)e);
-        free_call(c);
+    c->step.fn = then;
+    return start_batch(c, &c->step, ops, n);
+}
+
+/* Receives the next message into c->payload; then(c, ok) runs when it arrived (payload NULL: half-closed). */
+static bool recv_message(call_t *c, step_fn then)
+{
+    grpc_op op;
+    memset(&op, 0, sizeof(op));
+    if (c->payload) {
+        grpc_byte_buffer_destroy(c->payload);
+        c->payload = NULL;
     }
+    op.op = GRPC_OP_RECV_MESSAGE;
+    op.data.recv_message.recv_message = &c->payload;
+    c->step.fn = then;
+    return start_batch(c, &c->step, &op, 1);
 }
 
 /* Copies a received message into one malloc'd block (*data NULL for an empty message). */
@@ -247,6 +411,38 @@ static bool read_payload(grpc_byte_buffer *bb, uint8_t **data, size_t *len)
     return true;
 }
 
+/* Answers a request that cannot be served with status st (an InvalidArgument-like failure). */
+static void fail_call(call_t *c, ds_status_t st, const char *message)
+{
+    char msg[DS_ERR_MSG_MAX + 16];
+    /* Keboola's codes belong to the driver protocol, not to health or reflection. */
+    bool driver = c->method == M_EXECUTE || c->method == M_UNKNOWN;
+    int kbc = driver ? ds_status_keboola(st) : 0;
+    if (driver)
+        snprintf(msg, sizeof(msg), "[%d] %s", kbc, message);
+    else
+        snprintf(msg, sizeof(msg), "%s", message);
+    c->http_status = ds_status_http(st);
+    finish_call(c, (grpc_status_code)ds_status_grpc(st), msg, kbc);
+}
+
+/* ---- Execute ---- */
+
+/* The value of the call's authorization metadata (arena copy), or NULL when absent. */
+static const char *authorization(call_t *c, ds_arena_t *arena)
+{
+    for (size_t i = 0; i < c->md.count; i++) {
+        const grpc_metadata *m = &c->md.metadata[i];
+        if (grpc_slice_str_cmp(m->key, "authorization") != 0)
+            continue;
+        size_t n = GRPC_SLICE_LENGTH(m->value);
+        if (n > DS_GRPC_MAX_AUTH) /* not a key of ours; dispatch says what is wrong */
+            n = DS_GRPC_MAX_AUTH;
+        return ds_arena_strndup(arena, (const char *)GRPC_SLICE_START_PTR(m->value), n);
+    }
+    return NULL;
+}
+
 /* An executor: runs one command and sends its answer. */
 static void *execute_call(void *arg)
 {
@@ -256,21 +452,27 @@ static void *execute_call(void *arg)
     grpc_status_code code;
     uint8_t *data = NULL;
     size_t len = 0;
-    char message[sizeof(r.message)];
+    char message[sizeof(r.message) + 128];
     int kbc = 0;
 
     ctx.arena = ds_arena_create();
     ctx.request_id = c->request_id;
+    ctx.cancel = c->cancel;
+    c->route = DS_DRIVER_METHOD;
     if (!ctx.arena || !c->payload || !read_payload(c->payload, &data, &len)) {
         bool empty = ctx.arena && !c->payload;
         code = empty ? GRPC_STATUS_INVALID_ARGUMENT : GRPC_STATUS_INTERNAL;
         kbc = ds_status_keboola(empty ? DS_INVALID_ARGUMENT : DS_INTERNAL);
         snprintf(message, sizeof(message), "[%d] %s", kbc,
                  empty ? "the call carried no DriverRequest message" : "out of memory reading the request");
-        c->route = DS_DRIVER_METHOD;
         c->http_status = ds_status_http(empty ? DS_INVALID_ARGUMENT : DS_INTERNAL);
+    } else if (ds_cancel_is_set(c->cancel)) {
+        /* The client gave up while the call waited for its thread: do not start the work. */
+        code = GRPC_STATUS_CANCELLED;
+        snprintf(message, sizeof(message), "[0] %s before the command started", ds_cancel_reason(c->cancel));
+        c->http_status = ds_status_http(DS_CANCELLED);
     } else {
-        ds_driver_execute(&ctx, data, len, &r);
+        ds_driver_execute(&ctx, data, len, authorization(c, ctx.arena), &r);
         code = (grpc_status_code)ds_status_grpc(r.status);
         kbc = r.keboola_code;
         snprintf(message, sizeof(message), "%s", r.message);
@@ -278,13 +480,25 @@ static void *execute_call(void *arg)
         c->http_status = ds_status_http(r.status);
         if (ctx.project_id)
             snprintf(c->project, sizeof(c->project), "%s", ctx.project_id);
-        grpc_slice s = grpc_slice_from_copied_buffer((const char *)r.response, r.response_len);
-        c->reply = grpc_raw_byte_buffer_create(&s, 1);
-        grpc_slice_unref(s);
+        if (r.response_len > max_send_) {
+            /* Say why, rather than letting the transport fail the call with a generic error. */
+            kbc = ds_status_keboola(DS_QUEUE_FULL);
+            snprintf(message, sizeof(message),
+                     "[%d] the DriverResponse of %zu bytes exceeds the largest message this server sends (%zu bytes, "
+                     "DUCKSTORE_GRPC_MAX_SEND_BYTES)",
+                     kbc, r.response_len, max_send_);
+            code = GRPC_STATUS_RESOURCE_EXHAUSTED;
+            c->http_status = ds_status_http(DS_QUEUE_FULL);
+        } else {
+            grpc_slice s = grpc_slice_from_copied_buffer((const char *)r.response, r.response_len);
+            c->reply = grpc_raw_byte_buffer_create(&s, 1);
+            grpc_slice_unref(s);
+        }
     }
     free(data);
     ds_arena_destroy(&ctx.arena);
     finish_call(c, code, message, kbc);
+    unref_call(c); /* the executor's reference */
 
     pthread_mutex_lock(&mu_);
     inflight_--;
@@ -294,77 +508,325 @@ static void *execute_call(void *arg)
 }
 
 /* Hands a received call to a new executor thread, or answers RESOURCE_EXHAUSTED. */
-static void start_executor(call_t *c)
+static void on_execute_message(call_t *c, int ok)
 {
     pthread_attr_t attr;
     pthread_t t;
     bool full;
+    if (!ok) /* the client cancelled or the connection broke before the message arrived */
+        return;
     pthread_mutex_lock(&mu_);
     full = inflight_ >= DS_GRPC_MAX_INFLIGHT;
     if (!full)
         inflight_++;
     pthread_mutex_unlock(&mu_);
     if (!full) {
+        ref_call(c);
         pthread_attr_init(&attr);
         pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
         int rc = pthread_create(&t, &attr, execute_call, c);
         pthread_attr_destroy(&attr);
         if (rc == 0)
             return;
+        unref_call(c);
         pthread_mutex_lock(&mu_);
         inflight_--;
         pthread_cond_broadcast(&cv_);
         pthread_mutex_unlock(&mu_);
     }
     char msg[128];
-    int kbc = ds_status_keboola(DS_QUEUE_FULL);
-    snprintf(msg, sizeof(msg), "[%d] too many calls in progress (%d); retry later", kbc, DS_GRPC_MAX_INFLIGHT);
+    snprintf(msg, sizeof(msg), "too many calls in progress (%d); retry later", DS_GRPC_MAX_INFLIGHT);
     c->route = DS_DRIVER_METHOD;
-    c->http_status = ds_status_http(DS_QUEUE_FULL);
-    finish_call(c, GRPC_STATUS_RESOURCE_EXHAUSTED, msg, kbc);
+    fail_call(c, DS_QUEUE_FULL, msg);
 }
 
-static void on_new_call(call_t *c, int success)
+/* ---- health ---- */
+
+static bool service_known(const char *name)
 {
-    if (!success) { /* the server is shutting down: the armed request is returned unused */
-        free_call(c);
+    if (!*name)
+        return true;
+    for (size_t i = 0; i < n_services_; i++)
+        if (strcmp(services_[i], name) == 0)
+            return true;
+    return false;
+}
+
+/* What /ready says, as a serving status; NOT_SERVING once shutdown began. */
+static int serving_status(void)
+{
+    if (atomic_load(&stopping_))
+        return H_NOT_SERVING;
+    ds_err_t err = {0};
+    return ds_service_ready(&err) == DS_OK ? H_SERVING : H_NOT_SERVING;
+}
+
+/* The serialized HealthCheckResponse of status (malloc), or NULL. */
+static uint8_t *health_response(int status, size_t *len)
+{
+    Grpc__Health__V1__HealthCheckResponse r = GRPC__HEALTH__V1__HEALTH_CHECK_RESPONSE__INIT;
+    r.status = (Grpc__Health__V1__HealthCheckResponse__ServingStatus)status;
+    *len = grpc__health__v1__health_check_response__get_packed_size(&r);
+    uint8_t *buf = malloc(*len ? *len : 1);
+    if (buf)
+        grpc__health__v1__health_check_response__pack(&r, buf);
+    return buf;
+}
+
+/* The requested service name (malloc) of the received HealthCheckRequest, or NULL when it does not decode. */
+static char *health_service(call_t *c)
+{
+    uint8_t *data = NULL;
+    size_t len = 0;
+    if (!c->payload || !read_payload(c->payload, &data, &len))
+        return NULL;
+    Grpc__Health__V1__HealthCheckRequest *req = grpc__health__v1__health_check_request__unpack(NULL, len, data);
+    free(data);
+    if (!req)
+        return NULL;
+    char *name = strdup(req->service ? req->service : "");
+    grpc__health__v1__health_check_request__free_unpacked(req, NULL);
+    return name;
+}
+
+static void on_check_message(call_t *c, int ok)
+{
+    if (!ok)
+        return;
+    char *service = health_service(c);
+    if (!service) {
+        fail_call(c, DS_INVALID_ARGUMENT, "malformed grpc.health.v1.HealthCheckRequest");
         return;
     }
+    if (!service_known(service)) {
+        char msg[400];
+        snprintf(msg, sizeof(msg), "unknown service \"%.200s\"", service);
+        free(service);
+        fail_call(c, DS_NOT_FOUND, msg);
+        return;
+    }
+    free(service);
+    size_t len;
+    uint8_t *buf = health_response(serving_status(), &len);
+    if (!buf) {
+        fail_call(c, DS_INTERNAL, "out of memory");
+        return;
+    }
+    grpc_slice s = grpc_slice_from_copied_buffer((const char *)buf, len);
+    c->reply = grpc_raw_byte_buffer_create(&s, 1);
+    grpc_slice_unref(s);
+    free(buf);
+    c->http_status = 200;
+    finish_call(c, GRPC_STATUS_OK, NULL, 0);
+}
+
+static void watch_pump(call_t *c);
+
+static void on_watch_sent(call_t *c, int ok)
+{
+    pthread_mutex_lock(&wmu_);
+    c->watch_sending = false;
+    if (ok)
+        watch_pump(c);
+    pthread_mutex_unlock(&wmu_);
+}
+
+/* Sends what the watcher still needs (the newest status, then the end of the stream). Under wmu_. */
+static void watch_pump(call_t *c)
+{
+    if (c->watch_sending || c->finished || !c->watching)
+        return;
+    if (c->watch_want != c->watch_sent) {
+        size_t len;
+        uint8_t *buf = health_response(c->watch_want, &len);
+        if (!buf)
+            return;
+        c->watch_sent = c->watch_want;
+        c->watch_sending = send_message(c, buf, len, on_watch_sent);
+        free(buf);
+    } else if (c->watch_ending) {
+        c->http_status = ds_status_http(DS_UNAVAILABLE);
+        finish_call(c, GRPC_STATUS_UNAVAILABLE, "the server is shutting down", 0);
+    }
+}
+
+/* Sets every watcher's wanted status and sends it. ending: end the streams afterwards. */
+static void watch_update_all(int status, bool ending)
+{
+    pthread_mutex_lock(&wmu_);
+    for (call_t *w = watchers_; w; w = w->watch_next) {
+        if (w->watch_known)
+            w->watch_want = status;
+        if (ending)
+            w->watch_ending = true;
+        watch_pump(w);
+    }
+    pthread_mutex_unlock(&wmu_);
+}
+
+static void watch_remove(call_t *c)
+{
+    pthread_mutex_lock(&wmu_);
+    for (call_t **p = &watchers_; *p; p = &(*p)->watch_next)
+        if (*p == c) {
+            *p = c->watch_next;
+            c->watching = false;
+            unref_call(c); /* the list's reference */
+            break;
+        }
+    pthread_mutex_unlock(&wmu_);
+}
+
+static void on_watch_message(call_t *c, int ok)
+{
+    if (!ok)
+        return;
+    char *service = health_service(c);
+    if (!service) {
+        fail_call(c, DS_INVALID_ARGUMENT, "malformed grpc.health.v1.HealthCheckRequest");
+        return;
+    }
+    bool known = service_known(service);
+    free(service);
+    int status = known ? serving_status() : H_SERVICE_UNKNOWN;
+    c->http_status = 200;
+    pthread_mutex_lock(&wmu_);
+    ref_call(c); /* the list's reference */
+    c->watching = true;
+    c->watch_known = known;
+    c->watch_want = status;
+    c->watch_ending = atomic_load(&stopping_);
+    c->watch_next = watchers_;
+    watchers_ = c;
+    watch_pump(c);
+    pthread_mutex_unlock(&wmu_);
+}
+
+/* While somebody watches: re-evaluates health every DS_GRPC_WATCH_PERIOD_MS and sends changes. */
+static void *health_loop(void *arg)
+{
+    (void)arg;
     pthread_mutex_lock(&mu_);
-    bool stopping = stopping_;
+    while (!health_quit_) {
+        struct timespec until;
+        clock_gettime(CLOCK_REALTIME, &until);
+        until.tv_nsec += (long)DS_GRPC_WATCH_PERIOD_MS * 1000000L;
+        until.tv_sec += until.tv_nsec / 1000000000L;
+        until.tv_nsec %= 1000000000L;
+        pthread_cond_timedwait(&wcv_, &mu_, &until);
+        if (health_quit_)
+            break;
+        pthread_mutex_unlock(&mu_);
+        pthread_mutex_lock(&wmu_);
+        bool any = watchers_ != NULL;
+        pthread_mutex_unlock(&wmu_);
+        if (any && !atomic_load(&stopping_))
+            watch_update_all(serving_status(), false);
+        pthread_mutex_lock(&mu_);
+    }
     pthread_mutex_unlock(&mu_);
-    if (!stopping)
+    return NULL;
+}
+
+/* ---- reflection ---- */
+
+static void on_reflection_request(call_t *c, int ok);
+
+static void on_reflection_sent(call_t *c, int ok)
+{
+    if (ok)
+        recv_message(c, on_reflection_request);
+}
+
+static void on_reflection_request(call_t *c, int ok)
+{
+    if (!ok)
+        return;
+    if (!c->payload) { /* the client half-closed: the stream ends well */
+        c->http_status = 200;
+        finish_call(c, GRPC_STATUS_OK, NULL, 0);
+        return;
+    }
+    uint8_t *data = NULL, *out = NULL;
+    size_t len = 0, out_len = 0;
+    bool done = read_payload(c->payload, &data, &len) && ds_reflection_answer(data, len, &out, &out_len);
+    free(data);
+    if (!done) {
+        fail_call(c, DS_INVALID_ARGUMENT, "malformed ServerReflectionRequest");
+        return;
+    }
+    send_message(c, out, out_len, on_reflection_sent);
+    free(out);
+}
+
+/* ---- arrival and the poller ---- */
+
+static void on_close(call_t *c, int ok)
+{
+    (void)ok;
+    if (c->cancelled && c->cancel) {
+        gpr_timespec now = gpr_now(c->details.deadline.clock_type);
+        bool late = gpr_time_cmp(now, c->details.deadline) >= 0;
+        ds_cancel_fire(c->cancel, late ? "deadline exceeded" : "cancelled by the client");
+    }
+    if (c->method == M_HEALTH_WATCH)
+        watch_remove(c);
+}
+
+static void on_new_call(call_t *c, int ok)
+{
+    if (!ok) /* the server is shutting down: the armed request is returned unused */
+        return;
+    if (!atomic_load(&stopping_))
         request_new();
     clock_gettime(CLOCK_MONOTONIC, &c->start);
     make_request_id(c);
-    if (grpc_slice_str_cmp(c->details.method, DS_DRIVER_METHOD) != 0) {
-        char msg[512];
-        int kbc = ds_status_keboola(DS_UNSUPPORTED);
-        size_t n = GRPC_SLICE_LENGTH(c->details.method);
-        snprintf(msg, sizeof(msg), "[%d] unknown method \"%.*s\": duckstore serves only %s", kbc,
-                 (int)(n > 200 ? 200 : n), (const char *)GRPC_SLICE_START_PTR(c->details.method), DS_DRIVER_METHOD);
-        c->route = "unknown-method";
-        c->http_status = ds_status_http(DS_UNSUPPORTED);
-        finish_call(c, GRPC_STATUS_UNIMPLEMENTED, msg, kbc);
-        return;
+    c->method = M_UNKNOWN;
+    for (size_t i = 0; i < N_METHODS; i++)
+        if (grpc_slice_str_cmp(c->details.method, methods[i].path) == 0) {
+            c->method = methods[i].method;
+            c->method_name = methods[i].name;
+            c->route = methods[i].path + 1;
+        }
+    if (c->method == M_EXECUTE) {
+        c->route = DS_DRIVER_METHOD;
+        if (!(c->cancel = ds_cancel_create())) {
+            fail_call(c, DS_INTERNAL, "out of memory");
+            return;
+        }
     }
     grpc_op op;
     memset(&op, 0, sizeof(op));
-    op.op = GRPC_OP_RECV_MESSAGE;
-    op.data.recv_message.recv_message = &c->payload;
-    c->phase = PHASE_RECV;
-    if (grpc_call_start_batch(c->call, &op, 1, c, NULL) != GRPC_CALL_OK)
-        free_call(c);
-}
-
-static void on_done(call_t *c, int success)
-{
-    const char *route = c->route ? c->route : DS_DRIVER_METHOD;
-    int status = c->cancelled ? 499 : c->http_status; /* 499: the client went away (nginx's convention) */
-    double secs = elapsed_s(&c->start);
-    ds_metrics_request("grpc", "Execute", route, status, secs);
-    ds_log_request(c->request_id, "POST", route, status, secs * 1000.0, c->project[0] ? c->project : NULL, "grpc");
-    free_call(c);
+    op.op = GRPC_OP_RECV_CLOSE_ON_SERVER;
+    op.data.recv_close_on_server.cancelled = &c->cancelled;
+    c->close = (tag_t){c, on_close};
+    if (!start_batch(c, &c->close, &op, 1))
+        return;
+    switch (c->method) {
+    case M_EXECUTE:
+        recv_message(c, on_execute_message);
+        break;
+    case M_HEALTH_CHECK:
+        recv_message(c, on_check_message);
+        break;
+    case M_HEALTH_WATCH:
+        recv_message(c, on_watch_message);
+        break;
+    case M_REFLECTION:
+        recv_message(c, on_reflection_request);
+        break;
+    case M_UNKNOWN: {
+        char msg[512];
+        size_t n = GRPC_SLICE_LENGTH(c->details.method);
+        snprintf(msg, sizeof(msg), "unknown method \"%.*s\": duckstore serves %s, grpc.health.v1.Health and "
+                 "grpc.reflection.v1(alpha).ServerReflection",
+                 (int)(n > 200 ? 200 : n), (const char *)GRPC_SLICE_START_PTR(c->details.method), DS_DRIVER_METHOD);
+        c->route = "unknown-method";
+        c->method_name = "unknown";
+        fail_call(c, DS_UNSUPPORTED, msg);
+        break;
+    }
+    }
 }
 
 static void *poll_loop(void *arg)
@@ -383,22 +845,10 @@ static void *poll_loop(void *arg)
             pthread_mutex_unlock(&mu_);
             continue;
         }
-        call_t *c = ev.tag;
-        switch (c->phase) {
-        case PHASE_NEW:
-            on_new_call(c, ev.success);
-            break;
-        case PHASE_RECV:
-            if (!ev.success) { /* the client cancelled or the connection broke before the message arrived */
-                free_call(c);
-                break;
-            }
-            start_executor(c);
-            break;
-        case PHASE_DONE:
-            on_done(c, ev.success);
-            break;
-        }
+        tag_t *t = ev.tag;
+        call_t *c = t->call;
+        t->fn(c, ev.success);
+        unref_call(c); /* the batch's reference */
     }
     return NULL;
 }
@@ -412,7 +862,7 @@ static void destroy_unstarted(void)
         if (ev.type == GRPC_QUEUE_SHUTDOWN || (ev.type == GRPC_OP_COMPLETE && ev.tag == &shutdown_tag_))
             break;
         if (ev.type == GRPC_OP_COMPLETE) /* an armed request, returned unused */
-            free_call(ev.tag);
+            unref_call(((tag_t *)ev.tag)->call);
     }
     grpc_server_destroy(server_);
     grpc_completion_queue_shutdown(cq_);
@@ -421,6 +871,7 @@ static void destroy_unstarted(void)
     grpc_completion_queue_destroy(cq_);
     server_ = NULL;
     cq_ = NULL;
+    ds_reflection_free();
     grpc_shutdown();
 }
 
@@ -428,23 +879,44 @@ ds_status_t ds_grpc_start(const ds_config_t *cfg, ds_err_t *err)
 {
     if (!cfg->grpc_addr || strcmp(cfg->grpc_addr, "off") == 0)
         return DS_OK;
+    n_services_ = 0;
+    for (size_t i = 0; i < N_METHODS; i++) {
+        bool seen = false;
+        for (size_t k = 0; k < n_services_; k++)
+            seen = seen || strcmp(services_[k], methods[i].service) == 0;
+        if (!seen)
+            services_[n_services_++] = methods[i].service;
+    }
+    ds_status_t st = ds_reflection_init(services_, n_services_, err);
+    if (st != DS_OK)
+        return st;
     gpr_set_log_function(on_grpc_log);
     gpr_set_log_verbosity(GPR_LOG_SEVERITY_ERROR);
     grpc_init();
     id_salt_ = (unsigned long long)time(NULL) * 2654435761ull ^ (unsigned long long)getpid() ^ 0x9e3779b9ull;
-    stopping_ = false;
+    atomic_store(&stopping_, false);
     shutdown_done_ = false;
+    health_quit_ = false;
+    max_send_ = (size_t)cfg->grpc_max_send_bytes;
 
-    grpc_arg args[2];
+    grpc_arg args[4];
     memset(args, 0, sizeof(args));
     /* Without this, a second process could bind the same port and silently take half of the calls. */
     args[0].type = GRPC_ARG_INTEGER;
     args[0].key = GRPC_ARG_ALLOW_REUSEPORT;
     args[0].value.integer = 0;
+    /* Checked after decompression, so a small gzip body cannot expand past it. */
     args[1].type = GRPC_ARG_INTEGER;
     args[1].key = GRPC_ARG_MAX_RECEIVE_MESSAGE_LENGTH;
-    args[1].value.integer = cfg->max_json_bytes > INT_MAX ? INT_MAX : (int)cfg->max_json_bytes;
-    grpc_channel_args ca = {.num_args = 2, .args = args};
+    args[1].value.integer = cfg->grpc_max_recv_bytes > INT_MAX ? INT_MAX : (int)cfg->grpc_max_recv_bytes;
+    args[2].type = GRPC_ARG_INTEGER;
+    args[2].key = GRPC_ARG_MAX_SEND_MESSAGE_LENGTH;
+    args[2].value.integer = cfg->grpc_max_send_bytes > INT_MAX ? INT_MAX : (int)cfg->grpc_max_send_bytes;
+    /* Messages from clients may be gzip or deflate compressed (grpc-encoding); answers are not compressed. */
+    args[3].type = GRPC_ARG_INTEGER;
+    args[3].key = GRPC_COMPRESSION_CHANNEL_ENABLED_ALGORITHMS_BITSET;
+    args[3].value.integer = (1 << GRPC_COMPRESS_NONE) | (1 << GRPC_COMPRESS_DEFLATE) | (1 << GRPC_COMPRESS_GZIP);
+    grpc_channel_args ca = {.num_args = 4, .args = args};
 
     server_ = grpc_server_create(&ca, NULL);
     cq_ = grpc_completion_queue_create_for_next(NULL);
@@ -467,6 +939,9 @@ ds_status_t ds_grpc_start(const ds_config_t *cfg, ds_err_t *err)
         destroy_unstarted();
         return ds_err_set(err, DS_INTERNAL, "gRPC: cannot start threads");
     }
+    health_running_ = pthread_create(&health_thread_, NULL, health_loop, NULL) == 0;
+    if (!health_running_)
+        ds_log(DS_LOG_WARN, "grpc: cannot start the health thread; Watch sends only the first status");
     return DS_OK;
 }
 
@@ -474,9 +949,16 @@ void ds_grpc_stop(void)
 {
     if (!server_)
         return;
+    atomic_store(&stopping_, true);
     pthread_mutex_lock(&mu_);
-    stopping_ = true;
+    health_quit_ = true;
+    pthread_cond_broadcast(&wcv_);
     pthread_mutex_unlock(&mu_);
+    if (health_running_)
+        pthread_join(health_thread_, NULL);
+    health_running_ = false;
+    /* Watchers learn NOT_SERVING, then their streams end, so shutdown does not wait for them. */
+    watch_update_all(H_NOT_SERVING, true);
     grpc_server_shutdown_and_notify(server_, cq_, &shutdown_tag_);
 
     pthread_mutex_lock(&mu_);
@@ -507,5 +989,6 @@ void ds_grpc_stop(void)
     grpc_completion_queue_destroy(cq_);
     server_ = NULL;
     cq_ = NULL;
+    ds_reflection_free();
     grpc_shutdown();
 }

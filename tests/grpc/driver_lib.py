@@ -100,7 +100,7 @@ class GrpcServer(Server):
         self.starts += 1
         self.log_paths.append(log_path)
         argv = [
-            "build/duckstore", "serve",
+            str(BINARY), "serve",
             "--data-dir", str(self.data_dir),
             "--http-addr", f"127.0.0.1:{self.port}",
             "--grpc-addr", f"127.0.0.1:{self.grpc_port}",

@@ -170,8 +170,9 @@ def test_truncated_grpc_frames_and_cut_connections(server):
 
 
 def test_oversized_bridge_body_is_413(server_factory):
-    """The bridge shares the JSON body limit (DUCKSTORE_MAX_JSON_BYTES): larger bodies are 413."""
-    server = server_factory(env={"DUCKSTORE_MAX_JSON_BYTES": "4096"})
+    """The bridge shares the JSON body limit (DUCKSTORE_MAX_JSON_BYTES): larger bodies are 413.
+    gRPC has its own limit (DUCKSTORE_GRPC_MAX_RECV_BYTES)."""
+    server = server_factory(env={"DUCKSTORE_MAX_JSON_BYTES": "4096", "DUCKSTORE_GRPC_MAX_RECV_BYTES": "4096"})
     big = request(table_pb2.CreateTableCommand(path=["in.c-b"], tableName="t",
                                                columns=[table_pb2.TableColumnShared(name=f"c{i:05d}")
                                                         for i in range(1000)]),
@@ -180,7 +181,7 @@ def test_oversized_bridge_body_is_413(server_factory):
     r = requests.post(server.url + "/driver/execute", data=big, timeout=REQUEST_TIMEOUT,
                       headers={"Content-Type": "application/x-protobuf"})
     assert r.status_code == 413
-    # Over gRPC the same limit applies to one message; the call fails cleanly.
+    # Over gRPC its limit applies to one message; the call fails cleanly.
     with grpc.insecure_channel(server.grpc_target) as ch:
         stub = ch.unary_unary(METHOD, request_serializer=lambda b: b, response_deserializer=lambda b: b)
         with pytest.raises(grpc.RpcError) as e:

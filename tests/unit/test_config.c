@@ -66,6 +66,8 @@ Test(config, defaults_match_the_documented_values)
     cr_assert_eq(cfg.file_ttl, 15LL * 86400);
     cr_assert_eq(cfg.export_slice_bytes, 1LL << 30);
     cr_assert_eq(cfg.max_connections, 1024);
+    cr_assert_eq(cfg.grpc_max_recv_bytes, 16LL << 20);
+    cr_assert_eq(cfg.grpc_max_send_bytes, 64LL << 20);
     cr_assert_eq(ds_config_validate(&cfg, &err), DS_OK, "defaults must validate: %s", err.message);
 }
 
@@ -214,6 +216,10 @@ Test(config, validation_names_the_setting)
         {"--grpc-addr=disabled", "DUCKSTORE_GRPC_ADDR"},
         {"--memory-limit=0", "DUCKSTORE_MEMORY_LIMIT"},
         {"--max-json-bytes=10%", "DUCKSTORE_MAX_JSON_BYTES"},
+        {"--grpc-max-recv-bytes=0", "DUCKSTORE_GRPC_MAX_RECV_BYTES"},
+        {"--grpc-max-send-bytes=0", "DUCKSTORE_GRPC_MAX_SEND_BYTES"},
+        {"--grpc-max-recv-bytes=2GiB", "DUCKSTORE_GRPC_MAX_RECV_BYTES"},
+        {"--grpc-max-send-bytes=3GB", "DUCKSTORE_GRPC_MAX_SEND_BYTES"},
     };
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
         ds_config_free(&cfg);

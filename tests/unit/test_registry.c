@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "backend/registry.h"
+#include "core/cancel.h"
 
 static int opens, closes;
 
@@ -241,4 +242,29 @@ Test(registry, no_plugin_directory)
     ds_err_t err = {0};
     cr_assert_eq(ds_registry_load_file("x.so", NULL, &err), DS_INVALID_ARGUMENT);
     cr_assert(strstr(err.message, "DUCKSTORE_PLUGIN_DIR"), "%s", err.message);
+}
+
+static void note_interrupt(void *ud) { (*(int *)ud)++; }
+
+Test(registry, host_api_cancellation_reaches_the_call)
+{
+    const ds_host_api_t *h = ds_registry_host();
+    cr_assert(DS_HOST_HAS(h, cancel_hook) && DS_HOST_HAS(h, cancel_unhook) && DS_HOST_HAS(h, cancelled));
+    ds_err_t err = {0};
+    /* A call without a cancellation (REST, internal calls) can always start and is never cancelled. */
+    ds_be_call_t plain = {.err = &err};
+    int n = 0;
+    cr_assert(h->cancel_hook(&plain, note_interrupt, &n));
+    cr_assert_not(h->cancelled(&plain));
+    h->cancel_unhook(&plain, &n);
+    /* A call with one: the host's cancel runs the backend's interrupt, and later hooks are refused. */
+    ds_cancel_t *c = ds_cancel_create();
+    ds_be_call_t call = {.err = &err, .cancel = c};
+    cr_assert(h->cancel_hook(&call, note_interrupt, &n));
+    ds_cancel_fire(c, "deadline exceeded");
+    cr_assert_eq(n, 1);
+    cr_assert(h->cancelled(&call));
+    h->cancel_unhook(&call, &n);
+    cr_assert_not(h->cancel_hook(&call, note_interrupt, &n));
+    ds_cancel_free(&c);
 }

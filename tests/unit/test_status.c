@@ -31,6 +31,7 @@ static const struct {
     {DS_INTERNAL, "internal", 500, 13, 0},
     {DS_METHOD_NOT_ALLOWED, "method_not_allowed", 405, 12, 3000},
     {DS_INSUFFICIENT_STORAGE, "insufficient_storage", 507, 8, 1001},
+    {DS_CANCELLED, "cancelled", 499, 1, 0},
 };
 
 #define N_EXPECTED (sizeof(expected) / sizeof(expected[0]))

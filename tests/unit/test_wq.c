@@ -1,0 +1,140 @@
+/*
+ * test_wq.c - core/wq.c: FIFO order, the depth bound, and a cancelled waiter
+ * giving up its place without disturbing the order of the others.
+ */
+#include <criterion/criterion.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "core/cancel.h"
+#include "core/wq.h"
+
+typedef struct {
+    ds_wq_t *wq;
+    ds_cancel_t *cancel;
+    int id;
+    ds_status_t st;
+    double waited_s;
+} waiter_t;
+
+static atomic_int order_[8];
+static atomic_int n_order_;
+
+static double now_s(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (double)t.tv_sec + (double)t.tv_nsec / 1e9;
+}
+
+#define KEY "t/p/b/t"
+
+/* Enters KEY, notes the order in which holders got it, leaves. */
+static void *enter_and_leave(void *arg)
+{
+    waiter_t *w = arg;
+    ds_wq_slot_t *slot = NULL;
+    ds_err_t err = {0};
+    double t0 = now_s();
+    w->st = ds_wq_enter(w->wq, KEY, w->cancel, &slot, &err);
+    w->waited_s = now_s() - t0;
+    if (w->st == DS_OK) {
+        order_[atomic_fetch_add(&n_order_, 1)] = w->id;
+        ds_wq_leave(w->wq, slot);
+    }
+    return NULL;
+}
+
+/* Starts a waiter and waits until it queued (the set's waiting count grew). */
+static void start_waiter(pthread_t *t, waiter_t *w, int64_t expect_waiting)
+{
+    pthread_create(t, NULL, enter_and_leave, w);
+    for (int i = 0; i < 2000 && ds_wq_waiting(w->wq) < expect_waiting; i++)
+        usleep(1000);
+    cr_assert_eq(ds_wq_waiting(w->wq), expect_waiting, "waiter %d: %lld waiting, status %d", w->id,
+                 (long long)ds_wq_waiting(w->wq), (int)w->st);
+}
+
+Test(wq, cancelled_waiter_leaves_and_the_others_keep_their_order)
+{
+    ds_wq_t *wq = ds_wq_create(8);
+    ds_wq_slot_t *held = NULL;
+    ds_err_t err = {0};
+    atomic_store(&n_order_, 0);
+    cr_assert_eq(ds_wq_enter(wq, KEY, NULL, &held, &err), DS_OK);
+
+    waiter_t w[3] = {{wq, NULL, 1, 0, 0}, {wq, ds_cancel_create(), 2, 0, 0}, {wq, NULL, 3, 0, 0}};
+    pthread_t t[3];
+    for (int i = 0; i < 3; i++)
+        start_waiter(&t[i], &w[i], i + 1);
+
+    ds_cancel_fire(w[1].cancel, "deadline exceeded");
+    pthread_join(t[1], NULL);
+    cr_assert_eq(w[1].st, DS_CANCELLED);
+    cr_assert_eq(ds_wq_waiting(wq), 2);
+
+    ds_wq_leave(wq, held);
+    pthread_join(t[0], NULL);
+    pthread_join(t[2], NULL);
+    cr_assert_eq(w[0].st, DS_OK);
+    cr_assert_eq(w[2].st, DS_OK, "the waiter behind the cancelled one never got its turn");
+    cr_assert_eq(atomic_load(&n_order_), 2);
+    cr_assert_eq(order_[0], 1);
+    cr_assert_eq(order_[1], 3);
+    cr_assert_eq(ds_wq_waiting(wq), 0);
+    cr_assert_eq(ds_wq_active(wq), 0);
+
+    /* The key works as before afterwards. */
+    cr_assert_eq(ds_wq_enter(wq, KEY, NULL, &held, &err), DS_OK);
+    ds_wq_leave(wq, held);
+    ds_cancel_free(&w[1].cancel);
+    ds_wq_destroy(&wq);
+}
+
+Test(wq, already_cancelled_waiter_does_not_wait_but_a_free_slot_is_taken)
+{
+    ds_wq_t *wq = ds_wq_create(8);
+    ds_wq_slot_t *held = NULL, *mine = NULL;
+    ds_err_t err = {0};
+    ds_cancel_t *c = ds_cancel_create();
+    ds_cancel_fire(c, "cancelled by the client");
+    /* Nothing to wait for: entering succeeds (the work itself is refused later, by the backend). */
+    cr_assert_eq(ds_wq_enter(wq, "p/x", c, &mine, &err), DS_OK);
+    ds_wq_leave(wq, mine);
+    cr_assert_eq(ds_wq_enter(wq, "p/x", NULL, &held, &err), DS_OK);
+    double t0 = now_s();
+    cr_assert_eq(ds_wq_enter(wq, "p/x", c, &mine, &err), DS_CANCELLED);
+    cr_assert_lt(now_s() - t0, 1.0);
+    ds_wq_leave(wq, held);
+    cr_assert_eq(ds_wq_active(wq), 0);
+    ds_cancel_free(&c);
+    ds_wq_destroy(&wq);
+}
+
+Test(wq, cancelled_places_do_not_count_against_the_depth)
+{
+    ds_wq_t *wq = ds_wq_create(1);
+    ds_wq_slot_t *held = NULL;
+    ds_err_t err = {0};
+    cr_assert_eq(ds_wq_enter(wq, KEY, NULL, &held, &err), DS_OK);
+    waiter_t a = {wq, ds_cancel_create(), 1, 0, 0};
+    pthread_t ta;
+    start_waiter(&ta, &a, 1);
+    ds_cancel_fire(a.cancel, "deadline exceeded");
+    pthread_join(ta, NULL);
+    cr_assert_eq(a.st, DS_CANCELLED);
+    /* The queue holds one waiter again, not zero. */
+    waiter_t b = {wq, NULL, 2, 0, 0};
+    pthread_t tb;
+    start_waiter(&tb, &b, 1);
+    ds_wq_slot_t *extra = NULL;
+    cr_assert_eq(ds_wq_enter(wq, KEY, NULL, &extra, &err), DS_QUEUE_FULL);
+    ds_wq_leave(wq, held);
+    pthread_join(tb, NULL);
+    cr_assert_eq(b.st, DS_OK);
+    cr_assert_eq(ds_wq_active(wq), 0);
+    ds_cancel_free(&a.cancel);
+    ds_wq_destroy(&wq);
+}
