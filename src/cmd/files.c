@@ -772,6 +772,16 @@ ds_status_t ds_cmd_file_upload_write(ds_ctx_t *ctx, ds_upload_t *up, const void 
     if (st != DS_OK) {
         up->failed = st;
         ctx->err = up->fail_err;
+        /*
+         * The partial file goes now, not when the request ends: the client may
+         * look (or retry) as soon as it has the error, and on a full volume
+         * its bytes are the space the retry needs.
+         */
+        if (up->fd >= 0)
+            close(up->fd);
+        up->fd = -1;
+        if (up->staging)
+            unlink(up->staging);
         return st;
     }
     crypto_hash_sha256_update(&up->sha, data, n);
