@@ -530,18 +530,58 @@ static const char *dst_type(const imp_t *m, const char *name);
  * in its destination type, empty fields NULL except in VARCHAR columns, where
  * they stay empty strings (the direct load of load_direct).
  */
+/* The longest CSV line an import accepts (documented in docs/api.md). */
+#define CSV_MAX_LINE (32LL << 20)
+
+/*
+ * DuckDB's CSV reader allocates buffer_size (by default 16 x max_line_size)
+ * per file whatever the file's size. The reader's memory is sized to the
+ * files instead: no line is longer than its file, so a small file gets a
+ * small line limit and buffer; large or compressed files (whose lines the
+ * stored size does not bound) get the full line limit and a buffer of twice
+ * it (the reader needs buffer_size >= max_line_size).
+ */
+static void csv_reader_sizes(const imp_t *m, long long *line, long long *buffer)
+{
+    long long biggest = 0;
+    bool unbounded = m->csv.gzip;
+    for (size_t i = 0; i < m->n_paths && !unbounded; i++) {
+        struct stat sb;
+        size_t n = strlen(m->paths[i]);
+        if (stat(m->paths[i], &sb) != 0 || (n > 3 && strcmp(m->paths[i] + n - 3, ".gz") == 0))
+            unbounded = true;
+        else if (sb.st_size > biggest)
+            biggest = sb.st_size;
+    }
+    long long l = unbounded ? CSV_MAX_LINE : biggest + 2;
+    if (l < (64LL << 10))
+        l = 64LL << 10;
+    if (l > CSV_MAX_LINE)
+        l = CSV_MAX_LINE;
+    long long buf = 16 * l;
+    if (buf > (64LL << 20))
+        buf = 64LL << 20;
+    if (buf < 2 * l)
+        buf = 2 * l;
+    *line = l;
+    *buffer = buf;
+}
+
 static void append_csv_reader(const imp_t *m, ds_buf_t *b, bool typed)
 {
     const ds_csv_opts_t *o = &m->csv;
     bool header = o->n_columns == 0;
+    long long line, buffer;
+    csv_reader_sizes(m, &line, &buffer);
     ds_buf_puts(b, "read_csv([");
     for (size_t i = 0; i < m->n_paths; i++) {
         if (i)
             ds_buf_puts(b, ", ");
         ds_buf_literal(b, m->paths[i]);
     }
-    ds_buf_printf(b, "], auto_detect = false, %sstrict_mode = true, null_padding = false, max_line_size = 33554432, delim = ",
-                  typed ? "" : "all_varchar = true, ");
+    ds_buf_printf(b, "], auto_detect = false, %sstrict_mode = true, null_padding = false, max_line_size = %lld, "
+                     "buffer_size = %lld, delim = ",
+                  typed ? "" : "all_varchar = true, ", line, buffer);
     ds_buf_literal(b, o->delimiter[0] ? o->delimiter : ",");
     ds_buf_puts(b, ", quote = ");
     ds_buf_literal(b, o->enclosure);
