@@ -73,6 +73,8 @@ ds_status_t ds_files_confine(const char *root, const char *rel, bool may_be_miss
                              ds_err_t *err)
 {
     char rroot[PATH_MAX], cur[PATH_MAX], cand[PATH_MAX], res[PATH_MAX];
+    if (!root || !rel) /* a path the caller's arena could not build */
+        return ds_err_set(err, DS_UNAVAILABLE, "out of memory while building a path of the file store; nothing was changed");
     ds_status_t st = check_rel(rel, err);
     if (st != DS_OK)
         return st;

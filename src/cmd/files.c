@@ -220,8 +220,16 @@ static char *area_path(ds_arena_t *a, const char *data, const char *project)
     return ds_arena_printf(a, "%s/files/project_%s", data, project);
 }
 
+/* A path the arena could not build is an out-of-memory failure of the request (nothing changed). */
+static ds_status_t no_path(ds_err_t *err)
+{
+    return ds_err_set(err, DS_UNAVAILABLE, "out of memory while building a path of the file store; nothing was changed");
+}
+
 static ds_status_t make_dir(const char *path, ds_err_t *err)
 {
+    if (!path)
+        return no_path(err);
     if (mkdir(path, DIR_MODE) != 0 && errno != EEXIST)
         return io_error(err, DS_UNAVAILABLE, "cannot create a folder of the file store", path);
     return DS_OK;
@@ -246,8 +254,7 @@ static ds_status_t ensure_area(ds_arena_t *a, const char *project, const char **
         return st;
     if (!realpath(area, real))
         return io_error(err, DS_UNAVAILABLE, "cannot open the project's file store", area);
-    *out = ds_arena_strdup(a, real);
-    return DS_OK;
+    return (*out = ds_arena_strdup(a, real)) ? DS_OK : no_path(err);
 }
 
 /* The resolved area of project, or DS_NOT_FOUND when it has none yet. */
@@ -255,13 +262,14 @@ static ds_status_t existing_area(ds_arena_t *a, const char *project, const char 
 {
     char real[PATH_MAX];
     const char *area = area_path(a, data_dir(), project);
+    if (!area)
+        return no_path(err);
     if (!realpath(area, real)) {
         if (errno == ENOENT)
             return ds_err_setk(err, DS_NOT_FOUND, DS_KBC_FILE_NOT_FOUND, "project \"%s\" has no files", project);
         return io_error(err, DS_UNAVAILABLE, "cannot open the project's file store", area);
     }
-    *out = ds_arena_strdup(a, real);
-    return DS_OK;
+    return (*out = ds_arena_strdup(a, real)) ? DS_OK : no_path(err);
 }
 
 /* Removes path and, when it is a real directory, everything below it. Never follows symlinks. */
@@ -295,6 +303,8 @@ static int remove_tree(const char *path)
 static void prune_dirs(const char *stop, const char *path)
 {
     char p[PATH_MAX];
+    if (!stop || !path)
+        return;
     size_t n = strlen(stop);
     snprintf(p, sizeof(p), "%s", path);
     for (;;) {

@@ -136,6 +136,7 @@ typedef struct {
     ds_arena_t *arena;
     const char **ids;
     size_t n, cap;
+    bool failed; /* out of memory: the list is incomplete and must not be acted on */
 } id_list_t;
 
 static void collect_id(const char *id, void *ud)
@@ -144,14 +145,20 @@ static void collect_id(const char *id, void *ud)
     if (l->n == l->cap) {
         size_t cap = l->cap ? l->cap * 2 : 64;
         const char **bigger = ds_arena_alloc(l->arena, sizeof(char *) * cap);
-        if (!bigger)
+        if (!bigger) {
+            l->failed = true;
             return;
+        }
         if (l->n)
             memcpy(bigger, l->ids, sizeof(char *) * l->n);
         l->ids = bigger;
         l->cap = cap;
     }
-    l->ids[l->n++] = ds_arena_strdup(l->arena, id);
+    char *copy = ds_arena_strdup(l->arena, id);
+    if (copy)
+        l->ids[l->n++] = copy;
+    else
+        l->failed = true;
 }
 
 /*
@@ -199,8 +206,9 @@ static void quarantine_orphans(ds_backend_t *be, void *ud)
     if (!be->ops->project_list_stored)
         return;
     /* Collect first: moving while the backend lists would change what it lists. */
-    if (be->ops->project_list_stored(be->self, collect_id, &l, &e) != DS_OK) {
-        ds_log(DS_LOG_ERROR, "recovery: cannot list projects of backend %s: %s", be->ops->name, e.message);
+    if (be->ops->project_list_stored(be->self, collect_id, &l, &e) != DS_OK || l.failed) {
+        ds_log(DS_LOG_ERROR, "recovery: cannot list projects of backend %s: %s; no orphan is set aside",
+               be->ops->name, l.failed ? "out of memory" : e.message);
         return;
     }
     for (size_t i = 0; i < l.n; i++) {
@@ -228,9 +236,9 @@ static void read_copies(ds_backend_t *be, void *ud)
     ds_err_t e = {0};
     if (!be->ops->project_list_stored)
         return;
-    if (be->ops->project_list_stored(be->self, collect_id, &l, &e) != DS_OK) {
+    if (be->ops->project_list_stored(be->self, collect_id, &l, &e) != DS_OK || l.failed) {
         ds_buf_printf(&rb->unreadable, "%sbackend %s (%s)", rb->unreadable.len ? ", " : "", be->ops->name,
-                      e.message);
+                      l.failed ? "out of memory listing its projects" : e.message);
         return;
     }
     for (size_t i = 0; i < l.n; i++) {
