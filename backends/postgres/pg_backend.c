@@ -292,6 +292,8 @@ static const char *meta_ddl =
     "CREATE TABLE IF NOT EXISTS " PG_META ".instance (id integer PRIMARY KEY CHECK (id = 1), data_dir text NOT NULL, "
     "created_at bigint NOT NULL);"
     "CREATE TABLE IF NOT EXISTS " PG_META ".projects (id text PRIMARY KEY, created_at bigint NOT NULL);"
+    /* The copy of the project's catalog record, from which a lost catalog is rebuilt. */
+    "ALTER TABLE " PG_META ".projects ADD COLUMN IF NOT EXISTS catalog_copy text;"
     "CREATE TABLE IF NOT EXISTS " PG_META ".buckets (project text NOT NULL REFERENCES " PG_META ".projects (id) "
     "ON DELETE CASCADE, id text NOT NULL, stage text NOT NULL, name text NOT NULL, description text, "
     "created_at bigint NOT NULL, schema_name text NOT NULL UNIQUE, PRIMARY KEY (project, id));"
@@ -560,6 +562,49 @@ static ds_status_t be_project_drop(void *self, ds_be_call_t *call)
     if (st != DS_OK)
         return st;
     st = pg_in_txn(&u, project_drop_txn, NULL);
+    pg_use_end(&u);
+    return st;
+}
+
+/* The project's copy of its catalog record (see project_meta_put in include/duckstore/backend.h). */
+static ds_status_t be_project_meta_put(void *self, ds_be_call_t *call, const char *doc)
+{
+    pg_use_t u;
+    PGresult *r;
+    ds_status_t st = pg_use_begin(self, call, &u);
+    if (st != DS_OK)
+        return st;
+    const char *params[] = {call->project_id, doc};
+    st = pg_run(&u, &r, "UPDATE " PG_META ".projects SET catalog_copy = $2 WHERE id = $1 RETURNING id", 2, params);
+    if (st == DS_OK) {
+        if (PQntuples(r) == 0)
+            st = ((pg_be_t *)self)->host->err_set(call->err, DS_NOT_FOUND, "project \"%s\" has no storage",
+                                                  call->project_id);
+        PQclear(r);
+    }
+    pg_use_end(&u);
+    return st;
+}
+
+static ds_status_t be_project_meta_get(void *self, ds_be_call_t *call, char **doc)
+{
+    pg_be_t *be = self;
+    pg_use_t u;
+    PGresult *r;
+    *doc = NULL;
+    ds_status_t st = pg_use_begin(self, call, &u);
+    if (st != DS_OK)
+        return st;
+    const char *params[] = {call->project_id};
+    st = pg_run(&u, &r, "SELECT catalog_copy FROM " PG_META ".projects WHERE id = $1", 1, params);
+    if (st == DS_OK) {
+        if (PQntuples(r) == 0 || PQgetisnull(r, 0, 0))
+            st = be->host->err_set(call->err, DS_NOT_FOUND, "project \"%s\" carries no copy of its catalog record",
+                                   call->project_id);
+        else if (!(*doc = be->host->strdup(call, PQgetvalue(r, 0, 0))))
+            st = be->host->err_set(call->err, DS_UNAVAILABLE, "out of memory");
+        PQclear(r);
+    }
     pg_use_end(&u);
     return st;
 }
@@ -1203,6 +1248,8 @@ static const ds_backend_ops_t ops = {
     .health = be_health,
     .runtime_stats = NULL,
     .project_list_stored = be_project_list_stored,
+    .project_meta_put = be_project_meta_put,
+    .project_meta_get = be_project_meta_get,
     .project_create = be_project_create,
     .project_drop = be_project_drop,
     .project_stats = be_project_stats,

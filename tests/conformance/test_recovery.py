@@ -1,5 +1,6 @@
-"""Startup recovery with the PostgreSQL backend: a project whose catalog row is gone is removed from
-PostgreSQL (orphan), but a database that belongs to another data directory is never swept."""
+"""Startup recovery with the PostgreSQL backend: recovery never deletes a project's data on its own
+judgement. A lost catalog is rebuilt from the copies of the catalog records that PostgreSQL keeps
+with each project, and a database that belongs to another data directory is never swept."""
 
 from conftest import backend_env
 from e2e_lib import expect, expect_error
@@ -19,21 +20,24 @@ def test_second_instance_never_removes_the_owners_projects(server_factory, pg, p
     b.stop()
 
 
-def test_orphan_project_storage_is_removed_at_startup(server_factory, pg, pg_db):
+def test_lost_catalog_is_rebuilt_from_postgres(server_factory, pg, pg_db):
     s = server_factory(env=backend_env(pg, pg_db))
     admin = s.api()
-    p = Proj(s, admin, "gone", "postgres")
+    p = Proj(s, admin, "kept", "postgres")
     p.create_table("t", ["id"])
-    assert pg.psql("SELECT count(*) FROM _duckstore.projects WHERE id = 'gone'", db=pg_db).strip() == "1"
+    p.load("t", ["id"], [["1"], ["2"]])
+    assert pg.psql("SELECT count(*) FROM _duckstore.projects WHERE id = 'kept'", db=pg_db).strip() == "1"
     s.stop()
-    # The catalog forgets the project (as after a crash between its steps); PostgreSQL still has it.
+    # The catalog is lost (deleted, or a disk replaced); PostgreSQL still has the project.
     s.data_dir.joinpath("catalog.duckdb").unlink()
     wal = s.data_dir.joinpath("catalog.duckdb.wal")
     if wal.exists():
         wal.unlink()
     s.start()
-    expect_error(s.api().get("/projects/gone"), 404, "not_found")
-    assert pg.psql("SELECT count(*) FROM _duckstore.projects WHERE id = 'gone'", db=pg_db).strip() == "0"
-    assert pg.psql("SELECT count(*) FROM pg_namespace WHERE nspname LIKE 'gone/%'", db=pg_db).strip() == "0"
-    # And the id is free again on that backend.
-    expect(s.api().post("/projects", {"id": "gone", "backend": "postgres"}), 201)
+    # Nothing was deleted: the project is back, with its backend, its tables, its rows and its key.
+    got = expect(s.api().get("/projects/kept"), 200)
+    assert got["backend"] == "postgres", got
+    assert pg.psql("SELECT count(*) FROM _duckstore.projects WHERE id = 'kept'", db=pg_db).strip() == "1"
+    assert sorted(p.rows("t")) == [["1"], ["2"]]
+    # And the id stays taken.
+    expect_error(s.api().post("/projects", {"id": "kept", "backend": "postgres"}), 409, "already_exists")
