@@ -71,9 +71,10 @@
 /* One accepted connection (socket context), in the sweeper's list. */
 typedef struct conn {
     struct conn *prev, *next;
-    int fd;
+    int fd;                     /* set at start, never changed (the event thread closes it) */
     atomic_bool waiting;        /* between requests: no request's headers complete yet */
     atomic_ullong mark;         /* bytes received when the wait began (TCP_INFO) */
+    bool cut;                   /* sweeper only: already shut down */
     bool seen;                  /* sweeper only: bytes past mark were seen ... */
     struct timespec first_byte; /* ... first at this time */
 } conn_t;
@@ -561,7 +562,7 @@ static void *sweeper_main(void *arg)
         clock_gettime(CLOCK_MONOTONIC, &now);
         int64_t closed = 0;
         for (conn_t *c = conns; c; c = c->next) {
-            if (!atomic_load(&c->waiting) || c->fd < 0) {
+            if (!atomic_load(&c->waiting) || c->fd < 0 || c->cut) {
                 c->seen = false;
                 continue;
             }
@@ -576,7 +577,7 @@ static void *sweeper_main(void *arg)
                 /* The event thread sees end-of-stream and closes it; the fd stays its to close. */
                 shutdown(c->fd, SHUT_RDWR);
                 c->seen = false;
-                c->fd = -1;
+                c->cut = true;
                 closed++;
             }
         }
