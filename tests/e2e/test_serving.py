@@ -257,7 +257,10 @@ def test_long_imports_in_one_project_do_not_delay_another(server_factory):
     assert flood_secs > 2.0, f"the flood took only {flood_secs:.1f}s; make it heavier"
     assert len(reads) >= 5, f"only {len(reads)} reads happened during the flood"
     # ... yet the other project's reads and /health never waited for it.
-    assert max(reads) < min(0.5, flood_secs / 3), f"reads of another project took up to {max(reads):.2f}s: {reads}"
+    # (Without the per-project share, a read would queue behind the flood's waiting imports for
+    # seconds. The bounds leave room for CPU contention on a small, shared or sanitized build.)
+    assert statistics.median(reads) < 0.2, f"reads of another project: {reads}"
+    assert max(reads) < min(1.5, flood_secs / 4), f"reads of another project took up to {max(reads):.2f}s: {reads}"
     assert statistics.median(health) < 0.050, f"/health during the flood: {health}"
     # The flood's project never held more than its 2 workers; the rest of its requests waited
     # in its queue without a thread.
