@@ -15,7 +15,7 @@ typedef struct {
     atomic_int started;
     atomic_int running_a; /* jobs of group "a" running now */
     atomic_int max_running_a;
-    int order[64];
+    int order[64]; /* ids in the order jobs started */
     atomic_int n_order;
 } gate_t;
 
@@ -94,13 +94,7 @@ Test(pool, one_group_never_holds_more_than_its_share)
     cr_assert_null(p);
     cr_assert_eq(atomic_load(&g.started), 11, "destroy must run every queued job");
     cr_assert_leq(atomic_load(&g.max_running_a), 2);
-    /* FIFO within the group. */
-    int last = -1;
-    for (int i = 0; i < atomic_load(&g.n_order); i++)
-        if (g.order[i] < 100) {
-            cr_assert_gt(g.order[i], last, "group a ran out of order");
-            last = g.order[i];
-        }
+    /* FIFO within a group is checked with one worker (groups_take_turns): with two, the start order races. */
 }
 
 Test(pool, groups_take_turns)
