@@ -14,9 +14,9 @@
 #ifndef DS_CORE_POOL_H
 #define DS_CORE_POOL_H
 
-#include <stdint.h>
-
 #include "core/status.h"
+
+#include <stdint.h>
 
 typedef struct ds_pool ds_pool_t;
 typedef void (*ds_pool_job_cb)(void *arg);

@@ -1,9 +1,9 @@
 /* test_metrics.c - request counters: label values are bounded and escaped. */
+#include "core/metrics.h"
+
 #include <criterion/criterion.h>
 #include <stdio.h>
 #include <string.h>
-
-#include "core/metrics.h"
 
 static int count_series(const char *text)
 {
@@ -63,7 +63,8 @@ Test(metrics, routes_outside_the_route_alphabet_are_other)
     ds_metrics_request("weird\"", "GET", "/projects/{id}", 200, 0.001);
     ds_metrics_request("grpc", "Execute", "keboola.storageDriver.command.table.CreateTableCommand", 200, 0.001);
     char *text = render();
-    cr_assert_not_null(strstr(text, "{transport=\"http\",method=\"GET\",route=\"other\",status=\"200\"} 1\n"), "%s", text);
+    cr_assert_not_null(strstr(text, "{transport=\"http\",method=\"GET\",route=\"other\",status=\"200\"} 1\n"), "%s",
+                       text);
     cr_assert_not_null(strstr(text, "{transport=\"other\",method=\"GET\",route=\"/projects/{id}\",status=\"200\"} 1\n"),
                        "%s", text);
     cr_assert_not_null(strstr(text, "route=\"keboola.storageDriver.command.table.CreateTableCommand\""), "%s", text);

@@ -1,11 +1,11 @@
 /* test_pool.c - the fair worker pool: per-group cap, round-robin, FIFO, drain on destroy. */
+#include "core/pool.h"
+
 #include <criterion/criterion.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <string.h>
 #include <unistd.h>
-
-#include "core/pool.h"
 
 /* A job that blocks until the test opens its gate, recording the order it started in. */
 typedef struct {
