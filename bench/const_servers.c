@@ -3,8 +3,9 @@
  * duckstore uses, answering a constant.
  *
  * DESIGN
- * HTTP: libmicrohttpd with duckstore's own thread model (internal polling
- * thread, one thread per connection); every request is answered 200 with a
+ * HTTP: libmicrohttpd with duckstore's own event model (epoll on a pool of
+ * two event-loop threads, DUCKSTORE_HTTP_THREADS' default), answering on the
+ * event thread (no worker hand-over); every request is answered 200 with a
  * body captured from duckstore's real answer to the same request (the
  * ObjectInfo JSON, or the preview JSON when the path ends in /preview), so
  * the limit moves the same bytes and only the work behind them is missing.
@@ -67,9 +68,10 @@ int bench_const_http_start(const char *objectinfo_body, size_t oi_len, const cha
     int port = bench_free_port();
     struct sockaddr_in a = {
         .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK), .sin_port = htons((uint16_t)port)};
-    http_daemon = MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_THREAD_PER_CONNECTION, (uint16_t)port,
-                                   NULL, NULL, on_http, NULL, MHD_OPTION_SOCK_ADDR, &a, MHD_OPTION_CONNECTION_LIMIT,
-                                   (unsigned)1024, MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)300, MHD_OPTION_END);
+    http_daemon = MHD_start_daemon(MHD_USE_EPOLL_INTERNAL_THREAD, (uint16_t)port, NULL, NULL, on_http, NULL,
+                                   MHD_OPTION_SOCK_ADDR, &a, MHD_OPTION_THREAD_POOL_SIZE, (unsigned)2,
+                                   MHD_OPTION_CONNECTION_LIMIT, (unsigned)16384, MHD_OPTION_CONNECTION_TIMEOUT,
+                                   (unsigned)60, MHD_OPTION_END);
     if (!http_daemon)
         bench_die("cannot start the constant HTTP server on port %d", port);
     return port;

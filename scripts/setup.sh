@@ -14,6 +14,7 @@ DEB_PACKAGES=(
   libcriterion-dev
   python3 python3-pytest python3-requests python3-grpcio python3-protobuf
   libpq-dev postgresql
+  wrk
   nodejs npm
 )
 

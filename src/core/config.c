@@ -472,7 +472,13 @@ ds_status_t ds_config_validate(const ds_config_t *cfg, ds_err_t *err)
         (st = check_size(err, "export_slice_bytes", cfg->export_slice_bytes)) != DS_OK ||
         (st = check_min(err, "max_connections", cfg->max_connections, 1)) != DS_OK ||
         (st = check_size(err, "grpc_max_recv_bytes", cfg->grpc_max_recv_bytes)) != DS_OK ||
-        (st = check_size(err, "grpc_max_send_bytes", cfg->grpc_max_send_bytes)) != DS_OK)
+        (st = check_size(err, "grpc_max_send_bytes", cfg->grpc_max_send_bytes)) != DS_OK ||
+        (st = check_min(err, "max_connections_per_ip", cfg->max_connections_per_ip, 1)) != DS_OK ||
+        (st = check_min(err, "http_threads", cfg->http_threads, 1)) != DS_OK ||
+        (st = check_min(err, "http_workers", cfg->http_workers, 1)) != DS_OK ||
+        (st = check_min(err, "http_project_workers", cfg->http_project_workers, 1)) != DS_OK ||
+        (st = check_min(err, "header_timeout", cfg->header_timeout, 1)) != DS_OK ||
+        (st = check_min(err, "idle_timeout", cfg->idle_timeout, 1)) != DS_OK)
         return st;
     /* gRPC takes message limits as an int. */
     if (cfg->grpc_max_recv_bytes > INT32_MAX)

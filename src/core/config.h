@@ -48,8 +48,20 @@ typedef enum { DS_LOG_DEBUG = 0, DS_LOG_INFO, DS_LOG_WARN, DS_LOG_ERROR } ds_log
        "lifetime of non-permanent Storage Files (30s, 10m, 2h, 15d)")                             \
     XX(export_slice_bytes, "DUCKSTORE_EXPORT_SLICE_BYTES", "export-slice-bytes", DS_CFG_BYTES,    \
        "1GiB", "exports larger than this are sliced")                                             \
-    XX(max_connections, "DUCKSTORE_MAX_CONNECTIONS", "max-connections", DS_CFG_INT, "1024",       \
-       "concurrent HTTP connections accepted")                                                    \
+    XX(max_connections, "DUCKSTORE_MAX_CONNECTIONS", "max-connections", DS_CFG_INT, "16384",      \
+       "concurrent HTTP connections accepted (lowered to fit the open-file limit)")               \
+    XX(max_connections_per_ip, "DUCKSTORE_MAX_CONNECTIONS_PER_IP", "max-connections-per-ip",      \
+       DS_CFG_INT, "2048", "concurrent HTTP connections accepted from one client address")        \
+    XX(http_threads, "DUCKSTORE_HTTP_THREADS", "http-threads", DS_CFG_INT, "2",                   \
+       "HTTP event-loop threads (they read requests and write responses)")                        \
+    XX(http_workers, "DUCKSTORE_HTTP_WORKERS", "http-workers", DS_CFG_INT, "16",                  \
+       "worker threads running REST and HTTP bridge requests")                                    \
+    XX(http_project_workers, "DUCKSTORE_HTTP_PROJECT_WORKERS", "http-project-workers",            \
+       DS_CFG_INT, "8", "most HTTP workers one project (or one key) holds at once")               \
+    XX(header_timeout, "DUCKSTORE_HEADER_TIMEOUT", "header-timeout", DS_CFG_DURATION, "10s",      \
+       "time a client has to send a request's headers once it has begun")                         \
+    XX(idle_timeout, "DUCKSTORE_IDLE_TIMEOUT", "idle-timeout", DS_CFG_DURATION, "60s",            \
+       "an HTTP connection silent this long is closed")                                           \
     XX(plugin_dir, "DUCKSTORE_PLUGIN_DIR", "plugin-dir", DS_CFG_STR, "",                          \
        "directory of backend plugins (.so) loaded at startup")                                    \
     XX(grpc_max_recv_bytes, "DUCKSTORE_GRPC_MAX_RECV_BYTES", "grpc-max-recv-bytes", DS_CFG_BYTES, \
@@ -72,6 +84,12 @@ typedef struct {
     int64_t file_ttl;           /* seconds */
     int64_t export_slice_bytes;
     int64_t max_connections;
+    int64_t max_connections_per_ip;
+    int64_t http_threads;
+    int64_t http_workers;
+    int64_t http_project_workers;
+    int64_t header_timeout; /* seconds */
+    int64_t idle_timeout;   /* seconds */
     char *plugin_dir;
     int64_t grpc_max_recv_bytes;
     int64_t grpc_max_send_bytes;

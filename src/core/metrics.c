@@ -2,17 +2,26 @@
  * metrics.c - Prometheus text metrics. See metrics.h.
  *
  * One mutex guards the counter table and the histogram; a request takes it once,
- * for a few dozen nanoseconds of work. The counter table is a fixed array: the
- * route set is bounded by the router's table, so it cannot overflow in practice;
- * if it ever did, further series are folded into route="other".
+ * for a few dozen nanoseconds of work. Label values come from the network (the
+ * HTTP method) or from code (route patterns, command names), so none is trusted:
+ * - the method is kept only when it is one of KNOWN_METHODS, else "other";
+ * - a route longer than the field or outside the route alphabet is "other";
+ * - the table is fixed (MAX_SERIES); the last slot is kept for one overflow
+ *   series (transport, "other", "other", status 0), so junk can never take a
+ *   real request's slot nor grow the output;
+ * - every label value is escaped at render time (backslash, quote, newline),
+ *   as the Prometheus text format requires.
  */
 #include "core/metrics.h"
 
 #include <pthread.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
 
 #define MAX_SERIES 1024
+
+static const char *const known_methods[] = {"GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS", "Execute"};
 #define MAX_GAUGES 32
 
 typedef struct {
@@ -53,6 +62,26 @@ void ds_metrics_init(void)
     pthread_mutex_unlock(&lock);
 }
 
+static const char *method_label(const char *method)
+{
+    for (size_t i = 0; i < sizeof(known_methods) / sizeof(known_methods[0]); i++)
+        if (method && strcmp(method, known_methods[i]) == 0)
+            return known_methods[i];
+    return "other";
+}
+
+/* Route patterns and command names: "/projects/{id}", "keboola.x.CreateTableCommand". */
+static const char *route_label(const char *route, size_t max)
+{
+    if (!route || !*route || strlen(route) >= max)
+        return "other";
+    for (const char *c = route; *c; c++)
+        if (!((*c >= 'a' && *c <= 'z') || (*c >= 'A' && *c <= 'Z') || (*c >= '0' && *c <= '9') || *c == '/' ||
+              *c == '{' || *c == '}' || *c == '.' || *c == '-' || *c == '_'))
+            return "other";
+    return route;
+}
+
 static series_t *find_series(const char *transport, const char *method, const char *route, int status)
 {
     for (int i = 0; i < n_series; i++) {
@@ -61,8 +90,11 @@ static series_t *find_series(const char *transport, const char *method, const ch
             strcmp(s->transport, transport) == 0)
             return s;
     }
-    if (n_series == MAX_SERIES)
-        return NULL;
+    return NULL;
+}
+
+static series_t *add_series(const char *transport, const char *method, const char *route, int status)
+{
     series_t *s = &series[n_series++];
     snprintf(s->transport, sizeof(s->transport), "%s", transport);
     snprintf(s->method, sizeof(s->method), "%s", method);
@@ -75,12 +107,20 @@ static series_t *find_series(const char *transport, const char *method, const ch
 void ds_metrics_request(const char *transport, const char *method, const char *route, int status,
                         double seconds)
 {
+    transport = transport && (strcmp(transport, "http") == 0 || strcmp(transport, "grpc") == 0) ? transport : "other";
+    method = method_label(method);
+    route = route_label(route, sizeof(series[0].route));
+    if (status < 100 || status > 599)
+        status = 0;
     pthread_mutex_lock(&lock);
     series_t *s = find_series(transport, method, route, status);
+    if (!s && n_series < MAX_SERIES - 1)
+        s = add_series(transport, method, route, status);
     if (!s)
-        s = find_series(transport, method, "other", status);
-    if (s)
-        s->count++;
+        s = find_series(transport, "other", "other", 0);
+    if (!s)
+        s = n_series < MAX_SERIES ? add_series(transport, "other", "other", 0) : &series[MAX_SERIES - 1];
+    s->count++;
     size_t b = 0;
     while (b < N_BUCKETS && seconds > bucket_bounds[b])
         b++;
@@ -88,6 +128,21 @@ void ds_metrics_request(const char *transport, const char *method, const char *r
     latency_sum += seconds;
     latency_count++;
     pthread_mutex_unlock(&lock);
+}
+
+/* Appends v as a label value: backslash, double quote and newline escaped. */
+static void put_label(ds_buf_t *out, const char *v)
+{
+    for (; *v; v++) {
+        if (*v == '\\')
+            ds_buf_puts(out, "\\\\");
+        else if (*v == '"')
+            ds_buf_puts(out, "\\\"");
+        else if (*v == '\n')
+            ds_buf_puts(out, "\\n");
+        else
+            ds_buf_append(out, v, 1);
+    }
 }
 
 void ds_metrics_gauge(const char *name, const char *help, ds_gauge_cb cb, void *ud)
@@ -105,11 +160,15 @@ void ds_metrics_render(ds_buf_t *out)
     pthread_mutex_lock(&lock);
     ds_buf_puts(out, "# HELP duckstore_http_requests_total Requests served, by transport, method, route and status.\n"
                      "# TYPE duckstore_http_requests_total counter\n");
-    for (int i = 0; i < n_series; i++)
-        ds_buf_printf(out,
-                      "duckstore_http_requests_total{transport=\"%s\",method=\"%s\",route=\"%s\",status=\"%d\"} %llu\n",
-                      series[i].transport, series[i].method, series[i].route, series[i].status,
-                      (unsigned long long)series[i].count);
+    for (int i = 0; i < n_series; i++) {
+        ds_buf_puts(out, "duckstore_http_requests_total{transport=\"");
+        put_label(out, series[i].transport);
+        ds_buf_puts(out, "\",method=\"");
+        put_label(out, series[i].method);
+        ds_buf_puts(out, "\",route=\"");
+        put_label(out, series[i].route);
+        ds_buf_printf(out, "\",status=\"%d\"} %llu\n", series[i].status, (unsigned long long)series[i].count);
+    }
     ds_buf_puts(out, "# HELP duckstore_http_request_duration_seconds Request latency.\n"
                      "# TYPE duckstore_http_request_duration_seconds histogram\n");
     uint64_t cum = 0;

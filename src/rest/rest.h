@@ -2,11 +2,18 @@
  * rest.h - the REST transport: HTTP server, router and JSON helpers.
  *
  * DESIGN
- * libmicrohttpd runs one thread per connection (MHD_USE_THREAD_PER_CONNECTION):
- * a request waiting in a write queue blocks only its own connection, never
- * /health or other projects, which a shared event-loop thread would. The
- * number of connections is capped (DUCKSTORE_MAX_CONNECTIONS) and each write
- * queue is bounded, so load turns into 429s/refusals instead of hangs.
+ * libmicrohttpd runs a few event-loop threads (epoll, DUCKSTORE_HTTP_THREADS)
+ * that accept connections, read requests and write responses; they never run
+ * a command. A request's work (the handler, which calls ds_cmd_* and may wait
+ * for a write queue or run a long import) runs on a fixed worker pool
+ * (DUCKSTORE_HTTP_WORKERS, core/pool.h) while its connection is suspended,
+ * and the connection is resumed with the answer. One project (or key) holds
+ * at most DUCKSTORE_HTTP_PROJECT_WORKERS workers; its further requests wait in
+ * its own FIFO without holding a thread. Upload bodies are handed to the
+ * workers in batches, so disk writes never run on an event-loop thread.
+ * Connections are capped in total and per client address; a request's
+ * headers must arrive within DUCKSTORE_HEADER_TIMEOUT of its first byte, and
+ * silent connections close after DUCKSTORE_IDLE_TIMEOUT.
  *
  * A request is: route match -> body read (bounded by DUCKSTORE_MAX_JSON_BYTES,
  * 413 beyond) -> handler -> JSON response. Handlers are thin: they turn JSON
@@ -80,6 +87,7 @@ typedef struct {
     bool public_route; /* no key needed (health, ready, openapi) */
     const char *summary; /* one line, for the OpenAPI document */
     const ds_rest_stream_t *stream; /* non-NULL: the body is streamed to it (handler unused) */
+    bool on_loop; /* cheap and never blocks: answered on the event-loop thread (/health) */
 } ds_rest_route_t;
 
 /* For handlers: the request's command context, and "return on failure". */

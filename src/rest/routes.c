@@ -347,10 +347,10 @@ static ds_status_t h_not_yet(ds_rest_req_t *req, ds_rest_resp_t *resp)
 #define T B "/tables/{table}"
 
 const ds_rest_route_t ds_rest_routes[] = {
-    {.method = "GET", .pattern = "/health", .handler = h_health, .public_route = true, .summary = "Liveness: answers while the process runs"},
+    {.method = "GET", .pattern = "/health", .handler = h_health, .public_route = true, .on_loop = true, .summary = "Liveness: answers while the process runs"},
     {.method = "GET", .pattern = "/ready", .handler = h_ready, .public_route = true, .summary = "Readiness: the catalog and every backend answer"},
     {.method = "GET", .pattern = "/metrics", .handler = h_metrics, .public_route = false, .summary = "Prometheus metrics (admin key)"},
-    {.method = "GET", .pattern = "/openapi.json", .handler = h_openapi, .public_route = true, .summary = "This OpenAPI document"},
+    {.method = "GET", .pattern = "/openapi.json", .handler = h_openapi, .public_route = true, .on_loop = true, .summary = "This OpenAPI document"},
     {.method = "POST", .pattern = "/backend/init", .handler = h_backend_init, .public_route = false, .summary = "Verify the data directory and engine (admin; idempotent)"},
     {.method = "POST", .pattern = "/backend/remove", .handler = h_backend_remove, .public_route = false, .summary = "Remove the backend (admin; only when no projects exist)"},
     {.method = "POST", .pattern = "/projects", .handler = h_project_create, .public_route = false, .summary = "Create a project; returns its API key once (admin)"},

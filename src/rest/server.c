@@ -1,25 +1,84 @@
 /*
  * server.c - the HTTP server (libmicrohttpd) and request lifecycle.
  *
+ * DESIGN
+ * libmicrohttpd runs DUCKSTORE_HTTP_THREADS event-loop threads (epoll, one
+ * listening socket shared through its thread pool). They parse requests,
+ * collect JSON bodies and send responses; no command runs on them. At the end
+ * of a request's body the connection is suspended and the request handed to
+ * the worker pool (core/pool.h) under its project (or key) as fairness group;
+ * the worker computes the answer into the request state and resumes the
+ * connection, and the event thread, called again, queues it. Only routes
+ * marked on_loop (/health) and answers that need no command (404, 405, 413)
+ * are computed on the event thread. Streaming uploads: the body is gathered
+ * into batches of STREAM_BATCH bytes; each batch (the first one at once, so
+ * the upload is authorized before the body is read) is written by a worker
+ * while the connection is suspended.
+ *
+ * Invariant: while a connection is suspended its request state belongs to the
+ * one job running for it; the event threads touch it only after the resume.
+ * A connection is suspended before its job is submitted, so the resume can
+ * never come first; a failed submit resumes it at once with a 503.
+ *
+ * Slow headers: libmicrohttpd's timeout counts inactivity only, so a client
+ * sending a header byte now and then would never time out. Every connection
+ * is in a list (conn_t); a sweeper thread looks once a second at those
+ * waiting for a request's headers, and closes (shutdown) any that has received
+ * bytes since its last request ended (TCP_INFO) for DUCKSTORE_HEADER_TIMEOUT
+ * without completing the headers. Connections that send nothing are idle and
+ * are closed by libmicrohttpd after DUCKSTORE_IDLE_TIMEOUT.
+ * Lock order: conns_lock is a leaf; libmicrohttpd's close notification takes
+ * it before the socket is closed, so the sweeper never shuts a reused fd.
+ *
  * One request state per HTTP request: created on the first callback, fed the
- * body, dispatched on the last callback, freed in the completion callback
- * (which destroys the arena and so releases any write slot still held).
- * Bodies beyond the limit are read and discarded, then answered with 413.
+ * body, answered as above, freed in the completion callback (which destroys
+ * the arena and so releases any write slot still held). Bodies beyond the
+ * limit are read and discarded, then answered with 413.
  */
 #include <arpa/inet.h>
+#include <errno.h>
+#include <linux/tcp.h>
 #include <microhttpd.h>
 #include <netinet/in.h>
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "core/log.h"
 #include "core/metrics.h"
+#include "core/pool.h"
 #include "rest/rest.h"
+
+/* Upload body gathered per worker hand-over. */
+#define STREAM_BATCH (256 * 1024)
+/*
+ * Per-connection buffer (request line, headers, read buffer). libmicrohttpd
+ * mallocs pools of 32 KiB or less and maps larger ones; a mapped pool goes
+ * back to the system when its connection closes, while thousands of malloc'd
+ * ones leave the heap fragmented and the RSS high after a burst of clients.
+ */
+#define CONN_MEMORY (36 * 1024)
+/* File descriptors kept free of connections for project files, uploads and downloads. */
+#define FD_RESERVE 1024
+
+/* One accepted connection (socket context), in the sweeper's list. */
+typedef struct conn {
+    struct conn *prev, *next;
+    int fd;                     /* set at start, never changed (the event thread closes it) */
+    atomic_bool waiting;        /* between requests: no request's headers complete yet */
+    atomic_ullong mark;         /* bytes received when the wait began (TCP_INFO) */
+    bool cut;                   /* sweeper only: already shut down */
+    bool seen;                  /* sweeper only: bytes past mark were seen ... */
+    struct timespec first_byte; /* ... first at this time */
+    bool url_nul;               /* the request line being parsed decoded a %00 (see unescape_url) */
+} conn_t;
 
 typedef struct {
     ds_rest_req_t req;
@@ -31,55 +90,31 @@ typedef struct {
     void *stream_state;  /* for streaming routes */
     bool stream_failed;  /* the error is in req.ctx.err; the rest of the body is discarded */
     bool stream_started;
-    bool nul_in_url;     /* the URL decodes to a NUL byte: refused before anything runs */
+    ds_buf_t pending;    /* upload bytes not yet handed to the stream */
+    struct MHD_Connection *mconn;
+    struct MHD_Response *answer; /* computed answer, queued on the next callback */
+    unsigned answer_status;
+    bool answer_ready;
+    atomic_bool busy; /* a job runs for this request; the connection is suspended */
+    char group[48]; /* fairness group: "p/<project>", "k/<key hash>" or "-" */
+    bool nul_in_url;    /* the URL decodes to a NUL byte: refused before anything runs */
     char request_id[40];
 } req_state_t;
 
 static struct MHD_Daemon *daemon_;
+static ds_pool_t *pool;
 static int64_t max_body;
+static int64_t header_timeout_s;
 static atomic_ullong next_id;
 static unsigned long long id_salt;
 
-/*
- * Set when the URL of the request being parsed on this thread (every
- * connection has its own thread) decoded a %00. C strings would silently cut
- * the path or a parameter there ("tables/t%00x" naming table "t"), so such a
- * request is refused as a whole. Read and reset by the request's first call.
- */
-static _Thread_local bool url_had_nul;
-
-static int hex_digit(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
-/* MHD's unescaper (%XX decoding, anything else kept as is), noting a decoded NUL. */
-static size_t unescape_url(void *cls, struct MHD_Connection *conn, char *s)
-{
-    (void)cls;
-    (void)conn;
-    char *w = s;
-    for (const char *r = s; *r;) {
-        int hi, lo;
-        if (r[0] == '%' && (hi = hex_digit(r[1])) >= 0 && (lo = hex_digit(r[2])) >= 0) {
-            *w = (char)(hi * 16 + lo);
-            if (*w == '\0')
-                url_had_nul = true;
-            w++;
-            r += 3;
-        } else {
-            *w++ = *r++;
-        }
-    }
-    *w = '\0';
-    return (size_t)(w - s);
-}
+static pthread_mutex_t conns_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t sweeper_cond = PTHREAD_COND_INITIALIZER;
+static conn_t *conns;
+static int64_t n_conns;
+static bool sweeper_stop;
+static bool sweeper_running;
+static pthread_t sweeper;
 
 static double elapsed_s(const struct timespec *start)
 {
@@ -138,7 +173,14 @@ static json_t *error_json(const ds_err_t *err)
     return json_pack("{s:o}", "error", e);
 }
 
-static enum MHD_Result send_response(req_state_t *rs, struct MHD_Connection *conn, int status, ds_rest_resp_t *resp)
+static enum MHD_Result send_answer(req_state_t *rs, struct MHD_Connection *conn);
+
+/*
+ * Turns resp into rs->answer (a libmicrohttpd response, built on any thread).
+ * False when the response could not be built (out of memory): the connection
+ * is then closed.
+ */
+static bool build_answer(req_state_t *rs, int status, ds_rest_resp_t *resp)
 {
     char *data = NULL;
     size_t len = 0;
@@ -160,11 +202,13 @@ static enum MHD_Result send_response(req_state_t *rs, struct MHD_Connection *con
     }
     struct MHD_Response *r;
     if (resp->fd > 0) {
+        free(data);
         ctype = resp->content_type ? resp->content_type : "application/octet-stream";
         r = MHD_create_response_from_fd64((uint64_t)resp->fd_size, resp->fd);
         if (!r) {
             close(resp->fd);
-            return MHD_NO;
+            resp->fd = 0;
+            return false;
         }
         resp->fd = 0;
         len = 1;
@@ -177,7 +221,7 @@ static enum MHD_Result send_response(req_state_t *rs, struct MHD_Connection *con
         r = MHD_create_response_from_buffer(len, data ? data : "", data ? MHD_RESPMEM_MUST_FREE : MHD_RESPMEM_PERSISTENT);
         if (!r) {
             free(data);
-            return MHD_NO;
+            return false;
         }
     }
     if (len)
@@ -187,19 +231,35 @@ static enum MHD_Result send_response(req_state_t *rs, struct MHD_Connection *con
         MHD_add_response_header(r, resp->headers[i][0], resp->headers[i][1]);
     if (status == 405 && rs->req.allow)
         MHD_add_response_header(r, "Allow", rs->req.allow);
-    enum MHD_Result ret = MHD_queue_response(conn, (unsigned)status, r);
-    MHD_destroy_response(r);
-    const char *route = rs->route ? rs->route->pattern : "unmatched";
-    double secs = elapsed_s(&rs->start);
-    ds_metrics_request("http", rs->req.method, route, status, secs);
-    ds_log_request(rs->request_id, rs->req.method, route, status, secs * 1000.0, rs->req.ctx.project_id, "http");
-    return ret;
+    rs->answer = r;
+    rs->answer_status = (unsigned)status;
+    rs->answer_ready = true;
+    return true;
 }
 
-static enum MHD_Result send_error(req_state_t *rs, struct MHD_Connection *conn, const ds_err_t *err)
+static void build_error(req_state_t *rs, const ds_err_t *err)
 {
     ds_rest_resp_t resp = {.json = error_json(err)};
-    return send_response(rs, conn, ds_status_http(err->status), &resp);
+    build_answer(rs, ds_status_http(err->status), &resp);
+}
+
+/* Queues the computed answer (event thread only), counts and logs the request. */
+static enum MHD_Result send_answer(req_state_t *rs, struct MHD_Connection *conn)
+{
+    rs->answer_ready = false;
+    const char *route = rs->route ? rs->route->pattern : "unmatched";
+    double secs = elapsed_s(&rs->start);
+    if (!rs->answer) {
+        ds_metrics_request("http", rs->req.method, route, 500, secs);
+        return MHD_NO;
+    }
+    enum MHD_Result ret = MHD_queue_response(conn, rs->answer_status, rs->answer);
+    MHD_destroy_response(rs->answer);
+    rs->answer = NULL;
+    ds_metrics_request("http", rs->req.method, route, (int)rs->answer_status, secs);
+    ds_log_request(rs->request_id, rs->req.method, route, (int)rs->answer_status, secs * 1000.0,
+                   rs->req.ctx.project_id, "http");
+    return ret;
 }
 
 static void make_request_id(req_state_t *rs, struct MHD_Connection *conn)
@@ -220,12 +280,32 @@ static void make_request_id(req_state_t *rs, struct MHD_Connection *conn)
     snprintf(rs->request_id, sizeof(rs->request_id), "%08llx%08llx", id_salt & 0xffffffffull, n);
 }
 
-static enum MHD_Result dispatch(req_state_t *rs, struct MHD_Connection *conn)
+/* Hands the gathered upload bytes to the stream; begins it first if needed. Worker thread. */
+static void stream_feed(req_state_t *rs)
+{
+    const ds_rest_stream_t *sr = rs->route->stream;
+    if (!rs->stream_started) {
+        rs->stream_started = true;
+        if (sr->begin(&rs->req, &rs->stream_state) != DS_OK)
+            rs->stream_failed = true;
+    }
+    if (!rs->stream_failed && rs->pending.len &&
+        sr->chunk(&rs->req, rs->stream_state, rs->pending.data, rs->pending.len) != DS_OK)
+        rs->stream_failed = true;
+    rs->pending.len = 0;
+    if (rs->stream_failed)
+        ds_buf_free(&rs->pending);
+}
+
+/* Computes the answer of a request whose body is complete into rs->answer. */
+static void compute(req_state_t *rs)
 {
     ds_rest_req_t *req = &rs->req;
     ds_err_t *err = &req->ctx.err;
-    if (rs->nul_in_url)
-        return send_error(rs, conn, err);
+    if (rs->nul_in_url) {
+        build_error(rs, err);
+        return;
+    }
     if (!rs->route) {
         if (rs->method_mismatch)
             ds_err_set(err, DS_METHOD_NOT_ALLOWED, "method %s is not allowed on %s (allowed: %s)", req->method,
@@ -235,36 +315,38 @@ static enum MHD_Result dispatch(req_state_t *rs, struct MHD_Connection *conn)
                        req->branch);
         else
             ds_err_set(err, DS_NOT_FOUND, "no route for %s %s", req->method, req->path);
-        return send_error(rs, conn, err);
+        build_error(rs, err);
+        return;
     }
     if (rs->route->stream) {
         const ds_rest_stream_t *sr = rs->route->stream;
         ds_rest_resp_t resp = {0};
-        if (!rs->stream_started && !rs->stream_failed) {
-            rs->stream_started = true;
-            if (sr->begin(req, &rs->stream_state) != DS_OK)
-                rs->stream_failed = true;
-        }
+        stream_feed(rs);
         if (!rs->stream_failed) {
             void *state = rs->stream_state;
             rs->stream_state = NULL; /* finish owns it now */
-            if (sr->finish(req, state, &resp) == DS_OK)
-                return send_response(rs, conn, resp.status ? resp.status : 200, &resp);
+            if (sr->finish(req, state, &resp) == DS_OK) {
+                build_answer(rs, resp.status ? resp.status : 200, &resp);
+                return;
+            }
             json_decref(resp.json);
             free(resp.raw);
         }
         if (err->status == DS_OK)
             ds_err_set(err, DS_INTERNAL, "upload failed");
-        return send_error(rs, conn, err);
+        build_error(rs, err);
+        return;
     }
     if (rs->too_large) {
         ds_err_set(err, DS_PAYLOAD_TOO_LARGE, "request body is larger than DUCKSTORE_MAX_JSON_BYTES (%lld bytes)",
                    (long long)max_body);
-        return send_error(rs, conn, err);
+        build_error(rs, err);
+        return;
     }
     if (ds_buf_failed(&rs->body)) {
         ds_err_set(err, DS_UNAVAILABLE, "out of memory while reading the request body");
-        return send_error(rs, conn, err);
+        build_error(rs, err);
+        return;
     }
     req->body = rs->body.data ? rs->body.data : "";
     req->body_len = rs->body.len;
@@ -273,11 +355,124 @@ static enum MHD_Result dispatch(req_state_t *rs, struct MHD_Connection *conn)
     if (st != DS_OK) {
         json_decref(resp.json);
         free(resp.raw);
+        if (resp.fd > 0)
+            close(resp.fd);
         if (err->status == DS_OK)
             ds_err_set(err, st, "%s", ds_status_code(st));
-        return send_error(rs, conn, err);
+        build_error(rs, err);
+        return;
     }
-    return send_response(rs, conn, resp.status ? resp.status : 200, &resp);
+    build_answer(rs, resp.status ? resp.status : 200, &resp);
+}
+
+static void job_final(void *arg)
+{
+    req_state_t *rs = arg;
+    compute(rs);
+    atomic_store(&rs->busy, false);
+    MHD_resume_connection(rs->mconn);
+}
+
+static void job_stream(void *arg)
+{
+    req_state_t *rs = arg;
+    stream_feed(rs);
+    atomic_store(&rs->busy, false);
+    MHD_resume_connection(rs->mconn);
+}
+
+/*
+ * Suspends the connection and queues fn for it. When the pool refuses (out of
+ * memory, shutting down) the request is answered with that error instead.
+ */
+static enum MHD_Result hand_over(req_state_t *rs, struct MHD_Connection *conn, ds_pool_job_cb fn)
+{
+    MHD_suspend_connection(conn);
+    atomic_store(&rs->busy, true);
+    ds_err_t *err = &rs->req.ctx.err;
+    if (ds_pool_submit(pool, rs->group, fn, rs, err) != DS_OK) {
+        rs->stream_failed = true;
+        build_error(rs, err);
+        atomic_store(&rs->busy, false);
+        MHD_resume_connection(conn);
+    }
+    return MHD_YES;
+}
+
+/* The fairness group of a request: its project, else a hash of its key, else one shared group. */
+static void set_group(req_state_t *rs)
+{
+    const char *project = ds_rest_param(&rs->req, "id");
+    if (rs->route && project && *project) {
+        snprintf(rs->group, sizeof(rs->group), "p/%s", project);
+        return;
+    }
+    const char *key = rs->req.ctx.key;
+    if (key && *key) {
+        unsigned long long h = 14695981039346656037ull;
+        for (const char *k = key; *k; k++)
+            h = (h ^ (unsigned char)*k) * 1099511628211ull;
+        snprintf(rs->group, sizeof(rs->group), "k/%016llx", h);
+        return;
+    }
+    snprintf(rs->group, sizeof(rs->group), "-");
+}
+
+static conn_t *conn_of(struct MHD_Connection *conn)
+{
+    const union MHD_ConnectionInfo *ci = MHD_get_connection_info(conn, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+    return ci ? ci->socket_context : NULL;
+}
+
+static int hex_digit(char c)
+{
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    if (c >= 'a' && c <= 'f')
+        return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F')
+        return c - 'A' + 10;
+    return -1;
+}
+
+/*
+ * MHD's unescaper (%XX decoding, anything else kept as is), noting a decoded
+ * NUL on the connection: C strings would silently cut the path or a parameter
+ * there ("tables/t%00x" naming table "t"), so such a request is refused as a
+ * whole. The request's first call reads and resets the note.
+ */
+static size_t unescape_url(void *cls, struct MHD_Connection *conn, char *s)
+{
+    (void)cls;
+    char *w = s;
+    for (const char *r = s; *r;) {
+        int hi, lo;
+        if (r[0] == '%' && (hi = hex_digit(r[1])) >= 0 && (lo = hex_digit(r[2])) >= 0) {
+            *w = (char)(hi * 16 + lo);
+            if (*w == '\0') {
+                conn_t *c = conn_of(conn);
+                if (c)
+                    c->url_nul = true;
+            }
+            w++;
+            r += 3;
+        } else {
+            *w++ = *r++;
+        }
+    }
+    *w = '\0';
+    return (size_t)(w - s);
+}
+
+static unsigned long long bytes_received(int fd)
+{
+    struct tcp_info ti;
+    socklen_t len = sizeof(ti);
+    memset(&ti, 0, sizeof(ti));
+    if (getsockopt(fd, IPPROTO_TCP, TCP_INFO, &ti, &len) != 0 ||
+        len < offsetof(struct tcp_info, tcpi_bytes_received) + sizeof(ti.tcpi_bytes_received))
+        return 0;
+    return (unsigned long long)ti.tcpi_bytes_received;
 }
 
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url, const char *method,
@@ -286,6 +481,9 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 {
     req_state_t *rs = *con_cls;
     if (!rs) {
+        conn_t *c = conn_of(conn);
+        if (c)
+            atomic_store(&c->waiting, false);
         rs = calloc(1, sizeof(*rs));
         if (!rs)
             return MHD_NO;
@@ -296,36 +494,46 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
             return MHD_NO;
         }
         make_request_id(rs, conn);
+        rs->mconn = conn;
         rs->req.ctx.request_id = rs->request_id;
         rs->req.ctx.key = presented_key(conn);
         rs->req.method = ds_arena_strdup(rs->req.ctx.arena, method);
         rs->req.path = ds_arena_strdup(rs->req.ctx.arena, url);
         rs->req.conn = conn;
-        rs->nul_in_url = url_had_nul;
-        url_had_nul = false;
-        if (rs->nul_in_url) {
+        if (c && c->url_nul) {
+            c->url_nul = false;
+            rs->nul_in_url = true;
             ds_err_set(&rs->req.ctx.err, DS_INVALID_ARGUMENT,
                        "the URL contains an encoded NUL byte (%%00), which no name, key or parameter may contain");
             rs->stream_failed = true;
         }
         rs->route = ds_rest_match(method, rs->req.path, &rs->req, &rs->method_mismatch);
+        set_group(rs);
         const char *cl = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Content-Length");
         if (cl && strtoll(cl, NULL, 10) > max_body && !(rs->route && rs->route->stream))
             rs->too_large = true;
         *con_cls = rs;
         return MHD_YES;
     }
+    /*
+     * libmicrohttpd may call again before it notices the suspension (the next
+     * chunk of a chunked body): leave the data unconsumed; it comes back after
+     * the resume.
+     */
+    if (atomic_load(&rs->busy))
+        return MHD_YES;
+    if (rs->answer_ready)
+        return send_answer(rs, conn);
     if (*upload_data_size && rs->route && rs->route->stream) {
-        const ds_rest_stream_t *sr = rs->route->stream;
-        if (!rs->stream_started && !rs->stream_failed) {
-            rs->stream_started = true;
-            if (sr->begin(&rs->req, &rs->stream_state) != DS_OK)
-                rs->stream_failed = true;
-        }
-        if (!rs->stream_failed &&
-            sr->chunk(&rs->req, rs->stream_state, upload_data, *upload_data_size) != DS_OK)
+        if (!rs->stream_failed)
+            ds_buf_append(&rs->pending, upload_data, *upload_data_size);
+        if (!rs->stream_failed && rs->pending.oom) {
+            ds_err_set(&rs->req.ctx.err, DS_INTERNAL, "out of memory reading the upload");
             rs->stream_failed = true;
+        }
         *upload_data_size = 0;
+        if (!rs->stream_failed && (!rs->stream_started || rs->pending.len >= STREAM_BATCH))
+            return hand_over(rs, conn, job_stream);
         return MHD_YES;
     }
     if (*upload_data_size) {
@@ -338,16 +546,28 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         *upload_data_size = 0;
         return MHD_YES;
     }
-    return dispatch(rs, conn);
+    if (!rs->route || rs->route->on_loop || (rs->too_large && !rs->route->stream)) {
+        compute(rs);
+        return send_answer(rs, conn);
+    }
+    return hand_over(rs, conn, job_final);
 }
 
 static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
                          enum MHD_RequestTerminationCode toe)
 {
+    conn_t *c = conn_of(conn);
+    if (c) {
+        atomic_store(&c->mark, bytes_received(c->fd));
+        atomic_store(&c->waiting, true);
+    }
     req_state_t *rs = *con_cls;
     if (!rs)
         return;
     ds_buf_free(&rs->body);
+    ds_buf_free(&rs->pending);
+    if (rs->answer)
+        MHD_destroy_response(rs->answer);
     if (rs->stream_state && rs->route && rs->route->stream)
         rs->route->stream->abort(rs->stream_state);
     ds_arena_destroy(&rs->req.ctx.arena);
@@ -355,12 +575,130 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
     *con_cls = NULL;
 }
 
+static void on_connection(void *cls, struct MHD_Connection *conn, void **socket_context,
+                          enum MHD_ConnectionNotificationCode code)
+{
+    if (code == MHD_CONNECTION_NOTIFY_STARTED) {
+        conn_t *c = calloc(1, sizeof(*c));
+        if (!c)
+            return;
+        const union MHD_ConnectionInfo *ci = MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CONNECTION_FD);
+        c->fd = ci ? ci->connect_fd : -1;
+        atomic_store(&c->waiting, true);
+        pthread_mutex_lock(&conns_lock);
+        c->next = conns;
+        if (conns)
+            conns->prev = c;
+        conns = c;
+        n_conns++;
+        pthread_mutex_unlock(&conns_lock);
+        *socket_context = c;
+        return;
+    }
+    conn_t *c = *socket_context;
+    if (!c)
+        return;
+    pthread_mutex_lock(&conns_lock);
+    if (c->prev)
+        c->prev->next = c->next;
+    else
+        conns = c->next;
+    if (c->next)
+        c->next->prev = c->prev;
+    n_conns--;
+    pthread_mutex_unlock(&conns_lock);
+    free(c);
+    *socket_context = NULL;
+}
+
+/* Closes connections that began a request but did not finish its headers in time. */
+static void *sweeper_main(void *arg)
+{
+    pthread_mutex_lock(&conns_lock);
+    while (!sweeper_stop) {
+        struct timespec now, until;
+        clock_gettime(CLOCK_MONOTONIC, &now);
+        int64_t closed = 0;
+        for (conn_t *c = conns; c; c = c->next) {
+            if (!atomic_load(&c->waiting) || c->fd < 0 || c->cut) {
+                c->seen = false;
+                continue;
+            }
+            if (!c->seen) {
+                if (bytes_received(c->fd) > atomic_load(&c->mark)) {
+                    c->seen = true;
+                    c->first_byte = now;
+                }
+                continue;
+            }
+            if (now.tv_sec - c->first_byte.tv_sec >= header_timeout_s) {
+                /* The event thread sees end-of-stream and closes it; the fd stays its to close. */
+                shutdown(c->fd, SHUT_RDWR);
+                c->seen = false;
+                c->cut = true;
+                closed++;
+            }
+        }
+        if (closed)
+            ds_log(DS_LOG_INFO, "http: closed %lld connection(s) that did not send their headers within %llds",
+                   (long long)closed, (long long)header_timeout_s);
+        clock_gettime(CLOCK_REALTIME, &until);
+        until.tv_sec += 1;
+        pthread_cond_timedwait(&sweeper_cond, &conns_lock, &until);
+    }
+    pthread_mutex_unlock(&conns_lock);
+    return NULL;
+}
+
+static int64_t gauge_connections(void *ud)
+{
+    pthread_mutex_lock(&conns_lock);
+    int64_t n = n_conns;
+    pthread_mutex_unlock(&conns_lock);
+    return n;
+}
+
+static int64_t gauge_queued(void *ud) { return pool ? ds_pool_queued(pool) : 0; }
+static int64_t gauge_busy(void *ud) { return pool ? ds_pool_running(pool) : 0; }
+
 static void on_mhd_error(void *cls, const char *fmt, va_list ap)
 {
     char msg[512];
     vsnprintf(msg, sizeof(msg), fmt, ap);
     msg[strcspn(msg, "\n")] = '\0';
     ds_log(DS_LOG_WARN, "http: %s", msg);
+}
+
+/*
+ * Raises the open-file soft limit to the hard limit and returns how many
+ * connections fit beside FD_RESERVE other descriptors (at least 16).
+ */
+static int64_t connections_that_fit(int64_t wanted)
+{
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) != 0)
+        return wanted;
+    if (rl.rlim_cur < rl.rlim_max) {
+        rlim_t before = rl.rlim_cur;
+        rl.rlim_cur = rl.rlim_max;
+        if (setrlimit(RLIMIT_NOFILE, &rl) == 0)
+            ds_log(DS_LOG_INFO, "raised the open-file limit from %llu to %llu", (unsigned long long)before,
+                   (unsigned long long)rl.rlim_max);
+        else
+            rl.rlim_cur = before;
+    }
+    if (rl.rlim_cur == RLIM_INFINITY)
+        return wanted;
+    int64_t fit = (int64_t)rl.rlim_cur > 2 * FD_RESERVE ? (int64_t)rl.rlim_cur - FD_RESERVE : (int64_t)rl.rlim_cur / 2;
+    if (fit < 16)
+        fit = 16;
+    if (wanted > fit) {
+        ds_log(DS_LOG_WARN,
+               "DUCKSTORE_MAX_CONNECTIONS %lld does not fit the open-file limit %llu (less %d for files); using %lld",
+               (long long)wanted, (unsigned long long)rl.rlim_cur, FD_RESERVE, (long long)fit);
+        return fit;
+    }
+    return wanted;
 }
 
 ds_status_t ds_rest_start(const ds_config_t *cfg, ds_err_t *err)
@@ -371,41 +709,81 @@ ds_status_t ds_rest_start(const ds_config_t *cfg, ds_err_t *err)
     memset(&ss, 0, sizeof(ss));
     if (!ds_parse_addr(cfg->http_addr, host, sizeof(host), &port))
         return ds_err_set(err, DS_INVALID_ARGUMENT, "DUCKSTORE_HTTP_ADDR: cannot parse \"%s\"", cfg->http_addr);
-    unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_THREAD_PER_CONNECTION | MHD_USE_ERROR_LOG;
-    socklen_t sl;
+    unsigned flags = MHD_USE_EPOLL_INTERNAL_THREAD | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG;
     struct sockaddr_in *in4 = (struct sockaddr_in *)&ss;
     struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)&ss;
     if (inet_pton(AF_INET, host, &in4->sin_addr) == 1) {
         in4->sin_family = AF_INET;
         in4->sin_port = htons((uint16_t)port);
-        sl = sizeof(*in4);
     } else if (inet_pton(AF_INET6, host, &in6->sin6_addr) == 1) {
         in6->sin6_family = AF_INET6;
         in6->sin6_port = htons((uint16_t)port);
-        sl = sizeof(*in6);
         flags |= MHD_USE_IPv6;
     } else {
         return ds_err_set(err, DS_INVALID_ARGUMENT, "DUCKSTORE_HTTP_ADDR: \"%s\" is not an IP address", host);
     }
-    (void)sl;
     max_body = cfg->max_json_bytes;
+    header_timeout_s = cfg->header_timeout;
     id_salt = (unsigned long long)time(NULL) * 2654435761ull ^ (unsigned long long)getpid();
-    daemon_ = MHD_start_daemon(flags, (uint16_t)port, NULL, NULL, on_request, NULL, MHD_OPTION_SOCK_ADDR, &ss,
-                               MHD_OPTION_NOTIFY_COMPLETED, on_completed, NULL, MHD_OPTION_CONNECTION_LIMIT,
-                               (unsigned)cfg->max_connections, MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)300,
-                               MHD_OPTION_EXTERNAL_LOGGER, on_mhd_error, NULL, MHD_OPTION_UNESCAPE_CALLBACK,
-                               unescape_url, NULL, MHD_OPTION_END);
-    if (!daemon_)
+    int64_t max_conns = connections_that_fit(cfg->max_connections);
+    pool = ds_pool_create((int)cfg->http_workers, (int)cfg->http_project_workers, "http-work", err);
+    if (!pool)
+        return err->status;
+    sweeper_stop = false;
+    if (pthread_create(&sweeper, NULL, sweeper_main, NULL) != 0) {
+        ds_pool_destroy(&pool);
+        return ds_err_set(err, DS_INTERNAL, "cannot start the HTTP connection sweeper thread");
+    }
+    sweeper_running = true;
+    pthread_setname_np(sweeper, "http-sweep");
+    /* A pool of one thread is no pool: libmicrohttpd then runs the single event loop itself. */
+    unsigned pool_size = cfg->http_threads > 1 ? (unsigned)cfg->http_threads : 0;
+    daemon_ = MHD_start_daemon(
+        flags, (uint16_t)port, NULL, NULL, on_request, NULL, MHD_OPTION_EXTERNAL_LOGGER, on_mhd_error, NULL,
+        MHD_OPTION_SOCK_ADDR, &ss, MHD_OPTION_NOTIFY_COMPLETED, on_completed, NULL, MHD_OPTION_NOTIFY_CONNECTION,
+        on_connection, NULL, MHD_OPTION_CONNECTION_LIMIT, (unsigned)max_conns, MHD_OPTION_PER_IP_CONNECTION_LIMIT,
+        (unsigned)cfg->max_connections_per_ip, MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)cfg->idle_timeout,
+        MHD_OPTION_THREAD_POOL_SIZE, pool_size, MHD_OPTION_LISTEN_BACKLOG_SIZE, (unsigned)4096,
+        MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)CONN_MEMORY, MHD_OPTION_UNESCAPE_CALLBACK, unescape_url, NULL,
+        MHD_OPTION_END);
+    if (!daemon_) {
+        ds_rest_stop();
         return ds_err_set(err, DS_UNAVAILABLE, "cannot listen on %s (address in use or not permitted)",
                           cfg->http_addr);
+    }
+    ds_metrics_gauge("duckstore_http_connections", "Open HTTP connections.", gauge_connections, NULL);
+    ds_metrics_gauge("duckstore_http_requests_queued", "HTTP requests waiting for a worker.", gauge_queued, NULL);
+    ds_metrics_gauge("duckstore_http_workers_busy", "HTTP workers running a request.", gauge_busy, NULL);
+    ds_log(DS_LOG_INFO,
+           "http: %lld event-loop thread(s), %lld workers (at most %lld per project), up to %lld connections "
+           "(%lld per address)",
+           (long long)(pool_size ? pool_size : 1), (long long)cfg->http_workers,
+           (long long)(cfg->http_project_workers < cfg->http_workers ? cfg->http_project_workers : cfg->http_workers),
+           (long long)max_conns, (long long)cfg->max_connections_per_ip);
     return DS_OK;
 }
 
 void ds_rest_stop(void)
 {
-    if (!daemon_)
-        return;
-    MHD_quiesce_daemon(daemon_);
-    MHD_stop_daemon(daemon_);
-    daemon_ = NULL;
+    /*
+     * Order matters: stop accepting; let every queued and running request
+     * finish and resume its connection (later ones are refused with 503);
+     * only then stop the event loops, which must find no suspended connection.
+     */
+    if (daemon_)
+        MHD_quiesce_daemon(daemon_);
+    ds_pool_shutdown(pool);
+    if (daemon_) {
+        MHD_stop_daemon(daemon_);
+        daemon_ = NULL;
+    }
+    ds_pool_destroy(&pool);
+    if (sweeper_running) {
+        pthread_mutex_lock(&conns_lock);
+        sweeper_stop = true;
+        pthread_cond_signal(&sweeper_cond);
+        pthread_mutex_unlock(&conns_lock);
+        pthread_join(sweeper, NULL);
+        sweeper_running = false;
+    }
 }

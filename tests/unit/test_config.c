@@ -65,7 +65,13 @@ Test(config, defaults_match_the_documented_values)
     cr_assert_eq(cfg.max_upload_bytes, 100LL << 30);
     cr_assert_eq(cfg.file_ttl, 15LL * 86400);
     cr_assert_eq(cfg.export_slice_bytes, 1LL << 30);
-    cr_assert_eq(cfg.max_connections, 1024);
+    cr_assert_eq(cfg.max_connections, 16384);
+    cr_assert_eq(cfg.max_connections_per_ip, 2048);
+    cr_assert_eq(cfg.http_threads, 2);
+    cr_assert_eq(cfg.http_workers, 16);
+    cr_assert_eq(cfg.http_project_workers, 8);
+    cr_assert_eq(cfg.header_timeout, 10);
+    cr_assert_eq(cfg.idle_timeout, 60);
     cr_assert_eq(cfg.grpc_max_recv_bytes, 16LL << 20);
     cr_assert_eq(cfg.grpc_max_send_bytes, 64LL << 20);
     cr_assert_eq(ds_config_validate(&cfg, &err), DS_OK, "defaults must validate: %s", err.message);

@@ -1,0 +1,237 @@
+/*
+ * pool.c - fixed worker pool with per-group fairness. See pool.h.
+ *
+ * A group lives while it has queued or running jobs and is freed by the last
+ * one out, so the table holds only groups in use. The run list holds each
+ * group that has a queued job and fewer than per_group running, once
+ * (in_run); a worker takes the head group's first job and, when that group can
+ * run more, puts it back at the tail: round-robin between groups, FIFO within.
+ * Invariant: g->in_run == (g->head != NULL && g->running < per_group).
+ */
+#include "core/pool.h"
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define N_BUCKETS 256
+
+typedef struct job {
+    struct job *next;
+    ds_pool_job_cb fn;
+    void *arg;
+} job_t;
+
+typedef struct group {
+    struct group *next;     /* hash chain */
+    struct group *run_next; /* run list */
+    char *name;
+    job_t *head, *tail;
+    int running;
+    bool in_run;
+} group_t;
+
+struct ds_pool {
+    pthread_mutex_t lock;
+    pthread_cond_t work;
+    group_t *buckets[N_BUCKETS];
+    group_t *run_head, *run_tail;
+    int per_group;
+    int n_threads;
+    pthread_t *threads;
+    bool stopping;
+    int64_t queued;
+    int64_t running;
+};
+
+static unsigned hash_name(const char *s)
+{
+    unsigned h = 2166136261u;
+    for (; *s; s++)
+        h = (h ^ (unsigned char)*s) * 16777619u;
+    return h % N_BUCKETS;
+}
+
+static void run_push(ds_pool_t *p, group_t *g)
+{
+    g->in_run = true;
+    g->run_next = NULL;
+    if (p->run_tail)
+        p->run_tail->run_next = g;
+    else
+        p->run_head = g;
+    p->run_tail = g;
+}
+
+static group_t *run_pop(ds_pool_t *p)
+{
+    group_t *g = p->run_head;
+    p->run_head = g->run_next;
+    if (!p->run_head)
+        p->run_tail = NULL;
+    g->in_run = false;
+    return g;
+}
+
+static void group_free_if_unused(ds_pool_t *p, group_t *g)
+{
+    if (g->head || g->running || g->in_run)
+        return;
+    group_t **pp = &p->buckets[hash_name(g->name)];
+    while (*pp != g)
+        pp = &(*pp)->next;
+    *pp = g->next;
+    free(g->name);
+    free(g);
+}
+
+static void *worker_main(void *arg)
+{
+    ds_pool_t *p = arg;
+    pthread_mutex_lock(&p->lock);
+    for (;;) {
+        while (!p->run_head && !(p->stopping && p->queued == 0))
+            pthread_cond_wait(&p->work, &p->lock);
+        if (!p->run_head)
+            break;
+        group_t *g = run_pop(p);
+        job_t *j = g->head;
+        g->head = j->next;
+        if (!g->head)
+            g->tail = NULL;
+        g->running++;
+        p->queued--;
+        p->running++;
+        if (g->head && g->running < p->per_group)
+            run_push(p, g);
+        pthread_mutex_unlock(&p->lock);
+        j->fn(j->arg);
+        free(j);
+        pthread_mutex_lock(&p->lock);
+        p->running--;
+        g->running--;
+        if (g->head && !g->in_run) {
+            run_push(p, g);
+            pthread_cond_signal(&p->work);
+        }
+        group_free_if_unused(p, g);
+        if (p->stopping && p->queued == 0)
+            pthread_cond_broadcast(&p->work);
+    }
+    pthread_mutex_unlock(&p->lock);
+    return NULL;
+}
+
+ds_pool_t *ds_pool_create(int workers, int per_group, const char *name, ds_err_t *err)
+{
+    if (workers < 1)
+        workers = 1;
+    ds_pool_t *p = calloc(1, sizeof(*p));
+    if (!p || !(p->threads = calloc((size_t)workers, sizeof(pthread_t)))) {
+        free(p);
+        ds_err_set(err, DS_INTERNAL, "out of memory creating the %s pool", name);
+        return NULL;
+    }
+    pthread_mutex_init(&p->lock, NULL);
+    pthread_cond_init(&p->work, NULL);
+    p->per_group = per_group < 1 ? 1 : per_group > workers ? workers : per_group;
+    for (int i = 0; i < workers; i++) {
+        if (pthread_create(&p->threads[i], NULL, worker_main, p) != 0) {
+            ds_err_set(err, DS_INTERNAL, "cannot start worker thread %d of the %s pool", i + 1, name);
+            ds_pool_destroy(&p);
+            return NULL;
+        }
+        p->n_threads++;
+        char tname[32];
+        snprintf(tname, sizeof(tname), "%.9s-%d", name, i % 100000);
+        tname[15] = '\0';
+        pthread_setname_np(p->threads[i], tname);
+    }
+    return p;
+}
+
+ds_status_t ds_pool_submit(ds_pool_t *p, const char *group, ds_pool_job_cb fn, void *arg, ds_err_t *err)
+{
+    job_t *j = malloc(sizeof(*j));
+    if (!j)
+        return ds_err_set(err, DS_INTERNAL, "out of memory queueing a request");
+    *j = (job_t){.fn = fn, .arg = arg};
+    unsigned h = hash_name(group);
+    pthread_mutex_lock(&p->lock);
+    if (p->stopping) {
+        pthread_mutex_unlock(&p->lock);
+        free(j);
+        return ds_err_set(err, DS_UNAVAILABLE, "the server is shutting down");
+    }
+    group_t *g = p->buckets[h];
+    while (g && strcmp(g->name, group) != 0)
+        g = g->next;
+    if (!g) {
+        g = calloc(1, sizeof(*g));
+        if (!g || !(g->name = strdup(group))) {
+            free(g);
+            pthread_mutex_unlock(&p->lock);
+            free(j);
+            return ds_err_set(err, DS_INTERNAL, "out of memory queueing a request");
+        }
+        g->next = p->buckets[h];
+        p->buckets[h] = g;
+    }
+    if (g->tail)
+        g->tail->next = j;
+    else
+        g->head = j;
+    g->tail = j;
+    p->queued++;
+    if (!g->in_run && g->running < p->per_group) {
+        run_push(p, g);
+        pthread_cond_signal(&p->work);
+    }
+    pthread_mutex_unlock(&p->lock);
+    return DS_OK;
+}
+
+void ds_pool_shutdown(ds_pool_t *p)
+{
+    if (!p)
+        return;
+    pthread_mutex_lock(&p->lock);
+    p->stopping = true;
+    pthread_cond_broadcast(&p->work);
+    pthread_mutex_unlock(&p->lock);
+    for (int i = 0; i < p->n_threads; i++)
+        pthread_join(p->threads[i], NULL);
+    /* Workers leave only when nothing is queued, so every group is gone. */
+    p->n_threads = 0;
+}
+
+void ds_pool_destroy(ds_pool_t **pp)
+{
+    if (!pp || !*pp)
+        return;
+    ds_pool_t *p = *pp;
+    ds_pool_shutdown(p);
+    pthread_cond_destroy(&p->work);
+    pthread_mutex_destroy(&p->lock);
+    free(p->threads);
+    free(p);
+    *pp = NULL;
+}
+
+int64_t ds_pool_queued(ds_pool_t *p)
+{
+    pthread_mutex_lock(&p->lock);
+    int64_t n = p->queued;
+    pthread_mutex_unlock(&p->lock);
+    return n;
+}
+
+int64_t ds_pool_running(ds_pool_t *p)
+{
+    pthread_mutex_lock(&p->lock);
+    int64_t n = p->running;
+    pthread_mutex_unlock(&p->lock);
+    return n;
+}

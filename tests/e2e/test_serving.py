@@ -1,0 +1,341 @@
+"""Serving under hostile load: event-loop threads, header and idle timeouts, per-address cap,
+fairness between projects, /metrics that junk cannot corrupt.
+
+The server runs a fixed set of threads whatever the number of connections; idle connections
+cost a socket and a little memory, not a thread. These tests hold thousands of connections from
+several loopback addresses (127.0.0.0/8 is all loopback on Linux), so the per-address cap is
+exercised separately from the total.
+"""
+
+import http.client
+import re
+import resource
+import socket
+import statistics
+import threading
+import time
+
+import pytest
+
+from data_helpers import Proj, csv_text
+from e2e_lib import create_project, expect, get_metrics, project_api
+
+HEADER_TIMEOUT = 3
+IDLE_TIMEOUT = 30
+HTTP_THREADS = 2
+HTTP_WORKERS = 8
+DUCKDB_THREADS = 2
+
+
+def raise_fd_limit():
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft < hard:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    return resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+
+
+def threads_of(server):
+    with open(f"/proc/{server.proc.pid}/status") as f:
+        for line in f:
+            if line.startswith("Threads:"):
+                return int(line.split()[1])
+    raise AssertionError("no Threads line")
+
+
+def thread_bound(workers=HTTP_WORKERS, http_threads=HTTP_THREADS, duckdb=DUCKDB_THREADS):
+    """The bound docs/operations.md states (gRPC off): HTTP threads + workers + sweeper, DuckDB + 2."""
+    return http_threads + workers + 1 + duckdb + 2
+
+
+def open_conn(port, src, timeout=10.0):
+    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")
+    s.bind((src, 0))
+    s.settimeout(timeout)
+    s.connect(("127.0.0.1", port))
+    return s
+
+
+def is_closed(s):
+    """True when the server closed the connection (EOF or reset); False while it is open and silent."""
+    s.setblocking(False)
+    try:
+        data = s.recv(4096)
+    except BlockingIOError:
+        return False
+    except (ConnectionResetError, BrokenPipeError):
+        return True
+    finally:
+        s.setblocking(True)
+    return data == b"" or data.startswith(b"HTTP/1.1 4")
+
+
+def timed_health(port):
+    t0 = time.monotonic()
+    c = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    c.request("GET", "/health")
+    r = c.getresponse()
+    r.read()
+    c.close()
+    assert r.status == 200
+    return time.monotonic() - t0
+
+
+def serving_env(**extra):
+    env = {
+        "DUCKSTORE_HEADER_TIMEOUT": str(HEADER_TIMEOUT),
+        "DUCKSTORE_IDLE_TIMEOUT": str(IDLE_TIMEOUT),
+        "DUCKSTORE_HTTP_THREADS": str(HTTP_THREADS),
+        "DUCKSTORE_HTTP_WORKERS": str(HTTP_WORKERS),
+        "DUCKSTORE_THREADS": str(DUCKDB_THREADS),
+        "DUCKSTORE_MAX_CONNECTIONS_PER_IP": "1000",
+    }
+    env.update({k: str(v) for k, v in extra.items()})
+    return env
+
+
+def test_idle_and_slowloris_connections_do_not_stop_service(server_factory):
+    limit = raise_fd_limit()
+    n_slow = 1000
+    n_idle = min(10000, limit - n_slow - 500)
+    assert n_idle >= 5000, f"the test process may open only {limit} files; it needs about 11,500"
+    server = server_factory(env=serving_env())
+    admin = server.api()
+    # Warm up: the first project and table make DuckDB start whatever threads it keeps.
+    p = Proj(server, admin, "warm")
+    p.create_table("t", ["id", "v"])
+    p.table("t")
+    threads_before = threads_of(server)
+    assert threads_before <= thread_bound(), f"{threads_before} threads at rest, bound {thread_bound()}"
+
+    idle, slow = [], []
+    try:
+        # 10,000 idle connections from 127.0.0.10-29 (500 each, under the per-address cap of 1000).
+        for i in range(n_idle):
+            idle.append(open_conn(server.port, f"127.0.0.{10 + i % 20}"))
+        # 1,000 slowloris connections from 127.0.1.1-2: a request begun, a header byte now and then.
+        for i in range(n_slow):
+            s = open_conn(server.port, f"127.0.1.{1 + i % 2}")
+            s.sendall(b"GET /health HTTP/1.1\r\nHost: x\r\nX-Slow: ")
+            slow.append(s)
+        slow_started = time.monotonic()
+        stop = threading.Event()
+
+        def drip():
+            while not stop.is_set():
+                for s in slow:
+                    try:
+                        s.send(b"a")
+                    except OSError:
+                        pass
+                stop.wait(0.5)
+
+        dripper = threading.Thread(target=drip, daemon=True)
+        dripper.start()
+        try:
+            time.sleep(0.5)
+            # /health answers fast, from a fresh connection each time.
+            lat = [timed_health(server.port) for _ in range(30)]
+            assert statistics.median(lat) < 0.050, f"/health median {statistics.median(lat) * 1000:.1f} ms: {lat}"
+            assert max(lat) < 0.250, f"/health slowest {max(lat) * 1000:.1f} ms: {lat}"
+            # A real authenticated request: a new project, bucket, table, then its ObjectInfo.
+            q = Proj(server, admin, "busy")
+            q.create_table("t", ["id", "v"])
+            t0 = time.monotonic()
+            info = q.table("t")
+            assert info["name"] == "t"
+            assert time.monotonic() - t0 < 1.0
+            # No thread per connection: the count is what it was with no connection.
+            during = threads_of(server)
+            assert during <= thread_bound(), f"{during} threads with {n_idle + n_slow} connections"
+            assert during == threads_before, f"threads went from {threads_before} to {during} under connections"
+            conns = [v for n, l, v in get_metrics(admin) if n == "duckstore_http_connections"]
+            assert conns and conns[0] >= n_idle + n_slow, f"duckstore_http_connections {conns}"
+
+            # Slowloris connections are not closed before their header time is up ...
+            early = time.monotonic() - slow_started
+            if early < HEADER_TIMEOUT - 0.5:
+                assert not any(is_closed(s) for s in slow[:50]), f"slow connections closed after {early:.1f}s"
+            # ... and all are closed soon after it (the sweeper looks once a second).
+            deadline = slow_started + HEADER_TIMEOUT + 6
+            open_slow = list(slow)
+            while open_slow and time.monotonic() < deadline:
+                open_slow = [s for s in open_slow if not is_closed(s)]
+                time.sleep(0.25)
+            assert not open_slow, f"{len(open_slow)} slowloris connections still open after {HEADER_TIMEOUT + 6}s"
+        finally:
+            stop.set()
+            dripper.join()
+
+        # Idle connections are not slow headers: all still open.
+        still = sum(1 for s in idle if not is_closed(s))
+        assert still == len(idle), f"{len(idle) - still} idle connections closed before the idle timeout"
+        # After the idle timeout they are closed.
+        deadline = time.monotonic() + IDLE_TIMEOUT + 10
+        open_idle = list(idle)
+        while open_idle and time.monotonic() < deadline:
+            open_idle = [s for s in open_idle if not is_closed(s)]
+            time.sleep(0.5)
+        assert not open_idle, f"{len(open_idle)} idle connections open {IDLE_TIMEOUT + 10}s after the idle timeout"
+        assert timed_health(server.port) < 0.25
+        assert threads_of(server) == threads_before
+    finally:
+        for s in idle + slow:
+            s.close()
+
+
+def test_per_address_cap_refuses_the_connection_over_it(server_factory):
+    server = server_factory(env=serving_env(DUCKSTORE_MAX_CONNECTIONS_PER_IP=5))
+    held = [open_conn(server.port, "127.0.2.1") for _ in range(5)]
+    try:
+        time.sleep(0.3)
+        assert not any(is_closed(s) for s in held)
+        extra = open_conn(server.port, "127.0.2.1")
+        # The server accepts and closes at once: EOF or reset, never an answer.
+        extra.settimeout(5)
+        try:
+            extra.sendall(b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n")
+            got = extra.recv(4096)
+        except (ConnectionResetError, BrokenPipeError):
+            got = b""
+        assert got == b"", f"the 6th connection from one address was served: {got[:100]!r}"
+        extra.close()
+        # Another address is not affected, and a freed slot can be reused.
+        assert timed_health(server.port) < 0.25
+        held.pop().close()
+        time.sleep(0.3)
+        again = open_conn(server.port, "127.0.2.1")
+        again.sendall(b"GET /health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        assert again.recv(4096).startswith(b"HTTP/1.1 200")
+        again.close()
+    finally:
+        for s in held:
+            s.close()
+
+
+def test_long_imports_in_one_project_do_not_delay_another(server_factory):
+    server = server_factory(env=serving_env(DUCKSTORE_HTTP_WORKERS=4, DUCKSTORE_HTTP_PROJECT_WORKERS=2))
+    admin = server.api()
+    a = Proj(server, admin, "flood")
+    a.create_table("big", ["id", "payload"])
+    data = csv_text([[str(i), "x" * 40] for i in range(400_000)], header=["id", "payload"])
+    fid = a.upload("in/big.csv", data)["id"]
+    b = Proj(server, admin, "calm")
+    b.create_table("t", ["id", "v"])
+    b.table("t")
+
+    n_flood = 16
+    done = []
+    started = time.monotonic()
+
+    def flood(i):
+        r = a.api.post(a.tpath("big") + "/import/file", {"file_id": fid, "incremental": True})
+        done.append((time.monotonic(), r.status_code))
+
+    ts = [threading.Thread(target=flood, args=(i,), daemon=True) for i in range(n_flood)]
+    for t in ts:
+        t.start()
+    time.sleep(0.5)
+    reads, health, busy, queued = [], [], [], []
+    while any(t.is_alive() for t in ts) and len(reads) < 40:
+        t0 = time.monotonic()
+        expect(b.api.get(b.tpath("t")), 200)
+        reads.append(time.monotonic() - t0)
+        health.append(timed_health(server.port))
+        # A worker counts as busy until just after its answer went out: give the read's a moment.
+        time.sleep(0.05)
+        m = get_metrics(admin)
+        # The /metrics request itself holds one worker while it renders.
+        busy.append(next(v for n, _, v in m if n == "duckstore_http_workers_busy") - 1)
+        queued.append(next(v for n, _, v in m if n == "duckstore_http_requests_queued"))
+    for t in ts:
+        t.join(120)
+    flood_secs = max(t for t, _ in done) - started
+    assert all(st == 200 for _, st in done), f"flood imports: {[st for _, st in done]}"
+    assert len(done) == n_flood
+    # The flood kept every worker of its share busy long enough to matter ...
+    assert flood_secs > 2.0, f"the flood took only {flood_secs:.1f}s; make it heavier"
+    assert len(reads) >= 5, f"only {len(reads)} reads happened during the flood"
+    # ... yet the other project's reads and /health never waited for it.
+    # (Without the per-project share, a read would queue behind the flood's waiting imports for
+    # seconds. The bounds leave room for CPU contention on a small, shared or sanitized build.)
+    assert statistics.median(reads) < 0.2, f"reads of another project: {reads}"
+    assert max(reads) < min(1.5, flood_secs / 4), f"reads of another project took up to {max(reads):.2f}s: {reads}"
+    assert statistics.median(health) < 0.050, f"/health during the flood: {health}"
+    # The flood's project never held more than its 2 workers; the rest of its requests waited
+    # in its queue without a thread.
+    assert max(busy) <= 2, f"workers busy during the flood (besides /metrics): {busy}"
+    assert max(queued) >= 1, f"the flood never queued: {queued}"
+
+
+STRICT_LINE = re.compile(
+    r'^[a-zA-Z_:][a-zA-Z0-9_:]*'
+    r'(\{([a-zA-Z_][a-zA-Z0-9_]*="(?:[^"\\\n]|\\[\\"n])*")(,[a-zA-Z_][a-zA-Z0-9_]*="(?:[^"\\\n]|\\[\\"n])*")*\})?'
+    r' [-+]?(?:[0-9]*\.?[0-9]+(?:[eE][-+]?[0-9]+)?|\+Inf|-Inf|NaN)$'
+)
+
+
+def strict_prometheus(text):
+    """Every line is a HELP/TYPE comment or a well-formed sample; returns the series lines."""
+    assert text.endswith("\n")
+    samples = []
+    for line in text.split("\n")[:-1]:
+        if line.startswith("# HELP ") or line.startswith("# TYPE "):
+            continue
+        assert STRICT_LINE.match(line), f"not Prometheus text format: {line!r}"
+        samples.append(line)
+    return samples
+
+
+def raw_request(port, data):
+    s = socket.create_connection(("127.0.0.1", port), timeout=10)
+    try:
+        s.sendall(data)
+        got = b""
+        while True:
+            chunk = s.recv(65536)
+            if not chunk:
+                break
+            got += chunk
+            if b"\r\n\r\n" in got:
+                head, _, body = got.partition(b"\r\n\r\n")
+                m = re.search(rb"Content-Length: (\d+)", head, re.I)
+                if m and len(body) >= int(m.group(1)):
+                    break
+        return got
+    finally:
+        s.close()
+
+
+def test_junk_methods_neither_corrupt_metrics_nor_add_series(server_factory):
+    server = server_factory()
+    admin = server.api()
+    create_project(admin, "m")
+    expect(admin.get("/projects/m"), 200)
+
+    def series():
+        r = admin.get("/metrics")
+        assert r.status_code == 200
+        return [l for l in strict_prometheus(r.text) if l.startswith("duckstore_http_requests_total{")]
+
+    # One junk request first, so the single series junk may use exists.
+    for path in ("/health", "/nope"):
+        raw_request(server.port, f"BREW {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n".encode())
+    before = series()
+    methods = ['X"Y', "A\\B", "M{a=1}", "Q,R", "LONGMETHODNAME" * 3, "get", "PUTT", "DELET"]
+    methods += [f"J{i}" for i in range(300)]
+    for m in methods:
+        for path in ("/health", "/nope"):
+            raw_request(server.port, f"{m} {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n".encode())
+    after = series()
+    # Only counts changed: the same label sets, none naming a junk method.
+    label_sets = lambda lines: sorted(l.rsplit(" ", 1)[0] for l in lines)  # noqa: E731
+    new = set(label_sets(after)) - set(label_sets(before))
+    # /metrics itself may add its own series (GET /metrics 200) on the first call only.
+    assert all('route="/metrics"' in l for l in new), f"junk methods added series: {sorted(new)}"
+    for line in after:
+        method = re.search(r'method="([^"]*)"', line).group(1)
+        assert method in ("GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS", "other"), line
+    samples = get_metrics(admin)
+    junk = sum(v for n, l, v in samples if n == "duckstore_http_requests_total" and l.get("method") == "other")
+    assert junk >= len(methods) * 2, f"junk requests not counted under method=\"other\": {junk}"
