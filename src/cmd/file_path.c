@@ -73,7 +73,7 @@ ds_status_t ds_files_confine(const char *root, const char *rel, bool may_be_miss
                              ds_err_t *err)
 {
     char rroot[PATH_MAX], cur[PATH_MAX], cand[PATH_MAX], res[PATH_MAX];
-    if (!root || !rel) /* a path the caller's arena could not build */
+    if (!root) /* a path the caller's arena could not build (a NULL rel is refused below) */
         return ds_err_set(err, DS_UNAVAILABLE, "out of memory while building a path of the file store; nothing was changed");
     ds_status_t st = check_rel(rel, err);
     if (st != DS_OK)
