@@ -2,18 +2,26 @@
  * dispatch.c - the storage-driver dispatcher: DriverRequest in, DriverResponse
  * out, through ONE table of command handlers (see dispatch.h for the design).
  *
- * Order of checks, so each failure is reported as what it is:
- *   1. the envelope decodes (else INVALID_ARGUMENT "malformed DriverRequest");
+ * Order of checks, so each failure is reported as what it is and nothing of
+ * the command is decoded for a caller who is not authenticated:
+ *   1. the envelope decodes with the command left packed (split_envelope:
+ *      every field but DriverRequest.command is decoded; the command's Any is
+ *      only located), else INVALID_ARGUMENT "malformed DriverRequest";
  *   2. it has a command whose type URL names a message in the table (else
  *      UNIMPLEMENTED naming the type); a table entry without a handler is a
  *      protocol command whose capability duckstore lacks (UNIMPLEMENTED naming
  *      the command and the missing capability);
- *   3. the command decodes with its entry's descriptor (else INVALID_ARGUMENT);
- *   4. the credentials: GenericBackendCredentials, key = secret, or principal
+ *   3. the credentials: GenericBackendCredentials, key = secret, or principal
  *      when secret is empty, or the transport's "authorization: Bearer <key>"
- *      (gRPC metadata); both given must agree (else UNAUTHENTICATED);
- *      project = host;
- *   5. the handler, which calls ds_cmd_* (they authorize admin vs project key).
+ *      (gRPC metadata, or the bridge's Authorization header); both given must
+ *      agree (else UNAUTHENTICATED); project = host;
+ *   4. the key is the admin key or a project's key (ds_cmd_authenticate, else
+ *      UNAUTHENTICATED "invalid API key");
+ *   5. only now the command is bounds-checked (pbcheck) and decoded with its
+ *      entry's descriptor (else INVALID_ARGUMENT), and its handler runs; it
+ *      calls ds_cmd_* (they authorize admin vs project key per project).
+ * Steps 1-4 are ds_driver_prepare (cheap: the transports run it before a
+ * call takes a worker, and learn the caller for fairness), step 5 ds_driver_run.
  *
  * The handlers of backend, project, bucket, table and info commands are here;
  * those of table data and schema changes are in dispatch_data.c. Both sets are
@@ -490,7 +498,7 @@ static ds_status_t h_list_schemas(ds_drv_t *d)
 
 /* ---- the table ---- */
 
-typedef struct {
+typedef struct ds_drv_entry {
     const ProtobufCMessageDescriptor *command;
     ds_drv_handler_fn handler; /* NULL: duckstore lacks the capability named by missing */
     const char *missing;
@@ -670,34 +678,198 @@ static ds_status_t read_credentials(ds_drv_t *d, const pb_driver_request_t *req,
     return DS_OK;
 }
 
-static ds_status_t run(ds_drv_t *d, const uint8_t *data, size_t len, const char *authorization,
-                       ds_driver_result_t *out)
+/* ---- the envelope, read without decoding the command ---- */
+
+/* Reads a varint at *p (< end); false when truncated or longer than 10 bytes. */
+static bool wire_varint(const uint8_t **p, const uint8_t *end, uint64_t *v)
 {
+    uint64_t x = 0;
+    for (unsigned shift = 0; shift < 70 && *p < end; shift += 7) {
+        uint8_t b = *(*p)++;
+        x |= (uint64_t)(b & 0x7f) << shift;
+        if (!(b & 0x80)) {
+            *v = x;
+            return true;
+        }
+    }
+    return false;
+}
+
+/*
+ * Walks one field at *p: its number, and for a length-delimited field its
+ * payload (*val, *val_len). *p moves past the field. false when malformed.
+ */
+static bool wire_field(const uint8_t **p, const uint8_t *end, uint32_t *number, const uint8_t **val, size_t *val_len)
+{
+    uint64_t key, n;
+    if (!wire_varint(p, end, &key) || (key >> 3) == 0 || (key >> 3) > 0x1fffffff)
+        return false;
+    *number = (uint32_t)(key >> 3);
+    *val = NULL;
+    *val_len = 0;
+    switch (key & 7) {
+    case 0:
+        return wire_varint(p, end, &n);
+    case 1:
+        n = 8;
+        break;
+    case 5:
+        n = 4;
+        break;
+    case 2:
+        if (!wire_varint(p, end, &n))
+            return false;
+        *val = *p;
+        *val_len = (size_t)n;
+        break;
+    default: /* groups are not part of this protocol */
+        return false;
+    }
+    if (n > (uint64_t)(end - *p))
+        return false;
+    *p += n;
+    return true;
+}
+
+/*
+ * Splits a serialized DriverRequest: *rest gets every field except the
+ * command (arena copy, to be decoded as the envelope), *cmd and *cmd_len the
+ * command's Any still packed (pointing into data). false when malformed or
+ * when the command appears more than once (*twice set).
+ */
+static bool split_envelope(ds_drv_t *d, const uint8_t *data, size_t len, uint8_t **rest, size_t *rest_len,
+                           const uint8_t **cmd, size_t *cmd_len, bool *twice)
+{
+    const uint8_t *p = data, *end = data + len;
+    uint8_t *out = ds_arena_alloc(d->ctx->arena, 1);
+    size_t n_out = 0, cap = 1;
+    *cmd = NULL;
+    *cmd_len = 0;
+    *twice = false;
+    while (out && p < end) {
+        const uint8_t *at = p, *val;
+        size_t val_len;
+        uint32_t number;
+        if (!wire_field(&p, end, &number, &val, &val_len))
+            return false;
+        if (number == 2 && val) {
+            if (*cmd) {
+                *twice = true;
+                return false;
+            }
+            *cmd = val;
+            *cmd_len = val_len;
+            continue;
+        }
+        size_t n = (size_t)(p - at);
+        if (n_out + n > cap) {
+            /* Only the small fields are copied; the command never is. */
+            size_t want = (n_out + n) * 2;
+            uint8_t *grown = ds_arena_alloc(d->ctx->arena, want);
+            if (!grown)
+                return false;
+            memcpy(grown, out, n_out);
+            out = grown;
+            cap = want;
+        }
+        memcpy(out + n_out, at, n);
+        n_out += n;
+    }
+    if (!out)
+        return false;
+    *rest = out;
+    *rest_len = n_out;
+    return true;
+}
+
+/* The type URL (arena, NUL-free prefix) and packed value of a serialized Any; false when malformed. */
+static bool read_any(ds_drv_t *d, const uint8_t *any, size_t len, const char **type_url, const uint8_t **value,
+                     size_t *value_len)
+{
+    const uint8_t *p = any, *end = any + len;
+    *type_url = "";
+    *value = (const uint8_t *)"";
+    *value_len = 0;
+    while (p < end) {
+        const uint8_t *val;
+        size_t val_len;
+        uint32_t number;
+        if (!wire_field(&p, end, &number, &val, &val_len))
+            return false;
+        if (number == 1 && val) {
+            if (!(*type_url = ds_arena_strndup(d->ctx->arena, (const char *)val, val_len)))
+                return false;
+        } else if (number == 2 && val) {
+            *value = val;
+            *value_len = val_len;
+        }
+    }
+    return true;
+}
+
+/*
+ * Steps 1-4 of the order at the top: the envelope (the command stays packed),
+ * the command's type, the credentials, and the key checked against the admin
+ * key and the project keys. Nothing of the command is decoded here.
+ */
+static ds_status_t prepare(ds_driver_call_t *dc, const uint8_t *data, size_t len, const char *authorization)
+{
+    ds_drv_t *d = &dc->d;
     ds_err_t *err = &d->ctx->err;
     ProtobufCAllocator alloc = arena_allocator(d->ctx->arena);
-    TRY(ds_pb_check(&keboola__storage_driver__command__common__driver_request__descriptor, data, len, NULL, "", err));
-    const pb_driver_request_t *req = (const void *)protobuf_c_message_unpack(
-        &keboola__storage_driver__command__common__driver_request__descriptor, &alloc, len, data);
+    const ProtobufCMessageDescriptor *env = &keboola__storage_driver__command__common__driver_request__descriptor;
+    /* The envelope's own fields only: an Any is opaque to the check. */
+    TRY(ds_pb_check(env, data, len, NULL, "", err));
+    uint8_t *rest = NULL;
+    size_t rest_len = 0;
+    const uint8_t *cmd = NULL;
+    size_t cmd_len = 0;
+    bool twice = false;
+    if (!split_envelope(d, data, len, &rest, &rest_len, &cmd, &cmd_len, &twice)) {
+        if (twice)
+            return ds_err_setf(err, DS_INVALID_ARGUMENT, "command", "DriverRequest.command appears more than once");
+        return ds_err_set(err, DS_INVALID_ARGUMENT, "malformed DriverRequest (%zu bytes do not decode)", len);
+    }
+    const pb_driver_request_t *req = (const void *)protobuf_c_message_unpack(env, &alloc, rest_len, rest);
     if (!req)
         return ds_err_set(err, DS_INVALID_ARGUMENT, "malformed DriverRequest (%zu bytes do not decode)", len);
-    if (!req->command)
+    if (!cmd)
         return ds_err_setf(err, DS_INVALID_ARGUMENT, "command", "DriverRequest.command is missing");
-    const char *name = type_name(req->command->type_url);
+    const char *url;
+    if (!read_any(d, cmd, cmd_len, &url, &dc->cmd, &dc->cmd_len))
+        return ds_err_set(err, DS_INVALID_ARGUMENT, "malformed DriverRequest (%zu bytes do not decode)", len);
+    const char *name = type_name(url);
     if (!*name)
         return ds_err_setf(err, DS_INVALID_ARGUMENT, "command", "DriverRequest.command has no type URL");
     const ds_drv_entry_t *e = find_command(name);
     if (!e)
         return ds_err_set(err, DS_UNSUPPORTED, "unsupported command type \"%.200s\"", name);
-    out->command = e->command->name;
+    dc->entry = e;
+    dc->command = e->command->name;
     if (!e->handler)
         return ds_err_set(err, DS_UNSUPPORTED, "%s is not supported by duckstore: it needs %s", short_name(name),
                           e->missing);
-    TRY(ds_pb_check(e->command, req->command->value.data, req->command->value.len, NULL, "command", err));
-    d->cmd = protobuf_c_message_unpack(e->command, &alloc, req->command->value.len, req->command->value.data);
+    TRY(read_credentials(d, req, authorization, &alloc));
+    bool admin = false;
+    char owner[DS_PROJECT_ID_MAX + 1];
+    TRY(ds_cmd_authenticate(d->ctx, &admin, owner));
+    /* One project's key is one caller; the admin key counts once per project it acts on. */
+    snprintf(dc->caller, sizeof(dc->caller), "%s:%s", admin ? "admin" : "project", admin ? d->project : owner);
+    return DS_OK;
+}
+
+/* Step 5: the command decoded (bounds checked first), then its handler. */
+static ds_status_t run(ds_driver_call_t *dc)
+{
+    ds_drv_t *d = &dc->d;
+    const ds_drv_entry_t *e = dc->entry;
+    ds_err_t *err = &d->ctx->err;
+    ProtobufCAllocator alloc = arena_allocator(d->ctx->arena);
+    TRY(ds_pb_check(e->command, dc->cmd, dc->cmd_len, NULL, "command", err));
+    d->cmd = protobuf_c_message_unpack(e->command, &alloc, dc->cmd_len, dc->cmd);
     if (!d->cmd)
         return ds_err_setf(err, DS_INVALID_ARGUMENT, "command", "malformed %s (the command does not decode)",
                            e->command->name);
-    TRY(read_credentials(d, req, authorization, &alloc));
     return e->handler(d);
 }
 
@@ -748,14 +920,13 @@ static Google__Protobuf__Any *pack_any(ds_drv_t *d, const ProtobufCMessage *m)
     return any;
 }
 
-void ds_driver_execute(ds_ctx_t *ctx, const uint8_t *data, size_t len, const char *authorization,
-                       ds_driver_result_t *out)
+/* Renders the outcome st of dc (ctx->err on failure) as *out: status, message, serialized DriverResponse. */
+static void respond(ds_driver_call_t *dc, ds_status_t st, ds_driver_result_t *out)
 {
+    ds_drv_t *d = &dc->d;
+    ds_ctx_t *ctx = d->ctx;
     memset(out, 0, sizeof(*out));
-    ds_drv_t d = {.ctx = ctx, .project = ""};
-    ctx->key = NULL; /* only the request's credentials authenticate a driver command */
-    ds_err_clear(&ctx->err);
-    ds_status_t st = run(&d, data ? data : (const uint8_t *)"", len, authorization, out);
+    out->command = dc->command;
     out->status = st;
     pb_driver_response_t resp = KEBOOLA__STORAGE_DRIVER__COMMAND__COMMON__DRIVER_RESPONSE__INIT;
     if (st != DS_OK) {
@@ -765,21 +936,21 @@ void ds_driver_execute(ds_ctx_t *ctx, const uint8_t *data, size_t len, const cha
         out->keboola_code = ds_err_keboola(&ctx->err);
         snprintf(out->message, sizeof(out->message), "[%d] %s", out->keboola_code, ctx->err.message);
         utf8_sanitize(out->message);
-        d.resp = NULL;
-        if (d.n_log == DS_DRV_MAX_LOG)
-            d.n_log--;
-        ds_drv_log(&d, DS_DRV_LOG_ERROR, "%s", out->message);
-        if (d.n_log > 0 && d.log[d.n_log - 1]->level == DS_DRV_LOG_ERROR)
-            d.log[d.n_log - 1]->context = error_context(&d, &ctx->err, out->keboola_code);
+        d->resp = NULL;
+        if (d->n_log == DS_DRV_MAX_LOG)
+            d->n_log--;
+        ds_drv_log(d, DS_DRV_LOG_ERROR, "%s", out->message);
+        if (d->n_log > 0 && d->log[d->n_log - 1]->level == DS_DRV_LOG_ERROR)
+            d->log[d->n_log - 1]->context = error_context(d, &ctx->err, out->keboola_code);
     }
-    if (d.resp && !(resp.commandresponse = pack_any(&d, d.resp))) {
+    if (d->resp && !(resp.commandresponse = pack_any(d, d->resp))) {
         ds_log(DS_LOG_ERROR, "driver: out of memory packing the response of %s", out->command ? out->command : "?");
         out->status = DS_INTERNAL;
         snprintf(out->message, sizeof(out->message), "[0] out of memory");
         return;
     }
-    resp.n_messages = d.n_log;
-    resp.messages = d.log;
+    resp.n_messages = d->n_log;
+    resp.messages = d->log;
     size_t n = protobuf_c_message_get_packed_size(&resp.base);
     out->response = ds_arena_alloc(ctx->arena, n ? n : 1);
     if (!out->response) {
@@ -788,6 +959,45 @@ void ds_driver_execute(ds_ctx_t *ctx, const uint8_t *data, size_t len, const cha
         return;
     }
     out->response_len = protobuf_c_message_pack(&resp.base, out->response);
+}
+
+ds_status_t ds_driver_prepare(ds_driver_call_t *dc, ds_ctx_t *ctx, const uint8_t *data, size_t len,
+                              const char *authorization)
+{
+    memset(dc, 0, sizeof(*dc));
+    dc->d.ctx = ctx;
+    dc->d.project = "";
+    ctx->key = NULL; /* only the request's credentials authenticate a driver command */
+    ds_err_clear(&ctx->err);
+    dc->status = prepare(dc, data ? data : (const uint8_t *)"", len, authorization);
+    return dc->status;
+}
+
+void ds_driver_run(ds_driver_call_t *dc, ds_driver_result_t *out)
+{
+    ds_status_t st = dc->status;
+    if (st == DS_OK && dc->entry)
+        st = run(dc);
+    else if (st == DS_OK)
+        st = ds_err_set(&dc->d.ctx->err, DS_INTERNAL, "ds_driver_run: the call was not prepared");
+    respond(dc, st, out);
+}
+
+void ds_driver_fail(ds_ctx_t *ctx, ds_driver_result_t *out)
+{
+    ds_driver_call_t dc;
+    memset(&dc, 0, sizeof(dc));
+    dc.d.ctx = ctx;
+    dc.d.project = "";
+    respond(&dc, ctx->err.status != DS_OK ? ctx->err.status : DS_INTERNAL, out);
+}
+
+void ds_driver_execute(ds_ctx_t *ctx, const uint8_t *data, size_t len, const char *authorization,
+                       ds_driver_result_t *out)
+{
+    ds_driver_call_t dc;
+    ds_driver_prepare(&dc, ctx, data, len, authorization);
+    ds_driver_run(&dc, out);
 }
 
 char *ds_driver_grpc_message(ds_arena_t *a, const char *s)
