@@ -680,6 +680,7 @@ static void on_execute_message(call_t *c, int ok)
         answer_driver_call(c, &r);
         return;
     }
+    c->route = c->dc.command; /* for the log, also when the call never runs */
     char msg[256];
     msg[0] = '\0';
     pthread_mutex_lock(&mu_);
