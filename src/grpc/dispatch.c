@@ -680,12 +680,52 @@ static ds_status_t read_credentials(ds_drv_t *d, const pb_driver_request_t *req,
 
 /* ---- the envelope, read without decoding the command ---- */
 
-/* Reads a varint at *p (< end); false when truncated or longer than 10 bytes. */
-static bool wire_varint(const uint8_t **p, const uint8_t *end, uint64_t *v)
+/*
+ * A read position in a message held in pieces (gRPC hands a message over as
+ * slices; the bridge as one piece), limited to the left bytes of the range
+ * being read. Reading never copies more than the caller asks for, so the
+ * command's bytes are located without being copied.
+ */
+typedef ds_driver_cursor_t cursor_t;
+
+/* Moves past exhausted pieces; only called with left > 0, so a piece with data follows. */
+static void cur_settle(cursor_t *c)
+{
+    while (c->off >= c->pieces[c->i].len) {
+        c->i++;
+        c->off = 0;
+    }
+}
+
+/* Copies n bytes to dst, or skips them when dst is NULL; false when fewer are left. */
+static bool cur_read(cursor_t *c, uint8_t *dst, size_t n)
+{
+    if (n > c->left)
+        return false;
+    c->left -= n;
+    while (n > 0) {
+        cur_settle(c);
+        size_t k = c->pieces[c->i].len - c->off;
+        if (k > n)
+            k = n;
+        if (dst) {
+            memcpy(dst, c->pieces[c->i].data + c->off, k);
+            dst += k;
+        }
+        c->off += k;
+        n -= k;
+    }
+    return true;
+}
+
+/* Reads a varint; false when truncated or longer than 10 bytes. */
+static bool cur_varint(cursor_t *c, uint64_t *v)
 {
     uint64_t x = 0;
-    for (unsigned shift = 0; shift < 70 && *p < end; shift += 7) {
-        uint8_t b = *(*p)++;
+    for (unsigned shift = 0; shift < 70; shift += 7) {
+        uint8_t b;
+        if (!cur_read(c, &b, 1))
+            return false;
         x |= (uint64_t)(b & 0x7f) << shift;
         if (!(b & 0x80)) {
             *v = x;
@@ -695,114 +735,148 @@ static bool wire_varint(const uint8_t **p, const uint8_t *end, uint64_t *v)
     return false;
 }
 
-/*
- * Walks one field at *p: its number, and for a length-delimited field its
- * payload (*val, *val_len). *p moves past the field. false when malformed.
- */
-static bool wire_field(const uint8_t **p, const uint8_t *end, uint32_t *number, const uint8_t **val, size_t *val_len)
+/* Writes v as a varint at out; returns its length (at most 10). */
+static size_t put_varint(uint8_t *out, uint64_t v)
 {
-    uint64_t key, n;
-    if (!wire_varint(p, end, &key) || (key >> 3) == 0 || (key >> 3) > 0x1fffffff)
+    size_t n = 0;
+    do {
+        out[n++] = (uint8_t)((v & 0x7f) | (v > 0x7f ? 0x80 : 0));
+        v >>= 7;
+    } while (v);
+    return n;
+}
+
+/*
+ * Reads one field's key: its number and wire type, and for a
+ * length-delimited field the payload's length (*len; 8 or 4 for the fixed
+ * types, 0 for a varint). false when malformed (groups are not part of this
+ * protocol).
+ */
+static bool cur_field(cursor_t *c, uint32_t *number, unsigned *type, uint64_t *len)
+{
+    uint64_t key;
+    if (!cur_varint(c, &key) || (key >> 3) == 0 || (key >> 3) > 0x1fffffff)
         return false;
     *number = (uint32_t)(key >> 3);
-    *val = NULL;
-    *val_len = 0;
-    switch (key & 7) {
+    *type = (unsigned)(key & 7);
+    switch (*type) {
     case 0:
-        return wire_varint(p, end, &n);
+        *len = 0;
+        return true;
     case 1:
-        n = 8;
-        break;
+        *len = 8;
+        return *len <= c->left;
     case 5:
-        n = 4;
-        break;
+        *len = 4;
+        return *len <= c->left;
     case 2:
-        if (!wire_varint(p, end, &n))
-            return false;
-        *val = *p;
-        *val_len = (size_t)n;
-        break;
-    default: /* groups are not part of this protocol */
+        return cur_varint(c, len) && *len <= c->left;
+    default:
         return false;
     }
-    if (n > (uint64_t)(end - *p))
-        return false;
-    *p += n;
+}
+
+/* An arena buffer that grows by doubling. */
+typedef struct {
+    uint8_t *data;
+    size_t len, cap;
+} grow_t;
+
+static bool grow_put(ds_drv_t *d, grow_t *g, size_t n, uint8_t **at)
+{
+    if (g->len + n > g->cap) {
+        size_t want = (g->len + n) * 2;
+        uint8_t *bigger = ds_arena_alloc(d->ctx->arena, want);
+        if (!bigger)
+            return false;
+        if (g->len)
+            memcpy(bigger, g->data, g->len);
+        g->data = bigger;
+        g->cap = want;
+    }
+    *at = g->data + g->len;
+    g->len += n;
     return true;
 }
 
 /*
  * Splits a serialized DriverRequest: *rest gets every field except the
- * command (arena copy, to be decoded as the envelope), *cmd and *cmd_len the
- * command's Any still packed (pointing into data). false when malformed or
- * when the command appears more than once (*twice set).
+ * command (an arena copy, decoded as the envelope), *cmd a cursor on the
+ * command's Any, still packed and not copied. false when malformed, or when
+ * the command appears more than once (*twice set).
  */
-static bool split_envelope(ds_drv_t *d, const uint8_t *data, size_t len, uint8_t **rest, size_t *rest_len,
-                           const uint8_t **cmd, size_t *cmd_len, bool *twice)
+static bool split_envelope(ds_drv_t *d, cursor_t *in, grow_t *rest, cursor_t *cmd, bool *found, bool *twice)
 {
-    const uint8_t *p = data, *end = data + len;
-    uint8_t *out = ds_arena_alloc(d->ctx->arena, 1);
-    size_t n_out = 0, cap = 1;
-    *cmd = NULL;
-    *cmd_len = 0;
-    *twice = false;
-    while (out && p < end) {
-        const uint8_t *at = p, *val;
-        size_t val_len;
+    *found = *twice = false;
+    while (in->left > 0) {
         uint32_t number;
-        if (!wire_field(&p, end, &number, &val, &val_len))
+        unsigned type;
+        uint64_t len;
+        if (!cur_field(in, &number, &type, &len))
             return false;
-        if (number == 2 && val) {
-            if (*cmd) {
+        if (number == 2 && type == 2) {
+            if (*found) {
                 *twice = true;
                 return false;
             }
-            *cmd = val;
-            *cmd_len = val_len;
+            *found = true;
+            *cmd = *in;
+            cmd->left = (size_t)len;
+            if (!cur_read(in, NULL, (size_t)len))
+                return false;
             continue;
         }
-        size_t n = (size_t)(p - at);
-        if (n_out + n > cap) {
-            /* Only the small fields are copied; the command never is. */
-            size_t want = (n_out + n) * 2;
-            uint8_t *grown = ds_arena_alloc(d->ctx->arena, want);
-            if (!grown)
-                return false;
-            memcpy(grown, out, n_out);
-            out = grown;
-            cap = want;
-        }
-        memcpy(out + n_out, at, n);
-        n_out += n;
+        /* Only the small fields are copied; the command never is. */
+        uint8_t head[20], *at;
+        size_t n = put_varint(head, ((uint64_t)number << 3) | type);
+        uint64_t v = 0;
+        if (type == 0 && !cur_varint(in, &v))
+            return false;
+        if (type == 0)
+            n += put_varint(head + n, v);
+        else if (type == 2)
+            n += put_varint(head + n, len);
+        if (!grow_put(d, rest, n + (size_t)len, &at))
+            return false;
+        memcpy(at, head, n);
+        if (!cur_read(in, at + n, (size_t)len))
+            return false;
     }
-    if (!out)
-        return false;
-    *rest = out;
-    *rest_len = n_out;
     return true;
 }
 
-/* The type URL (arena, NUL-free prefix) and packed value of a serialized Any; false when malformed. */
-static bool read_any(ds_drv_t *d, const uint8_t *any, size_t len, const char **type_url, const uint8_t **value,
-                     size_t *value_len)
+/* The type URL (arena copy) of a packed Any, and a cursor on its value; false when malformed. */
+static bool read_any(ds_drv_t *d, cursor_t any, const char **type_url, cursor_t *value)
 {
-    const uint8_t *p = any, *end = any + len;
     *type_url = "";
-    *value = (const uint8_t *)"";
-    *value_len = 0;
-    while (p < end) {
-        const uint8_t *val;
-        size_t val_len;
+    *value = any;
+    value->left = 0;
+    while (any.left > 0) {
         uint32_t number;
-        if (!wire_field(&p, end, &number, &val, &val_len))
+        unsigned type;
+        uint64_t len;
+        if (!cur_field(&any, &number, &type, &len))
             return false;
-        if (number == 1 && val) {
-            if (!(*type_url = ds_arena_strndup(d->ctx->arena, (const char *)val, val_len)))
+        if (type == 0) {
+            uint64_t v;
+            if (!cur_varint(&any, &v))
                 return false;
-        } else if (number == 2 && val) {
-            *value = val;
-            *value_len = val_len;
+            continue;
         }
+        if (number == 1 && type == 2) {
+            char *url = ds_arena_alloc(d->ctx->arena, (size_t)len + 1);
+            if (!url || !cur_read(&any, (uint8_t *)url, (size_t)len))
+                return false;
+            url[len] = '\0';
+            *type_url = url;
+            continue;
+        }
+        if (number == 2 && type == 2) {
+            *value = any;
+            value->left = (size_t)len;
+        }
+        if (!cur_read(&any, NULL, (size_t)len))
+            return false;
     }
     return true;
 }
@@ -810,33 +884,35 @@ static bool read_any(ds_drv_t *d, const uint8_t *any, size_t len, const char **t
 /*
  * Steps 1-4 of the order at the top: the envelope (the command stays packed),
  * the command's type, the credentials, and the key checked against the admin
- * key and the project keys. Nothing of the command is decoded here.
+ * key and the project keys. Nothing of the command is decoded, or copied, here.
  */
-static ds_status_t prepare(ds_driver_call_t *dc, const uint8_t *data, size_t len, const char *authorization)
+static ds_status_t prepare(ds_driver_call_t *dc, const ds_driver_piece_t *pieces, size_t n_pieces,
+                           const char *authorization)
 {
     ds_drv_t *d = &dc->d;
     ds_err_t *err = &d->ctx->err;
     ProtobufCAllocator alloc = arena_allocator(d->ctx->arena);
     const ProtobufCMessageDescriptor *env = &keboola__storage_driver__command__common__driver_request__descriptor;
-    /* The envelope's own fields only: an Any is opaque to the check. */
-    TRY(ds_pb_check(env, data, len, NULL, "", err));
-    uint8_t *rest = NULL;
-    size_t rest_len = 0;
-    const uint8_t *cmd = NULL;
-    size_t cmd_len = 0;
-    bool twice = false;
-    if (!split_envelope(d, data, len, &rest, &rest_len, &cmd, &cmd_len, &twice)) {
+    size_t len = 0;
+    for (size_t i = 0; i < n_pieces; i++)
+        len += pieces[i].len;
+    cursor_t in = {.pieces = pieces, .left = len}, cmd;
+    grow_t rest = {0};
+    bool found, twice;
+    if (!split_envelope(d, &in, &rest, &cmd, &found, &twice)) {
         if (twice)
             return ds_err_setf(err, DS_INVALID_ARGUMENT, "command", "DriverRequest.command appears more than once");
         return ds_err_set(err, DS_INVALID_ARGUMENT, "malformed DriverRequest (%zu bytes do not decode)", len);
     }
-    const pb_driver_request_t *req = (const void *)protobuf_c_message_unpack(env, &alloc, rest_len, rest);
+    /* The envelope's own fields (an Any is opaque to the check, so the command would add nothing). */
+    TRY(ds_pb_check(env, rest.data, rest.len, NULL, "", err));
+    const pb_driver_request_t *req = (const void *)protobuf_c_message_unpack(env, &alloc, rest.len, rest.data);
     if (!req)
         return ds_err_set(err, DS_INVALID_ARGUMENT, "malformed DriverRequest (%zu bytes do not decode)", len);
-    if (!cmd)
+    if (!found)
         return ds_err_setf(err, DS_INVALID_ARGUMENT, "command", "DriverRequest.command is missing");
     const char *url;
-    if (!read_any(d, cmd, cmd_len, &url, &dc->cmd, &dc->cmd_len))
+    if (!read_any(d, cmd, &url, &dc->cmd_at))
         return ds_err_set(err, DS_INVALID_ARGUMENT, "malformed DriverRequest (%zu bytes do not decode)", len);
     const char *name = type_name(url);
     if (!*name)
@@ -858,15 +934,29 @@ static ds_status_t prepare(ds_driver_call_t *dc, const uint8_t *data, size_t len
     return DS_OK;
 }
 
-/* Step 5: the command decoded (bounds checked first), then its handler. */
+/* Step 5: the command's bytes made contiguous, bounds-checked, decoded; then its handler. */
 static ds_status_t run(ds_driver_call_t *dc)
 {
     ds_drv_t *d = &dc->d;
     const ds_drv_entry_t *e = dc->entry;
     ds_err_t *err = &d->ctx->err;
     ProtobufCAllocator alloc = arena_allocator(d->ctx->arena);
-    TRY(ds_pb_check(e->command, dc->cmd, dc->cmd_len, NULL, "command", err));
-    d->cmd = protobuf_c_message_unpack(e->command, &alloc, dc->cmd_len, dc->cmd);
+    cursor_t at = dc->cmd_at;
+    size_t len = at.left;
+    const uint8_t *cmd = (const uint8_t *)"";
+    if (len > 0) {
+        cur_settle(&at);
+        if (at.pieces[at.i].len - at.off >= len) {
+            cmd = at.pieces[at.i].data + at.off; /* in one piece: read in place */
+        } else {
+            uint8_t *flat = ds_arena_alloc(d->ctx->arena, len);
+            if (!flat || !cur_read(&at, flat, len))
+                return ds_drv_oom(d);
+            cmd = flat;
+        }
+    }
+    TRY(ds_pb_check(e->command, cmd, len, NULL, "command", err));
+    d->cmd = protobuf_c_message_unpack(e->command, &alloc, len, cmd);
     if (!d->cmd)
         return ds_err_setf(err, DS_INVALID_ARGUMENT, "command", "malformed %s (the command does not decode)",
                            e->command->name);
@@ -961,15 +1051,26 @@ static void respond(ds_driver_call_t *dc, ds_status_t st, ds_driver_result_t *ou
     out->response_len = protobuf_c_message_pack(&resp.base, out->response);
 }
 
-ds_status_t ds_driver_prepare(ds_driver_call_t *dc, ds_ctx_t *ctx, const uint8_t *data, size_t len,
-                              const char *authorization)
+ds_status_t ds_driver_prepare_pieces(ds_driver_call_t *dc, ds_ctx_t *ctx, const ds_driver_piece_t *pieces,
+                                     size_t n_pieces, const char *authorization)
 {
     memset(dc, 0, sizeof(*dc));
     dc->d.ctx = ctx;
     dc->d.project = "";
     ctx->key = NULL; /* only the request's credentials authenticate a driver command */
     ds_err_clear(&ctx->err);
-    dc->status = prepare(dc, data ? data : (const uint8_t *)"", len, authorization);
+    dc->status = prepare(dc, pieces, n_pieces, authorization);
+    return dc->status;
+}
+
+ds_status_t ds_driver_prepare(ds_driver_call_t *dc, ds_ctx_t *ctx, const uint8_t *data, size_t len,
+                              const char *authorization)
+{
+    ds_driver_piece_t one = {.data = data ? data : (const uint8_t *)"", .len = len};
+    ds_driver_prepare_pieces(dc, ctx, &one, 1, authorization);
+    /* The cursor must not point at this frame: keep the piece in dc. */
+    dc->one = one;
+    dc->cmd_at.pieces = &dc->one;
     return dc->status;
 }
 

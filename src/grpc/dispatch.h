@@ -93,17 +93,29 @@ typedef struct {
 /*
  * One DriverRequest between its two steps: ds_driver_prepare reads the
  * envelope and the credentials and authenticates the key, without decoding
- * the command (it stays packed: cmd points into the caller's bytes, which
- * must outlive the call); ds_driver_run decodes and runs the command. The
+ * or copying the command (it stays packed: cmd_at points into the caller's
+ * bytes, which must outlive the call); ds_driver_run decodes and runs it. The
  * transports prepare a call before it takes a worker.
  */
+/* One piece of a message received in pieces (gRPC slices). */
+typedef struct {
+    const uint8_t *data;
+    size_t len;
+} ds_driver_piece_t;
+
+/* A position in pieces: piece i, offset off, and the length of the range from there (dispatch.c). */
+typedef struct {
+    const ds_driver_piece_t *pieces;
+    size_t i, off, left;
+} ds_driver_cursor_t;
+
 typedef struct {
     ds_drv_t d;
-    ds_status_t status;             /* of ds_driver_prepare */
+    ds_status_t status;               /* of ds_driver_prepare */
     const struct ds_drv_entry *entry; /* the command's table entry, once known */
-    const char *command;            /* its full message name (static), or NULL */
-    const uint8_t *cmd;             /* the command's packed bytes (Any.value) */
-    size_t cmd_len;
+    const char *command;              /* its full message name (static), or NULL */
+    ds_driver_cursor_t cmd_at;        /* where the command's packed bytes (Any.value) are */
+    ds_driver_piece_t one; /* the piece of a request given in one piece */
     /* The caller, for fairness between callers: "project:<id>" for a project key,
      * "admin:<credentials.host>" for the admin key. Set when prepare succeeds. */
     char caller[160];
@@ -118,6 +130,13 @@ typedef struct {
  */
 ds_status_t ds_driver_prepare(ds_driver_call_t *dc, ds_ctx_t *ctx, const uint8_t *data, size_t len,
                               const char *authorization);
+/*
+ * The same for a request received in n pieces (in order), which are never
+ * joined before the caller is authenticated; pieces (the array and the
+ * bytes) must outlive dc.
+ */
+ds_status_t ds_driver_prepare_pieces(ds_driver_call_t *dc, ds_ctx_t *ctx, const ds_driver_piece_t *pieces,
+                                     size_t n_pieces, const char *authorization);
 
 /*
  * Step 5 and the answer: decodes and runs the prepared command (nothing runs

@@ -159,8 +159,9 @@ struct call {
     /* Execute: the request, from arrival on the poller to the end of its command on a worker */
     ds_ctx_t ctx;          /* its arena holds the decoded request and the answer until sent */
     ds_driver_call_t dc;   /* the prepared (authenticated, not yet decoded) command */
-    grpc_slice msg;        /* the DriverRequest's bytes (dc points into them) */
-    bool has_msg;
+    grpc_slice *slices;    /* the DriverRequest as received, in pieces (dc points into them) */
+    ds_driver_piece_t *pieces;
+    size_t n_slices;
     caller_t *caller;      /* set when admitted to the pool (guarded by mu_ from then) */
     call_t *queue_next;    /* the wait queue (mu_) */
     bool queued;           /* in the wait queue (mu_) */
@@ -238,10 +239,13 @@ static void ref_call(call_t *c) { atomic_fetch_add(&c->refs, 1); }
 static void release_request(call_t *c)
 {
     ds_arena_destroy(&c->ctx.arena);
-    if (c->has_msg) {
-        grpc_slice_unref(c->msg);
-        c->has_msg = false;
-    }
+    for (size_t i = 0; i < c->n_slices; i++)
+        grpc_slice_unref(c->slices[i]);
+    free(c->slices);
+    free(c->pieces);
+    c->slices = NULL;
+    c->pieces = NULL;
+    c->n_slices = 0;
 }
 
 /* Logs a call that reached a method (not an armed request returned at shutdown), then frees it. */
@@ -646,6 +650,43 @@ static void *worker_loop(void *arg)
 }
 
 /*
+ * Takes the received message's slices as they are (no flat copy: the
+ * dispatcher reads the envelope across them, and joins the command's bytes
+ * only once the caller is authenticated). False when out of memory.
+ */
+static bool take_pieces(call_t *c)
+{
+    grpc_byte_buffer_reader rd;
+    grpc_slice s;
+    size_t cap = 0;
+    bool ok = grpc_byte_buffer_reader_init(&rd, c->payload);
+    if (ok) {
+        while (grpc_byte_buffer_reader_next(&rd, &s)) {
+            if (c->n_slices == cap) {
+                cap = cap ? cap * 2 : 16;
+                grpc_slice *more = realloc(c->slices, cap * sizeof(*more));
+                if (!more) {
+                    grpc_slice_unref(s);
+                    ok = false;
+                    break;
+                }
+                c->slices = more;
+            }
+            c->slices[c->n_slices++] = s;
+        }
+        grpc_byte_buffer_reader_destroy(&rd);
+    }
+    /* Pointers into the slices only now: a small slice keeps its bytes inside the array entry. */
+    if (ok && !(c->pieces = malloc((c->n_slices ? c->n_slices : 1) * sizeof(*c->pieces))))
+        ok = false;
+    for (size_t i = 0; ok && i < c->n_slices; i++)
+        c->pieces[i] = (ds_driver_piece_t){GRPC_SLICE_START_PTR(c->slices[i]), GRPC_SLICE_LENGTH(c->slices[i])};
+    grpc_byte_buffer_destroy(c->payload); /* the slices hold their own references */
+    c->payload = NULL;
+    return ok;
+}
+
+/*
  * A DriverRequest arrived: on the poller, read the envelope and the
  * credentials and authenticate the key (cheap, nothing of the command is
  * decoded); a refused call is answered here. An authenticated call is
@@ -661,20 +702,14 @@ static void on_execute_message(call_t *c, int ok)
         fail_call(c, DS_INVALID_ARGUMENT, "the call carried no DriverRequest message");
         return;
     }
-    grpc_byte_buffer_reader rd;
-    if (!(c->ctx.arena = ds_arena_create()) || !grpc_byte_buffer_reader_init(&rd, c->payload)) {
+    if (!(c->ctx.arena = ds_arena_create()) || !take_pieces(c)) {
         fail_call(c, DS_INTERNAL, "out of memory reading the request");
         return;
     }
-    c->msg = grpc_byte_buffer_reader_readall(&rd);
-    c->has_msg = true;
-    grpc_byte_buffer_reader_destroy(&rd);
-    grpc_byte_buffer_destroy(c->payload); /* the flat copy is what the command reads */
-    c->payload = NULL;
     c->ctx.request_id = c->request_id;
     c->ctx.cancel = c->cancel;
     const char *auth = authorization(c, c->ctx.arena);
-    if (ds_driver_prepare(&c->dc, &c->ctx, GRPC_SLICE_START_PTR(c->msg), GRPC_SLICE_LENGTH(c->msg), auth) != DS_OK) {
+    if (ds_driver_prepare_pieces(&c->dc, &c->ctx, c->pieces, c->n_slices, auth) != DS_OK) {
         ds_driver_result_t r;
         ds_driver_run(&c->dc, &r); /* only renders the error: nothing ran */
         answer_driver_call(c, &r);
