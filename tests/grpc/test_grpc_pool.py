@@ -14,7 +14,13 @@ import requests
 from driver_lib import (METHOD, REQUEST_TIMEOUT, Driver, any_pb2, bucket_pb2, common_pb2, info_pb2, pack,
                         project_pb2, request, table_pb2)
 from reflection_client import ReflectionClient, standard_modules
-from test_grpc_calls import big_import_setup, import_cmd, raw_stub, wait_for
+from test_grpc_calls import big_import_setup, import_cmd, raw_stub
+
+from e2e_lib import BINARY  # noqa: E402
+
+# Under AddressSanitizer (scripts/asan.sh) memory is padded and freed memory quarantined, so peak
+# memory says nothing about decoding there; the statuses are still checked.
+SANITIZED = "asan" in BINARY.name or "asan" in str(BINARY.parent)
 
 S = grpc.StatusCode
 T = table_pb2.TableColumnShared
@@ -80,7 +86,7 @@ def test_unauthenticated_command_is_never_decoded(server, creds):
             # gRPC core must hold the received message; the dispatcher reads the envelope across its
             # slices without joining or copying them, so nothing more than the message itself is
             # added (a flat copy would double it; decoding the columns costs 50 times the body).
-            assert grown < len(body) // 1024 + 3 * 1024, f"peak memory grew by {grown} kB"
+            assert SANITIZED or grown < len(body) // 1024 + 3 * 1024, f"peak memory grew by {grown} kB"
     for body in (under_bound, huge):
         before = proc_status(server, "VmHWM")
         r = requests.post(server.url + "/driver/execute", data=body, timeout=REQUEST_TIMEOUT * 2,
@@ -91,7 +97,7 @@ def test_unauthenticated_command_is_never_decoded(server, creds):
         msg = common_pb2.DriverResponse.FromString(r.content).messages[-1].message
         assert "Authorization: Bearer" in msg and "DUCKSTORE_UNAUTH_BODY_BYTES" in msg, msg
         # Nothing of an unauthenticated body beyond the 64 KiB cap is kept.
-        assert grown < 4 * 1024, f"peak memory grew by {grown} kB"
+        assert SANITIZED or grown < 4 * 1024, f"peak memory grew by {grown} kB"
     assert server.health() == 200
 
 
