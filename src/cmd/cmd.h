@@ -52,6 +52,12 @@ int64_t ds_service_open_projects_peak(void);
 /* DS_OK when the catalog and every backend answer. */
 ds_status_t ds_service_ready(ds_err_t *err);
 
+/*
+ * Authentication alone, before any work: DS_OK when ctx's key is the admin
+ * key (*admin true) or the key of a ready project (its id in owner);
+ * UNAUTHENTICATED when the key is missing or matches neither. Thread-safe.
+ */
+ds_status_t ds_cmd_authenticate(ds_ctx_t *ctx, bool *admin, char owner[DS_PROJECT_ID_MAX + 1]);
 /* Authorization checks, usable by transports for routes without a command. */
 ds_status_t ds_cmd_require_admin(ds_ctx_t *ctx);
 /* DS_OK when ctx's key (admin or the project's own) may use project id, which must exist. */

@@ -572,6 +572,22 @@ ds_status_t ds_cmd_require_admin(ds_ctx_t *ctx)
     return ds_err_set(&ctx->err, DS_UNAUTHENTICATED, "invalid API key");
 }
 
+ds_status_t ds_cmd_authenticate(ds_ctx_t *ctx, bool *admin, char owner[DS_PROJECT_ID_MAX + 1])
+{
+    ds_status_t st = need_key(ctx);
+    owner[0] = '\0';
+    *admin = false;
+    if (st != DS_OK)
+        return st;
+    if (is_admin(ctx)) {
+        *admin = true;
+        return DS_OK;
+    }
+    if (ds_catalog_project_by_key(ctx->key, owner))
+        return DS_OK;
+    return ds_err_set(&ctx->err, DS_UNAUTHENTICATED, "invalid API key");
+}
+
 static void put_backend(void *p) { ds_registry_put(p); }
 
 /* A project key opens only its own project (the admin key every one). */

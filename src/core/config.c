@@ -478,8 +478,19 @@ ds_status_t ds_config_validate(const ds_config_t *cfg, ds_err_t *err)
         (st = check_min(err, "http_workers", cfg->http_workers, 1)) != DS_OK ||
         (st = check_min(err, "http_project_workers", cfg->http_project_workers, 1)) != DS_OK ||
         (st = check_min(err, "header_timeout", cfg->header_timeout, 1)) != DS_OK ||
-        (st = check_min(err, "idle_timeout", cfg->idle_timeout, 1)) != DS_OK)
+        (st = check_min(err, "idle_timeout", cfg->idle_timeout, 1)) != DS_OK ||
+        (st = check_min(err, "grpc_workers", cfg->grpc_workers, 1)) != DS_OK ||
+        (st = check_min(err, "grpc_queue", cfg->grpc_queue, 0)) != DS_OK ||
+        (st = check_min(err, "grpc_caller_share", cfg->grpc_caller_share, 1)) != DS_OK ||
+        (st = check_size(err, "unauth_body_bytes", cfg->unauth_body_bytes)) != DS_OK)
         return st;
+    /* Fixed bounds, so the thread and memory budget of the gRPC side stays documented. */
+    if (cfg->grpc_workers > 1024)
+        return invalid(err, "grpc_workers", "must be at most 1024");
+    if (cfg->grpc_queue > 65536)
+        return invalid(err, "grpc_queue", "must be at most 65536");
+    if (cfg->grpc_caller_share > 100)
+        return invalid(err, "grpc_caller_share", "must be a percentage from 1 to 100");
     /* gRPC takes message limits as an int. */
     if (cfg->grpc_max_recv_bytes > INT32_MAX)
         return invalid(err, "grpc_max_recv_bytes", "must be at most 2147483647 bytes (2GiB - 1)");

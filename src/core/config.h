@@ -67,7 +67,15 @@ typedef enum { DS_LOG_DEBUG = 0, DS_LOG_INFO, DS_LOG_WARN, DS_LOG_ERROR } ds_log
     XX(grpc_max_recv_bytes, "DUCKSTORE_GRPC_MAX_RECV_BYTES", "grpc-max-recv-bytes", DS_CFG_BYTES, \
        "16MiB", "largest gRPC request message (after decompression); larger get RESOURCE_EXHAUSTED") \
     XX(grpc_max_send_bytes, "DUCKSTORE_GRPC_MAX_SEND_BYTES", "grpc-max-send-bytes", DS_CFG_BYTES, \
-       "64MiB", "largest gRPC response message; a larger answer is RESOURCE_EXHAUSTED")
+       "64MiB", "largest gRPC response message; a larger answer is RESOURCE_EXHAUSTED")   \
+    XX(grpc_workers, "DUCKSTORE_GRPC_WORKERS", "grpc-workers", DS_CFG_INT, "16",                  \
+       "threads that run gRPC Execute commands (a fixed pool, 1-1024)")                           \
+    XX(grpc_queue, "DUCKSTORE_GRPC_QUEUE", "grpc-queue", DS_CFG_INT, "64",                        \
+       "Execute calls that may wait for a gRPC worker; more get RESOURCE_EXHAUSTED")              \
+    XX(grpc_caller_share, "DUCKSTORE_GRPC_CALLER_SHARE", "grpc-caller-share", DS_CFG_INT, "50",   \
+       "percent of the gRPC workers and of the queue one caller (project or key) may hold")       \
+    XX(unauth_body_bytes, "DUCKSTORE_UNAUTH_BODY_BYTES", "unauth-body-bytes", DS_CFG_BYTES,       \
+       "64KiB", "largest /driver/execute body without a valid Authorization: Bearer key (401)")
 
 typedef struct {
     char *data_dir;
@@ -93,6 +101,10 @@ typedef struct {
     char *plugin_dir;
     int64_t grpc_max_recv_bytes;
     int64_t grpc_max_send_bytes;
+    int64_t grpc_workers;
+    int64_t grpc_queue;
+    int64_t grpc_caller_share; /* percent */
+    int64_t unauth_body_bytes;
 } ds_config_t;
 
 /* Returns the value of env var name, or NULL. */

@@ -2,18 +2,26 @@
  * dispatch.c - the storage-driver dispatcher: DriverRequest in, DriverResponse
  * out, through ONE table of command handlers (see dispatch.h for the design).
  *
- * Order of checks, so each failure is reported as what it is:
- *   1. the envelope decodes (else INVALID_ARGUMENT "malformed DriverRequest");
+ * Order of checks, so each failure is reported as what it is and nothing of
+ * the command is decoded for a caller who is not authenticated:
+ *   1. the envelope decodes with the command left packed (split_envelope:
+ *      every field but DriverRequest.command is decoded; the command's Any is
+ *      only located), else INVALID_ARGUMENT "malformed DriverRequest";
  *   2. it has a command whose type URL names a message in the table (else
  *      UNIMPLEMENTED naming the type); a table entry without a handler is a
  *      protocol command whose capability duckstore lacks (UNIMPLEMENTED naming
  *      the command and the missing capability);
- *   3. the command decodes with its entry's descriptor (else INVALID_ARGUMENT);
- *   4. the credentials: GenericBackendCredentials, key = secret, or principal
+ *   3. the credentials: GenericBackendCredentials, key = secret, or principal
  *      when secret is empty, or the transport's "authorization: Bearer <key>"
- *      (gRPC metadata); both given must agree (else UNAUTHENTICATED);
- *      project = host;
- *   5. the handler, which calls ds_cmd_* (they authorize admin vs project key).
+ *      (gRPC metadata, or the bridge's Authorization header); both given must
+ *      agree (else UNAUTHENTICATED); project = host;
+ *   4. the key is the admin key or a project's key (ds_cmd_authenticate, else
+ *      UNAUTHENTICATED "invalid API key");
+ *   5. only now the command is bounds-checked (pbcheck) and decoded with its
+ *      entry's descriptor (else INVALID_ARGUMENT), and its handler runs; it
+ *      calls ds_cmd_* (they authorize admin vs project key per project).
+ * Steps 1-4 are ds_driver_prepare (cheap: the transports run it before a
+ * call takes a worker, and learn the caller for fairness), step 5 ds_driver_run.
  *
  * The handlers of backend, project, bucket, table and info commands are here;
  * those of table data and schema changes are in dispatch_data.c. Both sets are
@@ -490,7 +498,7 @@ static ds_status_t h_list_schemas(ds_drv_t *d)
 
 /* ---- the table ---- */
 
-typedef struct {
+typedef struct ds_drv_entry {
     const ProtobufCMessageDescriptor *command;
     ds_drv_handler_fn handler; /* NULL: duckstore lacks the capability named by missing */
     const char *missing;
@@ -670,34 +678,288 @@ static ds_status_t read_credentials(ds_drv_t *d, const pb_driver_request_t *req,
     return DS_OK;
 }
 
-static ds_status_t run(ds_drv_t *d, const uint8_t *data, size_t len, const char *authorization,
-                       ds_driver_result_t *out)
+/* ---- the envelope, read without decoding the command ---- */
+
+/*
+ * A read position in a message held in pieces (gRPC hands a message over as
+ * slices; the bridge as one piece), limited to the left bytes of the range
+ * being read. Reading never copies more than the caller asks for, so the
+ * command's bytes are located without being copied.
+ */
+typedef ds_driver_cursor_t cursor_t;
+
+/* Moves past exhausted pieces; only called with left > 0, so a piece with data follows. */
+static void cur_settle(cursor_t *c)
 {
+    while (c->off >= c->pieces[c->i].len) {
+        c->i++;
+        c->off = 0;
+    }
+}
+
+/* Copies n bytes to dst, or skips them when dst is NULL; false when fewer are left. */
+static bool cur_read(cursor_t *c, uint8_t *dst, size_t n)
+{
+    if (n > c->left)
+        return false;
+    c->left -= n;
+    while (n > 0) {
+        cur_settle(c);
+        size_t k = c->pieces[c->i].len - c->off;
+        if (k > n)
+            k = n;
+        if (dst) {
+            memcpy(dst, c->pieces[c->i].data + c->off, k);
+            dst += k;
+        }
+        c->off += k;
+        n -= k;
+    }
+    return true;
+}
+
+/* Reads a varint; false when truncated or longer than 10 bytes. */
+static bool cur_varint(cursor_t *c, uint64_t *v)
+{
+    uint64_t x = 0;
+    for (unsigned shift = 0; shift < 70; shift += 7) {
+        uint8_t b;
+        if (!cur_read(c, &b, 1))
+            return false;
+        x |= (uint64_t)(b & 0x7f) << shift;
+        if (!(b & 0x80)) {
+            *v = x;
+            return true;
+        }
+    }
+    return false;
+}
+
+/* Writes v as a varint at out; returns its length (at most 10). */
+static size_t put_varint(uint8_t *out, uint64_t v)
+{
+    size_t n = 0;
+    do {
+        out[n++] = (uint8_t)((v & 0x7f) | (v > 0x7f ? 0x80 : 0));
+        v >>= 7;
+    } while (v);
+    return n;
+}
+
+/*
+ * Reads one field's key: its number and wire type, and for a
+ * length-delimited field the payload's length (*len; 8 or 4 for the fixed
+ * types, 0 for a varint). false when malformed (groups are not part of this
+ * protocol).
+ */
+static bool cur_field(cursor_t *c, uint32_t *number, unsigned *type, uint64_t *len)
+{
+    uint64_t key;
+    if (!cur_varint(c, &key) || (key >> 3) == 0 || (key >> 3) > 0x1fffffff)
+        return false;
+    *number = (uint32_t)(key >> 3);
+    *type = (unsigned)(key & 7);
+    switch (*type) {
+    case 0:
+        *len = 0;
+        return true;
+    case 1:
+        *len = 8;
+        return *len <= c->left;
+    case 5:
+        *len = 4;
+        return *len <= c->left;
+    case 2:
+        return cur_varint(c, len) && *len <= c->left;
+    default:
+        return false;
+    }
+}
+
+/* An arena buffer that grows by doubling. */
+typedef struct {
+    uint8_t *data;
+    size_t len, cap;
+} grow_t;
+
+static bool grow_put(ds_drv_t *d, grow_t *g, size_t n, uint8_t **at)
+{
+    if (g->len + n > g->cap) {
+        size_t want = (g->len + n) * 2;
+        uint8_t *bigger = ds_arena_alloc(d->ctx->arena, want);
+        if (!bigger)
+            return false;
+        if (g->len)
+            memcpy(bigger, g->data, g->len);
+        g->data = bigger;
+        g->cap = want;
+    }
+    *at = g->data + g->len;
+    g->len += n;
+    return true;
+}
+
+/*
+ * Splits a serialized DriverRequest: *rest gets every field except the
+ * command (an arena copy, decoded as the envelope), *cmd a cursor on the
+ * command's Any, still packed and not copied. false when malformed, or when
+ * the command appears more than once (*twice set).
+ */
+static bool split_envelope(ds_drv_t *d, cursor_t *in, grow_t *rest, cursor_t *cmd, bool *found, bool *twice)
+{
+    *found = *twice = false;
+    while (in->left > 0) {
+        uint32_t number;
+        unsigned type;
+        uint64_t len;
+        if (!cur_field(in, &number, &type, &len))
+            return false;
+        if (number == 2 && type == 2) {
+            if (*found) {
+                *twice = true;
+                return false;
+            }
+            *found = true;
+            *cmd = *in;
+            cmd->left = (size_t)len;
+            if (!cur_read(in, NULL, (size_t)len))
+                return false;
+            continue;
+        }
+        /* Only the small fields are copied; the command never is. */
+        uint8_t head[20], *at;
+        size_t n = put_varint(head, ((uint64_t)number << 3) | type);
+        uint64_t v = 0;
+        if (type == 0 && !cur_varint(in, &v))
+            return false;
+        if (type == 0)
+            n += put_varint(head + n, v);
+        else if (type == 2)
+            n += put_varint(head + n, len);
+        if (!grow_put(d, rest, n + (size_t)len, &at))
+            return false;
+        memcpy(at, head, n);
+        if (!cur_read(in, at + n, (size_t)len))
+            return false;
+    }
+    return true;
+}
+
+/* The type URL (arena copy) of a packed Any, and a cursor on its value; false when malformed. */
+static bool read_any(ds_drv_t *d, cursor_t any, const char **type_url, cursor_t *value)
+{
+    *type_url = "";
+    *value = any;
+    value->left = 0;
+    while (any.left > 0) {
+        uint32_t number;
+        unsigned type;
+        uint64_t len;
+        if (!cur_field(&any, &number, &type, &len))
+            return false;
+        if (type == 0) {
+            uint64_t v;
+            if (!cur_varint(&any, &v))
+                return false;
+            continue;
+        }
+        if (number == 1 && type == 2) {
+            char *url = ds_arena_alloc(d->ctx->arena, (size_t)len + 1);
+            if (!url || !cur_read(&any, (uint8_t *)url, (size_t)len))
+                return false;
+            url[len] = '\0';
+            *type_url = url;
+            continue;
+        }
+        if (number == 2 && type == 2) {
+            *value = any;
+            value->left = (size_t)len;
+        }
+        if (!cur_read(&any, NULL, (size_t)len))
+            return false;
+    }
+    return true;
+}
+
+/*
+ * Steps 1-4 of the order at the top: the envelope (the command stays packed),
+ * the command's type, the credentials, and the key checked against the admin
+ * key and the project keys. Nothing of the command is decoded, or copied, here.
+ */
+static ds_status_t prepare(ds_driver_call_t *dc, const ds_driver_piece_t *pieces, size_t n_pieces,
+                           const char *authorization)
+{
+    ds_drv_t *d = &dc->d;
     ds_err_t *err = &d->ctx->err;
     ProtobufCAllocator alloc = arena_allocator(d->ctx->arena);
-    TRY(ds_pb_check(&keboola__storage_driver__command__common__driver_request__descriptor, data, len, NULL, "", err));
-    const pb_driver_request_t *req = (const void *)protobuf_c_message_unpack(
-        &keboola__storage_driver__command__common__driver_request__descriptor, &alloc, len, data);
+    const ProtobufCMessageDescriptor *env = &keboola__storage_driver__command__common__driver_request__descriptor;
+    size_t len = 0;
+    for (size_t i = 0; i < n_pieces; i++)
+        len += pieces[i].len;
+    cursor_t in = {.pieces = pieces, .left = len}, cmd;
+    grow_t rest = {0};
+    bool found, twice;
+    if (!split_envelope(d, &in, &rest, &cmd, &found, &twice)) {
+        if (twice)
+            return ds_err_setf(err, DS_INVALID_ARGUMENT, "command", "DriverRequest.command appears more than once");
+        return ds_err_set(err, DS_INVALID_ARGUMENT, "malformed DriverRequest (%zu bytes do not decode)", len);
+    }
+    /* The envelope's own fields (an Any is opaque to the check, so the command would add nothing). */
+    TRY(ds_pb_check(env, rest.data, rest.len, NULL, "", err));
+    const pb_driver_request_t *req = (const void *)protobuf_c_message_unpack(env, &alloc, rest.len, rest.data);
     if (!req)
         return ds_err_set(err, DS_INVALID_ARGUMENT, "malformed DriverRequest (%zu bytes do not decode)", len);
-    if (!req->command)
+    if (!found)
         return ds_err_setf(err, DS_INVALID_ARGUMENT, "command", "DriverRequest.command is missing");
-    const char *name = type_name(req->command->type_url);
+    const char *url;
+    if (!read_any(d, cmd, &url, &dc->cmd_at))
+        return ds_err_set(err, DS_INVALID_ARGUMENT, "malformed DriverRequest (%zu bytes do not decode)", len);
+    const char *name = type_name(url);
     if (!*name)
         return ds_err_setf(err, DS_INVALID_ARGUMENT, "command", "DriverRequest.command has no type URL");
     const ds_drv_entry_t *e = find_command(name);
     if (!e)
         return ds_err_set(err, DS_UNSUPPORTED, "unsupported command type \"%.200s\"", name);
-    out->command = e->command->name;
+    dc->entry = e;
+    dc->command = e->command->name;
     if (!e->handler)
         return ds_err_set(err, DS_UNSUPPORTED, "%s is not supported by duckstore: it needs %s", short_name(name),
                           e->missing);
-    TRY(ds_pb_check(e->command, req->command->value.data, req->command->value.len, NULL, "command", err));
-    d->cmd = protobuf_c_message_unpack(e->command, &alloc, req->command->value.len, req->command->value.data);
+    TRY(read_credentials(d, req, authorization, &alloc));
+    bool admin = false;
+    char owner[DS_PROJECT_ID_MAX + 1];
+    TRY(ds_cmd_authenticate(d->ctx, &admin, owner));
+    /* One project's key is one caller; the admin key counts once per project it acts on. */
+    snprintf(dc->caller, sizeof(dc->caller), "%s:%s", admin ? "admin" : "project", admin ? d->project : owner);
+    return DS_OK;
+}
+
+/* Step 5: the command's bytes made contiguous, bounds-checked, decoded; then its handler. */
+static ds_status_t run(ds_driver_call_t *dc)
+{
+    ds_drv_t *d = &dc->d;
+    const ds_drv_entry_t *e = dc->entry;
+    ds_err_t *err = &d->ctx->err;
+    ProtobufCAllocator alloc = arena_allocator(d->ctx->arena);
+    cursor_t at = dc->cmd_at;
+    size_t len = at.left;
+    const uint8_t *cmd = (const uint8_t *)"";
+    if (len > 0) {
+        cur_settle(&at);
+        if (at.pieces[at.i].len - at.off >= len) {
+            cmd = at.pieces[at.i].data + at.off; /* in one piece: read in place */
+        } else {
+            uint8_t *flat = ds_arena_alloc(d->ctx->arena, len);
+            if (!flat || !cur_read(&at, flat, len))
+                return ds_drv_oom(d);
+            cmd = flat;
+        }
+    }
+    TRY(ds_pb_check(e->command, cmd, len, NULL, "command", err));
+    d->cmd = protobuf_c_message_unpack(e->command, &alloc, len, cmd);
     if (!d->cmd)
         return ds_err_setf(err, DS_INVALID_ARGUMENT, "command", "malformed %s (the command does not decode)",
                            e->command->name);
-    TRY(read_credentials(d, req, authorization, &alloc));
     return e->handler(d);
 }
 
@@ -748,14 +1010,13 @@ static Google__Protobuf__Any *pack_any(ds_drv_t *d, const ProtobufCMessage *m)
     return any;
 }
 
-void ds_driver_execute(ds_ctx_t *ctx, const uint8_t *data, size_t len, const char *authorization,
-                       ds_driver_result_t *out)
+/* Renders the outcome st of dc (ctx->err on failure) as *out: status, message, serialized DriverResponse. */
+static void respond(ds_driver_call_t *dc, ds_status_t st, ds_driver_result_t *out)
 {
+    ds_drv_t *d = &dc->d;
+    ds_ctx_t *ctx = d->ctx;
     memset(out, 0, sizeof(*out));
-    ds_drv_t d = {.ctx = ctx, .project = ""};
-    ctx->key = NULL; /* only the request's credentials authenticate a driver command */
-    ds_err_clear(&ctx->err);
-    ds_status_t st = run(&d, data ? data : (const uint8_t *)"", len, authorization, out);
+    out->command = dc->command;
     out->status = st;
     pb_driver_response_t resp = KEBOOLA__STORAGE_DRIVER__COMMAND__COMMON__DRIVER_RESPONSE__INIT;
     if (st != DS_OK) {
@@ -765,21 +1026,21 @@ void ds_driver_execute(ds_ctx_t *ctx, const uint8_t *data, size_t len, const cha
         out->keboola_code = ds_err_keboola(&ctx->err);
         snprintf(out->message, sizeof(out->message), "[%d] %s", out->keboola_code, ctx->err.message);
         utf8_sanitize(out->message);
-        d.resp = NULL;
-        if (d.n_log == DS_DRV_MAX_LOG)
-            d.n_log--;
-        ds_drv_log(&d, DS_DRV_LOG_ERROR, "%s", out->message);
-        if (d.n_log > 0 && d.log[d.n_log - 1]->level == DS_DRV_LOG_ERROR)
-            d.log[d.n_log - 1]->context = error_context(&d, &ctx->err, out->keboola_code);
+        d->resp = NULL;
+        if (d->n_log == DS_DRV_MAX_LOG)
+            d->n_log--;
+        ds_drv_log(d, DS_DRV_LOG_ERROR, "%s", out->message);
+        if (d->n_log > 0 && d->log[d->n_log - 1]->level == DS_DRV_LOG_ERROR)
+            d->log[d->n_log - 1]->context = error_context(d, &ctx->err, out->keboola_code);
     }
-    if (d.resp && !(resp.commandresponse = pack_any(&d, d.resp))) {
+    if (d->resp && !(resp.commandresponse = pack_any(d, d->resp))) {
         ds_log(DS_LOG_ERROR, "driver: out of memory packing the response of %s", out->command ? out->command : "?");
         out->status = DS_INTERNAL;
         snprintf(out->message, sizeof(out->message), "[0] out of memory");
         return;
     }
-    resp.n_messages = d.n_log;
-    resp.messages = d.log;
+    resp.n_messages = d->n_log;
+    resp.messages = d->log;
     size_t n = protobuf_c_message_get_packed_size(&resp.base);
     out->response = ds_arena_alloc(ctx->arena, n ? n : 1);
     if (!out->response) {
@@ -788,6 +1049,56 @@ void ds_driver_execute(ds_ctx_t *ctx, const uint8_t *data, size_t len, const cha
         return;
     }
     out->response_len = protobuf_c_message_pack(&resp.base, out->response);
+}
+
+ds_status_t ds_driver_prepare_pieces(ds_driver_call_t *dc, ds_ctx_t *ctx, const ds_driver_piece_t *pieces,
+                                     size_t n_pieces, const char *authorization)
+{
+    memset(dc, 0, sizeof(*dc));
+    dc->d.ctx = ctx;
+    dc->d.project = "";
+    ctx->key = NULL; /* only the request's credentials authenticate a driver command */
+    ds_err_clear(&ctx->err);
+    dc->status = prepare(dc, pieces, n_pieces, authorization);
+    return dc->status;
+}
+
+ds_status_t ds_driver_prepare(ds_driver_call_t *dc, ds_ctx_t *ctx, const uint8_t *data, size_t len,
+                              const char *authorization)
+{
+    ds_driver_piece_t one = {.data = data ? data : (const uint8_t *)"", .len = len};
+    ds_driver_prepare_pieces(dc, ctx, &one, 1, authorization);
+    /* The cursor must not point at this frame: keep the piece in dc. */
+    dc->one = one;
+    dc->cmd_at.pieces = &dc->one;
+    return dc->status;
+}
+
+void ds_driver_run(ds_driver_call_t *dc, ds_driver_result_t *out)
+{
+    ds_status_t st = dc->status;
+    if (st == DS_OK && dc->entry)
+        st = run(dc);
+    else if (st == DS_OK)
+        st = ds_err_set(&dc->d.ctx->err, DS_INTERNAL, "ds_driver_run: the call was not prepared");
+    respond(dc, st, out);
+}
+
+void ds_driver_fail(ds_ctx_t *ctx, ds_driver_result_t *out)
+{
+    ds_driver_call_t dc;
+    memset(&dc, 0, sizeof(dc));
+    dc.d.ctx = ctx;
+    dc.d.project = "";
+    respond(&dc, ctx->err.status != DS_OK ? ctx->err.status : DS_INTERNAL, out);
+}
+
+void ds_driver_execute(ds_ctx_t *ctx, const uint8_t *data, size_t len, const char *authorization,
+                       ds_driver_result_t *out)
+{
+    ds_driver_call_t dc;
+    ds_driver_prepare(&dc, ctx, data, len, authorization);
+    ds_driver_run(&dc, out);
 }
 
 char *ds_driver_grpc_message(ds_arena_t *a, const char *s)

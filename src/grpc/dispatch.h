@@ -5,10 +5,11 @@
  *
  * DESIGN
  * ds_driver_execute() takes one serialized DriverRequest and always produces a
- * serialized DriverResponse plus a status: it decodes the envelope, finds the
- * command's full message name (from the type URL of DriverRequest.command) in
- * ONE table of handlers (dispatch.c), decodes the command with that entry's
- * descriptor, and only then reads the credentials. A handler maps the
+ * serialized DriverResponse plus a status: it decodes the envelope with the
+ * command still packed, finds the command's full message name (from the type
+ * URL of DriverRequest.command) in ONE table of handlers (dispatch.c), reads
+ * the credentials and authenticates the key, and only then decodes the
+ * command with that entry's descriptor. A handler maps the
  * protobuf command to ds_cmd_* calls and their result to the response
  * message of the protocol reference (section 3). Nothing here stores data.
  *
@@ -90,16 +91,68 @@ typedef struct {
 } ds_driver_result_t;
 
 /*
- * Executes one serialized DriverRequest. ctx needs an arena; ctx->key is
- * replaced by the key from the request's credentials, or from authorization
- * (the value of gRPC's "authorization" metadata, "Bearer <key>"; NULL when
- * the transport has none). Never fails as a function: every outcome, including a request
- * that does not decode, is described by *out, whose response is always a
- * valid DriverResponse (on error its messages end with a LogMessage of level
- * Error carrying the message and the Keboola code).
+ * One DriverRequest between its two steps: ds_driver_prepare reads the
+ * envelope and the credentials and authenticates the key, without decoding
+ * or copying the command (it stays packed: cmd_at points into the caller's
+ * bytes, which must outlive the call); ds_driver_run decodes and runs it. The
+ * transports prepare a call before it takes a worker.
  */
+/* One piece of a message received in pieces (gRPC slices). */
+typedef struct {
+    const uint8_t *data;
+    size_t len;
+} ds_driver_piece_t;
+
+/* A position in pieces: piece i, offset off, and the length of the range from there (dispatch.c). */
+typedef struct {
+    const ds_driver_piece_t *pieces;
+    size_t i, off, left;
+} ds_driver_cursor_t;
+
+typedef struct {
+    ds_drv_t d;
+    ds_status_t status;               /* of ds_driver_prepare */
+    const struct ds_drv_entry *entry; /* the command's table entry, once known */
+    const char *command;              /* its full message name (static), or NULL */
+    ds_driver_cursor_t cmd_at;        /* where the command's packed bytes (Any.value) are */
+    ds_driver_piece_t one; /* the piece of a request given in one piece */
+    /* The caller, for fairness between callers: "project:<id>" for a project key,
+     * "admin:<credentials.host>" for the admin key. Set when prepare succeeds. */
+    char caller[160];
+} ds_driver_call_t;
+
+/*
+ * Steps 1-4 (dispatch.c): envelope, command type, credentials, key. ctx
+ * needs an arena; ctx->key is replaced by the key from the request's
+ * credentials, or from authorization (the transport's "Bearer <key>" value;
+ * NULL when it has none). Returns dc->status; on failure ctx->err says why
+ * and ds_driver_run only renders that error. data must outlive dc.
+ */
+ds_status_t ds_driver_prepare(ds_driver_call_t *dc, ds_ctx_t *ctx, const uint8_t *data, size_t len,
+                              const char *authorization);
+/*
+ * The same for a request received in n pieces (in order), which are never
+ * joined before the caller is authenticated; pieces (the array and the
+ * bytes) must outlive dc.
+ */
+ds_status_t ds_driver_prepare_pieces(ds_driver_call_t *dc, ds_ctx_t *ctx, const ds_driver_piece_t *pieces,
+                                     size_t n_pieces, const char *authorization);
+
+/*
+ * Step 5 and the answer: decodes and runs the prepared command (nothing runs
+ * when prepare failed) and fills *out. Never fails as a function: every
+ * outcome is described by *out, whose response is always a valid
+ * DriverResponse (on error its messages end with a LogMessage of level Error
+ * carrying the message and the Keboola code).
+ */
+void ds_driver_run(ds_driver_call_t *dc, ds_driver_result_t *out);
+
+/* ds_driver_prepare then ds_driver_run. */
 void ds_driver_execute(ds_ctx_t *ctx, const uint8_t *data, size_t len, const char *authorization,
                        ds_driver_result_t *out);
+
+/* The answer to a request refused before it was read (ctx->err says why), as ds_driver_run renders it. */
+void ds_driver_fail(ds_ctx_t *ctx, ds_driver_result_t *out);
 
 /* Percent-encodes s as a grpc-message value (gRPC's HTTP/2 spec) into the arena. */
 char *ds_driver_grpc_message(ds_arena_t *a, const char *s);

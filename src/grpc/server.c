@@ -12,14 +12,23 @@
  * when the call ends, with cancelled = 1 when the client cancelled or its
  * deadline passed (the core enforces the deadline: nothing is sent after it).
  * Then, by method (methods[]):
- *   Execute   RECV the DriverRequest; the command runs on a thread of its own
- *             (an executor; commands block on write queues and long imports
- *             and must never hold a poller); at most DS_GRPC_MAX_INFLIGHT run
- *             at once, beyond that RESOURCE_EXHAUSTED. The executor sends
- *             initial metadata, the DriverResponse and the status in one
- *             batch. A cancel or deadline fires the call's ds_cancel_t, which
- *             interrupts the command's DuckDB work (core/cancel.h): it fails
- *             and rolls back.
+ *   Execute   RECV the DriverRequest. On the poller: ds_driver_prepare reads
+ *             the envelope and the credentials and authenticates the key
+ *             without decoding the command (a refused call is answered at
+ *             once, no worker involved). An authenticated call joins the wait
+ *             queue, or gets RESOURCE_EXHAUSTED when the queue is full or its
+ *             caller (a project's key; the admin key per project) already
+ *             holds its share. A fixed pool of DUCKSTORE_GRPC_WORKERS worker
+ *             threads takes queued calls in order, skipping a caller that
+ *             runs its share of workers (DUCKSTORE_GRPC_CALLER_SHARE percent),
+ *             so one caller never holds every worker and the others keep
+ *             their latency. Commands block on write queues and long imports,
+ *             which is why they run on workers and never on a poller. The
+ *             worker sends initial metadata, the DriverResponse and the
+ *             status in one batch. A cancel or deadline fires the call's
+ *             ds_cancel_t, which interrupts the command's DuckDB work
+ *             (core/cancel.h): it fails and rolls back; a call still waiting
+ *             in the queue is removed and answered without running.
  *   Health    Check answers at once on the poller; Watch sends the status,
  *             then every change (a health thread re-evaluates every
  *             DS_GRPC_WATCH_PERIOD_MS while somebody watches). The status of
@@ -30,14 +39,23 @@
  * Anything else is UNIMPLEMENTED.
  *
  * Shutdown (ds_grpc_stop): stop arming requests, tell watchers NOT_SERVING and
- * end their streams, grpc_server_shutdown_and_notify, wait until no executor
- * runs (a command in progress always finishes, as on the REST side), give the
- * remaining calls a grace period, cancel what is left, then drain and destroy.
+ * end their streams, grpc_server_shutdown_and_notify, answer the queued calls
+ * UNAVAILABLE, wait until no command runs (a command in progress always
+ * finishes, as on the REST side) and join the workers, give the remaining
+ * calls a grace period, cancel what is left, then drain and destroy.
  *
- * Invariants: calls_ counts live call_t (including armed requests), inflight_
- * counts running executors; both are guarded by mu_, and ds_grpc_stop returns
- * only when both are 0, so no command runs after it. Watchers are listed under
- * wmu_, which also guards each watcher's send state. Lock order: wmu_, then mu_.
+ * Threads: DS_GRPC_POLLERS pollers + DUCKSTORE_GRPC_WORKERS workers + one
+ * health thread, whatever the number of calls; health Watch and reflection
+ * streams live on the pollers between messages and hold no thread.
+ *
+ * Invariants: calls_ counts live call_t (including armed requests); running_
+ * counts commands on workers, n_queued_ calls in the wait queue, and each
+ * caller_t the running and queued calls of one caller; all are guarded by mu_.
+ * A queued call holds a reference (the pool's), dropped by the worker that
+ * ran it or by whoever removed it unrun. ds_grpc_stop returns only when
+ * calls_ and running_ are 0, so no command runs after it. Watchers are listed
+ * under wmu_, which also guards each watcher's send state. Lock order: wmu_,
+ * then mu_.
  */
 #include <grpc/byte_buffer.h>
 #include <grpc/byte_buffer_reader.h>
@@ -67,7 +85,6 @@
 
 #define DS_GRPC_POLLERS 4
 #define DS_GRPC_PENDING 16
-#define DS_GRPC_MAX_INFLIGHT 1024
 #define DS_GRPC_GRACE_S 5
 #define DS_GRPC_WATCH_PERIOD_MS 1000
 /* Longest authorization metadata value read ("Bearer " + key). */
@@ -98,6 +115,13 @@ static size_t n_services_;
 
 typedef struct call call_t;
 typedef void (*step_fn)(call_t *c, int ok);
+
+/* One caller (grpc/dispatch.h: a project's key, or the admin key per project) and its share in use. */
+typedef struct {
+    char name[160];
+    int running; /* commands of it on a worker */
+    int queued;  /* calls of it waiting */
+} caller_t;
 
 /* The tag of one batch: which call, and what to do when the batch completes. */
 typedef struct {
@@ -132,6 +156,15 @@ struct call {
     bool finished; /* a status was sent */
     int cancelled; /* written by RECV_CLOSE_ON_SERVER */
     ds_cancel_t *cancel; /* Execute: interrupts the command */
+    /* Execute: the request, from arrival on the poller to the end of its command on a worker */
+    ds_ctx_t ctx;          /* its arena holds the decoded request and the answer until sent */
+    ds_driver_call_t dc;   /* the prepared (authenticated, not yet decoded) command */
+    grpc_slice *slices;    /* the DriverRequest as received, in pieces (dc points into them) */
+    ds_driver_piece_t *pieces;
+    size_t n_slices;
+    caller_t *caller;      /* set when admitted to the pool (guarded by mu_ from then) */
+    call_t *queue_next;    /* the wait queue (mu_) */
+    bool queued;           /* in the wait queue (mu_) */
     struct timespec start;
     /* Watch (guarded by wmu_) */
     call_t *watch_next;
@@ -155,7 +188,19 @@ static int n_pollers_;
 static pthread_mutex_t mu_ = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t cv_ = PTHREAD_COND_INITIALIZER;
 static int calls_;
-static int inflight_;
+/* The worker pool (guarded by mu_; qcv_ wakes workers). */
+static pthread_cond_t qcv_ = PTHREAD_COND_INITIALIZER;
+static pthread_t *workers_;
+static int n_workers_;
+static bool workers_quit_;
+static int running_;            /* commands running on workers */
+static call_t *queue_head_, *queue_tail_;
+static int n_queued_;
+static int queue_size_;         /* DUCKSTORE_GRPC_QUEUE */
+static int worker_cap_;         /* workers one caller may hold */
+static int caller_queue_cap_;   /* waiting calls one caller may have */
+static caller_t *callers_;      /* n_callers_ slots: enough for every admitted call */
+static int n_callers_;
 static atomic_bool stopping_;
 static bool shutdown_done_;
 static int shutdown_tag_;
@@ -190,6 +235,19 @@ static void on_grpc_log(gpr_log_func_args *args)
 
 static void ref_call(call_t *c) { atomic_fetch_add(&c->refs, 1); }
 
+/* Frees the request memory of an Execute call (its arena and bytes) once it needs them no more. */
+static void release_request(call_t *c)
+{
+    ds_arena_destroy(&c->ctx.arena);
+    for (size_t i = 0; i < c->n_slices; i++)
+        grpc_slice_unref(c->slices[i]);
+    free(c->slices);
+    free(c->pieces);
+    c->slices = NULL;
+    c->pieces = NULL;
+    c->n_slices = 0;
+}
+
 /* Logs a call that reached a method (not an armed request returned at shutdown), then frees it. */
 static void unref_call(call_t *c)
 {
@@ -220,6 +278,7 @@ static void unref_call(call_t *c)
         grpc_slice_unref(c->trailing[i].key);
         grpc_slice_unref(c->trailing[i].value);
     }
+    release_request(c);
     ds_cancel_free(&c->cancel);
     if (c->call)
         grpc_call_unref(c->call);
@@ -443,101 +502,256 @@ static const char *authorization(call_t *c, ds_arena_t *arena)
     return NULL;
 }
 
-/* An executor: runs one command and sends its answer. */
-static void *execute_call(void *arg)
-{
-    call_t *c = arg;
-    ds_ctx_t ctx = {0};
-    ds_driver_result_t r;
-    grpc_status_code code;
-    uint8_t *data = NULL;
-    size_t len = 0;
-    char message[sizeof(r.message) + 128];
-    int kbc = 0;
+/* ---- the worker pool ---- */
 
-    ctx.arena = ds_arena_create();
-    ctx.request_id = c->request_id;
-    ctx.cancel = c->cancel;
-    c->route = DS_DRIVER_METHOD;
-    if (!ctx.arena || !c->payload || !read_payload(c->payload, &data, &len)) {
-        bool empty = ctx.arena && !c->payload;
-        code = empty ? GRPC_STATUS_INVALID_ARGUMENT : GRPC_STATUS_INTERNAL;
-        kbc = ds_status_keboola(empty ? DS_INVALID_ARGUMENT : DS_INTERNAL);
-        snprintf(message, sizeof(message), "[%d] %s", kbc,
-                 empty ? "the call carried no DriverRequest message" : "out of memory reading the request");
-        c->http_status = ds_status_http(empty ? DS_INVALID_ARGUMENT : DS_INTERNAL);
-    } else if (ds_cancel_is_set(c->cancel)) {
-        /* The client gave up while the call waited for its thread: do not start the work. */
-        code = GRPC_STATUS_CANCELLED;
-        snprintf(message, sizeof(message), "[0] %s before the command started", ds_cancel_reason(c->cancel));
-        c->http_status = ds_status_http(DS_CANCELLED);
-    } else {
-        ds_driver_execute(&ctx, data, len, authorization(c, ctx.arena), &r);
-        code = (grpc_status_code)ds_status_grpc(r.status);
-        kbc = r.keboola_code;
-        snprintf(message, sizeof(message), "%s", r.message);
-        c->route = r.command ? r.command : "unknown-command";
-        c->http_status = ds_status_http(r.status);
-        if (ctx.project_id)
-            snprintf(c->project, sizeof(c->project), "%s", ctx.project_id);
-        if (r.response_len > max_send_) {
-            /* Say why, rather than letting the transport fail the call with a generic error. */
-            kbc = ds_status_keboola(DS_QUEUE_FULL);
-            snprintf(message, sizeof(message),
-                     "[%d] the DriverResponse of %zu bytes exceeds the largest message this server sends (%zu bytes, "
-                     "DUCKSTORE_GRPC_MAX_SEND_BYTES)",
-                     kbc, r.response_len, max_send_);
-            code = GRPC_STATUS_RESOURCE_EXHAUSTED;
-            c->http_status = ds_status_http(DS_QUEUE_FULL);
-        } else {
-            grpc_slice s = grpc_slice_from_copied_buffer((const char *)r.response, r.response_len);
-            c->reply = grpc_raw_byte_buffer_create(&s, 1);
-            grpc_slice_unref(s);
+/* The caller of a queued or running command, found by name; unused when both counts are 0. */
+static caller_t *caller_get(const char *name)
+{
+    caller_t *free_slot = NULL;
+    for (int i = 0; i < n_callers_; i++) {
+        caller_t *k = &callers_[i];
+        if (k->running == 0 && k->queued == 0) {
+            if (!free_slot)
+                free_slot = k;
+        } else if (strcmp(k->name, name) == 0) {
+            return k;
         }
     }
-    free(data);
-    ds_arena_destroy(&ctx.arena);
-    finish_call(c, code, message, kbc);
-    unref_call(c); /* the executor's reference */
+    if (!free_slot)
+        return NULL; /* cannot happen: every admitted call holds a worker or a queue slot */
+    snprintf(free_slot->name, sizeof(free_slot->name), "%s", name);
+    return free_slot;
+}
 
+/* The first queued call whose caller is below its share of the workers, unlinked. Under mu_. */
+static call_t *queue_take(void)
+{
+    call_t *prev = NULL;
+    for (call_t **p = &queue_head_; *p; prev = *p, p = &(*p)->queue_next) {
+        call_t *c = *p;
+        if (c->caller->running >= worker_cap_)
+            continue;
+        *p = c->queue_next;
+        if (queue_tail_ == c)
+            queue_tail_ = prev;
+        c->queue_next = NULL;
+        c->queued = false;
+        c->caller->queued--;
+        c->caller->running++;
+        n_queued_--;
+        running_++;
+        return c;
+    }
+    return NULL;
+}
+
+/* Unlinks c from the queue if it is still there; true when it was. Under mu_. */
+static bool queue_remove(call_t *c)
+{
+    if (!c->queued)
+        return false;
+    call_t *prev = NULL;
+    for (call_t **p = &queue_head_; *p; prev = *p, p = &(*p)->queue_next)
+        if (*p == c) {
+            *p = c->queue_next;
+            if (queue_tail_ == c)
+                queue_tail_ = prev;
+            break;
+        }
+    c->queue_next = NULL;
+    c->queued = false;
+    c->caller->queued--;
+    n_queued_--;
+    return true;
+}
+
+/* Sends the DriverResponse of a call whose command ran (or was refused) and releases its request memory. */
+static void answer_driver_call(call_t *c, ds_driver_result_t *r)
+{
+    char message[sizeof(r->message) + 128];
+    grpc_status_code code = (grpc_status_code)ds_status_grpc(r->status);
+    int kbc = r->keboola_code;
+    snprintf(message, sizeof(message), "%s", r->message);
+    c->route = r->command ? r->command : "unknown-command";
+    c->http_status = ds_status_http(r->status);
+    if (c->ctx.project_id)
+        snprintf(c->project, sizeof(c->project), "%s", c->ctx.project_id);
+    if (r->response_len > max_send_) {
+        /* Say why, rather than letting the transport fail the call with a generic error. */
+        kbc = ds_status_keboola(DS_QUEUE_FULL);
+        snprintf(message, sizeof(message),
+                 "[%d] the DriverResponse of %zu bytes exceeds the largest message this server sends (%zu bytes, "
+                 "DUCKSTORE_GRPC_MAX_SEND_BYTES)",
+                 kbc, r->response_len, max_send_);
+        code = GRPC_STATUS_RESOURCE_EXHAUSTED;
+        c->http_status = ds_status_http(DS_QUEUE_FULL);
+    } else {
+        grpc_slice s = grpc_slice_from_copied_buffer((const char *)r->response, r->response_len);
+        c->reply = grpc_raw_byte_buffer_create(&s, 1);
+        grpc_slice_unref(s);
+    }
+    release_request(c);
+    finish_call(c, code, message, kbc);
+}
+
+/* Answers a queued call that will not run (cancelled, past its deadline, or the server stops). */
+static void answer_unrun(call_t *c, ds_status_t st, const char *why)
+{
+    char msg[256];
+    release_request(c);
+    if (st == DS_CANCELLED) {
+        snprintf(msg, sizeof(msg), "[0] %s before the command started", why);
+        c->http_status = ds_status_http(DS_CANCELLED);
+        finish_call(c, GRPC_STATUS_CANCELLED, msg, 0);
+    } else {
+        fail_call(c, st, why);
+    }
+}
+
+/* Runs one prepared command on the calling worker and answers it. */
+static void run_call(call_t *c)
+{
+    ds_driver_result_t r;
+    if (ds_cancel_is_set(c->cancel)) {
+        /* The client gave up while the call waited for its worker: do not start the work. */
+        answer_unrun(c, DS_CANCELLED, ds_cancel_reason(c->cancel));
+        return;
+    }
+    ds_driver_run(&c->dc, &r);
+    answer_driver_call(c, &r);
+}
+
+/* A worker: takes queued calls (each caller within its share) until the pool stops. */
+static void *worker_loop(void *arg)
+{
+    (void)arg;
     pthread_mutex_lock(&mu_);
-    inflight_--;
-    pthread_cond_broadcast(&cv_);
+    for (;;) {
+        call_t *c = NULL;
+        while (!workers_quit_ && !(c = queue_take()))
+            pthread_cond_wait(&qcv_, &mu_);
+        if (!c)
+            break;
+        pthread_mutex_unlock(&mu_);
+        run_call(c);
+        pthread_mutex_lock(&mu_);
+        c->caller->running--;
+        running_--;
+        /* A slot of this caller is free: a call of it that waited may now run on another worker. */
+        if (queue_head_)
+            pthread_cond_signal(&qcv_);
+        pthread_cond_broadcast(&cv_);
+        pthread_mutex_unlock(&mu_);
+        unref_call(c); /* the pool's reference */
+        pthread_mutex_lock(&mu_);
+    }
     pthread_mutex_unlock(&mu_);
     return NULL;
 }
 
-/* Hands a received call to a new executor thread, or answers RESOURCE_EXHAUSTED. */
+/*
+ * Takes the received message's slices as they are (no flat copy: the
+ * dispatcher reads the envelope across them, and joins the command's bytes
+ * only once the caller is authenticated). False when out of memory.
+ */
+static bool take_pieces(call_t *c)
+{
+    grpc_byte_buffer_reader rd;
+    grpc_slice s;
+    size_t cap = 0;
+    bool ok = grpc_byte_buffer_reader_init(&rd, c->payload);
+    if (ok) {
+        while (grpc_byte_buffer_reader_next(&rd, &s)) {
+            if (c->n_slices == cap) {
+                cap = cap ? cap * 2 : 16;
+                grpc_slice *more = realloc(c->slices, cap * sizeof(*more));
+                if (!more) {
+                    grpc_slice_unref(s);
+                    ok = false;
+                    break;
+                }
+                c->slices = more;
+            }
+            c->slices[c->n_slices++] = s;
+        }
+        grpc_byte_buffer_reader_destroy(&rd);
+    }
+    /* Pointers into the slices only now: a small slice keeps its bytes inside the array entry. */
+    if (ok && !(c->pieces = malloc((c->n_slices ? c->n_slices : 1) * sizeof(*c->pieces))))
+        ok = false;
+    for (size_t i = 0; ok && i < c->n_slices; i++)
+        c->pieces[i] = (ds_driver_piece_t){GRPC_SLICE_START_PTR(c->slices[i]), GRPC_SLICE_LENGTH(c->slices[i])};
+    grpc_byte_buffer_destroy(c->payload); /* the slices hold their own references */
+    c->payload = NULL;
+    return ok;
+}
+
+/*
+ * A DriverRequest arrived: on the poller, read the envelope and the
+ * credentials and authenticate the key (cheap, nothing of the command is
+ * decoded); a refused call is answered here. An authenticated call is
+ * queued for the workers if its caller and the queue have room, else it gets
+ * RESOURCE_EXHAUSTED.
+ */
 static void on_execute_message(call_t *c, int ok)
 {
-    pthread_attr_t attr;
-    pthread_t t;
-    bool full;
     if (!ok) /* the client cancelled or the connection broke before the message arrived */
         return;
-    pthread_mutex_lock(&mu_);
-    full = inflight_ >= DS_GRPC_MAX_INFLIGHT;
-    if (!full)
-        inflight_++;
-    pthread_mutex_unlock(&mu_);
-    if (!full) {
-        ref_call(c);
-        pthread_attr_init(&attr);
-        pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
-        int rc = pthread_create(&t, &attr, execute_call, c);
-        pthread_attr_destroy(&attr);
-        if (rc == 0)
-            return;
-        unref_call(c);
-        pthread_mutex_lock(&mu_);
-        inflight_--;
-        pthread_cond_broadcast(&cv_);
-        pthread_mutex_unlock(&mu_);
-    }
-    char msg[128];
-    snprintf(msg, sizeof(msg), "too many calls in progress (%d); retry later", DS_GRPC_MAX_INFLIGHT);
     c->route = DS_DRIVER_METHOD;
-    fail_call(c, DS_QUEUE_FULL, msg);
+    if (!c->payload) {
+        fail_call(c, DS_INVALID_ARGUMENT, "the call carried no DriverRequest message");
+        return;
+    }
+    if (!(c->ctx.arena = ds_arena_create()) || !take_pieces(c)) {
+        fail_call(c, DS_INTERNAL, "out of memory reading the request");
+        return;
+    }
+    c->ctx.request_id = c->request_id;
+    c->ctx.cancel = c->cancel;
+    const char *auth = authorization(c, c->ctx.arena);
+    if (ds_driver_prepare_pieces(&c->dc, &c->ctx, c->pieces, c->n_slices, auth) != DS_OK) {
+        ds_driver_result_t r;
+        ds_driver_run(&c->dc, &r); /* only renders the error: nothing ran */
+        answer_driver_call(c, &r);
+        return;
+    }
+    c->route = c->dc.command; /* for the log, also when the call never runs */
+    char msg[256];
+    msg[0] = '\0';
+    pthread_mutex_lock(&mu_);
+    bool quitting = workers_quit_;
+    caller_t *k = workers_quit_ ? NULL : caller_get(c->dc.caller);
+    int idle = n_workers_ - running_;
+    if (workers_quit_)
+        snprintf(msg, sizeof(msg), "the server is shutting down");
+    else if (!k || n_queued_ >= queue_size_ + (idle > 0 ? idle : 0))
+        snprintf(msg, sizeof(msg),
+                 "too many calls in progress (%d workers busy, %d calls waiting, DUCKSTORE_GRPC_WORKERS and "
+                 "DUCKSTORE_GRPC_QUEUE); retry later",
+                 running_, n_queued_);
+    else if (k->running + k->queued >= worker_cap_ + caller_queue_cap_)
+        snprintf(msg, sizeof(msg),
+                 "this caller has too many calls in progress (%d running, %d waiting; its share is %d workers and "
+                 "%d waiting calls, DUCKSTORE_GRPC_CALLER_SHARE); retry later",
+                 k->running, k->queued, worker_cap_, caller_queue_cap_);
+    if (!msg[0]) {
+        ref_call(c); /* the pool's reference */
+        c->caller = k;
+        c->queued = true;
+        k->queued++;
+        n_queued_++;
+        if (queue_tail_)
+            queue_tail_->queue_next = c;
+        else
+            queue_head_ = c;
+        queue_tail_ = c;
+        pthread_cond_signal(&qcv_);
+    }
+    pthread_mutex_unlock(&mu_);
+    if (msg[0]) {
+        release_request(c);
+        fail_call(c, quitting ? DS_UNAVAILABLE : DS_QUEUE_FULL, msg);
+    }
 }
 
 /* ---- health ---- */
@@ -767,7 +981,16 @@ static void on_close(call_t *c, int ok)
     if (c->cancelled && c->cancel) {
         gpr_timespec now = gpr_now(c->details.deadline.clock_type);
         bool late = gpr_time_cmp(now, c->details.deadline) >= 0;
-        ds_cancel_fire(c->cancel, late ? "deadline exceeded" : "cancelled by the client");
+        const char *why = late ? "deadline exceeded" : "cancelled by the client";
+        ds_cancel_fire(c->cancel, why);
+        /* A call still waiting for a worker is dropped now: it never runs and frees its slot at once. */
+        pthread_mutex_lock(&mu_);
+        bool dropped = queue_remove(c);
+        pthread_mutex_unlock(&mu_);
+        if (dropped) {
+            answer_unrun(c, DS_CANCELLED, why);
+            unref_call(c); /* the pool's reference */
+        }
     }
     if (c->method == M_HEALTH_WATCH)
         watch_remove(c);
@@ -853,6 +1076,43 @@ static void *poll_loop(void *arg)
     return NULL;
 }
 
+/*
+ * Stops the pool: no call is admitted any more, the waiting ones are
+ * answered UNAVAILABLE without running, and the running commands finish
+ * (DuckDB must not close under them) before the workers are joined.
+ */
+static void stop_workers(void)
+{
+    pthread_mutex_lock(&mu_);
+    workers_quit_ = true;
+    call_t *waiting = queue_head_;
+    for (call_t *c = waiting; c; c = c->queue_next) {
+        c->queued = false;
+        c->caller->queued--;
+    }
+    queue_head_ = queue_tail_ = NULL;
+    n_queued_ = 0;
+    pthread_cond_broadcast(&qcv_);
+    pthread_mutex_unlock(&mu_);
+    while (waiting) {
+        call_t *c = waiting;
+        waiting = c->queue_next;
+        c->queue_next = NULL;
+        answer_unrun(c, DS_UNAVAILABLE, "the server is shutting down before the command started");
+        unref_call(c); /* the pool's reference */
+    }
+    for (int i = 0; i < n_workers_; i++)
+        pthread_join(workers_[i], NULL);
+    n_workers_ = 0;
+    free(workers_);
+    workers_ = NULL;
+    pthread_mutex_lock(&mu_);
+    free(callers_);
+    callers_ = NULL;
+    n_callers_ = 0;
+    pthread_mutex_unlock(&mu_);
+}
+
 /* Destroys a server no poller serves (a failed start): drains the queue on this thread. */
 static void destroy_unstarted(void)
 {
@@ -929,6 +1189,39 @@ ds_status_t ds_grpc_start(const ds_config_t *cfg, ds_err_t *err)
         return ds_err_set(err, DS_UNAVAILABLE, "gRPC: cannot listen on %s (address in use or not permitted)",
                           cfg->grpc_addr);
     }
+    n_workers_ = 0;
+    workers_quit_ = false;
+    running_ = 0;
+    n_queued_ = 0;
+    queue_head_ = queue_tail_ = NULL;
+    queue_size_ = (int)cfg->grpc_queue;
+    /* A caller's share, rounded down but never below one worker (and one waiting call when there is a queue). */
+    worker_cap_ = (int)(cfg->grpc_workers * cfg->grpc_caller_share / 100);
+    if (worker_cap_ < 1)
+        worker_cap_ = 1;
+    caller_queue_cap_ = (int)(cfg->grpc_queue * cfg->grpc_caller_share / 100);
+    if (caller_queue_cap_ < 1 && cfg->grpc_queue > 0)
+        caller_queue_cap_ = 1;
+    n_callers_ = (int)(cfg->grpc_workers + cfg->grpc_queue);
+    callers_ = calloc((size_t)n_callers_, sizeof(*callers_));
+    workers_ = calloc((size_t)cfg->grpc_workers, sizeof(*workers_));
+    if (!callers_ || !workers_) {
+        free(callers_);
+        free(workers_);
+        callers_ = NULL;
+        workers_ = NULL;
+        destroy_unstarted();
+        return ds_err_set(err, DS_INTERNAL, "gRPC: out of memory");
+    }
+    for (; n_workers_ < cfg->grpc_workers; n_workers_++)
+        if (pthread_create(&workers_[n_workers_], NULL, worker_loop, NULL) != 0)
+            break;
+    if (n_workers_ < cfg->grpc_workers) {
+        stop_workers();
+        destroy_unstarted();
+        return ds_err_set(err, DS_INTERNAL, "gRPC: cannot start %lld worker threads",
+                          (long long)cfg->grpc_workers);
+    }
     grpc_server_start(server_);
     for (int i = 0; i < DS_GRPC_PENDING; i++)
         request_new();
@@ -936,6 +1229,7 @@ ds_status_t ds_grpc_start(const ds_config_t *cfg, ds_err_t *err)
         if (pthread_create(&pollers_[n_pollers_], NULL, poll_loop, NULL) != 0)
             break;
     if (n_pollers_ == 0) {
+        stop_workers();
         destroy_unstarted();
         return ds_err_set(err, DS_INTERNAL, "gRPC: cannot start threads");
     }
@@ -961,10 +1255,9 @@ void ds_grpc_stop(void)
     watch_update_all(H_NOT_SERVING, true);
     grpc_server_shutdown_and_notify(server_, cq_, &shutdown_tag_);
 
+    /* Calls still waiting for a worker are answered UNAVAILABLE; commands in progress always finish. */
+    stop_workers();
     pthread_mutex_lock(&mu_);
-    /* Commands in progress always finish: DuckDB must not close under them. */
-    while (inflight_ > 0)
-        pthread_cond_wait(&cv_, &mu_);
     struct timespec deadline;
     clock_gettime(CLOCK_REALTIME, &deadline);
     deadline.tv_sec += DS_GRPC_GRACE_S;
@@ -977,7 +1270,7 @@ void ds_grpc_stop(void)
         grpc_server_cancel_all_calls(server_);
     }
     pthread_mutex_lock(&mu_);
-    while (!shutdown_done_ || inflight_ > 0 || calls_ > 0)
+    while (!shutdown_done_ || running_ > 0 || calls_ > 0)
         pthread_cond_wait(&cv_, &mu_);
     pthread_mutex_unlock(&mu_);
 

@@ -200,7 +200,8 @@ CASES = [
 def test_bad_command_is_a_clear_error_and_changes_nothing(world, transport, case, code, mentions):
     command = case(world) if callable(case) else case
     before = world.snapshot()
-    d = Driver(world.server, transport)
+    # The key also as a Bearer header: bridge bodies above 64 KiB (the 10 MB names) need it.
+    d = Driver(world.server, transport, bearer=world.key)
     try:
         expect_error(lambda: d.execute(command, world.key, PID), code, mentions=mentions)
     finally:

@@ -60,13 +60,19 @@ def test_dev_branch_bucket_is_unimplemented(server, driver):
                bucket_pb2.CreateBucketResponse)
 
 
-def test_command_is_checked_before_credentials(server, driver):
-    """An unknown or malformed command is reported as such even without credentials."""
+def test_command_is_decoded_only_after_authentication(server, driver):
+    """The envelope (command type) is checked first; the command itself is decoded only once the key
+    is authenticated: a malformed command without credentials, or with a key that is no key, is
+    UNAUTHENTICATED; with the admin key it is reported as malformed."""
     unknown = any_pb2.Any(type_url=TYPE_PREFIX + "keboola.Nope", value=b"")
     expect_error(lambda: driver.execute(unknown), S.UNIMPLEMENTED)
     garbage = any_pb2.Any(type_url=TYPE_PREFIX + table_pb2.CreateTableCommand.DESCRIPTOR.full_name,
                           value=b"\xff\xff\xff\xff")
-    e = expect_error(lambda: driver.execute(garbage), S.INVALID_ARGUMENT, keboola_code=3000)
+    expect_error(lambda: driver.execute(garbage), S.UNAUTHENTICATED, keboola_code=1002)
+    expect_error(lambda: driver.execute(garbage, key="not-a-key", host="p"), S.UNAUTHENTICATED,
+                 keboola_code=1002, mentions=["invalid API key"])
+    e = expect_error(lambda: driver.execute(garbage, key=server.admin_key, host="p"), S.INVALID_ARGUMENT,
+                     keboola_code=3000)
     assert "malformed" in e.message and "CreateTableCommand" in e.message
     expect_error(lambda: driver.execute(info_pb2.ListSchemasCommand()), S.UNAUTHENTICATED)
 

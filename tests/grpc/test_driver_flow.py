@@ -212,14 +212,24 @@ def test_admin_key_works_on_any_project(server, driver):
     assert sorted(schemas.schemas) == ["in.c-plain", "out.c-x"]
 
 
-def test_bridge_ignores_http_credentials(server):
-    """The bridge authenticates with the DriverRequest only: a valid admin key in HTTP headers and
-    none in the request is still UNAUTHENTICATED."""
-    body = request(info_pb2.ListSchemasCommand()).SerializeToString()
-    for headers in ({"Authorization": f"Bearer {server.admin_key}"}, {"X-StorageApi-Token": server.admin_key}):
-        r = requests.post(server.url + "/driver/execute", data=body, timeout=REQUEST_TIMEOUT,
-                          headers={"Content-Type": "application/x-protobuf", **headers})
-        assert r.status_code == 401, r.content
-        resp = common_pb2.DriverResponse.FromString(r.content)
-        assert resp.messages[-1].level == common_pb2.LogMessage.Error
-        assert "credentials" in resp.messages[-1].message
+def test_bridge_takes_a_bearer_header_and_ignores_other_http_credentials(server):
+    """The bridge authenticates with the DriverRequest's credentials or an "Authorization: Bearer"
+    header (like gRPC's authorization metadata); X-StorageApi-Token is not a bridge credential, and a
+    Bearer key that disagrees with the request's is UNAUTHENTICATED."""
+    body = request(backend_pb2.InitBackendCommand()).SerializeToString()
+    r = requests.post(server.url + "/driver/execute", data=body, timeout=REQUEST_TIMEOUT,
+                      headers={"Content-Type": "application/x-protobuf",
+                               "Authorization": f"Bearer {server.admin_key}"})
+    assert r.status_code == 200, r.content
+    r = requests.post(server.url + "/driver/execute", data=body, timeout=REQUEST_TIMEOUT,
+                      headers={"Content-Type": "application/x-protobuf", "X-StorageApi-Token": server.admin_key})
+    assert r.status_code == 401, r.content
+    resp = common_pb2.DriverResponse.FromString(r.content)
+    assert resp.messages[-1].level == common_pb2.LogMessage.Error
+    assert "credentials" in resp.messages[-1].message
+    other = request(backend_pb2.InitBackendCommand(), "another-key").SerializeToString()
+    r = requests.post(server.url + "/driver/execute", data=other, timeout=REQUEST_TIMEOUT,
+                      headers={"Content-Type": "application/x-protobuf",
+                               "Authorization": f"Bearer {server.admin_key}"})
+    assert r.status_code == 401, r.content
+    assert "different API keys" in common_pb2.DriverResponse.FromString(r.content).messages[-1].message

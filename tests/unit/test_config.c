@@ -74,6 +74,10 @@ Test(config, defaults_match_the_documented_values)
     cr_assert_eq(cfg.idle_timeout, 60);
     cr_assert_eq(cfg.grpc_max_recv_bytes, 16LL << 20);
     cr_assert_eq(cfg.grpc_max_send_bytes, 64LL << 20);
+    cr_assert_eq(cfg.grpc_workers, 16);
+    cr_assert_eq(cfg.grpc_queue, 64);
+    cr_assert_eq(cfg.grpc_caller_share, 50);
+    cr_assert_eq(cfg.unauth_body_bytes, 64LL << 10);
     cr_assert_eq(ds_config_validate(&cfg, &err), DS_OK, "defaults must validate: %s", err.message);
 }
 
@@ -409,4 +413,36 @@ Test(config, help_lists_every_setting_on_its_own_line)
     DS_CONFIG_MAP(CHECK_LINE)
 #undef CHECK_LINE
     free(text);
+}
+
+Test(config, grpc_pool_settings_are_bounded_and_named)
+{
+    static const char *const env[] = {"DUCKSTORE_GRPC_WORKERS", "4", "DUCKSTORE_GRPC_QUEUE", "0",
+                                      "DUCKSTORE_GRPC_CALLER_SHARE", "25", "DUCKSTORE_UNAUTH_BODY_BYTES", "8KiB",
+                                      NULL};
+    char *argv[] = {"duckstore"};
+    cr_assert_eq(load(env, 1, argv), DS_OK, "%s", err.message);
+    cr_assert_eq(cfg.grpc_workers, 4);
+    cr_assert_eq(cfg.grpc_queue, 0, "no queue: calls run at once or are refused");
+    cr_assert_eq(cfg.grpc_caller_share, 25);
+    cr_assert_eq(cfg.unauth_body_bytes, 8192);
+    static const struct {
+        const char *flag;
+        const char *names;
+    } bad[] = {
+        {"--grpc-workers=0", "DUCKSTORE_GRPC_WORKERS"},
+        {"--grpc-workers=1025", "DUCKSTORE_GRPC_WORKERS"},
+        {"--grpc-queue=-1", "DUCKSTORE_GRPC_QUEUE"},
+        {"--grpc-queue=65537", "DUCKSTORE_GRPC_QUEUE"},
+        {"--grpc-caller-share=0", "DUCKSTORE_GRPC_CALLER_SHARE"},
+        {"--grpc-caller-share=101", "DUCKSTORE_GRPC_CALLER_SHARE"},
+        {"--unauth-body-bytes=0", "DUCKSTORE_UNAUTH_BODY_BYTES"},
+    };
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        ds_config_free(&cfg);
+        cr_assert_eq(ds_config_defaults(&cfg, &err), DS_OK);
+        char *args[] = {"duckstore", (char *)bad[i].flag};
+        cr_assert_eq(load(NULL, 2, args), DS_INVALID_ARGUMENT, "%s was accepted", bad[i].flag);
+        cr_assert_not_null(strstr(err.message, bad[i].names), "%s: %s", bad[i].flag, err.message);
+    }
 }
