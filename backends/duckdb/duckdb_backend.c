@@ -356,14 +356,28 @@ static void release(be_t *be, proj_t *p)
 
 static ds_status_t open_engine(be_t *be, ds_err_t *err);
 
-/* Forgets every project entry as detached. Caller holds be->lock; no call holds a db use. */
-static void forget_all_projects_locked(be_t *be)
+/*
+ * Marks every project entry detached and forgets the plain ones; an entry of
+ * a creation that failed (`creating`, its call about to remove the file)
+ * stays, so no call attaches the half-made file meanwhile. Caller holds
+ * be->lock; no call holds a db use, so nothing is pinned, attached, detached
+ * or dropped.
+ */
+static void detach_all_projects_locked(be_t *be)
 {
-    while (be->projects) {
-        proj_t *p = be->projects;
+    proj_t **pp = &be->projects;
+    while (*pp) {
+        proj_t *p = *pp;
         if (p->attached)
             ds_lru_remove(be->lru, p->id);
-        forget_proj(be, p);
+        p->attached = false;
+        p->reload = false;
+        if (p->creating) {
+            pp = &p->next;
+            continue;
+        }
+        *pp = p->next;
+        free(p);
     }
     be->n_attached = 0;
     be->n_attaching = 0;
@@ -379,7 +393,7 @@ static ds_status_t reopen_db(be_t *be, ds_err_t *err)
 {
     duckdb_close(&be->db);
     pthread_mutex_lock(&be->lock);
-    forget_all_projects_locked(be);
+    detach_all_projects_locked(be);
     pthread_mutex_unlock(&be->lock);
     ds_status_t st = open_engine(be, err);
     pthread_mutex_lock(&be->lock);
@@ -857,16 +871,39 @@ static ds_status_t be_project_create(void *self, ds_be_call_t *call)
         st = ddb_in_txn(&u, meta_init, NULL);
         if (st == DS_OK)
             st = ds_ddb_exec(u.conn, call->err, "CHECKPOINT");
-        pthread_mutex_lock(&be->lock);
-        u.p->creating = false;
-        pthread_mutex_unlock(&be->lock);
+        if (st == DS_OK) {
+            pthread_mutex_lock(&be->lock);
+            u.p->creating = false;
+            pthread_mutex_unlock(&be->lock);
+        }
         ddb_use_end(&u);
     }
     if (st != DS_OK) {
+        /*
+         * The entry stays `creating` (no other call may use the half-made
+         * file) until its removal. A removal that meets an engine failure is
+         * tried again once the engine has been reopened.
+         */
         ds_err_t e = {0};
-        be->host->log(2, "duckdb", "project %s creation failed, removing its file", call->project_id);
-        if (drop_project(be, call->project_id, &e) != DS_OK)
-            be->host->log(2, "duckdb", "project %s: cannot remove its file: %s", call->project_id, e.message);
+        ds_status_t dst = DS_OK;
+        be->host->log(2, "duckdb", "project %s creation failed (%s), removing its file", call->project_id,
+                      call->err->message);
+        for (int attempt = 0; attempt < 3; attempt++) {
+            ds_err_clear(&e);
+            dst = drop_project(be, call->project_id, &e);
+            if (dst != DS_UNAVAILABLE)
+                break;
+        }
+        /* DS_CONFLICT: a drop of the id runs already and removes the file. */
+        if (dst != DS_OK && dst != DS_CONFLICT) {
+            be->host->log(3, "duckdb", "project %s: cannot remove the file of its failed creation: %s",
+                          call->project_id, e.message);
+            pthread_mutex_lock(&be->lock);
+            proj_t *p = find_proj(be, call->project_id);
+            if (p && p->creating && !p->dropping)
+                p->creating = false;
+            pthread_mutex_unlock(&be->lock);
+        }
     }
     return st;
 }
