@@ -37,10 +37,11 @@
  * one, marks it broken. Calls in flight fail with that 503 and leave; new
  * ones wait in db_enter. The call that finds it broken and unused reopens it
  * (reopen_db): an invalidated DuckDB does not checkpoint on close, a fresh
- * instance is opened and every project entry is forgotten as detached, so
- * projects are attached again on demand and each file's WAL replays what was
- * committed. Drops and creates keep their guarantees: nothing pins, attaches
- * or drops a project while no call holds a db use.
+ * instance is opened and every project entry is marked detached (and
+ * forgotten, except a failed creation's, which stays until its call has
+ * removed the file), so projects are attached again on demand and each file's
+ * WAL replays what was committed. Drops and creates keep their guarantees:
+ * nothing pins, attaches or drops a project while no call holds a db use.
  *
  * Locks: `lock` guards the project table, the counters and the LRU, and is
  * held only for those map operations (and the stat of a file about to be
