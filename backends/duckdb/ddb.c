@@ -29,7 +29,8 @@ bool ds_ddb_is_fatal(duckdb_error_type type, const char *msg)
 
 bool ds_ddb_err_is_engine_failure(const ds_err_t *err)
 {
-    return err->status == DS_UNAVAILABLE && strncmp(err->message, DS_DDB_ENGINE_FAILED, strlen(DS_DDB_ENGINE_FAILED)) == 0;
+    return err->status == DS_UNAVAILABLE &&
+           strncmp(err->message, DS_DDB_ENGINE_FAILED, strlen(DS_DDB_ENGINE_FAILED)) == 0;
 }
 
 /*
@@ -80,7 +81,8 @@ ds_status_t ds_ddb_error(ds_err_t *err, duckdb_error_type type, const char *msg)
          */
         atomic_fetch_add(&fatal_events, 1);
         ds_log(invalidated ? DS_LOG_WARN : DS_LOG_ERROR, "DuckDB %s: %s",
-               invalidated ? "refused a statement, its instance is invalidated" : "fatal error, its instance is invalidated",
+               invalidated ? "refused a statement, its instance is invalidated"
+                           : "fatal error, its instance is invalidated",
                m);
     }
     if (fatal && (invalidated || !volume_full(m)))

@@ -36,8 +36,8 @@ ds_status_t ds_ddb_error(ds_err_t *err, duckdb_error_type type, const char *msg)
  * The client message of every error for which ds_ddb_is_fatal holds (503):
  * DuckDB's own text goes to the log only.
  */
-#define DS_DDB_ENGINE_FAILED                                                                                       \
-    "the storage engine failed internally and is being restarted; this request was not completed (the operator's " \
+#define DS_DDB_ENGINE_FAILED                                                                                           \
+    "the storage engine failed internally and is being restarted; this request was not completed (the operator's "     \
     "log has the details); retry it shortly"
 /* True for an error after which DuckDB has invalidated its whole instance (FATAL, INTERNAL, invalidated). */
 bool ds_ddb_is_fatal(duckdb_error_type type, const char *msg);

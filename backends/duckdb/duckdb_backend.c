@@ -435,15 +435,17 @@ static ds_status_t db_enter(be_t *be, ds_err_t *err)
             pthread_cond_broadcast(&be->idle);
             if (st != DS_OK) {
                 pthread_mutex_unlock(&be->lock);
-                return ds_err_set(err, DS_UNAVAILABLE,
-                                  "the storage engine failed and cannot be restarted; the operator's log has the details");
+                return ds_err_set(
+                    err, DS_UNAVAILABLE,
+                    "the storage engine failed and cannot be restarted; the operator's log has the details");
             }
             continue;
         }
         if (pthread_cond_timedwait(&be->idle, &be->lock, &deadline) == ETIMEDOUT) {
             pthread_mutex_unlock(&be->lock);
-            return ds_err_set(err, DS_UNAVAILABLE, "the storage engine is being restarted after an internal failure; "
-                                                   "retry shortly");
+            return ds_err_set(err, DS_UNAVAILABLE,
+                              "the storage engine is being restarted after an internal failure; "
+                              "retry shortly");
         }
     }
     be->db_users++;

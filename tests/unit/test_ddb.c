@@ -4,17 +4,16 @@
  * injected while a DELETE is built leaves the table untouched and answers
  * an out-of-memory error.
  */
+#include "../../backends/duckdb/ddb.h"
+#include "core/alloc.h"
+#include "core/buf.h"
+#include "core/status.h"
+
 #include <criterion/criterion.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
-
-#include "core/status.h"
-
-#include "../../backends/duckdb/ddb.h"
-#include "core/alloc.h"
-#include "core/buf.h"
 
 static duckdb_database db;
 static duckdb_connection conn;
@@ -131,9 +130,10 @@ Test(ddb, an_internal_error_is_a_503_without_trace_or_path)
 Test(ddb, an_invalidated_database_is_a_503_whatever_the_reported_type)
 {
     ds_err_t err = {0};
-    const char *m = "FATAL Error: Failed: database has been invalidated because of a previous fatal error. The database "
-                    "must be restarted prior to being used again.\nOriginal error: \"No space left on device\"\n\n"
-                    "Stack Trace:\n\n/work/x/libduckdb.so(foo) [0x1]\n";
+    const char *m =
+        "FATAL Error: Failed: database has been invalidated because of a previous fatal error. The database "
+        "must be restarted prior to being used again.\nOriginal error: \"No space left on device\"\n\n"
+        "Stack Trace:\n\n/work/x/libduckdb.so(foo) [0x1]\n";
     /* A prepare on an invalidated instance reports it as a parser error. */
     cr_assert_eq(ds_ddb_error(&err, DUCKDB_ERROR_PARSER, m), DS_UNAVAILABLE);
     cr_assert_str_eq(err.message, DS_DDB_ENGINE_FAILED);

@@ -5,6 +5,13 @@
  * once and waits only for its own project's, and drops, creates and uses of
  * the same ids from many threads never touch a freed entry or a removed file.
  */
+#include "../../backends/duckdb/ddb.h"
+#include "../../backends/duckdb/duckdb_backend.h"
+#include "../../backends/duckdb/internal.h"
+#include "backend/registry.h"
+#include "core/arena.h"
+#include "core/log.h"
+
 #include <criterion/criterion.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -13,13 +20,6 @@
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
-
-#include "../../backends/duckdb/ddb.h"
-#include "../../backends/duckdb/duckdb_backend.h"
-#include "../../backends/duckdb/internal.h"
-#include "backend/registry.h"
-#include "core/arena.h"
-#include "core/log.h"
 
 static const ds_backend_ops_t *ops;
 static void *self;
