@@ -38,6 +38,7 @@ static void usage(FILE *out)
 
 static int64_t gauge_open(void *ud) { return ds_service_open_projects(); }
 static int64_t gauge_peak(void *ud) { return ds_service_open_projects_peak(); }
+static int64_t gauge_restarts(void *ud) { return ds_service_engine_restarts(); }
 static int64_t gauge_waiting(void *ud) { return ds_service_queue_waiting(); }
 static int64_t gauge_projects(void *ud) { return ds_catalog_project_count(); }
 
@@ -71,6 +72,9 @@ static int serve(int argc, char **argv)
     ds_metrics_gauge("duckstore_open_projects", "Project files attached now.", gauge_open, NULL);
     ds_metrics_gauge("duckstore_open_projects_peak", "Most project files attached at once since start.", gauge_peak,
                      NULL);
+    ds_metrics_gauge("duckstore_engine_restarts_total",
+                     "Times a storage engine was reopened after a fatal error (calls in flight failed with 503).",
+                     gauge_restarts, NULL);
     ds_metrics_gauge("duckstore_queue_waiting", "Requests waiting in write queues.", gauge_waiting, NULL);
     ds_metrics_gauge("duckstore_projects", "Projects in the catalog.", gauge_projects, NULL);
     if (ds_rest_start(&cfg, &err) != DS_OK) {

@@ -90,6 +90,9 @@ static bool is_numeric_type(const char *type)
 static ds_status_t reword_err(use_t *u, ds_status_t st, int kbc, const char *prefix)
 {
     char msg[DS_ERR_MSG_MAX];
+    /* A failed engine or a full volume is not the input's fault: say what it is. */
+    if (u->err->status == DS_UNAVAILABLE || u->err->status == DS_INSUFFICIENT_STORAGE)
+        return u->err->status;
     snprintf(msg, sizeof(msg), "%s", u->err->message);
     char *cut = strstr(msg, "\n\nPossible fixes");
     if (cut)
@@ -384,18 +387,8 @@ static ds_status_t touch_meta(use_t *u, const char *bucket, const char *table, b
         return DS_OK;
     char now[32];
     snprintf(now, sizeof(now), "%lld", (long long)time(NULL));
-    if (changed) {
-        ds_status_t st = ddb_refresh_counts(u, bucket, table);
-        if (st != DS_OK)
-            return st;
-    }
-    const char *params[] = {now, bucket, table};
-    const char *sql = imported && changed
-                          ? "UPDATE " META ".tables SET last_import_at = CAST($1 AS BIGINT), last_change_at = CAST($1 AS "
-                            "BIGINT) WHERE lower(bucket) = lower($2) AND lower(name) = lower($3)"
-                      : imported ? "UPDATE " META ".tables SET last_import_at = CAST($1 AS BIGINT) WHERE lower(bucket) = lower($2) AND lower(name) = lower($3)"
-                                 : "UPDATE " META ".tables SET last_change_at = CAST($1 AS BIGINT) WHERE lower(bucket) = lower($2) AND lower(name) = lower($3)";
-    return ds_ddb_run(u->conn, u->err, NULL, sql, 3, params);
+    ddb_meta_t m = {.counts = changed, .import_at = imported ? now : NULL, .change_at = changed ? now : NULL};
+    return ddb_meta_write(u, bucket, table, &m);
 }
 
 /* ---- import: source description ---- */
@@ -1201,12 +1194,8 @@ static ds_status_t check_in_txn(imp_t *m)
         return ds_err_set(u->err, DS_CONFLICT, "table %s.%s changed during the import", m->bucket, m->table);
     }
     if (m->exists) {
-        const char *params[] = {m->bucket, m->table};
-        st = ds_ddb_run(u->conn, u->err, NULL,
-                        "UPDATE " META ".tables SET last_import_at = last_import_at "
-                        "WHERE lower(bucket) = lower($1) AND lower(name) = lower($2)",
-                        2, params);
-        if (st != DS_OK)
+        ddb_meta_t same = {0};
+        if ((st = ddb_meta_write(u, m->bucket, m->table, &same)) != DS_OK)
             return st;
     }
     if (m->in->dedup == DS_DEDUP_FAIL && m->n_key && (st = check_duplicates(m)) != DS_OK)
@@ -2008,9 +1997,8 @@ static ds_status_t pk_txn(use_t *u, void *ud)
     if (st == DS_OK && ds_buf_failed(&list))
         st = ds_err_set(u->err, DS_UNAVAILABLE, "out of memory while building the primary key; nothing was changed");
     if (st == DS_OK) {
-        const char *params[] = {ds_buf_cstr(&list), s->bucket, s->table};
-        st = ds_ddb_run(u->conn, u->err, NULL, "UPDATE " META ".tables SET primary_key = $1 WHERE lower(bucket) = lower($2) AND lower(name) = lower($3)",
-                        3, params);
+        ddb_meta_t meta = {.primary_key = ds_buf_cstr(&list)};
+        st = ddb_meta_write(u, s->bucket, s->table, &meta);
     }
     ds_buf_free(&list);
     return st;

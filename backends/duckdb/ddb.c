@@ -3,10 +3,63 @@
  */
 #include "ddb.h"
 
+#include <stdatomic.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/log.h"
 #include "core/status.h"
+
+/* Fatal errors (FATAL, INTERNAL, "database has been invalidated") any DuckDB instance reported so far. */
+static atomic_uint_fast64_t fatal_events;
+
+uint64_t ds_ddb_fatal_events(void) { return (uint64_t)atomic_load(&fatal_events); }
+
+bool ds_ddb_is_fatal(duckdb_error_type type, const char *msg)
+{
+    /*
+     * DuckDB invalidates the whole instance after a FATAL or INTERNAL error;
+     * every later statement on it fails with "database has been invalidated"
+     * (whatever error type the failing call reports, e.g. a prepare error).
+     */
+    return type == DUCKDB_ERROR_FATAL || type == DUCKDB_ERROR_INTERNAL ||
+           (msg && strstr(msg, "database has been invalidated"));
+}
+
+bool ds_ddb_err_is_engine_failure(const ds_err_t *err)
+{
+    return err->status == DS_UNAVAILABLE &&
+           strncmp(err->message, DS_DDB_ENGINE_FAILED, strlen(DS_DDB_ENGINE_FAILED)) == 0;
+}
+
+/*
+ * Copies msg into out without what a client must not see: everything from
+ * DuckDB's "Stack Trace:" on, and absolute host paths (a word starting with
+ * '/' after a blank, a quote or a parenthesis becomes "<path>").
+ */
+void ds_ddb_client_text(const char *msg, char *out, size_t outsz)
+{
+    size_t o = 0;
+    const char *end = strstr(msg, "Stack Trace:");
+    if (!end)
+        end = msg + strlen(msg);
+    for (const char *p = msg; p < end && o + 1 < outsz;) {
+        bool starts_word = p == msg || strchr(" \t\n\"'(`=:", p[-1]) != NULL;
+        if (*p == '/' && starts_word) {
+            const char *rep = "<path>";
+            for (size_t k = 0; rep[k] && o + 1 < outsz; k++)
+                out[o++] = rep[k];
+            while (p < end && !strchr(" \t\n\"'):`", *p))
+                p++;
+            continue;
+        }
+        out[o++] = *p++;
+    }
+    while (o > 0 && (out[o - 1] == '\n' || out[o - 1] == ' '))
+        o--;
+    out[o] = '\0';
+}
 
 /* DuckDB reports a full volume as an I/O (or, from a commit, fatal) error carrying strerror's text. */
 static bool volume_full(const char *m)
@@ -18,10 +71,22 @@ ds_status_t ds_ddb_error(ds_err_t *err, duckdb_error_type type, const char *msg)
 {
     ds_status_t st = DS_INTERNAL;
     const char *m = msg ? msg : "unknown DuckDB error";
-    /*
-     * The statement failed, so its transaction did not commit. DuckDB's text
-     * names host paths, which are not the client's business.
-     */
+    char clean[DS_ERR_MSG_MAX];
+    bool fatal = ds_ddb_is_fatal(type, m), invalidated = strstr(m, "database has been invalidated") != NULL;
+    if (fatal) {
+        /*
+         * The instance is unusable until it is reopened (the DuckDB backend
+         * does that, see duckdb_backend.c). The operator's log gets DuckDB's
+         * whole text; the client a fixed message, never a stack trace or path.
+         */
+        atomic_fetch_add(&fatal_events, 1);
+        ds_log(invalidated ? DS_LOG_WARN : DS_LOG_ERROR, "DuckDB %s: %s",
+               invalidated ? "refused a statement, its instance is invalidated"
+                           : "fatal error, its instance is invalidated",
+               m);
+    }
+    if (fatal && (invalidated || !volume_full(m)))
+        return ds_err_set(err, DS_UNAVAILABLE, "%s", DS_DDB_ENGINE_FAILED);
     if (volume_full(m))
         return ds_err_set(err, DS_INSUFFICIENT_STORAGE,
                           "no space left on the data volume: the write was not committed; free space and retry");
@@ -52,7 +117,8 @@ ds_status_t ds_ddb_error(ds_err_t *err, duckdb_error_type type, const char *msg)
     default:
         break;
     }
-    return ds_err_set(err, st, "%s", m);
+    ds_ddb_client_text(m, clean, sizeof(clean));
+    return ds_err_set(err, st, "%s", clean);
 }
 
 /* The connections watched by this thread (see ds_ddb_watch). */

@@ -4,8 +4,10 @@
  * Every statement goes through these, so DuckDB errors are mapped to duckstore
  * statuses in one place (catalog errors -> not found / already exists,
  * conversion and constraint errors -> invalid argument, a full volume ->
- * insufficient storage, the rest -> internal; callers that read user files
- * reword those as invalid input).
+ * insufficient storage, a fatal error that invalidated the instance -> 503
+ * unavailable with a fixed text, the rest -> internal; callers that read user
+ * files reword those as invalid input). No client message carries DuckDB's
+ * stack trace or a host path.
  * Values are bound as parameters, never spliced into SQL text; identifiers go
  * through ds_buf_ident.
  */
@@ -31,6 +33,21 @@ ds_status_t ds_ddb_run(duckdb_connection conn, ds_err_t *err, duckdb_result *out
 ds_status_t ds_ddb_exec(duckdb_connection conn, ds_err_t *err, const char *sql);
 /* Maps a DuckDB error type and message onto err; returns the status. */
 ds_status_t ds_ddb_error(ds_err_t *err, duckdb_error_type type, const char *msg);
+/*
+ * The client message of every error for which ds_ddb_is_fatal holds (503):
+ * DuckDB's own text goes to the log only.
+ */
+#define DS_DDB_ENGINE_FAILED                                                                                           \
+    "the storage engine failed internally and is being restarted; this request was not completed (the operator's "     \
+    "log has the details); retry it shortly"
+/* True for an error after which DuckDB has invalidated its whole instance (FATAL, INTERNAL, invalidated). */
+bool ds_ddb_is_fatal(duckdb_error_type type, const char *msg);
+/* True when err is the engine failure ds_ddb_error reported (DS_DDB_ENGINE_FAILED). */
+bool ds_ddb_err_is_engine_failure(const ds_err_t *err);
+/* How many fatal errors DuckDB reported in this process (any instance); only ever grows. */
+uint64_t ds_ddb_fatal_events(void);
+/* msg as a client may see it: no stack trace, absolute paths replaced by "<path>". */
+void ds_ddb_client_text(const char *msg, char *out, size_t outsz);
 /* A cell as a malloc'd string (free()), or NULL for SQL NULL. */
 char *ds_ddb_cell(duckdb_result *r, idx_t col, idx_t row);
 /* A cell as int64 (0 for NULL). */

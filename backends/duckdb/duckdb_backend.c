@@ -28,6 +28,21 @@
  * files and only then forgets the entry, so no call can attach a file that is
  * being removed. An entry is freed only by the call that finds it unused.
  *
+ * Engine failure: DuckDB invalidates its whole instance after a FATAL or
+ * INTERNAL error, and every later statement on any project fails. The backend
+ * recovers without a restart of the service. Every call that runs statements
+ * holds a "db use" (db_enter .. db_leave) around them. ds_ddb_error answers a
+ * fatal error with a fixed 503 (DuckDB's text goes to the log only); the call
+ * then probes the instance (note_failure) and, when it is the invalidated
+ * one, marks it broken. Calls in flight fail with that 503 and leave; new
+ * ones wait in db_enter. The call that finds it broken and unused reopens it
+ * (reopen_db): an invalidated DuckDB does not checkpoint on close, a fresh
+ * instance is opened and every project entry is marked detached (and
+ * forgotten, except a failed creation's, which stays until its call has
+ * removed the file), so projects are attached again on demand and each file's
+ * WAL replays what was committed. Drops and creates keep their guarantees:
+ * nothing pins, attaches or drops a project while no call holds a db use.
+ *
  * Locks: `lock` guards the project table, the counters and the LRU, and is
  * held only for those map operations (and the stat of a file about to be
  * attached); never across a DuckDB statement or a wait on another project.
@@ -164,7 +179,7 @@ static ds_status_t run_attach(be_t *be, const proj_t *p, const char *path, ds_er
     }
     if (st != DS_OK && strstr(err->message, "Unique file handle conflict"))
         st = ds_err_set(err, DS_UNAVAILABLE, "project \"%s\" is being reopened; retry", p->id);
-    else if (st != DS_OK)
+    else if (st != DS_OK && !ds_ddb_err_is_engine_failure(err))
         st = unreadable(be, p->id, err);
     ds_buf_free(&sql);
     return st;
@@ -335,6 +350,189 @@ static void release(be_t *be, proj_t *p)
         detach_victims(be, victims, nv);
 }
 
+/* ---- engine failure (see the design note above) ---- */
+
+/* Longest a call waits for the engine to be reopened before it answers 503. */
+#define REOPEN_WAIT_S 60
+
+static ds_status_t open_engine(be_t *be, ds_err_t *err);
+
+/*
+ * Marks every project entry detached and forgets the plain ones; an entry of
+ * a creation that failed (`creating`, its call about to remove the file)
+ * stays, so no call attaches the half-made file meanwhile. Caller holds
+ * be->lock; no call holds a db use, so nothing is pinned, attached, detached
+ * or dropped.
+ */
+static void detach_all_projects_locked(be_t *be)
+{
+    proj_t **pp = &be->projects;
+    while (*pp) {
+        proj_t *p = *pp;
+        if (p->attached)
+            ds_lru_remove(be->lru, p->id);
+        p->attached = false;
+        p->reload = false;
+        if (p->creating) {
+            pp = &p->next;
+            continue;
+        }
+        *pp = p->next;
+        free(p);
+    }
+    be->n_attached = 0;
+    be->n_attaching = 0;
+    be->n_detaching = 0;
+}
+
+/*
+ * Closes the invalidated instance and opens a fresh one. Runs without
+ * be->lock, by the one call that set be->reopening while no call held a db
+ * use: no connection is open, no project is pinned, attached or dropped.
+ */
+static ds_status_t reopen_db(be_t *be, ds_err_t *err)
+{
+    duckdb_close(&be->db);
+    pthread_mutex_lock(&be->lock);
+    detach_all_projects_locked(be);
+    pthread_mutex_unlock(&be->lock);
+    ds_status_t st = open_engine(be, err);
+    pthread_mutex_lock(&be->lock);
+    be->fatal_seen = ds_ddb_fatal_events();
+    if (st == DS_OK)
+        be->restarts++;
+    int64_t n = be->restarts;
+    pthread_mutex_unlock(&be->lock);
+    if (st == DS_OK)
+        be->host->log(3, "duckdb",
+                      "the DuckDB engine instance was reopened after a fatal error (reopen %lld since start); projects "
+                      "are attached again on demand and replay their committed work from the WAL",
+                      (long long)n);
+    else
+        be->host->log(3, "duckdb", "cannot reopen the DuckDB engine instance: %s", err->message);
+    return st;
+}
+
+/*
+ * Starts a call's use of the instance. While it is broken, waits until it has
+ * been reopened, reopening it itself when no call uses it any more.
+ */
+static ds_status_t db_enter(be_t *be, ds_err_t *err)
+{
+    struct timespec deadline;
+    clock_gettime(CLOCK_REALTIME, &deadline);
+    deadline.tv_sec += REOPEN_WAIT_S;
+    pthread_mutex_lock(&be->lock);
+    while (be->broken) {
+        if (!be->reopening && be->db_users == 0) {
+            be->reopening = true;
+            pthread_mutex_unlock(&be->lock);
+            ds_status_t st = reopen_db(be, err);
+            pthread_mutex_lock(&be->lock);
+            be->reopening = false;
+            if (st == DS_OK)
+                be->broken = false;
+            pthread_cond_broadcast(&be->idle);
+            if (st != DS_OK) {
+                pthread_mutex_unlock(&be->lock);
+                return ds_err_set(
+                    err, DS_UNAVAILABLE,
+                    "the storage engine failed and cannot be restarted; the operator's log has the details");
+            }
+            continue;
+        }
+        if (pthread_cond_timedwait(&be->idle, &be->lock, &deadline) == ETIMEDOUT) {
+            pthread_mutex_unlock(&be->lock);
+            return ds_err_set(err, DS_UNAVAILABLE,
+                              "the storage engine is being restarted after an internal failure; "
+                              "retry shortly");
+        }
+    }
+    be->db_users++;
+    pthread_mutex_unlock(&be->lock);
+    return DS_OK;
+}
+
+static void db_leave(be_t *be)
+{
+    pthread_mutex_lock(&be->lock);
+    if (--be->db_users == 0 && be->broken)
+        pthread_cond_broadcast(&be->idle);
+    pthread_mutex_unlock(&be->lock);
+}
+
+/*
+ * After a call's statements: when DuckDB reported a fatal error since the
+ * last look (in this process: the catalog's instance counts too), probes this
+ * instance and marks it broken if it is the invalidated one. Caller holds a
+ * db use, so the instance cannot be reopened meanwhile.
+ */
+static void note_failure(be_t *be)
+{
+    uint64_t n = ds_ddb_fatal_events();
+    pthread_mutex_lock(&be->lock);
+    bool look = n != be->fatal_seen && !be->broken;
+    pthread_mutex_unlock(&be->lock);
+    if (!look)
+        return;
+    bool invalid = true;
+    char why[DS_ERR_MSG_MAX] = "no connection can be opened";
+    duckdb_connection c;
+    if (duckdb_connect(be->db, &c) == DuckDBSuccess) {
+        duckdb_result r;
+        if (duckdb_query(c, "SELECT 1", &r) == DuckDBError)
+            snprintf(why, sizeof(why), "%s", duckdb_result_error(&r));
+        else
+            invalid = false;
+        if (invalid)
+            invalid = ds_ddb_is_fatal(duckdb_result_error_type(&r), why);
+        duckdb_destroy_result(&r);
+        duckdb_disconnect(&c);
+    }
+    pthread_mutex_lock(&be->lock);
+    if (n > be->fatal_seen)
+        be->fatal_seen = n;
+    bool now = invalid && !be->broken;
+    if (now)
+        be->broken = true;
+    pthread_mutex_unlock(&be->lock);
+    if (now)
+        be->host->log(3, "duckdb",
+                      "the DuckDB engine instance is invalidated by a fatal error; calls in flight fail with 503 and "
+                      "the instance is reopened once they have ended. DuckDB: %s",
+                      why);
+}
+
+/*
+ * Test hook (DUCKSTORE_TEST_HOOKS=1 only): when the file
+ * <data>/test-hooks/engine-fatal exists, the next call consumes it and makes
+ * DuckDB raise a real FATAL error (a checkpoint aborted by DuckDB's own debug
+ * setting, on a scratch file), which invalidates the instance as any fatal
+ * error does; the call then goes on and fails like every call in flight.
+ */
+static void test_hook(be_t *be, use_t *u)
+{
+    char trigger[4200], scratch[4200], wal[4300];
+    snprintf(trigger, sizeof(trigger), "%s/test-hooks/engine-fatal", be->host->data_dir);
+    if (unlink(trigger) != 0)
+        return;
+    snprintf(scratch, sizeof(scratch), "%s/tmp/engine-fault-%ld.duckdb", be->host->data_dir, (long)getpid());
+    snprintf(wal, sizeof(wal), "%s.wal", scratch);
+    unlink(scratch);
+    unlink(wal);
+    ds_buf_t sql = {0};
+    ds_err_t e = {0};
+    ds_buf_puts(&sql, "ATTACH ");
+    ds_buf_literal(&sql, scratch);
+    ds_buf_puts(&sql, " AS __ds_fault; CREATE TABLE __ds_fault.t AS SELECT 1 AS x; "
+                      "SET debug_checkpoint_abort = 'before_header'; CHECKPOINT __ds_fault");
+    ds_status_t st = ds_ddb_exec(u->conn, &e, ds_buf_cstr(&sql));
+    ds_buf_free(&sql);
+    be->host->log(2, "duckdb", "test hook: engine failure provoked (%s)", st == DS_OK ? "no error?" : e.message);
+    unlink(scratch);
+    unlink(wal);
+}
+
 /*
  * Takes project id's storage out of service: no new pin from the start, waits
  * until no call uses it, detaches it, then removes its files (into_dir NULL)
@@ -342,7 +540,7 @@ static void release(be_t *be, proj_t *p)
  * anything), and forgets the entry last. Waiting holds no lock (the wait
  * releases be->lock).
  */
-static ds_status_t retire_project(be_t *be, const char *id, const char *into_dir, bool *moved, ds_err_t *err)
+static ds_status_t retire_project_used(be_t *be, const char *id, const char *into_dir, bool *moved, ds_err_t *err)
 {
     pthread_mutex_lock(&be->lock);
     proj_t *p = find_proj(be, id);
@@ -402,6 +600,17 @@ static ds_status_t retire_project(be_t *be, const char *id, const char *into_dir
     return st;
 }
 
+static ds_status_t retire_project(be_t *be, const char *id, const char *into_dir, bool *moved, ds_err_t *err)
+{
+    ds_status_t st = db_enter(be, err);
+    if (st != DS_OK)
+        return st;
+    st = retire_project_used(be, id, into_dir, moved, err);
+    note_failure(be);
+    db_leave(be);
+    return st;
+}
+
 static ds_status_t drop_project(be_t *be, const char *id, ds_err_t *err)
 {
     return retire_project(be, id, NULL, NULL, err);
@@ -422,32 +631,46 @@ ds_status_t ddb_use_begin(be_t *be, ds_be_call_t *call, bool create, use_t *u)
     u->be = be;
     u->err = call->err;
     u->call = call;
-    ds_status_t st = acquire(be, call->project_id, create, &u->p, call->err);
+    ds_status_t st = db_enter(be, call->err);
     if (st != DS_OK)
         return st;
+    st = acquire(be, call->project_id, create, &u->p, call->err);
+    if (st != DS_OK)
+        goto fail;
     if (duckdb_connect(be->db, &u->conn) == DuckDBError) {
-        release(be, u->p);
-        u->p = NULL;
-        return ds_err_set(call->err, DS_UNAVAILABLE, "cannot open a DuckDB connection");
+        st = ds_err_set(call->err, DS_UNAVAILABLE, "cannot open a DuckDB connection");
+        goto fail;
     }
     if (DS_HOST_HAS(be->host, cancel_hook) && be->host->cancel_hook) {
         if (!be->host->cancel_hook(call, interrupt_conn, u)) {
-            duckdb_disconnect(&u->conn);
-            release(be, u->p);
-            u->p = NULL;
-            return ds_err_set(call->err, DS_CANCELLED, "the request was cancelled before its work started");
+            st = ds_err_set(call->err, DS_CANCELLED, "the request was cancelled before its work started");
+            goto fail;
         }
         u->hooked = true;
         ds_ddb_watch(u->conn, &u->cancelled);
     }
+    if (be->test_hooks)
+        test_hook(be, u);
     /* Unqualified names resolve inside the project file. */
     ds_buf_t sql = {0};
     ds_buf_puts(&sql, "USE ");
     ds_buf_ident(&sql, u->p->alias);
     st = ds_ddb_exec(u->conn, call->err, ds_buf_cstr(&sql));
     ds_buf_free(&sql);
-    if (st != DS_OK)
-        ddb_use_end(u);
+    if (st == DS_OK)
+        return DS_OK;
+fail:
+    if (u->hooked) {
+        be->host->cancel_unhook(call, u);
+        ds_ddb_unwatch(u->conn);
+        u->hooked = false;
+    }
+    if (u->conn)
+        duckdb_disconnect(&u->conn);
+    release(be, u->p);
+    u->p = NULL;
+    note_failure(be);
+    db_leave(be);
     return st;
 }
 
@@ -467,6 +690,8 @@ void ddb_use_end(use_t *u)
     }
     release(u->be, u->p);
     u->p = NULL;
+    note_failure(u->be);
+    db_leave(u->be);
 }
 
 /* Runs fn inside BEGIN/COMMIT; rolls back when fn fails. */
@@ -490,29 +715,17 @@ ds_status_t ddb_in_txn(use_t *u, ds_status_t (*fn)(use_t *, void *), void *ud)
 
 /* ---- backend lifecycle ---- */
 
-static ds_status_t be_open(const ds_host_api_t *host, void **self, ds_err_t *err)
+/* Opens the DuckDB instance (in-memory main database) into be->db with the host's settings. */
+static ds_status_t open_engine(be_t *be, ds_err_t *err)
 {
-    be_t *be = calloc(1, sizeof(*be));
+    const ds_host_api_t *host = be->host;
     duckdb_config cfg = NULL;
     char *open_err = NULL;
     char buf[64], tmpdir[4200];
-    if (!be)
+    be->db = NULL;
+    if (duckdb_create_config(&cfg) == DuckDBError)
         return ds_err_set(err, DS_INTERNAL, "out of memory");
-    be->host = host;
-    be->max_open = host->max_open_projects > 0 ? host->max_open_projects : 256;
-    pthread_mutex_init(&be->lock, NULL);
-    pthread_cond_init(&be->idle, NULL);
-    snprintf(be->dir, sizeof(be->dir), "%s/duckdb", host->data_dir);
     snprintf(tmpdir, sizeof(tmpdir), "%s/tmp", host->data_dir);
-    if ((mkdir(be->dir, 0750) != 0 && errno != EEXIST) || (mkdir(tmpdir, 0750) != 0 && errno != EEXIST)) {
-        ds_err_set(err, DS_UNAVAILABLE, "cannot create %s: %s", be->dir, strerror(errno));
-        goto fail;
-    }
-    be->lru = ds_lru_create();
-    if (!be->lru || duckdb_create_config(&cfg) == DuckDBError) {
-        ds_err_set(err, DS_INTERNAL, "out of memory");
-        goto fail;
-    }
     snprintf(buf, sizeof(buf), "%lldB", (long long)host->memory_limit_bytes);
     duckdb_set_config(cfg, "memory_limit", buf);
     if (host->threads > 0) {
@@ -525,16 +738,47 @@ static ds_status_t be_open(const ds_host_api_t *host, void **self, ds_err_t *err
     /* Give memory freed after big imports (staging, sorts) back to the OS instead of keeping it. */
     duckdb_set_config(cfg, "allocator_background_threads", "true");
     duckdb_set_config(cfg, "allocator_flush_threshold", "64MB");
+    ds_status_t st = DS_OK;
     if (duckdb_open_ext(NULL, &be->db, cfg, &open_err) == DuckDBError) {
-        ds_err_set(err, DS_UNAVAILABLE, "cannot start DuckDB: %s", open_err ? open_err : "unknown error");
+        st = ds_err_set(err, DS_UNAVAILABLE, "cannot start DuckDB: %s", open_err ? open_err : "unknown error");
         duckdb_free(open_err);
-        goto fail;
+        be->db = NULL;
     }
     duckdb_destroy_config(&cfg);
+    return st;
+}
+
+static ds_status_t be_open(const ds_host_api_t *host, void **self, ds_err_t *err)
+{
+    be_t *be = calloc(1, sizeof(*be));
+    char tmpdir[4200];
+    if (!be)
+        return ds_err_set(err, DS_INTERNAL, "out of memory");
+    be->host = host;
+    be->max_open = host->max_open_projects > 0 ? host->max_open_projects : 256;
+    const char *hooks = getenv("DUCKSTORE_TEST_HOOKS");
+    be->test_hooks = hooks && strcmp(hooks, "1") == 0;
+    pthread_mutex_init(&be->lock, NULL);
+    pthread_cond_init(&be->idle, NULL);
+    snprintf(be->dir, sizeof(be->dir), "%s/duckdb", host->data_dir);
+    snprintf(tmpdir, sizeof(tmpdir), "%s/tmp", host->data_dir);
+    if ((mkdir(be->dir, 0750) != 0 && errno != EEXIST) || (mkdir(tmpdir, 0750) != 0 && errno != EEXIST)) {
+        ds_err_set(err, DS_UNAVAILABLE, "cannot create %s: %s", be->dir, strerror(errno));
+        goto fail;
+    }
+    be->lru = ds_lru_create();
+    if (!be->lru) {
+        ds_err_set(err, DS_INTERNAL, "out of memory");
+        goto fail;
+    }
+    if (open_engine(be, err) != DS_OK)
+        goto fail;
+    be->fatal_seen = ds_ddb_fatal_events();
+    if (be->test_hooks)
+        host->log(2, "duckdb", "DUCKSTORE_TEST_HOOKS=1: test hooks are enabled (never in production)");
     *self = be;
     return DS_OK;
 fail:
-    duckdb_destroy_config(&cfg);
     ds_lru_destroy(&be->lru);
     pthread_mutex_destroy(&be->lock);
     pthread_cond_destroy(&be->idle);
@@ -576,10 +820,17 @@ static ds_status_t be_health(void *self, ds_err_t *err)
 {
     be_t *be = self;
     duckdb_connection c;
-    if (duckdb_connect(be->db, &c) == DuckDBError)
-        return ds_err_set(err, DS_UNAVAILABLE, "DuckDB does not accept connections");
-    ds_status_t st = ds_ddb_exec(c, err, "SELECT 1");
-    duckdb_disconnect(&c);
+    ds_status_t st = db_enter(be, err);
+    if (st != DS_OK)
+        return st;
+    if (duckdb_connect(be->db, &c) == DuckDBError) {
+        st = ds_err_set(err, DS_UNAVAILABLE, "DuckDB does not accept connections");
+    } else {
+        st = ds_ddb_exec(c, err, "SELECT 1");
+        duckdb_disconnect(&c);
+    }
+    note_failure(be);
+    db_leave(be);
     if (st == DS_OK && access(be->dir, W_OK) != 0)
         st = ds_err_set(err, DS_UNAVAILABLE, "project directory is not writable: %s", strerror(errno));
     return st;
@@ -591,6 +842,7 @@ static void be_runtime_stats(void *self, ds_be_runtime_stats_t *out)
     pthread_mutex_lock(&be->lock);
     out->open_projects = be->n_attached;
     out->open_projects_peak = be->peak_attached;
+    out->engine_restarts = be->restarts;
     pthread_mutex_unlock(&be->lock);
 }
 
@@ -653,16 +905,39 @@ static ds_status_t be_project_create(void *self, ds_be_call_t *call)
         st = ddb_in_txn(&u, meta_init, NULL);
         if (st == DS_OK)
             st = ds_ddb_exec(u.conn, call->err, "CHECKPOINT");
-        pthread_mutex_lock(&be->lock);
-        u.p->creating = false;
-        pthread_mutex_unlock(&be->lock);
+        if (st == DS_OK) {
+            pthread_mutex_lock(&be->lock);
+            u.p->creating = false;
+            pthread_mutex_unlock(&be->lock);
+        }
         ddb_use_end(&u);
     }
     if (st != DS_OK) {
+        /*
+         * The entry stays `creating` (no other call may use the half-made
+         * file) until its removal. A removal that meets an engine failure is
+         * tried again once the engine has been reopened.
+         */
         ds_err_t e = {0};
-        be->host->log(2, "duckdb", "project %s creation failed, removing its file", call->project_id);
-        if (drop_project(be, call->project_id, &e) != DS_OK)
-            be->host->log(2, "duckdb", "project %s: cannot remove its file: %s", call->project_id, e.message);
+        ds_status_t dst = DS_OK;
+        be->host->log(2, "duckdb", "project %s creation failed (%s), removing its file", call->project_id,
+                      call->err->message);
+        for (int attempt = 0; attempt < 3; attempt++) {
+            ds_err_clear(&e);
+            dst = drop_project(be, call->project_id, &e);
+            if (dst != DS_UNAVAILABLE)
+                break;
+        }
+        /* DS_CONFLICT: a drop of the id runs already and removes the file. */
+        if (dst != DS_OK && dst != DS_CONFLICT) {
+            be->host->log(3, "duckdb", "project %s: cannot remove the file of its failed creation: %s",
+                          call->project_id, e.message);
+            pthread_mutex_lock(&be->lock);
+            proj_t *p = find_proj(be, call->project_id);
+            if (p && p->creating && !p->dropping)
+                p->creating = false;
+            pthread_mutex_unlock(&be->lock);
+        }
     }
     return st;
 }
@@ -724,20 +999,84 @@ ds_status_t ddb_table_bytes(use_t *u, const char *bucket, const char *table, int
     return DS_OK;
 }
 
+/*
+ * Writes bucket.table's metadata row as a DELETE of the row and an INSERT of
+ * its new version, never as an UPDATE. DuckDB 1.4 has a race between an
+ * UPDATE and rows appended to the same table by another transaction's commit
+ * (its update path reads a column's data and its validity separately; an
+ * append in between makes them differ and DuckDB raises an INTERNAL error
+ * that invalidates the whole instance: duckdb/duckdb#19688, fixed in 1.5).
+ * _ds.tables gets rows appended by every table create while imports rewrite
+ * their table's row, so no statement of this backend UPDATEs it. A DELETE
+ * conflicts like an UPDATE: two transactions rewriting one table's row
+ * conflict, and one of them retries.
+ */
+ds_status_t ddb_meta_write(use_t *u, const char *bucket, const char *table, const ddb_meta_t *m)
+{
+    char rows_s[32], bytes_s[32];
+    if (m->counts) {
+        int64_t rows = 0, bytes = 0;
+        ds_status_t st = ddb_count_rows(u, bucket, table, &rows);
+        if (st == DS_OK)
+            st = ddb_table_bytes(u, bucket, table, &bytes);
+        if (st != DS_OK)
+            return st;
+        snprintf(rows_s, sizeof(rows_s), "%lld", (long long)rows);
+        snprintf(bytes_s, sizeof(bytes_s), "%lld", (long long)bytes);
+    }
+    /*
+     * Read, delete, insert: all in the caller's transaction, so what is read
+     * is the row being deleted (DuckDB's DELETE ... RETURNING returns nothing
+     * for rows this transaction wrote itself, so it cannot be used here).
+     */
+    duckdb_result r;
+    const char *key[] = {bucket, table};
+    ds_status_t st = ds_ddb_run(u->conn, u->err, &r,
+                                "SELECT bucket, name, primary_key, created_at, last_import_at, last_change_at, "
+                                "row_count, byte_count FROM " META ".tables "
+                                "WHERE lower(bucket) = lower($1) AND lower(name) = lower($2)",
+                                2, key);
+    if (st != DS_OK)
+        return st;
+    st = ds_ddb_run(u->conn, u->err, NULL,
+                    "DELETE FROM " META ".tables WHERE lower(bucket) = lower($1) AND lower(name) = lower($2)", 2, key);
+    idx_t n = duckdb_row_count(&r);
+    for (idx_t i = 0; i < n && st == DS_OK; i++) {
+        char *v[8];
+        const char *params[8];
+        for (int c = 0; c < 8; c++) {
+            v[c] = ds_ddb_cell(&r, (idx_t)c, i);
+            params[c] = v[c];
+            if (!v[c] && !duckdb_value_is_null(&r, (idx_t)c, i))
+                st = ddb_oom(u->err);
+        }
+        if (m->primary_key)
+            params[2] = m->primary_key;
+        if (m->import_at)
+            params[4] = m->import_at;
+        if (m->change_at)
+            params[5] = m->change_at;
+        if (m->counts) {
+            params[6] = rows_s;
+            params[7] = bytes_s;
+        }
+        if (st == DS_OK)
+            st = ds_ddb_run(u->conn, u->err, NULL,
+                            "INSERT INTO " META ".tables (bucket, name, primary_key, created_at, last_import_at, "
+                            "last_change_at, row_count, byte_count) VALUES ($1, $2, $3, CAST($4 AS BIGINT), "
+                            "CAST($5 AS BIGINT), CAST($6 AS BIGINT), CAST($7 AS BIGINT), CAST($8 AS BIGINT))",
+                            8, params);
+        for (int c = 0; c < 8; c++)
+            free(v[c]);
+    }
+    duckdb_destroy_result(&r);
+    return st;
+}
+
 ds_status_t ddb_refresh_counts(use_t *u, const char *bucket, const char *table)
 {
-    ds_buf_t sql = {0};
-    ds_buf_puts(&sql, "UPDATE " META ".tables SET row_count = (SELECT count(*) FROM ");
-    ds_buf_ident(&sql, bucket);
-    ds_buf_puts(&sql, ".");
-    ds_buf_ident(&sql, table);
-    ds_buf_puts(&sql, "), byte_count = ");
-    append_bytes_expr(&sql, bucket, table);
-    ds_buf_puts(&sql, " WHERE lower(bucket) = lower($1) AND lower(name) = lower($2)");
-    const char *params[] = {bucket, table};
-    ds_status_t st = ds_ddb_run(u->conn, u->err, NULL, ds_buf_cstr(&sql), 2, params);
-    ds_buf_free(&sql);
-    return st;
+    ddb_meta_t m = {.counts = true};
+    return ddb_meta_write(u, bucket, table, &m);
 }
 
 static ds_status_t be_project_stats(void *self, ds_be_call_t *call, ds_be_project_stats_t *out)

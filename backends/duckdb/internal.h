@@ -12,6 +12,8 @@
 #include <duckdb.h>
 #include <pthread.h>
 #include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
 
 #include "core/ident.h"
 #include "core/lru.h"
@@ -53,6 +55,18 @@ typedef struct {
     int64_t n_detaching;
     int64_t peak_attached;
     int64_t max_open;
+    /*
+     * Engine recovery (see "Engine failure" in duckdb_backend.c): calls that
+     * may hold a connection on db, whether db reported a fatal error and
+     * awaits reopening, whether a call is reopening it, the fatal-error count
+     * (ds_ddb_fatal_events) already looked at, and how often db was reopened.
+     */
+    int64_t db_users;
+    bool broken;
+    bool reopening;
+    uint64_t fatal_seen;
+    int64_t restarts;
+    bool test_hooks; /* DUCKSTORE_TEST_HOOKS=1: tests may provoke an engine failure */
 } be_t;
 
 /* One call's working set: a connection and the pinned project. */
@@ -76,6 +90,20 @@ ds_status_t ddb_in_txn(use_t *u, ds_status_t (*fn)(use_t *, void *), void *ud);
 ds_status_t ddb_count_rows(use_t *u, const char *bucket, const char *table, int64_t *rows);
 /* Storage bytes of bucket.table. */
 ds_status_t ddb_table_bytes(use_t *u, const char *bucket, const char *table, int64_t *bytes);
+/* What ddb_meta_write changes in a table's metadata row (NULL / false: kept as it is). */
+typedef struct {
+    bool counts;             /* store the exact row count and bytes, counted now */
+    const char *primary_key; /* comma list */
+    const char *import_at;   /* unix seconds, as text */
+    const char *change_at;   /* unix seconds, as text */
+} ddb_meta_t;
+/*
+ * Rewrites bucket.table's metadata row inside the caller's transaction (a
+ * DELETE and an INSERT, never an UPDATE: see duckdb_backend.c); with nothing
+ * to change it still writes the row, so concurrent writers of one table
+ * conflict. No row: nothing happens.
+ */
+ds_status_t ddb_meta_write(use_t *u, const char *bucket, const char *table, const ddb_meta_t *m);
 /* Stores bucket.table's exact row count and bytes in its metadata (call inside the writing transaction). */
 ds_status_t ddb_refresh_counts(use_t *u, const char *bucket, const char *table);
 /* Columns (without _timestamp) of t->bucket.t->name into t (arena). */

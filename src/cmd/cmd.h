@@ -49,6 +49,8 @@ const ds_config_t *ds_service_config(void);
 int64_t ds_service_queue_waiting(void);
 int64_t ds_service_open_projects(void);
 int64_t ds_service_open_projects_peak(void);
+/* Times a backend reopened its engine after a fatal error, since start (all backends). */
+int64_t ds_service_engine_restarts(void);
 /* DS_OK when the catalog and every backend answer. */
 ds_status_t ds_service_ready(ds_err_t *err);
 

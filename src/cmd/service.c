@@ -487,7 +487,7 @@ void ds_service_stop(void)
 int64_t ds_service_queue_waiting(void) { return queues ? ds_wq_waiting(queues) : 0; }
 
 typedef struct {
-    int64_t open, peak;
+    int64_t open, peak, restarts;
 } rt_sum_t;
 
 static void sum_runtime(ds_backend_t *be, void *ud)
@@ -498,6 +498,7 @@ static void sum_runtime(ds_backend_t *be, void *ud)
         be->ops->runtime_stats(be->self, &rs);
     s->open += rs.open_projects;
     s->peak += rs.open_projects_peak;
+    s->restarts += rs.engine_restarts;
 }
 
 int64_t ds_service_open_projects(void)
@@ -512,6 +513,13 @@ int64_t ds_service_open_projects_peak(void)
     rt_sum_t s = {0};
     ds_registry_each(sum_runtime, &s);
     return s.peak;
+}
+
+int64_t ds_service_engine_restarts(void)
+{
+    rt_sum_t s = {0};
+    ds_registry_each(sum_runtime, &s);
+    return s.restarts;
 }
 
 typedef struct {

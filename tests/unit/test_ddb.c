@@ -4,12 +4,16 @@
  * injected while a DELETE is built leaves the table untouched and answers
  * an out-of-memory error.
  */
-#include <criterion/criterion.h>
-#include <string.h>
-
 #include "../../backends/duckdb/ddb.h"
 #include "core/alloc.h"
 #include "core/buf.h"
+#include "core/status.h"
+
+#include <criterion/criterion.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
 
 static duckdb_database db;
 static duckdb_connection conn;
@@ -98,4 +102,78 @@ Test(ddb, every_allocation_failure_point_of_a_delete_fails_cleanly)
         }
     }
     cr_assert_fail("the statement never built");
+}
+
+/* ---- what a client sees of DuckDB's fatal and internal errors ---- */
+
+static const char *trace_msg =
+    "INTERNAL Error: Unaligned fetch in validity and main column data for update\n\nStack Trace:\n\n"
+    "/srv/duckstore/third_party/duckdb/lib/libduckdb.so(_ZN6duckdb9Exception6ToJSON+0x56) [0x7fa92ca83ef6]\n";
+
+static void assert_client_safe(const ds_err_t *err)
+{
+    cr_assert(strstr(err->message, "Stack Trace") == NULL, "no stack trace: %s", err->message);
+    cr_assert(strstr(err->message, "libduckdb") == NULL, "no library path: %s", err->message);
+    cr_assert(strchr(err->message, '/') == NULL, "no host path: %s", err->message);
+}
+
+Test(ddb, an_internal_error_is_a_503_without_trace_or_path)
+{
+    ds_err_t err = {0};
+    uint64_t before = ds_ddb_fatal_events();
+    cr_assert_eq(ds_ddb_error(&err, DUCKDB_ERROR_INTERNAL, trace_msg), DS_UNAVAILABLE);
+    cr_assert_str_eq(err.message, DS_DDB_ENGINE_FAILED);
+    assert_client_safe(&err);
+    cr_assert_eq(ds_ddb_fatal_events(), before + 1, "the fatal error is counted for the backend's recovery");
+}
+
+Test(ddb, an_invalidated_database_is_a_503_whatever_the_reported_type)
+{
+    ds_err_t err = {0};
+    const char *m =
+        "FATAL Error: Failed: database has been invalidated because of a previous fatal error. The database "
+        "must be restarted prior to being used again.\nOriginal error: \"No space left on device\"\n\n"
+        "Stack Trace:\n\n/work/x/libduckdb.so(foo) [0x1]\n";
+    /* A prepare on an invalidated instance reports it as a parser error. */
+    cr_assert_eq(ds_ddb_error(&err, DUCKDB_ERROR_PARSER, m), DS_UNAVAILABLE);
+    cr_assert_str_eq(err.message, DS_DDB_ENGINE_FAILED);
+    cr_assert(ds_ddb_err_is_engine_failure(&err));
+}
+
+Test(ddb, other_errors_keep_their_text_but_lose_traces_and_paths)
+{
+    ds_err_t err = {0};
+    const char *m = "IO Error: Cannot open file \"/srv/data/duckdb/project_a_main.duckdb\": Permission denied\n\n"
+                    "Stack Trace:\n\n/srv/bin/libduckdb.so(x) [0x1]\n";
+    cr_assert_eq(ds_ddb_error(&err, DUCKDB_ERROR_IO, m), DS_INTERNAL);
+    assert_client_safe(&err);
+    cr_assert(strstr(err.message, "Cannot open file \"<path>\": Permission denied") != NULL, "%s", err.message);
+    cr_assert_not(ds_ddb_err_is_engine_failure(&err));
+}
+
+Test(ddb, a_real_fatal_error_invalidates_the_instance_and_answers_503)
+{
+    ds_err_t err = {0};
+    char path[] = "/tmp/ds_ddb_fatal_XXXXXX";
+    int fd = mkstemp(path);
+    cr_assert(fd >= 0);
+    close(fd);
+    unlink(path);
+    char sql[512];
+    snprintf(sql, sizeof(sql),
+             "ATTACH '%s' AS f; CREATE TABLE f.x AS SELECT 1 AS v; SET debug_checkpoint_abort = 'before_header'; "
+             "CHECKPOINT f",
+             path);
+    uint64_t before = ds_ddb_fatal_events();
+    cr_assert_eq(ds_ddb_exec(conn, &err, sql), DS_UNAVAILABLE, "%s", err.message);
+    cr_assert_str_eq(err.message, DS_DDB_ENGINE_FAILED);
+    ds_err_clear(&err);
+    cr_assert_eq(ds_ddb_exec(conn, &err, "SELECT 1"), DS_UNAVAILABLE, "every later statement fails: %s", err.message);
+    cr_assert_str_eq(err.message, DS_DDB_ENGINE_FAILED);
+    assert_client_safe(&err);
+    cr_assert_geq(ds_ddb_fatal_events(), before + 2);
+    unlink(path);
+    char wal[600];
+    snprintf(wal, sizeof(wal), "%s.wal", path);
+    unlink(wal);
 }

@@ -5,6 +5,13 @@
  * once and waits only for its own project's, and drops, creates and uses of
  * the same ids from many threads never touch a freed entry or a removed file.
  */
+#include "../../backends/duckdb/ddb.h"
+#include "../../backends/duckdb/duckdb_backend.h"
+#include "../../backends/duckdb/internal.h"
+#include "backend/registry.h"
+#include "core/arena.h"
+#include "core/log.h"
+
 #include <criterion/criterion.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -14,12 +21,6 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "../../backends/duckdb/duckdb_backend.h"
-#include "../../backends/duckdb/internal.h"
-#include "backend/registry.h"
-#include "core/arena.h"
-#include "core/log.h"
-
 static const ds_backend_ops_t *ops;
 static void *self;
 static char dir[] = "/tmp/ds_ddb_projects_XXXXXX";
@@ -27,7 +28,7 @@ static char dir[] = "/tmp/ds_ddb_projects_XXXXXX";
 static void open_backend(int64_t max_open)
 {
     ds_err_t err = {0};
-    ds_log_set_level(DS_LOG_ERROR);
+    ds_log_set_level(getenv("DS_TEST_LOG") ? DS_LOG_DEBUG : DS_LOG_ERROR);
     cr_assert_not_null(mkdtemp(dir));
     cr_assert_eq(ds_registry_init(dir, (int64_t)512 << 20, 2, max_open, &err), DS_OK, "%s", err.message);
     ops = ds_be_duckdb_entry(ds_registry_host());
@@ -246,5 +247,82 @@ Test(duckdb_projects, create_use_drop_race, .timeout = 60)
     int64_t open, peak;
     stats(&open, &peak);
     cr_assert_leq(open, 1, "idle: the cap holds");
+    close_backend();
+}
+
+/* ---- the engine instance fails and is reopened while the same ids are created, used and dropped ---- */
+
+static bool engine_failure(const call_t *c)
+{
+    return c->err.status == DS_UNAVAILABLE &&
+           (ds_ddb_err_is_engine_failure(&c->err) || strstr(c->err.message, "being restarted") != NULL);
+}
+
+static void *race_with_failures_thread(void *p)
+{
+    long n = (long)(intptr_t)p;
+    unsigned seed = (unsigned)n;
+    while (!race_stop) {
+        const char *id = race_ids[rand_r(&seed) % 2];
+        int op = (int)(rand_r(&seed) % 10);
+        call_t c;
+        call_init(&c, id);
+        ds_status_t st = op == 0 ? do_create(&c) : op == 1 ? do_drop(&c) : op < 5 ? do_bucket(&c) : do_list(&c);
+        if (st != DS_OK && st != DS_ALREADY_EXISTS && st != DS_NOT_FOUND && st != DS_CONFLICT && !engine_failure(&c) &&
+            !race_bad) {
+            race_bad = 1;
+            snprintf(race_msg, sizeof(race_msg), "op %d on %s: %d %.1000s", op, id, (int)st, c.err.message);
+        }
+        call_done(&c);
+    }
+    return NULL;
+}
+
+Test(duckdb_projects, engine_failures_during_create_use_drop_race, .timeout = 120)
+{
+    setenv("DUCKSTORE_TEST_HOOKS", "1", 1);
+    open_backend(1);
+    unsetenv("DUCKSTORE_TEST_HOOKS");
+    /* A project with a bucket made before any failure keeps it. */
+    cr_assert_eq(run(do_create, "keep"), DS_OK);
+    cr_assert_eq(run(do_bucket, "keep"), DS_OK);
+    char hooks[4200], trigger[4300];
+    snprintf(hooks, sizeof(hooks), "%s/test-hooks", dir);
+    snprintf(trigger, sizeof(trigger), "%s/engine-fatal", hooks);
+    cr_assert_eq(mkdir(hooks, 0750), 0);
+    race_stop = 0;
+    race_bad = 0;
+    pthread_t t[6];
+    for (long i = 0; i < 6; i++)
+        cr_assert_eq(pthread_create(&t[i], NULL, race_with_failures_thread, (void *)(intptr_t)i), 0);
+    for (int k = 0; k < 4; k++) {
+        FILE *f = fopen(trigger, "w");
+        cr_assert_not_null(f);
+        fclose(f);
+        usleep(800000);
+    }
+    race_stop = 1;
+    for (int i = 0; i < 6; i++)
+        pthread_join(t[i], NULL);
+    unlink(trigger);
+    cr_assert_eq(race_bad, 0, "%s", race_msg);
+    ds_be_runtime_stats_t rs = {0};
+    ops->runtime_stats(self, &rs);
+    cr_assert_geq(rs.engine_restarts, 1, "the engine was never reopened");
+    /* Each id either exists and answers, or is gone with its file; the kept project has its bucket. */
+    for (int i = 0; i < 2; i++) {
+        char path[4200];
+        struct stat sb;
+        snprintf(path, sizeof(path), "%s/duckdb/project_%s_main.duckdb", dir, race_ids[i]);
+        ds_status_t st = run(do_list, race_ids[i]);
+        cr_assert_eq(st == DS_OK, stat(path, &sb) == 0, "%s: list %d", race_ids[i], (int)st);
+    }
+    call_t c;
+    call_init(&c, "keep");
+    ds_be_bucket_t *items;
+    size_t n = 0;
+    cr_assert_eq(ops->bucket_list(self, &c.call, &items, &n), DS_OK, "%s", c.err.message);
+    cr_assert_eq(n, 1, "the bucket acknowledged before the failures is there");
+    call_done(&c);
     close_backend();
 }
