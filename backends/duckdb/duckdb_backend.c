@@ -715,6 +715,33 @@ ds_status_t ddb_in_txn(use_t *u, ds_status_t (*fn)(use_t *, void *), void *ud)
 
 /* ---- backend lifecycle ---- */
 
+/*
+ * Defense in depth: the engine runs only SQL duckstore builds, but should a
+ * statement ever be built wrong, it still cannot read or write a file outside
+ * the data directory (no read_csv('/etc/passwd'), no COPY TO elsewhere, no
+ * ATTACH of another file, no extension loading), and the configuration is
+ * locked so no statement can lift that. Test hooks (DUCKSTORE_TEST_HOOKS=1)
+ * leave the configuration unlocked: their fault injection sets a debug option.
+ */
+static ds_status_t confine_engine(be_t *be, ds_err_t *err)
+{
+    duckdb_connection c;
+    if (duckdb_connect(be->db, &c) == DuckDBError)
+        return ds_err_set(err, DS_UNAVAILABLE, "cannot open a DuckDB connection");
+    char dir[4200];
+    snprintf(dir, sizeof(dir), "%s/", be->host->data_dir);
+    ds_buf_t sql = {0};
+    ds_buf_puts(&sql, "SET allowed_directories = [");
+    ds_buf_literal(&sql, dir);
+    ds_buf_puts(&sql, "]; SET enable_external_access = false;");
+    if (!be->test_hooks)
+        ds_buf_puts(&sql, " SET lock_configuration = true;");
+    ds_status_t st = ds_ddb_exec(c, err, ds_buf_cstr(&sql));
+    ds_buf_free(&sql);
+    duckdb_disconnect(&c);
+    return st;
+}
+
 /* Opens the DuckDB instance (in-memory main database) into be->db with the host's settings. */
 static ds_status_t open_engine(be_t *be, ds_err_t *err)
 {
@@ -745,6 +772,10 @@ static ds_status_t open_engine(be_t *be, ds_err_t *err)
         be->db = NULL;
     }
     duckdb_destroy_config(&cfg);
+    if (st == DS_OK && (st = confine_engine(be, err)) != DS_OK) {
+        duckdb_close(&be->db);
+        be->db = NULL;
+    }
     return st;
 }
 
