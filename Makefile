@@ -27,8 +27,9 @@ CORE_OBJ   := $(patsubst %.c,$(BUILD)/obj/%.o,$(CORE_SRC)) $(PROTO_C_OBJ)
 MAIN_OBJ   := $(BUILD)/obj/src/main.o
 UNIT_SRC   := $(sort $(wildcard tests/unit/test_*.c))
 UNIT_BIN   := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(UNIT_SRC))
+include mk/fuzz.mk
 
-.PHONY: all setup run test unit e2e bench asan clean format
+.PHONY: all setup run test unit e2e bench asan clean format fuzz
 # On a fresh machine the variables above were computed before the packages existed (pkg-config
 # flags, the well-known .proto files): set up first, then build in a new make that sees them.
 ifeq ($(DS_SET_UP)$(and $(PKG_LIBS),$(wildcard $(DUCKDB)/.version),$(wildcard $(PROTO_WKT_DIR)/google/protobuf/any.proto)),)
@@ -87,6 +88,6 @@ format:
 	clang-format -i $(CORE_SRC) src/main.c include/duckstore/*.h src/*/*.h
 
 clean:
-	rm -rf $(BUILD) build-asan
+	rm -rf $(BUILD) build-asan build-fuzz
 
 -include $(shell find $(BUILD)/obj -name '*.d' 2>/dev/null)

@@ -12,6 +12,7 @@ DEB_PACKAGES=(
   libmicrohttpd-dev libjansson-dev libsodium-dev zlib1g-dev
   libgrpc-dev libprotobuf-c-dev protobuf-c-compiler protobuf-compiler grpc-proto
   libcriterion-dev
+  clang libclang-rt-14-dev
   python3 python3-pytest python3-requests python3-grpcio python3-protobuf
   libpq-dev postgresql
   wrk

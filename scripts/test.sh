@@ -10,6 +10,11 @@ for t in build/tests/test_*; do
   "$t" --jobs 2
 done
 
+echo "== fuzz harnesses, a few seconds each (make fuzz runs them longer)"
+make --no-print-directory fuzz-build
+FUZZ_SECONDS=${FUZZ_SECONDS:-5} FUZZ_MERGE=0 bash scripts/fuzz.sh \
+  $(ls tests/fuzz/fuzz_*.c | sed 's|tests/fuzz/fuzz_\(.*\)\.c|\1|')
+
 echo "== protocol conformance (pytest)"
 /usr/bin/python3 -m pytest -q tests/protocol
 

@@ -57,6 +57,9 @@ static ds_status_t walk(walk_t *w, const ProtobufCMessageDescriptor *desc, const
     if (depth > w->lim->max_depth)
         return ds_err_setf(w->err, DS_INVALID_ARGUMENT, w->path, "%s: messages nested deeper than %u levels",
                            w->path[0] ? w->path : desc->name, w->lim->max_depth);
+    /* An empty message (as protobuf-c hands it over: NULL data, length 0) holds nothing to check. */
+    if (len == 0)
+        return DS_OK;
     uint64_t counts[MAX_TRACKED_FIELDS] = {0};
     const uint8_t *end = p + len;
     while (p < end) {

@@ -25,6 +25,18 @@ Test(pbcheck, nul_in_a_string_is_refused_naming_the_field)
     google__protobuf__string_value__free_unpacked(sv, NULL);
 }
 
+/*
+ * protobuf-c gives an empty bytes field (the value of an Any holding an empty
+ * command) as NULL and length 0; the check used to compute NULL + 0, undefined
+ * behaviour that UBSan reports (found by tests/fuzz/fuzz_driver).
+ */
+Test(pbcheck, an_empty_message_given_as_null_passes)
+{
+    memset(&err, 0, sizeof(err));
+    cr_assert_eq(ds_pb_check(&google__protobuf__struct__descriptor, NULL, 0, NULL, "command", &err), DS_OK);
+    cr_assert_eq(err.status, DS_OK);
+}
+
 Test(pbcheck, clean_strings_and_bytes_pass)
 {
     const uint8_t s[] = {0x0a, 0x03, 'a', 'b', 'c'};

@@ -1,0 +1,40 @@
+# mk/fuzz.mk - libFuzzer harnesses (tests/fuzz/fuzz_*.c) for every parser of network input.
+#
+# `make fuzz` builds the core with clang, ASan, UBSan and libFuzzer's coverage into build-fuzz/
+# and runs each harness for FUZZ_SECONDS (default 300), one at a time, starting from the corpus
+# kept in tests/fuzz/corpus/<harness>/; inputs that add coverage are merged back into it with
+# -merge=1 (FUZZ_MERGE=0 leaves the corpus as it is, which is how `make test` runs them for a few
+# seconds). LeakSanitizer is on. A crash, leak or UB report stops the run and leaves the input in
+# build-fuzz/findings/<harness>/. scripts/fuzz.sh does the running.
+#
+# Every harness links the whole core except src/rest/server.c: the REST harness carries its own
+# libmicrohttpd front end fed through socket pairs (no network), see tests/fuzz/fuzz_rest.c.
+
+FUZZ_BUILD   := build-fuzz
+FUZZ_CC      ?= clang
+FUZZ_SAN     := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
+FUZZ_NAMES   := $(patsubst tests/fuzz/fuzz_%.c,%,$(sort $(wildcard tests/fuzz/fuzz_*.c)))
+FUZZ_BIN     := $(patsubst %,$(BUILD)/fuzz/fuzz_%,$(FUZZ_NAMES))
+FUZZ_SECONDS ?= 300
+FUZZ_MERGE   ?= 1
+
+.PHONY: fuzz fuzz-build
+
+fuzz-build: setup
+	@$(MAKE) --no-print-directory BUILD=$(FUZZ_BUILD) CC=$(FUZZ_CC) \
+	    SAN="$(FUZZ_SAN) -fsanitize=fuzzer-no-link" fuzz-bins
+
+fuzz: fuzz-build
+	@FUZZ_SECONDS=$(FUZZ_SECONDS) FUZZ_MERGE=$(FUZZ_MERGE) bash scripts/fuzz.sh $(FUZZ_NAMES)
+
+.PHONY: fuzz-bins
+fuzz-bins: $(FUZZ_BIN)
+
+FUZZ_LINK = @mkdir -p $(dir $@) && echo "  FUZZ  $@" && \
+	$(CC) $(CFLAGS) -fsanitize=fuzzer $(LDFLAGS) -o $@ $(filter %.c %.o,$^) $(LDLIBS)
+
+$(BUILD)/fuzz/fuzz_rest: tests/fuzz/fuzz_rest.c tests/fuzz/fuzz_util.h $(filter-out $(BUILD)/obj/src/rest/server.o,$(CORE_OBJ))
+	$(FUZZ_LINK)
+
+$(BUILD)/fuzz/fuzz_%: tests/fuzz/fuzz_%.c tests/fuzz/fuzz_util.h $(CORE_OBJ)
+	$(FUZZ_LINK)
