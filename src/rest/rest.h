@@ -137,6 +137,9 @@ const char *ds_rest_header(const ds_rest_req_t *req, const char *name);
 const char *ds_rest_param(const ds_rest_req_t *req, const char *name);
 /* A query argument, or NULL. */
 const char *ds_rest_query(const ds_rest_req_t *req, const char *name);
+/* The API key a request presents: "Authorization: Bearer <key>", else X-StorageApi-Token; NULL when none. */
+struct MHD_Connection;
+const char *ds_rest_presented_key(struct MHD_Connection *conn);
 /* True when the query argument is "true" or "1". */
 bool ds_rest_query_bool(const ds_rest_req_t *req, const char *name);
 

@@ -123,41 +123,6 @@ static double elapsed_s(const struct timespec *start)
     return (double)(now.tv_sec - start->tv_sec) + (double)(now.tv_nsec - start->tv_nsec) / 1e9;
 }
 
-const char *ds_rest_query(const ds_rest_req_t *req, const char *name)
-{
-    return MHD_lookup_connection_value(req->conn, MHD_GET_ARGUMENT_KIND, name);
-}
-
-bool ds_rest_query_bool(const ds_rest_req_t *req, const char *name)
-{
-    const char *v = ds_rest_query(req, name);
-    return v && (strcmp(v, "true") == 0 || strcmp(v, "1") == 0);
-}
-
-const char *ds_rest_header(const ds_rest_req_t *req, const char *name)
-{
-    return MHD_lookup_connection_value(req->conn, MHD_HEADER_KIND, name);
-}
-
-const char *ds_rest_param(const ds_rest_req_t *req, const char *name)
-{
-    for (int i = 0; i < req->n_params; i++)
-        if (strcmp(req->param_names[i], name) == 0)
-            return req->params[i];
-    return NULL;
-}
-
-static const char *presented_key(struct MHD_Connection *conn)
-{
-    const char *auth = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Authorization");
-    if (auth && strncasecmp(auth, "Bearer ", 7) == 0) {
-        auth += 7;
-        while (*auth == ' ')
-            auth++;
-        return auth;
-    }
-    return MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "X-StorageApi-Token");
-}
 
 static json_t *error_json(const ds_err_t *err)
 {
@@ -496,7 +461,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         make_request_id(rs, conn);
         rs->mconn = conn;
         rs->req.ctx.request_id = rs->request_id;
-        rs->req.ctx.key = presented_key(conn);
+        rs->req.ctx.key = ds_rest_presented_key(conn);
         rs->req.method = ds_arena_strdup(rs->req.ctx.arena, method);
         rs->req.path = ds_arena_strdup(rs->req.ctx.arena, url);
         rs->req.conn = conn;

@@ -51,41 +51,6 @@ static pthread_mutex_t done_mu = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t done_cv = PTHREAD_COND_INITIALIZER;
 static unsigned long started, completed;
 
-const char *ds_rest_query(const ds_rest_req_t *req, const char *name)
-{
-    return MHD_lookup_connection_value(req->conn, MHD_GET_ARGUMENT_KIND, name);
-}
-
-bool ds_rest_query_bool(const ds_rest_req_t *req, const char *name)
-{
-    const char *v = ds_rest_query(req, name);
-    return v && (strcmp(v, "true") == 0 || strcmp(v, "1") == 0);
-}
-
-const char *ds_rest_header(const ds_rest_req_t *req, const char *name)
-{
-    return MHD_lookup_connection_value(req->conn, MHD_HEADER_KIND, name);
-}
-
-const char *ds_rest_param(const ds_rest_req_t *req, const char *name)
-{
-    for (int i = 0; i < req->n_params; i++)
-        if (strcmp(req->param_names[i], name) == 0)
-            return req->params[i];
-    return NULL;
-}
-
-static const char *presented_key(struct MHD_Connection *conn)
-{
-    const char *auth = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Authorization");
-    if (auth && strncasecmp(auth, "Bearer ", 7) == 0) {
-        auth += 7;
-        while (*auth == ' ')
-            auth++;
-        return auth;
-    }
-    return MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "X-StorageApi-Token");
-}
 
 /* Sends resp (consumed) or, when it is empty, the error in the request's context. */
 static enum MHD_Result answer(fr_state_t *rs, struct MHD_Connection *conn, int status, ds_rest_resp_t *resp)
@@ -193,7 +158,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
             return MHD_NO;
         rs->req.ctx.arena = ds_arena_create();
         rs->req.ctx.request_id = "fuzz";
-        rs->req.ctx.key = presented_key(conn);
+        rs->req.ctx.key = ds_rest_presented_key(conn);
         rs->req.method = ds_arena_strdup(rs->req.ctx.arena, method);
         rs->req.path = ds_arena_strdup(rs->req.ctx.arena, url);
         rs->req.conn = conn;
