@@ -272,32 +272,6 @@ static ds_status_t existing_area(ds_arena_t *a, const char *project, const char 
     return (*out = ds_arena_strdup(a, real)) ? DS_OK : no_path(err);
 }
 
-/* Removes path and, when it is a real directory, everything below it. Never follows symlinks. */
-static int remove_tree(const char *path)
-{
-    struct stat sb;
-    if (lstat(path, &sb) != 0)
-        return errno == ENOENT ? 0 : -1;
-    if (!S_ISDIR(sb.st_mode))
-        return unlink(path) == 0 || errno == ENOENT ? 0 : -1;
-    DIR *d = opendir(path);
-    if (!d)
-        return -1;
-    int rc = 0;
-    struct dirent *e;
-    while ((e = readdir(d)) != NULL) {
-        if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
-            continue;
-        char child[PATH_MAX];
-        int k = snprintf(child, sizeof(child), "%s/%s", path, e->d_name);
-        if (k < 0 || (size_t)k >= sizeof(child) || remove_tree(child) != 0)
-            rc = -1;
-    }
-    closedir(d);
-    if (rmdir(path) != 0 && errno != ENOENT)
-        rc = -1;
-    return rc;
-}
 
 /* Removes the empty folders above path, up to (not including) stop. */
 static void prune_dirs(const char *stop, const char *path)
@@ -1193,7 +1167,7 @@ static ds_status_t add_file(ds_ctx_t *ctx, const char *project, const char *area
     return st;
 }
 
-static void remove_links(void *dir) { remove_tree(dir); }
+static void remove_links(void *dir) { ds_remove_tree(dir); }
 
 /*
  * Replaces every resolved object path in p by a hard link to the same file
@@ -1537,7 +1511,7 @@ ds_status_t ds_files_drop_project(const char *data, const char *project, ds_err_
     snprintf(area, sizeof(area), "%s/files/project_%s", data, project);
     pthread_mutex_lock(&files_lock);
     st = ds_catalog_file_delete_project(project, err);
-    if (st == DS_OK && remove_tree(area) != 0)
+    if (st == DS_OK && ds_remove_tree(area) != 0)
         st = io_error(err, DS_UNAVAILABLE, "cannot remove the project's files", area);
     pthread_mutex_unlock(&files_lock);
     return st;
@@ -1610,7 +1584,7 @@ static void sweep_staging(const char *area, const char *project)
             continue;
         pthread_mutex_lock(&files_lock);
         if (!is_active(project, id)) {
-            if (remove_tree(path) == 0)
+            if (ds_remove_tree(path) == 0)
                 ds_log(DS_LOG_INFO, "files sweep: project %s: removed staging leftover %s", project, e->d_name);
         }
         pthread_mutex_unlock(&files_lock);
@@ -1637,7 +1611,7 @@ static void sweep_scratch(const char *area, int64_t max_age)
         if (k < 0 || (size_t)k >= sizeof(path) || lstat(path, &sb) != 0)
             continue;
         if (max_age == 0 || (int64_t)(now - sb.st_mtime) > max_age)
-            remove_tree(path);
+            ds_remove_tree(path);
     }
     closedir(d);
 }

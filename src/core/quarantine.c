@@ -173,7 +173,7 @@ static int64_t tree_bytes(const char *path)
     return total;
 }
 
-static int remove_tree(const char *path)
+int ds_remove_tree(const char *path)
 {
     struct stat sb;
     if (lstat(path, &sb) != 0)
@@ -190,7 +190,7 @@ static int remove_tree(const char *path)
             continue;
         char child[PATH_MAX];
         int k = snprintf(child, sizeof(child), "%s/%s", path, e->d_name);
-        if (k < 0 || (size_t)k >= sizeof(child) || remove_tree(child) != 0)
+        if (k < 0 || (size_t)k >= sizeof(child) || ds_remove_tree(child) != 0)
             rc = -1;
     }
     closedir(d);
@@ -307,7 +307,7 @@ ds_status_t ds_quarantine_purge(const char *data_dir, int64_t older_than, FILE *
             continue;
         char dir[PATH_MAX + 256];
         snprintf(dir, sizeof(dir), "%s/%s", base, names[i]);
-        if (remove_tree(dir) != 0) {
+        if (ds_remove_tree(dir) != 0) {
             st = ds_err_set(err, DS_UNAVAILABLE, "cannot remove %s: %s", dir, strerror(errno));
             break;
         }

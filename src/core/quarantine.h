@@ -58,4 +58,7 @@ int ds_quarantine_list(const char *data_dir, FILE *out, ds_err_t *err);
  */
 ds_status_t ds_quarantine_purge(const char *data_dir, int64_t older_than, FILE *out, int *removed, ds_err_t *err);
 
+/* Removes path and, when it is a real directory, everything below it; never follows symlinks. 0 or -1. */
+int ds_remove_tree(const char *path);
+
 #endif
