@@ -1051,21 +1051,6 @@ typedef struct {
     int64_t loaded;
 } load_t;
 
-/* True when a and b have the same columns (names, types, nullability) and primary key. */
-static bool same_definition(const ds_be_table_t *a, const ds_be_table_t *b)
-{
-    if (a->n_columns != b->n_columns || a->n_primary_key != b->n_primary_key)
-        return false;
-    for (size_t i = 0; i < a->n_columns; i++)
-        if (strcmp(a->columns[i].name, b->columns[i].name) != 0 || strcmp(a->columns[i].type, b->columns[i].type) != 0 ||
-            a->columns[i].nullable != b->columns[i].nullable)
-            return false;
-    for (size_t k = 0; k < a->n_primary_key; k++)
-        if (strcasecmp(a->primary_key[k], b->primary_key[k]) != 0)
-            return false;
-    return true;
-}
-
 /*
  * The checks that decide whether the load may happen, run inside the load's
  * transaction (and so again on a retry). The destination is locked against
@@ -1103,7 +1088,7 @@ static ds_status_t check_in_txn(imp_t *m)
         st = DS_OK;
     } else if (st != DS_OK) {
         return st;
-    } else if (!m->recreate && !same_definition(&m->t.t, &now.t)) {
+    } else if (!m->recreate && !u->be->host->same_definition(&m->t.t, &now.t)) {
         return fail(u, DS_CONFLICT, 0, "table %s.%s changed during the import", m->bucket, m->table);
     }
     if (m->in->dedup == DS_DEDUP_FAIL && m->n_key)

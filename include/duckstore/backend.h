@@ -323,6 +323,13 @@ typedef struct ds_host_api {
     bool (*cancel_hook)(ds_be_call_t *call, void (*interrupt)(void *ud), void *ud);
     void (*cancel_unhook)(ds_be_call_t *call, void *ud);
     bool (*cancelled)(ds_be_call_t *call);
+    /*
+     * Keboola's rule for "is this still the table the write was planned
+     * against": the same columns (names, types, nullability, in order) and
+     * the same primary key (names compared regardless of case). Backends ask
+     * it inside the write's transaction.
+     */
+    bool (*same_definition)(const ds_be_table_t *a, const ds_be_table_t *b);
 } ds_host_api_t;
 
 /* True when host (of struct_size bytes) has field. */

@@ -72,6 +72,20 @@ static double mono_ms(void)
 
 /* ---- the host API ---- */
 
+static bool host_same_definition(const ds_be_table_t *a, const ds_be_table_t *b)
+{
+    if (a->n_columns != b->n_columns || a->n_primary_key != b->n_primary_key)
+        return false;
+    for (size_t i = 0; i < a->n_columns; i++)
+        if (strcmp(a->columns[i].name, b->columns[i].name) != 0 || strcmp(a->columns[i].type, b->columns[i].type) != 0 ||
+            a->columns[i].nullable != b->columns[i].nullable)
+            return false;
+    for (size_t k = 0; k < a->n_primary_key; k++)
+        if (strcasecmp(a->primary_key[k], b->primary_key[k]) != 0)
+            return false;
+    return true;
+}
+
 static ds_status_t host_csv_header(ds_be_call_t *call, const char *path, const ds_csv_opts_t *o, const char ***names,
                                    size_t *n)
 {
@@ -179,6 +193,7 @@ ds_status_t ds_registry_init(const char *data_dir, int64_t memory_limit_bytes, i
         .cancel_hook = host_cancel_hook,
         .cancel_unhook = host_cancel_unhook,
         .cancelled = host_cancelled,
+        .same_definition = host_same_definition,
     };
     return DS_OK;
 }
