@@ -99,7 +99,10 @@ def test_concurrent_project_creation(server, admin):
 def test_small_queue_depth_answers_429_or_success(server_factory):
     """With DUCKSTORE_QUEUE_DEPTH=1 a burst on one project must never hang or 500: each write
     either succeeds or gets 429 queue_full and leaves nothing behind."""
-    server = server_factory(env={"DUCKSTORE_QUEUE_DEPTH": "1"})
+    # Enough workers for the whole burst to reach the write queue at once (by default the HTTP
+    # pool lets one project run 8 requests and queues the rest without a thread).
+    server = server_factory(env={"DUCKSTORE_QUEUE_DEPTH": "1", "DUCKSTORE_HTTP_WORKERS": "48",
+                                 "DUCKSTORE_HTTP_PROJECT_WORKERS": "48"})
     admin = server.api()
     create_project(admin, "q")
     create_bucket(admin, "q", "c-a")
