@@ -2,6 +2,7 @@
 concurrency: overlapping imports, many imports into one table, and a server that keeps answering
 quickly while a large import runs."""
 
+import os
 import threading
 import time
 
@@ -483,7 +484,9 @@ def test_server_stays_responsive_during_a_large_import(server, admin, proj):
     res = expect(result["resp"], 200)
     assert res["table_rows"] == rows, res
     assert rounds_during >= 3, f"the import ended too soon to measure ({rounds_during} rounds); make it bigger"
-    slow = {name: [round(x) for x in v if x >= 100] for name, v in samples.items()}
+    # Blocked behind the import would be seconds; a sanitized build runs every request slower.
+    limit = 250 if "build-asan" in os.environ.get("DUCKSTORE_TEST_BINARY", "") else 100
+    slow = {name: [round(x) for x in v if x >= limit] for name, v in samples.items()}
     slow = {k: v for k, v in slow.items() if v}
-    assert not slow, (f"requests took >= 100 ms while a {rows}-row import ran ({rounds_during} rounds): {slow}; "
+    assert not slow, (f"requests took >= {limit} ms while a {rows}-row import ran ({rounds_during} rounds): {slow}; "
                       f"max per probe: { {k: round(max(v)) for k, v in samples.items()} }")
