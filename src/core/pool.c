@@ -104,8 +104,11 @@ static void *worker_main(void *arg)
         g->running++;
         p->queued--;
         p->running++;
-        if (g->head && g->running < p->per_group)
+        if (g->head && g->running < p->per_group) {
+            /* The group may run another job now: wake a worker for it (submit did not, the group was queued). */
             run_push(p, g);
+            pthread_cond_signal(&p->work);
+        }
         pthread_mutex_unlock(&p->lock);
         j->fn(j->arg);
         free(j);
