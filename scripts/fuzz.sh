@@ -4,7 +4,7 @@
 #   FUZZ_SECONDS  seconds per harness (default 300)
 #   FUZZ_MERGE    1: merge the inputs that add coverage into tests/fuzz/corpus/<harness>/ (-merge=1,
 #                 so the committed corpus stays minimal); 0: leave the corpus alone (`make test`)
-# New inputs of a run go to build-fuzz/work/<harness>/; a crash, leak, UB report or timeout stops
+# New inputs of a run go to build-fuzz/new/<harness>/; a crash, leak, UB report or timeout stops
 # the script with the harness's log and leaves the input in build-fuzz/findings/<harness>/.
 # One fuzzer process at a time: the machine's cores are shared.
 set -euo pipefail
@@ -19,7 +19,7 @@ export UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1:${UBSAN_OPTIONS:-}"
 printf '%-8s %12s %8s %9s %10s\n' harness executions seconds corpus bytes
 for h in "$@"; do
   corpus=tests/fuzz/corpus/$h
-  work=build-fuzz/work/$h
+  work=build-fuzz/new/$h
   findings=build-fuzz/findings/$h
   log=build-fuzz/logs/$h.log
   mkdir -p "$corpus" "$work" "$findings" "$(dirname "$log")"

@@ -133,7 +133,7 @@ Test(ddb, an_invalidated_database_is_a_503_whatever_the_reported_type)
     const char *m =
         "FATAL Error: Failed: database has been invalidated because of a previous fatal error. The database "
         "must be restarted prior to being used again.\nOriginal error: \"No space left on device\"\n\n"
-        "Stack Trace:\n\n/work/x/libduckdb.so(foo) [0x1]\n";
+        "Stack Trace:\n\n/opt/x/libduckdb.so(foo) [0x1]\n";
     /* A prepare on an invalidated instance reports it as a parser error. */
     cr_assert_eq(ds_ddb_error(&err, DUCKDB_ERROR_PARSER, m), DS_UNAVAILABLE);
     cr_assert_str_eq(err.message, DS_DDB_ENGINE_FAILED);
