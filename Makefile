@@ -28,6 +28,7 @@ MAIN_OBJ   := $(BUILD)/obj/src/main.o
 UNIT_SRC   := $(sort $(wildcard tests/unit/test_*.c))
 UNIT_BIN   := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(UNIT_SRC))
 include mk/fuzz.mk
+include clients/php/php.mk
 
 .PHONY: all setup run test unit e2e bench asan clean format fuzz
 # On a fresh machine the variables above were computed before the packages existed (pkg-config
