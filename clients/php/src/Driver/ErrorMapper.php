@@ -68,6 +68,16 @@ final class ErrorMapper
         }
         $context = $error !== null ? LogForwarder::contextOf($error) : [];
 
+        // REST answers (GET /backends) carry {"error": {"code", "message", "keboola_code", ...}}.
+        $json = null;
+        if ($body === null && str_starts_with(strtolower($http->header('content-type') ?? ''), 'application/json')) {
+            $decoded = json_decode($http->body, true);
+            $json = is_array($decoded) && is_array($decoded['error'] ?? null) ? $decoded['error'] : null;
+            if ($json !== null) {
+                $context = ['status' => $json['code'] ?? null, 'field' => $json['field'] ?? null, 'code' => $json['keboola_code'] ?? null];
+            }
+        }
+
         $keboola = $http->header('keboola-code');
         if ($keboola !== null && ctype_digit($keboola)) {
             $code = (int) $keboola;
@@ -77,6 +87,8 @@ final class ErrorMapper
 
         if ($error !== null && $error->getMessage() !== '') {
             $text = $error->getMessage();
+        } elseif ($json !== null && is_string($json['message'] ?? null) && $json['message'] !== '') {
+            $text = $json['message'];
         } elseif (($header = $http->header('grpc-message')) !== null && $header !== '') {
             $text = self::percentDecode($header);
         } else {
