@@ -22,7 +22,7 @@ $(PHP_GEN_STAMP): $(PROTO_FILES)
 $(PHP_AUTOLOAD): $(PHP_DIR)/composer.json
 	@mkdir -p $(BUILD)/php
 	@COMPOSER_HOME=$(abspath $(BUILD)/php/composer-home) COMPOSER_DISABLE_NETWORK=1 \
-	    composer --no-interaction --quiet --working-dir=$(PHP_DIR) dump-autoload
+	    composer --no-interaction --quiet --working-dir=$(PHP_DIR) dump-autoload --dev
 
 .PHONY: php-client test-php bench-php
 php-client: $(PHP_GEN_STAMP) $(PHP_AUTOLOAD)

@@ -5,6 +5,7 @@ declare(strict_types=1);
 namespace Duckstore\Connection\Backend;
 
 use InvalidArgumentException;
+use Keboola\StorageDriver\Command\Table\ImportExportShared\DataType;
 
 /**
  * What a storage backend can do, in the terms Connection decides by (instead of a switch over
@@ -26,8 +27,6 @@ final class BackendCapabilities
     public const PROFILE = 'profile';
     public const SCHEMA_CHANGES = 'schema_changes';
 
-    /** Keboola's filter data types (ImportExportShared.DataType), by the names protoc gives them. */
-    public const FILTER_DATA_TYPES = ['STRING', 'INTEGER', 'DOUBLE', 'BIGINT', 'REAL', 'DECIMAL'];
 
     /**
      * @param array<string, bool> $flags every boolean capability, by the service's name
@@ -79,7 +78,7 @@ final class BackendCapabilities
         };
         // Data types in filters: the service says yes or no for all typed comparisons at once.
         $typedFilters = ($caps['filter_data_types'] ?? true) === true;
-        $unsupportedTypes = $typedFilters ? [] : array_values(array_diff(self::FILTER_DATA_TYPES, ['STRING']));
+        $unsupportedTypes = $typedFilters ? [] : array_values(array_diff(self::filterDataTypes(), ['STRING']));
         $max = $caps['max_name_length'] ?? null;
         if ($max !== null && (!is_int($max) || $max < 1)) {
             throw new InvalidArgumentException('GET /backends: capability "max_name_length" is not a positive integer');
@@ -95,6 +94,12 @@ final class BackendCapabilities
             $unsupportedTypes,
             $max,
         );
+    }
+
+    /** @return string[] Keboola's filter data types: the values of the generated ImportExportShared\DataType enum */
+    public static function filterDataTypes(): array
+    {
+        return array_keys((new \ReflectionClass(DataType::class))->getConstants());
     }
 
     /** Whether the backend has the named capability (unknown names: false). */
