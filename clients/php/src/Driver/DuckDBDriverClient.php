@@ -184,7 +184,9 @@ final class DuckDBDriverClient implements ClientInterface
                 $http = $this->transport->post(self::PATH, $body, $headers);
                 $this->lastNewConnections += $http->newConnections;
                 $response = null;
-                if (str_starts_with(strtolower($http->header('content-type') ?? ''), 'application/x-protobuf')) {
+                // An empty DriverResponse is an empty body, which may come without a content type.
+                $type = strtolower($http->header('content-type') ?? '');
+                if (str_starts_with($type, 'application/x-protobuf') || ($type === '' && $http->body === '')) {
                     try {
                         $response = new DriverResponse();
                         $response->mergeFromString($http->body);
