@@ -42,9 +42,10 @@ abstract class DriverTestCase extends TestCase
 
     protected function config(array $overrides = []): ClientConfig
     {
+        $needServer = !array_key_exists('baseUrl', $overrides);
         $args = array_merge([
-            'baseUrl' => $this->server()->url(),
-            'serviceKey' => $this->server()->adminKey,
+            'baseUrl' => $needServer ? $this->server()->url() : '',
+            'serviceKey' => $needServer ? $this->server()->adminKey : '',
             'connectTimeoutMs' => 2000,
             'requestTimeoutMs' => 30000,
             'backoffMs' => 10,
