@@ -29,6 +29,12 @@ abstract class DriverTestCase extends TestCase
         }
     }
 
+    /** For a test that stopped the server itself. */
+    protected function forgetServer(): void
+    {
+        $this->server = null;
+    }
+
     protected function server(): DuckstoreServer
     {
         return $this->server ??= new DuckstoreServer();
