@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs everything duckstore needs to build, run and test, on a fresh Debian machine.
 # Idempotent: each step checks first and does nothing when its work is already done.
-#   Debian packages: apt-get (only the missing ones).
+#   Debian packages: apt-get (only the missing ones), PHP for the Keboola Connection package in clients/php.
 #   DuckDB 1.4.4: two npm packages fetched with `npm pack`, verified against pinned
 #   SHA-256 sums, unpacked into third_party/duckdb (git-ignored).
 set -euo pipefail
@@ -16,6 +16,7 @@ DEB_PACKAGES=(
   python3 python3-pytest python3-requests python3-grpcio python3-protobuf
   libpq-dev postgresql
   wrk
+  php-cli php-curl php-google-protobuf php-psr-log phpunit composer
   nodejs npm
 )
 

@@ -24,6 +24,9 @@ echo "== end-to-end (pytest against build/duckstore)"
 echo "== driver protocol over gRPC and the HTTP bridge (pytest)"
 /usr/bin/python3 -m pytest -q tests/grpc
 
+echo "== PHP driver client and backend registry for Keboola Connection (PHPUnit against build/duckstore)"
+make --no-print-directory test-php
+
 echo "== backend conformance (pytest: duckdb and postgres)"
 /usr/bin/python3 -m pytest -q tests/conformance
 

@@ -27,7 +27,7 @@ $(PHP_AUTOLOAD): $(PHP_DIR)/composer.json
 .PHONY: php-client test-php bench-php
 php-client: $(PHP_GEN_STAMP) $(PHP_AUTOLOAD)
 
-test-php: $(BUILD)/duckstore php-client
+test-php: $(BUILD)/duckstore $(BUILD)/test-plugins/tiny.so php-client
 	phpunit --configuration $(PHP_DIR)/phpunit.xml
 
 bench-php: $(BUILD)/duckstore php-client
