@@ -11,7 +11,9 @@ declare(strict_types=1);
  *   client - DuckDBDriverClient::runCommand() of the same command: pack, serialize, post, decode
  *            the DriverResponse, unpack the response message, forward its log messages.
  * for two commands: ObjectInfo of the table (a small answer) and PreviewTable of ROWS rows.
- * The overhead is client p50 minus raw p50. Environment: N (calls per variant, default 2000),
+ *   codec  - the client's own work without the network, on the raw call's bytes: the request
+ *            built and serialized, the answer decoded and unpacked (noise-free on a busy machine).
+ * The overhead is client p50 minus raw p50, and should be close to codec p50. Environment: N (calls per variant, default 2000),
  * ROWS (default 100).
  *
  *   make bench-php            (or: php clients/php/bench/overhead.php)
@@ -26,6 +28,7 @@ use Google\Protobuf\Any;
 use Google\Protobuf\Internal\Message;
 use Keboola\StorageDriver\Command\Bucket\CreateBucketCommand;
 use Keboola\StorageDriver\Command\Common\DriverRequest;
+use Keboola\StorageDriver\Command\Common\DriverResponse;
 use Keboola\StorageDriver\Command\Common\RuntimeOptions;
 use Keboola\StorageDriver\Command\Info\ObjectInfoCommand;
 use Keboola\StorageDriver\Command\Info\ObjectType;
@@ -102,7 +105,7 @@ foreach ($commands as $name => $command) {
         CURLOPT_RETURNTRANSFER => true,
         CURLOPT_HTTPHEADER => ['Content-Type: application/x-protobuf', 'Authorization: Bearer ' . $created->getProjectPassword(), 'Expect:'],
     ]);
-    $times = ['raw' => [], 'client' => []];
+    $times = ['raw' => [], 'client' => [], 'codec' => []];
     for ($i = -200; $i < $n; $i++) {  // the first 200 rounds warm up and are not counted
         $t0 = hrtime(true);
         $answer = curl_exec($raw);
@@ -113,9 +116,26 @@ foreach ($commands as $name => $command) {
             fwrite(STDERR, "bench: a call failed\n");
             exit(1);
         }
+        // The client's own work without the network: the request built and serialized as
+        // runCommand() does, the raw call's answer decoded and unpacked as runCommand() does.
+        $t3 = hrtime(true);
+        $again = new DriverRequest();
+        $packedCredentials = new Any();
+        $packedCredentials->pack($creds);
+        $again->setCredentials($packedCredentials);
+        $packedCommand = new Any();
+        $packedCommand->pack($command);
+        $again->setCommand($packedCommand);
+        $again->setRuntimeOptions($none);
+        $again->serializeToString();
+        $decoded = new DriverResponse();
+        $decoded->mergeFromString($answer);
+        DuckDBDriverClient::unpack($decoded->getCommandResponse());
+        $t4 = hrtime(true);
         if ($i >= 0) {
             $times['raw'][] = ($t1 - $t0) / 1e6;
             $times['client'][] = ($t2 - $t1) / 1e6;
+            $times['codec'][] = ($t4 - $t3) / 1e6;
         }
     }
     $p = [];
@@ -123,7 +143,7 @@ foreach ($commands as $name => $command) {
         $p[$variant] = percentiles($samples);
         printf("%-22s %-7s %8.3f %8.3f %8.3f\n", $name, $variant, $p[$variant]['p50'], $p[$variant]['p90'], $p[$variant]['p99']);
     }
-    printf("%-22s %-7s %8.3f\n", $name, 'overhd', $p['client']['p50'] - $p['raw']['p50']);
+    printf("%-22s %-7s %8.3f   (client p50 - raw p50)\n", $name, 'overhd', $p['client']['p50'] - $p['raw']['p50']);
 }
 curl_close($raw);
 exit($server->stop() === 0 ? 0 : 1);
