@@ -6,13 +6,16 @@ namespace Duckstore\Connection\Tests;
 
 use Duckstore\Connection\Driver\Exception\ConnectionException;
 use Duckstore\Connection\Driver\Exception\DriverException;
+use Duckstore\Connection\Driver\Exception\ProtocolException;
 use Duckstore\Connection\Driver\Exception\ServiceUnavailableException;
 use Duckstore\Connection\Driver\Exception\TimeoutException;
 use Duckstore\Connection\Driver\Exception\ValidationException;
 use Duckstore\Connection\Tests\Support\DriverTestCase;
 use Duckstore\Connection\Tests\Support\DuckstoreServer;
 use Duckstore\Connection\Tests\Support\StubServer;
+use Google\Protobuf\Any;
 use Keboola\StorageDriver\Command\Bucket\CreateBucketCommand;
+use Keboola\StorageDriver\Command\Common\DriverResponse;
 use Keboola\StorageDriver\Command\Info\ListSchemasCommand;
 use Keboola\StorageDriver\Command\Info\ListSchemasResponse;
 use Keboola\StorageDriver\Command\Project\CreateProjectCommand;
@@ -118,6 +121,53 @@ final class RetryTest extends DriverTestCase
         $this->assertStringContainsString('300 ms', $e->getMessage());
         $this->assertGreaterThanOrEqual(0.6, $elapsed, 'two attempts of 300 ms each');
         $this->assertLessThan(2.5, $elapsed);
+    }
+
+    public function testAProxysErrorPageIsMappedByItsStatus(): void
+    {
+        $badGateway = ['status' => 502, 'headers' => ['Content-Type' => 'text/html'], 'body' => "<html><body>\n<h1>502 Bad Gateway</h1></body></html>"];
+        $stub = new StubServer($this->server()->url(), [], $badGateway);
+        $client = $this->client(['baseUrl' => $stub->url(), 'maxRetries' => 1]);
+        $e = $this->expectDriverError(ServiceUnavailableException::class, DriverException::ERR_CONNECTION, fn () =>
+            $this->exec($client, new ListSchemasCommand()));
+        $this->assertNull($e->getGrpcStatus());
+        $this->assertSame(502, $e->getHttpStatus());
+        $this->assertStringContainsString('HTTP 502: <html><body> <h1>502 Bad Gateway', $e->getMessage());
+        $this->assertSame(2, $stub->hits());
+    }
+
+    public function testAnswersTheClientCannotReadAreProtocolErrorsAndNotRetried(): void
+    {
+        $unknown = new DriverResponse();
+        $any = new Any();
+        $any->setTypeUrl('type.googleapis.com/acme.storage.NoSuchResponse');
+        $any->setValue('');
+        $unknown->setCommandResponse($any);
+        $truncated = new DriverResponse();
+        $any = new Any();
+        $any->setTypeUrl('type.googleapis.com/keboola.storageDriver.command.info.ListSchemasResponse');
+        $any->setValue("\x0a\x09in.c-");  // a schema name of 9 bytes, cut after 5
+        $truncated->setCommandResponse($any);
+        $badName = new DriverResponse();
+        $any = new Any();
+        $any->setTypeUrl('type.googleapis.com/..\\Evil\\Class');
+        $badName->setCommandResponse($any);
+        $cases = [
+            [['status' => 200, 'headers' => ['Content-Type' => 'text/html'], 'body' => '<html>login</html>'], 'the answer is not a DriverResponse'],
+            [['status' => 200, 'headers' => ['Content-Type' => 'application/x-protobuf'], 'body_b64' => base64_encode("\xff\xff\xff")], 'the answer is not a DriverResponse'],
+            [['status' => 200, 'headers' => ['Content-Type' => 'application/x-protobuf'], 'body_b64' => base64_encode($unknown->serializeToString())], 'acme.storage.NoSuchResponse" has no generated PHP class'],
+            [['status' => 200, 'headers' => ['Content-Type' => 'application/x-protobuf'], 'body_b64' => base64_encode($badName->serializeToString())], 'does not name a protobuf message'],
+            [['status' => 200, 'headers' => ['Content-Type' => 'application/x-protobuf'], 'body_b64' => base64_encode($truncated->serializeToString())], 'ListSchemasResponse in the response does not decode'],
+        ];
+        foreach ($cases as [$step, $expected]) {
+            $stub = new StubServer($this->server()->url(), [], $step);
+            $client = $this->client(['baseUrl' => $stub->url()]);
+            $e = $this->expectDriverError(ProtocolException::class, DriverException::ERR_UNKNOWN, fn () =>
+                $this->exec($client, new ListSchemasCommand()));
+            $this->assertStringContainsString($expected, $e->getMessage());
+            $this->assertFalse($e->isRetryable());
+            $this->assertSame(1, $stub->hits());
+        }
     }
 
     public function testKeepAliveReusesTheConnection(): void

@@ -129,6 +129,13 @@ final class DuckDBDriverClient implements ClientInterface
     {
         $url = $any->getTypeUrl();
         $name = substr($url, (int) strrpos($url, '/') + (str_contains($url, '/') ? 1 : 0));
+        if (!preg_match('/^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$/', $name)) {
+            throw new Exception\ProtocolException(
+                sprintf('duckstore: the response type URL "%s" does not name a protobuf message', $url),
+                DriverException::ERR_UNKNOWN,
+                false,
+            );
+        }
         $class = implode('\\', array_map('ucfirst', explode('.', $name)));
         if (!class_exists($class)) {
             $descriptor = DescriptorPool::getGeneratedPool()->getDescriptorByProtoName('.' . $name);
@@ -144,6 +151,9 @@ final class DuckDBDriverClient implements ClientInterface
         /** @var Message $message */
         $message = new $class();
         try {
+            if (!WireFormat::wellFormed($any->getValue())) {
+                throw new \UnexpectedValueException('the bytes are not well-formed protobuf');
+            }
             $message->mergeFromString($any->getValue());
         } catch (Throwable $e) {
             throw new Exception\ProtocolException(
@@ -186,7 +196,8 @@ final class DuckDBDriverClient implements ClientInterface
                 $response = null;
                 // An empty DriverResponse is an empty body, which may come without a content type.
                 $type = strtolower($http->header('content-type') ?? '');
-                if (str_starts_with($type, 'application/x-protobuf') || ($type === '' && $http->body === '')) {
+                if ((str_starts_with($type, 'application/x-protobuf') && WireFormat::wellFormed($http->body))
+                    || ($type === '' && $http->body === '')) {
                     try {
                         $response = new DriverResponse();
                         $response->mergeFromString($http->body);

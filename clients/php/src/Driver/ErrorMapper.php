@@ -93,7 +93,7 @@ final class ErrorMapper
             $text = self::percentDecode($header);
         } else {
             $snippet = trim(preg_replace('/\s+/', ' ', substr($http->body, 0, 200)) ?? '');
-            $text = sprintf('HTTP %d%s', $http->status, $snippet !== '' && mb_check_encoding($snippet, 'UTF-8') ? ': ' . $snippet : '');
+            $text = sprintf('HTTP %d%s', $http->status, $snippet !== '' && preg_match('//u', $snippet) === 1 ? ': ' . $snippet : '');
         }
         // The service writes "[2004] table ... not found"; the code travels as getCode().
         $text = preg_replace('/^\[\d+\]\s*/', '', $text) ?? $text;

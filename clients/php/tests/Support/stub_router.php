@@ -7,7 +7,7 @@ declare(strict_types=1);
  * writes $DS_STUB_DIR/plan.json: {"upstream": "http://127.0.0.1:<port>", "steps": [...], "then": step}.
  * Request n (counted in hits.log, one line per request) gets steps[n], or "then" once the steps
  * are used up. A step is {"proxy": true} (forward to duckstore, relay status, headers and body) or
- * {"status": 503, "headers": {...}, "body": "..."}.
+ * {"status": 503, "headers": {...}, "body": "..."} ("body_b64" for bytes).
  */
 
 $dir = getenv('DS_STUB_DIR');
@@ -53,5 +53,5 @@ http_response_code($step['status']);
 foreach ($step['headers'] ?? [] as $name => $value) {
     header("$name: $value");
 }
-echo $step['body'] ?? '';
+echo isset($step['body_b64']) ? base64_decode($step['body_b64']) : ($step['body'] ?? '');
 return true;
