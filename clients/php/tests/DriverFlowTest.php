@@ -148,6 +148,24 @@ final class DriverFlowTest extends DriverTestCase
             $this->exec($client, (new ObjectInfoCommand())->setPath([]), $creds));
     }
 
+    public function testRunIdBecomesTheRequestIdAndKeysCannotCarryHeaders(): void
+    {
+        $client = $this->client();
+        $creds = $this->project($client, 'run_ids');
+        $client->runCommand($creds, new \Keboola\StorageDriver\Command\Info\ListSchemasCommand(), [],
+            (new \Keboola\StorageDriver\Command\Common\RuntimeOptions())->setRunId('connection-run-4711'));
+        $this->assertStringContainsString('"request_id":"connection-run-4711"', $this->server()->logTail(200),
+            "the service's log line of the call carries Connection's run id");
+
+        try {
+            $this->exec($client, new \Keboola\StorageDriver\Command\Info\ListSchemasCommand(),
+                (new GenericBackendCredentials())->setHost('run_ids')->setPrincipal($creds->getPrincipal() . "\r\nX-Evil: 1"));
+            $this->fail('a key with a line break must be refused');
+        } catch (\InvalidArgumentException $e) {
+            $this->assertStringContainsString('control characters', $e->getMessage());
+        }
+    }
+
     /** @return string[] */
     private function columnNames(ObjectInfoResponse $info): array
     {

@@ -88,7 +88,8 @@ final class DuckDBDriverClient implements ClientInterface
             $headers['Authorization'] = 'Bearer ' . $key;
         }
         $runId = $runtimeOptions->getRunId();
-        if ($runId !== '' && preg_match('/^[A-Za-z0-9._:-]{1,128}$/', $runId)) {
+        // The service takes a request id of up to 39 letters, digits, "-" and "_" (else it makes one).
+        if (preg_match('/^[A-Za-z0-9_-]{1,39}$/', $runId)) {
             $headers['X-Request-Id'] = $runId;
         }
 
@@ -176,6 +177,10 @@ final class DuckDBDriverClient implements ClientInterface
         if ($credentials instanceof GenericBackendCredentials) {
             $key = $credentials->getSecret() !== '' ? $credentials->getSecret() : $credentials->getPrincipal();
             if ($key !== '') {
+                // It goes into a header: a line break would let it add headers of its own.
+                if (preg_match('/[\x00-\x20\x7f]/', $key)) {
+                    throw new InvalidArgumentException('credentials: the key (secret or principal) contains spaces or control characters');
+                }
                 return $key;
             }
         }
