@@ -57,6 +57,12 @@ final class DriverFlowTest extends DriverTestCase
         $this->assertNotSame('', $created->getProjectPassword());
         $creds = (new GenericBackendCredentials())->setHost('php_flow')->setPrincipal($created->getProjectPassword());
 
+        // An option without effect comes back as a Warning message: a PSR-3 warning with its text.
+        $this->assertNull($this->exec($client, (new \Keboola\StorageDriver\Command\Project\UpdateProjectCommand())
+            ->setProjectId('php_flow')->setTimezone('Europe/Prague')));
+        $this->assertCount(1, $this->logger->messages('warning'));
+        $this->assertStringContainsString('timezone', $this->logger->messages('warning')[0]);
+
         $bucket = $this->exec($client, (new CreateBucketCommand())->setBucketId('in.c-main'), $creds);
         $this->assertInstanceOf(CreateBucketResponse::class, $bucket);
         $this->assertSame(['in.c-main'], iterator_to_array($bucket->getPath()));

@@ -109,5 +109,12 @@ final class ErrorMappingTest extends DriverTestCase
             $this->assertStringContainsString('runtimeOptions', $e->getMessage());
         }
         $this->assertSame(0, $client->getLastAttempts(), 'nothing was sent');
+
+        try {
+            new \Duckstore\Connection\Driver\DuckDBDriverClient(new \Duckstore\Connection\Driver\ClientConfig('http://127.0.0.1:9'), new \stdClass());
+            $this->fail('a logger that is not PSR-3 must be refused');
+        } catch (InvalidArgumentException $e) {
+            $this->assertSame('logger: stdClass does not implement Psr\\Log\\LoggerInterface', $e->getMessage());
+        }
     }
 }
