@@ -19,7 +19,7 @@ final class DuckstoreServer
 
     public readonly string $dir;
     public readonly string $adminKey;
-    public readonly int $port;
+    public int $port;
     /** @var resource|null */
     private $proc = null;
 
@@ -34,7 +34,6 @@ final class DuckstoreServer
         $this->dir = self::tempDir('duckstore-php-');
         mkdir($this->dir . '/data');
         $this->adminKey = 'php-admin-' . bin2hex(random_bytes(16));
-        $this->port = self::freePort();
 
         $vars = [];
         foreach (getenv() as $k => $v) {
@@ -44,16 +43,37 @@ final class DuckstoreServer
         }
         $vars['DUCKSTORE_ADMIN_KEY'] = $this->adminKey;
         $vars = array_merge($vars, $env);
-        $argv = [$binary, 'serve', '--data-dir', $this->dir . '/data', '--http-addr', '127.0.0.1:' . $this->port, '--grpc-addr', 'off'];
-        $this->proc = proc_open($argv, [
-            0 => ['file', '/dev/null', 'r'],
-            1 => ['file', $this->dir . '/stdout.log', 'w'],
-            2 => ['file', $this->dir . '/stderr.log', 'w'],
-        ], $pipes, $root, $vars);
-        if (!is_resource($this->proc)) {
-            throw new RuntimeException('could not start ' . $binary);
+        // A free port may be taken by another process between the probe and duckstore's bind; then
+        // /health could answer from that process. Only an answer to our own admin key counts.
+        for ($try = 1; ; $try++) {
+            $port = self::freePort();
+            $argv = [$binary, 'serve', '--data-dir', $this->dir . '/data', '--http-addr', '127.0.0.1:' . $port, '--grpc-addr', 'off'];
+            $this->proc = proc_open($argv, [
+                0 => ['file', '/dev/null', 'r'],
+                1 => ['file', $this->dir . '/stdout.log', 'w'],
+                2 => ['file', $this->dir . '/stderr.log', 'a'],
+            ], $pipes, $root, $vars);
+            if (!is_resource($this->proc)) {
+                throw new RuntimeException('could not start ' . $binary);
+            }
+            $this->port = $port;
+            try {
+                $this->waitHealthy();
+                if ($this->raw('GET', '/backends', $this->adminKey)[0] === 200 && proc_get_status($this->proc)['running']) {
+                    return;
+                }
+            } catch (RuntimeException $e) {
+                if ($try >= 3) {
+                    throw $e;
+                }
+            }
+            if ($try >= 3) {
+                throw new RuntimeException("duckstore did not answer to its own admin key on port $port:\n" . $this->logTail());
+            }
+            proc_terminate($this->proc, 9);
+            proc_close($this->proc);
+            $this->proc = null;
         }
-        $this->waitHealthy();
     }
 
     public function __destruct()
