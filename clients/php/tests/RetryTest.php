@@ -115,6 +115,13 @@ final class RetryTest extends DriverTestCase
         $e = $this->expectDriverError(TimeoutException::class, DriverException::ERR_TIMEOUT, fn () =>
             $this->exec($client, new ListSchemasCommand()));
         $elapsed = microtime(true) - $t0;
+        $once = $this->client([
+            'baseUrl' => 'http://' . stream_socket_get_name($socket, false),
+            'requestTimeoutMs' => 300,
+            'retryTimeouts' => false,
+        ]);
+        $this->assertSame(1, $this->expectDriverError(TimeoutException::class, DriverException::ERR_TIMEOUT, fn () =>
+            $this->exec($once, new ListSchemasCommand()))->getAttempts(), 'retryTimeouts: false sends once');
         fclose($socket);
         $this->assertTrue($e->isRetryable());
         $this->assertSame(2, $e->getAttempts());
