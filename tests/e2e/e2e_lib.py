@@ -93,7 +93,24 @@ class Server:
         if not BINARY.exists():
             raise ServerError(f"{BINARY} does not exist: build it with `make` in {ROOT}")
         assert self.proc is None, "server already running"
-        self.port = free_port()
+        # A free port can be taken by another process between the probe and the bind: then this
+        # server fails to start, or /health answers from someone else's server. Either way, try
+        # another port (a few times) rather than talk to the wrong process.
+        for attempt in range(5):
+            self.port = free_port()
+            try:
+                self._launch()
+                if self._answers_as_us():
+                    return self
+                self.proc.kill()
+                self.proc.wait()
+                self.proc = None
+            except ServerError:
+                if attempt == 4 or not self._port_clash():
+                    raise
+        raise ServerError(f"no free port found for {self.name} after 5 attempts")
+
+    def _launch(self):
         env = {k: v for k, v in os.environ.items() if not k.startswith("DUCKSTORE_")}
         if self.admin_key is not None:
             env["DUCKSTORE_ADMIN_KEY"] = self.admin_key
@@ -112,7 +129,20 @@ class Server:
             self.proc = subprocess.Popen(argv, cwd=ROOT, env=env, stdin=subprocess.DEVNULL,
                                          stdout=out, stderr=err)
         self._wait_healthy()
-        return self
+
+    def _answers_as_us(self):
+        """True when the process on our port is ours: our admin key opens /metrics, or (without
+        an admin key) our process is still alive after answering."""
+        if self.proc is None or self.proc.poll() is not None:
+            return False
+        if self.admin_key is None:
+            return True
+        r = requests.get(self.url + "/metrics", headers={"Authorization": f"Bearer {self.admin_key}"}, timeout=5)
+        return r.status_code != 401
+
+    def _port_clash(self):
+        tail = self.log_tail().lower()
+        return "in use" in tail or "bind" in tail or "not 200 within" in tail
 
     def _wait_healthy(self):
         deadline = time.monotonic() + START_TIMEOUT
