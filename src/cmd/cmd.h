@@ -92,6 +92,42 @@ ds_status_t ds_cmd_require_write(ds_ctx_t *ctx);
 /* DS_OK when ctx's key is the admin key or a project key of scope admin (key management). */
 ds_status_t ds_cmd_require_project_admin(ds_ctx_t *ctx);
 
+/* ---- idempotent writes (idem.c) ---- */
+typedef struct ds_idem ds_idem_t;
+
+/* What ds_cmd_idem_begin decided. */
+typedef struct {
+    bool replay;              /* answer with the first request's status and body; apply nothing */
+    int status;               /* replay: HTTP status */
+    const char *content_type; /* replay (arena) */
+    const char *body;         /* replay: bytes (arena) */
+    size_t body_len;
+} ds_idem_answer_t;
+
+/*
+ * Starts a write that carries an idempotency key (REST header
+ * Idempotency-Key, driver metadata idempotency-key). Authenticates ctx's key
+ * first (records belong to the key's project, or to the admin key). The
+ * request is identified by method, target and body (SHA-256). Then:
+ *  - the key's record exists for the same request: *ans says replay;
+ *  - it exists for another request: CONFLICT (409), nothing applied;
+ *  - the same key is running now: waits for it (giving up on cancellation),
+ *    then as above;
+ *  - otherwise *h is set: run the write, then call ds_cmd_idem_end. ctx
+ *    carries the token, so backends that can record it inside the write's own
+ *    transaction do (import, delete rows): a crash after the commit and before
+ *    the answer cannot make the retry apply it twice.
+ * Records expire after DUCKSTORE_IDEMPOTENCY_TTL. Thread-safe.
+ */
+ds_status_t ds_cmd_idem_begin(ds_ctx_t *ctx, const char *key, const char *method, const char *target,
+                              const void *body, size_t body_len, ds_idem_t **h, ds_idem_answer_t *ans);
+/*
+ * Ends the write begun with *h (sets it NULL; NULL is a no-op): keeps the
+ * answer for repeats unless it is a transient failure (5xx, 408, 429), after
+ * which a repeat runs again, and wakes requests waiting for it.
+ */
+void ds_cmd_idem_end(ds_idem_t **h, int status, const char *content_type, const void *body, size_t body_len);
+
 /* ---- API keys (keys.c) ---- */
 typedef struct {
     const char *scope; /* "admin", "read", "branch" */

@@ -33,6 +33,7 @@
 
 #include "../../backends/duckdb/duckdb_backend.h"
 #include "catalog/apikeys.h"
+#include "catalog/idem.h"
 #include "cmd/files.h"
 #include "cmd/internal.h"
 #include "core/buf.h"
@@ -480,6 +481,8 @@ ds_status_t ds_service_start(const ds_config_t *cfg, ds_err_t *err)
     st = ds_catalog_open(cfg->data_dir, err);
     if (st == DS_OK)
         st = ds_catalog_apikeys_open(err);
+    if (st == DS_OK)
+        st = ds_catalog_idem_open(err);
     if (st != DS_OK)
         return st;
     st = ds_registry_init(cfg->data_dir, ds_config_memory_bytes(cfg, physical_memory()), cfg->threads,
