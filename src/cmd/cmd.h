@@ -40,6 +40,8 @@ typedef struct ds_ctx {
     const char *scope_branch; /* DS_CALLER_BRANCH: the branch the key may write (arena) */
     const char *key_id;       /* the project key's id ("main", or a created key's), arena; NULL for the admin key */
     const char *branch;       /* the branch the request addresses (transports); NULL or "default": main */
+    /* The driver transports' idempotency key (gRPC metadata / bridge header idempotency-key), or NULL. */
+    const char *idempotency_key;
     /* The write's idempotency record (cmd/idem.c), handed to backends that keep it in the write's transaction. */
     const char *idem_token;
     const char *idem_hash;
