@@ -75,8 +75,10 @@ ds_status_t ds_service_ready(ds_err_t *err);
 
 /*
  * Authentication alone, before any work: DS_OK when ctx's key is the admin
- * key (*admin true) or the key of a ready project (its id in owner);
- * UNAUTHENTICATED when the key is missing or matches neither. Thread-safe.
+ * key (*admin true) or a valid key of a ready project (its id in owner: the
+ * main key, a created key, or a rotated one within its grace period);
+ * UNAUTHENTICATED when the key is missing or matches none. Sets ctx->scope
+ * (and scope_branch, key_id), as every authentication does. Thread-safe.
  */
 ds_status_t ds_cmd_authenticate(ds_ctx_t *ctx, bool *admin, char owner[DS_PROJECT_ID_MAX + 1]);
 /* Authorization checks, usable by transports for routes without a command. */
