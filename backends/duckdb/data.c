@@ -1275,6 +1275,8 @@ static ds_status_t load_txn(use_t *u, void *ud)
     ds_buf_free(&sql);
     if (st == DS_OK)
         st = touch_meta(u, m->bucket, m->table, true, l->loaded > 0 || !in->incremental);
+    if (st == DS_OK)
+        st = ddb_idem_record(u, l->loaded);
     return st;
 }
 
@@ -1358,7 +1360,8 @@ static ds_status_t load_direct_txn(use_t *u, void *ud)
         return st;
     l->loaded = ds_ddb_int(&r, 0, 0);
     duckdb_destroy_result(&r);
-    return touch_meta(u, m->bucket, m->table, true, l->loaded > 0 || !in->incremental);
+    st = touch_meta(u, m->bucket, m->table, true, l->loaded > 0 || !in->incremental);
+    return st == DS_OK ? ddb_idem_record(u, l->loaded) : st;
 }
 
 ds_status_t ddb_table_import(void *self, ds_be_call_t *call, const char *bucket, const char *table,
@@ -1777,7 +1780,8 @@ static ds_status_t delete_txn(use_t *u, void *ud)
         return st;
     d->deleted = ds_ddb_int(&r, 0, 0);
     duckdb_destroy_result(&r);
-    return touch_meta(u, d->bucket, d->table, false, d->deleted > 0);
+    st = touch_meta(u, d->bucket, d->table, false, d->deleted > 0);
+    return st == DS_OK ? ddb_idem_record(u, d->deleted) : st;
 }
 
 ds_status_t ddb_table_delete_rows(void *self, ds_be_call_t *call, const char *bucket, const char *table,

@@ -1811,6 +1811,7 @@ static ds_backend_ops_t ops = {
     .project_meta_put = be_project_meta_put,
     .project_meta_get = be_project_meta_get,
     .project_quarantine = be_project_quarantine,
+    .idem_lookup = ddb_idem_lookup,
 };
 
 const ds_backend_ops_t *ds_be_duckdb_entry(const ds_host_api_t *host)

@@ -131,4 +131,10 @@ ds_status_t ddb_column_alter(void *self, ds_be_call_t *call, const char *bucket,
 ds_status_t ddb_primary_key_set(void *self, ds_be_call_t *call, const char *bucket, const char *table,
                                 const char *const *columns, size_t n);
 
+/* idem.c: idempotency records (the ops' idem_lookup; ddb_idem_record inside a write's transaction). */
+ds_status_t ddb_idem_lookup(void *self, ds_be_call_t *call, const char *token, int64_t not_before,
+                            ds_be_idem_rec_t *out);
+/* Records u->call->idem (when set) with the write's count; call inside the write's transaction. */
+ds_status_t ddb_idem_record(use_t *u, int64_t count);
+
 #endif

@@ -192,4 +192,10 @@ ds_status_t pg_column_alter(void *self, ds_be_call_t *call, const char *bucket, 
 ds_status_t pg_primary_key_set(void *self, ds_be_call_t *call, const char *bucket, const char *table,
                                const char *const *columns, size_t n);
 
+/* ---- idempotency records (pg_idem.c) ---- */
+ds_status_t pg_idem_lookup(void *self, ds_be_call_t *call, const char *token, int64_t not_before,
+                           ds_be_idem_rec_t *out);
+/* Records u->call->idem (when set) with the write's count; call inside the write's transaction. */
+ds_status_t pg_idem_record(pg_use_t *u, int64_t count);
+
 #endif

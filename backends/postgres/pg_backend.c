@@ -303,6 +303,10 @@ static const char *meta_ddl =
     "last_change_at bigint, PRIMARY KEY (project, bucket, name), FOREIGN KEY (project, bucket) REFERENCES " PG_META
     ".buckets (project, id) ON DELETE CASCADE);"
     "CREATE UNIQUE INDEX IF NOT EXISTS tables_nocase ON " PG_META ".tables (project, bucket, lower(name));"
+    /* Idempotent writes: each import or row deletion with a token records it in its own transaction. */
+    "CREATE TABLE IF NOT EXISTS " PG_META ".idempotency (project text NOT NULL REFERENCES " PG_META ".projects (id) "
+    "ON DELETE CASCADE, token text NOT NULL, request_hash text NOT NULL, created_at bigint NOT NULL, "
+    "count bigint NOT NULL, PRIMARY KEY (project, token));"
     /* try_cast(text, NULL::type): the value as that type, or NULL when it does not convert (TRY_CAST). */
     "CREATE OR REPLACE FUNCTION " PG_META ".try_cast(v text, INOUT typed anyelement) LANGUAGE plpgsql STABLE AS $f$ "
     "BEGIN EXECUTE format('SELECT CAST(%L AS %s)', v, pg_typeof(typed)) INTO typed; "
@@ -1272,6 +1276,7 @@ static const ds_backend_ops_t ops = {
     .primary_key_set = pg_primary_key_set,
     .caps = &caps,
     .description = "PostgreSQL 15+ over libpq: one database, a schema per bucket",
+    .idem_lookup = pg_idem_lookup,
 };
 
 DS_BACKEND_EXPORT const ds_backend_ops_t *ds_backend_entry(const ds_host_api_t *host)

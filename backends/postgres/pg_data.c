@@ -1186,6 +1186,8 @@ static ds_status_t load_txn(pg_use_t *u, void *ud)
     pb_free(&sql);
     if (st == DS_OK)
         st = pg_touch(u, m->bucket, m->table, true, l->loaded > 0 || !in->incremental);
+    if (st == DS_OK)
+        st = pg_idem_record(u, l->loaded);
     return st;
 }
 
@@ -1639,6 +1641,8 @@ static ds_status_t delete_txn(pg_use_t *u, void *ud)
     pb_free(&sql);
     if (st == DS_OK)
         st = pg_touch(u, d->t->t.bucket, d->t->t.name, false, d->deleted > 0);
+    if (st == DS_OK)
+        st = pg_idem_record(u, d->deleted);
     return st;
 }
 

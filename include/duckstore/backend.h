@@ -67,7 +67,28 @@ typedef struct ds_be_call {
     const char *project_id; /* validated; NULL for backend-wide calls */
     /* Added after version 1 (the host reads it only through the host API's cancel_* functions). */
     void *cancel; /* host-owned: the request's cancellation, or NULL */
+    /*
+     * Added after version 1: the idempotency record a write keeps in its own
+     * transaction (see idem_lookup in the ops), or NULL. Only table_import
+     * and table_delete_rows read it.
+     */
+    const struct ds_be_idem *idem;
 } ds_be_call_t;
+
+/* An idempotent write's record (ds_be_call_t.idem): written in the write's transaction. */
+typedef struct ds_be_idem {
+    const char *token;        /* 64 hex digits: who and which Idempotency-Key */
+    const char *request_hash; /* 64 hex digits: the request it was first used for */
+    int64_t created_at;       /* unix seconds */
+    int64_t not_before;       /* records created before this are expired and may be removed */
+} ds_be_idem_t;
+
+/* A record found by idem_lookup. */
+typedef struct {
+    const char *request_hash; /* call arena */
+    int64_t created_at;
+    int64_t count; /* the write's own figure: rows imported, or rows deleted */
+} ds_be_idem_rec_t;
 
 typedef enum { DS_SETTING_STRING, DS_SETTING_INT, DS_SETTING_BOOL } ds_setting_type_t;
 
@@ -437,6 +458,18 @@ typedef struct ds_backend_ops {
     ds_status_t (*project_meta_put)(void *self, ds_be_call_t *call, const char *doc);
     ds_status_t (*project_meta_get)(void *self, ds_be_call_t *call, char **doc);
     ds_status_t (*project_quarantine)(void *self, ds_be_call_t *call, const char *dir, bool *moved);
+    /*
+     * Idempotent writes (docs/api.md, "Idempotency"). A backend that sets
+     * idem_lookup promises: when call->idem is set, table_import and
+     * table_delete_rows store (token, request_hash, created_at, count) in the
+     * project's own storage inside the write's transaction, so the record and
+     * the data commit together, and may drop records older than not_before.
+     * idem_lookup finds token's record created at or after not_before:
+     * DS_NOT_FOUND when there is none. NULL: the host keeps records only in
+     * its catalog (a crash between a commit and the answer then loses it).
+     */
+    ds_status_t (*idem_lookup)(void *self, ds_be_call_t *call, const char *token, int64_t not_before,
+                               ds_be_idem_rec_t *out);
 } ds_backend_ops_t;
 
 /* ---- additions after version 1 (append-only) ---- */

@@ -66,6 +66,11 @@ static inline ds_status_t ds_be_project_quarantine(ds_backend_t *b, ds_be_call_t
 {
     return DS_BE_CALL(b, c, project_quarantine, dir, moved);
 }
+static inline ds_status_t ds_be_idem_lookup(ds_backend_t *b, ds_be_call_t *c, const char *token, int64_t not_before,
+                                            ds_be_idem_rec_t *out)
+{
+    return DS_BE_CALL(b, c, idem_lookup, token, not_before, out);
+}
 static inline ds_status_t ds_be_bucket_create(ds_backend_t *b, ds_be_call_t *c, const ds_be_bucket_t *bk)
 {
     return DS_BE_CALL(b, c, bucket_create, bk);

@@ -210,6 +210,26 @@ ds_status_t ds_catalog_project_set_name(const char *id, const char *name, int64_
     return st;
 }
 
+ds_status_t ds_catalog_project_set_key_hash(const char *id, const char *key_hash, int64_t updated_at, ds_err_t *err)
+{
+    char u[32];
+    snprintf(u, sizeof(u), "%lld", (long long)updated_at);
+    const char *params[] = {key_hash, u, id};
+    pthread_mutex_lock(&lock);
+    ds_project_rec_t *p = find(id);
+    ds_status_t st = p && p->state == DS_PROJECT_READY
+                         ? ds_ddb_run(conn, err, NULL,
+                                      "UPDATE projects SET key_hash = $1, updated_at = CAST($2 AS BIGINT) WHERE id = $3",
+                                      3, params)
+                         : ds_err_set(err, DS_NOT_FOUND, "project \"%s\" not found", id);
+    if (st == DS_OK) {
+        snprintf(p->key_hash, sizeof(p->key_hash), "%s", key_hash);
+        p->updated_at = updated_at;
+    }
+    pthread_mutex_unlock(&lock);
+    return st;
+}
+
 ds_status_t ds_catalog_project_delete(const char *id, ds_err_t *err)
 {
     const char *params[] = {id};

@@ -52,6 +52,8 @@ bool ds_catalog_ready(void);
 ds_status_t ds_catalog_project_insert(const ds_project_rec_t *rec, ds_err_t *err);
 ds_status_t ds_catalog_project_set_state(const char *id, ds_project_state_t state, ds_err_t *err);
 ds_status_t ds_catalog_project_set_name(const char *id, const char *name, int64_t updated_at, ds_err_t *err);
+/* Replaces a READY project's main key hash (key rotation; the old hash is kept by catalog/apikeys.h). */
+ds_status_t ds_catalog_project_set_key_hash(const char *id, const char *key_hash, int64_t updated_at, ds_err_t *err);
 ds_status_t ds_catalog_project_delete(const char *id, ds_err_t *err);
 /* Copies the project (any state) into out. DS_NOT_FOUND when absent. */
 ds_status_t ds_catalog_project_get(const char *id, ds_project_rec_t *out, ds_err_t *err);

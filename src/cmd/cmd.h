@@ -35,7 +35,26 @@ typedef struct ds_ctx {
     const char *key;        /* presented credential, or NULL; never logged */
     const char *project_id; /* set by commands once they know the project (for logs) */
     struct ds_cancel *cancel; /* the transport's cancellation of this request, or NULL (core/cancel.h) */
+    /* Who the key is, set by every authentication (service.c); ds_cmd_require_write reads it. */
+    int scope;                /* ds_caller_t */
+    const char *scope_branch; /* DS_CALLER_BRANCH: the branch the key may write (arena) */
+    const char *key_id;       /* the project key's id ("main", or a created key's), arena; NULL for the admin key */
+    const char *branch;       /* the branch the request addresses (transports); NULL or "default": main */
+    /* The driver transports' idempotency key (gRPC metadata / bridge header idempotency-key), or NULL. */
+    const char *idempotency_key;
+    /* The write's idempotency record (cmd/idem.c), handed to backends that keep it in the write's transaction. */
+    const char *idem_token;
+    const char *idem_hash;
 } ds_ctx_t;
+
+/* What an authenticated key may do. */
+typedef enum {
+    DS_CALLER_NONE = 0,    /* not authenticated (yet) */
+    DS_CALLER_ADMIN,       /* the service's admin key: everything */
+    DS_CALLER_PROJECT,     /* a project key of scope admin (the main key included): its project */
+    DS_CALLER_READ,        /* scope read: reads, previews, exports and queries of its project; no write */
+    DS_CALLER_BRANCH       /* scope branch: reads its project, writes only in its branch */
+} ds_caller_t;
 
 /* The backend projects are created on when none is named. */
 #define DS_DEFAULT_BACKEND "duckdb"
@@ -56,14 +75,96 @@ ds_status_t ds_service_ready(ds_err_t *err);
 
 /*
  * Authentication alone, before any work: DS_OK when ctx's key is the admin
- * key (*admin true) or the key of a ready project (its id in owner);
- * UNAUTHENTICATED when the key is missing or matches neither. Thread-safe.
+ * key (*admin true) or a valid key of a ready project (its id in owner: the
+ * main key, a created key, or a rotated one within its grace period);
+ * UNAUTHENTICATED when the key is missing or matches none. Sets ctx->scope
+ * (and scope_branch, key_id), as every authentication does. Thread-safe.
  */
 ds_status_t ds_cmd_authenticate(ds_ctx_t *ctx, bool *admin, char owner[DS_PROJECT_ID_MAX + 1]);
 /* Authorization checks, usable by transports for routes without a command. */
 ds_status_t ds_cmd_require_admin(ds_ctx_t *ctx);
 /* DS_OK when ctx's key (admin or the project's own) may use project id, which must exist. */
 ds_status_t ds_cmd_authorize_project(ds_ctx_t *ctx, const char *id);
+/*
+ * The one check every write makes (ds_cmd_enter runs it for every write slot;
+ * writes without a slot call it themselves), after authentication: DS_OK
+ * when ctx's key may change data in the branch the request addresses
+ * (ctx->branch; NULL or "default" is main). PERMISSION_DENIED (403) for a
+ * read-only key, and for a branch-scoped key writing anywhere but its branch.
+ */
+ds_status_t ds_cmd_require_write(ds_ctx_t *ctx);
+/* DS_OK when ctx's key is the admin key or a project key of scope admin (key management). */
+ds_status_t ds_cmd_require_project_admin(ds_ctx_t *ctx);
+
+/* ---- idempotent writes (idem.c) ---- */
+typedef struct ds_idem ds_idem_t;
+
+/* What ds_cmd_idem_begin decided. */
+typedef struct {
+    bool replay;              /* answer with the first request's status and body; apply nothing */
+    int status;               /* replay: HTTP status */
+    const char *content_type; /* replay (arena) */
+    const char *body;         /* replay: bytes (arena) */
+    size_t body_len;
+} ds_idem_answer_t;
+
+/*
+ * Starts a write that carries an idempotency key (REST header
+ * Idempotency-Key, driver metadata idempotency-key). Authenticates ctx's key
+ * first (records belong to the key's project, or to the admin key). The
+ * request is identified by method, target and body (SHA-256). Then:
+ *  - the key's record exists for the same request: *ans says replay;
+ *  - it exists for another request: CONFLICT (409), nothing applied;
+ *  - the same key is running now: waits for it (giving up on cancellation),
+ *    then as above;
+ *  - otherwise *h is set: run the write, then call ds_cmd_idem_end. ctx
+ *    carries the token, so backends that can record it inside the write's own
+ *    transaction do (import, delete rows): a crash after the commit and before
+ *    the answer cannot make the retry apply it twice.
+ * Records expire after DUCKSTORE_IDEMPOTENCY_TTL. Thread-safe.
+ */
+ds_status_t ds_cmd_idem_begin(ds_ctx_t *ctx, const char *key, const char *method, const char *target,
+                              const void *body, size_t body_len, ds_idem_t **h, ds_idem_answer_t *ans);
+/*
+ * Ends the write begun with *h (sets it NULL; NULL is a no-op): keeps the
+ * answer for repeats unless it is a transient failure (5xx, 408, 429), after
+ * which a repeat runs again, and wakes requests waiting for it.
+ */
+void ds_cmd_idem_end(ds_idem_t **h, int status, const char *content_type, const void *body, size_t body_len);
+
+/* ---- API keys (keys.c) ---- */
+typedef struct {
+    const char *scope; /* "admin", "read", "branch" */
+    const char *branch; /* branch scope: the branch it may write */
+    const char *description;
+} ds_key_create_t;
+
+typedef struct {
+    const char *id;
+    const char *key; /* the secret: only from create and rotate */
+    const char *scope;
+    const char *branch; /* NULL unless branch scope */
+    const char *description;
+    int64_t created_at;
+} ds_key_t;
+
+/* Creates a project key; out->key is shown once. Needs the admin key or a project admin key. */
+ds_status_t ds_cmd_key_create(ds_ctx_t *ctx, const char *project, const ds_key_create_t *in, ds_key_t *out);
+/* The project's keys ("main" first), without secrets; arena array. */
+ds_status_t ds_cmd_key_list(ds_ctx_t *ctx, const char *project, ds_key_t **items, size_t *n);
+/* Deletes a created key (not "main": rotate it instead). */
+ds_status_t ds_cmd_key_delete(ds_ctx_t *ctx, const char *project, const char *key_id);
+/* Gives key key_id a new secret; the old one keeps working for grace_seconds (0: refused at once). */
+ds_status_t ds_cmd_key_rotate(ds_ctx_t *ctx, const char *project, const char *key_id, int64_t grace_seconds,
+                              ds_key_t *out);
+/*
+ * Replaces the service's admin key without a restart: a new key is generated
+ * and written to <data>/admin.key (0600) before it takes effect; the old key
+ * keeps working for grace_seconds. *key (arena) is the new key. CONFLICT when
+ * the admin key comes from DUCKSTORE_ADMIN_KEY (a restart would bring it back).
+ */
+ds_status_t ds_cmd_admin_key_rotate(ds_ctx_t *ctx, int64_t grace_seconds, const char **key);
+
 
 /* ---- backend ---- */
 typedef struct {

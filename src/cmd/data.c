@@ -202,7 +202,25 @@ ds_status_t ds_cmd_table_import(ds_ctx_t *ctx, const char *project, const char *
         return st;
     if (in->create_mode != DS_CREATE_NONE && (st = ds_cmd_enter_ddl(ctx, project)) != DS_OK)
         return st;
-    return DS_BE_CALL(p.be, &p.call, table_import, bucket, table, &x, paths, n_paths, out);
+    bool applied;
+    int64_t count;
+    if ((st = ds_cmd_idem_backend_check(ctx, &p, &applied, &count)) != DS_OK)
+        return st;
+    if (applied) {
+        /* Committed before a crash lost its answer: the stored count and the table as it is now. */
+        ds_be_table_t t;
+        memset(out, 0, sizeof(*out));
+        if ((st = DS_BE_CALL(p.be, &p.call, table_get, bucket, table, &t)) != DS_OK)
+            return st;
+        out->imported_rows = count;
+        out->table_rows = t.rows;
+        out->table_bytes = t.bytes;
+        return DS_OK;
+    }
+    st = DS_BE_CALL(p.be, &p.call, table_import, bucket, table, &x, paths, n_paths, out);
+    if (st == DS_OK)
+        ds_cmd_test_crash_point("import");
+    return st;
 }
 
 ds_status_t ds_cmd_table_export(ds_ctx_t *ctx, const char *project, const char *bucket, const char *table,
@@ -305,7 +323,22 @@ ds_status_t ds_cmd_table_delete_rows(ds_ctx_t *ctx, const char *project, const c
         return st;
     if ((st = ds_cmd_enter_table(ctx, project, bucket, table)) != DS_OK)
         return st;
-    return DS_BE_CALL(p.be, &p.call, table_delete_rows, bucket, table, &w, deleted, table_rows);
+    bool applied;
+    int64_t count;
+    if ((st = ds_cmd_idem_backend_check(ctx, &p, &applied, &count)) != DS_OK)
+        return st;
+    if (applied) {
+        ds_be_table_t t;
+        if ((st = DS_BE_CALL(p.be, &p.call, table_get, bucket, table, &t)) != DS_OK)
+            return st;
+        *deleted = count;
+        *table_rows = t.rows;
+        return DS_OK;
+    }
+    st = DS_BE_CALL(p.be, &p.call, table_delete_rows, bucket, table, &w, deleted, table_rows);
+    if (st == DS_OK)
+        ds_cmd_test_crash_point("delete_rows");
+    return st;
 }
 
 /* Opens the table for a schema change (type: the new type or NULL, for the capability check): its data queue, then the project's catalog queue. */

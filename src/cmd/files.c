@@ -667,6 +667,8 @@ ds_status_t ds_cmd_file_upload_begin(ds_ctx_t *ctx, const char *project, const d
     bool exists;
     *up = NULL;
     ds_status_t st = ds_cmd_open_project(ctx, &project, &p);
+    if (st == DS_OK)
+        st = ds_cmd_require_write(ctx); /* Storage Files writes take no write slot */
     if (st != DS_OK)
         return st;
     if (!in->name)
@@ -687,6 +689,8 @@ ds_status_t ds_cmd_file_prepare(ds_ctx_t *ctx, const char *project, const ds_fil
     ds_proj_t p;
     bool exists;
     ds_status_t st = ds_cmd_open_project(ctx, &project, &p);
+    if (st == DS_OK)
+        st = ds_cmd_require_write(ctx); /* Storage Files writes take no write slot */
     if (st != DS_OK)
         return st;
     if ((st = check_key(in->name, &ctx->err)) != DS_OK)
@@ -719,6 +723,8 @@ ds_status_t ds_cmd_file_upload_begin_prepared(ds_ctx_t *ctx, const char *project
     ds_err_t e = {0};
     *up = NULL;
     ds_status_t st = ds_cmd_open_project(ctx, &project, &p);
+    if (st == DS_OK)
+        st = ds_cmd_require_write(ctx); /* Storage Files writes take no write slot */
     if (st != DS_OK)
         return st;
     if (!is_file_id(file_id))
@@ -1015,6 +1021,8 @@ ds_status_t ds_cmd_file_delete(ds_ctx_t *ctx, const char *project, const char *f
     ds_proj_t p;
     ds_file_rec_t rec;
     ds_status_t st = ds_cmd_open_project(ctx, &project, &p);
+    if (st == DS_OK)
+        st = ds_cmd_require_write(ctx); /* Storage Files writes take no write slot */
     if (st != DS_OK)
         return st;
     pthread_mutex_lock(&files_lock);

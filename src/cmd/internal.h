@@ -57,6 +57,18 @@ ds_status_t ds_cmd_resolve_where(ds_ctx_t *ctx, ds_proj_t *p, const ds_be_table_
 /* Resolves the order columns against t (the array is copied). */
 ds_status_t ds_cmd_resolve_order(ds_ctx_t *ctx, const ds_proj_t *p, const ds_be_table_t *t, ds_order_t **order,
                                  size_t n);
+/* Idempotency records created before this (now - DUCKSTORE_IDEMPOTENCY_TTL) are expired (idem.c). */
+int64_t ds_cmd_idem_not_before(void);
+/*
+ * For writes whose backend records the idempotency token in its own
+ * transaction (import, delete rows), under the write's slot: when ctx carries
+ * a token and the backend already holds its record, *applied is true and
+ * *count is the write's stored figure (CONFLICT when the record is of another
+ * request). Otherwise sets p->call.idem so the write records it (idem.c).
+ */
+ds_status_t ds_cmd_idem_backend_check(ds_ctx_t *ctx, ds_proj_t *p, bool *applied, int64_t *count);
+/* Test hook (DUCKSTORE_TEST_HOOKS=1 and DUCKSTORE_TEST_CRASH_AFTER_COMMIT=<what>): dies like kill -9. */
+void ds_cmd_test_crash_point(const char *what);
 /* Current unix time in seconds. */
 int64_t ds_now(void);
 /*

@@ -27,6 +27,7 @@
 #include <strings.h>
 
 #include "cmd/files.h"
+#include "catalog/apikeys.h"
 #include "cmd/internal.h"
 #include "core/keys.h"
 #include "core/log.h"
@@ -345,6 +346,9 @@ ds_status_t ds_cmd_project_delete(ds_ctx_t *ctx, const char *id)
         ds_log(DS_LOG_ERROR, "project %s: cannot remove its Storage Files: %s", id, ctx->err.message);
         ds_err_clear(&ctx->err);
     }
+    /* Its other keys go first: a project later created with the same id must not accept them. */
+    if (st == DS_OK)
+        st = ds_catalog_apikeys_drop_project(id, &ctx->err);
     if (st == DS_OK)
         st = ds_catalog_project_delete(id, &ctx->err);
     ds_registry_put(be);

@@ -28,8 +28,12 @@
 
 #include <jansson.h>
 #include <limits.h>
+#include <pthread.h>
+#include <sodium.h>
 
 #include "../../backends/duckdb/duckdb_backend.h"
+#include "catalog/apikeys.h"
+#include "catalog/idem.h"
 #include "cmd/files.h"
 #include "cmd/internal.h"
 #include "core/buf.h"
@@ -38,12 +42,22 @@
 #include "core/quarantine.h"
 
 static ds_config_t config;
+/*
+ * The admin key's hash, and after a rotation the previous one until
+ * admin_prev_until; admin_lock guards the three (a rotation runs while
+ * requests authenticate).
+ */
+static pthread_mutex_t admin_lock = PTHREAD_MUTEX_INITIALIZER;
 static char admin_hash[DS_KEY_HASH_HEX];
+static char admin_prev_hash[DS_KEY_HASH_HEX];
+static int64_t admin_prev_until;
 static ds_wq_t *queues;
 static char *data_dir_abs; /* config.data_dir points here */
 
 int64_t ds_now(void) { return (int64_t)time(NULL); }
 const ds_config_t *ds_service_config(void) { return &config; }
+
+static ds_status_t write_admin_key_file(const char *path, const char *key, ds_err_t *err);
 
 /* Loads or creates the admin key; only its hash stays in memory. */
 static ds_status_t setup_admin_key(const ds_config_t *cfg, ds_err_t *err)
@@ -67,6 +81,17 @@ static ds_status_t setup_admin_key(const ds_config_t *cfg, ds_err_t *err)
     }
     if (!ds_key_generate("admin", key, sizeof(key)))
         return ds_err_set(err, DS_INTERNAL, "cannot generate an admin key");
+    ds_status_t st = write_admin_key_file(path, key, err);
+    if (st != DS_OK)
+        return st;
+    ds_key_hash(key, admin_hash);
+    ds_log(DS_LOG_INFO, "generated an admin key into %s (mode 0600)", path);
+    return DS_OK;
+}
+
+/* Writes key into path (mode 0600) through a synced temporary file and a rename. */
+static ds_status_t write_admin_key_file(const char *path, const char *key, ds_err_t *err)
+{
     char tmp[4300];
     snprintf(tmp, sizeof(tmp), "%s.tmp", path);
     FILE *out = NULL;
@@ -81,8 +106,6 @@ static ds_status_t setup_admin_key(const ds_config_t *cfg, ds_err_t *err)
     fclose(out);
     if (rename(tmp, path) != 0)
         return ds_err_set(err, DS_UNAVAILABLE, "cannot write admin key file %s: %s", path, strerror(errno));
-    ds_key_hash(key, admin_hash);
-    ds_log(DS_LOG_INFO, "generated an admin key into %s (mode 0600)", path);
     return DS_OK;
 }
 
@@ -456,6 +479,10 @@ ds_status_t ds_service_start(const ds_config_t *cfg, ds_err_t *err)
     if ((st = set_aside_stray_catalog_wal(cfg->data_dir, err)) != DS_OK)
         return st;
     st = ds_catalog_open(cfg->data_dir, err);
+    if (st == DS_OK)
+        st = ds_catalog_apikeys_open(err);
+    if (st == DS_OK)
+        st = ds_catalog_idem_open(err);
     if (st != DS_OK)
         return st;
     st = ds_registry_init(cfg->data_dir, ds_config_memory_bytes(cfg, physical_memory()), cfg->threads,
@@ -479,6 +506,7 @@ void ds_service_stop(void)
     ds_files_stop();
     ds_registry_shutdown();
     ds_catalog_close();
+    ds_catalog_apikeys_close();
     ds_wq_destroy(&queues);
     free(data_dir_abs);
     data_dir_abs = NULL;
@@ -565,19 +593,69 @@ static ds_status_t need_key(ds_ctx_t *ctx)
     return DS_OK;
 }
 
-static bool is_admin(ds_ctx_t *ctx) { return ds_key_matches(ctx->key, admin_hash); }
+static bool is_admin_key(const char *key)
+{
+    pthread_mutex_lock(&admin_lock);
+    /* Both hashes are compared whatever the first says: timing tells nothing. */
+    bool cur = ds_key_matches(key, admin_hash);
+    bool prev = admin_prev_until > ds_now() && ds_key_matches(key, admin_prev_hash);
+    pthread_mutex_unlock(&admin_lock);
+    return cur || prev;
+}
+
+/*
+ * Who ctx's key is: sets ctx->scope (and for project keys scope_branch and
+ * key_id) and, for a project key, its project's id in owner. False when the
+ * key matches nothing valid. The only place a presented key is resolved.
+ */
+static bool identify(ds_ctx_t *ctx, char owner[DS_PROJECT_ID_MAX + 1])
+{
+    ds_apikey_rec_t k;
+    owner[0] = '\0';
+    ctx->scope = DS_CALLER_NONE;
+    ctx->scope_branch = ctx->key_id = NULL;
+    if (!ctx->key || !*ctx->key)
+        return false;
+    if (is_admin_key(ctx->key)) {
+        ctx->scope = DS_CALLER_ADMIN;
+        return true;
+    }
+    if (ds_catalog_project_by_key(ctx->key, owner)) {
+        ctx->scope = DS_CALLER_PROJECT;
+        ctx->key_id = "main";
+        return true;
+    }
+    if (!ds_catalog_apikey_find(ctx->key, ds_now(), &k))
+        return false;
+    ds_project_rec_t rec;
+    ds_err_t e = {0};
+    if (ds_catalog_project_get(k.project_id, &rec, &e) != DS_OK || rec.state != DS_PROJECT_READY)
+        return false;
+    snprintf(owner, DS_PROJECT_ID_MAX + 1, "%s", k.project_id);
+    ctx->scope = k.scope == DS_KEY_SCOPE_READ     ? DS_CALLER_READ
+                 : k.scope == DS_KEY_SCOPE_BRANCH ? DS_CALLER_BRANCH
+                                                  : DS_CALLER_PROJECT;
+    ctx->scope_branch = ds_arena_strdup(ctx->arena, k.branch);
+    ctx->key_id = ds_arena_strdup(ctx->arena, k.id);
+    if (!ctx->scope_branch || !ctx->key_id) {
+        /* Without its branch a branch key must not pass as anything. */
+        ctx->scope = DS_CALLER_NONE;
+        return false;
+    }
+    return true;
+}
 
 ds_status_t ds_cmd_require_admin(ds_ctx_t *ctx)
 {
     ds_status_t st = need_key(ctx);
     if (st != DS_OK)
         return st;
-    if (is_admin(ctx))
-        return DS_OK;
     char id[DS_PROJECT_ID_MAX + 1];
-    if (ds_catalog_project_by_key(ctx->key, id))
-        return ds_err_set(&ctx->err, DS_PERMISSION_DENIED, "this operation needs the admin key; a project key was given");
-    return ds_err_set(&ctx->err, DS_UNAUTHENTICATED, "invalid API key");
+    if (!identify(ctx, id))
+        return ds_err_set(&ctx->err, DS_UNAUTHENTICATED, "invalid API key");
+    if (ctx->scope == DS_CALLER_ADMIN)
+        return DS_OK;
+    return ds_err_set(&ctx->err, DS_PERMISSION_DENIED, "this operation needs the admin key; a project key was given");
 }
 
 ds_status_t ds_cmd_authenticate(ds_ctx_t *ctx, bool *admin, char owner[DS_PROJECT_ID_MAX + 1])
@@ -587,13 +665,91 @@ ds_status_t ds_cmd_authenticate(ds_ctx_t *ctx, bool *admin, char owner[DS_PROJEC
     *admin = false;
     if (st != DS_OK)
         return st;
-    if (is_admin(ctx)) {
-        *admin = true;
+    if (!identify(ctx, owner))
+        return ds_err_set(&ctx->err, DS_UNAUTHENTICATED, "invalid API key");
+    *admin = ctx->scope == DS_CALLER_ADMIN;
+    return DS_OK;
+}
+
+/* True when branch names the main branch (NULL, "", "default" or "main"). */
+static bool is_main_branch(const char *branch)
+{
+    return !branch || !*branch || strcmp(branch, "default") == 0 || strcmp(branch, "main") == 0;
+}
+
+ds_status_t ds_cmd_require_write(ds_ctx_t *ctx)
+{
+    switch ((ds_caller_t)ctx->scope) {
+    case DS_CALLER_ADMIN:
+    case DS_CALLER_PROJECT:
         return DS_OK;
+    case DS_CALLER_READ:
+        return ds_err_set(&ctx->err, DS_PERMISSION_DENIED,
+                          "API key \"%s\" is read-only (scope \"read\"): it cannot change anything",
+                          ctx->key_id ? ctx->key_id : "");
+    case DS_CALLER_BRANCH:
+        if (!is_main_branch(ctx->branch) && ctx->scope_branch && strcmp(ctx->branch, ctx->scope_branch) == 0)
+            return DS_OK;
+        if (is_main_branch(ctx->branch))
+            return ds_err_set(&ctx->err, DS_PERMISSION_DENIED,
+                              "API key \"%s\" may write only in branch \"%s\"; this request writes the main branch",
+                              ctx->key_id ? ctx->key_id : "", ctx->scope_branch ? ctx->scope_branch : "");
+        return ds_err_set(&ctx->err, DS_PERMISSION_DENIED,
+                          "API key \"%s\" may write only in branch \"%s\"; this request writes branch \"%s\"",
+                          ctx->key_id ? ctx->key_id : "", ctx->scope_branch ? ctx->scope_branch : "", ctx->branch);
+    case DS_CALLER_NONE:
+        break;
     }
-    if (ds_catalog_project_by_key(ctx->key, owner))
+    return ds_err_set(&ctx->err, DS_UNAUTHENTICATED, "a write needs an authenticated API key");
+}
+
+ds_status_t ds_cmd_require_project_admin(ds_ctx_t *ctx)
+{
+    if (ctx->scope == DS_CALLER_ADMIN || ctx->scope == DS_CALLER_PROJECT)
         return DS_OK;
-    return ds_err_set(&ctx->err, DS_UNAUTHENTICATED, "invalid API key");
+    if (ctx->scope == DS_CALLER_NONE)
+        return ds_err_set(&ctx->err, DS_UNAUTHENTICATED, "invalid API key");
+    return ds_err_set(&ctx->err, DS_PERMISSION_DENIED,
+                      "managing API keys needs the admin key or a project key of scope \"admin\"; key \"%s\" has "
+                      "scope \"%s\"",
+                      ctx->key_id ? ctx->key_id : "", ctx->scope == DS_CALLER_READ ? "read" : "branch");
+}
+
+ds_status_t ds_cmd_admin_key_rotate(ds_ctx_t *ctx, int64_t grace_seconds, const char **key)
+{
+    char fresh[DS_KEY_MAX], path[PATH_MAX + 16], hash[DS_KEY_HASH_HEX];
+    ds_status_t st = ds_cmd_require_admin(ctx);
+    if (st != DS_OK)
+        return st;
+    if (grace_seconds < 0 || grace_seconds > 30 * 86400)
+        return ds_err_setf(&ctx->err, DS_INVALID_ARGUMENT, "grace_seconds",
+                                "grace_seconds must be between 0 and 2592000 (30 days), got %lld",
+                                (long long)grace_seconds);
+    if (config.admin_key && *config.admin_key)
+        return ds_err_set(&ctx->err, DS_CONFLICT,
+                          "the admin key is set by DUCKSTORE_ADMIN_KEY (or --admin-key), which a restart would bring "
+                          "back: change that setting instead, or unset it to keep the key in <data>/admin.key, "
+                          "which this call rotates");
+    if (!ds_key_generate("admin", fresh, sizeof(fresh)))
+        return ds_err_set(&ctx->err, DS_INTERNAL, "cannot generate an admin key");
+    snprintf(path, sizeof(path), "%s/admin.key", config.data_dir);
+    /* The file first: a crash after it leaves the new key in force, never a key nobody holds. */
+    pthread_mutex_lock(&admin_lock);
+    st = write_admin_key_file(path, fresh, &ctx->err);
+    if (st == DS_OK) {
+        ds_key_hash(fresh, hash);
+        memcpy(admin_prev_hash, admin_hash, sizeof(admin_hash));
+        admin_prev_until = ds_now() + grace_seconds;
+        memcpy(admin_hash, hash, sizeof(hash));
+    }
+    pthread_mutex_unlock(&admin_lock);
+    if (st == DS_OK && !(*key = ds_arena_strdup(ctx->arena, fresh)))
+        st = ds_err_set(&ctx->err, DS_UNAVAILABLE, "out of memory");
+    if (st == DS_OK)
+        ds_log(DS_LOG_WARN, "the admin key was rotated; the previous one stays valid for %lld seconds",
+               (long long)grace_seconds);
+    sodium_memzero(fresh, sizeof(fresh));
+    return st;
 }
 
 static void put_backend(void *p) { ds_registry_put(p); }
@@ -601,11 +757,11 @@ static void put_backend(void *p) { ds_registry_put(p); }
 /* A project key opens only its own project (the admin key every one). */
 static ds_status_t check_project_key(ds_ctx_t *ctx, const char *id)
 {
-    if (is_admin(ctx))
-        return DS_OK;
     char owner[DS_PROJECT_ID_MAX + 1];
-    if (!ds_catalog_project_by_key(ctx->key, owner))
+    if (!identify(ctx, owner))
         return ds_err_set(&ctx->err, DS_UNAUTHENTICATED, "invalid API key");
+    if (ctx->scope == DS_CALLER_ADMIN)
+        return DS_OK;
     if (strcmp(owner, id) != 0)
         return ds_err_set(&ctx->err, DS_PERMISSION_DENIED, "this API key does not give access to project \"%s\"", id);
     return DS_OK;
@@ -676,7 +832,11 @@ ds_status_t ds_cmd_enter(ds_ctx_t *ctx, const char *key)
     if (!key)
         return ds_err_set(&ctx->err, DS_UNAVAILABLE, "out of memory building a write-queue key");
     ds_wq_slot_t *slot = NULL;
-    ds_status_t st = ds_wq_enter(queues, key, ctx->cancel, &slot, &ctx->err);
+    /* Every write takes a slot: the key's scope is checked here, for all of them. */
+    ds_status_t st = ds_cmd_require_write(ctx);
+    if (st != DS_OK)
+        return st;
+    st = ds_wq_enter(queues, key, ctx->cancel, &slot, &ctx->err);
     if (st == DS_OK && ds_arena_on_destroy(ctx->arena, leave_slot, slot) != 0)
         return ds_err_set(&ctx->err, DS_UNAVAILABLE, "out of memory");
     return st;

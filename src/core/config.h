@@ -75,7 +75,9 @@ typedef enum { DS_LOG_DEBUG = 0, DS_LOG_INFO, DS_LOG_WARN, DS_LOG_ERROR } ds_log
     XX(grpc_caller_share, "DUCKSTORE_GRPC_CALLER_SHARE", "grpc-caller-share", DS_CFG_INT, "50",   \
        "percent of the gRPC workers and of the queue one caller (project or key) may hold")       \
     XX(unauth_body_bytes, "DUCKSTORE_UNAUTH_BODY_BYTES", "unauth-body-bytes", DS_CFG_BYTES,       \
-       "64KiB", "largest /driver/execute body without a valid Authorization: Bearer key (401)")
+       "64KiB", "largest /driver/execute body without a valid Authorization: Bearer key (401)")     \
+    XX(idempotency_ttl, "DUCKSTORE_IDEMPOTENCY_TTL", "idempotency-ttl", DS_CFG_DURATION, "24h",   \
+       "how long a write's Idempotency-Key is remembered (its repeat answers the first result)")
 
 typedef struct {
     char *data_dir;
@@ -105,6 +107,7 @@ typedef struct {
     int64_t grpc_queue;
     int64_t grpc_caller_share; /* percent */
     int64_t unauth_body_bytes;
+    int64_t idempotency_ttl; /* seconds */
 } ds_config_t;
 
 /* Returns the value of env var name, or NULL. */

@@ -129,6 +129,7 @@ static ds_status_t bridge_finish(ds_rest_req_t *req, void *state, ds_rest_resp_t
         ds_err_set(&ctx->err, DS_UNAVAILABLE, "out of memory while reading the request body");
         ds_driver_fail(ctx, &r);
     } else {
+        ctx->idempotency_key = ds_rest_header(req, "Idempotency-Key");
         ds_driver_execute(ctx, (const uint8_t *)s->body.data, s->body.len, bearer_header(req), &r);
     }
     bridge_abort(s);

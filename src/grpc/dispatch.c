@@ -935,26 +935,35 @@ static ds_status_t prepare(ds_driver_call_t *dc, const ds_driver_piece_t *pieces
 }
 
 /* Step 5: the command's bytes made contiguous, bounds-checked, decoded; then its handler. */
+/* The command's packed bytes in one piece (in place when they are, else an arena copy). */
+static ds_status_t command_bytes(ds_driver_call_t *dc, const uint8_t **cmd, size_t *len)
+{
+    cursor_t at = dc->cmd_at;
+    *len = at.left;
+    *cmd = (const uint8_t *)"";
+    if (*len > 0) {
+        cur_settle(&at);
+        if (at.pieces[at.i].len - at.off >= *len) {
+            *cmd = at.pieces[at.i].data + at.off; /* in one piece: read in place */
+        } else {
+            uint8_t *flat = ds_arena_alloc(dc->d.ctx->arena, *len);
+            if (!flat || !cur_read(&at, flat, *len))
+                return ds_drv_oom(&dc->d);
+            *cmd = flat;
+        }
+    }
+    return DS_OK;
+}
+
 static ds_status_t run(ds_driver_call_t *dc)
 {
     ds_drv_t *d = &dc->d;
     const ds_drv_entry_t *e = dc->entry;
     ds_err_t *err = &d->ctx->err;
     ProtobufCAllocator alloc = arena_allocator(d->ctx->arena);
-    cursor_t at = dc->cmd_at;
-    size_t len = at.left;
-    const uint8_t *cmd = (const uint8_t *)"";
-    if (len > 0) {
-        cur_settle(&at);
-        if (at.pieces[at.i].len - at.off >= len) {
-            cmd = at.pieces[at.i].data + at.off; /* in one piece: read in place */
-        } else {
-            uint8_t *flat = ds_arena_alloc(d->ctx->arena, len);
-            if (!flat || !cur_read(&at, flat, len))
-                return ds_drv_oom(d);
-            cmd = flat;
-        }
-    }
+    const uint8_t *cmd;
+    size_t len;
+    TRY(command_bytes(dc, &cmd, &len));
     TRY(ds_pb_check(e->command, cmd, len, NULL, "command", err));
     d->cmd = protobuf_c_message_unpack(e->command, &alloc, len, cmd);
     if (!d->cmd)
@@ -1074,14 +1083,84 @@ ds_status_t ds_driver_prepare(ds_driver_call_t *dc, ds_ctx_t *ctx, const uint8_t
     return dc->status;
 }
 
+/*
+ * Idempotent driver commands (docs/driver-protocol.md): a command that
+ * changes something, sent with an idempotency key (gRPC metadata or bridge
+ * header "idempotency-key", ctx->idempotency_key), goes through the command
+ * layer's rules (cmd/idem.c) like a REST write. The request is the command's
+ * type and packed bytes plus credentials.host; the kept answer is the whole
+ * outcome: "<status> <keboola code> <message>\0" then the DriverResponse.
+ */
+static bool only_reads(const ds_drv_entry_t *e)
+{
+    static const ProtobufCMessageDescriptor *const reads[] = {
+        CMD(table, preview_table_command), CMD(table, table_export_to_file_command),
+        CMD(table, create_profile_table_command), CMD(info, object_info_command), CMD(info, list_schemas_command),
+        CMD(execute_query, execute_query_command)};
+    for (size_t i = 0; i < sizeof(reads) / sizeof(reads[0]); i++)
+        if (e->command == reads[i])
+            return true;
+    return false;
+}
+
+static bool replay_outcome(ds_driver_call_t *dc, const ds_idem_answer_t *ans, ds_driver_result_t *out)
+{
+    const char *nul = memchr(ans->body, '\0', ans->body_len);
+    int status = 0, kbc = 0, used = 0;
+    if (!nul || sscanf(ans->body, "%d %d %n", &status, &kbc, &used) < 2 || used <= 0 || ans->body + used > nul)
+        return false;
+    memset(out, 0, sizeof(*out));
+    out->command = dc->command;
+    out->status = (ds_status_t)status;
+    out->keboola_code = kbc;
+    snprintf(out->message, sizeof(out->message), "%.*s", (int)(nul - ans->body - used), ans->body + used);
+    out->response = (uint8_t *)nul + 1;
+    out->response_len = ans->body_len - (size_t)(nul + 1 - ans->body);
+    return true;
+}
+
+static void keep_outcome(ds_driver_call_t *dc, ds_idem_t **idem, const ds_driver_result_t *out)
+{
+    ds_arena_t *a = dc->d.ctx->arena;
+    char *head = ds_arena_printf(a, "%d %d %s", (int)out->status, out->keboola_code, out->message);
+    size_t hl = head ? strlen(head) + 1 : 0;
+    char *body = head ? ds_arena_alloc(a, hl + out->response_len + 1) : NULL;
+    if (!body) {
+        ds_cmd_idem_end(idem, 503, NULL, NULL, 0);
+        return;
+    }
+    memcpy(body, head, hl);
+    if (out->response_len)
+        memcpy(body + hl, out->response, out->response_len);
+    ds_cmd_idem_end(idem, ds_status_http(out->status), "application/x-protobuf", body, hl + out->response_len);
+}
+
 void ds_driver_run(ds_driver_call_t *dc, ds_driver_result_t *out)
 {
     ds_status_t st = dc->status;
+    ds_ctx_t *ctx = dc->d.ctx;
+    ds_idem_t *idem = NULL;
+    if (st == DS_OK && dc->entry && ctx->idempotency_key && !only_reads(dc->entry)) {
+        const uint8_t *cmd;
+        size_t len;
+        ds_idem_answer_t ans;
+        const char *target = ds_arena_printf(ctx->arena, "%s@%s", dc->entry->command->name, dc->d.project);
+        st = target ? command_bytes(dc, &cmd, &len) : ds_drv_oom(&dc->d);
+        if (st == DS_OK)
+            st = ds_cmd_idem_begin(ctx, ctx->idempotency_key, "driver", target, cmd, len, &idem, &ans);
+        if (st == DS_OK && ans.replay) {
+            if (replay_outcome(dc, &ans, out))
+                return;
+            st = ds_err_set(&ctx->err, DS_INTERNAL, "the kept answer of this idempotency key is damaged");
+        }
+    }
     if (st == DS_OK && dc->entry)
         st = run(dc);
     else if (st == DS_OK)
         st = ds_err_set(&dc->d.ctx->err, DS_INTERNAL, "ds_driver_run: the call was not prepared");
     respond(dc, st, out);
+    if (idem)
+        keep_outcome(dc, &idem, out);
 }
 
 void ds_driver_fail(ds_ctx_t *ctx, ds_driver_result_t *out)

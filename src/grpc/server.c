@@ -502,6 +502,17 @@ static const char *authorization(call_t *c, ds_arena_t *arena)
     return NULL;
 }
 
+/* The call's idempotency-key metadata (arena copy), or NULL when absent. */
+static const char *idempotency_key(call_t *c, ds_arena_t *arena)
+{
+    for (size_t i = 0; i < c->md.count; i++) {
+        const grpc_metadata *m = &c->md.metadata[i];
+        if (grpc_slice_str_cmp(m->key, "idempotency-key") == 0)
+            return ds_arena_strndup(arena, (const char *)GRPC_SLICE_START_PTR(m->value), GRPC_SLICE_LENGTH(m->value));
+    }
+    return NULL;
+}
+
 /* ---- the worker pool ---- */
 
 /* The caller of a queued or running command, found by name; unused when both counts are 0. */
@@ -709,6 +720,7 @@ static void on_execute_message(call_t *c, int ok)
     c->ctx.request_id = c->request_id;
     c->ctx.cancel = c->cancel;
     const char *auth = authorization(c, c->ctx.arena);
+    c->ctx.idempotency_key = idempotency_key(c, c->ctx.arena);
     if (ds_driver_prepare_pieces(&c->dc, &c->ctx, c->pieces, c->n_slices, auth) != DS_OK) {
         ds_driver_result_t r;
         ds_driver_run(&c->dc, &r); /* only renders the error: nothing ran */

@@ -54,6 +54,7 @@ static const route_table_t tables[] = {
     {ds_rest_file_routes, &ds_rest_n_file_routes},
     {ds_rest_driver_routes, &ds_rest_n_driver_routes},
     {ds_rest_backend_routes, &ds_rest_n_backend_routes},
+    {ds_rest_key_routes, &ds_rest_n_key_routes},
 };
 
 size_t ds_rest_route_count(void)
@@ -95,7 +96,7 @@ static const char *strip_branch(const char *path, ds_rest_req_t *req)
         return path;
     size_t br_len = (size_t)(br_end - br);
     if (req)
-        req->branch = ds_arena_strndup(req->ctx.arena, br, br_len);
+        req->ctx.branch = req->branch = ds_arena_strndup(req->ctx.arena, br, br_len);
     if (br_len != 7 || strncmp(br, "default", 7) != 0)
         return NULL;
     if (!req)

@@ -98,6 +98,7 @@ typedef struct {
     atomic_bool busy; /* a job runs for this request; the connection is suspended */
     char group[48]; /* fairness group: "p/<project>", "k/<key hash>" or "-" */
     bool nul_in_url;    /* the URL decodes to a NUL byte: refused before anything runs */
+    ds_idem_t *idem;    /* a write with an Idempotency-Key, until its answer is built */
     char request_id[40];
 } req_state_t;
 
@@ -165,6 +166,9 @@ static bool build_answer(req_state_t *rs, int status, ds_rest_resp_t *resp)
         ctype = resp->content_type ? resp->content_type : "application/octet-stream";
         resp->raw = NULL;
     }
+    /* The answer of an idempotent write is kept for its repeats (cmd/idem.c decides what is kept). */
+    if (rs->idem)
+        ds_cmd_idem_end(&rs->idem, status, ctype, resp->fd > 0 ? NULL : data ? data : "", resp->fd > 0 ? 0 : len);
     struct MHD_Response *r;
     if (resp->fd > 0) {
         free(data);
@@ -262,6 +266,62 @@ static void stream_feed(req_state_t *rs)
         ds_buf_free(&rs->pending);
 }
 
+static enum MHD_Result add_arg(void *cls, enum MHD_ValueKind kind, const char *key, const char *value)
+{
+    (void)kind;
+    ds_buf_t *b = cls;
+    ds_buf_printf(b, "%s%s=%s", b->len ? "&" : "?", key, value ? value : "");
+    return MHD_YES;
+}
+
+/*
+ * A write (any method but GET/HEAD) with an Idempotency-Key header: begins it
+ * (cmd/idem.c). True when resp holds the answer already: the first answer
+ * (replay), a 409 for a reused key, or another error; false when the handler
+ * is to run (rs->idem then records its answer in build_answer).
+ */
+static bool idempotent_start(req_state_t *rs, ds_rest_resp_t *resp)
+{
+    ds_rest_req_t *req = &rs->req;
+    const char *key = ds_rest_header(req, "Idempotency-Key");
+    if (!key || strcmp(req->method, "GET") == 0 || strcmp(req->method, "HEAD") == 0)
+        return false;
+    /* The request is its method, path with query arguments, and body. */
+    ds_buf_t target = {0};
+    ds_buf_puts(&target, req->path);
+    ds_buf_t args = {0};
+    MHD_get_connection_values(req->conn, MHD_GET_ARGUMENT_KIND, add_arg, &args);
+    ds_buf_append_buf(&target, &args);
+    ds_buf_free(&args);
+    ds_idem_answer_t ans;
+    const char *t = ds_buf_cstr(&target);
+    ds_status_t st = t ? ds_cmd_idem_begin(&req->ctx, key, req->method, t, req->body, req->body_len, &rs->idem, &ans)
+                       : ds_err_set(&req->ctx.err, DS_UNAVAILABLE, "out of memory");
+    ds_buf_free(&target);
+    if (st != DS_OK) {
+        resp->json = error_json(&req->ctx.err);
+        resp->status = ds_status_http(req->ctx.err.status);
+        return true;
+    }
+    if (!ans.replay)
+        return false;
+    resp->raw = malloc(ans.body_len ? ans.body_len : 1);
+    if (!resp->raw) {
+        ds_err_set(&req->ctx.err, DS_UNAVAILABLE, "out of memory");
+        resp->json = error_json(&req->ctx.err);
+        resp->status = 503;
+        return true;
+    }
+    memcpy(resp->raw, ans.body, ans.body_len);
+    resp->raw_len = ans.body_len;
+    resp->content_type = ans.content_type;
+    resp->status = ans.status;
+    resp->headers[0][0] = "Idempotent-Replayed";
+    resp->headers[0][1] = "true";
+    resp->n_headers = 1;
+    return true;
+}
+
 /* Computes the answer of a request whose body is complete into rs->answer. */
 static void compute(req_state_t *rs)
 {
@@ -316,6 +376,10 @@ static void compute(req_state_t *rs)
     req->body = rs->body.data ? rs->body.data : "";
     req->body_len = rs->body.len;
     ds_rest_resp_t resp = {0};
+    if (idempotent_start(rs, &resp)) {
+        build_answer(rs, resp.status, &resp);
+        return;
+    }
     ds_status_t st = rs->route->handler(req, &resp);
     if (st != DS_OK) {
         json_decref(resp.json);
