@@ -96,16 +96,29 @@ static ds_status_t write_admin_key_file(const char *path, const char *key, ds_er
     snprintf(tmp, sizeof(tmp), "%s.tmp", path);
     FILE *out = NULL;
     int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC, 0600);
-    if (fd >= 0)
+    if (fd >= 0) {
         out = fdopen(fd, "w");
+        if (!out)
+            close(fd);
+    }
     if (!out || fprintf(out, "%s\n", key) < 0 || fflush(out) != 0 || fsync(fileno(out)) != 0) {
+        int saved = errno;
         if (out)
             fclose(out);
-        return ds_err_set(err, DS_UNAVAILABLE, "cannot write admin key file %s: %s", path, strerror(errno));
+        if (fd >= 0)
+            unlink(tmp);
+        return ds_err_set(err, DS_UNAVAILABLE, "cannot write admin key file %s: %s", path, strerror(saved));
     }
-    fclose(out);
-    if (rename(tmp, path) != 0)
-        return ds_err_set(err, DS_UNAVAILABLE, "cannot write admin key file %s: %s", path, strerror(errno));
+    if (fclose(out) != 0) {
+        int saved = errno;
+        unlink(tmp);
+        return ds_err_set(err, DS_UNAVAILABLE, "cannot write admin key file %s: %s", path, strerror(saved));
+    }
+    if (rename(tmp, path) != 0) {
+        int saved = errno;
+        unlink(tmp);
+        return ds_err_set(err, DS_UNAVAILABLE, "cannot write admin key file %s: %s", path, strerror(saved));
+    }
     return DS_OK;
 }
 
