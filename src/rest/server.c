@@ -334,6 +334,12 @@ static void job_final(void *arg)
 {
     req_state_t *rs = arg;
     compute(rs);
+    /*
+     * The answer is built: the command's holds (project pin, write slots,
+     * results) go now, not when a slow client has read the answer. A download
+     * streams from its open fd and needs none of them.
+     */
+    ds_arena_run_hooks(rs->req.ctx.arena);
     atomic_store(&rs->busy, false);
     MHD_resume_connection(rs->mconn);
 }

@@ -18,7 +18,7 @@ import time
 import pytest
 
 from data_helpers import Proj, csv_text
-from e2e_lib import create_project, expect, get_metrics, project_api
+from e2e_lib import create_project, expect, expect_error, get_metrics, project_api
 
 HEADER_TIMEOUT = 3
 IDLE_TIMEOUT = 30
@@ -339,3 +339,82 @@ def test_junk_methods_neither_corrupt_metrics_nor_add_series(server_factory):
     samples = get_metrics(admin)
     junk = sum(v for n, l, v in samples if n == "duckstore_http_requests_total" and l.get("method") == "other")
     assert junk >= len(methods) * 2, f"junk requests not counted under method=\"other\": {junk}"
+
+
+def read_http_head(s):
+    """Reads from s until the end of an HTTP response's headers; returns (head, body bytes read so far)."""
+    got = b""
+    while b"\r\n\r\n" not in got:
+        chunk = s.recv(65536)
+        assert chunk, f"connection closed before the headers: {got!r}"
+        got += chunk
+    head, _, rest = got.partition(b"\r\n\r\n")
+    return head, rest
+
+
+def test_a_stalled_download_does_not_hold_up_a_project_delete(server_factory):
+    """A download streams from its open file: it lets go of its project at once, so deleting the
+    project neither waits for a client that stopped reading nor cuts the download short."""
+    server = server_factory(env=serving_env())
+    admin = server.api()
+    p = Proj(server, admin, "dl")
+    content = bytes(range(256)) * (32 * 1024)  # 8 MiB: far more than the socket buffers hold
+    fid = p.upload("big.bin", content)["id"]
+
+    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    s.settimeout(10)
+    s.connect(("127.0.0.1", server.port))
+    try:
+        s.sendall(f"GET /projects/dl/files/{fid}/download HTTP/1.1\r\nHost: x\r\n"
+                  f"Authorization: Bearer {p.key}\r\nConnection: close\r\n\r\n".encode())
+        head, body = read_http_head(s)
+        assert head.startswith(b"HTTP/1.1 200"), head
+        # The client now stops reading with most of the file unsent.
+        t0 = time.monotonic()
+        r = admin.delete("/projects/dl")
+        took = time.monotonic() - t0
+        assert r.status_code == 204, f"delete during a stalled download: {r.status_code} {r.text}"
+        assert took < 5, f"the delete waited {took:.1f}s for a download"
+        expect(admin.get("/projects/dl"), 404)
+        # The download still delivers every byte of the file it opened.
+        while True:
+            chunk = s.recv(1 << 20)
+            if not chunk:
+                break
+            body += chunk
+        assert body == content, f"download after the delete: {len(body)} of {len(content)} bytes"
+    finally:
+        s.close()
+
+
+def test_a_delete_gives_up_on_a_request_that_outlasts_its_wait(server_factory):
+    """An upload whose client is slow keeps its project in use; the delete waits at most
+    DUCKSTORE_DELETE_WAIT, then answers 409 naming why and leaves the project as it was."""
+    server = server_factory(env=serving_env(DUCKSTORE_DELETE_WAIT=2))
+    admin = server.api()
+    p = Proj(server, admin, "slowup")
+    p.create_table("t", ["id"])
+    total = 200_000
+    s = socket.create_connection(("127.0.0.1", server.port), timeout=10)
+    try:
+        s.sendall(f"POST /projects/slowup/files?name=slow.bin HTTP/1.1\r\nHost: x\r\n"
+                  f"Authorization: Bearer {p.key}\r\nContent-Type: application/octet-stream\r\n"
+                  f"Content-Length: {total}\r\nConnection: close\r\n\r\n".encode() + b"a" * 1000)
+        time.sleep(0.5)  # the upload has begun (and been authorized) with its first bytes
+        t0 = time.monotonic()
+        r = admin.delete("/projects/slowup")
+        took = time.monotonic() - t0
+        expect_error(r, 409, "conflict", ["slowup", "still used", "DUCKSTORE_DELETE_WAIT"])
+        assert 1.5 < took < 8, f"the delete gave up after {took:.1f}s (wait 2s)"
+        # Nothing changed: the project, its table and the upload all go on.
+        expect(admin.get("/projects/slowup"), 200)
+        p.table("t")
+        s.sendall(b"a" * (total - 1000))
+        head, _ = read_http_head(s)
+        assert head.startswith(b"HTTP/1.1 201"), head
+    finally:
+        s.close()
+    assert [f["name"] for f in p.files()] == ["slow.bin"]
+    expect(admin.delete("/projects/slowup"), 204)
+    expect(admin.get("/projects/slowup"), 404)
