@@ -96,6 +96,8 @@ typedef struct {
     unsigned answer_status;
     bool answer_ready;
     atomic_bool busy; /* a job runs for this request; the connection is suspended */
+    ds_park_t park;   /* a handler route's request waits for a write slot without a worker */
+    atomic_int phase; /* PHASE_*: the hand-over between a parked job and its grant */
     char group[48]; /* fairness group: "p/<project>", "k/<key hash>" or "-" */
     bool nul_in_url;    /* the URL decodes to a NUL byte: refused before anything runs */
     char request_id[40];
@@ -322,6 +324,8 @@ static void compute(req_state_t *rs)
         free(resp.raw);
         if (resp.fd > 0)
             close(resp.fd);
+        if (rs->park.parked)
+            return; /* no answer yet: the request runs again when its write slot is granted */
         if (err->status == DS_OK)
             ds_err_set(err, st, "%s", ds_status_code(st));
         build_error(rs, err);
@@ -330,18 +334,64 @@ static void compute(req_state_t *rs)
     build_answer(rs, resp.status ? resp.status : 200, &resp);
 }
 
-static void job_final(void *arg)
+/*
+ * Parking hand-over: a job that parked its request moves RUNNING -> PARKED
+ * and leaves; the grant, finding PARKED, queues the job again. A grant that
+ * comes while the job is still unwinding finds RUNNING and leaves GRANTED, and
+ * the job, failing its move to PARKED, runs the request again itself.
+ */
+enum { PHASE_RUNNING, PHASE_PARKED, PHASE_GRANTED };
+
+static void job_final(void *arg);
+
+/* Ends a request's work: the connection gets the answer (any thread). */
+static void finish_job(req_state_t *rs)
 {
-    req_state_t *rs = arg;
-    compute(rs);
     /*
      * The answer is built: the command's holds (project pin, write slots,
      * results) go now, not when a slow client has read the answer. A download
      * streams from its open fd and needs none of them.
      */
     ds_arena_run_hooks(rs->req.ctx.arena);
+    ds_cmd_park_release(&rs->park);
     atomic_store(&rs->busy, false);
     MHD_resume_connection(rs->mconn);
+}
+
+/* The write slot a parked request waited for is held now (called by the queue, any thread). */
+static void on_slot_granted(void *arg)
+{
+    req_state_t *rs = arg;
+    int expect = PHASE_RUNNING;
+    if (atomic_compare_exchange_strong(&rs->phase, &expect, PHASE_GRANTED))
+        return;
+    atomic_store(&rs->phase, PHASE_RUNNING);
+    /* First in its project's line: it holds a slot others of the project may wait for. */
+    ds_err_t e = {0};
+    if (ds_pool_submit_first(pool, rs->group, job_final, rs, &e) != DS_OK) {
+        rs->req.ctx.err = e;
+        build_error(rs, &rs->req.ctx.err);
+        finish_job(rs);
+    }
+}
+
+static void job_final(void *arg)
+{
+    req_state_t *rs = arg;
+    for (;;) {
+        rs->park.parked = false;
+        compute(rs);
+        if (!rs->park.parked)
+            break;
+        /* Parked: nothing but the slots is held while the request waits without a worker. */
+        ds_arena_run_hooks(rs->req.ctx.arena);
+        ds_err_clear(&rs->req.ctx.err);
+        int expect = PHASE_RUNNING;
+        if (atomic_compare_exchange_strong(&rs->phase, &expect, PHASE_PARKED))
+            return;
+        atomic_store(&rs->phase, PHASE_RUNNING);
+    }
+    finish_job(rs);
 }
 
 static void job_stream(void *arg)
@@ -480,6 +530,12 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         }
         rs->route = ds_rest_match(method, rs->req.path, &rs->req, &rs->method_mismatch);
         set_group(rs);
+        /* Handler routes run their command from the start when resumed; streaming ones consume their body. */
+        if (rs->route && !rs->route->stream) {
+            rs->park.resume_cb = on_slot_granted;
+            rs->park.arg = rs;
+            rs->req.ctx.park = &rs->park;
+        }
         const char *cl = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Content-Length");
         if (cl && strtoll(cl, NULL, 10) > max_body && !(rs->route && rs->route->stream))
             rs->too_large = true;

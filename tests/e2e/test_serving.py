@@ -418,3 +418,59 @@ def test_a_delete_gives_up_on_a_request_that_outlasts_its_wait(server_factory):
     assert [f["name"] for f in p.files()] == ["slow.bin"]
     expect(admin.delete("/projects/slowup"), 204)
     expect(admin.get("/projects/slowup"), 404)
+
+
+def test_writers_waiting_for_a_table_hold_no_worker(server_factory):
+    """Twelve imports into one table queue for its write slot on a server with 4 workers, all of
+    which one project may use. The waiting imports are parked without a thread, so reads of the
+    same project still answer at once, and every import runs, one after the other."""
+    workers = 4
+    server = server_factory(env=serving_env(DUCKSTORE_HTTP_WORKERS=workers,
+                                            DUCKSTORE_HTTP_PROJECT_WORKERS=workers))
+    admin = server.api()
+    p = Proj(server, admin, "queued")
+    p.create_table("big", ["id", "payload"])
+    p.create_table("small", ["id", "v"])
+    rows = 150_000
+    data = csv_text([[str(i), "x" * 40] for i in range(rows)], header=["id", "payload"])
+    fid = p.upload("in/big.csv", data)["id"]
+
+    n_writers = 3 * workers
+    done = []
+
+    def writer(i):
+        r = p.api.post(p.tpath("big") + "/import/file", {"file_id": fid, "incremental": True})
+        done.append(r.status_code)
+
+    ts = [threading.Thread(target=writer, args=(i,), daemon=True) for i in range(n_writers)]
+    for t in ts:
+        t.start()
+    # Wait until the writers stand in the table's queue.
+    waiting = 0
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline and waiting < workers - 1:
+        waiting = next(v for n, _, v in get_metrics(admin) if n == "duckstore_queue_waiting")
+        time.sleep(0.02)
+    assert waiting >= workers - 1, f"only {waiting} writers queued"
+
+    reads, busy, queued = [], [], []
+    while any(t.is_alive() for t in ts) and len(reads) < 30:
+        t0 = time.monotonic()
+        expect(p.api.get(p.tpath("small")), 200)
+        reads.append(time.monotonic() - t0)
+        time.sleep(0.05)  # a worker counts as busy until just after its answer went out
+        m = get_metrics(admin)
+        queued.append(next(v for n, _, v in m if n == "duckstore_queue_waiting"))
+        busy.append(next(v for n, _, v in m if n == "duckstore_http_workers_busy") - 1)  # less /metrics
+    for t in ts:
+        t.join(120)
+    assert done.count(200) == n_writers, f"imports: {done}"
+    assert len(reads) >= 5, f"only {len(reads)} reads while the writers waited"
+    assert statistics.median(reads) < 0.2, f"reads of the same project: {reads}"
+    # More writers waited than there are workers, yet their project's workers were not all busy:
+    # one imports, and at a hand-over the next one starts while the last is finishing. (Blocked
+    # writers would hold all 4.) Reads of their project did not queue behind them.
+    assert max(queued) > workers, f"queued writers seen: {queued}"
+    assert max(busy) <= 2, f"workers busy besides /metrics while writers waited: {busy}"
+    t = p.table("big")
+    assert t["rows"] == n_writers * rows, t
