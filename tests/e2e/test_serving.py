@@ -8,6 +8,7 @@ exercised separately from the total.
 """
 
 import http.client
+import json
 import re
 import resource
 import socket
@@ -474,3 +475,47 @@ def test_writers_waiting_for_a_table_hold_no_worker(server_factory):
     assert max(busy) <= 2, f"workers busy besides /metrics while writers waited: {busy}"
     t = p.table("big")
     assert t["rows"] == n_writers * rows, t
+
+
+def test_requests_whose_clients_left_before_they_ran_are_not_run(server_factory):
+    """Clients that send a request and hang up while it waits for a worker (a burst of impatient
+    clients) cost no work: their requests are dropped when their turn comes (logged 499), so the
+    workers serve the clients still waiting."""
+    server = server_factory(env=serving_env(DUCKSTORE_HTTP_WORKERS=1, DUCKSTORE_HTTP_PROJECT_WORKERS=1))
+    admin = server.api()
+    p = Proj(server, admin, "gone")
+    p.create_table("big", ["id", "payload"])
+    p.create_table("small", ["id", "v"])
+    big = p.upload("in/big.csv", csv_text([[str(i), "x" * 40] for i in range(400_000)],
+                                          header=["id", "payload"]))["id"]
+    small = p.upload("in/small.csv", csv_text([["1", "a"], ["2", "b"]], header=["id", "v"]))["id"]
+    done = {}
+
+    def long_import():
+        t0 = time.monotonic()
+        done["status"] = p.api.post(p.tpath("big") + "/import/file", {"file_id": big}).status_code
+        done["secs"] = time.monotonic() - t0
+
+    t = threading.Thread(target=long_import, daemon=True)
+    t.start()
+    time.sleep(0.3)  # the import holds the only worker
+    body = json.dumps({"file_id": small, "incremental": True}).encode()
+    for _ in range(5):
+        s = socket.create_connection(("127.0.0.1", server.port), timeout=10)
+        s.sendall(f"POST {p.tpath('small')}/import/file HTTP/1.1\r\nHost: x\r\n"
+                  f"Authorization: Bearer {p.key}\r\nContent-Type: application/json\r\n"
+                  f"Content-Length: {len(body)}\r\n\r\n".encode() + body)
+        time.sleep(0.1)  # the request reached the server's queue; then its client hangs up
+        s.close()
+    t.join(120)
+    assert done.get("status") == 200, done
+    assert done["secs"] > 0.6, f"the long import took only {done['secs']:.2f}s; make it heavier"
+    # A request after them is served (the worker is free again), and none of theirs ran.
+    deadline = time.monotonic() + 10
+    dropped = []
+    while time.monotonic() < deadline and len(dropped) < 5:
+        dropped = [r for r in server.request_records()
+                   if r.get("route", "").endswith("/import/file") and r.get("status") == 499]
+        time.sleep(0.1)
+    assert len(dropped) == 5, f"requests of clients that left: {[(r['route'][-12:], r['status'], r['duration_ms']) for r in server.request_records()]}"
+    assert p.table("small")["rows"] == 0
