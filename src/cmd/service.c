@@ -696,6 +696,9 @@ static void park_granted(void *arg)
 static ds_status_t enter_parkable(ds_ctx_t *ctx, const char *key)
 {
     ds_park_t *park = ctx->park;
+    /* Parked already in this run (a caller went on after the first refusal): one ticket awaited at a time. */
+    if (park->parked)
+        return ds_err_set(&ctx->err, DS_UNAVAILABLE, "the request waits for its turn in a write queue");
     for (ds_park_slot_t *ps = park->held; ps; ps = ps->next)
         if (strcmp(ps->key, key) == 0) {
             if (atomic_load(&ps->granted))

@@ -322,13 +322,14 @@ static void compute(req_state_t *rs)
     req->body_len = rs->body.len;
     ds_rest_resp_t resp = {0};
     ds_status_t st = rs->route->handler(req, &resp);
-    if (st != DS_OK) {
+    if (st != DS_OK || rs->park.parked) {
         json_decref(resp.json);
         free(resp.raw);
         if (resp.fd > 0)
             close(resp.fd);
+        /* Parked (even if the handler went on regardless): no answer yet; it runs again when granted. */
         if (rs->park.parked)
-            return; /* no answer yet: the request runs again when its write slot is granted */
+            return;
         if (err->status == DS_OK)
             ds_err_set(err, st, "%s", ds_status_code(st));
         build_error(rs, err);
