@@ -54,8 +54,9 @@
  * that ran it or by whoever removed it unrun (ds_pool_cancel,
  * ds_pool_drop_queued). ds_grpc_stop joins the pool's workers and returns
  * only when calls_ is 0, so no command runs after it. Watchers are listed
- * under wmu_, which also guards each watcher's send state. Lock order: wmu_,
- * then mu_.
+ * under wmu_, which also guards each watcher's send state. pool_ is set and
+ * taken away under mu_, and is submitted to and cancelled in under it. Lock
+ * order: wmu_, then mu_, then the pool's own lock.
  */
 #include <grpc/byte_buffer.h>
 #include <grpc/byte_buffer_reader.h>
@@ -545,6 +546,7 @@ static void run_call(call_t *c)
 static void call_job(void *arg)
 {
     call_t *c = arg;
+    atomic_store(&c->queued, false);
     run_call(c);
     unref_call(c); /* the pool's reference */
 }
@@ -553,6 +555,7 @@ static void call_job(void *arg)
 static void call_dropped(void *arg)
 {
     call_t *c = arg;
+    atomic_store(&c->queued, false);
     answer_unrun(c, DS_UNAVAILABLE, "the server is shutting down before the command started");
     unref_call(c);
 }
@@ -628,7 +631,11 @@ static void on_execute_message(call_t *c, int ok)
     ds_err_t e = {0};
     ref_call(c); /* the pool's reference */
     atomic_store(&c->queued, true);
-    if (ds_pool_submit(pool_, c->group, call_job, c, &e) != DS_OK) {
+    pthread_mutex_lock(&mu_);
+    ds_status_t st = pool_ ? ds_pool_submit(pool_, c->group, call_job, c, &e)
+                           : ds_err_set(&e, DS_UNAVAILABLE, "the server is shutting down");
+    pthread_mutex_unlock(&mu_);
+    if (st != DS_OK) {
         atomic_store(&c->queued, false);
         unref_call(c); /* never the last: the receive batch holds one */
         release_request(c);
@@ -866,7 +873,11 @@ static void on_close(call_t *c, int ok)
         const char *why = late ? "deadline exceeded" : "cancelled by the client";
         ds_cancel_fire(c->cancel, why);
         /* A call still waiting for a worker is dropped now: it never runs and frees its slot at once. */
-        if (atomic_load(&c->queued) && ds_pool_cancel(pool_, c->group, c)) {
+        /* Under mu_: the pool is not destroyed meanwhile (stop_workers takes it away under mu_). */
+        pthread_mutex_lock(&mu_);
+        bool dropped = pool_ && atomic_load(&c->queued) && ds_pool_cancel(pool_, c->group, c);
+        pthread_mutex_unlock(&mu_);
+        if (dropped) {
             answer_unrun(c, DS_CANCELLED, why);
             unref_call(c); /* the pool's reference */
         }
@@ -966,7 +977,12 @@ static void stop_workers(void)
     if (!pool_)
         return;
     ds_pool_drop_queued(pool_, call_dropped);
-    ds_pool_destroy(&pool_);
+    ds_pool_shutdown(pool_); /* joins the workers; their calls take mu_ at the end, so not under it */
+    pthread_mutex_lock(&mu_);
+    ds_pool_t *p = pool_;
+    pool_ = NULL;
+    pthread_mutex_unlock(&mu_);
+    ds_pool_destroy(&p);
 }
 
 /* Destroys a server no poller serves (a failed start): drains the queue on this thread. */
