@@ -6,8 +6,11 @@
  * Each group has its own FIFO; groups with runnable jobs take turns
  * (round-robin), so one busy group cannot push another's jobs behind its own.
  * A group runs at most `per_group` jobs at once: its further jobs wait in its
- * FIFO and hold no thread. Submitting never blocks; the caller bounds how many
- * jobs can be queued (the HTTP server has at most one per connection).
+ * FIFO and hold no thread. Submitting never blocks. Without bounds the caller
+ * limits how many jobs can be queued (the HTTP server has at most one per
+ * connection); with ds_pool_set_bounds the pool refuses (DS_QUEUE_FULL) what
+ * would wait beyond a total and a per-group count (gRPC). REST and gRPC each
+ * run one instance.
  *
  * Thread-safe. One mutex guards the groups and the run list.
  */
