@@ -382,7 +382,7 @@ void bench_phase_load(bench_t *b)
     g_pid = b->server.pid;
     const char *key = b->server.key;
     json_t *pj = json_object(), *items = json_array();
-    int seconds = b->quick ? 2 : 30;
+    int seconds = b->quick ? 1 : 30;
 
     /* Tables for the small incremental imports, and their file. */
     char *csv = small_csv(b);
