@@ -7,8 +7,9 @@
 # seconds). LeakSanitizer is on. A crash, leak or UB report stops the run and leaves the input in
 # build-fuzz/findings/<harness>/. scripts/fuzz.sh does the running.
 #
-# Every harness links the whole core except src/rest/server.c: the REST harness carries its own
-# libmicrohttpd front end fed through socket pairs (no network), see tests/fuzz/fuzz_rest.c.
+# Every harness links the whole core. The REST harness drives the real server (src/rest/server.c)
+# started without a listening socket and fed through socket pairs (no network), see
+# tests/fuzz/fuzz_rest.c.
 
 FUZZ_BUILD   := build-fuzz
 FUZZ_CC      ?= clang
@@ -32,9 +33,6 @@ fuzz-bins: $(FUZZ_BIN)
 
 FUZZ_LINK = @mkdir -p $(dir $@) && echo "  FUZZ  $@" && \
 	$(CC) $(CFLAGS) -fsanitize=fuzzer $(LDFLAGS) -o $@ $(filter %.c %.o,$^) $(LDLIBS)
-
-$(BUILD)/fuzz/fuzz_rest: tests/fuzz/fuzz_rest.c tests/fuzz/fuzz_util.h $(filter-out $(BUILD)/obj/src/rest/server.o,$(CORE_OBJ))
-	$(FUZZ_LINK)
 
 $(BUILD)/fuzz/fuzz_%: tests/fuzz/fuzz_%.c tests/fuzz/fuzz_util.h $(CORE_OBJ)
 	$(FUZZ_LINK)

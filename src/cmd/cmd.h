@@ -28,6 +28,29 @@
 #include "core/status.h"
 #include "duckstore/backend.h"
 
+/*
+ * Parking: a transport that can suspend a request sets ctx->park. A command
+ * that must wait for a write slot then does not block its thread: it queues
+ * for the slot and fails with park->parked set (ctx->err says so). The
+ * transport lets go of the thread and of what the request held (the arena's
+ * hooks), and when park->resume_cb(park->arg) reports the slot granted (from
+ * any thread) runs the request again from the start; the command then finds
+ * the slot held. Everything a command does before it takes its slots only
+ * reads, so running it again is safe; a transport parks only requests that
+ * make at most one command taking slots, as that command's first write.
+ * When the request ends the transport calls ds_cmd_park_release.
+ */
+typedef struct ds_park_slot ds_park_slot_t;
+typedef struct ds_park {
+    void (*resume_cb)(void *arg); /* the awaited slot is held now: run the request again */
+    void *arg;
+    bool parked;            /* set by the command layer: the request waits for a slot */
+    ds_park_slot_t *held;   /* the command layer's: slots taken or awaited (ctx arena) */
+} ds_park_t;
+
+/* Leaves every slot park holds (not one still awaited: wait for its grant first). Accepts NULL. */
+void ds_cmd_park_release(ds_park_t *park);
+
 typedef struct ds_ctx {
     ds_arena_t *arena;
     ds_err_t err;
@@ -45,6 +68,7 @@ typedef struct ds_ctx {
     /* The write's idempotency record (cmd/idem.c), handed to backends that keep it in the write's transaction. */
     const char *idem_token;
     const char *idem_hash;
+    ds_park_t *park;          /* the transport's parking of this request, or NULL: waits block (see above) */
 } ds_ctx_t;
 
 /* What an authenticated key may do. */

@@ -14,17 +14,20 @@
  * existing id answers 409 from the catalog before it touches the entry, so it
  * never hides a ready project). A delete marks the entry deleting (from then
  * on a request for the project answers 404), waits until its pins are gone
- * and only then drops the storage, so no
+ * (at most DUCKSTORE_DELETE_WAIT; then the delete is given up with 409 and the
+ * project is ready again) and only then drops the storage, so no
  * request can reach a project, or a re-created project of the same id,
  * across its deletion. `lives_lock` guards only the entries (short map
  * operations); a delete's wait releases it, so one project's lifecycle never
  * waits for another's.
  */
+#include <errno.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <time.h>
 
 #include "cmd/files.h"
 #include "catalog/apikeys.h"
@@ -119,13 +122,27 @@ static ds_status_t life_check(const char *id, ds_err_t *err)
     return state == LIFE_READY ? DS_OK : busy_conflict(id, state, err);
 }
 
-/* Waits until no request uses the project of a deleting entry. Holds no lock while it waits. */
-static void life_drain(life_t *l)
+/*
+ * Waits until no request uses the project of a deleting entry, at most
+ * wait_s seconds (DUCKSTORE_DELETE_WAIT). DS_CONFLICT naming the requests
+ * still under way when they outlast it. Holds no lock while it waits.
+ */
+static ds_status_t life_drain(life_t *l, int64_t wait_s, ds_err_t *err)
 {
+    struct timespec until;
+    clock_gettime(CLOCK_REALTIME, &until); /* the condition variable's clock */
+    until.tv_sec += (time_t)wait_s;
     pthread_mutex_lock(&lives_lock);
-    while (l->pins > 0)
-        pthread_cond_wait(&unpinned, &lives_lock);
+    while (l->pins > 0 && pthread_cond_timedwait(&unpinned, &lives_lock, &until) != ETIMEDOUT)
+        ;
+    long left = l->pins;
     pthread_mutex_unlock(&lives_lock);
+    if (left == 0)
+        return DS_OK;
+    return ds_err_set(err, DS_CONFLICT,
+                      "project \"%s\" is still used by %ld request(s) after %llds (DUCKSTORE_DELETE_WAIT), for "
+                      "example an upload; it was not deleted, retry when they have finished",
+                      l->id, left, (long long)wait_s);
 }
 
 /* Makes the entry ready again (requests may pin it) and frees it when none does. */
@@ -332,10 +349,12 @@ ds_status_t ds_cmd_project_delete(ds_ctx_t *ctx, const char *id)
     if (st == DS_OK)
         st = ds_catalog_project_set_state(id, DS_PROJECT_DELETING, &ctx->err);
     if (st == DS_OK) {
-        /* New requests answer 404 from here; the ones under way finish first. */
-        life_drain(life);
-        ds_be_call_t call = {.arena = ctx->arena, .err = &ctx->err, .project_id = ctx->project_id};
-        st = ds_be_project_drop(be, &call);
+        /* New requests answer 404 from here; the ones under way finish first (for a bounded time). */
+        st = life_drain(life, ds_service_config()->delete_wait, &ctx->err);
+        if (st == DS_OK) {
+            ds_be_call_t call = {.arena = ctx->arena, .err = &ctx->err, .project_id = ctx->project_id};
+            st = ds_be_project_drop(be, &call);
+        }
         if (st != DS_OK) {
             ds_err_t e = {0};
             ds_catalog_project_set_state(id, DS_PROJECT_READY, &e);

@@ -17,6 +17,7 @@
  * whenever both exist; the copy is read only to rebuild a lost catalog.
  */
 #include <ctype.h>
+#include <stdatomic.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <unistd.h>
@@ -840,10 +841,78 @@ ds_status_t ds_cmd_authorize_project(ds_ctx_t *ctx, const char *id)
 
 static void leave_slot(void *slot) { ds_wq_leave(queues, slot); }
 
+struct ds_park_slot {
+    struct ds_park_slot *next;
+    const char *key;
+    ds_park_t *park;
+    ds_wq_slot_t *slot;
+    atomic_bool granted;
+};
+
+static void park_granted(void *arg)
+{
+    ds_park_slot_t *ps = arg;
+    atomic_store(&ps->granted, true);
+    ps->park->resume_cb(ps->park->arg);
+}
+
+/*
+ * ds_cmd_enter for a request that can be parked: a slot its earlier run
+ * queued for is held now; else it queues, and unless the slot is free at
+ * once the request is parked. The slots live in park (ctx arena), not in
+ * arena hooks, since those run when the request is parked.
+ */
+static ds_status_t enter_parkable(ds_ctx_t *ctx, const char *key)
+{
+    ds_park_t *park = ctx->park;
+    /* Parked already in this run (a caller went on after the first refusal): one ticket awaited at a time. */
+    if (park->parked)
+        return ds_err_set(&ctx->err, DS_UNAVAILABLE, "the request waits for its turn in a write queue");
+    for (ds_park_slot_t *ps = park->held; ps; ps = ps->next)
+        if (strcmp(ps->key, key) == 0) {
+            if (atomic_load(&ps->granted))
+                return DS_OK;
+            return ds_err_set(&ctx->err, DS_INTERNAL, "write slot %s entered again before it was granted", key);
+        }
+    ds_park_slot_t *ps = ds_arena_alloc(ctx->arena, sizeof(*ps));
+    if (!ps || !(ps->key = ds_arena_strdup(ctx->arena, key)))
+        return ds_err_set(&ctx->err, DS_UNAVAILABLE, "out of memory");
+    ps->park = park;
+    atomic_init(&ps->granted, false);
+    /* Listed before it is queued: the grant may come at once on another thread. */
+    ps->next = park->held;
+    park->held = ps;
+    bool granted = false;
+    ds_status_t st = ds_wq_enter_async(queues, key, park_granted, ps, &ps->slot, &granted, &ctx->err);
+    if (st != DS_OK) {
+        park->held = ps->next;
+        return st;
+    }
+    if (granted) {
+        atomic_store(&ps->granted, true);
+        return DS_OK;
+    }
+    park->parked = true;
+    return ds_err_set(&ctx->err, DS_UNAVAILABLE, "the request waits for its turn in write queue %s", key);
+}
+
+void ds_cmd_park_release(ds_park_t *park)
+{
+    if (!park)
+        return;
+    ds_park_slot_t *ps = park->held;
+    park->held = NULL;
+    for (; ps; ps = ps->next)
+        if (atomic_load(&ps->granted))
+            ds_wq_leave(queues, ps->slot);
+}
+
 ds_status_t ds_cmd_enter(ds_ctx_t *ctx, const char *key)
 {
     if (!key)
         return ds_err_set(&ctx->err, DS_UNAVAILABLE, "out of memory building a write-queue key");
+    if (ctx->park)
+        return enter_parkable(ctx, key);
     ds_wq_slot_t *slot = NULL;
     /* Every write takes a slot: the key's scope is checked here, for all of them. */
     ds_status_t st = ds_cmd_require_write(ctx);

@@ -40,17 +40,27 @@ ds_arena_t *ds_arena_create(void)
     return a;
 }
 
-void ds_arena_destroy(ds_arena_t **ap)
+void ds_arena_run_hooks(ds_arena_t *a)
 {
-    if (!ap || !*ap)
+    if (!a)
         return;
-    ds_arena_t *a = *ap;
-    for (hook_t *h = a->hooks; h;) {
+    /* Detached first: a hook that registers another (or runs this again) never sees a freed one. */
+    hook_t *h = a->hooks;
+    a->hooks = NULL;
+    while (h) {
         hook_t *next = h->next;
         h->cb(h->p);
         free(h);
         h = next;
     }
+}
+
+void ds_arena_destroy(ds_arena_t **ap)
+{
+    if (!ap || !*ap)
+        return;
+    ds_arena_t *a = *ap;
+    ds_arena_run_hooks(a);
     for (chunk_t *c = a->chunks; c;) {
         chunk_t *next = c->next;
         free(c);

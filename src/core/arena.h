@@ -34,5 +34,13 @@ char *ds_arena_printf(ds_arena_t *a, const char *fmt, ...) __attribute__((format
 bool ds_arena_failed(const ds_arena_t *a);
 /* Registers cb(p) to run when the arena is destroyed. Returns 0, or -1 on exhaustion (cb then runs now). */
 int ds_arena_on_destroy(ds_arena_t *a, ds_cleanup_cb cb, void *p);
+/*
+ * Runs the cleanup hooks registered so far now (reverse order) and forgets
+ * them; the memory stays until ds_arena_destroy. A transport calls it once a
+ * request's answer is built, so what the command held (write slots, project
+ * pins, results) is let go before a slow client has read the answer. Hooks
+ * registered afterwards run at destroy. Accepts NULL.
+ */
+void ds_arena_run_hooks(ds_arena_t *a);
 
 #endif

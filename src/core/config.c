@@ -480,6 +480,7 @@ ds_status_t ds_config_validate(const ds_config_t *cfg, ds_err_t *err)
         (st = check_min(err, "http_project_workers", cfg->http_project_workers, 1)) != DS_OK ||
         (st = check_min(err, "header_timeout", cfg->header_timeout, 1)) != DS_OK ||
         (st = check_min(err, "idle_timeout", cfg->idle_timeout, 1)) != DS_OK ||
+        (st = check_min(err, "delete_wait", cfg->delete_wait, 1)) != DS_OK ||
         (st = check_min(err, "grpc_workers", cfg->grpc_workers, 1)) != DS_OK ||
         (st = check_min(err, "grpc_queue", cfg->grpc_queue, 0)) != DS_OK ||
         (st = check_min(err, "grpc_caller_share", cfg->grpc_caller_share, 1)) != DS_OK ||

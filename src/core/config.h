@@ -62,6 +62,8 @@ typedef enum { DS_LOG_DEBUG = 0, DS_LOG_INFO, DS_LOG_WARN, DS_LOG_ERROR } ds_log
        "time a client has to send a request's headers once it has begun")                         \
     XX(idle_timeout, "DUCKSTORE_IDLE_TIMEOUT", "idle-timeout", DS_CFG_DURATION, "60s",            \
        "an HTTP connection silent this long is closed")                                           \
+    XX(delete_wait, "DUCKSTORE_DELETE_WAIT", "delete-wait", DS_CFG_DURATION, "60s",               \
+       "longest a project delete waits for the requests using the project (then 409)")            \
     XX(plugin_dir, "DUCKSTORE_PLUGIN_DIR", "plugin-dir", DS_CFG_STR, "",                          \
        "directory of backend plugins (.so) loaded at startup")                                    \
     XX(grpc_max_recv_bytes, "DUCKSTORE_GRPC_MAX_RECV_BYTES", "grpc-max-recv-bytes", DS_CFG_BYTES, \
@@ -100,6 +102,7 @@ typedef struct {
     int64_t http_project_workers;
     int64_t header_timeout; /* seconds */
     int64_t idle_timeout;   /* seconds */
+    int64_t delete_wait;    /* seconds */
     char *plugin_dir;
     int64_t grpc_max_recv_bytes;
     int64_t grpc_max_send_bytes;

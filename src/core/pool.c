@@ -29,6 +29,7 @@ typedef struct group {
     struct group *run_next; /* run list */
     char *name;
     job_t *head, *tail;
+    int queued; /* jobs in head..tail */
     int running;
     bool in_run;
 } group_t;
@@ -39,6 +40,10 @@ struct ds_pool {
     group_t *buckets[N_BUCKETS];
     group_t *run_head, *run_tail;
     int per_group;
+    int workers;
+    int64_t max_queued;       /* admission bounds (ds_pool_set_bounds); -1 = none */
+    int64_t group_max_queued;
+    char *queue_setting, *share_setting;
     int n_threads;
     pthread_t *threads;
     bool stopping;
@@ -101,6 +106,7 @@ static void *worker_main(void *arg)
         g->head = j->next;
         if (!g->head)
             g->tail = NULL;
+        g->queued--;
         g->running++;
         p->queued--;
         p->running++;
@@ -140,6 +146,8 @@ ds_pool_t *ds_pool_create(int workers, int per_group, const char *name, ds_err_t
     pthread_mutex_init(&p->lock, NULL);
     pthread_cond_init(&p->work, NULL);
     p->per_group = per_group < 1 ? 1 : per_group > workers ? workers : per_group;
+    p->workers = workers;
+    p->max_queued = p->group_max_queued = -1;
     for (int i = 0; i < workers; i++) {
         if (pthread_create(&p->threads[i], NULL, worker_main, p) != 0) {
             ds_err_set(err, DS_INTERNAL, "cannot start worker thread %d of the %s pool", i + 1, name);
@@ -155,7 +163,7 @@ ds_pool_t *ds_pool_create(int workers, int per_group, const char *name, ds_err_t
     return p;
 }
 
-ds_status_t ds_pool_submit(ds_pool_t *p, const char *group, ds_pool_job_cb fn, void *arg, ds_err_t *err)
+static ds_status_t submit(ds_pool_t *p, const char *group, ds_pool_job_cb fn, void *arg, bool first, ds_err_t *err)
 {
     job_t *j = malloc(sizeof(*j));
     if (!j)
@@ -171,6 +179,27 @@ ds_status_t ds_pool_submit(ds_pool_t *p, const char *group, ds_pool_job_cb fn, v
     group_t *g = p->buckets[h];
     while (g && strcmp(g->name, group) != 0)
         g = g->next;
+    /* Jobs that would wait beyond the bounds are refused; one that can start now is always taken. */
+    int64_t idle = p->workers - p->running;
+    if (p->max_queued >= 0 && p->queued >= p->max_queued + (idle > 0 ? idle : 0)) {
+        ds_status_t st = ds_err_set(err, DS_QUEUE_FULL,
+                                    "too many requests in progress (%lld workers busy, %lld requests waiting, %s); "
+                                    "retry later",
+                                    (long long)p->running, (long long)p->queued, p->queue_setting);
+        pthread_mutex_unlock(&p->lock);
+        free(j);
+        return st;
+    }
+    if (g && p->group_max_queued >= 0 && g->running + g->queued >= p->per_group + p->group_max_queued) {
+        ds_status_t st = ds_err_set(err, DS_QUEUE_FULL,
+                                    "this caller has too many requests in progress (%d running, %d waiting; its "
+                                    "share is %d workers and %lld waiting, %s); retry later",
+                                    g->running, g->queued, p->per_group, (long long)p->group_max_queued,
+                                    p->share_setting);
+        pthread_mutex_unlock(&p->lock);
+        free(j);
+        return st;
+    }
     if (!g) {
         g = calloc(1, sizeof(*g));
         if (!g || !(g->name = strdup(group))) {
@@ -182,11 +211,19 @@ ds_status_t ds_pool_submit(ds_pool_t *p, const char *group, ds_pool_job_cb fn, v
         g->next = p->buckets[h];
         p->buckets[h] = g;
     }
-    if (g->tail)
-        g->tail->next = j;
-    else
+    if (first) {
+        j->next = g->head;
         g->head = j;
-    g->tail = j;
+        if (!g->tail)
+            g->tail = j;
+    } else {
+        if (g->tail)
+            g->tail->next = j;
+        else
+            g->head = j;
+        g->tail = j;
+    }
+    g->queued++;
     p->queued++;
     if (!g->in_run && g->running < p->per_group) {
         run_push(p, g);
@@ -194,6 +231,108 @@ ds_status_t ds_pool_submit(ds_pool_t *p, const char *group, ds_pool_job_cb fn, v
     }
     pthread_mutex_unlock(&p->lock);
     return DS_OK;
+}
+
+ds_status_t ds_pool_submit(ds_pool_t *p, const char *group, ds_pool_job_cb fn, void *arg, ds_err_t *err)
+{
+    return submit(p, group, fn, arg, false, err);
+}
+
+ds_status_t ds_pool_submit_first(ds_pool_t *p, const char *group, ds_pool_job_cb fn, void *arg, ds_err_t *err)
+{
+    return submit(p, group, fn, arg, true, err);
+}
+
+void ds_pool_set_bounds(ds_pool_t *p, int64_t max_queued, int64_t group_max_queued, const char *queue_setting,
+                        const char *share_setting)
+{
+    char *qs = strdup(queue_setting ? queue_setting : "the pool's queue");
+    char *ss = strdup(share_setting ? share_setting : "the pool's share");
+    pthread_mutex_lock(&p->lock);
+    free(p->queue_setting);
+    free(p->share_setting);
+    p->queue_setting = qs;
+    p->share_setting = ss;
+    /* Without the names (out of memory) the bounds would print NULL: they are not set then. */
+    p->max_queued = qs && ss ? max_queued : -1;
+    p->group_max_queued = qs && ss ? group_max_queued : -1;
+    pthread_mutex_unlock(&p->lock);
+}
+
+/* Unlinks job j (prev: the job before it, or NULL) from g. Caller holds p->lock. */
+static void unlink_job(ds_pool_t *p, group_t *g, job_t *prev, job_t *j)
+{
+    if (prev)
+        prev->next = j->next;
+    else
+        g->head = j->next;
+    if (g->tail == j)
+        g->tail = prev;
+    g->queued--;
+    p->queued--;
+    if (!g->head && g->in_run) {
+        /* Keep the invariant: a group with nothing queued is not in the run list. */
+        group_t **pp = &p->run_head, *before = NULL;
+        while (*pp != g) {
+            before = *pp;
+            pp = &(*pp)->run_next;
+        }
+        *pp = g->run_next;
+        if (p->run_tail == g)
+            p->run_tail = before;
+        g->in_run = false;
+    }
+}
+
+bool ds_pool_cancel(ds_pool_t *p, const char *group, void *arg)
+{
+    pthread_mutex_lock(&p->lock);
+    group_t *g = p->buckets[hash_name(group)];
+    while (g && strcmp(g->name, group) != 0)
+        g = g->next;
+    job_t *found = NULL;
+    for (job_t *j = g ? g->head : NULL, *prev = NULL; j; prev = j, j = j->next)
+        if (j->arg == arg) {
+            unlink_job(p, g, prev, j);
+            found = j;
+            break;
+        }
+    if (found) {
+        group_free_if_unused(p, g);
+        if (p->stopping && p->queued == 0)
+            pthread_cond_broadcast(&p->work);
+    }
+    pthread_mutex_unlock(&p->lock);
+    free(found);
+    return found != NULL;
+}
+
+void ds_pool_drop_queued(ds_pool_t *p, ds_pool_job_cb dropped)
+{
+    job_t *all = NULL;
+    pthread_mutex_lock(&p->lock);
+    p->stopping = true;
+    while (p->run_head)
+        run_pop(p);
+    for (int i = 0; i < N_BUCKETS; i++)
+        for (group_t *g = p->buckets[i], *next; g; g = next) {
+            next = g->next;
+            while (g->head) {
+                job_t *j = g->head;
+                unlink_job(p, g, NULL, j);
+                j->next = all;
+                all = j;
+            }
+            group_free_if_unused(p, g);
+        }
+    pthread_cond_broadcast(&p->work);
+    pthread_mutex_unlock(&p->lock);
+    while (all) {
+        job_t *j = all;
+        all = j->next;
+        dropped(j->arg);
+        free(j);
+    }
 }
 
 void ds_pool_shutdown(ds_pool_t *p)
@@ -218,6 +357,8 @@ void ds_pool_destroy(ds_pool_t **pp)
     ds_pool_shutdown(p);
     pthread_cond_destroy(&p->work);
     pthread_mutex_destroy(&p->lock);
+    free(p->queue_setting);
+    free(p->share_setting);
     free(p->threads);
     free(p);
     *pp = NULL;

@@ -6,8 +6,11 @@
  * Each group has its own FIFO; groups with runnable jobs take turns
  * (round-robin), so one busy group cannot push another's jobs behind its own.
  * A group runs at most `per_group` jobs at once: its further jobs wait in its
- * FIFO and hold no thread. Submitting never blocks; the caller bounds how many
- * jobs can be queued (the HTTP server has at most one per connection).
+ * FIFO and hold no thread. Submitting never blocks. Without bounds the caller
+ * limits how many jobs can be queued (the HTTP server has at most one per
+ * connection); with ds_pool_set_bounds the pool refuses (DS_QUEUE_FULL) what
+ * would wait beyond a total and a per-group count (gRPC). REST and gRPC each
+ * run one instance.
  *
  * Thread-safe. One mutex guards the groups and the run list.
  */
@@ -16,6 +19,7 @@
 
 #include "core/status.h"
 
+#include <stdbool.h>
 #include <stdint.h>
 
 typedef struct ds_pool ds_pool_t;
@@ -31,6 +35,33 @@ ds_pool_t *ds_pool_create(int workers, int per_group, const char *name, ds_err_t
  * of memory or the pool is stopping; then fn is not called.
  */
 ds_status_t ds_pool_submit(ds_pool_t *pool, const char *group, ds_pool_job_cb fn, void *arg, ds_err_t *err);
+/*
+ * As ds_pool_submit, but the job goes first in its group's FIFO (it still
+ * takes its turn between groups and counts against per_group). For work that
+ * resumes a request which already holds something others wait for.
+ */
+ds_status_t ds_pool_submit_first(ds_pool_t *pool, const char *group, ds_pool_job_cb fn, void *arg, ds_err_t *err);
+/*
+ * Bounds admission (both -1, the default: unbounded). A job that cannot start
+ * at once is refused with DS_QUEUE_FULL when max_queued jobs already wait
+ * (beyond those an idle worker is about to take), or when its group already
+ * has per_group running plus group_max_queued waiting. The messages name
+ * queue_setting and share_setting (the settings an operator would raise).
+ */
+void ds_pool_set_bounds(ds_pool_t *pool, int64_t max_queued, int64_t group_max_queued, const char *queue_setting,
+                        const char *share_setting);
+/*
+ * Removes the queued job of group whose arg is arg (the first, if several).
+ * True when it was queued: fn will never run for it. False when it already
+ * runs or ran (or was never submitted).
+ */
+bool ds_pool_cancel(ds_pool_t *pool, const char *group, void *arg);
+/*
+ * Refuses further submits and takes every queued job out; dropped(arg) is
+ * called for each (on this thread) instead of its job. Running jobs go on;
+ * ds_pool_shutdown then joins the workers.
+ */
+void ds_pool_drop_queued(ds_pool_t *pool, ds_pool_job_cb dropped);
 /*
  * Refuses further submits (DS_UNAVAILABLE), runs every job already queued and
  * joins the workers. The pool stays valid for submit (which now fails) and

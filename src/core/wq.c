@@ -9,6 +9,10 @@
  * the slot's "gone" list and ds_wq_leave skips it when its turn comes, so the
  * order of the others is kept. Invariant: serving is never a gone ticket, so
  * while anyone waits its holder (or the next waiter to wake) has a ref.
+ *
+ * Parked tickets (ds_wq_enter_async) are on the slot's "parked" list with
+ * their callback; the ds_wq_leave that makes one the serving ticket takes it
+ * off the list, counts it active and calls its callback after unlocking.
  */
 #include "core/wq.h"
 
@@ -23,8 +27,16 @@
 /* How often a cancellable waiter looks at its cancellation. */
 #define CANCEL_POLL_MS 50
 
+typedef struct parked {
+    struct parked *next;
+    uint64_t ticket;
+    ds_wq_grant_cb cb;
+    void *arg;
+} parked_t;
+
 struct ds_wq_slot {
     struct ds_wq_slot *next;
+    parked_t *parked; /* tickets waiting without a thread, in no particular order */
     char *key;
     uint64_t next_ticket;
     uint64_t serving;
@@ -69,6 +81,11 @@ void ds_wq_destroy(ds_wq_t **wqp)
         for (ds_wq_slot_t *s = wq->buckets[i]; s;) {
             ds_wq_slot_t *next = s->next;
             pthread_cond_destroy(&s->cond);
+            for (parked_t *pk = s->parked; pk;) {
+                parked_t *pn = pk->next;
+                free(pk);
+                pk = pn;
+            }
             free(s->gone);
             free(s->key);
             free(s);
@@ -119,10 +136,14 @@ static void wait_turn(ds_wq_t *wq, ds_wq_slot_t *s, ds_cancel_t *cancel)
     pthread_cond_timedwait(&s->cond, &wq->lock, &until);
 }
 
-ds_status_t ds_wq_enter(ds_wq_t *wq, const char *key, ds_cancel_t *cancel, ds_wq_slot_t **slot, ds_err_t *err)
+/*
+ * Finds or creates key's slot and takes a ticket on it (a ref). Called and
+ * returns with wq->lock held; NULL with err set when the queue is full or
+ * memory is out.
+ */
+static ds_wq_slot_t *take_ticket(ds_wq_t *wq, const char *key, uint64_t *ticket, ds_err_t *err)
 {
     unsigned h = hash_key(key);
-    pthread_mutex_lock(&wq->lock);
     ds_wq_slot_t *s = wq->buckets[h];
     while (s && strcmp(s->key, key) != 0)
         s = s->next;
@@ -130,8 +151,8 @@ ds_status_t ds_wq_enter(ds_wq_t *wq, const char *key, ds_cancel_t *cancel, ds_wq
         s = calloc(1, sizeof(*s));
         if (!s || !(s->key = strdup(key))) {
             free(s);
-            pthread_mutex_unlock(&wq->lock);
-            return ds_err_set(err, DS_INTERNAL, "out of memory entering write queue");
+            ds_err_set(err, DS_INTERNAL, "out of memory entering write queue");
+            return NULL;
         }
         pthread_cond_init(&s->cond, NULL);
         s->next = wq->buckets[h];
@@ -140,13 +161,52 @@ ds_status_t ds_wq_enter(ds_wq_t *wq, const char *key, ds_cancel_t *cancel, ds_wq
     /* Waiters for this key = tickets handed out minus the one being served. */
     int64_t waiters = (int64_t)(s->next_ticket - s->serving) - (s->refs > 0 ? 1 : 0) - (int64_t)s->n_gone;
     if (s->refs > 0 && waiters >= wq->depth) {
-        pthread_mutex_unlock(&wq->lock);
-        return ds_err_set(err, DS_QUEUE_FULL,
-                          "too many requests waiting for the same object (%lld queued); retry later",
-                          (long long)waiters);
+        ds_err_set(err, DS_QUEUE_FULL, "too many requests waiting for the same object (%lld queued); retry later",
+                   (long long)waiters);
+        return NULL;
     }
-    uint64_t ticket = s->next_ticket++;
+    *ticket = s->next_ticket++;
     s->refs++;
+    return s;
+}
+
+ds_status_t ds_wq_enter_async(ds_wq_t *wq, const char *key, ds_wq_grant_cb grant_cb, void *arg, ds_wq_slot_t **slot,
+                              bool *granted, ds_err_t *err)
+{
+    parked_t *pk = malloc(sizeof(*pk));
+    if (!pk)
+        return ds_err_set(err, DS_INTERNAL, "out of memory entering write queue");
+    uint64_t ticket;
+    pthread_mutex_lock(&wq->lock);
+    ds_wq_slot_t *s = take_ticket(wq, key, &ticket, err);
+    if (!s) {
+        pthread_mutex_unlock(&wq->lock);
+        free(pk);
+        return err->status;
+    }
+    *slot = s;
+    *granted = ticket == s->serving;
+    if (*granted) {
+        wq->active++;
+        free(pk);
+    } else {
+        *pk = (parked_t){.next = s->parked, .ticket = ticket, .cb = grant_cb, .arg = arg};
+        s->parked = pk;
+        wq->waiting++;
+    }
+    pthread_mutex_unlock(&wq->lock);
+    return DS_OK;
+}
+
+ds_status_t ds_wq_enter(ds_wq_t *wq, const char *key, ds_cancel_t *cancel, ds_wq_slot_t **slot, ds_err_t *err)
+{
+    uint64_t ticket;
+    pthread_mutex_lock(&wq->lock);
+    ds_wq_slot_t *s = take_ticket(wq, key, &ticket, err);
+    if (!s) {
+        pthread_mutex_unlock(&wq->lock);
+        return err->status;
+    }
     if (ticket != s->serving) {
         bool gave_up = false;
         wq->waiting++;
@@ -180,6 +240,15 @@ void ds_wq_leave(ds_wq_t *wq, ds_wq_slot_t *s)
     s->serving++;
     while (take_gone(s, s->serving))
         s->serving++;
+    parked_t *next = NULL;
+    for (parked_t **pp = &s->parked; *pp; pp = &(*pp)->next)
+        if ((*pp)->ticket == s->serving) {
+            next = *pp;
+            *pp = next->next;
+            wq->waiting--;
+            wq->active++;
+            break;
+        }
     if (--s->refs == 0) {
         unsigned h = hash_key(s->key);
         ds_wq_slot_t **pp = &wq->buckets[h];
@@ -190,10 +259,14 @@ void ds_wq_leave(ds_wq_t *wq, ds_wq_slot_t *s)
         free(s->gone);
         free(s->key);
         free(s);
-    } else {
+    } else if (!next) {
         pthread_cond_broadcast(&s->cond);
     }
     pthread_mutex_unlock(&wq->lock);
+    if (next) {
+        next->cb(next->arg);
+        free(next);
+    }
 }
 
 int64_t ds_wq_waiting(ds_wq_t *wq)

@@ -7,6 +7,9 @@
  * key's queue takes a ticket; tickets are served in order (FIFO), one holder at
  * a time. When a key already has `depth` requests waiting, entering fails at
  * once with DS_QUEUE_FULL (HTTP 429): nothing waits without bound.
+ * A waiter either blocks its thread (ds_wq_enter) or is parked
+ * (ds_wq_enter_async): it keeps its place in the same FIFO and is called back
+ * when its turn comes, so a transport can let go of the thread meanwhile.
  *
  * Lock order for callers that need several keys: table keys first (sorted),
  * then the project key. Never enter a key you already hold.
@@ -15,6 +18,7 @@
 #ifndef DS_CORE_WQ_H
 #define DS_CORE_WQ_H
 
+#include <stdbool.h>
 #include <stdint.h>
 
 #include "core/cancel.h"
@@ -34,6 +38,18 @@ void ds_wq_destroy(ds_wq_t **wq);
  * (the others keep their order) and returns DS_CANCELLED, holding nothing.
  */
 ds_status_t ds_wq_enter(ds_wq_t *wq, const char *key, ds_cancel_t *cancel, ds_wq_slot_t **slot, ds_err_t *err);
+/* Called once a parked ticket's turn has come: the slot is held from then on. */
+typedef void (*ds_wq_grant_cb)(void *arg);
+/*
+ * Like ds_wq_enter, but never waits: on DS_OK *slot is set and either
+ * *granted is true (held now) or the request is parked in the FIFO, holding
+ * no thread, and grant_cb(arg) is called when its turn comes (on the thread
+ * that released the slot before it, with no lock of the queue held); it then
+ * holds the slot until ds_wq_leave. A parked ticket cannot be given up: its
+ * owner waits for the grant. DS_QUEUE_FULL as ds_wq_enter.
+ */
+ds_status_t ds_wq_enter_async(ds_wq_t *wq, const char *key, ds_wq_grant_cb grant_cb, void *arg, ds_wq_slot_t **slot,
+                              bool *granted, ds_err_t *err);
 /* Releases a held slot; the next waiter in order proceeds. Accepts NULL. */
 void ds_wq_leave(ds_wq_t *wq, ds_wq_slot_t *slot);
 /* Requests currently waiting (not holding), over all keys. */

@@ -18,11 +18,12 @@
  *             once, no worker involved). An authenticated call joins the wait
  *             queue, or gets RESOURCE_EXHAUSTED when the queue is full or its
  *             caller (a project's key; the admin key per project) already
- *             holds its share. A fixed pool of DUCKSTORE_GRPC_WORKERS worker
- *             threads takes queued calls in order, skipping a caller that
- *             runs its share of workers (DUCKSTORE_GRPC_CALLER_SHARE percent),
- *             so one caller never holds every worker and the others keep
- *             their latency. Commands block on write queues and long imports,
+ *             holds its share. The workers are the same fair pool REST uses
+ *             (core/pool.h), DUCKSTORE_GRPC_WORKERS threads with each caller
+ *             as a group: callers take turns, and one runs at most its share
+ *             of workers (DUCKSTORE_GRPC_CALLER_SHARE percent) and has at most
+ *             its share of the queue waiting, so one caller never holds every
+ *             worker and the others keep their latency. Commands block on write queues and long imports,
  *             which is why they run on workers and never on a poller. The
  *             worker sends initial metadata, the DriverResponse and the
  *             status in one batch. A cancel or deadline fires the call's
@@ -48,14 +49,14 @@
  * health thread, whatever the number of calls; health Watch and reflection
  * streams live on the pollers between messages and hold no thread.
  *
- * Invariants: calls_ counts live call_t (including armed requests); running_
- * counts commands on workers, n_queued_ calls in the wait queue, and each
- * caller_t the running and queued calls of one caller; all are guarded by mu_.
- * A queued call holds a reference (the pool's), dropped by the worker that
- * ran it or by whoever removed it unrun. ds_grpc_stop returns only when
- * calls_ and running_ are 0, so no command runs after it. Watchers are listed
- * under wmu_, which also guards each watcher's send state. Lock order: wmu_,
- * then mu_.
+ * Invariants: calls_ counts live call_t (including armed requests), guarded
+ * by mu_. A queued call holds a reference (the pool's), dropped by the worker
+ * that ran it or by whoever removed it unrun (ds_pool_cancel,
+ * ds_pool_drop_queued). ds_grpc_stop joins the pool's workers and returns
+ * only when calls_ is 0, so no command runs after it. Watchers are listed
+ * under wmu_, which also guards each watcher's send state. pool_ is set and
+ * taken away under mu_, and is submitted to and cancelled in under it. Lock
+ * order: wmu_, then mu_, then the pool's own lock.
  */
 #include <grpc/byte_buffer.h>
 #include <grpc/byte_buffer_reader.h>
@@ -78,6 +79,7 @@
 #include "core/cancel.h"
 #include "core/log.h"
 #include "core/metrics.h"
+#include "core/pool.h"
 #include "grpc/dispatch.h"
 #include "grpc/ds_grpc.h"
 #include "grpc/health/v1/health.pb-c.h"
@@ -115,13 +117,6 @@ static size_t n_services_;
 
 typedef struct call call_t;
 typedef void (*step_fn)(call_t *c, int ok);
-
-/* One caller (grpc/dispatch.h: a project's key, or the admin key per project) and its share in use. */
-typedef struct {
-    char name[160];
-    int running; /* commands of it on a worker */
-    int queued;  /* calls of it waiting */
-} caller_t;
 
 /* The tag of one batch: which call, and what to do when the batch completes. */
 typedef struct {
@@ -162,9 +157,8 @@ struct call {
     grpc_slice *slices;    /* the DriverRequest as received, in pieces (dc points into them) */
     ds_driver_piece_t *pieces;
     size_t n_slices;
-    caller_t *caller;      /* set when admitted to the pool (guarded by mu_ from then) */
-    call_t *queue_next;    /* the wait queue (mu_) */
-    bool queued;           /* in the wait queue (mu_) */
+    char group[160];       /* its caller (grpc/dispatch.h), the pool group; set before it is queued */
+    atomic_bool queued;    /* submitted to the pool (it may have started since) */
     struct timespec start;
     /* Watch (guarded by wmu_) */
     call_t *watch_next;
@@ -188,19 +182,7 @@ static int n_pollers_;
 static pthread_mutex_t mu_ = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t cv_ = PTHREAD_COND_INITIALIZER;
 static int calls_;
-/* The worker pool (guarded by mu_; qcv_ wakes workers). */
-static pthread_cond_t qcv_ = PTHREAD_COND_INITIALIZER;
-static pthread_t *workers_;
-static int n_workers_;
-static bool workers_quit_;
-static int running_;            /* commands running on workers */
-static call_t *queue_head_, *queue_tail_;
-static int n_queued_;
-static int queue_size_;         /* DUCKSTORE_GRPC_QUEUE */
-static int worker_cap_;         /* workers one caller may hold */
-static int caller_queue_cap_;   /* waiting calls one caller may have */
-static caller_t *callers_;      /* n_callers_ slots: enough for every admitted call */
-static int n_callers_;
+static ds_pool_t *pool_; /* the workers (core/pool.h), one group per caller */
 static atomic_bool stopping_;
 static bool shutdown_done_;
 static int shutdown_tag_;
@@ -515,67 +497,6 @@ static const char *idempotency_key(call_t *c, ds_arena_t *arena)
 
 /* ---- the worker pool ---- */
 
-/* The caller of a queued or running command, found by name; unused when both counts are 0. */
-static caller_t *caller_get(const char *name)
-{
-    caller_t *free_slot = NULL;
-    for (int i = 0; i < n_callers_; i++) {
-        caller_t *k = &callers_[i];
-        if (k->running == 0 && k->queued == 0) {
-            if (!free_slot)
-                free_slot = k;
-        } else if (strcmp(k->name, name) == 0) {
-            return k;
-        }
-    }
-    if (!free_slot)
-        return NULL; /* cannot happen: every admitted call holds a worker or a queue slot */
-    snprintf(free_slot->name, sizeof(free_slot->name), "%s", name);
-    return free_slot;
-}
-
-/* The first queued call whose caller is below its share of the workers, unlinked. Under mu_. */
-static call_t *queue_take(void)
-{
-    call_t *prev = NULL;
-    for (call_t **p = &queue_head_; *p; prev = *p, p = &(*p)->queue_next) {
-        call_t *c = *p;
-        if (c->caller->running >= worker_cap_)
-            continue;
-        *p = c->queue_next;
-        if (queue_tail_ == c)
-            queue_tail_ = prev;
-        c->queue_next = NULL;
-        c->queued = false;
-        c->caller->queued--;
-        c->caller->running++;
-        n_queued_--;
-        running_++;
-        return c;
-    }
-    return NULL;
-}
-
-/* Unlinks c from the queue if it is still there; true when it was. Under mu_. */
-static bool queue_remove(call_t *c)
-{
-    if (!c->queued)
-        return false;
-    call_t *prev = NULL;
-    for (call_t **p = &queue_head_; *p; prev = *p, p = &(*p)->queue_next)
-        if (*p == c) {
-            *p = c->queue_next;
-            if (queue_tail_ == c)
-                queue_tail_ = prev;
-            break;
-        }
-    c->queue_next = NULL;
-    c->queued = false;
-    c->caller->queued--;
-    n_queued_--;
-    return true;
-}
-
 /* Sends the DriverResponse of a call whose command ran (or was refused) and releases its request memory. */
 static void answer_driver_call(call_t *c, ds_driver_result_t *r)
 {
@@ -632,32 +553,22 @@ static void run_call(call_t *c)
     answer_driver_call(c, &r);
 }
 
-/* A worker: takes queued calls (each caller within its share) until the pool stops. */
-static void *worker_loop(void *arg)
+/* A pool job: runs one queued call and drops the pool's reference. */
+static void call_job(void *arg)
 {
-    (void)arg;
-    pthread_mutex_lock(&mu_);
-    for (;;) {
-        call_t *c = NULL;
-        while (!workers_quit_ && !(c = queue_take()))
-            pthread_cond_wait(&qcv_, &mu_);
-        if (!c)
-            break;
-        pthread_mutex_unlock(&mu_);
-        run_call(c);
-        pthread_mutex_lock(&mu_);
-        c->caller->running--;
-        running_--;
-        /* A slot of this caller is free: a call of it that waited may now run on another worker. */
-        if (queue_head_)
-            pthread_cond_signal(&qcv_);
-        pthread_cond_broadcast(&cv_);
-        pthread_mutex_unlock(&mu_);
-        unref_call(c); /* the pool's reference */
-        pthread_mutex_lock(&mu_);
-    }
-    pthread_mutex_unlock(&mu_);
-    return NULL;
+    call_t *c = arg;
+    atomic_store(&c->queued, false);
+    run_call(c);
+    unref_call(c); /* the pool's reference */
+}
+
+/* A queued call the pool will not run (the server stops): answered, and the pool's reference dropped. */
+static void call_dropped(void *arg)
+{
+    call_t *c = arg;
+    atomic_store(&c->queued, false);
+    answer_unrun(c, DS_UNAVAILABLE, "the server is shutting down before the command started");
+    unref_call(c);
 }
 
 /*
@@ -728,41 +639,19 @@ static void on_execute_message(call_t *c, int ok)
         return;
     }
     c->route = c->dc.command; /* for the log, also when the call never runs */
-    char msg[256];
-    msg[0] = '\0';
+    snprintf(c->group, sizeof(c->group), "%s", c->dc.caller);
+    ds_err_t e = {0};
+    ref_call(c); /* the pool's reference */
+    atomic_store(&c->queued, true);
     pthread_mutex_lock(&mu_);
-    bool quitting = workers_quit_;
-    caller_t *k = workers_quit_ ? NULL : caller_get(c->dc.caller);
-    int idle = n_workers_ - running_;
-    if (workers_quit_)
-        snprintf(msg, sizeof(msg), "the server is shutting down");
-    else if (!k || n_queued_ >= queue_size_ + (idle > 0 ? idle : 0))
-        snprintf(msg, sizeof(msg),
-                 "too many calls in progress (%d workers busy, %d calls waiting, DUCKSTORE_GRPC_WORKERS and "
-                 "DUCKSTORE_GRPC_QUEUE); retry later",
-                 running_, n_queued_);
-    else if (k->running + k->queued >= worker_cap_ + caller_queue_cap_)
-        snprintf(msg, sizeof(msg),
-                 "this caller has too many calls in progress (%d running, %d waiting; its share is %d workers and "
-                 "%d waiting calls, DUCKSTORE_GRPC_CALLER_SHARE); retry later",
-                 k->running, k->queued, worker_cap_, caller_queue_cap_);
-    if (!msg[0]) {
-        ref_call(c); /* the pool's reference */
-        c->caller = k;
-        c->queued = true;
-        k->queued++;
-        n_queued_++;
-        if (queue_tail_)
-            queue_tail_->queue_next = c;
-        else
-            queue_head_ = c;
-        queue_tail_ = c;
-        pthread_cond_signal(&qcv_);
-    }
+    ds_status_t st = pool_ ? ds_pool_submit(pool_, c->group, call_job, c, &e)
+                           : ds_err_set(&e, DS_UNAVAILABLE, "the server is shutting down");
     pthread_mutex_unlock(&mu_);
-    if (msg[0]) {
+    if (st != DS_OK) {
+        atomic_store(&c->queued, false);
+        unref_call(c); /* never the last: the receive batch holds one */
         release_request(c);
-        fail_call(c, quitting ? DS_UNAVAILABLE : DS_QUEUE_FULL, msg);
+        fail_call(c, e.status == DS_QUEUE_FULL ? DS_QUEUE_FULL : DS_UNAVAILABLE, e.message);
     }
 }
 
@@ -996,8 +885,9 @@ static void on_close(call_t *c, int ok)
         const char *why = late ? "deadline exceeded" : "cancelled by the client";
         ds_cancel_fire(c->cancel, why);
         /* A call still waiting for a worker is dropped now: it never runs and frees its slot at once. */
+        /* Under mu_: the pool is not destroyed meanwhile (stop_workers takes it away under mu_). */
         pthread_mutex_lock(&mu_);
-        bool dropped = queue_remove(c);
+        bool dropped = pool_ && atomic_load(&c->queued) && ds_pool_cancel(pool_, c->group, c);
         pthread_mutex_unlock(&mu_);
         if (dropped) {
             answer_unrun(c, DS_CANCELLED, why);
@@ -1093,36 +983,18 @@ static void *poll_loop(void *arg)
  * answered UNAVAILABLE without running, and the running commands finish
  * (DuckDB must not close under them) before the workers are joined.
  */
+/* Answers the calls still queued UNAVAILABLE, lets the running commands finish and joins the workers. */
 static void stop_workers(void)
 {
+    if (!pool_)
+        return;
+    ds_pool_drop_queued(pool_, call_dropped);
+    ds_pool_shutdown(pool_); /* joins the workers; their calls take mu_ at the end, so not under it */
     pthread_mutex_lock(&mu_);
-    workers_quit_ = true;
-    call_t *waiting = queue_head_;
-    for (call_t *c = waiting; c; c = c->queue_next) {
-        c->queued = false;
-        c->caller->queued--;
-    }
-    queue_head_ = queue_tail_ = NULL;
-    n_queued_ = 0;
-    pthread_cond_broadcast(&qcv_);
+    ds_pool_t *p = pool_;
+    pool_ = NULL;
     pthread_mutex_unlock(&mu_);
-    while (waiting) {
-        call_t *c = waiting;
-        waiting = c->queue_next;
-        c->queue_next = NULL;
-        answer_unrun(c, DS_UNAVAILABLE, "the server is shutting down before the command started");
-        unref_call(c); /* the pool's reference */
-    }
-    for (int i = 0; i < n_workers_; i++)
-        pthread_join(workers_[i], NULL);
-    n_workers_ = 0;
-    free(workers_);
-    workers_ = NULL;
-    pthread_mutex_lock(&mu_);
-    free(callers_);
-    callers_ = NULL;
-    n_callers_ = 0;
-    pthread_mutex_unlock(&mu_);
+    ds_pool_destroy(&p);
 }
 
 /* Destroys a server no poller serves (a failed start): drains the queue on this thread. */
@@ -1201,39 +1073,18 @@ ds_status_t ds_grpc_start(const ds_config_t *cfg, ds_err_t *err)
         return ds_err_set(err, DS_UNAVAILABLE, "gRPC: cannot listen on %s (address in use or not permitted)",
                           cfg->grpc_addr);
     }
-    n_workers_ = 0;
-    workers_quit_ = false;
-    running_ = 0;
-    n_queued_ = 0;
-    queue_head_ = queue_tail_ = NULL;
-    queue_size_ = (int)cfg->grpc_queue;
     /* A caller's share, rounded down but never below one worker (and one waiting call when there is a queue). */
-    worker_cap_ = (int)(cfg->grpc_workers * cfg->grpc_caller_share / 100);
-    if (worker_cap_ < 1)
-        worker_cap_ = 1;
-    caller_queue_cap_ = (int)(cfg->grpc_queue * cfg->grpc_caller_share / 100);
-    if (caller_queue_cap_ < 1 && cfg->grpc_queue > 0)
-        caller_queue_cap_ = 1;
-    n_callers_ = (int)(cfg->grpc_workers + cfg->grpc_queue);
-    callers_ = calloc((size_t)n_callers_, sizeof(*callers_));
-    workers_ = calloc((size_t)cfg->grpc_workers, sizeof(*workers_));
-    if (!callers_ || !workers_) {
-        free(callers_);
-        free(workers_);
-        callers_ = NULL;
-        workers_ = NULL;
+    int64_t worker_cap = cfg->grpc_workers * cfg->grpc_caller_share / 100;
+    int64_t caller_queue_cap = cfg->grpc_queue * cfg->grpc_caller_share / 100;
+    if (caller_queue_cap < 1 && cfg->grpc_queue > 0)
+        caller_queue_cap = 1;
+    pool_ = ds_pool_create((int)cfg->grpc_workers, worker_cap < 1 ? 1 : (int)worker_cap, "grpc-work", err);
+    if (!pool_) {
         destroy_unstarted();
-        return ds_err_set(err, DS_INTERNAL, "gRPC: out of memory");
+        return err->status;
     }
-    for (; n_workers_ < cfg->grpc_workers; n_workers_++)
-        if (pthread_create(&workers_[n_workers_], NULL, worker_loop, NULL) != 0)
-            break;
-    if (n_workers_ < cfg->grpc_workers) {
-        stop_workers();
-        destroy_unstarted();
-        return ds_err_set(err, DS_INTERNAL, "gRPC: cannot start %lld worker threads",
-                          (long long)cfg->grpc_workers);
-    }
+    ds_pool_set_bounds(pool_, cfg->grpc_queue, caller_queue_cap, "DUCKSTORE_GRPC_WORKERS and DUCKSTORE_GRPC_QUEUE",
+                       "DUCKSTORE_GRPC_CALLER_SHARE");
     grpc_server_start(server_);
     for (int i = 0; i < DS_GRPC_PENDING; i++)
         request_new();
@@ -1282,7 +1133,7 @@ void ds_grpc_stop(void)
         grpc_server_cancel_all_calls(server_);
     }
     pthread_mutex_lock(&mu_);
-    while (!shutdown_done_ || running_ > 0 || calls_ > 0)
+    while (!shutdown_done_ || calls_ > 0)
         pthread_cond_wait(&cv_, &mu_);
     pthread_mutex_unlock(&mu_);
 

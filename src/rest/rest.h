@@ -26,6 +26,7 @@
 #include <jansson.h>
 #include <stdbool.h>
 #include <stddef.h>
+#include <sys/socket.h>
 
 #include "cmd/cmd.h"
 #include "core/buf.h"
@@ -103,6 +104,16 @@ typedef struct {
 ds_status_t ds_rest_start(const ds_config_t *cfg, ds_err_t *err);
 /* Stops accepting, waits for in-flight requests, frees the server. */
 void ds_rest_stop(void);
+/*
+ * For harnesses (tests/fuzz/fuzz_rest.c): the same server without a
+ * listening socket; ds_rest_add_connection hands it one connected socket
+ * (taken over: the server closes it) as if accepted from peer.
+ * ds_rest_connections counts the connections it still holds (0 once every
+ * one was closed and its request state freed).
+ */
+ds_status_t ds_rest_start_unlistened(const ds_config_t *cfg, ds_err_t *err);
+ds_status_t ds_rest_add_connection(int fd, const struct sockaddr *peer, socklen_t peer_len, ds_err_t *err);
+int64_t ds_rest_connections(void);
 
 /*
  * Route tables, one per area, each owned by its file: core (routes.c), table

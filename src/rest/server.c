@@ -95,8 +95,12 @@ typedef struct {
     struct MHD_Response *answer; /* computed answer, queued on the next callback */
     unsigned answer_status;
     bool answer_ready;
+    bool logged; /* counted and logged (send_answer, or on_completed for one never answered) */
     atomic_bool busy; /* a job runs for this request; the connection is suspended */
+    ds_park_t park;   /* a handler route's request waits for a write slot without a worker */
+    atomic_int phase; /* PHASE_*: the hand-over between a parked job and its grant */
     char group[48]; /* fairness group: "p/<project>", "k/<key hash>" or "-" */
+    int fd;         /* the connection's socket (read-only peeks from workers), or -1 */
     bool nul_in_url;    /* the URL decodes to a NUL byte: refused before anything runs */
     ds_idem_t *idem;    /* a write with an Idempotency-Key, until its answer is built */
     char request_id[40];
@@ -216,6 +220,7 @@ static void build_error(req_state_t *rs, const ds_err_t *err)
 static enum MHD_Result send_answer(req_state_t *rs, struct MHD_Connection *conn)
 {
     rs->answer_ready = false;
+    rs->logged = true;
     const char *route = rs->route ? rs->route->pattern : "unmatched";
     double secs = elapsed_s(&rs->start);
     if (!rs->answer) {
@@ -381,11 +386,14 @@ static void compute(req_state_t *rs)
         return;
     }
     ds_status_t st = rs->route->handler(req, &resp);
-    if (st != DS_OK) {
+    if (st != DS_OK || rs->park.parked) {
         json_decref(resp.json);
         free(resp.raw);
         if (resp.fd > 0)
             close(resp.fd);
+        /* Parked (even if the handler went on regardless): no answer yet; it runs again when granted. */
+        if (rs->park.parked)
+            return;
         if (err->status == DS_OK)
             ds_err_set(err, st, "%s", ds_status_code(st));
         build_error(rs, err);
@@ -394,12 +402,102 @@ static void compute(req_state_t *rs)
     build_answer(rs, resp.status ? resp.status : 200, &resp);
 }
 
+/*
+ * Parking hand-over: a job that parked its request moves RUNNING -> PARKED
+ * and leaves; the grant, finding PARKED, queues the job again. A grant that
+ * comes while the job is still unwinding finds RUNNING and leaves GRANTED, and
+ * the job, failing its move to PARKED, runs the request again itself.
+ */
+enum { PHASE_RUNNING, PHASE_PARKED, PHASE_GRANTED };
+
+/* Requests parked now (at least): ds_rest_stop waits for them before it stops the event loops. */
+static atomic_int n_parked;
+static pthread_mutex_t parked_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t parked_cond = PTHREAD_COND_INITIALIZER;
+
+static void parked_done(void)
+{
+    pthread_mutex_lock(&parked_lock);
+    atomic_fetch_sub(&n_parked, 1);
+    pthread_cond_broadcast(&parked_cond);
+    pthread_mutex_unlock(&parked_lock);
+}
+
+static void job_final(void *arg);
+
+/* Ends a request's work: the connection gets the answer (any thread). */
+static void finish_job(req_state_t *rs)
+{
+    /*
+     * The answer is built: the command's holds (project pin, write slots,
+     * results) go now, not when a slow client has read the answer. A download
+     * streams from its open fd and needs none of them.
+     */
+    ds_arena_run_hooks(rs->req.ctx.arena);
+    ds_cmd_park_release(&rs->park);
+    atomic_store(&rs->busy, false);
+    MHD_resume_connection(rs->mconn);
+}
+
+/* The write slot a parked request waited for is held now (called by the queue, any thread). */
+static void on_slot_granted(void *arg)
+{
+    req_state_t *rs = arg;
+    int expect = PHASE_RUNNING;
+    if (atomic_compare_exchange_strong(&rs->phase, &expect, PHASE_GRANTED))
+        return;
+    atomic_store(&rs->phase, PHASE_RUNNING);
+    /* First in its project's line: it holds a slot others of the project may wait for. */
+    ds_err_t e = {0};
+    if (ds_pool_submit_first(pool, rs->group, job_final, rs, &e) != DS_OK) {
+        /* The server stops: answered with that, its slots let go (which may grant the next one). */
+        rs->req.ctx.err = e;
+        build_error(rs, &rs->req.ctx.err);
+        finish_job(rs);
+    }
+    parked_done();
+}
+
+/*
+ * True when the client has closed the connection (end of stream or reset)
+ * while its request waited: nobody would read the answer. A client that
+ * only half-closes after its request would look the same; HTTP/1.1 clients
+ * do not, and its request is then refused like one whose client left.
+ */
+static bool client_gone(const req_state_t *rs)
+{
+    if (rs->fd < 0)
+        return false;
+    char c;
+    ssize_t n = recv(rs->fd, &c, 1, MSG_PEEK | MSG_DONTWAIT);
+    return n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR);
+}
+
 static void job_final(void *arg)
 {
     req_state_t *rs = arg;
-    compute(rs);
-    atomic_store(&rs->busy, false);
-    MHD_resume_connection(rs->mconn);
+    for (;;) {
+        rs->park.parked = false;
+        if (!rs->route->stream && client_gone(rs)) {
+            /* Its work would be lost: a burst of clients that gave up does not keep the workers busy. */
+            ds_err_set(&rs->req.ctx.err, DS_CANCELLED, "the client closed the connection before its request ran");
+            build_error(rs, &rs->req.ctx.err);
+            break;
+        }
+        compute(rs);
+        if (!rs->park.parked)
+            break;
+        /* Parked: nothing but the slots is held while the request waits without a worker. */
+        ds_arena_run_hooks(rs->req.ctx.arena);
+        ds_err_clear(&rs->req.ctx.err);
+        int expect = PHASE_RUNNING;
+        atomic_fetch_add(&n_parked, 1); /* before the move: the count is never below the truth */
+        if (atomic_compare_exchange_strong(&rs->phase, &expect, PHASE_PARKED))
+            return;
+        atomic_fetch_sub(&n_parked, 1);
+        atomic_store(&rs->phase, PHASE_RUNNING);
+    }
+    finish_job(rs);
 }
 
 static void job_stream(void *arg)
@@ -524,6 +622,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         }
         make_request_id(rs, conn);
         rs->mconn = conn;
+        rs->fd = c ? c->fd : -1;
         rs->req.ctx.request_id = rs->request_id;
         rs->req.ctx.key = ds_rest_presented_key(conn);
         rs->req.method = ds_arena_strdup(rs->req.ctx.arena, method);
@@ -538,6 +637,12 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         }
         rs->route = ds_rest_match(method, rs->req.path, &rs->req, &rs->method_mismatch);
         set_group(rs);
+        /* Handler routes run their command from the start when resumed; streaming ones consume their body. */
+        if (rs->route && !rs->route->stream) {
+            rs->park.resume_cb = on_slot_granted;
+            rs->park.arg = rs;
+            rs->req.ctx.park = &rs->park;
+        }
         const char *cl = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Content-Length");
         if (cl && strtoll(cl, NULL, 10) > max_body && !(rs->route && rs->route->stream))
             rs->too_large = true;
@@ -593,6 +698,13 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
     req_state_t *rs = *con_cls;
     if (!rs)
         return;
+    if (!rs->logged) {
+        /* The connection ended before its answer went out: the client left (nginx's 499). */
+        const char *route = rs->route ? rs->route->pattern : "unmatched";
+        double secs = elapsed_s(&rs->start);
+        ds_metrics_request("http", rs->req.method, route, 499, secs);
+        ds_log_request(rs->request_id, rs->req.method, route, 499, secs * 1000.0, rs->req.ctx.project_id, "http");
+    }
     ds_buf_free(&rs->body);
     ds_buf_free(&rs->pending);
     if (rs->answer)
@@ -730,6 +842,56 @@ static int64_t connections_that_fit(int64_t wanted)
     return wanted;
 }
 
+/*
+ * Starts the workers, the sweeper and the daemon. ss NULL: no listening
+ * socket (connections come only through ds_rest_add_connection).
+ */
+static ds_status_t start_server(const ds_config_t *cfg, unsigned flags, int port, const struct sockaddr_storage *ss,
+                                ds_err_t *err)
+{
+    max_body = cfg->max_json_bytes;
+    header_timeout_s = cfg->header_timeout;
+    id_salt = (unsigned long long)time(NULL) * 2654435761ull ^ (unsigned long long)getpid();
+    int64_t max_conns = connections_that_fit(cfg->max_connections);
+    pool = ds_pool_create((int)cfg->http_workers, (int)cfg->http_project_workers, "http-work", err);
+    if (!pool)
+        return err->status;
+    sweeper_stop = false;
+    if (pthread_create(&sweeper, NULL, sweeper_main, NULL) != 0) {
+        ds_pool_destroy(&pool);
+        return ds_err_set(err, DS_INTERNAL, "cannot start the HTTP connection sweeper thread");
+    }
+    sweeper_running = true;
+    pthread_setname_np(sweeper, "http-sweep");
+    /* A pool of one thread is no pool: libmicrohttpd then runs the single event loop itself. */
+    unsigned pool_size = cfg->http_threads > 1 ? (unsigned)cfg->http_threads : 0;
+    if (!ss)
+        flags |= MHD_USE_NO_LISTEN_SOCKET | MHD_USE_ITC;
+    daemon_ = MHD_start_daemon(
+        flags, (uint16_t)port, NULL, NULL, on_request, NULL, MHD_OPTION_EXTERNAL_LOGGER, on_mhd_error, NULL,
+        MHD_OPTION_NOTIFY_COMPLETED, on_completed, NULL, MHD_OPTION_NOTIFY_CONNECTION, on_connection, NULL,
+        MHD_OPTION_CONNECTION_LIMIT, (unsigned)max_conns, MHD_OPTION_PER_IP_CONNECTION_LIMIT,
+        (unsigned)cfg->max_connections_per_ip, MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)cfg->idle_timeout,
+        MHD_OPTION_THREAD_POOL_SIZE, pool_size, MHD_OPTION_LISTEN_BACKLOG_SIZE, (unsigned)4096,
+        MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)CONN_MEMORY, MHD_OPTION_UNESCAPE_CALLBACK, unescape_url, NULL,
+        ss ? MHD_OPTION_SOCK_ADDR : MHD_OPTION_END, ss, MHD_OPTION_END);
+    if (!daemon_) {
+        ds_rest_stop();
+        return ds_err_set(err, DS_UNAVAILABLE, "cannot listen on %s (address in use or not permitted)",
+                          cfg->http_addr);
+    }
+    ds_metrics_gauge("duckstore_http_connections", "Open HTTP connections.", gauge_connections, NULL);
+    ds_metrics_gauge("duckstore_http_requests_queued", "HTTP requests waiting for a worker.", gauge_queued, NULL);
+    ds_metrics_gauge("duckstore_http_workers_busy", "HTTP workers running a request.", gauge_busy, NULL);
+    ds_log(DS_LOG_INFO,
+           "http: %lld event-loop thread(s), %lld workers (at most %lld per project), up to %lld connections "
+           "(%lld per address)",
+           (long long)(pool_size ? pool_size : 1), (long long)cfg->http_workers,
+           (long long)(cfg->http_project_workers < cfg->http_workers ? cfg->http_project_workers : cfg->http_workers),
+           (long long)max_conns, (long long)cfg->max_connections_per_ip);
+    return DS_OK;
+}
+
 ds_status_t ds_rest_start(const ds_config_t *cfg, ds_err_t *err)
 {
     char host[256];
@@ -751,57 +913,44 @@ ds_status_t ds_rest_start(const ds_config_t *cfg, ds_err_t *err)
     } else {
         return ds_err_set(err, DS_INVALID_ARGUMENT, "DUCKSTORE_HTTP_ADDR: \"%s\" is not an IP address", host);
     }
-    max_body = cfg->max_json_bytes;
-    header_timeout_s = cfg->header_timeout;
-    id_salt = (unsigned long long)time(NULL) * 2654435761ull ^ (unsigned long long)getpid();
-    int64_t max_conns = connections_that_fit(cfg->max_connections);
-    pool = ds_pool_create((int)cfg->http_workers, (int)cfg->http_project_workers, "http-work", err);
-    if (!pool)
-        return err->status;
-    sweeper_stop = false;
-    if (pthread_create(&sweeper, NULL, sweeper_main, NULL) != 0) {
-        ds_pool_destroy(&pool);
-        return ds_err_set(err, DS_INTERNAL, "cannot start the HTTP connection sweeper thread");
-    }
-    sweeper_running = true;
-    pthread_setname_np(sweeper, "http-sweep");
-    /* A pool of one thread is no pool: libmicrohttpd then runs the single event loop itself. */
-    unsigned pool_size = cfg->http_threads > 1 ? (unsigned)cfg->http_threads : 0;
-    daemon_ = MHD_start_daemon(
-        flags, (uint16_t)port, NULL, NULL, on_request, NULL, MHD_OPTION_EXTERNAL_LOGGER, on_mhd_error, NULL,
-        MHD_OPTION_SOCK_ADDR, &ss, MHD_OPTION_NOTIFY_COMPLETED, on_completed, NULL, MHD_OPTION_NOTIFY_CONNECTION,
-        on_connection, NULL, MHD_OPTION_CONNECTION_LIMIT, (unsigned)max_conns, MHD_OPTION_PER_IP_CONNECTION_LIMIT,
-        (unsigned)cfg->max_connections_per_ip, MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)cfg->idle_timeout,
-        MHD_OPTION_THREAD_POOL_SIZE, pool_size, MHD_OPTION_LISTEN_BACKLOG_SIZE, (unsigned)4096,
-        MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)CONN_MEMORY, MHD_OPTION_UNESCAPE_CALLBACK, unescape_url, NULL,
-        MHD_OPTION_END);
-    if (!daemon_) {
-        ds_rest_stop();
-        return ds_err_set(err, DS_UNAVAILABLE, "cannot listen on %s (address in use or not permitted)",
-                          cfg->http_addr);
-    }
-    ds_metrics_gauge("duckstore_http_connections", "Open HTTP connections.", gauge_connections, NULL);
-    ds_metrics_gauge("duckstore_http_requests_queued", "HTTP requests waiting for a worker.", gauge_queued, NULL);
-    ds_metrics_gauge("duckstore_http_workers_busy", "HTTP workers running a request.", gauge_busy, NULL);
-    ds_log(DS_LOG_INFO,
-           "http: %lld event-loop thread(s), %lld workers (at most %lld per project), up to %lld connections "
-           "(%lld per address)",
-           (long long)(pool_size ? pool_size : 1), (long long)cfg->http_workers,
-           (long long)(cfg->http_project_workers < cfg->http_workers ? cfg->http_project_workers : cfg->http_workers),
-           (long long)max_conns, (long long)cfg->max_connections_per_ip);
+    return start_server(cfg, flags, port, &ss, err);
+}
+
+ds_status_t ds_rest_start_unlistened(const ds_config_t *cfg, ds_err_t *err)
+{
+    return start_server(cfg, MHD_USE_EPOLL_INTERNAL_THREAD | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG, 0, NULL,
+                        err);
+}
+
+ds_status_t ds_rest_add_connection(int fd, const struct sockaddr *peer, socklen_t peer_len, ds_err_t *err)
+{
+    if (!daemon_ || MHD_add_connection(daemon_, fd, peer, peer_len) != MHD_YES)
+        return ds_err_set(err, DS_UNAVAILABLE, "the HTTP server did not take the connection");
     return DS_OK;
 }
+
+int64_t ds_rest_connections(void) { return gauge_connections(NULL); }
 
 void ds_rest_stop(void)
 {
     /*
      * Order matters: stop accepting; let every queued and running request
-     * finish and resume its connection (later ones are refused with 503);
-     * only then stop the event loops, which must find no suspended connection.
+     * finish and resume its connection (later ones are refused with 503), and
+     * every parked one be answered; only then stop the event loops, which
+     * must find no suspended connection.
      */
     if (daemon_)
         MHD_quiesce_daemon(daemon_);
     ds_pool_shutdown(pool);
+    /*
+     * A parked request's connection is suspended too: its grant comes when
+     * the slot's holder (a gRPC call, say) leaves, and, the pool refusing it
+     * now, answers it 503 and resumes it.
+     */
+    pthread_mutex_lock(&parked_lock);
+    while (atomic_load(&n_parked) > 0)
+        pthread_cond_wait(&parked_cond, &parked_lock);
+    pthread_mutex_unlock(&parked_lock);
     if (daemon_) {
         MHD_stop_daemon(daemon_);
         daemon_ = NULL;

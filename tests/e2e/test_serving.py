@@ -8,6 +8,7 @@ exercised separately from the total.
 """
 
 import http.client
+import json
 import re
 import resource
 import socket
@@ -18,7 +19,7 @@ import time
 import pytest
 
 from data_helpers import Proj, csv_text
-from e2e_lib import create_project, expect, get_metrics, project_api
+from e2e_lib import create_project, expect, expect_error, get_metrics, project_api
 
 HEADER_TIMEOUT = 3
 IDLE_TIMEOUT = 30
@@ -247,7 +248,9 @@ def test_long_imports_in_one_project_do_not_delay_another(server_factory):
         m = get_metrics(admin)
         # The /metrics request itself holds one worker while it renders.
         busy.append(next(v for n, _, v in m if n == "duckstore_http_workers_busy") - 1)
-        queued.append(next(v for n, _, v in m if n == "duckstore_http_requests_queued"))
+        # Waiting without a thread: in the pool's queue for a worker, or parked in the table's write queue.
+        queued.append(next(v for n, _, v in m if n == "duckstore_http_requests_queued") +
+                      next(v for n, _, v in m if n == "duckstore_queue_waiting"))
     for t in ts:
         t.join(120)
     flood_secs = max(t for t, _ in done) - started
@@ -263,9 +266,9 @@ def test_long_imports_in_one_project_do_not_delay_another(server_factory):
     assert max(reads) < min(1.5, flood_secs / 4), f"reads of another project took up to {max(reads):.2f}s: {reads}"
     assert statistics.median(health) < 0.050, f"/health during the flood: {health}"
     # The flood's project never held more than its 2 workers; the rest of its requests waited
-    # in its queue without a thread.
+    # without a thread (for a worker, or parked for the table's write slot).
     assert max(busy) <= 2, f"workers busy during the flood (besides /metrics): {busy}"
-    assert max(queued) >= 1, f"the flood never queued: {queued}"
+    assert max(queued) >= 1, f"the flood never waited: {queued}"
 
 
 STRICT_LINE = re.compile(
@@ -339,3 +342,183 @@ def test_junk_methods_neither_corrupt_metrics_nor_add_series(server_factory):
     samples = get_metrics(admin)
     junk = sum(v for n, l, v in samples if n == "duckstore_http_requests_total" and l.get("method") == "other")
     assert junk >= len(methods) * 2, f"junk requests not counted under method=\"other\": {junk}"
+
+
+def read_http_head(s):
+    """Reads from s until the end of an HTTP response's headers; returns (head, body bytes read so far)."""
+    got = b""
+    while b"\r\n\r\n" not in got:
+        chunk = s.recv(65536)
+        assert chunk, f"connection closed before the headers: {got!r}"
+        got += chunk
+    head, _, rest = got.partition(b"\r\n\r\n")
+    return head, rest
+
+
+def test_a_stalled_download_does_not_hold_up_a_project_delete(server_factory):
+    """A download streams from its open file: it lets go of its project at once, so deleting the
+    project neither waits for a client that stopped reading nor cuts the download short."""
+    server = server_factory(env=serving_env())
+    admin = server.api()
+    p = Proj(server, admin, "dl")
+    content = bytes(range(256)) * (32 * 1024)  # 8 MiB: far more than the socket buffers hold
+    fid = p.upload("big.bin", content)["id"]
+
+    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    s.settimeout(10)
+    s.connect(("127.0.0.1", server.port))
+    try:
+        s.sendall(f"GET /projects/dl/files/{fid}/download HTTP/1.1\r\nHost: x\r\n"
+                  f"Authorization: Bearer {p.key}\r\nConnection: close\r\n\r\n".encode())
+        head, body = read_http_head(s)
+        assert head.startswith(b"HTTP/1.1 200"), head
+        # The client now stops reading with most of the file unsent.
+        t0 = time.monotonic()
+        r = admin.delete("/projects/dl")
+        took = time.monotonic() - t0
+        assert r.status_code == 204, f"delete during a stalled download: {r.status_code} {r.text}"
+        assert took < 5, f"the delete waited {took:.1f}s for a download"
+        expect(admin.get("/projects/dl"), 404)
+        # The download still delivers every byte of the file it opened.
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1 << 20)
+        while True:
+            chunk = s.recv(1 << 20)
+            if not chunk:
+                break
+            body += chunk
+        assert body == content, f"download after the delete: {len(body)} of {len(content)} bytes"
+    finally:
+        s.close()
+
+
+def test_a_delete_gives_up_on_a_request_that_outlasts_its_wait(server_factory):
+    """An upload whose client is slow keeps its project in use; the delete waits at most
+    DUCKSTORE_DELETE_WAIT, then answers 409 naming why and leaves the project as it was."""
+    server = server_factory(env=serving_env(DUCKSTORE_DELETE_WAIT=2))
+    admin = server.api()
+    p = Proj(server, admin, "slowup")
+    p.create_table("t", ["id"])
+    total = 200_000
+    s = socket.create_connection(("127.0.0.1", server.port), timeout=10)
+    try:
+        s.sendall(f"POST /projects/slowup/files?name=slow.bin HTTP/1.1\r\nHost: x\r\n"
+                  f"Authorization: Bearer {p.key}\r\nContent-Type: application/octet-stream\r\n"
+                  f"Content-Length: {total}\r\nConnection: close\r\n\r\n".encode() + b"a" * 1000)
+        time.sleep(0.5)  # the upload has begun (and been authorized) with its first bytes
+        t0 = time.monotonic()
+        r = admin.delete("/projects/slowup")
+        took = time.monotonic() - t0
+        expect_error(r, 409, "conflict", ["slowup", "still used", "DUCKSTORE_DELETE_WAIT"])
+        assert 1.5 < took < 8, f"the delete gave up after {took:.1f}s (wait 2s)"
+        # Nothing changed: the project, its table and the upload all go on.
+        expect(admin.get("/projects/slowup"), 200)
+        p.table("t")
+        s.sendall(b"a" * (total - 1000))
+        head, _ = read_http_head(s)
+        assert head.startswith(b"HTTP/1.1 201"), head
+    finally:
+        s.close()
+    assert [f["name"] for f in p.files()] == ["slow.bin"]
+    expect(admin.delete("/projects/slowup"), 204)
+    expect(admin.get("/projects/slowup"), 404)
+
+
+def test_writers_waiting_for_a_table_hold_no_worker(server_factory):
+    """Twelve imports into one table queue for its write slot on a server with 4 workers, all of
+    which one project may use. The waiting imports are parked without a thread, so reads of the
+    same project still answer at once, and every import runs, one after the other."""
+    workers = 4
+    server = server_factory(env=serving_env(DUCKSTORE_HTTP_WORKERS=workers,
+                                            DUCKSTORE_HTTP_PROJECT_WORKERS=workers))
+    admin = server.api()
+    p = Proj(server, admin, "queued")
+    p.create_table("big", ["id", "payload"])
+    p.create_table("small", ["id", "v"])
+    rows = 60_000
+    data = csv_text([[str(i), "x" * 40] for i in range(rows)], header=["id", "payload"])
+    fid = p.upload("in/big.csv", data)["id"]
+
+    n_writers = 3 * workers
+    done = []
+
+    def writer(i):
+        r = p.api.post(p.tpath("big") + "/import/file", {"file_id": fid, "incremental": True})
+        done.append(r.status_code)
+
+    ts = [threading.Thread(target=writer, args=(i,), daemon=True) for i in range(n_writers)]
+    for t in ts:
+        t.start()
+    # Wait until the writers stand in the table's queue.
+    waiting = 0
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline and waiting < workers - 1:
+        waiting = next(v for n, _, v in get_metrics(admin) if n == "duckstore_queue_waiting")
+        time.sleep(0.02)
+    assert waiting >= workers - 1, f"only {waiting} writers queued"
+
+    reads, busy, queued = [], [], []
+    while any(t.is_alive() for t in ts) and len(reads) < 30:
+        t0 = time.monotonic()
+        expect(p.api.get(p.tpath("small")), 200)
+        reads.append(time.monotonic() - t0)
+        time.sleep(0.05)  # a worker counts as busy until just after its answer went out
+        m = get_metrics(admin)
+        queued.append(next(v for n, _, v in m if n == "duckstore_queue_waiting"))
+        busy.append(next(v for n, _, v in m if n == "duckstore_http_workers_busy") - 1)  # less /metrics
+    for t in ts:
+        t.join(120)
+    assert done.count(200) == n_writers, f"imports: {done}"
+    assert len(reads) >= 5, f"only {len(reads)} reads while the writers waited"
+    assert statistics.median(reads) < 0.2, f"reads of the same project: {reads}"
+    # More writers waited than there are workers, yet their project's workers were not all busy:
+    # one imports, and at a hand-over the next one starts while the last is finishing. (Blocked
+    # writers would hold all 4.) Reads of their project did not queue behind them.
+    assert max(queued) > workers, f"queued writers seen: {queued}"
+    assert max(busy) <= 2, f"workers busy besides /metrics while writers waited: {busy}"
+    t = p.table("big")
+    assert t["rows"] == n_writers * rows, t
+
+
+def test_requests_whose_clients_left_before_they_ran_are_not_run(server_factory):
+    """Clients that send a request and hang up while it waits for a worker (a burst of impatient
+    clients) cost no work: their requests are dropped when their turn comes (logged 499), so the
+    workers serve the clients still waiting."""
+    server = server_factory(env=serving_env(DUCKSTORE_HTTP_WORKERS=1, DUCKSTORE_HTTP_PROJECT_WORKERS=1))
+    admin = server.api()
+    p = Proj(server, admin, "gone")
+    p.create_table("big", ["id", "payload"])
+    p.create_table("small", ["id", "v"])
+    big = p.upload("in/big.csv", csv_text([[str(i), "x" * 40] for i in range(400_000)],
+                                          header=["id", "payload"]))["id"]
+    small = p.upload("in/small.csv", csv_text([["1", "a"], ["2", "b"]], header=["id", "v"]))["id"]
+    done = {}
+
+    def long_import():
+        t0 = time.monotonic()
+        done["status"] = p.api.post(p.tpath("big") + "/import/file", {"file_id": big}).status_code
+        done["secs"] = time.monotonic() - t0
+
+    t = threading.Thread(target=long_import, daemon=True)
+    t.start()
+    time.sleep(0.3)  # the import holds the only worker
+    body = json.dumps({"file_id": small, "incremental": True}).encode()
+    for _ in range(5):
+        s = socket.create_connection(("127.0.0.1", server.port), timeout=10)
+        s.sendall(f"POST {p.tpath('small')}/import/file HTTP/1.1\r\nHost: x\r\n"
+                  f"Authorization: Bearer {p.key}\r\nContent-Type: application/json\r\n"
+                  f"Content-Length: {len(body)}\r\n\r\n".encode() + body)
+        time.sleep(0.1)  # the request reached the server's queue; then its client hangs up
+        s.close()
+    t.join(120)
+    assert done.get("status") == 200, done
+    assert done["secs"] > 0.6, f"the long import took only {done['secs']:.2f}s; make it heavier"
+    # A request after them is served (the worker is free again), and none of theirs ran.
+    deadline = time.monotonic() + 10
+    dropped = []
+    while time.monotonic() < deadline and len(dropped) < 5:
+        dropped = [r for r in server.request_records()
+                   if r.get("route", "").endswith("/import/file") and r.get("status") == 499]
+        time.sleep(0.1)
+    assert len(dropped) == 5, f"requests of clients that left: {[(r['route'][-12:], r['status'], r['duration_ms']) for r in server.request_records()]}"
+    assert p.table("small")["rows"] == 0

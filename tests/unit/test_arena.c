@@ -92,3 +92,30 @@ Test(arena, a_result_built_with_a_failed_allocation_is_a_503)
     cr_assert_eq(ds_be_table_get(&be, &call, "in.c-b", "t", &t), DS_UNAVAILABLE);
     cr_assert(strstr(err.message, "out of memory") != NULL, "%s", err.message);
 }
+
+static char order[16];
+static void note(void *p)
+{
+    size_t n = strlen(order);
+    order[n] = *(const char *)p;
+    order[n + 1] = '\0';
+}
+
+Test(arena, hooks_run_early_once_and_the_memory_stays)
+{
+    order[0] = '\0';
+    char *kept = ds_arena_strdup(a, "kept");
+    ds_arena_on_destroy(a, note, "a");
+    ds_arena_on_destroy(a, note, "b");
+    ds_arena_run_hooks(a);
+    /* Reverse order of registration, as at destroy. */
+    cr_assert_str_eq(order, "ba");
+    cr_assert_str_eq(kept, "kept");
+    /* Run again: nothing left to run. A hook added afterwards runs at destroy only. */
+    ds_arena_run_hooks(a);
+    cr_assert_str_eq(order, "ba");
+    ds_arena_on_destroy(a, note, "c");
+    ds_arena_destroy(&a);
+    cr_assert_str_eq(order, "bac");
+    ds_arena_run_hooks(NULL);
+}

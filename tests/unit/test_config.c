@@ -72,6 +72,7 @@ Test(config, defaults_match_the_documented_values)
     cr_assert_eq(cfg.http_project_workers, 8);
     cr_assert_eq(cfg.header_timeout, 10);
     cr_assert_eq(cfg.idle_timeout, 60);
+    cr_assert_eq(cfg.delete_wait, 60);
     cr_assert_eq(cfg.grpc_max_recv_bytes, 16LL << 20);
     cr_assert_eq(cfg.grpc_max_send_bytes, 64LL << 20);
     cr_assert_eq(cfg.grpc_workers, 16);

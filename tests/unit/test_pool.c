@@ -144,3 +144,80 @@ Test(pool, share_is_clamped_and_destroy_accepts_null)
     ds_pool_destroy(&p);
     ds_pool_destroy(NULL);
 }
+
+Test(pool, a_job_submitted_first_goes_before_its_group_but_takes_turns)
+{
+    ds_err_t err = {0};
+    ds_pool_t *p = ds_pool_create(1, 1, "t", &err);
+    cr_assert_not_null(p);
+    gate_t g;
+    gate_init(&g);
+    job_arg_t blocker = {&g, 50, false};
+    cr_assert_eq(ds_pool_submit(p, "x", gated_job, &blocker, &err), DS_OK);
+    wait_started(&g, 1);
+    job_arg_t a[3], b = {&g, 10, false}, urgent = {&g, 99, true};
+    for (int i = 0; i < 3; i++) {
+        a[i] = (job_arg_t){&g, i, true};
+        cr_assert_eq(ds_pool_submit(p, "a", gated_job, &a[i], &err), DS_OK);
+    }
+    cr_assert_eq(ds_pool_submit(p, "b", gated_job, &b, &err), DS_OK);
+    cr_assert_eq(ds_pool_submit_first(p, "a", gated_job, &urgent, &err), DS_OK);
+    gate_open(&g);
+    ds_pool_destroy(&p);
+    int want[] = {50, 99, 10, 0, 1, 2};
+    cr_assert_eq(atomic_load(&g.n_order), 6);
+    for (int i = 0; i < 6; i++)
+        cr_assert_eq(g.order[i], want[i], "position %d: job %d ran, expected %d", i, g.order[i], want[i]);
+}
+
+static atomic_int dropped_;
+static void count_dropped(void *arg)
+{
+    (void)arg;
+    atomic_fetch_add(&dropped_, 1);
+}
+
+Test(pool, bounds_refuse_what_would_wait_beyond_them_and_queued_jobs_can_be_cancelled_or_dropped)
+{
+    ds_err_t err = {0};
+    /* 2 workers, a group runs at most 1; 3 may wait in all, 1 per group. */
+    ds_pool_t *p = ds_pool_create(2, 1, "t", &err);
+    cr_assert_not_null(p);
+    ds_pool_set_bounds(p, 3, 1, "QUEUE_SETTING", "SHARE_SETTING");
+    gate_t g;
+    gate_init(&g);
+    job_arg_t a[3], b[2], c[2];
+    for (int i = 0; i < 3; i++)
+        a[i] = (job_arg_t){&g, i, true};
+    for (int i = 0; i < 2; i++) {
+        b[i] = (job_arg_t){&g, 10 + i, false};
+        c[i] = (job_arg_t){&g, 20 + i, false};
+    }
+    cr_assert_eq(ds_pool_submit(p, "a", gated_job, &a[0], &err), DS_OK);
+    cr_assert_eq(ds_pool_submit(p, "b", gated_job, &b[0], &err), DS_OK);
+    wait_started(&g, 2);
+    /* Group a: one running plus one waiting is its share; a third is refused naming the share. */
+    cr_assert_eq(ds_pool_submit(p, "a", gated_job, &a[1], &err), DS_OK);
+    cr_assert_eq(ds_pool_submit(p, "a", gated_job, &a[2], &err), DS_QUEUE_FULL);
+    cr_assert(strstr(err.message, "SHARE_SETTING"), "%s", err.message);
+    cr_assert_eq(ds_pool_submit(p, "b", gated_job, &b[1], &err), DS_OK);
+    cr_assert_eq(ds_pool_submit(p, "c", gated_job, &c[0], &err), DS_OK);
+    /* 3 wait, no worker is idle: the pool is full for every group. */
+    cr_assert_eq(ds_pool_submit(p, "c", gated_job, &c[1], &err), DS_QUEUE_FULL);
+    cr_assert(strstr(err.message, "QUEUE_SETTING"), "%s", err.message);
+    cr_assert_eq(ds_pool_queued(p), 3);
+    /* A queued job can be taken back (once); a running one cannot. */
+    cr_assert(ds_pool_cancel(p, "b", &b[1]));
+    cr_assert_not(ds_pool_cancel(p, "b", &b[1]));
+    cr_assert_not(ds_pool_cancel(p, "a", &a[0]));
+    cr_assert_eq(ds_pool_queued(p), 2);
+    /* Shutting down: the waiting jobs are handed back, the running ones finish. */
+    atomic_store(&dropped_, 0);
+    ds_pool_drop_queued(p, count_dropped);
+    cr_assert_eq(atomic_load(&dropped_), 2);
+    cr_assert_eq(ds_pool_queued(p), 0);
+    cr_assert_eq(ds_pool_submit(p, "d", gated_job, &c[1], &err), DS_UNAVAILABLE);
+    gate_open(&g);
+    ds_pool_destroy(&p);
+    cr_assert_eq(atomic_load(&g.started), 2, "a dropped or cancelled job ran");
+}

@@ -138,3 +138,84 @@ Test(wq, cancelled_places_do_not_count_against_the_depth)
     ds_cancel_free(&a.cancel);
     ds_wq_destroy(&wq);
 }
+
+/* A parked ticket: counts its grants and notes the order in which they came. */
+typedef struct {
+    int id;
+    atomic_int granted;
+} parked_t;
+
+static void on_grant(void *arg)
+{
+    parked_t *pk = arg;
+    atomic_fetch_add(&pk->granted, 1);
+    order_[atomic_fetch_add(&n_order_, 1)] = pk->id;
+}
+
+Test(wq, parked_tickets_are_granted_in_order_without_a_thread)
+{
+    ds_wq_t *wq = ds_wq_create(8);
+    ds_err_t err = {0};
+    atomic_store(&n_order_, 0);
+    ds_wq_slot_t *held = NULL, *s1 = NULL, *s3 = NULL;
+    bool granted = false;
+    parked_t first = {.id = 0}, p1 = {.id = 1}, p3 = {.id = 3};
+    /* A free slot is held at once and no callback comes. */
+    cr_assert_eq(ds_wq_enter_async(wq, KEY, on_grant, &first, &held, &granted, &err), DS_OK);
+    cr_assert(granted);
+    cr_assert_eq(ds_wq_active(wq), 1);
+    /* Parked, a blocking waiter, parked again: one FIFO for both kinds. */
+    cr_assert_eq(ds_wq_enter_async(wq, KEY, on_grant, &p1, &s1, &granted, &err), DS_OK);
+    cr_assert_not(granted);
+    cr_assert_eq(ds_wq_waiting(wq), 1);
+    pthread_t t;
+    waiter_t w2 = {.wq = wq, .id = 2};
+    start_waiter(&t, &w2, 2);
+    cr_assert_eq(ds_wq_enter_async(wq, KEY, on_grant, &p3, &s3, &granted, &err), DS_OK);
+    cr_assert_not(granted);
+    cr_assert_eq(ds_wq_waiting(wq), 3);
+    /* Leaving grants p1 by callback, on this thread, before the blocked thread. */
+    ds_wq_leave(wq, held);
+    cr_assert_eq(atomic_load(&p1.granted), 1);
+    cr_assert_eq(atomic_load(&p3.granted), 0);
+    cr_assert_eq(ds_wq_active(wq), 1);
+    cr_assert_eq(ds_wq_waiting(wq), 2);
+    usleep(100 * 1000);
+    cr_assert_eq(atomic_load(&n_order_), 1, "the blocked waiter went before the parked holder left");
+    /* p1 leaves: the blocked waiter runs, and its leave grants p3. */
+    ds_wq_leave(wq, s1);
+    pthread_join(t, NULL);
+    cr_assert_eq(w2.st, DS_OK);
+    cr_assert_eq(atomic_load(&p3.granted), 1);
+    cr_assert_eq(s3, s1, "one key, one slot");
+    cr_assert_eq(ds_wq_waiting(wq), 0);
+    cr_assert_eq(ds_wq_active(wq), 1);
+    ds_wq_leave(wq, s3);
+    cr_assert_eq(ds_wq_active(wq), 0);
+    int want[] = {1, 2, 3};
+    cr_assert_eq(atomic_load(&n_order_), 3);
+    for (int i = 0; i < 3; i++)
+        cr_assert_eq(order_[i], want[i], "position %d: %d got the slot, expected %d", i, order_[i], want[i]);
+    ds_wq_destroy(&wq);
+}
+
+Test(wq, parked_tickets_count_against_the_depth)
+{
+    ds_wq_t *wq = ds_wq_create(2);
+    ds_err_t err = {0};
+    ds_wq_slot_t *held = NULL, *s = NULL;
+    bool granted = false;
+    parked_t a = {.id = 0}, b = {.id = 1}, c = {.id = 2};
+    cr_assert_eq(ds_wq_enter_async(wq, KEY, on_grant, &a, &held, &granted, &err), DS_OK);
+    cr_assert_eq(ds_wq_enter_async(wq, KEY, on_grant, &b, &s, &granted, &err), DS_OK);
+    cr_assert_eq(ds_wq_enter_async(wq, KEY, on_grant, &c, &s, &granted, &err), DS_OK);
+    ds_wq_slot_t *over = NULL;
+    cr_assert_eq(ds_wq_enter_async(wq, KEY, on_grant, &c, &over, &granted, &err), DS_QUEUE_FULL);
+    cr_assert_eq(ds_wq_waiting(wq), 2);
+    ds_wq_leave(wq, held);
+    ds_wq_leave(wq, s);
+    ds_wq_leave(wq, s);
+    cr_assert_eq(atomic_load(&b.granted) + atomic_load(&c.granted), 2);
+    cr_assert_eq(ds_wq_active(wq), 0);
+    ds_wq_destroy(&wq);
+}
