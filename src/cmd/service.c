@@ -911,13 +911,13 @@ ds_status_t ds_cmd_enter(ds_ctx_t *ctx, const char *key)
 {
     if (!key)
         return ds_err_set(&ctx->err, DS_UNAVAILABLE, "out of memory building a write-queue key");
-    if (ctx->park)
-        return enter_parkable(ctx, key);
-    ds_wq_slot_t *slot = NULL;
-    /* Every write takes a slot: the key's scope is checked here, for all of them. */
+    /* Every write takes a slot: the key's scope is checked here, for all of them (parked or not). */
     ds_status_t st = ds_cmd_require_write(ctx);
     if (st != DS_OK)
         return st;
+    if (ctx->park)
+        return enter_parkable(ctx, key);
+    ds_wq_slot_t *slot = NULL;
     st = ds_wq_enter(queues, key, ctx->cancel, &slot, &ctx->err);
     if (st == DS_OK && ds_arena_on_destroy(ctx->arena, leave_slot, slot) != 0)
         return ds_err_set(&ctx->err, DS_UNAVAILABLE, "out of memory");
