@@ -129,24 +129,15 @@ static ds_status_t query_int(use_t *u, const char *sql, int64_t *out)
 
 /* ---- filters ---- */
 
-/* Appends a timestamp expression for a changedSince/Until value: unix seconds or timestamp text. */
+/*
+ * A changedSince/Until bound. The host gives every form a client may use as one
+ * UTC text "YYYY-MM-DD HH:MM:SS.ffffff" (ds_where_t), so it is a plain literal.
+ */
 static void ts_literal(ds_buf_t *b, const char *v)
 {
-    const char *p = v;
-    if (*p == '-' || *p == '+')
-        p++;
-    bool digits = *p != '\0';
-    for (; *p; p++)
-        digits = digits && isdigit((unsigned char)*p);
-    if (digits) {
-        ds_buf_puts(b, "(to_timestamp(CAST(");
-        ds_buf_literal(b, v);
-        ds_buf_puts(b, " AS BIGINT)) AT TIME ZONE 'UTC')");
-    } else {
-        ds_buf_puts(b, "CAST(");
-        ds_buf_literal(b, v);
-        ds_buf_puts(b, " AS TIMESTAMP)");
-    }
+    ds_buf_puts(b, "CAST(");
+    ds_buf_literal(b, v);
+    ds_buf_puts(b, " AS TIMESTAMP)");
 }
 
 static const char *op_sql[] = {"=", "<>", ">", ">=", "<", "<="};

@@ -198,24 +198,15 @@ static void filter_value(pgbuf_t *b, const char *v, const char *pgtype)
     pb_printf(b, " AS %s)", pgtype);
 }
 
-/* changedSince/Until: unix seconds or a timestamp text. */
+/*
+ * A changedSince/Until bound. The host gives every form a client may use as one
+ * UTC text "YYYY-MM-DD HH:MM:SS.ffffff" (ds_where_t), so it is a plain literal.
+ */
 static void ts_literal(pgbuf_t *b, const char *v)
 {
-    const char *p = v;
-    if (*p == '-' || *p == '+')
-        p++;
-    bool digits = *p != '\0';
-    for (; *p; p++)
-        digits = digits && isdigit((unsigned char)*p);
-    if (digits) {
-        pb_puts(b, "(to_timestamp(CAST(");
-        pb_literal(b, v);
-        pb_puts(b, " AS bigint)) AT TIME ZONE 'UTC')");
-    } else {
-        pb_puts(b, "CAST(");
-        pb_literal(b, v);
-        pb_puts(b, " AS timestamp)");
-    }
+    pb_puts(b, "CAST(");
+    pb_literal(b, v);
+    pb_puts(b, " AS timestamp)");
 }
 
 /* Appends the WHERE clause for w over t; ref is the IN filter's table (described) or NULL. */
