@@ -1453,10 +1453,8 @@ ds_status_t ddb_table_import(void *self, ds_be_call_t *call, const char *bucket,
         }
         out->imported_rows = rows;
     }
-    if (st == DS_OK)
-        st = ddb_count_rows(&u, bucket, table, &out->table_rows);
-    if (st == DS_OK)
-        st = ddb_table_bytes(&u, bucket, table, &out->table_bytes);
+    if (st == DS_OK) /* the figures the table's metadata stored at the commit: what GET table says */
+        st = ddb_meta_counts(&u, bucket, table, &out->table_rows, &out->table_bytes);
     if (st == DS_OK) {
         out->imported_columns = be->host->alloc(call, sizeof(char *) * (m.n_src ? m.n_src : 1));
         out->timers = be->host->alloc(call, sizeof(ds_timer_t) * 2);
