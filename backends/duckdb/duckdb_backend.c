@@ -1153,6 +1153,24 @@ ds_status_t ddb_meta_write(use_t *u, const char *bucket, const char *table, cons
     return st;
 }
 
+ds_status_t ddb_check_value(use_t *u, const char *field, const char *what, const char *value, const char *type)
+{
+    duckdb_result r;
+    ds_buf_t q = {0};
+    /* type is canonical (core/types.h grammar), never client text. */
+    ds_buf_printf(&q, "SELECT TRY_CAST($1 AS %s) IS NULL", type);
+    ds_status_t st = ds_ddb_run(u->conn, u->err, &r, ds_buf_cstr(&q), 1, &value);
+    ds_buf_free(&q);
+    if (st != DS_OK)
+        return st;
+    bool bad = duckdb_value_boolean(&r, 0, 0);
+    duckdb_destroy_result(&r);
+    if (bad)
+        return ds_err_setf(u->err, DS_INVALID_ARGUMENT, field, "%s: \"%.100s\" is not a valid %s value", what, value,
+                           type);
+    return DS_OK;
+}
+
 ds_status_t ddb_meta_counts(use_t *u, const char *bucket, const char *table, int64_t *rows, int64_t *bytes)
 {
     duckdb_result r;
@@ -1393,6 +1411,12 @@ static ds_status_t table_create_txn(use_t *u, void *ud)
         /* The type was canonicalized by the core against a fixed grammar. */
         ds_buf_printf(&sql, " %s", c->type);
         if (c->default_value) {
+            char what[128];
+            snprintf(what, sizeof(what), "column \"%s\": default", c->name);
+            if ((st = ddb_check_value(u, "default", what, c->default_value, c->type)) != DS_OK) {
+                ds_buf_free(&sql);
+                return st;
+            }
             ds_buf_puts(&sql, " DEFAULT CAST(");
             ds_buf_literal(&sql, c->default_value);
             ds_buf_printf(&sql, " AS %s)", c->type);

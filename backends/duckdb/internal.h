@@ -109,6 +109,13 @@ ds_status_t ddb_table_bytes(use_t *u, const char *bucket, const char *table, int
  * response reads them here to say the same.
  */
 ds_status_t ddb_meta_counts(use_t *u, const char *bucket, const char *table, int64_t *rows, int64_t *bytes);
+/*
+ * Asks the engine whether value converts to type (canonical) with TRY_CAST:
+ * DS_OK, or DS_INVALID_ARGUMENT "<what>: "<value>" is not a valid <type>
+ * value" with field set, so a client never sees DuckDB's conversion error
+ * for a value it gave.
+ */
+ds_status_t ddb_check_value(use_t *u, const char *field, const char *what, const char *value, const char *type);
 /* What ddb_meta_write changes in a table's metadata row (NULL / false: kept as it is). */
 typedef struct {
     bool counts;             /* store the exact row count and bytes, counted now */
