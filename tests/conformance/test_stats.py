@@ -3,8 +3,8 @@ the same, on every backend.
 
 The places: the import response (table_rows, table_bytes), GET table, the bucket's table list,
 the project's stats (sums over its tables) and the driver protocol's ObjectInfo (rowsCount,
-sizeBytes). The writes: full import, incremental import, delete rows, add column, drop column, drop
-table. The figure is the table's stored bytes (docs/api.md); it is positive once the table holds
+sizeBytes; DeleteTableRowsResponse's tableRowsCount and tableSizeBytes). The writes: full import,
+incremental import, delete rows, add column, drop column, drop table. The figure is the table's stored bytes (docs/api.md); it is positive once the table holds
 rows and grows when an incremental import adds rows.
 """
 
@@ -16,7 +16,7 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "grpc"))
 
 from conftest import backend_env  # noqa: E402
-from driver_lib import Driver, GrpcServer, info_pb2  # noqa: E402
+from driver_lib import Driver, GrpcServer, info_pb2, table_pb2  # noqa: E402
 from e2e_lib import expect, server_factory_fixture  # noqa: E402
 from helpers import Proj  # noqa: E402
 
@@ -73,11 +73,13 @@ def test_every_place_agrees_after_every_write(grpc_server, backend):
         g = figures(proj, driver, ["t", "other"])
         assert g["other"][0] == 2 and g["other"][1] > 0, g
 
-        r = proj.api.delete(proj.tpath("t") + "/rows",
-                            json_body={"where_filters": [{"column": "id", "operator": "lt", "values": ["3000"],
-                                                          "data_type": "INTEGER"}]})
-        assert expect(r, 200) == {"deleted_rows": 3000, "table_rows": 3000}
-        assert figures(proj, driver, ["t", "other"])["t"][0] == 3000
+        # Delete rows over the driver protocol: its response carries the table's rows and bytes too.
+        X = table_pb2.ImportExportShared
+        resp = driver.run(table_pb2.DeleteTableRowsCommand(path=[proj.bucket], tableName="t", whereFilters=[
+            X.TableWhereFilter(columnsName="id", operator=X.TableWhereFilter.lt, values=["3000"],
+                               dataType=X.INTEGER)]), proj.key, proj.pid, table_pb2.DeleteTableRowsResponse)
+        f = figures(proj, driver, ["t", "other"])
+        assert resp.deletedRowsCount == 3000 and (resp.tableRowsCount, resp.tableSizeBytes) == f["t"], (resp, f)
 
         expect(proj.api.post(proj.tpath("t") + "/columns", {"name": "extra"}), 201)
         assert figures(proj, driver, ["t", "other"])["t"][0] == 3000
