@@ -13,7 +13,11 @@
  * Plugins are .so files in the plugin directory (DUCKSTORE_PLUGIN_DIR). They
  * load at startup (every *.so there, in name order; a plugin that fails is
  * logged and skipped) and at runtime (ds_registry_load_file, confined to the
- * directory: no "..", nothing outside it, no symlink out of it).
+ * directory: no "..", nothing outside it, no symlink out of it). A plugin
+ * that did not register is remembered (ds_registry_problems: unconfigured or
+ * failed, its declared settings, the last error) until it loads, e.g. through
+ * ds_registry_reload after the settings file (DUCKSTORE_BACKEND_SETTINGS_FILE,
+ * read first, then the environment) was fixed.
  *
  * Lookups pin a backend (ds_registry_get / ds_registry_put). Unloading marks
  * the backend so no new lookup finds it, waits (bounded) until every pin is
