@@ -279,7 +279,12 @@ static bool parse_relative(const char *p, int64_t now_us, int64_t *out_us)
     }
     if (*p != '\0')
         return false;
-    *out_us = now_us + sign * count * unit * US_PER_SEC; /* at most 1e9 weeks: far inside int64 */
+    /* count * unit is at most 1e9 weeks of seconds, inside int64; in microseconds it might not be. */
+    int64_t seconds = count * unit;
+    if (seconds > MAX_UNIX_SEC - MIN_UNIX_SEC)
+        *out_us = sign > 0 ? INT64_MAX : INT64_MIN; /* out of range, which the caller reports */
+    else
+        *out_us = now_us + sign * seconds * US_PER_SEC;
     return true;
 }
 

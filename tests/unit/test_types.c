@@ -71,6 +71,7 @@ Test(types, times_become_one_utc_instant)
         {"+1 day", "2026-12-01 12:00:00.000000"},
         {"3 days ago", "2026-11-27 12:00:00.000000"},
         {"now", "2026-11-30 12:00:00.000000"},
+        {"-52000 weeks", "1030-04-26 12:00:00.000000"},
     };
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++)
         cr_expect_str_eq(utc(cases[i].in), cases[i].utc, "%s", cases[i].in);
@@ -101,7 +102,7 @@ Test(types, times_that_are_refused_name_the_field_and_the_forms)
 Test(types, times_out_of_range_are_refused)
 {
     const char *bad[] = {"999999999999", "-999999999999", "9999-12-31T23:59:59-01:00", "0001-01-01T00:00:00+01:00",
-                         "+999999999 weeks"};
+                         "+999999999 weeks", "-999999999 weeks", "999999999 days ago"};
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
         int64_t us;
         memset(&err, 0, sizeof(err));
