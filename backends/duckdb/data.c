@@ -129,24 +129,15 @@ static ds_status_t query_int(use_t *u, const char *sql, int64_t *out)
 
 /* ---- filters ---- */
 
-/* Appends a timestamp expression for a changedSince/Until value: unix seconds or timestamp text. */
+/*
+ * A changedSince/Until bound. The host gives every form a client may use as one
+ * UTC text "YYYY-MM-DD HH:MM:SS.ffffff" (ds_where_t), so it is a plain literal.
+ */
 static void ts_literal(ds_buf_t *b, const char *v)
 {
-    const char *p = v;
-    if (*p == '-' || *p == '+')
-        p++;
-    bool digits = *p != '\0';
-    for (; *p; p++)
-        digits = digits && isdigit((unsigned char)*p);
-    if (digits) {
-        ds_buf_puts(b, "(to_timestamp(CAST(");
-        ds_buf_literal(b, v);
-        ds_buf_puts(b, " AS BIGINT)) AT TIME ZONE 'UTC')");
-    } else {
-        ds_buf_puts(b, "CAST(");
-        ds_buf_literal(b, v);
-        ds_buf_puts(b, " AS TIMESTAMP)");
-    }
+    ds_buf_puts(b, "CAST(");
+    ds_buf_literal(b, v);
+    ds_buf_puts(b, " AS TIMESTAMP)");
 }
 
 static const char *op_sql[] = {"=", "<>", ">", ">=", "<", "<="};
@@ -201,6 +192,14 @@ static ds_status_t filter_value(use_t *u, ds_buf_t *b, const char *col, const ch
         ds_buf_literal(b, lit);
         ds_buf_printf(b, " AS %s)", type);
         return DS_OK;
+    }
+    if (!ds_type_is_string(type)) {
+        /* Dates, times, booleans...: a value that does not convert is named here, not by DuckDB's error. */
+        char what[320];
+        snprintf(what, sizeof(what), "filter on \"%.256s\"", col);
+        ds_status_t st = ddb_check_value(u, "where_filters", what, v, type);
+        if (st != DS_OK)
+            return st;
     }
     if (!cast[0]) {
         ds_buf_literal(b, v);
@@ -661,7 +660,8 @@ static ds_status_t describe_source(imp_t *m)
         st = ds_ddb_run(u->conn, u->err, &r, ds_buf_cstr(&sql), 0, NULL);
         ds_buf_free(&sql);
         if (st != DS_OK)
-            return reword_err(u, DS_INVALID_ARGUMENT, DS_KBC_INVALID_SOURCE_DATA, "cannot read the Parquet file");
+            return reword_err(u, DS_INVALID_ARGUMENT, DS_KBC_INVALID_SOURCE_DATA,
+                              "the file to import (format \"parquet\") is not a readable Parquet file");
         idx_t n = duckdb_row_count(&r);
         m->src = host->alloc(m->call, sizeof(char *) * (n ? n : 1));
         for (idx_t i = 0; m->src && i < n; i++) {
@@ -1465,10 +1465,8 @@ ds_status_t ddb_table_import(void *self, ds_be_call_t *call, const char *bucket,
         }
         out->imported_rows = rows;
     }
-    if (st == DS_OK)
-        st = ddb_count_rows(&u, bucket, table, &out->table_rows);
-    if (st == DS_OK)
-        st = ddb_table_bytes(&u, bucket, table, &out->table_bytes);
+    if (st == DS_OK) /* the figures the table's metadata stored at the commit: what GET table says */
+        st = ddb_meta_counts(&u, bucket, table, &out->table_rows, &out->table_bytes);
     if (st == DS_OK) {
         out->imported_columns = be->host->alloc(call, sizeof(char *) * (m.n_src ? m.n_src : 1));
         out->timers = be->host->alloc(call, sizeof(ds_timer_t) * 2);
@@ -1840,6 +1838,11 @@ static ds_status_t alter_exec_buf(use_t *u, schema_t *s, const char *clause_fmt,
 static ds_status_t set_default(use_t *u, schema_t *s, const char *column, const char *type, const char *value)
 {
     ds_buf_t tail = {0};
+    char what[128];
+    snprintf(what, sizeof(what), "column \"%s\": default", column);
+    ds_status_t st = value ? ddb_check_value(u, "default", what, value, type) : DS_OK;
+    if (st != DS_OK)
+        return st;
     if (value) {
         ds_buf_puts(&tail, "SET DEFAULT CAST(");
         ds_buf_literal(&tail, value);
@@ -1847,7 +1850,7 @@ static ds_status_t set_default(use_t *u, schema_t *s, const char *column, const 
     } else {
         ds_buf_puts(&tail, "DROP DEFAULT");
     }
-    ds_status_t st = alter_exec_buf(u, s, "ALTER COLUMN", column, &tail);
+    st = alter_exec_buf(u, s, "ALTER COLUMN", column, &tail);
     ds_buf_free(&tail);
     return st;
 }
@@ -1869,6 +1872,13 @@ static ds_status_t add_column_txn(use_t *u, void *ud)
             return ds_err_set(u->err, DS_INVALID_ARGUMENT,
                               "column \"%s\" cannot be NOT NULL without a default: the table's %lld rows would hold NULL",
                               c->name, (long long)rows);
+    }
+    if (c->default_value) {
+        char what[128];
+        snprintf(what, sizeof(what), "column \"%s\": default", c->name);
+        ds_status_t st = ddb_check_value(u, "default", what, c->default_value, c->type);
+        if (st != DS_OK)
+            return st;
     }
     /* ADD COLUMN ... DEFAULT fills the existing rows with the default. */
     ds_buf_t tail = {0};

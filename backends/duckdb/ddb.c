@@ -118,6 +118,18 @@ ds_status_t ds_ddb_error(ds_err_t *err, duckdb_error_type type, const char *msg)
         break;
     }
     ds_ddb_client_text(m, clean, sizeof(clean));
+    /*
+     * DuckDB names a NOT NULL violation by "<table>.<column>" in its own
+     * words; say first which column and why, then quote it.
+     */
+    const char *nn = type == DUCKDB_ERROR_CONSTRAINT ? strstr(clean, "NOT NULL constraint failed: ") : NULL;
+    if (nn) {
+        const char *col = nn + strlen("NOT NULL constraint failed: ");
+        const char *dot = strrchr(col, '.');
+        char name[128];
+        snprintf(name, sizeof(name), "%.*s", (int)strcspn(dot ? dot + 1 : col, " \n"), dot ? dot + 1 : col);
+        return ds_err_setf(err, st, name, "column \"%s\" is NOT NULL and a row has no value for it (%s)", name, clean);
+    }
     return ds_err_set(err, st, "%s", clean);
 }
 

@@ -694,9 +694,46 @@ void ddb_use_end(use_t *u)
     db_leave(u->be);
 }
 
+static ds_status_t settle_txn(use_t *u, void *ud)
+{
+    int i = *(int *)ud;
+    return ddb_refresh_counts(u, u->settle[i].bucket, u->settle[i].table);
+}
+
+/*
+ * Stores the bytes of the tables the committed transaction wrote, measured
+ * now. Inside a transaction DuckDB's storage (pragma_storage_info) does not
+ * show that transaction's own rows yet, so bytes counted there describe the
+ * table before the write; rows are exact there (count(*) sees them). The
+ * caller holds the tables' write slots, so nothing else changes them between
+ * the two transactions. The data is committed already: a failure here keeps
+ * the earlier figure and is logged, never reported as the write failing.
+ */
+static void settle_counts(use_t *u)
+{
+    int n = u->n_settle;
+    ds_err_t err = {0}, *saved = u->err;
+    u->n_settle = 0;
+    u->settling = true;
+    u->err = &err;
+    for (int i = 0; i < n; i++) {
+        ds_status_t st = DS_CONFLICT;
+        for (int attempt = 0; attempt < 3 && st == DS_CONFLICT; attempt++) {
+            ds_err_clear(&err);
+            st = ddb_in_txn(u, settle_txn, &i);
+        }
+        if (st != DS_OK)
+            u->be->host->log(2, "duckdb", "bytes of %s.%s not updated after its write: %s", u->settle[i].bucket,
+                             u->settle[i].table, err.message);
+    }
+    u->err = saved;
+    u->settling = false;
+}
+
 /* Runs fn inside BEGIN/COMMIT; rolls back when fn fails. */
 ds_status_t ddb_in_txn(use_t *u, ds_status_t (*fn)(use_t *, void *), void *ud)
 {
+    u->n_settle = 0;
     ds_status_t st = ds_ddb_exec(u->conn, u->err, "BEGIN TRANSACTION");
     if (st != DS_OK)
         return st;
@@ -709,6 +746,9 @@ ds_status_t ddb_in_txn(use_t *u, ds_status_t (*fn)(use_t *, void *), void *ud)
     if (st != DS_OK) {
         ds_err_t ignored = {0};
         ds_ddb_exec(u->conn, &ignored, "ROLLBACK");
+        u->n_settle = 0;
+    } else if (u->n_settle && !u->settling) {
+        settle_counts(u);
     }
     return st;
 }
@@ -1054,6 +1094,15 @@ ds_status_t ddb_meta_write(use_t *u, const char *bucket, const char *table, cons
             return st;
         snprintf(rows_s, sizeof(rows_s), "%lld", (long long)rows);
         snprintf(bytes_s, sizeof(bytes_s), "%lld", (long long)bytes);
+        /* These bytes miss this transaction's own rows: ddb_in_txn measures again after the commit. */
+        bool noted = u->settling;
+        for (int i = 0; i < u->n_settle && !noted; i++)
+            noted = strcmp(u->settle[i].bucket, bucket) == 0 && strcmp(u->settle[i].table, table) == 0;
+        if (!noted && u->n_settle < DDB_SETTLE_MAX) {
+            snprintf(u->settle[u->n_settle].bucket, sizeof(u->settle[0].bucket), "%s", bucket);
+            snprintf(u->settle[u->n_settle].table, sizeof(u->settle[0].table), "%s", table);
+            u->n_settle++;
+        }
     }
     /*
      * Read, delete, insert: all in the caller's transaction, so what is read
@@ -1104,6 +1153,42 @@ ds_status_t ddb_meta_write(use_t *u, const char *bucket, const char *table, cons
     return st;
 }
 
+ds_status_t ddb_check_value(use_t *u, const char *field, const char *what, const char *value, const char *type)
+{
+    duckdb_result r;
+    ds_buf_t q = {0};
+    /* type is canonical (core/types.h grammar), never client text. */
+    ds_buf_printf(&q, "SELECT TRY_CAST($1 AS %s) IS NULL", type);
+    ds_status_t st = ds_ddb_run(u->conn, u->err, &r, ds_buf_cstr(&q), 1, &value);
+    ds_buf_free(&q);
+    if (st != DS_OK)
+        return st;
+    bool bad = duckdb_value_boolean(&r, 0, 0);
+    duckdb_destroy_result(&r);
+    if (bad)
+        return ds_err_setf(u->err, DS_INVALID_ARGUMENT, field, "%s: \"%.100s\" is not a valid %s value", what, value,
+                           type);
+    return DS_OK;
+}
+
+ds_status_t ddb_meta_counts(use_t *u, const char *bucket, const char *table, int64_t *rows, int64_t *bytes)
+{
+    duckdb_result r;
+    const char *key[] = {bucket, table};
+    ds_status_t st = ds_ddb_run(u->conn, u->err, &r,
+                                "SELECT row_count, byte_count FROM " META ".tables "
+                                "WHERE lower(bucket) = lower($1) AND lower(name) = lower($2)",
+                                2, key);
+    if (st != DS_OK)
+        return st;
+    if (duckdb_row_count(&r) == 0)
+        st = ds_err_set(u->err, DS_NOT_FOUND, "table %s.%s has no metadata row", bucket, table);
+    *rows = st == DS_OK ? ds_ddb_int(&r, 0, 0) : 0;
+    *bytes = st == DS_OK ? ds_ddb_int(&r, 1, 0) : 0;
+    duckdb_destroy_result(&r);
+    return st;
+}
+
 ds_status_t ddb_refresh_counts(use_t *u, const char *bucket, const char *table)
 {
     ddb_meta_t m = {.counts = true};
@@ -1115,8 +1200,6 @@ static ds_status_t be_project_stats(void *self, ds_be_call_t *call, ds_be_projec
     be_t *be = self;
     use_t u;
     duckdb_result r;
-    char path[4200], wal[4300];
-    struct stat sb;
     memset(out, 0, sizeof(*out));
     ds_status_t st = ddb_use_begin(be, call, false, &u);
     if (st != DS_OK)
@@ -1126,18 +1209,16 @@ static ds_status_t be_project_stats(void *self, ds_be_call_t *call, ds_be_projec
         goto done;
     out->buckets = ds_ddb_int(&r, 0, 0);
     duckdb_destroy_result(&r);
-    st = ds_ddb_run(u.conn, call->err, &r, "SELECT count(*), coalesce(sum(row_count), 0) FROM " META ".tables", 0, NULL);
+    /* The sums of what each table reports (GET table), so the project's figures agree with its tables'. */
+    st = ds_ddb_run(u.conn, call->err, &r,
+                    "SELECT count(*), coalesce(sum(row_count), 0), coalesce(sum(byte_count), 0) FROM " META ".tables",
+                    0, NULL);
     if (st != DS_OK)
         goto done;
     out->tables = ds_ddb_int(&r, 0, 0);
     out->rows = ds_ddb_int(&r, 1, 0);
+    out->bytes = ds_ddb_int(&r, 2, 0);
     duckdb_destroy_result(&r);
-    project_path(be, call->project_id, path, sizeof(path));
-    snprintf(wal, sizeof(wal), "%s.wal", path);
-    if (stat(path, &sb) == 0)
-        out->bytes += sb.st_size;
-    if (stat(wal, &sb) == 0)
-        out->bytes += sb.st_size;
 done:
     ddb_use_end(&u);
     return st;
@@ -1330,6 +1411,12 @@ static ds_status_t table_create_txn(use_t *u, void *ud)
         /* The type was canonicalized by the core against a fixed grammar. */
         ds_buf_printf(&sql, " %s", c->type);
         if (c->default_value) {
+            char what[128];
+            snprintf(what, sizeof(what), "column \"%s\": default", c->name);
+            if ((st = ddb_check_value(u, "default", what, c->default_value, c->type)) != DS_OK) {
+                ds_buf_free(&sql);
+                return st;
+            }
             ds_buf_puts(&sql, " DEFAULT CAST(");
             ds_buf_literal(&sql, c->default_value);
             ds_buf_printf(&sql, " AS %s)", c->type);

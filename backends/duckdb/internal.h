@@ -70,6 +70,8 @@ typedef struct {
 } be_t;
 
 /* One call's working set: a connection and the pinned project. */
+#define DDB_SETTLE_MAX 4
+
 typedef struct {
     be_t *be;
     duckdb_connection conn;
@@ -78,6 +80,17 @@ typedef struct {
     ds_be_call_t *call; /* its cancellation interrupts conn (host->cancel_hook) while the use lasts */
     bool hooked;
     atomic_bool cancelled; /* set by that interrupt: conn starts no more statements (ds_ddb_watch) */
+    /*
+     * Tables whose counts a transaction of this use stored (ddb_meta_write with
+     * counts): ddb_in_txn measures their bytes again once it committed, when
+     * DuckDB's storage shows the transaction's own rows (see ddb_in_txn).
+     */
+    struct {
+        char bucket[DS_BUCKET_ID_MAX + 1];
+        char table[DS_NAME_MAX + 1];
+    } settle[DDB_SETTLE_MAX];
+    int n_settle;
+    bool settling; /* the re-measuring transaction runs: its meta writes note nothing */
 } use_t;
 
 
@@ -88,8 +101,21 @@ void ddb_use_end(use_t *u);
 ds_status_t ddb_in_txn(use_t *u, ds_status_t (*fn)(use_t *, void *), void *ud);
 /* Exact row count of bucket.table. */
 ds_status_t ddb_count_rows(use_t *u, const char *bucket, const char *table, int64_t *rows);
-/* Storage bytes of bucket.table. */
+/* Storage bytes of bucket.table, as DuckDB's storage shows them now (see ddb_in_txn). */
 ds_status_t ddb_table_bytes(use_t *u, const char *bucket, const char *table, int64_t *bytes);
+/*
+ * The row count and bytes stored in bucket.table's metadata row: the figures
+ * GET table, table lists, project stats and ObjectInfo report, so a write's
+ * response reads them here to say the same.
+ */
+ds_status_t ddb_meta_counts(use_t *u, const char *bucket, const char *table, int64_t *rows, int64_t *bytes);
+/*
+ * Asks the engine whether value converts to type (canonical) with TRY_CAST:
+ * DS_OK, or DS_INVALID_ARGUMENT "<what>: "<value>" is not a valid <type>
+ * value" with field set, so a client never sees DuckDB's conversion error
+ * for a value it gave.
+ */
+ds_status_t ddb_check_value(use_t *u, const char *field, const char *what, const char *value, const char *type);
 /* What ddb_meta_write changes in a table's metadata row (NULL / false: kept as it is). */
 typedef struct {
     bool counts;             /* store the exact row count and bytes, counted now */

@@ -119,6 +119,13 @@ ds_status_t pg_run(pg_use_t *u, PGresult **out, const char *sql, int n, const ch
 ds_status_t pg_exec(pg_use_t *u, const char *sql);
 /* A single integer cell (0 for NULL or no rows). */
 ds_status_t pg_query_int(pg_use_t *u, const char *sql, int n, const char *const *params, int64_t *out);
+/*
+ * Asks PostgreSQL whether value converts to pgtype (the metadata schema's
+ * try_cast, which raises nothing): DS_OK, or DS_INVALID_ARGUMENT "<what>:
+ * "<value>" is not a valid <pgtype> value", so a client never sees
+ * PostgreSQL's conversion error for a value it gave.
+ */
+ds_status_t pg_check_value(pg_use_t *u, const char *what, const char *value, const char *pgtype);
 /* BEGIN / COMMIT; on fn failure ROLLBACK. */
 ds_status_t pg_in_txn(pg_use_t *u, ds_status_t (*fn)(pg_use_t *, void *), void *ud);
 /* The SQLSTATE of the last failed statement on u ("" when none). */

@@ -932,6 +932,12 @@ static ds_status_t table_create_txn(pg_use_t *u, void *ud)
         pb_ident(&sql, cphys);
         pb_printf(&sql, " %s", pgt);
         if (c->default_value) {
+            char what[128];
+            snprintf(what, sizeof(what), "column \"%s\": default", c->name);
+            if ((st = pg_check_value(u, what, c->default_value, pgt)) != DS_OK) {
+                pb_free(&sql);
+                return st;
+            }
             pb_puts(&sql, " DEFAULT CAST(");
             pb_literal(&sql, c->default_value);
             pb_printf(&sql, " AS %s)", pgt);

@@ -187,6 +187,34 @@ static ds_status_t operand(pg_use_t *u, pgbuf_t *b, const pg_table_t *table, con
     return DS_OK;
 }
 
+/*
+ * A filter value that does not convert to the type it is compared in
+ * (pgtype, or else the column's canonical type) is named here, asked of
+ * PostgreSQL with the metadata schema's try_cast, instead of failing the
+ * statement with PostgreSQL's own wording. Numbers, text: nothing to check.
+ */
+static ds_status_t check_filter_value(pg_use_t *u, const char *col, const char *v, const char *pgtype,
+                                      const char *canonical)
+{
+    char own[64];
+    const char *type = pgtype;
+    if (!type[0]) {
+        if (!canonical || pg_type_is_string(canonical))
+            return DS_OK;
+        ds_status_t st = data_type_pg(u, canonical, col, own, sizeof(own));
+        if (st != DS_OK)
+            return st;
+        type = own;
+    }
+    if (strcmp(type, "text") == 0 || strncmp(type, "numeric", 7) == 0 || strcmp(type, "bigint") == 0 ||
+        strcmp(type, "integer") == 0 || strcmp(type, "smallint") == 0 || strcmp(type, "double precision") == 0 ||
+        strcmp(type, "real") == 0)
+        return DS_OK;
+    char what[320];
+    snprintf(what, sizeof(what), "filter on \"%.256s\"", col);
+    return pg_check_value(u, what, v, type);
+}
+
 static void filter_value(pgbuf_t *b, const char *v, const char *pgtype)
 {
     if (!pgtype[0]) {
@@ -198,24 +226,15 @@ static void filter_value(pgbuf_t *b, const char *v, const char *pgtype)
     pb_printf(b, " AS %s)", pgtype);
 }
 
-/* changedSince/Until: unix seconds or a timestamp text. */
+/*
+ * A changedSince/Until bound. The host gives every form a client may use as one
+ * UTC text "YYYY-MM-DD HH:MM:SS.ffffff" (ds_where_t), so it is a plain literal.
+ */
 static void ts_literal(pgbuf_t *b, const char *v)
 {
-    const char *p = v;
-    if (*p == '-' || *p == '+')
-        p++;
-    bool digits = *p != '\0';
-    for (; *p; p++)
-        digits = digits && isdigit((unsigned char)*p);
-    if (digits) {
-        pb_puts(b, "(to_timestamp(CAST(");
-        pb_literal(b, v);
-        pb_puts(b, " AS bigint)) AT TIME ZONE 'UTC')");
-    } else {
-        pb_puts(b, "CAST(");
-        pb_literal(b, v);
-        pb_puts(b, " AS timestamp)");
-    }
+    pb_puts(b, "CAST(");
+    pb_literal(b, v);
+    pb_puts(b, " AS timestamp)");
 }
 
 /* Appends the WHERE clause for w over t; ref is the IN filter's table (described) or NULL. */
@@ -247,6 +266,10 @@ static ds_status_t append_where(pg_use_t *u, const pg_table_t *pt, const ds_wher
         ds_status_t st = operand(u, b, pt, t, col, f->data_type, pgtype, sizeof(pgtype), false);
         if (st != DS_OK)
             return st;
+        for (size_t k = 0; k < f->n_values; k++)
+            if ((st = check_filter_value(u, col, f->values[k], pgtype, ci >= 0 ? t->columns[ci].type : "TIMESTAMP")) !=
+                DS_OK)
+                return st;
         if (f->n_values > 1) {
             pb_puts(b, f->op == DS_OP_EQ ? " IN (" : " NOT IN (");
             for (size_t k = 0; k < f->n_values; k++) {
@@ -1703,8 +1726,12 @@ static ds_status_t set_default(pg_use_t *u, const schema_t *s, const char *colum
                                const char *value)
 {
     pgbuf_t tail = {0};
-    char tbuf[64];
+    char tbuf[64], what[128];
+    snprintf(what, sizeof(what), "column \"%s\": default", column);
     if (value) {
+        ds_status_t st = pg_check_value(u, what, value, pg_type_of(canonical, tbuf, sizeof(tbuf)) ? tbuf : "text");
+        if (st != DS_OK)
+            return st;
         pb_puts(&tail, "SET DEFAULT CAST(");
         pb_literal(&tail, value);
         pb_printf(&tail, " AS %s)", pg_type_of(canonical, tbuf, sizeof(tbuf)) ? tbuf : "text");

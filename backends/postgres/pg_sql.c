@@ -175,7 +175,11 @@ static ds_status_t map_error(pg_use_t *u, PGresult *r)
         st = DS_INVALID_ARGUMENT;
     else
         st = DS_INTERNAL;
-    h->err_set(u->err, st, "PostgreSQL: %s", msg);
+    const char *column = r ? PQresultErrorField(r, PG_DIAG_COLUMN_NAME) : NULL;
+    if (strcmp(state, "23502") == 0 && column) /* not_null_violation: say which column first, as DuckDB's does */
+        h->err_set(u->err, st, "column \"%s\" is NOT NULL and a row has no value for it (PostgreSQL: %s)", column, msg);
+    else
+        h->err_set(u->err, st, "PostgreSQL: %s", msg);
     if (kbc)
         u->err->keboola_code = kbc;
     if (st == DS_INTERNAL)
@@ -217,6 +221,21 @@ ds_status_t pg_query_int(pg_use_t *u, const char *sql, int n, const char *const 
     *out = PQntuples(r) > 0 ? pg_cell_int(r, 0, 0) : 0;
     PQclear(r);
     return DS_OK;
+}
+
+ds_status_t pg_check_value(pg_use_t *u, const char *what, const char *value, const char *pgtype)
+{
+    pgbuf_t q = {0};
+    /* pgtype comes from the backend's type mapping, never client text. */
+    pb_printf(&q, "SELECT CAST(" PG_META ".try_cast($1, CAST(NULL AS %s)) IS NULL AS integer)", pgtype);
+    int64_t bad = 0;
+    const char *params[] = {value};
+    ds_status_t st = pg_query_int(u, pb_cstr(&q), 1, params, &bad);
+    pb_free(&q);
+    if (st == DS_OK && bad)
+        st = u->be->host->err_set(u->err, DS_INVALID_ARGUMENT, "%s: \"%.100s\" is not a valid %s value", what, value,
+                                  pgtype);
+    return st;
 }
 
 ds_status_t pg_in_txn(pg_use_t *u, ds_status_t (*fn)(pg_use_t *, void *), void *ud)

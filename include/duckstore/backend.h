@@ -165,7 +165,7 @@ typedef struct {
 typedef struct {
     ds_filter_t *filters;
     size_t n_filters;
-    const char *changed_since; /* unix seconds, or a timestamp text; NULL = none */
+    const char *changed_since; /* UTC "YYYY-MM-DD HH:MM:SS.ffffff" (the host normalizes every client form); NULL = none */
     const char *changed_until;
     /* Delete rows only: keep/delete rows whose in_column is (not) IN ref table's column. */
     const char *in_column;

@@ -63,6 +63,40 @@ static char host_data_dir[4096];
 static char plugin_dir[PATH_MAX]; /* resolved; "" when none */
 static bool startup_loaded;
 
+/*
+ * Plugins found that did not register, by file: why (a setting the operator
+ * must fix, or anything else), the last error, and copies of the settings the
+ * plugin declared (so GET /backends can say what it needs). An entry goes as
+ * soon as the plugin registers.
+ */
+typedef struct problem {
+    struct problem *next;
+    char *file;        /* resolved path inside the plugin directory */
+    char *name;        /* the backend name the plugin declared, or NULL */
+    bool unconfigured; /* a required setting is missing or a setting has a value of the wrong type */
+    char error[DS_ERR_MSG_MAX];
+    int64_t at;
+    ds_be_setting_t *settings;
+    size_t n_settings;
+} problem_t;
+static problem_t *problems;
+
+/*
+ * The backend settings file (DUCKSTORE_BACKEND_SETTINGS_FILE): KEY=VALUE
+ * lines of DUCKSTORE_BE_* settings, read at start and again by every reload.
+ * A value there wins over the environment. Replaced maps are kept (retired)
+ * until shutdown: a backend may still hold a value host_setting returned.
+ */
+typedef struct settings_map {
+    struct settings_map *next; /* retired maps */
+    size_t n;
+    char **keys, **values;
+} settings_map_t;
+static char settings_file[PATH_MAX];
+static settings_map_t *settings_now, *settings_retired;
+
+static void free_map(settings_map_t *m);
+
 static double mono_ms(void)
 {
     struct timespec ts;
@@ -135,11 +169,25 @@ bool ds_registry_setting_env(const char *backend, const char *key, char *out, si
     return backend && key && env_name(backend, key, out, outsz);
 }
 
+/* The value of setting env (DUCKSTORE_BE_...): the settings file's, else the environment's, else NULL. */
+static const char *setting_value(const char *env)
+{
+    const char *v = NULL;
+    pthread_mutex_lock(&lock);
+    for (size_t i = 0; settings_now && i < settings_now->n && !v; i++)
+        if (strcmp(settings_now->keys[i], env) == 0)
+            v = settings_now->values[i];
+    pthread_mutex_unlock(&lock);
+    return v ? v : getenv(env);
+}
+
 static const char *env_value(const char *backend, const char *key)
 {
     char env[256];
-    return env_name(backend, key, env, sizeof(env)) ? getenv(env) : NULL;
+    return env_name(backend, key, env, sizeof(env)) ? setting_value(env) : NULL;
 }
+
+bool ds_registry_setting_configured(const char *backend, const char *key) { return env_value(backend, key) != NULL; }
 
 /* The env value of a setting, else the backend's declared default (of any entry of that name). */
 static const char *host_setting(const char *backend, const char *key)
@@ -221,8 +269,12 @@ static bool parse_bool(const char *v)
     return false;
 }
 
-/* Every declared setting: a required one is present, each value has its declared type. */
-static ds_status_t check_settings(const ds_backend_ops_t *ops, ds_err_t *err)
+/*
+ * Every declared setting: a required one is present, each value has its
+ * declared type. *unconfigured is set when the operator can fix the failure
+ * by giving a setting (not when the plugin declares its settings wrong).
+ */
+static ds_status_t check_settings(const ds_backend_ops_t *ops, bool *unconfigured, ds_err_t *err)
 {
     if (ops->n_settings && !ops->settings)
         return ds_err_set(err, DS_INVALID_ARGUMENT, "backend \"%s\" declares %zu settings but no settings array",
@@ -232,15 +284,18 @@ static ds_status_t check_settings(const ds_backend_ops_t *ops, ds_err_t *err)
         char env[256];
         if (!s->key || !*s->key || !env_name(ops->name, s->key, env, sizeof(env)))
             return ds_err_set(err, DS_INVALID_ARGUMENT, "backend \"%s\": setting %zu has no usable key", ops->name, i);
-        const char *v = getenv(env);
+        const char *v = setting_value(env);
         if (!v)
             v = s->default_value;
         if (!v) {
-            if (s->required)
+            if (s->required) {
+                *unconfigured = true;
                 return ds_err_set(err, DS_INVALID_ARGUMENT, "backend \"%s\" needs setting %s%s%s", ops->name, env,
                                   s->help ? ": " : "", s->help ? s->help : "");
+            }
             continue;
         }
+        *unconfigured = s->type == DS_SETTING_INT || s->type == DS_SETTING_BOOL;
         if (s->type == DS_SETTING_INT) {
             char *end;
             errno = 0;
@@ -253,14 +308,16 @@ static ds_status_t check_settings(const ds_backend_ops_t *ops, ds_err_t *err)
                 return ds_err_set(err, DS_INVALID_ARGUMENT,
                                   "backend \"%s\": setting %s must be true or false, got \"%.64s\"", ops->name, env, v);
         } else if (s->type != DS_SETTING_STRING) {
+            *unconfigured = false;
             return ds_err_set(err, DS_INVALID_ARGUMENT, "backend \"%s\": setting %s has an unknown type %d", ops->name,
                               env, (int)s->type);
         }
+        *unconfigured = false;
     }
     return DS_OK;
 }
 
-static ds_status_t check_ops(const ds_backend_ops_t *ops, const char *what, ds_err_t *err)
+static ds_status_t check_ops(const ds_backend_ops_t *ops, const char *what, bool *unconfigured, ds_err_t *err)
 {
     if (ops->abi_version != DS_BACKEND_ABI_VERSION)
         return ds_err_set(err, DS_INVALID_ARGUMENT,
@@ -274,7 +331,7 @@ static ds_status_t check_ops(const ds_backend_ops_t *ops, const char *what, ds_e
                           what, ops->name ? ops->name : "");
     if (!ops->open || !ops->close)
         return ds_err_set(err, DS_INVALID_ARGUMENT, "backend \"%s\" lacks its open or close method", ops->name);
-    return check_settings(ops, err);
+    return check_settings(ops, unconfigured, err);
 }
 
 /* ---- registration ---- */
@@ -296,8 +353,35 @@ static void free_entry(entry_t *e)
     free(e);
 }
 
-/* Registers entry; path is the plugin file (NULL for built-ins). On failure nothing stays. */
-static ds_status_t add_backend(ds_backend_entry_fn entry, void *handle, const char *path, ds_err_t *err)
+/* Copies what a plugin that did not register declared (its name, its settings) into pb. */
+static void note_declared(const ds_backend_ops_t *ops, problem_t *pb)
+{
+    if (!pb)
+        return;
+    if (valid_name(ops->name))
+        pb->name = strdup(ops->name);
+    if (!ops->settings || !ops->n_settings || ops->n_settings > 256)
+        return;
+    pb->settings = calloc(ops->n_settings, sizeof(*pb->settings));
+    for (size_t i = 0; pb->settings && i < ops->n_settings; i++) {
+        const ds_be_setting_t *s = &ops->settings[i];
+        if (!s->key)
+            continue;
+        ds_be_setting_t *c = &pb->settings[pb->n_settings++];
+        c->type = s->type;
+        c->required = s->required;
+        c->key = strdup(s->key);
+        c->default_value = s->default_value ? strdup(s->default_value) : NULL;
+        c->help = s->help ? strdup(s->help) : NULL;
+    }
+}
+
+/*
+ * Registers entry; path is the plugin file (NULL for built-ins). On failure
+ * nothing stays, and pb (may be NULL) receives what the plugin declared and
+ * whether a setting is what is missing.
+ */
+static ds_status_t add_backend(ds_backend_entry_fn entry, void *handle, const char *path, problem_t *pb, ds_err_t *err)
 {
     double t0 = mono_ms();
     char what[PATH_MAX + 16];
@@ -305,9 +389,16 @@ static ds_status_t add_backend(ds_backend_entry_fn entry, void *handle, const ch
     const ds_backend_ops_t *ops = entry(&host);
     if (!ops)
         return ds_err_set(err, DS_INVALID_ARGUMENT, "%s: its entry function returned no backend (see the log)", what);
-    ds_status_t st = check_ops(ops, what, err);
-    if (st != DS_OK)
+    bool unconfigured = false;
+    ds_status_t st = check_ops(ops, what, &unconfigured, err);
+    if (st != DS_OK) {
+        /* Only a plugin of this ABI has a struct whose settings can be read. */
+        if (ops->abi_version == DS_BACKEND_ABI_VERSION && ops->struct_size >= DS_BE_OPS_V1_SIZE)
+            note_declared(ops, pb);
+        if (pb)
+            pb->unconfigured = unconfigured;
         return st;
+    }
     entry_t *e = calloc(1, sizeof(*e));
     if (!e || (path && !(e->path = strdup(path)))) {
         free(e);
@@ -326,6 +417,7 @@ static ds_status_t add_backend(ds_backend_entry_fn entry, void *handle, const ch
             pthread_mutex_unlock(&lock);
             st = ds_err_set(err, DS_ALREADY_EXISTS, "a backend named \"%s\" is already registered%s%s", e->ops.name,
                             x->path ? " from " : " (built in)", x->path ? x->path : "");
+            note_declared(&e->ops, pb);
             free_entry(e);
             return st;
         }
@@ -353,6 +445,7 @@ static ds_status_t add_backend(ds_backend_entry_fn entry, void *handle, const ch
         char why[DS_ERR_MSG_MAX];
         snprintf(why, sizeof(why), "%s", err->status != DS_OK && err->message[0] ? err->message : "no reason given");
         ds_err_set(err, st, "backend \"%s\" failed to start: %s", ops->name, why);
+        note_declared(&e->ops, pb);
         free_entry(e);
         return st;
     }
@@ -365,7 +458,7 @@ ds_status_t ds_registry_add(ds_backend_entry_fn entry, void *handle, ds_err_t *e
 {
     if (!entry)
         return ds_err_set(err, DS_INVALID_ARGUMENT, "no entry function");
-    return add_backend(entry, handle, NULL, err);
+    return add_backend(entry, handle, NULL, NULL, err);
 }
 
 ds_status_t ds_registry_get(const char *name, ds_backend_t **out, ds_err_t *err)
@@ -434,6 +527,55 @@ void ds_registry_each(void (*cb)(ds_backend_t *b, void *ud), void *ud)
 
 const char *ds_registry_plugin_dir(void) { return plugin_dir; }
 
+static void free_problem(problem_t *pb)
+{
+    if (!pb)
+        return;
+    for (size_t i = 0; i < pb->n_settings; i++) {
+        free((char *)pb->settings[i].key);
+        free((char *)pb->settings[i].default_value);
+        free((char *)pb->settings[i].help);
+    }
+    free(pb->settings);
+    free(pb->name);
+    free(pb->file);
+    free(pb);
+}
+
+/* Replaces the problem recorded for pb->file by pb (NULL: the plugin registered; forgets it). */
+static void set_problem(const char *file, problem_t *pb)
+{
+    problem_t *old = NULL;
+    pthread_mutex_lock(&lock);
+    problem_t **pp = &problems;
+    while (*pp && strcmp((*pp)->file, file) != 0)
+        pp = &(*pp)->next;
+    if (*pp) {
+        old = *pp;
+        *pp = old->next;
+    }
+    if (pb) {
+        /* Keep the order plugins were found in: a retried one stays where it was. */
+        pb->next = *pp;
+        *pp = pb;
+    }
+    pthread_mutex_unlock(&lock);
+    free_problem(old);
+}
+
+/* Records why the plugin at path did not register (pb: what it declared, or NULL). */
+static void record_problem(const char *path, problem_t *pb, const ds_err_t *err)
+{
+    problem_t *p = pb ? pb : calloc(1, sizeof(*p));
+    if (!p || !(p->file = strdup(path))) {
+        free_problem(p);
+        return;
+    }
+    snprintf(p->error, sizeof(p->error), "%s", err->message[0] ? err->message : "the plugin did not register");
+    p->at = (int64_t)time(NULL);
+    set_problem(path, p);
+}
+
 /* dlopen + entry symbol + add. path is absolute and already confined. */
 static ds_status_t load_plugin(const char *path, const char **name_out, ds_err_t *err)
 {
@@ -442,19 +584,25 @@ static ds_status_t load_plugin(const char *path, const char **name_out, ds_err_t
     void *handle = dlopen(path, RTLD_NOW | RTLD_LOCAL | RTLD_NODELETE);
     if (!handle) {
         const char *why = dlerror();
-        return ds_err_set(err, DS_INVALID_ARGUMENT, "cannot load plugin %s: %s", path, why ? why : "unknown error");
+        ds_err_set(err, DS_INVALID_ARGUMENT, "cannot load plugin %s: %s", path, why ? why : "unknown error");
+        record_problem(path, NULL, err);
+        return DS_INVALID_ARGUMENT;
     }
     dlerror();
     void *sym = dlsym(handle, DS_BACKEND_ENTRY_SYMBOL);
     if (!sym) {
         dlclose(handle);
-        return ds_err_set(err, DS_INVALID_ARGUMENT, "plugin %s does not export the entry symbol %s", path,
-                          DS_BACKEND_ENTRY_SYMBOL);
+        ds_err_set(err, DS_INVALID_ARGUMENT, "plugin %s does not export the entry symbol %s", path,
+                   DS_BACKEND_ENTRY_SYMBOL);
+        record_problem(path, NULL, err);
+        return DS_INVALID_ARGUMENT;
     }
     ds_backend_entry_fn entry;
     memcpy(&entry, &sym, sizeof(entry));
-    ds_status_t st = add_backend(entry, handle, path, err);
+    problem_t *pb = calloc(1, sizeof(*pb));
+    ds_status_t st = add_backend(entry, handle, path, pb, err);
     if (st != DS_OK) {
+        record_problem(path, pb, err);
         dlclose(handle);
         if (st != DS_INVALID_ARGUMENT) {
             /* At runtime every reason a plugin cannot register is the request's fault: a 400. */
@@ -464,6 +612,8 @@ static ds_status_t load_plugin(const char *path, const char **name_out, ds_err_t
         }
         return DS_INVALID_ARGUMENT;
     }
+    free_problem(pb);
+    set_problem(path, NULL);
     double t1 = mono_ms();
     pthread_mutex_lock(&lock);
     const char *name = NULL;
@@ -658,6 +808,257 @@ void ds_registry_shutdown(void)
             dlclose(e->handle);
         free_entry(e);
     }
+    pthread_mutex_lock(&lock);
+    problem_t *pbs = problems;
+    problems = NULL;
+    settings_map_t *maps = settings_retired;
+    if (settings_now) {
+        settings_now->next = maps;
+        maps = settings_now;
+    }
+    settings_now = settings_retired = NULL;
+    settings_file[0] = '\0';
+    pthread_mutex_unlock(&lock);
+    while (pbs) {
+        problem_t *next = pbs->next;
+        free_problem(pbs);
+        pbs = next;
+    }
+    while (maps) {
+        settings_map_t *next = maps->next;
+        free_map(maps);
+        maps = next;
+    }
     plugin_dir[0] = '\0';
     startup_loaded = false;
+}
+
+/* ---- the settings file and reloading ---- */
+
+static void free_map(settings_map_t *m)
+{
+    if (!m)
+        return;
+    for (size_t i = 0; i < m->n; i++) {
+        free(m->keys[i]);
+        free(m->values[i]);
+    }
+    free(m->keys);
+    free(m->values);
+    free(m);
+}
+
+static char *trim(char *p)
+{
+    while (*p == ' ' || *p == '\t')
+        p++;
+    size_t n = strlen(p);
+    while (n && (p[n - 1] == ' ' || p[n - 1] == '\t' || p[n - 1] == '\r' || p[n - 1] == '\n'))
+        p[--n] = '\0';
+    return p;
+}
+
+/* Reads the settings file at path into a new map (*out); nothing changes on failure. */
+static ds_status_t read_settings(const char *path, settings_map_t **out, ds_err_t *err)
+{
+    *out = NULL;
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return ds_err_setf(err, DS_INVALID_ARGUMENT, "DUCKSTORE_BACKEND_SETTINGS_FILE",
+                           "backend settings file %s: %s", path, strerror(errno));
+    settings_map_t *m = calloc(1, sizeof(*m));
+    char line[8192];
+    size_t cap = 0;
+    int lineno = 0;
+    ds_status_t st = m ? DS_OK : ds_err_set(err, DS_INTERNAL, "out of memory");
+    while (st == DS_OK && fgets(line, sizeof(line), f)) {
+        lineno++;
+        if (!strchr(line, '\n') && !feof(f)) {
+            st = ds_err_setf(err, DS_INVALID_ARGUMENT, "DUCKSTORE_BACKEND_SETTINGS_FILE",
+                             "backend settings file %s line %d: longer than %zu bytes", path, lineno, sizeof(line) - 2);
+            break;
+        }
+        char *p = trim(line);
+        if (!*p || *p == '#')
+            continue;
+        char *eq = strchr(p, '=');
+        if (eq)
+            *eq = '\0';
+        char *key = trim(p);
+        bool key_ok = strncmp(key, "DUCKSTORE_BE_", 13) == 0 && key[13];
+        for (char *k = key; key_ok && *k; k++)
+            key_ok = isupper((unsigned char)*k) || isdigit((unsigned char)*k) || *k == '_';
+        if (!eq || !key_ok) {
+            st = ds_err_setf(err, DS_INVALID_ARGUMENT, "DUCKSTORE_BACKEND_SETTINGS_FILE",
+                             "backend settings file %s line %d: expected DUCKSTORE_BE_<BACKEND>_<KEY>=value", path,
+                             lineno);
+            break;
+        }
+        char *value = trim(eq + 1);
+        size_t vl = strlen(value);
+        if (vl >= 2 && (value[0] == '"' || value[0] == '\'') && value[vl - 1] == value[0]) {
+            value[vl - 1] = '\0';
+            value++;
+        }
+        size_t i = 0;
+        while (i < m->n && strcmp(m->keys[i], key) != 0)
+            i++;
+        if (i == m->n && m->n == cap) {
+            size_t ncap = cap ? cap * 2 : 16;
+            char **k2 = realloc(m->keys, sizeof(char *) * ncap);
+            if (k2)
+                m->keys = k2;
+            char **v2 = k2 ? realloc(m->values, sizeof(char *) * ncap) : NULL;
+            if (v2)
+                m->values = v2;
+            if (!k2 || !v2) {
+                st = ds_err_set(err, DS_INTERNAL, "out of memory");
+                break;
+            }
+            cap = ncap;
+        }
+        char *v = strdup(value);
+        if (!v) {
+            st = ds_err_set(err, DS_INTERNAL, "out of memory");
+            break;
+        }
+        if (i < m->n) { /* a later line wins */
+            free(m->values[i]);
+            m->values[i] = v;
+        } else if (!(m->keys[i] = strdup(key))) {
+            free(v);
+            st = ds_err_set(err, DS_INTERNAL, "out of memory");
+        } else {
+            m->values[i] = v;
+            m->n++;
+        }
+    }
+    if (st == DS_OK && ferror(f))
+        st = ds_err_setf(err, DS_INVALID_ARGUMENT, "DUCKSTORE_BACKEND_SETTINGS_FILE",
+                         "backend settings file %s: read error", path);
+    fclose(f);
+    if (st != DS_OK) {
+        free_map(m);
+        return st;
+    }
+    *out = m;
+    return DS_OK;
+}
+
+/* (Re-)reads the settings file, when one is set; nothing changes on failure. */
+static ds_status_t reread_settings(ds_err_t *err)
+{
+    char path[PATH_MAX];
+    pthread_mutex_lock(&lock);
+    snprintf(path, sizeof(path), "%s", settings_file);
+    pthread_mutex_unlock(&lock);
+    if (!path[0])
+        return DS_OK;
+    settings_map_t *m;
+    ds_status_t st = read_settings(path, &m, err);
+    if (st != DS_OK)
+        return st;
+    pthread_mutex_lock(&lock);
+    if (settings_now) {
+        settings_now->next = settings_retired;
+        settings_retired = settings_now;
+    }
+    settings_now = m;
+    pthread_mutex_unlock(&lock);
+    ds_log(DS_LOG_INFO, "backend settings file %s read: %zu settings", path, m->n);
+    return DS_OK;
+}
+
+ds_status_t ds_registry_settings_file(const char *path, ds_err_t *err)
+{
+    if (!path || !*path)
+        return DS_OK;
+    if (strlen(path) >= sizeof(settings_file))
+        return ds_err_setf(err, DS_INVALID_ARGUMENT, "DUCKSTORE_BACKEND_SETTINGS_FILE",
+                           "backend settings file path is too long");
+    pthread_mutex_lock(&lock);
+    snprintf(settings_file, sizeof(settings_file), "%s", path);
+    pthread_mutex_unlock(&lock);
+    return reread_settings(err);
+}
+
+ds_status_t ds_registry_reload(const char *name, const char **name_out, ds_err_t *err)
+{
+    if (name_out)
+        *name_out = NULL;
+    if (!name || !*name)
+        return ds_err_setf(err, DS_INVALID_ARGUMENT, "name", "backend name is empty");
+    ds_status_t st = reread_settings(err);
+    if (st != DS_OK)
+        return st;
+    pthread_mutex_lock(&lock);
+    for (entry_t *e = entries; e; e = e->next)
+        if (e->state == E_READY && strcmp(e->ops.name, name) == 0) {
+            /* Registered: it keeps running with the settings it opened with. */
+            if (name_out)
+                *name_out = e->ops.name;
+            pthread_mutex_unlock(&lock);
+            return DS_OK;
+        }
+    char file[PATH_MAX] = "";
+    for (problem_t *p = problems; p && !file[0]; p = p->next) {
+        const char *base = strrchr(p->file, '/');
+        base = base ? base + 1 : p->file;
+        if ((p->name && strcmp(p->name, name) == 0) || strcmp(base, name) == 0)
+            snprintf(file, sizeof(file), "%s", p->file);
+    }
+    pthread_mutex_unlock(&lock);
+    if (!file[0])
+        return ds_err_set(err, DS_NOT_FOUND, "no backend or plugin named \"%s\" was found", name);
+    st = load_plugin(file, name_out, err);
+    if (st != DS_OK) {
+        char why[DS_ERR_MSG_MAX];
+        snprintf(why, sizeof(why), "%s", err->message);
+        return ds_err_set(err, DS_UNAVAILABLE, "backend \"%s\" still cannot start: %s", name, why);
+    }
+    return DS_OK;
+}
+
+void ds_registry_problems(ds_arena_t *a, ds_registry_problem_t **out, size_t *n)
+{
+    *out = NULL;
+    *n = 0;
+    pthread_mutex_lock(&lock);
+    size_t count = 0;
+    for (problem_t *p = problems; p; p = p->next)
+        count++;
+    ds_registry_problem_t *items = count ? ds_arena_alloc(a, sizeof(*items) * count) : NULL;
+    for (problem_t *p = problems; items && p; p = p->next) {
+        ds_registry_problem_t *x = &items[*n];
+        const char *base = strrchr(p->file, '/');
+        /* A plugin that declared the name of a registered backend is listed by its file name. */
+        bool own_name = p->name != NULL;
+        for (entry_t *e = entries; own_name && e; e = e->next)
+            own_name = strcmp(e->ops.name, p->name) != 0;
+        *x = (ds_registry_problem_t){
+            .path = ds_arena_strdup(a, p->file),
+            .name = ds_arena_strdup(a, own_name ? p->name : base ? base + 1 : p->file),
+            .declared_name = own_name,
+            .unconfigured = p->unconfigured,
+            .error = ds_arena_strdup(a, p->error),
+            .at = p->at,
+            .n_settings = p->n_settings,
+            .settings = p->n_settings ? ds_arena_alloc(a, sizeof(ds_be_setting_t) * p->n_settings) : NULL,
+        };
+        for (size_t i = 0; x->settings && i < p->n_settings; i++) {
+            const ds_be_setting_t *s = &p->settings[i];
+            x->settings[i] = (ds_be_setting_t){
+                .key = ds_arena_strdup(a, s->key),
+                .type = s->type,
+                .required = s->required,
+                .default_value = s->default_value ? ds_arena_strdup(a, s->default_value) : NULL,
+                .help = s->help ? ds_arena_strdup(a, s->help) : NULL,
+            };
+        }
+        if (!x->settings)
+            x->n_settings = 0;
+        (*n)++;
+    }
+    pthread_mutex_unlock(&lock);
+    *out = items;
 }

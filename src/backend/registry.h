@@ -13,7 +13,11 @@
  * Plugins are .so files in the plugin directory (DUCKSTORE_PLUGIN_DIR). They
  * load at startup (every *.so there, in name order; a plugin that fails is
  * logged and skipped) and at runtime (ds_registry_load_file, confined to the
- * directory: no "..", nothing outside it, no symlink out of it).
+ * directory: no "..", nothing outside it, no symlink out of it). A plugin
+ * that did not register is remembered (ds_registry_problems: unconfigured or
+ * failed, its declared settings, the last error) until it loads, e.g. through
+ * ds_registry_reload after the settings file (DUCKSTORE_BACKEND_SETTINGS_FILE,
+ * read first, then the environment) was fixed.
  *
  * Lookups pin a backend (ds_registry_get / ds_registry_put). Unloading marks
  * the backend so no new lookup finds it, waits (bounded) until every pin is
@@ -30,6 +34,7 @@
 
 #include <stdbool.h>
 
+#include "core/arena.h"
 #include "core/status.h"
 #include "duckstore/backend.h"
 
@@ -104,6 +109,47 @@ typedef ds_status_t (*ds_registry_unload_check_fn)(const char *name, void *ud, d
  */
 ds_status_t ds_registry_unload(const char *name, ds_registry_unload_check_fn check, void *ud, int wait_ms,
                                ds_err_t *err);
+
+/*
+ * A plugin found in the plugin directory (or named by a runtime load) that
+ * did not register. Arena copies (ds_registry_problems).
+ */
+typedef struct {
+    const char *name;        /* the backend name it declared, else its file name */
+    bool declared_name;      /* name is the declared backend name */
+    const char *path;        /* the plugin file (resolved) */
+    bool unconfigured;       /* a setting is missing or has a value of the wrong type; else it failed */
+    const char *error;       /* the last error */
+    int64_t at;              /* unix seconds of the last attempt */
+    ds_be_setting_t *settings; /* what it declared (empty when it never said) */
+    size_t n_settings;
+} ds_registry_problem_t;
+
+/* Every plugin that did not register, in the order they were found; allocated in a. */
+void ds_registry_problems(ds_arena_t *a, ds_registry_problem_t **out, size_t *n);
+
+/*
+ * Sets the backend settings file (DUCKSTORE_BACKEND_SETTINGS_FILE) and reads
+ * it: lines DUCKSTORE_BE_<BACKEND>_<KEY>=value ('#' comments, blank lines,
+ * optional quotes around the value). A setting there wins over the
+ * environment. NULL or "" = none. A file that cannot be read or has a bad
+ * line is DS_INVALID_ARGUMENT naming the file and line; nothing changes.
+ */
+ds_status_t ds_registry_settings_file(const char *path, ds_err_t *err);
+
+/* True when the backend's setting has a value (settings file or environment; never its default). */
+bool ds_registry_setting_configured(const char *backend, const char *key);
+
+/*
+ * Re-reads the settings file, then: a registered backend called name stays
+ * as it is (DS_OK; it keeps the settings it opened with); a plugin that did
+ * not register, found by its declared name or file name, is loaded again
+ * (DS_OK once it registers; DS_UNAVAILABLE with the reason when it still
+ * cannot start). DS_NOT_FOUND when neither; DS_INVALID_ARGUMENT for a bad
+ * settings file (nothing retried). *name_out (may be NULL) receives the
+ * registered name.
+ */
+ds_status_t ds_registry_reload(const char *name, const char **name_out, ds_err_t *err);
 
 /* Closes and forgets every backend (shutdown). */
 void ds_registry_shutdown(void);

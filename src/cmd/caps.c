@@ -207,14 +207,17 @@ static void describe(ds_ctx_t *ctx, ds_backend_t *be, ds_backend_desc_t *d)
         s->def = &ops->settings[i];
         if (ds_registry_setting_env(ops->name, s->def->key, env, sizeof(env))) {
             s->env = ds_arena_strdup(ctx->arena, env);
-            s->configured = getenv(env) != NULL;
+            s->configured = ds_registry_setting_configured(ops->name, s->def->key);
         }
         d->n_settings++;
     }
     ds_err_t e = {0};
+    d->loaded = true;
     d->health = ops->health ? ops->health(be->self, &e) : DS_OK;
     if (d->health != DS_OK)
         d->health_message = ds_arena_strdup(ctx->arena, e.message[0] ? e.message : ds_status_code(d->health));
+    d->status = d->health == DS_OK ? "ready" : "unhealthy";
+    d->last_error = d->health_message;
     usage_t u = {.backend = ops->name};
     if (count_projects(ctx, &u, &e) == DS_OK)
         d->projects = u.count;
@@ -252,6 +255,36 @@ static void collect(ds_backend_t *be, void *ud)
     describe(l->ctx, pinned, &l->items[l->n++]);
 }
 
+/* A plugin that did not register, as GET /backends shows it. */
+static void describe_problem(ds_ctx_t *ctx, const ds_registry_problem_t *p, ds_backend_desc_t *d)
+{
+    memset(d, 0, sizeof(*d));
+    d->name = p->name;
+    d->status = p->unconfigured ? "unconfigured" : "failed";
+    d->last_error = p->error;
+    d->failed_at = p->at;
+    d->meta.path = p->path;
+    d->health = DS_UNAVAILABLE;
+    d->settings = ds_arena_alloc(ctx->arena, sizeof(ds_backend_setting_t) * (p->n_settings ? p->n_settings : 1));
+    for (size_t i = 0; d->settings && i < p->n_settings; i++) {
+        char env[256];
+        ds_backend_setting_t *s = &d->settings[i];
+        s->def = &p->settings[i];
+        if (p->declared_name && ds_registry_setting_env(p->name, s->def->key, env, sizeof(env))) {
+            s->env = ds_arena_strdup(ctx->arena, env);
+            s->configured = ds_registry_setting_configured(p->name, s->def->key);
+        }
+        d->n_settings++;
+    }
+    if (p->declared_name) {
+        usage_t u = {.backend = p->name};
+        ds_err_t e = {0};
+        if (count_projects(ctx, &u, &e) == DS_OK)
+            d->projects = u.count;
+        ds_buf_free(&u.ids);
+    }
+}
+
 ds_status_t ds_cmd_backend_list(ds_ctx_t *ctx, ds_backend_desc_t **items, size_t *n)
 {
     ds_status_t st = ds_cmd_require_admin(ctx);
@@ -259,8 +292,40 @@ ds_status_t ds_cmd_backend_list(ds_ctx_t *ctx, ds_backend_desc_t **items, size_t
         return st;
     list_t l = {.ctx = ctx};
     ds_registry_each(collect, &l);
+    ds_registry_problem_t *probs;
+    size_t n_probs;
+    ds_registry_problems(ctx->arena, &probs, &n_probs);
+    if (n_probs) {
+        ds_backend_desc_t *all = ds_arena_alloc(ctx->arena, sizeof(*all) * (l.n + n_probs));
+        if (!all)
+            return ds_err_set(&ctx->err, DS_UNAVAILABLE, "out of memory");
+        if (l.n)
+            memcpy(all, l.items, sizeof(*all) * l.n);
+        for (size_t i = 0; i < n_probs; i++)
+            describe_problem(ctx, &probs[i], &all[l.n++]);
+        l.items = all;
+    }
     *items = l.items;
     *n = l.n;
+    return DS_OK;
+}
+
+ds_status_t ds_cmd_backend_reload(ds_ctx_t *ctx, const char *name, ds_backend_desc_t *out)
+{
+    ds_status_t st = ds_cmd_require_admin(ctx);
+    const char *registered = NULL;
+    ds_backend_t *be = NULL;
+    if (st != DS_OK)
+        return st;
+    if ((st = ds_registry_reload(name, &registered, &ctx->err)) != DS_OK)
+        return st;
+    if ((st = ds_registry_get(registered, &be, &ctx->err)) != DS_OK)
+        return st; /* unloaded again in between */
+    if (ds_arena_on_destroy(ctx->arena, put_backend, be) != 0) {
+        ds_registry_put(be);
+        return ds_err_set(&ctx->err, DS_INTERNAL, "out of memory");
+    }
+    describe(ctx, be, out);
     return DS_OK;
 }
 

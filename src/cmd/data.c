@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <strings.h>
+#include <time.h>
 
 #include "cmd/files.h"
 #include "cmd/internal.h"
@@ -43,10 +44,35 @@ static ds_status_t check_names(ds_ctx_t *ctx, const char *const *names, size_t n
     return DS_OK;
 }
 
-static ds_status_t check_where(ds_ctx_t *ctx, const ds_where_t *w)
+/* Replaces *v (a client's point in time, or NULL) by its UTC text for the backends (core/types.h). */
+static ds_status_t utc_time(ds_ctx_t *ctx, int64_t now_us, const char *field, const char **v)
 {
-    if ((w->changed_since && ds_time_check(w->changed_since, "changed_since", &ctx->err) != DS_OK) ||
-        (w->changed_until && ds_time_check(w->changed_until, "changed_until", &ctx->err) != DS_OK))
+    int64_t us;
+    if (!*v)
+        return DS_OK;
+    ds_status_t st = ds_time_parse(*v, now_us, field, &us, &ctx->err);
+    if (st != DS_OK)
+        return st;
+    char text[DS_TIME_TEXT_MAX];
+    ds_time_format_utc(us, text);
+    if (!(*v = ds_arena_strdup(ctx->arena, text)))
+        return ds_err_set(&ctx->err, DS_UNAVAILABLE, "out of memory");
+    return DS_OK;
+}
+
+/*
+ * Checks a filter and turns its changed_since/changed_until, whatever form
+ * the client used (unix seconds, ISO 8601, "-15 minutes"), into one absolute
+ * UTC instant: backends receive only "YYYY-MM-DD HH:MM:SS.ffffff" and parse
+ * nothing. Relative forms count from this call.
+ */
+static ds_status_t check_where(ds_ctx_t *ctx, ds_where_t *w)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    int64_t now_us = (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+    if (utc_time(ctx, now_us, "changed_since", &w->changed_since) != DS_OK ||
+        utc_time(ctx, now_us, "changed_until", &w->changed_until) != DS_OK)
         return ctx->err.status;
     for (size_t i = 0; i < w->n_filters; i++) {
         const ds_filter_t *f = &w->filters[i];
@@ -159,9 +185,10 @@ ds_status_t ds_cmd_table_import(ds_ctx_t *ctx, const char *project, const char *
                                 const ds_import_t *in, ds_import_result_t *out)
 {
     ds_proj_t p;
-    ds_import_t x;
+    ds_import_t x, norm = *in;
     const char **paths = NULL;
     size_t n_paths = 0;
+    in = &norm; /* check_where rewrites src_where's times */
     ds_status_t st = open_table(ctx, &project, bucket, table, &p);
     if (st != DS_OK)
         return st;
@@ -182,7 +209,7 @@ ds_status_t ds_cmd_table_import(ds_ctx_t *ctx, const char *project, const char *
             (st = ds_ident_check_name(in->src_table, "table", &ctx->err)) != DS_OK ||
             (st = check_names(ctx, in->src_columns, in->n_mapping, "columns_mapping")) != DS_OK ||
             (st = check_names(ctx, in->dst_columns, in->n_mapping, "columns_mapping")) != DS_OK ||
-            (st = check_where(ctx, &in->src_where)) != DS_OK)
+            (st = check_where(ctx, &norm.src_where)) != DS_OK)
             return st;
         if (strcasecmp(in->src_bucket, bucket) == 0 && strcasecmp(in->src_table, table) == 0)
             return ds_err_setf(&ctx->err, DS_INVALID_ARGUMENT, "source", "a table cannot be imported into itself");
@@ -232,6 +259,7 @@ ds_status_t ds_cmd_table_export(ds_ctx_t *ctx, const char *project, const char *
     size_t n_paths;
     int64_t rows;
     ds_file_t file;
+    ds_export_t x = *in;
     memset(out, 0, sizeof(*out));
     ds_status_t st = open_table(ctx, &project, bucket, table, &p);
     if (st != DS_OK)
@@ -243,9 +271,8 @@ ds_status_t ds_cmd_table_export(ds_ctx_t *ctx, const char *project, const char *
     if (in->limit < 0)
         return ds_err_setf(&ctx->err, DS_INVALID_ARGUMENT, "limit", "limit must not be negative");
     if ((st = check_names(ctx, in->columns, in->n_columns, "columns")) != DS_OK ||
-        (st = check_order(ctx, in->order, in->n_order)) != DS_OK || (st = check_where(ctx, &in->where)) != DS_OK)
+        (st = check_order(ctx, in->order, in->n_order)) != DS_OK || (st = check_where(ctx, &x.where)) != DS_OK)
         return st;
-    ds_export_t x = *in;
     if ((st = resolve_read(ctx, &p, &bucket, &table, &x.columns, x.n_columns, &x.order, x.n_order, &x.where)) != DS_OK)
         return st;
     in = &x;
@@ -277,6 +304,7 @@ ds_status_t ds_cmd_table_preview(ds_ctx_t *ctx, const char *project, const char 
                                  const ds_preview_t *in, ds_preview_result_t *out)
 {
     ds_proj_t p;
+    ds_preview_t x = *in;
     ds_status_t st = open_table(ctx, &project, bucket, table, &p);
     if (st != DS_OK)
         return st;
@@ -285,9 +313,8 @@ ds_status_t ds_cmd_table_preview(ds_ctx_t *ctx, const char *project, const char 
     if (in->limit < 0 || in->limit > 1000)
         return ds_err_setf(&ctx->err, DS_INVALID_ARGUMENT, "limit", "preview limit must be between 1 and 1000");
     if ((st = check_names(ctx, in->columns, in->n_columns, "columns")) != DS_OK ||
-        (st = check_order(ctx, in->order, in->n_order)) != DS_OK || (st = check_where(ctx, &in->where)) != DS_OK)
+        (st = check_order(ctx, in->order, in->n_order)) != DS_OK || (st = check_where(ctx, &x.where)) != DS_OK)
         return st;
-    ds_preview_t x = *in;
     if ((st = resolve_read(ctx, &p, &bucket, &table, &x.columns, x.n_columns, &x.order, x.n_order, &x.where)) != DS_OK)
         return st;
     return DS_BE_CALL(p.be, &p.call, table_preview, bucket, table, &x, out);
@@ -316,9 +343,9 @@ ds_status_t ds_cmd_table_delete_rows(ds_ctx_t *ctx, const char *project, const c
         return st;
     if ((st = ds_cmd_require_filters(ctx, &p, where, NULL, 0)) != DS_OK)
         return st;
-    if ((st = check_where(ctx, where)) != DS_OK)
-        return st;
     ds_where_t w = *where;
+    if ((st = check_where(ctx, &w)) != DS_OK)
+        return st;
     if ((st = resolve_read(ctx, &p, &bucket, &table, NULL, 0, NULL, 0, &w)) != DS_OK)
         return st;
     if ((st = ds_cmd_enter_table(ctx, project, bucket, table)) != DS_OK)

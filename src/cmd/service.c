@@ -503,6 +503,8 @@ ds_status_t ds_service_start(const ds_config_t *cfg, ds_err_t *err)
                           cfg->max_open_projects, err);
     if (st == DS_OK)
         st = ds_registry_add(ds_be_duckdb_entry, NULL, err);
+    if (st == DS_OK)
+        st = ds_registry_settings_file(cfg->backend_settings_file, err);
     if (st == DS_OK && cfg->plugin_dir)
         ds_registry_load_dir(cfg->plugin_dir);
     bool rebuilt = false;

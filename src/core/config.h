@@ -66,6 +66,9 @@ typedef enum { DS_LOG_DEBUG = 0, DS_LOG_INFO, DS_LOG_WARN, DS_LOG_ERROR } ds_log
        "longest a project delete waits for the requests using the project (then 409)")            \
     XX(plugin_dir, "DUCKSTORE_PLUGIN_DIR", "plugin-dir", DS_CFG_STR, "",                          \
        "directory of backend plugins (.so) loaded at startup")                                    \
+    XX(backend_settings_file, "DUCKSTORE_BACKEND_SETTINGS_FILE", "backend-settings-file",          \
+       DS_CFG_STR, "", "file of DUCKSTORE_BE_* settings (KEY=value lines; wins over the "          \
+       "environment), read at start and again by POST /backends/{name}/reload")                   \
     XX(grpc_max_recv_bytes, "DUCKSTORE_GRPC_MAX_RECV_BYTES", "grpc-max-recv-bytes", DS_CFG_BYTES, \
        "16MiB", "largest gRPC request message (after decompression); larger get RESOURCE_EXHAUSTED") \
     XX(grpc_max_send_bytes, "DUCKSTORE_GRPC_MAX_SEND_BYTES", "grpc-max-send-bytes", DS_CFG_BYTES, \
@@ -104,6 +107,7 @@ typedef struct {
     int64_t idle_timeout;   /* seconds */
     int64_t delete_wait;    /* seconds */
     char *plugin_dir;
+    char *backend_settings_file;
     int64_t grpc_max_recv_bytes;
     int64_t grpc_max_send_bytes;
     int64_t grpc_workers;

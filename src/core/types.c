@@ -113,6 +113,13 @@ ds_status_t ds_type_canonical(const char *in, const char *column, char out[DS_TY
 
 bool ds_type_is_string(const char *canonical) { return canonical && strcmp(canonical, "VARCHAR") == 0; }
 
+/* ---- points in time (changed_since, changed_until) ---- */
+
+#define US_PER_SEC INT64_C(1000000)
+/* 0001-01-01 00:00:00 and 9999-12-31 23:59:59 UTC, in unix seconds: the range of a timestamp column. */
+#define MIN_UNIX_SEC INT64_C(-62135596800)
+#define MAX_UNIX_SEC INT64_C(253402300799)
+
 /* Reads exactly n digits at *p into *out and advances; false when they are not there. */
 static bool digits(const char **p, int n, int *out)
 {
@@ -127,60 +134,189 @@ static bool digits(const char **p, int n, int *out)
     return true;
 }
 
-static bool valid_time_text(const char *p)
+static bool leap_year(int y) { return (y % 4 == 0 && y % 100 != 0) || y % 400 == 0; }
+
+static int month_days(int y, int m)
 {
-    int y, mo, d, h, mi, sec;
-    if (!digits(&p, 4, &y) || *p++ != '-' || !digits(&p, 2, &mo) || *p++ != '-' || !digits(&p, 2, &d))
-        return false;
-    if (mo < 1 || mo > 12 || d < 1 || d > 31)
-        return false;
-    if (*p == '\0')
-        return true;
-    if (*p != ' ' && *p != 'T')
-        return false;
-    p++;
-    if (!digits(&p, 2, &h) || *p++ != ':' || !digits(&p, 2, &mi) || h > 23 || mi > 59)
-        return false;
-    if (*p == ':') {
-        p++;
-        if (!digits(&p, 2, &sec) || sec > 60)
-            return false;
-        if (*p == '.') {
-            p++;
-            if (!isdigit((unsigned char)*p))
-                return false;
-            while (isdigit((unsigned char)*p))
-                p++;
-        }
-    }
-    if (*p == 'Z')
-        return p[1] == '\0';
-    if (*p == '+' || *p == '-') {
-        p++;
-        if (!digits(&p, 2, &h) || h > 23)
-            return false;
-        if (*p == ':')
-            p++;
-        if (*p && (!digits(&p, 2, &mi) || mi > 59))
-            return false;
-    }
-    return *p == '\0';
+    static const int days[] = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
+    return m == 2 && leap_year(y) ? 29 : days[m - 1];
 }
 
-ds_status_t ds_time_check(const char *v, const char *field, ds_err_t *err)
+/* Days from 1970-01-01 to y-m-d of the proleptic Gregorian calendar. */
+static int64_t days_since_epoch(int y, int m, int d)
 {
-    const char *p = v;
+    /* Count from March so that the leap day is the last day of a counted year. */
+    int64_t yy = m <= 2 ? y - 1 : y;
+    int64_t era = (yy >= 0 ? yy : yy - 399) / 400;
+    int64_t yoe = yy - era * 400;
+    int64_t doy = (153 * (m > 2 ? m - 3 : m + 9) + 2) / 5 + d - 1;
+    int64_t doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    return era * 146097 + doe - 719468;
+}
+
+/* The inverse of days_since_epoch. */
+static void civil_from_days(int64_t z, int *y, int *m, int *d)
+{
+    z += 719468;
+    int64_t era = (z >= 0 ? z : z - 146096) / 146097;
+    int64_t doe = z - era * 146097;
+    int64_t yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
+    int64_t doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    int64_t mp = (5 * doy + 2) / 153;
+    *d = (int)(doy - (153 * mp + 2) / 5 + 1);
+    *m = (int)(mp < 10 ? mp + 3 : mp - 9);
+    *y = (int)(yoe + era * 400 + (*m <= 2));
+}
+
+/*
+ * ISO 8601 date or date-time: YYYY-MM-DD[(T| )HH:MM[:SS[.fraction]]][Z|(+|-)HH[[:]MM]].
+ * Without a zone the time is UTC. Fractions beyond microseconds are cut.
+ */
+static bool parse_iso(const char *p, int64_t *out_us)
+{
+    int y, mo, d, h = 0, mi = 0, sec = 0, oh = 0, om = 0;
+    int64_t frac = 0;
+    if (!digits(&p, 4, &y) || *p++ != '-' || !digits(&p, 2, &mo) || *p++ != '-' || !digits(&p, 2, &d))
+        return false;
+    if (y < 1 || mo < 1 || mo > 12 || d < 1 || d > month_days(y, mo))
+        return false;
+    if (*p == ' ' || *p == 'T' || *p == 't') {
+        p++;
+        if (!digits(&p, 2, &h) || *p++ != ':' || !digits(&p, 2, &mi) || h > 23 || mi > 59)
+            return false;
+        if (*p == ':') {
+            p++;
+            if (!digits(&p, 2, &sec) || sec > 60) /* 60: a leap second, counted as the next minute's first */
+                return false;
+            if (*p == '.' || *p == ',') {
+                p++;
+                if (!isdigit((unsigned char)*p))
+                    return false;
+                for (int64_t scale = 100000; isdigit((unsigned char)*p); p++, scale /= 10)
+                    frac += (*p - '0') * scale;
+            }
+        }
+        int sign = 0;
+        if (*p == 'Z' || *p == 'z') {
+            p++;
+        } else if (*p == '+' || *p == '-') {
+            sign = *p++ == '+' ? 1 : -1;
+            if (!digits(&p, 2, &oh) || oh > 23)
+                return false;
+            if (*p == ':')
+                p++;
+            if (*p && (!digits(&p, 2, &om) || om > 59))
+                return false;
+        }
+        if (sign)
+            frac -= sign * ((int64_t)oh * 3600 + om * 60) * US_PER_SEC;
+    }
+    if (*p != '\0')
+        return false;
+    int64_t s = days_since_epoch(y, mo, d) * 86400 + (int64_t)h * 3600 + mi * 60 + sec;
+    *out_us = s * US_PER_SEC + frac;
+    return true;
+}
+
+/* Unix seconds, optionally signed: "1767225600". */
+static bool parse_unix(const char *p, int64_t *out_us)
+{
+    bool neg = *p == '-';
     if (*p == '-' || *p == '+')
         p++;
     size_t n = strspn(p, "0123456789");
-    if (n > 0 && p[n] == '\0') {
-        if (n <= 12)
-            return DS_OK;
-        return ds_err_setf(err, DS_INVALID_ARGUMENT, field, "%s: %.40s is out of range for unix seconds", field, v);
+    if (n == 0 || p[n] != '\0' || n > 12)
+        return false;
+    int64_t s = strtoll(p, NULL, 10);
+    *out_us = (neg ? -s : s) * US_PER_SEC;
+    return true;
+}
+
+/* Relative to now: "-15 minutes", "+1 day", "2 hours ago", "now" (units second to week, singular or plural). */
+static bool parse_relative(const char *p, int64_t now_us, int64_t *out_us)
+{
+    static const struct {
+        const char *unit;
+        int64_t seconds;
+    } units[] = {{"second", 1}, {"sec", 1}, {"minute", 60}, {"min", 60}, {"hour", 3600}, {"day", 86400}, {"week", 604800}};
+    while (*p == ' ')
+        p++;
+    if (strcasecmp(p, "now") == 0) {
+        *out_us = now_us;
+        return true;
     }
-    if (valid_time_text(v))
-        return DS_OK;
-    return ds_err_setf(err, DS_INVALID_ARGUMENT, field,
-                       "%s: \"%.64s\" is not a time (use unix seconds or YYYY-MM-DD[ HH:MM:SS[.ffffff]][Z|+HH:MM])",
-                       field, v);
+    int sign = 1;
+    if (*p == '-' || *p == '+')
+        sign = *p++ == '-' ? -1 : 1;
+    while (*p == ' ')
+        p++;
+    size_t n = strspn(p, "0123456789");
+    if (n == 0 || n > 9)
+        return false;
+    int64_t count = strtoll(p, NULL, 10);
+    p += n;
+    while (*p == ' ')
+        p++;
+    size_t ulen = strspn(p, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ");
+    if (ulen == 0)
+        return false;
+    int64_t unit = 0;
+    for (size_t i = 0; i < sizeof(units) / sizeof(units[0]) && !unit; i++) {
+        size_t k = strlen(units[i].unit);
+        if (strncasecmp(p, units[i].unit, k) == 0 && (ulen == k || (ulen == k + 1 && (p[k] == 's' || p[k] == 'S'))))
+            unit = units[i].seconds;
+    }
+    if (!unit)
+        return false;
+    p += ulen;
+    while (*p == ' ')
+        p++;
+    if (strncasecmp(p, "ago", 3) == 0) {
+        sign = -sign;
+        p += 3;
+        while (*p == ' ')
+            p++;
+    }
+    if (*p != '\0')
+        return false;
+    /* count * unit is at most 1e9 weeks of seconds, inside int64; in microseconds it might not be. */
+    int64_t seconds = count * unit;
+    if (seconds > MAX_UNIX_SEC - MIN_UNIX_SEC)
+        *out_us = sign > 0 ? INT64_MAX : INT64_MIN; /* out of range, which the caller reports */
+    else
+        *out_us = now_us + sign * seconds * US_PER_SEC;
+    return true;
+}
+
+ds_status_t ds_time_parse(const char *v, int64_t now_us, const char *field, int64_t *out_us, ds_err_t *err)
+{
+    int64_t us = 0;
+    if (!parse_unix(v, &us) && !parse_iso(v, &us) && !parse_relative(v, now_us, &us))
+        return ds_err_setf(err, DS_INVALID_ARGUMENT, field, "%s: \"%.64s\" is not a point in time; %s", field, v,
+                           DS_TIME_FORMS);
+    if (us < MIN_UNIX_SEC * US_PER_SEC || us > MAX_UNIX_SEC * US_PER_SEC + (US_PER_SEC - 1))
+        return ds_err_setf(err, DS_INVALID_ARGUMENT, field,
+                           "%s: \"%.64s\" is out of range (years 0001 to 9999 UTC)", field, v);
+    *out_us = us;
+    return DS_OK;
+}
+
+void ds_time_format_utc(int64_t us, char out[DS_TIME_TEXT_MAX])
+{
+    int64_t s = us / US_PER_SEC, f = us % US_PER_SEC;
+    if (f < 0) {
+        f += US_PER_SEC;
+        s--;
+    }
+    int64_t days = s / 86400, rem = s % 86400;
+    if (rem < 0) {
+        rem += 86400;
+        days--;
+    }
+    int y, m, d;
+    civil_from_days(days, &y, &m, &d);
+    /* The moduli only tell the compiler the widths; every value is inside them already. */
+    snprintf(out, DS_TIME_TEXT_MAX, "%04u-%02u-%02u %02u:%02u:%02u.%06u", (unsigned)y % 10000u, (unsigned)m % 100u,
+             (unsigned)d % 100u, (unsigned)(rem / 3600) % 100u, (unsigned)(rem / 60 % 60), (unsigned)(rem % 60),
+             (unsigned)f % 1000000u);
 }

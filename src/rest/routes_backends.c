@@ -1,7 +1,9 @@
 /*
  * routes_backends.c - the /backends routes (admin): list the registered
- * backends with capabilities, health and settings; load a plugin from the
- * plugin directory; unload one that no project uses. Handlers only translate
+ * backends with capabilities, health and settings, and the plugins found
+ * that did not register (status, required settings, last error); load a
+ * plugin from the plugin directory; reload one after its settings were fixed;
+ * unload one that no project uses. Handlers only translate
  * JSON to and from the commands in cmd/caps.h.
  */
 #include <string.h>
@@ -58,6 +60,7 @@ static const char *setting_type(ds_setting_type_t t)
 
 static json_t *backend_json(const ds_backend_desc_t *d)
 {
+    json_t *j;
     json_t *settings = json_array();
     for (size_t i = 0; i < d->n_settings; i++) {
         const ds_backend_setting_t *s = &d->settings[i];
@@ -68,12 +71,22 @@ static json_t *backend_json(const ds_backend_desc_t *d)
             json_object_set_new(o, "help", json_string(s->def->help));
         json_array_append_new(settings, o);
     }
+    if (!d->loaded) {
+        /* A plugin found that did not register: what it needs and why it is not running. */
+        j = json_pack("{s:s,s:s,s:n,s:n,s:b,s:s?,s:n,s:n,s:o,s:I,s:n,s:n}", "name", d->name, "status", d->status,
+                      "version", "description", "builtin", false, "path", d->meta.path, "capabilities", "health",
+                      "settings", settings, "projects", (json_int_t)d->projects, "load_ms", "registered_at");
+        json_object_set_new(j, "last_error", d->last_error ? json_string(d->last_error) : json_null());
+        json_object_set_new(j, "last_attempt_at", ds_json_time(d->failed_at));
+        return j;
+    }
     json_t *health = json_pack("{s:s}", "status", d->health == DS_OK ? "ok" : "unavailable");
     json_object_set_new(health, "message", d->health_message ? json_string(d->health_message) : json_null());
-    json_t *j = json_pack("{s:s,s:s?,s:s?,s:b,s:s?,s:o,s:o,s:o,s:I}", "name", d->name, "version", d->version,
-                          "description", d->description, "builtin", d->meta.builtin, "path", d->meta.path,
-                          "capabilities", capabilities_json(d), "health", health, "settings", settings, "projects",
-                          (json_int_t)d->projects);
+    j = json_pack("{s:s,s:s,s:s?,s:s?,s:b,s:s?,s:o,s:o,s:o,s:I}", "name", d->name, "status", d->status, "version",
+                  d->version, "description", d->description, "builtin", d->meta.builtin, "path", d->meta.path,
+                  "capabilities", capabilities_json(d), "health", health, "settings", settings, "projects",
+                  (json_int_t)d->projects);
+    json_object_set_new(j, "last_error", d->last_error ? json_string(d->last_error) : json_null());
     json_object_set_new(j, "load_ms", json_real(d->meta.load_ms));
     json_object_set_new(j, "registered_at", ds_json_time(d->meta.registered_at));
     return j;
@@ -114,6 +127,14 @@ static ds_status_t h_backend_load(ds_rest_req_t *req, ds_rest_resp_t *resp)
     return DS_OK;
 }
 
+static ds_status_t h_backend_reload(ds_rest_req_t *req, ds_rest_resp_t *resp)
+{
+    ds_backend_desc_t d;
+    TRY(ds_cmd_backend_reload(CTX, ds_rest_param(req, "name"), &d));
+    resp->json = backend_json(&d);
+    return DS_OK;
+}
+
 static ds_status_t h_backend_unload(ds_rest_req_t *req, ds_rest_resp_t *resp)
 {
     TRY(ds_cmd_backend_unload(CTX, ds_rest_param(req, "name")));
@@ -125,5 +146,6 @@ const ds_rest_route_t ds_rest_backend_routes[] = {
     {.method = "GET", .pattern = "/backends", .handler = h_backend_list, .summary = "List backends: capabilities, version, health, settings"},
     {.method = "POST", .pattern = "/backends", .handler = h_backend_load, .summary = "Load a backend plugin from the plugin directory"},
     {.method = "DELETE", .pattern = "/backends/{name}", .handler = h_backend_unload, .summary = "Unload a backend plugin no project uses"},
+    {.method = "POST", .pattern = "/backends/{name}/reload", .handler = h_backend_reload, .summary = "Re-read the backend settings file and load a plugin that did not start"},
 };
 const size_t ds_rest_n_backend_routes = sizeof(ds_rest_backend_routes) / sizeof(ds_rest_backend_routes[0]);

@@ -6,6 +6,7 @@ The failing plugins are built from tests/plugins/*.c into build/test-plugins/ by
 
 import os
 import shutil
+from pathlib import Path
 
 import pytest
 
@@ -36,8 +37,14 @@ def install(plugin_dir, name, source=TEST_PLUGIN_DIR):
     return name
 
 
+def listed(admin):
+    """Every item of GET /backends: registered backends and plugins found that did not register."""
+    return expect(admin.get("/backends"), 200)["items"]
+
+
 def names(admin):
-    return [b["name"] for b in expect(admin.get("/backends"), 200)["items"]]
+    """The registered backends (status ready or unhealthy)."""
+    return [b["name"] for b in listed(admin) if b["status"] in ("ready", "unhealthy")]
 
 
 def test_list_shape(server, admin):
@@ -86,6 +93,17 @@ def test_startup_skips_every_bad_plugin_with_a_warning(server_factory, pg, pg_db
         assert len(found) == 1, f"no single startup warning for {name}: {[w['msg'] for w in warnings]}"
         for m in mentions:
             assert m in found[0], (name, m, found[0])
+    # Each skipped plugin is listed too, by file, with why it did not start.
+    by_file = {Path(b["path"]).name: b for b in listed(admin) if b["status"] not in ("ready", "unhealthy")}
+    assert sorted(by_file) == sorted(BAD_PLUGINS), by_file
+    for name, mentions in BAD_PLUGINS.items():
+        b = by_file[name]
+        assert b["status"] == ("unconfigured" if name == "bad_config.so" else "failed"), b
+        for m in mentions:
+            assert m in b["last_error"], (name, m, b)
+        assert b["capabilities"] is None and b["health"] is None, b
+    assert [b["name"] for b in listed(admin)].count("duckdb") == 1, "a plugin named like a registered backend " \
+        "is listed by its file name"
 
 
 @pytest.mark.parametrize("plugin", sorted(BAD_PLUGINS))
@@ -98,6 +116,10 @@ def test_runtime_load_failure_is_400_and_registers_nothing(server_factory, pg, p
     for m in BAD_PLUGINS[plugin]:
         assert m in err["message"], (m, err)
     assert names(admin) == before
+    # The attempt is visible: the plugin is listed with the same error.
+    found = [b for b in listed(admin) if b["path"] and Path(b["path"]).name == plugin]
+    assert len(found) == 1 and found[0]["status"] in ("unconfigured", "failed"), found
+    assert found[0]["last_error"] == err["message"], (found, err)
 
 
 def test_bad_configuration_wrong_type_and_then_good(server_factory, pg, pg_db, plugin_dir):

@@ -9,6 +9,7 @@ tests/e2e/test_bad_input.py.
 """
 
 import hashlib
+import re
 
 import grpc
 import pytest
@@ -127,6 +128,9 @@ def delete_rows(op, values, data_type=X.INTEGER, column="id"):
 
 
 OPS = X.TableWhereFilter
+ENGINE_WORDING = re.compile(r"(?:\[\d+\] )?(?:(?:Conversion|Binder|Parser|Catalog|Constraint|Invalid Input|Out of Range|"
+                            r"Mismatch Type|Invalid Type|Not implemented|Dependency|Transaction|IO|Serialization) Error|"
+                            r"PostgreSQL:|ERROR:)", re.I)
 # (id, command or setup(world) -> command, gRPC status, words the message must contain)
 CASES = [
     # -- malformed protobuf --------------------------------------------------------------------
@@ -176,6 +180,14 @@ CASES = [
     ("filter-decimal-text", delete_rows(OPS.lt, ["ten"], data_type=X.DECIMAL, column="amount"), S.INVALID_ARGUMENT,
      ["ten"]),
     ("filter-nul-in-column", delete_rows(OPS.eq, ["1"], column="id\x00x"), S.INVALID_ARGUMENT, ["column"]),
+    ("filter-timestamp-text", delete_rows(OPS.ge, ["yesterday"], data_type=X.TIMESTAMP), S.INVALID_ARGUMENT,
+     ["yesterday", "TIMESTAMP"]),
+    *[(f"filter-{field}-{v.replace(' ', '-')}",
+       table_pb2.DeleteTableRowsCommand(path=[BUCKET], tableName=TYPED, **{field: v}), S.INVALID_ARGUMENT,
+       ["changed_" + field[6:].lower(), "-15 minutes"])
+      for field, v in (("changeSince", "-1 month"), ("changeUntil", "2026-02-30"))],
+    ("default-text-for-integer", table_pb2.AddColumnCommand(path=[BUCKET], tableName=TYPED, columnDefinition=T(
+        name="c", type="INTEGER", nullable=True, default="abc")), S.INVALID_ARGUMENT, ["default", "abc", "INTEGER"]),
     # -- CSV imports -------------------------------------------------------------------------------
     ("csv-ragged-long-row", csv_case(b"a,b\n1,2\n3,4,5\n"), S.INVALID_ARGUMENT, ["line"]),
     ("csv-ragged-short-row", csv_case(b"a,b\n1,2\n3\n"), S.INVALID_ARGUMENT, ["line"]),
@@ -203,9 +215,12 @@ def test_bad_command_is_a_clear_error_and_changes_nothing(world, transport, case
     # The key also as a Bearer header: bridge bodies above 64 KiB (the 10 MB names) need it.
     d = Driver(world.server, transport, bearer=world.key)
     try:
-        expect_error(lambda: d.execute(command, world.key, PID), code, mentions=mentions)
+        e = expect_error(lambda: d.execute(command, world.key, PID), code, mentions=mentions)
     finally:
         d.close()
+    # The engine's wording (DuckDB's "Conversion Error: ...") never comes first: duckstore says what is wrong.
+    m = ENGINE_WORDING.search(e.message)
+    assert m is None or m.start() > 0, f"{transport}: the message starts with the engine's wording: {e.message!r}"
     assert world.server.health() == 200
     assert world.snapshot() == before, f"{transport}: the failed command changed the project"
 

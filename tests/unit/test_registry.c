@@ -2,13 +2,16 @@
  * test_registry.c - the backend registry with in-process entry functions:
  * registration checks (ABI version, struct size, name, settings present and
  * typed, failing open), duplicates, pins, unloading rules (built in, pinned,
- * refused by the caller's check), ops of an older, smaller struct, and the
- * plugin path confinement without a plugin directory.
+ * refused by the caller's check), ops of an older, smaller struct, the
+ * plugin path confinement without a plugin directory, and the backend
+ * settings file (precedence over the environment, re-reading, bad lines).
  */
 #include <criterion/criterion.h>
 #include <dlfcn.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "backend/registry.h"
 #include "core/cancel.h"
@@ -267,4 +270,79 @@ Test(registry, host_api_cancellation_reaches_the_call)
     h->cancel_unhook(&call, &n);
     cr_assert_not(h->cancel_hook(&call, note_interrupt, &n));
     ds_cancel_free(&c);
+}
+
+/* Writes text to a fresh temporary file; returns its path (static storage). */
+static const char *settings_file_with(const char *text)
+{
+    static char path[64];
+    snprintf(path, sizeof(path), "/tmp/ds_settings_XXXXXX");
+    int fd = mkstemp(path);
+    cr_assert(fd >= 0);
+    cr_assert_eq(write(fd, text, strlen(text)), (ssize_t)strlen(text));
+    close(fd);
+    return path;
+}
+
+Test(registry, settings_file_wins_over_the_environment_and_is_read_again)
+{
+    ds_err_t err = {0};
+    base_ops("typed");
+    ops.settings = typed_settings;
+    ops.n_settings = 3;
+    setenv("DUCKSTORE_BE_TYPED_COUNT", "7", 1);
+    const char *path = settings_file_with("# comment\n\n  DUCKSTORE_BE_TYPED_COUNT = 9\r\n"
+                                          "DUCKSTORE_BE_TYPED_FLAG=\"yes\"\nDUCKSTORE_BE_TYPED_FLAG='no'\n");
+    cr_assert_eq(ds_registry_settings_file(path, &err), DS_OK, "%s", err.message);
+    const ds_host_api_t *h = ds_registry_host();
+    cr_assert_str_eq(h->setting("typed", "COUNT"), "9", "the file wins over the environment");
+    cr_assert_str_eq(h->setting("typed", "FLAG"), "no", "a later line wins, quotes are removed");
+    cr_assert(!ds_registry_setting_configured("typed", "NEEDED"));
+    /* NEEDED is missing: the registration fails and says so. */
+    cr_assert_eq(ds_registry_add(entry, NULL, &err), DS_INVALID_ARGUMENT);
+    cr_assert(strstr(err.message, "DUCKSTORE_BE_TYPED_NEEDED"), "%s", err.message);
+    /* The operator fixes the file; the next read sees it, the old value stays valid for holders. */
+    const char *held = h->setting("typed", "COUNT");
+    FILE *f = fopen(path, "w");
+    fputs("DUCKSTORE_BE_TYPED_NEEDED=here\nDUCKSTORE_BE_TYPED_COUNT=11\n", f);
+    fclose(f);
+    cr_assert_eq(ds_registry_settings_file(path, &err), DS_OK, "%s", err.message);
+    cr_assert_str_eq(held, "9");
+    cr_assert_str_eq(h->setting("typed", "COUNT"), "11");
+    cr_assert(ds_registry_setting_configured("typed", "NEEDED"));
+    cr_assert_eq(ds_registry_add(entry, NULL, &err), DS_OK, "%s", err.message);
+    unlink(path);
+}
+
+Test(registry, bad_settings_file_names_the_line_and_changes_nothing)
+{
+    ds_err_t err = {0};
+    const char *good = settings_file_with("DUCKSTORE_BE_TYPED_COUNT=3\n");
+    cr_assert_eq(ds_registry_settings_file(good, &err), DS_OK, "%s", err.message);
+    const char *bad[] = {"DUCKSTORE_BE_TYPED_COUNT=4\nno equals sign here\n", "OTHER_VAR=1\n",
+                         "DUCKSTORE_BE_=1\n", "DUCKSTORE_BE_typed_count=1\n"};
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        const char *path = settings_file_with(bad[i]);
+        memset(&err, 0, sizeof(err));
+        cr_expect_eq(ds_registry_settings_file(path, &err), DS_INVALID_ARGUMENT, "%s accepted", bad[i]);
+        cr_expect(strstr(err.message, path) && strstr(err.message, "line"), "%s", err.message);
+        cr_expect_str_eq(ds_registry_host()->setting("typed", "COUNT"), "3", "a bad file changed the settings");
+        unlink(path);
+    }
+    memset(&err, 0, sizeof(err));
+    cr_expect_eq(ds_registry_settings_file("/nonexistent/settings", &err), DS_INVALID_ARGUMENT);
+    cr_expect(strstr(err.message, "/nonexistent/settings"), "%s", err.message);
+    unlink(good);
+}
+
+Test(registry, reload_of_unknown_name_is_not_found)
+{
+    ds_err_t err = {0};
+    cr_assert_eq(ds_registry_reload("nothing", NULL, &err), DS_NOT_FOUND);
+    cr_assert(strstr(err.message, "nothing"));
+    base_ops("here");
+    cr_assert_eq(ds_registry_add(entry, NULL, &err), DS_OK);
+    const char *name = NULL;
+    cr_assert_eq(ds_registry_reload("here", &name, &err), DS_OK, "%s", err.message);
+    cr_assert_str_eq(name, "here");
 }
