@@ -27,6 +27,7 @@
 #include <strings.h>
 
 #include "cmd/files.h"
+#include "cmd/workspace.h"
 #include "cmd/internal.h"
 #include "core/keys.h"
 #include "core/log.h"
@@ -345,6 +346,8 @@ ds_status_t ds_cmd_project_delete(ds_ctx_t *ctx, const char *id)
         ds_log(DS_LOG_ERROR, "project %s: cannot remove its Storage Files: %s", id, ctx->err.message);
         ds_err_clear(&ctx->err);
     }
+    if (st == DS_OK)
+        ds_cmd_ws_drop_all(ctx, id);
     if (st == DS_OK)
         st = ds_catalog_project_delete(id, &ctx->err);
     ds_registry_put(be);

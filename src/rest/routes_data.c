@@ -648,3 +648,9 @@ const ds_rest_route_t ds_rest_data_routes[] = {
     {.method = "DELETE", .pattern = T "/primary-key", .handler = h_pk_drop, .summary = "Drop the primary key"},
 };
 const size_t ds_rest_n_data_routes = sizeof(ds_rest_data_routes) / sizeof(ds_rest_data_routes[0]);
+
+/* For other route files: where_filters, changed_since and changed_until of body (rest.h). */
+ds_status_t ds_rest_parse_where(ds_rest_req_t *req, json_t *body, ds_where_t *w)
+{
+    return parse_where(req, body, w);
+}
