@@ -20,7 +20,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <unistd.h>
 
+#include "cmd/files.h"
 #include "cmd/internal.h"
 #include "core/buf.h"
 #include "core/keys.h"
@@ -567,5 +569,94 @@ ds_status_t ds_cmd_project_query(ds_ctx_t *ctx, const char *project, const ds_qu
         st = ds_sandbox_query(sb, ctx->arena, &sq, out, &ctx->err);
     }
     ds_sandbox_release(&sb);
+    return st;
+}
+
+/* ---- unload ---- */
+
+ds_status_t ds_cmd_table_import_workspace(ds_ctx_t *ctx, const char *project, const char *bucket, const char *table,
+                                          const char *ws, const ds_import_t *in, ds_import_result_t *out)
+{
+    ds_proj_t p;
+    ds_ws_rec_t rec;
+    const char *stored, *dir;
+    bool view;
+    memset(out, 0, sizeof(*out));
+    ds_status_t st = open_ws(ctx, &project, ws, NULL, &p, &rec);
+    if (st != DS_OK)
+        return st;
+    if (in->n_mapping || in->src_where.n_filters || in->src_where.changed_since || in->src_where.changed_until)
+        return ds_err_setf(&ctx->err, DS_INVALID_ARGUMENT, "source",
+                           "an import from a workspace takes the whole workspace table: columns_mapping, "
+                           "where_filters, changed_since and changed_until are not supported with it");
+    if ((st = ds_ident_check_name(in->src_table, "source.table", &ctx->err)) != DS_OK ||
+        (st = ds_ident_check_bucket(bucket, "bucket", &ctx->err)) != DS_OK ||
+        (st = ds_ident_check_name(table, "table", &ctx->err)) != DS_OK)
+        return st;
+    if ((st = find_object(ctx, project, &rec, in->src_table, &stored, &view)) != DS_OK)
+        return st;
+    if ((st = ds_files_scratch_dir(ctx, project, &dir)) != DS_OK)
+        return st;
+    const char *path = ds_arena_printf(ctx->arena, "%s/unload.csv", dir);
+    ds_buf_t sql = {0};
+    ds_buf_puts(&sql, "SELECT * FROM ");
+    ds_buf_ident(&sql, stored);
+    ds_sandbox_t *sb = NULL;
+    ds_sandbox_result_t meta;
+    scan_ud_t ud = {.ctx = ctx, .p = &p};
+    if (!ds_buf_cstr(&sql) || !path)
+        st = ds_err_set(&ctx->err, DS_UNAVAILABLE, "out of memory");
+    if (st == DS_OK)
+        st = ds_sandbox_acquire(ws_key(ctx, project, rec.id), ws_path(ctx, project, rec.id), &sb, &ctx->err);
+    if (st == DS_OK) {
+        ds_sandbox_query_t q = {.sql = ds_buf_cstr(&sql),
+                                .mode = DS_SANDBOX_SERVICE,
+                                .scan = scan_hook,
+                                .scan_ud = &ud,
+                                .cancel = ctx->cancel};
+        st = ds_sandbox_query_csv(sb, ctx->arena, &q, path, &meta, &ctx->err);
+        ds_sandbox_release(&sb);
+    }
+    ds_buf_free(&sql);
+    if (st == DS_QUERY_FAILED)
+        ctx->err.status = st = DS_INVALID_ARGUMENT;
+    if (st != DS_OK) {
+        unlink(path);
+        return st;
+    }
+    ds_file_t file;
+    const char *name = ds_arena_printf(ctx->arena, "unloads/%s.%s-%lld-%08x.csv", rec.id, stored, (long long)ds_now(),
+                                       (unsigned)randombytes_random());
+    if ((st = ds_files_adopt(ctx, project, &path, 1, name, false, false, &file)) != DS_OK) {
+        unlink(path);
+        return st;
+    }
+    ds_import_t x = *in;
+    x.src_bucket = NULL;
+    x.src_table = NULL;
+    x.file_id = file.id;
+    x.file_key = NULL;
+    x.format = DS_FORMAT_CSV;
+    memset(&x.csv, 0, sizeof(x.csv));
+    snprintf(x.csv.delimiter, sizeof(x.csv.delimiter), ",");
+    snprintf(x.csv.enclosure, sizeof(x.csv.enclosure), "\"");
+    x.csv.header = true;
+    /* Empty values of typed columns were NULLs. */
+    size_t n_empty = in->n_convert_empty_to_null;
+    const char **empty = ds_arena_alloc(ctx->arena, sizeof(char *) * (n_empty + meta.n_columns + 1));
+    if (!empty)
+        return ds_err_set(&ctx->err, DS_UNAVAILABLE, "out of memory");
+    for (size_t i = 0; i < n_empty; i++)
+        empty[i] = in->convert_empty_to_null[i];
+    for (size_t c = 0; c < meta.n_columns; c++)
+        if (strcmp(meta.types[c], "VARCHAR") != 0)
+            empty[n_empty++] = meta.names[c];
+    x.convert_empty_to_null = empty;
+    x.n_convert_empty_to_null = n_empty;
+    st = ds_cmd_table_import(ctx, project, bucket, table, &x, out);
+    ds_err_t saved = ctx->err;
+    if (ds_cmd_file_delete(ctx, project, file.id) != DS_OK)
+        ds_log(DS_LOG_WARN, "project %s: unload file %s not removed: %s", project, file.id, ctx->err.message);
+    ctx->err = saved;
     return st;
 }

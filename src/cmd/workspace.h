@@ -64,6 +64,16 @@ ds_status_t ds_cmd_ws_query(ds_ctx_t *ctx, const char *project, const char *id, 
                             const ds_query_t *q, ds_sandbox_result_t *out);
 /* Read-only SQL over the project's storage ("<bucket id>"."<table>"). */
 ds_status_t ds_cmd_project_query(ds_ctx_t *ctx, const char *project, const ds_query_t *q, ds_sandbox_result_t *out);
+/*
+ * Unload: imports table in->src_table of workspace ws into bucket.table with
+ * in's import options (incremental, dedup, timestamp mode, ...), through the
+ * same import as a file: the workspace table's rows become a CSV file in the
+ * project's scratch area, imported and then removed. Values of non-text
+ * columns that are NULL stay NULL; text NULLs become empty strings (Keboola's
+ * string tables have no NULL). Source filters and column mappings are refused.
+ */
+ds_status_t ds_cmd_table_import_workspace(ds_ctx_t *ctx, const char *project, const char *bucket, const char *table,
+                                          const char *ws, const ds_import_t *in, ds_import_result_t *out);
 /* Removes every workspace of a project being deleted (project.c); failures are logged. */
 void ds_cmd_ws_drop_all(ds_ctx_t *ctx, const char *project);
 

@@ -785,3 +785,128 @@ ds_status_t ds_sandbox_query(ds_sandbox_t *sb, ds_arena_t *arena, const ds_sandb
     pthread_mutex_unlock(&lock);
     return st;
 }
+
+static void csv_value(FILE *f, const char *s, size_t n)
+{
+    fputc('"', f);
+    for (size_t i = 0; i < n; i++) {
+        if (s[i] == '"')
+            fputc('"', f);
+        fputc(s[i], f);
+    }
+    fputc('"', f);
+}
+
+ds_status_t ds_sandbox_query_csv(ds_sandbox_t *sb, ds_arena_t *arena, const ds_sandbox_query_t *q, const char *path,
+                                 ds_sandbox_result_t *out, ds_err_t *err)
+{
+    memset(out, 0, sizeof(*out));
+    run_t r = {.sb = sb, .q = q};
+    if (duckdb_connect(sb->db, &r.conn) == DuckDBError)
+        return ds_err_set(err, DS_UNAVAILABLE, "cannot connect to the workspace's database");
+    duckdb_client_context cc = NULL;
+    duckdb_connection_get_client_context(r.conn, &cc);
+    r.conn_id = duckdb_client_context_get_connection_id(cc);
+    duckdb_destroy_client_context(&cc);
+    r.deadline = mono_s() + (q->timeout_s > 0 && q->timeout_s < limits.timeout_s ? q->timeout_s : limits.timeout_s);
+    pthread_mutex_lock(&run_lock);
+    r.next = runs;
+    runs = &r;
+    pthread_mutex_unlock(&run_lock);
+    ds_status_t st = DS_OK;
+    bool hooked = false;
+    if (q->cancel) {
+        if (!ds_cancel_hook(q->cancel, interrupt_run, &r))
+            st = ds_err_set(err, DS_CANCELLED, "the request was cancelled before it started");
+        else
+            hooked = true;
+    }
+    duckdb_prepared_statement ps = NULL;
+    duckdb_result res;
+    bool have_res = false;
+    FILE *f = NULL;
+    if (st == DS_OK && duckdb_prepare(r.conn, q->sql, &ps) == DuckDBError)
+        st = run_error(&r, duckdb_prepare_error(ps), err);
+    if (st == DS_OK) {
+        idx_t nc = duckdb_prepared_statement_column_count(ps);
+        out->n_columns = (size_t)nc;
+        out->names = ds_arena_alloc(arena, sizeof(char *) * (nc ? nc : 1));
+        out->types = ds_arena_alloc(arena, sizeof(char *) * (nc ? nc : 1));
+        for (idx_t c = 0; out->names && out->types && c < nc; c++) {
+            out->names[c] = ds_arena_strdup(arena, duckdb_prepared_statement_column_name(ps, c));
+            duckdb_logical_type lt = duckdb_prepared_statement_column_logical_type(ps, c);
+            out->types[c] = type_name(arena, lt);
+            duckdb_destroy_logical_type(&lt);
+        }
+        duckdb_destroy_prepare(&ps);
+        ps = NULL;
+        if (ds_arena_failed(arena))
+            st = ds_err_set(err, DS_UNAVAILABLE, "out of memory");
+    }
+    if (st == DS_OK) {
+        ds_buf_t b = {0};
+        ds_buf_puts(&b, "SELECT CAST(COLUMNS(*) AS VARCHAR) FROM (\n");
+        ds_buf_puts(&b, q->sql);
+        ds_buf_puts(&b, "\n) AS \"__rows\"");
+        const char *text = ds_buf_cstr(&b);
+        if (!text)
+            st = ds_err_set(err, DS_UNAVAILABLE, "out of memory");
+        else if (duckdb_prepare(r.conn, text, &ps) == DuckDBError)
+            st = run_error(&r, duckdb_prepare_error(ps), err);
+        ds_buf_free(&b);
+    }
+    if (st == DS_OK) {
+        have_res = true;
+        if (duckdb_execute_prepared(ps, &res) == DuckDBError)
+            st = run_error(&r, duckdb_result_error(&res), err);
+    }
+    if (st == DS_OK && !(f = fopen(path, "wx")))
+        st = ds_err_set(err, DS_UNAVAILABLE, "cannot write the workspace table's rows: %s", strerror(errno));
+    if (st == DS_OK) {
+        for (size_t c = 0; c < out->n_columns; c++) {
+            if (c)
+                fputc(',', f);
+            csv_value(f, out->names[c], strlen(out->names[c]));
+        }
+        fputc('\n', f);
+        duckdb_data_chunk ch;
+        while ((ch = duckdb_fetch_chunk(res)) != NULL) {
+            idx_t n = duckdb_data_chunk_get_size(ch);
+            idx_t nc = duckdb_data_chunk_get_column_count(ch);
+            for (idx_t i = 0; i < n; i++) {
+                for (idx_t c = 0; c < nc; c++) {
+                    duckdb_vector v = duckdb_data_chunk_get_vector(ch, c);
+                    uint64_t *valid = duckdb_vector_get_validity(v);
+                    if (c)
+                        fputc(',', f);
+                    if (valid && !duckdb_validity_row_is_valid(valid, i))
+                        continue;
+                    duckdb_string_t *s = (duckdb_string_t *)duckdb_vector_get_data(v) + i;
+                    csv_value(f, duckdb_string_t_data(s), duckdb_string_t_length(*s));
+                }
+                fputc('\n', f);
+            }
+            out->n_rows += (size_t)n;
+            duckdb_destroy_data_chunk(&ch);
+        }
+        if (ferror(f) | (fclose(f) != 0))
+            st = ds_err_set(err, DS_INSUFFICIENT_STORAGE, "cannot write the workspace table's rows: %s",
+                            strerror(errno));
+        f = NULL;
+    }
+    if (have_res)
+        duckdb_destroy_result(&res);
+    if (ps)
+        duckdb_destroy_prepare(&ps);
+    if (hooked)
+        ds_cancel_unhook(q->cancel, &r);
+    pthread_mutex_lock(&run_lock);
+    for (run_t **p = &runs; *p; p = &(*p)->next)
+        if (*p == &r) {
+            *p = r.next;
+            break;
+        }
+    pthread_mutex_unlock(&run_lock);
+    duckdb_disconnect(&r.conn);
+    return st;
+}
