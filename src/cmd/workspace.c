@@ -230,7 +230,16 @@ static void drop_sql(ds_buf_t *b, const char *name, bool view)
     ds_buf_puts(b, ";\n");
 }
 
-ds_status_t ds_cmd_ws_clear(ds_ctx_t *ctx, const char *project, const char *id)
+static bool preserved(const char *name, const char *const *preserve, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (preserve[i] && strcasecmp(preserve[i], name) == 0)
+            return true;
+    return false;
+}
+
+ds_status_t ds_cmd_ws_clear(ds_ctx_t *ctx, const char *project, const char *id, const char *const *preserve,
+                            size_t n_preserve)
 {
     ds_proj_t p;
     ds_ws_rec_t rec;
@@ -248,7 +257,7 @@ ds_status_t ds_cmd_ws_clear(ds_ctx_t *ctx, const char *project, const char *id)
     for (int pass = 0; pass < 2; pass++)
         for (size_t i = 0; i < objs.n_rows; i++) {
             bool view = objs.rows[i][1] && strcmp(objs.rows[i][1], "VIEW") == 0;
-            if (view == (pass == 0))
+            if (view == (pass == 0) && !preserved(objs.rows[i][0], preserve, n_preserve))
                 drop_sql(&b, objs.rows[i][0], view);
         }
     ds_buf_puts(&b, "COMMIT;");
@@ -276,7 +285,8 @@ static ds_status_t find_object(ds_ctx_t *ctx, const char *project, const ds_ws_r
                        name, rec->id);
 }
 
-ds_status_t ds_cmd_ws_drop_object(ds_ctx_t *ctx, const char *project, const char *id, const char *name)
+ds_status_t ds_cmd_ws_drop_object(ds_ctx_t *ctx, const char *project, const char *id, const char *name,
+                                  bool if_exists)
 {
     ds_proj_t p;
     ds_ws_rec_t rec;
@@ -289,6 +299,10 @@ ds_status_t ds_cmd_ws_drop_object(ds_ctx_t *ctx, const char *project, const char
         st = ds_cmd_enter(ctx, ds_arena_printf(ctx->arena, "w/%s/%s", project, rec.id));
     if (st == DS_OK)
         st = find_object(ctx, project, &rec, name, &stored, &view);
+    if (st == DS_NOT_FOUND && if_exists) {
+        ds_err_clear(&ctx->err);
+        return DS_OK;
+    }
     if (st != DS_OK)
         return st;
     ds_buf_t b = {0};
@@ -315,6 +329,21 @@ ds_status_t ds_cmd_ws_reset_password(ds_ctx_t *ctx, const char *project, const c
         out->password = ds_arena_strdup(ctx->arena, password);
     sodium_memzero(password, sizeof(password));
     return st;
+}
+
+ds_status_t ds_cmd_ws_disable_login(ds_ctx_t *ctx, const char *project, const char *id)
+{
+    ds_proj_t p;
+    ds_ws_rec_t rec;
+    ds_status_t st = open_ws(ctx, &project, id, NULL, &p, &rec);
+    if (st == DS_OK)
+        st = ds_cmd_enter(ctx, ds_arena_printf(ctx->arena, "w/%s/%s", project, rec.id));
+    if (st != DS_OK)
+        return st;
+    char password[DS_KEY_MAX];
+    new_password(password, rec.password_hash);
+    sodium_memzero(password, sizeof(password));
+    return ds_catalog_ws_set_password(project, rec.id, rec.password_hash, &ctx->err);
 }
 
 /* ---- storage access from a sandbox ---- */

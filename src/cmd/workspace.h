@@ -54,10 +54,15 @@ ds_status_t ds_cmd_ws_create(ds_ctx_t *ctx, const char *project, const ds_ws_cre
 ds_status_t ds_cmd_ws_list(ds_ctx_t *ctx, const char *project, ds_ws_rec_t **items, size_t *n);
 ds_status_t ds_cmd_ws_get(ds_ctx_t *ctx, const char *project, const char *id, ds_ws_t *out);
 ds_status_t ds_cmd_ws_drop(ds_ctx_t *ctx, const char *project, const char *id);
-/* Drops every object of the workspace; the workspace and its login stay. */
-ds_status_t ds_cmd_ws_clear(ds_ctx_t *ctx, const char *project, const char *id);
-ds_status_t ds_cmd_ws_drop_object(ds_ctx_t *ctx, const char *project, const char *id, const char *name);
+/* Drops every object of the workspace but those named in preserve; the workspace and its login stay. */
+ds_status_t ds_cmd_ws_clear(ds_ctx_t *ctx, const char *project, const char *id, const char *const *preserve,
+                            size_t n_preserve);
+/* Drops table or view name; if_exists: a missing one is no error. */
+ds_status_t ds_cmd_ws_drop_object(ds_ctx_t *ctx, const char *project, const char *id, const char *name,
+                                  bool if_exists);
 ds_status_t ds_cmd_ws_reset_password(ds_ctx_t *ctx, const char *project, const char *id, ds_ws_t *out);
+/* Disables the workspace's login (a new password nobody is told) until the next reset. */
+ds_status_t ds_cmd_ws_disable_login(ds_ctx_t *ctx, const char *project, const char *id);
 ds_status_t ds_cmd_ws_load(ds_ctx_t *ctx, const char *project, const char *id, const ds_ws_cred_t *cred,
                            const ds_ws_load_t *in, int64_t *rows);
 ds_status_t ds_cmd_ws_query(ds_ctx_t *ctx, const char *project, const char *id, const ds_ws_cred_t *cred,

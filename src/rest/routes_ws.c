@@ -125,14 +125,14 @@ static ds_status_t h_ws_drop(ds_rest_req_t *req, ds_rest_resp_t *resp)
 
 static ds_status_t h_ws_clear(ds_rest_req_t *req, ds_rest_resp_t *resp)
 {
-    TRY(ds_cmd_ws_clear(CTX, PROJECT, WS));
+    TRY(ds_cmd_ws_clear(CTX, PROJECT, WS, NULL, 0));
     resp->status = 204;
     return DS_OK;
 }
 
 static ds_status_t h_ws_drop_object(ds_rest_req_t *req, ds_rest_resp_t *resp)
 {
-    TRY(ds_cmd_ws_drop_object(CTX, PROJECT, WS, ds_rest_param(req, "name")));
+    TRY(ds_cmd_ws_drop_object(CTX, PROJECT, WS, ds_rest_param(req, "name"), false));
     resp->status = 204;
     return DS_OK;
 }
