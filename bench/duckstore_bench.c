@@ -201,6 +201,7 @@ int main(int argc, char **argv)
     bench_phase_parallel(&b);
     bench_phase_requests(&b);
     bench_phase_tables(&b);
+    bench_phase_workspaces(&b);
 
     bench_http_close(&b.http);
     bench_grpc_close(&b.grpc);

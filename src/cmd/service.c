@@ -475,8 +475,14 @@ ds_status_t ds_service_start(const ds_config_t *cfg, ds_err_t *err)
         st = ds_files_start(cfg, err);
     if (st == DS_OK)
         st = ds_catalog_ws_init(err);
-    if (st == DS_OK)
-        st = ds_sandbox_start(cfg->data_dir, err);
+    if (st == DS_OK) {
+        ds_sandbox_limits_t lim = {.memory_limit_bytes = cfg->ws_memory_limit,
+                                   .threads = cfg->ws_threads,
+                                   .max_open = cfg->ws_max_open,
+                                   .max_rows = cfg->ws_max_rows,
+                                   .timeout_s = (double)cfg->ws_timeout};
+        st = ds_sandbox_start(cfg->data_dir, &lim, err);
+    }
     return st;
 }
 

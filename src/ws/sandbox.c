@@ -68,22 +68,6 @@ static double mono_s(void)
     return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
-static int64_t env_int(const char *name, int64_t def, int64_t min, int64_t max)
-{
-    const char *v = getenv(name);
-    if (!v || !*v)
-        return def;
-    char *end;
-    errno = 0;
-    long long x = strtoll(v, &end, 10);
-    if (errno || *end || x < min || x > max) {
-        ds_log(DS_LOG_WARN, "%s=%s is not an integer in [%lld, %lld]; using %lld", name, v, (long long)min,
-               (long long)max, (long long)def);
-        return def;
-    }
-    return x;
-}
-
 /* ---- the watchdog: interrupts runs past their deadline ---- */
 
 static void *watchdog_main(void *arg)
@@ -110,14 +94,10 @@ static void *watchdog_main(void *arg)
     return NULL;
 }
 
-ds_status_t ds_sandbox_start(const char *dir, ds_err_t *err)
+ds_status_t ds_sandbox_start(const char *dir, const ds_sandbox_limits_t *lim, ds_err_t *err)
 {
     snprintf(data_dir, sizeof(data_dir), "%s", dir);
-    limits.memory_limit_bytes = env_int("DUCKSTORE_WS_MEMORY_LIMIT", 256, 16, 1 << 20) << 20;
-    limits.threads = env_int("DUCKSTORE_WS_THREADS", 1, 1, 256);
-    limits.max_open = env_int("DUCKSTORE_WS_MAX_OPEN", 16, 1, 100000);
-    limits.max_rows = env_int("DUCKSTORE_WS_MAX_ROWS", 10000, 1, 10000000);
-    limits.timeout_s = (double)env_int("DUCKSTORE_WS_TIMEOUT", 600, 1, 86400);
+    limits = *lim;
     char path[4200];
     snprintf(path, sizeof(path), "%s/workspaces", data_dir);
     if (mkdir(path, 0700) != 0 && errno != EEXIST)
@@ -126,23 +106,56 @@ ds_status_t ds_sandbox_start(const char *dir, ds_err_t *err)
     pthread_mutex_lock(&run_lock);
     stopping = false;
     pthread_mutex_unlock(&run_lock);
-    if (pthread_create(&watchdog, NULL, watchdog_main, NULL) != 0)
-        return ds_err_set(err, DS_UNAVAILABLE, "cannot start the query watchdog thread");
-    watchdog_on = true;
     return DS_OK;
+}
+
+/*
+ * Adds r to the runs, starting the watchdog with the first query (a server
+ * whose workspaces are never queried has no thread for them).
+ */
+static ds_status_t run_add(run_t *r, ds_err_t *err)
+{
+    ds_status_t st = DS_OK;
+    pthread_mutex_lock(&run_lock);
+    if (!watchdog_on) {
+        if (pthread_create(&watchdog, NULL, watchdog_main, NULL) == 0)
+            watchdog_on = true;
+        else
+            st = ds_err_set(err, DS_UNAVAILABLE, "cannot start the query watchdog thread");
+    }
+    if (st == DS_OK) {
+        r->next = runs;
+        runs = r;
+    }
+    pthread_mutex_unlock(&run_lock);
+    return st;
+}
+
+static void run_remove(run_t *r)
+{
+    pthread_mutex_lock(&run_lock);
+    for (run_t **p = &runs; *p; p = &(*p)->next)
+        if (*p == r) {
+            *p = r->next;
+            break;
+        }
+    pthread_mutex_unlock(&run_lock);
 }
 
 static void close_box(ds_sandbox_t *sb);
 
 void ds_sandbox_stop(void)
 {
-    if (watchdog_on) {
-        pthread_mutex_lock(&run_lock);
-        stopping = true;
-        pthread_cond_broadcast(&run_cond);
-        pthread_mutex_unlock(&run_lock);
+    pthread_mutex_lock(&run_lock);
+    bool on = watchdog_on;
+    stopping = true;
+    pthread_cond_broadcast(&run_cond);
+    pthread_mutex_unlock(&run_lock);
+    if (on) {
         pthread_join(watchdog, NULL);
+        pthread_mutex_lock(&run_lock);
         watchdog_on = false;
+        pthread_mutex_unlock(&run_lock);
     }
     pthread_mutex_lock(&lock);
     while (boxes) {
@@ -677,12 +690,12 @@ ds_status_t ds_sandbox_query(ds_sandbox_t *sb, ds_arena_t *arena, const ds_sandb
     double timeout = q->timeout_s > 0 && q->timeout_s < limits.timeout_s ? q->timeout_s : limits.timeout_s;
     int64_t cap = q->max_rows > 0 ? q->max_rows : limits.max_rows;
     r.deadline = mono_s() + timeout;
-    pthread_mutex_lock(&run_lock);
-    r.next = runs;
-    runs = &r;
-    pthread_mutex_unlock(&run_lock);
+    ds_status_t st = run_add(&r, err);
+    if (st != DS_OK) {
+        duckdb_disconnect(&r.conn);
+        return st;
+    }
     bool hooked = false;
-    ds_status_t st = DS_OK;
     if (q->cancel) {
         if (!ds_cancel_hook(q->cancel, interrupt_run, &r))
             st = ds_err_set(err, DS_CANCELLED, "the query was cancelled before it started");
@@ -772,13 +785,7 @@ ds_status_t ds_sandbox_query(ds_sandbox_t *sb, ds_arena_t *arena, const ds_sandb
         duckdb_destroy_extracted(&ex);
     if (hooked)
         ds_cancel_unhook(q->cancel, &r);
-    pthread_mutex_lock(&run_lock);
-    for (run_t **p = &runs; *p; p = &(*p)->next)
-        if (*p == &r) {
-            *p = r.next;
-            break;
-        }
-    pthread_mutex_unlock(&run_lock);
+    run_remove(&r);
     duckdb_disconnect(&r.conn);
     pthread_mutex_lock(&lock);
     sb->last_used = ++use_clock;
@@ -809,11 +816,11 @@ ds_status_t ds_sandbox_query_csv(ds_sandbox_t *sb, ds_arena_t *arena, const ds_s
     r.conn_id = duckdb_client_context_get_connection_id(cc);
     duckdb_destroy_client_context(&cc);
     r.deadline = mono_s() + (q->timeout_s > 0 && q->timeout_s < limits.timeout_s ? q->timeout_s : limits.timeout_s);
-    pthread_mutex_lock(&run_lock);
-    r.next = runs;
-    runs = &r;
-    pthread_mutex_unlock(&run_lock);
-    ds_status_t st = DS_OK;
+    ds_status_t st = run_add(&r, err);
+    if (st != DS_OK) {
+        duckdb_disconnect(&r.conn);
+        return st;
+    }
     bool hooked = false;
     if (q->cancel) {
         if (!ds_cancel_hook(q->cancel, interrupt_run, &r))
@@ -900,13 +907,7 @@ ds_status_t ds_sandbox_query_csv(ds_sandbox_t *sb, ds_arena_t *arena, const ds_s
         duckdb_destroy_prepare(&ps);
     if (hooked)
         ds_cancel_unhook(q->cancel, &r);
-    pthread_mutex_lock(&run_lock);
-    for (run_t **p = &runs; *p; p = &(*p)->next)
-        if (*p == &r) {
-            *p = r.next;
-            break;
-        }
-    pthread_mutex_unlock(&run_lock);
+    run_remove(&r);
     duckdb_disconnect(&r.conn);
     return st;
 }

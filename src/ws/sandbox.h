@@ -51,15 +51,15 @@ typedef struct ds_sandbox ds_sandbox_t;
 struct ds_cancel;
 
 typedef struct {
-    int64_t memory_limit_bytes; /* per sandbox: DUCKSTORE_WS_MEMORY_LIMIT (MiB in env), default 256 MiB */
-    int64_t threads;            /* per sandbox: DUCKSTORE_WS_THREADS, default 1 */
-    int64_t max_open;           /* DUCKSTORE_WS_MAX_OPEN, default 16 */
-    int64_t max_rows;           /* default result cap: DUCKSTORE_WS_MAX_ROWS, default 10000 */
-    double timeout_s;           /* default and maximum query timeout: DUCKSTORE_WS_TIMEOUT, default 600 */
+    int64_t memory_limit_bytes; /* per sandbox (DUCKSTORE_WS_MEMORY_LIMIT) */
+    int64_t threads;            /* per sandbox (DUCKSTORE_WS_THREADS) */
+    int64_t max_open;           /* open sandboxes (DUCKSTORE_WS_MAX_OPEN) */
+    int64_t max_rows;           /* default result cap (DUCKSTORE_WS_MAX_ROWS) */
+    double timeout_s;           /* default and longest query time (DUCKSTORE_WS_TIMEOUT) */
 } ds_sandbox_limits_t;
 
-/* Reads the limits from the environment and starts the watchdog. data_dir is absolute. */
-ds_status_t ds_sandbox_start(const char *data_dir, ds_err_t *err);
+/* Takes the limits (copied) and starts the watchdog. data_dir is absolute. */
+ds_status_t ds_sandbox_start(const char *data_dir, const ds_sandbox_limits_t *lim, ds_err_t *err);
 /* Closes every sandbox (checkpointing its file) and stops the watchdog. */
 void ds_sandbox_stop(void);
 const ds_sandbox_limits_t *ds_sandbox_limits(void);

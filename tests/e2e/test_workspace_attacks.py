@@ -27,7 +27,7 @@ def basic(user, password):
 
 class World:
     def __init__(self, tmp):
-        self.server = Server(tmp, env={"DUCKSTORE_WS_MEMORY_LIMIT": "128", "DUCKSTORE_WS_TIMEOUT": "30"})
+        self.server = Server(tmp, env={"DUCKSTORE_WS_MEMORY_LIMIT": "128MiB", "DUCKSTORE_WS_TIMEOUT": "30s"})
         self.server.start()
         self.admin = self.server.api()
         self.p1 = Proj(self.server, self.admin, "p1")

@@ -28,10 +28,9 @@ static void setup(void)
     ds_err_t err = {0};
     ds_log_set_level(DS_LOG_ERROR);
     cr_assert_not_null(mkdtemp(dir));
-    setenv("DUCKSTORE_WS_MEMORY_LIMIT", "64", 1);
-    setenv("DUCKSTORE_WS_THREADS", "2", 1);
-    setenv("DUCKSTORE_WS_MAX_OPEN", "2", 1);
-    cr_assert_eq(ds_sandbox_start(dir, &err), DS_OK, "%s", err.message);
+    ds_sandbox_limits_t lim = {.memory_limit_bytes = (int64_t)64 << 20, .threads = 2, .max_open = 2,
+                               .max_rows = 100, .timeout_s = 30};
+    cr_assert_eq(ds_sandbox_start(dir, &lim, &err), DS_OK, "%s", err.message);
     snprintf(path, sizeof(path), "%s/workspaces/ws_p.w.duckdb", dir);
     cr_assert_eq(ds_sandbox_acquire("p/w", path, &sb, &err), DS_OK, "%s", err.message);
     arena = ds_arena_create();
