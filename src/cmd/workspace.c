@@ -87,7 +87,9 @@ static ds_status_t open_ws(ds_ctx_t *ctx, const char **project, const char *id, 
             !ds_key_equal(cred->user, rec->user) || !ds_key_matches(cred->password, rec->password_hash))
             return ds_err_set(&ctx->err, DS_UNAUTHENTICATED, "invalid workspace credentials");
         *project = stored;
-        return ds_cmd_open_project_trusted(ctx, project, p);
+        if ((st = ds_cmd_open_project_trusted(ctx, project, p)) != DS_OK)
+            return st;
+        return ds_cmd_require_cap(ctx, p, DS_CAP_WORKSPACES, "workspaces");
     }
     if ((st = ds_cmd_open_project(ctx, project, p)) != DS_OK)
         return st;

@@ -688,7 +688,7 @@ ds_status_t ds_sandbox_query(ds_sandbox_t *sb, ds_arena_t *arena, const ds_sandb
     r.conn_id = duckdb_client_context_get_connection_id(cc);
     duckdb_destroy_client_context(&cc);
     double timeout = q->timeout_s > 0 && q->timeout_s < limits.timeout_s ? q->timeout_s : limits.timeout_s;
-    int64_t cap = q->max_rows > 0 ? q->max_rows : limits.max_rows;
+    int64_t cap = q->max_rows > 0 && q->max_rows < limits.max_rows ? q->max_rows : limits.max_rows;
     r.deadline = mono_s() + timeout;
     ds_status_t st = run_add(&r, err);
     if (st != DS_OK) {

@@ -206,6 +206,11 @@ def test_row_cap_and_deleting_the_project_removes_workspaces(server_factory):
     assert len(r["rows"]) == 5 and r["truncated"] is True
     r = expect(query(p, "w", "SELECT * FROM range(5)"), 200)
     assert len(r["rows"]) == 5 and r["truncated"] is False
+    # a request's limit can lower the cap, never raise it
+    r = expect(query(p, "w", "SELECT * FROM range(100)", limit=3), 200)
+    assert len(r["rows"]) == 3 and r["truncated"] is True
+    r = expect(query(p, "w", "SELECT * FROM range(100)", limit=50), 200)
+    assert len(r["rows"]) == 5 and r["truncated"] is True
     assert (server.data_dir / "workspaces" / "ws_p1.w.duckdb").exists()
     expect(admin.delete("/projects/p1"), 204)
     assert not (server.data_dir / "workspaces" / "ws_p1.w.duckdb").exists()
