@@ -37,6 +37,84 @@ static int64_t rows_of(json_t *r)
     return json_integer_value(json_object_get(r, "rows"));
 }
 
+/* Clients of the many-workspaces part: client i queries workspace m<i> (its own connection). */
+typedef struct {
+    int port;
+    const char *key;
+} many_arg_t;
+typedef struct {
+    bench_http_t *h;
+    char *path;
+} many_state_t;
+
+static void *many_open(void *arg, int idx)
+{
+    many_arg_t *a = arg;
+    many_state_t *st = bench_xmalloc(sizeof(*st));
+    st->h = bench_http_open(a->port);
+    st->path = bench_fmt("/projects/%s/workspaces/m%d/query", BENCH_PROJECT, idx);
+    return st;
+}
+
+static bool many_request(void *state, void *arg)
+{
+    many_state_t *st = state;
+    many_arg_t *a = arg;
+    const char *body = "{\"sql\": \"SELECT count(*), sum(v) FROM t\"}";
+    bench_http_resp_t r;
+    char err[256];
+    if (bench_http_request(st->h, "POST", st->path, a->key, body, strlen(body), &r, err, sizeof(err)) != 0)
+        return false;
+    return r.status == 200;
+}
+
+static void many_close(void *state)
+{
+    many_state_t *st = state;
+    bench_http_close(&st->h);
+    free(st->path);
+    free(st);
+}
+
+/* n workspaces with a table each, then 20 clients querying 20 of them at once: the server's RSS. */
+static void many_workspaces(bench_t *b, json_t *pj, bench_table_t *t)
+{
+    int n = b->quick ? 30 : 200, used = 20;
+    int64_t rss0 = bench_rss_read(b->server.pid);
+    char *ws = bench_fmt("/projects/%s/workspaces", BENCH_PROJECT);
+    for (int i = 0; i < n; i++) {
+        char id[32];
+        snprintf(id, sizeof(id), "m%d", i);
+        json_decref(bench_rest(b->http, b->server.key, "POST", ws, json_pack("{s:s}", "id", id), 201));
+        char *q = bench_fmt("/projects/%s/workspaces/m%d/query", BENCH_PROJECT, i);
+        json_decref(bench_rest(b->http, b->server.key, "POST", q,
+                               json_pack("{s:s}", "sql", "CREATE TABLE t AS SELECT range AS v FROM range(10000)"),
+                               200));
+        free(q);
+    }
+    free(ws);
+    int64_t rss_created = bench_rss_read(b->server.pid);
+    many_arg_t arg = {.port = b->server.http_port, .key = b->server.key};
+    bench_worker_ops_t ops = {.open = many_open, .request = many_request, .close = many_close};
+    bench_load_t res;
+    bench_load_run(&ops, &arg, used, b->req_seconds, &res);
+    if (res.requests == 0)
+        bench_die("many workspaces: no query succeeded (%lld failures)", (long long)res.failures);
+    int64_t rss_used = bench_rss_read(b->server.pid);
+    char what[96];
+    snprintf(what, sizeof(what), "RSS after %d workspaces, %d used at once (MB)", n, used);
+    const char *row[] = {what, bench_mb(rss_used), "", "", NULL};
+    bench_table_row(t, row);
+    bench_table_note(t, "RSS before %s MB, after creating %s MB; %d clients: %s queries/s, p50 %s ms, %lld failures",
+                     bench_mb(rss0), bench_mb(rss_created), used, bench_num(res.rps, 0), bench_num(res.p50_ms, 2),
+                     (long long)res.failures);
+    json_object_set_new(pj, "many_workspaces",
+                        json_pack("{s:i,s:i,s:I,s:I,s:I,s:f,s:f,s:I}", "workspaces", n, "used_at_once", used,
+                                  "rss_before_bytes", (json_int_t)rss0, "rss_created_bytes", (json_int_t)rss_created,
+                                  "rss_used_bytes", (json_int_t)rss_used, "queries_per_second", res.rps, "p50_ms",
+                                  res.p50_ms, "failures", (json_int_t)res.failures));
+}
+
 void bench_phase_workspaces(bench_t *b)
 {
     bench_mem_t mem;
@@ -128,6 +206,7 @@ void bench_phase_workspaces(bench_t *b)
     bench_table_row(t, r4);
     bench_table_note(t, "query p99 %s ms over %d runs; overhead includes HTTP, JSON and the sandbox", bench_num(ws_p99, 2),
                      queries);
+    many_workspaces(b, pj, t);
     bench_table_print(t);
 
     json_object_set_new(pj, "full_load_seconds", json_real(full_s));
