@@ -14,12 +14,14 @@
  */
 #include "cmd/workspace.h"
 
+#include <fcntl.h>
 #include <limits.h>
 #include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "cmd/files.h"
@@ -510,8 +512,39 @@ static ds_status_t check_query(ds_ctx_t *ctx, const ds_query_t *q)
     return DS_OK;
 }
 
+/* Runs sq on sb as q asks: capped rows into out, or every row into a CSV file (file). */
+static ds_status_t run_query(ds_ctx_t *ctx, const char *project, ds_sandbox_t *sb, const ds_query_t *q,
+                             const ds_sandbox_query_t *sq, ds_sandbox_result_t *out, ds_query_file_t *file)
+{
+    if (!q->csv)
+        return ds_sandbox_query(sb, ctx->arena, sq, out, &ctx->err);
+    const char *dir;
+    ds_status_t st = ds_files_scratch_dir(ctx, project, &dir);
+    if (st != DS_OK)
+        return st;
+    const char *path = ds_arena_printf(ctx->arena, "%s/query.csv", dir);
+    if (!path)
+        return ds_err_set(&ctx->err, DS_UNAVAILABLE, "out of memory");
+    st = ds_sandbox_query_csv(sb, ctx->arena, sq, path, out, &ctx->err);
+    int fd = st == DS_OK ? open(path, O_RDONLY | O_CLOEXEC) : -1;
+    struct stat sst;
+    if (st == DS_OK && (fd < 0 || fstat(fd, &sst) != 0))
+        st = ds_err_set(&ctx->err, DS_UNAVAILABLE, "cannot read the query's answer back");
+    /* The answer lives on as the open descriptor only. */
+    unlink(path);
+    rmdir(dir);
+    if (st != DS_OK) {
+        if (fd >= 0)
+            close(fd);
+        return st;
+    }
+    file->fd = fd;
+    file->size = (int64_t)sst.st_size;
+    return DS_OK;
+}
+
 ds_status_t ds_cmd_ws_query(ds_ctx_t *ctx, const char *project, const char *id, const ds_ws_cred_t *cred,
-                            const ds_query_t *q, ds_sandbox_result_t *out)
+                            const ds_query_t *q, ds_sandbox_result_t *out, ds_query_file_t *file)
 {
     ds_proj_t p;
     ds_ws_rec_t rec;
@@ -532,12 +565,13 @@ ds_status_t ds_cmd_ws_query(ds_ctx_t *ctx, const char *project, const char *id, 
                              .scan = scan_hook,
                              .scan_ud = &ud,
                              .cancel = ctx->cancel};
-    st = ds_sandbox_query(sb, ctx->arena, &sq, out, &ctx->err);
+    st = run_query(ctx, project, sb, q, &sq, out, file);
     ds_sandbox_release(&sb);
     return st;
 }
 
-ds_status_t ds_cmd_project_query(ds_ctx_t *ctx, const char *project, const ds_query_t *q, ds_sandbox_result_t *out)
+ds_status_t ds_cmd_project_query(ds_ctx_t *ctx, const char *project, const ds_query_t *q, ds_sandbox_result_t *out,
+                                 ds_query_file_t *file)
 {
     ds_proj_t p;
     ds_be_bucket_t *buckets = NULL;
@@ -597,7 +631,7 @@ ds_status_t ds_cmd_project_query(ds_ctx_t *ctx, const char *project, const ds_qu
                                  .scan = scan_hook,
                                  .scan_ud = &ud,
                                  .cancel = ctx->cancel};
-        st = ds_sandbox_query(sb, ctx->arena, &sq, out, &ctx->err);
+        st = run_query(ctx, project, sb, q, &sq, out, file);
     }
     ds_sandbox_release(&sb);
     return st;

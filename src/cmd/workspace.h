@@ -48,7 +48,14 @@ typedef struct {
     const char *sql;
     double timeout_s; /* 0: the default */
     int64_t limit;    /* 0: the default row cap */
+    bool csv;         /* answer every row as a CSV file (out_fd) instead of capped rows */
 } ds_query_t;
+
+/* The CSV answer of a query with csv set: an open descriptor of an unlinked file (caller closes) and its size. */
+typedef struct {
+    int fd;
+    int64_t size;
+} ds_query_file_t;
 
 ds_status_t ds_cmd_ws_create(ds_ctx_t *ctx, const char *project, const ds_ws_create_t *in, ds_ws_t *out);
 ds_status_t ds_cmd_ws_list(ds_ctx_t *ctx, const char *project, ds_ws_rec_t **items, size_t *n);
@@ -65,10 +72,12 @@ ds_status_t ds_cmd_ws_reset_password(ds_ctx_t *ctx, const char *project, const c
 ds_status_t ds_cmd_ws_disable_login(ds_ctx_t *ctx, const char *project, const char *id);
 ds_status_t ds_cmd_ws_load(ds_ctx_t *ctx, const char *project, const char *id, const ds_ws_cred_t *cred,
                            const ds_ws_load_t *in, int64_t *rows);
+/* file: filled (instead of out's rows) when q->csv; may be NULL otherwise. */
 ds_status_t ds_cmd_ws_query(ds_ctx_t *ctx, const char *project, const char *id, const ds_ws_cred_t *cred,
-                            const ds_query_t *q, ds_sandbox_result_t *out);
+                            const ds_query_t *q, ds_sandbox_result_t *out, ds_query_file_t *file);
 /* Read-only SQL over the project's storage ("<bucket id>"."<table>"). */
-ds_status_t ds_cmd_project_query(ds_ctx_t *ctx, const char *project, const ds_query_t *q, ds_sandbox_result_t *out);
+ds_status_t ds_cmd_project_query(ds_ctx_t *ctx, const char *project, const ds_query_t *q, ds_sandbox_result_t *out,
+                                 ds_query_file_t *file);
 /*
  * Unload: imports table in->src_table of workspace ws into bucket.table with
  * in's import options (incremental, dedup, timestamp mode, ...), through the

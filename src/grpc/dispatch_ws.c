@@ -290,8 +290,8 @@ ds_status_t ds_drv_h_execute_query(ds_drv_t *d)
                                                 "apply to duckstore");
     ds_query_t q = {.sql = c->query, .timeout_s = (double)c->timeout};
     ds_sandbox_result_t res;
-    ds_status_t st = id ? ds_cmd_ws_query(d->ctx, project, id, NULL, &q, &res)
-                        : ds_cmd_project_query(d->ctx, project, &q, &res);
+    ds_status_t st = id ? ds_cmd_ws_query(d->ctx, project, id, NULL, &q, &res, NULL)
+                        : ds_cmd_project_query(d->ctx, project, &q, &res, NULL);
     pb_query_resp_t *r =
         NEW(d, pb_query_resp_t, keboola__storage_driver__command__execute_query__execute_query_response__descriptor);
     if (!r)

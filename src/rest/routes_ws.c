@@ -188,7 +188,7 @@ static ds_status_t h_ws_load(ds_rest_req_t *req, ds_rest_resp_t *resp)
 
 static ds_status_t parse_query(ds_rest_req_t *req, ds_query_t *q)
 {
-    static const char *const allowed[] = {"sql", "timeout", "limit", NULL};
+    static const char *const allowed[] = {"sql", "timeout", "limit", "format", NULL};
     json_t *body;
     TRY(body_of(req, false, &body));
     TRY(ds_json_only(req, body, allowed));
@@ -203,8 +203,20 @@ static ds_status_t parse_query(ds_rest_req_t *req, ds_query_t *q)
     TRY(ds_json_int64(req, body, "limit", 0, &q->limit));
     if (q->limit < 0)
         return ds_err_setf(&CTX->err, DS_INVALID_ARGUMENT, "limit", "field \"limit\" must not be negative");
+    const char *format;
+    TRY(ds_json_str(req, body, "format", false, &format));
+    if (format && strcmp(format, "csv") != 0 && strcmp(format, "json") != 0)
+        return ds_err_setf(&CTX->err, DS_INVALID_ARGUMENT, "format", "field \"format\" must be \"json\" or \"csv\"");
+    q->csv = format && strcmp(format, "csv") == 0;
+    if (q->csv && q->limit)
+        return ds_err_setf(&CTX->err, DS_INVALID_ARGUMENT, "limit",
+                           "a CSV answer carries every row: \"limit\" is for JSON answers (use LIMIT in the SQL)");
     return DS_OK;
 }
+
+/* The answer: JSON rows, or the CSV file streamed from its descriptor. */
+static void query_answer(ds_rest_resp_t *resp, const ds_query_t *q, const ds_sandbox_result_t *out,
+                         const ds_query_file_t *file);
 
 static json_t *result_json(const ds_sandbox_result_t *r)
 {
@@ -222,16 +234,29 @@ static json_t *result_json(const ds_sandbox_result_t *r)
                      (json_int_t)r->rows_affected);
 }
 
+static void query_answer(ds_rest_resp_t *resp, const ds_query_t *q, const ds_sandbox_result_t *out,
+                         const ds_query_file_t *file)
+{
+    if (!q->csv) {
+        resp->json = result_json(out);
+        return;
+    }
+    resp->fd = file->fd;
+    resp->fd_size = file->size;
+    resp->content_type = "text/csv; charset=utf-8";
+}
+
 static ds_status_t h_ws_query(ds_rest_req_t *req, ds_rest_resp_t *resp)
 {
     ds_ws_cred_t cred_buf;
     const ds_ws_cred_t *cred;
     ds_query_t q = {0};
     ds_sandbox_result_t out;
+    ds_query_file_t file = {.fd = -1};
     TRY(basic_cred(req, &cred_buf, &cred));
     TRY(parse_query(req, &q));
-    TRY(ds_cmd_ws_query(CTX, PROJECT, WS, cred, &q, &out));
-    resp->json = result_json(&out);
+    TRY(ds_cmd_ws_query(CTX, PROJECT, WS, cred, &q, &out, &file));
+    query_answer(resp, &q, &out, &file);
     return DS_OK;
 }
 
@@ -239,12 +264,13 @@ static ds_status_t h_project_query(ds_rest_req_t *req, ds_rest_resp_t *resp)
 {
     ds_query_t q = {0};
     ds_sandbox_result_t out;
+    ds_query_file_t file = {.fd = -1};
     TRY(parse_query(req, &q));
     if (req->branch && strcmp(req->branch, "default") != 0)
         return ds_err_set(&CTX->err, DS_UNSUPPORTED, "branches: queries on development branch \"%s\" are not "
                                                      "available in this version", req->branch);
-    TRY(ds_cmd_project_query(CTX, PROJECT, &q, &out));
-    resp->json = result_json(&out);
+    TRY(ds_cmd_project_query(CTX, PROJECT, &q, &out, &file));
+    query_answer(resp, &q, &out, &file);
     return DS_OK;
 }
 

@@ -832,6 +832,32 @@ ds_status_t ds_sandbox_query_csv(ds_sandbox_t *sb, ds_arena_t *arena, const ds_s
     duckdb_result res;
     bool have_res = false;
     FILE *f = NULL;
+    /* A user's text: one statement, a SELECT; the trailing semicolons go (it becomes a subquery). */
+    size_t len = strlen(q->sql);
+    if (st == DS_OK && q->mode != DS_SANDBOX_SERVICE) {
+        duckdb_extracted_statements ex = NULL;
+        idx_t n = duckdb_extract_statements(r.conn, q->sql, &ex);
+        if (n == 0) {
+            const char *e = duckdb_extract_statements_error(ex);
+            st = e ? run_error(&r, e, err) : ds_err_set(err, DS_QUERY_FAILED, "the SQL text holds no statement");
+        } else if (n > 1) {
+            st = ds_err_set(err, DS_QUERY_FAILED,
+                            "a query must be exactly one SQL statement; this text holds %llu (send them one by one)",
+                            (unsigned long long)n);
+        } else if (duckdb_prepare_extracted_statement(r.conn, ex, 0, &ps) == DuckDBError) {
+            st = run_error(&r, duckdb_prepare_error(ps), err);
+        } else if (duckdb_prepared_statement_type(ps) != DUCKDB_STATEMENT_TYPE_SELECT) {
+            st = ds_err_set(err, DS_QUERY_FAILED, "only a SELECT can be answered as CSV; this is a %s statement",
+                            stmt_name(duckdb_prepared_statement_type(ps)));
+        }
+        if (ps)
+            duckdb_destroy_prepare(&ps);
+        ps = NULL;
+        if (ex)
+            duckdb_destroy_extracted(&ex);
+        while (len > 0 && strchr("; \t\r\n", q->sql[len - 1]))
+            len--;
+    }
     if (st == DS_OK && duckdb_prepare(r.conn, q->sql, &ps) == DuckDBError)
         st = run_error(&r, duckdb_prepare_error(ps), err);
     if (st == DS_OK) {
@@ -853,7 +879,7 @@ ds_status_t ds_sandbox_query_csv(ds_sandbox_t *sb, ds_arena_t *arena, const ds_s
     if (st == DS_OK) {
         ds_buf_t b = {0};
         ds_buf_puts(&b, "SELECT CAST(COLUMNS(*) AS VARCHAR) FROM (\n");
-        ds_buf_puts(&b, q->sql);
+        ds_buf_append(&b, q->sql, len);
         ds_buf_puts(&b, "\n) AS \"__rows\"");
         const char *text = ds_buf_cstr(&b);
         if (!text)

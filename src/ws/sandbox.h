@@ -121,10 +121,11 @@ ds_status_t ds_sandbox_query(ds_sandbox_t *sb, ds_arena_t *arena, const ds_sandb
                              ds_sandbox_result_t *out, ds_err_t *err);
 
 /*
- * Writes the rows of q->sql (one SELECT the service built; mode and limits as
- * for ds_sandbox_query) to path as CSV: a header, every value enclosed in
- * double quotes (quotes doubled), SQL NULL as an empty unquoted field. out
- * gets the column names and types (arena) and n_rows; no rows are kept.
+ * Writes every row of q->sql (one SELECT; a user's text is checked as by
+ * ds_sandbox_query, and must be a SELECT) to path, a new file, as CSV: a
+ * header, every value enclosed in double quotes (quotes doubled), SQL NULL as
+ * an empty unquoted field. No row cap. out gets the column names and types
+ * (arena) and n_rows; no rows are kept in memory beyond DuckDB's result.
  */
 ds_status_t ds_sandbox_query_csv(ds_sandbox_t *sb, ds_arena_t *arena, const ds_sandbox_query_t *q, const char *path,
                                  ds_sandbox_result_t *out, ds_err_t *err);

@@ -230,3 +230,30 @@ def test_idle_sandboxes_close_under_the_cap_and_reopen(server_factory):
     p.api = p.api.with_key(p.key)
     for i in range(4):
         assert expect(query(p, f"w{i}", "SELECT v FROM t"), 200)["rows"] == [[str(i)]]
+
+
+def test_csv_answers_carry_every_row(server_factory):
+    server = server_factory(env={"DUCKSTORE_WS_MAX_ROWS": "5"})
+    admin = server.api()
+    p = Proj(server, admin, "p1")
+    setup_orders(p)
+    expect(p.api.post(f"/projects/{p.pid}/workspaces", {"id": "w"}), 201)
+    r = query(p, "w", "SELECT range AS n, CASE WHEN range = 1 THEN NULL ELSE 'a\"b,' || range END AS s "
+                      "FROM range(20) ORDER BY n;", format="csv")
+    assert r.status_code == 200 and r.headers["Content-Type"].startswith("text/csv")
+    lines = r.content.decode().splitlines()
+    assert len(lines) == 21 and lines[0] == '"n","s"'
+    assert lines[1] == '"0","a""b,0"' and lines[2] == '"1",'
+    r = p.api.post(f"/projects/{p.pid}/query", {"sql": f'SELECT id FROM "{B}"."orders" ORDER BY id', "format": "csv"})
+    assert r.status_code == 200 and r.content.decode().splitlines() == ['"id"', '"10"', '"11"', '"12"', '"13"']
+    # the same rules as JSON answers: one statement, and only a SELECT
+    expect_error(query(p, "w", "CREATE TABLE x AS SELECT 1", format="csv"), 400, "query_failed", ["SELECT"])
+    expect_error(query(p, "w", "SELECT 1; SELECT 2", format="csv"), 400, "query_failed", ["one sql statement"])
+    expect_error(query(p, "w", "SELECT * FROM read_csv('/etc/passwd')", format="csv"), 400, "query_failed")
+    expect_error(query(p, "w", "SELECT 1", format="xml"), 400, "invalid_argument", ["format"])
+    expect_error(query(p, "w", "SELECT 1", format="csv", limit=3), 400, "invalid_argument", ["limit"])
+    assert expect(query(p, "w", "SELECT count(*) FROM information_schema.tables WHERE table_name = 'x'"),
+                  200)["rows"] == [["0"]]
+    # nothing is left behind in the project's area
+    leftovers = [f for f in (server.data_dir / "files" / "project_p1").rglob("query.csv")]
+    assert leftovers == []
