@@ -27,8 +27,8 @@
 #include <strings.h>
 
 #include "cmd/files.h"
-#include "cmd/workspace.h"
 #include "cmd/internal.h"
+#include "cmd/workspace.h"
 #include "core/keys.h"
 #include "core/log.h"
 

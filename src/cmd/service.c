@@ -30,14 +30,14 @@
 #include <limits.h>
 
 #include "../../backends/duckdb/duckdb_backend.h"
-#include "cmd/files.h"
 #include "catalog/workspaces.h"
+#include "cmd/files.h"
 #include "cmd/internal.h"
-#include "ws/sandbox.h"
 #include "core/buf.h"
 #include "core/keys.h"
 #include "core/log.h"
 #include "core/quarantine.h"
+#include "ws/sandbox.h"
 
 static ds_config_t config;
 static char admin_hash[DS_KEY_HASH_HEX];
