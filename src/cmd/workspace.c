@@ -455,6 +455,35 @@ ds_status_t ds_cmd_ws_load(ds_ctx_t *ctx, const char *project, const char *id, c
     scan_ud_t ud = {.ctx = ctx, .p = &p, .spec = &in->read};
     ds_buf_puts(&b, "BEGIN;\n");
     if (in->type == DS_WS_LOAD_INCREMENTAL && exists && !view) {
+        /* Keboola's incremental load: rows whose primary key the input holds are replaced. */
+        ds_be_table_t def;
+        const char *rb = bucket, *rt = table;
+        bool keyed = ds_cmd_resolve_table(ctx, &p, &rb, &rt, false, &def, NULL) == DS_OK && def.n_primary_key > 0;
+        for (size_t k = 0; keyed && k < def.n_primary_key && in->read.n_columns; k++) {
+            bool loaded = false;
+            for (size_t c = 0; c < in->read.n_columns; c++)
+                loaded = loaded || strcasecmp(in->read.columns[c], def.primary_key[k]) == 0;
+            keyed = loaded;
+        }
+        if (keyed) {
+            ds_buf_puts(&b, "DELETE FROM ");
+            ds_buf_ident(&b, stored);
+            ds_buf_puts(&b, " AS \"__dst\" USING (SELECT DISTINCT ");
+            for (size_t k = 0; k < def.n_primary_key; k++) {
+                ds_buf_puts(&b, k ? ", " : "");
+                ds_buf_ident(&b, def.primary_key[k]);
+            }
+            ds_buf_puts(&b, " FROM ");
+            scan_call(&b, bucket, table, NULL, 0, true);
+            ds_buf_puts(&b, ") AS \"__src\" WHERE ");
+            for (size_t k = 0; k < def.n_primary_key; k++) {
+                ds_buf_puts(&b, k ? " AND \"__dst\"." : "\"__dst\".");
+                ds_buf_ident(&b, def.primary_key[k]);
+                ds_buf_puts(&b, " IS NOT DISTINCT FROM \"__src\".");
+                ds_buf_ident(&b, def.primary_key[k]);
+            }
+            ds_buf_puts(&b, ";\n");
+        }
         ds_buf_puts(&b, "INSERT INTO ");
         ds_buf_ident(&b, stored);
         ds_buf_puts(&b, " BY NAME SELECT * FROM ");

@@ -770,7 +770,7 @@ ds_status_t ds_sandbox_query(ds_sandbox_t *sb, ds_arena_t *arena, const ds_sandb
         duckdb_statement_type rt = duckdb_result_statement_type(res);
         if (rt == DUCKDB_STATEMENT_TYPE_INSERT || rt == DUCKDB_STATEMENT_TYPE_UPDATE ||
             rt == DUCKDB_STATEMENT_TYPE_DELETE || rt == DUCKDB_STATEMENT_TYPE_CREATE)
-            out->rows_affected += duckdb_column_count(&res) == 1 && duckdb_row_count(&res) == 1 &&
+            out->rows_affected = duckdb_column_count(&res) == 1 && duckdb_row_count(&res) == 1 &&
                                           strcmp(duckdb_column_name(&res, 0), "Count") == 0
                                       ? ds_ddb_int(&res, 0, 0)
                                       : (int64_t)duckdb_rows_changed(&res);

@@ -109,7 +109,7 @@ typedef struct {
     size_t n_rows;
     const char ***rows; /* rows[r][c] as text; NULL = SQL NULL */
     bool truncated;
-    int64_t rows_affected;
+    int64_t rows_affected; /* of the last statement that inserted, updated, deleted or created rows */
 } ds_sandbox_result_t;
 
 /*

@@ -116,11 +116,23 @@ def test_incremental_and_clone_loads(server, admin):
     assert expect(p.api.post(load, {"source": src, "destination": "o", "type": "clone"}), 200)["rows"] == 4
     assert expect(p.api.post(load, {"source": src, "destination": "o", "type": "incremental", "limit": 1,
                                     "columns": ["id", "state"]}), 200)["rows"] == 1
+    # the key (id) of the one row loaded was there: that row is replaced, without the columns not loaded
     r = expect(query(p, "w", "SELECT count(*), count(amount) FROM o"), 200)
-    assert r["rows"] == [["5", "4"]]
+    assert r["rows"] == [["4", "3"]]
     # full replaces
     assert expect(p.api.post(load, {"source": src, "destination": "o"}), 200)["rows"] == 4
     assert expect(query(p, "w", "SELECT count(*) FROM o"), 200)["rows"] == [["4"]]
+    # incremental on a table with a primary key replaces the rows whose key comes again
+    expect(query(p, "w", "UPDATE o SET state = 'old'"), 200)
+    expect(query(p, "w", "INSERT INTO o (id, state) VALUES (99, 'mine')"), 200)
+    f = p.upload("o2.csv", csv_text([["11", "1", "7.00", "WA"]], header=["id", "customer", "amount", "state"]))
+    expect(p.api.post(p.tpath("orders") + "/import/file", {"file_id": f["id"], "incremental": True}), 200)
+    r = expect(p.api.post(load, {"source": src, "destination": "o", "type": "incremental",
+                                 "where_filters": [{"column": "id", "operator": "ge", "values": ["11"],
+                                                    "data_type": "integer"}]}), 200)
+    assert r["rows"] == 3
+    r = expect(query(p, "w", "SELECT id, state FROM o ORDER BY id"), 200)
+    assert r["rows"] == [["10", "old"], ["11", "WA"], ["12", "TX"], ["13", "NY"], ["99", "mine"]]
 
 
 def test_bad_loads_change_nothing(server, admin):
