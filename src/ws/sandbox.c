@@ -510,7 +510,20 @@ ds_status_t ds_sandbox_remove(const char *key, const char *path, ds_err_t *err)
         if (!at)
             break;
         if ((*at)->refs > 0) {
-            pthread_cond_wait(&idle_cond, &lock);
+            /* Its queries end now rather than at their timeout: the workspace is going away. */
+            pthread_mutex_lock(&run_lock);
+            for (run_t *r = runs; r; r = r->next)
+                if (r->sb == *at)
+                    duckdb_interrupt(r->conn);
+            pthread_mutex_unlock(&run_lock);
+            struct timespec ts;
+            clock_gettime(CLOCK_REALTIME, &ts);
+            ts.tv_nsec += 100 * 1000 * 1000;
+            if (ts.tv_nsec >= 1000000000) {
+                ts.tv_sec++;
+                ts.tv_nsec -= 1000000000;
+            }
+            pthread_cond_timedwait(&idle_cond, &lock, &ts);
             continue;
         }
         ds_sandbox_t *sb = *at;

@@ -83,7 +83,7 @@ typedef ds_status_t (*ds_sandbox_scan_fn)(void *ud, const char *bucket, const ch
  */
 ds_status_t ds_sandbox_acquire(const char *key, const char *path, ds_sandbox_t **out, ds_err_t *err);
 void ds_sandbox_release(ds_sandbox_t **sb);
-/* Closes key's sandbox (waiting for its queries) and removes path and its WAL and temp files. */
+/* Closes key's sandbox (interrupting its queries and waiting for them) and removes path, its WAL and temp files. */
 ds_status_t ds_sandbox_remove(const char *key, const char *path, ds_err_t *err);
 
 typedef enum {

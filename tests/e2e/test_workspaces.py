@@ -269,3 +269,24 @@ def test_csv_answers_carry_every_row(server_factory):
     # nothing is left behind in the project's area
     leftovers = [f for f in (server.data_dir / "files" / "project_p1").rglob("query.csv")]
     assert leftovers == []
+
+
+def test_dropping_a_workspace_interrupts_its_running_query(server, admin):
+    import threading
+    import time
+    p = Proj(server, admin, "p1")
+    expect(p.api.post(f"/projects/{p.pid}/workspaces", {"id": "w"}), 201)
+    out = {}
+
+    def long_query():
+        out["r"] = query(p, "w", "SELECT count(*) FROM range(1000000000) a, range(1000000000) b", timeout=60)
+
+    th = threading.Thread(target=long_query, daemon=True)
+    th.start()
+    time.sleep(0.5)
+    t0 = time.monotonic()
+    expect(p.api.delete(ws_path(p, "w")), 204)
+    th.join(30)
+    assert time.monotonic() - t0 < 20, "the drop waited for the query's timeout"
+    expect_error(out["r"], 400, "query_failed")
+    assert not (server.data_dir / "workspaces" / "ws_p1.w.duckdb").exists()
