@@ -7,7 +7,7 @@ run a join into a new workspace table, unload it into storage, drop the workspac
 import base64
 
 from data_helpers import Proj, csv_text
-from e2e_lib import expect, expect_error
+from e2e_lib import expect, expect_error, get_metrics, metric
 
 B = "in.c-main"
 
@@ -235,9 +235,10 @@ def test_idle_sandboxes_close_under_the_cap_and_reopen(server_factory):
     for i in range(4):
         expect(p.api.post(f"/projects/{p.pid}/workspaces", {"id": f"w{i}"}), 201)
         expect(query(p, f"w{i}", f"CREATE TABLE t AS SELECT {i} AS v"), 200)
-    # every workspace keeps its data across closes and reopens
+    # every workspace keeps its data across closes and reopens, and no more than 2 stay open
     for i in range(4):
         assert expect(query(p, f"w{i}", "SELECT v FROM t"), 200)["rows"] == [[str(i)]]
+    assert metric(get_metrics(admin), "duckstore_workspace_sandboxes_open") == 2
     server.restart()
     p.api = p.api.with_key(p.key)
     for i in range(4):
