@@ -22,7 +22,7 @@ LDLIBS  += -lduckdb $(PKG_LIBS) -ldl -lm
 include mk/proto.mk
 include mk/plugins.mk
 CORE_SRC   := $(sort $(wildcard src/core/*.c src/catalog/*.c src/backend/*.c src/cmd/*.c src/rest/*.c \
-                     src/grpc/*.c backends/duckdb/*.c))
+                     src/grpc/*.c src/ws/*.c backends/duckdb/*.c))
 CORE_OBJ   := $(patsubst %.c,$(BUILD)/obj/%.o,$(CORE_SRC)) $(PROTO_C_OBJ)
 MAIN_OBJ   := $(BUILD)/obj/src/main.o
 UNIT_SRC   := $(sort $(wildcard tests/unit/test_*.c))

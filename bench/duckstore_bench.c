@@ -11,9 +11,12 @@
  *   --data-only  generate (or check) the data set and stop
  *   --tables N, --projects N, --max-open N, --req-seconds S
  *             override the scale and request sizes (for experiments)
+ *   --phase NAME  run only that phase of the main server (import, incremental, export, parallel,
+ *             requests, tables, workspaces), for experiments; the parallel phase needs the
+ *             import phase's state, the others run alone
  *
  * Phases, in order, on one server (the projects phase starts its own):
- * import, import incremental, export, parallel, requests, tables, load, projects.
+ * import, import incremental, export, parallel, requests, tables, load, workspaces, projects.
  */
 #include "bench.h"
 
@@ -32,7 +35,8 @@ static void usage(void)
 {
     fprintf(stderr,
             "usage: duckstore_bench [--quick] [--rows N] [--binary PATH] [--work DIR] [--out FILE] [--keep]\n"
-            "                       [--data-only] [--tables N] [--projects N] [--max-open N] [--req-seconds S]\n");
+            "                       [--data-only] [--tables N] [--projects N] [--max-open N] [--req-seconds S]\n"
+            "                       [--phase NAME]\n");
     exit(2);
 }
 
@@ -55,7 +59,7 @@ int main(int argc, char **argv)
     memset(&b, 0, sizeof(b));
     int64_t rows = 0;
     bool keep = false, data_only = false;
-    const char *out = NULL;
+    const char *out = NULL, *only = NULL;
     int tables = 0, projects = 0, max_open = 0;
     double req_seconds = 0;
     snprintf(b.binary, sizeof(b.binary), "build/duckstore");
@@ -83,6 +87,8 @@ int main(int argc, char **argv)
             max_open = atoi(argv[++i]);
         else if (strcmp(argv[i], "--req-seconds") == 0 && i + 1 < argc)
             req_seconds = atof(argv[++i]);
+        else if (strcmp(argv[i], "--phase") == 0 && i + 1 < argc)
+            only = argv[++i];
         else
             usage();
     }
@@ -195,13 +201,18 @@ int main(int argc, char **argv)
            bench_mb(bench_file_size(b.data.base_parquet)), b.server.grpc_ok ? "answers" : "does NOT answer (n/a)");
     fflush(stdout);
 
-    bench_phase_import(&b);
-    bench_phase_incremental(&b);
-    bench_phase_export(&b);
-    bench_phase_parallel(&b);
-    bench_phase_requests(&b);
-    bench_phase_tables(&b);
-    bench_phase_load(&b);
+#define PHASE(name, fn)                                                                                                \
+    if (!only || strcmp(only, name) == 0)                                                                          \
+        fn(&b);
+    PHASE("import", bench_phase_import)
+    PHASE("incremental", bench_phase_incremental)
+    PHASE("export", bench_phase_export)
+    PHASE("parallel", bench_phase_parallel)
+    PHASE("requests", bench_phase_requests)
+    PHASE("tables", bench_phase_tables)
+    PHASE("load", bench_phase_load)
+    PHASE("workspaces", bench_phase_workspaces)
+#undef PHASE
 
     bench_http_close(&b.http);
     bench_grpc_close(&b.grpc);
@@ -210,8 +221,10 @@ int main(int argc, char **argv)
     if (!keep)
         bench_rmtree(srv_dir);
 
-    bench_phase_projects(&b);
-    bench_phase_plugins(&b);
+    if (!only) {
+        bench_phase_projects(&b);
+        bench_phase_plugins(&b);
+    }
     bench_report_mem_print();
 
     double total = bench_now() - t_start;

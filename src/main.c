@@ -22,6 +22,7 @@
 #include "core/quarantine.h"
 #include "grpc/ds_grpc.h"
 #include "rest/rest.h"
+#include "ws/sandbox.h"
 
 #define DS_VERSION "0.1.0"
 
@@ -41,6 +42,7 @@ static int64_t gauge_peak(void *ud) { return ds_service_open_projects_peak(); }
 static int64_t gauge_restarts(void *ud) { return ds_service_engine_restarts(); }
 static int64_t gauge_waiting(void *ud) { return ds_service_queue_waiting(); }
 static int64_t gauge_projects(void *ud) { return ds_catalog_project_count(); }
+static int64_t gauge_sandboxes(void *ud) { return ds_sandbox_open_count(); }
 
 static int serve(int argc, char **argv)
 {
@@ -77,6 +79,9 @@ static int serve(int argc, char **argv)
                      gauge_restarts, NULL);
     ds_metrics_gauge("duckstore_queue_waiting", "Requests waiting in write queues.", gauge_waiting, NULL);
     ds_metrics_gauge("duckstore_projects", "Projects in the catalog.", gauge_projects, NULL);
+    ds_metrics_gauge("duckstore_workspace_sandboxes_open",
+                     "Workspace SQL sandboxes (DuckDB instances) open now; each may use DUCKSTORE_WS_MEMORY_LIMIT.",
+                     gauge_sandboxes, NULL);
     if (ds_rest_start(&cfg, &err) != DS_OK) {
         fprintf(stderr, "duckstore: cannot start HTTP: %s\n", err.message);
         ds_service_stop();

@@ -2077,3 +2077,105 @@ ds_status_t ddb_primary_key_set(void *self, ds_be_call_t *call, const char *buck
     schema_t s = {.bucket = bucket, .table = table, .pk = columns, .n_pk = n};
     return schema_change(self, call, &s, pk_txn);
 }
+
+/* ---- read cursor (workspaces) ----
+ * The statement is prepared when the scan opens (so its column types are
+ * known at once, cheaply) and runs, streaming, on the first next(). The
+ * connection is hooked to the call's cancellation like every other use, but
+ * not watched: next() may run on a thread other than the one that opened it. */
+
+typedef struct {
+    ds_be_scan_t pub;
+    use_t u;
+    duckdb_prepared_statement ps;
+    duckdb_result res;
+    bool started;
+    bool done;
+} ddb_scan_t;
+
+static ds_status_t scan_next(ds_be_scan_t *s, void **chunk, ds_err_t *err)
+{
+    ddb_scan_t *sc = (ddb_scan_t *)s;
+    *chunk = NULL;
+    if (sc->done)
+        return DS_OK;
+    if (!sc->started) {
+        sc->started = true;
+        if (duckdb_execute_prepared_streaming(sc->ps, &sc->res) == DuckDBError) {
+            ds_status_t st = ds_ddb_error(err, duckdb_result_error_type(&sc->res), duckdb_result_error(&sc->res));
+            sc->done = true;
+            return st;
+        }
+    }
+    duckdb_data_chunk c = duckdb_fetch_chunk(sc->res);
+    if (!c) {
+        sc->done = true;
+        const char *e = duckdb_result_error(&sc->res);
+        if (e)
+            return ds_ddb_error(err, duckdb_result_error_type(&sc->res), e);
+        return DS_OK;
+    }
+    *chunk = c;
+    return DS_OK;
+}
+
+static void scan_close(ds_be_scan_t *s)
+{
+    ddb_scan_t *sc = (ddb_scan_t *)s;
+    if (!sc)
+        return;
+    if (sc->started)
+        duckdb_destroy_result(&sc->res);
+    for (size_t i = 0; sc->pub.types && i < sc->pub.n_columns; i++) {
+        duckdb_logical_type t = sc->pub.types[i];
+        if (t)
+            duckdb_destroy_logical_type(&t);
+    }
+    free(sc->pub.types);
+    if (sc->ps)
+        duckdb_destroy_prepare(&sc->ps);
+    ddb_use_end(&sc->u);
+    free(sc);
+}
+
+ds_status_t ddb_table_scan_open(void *self, ds_be_call_t *call, const char *bucket, const char *table,
+                                const ds_export_t *in, ds_be_scan_t **out)
+{
+    be_t *be = self;
+    ds_be_table_t t = {0};
+    ds_buf_t sql = {0};
+    *out = NULL;
+    ddb_scan_t *sc = calloc(1, sizeof(*sc));
+    if (!sc)
+        return ddb_oom(call->err);
+    ds_status_t st = ddb_use_begin(be, call, false, &sc->u);
+    if (st != DS_OK) {
+        free(sc);
+        return st;
+    }
+    ds_ddb_unwatch(sc->u.conn);
+    sc->pub.next = scan_next;
+    sc->pub.close = scan_close;
+    st = ddb_table_describe(&sc->u, call, bucket, table, &t);
+    if (st == DS_OK)
+        st = build_select(&sc->u, call, &t, in->columns, in->n_columns, false, in->order, in->n_order, &in->where,
+                          in->limit, &sql, &sc->pub.names, NULL, &sc->pub.n_columns);
+    if (st == DS_OK && !ds_buf_cstr(&sql))
+        st = ddb_oom(call->err);
+    if (st == DS_OK && duckdb_prepare(sc->u.conn, ds_buf_cstr(&sql), &sc->ps) == DuckDBError)
+        st = ds_ddb_error(call->err, DUCKDB_ERROR_PARSER, duckdb_prepare_error(sc->ps));
+    if (st == DS_OK) {
+        sc->pub.types = calloc(sc->pub.n_columns ? sc->pub.n_columns : 1, sizeof(void *));
+        if (!sc->pub.types)
+            st = ddb_oom(call->err);
+        for (size_t i = 0; st == DS_OK && i < sc->pub.n_columns; i++)
+            sc->pub.types[i] = duckdb_prepared_statement_column_logical_type(sc->ps, (idx_t)i);
+    }
+    ds_buf_free(&sql);
+    if (st != DS_OK) {
+        scan_close(&sc->pub);
+        return st;
+    }
+    *out = &sc->pub;
+    return DS_OK;
+}

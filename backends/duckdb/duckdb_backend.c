@@ -1867,7 +1867,7 @@ static ds_backend_ops_t ops = {
     .name = "duckdb",
     .version = "1.4.4",
     .capabilities = DS_CAP_DRIVER | DS_CAP_TYPED_COLUMNS | DS_CAP_FORMAT_CSV | DS_CAP_FORMAT_PARQUET |
-                    DS_CAP_IMPORT | DS_CAP_EXPORT | DS_CAP_PROFILE | DS_CAP_SCHEMA_CHANGES,
+                    DS_CAP_IMPORT | DS_CAP_EXPORT | DS_CAP_PROFILE | DS_CAP_SCHEMA_CHANGES | DS_CAP_WORKSPACES,
     .settings = NULL,
     .n_settings = 0,
     .open = be_open,
@@ -1899,6 +1899,7 @@ static ds_backend_ops_t ops = {
     .project_meta_get = be_project_meta_get,
     .project_quarantine = be_project_quarantine,
     .idem_lookup = ddb_idem_lookup,
+    .table_scan_open = ddb_table_scan_open,
 };
 
 const ds_backend_ops_t *ds_be_duckdb_entry(const ds_host_api_t *host)

@@ -154,6 +154,8 @@ ds_status_t ddb_column_add(void *self, ds_be_call_t *call, const char *bucket, c
 ds_status_t ddb_column_drop(void *self, ds_be_call_t *call, const char *bucket, const char *table, const char *column);
 ds_status_t ddb_column_alter(void *self, ds_be_call_t *call, const char *bucket, const char *table, const char *column,
                              const ds_column_alter_t *alter);
+ds_status_t ddb_table_scan_open(void *self, ds_be_call_t *call, const char *bucket, const char *table,
+                                const ds_export_t *in, ds_be_scan_t **out);
 ds_status_t ddb_primary_key_set(void *self, ds_be_call_t *call, const char *bucket, const char *table,
                                 const char *const *columns, size_t n);
 

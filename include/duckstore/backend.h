@@ -304,6 +304,8 @@ typedef struct {
     const char *default_value;
 } ds_column_alter_t;
 
+struct ds_be_scan; /* an open table scan: see table_scan_open below */
+
 /* Functions the host gives a backend. */
 typedef struct ds_host_api {
     uint32_t abi_version;
@@ -470,7 +472,32 @@ typedef struct ds_backend_ops {
      */
     ds_status_t (*idem_lookup)(void *self, ds_be_call_t *call, const char *token, int64_t not_before,
                                ds_be_idem_rec_t *out);
+    /*
+     * Read cursor over a table, for workspaces (DS_CAP_WORKSPACES; backends
+     * whose engine is DuckDB). Starts reading bucket.table as in->columns,
+     * in->where and in->limit say (the same interpretation as table_export;
+     * in->order is honoured, format/gzip/sliced are ignored). *out (owned by
+     * the backend) is released with its close method, which the host always
+     * calls before the request ends. May be NULL.
+     */
+    ds_status_t (*table_scan_open)(void *self, ds_be_call_t *call, const char *bucket, const char *table,
+                                   const ds_export_t *in, struct ds_be_scan **out);
 } ds_backend_ops_t;
+
+/*
+ * An open table scan (table_scan_open). names (call arena) and types (each a
+ * duckdb_logical_type owned by the scan) describe the columns. next gives the
+ * next duckdb_data_chunk of rows (the caller destroys it with
+ * duckdb_destroy_data_chunk) or NULL in *chunk at the end; it may be called
+ * from any thread, one call at a time. close releases the scan and s itself.
+ */
+typedef struct ds_be_scan {
+    size_t n_columns;
+    const char **names;
+    void **types;
+    ds_status_t (*next)(struct ds_be_scan *s, void **chunk, ds_err_t *err);
+    void (*close)(struct ds_be_scan *s);
+} ds_be_scan_t;
 
 /* ---- additions after version 1 (append-only) ---- */
 

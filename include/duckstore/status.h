@@ -27,7 +27,8 @@
     XX(INTERNAL, -11, "internal", 500, 13, 0)                                  \
     XX(METHOD_NOT_ALLOWED, -12, "method_not_allowed", 405, 12, 3000)           \
     XX(INSUFFICIENT_STORAGE, -13, "insufficient_storage", 507, 8, 1001)        \
-    XX(CANCELLED, -14, "cancelled", 499, 1, 0)
+    XX(CANCELLED, -14, "cancelled", 499, 1, 0)                                 \
+    XX(QUERY_FAILED, -15, "query_failed", 400, 3, 3000)
 
 /* Keboola's more specific exception codes, set in ds_err_t.keboola_code. */
 #define DS_KBC_DATABASE_NOT_FOUND 2002

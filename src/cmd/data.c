@@ -300,6 +300,36 @@ ds_status_t ds_cmd_table_export(ds_ctx_t *ctx, const char *project, const char *
     return DS_OK;
 }
 
+ds_status_t ds_cmd_scan_open(ds_ctx_t *ctx, ds_proj_t *p, const char *bucket, const char *table, const ds_export_t *in,
+                             ds_be_scan_t **out)
+{
+    *out = NULL;
+    ds_status_t st = ds_cmd_require_cap(ctx, p, DS_CAP_WORKSPACES, "workspaces");
+    if (st == DS_OK)
+        st = ds_cmd_require_filters(ctx, p, &in->where, in->order, in->n_order);
+    if (st == DS_OK)
+        st = ds_ident_check_bucket(bucket, "bucket", &ctx->err);
+    if (st == DS_OK)
+        st = ds_ident_check_name(table, "table", &ctx->err);
+    if (st == DS_OK && in->limit < 0)
+        st = ds_err_setf(&ctx->err, DS_INVALID_ARGUMENT, "limit", "limit must not be negative");
+    ds_export_t x = *in; /* check_where rewrites the where's times into one UTC form */
+    if (st == DS_OK && ((st = check_names(ctx, in->columns, in->n_columns, "columns")) != DS_OK ||
+                        (st = check_order(ctx, in->order, in->n_order)) != DS_OK ||
+                        (st = check_where(ctx, &x.where)) != DS_OK))
+        return st;
+    if (st != DS_OK)
+        return st;
+    if ((st = resolve_read(ctx, p, &bucket, &table, &x.columns, x.n_columns, &x.order, x.n_order, &x.where)) != DS_OK)
+        return st;
+    ds_be_call_t *call = ds_arena_alloc(ctx->arena, sizeof(*call));
+    if (!call)
+        return ds_err_set(&ctx->err, DS_UNAVAILABLE, "out of memory");
+    *call = p->call;
+    call->cancel = NULL;
+    return DS_BE_CALL(p->be, call, table_scan_open, bucket, table, &x, out);
+}
+
 ds_status_t ds_cmd_table_preview(ds_ctx_t *ctx, const char *project, const char *bucket, const char *table,
                                  const ds_preview_t *in, ds_preview_result_t *out)
 {

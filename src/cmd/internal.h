@@ -18,6 +18,17 @@ typedef struct {
 /* Authorizes ctx for project id (admin or that project's key), and opens it. */
 /* Opens project *id for this request; *id becomes its stored spelling (ids are unique regardless of case). */
 ds_status_t ds_cmd_open_project(ds_ctx_t *ctx, const char **id, ds_proj_t *out);
+/* ds_cmd_open_project for a request its command authenticated otherwise (workspace credentials): no key check. */
+ds_status_t ds_cmd_open_project_trusted(ds_ctx_t *ctx, const char **id, ds_proj_t *out);
+/*
+ * Opens a read cursor (the backend's table_scan_open) over bucket.table of
+ * open project p with in's columns, where and limit validated and resolved
+ * exactly as table export does (data.c). The scan is not tied to the
+ * request's cancellation (its reader interrupts it); close it before the
+ * request ends.
+ */
+ds_status_t ds_cmd_scan_open(ds_ctx_t *ctx, ds_proj_t *p, const char *bucket, const char *table, const ds_export_t *in,
+                             ds_be_scan_t **out);
 /* The stored spelling of project id (ids are unique regardless of case), in ctx's arena; NULL when out of memory. */
 const char *ds_cmd_project_spelling(ds_ctx_t *ctx, const char *id);
 /*

@@ -32,6 +32,7 @@
 #include "cmd/files.h"
 #include "catalog/apikeys.h"
 #include "cmd/internal.h"
+#include "cmd/workspace.h"
 #include "core/keys.h"
 #include "core/log.h"
 
@@ -368,6 +369,8 @@ ds_status_t ds_cmd_project_delete(ds_ctx_t *ctx, const char *id)
     /* Its other keys go first: a project later created with the same id must not accept them. */
     if (st == DS_OK)
         st = ds_catalog_apikeys_drop_project(id, &ctx->err);
+    if (st == DS_OK)
+        ds_cmd_ws_drop_all(ctx, id);
     if (st == DS_OK)
         st = ds_catalog_project_delete(id, &ctx->err);
     ds_registry_put(be);

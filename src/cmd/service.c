@@ -35,12 +35,14 @@
 #include "../../backends/duckdb/duckdb_backend.h"
 #include "catalog/apikeys.h"
 #include "catalog/idem.h"
+#include "catalog/workspaces.h"
 #include "cmd/files.h"
 #include "cmd/internal.h"
 #include "core/buf.h"
 #include "core/keys.h"
 #include "core/log.h"
 #include "core/quarantine.h"
+#include "ws/sandbox.h"
 
 static ds_config_t config;
 /*
@@ -514,11 +516,22 @@ ds_status_t ds_service_start(const ds_config_t *cfg, ds_err_t *err)
         st = ds_files_rebuild_index(cfg->data_dir, err);
     if (st == DS_OK)
         st = ds_files_start(cfg, err);
+    if (st == DS_OK)
+        st = ds_catalog_ws_init(err);
+    if (st == DS_OK) {
+        ds_sandbox_limits_t lim = {.memory_limit_bytes = cfg->ws_memory_limit,
+                                   .threads = cfg->ws_threads,
+                                   .max_open = cfg->ws_max_open,
+                                   .max_rows = cfg->ws_max_rows,
+                                   .timeout_s = (double)cfg->ws_timeout};
+        st = ds_sandbox_start(cfg->data_dir, &lim, err);
+    }
     return st;
 }
 
 void ds_service_stop(void)
 {
+    ds_sandbox_stop();
     ds_files_stop();
     ds_registry_shutdown();
     ds_catalog_close();
@@ -795,13 +808,14 @@ const char *ds_cmd_project_spelling(ds_ctx_t *ctx, const char *id)
     return ds_arena_strdup(ctx->arena, ds_catalog_project_spelling(id, stored, sizeof(stored)) ? stored : id);
 }
 
-ds_status_t ds_cmd_open_project(ds_ctx_t *ctx, const char **idp, ds_proj_t *out)
+/* trusted: the caller authenticated the request itself (workspace credentials), no API key is checked. */
+static ds_status_t open_project(ds_ctx_t *ctx, const char **idp, ds_proj_t *out, bool trusted)
 {
     const char *id = *idp;
     ds_status_t st = ds_ident_check_project(id, &ctx->err);
     if (st != DS_OK)
         return st;
-    if ((st = need_key(ctx)) != DS_OK)
+    if (!trusted && (st = need_key(ctx)) != DS_OK)
         return st;
     if (!(id = ds_cmd_project_spelling(ctx, id)))
         return ds_err_set(&ctx->err, DS_UNAVAILABLE, "out of memory");
@@ -813,12 +827,12 @@ ds_status_t ds_cmd_open_project(ds_ctx_t *ctx, const char **idp, ds_proj_t *out)
      */
     if ((st = ds_cmd_project_pin(ctx, id)) != DS_OK) {
         ds_err_t pin_err = ctx->err;
-        if (check_project_key(ctx, id) != DS_OK)
+        if (!trusted && check_project_key(ctx, id) != DS_OK)
             return ctx->err.status;
         ctx->err = pin_err;
         return st;
     }
-    if ((st = check_project_key(ctx, id)) != DS_OK)
+    if (!trusted && (st = check_project_key(ctx, id)) != DS_OK)
         return st;
     if ((st = ds_catalog_project_get(id, &out->rec, &ctx->err)) != DS_OK)
         return st;
@@ -831,6 +845,16 @@ ds_status_t ds_cmd_open_project(ds_ctx_t *ctx, const char **idp, ds_proj_t *out)
     out->call = (ds_be_call_t){
         .arena = ctx->arena, .err = &ctx->err, .project_id = ctx->project_id, .cancel = ctx->cancel};
     return DS_OK;
+}
+
+ds_status_t ds_cmd_open_project(ds_ctx_t *ctx, const char **idp, ds_proj_t *out)
+{
+    return open_project(ctx, idp, out, false);
+}
+
+ds_status_t ds_cmd_open_project_trusted(ds_ctx_t *ctx, const char **idp, ds_proj_t *out)
+{
+    return open_project(ctx, idp, out, true);
 }
 
 ds_status_t ds_cmd_authorize_project(ds_ctx_t *ctx, const char *id)

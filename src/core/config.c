@@ -487,6 +487,13 @@ ds_status_t ds_config_validate(const ds_config_t *cfg, ds_err_t *err)
         (st = check_size(err, "unauth_body_bytes", cfg->unauth_body_bytes)) != DS_OK)
         return st;
     /* Fixed bounds, so the thread and memory budget of the gRPC side stays documented. */
+    if (cfg->ws_memory_limit < ((int64_t)16 << 20))
+        return invalid(err, "ws_memory_limit", "must be a size of at least 16MiB (not a percentage)");
+    if (cfg->ws_threads < 1 || cfg->ws_threads > 256)
+        return invalid(err, "ws_threads", "must be from 1 to 256");
+    if (cfg->ws_max_open < 1 || cfg->ws_max_rows < 1 || cfg->ws_timeout < 1)
+        return invalid(err, cfg->ws_max_open < 1 ? "ws_max_open" : cfg->ws_max_rows < 1 ? "ws_max_rows" : "ws_timeout",
+                       "must be at least 1");
     if (cfg->grpc_workers > 1024)
         return invalid(err, "grpc_workers", "must be at most 1024");
     if (cfg->grpc_queue > 65536)

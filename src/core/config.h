@@ -69,6 +69,16 @@ typedef enum { DS_LOG_DEBUG = 0, DS_LOG_INFO, DS_LOG_WARN, DS_LOG_ERROR } ds_log
     XX(backend_settings_file, "DUCKSTORE_BACKEND_SETTINGS_FILE", "backend-settings-file",          \
        DS_CFG_STR, "", "file of DUCKSTORE_BE_* settings (KEY=value lines; wins over the "          \
        "environment), read at start and again by POST /backends/{name}/reload")                   \
+    XX(ws_memory_limit, "DUCKSTORE_WS_MEMORY_LIMIT", "ws-memory-limit", DS_CFG_BYTES, "256MiB",   \
+       "memory limit of each workspace's SQL sandbox (bytes, e.g. 256MiB)")                       \
+    XX(ws_threads, "DUCKSTORE_WS_THREADS", "ws-threads", DS_CFG_INT, "1",                         \
+       "DuckDB threads of each workspace's SQL sandbox (1-256)")                                  \
+    XX(ws_max_open, "DUCKSTORE_WS_MAX_OPEN", "ws-max-open", DS_CFG_INT, "16",                     \
+       "workspace sandboxes kept open at once; idle ones above it are closed")                    \
+    XX(ws_max_rows, "DUCKSTORE_WS_MAX_ROWS", "ws-max-rows", DS_CFG_INT, "10000",                  \
+       "most rows a query answer carries (then truncated is true)")                               \
+    XX(ws_timeout, "DUCKSTORE_WS_TIMEOUT", "ws-timeout", DS_CFG_DURATION, "10m",                  \
+       "default and longest run time of a workspace or project query")                            \
     XX(grpc_max_recv_bytes, "DUCKSTORE_GRPC_MAX_RECV_BYTES", "grpc-max-recv-bytes", DS_CFG_BYTES, \
        "16MiB", "largest gRPC request message (after decompression); larger get RESOURCE_EXHAUSTED") \
     XX(grpc_max_send_bytes, "DUCKSTORE_GRPC_MAX_SEND_BYTES", "grpc-max-send-bytes", DS_CFG_BYTES, \
@@ -108,6 +118,11 @@ typedef struct {
     int64_t delete_wait;    /* seconds */
     char *plugin_dir;
     char *backend_settings_file;
+    int64_t ws_memory_limit; /* bytes */
+    int64_t ws_threads;
+    int64_t ws_max_open;
+    int64_t ws_max_rows;
+    int64_t ws_timeout; /* seconds */
     int64_t grpc_max_recv_bytes;
     int64_t grpc_max_send_bytes;
     int64_t grpc_workers;

@@ -546,21 +546,23 @@ static const ds_drv_entry_t commands[] = {
     {.command = CMD(table, create_table_from_time_travel_command), .missing = "time travel"},
     {.command = CMD(table, create_view_command), .missing = "views"},
     /* workspaces */
-    {.command = CMD(workspace, create_workspace_command), .missing = "workspaces"},
-    {.command = CMD(workspace, drop_workspace_command), .missing = "workspaces"},
-    {.command = CMD(workspace, clear_workspace_command), .missing = "workspaces"},
-    {.command = CMD(workspace, reset_workspace_password_command), .missing = "workspaces"},
-    {.command = CMD(workspace, create_workspace_user_command), .missing = "workspaces"},
-    {.command = CMD(workspace, drop_workspace_user_command), .missing = "workspaces"},
-    {.command = CMD(workspace, drop_workspace_object_command), .missing = "workspaces"},
-    {.command = CMD(workspace, grant_workspace_access_to_project_command), .missing = "workspaces"},
-    {.command = CMD(workspace, revoke_workspace_access_to_project_command), .missing = "workspaces"},
-    {.command = CMD(workspace, load_table_to_workspace_command), .missing = "workspaces"},
+    {.command = CMD(workspace, create_workspace_command), .handler = ds_drv_h_create_workspace},
+    {.command = CMD(workspace, drop_workspace_command), .handler = ds_drv_h_drop_workspace},
+    {.command = CMD(workspace, clear_workspace_command), .handler = ds_drv_h_clear_workspace},
+    {.command = CMD(workspace, reset_workspace_password_command), .handler = ds_drv_h_reset_workspace_password},
+    {.command = CMD(workspace, create_workspace_user_command), .handler = ds_drv_h_create_workspace_user},
+    {.command = CMD(workspace, drop_workspace_user_command), .handler = ds_drv_h_drop_workspace_user},
+    {.command = CMD(workspace, drop_workspace_object_command), .handler = ds_drv_h_drop_workspace_object},
+    {.command = CMD(workspace, grant_workspace_access_to_project_command),
+     .missing = "workspace access to other projects (a workspace reads its own project's storage only)"},
+    {.command = CMD(workspace, revoke_workspace_access_to_project_command),
+     .missing = "workspace access to other projects (a workspace reads its own project's storage only)"},
+    {.command = CMD(workspace, load_table_to_workspace_command), .handler = ds_drv_h_load_table_to_workspace},
     /* info */
     {.command = CMD(info, object_info_command), .handler = h_object_info},
     {.command = CMD(info, list_schemas_command), .handler = h_list_schemas},
     /* queries */
-    {.command = CMD(execute_query, execute_query_command), .missing = "ExecuteQuery (user SQL)"},
+    {.command = CMD(execute_query, execute_query_command), .handler = ds_drv_h_execute_query},
 };
 
 static const ds_drv_entry_t *find_command(const char *name)

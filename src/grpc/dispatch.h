@@ -202,5 +202,20 @@ ds_status_t ds_drv_h_import_from_table(ds_drv_t *d);
 ds_status_t ds_drv_h_export_to_file(ds_drv_t *d);
 ds_status_t ds_drv_h_delete_rows(ds_drv_t *d);
 ds_status_t ds_drv_h_profile_table(ds_drv_t *d);
+/* whereFilters of the protocol as the command layer's filters (dispatch_data.c). */
+ds_status_t ds_drv_where_filters(ds_drv_t *d, size_t n, pb_where_filter_t **in, ds_where_t *w);
+
+/* ---- handlers of workspaces and ExecuteQuery (dispatch_ws.c) ---- */
+/* The workspace id an object name ("WORKSPACE_<id>") names, in the arena; NULL when it names none. */
+const char *ds_drv_ws_id(ds_drv_t *d, const char *object_name);
+ds_status_t ds_drv_h_create_workspace(ds_drv_t *d);
+ds_status_t ds_drv_h_drop_workspace(ds_drv_t *d);
+ds_status_t ds_drv_h_clear_workspace(ds_drv_t *d);
+ds_status_t ds_drv_h_reset_workspace_password(ds_drv_t *d);
+ds_status_t ds_drv_h_create_workspace_user(ds_drv_t *d);
+ds_status_t ds_drv_h_drop_workspace_user(ds_drv_t *d);
+ds_status_t ds_drv_h_drop_workspace_object(ds_drv_t *d);
+ds_status_t ds_drv_h_load_table_to_workspace(ds_drv_t *d);
+ds_status_t ds_drv_h_execute_query(ds_drv_t *d);
 
 #endif

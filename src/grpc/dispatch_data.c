@@ -18,6 +18,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "cmd/workspace.h"
 #include "grpc/dispatch.h"
 
 #define TRY(expr)                                                                                  \
@@ -312,7 +313,12 @@ ds_status_t ds_drv_h_import_from_table(ds_drv_t *d)
     TRY(ds_drv_table_ref(d, c->destination->n_path, c->destination->path, c->destination->tablename, "destination",
                          &bucket, &table));
     const Keboola__StorageDriver__Command__Table__TableImportFromTableCommand__SourceTableMapping *s = c->source;
-    TRY(ds_drv_table_ref(d, s->n_path, s->path, s->tablename, "source", &in.src_bucket, &in.src_table));
+    /* A workspace as the source (unload): path is [its object name]. */
+    const char *ws = s->n_path == 1 ? ds_drv_ws_id(d, s->path[0]) : NULL;
+    if (ws)
+        in.src_table = s->tablename;
+    else
+        TRY(ds_drv_table_ref(d, s->n_path, s->path, s->tablename, "source", &in.src_bucket, &in.src_table));
     if (s->seconds)
         return ds_err_set(E(d), DS_UNSUPPORTED, "source.seconds (time travel) is not supported by duckstore");
     if (s->limit)
@@ -335,7 +341,10 @@ ds_status_t ds_drv_h_import_from_table(ds_drv_t *d)
 
     ds_import_result_t r;
     memset(&r, 0, sizeof(r));
-    TRY(ds_cmd_table_import(d->ctx, project, bucket, table, &in, &r));
+    if (ws)
+        TRY(ds_cmd_table_import_workspace(d->ctx, project, bucket, table, ws, &in, &r));
+    else
+        TRY(ds_cmd_table_import(d->ctx, project, bucket, table, &in, &r));
     return respond_import(d, &r);
 }
 
@@ -631,4 +640,9 @@ ds_status_t ds_drv_h_drop_primary_key(ds_drv_t *d)
     TRY(ds_drv_project(d, &project));
     TRY(ds_drv_table_ref(d, c->n_path, c->path, c->tablename, "DropPrimaryKeyCommand", &bucket, &table));
     return ds_cmd_primary_key_drop(d->ctx, project, bucket, table);
+}
+
+ds_status_t ds_drv_where_filters(ds_drv_t *d, size_t n, pb_where_filter_t **in, ds_where_t *w)
+{
+    return where_filters(d, n, in, w);
 }

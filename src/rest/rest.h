@@ -132,6 +132,8 @@ extern const ds_rest_route_t ds_rest_backend_routes[]; /* /backends (routes_back
 extern const size_t ds_rest_n_backend_routes;
 extern const ds_rest_route_t ds_rest_key_routes[]; /* API keys (routes_keys.c) */
 extern const size_t ds_rest_n_key_routes;
+extern const ds_rest_route_t ds_rest_ws_routes[]; /* workspaces and queries (routes_ws.c) */
+extern const size_t ds_rest_n_ws_routes;
 
 /* Every route of every table, in order: i from 0 to ds_rest_route_count()-1. */
 size_t ds_rest_route_count(void);
@@ -177,6 +179,9 @@ const char *ds_json_number_text(ds_rest_req_t *req, const json_t *v);
 ds_status_t ds_json_int64(ds_rest_req_t *req, json_t *obj, const char *field, int64_t def, int64_t *out);
 /* Rejects keys of obj not in the NULL-terminated allowed list, naming the first. */
 ds_status_t ds_json_only(ds_rest_req_t *req, json_t *obj, const char *const *allowed);
+
+/* Reads where_filters, changed_since and changed_until of body into w, as table export does (routes_data.c). */
+ds_status_t ds_rest_parse_where(ds_rest_req_t *req, json_t *body, ds_where_t *w);
 
 /* A table's info as the REST API shows it (routes.c). */
 json_t *ds_rest_table_json(const ds_be_table_t *t);

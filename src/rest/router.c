@@ -55,6 +55,7 @@ static const route_table_t tables[] = {
     {ds_rest_driver_routes, &ds_rest_n_driver_routes},
     {ds_rest_backend_routes, &ds_rest_n_backend_routes},
     {ds_rest_key_routes, &ds_rest_n_key_routes},
+    {ds_rest_ws_routes, &ds_rest_n_ws_routes},
 };
 
 size_t ds_rest_route_count(void)

@@ -377,10 +377,6 @@ const ds_rest_route_t ds_rest_routes[] = {
     NOT_YET("POST", P "/branches"), NOT_YET("GET", P "/branches"), NOT_YET("GET", P "/branches/{branch}"),
     NOT_YET("DELETE", P "/branches/{branch}"), NOT_YET("POST", P "/branches/{branch}/merge"),
     NOT_YET("POST", P "/branches/{branch}/tables/{bucket}/{table}/pull"),
-    NOT_YET("POST", P "/workspaces"), NOT_YET("GET", P "/workspaces"), NOT_YET("GET", P "/workspaces/{workspace}"),
-    NOT_YET("DELETE", P "/workspaces/{workspace}"), NOT_YET("POST", P "/workspaces/{workspace}/clear"),
-    NOT_YET("DELETE", P "/workspaces/{workspace}/objects/{name}"), NOT_YET("POST", P "/workspaces/{workspace}/load"),
-    NOT_YET("POST", P "/workspaces/{workspace}/query"), NOT_YET("POST", P "/query"),
 #undef NOT_YET
 };
 const size_t ds_rest_n_routes = sizeof(ds_rest_routes) / sizeof(ds_rest_routes[0]);

@@ -10,6 +10,7 @@
 #include <strings.h>
 
 #include "cmd/files.h"
+#include "cmd/workspace.h"
 #include "core/buf.h"
 #include "rest/rest.h"
 
@@ -290,7 +291,10 @@ static ds_status_t h_import_table(ds_rest_req_t *req, ds_rest_resp_t *resp)
     if (!json_is_object(src))
         return ds_err_setf(&CTX->err, DS_INVALID_ARGUMENT, "source",
                            "field \"source\" must be an object {\"bucket\": ..., \"table\": ...}");
-    TRY(ds_json_str(req, src, "bucket", true, &in.src_bucket));
+    const char *src_ws = NULL;
+    TRY(ds_json_str(req, src, "workspace", false, &src_ws));
+    if (!src_ws)
+        TRY(ds_json_str(req, src, "bucket", true, &in.src_bucket));
     TRY(ds_json_str(req, src, "table", true, &in.src_table));
     json_t *map = json_object_get(body, "columns_mapping");
     if (map && !json_is_null(map)) {
@@ -312,7 +316,10 @@ static ds_status_t h_import_table(ds_rest_req_t *req, ds_rest_resp_t *resp)
     }
     TRY(parse_where(req, body, &in.src_where));
     TRY(parse_import_options(req, body, &in));
-    TRY(ds_cmd_table_import(CTX, PROJECT, BUCKET, TABLE, &in, &out));
+    if (src_ws)
+        TRY(ds_cmd_table_import_workspace(CTX, PROJECT, BUCKET, TABLE, src_ws, &in, &out));
+    else
+        TRY(ds_cmd_table_import(CTX, PROJECT, BUCKET, TABLE, &in, &out));
     resp->json = import_json(&out);
     return DS_OK;
 }
@@ -648,3 +655,9 @@ const ds_rest_route_t ds_rest_data_routes[] = {
     {.method = "DELETE", .pattern = T "/primary-key", .handler = h_pk_drop, .summary = "Drop the primary key"},
 };
 const size_t ds_rest_n_data_routes = sizeof(ds_rest_data_routes) / sizeof(ds_rest_data_routes[0]);
+
+/* For other route files: where_filters, changed_since and changed_until of body (rest.h). */
+ds_status_t ds_rest_parse_where(ds_rest_req_t *req, json_t *body, ds_where_t *w)
+{
+    return parse_where(req, body, w);
+}

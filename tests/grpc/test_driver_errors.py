@@ -10,7 +10,7 @@ import pytest
 import requests
 
 from driver_lib import (REQUEST_TIMEOUT, TYPE_PREFIX, Driver, DriverError, any_pb2, backend_pb2, bucket_pb2,
-                        common_pb2, credentials_pb2, executeQuery_pb2, expect_error, info_pb2, pack, project_pb2,
+                        common_pb2, credentials_pb2, expect_error, info_pb2, pack, project_pb2,
                         request, table_pb2, workspace_pb2)
 
 S = grpc.StatusCode
@@ -37,13 +37,12 @@ def test_unknown_command_type_is_unimplemented(server, driver):
 
 
 @pytest.mark.parametrize("command", [
-    workspace_pb2.CreateWorkspaceCommand(workspaceId="w"),
+    workspace_pb2.GrantWorkspaceAccessToProjectCommand(workspaceObjectName="WORKSPACE_w"),
     project_pb2.CreateDevBranchCommand(branchId="1"),
     bucket_pb2.ShareBucketCommand(sourceBucketId="in.c-b"),
     bucket_pb2.LinkBucketCommand(targetBucketId="in.c-b"),
     table_pb2.CreateTableFromTimeTravelCommand(timestamp=1),
     table_pb2.CreateViewCommand(viewName="v"),
-    executeQuery_pb2.ExecuteQueryCommand(query="SELECT 1"),
 ], ids=lambda c: c.DESCRIPTOR.name)
 def test_commands_without_the_capability_are_unimplemented(server, driver, command):
     e = expect_error(lambda: driver.execute(command, server.admin_key, "p"), S.UNIMPLEMENTED, keboola_code=900)

@@ -1,0 +1,225 @@
+/*
+ * phase_ws.c - the workspace phase: loading a storage table into a workspace
+ * (FULL and VIEW) and running a query there, side by side with DuckDB in one
+ * instance.
+ *
+ * The limit is DuckDB itself with the sandbox's own settings (one thread,
+ * DUCKSTORE_WS_MEMORY_LIMIT's default of 256 MiB): the table loaded by COPY,
+ * then `CREATE TABLE AS SELECT` of it in the same instance (FULL's limit),
+ * and the same 100-row aggregate run there directly (the query's limit; the
+ * overhead is duckstore's p50 minus DuckDB's p50, which includes HTTP and
+ * JSON). A VIEW load copies nothing and should take about as long as any
+ * small request, whatever the table's size.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "bench.h"
+
+#define WS_MEMORY ((int64_t)256 << 20)
+#define AGG_SQL "SELECT id %% 100 AS k, count(*) AS n, sum(amount) AS s FROM %s GROUP BY 1"
+
+static double rest_seconds(bench_t *b, const char *method, const char *path, json_t *body, int expect, json_t **out)
+{
+    double t0 = bench_now();
+    json_t *r = bench_rest(b->http, b->server.key, method, path, body, expect);
+    double s = bench_now() - t0;
+    if (out)
+        *out = r;
+    else
+        json_decref(r);
+    return s;
+}
+
+static int64_t rows_of(json_t *r)
+{
+    return json_integer_value(json_object_get(r, "rows"));
+}
+
+/* Clients of the many-workspaces part: client i queries workspace m<i> (its own connection). */
+typedef struct {
+    int port;
+    const char *key;
+} many_arg_t;
+typedef struct {
+    bench_http_t *h;
+    char *path;
+} many_state_t;
+
+static void *many_open(void *arg, int idx)
+{
+    many_arg_t *a = arg;
+    many_state_t *st = bench_xmalloc(sizeof(*st));
+    st->h = bench_http_open(a->port);
+    st->path = bench_fmt("/projects/%s/workspaces/m%d/query", BENCH_PROJECT, idx);
+    return st;
+}
+
+static bool many_request(void *state, void *arg)
+{
+    many_state_t *st = state;
+    many_arg_t *a = arg;
+    const char *body = "{\"sql\": \"SELECT count(*), sum(v) FROM t\"}";
+    bench_http_resp_t r;
+    char err[256];
+    if (bench_http_request(st->h, "POST", st->path, a->key, body, strlen(body), &r, err, sizeof(err)) != 0)
+        return false;
+    return r.status == 200;
+}
+
+static void many_close(void *state)
+{
+    many_state_t *st = state;
+    bench_http_close(&st->h);
+    free(st->path);
+    free(st);
+}
+
+/* n workspaces with a table each, then 20 clients querying 20 of them at once: the server's RSS. */
+static void many_workspaces(bench_t *b, json_t *pj, bench_table_t *t)
+{
+    int n = b->quick ? 30 : 200, used = 20;
+    int64_t rss0 = bench_rss_read(b->server.pid);
+    char *ws = bench_fmt("/projects/%s/workspaces", BENCH_PROJECT);
+    for (int i = 0; i < n; i++) {
+        char id[32];
+        snprintf(id, sizeof(id), "m%d", i);
+        json_decref(bench_rest(b->http, b->server.key, "POST", ws, json_pack("{s:s}", "id", id), 201));
+        char *q = bench_fmt("/projects/%s/workspaces/m%d/query", BENCH_PROJECT, i);
+        json_decref(bench_rest(b->http, b->server.key, "POST", q,
+                               json_pack("{s:s}", "sql", "CREATE TABLE t AS SELECT range AS v FROM range(10000)"),
+                               200));
+        free(q);
+    }
+    free(ws);
+    int64_t rss_created = bench_rss_read(b->server.pid);
+    many_arg_t arg = {.port = b->server.http_port, .key = b->server.key};
+    bench_worker_ops_t ops = {.open = many_open, .request = many_request, .close = many_close};
+    bench_load_t res;
+    bench_load_run(&ops, &arg, used, b->req_seconds, &res);
+    if (res.requests == 0)
+        bench_die("many workspaces: no query succeeded (%lld failures)", (long long)res.failures);
+    int64_t rss_used = bench_rss_read(b->server.pid);
+    char what[96];
+    snprintf(what, sizeof(what), "RSS after %d workspaces, %d used at once (MB)", n, used);
+    const char *row[] = {what, bench_mb(rss_used), "", "", NULL};
+    bench_table_row(t, row);
+    bench_table_note(t, "RSS before %s MB, after creating %s MB; %d clients: %s queries/s, p50 %s ms, %lld failures",
+                     bench_mb(rss0), bench_mb(rss_created), used, bench_num(res.rps, 0), bench_num(res.p50_ms, 2),
+                     (long long)res.failures);
+    json_object_set_new(pj, "many_workspaces",
+                        json_pack("{s:i,s:i,s:I,s:I,s:I,s:f,s:f,s:I}", "workspaces", n, "used_at_once", used,
+                                  "rss_before_bytes", (json_int_t)rss0, "rss_created_bytes", (json_int_t)rss_created,
+                                  "rss_used_bytes", (json_int_t)rss_used, "queries_per_second", res.rps, "p50_ms",
+                                  res.p50_ms, "failures", (json_int_t)res.failures));
+}
+
+void bench_phase_workspaces(bench_t *b)
+{
+    bench_mem_t mem;
+    bench_mem_begin(&mem, "workspaces");
+    const bench_data_t *d = &b->data;
+    json_t *pj = json_object();
+    int queries = b->quick ? 20 : 200;
+    bench_note("workspaces: FULL and VIEW load of %s rows, %d queries", bench_int(d->rows), queries);
+
+    /* The storage table. */
+    double up_s;
+    char *file_id = bench_rest_upload(b->http, b->server.key, BENCH_PROJECT, "bench/ws_src.parquet", d->base_parquet,
+                                      &up_s);
+    bench_rest_create_bench_table(b->http, b->server.key, BENCH_PROJECT, BENCH_BUCKET, "ws_src");
+    char *imp = bench_fmt("/projects/%s/buckets/%s/tables/ws_src/import/file", BENCH_PROJECT, BENCH_BUCKET);
+    json_decref(bench_rest(b->http, b->server.key, "POST", imp, json_pack("{s:s,s:s}", "file_id", file_id, "format",
+                                                                         "parquet"), 200));
+    free(imp);
+    free(file_id);
+
+    /* DuckDB itself, with the sandbox's settings. */
+    char *limit_path = bench_fmt("%s/ws_limit.duckdb", b->run);
+    remove(limit_path);
+    bench_limit_t *lim = bench_limit_open(limit_path, WS_MEMORY, 1);
+    bench_limit_create_table(lim, "src");
+    bench_limit_copy_from(lim, "src", d->base_parquet, BENCH_FMT_PARQUET);
+    bench_limit_exec(lim, "CHECKPOINT");
+    double ctas_s = bench_limit_exec(lim, "CREATE TABLE dst AS SELECT * EXCLUDE (_timestamp) FROM src");
+    if (bench_limit_int(lim, "SELECT count(*) FROM dst") != d->rows)
+        bench_die("DuckDB CREATE TABLE AS did not copy %lld rows", (long long)d->rows);
+    bench_lat_t lim_lat = {0};
+    char *agg_lim = bench_fmt(AGG_SQL, "dst");
+    for (int i = 0; i < queries; i++)
+        bench_lat_add(&lim_lat, bench_limit_exec(lim, agg_lim));
+    free(agg_lim);
+    bench_limit_close(&lim);
+    char *wal = bench_fmt("%s.wal", limit_path);
+    remove(limit_path);
+    remove(wal);
+    free(wal);
+    free(limit_path);
+
+    /* duckstore: a workspace, FULL and VIEW loads, queries. */
+    char *ws = bench_fmt("/projects/%s/workspaces", BENCH_PROJECT);
+    json_decref(bench_rest(b->http, b->server.key, "POST", ws, json_pack("{s:s}", "id", "bench"), 201));
+    free(ws);
+    char *load = bench_fmt("/projects/%s/workspaces/bench/load", BENCH_PROJECT);
+    json_t *r;
+    double full_s = rest_seconds(b, "POST", load,
+                                 json_pack("{s:{s:s,s:s},s:s,s:s}", "source", "bucket", BENCH_BUCKET, "table", "ws_src",
+                                           "destination", "t", "type", "full"),
+                                 200, &r);
+    if (rows_of(r) != d->rows)
+        bench_die("workspace FULL load: %lld rows, expected %lld", (long long)rows_of(r), (long long)d->rows);
+    json_decref(r);
+    double view_s = rest_seconds(b, "POST", load,
+                                 json_pack("{s:{s:s,s:s},s:s,s:s}", "source", "bucket", BENCH_BUCKET, "table", "ws_src",
+                                           "destination", "v", "type", "view"),
+                                 200, NULL);
+    free(load);
+    char *qpath = bench_fmt("/projects/%s/workspaces/bench/query", BENCH_PROJECT);
+    char *agg_ws = bench_fmt(AGG_SQL, "t");
+    bench_lat_t ws_lat = {0};
+    for (int i = 0; i < queries; i++) {
+        json_t *qr;
+        bench_lat_add(&ws_lat, rest_seconds(b, "POST", qpath, json_pack("{s:s}", "sql", agg_ws), 200, &qr));
+        if (json_array_size(json_object_get(qr, "rows")) != (d->rows >= 100 ? 100 : (size_t)d->rows))
+            bench_die("workspace query: %zu rows, expected 100", json_array_size(json_object_get(qr, "rows")));
+        json_decref(qr);
+    }
+    free(agg_ws);
+    free(qpath);
+
+    double lim_p50 = bench_lat_pct(&lim_lat, 50) * 1e3, ws_p50 = bench_lat_pct(&ws_lat, 50) * 1e3;
+    double ws_p99 = bench_lat_pct(&ws_lat, 99) * 1e3;
+    static const char *const headers[] = {"what", "duckstore", "DuckDB (one instance)", "ratio", NULL};
+    char title[200];
+    snprintf(title, sizeof(title), "workspaces: %s rows; limit = DuckDB with the sandbox's settings (1 thread, 256 MiB)",
+             bench_int(d->rows));
+    bench_table_t *t = bench_table_new(title, headers);
+    const char *r1[] = {"FULL load (s)", bench_num(full_s, 3), bench_num(ctas_s, 3),
+                        bench_num(bench_ratio(1.0 / full_s, 1.0 / ctas_s), 2), NULL};
+    bench_table_row(t, r1);
+    const char *r2[] = {"VIEW load (ms)", bench_num(view_s * 1e3, 2), "", "", NULL};
+    bench_table_row(t, r2);
+    const char *r3[] = {"100-row aggregate p50 (ms)", bench_num(ws_p50, 2), bench_num(lim_p50, 2), "", NULL};
+    bench_table_row(t, r3);
+    const char *r4[] = {"query overhead p50 (ms)", bench_num(ws_p50 - lim_p50, 2), "", "", NULL};
+    bench_table_row(t, r4);
+    bench_table_note(t, "query p99 %s ms over %d runs; overhead includes HTTP, JSON and the sandbox", bench_num(ws_p99, 2),
+                     queries);
+    many_workspaces(b, pj, t);
+    bench_table_print(t);
+
+    json_object_set_new(pj, "full_load_seconds", json_real(full_s));
+    json_object_set_new(pj, "ctas_seconds", json_real(ctas_s));
+    json_object_set_new(pj, "full_load_ratio", json_real(bench_ratio(1.0 / full_s, 1.0 / ctas_s)));
+    json_object_set_new(pj, "view_load_seconds", json_real(view_s));
+    json_object_set_new(pj, "query_p50_ms", json_real(ws_p50));
+    json_object_set_new(pj, "query_p99_ms", json_real(ws_p99));
+    json_object_set_new(pj, "duckdb_query_p50_ms", json_real(lim_p50));
+    json_object_set_new(pj, "query_overhead_p50_ms", json_real(ws_p50 - lim_p50));
+    bench_lat_free(&lim_lat);
+    bench_lat_free(&ws_lat);
+    bench_mem_end(&mem);
+    bench_report_mem(&mem, pj);
+    json_object_set_new(b->phases, "workspaces", pj);
+}

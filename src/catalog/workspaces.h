@@ -1,0 +1,44 @@
+/*
+ * workspaces.h - workspace records in the global catalog (table
+ * "workspaces" of catalog.duckdb).
+ *
+ * A workspace belongs to one project (and branch); its SQL runs in a sandbox
+ * of its own (src/ws/sandbox.h). The catalog keeps who may log in to it: a
+ * user name and the SHA-256 of its password (passwords are random, 43
+ * characters of base64, shown once; only the hash is stored). Thread-safe:
+ * every function holds the catalog mutex for one statement.
+ */
+#ifndef DS_CATALOG_WORKSPACES_H
+#define DS_CATALOG_WORKSPACES_H
+
+#include <stdint.h>
+
+#include "core/arena.h"
+#include "core/ident.h"
+#include "core/keys.h"
+#include "core/status.h"
+
+#define DS_WS_ID_MAX 64
+
+typedef struct {
+    char id[DS_WS_ID_MAX + 1];
+    char project[DS_PROJECT_ID_MAX + 1];
+    char branch[DS_WS_ID_MAX + 1];
+    char user[DS_WS_ID_MAX + DS_PROJECT_ID_MAX + 8];
+    char password_hash[DS_KEY_HASH_HEX];
+    char object_name[DS_WS_ID_MAX + 8];
+    int64_t created_at;
+} ds_ws_rec_t;
+
+/* Creates the table when missing (service start). */
+ds_status_t ds_catalog_ws_init(ds_err_t *err);
+/* Inserts rec; DS_ALREADY_EXISTS when the project has a workspace of that id. */
+ds_status_t ds_catalog_ws_insert(const ds_ws_rec_t *rec, ds_err_t *err);
+/* The workspace id of project into out; DS_NOT_FOUND when absent. */
+ds_status_t ds_catalog_ws_get(const char *project, const char *id, ds_ws_rec_t *out, ds_err_t *err);
+/* The project's workspaces ordered by id, in an arena array. */
+ds_status_t ds_catalog_ws_list(ds_arena_t *arena, const char *project, ds_ws_rec_t **items, size_t *n, ds_err_t *err);
+ds_status_t ds_catalog_ws_set_password(const char *project, const char *id, const char *hash, ds_err_t *err);
+ds_status_t ds_catalog_ws_delete(const char *project, const char *id, ds_err_t *err);
+
+#endif

@@ -1,0 +1,756 @@
+/*
+ * workspace.c - workspace and query commands. See workspace.h.
+ *
+ * Each command opens the project (key check, pin), finds the workspace's
+ * catalog record, and works on the workspace's sandbox. Lifecycle changes and
+ * loads of one workspace are serialized through its write slot
+ * ("w/<project>/<workspace>"); queries are not (DuckDB isolates them).
+ *
+ * Storage reaches a sandbox only through scan_hook below: the sandbox's table
+ * function calls it at every bind; it allows the workspace's own project only
+ * (the grant every workspace has: read-only access to its project's storage)
+ * and opens the engine-side cursor through ds_cmd_scan_open, which validates
+ * and resolves columns, filters and limit exactly as table export does.
+ */
+#include "cmd/workspace.h"
+
+#include <fcntl.h>
+#include <limits.h>
+#include <sodium.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "cmd/files.h"
+#include "cmd/internal.h"
+#include "core/buf.h"
+#include "core/keys.h"
+#include "core/log.h"
+
+/* A workspace's database file: '.' separates project and workspace ids (neither may hold one). */
+static const char *ws_path(ds_ctx_t *ctx, const char *project, const char *id)
+{
+    char dir[PATH_MAX];
+    const char *data = ds_service_config()->data_dir;
+    if (!realpath(data, dir))
+        snprintf(dir, sizeof(dir), "%s", data);
+    return ds_arena_printf(ctx->arena, "%s/workspaces/ws_%s.%s.duckdb", dir, project, id);
+}
+
+static const char *ws_key(ds_ctx_t *ctx, const char *project, const char *id)
+{
+    return ds_arena_printf(ctx->arena, "%s/%s", project, id);
+}
+
+static ds_status_t check_ws_id(ds_ctx_t *ctx, const char *id)
+{
+    size_t n = id ? strlen(id) : 0;
+    if (n == 0 || n > DS_WS_ID_MAX)
+        return ds_err_setf(&ctx->err, DS_INVALID_ARGUMENT, "id", "workspace id must be 1 to %d characters",
+                           DS_WS_ID_MAX);
+    for (size_t i = 0; i < n; i++) {
+        char c = id[i];
+        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_' || c == '-'))
+            return ds_err_setf(&ctx->err, DS_INVALID_ARGUMENT, "id",
+                               "workspace id \"%s\" may hold only letters, digits, '_' and '-'", id);
+    }
+    return DS_OK;
+}
+
+static ds_status_t check_branch(ds_ctx_t *ctx, const char *branch)
+{
+    if (!branch || strcmp(branch, "default") == 0)
+        return DS_OK;
+    return ds_err_set(&ctx->err, DS_UNSUPPORTED,
+                      "branches: workspaces of development branch \"%s\" are not available in this version (only the "
+                      "default branch)",
+                      branch);
+}
+
+/* Opens the project (by key, or by the workspace's own login) and reads the workspace's record. */
+static ds_status_t open_ws(ds_ctx_t *ctx, const char **project, const char *id, const ds_ws_cred_t *cred, ds_proj_t *p,
+                           ds_ws_rec_t *rec)
+{
+    ds_status_t st;
+    if ((st = check_ws_id(ctx, id)) != DS_OK)
+        return st;
+    if (cred && (!ctx->key || !*ctx->key)) {
+        if ((st = ds_ident_check_project(*project, &ctx->err)) != DS_OK)
+            return st;
+        const char *stored = ds_cmd_project_spelling(ctx, *project);
+        if (!stored)
+            return ds_err_set(&ctx->err, DS_UNAVAILABLE, "out of memory");
+        ds_err_t ignored = {0};
+        /* Same answer for an unknown workspace and a wrong password: nothing to probe. */
+        if (ds_catalog_ws_get(stored, id, rec, &ignored) != DS_OK || !cred->user || !cred->password ||
+            !ds_key_equal(cred->user, rec->user) || !ds_key_matches(cred->password, rec->password_hash))
+            return ds_err_set(&ctx->err, DS_UNAUTHENTICATED, "invalid workspace credentials");
+        *project = stored;
+        if ((st = ds_cmd_open_project_trusted(ctx, project, p)) != DS_OK)
+            return st;
+        return ds_cmd_require_cap(ctx, p, DS_CAP_WORKSPACES, "workspaces");
+    }
+    if ((st = ds_cmd_open_project(ctx, project, p)) != DS_OK)
+        return st;
+    if ((st = ds_cmd_require_cap(ctx, p, DS_CAP_WORKSPACES, "workspaces")) != DS_OK)
+        return st;
+    return ds_catalog_ws_get(*project, id, rec, &ctx->err);
+}
+
+static void new_password(char out[DS_KEY_MAX], char hash[DS_KEY_HASH_HEX])
+{
+    ds_key_generate("", out, DS_KEY_MAX);
+    ds_key_hash(out, hash);
+}
+
+ds_status_t ds_cmd_ws_create(ds_ctx_t *ctx, const char *project, const ds_ws_create_t *in, ds_ws_t *out)
+{
+    ds_proj_t p;
+    memset(out, 0, sizeof(*out));
+    ds_status_t st = ds_cmd_open_project(ctx, &project, &p);
+    if (st == DS_OK)
+        st = ds_cmd_require_cap(ctx, &p, DS_CAP_WORKSPACES, "workspaces");
+    if (st == DS_OK)
+        st = check_branch(ctx, in->branch);
+    if (st != DS_OK)
+        return st;
+    ds_ws_rec_t *r = &out->rec;
+    if (in->id) {
+        if ((st = check_ws_id(ctx, in->id)) != DS_OK)
+            return st;
+        snprintf(r->id, sizeof(r->id), "%s", in->id);
+    } else {
+        snprintf(r->id, sizeof(r->id), "ws%08x%08x", (unsigned)randombytes_random(), (unsigned)randombytes_random());
+    }
+    if ((st = ds_cmd_enter(ctx, ds_arena_printf(ctx->arena, "w/%s/%s", project, r->id))) != DS_OK)
+        return st;
+    snprintf(r->project, sizeof(r->project), "%s", project);
+    snprintf(r->branch, sizeof(r->branch), "default");
+    snprintf(r->user, sizeof(r->user), "ws_%s_%s", project, r->id);
+    snprintf(r->object_name, sizeof(r->object_name), "WORKSPACE_%s", r->id);
+    r->created_at = ds_now();
+    char password[DS_KEY_MAX];
+    new_password(password, r->password_hash);
+    ds_ws_rec_t existing;
+    ds_err_t ignored = {0};
+    if (ds_catalog_ws_get(project, r->id, &existing, &ignored) == DS_OK)
+        return ds_err_set(&ctx->err, DS_ALREADY_EXISTS, "workspace \"%s\" already exists in project \"%s\"", r->id,
+                          project);
+    /* The sandbox file first: a catalog row never names a workspace that cannot open. */
+    ds_sandbox_t *sb = NULL;
+    const char *path = ws_path(ctx, project, r->id), *key = ws_key(ctx, project, r->id);
+    if ((st = ds_sandbox_acquire(key, path, &sb, &ctx->err)) != DS_OK)
+        return st;
+    ds_sandbox_release(&sb);
+    if ((st = ds_catalog_ws_insert(r, &ctx->err)) != DS_OK) {
+        ds_err_t e = {0};
+        ds_sandbox_remove(key, path, &e);
+        return st;
+    }
+    out->password = ds_arena_strdup(ctx->arena, password);
+    sodium_memzero(password, sizeof(password));
+    return DS_OK;
+}
+
+ds_status_t ds_cmd_ws_list(ds_ctx_t *ctx, const char *project, ds_ws_rec_t **items, size_t *n)
+{
+    ds_proj_t p;
+    ds_status_t st = ds_cmd_open_project(ctx, &project, &p);
+    if (st != DS_OK)
+        return st;
+    return ds_catalog_ws_list(ctx->arena, project, items, n, &ctx->err);
+}
+
+ds_status_t ds_cmd_ws_get(ds_ctx_t *ctx, const char *project, const char *id, ds_ws_t *out)
+{
+    ds_proj_t p;
+    memset(out, 0, sizeof(*out));
+    return open_ws(ctx, &project, id, NULL, &p, &out->rec);
+}
+
+ds_status_t ds_cmd_ws_drop(ds_ctx_t *ctx, const char *project, const char *id)
+{
+    ds_proj_t p;
+    ds_ws_rec_t rec;
+    ds_status_t st = open_ws(ctx, &project, id, NULL, &p, &rec);
+    if (st == DS_OK)
+        st = ds_cmd_enter(ctx, ds_arena_printf(ctx->arena, "w/%s/%s", project, rec.id));
+    if (st != DS_OK)
+        return st;
+    /* The row first: a crash in between leaves a file no row names, never a row without its file. */
+    if ((st = ds_catalog_ws_delete(project, rec.id, &ctx->err)) != DS_OK)
+        return st;
+    return ds_sandbox_remove(ws_key(ctx, project, rec.id), ws_path(ctx, project, rec.id), &ctx->err);
+}
+
+void ds_cmd_ws_drop_all(ds_ctx_t *ctx, const char *project)
+{
+    ds_ws_rec_t *items = NULL;
+    size_t n = 0;
+    ds_err_t e = {0};
+    if (ds_catalog_ws_list(ctx->arena, project, &items, &n, &e) != DS_OK) {
+        ds_log(DS_LOG_WARN, "project %s: cannot list its workspaces for removal: %s", project, e.message);
+        return;
+    }
+    for (size_t i = 0; i < n; i++) {
+        ds_err_clear(&e);
+        if (ds_catalog_ws_delete(project, items[i].id, &e) != DS_OK ||
+            ds_sandbox_remove(ws_key(ctx, project, items[i].id), ws_path(ctx, project, items[i].id), &e) != DS_OK)
+            ds_log(DS_LOG_WARN, "project %s: workspace %s not removed: %s", project, items[i].id, e.message);
+    }
+}
+
+/* Runs service-built SQL in the workspace's sandbox (scan: the load's scan hook, or NULL). */
+static ds_status_t ws_exec(ds_ctx_t *ctx, const char *project, const ds_ws_rec_t *rec, const char *sql,
+                           ds_sandbox_scan_fn scan, void *ud, ds_sandbox_result_t *res)
+{
+    ds_sandbox_t *sb = NULL;
+    ds_sandbox_result_t ignored;
+    ds_status_t st = ds_sandbox_acquire(ws_key(ctx, project, rec->id), ws_path(ctx, project, rec->id), &sb, &ctx->err);
+    if (st != DS_OK)
+        return st;
+    ds_sandbox_query_t q = {.sql = sql, .mode = DS_SANDBOX_SERVICE, .scan = scan, .scan_ud = ud, .cancel = ctx->cancel};
+    st = ds_sandbox_query(sb, ctx->arena, &q, res ? res : &ignored, &ctx->err);
+    ds_sandbox_release(&sb);
+    return st;
+}
+
+/* The workspace's objects (tables and views of its main schema) and whether each is a view. */
+static ds_status_t ws_objects(ds_ctx_t *ctx, const char *project, const ds_ws_rec_t *rec, ds_sandbox_result_t *res)
+{
+    return ws_exec(ctx, project, rec,
+                   "SELECT table_name, table_type FROM information_schema.tables WHERE table_catalog = "
+                   "current_database() AND table_schema = 'main' ORDER BY table_name",
+                   NULL, NULL, res);
+}
+
+static void drop_sql(ds_buf_t *b, const char *name, bool view)
+{
+    ds_buf_puts(b, view ? "DROP VIEW IF EXISTS " : "DROP TABLE IF EXISTS ");
+    ds_buf_ident(b, name);
+    ds_buf_puts(b, ";\n");
+}
+
+static bool preserved(const char *name, const char *const *preserve, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (preserve[i] && strcasecmp(preserve[i], name) == 0)
+            return true;
+    return false;
+}
+
+ds_status_t ds_cmd_ws_clear(ds_ctx_t *ctx, const char *project, const char *id, const char *const *preserve,
+                            size_t n_preserve)
+{
+    ds_proj_t p;
+    ds_ws_rec_t rec;
+    ds_sandbox_result_t objs;
+    ds_status_t st = open_ws(ctx, &project, id, NULL, &p, &rec);
+    if (st == DS_OK)
+        st = ds_cmd_enter(ctx, ds_arena_printf(ctx->arena, "w/%s/%s", project, rec.id));
+    if (st == DS_OK)
+        st = ws_objects(ctx, project, &rec, &objs);
+    if (st != DS_OK || objs.n_rows == 0)
+        return st;
+    ds_buf_t b = {0};
+    ds_buf_puts(&b, "BEGIN;\n");
+    /* Views first: a view may read a table dropped after it. */
+    for (int pass = 0; pass < 2; pass++)
+        for (size_t i = 0; i < objs.n_rows; i++) {
+            bool view = objs.rows[i][1] && strcmp(objs.rows[i][1], "VIEW") == 0;
+            if (view == (pass == 0) && !preserved(objs.rows[i][0], preserve, n_preserve))
+                drop_sql(&b, objs.rows[i][0], view);
+        }
+    ds_buf_puts(&b, "COMMIT;");
+    const char *sql = ds_buf_cstr(&b);
+    st = sql ? ws_exec(ctx, project, &rec, sql, NULL, NULL, NULL) : ds_err_set(&ctx->err, DS_UNAVAILABLE, "out of memory");
+    ds_buf_free(&b);
+    return st;
+}
+
+/* The stored spelling of object name in the workspace, and whether it is a view; DS_NOT_FOUND when absent. */
+static ds_status_t find_object(ds_ctx_t *ctx, const char *project, const ds_ws_rec_t *rec, const char *name,
+                               const char **stored, bool *view)
+{
+    ds_sandbox_result_t objs;
+    ds_status_t st = ws_objects(ctx, project, rec, &objs);
+    if (st != DS_OK)
+        return st;
+    for (size_t i = 0; i < objs.n_rows; i++)
+        if (objs.rows[i][0] && strcasecmp(objs.rows[i][0], name) == 0) {
+            *stored = objs.rows[i][0];
+            *view = objs.rows[i][1] && strcmp(objs.rows[i][1], "VIEW") == 0;
+            return DS_OK;
+        }
+    return ds_err_setk(&ctx->err, DS_NOT_FOUND, DS_KBC_TABLE_NOT_FOUND, "object \"%s\" not found in workspace \"%s\"",
+                       name, rec->id);
+}
+
+ds_status_t ds_cmd_ws_drop_object(ds_ctx_t *ctx, const char *project, const char *id, const char *name,
+                                  bool if_exists)
+{
+    ds_proj_t p;
+    ds_ws_rec_t rec;
+    const char *stored;
+    bool view;
+    ds_status_t st = open_ws(ctx, &project, id, NULL, &p, &rec);
+    if (st == DS_OK)
+        st = ds_ident_check_name(name, "object", &ctx->err);
+    if (st == DS_OK)
+        st = ds_cmd_enter(ctx, ds_arena_printf(ctx->arena, "w/%s/%s", project, rec.id));
+    if (st == DS_OK)
+        st = find_object(ctx, project, &rec, name, &stored, &view);
+    if (st == DS_NOT_FOUND && if_exists) {
+        ds_err_clear(&ctx->err);
+        return DS_OK;
+    }
+    if (st != DS_OK)
+        return st;
+    ds_buf_t b = {0};
+    drop_sql(&b, stored, view);
+    const char *sql = ds_buf_cstr(&b);
+    st = sql ? ws_exec(ctx, project, &rec, sql, NULL, NULL, NULL) : ds_err_set(&ctx->err, DS_UNAVAILABLE, "out of memory");
+    ds_buf_free(&b);
+    return st;
+}
+
+ds_status_t ds_cmd_ws_reset_password(ds_ctx_t *ctx, const char *project, const char *id, ds_ws_t *out)
+{
+    ds_proj_t p;
+    memset(out, 0, sizeof(*out));
+    ds_status_t st = open_ws(ctx, &project, id, NULL, &p, &out->rec);
+    if (st == DS_OK)
+        st = ds_cmd_enter(ctx, ds_arena_printf(ctx->arena, "w/%s/%s", project, out->rec.id));
+    if (st != DS_OK)
+        return st;
+    char password[DS_KEY_MAX];
+    new_password(password, out->rec.password_hash);
+    st = ds_catalog_ws_set_password(project, out->rec.id, out->rec.password_hash, &ctx->err);
+    if (st == DS_OK)
+        out->password = ds_arena_strdup(ctx->arena, password);
+    sodium_memzero(password, sizeof(password));
+    return st;
+}
+
+ds_status_t ds_cmd_ws_disable_login(ds_ctx_t *ctx, const char *project, const char *id)
+{
+    ds_proj_t p;
+    ds_ws_rec_t rec;
+    ds_status_t st = open_ws(ctx, &project, id, NULL, &p, &rec);
+    if (st == DS_OK)
+        st = ds_cmd_enter(ctx, ds_arena_printf(ctx->arena, "w/%s/%s", project, rec.id));
+    if (st != DS_OK)
+        return st;
+    char password[DS_KEY_MAX];
+    new_password(password, rec.password_hash);
+    sodium_memzero(password, sizeof(password));
+    return ds_catalog_ws_set_password(project, rec.id, rec.password_hash, &ctx->err);
+}
+
+/* ---- storage access from a sandbox ---- */
+
+typedef struct {
+    ds_ctx_t *ctx;
+    ds_proj_t *p;
+    const ds_export_t *spec; /* a load's read options (spec := 1), or NULL */
+} scan_ud_t;
+
+static ds_status_t scan_hook(void *ud, const char *bucket, const char *table, const char *const *columns,
+                             size_t n_columns, int64_t spec, ds_be_scan_t **out, ds_err_t *err)
+{
+    scan_ud_t *u = ud;
+    ds_export_t x = {0};
+    if (spec != 0) {
+        if (spec != 1 || !u->spec)
+            return ds_err_set(err, DS_INVALID_ARGUMENT, "ds_storage_scan: spec := %lld names no load of this request",
+                              (long long)spec);
+        x = *u->spec;
+    } else {
+        x.columns = ds_arena_alloc(u->ctx->arena, sizeof(char *) * (n_columns ? n_columns : 1));
+        if (!x.columns)
+            return ds_err_set(err, DS_UNAVAILABLE, "out of memory");
+        for (size_t i = 0; i < n_columns; i++)
+            if (!(x.columns[i] = ds_arena_strdup(u->ctx->arena, columns[i])))
+                return ds_err_set(err, DS_UNAVAILABLE, "out of memory");
+        x.n_columns = n_columns;
+    }
+    ds_err_t saved = u->ctx->err;
+    ds_err_clear(&u->ctx->err);
+    ds_status_t st = ds_cmd_scan_open(u->ctx, u->p, bucket, table, &x, out);
+    if (st != DS_OK)
+        *err = u->ctx->err;
+    u->ctx->err = saved;
+    return st;
+}
+
+static const char *load_type_name(ds_ws_load_type_t t)
+{
+    return t == DS_WS_LOAD_INCREMENTAL ? "incremental" : t == DS_WS_LOAD_VIEW ? "view" : t == DS_WS_LOAD_CLONE ? "clone" : "full";
+}
+
+static void scan_call(ds_buf_t *b, const char *bucket, const char *table, const char *const *columns, size_t n,
+                      bool spec)
+{
+    ds_buf_puts(b, "ds_storage_scan(");
+    ds_buf_literal(b, bucket);
+    ds_buf_puts(b, ", ");
+    ds_buf_literal(b, table);
+    if (spec)
+        ds_buf_puts(b, ", spec := 1");
+    if (n) {
+        ds_buf_puts(b, ", columns := [");
+        for (size_t i = 0; i < n; i++) {
+            if (i)
+                ds_buf_puts(b, ", ");
+            ds_buf_literal(b, columns[i]);
+        }
+        ds_buf_puts(b, "]");
+    }
+    ds_buf_puts(b, ")");
+}
+
+ds_status_t ds_cmd_ws_load(ds_ctx_t *ctx, const char *project, const char *id, const ds_ws_cred_t *cred,
+                           const ds_ws_load_t *in, int64_t *rows)
+{
+    ds_proj_t p;
+    ds_ws_rec_t rec;
+    *rows = 0;
+    ds_status_t st = open_ws(ctx, &project, id, cred, &p, &rec);
+    if (st != DS_OK)
+        return st;
+    if ((int)in->type < DS_WS_LOAD_FULL || (int)in->type > DS_WS_LOAD_CLONE)
+        return ds_err_setf(&ctx->err, DS_INVALID_ARGUMENT, "type", "type must be full, incremental, view or clone");
+    const char *dest = in->destination && *in->destination ? in->destination : in->table;
+    if ((st = ds_ident_check_bucket(in->bucket, "source.bucket", &ctx->err)) != DS_OK ||
+        (st = ds_ident_check_name(in->table, "source.table", &ctx->err)) != DS_OK ||
+        (st = ds_ident_check_name(dest, "destination", &ctx->err)) != DS_OK)
+        return st;
+    const ds_where_t *w = &in->read.where;
+    bool filtered = w->n_filters || w->changed_since || w->changed_until || in->read.limit || in->read.n_order;
+    if (in->type == DS_WS_LOAD_VIEW && filtered)
+        return ds_err_setf(&ctx->err, DS_INVALID_ARGUMENT, "type",
+                           "a view load reads the whole current table: where_filters, changed_since, changed_until "
+                           "and limit need type full or incremental");
+    /* Checked (and resolved) here, before anything in the workspace changes. */
+    const char *bucket = in->bucket, *table = in->table;
+    ds_be_scan_t *probe = NULL;
+    if ((st = ds_cmd_scan_open(ctx, &p, bucket, table, &in->read, &probe)) != DS_OK)
+        return st;
+    probe->close(probe);
+    if ((st = ds_cmd_enter(ctx, ds_arena_printf(ctx->arena, "w/%s/%s", project, rec.id))) != DS_OK)
+        return st;
+    const char *stored = NULL;
+    bool view = false, exists;
+    ds_err_t saved = ctx->err;
+    exists = find_object(ctx, project, &rec, dest, &stored, &view) == DS_OK;
+    if (!exists) {
+        if (ctx->err.status != DS_NOT_FOUND)
+            return ctx->err.status;
+        ctx->err = saved;
+    }
+    ds_buf_t b = {0};
+    scan_ud_t ud = {.ctx = ctx, .p = &p, .spec = &in->read};
+    ds_buf_puts(&b, "BEGIN;\n");
+    if (in->type == DS_WS_LOAD_INCREMENTAL && exists && !view) {
+        /* Keboola's incremental load: rows whose primary key the input holds are replaced. */
+        ds_be_table_t def;
+        const char *rb = bucket, *rt = table;
+        bool keyed = ds_cmd_resolve_table(ctx, &p, &rb, &rt, false, &def, NULL) == DS_OK && def.n_primary_key > 0;
+        for (size_t k = 0; keyed && k < def.n_primary_key && in->read.n_columns; k++) {
+            bool loaded = false;
+            for (size_t c = 0; c < in->read.n_columns; c++)
+                loaded = loaded || strcasecmp(in->read.columns[c], def.primary_key[k]) == 0;
+            keyed = loaded;
+        }
+        if (keyed) {
+            ds_buf_puts(&b, "DELETE FROM ");
+            ds_buf_ident(&b, stored);
+            ds_buf_puts(&b, " AS \"__dst\" USING (SELECT DISTINCT ");
+            for (size_t k = 0; k < def.n_primary_key; k++) {
+                ds_buf_puts(&b, k ? ", " : "");
+                ds_buf_ident(&b, def.primary_key[k]);
+            }
+            ds_buf_puts(&b, " FROM ");
+            scan_call(&b, bucket, table, NULL, 0, true);
+            ds_buf_puts(&b, ") AS \"__src\" WHERE ");
+            for (size_t k = 0; k < def.n_primary_key; k++) {
+                ds_buf_puts(&b, k ? " AND \"__dst\"." : "\"__dst\".");
+                ds_buf_ident(&b, def.primary_key[k]);
+                ds_buf_puts(&b, " IS NOT DISTINCT FROM \"__src\".");
+                ds_buf_ident(&b, def.primary_key[k]);
+            }
+            ds_buf_puts(&b, ";\n");
+        }
+        ds_buf_puts(&b, "INSERT INTO ");
+        ds_buf_ident(&b, stored);
+        ds_buf_puts(&b, " BY NAME SELECT * FROM ");
+        scan_call(&b, bucket, table, NULL, 0, true);
+    } else {
+        if (exists)
+            drop_sql(&b, stored, view);
+        if (in->type == DS_WS_LOAD_VIEW) {
+            ds_buf_puts(&b, "CREATE VIEW ");
+            ds_buf_ident(&b, dest);
+            ds_buf_puts(&b, " AS SELECT * FROM ");
+            scan_call(&b, bucket, table, in->read.columns, in->read.n_columns, false);
+        } else {
+            ds_buf_puts(&b, "CREATE TABLE ");
+            ds_buf_ident(&b, dest);
+            ds_buf_puts(&b, " AS SELECT * FROM ");
+            scan_call(&b, bucket, table, NULL, 0, true);
+        }
+    }
+    ds_buf_puts(&b, ";\nCOMMIT;");
+    const char *sql = ds_buf_cstr(&b);
+    ds_sandbox_result_t res;
+    if (!sql)
+        st = ds_err_set(&ctx->err, DS_UNAVAILABLE, "out of memory");
+    else
+        st = ws_exec(ctx, project, &rec, sql, scan_hook, &ud, &res);
+    ds_buf_free(&b);
+    if (st == DS_QUERY_FAILED)
+        ctx->err.status = DS_INVALID_ARGUMENT, st = DS_INVALID_ARGUMENT;
+    if (st != DS_OK)
+        return st;
+    if (in->type == DS_WS_LOAD_VIEW) {
+        /* A view holds no copy: its row count is the table's, read when asked. */
+        ds_be_table_t t;
+        if (ds_cmd_resolve_table(ctx, &p, &bucket, &table, false, &t, NULL) == DS_OK)
+            *rows = t.rows;
+    } else {
+        *rows = res.rows_affected;
+    }
+    ds_log(DS_LOG_DEBUG, "project %s workspace %s: %s load of %s.%s into %s, %lld rows", project, rec.id,
+           load_type_name(in->type), bucket, table, dest, (long long)*rows);
+    return DS_OK;
+}
+
+/* ---- queries ---- */
+
+static ds_status_t check_query(ds_ctx_t *ctx, const ds_query_t *q)
+{
+    if (!q->sql || !*q->sql)
+        return ds_err_setf(&ctx->err, DS_INVALID_ARGUMENT, "sql", "field \"sql\" must be a non-empty SQL statement");
+    if (q->timeout_s < 0)
+        return ds_err_setf(&ctx->err, DS_INVALID_ARGUMENT, "timeout", "timeout must be a positive number of seconds");
+    if (q->limit < 0)
+        return ds_err_setf(&ctx->err, DS_INVALID_ARGUMENT, "limit", "limit must not be negative");
+    return DS_OK;
+}
+
+/* Runs sq on sb as q asks: capped rows into out, or every row into a CSV file (file). */
+static ds_status_t run_query(ds_ctx_t *ctx, const char *project, ds_sandbox_t *sb, const ds_query_t *q,
+                             const ds_sandbox_query_t *sq, ds_sandbox_result_t *out, ds_query_file_t *file)
+{
+    if (!q->csv)
+        return ds_sandbox_query(sb, ctx->arena, sq, out, &ctx->err);
+    const char *dir;
+    ds_status_t st = ds_files_scratch_dir(ctx, project, &dir);
+    if (st != DS_OK)
+        return st;
+    const char *path = ds_arena_printf(ctx->arena, "%s/query.csv", dir);
+    if (!path)
+        return ds_err_set(&ctx->err, DS_UNAVAILABLE, "out of memory");
+    st = ds_sandbox_query_csv(sb, ctx->arena, sq, path, out, &ctx->err);
+    int fd = st == DS_OK ? open(path, O_RDONLY | O_CLOEXEC) : -1;
+    struct stat sst;
+    if (st == DS_OK && (fd < 0 || fstat(fd, &sst) != 0))
+        st = ds_err_set(&ctx->err, DS_UNAVAILABLE, "cannot read the query's answer back");
+    /* The answer lives on as the open descriptor only. */
+    unlink(path);
+    rmdir(dir);
+    if (st != DS_OK) {
+        if (fd >= 0)
+            close(fd);
+        return st;
+    }
+    file->fd = fd;
+    file->size = (int64_t)sst.st_size;
+    return DS_OK;
+}
+
+ds_status_t ds_cmd_ws_query(ds_ctx_t *ctx, const char *project, const char *id, const ds_ws_cred_t *cred,
+                            const ds_query_t *q, ds_sandbox_result_t *out, ds_query_file_t *file)
+{
+    ds_proj_t p;
+    ds_ws_rec_t rec;
+    memset(out, 0, sizeof(*out));
+    ds_status_t st = open_ws(ctx, &project, id, cred, &p, &rec);
+    if (st == DS_OK)
+        st = check_query(ctx, q);
+    if (st != DS_OK)
+        return st;
+    ds_sandbox_t *sb = NULL;
+    if ((st = ds_sandbox_acquire(ws_key(ctx, project, rec.id), ws_path(ctx, project, rec.id), &sb, &ctx->err)) != DS_OK)
+        return st;
+    scan_ud_t ud = {.ctx = ctx, .p = &p};
+    ds_sandbox_query_t sq = {.sql = q->sql,
+                             .mode = DS_SANDBOX_USER,
+                             .timeout_s = q->timeout_s,
+                             .max_rows = q->limit,
+                             .scan = scan_hook,
+                             .scan_ud = &ud,
+                             .cancel = ctx->cancel};
+    st = run_query(ctx, project, sb, q, &sq, out, file);
+    ds_sandbox_release(&sb);
+    return st;
+}
+
+ds_status_t ds_cmd_project_query(ds_ctx_t *ctx, const char *project, const ds_query_t *q, ds_sandbox_result_t *out,
+                                 ds_query_file_t *file)
+{
+    ds_proj_t p;
+    ds_be_bucket_t *buckets = NULL;
+    size_t n_buckets = 0;
+    memset(out, 0, sizeof(*out));
+    ds_status_t st = ds_cmd_open_project(ctx, &project, &p);
+    if (st == DS_OK)
+        st = ds_cmd_require_cap(ctx, &p, DS_CAP_WORKSPACES, "SQL queries");
+    if (st == DS_OK)
+        st = check_query(ctx, q);
+    if (st == DS_OK)
+        st = ds_be_bucket_list(p.be, &p.call, &buckets, &n_buckets);
+    if (st != DS_OK)
+        return st;
+    /* Every storage table as a view "<bucket>"."<table>" over the storage scan, in a private in-memory sandbox. */
+    ds_buf_t b = {0};
+    for (size_t i = 0; i < n_buckets; i++) {
+        ds_be_table_t *tables = NULL;
+        size_t n_tables = 0;
+        if ((st = ds_be_table_list(p.be, &p.call, buckets[i].id, &tables, &n_tables)) != DS_OK) {
+            ds_buf_free(&b);
+            return st;
+        }
+        ds_buf_puts(&b, "CREATE SCHEMA ");
+        ds_buf_ident(&b, buckets[i].id);
+        ds_buf_puts(&b, ";\n");
+        for (size_t t = 0; t < n_tables; t++) {
+            ds_buf_puts(&b, "CREATE VIEW ");
+            ds_buf_ident(&b, buckets[i].id);
+            ds_buf_puts(&b, ".");
+            ds_buf_ident(&b, tables[t].name);
+            ds_buf_puts(&b, " AS SELECT * FROM ");
+            scan_call(&b, buckets[i].id, tables[t].name, NULL, 0, false);
+            ds_buf_puts(&b, ";\n");
+        }
+    }
+    ds_sandbox_t *sb = NULL;
+    if ((st = ds_sandbox_acquire(NULL, NULL, &sb, &ctx->err)) != DS_OK) {
+        ds_buf_free(&b);
+        return st;
+    }
+    scan_ud_t ud = {.ctx = ctx, .p = &p};
+    const char *setup = ds_buf_cstr(&b);
+    ds_sandbox_result_t ignored;
+    if (b.len && !setup)
+        st = ds_err_set(&ctx->err, DS_UNAVAILABLE, "out of memory");
+    else if (b.len) {
+        ds_sandbox_query_t sq = {.sql = setup, .mode = DS_SANDBOX_SERVICE, .scan = scan_hook, .scan_ud = &ud};
+        st = ds_sandbox_query(sb, ctx->arena, &sq, &ignored, &ctx->err);
+    }
+    ds_buf_free(&b);
+    if (st == DS_OK) {
+        ds_sandbox_query_t sq = {.sql = q->sql,
+                                 .mode = DS_SANDBOX_READ_ONLY,
+                                 .timeout_s = q->timeout_s,
+                                 .max_rows = q->limit,
+                                 .scan = scan_hook,
+                                 .scan_ud = &ud,
+                                 .cancel = ctx->cancel};
+        st = run_query(ctx, project, sb, q, &sq, out, file);
+    }
+    ds_sandbox_release(&sb);
+    return st;
+}
+
+/* ---- unload ---- */
+
+ds_status_t ds_cmd_table_import_workspace(ds_ctx_t *ctx, const char *project, const char *bucket, const char *table,
+                                          const char *ws, const ds_import_t *in, ds_import_result_t *out)
+{
+    ds_proj_t p;
+    ds_ws_rec_t rec;
+    const char *stored, *dir;
+    bool view;
+    memset(out, 0, sizeof(*out));
+    ds_status_t st = open_ws(ctx, &project, ws, NULL, &p, &rec);
+    if (st != DS_OK)
+        return st;
+    if (in->n_mapping || in->src_where.n_filters || in->src_where.changed_since || in->src_where.changed_until)
+        return ds_err_setf(&ctx->err, DS_INVALID_ARGUMENT, "source",
+                           "an import from a workspace takes the whole workspace table: columns_mapping, "
+                           "where_filters, changed_since and changed_until are not supported with it");
+    if ((st = ds_ident_check_name(in->src_table, "source.table", &ctx->err)) != DS_OK ||
+        (st = ds_ident_check_bucket(bucket, "bucket", &ctx->err)) != DS_OK ||
+        (st = ds_ident_check_name(table, "table", &ctx->err)) != DS_OK)
+        return st;
+    if ((st = find_object(ctx, project, &rec, in->src_table, &stored, &view)) != DS_OK)
+        return st;
+    if ((st = ds_files_scratch_dir(ctx, project, &dir)) != DS_OK)
+        return st;
+    const char *path = ds_arena_printf(ctx->arena, "%s/unload.csv", dir);
+    ds_buf_t sql = {0};
+    ds_buf_puts(&sql, "SELECT * FROM ");
+    ds_buf_ident(&sql, stored);
+    ds_sandbox_t *sb = NULL;
+    ds_sandbox_result_t meta;
+    scan_ud_t ud = {.ctx = ctx, .p = &p};
+    if (!ds_buf_cstr(&sql) || !path)
+        st = ds_err_set(&ctx->err, DS_UNAVAILABLE, "out of memory");
+    if (st == DS_OK)
+        st = ds_sandbox_acquire(ws_key(ctx, project, rec.id), ws_path(ctx, project, rec.id), &sb, &ctx->err);
+    if (st == DS_OK) {
+        ds_sandbox_query_t q = {.sql = ds_buf_cstr(&sql),
+                                .mode = DS_SANDBOX_SERVICE,
+                                .scan = scan_hook,
+                                .scan_ud = &ud,
+                                .cancel = ctx->cancel};
+        st = ds_sandbox_query_csv(sb, ctx->arena, &q, path, &meta, &ctx->err);
+        ds_sandbox_release(&sb);
+    }
+    ds_buf_free(&sql);
+    if (st == DS_QUERY_FAILED)
+        ctx->err.status = st = DS_INVALID_ARGUMENT;
+    if (st != DS_OK) {
+        unlink(path);
+        return st;
+    }
+    ds_file_t file;
+    const char *name = ds_arena_printf(ctx->arena, "unloads/%s.%s-%lld-%08x.csv", rec.id, stored, (long long)ds_now(),
+                                       (unsigned)randombytes_random());
+    if ((st = ds_files_adopt(ctx, project, &path, 1, name, false, false, &file)) != DS_OK) {
+        unlink(path);
+        return st;
+    }
+    ds_import_t x = *in;
+    x.src_bucket = NULL;
+    x.src_table = NULL;
+    x.file_id = file.id;
+    x.file_key = NULL;
+    x.format = DS_FORMAT_CSV;
+    memset(&x.csv, 0, sizeof(x.csv));
+    snprintf(x.csv.delimiter, sizeof(x.csv.delimiter), ",");
+    snprintf(x.csv.enclosure, sizeof(x.csv.enclosure), "\"");
+    x.csv.header = true;
+    /* Empty values of typed columns were NULLs. */
+    size_t n_empty = in->n_convert_empty_to_null;
+    const char **empty = ds_arena_alloc(ctx->arena, sizeof(char *) * (n_empty + meta.n_columns + 1));
+    if (!empty)
+        return ds_err_set(&ctx->err, DS_UNAVAILABLE, "out of memory");
+    for (size_t i = 0; i < n_empty; i++)
+        empty[i] = in->convert_empty_to_null[i];
+    for (size_t c = 0; c < meta.n_columns; c++)
+        if (strcmp(meta.types[c], "VARCHAR") != 0)
+            empty[n_empty++] = meta.names[c];
+    x.convert_empty_to_null = empty;
+    x.n_convert_empty_to_null = n_empty;
+    st = ds_cmd_table_import(ctx, project, bucket, table, &x, out);
+    ds_err_t saved = ctx->err;
+    if (ds_cmd_file_delete(ctx, project, file.id) != DS_OK)
+        ds_log(DS_LOG_WARN, "project %s: unload file %s not removed: %s", project, file.id, ctx->err.message);
+    ctx->err = saved;
+    return st;
+}

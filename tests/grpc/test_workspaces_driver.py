@@ -1,0 +1,160 @@
+"""Workspaces and ExecuteQuery over the storage driver protocol, once over gRPC and once over the
+HTTP bridge: the Keboola-style transformation flow (create a workspace, load two tables, run a join
+into a new workspace table, unload it into storage, drop the workspace), in-band query errors,
+timeouts, users and passwords, clear and drop object."""
+
+import grpc
+import requests
+
+from driver_lib import (REQUEST_TIMEOUT, executeQuery_pb2, expect_error, project_pb2, table_pb2,
+                        workspace_pb2)
+
+X = table_pb2.ImportExportShared
+Q = executeQuery_pb2.ExecuteQueryResponse
+S = grpc.StatusCode
+
+
+def setup_project(server, driver, pid):
+    created = driver.run(project_pb2.CreateProjectCommand(stackPrefix="kbc", projectId=pid), server.admin_key,
+                         response_type=project_pb2.CreateProjectResponse)
+    key = created.projectPassword
+    http = requests.Session()
+    http.headers["Authorization"] = f"Bearer {key}"
+    base = f"{server.url}/projects/{pid}"
+    assert http.post(f"{base}/buckets", json={"stage": "in", "name": "c-main"}, timeout=REQUEST_TIMEOUT).status_code == 201
+    for name, cols, data in (
+            ("customers", [{"name": "id", "type": "INTEGER"}, {"name": "name"}],
+             b'"id","name"\n"1","Ann"\n"2","Bob"\n"3","Cid"\n'),
+            ("orders", [{"name": "id", "type": "INTEGER"}, {"name": "customer", "type": "INTEGER"},
+                        {"name": "amount", "type": "INTEGER"}, {"name": "state"}],
+             b'"id","customer","amount","state"\n"10","1","5","TX"\n"11","1","4","CA"\n"12","2","10","TX"\n')):
+        r = http.post(f"{base}/buckets/in.c-main/tables", json={"name": name, "columns": cols}, timeout=REQUEST_TIMEOUT)
+        assert r.status_code == 201, r.text
+        f = http.post(f"{base}/files", params={"name": f"{name}.csv"}, data=data, timeout=REQUEST_TIMEOUT).json()
+        r = http.post(f"{base}/buckets/in.c-main/tables/{name}/import/file", json={"file_id": f["id"]},
+                      timeout=REQUEST_TIMEOUT)
+        assert r.status_code == 200, r.text
+    return key, http
+
+
+def query(driver, key, pid, sql, ws="WORKSPACE_tr", timeout=0):
+    cmd = executeQuery_pb2.ExecuteQueryCommand(query=sql, timeout=timeout, pathRestriction=[ws] if ws else [])
+    return driver.run(cmd, key, pid, executeQuery_pb2.ExecuteQueryResponse)
+
+
+def rows(resp, *cols):
+    return [[r.fields[c] if c in r.fields else None for c in cols] for r in resp.data.rows]
+
+
+def test_transformation_flow(server, driver):
+    key, http = setup_project(server, driver, "flow")
+    ws = driver.run(workspace_pb2.CreateWorkspaceCommand(projectId="flow", workspaceId="tr"), key, "flow",
+                    workspace_pb2.CreateWorkspaceResponse)
+    assert ws.workspaceObjectName == "WORKSPACE_tr" and ws.workspaceUserName and ws.workspacePassword
+
+    load = workspace_pb2.LoadTableToWorkspaceCommand
+    driver.run(load(source=load.SourceTableMapping(path=["in.c-main"], tableName="customers"),
+                    destination=X.Table(path=["WORKSPACE_tr"], tableName="customers"),
+                    importOptions=X.ImportOptions(importType=X.ImportOptions.FULL)), key, "flow")
+    driver.run(load(source=load.SourceTableMapping(
+        path=["in.c-main"], tableName="orders",
+        whereFilters=[X.TableWhereFilter(columnsName="state", operator=X.TableWhereFilter.eq, values=["TX"])]),
+        destination=X.Table(path=["WORKSPACE_tr"], tableName="orders"),
+        importOptions=X.ImportOptions(importType=X.ImportOptions.FULL)), key, "flow")
+    driver.run(load(source=load.SourceTableMapping(path=["in.c-main"], tableName="orders"),
+                    destination=X.Table(path=["WORKSPACE_tr"], tableName="all_orders"),
+                    importOptions=X.ImportOptions(importType=X.ImportOptions.VIEW)), key, "flow")
+
+    r = query(driver, key, "flow", "CREATE TABLE report AS SELECT c.name, sum(o.amount) AS total "
+                                   "FROM orders o JOIN customers c ON c.id = o.customer GROUP BY c.name")
+    assert r.status == Q.Success, r.message
+    r = query(driver, key, "flow", "SELECT name, total FROM report ORDER BY name")
+    assert r.status == Q.Success and list(r.data.columns) == ["name", "total"]
+    assert rows(r, "name", "total") == [["Ann", "5"], ["Bob", "10"]]
+    r = query(driver, key, "flow", "SELECT count(*) AS n FROM all_orders")
+    assert rows(r, "n") == [["3"]]
+
+    # unload: TableImportFromTable with the workspace as the source
+    imp = driver.run(table_pb2.TableImportFromTableCommand(
+        source=table_pb2.TableImportFromTableCommand.SourceTableMapping(path=["WORKSPACE_tr"], tableName="report"),
+        destination=X.Table(path=["in.c-main"], tableName="report"),
+        importOptions=X.ImportOptions(importType=X.ImportOptions.FULL, createMode=X.ImportOptions.REPLACE)),
+        key, "flow", table_pb2.TableImportResponse)
+    assert imp.importedRowsCount == 2
+    t = http.get(f"{server.url}/projects/flow/buckets/in.c-main/tables/report/preview",
+                 params={"order_by": "name"}, timeout=REQUEST_TIMEOUT).json()
+    assert t["rows"] == [["Ann", "5"], ["Bob", "10"]]
+
+    # read-only query over the project's storage (no pathRestriction)
+    r = query(driver, key, "flow", 'SELECT count(*) AS n FROM "in.c-main"."report"', ws=None)
+    assert r.status == Q.Success and rows(r, "n") == [["2"]]
+
+    driver.run(workspace_pb2.DropWorkspaceCommand(workspaceObjectName="WORKSPACE_tr"), key, "flow")
+    expect_error(lambda: query(driver, key, "flow", "SELECT 1"), S.NOT_FOUND, mentions=["tr"])
+    assert not (server.data_dir / "workspaces" / "ws_flow.tr.duckdb").exists()
+
+
+def test_query_errors_are_in_band(server, driver):
+    key, _ = setup_project(server, driver, "q")
+    driver.run(workspace_pb2.CreateWorkspaceCommand(workspaceId="tr"), key, "q", workspace_pb2.CreateWorkspaceResponse)
+    r = query(driver, key, "q", "SELECT * FROM nope")
+    assert r.status == Q.Error and "nope" in r.message
+    r = query(driver, key, "q", "SELECT * FROM read_csv('/etc/passwd')")
+    assert r.status == Q.Error and "/etc/passwd" not in r.message
+    r = query(driver, key, "q", "SELECT count(*) FROM range(1000000000) a, range(1000000000) b", timeout=1)
+    assert r.status == Q.Error and "timeout" in r.message
+    r = query(driver, key, "q", "SELECT 1; SELECT 2")
+    assert r.status == Q.Error and "one sql statement" in r.message.lower()
+    r = query(driver, key, "q", "CREATE TABLE x AS SELECT 1 AS a", ws=None)
+    assert r.status == Q.Error and "read-only" in r.message
+    r = query(driver, key, "q", "SELECT NULL AS a, 'x' AS b")
+    assert r.status == Q.Success and rows(r, "a", "b") == [[None, "x"]]
+    expect_error(lambda: query(driver, key, "q", "SELECT 1", ws="in.c-main"), S.INVALID_ARGUMENT,
+                 mentions=["pathRestriction"])
+
+
+def test_users_passwords_clear_and_objects(server, driver):
+    key, http = setup_project(server, driver, "u")
+    ws = driver.run(workspace_pb2.CreateWorkspaceCommand(workspaceId="tr"), key, "u",
+                    workspace_pb2.CreateWorkspaceResponse)
+    base = f"{server.url}/projects/u/workspaces/tr/query"
+
+    def basic_ok(user, password):
+        r = requests.post(base, json={"sql": "SELECT 1"}, auth=(user, password), timeout=REQUEST_TIMEOUT)
+        return r.status_code == 200
+
+    assert basic_ok(ws.workspaceUserName, ws.workspacePassword)
+    reset = driver.run(workspace_pb2.ResetWorkspacePasswordCommand(workspaceUserName=ws.workspaceUserName), key, "u",
+                       workspace_pb2.ResetWorkspacePasswordResponse)
+    assert reset.workspacePassword != ws.workspacePassword
+    assert not basic_ok(ws.workspaceUserName, ws.workspacePassword)
+    assert basic_ok(ws.workspaceUserName, reset.workspacePassword)
+    driver.run(workspace_pb2.DropWorkspaceUserCommand(workspaceUserName=ws.workspaceUserName), key, "u")
+    assert not basic_ok(ws.workspaceUserName, reset.workspacePassword)
+    user = driver.run(workspace_pb2.CreateWorkspaceUserCommand(workspaceObjectName="WORKSPACE_tr"), key, "u",
+                      workspace_pb2.CreateWorkspaceUserResponse)
+    assert basic_ok(user.workspaceUserName, user.workspacePassword)
+
+    for t in ("a", "b", "c"):
+        assert query(driver, key, "u", f"CREATE TABLE {t} AS SELECT 1 AS x").status == Q.Success
+    driver.run(workspace_pb2.DropWorkspaceObjectCommand(workspaceObjectName="WORKSPACE_tr", objectNameToDrop="a"),
+               key, "u")
+    expect_error(lambda: driver.run(workspace_pb2.DropWorkspaceObjectCommand(
+        workspaceObjectName="WORKSPACE_tr", objectNameToDrop="a"), key, "u"), S.NOT_FOUND, mentions=["a"])
+    driver.run(workspace_pb2.DropWorkspaceObjectCommand(workspaceObjectName="WORKSPACE_tr", objectNameToDrop="a",
+                                                        ignoreIfNotExists=True), key, "u")
+    driver.run(workspace_pb2.ClearWorkspaceCommand(workspaceObjectName="WORKSPACE_tr", objectsToPreserve=["c"]),
+               key, "u")
+    r = query(driver, key, "u", "SELECT table_name FROM information_schema.tables WHERE table_schema = 'main'")
+    assert rows(r, "table_name") == [["c"]]
+    expect_error(lambda: driver.run(workspace_pb2.DropWorkspaceCommand(workspaceObjectName="nope"), key, "u"),
+                 S.INVALID_ARGUMENT, mentions=["workspaceObjectName"])
+    expect_error(lambda: driver.run(workspace_pb2.CreateWorkspaceCommand(workspaceId="x", branchId="7"), key, "u"),
+                 S.UNIMPLEMENTED, mentions=["branch"])
+    expect_error(lambda: driver.run(workspace_pb2.GrantWorkspaceAccessToProjectCommand(
+        workspaceObjectName="WORKSPACE_tr"), key, "u"), S.UNIMPLEMENTED)
+    # another project's key reaches nothing here
+    other = driver.run(project_pb2.CreateProjectCommand(stackPrefix="kbc", projectId="other"), server.admin_key,
+                       response_type=project_pb2.CreateProjectResponse).projectPassword
+    expect_error(lambda: query(driver, other, "u", "SELECT 1"), S.PERMISSION_DENIED)
+    expect_error(lambda: query(driver, other, "other", "SELECT 1"), S.NOT_FOUND)
