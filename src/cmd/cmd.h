@@ -61,6 +61,7 @@ typedef struct ds_ctx {
     /* Who the key is, set by every authentication (service.c); ds_cmd_require_write reads it. */
     int scope;                /* ds_caller_t */
     const char *scope_branch; /* DS_CALLER_BRANCH: the branch the key may write (arena) */
+    const char *scope_slot;   /* DS_CALLER_WORKSPACE: the one write slot ("w/<project>/<ws>") it may take */
     const char *key_id;       /* the project key's id ("main", or a created key's), arena; NULL for the admin key */
     const char *branch;       /* the branch the request addresses (transports); NULL or "default": main */
     /* The driver transports' idempotency key (gRPC metadata / bridge header idempotency-key), or NULL. */
@@ -77,7 +78,8 @@ typedef enum {
     DS_CALLER_ADMIN,       /* the service's admin key: everything */
     DS_CALLER_PROJECT,     /* a project key of scope admin (the main key included): its project */
     DS_CALLER_READ,        /* scope read: reads, previews, exports and queries of its project; no write */
-    DS_CALLER_BRANCH       /* scope branch: reads its project, writes only in its branch */
+    DS_CALLER_BRANCH,      /* scope branch: reads its project, writes only in its branch */
+    DS_CALLER_WORKSPACE    /* a workspace's own login: its workspace's load and query only (scope_slot) */
 } ds_caller_t;
 
 /* The backend projects are created on when none is named. */

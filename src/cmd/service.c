@@ -726,6 +726,9 @@ ds_status_t ds_cmd_require_write(ds_ctx_t *ctx)
         return ds_err_set(&ctx->err, DS_PERMISSION_DENIED,
                           "API key \"%s\" may write only in branch \"%s\"; this request writes branch \"%s\"",
                           ctx->key_id ? ctx->key_id : "", ctx->scope_branch ? ctx->scope_branch : "", ctx->branch);
+    case DS_CALLER_WORKSPACE:
+        return ds_err_set(&ctx->err, DS_PERMISSION_DENIED,
+                          "workspace credentials can only load into and query their own workspace");
     case DS_CALLER_NONE:
         break;
     }
@@ -937,8 +940,13 @@ ds_status_t ds_cmd_enter(ds_ctx_t *ctx, const char *key)
 {
     if (!key)
         return ds_err_set(&ctx->err, DS_UNAVAILABLE, "out of memory building a write-queue key");
-    /* Every write takes a slot: the key's scope is checked here, for all of them (parked or not). */
-    ds_status_t st = ds_cmd_require_write(ctx);
+    /*
+     * Every write takes a slot: the key's scope is checked here, for all of
+     * them (parked or not). A workspace login may take its own workspace's slot only.
+     */
+    ds_status_t st = ctx->scope == DS_CALLER_WORKSPACE && ctx->scope_slot && strcmp(key, ctx->scope_slot) == 0
+                         ? DS_OK
+                         : ds_cmd_require_write(ctx);
     if (st != DS_OK)
         return st;
     if (ctx->park)

@@ -70,9 +70,15 @@ static ds_status_t check_branch(ds_ctx_t *ctx, const char *branch)
                       branch);
 }
 
-/* Opens the project (by key, or by the workspace's own login) and reads the workspace's record. */
+/*
+ * Opens the project (by key, or by the workspace's own login) and reads the
+ * workspace's record. changes: the operation changes the workspace, so a key
+ * that may not write (read scope, another branch's key) is refused before
+ * anything about the workspace is looked up. A workspace's own login may change
+ * its own workspace.
+ */
 static ds_status_t open_ws(ds_ctx_t *ctx, const char **project, const char *id, const ds_ws_cred_t *cred, ds_proj_t *p,
-                           ds_ws_rec_t *rec)
+                           ds_ws_rec_t *rec, bool changes)
 {
     ds_status_t st;
     if ((st = check_ws_id(ctx, id)) != DS_OK)
@@ -91,9 +97,14 @@ static ds_status_t open_ws(ds_ctx_t *ctx, const char **project, const char *id, 
         *project = stored;
         if ((st = ds_cmd_open_project_trusted(ctx, project, p)) != DS_OK)
             return st;
+        ctx->scope = DS_CALLER_WORKSPACE;
+        if (!(ctx->scope_slot = ds_arena_printf(ctx->arena, "w/%s/%s", stored, id)))
+            return ds_err_set(&ctx->err, DS_UNAVAILABLE, "out of memory");
         return ds_cmd_require_cap(ctx, p, DS_CAP_WORKSPACES, "workspaces");
     }
     if ((st = ds_cmd_open_project(ctx, project, p)) != DS_OK)
+        return st;
+    if (changes && (st = ds_cmd_require_write(ctx)) != DS_OK)
         return st;
     if ((st = ds_cmd_require_cap(ctx, p, DS_CAP_WORKSPACES, "workspaces")) != DS_OK)
         return st;
@@ -168,14 +179,14 @@ ds_status_t ds_cmd_ws_get(ds_ctx_t *ctx, const char *project, const char *id, ds
 {
     ds_proj_t p;
     memset(out, 0, sizeof(*out));
-    return open_ws(ctx, &project, id, NULL, &p, &out->rec);
+    return open_ws(ctx, &project, id, NULL, &p, &out->rec, false);
 }
 
 ds_status_t ds_cmd_ws_drop(ds_ctx_t *ctx, const char *project, const char *id)
 {
     ds_proj_t p;
     ds_ws_rec_t rec;
-    ds_status_t st = open_ws(ctx, &project, id, NULL, &p, &rec);
+    ds_status_t st = open_ws(ctx, &project, id, NULL, &p, &rec, true);
     if (st == DS_OK)
         st = ds_cmd_enter(ctx, ds_arena_printf(ctx->arena, "w/%s/%s", project, rec.id));
     if (st != DS_OK)
@@ -248,7 +259,7 @@ ds_status_t ds_cmd_ws_clear(ds_ctx_t *ctx, const char *project, const char *id, 
     ds_proj_t p;
     ds_ws_rec_t rec;
     ds_sandbox_result_t objs;
-    ds_status_t st = open_ws(ctx, &project, id, NULL, &p, &rec);
+    ds_status_t st = open_ws(ctx, &project, id, NULL, &p, &rec, true);
     if (st == DS_OK)
         st = ds_cmd_enter(ctx, ds_arena_printf(ctx->arena, "w/%s/%s", project, rec.id));
     if (st == DS_OK)
@@ -296,7 +307,7 @@ ds_status_t ds_cmd_ws_drop_object(ds_ctx_t *ctx, const char *project, const char
     ds_ws_rec_t rec;
     const char *stored;
     bool view;
-    ds_status_t st = open_ws(ctx, &project, id, NULL, &p, &rec);
+    ds_status_t st = open_ws(ctx, &project, id, NULL, &p, &rec, true);
     if (st == DS_OK)
         st = ds_ident_check_name(name, "object", &ctx->err);
     if (st == DS_OK)
@@ -321,7 +332,7 @@ ds_status_t ds_cmd_ws_reset_password(ds_ctx_t *ctx, const char *project, const c
 {
     ds_proj_t p;
     memset(out, 0, sizeof(*out));
-    ds_status_t st = open_ws(ctx, &project, id, NULL, &p, &out->rec);
+    ds_status_t st = open_ws(ctx, &project, id, NULL, &p, &out->rec, true);
     if (st == DS_OK)
         st = ds_cmd_enter(ctx, ds_arena_printf(ctx->arena, "w/%s/%s", project, out->rec.id));
     if (st != DS_OK)
@@ -339,7 +350,7 @@ ds_status_t ds_cmd_ws_disable_login(ds_ctx_t *ctx, const char *project, const ch
 {
     ds_proj_t p;
     ds_ws_rec_t rec;
-    ds_status_t st = open_ws(ctx, &project, id, NULL, &p, &rec);
+    ds_status_t st = open_ws(ctx, &project, id, NULL, &p, &rec, true);
     if (st == DS_OK)
         st = ds_cmd_enter(ctx, ds_arena_printf(ctx->arena, "w/%s/%s", project, rec.id));
     if (st != DS_OK)
@@ -418,7 +429,7 @@ ds_status_t ds_cmd_ws_load(ds_ctx_t *ctx, const char *project, const char *id, c
     ds_proj_t p;
     ds_ws_rec_t rec;
     *rows = 0;
-    ds_status_t st = open_ws(ctx, &project, id, cred, &p, &rec);
+    ds_status_t st = open_ws(ctx, &project, id, cred, &p, &rec, true);
     if (st != DS_OK)
         return st;
     if ((int)in->type < DS_WS_LOAD_FULL || (int)in->type > DS_WS_LOAD_CLONE)
@@ -578,7 +589,7 @@ ds_status_t ds_cmd_ws_query(ds_ctx_t *ctx, const char *project, const char *id, 
     ds_proj_t p;
     ds_ws_rec_t rec;
     memset(out, 0, sizeof(*out));
-    ds_status_t st = open_ws(ctx, &project, id, cred, &p, &rec);
+    ds_status_t st = open_ws(ctx, &project, id, cred, &p, &rec, false);
     if (st == DS_OK)
         st = check_query(ctx, q);
     if (st != DS_OK)
@@ -676,7 +687,7 @@ ds_status_t ds_cmd_table_import_workspace(ds_ctx_t *ctx, const char *project, co
     const char *stored, *dir;
     bool view;
     memset(out, 0, sizeof(*out));
-    ds_status_t st = open_ws(ctx, &project, ws, NULL, &p, &rec);
+    ds_status_t st = open_ws(ctx, &project, ws, NULL, &p, &rec, false);
     if (st != DS_OK)
         return st;
     if (in->n_mapping || in->src_where.n_filters || in->src_where.changed_since || in->src_where.changed_until)

@@ -107,6 +107,7 @@ def _concrete(pattern, fid, key_id):
 
 # Bodies that would succeed with a writing key, so that a 403 is the scope's doing and nothing else.
 WRITE_BODIES = {
+    ("POST", "/projects/{id}/workspaces/{workspace}/load"): {"source": {"bucket": "in.c-b", "table": "t"}},
     ("POST", "/projects"): {"id": "intruder"},
     ("PUT", "/projects/{id}"): {"name": "hijacked"},
     ("POST", "/projects/{id}/buckets"): {"stage": "in", "name": "c-intruder"},
