@@ -119,6 +119,8 @@ extern const ds_rest_route_t ds_rest_driver_routes[];
 extern const size_t ds_rest_n_driver_routes;
 extern const ds_rest_route_t ds_rest_backend_routes[]; /* /backends (routes_backends.c) */
 extern const size_t ds_rest_n_backend_routes;
+extern const ds_rest_route_t ds_rest_branch_routes[]; /* development branches (routes_branches.c) */
+extern const size_t ds_rest_n_branch_routes;
 
 /* Every route of every table, in order: i from 0 to ds_rest_route_count()-1. */
 size_t ds_rest_route_count(void);
