@@ -312,6 +312,7 @@ void bench_phase_export(bench_t *b);
 void bench_phase_parallel(bench_t *b);
 void bench_phase_requests(bench_t *b);
 void bench_phase_tables(bench_t *b);
+void bench_phase_branches(bench_t *b);
 void bench_phase_projects(bench_t *b);
 void bench_phase_plugins(bench_t *b);
 

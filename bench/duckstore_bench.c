@@ -13,7 +13,8 @@
  *             override the scale and request sizes (for experiments)
  *
  * Phases, in order, on one server (the projects phase starts its own):
- * import, import incremental, export, parallel, requests, tables, projects.
+ * import, import incremental, export, parallel, requests, tables, branches,
+ * projects.
  */
 #include "bench.h"
 
@@ -201,6 +202,7 @@ int main(int argc, char **argv)
     bench_phase_parallel(&b);
     bench_phase_requests(&b);
     bench_phase_tables(&b);
+    bench_phase_branches(&b);
 
     bench_http_close(&b.http);
     bench_grpc_close(&b.grpc);
