@@ -645,6 +645,75 @@ ds_status_t ds_cmd_branch_pull(ds_ctx_t *ctx, const char *project, const char *b
     return ds_be_table_get(p.be, &p.call, m.bucket, m.name, out);
 }
 
+/* One table a merge applies: the branch's copy (own_bucket set) or its drop of main's table (own_bucket NULL). */
+typedef struct {
+    const char *own_bucket; /* physical bucket of the branch's table, or NULL for a hidden main table */
+    const char *mark_bucket;
+    const char *logical;    /* main's bucket */
+    const char *table;
+    int64_t base;           /* the marked main version; 0: the branch created the table */
+} merge_item_t;
+
+/* Everything the branch would apply to main now (ctx arena). */
+static ds_status_t merge_plan(ds_ctx_t *ctx, ds_proj_t *p, merge_item_t **items, size_t *n, ds_be_mark_t **marks,
+                              size_t *n_marks)
+{
+    ds_be_bucket_t *all;
+    size_t n_all, cap = 0;
+    *items = NULL;
+    *n = 0;
+    ds_status_t st = ds_be_bucket_list(p->be, &p->call, &all, &n_all);
+    if (st == DS_OK)
+        st = ds_be_marks_list(p->be, &p->call, p->branch_prefix, marks, n_marks);
+    if (st != DS_OK)
+        return st;
+    for (int pass = 0; pass < 2; pass++) {
+        size_t k = 0;
+        for (size_t i = 0; i < n_all; i++) {
+            if (!ds_cmd_branch_owns(p, all[i].id))
+                continue;
+            ds_be_table_t *t;
+            size_t nt;
+            if ((st = ds_be_table_list(p->be, &p->call, all[i].id, &t, &nt)) != DS_OK)
+                return st;
+            for (size_t j = 0; j < nt; j++, k++) {
+                if (pass == 0)
+                    continue;
+                merge_item_t *it = &(*items)[k];
+                *it = (merge_item_t){.own_bucket = all[i].id, .mark_bucket = all[i].id,
+                                     .logical = ds_cmd_branch_logical(p, all[i].id), .table = t[j].name};
+                for (size_t m = 0; m < *n_marks; m++)
+                    if (strcasecmp((*marks)[m].bucket, all[i].id) == 0 && strcasecmp((*marks)[m].name, t[j].name) == 0)
+                        it->base = (*marks)[m].base_version;
+            }
+        }
+        for (size_t m = 0; m < *n_marks; m++) {
+            if (!(*marks)[m].hidden)
+                continue;
+            bool copied = false;
+            for (size_t j = 0; pass == 1 && j < k && !copied; j++)
+                copied = strcasecmp((*items)[j].own_bucket, (*marks)[m].bucket) == 0 &&
+                         strcasecmp((*items)[j].table, (*marks)[m].name) == 0;
+            if (pass == 1 && !copied)
+                (*items)[k] = (merge_item_t){.mark_bucket = (*marks)[m].bucket,
+                                             .logical = ds_cmd_branch_logical(p, (*marks)[m].bucket),
+                                             .table = (*marks)[m].name, .base = (*marks)[m].base_version};
+            if (pass == 0 || !copied)
+                k++;
+        }
+        if (pass == 0) {
+            cap = k;
+            if (!(*items = ds_arena_alloc(ctx->arena, sizeof(merge_item_t) * (cap + 1))))
+                return oom(ctx);
+        } else {
+            *n = k;
+        }
+    }
+    return DS_OK;
+}
+
+static int key_cmp(const void *a, const void *b) { return strcasecmp(*(const char *const *)a, *(const char *const *)b); }
+
 ds_status_t ds_cmd_branch_merge(ds_ctx_t *ctx, const char *project, const char *branch, bool force,
                                 const char ***merged, size_t *n_merged, const char ***conflicts, size_t *n_conflicts)
 {
@@ -653,92 +722,97 @@ ds_status_t ds_cmd_branch_merge(ds_ctx_t *ctx, const char *project, const char *
     *merged = *conflicts = NULL;
     *n_merged = *n_conflicts = 0;
     ds_status_t st = open_branch(ctx, &project, branch, &p, &b);
-    if (st == DS_OK)
-        st = ds_cmd_enter_ddl(ctx, project);
     if (st != DS_OK)
         return st;
-    ds_be_bucket_t *all;
-    size_t n_all;
+    merge_item_t *items;
+    size_t n;
     ds_be_mark_t *marks;
     size_t n_marks;
-    if ((st = ds_be_bucket_list(p.be, &p.call, &all, &n_all)) != DS_OK ||
-        (st = ds_be_marks_list(p.be, &p.call, p.branch_prefix, &marks, &n_marks)) != DS_OK)
+    if ((st = merge_plan(ctx, &p, &items, &n, &marks, &n_marks)) != DS_OK)
         return st;
-    /* Owned tables (copies and new ones) first, then main tables the branch dropped. */
-    size_t cap = n_marks * 2 + 8, n_moves = 0, n_names = 0, n_bad = 0;
-    for (size_t i = 0; i < n_all; i++)
-        if (ds_cmd_branch_owns(&p, all[i].id)) {
-            ds_be_table_t *t;
-            size_t nt;
-            if ((st = ds_be_table_list(p.be, &p.call, all[i].id, &t, &nt)) != DS_OK)
-                return st;
-            cap += nt * 3;
-        }
-    ds_be_move_t *moves = ds_arena_alloc(ctx->arena, sizeof(*moves) * cap);
-    const char **names = ds_arena_alloc(ctx->arena, sizeof(char *) * cap);
-    const char **bad = ds_arena_alloc(ctx->arena, sizeof(char *) * cap);
+    /*
+     * The write slots of every table involved (the branch's and main's), in
+     * one order so two merges cannot deadlock, then the catalog slot (the
+     * lock order of cmd/cmd.h: table slots first). Tables the branch writes
+     * for the first time after this point stay in the branch.
+     */
+    const char **keys = ds_arena_alloc(ctx->arena, sizeof(char *) * (2 * n + 1));
+    if (!keys)
+        return oom(ctx);
+    size_t n_keys = 0;
+    for (size_t i = 0; i < n; i++) {
+        keys[n_keys++] = ds_arena_printf(ctx->arena, "%s\n%s", items[i].mark_bucket, items[i].table);
+        keys[n_keys++] = ds_arena_printf(ctx->arena, "%s\n%s", items[i].logical, items[i].table);
+    }
+    for (size_t i = 0; i < n_keys; i++)
+        if (!keys[i])
+            return oom(ctx);
+    qsort(keys, n_keys, sizeof(char *), key_cmp);
+    for (size_t i = 0; i < n_keys; i++) {
+        if (i && strcasecmp(keys[i], keys[i - 1]) == 0)
+            continue;
+        const char *nl = strchr(keys[i], '\n');
+        const char *bucket = ds_arena_strndup(ctx->arena, keys[i], (size_t)(nl - keys[i]));
+        if (!bucket)
+            return oom(ctx);
+        if ((st = ds_cmd_enter_table(ctx, project, bucket, nl + 1)) != DS_OK)
+            return st;
+    }
+    if ((st = ds_cmd_enter_ddl(ctx, project)) != DS_OK)
+        return st;
+    /* Planned again under the slots: what was planned cannot change any more. */
+    merge_item_t *locked = items;
+    size_t n_locked = n;
+    if ((st = merge_plan(ctx, &p, &items, &n, &marks, &n_marks)) != DS_OK)
+        return st;
+    ds_be_move_t *moves = ds_arena_alloc(ctx->arena, sizeof(*moves) * (3 * n + 1));
+    const char **names = ds_arena_alloc(ctx->arena, sizeof(char *) * (n + 1));
+    const char **bad = ds_arena_alloc(ctx->arena, sizeof(char *) * (n + 1));
     if (!moves || !names || !bad)
         return oom(ctx);
-    for (size_t i = 0; i < n_all; i++) {
-        if (!ds_cmd_branch_owns(&p, all[i].id))
+    size_t n_moves = 0, n_names = 0, n_bad = 0;
+    for (size_t i = 0; i < n; i++) {
+        merge_item_t *it = &items[i];
+        bool held = false;
+        for (size_t j = 0; j < n_locked && !held; j++)
+            held = strcasecmp(locked[j].mark_bucket, it->mark_bucket) == 0 && strcasecmp(locked[j].table, it->table) == 0;
+        if (!held)
             continue;
-        const char *logical = ds_cmd_branch_logical(&p, all[i].id);
-        ds_be_table_t *t;
-        size_t nt;
-        if ((st = ds_be_table_list(p.be, &p.call, all[i].id, &t, &nt)) != DS_OK)
+        int64_t cur = 0;
+        st = ds_be_table_version(p.be, &p.call, it->logical, it->table, &cur);
+        bool in_main = st == DS_OK;
+        if (st == DS_NOT_FOUND) {
+            ds_err_clear(&ctx->err);
+            st = DS_OK;
+        }
+        if (st != DS_OK)
             return st;
-        for (size_t j = 0; j < nt; j++) {
-            int64_t base = 0, cur = 0;
-            for (size_t k = 0; k < n_marks; k++)
-                if (strcasecmp(marks[k].bucket, all[i].id) == 0 && strcasecmp(marks[k].name, t[j].name) == 0)
-                    base = marks[k].base_version;
-            st = ds_be_table_version(p.be, &p.call, logical, t[j].name, &cur);
-            bool in_main = st == DS_OK;
-            if (st == DS_NOT_FOUND) {
-                ds_err_clear(&ctx->err);
-                st = DS_OK;
-            }
-            if (st != DS_OK)
-                return st;
-            const char *name = ds_arena_printf(ctx->arena, "%s.%s", logical, t[j].name);
-            if (base == 0 ? in_main : (!in_main || cur != base))
-                bad[n_bad++] = name;
-            names[n_names++] = name;
-            moves[n_moves++] = (ds_be_move_t){.kind = DS_MOVE_COPY, .src_bucket = all[i].id, .src_table = t[j].name,
-                                              .dst_bucket = logical, .dst_table = t[j].name,
-                                              .expect_version = force ? -1 : base, .mark_version = 0};
-            moves[n_moves++] = (ds_be_move_t){.kind = DS_MOVE_DROP, .dst_bucket = all[i].id, .dst_table = t[j].name,
-                                              .expect_version = -1};
+        if (!it->own_bucket && !in_main) {
+            /* main dropped it too: nothing to apply, only the mark goes */
+            moves[n_moves++] = (ds_be_move_t){.kind = DS_MOVE_UNMARK, .dst_bucket = it->mark_bucket,
+                                              .dst_table = it->table, .expect_version = -1};
+            continue;
         }
-    }
-    for (size_t k = 0; k < n_marks; k++) {
-        if (marks[k].hidden) {
-            bool copied = false;
-            for (size_t i = 0; i < n_moves && !copied; i++)
-                copied = moves[i].kind == DS_MOVE_DROP && strcasecmp(moves[i].dst_bucket, marks[k].bucket) == 0 &&
-                         strcasecmp(moves[i].dst_table, marks[k].name) == 0;
-            if (!copied) {
-                const char *logical = ds_cmd_branch_logical(&p, marks[k].bucket);
-                int64_t cur = 0;
-                st = ds_be_table_version(p.be, &p.call, logical, marks[k].name, &cur);
-                if (st == DS_NOT_FOUND) { /* main dropped it too: nothing to apply */
-                    ds_err_clear(&ctx->err);
-                    st = DS_OK;
-                } else if (st == DS_OK) {
-                    const char *name = ds_arena_printf(ctx->arena, "%s.%s", logical, marks[k].name);
-                    if (cur != marks[k].base_version)
-                        bad[n_bad++] = name;
-                    names[n_names++] = name;
-                    moves[n_moves++] = (ds_be_move_t){.kind = DS_MOVE_DROP, .dst_bucket = logical,
-                                                      .dst_table = marks[k].name,
-                                                      .expect_version = force ? -1 : marks[k].base_version};
-                }
-                if (st != DS_OK)
-                    return st;
-            }
+        const char *name = ds_arena_printf(ctx->arena, "%s.%s", it->logical, it->table);
+        if (!name)
+            return oom(ctx);
+        /* The conflict rule: main must still be what the branch decided on. */
+        if (it->base == 0 ? in_main : (!in_main || cur != it->base))
+            bad[n_bad++] = name;
+        names[n_names++] = name;
+        int64_t expect = force ? -1 : it->base;
+        if (it->own_bucket) {
+            moves[n_moves++] = (ds_be_move_t){.kind = DS_MOVE_COPY, .src_bucket = it->own_bucket, .src_table = it->table,
+                                              .dst_bucket = it->logical, .dst_table = it->table,
+                                              .expect_version = expect, .mark_version = 0};
+            moves[n_moves++] = (ds_be_move_t){.kind = DS_MOVE_DROP, .dst_bucket = it->own_bucket,
+                                              .dst_table = it->table, .expect_version = -1};
+        } else {
+            moves[n_moves++] = (ds_be_move_t){.kind = DS_MOVE_DROP, .dst_bucket = it->logical, .dst_table = it->table,
+                                              .expect_version = expect};
         }
-        moves[n_moves++] = (ds_be_move_t){.kind = DS_MOVE_UNMARK, .dst_bucket = marks[k].bucket,
-                                          .dst_table = marks[k].name, .expect_version = -1};
+        moves[n_moves++] = (ds_be_move_t){.kind = DS_MOVE_UNMARK, .dst_bucket = it->mark_bucket,
+                                          .dst_table = it->table, .expect_version = -1};
     }
     if (n_bad && !force) {
         *conflicts = bad;
@@ -753,14 +827,8 @@ ds_status_t ds_cmd_branch_merge(ds_ctx_t *ctx, const char *project, const char *
         ds_buf_free(&list);
         return st;
     }
-    if (n_moves && (st = ds_be_tables_move(p.be, &p.call, moves, n_moves)) != DS_OK) {
-        if (st == DS_CONFLICT) {
-            /* Main changed between the check and the transaction: the backend named the table. */
-            *conflicts = bad;
-            *n_conflicts = 0;
-        }
+    if (n_moves && (st = ds_be_tables_move(p.be, &p.call, moves, n_moves)) != DS_OK)
         return st;
-    }
     *merged = names;
     *n_merged = n_names;
     return DS_OK;
