@@ -340,7 +340,7 @@ def test_kill_during_copy_on_write_and_merge(server, admin):
     the restart main is either untouched or fully merged, and the branch's table is main's, a whole
     copy, or the copy with the write; never a part."""
     p = Proj(server, admin, P)
-    n = 60000
+    n = 30000
     p.create_table("big", ["id", "v"], primary_key=["id"])
     p.load_csv("big", csv_text([[str(i), f"v{i}"] for i in range(n)], header=["id", "v"]))
     main_hdr, main_rows = export_rows(p, p.tpath("big"))
