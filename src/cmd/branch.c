@@ -503,6 +503,21 @@ ds_status_t ds_cmd_branch_table_drop(ds_ctx_t *ctx, ds_proj_t *p, const char *bu
     return ds_be_tables_move(p->be, &p->call, moves, n);
 }
 
+ds_status_t ds_cmd_branch_read_table(ds_ctx_t *ctx, const char *project, const char *branch, const char *bucket,
+                                     const char *table, const char **phys_bucket, const char **phys_table)
+{
+    ds_proj_t p;
+    ctx->branch = branch;
+    ds_status_t st = ds_cmd_open_project(ctx, &project, &p);
+    if (st == DS_OK)
+        st = ds_cmd_resolve_table(ctx, &p, &bucket, &table, false, NULL, NULL);
+    if (st != DS_OK)
+        return st;
+    *phys_bucket = bucket;
+    *phys_table = table;
+    return DS_OK;
+}
+
 /* ---- branch commands ---- */
 
 /* Opens project for a branch command (main view) and finds branch id in it. */

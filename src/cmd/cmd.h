@@ -174,6 +174,16 @@ typedef struct {
     size_t n_tables;
 } ds_branch_info_t;
 
+/*
+ * The one resolver, for other features (branch workspaces, aliases): the
+ * physical bucket and table that (branch, bucket, table) of project reads in
+ * the engine: the branch's own copy, else main's table (NULL or "default"
+ * branch: main's). 404 when the branch does not see the table (it dropped it,
+ * or nobody has it). Results in ctx's arena. Commands in src/cmd/ use the
+ * finer functions of internal.h (ds_cmd_branch_resolve_table, _write).
+ */
+ds_status_t ds_cmd_branch_read_table(ds_ctx_t *ctx, const char *project, const char *branch, const char *bucket,
+                                     const char *table, const char **phys_bucket, const char **phys_table);
 /* Creates branch id (NULL: generated) of project; O(1): nothing is copied. */
 ds_status_t ds_cmd_branch_create(ds_ctx_t *ctx, const char *project, const char *id, const char *name,
                                  ds_be_branch_t *out);

@@ -11,6 +11,7 @@
 #include "core/log.h"
 
 #include <criterion/criterion.h>
+#include <duckdb.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -155,4 +156,33 @@ Test(duckdb_branch, branch_drop_removes_only_its_prefix)
     cr_assert_eq(n, 1);
     cr_assert_str_eq(items[0].id, "x2");
     cr_assert_eq(ops->branch_drop(self, &call, "x", "_br_x."), DS_NOT_FOUND);
+}
+
+/* A project file written before branches (no version column, no branch tables) gets them on attach. */
+Test(duckdb_branch, older_file_is_migrated_on_attach)
+{
+    ops->close(self);
+    char path[256];
+    snprintf(path, sizeof(path), "%s/duckdb/project_p_main.duckdb", dir);
+    duckdb_database db;
+    duckdb_connection c;
+    cr_assert_eq(duckdb_open(path, &db), DuckDBSuccess, "cannot open %s", path);
+    cr_assert_eq(duckdb_connect(db, &c), DuckDBSuccess);
+    const char *old_schema[] = {"ALTER TABLE _ds.tables DROP COLUMN version", "DROP SEQUENCE _ds.version_seq",
+                                "DROP TABLE _ds.branches", "DROP TABLE _ds.branch_marks", "CHECKPOINT"};
+    for (size_t i = 0; i < sizeof(old_schema) / sizeof(old_schema[0]); i++) {
+        duckdb_result r;
+        cr_assert_eq(duckdb_query(c, old_schema[i], &r), DuckDBSuccess, "%s: %s", old_schema[i], duckdb_result_error(&r));
+        duckdb_destroy_result(&r);
+    }
+    duckdb_disconnect(&c);
+    duckdb_close(&db);
+    cr_assert_eq(ops->open(ds_registry_host(), &self, &err), DS_OK, "%s", err.message);
+    int64_t v = version("in.c-a", "t");
+    cr_assert_gt(v, 0, "%s", err.message);
+    ds_be_branch_t b = {.id = "x", .name = "x", .created_at = 1};
+    cr_assert_eq(ops->branch_create(self, &call, &b), DS_OK, "%s", err.message);
+    ds_be_column_t col = {"x", "VARCHAR", true, NULL};
+    cr_assert_eq(ops->column_add(self, &call, "in.c-a", "t", &col), DS_OK, "%s", err.message);
+    cr_assert_gt(version("in.c-a", "t"), v);
 }
