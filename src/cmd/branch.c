@@ -727,6 +727,38 @@ static ds_status_t merge_plan(ds_ctx_t *ctx, ds_proj_t *p, merge_item_t **items,
     return DS_OK;
 }
 
+/*
+ * After the tables: buckets the branch created (also empty ones) are created
+ * in main, and the branch's now empty buckets go, so the branch holds no
+ * storage any more. Each step is safe to repeat: a crash in between leaves
+ * an empty branch bucket that the next merge (or the branch's delete) removes.
+ */
+static ds_status_t merge_buckets(ds_ctx_t *ctx, ds_proj_t *p)
+{
+    ds_be_bucket_t *all;
+    size_t n_all;
+    ds_status_t st = ds_be_bucket_list(p->be, &p->call, &all, &n_all);
+    for (size_t i = 0; st == DS_OK && i < n_all; i++) {
+        if (!ds_cmd_branch_owns(p, all[i].id))
+            continue;
+        ds_be_bucket_t m = all[i];
+        m.id = ds_cmd_branch_logical(p, all[i].id);
+        st = ds_be_bucket_get(p->be, &p->call, m.id, &(ds_be_bucket_t){0});
+        if (st == DS_NOT_FOUND) {
+            ds_err_clear(&ctx->err);
+            st = ds_be_bucket_create(p->be, &p->call, &m);
+        }
+        if (st == DS_OK)
+            st = ds_be_bucket_drop(p->be, &p->call, all[i].id, false);
+        if (st == DS_CONFLICT) {
+            /* a table the branch wrote after the merge planned (it stays in the branch) */
+            ds_err_clear(&ctx->err);
+            st = DS_OK;
+        }
+    }
+    return st;
+}
+
 static int key_cmp(const void *a, const void *b) { return strcasecmp(*(const char *const *)a, *(const char *const *)b); }
 
 ds_status_t ds_cmd_branch_merge(ds_ctx_t *ctx, const char *project, const char *branch, bool force,
@@ -846,5 +878,5 @@ ds_status_t ds_cmd_branch_merge(ds_ctx_t *ctx, const char *project, const char *
         return st;
     *merged = names;
     *n_merged = n_names;
-    return DS_OK;
+    return merge_buckets(ctx, &p);
 }

@@ -256,6 +256,7 @@ def test_merge_applies_branch_writes_to_main(proj):
     expect(p.api.post(bpath(p, "dev", f"/buckets/{B}/tables"), {"name": "fresh", "columns": [{"name": "a"}]}), 201)
     expect(p.api.post(bpath(p, "dev", "/buckets"), {"stage": "out", "name": "c-new"}), 201)
     expect(p.api.post(bpath(p, "dev", "/buckets/out.c-new/tables"), {"name": "t", "columns": [{"name": "a"}]}), 201)
+    expect(p.api.post(bpath(p, "dev", "/buckets"), {"stage": "out", "name": "c-empty"}), 201)
     expect(p.api.delete(tpath(p, "dev", "gone")), 204)
     branch_people = export_rows(p, tpath(p, "dev", "people"))
     orders_before = main_state(p)[f"{B}.orders"]
@@ -267,8 +268,11 @@ def test_merge_applies_branch_writes_to_main(proj):
     assert expect(p.api.get(f"/projects/{p.pid}/buckets/out.c-new/tables/t"), 200)["name"] == "t"
     expect_error(p.api.get(p.tpath("gone")), 404, "not_found")
     assert main_state(p)[f"{B}.orders"] == orders_before
-    # the branch's storage is gone: it reads main again
+    # the branch's storage is gone: it reads main again, and main counts only its own buckets
     assert set(branch_tables(p, "dev").values()) == {"main"}
+    assert sorted(x["id"] for x in expect(p.api.get(f"/projects/{p.pid}/buckets"), 200)["items"]) == \
+        [B, "out.c-empty", "out.c-new"]
+    assert expect(p.api.get(f"/projects/{p.pid}"), 200)["stats"]["buckets"] == 3
     assert expect(p.api.post(bpath(p, "dev", "/merge"), {}), 200)["merged_tables"] == []
 
 
