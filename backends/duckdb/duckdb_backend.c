@@ -920,14 +920,17 @@ static ds_status_t be_project_list_stored(void *self, void (*cb)(const char *, v
 
 /* ---- projects ---- */
 
+/* A new file gets the version column in its CREATE TABLE; older files get it from DDB_META_V2_DDL on attach. */
 static const char *meta_ddl =
     "CREATE SCHEMA IF NOT EXISTS " META ";"
+    "CREATE SEQUENCE IF NOT EXISTS " META ".version_seq;"
     "CREATE TABLE IF NOT EXISTS " META ".buckets (id VARCHAR NOT NULL, stage VARCHAR NOT NULL, "
     "name VARCHAR NOT NULL, description VARCHAR, created_at BIGINT NOT NULL);"
     "CREATE TABLE IF NOT EXISTS " META ".tables (bucket VARCHAR NOT NULL, name VARCHAR NOT NULL, "
     "primary_key VARCHAR NOT NULL DEFAULT '', created_at BIGINT NOT NULL, last_import_at BIGINT, "
-    "last_change_at BIGINT, row_count BIGINT NOT NULL DEFAULT 0, byte_count BIGINT NOT NULL DEFAULT 0);"
-    DDB_META_V2_DDL;
+    "last_change_at BIGINT, row_count BIGINT NOT NULL DEFAULT 0, byte_count BIGINT NOT NULL DEFAULT 0, "
+    "version BIGINT DEFAULT nextval('" META ".version_seq'));"
+    DDB_META_BRANCH_TABLES_DDL;
 
 static ds_status_t meta_init(use_t *u, void *ud)
 {

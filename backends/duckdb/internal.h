@@ -123,13 +123,15 @@ ds_status_t ddb_table_create_txn(use_t *u, void *ud);
  * the host's marks on branch tables. Runs with the project as default
  * database; a no-op on files that have it all.
  */
-#define DDB_META_V2_DDL                                                                                                \
-    "CREATE SEQUENCE IF NOT EXISTS " META ".version_seq;"                                                              \
-    "ALTER TABLE " META ".tables ADD COLUMN IF NOT EXISTS version BIGINT DEFAULT nextval('" META ".version_seq');"     \
+#define DDB_META_BRANCH_TABLES_DDL                                                                                     \
     "CREATE TABLE IF NOT EXISTS " META ".branches (id VARCHAR NOT NULL, name VARCHAR NOT NULL, "                       \
     "created_at BIGINT NOT NULL);"                                                                                     \
     "CREATE TABLE IF NOT EXISTS " META ".branch_marks (bucket VARCHAR NOT NULL, name VARCHAR NOT NULL, "               \
     "hidden BOOLEAN NOT NULL, base_version BIGINT NOT NULL);"
+#define DDB_META_V2_DDL                                                                                                \
+    "CREATE SEQUENCE IF NOT EXISTS " META ".version_seq;"                                                              \
+    "ALTER TABLE " META ".tables ADD COLUMN IF NOT EXISTS version BIGINT DEFAULT nextval('" META ".version_seq');"     \
+    DDB_META_BRANCH_TABLES_DDL
 
 /* branch.c: development branch primitives, wired into the ops table. */
 ds_status_t ddb_table_version(void *self, ds_be_call_t *call, const char *bucket, const char *table, int64_t *version);
