@@ -16,7 +16,8 @@
  *             import phase's state, the others run alone
  *
  * Phases, in order, on one server (the projects phase starts its own):
- * import, import incremental, export, parallel, requests, tables, load, workspaces, projects.
+ * import, import incremental, export, parallel, requests, tables, load, workspaces,
+ * branches, projects.
  */
 #include "bench.h"
 
@@ -212,6 +213,7 @@ int main(int argc, char **argv)
     PHASE("tables", bench_phase_tables)
     PHASE("load", bench_phase_load)
     PHASE("workspaces", bench_phase_workspaces)
+    PHASE("branches", bench_phase_branches)
 #undef PHASE
 
     bench_http_close(&b.http);

@@ -157,7 +157,7 @@ static ds_status_t unreadable(be_t *be, const char *id, ds_err_t *err)
 }
 
 /* ATTACH of p's file. Runs without be->lock, by the call that set p->attaching. */
-static ds_status_t run_attach(be_t *be, const proj_t *p, const char *path, ds_err_t *err)
+static ds_status_t run_attach(be_t *be, const proj_t *p, const char *path, bool create, ds_err_t *err)
 {
     ds_status_t st;
     ds_buf_t sql = {0};
@@ -176,6 +176,21 @@ static ds_status_t run_attach(be_t *be, const proj_t *p, const char *path, ds_er
             break;
         ds_err_clear(err);
         usleep(5000);
+    }
+    if (st == DS_OK && !create) {
+        /*
+         * Files written before development branches lack the version column
+         * and the branch tables: add them (a no-op once they exist). A file
+         * without its _ds tables is reported by the call that reads them.
+         */
+        ds_err_t merr = {0};
+        ds_buf_t mig = {0};
+        ds_buf_puts(&mig, "USE ");
+        ds_buf_ident(&mig, p->alias);
+        ds_buf_puts(&mig, "; " DDB_META_V2_DDL);
+        if (admin_exec(be, ds_buf_cstr(&mig), &merr) != DS_OK)
+            be->host->log(2, "duckdb", "project %s: cannot add the branch metadata to its file: %s", p->id, merr.message);
+        ds_buf_free(&mig);
     }
     if (st != DS_OK && strstr(err->message, "Unique file handle conflict"))
         st = ds_err_set(err, DS_UNAVAILABLE, "project \"%s\" is being reopened; retry", p->id);
@@ -311,7 +326,7 @@ static ds_status_t acquire(be_t *be, const char *id, bool create, proj_t **out, 
 
     if (nv)
         detach_victims(be, victims, nv);
-    ds_status_t st = run_attach(be, p, path, err);
+    ds_status_t st = run_attach(be, p, path, create, err);
 
     pthread_mutex_lock(&be->lock);
     p->attaching = false;
@@ -945,13 +960,17 @@ static ds_status_t be_project_list_stored(void *self, void (*cb)(const char *, v
 
 /* ---- projects ---- */
 
+/* A new file gets the version column in its CREATE TABLE; older files get it from DDB_META_V2_DDL on attach. */
 static const char *meta_ddl =
     "CREATE SCHEMA IF NOT EXISTS " META ";"
+    "CREATE SEQUENCE IF NOT EXISTS " META ".version_seq;"
     "CREATE TABLE IF NOT EXISTS " META ".buckets (id VARCHAR NOT NULL, stage VARCHAR NOT NULL, "
     "name VARCHAR NOT NULL, description VARCHAR, created_at BIGINT NOT NULL);"
     "CREATE TABLE IF NOT EXISTS " META ".tables (bucket VARCHAR NOT NULL, name VARCHAR NOT NULL, "
     "primary_key VARCHAR NOT NULL DEFAULT '', created_at BIGINT NOT NULL, last_import_at BIGINT, "
-    "last_change_at BIGINT, row_count BIGINT NOT NULL DEFAULT 0, byte_count BIGINT NOT NULL DEFAULT 0);";
+    "last_change_at BIGINT, row_count BIGINT NOT NULL DEFAULT 0, byte_count BIGINT NOT NULL DEFAULT 0, "
+    "version BIGINT DEFAULT nextval('" META ".version_seq'));"
+    DDB_META_BRANCH_TABLES_DDL;
 
 static ds_status_t meta_init(use_t *u, void *ud)
 {
@@ -1226,7 +1245,7 @@ done:
 
 /* ---- buckets ---- */
 
-static ds_status_t bucket_create_txn(use_t *u, void *ud)
+ds_status_t ddb_bucket_create_txn(use_t *u, void *ud)
 {
     const ds_be_bucket_t *b = ud;
     ds_buf_t sql = {0};
@@ -1251,7 +1270,7 @@ static ds_status_t be_bucket_create(void *self, ds_be_call_t *call, const ds_be_
     ds_status_t st = ddb_use_begin(self, call, false, &u);
     if (st != DS_OK)
         return st;
-    st = ddb_in_txn(&u, bucket_create_txn, (void *)bucket);
+    st = ddb_in_txn(&u, ddb_bucket_create_txn, (void *)bucket);
     ddb_use_end(&u);
     return st;
 }
@@ -1387,7 +1406,7 @@ static ds_status_t be_bucket_drop(void *self, ds_be_call_t *call, const char *bu
 
 /* ---- tables ---- */
 
-static ds_status_t table_create_txn(use_t *u, void *ud)
+ds_status_t ddb_table_create_txn(use_t *u, void *ud)
 {
     const ds_be_table_t *t = ud;
     duckdb_result r;
@@ -1458,7 +1477,7 @@ static ds_status_t be_table_create(void *self, ds_be_call_t *call, const ds_be_t
     ds_status_t st = ddb_use_begin(self, call, false, &u);
     if (st != DS_OK)
         return st;
-    st = ddb_in_txn(&u, table_create_txn, (void *)def);
+    st = ddb_in_txn(&u, ddb_table_create_txn, (void *)def);
     ddb_use_end(&u);
     return st;
 }
@@ -1867,7 +1886,8 @@ static ds_backend_ops_t ops = {
     .name = "duckdb",
     .version = "1.4.4",
     .capabilities = DS_CAP_DRIVER | DS_CAP_TYPED_COLUMNS | DS_CAP_FORMAT_CSV | DS_CAP_FORMAT_PARQUET |
-                    DS_CAP_IMPORT | DS_CAP_EXPORT | DS_CAP_PROFILE | DS_CAP_SCHEMA_CHANGES | DS_CAP_WORKSPACES,
+                    DS_CAP_IMPORT | DS_CAP_EXPORT | DS_CAP_PROFILE | DS_CAP_SCHEMA_CHANGES | DS_CAP_WORKSPACES |
+                    DS_CAP_BRANCHES,
     .settings = NULL,
     .n_settings = 0,
     .open = be_open,
@@ -1900,6 +1920,12 @@ static ds_backend_ops_t ops = {
     .project_quarantine = be_project_quarantine,
     .idem_lookup = ddb_idem_lookup,
     .table_scan_open = ddb_table_scan_open,
+    .table_version = ddb_table_version,
+    .branch_create = ddb_branch_create,
+    .branch_list = ddb_branch_list,
+    .branch_drop = ddb_branch_drop,
+    .marks_list = ddb_marks_list,
+    .tables_move = ddb_tables_move,
 };
 
 const ds_backend_ops_t *ds_be_duckdb_entry(const ds_host_api_t *host)

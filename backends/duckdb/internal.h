@@ -137,6 +137,36 @@ ds_status_t ddb_load_columns(use_t *u, ds_be_call_t *call, ds_be_table_t *t);
 /* Columns, primary key and times of bucket.table (no counts); DS_NOT_FOUND (2004) when absent. */
 ds_status_t ddb_table_describe(use_t *u, ds_be_call_t *call, const char *bucket, const char *table, ds_be_table_t *t);
 
+/* Creates the bucket ud (a const ds_be_bucket_t *) inside the caller's transaction. */
+ds_status_t ddb_bucket_create_txn(use_t *u, void *ud);
+/* Creates the table ud (a const ds_be_table_t *) and its metadata row inside the caller's transaction. */
+ds_status_t ddb_table_create_txn(use_t *u, void *ud);
+/*
+ * What project files gained for development branches (branch.c): every
+ * metadata row of _ds.tables gets a fresh version from a sequence whenever it
+ * is written (each write rewrites the row), so a table's version changes
+ * with every write; _ds.branches holds the branch records, _ds.branch_marks
+ * the host's marks on branch tables. Runs with the project as default
+ * database; a no-op on files that have it all.
+ */
+#define DDB_META_BRANCH_TABLES_DDL                                                                                     \
+    "CREATE TABLE IF NOT EXISTS " META ".branches (id VARCHAR NOT NULL, name VARCHAR NOT NULL, "                       \
+    "created_at BIGINT NOT NULL);"                                                                                     \
+    "CREATE TABLE IF NOT EXISTS " META ".branch_marks (bucket VARCHAR NOT NULL, name VARCHAR NOT NULL, "               \
+    "hidden BOOLEAN NOT NULL, base_version BIGINT NOT NULL);"
+#define DDB_META_V2_DDL                                                                                                \
+    "CREATE SEQUENCE IF NOT EXISTS " META ".version_seq;"                                                              \
+    "ALTER TABLE " META ".tables ADD COLUMN IF NOT EXISTS version BIGINT DEFAULT nextval('" META ".version_seq');"     \
+    DDB_META_BRANCH_TABLES_DDL
+
+/* branch.c: development branch primitives, wired into the ops table. */
+ds_status_t ddb_table_version(void *self, ds_be_call_t *call, const char *bucket, const char *table, int64_t *version);
+ds_status_t ddb_branch_create(void *self, ds_be_call_t *call, const ds_be_branch_t *branch);
+ds_status_t ddb_branch_list(void *self, ds_be_call_t *call, ds_be_branch_t **items, size_t *n);
+ds_status_t ddb_branch_drop(void *self, ds_be_call_t *call, const char *id, const char *bucket_prefix);
+ds_status_t ddb_marks_list(void *self, ds_be_call_t *call, const char *bucket_prefix, ds_be_mark_t **items, size_t *n);
+ds_status_t ddb_tables_move(void *self, ds_be_call_t *call, const ds_be_move_t *moves, size_t n);
+
 /* data.c: the table-data operations, wired into the ops table. */
 ds_status_t ddb_table_import(void *self, ds_be_call_t *call, const char *bucket, const char *table,
                              const ds_import_t *in, const char *const *paths, size_t n_paths, ds_import_result_t *out);

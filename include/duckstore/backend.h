@@ -305,6 +305,45 @@ typedef struct {
 } ds_column_alter_t;
 
 struct ds_be_scan; /* an open table scan: see table_scan_open below */
+/*
+ * Development branches (DS_CAP_BRANCHES). The rules (which physical table a
+ * branch's table is, when to copy, the merge conflict rule) are the host's
+ * (src/cmd/branch.c); a backend stores branch records and offers the table
+ * primitives below. Added after version 1 (see the end of ds_backend_ops_t).
+ */
+typedef struct {
+    const char *id;
+    const char *name;
+    int64_t created_at; /* unix seconds */
+} ds_be_branch_t;
+
+/* A mark the host keeps on a physical table name: a hidden (dropped in a branch) main table, or the main version a branch copy was made from. */
+typedef struct {
+    const char *bucket;
+    const char *name;
+    bool hidden;
+    int64_t base_version; /* the version of the main table when the branch copied or hid it; 0: none */
+} ds_be_mark_t;
+
+typedef enum {
+    DS_MOVE_COPY = 0, /* dst becomes a copy of src (definition, rows, metadata); dst replaced when it exists; its bucket created like src's when missing */
+    DS_MOVE_DROP = 1, /* dst dropped when it exists */
+    DS_MOVE_MARK = 2, /* dst's mark set (hidden, mark_version) */
+    DS_MOVE_UNMARK = 3 /* dst's mark removed */
+} ds_move_kind_t;
+
+typedef struct {
+    ds_move_kind_t kind;
+    const char *src_bucket; /* COPY */
+    const char *src_table;
+    const char *dst_bucket;
+    const char *dst_table;
+    /* Checked inside the transaction before the move: -1 no check; 0 dst must not exist; > 0 dst's version must equal it (else DS_CONFLICT naming dst). */
+    int64_t expect_version;
+    /* COPY: > 0 records a mark on dst with this base version, 0 removes dst's mark. MARK: the mark's base version. */
+    int64_t mark_version;
+    bool hidden; /* MARK */
+} ds_be_move_t;
 
 /* Functions the host gives a backend. */
 typedef struct ds_host_api {
@@ -482,6 +521,27 @@ typedef struct ds_backend_ops {
      */
     ds_status_t (*table_scan_open)(void *self, ds_be_call_t *call, const char *bucket, const char *table,
                                    const ds_export_t *in, struct ds_be_scan **out);
+    /*
+     * Development branches (appended; NULL when the backend has none). A table's
+     * version is a number that changes with every write of the table (data,
+     * schema, re-creation) and never returns to an earlier value in the
+     * project: table_version gives it (DS_NOT_FOUND when no such table).
+     * branch_create records a branch (DS_ALREADY_EXISTS regardless of case);
+     * branch_list lists them by id; branch_drop removes the record, every
+     * bucket whose id starts with bucket_prefix (compared lower-case) and the
+     * marks of those buckets, in one transaction (DS_NOT_FOUND when no such
+     * branch). marks_list gives the marks of buckets starting with
+     * bucket_prefix. tables_move applies moves in order in ONE transaction:
+     * all or nothing, also under kill -9.
+     */
+    ds_status_t (*table_version)(void *self, ds_be_call_t *call, const char *bucket, const char *table,
+                                 int64_t *version);
+    ds_status_t (*branch_create)(void *self, ds_be_call_t *call, const ds_be_branch_t *branch);
+    ds_status_t (*branch_list)(void *self, ds_be_call_t *call, ds_be_branch_t **items, size_t *n);
+    ds_status_t (*branch_drop)(void *self, ds_be_call_t *call, const char *id, const char *bucket_prefix);
+    ds_status_t (*marks_list)(void *self, ds_be_call_t *call, const char *bucket_prefix, ds_be_mark_t **items,
+                              size_t *n);
+    ds_status_t (*tables_move)(void *self, ds_be_call_t *call, const ds_be_move_t *moves, size_t n);
 } ds_backend_ops_t;
 
 /*

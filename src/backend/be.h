@@ -107,4 +107,39 @@ static inline ds_status_t ds_be_table_drop(ds_backend_t *b, ds_be_call_t *c, con
     return DS_BE_CALL(b, c, table_drop, bucket, table);
 }
 
+/*
+ * Development branch primitives (appended to the ops struct after version 1):
+ * read only when the backend's struct covers them, else "not supported".
+ */
+#define DS_BE_CALL_V2(b, call, method, ...)                                                                   \
+    (DS_BE_HAS((b)->ops, method) ? DS_BE_CALL(b, call, method, __VA_ARGS__)                                 \
+                                 : ds_err_set((call)->err, DS_UNSUPPORTED, "%s is not supported by backend %s", \
+                                              #method, (b)->ops->name))
+static inline ds_status_t ds_be_table_version(ds_backend_t *b, ds_be_call_t *c, const char *bucket,
+                                              const char *table, int64_t *version)
+{
+    return DS_BE_CALL_V2(b, c, table_version, bucket, table, version);
+}
+static inline ds_status_t ds_be_branch_create(ds_backend_t *b, ds_be_call_t *c, const ds_be_branch_t *br)
+{
+    return DS_BE_CALL_V2(b, c, branch_create, br);
+}
+static inline ds_status_t ds_be_branch_list(ds_backend_t *b, ds_be_call_t *c, ds_be_branch_t **items, size_t *n)
+{
+    return DS_BE_CALL_V2(b, c, branch_list, items, n);
+}
+static inline ds_status_t ds_be_branch_drop(ds_backend_t *b, ds_be_call_t *c, const char *id, const char *prefix)
+{
+    return DS_BE_CALL_V2(b, c, branch_drop, id, prefix);
+}
+static inline ds_status_t ds_be_marks_list(ds_backend_t *b, ds_be_call_t *c, const char *prefix, ds_be_mark_t **items,
+                                           size_t *n)
+{
+    return DS_BE_CALL_V2(b, c, marks_list, prefix, items, n);
+}
+static inline ds_status_t ds_be_tables_move(ds_backend_t *b, ds_be_call_t *c, const ds_be_move_t *moves, size_t n)
+{
+    return DS_BE_CALL_V2(b, c, tables_move, moves, n);
+}
+
 #endif

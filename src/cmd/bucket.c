@@ -32,6 +32,11 @@ ds_status_t ds_cmd_bucket_create(ds_ctx_t *ctx, const char *project, const ds_bu
                         .created_at = ds_now()};
     if ((st = ds_cmd_enter_ddl(ctx, project)) != DS_OK)
         return st;
+    if (p.branch) {
+        if ((st = ds_cmd_branch_bucket_create(ctx, &p, &b)) != DS_OK)
+            return st;
+        return ds_cmd_branch_bucket_get(ctx, &p, id, out);
+    }
     if ((st = ds_be_bucket_create(p.be, &p.call, &b)) != DS_OK)
         return st;
     return ds_be_bucket_get(p.be, &p.call, id, out);
@@ -43,7 +48,17 @@ ds_status_t ds_cmd_bucket_list(ds_ctx_t *ctx, const char *project, ds_be_bucket_
     ds_status_t st = ds_cmd_open_project(ctx, &project, &p);
     if (st != DS_OK)
         return st;
-    return ds_be_bucket_list(p.be, &p.call, items, n);
+    if (p.branch)
+        return ds_cmd_branch_bucket_list(ctx, &p, items, n);
+    if ((st = ds_be_bucket_list(p.be, &p.call, items, n)) != DS_OK)
+        return st;
+    /* Branch storage (ids starting with "_", see cmd/branch.c) is not main's. */
+    size_t k = 0;
+    for (size_t i = 0; i < *n; i++)
+        if ((*items)[i].id && (*items)[i].id[0] != '_')
+            (*items)[k++] = (*items)[i];
+    *n = k;
+    return DS_OK;
 }
 
 ds_status_t ds_cmd_bucket_get(ds_ctx_t *ctx, const char *project, const char *bucket, ds_be_bucket_t *out)
@@ -54,6 +69,8 @@ ds_status_t ds_cmd_bucket_get(ds_ctx_t *ctx, const char *project, const char *bu
         return st;
     if ((st = ds_ident_check_bucket(bucket, "bucket", &ctx->err)) != DS_OK)
         return st;
+    if (p.branch)
+        return ds_cmd_branch_bucket_get(ctx, &p, bucket, out);
     return ds_be_bucket_get(p.be, &p.call, bucket, out); /* the backend's lookup returns the stored spelling */
 }
 
@@ -67,5 +84,7 @@ ds_status_t ds_cmd_bucket_delete(ds_ctx_t *ctx, const char *project, const char 
         return st;
     if ((st = ds_cmd_enter_ddl(ctx, project)) != DS_OK)
         return st;
+    if (p.branch)
+        return ds_cmd_branch_bucket_drop(ctx, &p, bucket, force);
     return ds_be_bucket_drop(p.be, &p.call, bucket, force);
 }

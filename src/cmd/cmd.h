@@ -284,4 +284,50 @@ ds_status_t ds_cmd_primary_key_add(ds_ctx_t *ctx, const char *project, const cha
                                    const char **columns, size_t n);
 ds_status_t ds_cmd_primary_key_drop(ds_ctx_t *ctx, const char *project, const char *bucket, const char *table);
 
+/* ---- development branches (branch.c) ----
+ * A branch starts as a view of main: a table the branch has not written reads
+ * main's current data; the first write to it copies it into the branch, and
+ * later writes go to the copy. Table commands work in a branch when
+ * ctx->branch names one (every table command above honours it). */
+typedef struct {
+    const char *id;     /* "bucket.table" */
+    const char *source; /* "branch" (the branch owns a copy or created it) | "main" (reads through) */
+} ds_branch_table_t;
+
+typedef struct {
+    ds_be_branch_t branch;
+    ds_branch_table_t *tables;
+    size_t n_tables;
+} ds_branch_info_t;
+
+/*
+ * The one resolver, for other features (branch workspaces, aliases): the
+ * physical bucket and table that (branch, bucket, table) of project reads in
+ * the engine: the branch's own copy, else main's table (NULL or "default"
+ * branch: main's). 404 when the branch does not see the table (it dropped it,
+ * or nobody has it). Results in ctx's arena. Commands in src/cmd/ use the
+ * finer functions of internal.h (ds_cmd_branch_resolve_table, _write).
+ */
+ds_status_t ds_cmd_branch_read_table(ds_ctx_t *ctx, const char *project, const char *branch, const char *bucket,
+                                     const char *table, const char **phys_bucket, const char **phys_table);
+/* Creates branch id (NULL: generated) of project; O(1): nothing is copied. */
+ds_status_t ds_cmd_branch_create(ds_ctx_t *ctx, const char *project, const char *id, const char *name,
+                                 ds_be_branch_t *out);
+ds_status_t ds_cmd_branch_list(ds_ctx_t *ctx, const char *project, ds_be_branch_t **items, size_t *n);
+/* The branch plus every table it sees, and whether it owns it or reads main's. */
+ds_status_t ds_cmd_branch_get(ds_ctx_t *ctx, const char *project, const char *id, ds_branch_info_t *out);
+/* Removes the branch and only its own storage, in one transaction. */
+ds_status_t ds_cmd_branch_delete(ds_ctx_t *ctx, const char *project, const char *id);
+/* The branch's table goes back to main's current data (a table main lacks: 404); out: the table as the branch sees it. */
+ds_status_t ds_cmd_branch_pull(ds_ctx_t *ctx, const char *project, const char *branch, const char *bucket,
+                               const char *table, ds_be_table_t *out);
+/*
+ * Applies every table the branch wrote (copies, new tables, drops) to main in
+ * one transaction and empties the branch. Unless force, a table main changed
+ * after the branch copied (or hid) it, or one main created meanwhile, refuses
+ * the whole merge: DS_CONFLICT, with *conflicts (ctx arena) naming them.
+ */
+ds_status_t ds_cmd_branch_merge(ds_ctx_t *ctx, const char *project, const char *branch, bool force,
+                                const char ***merged, size_t *n_merged, const char ***conflicts, size_t *n_conflicts);
+
 #endif

@@ -225,9 +225,7 @@ ds_status_t ds_cmd_table_import(ds_ctx_t *ctx, const char *project, const char *
     }
     if ((st = resolve_import(ctx, &p, &bucket, &table, in, &x)) != DS_OK)
         return st;
-    if ((st = ds_cmd_enter_table(ctx, project, bucket, table)) != DS_OK)
-        return st;
-    if (in->create_mode != DS_CREATE_NONE && (st = ds_cmd_enter_ddl(ctx, project)) != DS_OK)
+    if ((st = ds_cmd_branch_write(ctx, &p, &bucket, &table, in->create_mode != DS_CREATE_NONE)) != DS_OK)
         return st;
     bool applied;
     int64_t count;
@@ -279,7 +277,7 @@ ds_status_t ds_cmd_table_export(ds_ctx_t *ctx, const char *project, const char *
     const char *ext = in->format == DS_FORMAT_PARQUET ? "parquet" : in->gzip ? "csv.gz" : "csv";
     const char *name = in->file_name && *in->file_name
                            ? in->file_name
-                           : ds_arena_printf(ctx->arena, "exports/%s.%s-%lld-%08x.%s", bucket, table, (long long)ds_now(),
+                           : ds_arena_printf(ctx->arena, "exports/%s.%s-%lld-%08x.%s", ds_cmd_branch_logical(&p, bucket), table, (long long)ds_now(),
                                              (unsigned)randombytes_random(), ext);
     if ((st = ds_ident_check_file_key(name, &ctx->err)) != DS_OK)
         return st;
@@ -378,7 +376,7 @@ ds_status_t ds_cmd_table_delete_rows(ds_ctx_t *ctx, const char *project, const c
         return st;
     if ((st = resolve_read(ctx, &p, &bucket, &table, NULL, 0, NULL, 0, &w)) != DS_OK)
         return st;
-    if ((st = ds_cmd_enter_table(ctx, project, bucket, table)) != DS_OK)
+    if ((st = ds_cmd_branch_write(ctx, &p, &bucket, &table, false)) != DS_OK)
         return st;
     bool applied;
     int64_t count;
@@ -408,9 +406,7 @@ static ds_status_t open_for_schema(ds_ctx_t *ctx, const char *project, const cha
     if (st == DS_OK)
         st = ds_cmd_resolve_table(ctx, p, bucket, table, false, def, NULL);
     if (st == DS_OK)
-        st = ds_cmd_enter_table(ctx, project, *bucket, *table);
-    if (st == DS_OK)
-        st = ds_cmd_enter_ddl(ctx, project);
+        st = ds_cmd_branch_write(ctx, p, bucket, table, true);
     return st;
 }
 

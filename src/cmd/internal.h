@@ -13,6 +13,8 @@ typedef struct {
     ds_project_rec_t rec;
     ds_backend_t *be;
     ds_be_call_t call;
+    const char *branch;        /* the branch this request works in (stored spelling), or NULL for main */
+    const char *branch_prefix; /* the bucket prefix of its storage ("_br_<id lower-case>."), or NULL */
 } ds_proj_t;
 
 /* Authorizes ctx for project id (admin or that project's key), and opens it. */
@@ -105,5 +107,45 @@ ds_status_t ds_cmd_require_filters(ds_ctx_t *ctx, const ds_proj_t *proj, const d
 ds_status_t ds_cmd_require_types(ds_ctx_t *ctx, const ds_proj_t *proj, const ds_be_column_t *columns, size_t n);
 /* DS_CAP_SCHEMA_CHANGES, plus DS_CAP_TYPED_COLUMNS when type (may be NULL) is not VARCHAR. */
 ds_status_t ds_cmd_require_schema_change(ds_ctx_t *ctx, const ds_proj_t *proj, const char *type);
+
+/* ---- development branches (branch.c) ----
+ * The one resolver of (branch, bucket, table) to the physical table: names.c
+ * calls it for every table and bucket a command names, so every command is
+ * branch-aware; writers call ds_cmd_branch_write instead of
+ * ds_cmd_enter_table. Physical names of a branch's own storage carry
+ * p->branch_prefix; main's have none (no bucket id may start with "_"). */
+/* Called by ds_cmd_open_project when ctx->branch names a branch: checks the capability and that it exists. */
+ds_status_t ds_cmd_branch_open(ds_ctx_t *ctx, ds_proj_t *p);
+/* True when bucket (a physical id) is branch storage of p's branch. */
+bool ds_cmd_branch_owns(const ds_proj_t *p, const char *bucket);
+/* The logical id of a physical bucket id (the prefix removed); main ids unchanged. */
+const char *ds_cmd_branch_logical(const ds_proj_t *p, const char *bucket);
+/*
+ * Reads: *bucket and *table (validated) become the physical table the branch
+ * sees: its own copy, else main's (unless the branch dropped it). def and
+ * exists as ds_cmd_resolve_table, whose branch half this is.
+ */
+ds_status_t ds_cmd_branch_resolve_table(ds_ctx_t *ctx, ds_proj_t *p, const char **bucket, const char **table,
+                                        bool may_be_missing, ds_be_table_t *def, bool *exists);
+/* The physical bucket the branch sees for *bucket (its own, else main's); 404 when neither. */
+ds_status_t ds_cmd_branch_resolve_bucket(ds_ctx_t *ctx, ds_proj_t *p, const char **bucket);
+/*
+ * Writes: enters the write slot of the table (as resolved) and makes sure the
+ * write lands in the branch: a main table is copied into the branch first
+ * (one transaction); a table being created gets the branch's bucket. with_ddl
+ * also enters the project's catalog slot (always taken when a copy is made):
+ * the caller must then not enter it again. On main it is ds_cmd_enter_table
+ * (+ ds_cmd_enter_ddl).
+ */
+ds_status_t ds_cmd_branch_write(ds_ctx_t *ctx, ds_proj_t *p, const char **bucket, const char **table, bool with_ddl);
+
+/* The branch view of buckets and tables (ids logical), and the branch's forms of bucket create/drop and table drop. */
+ds_status_t ds_cmd_branch_table_list(ds_ctx_t *ctx, ds_proj_t *p, const char *bucket, ds_be_table_t **items,
+                                     size_t *n);
+ds_status_t ds_cmd_branch_bucket_list(ds_ctx_t *ctx, ds_proj_t *p, ds_be_bucket_t **items, size_t *n);
+ds_status_t ds_cmd_branch_bucket_get(ds_ctx_t *ctx, ds_proj_t *p, const char *bucket, ds_be_bucket_t *out);
+ds_status_t ds_cmd_branch_bucket_create(ds_ctx_t *ctx, ds_proj_t *p, const ds_be_bucket_t *b);
+ds_status_t ds_cmd_branch_bucket_drop(ds_ctx_t *ctx, ds_proj_t *p, const char *bucket, bool force);
+ds_status_t ds_cmd_branch_table_drop(ds_ctx_t *ctx, ds_proj_t *p, const char *bucket, const char *table);
 
 #endif

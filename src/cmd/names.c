@@ -22,6 +22,9 @@
  * names (service.c): a table dropped and re-created with another spelling
  * between two requests' resolutions still maps to one queue.
  *
+ * In a development branch (p->branch), the names resolve through the branch
+ * (cmd/branch.c) to the physical table the branch sees.
+ *
  * Everything returned is allocated in the request arena.
  */
 #include <string.h>
@@ -45,6 +48,8 @@ ds_status_t ds_cmd_resolve_bucket(ds_ctx_t *ctx, ds_proj_t *p, const char **buck
     if (st != DS_OK)
         return st;
     ds_be_bucket_t b;
+    if (p->branch)
+        return ds_cmd_branch_resolve_bucket(ctx, p, bucket);
     if (!p->be->ops->bucket_get)
         return DS_OK; /* a backend without lookups keeps names as given and applies its own rule */
     if ((st = ds_be_bucket_get(p->be, &p->call, *bucket, &b)) != DS_OK)
@@ -69,6 +74,8 @@ ds_status_t ds_cmd_resolve_table(ds_ctx_t *ctx, ds_proj_t *p, const char **bucke
         st = ds_ident_check_name(*table, "table", &ctx->err);
     if (st != DS_OK)
         return st;
+    if (p->branch)
+        return ds_cmd_branch_resolve_table(ctx, p, bucket, table, may_be_missing, def, exists);
     if (!p->be->ops->table_get) {
         if (exists)
             *exists = true; /* unknown: the backend decides */

@@ -815,6 +815,7 @@ const char *ds_cmd_project_spelling(ds_ctx_t *ctx, const char *id)
 static ds_status_t open_project(ds_ctx_t *ctx, const char **idp, ds_proj_t *out, bool trusted)
 {
     const char *id = *idp;
+    out->branch = out->branch_prefix = NULL;
     ds_status_t st = ds_ident_check_project(id, &ctx->err);
     if (st != DS_OK)
         return st;
@@ -847,6 +848,8 @@ static ds_status_t open_project(ds_ctx_t *ctx, const char **idp, ds_proj_t *out,
     ds_arena_on_destroy(ctx->arena, put_backend, out->be);
     out->call = (ds_be_call_t){
         .arena = ctx->arena, .err = &ctx->err, .project_id = ctx->project_id, .cancel = ctx->cancel};
+    if (ctx->branch && strcmp(ctx->branch, "default") != 0)
+        return ds_cmd_branch_open(ctx, out);
     return DS_OK;
 }
 

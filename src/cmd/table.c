@@ -81,11 +81,28 @@ ds_status_t ds_cmd_table_create(ds_ctx_t *ctx, const char *project, const char *
     def.bucket = bucket;
     if ((st = ds_cmd_require_types(ctx, &p, def.columns, def.n_columns)) != DS_OK)
         return st;
-    if ((st = ds_cmd_enter_ddl(ctx, project)) != DS_OK)
+    if (p.branch) {
+        /* Created in the branch only: in its own bucket, and not over a table the branch sees. */
+        const char *name = in->name;
+        bool exists;
+        bucket = ds_cmd_branch_logical(&p, bucket);
+        if ((st = ds_cmd_resolve_table(ctx, &p, &bucket, &name, true, NULL, &exists)) != DS_OK)
+            return st;
+        if (exists)
+            return ds_err_set(&ctx->err, DS_ALREADY_EXISTS, "table \"%s.%s\" already exists",
+                              ds_cmd_branch_logical(&p, bucket), name);
+        if ((st = ds_cmd_branch_write(ctx, &p, &bucket, &name, true)) != DS_OK)
+            return st;
+        def.bucket = bucket;
+    } else if ((st = ds_cmd_enter_ddl(ctx, project)) != DS_OK) {
         return st;
+    }
     if ((st = ds_be_table_create(p.be, &p.call, &def)) != DS_OK)
         return st;
-    return ds_be_table_get(p.be, &p.call, bucket, in->name, out);
+    if ((st = ds_be_table_get(p.be, &p.call, bucket, in->name, out)) != DS_OK)
+        return st;
+    out->bucket = ds_cmd_branch_logical(&p, out->bucket);
+    return DS_OK;
 }
 
 ds_status_t ds_cmd_table_get(ds_ctx_t *ctx, const char *project, const char *bucket, const char *table,
@@ -95,7 +112,10 @@ ds_status_t ds_cmd_table_get(ds_ctx_t *ctx, const char *project, const char *buc
     ds_status_t st = ds_cmd_open_project(ctx, &project, &p);
     if (st != DS_OK)
         return st;
-    return ds_cmd_resolve_table(ctx, &p, &bucket, &table, false, out, NULL);
+    if ((st = ds_cmd_resolve_table(ctx, &p, &bucket, &table, false, out, NULL)) != DS_OK)
+        return st;
+    out->bucket = ds_cmd_branch_logical(&p, out->bucket);
+    return DS_OK;
 }
 
 ds_status_t ds_cmd_table_list(ds_ctx_t *ctx, const char *project, const char *bucket, ds_be_table_t **items,
@@ -107,6 +127,8 @@ ds_status_t ds_cmd_table_list(ds_ctx_t *ctx, const char *project, const char *bu
         return st;
     if ((st = ds_cmd_resolve_bucket(ctx, &p, &bucket)) != DS_OK)
         return st;
+    if (p.branch)
+        return ds_cmd_branch_table_list(ctx, &p, bucket, items, n);
     return ds_be_table_list(p.be, &p.call, bucket, items, n);
 }
 
@@ -118,6 +140,8 @@ ds_status_t ds_cmd_table_drop(ds_ctx_t *ctx, const char *project, const char *bu
         return st;
     if ((st = ds_cmd_resolve_table(ctx, &p, &bucket, &table, false, NULL, NULL)) != DS_OK)
         return st;
+    if (p.branch)
+        return ds_cmd_branch_table_drop(ctx, &p, bucket, table);
     if ((st = ds_cmd_enter_table(ctx, project, bucket, table)) != DS_OK ||
         (st = ds_cmd_enter_ddl(ctx, project)) != DS_OK)
         return st;

@@ -147,6 +147,38 @@ ds_status_t ds_drv_project(ds_drv_t *d, const char **project)
     return DS_OK;
 }
 
+/*
+ * Dev branches in bucket paths (docs/driver-protocol.md): the object name of a
+ * bucket in dev branch B is "B/<bucket id>" (what CreateBucket answers for a
+ * branch bucket); a plain bucket id is the main branch. A request works in one
+ * branch: the first path naming one sets it, another branch is refused.
+ */
+ds_status_t ds_drv_bucket(ds_drv_t *d, const char *elem, const char **bucket)
+{
+    const char *slash = elem ? strchr(elem, '/') : NULL;
+    *bucket = elem;
+    if (!slash)
+        return DS_OK;
+    const char *branch = ds_arena_strndup(d->ctx->arena, elem, (size_t)(slash - elem));
+    if (!branch)
+        return ds_drv_oom(d);
+    if (d->ctx->branch && strcasecmp(d->ctx->branch, branch) != 0)
+        return ds_err_setf(&d->ctx->err, DS_INVALID_ARGUMENT, "path",
+                           "one command works in one dev branch: paths name branches \"%s\" and \"%s\"",
+                           d->ctx->branch, branch);
+    d->ctx->branch = branch;
+    *bucket = slash + 1;
+    return DS_OK;
+}
+
+char *ds_drv_bucket_name(ds_drv_t *d, const char *bucket)
+{
+    if (!d->ctx->branch || strcmp(d->ctx->branch, "default") == 0)
+        return (char *)bucket;
+    char *name = ds_arena_printf(d->ctx->arena, "%s/%s", d->ctx->branch, bucket);
+    return name ? name : (char *)bucket;
+}
+
 ds_status_t ds_drv_table_ref(ds_drv_t *d, size_t n_path, char **path, const char *table, const char *field,
                              const char **bucket_out, const char **table_out)
 {
@@ -155,7 +187,7 @@ ds_status_t ds_drv_table_ref(ds_drv_t *d, size_t n_path, char **path, const char
                            "%s.path must be [bucket id] (one element), got %zu elements", field, n_path);
     if (!table || !*table)
         return ds_err_setf(&d->ctx->err, DS_INVALID_ARGUMENT, field, "%s.tableName is required", field);
-    *bucket_out = path[0];
+    TRY(ds_drv_bucket(d, path[0], bucket_out));
     *table_out = table;
     return DS_OK;
 }
@@ -181,7 +213,7 @@ pb_table_info_t *ds_drv_table_info(ds_drv_t *d, const ds_be_table_t *t)
         !(ti->primarykeysnames = ds_drv_ptrs(d, t->n_primary_key)))
         return NULL;
     ti->n_path = 1;
-    ti->path[0] = (char *)t->bucket;
+    ti->path[0] = ds_drv_bucket_name(d, t->bucket);
     ti->tablename = (char *)t->name;
     for (size_t i = 0; i < t->n_columns; i++) {
         const ds_be_column_t *c = &t->columns[i];
@@ -216,7 +248,7 @@ static ds_status_t respond_table_info(ds_drv_t *d, const ds_be_table_t *t)
     if (!r || !(r->path = ds_drv_ptrs(d, 2)) || !(r->tableinfo = ds_drv_table_info(d, t)))
         return ds_drv_oom(d);
     r->n_path = 2;
-    r->path[0] = (char *)t->bucket;
+    r->path[0] = ds_drv_bucket_name(d, t->bucket);
     r->path[1] = (char *)t->name;
     r->objecttype = KEBOOLA__STORAGE_DRIVER__COMMAND__INFO__OBJECT_TYPE__TABLE;
     r->object_info_case = KEBOOLA__STORAGE_DRIVER__COMMAND__INFO__OBJECT_INFO_RESPONSE__OBJECT_INFO_TABLE_INFO;
@@ -310,6 +342,46 @@ static ds_status_t h_drop_project(ds_drv_t *d)
     return ds_cmd_project_delete(d->ctx, id);
 }
 
+/*
+ * Dev branches: CreateDevBranch creates branch branchId of the project and
+ * answers devBranchReadOnlyRoleName "<project>/<branch id>", which Keboola
+ * keeps and hands back to DropDevBranch (which carries nothing else).
+ */
+static ds_status_t h_create_dev_branch(ds_drv_t *d)
+{
+    const Keboola__StorageDriver__Command__Project__CreateDevBranchCommand *c = (const void *)d->cmd;
+    const char *project = ds_drv_str(c->projectid);
+    if (!project)
+        TRY(ds_drv_project(d, &project));
+    if (!ds_drv_str(c->branchid))
+        return ds_err_setf(&d->ctx->err, DS_INVALID_ARGUMENT, "branchId", "CreateDevBranchCommand.branchId is required");
+    ds_be_branch_t b;
+    TRY(ds_cmd_branch_create(d->ctx, project, c->branchid, NULL, &b));
+    Keboola__StorageDriver__Command__Project__CreateDevBranchResponse *r =
+        NEW(d, Keboola__StorageDriver__Command__Project__CreateDevBranchResponse,
+            keboola__storage_driver__command__project__create_dev_branch_response__descriptor);
+    if (!r || !(r->devbranchreadonlyrolename = ds_arena_printf(d->ctx->arena, "%s/%s", d->ctx->project_id, b.id)))
+        return ds_drv_oom(d);
+    d->resp = &r->base;
+    return DS_OK;
+}
+
+static ds_status_t h_drop_dev_branch(ds_drv_t *d)
+{
+    const Keboola__StorageDriver__Command__Project__DropDevBranchCommand *c = (const void *)d->cmd;
+    const char *role = ds_drv_str(c->devbranchreadonlyrolename);
+    const char *slash = role ? strchr(role, '/') : NULL;
+    if (!slash || slash == role || !slash[1])
+        return ds_err_setf(&d->ctx->err, DS_INVALID_ARGUMENT, "devBranchReadOnlyRoleName",
+                           "DropDevBranchCommand.devBranchReadOnlyRoleName must be \"<project>/<branch id>\" as "
+                           "CreateDevBranch answered it, got \"%.100s\"",
+                           role ? role : "");
+    const char *project = ds_arena_strndup(d->ctx->arena, role, (size_t)(slash - role));
+    if (!project)
+        return ds_drv_oom(d);
+    return ds_cmd_branch_delete(d->ctx, project, slash + 1);
+}
+
 /* ---- buckets ---- */
 
 static ds_status_t h_create_bucket(ds_drv_t *d)
@@ -317,10 +389,9 @@ static ds_status_t h_create_bucket(ds_drv_t *d)
     const Keboola__StorageDriver__Command__Bucket__CreateBucketCommand *c = (const void *)d->cmd;
     const char *project;
     TRY(ds_drv_project(d, &project));
+    /* branchId of a dev branch (not the default one): the bucket exists only in that branch. */
     if (ds_drv_str(c->branchid) && !c->isbranchdefault)
-        return ds_err_set(&d->ctx->err, DS_UNSUPPORTED,
-                          "CreateBucketCommand in dev branch \"%.64s\": dev branches are not supported by duckstore",
-                          c->branchid);
+        d->ctx->branch = c->branchid;
     if (!ds_drv_str(c->bucketid))
         return ds_err_setf(&d->ctx->err, DS_INVALID_ARGUMENT, "bucketId",
                            "CreateBucketCommand.bucketId is required (\"<stage>.<name>\", e.g. \"in.c-main\")");
@@ -339,8 +410,8 @@ static ds_status_t h_create_bucket(ds_drv_t *d)
     if (!r || !(r->path = ds_drv_ptrs(d, 1)))
         return ds_drv_oom(d);
     r->n_path = 1;
-    r->path[0] = (char *)b.id;
-    r->createbucketobjectname = (char *)b.id;
+    r->path[0] = ds_drv_bucket_name(d, b.id);
+    r->createbucketobjectname = r->path[0];
     d->resp = &r->base;
     return DS_OK;
 }
@@ -353,8 +424,10 @@ static ds_status_t h_drop_bucket(ds_drv_t *d)
     if (!ds_drv_str(c->bucketobjectname))
         return ds_err_setf(&d->ctx->err, DS_INVALID_ARGUMENT, "bucketObjectName",
                            "DropBucketCommand.bucketObjectName is required");
+    const char *bucket;
+    TRY(ds_drv_bucket(d, c->bucketobjectname, &bucket));
     /* ignoreErrors is deprecated in the protocol and not honored: a missing bucket is NOT_FOUND. */
-    return ds_cmd_bucket_delete(d->ctx, project, c->bucketobjectname, c->iscascade);
+    return ds_cmd_bucket_delete(d->ctx, project, bucket, c->iscascade);
 }
 
 /* ---- tables ---- */
@@ -442,7 +515,9 @@ static ds_status_t h_object_info(ds_drv_t *d)
                                "ObjectInfo of a SCHEMA takes path [bucket id], got %zu elements", c->n_path);
         ds_be_table_t *items;
         size_t n;
-        TRY(ds_cmd_table_list(d->ctx, project, c->path[0], &items, &n));
+        const char *bucket;
+        TRY(ds_drv_bucket(d, c->path[0], &bucket));
+        TRY(ds_cmd_table_list(d->ctx, project, bucket, &items, &n));
         Keboola__StorageDriver__Command__Info__SchemaInfo *si =
             NEW(d, Keboola__StorageDriver__Command__Info__SchemaInfo,
                 keboola__storage_driver__command__info__schema_info__descriptor);
@@ -461,7 +536,9 @@ static ds_status_t h_object_info(ds_drv_t *d)
             return ds_err_setf(err, DS_INVALID_ARGUMENT, "path",
                                "ObjectInfo of a TABLE takes path [bucket id, table name], got %zu elements", c->n_path);
         ds_be_table_t t;
-        TRY(ds_cmd_table_get(d->ctx, project, c->path[0], c->path[1], &t));
+        const char *bucket;
+        TRY(ds_drv_bucket(d, c->path[0], &bucket));
+        TRY(ds_cmd_table_get(d->ctx, project, bucket, c->path[1], &t));
         if (!(r->tableinfo = ds_drv_table_info(d, &t)))
             return ds_drv_oom(d);
         r->object_info_case = KEBOOLA__STORAGE_DRIVER__COMMAND__INFO__OBJECT_INFO_RESPONSE__OBJECT_INFO_TABLE_INFO;
@@ -515,8 +592,8 @@ static const ds_drv_entry_t commands[] = {
     {.command = CMD(project, create_project_command), .handler = h_create_project},
     {.command = CMD(project, update_project_command), .handler = h_update_project},
     {.command = CMD(project, drop_project_command), .handler = h_drop_project},
-    {.command = CMD(project, create_dev_branch_command), .missing = "dev branches"},
-    {.command = CMD(project, drop_dev_branch_command), .missing = "dev branches"},
+    {.command = CMD(project, create_dev_branch_command), .handler = h_create_dev_branch},
+    {.command = CMD(project, drop_dev_branch_command), .handler = h_drop_dev_branch},
     /* buckets */
     {.command = CMD(bucket, create_bucket_command), .handler = h_create_bucket},
     {.command = CMD(bucket, drop_bucket_command), .handler = h_drop_bucket},

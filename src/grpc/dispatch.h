@@ -170,6 +170,14 @@ ds_status_t ds_drv_oom(ds_drv_t *d);
 /* The project from the credentials: INVALID_ARGUMENT when host is empty. */
 ds_status_t ds_drv_project(ds_drv_t *d, const char **project);
 /*
+ * A bucket of a path: "<branch>/<bucket id>" is a bucket of dev branch
+ * <branch> (the request then works in it: d->ctx->branch), a plain bucket id
+ * main's. INVALID_ARGUMENT when one request names two branches.
+ */
+ds_status_t ds_drv_bucket(ds_drv_t *d, const char *elem, const char **bucket);
+/* The path name of bucket in the request's branch ("<branch>/<bucket>", or bucket on main); arena. */
+char *ds_drv_bucket_name(ds_drv_t *d, const char *bucket);
+/*
  * A table path: path must be exactly [bucket id] and table non-empty;
  * otherwise INVALID_ARGUMENT naming field (e.g. "destination").
  */

@@ -476,7 +476,7 @@ ds_status_t ds_drv_h_delete_rows(ds_drv_t *d)
             return ds_err_setf(E(d), DS_INVALID_ARGUMENT, "whereRefTableFilters",
                                "whereRefTableFilters needs column, refPath [bucket id] and refTable");
         w.in_column = f->column;
-        w.in_bucket = f->refpath[0];
+        TRY(ds_drv_bucket(d, f->refpath[0], &w.in_bucket));
         w.in_table = f->reftable;
         w.in_ref_column = ds_drv_str(f->refcolumn) ? f->refcolumn : f->column;
         w.in_negate = (int)f->operator_ == REF_NOT_IN;
@@ -533,7 +533,7 @@ ds_status_t ds_drv_h_profile_table(ds_drv_t *d)
     if (!resp || !(resp->path = ds_drv_ptrs(d, 1)) || !(resp->columns = ds_drv_ptrs(d, r.n_columns)))
         return ds_drv_oom(d);
     resp->n_path = 1;
-    resp->path[0] = (char *)bucket;
+    resp->path[0] = ds_drv_bucket_name(d, bucket);
     resp->tablename = (char *)table;
     resp->profile = json_text(d, json_pack("{s:I,s:I}", "rowCount", (json_int_t)r.rows, "columnCount",
                                            (json_int_t)r.n_columns));

@@ -134,6 +134,8 @@ extern const ds_rest_route_t ds_rest_key_routes[]; /* API keys (routes_keys.c) *
 extern const size_t ds_rest_n_key_routes;
 extern const ds_rest_route_t ds_rest_ws_routes[]; /* workspaces and queries (routes_ws.c) */
 extern const size_t ds_rest_n_ws_routes;
+extern const ds_rest_route_t ds_rest_branch_routes[]; /* development branches (routes_branches.c) */
+extern const size_t ds_rest_n_branch_routes;
 
 /* Every route of every table, in order: i from 0 to ds_rest_route_count()-1. */
 size_t ds_rest_route_count(void);

@@ -56,6 +56,7 @@ static const route_table_t tables[] = {
     {ds_rest_backend_routes, &ds_rest_n_backend_routes},
     {ds_rest_key_routes, &ds_rest_n_key_routes},
     {ds_rest_ws_routes, &ds_rest_n_ws_routes},
+    {ds_rest_branch_routes, &ds_rest_n_branch_routes},
 };
 
 size_t ds_rest_route_count(void)
@@ -79,8 +80,8 @@ const ds_rest_route_t *ds_rest_route_at(size_t i)
 /*
  * Branch-scoped paths: /projects/{id}/branches/{branch}/<rest> is the same
  * route as /projects/{id}/<rest> on that branch. "default" is the main
- * branch. Returns the path to match, or NULL when the branch is another
- * one (req->branch is set to it).
+ * branch. Returns the path to match; req->branch and req->ctx.branch name
+ * the branch.
  */
 static const char *strip_branch(const char *path, ds_rest_req_t *req)
 {
@@ -96,10 +97,11 @@ static const char *strip_branch(const char *path, ds_rest_req_t *req)
     if (!br_end || br_end == br || strncmp(br_end, "/buckets", 8) != 0)
         return path;
     size_t br_len = (size_t)(br_end - br);
-    if (req)
-        req->ctx.branch = req->branch = ds_arena_strndup(req->ctx.arena, br, br_len);
-    if (br_len != 7 || strncmp(br, "default", 7) != 0)
-        return NULL;
+    if (req) {
+        req->branch = ds_arena_strndup(req->ctx.arena, br, br_len);
+        /* The commands resolve every name through the branch (cmd/branch.c). */
+        req->ctx.branch = req->branch;
+    }
     if (!req)
         return path;
     return ds_arena_printf(req->ctx.arena, "%.*s%s", (int)(id_end - path), path, br_end);

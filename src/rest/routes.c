@@ -336,7 +336,6 @@ static ds_status_t h_not_yet(ds_rest_req_t *req, ds_rest_resp_t *resp)
                               ? "bucket sharing"
                           : strstr(path, "/alias")       ? "table aliases"
                           : strstr(path, "/snapshots")   ? "snapshots"
-                          : strstr(path, "/branches")    ? "development branches"
                           : strstr(path, "/workspaces")  ? "workspaces"
                                                          : "SQL queries";
     return ds_err_set(&CTX->err, DS_UNSUPPORTED, "%s are not available in this version of duckstore", feature);
@@ -374,9 +373,6 @@ const ds_rest_route_t ds_rest_routes[] = {
     NOT_YET("PUT", T "/alias-sync"),
     NOT_YET("POST", P "/snapshots"), NOT_YET("GET", P "/snapshots"), NOT_YET("GET", P "/snapshots/{snapshot}"),
     NOT_YET("DELETE", P "/snapshots/{snapshot}"), NOT_YET("POST", P "/snapshots/{snapshot}/restore"),
-    NOT_YET("POST", P "/branches"), NOT_YET("GET", P "/branches"), NOT_YET("GET", P "/branches/{branch}"),
-    NOT_YET("DELETE", P "/branches/{branch}"), NOT_YET("POST", P "/branches/{branch}/merge"),
-    NOT_YET("POST", P "/branches/{branch}/tables/{bucket}/{table}/pull"),
 #undef NOT_YET
 };
 const size_t ds_rest_n_routes = sizeof(ds_rest_routes) / sizeof(ds_rest_routes[0]);

@@ -173,3 +173,22 @@ def test_primary_key_changes(proj):
     assert t["primary_key"] == ["a", "b"]
     proj.load("t", ["a", "b", ], [["1", "x"], ["3", "z"]], incremental=True)
     assert proj.table("t")["rows"] == 4
+
+
+def test_branches_follow_capabilities(proj, admin, backend):
+    """Development branches: a backend reporting "branches" serves them (reads through to main);
+    one without answers 501 naming itself, on the branch routes and on branch paths alike, and
+    main stays as it was."""
+    orders(proj)
+    caps = {b["name"]: b for b in expect(admin.get("/backends"), 200)["items"]}[backend]["capabilities"]
+    base = f"/projects/{proj.pid}/branches"
+    r = proj.api.post(base, {"id": "dev"})
+    if caps["branches"]:
+        expect(r, 201)
+        t = expect(proj.api.get(f"{base}/dev/buckets/{proj.bucket}/tables/o"), 200)
+        assert t["rows"] == expect(proj.api.get(proj.tpath("o")), 200)["rows"]
+        return
+    expect_error(r, 501, "not_supported", mentions=[backend, "branches"])
+    expect_error(proj.api.get(base), 501, "not_supported", mentions=[backend])
+    expect_error(proj.api.get(f"{base}/dev/buckets/{proj.bucket}/tables/o"), 501, "not_supported", mentions=[backend])
+    assert expect(proj.api.get(proj.tpath("o")), 200)["name"] == "o"

@@ -38,7 +38,6 @@ def test_unknown_command_type_is_unimplemented(server, driver):
 
 @pytest.mark.parametrize("command", [
     workspace_pb2.GrantWorkspaceAccessToProjectCommand(workspaceObjectName="WORKSPACE_w"),
-    project_pb2.CreateDevBranchCommand(branchId="1"),
     bucket_pb2.ShareBucketCommand(sourceBucketId="in.c-b"),
     bucket_pb2.LinkBucketCommand(targetBucketId="in.c-b"),
     table_pb2.CreateTableFromTimeTravelCommand(timestamp=1),
@@ -49,11 +48,12 @@ def test_commands_without_the_capability_are_unimplemented(server, driver, comma
     assert command.DESCRIPTOR.name in e.message
 
 
-def test_dev_branch_bucket_is_unimplemented(server, driver):
+def test_dev_branch_bucket_needs_the_branch(server, driver):
+    """A bucket in a dev branch that was never created (CreateDevBranch) is NOT_FOUND naming it."""
     key = make_project(driver, server, "br")
     e = expect_error(lambda: driver.execute(bucket_pb2.CreateBucketCommand(bucketId="in.c-x", branchId="123"),
-                                            key, "br"), S.UNIMPLEMENTED)
-    assert "branch" in e.message
+                                            key, "br"), S.NOT_FOUND)
+    assert "branch" in e.message and "123" in e.message
     # The default branch is the project itself.
     driver.run(bucket_pb2.CreateBucketCommand(bucketId="in.c-x", branchId="1", isBranchDefault=True), key, "br",
                bucket_pb2.CreateBucketResponse)

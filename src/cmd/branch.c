@@ -1,0 +1,882 @@
+/*
+ * branch.c - development branches: every branch rule, once, above the backends.
+ *
+ * DESIGN
+ * A branch is a record in the project's storage plus the tables it wrote.
+ * Creating one writes the record only, so it costs the same for an empty
+ * project and for a project of 500 tables.
+ *
+ * Where a branch's tables live: in the project's own storage, in buckets whose
+ * id is the branch prefix "_br_<branch id, lower-case>." followed by the
+ * logical bucket id ("_br_dev.in.c-crm"). No bucket a client names can start
+ * with "_" (core/ident.c), so these ids never meet main's and a main request
+ * can never address them. Marks (backend "branch_marks") remember, per
+ * physical name, the version of main's table the branch decided on: when it
+ * copied it, or when it dropped it (a hidden mark).
+ *
+ * How a name resolves (ds_cmd_branch_resolve_table, used by names.c for every
+ * command): the branch's own table when it has one; else nothing when the
+ * branch dropped main's table; else main's table as it is now (reads fall
+ * through, including main's changes after the branch was created).
+ *
+ * Writes (ds_cmd_branch_write): inside the table's write slot of the branch,
+ * a table the branch does not own yet is copied from main in one backend
+ * transaction (tables_move), with a mark holding main's version; the write
+ * then goes to the copy. Main is never written by a branch request: every
+ * physical name a branch write reaches carries the branch prefix.
+ *
+ * Merge: for every table the branch owns or dropped, main's version must
+ * still be the marked one (a table the branch created: main must not have
+ * one); otherwise 409 naming the tables, unless forced. The merge is one
+ * tables_move: copies into main, drops in main, the branch's copies and marks
+ * removed, each guarded by the expected version inside the transaction, so a
+ * change of main between the check and the merge refuses it too.
+ *
+ * Everything returned is allocated in the request arena.
+ */
+#include <ctype.h>
+#include <sodium.h>
+#include <stdio.h>
+#include <string.h>
+#include <strings.h>
+
+#include "cmd/internal.h"
+#include "core/buf.h"
+
+#define BR_PREFIX "_br_"
+#define BR_ID_MAX 64
+
+static ds_status_t oom(ds_ctx_t *ctx) { return ds_err_set(&ctx->err, DS_UNAVAILABLE, "out of memory"); }
+
+static ds_status_t check_branch_id(ds_ctx_t *ctx, const char *id, const char *field)
+{
+    size_t n = id ? strlen(id) : 0;
+    bool ok = n > 0 && n <= BR_ID_MAX;
+    for (size_t i = 0; ok && i < n; i++)
+        ok = isalnum((unsigned char)id[i]) || id[i] == '_' || id[i] == '-';
+    if (!ok)
+        return ds_err_setf(&ctx->err, DS_INVALID_ARGUMENT, field,
+                           "invalid branch id \"%.80s\": use 1-64 characters of A-Z a-z 0-9 _ -", id ? id : "");
+    if (strcasecmp(id, "default") == 0 || strcasecmp(id, "main") == 0)
+        return ds_err_setf(&ctx->err, DS_INVALID_ARGUMENT, field,
+                           "invalid branch id \"%s\": the name is reserved for the main branch", id);
+    return DS_OK;
+}
+
+static const char *prefix_of(ds_ctx_t *ctx, const char *id)
+{
+    char *pre = ds_arena_printf(ctx->arena, BR_PREFIX "%s.", id);
+    for (char *c = pre ? pre + strlen(BR_PREFIX) : NULL; c && *c; c++)
+        *c = (char)tolower((unsigned char)*c);
+    return pre;
+}
+
+/* Finds branch id (regardless of case) among the project's branches; DS_NOT_FOUND naming it. */
+static ds_status_t find_branch(ds_ctx_t *ctx, ds_proj_t *p, const char *id, ds_be_branch_t *out)
+{
+    ds_be_branch_t *items;
+    size_t n;
+    ds_status_t st = ds_be_branch_list(p->be, &p->call, &items, &n);
+    if (st != DS_OK)
+        return st;
+    for (size_t i = 0; i < n; i++)
+        if (strcasecmp(items[i].id, id) == 0) {
+            *out = items[i];
+            return DS_OK;
+        }
+    return ds_err_set(&ctx->err, DS_NOT_FOUND, "branch \"%s\" not found in project \"%s\"", id, p->rec.id);
+}
+
+ds_status_t ds_cmd_branch_open(ds_ctx_t *ctx, ds_proj_t *p)
+{
+    ds_be_branch_t b;
+    ds_status_t st = check_branch_id(ctx, ctx->branch, "branch");
+    if (st == DS_OK)
+        st = ds_cmd_require_cap(ctx, p, DS_CAP_BRANCHES, "development branches");
+    if (st == DS_OK)
+        st = find_branch(ctx, p, ctx->branch, &b);
+    if (st != DS_OK)
+        return st;
+    p->branch = b.id;
+    if (!(p->branch_prefix = prefix_of(ctx, b.id)))
+        return oom(ctx);
+    return DS_OK;
+}
+
+bool ds_cmd_branch_owns(const ds_proj_t *p, const char *bucket)
+{
+    return p->branch_prefix && bucket && strncasecmp(bucket, p->branch_prefix, strlen(p->branch_prefix)) == 0;
+}
+
+const char *ds_cmd_branch_logical(const ds_proj_t *p, const char *bucket)
+{
+    return ds_cmd_branch_owns(p, bucket) ? bucket + strlen(p->branch_prefix) : bucket;
+}
+
+/* The physical bucket id of the branch's own storage for logical bucket (arena). */
+static const char *own_bucket(ds_ctx_t *ctx, const ds_proj_t *p, const char *bucket)
+{
+    return ds_cmd_branch_owns(p, bucket) ? bucket : ds_arena_printf(ctx->arena, "%s%s", p->branch_prefix, bucket);
+}
+
+/* The mark of physical bucket.table, if any (*found). */
+static ds_status_t find_mark(ds_ctx_t *ctx, ds_proj_t *p, const char *bucket, const char *table, ds_be_mark_t *out,
+                             bool *found)
+{
+    ds_be_mark_t *items;
+    size_t n;
+    *found = false;
+    (void)ctx;
+    ds_status_t st = ds_be_marks_list(p->be, &p->call, p->branch_prefix, &items, &n);
+    if (st != DS_OK)
+        return st;
+    for (size_t i = 0; i < n; i++)
+        if (strcasecmp(items[i].bucket, bucket) == 0 && strcasecmp(items[i].name, table) == 0) {
+            *out = items[i];
+            *found = true;
+            break;
+        }
+    return DS_OK;
+}
+
+/* Looks bucket.table up; *found false (and no error) when it does not exist. */
+static ds_status_t lookup(ds_ctx_t *ctx, ds_proj_t *p, const char *bucket, const char *table, ds_be_table_t *def,
+                          bool *found)
+{
+    memset(def, 0, sizeof(*def));
+    ds_status_t st = ds_be_table_get(p->be, &p->call, bucket, table, def);
+    *found = st == DS_OK;
+    if (st == DS_NOT_FOUND) {
+        ds_err_clear(&ctx->err);
+        memset(def, 0, sizeof(*def));
+        return DS_OK;
+    }
+    if (st == DS_OK && (!def->bucket || !def->name))
+        return oom(ctx);
+    return st;
+}
+
+/* Main's table bucket.table as the branch sees it: not there when the branch dropped it. */
+static ds_status_t main_visible(ds_ctx_t *ctx, ds_proj_t *p, const char *bucket, const char *table, ds_be_table_t *def,
+                                bool *found)
+{
+    ds_be_mark_t m;
+    bool marked;
+    ds_status_t st = find_mark(ctx, p, own_bucket(ctx, p, bucket), table, &m, &marked);
+    if (st != DS_OK)
+        return st;
+    if (marked && m.hidden) {
+        *found = false;
+        memset(def, 0, sizeof(*def));
+        return DS_OK;
+    }
+    return lookup(ctx, p, bucket, table, def, found);
+}
+
+ds_status_t ds_cmd_branch_resolve_bucket(ds_ctx_t *ctx, ds_proj_t *p, const char **bucket)
+{
+    ds_be_bucket_t b;
+    ds_status_t st = ds_be_bucket_get(p->be, &p->call, own_bucket(ctx, p, *bucket), &b);
+    if (st == DS_NOT_FOUND) {
+        ds_err_clear(&ctx->err);
+        st = ds_be_bucket_get(p->be, &p->call, *bucket, &b);
+        if (st == DS_NOT_FOUND)
+            return ds_err_setk(&ctx->err, DS_NOT_FOUND, DS_KBC_SCHEMA_NOT_FOUND, "bucket \"%s\" not found in branch \"%s\"",
+                               *bucket, p->branch);
+    }
+    if (st != DS_OK)
+        return st;
+    if (!b.id)
+        return oom(ctx);
+    *bucket = b.id;
+    return DS_OK;
+}
+
+ds_status_t ds_cmd_branch_resolve_table(ds_ctx_t *ctx, ds_proj_t *p, const char **bucket, const char **table,
+                                        bool may_be_missing, ds_be_table_t *def, bool *exists)
+{
+    bool found;
+    const char *logical = ds_cmd_branch_logical(p, *bucket);
+    ds_status_t st = lookup(ctx, p, own_bucket(ctx, p, logical), *table, def, &found);
+    if (st == DS_OK && !found)
+        st = main_visible(ctx, p, logical, *table, def, &found);
+    if (st != DS_OK)
+        return st;
+    if (found) {
+        *bucket = def->bucket;
+        *table = def->name;
+        if (exists)
+            *exists = true;
+        return DS_OK;
+    }
+    if (!may_be_missing)
+        return ds_err_setk(&ctx->err, DS_NOT_FOUND, DS_KBC_TABLE_NOT_FOUND, "table \"%s.%s\" not found in branch \"%s\"",
+                           logical, *table, p->branch);
+    *bucket = logical;
+    return ds_cmd_branch_resolve_bucket(ctx, p, bucket);
+}
+
+/* Creates the branch's own bucket for logical bucket (like main's, or as given) unless it exists; *bucket becomes its id. */
+static ds_status_t own_bucket_ensure(ds_ctx_t *ctx, ds_proj_t *p, const char **bucket, const ds_be_bucket_t *like)
+{
+    ds_be_bucket_t b, src;
+    const char *id = own_bucket(ctx, p, *bucket);
+    if (!id)
+        return oom(ctx);
+    ds_status_t st = ds_be_bucket_get(p->be, &p->call, id, &b);
+    if (st == DS_OK) {
+        *bucket = b.id;
+        return b.id ? DS_OK : oom(ctx);
+    }
+    if (st != DS_NOT_FOUND)
+        return st;
+    ds_err_clear(&ctx->err);
+    if (!like) {
+        if ((st = ds_be_bucket_get(p->be, &p->call, ds_cmd_branch_logical(p, *bucket), &src)) != DS_OK)
+            return st;
+        like = &src;
+        id = own_bucket(ctx, p, src.id);
+    }
+    ds_be_bucket_t nb = {.id = id, .stage = like->stage, .name = like->name, .description = like->description,
+                         .created_at = like->created_at ? like->created_at : ds_now()};
+    st = ds_be_bucket_create(p->be, &p->call, &nb);
+    if (st == DS_ALREADY_EXISTS) {
+        ds_err_clear(&ctx->err);
+        st = DS_OK;
+    }
+    if (st == DS_OK)
+        *bucket = id;
+    return st;
+}
+
+ds_status_t ds_cmd_branch_write(ds_ctx_t *ctx, ds_proj_t *p, const char **bucket, const char **table, bool with_ddl)
+{
+    ds_status_t st;
+    if (!p->branch) {
+        st = ds_cmd_enter_table(ctx, p->rec.id, *bucket, *table);
+        if (st == DS_OK && with_ddl)
+            st = ds_cmd_enter_ddl(ctx, p->rec.id);
+        return st;
+    }
+    const char *own = own_bucket(ctx, p, ds_cmd_branch_logical(p, *bucket));
+    if (!own)
+        return oom(ctx);
+    /* The slot is the branch's table, never main's: a branch write does not wait for main's writers. */
+    if ((st = ds_cmd_enter_table(ctx, p->rec.id, own, *table)) != DS_OK)
+        return st;
+    if (ds_cmd_branch_owns(p, *bucket))
+        return with_ddl ? ds_cmd_enter_ddl(ctx, p->rec.id) : DS_OK;
+    if ((st = ds_cmd_enter_ddl(ctx, p->rec.id)) != DS_OK)
+        return st;
+    /* Inside the slot: another request may have made the copy meanwhile. */
+    ds_be_table_t t;
+    bool found;
+    if ((st = lookup(ctx, p, own, *table, &t, &found)) != DS_OK)
+        return st;
+    if (found) {
+        *bucket = t.bucket;
+        *table = t.name;
+        return DS_OK;
+    }
+    if ((st = main_visible(ctx, p, *bucket, *table, &t, &found)) != DS_OK)
+        return st;
+    if (!found)
+        return own_bucket_ensure(ctx, p, bucket, NULL); /* a table this request creates: only in the branch */
+    int64_t version;
+    if ((st = ds_be_table_version(p->be, &p->call, t.bucket, t.name, &version)) != DS_OK)
+        return st;
+    const char *dst = own_bucket(ctx, p, t.bucket);
+    ds_be_move_t copy = {.kind = DS_MOVE_COPY, .src_bucket = t.bucket, .src_table = t.name, .dst_bucket = dst,
+                         .dst_table = t.name, .expect_version = -1, .mark_version = version > 0 ? version : 1};
+    if ((st = ds_be_tables_move(p->be, &p->call, &copy, 1)) != DS_OK)
+        return st;
+    *bucket = dst;
+    *table = t.name;
+    return DS_OK;
+}
+
+/* ---- the branch view of buckets and tables ---- */
+
+/* Appends one table to a growing arena array. */
+static ds_status_t push_table(ds_ctx_t *ctx, ds_be_table_t **items, size_t *n, size_t *cap, const ds_be_table_t *t)
+{
+    if (*n == *cap) {
+        size_t nc = *cap ? *cap * 2 : 16;
+        ds_be_table_t *grown = ds_arena_alloc(ctx->arena, sizeof(*grown) * nc);
+        if (!grown)
+            return oom(ctx);
+        if (*n)
+            memcpy(grown, *items, sizeof(*grown) * *n);
+        *items = grown;
+        *cap = nc;
+    }
+    (*items)[(*n)++] = *t;
+    return DS_OK;
+}
+
+/*
+ * The tables of logical bucket as the branch sees them (bucket fields
+ * logical); source[i] (may be NULL) says whether the branch owns table i.
+ */
+static ds_status_t view_tables(ds_ctx_t *ctx, ds_proj_t *p, const char *bucket, ds_be_table_t **items, size_t *n,
+                               bool **owned)
+{
+    ds_be_table_t *own = NULL, *main_t = NULL;
+    size_t n_own = 0, n_main = 0, cap = 0;
+    ds_be_mark_t *marks;
+    size_t n_marks;
+    *items = NULL;
+    *n = 0;
+    const char *own_id = own_bucket(ctx, p, bucket);
+    ds_status_t st = ds_be_marks_list(p->be, &p->call, p->branch_prefix, &marks, &n_marks);
+    if (st != DS_OK)
+        return st;
+    ds_be_bucket_t b;
+    if ((st = ds_be_bucket_get(p->be, &p->call, own_id, &b)) == DS_OK)
+        st = ds_be_table_list(p->be, &p->call, b.id, &own, &n_own);
+    if (st == DS_NOT_FOUND) {
+        ds_err_clear(&ctx->err);
+        st = DS_OK;
+    }
+    if (st == DS_OK && (st = ds_be_bucket_get(p->be, &p->call, bucket, &b)) == DS_OK)
+        st = ds_be_table_list(p->be, &p->call, b.id, &main_t, &n_main);
+    if (st == DS_NOT_FOUND) {
+        ds_err_clear(&ctx->err);
+        st = DS_OK;
+    }
+    if (st != DS_OK)
+        return st;
+    bool *flags = ds_arena_alloc(ctx->arena, sizeof(bool) * (n_own + n_main + 1));
+    if (!flags)
+        return oom(ctx);
+    for (size_t i = 0; i < n_own; i++) {
+        ds_be_table_t t = own[i];
+        t.bucket = ds_cmd_branch_logical(p, t.bucket);
+        flags[*n] = true;
+        if ((st = push_table(ctx, items, n, &cap, &t)) != DS_OK)
+            return st;
+    }
+    for (size_t i = 0; i < n_main; i++) {
+        bool shadowed = false;
+        for (size_t j = 0; j < n_own && !shadowed; j++)
+            shadowed = strcasecmp(own[j].name, main_t[i].name) == 0;
+        for (size_t j = 0; j < n_marks && !shadowed; j++)
+            shadowed = marks[j].hidden && strcasecmp(marks[j].bucket, own_id) == 0 &&
+                       strcasecmp(marks[j].name, main_t[i].name) == 0;
+        if (shadowed)
+            continue;
+        flags[*n] = false;
+        if ((st = push_table(ctx, items, n, &cap, &main_t[i])) != DS_OK)
+            return st;
+    }
+    if (owned)
+        *owned = flags;
+    return DS_OK;
+}
+
+ds_status_t ds_cmd_branch_table_list(ds_ctx_t *ctx, ds_proj_t *p, const char *bucket, ds_be_table_t **items, size_t *n)
+{
+    return view_tables(ctx, p, ds_cmd_branch_logical(p, bucket), items, n, NULL);
+}
+
+/* Buckets as the branch sees them: main's plus the ones created in the branch (ids logical). */
+ds_status_t ds_cmd_branch_bucket_list(ds_ctx_t *ctx, ds_proj_t *p, ds_be_bucket_t **items, size_t *n)
+{
+    ds_be_bucket_t *all;
+    size_t n_all;
+    *items = NULL;
+    *n = 0;
+    ds_status_t st = ds_be_bucket_list(p->be, &p->call, &all, &n_all);
+    if (st != DS_OK)
+        return st;
+    ds_be_bucket_t *out = ds_arena_alloc(ctx->arena, sizeof(*out) * (n_all + 1));
+    if (!out)
+        return oom(ctx);
+    size_t k = 0;
+    for (size_t i = 0; i < n_all; i++) {
+        ds_be_bucket_t b = all[i];
+        if (b.id[0] == '_' && !ds_cmd_branch_owns(p, b.id))
+            continue; /* another branch's storage */
+        if (ds_cmd_branch_owns(p, b.id)) {
+            const char *logical = ds_cmd_branch_logical(p, b.id);
+            bool in_main = false;
+            for (size_t j = 0; j < n_all && !in_main; j++)
+                in_main = strcasecmp(all[j].id, logical) == 0;
+            if (in_main)
+                continue;
+            b.id = logical;
+        }
+        ds_be_table_t *t;
+        size_t nt;
+        if ((st = view_tables(ctx, p, b.id, &t, &nt, NULL)) != DS_OK)
+            return st;
+        b.table_count = (int64_t)nt;
+        out[k++] = b;
+    }
+    *items = out;
+    *n = k;
+    return DS_OK;
+}
+
+/* The bucket as the branch sees it (id logical); 404 when neither the branch nor main has it. */
+ds_status_t ds_cmd_branch_bucket_get(ds_ctx_t *ctx, ds_proj_t *p, const char *bucket, ds_be_bucket_t *out)
+{
+    const char *id = bucket;
+    ds_status_t st = ds_cmd_branch_resolve_bucket(ctx, p, &id);
+    if (st == DS_OK)
+        st = ds_be_bucket_get(p->be, &p->call, id, out);
+    if (st != DS_OK)
+        return st;
+    out->id = ds_cmd_branch_logical(p, out->id);
+    ds_be_table_t *t;
+    size_t nt;
+    if ((st = view_tables(ctx, p, out->id, &t, &nt, NULL)) != DS_OK)
+        return st;
+    out->table_count = (int64_t)nt;
+    return DS_OK;
+}
+
+/* Creates a bucket only in the branch; 409 when the branch already sees one of that id. */
+ds_status_t ds_cmd_branch_bucket_create(ds_ctx_t *ctx, ds_proj_t *p, const ds_be_bucket_t *b)
+{
+    const char *id = b->id;
+    ds_status_t st = ds_cmd_branch_resolve_bucket(ctx, p, &id);
+    if (st == DS_OK)
+        return ds_err_set(&ctx->err, DS_ALREADY_EXISTS, "bucket \"%s\" already exists in branch \"%s\"", b->id,
+                          p->branch);
+    if (st != DS_NOT_FOUND)
+        return st;
+    ds_err_clear(&ctx->err);
+    ds_be_bucket_t nb = *b;
+    if (!(nb.id = own_bucket(ctx, p, b->id)))
+        return oom(ctx);
+    return ds_be_bucket_create(p->be, &p->call, &nb);
+}
+
+/* Drops a bucket created in the branch (force: with its tables); a bucket of main cannot be dropped in a branch. */
+ds_status_t ds_cmd_branch_bucket_drop(ds_ctx_t *ctx, ds_proj_t *p, const char *bucket, bool force)
+{
+    const char *logical = ds_cmd_branch_logical(p, bucket);
+    ds_be_bucket_t b;
+    ds_status_t st = ds_be_bucket_get(p->be, &p->call, logical, &b);
+    if (st == DS_OK)
+        return ds_err_set(&ctx->err, DS_UNSUPPORTED,
+                          "bucket \"%s\" belongs to main: it cannot be deleted in branch \"%s\" (drop its tables "
+                          "in the branch instead)",
+                          logical, p->branch);
+    if (st != DS_NOT_FOUND)
+        return st;
+    ds_err_clear(&ctx->err);
+    return ds_be_bucket_drop(p->be, &p->call, own_bucket(ctx, p, logical), force);
+}
+
+/* Drops bucket.table (resolved) in the branch: its own copy goes, main's table is hidden. */
+ds_status_t ds_cmd_branch_table_drop(ds_ctx_t *ctx, ds_proj_t *p, const char *bucket, const char *table)
+{
+    const char *own = own_bucket(ctx, p, ds_cmd_branch_logical(p, bucket));
+    if (!own)
+        return oom(ctx);
+    ds_status_t st = ds_cmd_enter_table(ctx, p->rec.id, own, table);
+    if (st == DS_OK)
+        st = ds_cmd_enter_ddl(ctx, p->rec.id);
+    if (st != DS_OK)
+        return st;
+    ds_be_move_t moves[2];
+    size_t n = 0;
+    ds_be_mark_t m;
+    bool marked;
+    if ((st = find_mark(ctx, p, own, table, &m, &marked)) != DS_OK)
+        return st;
+    if (ds_cmd_branch_owns(p, bucket)) {
+        moves[n++] = (ds_be_move_t){.kind = DS_MOVE_DROP, .dst_bucket = bucket, .dst_table = table, .expect_version = -1};
+        /* A copy of main's table: main's stays hidden, and merging drops it. */
+        if (marked)
+            moves[n++] = (ds_be_move_t){.kind = DS_MOVE_MARK, .dst_bucket = own, .dst_table = table,
+                                        .expect_version = -1, .mark_version = m.base_version, .hidden = true};
+    } else {
+        int64_t version;
+        if ((st = ds_be_table_version(p->be, &p->call, bucket, table, &version)) != DS_OK)
+            return st;
+        moves[n++] = (ds_be_move_t){.kind = DS_MOVE_MARK, .dst_bucket = own, .dst_table = table, .expect_version = -1,
+                                    .mark_version = version > 0 ? version : 1, .hidden = true};
+    }
+    return ds_be_tables_move(p->be, &p->call, moves, n);
+}
+
+ds_status_t ds_cmd_branch_read_table(ds_ctx_t *ctx, const char *project, const char *branch, const char *bucket,
+                                     const char *table, const char **phys_bucket, const char **phys_table)
+{
+    ds_proj_t p;
+    ctx->branch = branch;
+    ds_status_t st = ds_cmd_open_project(ctx, &project, &p);
+    if (st == DS_OK)
+        st = ds_cmd_resolve_table(ctx, &p, &bucket, &table, false, NULL, NULL);
+    if (st != DS_OK)
+        return st;
+    *phys_bucket = bucket;
+    *phys_table = table;
+    return DS_OK;
+}
+
+/* ---- branch commands ---- */
+
+/* Opens project for a branch command (main view) and finds branch id in it. */
+static ds_status_t open_branch(ds_ctx_t *ctx, const char **project, const char *id, ds_proj_t *p, ds_be_branch_t *b)
+{
+    ctx->branch = NULL;
+    ds_status_t st = ds_cmd_open_project(ctx, project, p);
+    if (st == DS_OK)
+        st = check_branch_id(ctx, id, "branch");
+    if (st == DS_OK)
+        st = ds_cmd_require_cap(ctx, p, DS_CAP_BRANCHES, "development branches");
+    if (st == DS_OK)
+        st = find_branch(ctx, p, id, b);
+    if (st != DS_OK)
+        return st;
+    p->branch = b->id;
+    p->branch_prefix = prefix_of(ctx, b->id);
+    return p->branch_prefix ? DS_OK : oom(ctx);
+}
+
+ds_status_t ds_cmd_branch_create(ds_ctx_t *ctx, const char *project, const char *id, const char *name,
+                                 ds_be_branch_t *out)
+{
+    ds_proj_t p;
+    char gen[24];
+    ctx->branch = NULL;
+    ds_status_t st = ds_cmd_open_project(ctx, &project, &p);
+    if (st != DS_OK)
+        return st;
+    if (!id) {
+        snprintf(gen, sizeof(gen), "br-%08x", (unsigned)randombytes_random());
+        id = gen;
+    }
+    if ((st = check_branch_id(ctx, id, "id")) != DS_OK)
+        return st;
+    if (name && (strlen(name) == 0 || strlen(name) > 256))
+        return ds_err_setf(&ctx->err, DS_INVALID_ARGUMENT, "name", "branch name must have 1-256 bytes");
+    if ((st = ds_cmd_require_cap(ctx, &p, DS_CAP_BRANCHES, "development branches")) != DS_OK)
+        return st;
+    if ((st = ds_cmd_enter_ddl(ctx, project)) != DS_OK)
+        return st;
+    ds_be_branch_t b = {.id = ds_arena_strdup(ctx->arena, id), .created_at = ds_now()};
+    b.name = name ? name : b.id;
+    if (!b.id)
+        return oom(ctx);
+    if ((st = ds_be_branch_create(p.be, &p.call, &b)) != DS_OK)
+        return st;
+    *out = b;
+    return DS_OK;
+}
+
+ds_status_t ds_cmd_branch_list(ds_ctx_t *ctx, const char *project, ds_be_branch_t **items, size_t *n)
+{
+    ds_proj_t p;
+    ctx->branch = NULL;
+    ds_status_t st = ds_cmd_open_project(ctx, &project, &p);
+    if (st == DS_OK)
+        st = ds_cmd_require_cap(ctx, &p, DS_CAP_BRANCHES, "development branches");
+    if (st != DS_OK)
+        return st;
+    return ds_be_branch_list(p.be, &p.call, items, n);
+}
+
+ds_status_t ds_cmd_branch_get(ds_ctx_t *ctx, const char *project, const char *id, ds_branch_info_t *out)
+{
+    ds_proj_t p;
+    memset(out, 0, sizeof(*out));
+    ds_status_t st = open_branch(ctx, &project, id, &p, &out->branch);
+    if (st != DS_OK)
+        return st;
+    ds_be_bucket_t *buckets;
+    size_t n_buckets, cap = 0;
+    if ((st = ds_cmd_branch_bucket_list(ctx, &p, &buckets, &n_buckets)) != DS_OK)
+        return st;
+    for (size_t i = 0; i < n_buckets; i++) {
+        ds_be_table_t *t;
+        size_t nt;
+        bool *owned;
+        if ((st = view_tables(ctx, &p, buckets[i].id, &t, &nt, &owned)) != DS_OK)
+            return st;
+        for (size_t j = 0; j < nt; j++) {
+            if (out->n_tables == cap) {
+                size_t nc = cap ? cap * 2 : 16;
+                ds_branch_table_t *g = ds_arena_alloc(ctx->arena, sizeof(*g) * nc);
+                if (!g)
+                    return oom(ctx);
+                if (out->n_tables)
+                    memcpy(g, out->tables, sizeof(*g) * out->n_tables);
+                out->tables = g;
+                cap = nc;
+            }
+            out->tables[out->n_tables++] = (ds_branch_table_t){
+                .id = ds_arena_printf(ctx->arena, "%s.%s", buckets[i].id, t[j].name),
+                .source = owned[j] ? "branch" : "main"};
+        }
+    }
+    return DS_OK;
+}
+
+ds_status_t ds_cmd_branch_delete(ds_ctx_t *ctx, const char *project, const char *id)
+{
+    ds_proj_t p;
+    ds_be_branch_t b;
+    ds_status_t st = open_branch(ctx, &project, id, &p, &b);
+    if (st == DS_OK)
+        st = ds_cmd_enter_ddl(ctx, project);
+    if (st != DS_OK)
+        return st;
+    return ds_be_branch_drop(p.be, &p.call, b.id, p.branch_prefix);
+}
+
+ds_status_t ds_cmd_branch_pull(ds_ctx_t *ctx, const char *project, const char *branch, const char *bucket,
+                               const char *table, ds_be_table_t *out)
+{
+    ds_proj_t p;
+    ds_be_branch_t b;
+    ds_status_t st = open_branch(ctx, &project, branch, &p, &b);
+    if (st == DS_OK)
+        st = ds_ident_check_bucket(bucket, "bucket", &ctx->err);
+    if (st == DS_OK)
+        st = ds_ident_check_name(table, "table", &ctx->err);
+    if (st != DS_OK)
+        return st;
+    /* Main's table, whatever the branch did with it. */
+    ds_be_table_t m;
+    if ((st = ds_be_table_get(p.be, &p.call, bucket, table, &m)) != DS_OK)
+        return st;
+    const char *own = own_bucket(ctx, &p, m.bucket);
+    if (!own)
+        return oom(ctx);
+    if ((st = ds_cmd_enter_table(ctx, project, own, m.name)) != DS_OK || (st = ds_cmd_enter_ddl(ctx, project)) != DS_OK)
+        return st;
+    /* The branch forgets its copy and its drop: it reads main's current data again. */
+    ds_be_move_t moves[] = {
+        {.kind = DS_MOVE_DROP, .dst_bucket = own, .dst_table = m.name, .expect_version = -1},
+        {.kind = DS_MOVE_UNMARK, .dst_bucket = own, .dst_table = m.name, .expect_version = -1},
+    };
+    if ((st = ds_be_tables_move(p.be, &p.call, moves, 2)) != DS_OK)
+        return st;
+    return ds_be_table_get(p.be, &p.call, m.bucket, m.name, out);
+}
+
+/* One table a merge applies: the branch's copy (own_bucket set) or its drop of main's table (own_bucket NULL). */
+typedef struct {
+    const char *own_bucket; /* physical bucket of the branch's table, or NULL for a hidden main table */
+    const char *mark_bucket;
+    const char *logical;    /* main's bucket */
+    const char *table;
+    int64_t base;           /* the marked main version; 0: the branch created the table */
+} merge_item_t;
+
+/* Everything the branch would apply to main now (ctx arena). */
+static ds_status_t merge_plan(ds_ctx_t *ctx, ds_proj_t *p, merge_item_t **items, size_t *n, ds_be_mark_t **marks,
+                              size_t *n_marks)
+{
+    ds_be_bucket_t *all;
+    size_t n_all, cap = 0;
+    *items = NULL;
+    *n = 0;
+    ds_status_t st = ds_be_bucket_list(p->be, &p->call, &all, &n_all);
+    if (st == DS_OK)
+        st = ds_be_marks_list(p->be, &p->call, p->branch_prefix, marks, n_marks);
+    if (st != DS_OK)
+        return st;
+    for (int pass = 0; pass < 2; pass++) {
+        size_t k = 0;
+        for (size_t i = 0; i < n_all; i++) {
+            if (!ds_cmd_branch_owns(p, all[i].id))
+                continue;
+            ds_be_table_t *t;
+            size_t nt;
+            if ((st = ds_be_table_list(p->be, &p->call, all[i].id, &t, &nt)) != DS_OK)
+                return st;
+            for (size_t j = 0; j < nt; j++, k++) {
+                if (pass == 0)
+                    continue;
+                merge_item_t *it = &(*items)[k];
+                *it = (merge_item_t){.own_bucket = all[i].id, .mark_bucket = all[i].id,
+                                     .logical = ds_cmd_branch_logical(p, all[i].id), .table = t[j].name};
+                for (size_t m = 0; m < *n_marks; m++)
+                    if (strcasecmp((*marks)[m].bucket, all[i].id) == 0 && strcasecmp((*marks)[m].name, t[j].name) == 0)
+                        it->base = (*marks)[m].base_version;
+            }
+        }
+        for (size_t m = 0; m < *n_marks; m++) {
+            if (!(*marks)[m].hidden)
+                continue;
+            bool copied = false;
+            for (size_t j = 0; pass == 1 && j < k && !copied; j++)
+                copied = strcasecmp((*items)[j].own_bucket, (*marks)[m].bucket) == 0 &&
+                         strcasecmp((*items)[j].table, (*marks)[m].name) == 0;
+            if (pass == 1 && !copied)
+                (*items)[k] = (merge_item_t){.mark_bucket = (*marks)[m].bucket,
+                                             .logical = ds_cmd_branch_logical(p, (*marks)[m].bucket),
+                                             .table = (*marks)[m].name, .base = (*marks)[m].base_version};
+            if (pass == 0 || !copied)
+                k++;
+        }
+        if (pass == 0) {
+            cap = k;
+            if (!(*items = ds_arena_alloc(ctx->arena, sizeof(merge_item_t) * (cap + 1))))
+                return oom(ctx);
+        } else {
+            *n = k;
+        }
+    }
+    return DS_OK;
+}
+
+/*
+ * After the tables: buckets the branch created (also empty ones) are created
+ * in main, and the branch's now empty buckets go, so the branch holds no
+ * storage any more. Each step is safe to repeat: a crash in between leaves
+ * an empty branch bucket that the next merge (or the branch's delete) removes.
+ */
+static ds_status_t merge_buckets(ds_ctx_t *ctx, ds_proj_t *p)
+{
+    ds_be_bucket_t *all;
+    size_t n_all;
+    ds_status_t st = ds_be_bucket_list(p->be, &p->call, &all, &n_all);
+    for (size_t i = 0; st == DS_OK && i < n_all; i++) {
+        if (!ds_cmd_branch_owns(p, all[i].id))
+            continue;
+        ds_be_bucket_t m = all[i];
+        m.id = ds_cmd_branch_logical(p, all[i].id);
+        st = ds_be_bucket_get(p->be, &p->call, m.id, &(ds_be_bucket_t){0});
+        if (st == DS_NOT_FOUND) {
+            ds_err_clear(&ctx->err);
+            st = ds_be_bucket_create(p->be, &p->call, &m);
+        }
+        if (st == DS_OK)
+            st = ds_be_bucket_drop(p->be, &p->call, all[i].id, false);
+        if (st == DS_CONFLICT) {
+            /* a table the branch wrote after the merge planned (it stays in the branch) */
+            ds_err_clear(&ctx->err);
+            st = DS_OK;
+        }
+    }
+    return st;
+}
+
+static int key_cmp(const void *a, const void *b) { return strcasecmp(*(const char *const *)a, *(const char *const *)b); }
+
+ds_status_t ds_cmd_branch_merge(ds_ctx_t *ctx, const char *project, const char *branch, bool force,
+                                const char ***merged, size_t *n_merged, const char ***conflicts, size_t *n_conflicts)
+{
+    ds_proj_t p;
+    ds_be_branch_t b;
+    *merged = *conflicts = NULL;
+    *n_merged = *n_conflicts = 0;
+    ds_status_t st = open_branch(ctx, &project, branch, &p, &b);
+    if (st != DS_OK)
+        return st;
+    merge_item_t *items;
+    size_t n;
+    ds_be_mark_t *marks;
+    size_t n_marks;
+    if ((st = merge_plan(ctx, &p, &items, &n, &marks, &n_marks)) != DS_OK)
+        return st;
+    /*
+     * The write slots of every table involved (the branch's and main's), in
+     * one order so two merges cannot deadlock, then the catalog slot (the
+     * lock order of cmd/cmd.h: table slots first). Tables the branch writes
+     * for the first time after this point stay in the branch.
+     */
+    const char **keys = ds_arena_alloc(ctx->arena, sizeof(char *) * (2 * n + 1));
+    if (!keys)
+        return oom(ctx);
+    size_t n_keys = 0;
+    for (size_t i = 0; i < n; i++) {
+        keys[n_keys++] = ds_arena_printf(ctx->arena, "%s\n%s", items[i].mark_bucket, items[i].table);
+        keys[n_keys++] = ds_arena_printf(ctx->arena, "%s\n%s", items[i].logical, items[i].table);
+    }
+    for (size_t i = 0; i < n_keys; i++)
+        if (!keys[i])
+            return oom(ctx);
+    qsort(keys, n_keys, sizeof(char *), key_cmp);
+    for (size_t i = 0; i < n_keys; i++) {
+        if (i && strcasecmp(keys[i], keys[i - 1]) == 0)
+            continue;
+        const char *nl = strchr(keys[i], '\n');
+        const char *bucket = ds_arena_strndup(ctx->arena, keys[i], (size_t)(nl - keys[i]));
+        if (!bucket)
+            return oom(ctx);
+        if ((st = ds_cmd_enter_table(ctx, project, bucket, nl + 1)) != DS_OK)
+            return st;
+    }
+    if ((st = ds_cmd_enter_ddl(ctx, project)) != DS_OK)
+        return st;
+    /* Planned again under the slots: what was planned cannot change any more. */
+    merge_item_t *locked = items;
+    size_t n_locked = n;
+    if ((st = merge_plan(ctx, &p, &items, &n, &marks, &n_marks)) != DS_OK)
+        return st;
+    ds_be_move_t *moves = ds_arena_alloc(ctx->arena, sizeof(*moves) * (3 * n + 1));
+    const char **names = ds_arena_alloc(ctx->arena, sizeof(char *) * (n + 1));
+    const char **bad = ds_arena_alloc(ctx->arena, sizeof(char *) * (n + 1));
+    if (!moves || !names || !bad)
+        return oom(ctx);
+    size_t n_moves = 0, n_names = 0, n_bad = 0;
+    for (size_t i = 0; i < n; i++) {
+        merge_item_t *it = &items[i];
+        bool held = false;
+        for (size_t j = 0; j < n_locked && !held; j++)
+            held = strcasecmp(locked[j].mark_bucket, it->mark_bucket) == 0 && strcasecmp(locked[j].table, it->table) == 0;
+        if (!held)
+            continue;
+        int64_t cur = 0;
+        st = ds_be_table_version(p.be, &p.call, it->logical, it->table, &cur);
+        bool in_main = st == DS_OK;
+        if (st == DS_NOT_FOUND) {
+            ds_err_clear(&ctx->err);
+            st = DS_OK;
+        }
+        if (st != DS_OK)
+            return st;
+        if (!it->own_bucket && !in_main) {
+            /* main dropped it too: nothing to apply, only the mark goes */
+            moves[n_moves++] = (ds_be_move_t){.kind = DS_MOVE_UNMARK, .dst_bucket = it->mark_bucket,
+                                              .dst_table = it->table, .expect_version = -1};
+            continue;
+        }
+        const char *name = ds_arena_printf(ctx->arena, "%s.%s", it->logical, it->table);
+        if (!name)
+            return oom(ctx);
+        /* The conflict rule: main must still be what the branch decided on. */
+        if (it->base == 0 ? in_main : (!in_main || cur != it->base))
+            bad[n_bad++] = name;
+        names[n_names++] = name;
+        int64_t expect = force ? -1 : it->base;
+        if (it->own_bucket) {
+            moves[n_moves++] = (ds_be_move_t){.kind = DS_MOVE_COPY, .src_bucket = it->own_bucket, .src_table = it->table,
+                                              .dst_bucket = it->logical, .dst_table = it->table,
+                                              .expect_version = expect, .mark_version = 0};
+            moves[n_moves++] = (ds_be_move_t){.kind = DS_MOVE_DROP, .dst_bucket = it->own_bucket,
+                                              .dst_table = it->table, .expect_version = -1};
+        } else {
+            moves[n_moves++] = (ds_be_move_t){.kind = DS_MOVE_DROP, .dst_bucket = it->logical, .dst_table = it->table,
+                                              .expect_version = expect};
+        }
+        moves[n_moves++] = (ds_be_move_t){.kind = DS_MOVE_UNMARK, .dst_bucket = it->mark_bucket,
+                                          .dst_table = it->table, .expect_version = -1};
+    }
+    if (n_bad && !force) {
+        *conflicts = bad;
+        *n_conflicts = n_bad;
+        ds_buf_t list = {0};
+        for (size_t i = 0; i < n_bad && i < 20; i++)
+            ds_buf_printf(&list, "%s\"%s\"", i ? ", " : "", bad[i]);
+        st = ds_err_set(&ctx->err, DS_CONFLICT,
+                        "merge of branch \"%s\" refused: main changed %s after the branch copied or dropped %s; "
+                        "nothing was merged (merge with force to overwrite main)",
+                        p.branch, ds_buf_text(&list), n_bad == 1 ? "it" : "them");
+        ds_buf_free(&list);
+        return st;
+    }
+    if (n_moves && (st = ds_be_tables_move(p.be, &p.call, moves, n_moves)) != DS_OK)
+        return st;
+    *merged = names;
+    *n_merged = n_names;
+    return merge_buckets(ctx, &p);
+}

@@ -1,0 +1,395 @@
+"""Development branches over REST: create/list/get/delete, reads falling through to main, copy on
+first write for every write kind (main unchanged, checked by a digest of every main table),
+tables and buckets created in a branch only, drop hiding a table in the branch only, pull, merge
+with its conflict check, 20 branches used at once, and a project delete removing its branches."""
+
+import os
+import random
+import threading
+import time
+import uuid
+
+import pytest
+
+from data_helpers import Proj, canonical_digest, csv_text, parse_csv
+from e2e_lib import expect, expect_error, run_threads
+
+B = "in.c-main"
+P = "p1"
+
+
+@pytest.fixture
+def proj(server, admin):
+    p = Proj(server, admin, P)
+    p.create_table("people", ["id", "name"], primary_key=["id"])
+    p.load_rows("people", ["id", "name"], [["1", "Ann"], ["2", "Bob"], ["3", "Cid"]])
+    p.create_table("orders", [{"name": "id", "type": "INTEGER", "nullable": False}, {"name": "amount", "type": "DOUBLE"}])
+    p.load_csv("orders", b"id,amount\n1,10.5\n2,20\n")
+    return p
+
+
+def bpath(p, br, rest=""):
+    return f"/projects/{p.pid}/branches/{br}{rest}"
+
+
+def tpath(p, br, table, bucket=B):
+    return bpath(p, br, f"/buckets/{bucket}/tables/{table}")
+
+
+def branch(p, br):
+    return expect(p.api.post(f"/projects/{p.pid}/branches", {"id": br, "name": f"dev {br}"}), 201)
+
+
+def export_rows(p, path):
+    res = expect(p.api.post(path + "/export", {"file_name": f"x/{uuid.uuid4().hex}.csv"}), 201)
+    data = p.download(res["file_id"])
+    rows = parse_csv(data)
+    return rows[0], rows[1:]
+
+
+def main_state(p):
+    """A digest of everything main holds: every table's definition, row count and exported rows."""
+    state = {}
+    buckets = expect(p.api.get(f"/projects/{p.pid}/buckets"), 200)["items"]
+    for b in buckets:
+        for t in expect(p.api.get(f"/projects/{p.pid}/buckets/{b['id']}/tables"), 200)["items"]:
+            info = expect(p.api.get(f"/projects/{p.pid}/buckets/{b['id']}/tables/{t['name']}"), 200)
+            hdr, rows = export_rows(p, f"/projects/{p.pid}/buckets/{b['id']}/tables/{t['name']}")
+            state[info["id"]] = (info["columns"], info["primary_key"], info["rows"], info["last_change_at"],
+                                 hdr, canonical_digest(rows))
+    return state
+
+
+def branch_tables(p, br):
+    return {t["id"]: t["source"] for t in expect(p.api.get(bpath(p, br)), 200)["tables"]}
+
+
+def preview_ids(p, path):
+    return sorted(r[0] for r in expect(p.api.get(path + "/preview"), 200)["rows"])
+
+
+# -- lifecycle -------------------------------------------------------------------------------------
+
+def test_branch_create_list_get_delete(proj):
+    p = proj
+    b = branch(p, "dev1")
+    assert b["id"] == "dev1" and b["name"] == "dev dev1" and b["created_at"]
+    gen = expect(p.api.post(f"/projects/{p.pid}/branches", {}), 201)
+    assert gen["id"] and gen["id"] != "dev1"
+    ids = [x["id"] for x in expect(p.api.get(f"/projects/{p.pid}/branches"), 200)["items"]]
+    assert sorted(ids) == sorted(["dev1", gen["id"]])
+    assert branch_tables(p, "dev1") == {f"{B}.people": "main", f"{B}.orders": "main"}
+    expect_error(p.api.post(f"/projects/{p.pid}/branches", {"id": "DEV1"}), 409, "already_exists", ["dev1"])
+    for bad in ("a.b", "", "x" * 65, "default", "with space"):
+        expect_error(p.api.post(f"/projects/{p.pid}/branches", {"id": bad}), 400, "invalid_argument")
+    expect_error(p.api.post(f"/projects/{p.pid}/branches", {"id": "x", "ghost": 1}), 400, "invalid_argument", ["ghost"])
+    expect(p.api.delete(bpath(p, "dev1")), 204)
+    expect_error(p.api.get(bpath(p, "dev1")), 404, "not_found", ["dev1"])
+    expect_error(p.api.get(tpath(p, "dev1", "people")), 404, "not_found", ["dev1"])
+    expect_error(p.api.delete(bpath(p, "dev1")), 404, "not_found")
+    assert [x["id"] for x in expect(p.api.get(f"/projects/{p.pid}/branches"), 200)["items"]] == [gen["id"]]
+    # "default" is main under the branch paths.
+    assert expect(p.api.get(tpath(p, "default", "people")), 200)["rows"] == 3
+
+
+def test_branch_needs_the_projects_key(server, admin, proj):
+    other = Proj(server, admin, "p2")
+    branch(proj, "dev")
+    expect_error(other.api.get(bpath(proj, "dev")), 403, "permission_denied")
+    expect_error(other.api.get(tpath(proj, "dev", "people")), 403, "permission_denied")
+    # The admin key reads branches too.
+    assert admin.get(tpath(proj, "dev", "people")).status_code == 200
+
+
+# -- reads fall through ------------------------------------------------------------------------------
+
+def test_reads_fall_through_to_main_including_later_changes(proj):
+    p = proj
+    branch(p, "dev")
+    t = expect(p.api.get(tpath(p, "dev", "people")), 200)
+    assert t["id"] == f"{B}.people" and t["bucket"] == B and t["rows"] == 3
+    names = sorted(c["name"] for c in expect(p.api.get(bpath(p, "dev", f"/buckets/{B}/tables")), 200)["items"])
+    assert names == ["orders", "people"]
+    assert [x["id"] for x in expect(p.api.get(bpath(p, "dev", "/buckets")), 200)["items"]] == [B]
+    assert preview_ids(p, tpath(p, "dev", "people")) == ["1", "2", "3"]
+    # main changes after the branch was created: the branch reads them (it has not written the table)
+    p.load_rows("people", ["id", "name"], [["4", "Dan"]], incremental=True)
+    assert preview_ids(p, tpath(p, "dev", "people")) == ["1", "2", "3", "4"]
+    hdr, rows = export_rows(p, tpath(p, "dev", "people"))
+    assert hdr == ["id", "name"] and sorted(r[0] for r in rows) == ["1", "2", "3", "4"]
+    prof = expect(p.api.post(tpath(p, "dev", "people") + "/profile", {}), 200)
+    assert prof["rows"] == 4
+    assert expect(p.api.get(tpath(p, "dev", "people")), 200)["rows"] == 4
+    # import-from-table inside the branch reads main's table as source and writes only the branch
+    before = main_state(p)
+    expect(p.api.post(bpath(p, "dev", f"/buckets/{B}/tables"), {"name": "copy", "columns": [{"name": "id"}, {"name": "name"}]}), 201)
+    expect(p.api.post(tpath(p, "dev", "copy") + "/import/table", {"source": {"bucket": B, "table": "people"}}), 200)
+    assert preview_ids(p, tpath(p, "dev", "copy")) == ["1", "2", "3", "4"]
+    assert main_state(p) == before
+    expect_error(p.api.get(p.tpath("copy")), 404, "not_found")
+
+
+# -- copy on first write -----------------------------------------------------------------------------
+
+WRITES = {
+    "import_incremental": lambda p, path: p.api.post(path + "/import/file", {
+        "file_id": p.upload(f"in/{uuid.uuid4().hex}.csv", csv_text([["9", "Zed"]], header=["id", "name"]))["id"],
+        "incremental": True}),
+    "import_full": lambda p, path: p.api.post(path + "/import/file", {
+        "file_id": p.upload(f"in/{uuid.uuid4().hex}.csv", csv_text([["7", "Ed"]], header=["id", "name"]))["id"]}),
+    "delete_rows": lambda p, path: p.api.request("DELETE", path + "/rows", json_body={
+        "where_filters": [{"column": "id", "operator": "eq", "values": ["1"]}]}),
+    "add_column": lambda p, path: p.api.post(path + "/columns", {"name": "extra"}),
+    "drop_column": lambda p, path: p.api.delete(path + "/columns/name"),
+    "primary_key_drop": lambda p, path: p.api.delete(path + "/primary-key"),
+    "drop_table": lambda p, path: p.api.delete(path),
+}
+
+
+@pytest.mark.parametrize("kind", sorted(WRITES))
+def test_copy_on_first_write_leaves_main_unchanged(proj, kind):
+    p = proj
+    branch(p, "dev")
+    before = main_state(p)
+    r = WRITES[kind](p, tpath(p, "dev", "people"))
+    assert r.status_code in (200, 201, 204), f"{kind}: {r.status_code} {r.text}"
+    assert main_state(p) == before, f"{kind} in a branch changed main"
+    tables = branch_tables(p, "dev")
+    if kind == "drop_table":
+        assert f"{B}.people" not in tables
+        expect_error(p.api.get(tpath(p, "dev", "people")), 404, "not_found")
+        assert expect(p.api.get(p.tpath("people")), 200)["rows"] == 3
+        return
+    assert tables[f"{B}.people"] == "branch" and tables[f"{B}.orders"] == "main"
+    mine = expect(p.api.get(tpath(p, "dev", "people")), 200)
+    assert mine["id"] == f"{B}.people" and mine["bucket"] == B
+    expected = {
+        "import_incremental": (4, ["id", "name"]), "import_full": (1, ["id", "name"]),
+        "delete_rows": (2, ["id", "name"]), "add_column": (3, ["id", "name", "extra"]),
+        "drop_column": (3, ["id"]), "primary_key_drop": (3, ["id", "name"]),
+    }[kind]
+    assert (mine["rows"], [c["name"] for c in mine["columns"]]) == expected, mine
+    if kind == "primary_key_drop":
+        assert mine["primary_key"] == [] and expect(p.api.get(p.tpath("people")), 200)["primary_key"] == ["id"]
+    # a second write goes to the copy; main still unchanged
+    hdr = [c["name"] for c in mine["columns"]]
+    f = p.upload(f"in/{uuid.uuid4().hex}.csv", csv_text([[f"new-{c}" for c in hdr]], header=hdr))
+    expect(p.api.post(tpath(p, "dev", "people") + "/import/file", {"file_id": f["id"], "incremental": True}), 200)
+    assert expect(p.api.get(tpath(p, "dev", "people")), 200)["rows"] == expected[0] + 1
+    assert main_state(p) == before
+
+
+def test_typed_table_copy_keeps_types_and_timestamps(proj):
+    p = proj
+    branch(p, "dev")
+    main_t = expect(p.api.get(p.tpath("orders")), 200)
+    main_ts = sorted(r[-1] for r in expect(p.api.get(p.tpath("orders") + "/preview", params={"columns": "id,_timestamp"}), 200)["rows"])
+    r = p.api.post(tpath(p, "dev", "orders") + "/columns", {"name": "note", "type": "VARCHAR"})
+    assert r.status_code in (200, 201), r.text
+    mine = expect(p.api.get(tpath(p, "dev", "orders")), 200)
+    assert mine["columns"][:2] == main_t["columns"]
+    assert mine["created_at"] == main_t["created_at"] and mine["last_import_at"] == main_t["last_import_at"]
+    ts = sorted(r[-1] for r in expect(p.api.get(tpath(p, "dev", "orders") + "/preview", params={"columns": "id,_timestamp"}), 200)["rows"])
+    assert ts == main_ts
+
+
+def test_tables_and_buckets_created_in_a_branch_exist_only_there(proj):
+    p = proj
+    branch(p, "dev")
+    before = main_state(p)
+    expect(p.api.post(bpath(p, "dev", "/buckets"), {"stage": "out", "name": "c-new"}), 201)
+    expect(p.api.post(bpath(p, "dev", "/buckets/out.c-new/tables"), {"name": "t", "columns": [{"name": "a"}]}), 201)
+    expect(p.api.post(bpath(p, "dev", f"/buckets/{B}/tables"), {"name": "fresh", "columns": [{"name": "a"}]}), 201)
+    expect_error(p.api.post(bpath(p, "dev", f"/buckets/{B}/tables"), {"name": "people", "columns": [{"name": "a"}]}),
+                 409, "already_exists")
+    expect_error(p.api.post(bpath(p, "dev", "/buckets"), {"stage": "in", "name": "c-main"}), 409, "already_exists")
+    assert sorted(x["id"] for x in expect(p.api.get(bpath(p, "dev", "/buckets")), 200)["items"]) == [B, "out.c-new"]
+    assert [x["id"] for x in expect(p.api.get(f"/projects/{p.pid}/buckets"), 200)["items"]] == [B]
+    expect_error(p.api.get(f"/projects/{p.pid}/buckets/out.c-new"), 404, "not_found")
+    expect_error(p.api.get(p.tpath("fresh")), 404, "not_found")
+    assert main_state(p) == before
+    assert branch_tables(p, "dev")[f"{B}.fresh"] == "branch"
+    # a main bucket cannot be deleted inside a branch; a branch-only one can
+    expect_error(p.api.delete(bpath(p, "dev", f"/buckets/{B}"), params={"force": "true"}), 501, "not_supported", [B])
+    expect(p.api.delete(bpath(p, "dev", "/buckets/out.c-new"), params={"force": "true"}), 204)
+    # branch storage cannot be named through main's routes
+    expect_error(p.api.get(f"/projects/{p.pid}/buckets/_br_dev.{B}/tables/fresh"), 400, "invalid_argument")
+    # another branch does not see them
+    branch(p, "other")
+    expect_error(p.api.get(tpath(p, "other", "fresh")), 404, "not_found")
+
+
+def test_drop_in_branch_then_recreate(proj):
+    p = proj
+    branch(p, "dev")
+    expect(p.api.delete(tpath(p, "dev", "people")), 204)
+    expect_error(p.api.delete(tpath(p, "dev", "people")), 404, "not_found")
+    expect(p.api.post(bpath(p, "dev", f"/buckets/{B}/tables"), {"name": "people", "columns": [{"name": "x"}]}), 201)
+    assert [c["name"] for c in expect(p.api.get(tpath(p, "dev", "people")), 200)["columns"]] == ["x"]
+    assert [c["name"] for c in expect(p.api.get(p.tpath("people")), 200)["columns"]] == ["id", "name"]
+
+
+# -- pull and merge ----------------------------------------------------------------------------------
+
+def test_pull_returns_to_mains_current_data(proj):
+    p = proj
+    branch(p, "dev")
+    WRITES["delete_rows"](p, tpath(p, "dev", "people"))
+    p.load_rows("people", ["id", "name"], [["5", "Eve"]], incremental=True)
+    assert preview_ids(p, tpath(p, "dev", "people")) == ["2", "3"]
+    t = expect(p.api.post(bpath(p, "dev", f"/tables/{B}/people/pull")), 200)
+    assert t["id"] == f"{B}.people" and t["rows"] == 4
+    assert preview_ids(p, tpath(p, "dev", "people")) == ["1", "2", "3", "5"]
+    assert branch_tables(p, "dev")[f"{B}.people"] == "main"
+    # pulling a dropped table brings it back
+    expect(p.api.delete(tpath(p, "dev", "orders")), 204)
+    expect(p.api.post(bpath(p, "dev", f"/tables/{B}/orders/pull")), 200)
+    assert expect(p.api.get(tpath(p, "dev", "orders")), 200)["rows"] == 2
+    expect_error(p.api.post(bpath(p, "dev", f"/tables/{B}/ghost/pull")), 404, "not_found")
+
+
+def test_merge_applies_branch_writes_to_main(proj):
+    p = proj
+    p.create_table("gone", ["a"])
+    branch(p, "dev")
+    WRITES["import_incremental"](p, tpath(p, "dev", "people"))
+    expect(p.api.post(bpath(p, "dev", f"/buckets/{B}/tables"), {"name": "fresh", "columns": [{"name": "a"}]}), 201)
+    expect(p.api.post(bpath(p, "dev", "/buckets"), {"stage": "out", "name": "c-new"}), 201)
+    expect(p.api.post(bpath(p, "dev", "/buckets/out.c-new/tables"), {"name": "t", "columns": [{"name": "a"}]}), 201)
+    expect(p.api.post(bpath(p, "dev", "/buckets"), {"stage": "out", "name": "c-empty"}), 201)
+    expect(p.api.delete(tpath(p, "dev", "gone")), 204)
+    branch_people = export_rows(p, tpath(p, "dev", "people"))
+    orders_before = main_state(p)[f"{B}.orders"]
+    res = expect(p.api.post(bpath(p, "dev", "/merge"), {"force": False}), 200)
+    assert sorted(res["merged_tables"]) == sorted([f"{B}.people", f"{B}.fresh", "out.c-new.t", f"{B}.gone"])
+    assert export_rows(p, p.tpath("people"))[0] == branch_people[0]
+    assert canonical_digest(export_rows(p, p.tpath("people"))[1]) == canonical_digest(branch_people[1])
+    assert expect(p.api.get(p.tpath("fresh")), 200)["columns"][0]["name"] == "a"
+    assert expect(p.api.get(f"/projects/{p.pid}/buckets/out.c-new/tables/t"), 200)["name"] == "t"
+    expect_error(p.api.get(p.tpath("gone")), 404, "not_found")
+    assert main_state(p)[f"{B}.orders"] == orders_before
+    # the branch's storage is gone: it reads main again, and main counts only its own buckets
+    assert set(branch_tables(p, "dev").values()) == {"main"}
+    assert sorted(x["id"] for x in expect(p.api.get(f"/projects/{p.pid}/buckets"), 200)["items"]) == \
+        [B, "out.c-empty", "out.c-new"]
+    assert expect(p.api.get(f"/projects/{p.pid}"), 200)["stats"]["buckets"] == 3
+    assert expect(p.api.post(bpath(p, "dev", "/merge"), {}), 200)["merged_tables"] == []
+
+
+def test_merge_conflict_names_tables_and_force(proj):
+    p = proj
+    branch(p, "dev")
+    WRITES["delete_rows"](p, tpath(p, "dev", "people"))
+    WRITES["delete_rows"](p, tpath(p, "dev", "orders"))
+    # main changes people after the branch copied it
+    p.load_rows("people", ["id", "name"], [["8", "Hal"]], incremental=True)
+    before = main_state(p)
+    err = expect_error(p.api.post(bpath(p, "dev", "/merge"), {}), 409, "merge_conflict", [f"{B}.people"])
+    assert err["details"]["tables"] == [f"{B}.people"]
+    assert main_state(p) == before, "a refused merge changed main"
+    assert branch_tables(p, "dev")[f"{B}.people"] == "branch"
+    # a table created on main meanwhile under a name the branch created conflicts too
+    expect(p.api.post(bpath(p, "dev", f"/buckets/{B}/tables"), {"name": "both", "columns": [{"name": "a"}]}), 201)
+    p.create_table("both", ["b"])
+    err = expect_error(p.api.post(bpath(p, "dev", "/merge"), {}), 409, "merge_conflict")
+    assert sorted(err["details"]["tables"]) == sorted([f"{B}.people", f"{B}.both"])
+    res = expect(p.api.post(bpath(p, "dev", "/merge"), {"force": True}), 200)
+    assert sorted(res["merged_tables"]) == sorted([f"{B}.people", f"{B}.orders", f"{B}.both"])
+    assert preview_ids(p, p.tpath("people")) == ["2", "3"]
+    assert [c["name"] for c in expect(p.api.get(p.tpath("both")), 200)["columns"]] == ["a"]
+    expect_error(p.api.post(bpath(p, "dev", "/merge"), {"force": "yes"}), 400, "invalid_argument", ["force"])
+
+
+# -- many branches, project delete ----------------------------------------------------------------
+
+def test_twenty_branches_used_concurrently(proj):
+    p = proj
+    before = main_state(p)
+    n = 20
+    for i in range(n):
+        branch(p, f"b{i}")
+    files = [p.upload(f"in/b{i}.csv", csv_text([[str(100 + i), f"n{i}"]], header=["id", "name"]))["id"] for i in range(n)]
+
+    def work(i):
+        path = tpath(p, f"b{i}", "people")
+        r = p.api.post(path + "/import/file", {"file_id": files[i], "incremental": True})
+        assert r.status_code == 200, r.text
+        r = p.api.get(path + "/preview")
+        assert r.status_code == 200, r.text
+        return sorted(row[0] for row in r.json()["rows"])
+
+    results = run_threads(n, work)
+    for i, ids in enumerate(results):
+        assert ids == sorted(["1", "2", "3", str(100 + i)]), f"branch b{i} sees {ids}"
+    assert main_state(p) == before
+
+
+def test_project_delete_removes_branches(server, admin, proj):
+    p = proj
+    branch(p, "dev")
+    WRITES["delete_rows"](p, tpath(p, "dev", "people"))
+    expect(admin.delete(f"/projects/{p.pid}"), 204)
+    again = Proj(server, admin, P)
+    assert expect(again.api.get(f"/projects/{P}/branches"), 200)["items"] == []
+    expect_error(again.api.get(f"/projects/{P}/branches/dev"), 404, "not_found")
+
+
+# -- kill -9 during copy on write and merge --------------------------------------------------------
+
+CRASH_ROUNDS = 12 if os.environ.get("DS_LONG") == "1" else 3
+
+
+def test_kill_during_copy_on_write_and_merge(server, admin):
+    """SIGKILL while a branch copies a table on its first write, and while a merge applies it: after
+    the restart main is either untouched or fully merged, and the branch's table is main's, a whole
+    copy, or the copy with the write; never a part."""
+    p = Proj(server, admin, P)
+    n = 30000
+    p.create_table("big", ["id", "v"], primary_key=["id"])
+    p.load_csv("big", csv_text([[str(i), f"v{i}"] for i in range(n)], header=["id", "v"]))
+    main_hdr, main_rows = export_rows(p, p.tpath("big"))
+    main_digest = canonical_digest(main_rows)
+    minus_one = canonical_digest([r for r in main_rows if r[0] != "1"])
+    rnd = random.Random(11)
+    outcomes = set()
+    for i in range(CRASH_ROUNDS):
+        br = f"c{i}"
+        branch(p, br)
+        for stage in ("write", "merge"):
+            if stage == "merge":
+                WRITES["delete_rows"](p, tpath(p, br, "big"))
+            target = (lambda: p.api.request("DELETE", tpath(p, br, "big") + "/rows", json_body={
+                "where_filters": [{"column": "id", "operator": "eq", "values": ["1"]}]})) if stage == "write" \
+                else (lambda: p.api.post(bpath(p, br, "/merge"), {"force": True}))
+            t = threading.Thread(target=lambda: _swallow(target), daemon=True)
+            t.start()
+            time.sleep(rnd.uniform(0.0, 0.25))
+            server.kill()
+            t.join(timeout=30)
+            server.start()
+            got_main = canonical_digest(export_rows(p, p.tpath("big"))[1])
+            src = branch_tables(p, br).get(f"{B}.big")
+            got_branch = canonical_digest(export_rows(p, tpath(p, br, "big"))[1])
+            if stage == "write":
+                assert got_main == main_digest, "a kill during a branch's copy changed main"
+                assert (src, got_branch) in (("main", main_digest), ("branch", main_digest), ("branch", minus_one)), \
+                    f"round {i}: branch table is {src} with unexpected rows"
+                outcomes.add((stage, src, got_branch == minus_one))
+            else:
+                # merged: main lost row 1 and the branch reads main again; not merged: main as it was
+                assert (got_main, src) in ((main_digest, "branch"), (minus_one, "main")), \
+                    f"round {i}: merge half applied (main {'-1' if got_main == minus_one else 'full'}, branch {src})"
+                assert got_branch == minus_one
+                outcomes.add((stage, src))
+                if got_main == minus_one:
+                    # put main back for the next round
+                    p.load_csv("big", csv_text([["1", "v1"]], header=["id", "v"]), incremental=True)
+                    main_digest = canonical_digest(export_rows(p, p.tpath("big"))[1])
+    print(f"branch crash drill: {CRASH_ROUNDS} rounds, outcomes {sorted(map(str, outcomes))}")
+
+
+def _swallow(fn):
+    try:
+        fn()
+    except Exception:  # noqa: BLE001 - the server is killed under the request
+        pass
