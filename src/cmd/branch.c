@@ -41,6 +41,7 @@
 #include <strings.h>
 
 #include "cmd/internal.h"
+#include "cmd/workspace.h"
 #include "core/buf.h"
 
 #define BR_PREFIX "_br_"
@@ -626,7 +627,11 @@ ds_status_t ds_cmd_branch_delete(ds_ctx_t *ctx, const char *project, const char 
         st = ds_cmd_enter_ddl(ctx, project);
     if (st != DS_OK)
         return st;
-    return ds_be_branch_drop(p.be, &p.call, b.id, p.branch_prefix);
+    if ((st = ds_be_branch_drop(p.be, &p.call, b.id, p.branch_prefix)) != DS_OK)
+        return st;
+    /* The branch's workspaces read a view of storage that is gone: they go with it. */
+    ds_cmd_ws_drop_all(ctx, project, b.id);
+    return DS_OK;
 }
 
 ds_status_t ds_cmd_branch_pull(ds_ctx_t *ctx, const char *project, const char *branch, const char *bucket,

@@ -370,7 +370,7 @@ ds_status_t ds_cmd_project_delete(ds_ctx_t *ctx, const char *id)
     if (st == DS_OK)
         st = ds_catalog_apikeys_drop_project(id, &ctx->err);
     if (st == DS_OK)
-        ds_cmd_ws_drop_all(ctx, id);
+        ds_cmd_ws_drop_all(ctx, id, NULL);
     if (st == DS_OK)
         st = ds_catalog_project_delete(id, &ctx->err);
     ds_registry_put(be);

@@ -60,14 +60,33 @@ static ds_status_t check_ws_id(ds_ctx_t *ctx, const char *id)
     return DS_OK;
 }
 
-static ds_status_t check_branch(ds_ctx_t *ctx, const char *branch)
+static bool is_main(const char *branch)
 {
-    if (!branch || strcmp(branch, "default") == 0)
+    return !branch || !*branch || strcmp(branch, "default") == 0;
+}
+
+/*
+ * A workspace of a development branch reads the branch's view of storage: its
+ * project is opened in that branch (cmd/branch.c resolves every storage read of
+ * the workspace through it). A branch given both in the path and in the body
+ * must agree.
+ */
+static ds_status_t use_branch(ds_ctx_t *ctx, ds_proj_t *p, const char *branch)
+{
+    if (is_main(branch) || p->branch)
         return DS_OK;
-    return ds_err_set(&ctx->err, DS_UNSUPPORTED,
-                      "branches: workspaces of development branch \"%s\" are not available in this version (only the "
-                      "default branch)",
-                      branch);
+    ctx->branch = branch;
+    return ds_cmd_branch_open(ctx, p);
+}
+
+static ds_status_t pick_branch(ds_ctx_t *ctx, const char *body, const char **out)
+{
+    const char *path = ctx->branch;
+    if (!is_main(body) && !is_main(path) && strcmp(body, path) != 0)
+        return ds_err_setf(&ctx->err, DS_INVALID_ARGUMENT, "branch",
+                           "branch \"%s\" in the body differs from branch \"%s\" in the path", body, path);
+    *out = !is_main(body) ? body : !is_main(path) ? path : "default";
+    return DS_OK;
 }
 
 /*
@@ -100,7 +119,9 @@ static ds_status_t open_ws(ds_ctx_t *ctx, const char **project, const char *id, 
         ctx->scope = DS_CALLER_WORKSPACE;
         if (!(ctx->scope_slot = ds_arena_printf(ctx->arena, "w/%s/%s", stored, id)))
             return ds_err_set(&ctx->err, DS_UNAVAILABLE, "out of memory");
-        return ds_cmd_require_cap(ctx, p, DS_CAP_WORKSPACES, "workspaces");
+        if ((st = ds_cmd_require_cap(ctx, p, DS_CAP_WORKSPACES, "workspaces")) != DS_OK)
+            return st;
+        return use_branch(ctx, p, rec->branch);
     }
     if ((st = ds_cmd_open_project(ctx, project, p)) != DS_OK)
         return st;
@@ -108,7 +129,9 @@ static ds_status_t open_ws(ds_ctx_t *ctx, const char **project, const char *id, 
         return st;
     if ((st = ds_cmd_require_cap(ctx, p, DS_CAP_WORKSPACES, "workspaces")) != DS_OK)
         return st;
-    return ds_catalog_ws_get(*project, id, rec, &ctx->err);
+    if ((st = ds_catalog_ws_get(*project, id, rec, &ctx->err)) != DS_OK)
+        return st;
+    return use_branch(ctx, p, rec->branch);
 }
 
 static void new_password(char out[DS_KEY_MAX], char hash[DS_KEY_HASH_HEX])
@@ -124,8 +147,11 @@ ds_status_t ds_cmd_ws_create(ds_ctx_t *ctx, const char *project, const ds_ws_cre
     ds_status_t st = ds_cmd_open_project(ctx, &project, &p);
     if (st == DS_OK)
         st = ds_cmd_require_cap(ctx, &p, DS_CAP_WORKSPACES, "workspaces");
+    const char *branch = "default";
     if (st == DS_OK)
-        st = check_branch(ctx, in->branch);
+        st = pick_branch(ctx, in->branch, &branch);
+    if (st == DS_OK)
+        st = use_branch(ctx, &p, branch);
     if (st != DS_OK)
         return st;
     ds_ws_rec_t *r = &out->rec;
@@ -139,7 +165,7 @@ ds_status_t ds_cmd_ws_create(ds_ctx_t *ctx, const char *project, const ds_ws_cre
     if ((st = ds_cmd_enter(ctx, ds_arena_printf(ctx->arena, "w/%s/%s", project, r->id))) != DS_OK)
         return st;
     snprintf(r->project, sizeof(r->project), "%s", project);
-    snprintf(r->branch, sizeof(r->branch), "default");
+    snprintf(r->branch, sizeof(r->branch), "%s", p.branch ? p.branch : "default");
     snprintf(r->user, sizeof(r->user), "ws_%s_%s", project, r->id);
     snprintf(r->object_name, sizeof(r->object_name), "WORKSPACE_%s", r->id);
     r->created_at = ds_now();
@@ -197,7 +223,7 @@ ds_status_t ds_cmd_ws_drop(ds_ctx_t *ctx, const char *project, const char *id)
     return ds_sandbox_remove(ws_key(ctx, project, rec.id), ws_path(ctx, project, rec.id), &ctx->err);
 }
 
-void ds_cmd_ws_drop_all(ds_ctx_t *ctx, const char *project)
+void ds_cmd_ws_drop_all(ds_ctx_t *ctx, const char *project, const char *branch)
 {
     ds_ws_rec_t *items = NULL;
     size_t n = 0;
@@ -207,6 +233,8 @@ void ds_cmd_ws_drop_all(ds_ctx_t *ctx, const char *project)
         return;
     }
     for (size_t i = 0; i < n; i++) {
+        if (branch && strcmp(items[i].branch, branch) != 0)
+            continue;
         ds_err_clear(&e);
         if (ds_catalog_ws_delete(project, items[i].id, &e) != DS_OK ||
             ds_sandbox_remove(ws_key(ctx, project, items[i].id), ws_path(ctx, project, items[i].id), &e) != DS_OK)
@@ -687,6 +715,8 @@ ds_status_t ds_cmd_table_import_workspace(ds_ctx_t *ctx, const char *project, co
     const char *stored, *dir;
     bool view;
     memset(out, 0, sizeof(*out));
+    /* The destination is in the request's branch; the workspace reads its own branch's storage. */
+    const char *dest_branch = ctx->branch;
     ds_status_t st = open_ws(ctx, &project, ws, NULL, &p, &rec, false);
     if (st != DS_OK)
         return st;
@@ -729,6 +759,7 @@ ds_status_t ds_cmd_table_import_workspace(ds_ctx_t *ctx, const char *project, co
         unlink(path);
         return st;
     }
+    ctx->branch = dest_branch;
     ds_file_t file;
     const char *name = ds_arena_printf(ctx->arena, "unloads/%s.%s-%lld-%08x.csv", rec.id, stored, (long long)ds_now(),
                                        (unsigned)randombytes_random());

@@ -88,7 +88,8 @@ ds_status_t ds_cmd_project_query(ds_ctx_t *ctx, const char *project, const ds_qu
  */
 ds_status_t ds_cmd_table_import_workspace(ds_ctx_t *ctx, const char *project, const char *bucket, const char *table,
                                           const char *ws, const ds_import_t *in, ds_import_result_t *out);
-/* Removes every workspace of a project being deleted (project.c); failures are logged. */
-void ds_cmd_ws_drop_all(ds_ctx_t *ctx, const char *project);
+/* Removes every workspace of a project being deleted (project.c), or only those of one branch
+ * (branch: a deleted branch's, branch.c; NULL: all); failures are logged. */
+void ds_cmd_ws_drop_all(ds_ctx_t *ctx, const char *project, const char *branch);
 
 #endif
