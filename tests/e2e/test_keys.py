@@ -247,3 +247,28 @@ def test_admin_key_from_the_environment_is_not_rotated(server, admin):
     _, api = project_api(admin, "pk")
     expect_error(api.post("/admin/keys/rotate", {}), 403, "permission_denied")
     assert e
+
+
+def test_branch_key_writes_its_own_branch_only(server, admin):
+    """A branch-scoped key writes in its branch (copy on write there), never main or another branch."""
+    _, api, fid = _setup(admin)
+    for br in ("dev_1", "dev_2"):
+        expect(api.post(f"/projects/{PID}/branches", {"id": br}), 201)
+    bk = server.api(key=_new_key(api, "branch", branch="dev_1")["key"])
+    before = _state(admin)
+    own = f"/projects/{PID}/branches/dev_1/buckets/in.c-b/tables/t"
+    r = expect(bk.post(own + "/import/file", {"file_id": fid, "incremental": True}), 200)
+    assert r["table_rows"] == 4
+    assert len(expect(bk.get(own + "/preview"), 200)["rows"]) == 4
+    expect(bk.post(f"/projects/{PID}/branches/dev_1/buckets", {"stage": "out", "name": "c-mine"}), 201)
+    # main and the other branch are refused, and unchanged
+    expect_error(bk.post(f"/projects/{PID}/branches/dev_2/buckets/in.c-b/tables/t/import/file",
+                         {"file_id": fid, "incremental": True}), 403, "permission_denied", ["dev_1", "dev_2"])
+    expect_error(bk.post(f"/projects/{PID}/branches/dev_2/merge", {}), 403, "permission_denied")
+    expect_error(bk.post(T + "/import/file", {"file_id": fid, "incremental": True}), 403, "permission_denied")
+    after = _state(admin)
+    # The project's stats count what is stored, the branch's own copy included (docs/api.md); every
+    # table, row, file and key of main is as it was.
+    after.pop("project"), before.pop("project")
+    assert after == before
+    assert len(expect(admin.get(f"/projects/{PID}/branches/dev_2/buckets/in.c-b/tables/t/preview"), 200)["rows"]) == 2
