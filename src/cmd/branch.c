@@ -522,10 +522,24 @@ ds_status_t ds_cmd_branch_read_table(ds_ctx_t *ctx, const char *project, const c
 /* ---- branch commands ---- */
 
 /* Opens project for a branch command (main view) and finds branch id in it. */
-static ds_status_t open_branch(ds_ctx_t *ctx, const char **project, const char *id, ds_proj_t *p, ds_be_branch_t *b)
+/*
+ * Opens branch id of project. writes: what the operation changes, checked
+ * against the key's scope before anything about the branch is looked up:
+ * WRITES_NONE (a read), WRITES_BRANCH (only the branch's own storage: pull),
+ * WRITES_MAIN (main or the set of branches: delete, merge).
+ */
+typedef enum { WRITES_NONE, WRITES_BRANCH, WRITES_MAIN } writes_t;
+
+static ds_status_t open_branch(ds_ctx_t *ctx, const char **project, const char *id, ds_proj_t *p, ds_be_branch_t *b,
+                               writes_t writes)
 {
     ctx->branch = NULL;
     ds_status_t st = ds_cmd_open_project(ctx, project, p);
+    if (st == DS_OK && writes != WRITES_NONE) {
+        ctx->branch = writes == WRITES_BRANCH ? id : NULL;
+        st = ds_cmd_require_write(ctx);
+        ctx->branch = NULL;
+    }
     if (st == DS_OK)
         st = check_branch_id(ctx, id, "branch");
     if (st == DS_OK)
@@ -586,7 +600,7 @@ ds_status_t ds_cmd_branch_get(ds_ctx_t *ctx, const char *project, const char *id
 {
     ds_proj_t p;
     memset(out, 0, sizeof(*out));
-    ds_status_t st = open_branch(ctx, &project, id, &p, &out->branch);
+    ds_status_t st = open_branch(ctx, &project, id, &p, &out->branch, WRITES_NONE);
     if (st != DS_OK)
         return st;
     ds_be_bucket_t *buckets;
@@ -622,7 +636,7 @@ ds_status_t ds_cmd_branch_delete(ds_ctx_t *ctx, const char *project, const char 
 {
     ds_proj_t p;
     ds_be_branch_t b;
-    ds_status_t st = open_branch(ctx, &project, id, &p, &b);
+    ds_status_t st = open_branch(ctx, &project, id, &p, &b, WRITES_MAIN);
     if (st == DS_OK)
         st = ds_cmd_enter_ddl(ctx, project);
     if (st != DS_OK)
@@ -639,7 +653,7 @@ ds_status_t ds_cmd_branch_pull(ds_ctx_t *ctx, const char *project, const char *b
 {
     ds_proj_t p;
     ds_be_branch_t b;
-    ds_status_t st = open_branch(ctx, &project, branch, &p, &b);
+    ds_status_t st = open_branch(ctx, &project, branch, &p, &b, WRITES_BRANCH);
     if (st == DS_OK)
         st = ds_ident_check_bucket(bucket, "bucket", &ctx->err);
     if (st == DS_OK)
@@ -773,7 +787,7 @@ ds_status_t ds_cmd_branch_merge(ds_ctx_t *ctx, const char *project, const char *
     ds_be_branch_t b;
     *merged = *conflicts = NULL;
     *n_merged = *n_conflicts = 0;
-    ds_status_t st = open_branch(ctx, &project, branch, &p, &b);
+    ds_status_t st = open_branch(ctx, &project, branch, &p, &b, WRITES_MAIN);
     if (st != DS_OK)
         return st;
     merge_item_t *items;

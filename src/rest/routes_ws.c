@@ -280,7 +280,7 @@ static ds_status_t h_project_query(ds_rest_req_t *req, ds_rest_resp_t *resp)
 const ds_rest_route_t ds_rest_ws_routes[] = {
     {.method = "POST", .pattern = P "/workspaces", .handler = h_ws_create, .summary = "Create a workspace; returns its password once"},
     {.method = "GET", .pattern = P "/workspaces", .handler = h_ws_list, .summary = "List workspaces"},
-    {.method = "POST", .pattern = P "/branches/{branch}/workspaces", .handler = h_ws_create, .summary = "Create a workspace of a branch (only \"default\" in this version)"},
+    {.method = "POST", .pattern = P "/branches/{branch}/workspaces", .handler = h_ws_create, .summary = "Create a workspace of a branch (it reads the branch's view of storage)"},
     {.method = "GET", .pattern = P "/branches/{branch}/workspaces", .handler = h_ws_list, .summary = "List workspaces of a branch"},
     {.method = "GET", .pattern = W, .handler = h_ws_get, .summary = "Get a workspace (without its password)"},
     {.method = "DELETE", .pattern = W, .handler = h_ws_drop, .summary = "Drop a workspace and its database"},

@@ -134,6 +134,7 @@ def test_read_key_is_refused_every_write_on_every_route(server, admin):
     p, api, fid = _setup(admin)
     expect(api.post(T + "/import/file", {"file_id": fid, "incremental": True}), 200)
     extra = _new_key(api, "admin")
+    expect(api.post(f"/projects/{PID}/branches", {"id": "dev_1"}), 201)  # branch routes reach their scope check
     read = server.api(key=_new_key(api, "read")["key"])
     before = _state(admin)
     doc = expect(server.api(key=None).get("/openapi.json"), 200)

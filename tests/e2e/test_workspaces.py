@@ -195,10 +195,10 @@ def test_project_query_is_read_only_over_storage(server, admin):
     assert expect(p.api.get(p.tpath("orders")), 200)["rows"] == 4
 
 
-def test_branches_answer_501_and_bad_input_400(server, admin):
+def test_unknown_branches_answer_404_and_bad_input_400(server, admin):
     p = Proj(server, admin, "p1")
-    expect_error(p.api.post(f"/projects/{p.pid}/workspaces", {"branch": "dev"}), 501, "not_supported", ["branch"])
-    expect_error(p.api.post(f"/projects/{p.pid}/branches/dev/workspaces", {}), 501, "not_supported", ["branch"])
+    expect_error(p.api.post(f"/projects/{p.pid}/workspaces", {"branch": "dev"}), 404, "not_found", ["dev"])
+    expect_error(p.api.post(f"/projects/{p.pid}/branches/dev/workspaces", {}), 404, "not_found", ["dev"])
     ws = expect(p.api.post(f"/projects/{p.pid}/branches/default/workspaces", {}), 201)
     assert ws["branch"] == "default" and ws["id"]
     expect_error(p.api.post(f"/projects/{p.pid}/workspaces", {"id": "a/b"}), 400, "invalid_argument", ["id"])
