@@ -150,7 +150,7 @@ def test_users_passwords_clear_and_objects(server, driver):
     expect_error(lambda: driver.run(workspace_pb2.DropWorkspaceCommand(workspaceObjectName="nope"), key, "u"),
                  S.INVALID_ARGUMENT, mentions=["workspaceObjectName"])
     expect_error(lambda: driver.run(workspace_pb2.CreateWorkspaceCommand(workspaceId="x", branchId="7"), key, "u"),
-                 S.UNIMPLEMENTED, mentions=["branch"])
+                 S.NOT_FOUND, mentions=["branch", "7"])
     expect_error(lambda: driver.run(workspace_pb2.GrantWorkspaceAccessToProjectCommand(
         workspaceObjectName="WORKSPACE_tr"), key, "u"), S.UNIMPLEMENTED)
     # another project's key reaches nothing here
