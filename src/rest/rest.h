@@ -64,6 +64,12 @@ struct ds_rest_req {
     void *conn; /* struct MHD_Connection * */
     const char *branch; /* branch of a branch-scoped path ("default" = main), or NULL */
     const char *allow;  /* on 405: the methods the path allows */
+    /* A write with an Idempotency-Key until its answer is built (server.c ends it). Streamed
+     * routes: idem_repeat = read the body without storing it and hand its digest to
+     * ds_cmd_idem_stream_digest; a same-bytes repeat leaves the first answer in idem_replay. */
+    ds_idem_t *idem;
+    bool idem_repeat;
+    ds_idem_answer_t idem_replay;
     struct ds_json_num *nums; /* the body's numbers as written (json.c), sorted by node; arena */
     size_t n_nums;
 };
