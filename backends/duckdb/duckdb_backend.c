@@ -1477,7 +1477,7 @@ static ds_status_t be_table_create(void *self, ds_be_call_t *call, const ds_be_t
     ds_status_t st = ddb_use_begin(self, call, false, &u);
     if (st != DS_OK)
         return st;
-    st = ddb_in_txn(&u, ddb_table_create_txn, (void *)def);
+    st = ddb_in_txn_recorded(&u, ddb_table_create_txn, (void *)def);
     ddb_use_end(&u);
     return st;
 }

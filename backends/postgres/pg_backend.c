@@ -980,7 +980,7 @@ static ds_status_t be_table_create(void *self, ds_be_call_t *call, const ds_be_t
     ds_status_t st = pg_use_begin(self, call, &u);
     if (st != DS_OK)
         return st;
-    st = pg_in_txn(&u, table_create_txn, (void *)def);
+    st = pg_in_txn_recorded(&u, table_create_txn, (void *)def);
     pg_use_end(&u);
     return st;
 }

@@ -53,3 +53,36 @@ def test_crash_between_commit_and_answer_applies_once(server_factory, pg, pg_db,
     expect(p.api.post(p.tpath("t") + "/import/file", {"file_id": fid, "incremental": True}), 200)
     assert expect(delete(), 200) == body
     assert p.table("t")["rows"] == 5
+
+
+def test_crash_after_a_table_create_or_column_add_answers_the_first_result(server_factory, pg, pg_db, backend):
+    """The backend records the key in the create's and the schema change's own transaction: the retry after a
+    kill -9 between commit and answer answers 201 with the table (not 409 already_exists) and changes nothing."""
+    server = server_factory(env=backend_env(pg, pg_db))
+    p = Proj(server, server.api(), "il", backend)
+    tables = p.tpath("t").rsplit("/", 1)[0]
+    spec = {"name": "t", "columns": [{"name": "id"}, {"name": "v"}], "primary_key": ["id"]}
+
+    def create():
+        return p.api.post(tables, spec, headers={"Idempotency-Key": "create-1"})
+
+    r = _crash_then_retry(server, create, "table_create")
+    body = expect(r, 201)
+    assert body["name"] == "t" and [c["name"] for c in body["columns"]] == ["id", "v"], body
+    assert body["primary_key"] == ["id"], body
+    assert expect(create(), 201) == body
+    expect_error(p.api.post(tables, {**spec, "name": "u"}, headers={"Idempotency-Key": "create-1"}), 409, "conflict")
+    # Without a key the same create is refused as usual: the rule is the record, not the table's existence.
+    expect_error(p.api.post(tables, spec, headers={"Idempotency-Key": "create-2"}), 409, "already_exists")
+
+    def add():
+        return p.api.post(p.tpath("t") + "/columns", {"name": "w", "type": "INTEGER", "nullable": False,
+                                                      "default": 7}, headers={"Idempotency-Key": "add-1"})
+
+    r = _crash_then_retry(server, add, "column_add")
+    body = expect(r, 201)
+    assert [c["name"] for c in body["columns"]] == ["id", "v", "w"], body
+    assert expect(add(), 201) == body
+    assert [c["name"] for c in p.table("t")["columns"]] == ["id", "v", "w"]
+    expect_error(p.api.post(p.tpath("t") + "/columns", {"name": "w", "type": "INTEGER"},
+                            headers={"Idempotency-Key": "add-2"}), 409, "already_exists")
