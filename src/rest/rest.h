@@ -85,6 +85,9 @@ typedef struct {
     ds_status_t (*chunk)(ds_rest_req_t *req, void *state, const char *data, size_t n);
     ds_status_t (*finish)(ds_rest_req_t *req, void *state, ds_rest_resp_t *resp);
     void (*abort)(void *state);
+    /* The server begins an Idempotency-Key for it (ds_cmd_idem_begin_stream; see ds_rest_req_t.idem);
+     * false: the route handles the header itself, or takes none. */
+    bool keyed;
 } ds_rest_stream_t;
 
 typedef struct {

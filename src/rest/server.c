@@ -261,7 +261,7 @@ static void stream_feed(req_state_t *rs)
     const ds_rest_stream_t *sr = rs->route->stream;
     if (!rs->stream_started) {
         rs->stream_started = true;
-        if (!idempotent_stream_start(&rs->req) || sr->begin(&rs->req, &rs->stream_state) != DS_OK)
+        if ((sr->keyed && !idempotent_stream_start(&rs->req)) || sr->begin(&rs->req, &rs->stream_state) != DS_OK)
             rs->stream_failed = true;
     }
     if (!rs->stream_failed && rs->pending.len &&
