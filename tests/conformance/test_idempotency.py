@@ -86,3 +86,38 @@ def test_crash_after_a_table_create_or_column_add_answers_the_first_result(serve
     assert [c["name"] for c in p.table("t")["columns"]] == ["id", "v", "w"]
     expect_error(p.api.post(p.tpath("t") + "/columns", {"name": "w", "type": "INTEGER"},
                             headers={"Idempotency-Key": "add-2"}), 409, "already_exists")
+
+
+def test_crash_after_a_bucket_create_or_a_drop_answers_the_first_result(server_factory, pg, pg_db, backend):
+    """Bucket creates and table or bucket drops record the key in their own transaction too: the retry after a
+    kill -9 between commit and answer answers 201 with the bucket, or 204, instead of 409 or 404."""
+    server = server_factory(env=backend_env(pg, pg_db))
+    p = Proj(server, server.api(), "im", backend)
+    p.create_table("t", ["id"])
+    buckets = f"/projects/{p.pid}/buckets"
+
+    def create():
+        return p.api.post(buckets, {"stage": "out", "name": "made"}, headers={"Idempotency-Key": "b-1"})
+
+    body = expect(_crash_then_retry(server, create, "bucket_create"), 201)
+    assert body["id"] == "out.c-made", body
+    assert expect(create(), 201) == body
+    expect_error(p.api.post(buckets, {"stage": "out", "name": "made"}, headers={"Idempotency-Key": "b-2"}),
+                 409, "already_exists")
+
+    def drop_table():
+        return p.api.delete(p.tpath("t"), headers={"Idempotency-Key": "d-1"})
+
+    r = _crash_then_retry(server, drop_table, "table_drop")
+    assert r.status_code == 204, r.text
+    assert drop_table().status_code == 204
+    expect_error(p.api.get(p.tpath("t")), 404, "not_found")
+    expect_error(p.api.delete(p.tpath("t"), headers={"Idempotency-Key": "d-2"}), 404, "not_found")
+
+    def drop_bucket():
+        return p.api.delete(f"{buckets}/out.c-made", headers={"Idempotency-Key": "d-3"})
+
+    r = _crash_then_retry(server, drop_bucket, "bucket_drop")
+    assert r.status_code == 204, r.text
+    assert drop_bucket().status_code == 204
+    expect_error(p.api.get(f"{buckets}/out.c-made"), 404, "not_found")

@@ -272,3 +272,23 @@ def test_a_repeat_while_the_upload_streams_is_409(server, admin):
         time.sleep(0.1)
     expect(r, 201)
     assert [n for n, _ in _files(proj)] == ["in/left.bin", "in/s.bin"] and _staging(proj) == []
+
+
+def test_a_keyed_create_and_column_add_in_a_branch_apply_once(server, admin):
+    """In a branch the create may also make the branch's own bucket: only the create keeps the key."""
+    proj = Proj(server, admin, "ib")
+    proj.create_table("t", ["a"])
+    expect(proj.api.post(f"/projects/{proj.pid}/branches", {"id": "dev"}), 201)
+    base = f"/projects/{proj.pid}/branches/dev/buckets/{proj.bucket}/tables"
+    spec = {"name": "n", "columns": [{"name": "a"}]}
+    c1 = proj.api.post(base, spec, headers={"Idempotency-Key": "bc-1"})
+    expect(c1, 201)
+    c2 = proj.api.post(base, spec, headers={"Idempotency-Key": "bc-1"})
+    assert c2.status_code == 201 and c2.content == c1.content
+    col = {"name": "x", "type": "VARCHAR"}
+    a1 = proj.api.post(base + "/t/columns", col, headers={"Idempotency-Key": "bc-2"})
+    expect(a1, 201)
+    a2 = proj.api.post(base + "/t/columns", col, headers={"Idempotency-Key": "bc-2"})
+    assert a2.status_code == 201 and a2.content == a1.content
+    assert [c["name"] for c in expect(proj.api.get(base + "/t"), 200)["columns"]] == ["a", "x"]
+    assert [c["name"] for c in proj.table("t")["columns"]] == ["a"]
