@@ -89,7 +89,7 @@ ds_status_t ds_cmd_bucket_delete(ds_ctx_t *ctx, const char *project, const char 
     int64_t count;
     ds_status_t st = ds_cmd_open_project(ctx, &project, &p);
     /* Before the lookup: the repeat of a drop recorded as committed finds the bucket gone, and answers 204. */
-    if (st == DS_OK && !p.branch)
+    if (st == DS_OK && !p.branch && ctx->idem_token && (st = ds_cmd_require_write(ctx)) == DS_OK)
         st = ds_cmd_idem_backend_check(ctx, &p, &applied, &count);
     if (st != DS_OK || applied)
         return st;
