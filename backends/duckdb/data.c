@@ -2027,7 +2027,7 @@ static ds_status_t schema_change(void *self, ds_be_call_t *call, schema_t *s, ds
     if (st != DS_OK)
         return st;
     schema_run_t r = {.call = call, .s = s, .fn = fn};
-    st = ddb_in_txn(&u, schema_txn, &r);
+    st = ddb_in_txn_recorded(&u, schema_txn, &r);
     s->t = NULL;
     ddb_use_end(&u);
     return st;
@@ -2037,7 +2037,11 @@ ds_status_t ddb_column_add(void *self, ds_be_call_t *call, const char *bucket, c
                            const ds_be_column_t *column)
 {
     schema_t s = {.bucket = bucket, .table = table, .add = column};
-    ds_status_t st = schema_change(self, call, &s, add_column_txn);
+    /* An idempotency record commits with the change's last transaction: the NOT NULL step when there is one. */
+    ds_be_call_t first = *call;
+    if (!column->nullable)
+        first.idem = NULL;
+    ds_status_t st = schema_change(self, &first, &s, add_column_txn);
     if (st != DS_OK || column->nullable)
         return st;
     /*
@@ -2052,6 +2056,7 @@ ds_status_t ddb_column_add(void *self, ds_be_call_t *call, const char *bucket, c
     ds_err_t ignored = {0};
     ds_be_call_t undo = *call;
     undo.err = &ignored;
+    undo.idem = NULL;
     schema_change(self, &undo, &s, undo_add_column_txn);
     return ds_err_set(call->err, DS_INVALID_ARGUMENT,
                       "column \"%s\" cannot be NOT NULL: existing rows would hold NULL (give a default): %s",

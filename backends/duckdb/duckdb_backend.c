@@ -1270,7 +1270,7 @@ static ds_status_t be_bucket_create(void *self, ds_be_call_t *call, const ds_be_
     ds_status_t st = ddb_use_begin(self, call, false, &u);
     if (st != DS_OK)
         return st;
-    st = ddb_in_txn(&u, ddb_bucket_create_txn, (void *)bucket);
+    st = ddb_in_txn_recorded(&u, ddb_bucket_create_txn, (void *)bucket);
     ddb_use_end(&u);
     return st;
 }
@@ -1399,7 +1399,7 @@ static ds_status_t be_bucket_drop(void *self, ds_be_call_t *call, const char *bu
     if (st != DS_OK)
         return st;
     bucket_drop_t d = {bucket, force};
-    st = ddb_in_txn(&u, bucket_drop_txn, &d);
+    st = ddb_in_txn_recorded(&u, bucket_drop_txn, &d);
     ddb_use_end(&u);
     return st;
 }
@@ -1477,7 +1477,7 @@ static ds_status_t be_table_create(void *self, ds_be_call_t *call, const ds_be_t
     ds_status_t st = ddb_use_begin(self, call, false, &u);
     if (st != DS_OK)
         return st;
-    st = ddb_in_txn(&u, ddb_table_create_txn, (void *)def);
+    st = ddb_in_txn_recorded(&u, ddb_table_create_txn, (void *)def);
     ddb_use_end(&u);
     return st;
 }
@@ -1802,7 +1802,7 @@ static ds_status_t be_table_drop(void *self, ds_be_call_t *call, const char *buc
     if (st != DS_OK)
         return st;
     table_ref_t t = {bucket, table};
-    st = ddb_in_txn(&u, table_drop_txn, &t);
+    st = ddb_in_txn_recorded(&u, table_drop_txn, &t);
     ddb_use_end(&u);
     return st;
 }

@@ -89,3 +89,21 @@ ds_status_t ddb_idem_record(use_t *u, int64_t count)
     return ds_ddb_run(u->conn, u->err, NULL,
                       "INSERT INTO " IDEM_TABLE " VALUES ($1, $2, CAST($3 AS BIGINT), CAST($4 AS BIGINT))", 4, params);
 }
+
+typedef struct {
+    ds_status_t (*fn)(use_t *, void *);
+    void *ud;
+} recorded_t;
+
+static ds_status_t recorded_txn(use_t *u, void *ud)
+{
+    recorded_t *r = ud;
+    ds_status_t st = r->fn(u, r->ud);
+    return st == DS_OK ? ddb_idem_record(u, 0) : st;
+}
+
+ds_status_t ddb_in_txn_recorded(use_t *u, ds_status_t (*fn)(use_t *, void *), void *ud)
+{
+    recorded_t r = {fn, ud};
+    return ddb_in_txn(u, recorded_txn, &r);
+}

@@ -194,5 +194,7 @@ ds_status_t ddb_idem_lookup(void *self, ds_be_call_t *call, const char *token, i
                             ds_be_idem_rec_t *out);
 /* Records u->call->idem (when set) with the write's count; call inside the write's transaction. */
 ds_status_t ddb_idem_record(use_t *u, int64_t count);
+/* ddb_in_txn, and when fn succeeds ddb_idem_record(u, 0) in the same transaction (metadata writes). */
+ds_status_t ddb_in_txn_recorded(use_t *u, ds_status_t (*fn)(use_t *, void *), void *ud);
 
 #endif

@@ -204,5 +204,7 @@ ds_status_t pg_idem_lookup(void *self, ds_be_call_t *call, const char *token, in
                            ds_be_idem_rec_t *out);
 /* Records u->call->idem (when set) with the write's count; call inside the write's transaction. */
 ds_status_t pg_idem_record(pg_use_t *u, int64_t count);
+/* pg_in_txn, and when fn succeeds pg_idem_record(u, 0) in the same transaction (metadata writes). */
+ds_status_t pg_in_txn_recorded(pg_use_t *u, ds_status_t (*fn)(pg_use_t *, void *), void *ud);
 
 #endif

@@ -303,7 +303,7 @@ static const char *meta_ddl =
     "last_change_at bigint, PRIMARY KEY (project, bucket, name), FOREIGN KEY (project, bucket) REFERENCES " PG_META
     ".buckets (project, id) ON DELETE CASCADE);"
     "CREATE UNIQUE INDEX IF NOT EXISTS tables_nocase ON " PG_META ".tables (project, bucket, lower(name));"
-    /* Idempotent writes: each import or row deletion with a token records it in its own transaction. */
+    /* Idempotent writes: each write with a token records it in its own transaction (backend.h, idem_lookup). */
     "CREATE TABLE IF NOT EXISTS " PG_META ".idempotency (project text NOT NULL REFERENCES " PG_META ".projects (id) "
     "ON DELETE CASCADE, token text NOT NULL, request_hash text NOT NULL, created_at bigint NOT NULL, "
     "count bigint NOT NULL, PRIMARY KEY (project, token));"
@@ -705,7 +705,7 @@ static ds_status_t be_bucket_create(void *self, ds_be_call_t *call, const ds_be_
     ds_status_t st = pg_use_begin(self, call, &u);
     if (st != DS_OK)
         return st;
-    st = pg_in_txn(&u, bucket_create_txn, (void *)bucket);
+    st = pg_in_txn_recorded(&u, bucket_create_txn, (void *)bucket);
     pg_use_end(&u);
     return st;
 }
@@ -819,7 +819,7 @@ static ds_status_t be_bucket_drop(void *self, ds_be_call_t *call, const char *bu
     if (st != DS_OK)
         return st;
     bucket_drop_t d = {bucket, force};
-    st = pg_in_txn(&u, bucket_drop_txn, &d);
+    st = pg_in_txn_recorded(&u, bucket_drop_txn, &d);
     pg_use_end(&u);
     return st;
 }
@@ -980,7 +980,7 @@ static ds_status_t be_table_create(void *self, ds_be_call_t *call, const ds_be_t
     ds_status_t st = pg_use_begin(self, call, &u);
     if (st != DS_OK)
         return st;
-    st = pg_in_txn(&u, table_create_txn, (void *)def);
+    st = pg_in_txn_recorded(&u, table_create_txn, (void *)def);
     pg_use_end(&u);
     return st;
 }
@@ -1237,7 +1237,7 @@ static ds_status_t be_table_drop(void *self, ds_be_call_t *call, const char *buc
     if (st != DS_OK)
         return st;
     table_ref_t ref = {bucket, table};
-    st = pg_in_txn(&u, table_drop_txn, &ref);
+    st = pg_in_txn_recorded(&u, table_drop_txn, &ref);
     pg_use_end(&u);
     return st;
 }

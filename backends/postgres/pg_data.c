@@ -1923,7 +1923,7 @@ static ds_status_t schema_change(void *self, ds_be_call_t *call, const char *buc
     st = pg_table_describe(&u, bucket, table, &t);
     s->t = &t;
     if (st == DS_OK)
-        st = pg_in_txn(&u, fn, s);
+        st = pg_in_txn_recorded(&u, fn, s);
     pg_use_end(&u);
     return st;
 }

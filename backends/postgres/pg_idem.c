@@ -63,3 +63,21 @@ ds_status_t pg_idem_record(pg_use_t *u, int64_t count)
                   "INSERT INTO " PG_META ".idempotency VALUES ($1, $2, $3, CAST($4 AS bigint), CAST($5 AS bigint))", 5,
                   params);
 }
+
+typedef struct {
+    ds_status_t (*fn)(pg_use_t *, void *);
+    void *ud;
+} recorded_t;
+
+static ds_status_t recorded_txn(pg_use_t *u, void *ud)
+{
+    recorded_t *r = ud;
+    ds_status_t st = r->fn(u, r->ud);
+    return st == DS_OK ? pg_idem_record(u, 0) : st;
+}
+
+ds_status_t pg_in_txn_recorded(pg_use_t *u, ds_status_t (*fn)(pg_use_t *, void *), void *ud)
+{
+    recorded_t r = {fn, ud};
+    return pg_in_txn(u, recorded_txn, &r);
+}

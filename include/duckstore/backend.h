@@ -69,8 +69,10 @@ typedef struct ds_be_call {
     void *cancel; /* host-owned: the request's cancellation, or NULL */
     /*
      * Added after version 1: the idempotency record a write keeps in its own
-     * transaction (see idem_lookup in the ops), or NULL. Only table_import
-     * and table_delete_rows read it.
+     * transaction (see idem_lookup in the ops), or NULL. Read by
+     * table_import, table_delete_rows, bucket_create, bucket_drop,
+     * table_create, table_drop, column_add, column_drop, column_alter and
+     * primary_key_set.
      */
     const struct ds_be_idem *idem;
 } ds_be_call_t;
@@ -504,7 +506,11 @@ typedef struct ds_backend_ops {
      * idem_lookup promises: when call->idem is set, table_import and
      * table_delete_rows store (token, request_hash, created_at, count) in the
      * project's own storage inside the write's transaction, so the record and
-     * the data commit together, and may drop records older than not_before.
+     * the data commit together, and may drop records older than not_before;
+     * bucket_create, bucket_drop, table_create, table_drop and the schema
+     * changes (column_add, column_drop, column_alter, primary_key_set) store
+     * it the same way with count 0, in the transaction that completes the
+     * change.
      * idem_lookup finds token's record created at or after not_before:
      * DS_NOT_FOUND when there is none. NULL: the host keeps records only in
      * its catalog (a crash between a commit and the answer then loses it).

@@ -37,8 +37,16 @@ ds_status_t ds_cmd_bucket_create(ds_ctx_t *ctx, const char *project, const ds_bu
             return st;
         return ds_cmd_branch_bucket_get(ctx, &p, id, out);
     }
-    if ((st = ds_be_bucket_create(p.be, &p.call, &b)) != DS_OK)
+    /* A repeat of a create the backend recorded as committed before a crash lost its answer. */
+    bool applied;
+    int64_t count;
+    if ((st = ds_cmd_idem_backend_check(ctx, &p, &applied, &count)) != DS_OK)
         return st;
+    if (!applied) {
+        if ((st = ds_be_bucket_create(p.be, &p.call, &b)) != DS_OK)
+            return st;
+        ds_cmd_test_crash_point("bucket_create");
+    }
     return ds_be_bucket_get(p.be, &p.call, id, out);
 }
 
@@ -77,8 +85,13 @@ ds_status_t ds_cmd_bucket_get(ds_ctx_t *ctx, const char *project, const char *bu
 ds_status_t ds_cmd_bucket_delete(ds_ctx_t *ctx, const char *project, const char *bucket, bool force)
 {
     ds_proj_t p;
+    bool applied = false;
+    int64_t count;
     ds_status_t st = ds_cmd_open_project(ctx, &project, &p);
-    if (st != DS_OK)
+    /* Before the lookup: the repeat of a drop recorded as committed finds the bucket gone, and answers 204. */
+    if (st == DS_OK && !p.branch && ctx->idem_token && (st = ds_cmd_require_write(ctx)) == DS_OK)
+        st = ds_cmd_idem_backend_check(ctx, &p, &applied, &count);
+    if (st != DS_OK || applied)
         return st;
     if ((st = ds_cmd_resolve_bucket(ctx, &p, &bucket)) != DS_OK)
         return st;
@@ -86,5 +99,7 @@ ds_status_t ds_cmd_bucket_delete(ds_ctx_t *ctx, const char *project, const char 
         return st;
     if (p.branch)
         return ds_cmd_branch_bucket_drop(ctx, &p, bucket, force);
-    return ds_be_bucket_drop(p.be, &p.call, bucket, force);
+    if ((st = ds_be_bucket_drop(p.be, &p.call, bucket, force)) == DS_OK)
+        ds_cmd_test_crash_point("bucket_drop");
+    return st;
 }

@@ -158,6 +158,29 @@ ds_status_t ds_cmd_idem_begin(ds_ctx_t *ctx, const char *key, const char *method
  */
 void ds_cmd_idem_end(ds_idem_t **h, int status, const char *content_type, const void *body, size_t body_len);
 
+/*
+ * A streamed write (an upload) with an idempotency key: the key is known
+ * when the headers arrive, the body only at its end. Its identity is method,
+ * target and the SHA-256 of the bytes it stores (not the transfer framing,
+ * so a multipart retry with another boundary is the same request).
+ *  - the key is running now (also a streamed first request still reading its
+ *    body): CONFLICT at once, nothing read; the client retries later;
+ *  - the key has a kept answer: *repeat is true and *h set: the caller reads
+ *    the body without storing it, then ds_cmd_idem_stream_digest decides;
+ *  - otherwise *h is set (the first request): run the write, give the
+ *    digest to ds_cmd_idem_stream_digest before answering, then
+ *    ds_cmd_idem_end. An answer given before the digest was known (the
+ *    upload refused early) is not kept.
+ */
+ds_status_t ds_cmd_idem_begin_stream(ds_ctx_t *ctx, const char *key, const char *method, const char *target,
+                                     ds_idem_t **h, bool *repeat);
+/*
+ * digest: 64 hex digits of the stored bytes. For a first request fixes its
+ * identity (DS_OK, ans->replay false). For a repeat releases *h (sets it
+ * NULL): the same bytes give *ans = the first answer, other bytes CONFLICT.
+ */
+ds_status_t ds_cmd_idem_stream_digest(ds_ctx_t *ctx, ds_idem_t **h, const char *digest, ds_idem_answer_t *ans);
+
 /* ---- API keys (keys.c) ---- */
 typedef struct {
     const char *scope; /* "admin", "read", "branch" */

@@ -396,10 +396,17 @@ ds_status_t ds_cmd_table_delete_rows(ds_ctx_t *ctx, const char *project, const c
     return st;
 }
 
-/* Opens the table for a schema change (type: the new type or NULL, for the capability check): its data queue, then the project's catalog queue. */
+/*
+ * Opens the table for a schema change (type: the new type or NULL, for the
+ * capability check): its data queue, then the project's catalog queue.
+ * *applied: an idempotent repeat of a change the backend recorded as
+ * committed before a crash lost its answer; the caller applies nothing then.
+ */
 static ds_status_t open_for_schema(ds_ctx_t *ctx, const char *project, const char **bucket, const char **table,
-                                   const char *type, ds_proj_t *p, ds_be_table_t *def)
+                                   const char *type, ds_proj_t *p, ds_be_table_t *def, bool *applied)
 {
+    int64_t count;
+    *applied = false;
     ds_status_t st = open_table(ctx, &project, *bucket, *table, p);
     if (st == DS_OK)
         st = ds_cmd_require_schema_change(ctx, p, type);
@@ -407,6 +414,8 @@ static ds_status_t open_for_schema(ds_ctx_t *ctx, const char *project, const cha
         st = ds_cmd_resolve_table(ctx, p, bucket, table, false, def, NULL);
     if (st == DS_OK)
         st = ds_cmd_branch_write(ctx, p, bucket, table, true);
+    if (st == DS_OK)
+        st = ds_cmd_idem_backend_check(ctx, p, applied, &count);
     return st;
 }
 
@@ -415,18 +424,22 @@ ds_status_t ds_cmd_column_add(ds_ctx_t *ctx, const char *project, const char *bu
 {
     ds_proj_t p;
     ds_be_table_t def;
+    bool applied;
     char type[DS_TYPE_MAX];
     ds_status_t st = ds_ident_check_name(col->name, "column", &ctx->err);
     if (st == DS_OK)
         st = ds_type_canonical(col->type ? col->type : "VARCHAR", col->name, type, &ctx->err);
     if (st == DS_OK)
-        st = open_for_schema(ctx, project, &bucket, &table, type, &p, &def);
-    if (st != DS_OK)
+        st = open_for_schema(ctx, project, &bucket, &table, type, &p, &def, &applied);
+    if (st != DS_OK || applied)
         return st;
     ds_be_column_t c = {col->name, ds_arena_strdup(ctx->arena, type), col->nullable, col->default_value};
     if (!c.type)
         return ds_err_set(&ctx->err, DS_UNAVAILABLE, "out of memory");
-    return DS_BE_CALL(p.be, &p.call, column_add, bucket, table, &c);
+    st = DS_BE_CALL(p.be, &p.call, column_add, bucket, table, &c);
+    if (st == DS_OK)
+        ds_cmd_test_crash_point("column_add");
+    return st;
 }
 
 ds_status_t ds_cmd_column_drop(ds_ctx_t *ctx, const char *project, const char *bucket, const char *table,
@@ -434,10 +447,11 @@ ds_status_t ds_cmd_column_drop(ds_ctx_t *ctx, const char *project, const char *b
 {
     ds_proj_t p;
     ds_be_table_t def;
+    bool applied;
     ds_status_t st = ds_ident_check_name(column, "column", &ctx->err);
     if (st == DS_OK)
-        st = open_for_schema(ctx, project, &bucket, &table, NULL, &p, &def);
-    if (st != DS_OK)
+        st = open_for_schema(ctx, project, &bucket, &table, NULL, &p, &def, &applied);
+    if (st != DS_OK || applied)
         return st;
     return DS_BE_CALL(p.be, &p.call, column_drop, bucket, table, ds_cmd_column_name(&p, &def, column));
 }
@@ -447,6 +461,7 @@ ds_status_t ds_cmd_column_alter(ds_ctx_t *ctx, const char *project, const char *
 {
     ds_proj_t p;
     ds_be_table_t def;
+    bool applied;
     char type[DS_TYPE_MAX];
     ds_column_alter_t a = *alter;
     ds_status_t st = ds_ident_check_name(column, "column", &ctx->err);
@@ -459,8 +474,8 @@ ds_status_t ds_cmd_column_alter(ds_ctx_t *ctx, const char *project, const char *
     if (st == DS_OK && !a.type && a.nullable == -1 && !a.set_default)
         st = ds_err_set(&ctx->err, DS_INVALID_ARGUMENT, "nothing to change: give type, nullable or default");
     if (st == DS_OK)
-        st = open_for_schema(ctx, project, &bucket, &table, a.type, &p, &def);
-    if (st != DS_OK)
+        st = open_for_schema(ctx, project, &bucket, &table, a.type, &p, &def, &applied);
+    if (st != DS_OK || applied)
         return st;
     return DS_BE_CALL(p.be, &p.call, column_alter, bucket, table, ds_cmd_column_name(&p, &def, column), &a);
 }
@@ -470,6 +485,7 @@ ds_status_t ds_cmd_primary_key_add(ds_ctx_t *ctx, const char *project, const cha
 {
     ds_proj_t p;
     ds_be_table_t def;
+    bool applied;
     ds_status_t st = n ? check_names(ctx, columns, n, "columns")
                        : ds_err_setf(&ctx->err, DS_INVALID_ARGUMENT, "columns", "a primary key needs at least one column");
     for (size_t i = 0; st == DS_OK && i < n; i++)
@@ -477,8 +493,8 @@ ds_status_t ds_cmd_primary_key_add(ds_ctx_t *ctx, const char *project, const cha
             if (strcasecmp(columns[i], columns[j]) == 0)
                 st = ds_err_setf(&ctx->err, DS_INVALID_ARGUMENT, "columns", "column \"%s\" is given twice", columns[i]);
     if (st == DS_OK)
-        st = open_for_schema(ctx, project, &bucket, &table, NULL, &p, &def);
-    if (st != DS_OK)
+        st = open_for_schema(ctx, project, &bucket, &table, NULL, &p, &def, &applied);
+    if (st != DS_OK || applied)
         return st;
     const char **cols;
     if ((st = ds_cmd_resolve_columns(ctx, &p, &def, (const char **const *)&columns, n, &cols)) != DS_OK)
@@ -490,8 +506,9 @@ ds_status_t ds_cmd_primary_key_drop(ds_ctx_t *ctx, const char *project, const ch
 {
     ds_proj_t p;
     ds_be_table_t def;
-    ds_status_t st = open_for_schema(ctx, project, &bucket, &table, NULL, &p, &def);
-    if (st != DS_OK)
+    bool applied;
+    ds_status_t st = open_for_schema(ctx, project, &bucket, &table, NULL, &p, &def, &applied);
+    if (st != DS_OK || applied)
         return st;
     return DS_BE_CALL(p.be, &p.call, primary_key_set, bucket, table, NULL, 0);
 }

@@ -94,6 +94,7 @@ struct ds_upload {
     const char *area;    /* resolved project area */
     const char *staging; /* staging/<id> */
     bool permanent, sliced, overwrite, prepared;
+    bool discard; /* an idempotent repeat: the bytes are hashed and counted, never stored */
     int fd;
     int64_t size, max;
     crypto_hash_sha256_state sha;
@@ -757,8 +758,10 @@ ds_status_t ds_cmd_file_upload_write(ds_ctx_t *ctx, ds_upload_t *up, const void 
     if (up->max > 0 && (int64_t)n > up->max - up->size)
         st = ds_err_set(&up->fail_err, DS_PAYLOAD_TOO_LARGE,
                         "the file is larger than DUCKSTORE_MAX_UPLOAD_BYTES (%lld bytes)", (long long)up->max);
-    else
+    else if (!up->discard)
         st = write_all(up->fd, data, n, &up->fail_err);
+    else
+        st = DS_OK;
     if (st != DS_OK) {
         up->failed = st;
         ctx->err = up->fail_err;
@@ -776,6 +779,43 @@ ds_status_t ds_cmd_file_upload_write(ds_ctx_t *ctx, ds_upload_t *up, const void 
     }
     crypto_hash_sha256_update(&up->sha, data, n);
     up->size += (int64_t)n;
+    return DS_OK;
+}
+
+ds_status_t ds_cmd_file_upload_begin_discard(ds_ctx_t *ctx, const char *project, ds_upload_t **up)
+{
+    ds_proj_t p;
+    *up = NULL;
+    ds_status_t st = ds_cmd_open_project(ctx, &project, &p);
+    if (st == DS_OK)
+        st = ds_cmd_require_write(ctx);
+    if (st != DS_OK)
+        return st;
+    ds_upload_t *u = ds_arena_alloc(ctx->arena, sizeof(*u));
+    if (!u)
+        return ds_err_set(&ctx->err, DS_INTERNAL, "out of memory");
+    u->fd = -1;
+    u->released = false; /* nothing on disk and no id registered: release only closes it */
+    u->discard = true;
+    snprintf(u->project, sizeof(u->project), "%s", project);
+    u->max = ds_service_config()->max_upload_bytes;
+    crypto_hash_sha256_init(&u->sha);
+    *up = u;
+    return DS_OK;
+}
+
+ds_status_t ds_cmd_file_upload_digest(ds_ctx_t *ctx, ds_upload_t *up, char hex[65])
+{
+    if (!up || !up->discard || up->released || up->finished)
+        return ds_err_set(&ctx->err, DS_INTERNAL, "upload is not open for a digest");
+    if (up->failed != DS_OK) {
+        ctx->err = up->fail_err;
+        return up->failed;
+    }
+    unsigned char digest[crypto_hash_sha256_BYTES];
+    crypto_hash_sha256_final(&up->sha, digest);
+    sodium_bin2hex(hex, 65, digest, sizeof(digest));
+    up->finished = true;
     return DS_OK;
 }
 
@@ -851,7 +891,7 @@ static void undo_move(const char *objects, const char *src, const char *target, 
 
 ds_status_t ds_cmd_file_upload_finish(ds_ctx_t *ctx, ds_upload_t *up, ds_file_t *out)
 {
-    if (!up || up->released || up->finished)
+    if (!up || up->released || up->finished || up->discard)
         return ds_err_set(&ctx->err, DS_INTERNAL, "upload is not open");
     if (up->failed != DS_OK) {
         ctx->err = up->fail_err;

@@ -82,6 +82,16 @@ ds_status_t ds_cmd_file_upload_finish(ds_ctx_t *ctx, ds_upload_t *up, ds_file_t 
 void ds_cmd_file_upload_abort(ds_upload_t **up);
 
 /*
+ * An upload whose bytes are only hashed and counted (the repeat of an
+ * idempotent upload, cmd.h ds_cmd_idem_begin_stream): begin authorizes ctx
+ * for writes to project and stores nothing; write as above (413 beyond the
+ * limit); digest (instead of finish) gives the SHA-256 of the bytes written,
+ * 64 hex digits. abort releases it as above.
+ */
+ds_status_t ds_cmd_file_upload_begin_discard(ds_ctx_t *ctx, const char *project, ds_upload_t **up);
+ds_status_t ds_cmd_file_upload_digest(ds_ctx_t *ctx, ds_upload_t *up, char hex[65]);
+
+/*
  * Prepares an upload (a staging entry): *out gets the new file id, the name,
  * the flags, and expires_at = when the entry is dropped if no content came.
  * The file is not visible until its content arrives through

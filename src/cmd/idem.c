@@ -45,7 +45,9 @@ struct ds_idem {
     char hash[DS_KEY_HASH_HEX];
     int refs;
     bool done;
-    bool kept; /* done with an answer a repeat may use */
+    bool kept;   /* done with an answer a repeat may use */
+    bool repeat; /* a streamed repeat: holds the kept answer, never in `running`, never kept again */
+    char *method, *target; /* streamed writes: what the body's digest completes into the hash */
     int status;
     char *content_type;
     char *body;
@@ -64,6 +66,8 @@ static void entry_free(ds_idem_t *e)
     free(e->key);
     free(e->content_type);
     free(e->body);
+    free(e->method);
+    free(e->target);
     free(e);
 }
 
@@ -237,6 +241,109 @@ ds_status_t ds_cmd_idem_begin(ds_ctx_t *ctx, const char *key, const char *method
     return DS_OK;
 }
 
+/* The identity of a streamed write: method, target and the SHA-256 of the bytes it stores. */
+static void stream_hash(const char *method, const char *target, const char *digest, char hex[DS_KEY_HASH_HEX])
+{
+    char body[80];
+    int n = snprintf(body, sizeof(body), "stream-sha256:%s", digest);
+    request_hash(method, target, body, n > 0 ? (size_t)n : 0, hex);
+}
+
+ds_status_t ds_cmd_idem_begin_stream(ds_ctx_t *ctx, const char *key, const char *method, const char *target,
+                                     ds_idem_t **h, bool *repeat)
+{
+    bool admin;
+    char owner[DS_PROJECT_ID_MAX + 1];
+    *h = NULL;
+    *repeat = false;
+    ds_status_t st = check_key(ctx, key);
+    if (st == DS_OK)
+        st = ds_cmd_authenticate(ctx, &admin, owner);
+    if (st != DS_OK)
+        return st;
+    const char *scope = admin ? "*admin" : owner;
+    ds_idem_t *n = calloc(1, sizeof(*n));
+    if (n) {
+        n->scope = strdup(scope);
+        n->key = strdup(key);
+        n->method = strdup(method);
+        n->target = strdup(target);
+    }
+    if (!n || !n->scope || !n->key || !n->method || !n->target) {
+        entry_free(n);
+        return ds_err_set(&ctx->err, DS_UNAVAILABLE, "out of memory");
+    }
+    n->refs = 1;
+    pthread_mutex_lock(&lock);
+    if (entry_find(scope, key)) {
+        /* Not waited for: the repeat's bytes would have to wait somewhere for as long as the first streams. */
+        pthread_mutex_unlock(&lock);
+        entry_free(n);
+        return ds_err_setf(&ctx->err, DS_CONFLICT, "Idempotency-Key",
+                           "the first request with Idempotency-Key \"%s\" is still running; retry this upload after "
+                           "it answered",
+                           key);
+    }
+    ds_idem_rec_t rec;
+    ds_err_t e = {0};
+    st = ds_catalog_idem_get(ctx->arena, scope, key, ds_cmd_idem_not_before(), &rec, &e);
+    if (st == DS_OK) {
+        /* A repeat: its bytes are read and hashed only, then compared (ds_cmd_idem_stream_digest). */
+        pthread_mutex_unlock(&lock);
+        snprintf(n->hash, sizeof(n->hash), "%s", rec.request_hash);
+        n->repeat = true;
+        n->status = rec.status;
+        n->content_type = strdup(rec.content_type ? rec.content_type : "application/json");
+        n->body = malloc(rec.body_len + 1);
+        if (!n->content_type || !n->body) {
+            entry_free(n);
+            return ds_err_set(&ctx->err, DS_UNAVAILABLE, "out of memory");
+        }
+        if (rec.body_len)
+            memcpy(n->body, rec.body, rec.body_len);
+        n->body_len = rec.body_len;
+        *h = n;
+        *repeat = true;
+        return DS_OK;
+    }
+    if (st != DS_NOT_FOUND) {
+        pthread_mutex_unlock(&lock);
+        entry_free(n);
+        ctx->err = e;
+        return st;
+    }
+    /* The first request: running, its hash unknown (so any other request with the key conflicts). */
+    n->next = running;
+    running = n;
+    pthread_mutex_unlock(&lock);
+    *h = n;
+    return DS_OK;
+}
+
+ds_status_t ds_cmd_idem_stream_digest(ds_ctx_t *ctx, ds_idem_t **h, const char *digest, ds_idem_answer_t *ans)
+{
+    ds_idem_t *e = h ? *h : NULL;
+    memset(ans, 0, sizeof(*ans));
+    if (!e)
+        return DS_OK;
+    char hash[DS_KEY_HASH_HEX];
+    stream_hash(e->method, e->target, digest, hash);
+    if (!e->repeat) {
+        pthread_mutex_lock(&lock);
+        memcpy(e->hash, hash, sizeof(hash));
+        pthread_mutex_unlock(&lock);
+        return DS_OK;
+    }
+    *h = NULL;
+    ds_status_t st = strcmp(e->hash, hash) == 0
+                         ? replay(ctx, e->status, e->content_type, e->body, e->body_len, ans)
+                         : conflict(ctx, e->key);
+    pthread_mutex_lock(&lock);
+    entry_put(e);
+    pthread_mutex_unlock(&lock);
+    return st;
+}
+
 static bool keep(int status) { return status < 500 && status != 408 && status != 429 && status != 401; }
 
 void ds_cmd_idem_end(ds_idem_t **h, int status, const char *content_type, const void *body, size_t body_len)
@@ -245,7 +352,8 @@ void ds_cmd_idem_end(ds_idem_t **h, int status, const char *content_type, const 
     if (!e)
         return;
     *h = NULL;
-    bool kept = keep(status) && body;
+    /* A streamed write that ended before its body's digest was known has no identity to keep. */
+    bool kept = keep(status) && body && e->hash[0] && !e->repeat;
     if (kept) {
         ds_idem_rec_t rec = {.scope = e->scope,
                              .key = e->key,

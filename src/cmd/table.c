@@ -81,6 +81,11 @@ ds_status_t ds_cmd_table_create(ds_ctx_t *ctx, const char *project, const char *
     def.bucket = bucket;
     if ((st = ds_cmd_require_types(ctx, &p, def.columns, def.n_columns)) != DS_OK)
         return st;
+    /* A repeat of a create the backend recorded as committed before a crash lost its answer. */
+    bool applied;
+    int64_t count;
+    if ((st = ds_cmd_idem_backend_check(ctx, &p, &applied, &count)) != DS_OK)
+        return st;
     if (p.branch) {
         /* Created in the branch only: in its own bucket, and not over a table the branch sees. */
         const char *name = in->name;
@@ -88,17 +93,25 @@ ds_status_t ds_cmd_table_create(ds_ctx_t *ctx, const char *project, const char *
         bucket = ds_cmd_branch_logical(&p, bucket);
         if ((st = ds_cmd_resolve_table(ctx, &p, &bucket, &name, true, NULL, &exists)) != DS_OK)
             return st;
-        if (exists)
+        if (exists && !applied)
             return ds_err_set(&ctx->err, DS_ALREADY_EXISTS, "table \"%s.%s\" already exists",
                               ds_cmd_branch_logical(&p, bucket), name);
-        if ((st = ds_cmd_branch_write(ctx, &p, &bucket, &name, true)) != DS_OK)
+        /* The branch's own bucket, if made now, is not this write's record: only the create is. */
+        const struct ds_be_idem *idem = p.call.idem;
+        p.call.idem = NULL;
+        st = ds_cmd_branch_write(ctx, &p, &bucket, &name, true);
+        p.call.idem = idem;
+        if (st != DS_OK)
             return st;
         def.bucket = bucket;
     } else if ((st = ds_cmd_enter_ddl(ctx, project)) != DS_OK) {
         return st;
     }
-    if ((st = ds_be_table_create(p.be, &p.call, &def)) != DS_OK)
-        return st;
+    if (!applied) {
+        if ((st = ds_be_table_create(p.be, &p.call, &def)) != DS_OK)
+            return st;
+        ds_cmd_test_crash_point("table_create");
+    }
     if ((st = ds_be_table_get(p.be, &p.call, bucket, in->name, out)) != DS_OK)
         return st;
     out->bucket = ds_cmd_branch_logical(&p, out->bucket);
@@ -135,8 +148,13 @@ ds_status_t ds_cmd_table_list(ds_ctx_t *ctx, const char *project, const char *bu
 ds_status_t ds_cmd_table_drop(ds_ctx_t *ctx, const char *project, const char *bucket, const char *table)
 {
     ds_proj_t p;
+    bool applied = false;
+    int64_t count;
     ds_status_t st = ds_cmd_open_project(ctx, &project, &p);
-    if (st != DS_OK)
+    /* Before the lookup: the repeat of a drop recorded as committed finds the table gone, and answers 204. */
+    if (st == DS_OK && !p.branch && ctx->idem_token && (st = ds_cmd_require_write(ctx)) == DS_OK)
+        st = ds_cmd_idem_backend_check(ctx, &p, &applied, &count);
+    if (st != DS_OK || applied)
         return st;
     if ((st = ds_cmd_resolve_table(ctx, &p, &bucket, &table, false, NULL, NULL)) != DS_OK)
         return st;
@@ -145,5 +163,7 @@ ds_status_t ds_cmd_table_drop(ds_ctx_t *ctx, const char *project, const char *bu
     if ((st = ds_cmd_enter_table(ctx, project, bucket, table)) != DS_OK ||
         (st = ds_cmd_enter_ddl(ctx, project)) != DS_OK)
         return st;
-    return ds_be_table_drop(p.be, &p.call, bucket, table);
+    if ((st = ds_be_table_drop(p.be, &p.call, bucket, table)) == DS_OK)
+        ds_cmd_test_crash_point("table_drop");
+    return st;
 }

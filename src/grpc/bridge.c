@@ -154,7 +154,8 @@ static ds_status_t bridge_finish(ds_rest_req_t *req, void *state, ds_rest_resp_t
     return DS_OK;
 }
 
-static const ds_rest_stream_t bridge_stream = {bridge_begin, bridge_chunk, bridge_finish, bridge_abort};
+static const ds_rest_stream_t bridge_stream = {bridge_begin, bridge_chunk, bridge_finish, bridge_abort,
+                                                 false /* the Idempotency-Key is the driver layer's */};
 
 const ds_rest_route_t ds_rest_driver_routes[] = {
     {.method = "POST",

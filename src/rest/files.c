@@ -10,6 +10,11 @@
  *
  * The stream state lives in the request arena; the upload itself is released
  * by finish, abort, or at the latest with the arena.
+ *
+ * With an Idempotency-Key (server.c begins it, cmd.h ds_cmd_idem_begin_stream)
+ * a repeat reads its body into a discarding upload and only its SHA-256 is
+ * compared with the first request's; a first request gives its file's
+ * SHA-256 before it answers.
  */
 #include <microhttpd.h>
 #include <stdlib.h>
@@ -111,7 +116,10 @@ static ds_status_t upload_begin(ds_rest_req_t *req, void **state)
         .sliced = ds_rest_query_bool(req, "sliced"),
     };
     *state = NULL;
-    TRY(ds_cmd_file_upload_begin(CTX, ds_rest_param(req, "id"), &in, &up));
+    if (req->idem_repeat)
+        TRY(ds_cmd_file_upload_begin_discard(CTX, ds_rest_param(req, "id"), &up));
+    else
+        TRY(ds_cmd_file_upload_begin(CTX, ds_rest_param(req, "id"), &in, &up));
     return start_stream(req, up, state);
 }
 
@@ -119,7 +127,10 @@ static ds_status_t content_begin(ds_rest_req_t *req, void **state)
 {
     ds_upload_t *up = NULL;
     *state = NULL;
-    TRY(ds_cmd_file_upload_begin_prepared(CTX, ds_rest_param(req, "id"), ds_rest_param(req, "fid"), &up));
+    if (req->idem_repeat)
+        TRY(ds_cmd_file_upload_begin_discard(CTX, ds_rest_param(req, "id"), &up));
+    else
+        TRY(ds_cmd_file_upload_begin_prepared(CTX, ds_rest_param(req, "id"), ds_rest_param(req, "fid"), &up));
     return start_stream(req, up, state);
 }
 
@@ -150,8 +161,19 @@ static ds_status_t upload_finish(ds_rest_req_t *req, void *state, ds_rest_resp_t
         else if (!complete)
             st = ds_err_set(&CTX->err, DS_INVALID_ARGUMENT, "the multipart/form-data body is incomplete");
     }
+    if (st == DS_OK && req->idem_repeat) {
+        /* The repeat of an idempotent upload: its digest decides (server.c answers the replay). */
+        char digest[65];
+        st = ds_cmd_file_upload_digest(CTX, s->up, digest);
+        if (st == DS_OK)
+            st = ds_cmd_idem_stream_digest(CTX, &req->idem, digest, &req->idem_replay);
+        release_state(s);
+        return st;
+    }
     if (st == DS_OK)
         st = ds_cmd_file_upload_finish(CTX, s->up, &f);
+    if (st == DS_OK)
+        st = ds_cmd_idem_stream_digest(CTX, &req->idem, f.sha256, &req->idem_replay);
     if (st == DS_OK) {
         resp->status = 201;
         resp->json = file_json(&f);
@@ -162,8 +184,8 @@ static ds_status_t upload_finish(ds_rest_req_t *req, void *state, ds_rest_resp_t
 
 static void upload_abort(void *state) { release_state(state); }
 
-static const ds_rest_stream_t upload_stream = {upload_begin, upload_chunk, upload_finish, upload_abort};
-static const ds_rest_stream_t content_stream = {content_begin, upload_chunk, upload_finish, upload_abort};
+static const ds_rest_stream_t upload_stream = {upload_begin, upload_chunk, upload_finish, upload_abort, true};
+static const ds_rest_stream_t content_stream = {content_begin, upload_chunk, upload_finish, upload_abort, true};
 
 /* ---- the other routes ---- */
 

@@ -64,6 +64,12 @@ struct ds_rest_req {
     void *conn; /* struct MHD_Connection * */
     const char *branch; /* branch of a branch-scoped path ("default" = main), or NULL */
     const char *allow;  /* on 405: the methods the path allows */
+    /* A write with an Idempotency-Key until its answer is built (server.c ends it). Streamed
+     * routes: idem_repeat = read the body without storing it and hand its digest to
+     * ds_cmd_idem_stream_digest; a same-bytes repeat leaves the first answer in idem_replay. */
+    ds_idem_t *idem;
+    bool idem_repeat;
+    ds_idem_answer_t idem_replay;
     struct ds_json_num *nums; /* the body's numbers as written (json.c), sorted by node; arena */
     size_t n_nums;
 };
@@ -79,6 +85,9 @@ typedef struct {
     ds_status_t (*chunk)(ds_rest_req_t *req, void *state, const char *data, size_t n);
     ds_status_t (*finish)(ds_rest_req_t *req, void *state, ds_rest_resp_t *resp);
     void (*abort)(void *state);
+    /* The server begins an Idempotency-Key for it (ds_cmd_idem_begin_stream; see ds_rest_req_t.idem);
+     * false: the route handles the header itself, or takes none. */
+    bool keyed;
 } ds_rest_stream_t;
 
 typedef struct {

@@ -102,7 +102,6 @@ typedef struct {
     char group[48]; /* fairness group: "p/<project>", "k/<key hash>" or "-" */
     int fd;         /* the connection's socket (read-only peeks from workers), or -1 */
     bool nul_in_url;    /* the URL decodes to a NUL byte: refused before anything runs */
-    ds_idem_t *idem;    /* a write with an Idempotency-Key, until its answer is built */
     char request_id[40];
 } req_state_t;
 
@@ -171,8 +170,8 @@ static bool build_answer(req_state_t *rs, int status, ds_rest_resp_t *resp)
         resp->raw = NULL;
     }
     /* The answer of an idempotent write is kept for its repeats (cmd/idem.c decides what is kept). */
-    if (rs->idem)
-        ds_cmd_idem_end(&rs->idem, status, ctype, resp->fd > 0 ? NULL : data ? data : "", resp->fd > 0 ? 0 : len);
+    if (rs->req.idem)
+        ds_cmd_idem_end(&rs->req.idem, status, ctype, resp->fd > 0 ? NULL : data ? data : "", resp->fd > 0 ? 0 : len);
     struct MHD_Response *r;
     if (resp->fd > 0) {
         free(data);
@@ -254,13 +253,15 @@ static void make_request_id(req_state_t *rs, struct MHD_Connection *conn)
     snprintf(rs->request_id, sizeof(rs->request_id), "%08llx%08llx", id_salt & 0xffffffffull, n);
 }
 
+static bool idempotent_stream_start(ds_rest_req_t *req);
+
 /* Hands the gathered upload bytes to the stream; begins it first if needed. Worker thread. */
 static void stream_feed(req_state_t *rs)
 {
     const ds_rest_stream_t *sr = rs->route->stream;
     if (!rs->stream_started) {
         rs->stream_started = true;
-        if (sr->begin(&rs->req, &rs->stream_state) != DS_OK)
+        if ((sr->keyed && !idempotent_stream_start(&rs->req)) || sr->begin(&rs->req, &rs->stream_state) != DS_OK)
             rs->stream_failed = true;
     }
     if (!rs->stream_failed && rs->pending.len &&
@@ -279,11 +280,59 @@ static enum MHD_Result add_arg(void *cls, enum MHD_ValueKind kind, const char *k
     return MHD_YES;
 }
 
+/* The request's target for its idempotency identity: the path with its query arguments. */
+static void request_target(ds_rest_req_t *req, ds_buf_t *target)
+{
+    ds_buf_puts(target, req->path);
+    ds_buf_t args = {0};
+    MHD_get_connection_values(req->conn, MHD_GET_ARGUMENT_KIND, add_arg, &args);
+    ds_buf_append_buf(target, &args);
+    ds_buf_free(&args);
+}
+
+/* resp = the first answer of an idempotent write, marked as replayed. */
+static void replay_resp(ds_rest_req_t *req, const ds_idem_answer_t *ans, ds_rest_resp_t *resp)
+{
+    resp->raw = malloc(ans->body_len ? ans->body_len : 1);
+    if (!resp->raw) {
+        ds_err_set(&req->ctx.err, DS_UNAVAILABLE, "out of memory");
+        resp->json = error_json(&req->ctx.err);
+        resp->status = 503;
+        return;
+    }
+    memcpy(resp->raw, ans->body, ans->body_len);
+    resp->raw_len = ans->body_len;
+    resp->content_type = ans->content_type;
+    resp->status = ans->status;
+    resp->headers[0][0] = "Idempotent-Replayed";
+    resp->headers[0][1] = "true";
+    resp->n_headers = 1;
+}
+
+/*
+ * A streamed write with an Idempotency-Key header: begins it before the
+ * stream does (cmd/idem.c, ds_cmd_idem_begin_stream). False with the error in
+ * ctx when the stream is not to begin (a bad key, the key still running).
+ */
+static bool idempotent_stream_start(ds_rest_req_t *req)
+{
+    const char *key = ds_rest_header(req, "Idempotency-Key");
+    if (!key)
+        return true;
+    ds_buf_t target = {0};
+    request_target(req, &target);
+    const char *t = ds_buf_cstr(&target);
+    ds_status_t st = t ? ds_cmd_idem_begin_stream(&req->ctx, key, req->method, t, &req->idem, &req->idem_repeat)
+                       : ds_err_set(&req->ctx.err, DS_UNAVAILABLE, "out of memory");
+    ds_buf_free(&target);
+    return st == DS_OK;
+}
+
 /*
  * A write (any method but GET/HEAD) with an Idempotency-Key header: begins it
  * (cmd/idem.c). True when resp holds the answer already: the first answer
  * (replay), a 409 for a reused key, or another error; false when the handler
- * is to run (rs->idem then records its answer in build_answer).
+ * is to run (req->idem then records its answer in build_answer).
  */
 static bool idempotent_start(req_state_t *rs, ds_rest_resp_t *resp)
 {
@@ -293,14 +342,10 @@ static bool idempotent_start(req_state_t *rs, ds_rest_resp_t *resp)
         return false;
     /* The request is its method, path with query arguments, and body. */
     ds_buf_t target = {0};
-    ds_buf_puts(&target, req->path);
-    ds_buf_t args = {0};
-    MHD_get_connection_values(req->conn, MHD_GET_ARGUMENT_KIND, add_arg, &args);
-    ds_buf_append_buf(&target, &args);
-    ds_buf_free(&args);
+    request_target(req, &target);
     ds_idem_answer_t ans;
     const char *t = ds_buf_cstr(&target);
-    ds_status_t st = t ? ds_cmd_idem_begin(&req->ctx, key, req->method, t, req->body, req->body_len, &rs->idem, &ans)
+    ds_status_t st = t ? ds_cmd_idem_begin(&req->ctx, key, req->method, t, req->body, req->body_len, &req->idem, &ans)
                        : ds_err_set(&req->ctx.err, DS_UNAVAILABLE, "out of memory");
     ds_buf_free(&target);
     if (st != DS_OK) {
@@ -310,20 +355,7 @@ static bool idempotent_start(req_state_t *rs, ds_rest_resp_t *resp)
     }
     if (!ans.replay)
         return false;
-    resp->raw = malloc(ans.body_len ? ans.body_len : 1);
-    if (!resp->raw) {
-        ds_err_set(&req->ctx.err, DS_UNAVAILABLE, "out of memory");
-        resp->json = error_json(&req->ctx.err);
-        resp->status = 503;
-        return true;
-    }
-    memcpy(resp->raw, ans.body, ans.body_len);
-    resp->raw_len = ans.body_len;
-    resp->content_type = ans.content_type;
-    resp->status = ans.status;
-    resp->headers[0][0] = "Idempotent-Replayed";
-    resp->headers[0][1] = "true";
-    resp->n_headers = 1;
+    replay_resp(req, &ans, resp);
     return true;
 }
 
@@ -356,6 +388,13 @@ static void compute(req_state_t *rs)
             void *state = rs->stream_state;
             rs->stream_state = NULL; /* finish owns it now */
             if (sr->finish(req, state, &resp) == DS_OK) {
+                if (req->idem_replay.replay) {
+                    /* A repeat with the first request's bytes: the first answer, nothing stored. */
+                    json_decref(resp.json);
+                    free(resp.raw);
+                    resp = (ds_rest_resp_t){0};
+                    replay_resp(req, &req->idem_replay, &resp);
+                }
                 build_answer(rs, resp.status ? resp.status : 200, &resp);
                 return;
             }
@@ -711,6 +750,8 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
         MHD_destroy_response(rs->answer);
     if (rs->stream_state && rs->route && rs->route->stream)
         rs->route->stream->abort(rs->stream_state);
+    /* A streamed write whose client left before its answer: its key is free again, nothing kept. */
+    ds_cmd_idem_end(&rs->req.idem, 499, NULL, NULL, 0);
     ds_arena_destroy(&rs->req.ctx.arena);
     free(rs);
     *con_cls = NULL;

@@ -2,6 +2,8 @@
 applies nothing again (also across a restart, while the first still runs, and after a kill -9 between
 the commit and the answer); the same key with another request is 409; keys expire."""
 
+import hashlib
+import socket
 import threading
 import time
 
@@ -150,3 +152,143 @@ def test_a_repeat_while_the_first_runs_waits_for_it(server, admin):
     assert len({a.content for a in answers}) == 1
     assert sum(1 for a in answers if a.headers.get("Idempotent-Replayed") == "true") == 3
     assert proj.table("t")["rows"] == 150000
+
+
+# -- streamed uploads (Storage Files) ----------------------------------------------------------------
+
+RAW = {"Content-Type": "application/octet-stream"}
+
+
+def _upload(proj, name, data, key, **params):
+    return proj.api.request("POST", f"/projects/{proj.pid}/files", data=data, params={"name": name, **params},
+                            headers={**RAW, "Idempotency-Key": key})
+
+
+def _multipart(proj, name, data, key, local_name):
+    """A multipart upload; requests draws a new boundary for every request."""
+    headers = proj.api.auth_headers(proj.api.key, proj.api.header)
+    headers["Idempotency-Key"] = key
+    return proj.api.session.post(proj.server.url + f"/projects/{proj.pid}/files", params={"name": name},
+                                 files={"file": (local_name, data)}, headers=headers, timeout=60)
+
+
+def _files(proj):
+    return sorted((f["name"], f["sha256"]) for f in expect(proj.api.get(f"/projects/{proj.pid}/files"), 200)["items"])
+
+
+def _staging(proj):
+    root = proj.server.data_dir / "files" / f"project_{proj.pid}" / "staging"
+    return sorted(p.name for p in root.iterdir()) if root.exists() else []
+
+
+def test_a_retried_upload_stores_one_file(server, admin):
+    proj = Proj(server, admin, "iu")
+    data = b"a,b\n" + b"".join(b"%d,x\n" % i for i in range(5000))
+    first = _upload(proj, "in/a.csv", data, "up-1")
+    f = expect(first, 201)
+    assert f["sha256"] == hashlib.sha256(data).hexdigest()
+    # The retry would be a 409 already_exists without the key (no overwrite): it answers the first result.
+    again = _upload(proj, "in/a.csv", data, "up-1")
+    assert again.status_code == 201 and again.content == first.content
+    assert again.headers.get("Idempotent-Replayed") == "true"
+    assert _files(proj) == [("in/a.csv", f["sha256"])] and _staging(proj) == []
+    # The same key with other bytes, or another name, is 409 and stores nothing.
+    expect_error(_upload(proj, "in/a.csv", data + b"9,y\n", "up-1"), 409, "conflict", ["Idempotency-Key"])
+    expect_error(_upload(proj, "in/b.csv", data, "up-1"), 409, "conflict", ["Idempotency-Key"])
+    assert _files(proj) == [("in/a.csv", f["sha256"])] and _staging(proj) == []
+    assert proj.download(f["id"]) == data
+    # Multipart: the retry's framing differs (boundary, part file name); the stored bytes decide.
+    m1 = _multipart(proj, "in/m.csv", data, "up-mp", "one.csv")
+    fm = expect(m1, 201)
+    m2 = _multipart(proj, "in/m.csv", data, "up-mp", "two.csv")
+    assert m2.status_code == 201 and m2.content == m1.content
+    expect_error(_multipart(proj, "in/m.csv", b"other", "up-mp", "one.csv"), 409, "conflict", ["Idempotency-Key"])
+    # A prepared upload's content: the retry would be a 409 (content already there) without the key.
+    prep = expect(proj.api.post(f"/projects/{proj.pid}/files/prepare", {"name": "in/p.csv"}), 201)
+    put = lambda body: proj.api.request("PUT", prep["upload_url"], data=body,  # noqa: E731
+                                        headers={**RAW, "Idempotency-Key": "put-1"})
+    p1 = put(data)
+    assert p1.status_code in (200, 201), p1.text
+    p2 = put(data)
+    assert p2.status_code == p1.status_code and p2.content == p1.content
+    expect_error(put(b"changed"), 409, "conflict", ["Idempotency-Key"])
+    expected = [("in/a.csv", f["sha256"]), ("in/m.csv", fm["sha256"]), ("in/p.csv", f["sha256"])]
+    assert _files(proj) == expected and _staging(proj) == []
+    # The record survives a restart.
+    server.restart()
+    again = _upload(proj, "in/a.csv", data, "up-1")
+    assert again.status_code == 201 and again.content == first.content
+    expect_error(_upload(proj, "in/a.csv", b"x", "up-1"), 409, "conflict", ["Idempotency-Key"])
+    assert _files(proj) == expected
+    # An upload refused before its bytes are read is not kept: the retry runs again.
+    expect_error(_upload(proj, "in/a.csv", b"z", "up-2"), 409, "already_exists")
+    expect(_upload(proj, "in/a.csv", b"z", "up-2", overwrite="true"), 201)
+    assert proj.download(expect(proj.api.get(f"/projects/{proj.pid}/files"), 200)["items"][0]["id"]) == b"z"
+
+
+def test_a_repeat_while_the_upload_streams_is_409(server, admin):
+    proj = Proj(server, admin, "iv")
+    release = threading.Event()
+    answers = []
+
+    def body():
+        yield b"first part,"
+        release.wait(30)
+        yield b"second part"
+
+    t = threading.Thread(target=lambda: answers.append(_upload(proj, "in/s.bin", body(), "stream-1")))
+    t.start()
+    try:
+        deadline = time.time() + 20
+        while not _staging(proj):
+            assert time.time() < deadline, "the first upload never began"
+            time.sleep(0.05)
+        r = _upload(proj, "in/s.bin", b"first part,second part", "stream-1")
+        expect_error(r, 409, "conflict", ["Idempotency-Key"])
+        assert "still running" in r.json()["error"]["message"]
+    finally:
+        release.set()
+        t.join(30)
+    first = answers[0]
+    expect(first, 201)
+    again = _upload(proj, "in/s.bin", b"first part,second part", "stream-1")
+    assert again.status_code == 201 and again.content == first.content
+    assert [n for n, _ in _files(proj)] == ["in/s.bin"]
+    # A client that leaves mid-upload frees its key: the retry runs (and stores the file once).
+    with socket.create_connection(("127.0.0.1", server.port), timeout=10) as s:
+        s.sendall((f"POST /projects/{proj.pid}/files?name=in/left.bin HTTP/1.1\r\nHost: x\r\n"
+                   f"Authorization: Bearer {proj.key}\r\nIdempotency-Key: left-1\r\n"
+                   "Content-Type: application/octet-stream\r\nContent-Length: 1000\r\n\r\n").encode() + b"x" * 10)
+        deadline = time.time() + 20
+        while not _staging(proj):
+            assert time.time() < deadline, "the abandoned upload never began"
+            time.sleep(0.05)
+    deadline = time.time() + 20
+    while True:
+        r = _upload(proj, "in/left.bin", b"y" * 1000, "left-1")
+        if r.status_code != 409:
+            break
+        assert time.time() < deadline, f"the key stayed taken after its client left: {r.text}"
+        time.sleep(0.1)
+    expect(r, 201)
+    assert [n for n, _ in _files(proj)] == ["in/left.bin", "in/s.bin"] and _staging(proj) == []
+
+
+def test_a_keyed_create_and_column_add_in_a_branch_apply_once(server, admin):
+    """In a branch the create may also make the branch's own bucket: only the create keeps the key."""
+    proj = Proj(server, admin, "ib")
+    proj.create_table("t", ["a"])
+    expect(proj.api.post(f"/projects/{proj.pid}/branches", {"id": "dev"}), 201)
+    base = f"/projects/{proj.pid}/branches/dev/buckets/{proj.bucket}/tables"
+    spec = {"name": "n", "columns": [{"name": "a"}]}
+    c1 = proj.api.post(base, spec, headers={"Idempotency-Key": "bc-1"})
+    expect(c1, 201)
+    c2 = proj.api.post(base, spec, headers={"Idempotency-Key": "bc-1"})
+    assert c2.status_code == 201 and c2.content == c1.content
+    col = {"name": "x", "type": "VARCHAR"}
+    a1 = proj.api.post(base + "/t/columns", col, headers={"Idempotency-Key": "bc-2"})
+    expect(a1, 201)
+    a2 = proj.api.post(base + "/t/columns", col, headers={"Idempotency-Key": "bc-2"})
+    assert a2.status_code == 201 and a2.content == a1.content
+    assert [c["name"] for c in expect(proj.api.get(base + "/t"), 200)["columns"]] == ["a", "x"]
+    assert [c["name"] for c in proj.table("t")["columns"]] == ["a"]

@@ -150,3 +150,53 @@ def test_a_repeated_driver_import_applies_once(server, driver):
     assert not e1[0] and e1 == e2
     ok, _ = _send(server, driver, cmd, proj.key, proj.pid, "imp-3")
     assert ok and proj.table_info("t").rowsCount == 6
+
+
+def _crash_then_retry(server, driver, send, hook):
+    """Starts the server with the kill -9 hook after hook's commit, sends, restarts, sends again."""
+    def reconnect():
+        driver.close()
+        driver._channel = None
+
+    server.stop()
+    server.extra_env.update({"DUCKSTORE_TEST_HOOKS": "1", "DUCKSTORE_TEST_CRASH_AFTER_COMMIT": hook})
+    server.start()
+    reconnect()
+    try:
+        ok, got = send()
+        assert not ok and got[0] == S.UNAVAILABLE, f"the server answered instead of dying after the commit: {got}"
+    except requests.ConnectionError:
+        pass
+    proc, server.proc = server.proc, None
+    assert proc.wait(timeout=20) == -9, "the test hook did not kill the server"
+    del server.extra_env["DUCKSTORE_TEST_CRASH_AFTER_COMMIT"]
+    server.start()
+    reconnect()
+    return send()
+
+
+def test_a_driver_create_table_and_add_column_retried_after_a_crash_answer_the_first_result(server, driver):
+    proj = Project(server, driver, pid="dc")
+    create = table_pb2.CreateTableCommand(path=[BUCKET], tableName="c", primaryKeysNames=["id"],
+                                          columns=[T(name="id"), T(name="v", nullable=True)])
+    send = lambda cmd, idem: lambda: _send(server, driver, cmd, proj.key, proj.pid, idem)  # noqa: E731
+    ok, first = _crash_then_retry(server, driver, send(create, "ct-1"), "table_create")
+    assert ok, first
+    resp = common_pb2.DriverResponse.FromString(first)
+    info = info_pb2.ObjectInfoResponse()
+    assert resp.commandResponse.Unpack(info)
+    assert [c.name for c in info.tableInfo.columns] == ["id", "v"] and list(info.tableInfo.primaryKeysNames) == ["id"]
+    ok, again = send(create, "ct-1")()
+    assert ok and again == first
+    # Without the record the same create is refused: a new key is a new request.
+    ok, err = send(create, "ct-2")()
+    assert not ok and err[0] in (S.ALREADY_EXISTS, 409), err
+    add = table_pb2.AddColumnCommand(path=[BUCKET], tableName="c", columnDefinition=T(name="w", nullable=True))
+    ok, first = _crash_then_retry(server, driver, send(add, "ac-1"), "column_add")
+    assert ok, first
+    assert [c.name for c in proj.table_info("c").columns] == ["id", "v", "w"]
+    ok, again = send(add, "ac-1")()
+    assert ok and again == first
+    ok, err = send(add, "ac-2")()
+    assert not ok and err[0] in (S.ALREADY_EXISTS, 409), err
+    assert [c.name for c in proj.table_info("c").columns] == ["id", "v", "w"]
