@@ -304,6 +304,49 @@ def test_deleted_main_bucket_created_again_or_pulled_in_branch(proj):
     expect_error(p.api.get(tpath(p, "dev2", "people")), 404, "not_found")
 
 
+def test_project_stats_are_mains_with_branches_apart(proj):
+    p = proj
+    branch(p, "dev")
+
+    def sums(base, owned=None):
+        rows = bytes_ = tables = 0
+        for b in expect(p.api.get(f"{base}/buckets"), 200)["items"]:
+            for t in expect(p.api.get(f"{base}/buckets/{b['id']}/tables"), 200)["items"]:
+                if owned is not None and owned.get(f"{b['id']}.{t['name']}") != "branch":
+                    continue
+                info = expect(p.api.get(f"{base}/buckets/{b['id']}/tables/{t['name']}"), 200)
+                rows, bytes_, tables = rows + info["rows"], bytes_ + info["bytes"], tables + 1
+        return {"tables": tables, "rows": rows, "bytes": bytes_}
+
+    main_before = expect(p.api.get(f"/projects/{p.pid}"), 200)["stats"]
+    assert main_before["branches"] == {"tables": 0, "rows": 0, "bytes": 0}
+    # the branch copies people, creates a table in main's bucket and a bucket of its own with a table
+    WRITES["import_incremental"](p, tpath(p, "dev", "people"))
+    expect(p.api.post(bpath(p, "dev", f"/buckets/{B}/tables"), {"name": "fresh", "columns": [{"name": "a"}]}), 201)
+    expect(p.api.post(bpath(p, "dev", "/buckets"), {"stage": "out", "name": "c-new"}), 201)
+    expect(p.api.post(bpath(p, "dev", "/buckets/out.c-new/tables"), {"name": "t", "columns": [{"name": "a"}]}), 201)
+    expect(p.api.post(bpath(p, "dev", "/buckets/out.c-new/tables/t/import/file"), {
+        "file_id": p.upload(f"in/{uuid.uuid4().hex}.csv", csv_text([["1"], ["2"]], header=["a"]))["id"]}), 200)
+    stats = expect(p.api.get(f"/projects/{p.pid}"), 200)["stats"]
+    # main as its routes show it: unchanged by the branch
+    assert {k: stats[k] for k in ("buckets", "tables", "rows", "bytes")} == \
+        {k: main_before[k] for k in ("buckets", "tables", "rows", "bytes")}
+    main = sums(f"/projects/{p.pid}")
+    assert {k: stats[k] for k in ("tables", "rows", "bytes")} == main
+    assert stats["buckets"] == len(expect(p.api.get(f"/projects/{p.pid}/buckets"), 200)["items"]) == 1
+    # the branches figure: what the branch holds itself (its copy of people, fresh, out.c-new.t)
+    owned = branch_tables(p, "dev")
+    held = sums(bpath(p, "dev"), owned)
+    assert held["tables"] == 3 and held["rows"] == 4 + 0 + 2
+    assert stats["branches"] == held
+    # merged: main holds it all, the branches nothing
+    expect(p.api.post(bpath(p, "dev", "/merge"), {}), 200)
+    stats = expect(p.api.get(f"/projects/{p.pid}"), 200)["stats"]
+    assert stats["branches"] == {"tables": 0, "rows": 0, "bytes": 0}
+    assert {k: stats[k] for k in ("tables", "rows", "bytes")} == sums(f"/projects/{p.pid}")
+    assert stats["buckets"] == 2
+
+
 # -- pull and merge ----------------------------------------------------------------------------------
 
 def test_pull_returns_to_mains_current_data(proj):
