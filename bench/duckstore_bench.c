@@ -11,9 +11,10 @@
  *   --data-only  generate (or check) the data set and stop
  *   --tables N, --projects N, --max-open N, --req-seconds S
  *             override the scale and request sizes (for experiments)
- *   --phase NAME  run only that phase of the main server (import, incremental, export, parallel,
- *             requests, tables, workspaces), for experiments; the parallel phase needs the
- *             import phase's state, the others run alone
+ *   --phase NAME[,NAME...]  run only these phases of the main server (import, incremental,
+ *             export, parallel, requests, tables, workspaces, branches), in the usual order, for
+ *             experiments; the parallel phase needs the import phase's state, the others run
+ *             alone ("import,branches": branch creation next to the imported 1 GB)
  *
  * Phases, in order, on one server (the projects phase starts its own):
  * import, import incremental, export, parallel, requests, tables, load, workspaces,
@@ -31,6 +32,20 @@
 /* Full size: 7M rows, ~1 GB of CSV; the full run then takes about 12 minutes on a 2-core machine. */
 #define FULL_ROWS  7000000
 #define QUICK_ROWS 20000
+
+/* Whether name is one of the comma-separated phases of list. */
+static bool phase_listed(const char *list, const char *name)
+{
+    size_t n = strlen(name);
+    for (const char *p = list; p && *p;) {
+        const char *end = strchr(p, ',');
+        size_t len = end ? (size_t)(end - p) : strlen(p);
+        if (len == n && strncmp(p, name, n) == 0)
+            return true;
+        p = end ? end + 1 : NULL;
+    }
+    return false;
+}
 
 static void usage(void)
 {
@@ -203,7 +218,7 @@ int main(int argc, char **argv)
     fflush(stdout);
 
 #define PHASE(name, fn)                                                                                                \
-    if (!only || strcmp(only, name) == 0)                                                                          \
+    if (!only || phase_listed(only, name))                                                                         \
         fn(&b);
     PHASE("import", bench_phase_import)
     PHASE("incremental", bench_phase_incremental)

@@ -19,6 +19,13 @@
  * branch dropped main's table; else main's table as it is now (reads fall
  * through, including main's changes after the branch was created).
  *
+ * A bucket of main deleted in a branch: a hidden mark with the empty table
+ * name on the branch's bucket id (no table can be named "") hides the bucket
+ * and every main table in it, also tables main creates later; each main table
+ * the branch saw also gets its own hidden mark with its version, as a dropped
+ * table does. Nothing is copied. A bucket of that id created again in the
+ * branch is the branch's own; main's tables stay hidden in it.
+ *
  * Writes (ds_cmd_branch_write): inside the table's write slot of the branch,
  * a table the branch does not own yet is copied from main in one backend
  * transaction (tables_move), with a mark holding main's version; the write
@@ -30,7 +37,10 @@
  * one); otherwise 409 naming the tables, unless forced. The merge is one
  * tables_move: copies into main, drops in main, the branch's copies and marks
  * removed, each guarded by the expected version inside the transaction, so a
- * change of main between the check and the merge refuses it too.
+ * change of main between the check and the merge refuses it too. A bucket the
+ * branch deleted: main's tables in it without a mark (created on main after
+ * the delete) conflict too; after the tables, main's bucket is dropped (unless
+ * the branch created it again) and the bucket mark goes last.
  *
  * Everything returned is allocated in the request arena.
  */
@@ -140,6 +150,15 @@ static ds_status_t find_mark(ds_ctx_t *ctx, ds_proj_t *p, const char *bucket, co
     return DS_OK;
 }
 
+/* Whether the branch deleted main's bucket of physical branch bucket id own (a bucket mark). */
+static ds_status_t bucket_hidden(ds_ctx_t *ctx, ds_proj_t *p, const char *own, bool *hidden)
+{
+    ds_be_mark_t m;
+    ds_status_t st = find_mark(ctx, p, own, "", &m, hidden);
+    *hidden = st == DS_OK && *hidden && m.hidden;
+    return st;
+}
+
 /* Looks bucket.table up; *found false (and no error) when it does not exist. */
 static ds_status_t lookup(ds_ctx_t *ctx, ds_proj_t *p, const char *bucket, const char *table, ds_be_table_t *def,
                           bool *found)
@@ -162,11 +181,14 @@ static ds_status_t main_visible(ds_ctx_t *ctx, ds_proj_t *p, const char *bucket,
                                 bool *found)
 {
     ds_be_mark_t m;
-    bool marked;
-    ds_status_t st = find_mark(ctx, p, own_bucket(ctx, p, bucket), table, &m, &marked);
+    bool marked, gone;
+    const char *own = own_bucket(ctx, p, bucket);
+    ds_status_t st = find_mark(ctx, p, own, table, &m, &marked);
+    if (st == DS_OK)
+        st = bucket_hidden(ctx, p, own, &gone);
     if (st != DS_OK)
         return st;
-    if (marked && m.hidden) {
+    if ((marked && m.hidden) || gone) {
         *found = false;
         memset(def, 0, sizeof(*def));
         return DS_OK;
@@ -177,10 +199,14 @@ static ds_status_t main_visible(ds_ctx_t *ctx, ds_proj_t *p, const char *bucket,
 ds_status_t ds_cmd_branch_resolve_bucket(ds_ctx_t *ctx, ds_proj_t *p, const char **bucket)
 {
     ds_be_bucket_t b;
-    ds_status_t st = ds_be_bucket_get(p->be, &p->call, own_bucket(ctx, p, *bucket), &b);
+    const char *own = own_bucket(ctx, p, *bucket);
+    ds_status_t st = ds_be_bucket_get(p->be, &p->call, own, &b);
     if (st == DS_NOT_FOUND) {
+        bool gone;
         ds_err_clear(&ctx->err);
-        st = ds_be_bucket_get(p->be, &p->call, *bucket, &b);
+        if ((st = bucket_hidden(ctx, p, own, &gone)) != DS_OK)
+            return st;
+        st = gone ? DS_NOT_FOUND : ds_be_bucket_get(p->be, &p->call, *bucket, &b);
         if (st == DS_NOT_FOUND)
             return ds_err_setk(&ctx->err, DS_NOT_FOUND, DS_KBC_SCHEMA_NOT_FOUND, "bucket \"%s\" not found in branch \"%s\"",
                                *bucket, p->branch);
@@ -339,7 +365,10 @@ static ds_status_t view_tables(ds_ctx_t *ctx, ds_proj_t *p, const char *bucket, 
         ds_err_clear(&ctx->err);
         st = DS_OK;
     }
-    if (st == DS_OK && (st = ds_be_bucket_get(p->be, &p->call, bucket, &b)) == DS_OK)
+    bool gone = false;
+    for (size_t j = 0; j < n_marks; j++)
+        gone = gone || (marks[j].hidden && !marks[j].name[0] && strcasecmp(marks[j].bucket, own_id) == 0);
+    if (st == DS_OK && !gone && (st = ds_be_bucket_get(p->be, &p->call, bucket, &b)) == DS_OK)
         st = ds_be_table_list(p->be, &p->call, b.id, &main_t, &n_main);
     if (st == DS_NOT_FOUND) {
         ds_err_clear(&ctx->err);
@@ -387,7 +416,11 @@ ds_status_t ds_cmd_branch_bucket_list(ds_ctx_t *ctx, ds_proj_t *p, ds_be_bucket_
     size_t n_all;
     *items = NULL;
     *n = 0;
+    ds_be_mark_t *marks;
+    size_t n_marks;
     ds_status_t st = ds_be_bucket_list(p->be, &p->call, &all, &n_all);
+    if (st == DS_OK)
+        st = ds_be_marks_list(p->be, &p->call, p->branch_prefix, &marks, &n_marks);
     if (st != DS_OK)
         return st;
     ds_be_bucket_t *out = ds_arena_alloc(ctx->arena, sizeof(*out) * (n_all + 1));
@@ -398,14 +431,22 @@ ds_status_t ds_cmd_branch_bucket_list(ds_ctx_t *ctx, ds_proj_t *p, ds_be_bucket_
         ds_be_bucket_t b = all[i];
         if (b.id[0] == '_' && !ds_cmd_branch_owns(p, b.id))
             continue; /* another branch's storage */
+        const char *own = own_bucket(ctx, p, b.id);
+        if (!own)
+            return oom(ctx);
+        bool gone = false; /* main's bucket, deleted in the branch */
+        for (size_t j = 0; j < n_marks && !gone; j++)
+            gone = marks[j].hidden && !marks[j].name[0] && strcasecmp(marks[j].bucket, own) == 0;
         if (ds_cmd_branch_owns(p, b.id)) {
             const char *logical = ds_cmd_branch_logical(p, b.id);
             bool in_main = false;
             for (size_t j = 0; j < n_all && !in_main; j++)
                 in_main = strcasecmp(all[j].id, logical) == 0;
-            if (in_main)
-                continue;
+            if (in_main && !gone)
+                continue; /* listed as main's bucket */
             b.id = logical;
+        } else if (gone) {
+            continue; /* listed as the branch's own bucket when created again */
         }
         ds_be_table_t *t;
         size_t nt;
@@ -454,21 +495,71 @@ ds_status_t ds_cmd_branch_bucket_create(ds_ctx_t *ctx, ds_proj_t *p, const ds_be
     return ds_be_bucket_create(p->be, &p->call, &nb);
 }
 
-/* Drops a bucket created in the branch (force: with its tables); a bucket of main cannot be dropped in a branch. */
+/*
+ * Drops bucket (resolved) in the branch, with the rules of main: not empty
+ * needs force. The branch's own tables and bucket go; main's bucket and
+ * tables are only hidden (marks, one transaction), main is not written.
+ */
 ds_status_t ds_cmd_branch_bucket_drop(ds_ctx_t *ctx, ds_proj_t *p, const char *bucket, bool force)
 {
     const char *logical = ds_cmd_branch_logical(p, bucket);
-    ds_be_bucket_t b;
-    ds_status_t st = ds_be_bucket_get(p->be, &p->call, logical, &b);
-    if (st == DS_OK)
-        return ds_err_set(&ctx->err, DS_UNSUPPORTED,
-                          "bucket \"%s\" belongs to main: it cannot be deleted in branch \"%s\" (drop its tables "
-                          "in the branch instead)",
-                          logical, p->branch);
-    if (st != DS_NOT_FOUND)
+    const char *own = own_bucket(ctx, p, logical);
+    if (!own)
+        return oom(ctx);
+    ds_be_table_t *t;
+    size_t nt;
+    bool *owned;
+    ds_status_t st = view_tables(ctx, p, logical, &t, &nt, &owned);
+    if (st != DS_OK)
         return st;
-    ds_err_clear(&ctx->err);
-    return ds_be_bucket_drop(p->be, &p->call, own_bucket(ctx, p, logical), force);
+    if (nt > 0 && !force)
+        return ds_err_set(&ctx->err, DS_CONFLICT,
+                          "bucket \"%s\" is not empty (%zu tables); delete with force=true to drop its tables too",
+                          logical, nt);
+    ds_be_mark_t *marks;
+    size_t n_marks;
+    if ((st = ds_be_marks_list(p->be, &p->call, p->branch_prefix, &marks, &n_marks)) != DS_OK)
+        return st;
+    ds_be_move_t *moves = ds_arena_alloc(ctx->arena, sizeof(*moves) * (2 * nt + 1));
+    if (!moves)
+        return oom(ctx);
+    size_t n = 0;
+    for (size_t i = 0; i < nt; i++) {
+        if (owned[i]) {
+            moves[n++] = (ds_be_move_t){.kind = DS_MOVE_DROP, .dst_bucket = own, .dst_table = t[i].name,
+                                        .expect_version = -1};
+            /* a copy of main's table: main's stays hidden (merging drops it) */
+            for (size_t j = 0; j < n_marks; j++)
+                if (strcasecmp(marks[j].bucket, own) == 0 && strcasecmp(marks[j].name, t[i].name) == 0)
+                    moves[n++] = (ds_be_move_t){.kind = DS_MOVE_MARK, .dst_bucket = own, .dst_table = t[i].name,
+                                                .expect_version = -1, .mark_version = marks[j].base_version,
+                                                .hidden = true};
+            continue;
+        }
+        int64_t version;
+        if ((st = ds_be_table_version(p->be, &p->call, t[i].bucket, t[i].name, &version)) != DS_OK)
+            return st;
+        moves[n++] = (ds_be_move_t){.kind = DS_MOVE_MARK, .dst_bucket = own, .dst_table = t[i].name,
+                                    .expect_version = -1, .mark_version = version > 0 ? version : 1, .hidden = true};
+    }
+    ds_be_bucket_t mb;
+    st = ds_be_bucket_get(p->be, &p->call, logical, &mb);
+    if (st == DS_OK)
+        moves[n++] = (ds_be_move_t){.kind = DS_MOVE_MARK, .dst_bucket = own, .dst_table = "", .expect_version = -1,
+                                    .mark_version = 1, .hidden = true};
+    else if (st == DS_NOT_FOUND)
+        ds_err_clear(&ctx->err);
+    else
+        return st;
+    if (n && (st = ds_be_tables_move(p->be, &p->call, moves, n)) != DS_OK)
+        return st;
+    /* The branch's own bucket, empty now (a crash before this leaves it empty: deleting it again removes it). */
+    st = ds_be_bucket_drop(p->be, &p->call, own, false);
+    if (st == DS_NOT_FOUND) {
+        ds_err_clear(&ctx->err);
+        st = DS_OK;
+    }
+    return st;
 }
 
 /* Drops bucket.table (resolved) in the branch: its own copy goes, main's table is hidden. */
@@ -670,11 +761,43 @@ ds_status_t ds_cmd_branch_pull(ds_ctx_t *ctx, const char *project, const char *b
     if ((st = ds_cmd_enter_table(ctx, project, own, m.name)) != DS_OK || (st = ds_cmd_enter_ddl(ctx, project)) != DS_OK)
         return st;
     /* The branch forgets its copy and its drop: it reads main's current data again. */
-    ds_be_move_t moves[] = {
-        {.kind = DS_MOVE_DROP, .dst_bucket = own, .dst_table = m.name, .expect_version = -1},
-        {.kind = DS_MOVE_UNMARK, .dst_bucket = own, .dst_table = m.name, .expect_version = -1},
-    };
-    if ((st = ds_be_tables_move(p.be, &p.call, moves, 2)) != DS_OK)
+    bool gone;
+    if ((st = bucket_hidden(ctx, &p, own, &gone)) != DS_OK)
+        return st;
+    ds_be_table_t *mt = NULL;
+    size_t n_mt = 0;
+    if (gone && (st = ds_be_table_list(p.be, &p.call, m.bucket, &mt, &n_mt)) != DS_OK)
+        return st;
+    ds_be_move_t *moves = ds_arena_alloc(ctx->arena, sizeof(*moves) * (n_mt + 3));
+    if (!moves)
+        return oom(ctx);
+    size_t n = 0;
+    moves[n++] = (ds_be_move_t){.kind = DS_MOVE_DROP, .dst_bucket = own, .dst_table = m.name, .expect_version = -1};
+    moves[n++] = (ds_be_move_t){.kind = DS_MOVE_UNMARK, .dst_bucket = own, .dst_table = m.name, .expect_version = -1};
+    if (gone) {
+        /* Main's bucket was deleted in the branch: it comes back with the pulled table only; main's other tables
+         * stay hidden, each with its own mark. */
+        for (size_t i = 0; i < n_mt; i++) {
+            ds_be_mark_t mk;
+            ds_be_table_t ot;
+            bool marked, has_own;
+            if (strcasecmp(mt[i].name, m.name) == 0)
+                continue;
+            if ((st = find_mark(ctx, &p, own, mt[i].name, &mk, &marked)) != DS_OK ||
+                (st = lookup(ctx, &p, own, mt[i].name, &ot, &has_own)) != DS_OK)
+                return st;
+            if (marked || has_own)
+                continue;
+            int64_t version;
+            if ((st = ds_be_table_version(p.be, &p.call, mt[i].bucket, mt[i].name, &version)) != DS_OK)
+                return st;
+            moves[n++] = (ds_be_move_t){.kind = DS_MOVE_MARK, .dst_bucket = own, .dst_table = mt[i].name,
+                                        .expect_version = -1, .mark_version = version > 0 ? version : 1,
+                                        .hidden = true};
+        }
+        moves[n++] = (ds_be_move_t){.kind = DS_MOVE_UNMARK, .dst_bucket = own, .dst_table = "", .expect_version = -1};
+    }
+    if ((st = ds_be_tables_move(p.be, &p.call, moves, n)) != DS_OK)
         return st;
     return ds_be_table_get(p.be, &p.call, m.bucket, m.name, out);
 }
@@ -687,6 +810,30 @@ typedef struct {
     const char *table;
     int64_t base;           /* the marked main version; 0: the branch created the table */
 } merge_item_t;
+
+static ds_status_t push_item(ds_ctx_t *ctx, merge_item_t **items, size_t *n, size_t *cap, merge_item_t it)
+{
+    if (*n == *cap) {
+        size_t nc = *cap ? *cap * 2 : 16;
+        merge_item_t *grown = ds_arena_alloc(ctx->arena, sizeof(*grown) * nc);
+        if (!grown)
+            return oom(ctx);
+        if (*n)
+            memcpy(grown, *items, sizeof(*grown) * *n);
+        *items = grown;
+        *cap = nc;
+    }
+    (*items)[(*n)++] = it;
+    return DS_OK;
+}
+
+static bool planned(const merge_item_t *items, size_t n, const char *mark_bucket, const char *table)
+{
+    for (size_t i = 0; i < n; i++)
+        if (strcasecmp(items[i].mark_bucket, mark_bucket) == 0 && strcasecmp(items[i].table, table) == 0)
+            return true;
+    return false;
+}
 
 /* Everything the branch would apply to main now (ctx arena). */
 static ds_status_t merge_plan(ds_ctx_t *ctx, ds_proj_t *p, merge_item_t **items, size_t *n, ds_be_mark_t **marks,
@@ -701,62 +848,96 @@ static ds_status_t merge_plan(ds_ctx_t *ctx, ds_proj_t *p, merge_item_t **items,
         st = ds_be_marks_list(p->be, &p->call, p->branch_prefix, marks, n_marks);
     if (st != DS_OK)
         return st;
-    for (int pass = 0; pass < 2; pass++) {
-        size_t k = 0;
-        for (size_t i = 0; i < n_all; i++) {
-            if (!ds_cmd_branch_owns(p, all[i].id))
-                continue;
-            ds_be_table_t *t;
-            size_t nt;
-            if ((st = ds_be_table_list(p->be, &p->call, all[i].id, &t, &nt)) != DS_OK)
+    /* the branch's own tables */
+    for (size_t i = 0; i < n_all; i++) {
+        if (!ds_cmd_branch_owns(p, all[i].id))
+            continue;
+        ds_be_table_t *t;
+        size_t nt;
+        if ((st = ds_be_table_list(p->be, &p->call, all[i].id, &t, &nt)) != DS_OK)
+            return st;
+        for (size_t j = 0; j < nt; j++) {
+            merge_item_t it = {.own_bucket = all[i].id, .mark_bucket = all[i].id,
+                               .logical = ds_cmd_branch_logical(p, all[i].id), .table = t[j].name};
+            for (size_t m = 0; m < *n_marks; m++)
+                if (strcasecmp((*marks)[m].bucket, all[i].id) == 0 && strcasecmp((*marks)[m].name, t[j].name) == 0)
+                    it.base = (*marks)[m].base_version;
+            if ((st = push_item(ctx, items, n, &cap, it)) != DS_OK)
                 return st;
-            for (size_t j = 0; j < nt; j++, k++) {
-                if (pass == 0)
-                    continue;
-                merge_item_t *it = &(*items)[k];
-                *it = (merge_item_t){.own_bucket = all[i].id, .mark_bucket = all[i].id,
-                                     .logical = ds_cmd_branch_logical(p, all[i].id), .table = t[j].name};
-                for (size_t m = 0; m < *n_marks; m++)
-                    if (strcasecmp((*marks)[m].bucket, all[i].id) == 0 && strcasecmp((*marks)[m].name, t[j].name) == 0)
-                        it->base = (*marks)[m].base_version;
-            }
-        }
-        for (size_t m = 0; m < *n_marks; m++) {
-            if (!(*marks)[m].hidden)
-                continue;
-            bool copied = false;
-            for (size_t j = 0; pass == 1 && j < k && !copied; j++)
-                copied = strcasecmp((*items)[j].own_bucket, (*marks)[m].bucket) == 0 &&
-                         strcasecmp((*items)[j].table, (*marks)[m].name) == 0;
-            if (pass == 1 && !copied)
-                (*items)[k] = (merge_item_t){.mark_bucket = (*marks)[m].bucket,
-                                             .logical = ds_cmd_branch_logical(p, (*marks)[m].bucket),
-                                             .table = (*marks)[m].name, .base = (*marks)[m].base_version};
-            if (pass == 0 || !copied)
-                k++;
-        }
-        if (pass == 0) {
-            cap = k;
-            if (!(*items = ds_arena_alloc(ctx->arena, sizeof(merge_item_t) * (cap + 1))))
-                return oom(ctx);
-        } else {
-            *n = k;
         }
     }
+    /* main's tables the branch dropped */
+    for (size_t m = 0; m < *n_marks; m++) {
+        const ds_be_mark_t *mk = &(*marks)[m];
+        if (!mk->hidden || !mk->name[0] || planned(*items, *n, mk->bucket, mk->name))
+            continue;
+        merge_item_t it = {.mark_bucket = mk->bucket, .logical = ds_cmd_branch_logical(p, mk->bucket),
+                           .table = mk->name, .base = mk->base_version};
+        if ((st = push_item(ctx, items, n, &cap, it)) != DS_OK)
+            return st;
+    }
+    /* main's tables in a bucket the branch deleted that the branch never saw: they conflict (base 0) */
+    for (size_t m = 0; m < *n_marks; m++) {
+        const ds_be_mark_t *mk = &(*marks)[m];
+        if (!mk->hidden || mk->name[0])
+            continue;
+        const char *logical = ds_cmd_branch_logical(p, mk->bucket);
+        ds_be_table_t *t;
+        size_t nt;
+        st = ds_be_table_list(p->be, &p->call, logical, &t, &nt);
+        if (st == DS_NOT_FOUND) {
+            ds_err_clear(&ctx->err);
+            continue;
+        }
+        if (st != DS_OK)
+            return st;
+        for (size_t j = 0; j < nt; j++) {
+            if (planned(*items, *n, mk->bucket, t[j].name))
+                continue;
+            merge_item_t it = {.mark_bucket = mk->bucket, .logical = logical, .table = t[j].name, .base = 0};
+            if ((st = push_item(ctx, items, n, &cap, it)) != DS_OK)
+                return st;
+        }
+    }
+    if (!*items && !(*items = ds_arena_alloc(ctx->arena, sizeof(merge_item_t))))
+        return oom(ctx);
     return DS_OK;
 }
 
 /*
- * After the tables: buckets the branch created (also empty ones) are created
- * in main, and the branch's now empty buckets go, so the branch holds no
+ * After the tables: buckets of main the branch deleted go, buckets the
+ * branch created (also empty ones) are created in main, and the branch's now empty buckets go, so the branch holds no
  * storage any more. Each step is safe to repeat: a crash in between leaves
  * an empty branch bucket that the next merge (or the branch's delete) removes.
  */
-static ds_status_t merge_buckets(ds_ctx_t *ctx, ds_proj_t *p)
+static ds_status_t merge_buckets(ds_ctx_t *ctx, ds_proj_t *p, bool force)
 {
     ds_be_bucket_t *all;
     size_t n_all;
-    ds_status_t st = ds_be_bucket_list(p->be, &p->call, &all, &n_all);
+    ds_be_mark_t *marks;
+    size_t n_marks;
+    ds_status_t st = ds_be_marks_list(p->be, &p->call, p->branch_prefix, &marks, &n_marks);
+    /* Buckets of main the branch deleted: main's goes (its tables went with the table moves), unless the branch
+     * created it again; the mark goes last, so a crash in between repeats the drop on the next merge. */
+    for (size_t i = 0; st == DS_OK && i < n_marks; i++) {
+        if (!marks[i].hidden || marks[i].name[0])
+            continue;
+        st = ds_be_bucket_get(p->be, &p->call, marks[i].bucket, &(ds_be_bucket_t){0});
+        if (st == DS_NOT_FOUND) {
+            ds_err_clear(&ctx->err);
+            st = ds_be_bucket_drop(p->be, &p->call, ds_cmd_branch_logical(p, marks[i].bucket), force);
+            if (st == DS_NOT_FOUND) {
+                ds_err_clear(&ctx->err);
+                st = DS_OK;
+            }
+        }
+        ds_be_move_t um = {.kind = DS_MOVE_UNMARK, .dst_bucket = marks[i].bucket, .dst_table = "",
+                           .expect_version = -1};
+        if (st == DS_OK)
+            st = ds_be_tables_move(p->be, &p->call, &um, 1);
+    }
+    if (st == DS_OK)
+        st = ds_be_bucket_list(p->be, &p->call, &all, &n_all);
     for (size_t i = 0; st == DS_OK && i < n_all; i++) {
         if (!ds_cmd_branch_owns(p, all[i].id))
             continue;
@@ -897,5 +1078,5 @@ ds_status_t ds_cmd_branch_merge(ds_ctx_t *ctx, const char *project, const char *
         return st;
     *merged = names;
     *n_merged = n_names;
-    return merge_buckets(ctx, &p);
+    return merge_buckets(ctx, &p, force);
 }

@@ -235,7 +235,8 @@ typedef struct {
     ds_project_rec_t rec;
     const char *api_key; /* only from create */
     bool has_stats;
-    ds_be_project_stats_t stats;
+    ds_be_project_stats_t stats; /* main as clients see it */
+    ds_be_project_stats_t branches; /* what development branches hold (their copies and own tables; buckets unused) */
 } ds_project_t;
 
 ds_status_t ds_cmd_project_create(ds_ctx_t *ctx, const ds_project_create_t *in, ds_project_t *out);

@@ -489,10 +489,18 @@ static ds_status_t h_object_info(ds_drv_t *d)
     r->objecttype = c->expectedobjecttype;
     switch ((int)c->expectedobjecttype) {
     case KEBOOLA__STORAGE_DRIVER__COMMAND__INFO__OBJECT_TYPE__DATABASE: {
-        /* The database is the project: path [] or [project id]. */
-        if (c->n_path > 1 || (c->n_path == 1 && strcasecmp(c->path[0], project) != 0))
+        /* The database is the project: path [] or [project id]; a dev branch's view is [project id "/" branch id],
+         * the devBranchReadOnlyRoleName CreateDevBranch answers, and lists its buckets as "<branch>/<bucket>". */
+        const char *slash = c->n_path == 1 ? strchr(c->path[0], '/') : NULL;
+        size_t plen = slash ? (size_t)(slash - c->path[0]) : (c->n_path == 1 ? strlen(c->path[0]) : 0);
+        if (c->n_path > 1 || (c->n_path == 1 && (plen != strlen(project) || strncasecmp(c->path[0], project, plen) != 0 ||
+                                                 (slash && !slash[1]))))
             return ds_err_setf(err, DS_INVALID_ARGUMENT, "path",
-                               "ObjectInfo of a DATABASE takes path [] or [\"%s\"] (the project)", project);
+                               "ObjectInfo of a DATABASE takes path [], [\"%s\"] (the project) or "
+                               "[\"%s/<branch id>\"] (a dev branch's view)",
+                               project, project);
+        if (slash)
+            d->ctx->branch = slash + 1;
         ds_be_bucket_t *items;
         size_t n;
         TRY(ds_cmd_bucket_list(d->ctx, project, &items, &n));
@@ -502,7 +510,8 @@ static ds_status_t h_object_info(ds_drv_t *d)
         if (!di || !(di->objects = ds_drv_ptrs(d, n)))
             return ds_drv_oom(d);
         for (size_t i = 0; i < n; i++)
-            if (!(di->objects[i] = object_info(d, items[i].id, KEBOOLA__STORAGE_DRIVER__COMMAND__INFO__OBJECT_TYPE__SCHEMA)))
+            if (!(di->objects[i] = object_info(d, ds_drv_bucket_name(d, items[i].id),
+                                               KEBOOLA__STORAGE_DRIVER__COMMAND__INFO__OBJECT_TYPE__SCHEMA)))
                 return ds_drv_oom(d);
         di->n_objects = n;
         r->databaseinfo = di;

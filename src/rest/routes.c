@@ -84,9 +84,11 @@ static json_t *project_json(const ds_project_t *p)
         json_object_set_new(j, "api_key", json_string(p->api_key));
     if (p->has_stats)
         json_object_set_new(j, "stats",
-                            json_pack("{s:I,s:I,s:I,s:I}", "buckets", (json_int_t)p->stats.buckets, "tables",
-                                      (json_int_t)p->stats.tables, "rows", (json_int_t)p->stats.rows, "bytes",
-                                      (json_int_t)p->stats.bytes));
+                            json_pack("{s:I,s:I,s:I,s:I,s:{s:I,s:I,s:I}}", "buckets", (json_int_t)p->stats.buckets,
+                                      "tables", (json_int_t)p->stats.tables, "rows", (json_int_t)p->stats.rows,
+                                      "bytes", (json_int_t)p->stats.bytes, "branches", "tables",
+                                      (json_int_t)p->branches.tables, "rows", (json_int_t)p->branches.rows, "bytes",
+                                      (json_int_t)p->branches.bytes));
     return j;
 }
 

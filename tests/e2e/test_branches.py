@@ -209,9 +209,9 @@ def test_tables_and_buckets_created_in_a_branch_exist_only_there(proj):
     expect_error(p.api.get(p.tpath("fresh")), 404, "not_found")
     assert main_state(p) == before
     assert branch_tables(p, "dev")[f"{B}.fresh"] == "branch"
-    # a main bucket cannot be deleted inside a branch; a branch-only one can
-    expect_error(p.api.delete(bpath(p, "dev", f"/buckets/{B}"), params={"force": "true"}), 501, "not_supported", [B])
+    # a branch-only bucket is deleted for good
     expect(p.api.delete(bpath(p, "dev", "/buckets/out.c-new"), params={"force": "true"}), 204)
+    expect_error(p.api.get(bpath(p, "dev", "/buckets/out.c-new")), 404, "not_found")
     # branch storage cannot be named through main's routes
     expect_error(p.api.get(f"/projects/{p.pid}/buckets/_br_dev.{B}/tables/fresh"), 400, "invalid_argument")
     # another branch does not see them
@@ -227,6 +227,124 @@ def test_drop_in_branch_then_recreate(proj):
     expect(p.api.post(bpath(p, "dev", f"/buckets/{B}/tables"), {"name": "people", "columns": [{"name": "x"}]}), 201)
     assert [c["name"] for c in expect(p.api.get(tpath(p, "dev", "people")), 200)["columns"]] == ["x"]
     assert [c["name"] for c in expect(p.api.get(p.tpath("people")), 200)["columns"]] == ["id", "name"]
+
+
+def test_delete_main_bucket_in_branch_hides_it_and_merge_drops_it(proj):
+    p = proj
+    branch(p, "dev")
+    branch(p, "other")
+    WRITES["delete_rows"](p, tpath(p, "dev", "people"))  # the branch owns a copy of people, reads orders from main
+    before = main_state(p)
+    # the rules of main: a bucket with tables needs force, and nothing changes without it
+    expect_error(p.api.delete(bpath(p, "dev", f"/buckets/{B}")), 409, "conflict", [B, "force"])
+    assert branch_tables(p, "dev") == {f"{B}.people": "branch", f"{B}.orders": "main"}
+    expect(p.api.delete(bpath(p, "dev", f"/buckets/{B}"), params={"force": "true"}), 204)
+    expect_error(p.api.get(bpath(p, "dev", f"/buckets/{B}")), 404, "not_found", [B])
+    expect_error(p.api.get(tpath(p, "dev", "people")), 404, "not_found")
+    expect_error(p.api.get(tpath(p, "dev", "orders")), 404, "not_found")
+    expect_error(p.api.delete(bpath(p, "dev", f"/buckets/{B}"), params={"force": "true"}), 404, "not_found")
+    assert expect(p.api.get(bpath(p, "dev", "/buckets")), 200)["items"] == []
+    assert branch_tables(p, "dev") == {}
+    # main and the other branch are untouched
+    assert main_state(p) == before
+    assert preview_ids(p, tpath(p, "other", "people")) == ["1", "2", "3"]
+    # main's later tables in that bucket stay hidden in the branch
+    p.create_table("later", ["a"])
+    expect_error(p.api.get(tpath(p, "dev", "later")), 404, "not_found")
+    # merge: the same conflict check as for dropped tables (main changed people; later is new on main)
+    p.load_rows("people", ["id", "name"], [["8", "Hal"]], incremental=True)
+    before = main_state(p)
+    err = expect_error(p.api.post(bpath(p, "dev", "/merge"), {}), 409, "merge_conflict", [f"{B}.people", f"{B}.later"])
+    assert sorted(err["details"]["tables"]) == sorted([f"{B}.people", f"{B}.later"])
+    assert main_state(p) == before, "a refused merge changed main"
+    res = expect(p.api.post(bpath(p, "dev", "/merge"), {"force": True}), 200)
+    assert sorted(res["merged_tables"]) == sorted([f"{B}.people", f"{B}.orders", f"{B}.later"])
+    assert expect(p.api.get(f"/projects/{p.pid}/buckets"), 200)["items"] == []
+    expect_error(p.api.get(p.tpath("people")), 404, "not_found")
+    expect_error(p.api.get(tpath(p, "other", "people")), 404, "not_found")
+    # the branch holds nothing any more and reads main (which has no bucket now)
+    assert expect(p.api.get(bpath(p, "dev", "/buckets")), 200)["items"] == []
+    assert expect(p.api.post(bpath(p, "dev", "/merge"), {}), 200)["merged_tables"] == []
+
+
+def test_delete_main_bucket_in_branch_unchanged_main_merges_without_force(proj):
+    p = proj
+    branch(p, "dev")
+    expect(p.api.delete(bpath(p, "dev", f"/buckets/{B}"), params={"force": "true"}), 204)
+    res = expect(p.api.post(bpath(p, "dev", "/merge"), {}), 200)
+    assert sorted(res["merged_tables"]) == sorted([f"{B}.people", f"{B}.orders"])
+    expect_error(p.api.get(f"/projects/{p.pid}/buckets/{B}"), 404, "not_found")
+
+
+def test_deleted_main_bucket_created_again_or_pulled_in_branch(proj):
+    p = proj
+    branch(p, "dev")
+    branch(p, "dev2")
+    before = main_state(p)
+    expect(p.api.delete(bpath(p, "dev", f"/buckets/{B}"), params={"force": "true"}), 204)
+    # created again in the branch: the branch's own, empty bucket; main's tables stay hidden in it
+    expect(p.api.post(bpath(p, "dev", "/buckets"), {"stage": "in", "name": "c-main", "description": "anew"}), 201)
+    assert expect(p.api.get(bpath(p, "dev", f"/buckets/{B}/tables")), 200)["items"] == []
+    assert expect(p.api.get(bpath(p, "dev", f"/buckets/{B}")), 200)["description"] == "anew"
+    expect(p.api.post(bpath(p, "dev", f"/buckets/{B}/tables"), {"name": "people", "columns": [{"name": "x"}]}), 201)
+    assert [c["name"] for c in expect(p.api.get(tpath(p, "dev", "people")), 200)["columns"]] == ["x"]
+    assert main_state(p) == before
+    # pulling a table of main's deleted bucket brings that table back, the others stay hidden
+    assert expect(p.api.post(bpath(p, "dev", f"/tables/{B}/orders/pull")), 200)["rows"] == 2
+    assert branch_tables(p, "dev") == {f"{B}.people": "branch", f"{B}.orders": "main"}
+    res = expect(p.api.post(bpath(p, "dev", "/merge"), {}), 200)
+    assert res["merged_tables"] == [f"{B}.people"]
+    assert [c["name"] for c in expect(p.api.get(p.tpath("people")), 200)["columns"]] == ["x"]
+    assert main_state(p)[f"{B}.orders"] == before[f"{B}.orders"]
+    # without creating it again: a pull alone brings the bucket back with the pulled table only
+    expect(p.api.delete(bpath(p, "dev2", f"/buckets/{B}"), params={"force": "true"}), 204)
+    expect(p.api.post(bpath(p, "dev2", f"/tables/{B}/orders/pull")), 200)
+    assert [x["id"] for x in expect(p.api.get(bpath(p, "dev2", "/buckets")), 200)["items"]] == [B]
+    assert branch_tables(p, "dev2") == {f"{B}.orders": "main"}
+    expect_error(p.api.get(tpath(p, "dev2", "people")), 404, "not_found")
+
+
+def test_project_stats_are_mains_with_branches_apart(proj):
+    p = proj
+    branch(p, "dev")
+
+    def sums(base, owned=None):
+        rows = bytes_ = tables = 0
+        for b in expect(p.api.get(f"{base}/buckets"), 200)["items"]:
+            for t in expect(p.api.get(f"{base}/buckets/{b['id']}/tables"), 200)["items"]:
+                if owned is not None and owned.get(f"{b['id']}.{t['name']}") != "branch":
+                    continue
+                info = expect(p.api.get(f"{base}/buckets/{b['id']}/tables/{t['name']}"), 200)
+                rows, bytes_, tables = rows + info["rows"], bytes_ + info["bytes"], tables + 1
+        return {"tables": tables, "rows": rows, "bytes": bytes_}
+
+    main_before = expect(p.api.get(f"/projects/{p.pid}"), 200)["stats"]
+    assert main_before["branches"] == {"tables": 0, "rows": 0, "bytes": 0}
+    # the branch copies people, creates a table in main's bucket and a bucket of its own with a table
+    WRITES["import_incremental"](p, tpath(p, "dev", "people"))
+    expect(p.api.post(bpath(p, "dev", f"/buckets/{B}/tables"), {"name": "fresh", "columns": [{"name": "a"}]}), 201)
+    expect(p.api.post(bpath(p, "dev", "/buckets"), {"stage": "out", "name": "c-new"}), 201)
+    expect(p.api.post(bpath(p, "dev", "/buckets/out.c-new/tables"), {"name": "t", "columns": [{"name": "a"}]}), 201)
+    expect(p.api.post(bpath(p, "dev", "/buckets/out.c-new/tables/t/import/file"), {
+        "file_id": p.upload(f"in/{uuid.uuid4().hex}.csv", csv_text([["1"], ["2"]], header=["a"]))["id"]}), 200)
+    stats = expect(p.api.get(f"/projects/{p.pid}"), 200)["stats"]
+    # main as its routes show it: unchanged by the branch
+    assert {k: stats[k] for k in ("buckets", "tables", "rows", "bytes")} == \
+        {k: main_before[k] for k in ("buckets", "tables", "rows", "bytes")}
+    main = sums(f"/projects/{p.pid}")
+    assert {k: stats[k] for k in ("tables", "rows", "bytes")} == main
+    assert stats["buckets"] == len(expect(p.api.get(f"/projects/{p.pid}/buckets"), 200)["items"]) == 1
+    # the branches figure: what the branch holds itself (its copy of people, fresh, out.c-new.t)
+    owned = branch_tables(p, "dev")
+    held = sums(bpath(p, "dev"), owned)
+    assert held["tables"] == 3 and held["rows"] == 4 + 0 + 2
+    assert stats["branches"] == held
+    # merged: main holds it all, the branches nothing
+    expect(p.api.post(bpath(p, "dev", "/merge"), {}), 200)
+    stats = expect(p.api.get(f"/projects/{p.pid}"), 200)["stats"]
+    assert stats["branches"] == {"tables": 0, "rows": 0, "bytes": 0}
+    assert {k: stats[k] for k in ("tables", "rows", "bytes")} == sums(f"/projects/{p.pid}")
+    assert stats["buckets"] == 2
 
 
 # -- pull and merge ----------------------------------------------------------------------------------

@@ -152,3 +152,42 @@ def test_branch_paths_read_through_and_copy_on_write(proj):
     expect_error(lambda: p.info(bp, "t"), S.NOT_FOUND)
     assert p.info(B, "t").tableInfo.rowsCount == 3
     assert p.main_digest() == before
+
+
+def database(p, path):
+    resp = p.run(info_pb2.ObjectInfoCommand(path=path, expectedObjectType=info_pb2.DATABASE), info_pb2.ObjectInfoResponse)
+    assert all(o.objectType == info_pb2.SCHEMA for o in resp.databaseInfo.objects)
+    return sorted(o.objectName for o in resp.databaseInfo.objects)
+
+
+def test_database_info_lists_a_branchs_view(proj):
+    p = proj
+    role = create_branch(p, "42")
+    p.run(bucket_pb2.CreateBucketCommand(bucketId="out.c-dev", branchId="42"), bucket_pb2.CreateBucketResponse)
+    # main: [] or [project]; the branch: [the role name, "<project>/<branch>"], buckets as "<branch>/<bucket>"
+    assert database(p, []) == [B] and database(p, [p.pid]) == [B]
+    assert database(p, [role]) == ["42/" + B, "42/out.c-dev"]
+    # every listed path works as a SCHEMA path
+    for path in database(p, [role]):
+        p.run(info_pb2.ObjectInfoCommand(path=[path], expectedObjectType=info_pb2.SCHEMA), info_pb2.ObjectInfoResponse)
+    expect_error(lambda: database(p, [f"{p.pid}/nope"]), S.NOT_FOUND, mentions=["nope"])
+    expect_error(lambda: database(p, ["other/42"]), S.INVALID_ARGUMENT, mentions=["path"])
+    expect_error(lambda: database(p, [f"{p.pid}/"]), S.INVALID_ARGUMENT, mentions=["path"])
+
+
+def test_drop_bucket_of_main_in_a_branch(proj):
+    p = proj
+    role = create_branch(p, "5")
+    bp = "5/" + B
+    p.load(bp, "t", b'"id","v"\n"9","z"\n', incremental=True)  # the branch owns a copy of t
+    before = p.main_digest()
+    expect_error(lambda: p.run(bucket_pb2.DropBucketCommand(bucketObjectName=bp)), S.FAILED_PRECONDITION,
+                 mentions=[B, "force"])
+    p.run(bucket_pb2.DropBucketCommand(bucketObjectName=bp, isCascade=True))
+    expect_error(lambda: p.info(bp, "t"), S.NOT_FOUND)
+    expect_error(lambda: p.run(info_pb2.ObjectInfoCommand(path=[bp], expectedObjectType=info_pb2.SCHEMA)), S.NOT_FOUND)
+    assert database(p, [role]) == []
+    # main is unchanged, byte for byte, and still lists the bucket
+    assert p.main_digest() == before
+    assert database(p, []) == [B]
+    assert p.ids(B, "t") == ["1", "2"]
