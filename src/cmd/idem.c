@@ -159,7 +159,10 @@ ds_status_t ds_cmd_idem_begin(ds_ctx_t *ctx, const char *key, const char *method
         st = ds_cmd_authenticate(ctx, &admin, owner);
     if (st != DS_OK)
         return st;
-    const char *scope = admin ? "*admin" : owner;
+    /* Records belong to the key that wrote them: another key of the project (a read key) never sees its answer. */
+    const char *scope = admin ? "*admin" : ds_arena_printf(ctx->arena, "%s/%s", owner, ctx->key_id ? ctx->key_id : "");
+    if (!scope)
+        return ds_err_set(&ctx->err, DS_UNAVAILABLE, "out of memory");
     request_hash(method, target, body ? body : "", body ? body_len : 0, hash);
     time_t give_up = time(NULL) + IDEM_WAIT_MAX_S;
     pthread_mutex_lock(&lock);
@@ -261,7 +264,10 @@ ds_status_t ds_cmd_idem_begin_stream(ds_ctx_t *ctx, const char *key, const char 
         st = ds_cmd_authenticate(ctx, &admin, owner);
     if (st != DS_OK)
         return st;
-    const char *scope = admin ? "*admin" : owner;
+    /* Records belong to the key that wrote them: another key of the project (a read key) never sees its answer. */
+    const char *scope = admin ? "*admin" : ds_arena_printf(ctx->arena, "%s/%s", owner, ctx->key_id ? ctx->key_id : "");
+    if (!scope)
+        return ds_err_set(&ctx->err, DS_UNAVAILABLE, "out of memory");
     ds_idem_t *n = calloc(1, sizeof(*n));
     if (n) {
         n->scope = strdup(scope);

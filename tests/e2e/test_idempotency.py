@@ -292,3 +292,23 @@ def test_a_keyed_create_and_column_add_in_a_branch_apply_once(server, admin):
     assert a2.status_code == 201 and a2.content == a1.content
     assert [c["name"] for c in expect(proj.api.get(base + "/t"), 200)["columns"]] == ["a", "x"]
     assert [c["name"] for c in proj.table("t")["columns"]] == ["a"]
+
+
+def test_another_key_of_the_project_never_sees_a_kept_answer(server, admin):
+    """Records belong to the key that wrote them: a read key presenting the same Idempotency-Key
+    is refused as a write (403), not handed the first request's kept answer."""
+    proj, fid = _setup(server, admin)
+    first = expect(_append(proj, fid, "k-1"), 200)
+    assert first["table_rows"] == 3
+    read_key = expect(proj.api.post(f"/projects/{proj.pid}/keys", {"scope": "read"}), 201)["key"]
+    reader = server.api(key=read_key)
+    r = reader.post(proj.tpath("t") + "/import/file", {"file_id": fid, "incremental": True},
+                    headers={"Idempotency-Key": "k-1"})
+    expect_error(r, 403, "permission_denied")
+    assert "Idempotent-Replayed" not in r.headers
+    # a second admin-scope key of the project has its own records: the same key string applies anew
+    other = server.api(key=expect(proj.api.post(f"/projects/{proj.pid}/keys", {"scope": "admin"}), 201)["key"])
+    r = other.post(proj.tpath("t") + "/import/file", {"file_id": fid, "incremental": True},
+                   headers={"Idempotency-Key": "k-1"})
+    assert expect(r, 200)["table_rows"] == 6 and "Idempotent-Replayed" not in r.headers
+    assert proj.table("t")["rows"] == 6
