@@ -167,6 +167,16 @@ static void unpin(void *p)
     pthread_mutex_unlock(&lives_lock);
 }
 
+int64_t ds_cmd_project_pins(void)
+{
+    int64_t n = 0;
+    pthread_mutex_lock(&lives_lock);
+    for (life_t *l = lives; l; l = l->next)
+        n += l->pins;
+    pthread_mutex_unlock(&lives_lock);
+    return n;
+}
+
 ds_status_t ds_cmd_project_pin(ds_ctx_t *ctx, const char *id)
 {
     pthread_mutex_lock(&lives_lock);

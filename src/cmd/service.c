@@ -544,7 +544,7 @@ void ds_service_stop(void)
 int64_t ds_service_queue_waiting(void) { return queues ? ds_wq_waiting(queues) : 0; }
 
 typedef struct {
-    int64_t open, peak, restarts;
+    int64_t open, peak, restarts, calls;
 } rt_sum_t;
 
 static void sum_runtime(ds_backend_t *be, void *ud)
@@ -556,6 +556,7 @@ static void sum_runtime(ds_backend_t *be, void *ud)
     s->open += rs.open_projects;
     s->peak += rs.open_projects_peak;
     s->restarts += rs.engine_restarts;
+    s->calls += rs.calls_in_use;
 }
 
 int64_t ds_service_open_projects(void)
@@ -577,6 +578,16 @@ int64_t ds_service_engine_restarts(void)
     rt_sum_t s = {0};
     ds_registry_each(sum_runtime, &s);
     return s.restarts;
+}
+
+void ds_service_holds(ds_holds_t *out)
+{
+    rt_sum_t s = {0};
+    ds_registry_each(sum_runtime, &s);
+    out->slots = queues ? ds_wq_active(queues) : 0;
+    out->waiting = queues ? ds_wq_waiting(queues) : 0;
+    out->pins = ds_cmd_project_pins();
+    out->calls = s.calls;
 }
 
 typedef struct {

@@ -172,6 +172,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             abort();
         usleep(1000);
     }
+    fz_check_holds();
     ds_buf_free(&http);
     return 0;
 }
