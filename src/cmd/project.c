@@ -193,10 +193,9 @@ ds_status_t ds_cmd_project_pin(ds_ctx_t *ctx, const char *id)
     }
     l->pins++;
     pthread_mutex_unlock(&lives_lock);
-    if (ds_arena_on_destroy(ctx->arena, unpin, l) != 0) {
-        unpin(l);
+    /* A hook that cannot be registered runs at once: the pin is dropped (once), and l may be gone. */
+    if (ds_arena_on_destroy(ctx->arena, unpin, l) != 0)
         return ds_err_set(&ctx->err, DS_INTERNAL, "out of memory");
-    }
     return DS_OK;
 }
 

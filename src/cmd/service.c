@@ -856,7 +856,11 @@ static ds_status_t open_project(ds_ctx_t *ctx, const char **idp, ds_proj_t *out,
     if ((st = ds_registry_get(out->rec.backend, &out->be, &ctx->err)) != DS_OK)
         return ds_err_set(&ctx->err, DS_UNAVAILABLE, "backend \"%s\" of project \"%s\" is not loaded", out->rec.backend,
                           id);
-    ds_arena_on_destroy(ctx->arena, put_backend, out->be);
+    if (ds_arena_on_destroy(ctx->arena, put_backend, out->be) != 0) {
+        /* The hook ran at once: the backend is put back and must not be used. */
+        out->be = NULL;
+        return ds_err_set(&ctx->err, DS_UNAVAILABLE, "out of memory");
+    }
     out->call = (ds_be_call_t){
         .arena = ctx->arena, .err = &ctx->err, .project_id = ctx->project_id, .cancel = ctx->cancel};
     if (ctx->branch && strcmp(ctx->branch, "default") != 0)
@@ -967,6 +971,7 @@ ds_status_t ds_cmd_enter(ds_ctx_t *ctx, const char *key)
         return enter_parkable(ctx, key);
     ds_wq_slot_t *slot = NULL;
     st = ds_wq_enter(queues, key, ctx->cancel, &slot, &ctx->err);
+    /* When the hook cannot be registered it runs at once: the slot is left. */
     if (st == DS_OK && ds_arena_on_destroy(ctx->arena, leave_slot, slot) != 0)
         return ds_err_set(&ctx->err, DS_UNAVAILABLE, "out of memory");
     return st;
