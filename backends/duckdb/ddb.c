@@ -90,6 +90,20 @@ ds_status_t ds_ddb_error(ds_err_t *err, duckdb_error_type type, const char *msg)
     if (volume_full(m))
         return ds_err_set(err, DS_INSUFFICIENT_STORAGE,
                           "no space left on the data volume: the write was not committed; free space and retry");
+    if (type == DUCKDB_ERROR_OUT_OF_MEMORY || strstr(m, "Out of Memory Error")) {
+        /*
+         * The engine's memory limit is every request's budget: this one is
+         * over it, the others go on. Only DuckDB's first line (the sizes):
+         * its advice after it (SET ..., temp_directory) is for its own users.
+         */
+        ds_ddb_client_text(m, clean, sizeof(clean));
+        clean[strcspn(clean, "\n")] = '\0';
+        return ds_err_set(err, DS_RESOURCE_EXHAUSTED,
+                          "the request needs more memory than the storage engine may use (DUCKSTORE_MEMORY_LIMIT); "
+                          "it was stopped and its changes rolled back, and other requests are not affected. Narrow "
+                          "it (a filter, fewer columns, a limit, a smaller file) or raise the limit. Engine: %s",
+                          clean);
+    }
     switch (type) {
     case DUCKDB_ERROR_CATALOG:
         st = strstr(m, "already exists") ? DS_ALREADY_EXISTS
@@ -108,9 +122,6 @@ ds_status_t ds_ddb_error(ds_err_t *err, duckdb_error_type type, const char *msg)
         break;
     case DUCKDB_ERROR_TRANSACTION:
         st = DS_CONFLICT;
-        break;
-    case DUCKDB_ERROR_OUT_OF_MEMORY:
-        st = DS_UNAVAILABLE;
         break;
     case DUCKDB_ERROR_INTERRUPT: /* duckdb_interrupt() from the call's cancellation hook */
         return ds_err_set(err, DS_CANCELLED, "the request was cancelled (deadline exceeded or client gone): %s", m);

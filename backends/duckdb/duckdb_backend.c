@@ -929,6 +929,7 @@ static void be_runtime_stats(void *self, ds_be_runtime_stats_t *out)
     out->open_projects = be->n_attached;
     out->open_projects_peak = be->peak_attached;
     out->engine_restarts = be->restarts;
+    out->calls_in_use = be->db_users;
     pthread_mutex_unlock(&be->lock);
 }
 

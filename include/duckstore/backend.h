@@ -145,6 +145,7 @@ typedef struct {
     int64_t open_projects;
     int64_t open_projects_peak;
     int64_t engine_restarts; /* times the engine was reopened after a fatal error (appended: older plugins leave it 0) */
+    int64_t calls_in_use;    /* calls running statements now (db uses); 0 when idle (appended: older plugins leave it 0) */
 } ds_be_runtime_stats_t;
 
 /* ---- table data: the requests core passes to backends (and transports fill) ---- */

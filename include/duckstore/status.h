@@ -28,7 +28,8 @@
     XX(METHOD_NOT_ALLOWED, -12, "method_not_allowed", 405, 12, 3000)           \
     XX(INSUFFICIENT_STORAGE, -13, "insufficient_storage", 507, 8, 1001)        \
     XX(CANCELLED, -14, "cancelled", 499, 1, 0)                                 \
-    XX(QUERY_FAILED, -15, "query_failed", 400, 3, 3000)
+    XX(QUERY_FAILED, -15, "query_failed", 400, 3, 3000)                        \
+    XX(RESOURCE_EXHAUSTED, -16, "resource_exhausted", 503, 8, 1001)
 
 /* Keboola's more specific exception codes, set in ds_err_t.keboola_code. */
 #define DS_KBC_DATABASE_NOT_FOUND 2002

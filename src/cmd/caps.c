@@ -248,10 +248,9 @@ static void collect(ds_backend_t *be, void *ud)
     ds_err_t e = {0};
     if (ds_registry_get(be->ops->name, &pinned, &e) != DS_OK)
         return;
-    if (ds_arena_on_destroy(l->ctx->arena, put_backend, pinned) != 0) {
-        ds_registry_put(pinned);
+    /* A hook that cannot be registered runs at once: the backend is put back, and not described. */
+    if (ds_arena_on_destroy(l->ctx->arena, put_backend, pinned) != 0)
         return;
-    }
     describe(l->ctx, pinned, &l->items[l->n++]);
 }
 
@@ -321,10 +320,8 @@ ds_status_t ds_cmd_backend_reload(ds_ctx_t *ctx, const char *name, ds_backend_de
         return st;
     if ((st = ds_registry_get(registered, &be, &ctx->err)) != DS_OK)
         return st; /* unloaded again in between */
-    if (ds_arena_on_destroy(ctx->arena, put_backend, be) != 0) {
-        ds_registry_put(be);
+    if (ds_arena_on_destroy(ctx->arena, put_backend, be) != 0) /* it ran at once: be is put back */
         return ds_err_set(&ctx->err, DS_INTERNAL, "out of memory");
-    }
     describe(ctx, be, out);
     return DS_OK;
 }
@@ -342,10 +339,8 @@ ds_status_t ds_cmd_backend_load(ds_ctx_t *ctx, const char *path, ds_backend_desc
         return st;
     if ((st = ds_registry_get(name, &be, &ctx->err)) != DS_OK)
         return st; /* unloaded again in between */
-    if (ds_arena_on_destroy(ctx->arena, put_backend, be) != 0) {
-        ds_registry_put(be);
+    if (ds_arena_on_destroy(ctx->arena, put_backend, be) != 0) /* it ran at once: be is put back */
         return ds_err_set(&ctx->err, DS_INTERNAL, "out of memory");
-    }
     describe(ctx, be, out);
     return DS_OK;
 }

@@ -96,6 +96,17 @@ int64_t ds_service_open_projects(void);
 int64_t ds_service_open_projects_peak(void);
 /* Times a backend reopened its engine after a fatal error, since start (all backends). */
 int64_t ds_service_engine_restarts(void);
+/*
+ * What requests hold now: write slots held and awaited, project pins, and
+ * backend calls running statements. All 0 when no request is under way; the
+ * fuzz harnesses check that after each input (a leak there hangs a later one).
+ */
+typedef struct {
+    int64_t slots, waiting, pins, calls;
+} ds_holds_t;
+void ds_service_holds(ds_holds_t *out);
+/* Project pins held now, over all projects. */
+int64_t ds_cmd_project_pins(void);
 /* DS_OK when the catalog and every backend answer. */
 ds_status_t ds_service_ready(ds_err_t *err);
 

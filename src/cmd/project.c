@@ -167,6 +167,16 @@ static void unpin(void *p)
     pthread_mutex_unlock(&lives_lock);
 }
 
+int64_t ds_cmd_project_pins(void)
+{
+    int64_t n = 0;
+    pthread_mutex_lock(&lives_lock);
+    for (life_t *l = lives; l; l = l->next)
+        n += l->pins;
+    pthread_mutex_unlock(&lives_lock);
+    return n;
+}
+
 ds_status_t ds_cmd_project_pin(ds_ctx_t *ctx, const char *id)
 {
     pthread_mutex_lock(&lives_lock);
@@ -183,10 +193,9 @@ ds_status_t ds_cmd_project_pin(ds_ctx_t *ctx, const char *id)
     }
     l->pins++;
     pthread_mutex_unlock(&lives_lock);
-    if (ds_arena_on_destroy(ctx->arena, unpin, l) != 0) {
-        unpin(l);
+    /* A hook that cannot be registered runs at once: the pin is dropped (once), and l may be gone. */
+    if (ds_arena_on_destroy(ctx->arena, unpin, l) != 0)
         return ds_err_set(&ctx->err, DS_INTERNAL, "out of memory");
-    }
     return DS_OK;
 }
 

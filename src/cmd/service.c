@@ -544,7 +544,7 @@ void ds_service_stop(void)
 int64_t ds_service_queue_waiting(void) { return queues ? ds_wq_waiting(queues) : 0; }
 
 typedef struct {
-    int64_t open, peak, restarts;
+    int64_t open, peak, restarts, calls;
 } rt_sum_t;
 
 static void sum_runtime(ds_backend_t *be, void *ud)
@@ -556,6 +556,7 @@ static void sum_runtime(ds_backend_t *be, void *ud)
     s->open += rs.open_projects;
     s->peak += rs.open_projects_peak;
     s->restarts += rs.engine_restarts;
+    s->calls += rs.calls_in_use;
 }
 
 int64_t ds_service_open_projects(void)
@@ -577,6 +578,16 @@ int64_t ds_service_engine_restarts(void)
     rt_sum_t s = {0};
     ds_registry_each(sum_runtime, &s);
     return s.restarts;
+}
+
+void ds_service_holds(ds_holds_t *out)
+{
+    rt_sum_t s = {0};
+    ds_registry_each(sum_runtime, &s);
+    out->slots = queues ? ds_wq_active(queues) : 0;
+    out->waiting = queues ? ds_wq_waiting(queues) : 0;
+    out->pins = ds_cmd_project_pins();
+    out->calls = s.calls;
 }
 
 typedef struct {
@@ -845,7 +856,11 @@ static ds_status_t open_project(ds_ctx_t *ctx, const char **idp, ds_proj_t *out,
     if ((st = ds_registry_get(out->rec.backend, &out->be, &ctx->err)) != DS_OK)
         return ds_err_set(&ctx->err, DS_UNAVAILABLE, "backend \"%s\" of project \"%s\" is not loaded", out->rec.backend,
                           id);
-    ds_arena_on_destroy(ctx->arena, put_backend, out->be);
+    if (ds_arena_on_destroy(ctx->arena, put_backend, out->be) != 0) {
+        /* The hook ran at once: the backend is put back and must not be used. */
+        out->be = NULL;
+        return ds_err_set(&ctx->err, DS_UNAVAILABLE, "out of memory");
+    }
     out->call = (ds_be_call_t){
         .arena = ctx->arena, .err = &ctx->err, .project_id = ctx->project_id, .cancel = ctx->cancel};
     if (ctx->branch && strcmp(ctx->branch, "default") != 0)
@@ -956,6 +971,7 @@ ds_status_t ds_cmd_enter(ds_ctx_t *ctx, const char *key)
         return enter_parkable(ctx, key);
     ds_wq_slot_t *slot = NULL;
     st = ds_wq_enter(queues, key, ctx->cancel, &slot, &ctx->err);
+    /* When the hook cannot be registered it runs at once: the slot is left. */
     if (st == DS_OK && ds_arena_on_destroy(ctx->arena, leave_slot, slot) != 0)
         return ds_err_set(&ctx->err, DS_UNAVAILABLE, "out of memory");
     return st;

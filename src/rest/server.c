@@ -102,6 +102,7 @@ typedef struct {
     char group[48]; /* fairness group: "p/<project>", "k/<key hash>" or "-" */
     int fd;         /* the connection's socket (read-only peeks from workers), or -1 */
     bool nul_in_url;    /* the URL decodes to a NUL byte: refused before anything runs */
+    bool idem_begun;    /* its Idempotency-Key was looked at (once: a parked request runs again) */
     char request_id[40];
 } req_state_t;
 
@@ -420,7 +421,13 @@ static void compute(req_state_t *rs)
     req->body = rs->body.data ? rs->body.data : "";
     req->body_len = rs->body.len;
     ds_rest_resp_t resp = {0};
-    if (idempotent_start(rs, &resp)) {
+    /*
+     * Once per request: a parked request that runs again already owns its
+     * key's entry, and beginning it again would wait for its own answer.
+     */
+    bool first = !rs->idem_begun;
+    rs->idem_begun = true;
+    if (first && idempotent_start(rs, &resp)) {
         build_answer(rs, resp.status, &resp);
         return;
     }

@@ -34,5 +34,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         abort();
     ds_arena_destroy(&ctx.arena);
     free(copy);
+    fz_check_holds();
     return 0;
 }

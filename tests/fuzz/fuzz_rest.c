@@ -29,6 +29,7 @@
 #include <stdint.h>
 #include <strings.h>
 #include <sys/socket.h>
+#include <time.h>
 
 #include "core/buf.h"
 #include "fuzz_util.h"
@@ -101,6 +102,45 @@ static bool build(const uint8_t *data, size_t size, ds_buf_t *out)
     return !ds_buf_failed(out);
 }
 
+/*
+ * poll for up to ms milliseconds in all. A signal is no answer: libFuzzer's
+ * -timeout watchdog (SIGALRM) lands on any thread, this one too, and the
+ * interrupted poll was once taken for a request that hung.
+ */
+static int wait_ready(struct pollfd *pfd, int ms)
+{
+    struct timespec t0, now;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    for (;;) {
+        clock_gettime(CLOCK_MONOTONIC, &now);
+        long left = ms - ((now.tv_sec - t0.tv_sec) * 1000L + (now.tv_nsec - t0.tv_nsec) / 1000000L);
+        int ready = poll(pfd, 1, left > 0 ? (int)left : 0);
+        if (ready >= 0 || errno != EINTR)
+            return ready;
+    }
+}
+
+/* What the server holds while a request goes unanswered: the hang's first clue. */
+static void hang_report(void)
+{
+    ds_holds_t h = {0};
+    ds_service_holds(&h);
+    ds_buf_t m = {0};
+    ds_metrics_render(&m);
+    const char *text = ds_buf_cstr(&m);
+    fprintf(stderr, "fuzz: no answer for 30 s (pid %d): %lld write slot(s) held, %lld waiting, %lld project pin(s), "
+            "%lld backend call(s); gauges:\n", (int)getpid(), (long long)h.slots, (long long)h.waiting,
+            (long long)h.pins, (long long)h.calls);
+    for (const char *l = text; l && *l;) {
+        const char *e = strchr(l, '\n');
+        size_t n = e ? (size_t)(e - l) : strlen(l);
+        if (n && *l != '#' && !memchr(l, '{', n))
+            fprintf(stderr, "  %.*s\n", (int)n, l);
+        l = e ? e + 1 : l + n;
+    }
+    ds_buf_free(&m);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     static unsigned long runs;
@@ -124,7 +164,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     /* Write and read at once: the daemon may answer (and close) before it read the whole body. */
     size_t off = 0, got = 0;
     char buf[65536], head[200];
-    bool eof = false, shut = false;
+    bool eof = false, shut = false, said_slow = false;
     while (!eof) {
         struct pollfd pfd = {.fd = sv[0], .events = POLLIN | (off < http.len ? POLLOUT : 0)};
         /*
@@ -133,7 +173,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
          * stream. Not at once: the server refuses a request whose client
          * closed before it ran.
          */
-        int ready = poll(&pfd, 1, off >= http.len && !shut ? 1000 : 60000);
+        bool brief = off >= http.len && !shut;
+        int ready = wait_ready(&pfd, brief ? 1000 : 30000);
+        if (ready == 0 && !brief && !said_slow) {
+            /* Half a minute without an answer: say what the server holds (a debugger can attach now). */
+            said_slow = true;
+            hang_report();
+            ready = wait_ready(&pfd, 30000);
+        }
         if (ready == 0 && off >= http.len && !shut) {
             shutdown(sv[0], SHUT_WR);
             shut = true;
@@ -172,6 +219,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             abort();
         usleep(1000);
     }
+    fz_check_holds();
     ds_buf_free(&http);
     return 0;
 }

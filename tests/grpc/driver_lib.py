@@ -67,6 +67,7 @@ CODE_FOR_STATUS = {
     "payload_too_large": grpc.StatusCode.INVALID_ARGUMENT,
     "queue_full": grpc.StatusCode.RESOURCE_EXHAUSTED,
     "insufficient_storage": grpc.StatusCode.RESOURCE_EXHAUSTED,
+    "resource_exhausted": grpc.StatusCode.RESOURCE_EXHAUSTED,
     "not_supported": grpc.StatusCode.UNIMPLEMENTED,
     "unavailable": grpc.StatusCode.UNAVAILABLE,
     "internal": grpc.StatusCode.INTERNAL,
@@ -219,7 +220,7 @@ class Driver:
             return resp
         message, ctx = last_error_message(resp)
         code = CODE_FOR_STATUS[ctx["status"]]
-        want = 507 if ctx["status"] == "insufficient_storage" else HTTP_FOR[code]
+        want = {"insufficient_storage": 507, "resource_exhausted": 503}.get(ctx["status"], HTTP_FOR[code])
         assert want == r.status_code, f"HTTP {r.status_code} for {ctx['status']}"
         assert not resp.HasField("commandResponse"), "an error response carries a commandResponse"
         raise DriverError("bridge", code, message, ctx.get("code"), r.status_code, resp, dict(r.headers))

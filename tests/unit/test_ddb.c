@@ -177,3 +177,26 @@ Test(ddb, a_real_fatal_error_invalidates_the_instance_and_answers_503)
     snprintf(wal, sizeof(wal), "%s.wal", path);
     unlink(wal);
 }
+
+Test(ddb, a_statement_over_the_engines_memory_limit_is_resource_exhausted_and_the_engine_serves_on)
+{
+    ds_err_t err = {0};
+    uint64_t before = ds_ddb_fatal_events();
+    /* No spilling: the aggregate must fit into 16 MB, which ten million strings in one list do not. */
+    cr_assert_eq(ds_ddb_exec(conn, &err, "SET memory_limit = '16MB'; SET temp_directory = ''"), DS_OK, "%s",
+                 err.message);
+    ds_status_t st = ds_ddb_exec(conn, &err, "SELECT length(list(repeat('x', 20) || range::VARCHAR)) FROM range(10000000)");
+    cr_assert_eq(st, DS_RESOURCE_EXHAUSTED, "%s", err.message);
+    cr_assert_eq(ds_status_http(st), 503);
+    cr_assert_eq(ds_status_grpc(st), 8, "gRPC RESOURCE_EXHAUSTED");
+    cr_assert(strstr(err.message, "DUCKSTORE_MEMORY_LIMIT") != NULL, "%s", err.message);
+    cr_assert(strstr(err.message, "Out of Memory") != NULL, "the engine's own words follow: %s", err.message);
+    /* Its sizes ("10.3 MiB/15.2 MiB used") have a slash; its advice to DuckDB's users and any trace are gone. */
+    cr_assert(strchr(err.message, '\n') == NULL && strstr(err.message, "temp_directory") == NULL &&
+                  strstr(err.message, "SET ") == NULL && strstr(err.message, "Stack Trace") == NULL,
+              "%s", err.message);
+    cr_assert_eq(ds_ddb_fatal_events(), before, "running out of memory is not an engine failure");
+    ds_err_clear(&err);
+    cr_assert_eq(rows(), 3, "the same connection serves the next statement");
+    cr_assert_eq(ds_ddb_exec(conn, &err, "RESET memory_limit"), DS_OK, "%s", err.message);
+}

@@ -32,6 +32,8 @@ static const struct {
     {DS_METHOD_NOT_ALLOWED, "method_not_allowed", 405, 12, 3000},
     {DS_INSUFFICIENT_STORAGE, "insufficient_storage", 507, 8, 1001},
     {DS_CANCELLED, "cancelled", 499, 1, 0},
+    {DS_QUERY_FAILED, "query_failed", 400, 3, 3000},
+    {DS_RESOURCE_EXHAUSTED, "resource_exhausted", 503, 8, 1001},
 };
 
 #define N_EXPECTED (sizeof(expected) / sizeof(expected[0]))
