@@ -14,6 +14,7 @@ use Keboola\StorageDriver\Command\Common\DriverRequest;
 use Keboola\StorageDriver\Command\Common\DriverResponse;
 use Keboola\StorageDriver\Command\Common\LogMessage;
 use Keboola\StorageDriver\Command\Common\RuntimeOptions;
+use Keboola\StorageDriver\Command\Table\PreviewTableResponse;
 use Keboola\StorageDriver\Credentials\GenericBackendCredentials;
 use Throwable;
 
@@ -149,13 +150,19 @@ final class DuckDBDriverClient implements ClientInterface
                 false,
             );
         }
-        /** @var Message $message */
-        $message = new $class();
+        $bytes = $any->getValue();
         try {
-            if (!WireFormat::wellFormed($any->getValue())) {
+            // The one large answer Connection asks for often has a direct decoder; it leaves every
+            // shape it does not handle (and malformed bytes) to the runtime below.
+            if ($class === PreviewTableResponse::class && ($message = PreviewDecoder::decode($bytes)) !== null) {
+                return $message;
+            }
+            if (!WireFormat::wellFormed($bytes)) {
                 throw new \UnexpectedValueException('the bytes are not well-formed protobuf');
             }
-            $message->mergeFromString($any->getValue());
+            /** @var Message $message */
+            $message = new $class();
+            $message->mergeFromString($bytes);
         } catch (Throwable $e) {
             throw new Exception\ProtocolException(
                 sprintf('duckstore: the %s in the response does not decode: %s', $name, $e->getMessage()),
