@@ -46,6 +46,13 @@ final class PreviewDecoderTest extends TestCase
         }
         $cell = PreviewDecoder::decode($odd)->getRows()[0]->getColumns()[0];
         $this->assertSame(['y', 'abc', false], [$cell->getColumnName(), $cell->getValue()->getStringValue(), $cell->getIsTruncated()]);
+
+        // Every decoded cell is its own object: changing one leaves the others as decoded.
+        $two = PreviewDecoder::decode(self::preview([(new Value())->setStringValue('a'), (new Value())->setStringValue('b')])->serializeToString());
+        [$first, $second] = iterator_to_array($two->getRows()[0]->getColumns());
+        $first->setColumnName('changed')->setIsTruncated(true)->getValue()->setStringValue('z');
+        $this->assertSame(['c1', false, 'b'], [$second->getColumnName(), $second->getIsTruncated(), $second->getValue()->getStringValue()]);
+        $this->assertSame('c0', PreviewDecoder::decode(self::preview([new Value()])->serializeToString())->getRows()[0]->getColumns()[0]->getColumnName());
     }
 
     public function testOtherShapesGoToTheRuntime(): void

@@ -4,6 +4,9 @@ declare(strict_types=1);
 
 namespace Duckstore\Connection\Driver;
 
+use Google\Protobuf\DescriptorPool;
+use Google\Protobuf\Internal\GPBLabel;
+use Google\Protobuf\Internal\Message;
 use Google\Protobuf\Value;
 use Keboola\StorageDriver\Command\Table\PreviewTableResponse;
 use Keboola\StorageDriver\Command\Table\PreviewTableResponse\Row;
@@ -39,6 +42,15 @@ final class PreviewDecoder
     private const VALUE_NUMBER = 17;       // double number_value = 2
     private const VALUE_STRING = 26;       // string string_value = 3
     private const VALUE_BOOL = 32;         // bool bool_value = 4
+
+    /**
+     * An empty Column to clone (false: construct each one). Cloning skips the runtime's
+     * descriptor walk in the constructor; it is only right for a message whose fields are all
+     * singular and outside oneofs (their values are plain PHP values or message references, so a
+     * clone of an empty one is an independent empty one), which cloneable() checks once against
+     * the generated descriptor.
+     */
+    private static Column|false|null $emptyColumn = null;
 
     /**
      * @return PreviewTableResponse|null the message, or null when the bytes are not of the shape
@@ -101,7 +113,8 @@ final class PreviewDecoder
 
     private static function column(string $bytes, int $pos, int $end): ?Column
     {
-        $column = new Column();
+        self::$emptyColumn ??= self::cloneable(new Column());
+        $column = self::$emptyColumn === false ? new Column() : clone self::$emptyColumn;
         $hasValue = false;
         while ($pos < $end) {
             $tag = self::varint($bytes, $pos, $end);
@@ -170,6 +183,22 @@ final class PreviewDecoder
             }
         }
         return $value;
+    }
+
+    /** $empty when its message's fields are all singular and outside oneofs, else false. */
+    private static function cloneable(Message $empty): Message|false
+    {
+        // The descriptor exists once the class was constructed (which loads its file's metadata).
+        $descriptor = DescriptorPool::getGeneratedPool()->getDescriptorByClassName($empty::class);
+        if ($descriptor === null || $descriptor->getOneofDeclCount() !== 0) {
+            return false;
+        }
+        for ($i = 0; $i < $descriptor->getFieldCount(); $i++) {
+            if ($descriptor->getField($i)->getLabel() === GPBLabel::REPEATED) {
+                return false;
+            }
+        }
+        return $empty;
     }
 
     /** Reads a varint at $pos (advancing it): -1 when cut off, longer than 10 bytes or above PHP_INT_MAX. */
