@@ -10,6 +10,7 @@ use Duckstore\Connection\Driver\DuckDBDriverClient;
 use Duckstore\Connection\Driver\Exception\CommandNotSupportedException;
 use Duckstore\Connection\Driver\Exception\DriverException;
 use Duckstore\Connection\Driver\Exception\NotFoundException;
+use Duckstore\Connection\Driver\Exception\PermissionDeniedException;
 use Duckstore\Connection\Driver\Exception\ValidationException;
 use Duckstore\Connection\Tests\Support\DriverTestCase;
 use Google\Protobuf\Any;
@@ -229,6 +230,37 @@ final class FeaturesTest extends DriverTestCase
         $this->assertFalse($e->isRetryable());
     }
 
+    /**
+     * Project keys with a scope, as Connection gets them for read-only users and branch jobs: a
+     * read key reads but every write is a PermissionDeniedException that changes nothing; a
+     * branch key writes its own branch and is refused on main.
+     */
+    public function testScopedKeysThroughTheDriver(): void
+    {
+        $this->prepare();
+        $this->createTable([self::BUCKET], 'items');
+        $this->importCsv([self::BUCKET], 'items', "id,name\n1,one\n");
+        $this->exec($this->client, (new CreateDevBranchCommand())->setBranchId('dev'), $this->creds);
+        $read = $this->scopedCredentials('{"scope": "read"}');
+        $branchKey = $this->scopedCredentials('{"scope": "branch", "branch": "dev"}');
+
+        $this->assertSame([['1', 'one']], $this->preview([self::BUCKET], 'items', 'id', $read));
+        $denied = $this->expectDriverError(PermissionDeniedException::class, DriverException::ERR_PERMISSION_DENIED, fn () =>
+            $this->exec($this->client, (new CreateTableCommand())->setPath([self::BUCKET])->setTableName('nope')
+                ->setColumns([(new TableColumnShared())->setName('a')]), $read));
+        $this->assertFalse($denied->isRetryable());
+        $this->assertSame(1, $denied->getAttempts());
+        $this->expectDriverError(NotFoundException::class, DriverException::ERR_TABLE_NOT_FOUND, fn () =>
+            $this->exec($this->client, (new ObjectInfoCommand())->setPath([self::BUCKET, 'nope'])
+                ->setExpectedObjectType(ObjectType::TABLE), $this->creds));
+
+        $this->importCsv(['dev/' . self::BUCKET], 'items', "id,name\n2,two\n", true, $branchKey);
+        $this->assertSame([['1', 'one'], ['2', 'two']], $this->preview(['dev/' . self::BUCKET], 'items', 'id', $branchKey));
+        $this->expectDriverError(PermissionDeniedException::class, DriverException::ERR_PERMISSION_DENIED, fn () =>
+            $this->importCsv([self::BUCKET], 'items', "id,name\n3,three\n", true, $branchKey));
+        $this->assertSame([['1', 'one']], $this->preview([self::BUCKET], 'items'));
+    }
+
     public function testSharing(): void
     {
         $this->prepare();
@@ -264,6 +296,13 @@ final class FeaturesTest extends DriverTestCase
             ->setPath([self::BUCKET, 't_restored'])->setExpectedObjectType(ObjectType::TABLE), $this->creds));
     }
 
+    /** Credentials of a new project key created over REST with $scopeJson. */
+    private function scopedCredentials(string $scopeJson): GenericBackendCredentials
+    {
+        $key = $this->server()->rest('POST', '/projects/' . self::PROJECT . '/keys', $this->projectKey, $scopeJson)['key'];
+        return (new GenericBackendCredentials())->setHost(self::PROJECT)->setPrincipal($key);
+    }
+
     /** @param string[] $path @param string[] $columns */
     private function createTable(array $path, string $name, array $columns = ['id', 'name']): ObjectInfoResponse
     {
@@ -274,7 +313,8 @@ final class FeaturesTest extends DriverTestCase
     }
 
     /** Uploads $csv (with a header line) as a Storage File and imports it into the table. @param string[] $path */
-    private function importCsv(array $path, string $table, string $csv, bool $incremental = false): TableImportResponse
+    private function importCsv(array $path, string $table, string $csv, bool $incremental = false,
+        ?GenericBackendCredentials $creds = null): TableImportResponse
     {
         $file = 'in/' . bin2hex(random_bytes(8)) . '.csv';
         $this->server()->uploadFile(self::PROJECT, $file, $this->projectKey, $csv);
@@ -288,16 +328,16 @@ final class FeaturesTest extends DriverTestCase
             ->setDestination((new Table())->setPath($path)->setTableName($table))
             ->setImportOptions((new ImportOptions())
                 ->setImportType($incremental ? ImportOptions\ImportType::INCREMENTAL : ImportOptions\ImportType::FULL)
-                ->setNumberOfIgnoredLines(1)), $this->creds);
+                ->setNumberOfIgnoredLines(1)), $creds ?? $this->creds);
         $this->assertInstanceOf(TableImportResponse::class, $imported);
         return $imported;
     }
 
     /** @param string[] $path @return array<int, array<int, ?string>> the rows ordered by $orderBy */
-    private function preview(array $path, string $table, string $orderBy = 'id'): array
+    private function preview(array $path, string $table, string $orderBy = 'id', ?GenericBackendCredentials $creds = null): array
     {
         $preview = $this->exec($this->client, (new PreviewTableCommand())->setPath($path)->setTableName($table)
-            ->setOrderBy([(new ExportOrderBy())->setColumnName($orderBy)]), $this->creds);
+            ->setOrderBy([(new ExportOrderBy())->setColumnName($orderBy)]), $creds ?? $this->creds);
         $this->assertInstanceOf(PreviewTableResponse::class, $preview);
         $rows = [];
         foreach ($preview->getRows() as $row) {
