@@ -47,6 +47,8 @@ final class DuckDBDriverClient implements ClientInterface
     private array $lastMessages = [];
     private int $lastAttempts = 0;
     private int $lastNewConnections = 0;
+    /** Whether the protobuf C extension (not Debian's pure-PHP runtime) decodes messages. */
+    private static ?bool $nativeProtobuf = null;
 
     public function __construct(private readonly ClientConfig $config, ?object $logger = null)
     {
@@ -129,6 +131,7 @@ final class DuckDBDriverClient implements ClientInterface
      */
     public static function unpack(Any $any): Message
     {
+        self::$nativeProtobuf ??= extension_loaded('protobuf');
         $url = $any->getTypeUrl();
         $name = substr($url, (int) strrpos($url, '/') + (str_contains($url, '/') ? 1 : 0));
         if (!preg_match('/^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$/', $name)) {
@@ -152,9 +155,11 @@ final class DuckDBDriverClient implements ClientInterface
         }
         $bytes = $any->getValue();
         try {
-            // The one large answer Connection asks for often has a direct decoder; it leaves every
-            // shape it does not handle (and malformed bytes) to the runtime below.
-            if ($class === PreviewTableResponse::class && ($message = PreviewDecoder::decode($bytes)) !== null) {
+            // The one large answer Connection asks for often has a direct decoder, faster than the
+            // pure-PHP runtime's generic one (not than the C extension's, which then decodes it);
+            // it leaves every shape it does not handle (and malformed bytes) to the runtime below.
+            if ($class === PreviewTableResponse::class && !self::$nativeProtobuf
+                && ($message = PreviewDecoder::decode($bytes)) !== null) {
                 return $message;
             }
             if (!WireFormat::wellFormed($bytes)) {
