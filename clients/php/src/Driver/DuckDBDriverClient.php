@@ -14,6 +14,7 @@ use Keboola\StorageDriver\Command\Common\DriverRequest;
 use Keboola\StorageDriver\Command\Common\DriverResponse;
 use Keboola\StorageDriver\Command\Common\LogMessage;
 use Keboola\StorageDriver\Command\Common\RuntimeOptions;
+use Keboola\StorageDriver\Command\Table\PreviewTableResponse;
 use Keboola\StorageDriver\Credentials\GenericBackendCredentials;
 use Throwable;
 
@@ -46,6 +47,8 @@ final class DuckDBDriverClient implements ClientInterface
     private array $lastMessages = [];
     private int $lastAttempts = 0;
     private int $lastNewConnections = 0;
+    /** Whether the protobuf C extension (not Debian's pure-PHP runtime) decodes messages. */
+    private static ?bool $nativeProtobuf = null;
 
     public function __construct(private readonly ClientConfig $config, ?object $logger = null)
     {
@@ -128,6 +131,7 @@ final class DuckDBDriverClient implements ClientInterface
      */
     public static function unpack(Any $any): Message
     {
+        self::$nativeProtobuf ??= extension_loaded('protobuf');
         $url = $any->getTypeUrl();
         $name = substr($url, (int) strrpos($url, '/') + (str_contains($url, '/') ? 1 : 0));
         if (!preg_match('/^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$/', $name)) {
@@ -149,13 +153,21 @@ final class DuckDBDriverClient implements ClientInterface
                 false,
             );
         }
-        /** @var Message $message */
-        $message = new $class();
+        $bytes = $any->getValue();
         try {
-            if (!WireFormat::wellFormed($any->getValue())) {
+            // The one large answer Connection asks for often has a direct decoder, faster than the
+            // pure-PHP runtime's generic one (not than the C extension's, which then decodes it);
+            // it leaves every shape it does not handle (and malformed bytes) to the runtime below.
+            if ($class === PreviewTableResponse::class && !self::$nativeProtobuf
+                && ($message = PreviewDecoder::decode($bytes)) !== null) {
+                return $message;
+            }
+            if (!WireFormat::wellFormed($bytes)) {
                 throw new \UnexpectedValueException('the bytes are not well-formed protobuf');
             }
-            $message->mergeFromString($any->getValue());
+            /** @var Message $message */
+            $message = new $class();
+            $message->mergeFromString($bytes);
         } catch (Throwable $e) {
             throw new Exception\ProtocolException(
                 sprintf('duckstore: the %s in the response does not decode: %s', $name, $e->getMessage()),
