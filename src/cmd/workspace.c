@@ -7,10 +7,12 @@
  * ("w/<project>/<workspace>"); queries are not (DuckDB isolates them).
  *
  * Storage reaches a sandbox only through scan_hook below: the sandbox's table
- * function calls it at every bind; it allows the workspace's own project only
- * (the grant every workspace has: read-only access to its project's storage)
- * and opens the engine-side cursor through ds_cmd_scan_open, which validates
- * and resolves columns, filters and limit exactly as table export does.
+ * function calls it at every bind; it allows the workspace's own project (the
+ * grant every workspace has: read-only access to its project's storage) and a
+ * project a grant in the catalog names (GrantWorkspaceAccessToProject), read
+ * at that very bind, so a revocation holds from the next query on. It opens
+ * the engine-side cursor through ds_cmd_scan_open, which validates and
+ * resolves columns, filters and limit exactly as table export does.
  */
 #include "cmd/workspace.h"
 
@@ -240,6 +242,81 @@ void ds_cmd_ws_drop_all(ds_ctx_t *ctx, const char *project, const char *branch)
             ds_sandbox_remove(ws_key(ctx, project, items[i].id), ws_path(ctx, project, items[i].id), &e) != DS_OK)
             ds_log(DS_LOG_WARN, "project %s: workspace %s not removed: %s", project, items[i].id, e.message);
     }
+    /* The whole project goes: grants other projects' workspaces hold on it go too. */
+    ds_err_clear(&e);
+    if (!branch && ds_catalog_ws_grant_forget(project, &e) != DS_OK)
+        ds_log(DS_LOG_WARN, "project %s: grants of workspaces on it not removed: %s", project, e.message);
+}
+
+/* ---- access to other projects ---- */
+
+/* Checks target (a project id other than project) and sets *stored to its stored spelling. */
+static ds_status_t grant_target(ds_ctx_t *ctx, const char *project, const char *target, const char **stored)
+{
+    ds_status_t st = ds_ident_check_project(target, &ctx->err);
+    if (st != DS_OK) {
+        char msg[sizeof(ctx->err.message)];
+        snprintf(msg, sizeof(msg), "%s", ctx->err.message);
+        return ds_err_setf(&ctx->err, st, "project", "project: %s", msg);
+    }
+    if (!(*stored = ds_cmd_project_spelling(ctx, target)))
+        return ds_err_set(&ctx->err, DS_UNAVAILABLE, "out of memory");
+    if (strcasecmp(*stored, project) == 0)
+        return ds_err_setf(&ctx->err, DS_INVALID_ARGUMENT, "project",
+                           "a workspace always reads its own project's storage: a grant names another project");
+    return DS_OK;
+}
+
+/*
+ * Opens project target for a read of the request (trusted: the caller checked
+ * the key or the grant), on its main branch, leaving ctx's own project and
+ * branch as they were.
+ */
+static ds_status_t open_other(ds_ctx_t *ctx, const char *target, bool trusted, ds_proj_t *out)
+{
+    const char *saved_project = ctx->project_id, *saved_branch = ctx->branch;
+    ctx->branch = NULL;
+    ds_status_t st = trusted ? ds_cmd_open_project_trusted(ctx, &target, out) : ds_cmd_open_project(ctx, &target, out);
+    ctx->project_id = saved_project;
+    ctx->branch = saved_branch;
+    return st;
+}
+
+ds_status_t ds_cmd_ws_grant(ds_ctx_t *ctx, const char *project, const char *id, const char *target, bool grant)
+{
+    ds_proj_t p, tp;
+    ds_ws_rec_t rec;
+    const char *stored = NULL;
+    ds_status_t st = open_ws(ctx, &project, id, NULL, &p, &rec, true);
+    if (st == DS_OK)
+        st = grant_target(ctx, project, target, &stored);
+    /* Granting needs a key that may open the other project too; revoking only takes rights away. */
+    if (st == DS_OK && grant)
+        st = open_other(ctx, stored, false, &tp);
+    if (st == DS_OK)
+        st = ds_cmd_enter(ctx, ds_arena_printf(ctx->arena, "w/%s/%s", project, rec.id));
+    if (st != DS_OK)
+        return st;
+    if (grant)
+        st = ds_catalog_ws_grant_add(project, rec.id, stored, &ctx->err);
+    else
+        st = ds_catalog_ws_grant_remove(project, rec.id, stored, &ctx->err);
+    if (st == DS_OK)
+        ds_log(DS_LOG_INFO, "project %s workspace %s: read access to project %s %s", project, rec.id, stored,
+               grant ? "granted" : "revoked");
+    return st;
+}
+
+ds_status_t ds_cmd_ws_grants(ds_ctx_t *ctx, const char *project, const char *id, char ***targets, size_t *n)
+{
+    ds_proj_t p;
+    ds_ws_rec_t rec;
+    *targets = NULL;
+    *n = 0;
+    ds_status_t st = open_ws(ctx, &project, id, NULL, &p, &rec, false);
+    if (st != DS_OK)
+        return st;
+    return ds_catalog_ws_grant_list(ctx->arena, project, rec.id, targets, n, &ctx->err);
 }
 
 /* Runs service-built SQL in the workspace's sandbox (scan: the load's scan hook, or NULL). */
@@ -395,13 +472,59 @@ typedef struct {
     ds_ctx_t *ctx;
     ds_proj_t *p;
     const ds_export_t *spec; /* a load's read options (spec := 1), or NULL */
+    const ds_ws_rec_t *ws;   /* the workspace whose grants apply, or NULL (a project query: its own storage only) */
 } scan_ud_t;
 
-static ds_status_t scan_hook(void *ud, const char *bucket, const char *table, const char *const *columns,
-                             size_t n_columns, int64_t spec, ds_be_scan_t **out, ds_err_t *err)
+/*
+ * The project a scan reads: its own (project NULL or the request's), or one
+ * the workspace holds a grant on, checked in the catalog now. The same answer
+ * for a project that does not exist and one without a grant.
+ */
+static ds_status_t scan_project(scan_ud_t *u, const char *project, ds_proj_t **out, ds_err_t *err)
+{
+    ds_ctx_t *ctx = u->ctx;
+    *out = u->p;
+    if (!project || !*project || strcasecmp(project, u->p->rec.id) == 0)
+        return DS_OK;
+    if (!u->ws)
+        return ds_err_set(err, DS_PERMISSION_DENIED,
+                          "ds_storage_scan: project \"%.64s\": this query reads its own project's storage only",
+                          project);
+    bool granted = false;
+    const char *stored = ds_ident_check_project(project, err) == DS_OK ? ds_cmd_project_spelling(ctx, project) : NULL;
+    ds_err_clear(err);
+    if (stored && ds_catalog_ws_grant_has(u->ws->project, u->ws->id, stored, &granted, err) != DS_OK)
+        return err->status;
+    if (!granted)
+        return ds_err_set(err, DS_PERMISSION_DENIED,
+                          "ds_storage_scan: workspace \"%s\" has no grant to read project \"%.64s\"", u->ws->id,
+                          project);
+    ds_proj_t *tp = ds_arena_alloc(ctx->arena, sizeof(*tp));
+    if (!tp)
+        return ds_err_set(err, DS_UNAVAILABLE, "out of memory");
+    ds_err_t saved = ctx->err;
+    ds_err_clear(&ctx->err);
+    ds_status_t st = open_other(ctx, stored, true, tp);
+    if (st != DS_OK)
+        *err = ctx->err;
+    ctx->err = saved;
+    *out = tp;
+    return st;
+}
+
+static ds_status_t scan_hook(void *ud, const char *project, const char *bucket, const char *table,
+                             const char *const *columns, size_t n_columns, int64_t spec, ds_be_scan_t **out,
+                             ds_err_t *err)
 {
     scan_ud_t *u = ud;
     ds_export_t x = {0};
+    ds_proj_t *p;
+    ds_status_t st = scan_project(u, project, &p, err);
+    if (st != DS_OK)
+        return st;
+    if (p != u->p && spec != 0)
+        return ds_err_set(err, DS_INVALID_ARGUMENT, "ds_storage_scan: spec := names a load of the workspace's own "
+                                                    "project");
     if (spec != 0) {
         if (spec != 1 || !u->spec)
             return ds_err_set(err, DS_INVALID_ARGUMENT, "ds_storage_scan: spec := %lld names no load of this request",
@@ -418,7 +541,7 @@ static ds_status_t scan_hook(void *ud, const char *bucket, const char *table, co
     }
     ds_err_t saved = u->ctx->err;
     ds_err_clear(&u->ctx->err);
-    ds_status_t st = ds_cmd_scan_open(u->ctx, u->p, bucket, table, &x, out);
+    st = ds_cmd_scan_open(u->ctx, p, bucket, table, &x, out);
     if (st != DS_OK)
         *err = u->ctx->err;
     u->ctx->err = saved;
@@ -625,7 +748,7 @@ ds_status_t ds_cmd_ws_query(ds_ctx_t *ctx, const char *project, const char *id, 
     ds_sandbox_t *sb = NULL;
     if ((st = ds_sandbox_acquire(ws_key(ctx, project, rec.id), ws_path(ctx, project, rec.id), &sb, &ctx->err)) != DS_OK)
         return st;
-    scan_ud_t ud = {.ctx = ctx, .p = &p};
+    scan_ud_t ud = {.ctx = ctx, .p = &p, .ws = &rec};
     ds_sandbox_query_t sq = {.sql = q->sql,
                              .mode = DS_SANDBOX_USER,
                              .timeout_s = q->timeout_s,

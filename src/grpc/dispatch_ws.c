@@ -188,6 +188,42 @@ ds_status_t ds_drv_h_drop_workspace_object(ds_drv_t *d)
     return ds_cmd_ws_drop_object(d->ctx, project, id, c->objectnametodrop, c->ignoreifnotexists);
 }
 
+/*
+ * Grant/RevokeWorkspaceAccessToProject: the workspace is workspaceObjectName
+ * (or workspaceUserName) of the credentials' project; the other project is
+ * projectUserName (what CreateProject answers: the project id) or, when that
+ * is empty, projectRoleName.
+ */
+static ds_status_t access_to_project(ds_drv_t *d, const char *object_name, const char *user_name,
+                                     const char *project_user, const char *project_role, bool grant)
+{
+    const char *project, *id;
+    TRY(ds_drv_project(d, &project));
+    if (ds_drv_str(object_name) || !ds_drv_str(user_name))
+        TRY(ws_of_object(d, object_name, "workspaceObjectName", &id));
+    else
+        TRY(ws_of_user(d, project, user_name, &id));
+    const char *target = ds_drv_str(project_user) ? project_user : ds_drv_str(project_role);
+    if (!target)
+        return ds_err_setf(E(d), DS_INVALID_ARGUMENT, "projectUserName",
+                           "projectUserName (or projectRoleName) must name the project to %s", grant ? "read" : "stop reading");
+    return ds_cmd_ws_grant(d->ctx, project, id, target, grant);
+}
+
+ds_status_t ds_drv_h_grant_workspace_access(ds_drv_t *d)
+{
+    const Keboola__StorageDriver__Command__Workspace__GrantWorkspaceAccessToProjectCommand *c = (const void *)d->cmd;
+    return access_to_project(d, c->workspaceobjectname, c->workspaceusername, c->projectusername, c->projectrolename,
+                             true);
+}
+
+ds_status_t ds_drv_h_revoke_workspace_access(ds_drv_t *d)
+{
+    const Keboola__StorageDriver__Command__Workspace__RevokeWorkspaceAccessToProjectCommand *c = (const void *)d->cmd;
+    return access_to_project(d, c->workspaceobjectname, c->workspaceusername, c->projectusername, c->projectrolename,
+                             false);
+}
+
 ds_status_t ds_drv_h_load_table_to_workspace(ds_drv_t *d)
 {
     const Keboola__StorageDriver__Command__Workspace__LoadTableToWorkspaceCommand *c = (const void *)d->cmd;

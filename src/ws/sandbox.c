@@ -218,7 +218,8 @@ static void scan_bind(duckdb_bind_info info)
     duckdb_value vb = duckdb_bind_get_parameter(info, 0), vt = duckdb_bind_get_parameter(info, 1);
     duckdb_value vc = duckdb_bind_get_named_parameter(info, "columns");
     duckdb_value vs = duckdb_bind_get_named_parameter(info, "spec");
-    char *bucket = param_text(vb), *table = param_text(vt);
+    duckdb_value vp = duckdb_bind_get_named_parameter(info, "project");
+    char *bucket = param_text(vb), *table = param_text(vt), *project = param_text(vp);
     size_t n_cols = vc && !duckdb_is_null_value(vc) ? (size_t)duckdb_get_list_size(vc) : 0;
     char **cols = calloc(n_cols ? n_cols : 1, sizeof(char *));
     bool cols_ok = cols != NULL;
@@ -237,7 +238,7 @@ static void scan_bind(duckdb_bind_info info)
     else if (!cols_ok)
         st = ds_err_set(&e, DS_INVALID_ARGUMENT, "ds_storage_scan: columns must be a list of column names");
     else
-        st = q->scan(q->scan_ud, bucket, table, (const char *const *)cols, n_cols, spec, &scan, &e);
+        st = q->scan(q->scan_ud, project, bucket, table, (const char *const *)cols, n_cols, spec, &scan, &e);
     if (st == DS_OK) {
         scan_bind_t *b = calloc(1, sizeof(*b));
         if (!b) {
@@ -257,12 +258,15 @@ static void scan_bind(duckdb_bind_info info)
     free(cols);
     duckdb_free(bucket);
     duckdb_free(table);
+    duckdb_free(project);
     duckdb_destroy_value(&vb);
     duckdb_destroy_value(&vt);
     if (vc)
         duckdb_destroy_value(&vc);
     if (vs)
         duckdb_destroy_value(&vs);
+    if (vp)
+        duckdb_destroy_value(&vp);
 }
 
 static void scan_init(duckdb_init_info info) { duckdb_init_set_max_threads(info, 1); }
@@ -300,6 +304,7 @@ static bool register_scan(duckdb_connection conn, ds_sandbox_t *sb)
     duckdb_table_function_add_parameter(f, v);
     duckdb_table_function_add_named_parameter(f, "columns", lv);
     duckdb_table_function_add_named_parameter(f, "spec", bi);
+    duckdb_table_function_add_named_parameter(f, "project", v);
     duckdb_table_function_set_extra_info(f, sb, NULL);
     duckdb_table_function_set_bind(f, scan_bind);
     duckdb_table_function_set_init(f, scan_init);
