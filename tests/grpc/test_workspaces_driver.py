@@ -152,9 +152,52 @@ def test_users_passwords_clear_and_objects(server, driver):
     expect_error(lambda: driver.run(workspace_pb2.CreateWorkspaceCommand(workspaceId="x", branchId="7"), key, "u"),
                  S.UNIMPLEMENTED, mentions=["branch"])
     expect_error(lambda: driver.run(workspace_pb2.GrantWorkspaceAccessToProjectCommand(
-        workspaceObjectName="WORKSPACE_tr"), key, "u"), S.UNIMPLEMENTED)
+        workspaceObjectName="WORKSPACE_tr"), key, "u"), S.INVALID_ARGUMENT, mentions=["projectUserName"])
     # another project's key reaches nothing here
     other = driver.run(project_pb2.CreateProjectCommand(stackPrefix="kbc", projectId="other"), server.admin_key,
                        response_type=project_pb2.CreateProjectResponse).projectPassword
     expect_error(lambda: query(driver, other, "u", "SELECT 1"), S.PERMISSION_DENIED)
     expect_error(lambda: query(driver, other, "other", "SELECT 1"), S.NOT_FOUND)
+
+
+def test_workspace_access_to_another_project(server, driver):
+    """GrantWorkspaceAccessToProject: the workspace reads the other project's storage, read-only,
+    through ds_storage_scan(..., project := id) until RevokeWorkspaceAccessToProject; the grant is
+    checked at every scan bind, so the next query after the revocation fails."""
+    key, _ = setup_project(server, driver, "ga")
+    setup_project(server, driver, "gb")
+    driver.run(workspace_pb2.CreateWorkspaceCommand(projectId="ga", workspaceId="tr"), key, "ga",
+               workspace_pb2.CreateWorkspaceResponse)
+    other = "SELECT name FROM ds_storage_scan('in.c-main', 'customers', project := 'gb') ORDER BY id"
+    r = query(driver, key, "ga", other)
+    assert r.status == Q.Error and "no grant" in r.message
+
+    grant = workspace_pb2.GrantWorkspaceAccessToProjectCommand
+    revoke = workspace_pb2.RevokeWorkspaceAccessToProjectCommand
+    # project ga's key may not open gb: it cannot grant itself gb's storage
+    expect_error(lambda: driver.run(grant(workspaceObjectName="WORKSPACE_tr", projectUserName="gb"), key, "ga"),
+                 S.PERMISSION_DENIED)
+    expect_error(lambda: driver.run(grant(workspaceObjectName="WORKSPACE_tr", projectUserName="ga"),
+                                    server.admin_key, "ga"), S.INVALID_ARGUMENT, mentions=["own project"])
+    expect_error(lambda: driver.run(grant(workspaceObjectName="WORKSPACE_nope", projectUserName="gb"),
+                                    server.admin_key, "ga"), S.NOT_FOUND, mentions=["nope"])
+    assert query(driver, key, "ga", other).status == Q.Error
+
+    driver.run(grant(workspaceObjectName="WORKSPACE_tr", projectUserName="gb", projectRoleName="gb"),
+               server.admin_key, "ga")
+    r = query(driver, key, "ga", other)
+    assert r.status == Q.Success, r.message
+    assert rows(r, "name") == [["Ann"], ["Bob"], ["Cid"]]
+    r = query(driver, key, "ga", "CREATE VIEW gb_orders AS SELECT * FROM ds_storage_scan('in.c-main', 'orders', "
+                                 "project := 'gb')")
+    assert r.status == Q.Success, r.message
+    r = query(driver, key, "ga", "DELETE FROM gb_orders")
+    assert r.status == Q.Error
+
+    # revoked by the workspace user name and the project role name this time
+    driver.run(revoke(workspaceUserName="ws_ga_tr", projectRoleName="gb"), key, "ga")
+    for sql in (other, "SELECT count(*) AS n FROM gb_orders"):
+        r = query(driver, key, "ga", sql)
+        assert r.status == Q.Error and "no grant" in r.message, r.message
+    expect_error(lambda: driver.run(revoke(workspaceObjectName="WORKSPACE_tr", projectUserName="gb"), key, "ga"),
+                 S.NOT_FOUND, mentions=["no access"])
