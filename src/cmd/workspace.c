@@ -574,6 +574,57 @@ static void scan_call(ds_buf_t *b, const char *bucket, const char *table, const 
     ds_buf_puts(b, ")");
 }
 
+/* The destination name of loaded column i. */
+static const char *dest_column(const ds_ws_load_t *in, size_t i)
+{
+    return in->renames && in->renames[i] && *in->renames[i] ? in->renames[i] : in->read.columns[i];
+}
+
+/*
+ * Renamed columns (columnMappings): every destination name a valid column
+ * name, no two alike (case-insensitively, as DuckDB compares them).
+ */
+static ds_status_t check_renames(ds_ctx_t *ctx, const ds_ws_load_t *in)
+{
+    if (!in->renames)
+        return DS_OK;
+    for (size_t i = 0; i < in->read.n_columns; i++) {
+        const char *d = dest_column(in, i);
+        ds_status_t st = ds_ident_check_name(d, "columnMappings.destinationColumnName", &ctx->err);
+        if (st != DS_OK)
+            return st;
+        for (size_t j = 0; j < i; j++)
+            if (strcasecmp(d, dest_column(in, j)) == 0)
+                return ds_err_setf(&ctx->err, DS_INVALID_ARGUMENT, "columnMappings",
+                                   "columnMappings: destination column \"%s\" is named twice", d);
+    }
+    return DS_OK;
+}
+
+/* What a load selects: every column as it is, or each column under its destination name. */
+static void select_list(ds_buf_t *b, const ds_ws_load_t *in)
+{
+    if (!in->renames) {
+        ds_buf_puts(b, "*");
+        return;
+    }
+    for (size_t i = 0; i < in->read.n_columns; i++) {
+        ds_buf_puts(b, i ? ", " : "");
+        ds_buf_ident(b, in->read.columns[i]);
+        ds_buf_puts(b, " AS ");
+        ds_buf_ident(b, dest_column(in, i));
+    }
+}
+
+/* The destination name of source column name (a primary key column). */
+static const char *renamed(const ds_ws_load_t *in, const char *name)
+{
+    for (size_t i = 0; in->renames && i < in->read.n_columns; i++)
+        if (strcasecmp(in->read.columns[i], name) == 0)
+            return dest_column(in, i);
+    return name;
+}
+
 ds_status_t ds_cmd_ws_load(ds_ctx_t *ctx, const char *project, const char *id, const ds_ws_cred_t *cred,
                            const ds_ws_load_t *in, int64_t *rows)
 {
@@ -588,7 +639,8 @@ ds_status_t ds_cmd_ws_load(ds_ctx_t *ctx, const char *project, const char *id, c
     const char *dest = in->destination && *in->destination ? in->destination : in->table;
     if ((st = ds_ident_check_bucket(in->bucket, "source.bucket", &ctx->err)) != DS_OK ||
         (st = ds_ident_check_name(in->table, "source.table", &ctx->err)) != DS_OK ||
-        (st = ds_ident_check_name(dest, "destination", &ctx->err)) != DS_OK)
+        (st = ds_ident_check_name(dest, "destination", &ctx->err)) != DS_OK ||
+        (st = check_renames(ctx, in)) != DS_OK)
         return st;
     const ds_where_t *w = &in->read.where;
     bool filtered = w->n_filters || w->changed_since || w->changed_until || in->read.limit || in->read.n_order;
@@ -640,7 +692,7 @@ ds_status_t ds_cmd_ws_load(ds_ctx_t *ctx, const char *project, const char *id, c
             ds_buf_puts(&b, ") AS \"__src\" WHERE ");
             for (size_t k = 0; k < def.n_primary_key; k++) {
                 ds_buf_puts(&b, k ? " AND \"__dst\"." : "\"__dst\".");
-                ds_buf_ident(&b, def.primary_key[k]);
+                ds_buf_ident(&b, renamed(in, def.primary_key[k]));
                 ds_buf_puts(&b, " IS NOT DISTINCT FROM \"__src\".");
                 ds_buf_ident(&b, def.primary_key[k]);
             }
@@ -648,7 +700,9 @@ ds_status_t ds_cmd_ws_load(ds_ctx_t *ctx, const char *project, const char *id, c
         }
         ds_buf_puts(&b, "INSERT INTO ");
         ds_buf_ident(&b, stored);
-        ds_buf_puts(&b, " BY NAME SELECT * FROM ");
+        ds_buf_puts(&b, " BY NAME SELECT ");
+        select_list(&b, in);
+        ds_buf_puts(&b, " FROM ");
         scan_call(&b, bucket, table, NULL, 0, true);
     } else {
         if (exists)
@@ -656,12 +710,16 @@ ds_status_t ds_cmd_ws_load(ds_ctx_t *ctx, const char *project, const char *id, c
         if (in->type == DS_WS_LOAD_VIEW) {
             ds_buf_puts(&b, "CREATE VIEW ");
             ds_buf_ident(&b, dest);
-            ds_buf_puts(&b, " AS SELECT * FROM ");
+            ds_buf_puts(&b, " AS SELECT ");
+            select_list(&b, in);
+            ds_buf_puts(&b, " FROM ");
             scan_call(&b, bucket, table, in->read.columns, in->read.n_columns, false);
         } else {
             ds_buf_puts(&b, "CREATE TABLE ");
             ds_buf_ident(&b, dest);
-            ds_buf_puts(&b, " AS SELECT * FROM ");
+            ds_buf_puts(&b, " AS SELECT ");
+            select_list(&b, in);
+            ds_buf_puts(&b, " FROM ");
             scan_call(&b, bucket, table, NULL, 0, true);
         }
     }

@@ -42,6 +42,8 @@ typedef struct {
     const char *destination; /* NULL: the table's name */
     ds_ws_load_type_t type;
     ds_export_t read; /* columns, where (filters, changed_since/until), limit: as table export reads them */
+    /* NULL, or read.n_columns names the loaded columns get in the workspace (NULL entry: the column's own) */
+    const char *const *renames;
 } ds_ws_load_t;
 
 typedef struct {

@@ -245,20 +245,23 @@ ds_status_t ds_drv_h_load_table_to_workspace(ds_drv_t *d)
         return ds_err_setf(E(d), DS_INVALID_ARGUMENT, "source.limit", "source.limit must not be negative");
     in.read.limit = s->limit;
     if (s->n_columnmappings) {
+        /* The columns loaded, in this order, each under destinationColumnName when one is given. */
+        const char **renames = ds_drv_ptrs(d, s->n_columnmappings);
         in.read.columns = ds_drv_ptrs(d, s->n_columnmappings);
-        if (!in.read.columns)
+        if (!in.read.columns || !renames)
             return ds_drv_oom(d);
+        bool renaming = false;
         for (size_t i = 0; i < s->n_columnmappings; i++) {
-            const char *src = s->columnmappings[i]->sourcecolumnname;
-            const char *dst = ds_drv_str(s->columnmappings[i]->destinationcolumnname);
-            if (dst && src && strcmp(src, dst) != 0)
-                return ds_err_set(E(d), DS_UNSUPPORTED,
-                                  "columnMappings: renaming a column on load (\"%.64s\" -> \"%.64s\") is not "
-                                  "supported; rename it in the workspace",
-                                  src, dst);
+            const char *src = ds_drv_str(s->columnmappings[i]->sourcecolumnname);
+            if (!src)
+                return ds_err_setf(E(d), DS_INVALID_ARGUMENT, "columnMappings",
+                                   "columnMappings[%zu].sourceColumnName is required", i);
             in.read.columns[i] = src;
+            renames[i] = ds_drv_str(s->columnmappings[i]->destinationcolumnname);
+            renaming = renaming || (renames[i] && strcmp(renames[i], src) != 0);
         }
         in.read.n_columns = s->n_columnmappings;
+        in.renames = renaming ? renames : NULL;
     }
     TRY(ds_drv_where_filters(d, s->n_wherefilters, s->wherefilters, &in.read.where));
     in.type = DS_WS_LOAD_FULL;
