@@ -18,6 +18,7 @@
 
 #include <fcntl.h>
 #include <limits.h>
+#include <pthread.h>
 #include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -792,6 +793,116 @@ static ds_status_t run_query(ds_ctx_t *ctx, const char *project, ds_sandbox_t *s
     return DS_OK;
 }
 
+/* ---- storage tables by name in workspace SQL ---- */
+
+/*
+ * Reads one SQL identifier at *pp (double-quoted, "" an escaped quote, or
+ * bare letters, digits and '_'); the text into out (size n). False, *pp
+ * unchanged, when none is there or it does not fit.
+ */
+static bool sql_ident(const char **pp, char *out, size_t n)
+{
+    const char *p = *pp;
+    size_t len = 0;
+    if (*p == '"') {
+        for (p++;; p++) {
+            if (!*p)
+                return false;
+            if (*p == '"') {
+                if (p[1] != '"')
+                    break;
+                p++;
+            }
+            if (len + 1 >= n)
+                return false;
+            out[len++] = *p;
+        }
+        p++;
+    } else {
+        while ((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') || *p == '_') {
+            if (len + 1 >= n)
+                return false;
+            out[len++] = *p++;
+        }
+        if (len == 0)
+            return false;
+    }
+    out[len] = '\0';
+    *pp = p;
+    return true;
+}
+
+static const char *skip_space(const char *p)
+{
+    while (*p == ' ' || *p == '\t' || *p == '\n' || *p == '\r')
+        p++;
+    return p;
+}
+
+/* Serializes the storage schemas' set-up across queries (DuckDB catalog changes of one instance conflict). */
+static pthread_mutex_t storage_lock = PTHREAD_MUTEX_INITIALIZER;
+
+/*
+ * Storage tables by name, as in project queries: every `"<bucket id>"."<table>"`
+ * the SQL names that exists in the workspace's view of storage (its branch)
+ * becomes a view "<bucket id>".main."<table>" over ds_storage_scan in an
+ * in-memory catalog of the sandbox named after the bucket, made (again) before
+ * the query runs. The view reads through the same scan hook as every scan
+ * (checked at each bind), so it is read-only and current; the sandbox refuses
+ * any user statement that changes those catalogs (ds_sandbox_query).
+ */
+static ds_status_t storage_names(ds_ctx_t *ctx, ds_proj_t *p, ds_sandbox_t *sb, scan_ud_t *ud, const char *sql)
+{
+    ds_buf_t b = {0};
+    int n_views = 0;
+    for (const char *s = strchr(sql, '"'); s; s = strchr(s, '"')) {
+        char bucket[DS_BUCKET_ID_MAX + 1], table[DS_NAME_MAX + 1];
+        const char *q = s;
+        if (!sql_ident(&q, bucket, sizeof(bucket))) {
+            s++;
+            continue;
+        }
+        const char *after = q;
+        q = skip_space(q);
+        ds_err_t saved = ctx->err;
+        if (*q == '.' && (q = skip_space(q + 1), sql_ident(&q, table, sizeof(table))) &&
+            ds_ident_check_bucket(bucket, "bucket", &ctx->err) == DS_OK) {
+            const char *rb = bucket, *rt = table;
+            bool exists = false;
+            if (ds_cmd_resolve_table(ctx, p, &rb, &rt, true, NULL, &exists) == DS_OK && exists && n_views < 256) {
+                ds_buf_puts(&b, "ATTACH IF NOT EXISTS ':memory:' AS ");
+                ds_buf_ident(&b, bucket);
+                ds_buf_puts(&b, ";\nCREATE OR REPLACE VIEW ");
+                ds_buf_ident(&b, bucket);
+                ds_buf_puts(&b, ".main.");
+                ds_buf_ident(&b, table);
+                ds_buf_puts(&b, " AS SELECT * FROM ");
+                scan_call(&b, bucket, table, NULL, 0, false);
+                ds_buf_puts(&b, ";\n");
+                n_views++;
+            }
+        }
+        ctx->err = saved;
+        s = after;
+    }
+    if (!n_views)
+        return DS_OK;
+    const char *setup = ds_buf_cstr(&b);
+    ds_status_t st;
+    if (!setup) {
+        st = ds_err_set(&ctx->err, DS_UNAVAILABLE, "out of memory");
+    } else {
+        ds_sandbox_result_t ignored;
+        ds_sandbox_query_t sq = {.sql = setup, .mode = DS_SANDBOX_SERVICE, .scan = scan_hook, .scan_ud = ud,
+                                 .cancel = ctx->cancel};
+        pthread_mutex_lock(&storage_lock);
+        st = ds_sandbox_query(sb, ctx->arena, &sq, &ignored, &ctx->err);
+        pthread_mutex_unlock(&storage_lock);
+    }
+    ds_buf_free(&b);
+    return st;
+}
+
 ds_status_t ds_cmd_ws_query(ds_ctx_t *ctx, const char *project, const char *id, const ds_ws_cred_t *cred,
                             const ds_query_t *q, ds_sandbox_result_t *out, ds_query_file_t *file)
 {
@@ -814,7 +925,11 @@ ds_status_t ds_cmd_ws_query(ds_ctx_t *ctx, const char *project, const char *id, 
                              .scan = scan_hook,
                              .scan_ud = &ud,
                              .cancel = ctx->cancel};
-    st = run_query(ctx, project, sb, q, &sq, out, file);
+    st = storage_names(ctx, &p, sb, &ud, q->sql);
+    if (st == DS_QUERY_FAILED)
+        ctx->err.status = DS_QUERY_FAILED;
+    if (st == DS_OK)
+        st = run_query(ctx, project, sb, q, &sq, out, file);
     ds_sandbox_release(&sb);
     return st;
 }

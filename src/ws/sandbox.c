@@ -614,6 +614,36 @@ static bool stmt_allowed(ds_sandbox_mode_t mode, duckdb_statement_type t)
            t == DUCKDB_STATEMENT_TYPE_CREATE_FUNC;
 }
 
+/*
+ * Every object of the catalogs attached besides the workspace's own (the
+ * storage schemas the service attaches, see sandbox.h), as one text: a user's
+ * statement must leave it as it was.
+ */
+#define FOREIGN_OBJECTS_SQL                                                                                    \
+    "SELECT coalesce(string_agg(k, chr(10) ORDER BY k), '') FROM ("                                         \
+    "SELECT database_name AS d, 'view ' || schema_name || '.' || view_name || ' ' || coalesce(sql, '') AS k " \
+    "FROM duckdb_views() WHERE NOT internal "                                                                \
+    "UNION ALL SELECT database_name, 'table ' || schema_name || '.' || table_name FROM duckdb_tables() "      \
+    "UNION ALL SELECT database_name, 'schema ' || schema_name FROM duckdb_schemas() "                        \
+    "UNION ALL SELECT database_name, 'sequence ' || schema_name || '.' || sequence_name FROM duckdb_sequences() " \
+    "UNION ALL SELECT database_name, 'index ' || schema_name || '.' || index_name FROM duckdb_indexes() "    \
+    "UNION ALL SELECT database_name, 'type ' || schema_name || '.' || type_name FROM duckdb_types() WHERE NOT internal " \
+    "UNION ALL SELECT database_name, 'function ' || schema_name || '.' || function_name FROM duckdb_functions() " \
+    "WHERE NOT internal) WHERE d NOT IN (current_database(), 'temp', 'system')"
+
+/* FOREIGN_OBJECTS_SQL's answer (malloc'd), or NULL when it cannot be read. */
+static char *foreign_objects(duckdb_connection conn)
+{
+    duckdb_result res;
+    if (duckdb_query(conn, FOREIGN_OBJECTS_SQL, &res) == DuckDBError) {
+        duckdb_destroy_result(&res);
+        return NULL;
+    }
+    char *v = duckdb_row_count(&res) == 1 ? ds_ddb_cell(&res, 0, 0) : NULL;
+    duckdb_destroy_result(&res);
+    return v;
+}
+
 static void interrupt_run(void *ud)
 {
     run_t *r = ud;
@@ -776,12 +806,53 @@ ds_status_t ds_sandbox_query(ds_sandbox_t *sb, ds_arena_t *arena, const ds_sandb
                 break;
             }
         }
+        /*
+         * A user's statement that may change the catalog runs in a transaction
+         * of its own, committed only when the storage schemas are as they were.
+         */
+        bool guarded = q->mode == DS_SANDBOX_USER && t != DUCKDB_STATEMENT_TYPE_SELECT &&
+                       t != DUCKDB_STATEMENT_TYPE_EXPLAIN;
+        char *before = NULL;
+        if (guarded) {
+            if ((st = ds_ddb_exec(r.conn, err, "BEGIN TRANSACTION")) != DS_OK)
+                break;
+            if (!(before = foreign_objects(r.conn))) {
+                ds_ddb_exec(r.conn, err, "ROLLBACK");
+                st = ds_err_set(err, DS_UNAVAILABLE, "cannot read the workspace's catalog");
+                break;
+            }
+        }
         if (have_res)
             duckdb_destroy_result(&res);
         have_res = true;
         if (duckdb_execute_prepared(ps, &res) == DuckDBError) {
             st = run_error(&r, duckdb_result_error(&res), err);
+            if (guarded) {
+                ds_err_t ignored = {0};
+                ds_ddb_exec(r.conn, &ignored, "ROLLBACK");
+            }
+            free(before);
             break;
+        }
+        if (guarded) {
+            char *after = foreign_objects(r.conn);
+            ds_err_t ignored = {0};
+            if (!after || strcmp(before, after) != 0) {
+                ds_ddb_exec(r.conn, &ignored, "ROLLBACK");
+                st = ds_err_set(err, DS_QUERY_FAILED,
+                                after ? "storage tables are read-only: a statement may not create, change or drop "
+                                        "anything in a bucket's schema (\"<bucket id>\".\"<table>\" names a storage "
+                                        "table); nothing was changed"
+                                      : "cannot read the workspace's catalog; nothing was changed");
+            } else if (ds_ddb_exec(r.conn, &ignored, "COMMIT") != DS_OK) {
+                ds_err_t ignored2 = {0};
+                ds_ddb_exec(r.conn, &ignored2, "ROLLBACK");
+                st = ds_err_set(err, DS_QUERY_FAILED, "the statement could not be committed: %s", ignored.message);
+            }
+            free(before);
+            free(after);
+            if (st != DS_OK)
+                break;
         }
         duckdb_destroy_prepare(&ps);
         ps = NULL;
