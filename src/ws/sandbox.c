@@ -614,35 +614,51 @@ static bool stmt_allowed(ds_sandbox_mode_t mode, duckdb_statement_type t)
            t == DUCKDB_STATEMENT_TYPE_CREATE_FUNC;
 }
 
-/*
- * Every object of the catalogs attached besides the workspace's own (the
- * storage schemas the service attaches, see sandbox.h), as one text: a user's
- * statement must leave it as it was.
- */
-#define FOREIGN_OBJECTS_SQL                                                                                    \
-    "SELECT coalesce(string_agg(k, chr(10) ORDER BY k), '') FROM ("                                         \
-    "SELECT database_name AS d, 'view ' || schema_name || '.' || view_name || ' ' || coalesce(sql, '') AS k " \
-    "FROM duckdb_views() WHERE NOT internal "                                                                \
-    "UNION ALL SELECT database_name, 'table ' || schema_name || '.' || table_name FROM duckdb_tables() "      \
-    "UNION ALL SELECT database_name, 'schema ' || schema_name FROM duckdb_schemas() "                        \
-    "UNION ALL SELECT database_name, 'sequence ' || schema_name || '.' || sequence_name FROM duckdb_sequences() " \
-    "UNION ALL SELECT database_name, 'index ' || schema_name || '.' || index_name FROM duckdb_indexes() "    \
-    "UNION ALL SELECT database_name, 'type ' || schema_name || '.' || type_name FROM duckdb_types() WHERE NOT internal " \
-    "UNION ALL SELECT database_name, 'function ' || schema_name || '.' || function_name FROM duckdb_functions() " \
-    "WHERE NOT internal) WHERE d NOT IN (current_database(), 'temp', 'system')"
-
-/* FOREIGN_OBJECTS_SQL's answer (malloc'd), or NULL when it cannot be read. */
-static char *foreign_objects(duckdb_connection conn)
+/* Whether a catalog besides the workspace's is attached (user SQL cannot attach one: only the service does). */
+static bool has_foreign_catalogs(duckdb_connection conn)
 {
     duckdb_result res;
-    if (duckdb_query(conn, FOREIGN_OBJECTS_SQL, &res) == DuckDBError) {
-        duckdb_destroy_result(&res);
-        return NULL;
-    }
-    char *v = duckdb_row_count(&res) == 1 ? ds_ddb_cell(&res, 0, 0) : NULL;
+    bool any = true;
+    if (duckdb_query(conn,
+                     "SELECT count(*) FROM duckdb_databases() WHERE database_name NOT IN "
+                     "(current_database(), 'temp', 'system')",
+                     &res) != DuckDBError && duckdb_row_count(&res) == 1)
+        any = ds_ddb_int(&res, 0, 0) > 0;
     duckdb_destroy_result(&res);
-    return v;
+    return any;
 }
+
+/*
+ * Opens the transaction a user's statement runs in when the service attached
+ * storage catalogs: it first changes (and restores) the workspace's own
+ * database, and DuckDB lets one transaction write one database only, so a
+ * statement that would create, change or drop anything in another catalog
+ * fails (read_only_error recognizes that).
+ */
+static ds_status_t begin_guarded(duckdb_connection conn, idx_t conn_id, ds_err_t *err)
+{
+    char sql[256];
+    snprintf(sql, sizeof(sql),
+             "BEGIN TRANSACTION; CREATE TABLE main.\"__duckstore_write_guard_%llu\" (x INTEGER); "
+             "DROP TABLE main.\"__duckstore_write_guard_%llu\"",
+             (unsigned long long)conn_id, (unsigned long long)conn_id);
+    ds_err_t e = {0};
+    if (ds_ddb_exec(conn, &e, sql) == DS_OK)
+        return DS_OK;
+    ds_err_t ignored = {0};
+    ds_ddb_exec(conn, &ignored, "ROLLBACK");
+    return ds_err_set(err, DS_QUERY_FAILED, "cannot start the statement's transaction: %s", e.message);
+}
+
+/* DuckDB's refusal of a second database in one transaction: a write to a storage catalog. */
+static bool read_only_error(const char *msg)
+{
+    return msg && strstr(msg, "Attempting to write to database") != NULL;
+}
+
+#define READ_ONLY_MESSAGE                                                                                      \
+    "storage tables are read-only: a statement may not create, change or drop anything in a bucket's schema " \
+    "(\"<bucket id>\".\"<table>\" names a storage table); nothing was changed"
 
 static void interrupt_run(void *ud)
 {
@@ -807,52 +823,37 @@ ds_status_t ds_sandbox_query(ds_sandbox_t *sb, ds_arena_t *arena, const ds_sandb
             }
         }
         /*
-         * A user's statement that may change the catalog runs in a transaction
-         * of its own, committed only when the storage schemas are as they were.
+         * Once storage catalogs are attached, a user's statement that may
+         * write runs in a transaction that may write the workspace's own
+         * database only (begin_guarded).
          */
         bool guarded = q->mode == DS_SANDBOX_USER && t != DUCKDB_STATEMENT_TYPE_SELECT &&
-                       t != DUCKDB_STATEMENT_TYPE_EXPLAIN;
-        char *before = NULL;
-        if (guarded) {
-            if ((st = ds_ddb_exec(r.conn, err, "BEGIN TRANSACTION")) != DS_OK)
-                break;
-            if (!(before = foreign_objects(r.conn))) {
-                ds_ddb_exec(r.conn, err, "ROLLBACK");
-                st = ds_err_set(err, DS_UNAVAILABLE, "cannot read the workspace's catalog");
-                break;
-            }
-        }
+                       t != DUCKDB_STATEMENT_TYPE_EXPLAIN && has_foreign_catalogs(r.conn);
+        if (guarded && (st = begin_guarded(r.conn, r.conn_id, err)) != DS_OK)
+            break;
         if (have_res)
             duckdb_destroy_result(&res);
         have_res = true;
         if (duckdb_execute_prepared(ps, &res) == DuckDBError) {
-            st = run_error(&r, duckdb_result_error(&res), err);
+            const char *msg = duckdb_result_error(&res);
+            if (guarded && read_only_error(msg))
+                st = ds_err_set(err, DS_QUERY_FAILED, READ_ONLY_MESSAGE);
+            else
+                st = run_error(&r, msg, err);
             if (guarded) {
                 ds_err_t ignored = {0};
                 ds_ddb_exec(r.conn, &ignored, "ROLLBACK");
             }
-            free(before);
             break;
         }
         if (guarded) {
-            char *after = foreign_objects(r.conn);
-            ds_err_t ignored = {0};
-            if (!after || strcmp(before, after) != 0) {
+            ds_err_t e = {0};
+            if (ds_ddb_exec(r.conn, &e, "COMMIT") != DS_OK) {
+                ds_err_t ignored = {0};
                 ds_ddb_exec(r.conn, &ignored, "ROLLBACK");
-                st = ds_err_set(err, DS_QUERY_FAILED,
-                                after ? "storage tables are read-only: a statement may not create, change or drop "
-                                        "anything in a bucket's schema (\"<bucket id>\".\"<table>\" names a storage "
-                                        "table); nothing was changed"
-                                      : "cannot read the workspace's catalog; nothing was changed");
-            } else if (ds_ddb_exec(r.conn, &ignored, "COMMIT") != DS_OK) {
-                ds_err_t ignored2 = {0};
-                ds_ddb_exec(r.conn, &ignored2, "ROLLBACK");
-                st = ds_err_set(err, DS_QUERY_FAILED, "the statement could not be committed: %s", ignored.message);
-            }
-            free(before);
-            free(after);
-            if (st != DS_OK)
+                st = ds_err_set(err, DS_QUERY_FAILED, "the statement could not be committed: %s", e.message);
                 break;
+            }
         }
         duckdb_destroy_prepare(&ps);
         ps = NULL;

@@ -27,11 +27,6 @@ def proj(server, admin):
     return p
 
 
-def objects(p):
-    return rows(p, "w", "SELECT table_catalog, table_schema, table_name FROM information_schema.tables "
-                        "WHERE table_catalog = current_database() ORDER BY ALL")
-
-
 def test_storage_table_by_name(proj):
     p = proj
     assert rows(p, "w", 'SELECT id, name FROM "in.c-main"."people" ORDER BY id') == [["1", "Ann"], ["2", "Bob"]]
@@ -74,15 +69,21 @@ WRITES = [
 
 def test_storage_names_cannot_be_written(proj):
     p = proj
-    before = rows(p, "w", 'SELECT id, name FROM "in.c-main"."people" ORDER BY id')
-    mine = objects(p)
+    # the storage rows, the workspace's own objects, and what the bucket's catalog holds
+    state_sql = ('SELECT (SELECT string_agg(id || name, \',\' ORDER BY id) FROM "in.c-main"."people"), '
+                 "(SELECT string_agg(table_name, ',' ORDER BY table_name) FROM information_schema.tables "
+                 "WHERE table_catalog = current_database()), "
+                 "(SELECT string_agg(database_name || '.' || schema_name || '.' || view_name, ',') "
+                 "FROM duckdb_views() WHERE database_name = 'in.c-main'), "
+                 "(SELECT count(*) FROM duckdb_tables() WHERE database_name = 'in.c-main')")
+    before = rows(p, "w", state_sql)
+    assert before == [["1Ann,2Bob", None, "in.c-main.main.people", "0"]]
     for sql in WRITES:
         err = expect_error(q(p, "w", sql), 400, "query_failed")
         msg = err["message"].lower()
-        assert any(w in msg for w in ("read-only", "view", "base table", "cannot", "not", "drop")), (sql, msg)
-        assert rows(p, "w", 'SELECT id, name FROM "in.c-main"."people" ORDER BY id') == before, sql
-        assert objects(p) == mine, sql
-        assert rows(p, "w", "SELECT count(*) FROM duckdb_tables() WHERE database_name = 'in.c-main'") == [["0"]], sql
+        dml = sql.split()[0] in ("INSERT", "UPDATE", "DELETE")  # DuckDB refuses these on a view itself
+        assert "read-only" in msg or (dml and any(w in msg for w in ("view", "base table", "not an table"))), (sql, msg)
+        assert rows(p, "w", state_sql) == before, sql
     # storage is untouched
     assert p.table("people")["rows"] == 2
     # the workspace's own objects still take every write
