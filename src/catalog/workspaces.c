@@ -69,7 +69,10 @@ ds_status_t ds_catalog_ws_init(ds_err_t *err)
     ws_query_t q = {.sql = "CREATE TABLE IF NOT EXISTS workspaces (id VARCHAR NOT NULL, project VARCHAR NOT NULL, "
                            "branch VARCHAR NOT NULL, user_name VARCHAR NOT NULL, password_hash VARCHAR NOT NULL, "
                            "object_name VARCHAR NOT NULL, created_at BIGINT NOT NULL)"};
-    return ds_catalog_with_conn(ws_run, &q, err);
+    ws_query_t g = {.sql = "CREATE TABLE IF NOT EXISTS workspace_grants (project VARCHAR NOT NULL, "
+                           "workspace VARCHAR NOT NULL, target VARCHAR NOT NULL)"};
+    ds_status_t st = ds_catalog_with_conn(ws_run, &q, err);
+    return st == DS_OK ? ds_catalog_with_conn(ws_run, &g, err) : st;
 }
 
 ds_status_t ds_catalog_ws_get(const char *project, const char *id, ds_ws_rec_t *out, ds_err_t *err)
@@ -136,6 +139,105 @@ ds_status_t ds_catalog_ws_set_password(const char *project, const char *id, cons
 ds_status_t ds_catalog_ws_delete(const char *project, const char *id, ds_err_t *err)
 {
     const char *params[] = {project, id};
+    ws_query_t g = {.sql = "DELETE FROM workspace_grants WHERE project = $1 AND workspace = $2",
+                    .nparams = 2,
+                    .params = params};
     ws_query_t q = {.sql = "DELETE FROM workspaces WHERE project = $1 AND id = $2", .nparams = 2, .params = params};
-    return ds_catalog_with_conn(ws_run, &q, err);
+    ds_status_t st = ds_catalog_with_conn(ws_run, &g, err);
+    return st == DS_OK ? ds_catalog_with_conn(ws_run, &q, err) : st;
+}
+
+/* ---- grants ---- */
+
+typedef struct {
+    const char *sql;
+    const char *const *params;
+    int nparams;
+    ds_arena_t *arena; /* non-NULL: the first column's values are read into values */
+    char **values;
+    size_t n;
+    int64_t changed;
+} grant_query_t;
+
+static ds_status_t grant_run(void *conn, void *ud, ds_err_t *err)
+{
+    grant_query_t *q = ud;
+    duckdb_result r;
+    ds_status_t st = ds_ddb_run((duckdb_connection)conn, err, &r, q->sql, q->nparams, q->params);
+    if (st != DS_OK)
+        return st;
+    q->changed = (int64_t)duckdb_rows_changed(&r);
+    idx_t rows = duckdb_row_count(&r);
+    q->n = (size_t)rows;
+    if (q->arena) {
+        q->values = ds_arena_alloc(q->arena, sizeof(char *) * (rows ? rows : 1));
+        for (idx_t i = 0; q->values && i < rows; i++) {
+            char *v = ds_ddb_cell(&r, 0, i);
+            q->values[i] = ds_arena_strdup(q->arena, v ? v : "");
+            free(v);
+            if (!q->values[i])
+                q->values = NULL;
+        }
+        if (!q->values)
+            st = ds_err_set(err, DS_UNAVAILABLE, "out of memory");
+    }
+    duckdb_destroy_result(&r);
+    return st;
+}
+
+ds_status_t ds_catalog_ws_grant_has(const char *project, const char *id, const char *target, bool *granted,
+                                    ds_err_t *err)
+{
+    const char *params[] = {project, id, target};
+    grant_query_t q = {.sql = "SELECT 1 FROM workspace_grants WHERE project = $1 AND workspace = $2 AND target = $3",
+                       .params = params,
+                       .nparams = 3};
+    ds_status_t st = ds_catalog_with_conn(grant_run, &q, err);
+    *granted = st == DS_OK && q.n > 0;
+    return st;
+}
+
+ds_status_t ds_catalog_ws_grant_add(const char *project, const char *id, const char *target, ds_err_t *err)
+{
+    bool granted = false;
+    ds_status_t st = ds_catalog_ws_grant_has(project, id, target, &granted, err);
+    if (st != DS_OK || granted)
+        return st;
+    const char *params[] = {project, id, target};
+    grant_query_t q = {.sql = "INSERT INTO workspace_grants VALUES ($1, $2, $3)", .params = params, .nparams = 3};
+    return ds_catalog_with_conn(grant_run, &q, err);
+}
+
+ds_status_t ds_catalog_ws_grant_remove(const char *project, const char *id, const char *target, ds_err_t *err)
+{
+    const char *params[] = {project, id, target};
+    grant_query_t q = {.sql = "DELETE FROM workspace_grants WHERE project = $1 AND workspace = $2 AND target = $3",
+                       .params = params,
+                       .nparams = 3};
+    ds_status_t st = ds_catalog_with_conn(grant_run, &q, err);
+    if (st == DS_OK && q.changed == 0)
+        st = ds_err_set(err, DS_NOT_FOUND, "workspace \"%s\" of project \"%s\" has no access to project \"%s\"", id,
+                        project, target);
+    return st;
+}
+
+ds_status_t ds_catalog_ws_grant_list(ds_arena_t *arena, const char *project, const char *id, char ***targets,
+                                     size_t *n, ds_err_t *err)
+{
+    const char *params[] = {project, id};
+    grant_query_t q = {.sql = "SELECT target FROM workspace_grants WHERE project = $1 AND workspace = $2 ORDER BY target",
+                       .params = params,
+                       .nparams = 2,
+                       .arena = arena};
+    ds_status_t st = ds_catalog_with_conn(grant_run, &q, err);
+    *targets = q.values;
+    *n = st == DS_OK ? q.n : 0;
+    return st;
+}
+
+ds_status_t ds_catalog_ws_grant_forget(const char *target, ds_err_t *err)
+{
+    const char *params[] = {target};
+    grant_query_t q = {.sql = "DELETE FROM workspace_grants WHERE target = $1", .params = params, .nparams = 1};
+    return ds_catalog_with_conn(grant_run, &q, err);
 }

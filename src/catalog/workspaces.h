@@ -11,6 +11,7 @@
 #ifndef DS_CATALOG_WORKSPACES_H
 #define DS_CATALOG_WORKSPACES_H
 
+#include <stdbool.h>
 #include <stdint.h>
 
 #include "core/arena.h"
@@ -39,6 +40,23 @@ ds_status_t ds_catalog_ws_get(const char *project, const char *id, ds_ws_rec_t *
 /* The project's workspaces ordered by id, in an arena array. */
 ds_status_t ds_catalog_ws_list(ds_arena_t *arena, const char *project, ds_ws_rec_t **items, size_t *n, ds_err_t *err);
 ds_status_t ds_catalog_ws_set_password(const char *project, const char *id, const char *hash, ds_err_t *err);
+/* Deletes the workspace's record and its grants. */
 ds_status_t ds_catalog_ws_delete(const char *project, const char *id, ds_err_t *err);
+
+/*
+ * Grants (table "workspace_grants"): workspace id of project may read the
+ * storage of project target, read-only. Adding an existing grant changes
+ * nothing; removing a missing one is DS_NOT_FOUND.
+ */
+ds_status_t ds_catalog_ws_grant_add(const char *project, const char *id, const char *target, ds_err_t *err);
+ds_status_t ds_catalog_ws_grant_remove(const char *project, const char *id, const char *target, ds_err_t *err);
+/* *granted: whether the grant exists (one catalog read; called at every storage scan bind). */
+ds_status_t ds_catalog_ws_grant_has(const char *project, const char *id, const char *target, bool *granted,
+                                    ds_err_t *err);
+/* The projects the workspace may read, ordered, in an arena array of strings. */
+ds_status_t ds_catalog_ws_grant_list(ds_arena_t *arena, const char *project, const char *id, char ***targets,
+                                     size_t *n, ds_err_t *err);
+/* Removes every grant to target (the project is deleted: a later project of that id is another project). */
+ds_status_t ds_catalog_ws_grant_forget(const char *target, ds_err_t *err);
 
 #endif

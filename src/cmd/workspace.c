@@ -7,15 +7,18 @@
  * ("w/<project>/<workspace>"); queries are not (DuckDB isolates them).
  *
  * Storage reaches a sandbox only through scan_hook below: the sandbox's table
- * function calls it at every bind; it allows the workspace's own project only
- * (the grant every workspace has: read-only access to its project's storage)
- * and opens the engine-side cursor through ds_cmd_scan_open, which validates
- * and resolves columns, filters and limit exactly as table export does.
+ * function calls it at every bind; it allows the workspace's own project (the
+ * grant every workspace has: read-only access to its project's storage) and a
+ * project a grant in the catalog names (GrantWorkspaceAccessToProject), read
+ * at that very bind, so a revocation holds from the next query on. It opens
+ * the engine-side cursor through ds_cmd_scan_open, which validates and
+ * resolves columns, filters and limit exactly as table export does.
  */
 #include "cmd/workspace.h"
 
 #include <fcntl.h>
 #include <limits.h>
+#include <pthread.h>
 #include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -240,6 +243,81 @@ void ds_cmd_ws_drop_all(ds_ctx_t *ctx, const char *project, const char *branch)
             ds_sandbox_remove(ws_key(ctx, project, items[i].id), ws_path(ctx, project, items[i].id), &e) != DS_OK)
             ds_log(DS_LOG_WARN, "project %s: workspace %s not removed: %s", project, items[i].id, e.message);
     }
+    /* The whole project goes: grants other projects' workspaces hold on it go too. */
+    ds_err_clear(&e);
+    if (!branch && ds_catalog_ws_grant_forget(project, &e) != DS_OK)
+        ds_log(DS_LOG_WARN, "project %s: grants of workspaces on it not removed: %s", project, e.message);
+}
+
+/* ---- access to other projects ---- */
+
+/* Checks target (a project id other than project) and sets *stored to its stored spelling. */
+static ds_status_t grant_target(ds_ctx_t *ctx, const char *project, const char *target, const char **stored)
+{
+    ds_status_t st = ds_ident_check_project(target, &ctx->err);
+    if (st != DS_OK) {
+        char msg[sizeof(ctx->err.message)];
+        snprintf(msg, sizeof(msg), "%s", ctx->err.message);
+        return ds_err_setf(&ctx->err, st, "project", "project: %s", msg);
+    }
+    if (!(*stored = ds_cmd_project_spelling(ctx, target)))
+        return ds_err_set(&ctx->err, DS_UNAVAILABLE, "out of memory");
+    if (strcasecmp(*stored, project) == 0)
+        return ds_err_setf(&ctx->err, DS_INVALID_ARGUMENT, "project",
+                           "a workspace always reads its own project's storage: a grant names another project");
+    return DS_OK;
+}
+
+/*
+ * Opens project target for a read of the request (trusted: the caller checked
+ * the key or the grant), on its main branch, leaving ctx's own project and
+ * branch as they were.
+ */
+static ds_status_t open_other(ds_ctx_t *ctx, const char *target, bool trusted, ds_proj_t *out)
+{
+    const char *saved_project = ctx->project_id, *saved_branch = ctx->branch;
+    ctx->branch = NULL;
+    ds_status_t st = trusted ? ds_cmd_open_project_trusted(ctx, &target, out) : ds_cmd_open_project(ctx, &target, out);
+    ctx->project_id = saved_project;
+    ctx->branch = saved_branch;
+    return st;
+}
+
+ds_status_t ds_cmd_ws_grant(ds_ctx_t *ctx, const char *project, const char *id, const char *target, bool grant)
+{
+    ds_proj_t p, tp;
+    ds_ws_rec_t rec;
+    const char *stored = NULL;
+    ds_status_t st = open_ws(ctx, &project, id, NULL, &p, &rec, true);
+    if (st == DS_OK)
+        st = grant_target(ctx, project, target, &stored);
+    /* Granting needs a key that may open the other project too; revoking only takes rights away. */
+    if (st == DS_OK && grant)
+        st = open_other(ctx, stored, false, &tp);
+    if (st == DS_OK)
+        st = ds_cmd_enter(ctx, ds_arena_printf(ctx->arena, "w/%s/%s", project, rec.id));
+    if (st != DS_OK)
+        return st;
+    if (grant)
+        st = ds_catalog_ws_grant_add(project, rec.id, stored, &ctx->err);
+    else
+        st = ds_catalog_ws_grant_remove(project, rec.id, stored, &ctx->err);
+    if (st == DS_OK)
+        ds_log(DS_LOG_INFO, "project %s workspace %s: read access to project %s %s", project, rec.id, stored,
+               grant ? "granted" : "revoked");
+    return st;
+}
+
+ds_status_t ds_cmd_ws_grants(ds_ctx_t *ctx, const char *project, const char *id, char ***targets, size_t *n)
+{
+    ds_proj_t p;
+    ds_ws_rec_t rec;
+    *targets = NULL;
+    *n = 0;
+    ds_status_t st = open_ws(ctx, &project, id, NULL, &p, &rec, false);
+    if (st != DS_OK)
+        return st;
+    return ds_catalog_ws_grant_list(ctx->arena, project, rec.id, targets, n, &ctx->err);
 }
 
 /* Runs service-built SQL in the workspace's sandbox (scan: the load's scan hook, or NULL). */
@@ -395,13 +473,59 @@ typedef struct {
     ds_ctx_t *ctx;
     ds_proj_t *p;
     const ds_export_t *spec; /* a load's read options (spec := 1), or NULL */
+    const ds_ws_rec_t *ws;   /* the workspace whose grants apply, or NULL (a project query: its own storage only) */
 } scan_ud_t;
 
-static ds_status_t scan_hook(void *ud, const char *bucket, const char *table, const char *const *columns,
-                             size_t n_columns, int64_t spec, ds_be_scan_t **out, ds_err_t *err)
+/*
+ * The project a scan reads: its own (project NULL or the request's), or one
+ * the workspace holds a grant on, checked in the catalog now. The same answer
+ * for a project that does not exist and one without a grant.
+ */
+static ds_status_t scan_project(scan_ud_t *u, const char *project, ds_proj_t **out, ds_err_t *err)
+{
+    ds_ctx_t *ctx = u->ctx;
+    *out = u->p;
+    if (!project || !*project || strcasecmp(project, u->p->rec.id) == 0)
+        return DS_OK;
+    if (!u->ws)
+        return ds_err_set(err, DS_PERMISSION_DENIED,
+                          "ds_storage_scan: project \"%.64s\": this query reads its own project's storage only",
+                          project);
+    bool granted = false;
+    const char *stored = ds_ident_check_project(project, err) == DS_OK ? ds_cmd_project_spelling(ctx, project) : NULL;
+    ds_err_clear(err);
+    if (stored && ds_catalog_ws_grant_has(u->ws->project, u->ws->id, stored, &granted, err) != DS_OK)
+        return err->status;
+    if (!granted)
+        return ds_err_set(err, DS_PERMISSION_DENIED,
+                          "ds_storage_scan: workspace \"%s\" has no grant to read project \"%.64s\"", u->ws->id,
+                          project);
+    ds_proj_t *tp = ds_arena_alloc(ctx->arena, sizeof(*tp));
+    if (!tp)
+        return ds_err_set(err, DS_UNAVAILABLE, "out of memory");
+    ds_err_t saved = ctx->err;
+    ds_err_clear(&ctx->err);
+    ds_status_t st = open_other(ctx, stored, true, tp);
+    if (st != DS_OK)
+        *err = ctx->err;
+    ctx->err = saved;
+    *out = tp;
+    return st;
+}
+
+static ds_status_t scan_hook(void *ud, const char *project, const char *bucket, const char *table,
+                             const char *const *columns, size_t n_columns, int64_t spec, ds_be_scan_t **out,
+                             ds_err_t *err)
 {
     scan_ud_t *u = ud;
     ds_export_t x = {0};
+    ds_proj_t *p;
+    ds_status_t st = scan_project(u, project, &p, err);
+    if (st != DS_OK)
+        return st;
+    if (p != u->p && spec != 0)
+        return ds_err_set(err, DS_INVALID_ARGUMENT, "ds_storage_scan: spec := names a load of the workspace's own "
+                                                    "project");
     if (spec != 0) {
         if (spec != 1 || !u->spec)
             return ds_err_set(err, DS_INVALID_ARGUMENT, "ds_storage_scan: spec := %lld names no load of this request",
@@ -418,7 +542,7 @@ static ds_status_t scan_hook(void *ud, const char *bucket, const char *table, co
     }
     ds_err_t saved = u->ctx->err;
     ds_err_clear(&u->ctx->err);
-    ds_status_t st = ds_cmd_scan_open(u->ctx, u->p, bucket, table, &x, out);
+    st = ds_cmd_scan_open(u->ctx, p, bucket, table, &x, out);
     if (st != DS_OK)
         *err = u->ctx->err;
     u->ctx->err = saved;
@@ -451,6 +575,57 @@ static void scan_call(ds_buf_t *b, const char *bucket, const char *table, const 
     ds_buf_puts(b, ")");
 }
 
+/* The destination name of loaded column i. */
+static const char *dest_column(const ds_ws_load_t *in, size_t i)
+{
+    return in->renames && in->renames[i] && *in->renames[i] ? in->renames[i] : in->read.columns[i];
+}
+
+/*
+ * Renamed columns (columnMappings): every destination name a valid column
+ * name, no two alike (case-insensitively, as DuckDB compares them).
+ */
+static ds_status_t check_renames(ds_ctx_t *ctx, const ds_ws_load_t *in)
+{
+    if (!in->renames)
+        return DS_OK;
+    for (size_t i = 0; i < in->read.n_columns; i++) {
+        const char *d = dest_column(in, i);
+        ds_status_t st = ds_ident_check_name(d, "columnMappings.destinationColumnName", &ctx->err);
+        if (st != DS_OK)
+            return st;
+        for (size_t j = 0; j < i; j++)
+            if (strcasecmp(d, dest_column(in, j)) == 0)
+                return ds_err_setf(&ctx->err, DS_INVALID_ARGUMENT, "columnMappings",
+                                   "columnMappings: destination column \"%s\" is named twice", d);
+    }
+    return DS_OK;
+}
+
+/* What a load selects: every column as it is, or each column under its destination name. */
+static void select_list(ds_buf_t *b, const ds_ws_load_t *in)
+{
+    if (!in->renames) {
+        ds_buf_puts(b, "*");
+        return;
+    }
+    for (size_t i = 0; i < in->read.n_columns; i++) {
+        ds_buf_puts(b, i ? ", " : "");
+        ds_buf_ident(b, in->read.columns[i]);
+        ds_buf_puts(b, " AS ");
+        ds_buf_ident(b, dest_column(in, i));
+    }
+}
+
+/* The destination name of source column name (a primary key column). */
+static const char *renamed(const ds_ws_load_t *in, const char *name)
+{
+    for (size_t i = 0; in->renames && i < in->read.n_columns; i++)
+        if (strcasecmp(in->read.columns[i], name) == 0)
+            return dest_column(in, i);
+    return name;
+}
+
 ds_status_t ds_cmd_ws_load(ds_ctx_t *ctx, const char *project, const char *id, const ds_ws_cred_t *cred,
                            const ds_ws_load_t *in, int64_t *rows)
 {
@@ -465,7 +640,8 @@ ds_status_t ds_cmd_ws_load(ds_ctx_t *ctx, const char *project, const char *id, c
     const char *dest = in->destination && *in->destination ? in->destination : in->table;
     if ((st = ds_ident_check_bucket(in->bucket, "source.bucket", &ctx->err)) != DS_OK ||
         (st = ds_ident_check_name(in->table, "source.table", &ctx->err)) != DS_OK ||
-        (st = ds_ident_check_name(dest, "destination", &ctx->err)) != DS_OK)
+        (st = ds_ident_check_name(dest, "destination", &ctx->err)) != DS_OK ||
+        (st = check_renames(ctx, in)) != DS_OK)
         return st;
     const ds_where_t *w = &in->read.where;
     bool filtered = w->n_filters || w->changed_since || w->changed_until || in->read.limit || in->read.n_order;
@@ -517,7 +693,7 @@ ds_status_t ds_cmd_ws_load(ds_ctx_t *ctx, const char *project, const char *id, c
             ds_buf_puts(&b, ") AS \"__src\" WHERE ");
             for (size_t k = 0; k < def.n_primary_key; k++) {
                 ds_buf_puts(&b, k ? " AND \"__dst\"." : "\"__dst\".");
-                ds_buf_ident(&b, def.primary_key[k]);
+                ds_buf_ident(&b, renamed(in, def.primary_key[k]));
                 ds_buf_puts(&b, " IS NOT DISTINCT FROM \"__src\".");
                 ds_buf_ident(&b, def.primary_key[k]);
             }
@@ -525,7 +701,9 @@ ds_status_t ds_cmd_ws_load(ds_ctx_t *ctx, const char *project, const char *id, c
         }
         ds_buf_puts(&b, "INSERT INTO ");
         ds_buf_ident(&b, stored);
-        ds_buf_puts(&b, " BY NAME SELECT * FROM ");
+        ds_buf_puts(&b, " BY NAME SELECT ");
+        select_list(&b, in);
+        ds_buf_puts(&b, " FROM ");
         scan_call(&b, bucket, table, NULL, 0, true);
     } else {
         if (exists)
@@ -533,12 +711,16 @@ ds_status_t ds_cmd_ws_load(ds_ctx_t *ctx, const char *project, const char *id, c
         if (in->type == DS_WS_LOAD_VIEW) {
             ds_buf_puts(&b, "CREATE VIEW ");
             ds_buf_ident(&b, dest);
-            ds_buf_puts(&b, " AS SELECT * FROM ");
+            ds_buf_puts(&b, " AS SELECT ");
+            select_list(&b, in);
+            ds_buf_puts(&b, " FROM ");
             scan_call(&b, bucket, table, in->read.columns, in->read.n_columns, false);
         } else {
             ds_buf_puts(&b, "CREATE TABLE ");
             ds_buf_ident(&b, dest);
-            ds_buf_puts(&b, " AS SELECT * FROM ");
+            ds_buf_puts(&b, " AS SELECT ");
+            select_list(&b, in);
+            ds_buf_puts(&b, " FROM ");
             scan_call(&b, bucket, table, NULL, 0, true);
         }
     }
@@ -611,6 +793,116 @@ static ds_status_t run_query(ds_ctx_t *ctx, const char *project, ds_sandbox_t *s
     return DS_OK;
 }
 
+/* ---- storage tables by name in workspace SQL ---- */
+
+/*
+ * Reads one SQL identifier at *pp (double-quoted, "" an escaped quote, or
+ * bare letters, digits and '_'); the text into out (size n). False, *pp
+ * unchanged, when none is there or it does not fit.
+ */
+static bool sql_ident(const char **pp, char *out, size_t n)
+{
+    const char *p = *pp;
+    size_t len = 0;
+    if (*p == '"') {
+        for (p++;; p++) {
+            if (!*p)
+                return false;
+            if (*p == '"') {
+                if (p[1] != '"')
+                    break;
+                p++;
+            }
+            if (len + 1 >= n)
+                return false;
+            out[len++] = *p;
+        }
+        p++;
+    } else {
+        while ((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') || *p == '_') {
+            if (len + 1 >= n)
+                return false;
+            out[len++] = *p++;
+        }
+        if (len == 0)
+            return false;
+    }
+    out[len] = '\0';
+    *pp = p;
+    return true;
+}
+
+static const char *skip_space(const char *p)
+{
+    while (*p == ' ' || *p == '\t' || *p == '\n' || *p == '\r')
+        p++;
+    return p;
+}
+
+/* Serializes the storage schemas' set-up across queries (DuckDB catalog changes of one instance conflict). */
+static pthread_mutex_t storage_lock = PTHREAD_MUTEX_INITIALIZER;
+
+/*
+ * Storage tables by name, as in project queries: every `"<bucket id>"."<table>"`
+ * the SQL names that exists in the workspace's view of storage (its branch)
+ * becomes a view "<bucket id>".main."<table>" over ds_storage_scan in an
+ * in-memory catalog of the sandbox named after the bucket, made (again) before
+ * the query runs. The view reads through the same scan hook as every scan
+ * (checked at each bind), so it is read-only and current; the sandbox refuses
+ * any user statement that changes those catalogs (ds_sandbox_query).
+ */
+static ds_status_t storage_names(ds_ctx_t *ctx, ds_proj_t *p, ds_sandbox_t *sb, scan_ud_t *ud, const char *sql)
+{
+    ds_buf_t b = {0};
+    int n_views = 0;
+    for (const char *s = strchr(sql, '"'); s; s = strchr(s, '"')) {
+        char bucket[DS_BUCKET_ID_MAX + 1], table[DS_NAME_MAX + 1];
+        const char *q = s;
+        if (!sql_ident(&q, bucket, sizeof(bucket))) {
+            s++;
+            continue;
+        }
+        const char *after = q;
+        q = skip_space(q);
+        ds_err_t saved = ctx->err;
+        if (*q == '.' && (q = skip_space(q + 1), sql_ident(&q, table, sizeof(table))) &&
+            ds_ident_check_bucket(bucket, "bucket", &ctx->err) == DS_OK) {
+            const char *rb = bucket, *rt = table;
+            bool exists = false;
+            if (ds_cmd_resolve_table(ctx, p, &rb, &rt, true, NULL, &exists) == DS_OK && exists && n_views < 256) {
+                ds_buf_puts(&b, "ATTACH IF NOT EXISTS ':memory:' AS ");
+                ds_buf_ident(&b, bucket);
+                ds_buf_puts(&b, ";\nCREATE OR REPLACE VIEW ");
+                ds_buf_ident(&b, bucket);
+                ds_buf_puts(&b, ".main.");
+                ds_buf_ident(&b, table);
+                ds_buf_puts(&b, " AS SELECT * FROM ");
+                scan_call(&b, bucket, table, NULL, 0, false);
+                ds_buf_puts(&b, ";\n");
+                n_views++;
+            }
+        }
+        ctx->err = saved;
+        s = after;
+    }
+    if (!n_views)
+        return DS_OK;
+    const char *setup = ds_buf_cstr(&b);
+    ds_status_t st;
+    if (!setup) {
+        st = ds_err_set(&ctx->err, DS_UNAVAILABLE, "out of memory");
+    } else {
+        ds_sandbox_result_t ignored;
+        ds_sandbox_query_t sq = {.sql = setup, .mode = DS_SANDBOX_SERVICE, .scan = scan_hook, .scan_ud = ud,
+                                 .cancel = ctx->cancel};
+        pthread_mutex_lock(&storage_lock);
+        st = ds_sandbox_query(sb, ctx->arena, &sq, &ignored, &ctx->err);
+        pthread_mutex_unlock(&storage_lock);
+    }
+    ds_buf_free(&b);
+    return st;
+}
+
 ds_status_t ds_cmd_ws_query(ds_ctx_t *ctx, const char *project, const char *id, const ds_ws_cred_t *cred,
                             const ds_query_t *q, ds_sandbox_result_t *out, ds_query_file_t *file)
 {
@@ -625,7 +917,7 @@ ds_status_t ds_cmd_ws_query(ds_ctx_t *ctx, const char *project, const char *id, 
     ds_sandbox_t *sb = NULL;
     if ((st = ds_sandbox_acquire(ws_key(ctx, project, rec.id), ws_path(ctx, project, rec.id), &sb, &ctx->err)) != DS_OK)
         return st;
-    scan_ud_t ud = {.ctx = ctx, .p = &p};
+    scan_ud_t ud = {.ctx = ctx, .p = &p, .ws = &rec};
     ds_sandbox_query_t sq = {.sql = q->sql,
                              .mode = DS_SANDBOX_USER,
                              .timeout_s = q->timeout_s,
@@ -633,7 +925,11 @@ ds_status_t ds_cmd_ws_query(ds_ctx_t *ctx, const char *project, const char *id, 
                              .scan = scan_hook,
                              .scan_ud = &ud,
                              .cancel = ctx->cancel};
-    st = run_query(ctx, project, sb, q, &sq, out, file);
+    st = storage_names(ctx, &p, sb, &ud, q->sql);
+    if (st == DS_QUERY_FAILED)
+        ctx->err.status = DS_QUERY_FAILED;
+    if (st == DS_OK)
+        st = run_query(ctx, project, sb, q, &sq, out, file);
     ds_sandbox_release(&sb);
     return st;
 }

@@ -42,6 +42,8 @@ typedef struct {
     const char *destination; /* NULL: the table's name */
     ds_ws_load_type_t type;
     ds_export_t read; /* columns, where (filters, changed_since/until), limit: as table export reads them */
+    /* NULL, or read.n_columns names the loaded columns get in the workspace (NULL entry: the column's own) */
+    const char *const *renames;
 } ds_ws_load_t;
 
 typedef struct {
@@ -70,6 +72,16 @@ ds_status_t ds_cmd_ws_drop_object(ds_ctx_t *ctx, const char *project, const char
 ds_status_t ds_cmd_ws_reset_password(ds_ctx_t *ctx, const char *project, const char *id, ds_ws_t *out);
 /* Disables the workspace's login (a new password nobody is told) until the next reset. */
 ds_status_t ds_cmd_ws_disable_login(ds_ctx_t *ctx, const char *project, const char *id);
+/*
+ * Grants (grant) or revokes workspace id of project read-only access to the
+ * storage of project target (GrantWorkspaceAccessToProject). Granting needs a
+ * key that may change the workspace and open target; the grant is checked at
+ * every storage scan bind of the workspace's queries (ds_storage_scan(...,
+ * project := target)), so a revocation holds from the next query on.
+ */
+ds_status_t ds_cmd_ws_grant(ds_ctx_t *ctx, const char *project, const char *id, const char *target, bool grant);
+/* The projects workspace id may read besides its own, in the arena. */
+ds_status_t ds_cmd_ws_grants(ds_ctx_t *ctx, const char *project, const char *id, char ***targets, size_t *n);
 ds_status_t ds_cmd_ws_load(ds_ctx_t *ctx, const char *project, const char *id, const ds_ws_cred_t *cred,
                            const ds_ws_load_t *in, int64_t *rows);
 /* file: filled (instead of out's rows) when q->csv; may be NULL otherwise. */

@@ -639,10 +639,9 @@ static const ds_drv_entry_t commands[] = {
     {.command = CMD(workspace, create_workspace_user_command), .handler = ds_drv_h_create_workspace_user},
     {.command = CMD(workspace, drop_workspace_user_command), .handler = ds_drv_h_drop_workspace_user},
     {.command = CMD(workspace, drop_workspace_object_command), .handler = ds_drv_h_drop_workspace_object},
-    {.command = CMD(workspace, grant_workspace_access_to_project_command),
-     .missing = "workspace access to other projects (a workspace reads its own project's storage only)"},
+    {.command = CMD(workspace, grant_workspace_access_to_project_command), .handler = ds_drv_h_grant_workspace_access},
     {.command = CMD(workspace, revoke_workspace_access_to_project_command),
-     .missing = "workspace access to other projects (a workspace reads its own project's storage only)"},
+     .handler = ds_drv_h_revoke_workspace_access},
     {.command = CMD(workspace, load_table_to_workspace_command), .handler = ds_drv_h_load_table_to_workspace},
     /* info */
     {.command = CMD(info, object_info_command), .handler = h_object_info},

@@ -223,6 +223,8 @@ ds_status_t ds_drv_h_reset_workspace_password(ds_drv_t *d);
 ds_status_t ds_drv_h_create_workspace_user(ds_drv_t *d);
 ds_status_t ds_drv_h_drop_workspace_user(ds_drv_t *d);
 ds_status_t ds_drv_h_drop_workspace_object(ds_drv_t *d);
+ds_status_t ds_drv_h_grant_workspace_access(ds_drv_t *d);
+ds_status_t ds_drv_h_revoke_workspace_access(ds_drv_t *d);
 ds_status_t ds_drv_h_load_table_to_workspace(ds_drv_t *d);
 ds_status_t ds_drv_h_execute_query(ds_drv_t *d);
 

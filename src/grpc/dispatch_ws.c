@@ -188,6 +188,42 @@ ds_status_t ds_drv_h_drop_workspace_object(ds_drv_t *d)
     return ds_cmd_ws_drop_object(d->ctx, project, id, c->objectnametodrop, c->ignoreifnotexists);
 }
 
+/*
+ * Grant/RevokeWorkspaceAccessToProject: the workspace is workspaceObjectName
+ * (or workspaceUserName) of the credentials' project; the other project is
+ * projectUserName (what CreateProject answers: the project id) or, when that
+ * is empty, projectRoleName.
+ */
+static ds_status_t access_to_project(ds_drv_t *d, const char *object_name, const char *user_name,
+                                     const char *project_user, const char *project_role, bool grant)
+{
+    const char *project, *id;
+    TRY(ds_drv_project(d, &project));
+    if (ds_drv_str(object_name) || !ds_drv_str(user_name))
+        TRY(ws_of_object(d, object_name, "workspaceObjectName", &id));
+    else
+        TRY(ws_of_user(d, project, user_name, &id));
+    const char *target = ds_drv_str(project_user) ? project_user : ds_drv_str(project_role);
+    if (!target)
+        return ds_err_setf(E(d), DS_INVALID_ARGUMENT, "projectUserName",
+                           "projectUserName (or projectRoleName) must name the project to %s", grant ? "read" : "stop reading");
+    return ds_cmd_ws_grant(d->ctx, project, id, target, grant);
+}
+
+ds_status_t ds_drv_h_grant_workspace_access(ds_drv_t *d)
+{
+    const Keboola__StorageDriver__Command__Workspace__GrantWorkspaceAccessToProjectCommand *c = (const void *)d->cmd;
+    return access_to_project(d, c->workspaceobjectname, c->workspaceusername, c->projectusername, c->projectrolename,
+                             true);
+}
+
+ds_status_t ds_drv_h_revoke_workspace_access(ds_drv_t *d)
+{
+    const Keboola__StorageDriver__Command__Workspace__RevokeWorkspaceAccessToProjectCommand *c = (const void *)d->cmd;
+    return access_to_project(d, c->workspaceobjectname, c->workspaceusername, c->projectusername, c->projectrolename,
+                             false);
+}
+
 ds_status_t ds_drv_h_load_table_to_workspace(ds_drv_t *d)
 {
     const Keboola__StorageDriver__Command__Workspace__LoadTableToWorkspaceCommand *c = (const void *)d->cmd;
@@ -209,20 +245,23 @@ ds_status_t ds_drv_h_load_table_to_workspace(ds_drv_t *d)
         return ds_err_setf(E(d), DS_INVALID_ARGUMENT, "source.limit", "source.limit must not be negative");
     in.read.limit = s->limit;
     if (s->n_columnmappings) {
+        /* The columns loaded, in this order, each under destinationColumnName when one is given. */
+        const char **renames = ds_drv_ptrs(d, s->n_columnmappings);
         in.read.columns = ds_drv_ptrs(d, s->n_columnmappings);
-        if (!in.read.columns)
+        if (!in.read.columns || !renames)
             return ds_drv_oom(d);
+        bool renaming = false;
         for (size_t i = 0; i < s->n_columnmappings; i++) {
-            const char *src = s->columnmappings[i]->sourcecolumnname;
-            const char *dst = ds_drv_str(s->columnmappings[i]->destinationcolumnname);
-            if (dst && src && strcmp(src, dst) != 0)
-                return ds_err_set(E(d), DS_UNSUPPORTED,
-                                  "columnMappings: renaming a column on load (\"%.64s\" -> \"%.64s\") is not "
-                                  "supported; rename it in the workspace",
-                                  src, dst);
+            const char *src = ds_drv_str(s->columnmappings[i]->sourcecolumnname);
+            if (!src)
+                return ds_err_setf(E(d), DS_INVALID_ARGUMENT, "columnMappings",
+                                   "columnMappings[%zu].sourceColumnName is required", i);
             in.read.columns[i] = src;
+            renames[i] = ds_drv_str(s->columnmappings[i]->destinationcolumnname);
+            renaming = renaming || (renames[i] && strcmp(renames[i], src) != 0);
         }
         in.read.n_columns = s->n_columnmappings;
+        in.renames = renaming ? renames : NULL;
     }
     TRY(ds_drv_where_filters(d, s->n_wherefilters, s->wherefilters, &in.read.where));
     in.type = DS_WS_LOAD_FULL;

@@ -145,6 +145,32 @@ static ds_status_t h_ws_password(ds_rest_req_t *req, ds_rest_resp_t *resp)
     return DS_OK;
 }
 
+static ds_status_t h_ws_grants(ds_rest_req_t *req, ds_rest_resp_t *resp)
+{
+    char **targets = NULL;
+    size_t n = 0;
+    TRY(ds_cmd_ws_grants(CTX, PROJECT, WS, &targets, &n));
+    json_t *arr = json_array();
+    for (size_t i = 0; i < n; i++)
+        json_array_append_new(arr, json_pack("{s:s}", "project", targets[i]));
+    resp->json = json_pack("{s:o}", "items", arr);
+    return DS_OK;
+}
+
+static ds_status_t h_ws_grant(ds_rest_req_t *req, ds_rest_resp_t *resp)
+{
+    TRY(ds_cmd_ws_grant(CTX, PROJECT, WS, ds_rest_param(req, "target"), true));
+    resp->status = 204;
+    return DS_OK;
+}
+
+static ds_status_t h_ws_revoke(ds_rest_req_t *req, ds_rest_resp_t *resp)
+{
+    TRY(ds_cmd_ws_grant(CTX, PROJECT, WS, ds_rest_param(req, "target"), false));
+    resp->status = 204;
+    return DS_OK;
+}
+
 static ds_status_t h_ws_load(ds_rest_req_t *req, ds_rest_resp_t *resp)
 {
     static const char *const allowed[] = {"source", "destination", "type", "columns", "where_filters",
@@ -287,6 +313,9 @@ const ds_rest_route_t ds_rest_ws_routes[] = {
     {.method = "POST", .pattern = W "/clear", .handler = h_ws_clear, .summary = "Drop every object of a workspace"},
     {.method = "DELETE", .pattern = W "/objects/{name}", .handler = h_ws_drop_object, .summary = "Drop one table or view of a workspace"},
     {.method = "POST", .pattern = W "/password", .handler = h_ws_password, .summary = "Reset a workspace's password; returns it once"},
+    {.method = "GET", .pattern = W "/grants", .handler = h_ws_grants, .summary = "List the other projects a workspace may read"},
+    {.method = "PUT", .pattern = W "/grants/{target}", .handler = h_ws_grant, .summary = "Grant a workspace read-only access to another project's storage"},
+    {.method = "DELETE", .pattern = W "/grants/{target}", .handler = h_ws_revoke, .summary = "Revoke a workspace's access to another project's storage"},
     {.method = "POST", .pattern = W "/load", .handler = h_ws_load, .summary = "Load a storage table into a workspace (full, incremental, view, clone)"},
     {.method = "POST", .pattern = W "/query", .handler = h_ws_query, .summary = "Run one SQL statement in a workspace's sandbox"},
     {.method = "POST", .pattern = P "/query", .handler = h_project_query, .summary = "Run one read-only SQL statement over the project's storage"},

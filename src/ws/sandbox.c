@@ -218,7 +218,8 @@ static void scan_bind(duckdb_bind_info info)
     duckdb_value vb = duckdb_bind_get_parameter(info, 0), vt = duckdb_bind_get_parameter(info, 1);
     duckdb_value vc = duckdb_bind_get_named_parameter(info, "columns");
     duckdb_value vs = duckdb_bind_get_named_parameter(info, "spec");
-    char *bucket = param_text(vb), *table = param_text(vt);
+    duckdb_value vp = duckdb_bind_get_named_parameter(info, "project");
+    char *bucket = param_text(vb), *table = param_text(vt), *project = param_text(vp);
     size_t n_cols = vc && !duckdb_is_null_value(vc) ? (size_t)duckdb_get_list_size(vc) : 0;
     char **cols = calloc(n_cols ? n_cols : 1, sizeof(char *));
     bool cols_ok = cols != NULL;
@@ -237,7 +238,7 @@ static void scan_bind(duckdb_bind_info info)
     else if (!cols_ok)
         st = ds_err_set(&e, DS_INVALID_ARGUMENT, "ds_storage_scan: columns must be a list of column names");
     else
-        st = q->scan(q->scan_ud, bucket, table, (const char *const *)cols, n_cols, spec, &scan, &e);
+        st = q->scan(q->scan_ud, project, bucket, table, (const char *const *)cols, n_cols, spec, &scan, &e);
     if (st == DS_OK) {
         scan_bind_t *b = calloc(1, sizeof(*b));
         if (!b) {
@@ -257,12 +258,15 @@ static void scan_bind(duckdb_bind_info info)
     free(cols);
     duckdb_free(bucket);
     duckdb_free(table);
+    duckdb_free(project);
     duckdb_destroy_value(&vb);
     duckdb_destroy_value(&vt);
     if (vc)
         duckdb_destroy_value(&vc);
     if (vs)
         duckdb_destroy_value(&vs);
+    if (vp)
+        duckdb_destroy_value(&vp);
 }
 
 static void scan_init(duckdb_init_info info) { duckdb_init_set_max_threads(info, 1); }
@@ -300,6 +304,7 @@ static bool register_scan(duckdb_connection conn, ds_sandbox_t *sb)
     duckdb_table_function_add_parameter(f, v);
     duckdb_table_function_add_named_parameter(f, "columns", lv);
     duckdb_table_function_add_named_parameter(f, "spec", bi);
+    duckdb_table_function_add_named_parameter(f, "project", v);
     duckdb_table_function_set_extra_info(f, sb, NULL);
     duckdb_table_function_set_bind(f, scan_bind);
     duckdb_table_function_set_init(f, scan_init);
@@ -609,6 +614,52 @@ static bool stmt_allowed(ds_sandbox_mode_t mode, duckdb_statement_type t)
            t == DUCKDB_STATEMENT_TYPE_CREATE_FUNC;
 }
 
+/* Whether a catalog besides the workspace's is attached (user SQL cannot attach one: only the service does). */
+static bool has_foreign_catalogs(duckdb_connection conn)
+{
+    duckdb_result res;
+    bool any = true;
+    if (duckdb_query(conn,
+                     "SELECT count(*) FROM duckdb_databases() WHERE database_name NOT IN "
+                     "(current_database(), 'temp', 'system')",
+                     &res) != DuckDBError && duckdb_row_count(&res) == 1)
+        any = ds_ddb_int(&res, 0, 0) > 0;
+    duckdb_destroy_result(&res);
+    return any;
+}
+
+/*
+ * Opens the transaction a user's statement runs in when the service attached
+ * storage catalogs: it first changes (and restores) the workspace's own
+ * database, and DuckDB lets one transaction write one database only, so a
+ * statement that would create, change or drop anything in another catalog
+ * fails (read_only_error recognizes that).
+ */
+static ds_status_t begin_guarded(duckdb_connection conn, idx_t conn_id, ds_err_t *err)
+{
+    char sql[256];
+    snprintf(sql, sizeof(sql),
+             "BEGIN TRANSACTION; CREATE TABLE main.\"__duckstore_write_guard_%llu\" (x INTEGER); "
+             "DROP TABLE main.\"__duckstore_write_guard_%llu\"",
+             (unsigned long long)conn_id, (unsigned long long)conn_id);
+    ds_err_t e = {0};
+    if (ds_ddb_exec(conn, &e, sql) == DS_OK)
+        return DS_OK;
+    ds_err_t ignored = {0};
+    ds_ddb_exec(conn, &ignored, "ROLLBACK");
+    return ds_err_set(err, DS_QUERY_FAILED, "cannot start the statement's transaction: %s", e.message);
+}
+
+/* DuckDB's refusal of a second database in one transaction: a write to a storage catalog. */
+static bool read_only_error(const char *msg)
+{
+    return msg && strstr(msg, "Attempting to write to database") != NULL;
+}
+
+#define READ_ONLY_MESSAGE                                                                                      \
+    "storage tables are read-only: a statement may not create, change or drop anything in a bucket's schema " \
+    "(\"<bucket id>\".\"<table>\" names a storage table); nothing was changed"
+
 static void interrupt_run(void *ud)
 {
     run_t *r = ud;
@@ -771,12 +822,38 @@ ds_status_t ds_sandbox_query(ds_sandbox_t *sb, ds_arena_t *arena, const ds_sandb
                 break;
             }
         }
+        /*
+         * Once storage catalogs are attached, a user's statement that may
+         * write runs in a transaction that may write the workspace's own
+         * database only (begin_guarded).
+         */
+        bool guarded = q->mode == DS_SANDBOX_USER && t != DUCKDB_STATEMENT_TYPE_SELECT &&
+                       t != DUCKDB_STATEMENT_TYPE_EXPLAIN && has_foreign_catalogs(r.conn);
+        if (guarded && (st = begin_guarded(r.conn, r.conn_id, err)) != DS_OK)
+            break;
         if (have_res)
             duckdb_destroy_result(&res);
         have_res = true;
         if (duckdb_execute_prepared(ps, &res) == DuckDBError) {
-            st = run_error(&r, duckdb_result_error(&res), err);
+            const char *msg = duckdb_result_error(&res);
+            if (guarded && read_only_error(msg))
+                st = ds_err_set(err, DS_QUERY_FAILED, READ_ONLY_MESSAGE);
+            else
+                st = run_error(&r, msg, err);
+            if (guarded) {
+                ds_err_t ignored = {0};
+                ds_ddb_exec(r.conn, &ignored, "ROLLBACK");
+            }
             break;
+        }
+        if (guarded) {
+            ds_err_t e = {0};
+            if (ds_ddb_exec(r.conn, &e, "COMMIT") != DS_OK) {
+                ds_err_t ignored = {0};
+                ds_ddb_exec(r.conn, &ignored, "ROLLBACK");
+                st = ds_err_set(err, DS_QUERY_FAILED, "the statement could not be committed: %s", e.message);
+                break;
+            }
         }
         duckdb_destroy_prepare(&ps);
         ps = NULL;

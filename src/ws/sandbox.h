@@ -12,7 +12,7 @@
  * ever attached to a sandbox.
  *
  * Storage reaches a sandbox only through the table function
- * ds_storage_scan(bucket, table [, columns := [...]]), registered through the
+ * ds_storage_scan(bucket, table [, columns := [...]] [, project := id]), registered through the
  * C API before the configuration is locked. Its bind finds the query the
  * service is running on that connection and asks that query's scan hook
  * (the command layer: it checks the workspace's grant and opens a read cursor
@@ -68,11 +68,13 @@ int64_t ds_sandbox_open_count(void);
 
 /*
  * Opens a scan of bucket.table for the running query (called by the
- * sandbox's table function at bind, on the query's thread). columns (may be
- * empty) and spec (the named parameter "spec", 0 when absent) come from the
- * SQL. On failure fills err (its message reaches the query's error).
+ * sandbox's table function at bind, on the query's thread). project (the
+ * named parameter "project", NULL when absent: the query's own project),
+ * columns (may be empty) and spec (the named parameter "spec", 0 when absent)
+ * come from the SQL. On failure fills err (its message reaches the query's
+ * error).
  */
-typedef ds_status_t (*ds_sandbox_scan_fn)(void *ud, const char *bucket, const char *table,
+typedef ds_status_t (*ds_sandbox_scan_fn)(void *ud, const char *project, const char *bucket, const char *table,
                                           const char *const *columns, size_t n_columns, int64_t spec,
                                           ds_be_scan_t **out, ds_err_t *err);
 

@@ -42,6 +42,8 @@ class World:
         expect(self.p1.api.post("/projects/p1/workspaces/w1/load",
                                 {"source": {"bucket": B, "table": "secrets"}, "destination": "sv", "type": "view"}),
                200)
+        # storage by name: from here on every write statement of w1 runs under the storage write guard
+        assert self.rows1('SELECT count(*) FROM "in.c-main"."secrets"') == [["2"]]
         expect(self.p2.api.post("/projects/p2/workspaces/w2/query",
                                 {"sql": "CREATE TABLE theirs AS SELECT 'private' AS x"}), 200)
         self.marker = f"/tmp/ds_attack_{uuid.uuid4().hex}"
@@ -65,7 +67,13 @@ class World:
 
     def fingerprint(self):
         return {
-            "objects": self.rows1("SELECT table_name, table_type FROM information_schema.tables ORDER BY 1"),
+            "objects": self.rows1("SELECT table_name, table_type FROM information_schema.tables "
+                                 "WHERE table_catalog = current_database() ORDER BY 1"),
+            "catalogs": self.rows1("SELECT database_name FROM duckdb_databases() WHERE database_name NOT IN "
+                                   "(SELECT DISTINCT table_catalog FROM information_schema.tables "
+                                   "WHERE table_catalog LIKE 'in.%' OR table_catalog LIKE 'out.%') ORDER BY 1"),
+            # storage by name (its in-memory catalog lives as long as the sandbox stays open)
+            "by name": self.rows1('SELECT id, value FROM "in.c-main"."secrets" ORDER BY id'),
             "mine": self.rows1("SELECT count(*), sum(v) FROM mine"),
             "settings": self.rows1("SELECT current_setting('memory_limit'), current_setting('threads'), "
                                    "current_setting('enable_external_access'), "
@@ -139,11 +147,29 @@ SQL_ATTACKS = [
     ("other workspace's catalog", lambda w: "SELECT * FROM ws_p2.w2.theirs", ["ws_p2"]),
     ("other project's storage", lambda w: "SELECT * FROM ds_storage_scan('in.c-other', 'secrets')", ["in.c-other"]),
     ("storage path trick", lambda w: "SELECT * FROM ds_storage_scan('../p2', 'secrets')", ["bucket"]),
+    ("other project without a grant", lambda w: "SELECT * FROM ds_storage_scan('in.c-main', 'secrets', project := 'p2')",
+     ["no grant"]),
+    ("other project in another case", lambda w: "SELECT * FROM ds_storage_scan('in.c-main', 'secrets', project := 'P2')",
+     ["no grant"]),
+    ("project path trick", lambda w: "SELECT * FROM ds_storage_scan('in.c-main', 'secrets', project := '../p2')",
+     ["no grant"]),
+    ("unknown project", lambda w: "SELECT * FROM ds_storage_scan('in.c-main', 'secrets', project := 'nope')",
+     ["no grant"]),
+    ("other project in a view", lambda w: "CREATE VIEW peek AS SELECT * FROM ds_storage_scan('in.c-main', 'secrets', "
+     "project := 'p2') WHERE id > 0", ["no grant"]),
     ("storage scan of a load spec", lambda w: "SELECT * FROM ds_storage_scan('in.c-main', 'secrets', spec := 1)",
      ["spec"]),
     ("write into a view load", lambda w: "INSERT INTO sv VALUES (3, 'x')", ["view", "insert", "not an table"]),
     ("update a view load", lambda w: "UPDATE sv SET value = 'x'", ["view", "update", "base table"]),
     ("delete from a view load", lambda w: "DELETE FROM sv", ["base table", "delete"]),
+    ("drop a storage name", lambda w: 'DROP VIEW "in.c-main"."secrets"', ["read-only"]),
+    ("replace a storage name", lambda w: 'CREATE OR REPLACE VIEW "in.c-main"."secrets" AS SELECT 1 AS id',
+     ["read-only"]),
+    ("table in a storage schema", lambda w: 'CREATE TABLE "in.c-main".main.evil AS SELECT * FROM mine',
+     ["read-only"]),
+    ("insert into a storage name", lambda w: 'INSERT INTO "in.c-main"."secrets" VALUES (3, \'x\')',
+     ["not an table", "view", "read-only"]),
+    ("other project's storage by name", lambda w: 'SELECT * FROM "p2"."in.c-main"."secrets"', ["p2"]),
     ("hidden second statement", lambda w: "SELECT 1; DROP TABLE mine", ["one sql statement"]),
     ("second statement after comment", lambda w: "SELECT 1 /* ; */ ; CREATE TABLE x AS SELECT 1",
      ["one sql statement"]),

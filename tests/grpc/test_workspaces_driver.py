@@ -152,9 +152,105 @@ def test_users_passwords_clear_and_objects(server, driver):
     expect_error(lambda: driver.run(workspace_pb2.CreateWorkspaceCommand(workspaceId="x", branchId="7"), key, "u"),
                  S.NOT_FOUND, mentions=["branch", "7"])
     expect_error(lambda: driver.run(workspace_pb2.GrantWorkspaceAccessToProjectCommand(
-        workspaceObjectName="WORKSPACE_tr"), key, "u"), S.UNIMPLEMENTED)
+        workspaceObjectName="WORKSPACE_tr"), key, "u"), S.INVALID_ARGUMENT, mentions=["projectUserName"])
     # another project's key reaches nothing here
     other = driver.run(project_pb2.CreateProjectCommand(stackPrefix="kbc", projectId="other"), server.admin_key,
                        response_type=project_pb2.CreateProjectResponse).projectPassword
     expect_error(lambda: query(driver, other, "u", "SELECT 1"), S.PERMISSION_DENIED)
     expect_error(lambda: query(driver, other, "other", "SELECT 1"), S.NOT_FOUND)
+
+
+def test_workspace_access_to_another_project(server, driver):
+    """GrantWorkspaceAccessToProject: the workspace reads the other project's storage, read-only,
+    through ds_storage_scan(..., project := id) until RevokeWorkspaceAccessToProject; the grant is
+    checked at every scan bind, so the next query after the revocation fails."""
+    key, _ = setup_project(server, driver, "ga")
+    setup_project(server, driver, "gb")
+    driver.run(workspace_pb2.CreateWorkspaceCommand(projectId="ga", workspaceId="tr"), key, "ga",
+               workspace_pb2.CreateWorkspaceResponse)
+    other = "SELECT name FROM ds_storage_scan('in.c-main', 'customers', project := 'gb') ORDER BY id"
+    r = query(driver, key, "ga", other)
+    assert r.status == Q.Error and "no grant" in r.message
+
+    grant = workspace_pb2.GrantWorkspaceAccessToProjectCommand
+    revoke = workspace_pb2.RevokeWorkspaceAccessToProjectCommand
+    # project ga's key may not open gb: it cannot grant itself gb's storage
+    expect_error(lambda: driver.run(grant(workspaceObjectName="WORKSPACE_tr", projectUserName="gb"), key, "ga"),
+                 S.PERMISSION_DENIED)
+    expect_error(lambda: driver.run(grant(workspaceObjectName="WORKSPACE_tr", projectUserName="ga"),
+                                    server.admin_key, "ga"), S.INVALID_ARGUMENT, mentions=["own project"])
+    expect_error(lambda: driver.run(grant(workspaceObjectName="WORKSPACE_nope", projectUserName="gb"),
+                                    server.admin_key, "ga"), S.NOT_FOUND, mentions=["nope"])
+    assert query(driver, key, "ga", other).status == Q.Error
+
+    driver.run(grant(workspaceObjectName="WORKSPACE_tr", projectUserName="gb", projectRoleName="gb"),
+               server.admin_key, "ga")
+    r = query(driver, key, "ga", other)
+    assert r.status == Q.Success, r.message
+    assert rows(r, "name") == [["Ann"], ["Bob"], ["Cid"]]
+    r = query(driver, key, "ga", "CREATE VIEW gb_orders AS SELECT * FROM ds_storage_scan('in.c-main', 'orders', "
+                                 "project := 'gb')")
+    assert r.status == Q.Success, r.message
+    r = query(driver, key, "ga", "DELETE FROM gb_orders")
+    assert r.status == Q.Error
+
+    # revoked by the workspace user name and the project role name this time
+    driver.run(revoke(workspaceUserName="ws_ga_tr", projectRoleName="gb"), key, "ga")
+    for sql in (other, "SELECT count(*) AS n FROM gb_orders"):
+        r = query(driver, key, "ga", sql)
+        assert r.status == Q.Error and "no grant" in r.message, r.message
+    expect_error(lambda: driver.run(revoke(workspaceObjectName="WORKSPACE_tr", projectUserName="gb"), key, "ga"),
+                 S.NOT_FOUND, mentions=["no access"])
+
+
+def test_load_renames_columns_through_column_mappings(server, driver):
+    """LoadTableToWorkspace columnMappings: the listed columns, in that order, each under its
+    destinationColumnName, for FULL, INCREMENTAL (the primary key compared under its new name) and
+    VIEW loads; a bad mapping is INVALID_ARGUMENT naming the field and loads nothing."""
+    key, http = setup_project(server, driver, "cm")
+    r = http.post(f"{server.url}/projects/cm/buckets/in.c-main/tables",
+                  json={"name": "keyed", "columns": [{"name": "id", "type": "INTEGER"}, {"name": "v"}],
+                        "primary_key": ["id"]}, timeout=REQUEST_TIMEOUT)
+    assert r.status_code == 201, r.text
+    f = http.post(f"{server.url}/projects/cm/files", params={"name": "k.csv"}, data=b'"id","v"\n"1","a"\n"2","b"\n',
+                  timeout=REQUEST_TIMEOUT).json()
+    assert http.post(f"{server.url}/projects/cm/buckets/in.c-main/tables/keyed/import/file",
+                     json={"file_id": f["id"]}, timeout=REQUEST_TIMEOUT).status_code == 200
+    driver.run(workspace_pb2.CreateWorkspaceCommand(projectId="cm", workspaceId="tr"), key, "cm",
+               workspace_pb2.CreateWorkspaceResponse)
+    load = workspace_pb2.LoadTableToWorkspaceCommand
+    M = load.SourceTableMapping.ColumnMapping
+
+    def run(table, dest, kind, mappings):
+        driver.run(load(source=load.SourceTableMapping(path=["in.c-main"], tableName=table, columnMappings=mappings),
+                        destination=X.Table(path=["WORKSPACE_tr"], tableName=dest),
+                        importOptions=X.ImportOptions(importType=kind)), key, "cm")
+
+    run("customers", "people", X.ImportOptions.FULL,
+        [M(sourceColumnName="name", destinationColumnName="full_name"), M(sourceColumnName="id")])
+    r = query(driver, key, "cm", "SELECT * FROM people ORDER BY id")
+    assert list(r.data.columns) == ["full_name", "id"]
+    assert rows(r, "full_name", "id") == [["Ann", "1"], ["Bob", "2"], ["Cid", "3"]]
+
+    run("customers", "people_view", X.ImportOptions.VIEW,
+        [M(sourceColumnName="id", destinationColumnName="customer_id")])
+    r = query(driver, key, "cm", "SELECT * FROM people_view ORDER BY customer_id")
+    assert list(r.data.columns) == ["customer_id"] and rows(r, "customer_id") == [["1"], ["2"], ["3"]]
+
+    keyed = [M(sourceColumnName="id", destinationColumnName="k"), M(sourceColumnName="v", destinationColumnName="w")]
+    run("keyed", "kk", X.ImportOptions.FULL, keyed)
+    assert query(driver, key, "cm", "UPDATE kk SET w = 'old'").status == Q.Success
+    run("keyed", "kk", X.ImportOptions.INCREMENTAL, keyed)
+    r = query(driver, key, "cm", "SELECT k, w FROM kk ORDER BY k")
+    assert rows(r, "k", "w") == [["1", "a"], ["2", "b"]]
+
+    for bad, words in (([M(sourceColumnName="id", destinationColumnName="x"),
+                         M(sourceColumnName="name", destinationColumnName="X")], ["columnMappings", "twice"]),
+                       ([M(sourceColumnName="", destinationColumnName="y")], ["sourceColumnName"]),
+                       ([M(sourceColumnName="id", destinationColumnName="a" * 300)], ["destinationColumnName"])):
+        expect_error(lambda: run("customers", "bad", X.ImportOptions.FULL, bad), S.INVALID_ARGUMENT, mentions=words)
+    expect_error(lambda: run("customers", "bad", X.ImportOptions.FULL,
+                             [M(sourceColumnName="nope", destinationColumnName="y")]), S.INVALID_ARGUMENT,
+                 mentions=["nope"])
+    r = query(driver, key, "cm", "SELECT count(*) AS n FROM information_schema.tables WHERE table_name = 'bad'")
+    assert rows(r, "n") == [["0"]]
