@@ -946,8 +946,9 @@ ds_status_t ds_cmd_project_query(ds_ctx_t *ctx, const char *project, const ds_qu
         st = ds_cmd_require_cap(ctx, &p, DS_CAP_WORKSPACES, "SQL queries");
     if (st == DS_OK)
         st = check_query(ctx, q);
+    /* The storage the request's branch sees (cmd/branch.c): its own tables, main's read through. */
     if (st == DS_OK)
-        st = ds_be_bucket_list(p.be, &p.call, &buckets, &n_buckets);
+        st = ds_cmd_bucket_list(ctx, project, &buckets, &n_buckets);
     if (st != DS_OK)
         return st;
     /* Every storage table as a view "<bucket>"."<table>" over the storage scan, in a private in-memory sandbox. */
@@ -955,7 +956,7 @@ ds_status_t ds_cmd_project_query(ds_ctx_t *ctx, const char *project, const ds_qu
     for (size_t i = 0; i < n_buckets; i++) {
         ds_be_table_t *tables = NULL;
         size_t n_tables = 0;
-        if ((st = ds_be_table_list(p.be, &p.call, buckets[i].id, &tables, &n_tables)) != DS_OK) {
+        if ((st = ds_cmd_table_list(ctx, project, buckets[i].id, &tables, &n_tables)) != DS_OK) {
             ds_buf_free(&b);
             return st;
         }

@@ -94,16 +94,12 @@ static ds_status_t h_ws_list(ds_rest_req_t *req, ds_rest_resp_t *resp)
 {
     ds_ws_rec_t *items;
     size_t n;
-    const char *pb = path_branch(req);
-    if (pb && strcmp(pb, "default") != 0) {
-        TRY(ds_cmd_authorize_project(CTX, PROJECT));
-        return ds_err_set(&CTX->err, DS_UNSUPPORTED, "branches: workspaces of development branch \"%s\" are not "
-                                                     "available in this version (only the default branch)", pb);
-    }
+    const char *pb = path_branch(req); /* under a branch path: that branch's workspaces only */
     TRY(ds_cmd_ws_list(CTX, PROJECT, &items, &n));
     json_t *arr = json_array();
     for (size_t i = 0; i < n; i++)
-        json_array_append_new(arr, ws_json(&items[i], NULL));
+        if (!pb || strcmp(items[i].branch, pb) == 0)
+            json_array_append_new(arr, ws_json(&items[i], NULL));
     resp->json = json_pack("{s:o}", "items", arr);
     return DS_OK;
 }
@@ -292,9 +288,9 @@ static ds_status_t h_project_query(ds_rest_req_t *req, ds_rest_resp_t *resp)
     ds_sandbox_result_t out;
     ds_query_file_t file = {.fd = -1};
     TRY(parse_query(req, &q));
-    if (req->branch && strcmp(req->branch, "default") != 0)
-        return ds_err_set(&CTX->err, DS_UNSUPPORTED, "branches: queries on development branch \"%s\" are not "
-                                                     "available in this version", req->branch);
+    const char *pb = ds_rest_param(req, "branch"); /* POST .../branches/{branch}/query: that branch's view */
+    if (pb)
+        CTX->branch = pb;
     TRY(ds_cmd_project_query(CTX, PROJECT, &q, &out, &file));
     query_answer(resp, &q, &out, &file);
     return DS_OK;
@@ -319,5 +315,6 @@ const ds_rest_route_t ds_rest_ws_routes[] = {
     {.method = "POST", .pattern = W "/load", .handler = h_ws_load, .summary = "Load a storage table into a workspace (full, incremental, view, clone)"},
     {.method = "POST", .pattern = W "/query", .handler = h_ws_query, .summary = "Run one SQL statement in a workspace's sandbox"},
     {.method = "POST", .pattern = P "/query", .handler = h_project_query, .summary = "Run one read-only SQL statement over the project's storage"},
+    {.method = "POST", .pattern = P "/branches/{branch}/query", .handler = h_project_query, .summary = "Run one read-only SQL statement over a branch's view of the project's storage"},
 };
 const size_t ds_rest_n_ws_routes = sizeof(ds_rest_ws_routes) / sizeof(ds_rest_ws_routes[0]);

@@ -108,3 +108,25 @@ def test_deleting_a_branch_removes_its_workspaces_only(server, admin):
     expect_error(p.api.get(f"/projects/{p.pid}/workspaces/wd"), 404, "not_found")
     assert not any(f.exists() for f in files)
     assert [w["id"] for w in expect(p.api.get(f"/projects/{p.pid}/workspaces"), 200)["items"]] == ["wkeep"]
+
+
+def test_project_query_and_workspace_list_under_a_branch_path(server, admin):
+    p = branch_project(server, admin)
+    q = {"sql": f'SELECT id FROM "{B}"."people" ORDER BY id'}
+    got = expect(p.api.post(f"/projects/{p.pid}/branches/dev/query", q), 200)
+    assert [r[0] for r in got["rows"]] == ["1", "2", "3"]  # the branch's copy
+    got = expect(p.api.post(f"/projects/{p.pid}/query", q), 200)
+    assert [r[0] for r in got["rows"]] == ["1", "2"]  # main
+    # a bucket created only in the branch is visible to the branch's query only
+    expect(p.api.post(f"/projects/{p.pid}/branches/dev/buckets", {"stage": "out", "name": "c-dev"}), 201)
+    expect(p.api.post(f"/projects/{p.pid}/branches/dev/buckets/out.c-dev/tables",
+                      {"name": "n", "columns": [{"name": "a"}]}), 201)
+    expect(p.api.post(f"/projects/{p.pid}/branches/dev/query", {"sql": 'SELECT count(*) FROM "out.c-dev"."n"'}), 200)
+    expect_error(p.api.post(f"/projects/{p.pid}/query", {"sql": 'SELECT count(*) FROM "out.c-dev"."n"'}),
+                 400, "query_failed")
+    expect(p.api.post(f"/projects/{p.pid}/workspaces", {"id": "wa", "branch": "dev"}), 201)
+    expect(p.api.post(f"/projects/{p.pid}/workspaces", {"id": "wb"}), 201)
+    ids_of = lambda path: sorted(w["id"] for w in expect(p.api.get(path), 200)["items"])
+    assert ids_of(f"/projects/{p.pid}/branches/dev/workspaces") == ["wa"]
+    assert ids_of(f"/projects/{p.pid}/branches/default/workspaces") == ["wb"]
+    assert ids_of(f"/projects/{p.pid}/workspaces") == ["wa", "wb"]

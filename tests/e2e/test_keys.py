@@ -97,7 +97,8 @@ def test_keys_are_listed_without_secrets_and_bad_input_changes_nothing(server, a
 
 def _concrete(pattern, fid, key_id):
     values = {"id": PID, "bucket": "in.c-b", "table": "t", "column": "a", "fid": fid, "key_id": key_id,
-              "name": "duckdb", "snapshot": "s1", "branch": "dev_1", "workspace": "w1"}
+              "name": "duckdb", "snapshot": "s1", "branch": "dev_1", "workspace": "w1",
+              "target": "kp2"}
     out = pattern
     for k, v in values.items():
         out = out.replace("{" + k + "}", v)
@@ -127,7 +128,8 @@ WRITE_BODIES = {
 # POST routes that only read: a read key may use them.
 READ_POSTS = {"/projects/{id}/buckets/{bucket}/tables/{table}/export",
               "/projects/{id}/buckets/{bucket}/tables/{table}/profile",
-              "/projects/{id}/query", "/projects/{id}/workspaces/{workspace}/query"}
+              "/projects/{id}/query", "/projects/{id}/branches/{branch}/query",
+              "/projects/{id}/workspaces/{workspace}/query"}
 
 
 def test_read_key_is_refused_every_write_on_every_route(server, admin):
