@@ -154,9 +154,10 @@ static void fake_close(ds_be_scan_t *s)
     free(f);
 }
 
-static ds_status_t fake_hook(void *ud, const char *bucket, const char *table, const char *const *columns, size_t n,
+static ds_status_t fake_hook(void *ud, const char *project, const char *bucket, const char *table, const char *const *columns, size_t n,
                              int64_t spec, ds_be_scan_t **out, ds_err_t *err)
 {
+    (void)project;
     (void)columns;
     (void)n;
     (void)spec;
