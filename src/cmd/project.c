@@ -311,9 +311,10 @@ ds_status_t ds_cmd_project_get(ds_ctx_t *ctx, const char *id, ds_project_t *out)
         return st;
     /* The backend counts every table it stores; branch storage (bucket ids starting with "_", cmd/branch.c) is
      * reported apart, so stats are main's and agree with main's bucket and table listings. */
-    ds_be_bucket_t *buckets;
-    size_t n;
-    if ((st = ds_be_bucket_list(p.be, &p.call, &buckets, &n)) != DS_OK)
+    ds_be_bucket_t *buckets = NULL;
+    size_t n = 0;
+    /* Only a backend with branches stores any (the tiny test plugin cannot even list buckets). */
+    if ((p.be->ops->capabilities & DS_CAP_BRANCHES) && (st = ds_be_bucket_list(p.be, &p.call, &buckets, &n)) != DS_OK)
         return st;
     for (size_t i = 0; i < n; i++) {
         if (buckets[i].id[0] != '_')
