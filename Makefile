@@ -30,7 +30,7 @@ UNIT_BIN   := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(UNIT_SRC))
 include mk/fuzz.mk
 include clients/php/php.mk
 
-.PHONY: all setup run test unit e2e bench asan clean format fuzz
+.PHONY: all setup run test unit e2e bench asan asan-all clean format fuzz
 # On a fresh machine the variables above were computed before the packages existed (pkg-config
 # flags, the well-known .proto files): set up first, then build in a new make that sees them.
 ifeq ($(DS_SET_UP)$(and $(PKG_LIBS),$(wildcard $(DUCKDB)/.version),$(wildcard $(PROTO_WKT_DIR)/google/protobuf/any.proto)),)
@@ -84,6 +84,10 @@ ASAN_SAN := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-r
 asan: setup
 	@$(MAKE) --no-print-directory BUILD=build-asan SAN="$(ASAN_SAN)" build-asan/duckstore build-asan/tests/test_duckdb_projects
 	@bash scripts/asan.sh
+
+asan-all: setup
+	@$(MAKE) --no-print-directory BUILD=build-asan SAN="$(ASAN_SAN)" build-asan/duckstore build-asan/tests/test_duckdb_projects
+	@ASAN_ALL=1 bash scripts/asan.sh
 
 format:
 	clang-format -i $(CORE_SRC) src/main.c include/duckstore/*.h src/*/*.h

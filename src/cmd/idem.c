@@ -145,24 +145,35 @@ static ds_status_t replay(ds_ctx_t *ctx, int status, const char *ctype, const ch
     return DS_OK;
 }
 
-int64_t ds_cmd_idem_not_before(void) { return ds_now() - ds_service_config()->idempotency_ttl; }
-
-ds_status_t ds_cmd_idem_begin(ds_ctx_t *ctx, const char *key, const char *method, const char *target,
-                              const void *body, size_t body_len, ds_idem_t **h, ds_idem_answer_t *ans)
+/*
+ * Checks key and authenticates ctx; *scope: who the records belong to ("*admin", or "<project>/<key id>"), so
+ * another key of the project (a read key) never sees the answers of this one.
+ */
+static ds_status_t key_scope(ds_ctx_t *ctx, const char *key, const char **scope)
 {
     bool admin;
-    char owner[DS_PROJECT_ID_MAX + 1], hash[DS_KEY_HASH_HEX];
-    *h = NULL;
-    memset(ans, 0, sizeof(*ans));
+    char owner[DS_PROJECT_ID_MAX + 1];
     ds_status_t st = check_key(ctx, key);
     if (st == DS_OK)
         st = ds_cmd_authenticate(ctx, &admin, owner);
     if (st != DS_OK)
         return st;
-    /* Records belong to the key that wrote them: another key of the project (a read key) never sees its answer. */
-    const char *scope = admin ? "*admin" : ds_arena_printf(ctx->arena, "%s/%s", owner, ctx->key_id ? ctx->key_id : "");
-    if (!scope)
-        return ds_err_set(&ctx->err, DS_UNAVAILABLE, "out of memory");
+    *scope = admin ? "*admin" : ds_arena_printf(ctx->arena, "%s/%s", owner, ctx->key_id ? ctx->key_id : "");
+    return *scope ? DS_OK : ds_err_set(&ctx->err, DS_UNAVAILABLE, "out of memory");
+}
+
+int64_t ds_cmd_idem_not_before(void) { return ds_now() - ds_service_config()->idempotency_ttl; }
+
+ds_status_t ds_cmd_idem_begin(ds_ctx_t *ctx, const char *key, const char *method, const char *target,
+                              const void *body, size_t body_len, ds_idem_t **h, ds_idem_answer_t *ans)
+{
+    char hash[DS_KEY_HASH_HEX];
+    const char *scope;
+    *h = NULL;
+    memset(ans, 0, sizeof(*ans));
+    ds_status_t st = key_scope(ctx, key, &scope);
+    if (st != DS_OK)
+        return st;
     request_hash(method, target, body ? body : "", body ? body_len : 0, hash);
     time_t give_up = time(NULL) + IDEM_WAIT_MAX_S;
     pthread_mutex_lock(&lock);
@@ -255,19 +266,12 @@ static void stream_hash(const char *method, const char *target, const char *dige
 ds_status_t ds_cmd_idem_begin_stream(ds_ctx_t *ctx, const char *key, const char *method, const char *target,
                                      ds_idem_t **h, bool *repeat)
 {
-    bool admin;
-    char owner[DS_PROJECT_ID_MAX + 1];
+    const char *scope;
     *h = NULL;
     *repeat = false;
-    ds_status_t st = check_key(ctx, key);
-    if (st == DS_OK)
-        st = ds_cmd_authenticate(ctx, &admin, owner);
+    ds_status_t st = key_scope(ctx, key, &scope);
     if (st != DS_OK)
         return st;
-    /* Records belong to the key that wrote them: another key of the project (a read key) never sees its answer. */
-    const char *scope = admin ? "*admin" : ds_arena_printf(ctx->arena, "%s/%s", owner, ctx->key_id ? ctx->key_id : "");
-    if (!scope)
-        return ds_err_set(&ctx->err, DS_UNAVAILABLE, "out of memory");
     ds_idem_t *n = calloc(1, sizeof(*n));
     if (n) {
         n->scope = strdup(scope);

@@ -142,6 +142,7 @@ static void run_remove(run_t *r)
     pthread_mutex_unlock(&run_lock);
 }
 
+
 static void close_box(ds_sandbox_t *sb);
 
 void ds_sandbox_stop(void)
@@ -666,6 +667,50 @@ static void interrupt_run(void *ud)
     duckdb_interrupt(r->conn);
 }
 
+/*
+ * Starts run r of query q in sb: its own connection, its deadline (watched),
+ * its cancellation hook (*hooked). r->conn is NULL when nothing was started;
+ * otherwise the caller ends it with run_end whatever the status.
+ */
+static ds_status_t run_begin(run_t *r, ds_sandbox_t *sb, const ds_sandbox_query_t *q, bool *hooked, ds_err_t *err)
+{
+    memset(r, 0, sizeof(*r));
+    r->sb = sb;
+    r->q = q;
+    *hooked = false;
+    if (duckdb_connect(sb->db, &r->conn) == DuckDBError) {
+        r->conn = NULL;
+        return ds_err_set(err, DS_UNAVAILABLE, "cannot connect to the workspace's database");
+    }
+    duckdb_client_context cc = NULL;
+    duckdb_connection_get_client_context(r->conn, &cc);
+    r->conn_id = duckdb_client_context_get_connection_id(cc);
+    duckdb_destroy_client_context(&cc);
+    r->deadline = mono_s() + (q->timeout_s > 0 && q->timeout_s < limits.timeout_s ? q->timeout_s : limits.timeout_s);
+    ds_status_t st = run_add(r, err);
+    if (st != DS_OK) {
+        duckdb_disconnect(&r->conn);
+        r->conn = NULL;
+        return st;
+    }
+    if (q->cancel) {
+        if (ds_cancel_hook(q->cancel, interrupt_run, r))
+            *hooked = true;
+        else
+            st = ds_err_set(err, DS_CANCELLED, "the query was cancelled before it started");
+    }
+    return st;
+}
+
+static void run_end(run_t *r, bool hooked)
+{
+    if (hooked)
+        ds_cancel_unhook(r->q->cancel, r);
+    run_remove(r);
+    duckdb_disconnect(&r->conn);
+}
+
+
 /* The query's failure, from DuckDB's message: timeout and cancel are named as such. */
 static ds_status_t run_error(run_t *r, const char *msg, ds_err_t *err)
 {
@@ -744,28 +789,12 @@ ds_status_t ds_sandbox_query(ds_sandbox_t *sb, ds_arena_t *arena, const ds_sandb
     memset(out, 0, sizeof(*out));
     if (!q->sql || !*q->sql)
         return ds_err_setf(err, DS_INVALID_ARGUMENT, "sql", "field \"sql\" must be a non-empty SQL statement");
-    run_t r = {.sb = sb, .q = q};
-    if (duckdb_connect(sb->db, &r.conn) == DuckDBError)
-        return ds_err_set(err, DS_UNAVAILABLE, "cannot connect to the workspace's database");
-    duckdb_client_context cc = NULL;
-    duckdb_connection_get_client_context(r.conn, &cc);
-    r.conn_id = duckdb_client_context_get_connection_id(cc);
-    duckdb_destroy_client_context(&cc);
-    double timeout = q->timeout_s > 0 && q->timeout_s < limits.timeout_s ? q->timeout_s : limits.timeout_s;
+    run_t r;
+    bool hooked;
     int64_t cap = q->max_rows > 0 && q->max_rows < limits.max_rows ? q->max_rows : limits.max_rows;
-    r.deadline = mono_s() + timeout;
-    ds_status_t st = run_add(&r, err);
-    if (st != DS_OK) {
-        duckdb_disconnect(&r.conn);
+    ds_status_t st = run_begin(&r, sb, q, &hooked, err);
+    if (r.conn == NULL)
         return st;
-    }
-    bool hooked = false;
-    if (q->cancel) {
-        if (!ds_cancel_hook(q->cancel, interrupt_run, &r))
-            st = ds_err_set(err, DS_CANCELLED, "the query was cancelled before it started");
-        else
-            hooked = true;
-    }
     duckdb_extracted_statements ex = NULL;
     duckdb_prepared_statement ps = NULL;
     duckdb_result res;
@@ -873,10 +902,7 @@ ds_status_t ds_sandbox_query(ds_sandbox_t *sb, ds_arena_t *arena, const ds_sandb
         duckdb_destroy_prepare(&ps);
     if (ex)
         duckdb_destroy_extracted(&ex);
-    if (hooked)
-        ds_cancel_unhook(q->cancel, &r);
-    run_remove(&r);
-    duckdb_disconnect(&r.conn);
+    run_end(&r, hooked);
     pthread_mutex_lock(&lock);
     sb->last_used = ++use_clock;
     pthread_mutex_unlock(&lock);
@@ -898,26 +924,11 @@ ds_status_t ds_sandbox_query_csv(ds_sandbox_t *sb, ds_arena_t *arena, const ds_s
                                  ds_sandbox_result_t *out, ds_err_t *err)
 {
     memset(out, 0, sizeof(*out));
-    run_t r = {.sb = sb, .q = q};
-    if (duckdb_connect(sb->db, &r.conn) == DuckDBError)
-        return ds_err_set(err, DS_UNAVAILABLE, "cannot connect to the workspace's database");
-    duckdb_client_context cc = NULL;
-    duckdb_connection_get_client_context(r.conn, &cc);
-    r.conn_id = duckdb_client_context_get_connection_id(cc);
-    duckdb_destroy_client_context(&cc);
-    r.deadline = mono_s() + (q->timeout_s > 0 && q->timeout_s < limits.timeout_s ? q->timeout_s : limits.timeout_s);
-    ds_status_t st = run_add(&r, err);
-    if (st != DS_OK) {
-        duckdb_disconnect(&r.conn);
+    run_t r;
+    bool hooked;
+    ds_status_t st = run_begin(&r, sb, q, &hooked, err);
+    if (r.conn == NULL)
         return st;
-    }
-    bool hooked = false;
-    if (q->cancel) {
-        if (!ds_cancel_hook(q->cancel, interrupt_run, &r))
-            st = ds_err_set(err, DS_CANCELLED, "the request was cancelled before it started");
-        else
-            hooked = true;
-    }
     duckdb_prepared_statement ps = NULL;
     duckdb_result res;
     bool have_res = false;
@@ -1021,9 +1032,6 @@ ds_status_t ds_sandbox_query_csv(ds_sandbox_t *sb, ds_arena_t *arena, const ds_s
         duckdb_destroy_result(&res);
     if (ps)
         duckdb_destroy_prepare(&ps);
-    if (hooked)
-        ds_cancel_unhook(q->cancel, &r);
-    run_remove(&r);
-    duckdb_disconnect(&r.conn);
+    run_end(&r, hooked);
     return st;
 }
