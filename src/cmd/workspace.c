@@ -938,56 +938,21 @@ ds_status_t ds_cmd_project_query(ds_ctx_t *ctx, const char *project, const ds_qu
                                  ds_query_file_t *file)
 {
     ds_proj_t p;
-    ds_be_bucket_t *buckets = NULL;
-    size_t n_buckets = 0;
     memset(out, 0, sizeof(*out));
     ds_status_t st = ds_cmd_open_project(ctx, &project, &p);
     if (st == DS_OK)
         st = ds_cmd_require_cap(ctx, &p, DS_CAP_WORKSPACES, "SQL queries");
     if (st == DS_OK)
         st = check_query(ctx, q);
-    /* The storage the request's branch sees (cmd/branch.c): its own tables, main's read through. */
-    if (st == DS_OK)
-        st = ds_cmd_bucket_list(ctx, project, &buckets, &n_buckets);
     if (st != DS_OK)
         return st;
-    /* Every storage table as a view "<bucket>"."<table>" over the storage scan, in a private in-memory sandbox. */
-    ds_buf_t b = {0};
-    for (size_t i = 0; i < n_buckets; i++) {
-        ds_be_table_t *tables = NULL;
-        size_t n_tables = 0;
-        if ((st = ds_cmd_table_list(ctx, project, buckets[i].id, &tables, &n_tables)) != DS_OK) {
-            ds_buf_free(&b);
-            return st;
-        }
-        ds_buf_puts(&b, "CREATE SCHEMA ");
-        ds_buf_ident(&b, buckets[i].id);
-        ds_buf_puts(&b, ";\n");
-        for (size_t t = 0; t < n_tables; t++) {
-            ds_buf_puts(&b, "CREATE VIEW ");
-            ds_buf_ident(&b, buckets[i].id);
-            ds_buf_puts(&b, ".");
-            ds_buf_ident(&b, tables[t].name);
-            ds_buf_puts(&b, " AS SELECT * FROM ");
-            scan_call(&b, buckets[i].id, tables[t].name, NULL, 0, false);
-            ds_buf_puts(&b, ";\n");
-        }
-    }
+    /* A private in-memory sandbox; the storage tables the SQL names are views over the storage scan, as the
+     * request's branch sees them (storage_names, the same mechanism as in workspaces). */
     ds_sandbox_t *sb = NULL;
-    if ((st = ds_sandbox_acquire(NULL, NULL, &sb, &ctx->err)) != DS_OK) {
-        ds_buf_free(&b);
+    if ((st = ds_sandbox_acquire(NULL, NULL, &sb, &ctx->err)) != DS_OK)
         return st;
-    }
     scan_ud_t ud = {.ctx = ctx, .p = &p};
-    const char *setup = ds_buf_cstr(&b);
-    ds_sandbox_result_t ignored;
-    if (b.len && !setup)
-        st = ds_err_set(&ctx->err, DS_UNAVAILABLE, "out of memory");
-    else if (b.len) {
-        ds_sandbox_query_t sq = {.sql = setup, .mode = DS_SANDBOX_SERVICE, .scan = scan_hook, .scan_ud = &ud};
-        st = ds_sandbox_query(sb, ctx->arena, &sq, &ignored, &ctx->err);
-    }
-    ds_buf_free(&b);
+    st = storage_names(ctx, &p, sb, &ud, q->sql);
     if (st == DS_OK) {
         ds_sandbox_query_t sq = {.sql = q->sql,
                                  .mode = DS_SANDBOX_READ_ONLY,
