@@ -137,7 +137,6 @@ static ds_status_t find_mark(ds_ctx_t *ctx, ds_proj_t *p, const char *bucket, co
     ds_be_mark_t *items;
     size_t n;
     *found = false;
-    (void)ctx;
     ds_status_t st = ds_be_marks_list(p->be, &p->call, p->branch_prefix, &items, &n);
     if (st != DS_OK)
         return st;
@@ -1079,4 +1078,30 @@ ds_status_t ds_cmd_branch_merge(ds_ctx_t *ctx, const char *project, const char *
     *merged = names;
     *n_merged = n_names;
     return merge_buckets(ctx, &p, force);
+}
+
+ds_status_t ds_cmd_branch_storage_stats(ds_proj_t *p, ds_be_project_stats_t *out)
+{
+    memset(out, 0, sizeof(*out));
+    /* Only a backend with branches stores any (the tiny test plugin cannot even list buckets). */
+    if (!(p->be->ops->capabilities & DS_CAP_BRANCHES))
+        return DS_OK;
+    ds_be_bucket_t *buckets = NULL;
+    size_t n = 0;
+    ds_status_t st = ds_be_bucket_list(p->be, &p->call, &buckets, &n);
+    for (size_t i = 0; st == DS_OK && i < n; i++) {
+        if (strncmp(buckets[i].id, BR_PREFIX, strlen(BR_PREFIX)) != 0)
+            continue;
+        ds_be_table_t *t;
+        size_t nt;
+        if ((st = ds_be_table_list(p->be, &p->call, buckets[i].id, &t, &nt)) != DS_OK)
+            break;
+        out->buckets++;
+        for (size_t j = 0; j < nt; j++) {
+            out->tables++;
+            out->rows += t[j].rows;
+            out->bytes += t[j].bytes;
+        }
+    }
+    return st;
 }

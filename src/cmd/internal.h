@@ -139,6 +139,8 @@ ds_status_t ds_cmd_branch_resolve_bucket(ds_ctx_t *ctx, ds_proj_t *p, const char
  */
 ds_status_t ds_cmd_branch_write(ds_ctx_t *ctx, ds_proj_t *p, const char **bucket, const char **table, bool with_ddl);
 
+/* What the branches of p's project store (their copies and own tables; buckets counted too), into *out. */
+ds_status_t ds_cmd_branch_storage_stats(ds_proj_t *p, ds_be_project_stats_t *out);
 /* The branch view of buckets and tables (ids logical), and the branch's forms of bucket create/drop and table drop. */
 ds_status_t ds_cmd_branch_table_list(ds_ctx_t *ctx, ds_proj_t *p, const char *bucket, ds_be_table_t **items,
                                      size_t *n);

@@ -309,27 +309,10 @@ ds_status_t ds_cmd_project_get(ds_ctx_t *ctx, const char *id, ds_project_t *out)
     out->rec = p.rec;
     if ((st = ds_be_project_stats(p.be, &p.call, &out->stats)) != DS_OK)
         return st;
-    /* The backend counts every table it stores; branch storage (bucket ids starting with "_", cmd/branch.c) is
-     * reported apart, so stats are main's and agree with main's bucket and table listings. */
-    ds_be_bucket_t *buckets = NULL;
-    size_t n = 0;
-    /* Only a backend with branches stores any (the tiny test plugin cannot even list buckets). */
-    if ((p.be->ops->capabilities & DS_CAP_BRANCHES) && (st = ds_be_bucket_list(p.be, &p.call, &buckets, &n)) != DS_OK)
+    /* The backend counts every table it stores: branch storage is reported apart (branch.c), so stats are
+     * main's and agree with main's bucket and table listings. */
+    if ((st = ds_cmd_branch_storage_stats(&p, &out->branches)) != DS_OK)
         return st;
-    for (size_t i = 0; i < n; i++) {
-        if (buckets[i].id[0] != '_')
-            continue;
-        ds_be_table_t *t;
-        size_t nt;
-        if ((st = ds_be_table_list(p.be, &p.call, buckets[i].id, &t, &nt)) != DS_OK)
-            return st;
-        out->branches.buckets++;
-        for (size_t j = 0; j < nt; j++) {
-            out->branches.tables++;
-            out->branches.rows += t[j].rows;
-            out->branches.bytes += t[j].bytes;
-        }
-    }
     out->stats.buckets -= out->branches.buckets;
     out->stats.tables -= out->branches.tables;
     out->stats.rows -= out->branches.rows;
