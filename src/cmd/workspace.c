@@ -762,20 +762,21 @@ static ds_status_t check_query(ds_ctx_t *ctx, const ds_query_t *q)
     return DS_OK;
 }
 
-/* Runs sq on sb as q asks: capped rows into out, or every row into a CSV file (file). */
+/* Runs sq on sb as q asks: capped rows into out, or every row into a CSV or JSON-lines file (file). */
 static ds_status_t run_query(ds_ctx_t *ctx, const char *project, ds_sandbox_t *sb, const ds_query_t *q,
                              const ds_sandbox_query_t *sq, ds_sandbox_result_t *out, ds_query_file_t *file)
 {
-    if (!q->csv)
+    if (q->format == DS_QUERY_JSON)
         return ds_sandbox_query(sb, ctx->arena, sq, out, &ctx->err);
     const char *dir;
     ds_status_t st = ds_files_scratch_dir(ctx, project, &dir);
     if (st != DS_OK)
         return st;
-    const char *path = ds_arena_printf(ctx->arena, "%s/query.csv", dir);
+    const char *path = ds_arena_printf(ctx->arena, "%s/query.rows", dir);
     if (!path)
         return ds_err_set(&ctx->err, DS_UNAVAILABLE, "out of memory");
-    st = ds_sandbox_query_csv(sb, ctx->arena, sq, path, out, &ctx->err);
+    st = ds_sandbox_query_file(sb, ctx->arena, sq, q->format == DS_QUERY_CSV ? DS_SANDBOX_CSV : DS_SANDBOX_JSONL, path,
+                               out, &ctx->err);
     int fd = st == DS_OK ? open(path, O_RDONLY | O_CLOEXEC) : -1;
     struct stat sst;
     if (st == DS_OK && (fd < 0 || fstat(fd, &sst) != 0))
@@ -1011,7 +1012,7 @@ ds_status_t ds_cmd_table_import_workspace(ds_ctx_t *ctx, const char *project, co
                                 .scan = scan_hook,
                                 .scan_ud = &ud,
                                 .cancel = ctx->cancel};
-        st = ds_sandbox_query_csv(sb, ctx->arena, &q, path, &meta, &ctx->err);
+        st = ds_sandbox_query_file(sb, ctx->arena, &q, DS_SANDBOX_CSV, path, &meta, &ctx->err);
         ds_sandbox_release(&sb);
     }
     ds_buf_free(&sql);

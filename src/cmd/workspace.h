@@ -50,10 +50,11 @@ typedef struct {
     const char *sql;
     double timeout_s; /* 0: the default */
     int64_t limit;    /* 0: the default row cap */
-    bool csv;         /* answer every row as a CSV file (out_fd) instead of capped rows */
+    /* DS_QUERY_JSON: capped rows in the result; CSV / JSONL: every row as a file (ds_query_file_t) */
+    enum { DS_QUERY_JSON, DS_QUERY_CSV, DS_QUERY_JSONL } format;
 } ds_query_t;
 
-/* The CSV answer of a query with csv set: an open descriptor of an unlinked file (caller closes) and its size. */
+/* The file answer of a query with format CSV or JSONL: an open descriptor of an unlinked file (caller closes), its size. */
 typedef struct {
     int fd;
     int64_t size;
@@ -84,7 +85,7 @@ ds_status_t ds_cmd_ws_grant(ds_ctx_t *ctx, const char *project, const char *id, 
 ds_status_t ds_cmd_ws_grants(ds_ctx_t *ctx, const char *project, const char *id, char ***targets, size_t *n);
 ds_status_t ds_cmd_ws_load(ds_ctx_t *ctx, const char *project, const char *id, const ds_ws_cred_t *cred,
                            const ds_ws_load_t *in, int64_t *rows);
-/* file: filled (instead of out's rows) when q->csv; may be NULL otherwise. */
+/* file: filled (instead of out's rows) when q->format is not DS_QUERY_JSON; may be NULL otherwise. */
 ds_status_t ds_cmd_ws_query(ds_ctx_t *ctx, const char *project, const char *id, const ds_ws_cred_t *cred,
                             const ds_query_t *q, ds_sandbox_result_t *out, ds_query_file_t *file);
 /* Read-only SQL over the project's storage ("<bucket id>"."<table>"). */

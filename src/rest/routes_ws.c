@@ -227,16 +227,23 @@ static ds_status_t parse_query(ds_rest_req_t *req, ds_query_t *q)
         return ds_err_setf(&CTX->err, DS_INVALID_ARGUMENT, "limit", "field \"limit\" must not be negative");
     const char *format;
     TRY(ds_json_str(req, body, "format", false, &format));
-    if (format && strcmp(format, "csv") != 0 && strcmp(format, "json") != 0)
-        return ds_err_setf(&CTX->err, DS_INVALID_ARGUMENT, "format", "field \"format\" must be \"json\" or \"csv\"");
-    q->csv = format && strcmp(format, "csv") == 0;
-    if (q->csv && q->limit)
+    if (!format || strcmp(format, "json") == 0)
+        q->format = DS_QUERY_JSON;
+    else if (strcmp(format, "csv") == 0)
+        q->format = DS_QUERY_CSV;
+    else if (strcmp(format, "jsonl") == 0)
+        q->format = DS_QUERY_JSONL;
+    else
+        return ds_err_setf(&CTX->err, DS_INVALID_ARGUMENT, "format",
+                           "field \"format\" must be \"json\", \"csv\" or \"jsonl\"");
+    if (q->format != DS_QUERY_JSON && q->limit)
         return ds_err_setf(&CTX->err, DS_INVALID_ARGUMENT, "limit",
-                           "a CSV answer carries every row: \"limit\" is for JSON answers (use LIMIT in the SQL)");
+                           "a %s answer carries every row: \"limit\" is for JSON answers (use LIMIT in the SQL)",
+                           q->format == DS_QUERY_CSV ? "CSV" : "JSON-lines");
     return DS_OK;
 }
 
-/* The answer: JSON rows, or the CSV file streamed from its descriptor. */
+/* The answer: JSON rows, or the CSV / JSON-lines file streamed from its descriptor. */
 static void query_answer(ds_rest_resp_t *resp, const ds_query_t *q, const ds_sandbox_result_t *out,
                          const ds_query_file_t *file);
 
@@ -259,13 +266,13 @@ static json_t *result_json(const ds_sandbox_result_t *r)
 static void query_answer(ds_rest_resp_t *resp, const ds_query_t *q, const ds_sandbox_result_t *out,
                          const ds_query_file_t *file)
 {
-    if (!q->csv) {
+    if (q->format == DS_QUERY_JSON) {
         resp->json = result_json(out);
         return;
     }
     resp->fd = file->fd;
     resp->fd_size = file->size;
-    resp->content_type = "text/csv; charset=utf-8";
+    resp->content_type = q->format == DS_QUERY_CSV ? "text/csv; charset=utf-8" : "application/x-ndjson";
 }
 
 static ds_status_t h_ws_query(ds_rest_req_t *req, ds_rest_resp_t *resp)

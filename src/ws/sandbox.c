@@ -909,6 +909,26 @@ ds_status_t ds_sandbox_query(ds_sandbox_t *sb, ds_arena_t *arena, const ds_sandb
     return st;
 }
 
+/* s[0..n) (UTF-8, as DuckDB's VARCHAR always is) as a JSON string. */
+static void json_value(FILE *f, const char *s, size_t n)
+{
+    fputc('"', f);
+    for (size_t i = 0; i < n; i++) {
+        unsigned char ch = (unsigned char)s[i];
+        if (ch == '"' || ch == '\\') {
+            fputc('\\', f);
+            fputc(ch, f);
+        } else if (ch == '\n') {
+            fputs("\\n", f);
+        } else if (ch < 0x20 || ch == 0x7f) {
+            fprintf(f, "\\u%04x", ch);
+        } else {
+            fputc(ch, f);
+        }
+    }
+    fputc('"', f);
+}
+
 static void csv_value(FILE *f, const char *s, size_t n)
 {
     fputc('"', f);
@@ -920,8 +940,8 @@ static void csv_value(FILE *f, const char *s, size_t n)
     fputc('"', f);
 }
 
-ds_status_t ds_sandbox_query_csv(ds_sandbox_t *sb, ds_arena_t *arena, const ds_sandbox_query_t *q, const char *path,
-                                 ds_sandbox_result_t *out, ds_err_t *err)
+ds_status_t ds_sandbox_query_file(ds_sandbox_t *sb, ds_arena_t *arena, const ds_sandbox_query_t *q,
+                                  ds_sandbox_lines_t format, const char *path, ds_sandbox_result_t *out, ds_err_t *err)
 {
     memset(out, 0, sizeof(*out));
     run_t r;
@@ -948,7 +968,7 @@ ds_status_t ds_sandbox_query_csv(ds_sandbox_t *sb, ds_arena_t *arena, const ds_s
         } else if (duckdb_prepare_extracted_statement(r.conn, ex, 0, &ps) == DuckDBError) {
             st = run_error(&r, duckdb_prepare_error(ps), err);
         } else if (duckdb_prepared_statement_type(ps) != DUCKDB_STATEMENT_TYPE_SELECT) {
-            st = ds_err_set(err, DS_QUERY_FAILED, "only a SELECT can be answered as CSV; this is a %s statement",
+            st = ds_err_set(err, DS_QUERY_FAILED, "only a SELECT can be answered as a file of rows; this is a %s statement",
                             stmt_name(duckdb_prepared_statement_type(ps)));
         }
         if (ps)
@@ -997,28 +1017,46 @@ ds_status_t ds_sandbox_query_csv(ds_sandbox_t *sb, ds_arena_t *arena, const ds_s
     if (st == DS_OK && !(f = fopen(path, "wx")))
         st = ds_err_set(err, DS_UNAVAILABLE, "cannot write the workspace table's rows: %s", strerror(errno));
     if (st == DS_OK) {
-        for (size_t c = 0; c < out->n_columns; c++) {
-            if (c)
-                fputc(',', f);
-            csv_value(f, out->names[c], strlen(out->names[c]));
+        if (format == DS_SANDBOX_JSONL) {
+            fputs("{\"columns\":[", f);
+            for (size_t c = 0; c < out->n_columns; c++) {
+                fputs(c ? ",{\"name\":" : "{\"name\":", f);
+                json_value(f, out->names[c], strlen(out->names[c]));
+                fputs(",\"type\":", f);
+                json_value(f, out->types[c], strlen(out->types[c]));
+                fputc('}', f);
+            }
+            fputs("]}\n", f);
+        } else {
+            for (size_t c = 0; c < out->n_columns; c++) {
+                if (c)
+                    fputc(',', f);
+                csv_value(f, out->names[c], strlen(out->names[c]));
+            }
+            fputc('\n', f);
         }
-        fputc('\n', f);
         duckdb_data_chunk ch;
         while ((ch = duckdb_fetch_chunk(res)) != NULL) {
             idx_t n = duckdb_data_chunk_get_size(ch);
             idx_t nc = duckdb_data_chunk_get_column_count(ch);
+            bool jsonl = format == DS_SANDBOX_JSONL;
             for (idx_t i = 0; i < n; i++) {
+                if (jsonl)
+                    fputc('[', f);
                 for (idx_t c = 0; c < nc; c++) {
                     duckdb_vector v = duckdb_data_chunk_get_vector(ch, c);
                     uint64_t *valid = duckdb_vector_get_validity(v);
                     if (c)
                         fputc(',', f);
-                    if (valid && !duckdb_validity_row_is_valid(valid, i))
+                    if (valid && !duckdb_validity_row_is_valid(valid, i)) {
+                        if (jsonl)
+                            fputs("null", f);
                         continue;
+                    }
                     duckdb_string_t *s = (duckdb_string_t *)duckdb_vector_get_data(v) + i;
-                    csv_value(f, duckdb_string_t_data(s), duckdb_string_t_length(*s));
+                    (jsonl ? json_value : csv_value)(f, duckdb_string_t_data(s), duckdb_string_t_length(*s));
                 }
-                fputc('\n', f);
+                fputs(jsonl ? "]\n" : "\n", f);
             }
             out->n_rows += (size_t)n;
             duckdb_destroy_data_chunk(&ch);

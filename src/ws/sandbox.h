@@ -122,14 +122,21 @@ typedef struct {
 ds_status_t ds_sandbox_query(ds_sandbox_t *sb, ds_arena_t *arena, const ds_sandbox_query_t *q,
                              ds_sandbox_result_t *out, ds_err_t *err);
 
+/* How ds_sandbox_query_file writes rows. */
+typedef enum {
+    /* CSV: a header, every value enclosed in double quotes (quotes doubled), SQL NULL an empty unquoted field */
+    DS_SANDBOX_CSV,
+    /* JSON lines: first {"columns": [{"name", "type"}]}, then one JSON array per row, values strings or null */
+    DS_SANDBOX_JSONL,
+} ds_sandbox_lines_t;
+
 /*
  * Writes every row of q->sql (one SELECT; a user's text is checked as by
- * ds_sandbox_query, and must be a SELECT) to path, a new file, as CSV: a
- * header, every value enclosed in double quotes (quotes doubled), SQL NULL as
- * an empty unquoted field. No row cap. out gets the column names and types
- * (arena) and n_rows; no rows are kept in memory beyond DuckDB's result.
+ * ds_sandbox_query, and must be a SELECT) to path, a new file, in format. No
+ * row cap. out gets the column names and types (arena) and n_rows; no rows
+ * are kept in memory beyond DuckDB's result.
  */
-ds_status_t ds_sandbox_query_csv(ds_sandbox_t *sb, ds_arena_t *arena, const ds_sandbox_query_t *q, const char *path,
-                                 ds_sandbox_result_t *out, ds_err_t *err);
+ds_status_t ds_sandbox_query_file(ds_sandbox_t *sb, ds_arena_t *arena, const ds_sandbox_query_t *q,
+                                  ds_sandbox_lines_t format, const char *path, ds_sandbox_result_t *out, ds_err_t *err);
 
 #endif

@@ -4,6 +4,7 @@ The Keboola-style flow (test_transformation_flow): create a workspace, load two 
 run a join into a new workspace table, unload it into storage, drop the workspace.
 """
 
+import json
 import base64
 
 from data_helpers import Proj, csv_text
@@ -268,8 +269,31 @@ def test_csv_answers_carry_every_row(server_factory):
     assert expect(query(p, "w", "SELECT count(*) FROM information_schema.tables WHERE table_name = 'x'"),
                   200)["rows"] == [["0"]]
     # nothing is left behind in the project's area
-    leftovers = [f for f in (server.data_dir / "files" / "project_p1").rglob("query.csv")]
+    leftovers = [f for f in (server.data_dir / "files" / "project_p1").rglob("query.*")]
     assert leftovers == []
+
+
+def test_json_lines_answers_carry_every_row(server_factory):
+    server = server_factory(env={"DUCKSTORE_WS_MAX_ROWS": "5"})
+    admin = server.api()
+    p = Proj(server, admin, "p1")
+    setup_orders(p)
+    expect(p.api.post(f"/projects/{p.pid}/workspaces", {"id": "w"}), 201)
+    tricky = 'a"b\\c\n\t\u00e9\u0001'
+    r = query(p, "w", "SELECT range AS n, CASE WHEN range = 1 THEN NULL ELSE $$" + tricky
+              + "$$ || range END AS s FROM range(20) ORDER BY n", format="jsonl")
+    assert r.status_code == 200 and r.headers["Content-Type"].startswith("application/x-ndjson")
+    lines = r.content.decode().split("\n")
+    assert lines[-1] == "" and len(lines) == 22  # the header line, 20 rows, the final newline
+    docs = [json.loads(line) for line in lines[:-1]]
+    assert docs[0] == {"columns": [{"name": "n", "type": "BIGINT"}, {"name": "s", "type": "VARCHAR"}]}
+    assert docs[1] == ["0", tricky + "0"] and docs[2] == ["1", None] and docs[20] == ["19", tricky + "19"]
+    r = p.api.post(f"/projects/{p.pid}/query", {"sql": f'SELECT id FROM "{B}"."orders" ORDER BY id', "format": "jsonl"})
+    assert r.status_code == 200
+    assert [json.loads(x) for x in r.content.decode().splitlines()[1:]] == [["10"], ["11"], ["12"], ["13"]]
+    expect_error(query(p, "w", "DROP TABLE IF EXISTS x", format="jsonl"), 400, "query_failed", ["SELECT"])
+    expect_error(query(p, "w", "SELECT 1", format="jsonl", limit=3), 400, "invalid_argument", ["limit"])
+    assert [f for f in (server.data_dir / "files" / "project_p1").rglob("query.*")] == []
 
 
 def test_dropping_a_workspace_interrupts_its_running_query(server, admin):
