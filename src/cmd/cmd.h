@@ -50,6 +50,12 @@ typedef struct ds_park {
 
 /* Leaves every slot park holds (not one still awaited: wait for its grant first). Accepts NULL. */
 void ds_cmd_park_release(ds_park_t *park);
+/*
+ * The request of a parked park was cancelled: gives up the slot it awaits.
+ * True when it did (resume_cb will not be called); false when the grant came
+ * already (resume_cb was or is being called).
+ */
+bool ds_cmd_park_abandon(ds_park_t *park);
 
 typedef struct ds_ctx {
     ds_arena_t *arena;

@@ -943,6 +943,20 @@ static ds_status_t enter_parkable(ds_ctx_t *ctx, const char *key)
     return ds_err_set(&ctx->err, DS_UNAVAILABLE, "the request waits for its turn in write queue %s", key);
 }
 
+bool ds_cmd_park_abandon(ds_park_t *park)
+{
+    for (ds_park_slot_t **pp = &park->held; *pp; pp = &(*pp)->next) {
+        ds_park_slot_t *ps = *pp;
+        if (atomic_load(&ps->granted))
+            continue;
+        if (!ds_wq_abandon(queues, ps->slot, ps))
+            return false;
+        *pp = ps->next;
+        return true;
+    }
+    return false;
+}
+
 void ds_cmd_park_release(ds_park_t *park)
 {
     if (!park)

@@ -231,6 +231,28 @@ ds_status_t ds_wq_enter(ds_wq_t *wq, const char *key, ds_cancel_t *cancel, ds_wq
     return DS_OK;
 }
 
+bool ds_wq_abandon(ds_wq_t *wq, ds_wq_slot_t *s, void *arg)
+{
+    bool gone = false;
+    pthread_mutex_lock(&wq->lock);
+    for (parked_t **pp = &s->parked; *pp; pp = &(*pp)->next) {
+        parked_t *pk = *pp;
+        if (pk->arg != arg)
+            continue;
+        /* Skipped when its turn comes, like a cancelled blocking waiter's ticket. */
+        if (add_gone(s, pk->ticket)) {
+            *pp = pk->next;
+            free(pk);
+            wq->waiting--;
+            s->refs--; /* never the last: the ticket being served has its own */
+            gone = true;
+        }
+        break;
+    }
+    pthread_mutex_unlock(&wq->lock);
+    return gone;
+}
+
 void ds_wq_leave(ds_wq_t *wq, ds_wq_slot_t *s)
 {
     if (!s)

@@ -50,6 +50,13 @@ typedef void (*ds_wq_grant_cb)(void *arg);
  */
 ds_status_t ds_wq_enter_async(ds_wq_t *wq, const char *key, ds_wq_grant_cb grant_cb, void *arg, ds_wq_slot_t **slot,
                               bool *granted, ds_err_t *err);
+/*
+ * Gives up a parked ticket (its request was cancelled): true when it was
+ * still waiting, and its grant_cb(arg) will never be called; false when its
+ * turn came already (the grant was or is being called: the owner then holds
+ * the slot as usual) or memory is out.
+ */
+bool ds_wq_abandon(ds_wq_t *wq, ds_wq_slot_t *slot, void *arg);
 /* Releases a held slot; the next waiter in order proceeds. Accepts NULL. */
 void ds_wq_leave(ds_wq_t *wq, ds_wq_slot_t *slot);
 /* Requests currently waiting (not holding), over all keys. */

@@ -1222,32 +1222,66 @@ static void keep_outcome(ds_driver_call_t *dc, ds_idem_t **idem, const ds_driver
     ds_cmd_idem_end(idem, ds_status_http(out->status), "application/x-protobuf", body, hl + out->response_len);
 }
 
+bool ds_driver_may_park(const ds_driver_call_t *dc)
+{
+    /* Each handler runs one slot-taking command first (a read of the result may follow). */
+    static const ProtobufCMessageDescriptor *const parks[] = {
+        CMD(table, table_import_from_file_command), CMD(table, table_import_from_table_command),
+        CMD(table, delete_table_rows_command),      CMD(table, add_column_command),
+        CMD(table, alter_column_command),           CMD(table, drop_column_command),
+        CMD(table, add_primary_key_command),        CMD(table, drop_primary_key_command),
+        CMD(table, create_table_command),           CMD(table, drop_table_command)};
+    if (dc->status != DS_OK || !dc->entry || !dc->entry->handler)
+        return false;
+    for (size_t i = 0; i < sizeof(parks) / sizeof(parks[0]); i++)
+        if (dc->entry->command == parks[i])
+            return true;
+    return false;
+}
+
+void ds_driver_abandon(ds_driver_call_t *dc)
+{
+    if (dc->idem)
+        ds_cmd_idem_end(&dc->idem, 503, NULL, NULL, 0);
+}
+
 void ds_driver_run(ds_driver_call_t *dc, ds_driver_result_t *out)
 {
     ds_status_t st = dc->status;
     ds_ctx_t *ctx = dc->d.ctx;
-    ds_idem_t *idem = NULL;
-    if (st == DS_OK && dc->entry && ctx->idempotency_key && !only_reads(dc->entry)) {
+    out->parked = false;
+    if (st == DS_OK && dc->entry && ctx->idempotency_key && !only_reads(dc->entry) && !dc->idem_begun) {
         const uint8_t *cmd;
         size_t len;
         ds_idem_answer_t ans;
+        dc->idem_begun = true;
         const char *target = ds_arena_printf(ctx->arena, "%s@%s", dc->entry->command->name, dc->d.project);
         st = target ? command_bytes(dc, &cmd, &len) : ds_drv_oom(&dc->d);
         if (st == DS_OK)
-            st = ds_cmd_idem_begin(ctx, ctx->idempotency_key, "driver", target, cmd, len, &idem, &ans);
+            st = ds_cmd_idem_begin(ctx, ctx->idempotency_key, "driver", target, cmd, len, &dc->idem, &ans);
         if (st == DS_OK && ans.replay) {
             if (replay_outcome(dc, &ans, out))
                 return;
             st = ds_err_set(&ctx->err, DS_INTERNAL, "the kept answer of this idempotency key is damaged");
         }
     }
+    /* A parked command runs again from the start: nothing of its first run is kept. */
+    dc->d.cmd = NULL;
+    dc->d.resp = NULL;
+    dc->d.n_log = 0;
     if (st == DS_OK && dc->entry)
         st = run(dc);
     else if (st == DS_OK)
         st = ds_err_set(&dc->d.ctx->err, DS_INTERNAL, "ds_driver_run: the call was not prepared");
+    if (ctx->park && ctx->park->parked) {
+        ds_err_clear(&ctx->err);
+        out->parked = true;
+        out->command = dc->command;
+        return;
+    }
     respond(dc, st, out);
-    if (idem)
-        keep_outcome(dc, &idem, out);
+    if (dc->idem)
+        keep_outcome(dc, &dc->idem, out);
 }
 
 void ds_driver_fail(ds_ctx_t *ctx, ds_driver_result_t *out)

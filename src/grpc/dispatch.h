@@ -88,6 +88,12 @@ typedef struct {
     const char *command; /* full name of the command's message (static), or NULL when not known */
     uint8_t *response;   /* serialized DriverResponse (ctx arena) */
     size_t response_len;
+    /*
+     * The command waits for a write slot without a thread (ctx->park was set,
+     * cmd.h "Parking"): nothing else of *out is filled; the transport runs
+     * ds_driver_run again when the slot is granted.
+     */
+    bool parked;
 } ds_driver_result_t;
 
 /*
@@ -119,6 +125,9 @@ typedef struct {
     /* The caller, for fairness between callers: "project:<id>" for a project key,
      * "admin:<credentials.host>" for the admin key. Set when prepare succeeds. */
     char caller[160];
+    /* Its idempotency record, begun once (a parked command runs again and must not wait for itself). */
+    bool idem_begun;
+    struct ds_idem *idem;
 } ds_driver_call_t;
 
 /*
@@ -146,6 +155,14 @@ ds_status_t ds_driver_prepare_pieces(ds_driver_call_t *dc, ds_ctx_t *ctx, const 
  * carrying the message and the Keboola code).
  */
 void ds_driver_run(ds_driver_call_t *dc, ds_driver_result_t *out);
+/*
+ * True when the prepared command may park (cmd.h "Parking"): it makes exactly
+ * one command that takes write slots, as its first write, so running it again
+ * from the start after a grant is safe. A transport sets ctx->park only then.
+ */
+bool ds_driver_may_park(const ds_driver_call_t *dc);
+/* Lets go of what a parked command that will not run again holds (its idempotency record, as not done). */
+void ds_driver_abandon(ds_driver_call_t *dc);
 
 /* ds_driver_prepare then ds_driver_run. */
 void ds_driver_execute(ds_ctx_t *ctx, const uint8_t *data, size_t len, const char *authorization,

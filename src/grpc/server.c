@@ -159,6 +159,8 @@ struct call {
     size_t n_slices;
     char group[160];       /* its caller (grpc/dispatch.h), the pool group; set before it is queued */
     atomic_bool queued;    /* submitted to the pool (it may have started since) */
+    ds_park_t park;        /* a command that waits for a write slot holds no worker (cmd.h "Parking") */
+    atomic_int phase;      /* PHASE_*: the hand-over between a parked run and its grant */
     struct timespec start;
     /* Watch (guarded by wmu_) */
     call_t *watch_next;
@@ -220,6 +222,9 @@ static void ref_call(call_t *c) { atomic_fetch_add(&c->refs, 1); }
 /* Frees the request memory of an Execute call (its arena and bytes) once it needs them no more. */
 static void release_request(call_t *c)
 {
+    /* The command's slots (their records live in the arena) and an idempotency record never completed. */
+    ds_cmd_park_release(&c->park);
+    ds_driver_abandon(&c->dc);
     ds_arena_destroy(&c->ctx.arena);
     for (size_t i = 0; i < c->n_slices; i++)
         grpc_slice_unref(c->slices[i]);
@@ -540,26 +545,138 @@ static void answer_unrun(call_t *c, ds_status_t st, const char *why)
     }
 }
 
-/* Runs one prepared command on the calling worker and answers it. */
-static void run_call(call_t *c)
+/*
+ * Parking hand-over (as in the REST server): a run that parked its command
+ * moves RUNNING -> PARKED and leaves the worker; the grant, finding PARKED,
+ * queues the call again. A grant that comes while the run is still unwinding
+ * finds RUNNING and leaves GRANTED, and the run, failing its move to PARKED,
+ * runs the command again itself.
+ */
+enum { PHASE_RUNNING, PHASE_PARKED, PHASE_GRANTED };
+
+/* Calls parked now (at least): ds_grpc_stop lets them be answered before it stops the workers. */
+static int n_parked_;
+
+static void call_job(void *arg);
+
+static int64_t gauge_busy(void *ud)
 {
-    ds_driver_result_t r;
-    if (ds_cancel_is_set(c->cancel)) {
-        /* The client gave up while the call waited for its worker: do not start the work. */
-        answer_unrun(c, DS_CANCELLED, ds_cancel_reason(c->cancel));
-        return;
-    }
-    ds_driver_run(&c->dc, &r);
-    answer_driver_call(c, &r);
+    (void)ud;
+    pthread_mutex_lock(&mu_);
+    int64_t n = pool_ ? ds_pool_running(pool_) : 0;
+    pthread_mutex_unlock(&mu_);
+    return n;
 }
 
-/* A pool job: runs one queued call and drops the pool's reference. */
+static int64_t gauge_parked(void *ud)
+{
+    (void)ud;
+    pthread_mutex_lock(&mu_);
+    int64_t n = n_parked_;
+    pthread_mutex_unlock(&mu_);
+    return n;
+}
+
+/*
+ * Runs one prepared command on the calling worker and answers it. False when
+ * it parked: the call is neither answered nor released, and the pool's
+ * reference stays with it until its grant queues it again.
+ */
+static bool run_call(call_t *c)
+{
+    ds_driver_result_t r;
+    for (;;) {
+        if (ds_cancel_is_set(c->cancel)) {
+            /* The client gave up while the call waited for its worker or its slot: do not start the work. */
+            answer_unrun(c, DS_CANCELLED, ds_cancel_reason(c->cancel));
+            return true;
+        }
+        c->park.parked = false;
+        ds_driver_run(&c->dc, &r);
+        if (!r.parked)
+            break;
+        /* Parked: nothing but the slots is held while the command waits without a worker. */
+        ds_arena_run_hooks(c->ctx.arena);
+        int expect = PHASE_RUNNING;
+        pthread_mutex_lock(&mu_);
+        n_parked_++;
+        pthread_mutex_unlock(&mu_);
+        if (atomic_compare_exchange_strong(&c->phase, &expect, PHASE_PARKED))
+            return false;
+        pthread_mutex_lock(&mu_);
+        n_parked_--;
+        pthread_mutex_unlock(&mu_);
+        atomic_store(&c->phase, PHASE_RUNNING);
+    }
+    answer_driver_call(c, &r);
+    return true;
+}
+
+/* Queues a parked call again, first in its caller's line (it holds a slot others may wait for). */
+static void requeue(call_t *c)
+{
+    ds_err_t e = {0};
+    atomic_store(&c->queued, true);
+    pthread_mutex_lock(&mu_);
+    ds_status_t st = pool_ ? ds_pool_submit_first(pool_, c->group, call_job, c, &e)
+                           : ds_err_set(&e, DS_UNAVAILABLE, "the server is shutting down");
+    n_parked_--;
+    pthread_cond_broadcast(&cv_);
+    pthread_mutex_unlock(&mu_);
+    if (st != DS_OK) {
+        /* Answered with that; its slots go with the request (which may grant the next one). */
+        atomic_store(&c->queued, false);
+        answer_unrun(c, DS_UNAVAILABLE, e.message);
+        unref_call(c); /* the pool's reference */
+    }
+}
+
+/* The write slot a parked command waited for is held now (called by the queue, any thread). */
+static void on_slot_granted(void *arg)
+{
+    call_t *c = arg;
+    int expect = PHASE_RUNNING;
+    if (atomic_compare_exchange_strong(&c->phase, &expect, PHASE_GRANTED))
+        return;
+    atomic_store(&c->phase, PHASE_RUNNING);
+    requeue(c);
+}
+
+/*
+ * The client of a parked call gave up: the call leaves the write queue and is
+ * answered now (not when its turn would have come). Taking the phase from
+ * PARKED keeps a grant that races with this from queueing the call: the
+ * grant then leaves GRANTED, and this queues it instead (it is answered as
+ * cancelled when it runs).
+ */
+static void abandon_parked(call_t *c, const char *why)
+{
+    int expect = PHASE_PARKED;
+    if (!atomic_compare_exchange_strong(&c->phase, &expect, PHASE_RUNNING))
+        return; /* running (or queued again): it sees the cancellation itself */
+    if (ds_cmd_park_abandon(&c->park)) {
+        pthread_mutex_lock(&mu_);
+        n_parked_--;
+        pthread_cond_broadcast(&cv_);
+        pthread_mutex_unlock(&mu_);
+        answer_unrun(c, DS_CANCELLED, why);
+        unref_call(c); /* the pool's reference */
+        return;
+    }
+    expect = PHASE_RUNNING;
+    if (atomic_compare_exchange_strong(&c->phase, &expect, PHASE_PARKED))
+        return; /* the grant, still on its way, finds PARKED and queues it */
+    atomic_store(&c->phase, PHASE_RUNNING);
+    requeue(c);
+}
+
+/* A pool job: runs one queued call and drops the pool's reference (unless it parked: its grant has it). */
 static void call_job(void *arg)
 {
     call_t *c = arg;
     atomic_store(&c->queued, false);
-    run_call(c);
-    unref_call(c); /* the pool's reference */
+    if (run_call(c))
+        unref_call(c); /* the pool's reference */
 }
 
 /* A queued call the pool will not run (the server stops): answered, and the pool's reference dropped. */
@@ -640,6 +757,11 @@ static void on_execute_message(call_t *c, int ok)
     }
     c->route = c->dc.command; /* for the log, also when the call never runs */
     snprintf(c->group, sizeof(c->group), "%s", c->dc.caller);
+    if (ds_driver_may_park(&c->dc)) {
+        c->park.resume_cb = on_slot_granted;
+        c->park.arg = c;
+        c->ctx.park = &c->park;
+    }
     ds_err_t e = {0};
     ref_call(c); /* the pool's reference */
     atomic_store(&c->queued, true);
@@ -892,6 +1014,8 @@ static void on_close(call_t *c, int ok)
         if (dropped) {
             answer_unrun(c, DS_CANCELLED, why);
             unref_call(c); /* the pool's reference */
+        } else if (c->ctx.park) {
+            abandon_parked(c, why);
         }
     }
     if (c->method == M_HEALTH_WATCH)
@@ -1085,6 +1209,9 @@ ds_status_t ds_grpc_start(const ds_config_t *cfg, ds_err_t *err)
     }
     ds_pool_set_bounds(pool_, cfg->grpc_queue, caller_queue_cap, "DUCKSTORE_GRPC_WORKERS and DUCKSTORE_GRPC_QUEUE",
                        "DUCKSTORE_GRPC_CALLER_SHARE");
+    ds_metrics_gauge("duckstore_grpc_workers_busy", "gRPC workers running a command.", gauge_busy, NULL);
+    ds_metrics_gauge("duckstore_grpc_calls_parked", "gRPC commands waiting for a write slot without a worker.",
+                     gauge_parked, NULL);
     grpc_server_start(server_);
     for (int i = 0; i < DS_GRPC_PENDING; i++)
         request_new();
@@ -1118,6 +1245,11 @@ void ds_grpc_stop(void)
     watch_update_all(H_NOT_SERVING, true);
     grpc_server_shutdown_and_notify(server_, cq_, &shutdown_tag_);
 
+    /* Parked commands get their slots as the commands before them finish, and run while the workers do. */
+    pthread_mutex_lock(&mu_);
+    while (n_parked_ > 0)
+        pthread_cond_wait(&cv_, &mu_);
+    pthread_mutex_unlock(&mu_);
     /* Calls still waiting for a worker are answered UNAVAILABLE; commands in progress always finish. */
     stop_workers();
     pthread_mutex_lock(&mu_);

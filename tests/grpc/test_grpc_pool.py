@@ -400,3 +400,85 @@ def test_one_project_flooding_does_not_slow_another(server_factory, tmp_path):
     # small shared machine the flood's imports compete with the calm calls for the CPU, not for
     # workers. Without fairness the same flood makes calm's p99 seconds, or refuses its calls.
     assert p99 < 250, f"p99 {p99:.1f} ms"
+
+
+# ---- parking: commands waiting for a write slot hold no worker ------------------------------------
+
+
+def test_driver_writes_waiting_for_a_table_hold_no_worker(server_factory):
+    """Twelve imports into one table over gRPC, on a server with 4 gRPC workers all of which the
+    project may use. The imports waiting for the table's write slot are parked without a worker
+    (they run again from the start when their turn comes), so the project's ObjectInfo calls still
+    find a free worker and every import runs, one after the other, exactly once."""
+    from e2e_lib import get_metrics
+
+    workers = 4
+    server = server_factory(env={"DUCKSTORE_GRPC_WORKERS": str(workers), "DUCKSTORE_GRPC_QUEUE": "64",
+                                 "DUCKSTORE_GRPC_CALLER_SHARE": "100"})
+    d = Driver(server, "grpc")
+    key = d.run(project_pb2.CreateProjectCommand(projectId="q"), server.admin_key,
+                response_type=project_pb2.CreateProjectResponse).projectPassword
+    d.run(bucket_pb2.CreateBucketCommand(bucketId="in.c-b"), key, "q", bucket_pb2.CreateBucketResponse)
+    for name in ("big", "small"):
+        d.run(table_pb2.CreateTableCommand(path=["in.c-b"], tableName=name, columns=[
+            T(name="a", nullable=True), T(name="b", nullable=True)]), key, "q", info_pb2.ObjectInfoResponse)
+    rows = 60_000
+    data = b"a,b\n" + b"".join(b"%d,%s\n" % (i, b"x" * 40) for i in range(rows))
+    r = requests.post(f"{server.url}/projects/q/files", params={"name": "rows.csv"}, data=data,
+                      headers={"Authorization": f"Bearer {key}"}, timeout=REQUEST_TIMEOUT)
+    assert r.status_code == 201, r.text
+    body = request(table_pb2.TableImportFromFileCommand(
+        fileProvider=X.S3, fileFormat=X.CSV, filePath=X.FilePath(fileName="rows.csv"),
+        destination=X.Table(path=["in.c-b"], tableName="big"),
+        importOptions=X.ImportOptions(importType=X.ImportOptions.INCREMENTAL, numberOfIgnoredLines=1)),
+        key, "q").SerializeToString()
+    info = request(info_pb2.ObjectInfoCommand(path=["in.c-b", "small"], expectedObjectType=info_pb2.TABLE),
+                   key, "q").SerializeToString()
+    admin = server.api()
+
+    def gauge(name):
+        return next(v for n, _, v in get_metrics(admin) if n == name)
+
+    n_writers = 3 * workers
+    done = []
+    with grpc.insecure_channel(server.grpc_target) as ch:
+        stub = raw_stub(ch)
+
+        def writer():
+            try:
+                stub(body, timeout=120)
+                done.append("OK")
+            except grpc.RpcError as e:
+                done.append(e.code().name)
+
+        ts = [threading.Thread(target=writer, daemon=True) for _ in range(n_writers)]
+        for t in ts:
+            t.start()
+        parked = 0
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline and parked < workers:
+            parked = gauge("duckstore_grpc_calls_parked")
+            time.sleep(0.02)
+        assert parked >= workers, f"only {parked} imports parked"
+        reads, busy, seen_parked = [], [], []
+        while any(t.is_alive() for t in ts) and len(reads) < 30:
+            t0 = time.monotonic()
+            stub(info, timeout=REQUEST_TIMEOUT)
+            reads.append(time.monotonic() - t0)
+            time.sleep(0.05)  # a worker counts as busy until just after its answer went out
+            busy.append(gauge("duckstore_grpc_workers_busy"))
+            seen_parked.append(gauge("duckstore_grpc_calls_parked"))
+        for t in ts:
+            t.join(120)
+    assert done == ["OK"] * n_writers, done
+    assert len(reads) >= 5, f"only {len(reads)} reads while the imports waited"
+    assert statistics.median(reads) < 0.2, f"ObjectInfo of the same project while imports waited: {reads}"
+    # More imports waited than there are workers, yet at most the running import (and one starting
+    # at a hand-over) held a worker: blocked imports would have held all 4 and the reads would queue.
+    assert max(seen_parked) > workers, seen_parked
+    assert max(busy) <= 2, f"gRPC workers busy while imports were parked: {busy}"
+    assert gauge("duckstore_grpc_calls_parked") == 0
+    info_resp = d.run(info_pb2.ObjectInfoCommand(path=["in.c-b", "big"], expectedObjectType=info_pb2.TABLE), key, "q",
+                      info_pb2.ObjectInfoResponse)
+    assert info_resp.tableInfo.rowsCount == n_writers * rows
+    d.close()

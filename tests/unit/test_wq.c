@@ -219,3 +219,30 @@ Test(wq, parked_tickets_count_against_the_depth)
     cr_assert_eq(ds_wq_active(wq), 0);
     ds_wq_destroy(&wq);
 }
+
+Test(wq, an_abandoned_parked_ticket_is_skipped_and_never_granted)
+{
+    ds_wq_t *wq = ds_wq_create(8);
+    ds_err_t err = {0};
+    ds_wq_slot_t *held = NULL, *s1 = NULL, *s2 = NULL;
+    bool granted = false;
+    parked_t a = {.id = 0}, p1 = {.id = 1}, p2 = {.id = 2};
+    cr_assert_eq(ds_wq_enter_async(wq, KEY, on_grant, &a, &held, &granted, &err), DS_OK);
+    cr_assert_eq(ds_wq_enter_async(wq, KEY, on_grant, &p1, &s1, &granted, &err), DS_OK);
+    cr_assert_eq(ds_wq_enter_async(wq, KEY, on_grant, &p2, &s2, &granted, &err), DS_OK);
+    cr_assert_eq(ds_wq_waiting(wq), 2);
+    /* p1 gives up while it waits: it leaves the line at once. */
+    cr_assert(ds_wq_abandon(wq, s1, &p1));
+    cr_assert_eq(ds_wq_waiting(wq), 1);
+    /* The holder leaves: p2 is next, p1 never hears of its turn. */
+    ds_wq_leave(wq, held);
+    cr_assert_eq(atomic_load(&p1.granted), 0);
+    cr_assert_eq(atomic_load(&p2.granted), 1);
+    /* A ticket whose turn came cannot be given up: its owner holds the slot. */
+    cr_assert_not(ds_wq_abandon(wq, s2, &p2));
+    cr_assert_eq(ds_wq_active(wq), 1);
+    ds_wq_leave(wq, s2);
+    cr_assert_eq(ds_wq_active(wq), 0);
+    cr_assert_eq(ds_wq_waiting(wq), 0);
+    ds_wq_destroy(&wq);
+}
