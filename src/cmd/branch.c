@@ -278,6 +278,8 @@ static ds_status_t own_bucket_ensure(ds_ctx_t *ctx, ds_proj_t *p, const char **b
 
 ds_status_t ds_cmd_branch_write(ds_ctx_t *ctx, ds_proj_t *p, const char **bucket, const char **table, bool with_ddl)
 {
+    if (p->linked_bucket)
+        return ds_cmd_share_refuse_write(ctx, p);
     ds_status_t st;
     if (!p->branch) {
         st = ds_cmd_enter_table(ctx, p->rec.id, *bucket, *table);

@@ -298,9 +298,14 @@ ds_status_t ds_cmd_table_export(ds_ctx_t *ctx, const char *project, const char *
     return DS_OK;
 }
 
-ds_status_t ds_cmd_scan_open(ds_ctx_t *ctx, ds_proj_t *p, const char *bucket, const char *table, const ds_export_t *in,
-                             ds_be_scan_t **out)
+ds_status_t ds_cmd_scan_open(ds_ctx_t *ctx, ds_proj_t *caller, const char *bucket, const char *table,
+                             const ds_export_t *in, ds_be_scan_t **out)
 {
+    /* A linked bucket turns the project into its source (cmd/share.c): for this scan only, never the caller's. */
+    ds_proj_t *p = ds_arena_alloc(ctx->arena, sizeof(*p));
+    if (!p)
+        return ds_err_set(&ctx->err, DS_UNAVAILABLE, "out of memory");
+    *p = *caller;
     *out = NULL;
     ds_status_t st = ds_cmd_require_cap(ctx, p, DS_CAP_WORKSPACES, "workspaces");
     if (st == DS_OK)
@@ -452,6 +457,8 @@ ds_status_t ds_cmd_column_drop(ds_ctx_t *ctx, const char *project, const char *b
     if (st == DS_OK)
         st = open_for_schema(ctx, project, &bucket, &table, NULL, &p, &def, &applied);
     if (st != DS_OK || applied)
+        return st;
+    if ((st = ds_cmd_share_check_source(ctx, &p, bucket, "dropped, nor its tables or columns")) != DS_OK)
         return st;
     return DS_BE_CALL(p.be, &p.call, column_drop, bucket, table, ds_cmd_column_name(&p, &def, column));
 }

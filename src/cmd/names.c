@@ -25,6 +25,11 @@
  * In a development branch (p->branch), the names resolve through the branch
  * (cmd/branch.c) to the physical table the branch sees.
  *
+ * A bucket the project (or its branch) does not have may be a linked bucket:
+ * cmd/share.c then turns p into the source project for this request, after
+ * checking the share again. A p that reads a linked bucket resolves that
+ * bucket only.
+ *
  * Everything returned is allocated in the request arena.
  */
 #include <string.h>
@@ -42,18 +47,35 @@ bool ds_cmd_names_fold(const ds_proj_t *p)
     return !(ops->capabilities & DS_CAP_CASE_SENSITIVE);
 }
 
+/*
+ * After the project's own lookup said NOT_FOUND (its error in ctx): the
+ * bucket's link, if the project has one of that id, else that error.
+ */
+static ds_status_t linked(ds_ctx_t *ctx, ds_proj_t *p, const char **bucket)
+{
+    ds_err_t nf = ctx->err;
+    ds_status_t st = ds_cmd_share_follow(ctx, p, bucket);
+    if (st == DS_NOT_FOUND && !ctx->err.message[0])
+        ctx->err = nf;
+    return st;
+}
+
 ds_status_t ds_cmd_resolve_bucket(ds_ctx_t *ctx, ds_proj_t *p, const char **bucket)
 {
     ds_status_t st = ds_ident_check_bucket(*bucket, "bucket", &ctx->err);
     if (st != DS_OK)
         return st;
     ds_be_bucket_t b;
-    if (p->branch)
-        return ds_cmd_branch_resolve_bucket(ctx, p, bucket);
+    if (p->linked_bucket)
+        return ds_cmd_share_again(ctx, p, bucket);
+    if (p->branch) {
+        st = ds_cmd_branch_resolve_bucket(ctx, p, bucket);
+        return st == DS_NOT_FOUND ? linked(ctx, p, bucket) : st;
+    }
     if (!p->be->ops->bucket_get)
         return DS_OK; /* a backend without lookups keeps names as given and applies its own rule */
     if ((st = ds_be_bucket_get(p->be, &p->call, *bucket, &b)) != DS_OK)
-        return st;
+        return st == DS_NOT_FOUND ? linked(ctx, p, bucket) : st;
     if (!b.id)
         return oom(ctx);
     *bucket = b.id;
@@ -74,14 +96,36 @@ ds_status_t ds_cmd_resolve_table(ds_ctx_t *ctx, ds_proj_t *p, const char **bucke
         st = ds_ident_check_name(*table, "table", &ctx->err);
     if (st != DS_OK)
         return st;
-    if (p->branch)
-        return ds_cmd_branch_resolve_table(ctx, p, bucket, table, may_be_missing, def, exists);
+    if (p->linked_bucket && (st = ds_cmd_share_again(ctx, p, bucket)) != DS_OK)
+        return st;
+    if (p->branch) {
+        st = ds_cmd_branch_resolve_table(ctx, p, bucket, table, may_be_missing, def, exists);
+        if (st != DS_NOT_FOUND || linked(ctx, p, bucket) != DS_OK)
+            return st == DS_NOT_FOUND ? ctx->err.status : st;
+        /* p reads the linked bucket's source now: the table is looked up there (below). */
+    }
     if (!p->be->ops->table_get) {
         if (exists)
             *exists = true; /* unknown: the backend decides */
         return DS_OK;
     }
     st = ds_be_table_get(p->be, &p->call, *bucket, *table, def);
+    if (st == DS_NOT_FOUND && !p->linked_bucket) {
+        /* Not the project's own table: the bucket may be a link (the table is then the source's). */
+        ds_err_t nf = ctx->err;
+        ds_be_bucket_t b;
+        bool own = ds_be_bucket_get(p->be, &p->call, *bucket, &b) == DS_OK;
+        ctx->err = nf;
+        if (!own) {
+            ds_status_t ls = linked(ctx, p, bucket);
+            if (ls == DS_OK)
+                st = ds_be_table_get(p->be, &p->call, *bucket, *table, def);
+            else if (ls != DS_NOT_FOUND || ctx->err.status != DS_NOT_FOUND)
+                return ls;
+            else
+                ctx->err = nf;
+        }
+    }
     if (st == DS_NOT_FOUND && may_be_missing) {
         /* The table is created by this request: its bucket must exist, and gives its spelling. */
         ds_err_clear(&ctx->err);
