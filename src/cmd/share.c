@@ -47,6 +47,7 @@
  * (RevokeBucketAccessFromReadOnlyRole); a grant lifts the revocation. The
  * workspace storage scan checks it at every bind (cmd/workspace.c).
  */
+#include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 
@@ -207,6 +208,11 @@ ds_status_t ds_cmd_share_check_free(ds_ctx_t *ctx, const char *project, const ch
     return st;
 }
 
+static int bucket_cmp(const void *a, const void *b)
+{
+    return strcmp(((const ds_be_bucket_t *)a)->id, ((const ds_be_bucket_t *)b)->id);
+}
+
 ds_status_t ds_cmd_share_list_links(ds_ctx_t *ctx, const ds_proj_t *p, ds_be_bucket_t **items, size_t *n)
 {
     ds_link_rec_t *links;
@@ -238,6 +244,7 @@ ds_status_t ds_cmd_share_list_links(ds_ctx_t *ctx, const ds_proj_t *p, ds_be_buc
     }
     *items = all;
     *n += n_links;
+    qsort(all, *n, sizeof(*all), bucket_cmp); /* one list in id order, as the backends list buckets */
     return DS_OK;
 }
 
