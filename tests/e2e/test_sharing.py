@@ -76,6 +76,19 @@ def test_share_link_read_and_propagate(server, admin):
     prof = expect(p2.api.post(lpath(p2) + "/profile", {}), 200)
     assert prof["rows"] == 3
 
+    # a linked table is a source for import-from-table (filters and columns apply)
+    expect(p2.api.post("/projects/p2/buckets", {"stage": "in", "name": "c-own"}), 201)
+    p2.create_table("copy", [{"name": "id", "type": "INTEGER"}, {"name": "state"}], bucket="in.c-own")
+    r = expect(p2.api.post(p2.tpath("copy", "in.c-own") + "/import/table",
+                           {"source": {"bucket": L, "table": "orders"},
+                            "where_filters": [{"column": "state", "operator": "eq", "values": ["TX"]}]}), 200)
+    assert r["imported_rows"] == 2 and r["table_rows"] == 2
+    assert preview(p2, p2.tpath("copy", "in.c-own"), order_by="id")["rows"] == [["1", "TX"], ["3", "TX"]]
+    expect_error(p2.api.post(p2.tpath("copy", "in.c-own") + "/import/table",
+                             {"source": {"bucket": L, "table": "orders"},
+                              "columns_mapping": [{"source": "state", "destination": "id"}]}), 400,
+                 "invalid_argument", [L])
+
     # changes of the source show at once: rows and columns
     p1.load_csv("orders", csv_text([["4", "NY"]], header=["id", "state"]), incremental=True)
     expect(p1.api.post(p1.tpath("orders") + "/columns", {"name": "note"}), 201)
@@ -86,7 +99,9 @@ def test_share_link_read_and_propagate(server, admin):
     s1 = expect(admin.get("/projects/p1"), 200)["stats"]
     s2 = expect(admin.get("/projects/p2"), 200)["stats"]
     assert s1["tables"] == 1 and s1["bytes"] > 0
-    assert s2["tables"] == 0 and s2["bytes"] == 0
+    # p2 holds its own copy only: the linked bucket adds neither buckets, tables nor bytes
+    assert s2["buckets"] == 2 and s2["tables"] == 1
+    assert s2["bytes"] == p2.table("copy", bucket="in.c-own")["bytes"]
 
 
 def test_linked_bucket_is_read_only(server, admin):
