@@ -2,17 +2,27 @@
  * shares.c - share, link and read-only role records in the global catalog.
  * See shares.h.
  *
- * Parameters are bound as text; each call is one statement under the catalog
+ * Parameters are bound as text; each change is one statement under the catalog
  * mutex (ds_catalog_with_conn). A share's target projects are stored as one
  * comma-separated text (project ids cannot hold a comma). Bucket ids are
- * compared lower-cased, as the engine compares schema names.
+ * compared regardless of case, as the engine compares schema names.
+ *
+ * Shares and links are read on every request that names a linked bucket, so
+ * they are mirrored in memory (loaded at start, changed right after each
+ * statement that changes the tables committed, under mem_lock): lookups cost
+ * no SQL. This process is the catalog's only writer, so the mirror is never
+ * behind what a later request could read. Lock order: the catalog mutex
+ * (inside ds_catalog_with_conn) is never held while taking mem_lock, nor the
+ * reverse.
  */
 #include "catalog/shares.h"
 
 #include <duckdb.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "../../backends/duckdb/ddb.h"
 #include "catalog/catalog.h"
@@ -67,6 +77,147 @@ static ds_status_t sh_exec(const char *sql, const char *const *params, int npara
     return st;
 }
 
+/* ---- the in-memory mirror ---- */
+
+typedef struct {
+    char *project, *bucket, *targets; /* targets: comma-separated */
+    bool organization;
+    int64_t created_at;
+} mshare_t;
+
+typedef struct {
+    char *project, *bucket, *source_project, *source_bucket;
+    int64_t created_at;
+} mlink_t;
+
+static pthread_mutex_t mem_lock = PTHREAD_MUTEX_INITIALIZER;
+static mshare_t *mshares;
+static size_t n_mshares, cap_mshares;
+static mlink_t *mlinks;
+static size_t n_mlinks, cap_mlinks;
+
+static void mshare_free(mshare_t *m)
+{
+    free(m->project);
+    free(m->bucket);
+    free(m->targets);
+}
+
+static void mlink_free(mlink_t *m)
+{
+    free(m->project);
+    free(m->bucket);
+    free(m->source_project);
+    free(m->source_bucket);
+}
+
+/* Under mem_lock: replaces (or adds) the share of m's project and bucket; takes m's strings. */
+static bool mshare_set_locked(mshare_t m)
+{
+    for (size_t i = 0; i < n_mshares; i++)
+        if (strcmp(mshares[i].project, m.project) == 0 && strcasecmp(mshares[i].bucket, m.bucket) == 0) {
+            mshare_free(&mshares[i]);
+            mshares[i] = m;
+            return true;
+        }
+    if (n_mshares == cap_mshares) {
+        size_t cap = cap_mshares ? cap_mshares * 2 : 16;
+        mshare_t *grown = realloc(mshares, sizeof(*grown) * cap);
+        if (!grown)
+            return false;
+        mshares = grown;
+        cap_mshares = cap;
+    }
+    mshares[n_mshares++] = m;
+    return true;
+}
+
+static bool mlink_add_locked(mlink_t m)
+{
+    if (n_mlinks == cap_mlinks) {
+        size_t cap = cap_mlinks ? cap_mlinks * 2 : 16;
+        mlink_t *grown = realloc(mlinks, sizeof(*grown) * cap);
+        if (!grown)
+            return false;
+        mlinks = grown;
+        cap_mlinks = cap;
+    }
+    mlinks[n_mlinks++] = m;
+    return true;
+}
+
+static char *dup_or_null(const char *s) { return strdup(s ? s : ""); }
+
+/* A copy of m in arena as a record (targets split). */
+static bool share_copy(ds_arena_t *arena, const mshare_t *m, ds_share_rec_t *out)
+{
+    memset(out, 0, sizeof(*out));
+    out->project = ds_arena_strdup(arena, m->project);
+    out->bucket = ds_arena_strdup(arena, m->bucket);
+    out->organization = m->organization;
+    out->created_at = m->created_at;
+    char *t = ds_arena_strdup(arena, m->targets);
+    size_t cap = 1;
+    for (const char *c = m->targets; *c; c++)
+        cap += *c == ',';
+    out->targets = ds_arena_alloc(arena, sizeof(char *) * cap);
+    if (!out->project || !out->bucket || !t || !out->targets)
+        return false;
+    for (char *tok = t, *next; tok && *tok; tok = next) {
+        next = strchr(tok, ',');
+        if (next)
+            *next++ = '\0';
+        if (*tok)
+            out->targets[out->n_targets++] = tok;
+    }
+    return true;
+}
+
+static bool link_copy(ds_arena_t *arena, const mlink_t *m, ds_link_rec_t *out)
+{
+    *out = (ds_link_rec_t){.project = ds_arena_strdup(arena, m->project), .bucket = ds_arena_strdup(arena, m->bucket),
+                           .source_project = ds_arena_strdup(arena, m->source_project),
+                           .source_bucket = ds_arena_strdup(arena, m->source_bucket), .created_at = m->created_at};
+    return out->project && out->bucket && out->source_project && out->source_bucket;
+}
+
+/* Fills the mirror from the tables (service start). */
+static ds_status_t mem_load(ds_err_t *err)
+{
+    ds_arena_t *a = ds_arena_create();
+    if (!a)
+        return ds_err_set(err, DS_UNAVAILABLE, "out of memory");
+    sh_query_t qs = {.sql = "SELECT project, bucket, CAST(organization AS INTEGER), targets, created_at FROM bucket_shares",
+                     .arena = a,
+                     .ncols = 5};
+    sh_query_t ql = {.sql = "SELECT project, bucket, source_project, source_bucket, created_at FROM bucket_links",
+                     .arena = a,
+                     .ncols = 5};
+    ds_status_t st = ds_catalog_with_conn(sh_run, &qs, err);
+    if (st == DS_OK)
+        st = ds_catalog_with_conn(sh_run, &ql, err);
+    pthread_mutex_lock(&mem_lock);
+    for (size_t i = 0; st == DS_OK && i < qs.n; i++) {
+        char **r = &qs.cells[i * 5];
+        mshare_t m = {strdup(r[0]), strdup(r[1]), strdup(r[3]), strcmp(r[2], "1") == 0, strtoll(r[4], NULL, 10)};
+        if (!m.project || !m.bucket || !m.targets || !mshare_set_locked(m)) {
+            mshare_free(&m);
+            st = ds_err_set(err, DS_UNAVAILABLE, "out of memory");
+        }
+    }
+    for (size_t i = 0; st == DS_OK && i < ql.n; i++) {
+        char **r = &ql.cells[i * 5];
+        mlink_t m = {strdup(r[0]), strdup(r[1]), strdup(r[2]), strdup(r[3]), strtoll(r[4], NULL, 10)};
+        if (!m.project || !m.bucket || !m.source_project || !m.source_bucket || !mlink_add_locked(m)) {
+            mlink_free(&m);
+            st = ds_err_set(err, DS_UNAVAILABLE, "out of memory");
+        }
+    }
+    pthread_mutex_unlock(&mem_lock);
+    ds_arena_destroy(&a);
+    return st;
+}
+
 ds_status_t ds_catalog_shares_init(ds_err_t *err)
 {
     static const char *const ddl[] = {
@@ -81,42 +232,17 @@ ds_status_t ds_catalog_shares_init(ds_err_t *err)
         if (st != DS_OK)
             return st;
     }
-    return DS_OK;
+    pthread_mutex_lock(&mem_lock);
+    for (size_t i = 0; i < n_mshares; i++)
+        mshare_free(&mshares[i]);
+    for (size_t i = 0; i < n_mlinks; i++)
+        mlink_free(&mlinks[i]);
+    n_mshares = n_mlinks = 0;
+    pthread_mutex_unlock(&mem_lock);
+    return mem_load(err);
 }
 
 /* ---- shares ---- */
-
-#define SHARE_COLUMNS "project, bucket, CAST(organization AS INTEGER), targets, created_at"
-
-static ds_status_t share_rows(ds_arena_t *arena, sh_query_t *q, ds_share_rec_t **items, ds_err_t *err)
-{
-    *items = ds_arena_alloc(arena, sizeof(**items) * (q->n ? q->n : 1));
-    if (!*items)
-        return ds_err_set(err, DS_UNAVAILABLE, "out of memory");
-    for (size_t i = 0; i < q->n; i++) {
-        char **row = &q->cells[i * 5];
-        ds_share_rec_t *s = &(*items)[i];
-        memset(s, 0, sizeof(*s));
-        s->project = row[0];
-        s->bucket = row[1];
-        s->organization = strcmp(row[2], "1") == 0;
-        s->created_at = strtoll(row[4], NULL, 10);
-        size_t cap = 1;
-        for (const char *c = row[3]; *c; c++)
-            cap += *c == ',';
-        s->targets = ds_arena_alloc(arena, sizeof(char *) * cap);
-        if (!s->targets)
-            return ds_err_set(err, DS_UNAVAILABLE, "out of memory");
-        for (char *tok = row[3], *next; tok && *tok; tok = next) {
-            next = strchr(tok, ',');
-            if (next)
-                *next++ = '\0';
-            if (*tok)
-                s->targets[s->n_targets++] = tok;
-        }
-    }
-    return DS_OK;
-}
 
 ds_status_t ds_catalog_share_put(const ds_share_rec_t *rec, ds_err_t *err)
 {
@@ -141,6 +267,17 @@ ds_status_t ds_catalog_share_put(const ds_share_rec_t *rec, ds_err_t *err)
     if (st == DS_OK)
         st = sh_exec("INSERT INTO bucket_shares VALUES ($1, $2, CAST($3 AS BOOLEAN), $4, CAST($5 AS BIGINT))", ins, 5,
                      err, NULL);
+    if (st == DS_OK) {
+        mshare_t m = {dup_or_null(rec->project), dup_or_null(rec->bucket), targets, rec->organization,
+                      rec->created_at};
+        pthread_mutex_lock(&mem_lock);
+        bool ok = m.project && m.bucket && mshare_set_locked(m);
+        pthread_mutex_unlock(&mem_lock);
+        if (ok)
+            return DS_OK;
+        mshare_free(&m);
+        return ds_err_set(err, DS_UNAVAILABLE, "out of memory");
+    }
     free(targets);
     return st;
 }
@@ -148,36 +285,39 @@ ds_status_t ds_catalog_share_put(const ds_share_rec_t *rec, ds_err_t *err)
 ds_status_t ds_catalog_share_get(ds_arena_t *arena, const char *project, const char *bucket, ds_share_rec_t *out,
                                  bool *found, ds_err_t *err)
 {
-    const char *params[] = {project, bucket};
-    sh_query_t q = {.sql = "SELECT " SHARE_COLUMNS " FROM bucket_shares WHERE project = $1 AND lower(bucket) = lower($2)",
-                    .params = params,
-                    .nparams = 2,
-                    .arena = arena,
-                    .ncols = 5};
+    bool ok = true;
     *found = false;
-    ds_status_t st = ds_catalog_with_conn(sh_run, &q, err);
-    ds_share_rec_t *items;
-    if (st == DS_OK && q.n > 0 && (st = share_rows(arena, &q, &items, err)) == DS_OK) {
-        *out = items[0];
-        *found = true;
-    }
-    return st;
+    pthread_mutex_lock(&mem_lock);
+    for (size_t i = 0; i < n_mshares && !*found; i++)
+        if (strcmp(mshares[i].project, project) == 0 && strcasecmp(mshares[i].bucket, bucket) == 0) {
+            ok = share_copy(arena, &mshares[i], out);
+            *found = true;
+        }
+    pthread_mutex_unlock(&mem_lock);
+    return ok ? DS_OK : ds_err_set(err, DS_UNAVAILABLE, "out of memory");
+}
+
+static int share_cmp(const void *a, const void *b)
+{
+    return strcmp(((const ds_share_rec_t *)a)->bucket, ((const ds_share_rec_t *)b)->bucket);
 }
 
 ds_status_t ds_catalog_share_list(ds_arena_t *arena, const char *project, ds_share_rec_t **items, size_t *n,
                                   ds_err_t *err)
 {
-    const char *params[] = {project};
-    sh_query_t q = {.sql = "SELECT " SHARE_COLUMNS " FROM bucket_shares WHERE project = $1 ORDER BY bucket",
-                    .params = params,
-                    .nparams = 1,
-                    .arena = arena,
-                    .ncols = 5};
+    bool ok = true;
     *n = 0;
-    ds_status_t st = ds_catalog_with_conn(sh_run, &q, err);
-    if (st == DS_OK && (st = share_rows(arena, &q, items, err)) == DS_OK)
-        *n = q.n;
-    return st;
+    pthread_mutex_lock(&mem_lock);
+    *items = ds_arena_alloc(arena, sizeof(**items) * (n_mshares ? n_mshares : 1));
+    ok = *items != NULL;
+    for (size_t i = 0; ok && i < n_mshares; i++)
+        if (strcmp(mshares[i].project, project) == 0)
+            ok = share_copy(arena, &mshares[i], &(*items)[(*n)++]);
+    pthread_mutex_unlock(&mem_lock);
+    if (!ok)
+        return ds_err_set(err, DS_UNAVAILABLE, "out of memory");
+    qsort(*items, *n, sizeof(**items), share_cmp);
+    return DS_OK;
 }
 
 ds_status_t ds_catalog_share_delete(const char *project, const char *bucket, bool *removed, ds_err_t *err)
@@ -188,7 +328,16 @@ ds_status_t ds_catalog_share_delete(const char *project, const char *bucket, boo
                              err, &changed);
     if (removed)
         *removed = st == DS_OK && changed > 0;
-    return st;
+    if (st != DS_OK)
+        return st;
+    pthread_mutex_lock(&mem_lock);
+    for (size_t i = 0; i < n_mshares; i++)
+        if (strcmp(mshares[i].project, project) == 0 && strcasecmp(mshares[i].bucket, bucket) == 0) {
+            mshare_free(&mshares[i]);
+            mshares[i--] = mshares[--n_mshares];
+        }
+    pthread_mutex_unlock(&mem_lock);
+    return DS_OK;
 }
 
 bool ds_catalog_share_includes(const ds_share_rec_t *rec, const char *project)
@@ -202,28 +351,6 @@ bool ds_catalog_share_includes(const ds_share_rec_t *rec, const char *project)
 }
 
 /* ---- links ---- */
-
-#define LINK_COLUMNS "project, bucket, source_project, source_bucket, created_at"
-
-static ds_status_t link_query(ds_arena_t *arena, const char *sql, const char *const *params, int nparams,
-                              ds_link_rec_t **items, size_t *n, ds_err_t *err)
-{
-    sh_query_t q = {.sql = sql, .params = params, .nparams = nparams, .arena = arena, .ncols = 5};
-    *n = 0;
-    ds_status_t st = ds_catalog_with_conn(sh_run, &q, err);
-    if (st != DS_OK)
-        return st;
-    *items = ds_arena_alloc(arena, sizeof(**items) * (q.n ? q.n : 1));
-    if (!*items)
-        return ds_err_set(err, DS_UNAVAILABLE, "out of memory");
-    for (size_t i = 0; i < q.n; i++) {
-        char **row = &q.cells[i * 5];
-        (*items)[i] = (ds_link_rec_t){.project = row[0], .bucket = row[1], .source_project = row[2],
-                                      .source_bucket = row[3], .created_at = strtoll(row[4], NULL, 10)};
-    }
-    *n = q.n;
-    return DS_OK;
-}
 
 ds_status_t ds_catalog_link_insert(const ds_link_rec_t *rec, ds_err_t *err)
 {
@@ -242,48 +369,76 @@ ds_status_t ds_catalog_link_insert(const ds_link_rec_t *rec, ds_err_t *err)
     char created[32];
     snprintf(created, sizeof(created), "%lld", (long long)rec->created_at);
     const char *params[] = {rec->project, rec->bucket, rec->source_project, rec->source_bucket, created};
-    return sh_exec("INSERT INTO bucket_links VALUES ($1, $2, $3, $4, CAST($5 AS BIGINT))", params, 5, err, NULL);
+    if ((st = sh_exec("INSERT INTO bucket_links VALUES ($1, $2, $3, $4, CAST($5 AS BIGINT))", params, 5, err, NULL)) !=
+        DS_OK)
+        return st;
+    mlink_t m = {dup_or_null(rec->project), dup_or_null(rec->bucket), dup_or_null(rec->source_project),
+                 dup_or_null(rec->source_bucket), rec->created_at};
+    pthread_mutex_lock(&mem_lock);
+    bool ok = m.project && m.bucket && m.source_project && m.source_bucket && mlink_add_locked(m);
+    pthread_mutex_unlock(&mem_lock);
+    if (ok)
+        return DS_OK;
+    mlink_free(&m);
+    return ds_err_set(err, DS_UNAVAILABLE, "out of memory");
 }
 
 ds_status_t ds_catalog_link_get(ds_arena_t *arena, const char *project, const char *bucket, ds_link_rec_t *out,
                                 bool *found, ds_err_t *err)
 {
-    const char *params[] = {project, bucket};
-    ds_link_rec_t *items;
-    size_t n;
+    bool ok = true;
     *found = false;
-    ds_status_t st = link_query(arena,
-                                "SELECT " LINK_COLUMNS " FROM bucket_links WHERE project = $1 AND lower(bucket) = lower($2)",
-                                params, 2, &items, &n, err);
-    if (st == DS_OK && n > 0) {
-        *out = items[0];
-        *found = true;
+    pthread_mutex_lock(&mem_lock);
+    for (size_t i = 0; i < n_mlinks && !*found; i++)
+        if (strcmp(mlinks[i].project, project) == 0 && strcasecmp(mlinks[i].bucket, bucket) == 0) {
+            ok = link_copy(arena, &mlinks[i], out);
+            *found = true;
+        }
+    pthread_mutex_unlock(&mem_lock);
+    return ok ? DS_OK : ds_err_set(err, DS_UNAVAILABLE, "out of memory");
+}
+
+static int link_cmp(const void *a, const void *b)
+{
+    const ds_link_rec_t *x = a, *y = b;
+    int c = strcmp(x->project, y->project);
+    return c ? c : strcmp(x->bucket, y->bucket);
+}
+
+/* The links whose target (by_source false) or source (true) is project; bucket NULL: any. Sorted. */
+static ds_status_t link_select(ds_arena_t *arena, const char *project, const char *bucket, bool by_source,
+                               ds_link_rec_t **items, size_t *n, ds_err_t *err)
+{
+    bool ok;
+    *n = 0;
+    pthread_mutex_lock(&mem_lock);
+    *items = ds_arena_alloc(arena, sizeof(**items) * (n_mlinks ? n_mlinks : 1));
+    ok = *items != NULL;
+    for (size_t i = 0; ok && i < n_mlinks; i++) {
+        const mlink_t *m = &mlinks[i];
+        if (strcmp(by_source ? m->source_project : m->project, project) != 0)
+            continue;
+        if (bucket && strcasecmp(by_source ? m->source_bucket : m->bucket, bucket) != 0)
+            continue;
+        ok = link_copy(arena, m, &(*items)[(*n)++]);
     }
-    return st;
+    pthread_mutex_unlock(&mem_lock);
+    if (!ok)
+        return ds_err_set(err, DS_UNAVAILABLE, "out of memory");
+    qsort(*items, *n, sizeof(**items), link_cmp);
+    return DS_OK;
 }
 
 ds_status_t ds_catalog_link_list(ds_arena_t *arena, const char *project, ds_link_rec_t **items, size_t *n,
                                  ds_err_t *err)
 {
-    const char *params[] = {project};
-    return link_query(arena, "SELECT " LINK_COLUMNS " FROM bucket_links WHERE project = $1 ORDER BY bucket", params, 1,
-                      items, n, err);
+    return link_select(arena, project, NULL, false, items, n, err);
 }
 
 ds_status_t ds_catalog_link_list_source(ds_arena_t *arena, const char *source_project, const char *source_bucket,
                                         ds_link_rec_t **items, size_t *n, ds_err_t *err)
 {
-    if (!source_bucket) {
-        const char *params[] = {source_project};
-        return link_query(arena,
-                          "SELECT " LINK_COLUMNS " FROM bucket_links WHERE source_project = $1 ORDER BY project, bucket",
-                          params, 1, items, n, err);
-    }
-    const char *params[] = {source_project, source_bucket};
-    return link_query(arena,
-                      "SELECT " LINK_COLUMNS " FROM bucket_links WHERE source_project = $1 AND "
-                      "lower(source_bucket) = lower($2) ORDER BY project, bucket",
-                      params, 2, items, n, err);
+    return link_select(arena, source_project, source_bucket, true, items, n, err);
 }
 
 ds_status_t ds_catalog_link_delete(const char *project, const char *bucket, bool *removed, ds_err_t *err)
@@ -294,7 +449,16 @@ ds_status_t ds_catalog_link_delete(const char *project, const char *bucket, bool
                              err, &changed);
     if (removed)
         *removed = st == DS_OK && changed > 0;
-    return st;
+    if (st != DS_OK)
+        return st;
+    pthread_mutex_lock(&mem_lock);
+    for (size_t i = 0; i < n_mlinks; i++)
+        if (strcmp(mlinks[i].project, project) == 0 && strcasecmp(mlinks[i].bucket, bucket) == 0) {
+            mlink_free(&mlinks[i]);
+            mlinks[i--] = mlinks[--n_mlinks];
+        }
+    pthread_mutex_unlock(&mem_lock);
+    return DS_OK;
 }
 
 /* ---- read-only role ---- */
@@ -328,5 +492,19 @@ ds_status_t ds_catalog_shares_forget(const char *project, ds_err_t *err)
         st = sh_exec("DELETE FROM bucket_shares WHERE project = $1", params, 1, err, NULL);
     if (st == DS_OK)
         st = sh_exec("DELETE FROM readonly_revoked WHERE project = $1", params, 1, err, NULL);
-    return st;
+    if (st != DS_OK)
+        return st;
+    pthread_mutex_lock(&mem_lock);
+    for (size_t i = 0; i < n_mlinks; i++)
+        if (strcmp(mlinks[i].project, project) == 0 || strcmp(mlinks[i].source_project, project) == 0) {
+            mlink_free(&mlinks[i]);
+            mlinks[i--] = mlinks[--n_mlinks];
+        }
+    for (size_t i = 0; i < n_mshares; i++)
+        if (strcmp(mshares[i].project, project) == 0) {
+            mshare_free(&mshares[i]);
+            mshares[i--] = mshares[--n_mshares];
+        }
+    pthread_mutex_unlock(&mem_lock);
+    return DS_OK;
 }

@@ -48,15 +48,21 @@ bool ds_cmd_names_fold(const ds_proj_t *p)
 }
 
 /*
- * After the project's own lookup said NOT_FOUND (its error in ctx): the
- * bucket's link, if the project has one of that id, else that error.
+ * Before the project's own lookup: a link of that bucket id turns p into the
+ * source project (cmd/share.c; the links are held in memory, so this costs no
+ * query). A project never has a bucket and a link of one id.
  */
-static ds_status_t linked(ds_ctx_t *ctx, ds_proj_t *p, const char **bucket)
+static ds_status_t follow_link(ds_ctx_t *ctx, ds_proj_t *p, const char **bucket, bool *linked)
 {
-    ds_err_t nf = ctx->err;
+    *linked = false;
+    if (p->linked_bucket) {
+        *linked = true;
+        return ds_cmd_share_again(ctx, p, bucket);
+    }
     ds_status_t st = ds_cmd_share_follow(ctx, p, bucket);
-    if (st == DS_NOT_FOUND && !ctx->err.message[0])
-        ctx->err = nf;
+    if (st == DS_NOT_FOUND)
+        return DS_OK; /* no link: ctx->err untouched */
+    *linked = st == DS_OK;
     return st;
 }
 
@@ -66,16 +72,15 @@ ds_status_t ds_cmd_resolve_bucket(ds_ctx_t *ctx, ds_proj_t *p, const char **buck
     if (st != DS_OK)
         return st;
     ds_be_bucket_t b;
-    if (p->linked_bucket)
-        return ds_cmd_share_again(ctx, p, bucket);
-    if (p->branch) {
-        st = ds_cmd_branch_resolve_bucket(ctx, p, bucket);
-        return st == DS_NOT_FOUND ? linked(ctx, p, bucket) : st;
-    }
+    bool linked;
+    if ((st = follow_link(ctx, p, bucket, &linked)) != DS_OK || linked)
+        return st; /* the source's bucket, resolved by the link */
+    if (p->branch)
+        return ds_cmd_branch_resolve_bucket(ctx, p, bucket);
     if (!p->be->ops->bucket_get)
         return DS_OK; /* a backend without lookups keeps names as given and applies its own rule */
     if ((st = ds_be_bucket_get(p->be, &p->call, *bucket, &b)) != DS_OK)
-        return st == DS_NOT_FOUND ? linked(ctx, p, bucket) : st;
+        return st;
     if (!b.id)
         return oom(ctx);
     *bucket = b.id;
@@ -96,36 +101,18 @@ ds_status_t ds_cmd_resolve_table(ds_ctx_t *ctx, ds_proj_t *p, const char **bucke
         st = ds_ident_check_name(*table, "table", &ctx->err);
     if (st != DS_OK)
         return st;
-    if (p->linked_bucket && (st = ds_cmd_share_again(ctx, p, bucket)) != DS_OK)
+    bool linked;
+    if ((st = follow_link(ctx, p, bucket, &linked)) != DS_OK)
         return st;
-    if (p->branch) {
-        st = ds_cmd_branch_resolve_table(ctx, p, bucket, table, may_be_missing, def, exists);
-        if (st != DS_NOT_FOUND || linked(ctx, p, bucket) != DS_OK)
-            return st == DS_NOT_FOUND ? ctx->err.status : st;
-        /* p reads the linked bucket's source now: the table is looked up there (below). */
-    }
+    /* A linked bucket's table is the source's main table (below); a branch resolves its own names. */
+    if (p->branch && !linked)
+        return ds_cmd_branch_resolve_table(ctx, p, bucket, table, may_be_missing, def, exists);
     if (!p->be->ops->table_get) {
         if (exists)
             *exists = true; /* unknown: the backend decides */
         return DS_OK;
     }
     st = ds_be_table_get(p->be, &p->call, *bucket, *table, def);
-    if (st == DS_NOT_FOUND && !p->linked_bucket) {
-        /* Not the project's own table: the bucket may be a link (the table is then the source's). */
-        ds_err_t nf = ctx->err;
-        ds_be_bucket_t b;
-        bool own = ds_be_bucket_get(p->be, &p->call, *bucket, &b) == DS_OK;
-        ctx->err = nf;
-        if (!own) {
-            ds_status_t ls = linked(ctx, p, bucket);
-            if (ls == DS_OK)
-                st = ds_be_table_get(p->be, &p->call, *bucket, *table, def);
-            else if (ls != DS_NOT_FOUND || ctx->err.status != DS_NOT_FOUND)
-                return ls;
-            else
-                ctx->err = nf;
-        }
-    }
     if (st == DS_NOT_FOUND && may_be_missing) {
         /* The table is created by this request: its bucket must exist, and gives its spelling. */
         ds_err_clear(&ctx->err);

@@ -108,27 +108,22 @@ ds_status_t ds_cmd_share_follow(ds_ctx_t *ctx, ds_proj_t *p, const char **bucket
     memset(&src, 0, sizeof(src));
     if ((st = open_source(ctx, l.source_project, &src)) != DS_OK)
         return st;
-    ds_be_bucket_t b;
-    if ((st = ds_be_bucket_get(src.be, &src.call, l.source_bucket, &b)) != DS_OK)
-        return st;
-    if (!b.id)
-        return oom(ctx);
+    /* The source bucket's stored spelling was recorded by the link; it cannot be dropped while linked. */
     src.linked_project = p->rec.id[0] ? ds_arena_strdup(ctx->arena, p->rec.id) : NULL;
     src.linked_bucket = l.bucket;
     if (!src.linked_project)
         return oom(ctx);
     ctx->linked_read = ds_arena_printf(ctx->arena, "bucket \"%s\" is linked from bucket \"%s\" of project \"%s\"",
-                                       l.bucket, b.id, src.rec.id);
+                                       l.bucket, l.source_bucket, src.rec.id);
     if (!ctx->linked_read)
         return oom(ctx);
     *p = src;
-    *bucket = b.id;
+    *bucket = l.source_bucket;
     return DS_OK;
 }
 
 ds_status_t ds_cmd_share_again(ds_ctx_t *ctx, ds_proj_t *p, const char **bucket)
 {
-    ds_be_bucket_t b;
     /* The source's spelling (already resolved once) or the link's own id; nothing else of the source. */
     bool same = strcasecmp(*bucket, p->linked_bucket) == 0;
     if (!same) {
@@ -150,9 +145,7 @@ ds_status_t ds_cmd_share_again(ds_ctx_t *ctx, ds_proj_t *p, const char **bucket)
         return st;
     if (!found)
         return ds_err_set(&ctx->err, DS_NOT_FOUND, "bucket \"%s\" not found", *bucket);
-    if ((st = ds_be_bucket_get(p->be, &p->call, l.source_bucket, &b)) != DS_OK)
-        return st;
-    *bucket = b.id;
+    *bucket = l.source_bucket;
     return DS_OK;
 }
 
