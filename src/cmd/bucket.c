@@ -126,6 +126,8 @@ ds_status_t ds_cmd_bucket_delete(ds_ctx_t *ctx, const char *project, const char 
     if ((st = ds_catalog_share_get(ctx->arena, project, bucket, &share, &shared, &ctx->err)) != DS_OK ||
         (shared && (st = ds_catalog_share_delete(project, bucket, &removed, &ctx->err)) != DS_OK))
         return st;
+    if (removed)
+        ds_cmd_test_crash_point("bucket_drop_unshared");
     if ((st = ds_be_bucket_drop(p.be, &p.call, bucket, force)) == DS_OK)
         ds_cmd_test_crash_point("bucket_drop");
     else if (removed) {

@@ -651,6 +651,9 @@ ds_status_t ds_cmd_ws_load(ds_ctx_t *ctx, const char *project, const char *id, c
         return ds_err_setf(&ctx->err, DS_INVALID_ARGUMENT, "type",
                            "a view load reads the whole current table: where_filters, changed_since, changed_until "
                            "and limit need type full or incremental");
+    /* The project's read-only role decides which buckets its workspaces read (cmd/share.c). */
+    if ((st = ds_cmd_share_readonly_check(ctx, project, in->bucket, &ctx->err)) != DS_OK)
+        return st;
     /* Checked (and resolved) here, before anything in the workspace changes. */
     const char *bucket = in->bucket, *table = in->table;
     ds_be_scan_t *probe = NULL;

@@ -9,7 +9,7 @@ project for that request only (DUCKSTORE_MAX_OPEN_PROJECTS=1 case), and links su
 
 import base64
 
-import pytest
+import requests
 
 from data_helpers import Proj, csv_text
 from e2e_lib import expect, expect_error
@@ -243,6 +243,8 @@ def test_workspace_reads_linked_table_and_readonly_role(server, admin):
     assert expect(p2.api.get(f"/projects/p2/buckets/{L}"), 200)["readonly_access"] is False
     expect_error(p2.api.post(q, {"sql": sql}), 400, "query_failed", ["read-only role", L])
     expect_error(p2.api.post(q, {"sql": "SELECT count(*) FROM v"}), 400, "query_failed", ["read-only role"])
+    r = p2.api.post("/projects/p2/workspaces/w/load", {"source": {"bucket": L, "table": "orders"}, "destination": "c2"})
+    expect_error(r, 403, "permission_denied", ["read-only role", L])
     # the API key still reads it; granting again lets the workspace read
     assert expect(p2.api.get(lpath(p2)), 200)["rows"] == 3
     g = expect(p2.api.post(f"/projects/p2/buckets/{L}/grant-readonly"), 200)
@@ -309,3 +311,40 @@ def test_idempotent_share_and_link(server, admin):
     a = p2.api.post(f"/projects/p2/buckets/{L}/link", body, headers=h)
     b = p2.api.post(f"/projects/p2/buckets/{L}/link", body, headers=h)
     assert a.status_code == b.status_code == 201 and a.json() == b.json()
+
+
+def crash_at(server, hook, send):
+    """Restarts the server with the crash hook, sends, checks it died like kill -9, restarts it plain."""
+    server.stop()
+    server.extra_env.update({"DUCKSTORE_TEST_HOOKS": "1", "DUCKSTORE_TEST_CRASH_AFTER_COMMIT": hook})
+    server.start()
+    try:
+        r = send()
+        raise AssertionError(f"the server answered instead of dying: {r.status_code} {r.text}")
+    except requests.ConnectionError:
+        pass
+    proc, server.proc = server.proc, None
+    assert proc.wait(timeout=20) == -9, "the test hook did not kill the server"
+    del server.extra_env["DUCKSTORE_TEST_CRASH_AFTER_COMMIT"]
+    server.start()
+
+
+def test_drop_of_a_shared_bucket_killed_between_its_steps(server, admin):
+    """Dropping a shared bucket removes the share (catalog) first, then the bucket (project file):
+    killed in between, the bucket is left unshared (nothing can link it by accident); killed after
+    both, a bucket created again under that id is not shared."""
+    p1, p2 = projects(server, admin)
+    share(p1, ["p2"])
+    drop = lambda: p1.api.delete(f"/projects/p1/buckets/{B}", params={"force": "true"})
+    crash_at(server, "bucket_drop_unshared", drop)
+    b = expect(p1.api.get(f"/projects/p1/buckets/{B}"), 200)
+    assert "sharing" not in b and p1.table("orders")["rows"] == 3
+    expect_error(p2.api.post(f"/projects/p2/buckets/{L}/link", {"source_project": "p1", "source_bucket": B}), 403,
+                 "permission_denied", ["not shared"])
+    share(p1, "organization")
+    crash_at(server, "bucket_drop", drop)
+    expect_error(p1.api.get(f"/projects/p1/buckets/{B}"), 404, "not_found")
+    expect(p1.api.post("/projects/p1/buckets", {"stage": "in", "name": "c-main"}), 201)
+    assert "sharing" not in expect(p1.api.get(f"/projects/p1/buckets/{B}"), 200)
+    expect_error(p2.api.post(f"/projects/p2/buckets/{L}/link", {"source_project": "p1", "source_bucket": B}), 403,
+                 "permission_denied", ["not shared"])
