@@ -225,7 +225,7 @@ ds_status_t ds_cmd_share_list_links(ds_ctx_t *ctx, const ds_proj_t *p, ds_be_buc
         b->name = dot ? dot + 1 : links[i].bucket;
         /* The source's description and table count, when it can be read now; sizes count in the source only. */
         ds_proj_t q = *p;
-        const char *id = links[i].bucket;
+        const char *id = links[i].bucket, *read = ctx->linked_read;
         ds_err_t saved = ctx->err;
         q.branch = q.branch_prefix = NULL;
         ds_be_bucket_t sb;
@@ -234,6 +234,7 @@ ds_status_t ds_cmd_share_list_links(ds_ctx_t *ctx, const ds_proj_t *p, ds_be_buc
             b->table_count = sb.table_count;
         }
         ctx->err = saved;
+        ctx->linked_read = read; /* a list reads descriptions only: it fences no write of the request */
     }
     *items = all;
     *n += n_links;
