@@ -319,6 +319,8 @@ ds_status_t ds_cmd_bucket_share(ds_ctx_t *ctx, const char *project, const char *
     ds_proj_t p;
     ds_status_t st = ds_cmd_open_project(ctx, &project, &p);
     if (st == DS_OK)
+        st = ds_cmd_require_write(ctx); /* a read key learns nothing else here */
+    if (st == DS_OK)
         st = require_main(ctx, &p, "sharing a bucket");
     if (st == DS_OK)
         st = ds_cmd_require_cap(ctx, &p, DS_CAP_SHARING, "bucket sharing");
@@ -388,6 +390,8 @@ ds_status_t ds_cmd_bucket_unshare(ds_ctx_t *ctx, const char *project, const char
     ds_be_bucket_t b;
     ds_status_t st = ds_cmd_open_project(ctx, &project, &p);
     if (st == DS_OK)
+        st = ds_cmd_require_write(ctx); /* a read key learns nothing else here */
+    if (st == DS_OK)
         st = require_main(ctx, &p, "unsharing a bucket");
     if (st == DS_OK)
         st = own_bucket(ctx, &p, &bucket, &b, "unshared");
@@ -410,6 +414,8 @@ ds_status_t ds_cmd_bucket_link(ds_ctx_t *ctx, const char *project, const char *b
 {
     ds_proj_t p, src;
     ds_status_t st = ds_cmd_open_project(ctx, &project, &p);
+    if (st == DS_OK)
+        st = ds_cmd_require_write(ctx); /* a read key learns nothing else here */
     if (st == DS_OK)
         st = require_main(ctx, &p, "linking a bucket");
     if (st == DS_OK)
@@ -483,6 +489,8 @@ ds_status_t ds_cmd_bucket_unlink(ds_ctx_t *ctx, const char *project, const char 
     bool found = false;
     ds_status_t st = ds_cmd_open_project(ctx, &project, &p);
     if (st == DS_OK)
+        st = ds_cmd_require_write(ctx); /* a read key learns nothing else here */
+    if (st == DS_OK)
         st = require_main(ctx, &p, "unlinking a bucket");
     if (st == DS_OK)
         st = ds_ident_check_bucket(bucket, "bucket", &ctx->err);
@@ -506,6 +514,8 @@ ds_status_t ds_cmd_bucket_readonly(ds_ctx_t *ctx, const char *project, const cha
 {
     ds_proj_t p;
     ds_status_t st = ds_cmd_open_project(ctx, &project, &p);
+    if (st == DS_OK)
+        st = ds_cmd_require_write(ctx); /* a read key learns nothing else here */
     if (st == DS_OK)
         st = require_main(ctx, &p, "the read-only role");
     if (st == DS_OK)
