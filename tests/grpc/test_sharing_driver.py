@@ -99,6 +99,17 @@ def test_share_link_read_unlink(server, driver):
     ti = p2.info([L, "t"], info_pb2.TABLE).tableInfo
     assert list(ti.path) == [L] and ti.tableName == "t" and ti.rowsCount == 2 and list(ti.primaryKeysNames) == ["id"]
     assert p2.preview(L, "t") == [["1", SECRET], ["2", "b"]]
+    # a linked table is a source of TableImportFromTable (filters apply)
+    p2.run(table_pb2.CreateTableCommand(path=[B], tableName="copy", columns=[T(name="id"), T(name="v")]),
+           info_pb2.ObjectInfoResponse)
+    imp = table_pb2.TableImportFromTableCommand(
+        source=table_pb2.TableImportFromTableCommand.SourceTableMapping(
+            path=[L], tableName="t",
+            whereFilters=[X.TableWhereFilter(columnsName="id", operator=X.TableWhereFilter.eq, values=["1"])]),
+        destination=X.Table(path=[B], tableName="copy"),
+        importOptions=X.ImportOptions(importType=X.ImportOptions.FULL))
+    assert p2.run(imp, table_pb2.TableImportResponse).tableRowsCount == 1
+    assert p2.preview(B, "copy") == [["1", SECRET]]
     # changes of the source show at once
     p1.load(B, "t", b'"id","v"\n"3","c"\n', incremental=True)
     p1.run(table_pb2.AddColumnCommand(path=[B], tableName="t", columnDefinition=T(name="extra", nullable=True)), info_pb2.ObjectInfoResponse)
