@@ -12,7 +12,7 @@ import base64
 import requests
 
 from data_helpers import Proj, csv_text
-from e2e_lib import expect, expect_error
+from e2e_lib import expect, expect_error, get_metrics, metric
 
 B = "in.c-main"
 L = "in.c-linked"
@@ -278,6 +278,8 @@ def test_links_survive_restart_and_detach(server_factory):
         assert p3.table("orders")["rows"] == 1
         p1.load_csv("orders", csv_text([["1", "TX"]], header=["id", "state"]), incremental=True)
     assert preview(p2, lpath(p2), order_by="id")["rows"][0] == ["1", "TX"]
+    # the source was opened for those requests only: once they ended, the cap holds again
+    assert metric(get_metrics(admin), "duckstore_open_projects") <= 1
     server.restart()
     items = {x["id"]: x for x in expect(p2.api.get("/projects/p2/buckets"), 200)["items"]}
     assert items[L]["linked_from"] == {"project": "p1", "bucket": B}
