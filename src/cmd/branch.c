@@ -605,6 +605,8 @@ ds_status_t ds_cmd_branch_read_table(ds_ctx_t *ctx, const char *project, const c
     ds_status_t st = ds_cmd_open_project(ctx, &project, &p);
     if (st == DS_OK)
         st = ds_cmd_resolve_table(ctx, &p, &bucket, &table, false, NULL, NULL);
+    if (st == DS_OK && p.linked_bucket) /* its physical table is another project's: no name of this one */
+        st = ds_err_set(&ctx->err, DS_INVALID_ARGUMENT, "bucket \"%s\" is a linked bucket", p.linked_bucket);
     if (st != DS_OK)
         return st;
     *phys_bucket = bucket;
