@@ -129,6 +129,14 @@ def test_linked_bucket_is_read_only(server, admin):
     t = p1.table("orders")
     assert t["rows"] == 3 and [c["name"] for c in t["columns"]] == ["id", "state"]
     assert [x["name"] for x in expect(p1.api.get(f"/projects/p1/buckets/{B}/tables"), 200)["items"]] == ["orders"]
+    # in a development branch the link reads the source's main table, and stays read-only
+    expect(p2.api.post("/projects/p2/branches", {"id": "dev"}), 201)
+    bpath = f"/projects/p2/branches/dev/buckets/{L}/tables/orders"
+    assert expect(p2.api.get(bpath), 200)["rows"] == 3
+    expect_error(p2.api.post(bpath + "/import/file", {"file_id": f["id"]}), 403, "permission_denied", [L])
+    expect_error(p2.api.delete(bpath), 403, "permission_denied", [L])
+    assert L in [b["id"] for b in expect(p2.api.get("/projects/p2/branches/dev/buckets"), 200)["items"]]
+    assert p1.table("orders")["rows"] == 3
     # a bucket of the link's id cannot be created in the target while the link exists
     expect_error(p2.api.post("/projects/p2/buckets", {"stage": "in", "name": "c-linked"}), 409, "already_exists",
                  [L])
