@@ -277,6 +277,8 @@ static ds_status_t own_bucket_ensure(ds_ctx_t *ctx, ds_proj_t *p, const char **b
 
 ds_status_t ds_cmd_branch_write(ds_ctx_t *ctx, ds_proj_t *p, const char **bucket, const char **table, bool with_ddl)
 {
+    if (p->linked_bucket)
+        return ds_cmd_share_refuse_write(ctx, p);
     ds_status_t st;
     if (!p->branch) {
         st = ds_cmd_enter_table(ctx, p->rec.id, *bucket, *table);
@@ -602,6 +604,8 @@ ds_status_t ds_cmd_branch_read_table(ds_ctx_t *ctx, const char *project, const c
     ds_status_t st = ds_cmd_open_project(ctx, &project, &p);
     if (st == DS_OK)
         st = ds_cmd_resolve_table(ctx, &p, &bucket, &table, false, NULL, NULL);
+    if (st == DS_OK && p.linked_bucket) /* its physical table is another project's: no name of this one */
+        st = ds_err_set(&ctx->err, DS_INVALID_ARGUMENT, "bucket \"%s\" is a linked bucket", p.linked_bucket);
     if (st != DS_OK)
         return st;
     *phys_bucket = bucket;

@@ -4,7 +4,9 @@
  */
 #include <string.h>
 
+#include "catalog/shares.h"
 #include "cmd/internal.h"
+#include "core/log.h"
 
 ds_status_t ds_cmd_bucket_create(ds_ctx_t *ctx, const char *project, const ds_bucket_create_t *in,
                                  ds_be_bucket_t *out)
@@ -32,6 +34,9 @@ ds_status_t ds_cmd_bucket_create(ds_ctx_t *ctx, const char *project, const ds_bu
                         .created_at = ds_now()};
     if ((st = ds_cmd_enter_ddl(ctx, project)) != DS_OK)
         return st;
+    /* A linked bucket holds its id in the project (cmd/share.c). */
+    if ((st = ds_cmd_share_check_free(ctx, project, id)) != DS_OK)
+        return st;
     if (p.branch) {
         if ((st = ds_cmd_branch_bucket_create(ctx, &p, &b)) != DS_OK)
             return st;
@@ -57,16 +62,17 @@ ds_status_t ds_cmd_bucket_list(ds_ctx_t *ctx, const char *project, ds_be_bucket_
     if (st != DS_OK)
         return st;
     if (p.branch)
-        return ds_cmd_branch_bucket_list(ctx, &p, items, n);
-    if ((st = ds_be_bucket_list(p.be, &p.call, items, n)) != DS_OK)
-        return st;
-    /* Branch storage (ids starting with "_", see cmd/branch.c) is not main's. */
-    size_t k = 0;
-    for (size_t i = 0; i < *n; i++)
-        if ((*items)[i].id && (*items)[i].id[0] != '_')
-            (*items)[k++] = (*items)[i];
-    *n = k;
-    return DS_OK;
+        st = ds_cmd_branch_bucket_list(ctx, &p, items, n);
+    else if ((st = ds_be_bucket_list(p.be, &p.call, items, n)) == DS_OK) {
+        /* Branch storage (ids starting with "_", see cmd/branch.c) is not main's. */
+        size_t k = 0;
+        for (size_t i = 0; i < *n; i++)
+            if ((*items)[i].id && (*items)[i].id[0] != '_')
+                (*items)[k++] = (*items)[i];
+        *n = k;
+    }
+    /* Linked buckets are listed with the project's own (in a branch too: links belong to the project). */
+    return st == DS_OK ? ds_cmd_share_list_links(ctx, &p, items, n) : st;
 }
 
 ds_status_t ds_cmd_bucket_get(ds_ctx_t *ctx, const char *project, const char *bucket, ds_be_bucket_t *out)
@@ -77,9 +83,22 @@ ds_status_t ds_cmd_bucket_get(ds_ctx_t *ctx, const char *project, const char *bu
         return st;
     if ((st = ds_ident_check_bucket(bucket, "bucket", &ctx->err)) != DS_OK)
         return st;
-    if (p.branch)
-        return ds_cmd_branch_bucket_get(ctx, &p, bucket, out);
-    return ds_be_bucket_get(p.be, &p.call, bucket, out); /* the backend's lookup returns the stored spelling */
+    st = p.branch ? ds_cmd_branch_bucket_get(ctx, &p, bucket, out)
+                  : ds_be_bucket_get(p.be, &p.call, bucket, out); /* the backend's lookup returns the stored spelling */
+    if (st != DS_NOT_FOUND)
+        return st;
+    /* A linked bucket: the source's bucket under the link's id. */
+    ds_err_t nf = ctx->err;
+    const char *id = bucket;
+    if ((st = ds_cmd_share_follow(ctx, &p, &id)) == DS_NOT_FOUND)
+        ctx->err = nf;
+    if (st != DS_OK || (st = ds_be_bucket_get(p.be, &p.call, id, out)) != DS_OK)
+        return st;
+    const char *dot = strchr(p.linked_bucket, '.');
+    out->id = p.linked_bucket;
+    out->stage = dot ? ds_arena_strndup(ctx->arena, p.linked_bucket, (size_t)(dot - p.linked_bucket)) : out->stage;
+    out->name = dot ? dot + 1 : out->name;
+    return DS_OK;
 }
 
 ds_status_t ds_cmd_bucket_delete(ds_ctx_t *ctx, const char *project, const char *bucket, bool force)
@@ -93,13 +112,29 @@ ds_status_t ds_cmd_bucket_delete(ds_ctx_t *ctx, const char *project, const char 
         st = ds_cmd_idem_backend_check(ctx, &p, &applied, &count);
     if (st != DS_OK || applied)
         return st;
-    if ((st = ds_cmd_resolve_bucket(ctx, &p, &bucket)) != DS_OK)
+    if ((st = ds_cmd_resolve_bucket(ctx, &p, &bucket)) != DS_OK || (st = ds_cmd_share_refuse_write(ctx, &p)) != DS_OK)
         return st;
     if ((st = ds_cmd_enter_ddl(ctx, project)) != DS_OK)
         return st;
     if (p.branch)
         return ds_cmd_branch_bucket_drop(ctx, &p, bucket, force);
+    /* Links read it: refused. A share alone goes first (see cmd/share.c), and comes back if the drop fails. */
+    if ((st = ds_cmd_share_check_source(ctx, &p, bucket, "dropped")) != DS_OK)
+        return st;
+    ds_share_rec_t share;
+    bool shared = false, removed = false;
+    if ((st = ds_catalog_share_get(ctx->arena, project, bucket, &share, &shared, &ctx->err)) != DS_OK ||
+        (shared && (st = ds_catalog_share_delete(project, bucket, &removed, &ctx->err)) != DS_OK))
+        return st;
+    if (removed)
+        ds_cmd_test_crash_point("bucket_drop_unshared");
     if ((st = ds_be_bucket_drop(p.be, &p.call, bucket, force)) == DS_OK)
         ds_cmd_test_crash_point("bucket_drop");
+    else if (removed) {
+        ds_err_t e = {0};
+        if (ds_catalog_share_put(&share, &e) != DS_OK)
+            ds_log(DS_LOG_ERROR, "project %s: bucket %s stays unshared after a failed drop: %s", project, bucket,
+                   e.message);
+    }
     return st;
 }

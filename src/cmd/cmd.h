@@ -76,6 +76,9 @@ typedef struct ds_ctx {
     const char *idem_token;
     const char *idem_hash;
     ds_park_t *park;          /* the transport's parking of this request, or NULL: waits block (see above) */
+    /* Set once a name of this request resolved through a linked bucket (cmd/share.c): what it read, for the
+     * message; from then on no table or project catalog write slot is given to the request. */
+    const char *linked_read;
 } ds_ctx_t;
 
 /* What an authenticated key may do. */
@@ -274,6 +277,44 @@ ds_status_t ds_cmd_bucket_create(ds_ctx_t *ctx, const char *project, const ds_bu
 ds_status_t ds_cmd_bucket_list(ds_ctx_t *ctx, const char *project, ds_be_bucket_t **items, size_t *n);
 ds_status_t ds_cmd_bucket_get(ds_ctx_t *ctx, const char *project, const char *bucket, ds_be_bucket_t *out);
 ds_status_t ds_cmd_bucket_delete(ds_ctx_t *ctx, const char *project, const char *bucket, bool force);
+
+/* ---- sharing, linked buckets, read-only role (share.c) ---- */
+/* Who may link a shared bucket: every project, or the listed ones. */
+typedef struct {
+    bool organization;
+    const char *const *projects;
+    size_t n_projects;
+    bool force; /* replace the recipients even when a linking project loses access */
+} ds_share_in_t;
+
+/* How one bucket of a project takes part in sharing (all arena). */
+typedef struct {
+    const char *bucket;          /* the bucket id in the project */
+    bool shared;                 /* shared by the project */
+    bool organization;           /* shared with every project */
+    const char **projects;       /* else with these */
+    size_t n_projects;
+    const char **linked_by;      /* "<project>/<bucket>" of every link reading it */
+    size_t n_linked_by;
+    const char *source_project;  /* a linked bucket: what it reads; else NULL */
+    const char *source_bucket;
+    bool readonly_revoked;       /* workspaces of the project may not read it */
+} ds_bucket_sharing_t;
+
+/* Shares bucket of project (main branch; not a linked bucket); *out is the bucket, *sh its sharing. */
+ds_status_t ds_cmd_bucket_share(ds_ctx_t *ctx, const char *project, const char *bucket, const ds_share_in_t *in,
+                                ds_be_bucket_t *out, ds_bucket_sharing_t *sh);
+/* Ends a share; CONFLICT while links read it, unless force (the links then stop working at once). */
+ds_status_t ds_cmd_bucket_unshare(ds_ctx_t *ctx, const char *project, const char *bucket, bool force);
+/* Links source_project's shared source_bucket into project as bucket id bucket. */
+ds_status_t ds_cmd_bucket_link(ds_ctx_t *ctx, const char *project, const char *bucket, const char *source_project,
+                               const char *source_bucket, ds_be_bucket_t *out, ds_bucket_sharing_t *sh);
+/* Removes the link bucket of project. */
+ds_status_t ds_cmd_bucket_unlink(ds_ctx_t *ctx, const char *project, const char *bucket);
+/* Read-only role: grant (true) or revoke the right of project's workspaces to read bucket (own or linked). */
+ds_status_t ds_cmd_bucket_readonly(ds_ctx_t *ctx, const char *project, const char *bucket, bool grant);
+/* The sharing of every bucket of project that takes part in any (items ordered by bucket). */
+ds_status_t ds_cmd_bucket_sharing(ds_ctx_t *ctx, const char *project, ds_bucket_sharing_t **items, size_t *n);
 
 /* ---- tables ---- */
 typedef struct {

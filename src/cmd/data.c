@@ -8,11 +8,14 @@
  * that order), resolves Storage Files through the files layer (which confines
  * every path to the project's area), and calls the backend.
  */
+#include <dirent.h>
+#include <limits.h>
 #include <sodium.h>
 #include <stdio.h>
 #include <string.h>
 #include <strings.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "cmd/files.h"
 #include "cmd/internal.h"
@@ -181,6 +184,85 @@ static ds_status_t resolve_import(ds_ctx_t *ctx, ds_proj_t *p, const char **buck
     return st;
 }
 
+/* Removes a scratch directory of a linked-source import and the files in it (arena cleanup). */
+static void remove_scratch(void *arg)
+{
+    const char *dir = arg;
+    DIR *d = opendir(dir);
+    struct dirent *e;
+    while (d && (e = readdir(d)) != NULL) {
+        if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
+            continue;
+        char path[PATH_MAX];
+        if ((size_t)snprintf(path, sizeof(path), "%s/%s", dir, e->d_name) < sizeof(path))
+            unlink(path);
+    }
+    if (d)
+        closedir(d);
+    rmdir(dir);
+}
+
+/*
+ * Import from a table of a linked bucket (cmd/share.c): the source lives in
+ * another project, which the backend's table import cannot read. The source
+ * is exported (its columns, filters) as Parquet into a scratch directory of
+ * the importing project, the import becomes an import of those files, and
+ * the scratch goes with the request. The read through the link ends here: the
+ * write that follows is the project's own (ctx->linked_read is cleared).
+ * *linked false, nothing changed, when the source is not linked.
+ */
+static ds_status_t linked_source(ds_ctx_t *ctx, const ds_proj_t *p, const char *project, ds_import_t *in,
+                                 const char ***paths, size_t *n_paths, bool *linked)
+{
+    ds_proj_t sp = *p;
+    ds_be_table_t src;
+    const char *sb = in->src_bucket, *st_name = in->src_table, *dir;
+    const char *before = ctx->linked_read;
+    ds_err_t saved = ctx->err;
+    *linked = false;
+    ds_status_t st = ds_cmd_resolve_table(ctx, &sp, &sb, &st_name, false, &src, NULL);
+    if (st != DS_OK || !sp.linked_bucket) {
+        /* Not linked (or not found): the import reports it as for any table source. */
+        ctx->err = saved;
+        ctx->linked_read = before;
+        return DS_OK;
+    }
+    *linked = true;
+    /* Nothing is exported for a key that may not write (the write itself checks it again). */
+    if ((st = ds_cmd_require_write(ctx)) != DS_OK)
+        return st;
+    for (size_t i = 0; in->src_columns && in->dst_columns && i < in->n_mapping; i++)
+        if (strcasecmp(in->src_columns[i], in->dst_columns[i]) != 0)
+            return ds_err_setf(&ctx->err, DS_INVALID_ARGUMENT, "columns_mapping",
+                               "an import from linked bucket \"%s\" keeps column names: \"%s\" cannot become \"%s\"",
+                               sp.linked_bucket, in->src_columns[i], in->dst_columns[i]);
+    ds_export_t ex = {.format = DS_FORMAT_PARQUET, .where = in->src_where};
+    if (in->src_columns && in->n_mapping) {
+        ex.columns = (const char **)in->src_columns;
+        ex.n_columns = in->n_mapping;
+        if ((st = ds_cmd_resolve_columns(ctx, &sp, &src, (const char **const *)&ex.columns, ex.n_columns,
+                                         (const char ***)&ex.columns)) != DS_OK)
+            return st;
+    }
+    if ((st = ds_cmd_resolve_where(ctx, &sp, &src, &ex.where)) != DS_OK ||
+        (st = ds_files_scratch_dir(ctx, project, &dir)) != DS_OK)
+        return st;
+    char *keep = ds_arena_strdup(ctx->arena, dir);
+    if (!keep || ds_arena_on_destroy(ctx->arena, remove_scratch, keep) != 0)
+        return ds_err_set(&ctx->err, DS_UNAVAILABLE, "out of memory");
+    int64_t rows;
+    if ((st = DS_BE_CALL(sp.be, &sp.call, table_export, sb, st_name, &ex, dir, ds_service_config()->export_slice_bytes,
+                         paths, n_paths, &rows)) != DS_OK)
+        return st;
+    in->src_bucket = in->src_table = NULL;
+    in->src_columns = in->dst_columns = NULL;
+    in->n_mapping = 0;
+    memset(&in->src_where, 0, sizeof(in->src_where));
+    in->format = DS_FORMAT_PARQUET;
+    ctx->linked_read = before;
+    return DS_OK;
+}
+
 ds_status_t ds_cmd_table_import(ds_ctx_t *ctx, const char *project, const char *bucket, const char *table,
                                 const ds_import_t *in, ds_import_result_t *out)
 {
@@ -213,6 +295,9 @@ ds_status_t ds_cmd_table_import(ds_ctx_t *ctx, const char *project, const char *
             return st;
         if (strcasecmp(in->src_bucket, bucket) == 0 && strcasecmp(in->src_table, table) == 0)
             return ds_err_setf(&ctx->err, DS_INVALID_ARGUMENT, "source", "a table cannot be imported into itself");
+        bool linked;
+        if ((st = linked_source(ctx, &p, project, &norm, &paths, &n_paths, &linked)) != DS_OK)
+            return st;
     } else {
         if ((int)in->format != DS_FORMAT_CSV && (int)in->format != DS_FORMAT_PARQUET)
             return ds_err_setf(&ctx->err, DS_INVALID_ARGUMENT, "format", "format must be csv or parquet");
@@ -298,9 +383,14 @@ ds_status_t ds_cmd_table_export(ds_ctx_t *ctx, const char *project, const char *
     return DS_OK;
 }
 
-ds_status_t ds_cmd_scan_open(ds_ctx_t *ctx, ds_proj_t *p, const char *bucket, const char *table, const ds_export_t *in,
-                             ds_be_scan_t **out)
+ds_status_t ds_cmd_scan_open(ds_ctx_t *ctx, ds_proj_t *caller, const char *bucket, const char *table,
+                             const ds_export_t *in, ds_be_scan_t **out)
 {
+    /* A linked bucket turns the project into its source (cmd/share.c): for this scan only, never the caller's. */
+    ds_proj_t *p = ds_arena_alloc(ctx->arena, sizeof(*p));
+    if (!p)
+        return ds_err_set(&ctx->err, DS_UNAVAILABLE, "out of memory");
+    *p = *caller;
     *out = NULL;
     ds_status_t st = ds_cmd_require_cap(ctx, p, DS_CAP_WORKSPACES, "workspaces");
     if (st == DS_OK)
@@ -452,6 +542,8 @@ ds_status_t ds_cmd_column_drop(ds_ctx_t *ctx, const char *project, const char *b
     if (st == DS_OK)
         st = open_for_schema(ctx, project, &bucket, &table, NULL, &p, &def, &applied);
     if (st != DS_OK || applied)
+        return st;
+    if ((st = ds_cmd_share_check_source(ctx, &p, bucket, "dropped, nor its tables or columns")) != DS_OK)
         return st;
     return DS_BE_CALL(p.be, &p.call, column_drop, bucket, table, ds_cmd_column_name(&p, &def, column));
 }

@@ -15,6 +15,10 @@ typedef struct {
     ds_be_call_t call;
     const char *branch;        /* the branch this request works in (stored spelling), or NULL for main */
     const char *branch_prefix; /* the bucket prefix of its storage ("_br_<id lower-case>."), or NULL */
+    /* Set when a linked bucket's name swapped this to the source project (share.c): the target project and
+     * the link's bucket id there. Such a p serves reads of that one bucket only. */
+    const char *linked_project;
+    const char *linked_bucket;
 } ds_proj_t;
 
 /* Authorizes ctx for project id (admin or that project's key), and opens it. */
@@ -149,5 +153,25 @@ ds_status_t ds_cmd_branch_bucket_get(ds_ctx_t *ctx, ds_proj_t *p, const char *bu
 ds_status_t ds_cmd_branch_bucket_create(ds_ctx_t *ctx, ds_proj_t *p, const ds_be_bucket_t *b);
 ds_status_t ds_cmd_branch_bucket_drop(ds_ctx_t *ctx, ds_proj_t *p, const char *bucket, bool force);
 ds_status_t ds_cmd_branch_table_drop(ds_ctx_t *ctx, ds_proj_t *p, const char *bucket, const char *table);
+
+/* ---- sharing and linked buckets (share.c) ----
+ * names.c calls ds_cmd_share_follow when a bucket is not the project's own:
+ * a link of p's project turns p into the source project (opened and pinned
+ * for this request only), after checking that the share still includes p's
+ * project. Writers call ds_cmd_share_refuse_write after resolving. */
+/* DS_NOT_FOUND with ctx->err untouched when *bucket is no link of p; else follows it (or refuses it). */
+ds_status_t ds_cmd_share_follow(ds_ctx_t *ctx, ds_proj_t *p, const char **bucket);
+/* For a p already swapped to a source: *bucket must name the linked bucket again (becomes the source's id). */
+ds_status_t ds_cmd_share_again(ds_ctx_t *ctx, ds_proj_t *p, const char **bucket);
+/* PERMISSION_DENIED naming the link when p reads a linked bucket; else DS_OK. */
+ds_status_t ds_cmd_share_refuse_write(ds_ctx_t *ctx, const ds_proj_t *p);
+/* CONFLICT naming the linking projects when links read bucket of p (what: "dropped", ...); else DS_OK. */
+ds_status_t ds_cmd_share_check_source(ds_ctx_t *ctx, const ds_proj_t *p, const char *bucket, const char *what);
+/* CONFLICT when project has a link named bucket (a bucket of that id cannot be created). */
+ds_status_t ds_cmd_share_check_free(ds_ctx_t *ctx, const char *project, const char *bucket);
+/* The linked buckets of project as buckets (ids of the target, the rest from the source), appended to *items. */
+ds_status_t ds_cmd_share_list_links(ds_ctx_t *ctx, const ds_proj_t *p, ds_be_bucket_t **items, size_t *n);
+/* Workspaces' read-only role: PERMISSION_DENIED when project revoked its workspaces' access to bucket. */
+ds_status_t ds_cmd_share_readonly_check(ds_ctx_t *ctx, const char *project, const char *bucket, ds_err_t *err);
 
 #endif

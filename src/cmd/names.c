@@ -25,6 +25,11 @@
  * In a development branch (p->branch), the names resolve through the branch
  * (cmd/branch.c) to the physical table the branch sees.
  *
+ * A bucket the project (or its branch) does not have may be a linked bucket:
+ * cmd/share.c then turns p into the source project for this request, after
+ * checking the share again. A p that reads a linked bucket resolves that
+ * bucket only.
+ *
  * Everything returned is allocated in the request arena.
  */
 #include <string.h>
@@ -42,12 +47,34 @@ bool ds_cmd_names_fold(const ds_proj_t *p)
     return !(ops->capabilities & DS_CAP_CASE_SENSITIVE);
 }
 
+/*
+ * Before the project's own lookup: a link of that bucket id turns p into the
+ * source project (cmd/share.c; the links are held in memory, so this costs no
+ * query). A project never has a bucket and a link of one id.
+ */
+static ds_status_t follow_link(ds_ctx_t *ctx, ds_proj_t *p, const char **bucket, bool *linked)
+{
+    *linked = false;
+    if (p->linked_bucket) {
+        *linked = true;
+        return ds_cmd_share_again(ctx, p, bucket);
+    }
+    ds_status_t st = ds_cmd_share_follow(ctx, p, bucket);
+    if (st == DS_NOT_FOUND)
+        return DS_OK; /* no link: ctx->err untouched */
+    *linked = st == DS_OK;
+    return st;
+}
+
 ds_status_t ds_cmd_resolve_bucket(ds_ctx_t *ctx, ds_proj_t *p, const char **bucket)
 {
     ds_status_t st = ds_ident_check_bucket(*bucket, "bucket", &ctx->err);
     if (st != DS_OK)
         return st;
     ds_be_bucket_t b;
+    bool linked;
+    if ((st = follow_link(ctx, p, bucket, &linked)) != DS_OK || linked)
+        return st; /* the source's bucket, resolved by the link */
     if (p->branch)
         return ds_cmd_branch_resolve_bucket(ctx, p, bucket);
     if (!p->be->ops->bucket_get)
@@ -74,7 +101,11 @@ ds_status_t ds_cmd_resolve_table(ds_ctx_t *ctx, ds_proj_t *p, const char **bucke
         st = ds_ident_check_name(*table, "table", &ctx->err);
     if (st != DS_OK)
         return st;
-    if (p->branch)
+    bool linked;
+    if ((st = follow_link(ctx, p, bucket, &linked)) != DS_OK)
+        return st;
+    /* A linked bucket's table is the source's main table (below); a branch resolves its own names. */
+    if (p->branch && !linked)
         return ds_cmd_branch_resolve_table(ctx, p, bucket, table, may_be_missing, def, exists);
     if (!p->be->ops->table_get) {
         if (exists)

@@ -31,6 +31,7 @@
 
 #include "cmd/files.h"
 #include "catalog/apikeys.h"
+#include "catalog/shares.h"
 #include "cmd/internal.h"
 #include "cmd/workspace.h"
 #include "core/keys.h"
@@ -389,6 +390,11 @@ ds_status_t ds_cmd_project_delete(ds_ctx_t *ctx, const char *id)
         st = ds_catalog_apikeys_drop_project(id, &ctx->err);
     if (st == DS_OK)
         ds_cmd_ws_drop_all(ctx, id, NULL);
+    /* Its shares and links go, and other projects' links to its buckets: a later project of that id is another. */
+    if (st == DS_OK && ds_catalog_shares_forget(id, &ctx->err) != DS_OK) {
+        ds_log(DS_LOG_ERROR, "project %s: shares and links not removed: %s", id, ctx->err.message);
+        ds_err_clear(&ctx->err);
+    }
     if (st == DS_OK)
         st = ds_catalog_project_delete(id, &ctx->err);
     ds_registry_put(be);

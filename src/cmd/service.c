@@ -35,6 +35,7 @@
 #include "../../backends/duckdb/duckdb_backend.h"
 #include "catalog/apikeys.h"
 #include "catalog/idem.h"
+#include "catalog/shares.h"
 #include "catalog/workspaces.h"
 #include "cmd/files.h"
 #include "cmd/internal.h"
@@ -518,6 +519,8 @@ ds_status_t ds_service_start(const ds_config_t *cfg, ds_err_t *err)
         st = ds_files_start(cfg, err);
     if (st == DS_OK)
         st = ds_catalog_ws_init(err);
+    if (st == DS_OK)
+        st = ds_catalog_shares_init(err);
     if (st == DS_OK) {
         ds_sandbox_limits_t lim = {.memory_limit_bytes = cfg->ws_memory_limit,
                                    .threads = cfg->ws_threads,
@@ -827,6 +830,7 @@ static ds_status_t open_project(ds_ctx_t *ctx, const char **idp, ds_proj_t *out,
 {
     const char *id = *idp;
     out->branch = out->branch_prefix = NULL;
+    out->linked_project = out->linked_bucket = NULL;
     ds_status_t st = ds_ident_check_project(id, &ctx->err);
     if (st != DS_OK)
         return st;
@@ -981,6 +985,9 @@ ds_status_t ds_cmd_enter(ds_ctx_t *ctx, const char *key)
                          : ds_cmd_require_write(ctx);
     if (st != DS_OK)
         return st;
+    /* A request that read through a linked bucket writes no table and no project catalog (cmd/share.c). */
+    if (ctx->linked_read && (key[0] == 't' || key[0] == 'p') && key[1] == '/')
+        return ds_err_set(&ctx->err, DS_PERMISSION_DENIED, "%s: a linked bucket is read-only", ctx->linked_read);
     if (ctx->park)
         return enter_parkable(ctx, key);
     ds_wq_slot_t *slot = NULL;

@@ -76,7 +76,7 @@ ds_status_t ds_cmd_table_create(ds_ctx_t *ctx, const char *project, const char *
     if ((st = build_def(ctx, bucket, in, &def)) != DS_OK)
         return st;
     /* The table's metadata records its bucket in the bucket's own spelling. */
-    if ((st = ds_cmd_resolve_bucket(ctx, &p, &bucket)) != DS_OK)
+    if ((st = ds_cmd_resolve_bucket(ctx, &p, &bucket)) != DS_OK || (st = ds_cmd_share_refuse_write(ctx, &p)) != DS_OK)
         return st;
     def.bucket = bucket;
     if ((st = ds_cmd_require_types(ctx, &p, def.columns, def.n_columns)) != DS_OK)
@@ -127,7 +127,8 @@ ds_status_t ds_cmd_table_get(ds_ctx_t *ctx, const char *project, const char *buc
         return st;
     if ((st = ds_cmd_resolve_table(ctx, &p, &bucket, &table, false, out, NULL)) != DS_OK)
         return st;
-    out->bucket = ds_cmd_branch_logical(&p, out->bucket);
+    /* A linked bucket's table is shown under the link's bucket id. */
+    out->bucket = p.linked_bucket ? p.linked_bucket : ds_cmd_branch_logical(&p, out->bucket);
     return DS_OK;
 }
 
@@ -142,7 +143,11 @@ ds_status_t ds_cmd_table_list(ds_ctx_t *ctx, const char *project, const char *bu
         return st;
     if (p.branch)
         return ds_cmd_branch_table_list(ctx, &p, bucket, items, n);
-    return ds_be_table_list(p.be, &p.call, bucket, items, n);
+    if ((st = ds_be_table_list(p.be, &p.call, bucket, items, n)) != DS_OK)
+        return st;
+    for (size_t i = 0; p.linked_bucket && i < *n; i++)
+        (*items)[i].bucket = p.linked_bucket;
+    return DS_OK;
 }
 
 ds_status_t ds_cmd_table_drop(ds_ctx_t *ctx, const char *project, const char *bucket, const char *table)
@@ -156,12 +161,15 @@ ds_status_t ds_cmd_table_drop(ds_ctx_t *ctx, const char *project, const char *bu
         st = ds_cmd_idem_backend_check(ctx, &p, &applied, &count);
     if (st != DS_OK || applied)
         return st;
-    if ((st = ds_cmd_resolve_table(ctx, &p, &bucket, &table, false, NULL, NULL)) != DS_OK)
+    if ((st = ds_cmd_resolve_table(ctx, &p, &bucket, &table, false, NULL, NULL)) != DS_OK ||
+        (st = ds_cmd_share_refuse_write(ctx, &p)) != DS_OK)
         return st;
     if (p.branch)
         return ds_cmd_branch_table_drop(ctx, &p, bucket, table);
     if ((st = ds_cmd_enter_table(ctx, project, bucket, table)) != DS_OK ||
         (st = ds_cmd_enter_ddl(ctx, project)) != DS_OK)
+        return st;
+    if ((st = ds_cmd_share_check_source(ctx, &p, bucket, "dropped, nor its tables")) != DS_OK)
         return st;
     if ((st = ds_be_table_drop(p.be, &p.call, bucket, table)) == DS_OK)
         ds_cmd_test_crash_point("table_drop");

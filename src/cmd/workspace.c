@@ -521,6 +521,8 @@ static ds_status_t scan_hook(void *ud, const char *project, const char *bucket, 
     ds_export_t x = {0};
     ds_proj_t *p;
     ds_status_t st = scan_project(u, project, &p, err);
+    if (st == DS_OK && u->ws && p == u->p && bucket)
+        st = ds_cmd_share_readonly_check(u->ctx, p->rec.id, bucket, err);
     if (st != DS_OK)
         return st;
     if (p != u->p && spec != 0)
@@ -649,6 +651,9 @@ ds_status_t ds_cmd_ws_load(ds_ctx_t *ctx, const char *project, const char *id, c
         return ds_err_setf(&ctx->err, DS_INVALID_ARGUMENT, "type",
                            "a view load reads the whole current table: where_filters, changed_since, changed_until "
                            "and limit need type full or incremental");
+    /* The project's read-only role decides which buckets its workspaces read (cmd/share.c). */
+    if ((st = ds_cmd_share_readonly_check(ctx, project, in->bucket, &ctx->err)) != DS_OK)
+        return st;
     /* Checked (and resolved) here, before anything in the workspace changes. */
     const char *bucket = in->bucket, *table = in->table;
     ds_be_scan_t *probe = NULL;
@@ -673,7 +678,8 @@ ds_status_t ds_cmd_ws_load(ds_ctx_t *ctx, const char *project, const char *id, c
         /* Keboola's incremental load: rows whose primary key the input holds are replaced. */
         ds_be_table_t def;
         const char *rb = bucket, *rt = table;
-        bool keyed = ds_cmd_resolve_table(ctx, &p, &rb, &rt, false, &def, NULL) == DS_OK && def.n_primary_key > 0;
+        ds_proj_t tp = p; /* the source's, if the table is linked; p stays the workspace's project */
+        bool keyed = ds_cmd_resolve_table(ctx, &tp, &rb, &rt, false, &def, NULL) == DS_OK && def.n_primary_key > 0;
         for (size_t k = 0; keyed && k < def.n_primary_key && in->read.n_columns; k++) {
             bool loaded = false;
             for (size_t c = 0; c < in->read.n_columns; c++)
@@ -739,7 +745,8 @@ ds_status_t ds_cmd_ws_load(ds_ctx_t *ctx, const char *project, const char *id, c
     if (in->type == DS_WS_LOAD_VIEW) {
         /* A view holds no copy: its row count is the table's, read when asked. */
         ds_be_table_t t;
-        if (ds_cmd_resolve_table(ctx, &p, &bucket, &table, false, &t, NULL) == DS_OK)
+        ds_proj_t tp = p;
+        if (ds_cmd_resolve_table(ctx, &tp, &bucket, &table, false, &t, NULL) == DS_OK)
             *rows = t.rows;
     } else {
         *rows = res.rows_affected;
@@ -870,7 +877,8 @@ static ds_status_t storage_names(ds_ctx_t *ctx, ds_proj_t *p, ds_sandbox_t *sb, 
             ds_ident_check_bucket(bucket, "bucket", &ctx->err) == DS_OK) {
             const char *rb = bucket, *rt = table;
             bool exists = false;
-            if (ds_cmd_resolve_table(ctx, p, &rb, &rt, true, NULL, &exists) == DS_OK && exists && n_views < 256) {
+            ds_proj_t tp = *p; /* a linked bucket turns the project into its source: for this name only */
+            if (ds_cmd_resolve_table(ctx, &tp, &rb, &rt, true, NULL, &exists) == DS_OK && exists && n_views < 256) {
                 ds_buf_puts(&b, "ATTACH IF NOT EXISTS ':memory:' AS ");
                 ds_buf_ident(&b, bucket);
                 ds_buf_puts(&b, ";\nCREATE OR REPLACE VIEW ");

@@ -245,4 +245,12 @@ ds_status_t ds_drv_h_revoke_workspace_access(ds_drv_t *d);
 ds_status_t ds_drv_h_load_table_to_workspace(ds_drv_t *d);
 ds_status_t ds_drv_h_execute_query(ds_drv_t *d);
 
+/* Sharing, linked buckets and the read-only role (dispatch_share.c). */
+ds_status_t ds_drv_h_share_bucket(ds_drv_t *d);
+ds_status_t ds_drv_h_unshare_bucket(ds_drv_t *d);
+ds_status_t ds_drv_h_link_bucket(ds_drv_t *d);
+ds_status_t ds_drv_h_unlink_bucket(ds_drv_t *d);
+ds_status_t ds_drv_h_grant_readonly(ds_drv_t *d);
+ds_status_t ds_drv_h_revoke_readonly(ds_drv_t *d);
+
 #endif

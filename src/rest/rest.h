@@ -145,6 +145,10 @@ extern const ds_rest_route_t ds_rest_ws_routes[]; /* workspaces and queries (rou
 extern const size_t ds_rest_n_ws_routes;
 extern const ds_rest_route_t ds_rest_branch_routes[]; /* development branches (routes_branches.c) */
 extern const size_t ds_rest_n_branch_routes;
+extern const ds_rest_route_t ds_rest_share_routes[]; /* sharing, links, read-only role (routes_share.c) */
+extern const size_t ds_rest_n_share_routes;
+/* Adds sharing fields ("sharing", "linked_from", "readonly_access") to a bucket object or array (routes_share.c). */
+void ds_rest_bucket_annotate(ds_rest_req_t *req, json_t *buckets);
 
 /* Every route of every table, in order: i from 0 to ds_rest_route_count()-1. */
 size_t ds_rest_route_count(void);

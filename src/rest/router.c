@@ -57,6 +57,7 @@ static const route_table_t tables[] = {
     {ds_rest_key_routes, &ds_rest_n_key_routes},
     {ds_rest_ws_routes, &ds_rest_n_ws_routes},
     {ds_rest_branch_routes, &ds_rest_n_branch_routes},
+    {ds_rest_share_routes, &ds_rest_n_share_routes},
 };
 
 size_t ds_rest_route_count(void)

@@ -191,6 +191,7 @@ static ds_status_t h_bucket_list(ds_rest_req_t *req, ds_rest_resp_t *resp)
     json_t *arr = json_array();
     for (size_t i = 0; i < n; i++)
         json_array_append_new(arr, bucket_json(&items[i]));
+    ds_rest_bucket_annotate(req, arr);
     resp->json = json_pack("{s:o}", "items", arr);
     return DS_OK;
 }
@@ -200,6 +201,7 @@ static ds_status_t h_bucket_get(ds_rest_req_t *req, ds_rest_resp_t *resp)
     ds_be_bucket_t b;
     TRY(ds_cmd_bucket_get(CTX, ds_rest_param(req, "id"), ds_rest_param(req, "bucket"), &b));
     resp->json = bucket_json(&b);
+    ds_rest_bucket_annotate(req, resp->json);
     return DS_OK;
 }
 
@@ -334,9 +336,7 @@ static ds_status_t h_not_yet(ds_rest_req_t *req, ds_rest_resp_t *resp)
 {
     TRY(ds_cmd_authorize_project(CTX, ds_rest_param(req, "id")));
     const char *path = req->path;
-    const char *feature = strstr(path, "/share") || strstr(path, "/link") || strstr(path, "/grant-readonly")
-                              ? "bucket sharing"
-                          : strstr(path, "/alias")       ? "table aliases"
+    const char *feature = strstr(path, "/alias")         ? "table aliases"
                           : strstr(path, "/snapshots")   ? "snapshots"
                           : strstr(path, "/workspaces")  ? "workspaces"
                                                          : "SQL queries";
@@ -368,9 +368,6 @@ const ds_rest_route_t ds_rest_routes[] = {
     {.method = "GET", .pattern = T, .handler = h_table_get, .public_route = false, .summary = "Get a table: columns, primary key, exact rows, bytes, times"},
     {.method = "DELETE", .pattern = T, .handler = h_table_drop, .public_route = false, .summary = "Drop a table"},
 #define NOT_YET(m, path) {.method = m, .pattern = path, .handler = h_not_yet, .summary = "Not available yet: answers 501"}
-    NOT_YET("POST", B "/share"), NOT_YET("DELETE", B "/share"),
-    NOT_YET("POST", B "/link"), NOT_YET("DELETE", B "/link"),
-    NOT_YET("POST", B "/grant-readonly"), NOT_YET("DELETE", B "/grant-readonly"),
     NOT_YET("POST", T "/alias"), NOT_YET("PUT", T "/alias-filter"), NOT_YET("DELETE", T "/alias-filter"),
     NOT_YET("PUT", T "/alias-sync"),
     NOT_YET("POST", P "/snapshots"), NOT_YET("GET", P "/snapshots"), NOT_YET("GET", P "/snapshots/{snapshot}"),

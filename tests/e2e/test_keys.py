@@ -124,6 +124,8 @@ WRITE_BODIES = {
     ("POST", "/projects/{id}/keys/{key_id}/rotate"): {"grace_seconds": 0},
     ("POST", "/admin/keys/rotate"): {"grace_seconds": 0},
     ("POST", "/backends"): {"name": "postgres"},
+    ("POST", "/projects/{id}/buckets/{bucket}/share"): {"to": "organization"},
+    ("POST", "/projects/{id}/buckets/{bucket}/link"): {"source_project": "other", "source_bucket": "in.c-b"},
 }
 # POST routes that only read: a read key may use them.
 READ_POSTS = {"/projects/{id}/buckets/{bucket}/tables/{table}/export",

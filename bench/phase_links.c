@@ -1,0 +1,115 @@
+/*
+ * phase_links.c - reading through a linked bucket costs what reading the
+ * table itself costs.
+ *
+ * DESIGN
+ * Runs on the main server after the data phases: the benchmark project's
+ * largest table is the source. Its bucket is shared with the organization and
+ * linked into a second project, then the same reads are made alternately on
+ * the table itself and through the link (so background noise hits both
+ * alike): a 100-row preview, and the table's info (GET table, the REST face
+ * of ObjectInfo TABLE). Each read through the link also checks the share and
+ * opens the source project for the request. The p50 of each is compared.
+ * Goal (issue 13): through the link at most 10% above the table itself (plus
+ * 1 ms of slack for the catalog lookups at these sub-millisecond sizes).
+ */
+#include "bench.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define LINK_PROJECT "links-target"
+#define LINK_BUCKET "in.c-linked"
+
+static double timed(bench_t *b, const char *path)
+{
+    double t0 = bench_now();
+    json_decref(bench_rest(b->http, b->server.key, "GET", path, NULL, 200));
+    return bench_now() - t0;
+}
+
+void bench_phase_links(bench_t *b)
+{
+    bench_mem_t mem;
+    bench_mem_begin(&mem, "links");
+    const char *key = b->server.key;
+    int reps = b->quick ? 40 : 200;
+    json_t *list = bench_rest(b->http, key, "GET", "/projects/" BENCH_PROJECT "/buckets/" BENCH_BUCKET "/tables", NULL,
+                              200);
+    json_t *items = json_object_get(list, "items"), *it;
+    size_t i;
+    const char *table = NULL;
+    int64_t rows = -1;
+    json_array_foreach(items, i, it)
+    {
+        int64_t r = json_integer_value(json_object_get(it, "rows"));
+        if (r > rows) {
+            rows = r;
+            table = json_string_value(json_object_get(it, "name"));
+        }
+    }
+    char name[128];
+    snprintf(name, sizeof(name), "%s", table ? table : "links_data");
+    if (!table) {
+        /* Run alone (--phase links): one REST import of the base CSV gives the source table. */
+        double up_s;
+        bench_note("links: importing the base CSV into %s (the data phases did not run)", BENCH_PROJECT);
+        char *file_id = bench_rest_upload(b->http, key, BENCH_PROJECT, "bench/links.csv", b->data.base_csv, &up_s);
+        bench_rest_create_bench_table(b->http, key, BENCH_PROJECT, BENCH_BUCKET, name);
+        json_t *r = bench_rest(b->http, key, "POST",
+                               "/projects/" BENCH_PROJECT "/buckets/" BENCH_BUCKET "/tables/links_data/import/file",
+                               json_pack("{s:s,s:s}", "file_id", file_id, "format", "csv"), 200);
+        rows = json_integer_value(json_object_get(r, "table_rows"));
+        json_decref(r);
+        free(file_id);
+    }
+    json_decref(list);
+    json_decref(bench_rest(b->http, key, "POST", "/projects/" BENCH_PROJECT "/buckets/" BENCH_BUCKET "/share",
+                           json_pack("{s:s}", "to", "organization"), 200));
+    bench_rest_create_project(b->http, key, LINK_PROJECT);
+    json_decref(bench_rest(b->http, key, "POST", "/projects/" LINK_PROJECT "/buckets/" LINK_BUCKET "/link",
+                           json_pack("{s:s,s:s}", "source_project", BENCH_PROJECT, "source_bucket", BENCH_BUCKET),
+                           201));
+    char direct_info[256], link_info[256], direct_pv[300], link_pv[300];
+    snprintf(direct_info, sizeof(direct_info), "/projects/%s/buckets/%s/tables/%s", BENCH_PROJECT, BENCH_BUCKET, name);
+    snprintf(link_info, sizeof(link_info), "/projects/%s/buckets/%s/tables/%s", LINK_PROJECT, LINK_BUCKET, name);
+    snprintf(direct_pv, sizeof(direct_pv), "%s/preview?limit=100", direct_info);
+    snprintf(link_pv, sizeof(link_pv), "%s/preview?limit=100", link_info);
+
+    bench_lat_t di = {0}, li = {0}, dp = {0}, lp = {0};
+    for (int r = 0; r < reps; r++) {
+        bench_lat_add(&di, timed(b, direct_info));
+        bench_lat_add(&li, timed(b, link_info));
+        bench_lat_add(&dp, timed(b, direct_pv));
+        bench_lat_add(&lp, timed(b, link_pv));
+    }
+    double di50 = bench_lat_pct(&di, 50) * 1000, li50 = bench_lat_pct(&li, 50) * 1000;
+    double dp50 = bench_lat_pct(&dp, 50) * 1000, lp50 = bench_lat_pct(&lp, 50) * 1000;
+    bench_lat_free(&di);
+    bench_lat_free(&li);
+    bench_lat_free(&dp);
+    bench_lat_free(&lp);
+    bool info_met = li50 <= di50 * 1.10 + 1.0, preview_met = lp50 <= dp50 * 1.10 + 1.0;
+
+    char title[200];
+    snprintf(title, sizeof(title), "links: reads through a linked bucket vs the table itself (%s rows)",
+             bench_int(rows));
+    static const char *const h[] = {"read", "table p50 ms", "link p50 ms", "link/table", NULL};
+    bench_table_t *t = bench_table_new(title, h);
+    const char *r1[] = {"table info", bench_num(di50, 2), bench_num(li50, 2), bench_num(di50 > 0 ? li50 / di50 : 0, 2),
+                        NULL};
+    bench_table_row(t, r1);
+    const char *r2[] = {"preview 100", bench_num(dp50, 2), bench_num(lp50, 2),
+                        bench_num(dp50 > 0 ? lp50 / dp50 : 0, 2), NULL};
+    bench_table_row(t, r2);
+    bench_table_note(t, "%d reads each, alternating; goal (link <= table + 10%% + 1 ms): info %s, preview %s", reps,
+                     info_met ? "met" : "NOT met", preview_met ? "met" : "NOT met");
+    json_t *pj = json_pack("{s:I,s:i,s:f,s:f,s:f,s:f,s:b}", "rows", (json_int_t)rows, "reads", reps,
+                           "info_table_p50_ms", di50, "info_link_p50_ms", li50, "preview_table_p50_ms", dp50,
+                           "preview_link_p50_ms", lp50, "goal_met", info_met && preview_met);
+    bench_mem_end(&mem);
+    bench_report_mem(&mem, pj);
+    json_object_set_new(b->phases, "links", pj);
+    bench_table_print(t);
+}
