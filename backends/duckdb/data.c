@@ -1113,6 +1113,7 @@ static ds_status_t create_destination(imp_t *m)
     ds_buf_t sql = {0};
     char now[32];
     snprintf(now, sizeof(now), "%lld", (long long)time(NULL));
+    ddb_mcat_note_table(u, m->bucket, m->table);
     ds_buf_puts(&sql, "DROP TABLE IF EXISTS ");
     qualified(&sql, m->bucket, m->table);
     ds_buf_puts(&sql, "; CREATE TABLE ");
@@ -2014,6 +2015,7 @@ typedef struct {
 static ds_status_t schema_txn(use_t *u, void *ud)
 {
     schema_run_t *r = ud;
+    ddb_mcat_note_table(u, r->s->bucket, r->s->table);
     ds_status_t st = ddb_table_describe(u, r->call, r->s->bucket, r->s->table, &r->t);
     r->s->t = &r->t;
     return st == DS_OK ? r->fn(u, r->s) : st;
