@@ -1649,6 +1649,15 @@ ds_status_t ddb_table_describe(use_t *u, ds_be_call_t *call, const char *bucket,
     return st;
 }
 
+ds_status_t ddb_table_describe_read(use_t *u, ds_be_call_t *call, const char *bucket, const char *table,
+                                    ds_be_table_t *t)
+{
+    ds_status_t st;
+    if (ddb_mcat_table_get(u->be, u->p, call, bucket, table, t, &st))
+        return st;
+    return ddb_table_describe(u, call, bucket, table, t);
+}
+
 /*
  * Fills one table's info from a row of table_select. Row counts and bytes are
  * the ones every write stores with the table's metadata in the same

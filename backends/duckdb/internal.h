@@ -152,6 +152,14 @@ ds_status_t ddb_refresh_counts(use_t *u, const char *bucket, const char *table);
 ds_status_t ddb_load_columns(use_t *u, ds_be_call_t *call, ds_be_table_t *t);
 /* Columns, primary key and times of bucket.table (no counts); DS_NOT_FOUND (2004) when absent. */
 ds_status_t ddb_table_describe(use_t *u, ds_be_call_t *call, const char *bucket, const char *table, ds_be_table_t *t);
+/*
+ * The same outside a transaction: from the project's metadata cache when it
+ * can answer (the committed definition), else ddb_table_describe. Reads that
+ * plan or run one statement use it; checks inside a write's transaction use
+ * ddb_table_describe, which sees that transaction's own view.
+ */
+ds_status_t ddb_table_describe_read(use_t *u, ds_be_call_t *call, const char *bucket, const char *table,
+                                    ds_be_table_t *t);
 
 /* Creates the bucket ud (a const ds_be_bucket_t *) inside the caller's transaction. */
 ds_status_t ddb_bucket_create_txn(use_t *u, void *ud);
