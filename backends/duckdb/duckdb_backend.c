@@ -1865,14 +1865,17 @@ static bool pin_begin(be_t *be, ds_be_call_t *call, proj_t **p, ds_status_t *st)
         return true;
     if ((*st = acquire(be, call->project_id, false, p, call->err)) != DS_OK) {
         *p = NULL;
+        note_failure(be);
         db_leave(be);
     }
     return true;
 }
 
+/* Ends pin_begin's use; an ATTACH or a cache load it made may have met a fatal error (see note_failure). */
 static void pin_end(be_t *be, proj_t *p)
 {
     release(be, p);
+    note_failure(be);
     db_leave(be);
 }
 
