@@ -11,7 +11,7 @@ SAN     ?=
 MAKEFLAGS += --no-print-directory
 CFLAGS  += -std=c11 -D_GNU_SOURCE -Wall -Wextra $(WERROR) -Wno-unused-parameter -fPIC -pthread \
            -Isrc -Iinclude -I$(DUCKDB)/include -I$(BUILD)/gen $(SAN)
-PKGS    := libmicrohttpd jansson libsodium zlib grpc libprotobuf-c
+PKGS    := libmicrohttpd jansson libsodium libcrypto zlib grpc libprotobuf-c
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 CFLAGS  += $(PKG_CFLAGS)

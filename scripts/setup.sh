@@ -9,7 +9,7 @@ cd "$(dirname "$0")/.."
 
 DEB_PACKAGES=(
   build-essential pkg-config
-  libmicrohttpd-dev libjansson-dev libsodium-dev zlib1g-dev
+  libmicrohttpd-dev libjansson-dev libsodium-dev libssl-dev zlib1g-dev
   libgrpc-dev libprotobuf-c-dev protobuf-c-compiler protobuf-compiler grpc-proto
   libcriterion-dev
   clang libclang-rt-14-dev

@@ -149,6 +149,7 @@ static ds_status_t branch_drop_txn(use_t *u, void *ud)
     for (idx_t i = 0; i < n && st == DS_OK; i++) {
         char *id = ds_ddb_cell(&r, 0, i);
         ds_buf_t sql = {0};
+        ddb_mcat_note_bucket(u, id);
         ds_buf_puts(&sql, "DROP SCHEMA IF EXISTS ");
         ds_buf_ident(&sql, id ? id : "");
         ds_buf_puts(&sql, " CASCADE");
@@ -228,6 +229,7 @@ static ds_status_t drop_if_exists(use_t *u, const char *bucket, const char *tabl
     ds_status_t st = version_of(u, bucket, table, &v, &exists);
     if (st != DS_OK || !exists)
         return st;
+    ddb_mcat_note_table(u, bucket, table);
     ds_buf_t sql = {0};
     ds_buf_puts(&sql, "DROP TABLE ");
     ds_buf_ident(&sql, bucket);

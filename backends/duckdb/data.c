@@ -1113,6 +1113,7 @@ static ds_status_t create_destination(imp_t *m)
     ds_buf_t sql = {0};
     char now[32];
     snprintf(now, sizeof(now), "%lld", (long long)time(NULL));
+    ddb_mcat_note_table(u, m->bucket, m->table);
     ds_buf_puts(&sql, "DROP TABLE IF EXISTS ");
     qualified(&sql, m->bucket, m->table);
     ds_buf_puts(&sql, "; CREATE TABLE ");
@@ -1382,7 +1383,7 @@ ds_status_t ddb_table_import(void *self, ds_be_call_t *call, const char *bucket,
     m.in = in;
     m.paths = paths;
     m.n_paths = n_paths;
-    st = ddb_table_describe(&u, call, bucket, table, &m.t);
+    st = ddb_table_describe_read(&u, call, bucket, table, &m.t);
     if (st == DS_NOT_FOUND && in->create_mode != DS_CREATE_NONE) {
         m.recreate = true;
         m.string_table = true;
@@ -1510,7 +1511,7 @@ ds_status_t ddb_table_export(void *self, ds_be_call_t *call, const char *bucket,
     ds_status_t st = ddb_use_begin(be, call, false, &u);
     if (st != DS_OK)
         return st;
-    st = ddb_table_describe(&u, call, bucket, table, &t);
+    st = ddb_table_describe_read(&u, call, bucket, table, &t);
     bool parquet = in->format == DS_FORMAT_PARQUET;
     bool sliced = in->sliced || slice_bytes > 0;
     if (st == DS_OK) {
@@ -1608,7 +1609,7 @@ ds_status_t ddb_table_preview(void *self, ds_be_call_t *call, const char *bucket
     ds_status_t st = ddb_use_begin(be, call, false, &u);
     if (st != DS_OK)
         return st;
-    st = ddb_table_describe(&u, call, bucket, table, &t);
+    st = ddb_table_describe_read(&u, call, bucket, table, &t);
     int64_t limit = in->limit > 0 && in->limit < 1000 ? in->limit : 1000;
     if (st == DS_OK)
         st = build_select(&u, call, &t, in->columns, in->n_columns, true, in->order, in->n_order, &in->where, limit, &sql,
@@ -1655,7 +1656,7 @@ ds_status_t ddb_table_profile(void *self, ds_be_call_t *call, const char *bucket
     ds_status_t st = ddb_use_begin(be, call, false, &u);
     if (st != DS_OK)
         return st;
-    if ((st = ddb_table_describe(&u, call, bucket, table, &t)) != DS_OK)
+    if ((st = ddb_table_describe_read(&u, call, bucket, table, &t)) != DS_OK)
         goto done;
     out->columns = be->host->alloc(call, sizeof(ds_column_profile_t) * (t.n_columns ? t.n_columns : 1));
     if (!out->columns) {
@@ -2014,6 +2015,7 @@ typedef struct {
 static ds_status_t schema_txn(use_t *u, void *ud)
 {
     schema_run_t *r = ud;
+    ddb_mcat_note_table(u, r->s->bucket, r->s->table);
     ds_status_t st = ddb_table_describe(u, r->call, r->s->bucket, r->s->table, &r->t);
     r->s->t = &r->t;
     return st == DS_OK ? r->fn(u, r->s) : st;
@@ -2161,7 +2163,7 @@ ds_status_t ddb_table_scan_open(void *self, ds_be_call_t *call, const char *buck
     ds_ddb_unwatch(sc->u.conn);
     sc->pub.next = scan_next;
     sc->pub.close = scan_close;
-    st = ddb_table_describe(&sc->u, call, bucket, table, &t);
+    st = ddb_table_describe_read(&sc->u, call, bucket, table, &t);
     if (st == DS_OK)
         st = build_select(&sc->u, call, &t, in->columns, in->n_columns, false, in->order, in->n_order, &in->where,
                           in->limit, &sql, &sc->pub.names, NULL, &sc->pub.n_columns);

@@ -89,6 +89,10 @@ static proj_t *new_proj(be_t *be, const char *id)
     proj_t *p = calloc(1, sizeof(*p));
     if (!p)
         return NULL;
+    if (!(p->mcat = ddb_mcat_create())) {
+        free(p);
+        return NULL;
+    }
     snprintf(p->id, sizeof(p->id), "%s", id);
     snprintf(p->alias, sizeof(p->alias), "p_%s", id);
     p->next = be->projects;
@@ -103,6 +107,7 @@ static void forget_proj(be_t *be, proj_t *p)
         pp = &(*pp)->next;
     if (*pp)
         *pp = p->next;
+    ddb_mcat_destroy(&p->mcat);
     free(p);
 }
 
@@ -245,6 +250,7 @@ static void detach_victims(be_t *be, proj_t **v, size_t n)
             p->attached = false;
             be->n_attached--;
             ds_lru_remove(be->lru, p->id);
+            ddb_mcat_drop(p->mcat);
         } else {
             be->host->log(2, "duckdb", "cannot detach project %s: %s", p->id, e[i].message);
         }
@@ -327,6 +333,9 @@ static ds_status_t acquire(be_t *be, const char *id, bool create, proj_t **out, 
     if (nv)
         detach_victims(be, victims, nv);
     ds_status_t st = run_attach(be, p, path, create, err);
+    /* Its metadata is read into memory now, before any call can use it (a new file has none yet). */
+    if (st == DS_OK && !create)
+        ddb_mcat_load(be, p);
 
     pthread_mutex_lock(&be->lock);
     p->attaching = false;
@@ -393,6 +402,7 @@ static void detach_all_projects_locked(be_t *be)
             continue;
         }
         *pp = p->next;
+        ddb_mcat_destroy(&p->mcat);
         free(p);
     }
     be->n_attached = 0;
@@ -587,6 +597,7 @@ static ds_status_t retire_project_used(be_t *be, const char *id, const char *int
         p->attached = false;
         be->n_attached--;
         ds_lru_remove(be->lru, p->id);
+        ddb_mcat_drop(p->mcat);
     }
     pthread_mutex_unlock(&be->lock);
     char path[4200], wal[4300], target[4500];
@@ -748,7 +759,11 @@ static void settle_counts(use_t *u)
 /* Runs fn inside BEGIN/COMMIT; rolls back when fn fails. */
 ds_status_t ddb_in_txn(use_t *u, ds_status_t (*fn)(use_t *, void *), void *ud)
 {
+    /* The settling transactions run inside an outer one's commit step: the outer one applies their notes. */
+    bool outer = !u->settling;
     u->n_settle = 0;
+    if (outer)
+        ddb_mcat_notes_clear(u);
     ds_status_t st = ds_ddb_exec(u->conn, u->err, "BEGIN TRANSACTION");
     if (st != DS_OK)
         return st;
@@ -762,9 +777,15 @@ ds_status_t ddb_in_txn(use_t *u, ds_status_t (*fn)(use_t *, void *), void *ud)
         ds_err_t ignored = {0};
         ds_ddb_exec(u->conn, &ignored, "ROLLBACK");
         u->n_settle = 0;
-    } else if (u->n_settle && !u->settling) {
-        settle_counts(u);
+        if (outer)
+            ddb_mcat_notes_clear(u);
+        return st;
     }
+    if (u->n_settle && !u->settling)
+        settle_counts(u);
+    /* Before the write returns: once it is acknowledged, every read shows it. */
+    if (outer)
+        ddb_mcat_apply(u);
     return st;
 }
 
@@ -976,6 +997,7 @@ static const char *meta_ddl =
 static ds_status_t meta_init(use_t *u, void *ud)
 {
     (void)ud;
+    ddb_mcat_note_all(u);
     return ds_ddb_exec(u->conn, u->err, meta_ddl);
 }
 
@@ -1124,6 +1146,7 @@ ds_status_t ddb_meta_write(use_t *u, const char *bucket, const char *table, cons
             u->n_settle++;
         }
     }
+    ddb_mcat_note_table(u, bucket, table);
     /*
      * Read, delete, insert: all in the caller's transaction, so what is read
      * is the row being deleted (DuckDB's DELETE ... RETURNING returns nothing
@@ -1215,7 +1238,7 @@ ds_status_t ddb_refresh_counts(use_t *u, const char *bucket, const char *table)
     return ddb_meta_write(u, bucket, table, &m);
 }
 
-static ds_status_t be_project_stats(void *self, ds_be_call_t *call, ds_be_project_stats_t *out)
+ds_status_t ddb_sql_project_stats(void *self, ds_be_call_t *call, ds_be_project_stats_t *out)
 {
     be_t *be = self;
     use_t u;
@@ -1260,6 +1283,7 @@ ds_status_t ddb_bucket_create_txn(use_t *u, void *ud)
         return ds_err_set(u->err, DS_ALREADY_EXISTS, "bucket \"%s\" already exists", b->id);
     if (st != DS_OK)
         return st;
+    ddb_mcat_note_bucket(u, b->id);
     const char *params[] = {b->id, b->stage, b->name, b->description, created};
     return ds_ddb_run(u->conn, u->err, NULL,
                       "INSERT INTO " META ".buckets VALUES ($1, $2, $3, $4, CAST($5 AS BIGINT))", 5, params);
@@ -1302,7 +1326,7 @@ static void bucket_from_row(ds_be_call_t *call, const ds_host_api_t *host, duckd
         free(v[c]);
 }
 
-static ds_status_t be_bucket_get(void *self, ds_be_call_t *call, const char *bucket, ds_be_bucket_t *out)
+ds_status_t ddb_sql_bucket_get(void *self, ds_be_call_t *call, const char *bucket, ds_be_bucket_t *out)
 {
     be_t *be = self;
     use_t u;
@@ -1326,7 +1350,7 @@ static ds_status_t be_bucket_get(void *self, ds_be_call_t *call, const char *buc
     return st;
 }
 
-static ds_status_t be_bucket_list(void *self, ds_be_call_t *call, ds_be_bucket_t **items, size_t *n)
+ds_status_t ddb_sql_bucket_list(void *self, ds_be_call_t *call, ds_be_bucket_t **items, size_t *n)
 {
     be_t *be = self;
     use_t u;
@@ -1381,6 +1405,7 @@ static ds_status_t bucket_drop_txn(use_t *u, void *ud)
                           "bucket \"%s\" is not empty (%lld tables); delete with force=true to drop its tables too",
                           d->bucket, (long long)tables);
     ds_buf_t sql = {0};
+    ddb_mcat_note_bucket(u, d->bucket);
     ds_buf_puts(&sql, "DROP SCHEMA ");
     ds_buf_ident(&sql, d->bucket);
     ds_buf_puts(&sql, " CASCADE");
@@ -1452,6 +1477,7 @@ ds_status_t ddb_table_create_txn(use_t *u, void *ud)
         return ds_err_set(u->err, DS_ALREADY_EXISTS, "table \"%s.%s\" already exists", t->bucket, t->name);
     if (st != DS_OK)
         return st;
+    ddb_mcat_note_table(u, t->bucket, t->name);
     for (size_t i = 0; i < t->n_primary_key; i++) {
         if (i)
             ds_buf_puts(&pk, ",");
@@ -1623,6 +1649,15 @@ ds_status_t ddb_table_describe(use_t *u, ds_be_call_t *call, const char *bucket,
     return st;
 }
 
+ds_status_t ddb_table_describe_read(use_t *u, ds_be_call_t *call, const char *bucket, const char *table,
+                                    ds_be_table_t *t)
+{
+    ds_status_t st;
+    if (ddb_mcat_table_get(u->be, u->p, call, bucket, table, t, &st))
+        return st;
+    return ddb_table_describe(u, call, bucket, table, t);
+}
+
 /*
  * Fills one table's info from a row of table_select. Row counts and bytes are
  * the ones every write stores with the table's metadata in the same
@@ -1698,8 +1733,8 @@ static ds_status_t load_columns_of_bucket(use_t *u, ds_be_call_t *call, ds_be_ta
     return DS_OK;
 }
 
-static ds_status_t be_table_get(void *self, ds_be_call_t *call, const char *bucket, const char *table,
-                                ds_be_table_t *out)
+ds_status_t ddb_sql_table_get(void *self, ds_be_call_t *call, const char *bucket, const char *table,
+                              ds_be_table_t *out)
 {
     use_t u;
     duckdb_result r;
@@ -1722,8 +1757,7 @@ static ds_status_t be_table_get(void *self, ds_be_call_t *call, const char *buck
     return st;
 }
 
-static ds_status_t be_table_list(void *self, ds_be_call_t *call, const char *bucket, ds_be_table_t **items,
-                                 size_t *n)
+ds_status_t ddb_sql_table_list(void *self, ds_be_call_t *call, const char *bucket, ds_be_table_t **items, size_t *n)
 {
     be_t *be = self;
     use_t u;
@@ -1783,6 +1817,7 @@ static ds_status_t table_drop_txn(use_t *u, void *ud)
     duckdb_destroy_result(&r);
     if (!exists)
         return ds_err_setk(u->err, DS_NOT_FOUND, DS_KBC_TABLE_NOT_FOUND, "table \"%s.%s\" not found", t->bucket, t->table);
+    ddb_mcat_note_table(u, t->bucket, t->table);
     ds_buf_t sql = {0};
     ds_buf_puts(&sql, "DROP TABLE ");
     ds_buf_ident(&sql, t->bucket);
@@ -1806,6 +1841,110 @@ static ds_status_t be_table_drop(void *self, ds_be_call_t *call, const char *buc
     st = ddb_in_txn_recorded(&u, table_drop_txn, &t);
     ddb_use_end(&u);
     return st;
+}
+
+/* ---- metadata reads: from the in-memory catalog (meta_cache.c), else SQL ---- */
+
+/*
+ * Pins the call's project without opening a connection, for an answer from
+ * its metadata cache. False (nothing held, call->err untouched unless the
+ * project cannot be had) when SQL must answer: with test hooks on, a pending
+ * engine-failure trigger is consumed by the SQL path as before.
+ */
+static bool pin_begin(be_t *be, ds_be_call_t *call, proj_t **p, ds_status_t *st)
+{
+    *p = NULL;
+    *st = DS_OK;
+    if (be->test_hooks) {
+        char trigger[4200];
+        snprintf(trigger, sizeof(trigger), "%s/test-hooks/engine-fatal", be->host->data_dir);
+        if (access(trigger, F_OK) == 0)
+            return false;
+    }
+    if ((*st = db_enter(be, call->err)) != DS_OK)
+        return true;
+    if ((*st = acquire(be, call->project_id, false, p, call->err)) != DS_OK) {
+        *p = NULL;
+        note_failure(be);
+        db_leave(be);
+    }
+    return true;
+}
+
+/* Ends pin_begin's use; an ATTACH or a cache load it made may have met a fatal error (see note_failure). */
+static void pin_end(be_t *be, proj_t *p)
+{
+    release(be, p);
+    note_failure(be);
+    db_leave(be);
+}
+
+static ds_status_t be_table_get(void *self, ds_be_call_t *call, const char *bucket, const char *table,
+                                ds_be_table_t *out)
+{
+    proj_t *p;
+    ds_status_t st;
+    if (!pin_begin(self, call, &p, &st))
+        return ddb_sql_table_get(self, call, bucket, table, out);
+    if (!p)
+        return st;
+    bool cached = ddb_mcat_table_get(self, p, call, bucket, table, out, &st);
+    pin_end(self, p);
+    return cached ? st : ddb_sql_table_get(self, call, bucket, table, out);
+}
+
+static ds_status_t be_table_list(void *self, ds_be_call_t *call, const char *bucket, ds_be_table_t **items,
+                                 size_t *n)
+{
+    proj_t *p;
+    ds_status_t st;
+    if (!pin_begin(self, call, &p, &st))
+        return ddb_sql_table_list(self, call, bucket, items, n);
+    if (!p)
+        return st;
+    bool cached = ddb_mcat_table_list(self, p, call, bucket, items, n, &st);
+    pin_end(self, p);
+    return cached ? st : ddb_sql_table_list(self, call, bucket, items, n);
+}
+
+static ds_status_t be_bucket_get(void *self, ds_be_call_t *call, const char *bucket, ds_be_bucket_t *out)
+{
+    proj_t *p;
+    ds_status_t st;
+    if (!pin_begin(self, call, &p, &st))
+        return ddb_sql_bucket_get(self, call, bucket, out);
+    if (!p)
+        return st;
+    bool cached = ddb_mcat_bucket_get(self, p, call, bucket, out, &st);
+    pin_end(self, p);
+    return cached ? st : ddb_sql_bucket_get(self, call, bucket, out);
+}
+
+static ds_status_t be_bucket_list(void *self, ds_be_call_t *call, ds_be_bucket_t **items, size_t *n)
+{
+    proj_t *p;
+    ds_status_t st;
+    if (!pin_begin(self, call, &p, &st))
+        return ddb_sql_bucket_list(self, call, items, n);
+    if (!p)
+        return st;
+    bool cached = ddb_mcat_bucket_list(self, p, call, items, n, &st);
+    pin_end(self, p);
+    return cached ? st : ddb_sql_bucket_list(self, call, items, n);
+}
+
+static ds_status_t be_project_stats(void *self, ds_be_call_t *call, ds_be_project_stats_t *out)
+{
+    proj_t *p;
+    ds_status_t st;
+    memset(out, 0, sizeof(*out));
+    if (!pin_begin(self, call, &p, &st))
+        return ddb_sql_project_stats(self, call, out);
+    if (!p)
+        return st;
+    bool cached = ddb_mcat_project_stats(self, p, out);
+    pin_end(self, p);
+    return cached ? DS_OK : ddb_sql_project_stats(self, call, out);
 }
 
 /* ---- crash recovery: the catalog's copy, quarantine ---- */

@@ -24,8 +24,12 @@
 /* The error of a request allocation that failed (host->alloc/strdup gave NULL): 503, nothing run. */
 #define ddb_oom(err) ds_err_set((err), DS_UNAVAILABLE, "out of memory; the request was not carried out")
 
+/* A project's in-memory metadata catalog (meta_cache.c). */
+typedef struct ddb_mcat ddb_mcat_t;
+
 typedef struct proj {
     struct proj *next;
+    ddb_mcat_t *mcat; /* lives as long as the entry; filled while the file is attached */
     char id[DS_PROJECT_ID_MAX + 1];
     char alias[DS_PROJECT_ID_MAX + 3];
     int64_t refs;   /* calls using it (pins) */
@@ -91,6 +95,18 @@ typedef struct {
     } settle[DDB_SETTLE_MAX];
     int n_settle;
     bool settling; /* the re-measuring transaction runs: its meta writes note nothing */
+    /*
+     * What this use's transaction changed in the metadata the cache holds
+     * (meta_cache.c): tables (bucket, name) and buckets (bucket, ""), or
+     * everything (mc_all). Applied once the transaction committed.
+     */
+#define DDB_MC_NOTES 16
+    struct {
+        char bucket[DS_BUCKET_ID_MAX + 1];
+        char table[DS_NAME_MAX + 1];
+    } mc_note[DDB_MC_NOTES];
+    int n_mc;
+    bool mc_all;
 } use_t;
 
 
@@ -136,6 +152,14 @@ ds_status_t ddb_refresh_counts(use_t *u, const char *bucket, const char *table);
 ds_status_t ddb_load_columns(use_t *u, ds_be_call_t *call, ds_be_table_t *t);
 /* Columns, primary key and times of bucket.table (no counts); DS_NOT_FOUND (2004) when absent. */
 ds_status_t ddb_table_describe(use_t *u, ds_be_call_t *call, const char *bucket, const char *table, ds_be_table_t *t);
+/*
+ * The same outside a transaction: from the project's metadata cache when it
+ * can answer (the committed definition), else ddb_table_describe. Reads that
+ * plan or run one statement use it; checks inside a write's transaction use
+ * ddb_table_describe, which sees that transaction's own view.
+ */
+ds_status_t ddb_table_describe_read(use_t *u, ds_be_call_t *call, const char *bucket, const char *table,
+                                    ds_be_table_t *t);
 
 /* Creates the bucket ud (a const ds_be_bucket_t *) inside the caller's transaction. */
 ds_status_t ddb_bucket_create_txn(use_t *u, void *ud);
@@ -158,6 +182,52 @@ ds_status_t ddb_table_create_txn(use_t *u, void *ud);
     "CREATE SEQUENCE IF NOT EXISTS " META ".version_seq;"                                                              \
     "ALTER TABLE " META ".tables ADD COLUMN IF NOT EXISTS version BIGINT DEFAULT nextval('" META ".version_seq');"     \
     DDB_META_BRANCH_TABLES_DDL
+
+/*
+ * meta_cache.c: the in-memory metadata catalog of attached projects (see its
+ * header). create/destroy go with the project entry; load fills it when the
+ * file is attached, drop empties it when the file is detached.
+ */
+ddb_mcat_t *ddb_mcat_create(void);
+void ddb_mcat_destroy(ddb_mcat_t **mc);
+void ddb_mcat_load(be_t *be, proj_t *p);
+void ddb_mcat_drop(ddb_mcat_t *mc);
+/*
+ * Every statement that changes a table's metadata row, a table's definition,
+ * a bucket or more (note_all) notes it inside its transaction; ddb_in_txn
+ * applies the notes after COMMIT (ddb_mcat_apply) and forgets them on a
+ * rollback (ddb_mcat_notes_clear).
+ */
+void ddb_mcat_note_table(use_t *u, const char *bucket, const char *table);
+void ddb_mcat_note_bucket(use_t *u, const char *bucket);
+void ddb_mcat_note_all(use_t *u);
+void ddb_mcat_notes_clear(use_t *u);
+void ddb_mcat_apply(use_t *u);
+/*
+ * Answers from the cache of p (pinned by the caller, who holds a db use):
+ * false when the cache cannot answer (then ask SQL); true with *st the
+ * answer otherwise (results in the call's arena, errors in call->err, as the
+ * SQL answers give them).
+ */
+bool ddb_mcat_table_get(be_t *be, proj_t *p, ds_be_call_t *call, const char *bucket, const char *table,
+                        ds_be_table_t *out, ds_status_t *st);
+bool ddb_mcat_table_list(be_t *be, proj_t *p, ds_be_call_t *call, const char *bucket, ds_be_table_t **items,
+                         size_t *n, ds_status_t *st);
+bool ddb_mcat_bucket_get(be_t *be, proj_t *p, ds_be_call_t *call, const char *bucket, ds_be_bucket_t *out,
+                         ds_status_t *st);
+bool ddb_mcat_bucket_list(be_t *be, proj_t *p, ds_be_call_t *call, ds_be_bucket_t **items, size_t *n,
+                          ds_status_t *st);
+bool ddb_mcat_project_stats(be_t *be, proj_t *p, ds_be_project_stats_t *out);
+/*
+ * The same answers read from SQL every time (duckdb_backend.c): the fallback,
+ * and what tests compare the cache with.
+ */
+ds_status_t ddb_sql_table_get(void *self, ds_be_call_t *call, const char *bucket, const char *table,
+                              ds_be_table_t *out);
+ds_status_t ddb_sql_table_list(void *self, ds_be_call_t *call, const char *bucket, ds_be_table_t **items, size_t *n);
+ds_status_t ddb_sql_bucket_get(void *self, ds_be_call_t *call, const char *bucket, ds_be_bucket_t *out);
+ds_status_t ddb_sql_bucket_list(void *self, ds_be_call_t *call, ds_be_bucket_t **items, size_t *n);
+ds_status_t ddb_sql_project_stats(void *self, ds_be_call_t *call, ds_be_project_stats_t *out);
 
 /* branch.c: development branch primitives, wired into the ops table. */
 ds_status_t ddb_table_version(void *self, ds_be_call_t *call, const char *bucket, const char *table, int64_t *version);

@@ -66,6 +66,7 @@
 #include "cmd/internal.h"
 #include "core/log.h"
 #include "core/quarantine.h"
+#include "core/sha256.h"
 
 #define STAGING_MAX_AGE 86400 /* prepared uploads and scratch directories live at most a day */
 #define DIR_MODE 0750
@@ -97,13 +98,20 @@ struct ds_upload {
     bool discard; /* an idempotent repeat: the bytes are hashed and counted, never stored */
     int fd;
     int64_t size, max;
-    crypto_hash_sha256_state sha;
+    ds_sha256_t *sha; /* freed with the request's arena */
     ds_status_t failed; /* sticky: DS_OK until a write fails */
     ds_err_t fail_err;
     bool finished, released;
 };
 
 /* ---- small helpers ---- */
+
+/* Arena cleanup of an upload's hasher. */
+static void free_sha(void *h)
+{
+    ds_sha256_t *sha = h;
+    ds_sha256_free(&sha);
+}
 
 static const char *data_dir(void) { return ds_service_config()->data_dir; }
 
@@ -603,8 +611,8 @@ static ds_status_t start_upload(ds_ctx_t *ctx, const char *project, const char *
     up->overwrite = overwrite;
     up->prepared = prepared;
     up->max = ds_service_config()->max_upload_bytes;
-    crypto_hash_sha256_init(&up->sha);
-    if (ds_arena_on_destroy(ctx->arena, release_upload, up) != 0)
+    if (!(up->sha = ds_sha256_new()) || ds_arena_on_destroy(ctx->arena, free_sha, up->sha) != 0 ||
+        ds_arena_on_destroy(ctx->arena, release_upload, up) != 0)
         return ds_err_set(&ctx->err, DS_INTERNAL, "out of memory");
 
     ds_status_t st;
@@ -758,6 +766,8 @@ ds_status_t ds_cmd_file_upload_write(ds_ctx_t *ctx, ds_upload_t *up, const void 
     if (up->max > 0 && (int64_t)n > up->max - up->size)
         st = ds_err_set(&up->fail_err, DS_PAYLOAD_TOO_LARGE,
                         "the file is larger than DUCKSTORE_MAX_UPLOAD_BYTES (%lld bytes)", (long long)up->max);
+    else if (!ds_sha256_update(up->sha, data, n)) /* hashed while received: no second pass over the file */
+        st = ds_err_set(&up->fail_err, DS_INTERNAL, "the upload's SHA-256 could not be computed");
     else if (!up->discard)
         st = write_all(up->fd, data, n, &up->fail_err);
     else
@@ -777,7 +787,6 @@ ds_status_t ds_cmd_file_upload_write(ds_ctx_t *ctx, ds_upload_t *up, const void 
             unlink(up->staging);
         return st;
     }
-    crypto_hash_sha256_update(&up->sha, data, n);
     up->size += (int64_t)n;
     return DS_OK;
 }
@@ -799,7 +808,8 @@ ds_status_t ds_cmd_file_upload_begin_discard(ds_ctx_t *ctx, const char *project,
     u->discard = true;
     snprintf(u->project, sizeof(u->project), "%s", project);
     u->max = ds_service_config()->max_upload_bytes;
-    crypto_hash_sha256_init(&u->sha);
+    if (!(u->sha = ds_sha256_new()) || ds_arena_on_destroy(ctx->arena, free_sha, u->sha) != 0)
+        return ds_err_set(&ctx->err, DS_INTERNAL, "out of memory");
     *up = u;
     return DS_OK;
 }
@@ -812,9 +822,8 @@ ds_status_t ds_cmd_file_upload_digest(ds_ctx_t *ctx, ds_upload_t *up, char hex[6
         ctx->err = up->fail_err;
         return up->failed;
     }
-    unsigned char digest[crypto_hash_sha256_BYTES];
-    crypto_hash_sha256_final(&up->sha, digest);
-    sodium_bin2hex(hex, 65, digest, sizeof(digest));
+    if (!ds_sha256_final_hex(up->sha, hex))
+        return ds_err_set(&ctx->err, DS_INTERNAL, "the upload's SHA-256 could not be computed");
     up->finished = true;
     return DS_OK;
 }
@@ -897,10 +906,9 @@ ds_status_t ds_cmd_file_upload_finish(ds_ctx_t *ctx, ds_upload_t *up, ds_file_t 
         ctx->err = up->fail_err;
         return up->failed;
     }
-    unsigned char digest[crypto_hash_sha256_BYTES];
     ds_file_rec_t rec = {0};
-    crypto_hash_sha256_final(&up->sha, digest);
-    sodium_bin2hex(rec.sha256, sizeof(rec.sha256), digest, sizeof(digest));
+    if (!ds_sha256_final_hex(up->sha, rec.sha256))
+        return ds_err_set(&ctx->err, DS_INTERNAL, "the upload's SHA-256 could not be computed");
     snprintf(rec.id, sizeof(rec.id), "%s", up->id);
     snprintf(rec.project, sizeof(rec.project), "%s", up->project);
     rec.name = up->name;
@@ -1347,23 +1355,22 @@ static ds_status_t hash_file(const char *path, char hex[65], int64_t *size, ds_e
         return io_error(err, DS_UNAVAILABLE, "cannot read an export file", path);
     enum { BUF = 1 << 20 };
     char *buf = malloc(BUF);
-    crypto_hash_sha256_state sha;
-    unsigned char digest[crypto_hash_sha256_BYTES];
+    ds_sha256_t *sha = ds_sha256_new();
     int64_t total = 0;
     ssize_t r = -1;
-    crypto_hash_sha256_init(&sha);
-    while (buf && ((r = read(fd, buf, BUF)) > 0 || (r < 0 && errno == EINTR))) {
+    bool ok = sha != NULL;
+    while (buf && ok && ((r = read(fd, buf, BUF)) > 0 || (r < 0 && errno == EINTR))) {
         if (r < 0)
             continue;
-        crypto_hash_sha256_update(&sha, (unsigned char *)buf, (unsigned long long)r);
+        ok = ds_sha256_update(sha, buf, (size_t)r);
         total += r;
     }
     free(buf);
     close(fd);
-    if (!buf || r != 0)
+    ok = ok && buf && r == 0 && ds_sha256_final_hex(sha, hex);
+    ds_sha256_free(&sha);
+    if (!ok)
         return io_error(err, DS_UNAVAILABLE, "cannot read an export file", path);
-    crypto_hash_sha256_final(&sha, digest);
-    sodium_bin2hex(hex, 65, digest, sizeof(digest));
     *size = total;
     return DS_OK;
 }
@@ -1462,15 +1469,11 @@ ds_status_t ds_files_adopt(ds_ctx_t *ctx, const char *project, const char *const
         manifest_active = true;
         int fd = open(mpath, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, FILE_MODE);
         size_t len = strlen(text);
-        crypto_hash_sha256_state sha;
-        unsigned char digest[crypto_hash_sha256_BYTES];
-        crypto_hash_sha256_init(&sha);
-        crypto_hash_sha256_update(&sha, (unsigned char *)text, len);
-        crypto_hash_sha256_final(&sha, digest);
-        sodium_bin2hex(m->sha256, sizeof(m->sha256), digest, sizeof(digest));
+        bool hashed = ds_sha256_hex(text, len, m->sha256);
         m->size = (int64_t)len;
-        st = fd < 0 ? io_error(&ctx->err, DS_UNAVAILABLE, "cannot write the manifest", mpath)
-                    : write_all(fd, text, len, &ctx->err);
+        st = fd < 0      ? io_error(&ctx->err, DS_UNAVAILABLE, "cannot write the manifest", mpath)
+             : !hashed ? ds_err_set(&ctx->err, DS_INTERNAL, "the manifest's SHA-256 could not be computed")
+                       : write_all(fd, text, len, &ctx->err);
         if (st == DS_OK && fsync(fd) != 0)
             st = io_error(&ctx->err, DS_UNAVAILABLE, "cannot sync the manifest", mpath);
         free(text);
