@@ -850,6 +850,17 @@ static int64_t gauge_connections(void *ud)
 static int64_t gauge_queued(void *ud) { return pool ? ds_pool_queued(pool) : 0; }
 static int64_t gauge_busy(void *ud) { return pool ? ds_pool_running(pool) : 0; }
 
+/* Set when the server stops: connections accepted from then on are closed at once. */
+static atomic_bool refusing_;
+
+static enum MHD_Result accept_policy(void *cls, const struct sockaddr *addr, socklen_t addrlen)
+{
+    (void)cls;
+    (void)addr;
+    (void)addrlen;
+    return atomic_load(&refusing_) ? MHD_NO : MHD_YES;
+}
+
 static void on_mhd_error(void *cls, const char *fmt, va_list ap)
 {
     char msg[512];
@@ -915,8 +926,9 @@ static ds_status_t start_server(const ds_config_t *cfg, unsigned flags, int port
     unsigned pool_size = cfg->http_threads > 1 ? (unsigned)cfg->http_threads : 0;
     if (!ss)
         flags |= MHD_USE_NO_LISTEN_SOCKET | MHD_USE_ITC;
+    atomic_store(&refusing_, false);
     daemon_ = MHD_start_daemon(
-        flags, (uint16_t)port, NULL, NULL, on_request, NULL, MHD_OPTION_EXTERNAL_LOGGER, on_mhd_error, NULL,
+        flags, (uint16_t)port, accept_policy, NULL, on_request, NULL, MHD_OPTION_EXTERNAL_LOGGER, on_mhd_error, NULL,
         MHD_OPTION_NOTIFY_COMPLETED, on_completed, NULL, MHD_OPTION_NOTIFY_CONNECTION, on_connection, NULL,
         MHD_OPTION_CONNECTION_LIMIT, (unsigned)max_conns, MHD_OPTION_PER_IP_CONNECTION_LIMIT,
         (unsigned)cfg->max_connections_per_ip, MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)cfg->idle_timeout,
@@ -987,8 +999,14 @@ void ds_rest_stop(void)
      * every parked one be answered; only then stop the event loops, which
      * must find no suspended connection.
      */
-    if (daemon_)
-        MHD_quiesce_daemon(daemon_);
+    /*
+     * Not MHD_quiesce_daemon: with epoll event loops it takes the listening
+     * socket out of each loop's epoll set from this thread, racing a loop
+     * that does the same at its connection limit, and libmicrohttpd aborts
+     * the process when that removal fails. New connections are refused by
+     * the accept policy instead.
+     */
+    atomic_store(&refusing_, true);
     ds_pool_shutdown(pool);
     /*
      * A parked request's connection is suspended too: its grant comes when
