@@ -93,7 +93,7 @@ void bench_server_start(bench_server_t *s, const char *binary, const char *data_
         n_env++;
     for (const char *const *e = env; e && *e; e++)
         n_env++;
-    char **envp = bench_xmalloc((n_env + 2) * sizeof(char *));
+    char **envp = bench_xmalloc((n_env + 3) * sizeof(char *));
     size_t k = 0;
     for (char **e = environ; *e; e++)
         if (strncmp(*e, "DUCKSTORE_", 10) != 0)
@@ -102,6 +102,9 @@ void bench_server_start(bench_server_t *s, const char *binary, const char *data_
     envp[k++] = admin;
     for (const char *const *e = env; e && *e; e++)
         envp[k++] = (char *)*e;
+    /* The bench's clients keep one connection across a long import on another: no idle close meanwhile (a
+     * phase's own value, listed before, wins). */
+    envp[k++] = "DUCKSTORE_IDLE_TIMEOUT=3600";
     envp[k] = NULL;
     char *argv[] = {(char *)binary, "serve",        "--data-dir", (char *)data_dir, "--http-addr", http_addr,
                     "--grpc-addr",  s->grpc_target, NULL};
