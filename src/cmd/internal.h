@@ -91,6 +91,17 @@ int64_t ds_now(void);
  */
 ds_status_t ds_service_project_copy_put(ds_backend_t *be, ds_be_call_t *call, const ds_project_rec_t *rec);
 
+/*
+ * Automatic snapshots (snapshot.c): called by a destructive command inside
+ * its write slot, before it changes anything. Takes a snapshot of
+ * bucket.table (physical names, resolved; def may be NULL) when the switches
+ * say so (trigger: a ds_snap_trigger_t of cmd/snapshot.h). DS_OK when taken
+ * or not wanted, or when the backend cannot take snapshots (logged);
+ * otherwise the error, and the caller must not go on.
+ */
+ds_status_t ds_cmd_snapshot_auto(ds_ctx_t *ctx, ds_proj_t *p, const char *bucket, const char *table,
+                                 const ds_be_table_t *def, int trigger);
+
 /* ---- capability checks (caps.c) ----
  * Each answers DS_OK, or DS_UNSUPPORTED (501 / gRPC UNIMPLEMENTED) naming the
  * project's backend and the capability it lacks. Call after opening the project. */

@@ -145,6 +145,8 @@ extern const ds_rest_route_t ds_rest_ws_routes[]; /* workspaces and queries (rou
 extern const size_t ds_rest_n_ws_routes;
 extern const ds_rest_route_t ds_rest_branch_routes[]; /* development branches (routes_branches.c) */
 extern const size_t ds_rest_n_branch_routes;
+extern const ds_rest_route_t ds_rest_snapshot_routes[]; /* snapshots (routes_snapshots.c) */
+extern const size_t ds_rest_n_snapshot_routes;
 
 /* Every route of every table, in order: i from 0 to ds_rest_route_count()-1. */
 size_t ds_rest_route_count(void);
