@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "cmd/internal.h"
+#include "cmd/snapshot.h"
 
 ds_status_t ds_cmd_bucket_create(ds_ctx_t *ctx, const char *project, const ds_bucket_create_t *in,
                                  ds_be_bucket_t *out)
@@ -82,6 +83,27 @@ ds_status_t ds_cmd_bucket_get(ds_ctx_t *ctx, const char *project, const char *bu
     return ds_be_bucket_get(p.be, &p.call, bucket, out); /* the backend's lookup returns the stored spelling */
 }
 
+/*
+ * A forced bucket delete drops its tables: each gets the automatic snapshot
+ * a table drop takes. The catalog slot is held, so no table of the bucket is
+ * created, dropped or altered meanwhile.
+ */
+static ds_status_t snapshot_tables(ds_ctx_t *ctx, ds_proj_t *p, const char *bucket)
+{
+    const char *logical = ds_cmd_branch_logical(p, bucket);
+    ds_be_table_t *items;
+    size_t n;
+    ds_status_t st = p->branch ? ds_cmd_branch_table_list(ctx, p, logical, &items, &n)
+                               : ds_be_table_list(p->be, &p->call, bucket, &items, &n);
+    for (size_t i = 0; st == DS_OK && i < n; i++) {
+        const char *b = logical, *t = items[i].name;
+        st = ds_cmd_resolve_table(ctx, p, &b, &t, false, NULL, NULL);
+        if (st == DS_OK)
+            st = ds_cmd_snapshot_auto(ctx, p, b, t, NULL, DS_SNAP_DROP_TABLE);
+    }
+    return st;
+}
+
 ds_status_t ds_cmd_bucket_delete(ds_ctx_t *ctx, const char *project, const char *bucket, bool force)
 {
     ds_proj_t p;
@@ -96,6 +118,8 @@ ds_status_t ds_cmd_bucket_delete(ds_ctx_t *ctx, const char *project, const char 
     if ((st = ds_cmd_resolve_bucket(ctx, &p, &bucket)) != DS_OK)
         return st;
     if ((st = ds_cmd_enter_ddl(ctx, project)) != DS_OK)
+        return st;
+    if (force && (st = snapshot_tables(ctx, &p, bucket)) != DS_OK)
         return st;
     if (p.branch)
         return ds_cmd_branch_bucket_drop(ctx, &p, bucket, force);

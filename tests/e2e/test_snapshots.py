@@ -150,6 +150,18 @@ def test_auto_snapshot_before_destructive_operation(proj, op):
     assert rows == before[1] and info["columns"] == before[0]["columns"]
 
 
+def test_forced_bucket_delete_snapshots_every_table(proj):
+    a = _orders(proj, "a")
+    b = _orders(proj, "b")
+    assert proj.api.delete(f"/projects/{proj.pid}/buckets/{proj.bucket}", params={"force": "true"}).status_code == 204
+    autos = {s["table"]: s for s in _autos(proj, "drop_table")}
+    assert sorted(autos) == ["a", "b"] and autos["a"]["rows"] == 3
+    expect(proj.api.post(f"/projects/{proj.pid}/buckets", {"stage": "in", "name": proj.bucket.split(".c-", 1)[1]}), 201)
+    _restore(proj, autos["a"]["id"])
+    _restore(proj, autos["b"]["id"])
+    assert proj.snapshot("a")[1] == a[1] and proj.snapshot("b")[1] == b[1]
+
+
 def test_no_auto_snapshot_for_filtered_delete_and_incremental_load(proj):
     _orders(proj)
     expect(proj.api.delete(proj.tpath("orders") + "/rows",
