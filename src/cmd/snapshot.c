@@ -373,6 +373,9 @@ ds_status_t ds_cmd_snapshot_create(ds_ctx_t *ctx, const char *project, const ds_
 {
     ds_proj_t p;
     ds_status_t st = ds_cmd_open_project(ctx, &project, &p);
+    /* A key that may not write learns that first, whatever else is wrong. */
+    if (st == DS_OK)
+        st = ds_cmd_require_write(ctx);
     if (st != DS_OK)
         return st;
     if (!in->bucket)
@@ -864,6 +867,13 @@ ds_status_t ds_cmd_snapshot_settings_set(ds_ctx_t *ctx, const char *project, con
     pthread_mutex_unlock(&settings_mu);
     json_decref(doc);
     return st;
+}
+
+ds_status_t ds_cmd_snapshot_may_write(ds_ctx_t *ctx, const char *project)
+{
+    ds_proj_t p;
+    ds_status_t st = ds_cmd_open_project(ctx, &project, &p);
+    return st == DS_OK ? ds_cmd_require_write(ctx) : st;
 }
 
 /* ---- start, sweep, project deletion ---- */

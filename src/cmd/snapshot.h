@@ -99,6 +99,13 @@ ds_status_t ds_cmd_snapshot_settings_get(ds_ctx_t *ctx, const char *project, ds_
 /* Sets in's level: on[i] 0 or 1 sets, -1 removes the level's own value, 2 leaves it. Names must exist. */
 ds_status_t ds_cmd_snapshot_settings_set(ds_ctx_t *ctx, const char *project, const ds_snapshot_setting_t *in);
 
+/*
+ * DS_OK when ctx's key may change project's snapshots (in ctx's branch); the
+ * error otherwise. Transports ask it before reporting a malformed body, so a
+ * key that may not write learns that first.
+ */
+ds_status_t ds_cmd_snapshot_may_write(ds_ctx_t *ctx, const char *project);
+
 /* ---- for the service (the automatic snapshot hook is in cmd/internal.h) ---- */
 /* At start, before serving: removes unfinished (.tmp-) and deleted (.del-) snapshot folders. */
 ds_status_t ds_snapshots_start(const ds_config_t *cfg, ds_err_t *err);

@@ -22,6 +22,28 @@ static ds_status_t body_of(ds_rest_req_t *req, bool allow_empty, json_t **out)
     return DS_OK;
 }
 
+/*
+ * A malformed body of a write: a key that may not write gets its 403 (or the
+ * project's 404) rather than the body's 400, as every write route answers.
+ */
+static ds_status_t bad_body(ds_rest_req_t *req, ds_status_t st)
+{
+    ds_err_t body_err = CTX->err;
+    ds_err_clear(&CTX->err);
+    if (ds_cmd_snapshot_may_write(CTX, PROJECT) != DS_OK)
+        return CTX->err.status;
+    CTX->err = body_err;
+    return st;
+}
+
+/* Runs a body check; a failure goes through bad_body. */
+#define CHECK(expr)                                                                                                    \
+    do {                                                                                                               \
+        ds_status_t st_ = (expr);                                                                                      \
+        if (st_ != DS_OK)                                                                                              \
+            return bad_body(req, st_);                                                                                 \
+    } while (0)
+
 static json_t *columns_json(const ds_be_table_t *t)
 {
     json_t *cols = json_array();
@@ -77,14 +99,14 @@ static ds_status_t h_snapshot_create(ds_rest_req_t *req, ds_rest_resp_t *resp)
     static const char *const allowed[] = {"bucket", "table", "description", "expires_in", NULL};
     ds_snapshot_create_t in = {0};
     ds_snapshot_t out;
-    TRY(body_of(req, false, &body));
-    TRY(ds_json_only(req, body, allowed));
-    TRY(ds_json_str(req, body, "bucket", true, &in.bucket));
-    TRY(ds_json_str(req, body, "table", false, &in.table));
-    TRY(ds_json_str(req, body, "description", false, &in.description));
-    TRY(ds_json_int64(req, body, "expires_in", 0, &in.expires_in));
+    CHECK(body_of(req, false, &body));
+    CHECK(ds_json_only(req, body, allowed));
+    CHECK(ds_json_str(req, body, "bucket", true, &in.bucket));
+    CHECK(ds_json_str(req, body, "table", false, &in.table));
+    CHECK(ds_json_str(req, body, "description", false, &in.description));
+    CHECK(ds_json_int64(req, body, "expires_in", 0, &in.expires_in));
     if (json_object_get(body, "expires_in") && !json_is_null(json_object_get(body, "expires_in")) && in.expires_in <= 0)
-        return ds_err_setf(&CTX->err, DS_INVALID_ARGUMENT, "expires_in", "expires_in must be a positive number of seconds");
+        CHECK(ds_err_setf(&CTX->err, DS_INVALID_ARGUMENT, "expires_in", "expires_in must be a positive number of seconds"));
     TRY(ds_cmd_snapshot_create(CTX, PROJECT, &in, &out));
     resp->status = 201;
     resp->json = snapshot_json(&out);
@@ -125,11 +147,11 @@ static ds_status_t h_snapshot_restore(ds_rest_req_t *req, ds_rest_resp_t *resp)
     ds_snapshot_restore_t in = {0};
     ds_be_table_t *tables;
     size_t n;
-    TRY(body_of(req, true, &body));
-    TRY(ds_json_only(req, body, allowed));
-    TRY(ds_json_str(req, body, "bucket", false, &in.bucket));
-    TRY(ds_json_str(req, body, "table", false, &in.table));
-    TRY(ds_json_bool(req, body, "overwrite", false, &in.overwrite));
+    CHECK(body_of(req, true, &body));
+    CHECK(ds_json_only(req, body, allowed));
+    CHECK(ds_json_str(req, body, "bucket", false, &in.bucket));
+    CHECK(ds_json_str(req, body, "table", false, &in.table));
+    CHECK(ds_json_bool(req, body, "overwrite", false, &in.overwrite));
     TRY(ds_cmd_snapshot_restore(CTX, PROJECT, ds_rest_param(req, "snapshot"), &in, &tables, &n));
     resp->status = 201;
     if (n == 1) {
@@ -179,14 +201,14 @@ static ds_status_t h_settings_put(ds_rest_req_t *req, ds_rest_resp_t *resp)
     json_t *body, *sw;
     static const char *const allowed[] = {"bucket", "table", "auto", NULL};
     ds_snapshot_setting_t in = {0};
-    TRY(body_of(req, false, &body));
-    TRY(ds_json_only(req, body, allowed));
-    TRY(ds_json_str(req, body, "bucket", false, &in.bucket));
-    TRY(ds_json_str(req, body, "table", false, &in.table));
+    CHECK(body_of(req, false, &body));
+    CHECK(ds_json_only(req, body, allowed));
+    CHECK(ds_json_str(req, body, "bucket", false, &in.bucket));
+    CHECK(ds_json_str(req, body, "table", false, &in.table));
     sw = json_object_get(body, "auto");
     if (!json_is_object(sw) || json_object_size(sw) == 0)
-        return ds_err_setf(&CTX->err, DS_INVALID_ARGUMENT, "auto",
-                           "field \"auto\" must be an object of switches, e.g. {\"drop_table\": false}");
+        CHECK(ds_err_setf(&CTX->err, DS_INVALID_ARGUMENT, "auto",
+                          "field \"auto\" must be an object of switches, e.g. {\"drop_table\": false}"));
     const char *key;
     json_t *v;
     json_object_foreach(sw, key, v)
@@ -195,11 +217,12 @@ static ds_status_t h_settings_put(ds_rest_req_t *req, ds_rest_resp_t *resp)
         while (t < DS_SNAP_N_TRIGGERS && strcmp(ds_snap_trigger_names[t], key) != 0)
             t++;
         if (t == DS_SNAP_N_TRIGGERS)
-            return ds_err_setf(&CTX->err, DS_INVALID_ARGUMENT, "auto",
-                               "\"auto\": \"%s\" is not a switch (drop_table, truncate, delete_all_rows, drop_column)",
-                               key);
+            CHECK(ds_err_setf(&CTX->err, DS_INVALID_ARGUMENT, "auto",
+                              "\"auto\": \"%s\" is not a switch (drop_table, truncate, delete_all_rows, drop_column)",
+                              key));
         if (!json_is_boolean(v) && !json_is_null(v))
-            return ds_err_setf(&CTX->err, DS_INVALID_ARGUMENT, "auto", "\"auto\": \"%s\" must be true, false or null", key);
+            CHECK(ds_err_setf(&CTX->err, DS_INVALID_ARGUMENT, "auto", "\"auto\": \"%s\" must be true, false or null",
+                              key));
     }
     for (int t = 0; t < DS_SNAP_N_TRIGGERS; t++) {
         json_t *val = json_object_get(sw, ds_snap_trigger_names[t]);

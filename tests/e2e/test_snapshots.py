@@ -12,6 +12,7 @@
 """
 
 import time
+from datetime import datetime, timezone
 
 import pytest
 import requests
@@ -206,18 +207,23 @@ def test_auto_snapshot_switches(proj):
     assert expect(proj.api.get(path), 200) == got
 
 
+def _secs(ts):
+    return datetime.strptime(ts, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=timezone.utc).timestamp()
+
+
 def test_retention_with_short_ttl(server_factory):
-    server = server_factory(env={"DUCKSTORE_SNAPSHOT_RETENTION": "2"})
+    server = server_factory(env={"DUCKSTORE_SNAPSHOT_RETENTION": "6"})
     proj = Proj(server, server.api(), "ret")
     _orders(proj, "t")
     keep = _snap(proj, "t")
-    short = _snap(proj, "t", expires_in=1)
-    assert short["expires_at"] is not None and keep["expires_at"] is None
-    proj.load_rows("t", HDR, ROWS[:1])  # full load: an automatic snapshot, kept 2 s
+    short = _snap(proj, "t", expires_in=5)
+    assert keep["expires_at"] is None
+    assert _secs(short["expires_at"]) - _secs(short["created_at"]) == 5
+    proj.load_rows("t", HDR, ROWS[:1])  # full load: an automatic snapshot, kept 6 s
     auto = _autos(proj, "truncate")
-    assert len(auto) == 1
-    assert len(_snap_dirs(proj)) == 3
-    deadline = time.time() + 10
+    assert len(auto) == 1 and _secs(auto[0]["expires_at"]) - _secs(auto[0]["created_at"]) == 6
+    assert {keep["id"], short["id"], auto[0]["id"]} <= set(_snap_dirs(proj))
+    deadline = time.time() + 20
     while time.time() < deadline and len(_snap_dirs(proj)) > 1:
         time.sleep(0.25)
     assert _snap_dirs(proj) == [keep["id"]], "the sweep did not remove the expired snapshots from disk"
@@ -232,6 +238,10 @@ def test_read_key_refused(proj):
     ro = proj.api.with_key(rk)
     expect_error(ro.post(f"/projects/{proj.pid}/snapshots", {"bucket": proj.bucket, "table": "orders"}), 403,
                  "permission_denied")
+    # Refused before the body is looked at: a read key never learns about its bad body instead.
+    expect_error(ro.post(f"/projects/{proj.pid}/snapshots", {}), 403, "permission_denied")
+    expect_error(ro.put(f"/projects/{proj.pid}/snapshot-settings", {}), 403, "permission_denied")
+    expect_error(ro.post(f"/projects/{proj.pid}/snapshots/{s['id']}/restore", {"x": 1}), 403, "permission_denied")
     expect_error(ro.post(f"/projects/{proj.pid}/snapshots/{s['id']}/restore", {"table": "x"}), 403,
                  "permission_denied")
     expect_error(ro.delete(f"/projects/{proj.pid}/snapshots/{s['id']}"), 403, "permission_denied")
