@@ -475,8 +475,13 @@ ds_status_t ds_cmd_snapshot_list(ds_ctx_t *ctx, const char *project, ds_snapshot
             cap *= 2;
         }
         ds_snapshot_t s;
-        if (!read_meta(ctx->arena, ds_arena_printf(ctx->arena, "%s/%s", area, e->d_name), &s, NULL)) {
-            ds_log(DS_LOG_WARN, "project %s: snapshot folder %s has no valid metadata; not listed", p.rec.id, e->d_name);
+        const char *dir = ds_arena_printf(ctx->arena, "%s/%s", area, e->d_name);
+        struct stat sb;
+        if (!read_meta(ctx->arena, dir, &s, NULL)) {
+            /* A folder deleted meanwhile is simply gone; one that stays unreadable is worth a line. */
+            if (dir && stat(dir, &sb) == 0)
+                ds_log(DS_LOG_WARN, "project %s: snapshot folder %s has no valid metadata; not listed", p.rec.id,
+                       e->d_name);
             continue;
         }
         if (s.expires_at && s.expires_at <= now)
@@ -551,7 +556,8 @@ ds_status_t ds_cmd_snapshot_delete(ds_ctx_t *ctx, const char *project, const cha
 }
 
 ds_status_t ds_cmd_snapshot_restore(ds_ctx_t *ctx, const char *project, const char *id,
-                                    const ds_snapshot_restore_t *in, ds_be_table_t **tables, size_t *n)
+                                    const ds_snapshot_restore_t *in, ds_be_table_t **tables, size_t *n,
+                                    bool *whole_bucket)
 {
     ds_proj_t p;
     ds_snapshot_t s;
@@ -644,6 +650,7 @@ ds_status_t ds_cmd_snapshot_restore(ds_ctx_t *ctx, const char *project, const ch
         (*tables)[i].bucket = ds_cmd_branch_logical(&p, (*tables)[i].bucket);
     }
     *n = s.n_tables;
+    *whole_bucket = s.table == NULL;
     return DS_OK;
 }
 

@@ -86,10 +86,12 @@ ds_status_t ds_cmd_snapshot_delete(ds_ctx_t *ctx, const char *project, const cha
 /*
  * Makes the snapshot's table(s) again, in ctx's branch, in one backend
  * transaction: into a new table, or over an existing one when in->overwrite.
- * *tables (arena): the restored tables as GET table shows them.
+ * *tables (arena): the restored tables as GET table shows them; *whole_bucket:
+ * the snapshot was of a bucket.
  */
 ds_status_t ds_cmd_snapshot_restore(ds_ctx_t *ctx, const char *project, const char *id,
-                                    const ds_snapshot_restore_t *in, ds_be_table_t **tables, size_t *n);
+                                    const ds_snapshot_restore_t *in, ds_be_table_t **tables, size_t *n,
+                                    bool *whole_bucket);
 /*
  * The switches: items[0] is the project's level with every switch resolved
  * (unset = on), then every bucket and table that sets any (unset: -1).

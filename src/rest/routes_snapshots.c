@@ -147,14 +147,15 @@ static ds_status_t h_snapshot_restore(ds_rest_req_t *req, ds_rest_resp_t *resp)
     ds_snapshot_restore_t in = {0};
     ds_be_table_t *tables;
     size_t n;
+    bool whole_bucket;
     CHECK(body_of(req, true, &body));
     CHECK(ds_json_only(req, body, allowed));
     CHECK(ds_json_str(req, body, "bucket", false, &in.bucket));
     CHECK(ds_json_str(req, body, "table", false, &in.table));
     CHECK(ds_json_bool(req, body, "overwrite", false, &in.overwrite));
-    TRY(ds_cmd_snapshot_restore(CTX, PROJECT, ds_rest_param(req, "snapshot"), &in, &tables, &n));
+    TRY(ds_cmd_snapshot_restore(CTX, PROJECT, ds_rest_param(req, "snapshot"), &in, &tables, &n, &whole_bucket));
     resp->status = 201;
-    if (n == 1) {
+    if (!whole_bucket && n == 1) {
         resp->json = ds_rest_table_json(&tables[0]);
     } else {
         json_t *arr = json_array();
