@@ -88,20 +88,31 @@ ds_status_t ds_cmd_bucket_get(ds_ctx_t *ctx, const char *project, const char *bu
  * a table drop takes. The catalog slot is held, so no table of the bucket is
  * created, dropped or altered meanwhile.
  */
-static ds_status_t snapshot_tables(ds_ctx_t *ctx, ds_proj_t *p, const char *bucket)
+static ds_status_t snapshot_tables(ds_ctx_t *ctx, ds_proj_t *p, const char *bucket, const char ***taken, size_t *n)
 {
     const char *logical = ds_cmd_branch_logical(p, bucket);
     ds_be_table_t *items;
-    size_t n;
-    ds_status_t st = p->branch ? ds_cmd_branch_table_list(ctx, p, logical, &items, &n)
-                               : ds_be_table_list(p->be, &p->call, bucket, &items, &n);
-    for (size_t i = 0; st == DS_OK && i < n; i++) {
+    *taken = NULL;
+    *n = 0;
+    ds_status_t st = p->branch ? ds_cmd_branch_table_list(ctx, p, logical, &items, n)
+                               : ds_be_table_list(p->be, &p->call, bucket, &items, n);
+    if (st != DS_OK)
+        return st;
+    if (!(*taken = ds_arena_alloc(ctx->arena, sizeof(char *) * (*n ? *n : 1))))
+        return ds_err_set(&ctx->err, DS_UNAVAILABLE, "out of memory");
+    for (size_t i = 0; st == DS_OK && i < *n; i++) {
         const char *b = logical, *t = items[i].name;
         st = ds_cmd_resolve_table(ctx, p, &b, &t, false, NULL, NULL);
         if (st == DS_OK)
-            st = ds_cmd_snapshot_auto(ctx, p, b, t, NULL, DS_SNAP_DROP_TABLE);
+            st = ds_cmd_snapshot_auto(ctx, p, b, t, NULL, DS_SNAP_DROP_TABLE, &(*taken)[i]);
     }
     return st;
+}
+
+static void discard_all(ds_ctx_t *ctx, ds_proj_t *p, const char **taken, size_t n)
+{
+    for (size_t i = 0; taken && i < n; i++)
+        ds_cmd_snapshot_discard(ctx, p, taken[i]);
 }
 
 ds_status_t ds_cmd_bucket_delete(ds_ctx_t *ctx, const char *project, const char *bucket, bool force)
@@ -119,11 +130,17 @@ ds_status_t ds_cmd_bucket_delete(ds_ctx_t *ctx, const char *project, const char 
         return st;
     if ((st = ds_cmd_enter_ddl(ctx, project)) != DS_OK)
         return st;
-    if (force && (st = snapshot_tables(ctx, &p, bucket)) != DS_OK)
+    const char **snaps = NULL;
+    size_t n_snaps = 0;
+    if (force && (st = snapshot_tables(ctx, &p, bucket, &snaps, &n_snaps)) != DS_OK) {
+        discard_all(ctx, &p, snaps, n_snaps);
         return st;
+    }
     if (p.branch)
-        return ds_cmd_branch_bucket_drop(ctx, &p, bucket, force);
-    if ((st = ds_be_bucket_drop(p.be, &p.call, bucket, force)) == DS_OK)
+        st = ds_cmd_branch_bucket_drop(ctx, &p, bucket, force);
+    else if ((st = ds_be_bucket_drop(p.be, &p.call, bucket, force)) == DS_OK)
         ds_cmd_test_crash_point("bucket_drop");
+    if (st != DS_OK)
+        discard_all(ctx, &p, snaps, n_snaps);
     return st;
 }

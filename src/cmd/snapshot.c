@@ -729,9 +729,10 @@ static bool auto_enabled(ds_ctx_t *ctx, const char *project, const char *bucket,
 }
 
 ds_status_t ds_cmd_snapshot_auto(ds_ctx_t *ctx, ds_proj_t *p, const char *bucket, const char *table,
-                                 const ds_be_table_t *def, int trigger)
+                                 const ds_be_table_t *def, int trigger, const char **taken)
 {
     const char *logical = ds_cmd_branch_logical(p, bucket);
+    *taken = NULL;
     if (trigger < 0 || trigger >= DS_SNAP_N_TRIGGERS)
         return ds_err_set(&ctx->err, DS_INTERNAL, "unknown automatic snapshot trigger %d", trigger);
     if (!auto_enabled(ctx, p->rec.id, logical, table, trigger))
@@ -763,7 +764,20 @@ ds_status_t ds_cmd_snapshot_auto(ds_ctx_t *ctx, ds_proj_t *p, const char *bucket
                           "off in the snapshot settings to go on without one)",
                           ds_snap_trigger_names[trigger], logical, table, why);
     }
+    *taken = out.id;
     return DS_OK;
+}
+
+void ds_cmd_snapshot_discard(ds_ctx_t *ctx, ds_proj_t *p, const char *id)
+{
+    if (!id)
+        return;
+    if (remove_snapshot_dir(ctx->arena, area_of(ctx->arena, p->rec.id), id) == 0)
+        ds_log(DS_LOG_INFO, "project %s: automatic snapshot %s removed: the operation it was taken for failed",
+               p->rec.id, id);
+    else
+        ds_log(DS_LOG_WARN, "project %s: cannot remove automatic snapshot %s of a failed operation: %s", p->rec.id, id,
+               strerror(errno));
 }
 
 ds_status_t ds_cmd_snapshot_settings_get(ds_ctx_t *ctx, const char *project, ds_snapshot_setting_t **items,

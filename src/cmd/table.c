@@ -164,17 +164,23 @@ ds_status_t ds_cmd_table_drop(ds_ctx_t *ctx, const char *project, const char *bu
          * The branch's drop takes its own slots (and may only hide main's
          * table); the snapshot is of the table as the branch sees it now.
          */
+        const char *snap;
         if ((st = ds_cmd_require_write(ctx)) != DS_OK ||
-            (st = ds_cmd_snapshot_auto(ctx, &p, bucket, table, NULL, DS_SNAP_DROP_TABLE)) != DS_OK)
+            (st = ds_cmd_snapshot_auto(ctx, &p, bucket, table, NULL, DS_SNAP_DROP_TABLE, &snap)) != DS_OK)
             return st;
-        return ds_cmd_branch_table_drop(ctx, &p, bucket, table);
+        if ((st = ds_cmd_branch_table_drop(ctx, &p, bucket, table)) != DS_OK)
+            ds_cmd_snapshot_discard(ctx, &p, snap);
+        return st;
     }
     if ((st = ds_cmd_enter_table(ctx, project, bucket, table)) != DS_OK ||
         (st = ds_cmd_enter_ddl(ctx, project)) != DS_OK)
         return st;
-    if ((st = ds_cmd_snapshot_auto(ctx, &p, bucket, table, NULL, DS_SNAP_DROP_TABLE)) != DS_OK)
+    const char *snap;
+    if ((st = ds_cmd_snapshot_auto(ctx, &p, bucket, table, NULL, DS_SNAP_DROP_TABLE, &snap)) != DS_OK)
         return st;
     if ((st = ds_be_table_drop(p.be, &p.call, bucket, table)) == DS_OK)
         ds_cmd_test_crash_point("table_drop");
+    else
+        ds_cmd_snapshot_discard(ctx, &p, snap);
     return st;
 }

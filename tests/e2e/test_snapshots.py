@@ -163,6 +163,18 @@ def test_forced_bucket_delete_snapshots_every_table(proj):
     assert proj.snapshot("a")[1] == a[1] and proj.snapshot("b")[1] == b[1]
 
 
+def test_failed_destructive_operation_leaves_no_snapshot(proj):
+    before = _orders(proj)
+    f = proj.upload("in/bad.csv", "id,name,amount,seen\nnot-a-number,Bad,1.00,\n")
+    r = proj.import_file_raw("orders", {"file_id": f["id"]})
+    expect_error(r, 400, r.json()["error"]["code"])
+    r = proj.api.delete(proj.tpath("orders") + "/columns/id")
+    assert 400 <= r.status_code < 500, r.text
+    assert _autos(proj) == [] and _snap_dirs(proj) == []
+    assert proj.snapshot("orders") == before
+    assert "removed: the operation it was taken for failed" in proj.server.log_text()
+
+
 def test_no_auto_snapshot_for_filtered_delete_and_incremental_load(proj):
     _orders(proj)
     expect(proj.api.delete(proj.tpath("orders") + "/rows",
