@@ -309,6 +309,7 @@ typedef struct {
 void bench_phase_import(bench_t *b);
 void bench_phase_incremental(bench_t *b);
 void bench_phase_export(bench_t *b);
+void bench_phase_snapshots(bench_t *b);
 void bench_phase_parallel(bench_t *b);
 void bench_phase_requests(bench_t *b);
 void bench_phase_tables(bench_t *b);

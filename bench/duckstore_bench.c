@@ -12,12 +12,12 @@
  *   --tables N, --projects N, --max-open N, --req-seconds S
  *             override the scale and request sizes (for experiments)
  *   --phase NAME[,NAME...]  run only these phases of the main server (import, incremental,
- *             export, parallel, requests, tables, workspaces, branches), in the usual order, for
+ *             export, snapshots, parallel, requests, tables, workspaces, branches), in the usual order, for
  *             experiments; the parallel phase needs the import phase's state, the others run
  *             alone ("import,branches": branch creation next to the imported 1 GB)
  *
  * Phases, in order, on one server (the projects phase starts its own):
- * import, import incremental, export, parallel, requests, tables, load, workspaces,
+ * import, import incremental, export, snapshots, parallel, requests, tables, load, workspaces,
  * branches, projects.
  */
 #include "bench.h"
@@ -223,6 +223,7 @@ int main(int argc, char **argv)
     PHASE("import", bench_phase_import)
     PHASE("incremental", bench_phase_incremental)
     PHASE("export", bench_phase_export)
+    PHASE("snapshots", bench_phase_snapshots)
     PHASE("parallel", bench_phase_parallel)
     PHASE("requests", bench_phase_requests)
     PHASE("tables", bench_phase_tables)

@@ -2027,7 +2027,7 @@ static ds_backend_ops_t ops = {
     .version = "1.4.4",
     .capabilities = DS_CAP_DRIVER | DS_CAP_TYPED_COLUMNS | DS_CAP_FORMAT_CSV | DS_CAP_FORMAT_PARQUET |
                     DS_CAP_IMPORT | DS_CAP_EXPORT | DS_CAP_PROFILE | DS_CAP_SCHEMA_CHANGES | DS_CAP_WORKSPACES |
-                    DS_CAP_BRANCHES | DS_CAP_SHARING,
+                    DS_CAP_BRANCHES | DS_CAP_SHARING | DS_CAP_SNAPSHOTS,
     .settings = NULL,
     .n_settings = 0,
     .open = be_open,
@@ -2066,6 +2066,7 @@ static ds_backend_ops_t ops = {
     .branch_drop = ddb_branch_drop,
     .marks_list = ddb_marks_list,
     .tables_move = ddb_tables_move,
+    .tables_restore = ddb_tables_restore,
 };
 
 const ds_backend_ops_t *ds_be_duckdb_entry(const ds_host_api_t *host)

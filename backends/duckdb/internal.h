@@ -237,6 +237,9 @@ ds_status_t ddb_branch_drop(void *self, ds_be_call_t *call, const char *id, cons
 ds_status_t ddb_marks_list(void *self, ds_be_call_t *call, const char *bucket_prefix, ds_be_mark_t **items, size_t *n);
 ds_status_t ddb_tables_move(void *self, ds_be_call_t *call, const ds_be_move_t *moves, size_t n);
 
+/* snapshot.c: tables made again from a snapshot's Parquet files, in one transaction. */
+ds_status_t ddb_tables_restore(void *self, ds_be_call_t *call, const ds_be_restore_t *items, size_t n);
+
 /* data.c: the table-data operations, wired into the ops table. */
 ds_status_t ddb_table_import(void *self, ds_be_call_t *call, const char *bucket, const char *table,
                              const ds_import_t *in, const char *const *paths, size_t n_paths, ds_import_result_t *out);

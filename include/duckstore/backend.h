@@ -52,6 +52,7 @@
 #define DS_CAP_EXPORT (1ull << 10)
 #define DS_CAP_PROFILE (1ull << 11)
 #define DS_CAP_SCHEMA_CHANGES (1ull << 12)
+#define DS_CAP_SNAPSHOTS (1ull << 13) /* tables_restore: tables made again from a snapshot's Parquet files */
 
 /*
  * Bits of ds_be_caps_t's masks: DS_FORMAT_BIT(DS_FORMAT_CSV),
@@ -348,6 +349,20 @@ typedef struct {
     bool hidden; /* MARK */
 } ds_be_move_t;
 
+/*
+ * One table of a snapshot restore (tables_restore): the destination's full
+ * definition (bucket and name are the destination; columns with types,
+ * nullability and defaults; primary key; created_at) and the Parquet files
+ * holding its rows: every column of def by name plus _timestamp. Added after
+ * version 1.
+ */
+typedef struct {
+    const ds_be_table_t *def;
+    const char *const *paths; /* absolute, inside the data directory */
+    size_t n_paths;
+    bool replace; /* the destination exists and is replaced; false: it must not exist */
+} ds_be_restore_t;
+
 /* Functions the host gives a backend. */
 typedef struct ds_host_api {
     uint32_t abi_version;
@@ -549,6 +564,15 @@ typedef struct ds_backend_ops {
     ds_status_t (*marks_list)(void *self, ds_be_call_t *call, const char *bucket_prefix, ds_be_mark_t **items,
                               size_t *n);
     ds_status_t (*tables_move)(void *self, ds_be_call_t *call, const ds_be_move_t *moves, size_t n);
+    /*
+     * Snapshots (DS_CAP_SNAPSHOTS; appended, NULL when the backend has none).
+     * Makes every item's destination table from its definition and loads its
+     * rows (values and _timestamp as stored) from its Parquet files, replacing
+     * the destination when item.replace, all in ONE transaction: all or
+     * nothing, also under kill -9. DS_ALREADY_EXISTS when a destination not to
+     * be replaced exists, DS_NOT_FOUND when its bucket does not.
+     */
+    ds_status_t (*tables_restore)(void *self, ds_be_call_t *call, const ds_be_restore_t *items, size_t n);
 } ds_backend_ops_t;
 
 /*

@@ -141,5 +141,10 @@ static inline ds_status_t ds_be_tables_move(ds_backend_t *b, ds_be_call_t *c, co
 {
     return DS_BE_CALL_V2(b, c, tables_move, moves, n);
 }
+static inline ds_status_t ds_be_tables_restore(ds_backend_t *b, ds_be_call_t *c, const ds_be_restore_t *items,
+                                               size_t n)
+{
+    return DS_BE_CALL_V2(b, c, tables_restore, items, n);
+}
 
 #endif

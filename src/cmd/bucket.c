@@ -6,6 +6,7 @@
 
 #include "catalog/shares.h"
 #include "cmd/internal.h"
+#include "cmd/snapshot.h"
 #include "core/log.h"
 
 ds_status_t ds_cmd_bucket_create(ds_ctx_t *ctx, const char *project, const ds_bucket_create_t *in,
@@ -101,6 +102,38 @@ ds_status_t ds_cmd_bucket_get(ds_ctx_t *ctx, const char *project, const char *bu
     return DS_OK;
 }
 
+/*
+ * A forced bucket delete drops its tables: each gets the automatic snapshot
+ * a table drop takes. The catalog slot is held, so no table of the bucket is
+ * created, dropped or altered meanwhile.
+ */
+static ds_status_t snapshot_tables(ds_ctx_t *ctx, ds_proj_t *p, const char *bucket, const char ***taken, size_t *n)
+{
+    const char *logical = ds_cmd_branch_logical(p, bucket);
+    ds_be_table_t *items;
+    *taken = NULL;
+    *n = 0;
+    ds_status_t st = p->branch ? ds_cmd_branch_table_list(ctx, p, logical, &items, n)
+                               : ds_be_table_list(p->be, &p->call, bucket, &items, n);
+    if (st != DS_OK)
+        return st;
+    if (!(*taken = ds_arena_alloc(ctx->arena, sizeof(char *) * (*n ? *n : 1))))
+        return ds_err_set(&ctx->err, DS_UNAVAILABLE, "out of memory");
+    for (size_t i = 0; st == DS_OK && i < *n; i++) {
+        const char *b = logical, *t = items[i].name;
+        st = ds_cmd_resolve_table(ctx, p, &b, &t, false, NULL, NULL);
+        if (st == DS_OK)
+            st = ds_cmd_snapshot_auto(ctx, p, b, t, NULL, DS_SNAP_DROP_TABLE, &(*taken)[i]);
+    }
+    return st;
+}
+
+static void discard_all(ds_ctx_t *ctx, ds_proj_t *p, const char **taken, size_t n)
+{
+    for (size_t i = 0; taken && i < n; i++)
+        ds_cmd_snapshot_discard(ctx, p, taken[i]);
+}
+
 ds_status_t ds_cmd_bucket_delete(ds_ctx_t *ctx, const char *project, const char *bucket, bool force)
 {
     ds_proj_t p;
@@ -116,21 +149,36 @@ ds_status_t ds_cmd_bucket_delete(ds_ctx_t *ctx, const char *project, const char 
         return st;
     if ((st = ds_cmd_enter_ddl(ctx, project)) != DS_OK)
         return st;
-    if (p.branch)
-        return ds_cmd_branch_bucket_drop(ctx, &p, bucket, force);
-    /* Links read it: refused. A share alone goes first (see cmd/share.c), and comes back if the drop fails. */
-    if ((st = ds_cmd_share_check_source(ctx, &p, bucket, "dropped")) != DS_OK)
+    /* Links read it: refused (before any snapshot is taken). */
+    if (!p.branch && (st = ds_cmd_share_check_source(ctx, &p, bucket, "dropped")) != DS_OK)
         return st;
+    const char **snaps = NULL;
+    size_t n_snaps = 0;
+    if (force && (st = snapshot_tables(ctx, &p, bucket, &snaps, &n_snaps)) != DS_OK) {
+        discard_all(ctx, &p, snaps, n_snaps);
+        return st;
+    }
+    if (p.branch) {
+        if ((st = ds_cmd_branch_bucket_drop(ctx, &p, bucket, force)) != DS_OK)
+            discard_all(ctx, &p, snaps, n_snaps);
+        return st;
+    }
+    /* A share alone goes first (see cmd/share.c), and comes back if the drop fails. */
     ds_share_rec_t share;
     bool shared = false, removed = false;
     if ((st = ds_catalog_share_get(ctx->arena, project, bucket, &share, &shared, &ctx->err)) != DS_OK ||
-        (shared && (st = ds_catalog_share_delete(project, bucket, &removed, &ctx->err)) != DS_OK))
+        (shared && (st = ds_catalog_share_delete(project, bucket, &removed, &ctx->err)) != DS_OK)) {
+        discard_all(ctx, &p, snaps, n_snaps);
         return st;
+    }
     if (removed)
         ds_cmd_test_crash_point("bucket_drop_unshared");
-    if ((st = ds_be_bucket_drop(p.be, &p.call, bucket, force)) == DS_OK)
+    if ((st = ds_be_bucket_drop(p.be, &p.call, bucket, force)) == DS_OK) {
         ds_cmd_test_crash_point("bucket_drop");
-    else if (removed) {
+        return st;
+    }
+    discard_all(ctx, &p, snaps, n_snaps);
+    if (removed) {
         ds_err_t e = {0};
         if (ds_catalog_share_put(&share, &e) != DS_OK)
             ds_log(DS_LOG_ERROR, "project %s: bucket %s stays unshared after a failed drop: %s", project, bucket,

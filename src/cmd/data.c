@@ -19,6 +19,7 @@
 
 #include "cmd/files.h"
 #include "cmd/internal.h"
+#include "cmd/snapshot.h"
 #include "core/types.h"
 
 /* Opens the project and checks bucket and table names. */
@@ -327,9 +328,25 @@ ds_status_t ds_cmd_table_import(ds_ctx_t *ctx, const char *project, const char *
         out->table_bytes = t.bytes;
         return DS_OK;
     }
+    /* A full load (or a replace) of an existing table removes its rows: keep them first. */
+    const char *snap = NULL;
+    if (!x.incremental || x.create_mode == DS_CREATE_REPLACE) {
+        ds_be_table_t t;
+        st = DS_BE_CALL(p.be, &p.call, table_get, bucket, table, &t);
+        if (st == DS_OK)
+            st = ds_cmd_snapshot_auto(ctx, &p, bucket, table, &t, DS_SNAP_TRUNCATE, &snap);
+        else if (st == DS_NOT_FOUND && x.create_mode != DS_CREATE_NONE) {
+            ds_err_clear(&ctx->err); /* a table this import creates: nothing to keep */
+            st = DS_OK;
+        }
+        if (st != DS_OK)
+            return st;
+    }
     st = DS_BE_CALL(p.be, &p.call, table_import, bucket, table, &x, paths, n_paths, out);
     if (st == DS_OK)
         ds_cmd_test_crash_point("import");
+    else
+        ds_cmd_snapshot_discard(ctx, &p, snap);
     return st;
 }
 
@@ -480,9 +497,16 @@ ds_status_t ds_cmd_table_delete_rows(ds_ctx_t *ctx, const char *project, const c
         *table_rows = t.rows;
         return DS_OK;
     }
+    /* Without any filter every row goes: keep them first. */
+    const char *snap = NULL;
+    if (w.n_filters == 0 && !w.changed_since && !w.changed_until && !w.in_column &&
+        (st = ds_cmd_snapshot_auto(ctx, &p, bucket, table, NULL, DS_SNAP_DELETE_ALL_ROWS, &snap)) != DS_OK)
+        return st;
     st = DS_BE_CALL(p.be, &p.call, table_delete_rows, bucket, table, &w, deleted, table_rows);
     if (st == DS_OK)
         ds_cmd_test_crash_point("delete_rows");
+    else
+        ds_cmd_snapshot_discard(ctx, &p, snap);
     return st;
 }
 
@@ -545,7 +569,17 @@ ds_status_t ds_cmd_column_drop(ds_ctx_t *ctx, const char *project, const char *b
         return st;
     if ((st = ds_cmd_share_check_source(ctx, &p, bucket, "dropped, nor its tables or columns")) != DS_OK)
         return st;
-    return DS_BE_CALL(p.be, &p.call, column_drop, bucket, table, ds_cmd_column_name(&p, &def, column));
+    /* Only a column the table has is worth a snapshot: the backend refuses the others. */
+    const char *col = ds_cmd_column_name(&p, &def, column);
+    bool known = false;
+    for (size_t i = 0; i < def.n_columns; i++)
+        known = known || strcmp(def.columns[i].name, col) == 0;
+    const char *snap = NULL;
+    if (known && (st = ds_cmd_snapshot_auto(ctx, &p, bucket, table, NULL, DS_SNAP_DROP_COLUMN, &snap)) != DS_OK)
+        return st;
+    if ((st = DS_BE_CALL(p.be, &p.call, column_drop, bucket, table, col)) != DS_OK)
+        ds_cmd_snapshot_discard(ctx, &p, snap);
+    return st;
 }
 
 ds_status_t ds_cmd_column_alter(ds_ctx_t *ctx, const char *project, const char *bucket, const char *table,

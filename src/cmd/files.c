@@ -46,6 +46,7 @@
  * hashing or fsync.
  */
 #include "cmd/files.h"
+#include "cmd/snapshot.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -1864,6 +1865,7 @@ static void sweep_once(void)
     if (!a)
         return;
     sweep_rows(a);
+    ds_snapshots_sweep();
     const char *root = ds_arena_printf(a, "%s/files", data_dir());
     DIR *d = opendir(root);
     struct dirent *de;
@@ -2051,6 +2053,9 @@ ds_status_t ds_files_start(const ds_config_t *cfg, ds_err_t *err)
 
     int64_t ttl = cfg->file_ttl > 0 ? cfg->file_ttl : 15 * 86400;
     sweep_interval = ttl / 4;
+    /* The same sweep removes expired snapshots (cmd/snapshot.c): often enough for their retention too. */
+    if (cfg->snapshot_retention > 0 && cfg->snapshot_retention / 4 < sweep_interval)
+        sweep_interval = cfg->snapshot_retention / 4;
     if (sweep_interval < 1)
         sweep_interval = 1;
     if (sweep_interval > 60)

@@ -95,6 +95,22 @@ int64_t ds_now(void);
  */
 ds_status_t ds_service_project_copy_put(ds_backend_t *be, ds_be_call_t *call, const ds_project_rec_t *rec);
 
+/*
+ * Automatic snapshots (snapshot.c): called by a destructive command inside
+ * its write slot, before it changes anything. Takes a snapshot of
+ * bucket.table (physical names, resolved; def may be NULL) when the switches
+ * say so (trigger: a ds_snap_trigger_t of cmd/snapshot.h); *taken (arena)
+ * is its id, or NULL when none was taken. DS_OK when taken or not wanted, or
+ * when the backend cannot take snapshots (logged); otherwise the error, and
+ * the caller must not go on. When the operation then fails, the caller
+ * removes the snapshot with ds_cmd_snapshot_discard (a failed request leaves
+ * nothing behind).
+ */
+ds_status_t ds_cmd_snapshot_auto(ds_ctx_t *ctx, ds_proj_t *p, const char *bucket, const char *table,
+                                 const ds_be_table_t *def, int trigger, const char **taken);
+/* Removes the automatic snapshot id (NULL: nothing) of p, taken for an operation that failed. */
+void ds_cmd_snapshot_discard(ds_ctx_t *ctx, ds_proj_t *p, const char *id);
+
 /* ---- capability checks (caps.c) ----
  * Each answers DS_OK, or DS_UNSUPPORTED (501 / gRPC UNIMPLEMENTED) naming the
  * project's backend and the capability it lacks. Call after opening the project. */

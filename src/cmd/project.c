@@ -30,6 +30,7 @@
 #include <time.h>
 
 #include "cmd/files.h"
+#include "cmd/snapshot.h"
 #include "catalog/apikeys.h"
 #include "catalog/shares.h"
 #include "cmd/internal.h"
@@ -385,6 +386,8 @@ ds_status_t ds_cmd_project_delete(ds_ctx_t *ctx, const char *id)
         ds_log(DS_LOG_ERROR, "project %s: cannot remove its Storage Files: %s", id, ctx->err.message);
         ds_err_clear(&ctx->err);
     }
+    if (st == DS_OK)
+        ds_snapshots_drop_project(id);
     /* Its other keys go first: a project later created with the same id must not accept them. */
     if (st == DS_OK)
         st = ds_catalog_apikeys_drop_project(id, &ctx->err);

@@ -38,6 +38,7 @@
 #include "catalog/shares.h"
 #include "catalog/workspaces.h"
 #include "cmd/files.h"
+#include "cmd/snapshot.h"
 #include "cmd/internal.h"
 #include "core/buf.h"
 #include "core/keys.h"
@@ -515,6 +516,8 @@ ds_status_t ds_service_start(const ds_config_t *cfg, ds_err_t *err)
         st = recover(&rebuilt, err);
     if (st == DS_OK && rebuilt)
         st = ds_files_rebuild_index(cfg->data_dir, err);
+    if (st == DS_OK)
+        st = ds_snapshots_start(cfg, err);
     if (st == DS_OK)
         st = ds_files_start(cfg, err);
     if (st == DS_OK)

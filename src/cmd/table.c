@@ -8,6 +8,7 @@
 #include <strings.h>
 
 #include "cmd/internal.h"
+#include "cmd/snapshot.h"
 #include "core/types.h"
 
 /* Validates the definition and builds the backend's form of it. */
@@ -164,14 +165,30 @@ ds_status_t ds_cmd_table_drop(ds_ctx_t *ctx, const char *project, const char *bu
     if ((st = ds_cmd_resolve_table(ctx, &p, &bucket, &table, false, NULL, NULL)) != DS_OK ||
         (st = ds_cmd_share_refuse_write(ctx, &p)) != DS_OK)
         return st;
-    if (p.branch)
-        return ds_cmd_branch_table_drop(ctx, &p, bucket, table);
+    if (p.branch) {
+        /*
+         * The branch's drop takes its own slots (and may only hide main's
+         * table); the snapshot is of the table as the branch sees it now.
+         */
+        const char *snap;
+        if ((st = ds_cmd_require_write(ctx)) != DS_OK ||
+            (st = ds_cmd_snapshot_auto(ctx, &p, bucket, table, NULL, DS_SNAP_DROP_TABLE, &snap)) != DS_OK)
+            return st;
+        if ((st = ds_cmd_branch_table_drop(ctx, &p, bucket, table)) != DS_OK)
+            ds_cmd_snapshot_discard(ctx, &p, snap);
+        return st;
+    }
     if ((st = ds_cmd_enter_table(ctx, project, bucket, table)) != DS_OK ||
         (st = ds_cmd_enter_ddl(ctx, project)) != DS_OK)
         return st;
     if ((st = ds_cmd_share_check_source(ctx, &p, bucket, "dropped, nor its tables")) != DS_OK)
         return st;
+    const char *snap;
+    if ((st = ds_cmd_snapshot_auto(ctx, &p, bucket, table, NULL, DS_SNAP_DROP_TABLE, &snap)) != DS_OK)
+        return st;
     if ((st = ds_be_table_drop(p.be, &p.call, bucket, table)) == DS_OK)
         ds_cmd_test_crash_point("table_drop");
+    else
+        ds_cmd_snapshot_discard(ctx, &p, snap);
     return st;
 }

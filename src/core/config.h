@@ -92,7 +92,9 @@ typedef enum { DS_LOG_DEBUG = 0, DS_LOG_INFO, DS_LOG_WARN, DS_LOG_ERROR } ds_log
     XX(unauth_body_bytes, "DUCKSTORE_UNAUTH_BODY_BYTES", "unauth-body-bytes", DS_CFG_BYTES,       \
        "64KiB", "largest /driver/execute body without a valid Authorization: Bearer key (401)")     \
     XX(idempotency_ttl, "DUCKSTORE_IDEMPOTENCY_TTL", "idempotency-ttl", DS_CFG_DURATION, "24h",   \
-       "how long a write's Idempotency-Key is remembered (its repeat answers the first result)")
+       "how long a write's Idempotency-Key is remembered (its repeat answers the first result)")   \
+    XX(snapshot_retention, "DUCKSTORE_SNAPSHOT_RETENTION", "snapshot-retention", DS_CFG_DURATION, \
+       "7d", "how long automatic snapshots are kept (seconds or 30s, 10m, 2h, 7d)")
 
 typedef struct {
     char *data_dir;
@@ -130,6 +132,7 @@ typedef struct {
     int64_t grpc_caller_share; /* percent */
     int64_t unauth_body_bytes;
     int64_t idempotency_ttl; /* seconds */
+    int64_t snapshot_retention; /* seconds */
 } ds_config_t;
 
 /* Returns the value of env var name, or NULL. */

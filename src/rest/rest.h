@@ -149,6 +149,8 @@ extern const ds_rest_route_t ds_rest_share_routes[]; /* sharing, links, read-onl
 extern const size_t ds_rest_n_share_routes;
 /* Adds sharing fields ("sharing", "linked_from", "readonly_access") to a bucket object or array (routes_share.c). */
 void ds_rest_bucket_annotate(ds_rest_req_t *req, json_t *buckets);
+extern const ds_rest_route_t ds_rest_snapshot_routes[]; /* snapshots (routes_snapshots.c) */
+extern const size_t ds_rest_n_snapshot_routes;
 
 /* Every route of every table, in order: i from 0 to ds_rest_route_count()-1. */
 size_t ds_rest_route_count(void);

@@ -58,6 +58,7 @@ static const route_table_t tables[] = {
     {ds_rest_ws_routes, &ds_rest_n_ws_routes},
     {ds_rest_branch_routes, &ds_rest_n_branch_routes},
     {ds_rest_share_routes, &ds_rest_n_share_routes},
+    {ds_rest_snapshot_routes, &ds_rest_n_snapshot_routes},
 };
 
 size_t ds_rest_route_count(void)
@@ -94,8 +95,8 @@ static const char *strip_branch(const char *path, ds_rest_req_t *req)
         return path;
     const char *br = id_end + 10;
     const char *br_end = strchr(br, '/');
-    /* Only storage paths are branch-scoped; /branches/{b}, .../merge and .../pull are branch routes. */
-    if (!br_end || br_end == br || strncmp(br_end, "/buckets", 8) != 0)
+    /* Only storage paths (and snapshots) are branch-scoped; /branches/{b}, .../merge and .../pull are branch routes. */
+    if (!br_end || br_end == br || (strncmp(br_end, "/buckets", 8) != 0 && strncmp(br_end, "/snapshots", 10) != 0))
         return path;
     size_t br_len = (size_t)(br_end - br);
     if (req) {

@@ -471,8 +471,6 @@ const ds_rest_route_t ds_rest_routes[] = {
 #define NOT_YET(m, path) {.method = m, .pattern = path, .handler = h_not_yet, .summary = "Not available yet: answers 501"}
     NOT_YET("POST", T "/alias"), NOT_YET("PUT", T "/alias-filter"), NOT_YET("DELETE", T "/alias-filter"),
     NOT_YET("PUT", T "/alias-sync"),
-    NOT_YET("POST", P "/snapshots"), NOT_YET("GET", P "/snapshots"), NOT_YET("GET", P "/snapshots/{snapshot}"),
-    NOT_YET("DELETE", P "/snapshots/{snapshot}"), NOT_YET("POST", P "/snapshots/{snapshot}/restore"),
 #undef NOT_YET
 };
 const size_t ds_rest_n_routes = sizeof(ds_rest_routes) / sizeof(ds_rest_routes[0]);

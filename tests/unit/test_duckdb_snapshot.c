@@ -1,0 +1,167 @@
+/*
+ * test_duckdb_snapshot.c - the DuckDB backend's snapshot restore
+ * (backends/duckdb/snapshot.c): a restore makes the table again with its
+ * definition (types, NOT NULL, defaults, primary key) and its rows with
+ * their _timestamp; it replaces a destination only when asked; and a list
+ * of restores is all or nothing (a failing item undoes the earlier ones).
+ */
+#include "../../backends/duckdb/duckdb_backend.h"
+#include "backend/registry.h"
+#include "core/arena.h"
+#include "core/log.h"
+
+#include <criterion/criterion.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+static const ds_backend_ops_t *ops;
+static void *self;
+static char dir[] = "/tmp/ds_ddb_snapshot_XXXXXX";
+static ds_arena_t *arena;
+static ds_err_t err;
+static ds_be_call_t call;
+static char parquet[4200];
+
+static void setup(void)
+{
+    ds_log_set_level(DS_LOG_ERROR);
+    cr_assert_not_null(mkdtemp(dir));
+    cr_assert_eq(ds_registry_init(dir, (int64_t)512 << 20, 2, 8, &err), DS_OK, "%s", err.message);
+    ops = ds_be_duckdb_entry(ds_registry_host());
+    cr_assert_eq(ops->open(ds_registry_host(), &self, &err), DS_OK, "%s", err.message);
+    arena = ds_arena_create();
+    call = (ds_be_call_t){.arena = arena, .err = &err, .project_id = "p"};
+    cr_assert_eq(ops->project_create(self, &call), DS_OK, "%s", err.message);
+    ds_be_bucket_t b = {.id = "in.c-a", .stage = "in", .name = "c-a", .created_at = 1};
+    cr_assert_eq(ops->bucket_create(self, &call, &b), DS_OK, "%s", err.message);
+    ds_be_column_t cols[] = {{"id", "INTEGER", false, NULL}, {"v", "VARCHAR", true, "x"}};
+    const char *pk[] = {"id"};
+    ds_be_table_t t = {.bucket = "in.c-a", .name = "t", .columns = cols, .n_columns = 2, .primary_key = pk,
+                       .n_primary_key = 1, .created_at = 1};
+    cr_assert_eq(ops->table_create(self, &call, &t), DS_OK, "%s", err.message);
+    char csv[4200];
+    snprintf(csv, sizeof(csv), "%s/in.csv", dir);
+    FILE *f = fopen(csv, "w");
+    cr_assert_not_null(f);
+    fputs("id,v\n1,a\n2,\n", f);
+    fclose(f);
+    ds_import_t in = {.format = DS_FORMAT_CSV, .strategy = DS_STRATEGY_AUTO, .create_mode = DS_CREATE_NONE};
+    strcpy(in.csv.delimiter, ",");
+    strcpy(in.csv.enclosure, "\"");
+    in.csv.header = true;
+    const char *paths[] = {csv};
+    ds_import_result_t res;
+    cr_assert_eq(ops->table_import(self, &call, "in.c-a", "t", &in, paths, 1, &res), DS_OK, "%s", err.message);
+    /* The snapshot's data file, as the host writes it: every column and _timestamp. */
+    char out[4200];
+    snprintf(out, sizeof(out), "%s/snap", dir);
+    cr_assert_eq(mkdir(out, 0750), 0);
+    const char *ecols[] = {"id", "v", "_timestamp"};
+    ds_export_t ex = {.format = DS_FORMAT_PARQUET, .columns = ecols, .n_columns = 3};
+    const char **files;
+    size_t n_files;
+    int64_t rows;
+    cr_assert_eq(ops->table_export(self, &call, "in.c-a", "t", &ex, out, 0, &files, &n_files, &rows), DS_OK, "%s",
+                 err.message);
+    cr_assert_eq(n_files, 1);
+    cr_assert_eq(rows, 2);
+    snprintf(parquet, sizeof(parquet), "%s", files[0]);
+}
+
+static void teardown(void)
+{
+    ds_arena_destroy(&arena);
+    ops->close(self);
+    char cmd[128];
+    snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
+    cr_assert_eq(system(cmd), 0);
+}
+
+/* The definition of in.c-a.t with the destination name. */
+static ds_be_table_t def_named(const char *name)
+{
+    ds_be_table_t t;
+    cr_assert_eq(ops->table_get(self, &call, "in.c-a", "t", &t), DS_OK, "%s", err.message);
+    t.name = name;
+    return t;
+}
+
+static bool exists(const char *name)
+{
+    ds_be_table_t t;
+    ds_err_clear(&err);
+    ds_status_t st = ops->table_get(self, &call, "in.c-a", name, &t);
+    ds_err_clear(&err);
+    return st == DS_OK;
+}
+
+TestSuite(duckdb_snapshot, .init = setup, .fini = teardown);
+
+Test(duckdb_snapshot, restore_makes_the_definition_and_rows_again)
+{
+    ds_be_table_t d = def_named("r");
+    const char *paths[] = {parquet};
+    ds_be_restore_t it = {.def = &d, .paths = paths, .n_paths = 1};
+    cr_assert_eq(ops->tables_restore(self, &call, &it, 1), DS_OK, "%s", err.message);
+    ds_be_table_t r, t;
+    cr_assert_eq(ops->table_get(self, &call, "in.c-a", "r", &r), DS_OK, "%s", err.message);
+    cr_assert_eq(ops->table_get(self, &call, "in.c-a", "t", &t), DS_OK, "%s", err.message);
+    cr_assert_eq(r.rows, 2);
+    cr_assert_eq(r.n_columns, 2);
+    for (size_t i = 0; i < 2; i++) {
+        cr_assert_str_eq(r.columns[i].name, t.columns[i].name);
+        cr_assert_str_eq(r.columns[i].type, t.columns[i].type);
+        cr_assert_eq(r.columns[i].nullable, t.columns[i].nullable);
+    }
+    cr_assert_str_eq(r.columns[1].default_value, "x");
+    cr_assert_eq(r.n_primary_key, 1);
+    cr_assert_str_eq(r.primary_key[0], "id");
+    /* Values and _timestamp as they were. */
+    const char *cols[] = {"id", "v", "_timestamp"};
+    ds_order_t order = {.column = "id"};
+    ds_preview_t pv = {.columns = cols, .n_columns = 3, .order = &order, .n_order = 1, .limit = 10};
+    ds_preview_result_t a, b;
+    cr_assert_eq(ops->table_preview(self, &call, "in.c-a", "t", &pv, &a), DS_OK, "%s", err.message);
+    cr_assert_eq(ops->table_preview(self, &call, "in.c-a", "r", &pv, &b), DS_OK, "%s", err.message);
+    cr_assert_eq(a.n_rows, 2);
+    cr_assert_eq(b.n_rows, 2);
+    for (size_t i = 0; i < 2; i++)
+        for (size_t c = 0; c < 3; c++) {
+            cr_assert_eq(a.rows[i][c] == NULL, b.rows[i][c] == NULL);
+            if (a.rows[i][c])
+                cr_assert_str_eq(a.rows[i][c], b.rows[i][c]);
+        }
+    cr_assert_not_null(b.rows[0][2], "the restored rows lost their _timestamp");
+}
+
+Test(duckdb_snapshot, existing_destination_is_replaced_only_when_asked)
+{
+    ds_be_table_t d = def_named("t");
+    const char *paths[] = {parquet};
+    ds_be_restore_t it = {.def = &d, .paths = paths, .n_paths = 1};
+    cr_assert_eq(ops->tables_restore(self, &call, &it, 1), DS_ALREADY_EXISTS);
+    ds_err_clear(&err);
+    ds_where_t none = {0};
+    int64_t deleted, left;
+    cr_assert_eq(ops->table_delete_rows(self, &call, "in.c-a", "t", &none, &deleted, &left), DS_OK, "%s",
+                 err.message);
+    cr_assert_eq(left, 0);
+    it.replace = true;
+    cr_assert_eq(ops->tables_restore(self, &call, &it, 1), DS_OK, "%s", err.message);
+    ds_be_table_t t;
+    cr_assert_eq(ops->table_get(self, &call, "in.c-a", "t", &t), DS_OK, "%s", err.message);
+    cr_assert_eq(t.rows, 2);
+}
+
+Test(duckdb_snapshot, a_list_of_restores_is_all_or_nothing)
+{
+    ds_be_table_t d1 = def_named("r1"), d2 = def_named("t");
+    const char *paths[] = {parquet};
+    ds_be_restore_t items[] = {{.def = &d1, .paths = paths, .n_paths = 1},
+                               {.def = &d2, .paths = paths, .n_paths = 1, .replace = false}};
+    cr_assert_eq(ops->tables_restore(self, &call, items, 2), DS_ALREADY_EXISTS);
+    cr_assert(!exists("r1"), "the restore before the failing one was not undone");
+    cr_assert(exists("t"));
+}
