@@ -240,6 +240,7 @@ typedef struct {
     const char *id;
     const char *name;    /* NULL: the id */
     const char *backend; /* NULL: "duckdb" */
+    int64_t retention_days; /* history kept for time travel, in days; -1: DS_RETENTION_DEFAULT_DAYS */
 } ds_project_create_t;
 
 typedef struct {
@@ -253,7 +254,9 @@ typedef struct {
 ds_status_t ds_cmd_project_create(ds_ctx_t *ctx, const ds_project_create_t *in, ds_project_t *out);
 ds_status_t ds_cmd_project_list(ds_ctx_t *ctx, ds_project_rec_t **items, size_t *n);
 ds_status_t ds_cmd_project_get(ds_ctx_t *ctx, const char *id, ds_project_t *out);
-ds_status_t ds_cmd_project_update(ds_ctx_t *ctx, const char *id, const char *name, ds_project_t *out);
+/* name NULL: unchanged; retention_days < 0: unchanged (0 turns time travel off). */
+ds_status_t ds_cmd_project_update(ds_ctx_t *ctx, const char *id, const char *name, int64_t retention_days,
+                                  ds_project_t *out);
 ds_status_t ds_cmd_project_delete(ds_ctx_t *ctx, const char *id);
 
 /* ---- buckets ---- */

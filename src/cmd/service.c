@@ -133,9 +133,10 @@ ds_status_t ds_service_project_copy_put(ds_backend_t *be, ds_be_call_t *call, co
 {
     if (!be->ops->project_meta_put)
         return DS_OK;
-    json_t *doc = json_pack("{s:i, s:s, s:s, s:s, s:s, s:I, s:I}", "format", 1, "id", rec->id, "name", rec->name,
+    json_t *doc = json_pack("{s:i, s:s, s:s, s:s, s:s, s:I, s:I, s:i}", "format", 1, "id", rec->id, "name", rec->name,
                             "backend", rec->backend, "key_hash", rec->key_hash, "created_at",
-                            (json_int_t)rec->created_at, "updated_at", (json_int_t)rec->updated_at);
+                            (json_int_t)rec->created_at, "updated_at", (json_int_t)rec->updated_at,
+                            "retention_days", (int)rec->retention_days);
     char *text = doc ? json_dumps(doc, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
     json_decref(doc);
     if (!text)
@@ -166,6 +167,12 @@ static bool parse_copy(const char *text, const char *id, const char *backend, ds
         rec->state = DS_PROJECT_READY;
         rec->created_at = created;
         rec->updated_at = updated;
+        /* Copies written before time travel have no retention: the default. */
+        json_t *ret = json_object_get(doc, "retention_days");
+        rec->retention_days = json_is_integer(ret) && json_integer_value(ret) >= 0 &&
+                                      json_integer_value(ret) <= DS_RETENTION_MAX_DAYS
+                                  ? (int32_t)json_integer_value(ret)
+                                  : DS_RETENTION_DEFAULT_DAYS;
     }
     json_decref(doc);
     return ok;

@@ -305,7 +305,12 @@ static ds_status_t h_create_project(ds_drv_t *d)
     const Keboola__StorageDriver__Command__Project__CreateProjectCommand *c = (const void *)d->cmd;
     if (!ds_drv_str(c->projectid))
         return ds_err_setf(&d->ctx->err, DS_INVALID_ARGUMENT, "projectId", "CreateProjectCommand.projectId is required");
-    ds_project_create_t in = {.id = c->projectid};
+    /* proto3 cannot tell an absent dataRetentionTime from 0: 0 means the default (7 days). */
+    if (c->dataretentiontime < 0)
+        return ds_err_setf(&d->ctx->err, DS_INVALID_ARGUMENT, "dataRetentionTime",
+                           "CreateProjectCommand.dataRetentionTime must be a number of days (0: the default, %d)",
+                           DS_RETENTION_DEFAULT_DAYS);
+    ds_project_create_t in = {.id = c->projectid, .retention_days = c->dataretentiontime > 0 ? c->dataretentiontime : -1};
     ds_project_t out;
     TRY(ds_cmd_project_create(d->ctx, &in, &out));
     Keboola__StorageDriver__Command__Project__CreateProjectResponse *r =
@@ -325,7 +330,7 @@ static ds_status_t h_update_project(ds_drv_t *d)
     if (!ds_drv_str(c->projectid))
         return ds_err_setf(&d->ctx->err, DS_INVALID_ARGUMENT, "projectId", "UpdateProjectCommand.projectId is required");
     ds_project_t out;
-    TRY(ds_cmd_project_update(d->ctx, c->projectid, NULL, &out));
+    TRY(ds_cmd_project_update(d->ctx, c->projectid, NULL, -1, &out));
     if (ds_drv_str(c->region) || ds_drv_str(c->timezone))
         ds_drv_log(d, DS_DRV_LOG_WARNING, "project \"%s\": region and timezone have no effect on duckstore",
                    c->projectid);

@@ -80,6 +80,7 @@ static json_t *project_json(const ds_project_t *p)
 {
     json_t *j = json_pack("{s:s,s:s,s:s,s:o,s:o}", "id", p->rec.id, "name", p->rec.name, "backend", p->rec.backend,
                           "created_at", ds_json_time(p->rec.created_at), "updated_at", ds_json_time(p->rec.updated_at));
+    json_object_set_new(j, "data_retention_time", json_integer(p->rec.retention_days));
     if (p->api_key)
         json_object_set_new(j, "api_key", json_string(p->api_key));
     if (p->has_stats)
@@ -92,18 +93,30 @@ static json_t *project_json(const ds_project_t *p)
     return j;
 }
 
+/* data_retention_time (days, 0 = no time travel) into *days; -1 when absent. */
+static ds_status_t retention_field(ds_rest_req_t *req, json_t *body, int64_t *days)
+{
+    ds_status_t st = ds_json_int64(req, body, "data_retention_time", -1, days);
+    if (st == DS_OK && json_object_get(body, "data_retention_time") && (*days < 0 || *days > DS_RETENTION_MAX_DAYS))
+        return ds_err_setf(&CTX->err, DS_INVALID_ARGUMENT, "data_retention_time",
+                           "data_retention_time must be a whole number of days from 0 (no time travel) to %d; got %lld",
+                           DS_RETENTION_MAX_DAYS, (long long)*days);
+    return st;
+}
+
 static ds_status_t h_project_create(ds_rest_req_t *req, ds_rest_resp_t *resp)
 {
     json_t *body;
     ds_project_create_t in = {0};
     ds_project_t out;
-    static const char *const allowed[] = {"id", "name", "backend", NULL};
+    static const char *const allowed[] = {"id", "name", "backend", "data_retention_time", NULL};
     TRY(ds_cmd_require_admin(CTX));
     TRY(ds_rest_body(req, false, &body));
     TRYB(ds_json_only(req, body, allowed));
     TRYB(ds_json_str(req, body, "id", true, &in.id));
     TRYB(ds_json_str(req, body, "name", false, &in.name));
     TRYB(ds_json_str(req, body, "backend", false, &in.backend));
+    TRYB(retention_field(req, body, &in.retention_days));
     json_decref(body);
     TRY(ds_cmd_project_create(CTX, &in, &out));
     resp->status = 201;
@@ -137,14 +150,16 @@ static ds_status_t h_project_update(ds_rest_req_t *req, ds_rest_resp_t *resp)
 {
     json_t *body;
     const char *name;
+    int64_t retention;
     ds_project_t p;
-    static const char *const allowed[] = {"name", NULL};
+    static const char *const allowed[] = {"name", "data_retention_time", NULL};
     TRY(ds_cmd_require_admin(CTX));
     TRY(ds_rest_body(req, false, &body));
     TRYB(ds_json_only(req, body, allowed));
     TRYB(ds_json_str(req, body, "name", false, &name));
+    TRYB(retention_field(req, body, &retention));
     json_decref(body);
-    TRY(ds_cmd_project_update(CTX, ds_rest_param(req, "id"), name, &p));
+    TRY(ds_cmd_project_update(CTX, ds_rest_param(req, "id"), name, retention, &p));
     resp->json = project_json(&p);
     return DS_OK;
 }
