@@ -401,6 +401,8 @@ typedef struct ds_host_api {
 #define DS_HOST_HAS(host, field)                                                                    \
     ((size_t)(host)->struct_size >= offsetof(ds_host_api_t, field) + sizeof((host)->field))
 
+struct ds_be_time_travel;
+
 typedef struct ds_backend_ops {
     uint32_t abi_version;
     uint32_t struct_size;
@@ -549,7 +551,31 @@ typedef struct ds_backend_ops {
     ds_status_t (*marks_list)(void *self, ds_be_call_t *call, const char *bucket_prefix, ds_be_mark_t **items,
                               size_t *n);
     ds_status_t (*tables_move)(void *self, ds_be_call_t *call, const ds_be_move_t *moves, size_t n);
+    /*
+     * Time travel (appended; DS_CAP_TIME_TRAVEL; NULL when the backend keeps
+     * no history). table_time_travel creates in->dst_bucket.in->dst_table as
+     * in->bucket.in->table was at in->at_us (every write committed at or
+     * before it, none after): same columns, types, key, rows and values, in
+     * one transaction (all or nothing); *rows gets its row count.
+     * DS_INVALID_ARGUMENT (field "timestamp") when the backend's history does
+     * not reach that moment, DS_NOT_FOUND when there is no such (dropped)
+     * table. history_expire removes what only moments before not_before_us
+     * would need (the project's retention), including dropped tables'
+     * histories; *rows gets the history rows removed.
+     */
+    ds_status_t (*table_time_travel)(void *self, ds_be_call_t *call, const struct ds_be_time_travel *in, int64_t *rows);
+    ds_status_t (*history_expire)(void *self, ds_be_call_t *call, int64_t not_before_us, int64_t *rows);
 } ds_backend_ops_t;
+
+/* A time-travel request (table_time_travel). */
+typedef struct ds_be_time_travel {
+    const char *bucket; /* the source, as stored (or as it was spelled when dropped) */
+    const char *table;
+    bool dropped;       /* the source is a table dropped after at_us, not the live one */
+    int64_t at_us;      /* unix microseconds */
+    const char *dst_bucket;
+    const char *dst_table;
+} ds_be_time_travel_t;
 
 /*
  * An open table scan (table_scan_open). names (call arena) and types (each a

@@ -102,7 +102,7 @@ ds_status_t ds_catalog_open(const char *data_dir, ds_err_t *err)
                                  "created_at BIGINT NOT NULL, updated_at BIGINT NOT NULL);"
                                  "CREATE TABLE IF NOT EXISTS catalog_flags (name VARCHAR NOT NULL);"
                                  /* Catalogs written before time travel get the column with the default. */
-                                 "ALTER TABLE projects ADD COLUMN IF NOT EXISTS retention_days INTEGER NOT NULL "
+                                 "ALTER TABLE projects ADD COLUMN IF NOT EXISTS retention_days INTEGER "
                                  "DEFAULT 7");
     if (st == DS_OK)
         st = load(err);

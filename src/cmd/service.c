@@ -533,11 +533,14 @@ ds_status_t ds_service_start(const ds_config_t *cfg, ds_err_t *err)
                                    .timeout_s = (double)cfg->ws_timeout};
         st = ds_sandbox_start(cfg->data_dir, &lim, err);
     }
+    if (st == DS_OK)
+        st = ds_history_sweep_start(err);
     return st;
 }
 
 void ds_service_stop(void)
 {
+    ds_history_sweep_stop();
     ds_sandbox_stop();
     ds_files_stop();
     ds_registry_shutdown();

@@ -341,6 +341,51 @@ static ds_status_t h_table_drop(ds_rest_req_t *req, ds_rest_resp_t *resp)
 }
 
 /*
+ * Time travel: {"timestamp", "destination": {"bucket", "table"}}, plus
+ * "table" for a dropped table (POST .../buckets/{b}/time-travel).
+ */
+static ds_status_t time_travel(ds_rest_req_t *req, ds_rest_resp_t *resp, bool dropped)
+{
+    json_t *body;
+    ds_time_travel_t in = {.bucket = ds_rest_param(req, "bucket"), .dropped = dropped};
+    ds_be_table_t out;
+    static const char *const live[] = {"timestamp", "destination", NULL};
+    static const char *const gone[] = {"table", "timestamp", "destination", NULL};
+    static const char *const dest_fields[] = {"bucket", "table", NULL};
+    TRY(ds_rest_body(req, false, &body));
+    TRYB(ds_json_only(req, body, dropped ? gone : live));
+    if (dropped)
+        TRYB(ds_json_str(req, body, "table", true, &in.table));
+    else
+        in.table = ds_rest_param(req, "table");
+    TRYB(ds_json_str(req, body, "timestamp", true, &in.timestamp));
+    json_t *dest = json_object_get(body, "destination");
+    if (!json_is_object(dest)) {
+        json_decref(body);
+        return ds_err_setf(&CTX->err, DS_INVALID_ARGUMENT, "destination",
+                           "destination must be an object {\"bucket\": ..., \"table\": ...}");
+    }
+    TRYB(ds_json_only(req, dest, dest_fields));
+    TRYB(ds_json_str(req, dest, "bucket", true, &in.dst_bucket));
+    TRYB(ds_json_str(req, dest, "table", true, &in.dst_table));
+    json_decref(body);
+    TRY(ds_cmd_table_time_travel(CTX, ds_rest_param(req, "id"), &in, &out));
+    resp->status = 201;
+    resp->json = ds_rest_table_json(&out);
+    return DS_OK;
+}
+
+static ds_status_t h_table_time_travel(ds_rest_req_t *req, ds_rest_resp_t *resp)
+{
+    return time_travel(req, resp, false);
+}
+
+static ds_status_t h_dropped_time_travel(ds_rest_req_t *req, ds_rest_resp_t *resp)
+{
+    return time_travel(req, resp, true);
+}
+
+/*
  * Routes of REST.md's plan whose capability is not built yet: they
  * authenticate like every project route, then answer 501 naming what is
  * missing, so clients learn the feature is absent rather than mistyped.
@@ -382,6 +427,8 @@ const ds_rest_route_t ds_rest_routes[] = {
     {.method = "GET", .pattern = B "/tables", .handler = h_table_list, .public_route = false, .summary = "List tables of a bucket"},
     {.method = "GET", .pattern = T, .handler = h_table_get, .public_route = false, .summary = "Get a table: columns, primary key, exact rows, bytes, times"},
     {.method = "DELETE", .pattern = T, .handler = h_table_drop, .public_route = false, .summary = "Drop a table"},
+    {.method = "POST", .pattern = T "/time-travel", .handler = h_table_time_travel, .public_route = false, .summary = "Create a table as this table was at a moment within the project's data retention"},
+    {.method = "POST", .pattern = B "/time-travel", .handler = h_dropped_time_travel, .public_route = false, .summary = "Create a table as a dropped table of this bucket was at a moment within the data retention"},
 #define NOT_YET(m, path) {.method = m, .pattern = path, .handler = h_not_yet, .summary = "Not available yet: answers 501"}
     NOT_YET("POST", B "/share"), NOT_YET("DELETE", B "/share"),
     NOT_YET("POST", B "/link"), NOT_YET("DELETE", B "/link"),
