@@ -248,16 +248,22 @@ static ds_status_t live_hid(use_t *u, const char *bucket, const char *table, int
     return st;
 }
 
-/* The number of slots _ds.h_<hid> has (its columns past _h_ver, _h_add and _timestamp). */
+/*
+ * The number of slots _ds.h_<hid> has (its columns past _h_ver, _h_add and
+ * _timestamp). pragma_table_info reads one table; duckdb_columns() would hold
+ * every attached database while it runs (see ddb_load_columns).
+ */
 static ds_status_t count_slots(use_t *u, int64_t hid, int64_t *n)
 {
-    char name[32];
-    snprintf(name, sizeof(name), "h_%lld", (long long)hid);
-    const char *params[] = {name};
-    ds_status_t st = one_int(u,
-                             "SELECT count(*) FROM duckdb_columns() WHERE database_name = current_database() AND "
-                             "schema_name = '" META "' AND table_name = $1",
-                             1, params, n, NULL);
+    ds_buf_t name = {0}, sql = {0};
+    ds_buf_ident(&name, u->p->alias);
+    ds_buf_printf(&name, "." META ".\"h_%lld\"", (long long)hid);
+    ds_buf_puts(&sql, "SELECT count(*) FROM pragma_table_info(");
+    ds_buf_literal(&sql, ds_buf_cstr(&name));
+    ds_buf_puts(&sql, ")");
+    ds_status_t st = ds_buf_failed(&sql) ? ddb_oom(u->err) : one_int(u, ds_buf_cstr(&sql), 0, NULL, n, NULL);
+    ds_buf_free(&name);
+    ds_buf_free(&sql);
     *n -= 3;
     return st;
 }
