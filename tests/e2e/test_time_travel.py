@@ -291,11 +291,11 @@ def test_sweep_removes_history_rows(server_factory):
     p.create_table("w", [{"name": "id", "type": "INTEGER"}], primary_key=["id"])
     for k in range(5):
         p.load_rows("w", ["id"], [[str(i + k)] for i in range(20)], incremental=False)
-    expect(admin.delete(p.tpath("w")), 204)
     t_drop = time.time()
-    # Right after the drop the dropped table is still restorable.
+    expect(admin.delete(p.tpath("w")), 204)
+    # Right after the drop the dropped table is still restorable (as it was just before the drop).
     expect(admin.post(f"/projects/p1/buckets/{BUCKET}/time-travel",
-                      {"table": "w", "timestamp": iso(t_drop - 0.001),
+                      {"table": "w", "timestamp": iso(t_drop),
                        "destination": {"bucket": BUCKET, "table": "w_back"}}), 201)
     time.sleep(3.5)
     r = admin.post(f"/projects/p1/buckets/{BUCKET}/time-travel",
@@ -312,10 +312,15 @@ def test_branch_history_is_its_own(tt):
     b = Proj.__new__(Proj)
     b.server, b.admin, b.pid, b.api = tt.server, tt.admin, "p1/branches/dev", tt.api
     b.bucket = BUCKET
-    b.load_rows("br", ["id", "v"], [["2", "branch"]], incremental=True)
+
+    def branch_load(rows):
+        f = tt.upload(f"in/{random.random()}.csv", csv_text(rows, header=["id", "v"]))
+        expect(tt.api.post(b.tpath("br") + "/import/file", {"file_id": f["id"], "incremental": True}), 200)
+
+    branch_load([["2", "branch"]])
     t_branch = time.time()
     in_branch = content(b, "br")
-    b.load_rows("br", ["id", "v"], [["3", "branch later"]], incremental=True)
+    branch_load([["3", "branch later"]])
     tt.load_rows("br", ["id", "v"], [["4", "main later"]], incremental=True)
     got = expect(travel_raw(b, "br", iso(t_branch), "br_back"), 201)
     assert got["rows"] == 2
