@@ -465,6 +465,32 @@ static ds_status_t h_drop_table(ds_drv_t *d)
     return ds_cmd_table_drop(d->ctx, project, bucket, table);
 }
 
+/*
+ * CreateTableFromTimeTravelCommand: destination created as source was at
+ * timestamp (unix seconds: the end of that second). A dropped table is
+ * restored through REST only (the command names no dropped table).
+ */
+static ds_status_t h_time_travel(ds_drv_t *d)
+{
+    const Keboola__StorageDriver__Command__Table__CreateTableFromTimeTravelCommand *c = (const void *)d->cmd;
+    const char *project;
+    ds_time_travel_t in = {.at_s = c->timestamp};
+    TRY(ds_drv_project(d, &project));
+    if (!c->source)
+        return ds_err_setf(&d->ctx->err, DS_INVALID_ARGUMENT, "source",
+                           "CreateTableFromTimeTravelCommand.source is required");
+    if (!c->destination)
+        return ds_err_setf(&d->ctx->err, DS_INVALID_ARGUMENT, "destination",
+                           "CreateTableFromTimeTravelCommand.destination is required");
+    TRY(ds_drv_table_ref(d, c->source->n_path, c->source->path, c->source->tablename,
+                         "CreateTableFromTimeTravelCommand.source", &in.bucket, &in.table));
+    TRY(ds_drv_table_ref(d, c->destination->n_path, c->destination->path, c->destination->tablename,
+                         "CreateTableFromTimeTravelCommand.destination", &in.dst_bucket, &in.dst_table));
+    ds_be_table_t t;
+    TRY(ds_cmd_table_time_travel(d->ctx, project, &in, &t));
+    return respond_table_info(d, &t);
+}
+
 /* ---- info ---- */
 
 typedef Keboola__StorageDriver__Command__Info__ObjectInfo pb_object_info_t;
@@ -634,7 +660,7 @@ static const ds_drv_entry_t commands[] = {
     {.command = CMD(table, table_export_to_file_command), .handler = ds_drv_h_export_to_file},
     {.command = CMD(table, delete_table_rows_command), .handler = ds_drv_h_delete_rows},
     {.command = CMD(table, create_profile_table_command), .handler = ds_drv_h_profile_table},
-    {.command = CMD(table, create_table_from_time_travel_command), .missing = "time travel"},
+    {.command = CMD(table, create_table_from_time_travel_command), .handler = h_time_travel},
     {.command = CMD(table, create_view_command), .missing = "views"},
     /* workspaces */
     {.command = CMD(workspace, create_workspace_command), .handler = ds_drv_h_create_workspace},
