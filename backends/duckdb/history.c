@@ -370,7 +370,7 @@ static ds_status_t record(use_t *u, ddb_hist_t *h, bool add, const char *cond, i
 ds_status_t ddb_hist_removed(use_t *u, ddb_hist_t *h, const char *cond, int64_t *n)
 {
     int64_t k = 0;
-    ds_status_t st = record(u, h, false, cond, &k);
+    ds_status_t st = u->call->history_off ? DS_OK : record(u, h, false, cond, &k);
     h->removed += k;
     if (!cond)
         h->full = true;
@@ -383,6 +383,8 @@ ds_status_t ddb_hist_appended(use_t *u, ddb_hist_t *h, int64_t expected)
 {
     ds_status_t st = sync_cols(u, h);
     int64_t k = 0;
+    if (u->call->history_off)
+        return st;
     if (st == DS_OK && !h->full)
         st = record(u, h, true, "t.rowid >= " HIST_LOCAL_ROWID, &k);
     if (st != DS_OK)
@@ -396,6 +398,35 @@ ds_status_t ddb_hist_appended(use_t *u, ddb_hist_t *h, int64_t expected)
     return DS_OK;
 }
 
+/*
+ * Rewrites generation hid's row (DELETE and INSERT, never UPDATE): dropped_us
+ * when dropped >= 0, and the horizon raised to at least horizon.
+ */
+static ds_status_t rewrite_table_row(use_t *u, int64_t hid, int64_t horizon, int64_t dropped)
+{
+    char h[32], hz[32], dr[32];
+    snprintf(h, sizeof(h), "%lld", (long long)hid);
+    snprintf(hz, sizeof(hz), "%lld", (long long)horizon);
+    snprintf(dr, sizeof(dr), "%lld", (long long)dropped);
+    const char *hp[] = {h};
+    ds_status_t st = ds_ddb_run(u->conn, u->err, NULL,
+                                "CREATE OR REPLACE TEMP TABLE __ds_hist_row AS SELECT * FROM " META ".hist_tables "
+                                "WHERE hid = CAST($1 AS BIGINT)",
+                                1, hp);
+    if (st == DS_OK)
+        st = ds_ddb_run(u->conn, u->err, NULL, "DELETE FROM " META ".hist_tables WHERE hid = CAST($1 AS BIGINT)", 1,
+                        hp);
+    if (st == DS_OK)
+        st = ds_ddb_run(u->conn, u->err, NULL,
+                        "INSERT INTO " META ".hist_tables SELECT hid, bucket, name, greatest(horizon_us, "
+                        "CAST($1 AS BIGINT)), CASE WHEN CAST($2 AS BIGINT) >= 0 THEN CAST($2 AS BIGINT) ELSE "
+                        "dropped_us END FROM __ds_hist_row",
+                        2, (const char *const[]){hz, dr});
+    ds_err_t ignored = {0};
+    ds_ddb_exec(u->conn, &ignored, "DROP TABLE IF EXISTS __ds_hist_row");
+    return st;
+}
+
 ds_status_t ddb_hist_end(use_t *u, ddb_hist_t *h)
 {
     int64_t at;
@@ -406,36 +437,19 @@ ds_status_t ddb_hist_end(use_t *u, ddb_hist_t *h)
         st = write_time(u, h->hid, &at);
     if (st == DS_OK)
         st = write_row(u, h->hid, h->ver, at, h->full, h->removed, h->added);
+    /* Without history (retention 0) no moment before this write can be rebuilt any more. */
+    if (st == DS_OK && u->call->history_off)
+        st = rewrite_table_row(u, h->hid, at, -1);
     return st;
 }
 
 ds_status_t ddb_hist_end_drop(use_t *u, ddb_hist_t *h)
 {
     int64_t at;
-    char hid[32], a[32];
     ds_status_t st = write_time(u, h->hid, &at);
     if (st == DS_OK)
         st = write_row(u, h->hid, h->ver, at, true, h->removed, 0);
-    snprintf(hid, sizeof(hid), "%lld", (long long)h->hid);
-    snprintf(a, sizeof(a), "%lld", (long long)at);
-    const char *params[] = {hid, a};
-    /* Rewritten, never UPDATEd (see ddb_meta_write). */
-    if (st == DS_OK)
-        st = ds_ddb_run(u->conn, u->err, NULL,
-                        "CREATE OR REPLACE TEMP TABLE __ds_hist_row AS SELECT * FROM " META ".hist_tables WHERE hid = "
-                        "CAST($1 AS BIGINT)",
-                        1, params);
-    if (st == DS_OK)
-        st = ds_ddb_run(u->conn, u->err, NULL, "DELETE FROM " META ".hist_tables WHERE hid = CAST($1 AS BIGINT)", 1,
-                        params);
-    if (st == DS_OK)
-        st = ds_ddb_run(u->conn, u->err, NULL,
-                        "INSERT INTO " META ".hist_tables SELECT hid, bucket, name, horizon_us, CAST($1 AS BIGINT) "
-                        "FROM __ds_hist_row",
-                        1, (const char *const[]){a});
-    ds_err_t ignored = {0};
-    ds_ddb_exec(u->conn, &ignored, "DROP TABLE IF EXISTS __ds_hist_row");
-    return st;
+    return st == DS_OK ? rewrite_table_row(u, h->hid, u->call->history_off ? at : 0, at) : st;
 }
 
 ds_status_t ddb_hist_drop(use_t *u, const char *bucket, const char *table)
@@ -746,24 +760,11 @@ static ds_status_t expire_txn(use_t *u, void *ud)
                             "max(ver) FROM " META ".hist_cols WHERE hid = CAST($1 AS BIGINT) AND ver <= "
                             "CAST($2 AS BIGINT))",
                             2, hp);
-        /* Moments before the cut can no longer be rebuilt: the horizon moves past it. */
+        /* Moments before the cut can no longer be rebuilt: the horizon moves to it. */
         if (st == DS_OK)
-            st = ds_ddb_run(u->conn, u->err, NULL,
-                            "CREATE OR REPLACE TEMP TABLE __ds_hist_row AS SELECT * FROM " META ".hist_tables "
-                            "WHERE hid = CAST($1 AS BIGINT)",
-                            1, hp);
-        if (st == DS_OK)
-            st = ds_ddb_run(u->conn, u->err, NULL, "DELETE FROM " META ".hist_tables WHERE hid = CAST($1 AS BIGINT)",
-                            1, hp);
-        if (st == DS_OK)
-            st = ds_ddb_run(u->conn, u->err, NULL,
-                            "INSERT INTO " META ".hist_tables SELECT hid, bucket, name, greatest(horizon_us, "
-                            "CAST($1 AS BIGINT)), dropped_us FROM __ds_hist_row",
-                            1, (const char *const[]){ca});
+            st = rewrite_table_row(u, hid, cut_at, -1);
     }
     duckdb_destroy_result(&r);
-    ds_err_t ignored = {0};
-    ds_ddb_exec(u->conn, &ignored, "DROP TABLE IF EXISTS __ds_hist_row");
     return st;
 }
 

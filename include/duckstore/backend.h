@@ -75,6 +75,12 @@ typedef struct ds_be_call {
      * primary_key_set.
      */
     const struct ds_be_idem *idem;
+    /*
+     * Added after version 1: the project keeps no history for time travel
+     * (its retention is 0). A backend with DS_CAP_TIME_TRAVEL then records
+     * no rows of the write, only that history before it is gone.
+     */
+    bool history_off;
 } ds_be_call_t;
 
 /* An idempotent write's record (ds_be_call_t.idem): written in the write's transaction. */

@@ -871,8 +871,11 @@ static ds_status_t open_project(ds_ctx_t *ctx, const char **idp, ds_proj_t *out,
         out->be = NULL;
         return ds_err_set(&ctx->err, DS_UNAVAILABLE, "out of memory");
     }
-    out->call = (ds_be_call_t){
-        .arena = ctx->arena, .err = &ctx->err, .project_id = ctx->project_id, .cancel = ctx->cancel};
+    out->call = (ds_be_call_t){.arena = ctx->arena,
+                               .err = &ctx->err,
+                               .project_id = ctx->project_id,
+                               .cancel = ctx->cancel,
+                               .history_off = out->rec.retention_days == 0};
     if (ctx->branch && strcmp(ctx->branch, "default") != 0)
         return ds_cmd_branch_open(ctx, out);
     return DS_OK;

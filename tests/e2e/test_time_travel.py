@@ -275,9 +275,16 @@ def test_retention_field_and_expiry(server_factory):
     travel(p, "e", iso(now), "fresh")
     assert content(p, "fresh")["rows"] == content(p, "e")["rows"]
     assert hist_file.exists()
-    # Retention 0: time travel is off.
+    # Retention 0: time travel is off, and writes keep no history.
     expect(admin.put("/projects/p1", {"data_retention_time": 0}), 200)
     expect_error(travel_raw(p, "e", iso(time.time()), "off"), 400, "invalid_argument", ["data_retention_time"])
+    t_before = time.time()
+    expect(admin.request("DELETE", p.tpath("e") + "/rows", json_body={}), 200)
+    t_after = time.time()
+    # Turned on again, the history begins after that write: the moment before it is refused.
+    expect(admin.put("/projects/p1", {"data_retention_time": 1}), 200)
+    expect_error(travel_raw(p, "e", iso(t_before), "gap"), 400, "invalid_argument", ["history", "begins"])
+    assert travel(p, "e", iso(t_after), "after_gap")["rows"] == 0
 
 
 def test_sweep_removes_history_rows(server_factory):
