@@ -229,6 +229,7 @@ int main(int argc, char **argv)
     PHASE("load", bench_phase_load)
     PHASE("workspaces", bench_phase_workspaces)
     PHASE("branches", bench_phase_branches)
+    PHASE("history", bench_phase_history)
 #undef PHASE
 
     bench_http_close(&b.http);
