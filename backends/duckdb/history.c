@@ -653,11 +653,35 @@ static ds_status_t tt_txn(use_t *u, void *ud)
     ds_buf_printf(&sql, " FROM %s WHERE _h_ver > %lld", ds_buf_cstr(&hist), (long long)v_t);
     if (!from_now)
         ds_buf_printf(&sql, " AND _h_ver < %lld", (long long)v_full);
-    ds_buf_puts(&sql, ") (SELECT * FROM base UNION ALL SELECT ");
+    /*
+     * (base + removed) - added as multisets. Base rows that equal no added
+     * row pass straight (a hash anti-join: the big table is only probed);
+     * the others, the removed and the added rows are counted per distinct
+     * row, and each row with a positive count comes out that many times.
+     */
+    ds_buf_t match = {0};
+    ds_buf_puts(&match, "(SELECT 1 FROM added a WHERE ");
+    for (size_t i = 0; i <= n; i++) {
+        const char *c = i < n ? cols[i].slot : "\"_timestamp\"";
+        ds_buf_printf(&match, "%sa.%s IS NOT DISTINCT FROM b.%s", i ? " AND " : "", c, c);
+    }
+    ds_buf_puts(&match, ")");
+    ds_buf_puts(&sql, "), added AS (SELECT ");
     slot_list(&sql, cols, n);
-    ds_buf_puts(&sql, " FROM ev WHERE NOT _h_add) EXCEPT ALL SELECT ");
+    ds_buf_puts(&sql, " FROM ev WHERE _h_add), counted AS (SELECT ");
     slot_list(&sql, cols, n);
-    ds_buf_puts(&sql, " FROM ev WHERE _h_add");
+    ds_buf_puts(&sql, ", CAST(sum(w) AS BIGINT) AS __k FROM (SELECT b.*, 1 AS w FROM base b WHERE EXISTS ");
+    ds_buf_append_buf(&sql, &match);
+    ds_buf_puts(&sql, " UNION ALL SELECT ");
+    slot_list(&sql, cols, n);
+    ds_buf_puts(&sql, ", 1 FROM ev WHERE NOT _h_add UNION ALL SELECT ");
+    slot_list(&sql, cols, n);
+    ds_buf_puts(&sql, ", -1 FROM added) GROUP BY ALL HAVING sum(w) > 0) SELECT b.* FROM base b WHERE NOT EXISTS ");
+    ds_buf_append_buf(&sql, &match);
+    ds_buf_puts(&sql, " UNION ALL SELECT ");
+    slot_list(&sql, cols, n);
+    ds_buf_puts(&sql, " FROM counted, range(counted.__k)");
+    ds_buf_free(&match);
     duckdb_result r;
     st = ds_ddb_run(u->conn, u->err, &r, ds_buf_cstr(&sql), 0, NULL);
     ds_buf_free(&sql);
