@@ -240,7 +240,8 @@ typedef struct {
     const char *id;
     const char *name;    /* NULL: the id */
     const char *backend; /* NULL: "duckdb" */
-    int64_t retention_days; /* history kept for time travel, in days; -1: DS_RETENTION_DEFAULT_DAYS */
+    bool retention_set;     /* false: DS_RETENTION_DEFAULT_DAYS */
+    int64_t retention_days; /* history kept for time travel, in days (0: none) */
 } ds_project_create_t;
 
 typedef struct {

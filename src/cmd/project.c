@@ -245,7 +245,8 @@ ds_status_t ds_cmd_project_create(ds_ctx_t *ctx, const ds_project_create_t *in, 
     if (strlen(name) >= sizeof(out->rec.name))
         return ds_err_setf(&ctx->err, DS_INVALID_ARGUMENT, "name", "project name is longer than %zu bytes",
                            sizeof(out->rec.name) - 1);
-    if ((st = check_retention(ctx, in->retention_days < 0 ? DS_RETENTION_DEFAULT_DAYS : in->retention_days)) != DS_OK)
+    int64_t retention = in->retention_set ? in->retention_days : DS_RETENTION_DEFAULT_DAYS;
+    if ((st = check_retention(ctx, retention)) != DS_OK)
         return st;
     const char *backend = in->backend ? in->backend : DS_DEFAULT_BACKEND;
     ds_backend_t *be = NULL;
@@ -264,7 +265,7 @@ ds_status_t ds_cmd_project_create(ds_ctx_t *ctx, const ds_project_create_t *in, 
     ds_key_hash(key, rec->key_hash);
     rec->state = DS_PROJECT_CREATING;
     rec->created_at = rec->updated_at = ds_now();
-    rec->retention_days = (int32_t)(in->retention_days < 0 ? DS_RETENTION_DEFAULT_DAYS : in->retention_days);
+    rec->retention_days = (int32_t)retention;
 
     /*
      * The catalog row comes first: its insert fails for an id that exists in

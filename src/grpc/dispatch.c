@@ -310,7 +310,8 @@ static ds_status_t h_create_project(ds_drv_t *d)
         return ds_err_setf(&d->ctx->err, DS_INVALID_ARGUMENT, "dataRetentionTime",
                            "CreateProjectCommand.dataRetentionTime must be a number of days (0: the default, %d)",
                            DS_RETENTION_DEFAULT_DAYS);
-    ds_project_create_t in = {.id = c->projectid, .retention_days = c->dataretentiontime > 0 ? c->dataretentiontime : -1};
+    ds_project_create_t in = {
+        .id = c->projectid, .retention_set = c->dataretentiontime > 0, .retention_days = c->dataretentiontime};
     ds_project_t out;
     TRY(ds_cmd_project_create(d->ctx, &in, &out));
     Keboola__StorageDriver__Command__Project__CreateProjectResponse *r =

@@ -117,6 +117,7 @@ static ds_status_t h_project_create(ds_rest_req_t *req, ds_rest_resp_t *resp)
     TRYB(ds_json_str(req, body, "name", false, &in.name));
     TRYB(ds_json_str(req, body, "backend", false, &in.backend));
     TRYB(retention_field(req, body, &in.retention_days));
+    in.retention_set = in.retention_days >= 0;
     json_decref(body);
     TRY(ds_cmd_project_create(CTX, &in, &out));
     resp->status = 201;
