@@ -93,8 +93,12 @@ ds_status_t ds_cmd_table_time_travel(ds_ctx_t *ctx, const char *project, const d
         return ds_err_setf(&ctx->err, DS_INVALID_ARGUMENT, "timestamp",
                            "project \"%s\" keeps no history (data_retention_time is 0): time travel is off",
                            p.rec.id);
-    if (at - 999999 > now)
-        return ds_err_setf(&ctx->err, DS_INVALID_ARGUMENT, "timestamp", "timestamp %s is in the future", when);
+    /* A second that has not ended yet could still gain writes: its answer would not be final. */
+    if (at > now)
+        return ds_err_setf(&ctx->err, DS_INVALID_ARGUMENT, "timestamp",
+                           "timestamp %s is in the future (a moment given to the second counts once that second "
+                           "has ended)",
+                           when);
     int64_t oldest = now - (int64_t)p.rec.retention_days * day_seconds() * 1000000;
     if (at < oldest) {
         char limit[40];

@@ -217,6 +217,7 @@ def test_bad_requests_change_nothing(tt):
     now = time.time()
     cases = [
         ("2999-01-01T00:00:00Z", ["future"]),
+        (iso_second(int(time.time()) + 1), ["future"]),  # a second that has not ended
         (iso(now - 30 * 86400), ["retention"]),
         ("yesterday-ish", ["timestamp"]),
         ("", ["timestamp"]),
