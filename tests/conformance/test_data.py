@@ -1,6 +1,7 @@
 """Conformance: export, preview with filters, profile, delete rows and schema changes give the same
 results on every backend; a format a backend lacks is a 501 naming it."""
 
+import datetime as dt
 import time
 
 from e2e_lib import expect, expect_error
@@ -197,8 +198,6 @@ def test_branches_follow_capabilities(proj, admin, backend):
 def test_time_travel_follows_capabilities(proj, admin, backend):
     """Time travel: a backend reporting "time_travel" restores a table as it was; one without
     answers 501 naming itself and creates nothing."""
-    import datetime as dt
-    import time
     orders(proj)
     rows = expect(proj.api.get(proj.tpath("o")), 200)["rows"]
     moment = dt.datetime.fromtimestamp(time.time(), dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
