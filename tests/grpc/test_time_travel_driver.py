@@ -66,7 +66,7 @@ def test_bad_moments_and_references(server, driver):
     e = expect_error(lambda: p.execute(table_pb2.CreateTableFromTimeTravelCommand(timestamp=int(time.time()))),
                      S.INVALID_ARGUMENT)
     assert "source" in e.message
-    expect_error(lambda: p.execute(travel_cmd("missing", "t2", int(time.time()))), S.NOT_FOUND)
+    expect_error(lambda: p.execute(travel_cmd("missing", "t2", int(time.time()) - 1)), S.NOT_FOUND)
     r = p.http.get(f"{server.url}/projects/{p.pid}/buckets/{BUCKET}/tables")
     assert [t["name"] for t in r.json()["items"]] == ["t"]
 
