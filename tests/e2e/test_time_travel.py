@@ -166,22 +166,27 @@ def test_randomized_exactness(tt):
 
 def test_whole_second_means_end_of_that_second(tt):
     """A moment given to the second covers every write committed in that second, none after it."""
-    tt.create_table("s", [{"name": "id", "type": "INTEGER"}, {"name": "v"}])
-    # Start right after a second boundary, so several writes fall into one second.
-    time.sleep(1.02 - (time.time() % 1))
-    start = time.time()
-    for i in range(4):
-        tt.load_rows("s", ["id", "v"], [[str(i), f"v{i}"]], incremental=True)
-    end = time.time()
-    assert int(start) == int(end), "the writes took longer than a second; the machine is too slow for this test"
-    state = content(tt, "s")
+    for attempt in range(5):
+        name = f"s{attempt}"
+        tt.create_table(name, [{"name": "id", "type": "INTEGER"}, {"name": "v"}])
+        # Start right after a second boundary, so that the writes fall into one second.
+        time.sleep(1.02 - (time.time() % 1))
+        start = time.time()
+        for i in range(2):
+            tt.load_rows(name, ["id", "v"], [[str(i), f"v{i}"]], incremental=True)
+        end = time.time()
+        if int(start) == int(end):
+            break
+    else:
+        pytest.fail("two small imports never fitted into one second: the machine is too loaded for this test")
+    state = content(tt, name)
     time.sleep(1.05 - (time.time() % 1))
-    tt.load_rows("s", ["id", "v"], [["9", "later"]], incremental=True)
-    got = travel(tt, "s", iso_second(int(start)), "s_at_second")
-    assert got["rows"] == 4
+    tt.load_rows(name, ["id", "v"], [["9", "later"]], incremental=True)
+    got = travel(tt, name, iso_second(int(start)), "s_at_second")
+    assert got["rows"] == 2
     assert content(tt, "s_at_second") == state
     # Unix seconds name the same moment.
-    expect(tt.api.post(tt.tpath("s") + "/time-travel",
+    expect(tt.api.post(tt.tpath(name) + "/time-travel",
                        {"timestamp": str(int(start)), "destination": {"bucket": BUCKET, "table": "s_unix"}}), 201)
     assert content(tt, "s_unix") == state
 
