@@ -317,6 +317,7 @@ void bench_phase_load(bench_t *b);
 void bench_phase_workspaces(bench_t *b);
 void bench_phase_branches(bench_t *b);
 void bench_phase_links(bench_t *b);
+void bench_phase_history(bench_t *b);
 void bench_phase_projects(bench_t *b);
 void bench_phase_plugins(bench_t *b);
 

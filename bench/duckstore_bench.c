@@ -231,6 +231,7 @@ int main(int argc, char **argv)
     PHASE("workspaces", bench_phase_workspaces)
     PHASE("branches", bench_phase_branches)
     PHASE("links", bench_phase_links)
+    PHASE("history", bench_phase_history)
 #undef PHASE
 
     bench_http_close(&b.http);

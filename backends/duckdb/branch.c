@@ -158,6 +158,9 @@ static ds_status_t branch_drop_txn(use_t *u, void *ud)
         free(id);
     }
     duckdb_destroy_result(&r);
+    /* A deleted branch's history goes with it (a branch of the same id later starts afresh). */
+    if (st == DS_OK)
+        st = ddb_hist_forget(u, d->prefix);
     if (st == DS_OK)
         st = ds_ddb_run(u->conn, u->err, NULL,
                         "DELETE FROM " META ".tables WHERE starts_with(lower(bucket), lower($1))", 1, pre);
@@ -222,7 +225,8 @@ ds_status_t ddb_marks_list(void *self, ds_be_call_t *call, const char *bucket_pr
 }
 
 /* DROP TABLE bucket.table and its metadata row, when it exists. */
-static ds_status_t drop_if_exists(use_t *u, const char *bucket, const char *table)
+/* keep_history: the table is replaced by a copy at once (copy_table) and its history goes on. */
+static ds_status_t drop_if_exists(use_t *u, const char *bucket, const char *table, bool keep_history)
 {
     int64_t v;
     bool exists;
@@ -230,6 +234,8 @@ static ds_status_t drop_if_exists(use_t *u, const char *bucket, const char *tabl
     if (st != DS_OK || !exists)
         return st;
     ddb_mcat_note_table(u, bucket, table);
+    if (!keep_history && (st = ddb_hist_drop(u, bucket, table)) != DS_OK)
+        return st;
     ds_buf_t sql = {0};
     ds_buf_puts(&sql, "DROP TABLE ");
     ds_buf_ident(&sql, bucket);
@@ -304,9 +310,18 @@ static ds_status_t copy_table(use_t *u, const ds_be_move_t *m)
     ds_status_t st = ddb_table_describe(u, u->call, m->src_bucket, m->src_table, &src);
     if (st == DS_OK)
         st = ensure_bucket(u, m->src_bucket, m->dst_bucket);
-    if (st == DS_OK)
-        st = drop_if_exists(u, m->dst_bucket, m->dst_table);
     if (st != DS_OK)
+        return st;
+    /* A table copied over another (a merge) goes on with its history: a write that replaced every row. */
+    int64_t v;
+    bool replaced;
+    ddb_hist_t h;
+    if ((st = version_of(u, m->dst_bucket, m->dst_table, &v, &replaced)) != DS_OK)
+        return st;
+    if (replaced && ((st = ddb_hist_begin(u, m->dst_bucket, m->dst_table, &h)) != DS_OK ||
+                     (st = ddb_hist_removed(u, &h, NULL, NULL)) != DS_OK))
+        return st;
+    if ((st = drop_if_exists(u, m->dst_bucket, m->dst_table, true)) != DS_OK)
         return st;
     ds_be_table_t dst = src;
     dst.bucket = m->dst_bucket;
@@ -341,6 +356,8 @@ static ds_status_t copy_table(use_t *u, const ds_be_move_t *m)
                        .change_at = src.last_change_at ? chg : NULL};
     if ((st = ddb_meta_write(u, m->dst_bucket, m->dst_table, &meta)) != DS_OK)
         return st;
+    if ((st = replaced ? ddb_hist_end(u, &h) : ddb_hist_register(u, m->dst_bucket, m->dst_table)) != DS_OK)
+        return st;
     return m->mark_version > 0 ? mark(u, m->dst_bucket, m->dst_table, false, m->mark_version)
                                : unmark(u, m->dst_bucket, m->dst_table);
 }
@@ -370,7 +387,7 @@ static ds_status_t moves_txn(use_t *u, void *ud)
             st = copy_table(u, m);
             break;
         case DS_MOVE_DROP:
-            st = drop_if_exists(u, m->dst_bucket, m->dst_table);
+            st = drop_if_exists(u, m->dst_bucket, m->dst_table, false);
             break;
         case DS_MOVE_MARK:
             st = mark(u, m->dst_bucket, m->dst_table, m->hidden, m->mark_version);

@@ -1196,10 +1196,16 @@ static ds_status_t load_txn(use_t *u, void *ud)
     const ds_import_t *in = m->in;
     ds_status_t st = DS_OK;
     ds_buf_t sql = {0};
+    ddb_hist_t h;
     l->loaded = 0;
     if ((st = check_in_txn(m)) != DS_OK)
         return st;
+    /* An existing table's history records this write; a table this import creates starts one after it. */
+    if (m->exists && (st = ddb_hist_begin(u, m->bucket, m->table, &h)) != DS_OK)
+        return st;
     if (m->recreate) {
+        if (m->exists && (st = ddb_hist_removed(u, &h, NULL, NULL)) != DS_OK)
+            return st;
         if ((st = create_destination(m)) != DS_OK)
             return st;
     }
@@ -1215,6 +1221,7 @@ static ds_status_t load_txn(use_t *u, void *ud)
     bool upsert = in->incremental && m->n_key > 0 && in->dedup == DS_DEDUP_UPDATE && m->exists && !m->recreate;
     bool dedup = m->n_key > 0 && in->dedup == DS_DEDUP_UPDATE;
     if (st == DS_OK && !in->incremental && m->exists && !m->recreate) {
+        st = ddb_hist_removed(u, &h, NULL, NULL);
         ds_buf_reset(&sql);
         ds_buf_puts(&sql, "DELETE FROM ");
         qualified(&sql, m->bucket, m->table);
@@ -1228,25 +1235,32 @@ static ds_status_t load_txn(use_t *u, void *ud)
         st = ds_ddb_exec(u->conn, u->err, ds_buf_cstr(&sql));
         if (st == DS_OK) {
             /* Remove the rows being replaced; on string tables only those whose values change. */
-            ds_buf_reset(&sql);
-            ds_buf_puts(&sql, "DELETE FROM ");
-            qualified(&sql, m->bucket, m->table);
-            ds_buf_puts(&sql, " t WHERE EXISTS (SELECT 1 FROM __ds_new n WHERE ");
-            key_join(m, &sql, "t", "n");
+            ds_buf_t cond = {0};
+            ds_buf_puts(&cond, "EXISTS (SELECT 1 FROM __ds_new n WHERE ");
+            key_join(m, &cond, "t", "n");
             if (m->string_table) {
-                ds_buf_puts(&sql, " AND (false");
+                ds_buf_puts(&cond, " AND (false");
                 for (size_t i = 0; i < m->n_src; i++) {
                     if (!m->dst[i])
                         continue;
-                    ds_buf_puts(&sql, " OR t.");
-                    ds_buf_ident(&sql, m->dst[i]);
-                    ds_buf_puts(&sql, " IS DISTINCT FROM n.");
-                    ds_buf_ident(&sql, m->dst[i]);
+                    ds_buf_puts(&cond, " OR t.");
+                    ds_buf_ident(&cond, m->dst[i]);
+                    ds_buf_puts(&cond, " IS DISTINCT FROM n.");
+                    ds_buf_ident(&cond, m->dst[i]);
                 }
-                ds_buf_puts(&sql, ")");
+                ds_buf_puts(&cond, ")");
             }
-            ds_buf_puts(&sql, ")");
-            st = ds_ddb_exec(u->conn, u->err, ds_buf_cstr(&sql));
+            ds_buf_puts(&cond, ")");
+            /* The history keeps exactly the rows this DELETE removes: the same condition, in the same snapshot. */
+            st = ds_buf_failed(&cond) ? ddb_oom(u->err) : ddb_hist_removed(u, &h, ds_buf_cstr(&cond), NULL);
+            ds_buf_reset(&sql);
+            ds_buf_puts(&sql, "DELETE FROM ");
+            qualified(&sql, m->bucket, m->table);
+            ds_buf_puts(&sql, " t WHERE ");
+            ds_buf_append_buf(&sql, &cond);
+            ds_buf_free(&cond);
+            if (st == DS_OK)
+                st = ds_ddb_exec(u->conn, u->err, ds_buf_cstr(&sql));
         }
         if (st == DS_OK) {
             duckdb_result r;
@@ -1278,6 +1292,10 @@ static ds_status_t load_txn(use_t *u, void *ud)
         st = touch_meta(u, m->bucket, m->table, true, l->loaded > 0 || !in->incremental);
     if (st == DS_OK)
         st = ddb_idem_record(u, l->loaded);
+    if (st == DS_OK && m->exists && (st = ddb_hist_appended(u, &h, l->loaded)) == DS_OK)
+        st = ddb_hist_end(u, &h);
+    if (st == DS_OK && !m->exists)
+        st = ddb_hist_register(u, m->bucket, m->table);
     return st;
 }
 
@@ -1314,13 +1332,18 @@ static ds_status_t load_direct_txn(use_t *u, void *ud)
     const ds_import_t *in = m->in;
     bool csv = in->format == DS_FORMAT_CSV;
     ds_buf_t sql = {0};
+    ddb_hist_t h;
     ds_status_t st = check_in_txn(m);
+    if (st == DS_OK)
+        st = ddb_hist_begin(u, m->bucket, m->table, &h);
     if (st != DS_OK)
         return st;
     if (!in->incremental) {
+        st = ddb_hist_removed(u, &h, NULL, NULL);
         ds_buf_puts(&sql, "DELETE FROM ");
         qualified(&sql, m->bucket, m->table);
-        st = ds_ddb_exec(u->conn, u->err, ds_buf_cstr(&sql));
+        if (st == DS_OK)
+            st = ds_ddb_exec(u->conn, u->err, ds_buf_cstr(&sql));
         ds_buf_reset(&sql);
     }
     if (st != DS_OK)
@@ -1362,7 +1385,11 @@ static ds_status_t load_direct_txn(use_t *u, void *ud)
     l->loaded = ds_ddb_int(&r, 0, 0);
     duckdb_destroy_result(&r);
     st = touch_meta(u, m->bucket, m->table, true, l->loaded > 0 || !in->incremental);
-    return st == DS_OK ? ddb_idem_record(u, l->loaded) : st;
+    if (st == DS_OK)
+        st = ddb_idem_record(u, l->loaded);
+    if (st == DS_OK)
+        st = ddb_hist_appended(u, &h, l->loaded);
+    return st == DS_OK ? ddb_hist_end(u, &h) : st;
 }
 
 ds_status_t ddb_table_import(void *self, ds_be_call_t *call, const char *bucket, const char *table,
@@ -1769,6 +1796,30 @@ static ds_status_t delete_txn(use_t *u, void *ud)
     }
     if (st != DS_OK)
         return st;
+    /*
+     * The history keeps exactly the rows the DELETE removes: the same WHERE
+     * over the same snapshot, as "rowid IN" of the rows it selects. No WHERE:
+     * every row (a full write).
+     */
+    ddb_hist_t h;
+    ds_buf_t sel = {0};
+    ds_buf_puts(&sel, "SELECT rowid FROM ");
+    qualified(&sel, d->bucket, d->table);
+    size_t head = sel.len;
+    if ((st = append_where(u, &d->t, d->where, &sel)) != DS_OK || (st = ddb_hist_begin(u, d->bucket, d->table, &h)) != DS_OK) {
+        ds_buf_free(&sel);
+        return st;
+    }
+    bool filtered = sel.len > head;
+    ds_buf_t cond = {0};
+    ds_buf_puts(&cond, "t.rowid IN (");
+    ds_buf_append_buf(&cond, &sel);
+    ds_buf_puts(&cond, ")");
+    ds_buf_free(&sel);
+    st = ds_buf_failed(&cond) ? ddb_oom(u->err) : ddb_hist_removed(u, &h, filtered ? ds_buf_cstr(&cond) : NULL, NULL);
+    ds_buf_free(&cond);
+    if (st != DS_OK)
+        return st;
     ds_buf_puts(&sql, "DELETE FROM ");
     qualified(&sql, d->bucket, d->table);
     st = append_where(u, &d->t, d->where, &sql);
@@ -1779,8 +1830,14 @@ static ds_status_t delete_txn(use_t *u, void *ud)
         return st;
     d->deleted = ds_ddb_int(&r, 0, 0);
     duckdb_destroy_result(&r);
+    if (!u->call->history_off && d->deleted != h.removed)
+        return ds_err_set(u->err, DS_INTERNAL,
+                          "the history of %s.%s kept %lld rows where the delete removed %lld; nothing was deleted",
+                          d->bucket, d->table, (long long)h.removed, (long long)d->deleted);
     st = touch_meta(u, d->bucket, d->table, false, d->deleted > 0);
-    return st == DS_OK ? ddb_idem_record(u, d->deleted) : st;
+    if (st == DS_OK)
+        st = ddb_idem_record(u, d->deleted);
+    return st == DS_OK ? ddb_hist_end(u, &h) : st;
 }
 
 ds_status_t ddb_table_delete_rows(void *self, ds_be_call_t *call, const char *bucket, const char *table,
@@ -2018,7 +2075,25 @@ static ds_status_t schema_txn(use_t *u, void *ud)
     ddb_mcat_note_table(u, r->s->bucket, r->s->table);
     ds_status_t st = ddb_table_describe(u, r->call, r->s->bucket, r->s->table, &r->t);
     r->s->t = &r->t;
-    return st == DS_OK ? r->fn(u, r->s) : st;
+    if (st != DS_OK)
+        return st;
+    /*
+     * The history: a change that removes a column's values (drop, the undo of
+     * an add) or rewrites them (a new type) keeps the rows as they were, once;
+     * the others only record the new column set.
+     */
+    ddb_hist_t h;
+    if ((st = ddb_hist_begin(u, r->s->bucket, r->s->table, &h)) != DS_OK)
+        return st;
+    int ci = r->s->column ? find_col(&r->t, r->s->column) : -1;
+    bool rewrites = r->fn == drop_column_txn || r->fn == undo_add_column_txn ||
+                    (r->fn == alter_column_txn && ci >= 0 && r->s->alter->type &&
+                     strcmp(r->s->alter->type, r->t.columns[ci].type) != 0);
+    if (rewrites && (st = ddb_hist_removed(u, &h, NULL, NULL)) != DS_OK)
+        return st;
+    if ((st = r->fn(u, r->s)) != DS_OK)
+        return st;
+    return ddb_hist_end(u, &h);
 }
 
 /* Opens the project and runs fn in a transaction, with the table described inside it. */

@@ -992,7 +992,7 @@ static const char *meta_ddl =
     "primary_key VARCHAR NOT NULL DEFAULT '', created_at BIGINT NOT NULL, last_import_at BIGINT, "
     "last_change_at BIGINT, row_count BIGINT NOT NULL DEFAULT 0, byte_count BIGINT NOT NULL DEFAULT 0, "
     "version BIGINT DEFAULT nextval('" META ".version_seq'));"
-    DDB_META_BRANCH_TABLES_DDL;
+    DDB_META_BRANCH_TABLES_DDL DDB_META_HISTORY_DDL;
 
 static ds_status_t meta_init(use_t *u, void *ud)
 {
@@ -1404,6 +1404,22 @@ static ds_status_t bucket_drop_txn(use_t *u, void *ud)
         return ds_err_set(u->err, DS_CONFLICT,
                           "bucket \"%s\" is not empty (%lld tables); delete with force=true to drop its tables too",
                           d->bucket, (long long)tables);
+    /* Each table's history keeps its last rows, so a table dropped with its bucket can be brought back. */
+    if (tables > 0) {
+        if ((st = ds_ddb_run(u->conn, u->err, &r,
+                             "SELECT bucket, name FROM " META ".tables WHERE lower(bucket) = lower($1)", 1, params)) !=
+            DS_OK)
+            return st;
+        for (idx_t i = 0; i < duckdb_row_count(&r) && st == DS_OK; i++) {
+            char *b = ds_ddb_cell(&r, 0, i), *t = ds_ddb_cell(&r, 1, i);
+            st = b && t ? ddb_hist_drop(u, b, t) : ddb_oom(u->err);
+            free(b);
+            free(t);
+        }
+        duckdb_destroy_result(&r);
+        if (st != DS_OK)
+            return st;
+    }
     ds_buf_t sql = {0};
     ddb_mcat_note_bucket(u, d->bucket);
     ds_buf_puts(&sql, "DROP SCHEMA ");
@@ -1498,13 +1514,21 @@ ds_status_t ddb_table_create_txn(use_t *u, void *ud)
     return st;
 }
 
+/* ddb_table_create_txn, and the new table's history begins with it. */
+static ds_status_t table_create_hist_txn(use_t *u, void *ud)
+{
+    const ds_be_table_t *t = ud;
+    ds_status_t st = ddb_table_create_txn(u, ud);
+    return st == DS_OK ? ddb_hist_register(u, t->bucket, t->name) : st;
+}
+
 static ds_status_t be_table_create(void *self, ds_be_call_t *call, const ds_be_table_t *def)
 {
     use_t u;
     ds_status_t st = ddb_use_begin(self, call, false, &u);
     if (st != DS_OK)
         return st;
-    st = ddb_in_txn_recorded(&u, ddb_table_create_txn, (void *)def);
+    st = ddb_in_txn_recorded(&u, table_create_hist_txn, (void *)def);
     ddb_use_end(&u);
     return st;
 }
@@ -1818,6 +1842,9 @@ static ds_status_t table_drop_txn(use_t *u, void *ud)
     if (!exists)
         return ds_err_setk(u->err, DS_NOT_FOUND, DS_KBC_TABLE_NOT_FOUND, "table \"%s.%s\" not found", t->bucket, t->table);
     ddb_mcat_note_table(u, t->bucket, t->table);
+    /* The history keeps the table's last rows, so time travel can bring the dropped table back. */
+    if ((st = ddb_hist_drop(u, t->bucket, t->table)) != DS_OK)
+        return st;
     ds_buf_t sql = {0};
     ds_buf_puts(&sql, "DROP TABLE ");
     ds_buf_ident(&sql, t->bucket);
@@ -2027,7 +2054,7 @@ static ds_backend_ops_t ops = {
     .version = "1.4.4",
     .capabilities = DS_CAP_DRIVER | DS_CAP_TYPED_COLUMNS | DS_CAP_FORMAT_CSV | DS_CAP_FORMAT_PARQUET |
                     DS_CAP_IMPORT | DS_CAP_EXPORT | DS_CAP_PROFILE | DS_CAP_SCHEMA_CHANGES | DS_CAP_WORKSPACES |
-                    DS_CAP_BRANCHES | DS_CAP_SHARING | DS_CAP_SNAPSHOTS,
+                    DS_CAP_BRANCHES | DS_CAP_SHARING | DS_CAP_SNAPSHOTS | DS_CAP_TIME_TRAVEL,
     .settings = NULL,
     .n_settings = 0,
     .open = be_open,
@@ -2067,6 +2094,8 @@ static ds_backend_ops_t ops = {
     .marks_list = ddb_marks_list,
     .tables_move = ddb_tables_move,
     .tables_restore = ddb_tables_restore,
+    .table_time_travel = ddb_table_time_travel,
+    .history_expire = ddb_history_expire,
 };
 
 const ds_backend_ops_t *ds_be_duckdb_entry(const ds_host_api_t *host)

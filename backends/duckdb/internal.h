@@ -178,10 +178,20 @@ ds_status_t ddb_table_create_txn(use_t *u, void *ud);
     "created_at BIGINT NOT NULL);"                                                                                     \
     "CREATE TABLE IF NOT EXISTS " META ".branch_marks (bucket VARCHAR NOT NULL, name VARCHAR NOT NULL, "               \
     "hidden BOOLEAN NOT NULL, base_version BIGINT NOT NULL);"
+/* The row history behind time travel (history.c); files written before it get it on attach. */
+#define DDB_META_HISTORY_DDL                                                                                           \
+    "CREATE SEQUENCE IF NOT EXISTS " META ".hist_seq;"                                                                 \
+    "CREATE TABLE IF NOT EXISTS " META ".hist_tables (hid BIGINT NOT NULL, bucket VARCHAR NOT NULL, "                  \
+    "name VARCHAR NOT NULL, horizon_us BIGINT NOT NULL, dropped_us BIGINT);"                                           \
+    "CREATE TABLE IF NOT EXISTS " META ".hist_writes (hid BIGINT NOT NULL, ver BIGINT NOT NULL, at_us BIGINT NOT NULL, " \
+    "\"full\" BOOLEAN NOT NULL, removed BIGINT NOT NULL, added BIGINT NOT NULL);"                                       \
+    "CREATE TABLE IF NOT EXISTS " META ".hist_cols (hid BIGINT NOT NULL, ver BIGINT NOT NULL, pos INTEGER NOT NULL, "   \
+    "name VARCHAR NOT NULL, type VARCHAR NOT NULL, nullable BOOLEAN NOT NULL, dflt VARCHAR, slot VARCHAR NOT NULL, "    \
+    "pk_pos INTEGER);"
 #define DDB_META_V2_DDL                                                                                                \
     "CREATE SEQUENCE IF NOT EXISTS " META ".version_seq;"                                                              \
     "ALTER TABLE " META ".tables ADD COLUMN IF NOT EXISTS version BIGINT DEFAULT nextval('" META ".version_seq');"     \
-    DDB_META_BRANCH_TABLES_DDL
+    DDB_META_BRANCH_TABLES_DDL DDB_META_HISTORY_DDL
 
 /*
  * meta_cache.c: the in-memory metadata catalog of attached projects (see its
@@ -262,6 +272,49 @@ ds_status_t ddb_table_scan_open(void *self, ds_be_call_t *call, const char *buck
 ds_status_t ddb_primary_key_set(void *self, ds_be_call_t *call, const char *bucket, const char *table,
                                 const char *const *columns, size_t n);
 
+/*
+ * history.c: the row history behind time travel (see its DESIGN block).
+ * Every write of a table's rows or columns, inside its transaction:
+ *   ddb_hist_begin before changing anything; ddb_hist_removed(cond) before
+ *   removing rows (cond: SQL over the table as alias t selecting exactly the
+ *   rows about to go; NULL: all of them, a "full" write); ddb_hist_appended
+ *   after appending (expected: the rows the statements appended, or -1); then
+ *   ddb_hist_end, after the table's definition reached its new state. A
+ *   table dropped: ddb_hist_drop before its DROP. A table created:
+ *   ddb_hist_register after it holds its first rows.
+ */
+typedef struct {
+    const char *name;
+    const char *type;
+    bool nullable;
+    const char *dflt;
+    const char *slot; /* its column in _ds.h_<hid> */
+    int pk_pos;       /* position in the primary key, or -1 */
+} ddb_hcol_t;
+typedef struct {
+    const char *bucket;
+    const char *table;
+    int64_t hid; /* the table's generation */
+    int64_t ver; /* this write */
+    ddb_hcol_t *cols;
+    size_t n_cols;
+    int64_t next_slot;
+    bool cols_changed;
+    bool full;
+    int64_t removed;
+    int64_t added;
+} ddb_hist_t;
+int64_t ddb_hist_now_us(void);
+ds_status_t ddb_hist_begin(use_t *u, const char *bucket, const char *table, ddb_hist_t *h);
+ds_status_t ddb_hist_removed(use_t *u, ddb_hist_t *h, const char *cond, int64_t *n);
+ds_status_t ddb_hist_appended(use_t *u, ddb_hist_t *h, int64_t expected);
+ds_status_t ddb_hist_end(use_t *u, ddb_hist_t *h);
+ds_status_t ddb_hist_drop(use_t *u, const char *bucket, const char *table);
+ds_status_t ddb_hist_register(use_t *u, const char *bucket, const char *table);
+/* Removes every history (live or dropped) of buckets whose id starts with prefix (compared lower-case). */
+ds_status_t ddb_hist_forget(use_t *u, const char *prefix);
+ds_status_t ddb_table_time_travel(void *self, ds_be_call_t *call, const ds_be_time_travel_t *in, int64_t *rows);
+ds_status_t ddb_history_expire(void *self, ds_be_call_t *call, int64_t not_before_us, int64_t *rows);
 /* idem.c: idempotency records (the ops' idem_lookup; ddb_idem_record inside a write's transaction). */
 ds_status_t ddb_idem_lookup(void *self, ds_be_call_t *call, const char *token, int64_t not_before,
                             ds_be_idem_rec_t *out);

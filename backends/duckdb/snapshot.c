@@ -30,6 +30,21 @@ typedef struct {
     size_t n;
 } restore_t;
 
+/* *exists: bucket.table is a table of the project (its _ds.tables row). */
+static ds_status_t table_exists(use_t *u, const char *bucket, const char *table, bool *exists)
+{
+    duckdb_result r;
+    const char *params[] = {bucket, table};
+    ds_status_t st = ds_ddb_run(u->conn, u->err, &r,
+                                "SELECT 1 FROM " META ".tables WHERE lower(bucket) = lower($1) AND lower(name) = lower($2)",
+                                2, params);
+    if (st != DS_OK)
+        return st;
+    *exists = duckdb_row_count(&r) > 0;
+    duckdb_destroy_result(&r);
+    return DS_OK;
+}
+
 static ds_status_t drop_existing(use_t *u, const ds_be_table_t *def)
 {
     ds_buf_t sql = {0};
@@ -87,7 +102,14 @@ static ds_status_t restore_txn(use_t *u, void *ud)
         if (it->n_paths == 0)
             return ds_err_set(u->err, DS_INTERNAL, "restore of %s.%s names no data file", it->def->bucket,
                               it->def->name);
-        if (it->replace)
+        /* A restore over a table goes on with its history: a write that replaced every row (time travel to a
+         * moment before it finds the rows it replaced). A new table's history starts with it (create). */
+        bool replaced = false;
+        ddb_hist_t h;
+        if (it->replace && (st = table_exists(u, it->def->bucket, it->def->name, &replaced)) == DS_OK &&
+            replaced && (st = ddb_hist_begin(u, it->def->bucket, it->def->name, &h)) == DS_OK)
+            st = ddb_hist_removed(u, &h, NULL, NULL);
+        if (st == DS_OK && it->replace)
             st = drop_existing(u, it->def);
         if (st == DS_OK)
             st = ddb_table_create_txn(u, (void *)it->def);
@@ -99,6 +121,8 @@ static ds_status_t restore_txn(use_t *u, void *ud)
             if (st == DS_OK && !m.counts)
                 st = ddb_refresh_counts(u, it->def->bucket, it->def->name);
         }
+        if (st == DS_OK && replaced)
+            st = ddb_hist_end(u, &h);
     }
     const char *at = getenv("DUCKSTORE_TEST_CRASH_AFTER_COMMIT");
     if (st == DS_OK && u->be->test_hooks && at && strcmp(at, "snapshot_restore_uncommitted") == 0) {

@@ -76,6 +76,12 @@ typedef struct ds_be_call {
      * primary_key_set.
      */
     const struct ds_be_idem *idem;
+    /*
+     * Added after version 1: the project keeps no history for time travel
+     * (its retention is 0). A backend with DS_CAP_TIME_TRAVEL then records
+     * no rows of the write, only that history before it is gone.
+     */
+    bool history_off;
 } ds_be_call_t;
 
 /* An idempotent write's record (ds_be_call_t.idem): written in the write's transaction. */
@@ -416,6 +422,8 @@ typedef struct ds_host_api {
 #define DS_HOST_HAS(host, field)                                                                    \
     ((size_t)(host)->struct_size >= offsetof(ds_host_api_t, field) + sizeof((host)->field))
 
+struct ds_be_time_travel;
+
 typedef struct ds_backend_ops {
     uint32_t abi_version;
     uint32_t struct_size;
@@ -573,7 +581,31 @@ typedef struct ds_backend_ops {
      * be replaced exists, DS_NOT_FOUND when its bucket does not.
      */
     ds_status_t (*tables_restore)(void *self, ds_be_call_t *call, const ds_be_restore_t *items, size_t n);
+    /*
+     * Time travel (appended; DS_CAP_TIME_TRAVEL; NULL when the backend keeps
+     * no history). table_time_travel creates in->dst_bucket.in->dst_table as
+     * in->bucket.in->table was at in->at_us (every write committed at or
+     * before it, none after): same columns, types, key, rows and values, in
+     * one transaction (all or nothing); *rows gets its row count.
+     * DS_INVALID_ARGUMENT (field "timestamp") when the backend's history does
+     * not reach that moment, DS_NOT_FOUND when there is no such (dropped)
+     * table. history_expire removes what only moments before not_before_us
+     * would need (the project's retention), including dropped tables'
+     * histories; *rows gets the history rows removed.
+     */
+    ds_status_t (*table_time_travel)(void *self, ds_be_call_t *call, const struct ds_be_time_travel *in, int64_t *rows);
+    ds_status_t (*history_expire)(void *self, ds_be_call_t *call, int64_t not_before_us, int64_t *rows);
 } ds_backend_ops_t;
+
+/* A time-travel request (table_time_travel). */
+typedef struct ds_be_time_travel {
+    const char *bucket; /* the source, as stored (or as it was spelled when dropped) */
+    const char *table;
+    bool dropped;       /* the source is a table dropped after at_us, not the live one */
+    int64_t at_us;      /* unix microseconds */
+    const char *dst_bucket;
+    const char *dst_table;
+} ds_be_time_travel_t;
 
 /*
  * An open table scan (table_scan_open). names (call arena) and types (each a

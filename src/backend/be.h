@@ -137,6 +137,15 @@ static inline ds_status_t ds_be_marks_list(ds_backend_t *b, ds_be_call_t *c, con
 {
     return DS_BE_CALL_V2(b, c, marks_list, prefix, items, n);
 }
+static inline ds_status_t ds_be_table_time_travel(ds_backend_t *b, ds_be_call_t *c, const ds_be_time_travel_t *in,
+                                                  int64_t *rows)
+{
+    return DS_BE_CALL_V2(b, c, table_time_travel, in, rows);
+}
+static inline ds_status_t ds_be_history_expire(ds_backend_t *b, ds_be_call_t *c, int64_t not_before_us, int64_t *rows)
+{
+    return DS_BE_CALL_V2(b, c, history_expire, not_before_us, rows);
+}
 static inline ds_status_t ds_be_tables_move(ds_backend_t *b, ds_be_call_t *c, const ds_be_move_t *moves, size_t n)
 {
     return DS_BE_CALL_V2(b, c, tables_move, moves, n);

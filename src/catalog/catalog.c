@@ -36,7 +36,7 @@ static ds_status_t load(ds_err_t *err)
 {
     duckdb_result r;
     ds_status_t st = ds_ddb_run(conn, err, &r,
-                                "SELECT id, name, backend, key_hash, state, created_at, updated_at FROM projects", 0,
+                                "SELECT id, name, backend, key_hash, state, created_at, updated_at, retention_days FROM projects", 0,
                                 NULL);
     if (st != DS_OK)
         return st;
@@ -61,6 +61,7 @@ static ds_status_t load(ds_err_t *err)
         p->state = (ds_project_state_t)ds_ddb_int(&r, 4, i);
         p->created_at = ds_ddb_int(&r, 5, i);
         p->updated_at = ds_ddb_int(&r, 6, i);
+        p->retention_days = (int32_t)ds_ddb_int(&r, 7, i);
     }
     n_recs = n;
     duckdb_destroy_result(&r);
@@ -99,7 +100,10 @@ ds_status_t ds_catalog_open(const char *data_dir, ds_err_t *err)
                                  "CREATE TABLE IF NOT EXISTS projects (id VARCHAR NOT NULL, name VARCHAR, "
                                  "backend VARCHAR NOT NULL, key_hash VARCHAR NOT NULL, state INTEGER NOT NULL, "
                                  "created_at BIGINT NOT NULL, updated_at BIGINT NOT NULL);"
-                                 "CREATE TABLE IF NOT EXISTS catalog_flags (name VARCHAR NOT NULL)");
+                                 "CREATE TABLE IF NOT EXISTS catalog_flags (name VARCHAR NOT NULL);"
+                                 /* Catalogs written before time travel get the column with the default. */
+                                 "ALTER TABLE projects ADD COLUMN IF NOT EXISTS retention_days INTEGER "
+                                 "DEFAULT 7");
     if (st == DS_OK)
         st = load(err);
     if (st != DS_OK) {
@@ -137,11 +141,12 @@ bool ds_catalog_ready(void)
 
 ds_status_t ds_catalog_project_insert(const ds_project_rec_t *rec, ds_err_t *err)
 {
-    char state[8], created[32], updated[32];
+    char state[8], created[32], updated[32], retention[16];
     snprintf(state, sizeof(state), "%d", (int)rec->state);
+    snprintf(retention, sizeof(retention), "%d", (int)rec->retention_days);
     snprintf(created, sizeof(created), "%lld", (long long)rec->created_at);
     snprintf(updated, sizeof(updated), "%lld", (long long)rec->updated_at);
-    const char *params[] = {rec->id, rec->name, rec->backend, rec->key_hash, state, created, updated};
+    const char *params[] = {rec->id, rec->name, rec->backend, rec->key_hash, state, created, updated, retention};
     ds_status_t st;
     pthread_mutex_lock(&lock);
     /* Ids are unique regardless of case: the engine's names (and some filesystems) ignore case. */
@@ -164,9 +169,10 @@ ds_status_t ds_catalog_project_insert(const ds_project_rec_t *rec, ds_err_t *err
         cap_recs = cap;
     }
     st = ds_ddb_run(conn, err, NULL,
-                    "INSERT INTO projects VALUES ($1, $2, $3, $4, CAST($5 AS INTEGER), CAST($6 AS BIGINT), "
-                    "CAST($7 AS BIGINT))",
-                    7, params);
+                    "INSERT INTO projects (id, name, backend, key_hash, state, created_at, updated_at, retention_days) "
+                    "VALUES ($1, $2, $3, $4, CAST($5 AS INTEGER), CAST($6 AS BIGINT), CAST($7 AS BIGINT), "
+                    "CAST($8 AS INTEGER))",
+                    8, params);
     if (st == DS_OK)
         recs[n_recs++] = *rec;
 out:
@@ -224,6 +230,28 @@ ds_status_t ds_catalog_project_set_key_hash(const char *id, const char *key_hash
                          : ds_err_set(err, DS_NOT_FOUND, "project \"%s\" not found", id);
     if (st == DS_OK) {
         snprintf(p->key_hash, sizeof(p->key_hash), "%s", key_hash);
+        p->updated_at = updated_at;
+    }
+    pthread_mutex_unlock(&lock);
+    return st;
+}
+
+ds_status_t ds_catalog_project_set_retention(const char *id, int32_t days, int64_t updated_at, ds_err_t *err)
+{
+    char d[16], u[32];
+    snprintf(d, sizeof(d), "%d", (int)days);
+    snprintf(u, sizeof(u), "%lld", (long long)updated_at);
+    const char *params[] = {d, u, id};
+    pthread_mutex_lock(&lock);
+    ds_project_rec_t *p = find(id);
+    ds_status_t st = p && p->state == DS_PROJECT_READY
+                         ? ds_ddb_run(conn, err, NULL,
+                                      "UPDATE projects SET retention_days = CAST($1 AS INTEGER), updated_at = "
+                                      "CAST($2 AS BIGINT) WHERE id = $3",
+                                      3, params)
+                         : ds_err_set(err, DS_NOT_FOUND, "project \"%s\" not found", id);
+    if (st == DS_OK) {
+        p->retention_days = days;
         p->updated_at = updated_at;
     }
     pthread_mutex_unlock(&lock);

@@ -39,7 +39,14 @@ typedef struct {
     ds_project_state_t state;
     int64_t created_at;
     int64_t updated_at;
+    /* Days of history kept for time travel (Keboola's dataRetentionTime); 0: no time travel. */
+    int32_t retention_days;
 } ds_project_rec_t;
+
+/* The retention a project gets when its creator names none (days). */
+#define DS_RETENTION_DEFAULT_DAYS 7 /* also the catalog column's DEFAULT (catalog.c) */
+/* The longest retention a project may ask for (days). */
+#define DS_RETENTION_MAX_DAYS 3650
 
 /* Opens (creating when missing) <data_dir>/catalog.duckdb. */
 ds_status_t ds_catalog_open(const char *data_dir, ds_err_t *err);
@@ -54,6 +61,8 @@ ds_status_t ds_catalog_project_set_state(const char *id, ds_project_state_t stat
 ds_status_t ds_catalog_project_set_name(const char *id, const char *name, int64_t updated_at, ds_err_t *err);
 /* Replaces a READY project's main key hash (key rotation; the old hash is kept by catalog/apikeys.h). */
 ds_status_t ds_catalog_project_set_key_hash(const char *id, const char *key_hash, int64_t updated_at, ds_err_t *err);
+/* Sets a READY project's retention (days). */
+ds_status_t ds_catalog_project_set_retention(const char *id, int32_t days, int64_t updated_at, ds_err_t *err);
 ds_status_t ds_catalog_project_delete(const char *id, ds_err_t *err);
 /* Copies the project (any state) into out. DS_NOT_FOUND when absent. */
 ds_status_t ds_catalog_project_get(const char *id, ds_project_rec_t *out, ds_err_t *err);

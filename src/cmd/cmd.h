@@ -249,6 +249,8 @@ typedef struct {
     const char *id;
     const char *name;    /* NULL: the id */
     const char *backend; /* NULL: "duckdb" */
+    bool retention_set;     /* false: DS_RETENTION_DEFAULT_DAYS */
+    int64_t retention_days; /* history kept for time travel, in days (0: none) */
 } ds_project_create_t;
 
 typedef struct {
@@ -262,8 +264,34 @@ typedef struct {
 ds_status_t ds_cmd_project_create(ds_ctx_t *ctx, const ds_project_create_t *in, ds_project_t *out);
 ds_status_t ds_cmd_project_list(ds_ctx_t *ctx, ds_project_rec_t **items, size_t *n);
 ds_status_t ds_cmd_project_get(ds_ctx_t *ctx, const char *id, ds_project_t *out);
-ds_status_t ds_cmd_project_update(ds_ctx_t *ctx, const char *id, const char *name, ds_project_t *out);
+/* name NULL: unchanged; retention_days < 0: unchanged (0 turns time travel off). */
+ds_status_t ds_cmd_project_update(ds_ctx_t *ctx, const char *id, const char *name, int64_t retention_days,
+                                  ds_project_t *out);
 ds_status_t ds_cmd_project_delete(ds_ctx_t *ctx, const char *id);
+
+/* ---- time travel (cmd/history.c) ---- */
+typedef struct {
+    const char *bucket;    /* the source */
+    const char *table;     /* a live table, or with dropped the name of a dropped one */
+    bool dropped;
+    const char *timestamp; /* the moment as a client wrote it (ds_time_parse's forms); NULL: at_s */
+    int64_t at_s;          /* unix seconds (the driver's int64 timestamp) when timestamp is NULL */
+    const char *dst_bucket;
+    const char *dst_table;
+} ds_time_travel_t;
+
+/*
+ * Creates dst_bucket.dst_table as the source was at the moment: a moment
+ * given to the second means the end of that second (every write committed in
+ * it or before). The moment must lie within the project's retention
+ * (data_retention_time days; 0: no time travel) and not in the future;
+ * otherwise 400 naming "timestamp", and nothing changes. *out: the new table.
+ */
+ds_status_t ds_cmd_table_time_travel(ds_ctx_t *ctx, const char *project, const ds_time_travel_t *in,
+                                     ds_be_table_t *out);
+/* Starts/stops the thread that expires history past each project's retention. */
+ds_status_t ds_history_sweep_start(ds_err_t *err);
+void ds_history_sweep_stop(void);
 
 /* ---- buckets ---- */
 typedef struct {

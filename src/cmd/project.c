@@ -226,6 +226,16 @@ ds_status_t ds_cmd_backend_remove(ds_ctx_t *ctx)
     return DS_OK;
 }
 
+/* A retention in days: 0 (no time travel) to DS_RETENTION_MAX_DAYS. */
+static ds_status_t check_retention(ds_ctx_t *ctx, int64_t days)
+{
+    if (days < 0 || days > DS_RETENTION_MAX_DAYS)
+        return ds_err_setf(&ctx->err, DS_INVALID_ARGUMENT, "data_retention_time",
+                           "data_retention_time must be a whole number of days from 0 (no time travel) to %d; got %lld",
+                           DS_RETENTION_MAX_DAYS, (long long)days);
+    return DS_OK;
+}
+
 ds_status_t ds_cmd_project_create(ds_ctx_t *ctx, const ds_project_create_t *in, ds_project_t *out)
 {
     ds_status_t st = ds_cmd_require_admin(ctx);
@@ -237,6 +247,9 @@ ds_status_t ds_cmd_project_create(ds_ctx_t *ctx, const ds_project_create_t *in, 
     if (strlen(name) >= sizeof(out->rec.name))
         return ds_err_setf(&ctx->err, DS_INVALID_ARGUMENT, "name", "project name is longer than %zu bytes",
                            sizeof(out->rec.name) - 1);
+    int64_t retention = in->retention_set ? in->retention_days : DS_RETENTION_DEFAULT_DAYS;
+    if ((st = check_retention(ctx, retention)) != DS_OK)
+        return st;
     const char *backend = in->backend ? in->backend : DS_DEFAULT_BACKEND;
     ds_backend_t *be = NULL;
     if (ds_registry_get(backend, &be, &ctx->err) != DS_OK)
@@ -254,6 +267,7 @@ ds_status_t ds_cmd_project_create(ds_ctx_t *ctx, const ds_project_create_t *in, 
     ds_key_hash(key, rec->key_hash);
     rec->state = DS_PROJECT_CREATING;
     rec->created_at = rec->updated_at = ds_now();
+    rec->retention_days = (int32_t)retention;
 
     /*
      * The catalog row comes first: its insert fails for an id that exists in
@@ -323,7 +337,8 @@ ds_status_t ds_cmd_project_get(ds_ctx_t *ctx, const char *id, ds_project_t *out)
     return DS_OK;
 }
 
-ds_status_t ds_cmd_project_update(ds_ctx_t *ctx, const char *id, const char *name, ds_project_t *out)
+ds_status_t ds_cmd_project_update(ds_ctx_t *ctx, const char *id, const char *name, int64_t retention_days,
+                                  ds_project_t *out)
 {
     ds_status_t st = ds_cmd_require_admin(ctx);
     ds_proj_t p;
@@ -331,6 +346,23 @@ ds_status_t ds_cmd_project_update(ds_ctx_t *ctx, const char *id, const char *nam
         return st;
     if ((st = ds_cmd_open_project(ctx, &id, &p)) != DS_OK)
         return st;
+    if (retention_days >= 0 || retention_days < -1) {
+        if ((st = check_retention(ctx, retention_days)) != DS_OK)
+            return st;
+    }
+    if (name && (!*name || strlen(name) >= sizeof(p.rec.name)))
+        return ds_err_setf(&ctx->err, DS_INVALID_ARGUMENT, "name", "project name must be 1-%zu bytes",
+                           sizeof(p.rec.name) - 1);
+    if (retention_days >= 0 && retention_days != p.rec.retention_days) {
+        ds_project_rec_t next = p.rec;
+        next.retention_days = (int32_t)retention_days;
+        next.updated_at = ds_now();
+        if ((st = ds_service_project_copy_put(p.be, &p.call, &next)) != DS_OK)
+            return st;
+        if ((st = ds_catalog_project_set_retention(id, next.retention_days, next.updated_at, &ctx->err)) != DS_OK)
+            return st;
+        p.rec = next;
+    }
     if (name) {
         if (!*name || strlen(name) >= sizeof(p.rec.name))
             return ds_err_setf(&ctx->err, DS_INVALID_ARGUMENT, "name", "project name must be 1-%zu bytes",

@@ -135,9 +135,10 @@ ds_status_t ds_service_project_copy_put(ds_backend_t *be, ds_be_call_t *call, co
 {
     if (!be->ops->project_meta_put)
         return DS_OK;
-    json_t *doc = json_pack("{s:i, s:s, s:s, s:s, s:s, s:I, s:I}", "format", 1, "id", rec->id, "name", rec->name,
+    json_t *doc = json_pack("{s:i, s:s, s:s, s:s, s:s, s:I, s:I, s:i}", "format", 1, "id", rec->id, "name", rec->name,
                             "backend", rec->backend, "key_hash", rec->key_hash, "created_at",
-                            (json_int_t)rec->created_at, "updated_at", (json_int_t)rec->updated_at);
+                            (json_int_t)rec->created_at, "updated_at", (json_int_t)rec->updated_at,
+                            "retention_days", (int)rec->retention_days);
     char *text = doc ? json_dumps(doc, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
     json_decref(doc);
     if (!text)
@@ -168,6 +169,12 @@ static bool parse_copy(const char *text, const char *id, const char *backend, ds
         rec->state = DS_PROJECT_READY;
         rec->created_at = created;
         rec->updated_at = updated;
+        /* Copies written before time travel have no retention: the default. */
+        json_t *ret = json_object_get(doc, "retention_days");
+        rec->retention_days = json_is_integer(ret) && json_integer_value(ret) >= 0 &&
+                                      json_integer_value(ret) <= DS_RETENTION_MAX_DAYS
+                                  ? (int32_t)json_integer_value(ret)
+                                  : DS_RETENTION_DEFAULT_DAYS;
     }
     json_decref(doc);
     return ok;
@@ -532,11 +539,14 @@ ds_status_t ds_service_start(const ds_config_t *cfg, ds_err_t *err)
                                    .timeout_s = (double)cfg->ws_timeout};
         st = ds_sandbox_start(cfg->data_dir, &lim, err);
     }
+    if (st == DS_OK)
+        st = ds_history_sweep_start(err);
     return st;
 }
 
 void ds_service_stop(void)
 {
+    ds_history_sweep_stop();
     ds_sandbox_stop();
     ds_files_stop();
     ds_registry_shutdown();
@@ -868,8 +878,11 @@ static ds_status_t open_project(ds_ctx_t *ctx, const char **idp, ds_proj_t *out,
         out->be = NULL;
         return ds_err_set(&ctx->err, DS_UNAVAILABLE, "out of memory");
     }
-    out->call = (ds_be_call_t){
-        .arena = ctx->arena, .err = &ctx->err, .project_id = ctx->project_id, .cancel = ctx->cancel};
+    out->call = (ds_be_call_t){.arena = ctx->arena,
+                               .err = &ctx->err,
+                               .project_id = ctx->project_id,
+                               .cancel = ctx->cancel,
+                               .history_off = out->rec.retention_days == 0};
     if (ctx->branch && strcmp(ctx->branch, "default") != 0)
         return ds_cmd_branch_open(ctx, out);
     return DS_OK;

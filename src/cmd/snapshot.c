@@ -123,14 +123,24 @@ static bool valid_id(const char *id)
     return true;
 }
 
-/* The one place a snapshot's expiry is decided (the project's data retention will join here). */
+/*
+ * The one place a snapshot's expiry is decided. Automatic snapshots: the
+ * server's DUCKSTORE_SNAPSHOT_RETENTION when set, else the project's data
+ * retention, else (a project without time travel) 7 days. Manual ones: their
+ * expires_in, or never.
+ */
+static int64_t auto_keep(const ds_proj_t *p)
+{
+    int64_t keep = ds_service_config()->snapshot_retention;
+    if (keep <= 0)
+        keep = ds_cmd_retention_seconds(&p->rec);
+    return keep > 0 ? keep : 7 * 86400;
+}
+
 static int64_t snapshot_expiry(const ds_proj_t *p, bool automatic, int64_t expires_in, int64_t now)
 {
-    (void)p;
-    if (automatic) {
-        int64_t keep = ds_service_config()->snapshot_retention;
-        return now + (keep > 0 ? keep : 7 * 86400);
-    }
+    if (automatic)
+        return now + auto_keep(p);
     return expires_in > 0 ? now + expires_in : 0;
 }
 
@@ -781,12 +791,13 @@ void ds_cmd_snapshot_discard(ds_ctx_t *ctx, ds_proj_t *p, const char *id)
 }
 
 ds_status_t ds_cmd_snapshot_settings_get(ds_ctx_t *ctx, const char *project, ds_snapshot_setting_t **items,
-                                         size_t *n)
+                                         size_t *n, int64_t *auto_retention_s)
 {
     ds_proj_t p;
     ds_status_t st = ds_cmd_open_project(ctx, &project, &p);
     if (st != DS_OK)
         return st;
+    *auto_retention_s = auto_keep(&p);
     pthread_mutex_lock(&settings_mu);
     json_t *doc = settings_load(ctx->arena, p.rec.id);
     pthread_mutex_unlock(&settings_mu);

@@ -97,7 +97,7 @@ ds_status_t ds_cmd_snapshot_restore(ds_ctx_t *ctx, const char *project, const ch
  * (unset = on), then every bucket and table that sets any (unset: -1).
  */
 ds_status_t ds_cmd_snapshot_settings_get(ds_ctx_t *ctx, const char *project, ds_snapshot_setting_t **items,
-                                         size_t *n);
+                                         size_t *n, int64_t *auto_retention_s);
 /* Sets in's level: on[i] 0 or 1 sets, -1 removes the level's own value, 2 leaves it. Names must exist. */
 ds_status_t ds_cmd_snapshot_settings_set(ds_ctx_t *ctx, const char *project, const ds_snapshot_setting_t *in);
 

@@ -94,7 +94,7 @@ typedef enum { DS_LOG_DEBUG = 0, DS_LOG_INFO, DS_LOG_WARN, DS_LOG_ERROR } ds_log
     XX(idempotency_ttl, "DUCKSTORE_IDEMPOTENCY_TTL", "idempotency-ttl", DS_CFG_DURATION, "24h",   \
        "how long a write's Idempotency-Key is remembered (its repeat answers the first result)")   \
     XX(snapshot_retention, "DUCKSTORE_SNAPSHOT_RETENTION", "snapshot-retention", DS_CFG_DURATION, \
-       "7d", "how long automatic snapshots are kept (seconds or 30s, 10m, 2h, 7d)")
+       "0", "how long automatic snapshots are kept (seconds or 30s, 10m, 2h, 7d); 0: the project's data retention")
 
 typedef struct {
     char *data_dir;

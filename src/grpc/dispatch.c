@@ -305,7 +305,13 @@ static ds_status_t h_create_project(ds_drv_t *d)
     const Keboola__StorageDriver__Command__Project__CreateProjectCommand *c = (const void *)d->cmd;
     if (!ds_drv_str(c->projectid))
         return ds_err_setf(&d->ctx->err, DS_INVALID_ARGUMENT, "projectId", "CreateProjectCommand.projectId is required");
-    ds_project_create_t in = {.id = c->projectid};
+    /* proto3 cannot tell an absent dataRetentionTime from 0: 0 means the default (7 days). */
+    if (c->dataretentiontime < 0)
+        return ds_err_setf(&d->ctx->err, DS_INVALID_ARGUMENT, "dataRetentionTime",
+                           "CreateProjectCommand.dataRetentionTime must be a number of days (0: the default, %d)",
+                           DS_RETENTION_DEFAULT_DAYS);
+    ds_project_create_t in = {
+        .id = c->projectid, .retention_set = c->dataretentiontime > 0, .retention_days = c->dataretentiontime};
     ds_project_t out;
     TRY(ds_cmd_project_create(d->ctx, &in, &out));
     Keboola__StorageDriver__Command__Project__CreateProjectResponse *r =
@@ -325,7 +331,7 @@ static ds_status_t h_update_project(ds_drv_t *d)
     if (!ds_drv_str(c->projectid))
         return ds_err_setf(&d->ctx->err, DS_INVALID_ARGUMENT, "projectId", "UpdateProjectCommand.projectId is required");
     ds_project_t out;
-    TRY(ds_cmd_project_update(d->ctx, c->projectid, NULL, &out));
+    TRY(ds_cmd_project_update(d->ctx, c->projectid, NULL, -1, &out));
     if (ds_drv_str(c->region) || ds_drv_str(c->timezone))
         ds_drv_log(d, DS_DRV_LOG_WARNING, "project \"%s\": region and timezone have no effect on duckstore",
                    c->projectid);
@@ -458,6 +464,32 @@ static ds_status_t h_drop_table(ds_drv_t *d)
     TRY(ds_drv_table_ref(d, c->n_path, c->path, c->tablename, "DropTableCommand", &bucket, &table));
     /* ignoreErrors is deprecated in the protocol and not honored: a missing table is NOT_FOUND. */
     return ds_cmd_table_drop(d->ctx, project, bucket, table);
+}
+
+/*
+ * CreateTableFromTimeTravelCommand: destination created as source was at
+ * timestamp (unix seconds: the end of that second). A dropped table is
+ * restored through REST only (the command names no dropped table).
+ */
+static ds_status_t h_time_travel(ds_drv_t *d)
+{
+    const Keboola__StorageDriver__Command__Table__CreateTableFromTimeTravelCommand *c = (const void *)d->cmd;
+    const char *project;
+    ds_time_travel_t in = {.at_s = c->timestamp};
+    TRY(ds_drv_project(d, &project));
+    if (!c->source)
+        return ds_err_setf(&d->ctx->err, DS_INVALID_ARGUMENT, "source",
+                           "CreateTableFromTimeTravelCommand.source is required");
+    if (!c->destination)
+        return ds_err_setf(&d->ctx->err, DS_INVALID_ARGUMENT, "destination",
+                           "CreateTableFromTimeTravelCommand.destination is required");
+    TRY(ds_drv_table_ref(d, c->source->n_path, c->source->path, c->source->tablename,
+                         "CreateTableFromTimeTravelCommand.source", &in.bucket, &in.table));
+    TRY(ds_drv_table_ref(d, c->destination->n_path, c->destination->path, c->destination->tablename,
+                         "CreateTableFromTimeTravelCommand.destination", &in.dst_bucket, &in.dst_table));
+    ds_be_table_t t;
+    TRY(ds_cmd_table_time_travel(d->ctx, project, &in, &t));
+    return respond_table_info(d, &t);
 }
 
 /* ---- info ---- */
@@ -629,7 +661,7 @@ static const ds_drv_entry_t commands[] = {
     {.command = CMD(table, table_export_to_file_command), .handler = ds_drv_h_export_to_file},
     {.command = CMD(table, delete_table_rows_command), .handler = ds_drv_h_delete_rows},
     {.command = CMD(table, create_profile_table_command), .handler = ds_drv_h_profile_table},
-    {.command = CMD(table, create_table_from_time_travel_command), .missing = "time travel"},
+    {.command = CMD(table, create_table_from_time_travel_command), .handler = h_time_travel},
     {.command = CMD(table, create_view_command), .missing = "views"},
     /* workspaces */
     {.command = CMD(workspace, create_workspace_command), .handler = ds_drv_h_create_workspace},

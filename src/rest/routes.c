@@ -81,6 +81,7 @@ static json_t *project_json(const ds_project_t *p)
 {
     json_t *j = json_pack("{s:s,s:s,s:s,s:o,s:o}", "id", p->rec.id, "name", p->rec.name, "backend", p->rec.backend,
                           "created_at", ds_json_time(p->rec.created_at), "updated_at", ds_json_time(p->rec.updated_at));
+    json_object_set_new(j, "data_retention_time", json_integer(p->rec.retention_days));
     if (p->api_key)
         json_object_set_new(j, "api_key", json_string(p->api_key));
     if (p->has_stats)
@@ -93,18 +94,31 @@ static json_t *project_json(const ds_project_t *p)
     return j;
 }
 
+/* data_retention_time (days, 0 = no time travel) into *days; -1 when absent. */
+static ds_status_t retention_field(ds_rest_req_t *req, json_t *body, int64_t *days)
+{
+    ds_status_t st = ds_json_int64(req, body, "data_retention_time", -1, days);
+    if (st == DS_OK && json_object_get(body, "data_retention_time") && (*days < 0 || *days > DS_RETENTION_MAX_DAYS))
+        return ds_err_setf(&CTX->err, DS_INVALID_ARGUMENT, "data_retention_time",
+                           "data_retention_time must be a whole number of days from 0 (no time travel) to %d; got %lld",
+                           DS_RETENTION_MAX_DAYS, (long long)*days);
+    return st;
+}
+
 static ds_status_t h_project_create(ds_rest_req_t *req, ds_rest_resp_t *resp)
 {
     json_t *body;
     ds_project_create_t in = {0};
     ds_project_t out;
-    static const char *const allowed[] = {"id", "name", "backend", NULL};
+    static const char *const allowed[] = {"id", "name", "backend", "data_retention_time", NULL};
     TRY(ds_cmd_require_admin(CTX));
     TRY(ds_rest_body(req, false, &body));
     TRYB(ds_json_only(req, body, allowed));
     TRYB(ds_json_str(req, body, "id", true, &in.id));
     TRYB(ds_json_str(req, body, "name", false, &in.name));
     TRYB(ds_json_str(req, body, "backend", false, &in.backend));
+    TRYB(retention_field(req, body, &in.retention_days));
+    in.retention_set = in.retention_days >= 0;
     json_decref(body);
     TRY(ds_cmd_project_create(CTX, &in, &out));
     resp->status = 201;
@@ -138,14 +152,16 @@ static ds_status_t h_project_update(ds_rest_req_t *req, ds_rest_resp_t *resp)
 {
     json_t *body;
     const char *name;
+    int64_t retention;
     ds_project_t p;
-    static const char *const allowed[] = {"name", NULL};
+    static const char *const allowed[] = {"name", "data_retention_time", NULL};
     TRY(ds_cmd_require_admin(CTX));
     TRY(ds_rest_body(req, false, &body));
     TRYB(ds_json_only(req, body, allowed));
     TRYB(ds_json_str(req, body, "name", false, &name));
+    TRYB(retention_field(req, body, &retention));
     json_decref(body);
-    TRY(ds_cmd_project_update(CTX, ds_rest_param(req, "id"), name, &p));
+    TRY(ds_cmd_project_update(CTX, ds_rest_param(req, "id"), name, retention, &p));
     resp->json = project_json(&p);
     return DS_OK;
 }
@@ -429,6 +445,51 @@ static ds_status_t h_table_drop(ds_rest_req_t *req, ds_rest_resp_t *resp)
 }
 
 /*
+ * Time travel: {"timestamp", "destination": {"bucket", "table"}}, plus
+ * "table" for a dropped table (POST .../buckets/{b}/time-travel).
+ */
+static ds_status_t time_travel(ds_rest_req_t *req, ds_rest_resp_t *resp, bool dropped)
+{
+    json_t *body;
+    ds_time_travel_t in = {.bucket = ds_rest_param(req, "bucket"), .dropped = dropped};
+    ds_be_table_t out;
+    static const char *const live[] = {"timestamp", "destination", NULL};
+    static const char *const gone[] = {"table", "timestamp", "destination", NULL};
+    static const char *const dest_fields[] = {"bucket", "table", NULL};
+    TRY(ds_rest_body(req, false, &body));
+    TRYB(ds_json_only(req, body, dropped ? gone : live));
+    if (dropped)
+        TRYB(ds_json_str(req, body, "table", true, &in.table));
+    else
+        in.table = ds_rest_param(req, "table");
+    TRYB(ds_json_str(req, body, "timestamp", true, &in.timestamp));
+    json_t *dest = json_object_get(body, "destination");
+    if (!json_is_object(dest)) {
+        json_decref(body);
+        return ds_err_setf(&CTX->err, DS_INVALID_ARGUMENT, "destination",
+                           "destination must be an object {\"bucket\": ..., \"table\": ...}");
+    }
+    TRYB(ds_json_only(req, dest, dest_fields));
+    TRYB(ds_json_str(req, dest, "bucket", true, &in.dst_bucket));
+    TRYB(ds_json_str(req, dest, "table", true, &in.dst_table));
+    json_decref(body);
+    TRY(ds_cmd_table_time_travel(CTX, ds_rest_param(req, "id"), &in, &out));
+    resp->status = 201;
+    resp->json = ds_rest_table_json(&out);
+    return DS_OK;
+}
+
+static ds_status_t h_table_time_travel(ds_rest_req_t *req, ds_rest_resp_t *resp)
+{
+    return time_travel(req, resp, false);
+}
+
+static ds_status_t h_dropped_time_travel(ds_rest_req_t *req, ds_rest_resp_t *resp)
+{
+    return time_travel(req, resp, true);
+}
+
+/*
  * Routes of REST.md's plan whose capability is not built yet: they
  * authenticate like every project route, then answer 501 naming what is
  * missing, so clients learn the feature is absent rather than mistyped.
@@ -468,6 +529,8 @@ const ds_rest_route_t ds_rest_routes[] = {
     {.method = "GET", .pattern = B "/tables", .handler = h_table_list, .public_route = false, .summary = "List tables of a bucket"},
     {.method = "GET", .pattern = T, .handler = h_table_get, .public_route = false, .summary = "Get a table: columns, primary key, exact rows, bytes, times"},
     {.method = "DELETE", .pattern = T, .handler = h_table_drop, .public_route = false, .summary = "Drop a table"},
+    {.method = "POST", .pattern = T "/time-travel", .handler = h_table_time_travel, .public_route = false, .summary = "Create a table as this table was at a moment within the project's data retention"},
+    {.method = "POST", .pattern = B "/time-travel", .handler = h_dropped_time_travel, .public_route = false, .summary = "Create a table as a dropped table of this bucket was at a moment within the data retention"},
 #define NOT_YET(m, path) {.method = m, .pattern = path, .handler = h_not_yet, .summary = "Not available yet: answers 501"}
     NOT_YET("POST", T "/alias"), NOT_YET("PUT", T "/alias-filter"), NOT_YET("DELETE", T "/alias-filter"),
     NOT_YET("PUT", T "/alias-sync"),

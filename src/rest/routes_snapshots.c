@@ -178,7 +178,8 @@ static ds_status_t settings_answer(ds_rest_req_t *req, ds_rest_resp_t *resp)
 {
     ds_snapshot_setting_t *items;
     size_t n;
-    TRY(ds_cmd_snapshot_settings_get(CTX, PROJECT, &items, &n));
+    int64_t keep;
+    TRY(ds_cmd_snapshot_settings_get(CTX, PROJECT, &items, &n, &keep));
     json_t *buckets = json_object(), *tables = json_object();
     for (size_t i = 1; i < n; i++) {
         if (items[i].table) {
@@ -191,7 +192,7 @@ static ds_status_t settings_answer(ds_rest_req_t *req, ds_rest_resp_t *resp)
     }
     resp->json = json_pack("{s:{s:o}, s:o, s:o, s:I}", "project", "auto", switches_json(items[0].on), "buckets",
                            buckets, "tables", tables, "auto_retention_seconds",
-                           (json_int_t)ds_service_config()->snapshot_retention);
+                           (json_int_t)keep);
     return DS_OK;
 }
 

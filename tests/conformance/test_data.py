@@ -1,6 +1,7 @@
 """Conformance: export, preview with filters, profile, delete rows and schema changes give the same
 results on every backend; a format a backend lacks is a 501 naming it."""
 
+import datetime as dt
 import time
 
 from e2e_lib import expect, expect_error
@@ -192,3 +193,21 @@ def test_branches_follow_capabilities(proj, admin, backend):
     expect_error(proj.api.get(base), 501, "not_supported", mentions=[backend])
     expect_error(proj.api.get(f"{base}/dev/buckets/{proj.bucket}/tables/o"), 501, "not_supported", mentions=[backend])
     assert expect(proj.api.get(proj.tpath("o")), 200)["name"] == "o"
+
+
+def test_time_travel_follows_capabilities(proj, admin, backend):
+    """Time travel: a backend reporting "time_travel" restores a table as it was; one without
+    answers 501 naming itself and creates nothing."""
+    orders(proj)
+    rows = expect(proj.api.get(proj.tpath("o")), 200)["rows"]
+    moment = dt.datetime.fromtimestamp(time.time(), dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    time.sleep(0.01)
+    caps = {b["name"]: b for b in expect(admin.get("/backends"), 200)["items"]}[backend]["capabilities"]
+    body = {"timestamp": moment, "destination": {"bucket": proj.bucket, "table": "o_then"}}
+    r = proj.api.post(proj.tpath("o") + "/time-travel", body)
+    if caps["time_travel"]:
+        assert expect(r, 201)["rows"] == rows
+        return
+    expect_error(r, 501, "not_supported", mentions=[backend, "time_travel"])
+    names = [t["name"] for t in expect(proj.api.get(f"/projects/{proj.pid}/buckets/{proj.bucket}/tables"), 200)["items"]]
+    assert "o_then" not in names

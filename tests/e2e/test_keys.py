@@ -119,6 +119,10 @@ WRITE_BODIES = {
     ("POST", "/projects/{id}/buckets/{bucket}/tables/{table}/columns"): {"name": "c"},
     ("PUT", "/projects/{id}/buckets/{bucket}/tables/{table}/columns/{column}"): {"nullable": True},
     ("POST", "/projects/{id}/buckets/{bucket}/tables/{table}/primary-key"): {"columns": ["a"]},
+    ("POST", "/projects/{id}/buckets/{bucket}/tables/{table}/time-travel"):
+        {"timestamp": "now", "destination": {"bucket": "in.c-b", "table": "t_then"}},
+    ("POST", "/projects/{id}/buckets/{bucket}/time-travel"):
+        {"table": "t", "timestamp": "now", "destination": {"bucket": "in.c-b", "table": "t_then"}},
     ("POST", "/projects/{id}/files/prepare"): {"name": "in/prepared.csv"},
     ("POST", "/projects/{id}/keys"): {"scope": "read"},
     ("POST", "/projects/{id}/keys/{key_id}/rotate"): {"grace_seconds": 0},

@@ -343,3 +343,21 @@ def test_kill_during_snapshot_and_restore(proj):
     # The snapshot is intact and restores fully afterwards.
     _restore(proj, s["id"], {"overwrite": True})
     assert proj.snapshot("orders")[1] == before[1]
+
+
+def test_automatic_snapshots_live_the_projects_data_retention(server_factory):
+    """Without a server-wide DUCKSTORE_SNAPSHOT_RETENTION an automatic snapshot lives as long as
+    its project's data retention (data_retention_time days; 7 days for a project without time
+    travel), and the settings answer says so."""
+    server = server_factory()
+    admin = server.api()
+    for pid, days, want in (("r3", 3, 3 * 86400), ("r0", 0, 7 * 86400)):
+        p = Proj(server, admin, pid)
+        assert expect(admin.put(f"/projects/{pid}", {"data_retention_time": days}), 200)["data_retention_time"] == days
+        p.create_table("t", [{"name": "id", "type": "INTEGER"}])
+        p.load_rows("t", ["id"], [["1"], ["2"]])
+        assert p.api.delete(p.tpath("t")).status_code == 204
+        auto = [s for s in expect(p.api.get(f"/projects/{pid}/snapshots"), 200)["items"] if s["kind"] == "auto"]
+        assert len(auto) == 1 and _secs(auto[0]["expires_at"]) - _secs(auto[0]["created_at"]) == want, auto
+        settings = expect(p.api.get(f"/projects/{pid}/snapshot-settings"), 200)
+        assert settings["auto_retention_seconds"] == want

@@ -1,0 +1,252 @@
+/*
+ * history.c - time travel: the command that restores a table as it was at a
+ * moment, and the sweep that expires history past each project's retention.
+ *
+ * DESIGN
+ * Backends keep the history (the DuckDB backend: backends/duckdb/history.c);
+ * this layer decides which moments a client may ask for. A moment is
+ * unix microseconds; one given to the second ("2026-01-02T03:04:05Z",
+ * unix seconds) means the end of that second, so it covers every write
+ * committed in that second. It must not be in the future and must lie
+ * within the project's retention: data_retention_time days (catalog), a day
+ * being DUCKSTORE_RETENTION_DAY_SECONDS seconds (86400; tests shorten it).
+ * Retention 0 turns time travel off.
+ *
+ * The sweep thread wakes every DUCKSTORE_HISTORY_SWEEP_SECONDS (default
+ * 300) and asks each project's backend to drop what only moments older than
+ * the retention would need. It opens projects as any request does (pins), so
+ * a project being deleted is skipped.
+ */
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "backend/be.h"
+#include "catalog/catalog.h"
+#include "cmd/internal.h"
+#include "core/log.h"
+#include "core/types.h"
+
+static int64_t env_seconds(const char *name, int64_t def, int64_t min)
+{
+    const char *v = getenv(name);
+    char *end;
+    long long n = v && *v ? strtoll(v, &end, 10) : def;
+    if (v && *v && (*end || n < min))
+        n = def;
+    return n;
+}
+
+static int64_t day_seconds(void) { return env_seconds("DUCKSTORE_RETENTION_DAY_SECONDS", 86400, 1); }
+
+int64_t ds_cmd_retention_seconds(const ds_project_rec_t *rec) { return (int64_t)rec->retention_days * day_seconds(); }
+
+static int64_t now_us(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+/* The moment of in as unix microseconds (a whole second: its end). */
+static ds_status_t moment(ds_ctx_t *ctx, const ds_time_travel_t *in, int64_t now, int64_t *at)
+{
+    if (!in->timestamp) {
+        *at = in->at_s * 1000000 + 999999;
+        return DS_OK;
+    }
+    ds_status_t st = ds_time_parse(in->timestamp, now, "timestamp", at, &ctx->err);
+    if (st != DS_OK)
+        return st;
+    if (!strchr(in->timestamp, '.') && *at % 1000000 == 0)
+        *at += 999999;
+    return DS_OK;
+}
+
+ds_status_t ds_cmd_table_time_travel(ds_ctx_t *ctx, const char *project, const ds_time_travel_t *in,
+                                     ds_be_table_t *out)
+{
+    ds_proj_t p;
+    ds_status_t st = ds_cmd_open_project(ctx, &project, &p);
+    if (st != DS_OK)
+        return st;
+    if ((st = ds_cmd_require_cap(ctx, &p, DS_CAP_TIME_TRAVEL, "time travel")) != DS_OK)
+        return st;
+    if ((st = ds_ident_check_bucket(in->bucket, "bucket", &ctx->err)) != DS_OK ||
+        (st = ds_ident_check_name(in->table, "table", &ctx->err)) != DS_OK)
+        return st;
+    if (!in->dst_bucket || !in->dst_table)
+        return ds_err_setf(&ctx->err, DS_INVALID_ARGUMENT, "destination",
+                           "destination needs a bucket and a table name");
+    if ((st = ds_ident_check_bucket(in->dst_bucket, "destination.bucket", &ctx->err)) != DS_OK ||
+        (st = ds_ident_check_name(in->dst_table, "table", &ctx->err)) != DS_OK)
+        return st;
+    int64_t now = now_us(), at;
+    if (!in->timestamp && in->at_s <= 0)
+        return ds_err_setf(&ctx->err, DS_INVALID_ARGUMENT, "timestamp",
+                           "timestamp is required: the moment to restore, as unix seconds");
+    if ((st = moment(ctx, in, now, &at)) != DS_OK)
+        return st;
+    char when[40];
+    ds_time_rfc3339(at / 1000000, when, sizeof(when));
+    if (p.rec.retention_days == 0)
+        return ds_err_setf(&ctx->err, DS_INVALID_ARGUMENT, "timestamp",
+                           "project \"%s\" keeps no history (data_retention_time is 0): time travel is off",
+                           p.rec.id);
+    /* A second that has not ended yet could still gain writes: its answer would not be final. */
+    if (at > now)
+        return ds_err_setf(&ctx->err, DS_INVALID_ARGUMENT, "timestamp",
+                           "timestamp %s is in the future (a moment given to the second counts once that second "
+                           "has ended)",
+                           when);
+    int64_t oldest = now - (int64_t)p.rec.retention_days * day_seconds() * 1000000;
+    if (at < oldest) {
+        char limit[40];
+        ds_time_rfc3339(oldest / 1000000 + 1, limit, sizeof(limit));
+        return ds_err_setf(&ctx->err, DS_INVALID_ARGUMENT, "timestamp",
+                           "timestamp %s is before the project's data retention (%d days): the oldest moment that "
+                           "can be restored is %s",
+                           when, (int)p.rec.retention_days, limit);
+    }
+
+    /* The source: a live table as the request's branch sees it, or a dropped one in the branch's storage. */
+    const char *bucket = in->bucket, *table = in->table;
+    if (!in->dropped) {
+        if ((st = ds_cmd_resolve_table(ctx, &p, &bucket, &table, false, NULL, NULL)) != DS_OK)
+            return st;
+    } else if (p.branch) {
+        char *phys = ds_arena_alloc(ctx->arena, strlen(p.branch_prefix) + strlen(bucket) + 1);
+        if (!phys)
+            return ds_err_set(&ctx->err, DS_UNAVAILABLE, "out of memory");
+        strcpy(phys, p.branch_prefix);
+        strcat(phys, bucket);
+        bucket = phys;
+    } else if ((st = ds_cmd_resolve_bucket(ctx, &p, &bucket)) != DS_OK) {
+        return st;
+    }
+
+    /* The destination: created like a new table (in a branch: in the branch's own bucket). */
+    const char *dbucket = in->dst_bucket, *dtable = in->dst_table;
+    if ((st = ds_cmd_resolve_bucket(ctx, &p, &dbucket)) != DS_OK)
+        return st;
+    if (p.branch) {
+        bool exists;
+        dbucket = ds_cmd_branch_logical(&p, dbucket);
+        if ((st = ds_cmd_resolve_table(ctx, &p, &dbucket, &dtable, true, NULL, &exists)) != DS_OK)
+            return st;
+        if (exists)
+            return ds_err_set(&ctx->err, DS_ALREADY_EXISTS, "table \"%s.%s\" already exists",
+                              ds_cmd_branch_logical(&p, dbucket), dtable);
+        if ((st = ds_cmd_branch_write(ctx, &p, &dbucket, &dtable, true)) != DS_OK)
+            return st;
+    } else if ((st = ds_cmd_enter_ddl(ctx, project)) != DS_OK) {
+        return st;
+    }
+    ds_be_time_travel_t tt = {.bucket = bucket,
+                              .table = table,
+                              .dropped = in->dropped,
+                              .at_us = at,
+                              .dst_bucket = dbucket,
+                              .dst_table = dtable};
+    int64_t rows = 0;
+    if ((st = ds_be_table_time_travel(p.be, &p.call, &tt, &rows)) != DS_OK)
+        return st;
+    ds_cmd_test_crash_point("time_travel");
+    if ((st = ds_be_table_get(p.be, &p.call, dbucket, dtable, out)) != DS_OK)
+        return st;
+    out->bucket = ds_cmd_branch_logical(&p, out->bucket);
+    return DS_OK;
+}
+
+/* ---- the sweep ---- */
+
+static pthread_mutex_t sweep_mu = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t sweep_cv;
+static pthread_t sweeper;
+static bool running;
+static atomic_bool stopping;
+
+static void sweep_project(const ds_project_rec_t *rec)
+{
+    ds_arena_t *arena = ds_arena_create();
+    if (!arena)
+        return;
+    ds_ctx_t ctx = {.arena = arena, .scope = DS_CALLER_ADMIN};
+    const char *id = rec->id;
+    ds_proj_t p;
+    if (ds_cmd_open_project_trusted(&ctx, &id, &p) == DS_OK && DS_BE_HAS(p.be->ops, history_expire) &&
+        p.be->ops->history_expire) {
+        int64_t keep = (int64_t)p.rec.retention_days * day_seconds() * 1000000;
+        int64_t rows = 0;
+        if (ds_be_history_expire(p.be, &p.call, now_us() - keep, &rows) != DS_OK)
+            ds_log(DS_LOG_WARN, "project %s: history not expired: %s", rec->id, ctx.err.message);
+        else if (rows)
+            ds_log(DS_LOG_INFO, "project %s: %lld history rows past the retention removed", rec->id, (long long)rows);
+    }
+    ds_arena_destroy(&arena);
+}
+
+static void sweep_once(void)
+{
+    ds_arena_t *arena = ds_arena_create();
+    ds_project_rec_t *recs = NULL;
+    size_t n = 0;
+    ds_err_t err = {0};
+    if (arena && ds_catalog_project_list(arena, &recs, &n, &err) == DS_OK)
+        for (size_t i = 0; i < n && !atomic_load(&stopping); i++)
+            sweep_project(&recs[i]);
+    ds_arena_destroy(&arena);
+}
+
+static void *sweep_main(void *arg)
+{
+    (void)arg;
+    int64_t interval = env_seconds("DUCKSTORE_HISTORY_SWEEP_SECONDS", 300, 1);
+    pthread_mutex_lock(&sweep_mu);
+    while (!atomic_load(&stopping)) {
+        struct timespec until;
+        clock_gettime(CLOCK_MONOTONIC, &until);
+        until.tv_sec += interval;
+        while (!atomic_load(&stopping) && pthread_cond_timedwait(&sweep_cv, &sweep_mu, &until) == 0)
+            ;
+        if (atomic_load(&stopping))
+            break;
+        pthread_mutex_unlock(&sweep_mu);
+        sweep_once();
+        pthread_mutex_lock(&sweep_mu);
+    }
+    pthread_mutex_unlock(&sweep_mu);
+    return NULL;
+}
+
+ds_status_t ds_history_sweep_start(ds_err_t *err)
+{
+    pthread_condattr_t ca;
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_cond_init(&sweep_cv, &ca);
+    pthread_condattr_destroy(&ca);
+    atomic_store(&stopping, false);
+    if (pthread_create(&sweeper, NULL, sweep_main, NULL) != 0) {
+        pthread_cond_destroy(&sweep_cv);
+        return ds_err_set(err, DS_INTERNAL, "cannot start the history sweep thread");
+    }
+    pthread_setname_np(sweeper, "history-sweep");
+    running = true;
+    return DS_OK;
+}
+
+void ds_history_sweep_stop(void)
+{
+    if (!running)
+        return;
+    pthread_mutex_lock(&sweep_mu);
+    atomic_store(&stopping, true);
+    pthread_cond_broadcast(&sweep_cv);
+    pthread_mutex_unlock(&sweep_mu);
+    pthread_join(sweeper, NULL);
+    pthread_cond_destroy(&sweep_cv);
+    running = false;
+}

@@ -1,0 +1,420 @@
+"""Time travel over REST: a table restored exactly as it was at a moment within the retention.
+
+The randomized test changes one table through random operations (incremental imports with and
+without key dedup, full loads, deletes with and without filters, added, retyped and dropped
+columns), records its full content (every column and _timestamp) after each, then restores every
+recorded moment into a new table and compares. DS_LONG=1 runs a longer variant.
+"""
+
+import datetime as dt
+import os
+import random
+import signal
+import time
+
+import pytest
+
+from data_helpers import Proj, csv_text
+from e2e_lib import expect, expect_error
+
+BUCKET = "in.c-tt"
+LONG = os.environ.get("DS_LONG") == "1"
+
+
+def iso(t):
+    """Client time (time.time()) as RFC 3339 with microseconds."""
+    return dt.datetime.fromtimestamp(t, dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def iso_second(sec):
+    return dt.datetime.fromtimestamp(sec, dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def content(p, table, bucket=BUCKET, info=None):
+    """The table's columns (name, type, nullable) and all its rows with _timestamp, sorted."""
+    info = info or p.table(table, bucket)
+    cols = [(c["name"], c["type"], c["nullable"]) for c in info["columns"]]
+    names = [c[0] for c in cols] + ["_timestamp"]
+    assert info["rows"] <= 1000
+    rows = p.rows(table, names, bucket)
+    return {"columns": cols, "primary_key": info["primary_key"], "rows": rows, "count": info["rows"]}
+
+
+def travel_raw(p, table, timestamp, dest, bucket=BUCKET, dest_bucket=BUCKET):
+    return p.api.post(p.tpath(table, bucket) + "/time-travel",
+                      {"timestamp": timestamp, "destination": {"bucket": dest_bucket, "table": dest}})
+
+
+def travel(p, table, timestamp, dest, bucket=BUCKET):
+    return expect(travel_raw(p, table, timestamp, dest, bucket), 201)
+
+
+@pytest.fixture
+def tt(server_factory):
+    server = server_factory(env={"DUCKSTORE_HISTORY_SWEEP_SECONDS": "1"})
+    return Proj(server, server.api(), "p1", bucket=BUCKET)
+
+
+class Model:
+    """Drives random operations on one table through REST."""
+
+    def __init__(self, p, rng):
+        self.p = p
+        self.rng = rng
+        self.cols = ["id", "v", "n"]
+        self.types = {"id": "INTEGER", "v": "VARCHAR", "n": "DOUBLE"}
+        self.extra = 0
+        p.create_table("t", [{"name": "id", "type": "INTEGER", "nullable": False},
+                             {"name": "v", "type": "VARCHAR"}, {"name": "n", "type": "DOUBLE"}],
+                       primary_key=["id"])
+
+    def value(self, col):
+        t = self.types[col]
+        if self.rng.random() < 0.1 and t == "VARCHAR":
+            return ""
+        if t in ("INTEGER", "BIGINT"):
+            return str(self.rng.randint(-50, 50))
+        if t == "DOUBLE":
+            return repr(self.rng.choice([0.1, 1.5, -2.25, 1e-7, 123456.789, 3.0]) * self.rng.randint(1, 9))
+        return self.rng.choice(["a", "b", "c", "x y", "ü", "q\"q"]) + str(self.rng.randint(0, 3))
+
+    def rows(self, n):
+        out = []
+        for _ in range(n):
+            row = [str(self.rng.randint(0, 40))]
+            for c in self.cols[1:]:
+                row.append(self.value(c))
+            out.append(row)
+        return out
+
+    def op(self):
+        r = self.rng.random()
+        p = self.p
+        if r < 0.30:
+            p.load_rows("t", self.cols, self.rows(self.rng.randint(1, 12)), incremental=True,
+                        dedup="update_duplicates")
+            return "upsert"
+        if r < 0.45:
+            p.load_rows("t", self.cols, self.rows(self.rng.randint(1, 6)), incremental=True,
+                        dedup="insert_duplicates")
+            return "append"
+        if r < 0.55:
+            p.load_rows("t", self.cols, self.rows(self.rng.randint(0, 25)), incremental=False)
+            return "full"
+        if r < 0.70:
+            k = str(self.rng.randint(0, 40))
+            op = self.rng.choice(["lt", "ge", "eq", "ne"])
+            expect(p.api.request("DELETE", p.tpath("t") + "/rows", json_body={
+                "where_filters": [{"column": "id", "operator": op, "values": [k]}]}), 200)
+            return "delete"
+        if r < 0.74:
+            expect(p.api.request("DELETE", p.tpath("t") + "/rows", json_body={}), 200)
+            return "delete all"
+        if r < 0.84:
+            self.extra += 1
+            name = f"x{self.extra}"
+            body = {"name": name, "type": self.rng.choice(["VARCHAR", "INTEGER"])}
+            if self.rng.random() < 0.5:
+                body["default"] = "7"
+            expect(p.api.post(p.tpath("t") + "/columns", body), 201)
+            self.cols.append(name)
+            self.types[name] = body["type"]
+            return "add column"
+        if r < 0.92 and len(self.cols) > 2:
+            name = self.rng.choice(self.cols[1:])
+            expect(p.api.delete(p.tpath("t") + f"/columns/{name}"), 204)
+            self.cols.remove(name)
+            del self.types[name]
+            return "drop column"
+        ints = [c for c in self.cols[1:] if self.types[c] == "INTEGER"]
+        if ints:
+            name = self.rng.choice(ints)
+            expect(p.api.put(p.tpath("t") + f"/columns/{name}", {"type": "BIGINT"}), 200)
+            self.types[name] = "BIGINT"
+            return "retype column"
+        return self.op()
+
+
+def run_exactness(p, n_ops, seed):
+    rng = random.Random(seed)
+    m = Model(p, rng)
+    info = p.table("t")
+    moments = [(time.time(), content(p, "t", info=info), "create")]
+    for _ in range(n_ops):
+        what = m.op()
+        # Only column changes change the table's definition; data writes reuse the last one read.
+        if what.endswith("column"):
+            info = p.table("t")
+        now = content(p, "t", info=info)
+        now["count"] = len(now["rows"])
+        moments.append((time.time(), now, what))
+    for i, (t, want, what) in enumerate(moments):
+        got_info = travel(p, "t", iso(t), f"r{i}")
+        assert got_info["rows"] == want["count"], f"moment {i} (after {what}): rows {got_info['rows']} != {want['count']}"
+        got = content(p, f"r{i}", info=got_info)
+        assert got == want, f"moment {i} (after {what}) differs:\nwant {want}\ngot  {got}"
+    kinds = {what for _, _, what in moments}
+    assert kinds >= {"upsert", "append", "full", "delete", "delete all", "add column", "drop column",
+                     "retype column"}, f"the random operations missed some kinds: {kinds}"
+    return moments
+
+
+def test_randomized_exactness(tt):
+    """200 random operations; every recorded moment restores exactly (rows, values, columns, _timestamp)."""
+    run_exactness(tt, 600 if LONG else 200, seed=14)
+
+
+def test_whole_second_means_end_of_that_second(tt):
+    """A moment given to the second covers every write committed in that second, none after it."""
+    for attempt in range(5):
+        name = f"s{attempt}"
+        tt.create_table(name, [{"name": "id", "type": "INTEGER"}, {"name": "v"}])
+        # Start right after a second boundary, so that the writes fall into one second.
+        time.sleep(1.02 - (time.time() % 1))
+        start = time.time()
+        for i in range(2):
+            tt.load_rows(name, ["id", "v"], [[str(i), f"v{i}"]], incremental=True)
+        end = time.time()
+        if int(start) == int(end):
+            break
+    else:
+        pytest.fail("two small imports never fitted into one second: the machine is too loaded for this test")
+    state = content(tt, name)
+    time.sleep(1.05 - (time.time() % 1))
+    tt.load_rows(name, ["id", "v"], [["9", "later"]], incremental=True)
+    got = travel(tt, name, iso_second(int(start)), "s_at_second")
+    assert got["rows"] == 2
+    assert content(tt, "s_at_second") == state
+    # Unix seconds name the same moment.
+    expect(tt.api.post(tt.tpath(name) + "/time-travel",
+                       {"timestamp": str(int(start)), "destination": {"bucket": BUCKET, "table": "s_unix"}}), 201)
+    assert content(tt, "s_unix") == state
+
+
+def test_dropped_table(tt):
+    tt.create_table("gone", [{"name": "id", "type": "INTEGER"}, {"name": "v"}], primary_key=["id"])
+    tt.load_rows("gone", ["id", "v"], [["1", "a"], ["2", "b"]])
+    t1 = time.time()
+    before = content(tt, "gone")
+    tt.load_rows("gone", ["id", "v"], [["2", "B"], ["3", "c"]], incremental=True)
+    t2 = time.time()
+    latest = content(tt, "gone")
+    expect(tt.api.delete(tt.tpath("gone")), 204)
+    # A table of the same name created later does not hide the dropped one's history.
+    tt.create_table("gone", [{"name": "other", "type": "INTEGER"}])
+    for t, want, dest in ((t1, before, "back1"), (t2, latest, "back2")):
+        r = expect(tt.api.post(f"/projects/p1/buckets/{BUCKET}/time-travel",
+                               {"table": "gone", "timestamp": iso(t),
+                                "destination": {"bucket": BUCKET, "table": dest}}), 201)
+        assert r["name"] == dest and r["primary_key"] == ["id"]
+        assert content(tt, dest) == want
+    # The live table of that name travels through its own history only.
+    expect_error(travel_raw(tt, "gone", iso(t1), "nope"), 400, "invalid_argument", ["timestamp"])
+    expect_error(tt.api.post(f"/projects/p1/buckets/{BUCKET}/time-travel",
+                             {"table": "never", "timestamp": iso(t1),
+                              "destination": {"bucket": BUCKET, "table": "nope"}}), 404, "not_found", ["never"])
+
+
+def test_bad_requests_change_nothing(tt):
+    tt.create_table("b", [{"name": "id", "type": "INTEGER"}])
+    tt.load_rows("b", ["id"], [["1"]])
+    tables_before = sorted(x["name"] for x in expect(tt.api.get(f"/projects/p1/buckets/{BUCKET}/tables"), 200)["items"])
+    now = time.time()
+    cases = [
+        ("2999-01-01T00:00:00Z", ["future"]),
+        (iso_second(int(time.time()) + 1), ["future"]),  # a second that has not ended
+        (iso(now - 30 * 86400), ["retention"]),
+        ("yesterday-ish", ["timestamp"]),
+        ("", ["timestamp"]),
+    ]
+    for ts, words in cases:
+        expect_error(travel_raw(tt, "b", ts, "copy"), 400, "invalid_argument", words)
+    expect_error(tt.api.post(tt.tpath("b") + "/time-travel", {"timestamp": iso(now)}), 400, "invalid_argument",
+                 ["destination"])
+    expect_error(tt.api.post(tt.tpath("b") + "/time-travel",
+                             {"timestamp": iso(now), "destination": {"bucket": BUCKET, "table": "b"}}),
+                 409, "already_exists", ["b"])
+    expect_error(travel_raw(tt, "b", iso(now), "bad name!"), 400, "invalid_argument", ["table"])
+    expect_error(travel_raw(tt, "missing", iso(now), "copy"), 404, "not_found", ["missing"])
+    after = sorted(x["name"] for x in expect(tt.api.get(f"/projects/p1/buckets/{BUCKET}/tables"), 200)["items"])
+    assert after == tables_before
+
+
+def test_read_key_refused(tt):
+    tt.create_table("k", [{"name": "id", "type": "INTEGER"}])
+    key = expect(tt.api.post("/projects/p1/keys", {"scope": "read"}), 201)["key"]
+    r = tt.api.with_key(key).post(tt.tpath("k") + "/time-travel",
+                                  {"timestamp": iso(time.time()), "destination": {"bucket": BUCKET, "table": "k2"}})
+    expect_error(r, 403, "permission_denied", ["read-only"])
+    names = [x["name"] for x in expect(tt.api.get(f"/projects/p1/buckets/{BUCKET}/tables"), 200)["items"]]
+    assert "k2" not in names
+
+
+def test_retention_field_and_expiry(server_factory):
+    """data_retention_time on create/update; the sweep drops history past it (short days for the test)."""
+    server = server_factory(env={"DUCKSTORE_RETENTION_DAY_SECONDS": "2", "DUCKSTORE_HISTORY_SWEEP_SECONDS": "1"})
+    admin = server.api()
+    body = expect(admin.post("/projects", {"id": "p1"}), 201)
+    assert body["data_retention_time"] == 7
+    expect_error(admin.post("/projects", {"id": "p2", "data_retention_time": -1}), 400, "invalid_argument",
+                 ["data_retention_time"])
+    expect_error(admin.put("/projects/p1", {"data_retention_time": "x"}), 400, "invalid_argument",
+                 ["data_retention_time"])
+    assert expect(admin.put("/projects/p1", {"data_retention_time": 1}), 200)["data_retention_time"] == 1
+    assert expect(admin.get("/projects/p1"), 200)["data_retention_time"] == 1
+    p = Proj.__new__(Proj)
+    p.server, p.admin, p.pid, p.bucket, p.api = server, admin, "p1", BUCKET, admin
+    expect(admin.post("/projects/p1/buckets", {"stage": "in", "name": "c-tt"}), 201)
+    p.create_table("e", [{"name": "id", "type": "INTEGER"}], primary_key=["id"])
+    p.load_rows("e", ["id"], [[str(i)] for i in range(50)])
+    t_old = time.time()
+    p.load_rows("e", ["id"], [[str(i)] for i in range(50, 60)], incremental=True)
+    # Within the retention (one "day" of 2 s) the old moment restores.
+    travel(p, "e", iso(t_old), "in_time")
+    hist_file = server.project_file("p1")
+    time.sleep(3.5)
+    expect_error(travel_raw(p, "e", iso(t_old), "too_late"), 400, "invalid_argument", ["retention"])
+    # The sweep removed the history rows: the restore of a moment now within retention still works,
+    # and a moment before the cut is refused by the history itself.
+    now = time.time()
+    assert content(p, "e") == content(p, "e")
+    travel(p, "e", iso(now), "fresh")
+    assert content(p, "fresh")["rows"] == content(p, "e")["rows"]
+    assert hist_file.exists()
+    # Retention 0: time travel is off, and writes keep no history.
+    expect(admin.put("/projects/p1", {"data_retention_time": 0}), 200)
+    expect_error(travel_raw(p, "e", iso(time.time()), "off"), 400, "invalid_argument", ["data_retention_time"])
+    t_before = time.time()
+    expect(admin.request("DELETE", p.tpath("e") + "/rows", json_body={}), 200)
+    t_after = time.time()
+    # Turned on again, the history begins after that write: the moment before it is refused.
+    expect(admin.put("/projects/p1", {"data_retention_time": 1}), 200)
+    expect_error(travel_raw(p, "e", iso(t_before), "gap"), 400, "invalid_argument", ["history", "begins"])
+    assert travel(p, "e", iso(t_after), "after_gap")["rows"] == 0
+
+
+def test_sweep_removes_history_rows(server_factory):
+    """Expired history is deleted by the background sweep (checked in the project's file after a restart)."""
+    server = server_factory(env={"DUCKSTORE_RETENTION_DAY_SECONDS": "1", "DUCKSTORE_HISTORY_SWEEP_SECONDS": "1"})
+    admin = server.api()
+    expect(admin.post("/projects", {"id": "p1", "data_retention_time": 1}), 201)
+    p = Proj.__new__(Proj)
+    p.server, p.admin, p.pid, p.bucket, p.api = server, admin, "p1", BUCKET, admin
+    expect(admin.post("/projects/p1/buckets", {"stage": "in", "name": "c-tt"}), 201)
+    p.create_table("w", [{"name": "id", "type": "INTEGER"}], primary_key=["id"])
+    for k in range(5):
+        p.load_rows("w", ["id"], [[str(i + k)] for i in range(20)], incremental=False)
+    t_drop = time.time()
+    expect(admin.delete(p.tpath("w")), 204)
+    # Right after the drop the dropped table is still restorable (as it was just before the drop).
+    expect(admin.post(f"/projects/p1/buckets/{BUCKET}/time-travel",
+                      {"table": "w", "timestamp": iso(t_drop),
+                       "destination": {"bucket": BUCKET, "table": "w_back"}}), 201)
+    time.sleep(3.5)
+    r = admin.post(f"/projects/p1/buckets/{BUCKET}/time-travel",
+                   {"table": "w", "timestamp": iso(time.time() - 0.5),
+                    "destination": {"bucket": BUCKET, "table": "w_late"}})
+    # The moment is within retention but the dropped table's history expired with its drop.
+    expect_error(r, 404, "not_found", ["w"])
+
+
+def test_branch_history_is_its_own(tt):
+    tt.create_table("br", [{"name": "id", "type": "INTEGER"}, {"name": "v"}], primary_key=["id"])
+    tt.load_rows("br", ["id", "v"], [["1", "main"]])
+    expect(tt.api.post("/projects/p1/branches", {"id": "dev"}), 201)
+    b = Proj.__new__(Proj)
+    b.server, b.admin, b.pid, b.api = tt.server, tt.admin, "p1/branches/dev", tt.api
+    b.bucket = BUCKET
+
+    def branch_load(rows):
+        f = tt.upload(f"in/{random.random()}.csv", csv_text(rows, header=["id", "v"]))
+        expect(tt.api.post(b.tpath("br") + "/import/file", {"file_id": f["id"], "incremental": True}), 200)
+
+    branch_load([["2", "branch"]])
+    t_branch = time.time()
+    in_branch = content(b, "br")
+    branch_load([["3", "branch later"]])
+    tt.load_rows("br", ["id", "v"], [["4", "main later"]], incremental=True)
+    got = expect(travel_raw(b, "br", iso(t_branch), "br_back"), 201)
+    assert got["rows"] == 2
+    assert content(b, "br_back") == in_branch
+    # Main's history never saw the branch's writes.
+    main_then = expect(travel_raw(tt, "br", iso(t_branch), "main_back"), 201)
+    assert main_then["rows"] == 1
+    # The restored table lives in the branch only.
+    names = [x["name"] for x in expect(tt.api.get(f"/projects/p1/buckets/{BUCKET}/tables"), 200)["items"]]
+    assert "br_back" not in names
+
+
+def test_kill_during_restore_leaves_no_half_table(server_factory):
+    """kill -9 after the restore's commit, and at a moment while it runs: the table is whole or absent."""
+    server = server_factory(env={"DUCKSTORE_TEST_HOOKS": "1", "DUCKSTORE_TEST_CRASH_AFTER_COMMIT": "time_travel"})
+    p = Proj(server, server.api(), "p1", bucket=BUCKET)
+    p.create_table("big", [{"name": "id", "type": "INTEGER"}, {"name": "v"}], primary_key=["id"])
+    p.load_rows("big", ["id", "v"], [[str(i), f"v{i}"] for i in range(20000)])
+    t = time.time()
+    p.load_rows("big", ["id", "v"], [[str(i), "new"] for i in range(0, 20000, 3)], incremental=True)
+    want = 20000
+
+    def restart():
+        server.proc.wait(timeout=60)
+        server.proc = None
+        server.start()
+
+    # 1. Killed right after the commit, before the answer: the table is there, whole.
+    try:
+        status = travel_raw(p, "big", iso(t), "after_commit").status_code
+    except Exception:
+        status = None
+    assert status != 201, "the crash hook did not fire"
+    restart()
+    assert p.table("after_commit")["rows"] == want
+    # 2. Killed at a moment while restores run: each is whole or absent.
+    server.extra_env.pop("DUCKSTORE_TEST_CRASH_AFTER_COMMIT")
+    server.proc.kill()
+    restart()
+    import threading
+    results = {}
+
+    def go(i):
+        try:
+            results[i] = travel_raw(p, "big", iso(t), f"during{i}").status_code
+        except Exception:
+            results[i] = None
+
+    threads = [threading.Thread(target=go, args=(i,)) for i in range(3)]
+    for th in threads:
+        th.start()
+    time.sleep(random.uniform(0.02, 0.3))
+    server.proc.send_signal(signal.SIGKILL)
+    for th in threads:
+        th.join()
+    restart()
+    names = [x["name"] for x in expect(p.api.get(f"/projects/p1/buckets/{BUCKET}/tables"), 200)["items"]]
+    for i in range(3):
+        if f"during{i}" in names:
+            assert p.table(f"during{i}")["rows"] == want
+        else:
+            assert results[i] != 201, "a restore answered 201 and its table is gone"
+    assert travel(p, "big", iso(t), "again")["rows"] == want
+
+
+def test_snapshot_restore_over_the_table_keeps_its_history(tt):
+    """A snapshot restored over its table is one more write in the table's history: time travel
+    to a moment before the restore brings back the rows the restore replaced, and to a moment
+    after it the restored rows."""
+    tt.create_table("r", [{"name": "id", "type": "INTEGER"}, {"name": "v"}], primary_key=["id"])
+    tt.load_rows("r", ["id", "v"], [["1", "a"], ["2", "b"]])
+    snap = expect(tt.api.post("/projects/p1/snapshots", {"bucket": BUCKET, "table": "r"}), 201)
+    tt.load_rows("r", ["id", "v"], [["2", "B"], ["3", "c"]], incremental=True)
+    time.sleep(0.01)
+    before_restore, t1 = content(tt, "r"), time.time()
+    time.sleep(0.01)
+    expect(tt.api.post(f"/projects/p1/snapshots/{snap['id']}/restore", {"overwrite": True}), 201)
+    time.sleep(0.01)
+    restored, t2 = content(tt, "r"), time.time()
+    assert restored["count"] == 2 and restored != before_restore
+    travel(tt, "r", iso(t1), "r_before")
+    assert content(tt, "r_before") == before_restore
+    travel(tt, "r", iso(t2), "r_after")
+    assert content(tt, "r_after") == restored
