@@ -971,7 +971,7 @@ static const char *meta_ddl =
     "primary_key VARCHAR NOT NULL DEFAULT '', created_at BIGINT NOT NULL, last_import_at BIGINT, "
     "last_change_at BIGINT, row_count BIGINT NOT NULL DEFAULT 0, byte_count BIGINT NOT NULL DEFAULT 0, "
     "version BIGINT DEFAULT nextval('" META ".version_seq'));"
-    DDB_META_BRANCH_TABLES_DDL;
+    DDB_META_BRANCH_TABLES_DDL DDB_META_ALIASES_DDL;
 
 static ds_status_t meta_init(use_t *u, void *ud)
 {
@@ -1888,7 +1888,7 @@ static ds_backend_ops_t ops = {
     .version = "1.4.4",
     .capabilities = DS_CAP_DRIVER | DS_CAP_TYPED_COLUMNS | DS_CAP_FORMAT_CSV | DS_CAP_FORMAT_PARQUET |
                     DS_CAP_IMPORT | DS_CAP_EXPORT | DS_CAP_PROFILE | DS_CAP_SCHEMA_CHANGES | DS_CAP_WORKSPACES |
-                    DS_CAP_BRANCHES,
+                    DS_CAP_BRANCHES | DS_CAP_ALIASES,
     .settings = NULL,
     .n_settings = 0,
     .open = be_open,
@@ -1927,6 +1927,11 @@ static ds_backend_ops_t ops = {
     .branch_drop = ddb_branch_drop,
     .marks_list = ddb_marks_list,
     .tables_move = ddb_tables_move,
+    .alias_put = ddb_alias_put,
+    .alias_list = ddb_alias_list,
+    .alias_drop = ddb_alias_drop,
+    .table_count = ddb_table_count,
+    .table_profile_where = ddb_table_profile_where,
 };
 
 const ds_backend_ops_t *ds_be_duckdb_entry(const ds_host_api_t *host)
