@@ -97,6 +97,9 @@ ds_status_t ds_cmd_bucket_delete(ds_ctx_t *ctx, const char *project, const char 
         return st;
     if ((st = ds_cmd_enter_ddl(ctx, project)) != DS_OK)
         return st;
+    /* Aliases in the bucket, or reading what it holds (cmd/alias.c): refused, or with force dropped first. */
+    if ((st = ds_cmd_alias_drop_dependents(ctx, &p, bucket, NULL, force)) != DS_OK)
+        return st;
     if (p.branch)
         return ds_cmd_branch_bucket_drop(ctx, &p, bucket, force);
     if ((st = ds_be_bucket_drop(p.be, &p.call, bucket, force)) == DS_OK)

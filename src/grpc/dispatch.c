@@ -457,7 +457,7 @@ static ds_status_t h_drop_table(ds_drv_t *d)
     TRY(ds_drv_project(d, &project));
     TRY(ds_drv_table_ref(d, c->n_path, c->path, c->tablename, "DropTableCommand", &bucket, &table));
     /* ignoreErrors is deprecated in the protocol and not honored: a missing table is NOT_FOUND. */
-    return ds_cmd_table_drop(d->ctx, project, bucket, table);
+    return ds_cmd_table_drop(d->ctx, project, bucket, table, false);
 }
 
 /* ---- info ---- */
