@@ -1691,6 +1691,8 @@ static ds_status_t profile_run(be_t *be, ds_be_call_t *call, const char *bucket,
         return st;
     if ((st = ddb_table_describe(&u, call, bucket, table, &t)) != DS_OK)
         goto done;
+    /* The filter may name a column the profile leaves out: it is applied over the whole table. */
+    ds_be_table_t whole = t;
     if ((st = profile_columns(&u, call, &t, columns, n_columns)) != DS_OK)
         goto done;
     out->columns = be->host->alloc(call, sizeof(ds_column_profile_t) * (t.n_columns ? t.n_columns : 1));
@@ -1720,7 +1722,7 @@ static ds_status_t profile_run(be_t *be, ds_be_call_t *call, const char *bucket,
         }
     }
     ds_buf_puts(&sql, " FROM ");
-    if ((st = profile_from(&u, &t, where, &sql)) != DS_OK)
+    if ((st = profile_from(&u, &whole, where, &sql)) != DS_OK)
         goto done;
     if ((st = ds_ddb_run(u.conn, call->err, &r, ds_buf_cstr(&sql), 0, NULL)) != DS_OK)
         goto done;
@@ -1748,7 +1750,7 @@ static ds_status_t profile_run(be_t *be, ds_be_call_t *call, const char *bucket,
         ds_buf_puts(&sql, "SELECT CAST(v AS VARCHAR), n FROM (SELECT ");
         ds_buf_ident(&sql, p->name);
         ds_buf_puts(&sql, " AS v, count(*) AS n FROM ");
-        if ((st = profile_from(&u, &t, where, &sql)) != DS_OK)
+        if ((st = profile_from(&u, &whole, where, &sql)) != DS_OK)
             break;
         ds_buf_puts(&sql, " WHERE ");
         ds_buf_ident(&sql, p->name);
