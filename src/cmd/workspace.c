@@ -868,8 +868,8 @@ static ds_status_t storage_names(ds_ctx_t *ctx, ds_proj_t *p, ds_sandbox_t *sb, 
         if (*q == '.' && (q = skip_space(q + 1), sql_ident(&q, table, sizeof(table))) &&
             ds_ident_check_bucket(bucket, "bucket", &ctx->err) == DS_OK) {
             const char *rb = bucket, *rt = table;
-            bool exists = false;
-            if (ds_cmd_resolve_table(ctx, p, &rb, &rt, true, NULL, &exists) == DS_OK && exists && n_views < 256) {
+            /* A table or an alias (read through its source, cmd/alias.c) the workspace's project has. */
+            if (ds_cmd_resolve_read(ctx, p, &rb, &rt, NULL, NULL, NULL) == DS_OK && n_views < 256) {
                 ds_buf_puts(&b, "ATTACH IF NOT EXISTS ':memory:' AS ");
                 ds_buf_ident(&b, bucket);
                 ds_buf_puts(&b, ";\nCREATE OR REPLACE VIEW ");

@@ -103,6 +103,11 @@ def test_filtered_alias_reads_through_every_route(people):
     assert r["rows"] == 2
     q = expect(p.api.post(f"/projects/{p.pid}/workspaces/w1/query", {"sql": "SELECT count(*) FROM nb"}), 200)
     assert q["rows"] == [[2]] or q["rows"] == [["2"]]
+    # workspace SQL and project queries read an alias by its name, filtered
+    sql = f'SELECT id FROM "{OUT}"."not_brno" ORDER BY id'
+    for path in (f"/projects/{p.pid}/workspaces/w1/query", f"/projects/{p.pid}/query"):
+        q = expect(p.api.post(path, {"sql": sql}), 200)
+        assert [r[0] for r in q["rows"]] in (["4", "5"], [4, 5]), (path, q)
 
 
 def test_bad_alias_requests_change_nothing(people):
@@ -145,6 +150,12 @@ def test_pinned_alias_keeps_its_columns_auto_sync_follows(people):
     expect_400(p.export_raw("pinned", {"columns": ["id", "city"]}, bucket=OUT), ["city"])
     prof = expect(p.api.post(apath(p, "pinned") + "/profile", {}), 200)
     assert [c["name"] for c in prof["columns"]] == ["name", "id"]
+    # a pinned alias may filter on a column it does not show
+    make_alias(p, "brno_names", columns=["id", "name"], filter={"column": "city", "values": ["Brno"]})
+    assert p.preview("brno_names", OUT)["columns"] == ["id", "name"]
+    assert alias_ids(p, "brno_names") == ["2", "3"]
+    prof = expect(p.api.post(apath(p, "brno_names") + "/profile", {}), 200)
+    assert prof["rows"] == 2 and [c["name"] for c in prof["columns"]] == ["id", "name"]
     # sync off pins the current columns; on again follows the source
     off = expect(p.api.put(apath(p, "auto") + "/alias-sync", {"auto_sync": False}), 200)
     assert off["auto_sync"] is False
