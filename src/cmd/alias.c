@@ -331,17 +331,35 @@ ds_status_t ds_cmd_alias_columns(ds_ctx_t *ctx, const ds_proj_t *p, const ds_ali
     return DS_OK;
 }
 
-/* The exact rows alias a selects of physical bucket.table (src: its definition). */
+/*
+ * The exact rows alias a selects of physical bucket.table; view is its view
+ * (view_of: the source's row count; the filter's column as stored when the
+ * view leaves it out).
+ */
 static ds_status_t alias_rows(ds_ctx_t *ctx, ds_proj_t *p, const ds_alias_t *a, const char *bucket, const char *table,
-                              const ds_be_table_t *src, int64_t *rows)
+                              const ds_be_table_t *view, int64_t *rows)
 {
-    *rows = src->rows;
+    *rows = view->rows;
     if (!a->filter)
         return DS_OK;
     ds_filter_t f = *a->filter;
-    f.column = ds_cmd_column_name(p, src, f.column);
+    f.column = ds_cmd_column_name(p, view, f.column);
     ds_where_t w = {.filters = &f, .n_filters = 1};
     return ds_be_table_count(p->be, &p->call, bucket, table, &w, rows);
+}
+
+ds_status_t ds_cmd_read_rows(ds_ctx_t *ctx, ds_proj_t *p, const char *bucket, const char *table, int64_t *rows)
+{
+    ds_be_table_t def;
+    const ds_alias_t *a;
+    ds_status_t st = ds_cmd_resolve_read(ctx, p, &bucket, &table, &def, &a, NULL);
+    if (st != DS_OK)
+        return st;
+    if (!a) {
+        *rows = def.rows;
+        return DS_OK;
+    }
+    return alias_rows(ctx, p, a, bucket, table, &def, rows);
 }
 
 /* The table info of alias a as p sees it. */
@@ -353,7 +371,7 @@ static ds_status_t alias_info(ds_ctx_t *ctx, ds_proj_t *p, const ds_alias_t *a, 
     if (st == DS_OK)
         st = view_of(ctx, p, a, &src, out);
     if (st == DS_OK)
-        st = alias_rows(ctx, p, a, b, t, &src, &out->rows);
+        st = alias_rows(ctx, p, a, b, t, out, &out->rows);
     return st;
 }
 
@@ -380,9 +398,7 @@ ds_status_t ds_cmd_object_get(ds_ctx_t *ctx, const char *project, const char *bu
         return DS_OK;
     }
     int64_t rows;
-    ds_be_table_t src;
-    if ((st = ds_cmd_resolve_table_only(ctx, &p, &b, &t, false, &src, NULL)) != DS_OK ||
-        (st = alias_rows(ctx, &p, a, b, t, &src, &rows)) != DS_OK)
+    if ((st = alias_rows(ctx, &p, a, b, t, out, &rows)) != DS_OK)
         return st;
     out->rows = rows;
     if (alias)

@@ -173,6 +173,8 @@ ds_status_t ds_cmd_resolve_read(ds_ctx_t *ctx, ds_proj_t *p, const char **bucket
  */
 ds_status_t ds_cmd_alias_columns(ds_ctx_t *ctx, const ds_proj_t *p, const ds_alias_t *a, const ds_be_table_t *view,
                                  const char ***names, size_t *n, const char *field);
+/* The exact rows bucket.table (logical names) holds, or selects when it is an alias. */
+ds_status_t ds_cmd_read_rows(ds_ctx_t *ctx, ds_proj_t *p, const char *bucket, const char *table, int64_t *rows);
 /* DS_INVALID_ARGUMENT unless every name (filter, order) is a column of the alias's view. */
 ds_status_t ds_cmd_alias_check_column(ds_ctx_t *ctx, const ds_proj_t *p, const ds_alias_t *a,
                                       const ds_be_table_t *view, const char *name, const char *field);

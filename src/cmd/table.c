@@ -91,6 +91,11 @@ ds_status_t ds_cmd_table_create(ds_ctx_t *ctx, const char *project, const char *
         const char *name = in->name;
         bool exists;
         bucket = ds_cmd_branch_logical(&p, bucket);
+        const ds_alias_t *a;
+        if ((st = ds_cmd_alias_lookup(ctx, &p, bucket, name, &a)) != DS_OK)
+            return st;
+        if (a && !applied)
+            return ds_err_set(&ctx->err, DS_ALREADY_EXISTS, "an alias \"%s.%s\" already exists", bucket, name);
         if ((st = ds_cmd_resolve_table(ctx, &p, &bucket, &name, true, NULL, &exists)) != DS_OK)
             return st;
         if (exists && !applied)

@@ -673,7 +673,7 @@ ds_status_t ds_cmd_ws_load(ds_ctx_t *ctx, const char *project, const char *id, c
         /* Keboola's incremental load: rows whose primary key the input holds are replaced. */
         ds_be_table_t def;
         const char *rb = bucket, *rt = table;
-        bool keyed = ds_cmd_resolve_table(ctx, &p, &rb, &rt, false, &def, NULL) == DS_OK && def.n_primary_key > 0;
+        bool keyed = ds_cmd_resolve_read(ctx, &p, &rb, &rt, &def, NULL, NULL) == DS_OK && def.n_primary_key > 0;
         for (size_t k = 0; keyed && k < def.n_primary_key && in->read.n_columns; k++) {
             bool loaded = false;
             for (size_t c = 0; c < in->read.n_columns; c++)
@@ -738,9 +738,9 @@ ds_status_t ds_cmd_ws_load(ds_ctx_t *ctx, const char *project, const char *id, c
         return st;
     if (in->type == DS_WS_LOAD_VIEW) {
         /* A view holds no copy: its row count is the table's, read when asked. */
-        ds_be_table_t t;
-        if (ds_cmd_resolve_table(ctx, &p, &bucket, &table, false, &t, NULL) == DS_OK)
-            *rows = t.rows;
+        int64_t n;
+        if (ds_cmd_read_rows(ctx, &p, bucket, table, &n) == DS_OK)
+            *rows = n;
     } else {
         *rows = res.rows_affected;
     }

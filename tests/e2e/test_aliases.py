@@ -103,6 +103,11 @@ def test_filtered_alias_reads_through_every_route(people):
     assert r["rows"] == 2
     q = expect(p.api.post(f"/projects/{p.pid}/workspaces/w1/query", {"sql": "SELECT count(*) FROM nb"}), 200)
     assert q["rows"] == [[2]] or q["rows"] == [["2"]]
+    r = expect(p.api.post(f"/projects/{p.pid}/workspaces/w1/load", {"source": {"bucket": OUT, "table": "not_brno"},
+                                                                   "destination": "nb_view", "type": "view"}), 200)
+    assert r["rows"] == 2
+    q = expect(p.api.post(f"/projects/{p.pid}/workspaces/w1/query", {"sql": "SELECT count(*) FROM nb_view"}), 200)
+    assert q["rows"] in ([[2]], [["2"]])
     # workspace SQL and project queries read an alias by its name, filtered
     sql = f'SELECT id FROM "{OUT}"."not_brno" ORDER BY id'
     for path in (f"/projects/{p.pid}/workspaces/w1/query", f"/projects/{p.pid}/query"):
@@ -276,6 +281,12 @@ def test_aliases_in_branches(people):
                          json_body={"where_filters": [{"column": "id", "operator": "eq", "values": ["2"]}]}), 200)
     prev = expect(p.api.get(f"{bp}/buckets/{OUT}/tables/main_alias/preview"), 200)
     assert sorted(r[0] for r in prev["rows"]) == ["3"]
+    info = expect(p.api.get(f"{bp}/buckets/{OUT}/tables/main_alias"), 200)
+    assert info["rows"] == 1 and info["alias_of"] == f"{B}.people"
+    listed = expect(p.api.get(f"{bp}/buckets/{OUT}/tables"), 200)["items"]
+    assert [(i["name"], i["rows"]) for i in listed] == [("main_alias", 1)]
+    prof = expect(p.api.post(f"{bp}/buckets/{OUT}/tables/main_alias/profile", {}), 200)
+    assert prof["rows"] == 1
     assert alias_ids(p, "main_alias") == ["2", "3"]
     # an alias made in the branch exists only there
     r = expect(p.api.post(f"{bp}/buckets/{B}/tables/people/alias", {"bucket": OUT, "name": "dev_alias"}), 201)
@@ -283,6 +294,10 @@ def test_aliases_in_branches(people):
     expect_error(p.api.get(apath(p, "dev_alias")), 404, "not_found")
     names = sorted(i["name"] for i in expect(p.api.get(f"{bp}/buckets/{OUT}/tables"), 200)["items"])
     assert names == ["dev_alias", "main_alias"]
+    # in the branch too, a table cannot take an alias's name, and an alias is read-only
+    expect_error(p.api.post(f"{bp}/buckets/{OUT}/tables", {"name": "main_alias", "columns": ["id"]}), 409,
+                 "already_exists")
+    expect_400(p.api.post(f"{bp}/buckets/{OUT}/tables/dev_alias/columns", {"name": "x"}), ["alias"])
     # dropping main's alias in the branch hides it there only
     expect(p.api.delete(f"{bp}/buckets/{OUT}/tables/main_alias"), 204)
     expect_error(p.api.get(f"{bp}/buckets/{OUT}/tables/main_alias"), 404, "not_found")

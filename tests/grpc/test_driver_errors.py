@@ -40,7 +40,6 @@ def test_unknown_command_type_is_unimplemented(server, driver):
     bucket_pb2.ShareBucketCommand(sourceBucketId="in.c-b"),
     bucket_pb2.LinkBucketCommand(targetBucketId="in.c-b"),
     table_pb2.CreateTableFromTimeTravelCommand(timestamp=1),
-    table_pb2.CreateViewCommand(viewName="v"),
 ], ids=lambda c: c.DESCRIPTOR.name)
 def test_commands_without_the_capability_are_unimplemented(server, driver, command):
     e = expect_error(lambda: driver.execute(command, server.admin_key, "p"), S.UNIMPLEMENTED, keboola_code=900)
