@@ -36,6 +36,7 @@
  * project's catalog slot (ds_cmd_enter_ddl, which refuses read-only keys).
  */
 #include <jansson.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -126,6 +127,147 @@ fail:
     return oom(ctx);
 }
 
+/* ---- the cache of each project's alias rows ----
+ * A read must not pay for the aliases it does not use: every read looks its
+ * name up here first (names are exclusive: a table and an alias never share
+ * one), so a table read costs one hash lookup more, and an alias read skips
+ * the table lookup that would find nothing. Entries hold every row of a
+ * project (all scopes), loaded on first use. Every change of a project's
+ * aliases goes through this file (store, remove_one) or drops them wholesale
+ * (a branch or the project deleted, created): each then calls
+ * ds_cmd_alias_forget, which bumps the entry's generation; a load that began
+ * before a bump is not installed, so no stale rows outlive a change. Lock:
+ * cache_lock guards the table and entries, never held across a backend call. */
+
+#define CACHE_SLOTS 1024
+
+typedef struct cache_entry {
+    struct cache_entry *next;
+    char project[DS_PROJECT_ID_MAX + 1];
+    uint64_t gen;
+    bool loaded;
+    ds_be_alias_t *rows; /* malloc'd, with every string */
+    size_t n;
+} cache_entry_t;
+
+static pthread_mutex_t cache_lock = PTHREAD_MUTEX_INITIALIZER;
+static cache_entry_t *cache_slots[CACHE_SLOTS];
+
+static size_t cache_slot(const char *project)
+{
+    size_t h = 5381;
+    for (const unsigned char *c = (const unsigned char *)project; *c; c++)
+        h = h * 33 + (size_t)(*c >= 'A' && *c <= 'Z' ? *c + 32 : *c);
+    return h % CACHE_SLOTS;
+}
+
+/* The entry of project (cache_lock held); created when missing; NULL when out of memory. */
+static cache_entry_t *cache_entry(const char *project)
+{
+    size_t i = cache_slot(project);
+    for (cache_entry_t *e = cache_slots[i]; e; e = e->next)
+        if (strcasecmp(e->project, project) == 0)
+            return e;
+    cache_entry_t *e = calloc(1, sizeof(*e));
+    if (!e)
+        return NULL;
+    snprintf(e->project, sizeof(e->project), "%s", project);
+    e->next = cache_slots[i];
+    cache_slots[i] = e;
+    return e;
+}
+
+static void rows_free(ds_be_alias_t *rows, size_t n)
+{
+    for (size_t i = 0; rows && i < n; i++) {
+        free((char *)rows[i].scope);
+        free((char *)rows[i].bucket);
+        free((char *)rows[i].name);
+        free((char *)rows[i].src_bucket);
+        free((char *)rows[i].src_table);
+        free((char *)rows[i].def);
+    }
+    free(rows);
+}
+
+/* A malloc'd deep copy of rows[0..n); NULL when out of memory. */
+static ds_be_alias_t *rows_copy(const ds_be_alias_t *rows, size_t n)
+{
+    ds_be_alias_t *c = calloc(n + 1, sizeof(*c));
+    bool ok = c != NULL;
+    for (size_t i = 0; ok && i < n; i++) {
+        c[i] = rows[i];
+        c[i].scope = strdup(rows[i].scope ? rows[i].scope : "");
+        c[i].bucket = strdup(rows[i].bucket ? rows[i].bucket : "");
+        c[i].name = strdup(rows[i].name ? rows[i].name : "");
+        c[i].src_bucket = strdup(rows[i].src_bucket ? rows[i].src_bucket : "");
+        c[i].src_table = strdup(rows[i].src_table ? rows[i].src_table : "");
+        c[i].def = strdup(rows[i].def ? rows[i].def : "");
+        ok = c[i].scope && c[i].bucket && c[i].name && c[i].src_bucket && c[i].src_table && c[i].def;
+    }
+    if (!ok) {
+        rows_free(c, n);
+        return NULL;
+    }
+    return c;
+}
+
+void ds_cmd_alias_forget(const char *project)
+{
+    if (!project)
+        return;
+    pthread_mutex_lock(&cache_lock);
+    cache_entry_t *e = cache_entry(project);
+    if (e) {
+        e->gen++;
+        rows_free(e->rows, e->n);
+        e->rows = NULL;
+        e->n = 0;
+        e->loaded = false;
+    }
+    pthread_mutex_unlock(&cache_lock);
+}
+
+/* Every alias row of p's project (all scopes), in the request arena: from the cache, else the backend. */
+static ds_status_t project_rows(ds_ctx_t *ctx, ds_proj_t *p, ds_be_alias_t **out, size_t *n)
+{
+    *out = NULL;
+    *n = 0;
+    pthread_mutex_lock(&cache_lock);
+    cache_entry_t *e = cache_entry(p->rec.id);
+    uint64_t gen = e ? e->gen : 0;
+    if (e && e->loaded) {
+        ds_be_alias_t *rows = ds_arena_alloc(ctx->arena, sizeof(ds_be_alias_t) * (e->n + 1));
+        if (rows) {
+            /* The strings are copied too: a later forget frees the entry's. */
+            for (size_t i = 0; i < e->n; i++) {
+                rows[i] = e->rows[i];
+                rows[i].scope = ds_arena_strdup(ctx->arena, e->rows[i].scope);
+                rows[i].bucket = ds_arena_strdup(ctx->arena, e->rows[i].bucket);
+                rows[i].name = ds_arena_strdup(ctx->arena, e->rows[i].name);
+                rows[i].src_bucket = ds_arena_strdup(ctx->arena, e->rows[i].src_bucket);
+                rows[i].src_table = ds_arena_strdup(ctx->arena, e->rows[i].src_table);
+                rows[i].def = ds_arena_strdup(ctx->arena, e->rows[i].def);
+            }
+            *out = rows;
+            *n = e->n;
+        }
+        pthread_mutex_unlock(&cache_lock);
+        return rows && !ds_arena_failed(ctx->arena) ? DS_OK : oom(ctx);
+    }
+    pthread_mutex_unlock(&cache_lock);
+    ds_status_t st = ds_be_alias_list(p->be, &p->call, NULL, NULL, NULL, out, n);
+    if (st != DS_OK)
+        return st;
+    pthread_mutex_lock(&cache_lock);
+    if ((e = cache_entry(p->rec.id)) && e->gen == gen && !e->loaded && (e->rows = rows_copy(*out, *n))) {
+        e->n = *n;
+        e->loaded = true;
+    }
+    pthread_mutex_unlock(&cache_lock);
+    return DS_OK;
+}
+
 /* ---- what p sees ---- */
 
 /*
@@ -135,17 +277,28 @@ fail:
 static ds_status_t visible(ds_ctx_t *ctx, ds_proj_t *p, const char *bucket, const char *name, ds_alias_t **out,
                            size_t *n)
 {
-    ds_be_alias_t *m = NULL, *b = NULL;
-    size_t nm = 0, nb = 0;
+    ds_be_alias_t *rows, *m, *b;
+    size_t nrows, nm = 0, nb = 0;
     *out = NULL;
     *n = 0;
     if (!has_aliases(p))
         return DS_OK;
-    ds_status_t st = ds_be_alias_list(p->be, &p->call, "", bucket, name, &m, &nm);
-    if (st == DS_OK && p->branch)
-        st = ds_be_alias_list(p->be, &p->call, scope_of(p), bucket, name, &b, &nb);
+    ds_status_t st = project_rows(ctx, p, &rows, &nrows);
     if (st != DS_OK)
         return st;
+    /* Main's rows and the branch's rows that match bucket and name (NULL: any). */
+    m = ds_arena_alloc(ctx->arena, sizeof(ds_be_alias_t) * (nrows + 1));
+    b = ds_arena_alloc(ctx->arena, sizeof(ds_be_alias_t) * (nrows + 1));
+    if (!m || !b)
+        return oom(ctx);
+    for (size_t i = 0; i < nrows; i++) {
+        if ((bucket && !same(rows[i].bucket, bucket)) || (name && !same(rows[i].name, name)))
+            continue;
+        if (!rows[i].scope[0])
+            m[nm++] = rows[i];
+        else if (p->branch && same(rows[i].scope, p->branch))
+            b[nb++] = rows[i];
+    }
     ds_alias_t *items = ds_arena_alloc(ctx->arena, sizeof(ds_alias_t) * (nm + nb + 1));
     if (!items)
         return oom(ctx);
@@ -260,23 +413,21 @@ ds_status_t ds_cmd_resolve_read(ds_ctx_t *ctx, ds_proj_t *p, const char **bucket
                                 ds_be_table_t *def, const ds_alias_t **alias, ds_where_t *where)
 {
     ds_be_table_t t;
-    const char *b0 = *bucket, *t0 = *table;
     if (!def)
         def = &t;
     if (alias)
         *alias = NULL;
-    ds_status_t st = ds_cmd_resolve_table_only(ctx, p, bucket, table, false, def, NULL);
-    if (st != DS_NOT_FOUND || !has_aliases(p))
+    /* The (cached) alias lookup first: an alias read then costs what its source's read costs. */
+    const ds_alias_t *a = NULL;
+    ds_status_t st = ds_ident_check_bucket(*bucket, "bucket", &ctx->err);
+    if (st == DS_OK)
+        st = ds_ident_check_name(*table, "table", &ctx->err);
+    if (st == DS_OK)
+        st = ds_cmd_alias_lookup(ctx, p, *bucket, *table, &a);
+    if (st != DS_OK)
         return st;
-    ds_err_t saved = ctx->err;
-    const ds_alias_t *a;
-    if ((st = ds_cmd_alias_lookup(ctx, p, b0, t0, &a)) != DS_OK)
-        return st;
-    if (!a) {
-        ctx->err = saved;
-        return DS_NOT_FOUND;
-    }
-    ds_err_clear(&ctx->err);
+    if (!a)
+        return ds_cmd_resolve_table_only(ctx, p, bucket, table, false, def, NULL);
     ds_be_table_t src;
     if ((st = follow(ctx, p, a, bucket, table, &src)) != DS_OK || (st = view_of(ctx, p, a, &src, def)) != DS_OK)
         return st;
@@ -541,7 +692,9 @@ static ds_status_t store(ds_ctx_t *ctx, ds_proj_t *p, const ds_alias_t *a, bool 
         return oom(ctx);
     ds_be_alias_t row = {.scope = scope_of(p), .bucket = a->bucket, .name = a->name, .src_bucket = a->source_bucket,
                          .src_table = a->source_table, .def = def, .hidden = hidden, .created_at = a->created_at};
-    return ds_be_alias_put(p->be, &p->call, &row);
+    ds_status_t st = ds_be_alias_put(p->be, &p->call, &row);
+    ds_cmd_alias_forget(p->rec.id); /* also after a failure: the write may have committed */
+    return st;
 }
 
 /* Removes a from p's view: main drops its row; a branch writes a hidden row (main's stays for main). */
@@ -549,7 +702,9 @@ static ds_status_t remove_one(ds_ctx_t *ctx, ds_proj_t *p, const ds_alias_t *a)
 {
     if (p->branch)
         return store(ctx, p, a, true);
-    return ds_be_alias_drop(p->be, &p->call, "", a->bucket, a->name);
+    ds_status_t st = ds_be_alias_drop(p->be, &p->call, "", a->bucket, a->name);
+    ds_cmd_alias_forget(p->rec.id);
+    return st;
 }
 
 /* Drops the aliases reading bucket.table (table NULL: anything in bucket), transitively; refuses without force. */

@@ -154,6 +154,12 @@ ds_status_t ds_cmd_branch_table_drop(ds_ctx_t *ctx, ds_proj_t *p, const char *bu
 /* The table half of ds_cmd_resolve_table (no alias check): for alias.c. */
 ds_status_t ds_cmd_resolve_table_only(ds_ctx_t *ctx, ds_proj_t *p, const char **bucket, const char **table,
                                       bool may_be_missing, ds_be_table_t *def, bool *exists);
+/*
+ * Forgets what the alias cache (alias.c) holds for project: call after
+ * anything that changes a project's alias rows other than alias.c itself
+ * (a branch or the whole project dropped or created).
+ */
+void ds_cmd_alias_forget(const char *project);
 /* *out: the alias bucket.name (logical names) visible to p (its branch's, else main's), or NULL. */
 ds_status_t ds_cmd_alias_lookup(ds_ctx_t *ctx, ds_proj_t *p, const char *bucket, const char *name,
                                 const ds_alias_t **out);

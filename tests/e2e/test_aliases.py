@@ -328,3 +328,17 @@ def test_aliases_survive_detach_and_restart(server_factory):
     info = p1.table("names", OUT)
     assert info["alias_of"] == f"{B}.people" and [c["name"] for c in info["columns"]] == ["id", "name"]
     expect_error(p1.api.delete(p1.tpath("people")), 409, "conflict", ["brno"])
+
+
+def test_a_recreated_project_has_no_old_aliases(server, admin):
+    p = with_views(Proj(server, admin, "p1"))
+    p.create_table("people", PEOPLE_HDR)
+    make_alias(p, "a")
+    assert alias_ids(p, "a") == []
+    expect(admin.delete("/projects/p1"), 204)
+    p = with_views(Proj(server, admin, "p1"))
+    p.create_table("people", PEOPLE_HDR)
+    expect_error(p.api.get(apath(p, "a")), 404, "not_found")
+    assert expect(p.api.get(f"/projects/{p.pid}/buckets/{OUT}/tables"), 200)["items"] == []
+    p.create_table("a", ["id"], bucket=OUT)
+    assert "alias_of" not in p.table("a", OUT)
