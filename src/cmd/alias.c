@@ -228,8 +228,18 @@ void ds_cmd_alias_forget(const char *project)
     pthread_mutex_unlock(&cache_lock);
 }
 
-/* Every alias row of p's project (all scopes), in the request arena: from the cache, else the backend. */
-static ds_status_t project_rows(ds_ctx_t *ctx, ds_proj_t *p, ds_be_alias_t **out, size_t *n)
+/* True when row r matches bucket and name (NULL: any). */
+static bool row_matches(const ds_be_alias_t *r, const char *bucket, const char *name)
+{
+    return (!bucket || same(r->bucket, bucket)) && (!name || same(r->name, name));
+}
+
+/*
+ * The alias rows of p's project (all scopes) matching bucket and name (NULL:
+ * any), in the request arena: from the cache, else the backend.
+ */
+static ds_status_t project_rows(ds_ctx_t *ctx, ds_proj_t *p, const char *bucket, const char *name,
+                                ds_be_alias_t **out, size_t *n)
 {
     *out = NULL;
     *n = 0;
@@ -237,20 +247,27 @@ static ds_status_t project_rows(ds_ctx_t *ctx, ds_proj_t *p, ds_be_alias_t **out
     cache_entry_t *e = cache_entry(p->rec.id);
     uint64_t gen = e ? e->gen : 0;
     if (e && e->loaded) {
-        ds_be_alias_t *rows = ds_arena_alloc(ctx->arena, sizeof(ds_be_alias_t) * (e->n + 1));
+        size_t k = 0;
+        for (size_t i = 0; i < e->n; i++)
+            k += row_matches(&e->rows[i], bucket, name);
+        ds_be_alias_t *rows = ds_arena_alloc(ctx->arena, sizeof(ds_be_alias_t) * (k + 1));
         if (rows) {
             /* The strings are copied too: a later forget frees the entry's. */
-            for (size_t i = 0; i < e->n; i++) {
-                rows[i] = e->rows[i];
-                rows[i].scope = ds_arena_strdup(ctx->arena, e->rows[i].scope);
-                rows[i].bucket = ds_arena_strdup(ctx->arena, e->rows[i].bucket);
-                rows[i].name = ds_arena_strdup(ctx->arena, e->rows[i].name);
-                rows[i].src_bucket = ds_arena_strdup(ctx->arena, e->rows[i].src_bucket);
-                rows[i].src_table = ds_arena_strdup(ctx->arena, e->rows[i].src_table);
-                rows[i].def = ds_arena_strdup(ctx->arena, e->rows[i].def);
+            k = 0;
+            for (size_t j = 0; j < e->n; j++) {
+                if (!row_matches(&e->rows[j], bucket, name))
+                    continue;
+                size_t i = k++;
+                rows[i] = e->rows[j];
+                rows[i].scope = ds_arena_strdup(ctx->arena, e->rows[j].scope);
+                rows[i].bucket = ds_arena_strdup(ctx->arena, e->rows[j].bucket);
+                rows[i].name = ds_arena_strdup(ctx->arena, e->rows[j].name);
+                rows[i].src_bucket = ds_arena_strdup(ctx->arena, e->rows[j].src_bucket);
+                rows[i].src_table = ds_arena_strdup(ctx->arena, e->rows[j].src_table);
+                rows[i].def = ds_arena_strdup(ctx->arena, e->rows[j].def);
             }
             *out = rows;
-            *n = e->n;
+            *n = k;
         }
         pthread_mutex_unlock(&cache_lock);
         return rows && !ds_arena_failed(ctx->arena) ? DS_OK : oom(ctx);
@@ -265,6 +282,11 @@ static ds_status_t project_rows(ds_ctx_t *ctx, ds_proj_t *p, ds_be_alias_t **out
         e->loaded = true;
     }
     pthread_mutex_unlock(&cache_lock);
+    size_t k = 0;
+    for (size_t i = 0; i < *n; i++)
+        if (row_matches(&(*out)[i], bucket, name))
+            (*out)[k++] = (*out)[i];
+    *n = k;
     return DS_OK;
 }
 
@@ -283,17 +305,15 @@ static ds_status_t visible(ds_ctx_t *ctx, ds_proj_t *p, const char *bucket, cons
     *n = 0;
     if (!has_aliases(p))
         return DS_OK;
-    ds_status_t st = project_rows(ctx, p, &rows, &nrows);
+    ds_status_t st = project_rows(ctx, p, bucket, name, &rows, &nrows);
     if (st != DS_OK)
         return st;
-    /* Main's rows and the branch's rows that match bucket and name (NULL: any). */
+    /* Main's rows and the branch's. */
     m = ds_arena_alloc(ctx->arena, sizeof(ds_be_alias_t) * (nrows + 1));
     b = ds_arena_alloc(ctx->arena, sizeof(ds_be_alias_t) * (nrows + 1));
     if (!m || !b)
         return oom(ctx);
     for (size_t i = 0; i < nrows; i++) {
-        if ((bucket && !same(rows[i].bucket, bucket)) || (name && !same(rows[i].name, name)))
-            continue;
         if (!rows[i].scope[0])
             m[nm++] = rows[i];
         else if (p->branch && same(rows[i].scope, p->branch))
