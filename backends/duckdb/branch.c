@@ -170,6 +170,8 @@ static ds_status_t branch_drop_txn(use_t *u, void *ud)
     if (st == DS_OK)
         st = ds_ddb_run(u->conn, u->err, NULL,
                         "DELETE FROM " META ".branch_marks WHERE starts_with(lower(bucket), lower($1))", 1, pre);
+    if (st == DS_OK) /* the branch's aliases (alias.c) go with it */
+        st = ds_ddb_run(u->conn, u->err, NULL, "DELETE FROM " META ".aliases WHERE scope = lower($1)", 1, key);
     if (st == DS_OK)
         st = ds_ddb_run(u->conn, u->err, NULL, "DELETE FROM " META ".branches WHERE lower(id) = lower($1)", 1, key);
     return st;

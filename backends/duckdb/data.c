@@ -1671,10 +1671,44 @@ ds_status_t ddb_table_preview(void *self, ds_be_call_t *call, const char *bucket
 
 /* ---- profile ---- */
 
-ds_status_t ddb_table_profile(void *self, ds_be_call_t *call, const char *bucket, const char *table,
-                              ds_profile_result_t *out)
+/* The rows a profile reads: the table, or only the rows where selects (a subquery). */
+static ds_status_t profile_from(use_t *u, const ds_be_table_t *t, const ds_where_t *where, ds_buf_t *b)
 {
-    be_t *be = self;
+    if (!where) {
+        qualified(b, t->bucket, t->name);
+        return DS_OK;
+    }
+    ds_buf_puts(b, "(SELECT * FROM ");
+    qualified(b, t->bucket, t->name);
+    ds_status_t st = append_where(u, t, where, b);
+    ds_buf_puts(b, ") AS \"__v\"");
+    return st;
+}
+
+/* Keeps only t's columns that columns[0..n) name (in that order); n == 0 keeps all. */
+static ds_status_t profile_columns(use_t *u, ds_be_call_t *call, ds_be_table_t *t, const char *const *columns, size_t n)
+{
+    if (!n)
+        return DS_OK;
+    ds_be_column_t *cols = u->be->host->alloc(call, sizeof(ds_be_column_t) * n);
+    if (!cols)
+        return ddb_oom(call->err);
+    for (size_t i = 0; i < n; i++) {
+        int ci = columns[i] ? find_col(t, columns[i]) : -1;
+        if (ci < 0)
+            return ds_err_setk(u->err, DS_INVALID_ARGUMENT, DS_KBC_COLUMN_NOT_FOUND,
+                               "column \"%s\" is not a column of the table", columns[i] ? columns[i] : "");
+        cols[i] = t->columns[ci];
+    }
+    t->columns = cols;
+    t->n_columns = n;
+    return DS_OK;
+}
+
+static ds_status_t profile_run(be_t *be, ds_be_call_t *call, const char *bucket, const char *table,
+                               const char *const *columns, size_t n_columns, const ds_where_t *where,
+                               ds_profile_result_t *out)
+{
     use_t u;
     ds_be_table_t t = {0};
     ds_buf_t sql = {0};
@@ -1684,6 +1718,10 @@ ds_status_t ddb_table_profile(void *self, ds_be_call_t *call, const char *bucket
     if (st != DS_OK)
         return st;
     if ((st = ddb_table_describe_read(&u, call, bucket, table, &t)) != DS_OK)
+        goto done;
+    /* The filter may name a column the profile leaves out: it is applied over the whole table. */
+    ds_be_table_t whole = t;
+    if ((st = profile_columns(&u, call, &t, columns, n_columns)) != DS_OK)
         goto done;
     out->columns = be->host->alloc(call, sizeof(ds_column_profile_t) * (t.n_columns ? t.n_columns : 1));
     if (!out->columns) {
@@ -1712,7 +1750,8 @@ ds_status_t ddb_table_profile(void *self, ds_be_call_t *call, const char *bucket
         }
     }
     ds_buf_puts(&sql, " FROM ");
-    qualified(&sql, bucket, table);
+    if ((st = profile_from(&u, &whole, where, &sql)) != DS_OK)
+        goto done;
     if ((st = ds_ddb_run(u.conn, call->err, &r, ds_buf_cstr(&sql), 0, NULL)) != DS_OK)
         goto done;
     out->rows = ds_ddb_int(&r, 0, 0);
@@ -1739,7 +1778,8 @@ ds_status_t ddb_table_profile(void *self, ds_be_call_t *call, const char *bucket
         ds_buf_puts(&sql, "SELECT CAST(v AS VARCHAR), n FROM (SELECT ");
         ds_buf_ident(&sql, p->name);
         ds_buf_puts(&sql, " AS v, count(*) AS n FROM ");
-        qualified(&sql, bucket, table);
+        if ((st = profile_from(&u, &whole, where, &sql)) != DS_OK)
+            break;
         ds_buf_puts(&sql, " WHERE ");
         ds_buf_ident(&sql, p->name);
         ds_buf_puts(&sql, " IS NOT NULL GROUP BY 1) ORDER BY n DESC, 1 LIMIT 5");
@@ -1761,6 +1801,40 @@ ds_status_t ddb_table_profile(void *self, ds_be_call_t *call, const char *bucket
         }
     }
 done:
+    ds_buf_free(&sql);
+    ddb_use_end(&u);
+    return st;
+}
+
+ds_status_t ddb_table_profile(void *self, ds_be_call_t *call, const char *bucket, const char *table,
+                              ds_profile_result_t *out)
+{
+    return profile_run(self, call, bucket, table, NULL, 0, NULL, out);
+}
+
+ds_status_t ddb_table_profile_where(void *self, ds_be_call_t *call, const char *bucket, const char *table,
+                                    const char *const *columns, size_t n, const ds_where_t *where,
+                                    ds_profile_result_t *out)
+{
+    return profile_run(self, call, bucket, table, columns, n, where, out);
+}
+
+ds_status_t ddb_table_count(void *self, ds_be_call_t *call, const char *bucket, const char *table,
+                            const ds_where_t *where, int64_t *rows)
+{
+    use_t u;
+    ds_be_table_t t = {0};
+    ds_buf_t sql = {0};
+    *rows = 0;
+    ds_status_t st = ddb_use_begin(self, call, false, &u);
+    if (st != DS_OK)
+        return st;
+    if ((st = ddb_table_describe(&u, call, bucket, table, &t)) == DS_OK) {
+        ds_buf_puts(&sql, "SELECT count(*) FROM ");
+        qualified(&sql, bucket, table);
+        if ((st = append_where(&u, &t, where, &sql)) == DS_OK)
+            st = query_int(&u, ds_buf_cstr(&sql), rows);
+    }
     ds_buf_free(&sql);
     ddb_use_end(&u);
     return st;

@@ -992,7 +992,7 @@ static const char *meta_ddl =
     "primary_key VARCHAR NOT NULL DEFAULT '', created_at BIGINT NOT NULL, last_import_at BIGINT, "
     "last_change_at BIGINT, row_count BIGINT NOT NULL DEFAULT 0, byte_count BIGINT NOT NULL DEFAULT 0, "
     "version BIGINT DEFAULT nextval('" META ".version_seq'));"
-    DDB_META_BRANCH_TABLES_DDL DDB_META_HISTORY_DDL;
+    DDB_META_BRANCH_TABLES_DDL DDB_META_HISTORY_DDL DDB_META_ALIASES_DDL;
 
 static ds_status_t meta_init(use_t *u, void *ud)
 {
@@ -2054,7 +2054,7 @@ static ds_backend_ops_t ops = {
     .version = "1.4.4",
     .capabilities = DS_CAP_DRIVER | DS_CAP_TYPED_COLUMNS | DS_CAP_FORMAT_CSV | DS_CAP_FORMAT_PARQUET |
                     DS_CAP_IMPORT | DS_CAP_EXPORT | DS_CAP_PROFILE | DS_CAP_SCHEMA_CHANGES | DS_CAP_WORKSPACES |
-                    DS_CAP_BRANCHES | DS_CAP_SHARING | DS_CAP_SNAPSHOTS | DS_CAP_TIME_TRAVEL,
+                    DS_CAP_BRANCHES | DS_CAP_SHARING | DS_CAP_SNAPSHOTS | DS_CAP_TIME_TRAVEL | DS_CAP_ALIASES,
     .settings = NULL,
     .n_settings = 0,
     .open = be_open,
@@ -2096,6 +2096,11 @@ static ds_backend_ops_t ops = {
     .tables_restore = ddb_tables_restore,
     .table_time_travel = ddb_table_time_travel,
     .history_expire = ddb_history_expire,
+    .alias_put = ddb_alias_put,
+    .alias_list = ddb_alias_list,
+    .alias_drop = ddb_alias_drop,
+    .table_count = ddb_table_count,
+    .table_profile_where = ddb_table_profile_where,
 };
 
 const ds_backend_ops_t *ds_be_duckdb_entry(const ds_host_api_t *host)

@@ -178,6 +178,11 @@ ds_status_t ddb_table_create_txn(use_t *u, void *ud);
     "created_at BIGINT NOT NULL);"                                                                                     \
     "CREATE TABLE IF NOT EXISTS " META ".branch_marks (bucket VARCHAR NOT NULL, name VARCHAR NOT NULL, "               \
     "hidden BOOLEAN NOT NULL, base_version BIGINT NOT NULL);"
+/* Table aliases (alias.c): one row per definition; files written before aliases get it on attach. */
+#define DDB_META_ALIASES_DDL                                                                                           \
+    "CREATE TABLE IF NOT EXISTS " META ".aliases (scope VARCHAR NOT NULL, bucket VARCHAR NOT NULL, "                   \
+    "name VARCHAR NOT NULL, src_bucket VARCHAR NOT NULL, src_table VARCHAR NOT NULL, def VARCHAR NOT NULL, "           \
+    "hidden BOOLEAN NOT NULL, created_at BIGINT NOT NULL);"
 /* The row history behind time travel (history.c); files written before it get it on attach. */
 #define DDB_META_HISTORY_DDL                                                                                           \
     "CREATE SEQUENCE IF NOT EXISTS " META ".hist_seq;"                                                                 \
@@ -191,7 +196,7 @@ ds_status_t ddb_table_create_txn(use_t *u, void *ud);
 #define DDB_META_V2_DDL                                                                                                \
     "CREATE SEQUENCE IF NOT EXISTS " META ".version_seq;"                                                              \
     "ALTER TABLE " META ".tables ADD COLUMN IF NOT EXISTS version BIGINT DEFAULT nextval('" META ".version_seq');"     \
-    DDB_META_BRANCH_TABLES_DDL DDB_META_HISTORY_DDL
+    DDB_META_BRANCH_TABLES_DDL DDB_META_HISTORY_DDL DDB_META_ALIASES_DDL
 
 /*
  * meta_cache.c: the in-memory metadata catalog of attached projects (see its
@@ -249,8 +254,18 @@ ds_status_t ddb_tables_move(void *self, ds_be_call_t *call, const ds_be_move_t *
 
 /* snapshot.c: tables made again from a snapshot's Parquet files, in one transaction. */
 ds_status_t ddb_tables_restore(void *self, ds_be_call_t *call, const ds_be_restore_t *items, size_t n);
+/* alias.c: the store of alias definitions, wired into the ops table. */
+ds_status_t ddb_alias_put(void *self, ds_be_call_t *call, const ds_be_alias_t *alias);
+ds_status_t ddb_alias_list(void *self, ds_be_call_t *call, const char *scope, const char *bucket, const char *name,
+                           ds_be_alias_t **items, size_t *n);
+ds_status_t ddb_alias_drop(void *self, ds_be_call_t *call, const char *scope, const char *bucket, const char *name);
 
 /* data.c: the table-data operations, wired into the ops table. */
+ds_status_t ddb_table_count(void *self, ds_be_call_t *call, const char *bucket, const char *table,
+                            const ds_where_t *where, int64_t *rows);
+ds_status_t ddb_table_profile_where(void *self, ds_be_call_t *call, const char *bucket, const char *table,
+                                    const char *const *columns, size_t n, const ds_where_t *where,
+                                    ds_profile_result_t *out);
 ds_status_t ddb_table_import(void *self, ds_be_call_t *call, const char *bucket, const char *table,
                              const ds_import_t *in, const char *const *paths, size_t n_paths, ds_import_result_t *out);
 ds_status_t ddb_table_export(void *self, ds_be_call_t *call, const char *bucket, const char *table,

@@ -53,6 +53,7 @@
 #define DS_CAP_PROFILE (1ull << 11)
 #define DS_CAP_SCHEMA_CHANGES (1ull << 12)
 #define DS_CAP_SNAPSHOTS (1ull << 13) /* tables_restore: tables made again from a snapshot's Parquet files */
+#define DS_CAP_ALIASES (1ull << 15) /* stores alias definitions (alias_put/list/drop) and reads views (table_count, table_profile_where) */
 
 /*
  * Bits of ds_be_caps_t's masks: DS_FORMAT_BIT(DS_FORMAT_CSV),
@@ -369,6 +370,26 @@ typedef struct {
     bool replace; /* the destination exists and is replaced; false: it must not exist */
 } ds_be_restore_t;
 
+/*
+ * Table aliases (DS_CAP_ALIASES). The rules (what an alias reads, which
+ * writes it refuses, when a drop needs force) are the host's (src/cmd/alias.c);
+ * a backend stores the definitions in the project's own storage, so they
+ * live, move and die with the project. scope is "" for main or a branch id
+ * (lower-case); bucket and name are the alias's logical id; src_bucket and
+ * src_table its source's; def is the host's own text (JSON), kept as given.
+ * A hidden row hides main's alias of the same name in its scope.
+ */
+typedef struct {
+    const char *scope;
+    const char *bucket;
+    const char *name;
+    const char *src_bucket;
+    const char *src_table;
+    const char *def;
+    bool hidden;
+    int64_t created_at; /* unix seconds */
+} ds_be_alias_t;
+
 /* Functions the host gives a backend. */
 typedef struct ds_host_api {
     uint32_t abi_version;
@@ -595,6 +616,26 @@ typedef struct ds_backend_ops {
      */
     ds_status_t (*table_time_travel)(void *self, ds_be_call_t *call, const struct ds_be_time_travel *in, int64_t *rows);
     ds_status_t (*history_expire)(void *self, ds_be_call_t *call, int64_t not_before_us, int64_t *rows);
+    /*
+     * Table aliases (appended; NULL when the backend has none, see
+     * ds_be_alias_t). alias_put inserts the row, replacing one with the same
+     * (scope, bucket, name) compared lower-case. alias_list gives the rows
+     * matching scope, bucket and name (each NULL: any), ordered by scope,
+     * bucket, name. alias_drop removes the rows matching scope (required),
+     * bucket and name (NULL: any). table_count is the exact number of rows of
+     * bucket.table that where selects; table_profile_where profiles the
+     * columns (n == 0: all) of the rows where selects, as table_profile does
+     * for the whole table.
+     */
+    ds_status_t (*alias_put)(void *self, ds_be_call_t *call, const ds_be_alias_t *alias);
+    ds_status_t (*alias_list)(void *self, ds_be_call_t *call, const char *scope, const char *bucket, const char *name,
+                              ds_be_alias_t **items, size_t *n);
+    ds_status_t (*alias_drop)(void *self, ds_be_call_t *call, const char *scope, const char *bucket, const char *name);
+    ds_status_t (*table_count)(void *self, ds_be_call_t *call, const char *bucket, const char *table,
+                               const ds_where_t *where, int64_t *rows);
+    ds_status_t (*table_profile_where)(void *self, ds_be_call_t *call, const char *bucket, const char *table,
+                                       const char *const *columns, size_t n, const ds_where_t *where,
+                                       ds_profile_result_t *out);
 } ds_backend_ops_t;
 
 /* A time-travel request (table_time_travel). */

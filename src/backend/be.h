@@ -156,4 +156,31 @@ static inline ds_status_t ds_be_tables_restore(ds_backend_t *b, ds_be_call_t *c,
     return DS_BE_CALL_V2(b, c, tables_restore, items, n);
 }
 
+/* Table aliases (appended after version 1): "not supported" when the backend's struct lacks them. */
+static inline ds_status_t ds_be_alias_put(ds_backend_t *b, ds_be_call_t *c, const ds_be_alias_t *a)
+{
+    return DS_BE_CALL_V2(b, c, alias_put, a);
+}
+static inline ds_status_t ds_be_alias_list(ds_backend_t *b, ds_be_call_t *c, const char *scope, const char *bucket,
+                                           const char *name, ds_be_alias_t **items, size_t *n)
+{
+    return DS_BE_CALL_V2(b, c, alias_list, scope, bucket, name, items, n);
+}
+static inline ds_status_t ds_be_alias_drop(ds_backend_t *b, ds_be_call_t *c, const char *scope, const char *bucket,
+                                           const char *name)
+{
+    return DS_BE_CALL_V2(b, c, alias_drop, scope, bucket, name);
+}
+static inline ds_status_t ds_be_table_count(ds_backend_t *b, ds_be_call_t *c, const char *bucket, const char *table,
+                                            const ds_where_t *where, int64_t *rows)
+{
+    return DS_BE_CALL_V2(b, c, table_count, bucket, table, where, rows);
+}
+static inline ds_status_t ds_be_table_profile_where(ds_backend_t *b, ds_be_call_t *c, const char *bucket,
+                                                    const char *table, const char *const *columns, size_t n,
+                                                    const ds_where_t *where, ds_profile_result_t *out)
+{
+    return DS_BE_CALL_V2(b, c, table_profile_where, bucket, table, columns, n, where, out);
+}
+
 #endif

@@ -735,7 +735,9 @@ ds_status_t ds_cmd_branch_delete(ds_ctx_t *ctx, const char *project, const char 
         st = ds_cmd_enter_ddl(ctx, project);
     if (st != DS_OK)
         return st;
-    if ((st = ds_be_branch_drop(p.be, &p.call, b.id, p.branch_prefix)) != DS_OK)
+    st = ds_be_branch_drop(p.be, &p.call, b.id, p.branch_prefix);
+    ds_cmd_alias_forget(p.rec.id); /* the branch's aliases went with it (cmd/alias.c caches them) */
+    if (st != DS_OK)
         return st;
     /* The branch's workspaces read a view of storage that is gone: they go with it. */
     ds_cmd_ws_drop_all(ctx, project, b.id);

@@ -152,6 +152,9 @@ ds_status_t ds_cmd_bucket_delete(ds_ctx_t *ctx, const char *project, const char 
     /* Links read it: refused (before any snapshot is taken). */
     if (!p.branch && (st = ds_cmd_share_check_source(ctx, &p, bucket, "dropped")) != DS_OK)
         return st;
+    /* Aliases in the bucket, or reading what it holds (cmd/alias.c): refused, or with force dropped first. */
+    if ((st = ds_cmd_alias_drop_dependents(ctx, &p, bucket, NULL, force)) != DS_OK)
+        return st;
     const char **snaps = NULL;
     size_t n_snaps = 0;
     if (force && (st = snapshot_tables(ctx, &p, bucket, &snaps, &n_snaps)) != DS_OK) {

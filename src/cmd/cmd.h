@@ -366,7 +366,59 @@ ds_status_t ds_cmd_table_get(ds_ctx_t *ctx, const char *project, const char *buc
                              ds_be_table_t *out);
 ds_status_t ds_cmd_table_list(ds_ctx_t *ctx, const char *project, const char *bucket, ds_be_table_t **items,
                               size_t *n);
-ds_status_t ds_cmd_table_drop(ds_ctx_t *ctx, const char *project, const char *bucket, const char *table);
+/*
+ * Drops a table, or an alias (alias.c). A table or alias that aliases read
+ * needs force, which drops those aliases too (and theirs); without it
+ * DS_CONFLICT names them.
+ */
+ds_status_t ds_cmd_table_drop(ds_ctx_t *ctx, const char *project, const char *bucket, const char *table, bool force);
+
+/* ---- table aliases (alias.c) ----
+ * An alias is a read-only view of a table (or of an unfiltered auto-sync
+ * alias): an optional filter (one column, eq or ne, one or more values) and
+ * either the source's columns as they are at every read (auto_sync) or a
+ * pinned list. Every read route reads it; writes answer 400. */
+typedef struct {
+    const char *bucket; /* the alias's bucket (as clients name it) */
+    const char *name;
+    const char *source_bucket; /* what it reads: a table or an alias */
+    const char *source_table;
+    const ds_filter_t *filter; /* NULL: none; op DS_OP_EQ or DS_OP_NE */
+    bool auto_sync;
+    const char **columns; /* !auto_sync: the pinned columns */
+    size_t n_columns;
+    int64_t created_at;
+} ds_alias_t;
+
+typedef struct {
+    const char *bucket; /* where the alias goes */
+    const char *name;
+    const ds_filter_t *filter; /* NULL: none */
+    const char **columns;      /* NULL: none given */
+    size_t n_columns;
+    int auto_sync; /* -1: not given (true unless columns are given), 0, 1 */
+} ds_alias_create_t;
+
+/* Creates an alias of source_bucket.source_table; *out is its table info, *alias its definition. */
+ds_status_t ds_cmd_alias_create(ds_ctx_t *ctx, const char *project, const char *source_bucket,
+                                const char *source_table, const ds_alias_create_t *in, ds_be_table_t *out,
+                                ds_alias_t *alias);
+/* Sets (filter non-NULL) or removes (NULL) the filter of alias bucket.name. */
+ds_status_t ds_cmd_alias_filter_set(ds_ctx_t *ctx, const char *project, const char *bucket, const char *name,
+                                    const ds_filter_t *filter, ds_be_table_t *out, ds_alias_t *alias);
+/* Turns column sync on (the source's columns at every read) or off (pins the columns it has now). */
+ds_status_t ds_cmd_alias_sync_set(ds_ctx_t *ctx, const char *project, const char *bucket, const char *name,
+                                  bool auto_sync, ds_be_table_t *out, ds_alias_t *alias);
+/*
+ * ds_cmd_table_get and ds_cmd_table_list that also say which items are
+ * aliases: *alias (may be NULL) gets the definition and *is_alias is set;
+ * (*aliases)[i] is NULL for a table. Aliases answer their own columns, the
+ * rows they select (exact) and 0 bytes (storage counts in the source).
+ */
+ds_status_t ds_cmd_object_get(ds_ctx_t *ctx, const char *project, const char *bucket, const char *table,
+                              ds_be_table_t *out, ds_alias_t *alias, bool *is_alias);
+ds_status_t ds_cmd_object_list(ds_ctx_t *ctx, const char *project, const char *bucket, ds_be_table_t **items,
+                               size_t *n, const ds_alias_t ***aliases);
 
 /* ---- table data (import, export, preview, profile, delete rows) ---- */
 

@@ -136,15 +136,41 @@ static ds_status_t check_csv(ds_ctx_t *ctx, const ds_csv_opts_t *o)
     return check_names(ctx, o->columns, o->n_columns, "columns");
 }
 
-/* Resolves the table (which must exist) and the columns a read or delete names. */
-static ds_status_t resolve_read(ds_ctx_t *ctx, ds_proj_t *p, const char **bucket, const char **table,
-                                const char ***columns, size_t n_columns, ds_order_t **order, size_t n_order,
+/*
+ * Resolves the table (which must exist) and the columns a read or delete
+ * names. A read (read) of an alias reads its source (alias.c): its filter is
+ * ANDed into where, the columns named must be the alias's, and a pinned
+ * alias's columns replace "all columns". A delete refuses an alias.
+ */
+static ds_status_t resolve_read(ds_ctx_t *ctx, ds_proj_t *p, bool read, const char **bucket, const char **table,
+                                const char ***columns, size_t *n_columns, ds_order_t **order, size_t n_order,
                                 ds_where_t *where)
 {
     ds_be_table_t def;
-    ds_status_t st = ds_cmd_resolve_table(ctx, p, bucket, table, false, &def, NULL);
+    const ds_alias_t *a = NULL;
+    ds_status_t st = read ? ds_cmd_resolve_read(ctx, p, bucket, table, &def, &a, NULL)
+                          : ds_cmd_resolve_table(ctx, p, bucket, table, false, &def, NULL);
+    if (st == DS_OK && a) {
+        for (size_t i = 0; st == DS_OK && order && i < n_order; i++)
+            st = ds_cmd_alias_check_column(ctx, p, a, &def, (*order)[i].column, "order_by");
+        for (size_t i = 0; st == DS_OK && where && i < where->n_filters; i++)
+            st = ds_cmd_alias_check_column(ctx, p, a, &def, where->filters[i].column, "where_filters");
+        if (st == DS_OK && columns)
+            st = ds_cmd_alias_columns(ctx, p, a, &def, (const char ***)columns, n_columns, "columns");
+        if (st == DS_OK && where && a->filter) {
+            /* The alias's filter, on the source's column, after the request's own (already checked) filters. */
+            ds_filter_t *f = ds_arena_alloc(ctx->arena, sizeof(ds_filter_t) * (where->n_filters + 1));
+            if (!f)
+                return ds_err_set(&ctx->err, DS_UNAVAILABLE, "out of memory");
+            if (where->n_filters)
+                memcpy(f, where->filters, sizeof(ds_filter_t) * where->n_filters);
+            f[where->n_filters] = *a->filter;
+            where->filters = f;
+            where->n_filters++;
+        }
+    }
     if (st == DS_OK && columns)
-        st = ds_cmd_resolve_columns(ctx, p, &def, (const char **const *)columns, n_columns, (const char ***)columns);
+        st = ds_cmd_resolve_columns(ctx, p, &def, (const char **const *)columns, *n_columns, (const char ***)columns);
     if (st == DS_OK && order)
         st = ds_cmd_resolve_order(ctx, p, &def, order, n_order);
     if (st == DS_OK && where)
@@ -174,12 +200,37 @@ static ds_status_t resolve_import(ds_ctx_t *ctx, ds_proj_t *p, const char **buck
         return st;
     if (st == DS_OK && in->dst_columns)
         st = ds_cmd_resolve_columns(ctx, p, d, &in->dst_columns, in->n_mapping, &x->dst_columns);
+    /* The source is read: it may be an alias (alias.c), whose filter joins the source filters. */
+    const ds_alias_t *a = NULL;
     if (st == DS_OK)
-        st = ds_cmd_resolve_table(ctx, p, &x->src_bucket, &x->src_table, false, &src, NULL);
-    if (st == DS_OK && in->src_columns)
-        st = ds_cmd_resolve_columns(ctx, p, &src, &in->src_columns, in->n_mapping, &x->src_columns);
+        st = ds_cmd_resolve_read(ctx, p, &x->src_bucket, &x->src_table, &src, &a, NULL);
+    for (size_t i = 0; st == DS_OK && a && i < x->src_where.n_filters; i++)
+        st = ds_cmd_alias_check_column(ctx, p, a, &src, x->src_where.filters[i].column, "where_filters");
+    if (st == DS_OK && a && in->src_columns)
+        st = ds_cmd_alias_columns(ctx, p, a, &src, &x->src_columns, &x->n_mapping, "columns_mapping");
+    if (st == DS_OK && a && !in->src_columns && !a->auto_sync) {
+        /* All of a pinned alias's columns, under the same names. */
+        size_t n = 0;
+        if ((st = ds_cmd_alias_columns(ctx, p, a, &src, &x->src_columns, &n, "columns_mapping")) == DS_OK) {
+            x->dst_columns = x->src_columns;
+            x->n_mapping = n;
+        }
+    }
+    if (st == DS_OK && x->src_columns)
+        st = ds_cmd_resolve_columns(ctx, p, &src, &x->src_columns, x->n_mapping, &x->src_columns);
     if (st == DS_OK)
         st = ds_cmd_resolve_where(ctx, p, &src, &x->src_where);
+    if (st == DS_OK && a && a->filter) {
+        ds_where_t *w = &x->src_where;
+        ds_filter_t *f = ds_arena_alloc(ctx->arena, sizeof(ds_filter_t) * (w->n_filters + 1));
+        if (!f)
+            return ds_err_set(&ctx->err, DS_UNAVAILABLE, "out of memory");
+        if (w->n_filters)
+            memcpy(f, w->filters, sizeof(ds_filter_t) * w->n_filters);
+        f[w->n_filters] = *a->filter;
+        w->filters = f;
+        w->n_filters++;
+    }
     if (st == DS_OK && strcmp(x->src_bucket, *bucket) == 0 && strcmp(x->src_table, *table) == 0)
         st = ds_err_setf(&ctx->err, DS_INVALID_ARGUMENT, "source", "a table cannot be imported into itself");
     return st;
@@ -373,7 +424,7 @@ ds_status_t ds_cmd_table_export(ds_ctx_t *ctx, const char *project, const char *
     if ((st = check_names(ctx, in->columns, in->n_columns, "columns")) != DS_OK ||
         (st = check_order(ctx, in->order, in->n_order)) != DS_OK || (st = check_where(ctx, &x.where)) != DS_OK)
         return st;
-    if ((st = resolve_read(ctx, &p, &bucket, &table, &x.columns, x.n_columns, &x.order, x.n_order, &x.where)) != DS_OK)
+    if ((st = resolve_read(ctx, &p, true, &bucket, &table, &x.columns, &x.n_columns, &x.order, x.n_order, &x.where)) != DS_OK)
         return st;
     in = &x;
     const char *ext = in->format == DS_FORMAT_PARQUET ? "parquet" : in->gzip ? "csv.gz" : "csv";
@@ -425,7 +476,7 @@ ds_status_t ds_cmd_scan_open(ds_ctx_t *ctx, ds_proj_t *caller, const char *bucke
         return st;
     if (st != DS_OK)
         return st;
-    if ((st = resolve_read(ctx, p, &bucket, &table, &x.columns, x.n_columns, &x.order, x.n_order, &x.where)) != DS_OK)
+    if ((st = resolve_read(ctx, p, true, &bucket, &table, &x.columns, &x.n_columns, &x.order, x.n_order, &x.where)) != DS_OK)
         return st;
     ds_be_call_t *call = ds_arena_alloc(ctx->arena, sizeof(*call));
     if (!call)
@@ -450,7 +501,7 @@ ds_status_t ds_cmd_table_preview(ds_ctx_t *ctx, const char *project, const char 
     if ((st = check_names(ctx, in->columns, in->n_columns, "columns")) != DS_OK ||
         (st = check_order(ctx, in->order, in->n_order)) != DS_OK || (st = check_where(ctx, &x.where)) != DS_OK)
         return st;
-    if ((st = resolve_read(ctx, &p, &bucket, &table, &x.columns, x.n_columns, &x.order, x.n_order, &x.where)) != DS_OK)
+    if ((st = resolve_read(ctx, &p, true, &bucket, &table, &x.columns, &x.n_columns, &x.order, x.n_order, &x.where)) != DS_OK)
         return st;
     return DS_BE_CALL(p.be, &p.call, table_preview, bucket, table, &x, out);
 }
@@ -464,9 +515,19 @@ ds_status_t ds_cmd_table_profile(ds_ctx_t *ctx, const char *project, const char 
         return st;
     if ((st = ds_cmd_require_cap(ctx, &p, DS_CAP_PROFILE, "profile")) != DS_OK)
         return st;
-    if ((st = ds_cmd_resolve_table(ctx, &p, &bucket, &table, false, NULL, NULL)) != DS_OK)
+    ds_be_table_t def;
+    const ds_alias_t *a;
+    ds_where_t w = {0};
+    if ((st = ds_cmd_resolve_read(ctx, &p, &bucket, &table, &def, &a, &w)) != DS_OK)
         return st;
-    return DS_BE_CALL(p.be, &p.call, table_profile, bucket, table, out);
+    if (!a)
+        return DS_BE_CALL(p.be, &p.call, table_profile, bucket, table, out);
+    /* An alias: its columns, of the rows its filter selects. */
+    const char **cols = NULL;
+    size_t n = 0;
+    if (!a->auto_sync && (st = ds_cmd_alias_columns(ctx, &p, a, &def, &cols, &n, "columns")) != DS_OK)
+        return st;
+    return ds_be_table_profile_where(p.be, &p.call, bucket, table, cols, n, w.n_filters ? &w : NULL, out);
 }
 
 ds_status_t ds_cmd_table_delete_rows(ds_ctx_t *ctx, const char *project, const char *bucket, const char *table,
@@ -481,7 +542,7 @@ ds_status_t ds_cmd_table_delete_rows(ds_ctx_t *ctx, const char *project, const c
     ds_where_t w = *where;
     if ((st = check_where(ctx, &w)) != DS_OK)
         return st;
-    if ((st = resolve_read(ctx, &p, &bucket, &table, NULL, 0, NULL, 0, &w)) != DS_OK)
+    if ((st = resolve_read(ctx, &p, false, &bucket, &table, NULL, NULL, NULL, 0, &w)) != DS_OK)
         return st;
     if ((st = ds_cmd_branch_write(ctx, &p, &bucket, &table, false)) != DS_OK)
         return st;
@@ -571,6 +632,8 @@ ds_status_t ds_cmd_column_drop(ds_ctx_t *ctx, const char *project, const char *b
         return st;
     /* Only a column the table has is worth a snapshot: the backend refuses the others. */
     const char *col = ds_cmd_column_name(&p, &def, column);
+    if ((st = ds_cmd_alias_check_column_drop(ctx, &p, bucket, table, col)) != DS_OK)
+        return st;
     bool known = false;
     for (size_t i = 0; i < def.n_columns; i++)
         known = known || strcmp(def.columns[i].name, col) == 0;

@@ -191,5 +191,54 @@ ds_status_t ds_cmd_share_check_free(ds_ctx_t *ctx, const char *project, const ch
 ds_status_t ds_cmd_share_list_links(ds_ctx_t *ctx, const ds_proj_t *p, ds_be_bucket_t **items, size_t *n);
 /* Workspaces' read-only role: PERMISSION_DENIED when project revoked its workspaces' access to bucket. */
 ds_status_t ds_cmd_share_readonly_check(ds_ctx_t *ctx, const char *project, const char *bucket, ds_err_t *err);
+/* ---- table aliases (alias.c) ----
+ * names.c's ds_cmd_resolve_table refuses an alias (writes); reads resolve
+ * through ds_cmd_resolve_read, which follows an alias to the table it reads. */
+/* The table half of ds_cmd_resolve_table (no alias check): for alias.c. */
+ds_status_t ds_cmd_resolve_table_only(ds_ctx_t *ctx, ds_proj_t *p, const char **bucket, const char **table,
+                                      bool may_be_missing, ds_be_table_t *def, bool *exists);
+/*
+ * Forgets what the alias cache (alias.c) holds for project: call after
+ * anything that changes a project's alias rows other than alias.c itself
+ * (a branch or the whole project dropped or created).
+ */
+void ds_cmd_alias_forget(const char *project);
+/* *out: the alias bucket.name (logical names) visible to p (its branch's, else main's), or NULL. */
+ds_status_t ds_cmd_alias_lookup(ds_ctx_t *ctx, ds_proj_t *p, const char *bucket, const char *name,
+                                const ds_alias_t **out);
+/*
+ * Reads: like ds_cmd_resolve_table (must exist), but an alias resolves to the
+ * physical table it reads (through the branch, following aliases of
+ * aliases): *bucket and *table become that table, def the alias's view (its
+ * columns, named as the alias), *alias (may be NULL) the alias or NULL for a
+ * table, and where (may be NULL) gains the alias's filter.
+ */
+ds_status_t ds_cmd_resolve_read(ds_ctx_t *ctx, ds_proj_t *p, const char **bucket, const char **table,
+                                ds_be_table_t *def, const ds_alias_t **alias, ds_where_t *where);
+/*
+ * For a read of alias a (view: its def from ds_cmd_resolve_read): checks that
+ * names[0..n) are columns of the alias (field names the request field), and
+ * when the alias pins its columns and none are named, *names and *n become them.
+ */
+ds_status_t ds_cmd_alias_columns(ds_ctx_t *ctx, const ds_proj_t *p, const ds_alias_t *a, const ds_be_table_t *view,
+                                 const char ***names, size_t *n, const char *field);
+/* The exact rows bucket.table (logical names) holds, or selects when it is an alias. */
+ds_status_t ds_cmd_read_rows(ds_ctx_t *ctx, ds_proj_t *p, const char *bucket, const char *table, int64_t *rows);
+/* DS_INVALID_ARGUMENT unless every name (filter, order) is a column of the alias's view. */
+ds_status_t ds_cmd_alias_check_column(ds_ctx_t *ctx, const ds_proj_t *p, const ds_alias_t *a,
+                                      const ds_be_table_t *view, const char *name, const char *field);
+/*
+ * Before a drop of bucket.table (table NULL: the whole bucket and all it
+ * holds; logical names): the aliases that read it (and, for a bucket, those
+ * in it). Without force DS_CONFLICT names them; with force they are dropped
+ * (and the aliases reading them). Call inside the project's catalog slot.
+ */
+ds_status_t ds_cmd_alias_drop_dependents(ds_ctx_t *ctx, ds_proj_t *p, const char *bucket, const char *table,
+                                         bool force);
+/* Before dropping column of bucket.table: DS_CONFLICT when an alias filters on it or pins it. */
+ds_status_t ds_cmd_alias_check_column_drop(ds_ctx_t *ctx, ds_proj_t *p, const char *bucket, const char *table,
+                                           const char *column);
+/* Drops alias bucket.name (found by ds_cmd_alias_lookup) under the catalog slot; force as for tables. */
+ds_status_t ds_cmd_alias_drop(ds_ctx_t *ctx, ds_proj_t *p, const ds_alias_t *a, bool force);
 
 #endif

@@ -29,6 +29,9 @@
  * cmd/share.c then turns p into the source project for this request, after
  * checking the share again. A p that reads a linked bucket resolves that
  * bucket only.
+ * A name that is an alias (cmd/alias.c) is refused here with a clear 400:
+ * every write resolves its table through ds_cmd_resolve_table, so no write
+ * can reach an alias; reads use ds_cmd_resolve_read, which follows it.
  *
  * Everything returned is allocated in the request arena.
  */
@@ -89,6 +92,31 @@ ds_status_t ds_cmd_resolve_bucket(ds_ctx_t *ctx, ds_proj_t *p, const char **buck
 
 ds_status_t ds_cmd_resolve_table(ds_ctx_t *ctx, ds_proj_t *p, const char **bucket, const char **table,
                                  bool may_be_missing, ds_be_table_t *def, bool *exists)
+{
+    const char *b0 = *bucket, *t0 = *table;
+    bool found = false;
+    ds_status_t st = ds_cmd_resolve_table_only(ctx, p, bucket, table, may_be_missing, def, exists ? exists : &found);
+    if (st == DS_NOT_FOUND || (st == DS_OK && may_be_missing && !(exists ? *exists : found))) {
+        /*
+         * No table of that name: an alias of it is read-only. Every writer
+         * resolves its destination here, so no write reaches an alias's source.
+         */
+        ds_err_t saved = ctx->err;
+        const ds_alias_t *a = NULL;
+        if (ds_cmd_alias_lookup(ctx, p, b0, t0, &a) != DS_OK)
+            return ctx->err.status;
+        if (a)
+            return ds_err_setf(&ctx->err, DS_INVALID_ARGUMENT, "table",
+                               "\"%s.%s\" is an alias of \"%s.%s\": aliases are read-only (import, delete rows and "
+                               "column or key changes go to the source table)",
+                               a->bucket, a->name, a->source_bucket, a->source_table);
+        ctx->err = saved;
+    }
+    return st;
+}
+
+ds_status_t ds_cmd_resolve_table_only(ds_ctx_t *ctx, ds_proj_t *p, const char **bucket, const char **table,
+                                      bool may_be_missing, ds_be_table_t *def, bool *exists)
 {
     ds_be_table_t t;
     if (!def)

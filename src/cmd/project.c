@@ -287,6 +287,7 @@ ds_status_t ds_cmd_project_create(ds_ctx_t *ctx, const ds_project_create_t *in, 
     else if (st == DS_OK) {
         ds_be_call_t call = {.arena = ctx->arena, .err = &ctx->err, .project_id = rec->id};
         st = ds_be_project_create(be, &call);
+        ds_cmd_alias_forget(rec->id); /* new storage holds no aliases (cmd/alias.c caches them) */
         /* The project file carries its own catalog record from the start (a lost catalog is rebuilt from it). */
         if (st == DS_OK && (st = ds_service_project_copy_put(be, &call, rec)) != DS_OK) {
             ds_be_call_t undo = {.arena = ctx->arena, .err = &e, .project_id = rec->id};
@@ -407,6 +408,7 @@ ds_status_t ds_cmd_project_delete(ds_ctx_t *ctx, const char *id)
         if (st == DS_OK) {
             ds_be_call_t call = {.arena = ctx->arena, .err = &ctx->err, .project_id = ctx->project_id};
             st = ds_be_project_drop(be, &call);
+            ds_cmd_alias_forget(id); /* its aliases went with its storage (cmd/alias.c caches them) */
         }
         if (st != DS_OK) {
             ds_err_t e = {0};

@@ -92,6 +92,11 @@ ds_status_t ds_cmd_table_create(ds_ctx_t *ctx, const char *project, const char *
         const char *name = in->name;
         bool exists;
         bucket = ds_cmd_branch_logical(&p, bucket);
+        const ds_alias_t *a;
+        if ((st = ds_cmd_alias_lookup(ctx, &p, bucket, name, &a)) != DS_OK)
+            return st;
+        if (a && !applied)
+            return ds_err_set(&ctx->err, DS_ALREADY_EXISTS, "an alias \"%s.%s\" already exists", bucket, name);
         if ((st = ds_cmd_resolve_table(ctx, &p, &bucket, &name, true, NULL, &exists)) != DS_OK)
             return st;
         if (exists && !applied)
@@ -105,8 +110,14 @@ ds_status_t ds_cmd_table_create(ds_ctx_t *ctx, const char *project, const char *
         if (st != DS_OK)
             return st;
         def.bucket = bucket;
-    } else if ((st = ds_cmd_enter_ddl(ctx, project)) != DS_OK) {
-        return st;
+    } else {
+        if ((st = ds_cmd_enter_ddl(ctx, project)) != DS_OK)
+            return st;
+        const ds_alias_t *a;
+        if ((st = ds_cmd_alias_lookup(ctx, &p, bucket, in->name, &a)) != DS_OK)
+            return st;
+        if (a && !applied)
+            return ds_err_set(&ctx->err, DS_ALREADY_EXISTS, "an alias \"%s.%s\" already exists", bucket, in->name);
     }
     if (!applied) {
         if ((st = ds_be_table_create(p.be, &p.call, &def)) != DS_OK)
@@ -122,36 +133,16 @@ ds_status_t ds_cmd_table_create(ds_ctx_t *ctx, const char *project, const char *
 ds_status_t ds_cmd_table_get(ds_ctx_t *ctx, const char *project, const char *bucket, const char *table,
                              ds_be_table_t *out)
 {
-    ds_proj_t p;
-    ds_status_t st = ds_cmd_open_project(ctx, &project, &p);
-    if (st != DS_OK)
-        return st;
-    if ((st = ds_cmd_resolve_table(ctx, &p, &bucket, &table, false, out, NULL)) != DS_OK)
-        return st;
-    /* A linked bucket's table is shown under the link's bucket id. */
-    out->bucket = p.linked_bucket ? p.linked_bucket : ds_cmd_branch_logical(&p, out->bucket);
-    return DS_OK;
+    return ds_cmd_object_get(ctx, project, bucket, table, out, NULL, NULL);
 }
 
 ds_status_t ds_cmd_table_list(ds_ctx_t *ctx, const char *project, const char *bucket, ds_be_table_t **items,
                               size_t *n)
 {
-    ds_proj_t p;
-    ds_status_t st = ds_cmd_open_project(ctx, &project, &p);
-    if (st != DS_OK)
-        return st;
-    if ((st = ds_cmd_resolve_bucket(ctx, &p, &bucket)) != DS_OK)
-        return st;
-    if (p.branch)
-        return ds_cmd_branch_table_list(ctx, &p, bucket, items, n);
-    if ((st = ds_be_table_list(p.be, &p.call, bucket, items, n)) != DS_OK)
-        return st;
-    for (size_t i = 0; p.linked_bucket && i < *n; i++)
-        (*items)[i].bucket = p.linked_bucket;
-    return DS_OK;
+    return ds_cmd_object_list(ctx, project, bucket, items, n, NULL);
 }
 
-ds_status_t ds_cmd_table_drop(ds_ctx_t *ctx, const char *project, const char *bucket, const char *table)
+ds_status_t ds_cmd_table_drop(ds_ctx_t *ctx, const char *project, const char *bucket, const char *table, bool force)
 {
     ds_proj_t p;
     bool applied = false;
@@ -162,26 +153,45 @@ ds_status_t ds_cmd_table_drop(ds_ctx_t *ctx, const char *project, const char *bu
         st = ds_cmd_idem_backend_check(ctx, &p, &applied, &count);
     if (st != DS_OK || applied)
         return st;
-    if ((st = ds_cmd_resolve_table(ctx, &p, &bucket, &table, false, NULL, NULL)) != DS_OK ||
-        (st = ds_cmd_share_refuse_write(ctx, &p)) != DS_OK)
+    const char *b = bucket, *t = table;
+    if ((st = ds_cmd_resolve_table(ctx, &p, &b, &t, false, NULL, NULL)) != DS_OK) {
+        /* Not a table: an alias is dropped as one (alias.c). */
+        const ds_alias_t *a = NULL;
+        if (st != DS_INVALID_ARGUMENT || ds_cmd_alias_lookup(ctx, &p, bucket, table, &a) != DS_OK || !a)
+            return ctx->err.status;
+        ds_err_clear(&ctx->err);
+        if ((st = ds_cmd_enter_ddl(ctx, project)) != DS_OK)
+            return st;
+        return ds_cmd_alias_drop(ctx, &p, a, force);
+    }
+    bucket = b;
+    table = t;
+    if ((st = ds_cmd_share_refuse_write(ctx, &p)) != DS_OK)
         return st;
     if (p.branch) {
         /*
-         * The branch's drop takes its own slots (and may only hide main's
-         * table); the snapshot is of the table as the branch sees it now.
+         * The branch's drop takes the table's and the catalog slot itself
+         * (in that order), and holds them until the request ends: the aliases
+         * are checked before and, forced, dropped after it. The snapshot is of
+         * the table as the branch sees it now.
          */
+        if (!force && (st = ds_cmd_alias_drop_dependents(ctx, &p, bucket, table, false)) != DS_OK)
+            return st;
         const char *snap;
         if ((st = ds_cmd_require_write(ctx)) != DS_OK ||
             (st = ds_cmd_snapshot_auto(ctx, &p, bucket, table, NULL, DS_SNAP_DROP_TABLE, &snap)) != DS_OK)
             return st;
-        if ((st = ds_cmd_branch_table_drop(ctx, &p, bucket, table)) != DS_OK)
+        if ((st = ds_cmd_branch_table_drop(ctx, &p, bucket, table)) != DS_OK) {
             ds_cmd_snapshot_discard(ctx, &p, snap);
-        return st;
+            return st;
+        }
+        return force ? ds_cmd_alias_drop_dependents(ctx, &p, bucket, table, true) : DS_OK;
     }
     if ((st = ds_cmd_enter_table(ctx, project, bucket, table)) != DS_OK ||
         (st = ds_cmd_enter_ddl(ctx, project)) != DS_OK)
         return st;
-    if ((st = ds_cmd_share_check_source(ctx, &p, bucket, "dropped, nor its tables")) != DS_OK)
+    if ((st = ds_cmd_share_check_source(ctx, &p, bucket, "dropped, nor its tables")) != DS_OK ||
+        (st = ds_cmd_alias_drop_dependents(ctx, &p, bucket, table, force)) != DS_OK)
         return st;
     const char *snap;
     if ((st = ds_cmd_snapshot_auto(ctx, &p, bucket, table, NULL, DS_SNAP_DROP_TABLE, &snap)) != DS_OK)

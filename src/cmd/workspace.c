@@ -679,7 +679,7 @@ ds_status_t ds_cmd_ws_load(ds_ctx_t *ctx, const char *project, const char *id, c
         ds_be_table_t def;
         const char *rb = bucket, *rt = table;
         ds_proj_t tp = p; /* the source's, if the table is linked; p stays the workspace's project */
-        bool keyed = ds_cmd_resolve_table(ctx, &tp, &rb, &rt, false, &def, NULL) == DS_OK && def.n_primary_key > 0;
+        bool keyed = ds_cmd_resolve_read(ctx, &tp, &rb, &rt, &def, NULL, NULL) == DS_OK && def.n_primary_key > 0;
         for (size_t k = 0; keyed && k < def.n_primary_key && in->read.n_columns; k++) {
             bool loaded = false;
             for (size_t c = 0; c < in->read.n_columns; c++)
@@ -744,10 +744,10 @@ ds_status_t ds_cmd_ws_load(ds_ctx_t *ctx, const char *project, const char *id, c
         return st;
     if (in->type == DS_WS_LOAD_VIEW) {
         /* A view holds no copy: its row count is the table's, read when asked. */
-        ds_be_table_t t;
+        int64_t n;
         ds_proj_t tp = p;
-        if (ds_cmd_resolve_table(ctx, &tp, &bucket, &table, false, &t, NULL) == DS_OK)
-            *rows = t.rows;
+        if (ds_cmd_read_rows(ctx, &tp, bucket, table, &n) == DS_OK)
+            *rows = n;
     } else {
         *rows = res.rows_affected;
     }
@@ -876,9 +876,10 @@ static ds_status_t storage_names(ds_ctx_t *ctx, ds_proj_t *p, ds_sandbox_t *sb, 
         if (*q == '.' && (q = skip_space(q + 1), sql_ident(&q, table, sizeof(table))) &&
             ds_ident_check_bucket(bucket, "bucket", &ctx->err) == DS_OK) {
             const char *rb = bucket, *rt = table;
-            bool exists = false;
-            ds_proj_t tp = *p; /* a linked bucket turns the project into its source: for this name only */
-            if (ds_cmd_resolve_table(ctx, &tp, &rb, &rt, true, NULL, &exists) == DS_OK && exists && n_views < 256) {
+            /* A table or an alias (read through its source, cmd/alias.c) the workspace's project has; a linked
+             * bucket turns the project into its source: for this name only. */
+            ds_proj_t tp = *p;
+            if (ds_cmd_resolve_read(ctx, &tp, &rb, &rt, NULL, NULL, NULL) == DS_OK && n_views < 256) {
                 ds_buf_puts(&b, "ATTACH IF NOT EXISTS ':memory:' AS ");
                 ds_buf_ident(&b, bucket);
                 ds_buf_puts(&b, ";\nCREATE OR REPLACE VIEW ");

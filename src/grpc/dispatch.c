@@ -463,7 +463,47 @@ static ds_status_t h_drop_table(ds_drv_t *d)
     TRY(ds_drv_project(d, &project));
     TRY(ds_drv_table_ref(d, c->n_path, c->path, c->tablename, "DropTableCommand", &bucket, &table));
     /* ignoreErrors is deprecated in the protocol and not honored: a missing table is NOT_FOUND. */
-    return ds_cmd_table_drop(d->ctx, project, bucket, table);
+    return ds_cmd_table_drop(d->ctx, project, bucket, table, false);
+}
+
+/*
+ * CreateViewCommand: an alias (cmd/alias.c) path.viewName of
+ * sourcePath.sourceTableName. columns given pin the view's columns, none
+ * makes it follow the source's; at most one whereFilter, eq or ne, one or
+ * more values. The protocol defines no response.
+ */
+static ds_status_t h_create_view(ds_drv_t *d)
+{
+    const Keboola__StorageDriver__Command__Table__CreateViewCommand *c = (const void *)d->cmd;
+    const char *project, *bucket, *name, *src_bucket, *src_table;
+    ds_where_t w = {0};
+    TRY(ds_drv_project(d, &project));
+    TRY(ds_drv_table_ref(d, c->n_path, c->path, c->viewname, "CreateViewCommand", &bucket, &name));
+    if (c->n_sourcepath != 1 || !ds_drv_str(c->sourcepath[0]))
+        return ds_err_setf(&d->ctx->err, DS_INVALID_ARGUMENT, "sourcePath",
+                           "CreateViewCommand.sourcePath must be [bucket id] (one element), got %zu elements",
+                           c->n_sourcepath);
+    if (!ds_drv_str(c->sourcetablename))
+        return ds_err_setf(&d->ctx->err, DS_INVALID_ARGUMENT, "sourceTableName",
+                           "CreateViewCommand.sourceTableName is required");
+    TRY(ds_drv_bucket(d, c->sourcepath[0], &src_bucket));
+    src_table = c->sourcetablename;
+    if (c->n_wherefilters > 1)
+        return ds_err_setf(&d->ctx->err, DS_INVALID_ARGUMENT, "whereFilters",
+                           "a view takes at most one whereFilter (one column, eq or ne), got %zu", c->n_wherefilters);
+    TRY(ds_drv_where_filters(d, c->n_wherefilters, c->wherefilters, &w));
+    ds_alias_create_t in = {.bucket = bucket,
+                            .name = name,
+                            .filter = w.n_filters ? &w.filters[0] : NULL,
+                            .columns = (const char **)c->columns,
+                            .n_columns = c->n_columns,
+                            .auto_sync = -1};
+    if (in.filter && in.filter->data_type)
+        return ds_err_setf(&d->ctx->err, DS_INVALID_ARGUMENT, "whereFilters",
+                           "a view's whereFilter compares values as the column stores them: leave dataType unset");
+    ds_be_table_t t;
+    ds_alias_t a;
+    return ds_cmd_alias_create(d->ctx, project, src_bucket, src_table, &in, &t, &a);
 }
 
 /*
@@ -493,6 +533,26 @@ static ds_status_t h_time_travel(ds_drv_t *d)
 }
 
 /* ---- info ---- */
+
+/* ViewInfo of an alias (its columns, key and the rows it selects). */
+static Keboola__StorageDriver__Command__Info__ViewInfo *view_info(ds_drv_t *d, const ds_be_table_t *t)
+{
+    pb_table_info_t *ti = ds_drv_table_info(d, t);
+    Keboola__StorageDriver__Command__Info__ViewInfo *vi =
+        NEW(d, Keboola__StorageDriver__Command__Info__ViewInfo,
+            keboola__storage_driver__command__info__view_info__descriptor);
+    if (!ti || !vi)
+        return NULL;
+    vi->n_path = ti->n_path;
+    vi->path = ti->path;
+    vi->viewname = ti->tablename;
+    vi->n_columns = ti->n_columns;
+    vi->columns = ti->columns;
+    vi->n_primarykeysnames = ti->n_primarykeysnames;
+    vi->primarykeysnames = ti->primarykeysnames;
+    vi->rowscount = ti->rowscount;
+    return vi;
+}
 
 typedef Keboola__StorageDriver__Command__Info__ObjectInfo pb_object_info_t;
 
@@ -555,38 +615,55 @@ static ds_status_t h_object_info(ds_drv_t *d)
             return ds_err_setf(err, DS_INVALID_ARGUMENT, "path",
                                "ObjectInfo of a SCHEMA takes path [bucket id], got %zu elements", c->n_path);
         ds_be_table_t *items;
+        const ds_alias_t **aliases;
         size_t n;
         const char *bucket;
         TRY(ds_drv_bucket(d, c->path[0], &bucket));
-        TRY(ds_cmd_table_list(d->ctx, project, bucket, &items, &n));
+        TRY(ds_cmd_object_list(d->ctx, project, bucket, &items, &n, &aliases));
         Keboola__StorageDriver__Command__Info__SchemaInfo *si =
             NEW(d, Keboola__StorageDriver__Command__Info__SchemaInfo,
                 keboola__storage_driver__command__info__schema_info__descriptor);
         if (!si || !(si->objects = ds_drv_ptrs(d, n)))
             return ds_drv_oom(d);
         for (size_t i = 0; i < n; i++)
-            if (!(si->objects[i] = object_info(d, items[i].name, KEBOOLA__STORAGE_DRIVER__COMMAND__INFO__OBJECT_TYPE__TABLE)))
+            if (!(si->objects[i] = object_info(d, items[i].name,
+                                               aliases && aliases[i] ? KEBOOLA__STORAGE_DRIVER__COMMAND__INFO__OBJECT_TYPE__VIEW
+                                                                     : KEBOOLA__STORAGE_DRIVER__COMMAND__INFO__OBJECT_TYPE__TABLE)))
                 return ds_drv_oom(d);
         si->n_objects = n;
         r->schemainfo = si;
         r->object_info_case = KEBOOLA__STORAGE_DRIVER__COMMAND__INFO__OBJECT_INFO_RESPONSE__OBJECT_INFO_SCHEMA_INFO;
         break;
     }
-    case KEBOOLA__STORAGE_DRIVER__COMMAND__INFO__OBJECT_TYPE__TABLE: {
+    case KEBOOLA__STORAGE_DRIVER__COMMAND__INFO__OBJECT_TYPE__TABLE:
+    case KEBOOLA__STORAGE_DRIVER__COMMAND__INFO__OBJECT_TYPE__VIEW: {
+        bool want_view = (int)c->expectedobjecttype == KEBOOLA__STORAGE_DRIVER__COMMAND__INFO__OBJECT_TYPE__VIEW;
         if (c->n_path != 2)
             return ds_err_setf(err, DS_INVALID_ARGUMENT, "path",
-                               "ObjectInfo of a TABLE takes path [bucket id, table name], got %zu elements", c->n_path);
+                               "ObjectInfo of a %s takes path [bucket id, %s name], got %zu elements",
+                               want_view ? "VIEW" : "TABLE", want_view ? "view" : "table", c->n_path);
         ds_be_table_t t;
+        bool is_alias;
         const char *bucket;
         TRY(ds_drv_bucket(d, c->path[0], &bucket));
-        TRY(ds_cmd_table_get(d->ctx, project, bucket, c->path[1], &t));
+        TRY(ds_cmd_object_get(d->ctx, project, bucket, c->path[1], &t, NULL, &is_alias));
+        if (want_view && !is_alias)
+            return ds_err_setk(err, DS_NOT_FOUND, DS_KBC_TABLE_NOT_FOUND,
+                               "view \"%s.%s\" not found: it is a table (ask for expectedObjectType TABLE)",
+                               c->path[0], c->path[1]);
+        if (is_alias) {
+            /* An alias is a VIEW whatever was expected: the answer's objectType says so. */
+            r->objecttype = KEBOOLA__STORAGE_DRIVER__COMMAND__INFO__OBJECT_TYPE__VIEW;
+            if (!(r->viewinfo = view_info(d, &t)))
+                return ds_drv_oom(d);
+            r->object_info_case = KEBOOLA__STORAGE_DRIVER__COMMAND__INFO__OBJECT_INFO_RESPONSE__OBJECT_INFO_VIEW_INFO;
+            break;
+        }
         if (!(r->tableinfo = ds_drv_table_info(d, &t)))
             return ds_drv_oom(d);
         r->object_info_case = KEBOOLA__STORAGE_DRIVER__COMMAND__INFO__OBJECT_INFO_RESPONSE__OBJECT_INFO_TABLE_INFO;
         break;
     }
-    case KEBOOLA__STORAGE_DRIVER__COMMAND__INFO__OBJECT_TYPE__VIEW:
-        return ds_err_set(err, DS_UNSUPPORTED, "ObjectInfoCommand of a VIEW: views are not supported by duckstore");
     default:
         return ds_err_setf(err, DS_INVALID_ARGUMENT, "expectedObjectType", "unknown expectedObjectType %d",
                            (int)c->expectedobjecttype);
@@ -662,7 +739,7 @@ static const ds_drv_entry_t commands[] = {
     {.command = CMD(table, delete_table_rows_command), .handler = ds_drv_h_delete_rows},
     {.command = CMD(table, create_profile_table_command), .handler = ds_drv_h_profile_table},
     {.command = CMD(table, create_table_from_time_travel_command), .handler = h_time_travel},
-    {.command = CMD(table, create_view_command), .missing = "views"},
+    {.command = CMD(table, create_view_command), .handler = h_create_view},
     /* workspaces */
     {.command = CMD(workspace, create_workspace_command), .handler = ds_drv_h_create_workspace},
     {.command = CMD(workspace, drop_workspace_command), .handler = ds_drv_h_drop_workspace},

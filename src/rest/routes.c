@@ -407,17 +407,53 @@ static void buf_table_json(ds_buf_t *b, const ds_be_table_t *t)
     ds_buf_puts(b, "}");
 }
 
+/* A table's info, and for an alias what it reads: "alias_of", "alias_filter" (or null), "auto_sync". */
+static json_t *object_json(const ds_be_table_t *t, const ds_alias_t *a)
+{
+    json_t *j = ds_rest_table_json(t);
+    if (!a)
+        return j;
+    char src[256];
+    snprintf(src, sizeof(src), "%s.%s", a->source_bucket, a->source_table);
+    json_object_set_new(j, "alias_of", json_string(src));
+    json_object_set_new(j, "auto_sync", json_boolean(a->auto_sync));
+    if (a->filter) {
+        json_t *vals = json_array();
+        for (size_t i = 0; i < a->filter->n_values; i++)
+            json_array_append_new(vals, json_string(a->filter->values[i]));
+        json_object_set_new(j, "alias_filter", json_pack("{s:s,s:s,s:o}", "column", a->filter->column, "operator",
+                                                         a->filter->op == DS_OP_NE ? "ne" : "eq", "values", vals));
+    } else {
+        json_object_set_new(j, "alias_filter", json_null());
+    }
+    return j;
+}
+
 static ds_status_t h_table_list(ds_rest_req_t *req, ds_rest_resp_t *resp)
 {
     ds_be_table_t *items;
+    const ds_alias_t **aliases;
     size_t n;
-    TRY(ds_cmd_table_list(CTX, ds_rest_param(req, "id"), ds_rest_param(req, "bucket"), &items, &n));
+    TRY(ds_cmd_object_list(CTX, ds_rest_param(req, "id"), ds_rest_param(req, "bucket"), &items, &n, &aliases));
     ds_buf_t b = {0};
     ds_buf_puts(&b, "{\"items\":[");
     for (size_t i = 0; i < n; i++) {
         if (i)
             ds_buf_puts(&b, ",");
-        buf_table_json(&b, &items[i]);
+        if (!aliases || !aliases[i]) {
+            buf_table_json(&b, &items[i]);
+            continue;
+        }
+        /* An alias (a few per bucket at most) goes through the JSON tree for its extra fields. */
+        json_t *j = object_json(&items[i], aliases[i]);
+        char *text = j ? json_dumps(j, JSON_COMPACT) : NULL;
+        json_decref(j);
+        if (!text) {
+            ds_buf_free(&b);
+            return ds_err_set(&req->ctx.err, DS_UNAVAILABLE, "out of memory");
+        }
+        ds_buf_puts(&b, text);
+        free(text);
     }
     ds_buf_puts(&b, "]}\n");
     size_t len = b.len;
@@ -431,16 +467,145 @@ static ds_status_t h_table_list(ds_rest_req_t *req, ds_rest_resp_t *resp)
 static ds_status_t h_table_get(ds_rest_req_t *req, ds_rest_resp_t *resp)
 {
     ds_be_table_t t;
-    TRY(ds_cmd_table_get(CTX, ds_rest_param(req, "id"), ds_rest_param(req, "bucket"), ds_rest_param(req, "table"),
-                         &t));
-    resp->json = ds_rest_table_json(&t);
+    ds_alias_t a;
+    bool is_alias;
+    TRY(ds_cmd_object_get(CTX, ds_rest_param(req, "id"), ds_rest_param(req, "bucket"), ds_rest_param(req, "table"), &t,
+                          &a, &is_alias));
+    resp->json = object_json(&t, is_alias ? &a : NULL);
     return DS_OK;
 }
 
 static ds_status_t h_table_drop(ds_rest_req_t *req, ds_rest_resp_t *resp)
 {
-    TRY(ds_cmd_table_drop(CTX, ds_rest_param(req, "id"), ds_rest_param(req, "bucket"), ds_rest_param(req, "table")));
+    TRY(ds_cmd_table_drop(CTX, ds_rest_param(req, "id"), ds_rest_param(req, "bucket"), ds_rest_param(req, "table"),
+                          ds_rest_query_bool(req, "force")));
     resp->status = 204;
+    return DS_OK;
+}
+
+/* ---- aliases (REST.md "Sharing, linking, aliases") ---- */
+
+/* Reads an alias filter {"column", "operator": "eq" | "ne", "values": [...]} (values: strings or numbers). */
+static ds_status_t alias_filter(ds_rest_req_t *req, json_t *f, ds_filter_t *out)
+{
+    static const char *const allowed[] = {"column", "operator", "values", NULL};
+    const char *op;
+    memset(out, 0, sizeof(*out));
+    if (!json_is_object(f))
+        return ds_err_setf(&CTX->err, DS_INVALID_ARGUMENT, "filter",
+                           "filter must be an object {\"column\", \"operator\", \"values\"}");
+    TRY(ds_json_only(req, f, allowed));
+    TRY(ds_json_str(req, f, "column", true, &out->column));
+    TRY(ds_json_str(req, f, "operator", false, &op));
+    if (!op || strcmp(op, "eq") == 0)
+        out->op = DS_OP_EQ;
+    else if (strcmp(op, "ne") == 0)
+        out->op = DS_OP_NE;
+    else
+        return ds_err_setf(&CTX->err, DS_INVALID_ARGUMENT, "filter.operator",
+                           "filter.operator must be \"eq\" or \"ne\", not \"%s\"", op);
+    json_t *vals = json_object_get(f, "values");
+    if (json_is_string(vals) || json_is_number(vals)) {
+        json_t *one = json_array();
+        json_array_append(one, vals);
+        json_object_set_new(f, "values", one);
+        vals = one;
+    }
+    if (!json_is_array(vals))
+        return ds_err_setf(&CTX->err, DS_INVALID_ARGUMENT, "filter.values",
+                           "filter.values must be an array of strings or numbers");
+    out->n_values = json_array_size(vals);
+    if (!(out->values = ds_arena_alloc(CTX->arena, sizeof(char *) * (out->n_values + 1))))
+        return ds_err_set(&CTX->err, DS_UNAVAILABLE, "out of memory");
+    for (size_t i = 0; i < out->n_values; i++) {
+        json_t *v = json_array_get(vals, i);
+        out->values[i] = json_is_string(v)   ? ds_arena_strdup(CTX->arena, json_string_value(v))
+                         : json_is_number(v) ? ds_json_number_text(req, v)
+                                             : NULL;
+        if (!out->values[i])
+            return ds_err_setf(&CTX->err, DS_INVALID_ARGUMENT, "filter.values",
+                               "filter.values[%zu] must be a string or a number", i);
+    }
+    return DS_OK;
+}
+
+static ds_status_t h_alias_create(ds_rest_req_t *req, ds_rest_resp_t *resp)
+{
+    json_t *body;
+    ds_alias_create_t in = {.auto_sync = -1};
+    ds_filter_t filter;
+    ds_be_table_t t;
+    ds_alias_t a;
+    static const char *const allowed[] = {"bucket", "name", "filter", "columns", "auto_sync", NULL};
+    TRY(ds_rest_body(req, false, &body));
+    TRYB(ds_json_only(req, body, allowed));
+    TRYB(ds_json_str(req, body, "bucket", true, &in.bucket));
+    TRYB(ds_json_str(req, body, "name", true, &in.name));
+    json_t *f = json_object_get(body, "filter");
+    if (f && !json_is_null(f)) {
+        TRYB(alias_filter(req, f, &filter));
+        in.filter = &filter;
+    }
+    TRYB(ds_json_str_array(req, body, "columns", &in.columns, &in.n_columns));
+    json_t *sync = json_object_get(body, "auto_sync");
+    if (sync && !json_is_null(sync)) {
+        bool v;
+        TRYB(ds_json_bool(req, body, "auto_sync", true, &v));
+        in.auto_sync = v;
+    }
+    json_decref(body);
+    TRY(ds_cmd_alias_create(CTX, ds_rest_param(req, "id"), ds_rest_param(req, "bucket"), ds_rest_param(req, "table"),
+                            &in, &t, &a));
+    resp->status = 201;
+    resp->json = object_json(&t, &a);
+    return DS_OK;
+}
+
+static ds_status_t h_alias_filter_put(ds_rest_req_t *req, ds_rest_resp_t *resp)
+{
+    json_t *body;
+    ds_filter_t filter;
+    ds_be_table_t t;
+    ds_alias_t a;
+    TRY(ds_rest_body(req, false, &body));
+    /* The filter itself, or {"filter": {...}} as in the create body. */
+    json_t *f = json_object_get(body, "filter") ? json_object_get(body, "filter") : body;
+    TRYB(alias_filter(req, f, &filter));
+    json_decref(body);
+    TRY(ds_cmd_alias_filter_set(CTX, ds_rest_param(req, "id"), ds_rest_param(req, "bucket"),
+                                ds_rest_param(req, "table"), &filter, &t, &a));
+    resp->json = object_json(&t, &a);
+    return DS_OK;
+}
+
+static ds_status_t h_alias_filter_delete(ds_rest_req_t *req, ds_rest_resp_t *resp)
+{
+    ds_be_table_t t;
+    ds_alias_t a;
+    TRY(ds_cmd_alias_filter_set(CTX, ds_rest_param(req, "id"), ds_rest_param(req, "bucket"),
+                                ds_rest_param(req, "table"), NULL, &t, &a));
+    resp->json = object_json(&t, &a);
+    return DS_OK;
+}
+
+static ds_status_t h_alias_sync_put(ds_rest_req_t *req, ds_rest_resp_t *resp)
+{
+    json_t *body;
+    bool sync;
+    ds_be_table_t t;
+    ds_alias_t a;
+    static const char *const allowed[] = {"auto_sync", NULL};
+    TRY(ds_rest_body(req, false, &body));
+    TRYB(ds_json_only(req, body, allowed));
+    if (!json_is_boolean(json_object_get(body, "auto_sync"))) {
+        json_decref(body);
+        return ds_err_setf(&CTX->err, DS_INVALID_ARGUMENT, "auto_sync", "field \"auto_sync\" (true or false) is required");
+    }
+    TRYB(ds_json_bool(req, body, "auto_sync", true, &sync));
+    json_decref(body);
+    TRY(ds_cmd_alias_sync_set(CTX, ds_rest_param(req, "id"), ds_rest_param(req, "bucket"), ds_rest_param(req, "table"),
+                              sync, &t, &a));
+    resp->json = object_json(&t, &a);
     return DS_OK;
 }
 
@@ -489,22 +654,6 @@ static ds_status_t h_dropped_time_travel(ds_rest_req_t *req, ds_rest_resp_t *res
     return time_travel(req, resp, true);
 }
 
-/*
- * Routes of REST.md's plan whose capability is not built yet: they
- * authenticate like every project route, then answer 501 naming what is
- * missing, so clients learn the feature is absent rather than mistyped.
- */
-static ds_status_t h_not_yet(ds_rest_req_t *req, ds_rest_resp_t *resp)
-{
-    TRY(ds_cmd_authorize_project(CTX, ds_rest_param(req, "id")));
-    const char *path = req->path;
-    const char *feature = strstr(path, "/alias")         ? "table aliases"
-                          : strstr(path, "/snapshots")   ? "snapshots"
-                          : strstr(path, "/workspaces")  ? "workspaces"
-                                                         : "SQL queries";
-    return ds_err_set(&CTX->err, DS_UNSUPPORTED, "%s are not available in this version of duckstore", feature);
-}
-
 #define P "/projects/{id}"
 #define B P "/buckets/{bucket}"
 #define T B "/tables/{table}"
@@ -528,12 +677,12 @@ const ds_rest_route_t ds_rest_routes[] = {
     {.method = "POST", .pattern = B "/tables", .handler = h_table_create, .public_route = false, .summary = "Create a table"},
     {.method = "GET", .pattern = B "/tables", .handler = h_table_list, .public_route = false, .summary = "List tables of a bucket"},
     {.method = "GET", .pattern = T, .handler = h_table_get, .public_route = false, .summary = "Get a table: columns, primary key, exact rows, bytes, times"},
-    {.method = "DELETE", .pattern = T, .handler = h_table_drop, .public_route = false, .summary = "Drop a table"},
+    {.method = "DELETE", .pattern = T, .handler = h_table_drop, .public_route = false, .summary = "Drop a table or alias (force=true also drops the aliases reading it)"},
     {.method = "POST", .pattern = T "/time-travel", .handler = h_table_time_travel, .public_route = false, .summary = "Create a table as this table was at a moment within the project's data retention"},
     {.method = "POST", .pattern = B "/time-travel", .handler = h_dropped_time_travel, .public_route = false, .summary = "Create a table as a dropped table of this bucket was at a moment within the data retention"},
-#define NOT_YET(m, path) {.method = m, .pattern = path, .handler = h_not_yet, .summary = "Not available yet: answers 501"}
-    NOT_YET("POST", T "/alias"), NOT_YET("PUT", T "/alias-filter"), NOT_YET("DELETE", T "/alias-filter"),
-    NOT_YET("PUT", T "/alias-sync"),
-#undef NOT_YET
+    {.method = "POST", .pattern = T "/alias", .handler = h_alias_create, .public_route = false, .summary = "Create an alias of the table (read-only view: optional eq/ne filter, pinned columns or auto-sync)"},
+    {.method = "PUT", .pattern = T "/alias-filter", .handler = h_alias_filter_put, .public_route = false, .summary = "Set an alias's filter"},
+    {.method = "DELETE", .pattern = T "/alias-filter", .handler = h_alias_filter_delete, .public_route = false, .summary = "Remove an alias's filter"},
+    {.method = "PUT", .pattern = T "/alias-sync", .handler = h_alias_sync_put, .public_route = false, .summary = "Turn an alias's column sync on or off (off pins its current columns)"},
 };
 const size_t ds_rest_n_routes = sizeof(ds_rest_routes) / sizeof(ds_rest_routes[0]);

@@ -211,3 +211,27 @@ def test_time_travel_follows_capabilities(proj, admin, backend):
     expect_error(r, 501, "not_supported", mentions=[backend, "time_travel"])
     names = [t["name"] for t in expect(proj.api.get(f"/projects/{proj.pid}/buckets/{proj.bucket}/tables"), 200)["items"]]
     assert "o_then" not in names
+
+
+def test_aliases_follow_capabilities(proj, admin, backend):
+    """Aliases: a backend reporting "aliases" serves them (a filtered read of the table); one
+    without answers 501 naming itself on every alias route, and the table reads and drops as
+    before."""
+    orders(proj)
+    caps = {b["name"]: b for b in expect(admin.get("/backends"), 200)["items"]}[backend]["capabilities"]
+    body = {"bucket": proj.bucket, "name": "tx", "filter": {"column": "state", "operator": "eq", "values": ["TX"]}}
+    r = proj.api.post(proj.tpath("o") + "/alias", body)
+    if caps["aliases"]:
+        a = expect(r, 201)
+        assert a["alias_of"] == f"{proj.bucket}.o" and a["rows"] == 2
+        prev = expect(proj.api.get(proj.tpath("tx") + "/preview"), 200)
+        assert sorted(row[0] for row in prev["rows"]) == ["1", "3"]
+        return
+    expect_error(r, 501, "not_supported", mentions=[backend, "aliases"])
+    for method, suffix, b in (("PUT", "/alias-filter", body["filter"]), ("DELETE", "/alias-filter", None),
+                              ("PUT", "/alias-sync", {"auto_sync": False})):
+        expect_error(proj.api.request(method, proj.tpath("o") + suffix, json_body=b), 501, "not_supported",
+                     mentions=[backend])
+    assert expect(proj.api.get(proj.tpath("o")), 200)["rows"] == 5
+    expect_error(proj.api.get(proj.tpath("tx")), 404, "not_found")
+    expect(proj.api.delete(proj.tpath("o")), 204)

@@ -123,6 +123,9 @@ WRITE_BODIES = {
         {"timestamp": "now", "destination": {"bucket": "in.c-b", "table": "t_then"}},
     ("POST", "/projects/{id}/buckets/{bucket}/time-travel"):
         {"table": "t", "timestamp": "now", "destination": {"bucket": "in.c-b", "table": "t_then"}},
+    ("POST", "/projects/{id}/buckets/{bucket}/tables/{table}/alias"): {"bucket": "in.c-b", "name": "intruder"},
+    ("PUT", "/projects/{id}/buckets/{bucket}/tables/{table}/alias-filter"): {"column": "a", "values": ["x"]},
+    ("PUT", "/projects/{id}/buckets/{bucket}/tables/{table}/alias-sync"): {"auto_sync": False},
     ("POST", "/projects/{id}/files/prepare"): {"name": "in/prepared.csv"},
     ("POST", "/projects/{id}/keys"): {"scope": "read"},
     ("POST", "/projects/{id}/keys/{key_id}/rotate"): {"grace_seconds": 0},

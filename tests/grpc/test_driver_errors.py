@@ -37,7 +37,6 @@ def test_unknown_command_type_is_unimplemented(server, driver):
 
 
 @pytest.mark.parametrize("command", [
-    table_pb2.CreateViewCommand(viewName="v"),
 ], ids=lambda c: c.DESCRIPTOR.name)
 def test_commands_without_the_capability_are_unimplemented(server, driver, command):
     e = expect_error(lambda: driver.execute(command, server.admin_key, "p"), S.UNIMPLEMENTED, keboola_code=900)

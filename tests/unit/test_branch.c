@@ -93,7 +93,7 @@ Test(branch, resolves_through_main_until_the_branch_writes)
     cr_assert_str_eq(reads(NULL), "in.c-a.t");
     next();
     ctx.branch = "dev";
-    cr_assert_eq(ds_cmd_table_drop(&ctx, "p", "in.c-a", "t"), DS_OK, "%s", ctx.err.message);
+    cr_assert_eq(ds_cmd_table_drop(&ctx, "p", "in.c-a", "t", false), DS_OK, "%s", ctx.err.message);
     cr_assert_str_eq(reads("dev"), "not_found", "a table dropped in the branch is gone there");
     cr_assert_str_eq(reads(NULL), "in.c-a.t");
     next();
