@@ -446,8 +446,28 @@ ds_status_t ds_cmd_resolve_read(ds_ctx_t *ctx, ds_proj_t *p, const char **bucket
         st = ds_cmd_alias_lookup(ctx, p, *bucket, *table, &a);
     if (st != DS_OK)
         return st;
-    if (!a)
-        return ds_cmd_resolve_table_only(ctx, p, bucket, table, false, def, NULL);
+    if (!a) {
+        const char *t0 = *table;
+        bool linked_before = p->linked_bucket != NULL;
+        st = ds_cmd_resolve_table_only(ctx, p, bucket, table, false, def, NULL);
+        /*
+         * Aliases are shared with their bucket: a name a linked bucket's source
+         * does not hold as a table may be an alias of the source project's
+         * (the link made p the source; its alias is read there, and may read
+         * only what that link reaches).
+         */
+        if (st != DS_NOT_FOUND || linked_before || !p->linked_bucket)
+            return st;
+        ds_err_t saved = ctx->err;
+        const char *sb = *bucket;
+        if (ds_cmd_alias_lookup(ctx, p, sb, t0, &a) != DS_OK || !a) {
+            ctx->err = saved;
+            return st;
+        }
+        ds_err_clear(&ctx->err);
+        *bucket = sb;
+        *table = t0;
+    }
     ds_be_table_t src;
     if ((st = follow(ctx, p, a, bucket, table, &src)) != DS_OK || (st = view_of(ctx, p, a, &src, def)) != DS_OK)
         return st;
@@ -573,6 +593,8 @@ ds_status_t ds_cmd_object_get(ds_ctx_t *ctx, const char *project, const char *bu
     if ((st = alias_rows(ctx, &p, a, b, t, out, &rows)) != DS_OK)
         return st;
     out->rows = rows;
+    if (p.linked_bucket)
+        out->bucket = p.linked_bucket;
     if (alias)
         *alias = *a;
     if (is_alias)

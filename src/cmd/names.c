@@ -103,8 +103,11 @@ ds_status_t ds_cmd_resolve_table(ds_ctx_t *ctx, ds_proj_t *p, const char **bucke
          */
         ds_err_t saved = ctx->err;
         const ds_alias_t *a = NULL;
-        if (ds_cmd_alias_lookup(ctx, p, b0, t0, &a) != DS_OK)
+        /* Through a link p is the source project now: its alias goes by the source's bucket id. */
+        if (ds_cmd_alias_lookup(ctx, p, p->linked_bucket ? *bucket : b0, t0, &a) != DS_OK)
             return ctx->err.status;
+        if (a && p->linked_bucket)
+            return ds_cmd_share_refuse_write(ctx, p);
         if (a)
             return ds_err_setf(&ctx->err, DS_INVALID_ARGUMENT, "table",
                                "\"%s.%s\" is an alias of \"%s.%s\": aliases are read-only (import, delete rows and "

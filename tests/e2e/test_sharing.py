@@ -358,3 +358,28 @@ def test_drop_of_a_shared_bucket_killed_between_its_steps(server, admin):
     assert "sharing" not in expect(p1.api.get(f"/projects/p1/buckets/{B}"), 200)
     expect_error(p2.api.post(f"/projects/p2/buckets/{L}/link", {"source_project": "p1", "source_bucket": B}), 403,
                  "permission_denied", ["not shared"])
+
+
+def test_aliases_are_shared_with_their_bucket(server, admin):
+    """An alias in a shared bucket reads through the link like its bucket's tables: filtered as
+    the alias says, shown under the link's bucket id, read-only, and gone for the linking project
+    when the share is."""
+    p1, p2 = projects(server, admin)
+    expect(p1.api.post(p1.tpath("orders") + "/alias",
+                       {"bucket": B, "name": "tx", "filter": {"column": "state", "operator": "eq", "values": ["TX"]}}),
+           201)
+    share(p1, ["p2"])
+    link(p2, p1)
+    rows = sorted(r[0] for r in preview(p2, lpath(p2, "tx"))["rows"])
+    assert rows == ["1", "3"]
+    info = expect(p2.api.get(lpath(p2, "tx")), 200)
+    assert info["bucket"] == L and info["rows"] == 2
+    listed = {t["name"]: t for t in expect(p2.api.get(f"/projects/p2/buckets/{L}/tables"), 200)["items"]}
+    assert set(listed) == {"orders", "tx"} and listed["tx"]["bucket"] == L
+    expect_error(p2.api.delete(lpath(p2, "tx") + "/rows", json_body={}), 403, "permission_denied")
+    # the source's data propagates at once
+    f = p1.upload("more.csv", csv_text([["4", "TX"]], header=["id", "state"]))
+    expect(p1.api.post(p1.tpath("orders") + "/import/file", {"file_id": f["id"], "incremental": True}), 200)
+    assert sorted(r[0] for r in preview(p2, lpath(p2, "tx"))["rows"]) == ["1", "3", "4"]
+    expect(p1.api.delete(f"/projects/p1/buckets/{B}/share", params={"force": "true"}), 204)
+    expect_error(p2.api.get(lpath(p2, "tx") + "/preview"), 403, "permission_denied")

@@ -37,6 +37,9 @@ def test_unknown_command_type_is_unimplemented(server, driver):
 
 
 @pytest.mark.parametrize("command", [
+    bucket_pb2.BigQueryExternalBucketSharingStatusCommand(),
+    bucket_pb2.GrantExternalBucketSubscriberCommand(),
+    bucket_pb2.RevokeExternalBucketSubscriberCommand(),
 ], ids=lambda c: c.DESCRIPTOR.name)
 def test_commands_without_the_capability_are_unimplemented(server, driver, command):
     e = expect_error(lambda: driver.execute(command, server.admin_key, "p"), S.UNIMPLEMENTED, keboola_code=900)

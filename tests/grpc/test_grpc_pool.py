@@ -381,24 +381,21 @@ def test_one_project_flooding_does_not_slow_another(server_factory, tmp_path):
     """64 clients of project "flood" run imports and previews back to back; project "calm" asks
     ObjectInfo meanwhile. With the default share (50%) the flood holds at most 4 of the 8 workers
     and 16 of the 32 queue slots: calm's calls find a free worker at once, its p99 stays low and it
-    is never refused. Measured beside the same flood with the share at 100% (no fairness)."""
+    is never refused, while the flood is held to its share (RESOURCE_EXHAUSTED). (The same flood
+    with the share at 100% once made calm's p99 seconds; since imports waiting for a table park
+    without a worker and ObjectInfo is served from memory, it no longer does, so that run is no
+    longer a useful contrast and is not repeated here.)"""
     lat, calm_errors, flood = measure_under_flood(server_factory, tmp_path, 50)
     p50, p99 = statistics.median(lat), lat[int(len(lat) * 0.99) - 1]
     print(f"\nshare 50%: calm ObjectInfo p50 {p50:.1f} ms, p99 {p99:.1f} ms, max {lat[-1]:.1f} ms; "
           f"calm errors {len(calm_errors)}; flood {flood}")
-    lat_u, calm_errors_u, flood_u = measure_under_flood(server_factory, tmp_path, 100)
-    p50_u, p99_u = statistics.median(lat_u), lat_u[max(int(len(lat_u) * 0.99) - 1, 0)]
-    print(f"share 100%: {len(lat_u)} calm calls in the flood's 9 s; p50 {p50_u:.1f} ms, p99 {p99_u:.1f} ms, "
-          f"max {lat_u[-1]:.1f} ms; calm errors {len(calm_errors_u)} {sorted(set(calm_errors_u))}; flood {flood_u}")
     assert not calm_errors, calm_errors
     assert len(lat) == 200, f"only {len(lat)} calls were measured while the flood lasted"
     assert flood.get("OK", 0) > 0
     assert flood.get("RESOURCE_EXHAUSTED", 0) > 0, "the flood was never held to its share"
-    # Without fairness the calm project waits behind the flood or is refused; with it, it is not.
-    assert calm_errors_u or len(lat_u) < 200 or p99_u > 2 * p99, (p99, p99_u)
     # 50 ms is the goal, met on a quiet machine (p50 is a few ms); the bound is wider because on a
     # small shared machine the flood's imports compete with the calm calls for the CPU, not for
-    # workers. Without fairness the same flood makes calm's p99 seconds, or refuses its calls.
+    # workers.
     assert p99 < 250, f"p99 {p99:.1f} ms"
 
 
