@@ -40,8 +40,8 @@
  * failed.
  *
  * Locks: files_lock (this file) is taken before the catalog mutex (inside
- * ds_catalog_* calls), never after; sweep_mu only guards the sweep thread's
- * sleep and is never held with another lock. files_lock is held only for
+ * ds_catalog_* calls), never after; the sweep thread (core/periodic.c) holds its own lock only for its
+ * sleep, never with another lock. files_lock is held only for
  * renames, unlinks and single catalog statements, never during uploads' I/O,
  * hashing or fsync.
  */
@@ -66,6 +66,7 @@
 #include "catalog/files.h"
 #include "cmd/internal.h"
 #include "core/log.h"
+#include "core/periodic.h"
 #include "core/quarantine.h"
 #include "core/sha256.h"
 
@@ -82,12 +83,7 @@ typedef struct active {
 } active_t;
 static active_t *actives; /* under files_lock */
 
-static pthread_mutex_t sweep_mu = PTHREAD_MUTEX_INITIALIZER;
-static pthread_cond_t sweep_cv;
-static pthread_t sweeper;
-static bool sweeper_running;
-static atomic_bool stopping;
-static int64_t sweep_interval = 60;
+static ds_periodic_t *sweeper;
 
 struct ds_upload {
     char project[DS_PROJECT_ID_MAX + 1];
@@ -1598,7 +1594,7 @@ static void sweep_rows(ds_arena_t *a)
         ds_log(DS_LOG_WARN, "files sweep: cannot list expired files: %s", e.message);
         return;
     }
-    for (size_t i = 0; i < n && !atomic_load(&stopping); i++) {
+    for (size_t i = 0; i < n && !ds_periodic_stopping(sweeper); i++) {
         ds_file_rec_t cur;
         pthread_mutex_lock(&files_lock);
         /* Re-read under the lock: a replace or a delete may have come first. */
@@ -1626,7 +1622,7 @@ static void sweep_staging(const char *area, const char *project)
     if (!d)
         return;
     struct dirent *e;
-    while ((e = readdir(d)) != NULL && !atomic_load(&stopping)) {
+    while ((e = readdir(d)) != NULL && !ds_periodic_stopping(sweeper)) {
         if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
             continue;
         char id[DS_FILE_ID_HEX + 1], path[PATH_MAX];
@@ -1654,7 +1650,7 @@ static void sweep_scratch(const char *area, int64_t max_age)
         return;
     struct dirent *e;
     time_t now = time(NULL);
-    while ((e = readdir(d)) != NULL && !atomic_load(&stopping)) {
+    while ((e = readdir(d)) != NULL && !ds_periodic_stopping(sweeper)) {
         if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
             continue;
         char path[PATH_MAX];
@@ -1859,8 +1855,9 @@ static void reconcile(void)
 }
 
 /* One periodic pass: expired rows, then every area's staging and scratch. */
-static void sweep_once(void)
+static void sweep_once(void *ud)
 {
+    (void)ud;
     ds_arena_t *a = ds_arena_create();
     if (!a)
         return;
@@ -1869,7 +1866,7 @@ static void sweep_once(void)
     const char *root = ds_arena_printf(a, "%s/files", data_dir());
     DIR *d = opendir(root);
     struct dirent *de;
-    while (d && (de = readdir(d)) != NULL && !atomic_load(&stopping)) {
+    while (d && (de = readdir(d)) != NULL && !ds_periodic_stopping(sweeper)) {
         if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
             continue;
         const char *area = ds_arena_printf(a, "%s/%s", root, de->d_name);
@@ -1896,26 +1893,6 @@ static void sweep_once(void)
     if (d)
         closedir(d);
     ds_arena_destroy(&a);
-}
-
-static void *sweep_main(void *arg)
-{
-    (void)arg;
-    pthread_mutex_lock(&sweep_mu);
-    while (!atomic_load(&stopping)) {
-        struct timespec until;
-        clock_gettime(CLOCK_MONOTONIC, &until);
-        until.tv_sec += sweep_interval;
-        while (!atomic_load(&stopping) && pthread_cond_timedwait(&sweep_cv, &sweep_mu, &until) == 0)
-            ;
-        if (atomic_load(&stopping))
-            break;
-        pthread_mutex_unlock(&sweep_mu);
-        sweep_once();
-        pthread_mutex_lock(&sweep_mu);
-    }
-    pthread_mutex_unlock(&sweep_mu);
-    return NULL;
 }
 
 /* One sidecar into r (strings in a); false when it is not a valid sidecar of project. */
@@ -2052,38 +2029,18 @@ ds_status_t ds_files_start(const ds_config_t *cfg, ds_err_t *err)
     reconcile();
 
     int64_t ttl = cfg->file_ttl > 0 ? cfg->file_ttl : 15 * 86400;
-    sweep_interval = ttl / 4;
+    int64_t interval = ttl / 4;
     /* The same sweep removes expired snapshots (cmd/snapshot.c): often enough for their retention too. */
-    if (cfg->snapshot_retention > 0 && cfg->snapshot_retention / 4 < sweep_interval)
-        sweep_interval = cfg->snapshot_retention / 4;
-    if (sweep_interval < 1)
-        sweep_interval = 1;
-    if (sweep_interval > 60)
-        sweep_interval = 60;
-    atomic_store(&stopping, false);
-    pthread_condattr_t ca;
-    pthread_condattr_init(&ca);
-    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-    pthread_cond_init(&sweep_cv, &ca);
-    pthread_condattr_destroy(&ca);
-    if (pthread_create(&sweeper, NULL, sweep_main, NULL) != 0) {
-        pthread_cond_destroy(&sweep_cv);
-        return ds_err_set(err, DS_INTERNAL, "cannot start the files sweep thread");
-    }
-    sweeper_running = true;
-    ds_log(DS_LOG_INFO, "files: sweep every %llds, file TTL %llds", (long long)sweep_interval, (long long)ttl);
+    if (cfg->snapshot_retention > 0 && cfg->snapshot_retention / 4 < interval)
+        interval = cfg->snapshot_retention / 4;
+    if (interval < 1)
+        interval = 1;
+    if (interval > 60)
+        interval = 60;
+    if ((st = ds_periodic_start(&sweeper, "files-sweep", interval, sweep_once, NULL, err)) != DS_OK)
+        return st;
+    ds_log(DS_LOG_INFO, "files: sweep every %llds, file TTL %llds", (long long)interval, (long long)ttl);
     return DS_OK;
 }
 
-void ds_files_stop(void)
-{
-    if (!sweeper_running)
-        return;
-    pthread_mutex_lock(&sweep_mu);
-    atomic_store(&stopping, true);
-    pthread_cond_broadcast(&sweep_cv);
-    pthread_mutex_unlock(&sweep_mu);
-    pthread_join(sweeper, NULL);
-    pthread_cond_destroy(&sweep_cv);
-    sweeper_running = false;
-}
+void ds_files_stop(void) { ds_periodic_stop(&sweeper); }

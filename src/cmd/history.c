@@ -27,6 +27,7 @@
 #include "catalog/catalog.h"
 #include "cmd/internal.h"
 #include "core/log.h"
+#include "core/periodic.h"
 #include "core/types.h"
 
 static int64_t env_seconds(const char *name, int64_t def, int64_t min)
@@ -162,11 +163,7 @@ ds_status_t ds_cmd_table_time_travel(ds_ctx_t *ctx, const char *project, const d
 
 /* ---- the sweep ---- */
 
-static pthread_mutex_t sweep_mu = PTHREAD_MUTEX_INITIALIZER;
-static pthread_cond_t sweep_cv;
-static pthread_t sweeper;
-static bool running;
-static atomic_bool stopping;
+static ds_periodic_t *sweeper;
 
 static void sweep_project(const ds_project_rec_t *rec)
 {
@@ -188,65 +185,23 @@ static void sweep_project(const ds_project_rec_t *rec)
     ds_arena_destroy(&arena);
 }
 
-static void sweep_once(void)
+static void sweep_once(void *ud)
 {
+    (void)ud;
     ds_arena_t *arena = ds_arena_create();
     ds_project_rec_t *recs = NULL;
     size_t n = 0;
     ds_err_t err = {0};
     if (arena && ds_catalog_project_list(arena, &recs, &n, &err) == DS_OK)
-        for (size_t i = 0; i < n && !atomic_load(&stopping); i++)
+        for (size_t i = 0; i < n && !ds_periodic_stopping(sweeper); i++)
             sweep_project(&recs[i]);
     ds_arena_destroy(&arena);
 }
 
-static void *sweep_main(void *arg)
-{
-    (void)arg;
-    int64_t interval = env_seconds("DUCKSTORE_HISTORY_SWEEP_SECONDS", 300, 1);
-    pthread_mutex_lock(&sweep_mu);
-    while (!atomic_load(&stopping)) {
-        struct timespec until;
-        clock_gettime(CLOCK_MONOTONIC, &until);
-        until.tv_sec += interval;
-        while (!atomic_load(&stopping) && pthread_cond_timedwait(&sweep_cv, &sweep_mu, &until) == 0)
-            ;
-        if (atomic_load(&stopping))
-            break;
-        pthread_mutex_unlock(&sweep_mu);
-        sweep_once();
-        pthread_mutex_lock(&sweep_mu);
-    }
-    pthread_mutex_unlock(&sweep_mu);
-    return NULL;
-}
-
 ds_status_t ds_history_sweep_start(ds_err_t *err)
 {
-    pthread_condattr_t ca;
-    pthread_condattr_init(&ca);
-    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-    pthread_cond_init(&sweep_cv, &ca);
-    pthread_condattr_destroy(&ca);
-    atomic_store(&stopping, false);
-    if (pthread_create(&sweeper, NULL, sweep_main, NULL) != 0) {
-        pthread_cond_destroy(&sweep_cv);
-        return ds_err_set(err, DS_INTERNAL, "cannot start the history sweep thread");
-    }
-    pthread_setname_np(sweeper, "history-sweep");
-    running = true;
-    return DS_OK;
+    return ds_periodic_start(&sweeper, "history-sweep", env_seconds("DUCKSTORE_HISTORY_SWEEP_SECONDS", 300, 1),
+                             sweep_once, NULL, err);
 }
 
-void ds_history_sweep_stop(void)
-{
-    if (!running)
-        return;
-    pthread_mutex_lock(&sweep_mu);
-    atomic_store(&stopping, true);
-    pthread_cond_broadcast(&sweep_cv);
-    pthread_mutex_unlock(&sweep_mu);
-    pthread_join(sweeper, NULL);
-    pthread_cond_destroy(&sweep_cv);
-    running = false;
-}
+void ds_history_sweep_stop(void) { ds_periodic_stop(&sweeper); }
