@@ -985,7 +985,11 @@ ds_status_t ds_snapshots_start(const ds_config_t *cfg, ds_err_t *err)
     if (mkdir_p(root) != 0)
         return ds_err_set(err, DS_UNAVAILABLE, "cannot create %s: %s", root, strerror(errno));
     sweep_all(true);
-    ds_log(DS_LOG_INFO, "snapshots: automatic snapshots kept %llds", (long long)cfg->snapshot_retention);
+    if (cfg->snapshot_retention > 0)
+        ds_log(DS_LOG_INFO, "snapshots: automatic snapshots kept %llds (DUCKSTORE_SNAPSHOT_RETENTION)",
+               (long long)cfg->snapshot_retention);
+    else
+        ds_log(DS_LOG_INFO, "snapshots: automatic snapshots kept for each project's data retention");
     return DS_OK;
 }
 

@@ -123,12 +123,15 @@ class Server:
             str(BINARY), "serve",
             "--data-dir", str(self.data_dir),
             "--http-addr", f"127.0.0.1:{self.port}",
-            "--grpc-addr", "off",
-        ]
+        ] + self._listen_args()
         with open(log_path, "wb") as err, open(out_path, "wb") as out:
             self.proc = subprocess.Popen(argv, cwd=ROOT, env=env, stdin=subprocess.DEVNULL,
                                          stdout=out, stderr=err)
         self._wait_healthy()
+
+    def _listen_args(self):
+        """The listeners besides REST (subclasses add gRPC; a fresh port on every attempt)."""
+        return ["--grpc-addr", "off"]
 
     def _answers_as_us(self):
         """True when the process on our port is ours: it is alive and its own log says it serves

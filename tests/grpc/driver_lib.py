@@ -84,32 +84,13 @@ class GrpcServer(Server):
         assert self.grpc_port is not None, "server was never started"
         return f"127.0.0.1:{self.grpc_port}"
 
-    def start(self):
-        from e2e_lib import BINARY, ServerError
-
-        if not BINARY.exists():
-            raise ServerError(f"{BINARY} does not exist: build it with `make` in {ROOT}")
-        assert self.proc is None, "server already running"
-        self.port = free_port()
+    def _listen_args(self):
+        # Picked again on every start attempt: e2e_lib.Server.start retries when a port is taken.
         self.grpc_port = free_port()
-        env = {k: v for k, v in os.environ.items() if not k.startswith("DUCKSTORE_")}
-        if self.admin_key is not None:
-            env["DUCKSTORE_ADMIN_KEY"] = self.admin_key
-        env.update({k: str(v) for k, v in self.extra_env.items()})
-        log_path = self.base_dir / f"{self.name}-{self.starts}.stderr.log"
-        out_path = self.base_dir / f"{self.name}-{self.starts}.stdout.log"
-        self.starts += 1
-        self.log_paths.append(log_path)
-        argv = [
-            str(BINARY), "serve",
-            "--data-dir", str(self.data_dir),
-            "--http-addr", f"127.0.0.1:{self.port}",
-            "--grpc-addr", f"127.0.0.1:{self.grpc_port}",
-        ]
-        with open(log_path, "wb") as err, open(out_path, "wb") as out:
-            self.proc = subprocess.Popen(argv, cwd=ROOT, env=env, stdin=subprocess.DEVNULL,
-                                         stdout=out, stderr=err)
-        self._wait_healthy()
+        return ["--grpc-addr", f"127.0.0.1:{self.grpc_port}"]
+
+    def start(self):
+        super().start()
         self._wait_grpc()
         return self
 
