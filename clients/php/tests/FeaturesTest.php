@@ -286,12 +286,13 @@ final class FeaturesTest extends DriverTestCase
             $this->assertUnsupported($restore, 'CreateTableFromTimeTravelCommand');
             return;
         }
-        // The table exists as of the next second: restore from that moment.
+        // A moment given to the second is the end of that second, and only a second that has ended may be
+        // asked for: wait for the second in which the table certainly existed to end, then restore from it.
         $created = time();
         while (time() <= $created) {
             usleep(50000);
         }
-        $this->exec($this->client, $restore->setTimestamp(time()), $this->creds);
+        $this->exec($this->client, $restore->setTimestamp($created), $this->creds);
         $this->assertInstanceOf(ObjectInfoResponse::class, $this->exec($this->client, (new ObjectInfoCommand())
             ->setPath([self::BUCKET, 't_restored'])->setExpectedObjectType(ObjectType::TABLE), $this->creds));
     }
