@@ -20,9 +20,9 @@ if [ "${ASAN_ALL:-0}" = 1 ]; then
   GRPC=(tests/grpc)
 else
   E2E=()
-  for t in bad_input http data_import data_export data_misc exact_numbers tables buckets names files \
+  for t in bad_input http data_import data_export data_misc tables buckets names files \
            branches branch_workspaces workspaces workspace_attacks workspace_storage_names idempotency keys \
-           parking concurrency open_projects sharing aliases snapshots time_travel; do
+           parking concurrency open_projects sharing aliases snapshots; do
     [ -f "tests/e2e/test_$t.py" ] && E2E+=("tests/e2e/test_$t.py")
   done
   GRPC=()
