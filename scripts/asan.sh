@@ -23,12 +23,12 @@ else
   for t in bad_input http data_import data_export data_misc tables buckets names files \
            branches branch_workspaces workspaces workspace_attacks workspace_storage_names idempotency keys \
            parking concurrency open_projects sharing aliases snapshots; do
-    [ -f "tests/e2e/test_$t.py" ] && E2E+=("tests/e2e/test_$t.py")
+    if [ -f "tests/e2e/test_$t.py" ]; then E2E+=("tests/e2e/test_$t.py"); fi
   done
   GRPC=()
   for t in driver_malformed driver_data driver_flow driver_errors workspaces_driver branches_driver \
            sharing_driver views_driver time_travel_driver; do
-    [ -f "tests/grpc/test_$t.py" ] && GRPC+=("tests/grpc/test_$t.py")
+    if [ -f "tests/grpc/test_$t.py" ]; then GRPC+=("tests/grpc/test_$t.py"); fi
   done
 fi
 echo "== end-to-end under ASan + UBSan (${#E2E[@]} files)"
