@@ -20,14 +20,14 @@ if [ "${ASAN_ALL:-0}" = 1 ]; then
   GRPC=(tests/grpc)
 else
   E2E=()
-  for t in bad_input http data_import data_export data_misc tables buckets names files \
+  for t in bad_input http data_import buckets names files \
            branches branch_workspaces workspaces workspace_attacks workspace_storage_names idempotency keys \
-           parking concurrency open_projects sharing aliases snapshots; do
+           parking concurrency open_projects sharing aliases; do
     if [ -f "tests/e2e/test_$t.py" ]; then E2E+=("tests/e2e/test_$t.py"); fi
   done
   GRPC=()
   for t in driver_malformed driver_data driver_flow driver_errors workspaces_driver branches_driver \
-           sharing_driver views_driver time_travel_driver; do
+           sharing_driver views_driver time_travel_driver snapshots_driver; do
     if [ -f "tests/grpc/test_$t.py" ]; then GRPC+=("tests/grpc/test_$t.py"); fi
   done
 fi
