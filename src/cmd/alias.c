@@ -752,6 +752,34 @@ static ds_status_t remove_one(ds_ctx_t *ctx, ds_proj_t *p, const ds_alias_t *a)
     return st;
 }
 
+/*
+ * The aliases of all[0..n) that read bucket.table (table NULL: anything in
+ * bucket), directly or through other aliases, breadth first, into *out (*k).
+ */
+static ds_status_t readers(ds_ctx_t *ctx, ds_alias_t *all, size_t n, const char *bucket, const char *table,
+                           const ds_alias_t ***out, size_t *k)
+{
+    const ds_alias_t **found = ds_arena_alloc(ctx->arena, sizeof(ds_alias_t *) * (n + 1));
+    bool *taken = ds_arena_alloc(ctx->arena, sizeof(bool) * (n + 1));
+    if (!found || !taken)
+        return oom(ctx);
+    size_t m = 0;
+    for (size_t i = 0; i < n; i++)
+        if (same(all[i].source_bucket, bucket) && (!table || same(all[i].source_table, table))) {
+            taken[i] = true;
+            found[m++] = &all[i];
+        }
+    for (size_t q = 0; q < m; q++)
+        for (size_t i = 0; i < n; i++)
+            if (!taken[i] && same(all[i].source_bucket, found[q]->bucket) && same(all[i].source_table, found[q]->name)) {
+                taken[i] = true;
+                found[m++] = &all[i];
+            }
+    *out = found;
+    *k = m;
+    return DS_OK;
+}
+
 /* Drops the aliases reading bucket.table (table NULL: anything in bucket), transitively; refuses without force. */
 static ds_status_t drop_readers(ds_ctx_t *ctx, ds_proj_t *p, const char *bucket, const char *table, bool force,
                                 const char *what)
@@ -762,28 +790,16 @@ static ds_status_t drop_readers(ds_ctx_t *ctx, ds_proj_t *p, const char *bucket,
     if (st != DS_OK || n == 0)
         return st;
     /* The closure: direct readers, then readers of those, breadth first. */
-    const ds_alias_t **todo = ds_arena_alloc(ctx->arena, sizeof(ds_alias_t *) * (n + 1));
-    bool *taken = ds_arena_alloc(ctx->arena, sizeof(bool) * (n + 1));
-    if (!todo || !taken)
-        return oom(ctx);
-    size_t k = 0;
-    for (size_t i = 0; i < n; i++)
-        if (same(all[i].source_bucket, bucket) && (!table || same(all[i].source_table, table)) && !taken[i]) {
-            taken[i] = true;
-            todo[k++] = &all[i];
-        }
-    for (size_t q = 0; q < k; q++)
-        for (size_t i = 0; i < n; i++)
-            if (!taken[i] && same(all[i].source_bucket, todo[q]->bucket) && same(all[i].source_table, todo[q]->name)) {
-                taken[i] = true;
-                todo[k++] = &all[i];
-            }
+    const ds_alias_t **pending;
+    size_t k;
+    if ((st = readers(ctx, all, n, bucket, table, &pending, &k)) != DS_OK)
+        return st;
     if (k == 0)
         return DS_OK;
     if (!force) {
         ds_buf_t names = {0};
         for (size_t i = 0; i < k; i++)
-            ds_buf_printf(&names, "%s\"%s.%s\"", i ? ", " : "", todo[i]->bucket, todo[i]->name);
+            ds_buf_printf(&names, "%s\"%s.%s\"", i ? ", " : "", pending[i]->bucket, pending[i]->name);
         const char *list = ds_buf_cstr(&names);
         st = ds_err_setf(&ctx->err, DS_CONFLICT, "force",
                          "%s is read by alias%s %s: drop %s first or use force=true (which drops %s)", what,
@@ -792,7 +808,7 @@ static ds_status_t drop_readers(ds_ctx_t *ctx, ds_proj_t *p, const char *bucket,
         return st;
     }
     for (size_t i = k; i-- > 0 && st == DS_OK;)
-        st = remove_one(ctx, p, todo[i]);
+        st = remove_one(ctx, p, pending[i]);
     return st;
 }
 
@@ -845,24 +861,12 @@ ds_status_t ds_cmd_alias_check_column_drop(ds_ctx_t *ctx, ds_proj_t *p, const ch
     if (st != DS_OK)
         return st;
     /* Aliases reading the table directly or through auto-sync aliases of it all see its columns. */
-    const ds_alias_t **todo = ds_arena_alloc(ctx->arena, sizeof(ds_alias_t *) * (n + 1));
-    bool *taken = ds_arena_alloc(ctx->arena, sizeof(bool) * (n + 1));
-    if (!todo || !taken)
-        return oom(ctx);
-    size_t k = 0;
-    for (size_t i = 0; i < n; i++)
-        if (same(all[i].source_bucket, bucket) && same(all[i].source_table, table)) {
-            taken[i] = true;
-            todo[k++] = &all[i];
-        }
-    for (size_t q = 0; q < k; q++)
-        for (size_t i = 0; i < n; i++)
-            if (!taken[i] && same(all[i].source_bucket, todo[q]->bucket) && same(all[i].source_table, todo[q]->name)) {
-                taken[i] = true;
-                todo[k++] = &all[i];
-            }
+    const ds_alias_t **pending;
+    size_t k;
+    if ((st = readers(ctx, all, n, bucket, table, &pending, &k)) != DS_OK)
+        return st;
     for (size_t i = 0; i < k; i++) {
-        const ds_alias_t *a = todo[i];
+        const ds_alias_t *a = pending[i];
         bool uses = a->filter && same(a->filter->column, column);
         for (size_t c = 0; !a->auto_sync && !uses && c < a->n_columns; c++)
             uses = same(a->columns[c], column);
