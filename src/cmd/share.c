@@ -58,12 +58,19 @@
 static ds_status_t oom(ds_ctx_t *ctx) { return ds_err_set(&ctx->err, DS_UNAVAILABLE, "out of memory"); }
 
 /* Share, link and read-only changes are made on the main branch only. */
-static ds_status_t require_main(ds_ctx_t *ctx, const ds_proj_t *p, const char *what)
+/*
+ * Opens *project for a change of its main storage (what names the change in
+ * the error): a write key, and no branch. A read key learns nothing else.
+ */
+static ds_status_t open_main_for_change(ds_ctx_t *ctx, const char **project, ds_proj_t *p, const char *what)
 {
-    if (p->branch)
-        return ds_err_setf(&ctx->err, DS_INVALID_ARGUMENT, "branch",
-                           "%s is a change of the project's main storage: send it without a branch", what);
-    return DS_OK;
+    ds_status_t st = ds_cmd_open_project(ctx, project, p);
+    if (st == DS_OK)
+        st = ds_cmd_require_write(ctx);
+    if (st == DS_OK && p->branch)
+        st = ds_err_setf(&ctx->err, DS_INVALID_ARGUMENT, "branch",
+                         "%s is a change of the project's main storage: send it without a branch", what);
+    return st;
 }
 
 /* Opens project id for a read of its linked bucket: no key check, main branch, ctx's own project kept. */
@@ -317,11 +324,7 @@ ds_status_t ds_cmd_bucket_share(ds_ctx_t *ctx, const char *project, const char *
                                 ds_be_bucket_t *out, ds_bucket_sharing_t *sh)
 {
     ds_proj_t p;
-    ds_status_t st = ds_cmd_open_project(ctx, &project, &p);
-    if (st == DS_OK)
-        st = ds_cmd_require_write(ctx); /* a read key learns nothing else here */
-    if (st == DS_OK)
-        st = require_main(ctx, &p, "sharing a bucket");
+    ds_status_t st = open_main_for_change(ctx, &project, &p, "sharing a bucket");
     if (st == DS_OK)
         st = ds_cmd_require_cap(ctx, &p, DS_CAP_SHARING, "bucket sharing");
     if (st != DS_OK)
@@ -388,11 +391,7 @@ ds_status_t ds_cmd_bucket_unshare(ds_ctx_t *ctx, const char *project, const char
 {
     ds_proj_t p;
     ds_be_bucket_t b;
-    ds_status_t st = ds_cmd_open_project(ctx, &project, &p);
-    if (st == DS_OK)
-        st = ds_cmd_require_write(ctx); /* a read key learns nothing else here */
-    if (st == DS_OK)
-        st = require_main(ctx, &p, "unsharing a bucket");
+    ds_status_t st = open_main_for_change(ctx, &project, &p, "unsharing a bucket");
     if (st == DS_OK)
         st = own_bucket(ctx, &p, &bucket, &b, "unshared");
     if (st == DS_OK)
@@ -413,11 +412,7 @@ ds_status_t ds_cmd_bucket_link(ds_ctx_t *ctx, const char *project, const char *b
                                const char *source_bucket, ds_be_bucket_t *out, ds_bucket_sharing_t *sh)
 {
     ds_proj_t p, src;
-    ds_status_t st = ds_cmd_open_project(ctx, &project, &p);
-    if (st == DS_OK)
-        st = ds_cmd_require_write(ctx); /* a read key learns nothing else here */
-    if (st == DS_OK)
-        st = require_main(ctx, &p, "linking a bucket");
+    ds_status_t st = open_main_for_change(ctx, &project, &p, "linking a bucket");
     if (st == DS_OK)
         st = ds_cmd_require_cap(ctx, &p, DS_CAP_SHARING, "linked buckets");
     if (st == DS_OK)
@@ -487,11 +482,7 @@ ds_status_t ds_cmd_bucket_unlink(ds_ctx_t *ctx, const char *project, const char 
     ds_proj_t p;
     ds_link_rec_t l;
     bool found = false;
-    ds_status_t st = ds_cmd_open_project(ctx, &project, &p);
-    if (st == DS_OK)
-        st = ds_cmd_require_write(ctx); /* a read key learns nothing else here */
-    if (st == DS_OK)
-        st = require_main(ctx, &p, "unlinking a bucket");
+    ds_status_t st = open_main_for_change(ctx, &project, &p, "unlinking a bucket");
     if (st == DS_OK)
         st = ds_ident_check_bucket(bucket, "bucket", &ctx->err);
     if (st == DS_OK)
@@ -513,11 +504,7 @@ ds_status_t ds_cmd_bucket_unlink(ds_ctx_t *ctx, const char *project, const char 
 ds_status_t ds_cmd_bucket_readonly(ds_ctx_t *ctx, const char *project, const char *bucket, bool grant)
 {
     ds_proj_t p;
-    ds_status_t st = ds_cmd_open_project(ctx, &project, &p);
-    if (st == DS_OK)
-        st = ds_cmd_require_write(ctx); /* a read key learns nothing else here */
-    if (st == DS_OK)
-        st = require_main(ctx, &p, "the read-only role");
+    ds_status_t st = open_main_for_change(ctx, &project, &p, "the read-only role");
     if (st == DS_OK)
         st = ds_cmd_require_cap(ctx, &p, DS_CAP_WORKSPACES, "workspaces");
     if (st == DS_OK)
