@@ -158,9 +158,17 @@ final class PreviewDecoder
             $strings = [];  // every string read, for one UTF-8 check
             while ($pos < $end) {
                 $tag = ord($bytes[$pos]);
-                $tag < 0x80 ? $pos++ : $tag = $varint($bytes, $pos, $end);
-                $len = $pos < $end ? ord($bytes[$pos]) : -1;
-                $len < 0x80 && $len >= 0 ? $pos++ : $len = $varint($bytes, $pos, $end);
+                if ($tag < 0x80) {
+                    $pos++;
+                } else {
+                    $tag = $varint($bytes, $pos, $end);
+                }
+                $len = $pos < $end ? ord($bytes[$pos]) : 0x80;  // past the end: the varint reader gives -1
+                if ($len < 0x80) {
+                    $pos++;
+                } else {
+                    $len = $varint($bytes, $pos, $end);
+                }
                 if ($len < 0 || $len > $end - $pos) {
                     return null;
                 }
@@ -178,8 +186,12 @@ final class PreviewDecoder
                     if (ord($bytes[$pos++]) !== PreviewDecoder::ROW_COLUMNS) {
                         return null;
                     }
-                    $len = $pos < $rowEnd ? ord($bytes[$pos]) : -1;
-                    $len < 0x80 && $len >= 0 ? $pos++ : $len = $varint($bytes, $pos, $rowEnd);
+                    $len = $pos < $rowEnd ? ord($bytes[$pos]) : 0x80;
+                    if ($len < 0x80) {
+                        $pos++;
+                    } else {
+                        $len = $varint($bytes, $pos, $rowEnd);
+                    }
                     if ($len < 0 || $len > $rowEnd - $pos) {
                         return null;
                     }
@@ -188,7 +200,11 @@ final class PreviewDecoder
                     $hasValue = false;
                     while ($pos < $columnEnd) {
                         $tag = ord($bytes[$pos]);
-                        $tag < 0x80 ? $pos++ : $tag = $varint($bytes, $pos, $columnEnd);
+                        if ($tag < 0x80) {
+                            $pos++;
+                        } else {
+                            $tag = $varint($bytes, $pos, $columnEnd);
+                        }
                         if ($tag === PreviewDecoder::COLUMN_TRUNCATED) {
                             $flag = $varint($bytes, $pos, $columnEnd);
                             if ($flag === -1) {
@@ -197,8 +213,12 @@ final class PreviewDecoder
                             $column->isTruncated = $flag !== 0;
                             continue;
                         }
-                        $len = $pos < $columnEnd ? ord($bytes[$pos]) : -1;
-                        $len < 0x80 && $len >= 0 ? $pos++ : $len = $varint($bytes, $pos, $columnEnd);
+                        $len = $pos < $columnEnd ? ord($bytes[$pos]) : 0x80;
+                        if ($len < 0x80) {
+                            $pos++;
+                        } else {
+                            $len = $varint($bytes, $pos, $columnEnd);
+                        }
                         if ($len < 0 || $len > $columnEnd - $pos) {
                             return null;
                         }
@@ -217,8 +237,12 @@ final class PreviewDecoder
                         while ($pos < $valueEnd) {
                             $tag = ord($bytes[$pos++]);
                             if ($tag === PreviewDecoder::VALUE_STRING) {
-                                $len = $pos < $valueEnd ? ord($bytes[$pos]) : -1;
-                                $len < 0x80 && $len >= 0 ? $pos++ : $len = $varint($bytes, $pos, $valueEnd);
+                                $len = $pos < $valueEnd ? ord($bytes[$pos]) : 0x80;
+                                if ($len < 0x80) {
+                                    $pos++;
+                                } else {
+                                    $len = $varint($bytes, $pos, $valueEnd);
+                                }
                                 if ($len < 0 || $len > $valueEnd - $pos) {
                                     return null;
                                 }
