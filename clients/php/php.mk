@@ -30,7 +30,9 @@ php-client: $(PHP_GEN_STAMP) $(PHP_AUTOLOAD)
 test-php: $(BUILD)/duckstore $(BUILD)/test-plugins/tiny.so php-client
 	phpunit --configuration $(PHP_DIR)/phpunit.xml
 
+# BENCH_PHP_FLAGS: php options for the benchmark, e.g. opcache with its JIT as under PHP-FPM.
+BENCH_PHP_FLAGS ?=
 bench-php: $(BUILD)/duckstore php-client
-	php $(PHP_DIR)/bench/overhead.php
+	php $(BENCH_PHP_FLAGS) $(PHP_DIR)/bench/overhead.php
 
 .DEFAULT_GOAL := $(_php_saved_default_goal)

@@ -15,10 +15,12 @@ declare(strict_types=1);
  *            built and serialized, the answer decoded and unpacked (noise-free on a busy machine);
  *   generic- the same, but the response message decoded by the protobuf runtime's generic
  *            parser (what the client did before PreviewTableResponse had a direct decoder).
- * The overhead is client p50 minus raw p50, and should be close to codec p50. Environment: N (calls per variant, default 2000),
- * ROWS (default 100).
+ * The overhead is client p50 minus raw p50, and should be close to codec p50; min is the best
+ * call, the least disturbed by other load. The header gives the load average when the run starts.
+ * Environment: N (calls per variant, default 2000), ROWS (default 100).
  *
  *   make bench-php            (or: php clients/php/bench/overhead.php)
+ *   make bench-php BENCH_PHP_FLAGS='-d opcache.enable_cli=1 -d opcache.jit=tracing -d opcache.jit_buffer_size=64M'
  */
 
 require dirname(__DIR__, 3) . '/build/php/vendor/autoload.php';
@@ -84,7 +86,7 @@ function percentiles(array $samples): array
 {
     sort($samples);
     $at = static fn (float $p): float => $samples[min(count($samples) - 1, (int) floor($p * count($samples)))];
-    return ['p50' => $at(0.50), 'p90' => $at(0.90), 'p99' => $at(0.99)];
+    return ['min' => $samples[0], 'p50' => $at(0.50), 'p90' => $at(0.90), 'p99' => $at(0.99)];
 }
 
 /**
@@ -114,9 +116,12 @@ function codec(GenericBackendCredentials $creds, Message $command, RuntimeOption
 }
 
 $raw = curl_init($server->url() . DuckDBDriverClient::PATH);
-printf("duckstore PHP client overhead, %d calls per variant, PHP %s, protobuf runtime %s\n",
-    $n, PHP_VERSION, extension_loaded('protobuf') ? 'C extension' : 'pure PHP (Debian php-google-protobuf)');
-printf("%-22s %-7s %8s %8s %8s\n", 'command', 'variant', 'p50 ms', 'p90 ms', 'p99 ms');
+printf("duckstore PHP client overhead, %d calls per variant, PHP %s%s, protobuf runtime %s, preview decoder %s, load %s\n",
+    $n, PHP_VERSION, function_exists('opcache_get_status') && (opcache_get_status(false)['jit']['on'] ?? false) ? ' (opcache JIT on)' : '',
+    extension_loaded('protobuf') ? 'C extension' : 'pure PHP (Debian php-google-protobuf)',
+    \Duckstore\Connection\Driver\PreviewDecoder::active() ? 'direct' : 'runtime (unknown layout)',
+    implode(' ', array_map(static fn (float $l): string => sprintf('%.2f', $l), sys_getloadavg() ?: [])));
+printf("%-23s %-7s %8s %8s %8s %8s\n", 'command', 'variant', 'min ms', 'p50 ms', 'p90 ms', 'p99 ms');
 foreach ($commands as $name => $command) {
     $request = new DriverRequest();
     $c = new Any();
@@ -159,9 +164,9 @@ foreach ($commands as $name => $command) {
     $p = [];
     foreach ($times as $variant => $samples) {
         $p[$variant] = percentiles($samples);
-        printf("%-22s %-7s %8.3f %8.3f %8.3f\n", $name, $variant, $p[$variant]['p50'], $p[$variant]['p90'], $p[$variant]['p99']);
+        printf("%-23s %-7s %8.3f %8.3f %8.3f %8.3f\n", $name, $variant, $p[$variant]['min'], $p[$variant]['p50'], $p[$variant]['p90'], $p[$variant]['p99']);
     }
-    printf("%-22s %-7s %8.3f   (client p50 - raw p50)\n", $name, 'overhd', $p['client']['p50'] - $p['raw']['p50']);
+    printf("%-23s %-7s %17.3f   (client p50 - raw p50)\n", $name, 'overhd', $p['client']['p50'] - $p['raw']['p50']);
 }
 curl_close($raw);
 exit($server->stop() === 0 ? 0 : 1);
