@@ -397,6 +397,12 @@ static ds_status_t moves_txn(use_t *u, void *ud)
         case DS_MOVE_UNMARK:
             st = unmark(u, m->dst_bucket, m->dst_table);
             break;
+        case DS_MOVE_BUCKET:
+            st = ensure_bucket(u, m->src_bucket, m->dst_bucket);
+            break;
+        case DS_MOVE_ALIAS:
+            st = ddb_alias_merge_txn(u, m->src_bucket, m->dst_bucket, m->dst_table);
+            break;
         default:
             st = ds_err_set(u->err, DS_INVALID_ARGUMENT, "unknown table move %d", (int)m->kind);
         }

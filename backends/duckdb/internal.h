@@ -259,6 +259,8 @@ ds_status_t ddb_alias_put(void *self, ds_be_call_t *call, const ds_be_alias_t *a
 ds_status_t ddb_alias_list(void *self, ds_be_call_t *call, const char *scope, const char *bucket, const char *name,
                            ds_be_alias_t **items, size_t *n);
 ds_status_t ddb_alias_drop(void *self, ds_be_call_t *call, const char *scope, const char *bucket, const char *name);
+/* Inside a transaction: the alias row (scope, bucket, name) becomes main's (DS_MOVE_ALIAS, branch.c). */
+ds_status_t ddb_alias_merge_txn(use_t *u, const char *scope, const char *bucket, const char *name);
 
 /* data.c: the table-data operations, wired into the ops table. */
 ds_status_t ddb_table_count(void *self, ds_be_call_t *call, const char *bucket, const char *table,

@@ -340,7 +340,12 @@ typedef enum {
     DS_MOVE_COPY = 0, /* dst becomes a copy of src (definition, rows, metadata); dst replaced when it exists; its bucket created like src's when missing */
     DS_MOVE_DROP = 1, /* dst dropped when it exists */
     DS_MOVE_MARK = 2, /* dst's mark set (hidden, mark_version) */
-    DS_MOVE_UNMARK = 3 /* dst's mark removed */
+    DS_MOVE_UNMARK = 3, /* dst's mark removed */
+    /* Added with branch merges of aliases (a backend with DS_CAP_ALIASES that offers tables_move knows them): */
+    DS_MOVE_BUCKET = 4, /* dst_bucket created like src_bucket (stage, name, description) when missing */
+    DS_MOVE_ALIAS = 5   /* the alias row (scope src_bucket, dst_bucket, dst_table) becomes main's: a hidden row
+                           removes main's alias of that name, any other replaces it; the scope's row is removed.
+                           DS_CONFLICT when the scope has no such row */
 } ds_move_kind_t;
 
 typedef struct {

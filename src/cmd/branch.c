@@ -37,7 +37,9 @@
  * one); otherwise 409 naming the tables, unless forced. The merge is one
  * tables_move: copies into main, drops in main, the branch's copies and marks
  * removed, each guarded by the expected version inside the transaction, so a
- * change of main between the check and the merge refuses it too. A bucket the
+ * change of main between the check and the merge refuses it too. The same
+ * transaction applies the branch's alias rows to main (alias.c checks first
+ * that every alias main would then have still holds). A bucket the
  * branch deleted: main's tables in it without a mark (created on main after
  * the delete) conflict too; after the tables, main's bucket is dropped (unless
  * the branch created it again) and the bucket mark goes last.
@@ -1079,8 +1081,40 @@ ds_status_t ds_cmd_branch_merge(ds_ctx_t *ctx, const char *project, const char *
         ds_buf_free(&list);
         return st;
     }
-    if (n_moves && (st = ds_be_tables_move(p.be, &p.call, moves, n_moves)) != DS_OK)
+    /* The branch's aliases go to main in the same transaction; tables planned but not held stay in the branch. */
+    const char **stay = ds_arena_alloc(ctx->arena, sizeof(char *) * (n + 1));
+    size_t n_stay = 0;
+    if (!stay)
+        return oom(ctx);
+    for (size_t i = 0; i < n; i++) {
+        bool held = false;
+        for (size_t j = 0; j < n_locked && !held; j++)
+            held = strcasecmp(locked[j].mark_bucket, items[i].mark_bucket) == 0 &&
+                   strcasecmp(locked[j].table, items[i].table) == 0;
+        if (!held && !(stay[n_stay++] = ds_arena_printf(ctx->arena, "%s\n%s", items[i].logical, items[i].table)))
+            return oom(ctx);
+    }
+    ds_be_move_t *alias_moves;
+    size_t n_alias_moves;
+    if ((st = ds_cmd_alias_merge_plan(ctx, &p, stay, n_stay, &alias_moves, &n_alias_moves)) != DS_OK)
         return st;
+    if (n_alias_moves) {
+        ds_be_move_t *all = ds_arena_alloc(ctx->arena, sizeof(*all) * (n_moves + n_alias_moves));
+        if (!all)
+            return oom(ctx);
+        if (n_moves)
+            memcpy(all, moves, sizeof(*all) * n_moves);
+        memcpy(all + n_moves, alias_moves, sizeof(*all) * n_alias_moves);
+        moves = all;
+        n_moves += n_alias_moves;
+    }
+    if (n_moves) {
+        st = ds_be_tables_move(p.be, &p.call, moves, n_moves);
+        if (n_alias_moves)
+            ds_cmd_alias_forget(p.rec.id); /* also after a failure: the commit may have happened */
+        if (st != DS_OK)
+            return st;
+    }
     *merged = names;
     *n_merged = n_names;
     return merge_buckets(ctx, &p, force);

@@ -238,6 +238,19 @@ ds_status_t ds_cmd_alias_drop_dependents(ds_ctx_t *ctx, ds_proj_t *p, const char
 /* Before dropping column of bucket.table: DS_CONFLICT when an alias filters on it or pins it. */
 ds_status_t ds_cmd_alias_check_column_drop(ds_ctx_t *ctx, ds_proj_t *p, const char *bucket, const char *table,
                                            const char *column);
+/*
+ * For the merge of p's branch, inside the project's catalog slot: main after
+ * the merge has the aliases the branch sees now (main's rows with the
+ * branch's over them), so each must hold there: its bucket exists, no table
+ * takes its name, its source exists (a table, or an unfiltered auto-sync
+ * alias) with the columns it filters on or pins, and is not one of the tables
+ * that stay in the branch (stay[0..n_stay): "bucket\ntable", logical). The
+ * first that does not is DS_CONFLICT naming it. *moves (arena) gets what
+ * applies the branch's rows to main in the merge's tables_move: DS_MOVE_BUCKET
+ * for an alias bucket only the branch has, DS_MOVE_ALIAS per row.
+ */
+ds_status_t ds_cmd_alias_merge_plan(ds_ctx_t *ctx, ds_proj_t *p, const char *const *stay, size_t n_stay,
+                                    ds_be_move_t **moves, size_t *n);
 /* Drops alias bucket.name (found by ds_cmd_alias_lookup) under the catalog slot; force as for tables. */
 ds_status_t ds_cmd_alias_drop(ds_ctx_t *ctx, ds_proj_t *p, const ds_alias_t *a, bool force);
 
