@@ -251,6 +251,12 @@ ds_status_t ddb_branch_list(void *self, ds_be_call_t *call, ds_be_branch_t **ite
 ds_status_t ddb_branch_drop(void *self, ds_be_call_t *call, const char *id, const char *bucket_prefix);
 ds_status_t ddb_marks_list(void *self, ds_be_call_t *call, const char *bucket_prefix, ds_be_mark_t **items, size_t *n);
 ds_status_t ddb_tables_move(void *self, ds_be_call_t *call, const ds_be_move_t *moves, size_t n);
+/* Inside a transaction: moves[0..n) as tables_move applies them (branch.c). */
+ds_status_t ddb_moves_txn(use_t *u, const ds_be_move_t *moves, size_t n);
+/* Inside a transaction: items[0..n) as tables_restore restores them (snapshot.c). */
+ds_status_t ddb_restore_txn(use_t *u, const ds_be_restore_t *items, size_t n);
+ds_status_t ddb_tables_move_restore(void *self, ds_be_call_t *call, const ds_be_move_t *moves, size_t n_moves,
+                                    const ds_be_restore_t *items, size_t n);
 
 /* snapshot.c: tables made again from a snapshot's Parquet files, in one transaction. */
 ds_status_t ddb_tables_restore(void *self, ds_be_call_t *call, const ds_be_restore_t *items, size_t n);

@@ -641,6 +641,14 @@ typedef struct ds_backend_ops {
     ds_status_t (*table_profile_where)(void *self, ds_be_call_t *call, const char *bucket, const char *table,
                                        const char *const *columns, size_t n, const ds_where_t *where,
                                        ds_profile_result_t *out);
+    /*
+     * Snapshot restore into a development branch (appended; NULL when the
+     * backend has none): moves applied as tables_move applies them (the
+     * branch's bucket, the marks of main's tables the branch now owns), then
+     * items as tables_restore restores them, all in ONE transaction.
+     */
+    ds_status_t (*tables_move_restore)(void *self, ds_be_call_t *call, const ds_be_move_t *moves, size_t n_moves,
+                                       const ds_be_restore_t *items, size_t n);
 } ds_backend_ops_t;
 
 /* A time-travel request (table_time_travel). */

@@ -161,6 +161,19 @@ ds_status_t ds_cmd_branch_resolve_bucket(ds_ctx_t *ctx, ds_proj_t *p, const char
  */
 ds_status_t ds_cmd_branch_write(ds_ctx_t *ctx, ds_proj_t *p, const char **bucket, const char **table, bool with_ddl);
 
+/*
+ * Writes that replace whole tables of p's branch at once (a snapshot
+ * restore): enters the write slots of the branch's tables bucket[i].table[i]
+ * (resolved names, i < n) in one order, then the project's catalog slot.
+ * Then bucket[i]/table[i] become the destinations in the branch's own
+ * storage, exists[i] whether the branch sees a table there now (its own or
+ * main's), and *moves (arena) what must commit in the write's transaction
+ * (tables_move_restore): the branch's bucket where it has none yet, and for
+ * each main table the branch now takes over the mark with main's version, as
+ * a copy on first write records (no rows are copied: the write replaces them).
+ */
+ds_status_t ds_cmd_branch_replace(ds_ctx_t *ctx, ds_proj_t *p, const char **bucket, const char **table, size_t n,
+                                  bool *exists, ds_be_move_t **moves, size_t *n_moves);
 /* What the branches of p's project store (their copies and own tables; buckets counted too), into *out. */
 ds_status_t ds_cmd_branch_storage_stats(ds_proj_t *p, ds_be_project_stats_t *out);
 /* The branch view of buckets and tables (ids logical), and the branch's forms of bucket create/drop and table drop. */
