@@ -229,6 +229,9 @@ typedef struct {
     size_t n_import_as_null;
     ds_strategy_t strategy;
     ds_create_mode_t create_mode;
+    /* Appended (a backend whose ops struct is older than tables_move_restore does not read them): */
+    int64_t src_limit;   /* import from table: at most this many source rows, after src_where (0: all) */
+    int64_t src_seconds; /* the host's own: turned into src_where.changed_since before a backend sees the import */
 } ds_import_t;
 
 typedef struct {

@@ -35,6 +35,15 @@ ds_status_t ds_cmd_open_project_trusted(ds_ctx_t *ctx, const char **id, ds_proj_
  */
 ds_status_t ds_cmd_scan_open(ds_ctx_t *ctx, ds_proj_t *p, const char *bucket, const char *table, const ds_export_t *in,
                              ds_be_scan_t **out);
+/*
+ * The source options of a load from a table (import from table, workspace
+ * loads), Keboola's input mapping: seconds > 0 reads only the rows changed in
+ * the last seconds seconds, i.e. w->changed_since becomes now - seconds (UTC
+ * text); giving it with a changed_since of w's is DS_INVALID_ARGUMENT naming
+ * both. limit (0: all) caps the rows read. Negative values are
+ * DS_INVALID_ARGUMENT naming the field. 0 for either: not given.
+ */
+ds_status_t ds_cmd_source_window(ds_ctx_t *ctx, int64_t seconds, int64_t limit, ds_where_t *w);
 /* The stored spelling of project id (ids are unique regardless of case), in ctx's arena; NULL when out of memory. */
 const char *ds_cmd_project_spelling(ds_ctx_t *ctx, const char *id);
 /*
