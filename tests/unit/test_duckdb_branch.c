@@ -3,7 +3,8 @@
  * branches (backends/duckdb/branch.c): a table's version changes with every
  * write and never comes back; tables_move is all or nothing (a failing move
  * undoes the earlier ones, an unexpected version refuses the whole list);
- * a copy keeps rows and definition; branch_drop removes only its prefix.
+ * a copy keeps rows and definition; branch_drop removes only its prefix;
+ * alias moves apply a branch's alias rows to main inside the same list.
  */
 #include "../../backends/duckdb/duckdb_backend.h"
 #include "backend/registry.h"
