@@ -9,7 +9,8 @@
  * project, and a project that is closed and reopened (open-file cap,
  * restart) finds its aliases as they were. Rows are keyed by (scope, bucket,
  * name), compared lower-case: scope "" is main, a branch id a branch (its
- * rows go with the branch, see branch.c).
+ * rows go with the branch, see branch.c; a merge moves them to main inside
+ * the merge's transaction, ddb_alias_merge_txn).
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -104,6 +105,39 @@ ds_status_t ddb_alias_list(void *self, ds_be_call_t *call, const char *scope, co
             *n = rows;
     }
     ddb_use_end(&u);
+    return st;
+}
+
+ds_status_t ddb_alias_merge_txn(use_t *u, const char *scope, const char *bucket, const char *name)
+{
+    duckdb_result r;
+    const char *key[] = {scope ? scope : "", bucket, name};
+    ds_status_t st = ds_ddb_run(u->conn, u->err, &r,
+                                "SELECT count(*) FROM " META ".aliases WHERE scope = lower($1) "
+                                "AND lower(bucket) = lower($2) AND lower(name) = lower($3)",
+                                3, key);
+    if (st != DS_OK)
+        return st;
+    bool exists = ds_ddb_int(&r, 0, 0) > 0;
+    duckdb_destroy_result(&r);
+    if (!exists || !key[0][0])
+        return ds_err_set(u->err, DS_CONFLICT, "alias \"%s.%s\" of branch \"%s\" changed meanwhile; nothing was changed",
+                          bucket, name, key[0]);
+    st = ds_ddb_run(u->conn, u->err, NULL,
+                    "DELETE FROM " META ".aliases WHERE scope = '' AND lower(bucket) = lower($1) "
+                    "AND lower(name) = lower($2)",
+                    2, key + 1);
+    if (st == DS_OK)
+        st = ds_ddb_run(u->conn, u->err, NULL,
+                        "INSERT INTO " META ".aliases SELECT '', bucket, name, src_bucket, src_table, def, false, "
+                        "created_at FROM " META ".aliases WHERE scope = lower($1) AND lower(bucket) = lower($2) "
+                        "AND lower(name) = lower($3) AND NOT hidden",
+                        3, key);
+    if (st == DS_OK)
+        st = ds_ddb_run(u->conn, u->err, NULL,
+                        "DELETE FROM " META ".aliases WHERE scope = lower($1) AND lower(bucket) = lower($2) "
+                        "AND lower(name) = lower($3)",
+                        3, key);
     return st;
 }
 

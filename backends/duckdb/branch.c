@@ -369,12 +369,11 @@ typedef struct {
     size_t n;
 } moves_t;
 
-static ds_status_t moves_txn(use_t *u, void *ud)
+ds_status_t ddb_moves_txn(use_t *u, const ds_be_move_t *moves, size_t n)
 {
-    moves_t *ms = ud;
     ds_status_t st = DS_OK;
-    for (size_t i = 0; i < ms->n && st == DS_OK; i++) {
-        const ds_be_move_t *m = &ms->moves[i];
+    for (size_t i = 0; i < n && st == DS_OK; i++) {
+        const ds_be_move_t *m = &moves[i];
         if (m->expect_version >= 0) {
             int64_t v;
             bool exists;
@@ -397,11 +396,23 @@ static ds_status_t moves_txn(use_t *u, void *ud)
         case DS_MOVE_UNMARK:
             st = unmark(u, m->dst_bucket, m->dst_table);
             break;
+        case DS_MOVE_BUCKET:
+            st = ensure_bucket(u, m->src_bucket, m->dst_bucket);
+            break;
+        case DS_MOVE_ALIAS:
+            st = ddb_alias_merge_txn(u, m->src_bucket, m->dst_bucket, m->dst_table);
+            break;
         default:
             st = ds_err_set(u->err, DS_INVALID_ARGUMENT, "unknown table move %d", (int)m->kind);
         }
     }
     return st;
+}
+
+static ds_status_t moves_txn(use_t *u, void *ud)
+{
+    moves_t *ms = ud;
+    return ddb_moves_txn(u, ms->moves, ms->n);
 }
 
 ds_status_t ddb_tables_move(void *self, ds_be_call_t *call, const ds_be_move_t *moves, size_t n)

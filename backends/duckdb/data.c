@@ -640,6 +640,8 @@ static ds_status_t describe_source(imp_t *m)
         qualified(&m->reader, in->src_bucket, in->src_table);
         if ((st = append_where(u, &s, &in->src_where, &m->reader)) != DS_OK)
             return st;
+        if (in->src_limit > 0)
+            ds_buf_printf(&m->reader, " LIMIT %lld", (long long)in->src_limit);
         ds_buf_puts(&m->reader, ")");
         return DS_OK;
     }

@@ -2112,6 +2112,7 @@ static ds_backend_ops_t ops = {
     .alias_drop = ddb_alias_drop,
     .table_count = ddb_table_count,
     .table_profile_where = ddb_table_profile_where,
+    .tables_move_restore = ddb_tables_move_restore,
 };
 
 const ds_backend_ops_t *ds_be_duckdb_entry(const ds_host_api_t *host)

@@ -251,6 +251,12 @@ ds_status_t ddb_branch_list(void *self, ds_be_call_t *call, ds_be_branch_t **ite
 ds_status_t ddb_branch_drop(void *self, ds_be_call_t *call, const char *id, const char *bucket_prefix);
 ds_status_t ddb_marks_list(void *self, ds_be_call_t *call, const char *bucket_prefix, ds_be_mark_t **items, size_t *n);
 ds_status_t ddb_tables_move(void *self, ds_be_call_t *call, const ds_be_move_t *moves, size_t n);
+/* Inside a transaction: moves[0..n) as tables_move applies them (branch.c). */
+ds_status_t ddb_moves_txn(use_t *u, const ds_be_move_t *moves, size_t n);
+/* Inside a transaction: items[0..n) as tables_restore restores them (snapshot.c). */
+ds_status_t ddb_restore_txn(use_t *u, const ds_be_restore_t *items, size_t n);
+ds_status_t ddb_tables_move_restore(void *self, ds_be_call_t *call, const ds_be_move_t *moves, size_t n_moves,
+                                    const ds_be_restore_t *items, size_t n);
 
 /* snapshot.c: tables made again from a snapshot's Parquet files, in one transaction. */
 ds_status_t ddb_tables_restore(void *self, ds_be_call_t *call, const ds_be_restore_t *items, size_t n);
@@ -259,6 +265,8 @@ ds_status_t ddb_alias_put(void *self, ds_be_call_t *call, const ds_be_alias_t *a
 ds_status_t ddb_alias_list(void *self, ds_be_call_t *call, const char *scope, const char *bucket, const char *name,
                            ds_be_alias_t **items, size_t *n);
 ds_status_t ddb_alias_drop(void *self, ds_be_call_t *call, const char *scope, const char *bucket, const char *name);
+/* Inside a transaction: the alias row (scope, bucket, name) becomes main's (DS_MOVE_ALIAS, branch.c). */
+ds_status_t ddb_alias_merge_txn(use_t *u, const char *scope, const char *bucket, const char *name);
 
 /* data.c: the table-data operations, wired into the ops table. */
 ds_status_t ddb_table_count(void *self, ds_be_call_t *call, const char *bucket, const char *table,

@@ -9,7 +9,10 @@
  * recorded definition (ddb_table_create_txn, as a table create does: types,
  * NOT NULL, defaults, primary key in _ds.tables) and filled from the Parquet
  * files with its recorded _timestamp values, in ONE transaction. A failure
- * or a kill -9 before the COMMIT leaves every destination as it was.
+ * or a kill -9 before the COMMIT leaves every destination as it was. A
+ * restore into a development branch (tables_move_restore) runs the branch's
+ * moves (its bucket, the marks of main's tables it now owns) in the same
+ * transaction, so the branch has either all of it or none.
  *
  * DUCKSTORE_TEST_HOOKS=1 with DUCKSTORE_TEST_CRASH_AFTER_COMMIT=
  * snapshot_restore_uncommitted kills the process after the rows are in and
@@ -91,9 +94,9 @@ static ds_status_t load_rows(use_t *u, const ds_be_restore_t *it)
     return st;
 }
 
-static ds_status_t restore_txn(use_t *u, void *ud)
+ds_status_t ddb_restore_txn(use_t *u, const ds_be_restore_t *items, size_t n)
 {
-    restore_t *r = ud;
+    restore_t rs = {items, n}, *r = &rs;
     ds_status_t st = DS_OK;
     char now[32];
     snprintf(now, sizeof(now), "%lld", (long long)time(NULL));
@@ -132,6 +135,12 @@ static ds_status_t restore_txn(use_t *u, void *ud)
     return st;
 }
 
+static ds_status_t restore_txn(use_t *u, void *ud)
+{
+    restore_t *r = ud;
+    return ddb_restore_txn(u, r->items, r->n);
+}
+
 ds_status_t ddb_tables_restore(void *self, ds_be_call_t *call, const ds_be_restore_t *items, size_t n)
 {
     use_t u;
@@ -140,6 +149,32 @@ ds_status_t ddb_tables_restore(void *self, ds_be_call_t *call, const ds_be_resto
         return st;
     restore_t r = {items, n};
     st = ddb_in_txn(&u, restore_txn, &r);
+    ddb_use_end(&u);
+    return st;
+}
+
+typedef struct {
+    const ds_be_move_t *moves;
+    size_t n_moves;
+    restore_t restore;
+} move_restore_t;
+
+static ds_status_t move_restore_txn(use_t *u, void *ud)
+{
+    move_restore_t *mr = ud;
+    ds_status_t st = ddb_moves_txn(u, mr->moves, mr->n_moves);
+    return st == DS_OK ? ddb_restore_txn(u, mr->restore.items, mr->restore.n) : st;
+}
+
+ds_status_t ddb_tables_move_restore(void *self, ds_be_call_t *call, const ds_be_move_t *moves, size_t n_moves,
+                                    const ds_be_restore_t *items, size_t n)
+{
+    use_t u;
+    ds_status_t st = ddb_use_begin(self, call, false, &u);
+    if (st != DS_OK)
+        return st;
+    move_restore_t mr = {moves, n_moves, {items, n}};
+    st = ddb_in_txn(&u, move_restore_txn, &mr);
     ddb_use_end(&u);
     return st;
 }

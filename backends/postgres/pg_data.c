@@ -754,6 +754,8 @@ static ds_status_t stage(imp_t *m)
     if (in->src_table) {
         pb_qualified(&sql, m->srct.schema, m->srct.phys);
         st = append_where(u, &m->srct, &in->src_where, NULL, &sql);
+        if (in->src_limit > 0)
+            pb_printf(&sql, " LIMIT %lld", (long long)in->src_limit);
     } else {
         pb_puts(&sql, "__ds_raw");
     }

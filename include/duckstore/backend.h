@@ -229,6 +229,9 @@ typedef struct {
     size_t n_import_as_null;
     ds_strategy_t strategy;
     ds_create_mode_t create_mode;
+    /* Appended (a backend whose ops struct is older than tables_move_restore does not read them): */
+    int64_t src_limit;   /* import from table: at most this many source rows, after src_where (0: all) */
+    int64_t src_seconds; /* the host's own: turned into src_where.changed_since before a backend sees the import */
 } ds_import_t;
 
 typedef struct {
@@ -340,7 +343,12 @@ typedef enum {
     DS_MOVE_COPY = 0, /* dst becomes a copy of src (definition, rows, metadata); dst replaced when it exists; its bucket created like src's when missing */
     DS_MOVE_DROP = 1, /* dst dropped when it exists */
     DS_MOVE_MARK = 2, /* dst's mark set (hidden, mark_version) */
-    DS_MOVE_UNMARK = 3 /* dst's mark removed */
+    DS_MOVE_UNMARK = 3, /* dst's mark removed */
+    /* Added with branch merges of aliases (a backend with DS_CAP_ALIASES that offers tables_move knows them): */
+    DS_MOVE_BUCKET = 4, /* dst_bucket created like src_bucket (stage, name, description) when missing */
+    DS_MOVE_ALIAS = 5   /* the alias row (scope src_bucket, dst_bucket, dst_table) becomes main's: a hidden row
+                           removes main's alias of that name, any other replaces it; the scope's row is removed.
+                           DS_CONFLICT when the scope has no such row */
 } ds_move_kind_t;
 
 typedef struct {
@@ -636,6 +644,14 @@ typedef struct ds_backend_ops {
     ds_status_t (*table_profile_where)(void *self, ds_be_call_t *call, const char *bucket, const char *table,
                                        const char *const *columns, size_t n, const ds_where_t *where,
                                        ds_profile_result_t *out);
+    /*
+     * Snapshot restore into a development branch (appended; NULL when the
+     * backend has none): moves applied as tables_move applies them (the
+     * branch's bucket, the marks of main's tables the branch now owns), then
+     * items as tables_restore restores them, all in ONE transaction.
+     */
+    ds_status_t (*tables_move_restore)(void *self, ds_be_call_t *call, const ds_be_move_t *moves, size_t n_moves,
+                                       const ds_be_restore_t *items, size_t n);
 } ds_backend_ops_t;
 
 /* A time-travel request (table_time_travel). */

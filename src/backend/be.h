@@ -156,6 +156,12 @@ static inline ds_status_t ds_be_tables_restore(ds_backend_t *b, ds_be_call_t *c,
     return DS_BE_CALL_V2(b, c, tables_restore, items, n);
 }
 
+static inline ds_status_t ds_be_tables_move_restore(ds_backend_t *b, ds_be_call_t *c, const ds_be_move_t *moves,
+                                                    size_t n_moves, const ds_be_restore_t *items, size_t n)
+{
+    return DS_BE_CALL_V2(b, c, tables_move_restore, moves, n_moves, items, n);
+}
+
 /* Table aliases (appended after version 1): "not supported" when the backend's struct lacks them. */
 static inline ds_status_t ds_be_alias_put(ds_backend_t *b, ds_be_call_t *c, const ds_be_alias_t *a)
 {

@@ -30,7 +30,9 @@
  * while aliases read it); dropping a table, alias or bucket that aliases read
  * needs force (which drops them); dropping a column an alias filters on or
  * pins is 409. In a branch an alias change is written in the branch's scope
- * only (a dropped main alias gets a hidden row there).
+ * only (a dropped main alias gets a hidden row there). A merge applies the
+ * branch's rows to main in the merge's own transaction, after checking that
+ * every alias main would then have still holds (ds_cmd_alias_merge_plan).
  *
  * Everything returned is allocated in the request arena. Changes run in the
  * project's catalog slot (ds_cmd_enter_ddl, which refuses read-only keys).
@@ -920,6 +922,115 @@ static ds_status_t source_view(ds_ctx_t *ctx, ds_proj_t *p, const char *src_buck
                            "\"%s.%s\" is an alias with %s: only unfiltered aliases that sync their columns can be "
                            "aliased",
                            sa->bucket, sa->name, sa->filter ? "a filter" : "pinned columns");
+    return DS_OK;
+}
+
+/* ---- merging a branch's aliases into main ---- */
+
+static bool stays(const char *const *stay, size_t n_stay, const char *bucket, const char *table)
+{
+    size_t lb = strlen(bucket);
+    for (size_t i = 0; i < n_stay; i++)
+        if (strncasecmp(stay[i], bucket, lb) == 0 && stay[i][lb] == '\n' && strcasecmp(stay[i] + lb + 1, table) == 0)
+            return true;
+    return false;
+}
+
+/*
+ * Why alias a (as p's branch sees it) would be invalid on main after the
+ * merge, into ctx->err as DS_CONFLICT; DS_OK when it is valid. Works on
+ * copies of p: resolving may follow a linked bucket, which changes the copy.
+ */
+static ds_status_t merge_check(ds_ctx_t *ctx, const ds_proj_t *p, const ds_alias_t *a, const char *const *stay,
+                               size_t n_stay)
+{
+    ds_proj_t q = *p;
+    const char *b = a->bucket, *t = a->name;
+    bool exists = false;
+    const char *why = NULL;
+    ds_status_t st = ds_cmd_resolve_bucket(ctx, &q, &b);
+    if (st == DS_NOT_FOUND) {
+        why = ds_arena_printf(ctx->arena, "its bucket \"%s\" would not exist", a->bucket);
+    } else if (st == DS_OK) {
+        q = *p;
+        b = a->bucket;
+        st = ds_cmd_resolve_table_only(ctx, &q, &b, &t, true, NULL, &exists);
+        if (st == DS_OK && exists)
+            why = ds_arena_printf(ctx->arena, "a table \"%s.%s\" would have its name", a->bucket, a->name);
+    }
+    ds_be_table_t src;
+    if (st == DS_OK && !why) {
+        q = *p;
+        st = source_view(ctx, &q, a->source_bucket, a->source_table, &src);
+        if (st == DS_OK)
+            st = check_against(ctx, &q, a, &src);
+        if (st == DS_OK && ds_cmd_branch_owns(p, src.bucket) &&
+            stays(stay, n_stay, ds_cmd_branch_logical(p, src.bucket), src.name))
+            why = ds_arena_printf(ctx->arena, "the table it reads, \"%s.%s\", was written in the branch after the "
+                                  "merge began and stays there",
+                                  ds_cmd_branch_logical(p, src.bucket), src.name);
+        else if (st == DS_NOT_FOUND)
+            why = ds_arena_printf(ctx->arena, "its source \"%s.%s\" would not exist", a->source_bucket,
+                                  a->source_table);
+        else if (st == DS_INVALID_ARGUMENT || st == DS_CONFLICT)
+            why = ds_arena_strdup(ctx->arena, ctx->err.message);
+    } else if (st != DS_OK && st != DS_NOT_FOUND) {
+        return st;
+    }
+    if (!why && st != DS_OK)
+        return st;
+    if (!why)
+        return DS_OK;
+    ds_err_clear(&ctx->err);
+    return ds_err_setf(&ctx->err, DS_CONFLICT, "aliases",
+                       "merge of branch \"%s\" refused: alias \"%s.%s\" would be invalid on main after the merge (%s); "
+                       "nothing was merged",
+                       p->branch, a->bucket, a->name, why);
+}
+
+ds_status_t ds_cmd_alias_merge_plan(ds_ctx_t *ctx, ds_proj_t *p, const char *const *stay, size_t n_stay,
+                                    ds_be_move_t **moves, size_t *n)
+{
+    *moves = NULL;
+    *n = 0;
+    if (!has_aliases(p) || !p->branch)
+        return DS_OK;
+    ds_be_alias_t *rows;
+    size_t n_rows;
+    ds_alias_t *all;
+    size_t n_all;
+    ds_status_t st = project_rows(ctx, p, NULL, NULL, &rows, &n_rows);
+    if (st == DS_OK)
+        st = visible(ctx, p, NULL, NULL, &all, &n_all);
+    if (st != DS_OK)
+        return st;
+    /* Main after the merge has exactly the aliases the branch sees now: each must hold there. */
+    for (size_t i = 0; i < n_all; i++)
+        if ((st = merge_check(ctx, p, &all[i], stay, n_stay)) != DS_OK)
+            return st;
+    ds_be_move_t *m = ds_arena_alloc(ctx->arena, sizeof(*m) * (2 * n_rows + 1));
+    if (!m)
+        return oom(ctx);
+    size_t k = 0;
+    for (size_t i = 0; i < n_rows; i++) {
+        const ds_be_alias_t *r = &rows[i];
+        if (!same(r->scope, p->branch))
+            continue;
+        if (!r->hidden) {
+            /* A bucket only the branch has is created in main by the same transaction. */
+            ds_proj_t q = *p;
+            const char *phys = r->bucket;
+            if ((st = ds_cmd_branch_resolve_bucket(ctx, &q, &phys)) != DS_OK)
+                return st;
+            if (ds_cmd_branch_owns(p, phys))
+                m[k++] = (ds_be_move_t){.kind = DS_MOVE_BUCKET, .src_bucket = phys, .dst_bucket = r->bucket,
+                                        .expect_version = -1};
+        }
+        m[k++] = (ds_be_move_t){.kind = DS_MOVE_ALIAS, .src_bucket = r->scope, .dst_bucket = r->bucket,
+                                .dst_table = r->name, .expect_version = -1};
+    }
+    *moves = m;
+    *n = k;
     return DS_OK;
 }
 

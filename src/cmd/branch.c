@@ -37,7 +37,9 @@
  * one); otherwise 409 naming the tables, unless forced. The merge is one
  * tables_move: copies into main, drops in main, the branch's copies and marks
  * removed, each guarded by the expected version inside the transaction, so a
- * change of main between the check and the merge refuses it too. A bucket the
+ * change of main between the check and the merge refuses it too. The same
+ * transaction applies the branch's alias rows to main (alias.c checks first
+ * that every alias main would then have still holds). A bucket the
  * branch deleted: main's tables in it without a mark (created on main after
  * the delete) conflict too; after the tables, main's bucket is dropped (unless
  * the branch created it again) and the bucket mark goes last.
@@ -320,6 +322,85 @@ ds_status_t ds_cmd_branch_write(ds_ctx_t *ctx, ds_proj_t *p, const char **bucket
         return st;
     *bucket = dst;
     *table = t.name;
+    return DS_OK;
+}
+
+static int key_cmp(const void *a, const void *b);
+
+ds_status_t ds_cmd_branch_replace(ds_ctx_t *ctx, ds_proj_t *p, const char **bucket, const char **table, size_t n,
+                                  bool *exists, ds_be_move_t **moves, size_t *n_moves)
+{
+    *moves = NULL;
+    *n_moves = 0;
+    if (p->linked_bucket)
+        return ds_cmd_share_refuse_write(ctx, p);
+    const char **own = ds_arena_alloc(ctx->arena, sizeof(char *) * (n + 1));
+    const char **keys = ds_arena_alloc(ctx->arena, sizeof(char *) * (n + 1));
+    ds_be_move_t *m = ds_arena_alloc(ctx->arena, sizeof(*m) * (2 * n + 1));
+    if (!own || !keys || !m)
+        return oom(ctx);
+    for (size_t i = 0; i < n; i++) {
+        own[i] = own_bucket(ctx, p, ds_cmd_branch_logical(p, bucket[i]));
+        if (!own[i] || !(keys[i] = ds_arena_printf(ctx->arena, "%s\n%s", own[i], table[i])))
+            return oom(ctx);
+    }
+    /* The branch's table slots (never main's) in one order, then the catalog slot (cmd/cmd.h's lock order). */
+    qsort(keys, n, sizeof(char *), key_cmp);
+    ds_status_t st = DS_OK;
+    for (size_t i = 0; i < n && st == DS_OK; i++) {
+        if (i && strcasecmp(keys[i], keys[i - 1]) == 0)
+            continue;
+        const char *nl = strchr(keys[i], '\n');
+        const char *b = ds_arena_strndup(ctx->arena, keys[i], (size_t)(nl - keys[i]));
+        st = b ? ds_cmd_enter_table(ctx, p->rec.id, b, nl + 1) : oom(ctx);
+    }
+    if (st == DS_OK)
+        st = ds_cmd_enter_ddl(ctx, p->rec.id);
+    if (st != DS_OK)
+        return st;
+    size_t k = 0;
+    for (size_t i = 0; i < n; i++) {
+        const char *logical = ds_cmd_branch_logical(p, bucket[i]);
+        ds_be_table_t t;
+        bool found;
+        /* Inside the slots: what the branch sees now decides. */
+        if ((st = lookup(ctx, p, own[i], table[i], &t, &found)) != DS_OK)
+            return st;
+        exists[i] = found;
+        if (found) {
+            bucket[i] = t.bucket;
+            table[i] = t.name;
+            continue;
+        }
+        ds_be_bucket_t ob;
+        st = ds_be_bucket_get(p->be, &p->call, own[i], &ob);
+        if (st == DS_NOT_FOUND) {
+            ds_err_clear(&ctx->err);
+            bool planned_bucket = false;
+            for (size_t j = 0; j < k && !planned_bucket; j++)
+                planned_bucket = m[j].kind == DS_MOVE_BUCKET && strcasecmp(m[j].dst_bucket, own[i]) == 0;
+            if (!planned_bucket)
+                m[k++] = (ds_be_move_t){.kind = DS_MOVE_BUCKET, .src_bucket = logical, .dst_bucket = own[i],
+                                        .expect_version = -1};
+        } else if (st != DS_OK) {
+            return st;
+        }
+        if ((st = main_visible(ctx, p, logical, table[i], &t, &found)) != DS_OK)
+            return st;
+        exists[i] = found;
+        if (found) {
+            /* The branch now owns main's table: the mark main's version, as a copy on first write records. */
+            int64_t version;
+            if ((st = ds_be_table_version(p->be, &p->call, t.bucket, t.name, &version)) != DS_OK)
+                return st;
+            table[i] = t.name;
+            m[k++] = (ds_be_move_t){.kind = DS_MOVE_MARK, .dst_bucket = own[i], .dst_table = t.name,
+                                    .expect_version = -1, .hidden = false, .mark_version = version > 0 ? version : 1};
+        }
+        bucket[i] = own[i];
+    }
+    *moves = m;
+    *n_moves = k;
     return DS_OK;
 }
 
@@ -1079,8 +1160,40 @@ ds_status_t ds_cmd_branch_merge(ds_ctx_t *ctx, const char *project, const char *
         ds_buf_free(&list);
         return st;
     }
-    if (n_moves && (st = ds_be_tables_move(p.be, &p.call, moves, n_moves)) != DS_OK)
+    /* The branch's aliases go to main in the same transaction; tables planned but not held stay in the branch. */
+    const char **stay = ds_arena_alloc(ctx->arena, sizeof(char *) * (n + 1));
+    size_t n_stay = 0;
+    if (!stay)
+        return oom(ctx);
+    for (size_t i = 0; i < n; i++) {
+        bool held = false;
+        for (size_t j = 0; j < n_locked && !held; j++)
+            held = strcasecmp(locked[j].mark_bucket, items[i].mark_bucket) == 0 &&
+                   strcasecmp(locked[j].table, items[i].table) == 0;
+        if (!held && !(stay[n_stay++] = ds_arena_printf(ctx->arena, "%s\n%s", items[i].logical, items[i].table)))
+            return oom(ctx);
+    }
+    ds_be_move_t *alias_moves;
+    size_t n_alias_moves;
+    if ((st = ds_cmd_alias_merge_plan(ctx, &p, stay, n_stay, &alias_moves, &n_alias_moves)) != DS_OK)
         return st;
+    if (n_alias_moves) {
+        ds_be_move_t *all = ds_arena_alloc(ctx->arena, sizeof(*all) * (n_moves + n_alias_moves));
+        if (!all)
+            return oom(ctx);
+        if (n_moves)
+            memcpy(all, moves, sizeof(*all) * n_moves);
+        memcpy(all + n_moves, alias_moves, sizeof(*all) * n_alias_moves);
+        moves = all;
+        n_moves += n_alias_moves;
+    }
+    if (n_moves) {
+        st = ds_be_tables_move(p.be, &p.call, moves, n_moves);
+        if (n_alias_moves)
+            ds_cmd_alias_forget(p.rec.id); /* also after a failure: the commit may have happened */
+        if (st != DS_OK)
+            return st;
+    }
     *merged = names;
     *n_merged = n_names;
     return merge_buckets(ctx, &p, force);

@@ -103,6 +103,11 @@ ds_status_t ds_cmd_require_import(ds_ctx_t *ctx, const ds_proj_t *proj, const ds
         st = require_format(ctx, proj, in->format, true);
     if (st == DS_OK && in->src_table)
         st = ds_cmd_require_filters(ctx, proj, &in->src_where, NULL, 0);
+    /* A backend built before ds_import_t.src_limit was appended would import every row. */
+    if (st == DS_OK && in->src_table && in->src_limit && !DS_BE_HAS(proj->be->ops, tables_move_restore))
+        st = ds_err_setf(&ctx->err, DS_UNSUPPORTED, "limit",
+                         "limit of an import from table is not supported by backend \"%s\" (project \"%s\")",
+                         proj->be->ops->name, proj->rec.id);
     return st;
 }
 

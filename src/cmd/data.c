@@ -103,6 +103,30 @@ static ds_status_t check_where(ds_ctx_t *ctx, ds_where_t *w)
     return DS_OK;
 }
 
+ds_status_t ds_cmd_source_window(ds_ctx_t *ctx, int64_t seconds, int64_t limit, ds_where_t *w)
+{
+    if (seconds < 0)
+        return ds_err_setf(&ctx->err, DS_INVALID_ARGUMENT, "seconds",
+                           "seconds must be a positive number of seconds (rows changed in the last N seconds)");
+    if (limit < 0)
+        return ds_err_setf(&ctx->err, DS_INVALID_ARGUMENT, "limit", "limit must not be negative");
+    if (seconds == 0)
+        return DS_OK;
+    if (w->changed_since)
+        return ds_err_setf(&ctx->err, DS_INVALID_ARGUMENT, "seconds",
+                           "give either seconds or changed_since: both set where the rows begin");
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    int64_t now_us = (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+    /* More seconds than since 1970 reach every row: the window starts at the epoch. */
+    int64_t since_us = seconds >= now_us / 1000000 ? 0 : now_us - seconds * 1000000;
+    char text[DS_TIME_TEXT_MAX];
+    ds_time_format_utc(since_us, text);
+    if (!(w->changed_since = ds_arena_strdup(ctx->arena, text)))
+        return ds_err_set(&ctx->err, DS_UNAVAILABLE, "out of memory");
+    return DS_OK;
+}
+
 static ds_status_t check_order(ds_ctx_t *ctx, const ds_order_t *o, size_t n)
 {
     for (size_t i = 0; i < n; i++) {
@@ -288,7 +312,7 @@ static ds_status_t linked_source(ds_ctx_t *ctx, const ds_proj_t *p, const char *
             return ds_err_setf(&ctx->err, DS_INVALID_ARGUMENT, "columns_mapping",
                                "an import from linked bucket \"%s\" keeps column names: \"%s\" cannot become \"%s\"",
                                sp.linked_bucket, in->src_columns[i], in->dst_columns[i]);
-    ds_export_t ex = {.format = DS_FORMAT_PARQUET, .where = in->src_where};
+    ds_export_t ex = {.format = DS_FORMAT_PARQUET, .where = in->src_where, .limit = in->src_limit};
     if (in->src_columns && in->n_mapping) {
         ex.columns = (const char **)in->src_columns;
         ex.n_columns = in->n_mapping;
@@ -310,6 +334,7 @@ static ds_status_t linked_source(ds_ctx_t *ctx, const ds_proj_t *p, const char *
     in->src_columns = in->dst_columns = NULL;
     in->n_mapping = 0;
     memset(&in->src_where, 0, sizeof(in->src_where));
+    in->src_limit = 0;
     in->format = DS_FORMAT_PARQUET;
     ctx->linked_read = before;
     return DS_OK;
@@ -343,8 +368,10 @@ ds_status_t ds_cmd_table_import(ds_ctx_t *ctx, const char *project, const char *
             (st = ds_ident_check_name(in->src_table, "table", &ctx->err)) != DS_OK ||
             (st = check_names(ctx, in->src_columns, in->n_mapping, "columns_mapping")) != DS_OK ||
             (st = check_names(ctx, in->dst_columns, in->n_mapping, "columns_mapping")) != DS_OK ||
+            (st = ds_cmd_source_window(ctx, in->src_seconds, in->src_limit, &norm.src_where)) != DS_OK ||
             (st = check_where(ctx, &norm.src_where)) != DS_OK)
             return st;
+        norm.src_seconds = 0; /* now in src_where.changed_since */
         if (strcasecmp(in->src_bucket, bucket) == 0 && strcasecmp(in->src_table, table) == 0)
             return ds_err_setf(&ctx->err, DS_INVALID_ARGUMENT, "source", "a table cannot be imported into itself");
         bool linked;

@@ -35,6 +35,15 @@ ds_status_t ds_cmd_open_project_trusted(ds_ctx_t *ctx, const char **id, ds_proj_
  */
 ds_status_t ds_cmd_scan_open(ds_ctx_t *ctx, ds_proj_t *p, const char *bucket, const char *table, const ds_export_t *in,
                              ds_be_scan_t **out);
+/*
+ * The source options of a load from a table (import from table, workspace
+ * loads), Keboola's input mapping: seconds > 0 reads only the rows changed in
+ * the last seconds seconds, i.e. w->changed_since becomes now - seconds (UTC
+ * text); giving it with a changed_since of w's is DS_INVALID_ARGUMENT naming
+ * both. limit (0: all) caps the rows read. Negative values are
+ * DS_INVALID_ARGUMENT naming the field. 0 for either: not given.
+ */
+ds_status_t ds_cmd_source_window(ds_ctx_t *ctx, int64_t seconds, int64_t limit, ds_where_t *w);
 /* The stored spelling of project id (ids are unique regardless of case), in ctx's arena; NULL when out of memory. */
 const char *ds_cmd_project_spelling(ds_ctx_t *ctx, const char *id);
 /*
@@ -161,6 +170,19 @@ ds_status_t ds_cmd_branch_resolve_bucket(ds_ctx_t *ctx, ds_proj_t *p, const char
  */
 ds_status_t ds_cmd_branch_write(ds_ctx_t *ctx, ds_proj_t *p, const char **bucket, const char **table, bool with_ddl);
 
+/*
+ * Writes that replace whole tables of p's branch at once (a snapshot
+ * restore): enters the write slots of the branch's tables bucket[i].table[i]
+ * (resolved names, i < n) in one order, then the project's catalog slot.
+ * Then bucket[i]/table[i] become the destinations in the branch's own
+ * storage, exists[i] whether the branch sees a table there now (its own or
+ * main's), and *moves (arena) what must commit in the write's transaction
+ * (tables_move_restore): the branch's bucket where it has none yet, and for
+ * each main table the branch now takes over the mark with main's version, as
+ * a copy on first write records (no rows are copied: the write replaces them).
+ */
+ds_status_t ds_cmd_branch_replace(ds_ctx_t *ctx, ds_proj_t *p, const char **bucket, const char **table, size_t n,
+                                  bool *exists, ds_be_move_t **moves, size_t *n_moves);
 /* What the branches of p's project store (their copies and own tables; buckets counted too), into *out. */
 ds_status_t ds_cmd_branch_storage_stats(ds_proj_t *p, ds_be_project_stats_t *out);
 /* The branch view of buckets and tables (ids logical), and the branch's forms of bucket create/drop and table drop. */
@@ -238,6 +260,19 @@ ds_status_t ds_cmd_alias_drop_dependents(ds_ctx_t *ctx, ds_proj_t *p, const char
 /* Before dropping column of bucket.table: DS_CONFLICT when an alias filters on it or pins it. */
 ds_status_t ds_cmd_alias_check_column_drop(ds_ctx_t *ctx, ds_proj_t *p, const char *bucket, const char *table,
                                            const char *column);
+/*
+ * For the merge of p's branch, inside the project's catalog slot: main after
+ * the merge has the aliases the branch sees now (main's rows with the
+ * branch's over them), so each must hold there: its bucket exists, no table
+ * takes its name, its source exists (a table, or an unfiltered auto-sync
+ * alias) with the columns it filters on or pins, and is not one of the tables
+ * that stay in the branch (stay[0..n_stay): "bucket\ntable", logical). The
+ * first that does not is DS_CONFLICT naming it. *moves (arena) gets what
+ * applies the branch's rows to main in the merge's tables_move: DS_MOVE_BUCKET
+ * for an alias bucket only the branch has, DS_MOVE_ALIAS per row.
+ */
+ds_status_t ds_cmd_alias_merge_plan(ds_ctx_t *ctx, ds_proj_t *p, const char *const *stay, size_t n_stay,
+                                    ds_be_move_t **moves, size_t *n);
 /* Drops alias bucket.name (found by ds_cmd_alias_lookup) under the catalog slot; force as for tables. */
 ds_status_t ds_cmd_alias_drop(ds_ctx_t *ctx, ds_proj_t *p, const ds_alias_t *a, bool force);
 

@@ -591,10 +591,6 @@ ds_status_t ds_cmd_snapshot_restore(ds_ctx_t *ctx, const char *project, const ch
     for (size_t i = 0; i < s.n_tables; i++)
         if ((st = ds_cmd_require_types(ctx, &p, s.tables[i].columns, s.tables[i].n_columns)) != DS_OK)
             return st;
-    if (s.n_tables > 1 && p.branch)
-        return ds_err_set(&ctx->err, DS_UNSUPPORTED,
-                          "a bucket snapshot is restored on the main branch; restore its tables one by one in a branch "
-                          "with a table snapshot each");
     const char *dst_bucket = in->bucket ? in->bucket : s.bucket;
     ds_be_restore_t *items = ds_arena_alloc(ctx->arena, sizeof(*items) * s.n_tables);
     const char **dst_b = ds_arena_alloc(ctx->arena, sizeof(char *) * s.n_tables);
@@ -614,16 +610,23 @@ ds_status_t ds_cmd_snapshot_restore(ds_ctx_t *ctx, const char *project, const ch
                                "another \"bucket\"/\"table\"",
                                ds_cmd_branch_logical(&p, dst_b[i]), dst_t[i]);
     }
-    for (size_t i = 0; i < s.n_tables; i++) {
-        if (p.branch)
-            st = ds_cmd_branch_write(ctx, &p, &dst_b[i], &dst_t[i], true);
-        else
-            st = ds_cmd_enter_table(ctx, p.rec.id, dst_b[i], dst_t[i]);
-        if (st != DS_OK)
+    /*
+     * In a branch the destinations are the branch's own tables (main is never
+     * written); the marks of main's tables the branch takes over commit with
+     * the rows (ds_cmd_branch_replace).
+     */
+    ds_be_move_t *moves = NULL;
+    size_t n_moves = 0;
+    if (p.branch) {
+        if ((st = ds_cmd_branch_replace(ctx, &p, dst_b, dst_t, s.n_tables, exists, &moves, &n_moves)) != DS_OK)
+            return st;
+    } else {
+        for (size_t i = 0; i < s.n_tables; i++)
+            if ((st = ds_cmd_enter_table(ctx, p.rec.id, dst_b[i], dst_t[i])) != DS_OK)
+                return st;
+        if ((st = ds_cmd_enter_ddl(ctx, p.rec.id)) != DS_OK)
             return st;
     }
-    if (!p.branch && (st = ds_cmd_enter_ddl(ctx, p.rec.id)) != DS_OK)
-        return st;
     int64_t now = ds_now();
     for (size_t i = 0; i < s.n_tables; i++) {
         ds_be_table_t *def = ds_arena_alloc(ctx->arena, sizeof(*def));
@@ -636,17 +639,20 @@ ds_status_t ds_cmd_snapshot_restore(ds_ctx_t *ctx, const char *project, const ch
         def->rows = 0;
         def->bytes = 0;
         ds_be_table_t cur;
-        /* Inside the slots: what exists now decides between create and replace. */
+        /* Inside the slots: what exists now decides between create and replace (in a branch: what it sees). */
         st = DS_BE_CALL(p.be, &p.call, table_get, dst_b[i], dst_t[i], &cur);
-        if (st == DS_OK && !in->overwrite)
-            return ds_err_setk(&ctx->err, DS_ALREADY_EXISTS, 0, "table \"%s.%s\" already exists",
-                               ds_cmd_branch_logical(&p, dst_b[i]), dst_t[i]);
         if (st != DS_OK && st != DS_NOT_FOUND)
             return st;
         ds_err_clear(&ctx->err);
-        items[i] = (ds_be_restore_t){.def = def, .paths = &files[i], .n_paths = 1, .replace = st == DS_OK};
+        bool replace = st == DS_OK;
+        if ((replace || (p.branch && exists[i])) && !in->overwrite)
+            return ds_err_setk(&ctx->err, DS_ALREADY_EXISTS, 0, "table \"%s.%s\" already exists",
+                               ds_cmd_branch_logical(&p, dst_b[i]), dst_t[i]);
+        items[i] = (ds_be_restore_t){.def = def, .paths = &files[i], .n_paths = 1, .replace = replace};
     }
-    if ((st = ds_be_tables_restore(p.be, &p.call, items, s.n_tables)) != DS_OK)
+    st = p.branch ? ds_be_tables_move_restore(p.be, &p.call, moves, n_moves, items, s.n_tables)
+                  : ds_be_tables_restore(p.be, &p.call, items, s.n_tables);
+    if (st != DS_OK)
         return st;
     ds_cmd_test_crash_point("snapshot_restore");
     ds_log(DS_LOG_INFO, "project %s: snapshot %s restored into %s (%zu tables)", p.rec.id, id,

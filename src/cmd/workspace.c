@@ -633,10 +633,15 @@ ds_status_t ds_cmd_ws_load(ds_ctx_t *ctx, const char *project, const char *id, c
 {
     ds_proj_t p;
     ds_ws_rec_t rec;
+    ds_ws_load_t norm = *in;
     *rows = 0;
     ds_status_t st = open_ws(ctx, &project, id, cred, &p, &rec, true);
     if (st != DS_OK)
         return st;
+    /* seconds becomes one changed_since for the probe and every scan of the load alike. */
+    if ((st = ds_cmd_source_window(ctx, in->seconds, in->read.limit, &norm.read.where)) != DS_OK)
+        return st;
+    in = &norm;
     if ((int)in->type < DS_WS_LOAD_FULL || (int)in->type > DS_WS_LOAD_CLONE)
         return ds_err_setf(&ctx->err, DS_INVALID_ARGUMENT, "type", "type must be full, incremental, view or clone");
     const char *dest = in->destination && *in->destination ? in->destination : in->table;
@@ -649,8 +654,8 @@ ds_status_t ds_cmd_ws_load(ds_ctx_t *ctx, const char *project, const char *id, c
     bool filtered = w->n_filters || w->changed_since || w->changed_until || in->read.limit || in->read.n_order;
     if (in->type == DS_WS_LOAD_VIEW && filtered)
         return ds_err_setf(&ctx->err, DS_INVALID_ARGUMENT, "type",
-                           "a view load reads the whole current table: where_filters, changed_since, changed_until "
-                           "and limit need type full or incremental");
+                           "a view load reads the whole current table: where_filters, changed_since, changed_until, "
+                           "seconds and limit need type full or incremental");
     /* The project's read-only role decides which buckets its workspaces read (cmd/share.c). */
     if ((st = ds_cmd_share_readonly_check(ctx, project, in->bucket, &ctx->err)) != DS_OK)
         return st;
@@ -992,10 +997,11 @@ ds_status_t ds_cmd_table_import_workspace(ds_ctx_t *ctx, const char *project, co
     ds_status_t st = open_ws(ctx, &project, ws, NULL, &p, &rec, false);
     if (st != DS_OK)
         return st;
-    if (in->n_mapping || in->src_where.n_filters || in->src_where.changed_since || in->src_where.changed_until)
+    if (in->n_mapping || in->src_where.n_filters || in->src_where.changed_since || in->src_where.changed_until ||
+        in->src_seconds || in->src_limit)
         return ds_err_setf(&ctx->err, DS_INVALID_ARGUMENT, "source",
                            "an import from a workspace takes the whole workspace table: columns_mapping, "
-                           "where_filters, changed_since and changed_until are not supported with it");
+                           "where_filters, changed_since, changed_until, seconds and limit are not supported with it");
     if ((st = ds_ident_check_name(in->src_table, "source.table", &ctx->err)) != DS_OK ||
         (st = ds_ident_check_bucket(bucket, "bucket", &ctx->err)) != DS_OK ||
         (st = ds_ident_check_name(table, "table", &ctx->err)) != DS_OK)

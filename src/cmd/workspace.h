@@ -42,6 +42,7 @@ typedef struct {
     const char *destination; /* NULL: the table's name */
     ds_ws_load_type_t type;
     ds_export_t read; /* columns, where (filters, changed_since/until), limit: as table export reads them */
+    int64_t seconds;  /* > 0: only rows changed in the last seconds seconds (not with read.where.changed_since) */
     /* NULL, or read.n_columns names the loaded columns get in the workspace (NULL entry: the column's own) */
     const char *const *renames;
 } ds_ws_load_t;

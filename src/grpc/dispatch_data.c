@@ -319,10 +319,9 @@ ds_status_t ds_drv_h_import_from_table(ds_drv_t *d)
         in.src_table = s->tablename;
     else
         TRY(ds_drv_table_ref(d, s->n_path, s->path, s->tablename, "source", &in.src_bucket, &in.src_table));
-    if (s->seconds)
-        return ds_err_set(E(d), DS_UNSUPPORTED, "source.seconds (time travel) is not supported by duckstore");
-    if (s->limit)
-        return ds_err_set(E(d), DS_UNSUPPORTED, "source.limit is not supported by duckstore's import from table");
+    /* Keboola's input mapping: rows changed in the last `seconds` seconds, at most `limit` rows (cmd/data.c). */
+    in.src_seconds = s->seconds;
+    in.src_limit = s->limit;
     if (s->n_columnmappings) {
         in.src_columns = ds_drv_ptrs(d, s->n_columnmappings);
         in.dst_columns = ds_drv_ptrs(d, s->n_columnmappings);

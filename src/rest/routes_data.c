@@ -279,7 +279,7 @@ static ds_status_t h_import_file(ds_rest_req_t *req, ds_rest_resp_t *resp)
 static ds_status_t h_import_table(ds_rest_req_t *req, ds_rest_resp_t *resp)
 {
     static const char *const allowed[] = {"source", "columns_mapping", "where_filters", "changed_since",
-                                          "changed_until", "incremental", "dedup", "dedup_columns", "timestamp_mode",
+                                          "changed_until", "seconds", "limit", "incremental", "dedup", "dedup_columns", "timestamp_mode",
                                           "timestamp_column", "convert_empty_to_null", "import_as_null", "strategy",
                                           "create_mode", NULL};
     json_t *body;
@@ -315,6 +315,8 @@ static ds_status_t h_import_table(ds_rest_req_t *req, ds_rest_resp_t *resp)
         }
     }
     TRY(parse_where(req, body, &in.src_where));
+    TRY(ds_json_int64(req, body, "seconds", 0, &in.src_seconds));
+    TRY(ds_json_int64(req, body, "limit", 0, &in.src_limit));
     TRY(parse_import_options(req, body, &in));
     if (src_ws)
         TRY(ds_cmd_table_import_workspace(CTX, PROJECT, BUCKET, TABLE, src_ws, &in, &out));

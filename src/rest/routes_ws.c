@@ -170,7 +170,7 @@ static ds_status_t h_ws_revoke(ds_rest_req_t *req, ds_rest_resp_t *resp)
 static ds_status_t h_ws_load(ds_rest_req_t *req, ds_rest_resp_t *resp)
 {
     static const char *const allowed[] = {"source", "destination", "type", "columns", "where_filters",
-                                          "changed_since", "changed_until", "limit", NULL};
+                                          "changed_since", "changed_until", "seconds", "limit", NULL};
     static const char *const types[] = {"full", "incremental", "view", "clone", NULL};
     ds_ws_cred_t cred_buf;
     const ds_ws_cred_t *cred;
@@ -202,6 +202,7 @@ static ds_status_t h_ws_load(ds_rest_req_t *req, ds_rest_resp_t *resp)
     TRY(ds_json_str_array(req, body, "columns", &in.read.columns, &in.read.n_columns));
     TRY(ds_rest_parse_where(req, body, &in.read.where));
     TRY(ds_json_int64(req, body, "limit", 0, &in.read.limit));
+    TRY(ds_json_int64(req, body, "seconds", 0, &in.seconds));
     TRY(ds_cmd_ws_load(CTX, PROJECT, WS, cred, &in, &rows));
     resp->json = json_pack("{s:s,s:I}", "destination", in.destination ? in.destination : in.table, "rows",
                            (json_int_t)rows);

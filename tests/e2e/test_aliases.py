@@ -342,3 +342,82 @@ def test_a_recreated_project_has_no_old_aliases(server, admin):
     assert expect(p.api.get(f"/projects/{p.pid}/buckets/{OUT}/tables"), 200)["items"] == []
     p.create_table("a", ["id"], bucket=OUT)
     assert "alias_of" not in p.table("a", OUT)
+
+
+def alias_rows_of(p, path):
+    """Every alias row visible under path (a project or branch prefix): {(bucket, name): alias_of}."""
+    out = {}
+    for b in expect(p.api.get(f"{path}/buckets"), 200)["items"]:
+        for t in expect(p.api.get(f"{path}/buckets/{b['id']}/tables"), 200)["items"]:
+            if "alias_of" in t:
+                out[(b["id"], t["name"])] = (t["alias_of"], t.get("alias_filter"))
+    return out
+
+
+def test_merge_applies_the_branchs_aliases_to_main(people):
+    p = with_views(people)
+    make_alias(p, "gone", filter={"column": "city", "values": ["Brno"]})
+    make_alias(p, "changed")
+    expect(p.api.post(f"/projects/{p.pid}/branches", {"id": "dev"}), 201)
+    bp = f"/projects/{p.pid}/branches/dev"
+    # made in the branch: one in main's bucket, one in a bucket only the branch has
+    expect(p.api.post(f"{bp}/buckets/{B}/tables/people/alias",
+                      {"bucket": OUT, "name": "made", "filter": {"column": "city", "values": ["Prague"]}}), 201)
+    expect(p.api.post(f"{bp}/buckets", {"stage": "out", "name": "c-new"}), 201)
+    expect(p.api.post(f"{bp}/buckets/{B}/tables/people/alias", {"bucket": "out.c-new", "name": "all"}), 201)
+    # dropped and changed in the branch
+    expect(p.api.delete(f"{bp}/buckets/{OUT}/tables/gone"), 204)
+    expect(p.api.put(f"{bp}/buckets/{OUT}/tables/changed/alias-filter",
+                     {"column": "city", "operator": "ne", "values": ["Brno"]}), 200)
+    assert alias_rows_of(p, f"/projects/{p.pid}") == {
+        (OUT, "gone"): (f"{B}.people", {"column": "city", "operator": "eq", "values": ["Brno"]}),
+        (OUT, "changed"): (f"{B}.people", None)}
+    seen_in_branch = alias_rows_of(p, bp)
+    # main's data changes after the branch made its aliases: the merged aliases read main's data
+    p.load_rows("people", PEOPLE_HDR, [["9", "Ida", "Prague", "1"]], incremental=True)
+
+    res = expect(p.api.post(f"{bp}/merge", {}), 200)
+    assert res["merged_tables"] == []
+    assert alias_rows_of(p, f"/projects/{p.pid}") == seen_in_branch
+    expect_error(p.api.get(apath(p, "gone")), 404, "not_found")
+    assert alias_ids(p, "made") == ["1", "9"]
+    assert alias_ids(p, "all", bucket="out.c-new") == ["1", "2", "3", "4", "5", "9"]
+    assert alias_ids(p, "changed") == ["1", "4", "5", "9"]
+    # the branch holds nothing of its own any more, and the merge survives a restart of the reads' cache
+    assert alias_rows_of(p, bp) == alias_rows_of(p, f"/projects/{p.pid}")
+    p.server.restart()
+    assert alias_rows_of(p, f"/projects/{p.pid}") == seen_in_branch
+    assert alias_ids(p, "made") == ["1", "9"]
+
+
+def test_merge_refuses_an_alias_whose_source_main_dropped(people):
+    p = with_views(people)
+    p.create_table("other", ["id"])
+    expect(p.api.post(f"/projects/{p.pid}/branches", {"id": "dev"}), 201)
+    bp = f"/projects/{p.pid}/branches/dev"
+    expect(p.api.post(f"{bp}/buckets/{B}/tables/other/alias", {"bucket": OUT, "name": "of_other"}), 201)
+    # the branch also wrote a table: the refused merge must not apply it either
+    p.api.post(f"{bp}/buckets/{B}/tables", {"name": "branch_only", "columns": ["id"]})
+    # main drops the table the branch's alias reads (main does not see that alias)
+    expect(p.api.delete(p.tpath("other")), 204)
+    main_before = (alias_rows_of(p, f"/projects/{p.pid}"),
+                   sorted(t["name"] for t in expect(p.api.get(f"/projects/{p.pid}/buckets/{B}/tables"), 200)["items"]))
+    for force in (False, True):
+        err = expect_error(p.api.post(f"{bp}/merge", {"force": force}), 409, "merge_conflict",
+                           [f"{OUT}.of_other", f"{B}.other"])
+        assert err["details"]["tables"] == []
+        assert (alias_rows_of(p, f"/projects/{p.pid}"),
+                sorted(t["name"] for t in expect(p.api.get(f"/projects/{p.pid}/buckets/{B}/tables"),
+                                                  200)["items"])) == main_before
+    # a table main created under the name of the branch's alias conflicts too
+    expect(p.api.delete(f"{bp}/buckets/{OUT}/tables/of_other"), 204)
+    expect(p.api.post(f"{bp}/buckets/{B}/tables/people/alias", {"bucket": OUT, "name": "clash"}), 201)
+    p.create_table("clash", ["id"], bucket=OUT)
+    expect_error(p.api.post(f"{bp}/merge", {}), 409, "merge_conflict", [f"{OUT}.clash", "table"])
+    assert "alias_of" not in p.table("clash", OUT)
+    # once main is consistent again the merge goes through
+    expect(p.api.delete(p.tpath("clash", OUT)), 204)
+    res = expect(p.api.post(f"{bp}/merge", {}), 200)
+    assert res["merged_tables"] == [f"{B}.branch_only"]
+    assert alias_ids(p, "clash") == ["1", "2", "3", "4", "5"]
+    expect_error(p.api.get(apath(p, "of_other")), 404, "not_found")

@@ -530,6 +530,65 @@ def test_import_from_table_with_columns_mapping(proj):
     proj.assert_unchanged("dst", before)
 
 
+def two_import_times(proj, name="src"):
+    """A table whose rows 1-3 were imported at least two seconds before rows 4-5 (and just now)."""
+    proj.create_table(name, STRING_COLS)
+    proj.load_rows(name, STRING_COLS, [["1", "Ann", "Prague"], ["2", "Bob", "Brno"], ["3", "Cid", "Brno"]])
+    time.sleep(2.1)
+    proj.load_rows(name, STRING_COLS, [["4", "Dan", "Brno"], ["5", "Eve", "Pilsen"]], incremental=True)
+
+
+def test_import_from_table_seconds_and_limit(proj):
+    """Keboola's input mapping: seconds = rows changed in the last N seconds, limit = at most N rows."""
+    two_import_times(proj)
+    proj.create_table("dst", STRING_COLS)
+    src = {"bucket": proj.bucket, "table": "src"}
+    # the last second holds only the second import
+    expect(proj.import_table_raw("dst", {"source": src, "seconds": 1}), 200)
+    assert [r[0] for r in proj.rows("dst")] == ["4", "5"]
+    # an hour holds both; with a filter and a limit
+    expect(proj.import_table_raw("dst", {"source": src, "seconds": 3600}), 200)
+    assert len(proj.rows("dst")) == 5
+    expect(proj.import_table_raw("dst", {"source": src, "seconds": 3600, "limit": 2,
+                                         "where_filters": [{"column": "city", "operator": "eq",
+                                                            "values": ["Brno"]}]}), 200)
+    got = proj.rows("dst")
+    assert len(got) == 2 and {r[2] for r in got} == {"Brno"}, got
+    expect(proj.import_table_raw("dst", {"source": src, "limit": 4}), 200)
+    assert len(proj.rows("dst")) == 4
+
+    # bad values change nothing and name the field (both seconds and changed_since: both named)
+    before = proj.snapshot("dst")
+    expect_400(proj.import_table_raw("dst", {"source": src, "seconds": -5}), mentions=["seconds"])
+    expect_400(proj.import_table_raw("dst", {"source": src, "limit": -1}), mentions=["limit"])
+    expect_400(proj.import_table_raw("dst", {"source": src, "seconds": 10, "changed_since": "-1 hour"}),
+               mentions=["seconds", "changed_since"])
+    expect_400(proj.import_table_raw("dst", {"source": src, "seconds": "ten"}), mentions=["seconds"])
+    proj.assert_unchanged("dst", before)
+
+
+def test_workspace_load_seconds(proj):
+    two_import_times(proj)
+    expect(proj.api.post(f"/projects/{proj.pid}/workspaces", {"id": "w"}), 201)
+    load = f"/projects/{proj.pid}/workspaces/w/load"
+    src = {"bucket": proj.bucket, "table": "src"}
+    assert expect(proj.api.post(load, {"source": src, "destination": "recent", "seconds": 1}), 200)["rows"] == 2
+    r = expect(proj.api.post(f"/projects/{proj.pid}/workspaces/w/query",
+                             {"sql": "SELECT id FROM recent ORDER BY id"}), 200)
+    assert r["rows"] == [["4"], ["5"]], r
+    assert expect(proj.api.post(load, {"source": src, "destination": "hour", "seconds": 3600, "limit": 3}),
+                  200)["rows"] == 3
+    expect_400(proj.api.post(load, {"source": src, "destination": "x", "seconds": -1}), mentions=["seconds"])
+    expect_400(proj.api.post(load, {"source": src, "destination": "x", "seconds": 5,
+                                    "changed_since": "-1 hour"}), mentions=["seconds", "changed_since"])
+    expect_400(proj.api.post(load, {"source": src, "destination": "x", "seconds": 5, "type": "view"}),
+               mentions=["seconds"])
+    # none of the refused loads made a table
+    r = expect(proj.api.post(f"/projects/{proj.pid}/workspaces/w/query",
+                             {"sql": "SELECT table_name FROM information_schema.tables ORDER BY 1"}), 200)
+    assert r["rows"] == [["hour"], ["recent"]], r
+
+
 def test_import_from_missing_table_is_404(proj):
     before = seeded(proj)
     r = proj.import_table_raw("t", {"source": {"bucket": proj.bucket, "table": "ghost"}})

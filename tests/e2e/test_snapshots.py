@@ -361,3 +361,57 @@ def test_automatic_snapshots_live_the_projects_data_retention(server_factory):
         assert len(auto) == 1 and _secs(auto[0]["expires_at"]) - _secs(auto[0]["created_at"]) == want, auto
         settings = expect(p.api.get(f"/projects/{pid}/snapshot-settings"), 200)
         assert settings["auto_retention_seconds"] == want
+
+
+def _branch_rows(proj, br, table):
+    p = expect(proj.api.get(f"{br}/buckets/{proj.bucket}/tables/{table}/preview",
+                            params={"columns": ",".join(ALL), "limit": 1000}), 200)
+    return sorted(p["rows"], key=lambda r: [(v is not None, v or "") for v in r])
+
+
+def test_bucket_snapshot_restores_in_a_branch_into_the_branchs_own_tables(proj):
+    a = _orders(proj, "a")
+    b = _orders(proj, "b")
+    s = expect(proj.api.post(f"/projects/{proj.pid}/snapshots", {"bucket": proj.bucket}), 201)
+    # main changes after the snapshot; the branch then writes b (it owns a copy) and leaves a to main
+    proj.load_rows("a", HDR, [["7", "New", "1.00", ""]], incremental=True, convert_empty_to_null=["seen"])
+    expect(proj.api.post(f"/projects/{proj.pid}/branches", {"id": "dev"}), 201)
+    br = f"/projects/{proj.pid}/branches/dev"
+    f = proj.upload("in/b.csv", "id,name,amount,seen\n9,Br,2.00,2024-05-05 00:00:00\n")
+    expect(proj.api.post(f"{br}/buckets/{proj.bucket}/tables/b/import/file", {"file_id": f["id"]}), 200)
+    main_a, main_b = proj.snapshot("a"), proj.snapshot("b")
+    branch_b = _branch_rows(proj, br, "b")
+    # without overwrite: refused naming a table the branch sees, nothing changes
+    expect_error(proj.api.post(f"{br}/snapshots/{s['id']}/restore", {}), 409, "already_exists", [f"{proj.bucket}.a"])
+    assert _branch_rows(proj, br, "b") == branch_b and proj.snapshot("a") == main_a
+    out = expect(proj.api.post(f"{br}/snapshots/{s['id']}/restore", {"overwrite": True}), 201)
+    assert sorted((t["name"], t["rows"]) for t in out["tables"]) == [("a", 3), ("b", 3)]
+    assert all(t["bucket"] == proj.bucket for t in out["tables"])
+    # the branch reads the snapshot's rows (with their _timestamp); main is as it was
+    assert _branch_rows(proj, br, "a") == a[1] and _branch_rows(proj, br, "b") == b[1]
+    assert proj.snapshot("a") == main_a and proj.snapshot("b") == main_b
+    # the branch took a over from main with main's version: main changing a is a merge conflict
+    proj.load_rows("a", HDR, [["8", "Late", "1.00", ""]], incremental=True, convert_empty_to_null=["seen"])
+    expect_error(proj.api.post(f"{br}/merge", {}), 409, "merge_conflict", [f"{proj.bucket}.a"])
+    res = expect(proj.api.post(f"{br}/merge", {"force": True}), 200)
+    assert sorted(res["merged_tables"]) == [f"{proj.bucket}.a", f"{proj.bucket}.b"]
+    assert proj.snapshot("a")[1] == a[1] and proj.snapshot("b")[1] == b[1]
+
+
+def test_bucket_snapshot_restore_in_a_branch_is_one_transaction(proj):
+    server = proj.server
+    _orders(proj, "a")
+    _orders(proj, "b")
+    s = expect(proj.api.post(f"/projects/{proj.pid}/snapshots", {"bucket": proj.bucket}), 201)
+    for t in ("a", "b"):
+        proj.load_rows(t, HDR, [["7", "New", "1.00", ""]], incremental=True, convert_empty_to_null=["seen"])
+    expect(proj.api.post(f"/projects/{proj.pid}/branches", {"id": "dev"}), 201)
+    br = f"/projects/{proj.pid}/branches/dev"
+    main_a, main_b = proj.snapshot("a"), proj.snapshot("b")
+    _crash(server, "snapshot_restore_uncommitted",
+           lambda: proj.api.post(f"{br}/snapshots/{s['id']}/restore", {"overwrite": True}))
+    # nothing of it stayed: the branch still reads main's tables and owns nothing (a merge applies nothing)
+    assert _branch_rows(proj, br, "a") == main_a[1] and _branch_rows(proj, br, "b") == main_b[1]
+    assert proj.snapshot("a") == main_a and proj.snapshot("b") == main_b
+    assert expect(proj.api.post(f"{br}/merge", {}), 200)["merged_tables"] == []
+    assert proj.snapshot("a") == main_a and proj.snapshot("b") == main_b

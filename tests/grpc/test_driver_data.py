@@ -254,3 +254,43 @@ def test_data_errors(proj):
                  S.NOT_FOUND, keboola_code=2004)
     # A failed import changes nothing.
     assert proj.table_info("e").rowsCount == 0
+
+
+def test_import_from_table_seconds_and_limit(proj):
+    """SourceTableMapping.seconds is Keboola's "changed in the last N seconds"; limit caps the rows."""
+    import time
+
+    cols = [T(name="id", nullable=True), T(name="city", nullable=True)]
+    proj.create_table("src", cols)
+    proj.create_table("dst", cols)
+    proj.upload("in/old.csv", csv_bytes([["1", "Brno"], ["2", "Brno"], ["3", "Zlin"]], header=["id", "city"]))
+    proj.run(proj.import_file("src", "in", "old.csv", CSV(), importType=X.ImportOptions.FULL,
+                              numberOfIgnoredLines=1), table_pb2.TableImportResponse)
+    time.sleep(2.1)
+    proj.upload("in/new.csv", csv_bytes([["4", "Brno"], ["5", "Zlin"]], header=["id", "city"]))
+    proj.run(proj.import_file("src", "in", "new.csv", CSV(), importType=X.ImportOptions.INCREMENTAL,
+                              numberOfIgnoredLines=1), table_pb2.TableImportResponse)
+
+    def copy(**source):
+        cmd = table_pb2.TableImportFromTableCommand(
+            source=table_pb2.TableImportFromTableCommand.SourceTableMapping(path=[BUCKET], tableName="src", **source),
+            destination=X.Table(path=[BUCKET], tableName="dst"),
+            importOptions=X.ImportOptions(importType=X.ImportOptions.FULL))
+        return proj.run(cmd, table_pb2.TableImportResponse)
+
+    def ids():
+        return [r[0] for r in proj.preview("dst", orderBy=[X.ExportOrderBy(columnName="id")])[1]]
+
+    assert copy(seconds=1).tableRowsCount == 2
+    assert ids() == ["4", "5"]
+    assert copy(seconds=3600).tableRowsCount == 5
+    r = copy(seconds=3600, limit=2, whereFilters=[X.TableWhereFilter(columnsName="city",
+                                                                     operator=X.TableWhereFilter.eq,
+                                                                     values=["Brno"])])
+    assert r.tableRowsCount == 2
+    assert set(ids()) <= {"1", "2", "4"}
+    assert copy(limit=3).tableRowsCount == 3
+    before = ids()
+    expect_error(lambda: copy(seconds=-1), S.INVALID_ARGUMENT, mentions=["seconds"])
+    expect_error(lambda: copy(limit=-1), S.INVALID_ARGUMENT, mentions=["limit"])
+    assert ids() == before

@@ -3,7 +3,8 @@
  * branches (backends/duckdb/branch.c): a table's version changes with every
  * write and never comes back; tables_move is all or nothing (a failing move
  * undoes the earlier ones, an unexpected version refuses the whole list);
- * a copy keeps rows and definition; branch_drop removes only its prefix.
+ * a copy keeps rows and definition; branch_drop removes only its prefix;
+ * alias moves apply a branch's alias rows to main inside the same list.
  */
 #include "../../backends/duckdb/duckdb_backend.h"
 #include "backend/registry.h"
@@ -185,4 +186,61 @@ Test(duckdb_branch, older_file_is_migrated_on_attach)
     ds_be_column_t col = {"x", "VARCHAR", true, NULL};
     cr_assert_eq(ops->column_add(self, &call, "in.c-a", "t", &col), DS_OK, "%s", err.message);
     cr_assert_gt(version("in.c-a", "t"), v);
+}
+
+static size_t alias_rows(const char *scope, const char *bucket, const char *name, bool *hidden)
+{
+    ds_be_alias_t *items;
+    size_t n = 99;
+    cr_assert_eq(ops->alias_list(self, &call, scope, bucket, name, &items, &n), DS_OK, "%s", err.message);
+    if (hidden && n)
+        *hidden = items[0].hidden;
+    return n;
+}
+
+Test(duckdb_branch, alias_moves_apply_a_branchs_rows_to_main_in_the_same_transaction)
+{
+    ds_be_alias_t main_kept = {.scope = "", .bucket = "in.c-a", .name = "kept", .src_bucket = "in.c-a",
+                               .src_table = "t", .def = "{}", .created_at = 1};
+    ds_be_alias_t main_gone = main_kept, made = main_kept, hide = main_kept;
+    main_gone.name = "gone";
+    made.scope = "x";
+    made.bucket = "out.c-new";
+    made.name = "made";
+    made.def = "{\"auto_sync\":true}";
+    hide.scope = "x";
+    hide.name = "gone";
+    hide.hidden = true;
+    const ds_be_alias_t *rows[] = {&main_kept, &main_gone, &made, &hide};
+    for (size_t i = 0; i < 4; i++)
+        cr_assert_eq(ops->alias_put(self, &call, rows[i]), DS_OK, "%s", err.message);
+    ds_be_bucket_t nb = {.id = "_br_x.out.c-new", .stage = "out", .name = "c-new", .created_at = 1};
+    cr_assert_eq(ops->bucket_create(self, &call, &nb), DS_OK, "%s", err.message);
+    ds_be_move_t moves[] = {
+        {.kind = DS_MOVE_BUCKET, .src_bucket = "_br_x.out.c-new", .dst_bucket = "out.c-new", .expect_version = -1},
+        {.kind = DS_MOVE_ALIAS, .src_bucket = "x", .dst_bucket = "out.c-new", .dst_table = "made",
+         .expect_version = -1},
+        {.kind = DS_MOVE_ALIAS, .src_bucket = "x", .dst_bucket = "in.c-a", .dst_table = "gone", .expect_version = -1},
+        {.kind = DS_MOVE_COPY, .src_bucket = "in.c-a", .src_table = "ghost", .dst_bucket = "in.c-a",
+         .dst_table = "t2", .expect_version = -1},
+    };
+    /* A failing move after them undoes the alias moves and the bucket. */
+    cr_assert_eq(ops->tables_move(self, &call, moves, 4), DS_NOT_FOUND);
+    cr_assert_eq(alias_rows("", NULL, NULL, NULL), 2);
+    cr_assert_eq(alias_rows("x", NULL, NULL, NULL), 2);
+    ds_be_bucket_t got;
+    cr_assert_eq(ops->bucket_get(self, &call, "out.c-new", &got), DS_NOT_FOUND);
+    ds_err_clear(&err);
+    cr_assert_eq(ops->tables_move(self, &call, moves, 3), DS_OK, "%s", err.message);
+    bool hidden = true;
+    cr_assert_eq(alias_rows("", "out.c-new", "made", &hidden), 1, "the branch's alias did not reach main");
+    cr_assert(!hidden);
+    cr_assert_eq(alias_rows("", "in.c-a", "gone", NULL), 0, "the alias hidden in the branch is still in main");
+    cr_assert_eq(alias_rows("", "in.c-a", "kept", NULL), 1);
+    cr_assert_eq(alias_rows("x", NULL, NULL, NULL), 0, "the branch kept its rows");
+    cr_assert_eq(ops->bucket_get(self, &call, "out.c-new", &got), DS_OK, "%s", err.message);
+    cr_assert_str_eq(got.stage, "out");
+    /* A row that is gone from the branch's scope is a conflict, not a silent removal from main. */
+    cr_assert_eq(ops->tables_move(self, &call, &moves[1], 1), DS_CONFLICT);
+    cr_assert_eq(alias_rows("", "out.c-new", "made", NULL), 1);
 }

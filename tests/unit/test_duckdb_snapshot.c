@@ -2,8 +2,9 @@
  * test_duckdb_snapshot.c - the DuckDB backend's snapshot restore
  * (backends/duckdb/snapshot.c): a restore makes the table again with its
  * definition (types, NOT NULL, defaults, primary key) and its rows with
- * their _timestamp; it replaces a destination only when asked; and a list
- * of restores is all or nothing (a failing item undoes the earlier ones).
+ * their _timestamp; it replaces a destination only when asked; a list of
+ * restores is all or nothing (a failing item undoes the earlier ones); and a
+ * restore into a branch commits the branch's bucket and marks with its rows.
  */
 #include "../../backends/duckdb/duckdb_backend.h"
 #include "backend/registry.h"
@@ -164,4 +165,42 @@ Test(duckdb_snapshot, a_list_of_restores_is_all_or_nothing)
     cr_assert_eq(ops->tables_restore(self, &call, items, 2), DS_ALREADY_EXISTS);
     cr_assert(!exists("r1"), "the restore before the failing one was not undone");
     cr_assert(exists("t"));
+}
+
+Test(duckdb_snapshot, a_branch_restore_commits_its_moves_with_the_rows_or_nothing)
+{
+    ds_be_table_t d = def_named("t");
+    d.bucket = "_br_x.in.c-a";
+    const char *paths[] = {parquet};
+    ds_be_restore_t it = {.def = &d, .paths = paths, .n_paths = 1};
+    int64_t v;
+    cr_assert_eq(ops->table_version(self, &call, "in.c-a", "t", &v), DS_OK, "%s", err.message);
+    ds_be_move_t moves[] = {
+        {.kind = DS_MOVE_BUCKET, .src_bucket = "in.c-a", .dst_bucket = "_br_x.in.c-a", .expect_version = -1},
+        {.kind = DS_MOVE_MARK, .dst_bucket = "_br_x.in.c-a", .dst_table = "t", .expect_version = -1,
+         .mark_version = v},
+    };
+    ds_be_mark_t *marks;
+    size_t n_marks;
+    ds_be_table_t got;
+    /* A restore item that fails (its data file is gone) undoes the branch's bucket and mark too. */
+    const char *missing[] = {"/nonexistent/ds_snapshot_missing.parquet"};
+    ds_be_restore_t bad = {.def = &d, .paths = missing, .n_paths = 1};
+    cr_assert_neq(ops->tables_move_restore(self, &call, moves, 2, &bad, 1), DS_OK);
+    ds_err_clear(&err);
+    cr_assert_eq(ops->bucket_get(self, &call, "_br_x.in.c-a", &(ds_be_bucket_t){0}), DS_NOT_FOUND);
+    ds_err_clear(&err);
+    cr_assert_eq(ops->marks_list(self, &call, "_br_x.", &marks, &n_marks), DS_OK, "%s", err.message);
+    cr_assert_eq(n_marks, 0, "the mark of a failed restore stayed");
+    cr_assert_eq(ops->tables_move_restore(self, &call, moves, 2, &it, 1), DS_OK, "%s", err.message);
+    cr_assert_eq(ops->table_get(self, &call, "_br_x.in.c-a", "t", &got), DS_OK, "%s", err.message);
+    cr_assert_eq(got.rows, 2);
+    cr_assert_eq(ops->marks_list(self, &call, "_br_x.", &marks, &n_marks), DS_OK, "%s", err.message);
+    cr_assert_eq(n_marks, 1);
+    cr_assert_eq(marks[0].base_version, v);
+    cr_assert(!marks[0].hidden);
+    /* main's table is untouched */
+    int64_t after;
+    cr_assert_eq(ops->table_version(self, &call, "in.c-a", "t", &after), DS_OK, "%s", err.message);
+    cr_assert_eq(after, v);
 }
