@@ -5,8 +5,10 @@
  * A workspace belongs to one project (and branch); its SQL runs in a sandbox
  * of its own (src/ws/sandbox.h). The catalog keeps who may log in to it: a
  * user name and the SHA-256 of its password (passwords are random, 43
- * characters of base64, shown once; only the hash is stored). Thread-safe:
- * every function holds the catalog mutex for one statement.
+ * characters of base64, shown once; only the hash is stored). The records
+ * are also kept in memory (a workspace request reads its record without a
+ * catalog query; workspaces.c DESIGN). Thread-safe: every function holds the
+ * catalog mutex for its statements and the records in memory.
  */
 #ifndef DS_CATALOG_WORKSPACES_H
 #define DS_CATALOG_WORKSPACES_H
@@ -31,11 +33,14 @@ typedef struct {
     int64_t created_at;
 } ds_ws_rec_t;
 
-/* Creates the table when missing (service start). */
+/*
+ * Creates the tables when missing and forgets the records in memory (service
+ * start: after every ds_catalog_open, so they are read from that catalog).
+ */
 ds_status_t ds_catalog_ws_init(ds_err_t *err);
 /* Inserts rec; DS_ALREADY_EXISTS when the project has a workspace of that id. */
 ds_status_t ds_catalog_ws_insert(const ds_ws_rec_t *rec, ds_err_t *err);
-/* The workspace id of project into out; DS_NOT_FOUND when absent. */
+/* The workspace id (any case) of project into out, from memory; DS_NOT_FOUND when absent. */
 ds_status_t ds_catalog_ws_get(const char *project, const char *id, ds_ws_rec_t *out, ds_err_t *err);
 /* The project's workspaces ordered by id, in an arena array. */
 ds_status_t ds_catalog_ws_list(ds_arena_t *arena, const char *project, ds_ws_rec_t **items, size_t *n, ds_err_t *err);

@@ -315,3 +315,43 @@ def test_dropping_a_workspace_interrupts_its_running_query(server, admin):
     assert time.monotonic() - t0 < 20, "the drop waited for the query's timeout"
     expect_error(out["r"], 400, "query_failed")
     assert not (server.data_dir / "workspaces" / "ws_p1.w.duckdb").exists()
+
+
+def test_workspace_logins_follow_drop_recreate_reset_and_restart(server_factory):
+    """The workspace records a request reads are kept in memory: every change to them (create, password
+    reset, drop, the project's deletion) shows at once and after a restart, in any spelling of the id."""
+    server = server_factory()
+    admin = server.api()
+    p = Proj(server, admin, "p1")
+    anon = p.api.with_key(None)
+    first = expect(p.api.post(f"/projects/{p.pid}/workspaces", {"id": "w"}), 201)
+    first_cred = basic(first["user"], first["password"])
+    assert expect(anon.post(ws_path(p, "W", "/query"), {"sql": "SELECT 1"}, headers=first_cred), 200)["rows"] == [["1"]]
+    expect_error(p.api.post(f"/projects/{p.pid}/workspaces", {"id": "W"}), 409, "already_exists")
+
+    expect(p.api.delete(ws_path(p, "w")), 204)
+    expect_error(anon.post(ws_path(p, "w", "/query"), {"sql": "SELECT 1"}, headers=first_cred), 401, "unauthenticated")
+    expect_error(query(p, "w", "SELECT 1"), 404, "not_found")
+    second = expect(p.api.post(f"/projects/{p.pid}/workspaces", {"id": "W"}), 201)
+    assert second["password"] != first["password"]
+    expect_error(anon.post(ws_path(p, "W", "/query"), {"sql": "SELECT 1"}, headers=first_cred), 401, "unauthenticated")
+    second_cred = basic(second["user"], second["password"])
+    assert expect(anon.post(ws_path(p, "w", "/query"), {"sql": "SELECT 2"}, headers=second_cred), 200)["rows"] == [["2"]]
+    reset = expect(p.api.post(ws_path(p, "W", "/password")), 200)
+    reset_cred = basic(second["user"], reset["password"])
+
+    server.restart()
+    p.api = p.api.with_key(p.key)
+    anon = p.api.with_key(None)
+    expect_error(anon.post(ws_path(p, "W", "/query"), {"sql": "SELECT 3"}, headers=second_cred), 401, "unauthenticated")
+    assert expect(anon.post(ws_path(p, "W", "/query"), {"sql": "SELECT 3"}, headers=reset_cred), 200)["rows"] == [["3"]]
+    assert [w["id"] for w in expect(p.api.get(f"/projects/{p.pid}/workspaces"), 200)["items"]] == ["W"]
+
+    # the project goes, and a new project of the same id has no workspace of that name
+    expect(admin.delete("/projects/p1"), 204)
+    p2 = Proj(server, admin, "p1")
+    expect_error(p2.api.with_key(None).post(ws_path(p2, "W", "/query"), {"sql": "SELECT 4"}, headers=reset_cred), 401,
+                 "unauthenticated")
+    expect_error(query(p2, "W", "SELECT 4"), 404, "not_found")
+    third = expect(p2.api.post(f"/projects/{p2.pid}/workspaces", {"id": "W"}), 201)
+    assert expect(query(p2, "w", "SELECT 5"), 200)["rows"] == [["5"]] and third["id"] == "W"
