@@ -7,6 +7,12 @@
  * (in_run); a worker takes the head group's first job and, when that group can
  * run more, puts it back at the tail: round-robin between groups, FIFO within.
  * Invariant: g->in_run == (g->head != NULL && g->running < per_group).
+ *
+ * Idle workers wait on a stack, each on its own condition variable, and a
+ * new job wakes the one that went idle last: back-to-back requests run on
+ * the same warm thread (its stack and caches), and one wake-up wakes exactly
+ * one thread. With one shared condition variable the kernel woke idle
+ * workers in turn, so a light load visited every thread of the pool.
  */
 #include "core/pool.h"
 
@@ -34,9 +40,16 @@ typedef struct group {
     bool in_run;
 } group_t;
 
+/* A worker waiting for work (on its own stack while it waits). */
+typedef struct idle {
+    struct idle *next;
+    pthread_cond_t cond;
+    bool woken;
+} idle_t;
+
 struct ds_pool {
     pthread_mutex_t lock;
-    pthread_cond_t work;
+    idle_t *idle; /* waiting workers, the last one to go idle first */
     group_t *buckets[N_BUCKETS];
     group_t *run_head, *run_tail;
     int per_group;
@@ -80,6 +93,24 @@ static group_t *run_pop(ds_pool_t *p)
     return g;
 }
 
+/* Wakes the worker that went idle last, if any is idle (p->lock held). */
+static void wake_one(ds_pool_t *p)
+{
+    idle_t *w = p->idle;
+    if (!w)
+        return;
+    p->idle = w->next;
+    w->woken = true;
+    pthread_cond_signal(&w->cond);
+}
+
+/* Wakes every idle worker (p->lock held): shutting down. */
+static void wake_all(ds_pool_t *p)
+{
+    while (p->idle)
+        wake_one(p);
+}
+
 static void group_free_if_unused(ds_pool_t *p, group_t *g)
 {
     if (g->head || g->running || g->in_run)
@@ -95,10 +126,17 @@ static void group_free_if_unused(ds_pool_t *p, group_t *g)
 static void *worker_main(void *arg)
 {
     ds_pool_t *p = arg;
+    idle_t self = {0};
+    pthread_cond_init(&self.cond, NULL);
     pthread_mutex_lock(&p->lock);
     for (;;) {
-        while (!p->run_head && !(p->stopping && p->queued == 0))
-            pthread_cond_wait(&p->work, &p->lock);
+        while (!p->run_head && !(p->stopping && p->queued == 0)) {
+            self.woken = false;
+            self.next = p->idle;
+            p->idle = &self;
+            while (!self.woken) /* only a waker takes self off the stack, then sets woken */
+                pthread_cond_wait(&self.cond, &p->lock);
+        }
         if (!p->run_head)
             break;
         group_t *g = run_pop(p);
@@ -113,7 +151,7 @@ static void *worker_main(void *arg)
         if (g->head && g->running < p->per_group) {
             /* The group may run another job now: wake a worker for it (submit did not, the group was queued). */
             run_push(p, g);
-            pthread_cond_signal(&p->work);
+            wake_one(p);
         }
         pthread_mutex_unlock(&p->lock);
         j->fn(j->arg);
@@ -123,13 +161,14 @@ static void *worker_main(void *arg)
         g->running--;
         if (g->head && !g->in_run) {
             run_push(p, g);
-            pthread_cond_signal(&p->work);
+            wake_one(p);
         }
         group_free_if_unused(p, g);
         if (p->stopping && p->queued == 0)
-            pthread_cond_broadcast(&p->work);
+            wake_all(p);
     }
     pthread_mutex_unlock(&p->lock);
+    pthread_cond_destroy(&self.cond);
     return NULL;
 }
 
@@ -144,7 +183,6 @@ ds_pool_t *ds_pool_create(int workers, int per_group, const char *name, ds_err_t
         return NULL;
     }
     pthread_mutex_init(&p->lock, NULL);
-    pthread_cond_init(&p->work, NULL);
     p->per_group = per_group < 1 ? 1 : per_group > workers ? workers : per_group;
     p->workers = workers;
     p->max_queued = p->group_max_queued = -1;
@@ -227,7 +265,7 @@ static ds_status_t submit(ds_pool_t *p, const char *group, ds_pool_job_cb fn, vo
     p->queued++;
     if (!g->in_run && g->running < p->per_group) {
         run_push(p, g);
-        pthread_cond_signal(&p->work);
+        wake_one(p);
     }
     pthread_mutex_unlock(&p->lock);
     return DS_OK;
@@ -300,7 +338,7 @@ bool ds_pool_cancel(ds_pool_t *p, const char *group, void *arg)
     if (found) {
         group_free_if_unused(p, g);
         if (p->stopping && p->queued == 0)
-            pthread_cond_broadcast(&p->work);
+            wake_all(p);
     }
     pthread_mutex_unlock(&p->lock);
     free(found);
@@ -325,7 +363,7 @@ void ds_pool_drop_queued(ds_pool_t *p, ds_pool_job_cb dropped)
             }
             group_free_if_unused(p, g);
         }
-    pthread_cond_broadcast(&p->work);
+    wake_all(p);
     pthread_mutex_unlock(&p->lock);
     while (all) {
         job_t *j = all;
@@ -341,7 +379,7 @@ void ds_pool_shutdown(ds_pool_t *p)
         return;
     pthread_mutex_lock(&p->lock);
     p->stopping = true;
-    pthread_cond_broadcast(&p->work);
+    wake_all(p);
     pthread_mutex_unlock(&p->lock);
     for (int i = 0; i < p->n_threads; i++)
         pthread_join(p->threads[i], NULL);
@@ -355,7 +393,6 @@ void ds_pool_destroy(ds_pool_t **pp)
         return;
     ds_pool_t *p = *pp;
     ds_pool_shutdown(p);
-    pthread_cond_destroy(&p->work);
     pthread_mutex_destroy(&p->lock);
     free(p->queue_setting);
     free(p->share_setting);

@@ -221,3 +221,38 @@ Test(pool, bounds_refuse_what_would_wait_beyond_them_and_queued_jobs_can_be_canc
     ds_pool_destroy(&p);
     cr_assert_eq(atomic_load(&g.started), 2, "a dropped or cancelled job ran");
 }
+
+/* Records the thread a job ran on. */
+typedef struct {
+    pthread_t ran_on;
+    atomic_int done;
+} where_t;
+
+static void where_job(void *arg)
+{
+    where_t *w = arg;
+    w->ran_on = pthread_self();
+    atomic_store(&w->done, 1);
+}
+
+Test(pool, a_light_load_runs_on_the_worker_that_went_idle_last)
+{
+    ds_err_t err = {0};
+    ds_pool_t *p = ds_pool_create(8, 8, "t", &err);
+    cr_assert_not_null(p);
+    usleep(50 * 1000); /* every worker is idle */
+    pthread_t first = 0;
+    for (int i = 0; i < 40; i++) {
+        where_t w = {0};
+        cr_assert_eq(ds_pool_submit(p, "g", where_job, &w, &err), DS_OK);
+        while (!atomic_load(&w.done))
+            usleep(100);
+        /* running drops to 0 in the same locked step in which the worker goes back on the idle stack */
+        while (ds_pool_running(p) != 0)
+            usleep(100);
+        if (i == 0)
+            first = w.ran_on;
+        cr_assert(pthread_equal(first, w.ran_on), "job %d ran on another worker than job 0", i);
+    }
+    ds_pool_destroy(&p);
+}
