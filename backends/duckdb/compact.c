@@ -25,7 +25,9 @@
  *
  * Test hooks (DUCKSTORE_TEST_HOOKS=1): DUCKSTORE_TEST_CRASH_AFTER_COMMIT=
  * compact_copied dies after the new file is complete and before the rename,
- * =compact_renamed right after the rename.
+ * =compact_renamed right after the rename; DUCKSTORE_TEST_COMPACT_PAUSE_MS=n
+ * holds the project taken for n ms before the copy starts, so a test can send
+ * calls that must wait, or kill the process in the middle.
  */
 #include <dirent.h>
 #include <errno.h>
@@ -82,6 +84,13 @@ static void crash_point(be_t *be, const char *what)
     raise(SIGKILL);
 }
 
+static void test_pause(be_t *be)
+{
+    const char *ms = getenv("DUCKSTORE_TEST_COMPACT_PAUSE_MS");
+    if (be->test_hooks && ms && atoi(ms) > 0)
+        usleep((useconds_t)atoi(ms) * 1000);
+}
+
 static ds_status_t fsync_path(const char *path, bool dir, ds_err_t *err)
 {
     int fd = open(path, (dir ? O_DIRECTORY : 0) | O_RDONLY | O_CLOEXEC);
@@ -132,14 +141,14 @@ static ds_status_t checkpoint(duckdb_connection c, const char *alias, ds_err_t *
     return st;
 }
 
-static bool worth(const ds_be_compact_t *in, const ds_be_compact_result_t *out)
+/* Whether free_bytes of a file of file_bytes (checkpointed) meet in's thresholds. */
+static bool worth(const ds_be_compact_t *in, int64_t free_bytes, int64_t file_bytes)
 {
     if (!in->only_if_worth)
         return true;
-    if (in->min_free_ratio <= 0 || out->bytes_before <= 0)
+    if (in->min_free_ratio <= 0 || file_bytes <= 0)
         return false;
-    return out->free_bytes >= in->min_free_bytes &&
-           (double)out->free_bytes >= in->min_free_ratio * (double)out->bytes_before;
+    return free_bytes >= in->min_free_bytes && (double)free_bytes >= in->min_free_ratio * (double)file_bytes;
 }
 
 /*
@@ -201,20 +210,52 @@ static ds_status_t verify_copy(duckdb_connection c, const char *id, const char *
     duckdb_destroy_result(&r);
     if (st != DS_OK)
         return st;
+    /*
+     * Sequences: duckdb_sequences() cannot tell the next value (after a
+     * file is attached again it shows it as last_value), so each pair hands
+     * out one number and the copy's must not be lower. The gap this leaves
+     * is harmless: only increase matters.
+     */
     st = ds_ddb_run(c, err, &r,
-                    "SELECT o.schema_name || '.' || o.sequence_name FROM "
+                    "SELECT o.schema_name, o.sequence_name, n.sequence_name IS NOT NULL FROM "
                     "(SELECT * FROM duckdb_sequences() WHERE database_name = $1) o LEFT JOIN "
                     "(SELECT * FROM duckdb_sequences() WHERE database_name = $2) n "
-                    "ON o.schema_name = n.schema_name AND o.sequence_name = n.sequence_name "
-                    "WHERE n.sequence_name IS NULL OR n.start_value < coalesce(o.last_value + o.increment_by, "
-                    "o.start_value)",
+                    "ON o.schema_name = n.schema_name AND o.sequence_name = n.sequence_name ORDER BY 1, 2",
                     2, params);
     if (st != DS_OK)
         return st;
-    if (duckdb_row_count(&r) > 0) {
-        char *seq = ds_ddb_cell(&r, 0, 0);
-        st = ds_err_set(err, DS_INTERNAL, "compaction of project \"%s\" refused: sequence %s did not carry over", id,
-                        seq ? seq : "?");
+    n = duckdb_row_count(&r);
+    for (idx_t i = 0; i < n && st == DS_OK; i++) {
+        char *schema = ds_ddb_cell(&r, 0, i), *seq = ds_ddb_cell(&r, 1, i);
+        const char *dbs[] = {old_db, new_db};
+        int64_t next[2] = {0, 0};
+        if (!duckdb_value_boolean(&r, 2, i))
+            st = ds_err_set(err, DS_INTERNAL, "compaction of project \"%s\" refused: sequence %s.%s is missing from "
+                            "the copy", id, schema ? schema : "?", seq ? seq : "?");
+        /* One statement each: a transaction may write one attached database only. */
+        for (int k = 0; k < 2 && st == DS_OK; k++) {
+            ds_buf_t name = {0}, sql = {0};
+            ds_buf_ident(&name, dbs[k]);
+            ds_buf_puts(&name, ".");
+            ds_buf_ident(&name, schema ? schema : "");
+            ds_buf_puts(&name, ".");
+            ds_buf_ident(&name, seq ? seq : "");
+            ds_buf_puts(&sql, "SELECT nextval(");
+            ds_buf_literal(&sql, ds_buf_cstr(&name));
+            ds_buf_puts(&sql, ")");
+            duckdb_result sr;
+            if ((st = ds_ddb_run(c, err, &sr, ds_buf_cstr(&sql), 0, NULL)) == DS_OK) {
+                next[k] = ds_ddb_int(&sr, 0, 0);
+                duckdb_destroy_result(&sr);
+            }
+            ds_buf_free(&name);
+            ds_buf_free(&sql);
+        }
+        if (st == DS_OK && next[1] < next[0])
+            st = ds_err_set(err, DS_INTERNAL,
+                            "compaction of project \"%s\" refused: sequence %s.%s would go back from %lld to %lld", id,
+                            schema, seq, (long long)next[0], (long long)next[1]);
+        duckdb_free(schema);
         duckdb_free(seq);
     }
     duckdb_destroy_result(&r);
@@ -251,20 +292,22 @@ static ds_status_t rewrite(be_t *be, proj_t *p, const ds_be_compact_t *in, ds_be
     duckdb_connection c;
     if (duckdb_connect(be->db, &c) == DuckDBError)
         return ds_err_set(err, DS_UNAVAILABLE, "cannot open a DuckDB connection");
+    test_pause(be);
+    out->bytes_before = storage_bytes(path);
     ds_err_t ce = {0};
     if (checkpoint(c, p->alias, &ce) != DS_OK)
         be->host->log(2, "duckdb", "project %s: checkpoint before compaction failed: %s", p->id, ce.message);
     ds_status_t st = free_bytes_of(c, p->alias, &out->free_bytes, err);
-    out->bytes_before = storage_bytes(path);
-    out->bytes_after = out->bytes_before;
-    if (st != DS_OK || !worth(in, out)) {
+    int64_t checkpointed = storage_bytes(path);
+    out->bytes_after = checkpointed;
+    if (st != DS_OK || !worth(in, out->free_bytes, checkpointed)) {
         out->skipped = st == DS_OK;
         duckdb_disconnect(&c);
         return st;
     }
     /* The copy needs room for the live data (what is not free) next to the old file. */
     struct statvfs vfs;
-    int64_t need = out->bytes_before - out->free_bytes;
+    int64_t need = checkpointed - out->free_bytes;
     if (statvfs(be->dir, &vfs) == 0 && (int64_t)vfs.f_bavail * (int64_t)vfs.f_frsize < need + need / 10) {
         duckdb_disconnect(&c);
         return ds_err_set(err, DS_INSUFFICIENT_STORAGE,
@@ -356,15 +399,16 @@ ds_status_t ddb_project_compact(void *self, ds_be_call_t *call, const ds_be_comp
         if (st != DS_OK)
             return st;
         ds_err_t ce = {0};
+        ddb_project_path(be, u.p->id, path, sizeof(path));
+        out->bytes_before = storage_bytes(path);
         if (checkpoint(u.conn, u.p->alias, &ce) != DS_OK)
             be->host->log(1, "duckdb", "project %s: checkpoint before measuring failed: %s", u.p->id, ce.message);
         st = free_bytes_of(u.conn, u.p->alias, &out->free_bytes, call->err);
-        ddb_project_path(be, u.p->id, path, sizeof(path));
-        out->bytes_before = out->bytes_after = storage_bytes(path);
+        out->bytes_after = storage_bytes(path);
         ddb_use_end(&u);
         if (st != DS_OK)
             return st;
-        if (!worth(in, out)) {
+        if (!worth(in, out->free_bytes, out->bytes_after)) {
             out->skipped = true;
             return DS_OK;
         }

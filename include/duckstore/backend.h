@@ -666,7 +666,7 @@ typedef struct ds_be_compact {
 /* What project_compact did. */
 typedef struct ds_be_compact_result {
     int64_t bytes_before; /* storage on disk before (file and its log) */
-    int64_t bytes_after;  /* and after (bytes_before when skipped) */
+    int64_t bytes_after;  /* and after (when skipped: after the checkpoint that measured it) */
     int64_t free_bytes;   /* free space found in the storage before */
     bool skipped;         /* only_if_worth and below the thresholds: nothing rewritten */
 } ds_be_compact_result_t;
