@@ -295,7 +295,9 @@ static ds_status_t acquire(be_t *be, const char *id, bool create, proj_t **out, 
         }
         if (p && p->compacting) {
             /* Compaction rewrites the file: the call waits for it (bounded) instead of failing. */
-            if (pthread_cond_timedwait(&be->idle, &be->lock, &compact_deadline) == ETIMEDOUT && p->compacting) {
+            bool late = pthread_cond_timedwait(&be->idle, &be->lock, &compact_deadline) == ETIMEDOUT;
+            /* The entry may be gone once the compaction ended: look it up again. */
+            if (late && (p = find_proj(be, id)) && p->compacting) {
                 pthread_mutex_unlock(&be->lock);
                 return ds_err_set(err, DS_UNAVAILABLE,
                                   "project \"%s\" is being compacted and it took longer than %ds; retry shortly", id,
