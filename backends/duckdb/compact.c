@@ -262,16 +262,18 @@ static ds_status_t verify_copy(duckdb_connection c, const char *id, const char *
     return st;
 }
 
-/* Detaches database alias if attached (cleanup after a failure; errors only logged). */
-static void detach_quietly(be_t *be, const char *alias)
+/* Detaches database alias if attached; a failure is logged and returned (the file must then not be renamed). */
+static ds_status_t detach_new(be_t *be, const char *alias)
 {
     ds_buf_t sql = {0};
     ds_err_t e = {0};
     ds_buf_puts(&sql, "DETACH DATABASE IF EXISTS ");
     ds_buf_ident(&sql, alias);
-    if (ddb_admin_exec(be, ds_buf_cstr(&sql), &e) != DS_OK)
+    ds_status_t st = ddb_admin_exec(be, ds_buf_cstr(&sql), &e);
+    if (st != DS_OK)
         be->host->log(2, "duckdb", "compaction: cannot detach %s: %s", alias, e.message);
     ds_buf_free(&sql);
+    return st;
 }
 
 /*
@@ -333,7 +335,9 @@ static ds_status_t rewrite(be_t *be, proj_t *p, const ds_be_compact_t *in, ds_be
     if (st == DS_OK)
         st = checkpoint(c, tmp_alias, err);
     duckdb_disconnect(&c);
-    detach_quietly(be, tmp_alias);
+    ds_status_t dst = detach_new(be, tmp_alias);
+    if (st == DS_OK && dst != DS_OK)
+        st = ds_err_set(err, DS_UNAVAILABLE, "compaction of project \"%s\": the new file cannot be closed", p->id);
     if (st == DS_OK && exists(tmpwal))
         st = ds_err_set(err, DS_INTERNAL, "compaction of project \"%s\": the new file kept a WAL after its checkpoint",
                         p->id);
