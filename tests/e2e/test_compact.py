@@ -188,6 +188,27 @@ def test_automatic_compaction_after_branch_drop(server_factory):
     assert digest(p, "big") == want
 
 
+def test_automatic_compaction_after_history_expiry(server_factory):
+    """The history sweep removing rows queues the project; its freed space goes back to the disk."""
+    server = server_factory(env={"DUCKSTORE_COMPACT_MIN_FREE_RATIO": "0.2", "DUCKSTORE_COMPACT_MIN_FREE_BYTES": "1MiB",
+                                 "DUCKSTORE_RETENTION_DAY_SECONDS": "2", "DUCKSTORE_HISTORY_SWEEP_SECONDS": "1"})
+    p = make_project(server, big_rows=40000)
+    expect(server.api().put(f"/projects/{P}", {"data_retention_time": 1}), 200)
+    load_big(p, "big", 40000, 40000)  # a full load: the history keeps the 40,000 rows it replaced
+    want = digest(p, "big")
+    server.restart()
+    p.create_table("later", ["id"])
+    p.load_rows("later", ["id"], [["1"]])
+    grown = file_size(server)
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline and "compacted automatically" not in server.log_text():
+        time.sleep(0.1)
+    assert "history rows past the retention removed" in server.log_text(), server.log_tail()
+    assert "compacted automatically" in server.log_text(), server.log_tail()
+    assert file_size(server) < grown * 0.8, (file_size(server), grown)
+    assert digest(p, "big") == want
+
+
 def test_automatic_compaction_skips_small_free_space(server_factory):
     """Below the thresholds nothing is rewritten: the default 64 MiB floor keeps a small project as it is."""
     server = server_factory(env={"DUCKSTORE_LOG_LEVEL": "debug"})
