@@ -29,6 +29,10 @@
  * holds the project taken for n ms before the copy starts, so a test can send
  * calls that must wait, or kill the process in the middle.
  */
+#include "core/buf.h"
+#include "ddb.h"
+#include "internal.h"
+
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -39,10 +43,6 @@
 #include <sys/stat.h>
 #include <sys/statvfs.h>
 #include <unistd.h>
-
-#include "core/buf.h"
-#include "ddb.h"
-#include "internal.h"
 
 #define TMP_SUFFIX ".compact"
 
@@ -161,14 +161,14 @@ static ds_status_t verify_copy(duckdb_connection c, const char *id, const char *
 {
     duckdb_result r;
     const char *params[] = {old_db, new_db};
-    ds_status_t st = ds_ddb_run(
-        c, err, &r,
-        "SELECT coalesce(o.schema_name, n.schema_name), coalesce(o.table_name, n.table_name), "
-        "o.table_name IS NOT NULL, n.table_name IS NOT NULL FROM "
-        "(SELECT schema_name, table_name FROM duckdb_tables() WHERE database_name = $1) o FULL JOIN "
-        "(SELECT schema_name, table_name FROM duckdb_tables() WHERE database_name = $2) n "
-        "ON o.schema_name = n.schema_name AND o.table_name = n.table_name ORDER BY 1, 2",
-        2, params);
+    ds_status_t st =
+        ds_ddb_run(c, err, &r,
+                   "SELECT coalesce(o.schema_name, n.schema_name), coalesce(o.table_name, n.table_name), "
+                   "o.table_name IS NOT NULL, n.table_name IS NOT NULL FROM "
+                   "(SELECT schema_name, table_name FROM duckdb_tables() WHERE database_name = $1) o FULL JOIN "
+                   "(SELECT schema_name, table_name FROM duckdb_tables() WHERE database_name = $2) n "
+                   "ON o.schema_name = n.schema_name AND o.table_name = n.table_name ORDER BY 1, 2",
+                   2, params);
     if (st != DS_OK)
         return st;
     idx_t n = duckdb_row_count(&r);
@@ -230,8 +230,10 @@ static ds_status_t verify_copy(duckdb_connection c, const char *id, const char *
         const char *dbs[] = {old_db, new_db};
         int64_t next[2] = {0, 0};
         if (!duckdb_value_boolean(&r, 2, i))
-            st = ds_err_set(err, DS_INTERNAL, "compaction of project \"%s\" refused: sequence %s.%s is missing from "
-                            "the copy", id, schema ? schema : "?", seq ? seq : "?");
+            st = ds_err_set(err, DS_INTERNAL,
+                            "compaction of project \"%s\" refused: sequence %s.%s is missing from "
+                            "the copy",
+                            id, schema ? schema : "?", seq ? seq : "?");
         /* One statement each: a transaction may write one attached database only. */
         for (int k = 0; k < 2 && st == DS_OK; k++) {
             ds_buf_t name = {0}, sql = {0};
@@ -281,8 +283,7 @@ static ds_status_t detach_new(be_t *be, const char *alias)
  * before the rename the old file stays in service (attached again when it
  * was detached) and the temporary file is removed.
  */
-static ds_status_t rewrite(be_t *be, proj_t *p, const ds_be_compact_t *in, ds_be_compact_result_t *out,
-                           ds_err_t *err)
+static ds_status_t rewrite(be_t *be, proj_t *p, const ds_be_compact_t *in, ds_be_compact_result_t *out, ds_err_t *err)
 {
     char path[4200], wal[4300], tmp[4300], tmpwal[4400], tmp_alias[DS_PROJECT_ID_MAX + 16];
     ddb_project_path(be, p->id, path, sizeof(path));

@@ -114,7 +114,10 @@ static void forget_proj(be_t *be, proj_t *p)
 }
 
 /* True while a call pins p, runs ATTACH/DETACH of it or compacts it: p must stay as it is. */
-static bool busy(const proj_t *p) { return p->refs > 0 || p->attaching || p->detaching || p->compacting; }
+static bool busy(const proj_t *p)
+{
+    return p->refs > 0 || p->attaching || p->detaching || p->compacting;
+}
 
 /* Frees a detached entry nothing refers to (a dropping one is freed by its dropper). Caller holds be->lock. */
 static void forget_if_unused(be_t *be, proj_t *p)

@@ -23,6 +23,11 @@
  * while it is full is logged and waits for the next command that frees
  * space. `mu` guards the queue only; no other lock is taken while holding it.
  */
+#include "backend/be.h"
+#include "cmd/internal.h"
+#include "core/config.h"
+#include "core/log.h"
+
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -30,12 +35,7 @@
 #include <strings.h>
 #include <time.h>
 
-#include "backend/be.h"
-#include "cmd/internal.h"
-#include "core/config.h"
-#include "core/log.h"
-
-#define MAX_PENDING 64
+#define MAX_PENDING  64
 #define MAX_ATTEMPTS 5
 
 typedef struct {
