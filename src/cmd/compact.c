@@ -58,38 +58,47 @@ static int64_t mono_ms(void)
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-static int64_t env_int(const char *name, int64_t def)
+/* The settings (defaults until ds_compact_start read the environment, before any request). */
+static ds_be_compact_t settings = {
+    .only_if_worth = true, .min_free_ratio = 0.25, .min_free_bytes = 64ll << 20, .wait_ms = 30000};
+static int64_t retry_ms = 60000;
+
+static ds_status_t env_int(const char *name, int64_t *out, ds_err_t *err)
 {
     const char *v = getenv(name);
+    if (!v || !*v)
+        return DS_OK;
     char *end;
-    long long n = v && *v ? strtoll(v, &end, 10) : def;
-    if (v && *v && (*end || n < 0)) {
-        ds_log(DS_LOG_WARN, "%s=%s is not a whole number >= 0; using %lld", name, v, (long long)def);
-        n = def;
-    }
-    return n;
+    long long n = strtoll(v, &end, 10);
+    if (*end || n < 0 || n > 86400 * 365)
+        return ds_err_set(err, DS_INVALID_ARGUMENT, "%s=\"%s\" is not a whole number of seconds >= 0", name, v);
+    *out = n;
+    return DS_OK;
 }
 
-/* The thresholds and waits of automatic compaction, read from the environment. */
-static ds_be_compact_t auto_settings(void)
+/* Reads the DUCKSTORE_COMPACT_* settings; a bad value is an error naming it (the service does not start). */
+static ds_status_t read_settings(ds_err_t *err)
 {
-    ds_be_compact_t c = {.only_if_worth = true, .min_free_ratio = 0.25, .min_free_bytes = 64ll << 20};
     const char *v = getenv("DUCKSTORE_COMPACT_MIN_FREE_RATIO");
     if (v && *v) {
         char *end;
         double r = strtod(v, &end);
-        if (*end || r < 0 || r > 1)
-            ds_log(DS_LOG_WARN, "DUCKSTORE_COMPACT_MIN_FREE_RATIO=%s is not a number from 0 to 1; using 0.25", v);
-        else
-            c.min_free_ratio = r;
+        if (*end || !(r >= 0 && r <= 1))
+            return ds_err_set(err, DS_INVALID_ARGUMENT,
+                              "DUCKSTORE_COMPACT_MIN_FREE_RATIO=\"%s\" is not a number from 0 to 1", v);
+        settings.min_free_ratio = r;
     }
     v = getenv("DUCKSTORE_COMPACT_MIN_FREE_BYTES");
-    if (v && *v && !ds_parse_bytes(v, &c.min_free_bytes)) {
-        ds_log(DS_LOG_WARN, "DUCKSTORE_COMPACT_MIN_FREE_BYTES=%s is not a size; using 64MiB", v);
-        c.min_free_bytes = 64ll << 20;
-    }
-    c.wait_ms = env_int("DUCKSTORE_COMPACT_WAIT_SECONDS", 30) * 1000;
-    return c;
+    if (v && *v && !ds_parse_bytes(v, &settings.min_free_bytes))
+        return ds_err_set(err, DS_INVALID_ARGUMENT,
+                          "DUCKSTORE_COMPACT_MIN_FREE_BYTES=\"%s\" is not a size (bytes, 512MiB, 1GB)", v);
+    int64_t wait_s = settings.wait_ms / 1000, retry_s = retry_ms / 1000;
+    ds_status_t st = env_int("DUCKSTORE_COMPACT_WAIT_SECONDS", &wait_s, err);
+    if (st == DS_OK)
+        st = env_int("DUCKSTORE_COMPACT_RETRY_SECONDS", &retry_s, err);
+    settings.wait_ms = wait_s * 1000;
+    retry_ms = retry_s * 1000;
+    return st;
 }
 
 ds_status_t ds_cmd_project_compact(ds_ctx_t *ctx, const char *id, ds_compact_result_t *out)
@@ -106,7 +115,7 @@ ds_status_t ds_cmd_project_compact(ds_ctx_t *ctx, const char *id, ds_compact_res
                           ctx->key_id ? ctx->key_id : "", ctx->scope == DS_CALLER_READ ? "read" : "branch");
     if ((st = ds_cmd_require_cap(ctx, &p, DS_CAP_COMPACT, "compaction")) != DS_OK)
         return st;
-    ds_be_compact_t in = {.wait_ms = auto_settings().wait_ms};
+    ds_be_compact_t in = {.wait_ms = settings.wait_ms};
     ds_be_compact_result_t r;
     int64_t t0 = mono_ms();
     if ((st = ds_be_project_compact(p.be, &p.call, &in, &r)) != DS_OK)
@@ -125,7 +134,7 @@ static ds_status_t compact_auto(const char *id)
         return DS_UNAVAILABLE;
     ds_ctx_t ctx = {.arena = arena, .scope = DS_CALLER_ADMIN};
     ds_proj_t p;
-    ds_be_compact_t in = auto_settings();
+    ds_be_compact_t in = settings;
     ds_be_compact_result_t r = {0};
     int64_t t0 = mono_ms();
     ds_status_t st = in.min_free_ratio > 0 ? ds_cmd_open_project_trusted(&ctx, &id, &p) : DS_OK;
@@ -200,7 +209,7 @@ static void *run(void *arg)
         ds_status_t st = compact_auto(e.id);
         pthread_mutex_lock(&mu);
         if (st == DS_UNAVAILABLE && e.attempts + 1 < MAX_ATTEMPTS && !stopping)
-            push_locked(e.id, env_int("DUCKSTORE_COMPACT_RETRY_SECONDS", 60) * 1000, e.attempts + 1);
+            push_locked(e.id, retry_ms, e.attempts + 1);
     }
     pthread_mutex_unlock(&mu);
     return NULL;
@@ -208,6 +217,9 @@ static void *run(void *arg)
 
 ds_status_t ds_compact_start(ds_err_t *err)
 {
+    ds_status_t st = read_settings(err);
+    if (st != DS_OK)
+        return st;
     pthread_condattr_t ca;
     pthread_condattr_init(&ca);
     pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);

@@ -298,3 +298,14 @@ def test_kill_during_compaction_leaves_a_whole_project(server_factory, step):
     load_big(p, "big", 10**7, 10, incremental=True)
     compact(server.api())
     assert p.table("big")["rows"] == 20000 + 10
+
+
+@pytest.mark.parametrize("name,value", [("DUCKSTORE_COMPACT_MIN_FREE_RATIO", "lots"),
+                                        ("DUCKSTORE_COMPACT_MIN_FREE_RATIO", "1.5"),
+                                        ("DUCKSTORE_COMPACT_MIN_FREE_BYTES", "big"),
+                                        ("DUCKSTORE_COMPACT_WAIT_SECONDS", "-1")])
+def test_bad_compaction_setting_stops_the_start(server_factory, name, value):
+    server = server_factory(env={name: value}, start=False)
+    with pytest.raises(AssertionError, match="exited"):
+        server.start()
+    assert name in server.log_text() and value in server.log_text(), server.log_tail()
