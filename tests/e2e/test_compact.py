@@ -188,6 +188,31 @@ def test_automatic_compaction_after_branch_drop(server_factory):
     assert digest(p, "big") == want
 
 
+def test_automatic_compaction_after_merge(server_factory):
+    """A merge replaces main's table with the branch's copy: the space of the old one goes back too."""
+    server = server_factory(env={"DUCKSTORE_COMPACT_MIN_FREE_RATIO": "0.2",
+                                 "DUCKSTORE_COMPACT_MIN_FREE_BYTES": "1MiB"})
+    p = make_project(server, big_rows=40000)
+    # No time travel: the merge would otherwise keep main's replaced rows as history (by design).
+    expect(server.api().put(f"/projects/{P}", {"data_retention_time": 0}), 200)
+    br = drop_branch_with_data(p)
+    server.restart()
+    p.create_table("later", ["id"])
+    load_big(p, "later", 0, 3000)
+    server.restart()
+    grown = file_size(server)
+    want = digest(p, "big")
+    expect(p.api.post(bpath(p, br, "/merge"), {}), 200)
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline and "compacted automatically" not in server.log_text():
+        time.sleep(0.1)
+    assert "compacted automatically" in server.log_text(), server.log_tail()
+    assert file_size(server) < grown * 0.8, (file_size(server), grown)
+    # main now holds the branch's big: its 40,000 rows and the 10 the branch added
+    assert p.table("big")["rows"] == 40000 + 10
+    assert digest(p, "big") != want
+
+
 def test_automatic_compaction_after_history_expiry(server_factory):
     """The history sweep removing rows queues the project; its freed space goes back to the disk."""
     server = server_factory(env={"DUCKSTORE_COMPACT_MIN_FREE_RATIO": "0.2", "DUCKSTORE_COMPACT_MIN_FREE_BYTES": "1MiB",
