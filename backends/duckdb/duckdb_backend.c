@@ -70,6 +70,8 @@
 
 /* Most idle projects one call detaches to bring the attached count back under the cap. */
 #define MAX_VICTIMS 8
+/* Longest a call waits for a compaction of its project (compact.c) before it answers 503. */
+#define COMPACT_BLOCK_S 300
 
 static void project_path(const be_t *be, const char *id, char *out, size_t outsz)
 {
@@ -111,8 +113,11 @@ static void forget_proj(be_t *be, proj_t *p)
     free(p);
 }
 
-/* True while a call pins p or runs ATTACH/DETACH of it: p must stay as it is. */
-static bool busy(const proj_t *p) { return p->refs > 0 || p->attaching || p->detaching; }
+/* True while a call pins p, runs ATTACH/DETACH of it or compacts it: p must stay as it is. */
+static bool busy(const proj_t *p)
+{
+    return p->refs > 0 || p->attaching || p->detaching || p->compacting;
+}
 
 /* Frees a detached entry nothing refers to (a dropping one is freed by its dropper). Caller holds be->lock. */
 static void forget_if_unused(be_t *be, proj_t *p)
@@ -166,6 +171,9 @@ static ds_status_t run_attach(be_t *be, const proj_t *p, const char *path, bool 
 {
     ds_status_t st;
     ds_buf_t sql = {0};
+    /* A compaction killed before its rename leaves its temporary file: the project's own file is whole. */
+    if (!create)
+        ddb_compact_leftovers(path);
     ds_buf_puts(&sql, "ATTACH ");
     ds_buf_literal(&sql, path);
     ds_buf_puts(&sql, " AS ");
@@ -268,7 +276,10 @@ static void detach_victims(be_t *be, proj_t **v, size_t n)
 static ds_status_t acquire(be_t *be, const char *id, bool create, proj_t **out, ds_err_t *err)
 {
     char path[4200];
+    struct timespec compact_deadline;
     project_path(be, id, path, sizeof(path));
+    clock_gettime(CLOCK_REALTIME, &compact_deadline);
+    compact_deadline.tv_sec += COMPACT_BLOCK_S;
     pthread_mutex_lock(&be->lock);
     proj_t *p;
     for (;;) {
@@ -284,6 +295,18 @@ static ds_status_t acquire(be_t *be, const char *id, bool create, proj_t **out, 
         if (p && create) {
             pthread_mutex_unlock(&be->lock);
             return ds_err_set(err, DS_ALREADY_EXISTS, "storage for project \"%s\" already exists", id);
+        }
+        if (p && p->compacting) {
+            /* Compaction rewrites the file: the call waits for it (bounded) instead of failing. */
+            bool late = pthread_cond_timedwait(&be->idle, &be->lock, &compact_deadline) == ETIMEDOUT;
+            /* The entry may be gone once the compaction ended: look it up again. */
+            if (late && (p = find_proj(be, id)) && p->compacting) {
+                pthread_mutex_unlock(&be->lock);
+                return ds_err_set(err, DS_UNAVAILABLE,
+                                  "project \"%s\" is being compacted and it took longer than %ds; retry shortly", id,
+                                  COMPACT_BLOCK_S);
+            }
+            continue;
         }
         if (!p && !(p = new_proj(be, id))) {
             pthread_mutex_unlock(&be->lock);
@@ -873,6 +896,7 @@ static ds_status_t be_open(const ds_host_api_t *host, void **self, ds_err_t *err
         ds_err_set(err, DS_UNAVAILABLE, "cannot create %s: %s", be->dir, strerror(errno));
         goto fail;
     }
+    ddb_compact_leftovers_all(be->dir);
     be->lru = ds_lru_create();
     if (!be->lru) {
         ds_err_set(err, DS_INTERNAL, "out of memory");
@@ -2058,6 +2082,136 @@ static ds_status_t be_project_quarantine(void *self, ds_be_call_t *call, const c
     return retire_project(self, call->project_id, dir, moved, call->err);
 }
 
+/* ---- what compaction (compact.c) needs of the project state ---- */
+
+ds_status_t ddb_db_enter(be_t *be, ds_err_t *err) { return db_enter(be, err); }
+
+void ddb_db_leave(be_t *be)
+{
+    note_failure(be);
+    db_leave(be);
+}
+
+ds_status_t ddb_admin_exec(be_t *be, const char *sql, ds_err_t *err) { return admin_exec(be, sql, err); }
+
+void ddb_project_path(const be_t *be, const char *id, char *out, size_t outsz) { project_path(be, id, out, outsz); }
+
+/* Marks p attached (its file was just attached) and reads its metadata into the cache. */
+static void compact_attached(be_t *be, proj_t *p)
+{
+    ddb_mcat_load(be, p);
+    pthread_mutex_lock(&be->lock);
+    p->attached = true;
+    be->n_attached++;
+    if (be->n_attached > be->peak_attached)
+        be->peak_attached = be->n_attached;
+    ds_lru_touch(be->lru, p->id);
+    pthread_mutex_unlock(&be->lock);
+}
+
+ds_status_t ddb_compact_take(be_t *be, const char *id, int64_t wait_ms, proj_t **out, ds_err_t *err)
+{
+    char path[4200];
+    struct timespec deadline;
+    project_path(be, id, path, sizeof(path));
+    clock_gettime(CLOCK_REALTIME, &deadline);
+    deadline.tv_sec += wait_ms / 1000;
+    deadline.tv_nsec += (wait_ms % 1000) * 1000000;
+    if (deadline.tv_nsec >= 1000000000) {
+        deadline.tv_sec++;
+        deadline.tv_nsec -= 1000000000;
+    }
+    pthread_mutex_lock(&be->lock);
+    proj_t *p = find_proj(be, id);
+    if (p && (p->dropping || p->creating)) {
+        const char *what = p->dropping ? "deleted" : "created";
+        pthread_mutex_unlock(&be->lock);
+        return ds_err_set(err, DS_CONFLICT, "project \"%s\" is being %s; it was not compacted", id, what);
+    }
+    if (p && p->compacting) {
+        pthread_mutex_unlock(&be->lock);
+        return ds_err_set(err, DS_CONFLICT, "project \"%s\" is being compacted already", id);
+    }
+    if (!p && !(p = new_proj(be, id))) {
+        pthread_mutex_unlock(&be->lock);
+        return ds_err_set(err, DS_INTERNAL, "out of memory");
+    }
+    /* From here on new calls for the project wait (acquire), so the running ones can only end. */
+    p->compacting = true;
+    int64_t running = 0;
+    while (p->refs > 0 || p->attaching || p->detaching) {
+        running = p->refs;
+        if (pthread_cond_timedwait(&be->idle, &be->lock, &deadline) == ETIMEDOUT &&
+            (p->refs > 0 || p->attaching || p->detaching)) {
+            p->compacting = false;
+            pthread_cond_broadcast(&be->idle);
+            forget_if_unused(be, p);
+            pthread_mutex_unlock(&be->lock);
+            return ds_err_set(err, DS_UNAVAILABLE,
+                              "project \"%s\" was not compacted: %lld call(s) still used it after %lld ms; nothing "
+                              "changed, retry later",
+                              id, (long long)running, (long long)wait_ms);
+        }
+    }
+    bool attached = p->attached;
+    struct stat sb;
+    if (!attached && stat(path, &sb) != 0) {
+        p->compacting = false;
+        pthread_cond_broadcast(&be->idle);
+        forget_if_unused(be, p);
+        pthread_mutex_unlock(&be->lock);
+        return ds_err_setk(err, DS_NOT_FOUND, DS_KBC_DATABASE_NOT_FOUND, "project \"%s\" has no storage file", id);
+    }
+    pthread_mutex_unlock(&be->lock);
+    if (!attached) {
+        ds_status_t st = run_attach(be, p, path, false, err);
+        if (st != DS_OK) {
+            ddb_compact_give(be, p);
+            return st;
+        }
+        compact_attached(be, p);
+    }
+    *out = p;
+    return DS_OK;
+}
+
+ds_status_t ddb_compact_detach(be_t *be, proj_t *p, ds_err_t *err)
+{
+    ds_status_t st = run_detach(be, p, err);
+    if (st != DS_OK)
+        return st;
+    pthread_mutex_lock(&be->lock);
+    p->attached = false;
+    be->n_attached--;
+    ds_lru_remove(be->lru, p->id);
+    ddb_mcat_drop(p->mcat);
+    pthread_mutex_unlock(&be->lock);
+    return DS_OK;
+}
+
+ds_status_t ddb_compact_attach(be_t *be, proj_t *p, ds_err_t *err)
+{
+    char path[4200];
+    project_path(be, p->id, path, sizeof(path));
+    ds_status_t st = run_attach(be, p, path, false, err);
+    if (st == DS_OK)
+        compact_attached(be, p);
+    return st;
+}
+
+void ddb_compact_give(be_t *be, proj_t *p)
+{
+    proj_t *victims[MAX_VICTIMS];
+    pthread_mutex_lock(&be->lock);
+    p->compacting = false;
+    pthread_cond_broadcast(&be->idle);
+    size_t nv = pick_victims_locked(be, victims, MAX_VICTIMS);
+    forget_if_unused(be, p);
+    pthread_mutex_unlock(&be->lock);
+    if (nv)
+        detach_victims(be, victims, nv);
+}
+
 static ds_backend_ops_t ops = {
     .abi_version = DS_BACKEND_ABI_VERSION,
     .struct_size = sizeof(ds_backend_ops_t),
@@ -2065,7 +2219,8 @@ static ds_backend_ops_t ops = {
     .version = "1.4.4",
     .capabilities = DS_CAP_DRIVER | DS_CAP_TYPED_COLUMNS | DS_CAP_FORMAT_CSV | DS_CAP_FORMAT_PARQUET |
                     DS_CAP_IMPORT | DS_CAP_EXPORT | DS_CAP_PROFILE | DS_CAP_SCHEMA_CHANGES | DS_CAP_WORKSPACES |
-                    DS_CAP_BRANCHES | DS_CAP_SHARING | DS_CAP_SNAPSHOTS | DS_CAP_TIME_TRAVEL | DS_CAP_ALIASES,
+                    DS_CAP_BRANCHES | DS_CAP_SHARING | DS_CAP_SNAPSHOTS | DS_CAP_TIME_TRAVEL | DS_CAP_ALIASES |
+                    DS_CAP_COMPACT,
     .settings = NULL,
     .n_settings = 0,
     .open = be_open,
@@ -2113,6 +2268,7 @@ static ds_backend_ops_t ops = {
     .table_count = ddb_table_count,
     .table_profile_where = ddb_table_profile_where,
     .tables_move_restore = ddb_tables_move_restore,
+    .project_compact = ddb_project_compact,
 };
 
 const ds_backend_ops_t *ds_be_duckdb_entry(const ds_host_api_t *host)

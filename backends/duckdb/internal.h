@@ -44,6 +44,12 @@ typedef struct proj {
      * damaged blocks), so the file is detached once idle and attached afresh.
      */
     bool reload;
+    /*
+     * A compaction (compact.c) has the project for itself: no new pin until
+     * it ends (acquire waits, bounded), and nothing detaches or forgets the
+     * entry meanwhile.
+     */
+    bool compacting;
 } proj_t;
 
 typedef struct {
@@ -243,6 +249,31 @@ ds_status_t ddb_sql_table_list(void *self, ds_be_call_t *call, const char *bucke
 ds_status_t ddb_sql_bucket_get(void *self, ds_be_call_t *call, const char *bucket, ds_be_bucket_t *out);
 ds_status_t ddb_sql_bucket_list(void *self, ds_be_call_t *call, ds_be_bucket_t **items, size_t *n);
 ds_status_t ddb_sql_project_stats(void *self, ds_be_call_t *call, ds_be_project_stats_t *out);
+
+/*
+ * compact.c: project_compact. The project state it needs from
+ * duckdb_backend.c: compact_take makes the caller the project's only user
+ * (sets compacting, waits at most wait_ms for the running calls to end,
+ * attaches the file when it is not); compact_detach and compact_attach
+ * DETACH and ATTACH the file while it is taken; compact_give ends it (new
+ * pins go ahead). Every one of them runs with a db use held (db_enter).
+ */
+ds_status_t ddb_project_compact(void *self, ds_be_call_t *call, const struct ds_be_compact *in,
+                                struct ds_be_compact_result *out);
+ds_status_t ddb_compact_take(be_t *be, const char *id, int64_t wait_ms, proj_t **out, ds_err_t *err);
+ds_status_t ddb_compact_detach(be_t *be, proj_t *p, ds_err_t *err);
+ds_status_t ddb_compact_attach(be_t *be, proj_t *p, ds_err_t *err);
+void ddb_compact_give(be_t *be, proj_t *p);
+ds_status_t ddb_db_enter(be_t *be, ds_err_t *err);
+void ddb_db_leave(be_t *be);
+/* Runs sql on a short-lived connection of the engine (default database: the in-memory one). */
+ds_status_t ddb_admin_exec(be_t *be, const char *sql, ds_err_t *err);
+/* The path of project id's file. */
+void ddb_project_path(const be_t *be, const char *id, char *out, size_t outsz);
+/* Removes what a compaction killed before its rename left next to path (its temporary file and log). */
+void ddb_compact_leftovers(const char *path);
+/* The same for every project file in dir (at start). */
+void ddb_compact_leftovers_all(const char *dir);
 
 /* branch.c: development branch primitives, wired into the ops table. */
 ds_status_t ddb_table_version(void *self, ds_be_call_t *call, const char *bucket, const char *table, int64_t *version);

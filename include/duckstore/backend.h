@@ -54,6 +54,7 @@
 #define DS_CAP_SCHEMA_CHANGES (1ull << 12)
 #define DS_CAP_SNAPSHOTS (1ull << 13) /* tables_restore: tables made again from a snapshot's Parquet files */
 #define DS_CAP_ALIASES (1ull << 15) /* stores alias definitions (alias_put/list/drop) and reads views (table_count, table_profile_where) */
+#define DS_CAP_COMPACT (1ull << 16) /* project_compact: rewrites a project's storage to return free space to the disk */
 
 /*
  * Bits of ds_be_caps_t's masks: DS_FORMAT_BIT(DS_FORMAT_CSV),
@@ -452,6 +453,8 @@ typedef struct ds_host_api {
     ((size_t)(host)->struct_size >= offsetof(ds_host_api_t, field) + sizeof((host)->field))
 
 struct ds_be_time_travel;
+struct ds_be_compact;
+struct ds_be_compact_result;
 
 typedef struct ds_backend_ops {
     uint32_t abi_version;
@@ -652,7 +655,37 @@ typedef struct ds_backend_ops {
      */
     ds_status_t (*tables_move_restore)(void *self, ds_be_call_t *call, const ds_be_move_t *moves, size_t n_moves,
                                        const ds_be_restore_t *items, size_t n);
+    /*
+     * Compaction (appended; DS_CAP_COMPACT; NULL when the backend cannot).
+     * Rewrites the project's storage without its free space, keeping every
+     * table, row, sequence position and metadata record as they are; a
+     * kill -9 at any moment leaves the old storage or the new one, never a
+     * mix. The backend takes the project for itself: calls for it that
+     * arrive meanwhile wait until it is done. DS_UNAVAILABLE (nothing
+     * changed) when the project's running calls did not end within
+     * in->wait_ms. With in->only_if_worth, compacts only when the free space
+     * is at least in->min_free_ratio of the file and in->min_free_bytes
+     * (out->skipped otherwise). out gets the sizes (see ds_be_compact_result_t).
+     */
+    ds_status_t (*project_compact)(void *self, ds_be_call_t *call, const struct ds_be_compact *in,
+                                   struct ds_be_compact_result *out);
 } ds_backend_ops_t;
+
+/* A compaction request (project_compact). */
+typedef struct ds_be_compact {
+    bool only_if_worth;    /* measure first; compact only when the thresholds below are met */
+    double min_free_ratio; /* free bytes / file bytes */
+    int64_t min_free_bytes;
+    int64_t wait_ms; /* longest wait for the project's running calls to end */
+} ds_be_compact_t;
+
+/* What project_compact did. */
+typedef struct ds_be_compact_result {
+    int64_t bytes_before; /* storage on disk before (file and its log) */
+    int64_t bytes_after;  /* and after (when skipped: after the checkpoint that measured it) */
+    int64_t free_bytes;   /* free space found in the storage before */
+    bool skipped;         /* only_if_worth and below the thresholds: nothing rewritten */
+} ds_be_compact_result_t;
 
 /* A time-travel request (table_time_travel). */
 typedef struct ds_be_time_travel {

@@ -822,6 +822,7 @@ ds_status_t ds_cmd_branch_delete(ds_ctx_t *ctx, const char *project, const char 
         return st;
     /* The branch's workspaces read a view of storage that is gone: they go with it. */
     ds_cmd_ws_drop_all(ctx, project, b.id);
+    ds_cmd_compact_soon(p.rec.id);
     return DS_OK;
 }
 
@@ -1196,7 +1197,11 @@ ds_status_t ds_cmd_branch_merge(ds_ctx_t *ctx, const char *project, const char *
     }
     *merged = names;
     *n_merged = n_names;
-    return merge_buckets(ctx, &p, force);
+    st = merge_buckets(ctx, &p, force);
+    /* Main's replaced tables and the branch's copies freed their storage. */
+    if (n_moves)
+        ds_cmd_compact_soon(p.rec.id);
+    return st;
 }
 
 ds_status_t ds_cmd_branch_storage_stats(ds_proj_t *p, ds_be_project_stats_t *out)

@@ -38,6 +38,7 @@ static const struct {
     {DS_CAP_SCHEMA_CHANGES, "schema_changes"},
     {DS_CAP_SNAPSHOTS, "snapshots"},
     {DS_CAP_ALIASES, "aliases"},
+    {DS_CAP_COMPACT, "compact"},
 };
 
 static const char *const op_names[] = {"eq", "ne", "gt", "ge", "lt", "le"};

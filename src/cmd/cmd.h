@@ -293,6 +293,24 @@ ds_status_t ds_cmd_table_time_travel(ds_ctx_t *ctx, const char *project, const d
 ds_status_t ds_history_sweep_start(ds_err_t *err);
 void ds_history_sweep_stop(void);
 
+/* ---- compaction (compact.c) ---- */
+typedef struct {
+    int64_t bytes_before; /* the project's storage on disk before */
+    int64_t bytes_after;  /* and after */
+    double seconds;       /* how long it took */
+} ds_compact_result_t;
+/*
+ * Rewrites project id's storage without its free space (the backend's
+ * project_compact): the admin key or a project key of scope admin (403
+ * otherwise); 501 naming the backend when it cannot compact; 503 when the
+ * project's running calls did not end within DUCKSTORE_COMPACT_WAIT_SECONDS
+ * (nothing changed). Calls for the project wait while it runs.
+ */
+ds_status_t ds_cmd_project_compact(ds_ctx_t *ctx, const char *id, ds_compact_result_t *out);
+/* Starts/stops the maintenance thread that compacts projects named by ds_cmd_compact_soon. */
+ds_status_t ds_compact_start(ds_err_t *err);
+void ds_compact_stop(void);
+
 /* ---- buckets ---- */
 typedef struct {
     const char *stage;

@@ -179,8 +179,10 @@ static void sweep_project(const ds_project_rec_t *rec)
         int64_t rows = 0;
         if (ds_be_history_expire(p.be, &p.call, now_us() - keep, &rows) != DS_OK)
             ds_log(DS_LOG_WARN, "project %s: history not expired: %s", rec->id, ctx.err.message);
-        else if (rows)
+        else if (rows) {
             ds_log(DS_LOG_INFO, "project %s: %lld history rows past the retention removed", rec->id, (long long)rows);
+            ds_cmd_compact_soon(rec->id);
+        }
     }
     ds_arena_destroy(&arena);
 }

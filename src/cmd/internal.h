@@ -95,6 +95,13 @@ int64_t ds_cmd_idem_not_before(void);
 ds_status_t ds_cmd_idem_backend_check(ds_ctx_t *ctx, ds_proj_t *p, bool *applied, int64_t *count);
 /* Test hook (DUCKSTORE_TEST_HOOKS=1 and DUCKSTORE_TEST_CRASH_AFTER_COMMIT=<what>): dies like kill -9. */
 void ds_cmd_test_crash_point(const char *what);
+/*
+ * Queues project id for automatic compaction (compact.c): a command that
+ * freed storage (branch drop or merge, expired history) calls it; the
+ * maintenance thread compacts the project later when its free space is worth
+ * it. Never blocks; a no-op when the thread is not running.
+ */
+void ds_cmd_compact_soon(const char *project_id);
 /* The project's data retention in seconds (its days; 0: it keeps no history) (history.c). */
 int64_t ds_cmd_retention_seconds(const ds_project_rec_t *rec);
 /* Current unix time in seconds. */

@@ -541,11 +541,14 @@ ds_status_t ds_service_start(const ds_config_t *cfg, ds_err_t *err)
     }
     if (st == DS_OK)
         st = ds_history_sweep_start(err);
+    if (st == DS_OK)
+        st = ds_compact_start(err);
     return st;
 }
 
 void ds_service_stop(void)
 {
+    ds_compact_stop();
     ds_history_sweep_stop();
     ds_sandbox_stop();
     ds_files_stop();

@@ -173,6 +173,16 @@ static ds_status_t h_project_delete(ds_rest_req_t *req, ds_rest_resp_t *resp)
     return DS_OK;
 }
 
+/* 200 {"bytes_before", "bytes_after", "seconds"}: the project's storage rewritten without its free space. */
+static ds_status_t h_project_compact(ds_rest_req_t *req, ds_rest_resp_t *resp)
+{
+    ds_compact_result_t r;
+    TRY(ds_cmd_project_compact(CTX, ds_rest_param(req, "id"), &r));
+    resp->json = json_pack("{s:I,s:I,s:f}", "bytes_before", (json_int_t)r.bytes_before, "bytes_after",
+                           (json_int_t)r.bytes_after, "seconds", r.seconds);
+    return DS_OK;
+}
+
 /* ---- buckets ---- */
 
 static json_t *bucket_json(const ds_be_bucket_t *b)
@@ -670,6 +680,7 @@ const ds_rest_route_t ds_rest_routes[] = {
     {.method = "GET", .pattern = P, .handler = h_project_get, .public_route = false, .summary = "Get a project with stats"},
     {.method = "PUT", .pattern = P, .handler = h_project_update, .public_route = false, .summary = "Rename a project (admin)"},
     {.method = "DELETE", .pattern = P, .handler = h_project_delete, .public_route = false, .summary = "Delete a project and all its files (admin)"},
+    {.method = "POST", .pattern = P "/compact", .handler = h_project_compact, .public_route = false, .summary = "Rewrite the project's storage without its free space, returning it to the disk (admin or project admin key)"},
     {.method = "POST", .pattern = P "/buckets", .handler = h_bucket_create, .public_route = false, .summary = "Create a bucket"},
     {.method = "GET", .pattern = P "/buckets", .handler = h_bucket_list, .public_route = false, .summary = "List buckets"},
     {.method = "GET", .pattern = B, .handler = h_bucket_get, .public_route = false, .summary = "Get a bucket"},

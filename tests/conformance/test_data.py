@@ -235,3 +235,17 @@ def test_aliases_follow_capabilities(proj, admin, backend):
     assert expect(proj.api.get(proj.tpath("o")), 200)["rows"] == 5
     expect_error(proj.api.get(proj.tpath("tx")), 404, "not_found")
     expect(proj.api.delete(proj.tpath("o")), 204)
+
+
+def test_compaction_follows_capabilities(proj, admin, backend):
+    """Compaction: a backend reporting "compact" rewrites the project and keeps every row; one
+    without answers 501 naming itself, and the project is as before."""
+    orders(proj)
+    caps = {b["name"]: b for b in expect(admin.get("/backends"), 200)["items"]}[backend]["capabilities"]
+    r = admin.post(f"/projects/{proj.pid}/compact")
+    if caps["compact"]:
+        res = expect(r, 200)
+        assert res["bytes_after"] > 0 and res["seconds"] >= 0
+    else:
+        expect_error(r, 501, "not_supported", mentions=[backend, "compact"])
+    assert expect(proj.api.get(proj.tpath("o")), 200)["rows"] == 5
