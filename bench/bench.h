@@ -157,6 +157,7 @@ void bench_rss_start(void);
 void bench_rss_stop(void);
 void bench_rss_watch(pid_t pid);   /* 0: none */
 int64_t bench_rss_read(pid_t pid); /* bytes, -1 when unknown */
+double bench_process_cpu_seconds(pid_t pid); /* utime + stime of every thread so far; 0 when unknown */
 typedef struct {
     const char *phase;
     int64_t before, peak, after;

@@ -123,6 +123,11 @@ static int64_t process_ticks(pid_t pid)
     return ut + st;
 }
 
+double bench_process_cpu_seconds(pid_t pid)
+{
+    return (double)process_ticks(pid) / (double)sysconf(_SC_CLK_TCK);
+}
+
 static int64_t ours_ticks(void)
 {
     pid_t srv = (pid_t)atomic_load(&watched_pid);
