@@ -6,6 +6,7 @@
  * after a large table is dropped, and a leftover temporary file is removed at
  * the next start.
  */
+#include "be_call_fixture.h"
 #include "../../backends/duckdb/ddb.h"
 #include "../../backends/duckdb/duckdb_backend.h"
 #include "../../backends/duckdb/internal.h"
@@ -43,19 +44,6 @@ static void remove_dir(void)
     char cmd[128];
     snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
     cr_assert_eq(system(cmd), 0);
-}
-
-typedef struct {
-    ds_arena_t *arena;
-    ds_err_t err;
-    ds_be_call_t call;
-} call_t;
-
-static void call_init(call_t *c, const char *id)
-{
-    memset(c, 0, sizeof(*c));
-    c->arena = ds_arena_create();
-    c->call = (ds_be_call_t){.arena = c->arena, .err = &c->err, .project_id = id};
 }
 
 /* Runs sql on project id; the first cell of its last result (as a number) into *out when out. */

@@ -5,6 +5,7 @@
  * once and waits only for its own project's, and drops, creates and uses of
  * the same ids from many threads never touch a freed entry or a removed file.
  */
+#include "be_call_fixture.h"
 #include "../../backends/duckdb/ddb.h"
 #include "../../backends/duckdb/duckdb_backend.h"
 #include "../../backends/duckdb/internal.h"
@@ -42,21 +43,6 @@ static void close_backend(void)
     snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
     cr_assert_eq(system(cmd), 0);
 }
-
-typedef struct {
-    ds_arena_t *arena;
-    ds_err_t err;
-    ds_be_call_t call;
-} call_t;
-
-static void call_init(call_t *c, const char *id)
-{
-    memset(c, 0, sizeof(*c));
-    c->arena = ds_arena_create();
-    c->call = (ds_be_call_t){.arena = c->arena, .err = &c->err, .project_id = id};
-}
-
-static void call_done(call_t *c) { ds_arena_destroy(&c->arena); }
 
 static ds_status_t run(ds_status_t (*fn)(call_t *), const char *id)
 {
