@@ -1236,7 +1236,7 @@ static ds_status_t load_txn(use_t *u, void *ud)
         if (st == DS_OK) {
             /* Remove the rows being replaced; on string tables only those whose values change. */
             ds_buf_t cond = {0};
-            ds_buf_puts(&cond, "EXISTS (SELECT 1 FROM __ds_new n WHERE ");
+            ds_buf_puts(&cond, " WHERE EXISTS (SELECT 1 FROM __ds_new n WHERE ");
             key_join(m, &cond, "t", "n");
             if (m->string_table) {
                 ds_buf_puts(&cond, " AND (false");
@@ -1251,16 +1251,10 @@ static ds_status_t load_txn(use_t *u, void *ud)
                 ds_buf_puts(&cond, ")");
             }
             ds_buf_puts(&cond, ")");
-            /* The history keeps exactly the rows this DELETE removes: the same condition, in the same snapshot. */
-            st = ds_buf_failed(&cond) ? ddb_oom(u->err) : ddb_hist_removed(u, &h, ds_buf_cstr(&cond), NULL);
-            ds_buf_reset(&sql);
-            ds_buf_puts(&sql, "DELETE FROM ");
-            qualified(&sql, m->bucket, m->table);
-            ds_buf_puts(&sql, " t WHERE ");
-            ds_buf_append_buf(&sql, &cond);
+            /* The history keeps exactly the rows this DELETE removes (the join runs once, for both). */
+            int64_t replaced = 0;
+            st = ds_buf_failed(&cond) ? ddb_oom(u->err) : ddb_hist_delete(u, &h, ds_buf_cstr(&cond), &replaced);
             ds_buf_free(&cond);
-            if (st == DS_OK)
-                st = ds_ddb_exec(u->conn, u->err, ds_buf_cstr(&sql));
         }
         if (st == DS_OK) {
             duckdb_result r;
