@@ -29,7 +29,7 @@
  * rows) except those that remove everything, which store the old rows once,
  * and a full write never needs its added rows (nothing before it reads past
  * it). What a write added is the rows it appended in its own transaction:
- * DuckDB gives those row ids from MAX_ROW_ID (HIST_LOCAL_ROWID) until the
+ * DuckDB gives those row ids from MAX_ROW_ID (DDB_HIST_LOCAL_ROWID) until the
  * commit; the count is checked against the statement's own count, so a change
  * of that rule fails the write instead of keeping a wrong history.
  *
@@ -47,9 +47,6 @@
 #include "core/buf.h"
 #include "ddb.h"
 #include "internal.h"
-
-/* DuckDB 1.4's MAX_ROW_ID: the first row id of rows a transaction appended (until it commits). */
-#define HIST_LOCAL_ROWID "36028797018960000"
 
 int64_t ddb_hist_now_us(void)
 {
@@ -437,7 +434,7 @@ ds_status_t ddb_hist_appended(use_t *u, ddb_hist_t *h, int64_t expected)
     if (u->call->history_off)
         return st;
     if (st == DS_OK && !h->full)
-        st = record(u, h, true, "t.rowid >= " HIST_LOCAL_ROWID, &k);
+        st = record(u, h, true, "t.rowid >= " DDB_HIST_LOCAL_ROWID, &k);
     if (st != DS_OK)
         return st;
     if (!h->full && expected >= 0 && k != expected)

@@ -299,6 +299,13 @@ ds_status_t ddb_primary_key_set(void *self, ds_be_call_t *call, const char *buck
  *   table dropped: ddb_hist_drop before its DROP. A table created:
  *   ddb_hist_register after it holds its first rows.
  */
+/*
+ * DuckDB 1.4's MAX_ROW_ID: the first row id of the rows a transaction
+ * appended (until it commits). A filter "rowid >= DDB_HIST_LOCAL_ROWID" goes
+ * into DuckDB's scan, which then reads the transaction's own rows only
+ * (tests/unit/test_duckdb_history.c holds DuckDB to both).
+ */
+#define DDB_HIST_LOCAL_ROWID "36028797018960000"
 typedef struct {
     const char *name;
     const char *type;
