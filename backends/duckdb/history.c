@@ -28,10 +28,17 @@
  * record only what they change (an upsert of 1,000 rows stores about 2,000
  * rows) except those that remove everything, which store the old rows once,
  * and a full write never needs its added rows (nothing before it reads past
- * it). What a write added is the rows it appended in its own transaction:
- * DuckDB gives those row ids from MAX_ROW_ID (DDB_HIST_LOCAL_ROWID) until the
- * commit; the count is checked against the statement's own count, so a change
- * of that rule fails the write instead of keeping a wrong history.
+ * it). What a write removes with a condition (an upsert's key match, a
+ * delete's WHERE) is selected once, as row ids in a temp table that both the
+ * copy and the DELETE read (ddb_hist_delete): the condition's join runs once,
+ * and the copy reads only the rows between the first and the last of those
+ * ids (DuckDB's join filter on rowid), so rows an upsert replaces again (they
+ * sit at the table's end) cost what they are, not the whole table. What a
+ * write added is the rows it appended in its own transaction: DuckDB gives
+ * those row ids from MAX_ROW_ID (DDB_HIST_LOCAL_ROWID) until the commit, and
+ * the filter on it is in DuckDB's scan (only those rows are read); the count
+ * is checked against the statement's own count, so a change of that rule
+ * fails the write instead of keeping a wrong history.
  *
  * Invariants: a write's history is in its own transaction (atomic with the
  * data, also under kill -9); at_us grows strictly per generation, taken right
