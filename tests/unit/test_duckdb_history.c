@@ -113,9 +113,9 @@ Test(duckdb_history, the_copy_of_appended_rows_reads_only_the_transaction_rows)
 {
     exec("BEGIN");
     exec("INSERT INTO b.x SELECT 1000000 + range, 'new', NULL FROM range(3000)");
-    int64_t n = rows_scanned("INSERT INTO h SELECT 1, true, t.\"_timestamp\", t.id, t.s FROM b.x t WHERE t.rowid >= "
-                             DDB_HIST_LOCAL_ROWID,
-                             "x");
+    int64_t n = rows_scanned(
+        "INSERT INTO h SELECT 1, true, t.\"_timestamp\", t.id, t.s FROM b.x t WHERE t.rowid >= " DDB_HIST_LOCAL_ROWID,
+        "x");
     cr_assert_eq(n, 3000, "the scan read %lld rows: the row id filter is not in DuckDB's scan", (long long)n);
     cr_assert_eq(one_int("SELECT count(*) FROM h WHERE c1 = 'new'"), 3000);
     exec("ROLLBACK");
