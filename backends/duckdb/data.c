@@ -1238,7 +1238,7 @@ static ds_status_t load_txn(use_t *u, void *ud)
         if (st == DS_OK) {
             /* Remove the rows being replaced; on string tables only those whose values change. */
             ds_buf_t cond = {0};
-            ds_buf_puts(&cond, "EXISTS (SELECT 1 FROM __ds_new n WHERE ");
+            ds_buf_puts(&cond, " WHERE EXISTS (SELECT 1 FROM __ds_new n WHERE ");
             key_join(m, &cond, "t", "n");
             if (m->string_table) {
                 ds_buf_puts(&cond, " AND (false");
@@ -1253,16 +1253,10 @@ static ds_status_t load_txn(use_t *u, void *ud)
                 ds_buf_puts(&cond, ")");
             }
             ds_buf_puts(&cond, ")");
-            /* The history keeps exactly the rows this DELETE removes: the same condition, in the same snapshot. */
-            st = ds_buf_failed(&cond) ? ddb_oom(u->err) : ddb_hist_removed(u, &h, ds_buf_cstr(&cond), NULL);
-            ds_buf_reset(&sql);
-            ds_buf_puts(&sql, "DELETE FROM ");
-            qualified(&sql, m->bucket, m->table);
-            ds_buf_puts(&sql, " t WHERE ");
-            ds_buf_append_buf(&sql, &cond);
+            /* The history keeps exactly the rows this DELETE removes (the join runs once, for both). */
+            int64_t replaced = 0;
+            st = ds_buf_failed(&cond) ? ddb_oom(u->err) : ddb_hist_delete(u, &h, ds_buf_cstr(&cond), &replaced);
             ds_buf_free(&cond);
-            if (st == DS_OK)
-                st = ds_ddb_exec(u->conn, u->err, ds_buf_cstr(&sql));
         }
         if (st == DS_OK) {
             duckdb_result r;
@@ -1873,40 +1867,35 @@ static ds_status_t delete_txn(use_t *u, void *ud)
     if (st != DS_OK)
         return st;
     /*
-     * The history keeps exactly the rows the DELETE removes: the same WHERE
-     * over the same snapshot, as "rowid IN" of the rows it selects. No WHERE:
-     * every row (a full write).
+     * The history keeps exactly the rows the DELETE removes: with a WHERE,
+     * ddb_hist_delete selects them once for both (and compares the counts);
+     * without one, every row (a full write).
      */
     ddb_hist_t h;
-    ds_buf_t sel = {0};
-    ds_buf_puts(&sel, "SELECT rowid FROM ");
-    qualified(&sel, d->bucket, d->table);
-    size_t head = sel.len;
-    if ((st = append_where(u, &d->t, d->where, &sel)) != DS_OK || (st = ddb_hist_begin(u, d->bucket, d->table, &h)) != DS_OK) {
-        ds_buf_free(&sel);
+    ds_buf_t where_sql = {0};
+    if ((st = append_where(u, &d->t, d->where, &where_sql)) != DS_OK ||
+        (st = ddb_hist_begin(u, d->bucket, d->table, &h)) != DS_OK) {
+        ds_buf_free(&where_sql);
         return st;
     }
-    bool filtered = sel.len > head;
-    ds_buf_t cond = {0};
-    ds_buf_puts(&cond, "t.rowid IN (");
-    ds_buf_append_buf(&cond, &sel);
-    ds_buf_puts(&cond, ")");
-    ds_buf_free(&sel);
-    st = ds_buf_failed(&cond) ? ddb_oom(u->err) : ddb_hist_removed(u, &h, filtered ? ds_buf_cstr(&cond) : NULL, NULL);
-    ds_buf_free(&cond);
-    if (st != DS_OK)
-        return st;
-    ds_buf_puts(&sql, "DELETE FROM ");
-    qualified(&sql, d->bucket, d->table);
-    st = append_where(u, &d->t, d->where, &sql);
-    if (st == DS_OK)
+    if (ds_buf_failed(&where_sql)) {
+        st = ddb_oom(u->err);
+    } else if (where_sql.len > 0) {
+        st = ddb_hist_delete(u, &h, ds_buf_cstr(&where_sql), &d->deleted);
+    } else if ((st = ddb_hist_removed(u, &h, NULL, NULL)) == DS_OK) {
+        ds_buf_puts(&sql, "DELETE FROM ");
+        qualified(&sql, d->bucket, d->table);
         st = ds_ddb_run(u->conn, u->err, &r, ds_buf_cstr(&sql), 0, NULL);
+        if (st == DS_OK) {
+            d->deleted = ds_ddb_int(&r, 0, 0);
+            duckdb_destroy_result(&r);
+        }
+    }
+    ds_buf_free(&where_sql);
     ds_buf_free(&sql);
     if (st != DS_OK)
         return st;
-    d->deleted = ds_ddb_int(&r, 0, 0);
-    duckdb_destroy_result(&r);
-    if (!u->call->history_off && d->deleted != h.removed)
+    if (!u->call->history_off && h.full && d->deleted != h.removed)
         return ds_err_set(u->err, DS_INTERNAL,
                           "the history of %s.%s kept %lld rows where the delete removed %lld; nothing was deleted",
                           d->bucket, d->table, (long long)h.removed, (long long)d->deleted);

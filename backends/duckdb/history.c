@@ -28,10 +28,17 @@
  * record only what they change (an upsert of 1,000 rows stores about 2,000
  * rows) except those that remove everything, which store the old rows once,
  * and a full write never needs its added rows (nothing before it reads past
- * it). What a write added is the rows it appended in its own transaction:
- * DuckDB gives those row ids from MAX_ROW_ID (HIST_LOCAL_ROWID) until the
- * commit; the count is checked against the statement's own count, so a change
- * of that rule fails the write instead of keeping a wrong history.
+ * it). What a write removes with a condition (an upsert's key match, a
+ * delete's WHERE) is selected once, as row ids in a temp table that both the
+ * copy and the DELETE read (ddb_hist_delete): the condition's join runs once,
+ * and the copy reads only the rows between the first and the last of those
+ * ids (DuckDB's join filter on rowid), so rows an upsert replaces again (they
+ * sit at the table's end) cost what they are, not the whole table. What a
+ * write added is the rows it appended in its own transaction: DuckDB gives
+ * those row ids from MAX_ROW_ID (DDB_HIST_LOCAL_ROWID) until the commit, and
+ * the filter on it is in DuckDB's scan (only those rows are read); the count
+ * is checked against the statement's own count, so a change of that rule
+ * fails the write instead of keeping a wrong history.
  *
  * Invariants: a write's history is in its own transaction (atomic with the
  * data, also under kill -9); at_us grows strictly per generation, taken right
@@ -47,9 +54,6 @@
 #include "core/buf.h"
 #include "ddb.h"
 #include "internal.h"
-
-/* DuckDB 1.4's MAX_ROW_ID: the first row id of rows a transaction appended (until it commits). */
-#define HIST_LOCAL_ROWID "36028797018960000"
 
 int64_t ddb_hist_now_us(void)
 {
@@ -379,6 +383,57 @@ ds_status_t ddb_hist_removed(use_t *u, ddb_hist_t *h, const char *cond, int64_t 
     return st;
 }
 
+/*
+ * With history the rows to remove are selected once: their row ids go into a
+ * temp table that both the copy into the history and the DELETE read, so the
+ * write's selection (a join of the whole table, for an upsert) runs once and
+ * the history holds exactly the rows the DELETE removed (counted, too).
+ */
+ds_status_t ddb_hist_delete(use_t *u, ddb_hist_t *h, const char *where, int64_t *deleted)
+{
+    ds_buf_t sql = {0};
+    ds_status_t st = DS_OK;
+    duckdb_result r;
+    bool off = u->call->history_off;
+    if (!off) {
+        ds_buf_puts(&sql, "CREATE OR REPLACE TEMP TABLE __ds_hist_gone AS SELECT t.rowid AS r FROM ");
+        ds_buf_ident(&sql, h->bucket);
+        ds_buf_puts(&sql, ".");
+        ds_buf_ident(&sql, h->table);
+        ds_buf_puts(&sql, " t");
+        ds_buf_puts(&sql, where);
+        st = ds_buf_failed(&sql) ? ddb_oom(u->err) : ds_ddb_exec(u->conn, u->err, ds_buf_cstr(&sql));
+        ds_buf_reset(&sql);
+    }
+    int64_t kept = 0;
+    if (st == DS_OK && !off)
+        st = record(u, h, false, "t.rowid IN (SELECT r FROM __ds_hist_gone)", &kept);
+    if (st == DS_OK) {
+        ds_buf_puts(&sql, "DELETE FROM ");
+        ds_buf_ident(&sql, h->bucket);
+        ds_buf_puts(&sql, ".");
+        ds_buf_ident(&sql, h->table);
+        ds_buf_puts(&sql, " t");
+        ds_buf_puts(&sql, off ? where : " WHERE t.rowid IN (SELECT r FROM __ds_hist_gone)");
+        st = ds_buf_failed(&sql) ? ddb_oom(u->err) : ds_ddb_run(u->conn, u->err, &r, ds_buf_cstr(&sql), 0, NULL);
+    }
+    ds_buf_free(&sql);
+    if (!off) {
+        ds_err_t ignored = {0};
+        ds_ddb_exec(u->conn, &ignored, "DROP TABLE IF EXISTS __ds_hist_gone");
+    }
+    if (st != DS_OK)
+        return st;
+    *deleted = ds_ddb_int(&r, 0, 0);
+    duckdb_destroy_result(&r);
+    if (!off && *deleted != kept)
+        return ds_err_set(u->err, DS_INTERNAL,
+                          "the history of %s.%s kept %lld rows where the write removed %lld; the write was not applied",
+                          h->bucket, h->table, (long long)kept, (long long)*deleted);
+    h->removed += kept;
+    return DS_OK;
+}
+
 ds_status_t ddb_hist_appended(use_t *u, ddb_hist_t *h, int64_t expected)
 {
     ds_status_t st = sync_cols(u, h);
@@ -386,7 +441,7 @@ ds_status_t ddb_hist_appended(use_t *u, ddb_hist_t *h, int64_t expected)
     if (u->call->history_off)
         return st;
     if (st == DS_OK && !h->full)
-        st = record(u, h, true, "t.rowid >= " HIST_LOCAL_ROWID, &k);
+        st = record(u, h, true, "t.rowid >= " DDB_HIST_LOCAL_ROWID, &k);
     if (st != DS_OK)
         return st;
     if (!h->full && expected >= 0 && k != expected)

@@ -331,12 +331,20 @@ ds_status_t ddb_primary_key_set(void *self, ds_be_call_t *call, const char *buck
  * Every write of a table's rows or columns, inside its transaction:
  *   ddb_hist_begin before changing anything; ddb_hist_removed(cond) before
  *   removing rows (cond: SQL over the table as alias t selecting exactly the
- *   rows about to go; NULL: all of them, a "full" write); ddb_hist_appended
+ *   rows about to go; NULL: all of them, a "full" write), or ddb_hist_delete
+ *   to select, record and delete rows in one; ddb_hist_appended
  *   after appending (expected: the rows the statements appended, or -1); then
  *   ddb_hist_end, after the table's definition reached its new state. A
  *   table dropped: ddb_hist_drop before its DROP. A table created:
  *   ddb_hist_register after it holds its first rows.
  */
+/*
+ * DuckDB 1.4's MAX_ROW_ID: the first row id of the rows a transaction
+ * appended (until it commits). A filter "rowid >= DDB_HIST_LOCAL_ROWID" goes
+ * into DuckDB's scan, which then reads the transaction's own rows only
+ * (tests/unit/test_duckdb_history.c holds DuckDB to both).
+ */
+#define DDB_HIST_LOCAL_ROWID "36028797018960000"
 typedef struct {
     const char *name;
     const char *type;
@@ -361,6 +369,12 @@ typedef struct {
 int64_t ddb_hist_now_us(void);
 ds_status_t ddb_hist_begin(use_t *u, const char *bucket, const char *table, ddb_hist_t *h);
 ds_status_t ddb_hist_removed(use_t *u, ddb_hist_t *h, const char *cond, int64_t *n);
+/*
+ * Deletes the rows of h's table that `where` selects (SQL text after "FROM
+ * <table> t", starting with " WHERE") and records them as removed, the
+ * selection evaluated once for both; *deleted: the rows deleted.
+ */
+ds_status_t ddb_hist_delete(use_t *u, ddb_hist_t *h, const char *where, int64_t *deleted);
 ds_status_t ddb_hist_appended(use_t *u, ddb_hist_t *h, int64_t expected);
 ds_status_t ddb_hist_end(use_t *u, ddb_hist_t *h);
 ds_status_t ddb_hist_drop(use_t *u, const char *bucket, const char *table);
