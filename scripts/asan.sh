@@ -22,7 +22,7 @@ else
   E2E=()
   for t in bad_input http data_import buckets names files \
            branches branch_workspaces workspaces workspace_attacks workspace_storage_names idempotency keys \
-           parking concurrency open_projects sharing aliases compact; do
+           parking concurrency open_projects sharing aliases; do
     if [ -f "tests/e2e/test_$t.py" ]; then E2E+=("tests/e2e/test_$t.py"); fi
   done
   GRPC=()
