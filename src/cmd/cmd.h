@@ -140,7 +140,7 @@ ds_status_t ds_cmd_authorize_project(ds_ctx_t *ctx, const char *id);
  */
 ds_status_t ds_cmd_require_write(ds_ctx_t *ctx);
 /* DS_OK when ctx's key is the admin key or a project key of scope admin (key management). */
-ds_status_t ds_cmd_require_project_admin(ds_ctx_t *ctx);
+ds_status_t ds_cmd_require_project_admin(ds_ctx_t *ctx, const char *what);
 
 /* ---- idempotent writes (idem.c) ---- */
 typedef struct ds_idem ds_idem_t;

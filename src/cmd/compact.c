@@ -108,11 +108,8 @@ ds_status_t ds_cmd_project_compact(ds_ctx_t *ctx, const char *id, ds_compact_res
     ds_status_t st = ds_cmd_open_project(ctx, &id, &p);
     if (st != DS_OK)
         return st;
-    if (ctx->scope != DS_CALLER_ADMIN && ctx->scope != DS_CALLER_PROJECT)
-        return ds_err_set(&ctx->err, DS_PERMISSION_DENIED,
-                          "compacting a project needs the admin key or a project key of scope \"admin\"; key \"%s\" "
-                          "has scope \"%s\"",
-                          ctx->key_id ? ctx->key_id : "", ctx->scope == DS_CALLER_READ ? "read" : "branch");
+    if ((st = ds_cmd_require_project_admin(ctx, "compacting a project")) != DS_OK)
+        return st;
     if ((st = ds_cmd_require_cap(ctx, &p, DS_CAP_COMPACT, "compaction")) != DS_OK)
         return st;
     ds_be_compact_t in = {.wait_ms = settings.wait_ms};

@@ -26,7 +26,7 @@ static ds_status_t open_for_keys(ds_ctx_t *ctx, const char **project, ds_proj_t 
 {
     ds_status_t st = ds_cmd_open_project(ctx, project, p);
     if (st == DS_OK)
-        st = ds_cmd_require_project_admin(ctx);
+        st = ds_cmd_require_project_admin(ctx, "managing API keys");
     return st;
 }
 

@@ -765,16 +765,15 @@ ds_status_t ds_cmd_require_write(ds_ctx_t *ctx)
     return ds_err_set(&ctx->err, DS_UNAUTHENTICATED, "a write needs an authenticated API key");
 }
 
-ds_status_t ds_cmd_require_project_admin(ds_ctx_t *ctx)
+ds_status_t ds_cmd_require_project_admin(ds_ctx_t *ctx, const char *what)
 {
     if (ctx->scope == DS_CALLER_ADMIN || ctx->scope == DS_CALLER_PROJECT)
         return DS_OK;
     if (ctx->scope == DS_CALLER_NONE)
         return ds_err_set(&ctx->err, DS_UNAUTHENTICATED, "invalid API key");
     return ds_err_set(&ctx->err, DS_PERMISSION_DENIED,
-                      "managing API keys needs the admin key or a project key of scope \"admin\"; key \"%s\" has "
-                      "scope \"%s\"",
-                      ctx->key_id ? ctx->key_id : "", ctx->scope == DS_CALLER_READ ? "read" : "branch");
+                      "%s needs the admin key or a project key of scope \"admin\"; key \"%s\" has scope \"%s\"",
+                      what, ctx->key_id ? ctx->key_id : "", ctx->scope == DS_CALLER_READ ? "read" : "branch");
 }
 
 ds_status_t ds_cmd_admin_key_rotate(ds_ctx_t *ctx, int64_t grace_seconds, const char **key)
