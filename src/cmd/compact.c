@@ -63,22 +63,15 @@ static ds_be_compact_t settings = {
     .only_if_worth = true, .min_free_ratio = 0.25, .min_free_bytes = 64ll << 20, .wait_ms = 30000};
 static int64_t retry_ms = 60000;
 
-static ds_status_t env_int(const char *name, int64_t *out, ds_err_t *err)
-{
-    const char *v = getenv(name);
-    if (!v || !*v)
-        return DS_OK;
-    char *end;
-    long long n = strtoll(v, &end, 10);
-    if (*end || n < 0 || n > 86400 * 365)
-        return ds_err_set(err, DS_INVALID_ARGUMENT, "%s=\"%s\" is not a whole number of seconds >= 0", name, v);
-    *out = n;
-    return DS_OK;
-}
-
-/* Reads the DUCKSTORE_COMPACT_* settings; a bad value is an error naming it (the service does not start). */
+/*
+ * Reads the settings; the service's configuration checked the DUCKSTORE_COMPACT_*
+ * durations and sizes, the ratio (a fraction, which the configuration has no
+ * kind for) is checked here. A bad value is an error naming it: the service
+ * does not start.
+ */
 static ds_status_t read_settings(ds_err_t *err)
 {
+    const ds_config_t *cfg = ds_service_config();
     const char *v = getenv("DUCKSTORE_COMPACT_MIN_FREE_RATIO");
     if (v && *v) {
         char *end;
@@ -88,17 +81,10 @@ static ds_status_t read_settings(ds_err_t *err)
                               "DUCKSTORE_COMPACT_MIN_FREE_RATIO=\"%s\" is not a number from 0 to 1", v);
         settings.min_free_ratio = r;
     }
-    v = getenv("DUCKSTORE_COMPACT_MIN_FREE_BYTES");
-    if (v && *v && !ds_parse_bytes(v, &settings.min_free_bytes))
-        return ds_err_set(err, DS_INVALID_ARGUMENT,
-                          "DUCKSTORE_COMPACT_MIN_FREE_BYTES=\"%s\" is not a size (bytes, 512MiB, 1GB)", v);
-    int64_t wait_s = settings.wait_ms / 1000, retry_s = retry_ms / 1000;
-    ds_status_t st = env_int("DUCKSTORE_COMPACT_WAIT_SECONDS", &wait_s, err);
-    if (st == DS_OK)
-        st = env_int("DUCKSTORE_COMPACT_RETRY_SECONDS", &retry_s, err);
-    settings.wait_ms = wait_s * 1000;
-    retry_ms = retry_s * 1000;
-    return st;
+    settings.min_free_bytes = cfg->compact_min_free_bytes;
+    settings.wait_ms = cfg->compact_wait * 1000;
+    retry_ms = cfg->compact_retry * 1000;
+    return DS_OK;
 }
 
 ds_status_t ds_cmd_project_compact(ds_ctx_t *ctx, const char *id, ds_compact_result_t *out)

@@ -30,17 +30,8 @@
 #include "core/periodic.h"
 #include "core/types.h"
 
-static int64_t env_seconds(const char *name, int64_t def, int64_t min)
-{
-    const char *v = getenv(name);
-    char *end;
-    long long n = v && *v ? strtoll(v, &end, 10) : def;
-    if (v && *v && (*end || n < min))
-        n = def;
-    return n;
-}
-
-static int64_t day_seconds(void) { return env_seconds("DUCKSTORE_RETENTION_DAY_SECONDS", 86400, 1); }
+/* A day of data retention, in seconds (DUCKSTORE_RETENTION_DAY_SECONDS; tests shorten it). */
+static int64_t day_seconds(void) { return ds_service_config()->retention_day; }
 
 int64_t ds_cmd_retention_seconds(const ds_project_rec_t *rec) { return (int64_t)rec->retention_days * day_seconds(); }
 
@@ -202,7 +193,7 @@ static void sweep_once(void *ud)
 
 ds_status_t ds_history_sweep_start(ds_err_t *err)
 {
-    return ds_periodic_start(&sweeper, "history-sweep", env_seconds("DUCKSTORE_HISTORY_SWEEP_SECONDS", 300, 1),
+    return ds_periodic_start(&sweeper, "history-sweep", ds_service_config()->history_sweep,
                              sweep_once, NULL, err);
 }
 

@@ -471,6 +471,11 @@ ds_status_t ds_config_validate(const ds_config_t *cfg, ds_err_t *err)
         (st = check_min(err, "file_ttl", cfg->file_ttl, 1)) != DS_OK ||
         (st = check_min(err, "idempotency_ttl", cfg->idempotency_ttl, 1)) != DS_OK ||
         (st = check_min(err, "snapshot_retention", cfg->snapshot_retention, 0)) != DS_OK ||
+        (st = check_min(err, "history_sweep", cfg->history_sweep, 1)) != DS_OK ||
+        (st = check_min(err, "retention_day", cfg->retention_day, 1)) != DS_OK ||
+        (st = check_min(err, "compact_min_free_bytes", cfg->compact_min_free_bytes, 0)) != DS_OK ||
+        (st = check_min(err, "compact_wait", cfg->compact_wait, 0)) != DS_OK ||
+        (st = check_min(err, "compact_retry", cfg->compact_retry, 1)) != DS_OK ||
         (st = check_size(err, "export_slice_bytes", cfg->export_slice_bytes)) != DS_OK ||
         (st = check_min(err, "max_connections", cfg->max_connections, 1)) != DS_OK ||
         (st = check_size(err, "grpc_max_recv_bytes", cfg->grpc_max_recv_bytes)) != DS_OK ||

@@ -94,7 +94,17 @@ typedef enum { DS_LOG_DEBUG = 0, DS_LOG_INFO, DS_LOG_WARN, DS_LOG_ERROR } ds_log
     XX(idempotency_ttl, "DUCKSTORE_IDEMPOTENCY_TTL", "idempotency-ttl", DS_CFG_DURATION, "24h",   \
        "how long a write's Idempotency-Key is remembered (its repeat answers the first result)")   \
     XX(snapshot_retention, "DUCKSTORE_SNAPSHOT_RETENTION", "snapshot-retention", DS_CFG_DURATION, \
-       "0", "how long automatic snapshots are kept (seconds or 30s, 10m, 2h, 7d); 0: the project's data retention")
+       "0", "how long automatic snapshots are kept (seconds or 30s, 10m, 2h, 7d); 0: the project's data retention") \
+    XX(history_sweep, "DUCKSTORE_HISTORY_SWEEP_SECONDS", "history-sweep", DS_CFG_DURATION, "300", \
+       "how often the time-travel history sweep runs (seconds or 30s, 10m, 2h)")                   \
+    XX(retention_day, "DUCKSTORE_RETENTION_DAY_SECONDS", "retention-day", DS_CFG_DURATION, "1d",   \
+       "the length of a day in data retention (tests shorten it; keep the default in production)") \
+    XX(compact_min_free_bytes, "DUCKSTORE_COMPACT_MIN_FREE_BYTES", "compact-min-free-bytes",      \
+       DS_CFG_BYTES, "64MiB", "free space a project file needs before automatic compaction runs") \
+    XX(compact_wait, "DUCKSTORE_COMPACT_WAIT_SECONDS", "compact-wait", DS_CFG_DURATION, "30",      \
+       "longest wait of a compaction for its busy project (0: only an idle one); then it gives up") \
+    XX(compact_retry, "DUCKSTORE_COMPACT_RETRY_SECONDS", "compact-retry", DS_CFG_DURATION, "60",   \
+       "wait before an automatic compaction that gave up is tried again")
 
 typedef struct {
     char *data_dir;
@@ -133,6 +143,11 @@ typedef struct {
     int64_t unauth_body_bytes;
     int64_t idempotency_ttl; /* seconds */
     int64_t snapshot_retention; /* seconds */
+    int64_t history_sweep;      /* seconds */
+    int64_t retention_day;      /* seconds */
+    int64_t compact_min_free_bytes;
+    int64_t compact_wait;  /* seconds */
+    int64_t compact_retry; /* seconds */
 } ds_config_t;
 
 /* Returns the value of env var name, or NULL. */

@@ -79,6 +79,11 @@ Test(config, defaults_match_the_documented_values)
     cr_assert_eq(cfg.grpc_queue, 64);
     cr_assert_eq(cfg.grpc_caller_share, 50);
     cr_assert_eq(cfg.unauth_body_bytes, 64LL << 10);
+    cr_assert_eq(cfg.history_sweep, 300);
+    cr_assert_eq(cfg.retention_day, 86400);
+    cr_assert_eq(cfg.compact_min_free_bytes, 64LL << 20);
+    cr_assert_eq(cfg.compact_wait, 30);
+    cr_assert_eq(cfg.compact_retry, 60);
     cr_assert_eq(ds_config_validate(&cfg, &err), DS_OK, "defaults must validate: %s", err.message);
 }
 
@@ -195,6 +200,8 @@ Test(config, bad_values_of_every_kind_are_rejected)
         {"DUCKSTORE_QUEUE_DEPTH", "12 "},     {"DUCKSTORE_MAX_JSON_BYTES", "5XB"},
         {"DUCKSTORE_MEMORY_LIMIT", "150%"},   {"DUCKSTORE_FILE_TTL", "3w"},
         {"DUCKSTORE_FILE_TTL", "-5"},         {"DUCKSTORE_LOG_LEVEL", "verbose"},
+        {"DUCKSTORE_HISTORY_SWEEP_SECONDS", "soon"}, {"DUCKSTORE_RETENTION_DAY_SECONDS", "1y"},
+        {"DUCKSTORE_COMPACT_MIN_FREE_BYTES", "big"},
     };
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
         const char *env[] = {cases[i][0], cases[i][1], NULL};
@@ -231,6 +238,10 @@ Test(config, validation_names_the_setting)
         {"--grpc-max-send-bytes=0", "DUCKSTORE_GRPC_MAX_SEND_BYTES"},
         {"--grpc-max-recv-bytes=2GiB", "DUCKSTORE_GRPC_MAX_RECV_BYTES"},
         {"--grpc-max-send-bytes=3GB", "DUCKSTORE_GRPC_MAX_SEND_BYTES"},
+        {"--history-sweep=0", "DUCKSTORE_HISTORY_SWEEP_SECONDS"},
+        {"--retention-day=0", "DUCKSTORE_RETENTION_DAY_SECONDS"},
+        {"--compact-min-free-bytes=10%", "DUCKSTORE_COMPACT_MIN_FREE_BYTES"},
+        {"--compact-retry=0", "DUCKSTORE_COMPACT_RETRY_SECONDS"},
     };
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
         ds_config_free(&cfg);
