@@ -3,36 +3,40 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export PYTHONPATH="$PWD/build/gen/python${PYTHONPATH:+:$PYTHONPATH}"
+# Each suite's heading carries the seconds since the start, so a slow suite shows in the log.
+start=$SECONDS
+stage() { echo "== [$((SECONDS - start)) s] $*"; }
 
-echo "== unit tests (Criterion)"
+stage "unit tests (Criterion)"
 for t in build/tests/test_*; do
   [ -x "$t" ] || continue
   "$t" --jobs 2
 done
 
-echo "== fuzz harnesses, a few seconds each (make fuzz runs them longer)"
+stage "fuzz harnesses, a few seconds each (make fuzz runs them longer)"
 make --no-print-directory fuzz-build
 FUZZ_SECONDS=${FUZZ_SECONDS:-5} FUZZ_MERGE=0 bash scripts/fuzz.sh \
   $(ls tests/fuzz/fuzz_*.c | sed 's|tests/fuzz/fuzz_\(.*\)\.c|\1|')
 
-echo "== protocol conformance (pytest)"
+stage "protocol conformance (pytest)"
 /usr/bin/python3 -m pytest -q tests/protocol
 
-echo "== end-to-end (pytest against build/duckstore)"
+stage "end-to-end (pytest against build/duckstore)"
 /usr/bin/python3 -m pytest -q tests/e2e
 
-echo "== driver protocol over gRPC and the HTTP bridge (pytest)"
+stage "driver protocol over gRPC and the HTTP bridge (pytest)"
 /usr/bin/python3 -m pytest -q tests/grpc
 
-echo "== PHP driver client and backend registry for Keboola Connection (PHPUnit against build/duckstore)"
+stage "PHP driver client and backend registry for Keboola Connection (PHPUnit against build/duckstore)"
 make --no-print-directory test-php
 
-echo "== backend conformance (pytest: duckdb and postgres)"
+stage "backend conformance (pytest: duckdb and postgres)"
 /usr/bin/python3 -m pytest -q tests/conformance
 
-echo "== benchmark at QUICK sizes (checks that it builds and runs; asserts no speed)"
+stage "benchmark at QUICK sizes (checks that it builds and runs; asserts no speed)"
 QUICK=1 bash scripts/bench.sh > build/bench-quick.log 2>&1 || { tail -50 build/bench-quick.log; exit 1; }
 tail -3 build/bench-quick.log
 
-echo "== sanitizers: ASan + UBSan build, end-to-end and protocol suites"
+stage "sanitizers: ASan + UBSan build, end-to-end and protocol suites"
 make --no-print-directory asan
+stage "all suites passed"
