@@ -20,6 +20,12 @@
  * the command (dispatch.c), so an unauthenticated caller never makes the
  * server decode a command.
  *
+ * Parking: a command that waits for a write slot (ds_driver_may_park: an
+ * import, a table change) parks instead of holding an HTTP worker, as on the
+ * gRPC side (cmd.h "Parking"). The request is prepared once (envelope,
+ * credentials); finish runs it and, when it parked, keeps the prepared call
+ * and the body in its state and runs it again when the slot is granted.
+ *
  * Status: 200 on success; on failure the status's HTTP code (ds_status_http:
  * 400, 401, 403, 404, 409, 413, 429, 501, 503, 500) with a DriverResponse
  * whose messages end with a LogMessage of level Error ("[<keboola code>]
@@ -37,6 +43,8 @@ typedef struct {
     int64_t cap;        /* bytes accepted */
     bool authenticated; /* a valid Authorization: Bearer key came with the headers */
     bool over;          /* the body exceeded cap: the rest is discarded */
+    bool prepared;      /* dc holds the prepared call (it parked once and runs again) */
+    ds_driver_call_t dc;
 } bridge_state_t;
 
 /* The Authorization header when it is a Bearer value (passed to the dispatcher), else NULL. */
@@ -105,6 +113,9 @@ static void bridge_abort(void *state)
     bridge_state_t *s = state;
     if (!s)
         return;
+    /* A parked call that will not run again lets go of its Idempotency-Key (nothing was done). */
+    if (s->prepared)
+        ds_driver_abandon(&s->dc);
     ds_buf_free(&s->body);
     free(s);
 }
@@ -129,9 +140,21 @@ static ds_status_t bridge_finish(ds_rest_req_t *req, void *state, ds_rest_resp_t
         ds_err_set(&ctx->err, DS_UNAVAILABLE, "out of memory while reading the request body");
         ds_driver_fail(ctx, &r);
     } else {
-        ctx->idempotency_key = ds_rest_header(req, "Idempotency-Key");
-        ds_driver_execute(ctx, (const uint8_t *)s->body.data, s->body.len, bearer_header(req), &r);
+        ds_park_t *park = ctx->park;
+        if (!s->prepared) {
+            ctx->idempotency_key = ds_rest_header(req, "Idempotency-Key");
+            ds_driver_prepare(&s->dc, ctx, (const uint8_t *)s->body.data, s->body.len, bearer_header(req));
+            s->prepared = true;
+        }
+        /* Only a command that may park is told it can (the others would not run again correctly). */
+        if (!ds_driver_may_park(&s->dc))
+            ctx->park = NULL;
+        ds_driver_run(&s->dc, &r);
+        ctx->park = park;
+        if (r.parked)
+            return DS_OK; /* the server keeps s and calls again when the slot is granted */
     }
+    s->prepared = false; /* ran to its answer: nothing to abandon */
     bridge_abort(s);
     resp->raw = malloc(r.response_len ? r.response_len : 1);
     if (!resp->raw)
@@ -155,7 +178,8 @@ static ds_status_t bridge_finish(ds_rest_req_t *req, void *state, ds_rest_resp_t
 }
 
 static const ds_rest_stream_t bridge_stream = {bridge_begin, bridge_chunk, bridge_finish, bridge_abort,
-                                                 false /* the Idempotency-Key is the driver layer's */};
+                                                 false /* the Idempotency-Key is the driver layer's */,
+                                                 true /* parks while it waits for a write slot */};
 
 const ds_rest_route_t ds_rest_driver_routes[] = {
     {.method = "POST",

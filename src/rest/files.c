@@ -184,8 +184,8 @@ static ds_status_t upload_finish(ds_rest_req_t *req, void *state, ds_rest_resp_t
 
 static void upload_abort(void *state) { release_state(state); }
 
-static const ds_rest_stream_t upload_stream = {upload_begin, upload_chunk, upload_finish, upload_abort, true};
-static const ds_rest_stream_t content_stream = {content_begin, upload_chunk, upload_finish, upload_abort, true};
+static const ds_rest_stream_t upload_stream = {upload_begin, upload_chunk, upload_finish, upload_abort, true, false};
+static const ds_rest_stream_t content_stream = {content_begin, upload_chunk, upload_finish, upload_abort, true, false};
 
 /* ---- the other routes ---- */
 

@@ -88,6 +88,14 @@ typedef struct {
     /* The server begins an Idempotency-Key for it (ds_cmd_idem_begin_stream; see ds_rest_req_t.idem);
      * false: the route handles the header itself, or takes none. */
     bool keyed;
+    /*
+     * finish may park the request (cmd.h "Parking": req->ctx.park is set for
+     * it): when it returns with req->ctx.park->parked, it has kept its state,
+     * nothing is answered, the worker is free, and finish runs again with the
+     * same state once the write slot is granted (abort frees the state if
+     * that never comes).
+     */
+    bool may_park;
 } ds_rest_stream_t;
 
 typedef struct {

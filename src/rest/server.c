@@ -388,7 +388,15 @@ static void compute(req_state_t *rs)
         if (!rs->stream_failed) {
             void *state = rs->stream_state;
             rs->stream_state = NULL; /* finish owns it now */
-            if (sr->finish(req, state, &resp) == DS_OK) {
+            ds_status_t fst = sr->finish(req, state, &resp);
+            if (rs->park.parked) {
+                /* Parked (rest.h may_park): the state is still finish's to run again with; no answer yet. */
+                rs->stream_state = state;
+                json_decref(resp.json);
+                free(resp.raw);
+                return;
+            }
+            if (fst == DS_OK) {
                 if (req->idem_replay.replay) {
                     /* A repeat with the first request's bytes: the first answer, nothing stored. */
                     json_decref(resp.json);
@@ -683,8 +691,11 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         }
         rs->route = ds_rest_match(method, rs->req.path, &rs->req, &rs->method_mismatch);
         set_group(rs);
-        /* Handler routes run their command from the start when resumed; streaming ones consume their body. */
-        if (rs->route && !rs->route->stream) {
+        /*
+         * Handler routes run their command from the start when resumed; streaming ones consume their body,
+         * and those that may park (the driver bridge) run their finish step again.
+         */
+        if (rs->route && (!rs->route->stream || rs->route->stream->may_park)) {
             rs->park.resume_cb = on_slot_granted;
             rs->park.arg = rs;
             rs->req.ctx.park = &rs->park;

@@ -402,16 +402,9 @@ def test_one_project_flooding_does_not_slow_another(server_factory, tmp_path):
 # ---- parking: commands waiting for a write slot hold no worker ------------------------------------
 
 
-def test_driver_writes_waiting_for_a_table_hold_no_worker(server_factory):
-    """Twelve imports into one table over gRPC, on a server with 4 gRPC workers all of which the
-    project may use. The imports waiting for the table's write slot are parked without a worker
-    (they run again from the start when their turn comes), so the project's ObjectInfo calls still
-    find a free worker and every import runs, one after the other, exactly once."""
-    from e2e_lib import get_metrics
-
-    workers = 4
-    server = server_factory(env={"DUCKSTORE_GRPC_WORKERS": str(workers), "DUCKSTORE_GRPC_QUEUE": "64",
-                                 "DUCKSTORE_GRPC_CALLER_SHARE": "100"})
+def _queued_imports_setup(server):
+    """Project q with tables big and small and a 60,000-row file: the driver, the project's key, the
+    rows, a serialized incremental import of the file into big and a serialized ObjectInfo of small."""
     d = Driver(server, "grpc")
     key = d.run(project_pb2.CreateProjectCommand(projectId="q"), server.admin_key,
                 response_type=project_pb2.CreateProjectResponse).projectPassword
@@ -431,6 +424,20 @@ def test_driver_writes_waiting_for_a_table_hold_no_worker(server_factory):
         key, "q").SerializeToString()
     info = request(info_pb2.ObjectInfoCommand(path=["in.c-b", "small"], expectedObjectType=info_pb2.TABLE),
                    key, "q").SerializeToString()
+    return d, key, rows, body, info
+
+
+def test_driver_writes_waiting_for_a_table_hold_no_worker(server_factory):
+    """Twelve imports into one table over gRPC, on a server with 4 gRPC workers all of which the
+    project may use. The imports waiting for the table's write slot are parked without a worker
+    (they run again from the start when their turn comes), so the project's ObjectInfo calls still
+    find a free worker and every import runs, one after the other, exactly once."""
+    from e2e_lib import get_metrics
+
+    workers = 4
+    server = server_factory(env={"DUCKSTORE_GRPC_WORKERS": str(workers), "DUCKSTORE_GRPC_QUEUE": "64",
+                                 "DUCKSTORE_GRPC_CALLER_SHARE": "100"})
+    d, key, rows, body, info = _queued_imports_setup(server)
     admin = server.api()
 
     def gauge(name):
@@ -475,6 +482,68 @@ def test_driver_writes_waiting_for_a_table_hold_no_worker(server_factory):
     assert max(seen_parked) > workers, seen_parked
     assert max(busy) <= 2, f"gRPC workers busy while imports were parked: {busy}"
     assert gauge("duckstore_grpc_calls_parked") == 0
+    info_resp = d.run(info_pb2.ObjectInfoCommand(path=["in.c-b", "big"], expectedObjectType=info_pb2.TABLE), key, "q",
+                      info_pb2.ObjectInfoResponse)
+    assert info_resp.tableInfo.rowsCount == n_writers * rows
+    d.close()
+
+
+def test_bridge_writes_waiting_for_a_table_hold_no_worker(server_factory):
+    """The same twelve imports through the HTTP bridge (POST /driver/execute), on a server with 4
+    HTTP workers all of which one caller may use: the imports waiting for the table's write slot
+    are parked without an HTTP worker (the prepared call runs again when the slot is granted), so
+    ObjectInfo through the bridge still finds a free worker, and every import runs exactly once.
+    Before, each waiting import held its worker, and the reads queued behind them."""
+    from e2e_lib import get_metrics
+
+    workers = 4
+    server = server_factory(env={"DUCKSTORE_HTTP_WORKERS": str(workers),
+                                 "DUCKSTORE_HTTP_PROJECT_WORKERS": str(workers)})
+    d, key, rows, body, info = _queued_imports_setup(server)
+    admin = server.api()
+    headers = {"Content-Type": "application/x-protobuf", "Authorization": f"Bearer {key}"}
+
+    def gauge(name):
+        return next(v for n, _, v in get_metrics(admin) if n == name)
+
+    def post(data, timeout):
+        return requests.post(f"{server.url}/driver/execute", data=data, headers=headers, timeout=timeout)
+
+    n_writers = 3 * workers
+    done = []
+
+    def writer():
+        done.append(post(body, 120).status_code)
+
+    ts = [threading.Thread(target=writer, daemon=True) for _ in range(n_writers)]
+    for t in ts:
+        t.start()
+    waiting = 0
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline and waiting < workers:
+        waiting = gauge("duckstore_queue_waiting")
+        time.sleep(0.02)
+    assert waiting >= workers, f"only {waiting} imports waited for the table"
+    reads, busy, queued = [], [], []
+    while any(t.is_alive() for t in ts) and len(reads) < 30:
+        t0 = time.monotonic()
+        r = post(info, REQUEST_TIMEOUT)
+        assert r.status_code == 200, r.content[:300]
+        reads.append(time.monotonic() - t0)
+        time.sleep(0.05)  # a worker counts as busy until just after its answer went out
+        m = get_metrics(admin)
+        queued.append(next(v for n, _, v in m if n == "duckstore_queue_waiting"))
+        busy.append(next(v for n, _, v in m if n == "duckstore_http_workers_busy") - 1)  # less /metrics
+    for t in ts:
+        t.join(120)
+    assert done == [200] * n_writers, done
+    assert len(reads) >= 5, f"only {len(reads)} reads while the imports waited"
+    assert statistics.median(reads) < 0.2, f"ObjectInfo through the bridge while imports waited: {reads}"
+    # More imports waited than there are workers, yet at most the running import (and one starting
+    # at a hand-over) held a worker: blocked imports would have held all 4 and the reads would queue.
+    assert max(queued) > workers, queued
+    assert max(busy) <= 2, f"HTTP workers busy while imports were parked: {busy}"
+    assert gauge("duckstore_queue_waiting") == 0
     info_resp = d.run(info_pb2.ObjectInfoCommand(path=["in.c-b", "big"], expectedObjectType=info_pb2.TABLE), key, "q",
                       info_pb2.ObjectInfoResponse)
     assert info_resp.tableInfo.rowsCount == n_writers * rows
