@@ -532,7 +532,7 @@ static void job_final(void *arg)
     req_state_t *rs = arg;
     for (;;) {
         rs->park.parked = false;
-        if (!rs->route->stream && client_gone(rs)) {
+        if ((!rs->route->stream || rs->route->stream->may_park) && client_gone(rs)) {
             /* Its work would be lost: a burst of clients that gave up does not keep the workers busy. */
             ds_err_set(&rs->req.ctx.err, DS_CANCELLED, "the client closed the connection before its request ran");
             build_error(rs, &rs->req.ctx.err);
