@@ -427,123 +427,78 @@ def _queued_imports_setup(server):
     return d, key, rows, body, info
 
 
-def test_driver_writes_waiting_for_a_table_hold_no_worker(server_factory):
-    """Twelve imports into one table over gRPC, on a server with 4 gRPC workers all of which the
-    project may use. The imports waiting for the table's write slot are parked without a worker
-    (they run again from the start when their turn comes), so the project's ObjectInfo calls still
-    find a free worker and every import runs, one after the other, exactly once."""
+@pytest.mark.parametrize("transport", ["grpc", "bridge"])
+def test_driver_writes_waiting_for_a_table_hold_no_worker(server_factory, transport):
+    """Twelve imports into one table, over gRPC or the HTTP bridge (POST /driver/execute), on a
+    server with 4 workers of that transport, all of which the caller may use. The imports waiting
+    for the table's write slot are parked without a worker (the prepared call runs again from the
+    start when its turn comes), so ObjectInfo calls of the same project still find a free worker
+    and every import runs, one after the other, exactly once. (Before, a bridge import waiting for
+    its slot held its HTTP worker, and the reads queued behind them.)"""
     from e2e_lib import get_metrics
 
     workers = 4
-    server = server_factory(env={"DUCKSTORE_GRPC_WORKERS": str(workers), "DUCKSTORE_GRPC_QUEUE": "64",
-                                 "DUCKSTORE_GRPC_CALLER_SHARE": "100"})
+    if transport == "grpc":
+        env = {"DUCKSTORE_GRPC_WORKERS": str(workers), "DUCKSTORE_GRPC_QUEUE": "64",
+               "DUCKSTORE_GRPC_CALLER_SHARE": "100"}
+        # Parked calls have a gauge of their own; a gRPC worker is not busy for /metrics.
+        waiting_gauge, busy_gauge, metrics_workers = "duckstore_grpc_calls_parked", "duckstore_grpc_workers_busy", 0
+    else:
+        env = {"DUCKSTORE_HTTP_WORKERS": str(workers), "DUCKSTORE_HTTP_PROJECT_WORKERS": str(workers)}
+        waiting_gauge, busy_gauge, metrics_workers = "duckstore_queue_waiting", "duckstore_http_workers_busy", 1
+    server = server_factory(env=env)
     d, key, rows, body, info = _queued_imports_setup(server)
     admin = server.api()
-
-    def gauge(name):
-        return next(v for n, _, v in get_metrics(admin) if n == name)
-
-    n_writers = 3 * workers
-    done = []
-    with grpc.insecure_channel(server.grpc_target) as ch:
-        stub = raw_stub(ch)
-
-        def writer():
-            try:
-                stub(body, timeout=120)
-                done.append("OK")
-            except grpc.RpcError as e:
-                done.append(e.code().name)
-
-        ts = [threading.Thread(target=writer, daemon=True) for _ in range(n_writers)]
-        for t in ts:
-            t.start()
-        parked = 0
-        deadline = time.monotonic() + 20
-        while time.monotonic() < deadline and parked < workers:
-            parked = gauge("duckstore_grpc_calls_parked")
-            time.sleep(0.02)
-        assert parked >= workers, f"only {parked} imports parked"
-        reads, busy, seen_parked = [], [], []
-        while any(t.is_alive() for t in ts) and len(reads) < 30:
-            t0 = time.monotonic()
-            stub(info, timeout=REQUEST_TIMEOUT)
-            reads.append(time.monotonic() - t0)
-            time.sleep(0.05)  # a worker counts as busy until just after its answer went out
-            busy.append(gauge("duckstore_grpc_workers_busy"))
-            seen_parked.append(gauge("duckstore_grpc_calls_parked"))
-        for t in ts:
-            t.join(120)
-    assert done == ["OK"] * n_writers, done
-    assert len(reads) >= 5, f"only {len(reads)} reads while the imports waited"
-    assert statistics.median(reads) < 0.2, f"ObjectInfo of the same project while imports waited: {reads}"
-    # More imports waited than there are workers, yet at most the running import (and one starting
-    # at a hand-over) held a worker: blocked imports would have held all 4 and the reads would queue.
-    assert max(seen_parked) > workers, seen_parked
-    assert max(busy) <= 2, f"gRPC workers busy while imports were parked: {busy}"
-    assert gauge("duckstore_grpc_calls_parked") == 0
-    info_resp = d.run(info_pb2.ObjectInfoCommand(path=["in.c-b", "big"], expectedObjectType=info_pb2.TABLE), key, "q",
-                      info_pb2.ObjectInfoResponse)
-    assert info_resp.tableInfo.rowsCount == n_writers * rows
-    d.close()
-
-
-def test_bridge_writes_waiting_for_a_table_hold_no_worker(server_factory):
-    """The same twelve imports through the HTTP bridge (POST /driver/execute), on a server with 4
-    HTTP workers all of which one caller may use: the imports waiting for the table's write slot
-    are parked without an HTTP worker (the prepared call runs again when the slot is granted), so
-    ObjectInfo through the bridge still finds a free worker, and every import runs exactly once.
-    Before, each waiting import held its worker, and the reads queued behind them."""
-    from e2e_lib import get_metrics
-
-    workers = 4
-    server = server_factory(env={"DUCKSTORE_HTTP_WORKERS": str(workers),
-                                 "DUCKSTORE_HTTP_PROJECT_WORKERS": str(workers)})
-    d, key, rows, body, info = _queued_imports_setup(server)
-    admin = server.api()
+    channel = grpc.insecure_channel(server.grpc_target)
+    stub = raw_stub(channel)
     headers = {"Content-Type": "application/x-protobuf", "Authorization": f"Bearer {key}"}
 
-    def gauge(name):
-        return next(v for n, _, v in get_metrics(admin) if n == name)
+    def send(data, timeout):
+        """True when the command succeeded."""
+        if transport == "grpc":
+            try:
+                stub(data, timeout=timeout)
+                return True
+            except grpc.RpcError:
+                return False
+        return requests.post(f"{server.url}/driver/execute", data=data, headers=headers,
+                             timeout=timeout).status_code == 200
 
-    def post(data, timeout):
-        return requests.post(f"{server.url}/driver/execute", data=data, headers=headers, timeout=timeout)
+    def gauges():
+        m = {n: v for n, _, v in get_metrics(admin)}
+        return m[waiting_gauge], m[busy_gauge] - metrics_workers
 
     n_writers = 3 * workers
     done = []
-
-    def writer():
-        done.append(post(body, 120).status_code)
-
-    ts = [threading.Thread(target=writer, daemon=True) for _ in range(n_writers)]
+    ts = [threading.Thread(target=lambda: done.append(send(body, 120)), daemon=True) for _ in range(n_writers)]
     for t in ts:
         t.start()
     waiting = 0
     deadline = time.monotonic() + 20
     while time.monotonic() < deadline and waiting < workers:
-        waiting = gauge("duckstore_queue_waiting")
+        waiting = gauges()[0]
         time.sleep(0.02)
-    assert waiting >= workers, f"only {waiting} imports waited for the table"
-    reads, busy, queued = [], [], []
+    assert waiting >= workers, f"only {waiting} imports parked"
+    reads, busy, seen_waiting = [], [], []
     while any(t.is_alive() for t in ts) and len(reads) < 30:
         t0 = time.monotonic()
-        r = post(info, REQUEST_TIMEOUT)
-        assert r.status_code == 200, r.content[:300]
+        assert send(info, REQUEST_TIMEOUT)
         reads.append(time.monotonic() - t0)
         time.sleep(0.05)  # a worker counts as busy until just after its answer went out
-        m = get_metrics(admin)
-        queued.append(next(v for n, _, v in m if n == "duckstore_queue_waiting"))
-        busy.append(next(v for n, _, v in m if n == "duckstore_http_workers_busy") - 1)  # less /metrics
+        w, b = gauges()
+        seen_waiting.append(w)
+        busy.append(b)
     for t in ts:
         t.join(120)
-    assert done == [200] * n_writers, done
+    channel.close()
+    assert done == [True] * n_writers, done
     assert len(reads) >= 5, f"only {len(reads)} reads while the imports waited"
-    assert statistics.median(reads) < 0.2, f"ObjectInfo through the bridge while imports waited: {reads}"
+    assert statistics.median(reads) < 0.2, f"ObjectInfo of the same project while imports waited: {reads}"
     # More imports waited than there are workers, yet at most the running import (and one starting
     # at a hand-over) held a worker: blocked imports would have held all 4 and the reads would queue.
-    assert max(queued) > workers, queued
-    assert max(busy) <= 2, f"HTTP workers busy while imports were parked: {busy}"
-    assert gauge("duckstore_queue_waiting") == 0
+    assert max(seen_waiting) > workers, seen_waiting
+    assert max(busy) <= 2, f"{transport} workers busy while imports were parked: {busy}"
+    assert gauges()[0] == 0
     info_resp = d.run(info_pb2.ObjectInfoCommand(path=["in.c-b", "big"], expectedObjectType=info_pb2.TABLE), key, "q",
                       info_pb2.ObjectInfoResponse)
     assert info_resp.tableInfo.rowsCount == n_writers * rows
