@@ -100,16 +100,16 @@ typedef struct {
     struct timespec start;
     ds_buf_t body;
     bool too_large;
-    void *stream_state;  /* for streaming routes */
+    void *stream_state;        /* for streaming routes */
     atomic_bool stream_failed; /* the error is in req.ctx.err; the rest of the body is discarded */
     bool stream_started;
-    bool read_oom;       /* the event thread could not keep upload bytes (the error is set at the end) */
-    ds_buf_t pending;    /* upload bytes not yet handed to the stream (event thread) */
-    ds_buf_t batch;      /* upload bytes a job writes behind (that job) */
+    bool read_oom;              /* the event thread could not keep upload bytes (the error is set at the end) */
+    ds_buf_t pending;           /* upload bytes not yet handed to the stream (event thread) */
+    ds_buf_t batch;             /* upload bytes a job writes behind (that job) */
     pthread_mutex_t batch_lock; /* guards the three flags below */
-    bool batch_running;  /* under batch_lock: a job writes `batch` */
-    bool batch_waiting;  /* under batch_lock: the connection is suspended until that job ends */
-    bool orphaned;       /* under batch_lock: the connection closed meanwhile; the job frees the state */
+    bool batch_running;         /* under batch_lock: a job writes `batch` */
+    bool batch_waiting;         /* under batch_lock: the connection is suspended until that job ends */
+    bool orphaned;              /* under batch_lock: the connection closed meanwhile; the job frees the state */
     struct MHD_Connection *mconn;
     struct MHD_Response *answer; /* computed answer, queued on the next callback */
     unsigned answer_status;
