@@ -11,14 +11,22 @@
  * connection, and the event thread, called again, queues it. Only routes
  * marked on_loop (/health) and answers that need no command (404, 405, 413)
  * are computed on the event thread. Streaming uploads: the body is gathered
- * into batches of STREAM_BATCH bytes; each batch (the first one at once, so
- * the upload is authorized before the body is read) is written by a worker
- * while the connection is suspended.
+ * into batches of STREAM_BATCH bytes. The first batch (at once, so the upload
+ * is authorized before the body is read) and the end of the body run with the
+ * connection suspended. Every batch in between is written behind: a worker
+ * hashes and writes it (`batch`) while the event thread goes on reading the
+ * next one (`pending`), so receiving and storing overlap; when the next batch
+ * is full before the worker is done, the connection is suspended until it is
+ * (at most two batches per upload in memory, one job at a time per upload).
  *
  * Invariant: while a connection is suspended its request state belongs to the
  * one job running for it; the event threads touch it only after the resume.
  * A connection is suspended before its job is submitted, so the resume can
- * never come first; a failed submit resumes it at once with a 503.
+ * never come first; a failed submit resumes it at once with a 503. While a
+ * batch is written behind, the job owns `batch`, the stream state and the
+ * request's context (arena, error); the event thread touches only `pending`
+ * and the flags under the request's batch_lock. When the connection closes
+ * meanwhile, the job frees the request state when it ends (`orphaned`).
  *
  * Slow headers: libmicrohttpd's timeout counts inactivity only, so a client
  * sending a header byte now and then would never time out. Every connection
@@ -29,6 +37,11 @@
  * are closed by libmicrohttpd after DUCKSTORE_IDLE_TIMEOUT.
  * Lock order: conns_lock is a leaf; libmicrohttpd's close notification takes
  * it before the socket is closed, so the sweeper never shuts a reused fd.
+ * A request's batch_lock is taken before libmicrohttpd's own locks (it is
+ * held to suspend or resume the connection, so a resume cannot come before
+ * its suspend) and never inside a libmicrohttpd callback for another
+ * request; the job resumes only a suspended connection, which libmicrohttpd
+ * cannot be completing at the same time.
  *
  * One request state per HTTP request: created on the first callback, fed the
  * body, answered as above, freed in the completion callback (which destroys
@@ -87,10 +100,16 @@ typedef struct {
     struct timespec start;
     ds_buf_t body;
     bool too_large;
-    void *stream_state;  /* for streaming routes */
-    bool stream_failed;  /* the error is in req.ctx.err; the rest of the body is discarded */
+    void *stream_state;        /* for streaming routes */
+    atomic_bool stream_failed; /* the error is in req.ctx.err; the rest of the body is discarded */
     bool stream_started;
-    ds_buf_t pending;    /* upload bytes not yet handed to the stream */
+    bool read_oom;              /* the event thread could not keep upload bytes (the error is set at the end) */
+    ds_buf_t pending;           /* upload bytes not yet handed to the stream (event thread) */
+    ds_buf_t batch;             /* upload bytes a job writes behind (that job) */
+    pthread_mutex_t batch_lock; /* guards the three flags below */
+    bool batch_running;         /* under batch_lock: a job writes `batch` */
+    bool batch_waiting;         /* under batch_lock: the connection is suspended until that job ends */
+    bool orphaned;              /* under batch_lock: the connection closed meanwhile; the job frees the state */
     struct MHD_Connection *mconn;
     struct MHD_Response *answer; /* computed answer, queued on the next callback */
     unsigned answer_status;
@@ -256,8 +275,8 @@ static void make_request_id(req_state_t *rs, struct MHD_Connection *conn)
 
 static bool idempotent_stream_start(ds_rest_req_t *req);
 
-/* Hands the gathered upload bytes to the stream; begins it first if needed. Worker thread. */
-static void stream_feed(req_state_t *rs)
+/* Hands the upload bytes in bytes to the stream (and empties it); begins the stream first if needed. Worker thread. */
+static void stream_feed(req_state_t *rs, ds_buf_t *bytes)
 {
     const ds_rest_stream_t *sr = rs->route->stream;
     if (!rs->stream_started) {
@@ -265,12 +284,11 @@ static void stream_feed(req_state_t *rs)
         if ((sr->keyed && !idempotent_stream_start(&rs->req)) || sr->begin(&rs->req, &rs->stream_state) != DS_OK)
             rs->stream_failed = true;
     }
-    if (!rs->stream_failed && rs->pending.len &&
-        sr->chunk(&rs->req, rs->stream_state, rs->pending.data, rs->pending.len) != DS_OK)
+    if (!rs->stream_failed && bytes->len && sr->chunk(&rs->req, rs->stream_state, bytes->data, bytes->len) != DS_OK)
         rs->stream_failed = true;
-    rs->pending.len = 0;
+    bytes->len = 0;
     if (rs->stream_failed)
-        ds_buf_free(&rs->pending);
+        ds_buf_free(bytes);
 }
 
 static enum MHD_Result add_arg(void *cls, enum MHD_ValueKind kind, const char *key, const char *value)
@@ -384,7 +402,9 @@ static void compute(req_state_t *rs)
     if (rs->route->stream) {
         const ds_rest_stream_t *sr = rs->route->stream;
         ds_rest_resp_t resp = {0};
-        stream_feed(rs);
+        stream_feed(rs, &rs->pending);
+        if (rs->read_oom && err->status == DS_OK)
+            ds_err_set(err, DS_INTERNAL, "out of memory reading the upload");
         if (!rs->stream_failed) {
             void *state = rs->stream_state;
             rs->stream_state = NULL; /* finish owns it now */
@@ -557,9 +577,73 @@ static void job_final(void *arg)
 static void job_stream(void *arg)
 {
     req_state_t *rs = arg;
-    stream_feed(rs);
+    stream_feed(rs, &rs->pending);
     atomic_store(&rs->busy, false);
     MHD_resume_connection(rs->mconn);
+}
+
+static void free_state(req_state_t *rs);
+
+/* Writes a batch behind the reading event thread (see DESIGN). Worker thread. */
+static void job_batch(void *arg)
+{
+    req_state_t *rs = arg;
+    pthread_mutex_lock(&rs->batch_lock);
+    bool gone = rs->orphaned;
+    pthread_mutex_unlock(&rs->batch_lock);
+    if (!gone) /* nobody waits for the bytes of a connection that closed */
+        stream_feed(rs, &rs->batch);
+    pthread_mutex_lock(&rs->batch_lock);
+    rs->batch_running = false;
+    bool orphaned = rs->orphaned;
+    if (rs->batch_waiting) {
+        rs->batch_waiting = false;
+        atomic_store(&rs->busy, false);
+        MHD_resume_connection(rs->mconn);
+    }
+    pthread_mutex_unlock(&rs->batch_lock);
+    if (orphaned)
+        free_state(rs);
+}
+
+/*
+ * True (and the connection suspended until the job ends) when a batch is
+ * still being written behind. Event thread.
+ */
+static bool wait_for_batch(req_state_t *rs, struct MHD_Connection *conn)
+{
+    pthread_mutex_lock(&rs->batch_lock);
+    bool running = rs->batch_running;
+    if (running) {
+        rs->batch_waiting = true;
+        atomic_store(&rs->busy, true);
+        MHD_suspend_connection(conn);
+    }
+    pthread_mutex_unlock(&rs->batch_lock);
+    return running;
+}
+
+/* Hands the full pending batch to a job that writes it behind, or waits for the one before. Event thread. */
+static enum MHD_Result write_behind(req_state_t *rs, struct MHD_Connection *conn)
+{
+    if (wait_for_batch(rs, conn))
+        return MHD_YES;
+    /* No job runs for this request now: the buffers and the context are the event thread's. */
+    ds_buf_t full = rs->pending;
+    rs->pending = rs->batch;
+    rs->batch = full;
+    pthread_mutex_lock(&rs->batch_lock);
+    rs->batch_running = true;
+    pthread_mutex_unlock(&rs->batch_lock);
+    ds_err_t *err = &rs->req.ctx.err;
+    if (ds_pool_submit(pool, rs->group, job_batch, rs, err) != DS_OK) {
+        pthread_mutex_lock(&rs->batch_lock);
+        rs->batch_running = false;
+        pthread_mutex_unlock(&rs->batch_lock);
+        rs->stream_failed = true;
+        build_error(rs, err);
+    }
+    return MHD_YES;
 }
 
 /*
@@ -674,6 +758,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
             free(rs);
             return MHD_NO;
         }
+        pthread_mutex_init(&rs->batch_lock, NULL);
         make_request_id(rs, conn);
         rs->mconn = conn;
         rs->fd = c ? c->fd : -1;
@@ -719,14 +804,22 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         if (!rs->stream_failed)
             ds_buf_append(&rs->pending, upload_data, *upload_data_size);
         if (!rs->stream_failed && rs->pending.oom) {
-            ds_err_set(&rs->req.ctx.err, DS_INTERNAL, "out of memory reading the upload");
+            /* A job may be writing the context's error now: compute sets this one at the end. */
+            rs->read_oom = true;
             rs->stream_failed = true;
         }
         *upload_data_size = 0;
-        if (!rs->stream_failed && (!rs->stream_started || rs->pending.len >= STREAM_BATCH))
+        if (rs->stream_failed)
+            return MHD_YES;
+        if (!rs->stream_started)
             return hand_over(rs, conn, job_stream);
+        if (rs->pending.len >= STREAM_BATCH)
+            return write_behind(rs, conn);
         return MHD_YES;
     }
+    /* The end of an upload's body waits for its last batch written behind. */
+    if (rs->route && rs->route->stream && wait_for_batch(rs, conn))
+        return MHD_YES;
     if (*upload_data_size) {
         if (!rs->too_large && (int64_t)(rs->body.len + *upload_data_size) > max_body) {
             rs->too_large = true;
@@ -755,6 +848,20 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
     req_state_t *rs = *con_cls;
     if (!rs)
         return;
+    *con_cls = NULL;
+    /* A batch still written behind: its job frees the state when it ends. */
+    pthread_mutex_lock(&rs->batch_lock);
+    bool running = rs->batch_running;
+    if (running)
+        rs->orphaned = true;
+    pthread_mutex_unlock(&rs->batch_lock);
+    if (!running)
+        free_state(rs);
+}
+
+/* Frees a request's state: the end of a request whose connection is done (any thread). */
+static void free_state(req_state_t *rs)
+{
     if (!rs->logged) {
         /* The connection ended before its answer went out: the client left (nginx's 499). */
         const char *route = rs->route ? rs->route->pattern : "unmatched";
@@ -764,6 +871,7 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
     }
     ds_buf_free(&rs->body);
     ds_buf_free(&rs->pending);
+    ds_buf_free(&rs->batch);
     if (rs->answer)
         MHD_destroy_response(rs->answer);
     if (rs->stream_state && rs->route && rs->route->stream)
@@ -771,8 +879,8 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
     /* A streamed write whose client left before its answer: its key is free again, nothing kept. */
     ds_cmd_idem_end(&rs->req.idem, 499, NULL, NULL, 0);
     ds_arena_destroy(&rs->req.ctx.arena);
+    pthread_mutex_destroy(&rs->batch_lock);
     free(rs);
-    *con_cls = NULL;
 }
 
 static void on_connection(void *cls, struct MHD_Connection *conn, void **socket_context,
