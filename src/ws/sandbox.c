@@ -1020,7 +1020,10 @@ ds_status_t ds_sandbox_query(ds_sandbox_t *sb, ds_arena_t *arena, const ds_sandb
             out->types = ds_arena_alloc(arena, sizeof(char *) * (nc ? nc : 1));
             streamed = true;
             for (idx_t c = 0; out->names && out->types && c < nc; c++) {
-                out->names[c] = ds_arena_strdup(arena, duckdb_prepared_statement_column_name(ps, c));
+                /* DuckDB returns a copy of the name (strdup) that the caller frees. */
+                const char *name = duckdb_prepared_statement_column_name(ps, c);
+                out->names[c] = ds_arena_strdup(arena, name);
+                duckdb_free((void *)name);
                 duckdb_logical_type lt = duckdb_prepared_statement_column_logical_type(ps, c);
                 out->types[c] = type_name(arena, lt);
                 streamed = streamed && text_here(lt);
@@ -1180,7 +1183,9 @@ ds_status_t ds_sandbox_query_file(ds_sandbox_t *sb, ds_arena_t *arena, const ds_
         out->names = ds_arena_alloc(arena, sizeof(char *) * (nc ? nc : 1));
         out->types = ds_arena_alloc(arena, sizeof(char *) * (nc ? nc : 1));
         for (idx_t c = 0; out->names && out->types && c < nc; c++) {
-            out->names[c] = ds_arena_strdup(arena, duckdb_prepared_statement_column_name(ps, c));
+            const char *name = duckdb_prepared_statement_column_name(ps, c); /* a copy, freed here */
+            out->names[c] = ds_arena_strdup(arena, name);
+            duckdb_free((void *)name);
             duckdb_logical_type lt = duckdb_prepared_statement_column_logical_type(ps, c);
             out->types[c] = type_name(arena, lt);
             duckdb_destroy_logical_type(&lt);
