@@ -864,6 +864,17 @@ static ds_status_t open_engine(be_t *be, ds_err_t *err)
     /* Give memory freed after big imports (staging, sorts) back to the OS instead of keeping it. */
     duckdb_set_config(cfg, "allocator_background_threads", "true");
     duckdb_set_config(cfg, "allocator_flush_threshold", "64MB");
+    /*
+     * DuckDB's late materialization turns a plain `LIMIT n` with n above this
+     * threshold into a semi-join on rowid with a second scan of the whole
+     * table and a sort: a 100-row preview of a 100,000-row table cost 2 ms
+     * of CPU that way against 0.2 ms for the scan alone. At the preview's
+     * largest limit no preview takes that path; an ORDER BY with a limit up
+     * to the threshold (a top-n) still gets late materialization, where it
+     * saves reading the columns that are not sorted on.
+     */
+    snprintf(buf, sizeof(buf), "%d", DDB_LATE_MATERIALIZATION_ROWS);
+    duckdb_set_config(cfg, "late_materialization_max_rows", buf);
     ds_status_t st = DS_OK;
     if (duckdb_open_ext(NULL, &be->db, cfg, &open_err) == DuckDBError) {
         st = ds_err_set(err, DS_UNAVAILABLE, "cannot start DuckDB: %s", open_err ? open_err : "unknown error");
