@@ -873,7 +873,7 @@ static ds_status_t open_engine(be_t *be, ds_err_t *err)
      * to the threshold (a top-n) still gets late materialization, where it
      * saves reading the columns that are not sorted on.
      */
-    snprintf(buf, sizeof(buf), "%d", DDB_LATE_MATERIALIZATION_ROWS);
+    snprintf(buf, sizeof(buf), "%d", DS_PREVIEW_MAX_ROWS);
     duckdb_set_config(cfg, "late_materialization_max_rows", buf);
     ds_status_t st = DS_OK;
     if (duckdb_open_ext(NULL, &be->db, cfg, &open_err) == DuckDBError) {

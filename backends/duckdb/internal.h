@@ -79,9 +79,6 @@ typedef struct {
     bool test_hooks; /* DUCKSTORE_TEST_HOOKS=1: tests may provoke an engine failure */
 } be_t;
 
-/* The engine's late_materialization_max_rows: the preview's largest limit (see open_engine). */
-#define DDB_LATE_MATERIALIZATION_ROWS 1000
-
 /* One call's working set: a connection and the pinned project. */
 #define DDB_SETTLE_MAX 4
 

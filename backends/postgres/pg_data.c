@@ -1513,7 +1513,7 @@ ds_status_t pg_table_preview(void *self, ds_be_call_t *call, const char *bucket,
     if (st != DS_OK)
         return st;
     st = pg_table_describe(&u, bucket, table, &t);
-    int64_t limit = in->limit > 0 && in->limit < 1000 ? in->limit : 1000;
+    int64_t limit = in->limit > 0 && in->limit < DS_PREVIEW_MAX_ROWS ? in->limit : DS_PREVIEW_MAX_ROWS;
     if (st == DS_OK)
         st = build_select(&u, &t, in->columns, in->n_columns, true, in->order, in->n_order, &in->where, limit, &sql,
                           &out->columns, &out->types, &out->n_columns);

@@ -271,12 +271,15 @@ typedef struct {
     int64_t bytes;
 } ds_export_result_t;
 
+/* The most rows a preview returns (the core refuses a larger limit). */
+#define DS_PREVIEW_MAX_ROWS 1000
+
 typedef struct {
     const char **columns;
     size_t n_columns;
     ds_order_t *order;
     size_t n_order;
-    int64_t limit; /* capped at 1000 */
+    int64_t limit; /* 1..DS_PREVIEW_MAX_ROWS */
     ds_where_t where;
 } ds_preview_t;
 

@@ -523,8 +523,9 @@ ds_status_t ds_cmd_table_preview(ds_ctx_t *ctx, const char *project, const char 
         return st;
     if ((st = ds_cmd_require_filters(ctx, &p, &in->where, in->order, in->n_order)) != DS_OK)
         return st;
-    if (in->limit < 0 || in->limit > 1000)
-        return ds_err_setf(&ctx->err, DS_INVALID_ARGUMENT, "limit", "preview limit must be between 1 and 1000");
+    if (in->limit < 0 || in->limit > DS_PREVIEW_MAX_ROWS)
+        return ds_err_setf(&ctx->err, DS_INVALID_ARGUMENT, "limit", "preview limit must be between 1 and %d",
+                           DS_PREVIEW_MAX_ROWS);
     if ((st = check_names(ctx, in->columns, in->n_columns, "columns")) != DS_OK ||
         (st = check_order(ctx, in->order, in->n_order)) != DS_OK || (st = check_where(ctx, &x.where)) != DS_OK)
         return st;
