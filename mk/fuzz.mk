@@ -1,7 +1,8 @@
 # mk/fuzz.mk - libFuzzer harnesses (tests/fuzz/fuzz_*.c) for every parser of network input.
 #
 # `make fuzz` builds the core with clang, ASan, UBSan and libFuzzer's coverage into build-fuzz/
-# and runs each harness for FUZZ_SECONDS (default 300), one at a time, starting from the corpus
+# and runs each harness for FUZZ_SECONDS (default 300), or FUZZ_RUNS executions when that is set,
+# one at a time, starting from the corpus
 # kept in tests/fuzz/corpus/<harness>/; inputs that add coverage are merged back into it with
 # -merge=1 (FUZZ_MERGE=0 leaves the corpus as it is, which is how `make test` runs them for a few
 # seconds). LeakSanitizer is on. A crash, leak or UB report stops the run and leaves the input in
@@ -18,6 +19,7 @@ FUZZ_NAMES   := $(patsubst tests/fuzz/fuzz_%.c,%,$(sort $(wildcard tests/fuzz/fu
 FUZZ_BIN     := $(patsubst %,$(BUILD)/fuzz/fuzz_%,$(FUZZ_NAMES))
 FUZZ_SECONDS ?= 300
 FUZZ_MERGE   ?= 1
+FUZZ_RUNS    ?=
 
 .PHONY: fuzz fuzz-build
 
@@ -26,7 +28,7 @@ fuzz-build: setup
 	    SAN="$(FUZZ_SAN) -fsanitize=fuzzer-no-link" fuzz-bins
 
 fuzz: fuzz-build
-	@FUZZ_SECONDS=$(FUZZ_SECONDS) FUZZ_MERGE=$(FUZZ_MERGE) bash scripts/fuzz.sh $(FUZZ_NAMES)
+	@FUZZ_SECONDS=$(FUZZ_SECONDS) FUZZ_RUNS=$(FUZZ_RUNS) FUZZ_MERGE=$(FUZZ_MERGE) bash scripts/fuzz.sh $(FUZZ_NAMES)
 
 .PHONY: fuzz-bins
 fuzz-bins: $(FUZZ_BIN)

@@ -2,6 +2,7 @@
 # Runs the libFuzzer harnesses built by `make fuzz-build` (mk/fuzz.mk) one after another, each for
 # FUZZ_SECONDS, with ASan, UBSan and LeakSanitizer. Usage: scripts/fuzz.sh HARNESS...
 #   FUZZ_SECONDS  seconds per harness (default 300)
+#   FUZZ_RUNS     if set, executions per harness instead of a time (10000000 is the goal per harness)
 #   FUZZ_MERGE    1: merge the inputs that add coverage into tests/fuzz/corpus/<harness>/ (-merge=1,
 #                 so the committed corpus stays minimal); 0: leave the corpus alone (`make test`)
 # New inputs of a run go to build-fuzz/new/<harness>/; a crash, leak, UB report or timeout stops
@@ -10,6 +11,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 SECONDS_EACH=${FUZZ_SECONDS:-300}
+RUNS=${FUZZ_RUNS:-}
 MERGE=${FUZZ_MERGE:-1}
 BIN=build-fuzz/fuzz
 export ASAN_OPTIONS="detect_leaks=1:abort_on_error=1:${ASAN_OPTIONS:-}"
@@ -30,8 +32,10 @@ for h in "$@"; do
   esac
   dict=()
   [ -f "tests/fuzz/dict/$h.dict" ] && dict=("-dict=tests/fuzz/dict/$h.dict")
+  limit=(-max_total_time="$SECONDS_EACH")
+  [ -n "$RUNS" ] && limit=(-runs="$RUNS")
   start=$(date +%s)
-  if ! "$BIN/fuzz_$h" -max_total_time="$SECONDS_EACH" -max_len="$max_len" -timeout=60 -rss_limit_mb=4096 \
+  if ! "$BIN/fuzz_$h" "${limit[@]}" -max_len="$max_len" -timeout=60 -rss_limit_mb=4096 \
       -print_final_stats=1 -artifact_prefix="$findings/" "${dict[@]+"${dict[@]}"}" "$work" "$corpus" \
       > "$log" 2>&1; then
     echo "fuzz: harness $h failed; its log ($log) ends:" >&2
