@@ -756,41 +756,61 @@ static bool read_begin(be_t *be, proj_t *p)
 
 static void read_end(proj_t *p) { pthread_rwlock_unlock(&p->mcat->lock); }
 
+/* Copies s (with its NUL) to *o and advances *o; the copy. */
+static const char *put_str(char **o, const char *s, size_t n)
+{
+    char *d = *o;
+    memcpy(d, s, n + 1);
+    *o += n + 1;
+    return d;
+}
+
+/*
+ * Copies s into t in ONE allocation of the call's arena: the column array,
+ * the key's pointers and every string, in that order (the arena aligns the
+ * block, and both arrays hold pointers, so each part stays aligned). A list
+ * of 5,000 tables copied field by field made 20 allocations per table.
+ */
 static bool copy_table(const ds_host_api_t *h, ds_be_call_t *call, const mc_table_t *s, ds_be_table_t *t)
 {
     memset(t, 0, sizeof(*t));
-    t->bucket = h->strdup(call, s->bucket);
-    t->name = h->strdup(call, s->name);
+    size_t lb = strlen(s->bucket), ln = strlen(s->name);
+    size_t size = sizeof(ds_be_column_t) * (s->n_columns ? s->n_columns : 1) + sizeof(char *) * s->n_pk + lb + ln + 2;
+    for (size_t i = 0; i < s->n_pk; i++)
+        size += strlen(s->pk[i]) + 1;
+    for (size_t i = 0; i < s->n_columns; i++) {
+        const ds_be_column_t *c = &s->columns[i];
+        size += strlen(c->name) + strlen(c->type) + 2 + (c->default_value ? strlen(c->default_value) + 1 : 0);
+    }
+    char *block = h->alloc(call, size);
+    if (!block)
+        return false;
+    ds_be_column_t *cols = (ds_be_column_t *)block;
+    const char **pk = (const char **)(block + sizeof(ds_be_column_t) * (s->n_columns ? s->n_columns : 1));
+    char *o = (char *)(pk + s->n_pk);
+    t->bucket = put_str(&o, s->bucket, lb);
+    t->name = put_str(&o, s->name, ln);
     t->rows = s->rows;
     t->bytes = s->bytes;
     t->created_at = s->created_at;
     t->last_import_at = s->last_import_at;
     t->last_change_at = s->last_change_at;
+    for (size_t i = 0; i < s->n_pk; i++)
+        pk[i] = put_str(&o, s->pk[i], strlen(s->pk[i]));
     if (s->n_pk) {
-        const char **pk = h->alloc(call, sizeof(char *) * s->n_pk);
-        if (!pk)
-            return false;
-        for (size_t i = 0; i < s->n_pk; i++)
-            if (!(pk[i] = h->strdup(call, s->pk[i])))
-                return false;
         t->primary_key = pk;
         t->n_primary_key = s->n_pk;
     }
-    t->columns = h->alloc(call, sizeof(ds_be_column_t) * (s->n_columns ? s->n_columns : 1));
-    if (!t->columns)
-        return false;
     for (size_t i = 0; i < s->n_columns; i++) {
         const ds_be_column_t *c = &s->columns[i];
-        ds_be_column_t *o = &t->columns[i];
-        o->name = h->strdup(call, c->name);
-        o->type = h->strdup(call, c->type);
-        o->nullable = c->nullable;
-        o->default_value = c->default_value ? h->strdup(call, c->default_value) : NULL;
-        if (!o->name || !o->type || (c->default_value && !o->default_value))
-            return false;
+        cols[i].name = put_str(&o, c->name, strlen(c->name));
+        cols[i].type = put_str(&o, c->type, strlen(c->type));
+        cols[i].nullable = c->nullable;
+        cols[i].default_value = c->default_value ? put_str(&o, c->default_value, strlen(c->default_value)) : NULL;
     }
+    t->columns = cols;
     t->n_columns = s->n_columns;
-    return t->bucket && t->name;
+    return true;
 }
 
 static void copy_bucket(const ds_host_api_t *h, ds_be_call_t *call, const ddb_mcat_t *mc, const mc_bucket_t *s,
@@ -852,8 +872,17 @@ bool ddb_mcat_table_list(be_t *be, proj_t *p, ds_be_call_t *call, const char *bu
         *st = ddb_oom(call->err);
         return true;
     }
-    /* As the SQL answer orders them: by name, byte order. */
-    qsort(out, to - from, sizeof(*out), out_table_cmp);
+    /*
+     * As the SQL answer orders them: by name, byte order. The copy keeps
+     * them ignoring case, which is the same order unless names differ in case
+     * only where it matters; a merge sort would compare all of them anyway.
+     */
+    size_t count = to - from;
+    for (size_t i = 1; i < count; i++)
+        if (out_table_cmp(&out[i - 1], &out[i]) > 0) {
+            qsort(out, count, sizeof(*out), out_table_cmp);
+            break;
+        }
     *items = out;
     *n = to - from;
     *st = DS_OK;
