@@ -116,7 +116,7 @@ void ds_buf_literal(ds_buf_t *b, const char *s)
  */
 static void json_escaped(ds_buf_t *b, const char *s, bool quoted)
 {
-    static const char hex[] = "0123456789abcdef";
+    static const char hex[] = "0123456789ABCDEF";
     if (!s) {
         b->oom = true;
         return;

@@ -57,8 +57,9 @@ static inline void ds_buf_append_small(ds_buf_t *b, const char *s, size_t n)
 }
 /*
  * Appends s as a JSON string, quotes included: '"', '\\' and control
- * characters escaped (\b \f \n \r \t, others \u00XX), every other byte as
- * it is (UTF-8 stays UTF-8). NULL fails b. ds_buf_json_chars appends the
+ * characters escaped (\b \f \n \r \t, others \u00XX with capital hex
+ * digits, as jansson writes them), every other byte as it is (UTF-8 stays
+ * UTF-8). NULL fails b. ds_buf_json_chars appends the
  * same without the quotes (a piece of a longer JSON string).
  */
 void ds_buf_json_str(ds_buf_t *b, const char *s);
