@@ -323,7 +323,7 @@ Test(buf, int_writes_what_printf_writes)
         cr_assert_str_eq(ds_buf_cstr(&b), want);
     }
     uint64_t x = 88172645463325252ULL;
-    for (int i = 0; i < 100000; i++) {
+    for (int i = 0; i < 20000; i++) {
         x ^= x << 13, x ^= x >> 7, x ^= x << 17;
         int64_t v = (int64_t)(x >> (x & 63));
         ds_buf_reset(&b);
