@@ -51,10 +51,10 @@ void ds_time_rfc3339(int64_t unix_s, char *out, int outsz)
         int64_t days = unix_s / 86400, secs = unix_s % 86400;
         int64_t z = days + 719468; /* days since 0000-03-01 */
         int64_t era = z / 146097;
-        int64_t doe = z - era * 146097;                                        /* day of the era, 0-146096 */
+        int64_t doe = z - era * 146097;                                      /* day of the era, 0-146096 */
         int64_t yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365; /* year of the era, 0-399 */
         int64_t doy = doe - (365 * yoe + yoe / 4 - yoe / 100);               /* day of the year from March 1 */
-        int64_t mp = (5 * doy + 2) / 153;                                      /* month from March, 0-11 */
+        int64_t mp = (5 * doy + 2) / 153;                                    /* month from March, 0-11 */
         unsigned day = (unsigned)(doy - (153 * mp + 2) / 5 + 1);
         unsigned month = (unsigned)(mp < 10 ? mp + 3 : mp - 9);
         unsigned year = (unsigned)(yoe + era * 400 + (month <= 2));
