@@ -77,6 +77,7 @@ struct ddb_mcat {
     size_t n_buckets;
     mc_table_t **tables; /* sorted by bucket, then name, both ignoring case */
     size_t n_tables;
+    int64_t rows, bytes; /* the sums over tables, kept with them: a project's stats read no table */
 };
 
 /* ---- entries ---- */
@@ -410,6 +411,11 @@ static void install(ddb_mcat_t *mc, bool valid, mc_bucket_t **buckets, size_t nb
     mc->n_buckets = nb;
     mc->tables = tables;
     mc->n_tables = nt;
+    mc->rows = mc->bytes = 0;
+    for (size_t i = 0; i < nt; i++) {
+        mc->rows += tables[i]->rows;
+        mc->bytes += tables[i]->bytes;
+    }
     mc->valid = valid;
     pthread_rwlock_unlock(&mc->lock);
     free_arrays(ob, onb, ot, ont);
@@ -607,6 +613,14 @@ static bool replace_table(ddb_mcat_t *mc, const char *bucket, const char *table,
     pthread_rwlock_wrlock(&mc->lock);
     size_t at;
     mc_table_t *cur = find_table(mc, bucket, table, &at);
+    if (cur) {
+        mc->rows -= cur->rows;
+        mc->bytes -= cur->bytes;
+    }
+    if (t) {
+        mc->rows += t->rows;
+        mc->bytes += t->bytes;
+    }
     if (cur && t) {
         old = cur;
         mc->tables[at] = t;
@@ -622,6 +636,8 @@ static bool replace_table(ddb_mcat_t *mc, const char *bucket, const char *table,
             mc->tables[at] = t;
             mc->n_tables++;
         } else {
+            mc->rows -= t->rows;
+            mc->bytes -= t->bytes;
             old = t;
             ok = false;
         }
@@ -667,6 +683,10 @@ static bool replace_bucket(ddb_mcat_t *mc, const char *id, mc_bucket_t *b)
         n_gone = to - from;
         if (n_gone && (gone = malloc(n_gone * sizeof(*gone)))) {
             memcpy(gone, &mc->tables[from], n_gone * sizeof(*gone));
+            for (size_t i = 0; i < n_gone; i++) {
+                mc->rows -= gone[i]->rows;
+                mc->bytes -= gone[i]->bytes;
+            }
             memmove(&mc->tables[from], &mc->tables[to], (mc->n_tables - to) * sizeof(*mc->tables));
             mc->n_tables -= n_gone;
         } else if (n_gone) {
@@ -931,11 +951,8 @@ bool ddb_mcat_project_stats(be_t *be, proj_t *p, ds_be_project_stats_t *out)
     ddb_mcat_t *mc = p->mcat;
     out->buckets = (int64_t)mc->n_buckets;
     out->tables = (int64_t)mc->n_tables;
-    out->rows = out->bytes = 0;
-    for (size_t i = 0; i < mc->n_tables; i++) {
-        out->rows += mc->tables[i]->rows;
-        out->bytes += mc->tables[i]->bytes;
-    }
+    out->rows = mc->rows;
+    out->bytes = mc->bytes;
     read_end(p);
     return true;
 }
