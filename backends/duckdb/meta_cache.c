@@ -162,14 +162,23 @@ static mc_table_t *find_table(const ddb_mcat_t *mc, const char *bucket, const ch
     return NULL;
 }
 
-/* The range [*from, *to) of the tables of bucket (its id compared ignoring case). */
+/*
+ * The range [*from, *to) of the tables of bucket (its id compared ignoring
+ * case). Both ends are binary searches: counting a bucket's tables (every
+ * bucket list, every project's stats) must not walk 5,000 of them.
+ */
 static void bucket_range(const ddb_mcat_t *mc, const char *bucket, size_t *from, size_t *to)
 {
-    size_t i = table_lower_bound(mc, bucket, "");
-    *from = i;
-    while (i < mc->n_tables && strcasecmp(mc->tables[i]->bucket, bucket) == 0)
-        i++;
-    *to = i;
+    size_t lo = table_lower_bound(mc, bucket, ""), hi = mc->n_tables;
+    *from = lo;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (strcasecmp(mc->tables[mid]->bucket, bucket) <= 0)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    *to = lo;
 }
 
 static mc_bucket_t *find_bucket(const ddb_mcat_t *mc, const char *id, size_t *at)
