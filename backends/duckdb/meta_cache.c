@@ -77,6 +77,7 @@ struct ddb_mcat {
     size_t n_buckets;
     mc_table_t **tables; /* sorted by bucket, then name, both ignoring case */
     size_t n_tables;
+    int64_t rows, bytes; /* the sums over tables, kept with them: a project's stats read no table */
 };
 
 /* ---- entries ---- */
@@ -161,14 +162,23 @@ static mc_table_t *find_table(const ddb_mcat_t *mc, const char *bucket, const ch
     return NULL;
 }
 
-/* The range [*from, *to) of the tables of bucket (its id compared ignoring case). */
+/*
+ * The range [*from, *to) of the tables of bucket (its id compared ignoring
+ * case). Both ends are binary searches: counting a bucket's tables (every
+ * bucket list, every project's stats) must not walk 5,000 of them.
+ */
 static void bucket_range(const ddb_mcat_t *mc, const char *bucket, size_t *from, size_t *to)
 {
-    size_t i = table_lower_bound(mc, bucket, "");
-    *from = i;
-    while (i < mc->n_tables && strcasecmp(mc->tables[i]->bucket, bucket) == 0)
-        i++;
-    *to = i;
+    size_t lo = table_lower_bound(mc, bucket, ""), hi = mc->n_tables;
+    *from = lo;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (strcasecmp(mc->tables[mid]->bucket, bucket) <= 0)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    *to = lo;
 }
 
 static mc_bucket_t *find_bucket(const ddb_mcat_t *mc, const char *id, size_t *at)
@@ -410,6 +420,11 @@ static void install(ddb_mcat_t *mc, bool valid, mc_bucket_t **buckets, size_t nb
     mc->n_buckets = nb;
     mc->tables = tables;
     mc->n_tables = nt;
+    mc->rows = mc->bytes = 0;
+    for (size_t i = 0; i < nt; i++) {
+        mc->rows += tables[i]->rows;
+        mc->bytes += tables[i]->bytes;
+    }
     mc->valid = valid;
     pthread_rwlock_unlock(&mc->lock);
     free_arrays(ob, onb, ot, ont);
@@ -607,6 +622,14 @@ static bool replace_table(ddb_mcat_t *mc, const char *bucket, const char *table,
     pthread_rwlock_wrlock(&mc->lock);
     size_t at;
     mc_table_t *cur = find_table(mc, bucket, table, &at);
+    if (cur) {
+        mc->rows -= cur->rows;
+        mc->bytes -= cur->bytes;
+    }
+    if (t) {
+        mc->rows += t->rows;
+        mc->bytes += t->bytes;
+    }
     if (cur && t) {
         old = cur;
         mc->tables[at] = t;
@@ -622,6 +645,8 @@ static bool replace_table(ddb_mcat_t *mc, const char *bucket, const char *table,
             mc->tables[at] = t;
             mc->n_tables++;
         } else {
+            mc->rows -= t->rows;
+            mc->bytes -= t->bytes;
             old = t;
             ok = false;
         }
@@ -667,6 +692,10 @@ static bool replace_bucket(ddb_mcat_t *mc, const char *id, mc_bucket_t *b)
         n_gone = to - from;
         if (n_gone && (gone = malloc(n_gone * sizeof(*gone)))) {
             memcpy(gone, &mc->tables[from], n_gone * sizeof(*gone));
+            for (size_t i = 0; i < n_gone; i++) {
+                mc->rows -= gone[i]->rows;
+                mc->bytes -= gone[i]->bytes;
+            }
             memmove(&mc->tables[from], &mc->tables[to], (mc->n_tables - to) * sizeof(*mc->tables));
             mc->n_tables -= n_gone;
         } else if (n_gone) {
@@ -756,41 +785,61 @@ static bool read_begin(be_t *be, proj_t *p)
 
 static void read_end(proj_t *p) { pthread_rwlock_unlock(&p->mcat->lock); }
 
+/* Copies s (with its NUL) to *o and advances *o; the copy. */
+static const char *put_str(char **o, const char *s, size_t n)
+{
+    char *d = *o;
+    memcpy(d, s, n + 1);
+    *o += n + 1;
+    return d;
+}
+
+/*
+ * Copies s into t in ONE allocation of the call's arena: the column array,
+ * the key's pointers and every string, in that order (the arena aligns the
+ * block, and both arrays hold pointers, so each part stays aligned). A list
+ * of 5,000 tables copied field by field made 20 allocations per table.
+ */
 static bool copy_table(const ds_host_api_t *h, ds_be_call_t *call, const mc_table_t *s, ds_be_table_t *t)
 {
     memset(t, 0, sizeof(*t));
-    t->bucket = h->strdup(call, s->bucket);
-    t->name = h->strdup(call, s->name);
+    size_t lb = strlen(s->bucket), ln = strlen(s->name);
+    size_t size = sizeof(ds_be_column_t) * (s->n_columns ? s->n_columns : 1) + sizeof(char *) * s->n_pk + lb + ln + 2;
+    for (size_t i = 0; i < s->n_pk; i++)
+        size += strlen(s->pk[i]) + 1;
+    for (size_t i = 0; i < s->n_columns; i++) {
+        const ds_be_column_t *c = &s->columns[i];
+        size += strlen(c->name) + strlen(c->type) + 2 + (c->default_value ? strlen(c->default_value) + 1 : 0);
+    }
+    char *block = h->alloc(call, size);
+    if (!block)
+        return false;
+    ds_be_column_t *cols = (ds_be_column_t *)block;
+    const char **pk = (const char **)(block + sizeof(ds_be_column_t) * (s->n_columns ? s->n_columns : 1));
+    char *o = (char *)(pk + s->n_pk);
+    t->bucket = put_str(&o, s->bucket, lb);
+    t->name = put_str(&o, s->name, ln);
     t->rows = s->rows;
     t->bytes = s->bytes;
     t->created_at = s->created_at;
     t->last_import_at = s->last_import_at;
     t->last_change_at = s->last_change_at;
+    for (size_t i = 0; i < s->n_pk; i++)
+        pk[i] = put_str(&o, s->pk[i], strlen(s->pk[i]));
     if (s->n_pk) {
-        const char **pk = h->alloc(call, sizeof(char *) * s->n_pk);
-        if (!pk)
-            return false;
-        for (size_t i = 0; i < s->n_pk; i++)
-            if (!(pk[i] = h->strdup(call, s->pk[i])))
-                return false;
         t->primary_key = pk;
         t->n_primary_key = s->n_pk;
     }
-    t->columns = h->alloc(call, sizeof(ds_be_column_t) * (s->n_columns ? s->n_columns : 1));
-    if (!t->columns)
-        return false;
     for (size_t i = 0; i < s->n_columns; i++) {
         const ds_be_column_t *c = &s->columns[i];
-        ds_be_column_t *o = &t->columns[i];
-        o->name = h->strdup(call, c->name);
-        o->type = h->strdup(call, c->type);
-        o->nullable = c->nullable;
-        o->default_value = c->default_value ? h->strdup(call, c->default_value) : NULL;
-        if (!o->name || !o->type || (c->default_value && !o->default_value))
-            return false;
+        cols[i].name = put_str(&o, c->name, strlen(c->name));
+        cols[i].type = put_str(&o, c->type, strlen(c->type));
+        cols[i].nullable = c->nullable;
+        cols[i].default_value = c->default_value ? put_str(&o, c->default_value, strlen(c->default_value)) : NULL;
     }
+    t->columns = cols;
     t->n_columns = s->n_columns;
-    return t->bucket && t->name;
+    return true;
 }
 
 static void copy_bucket(const ds_host_api_t *h, ds_be_call_t *call, const ddb_mcat_t *mc, const mc_bucket_t *s,
@@ -852,8 +901,17 @@ bool ddb_mcat_table_list(be_t *be, proj_t *p, ds_be_call_t *call, const char *bu
         *st = ddb_oom(call->err);
         return true;
     }
-    /* As the SQL answer orders them: by name, byte order. */
-    qsort(out, to - from, sizeof(*out), out_table_cmp);
+    /*
+     * As the SQL answer orders them: by name, byte order. The copy keeps
+     * them ignoring case, which is the same order unless names differ in case
+     * only where it matters; a merge sort would compare all of them anyway.
+     */
+    size_t count = to - from;
+    for (size_t i = 1; i < count; i++)
+        if (out_table_cmp(&out[i - 1], &out[i]) > 0) {
+            qsort(out, count, sizeof(*out), out_table_cmp);
+            break;
+        }
     *items = out;
     *n = to - from;
     *st = DS_OK;
@@ -902,11 +960,8 @@ bool ddb_mcat_project_stats(be_t *be, proj_t *p, ds_be_project_stats_t *out)
     ddb_mcat_t *mc = p->mcat;
     out->buckets = (int64_t)mc->n_buckets;
     out->tables = (int64_t)mc->n_tables;
-    out->rows = out->bytes = 0;
-    for (size_t i = 0; i < mc->n_tables; i++) {
-        out->rows += mc->tables[i]->rows;
-        out->bytes += mc->tables[i]->bytes;
-    }
+    out->rows = mc->rows;
+    out->bytes = mc->bytes;
     read_end(p);
     return true;
 }

@@ -108,6 +108,90 @@ void ds_buf_literal(ds_buf_t *b, const char *s)
     b->len += strlen(b->data + b->len);
 }
 
+/*
+ * Writes the escaped form of s at b's end, in quotes when quoted. The common
+ * case, a name with nothing to escape, is one scan, one reservation and one
+ * copy; the worst case (6 bytes per byte) is reserved only when an escape is
+ * found.
+ */
+static void json_escaped(ds_buf_t *b, const char *s, bool quoted)
+{
+    static const char hex[] = "0123456789ABCDEF";
+    if (!s) {
+        b->oom = true;
+        return;
+    }
+    const unsigned char *p = (const unsigned char *)s;
+    while (*p >= 0x20 && *p != '"' && *p != '\\')
+        p++;
+    size_t plain = (size_t)(p - (const unsigned char *)s);
+    size_t rest = *p ? strlen((const char *)p) : 0;
+    if (!reserve(b, plain + rest * 6 + 2))
+        return;
+    char *o = b->data + b->len;
+    if (quoted)
+        *o++ = '"';
+    memcpy(o, s, plain);
+    o += plain;
+    for (; *p; p++) {
+        unsigned char c = *p;
+        if (c >= 0x20 && c != '"' && c != '\\') {
+            *o++ = (char)c;
+            continue;
+        }
+        *o++ = '\\';
+        switch (c) {
+        case '"':
+        case '\\':
+            *o++ = (char)c;
+            break;
+        case '\n':
+            *o++ = 'n';
+            break;
+        case '\t':
+            *o++ = 't';
+            break;
+        case '\r':
+            *o++ = 'r';
+            break;
+        case '\b':
+            *o++ = 'b';
+            break;
+        case '\f':
+            *o++ = 'f';
+            break;
+        default:
+            memcpy(o, "u00", 3);
+            o[3] = hex[c >> 4];
+            o[4] = hex[c & 15];
+            o += 5;
+        }
+    }
+    if (quoted)
+        *o++ = '"';
+    b->len = (size_t)(o - b->data);
+    b->data[b->len] = '\0';
+}
+
+void ds_buf_json_str(ds_buf_t *b, const char *s) { json_escaped(b, s, true); }
+
+void ds_buf_json_chars(ds_buf_t *b, const char *s) { json_escaped(b, s, false); }
+
+void ds_buf_int(ds_buf_t *b, int64_t v)
+{
+    char tmp[24];
+    char *end = tmp + sizeof(tmp), *o = end;
+    /* Negated as unsigned, so INT64_MIN has a magnitude too. */
+    uint64_t u = v < 0 ? (uint64_t)0 - (uint64_t)v : (uint64_t)v;
+    do {
+        *--o = (char)('0' + u % 10);
+        u /= 10;
+    } while (u);
+    if (v < 0)
+        *--o = '-';
+    ds_buf_append(b, o, (size_t)(end - o));
+}
+
 const char *ds_buf_cstr(const ds_buf_t *b)
 {
     if (b->oom)

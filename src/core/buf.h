@@ -19,6 +19,8 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
+#include <string.h>
 
 typedef struct {
     char *data;
@@ -37,6 +39,33 @@ void ds_buf_printf(ds_buf_t *b, const char *fmt, ...) __attribute__((format(prin
 void ds_buf_ident(ds_buf_t *b, const char *name);
 /* Appends s as an SQL string literal; NULL fails b. */
 void ds_buf_literal(ds_buf_t *b, const char *s);
+/*
+ * Appends a string literal (a constant known at compile time) without
+ * measuring it; inline, so a short piece that fits is a few stores (JSON
+ * writers append dozens of them per object).
+ */
+#define DS_BUF_LIT(b, lit) ds_buf_append_small((b), "" lit "", sizeof(lit) - 1)
+static inline void ds_buf_append_small(ds_buf_t *b, const char *s, size_t n)
+{
+    if (b->len + n < b->cap && !b->oom) {
+        memcpy(b->data + b->len, s, n);
+        b->len += n;
+        b->data[b->len] = '\0';
+        return;
+    }
+    ds_buf_append(b, s, n);
+}
+/*
+ * Appends s as a JSON string, quotes included: '"', '\\' and control
+ * characters escaped (\b \f \n \r \t, others \u00XX with capital hex
+ * digits, as jansson writes them), every other byte as it is (UTF-8 stays
+ * UTF-8). NULL fails b. ds_buf_json_chars appends the
+ * same without the quotes (a piece of a longer JSON string).
+ */
+void ds_buf_json_str(ds_buf_t *b, const char *s);
+void ds_buf_json_chars(ds_buf_t *b, const char *s);
+/* Appends v in decimal, as printf's "%lld" would. */
+void ds_buf_int(ds_buf_t *b, int64_t v);
 /*
  * The content as a C string ("" when empty), or NULL when an allocation
  * failed while building it. Valid until the next append or free.

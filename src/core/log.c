@@ -28,9 +28,51 @@ void ds_log_now_rfc3339(char *out, int outsz)
              tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, (int)(tv.tv_usec / 1000));
 }
 
+/* Writes v as n decimal digits, zero-padded. */
+static void digits(char *o, unsigned v, int n)
+{
+    while (n-- > 0) {
+        o[n] = (char)('0' + v % 10);
+        v /= 10;
+    }
+}
+
+/*
+ * Lists of thousands of tables format three times per table, and gmtime_r
+ * (which takes the time zone lock) plus strftime cost more than the rest of a
+ * table's JSON. So the years 1970-9999 are computed here, by the proleptic
+ * Gregorian calendar gmtime also uses (days to a date by 400-year eras, March
+ * first, so the leap day ends a year); other instants go through gmtime_r.
+ */
 void ds_time_rfc3339(int64_t unix_s, char *out, int outsz)
 {
     struct tm tm;
+    if (unix_s >= 0 && unix_s <= INT64_C(253402300799) && outsz >= 21) {
+        int64_t days = unix_s / 86400, secs = unix_s % 86400;
+        int64_t z = days + 719468; /* days since 0000-03-01 */
+        int64_t era = z / 146097;
+        int64_t doe = z - era * 146097;                                      /* day of the era, 0-146096 */
+        int64_t yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365; /* year of the era, 0-399 */
+        int64_t doy = doe - (365 * yoe + yoe / 4 - yoe / 100);               /* day of the year from March 1 */
+        int64_t mp = (5 * doy + 2) / 153;                                    /* month from March, 0-11 */
+        unsigned day = (unsigned)(doy - (153 * mp + 2) / 5 + 1);
+        unsigned month = (unsigned)(mp < 10 ? mp + 3 : mp - 9);
+        unsigned year = (unsigned)(yoe + era * 400 + (month <= 2));
+        digits(out, year, 4);
+        out[4] = '-';
+        digits(out + 5, month, 2);
+        out[7] = '-';
+        digits(out + 8, day, 2);
+        out[10] = 'T';
+        digits(out + 11, (unsigned)(secs / 3600), 2);
+        out[13] = ':';
+        digits(out + 14, (unsigned)(secs / 60 % 60), 2);
+        out[16] = ':';
+        digits(out + 17, (unsigned)(secs % 60), 2);
+        out[19] = 'Z';
+        out[20] = '\0';
+        return;
+    }
     time_t t = (time_t)unix_s;
     gmtime_r(&t, &tm);
     strftime(out, (size_t)outsz, "%Y-%m-%dT%H:%M:%SZ", &tm);

@@ -326,95 +326,70 @@ static ds_status_t h_table_create(ds_rest_req_t *req, ds_rest_resp_t *resp)
     return DS_OK;
 }
 
-/* Appends s as a JSON string: quotes, backslashes and control characters escaped, UTF-8 kept as it is. */
-static void buf_json_str(ds_buf_t *b, const char *s)
-{
-    static const char hex[] = "0123456789abcdef";
-    ds_buf_puts(b, "\"");
-    const char *run = s;
-    for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
-        if (*p >= 0x20 && *p != '"' && *p != '\\')
-            continue;
-        ds_buf_append(b, run, (size_t)((const char *)p - run));
-        char esc[7] = {'\\', (char)*p, 0};
-        if (*p == '\n')
-            esc[1] = 'n';
-        else if (*p == '\t')
-            esc[1] = 't';
-        else if (*p == '\r')
-            esc[1] = 'r';
-        else if (*p == '\b')
-            esc[1] = 'b';
-        else if (*p == '\f')
-            esc[1] = 'f';
-        else if (*p < 0x20)
-            snprintf(esc, sizeof(esc), "\\u00%c%c", hex[*p >> 4], hex[*p & 15]);
-        ds_buf_puts(b, esc);
-        run = (const char *)p + 1;
-    }
-    ds_buf_puts(b, run);
-    ds_buf_puts(b, "\"");
-}
-
 static void buf_json_time(ds_buf_t *b, int64_t unix_s)
 {
     char t[40];
     if (unix_s <= 0) {
-        ds_buf_puts(b, "null");
+        DS_BUF_LIT(b, "null");
         return;
     }
     ds_time_rfc3339(unix_s, t, sizeof(t));
-    buf_json_str(b, t);
+    ds_buf_json_str(b, t);
 }
 
 /*
  * A table as ds_rest_table_json describes it, written straight into b. Lists
  * of thousands of tables are written this way: building and freeing a JSON
- * tree per table cost more than the list itself (docs/performance.md).
+ * tree per table cost more than the list itself, and so did measuring every
+ * constant piece and printf for every number (docs/performance.md).
  */
 static void buf_table_json(ds_buf_t *b, const ds_be_table_t *t)
 {
-    ds_buf_puts(b, "{\"id\":\"");
     /* "<bucket>.<table>": the halves are escaped like any string. */
-    ds_buf_t id = {0};
-    buf_json_str(&id, t->bucket);
-    ds_buf_append(b, ds_buf_text(&id) + 1, id.len >= 2 ? id.len - 2 : 0);
-    ds_buf_free(&id);
-    ds_buf_puts(b, ".");
-    buf_json_str(&id, t->name);
-    ds_buf_append(b, ds_buf_text(&id) + 1, id.len >= 2 ? id.len - 2 : 0);
-    ds_buf_free(&id);
-    ds_buf_puts(b, "\",\"name\":");
-    buf_json_str(b, t->name);
-    ds_buf_puts(b, ",\"bucket\":");
-    buf_json_str(b, t->bucket);
-    ds_buf_puts(b, ",\"columns\":[");
+    DS_BUF_LIT(b, "{\"id\":\"");
+    ds_buf_json_chars(b, t->bucket);
+    DS_BUF_LIT(b, ".");
+    ds_buf_json_chars(b, t->name);
+    DS_BUF_LIT(b, "\",\"name\":");
+    ds_buf_json_str(b, t->name);
+    DS_BUF_LIT(b, ",\"bucket\":");
+    ds_buf_json_str(b, t->bucket);
+    DS_BUF_LIT(b, ",\"columns\":[");
     for (size_t i = 0; i < t->n_columns; i++) {
         const ds_be_column_t *c = &t->columns[i];
-        ds_buf_puts(b, i ? ",{\"name\":" : "{\"name\":");
-        buf_json_str(b, c->name);
-        ds_buf_puts(b, ",\"type\":");
-        buf_json_str(b, c->type);
-        ds_buf_puts(b, c->nullable ? ",\"nullable\":true,\"default\":" : ",\"nullable\":false,\"default\":");
-        if (c->default_value)
-            buf_json_str(b, c->default_value);
+        if (i)
+            DS_BUF_LIT(b, ",");
+        DS_BUF_LIT(b, "{\"name\":");
+        ds_buf_json_str(b, c->name);
+        DS_BUF_LIT(b, ",\"type\":");
+        ds_buf_json_str(b, c->type);
+        if (c->nullable)
+            DS_BUF_LIT(b, ",\"nullable\":true,\"default\":");
         else
-            ds_buf_puts(b, "null");
-        ds_buf_puts(b, "}");
+            DS_BUF_LIT(b, ",\"nullable\":false,\"default\":");
+        if (c->default_value)
+            ds_buf_json_str(b, c->default_value);
+        else
+            DS_BUF_LIT(b, "null");
+        DS_BUF_LIT(b, "}");
     }
-    ds_buf_puts(b, "],\"primary_key\":[");
+    DS_BUF_LIT(b, "],\"primary_key\":[");
     for (size_t i = 0; i < t->n_primary_key; i++) {
         if (i)
-            ds_buf_puts(b, ",");
-        buf_json_str(b, t->primary_key[i]);
+            DS_BUF_LIT(b, ",");
+        ds_buf_json_str(b, t->primary_key[i]);
     }
-    ds_buf_printf(b, "],\"rows\":%lld,\"bytes\":%lld,\"created_at\":", (long long)t->rows, (long long)t->bytes);
+    DS_BUF_LIT(b, "],\"rows\":");
+    ds_buf_int(b, t->rows);
+    DS_BUF_LIT(b, ",\"bytes\":");
+    ds_buf_int(b, t->bytes);
+    DS_BUF_LIT(b, ",\"created_at\":");
     buf_json_time(b, t->created_at);
-    ds_buf_puts(b, ",\"last_import_at\":");
+    DS_BUF_LIT(b, ",\"last_import_at\":");
     buf_json_time(b, t->last_import_at);
-    ds_buf_puts(b, ",\"last_change_at\":");
+    DS_BUF_LIT(b, ",\"last_change_at\":");
     buf_json_time(b, t->last_change_at);
-    ds_buf_puts(b, "}");
+    DS_BUF_LIT(b, "}");
 }
 
 /* A table's info, and for an alias what it reads: "alias_of", "alias_filter" (or null), "auto_sync". */
@@ -446,10 +421,10 @@ static ds_status_t h_table_list(ds_rest_req_t *req, ds_rest_resp_t *resp)
     size_t n;
     TRY(ds_cmd_object_list(CTX, ds_rest_param(req, "id"), ds_rest_param(req, "bucket"), &items, &n, &aliases));
     ds_buf_t b = {0};
-    ds_buf_puts(&b, "{\"items\":[");
+    DS_BUF_LIT(&b, "{\"items\":[");
     for (size_t i = 0; i < n; i++) {
         if (i)
-            ds_buf_puts(&b, ",");
+            DS_BUF_LIT(&b, ",");
         if (!aliases || !aliases[i]) {
             buf_table_json(&b, &items[i]);
             continue;
@@ -465,7 +440,7 @@ static ds_status_t h_table_list(ds_rest_req_t *req, ds_rest_resp_t *resp)
         ds_buf_puts(&b, text);
         free(text);
     }
-    ds_buf_puts(&b, "]}\n");
+    DS_BUF_LIT(&b, "]}\n");
     size_t len = b.len;
     if (!(resp->raw = ds_buf_steal(&b)))
         return ds_err_set(&req->ctx.err, DS_UNAVAILABLE, "out of memory");

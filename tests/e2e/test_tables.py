@@ -234,3 +234,30 @@ def test_branch_default_is_main(crm):
     expect(crm.post(bt, {"name": "via_branch", "columns": [{"name": "b"}]}), 201)
     assert table_names(crm, "p1", "in.c-crm") == ["main_t", "via_branch"]
     assert sorted(t["name"] for t in list_items(crm, bt)) == ["main_t", "via_branch"]
+
+
+def test_list_bytes_are_each_tables_own_answer(crm):
+    """The list writes its JSON by hand (thousands of tables); each item must be, byte for byte, what GET of
+    that table answers (built as a JSON tree), escapes, numbers, times and key order included, in byte order
+    of names even where ignoring case would order them differently."""
+    tricky = 'say "hi"\\ back\nslash/\ttab\x01\x1f caf\u00e9 \u2603'
+    create_table(crm, "p1", "in.c-crm", "alpha",
+                 [{"name": "id", "type": "BIGINT", "nullable": False},
+                  {"name": "note", "type": "VARCHAR", "default": tricky},
+                  {"name": "price", "type": "DECIMAL(12,2)"}], primary_key=["id"])
+    create_table(crm, "p1", "in.c-crm", "Zeta", [{"name": "x"}, {"name": "y", "default": ""}])
+    create_table(crm, "p1", "in.c-crm", "_under", [{"name": "k", "type": "INTEGER"}], primary_key=["k"])
+    create_table(crm, "p1", "in.c-crm", "empty_key", [{"name": "v"}])
+    by_default = {c["name"]: c for c in expect(crm.get(f"{T}/alpha"), 200)["columns"]}
+    assert by_default["note"]["default"] == tricky, "the default did not survive the round trip"
+    r = crm.get(T)
+    assert r.status_code == 200, r.text
+    names = [t["name"] for t in r.json()["items"]]
+    assert names == sorted(names) == ["Zeta", "_under", "alpha", "empty_key"], names
+    parts = []
+    for name in names:
+        g = crm.get(f"{T}/{name}")
+        assert g.status_code == 200 and g.content.endswith(b"\n"), g.text
+        parts.append(g.content[:-1])
+    assert r.content == b'{"items":[' + b",".join(parts) + b"]}\n"
+    assert b"\\u0001" in r.content and b"\\u001F" in r.content and b'\\"hi\\"' in r.content

@@ -1,8 +1,12 @@
 /*
  * test_buf.c - the growable buffer: appends, growth, printf, SQL quoting,
- * reset, steal, and the latched out-of-memory flag.
+ * reset, steal, the latched out-of-memory flag, and the JSON pieces (strings
+ * byte for byte as jansson writes them, integers as printf writes them).
  */
 #include <criterion/criterion.h>
+#include <jansson.h>
+#include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -233,4 +237,113 @@ Test(buf, append_buf_copies_a_good_piece)
     ds_buf_append_buf(&b, &where);
     ds_buf_free(&where);
     cr_assert_str_eq(ds_buf_cstr(&b), "DELETE FROM t WHERE id = 1");
+}
+
+/* jansson's compact dump of s as one JSON string: what the JSON-tree answers write. */
+static char *jansson_str(const char *s)
+{
+    json_t *j = json_string(s);
+    cr_assert_not_null(j, "jansson refused %s", s);
+    char *out = json_dumps(j, JSON_COMPACT | JSON_ENCODE_ANY);
+    json_decref(j);
+    return out;
+}
+
+Test(buf, json_str_writes_what_jansson_writes_for_every_ascii_byte)
+{
+    for (int c = 1; c < 128; c++) {
+        char s[4] = {'a', (char)c, 'z', 0};
+        char *want = jansson_str(s);
+        ds_buf_reset(&b);
+        ds_buf_json_str(&b, s);
+        cr_assert_str_eq(ds_buf_cstr(&b), want, "byte 0x%02x", c);
+        free(want);
+    }
+}
+
+Test(buf, json_str_keeps_utf8_and_escapes_runs)
+{
+    static const char *const cases[] = {"",
+                                        "plain_name",
+                                        "caf\xc3\xa9 \xe2\x98\x83 \xf0\x9f\x98\x80",
+                                        "\"\\\"\\",
+                                        "line\nbreak\ttab\r\b\f\x01\x1f end",
+                                        "\x01\x02\x03\x04\x05\x06\x07\x08\x09\x0a\x0b\x0c\x0d\x0e\x0f",
+                                        "slash / stays",
+                                        NULL};
+    for (int i = 0; cases[i]; i++) {
+        char *want = jansson_str(cases[i]);
+        ds_buf_reset(&b);
+        ds_buf_json_str(&b, cases[i]);
+        cr_assert_str_eq(ds_buf_cstr(&b), want);
+        cr_assert_eq(b.len, strlen(want));
+        /* Without quotes: the same inside. */
+        ds_buf_reset(&b);
+        ds_buf_puts(&b, "<");
+        ds_buf_json_chars(&b, cases[i]);
+        ds_buf_puts(&b, ">");
+        size_t n = strlen(want);
+        cr_assert_eq(b.len, n - 2 + 2);
+        cr_assert_eq(memcmp(b.data + 1, want + 1, n - 2), 0, "%s", b.data);
+        free(want);
+    }
+}
+
+Test(buf, json_str_of_a_long_escaped_value_grows_once_enough)
+{
+    char s[5001];
+    memset(s, '\x01', 5000);
+    s[5000] = 0;
+    ds_buf_puts(&b, "x");
+    ds_buf_json_str(&b, s);
+    cr_assert_eq(b.len, 1 + 2 + 5000 * 6);
+    cr_assert_eq(memcmp(b.data, "x\"\\u0001\\u0001", 14), 0);
+    cr_assert_eq(b.data[b.len - 1], '"');
+    cr_assert_eq(b.data[b.len], '\0');
+}
+
+Test(buf, json_str_of_null_fails_the_buffer)
+{
+    ds_buf_json_str(&b, NULL);
+    cr_assert(ds_buf_failed(&b));
+    ds_buf_free(&b);
+    ds_buf_json_chars(&b, NULL);
+    cr_assert(ds_buf_failed(&b));
+}
+
+Test(buf, int_writes_what_printf_writes)
+{
+    static const int64_t cases[] = {0, 1, -1, 9, 10, -10, 99, 100, 1234567890123LL, INT64_MAX, INT64_MIN,
+                                    INT64_MIN + 1};
+    char want[32];
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        ds_buf_reset(&b);
+        ds_buf_int(&b, cases[i]);
+        snprintf(want, sizeof(want), "%lld", (long long)cases[i]);
+        cr_assert_str_eq(ds_buf_cstr(&b), want);
+    }
+    uint64_t x = 88172645463325252ULL;
+    for (int i = 0; i < 20000; i++) {
+        x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+        int64_t v = (int64_t)(x >> (x & 63));
+        ds_buf_reset(&b);
+        ds_buf_int(&b, v);
+        snprintf(want, sizeof(want), "%lld", (long long)v);
+        cr_assert_str_eq(ds_buf_cstr(&b), want);
+    }
+}
+
+Test(buf, literal_appends_inline_and_grows)
+{
+    for (int i = 0; i < 1000; i++)
+        DS_BUF_LIT(&b, "ab");
+    cr_assert_eq(b.len, 2000);
+    cr_assert_eq(strspn(b.data, "ab"), 2000);
+    cr_assert_eq(b.data[2000], '\0');
+    ds_alloc_fail_after(0);
+    ds_buf_t c = {0};
+    DS_BUF_LIT(&c, "x");
+    ds_alloc_fail_after(-1);
+    cr_assert(ds_buf_failed(&c));
+    cr_assert_null(ds_buf_cstr(&c));
 }
