@@ -6,7 +6,10 @@
  * import): "hist-on" keeps history (retention 7 days), "hist-off" none
  * (retention 0). The incremental file (10% of its keys already present) is
  * upserted into both, alternately, `reps` times; the p50 of each gives the
- * overhead ratio (goal: on <= 1.3x off). History bytes per changed row: the
+ * overhead ratio (goal: on <= 1.3x off). The server's CPU seconds during each
+ * upsert give a second ratio, which other work on the machine skews less than
+ * wall time (the CPU is the history's work; a loaded machine only stretches
+ * it). History bytes per changed row: the
  * growth of hist-on's project file (with its WAL) beyond hist-off's, divided
  * by the rows the upserts removed and added (an estimate: DuckDB grows files
  * in blocks). Then 50 further upserts of the small
@@ -31,13 +34,16 @@ static char *tpath(const char *project, const char *table, const char *tail)
     return bench_fmt("/projects/%s/buckets/" BENCH_BUCKET "/tables/%s%s", project, table, tail);
 }
 
-static double upsert(bench_t *b, const char *project, const char *file_id)
+/* One incremental upsert: its wall time, and the server's CPU seconds during it into *cpu (when given). */
+static double upsert(bench_t *b, const char *project, const char *file_id, double *cpu)
 {
     char *path = tpath(project, TABLE, "/import/file");
-    double t0 = bench_now();
+    double c0 = bench_process_cpu_seconds(b->server.pid), t0 = bench_now();
     json_decref(bench_rest(b->http, b->server.key, "POST", path,
                            json_pack("{s:s,s:s,s:b}", "file_id", file_id, "format", "csv", "incremental", 1), 200));
     double s = bench_now() - t0;
+    if (cpu)
+        *cpu = bench_process_cpu_seconds(b->server.pid) - c0;
     free(path);
     return s;
 }
@@ -82,25 +88,33 @@ void bench_phase_history(bench_t *b)
     double s;
     char *inc_on = bench_rest_upload(b->http, key, ON, "bench/inc.csv", d->inc_csv, &s);
     char *inc_off = bench_rest_upload(b->http, key, OFF, "bench/inc.csv", d->inc_csv, &s);
-    bench_lat_t lon = {0}, loff = {0};
+    /* Wall time, and the server's CPU time (what a busy machine skews less). */
+    bench_lat_t lon = {0}, loff = {0}, con = {0}, coff = {0};
     int64_t changed = 0;
     for (int r = 0; r < reps; r++) {
+        double c_on, c_off;
         if (r % 2 == 0) {
-            bench_lat_add(&loff, upsert(b, OFF, inc_off));
-            bench_lat_add(&lon, upsert(b, ON, inc_on));
+            bench_lat_add(&loff, upsert(b, OFF, inc_off, &c_off));
+            bench_lat_add(&lon, upsert(b, ON, inc_on, &c_on));
         } else {
-            bench_lat_add(&lon, upsert(b, ON, inc_on));
-            bench_lat_add(&loff, upsert(b, OFF, inc_off));
+            bench_lat_add(&lon, upsert(b, ON, inc_on, &c_on));
+            bench_lat_add(&loff, upsert(b, OFF, inc_off, &c_off));
         }
+        bench_lat_add(&con, c_on);
+        bench_lat_add(&coff, c_off);
         /* The first upsert replaces the overlapping keys; later ones every key of the file. */
         changed += (r == 0 ? d->inc_overlap : d->inc_rows) + d->inc_rows;
     }
     double on50 = bench_lat_pct(&lon, 50), off50 = bench_lat_pct(&loff, 50);
     double ratio = off50 > 0 ? on50 / off50 : 0;
+    double cpu_on50 = bench_lat_pct(&con, 50), cpu_off50 = bench_lat_pct(&coff, 50);
+    double cpu_ratio = cpu_off50 > 0 ? cpu_on50 / cpu_off50 : 0;
     int64_t grown_on = project_bytes(b, ON) - base_on, grown_off = project_bytes(b, OFF) - base_off;
     double per_row = changed > 0 ? (double)(grown_on - grown_off) / (double)changed : 0;
     bench_lat_free(&lon);
     bench_lat_free(&loff);
+    bench_lat_free(&con);
+    bench_lat_free(&coff);
 
     /* 50 imports after the moment, then the restore to it. */
     struct timeval tv;
@@ -121,7 +135,7 @@ void bench_phase_history(bench_t *b)
     char *req_on = bench_rest_upload(b->http, key, ON, "bench/req.csv", d->req_csv, &s);
     bench_note("history: %d upserts of %s rows after the moment", steps, bench_int(d->req_rows));
     for (int i = 0; i < steps; i++)
-        upsert(b, ON, req_on);
+        upsert(b, ON, req_on, NULL);
     path = tpath(ON, TABLE, "/time-travel");
     double t0 = bench_now();
     json_t *restored =
@@ -165,6 +179,12 @@ void bench_phase_history(bench_t *b)
     bench_table_row(t, r1);
     const char *r2[] = {"upsert, history on (p50)", bench_num(on50, 3), n2, NULL};
     bench_table_row(t, r2);
+    char n5[64];
+    snprintf(n5, sizeof(n5), "CPU ratio %.2f", cpu_ratio);
+    const char *r5[] = {"server CPU, history off (p50)", bench_num(cpu_off50, 3), "", NULL};
+    bench_table_row(t, r5);
+    const char *r6[] = {"server CPU, history on (p50)", bench_num(cpu_on50, 3), n5, NULL};
+    bench_table_row(t, r6);
     const char *r3[] = {"restore 50 imports ago", bench_num(tt_s, 3), n3, NULL};
     bench_table_row(t, r3);
     const char *r4[] = {"DuckDB CREATE TABLE AS copy", bench_num(copy_s, 3), n4, NULL};
@@ -183,6 +203,9 @@ void bench_phase_history(bench_t *b)
     free(inc_off);
     free(req_on);
     free(moment_us);
+    json_object_set_new(pj, "upsert_off_cpu_p50_s", json_real(cpu_off50));
+    json_object_set_new(pj, "upsert_on_cpu_p50_s", json_real(cpu_on50));
+    json_object_set_new(pj, "cpu_ratio_on_over_off", json_real(cpu_ratio));
     bench_mem_end(&mem);
     bench_report_mem(&mem, pj);
     json_object_set_new(b->phases, "history", pj);
