@@ -402,6 +402,12 @@ ds_status_t ddb_moves_txn(use_t *u, const ds_be_move_t *moves, size_t n)
         case DS_MOVE_ALIAS:
             st = ddb_alias_merge_txn(u, m->src_bucket, m->dst_bucket, m->dst_table);
             break;
+        case DS_MOVE_DROP_BUCKET:
+            if ((st = ddb_bucket_drop_txn(u, m->dst_bucket, false)) == DS_NOT_FOUND) {
+                ds_err_clear(u->err);
+                st = DS_OK;
+            }
+            break;
         default:
             st = ds_err_set(u->err, DS_INVALID_ARGUMENT, "unknown table move %d", (int)m->kind);
         }

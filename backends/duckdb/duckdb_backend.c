@@ -1480,6 +1480,12 @@ static ds_status_t bucket_drop_txn(use_t *u, void *ud)
     return st;
 }
 
+ds_status_t ddb_bucket_drop_txn(use_t *u, const char *bucket, bool force)
+{
+    bucket_drop_t d = {bucket, force};
+    return bucket_drop_txn(u, &d);
+}
+
 static ds_status_t be_bucket_drop(void *self, ds_be_call_t *call, const char *bucket, bool force)
 {
     use_t u;

@@ -169,6 +169,9 @@ ds_status_t ddb_table_describe_read(use_t *u, ds_be_call_t *call, const char *bu
 
 /* Creates the bucket ud (a const ds_be_bucket_t *) inside the caller's transaction. */
 ds_status_t ddb_bucket_create_txn(use_t *u, void *ud);
+/* Drops bucket inside the caller's transaction: DS_NOT_FOUND when missing, DS_CONFLICT when it holds tables
+ * and force is false; with force its tables go too (each keeps its history). */
+ds_status_t ddb_bucket_drop_txn(use_t *u, const char *bucket, bool force);
 /* Creates the table ud (a const ds_be_table_t *) and its metadata row inside the caller's transaction. */
 ds_status_t ddb_table_create_txn(use_t *u, void *ud);
 /*

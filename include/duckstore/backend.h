@@ -350,9 +350,12 @@ typedef enum {
     DS_MOVE_UNMARK = 3, /* dst's mark removed */
     /* Added with branch merges of aliases (a backend with DS_CAP_ALIASES that offers tables_move knows them): */
     DS_MOVE_BUCKET = 4, /* dst_bucket created like src_bucket (stage, name, description) when missing */
-    DS_MOVE_ALIAS = 5   /* the alias row (scope src_bucket, dst_bucket, dst_table) becomes main's: a hidden row
+    DS_MOVE_ALIAS = 5,  /* the alias row (scope src_bucket, dst_bucket, dst_table) becomes main's: a hidden row
                            removes main's alias of that name, any other replaces it; the scope's row is removed.
                            DS_CONFLICT when the scope has no such row */
+    /* Added so a branch's bucket delete is one transaction (a backend that offers tables_move knows it): */
+    DS_MOVE_DROP_BUCKET = 6 /* dst_bucket dropped when it exists; DS_CONFLICT when it still holds a table (the
+                               list's earlier moves drop them) */
 } ds_move_kind_t;
 
 typedef struct {

@@ -579,8 +579,9 @@ ds_status_t ds_cmd_branch_bucket_create(ds_ctx_t *ctx, ds_proj_t *p, const ds_be
 
 /*
  * Drops bucket (resolved) in the branch, with the rules of main: not empty
- * needs force. The branch's own tables and bucket go; main's bucket and
- * tables are only hidden (marks, one transaction), main is not written.
+ * needs force. The branch's own tables and bucket go and main's bucket and
+ * tables are hidden (marks), all in one transaction; main is not written. A
+ * crash leaves the branch's bucket as it was or gone, never empty.
  */
 ds_status_t ds_cmd_branch_bucket_drop(ds_ctx_t *ctx, ds_proj_t *p, const char *bucket, bool force)
 {
@@ -602,7 +603,7 @@ ds_status_t ds_cmd_branch_bucket_drop(ds_ctx_t *ctx, ds_proj_t *p, const char *b
     size_t n_marks;
     if ((st = ds_be_marks_list(p->be, &p->call, p->branch_prefix, &marks, &n_marks)) != DS_OK)
         return st;
-    ds_be_move_t *moves = ds_arena_alloc(ctx->arena, sizeof(*moves) * (2 * nt + 1));
+    ds_be_move_t *moves = ds_arena_alloc(ctx->arena, sizeof(*moves) * (2 * nt + 2));
     if (!moves)
         return oom(ctx);
     size_t n = 0;
@@ -633,14 +634,10 @@ ds_status_t ds_cmd_branch_bucket_drop(ds_ctx_t *ctx, ds_proj_t *p, const char *b
         ds_err_clear(&ctx->err);
     else
         return st;
-    if (n && (st = ds_be_tables_move(p->be, &p->call, moves, n)) != DS_OK)
-        return st;
-    /* The branch's own bucket, empty now (a crash before this leaves it empty: deleting it again removes it). */
-    st = ds_be_bucket_drop(p->be, &p->call, own, false);
-    if (st == DS_NOT_FOUND) {
-        ds_err_clear(&ctx->err);
-        st = DS_OK;
-    }
+    /* Last: the branch's own bucket, emptied by the drops above. */
+    moves[n++] = (ds_be_move_t){.kind = DS_MOVE_DROP_BUCKET, .dst_bucket = own, .expect_version = -1};
+    if ((st = ds_be_tables_move(p->be, &p->call, moves, n)) == DS_OK)
+        ds_cmd_test_crash_point("branch_bucket_drop");
     return st;
 }
 

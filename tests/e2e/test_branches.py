@@ -10,6 +10,7 @@ import time
 import uuid
 
 import pytest
+import requests
 
 from data_helpers import Proj, canonical_digest, csv_text, parse_csv
 from e2e_lib import expect, expect_error, run_threads
@@ -552,3 +553,39 @@ def test_kill_during_bucket_delete_in_branch(server, admin):
                 f"round {i}: half a bucket delete: big is there, small is not"
             outcomes.add("kept")
     print(f"branch bucket-delete crash drill: {CRASH_ROUNDS} rounds, outcomes {sorted(outcomes)}")
+
+
+def test_kill_right_after_bucket_delete_in_branch_commits(server, admin):
+    """The server dies (test hook, like kill -9) right after a branch's bucket delete committed: the
+    branch's own copy of a table, main's tables' hiding and the branch's own bucket go in that one
+    commit, so after the restart the bucket is gone from the branch with all its tables (before,
+    the own bucket was dropped in a second transaction: a crash between them left the bucket listed
+    and empty), and main is untouched."""
+    p = Proj(server, admin, P)
+    p.create_table("big", ["id", "v"], primary_key=["id"])
+    p.load_csv("big", csv_text([[str(i), f"v{i}"] for i in range(100)], header=["id", "v"]))
+    p.create_table("small", ["id"])
+    p.load_csv("small", b"id\n1\n2\n")
+    before = main_state(p)
+    branch(p, "d")
+    WRITES["delete_rows"](p, tpath(p, "d", "big"))  # the branch owns a copy of big
+    server.stop()
+    server.extra_env.update({"DUCKSTORE_TEST_HOOKS": "1", "DUCKSTORE_TEST_CRASH_AFTER_COMMIT": "branch_bucket_drop"})
+    server.start()
+    try:
+        r = p.api.delete(bpath(p, "d", f"/buckets/{B}"), params={"force": "true"})
+        raise AssertionError(f"the server answered instead of dying after the commit: {r.status_code} {r.text}")
+    except requests.ConnectionError:
+        pass
+    proc, server.proc = server.proc, None
+    assert proc.wait(timeout=20) == -9, "the test hook did not kill the server"
+    del server.extra_env["DUCKSTORE_TEST_CRASH_AFTER_COMMIT"]
+    server.start()
+    expect_error(p.api.get(bpath(p, "d", f"/buckets/{B}")), 404, "not_found")
+    assert B not in [b["id"] for b in expect(p.api.get(bpath(p, "d", "/buckets")), 200)["items"]]
+    for table in ("big", "small"):
+        expect_error(p.api.get(tpath(p, "d", table)), 404, "not_found")
+    assert main_state(p) == before
+    # The branch can create the bucket again, empty, and main's tables stay hidden in it.
+    expect(p.api.post(bpath(p, "d", "/buckets"), {"stage": "in", "name": "c-main"}), 201)
+    assert expect(p.api.get(bpath(p, "d", f"/buckets/{B}/tables")), 200)["items"] == []
