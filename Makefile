@@ -28,8 +28,10 @@ MAIN_OBJ   := $(BUILD)/obj/src/main.o
 UNIT_SRC   := $(sort $(wildcard tests/unit/test_*.c))
 UNIT_BIN   := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(UNIT_SRC))
 include mk/fuzz.mk
+include mk/bench.mk
 include clients/php/php.mk
 
+.DEFAULT_GOAL := all
 .PHONY: all setup run test unit e2e bench asan asan-all clean format fuzz
 # On a fresh machine the variables above were computed before the packages existed (pkg-config
 # flags, the well-known .proto files): set up first, then build in a new make that sees them.
@@ -37,7 +39,8 @@ ifeq ($(DS_SET_UP)$(and $(PKG_LIBS),$(wildcard $(DUCKDB)/.version),$(wildcard $(
 all: setup
 	@$(MAKE) --no-print-directory DS_SET_UP=1 all
 else
-all: $(BUILD)/duckstore $(PLUGIN_SO) $(TEST_PLUGIN_SO)
+# The benchmark driver links the same objects: building it here keeps it from timing stale code.
+all: $(BUILD)/duckstore $(BENCH_BIN) $(PLUGIN_SO) $(TEST_PLUGIN_SO)
 endif
 
 setup:
