@@ -2,7 +2,6 @@
 write's own transaction, so a kill -9 between the commit and the answer does not make the retry
 apply it again (imports and row deletions), and a key reused for another request is 409."""
 
-import requests
 
 from conftest import backend_env
 from e2e_lib import expect, expect_error
@@ -12,18 +11,7 @@ WHERE_1 = {"where_filters": [{"column": "id", "operator": "eq", "values": ["1"]}
 
 
 def _crash_then_retry(server, send, hook):
-    server.stop()
-    server.extra_env.update({"DUCKSTORE_TEST_HOOKS": "1", "DUCKSTORE_TEST_CRASH_AFTER_COMMIT": hook})
-    server.start()
-    try:
-        r = send()
-        raise AssertionError(f"the server answered instead of dying after the commit: {r.status_code} {r.text}")
-    except requests.ConnectionError:
-        pass
-    proc, server.proc = server.proc, None
-    assert proc.wait(timeout=20) == -9, "the test hook did not kill the server"
-    del server.extra_env["DUCKSTORE_TEST_CRASH_AFTER_COMMIT"]
-    server.start()
+    server.die_after_commit(hook, send)
     return send()
 
 

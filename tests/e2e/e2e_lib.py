@@ -193,6 +193,26 @@ class Server:
         self.stop()
         return self.start()
 
+    def die_after_commit(self, hook, send, died=None):
+        """Restarts the server with the test hook that kills it like kill -9 right after the commit of
+        hook (ds_cmd_test_crash_point), calls send(), checks that the server died that way, and starts
+        it again without the hook. send() may raise requests.ConnectionError; when it returns instead,
+        died(its result) must say the answer was the dead server's (the default accepts none)."""
+        self.stop()
+        self.extra_env.update({"DUCKSTORE_TEST_HOOKS": "1", "DUCKSTORE_TEST_CRASH_AFTER_COMMIT": hook})
+        self.start()
+        try:
+            r = send()
+            if died is None or not died(r):
+                shown = describe(r) if isinstance(r, requests.Response) else repr(r)
+                raise AssertionError(f"the server answered instead of dying after the commit of {hook}: {shown}")
+        except requests.ConnectionError:
+            pass
+        proc, self.proc = self.proc, None
+        assert proc.wait(timeout=20) == -9, f"the test hook did not kill the server at {hook}"
+        del self.extra_env["DUCKSTORE_TEST_CRASH_AFTER_COMMIT"]
+        self.start()
+
     # -- logs -------------------------------------------------------------------------------------
 
     def log_text(self):

@@ -10,7 +10,6 @@ import time
 import uuid
 
 import pytest
-import requests
 
 from data_helpers import Proj, canonical_digest, csv_text, parse_csv
 from e2e_lib import expect, expect_error, run_threads
@@ -569,18 +568,8 @@ def test_kill_right_after_bucket_delete_in_branch_commits(server, admin):
     before = main_state(p)
     branch(p, "d")
     WRITES["delete_rows"](p, tpath(p, "d", "big"))  # the branch owns a copy of big
-    server.stop()
-    server.extra_env.update({"DUCKSTORE_TEST_HOOKS": "1", "DUCKSTORE_TEST_CRASH_AFTER_COMMIT": "branch_bucket_drop"})
-    server.start()
-    try:
-        r = p.api.delete(bpath(p, "d", f"/buckets/{B}"), params={"force": "true"})
-        raise AssertionError(f"the server answered instead of dying after the commit: {r.status_code} {r.text}")
-    except requests.ConnectionError:
-        pass
-    proc, server.proc = server.proc, None
-    assert proc.wait(timeout=20) == -9, "the test hook did not kill the server"
-    del server.extra_env["DUCKSTORE_TEST_CRASH_AFTER_COMMIT"]
-    server.start()
+    server.die_after_commit("branch_bucket_drop",
+                            lambda: p.api.delete(bpath(p, "d", f"/buckets/{B}"), params={"force": "true"}))
     expect_error(p.api.get(bpath(p, "d", f"/buckets/{B}")), 404, "not_found")
     assert B not in [b["id"] for b in expect(p.api.get(bpath(p, "d", "/buckets")), 200)["items"]]
     for table in ("big", "small"):

@@ -7,7 +7,6 @@ import socket
 import threading
 import time
 
-import requests
 
 from e2e_lib import expect, expect_error
 from data_helpers import Proj, csv_text
@@ -95,18 +94,7 @@ WHERE_1_2 = {"where_filters": [{"column": "a", "operator": "eq", "values": ["1",
 
 
 def _crash_and_retry(server, proj, send, hook):
-    server.stop()
-    server.extra_env.update({"DUCKSTORE_TEST_HOOKS": "1", "DUCKSTORE_TEST_CRASH_AFTER_COMMIT": hook})
-    server.start()
-    try:
-        r = send()
-        raise AssertionError(f"the server answered instead of dying after the commit: {r.status_code} {r.text}")
-    except requests.ConnectionError:
-        pass
-    proc, server.proc = server.proc, None
-    assert proc.wait(timeout=20) == -9, "the test hook did not kill the server"
-    del server.extra_env["DUCKSTORE_TEST_CRASH_AFTER_COMMIT"]
-    server.start()
+    server.die_after_commit(hook, send)
     return send()
 
 

@@ -9,7 +9,6 @@ project for that request only (DUCKSTORE_MAX_OPEN_PROJECTS=1 case), and links su
 
 import base64
 
-import requests
 
 from data_helpers import Proj, csv_text
 from e2e_lib import expect, expect_error, get_metrics, metric
@@ -324,19 +323,7 @@ def test_idempotent_share_and_link(server, admin):
 
 
 def crash_at(server, hook, send):
-    """Restarts the server with the crash hook, sends, checks it died like kill -9, restarts it plain."""
-    server.stop()
-    server.extra_env.update({"DUCKSTORE_TEST_HOOKS": "1", "DUCKSTORE_TEST_CRASH_AFTER_COMMIT": hook})
-    server.start()
-    try:
-        r = send()
-        raise AssertionError(f"the server answered instead of dying: {r.status_code} {r.text}")
-    except requests.ConnectionError:
-        pass
-    proc, server.proc = server.proc, None
-    assert proc.wait(timeout=20) == -9, "the test hook did not kill the server"
-    del server.extra_env["DUCKSTORE_TEST_CRASH_AFTER_COMMIT"]
-    server.start()
+    server.die_after_commit(hook, send)
 
 
 def test_drop_of_a_shared_bucket_killed_between_its_steps(server, admin):

@@ -15,7 +15,6 @@ import time
 from datetime import datetime, timezone
 
 import pytest
-import requests
 
 from data_helpers import Proj, proj  # noqa: F401  (fixture)
 from e2e_lib import expect, expect_error
@@ -308,18 +307,7 @@ def test_branch_snapshot_and_restore_are_the_branchs(proj):
 
 
 def _crash(server, hook, send):
-    server.stop()
-    server.extra_env.update({"DUCKSTORE_TEST_HOOKS": "1", "DUCKSTORE_TEST_CRASH_AFTER_COMMIT": hook})
-    server.start()
-    try:
-        r = send()
-        raise AssertionError(f"the server answered instead of dying at {hook}: {r.status_code} {r.text}")
-    except requests.ConnectionError:
-        pass
-    proc, server.proc = server.proc, None
-    assert proc.wait(timeout=20) == -9, "the test hook did not kill the server"
-    del server.extra_env["DUCKSTORE_TEST_CRASH_AFTER_COMMIT"]
-    server.start()
+    server.die_after_commit(hook, send)
 
 
 def test_kill_during_snapshot_and_restore(proj):

@@ -158,19 +158,11 @@ def _crash_then_retry(server, driver, send, hook):
         driver.close()
         driver._channel = None
 
-    server.stop()
-    server.extra_env.update({"DUCKSTORE_TEST_HOOKS": "1", "DUCKSTORE_TEST_CRASH_AFTER_COMMIT": hook})
-    server.start()
-    reconnect()
-    try:
-        ok, got = send()
-        assert not ok and got[0] == S.UNAVAILABLE, f"the server answered instead of dying after the commit: {got}"
-    except requests.ConnectionError:
-        pass
-    proc, server.proc = server.proc, None
-    assert proc.wait(timeout=20) == -9, "the test hook did not kill the server"
-    del server.extra_env["DUCKSTORE_TEST_CRASH_AFTER_COMMIT"]
-    server.start()
+    def send_on_a_new_channel():
+        reconnect()
+        return send()
+
+    server.die_after_commit(hook, send_on_a_new_channel, died=lambda r: not r[0] and r[1][0] == S.UNAVAILABLE)
     reconnect()
     return send()
 
