@@ -18,6 +18,7 @@
  */
 #include "bench.h"
 
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -51,9 +52,13 @@ static void rest_close(void *state)
 
 static const bench_worker_ops_t rest_ops = {rest_open, rest_req, rest_close};
 
+/* gRPC's RESOURCE_EXHAUSTED: the server's designed refusal when a key already has its share of the queue. */
+#define GRPC_CODE_RESOURCE_EXHAUSTED 8
+
 typedef struct {
     const char *target;
     bench_bytes_t req;
+    atomic_llong exhausted; /* calls answered RESOURCE_EXHAUSTED, each client's warm-up calls included */
 } grpc_arg_t;
 
 static void *grpc_open(void *arg, int idx)
@@ -68,6 +73,8 @@ static bool grpc_req(void *state, void *arg)
     bench_grpc_resp_t r;
     int code = bench_grpc_call(state, a->req.data, a->req.len, 60, &r);
     bool ok = code == 0 && r.len > 0;
+    if (code == GRPC_CODE_RESOURCE_EXHAUSTED)
+        atomic_fetch_add_explicit(&a->exhausted, 1, memory_order_relaxed);
     bench_grpc_resp_free(&r);
     return ok;
 }
@@ -230,8 +237,8 @@ void bench_phase_requests(bench_t *b)
         const char *opkey = op == 0 ? "objectinfo" : "preview";
         rest_arg_t ra = {b->server.http_port, op == 0 ? oi_path : pv_path, key};
         rest_arg_t rla = {http_limit_port, op == 0 ? oi_path : pv_path, key};
-        grpc_arg_t ga = {b->server.grpc_target, op == 0 ? g_oi_req : g_pv_req};
-        grpc_arg_t gla = {grpc_limit_target, op == 0 ? g_oi_req : g_pv_req};
+        grpc_arg_t ga = {b->server.grpc_target, op == 0 ? g_oi_req : g_pv_req, 0};
+        grpc_arg_t gla = {grpc_limit_target, op == 0 ? g_oi_req : g_pv_req, 0};
         inproc_arg_t ia = {op == 0 ? bench_inproc_table_get : bench_inproc_preview};
         bool g_ok = op == 0 ? g_oi_ok : g_pv_ok;
         const char *g_why = op == 0 ? oi_why : pv_why;
@@ -246,11 +253,15 @@ void bench_phase_requests(bench_t *b)
             int c = clients[ci];
             bench_note("%s, %d clients", opname, c);
             bench_load_t res[5];
+            long long exhausted[5] = {0};
             for (int ti = 0; ti < 5; ti++) {
                 memset(&res[ti], 0, sizeof(res[ti]));
                 if (!targets[ti].available)
                     continue;
+                grpc_arg_t *gt = targets[ti].ops == &grpc_ops ? targets[ti].arg : NULL;
+                long long ex0 = gt ? atomic_load(&gt->exhausted) : 0;
                 bench_load_run(targets[ti].ops, targets[ti].arg, c, b->req_seconds, &res[ti]);
+                exhausted[ti] = gt ? atomic_load(&gt->exhausted) - ex0 : 0;
                 if (res[ti].requests == 0)
                     bench_die("%s over %s with %d clients: no request succeeded (%lld failures)", opname,
                               targets[ti].name, c, (long long)res[ti].failures);
@@ -267,6 +278,7 @@ void bench_phase_requests(bench_t *b)
                     continue;
                 }
                 json_t *it = load_json(opkey, targets[ti].name, &res[ti]);
+                json_object_set_new(it, "resource_exhausted_incl_warmup", json_integer(exhausted[ti]));
                 char r1[32] = "", r2[32] = "";
                 if (ti == 0 || ti == 1) {
                     const bench_load_t *lim = &res[ti == 0 ? 3 : 4];
@@ -290,8 +302,10 @@ void bench_phase_requests(bench_t *b)
                                        NULL};
                 bench_table_row(t, cells);
                 if (res[ti].failures)
-                    bench_table_note(t, "%s over %s, %d clients: %lld requests failed", opname, targets[ti].name, c,
-                                     (long long)res[ti].failures);
+                    bench_table_note(t,
+                                     "%s over %s, %d clients: %lld requests failed; RESOURCE_EXHAUSTED answers (the key "
+                                     "already had its share of the gRPC queue: a designed refusal), warm-up included: %lld",
+                                     opname, targets[ti].name, c, (long long)res[ti].failures, exhausted[ti]);
             }
         }
     }
@@ -302,7 +316,7 @@ void bench_phase_requests(bench_t *b)
         rest_arg_t ra = {b->server.http_port, "/projects/" BENCH_PROJECT "/buckets/" BENCH_BUCKET "/tables/imp_csv",
                          key};
         grpc_arg_t ga = {b->server.grpc_target,
-                         bench_drv_object_info_table(key, BENCH_PROJECT, BENCH_BUCKET, "imp_csv")};
+                         bench_drv_object_info_table(key, BENCH_PROJECT, BENCH_BUCKET, "imp_csv"), 0};
         bench_load_t lr, lg;
         bench_note("objectinfo of the %s-row table, %d requests", bench_int(big_rows), reps);
         bench_load_seq(&rest_ops, &ra, reps, &lr);
