@@ -205,7 +205,7 @@ def test_share_and_link_bad_input(server, admin):
     # a read key of the target cannot link or unlink
     rk2 = expect(p2.api.post("/projects/p2/keys", {"scope": "read"}), 201)["key"]
     expect_error(admin.with_key(rk2).delete(lk), 403, "permission_denied")
-    expect_error(admin.with_key(rk2).post(f"/projects/p2/buckets/out.c-x/link",
+    expect_error(admin.with_key(rk2).post("/projects/p2/buckets/out.c-x/link",
                                           {"source_project": "p1", "source_bucket": B}), 403, "permission_denied")
     # but reads the linked table
     assert expect(admin.with_key(rk2).get(lpath(p2)), 200)["rows"] == 3

@@ -4,7 +4,6 @@ idempotency key (gRPC metadata / bridge header "idempotency-key") answers the fi
 applying it again."""
 
 import grpc
-import pytest
 import requests
 
 from driver_lib import (REQUEST_TIMEOUT, DriverError, backend_pb2, bucket_pb2, common_pb2, executeQuery_pb2,
