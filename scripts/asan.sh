@@ -24,7 +24,7 @@ if [ "${ASAN_ALL:-0}" = 1 ]; then
 else
   E2E=()
   for t in bad_input http data_import buckets names files upload_stream \
-           branches branch_workspaces workspaces workspace_attacks workspace_storage_names idempotency keys \
+           branches branch_workspaces workspaces workspace_attacks workspace_storage_names idempotency keys engine_failure \
            parking concurrency open_projects sharing aliases; do
     if [ -f "tests/e2e/test_$t.py" ]; then E2E+=("tests/e2e/test_$t.py"); fi
   done

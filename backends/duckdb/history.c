@@ -66,6 +66,10 @@ static void hist_name(ds_buf_t *b, int64_t hid) { ds_buf_printf(b, META ".\"h_%l
 
 static ds_status_t one_int(use_t *u, const char *sql, int n, const char *const *params, int64_t *out, bool *null)
 {
+    /* Set on failure too: callers read them before they look at the status (found in an engine failure drill). */
+    *out = 0;
+    if (null)
+        *null = true;
     duckdb_result r;
     ds_status_t st = ds_ddb_run(u->conn, u->err, &r, sql, n, params);
     if (st != DS_OK)

@@ -13,6 +13,7 @@ setting, which raises a FATAL error and invalidates the instance exactly as any 
 
 import json
 import threading
+import time
 from pathlib import Path
 
 from data_helpers import Proj
@@ -20,6 +21,7 @@ from e2e_lib import describe, expect, get_metrics, metric
 
 HDR = ["id", "v"]
 ENGINE_FAILED = "the storage engine failed internally and is being restarted"
+WAIT_S = 120  # generous for the ASan build on a loaded machine
 
 
 def provoke(server):
@@ -116,15 +118,19 @@ def test_calls_in_flight_fail_with_503_and_later_calls_succeed(server_factory):
     threads = [threading.Thread(target=load, args=(p,)) for p in projs]
     for t in threads:
         t.start()
+    def wait_until(cond, what):
+        """Waits for cond; a server that died or hangs fails the test instead of hanging it."""
+        deadline = time.monotonic() + WAIT_S
+        while not cond():
+            assert time.monotonic() < deadline, f"not within {WAIT_S} s: {what}; stderr:\n{server.log_tail()}"
+            threading.Event().wait(0.05)
+
     try:
-        while sum(len(v) for v in acked.values()) < 6:
-            threading.Event().wait(0.05)
+        wait_until(lambda: sum(len(v) for v in acked.values()) >= 6, "6 imports acknowledged")
         provoke(server)
-        while (server.data_dir / "test-hooks" / "engine-fatal").exists():
-            threading.Event().wait(0.05)
+        wait_until(lambda: not (server.data_dir / "test-hooks" / "engine-fatal").exists(), "the hook consumed")
         before = sum(len(v) for v in acked.values())
-        while sum(len(v) for v in acked.values()) < before + 6:
-            threading.Event().wait(0.05)
+        wait_until(lambda: sum(len(v) for v in acked.values()) >= before + 6, "6 more imports after the failure")
     finally:
         stop.set()
         for t in threads:
