@@ -302,6 +302,16 @@ class Api:
         return self.request("DELETE", path, **kw)
 
 
+def wait_for(cond, what, timeout=30.0, detail=None):
+    """Polls cond every 50 ms until it holds; after timeout seconds fails naming what (and detail())."""
+    deadline = time.monotonic() + timeout
+    while not cond():
+        if time.monotonic() >= deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for: {what}"
+                                 + (f"\n{detail()}" if detail else ""))
+        time.sleep(0.05)
+
+
 # -- response checks -------------------------------------------------------------------------------
 
 def describe(resp):

@@ -13,11 +13,10 @@ setting, which raises a FATAL error and invalidates the instance exactly as any 
 
 import json
 import threading
-import time
 from pathlib import Path
 
 from data_helpers import Proj
-from e2e_lib import describe, expect, get_metrics, metric
+from e2e_lib import describe, expect, get_metrics, metric, wait_for
 
 HDR = ["id", "v"]
 ENGINE_FAILED = "the storage engine failed internally and is being restarted"
@@ -119,11 +118,8 @@ def test_calls_in_flight_fail_with_503_and_later_calls_succeed(server_factory):
     for t in threads:
         t.start()
     def wait_until(cond, what):
-        """Waits for cond; a server that died or hangs fails the test instead of hanging it."""
-        deadline = time.monotonic() + WAIT_S
-        while not cond():
-            assert time.monotonic() < deadline, f"not within {WAIT_S} s: {what}; stderr:\n{server.log_tail()}"
-            threading.Event().wait(0.05)
+        """A server that died or hangs fails the test instead of hanging it."""
+        wait_for(cond, what, WAIT_S, detail=server.log_tail)
 
     try:
         wait_until(lambda: sum(len(v) for v in acked.values()) >= 6, "6 imports acknowledged")

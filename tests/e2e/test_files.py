@@ -15,7 +15,7 @@ import pytest
 import requests
 
 from e2e_lib import (REQUEST_TIMEOUT, assert_time, create_project, describe, expect, expect_error,
-                     list_items, project_api)
+                     list_items, project_api, wait_for)
 
 RAW = {"Content-Type": "application/octet-stream"}
 ALL_BYTES = bytes(range(256)) * 64 + b"\r\n--boundary\r\n\x00\xff" * 50
@@ -55,15 +55,6 @@ def download(api, pid, fid):
     r = api.get(f"/projects/{pid}/files/{fid}/download")
     assert r.status_code == 200, describe(r)
     return r
-
-
-def wait_for(cond, timeout, what):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if cond():
-            return
-        time.sleep(0.1)
-    raise AssertionError(f"timed out after {timeout}s waiting for: {what}")
 
 
 def check_file_shape(f, name, data, permanent=False, sliced=False):
@@ -409,7 +400,7 @@ def test_expiry_and_sweep(server_factory):
     expect_error(admin.get(f"/projects/p/files/{temp['id']}/download"), 404, "not_found")
     assert [i["name"] for i in list_items(admin, "/projects/p/files")] == ["perm.csv"]
     # And gone from disk once the sweep ran.
-    wait_for(lambda: objects_on_disk(server, "p") == ["perm.csv"], 6, "the sweep to remove the expired file")
+    wait_for(lambda: objects_on_disk(server, "p") == ["perm.csv"], "the sweep to remove the expired file", 6)
     assert download(admin, "p", perm["id"]).content == b"p"
     # The key of an expired file is free again.
     upload(admin, "p", "temp.csv", b"new")
@@ -424,7 +415,7 @@ def test_abandoned_staging_is_swept(server_factory):
     upload(admin, "p", "x", b"x", params={"permanent": "true"})  # creates the area
     leftover = area(server, "p") / "staging" / ("ab" * 16)
     leftover.write_bytes(b"half an upload")
-    wait_for(lambda: not leftover.exists(), 6, "the sweep to remove the staging leftover")
+    wait_for(lambda: not leftover.exists(), "the sweep to remove the staging leftover", 6)
     time.sleep(2.5)
     expect_error(admin.request("PUT", prep["upload_url"], data=b"too late", headers=RAW), 404, "not_found")
     assert [i["name"] for i in list_items(admin, "/projects/p/files")] == ["x"]
@@ -438,8 +429,8 @@ def test_interrupted_upload_leaves_nothing(server, proj):
                   b"Authorization: Bearer " + proj.key.encode() + b"\r\n"
                   b"Content-Type: application/octet-stream\r\nContent-Length: 10000000\r\n\r\n")
         s.sendall(b"x" * 300_000)
-        wait_for(lambda: len(staging_on_disk(server, "p")) == 1, 5, "the upload to start staging")
-    wait_for(lambda: staging_on_disk(server, "p") == [], 5, "the aborted upload's staging file to go")
+        wait_for(lambda: len(staging_on_disk(server, "p")) == 1, "the upload to start staging", 5)
+    wait_for(lambda: staging_on_disk(server, "p") == [], "the aborted upload's staging file to go", 5)
     assert list_items(proj, "/projects/p/files") == []
     assert objects_on_disk(server, "p") == []
 
@@ -450,7 +441,7 @@ def test_kill_during_upload_then_restart_cleans_staging(server, admin):
     s.sendall(b"POST /projects/p/files?name=cut.bin HTTP/1.1\r\nHost: x\r\n"
               b"Authorization: Bearer " + server.admin_key.encode() + b"\r\n"
               b"Content-Length: 10000000\r\n\r\n" + b"x" * 200_000)
-    wait_for(lambda: len(staging_on_disk(server, "p")) == 1, 5, "the upload to start staging")
+    wait_for(lambda: len(staging_on_disk(server, "p")) == 1, "the upload to start staging", 5)
     server.kill()
     s.close()
     # Crash leftovers of other kinds: an object nobody indexed, an export scratch directory.

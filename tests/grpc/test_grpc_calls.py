@@ -8,6 +8,7 @@ import grpc
 import pytest
 import requests
 
+from e2e_lib import wait_for
 from driver_lib import (METHOD, REQUEST_TIMEOUT, Driver, DriverError, bucket_pb2, common_pb2, credentials_pb2,
                         expect_error, info_pb2, pack, project_pb2, request, table_pb2)
 
@@ -57,15 +58,6 @@ def table_rows(d, key):
 
 def import_log_records(server):
     return [r for r in server.request_records() if r.get("route", "").endswith("TableImportFromFileCommand")]
-
-
-def wait_for(cond, what, timeout=30.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if cond():
-            return
-        time.sleep(0.05)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 # ---- deadlines and cancellation ----------------------------------------------------------------------

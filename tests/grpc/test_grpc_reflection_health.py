@@ -10,13 +10,13 @@ built from the FileDescriptorProtos the server returns, into a fresh DescriptorP
 import json
 import os
 import threading
-import time
 
 import grpc
 import pytest
 import requests
 from google.protobuf import descriptor_pb2, json_format
 
+from e2e_lib import wait_for
 from reflection_client import ReflectionClient, ReflectionError, standard_modules
 
 SERVICE = "keboola.storageDriver.service.StorageDriverService"
@@ -208,7 +208,7 @@ def test_health_follows_ready_and_watch_sends_each_change(server):
 
         t = threading.Thread(target=read, daemon=True)
         t.start()
-        wait_for(lambda: seen == [h.HealthCheckResponse.SERVING], "first Watch message")
+        wait_for(lambda: seen == [h.HealthCheckResponse.SERVING], "first Watch message", timeout=10.0)
 
         away = server.project_dir.with_name("duckdb.away")
         server.project_dir.rename(away)
@@ -217,12 +217,12 @@ def test_health_follows_ready_and_watch_sends_each_change(server):
             assert check(h.HealthCheckRequest(service=""), timeout=10).status == h.HealthCheckResponse.NOT_SERVING
             assert check(h.HealthCheckRequest(service=SERVICE),
                          timeout=10).status == h.HealthCheckResponse.NOT_SERVING
-            wait_for(lambda: h.HealthCheckResponse.NOT_SERVING in seen, "NOT_SERVING on the Watch stream")
+            wait_for(lambda: h.HealthCheckResponse.NOT_SERVING in seen, "NOT_SERVING on the Watch stream", timeout=10.0)
         finally:
             away.rename(server.project_dir)
         assert requests.get(server.url + "/ready", timeout=10).status_code == 200
         assert check(h.HealthCheckRequest(service=""), timeout=10).status == h.HealthCheckResponse.SERVING
-        wait_for(lambda: seen[-1:] == [h.HealthCheckResponse.SERVING] and len(seen) == 3, "SERVING again")
+        wait_for(lambda: seen[-1:] == [h.HealthCheckResponse.SERVING] and len(seen) == 3, "SERVING again", timeout=10.0)
         assert seen == [h.HealthCheckResponse.SERVING, h.HealthCheckResponse.NOT_SERVING,
                         h.HealthCheckResponse.SERVING]
         stream.cancel()
@@ -248,15 +248,6 @@ def test_watch_of_an_unknown_service_says_so_and_shutdown_ends_watches(server):
         assert server.exit_codes[-1] == 0
         # The streams ended by themselves: shutdown did not have to wait out its grace period and cancel them.
         assert "cancelling calls still open" not in server.log_text()
-
-
-def wait_for(cond, what, timeout=10.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if cond():
-            return
-        time.sleep(0.05)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def test_init_backend_from_json_with_the_key_in_metadata(refl, server):
