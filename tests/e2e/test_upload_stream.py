@@ -79,7 +79,7 @@ def test_clients_leaving_mid_body_leave_nothing_and_the_server_serves_on(server,
         for _ in range(2 + i % 5):
             s.sendall(chunk)
         s.close()
-    wait_for(lambda: staging_on_disk(server, "p") == [], 10, "the aborted uploads' staging files to go")
+    wait_for(lambda: staging_on_disk(server, "p") == [], "the aborted uploads' staging files to go", 10)
     assert list_items(proj, "/projects/p/files") == []
     assert objects_on_disk(server, "p") == []
     data = pattern(4 * MB)
