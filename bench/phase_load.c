@@ -8,7 +8,10 @@
  * with small incremental imports into a few tables. /health at the same
  * connection count is the transport limit (libmicrohttpd, the event loops and
  * nothing else). The script counts statuses (2xx, designed 429s, others) and
- * prints one DS_LOAD line that this file reads. A sampler thread reads the
+ * prints one DS_LOAD line that this file reads. The clients time out after
+ * CLIENT_TIMEOUT_S and say so (Prefer: wait, a second less): a write whose
+ * turn in its table's queue would come later is refused at once (a designed
+ * 429) instead of timing out. A sampler thread reads the
  * server's thread count and RSS every 20 ms, so each point has them before,
  * at peak and after (after a short pause).
  *
@@ -42,6 +45,10 @@
 #define PV_PATH OI_PATH "/preview?limit=100"
 #define INC_TABLES 4
 #define INC_ROWS 50
+/* wrk gives up on a request after CLIENT_TIMEOUT_S (a timeout); the clients tell the server they wait for a
+ * write's turn at most CLIENT_WAIT_S (Prefer: wait), so a write that cannot start in time is a 429 at once. */
+#define CLIENT_TIMEOUT_S 5
+#define CLIENT_WAIT_S 4
 #define N_IDLE 10000
 #define N_SLOW 1000
 
@@ -165,8 +172,8 @@ static void run_wrk(const bench_t *b, int conns, int seconds, const char *key, c
     memset(p, 0, sizeof(*p));
     size_t cap = 4096;
     char *cmd = bench_xmalloc(cap);
-    int n = snprintf(cmd, cap, "wrk -t2 -c%d -d%ds --timeout 5s -s %s http://127.0.0.1:%d/ -- '%s'", conns, seconds,
-                     LOAD_SCRIPT, b->server.http_port, key ? key : "-");
+    int n = snprintf(cmd, cap, "wrk -t2 -c%d -d%ds --timeout %ds -s %s http://127.0.0.1:%d/ -- '%s' %d", conns,
+                     seconds, CLIENT_TIMEOUT_S, LOAD_SCRIPT, b->server.http_port, key ? key : "-", CLIENT_WAIT_S);
     for (int i = 0; entries[i]; i++)
         n += snprintf(cmd + n, cap - (size_t)n, " '%s'", entries[i]);
     snprintf(cmd + n, cap - (size_t)n, " 2>&1");

@@ -1,7 +1,9 @@
 -- wrk_load.lua - the request mix of the benchmark's `load` phase (bench/phase_load.c).
 --
--- usage: wrk ... -s bench/wrk_load.lua URL -- KEY ENTRY...
+-- usage: wrk ... -s bench/wrk_load.lua URL -- KEY WAIT ENTRY...
 --   KEY    the API key sent as "Authorization: Bearer KEY" ("-" sends none)
+--   WAIT   sent as "Prefer: wait=WAIT" (RFC 7240): how long the client waits for a write's turn
+--          before it would rather have a 429 ("-" sends none)
 --   ENTRY  "WEIGHT|METHOD|PATH|BODY": requests are drawn in proportion to WEIGHT;
 --          BODY (may be empty) is sent as application/json.
 -- At the end one line is printed for the driver to read:
@@ -13,12 +15,15 @@ local total_weight = 0
 local threads = {}
 
 function init(args)
-   local key = args[1]
+   local key, wait = args[1], args[2]
    local headers = {}
    if key and key ~= "-" then
       headers["Authorization"] = "Bearer " .. key
    end
-   for i = 2, #args do
+   if wait and wait ~= "-" then
+      headers["Prefer"] = "wait=" .. wait
+   end
+   for i = 3, #args do
       local weight, method, path, body = args[i]:match("^(%d+)|(%u+)|([^|]+)|(.*)$")
       if not weight then
          error("bad entry: " .. args[i])

@@ -41,6 +41,12 @@ static int64_t gauge_open(void *ud) { return ds_service_open_projects(); }
 static int64_t gauge_peak(void *ud) { return ds_service_open_projects_peak(); }
 static int64_t gauge_restarts(void *ud) { return ds_service_engine_restarts(); }
 static int64_t gauge_waiting(void *ud) { return ds_service_queue_waiting(); }
+static int64_t gauge_held(void *ud)
+{
+    ds_holds_t h;
+    ds_service_holds(&h);
+    return h.slots;
+}
 static int64_t gauge_projects(void *ud) { return ds_catalog_project_count(); }
 static int64_t gauge_sandboxes(void *ud) { return ds_sandbox_open_count(); }
 
@@ -78,6 +84,7 @@ static int serve(int argc, char **argv)
                      "Times a storage engine was reopened after a fatal error (calls in flight failed with 503).",
                      gauge_restarts, NULL);
     ds_metrics_gauge("duckstore_queue_waiting", "Requests waiting in write queues.", gauge_waiting, NULL);
+    ds_metrics_gauge("duckstore_queue_held", "Write queues held now (a write has its turn).", gauge_held, NULL);
     ds_metrics_gauge("duckstore_projects", "Projects in the catalog.", gauge_projects, NULL);
     ds_metrics_gauge("duckstore_workspace_sandboxes_open",
                      "Workspace SQL sandboxes (DuckDB instances) open now; each may use DUCKSTORE_WS_MEMORY_LIMIT.",

@@ -76,6 +76,9 @@ typedef struct ds_ctx {
     const char *idem_token;
     const char *idem_hash;
     ds_park_t *park;          /* the transport's parking of this request, or NULL: waits block (see above) */
+    /* How long the caller is willing to wait for a write queue's turn (REST "Prefer: wait=N", the gRPC
+     * deadline), seconds; 0: no bound of its own. The service's queue_max_wait also applies (core/wq.h). */
+    double max_wait_s;
     /* Set once a name of this request resolved through a linked bucket (cmd/share.c): what it read, for the
      * message; from then on no table or project catalog write slot is given to the request. */
     const char *linked_read;

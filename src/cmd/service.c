@@ -57,6 +57,7 @@ static char admin_hash[DS_KEY_HASH_HEX];
 static char admin_prev_hash[DS_KEY_HASH_HEX];
 static int64_t admin_prev_until;
 static ds_wq_t *queues;
+static double queue_max_wait; /* seconds; 0: none (config queue_max_wait) */
 static char *data_dir_abs; /* config.data_dir points here */
 
 int64_t ds_now(void) { return (int64_t)time(NULL); }
@@ -499,6 +500,7 @@ ds_status_t ds_service_start(const ds_config_t *cfg, ds_err_t *err)
     if (st != DS_OK)
         return st;
     queues = ds_wq_create(cfg->queue_depth);
+    queue_max_wait = (double)cfg->queue_max_wait;
     if (!queues)
         return ds_err_set(err, DS_INTERNAL, "out of memory");
     if ((st = set_aside_stray_catalog_wal(cfg->data_dir, err)) != DS_OK)
@@ -925,6 +927,15 @@ static void park_granted(void *arg)
     ps->park->resume_cb(ps->park->arg);
 }
 
+/* The request's bound on its wait for a write queue's turn: the smaller of its own and the service's. */
+static double max_wait(const ds_ctx_t *ctx)
+{
+    double own = ctx->max_wait_s;
+    if (own > 0 && (queue_max_wait <= 0 || own < queue_max_wait))
+        return own;
+    return queue_max_wait;
+}
+
 /*
  * ds_cmd_enter for a request that can be parked: a slot its earlier run
  * queued for is held now; else it queues, and unless the slot is free at
@@ -952,7 +963,7 @@ static ds_status_t enter_parkable(ds_ctx_t *ctx, const char *key)
     ps->next = park->held;
     park->held = ps;
     bool granted = false;
-    ds_status_t st = ds_wq_enter_async(queues, key, park_granted, ps, &ps->slot, &granted, &ctx->err);
+    ds_status_t st = ds_wq_enter_async(queues, key, max_wait(ctx), park_granted, ps, &ps->slot, &granted, &ctx->err);
     if (st != DS_OK) {
         park->held = ps->next;
         return st;
@@ -1009,7 +1020,7 @@ ds_status_t ds_cmd_enter(ds_ctx_t *ctx, const char *key)
     if (ctx->park)
         return enter_parkable(ctx, key);
     ds_wq_slot_t *slot = NULL;
-    st = ds_wq_enter(queues, key, ctx->cancel, &slot, &ctx->err);
+    st = ds_wq_enter(queues, key, max_wait(ctx), ctx->cancel, &slot, &ctx->err);
     /* When the hook cannot be registered it runs at once: the slot is left. */
     if (st == DS_OK && ds_arena_on_destroy(ctx->arena, leave_slot, slot) != 0)
         return ds_err_set(&ctx->err, DS_UNAVAILABLE, "out of memory");

@@ -40,6 +40,8 @@ typedef enum { DS_LOG_DEBUG = 0, DS_LOG_INFO, DS_LOG_WARN, DS_LOG_ERROR } ds_log
        "debug, info, warn or error")                                                              \
     XX(queue_depth, "DUCKSTORE_QUEUE_DEPTH", "queue-depth", DS_CFG_INT, "256",                    \
        "requests that may wait per write queue; more answer 429")                                 \
+    XX(queue_max_wait, "DUCKSTORE_QUEUE_MAX_WAIT", "queue-max-wait", DS_CFG_DURATION, "0",        \
+       "longest expected wait for a write queue's turn; later turns answer 429 at once (0: none)") \
     XX(max_json_bytes, "DUCKSTORE_MAX_JSON_BYTES", "max-json-bytes", DS_CFG_BYTES, "16MiB",        \
        "largest accepted JSON body; larger answer 413")                                           \
     XX(max_upload_bytes, "DUCKSTORE_MAX_UPLOAD_BYTES", "max-upload-bytes", DS_CFG_BYTES, "100GiB", \
@@ -116,6 +118,7 @@ typedef struct {
     int64_t max_open_projects;
     ds_log_level_t log_level;
     int64_t queue_depth;
+    int64_t queue_max_wait;     /* seconds; 0 = no bound */
     int64_t max_json_bytes;
     int64_t max_upload_bytes;
     int64_t file_ttl;           /* seconds */

@@ -26,6 +26,10 @@
 #define N_BUCKETS 256
 /* How often a cancellable waiter looks at its cancellation. */
 #define CANCEL_POLL_MS 50
+/* Hold times remembered (by key hash; a colliding key replaces the older one). */
+#define N_HOLDS 1024
+/* Weight of the newest hold in a key's average. */
+#define HOLD_WEIGHT 0.25
 
 typedef struct parked {
     struct parked *next;
@@ -40,11 +44,18 @@ struct ds_wq_slot {
     char *key;
     uint64_t next_ticket;
     uint64_t serving;
+    double granted_at; /* when the serving ticket got its turn (monotonic seconds) */
     int64_t refs;
     pthread_cond_t cond;
     uint64_t *gone; /* tickets given up by cancelled waiters, not yet skipped */
     size_t n_gone, cap_gone;
 };
+
+/* A key's average hold, kept after its slot is freed: the next queue on that key starts from it. */
+typedef struct {
+    uint64_t hash; /* 0: empty */
+    double avg;    /* seconds */
+} hold_t;
 
 struct ds_wq {
     pthread_mutex_t lock;
@@ -52,14 +63,44 @@ struct ds_wq {
     int64_t waiting;
     int64_t active;
     ds_wq_slot_t *buckets[N_BUCKETS];
+    hold_t holds[N_HOLDS];
 };
 
-static unsigned hash_key(const char *s)
+static uint64_t hash64(const char *s)
 {
-    unsigned h = 2166136261u;
+    uint64_t h = 14695981039346656037ull;
     for (; *s; s++)
-        h = (h ^ (unsigned char)*s) * 16777619u;
-    return h % N_BUCKETS;
+        h = (h ^ (unsigned char)*s) * 1099511628211ull;
+    return h ? h : 1;
+}
+
+static unsigned hash_key(const char *s) { return (unsigned)(hash64(s) % N_BUCKETS); }
+
+static double now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* The key's average hold in seconds, or a negative number when none is known. */
+static double hold_avg(const ds_wq_t *wq, const char *key)
+{
+    uint64_t h = hash64(key);
+    const hold_t *e = &wq->holds[h % N_HOLDS];
+    return e->hash == h ? e->avg : -1.0;
+}
+
+/* Counts a finished hold of s (the serving ticket's turn ends now). */
+static void note_hold(ds_wq_t *wq, ds_wq_slot_t *s, double now)
+{
+    double held = now - s->granted_at;
+    uint64_t h = hash64(s->key);
+    hold_t *e = &wq->holds[h % N_HOLDS];
+    if (e->hash == h)
+        e->avg += HOLD_WEIGHT * (held - e->avg);
+    else
+        *e = (hold_t){h, held};
 }
 
 ds_wq_t *ds_wq_create(int64_t depth)
@@ -138,10 +179,10 @@ static void wait_turn(ds_wq_t *wq, ds_wq_slot_t *s, ds_cancel_t *cancel)
 
 /*
  * Finds or creates key's slot and takes a ticket on it (a ref). Called and
- * returns with wq->lock held; NULL with err set when the queue is full or
- * memory is out.
+ * returns with wq->lock held; NULL with err set when the queue is full, the
+ * turn is expected later than max_wait_s (> 0), or memory is out.
  */
-static ds_wq_slot_t *take_ticket(ds_wq_t *wq, const char *key, uint64_t *ticket, ds_err_t *err)
+static ds_wq_slot_t *take_ticket(ds_wq_t *wq, const char *key, double max_wait_s, uint64_t *ticket, ds_err_t *err)
 {
     unsigned h = hash_key(key);
     ds_wq_slot_t *s = wq->buckets[h];
@@ -165,20 +206,35 @@ static ds_wq_slot_t *take_ticket(ds_wq_t *wq, const char *key, uint64_t *ticket,
                    (long long)waiters);
         return NULL;
     }
+    double now = now_s(), avg = s->refs > 0 && max_wait_s > 0 ? hold_avg(wq, key) : -1.0;
+    if (avg >= 0) {
+        /* The holder's expected rest (none once it is past the average), then one average per waiter. */
+        double rest = avg - (now - s->granted_at);
+        double expect = (rest > 0 ? rest : 0) + (double)waiters * avg;
+        if (expect > max_wait_s) {
+            ds_err_set(err, DS_QUEUE_FULL,
+                       "the same object is busy: this request's turn would come in about %.1f s (%lld waiting, "
+                       "%.2f s each on average), later than the %g s it may wait; retry later",
+                       expect, (long long)waiters, avg, max_wait_s);
+            return NULL;
+        }
+    }
     *ticket = s->next_ticket++;
+    if (s->refs == 0)
+        s->granted_at = now;
     s->refs++;
     return s;
 }
 
-ds_status_t ds_wq_enter_async(ds_wq_t *wq, const char *key, ds_wq_grant_cb grant_cb, void *arg, ds_wq_slot_t **slot,
-                              bool *granted, ds_err_t *err)
+ds_status_t ds_wq_enter_async(ds_wq_t *wq, const char *key, double max_wait_s, ds_wq_grant_cb grant_cb, void *arg,
+                              ds_wq_slot_t **slot, bool *granted, ds_err_t *err)
 {
     parked_t *pk = malloc(sizeof(*pk));
     if (!pk)
         return ds_err_set(err, DS_INTERNAL, "out of memory entering write queue");
     uint64_t ticket;
     pthread_mutex_lock(&wq->lock);
-    ds_wq_slot_t *s = take_ticket(wq, key, &ticket, err);
+    ds_wq_slot_t *s = take_ticket(wq, key, max_wait_s, &ticket, err);
     if (!s) {
         pthread_mutex_unlock(&wq->lock);
         free(pk);
@@ -198,11 +254,12 @@ ds_status_t ds_wq_enter_async(ds_wq_t *wq, const char *key, ds_wq_grant_cb grant
     return DS_OK;
 }
 
-ds_status_t ds_wq_enter(ds_wq_t *wq, const char *key, ds_cancel_t *cancel, ds_wq_slot_t **slot, ds_err_t *err)
+ds_status_t ds_wq_enter(ds_wq_t *wq, const char *key, double max_wait_s, ds_cancel_t *cancel, ds_wq_slot_t **slot,
+                        ds_err_t *err)
 {
     uint64_t ticket;
     pthread_mutex_lock(&wq->lock);
-    ds_wq_slot_t *s = take_ticket(wq, key, &ticket, err);
+    ds_wq_slot_t *s = take_ticket(wq, key, max_wait_s, &ticket, err);
     if (!s) {
         pthread_mutex_unlock(&wq->lock);
         return err->status;
@@ -258,6 +315,9 @@ void ds_wq_leave(ds_wq_t *wq, ds_wq_slot_t *s)
     if (!s)
         return;
     pthread_mutex_lock(&wq->lock);
+    double now = now_s();
+    note_hold(wq, s, now);
+    s->granted_at = now; /* the next turn (if anyone waits) begins */
     wq->active--;
     s->serving++;
     while (take_gone(s, s->serving))

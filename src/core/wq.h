@@ -7,6 +7,12 @@
  * key's queue takes a ticket; tickets are served in order (FIFO), one holder at
  * a time. When a key already has `depth` requests waiting, entering fails at
  * once with DS_QUEUE_FULL (HTTP 429): nothing waits without bound.
+ * A request may also say how long it is willing to wait (max_wait_s): each
+ * key remembers its average hold (a moving average of grant-to-leave times,
+ * kept after the queue empties), and a request whose turn would come later
+ * than that, by the holder's expected rest plus one average per waiter, is
+ * refused at once with DS_QUEUE_FULL instead of waiting past its client's
+ * patience. A key without a known average admits everyone (up to depth).
  * A waiter either blocks its thread (ds_wq_enter) or is parked
  * (ds_wq_enter_async): it keeps its place in the same FIFO and is called back
  * when its turn comes, so a transport can let go of the thread meanwhile.
@@ -33,11 +39,13 @@ ds_wq_t *ds_wq_create(int64_t depth);
 void ds_wq_destroy(ds_wq_t **wq);
 /*
  * Waits for key's turn. On DS_OK *slot is held until ds_wq_leave. On
- * DS_QUEUE_FULL (with err naming the queue) nothing is held. cancel (may be
+ * DS_QUEUE_FULL (with err naming the queue, or the expected wait when it is
+ * over max_wait_s; 0 means no such bound) nothing is held. cancel (may be
  * NULL): when the request is cancelled while it waits, it gives up its place
  * (the others keep their order) and returns DS_CANCELLED, holding nothing.
  */
-ds_status_t ds_wq_enter(ds_wq_t *wq, const char *key, ds_cancel_t *cancel, ds_wq_slot_t **slot, ds_err_t *err);
+ds_status_t ds_wq_enter(ds_wq_t *wq, const char *key, double max_wait_s, ds_cancel_t *cancel, ds_wq_slot_t **slot,
+                        ds_err_t *err);
 /* Called once a parked ticket's turn has come: the slot is held from then on. */
 typedef void (*ds_wq_grant_cb)(void *arg);
 /*
@@ -48,8 +56,8 @@ typedef void (*ds_wq_grant_cb)(void *arg);
  * holds the slot until ds_wq_leave. A parked ticket cannot be given up: its
  * owner waits for the grant. DS_QUEUE_FULL as ds_wq_enter.
  */
-ds_status_t ds_wq_enter_async(ds_wq_t *wq, const char *key, ds_wq_grant_cb grant_cb, void *arg, ds_wq_slot_t **slot,
-                              bool *granted, ds_err_t *err);
+ds_status_t ds_wq_enter_async(ds_wq_t *wq, const char *key, double max_wait_s, ds_wq_grant_cb grant_cb, void *arg,
+                              ds_wq_slot_t **slot, bool *granted, ds_err_t *err);
 /*
  * Gives up a parked ticket (its request was cancelled): true when it was
  * still waiting, and its grant_cb(arg) will never be called; false when its

@@ -732,6 +732,17 @@ static bool take_pieces(call_t *c)
  * queued for the workers if its caller and the queue have room, else it gets
  * RESOURCE_EXHAUSTED.
  */
+/* Seconds until the call's deadline (a little above 0 once it passed); 0 when it has none. */
+static double deadline_left(const call_t *c)
+{
+    gpr_timespec d = c->details.deadline;
+    if (gpr_time_cmp(d, gpr_inf_future(d.clock_type)) == 0)
+        return 0;
+    gpr_timespec left = gpr_time_sub(gpr_convert_clock_type(d, GPR_CLOCK_MONOTONIC), gpr_now(GPR_CLOCK_MONOTONIC));
+    double s = (double)gpr_timespec_to_micros(left) / 1e6;
+    return s > 0.001 ? s : 0.001;
+}
+
 static void on_execute_message(call_t *c, int ok)
 {
     if (!ok) /* the client cancelled or the connection broke before the message arrived */
@@ -747,6 +758,7 @@ static void on_execute_message(call_t *c, int ok)
     }
     c->ctx.request_id = c->request_id;
     c->ctx.cancel = c->cancel;
+    c->ctx.max_wait_s = deadline_left(c);
     const char *auth = authorization(c, c->ctx.arena);
     c->ctx.idempotency_key = idempotency_key(c, c->ctx.arena);
     if (ds_driver_prepare_pieces(&c->dc, &c->ctx, c->pieces, c->n_slices, auth) != DS_OK) {

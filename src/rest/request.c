@@ -44,3 +44,36 @@ const char *ds_rest_presented_key(struct MHD_Connection *conn)
     }
     return MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "X-StorageApi-Token");
 }
+
+double ds_rest_prefer_wait(struct MHD_Connection *conn)
+{
+    const char *p = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Prefer");
+    /* Preferences are comma-separated, each a token with an optional value and parameters (RFC 7240). */
+    while (p && *p) {
+        while (*p == ' ' || *p == '\t' || *p == ',')
+            p++;
+        if (strncasecmp(p, "wait", 4) == 0) {
+            const char *v = p + 4;
+            while (*v == ' ' || *v == '\t')
+                v++;
+            if (*v == '=') {
+                v++;
+                while (*v == ' ' || *v == '\t')
+                    v++;
+                bool quoted = *v == '"';
+                v += quoted;
+                double secs = 0;
+                int digits = 0;
+                for (; *v >= '0' && *v <= '9' && digits < 9; v++, digits++)
+                    secs = secs * 10 + (*v - '0');
+                bool ends = !quoted || *v == '"';
+                v += quoted && *v == '"';
+                /* A malformed value is ignored, as a preference the server cannot apply. */
+                if (digits && ends && (*v == '\0' || *v == ',' || *v == ';' || *v == ' ' || *v == '\t'))
+                    return secs > 0 ? secs : 0.001; /* wait=0: not willing to wait at all */
+            }
+        }
+        p = strchr(p, ',');
+    }
+    return 0;
+}

@@ -180,6 +180,12 @@ const char *ds_rest_query(const ds_rest_req_t *req, const char *name);
 /* The API key a request presents: "Authorization: Bearer <key>", else X-StorageApi-Token; NULL when none. */
 struct MHD_Connection;
 const char *ds_rest_presented_key(struct MHD_Connection *conn);
+/*
+ * How long the client says it will wait, in seconds, from "Prefer: wait=N"
+ * (RFC 7240); 0 when it says nothing (or nothing valid). The request's write
+ * queue waits are bounded by it (ds_ctx_t.max_wait_s).
+ */
+double ds_rest_prefer_wait(struct MHD_Connection *conn);
 /* True when the query argument is "true" or "1". */
 bool ds_rest_query_bool(const ds_rest_req_t *req, const char *name);
 

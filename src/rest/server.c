@@ -223,6 +223,9 @@ static bool build_answer(req_state_t *rs, int status, ds_rest_resp_t *resp)
         MHD_add_response_header(r, resp->headers[i][0], resp->headers[i][1]);
     if (status == 405 && rs->req.allow)
         MHD_add_response_header(r, "Allow", rs->req.allow);
+    /* Refused for load (a full queue, a wait longer than the client allows): a moment later it may pass. */
+    if (status == 429)
+        MHD_add_response_header(r, "Retry-After", "1");
     rs->answer = r;
     rs->answer_status = (unsigned)status;
     rs->answer_ready = true;
@@ -764,6 +767,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         rs->fd = c ? c->fd : -1;
         rs->req.ctx.request_id = rs->request_id;
         rs->req.ctx.key = ds_rest_presented_key(conn);
+        rs->req.ctx.max_wait_s = ds_rest_prefer_wait(conn);
         rs->req.method = ds_arena_strdup(rs->req.ctx.arena, method);
         rs->req.path = ds_arena_strdup(rs->req.ctx.arena, url);
         rs->req.conn = conn;

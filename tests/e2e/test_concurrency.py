@@ -1,7 +1,11 @@
 """Many clients at once: concurrent table creation, and bounded write queues."""
 
-from e2e_lib import (Api, create_bucket, create_project, describe, expect, expect_error, list_items,
-                     project_stats, run_threads)
+import threading
+import time
+
+from data_helpers import Proj, csv_text
+from e2e_lib import (Api, create_bucket, create_project, describe, expect, expect_error, list_items, metric,
+                     parse_metrics, project_stats, run_threads, wait_for)
 
 PROJECTS = 5
 CLIENTS = 50
@@ -161,3 +165,45 @@ def test_force_delete_bucket_while_tables_are_created(server, admin):
         for n in range(16):
             expect_error(admin.get(f"/projects/fd/buckets/in.c-a/tables/t{n}"), 404, "not_found")
         expect(admin.delete("/projects/fd/buckets/in.c-a"), 204)
+
+
+def test_a_write_whose_turn_would_come_later_than_the_client_waits_gets_429_at_once(server, admin):
+    """A client that says how long it waits (Prefer: wait=N, RFC 7240) is refused at once, with 429
+    and Retry-After, when its table's write queue is expected to take longer than that; it changes
+    nothing. Without the header, or with a long enough wait, the same write waits and succeeds."""
+    proj = Proj(server, admin, "pw")
+    proj.create_table("t", ["id", "v"], primary_key=["id"])
+    big = proj.upload("big.csv", csv_text([[str(i), "x" * 20] for i in range(300_000)], header=["id", "v"]))
+    started = time.monotonic()
+    proj.import_file("t", {"file_id": big["id"], "incremental": True})  # the queue learns how long a turn takes
+    turn = time.monotonic() - started
+    out = {}
+
+    def long_import():
+        out["r"] = proj.import_file_raw("t", {"file_id": big["id"], "incremental": True})
+
+    th = threading.Thread(target=long_import)
+    th.start()
+    try:
+        wait_for(lambda: metric(parse_metrics(admin.get("/metrics").text), "duckstore_queue_held") >= 1,
+                 "the long import to take its turn", timeout=turn * 5 + 10)
+        small = proj.upload("small.csv", csv_text([["-1", "refused"]], header=["id", "v"]))
+        t0 = time.monotonic()
+        r = proj.api.post(proj.tpath("t") + "/import/file", {"file_id": small["id"], "incremental": True},
+                          headers={"Prefer": "respond-async, wait=0"})
+        refused_in = time.monotonic() - t0
+        expect_error(r, 429, "queue_full", mentions=("busy", "0.001 s it may wait"))
+        assert r.headers.get("Retry-After") == "1", describe(r)
+        assert refused_in < turn, f"the refusal took {refused_in:.2f} s, a whole turn is {turn:.2f} s"
+        # A client that waits long enough gets its turn after the long import.
+        ok = proj.upload("ok.csv", csv_text([["-2", "waited"]], header=["id", "v"]))
+        res = expect(proj.api.post(proj.tpath("t") + "/import/file", {"file_id": ok["id"], "incremental": True},
+                                   headers={"Prefer": "wait=600"}), 200)
+        assert res["imported_rows"] == 1, res
+    finally:
+        th.join(timeout=turn * 10 + 60)
+    expect(out["r"], 200)
+    rows = {row[0]: row[1] for row in proj.export_rows("t", {"columns": ["id", "v"]})[1]}
+    assert "-1" not in rows, "the refused import wrote its row"
+    assert rows.get("-2") == "waited"
+    assert len(rows) == 300_001

@@ -176,3 +176,70 @@ def test_long_import_does_not_block_other_calls(server):
     assert len(during) >= 5, f"only {len(during)} calls were answered while the import ran"
     assert slowest < 5.0, f"a small call took {slowest:.2f}s during the import"
     d.close()
+
+
+def test_a_write_whose_turn_would_come_after_the_deadline_fails_at_once(server):
+    """A call's deadline bounds its wait for its table's write queue: when the turn is expected after
+    the deadline, the call fails at once with RESOURCE_EXHAUSTED (queue_full) and changes nothing,
+    rather than running out its deadline in the queue."""
+    import time
+
+    keys = setup_projects(server)
+    d = Driver(server, "grpc")
+    X = table_pb2.ImportExportShared
+    d.run(table_pb2.CreateTableCommand(path=["in.c-load"], tableName="q", columns=[
+        T(name="a", nullable=True), T(name="b", nullable=True)]), keys["c0"], "c0", info_pb2.ObjectInfoResponse)
+
+    def put(name, data):
+        r = requests.post(f"{server.url}/projects/c0/files", params={"name": name}, data=data,
+                          headers={"Authorization": f"Bearer {keys['c0']}"}, timeout=REQUEST_TIMEOUT * 4)
+        assert r.status_code == 201, r.text
+
+    def import_cmd(name):
+        return table_pb2.TableImportFromFileCommand(
+            fileProvider=X.S3, fileFormat=X.CSV, filePath=X.FilePath(fileName=name),
+            destination=X.Table(path=["in.c-load"], tableName="q"),
+            importOptions=X.ImportOptions(numberOfIgnoredLines=1, importType=X.ImportOptions.INCREMENTAL))
+
+    put("big.csv", b"a,b\n" + b"".join(b"%d,value-%d\n" % (i, i) for i in range(300_000)))
+    put("small.csv", b"a,b\n-1,refused\n")
+    started = time.monotonic()
+    d.run(import_cmd("big.csv"), keys["c0"], "c0", table_pb2.TableImportResponse)  # the queue learns a turn
+    turn = time.monotonic() - started
+    done = {}
+
+    def long_import():
+        other = Driver(server, "grpc")
+        try:
+            done["rows"] = other.run(import_cmd("big.csv"), keys["c0"], "c0",
+                                     table_pb2.TableImportResponse).tableRowsCount
+        except BaseException as e:  # noqa: BLE001 - reported below
+            done["error"] = e
+        finally:
+            other.close()
+
+    t = threading.Thread(target=long_import, daemon=True)
+    t.start()
+    admin = {"Authorization": f"Bearer {server.admin_key}"}
+    deadline = time.monotonic() + turn * 5 + 10
+    while not any(line.startswith("duckstore_queue_held ") and float(line.split()[1]) >= 1
+                  for line in requests.get(server.url + "/metrics", headers=admin, timeout=REQUEST_TIMEOUT).text
+                  .splitlines()):
+        assert time.monotonic() < deadline, "the long import never took its turn"
+        time.sleep(0.01)
+    body = request(import_cmd("small.csv"), keys["c0"], "c0").SerializeToString()
+    try:
+        d.stub(body, timeout=max(0.05, turn / 4))
+        raise AssertionError("the import ran although its turn would come after its deadline")
+    except grpc.RpcError as e:
+        assert e.code() == grpc.StatusCode.RESOURCE_EXHAUSTED, f"{e.code()}: {e.details()}"
+        assert "busy" in e.details() and "it may wait" in e.details(), e.details()
+    t.join(timeout=REQUEST_TIMEOUT * 4)
+    assert not t.is_alive(), "the long import hung"
+    assert "error" not in done, done.get("error")
+    # The table has no primary key: both big imports appended, the refused one nothing.
+    assert done["rows"] == 600_000
+    info = d.run(info_pb2.ObjectInfoCommand(path=["in.c-load", "q"], expectedObjectType=info_pb2.TABLE), keys["c0"],
+                 "c0", info_pb2.ObjectInfoResponse).tableInfo
+    assert info.rowsCount == 600_000, f"{info.rowsCount} rows: the refused import wrote"
+    d.close()

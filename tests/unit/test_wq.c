@@ -4,6 +4,7 @@
  */
 #include <criterion/criterion.h>
 #include <pthread.h>
+#include <string.h>
 #include <stdatomic.h>
 #include <time.h>
 #include <unistd.h>
@@ -38,7 +39,7 @@ static void *enter_and_leave(void *arg)
     ds_wq_slot_t *slot = NULL;
     ds_err_t err = {0};
     double t0 = now_s();
-    w->st = ds_wq_enter(w->wq, KEY, w->cancel, &slot, &err);
+    w->st = ds_wq_enter(w->wq, KEY, 0, w->cancel, &slot, &err);
     w->waited_s = now_s() - t0;
     if (w->st == DS_OK) {
         order_[atomic_fetch_add(&n_order_, 1)] = w->id;
@@ -63,7 +64,7 @@ Test(wq, cancelled_waiter_leaves_and_the_others_keep_their_order)
     ds_wq_slot_t *held = NULL;
     ds_err_t err = {0};
     atomic_store(&n_order_, 0);
-    cr_assert_eq(ds_wq_enter(wq, KEY, NULL, &held, &err), DS_OK);
+    cr_assert_eq(ds_wq_enter(wq, KEY, 0, NULL, &held, &err), DS_OK);
 
     waiter_t w[3] = {{wq, NULL, 1, 0, 0}, {wq, ds_cancel_create(), 2, 0, 0}, {wq, NULL, 3, 0, 0}};
     pthread_t t[3];
@@ -87,7 +88,7 @@ Test(wq, cancelled_waiter_leaves_and_the_others_keep_their_order)
     cr_assert_eq(ds_wq_active(wq), 0);
 
     /* The key works as before afterwards. */
-    cr_assert_eq(ds_wq_enter(wq, KEY, NULL, &held, &err), DS_OK);
+    cr_assert_eq(ds_wq_enter(wq, KEY, 0, NULL, &held, &err), DS_OK);
     ds_wq_leave(wq, held);
     ds_cancel_free(&w[1].cancel);
     ds_wq_destroy(&wq);
@@ -101,11 +102,11 @@ Test(wq, already_cancelled_waiter_does_not_wait_but_a_free_slot_is_taken)
     ds_cancel_t *c = ds_cancel_create();
     ds_cancel_fire(c, "cancelled by the client");
     /* Nothing to wait for: entering succeeds (the work itself is refused later, by the backend). */
-    cr_assert_eq(ds_wq_enter(wq, "p/x", c, &mine, &err), DS_OK);
+    cr_assert_eq(ds_wq_enter(wq, "p/x", 0, c, &mine, &err), DS_OK);
     ds_wq_leave(wq, mine);
-    cr_assert_eq(ds_wq_enter(wq, "p/x", NULL, &held, &err), DS_OK);
+    cr_assert_eq(ds_wq_enter(wq, "p/x", 0, NULL, &held, &err), DS_OK);
     double t0 = now_s();
-    cr_assert_eq(ds_wq_enter(wq, "p/x", c, &mine, &err), DS_CANCELLED);
+    cr_assert_eq(ds_wq_enter(wq, "p/x", 0, c, &mine, &err), DS_CANCELLED);
     cr_assert_lt(now_s() - t0, 1.0);
     ds_wq_leave(wq, held);
     cr_assert_eq(ds_wq_active(wq), 0);
@@ -118,7 +119,7 @@ Test(wq, cancelled_places_do_not_count_against_the_depth)
     ds_wq_t *wq = ds_wq_create(1);
     ds_wq_slot_t *held = NULL;
     ds_err_t err = {0};
-    cr_assert_eq(ds_wq_enter(wq, KEY, NULL, &held, &err), DS_OK);
+    cr_assert_eq(ds_wq_enter(wq, KEY, 0, NULL, &held, &err), DS_OK);
     waiter_t a = {wq, ds_cancel_create(), 1, 0, 0};
     pthread_t ta;
     start_waiter(&ta, &a, 1);
@@ -130,7 +131,7 @@ Test(wq, cancelled_places_do_not_count_against_the_depth)
     pthread_t tb;
     start_waiter(&tb, &b, 1);
     ds_wq_slot_t *extra = NULL;
-    cr_assert_eq(ds_wq_enter(wq, KEY, NULL, &extra, &err), DS_QUEUE_FULL);
+    cr_assert_eq(ds_wq_enter(wq, KEY, 0, NULL, &extra, &err), DS_QUEUE_FULL);
     ds_wq_leave(wq, held);
     pthread_join(tb, NULL);
     cr_assert_eq(b.st, DS_OK);
@@ -161,17 +162,17 @@ Test(wq, parked_tickets_are_granted_in_order_without_a_thread)
     bool granted = false;
     parked_t first = {.id = 0}, p1 = {.id = 1}, p3 = {.id = 3};
     /* A free slot is held at once and no callback comes. */
-    cr_assert_eq(ds_wq_enter_async(wq, KEY, on_grant, &first, &held, &granted, &err), DS_OK);
+    cr_assert_eq(ds_wq_enter_async(wq, KEY, 0, on_grant, &first, &held, &granted, &err), DS_OK);
     cr_assert(granted);
     cr_assert_eq(ds_wq_active(wq), 1);
     /* Parked, a blocking waiter, parked again: one FIFO for both kinds. */
-    cr_assert_eq(ds_wq_enter_async(wq, KEY, on_grant, &p1, &s1, &granted, &err), DS_OK);
+    cr_assert_eq(ds_wq_enter_async(wq, KEY, 0, on_grant, &p1, &s1, &granted, &err), DS_OK);
     cr_assert_not(granted);
     cr_assert_eq(ds_wq_waiting(wq), 1);
     pthread_t t;
     waiter_t w2 = {.wq = wq, .id = 2};
     start_waiter(&t, &w2, 2);
-    cr_assert_eq(ds_wq_enter_async(wq, KEY, on_grant, &p3, &s3, &granted, &err), DS_OK);
+    cr_assert_eq(ds_wq_enter_async(wq, KEY, 0, on_grant, &p3, &s3, &granted, &err), DS_OK);
     cr_assert_not(granted);
     cr_assert_eq(ds_wq_waiting(wq), 3);
     /* Leaving grants p1 by callback, on this thread, before the blocked thread. */
@@ -206,11 +207,11 @@ Test(wq, parked_tickets_count_against_the_depth)
     ds_wq_slot_t *held = NULL, *s = NULL;
     bool granted = false;
     parked_t a = {.id = 0}, b = {.id = 1}, c = {.id = 2};
-    cr_assert_eq(ds_wq_enter_async(wq, KEY, on_grant, &a, &held, &granted, &err), DS_OK);
-    cr_assert_eq(ds_wq_enter_async(wq, KEY, on_grant, &b, &s, &granted, &err), DS_OK);
-    cr_assert_eq(ds_wq_enter_async(wq, KEY, on_grant, &c, &s, &granted, &err), DS_OK);
+    cr_assert_eq(ds_wq_enter_async(wq, KEY, 0, on_grant, &a, &held, &granted, &err), DS_OK);
+    cr_assert_eq(ds_wq_enter_async(wq, KEY, 0, on_grant, &b, &s, &granted, &err), DS_OK);
+    cr_assert_eq(ds_wq_enter_async(wq, KEY, 0, on_grant, &c, &s, &granted, &err), DS_OK);
     ds_wq_slot_t *over = NULL;
-    cr_assert_eq(ds_wq_enter_async(wq, KEY, on_grant, &c, &over, &granted, &err), DS_QUEUE_FULL);
+    cr_assert_eq(ds_wq_enter_async(wq, KEY, 0, on_grant, &c, &over, &granted, &err), DS_QUEUE_FULL);
     cr_assert_eq(ds_wq_waiting(wq), 2);
     ds_wq_leave(wq, held);
     ds_wq_leave(wq, s);
@@ -227,9 +228,9 @@ Test(wq, an_abandoned_parked_ticket_is_skipped_and_never_granted)
     ds_wq_slot_t *held = NULL, *s1 = NULL, *s2 = NULL;
     bool granted = false;
     parked_t a = {.id = 0}, p1 = {.id = 1}, p2 = {.id = 2};
-    cr_assert_eq(ds_wq_enter_async(wq, KEY, on_grant, &a, &held, &granted, &err), DS_OK);
-    cr_assert_eq(ds_wq_enter_async(wq, KEY, on_grant, &p1, &s1, &granted, &err), DS_OK);
-    cr_assert_eq(ds_wq_enter_async(wq, KEY, on_grant, &p2, &s2, &granted, &err), DS_OK);
+    cr_assert_eq(ds_wq_enter_async(wq, KEY, 0, on_grant, &a, &held, &granted, &err), DS_OK);
+    cr_assert_eq(ds_wq_enter_async(wq, KEY, 0, on_grant, &p1, &s1, &granted, &err), DS_OK);
+    cr_assert_eq(ds_wq_enter_async(wq, KEY, 0, on_grant, &p2, &s2, &granted, &err), DS_OK);
     cr_assert_eq(ds_wq_waiting(wq), 2);
     /* p1 gives up while it waits: it leaves the line at once. */
     cr_assert(ds_wq_abandon(wq, s1, &p1));
@@ -244,5 +245,60 @@ Test(wq, an_abandoned_parked_ticket_is_skipped_and_never_granted)
     ds_wq_leave(wq, s2);
     cr_assert_eq(ds_wq_active(wq), 0);
     cr_assert_eq(ds_wq_waiting(wq), 0);
+    ds_wq_destroy(&wq);
+}
+
+/* Holds KEY for about ms milliseconds, then leaves: one hold for the key's average. */
+static void hold_for(ds_wq_t *wq, int ms)
+{
+    ds_wq_slot_t *s = NULL;
+    ds_err_t err = {0};
+    cr_assert_eq(ds_wq_enter(wq, KEY, 0, NULL, &s, &err), DS_OK);
+    usleep((useconds_t)ms * 1000u);
+    ds_wq_leave(wq, s);
+}
+
+Test(wq, a_turn_expected_later_than_the_request_may_wait_is_refused_at_once)
+{
+    ds_wq_t *wq = ds_wq_create(16);
+    ds_err_t err = {0};
+    /* No average known yet: a bound admits (the queue cannot tell how long a turn takes). */
+    ds_wq_slot_t *held = NULL, *s = NULL;
+    parked_t pk = {9, 0};
+    bool granted = true;
+    cr_assert_eq(ds_wq_enter(wq, "t/p/b/other", 0, NULL, &held, &err), DS_OK);
+    cr_assert_eq(ds_wq_enter_async(wq, "t/p/b/other", 0.001, on_grant, &pk, &s, &granted, &err), DS_OK);
+    cr_assert(!granted);
+    ds_wq_leave(wq, held);
+    cr_assert_eq(atomic_load(&pk.granted), 1);
+    ds_wq_leave(wq, s);
+    /* Learned after the queue emptied: holds of about 200 ms. */
+    hold_for(wq, 200);
+    hold_for(wq, 200);
+    cr_assert_eq(ds_wq_enter(wq, KEY, 0, NULL, &held, &err), DS_OK);
+    /* The holder just began: its rest (~0.2 s) is over 0.05 s, under 5 s. */
+    double t0 = now_s();
+    cr_assert_eq(ds_wq_enter(wq, KEY, 0.05, NULL, &s, &err), DS_QUEUE_FULL);
+    cr_assert_lt(now_s() - t0, 0.05, "the refusal waited");
+    cr_assert(strstr(err.message, "busy") && strstr(err.message, "0.05 s it may wait"), "message: %s", err.message);
+    cr_assert_eq(ds_wq_waiting(wq), 0, "a refused request took a place");
+    /* Without a bound, or with a long one, the request queues as before. */
+    waiter_t a = {wq, NULL, 1, 0, 0};
+    pthread_t ta;
+    start_waiter(&ta, &a, 1);
+    atomic_store(&pk.granted, 0);
+    cr_assert_eq(ds_wq_enter_async(wq, KEY, 5.0, on_grant, &pk, &s, &granted, &err), DS_OK);
+    cr_assert(!granted);
+    /* Three ahead now (the holder, a and the parked one): about 0.6 s of expected wait, over 0.3 s. */
+    ds_wq_slot_t *t = NULL;
+    err = (ds_err_t){0};
+    cr_assert_eq(ds_wq_enter_async(wq, KEY, 0.3, on_grant, &pk, &t, &granted, &err), DS_QUEUE_FULL);
+    cr_assert(strstr(err.message, "2 waiting"), "message: %s", err.message);
+    ds_wq_leave(wq, held);
+    pthread_join(ta, NULL);
+    cr_assert_eq(a.st, DS_OK);
+    cr_assert_eq(atomic_load(&pk.granted), 1, "the parked request was not granted when a left");
+    ds_wq_leave(wq, s);
+    cr_assert_eq(ds_wq_active(wq), 0);
     ds_wq_destroy(&wq);
 }
