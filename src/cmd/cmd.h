@@ -76,9 +76,10 @@ typedef struct ds_ctx {
     const char *idem_token;
     const char *idem_hash;
     ds_park_t *park;          /* the transport's parking of this request, or NULL: waits block (see above) */
-    /* How long the caller is willing to wait for a write queue's turn (REST "Prefer: wait=N", the gRPC
-     * deadline), seconds; 0: no bound of its own. The service's queue_max_wait also applies (core/wq.h). */
-    double max_wait_s;
+    /* By when the caller wants its write's turn in a write queue (REST: arrival plus "Prefer: wait=N"; gRPC:
+     * the call's deadline), CLOCK_MONOTONIC seconds; 0: no bound of its own. The service's queue_max_wait
+     * also applies (core/wq.h). */
+    double wait_deadline;
     /* Set once a name of this request resolved through a linked bucket (cmd/share.c): what it read, for the
      * message; from then on no table or project catalog write slot is given to the request. */
     const char *linked_read;

@@ -927,10 +927,21 @@ static void park_granted(void *arg)
     ps->park->resume_cb(ps->park->arg);
 }
 
-/* The request's bound on its wait for a write queue's turn: the smaller of its own and the service's. */
+/*
+ * The request's bound on its wait for a write queue's turn: the smaller of
+ * what is left until its own deadline (time it spent before, e.g. waiting for
+ * a worker, counts) and the service's.
+ */
 static double max_wait(const ds_ctx_t *ctx)
 {
-    double own = ctx->max_wait_s;
+    double own = 0;
+    if (ctx->wait_deadline > 0) {
+        struct timespec now;
+        clock_gettime(CLOCK_MONOTONIC, &now);
+        own = ctx->wait_deadline - ((double)now.tv_sec + (double)now.tv_nsec / 1e9);
+        if (own < 0.001)
+            own = 0.001; /* past it already: only a free queue will do */
+    }
     if (own > 0 && (queue_max_wait <= 0 || own < queue_max_wait))
         return own;
     return queue_max_wait;

@@ -758,7 +758,12 @@ static void on_execute_message(call_t *c, int ok)
     }
     c->ctx.request_id = c->request_id;
     c->ctx.cancel = c->cancel;
-    c->ctx.max_wait_s = deadline_left(c);
+    double left = deadline_left(c);
+    if (left > 0) {
+        struct timespec now;
+        clock_gettime(CLOCK_MONOTONIC, &now);
+        c->ctx.wait_deadline = (double)now.tv_sec + (double)now.tv_nsec / 1e9 + left;
+    }
     const char *auth = authorization(c, c->ctx.arena);
     c->ctx.idempotency_key = idempotency_key(c, c->ctx.arena);
     if (ds_driver_prepare_pieces(&c->dc, &c->ctx, c->pieces, c->n_slices, auth) != DS_OK) {

@@ -183,7 +183,7 @@ const char *ds_rest_presented_key(struct MHD_Connection *conn);
 /*
  * How long the client says it will wait, in seconds, from "Prefer: wait=N"
  * (RFC 7240); 0 when it says nothing (or nothing valid). The request's write
- * queue waits are bounded by it (ds_ctx_t.max_wait_s).
+ * queue waits are bounded by it, counted from its arrival (ds_ctx_t.wait_deadline).
  */
 double ds_rest_prefer_wait(struct MHD_Connection *conn);
 /* True when the query argument is "true" or "1". */

@@ -767,7 +767,9 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         rs->fd = c ? c->fd : -1;
         rs->req.ctx.request_id = rs->request_id;
         rs->req.ctx.key = ds_rest_presented_key(conn);
-        rs->req.ctx.max_wait_s = ds_rest_prefer_wait(conn);
+        double wait = ds_rest_prefer_wait(conn);
+        if (wait > 0)
+            rs->req.ctx.wait_deadline = (double)rs->start.tv_sec + (double)rs->start.tv_nsec / 1e9 + wait;
         rs->req.method = ds_arena_strdup(rs->req.ctx.arena, method);
         rs->req.path = ds_arena_strdup(rs->req.ctx.arena, url);
         rs->req.conn = conn;
