@@ -116,8 +116,8 @@ def test_compaction_returns_branch_space_and_keeps_everything(server_factory):
     # The branch copied big (about as large as the file before it) and wrote 40,000 rows more:
     # all of that is gone again, and the file is back near its size before the branch. The copy's
     # own size varies from run to run by up to 8 blocks of 256 KiB (5.26 to 7.35 MB for the same
-    # rows, every copy with 0 free blocks; presumably how DuckDB lays out a parallel insert), so the bounds
-    # allow 2 MiB of it; a compaction that returned nothing would leave the 11.5 MB.
+    # rows, every copy with 0 free blocks; presumably how DuckDB lays out a parallel insert), so
+    # the bounds allow 2 MiB of it; a compaction that returned nothing would leave the 11.5 MB.
     assert res["bytes_after"] < res["bytes_before"] * 0.7, res
     assert res["bytes_after"] <= before_branch * 1.1 + later_bytes + 3 * MIB, (res, before_branch, later_bytes)
 
