@@ -490,8 +490,11 @@ ds_status_t ds_config_validate(const ds_config_t *cfg, ds_err_t *err)
         (st = check_min(err, "grpc_workers", cfg->grpc_workers, 1)) != DS_OK ||
         (st = check_min(err, "grpc_queue", cfg->grpc_queue, 0)) != DS_OK ||
         (st = check_min(err, "grpc_caller_share", cfg->grpc_caller_share, 1)) != DS_OK ||
-        (st = check_size(err, "unauth_body_bytes", cfg->unauth_body_bytes)) != DS_OK)
+        (st = check_size(err, "unauth_body_bytes", cfg->unauth_body_bytes)) != DS_OK ||
+        (st = check_size(err, "body_memory", cfg->body_memory)) != DS_OK)
         return st;
+    if (cfg->body_memory < cfg->max_json_bytes)
+        return invalid(err, "body_memory", "must be at least max_json_bytes (one largest body must fit)");
     /* Fixed bounds, so the thread and memory budget of the gRPC side stays documented. */
     if (cfg->ws_memory_limit < ((int64_t)16 << 20))
         return invalid(err, "ws_memory_limit", "must be a size of at least 16MiB (not a percentage)");

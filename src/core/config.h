@@ -92,7 +92,10 @@ typedef enum { DS_LOG_DEBUG = 0, DS_LOG_INFO, DS_LOG_WARN, DS_LOG_ERROR } ds_log
     XX(grpc_caller_share, "DUCKSTORE_GRPC_CALLER_SHARE", "grpc-caller-share", DS_CFG_INT, "50",   \
        "percent of the gRPC workers and of the queue one caller (project or key) may hold")       \
     XX(unauth_body_bytes, "DUCKSTORE_UNAUTH_BODY_BYTES", "unauth-body-bytes", DS_CFG_BYTES,       \
-       "64KiB", "largest /driver/execute body without a valid Authorization: Bearer key (401)")     \
+       "64KiB", "largest body of a request without a key (401), or of /driver/execute without a "  \
+       "valid Authorization: Bearer key")                                                          \
+    XX(body_memory, "DUCKSTORE_BODY_MEMORY", "body-memory", DS_CFG_BYTES, "512MiB",               \
+       "request bodies (JSON) held in memory at once over all requests; more answer 503")          \
     XX(idempotency_ttl, "DUCKSTORE_IDEMPOTENCY_TTL", "idempotency-ttl", DS_CFG_DURATION, "24h",   \
        "how long a write's Idempotency-Key is remembered (its repeat answers the first result)")   \
     XX(snapshot_retention, "DUCKSTORE_SNAPSHOT_RETENTION", "snapshot-retention", DS_CFG_DURATION, \
@@ -144,6 +147,7 @@ typedef struct {
     int64_t grpc_queue;
     int64_t grpc_caller_share; /* percent */
     int64_t unauth_body_bytes;
+    int64_t body_memory;
     int64_t idempotency_ttl; /* seconds */
     int64_t snapshot_retention; /* seconds */
     int64_t history_sweep;      /* seconds */

@@ -100,6 +100,9 @@ typedef struct {
     struct timespec start;
     ds_buf_t body;
     bool too_large;
+    int64_t body_held;   /* bytes of body counted in bodies_held (event thread; released by free_state) */
+    bool over_memory;    /* the body did not fit DUCKSTORE_BODY_MEMORY: refused with 503, nothing kept */
+    bool keyless_over;   /* no key presented and a body over DUCKSTORE_UNAUTH_BODY_BYTES: 401, nothing kept */
     void *stream_state;        /* for streaming routes */
     atomic_bool stream_failed; /* the error is in req.ctx.err; the rest of the body is discarded */
     bool stream_started;
@@ -128,6 +131,9 @@ typedef struct {
 static struct MHD_Daemon *daemon_;
 static ds_pool_t *pool;
 static int64_t max_body;
+static int64_t unauth_body;  /* DUCKSTORE_UNAUTH_BODY_BYTES: the body a request without a key may carry */
+static int64_t body_memory;  /* DUCKSTORE_BODY_MEMORY: request bodies held in memory at once, all requests */
+static atomic_llong bodies_held;
 static int64_t header_timeout_s;
 static atomic_ullong next_id;
 static unsigned long long id_salt;
@@ -444,6 +450,22 @@ static void compute(req_state_t *rs)
         build_error(rs, err);
         return;
     }
+    if (rs->keyless_over) {
+        ds_err_set(err, DS_UNAUTHENTICATED,
+                   "no API key: send \"Authorization: Bearer <key>\" (a request without one may carry at most %lld "
+                   "bytes of body, DUCKSTORE_UNAUTH_BODY_BYTES)",
+                   (long long)unauth_body);
+        build_error(rs, err);
+        return;
+    }
+    if (rs->over_memory) {
+        ds_err_set(err, DS_RESOURCE_EXHAUSTED,
+                   "the server holds as many request bodies in memory as it may (DUCKSTORE_BODY_MEMORY, %lld bytes); "
+                   "nothing was changed, retry",
+                   (long long)body_memory);
+        build_error(rs, err);
+        return;
+    }
     if (ds_buf_failed(&rs->body)) {
         ds_err_set(err, DS_UNAVAILABLE, "out of memory while reading the request body");
         build_error(rs, err);
@@ -586,6 +608,16 @@ static void job_stream(void *arg)
 }
 
 static void free_state(req_state_t *rs);
+
+/* Frees a request's buffered body and gives its bytes back to DUCKSTORE_BODY_MEMORY. */
+static void release_body(req_state_t *rs)
+{
+    ds_buf_free(&rs->body);
+    if (rs->body_held) {
+        atomic_fetch_sub(&bodies_held, rs->body_held);
+        rs->body_held = 0;
+    }
+}
 
 /* Writes a batch behind the reading event thread (see DESIGN). Worker thread. */
 static void job_batch(void *arg)
@@ -827,16 +859,29 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
     if (rs->route && rs->route->stream && wait_for_batch(rs, conn))
         return MHD_YES;
     if (*upload_data_size) {
-        if (!rs->too_large && (int64_t)(rs->body.len + *upload_data_size) > max_body) {
-            rs->too_large = true;
-            ds_buf_free(&rs->body);
-        }
-        if (!rs->too_large)
-            ds_buf_append(&rs->body, upload_data, *upload_data_size);
+        int64_t n = (int64_t)*upload_data_size;
         *upload_data_size = 0;
+        if (rs->too_large || rs->over_memory || rs->keyless_over)
+            return MHD_YES; /* refused already: the rest is read and dropped */
+        const char *key = rs->req.ctx.key;
+        if ((int64_t)rs->body.len + n > max_body)
+            rs->too_large = true;
+        else if (rs->route && !rs->route->public_route && (!key || !*key) && (int64_t)rs->body.len + n > unauth_body)
+            rs->keyless_over = true;
+        else if (atomic_fetch_add(&bodies_held, n) + n > body_memory) {
+            atomic_fetch_sub(&bodies_held, n);
+            rs->over_memory = true;
+        }
+        if (rs->too_large || rs->over_memory || rs->keyless_over) {
+            release_body(rs);
+            return MHD_YES;
+        }
+        rs->body_held += n;
+        ds_buf_append(&rs->body, upload_data, (size_t)n);
         return MHD_YES;
     }
-    if (!rs->route || rs->route->on_loop || (rs->too_large && !rs->route->stream)) {
+    if (!rs->route || rs->route->on_loop ||
+        ((rs->too_large || rs->over_memory || rs->keyless_over) && !rs->route->stream)) {
         compute(rs);
         return send_answer(rs, conn);
     }
@@ -875,7 +920,7 @@ static void free_state(req_state_t *rs)
         ds_metrics_request("http", rs->req.method, route, 499, secs);
         ds_log_request(rs->request_id, rs->req.method, route, 499, secs * 1000.0, rs->req.ctx.project_id, "http");
     }
-    ds_buf_free(&rs->body);
+    release_body(rs);
     ds_buf_free(&rs->pending);
     ds_buf_free(&rs->batch);
     if (rs->answer)
@@ -1034,6 +1079,8 @@ static ds_status_t start_server(const ds_config_t *cfg, unsigned flags, int port
                                 ds_err_t *err)
 {
     max_body = cfg->max_json_bytes;
+    unauth_body = cfg->unauth_body_bytes;
+    body_memory = cfg->body_memory;
     header_timeout_s = cfg->header_timeout;
     id_salt = (unsigned long long)time(NULL) * 2654435761ull ^ (unsigned long long)getpid();
     int64_t max_conns = connections_that_fit(cfg->max_connections);

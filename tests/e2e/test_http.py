@@ -2,10 +2,11 @@
 
 import json
 import re
+import socket
 
 import pytest
 
-from e2e_lib import (create_bucket, create_project, describe, expect, expect_error, list_items)
+from e2e_lib import (create_bucket, create_project, describe, expect, expect_error, list_items, wait_for)
 
 
 @pytest.mark.parametrize("raw", ['{"id": "p1",', '{"id": p1}', "{'id': 'p1'}", '{"id": "p1"} trailing',
@@ -115,3 +116,55 @@ def test_405_names_allowed_methods(admin):
     assert r.status_code == 405, describe(r)
     allow = {m.strip().upper() for m in r.headers.get("Allow", "").split(",") if m.strip()}
     assert {"GET", "PUT", "DELETE"} <= allow, f"Allow header: {r.headers.get('Allow')!r}"
+
+
+def test_a_request_without_a_key_may_carry_only_a_small_body(server_factory):
+    """A body is not kept for a request that presents no key: beyond DUCKSTORE_UNAUTH_BODY_BYTES
+    it is read and dropped, and the answer is the 401 it would get anyway, naming the cap."""
+    server = server_factory(env={"DUCKSTORE_UNAUTH_BODY_BYTES": "4KiB"})
+    anon = server.api(key=None)
+    big = '{"id": "big",' + " " * 100_000 + '"name": "x"}'
+    expect_error(anon.request("POST", "/projects", data=big), 401, "unauthenticated",
+                 mentions=("DUCKSTORE_UNAUTH_BODY_BYTES", "4096"))
+    # Under the cap: the plain 401 of a missing key.
+    r = anon.post("/projects", {"id": "small", "name": "y"})
+    expect_error(r, 401, "unauthenticated")
+    assert "DUCKSTORE_UNAUTH_BODY_BYTES" not in r.text
+    # The same large body with a key is read and served.
+    admin = server.api()
+    expect(admin.request("POST", "/projects", data=big), 201)
+    assert [p["id"] for p in list_items(admin, "/projects")] == ["big"]
+
+
+def test_request_bodies_held_at_once_are_bounded_and_freed(server_factory):
+    """DUCKSTORE_BODY_MEMORY bounds the request bodies held in memory over all requests: while a
+    slow client holds most of it, a body that does not fit is refused with 503 resource_exhausted
+    (nothing changed); once that client goes, the same request is served."""
+    server = server_factory(env={"DUCKSTORE_MAX_JSON_BYTES": "1MiB", "DUCKSTORE_BODY_MEMORY": "1MiB"})
+    admin = server.api()
+    host, port = server.url.split("//", 1)[1].rsplit(":", 1)
+    slow = socket.create_connection((host, int(port)), timeout=10)
+    try:
+        head = (f"POST /projects HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {server.admin_key}\r\n"
+                f"Content-Type: application/json\r\nContent-Length: {1 << 20}\r\n\r\n").encode()
+        slow.sendall(head + b'{"id": "slow", "name": "' + b"s" * 900_000)  # the rest never comes
+        body = '{"id": "second",' + " " * 200_000 + '"name": "n"}'
+        refused = []
+
+        def refused_now():
+            r = admin.request("POST", "/projects", data=body)
+            if r.status_code == 503:
+                refused.append(r)
+                return True
+            assert r.status_code != 201, f"created while the slow body was held:\n{describe(r)}"
+            return False
+
+        wait_for(refused_now, "a body over DUCKSTORE_BODY_MEMORY to be refused", timeout=20)
+        expect_error(refused[0], 503, "resource_exhausted", mentions=("DUCKSTORE_BODY_MEMORY",))
+        assert list_items(admin, "/projects") == []
+    finally:
+        slow.close()
+    # Its bytes are given back when the connection ends.
+    wait_for(lambda: admin.request("POST", "/projects", data=body).status_code == 201,
+             "the request to be served once the slow client left", timeout=20)
+    assert [p["id"] for p in list_items(admin, "/projects")] == ["second"]
