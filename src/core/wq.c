@@ -208,13 +208,16 @@ static ds_wq_slot_t *take_ticket(ds_wq_t *wq, const char *key, double max_wait_s
     }
     double now = now_s(), avg = s->refs > 0 && max_wait_s > 0 ? hold_avg(wq, key) : -1.0;
     if (avg >= 0) {
-        /* The holder's expected rest (none once it is past the average), then one average per waiter. */
+        /*
+         * When the request would be done: the holder's expected rest (none once
+         * it is past the average), one average per waiter, and its own turn.
+         */
         double rest = avg - (now - s->granted_at);
-        double expect = (rest > 0 ? rest : 0) + (double)waiters * avg;
+        double expect = (rest > 0 ? rest : 0) + (double)(waiters + 1) * avg;
         if (expect > max_wait_s) {
             ds_err_set(err, DS_QUEUE_FULL,
-                       "the same object is busy: this request's turn would come in about %.1f s (%lld waiting, "
-                       "%.2f s each on average), later than the %g s it may wait; retry later",
+                       "the same object is busy: this request would be done in about %.1f s (after %lld waiting, "
+                       "%.2f s per turn on average), later than the %g s it may wait; retry later",
                        expect, (long long)waiters, avg, max_wait_s);
             return NULL;
         }

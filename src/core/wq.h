@@ -9,10 +9,11 @@
  * once with DS_QUEUE_FULL (HTTP 429): nothing waits without bound.
  * A request may also say how long it is willing to wait (max_wait_s): each
  * key remembers its average hold (a moving average of grant-to-leave times,
- * kept after the queue empties), and a request whose turn would come later
- * than that, by the holder's expected rest plus one average per waiter, is
- * refused at once with DS_QUEUE_FULL instead of waiting past its client's
- * patience. A key without a known average admits everyone (up to depth).
+ * kept after the queue empties), and a request that would be done later than
+ * that, by the holder's expected rest plus one average per waiter and one for
+ * its own turn, is refused at once with DS_QUEUE_FULL instead of waiting past
+ * its client's patience. A key without a known average admits everyone (up to
+ * depth).
  * A waiter either blocks its thread (ds_wq_enter) or is parked
  * (ds_wq_enter_async): it keeps its place in the same FIFO and is called back
  * when its turn comes, so a transport can let go of the thread meanwhile.

@@ -276,7 +276,7 @@ Test(wq, a_turn_expected_later_than_the_request_may_wait_is_refused_at_once)
     hold_for(wq, 200);
     hold_for(wq, 200);
     cr_assert_eq(ds_wq_enter(wq, KEY, 0, NULL, &held, &err), DS_OK);
-    /* The holder just began: its rest (~0.2 s) is over 0.05 s, under 5 s. */
+    /* The holder just began: its rest and the request's own turn (~0.4 s) are over 0.05 s. */
     double t0 = now_s();
     cr_assert_eq(ds_wq_enter(wq, KEY, 0.05, NULL, &s, &err), DS_QUEUE_FULL);
     cr_assert_lt(now_s() - t0, 0.05, "the refusal waited");
@@ -289,7 +289,7 @@ Test(wq, a_turn_expected_later_than_the_request_may_wait_is_refused_at_once)
     atomic_store(&pk.granted, 0);
     cr_assert_eq(ds_wq_enter_async(wq, KEY, 5.0, on_grant, &pk, &s, &granted, &err), DS_OK);
     cr_assert(!granted);
-    /* Three ahead now (the holder, a and the parked one): about 0.6 s of expected wait, over 0.3 s. */
+    /* Three ahead now (the holder, a and the parked one), then its own turn: about 0.8 s, over 0.3 s. */
     ds_wq_slot_t *t = NULL;
     err = (ds_err_t){0};
     cr_assert_eq(ds_wq_enter_async(wq, KEY, 0.3, on_grant, &pk, &t, &granted, &err), DS_QUEUE_FULL);
