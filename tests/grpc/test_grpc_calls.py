@@ -145,6 +145,48 @@ def test_deadline_while_waiting_for_the_table_gives_up_its_place(server):
     d.close()
 
 
+def test_a_write_that_would_finish_after_its_deadline_fails_at_once(server):
+    """A call's deadline bounds its wait for the table's write queue: when the turns ahead and its
+    own are expected to end after the deadline, it fails at once with RESOURCE_EXHAUSTED
+    (queue_full) and changes nothing, rather than running out its deadline in the queue."""
+    d, key = big_import_setup(server)
+    started = time.monotonic()
+    d.run(import_cmd("big.csv"), key, "p", table_pb2.TableImportResponse)  # the queue learns a long turn
+    turn = time.monotonic() - started
+    done = {}
+
+    def long_import():
+        a = Driver(server, "grpc")
+        try:
+            done["rows"] = a.run(import_cmd("big.csv"), key, "p", table_pb2.TableImportResponse).tableRowsCount
+        except BaseException as e:  # noqa: BLE001 - reported below
+            done["error"] = e
+        finally:
+            a.close()
+
+    def queue_held():
+        text = requests.get(server.url + "/metrics", headers={"Authorization": f"Bearer {server.admin_key}"},
+                            timeout=REQUEST_TIMEOUT).text
+        return any(line.startswith("duckstore_queue_held ") and float(line.split()[1]) >= 1
+                   for line in text.splitlines())
+
+    t = threading.Thread(target=long_import, daemon=True)
+    t.start()
+    wait_for(queue_held, "the long import to take the table's turn", timeout=turn * 5 + 10)
+    body = request(import_cmd("small.csv"), key, "p").SerializeToString()
+    with grpc.insecure_channel(server.grpc_target) as ch:
+        with pytest.raises(grpc.RpcError) as e:
+            raw_stub(ch)(body, timeout=max(0.05, turn / 4))
+    assert e.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED, f"{e.value.code()}: {e.value.details()}"
+    assert "busy" in e.value.details() and "it may wait" in e.value.details(), e.value.details()
+    t.join(timeout=REQUEST_TIMEOUT * 4)
+    assert "error" not in done, done.get("error")
+    assert done["rows"] == ROWS
+    time.sleep(0.3)
+    assert table_rows(d, key) == ROWS, "the refused import of small.csv ran after all"
+    d.close()
+
+
 # ---- authorization metadata ---------------------------------------------------------------------------
 
 
