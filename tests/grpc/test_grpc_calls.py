@@ -50,6 +50,25 @@ def import_cmd(name):
         importOptions=X.ImportOptions(importType=X.ImportOptions.FULL, numberOfIgnoredLines=1))
 
 
+def start_long_import(server, key):
+    """Starts a FULL import of big.csv on its own channel; returns the thread and a dict that gets
+    "rows" (its table row count) or "error"."""
+    done = {}
+
+    def long_import():
+        a = Driver(server, "grpc")
+        try:
+            done["rows"] = a.run(import_cmd("big.csv"), key, "p", table_pb2.TableImportResponse).tableRowsCount
+        except BaseException as e:  # noqa: BLE001 - reported by the test
+            done["error"] = e
+        finally:
+            a.close()
+
+    t = threading.Thread(target=long_import, daemon=True)
+    t.start()
+    return t, done
+
+
 def table_rows(d, key):
     info = d.run(info_pb2.ObjectInfoCommand(path=["in.c-load", "big"], expectedObjectType=info_pb2.TABLE), key, "p",
                  info_pb2.ObjectInfoResponse)
@@ -112,19 +131,7 @@ def test_deadline_while_waiting_for_the_table_gives_up_its_place(server):
     """A call queued behind a long import of the same table stops waiting at its deadline (its
     thread is free again while the import still runs), never runs later, and the queue goes on."""
     d, key = big_import_setup(server)
-    done = {}
-
-    def long_import():
-        a = Driver(server, "grpc")
-        try:
-            done["rows"] = a.run(import_cmd("big.csv"), key, "p", table_pb2.TableImportResponse).tableRowsCount
-        except BaseException as e:  # noqa: BLE001 - reported below
-            done["error"] = e
-        finally:
-            a.close()
-
-    t = threading.Thread(target=long_import, daemon=True)
-    t.start()
+    t, done = start_long_import(server, key)
     time.sleep(0.3)  # the import holds the table's write slot
     body = request(import_cmd("small.csv"), key, "p").SerializeToString()
     with grpc.insecure_channel(server.grpc_target) as ch:
@@ -153,16 +160,6 @@ def test_a_write_that_would_finish_after_its_deadline_fails_at_once(server):
     started = time.monotonic()
     d.run(import_cmd("big.csv"), key, "p", table_pb2.TableImportResponse)  # the queue learns a long turn
     turn = time.monotonic() - started
-    done = {}
-
-    def long_import():
-        a = Driver(server, "grpc")
-        try:
-            done["rows"] = a.run(import_cmd("big.csv"), key, "p", table_pb2.TableImportResponse).tableRowsCount
-        except BaseException as e:  # noqa: BLE001 - reported below
-            done["error"] = e
-        finally:
-            a.close()
 
     def queue_held():
         text = requests.get(server.url + "/metrics", headers={"Authorization": f"Bearer {server.admin_key}"},
@@ -170,8 +167,7 @@ def test_a_write_that_would_finish_after_its_deadline_fails_at_once(server):
         return any(line.startswith("duckstore_queue_held ") and float(line.split()[1]) >= 1
                    for line in text.splitlines())
 
-    t = threading.Thread(target=long_import, daemon=True)
-    t.start()
+    t, done = start_long_import(server, key)
     wait_for(queue_held, "the long import to take the table's turn", timeout=turn * 5 + 10)
     body = request(import_cmd("small.csv"), key, "p").SerializeToString()
     with grpc.insecure_channel(server.grpc_target) as ch:
