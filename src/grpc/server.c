@@ -725,13 +725,6 @@ static bool take_pieces(call_t *c)
     return ok;
 }
 
-/*
- * A DriverRequest arrived: on the poller, read the envelope and the
- * credentials and authenticate the key (cheap, nothing of the command is
- * decoded); a refused call is answered here. An authenticated call is
- * queued for the workers if its caller and the queue have room, else it gets
- * RESOURCE_EXHAUSTED.
- */
 /* Seconds until the call's deadline (a little above 0 once it passed); 0 when it has none. */
 static double deadline_left(const call_t *c)
 {
@@ -743,6 +736,13 @@ static double deadline_left(const call_t *c)
     return s > 0.001 ? s : 0.001;
 }
 
+/*
+ * A DriverRequest arrived: on the poller, read the envelope and the
+ * credentials and authenticate the key (cheap, nothing of the command is
+ * decoded); a refused call is answered here. An authenticated call is
+ * queued for the workers if its caller and the queue have room, else it gets
+ * RESOURCE_EXHAUSTED.
+ */
 static void on_execute_message(call_t *c, int ok)
 {
     if (!ok) /* the client cancelled or the connection broke before the message arrived */
