@@ -131,6 +131,12 @@ ds_status_t ds_service_ready(ds_err_t *err);
  * (and scope_branch, key_id), as every authentication does. Thread-safe.
  */
 ds_status_t ds_cmd_authenticate(ds_ctx_t *ctx, bool *admin, char owner[DS_PROJECT_ID_MAX + 1]);
+/*
+ * True when key (may be NULL) authenticates as above; nothing else is looked
+ * at or kept. Cheap (in-memory key tables): transports call it before they
+ * keep more than a small body.
+ */
+bool ds_cmd_key_valid(ds_arena_t *arena, const char *key);
 /* Authorization checks, usable by transports for routes without a command. */
 ds_status_t ds_cmd_require_admin(ds_ctx_t *ctx);
 /* DS_OK when ctx's key (admin or the project's own) may use project id, which must exist. */

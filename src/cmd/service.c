@@ -732,6 +732,14 @@ ds_status_t ds_cmd_authenticate(ds_ctx_t *ctx, bool *admin, char owner[DS_PROJEC
     return DS_OK;
 }
 
+bool ds_cmd_key_valid(ds_arena_t *arena, const char *key)
+{
+    ds_ctx_t probe = {.arena = arena, .key = key};
+    bool admin;
+    char owner[DS_PROJECT_ID_MAX + 1];
+    return key && *key && ds_cmd_authenticate(&probe, &admin, owner) == DS_OK;
+}
+
 /* True when branch names the main branch (NULL, "", "default" or "main"). */
 static bool is_main_branch(const char *branch)
 {

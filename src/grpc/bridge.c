@@ -69,11 +69,7 @@ static bool header_authenticates(ds_rest_req_t *req, const char *bearer)
     size_t n = strlen(k);
     while (n > 0 && (k[n - 1] == ' ' || k[n - 1] == '\t'))
         n--;
-    ds_ctx_t probe = {.arena = req->ctx.arena, .request_id = req->ctx.request_id};
-    probe.key = n ? ds_arena_strndup(req->ctx.arena, k, n) : NULL;
-    bool admin;
-    char owner[DS_PROJECT_ID_MAX + 1];
-    return probe.key && ds_cmd_authenticate(&probe, &admin, owner) == DS_OK;
+    return n && ds_cmd_key_valid(req->ctx.arena, ds_arena_strndup(req->ctx.arena, k, n));
 }
 
 static ds_status_t bridge_begin(ds_rest_req_t *req, void **state)

@@ -102,7 +102,8 @@ typedef struct {
     bool too_large;
     int64_t body_held;   /* bytes of body counted in bodies_held (event thread; released by free_state) */
     bool over_memory;    /* the body did not fit DUCKSTORE_BODY_MEMORY: refused with 503, nothing kept */
-    bool keyless_over;   /* no key presented and a body over DUCKSTORE_UNAUTH_BODY_BYTES: 401, nothing kept */
+    bool unauth_over;    /* no valid key and a body over DUCKSTORE_UNAUTH_BODY_BYTES: 401, nothing kept */
+    int key_ok;          /* the presented key, checked once the body outgrows that cap: 0 unchecked, 1 valid, -1 not */
     void *stream_state;        /* for streaming routes */
     atomic_bool stream_failed; /* the error is in req.ctx.err; the rest of the body is discarded */
     bool stream_started;
@@ -450,11 +451,11 @@ static void compute(req_state_t *rs)
         build_error(rs, err);
         return;
     }
-    if (rs->keyless_over) {
+    if (rs->unauth_over) {
         ds_err_set(err, DS_UNAUTHENTICATED,
-                   "no API key: send \"Authorization: Bearer <key>\" (a request without one may carry at most %lld "
-                   "bytes of body, DUCKSTORE_UNAUTH_BODY_BYTES)",
-                   (long long)unauth_body);
+                   "%s: send a valid key as \"Authorization: Bearer <key>\" (a request without one may carry at most "
+                   "%lld bytes of body, DUCKSTORE_UNAUTH_BODY_BYTES)",
+                   rs->req.ctx.key && *rs->req.ctx.key ? "invalid API key" : "no API key", (long long)unauth_body);
         build_error(rs, err);
         return;
     }
@@ -608,6 +609,18 @@ static void job_stream(void *arg)
 }
 
 static void free_state(req_state_t *rs);
+
+/*
+ * Whether the request's presented key is valid, checked once (event thread,
+ * when its body outgrows DUCKSTORE_UNAUTH_BODY_BYTES; the key tables are in
+ * memory, so this is cheap).
+ */
+static bool key_valid(req_state_t *rs)
+{
+    if (!rs->key_ok)
+        rs->key_ok = ds_cmd_key_valid(rs->req.ctx.arena, rs->req.ctx.key) ? 1 : -1;
+    return rs->key_ok > 0;
+}
 
 /* Frees a request's buffered body and gives its bytes back to DUCKSTORE_BODY_MEMORY. */
 static void release_body(req_state_t *rs)
@@ -861,18 +874,17 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
     if (*upload_data_size) {
         int64_t n = (int64_t)*upload_data_size;
         *upload_data_size = 0;
-        if (rs->too_large || rs->over_memory || rs->keyless_over)
+        if (rs->too_large || rs->over_memory || rs->unauth_over)
             return MHD_YES; /* refused already: the rest is read and dropped */
-        const char *key = rs->req.ctx.key;
         if ((int64_t)rs->body.len + n > max_body)
             rs->too_large = true;
-        else if (rs->route && !rs->route->public_route && (!key || !*key) && (int64_t)rs->body.len + n > unauth_body)
-            rs->keyless_over = true;
+        else if (rs->route && !rs->route->public_route && (int64_t)rs->body.len + n > unauth_body && !key_valid(rs))
+            rs->unauth_over = true;
         else if (atomic_fetch_add(&bodies_held, n) + n > body_memory) {
             atomic_fetch_sub(&bodies_held, n);
             rs->over_memory = true;
         }
-        if (rs->too_large || rs->over_memory || rs->keyless_over) {
+        if (rs->too_large || rs->over_memory || rs->unauth_over) {
             release_body(rs);
             return MHD_YES;
         }
@@ -881,7 +893,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         return MHD_YES;
     }
     if (!rs->route || rs->route->on_loop ||
-        ((rs->too_large || rs->over_memory || rs->keyless_over) && !rs->route->stream)) {
+        ((rs->too_large || rs->over_memory || rs->unauth_over) && !rs->route->stream)) {
         compute(rs);
         return send_answer(rs, conn);
     }

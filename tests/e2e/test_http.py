@@ -118,14 +118,18 @@ def test_405_names_allowed_methods(admin):
     assert {"GET", "PUT", "DELETE"} <= allow, f"Allow header: {r.headers.get('Allow')!r}"
 
 
-def test_a_request_without_a_key_may_carry_only_a_small_body(server_factory):
-    """A body is not kept for a request that presents no key: beyond DUCKSTORE_UNAUTH_BODY_BYTES
-    it is read and dropped, and the answer is the 401 it would get anyway, naming the cap."""
+def test_a_request_without_a_valid_key_may_carry_only_a_small_body(server_factory):
+    """A body is not kept for a request that presents no key, or a key that is not valid: beyond
+    DUCKSTORE_UNAUTH_BODY_BYTES it is read and dropped, and the answer is the 401 it would get
+    anyway, naming the cap."""
     server = server_factory(env={"DUCKSTORE_UNAUTH_BODY_BYTES": "4KiB"})
     anon = server.api(key=None)
     big = '{"id": "big",' + " " * 100_000 + '"name": "x"}'
     expect_error(anon.request("POST", "/projects", data=big), 401, "unauthenticated",
-                 mentions=("DUCKSTORE_UNAUTH_BODY_BYTES", "4096"))
+                 mentions=("no API key", "DUCKSTORE_UNAUTH_BODY_BYTES", "4096"))
+    for wrong in (server.api(key="not-a-key"), server.api(key="not-a-key", header="token")):
+        expect_error(wrong.request("POST", "/projects", data=big), 401, "unauthenticated",
+                     mentions=("invalid API key", "DUCKSTORE_UNAUTH_BODY_BYTES"))
     # Under the cap: the plain 401 of a missing key.
     r = anon.post("/projects", {"id": "small", "name": "y"})
     expect_error(r, 401, "unauthenticated")
