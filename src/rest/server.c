@@ -1030,6 +1030,7 @@ static int64_t gauge_connections(void *ud)
 }
 
 static int64_t gauge_queued(void *ud) { return pool ? ds_pool_queued(pool) : 0; }
+static int64_t gauge_bodies(void *ud) { return atomic_load(&bodies_held); }
 static int64_t gauge_busy(void *ud) { return pool ? ds_pool_running(pool) : 0; }
 
 /* Set when the server stops: connections accepted from then on are closed at once. */
@@ -1126,6 +1127,8 @@ static ds_status_t start_server(const ds_config_t *cfg, unsigned flags, int port
     }
     ds_metrics_gauge("duckstore_http_connections", "Open HTTP connections.", gauge_connections, NULL);
     ds_metrics_gauge("duckstore_http_requests_queued", "HTTP requests waiting for a worker.", gauge_queued, NULL);
+    ds_metrics_gauge("duckstore_http_body_bytes", "Bytes of JSON request bodies held in memory now (DUCKSTORE_BODY_MEMORY).",
+                     gauge_bodies, NULL);
     ds_metrics_gauge("duckstore_http_workers_busy", "HTTP workers running a request.", gauge_busy, NULL);
     ds_log(DS_LOG_INFO,
            "http: %lld event-loop thread(s), %lld workers (at most %lld per project), up to %lld connections "
