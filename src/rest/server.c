@@ -99,10 +99,8 @@ typedef struct {
     bool method_mismatch;
     struct timespec start;
     ds_buf_t body;
-    bool too_large;
+    int refused;         /* BODY_*: why the body is not kept (the rest is read and dropped); BODY_KEPT: it is */
     int64_t body_held;   /* bytes of body counted in bodies_held (event thread; released by free_state) */
-    bool over_memory;    /* the body did not fit DUCKSTORE_BODY_MEMORY: refused with 503, nothing kept */
-    bool unauth_over;    /* no valid key and a body over DUCKSTORE_UNAUTH_BODY_BYTES: 401, nothing kept */
     int key_ok;          /* the presented key, checked once the body outgrows that cap: 0 unchecked, 1 valid, -1 not */
     void *stream_state;        /* for streaming routes */
     atomic_bool stream_failed; /* the error is in req.ctx.err; the rest of the body is discarded */
@@ -128,6 +126,9 @@ typedef struct {
     bool idem_begun;    /* its Idempotency-Key was looked at (once: a parked request runs again) */
     char request_id[40];
 } req_state_t;
+
+/* Why a request's body was refused (req_state_t.refused). */
+enum { BODY_KEPT = 0, BODY_TOO_LARGE, BODY_UNAUTH, BODY_NO_MEMORY };
 
 static struct MHD_Daemon *daemon_;
 static ds_pool_t *pool;
@@ -445,25 +446,20 @@ static void compute(req_state_t *rs)
         build_error(rs, err);
         return;
     }
-    if (rs->too_large) {
-        ds_err_set(err, DS_PAYLOAD_TOO_LARGE, "request body is larger than DUCKSTORE_MAX_JSON_BYTES (%lld bytes)",
-                   (long long)max_body);
-        build_error(rs, err);
-        return;
-    }
-    if (rs->unauth_over) {
-        ds_err_set(err, DS_UNAUTHENTICATED,
-                   "%s: send a valid key as \"Authorization: Bearer <key>\" (a request without one may carry at most "
-                   "%lld bytes of body, DUCKSTORE_UNAUTH_BODY_BYTES)",
-                   rs->req.ctx.key && *rs->req.ctx.key ? "invalid API key" : "no API key", (long long)unauth_body);
-        build_error(rs, err);
-        return;
-    }
-    if (rs->over_memory) {
-        ds_err_set(err, DS_RESOURCE_EXHAUSTED,
-                   "the server holds as many request bodies in memory as it may (DUCKSTORE_BODY_MEMORY, %lld bytes); "
-                   "nothing was changed, retry",
-                   (long long)body_memory);
+    if (rs->refused != BODY_KEPT) {
+        if (rs->refused == BODY_TOO_LARGE)
+            ds_err_set(err, DS_PAYLOAD_TOO_LARGE, "request body is larger than DUCKSTORE_MAX_JSON_BYTES (%lld bytes)",
+                       (long long)max_body);
+        else if (rs->refused == BODY_UNAUTH)
+            ds_err_set(err, DS_UNAUTHENTICATED,
+                       "%s: send a valid key as \"Authorization: Bearer <key>\" (a request without one may carry at "
+                       "most %lld bytes of body, DUCKSTORE_UNAUTH_BODY_BYTES)",
+                       rs->req.ctx.key && *rs->req.ctx.key ? "invalid API key" : "no API key", (long long)unauth_body);
+        else
+            ds_err_set(err, DS_RESOURCE_EXHAUSTED,
+                       "the server holds as many request bodies in memory as it may (DUCKSTORE_BODY_MEMORY, %lld "
+                       "bytes); nothing was changed, retry",
+                       (long long)body_memory);
         build_error(rs, err);
         return;
     }
@@ -838,7 +834,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         }
         const char *cl = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Content-Length");
         if (cl && strtoll(cl, NULL, 10) > max_body && !(rs->route && rs->route->stream))
-            rs->too_large = true;
+            rs->refused = BODY_TOO_LARGE;
         *con_cls = rs;
         return MHD_YES;
     }
@@ -874,17 +870,17 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
     if (*upload_data_size) {
         int64_t n = (int64_t)*upload_data_size;
         *upload_data_size = 0;
-        if (rs->too_large || rs->over_memory || rs->unauth_over)
+        if (rs->refused != BODY_KEPT)
             return MHD_YES; /* refused already: the rest is read and dropped */
         if ((int64_t)rs->body.len + n > max_body)
-            rs->too_large = true;
+            rs->refused = BODY_TOO_LARGE;
         else if (rs->route && !rs->route->public_route && (int64_t)rs->body.len + n > unauth_body && !key_valid(rs))
-            rs->unauth_over = true;
+            rs->refused = BODY_UNAUTH;
         else if (atomic_fetch_add(&bodies_held, n) + n > body_memory) {
             atomic_fetch_sub(&bodies_held, n);
-            rs->over_memory = true;
+            rs->refused = BODY_NO_MEMORY;
         }
-        if (rs->too_large || rs->over_memory || rs->unauth_over) {
+        if (rs->refused != BODY_KEPT) {
             release_body(rs);
             return MHD_YES;
         }
@@ -893,7 +889,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         return MHD_YES;
     }
     if (!rs->route || rs->route->on_loop ||
-        ((rs->too_large || rs->over_memory || rs->unauth_over) && !rs->route->stream)) {
+        (rs->refused != BODY_KEPT && !rs->route->stream)) {
         compute(rs);
         return send_answer(rs, conn);
     }
