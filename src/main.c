@@ -41,12 +41,7 @@ static int64_t gauge_open(void *ud) { return ds_service_open_projects(); }
 static int64_t gauge_peak(void *ud) { return ds_service_open_projects_peak(); }
 static int64_t gauge_restarts(void *ud) { return ds_service_engine_restarts(); }
 static int64_t gauge_waiting(void *ud) { return ds_service_queue_waiting(); }
-static int64_t gauge_held(void *ud)
-{
-    ds_holds_t h;
-    ds_service_holds(&h);
-    return h.slots;
-}
+static int64_t gauge_held(void *ud) { return ds_service_queue_held(); }
 static int64_t gauge_projects(void *ud) { return ds_catalog_project_count(); }
 static int64_t gauge_sandboxes(void *ud) { return ds_sandbox_open_count(); }
 

@@ -105,6 +105,8 @@ void ds_service_stop(void);
 const ds_config_t *ds_service_config(void);
 /* Gauges for /metrics. */
 int64_t ds_service_queue_waiting(void);
+/* Write queues held now (a write has its turn); cheap, for gauges. */
+int64_t ds_service_queue_held(void);
 int64_t ds_service_open_projects(void);
 int64_t ds_service_open_projects_peak(void);
 /* Times a backend reopened its engine after a fatal error, since start (all backends). */

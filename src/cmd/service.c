@@ -563,6 +563,7 @@ void ds_service_stop(void)
 }
 
 int64_t ds_service_queue_waiting(void) { return queues ? ds_wq_waiting(queues) : 0; }
+int64_t ds_service_queue_held(void) { return queues ? ds_wq_active(queues) : 0; }
 
 typedef struct {
     int64_t open, peak, restarts, calls;
@@ -605,8 +606,8 @@ void ds_service_holds(ds_holds_t *out)
 {
     rt_sum_t s = {0};
     ds_registry_each(sum_runtime, &s);
-    out->slots = queues ? ds_wq_active(queues) : 0;
-    out->waiting = queues ? ds_wq_waiting(queues) : 0;
+    out->slots = ds_service_queue_held();
+    out->waiting = ds_service_queue_waiting();
     out->pins = ds_cmd_project_pins();
     out->calls = s.calls;
 }

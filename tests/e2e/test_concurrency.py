@@ -167,43 +167,86 @@ def test_force_delete_bucket_while_tables_are_created(server, admin):
         expect(admin.delete("/projects/fd/buckets/in.c-a"), 204)
 
 
+class LongImport:
+    """Holds table t of a new project with a long import: the first import teaches the write queue
+    how long a turn takes (turn, seconds), the second runs in a thread and holds the queue while the
+    test talks to the server."""
+
+    def __init__(self, server, admin, project, rows):
+        self.admin = admin
+        self.proj = Proj(server, admin, project)
+        self.proj.create_table("t", ["id", "v"], primary_key=["id"])
+        self.big = self.proj.upload("big.csv", csv_text([[str(i), "x" * 20] for i in range(rows)], header=["id", "v"]))
+        self.rows = rows
+        started = time.monotonic()
+        self.proj.import_file("t", {"file_id": self.big["id"], "incremental": True})
+        self.turn = time.monotonic() - started
+        self.out = {}
+        self.thread = threading.Thread(target=self._run)
+
+    def _run(self):
+        self.out["r"] = self.proj.import_file_raw("t", {"file_id": self.big["id"], "incremental": True})
+
+    def __enter__(self):
+        self.thread.start()
+        wait_for(lambda: metric(parse_metrics(self.admin.get("/metrics").text), "duckstore_queue_held") >= 1,
+                 "the long import to take its turn", timeout=self.turn * 5 + 10)
+        return self
+
+    def __exit__(self, *exc):
+        self.thread.join(timeout=self.turn * 10 + 60)
+        expect(self.out["r"], 200)
+
+    def import_one(self, row, headers=None):
+        small = self.proj.upload(f"{row[0]}.csv", csv_text([row], header=["id", "v"]))
+        return self.proj.api.post(self.proj.tpath("t") + "/import/file", {"file_id": small["id"], "incremental": True},
+                                  headers=headers or {})
+
+    def rows_now(self):
+        return {row[0]: row[1] for row in self.proj.export_rows("t", {"columns": ["id", "v"]})[1]}
+
+
 def test_a_write_whose_turn_would_come_later_than_the_client_waits_gets_429_at_once(server, admin):
     """A client that says how long it waits (Prefer: wait=N, RFC 7240) is refused at once, with 429
     and Retry-After, when its table's write queue is expected to take longer than that; it changes
     nothing. Without the header, or with a long enough wait, the same write waits and succeeds."""
-    proj = Proj(server, admin, "pw")
-    proj.create_table("t", ["id", "v"], primary_key=["id"])
-    big = proj.upload("big.csv", csv_text([[str(i), "x" * 20] for i in range(300_000)], header=["id", "v"]))
-    started = time.monotonic()
-    proj.import_file("t", {"file_id": big["id"], "incremental": True})  # the queue learns how long a turn takes
-    turn = time.monotonic() - started
-    out = {}
-
-    def long_import():
-        out["r"] = proj.import_file_raw("t", {"file_id": big["id"], "incremental": True})
-
-    th = threading.Thread(target=long_import)
-    th.start()
-    try:
-        wait_for(lambda: metric(parse_metrics(admin.get("/metrics").text), "duckstore_queue_held") >= 1,
-                 "the long import to take its turn", timeout=turn * 5 + 10)
-        small = proj.upload("small.csv", csv_text([["-1", "refused"]], header=["id", "v"]))
+    held = LongImport(server, admin, "pw", 300_000)
+    with held:
         t0 = time.monotonic()
-        r = proj.api.post(proj.tpath("t") + "/import/file", {"file_id": small["id"], "incremental": True},
-                          headers={"Prefer": "respond-async, wait=0"})
+        r = held.import_one(["-1", "refused"], {"Prefer": "respond-async, wait=0"})
         refused_in = time.monotonic() - t0
         expect_error(r, 429, "queue_full", mentions=("busy", "0.001 s it may wait"))
         assert r.headers.get("Retry-After") == "1", describe(r)
-        assert refused_in < turn, f"the refusal took {refused_in:.2f} s, a whole turn is {turn:.2f} s"
+        assert refused_in < held.turn, f"the refusal took {refused_in:.2f} s, a whole turn is {held.turn:.2f} s"
         # A client that waits long enough gets its turn after the long import.
-        ok = proj.upload("ok.csv", csv_text([["-2", "waited"]], header=["id", "v"]))
-        res = expect(proj.api.post(proj.tpath("t") + "/import/file", {"file_id": ok["id"], "incremental": True},
-                                   headers={"Prefer": "wait=600"}), 200)
+        res = expect(held.import_one(["-2", "waited"], {"Prefer": "wait=600"}), 200)
         assert res["imported_rows"] == 1, res
-    finally:
-        th.join(timeout=turn * 10 + 60)
-    expect(out["r"], 200)
-    rows = {row[0]: row[1] for row in proj.export_rows("t", {"columns": ["id", "v"]})[1]}
+    rows = held.rows_now()
     assert "-1" not in rows, "the refused import wrote its row"
     assert rows.get("-2") == "waited"
     assert len(rows) == 300_001
+
+
+def test_the_servers_queue_max_wait_bounds_every_write(server_factory):
+    """DUCKSTORE_QUEUE_MAX_WAIT bounds the wait of a write that names no bound of its own, and of one
+    that asks for a longer one (a client can ask for less, not more); a free queue still serves."""
+    server = server_factory(env={"DUCKSTORE_QUEUE_MAX_WAIT": "1s"})
+    admin = server.api()
+    rows = 1_000_000
+    held = LongImport(server, admin, "mw", rows)
+    if held.turn < 1.5:
+        # A turn must take longer than the 1-s bound for the refusal to be certain: a faster machine
+        # gets a longer import (the average kept by the queue is a moving one, so import twice).
+        held = LongImport(server, admin, "mw2", int(rows * 3 / held.turn))
+    assert held.turn >= 1.5, f"a turn takes {held.turn:.2f} s, not enough to outlast a 1-s bound"
+    with held:
+        expect_error(held.import_one(["-1", "no header"]), 429, "queue_full", mentions=("busy", "1 s it may wait"))
+        r = held.import_one(["-2", "asks for more"], {"Prefer": "wait=600"})
+        expect_error(r, 429, "queue_full", mentions=("1 s it may wait",))
+        assert r.headers.get("Retry-After") == "1", describe(r)
+    rows_now = held.rows_now()
+    assert "-1" not in rows_now and "-2" not in rows_now, "a refused import wrote its row"
+    assert len(rows_now) == held.rows
+    # The queue is free again: the same small write is served at once.
+    res = expect(held.import_one(["-3", "free queue"]), 200)
+    assert res["imported_rows"] == 1, res

@@ -242,6 +242,10 @@ Test(config, validation_names_the_setting)
         {"--retention-day=0", "DUCKSTORE_RETENTION_DAY_SECONDS"},
         {"--compact-min-free-bytes=10%", "DUCKSTORE_COMPACT_MIN_FREE_BYTES"},
         {"--compact-retry=0", "DUCKSTORE_COMPACT_RETRY_SECONDS"},
+        {"--unauth-body-bytes=0", "DUCKSTORE_UNAUTH_BODY_BYTES"},
+        {"--body-memory=0", "DUCKSTORE_BODY_MEMORY"},
+        {"--body-memory=10%", "DUCKSTORE_BODY_MEMORY"},
+        {"--body-memory=1MiB", "DUCKSTORE_BODY_MEMORY"}, /* less than max_json_bytes (16MiB) */
     };
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
         ds_config_free(&cfg);
@@ -457,4 +461,16 @@ Test(config, grpc_pool_settings_are_bounded_and_named)
         cr_assert_eq(load(NULL, 2, args), DS_INVALID_ARGUMENT, "%s was accepted", bad[i].flag);
         cr_assert_not_null(strstr(err.message, bad[i].names), "%s: %s", bad[i].flag, err.message);
     }
+}
+
+Test(config, body_memory_must_hold_the_largest_json_body)
+{
+    const char *env[] = {"DUCKSTORE_MAX_JSON_BYTES", "4MiB", "DUCKSTORE_BODY_MEMORY", "4MiB", NULL};
+    cr_assert_eq(load(env, 0, NULL), DS_OK, "equal sizes fit one body: %s", err.message);
+    cr_assert_eq(cfg.body_memory, 4LL << 20);
+
+    const char *less[] = {"DUCKSTORE_MAX_JSON_BYTES", "4MiB", "DUCKSTORE_BODY_MEMORY", "4194303", NULL};
+    memset(&err, 0, sizeof(err));
+    cr_assert_eq(load(less, 0, NULL), DS_INVALID_ARGUMENT);
+    cr_assert_not_null(strstr(err.message, "max_json_bytes"), "message: %s", err.message);
 }
