@@ -1107,6 +1107,7 @@ static void insert_sql(const imp_t *m, ds_buf_t *b, const char *from, bool skip_
 typedef struct {
     imp_t *m;
     int64_t loaded;
+    int64_t distinct; /* staged load with a dedup key: the input's distinct keys (-1: not counted) */
 } load_t;
 
 static ds_status_t create_destination(imp_t *m)
@@ -1157,18 +1158,19 @@ static ds_status_t create_destination(imp_t *m)
  *   - the destination is the one the import was planned for: an existing
  *     table has the same columns, types and key that the columns were matched
  *     and the values type-checked against; a table to create does not exist;
- *   - the table's metadata row is written first, so that two transactions
- *     importing into one table conflict (one retries, and then sees the
- *     other's rows) instead of both appending;
  *   - FAIL_ON_DUPLICATES: no key twice in the input nor already in the table.
  * NOT NULL and the types themselves are enforced by DuckDB's constraints and
- * casts in the INSERT, in the same transaction.
+ * casts in the INSERT, in the same transaction. Every import rewrites the
+ * table's metadata row (touch_meta, also when it loads no row), so two
+ * transactions importing into one table conflict (one retries, and then sees
+ * the other's rows) instead of both appending.
  */
-static ds_status_t check_in_txn(imp_t *m)
+static ds_status_t check_in_txn(imp_t *m, ds_be_table_t *now_out)
 {
     use_t *u = m->u;
     ds_be_table_t now = {0};
     ds_status_t st = ddb_table_describe(u, m->call, m->bucket, m->table, &now);
+    *now_out = now;
     if (!m->exists) {
         if (st == DS_OK)
             return ds_err_set(u->err, DS_CONFLICT, "table %s.%s was created by another request during the import",
@@ -1180,11 +1182,6 @@ static ds_status_t check_in_txn(imp_t *m)
         return st;
     } else if (!m->recreate && !u->be->host->same_definition(&m->t, &now)) {
         return ds_err_set(u->err, DS_CONFLICT, "table %s.%s changed during the import", m->bucket, m->table);
-    }
-    if (m->exists) {
-        ddb_meta_t same = {0};
-        if ((st = ddb_meta_write(u, m->bucket, m->table, &same)) != DS_OK)
-            return st;
     }
     if (m->in->dedup == DS_DEDUP_FAIL && m->n_key && (st = check_duplicates(m)) != DS_OK)
         return st;
@@ -1199,11 +1196,18 @@ static ds_status_t load_txn(use_t *u, void *ud)
     ds_status_t st = DS_OK;
     ds_buf_t sql = {0};
     ddb_hist_t h;
+    ds_be_table_t now;
     l->loaded = 0;
-    if ((st = check_in_txn(m)) != DS_OK)
+    l->distinct = -1;
+    if ((st = check_in_txn(m, &now)) != DS_OK)
         return st;
-    /* An existing table's history records this write; a table this import creates starts one after it. */
-    if (m->exists && (st = ddb_hist_begin(u, m->bucket, m->table, &h)) != DS_OK)
+    /*
+     * An existing table's history records this write; a table this import
+     * creates starts one after it. The definition read above holds for the
+     * whole write unless the write adds columns or replaces the table.
+     */
+    if (m->exists && (st = m->n_add || m->recreate ? ddb_hist_begin(u, m->bucket, m->table, &h)
+                                                  : ddb_hist_begin_known(u, &now, &h)) != DS_OK)
         return st;
     if (m->recreate) {
         if (m->exists && (st = ddb_hist_removed(u, &h, NULL, NULL)) != DS_OK)
@@ -1232,9 +1236,14 @@ static ds_status_t load_txn(use_t *u, void *ud)
     if (st == DS_OK && upsert) {
         /* Materialize the new rows once; both statements below read them. */
         ds_buf_reset(&sql);
+        duckdb_result r;
         ds_buf_puts(&sql, "CREATE OR REPLACE TEMP TABLE __ds_new AS ");
         input_query(m, &sql, true);
-        st = ds_ddb_exec(u->conn, u->err, ds_buf_cstr(&sql));
+        st = ds_ddb_run(u->conn, u->err, &r, ds_buf_cstr(&sql), 0, NULL);
+        if (st == DS_OK) { /* one row per key: the count DuckDB gives for the created table */
+            l->distinct = ds_ddb_int(&r, 0, 0);
+            duckdb_destroy_result(&r);
+        }
         if (st == DS_OK) {
             /* Remove the rows being replaced; on string tables only those whose values change. */
             ds_buf_t cond = {0};
@@ -1280,6 +1289,8 @@ static ds_status_t load_txn(use_t *u, void *ud)
         st = ds_ddb_run(u->conn, u->err, &r, ds_buf_cstr(&sql), 0, NULL);
         if (st == DS_OK) {
             l->loaded = ds_ddb_int(&r, 0, 0);
+            if (dedup) /* deduplicated on the key: one row inserted per key */
+                l->distinct = l->loaded;
             duckdb_destroy_result(&r);
         }
     }
@@ -1329,9 +1340,10 @@ static ds_status_t load_direct_txn(use_t *u, void *ud)
     bool csv = in->format == DS_FORMAT_CSV;
     ds_buf_t sql = {0};
     ddb_hist_t h;
-    ds_status_t st = check_in_txn(m);
-    if (st == DS_OK)
-        st = ddb_hist_begin(u, m->bucket, m->table, &h);
+    ds_be_table_t now;
+    ds_status_t st = check_in_txn(m, &now);
+    if (st == DS_OK) /* a direct load neither adds columns nor replaces the table */
+        st = ddb_hist_begin_known(u, &now, &h);
     if (st != DS_OK)
         return st;
     if (!in->incremental) {
@@ -1474,20 +1486,10 @@ ds_status_t ddb_table_import(void *self, ds_be_call_t *call, const char *bucket,
     if (st == DS_OK && direct) {
         out->imported_rows = l.loaded;
     } else if (st == DS_OK) {
-        int64_t rows = m.staged_rows;
-        if (in->dedup == DS_DEDUP_UPDATE && m.n_key) {
-            ds_buf_t q = {0};
-            ds_buf_puts(&q, "SELECT count(*) FROM (SELECT DISTINCT ");
-            for (size_t k = 0; k < m.n_key; k++) {
-                if (k)
-                    ds_buf_puts(&q, ", ");
-                ds_buf_ident(&q, m.key[k]);
-            }
-            ds_buf_puts(&q, " FROM __ds_src)");
-            st = query_int(&u, ds_buf_cstr(&q), &rows);
-            ds_buf_free(&q);
-        }
-        out->imported_rows = rows;
+        /* With a dedup key an import counts the keys it brought, once each. */
+        out->imported_rows = in->dedup == DS_DEDUP_UPDATE && m.n_key ? l.distinct : m.staged_rows;
+        if (out->imported_rows < 0)
+            st = ds_err_set(call->err, DS_INTERNAL, "the import into %s.%s did not count its keys", bucket, table);
     }
     if (st == DS_OK) /* the figures the table's metadata stored at the commit: what GET table says */
         st = ddb_meta_counts(&u, bucket, table, &out->table_rows, &out->table_bytes);

@@ -145,8 +145,10 @@ static bool same_text(const char *a, const char *b) { return (!a && !b) || (a &&
 static ds_status_t sync_cols(use_t *u, ddb_hist_t *h)
 {
     ds_be_table_t t = {0};
-    ds_status_t st = ddb_table_describe(u, u->call, h->bucket, h->table, &t);
-    if (st != DS_OK)
+    ds_status_t st = DS_OK;
+    if (h->known)
+        t = *h->known;
+    else if ((st = ddb_table_describe(u, u->call, h->bucket, h->table, &t)) != DS_OK)
         return st;
     ddb_hcol_t *now = u->be->host->alloc(u->call, sizeof(*now) * (t.n_columns ? t.n_columns : 1));
     if (!now)
@@ -328,11 +330,12 @@ ds_status_t ddb_hist_register(use_t *u, const char *bucket, const char *table)
     return ensure(u, &h);
 }
 
-ds_status_t ddb_hist_begin(use_t *u, const char *bucket, const char *table, ddb_hist_t *h)
+static ds_status_t begin(use_t *u, const char *bucket, const char *table, const ds_be_table_t *known, ddb_hist_t *h)
 {
     memset(h, 0, sizeof(*h));
     h->bucket = bucket;
     h->table = table;
+    h->known = known;
     ds_status_t st = ensure(u, h);
     if (st == DS_OK)
         st = next_ver(u, &h->ver);
@@ -340,6 +343,16 @@ ds_status_t ddb_hist_begin(use_t *u, const char *bucket, const char *table, ddb_
     if (st == DS_OK)
         st = sync_cols(u, h);
     return st;
+}
+
+ds_status_t ddb_hist_begin(use_t *u, const char *bucket, const char *table, ddb_hist_t *h)
+{
+    return begin(u, bucket, table, NULL, h);
+}
+
+ds_status_t ddb_hist_begin_known(use_t *u, const ds_be_table_t *known, ddb_hist_t *h)
+{
+    return begin(u, known->bucket, known->name, known, h);
 }
 
 /* Records rows of the table matching cond (SQL over alias t; NULL: all rows) as removed (add false) or added. */

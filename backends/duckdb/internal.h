@@ -368,9 +368,17 @@ typedef struct {
     bool full;
     int64_t removed;
     int64_t added;
+    const ds_be_table_t *known; /* the table as the write's transaction sees it, or NULL: read at each step */
 } ddb_hist_t;
 int64_t ddb_hist_now_us(void);
 ds_status_t ddb_hist_begin(use_t *u, const char *bucket, const char *table, ddb_hist_t *h);
+/*
+ * ddb_hist_begin for a write that has read its table's definition in this
+ * transaction (known, e.g. by ddb_table_describe) and does not change it:
+ * the history takes it instead of reading the definition again at each step.
+ * known must stay valid until ddb_hist_end.
+ */
+ds_status_t ddb_hist_begin_known(use_t *u, const ds_be_table_t *known, ddb_hist_t *h);
 ds_status_t ddb_hist_removed(use_t *u, ddb_hist_t *h, const char *cond, int64_t *n);
 /*
  * Deletes the rows of h's table that `where` selects (SQL text after "FROM
