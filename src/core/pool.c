@@ -28,6 +28,7 @@ typedef struct job {
     struct job *next;
     ds_pool_job_cb fn;
     void *arg;
+    double deadline; /* CLOCK_MONOTONIC seconds by which it must start; 0: none */
 } job_t;
 
 typedef struct group {
@@ -55,6 +56,7 @@ struct ds_pool {
     int per_group;
     int workers;
     int64_t max_queued;       /* admission bounds (ds_pool_set_bounds); -1 = none */
+    int64_t with_deadline;    /* queued jobs that have a deadline (ds_pool_expire looks when > 0) */
     int64_t group_max_queued;
     char *queue_setting, *share_setting;
     int n_threads;
@@ -201,12 +203,13 @@ ds_pool_t *ds_pool_create(int workers, int per_group, const char *name, ds_err_t
     return p;
 }
 
-static ds_status_t submit(ds_pool_t *p, const char *group, ds_pool_job_cb fn, void *arg, bool first, ds_err_t *err)
+static ds_status_t submit(ds_pool_t *p, const char *group, ds_pool_job_cb fn, void *arg, bool first, double deadline,
+                          ds_err_t *err)
 {
     job_t *j = malloc(sizeof(*j));
     if (!j)
         return ds_err_set(err, DS_INTERNAL, "out of memory queueing a request");
-    *j = (job_t){.fn = fn, .arg = arg};
+    *j = (job_t){.fn = fn, .arg = arg, .deadline = deadline > 0 ? deadline : 0};
     unsigned h = hash_name(group);
     pthread_mutex_lock(&p->lock);
     if (p->stopping) {
@@ -263,6 +266,7 @@ static ds_status_t submit(ds_pool_t *p, const char *group, ds_pool_job_cb fn, vo
     }
     g->queued++;
     p->queued++;
+    p->with_deadline += j->deadline > 0;
     if (!g->in_run && g->running < p->per_group) {
         run_push(p, g);
         wake_one(p);
@@ -273,12 +277,18 @@ static ds_status_t submit(ds_pool_t *p, const char *group, ds_pool_job_cb fn, vo
 
 ds_status_t ds_pool_submit(ds_pool_t *p, const char *group, ds_pool_job_cb fn, void *arg, ds_err_t *err)
 {
-    return submit(p, group, fn, arg, false, err);
+    return submit(p, group, fn, arg, false, 0, err);
+}
+
+ds_status_t ds_pool_submit_by(ds_pool_t *p, const char *group, ds_pool_job_cb fn, void *arg, double deadline,
+                              ds_err_t *err)
+{
+    return submit(p, group, fn, arg, false, deadline, err);
 }
 
 ds_status_t ds_pool_submit_first(ds_pool_t *p, const char *group, ds_pool_job_cb fn, void *arg, ds_err_t *err)
 {
-    return submit(p, group, fn, arg, true, err);
+    return submit(p, group, fn, arg, true, 0, err);
 }
 
 void ds_pool_set_bounds(ds_pool_t *p, int64_t max_queued, int64_t group_max_queued, const char *queue_setting,
@@ -308,6 +318,7 @@ static void unlink_job(ds_pool_t *p, group_t *g, job_t *prev, job_t *j)
         g->tail = prev;
     g->queued--;
     p->queued--;
+    p->with_deadline -= j->deadline > 0;
     if (!g->head && g->in_run) {
         /* Keep the invariant: a group with nothing queued is not in the run list. */
         group_t **pp = &p->run_head, *before = NULL;
@@ -371,6 +382,40 @@ void ds_pool_drop_queued(ds_pool_t *p, ds_pool_job_cb dropped)
         dropped(j->arg);
         free(j);
     }
+}
+
+int64_t ds_pool_expire(ds_pool_t *p, double now, ds_pool_job_cb expired)
+{
+    job_t *gone = NULL, **gone_tail = &gone;
+    int64_t n = 0;
+    pthread_mutex_lock(&p->lock);
+    for (int i = 0; i < N_BUCKETS && p->with_deadline > 0; i++)
+        for (group_t *g = p->buckets[i], *next; g; g = next) {
+            next = g->next;
+            for (job_t *j = g->head, *prev = NULL, *after; j; j = after) {
+                after = j->next;
+                if (j->deadline > 0 && j->deadline <= now) {
+                    unlink_job(p, g, prev, j);
+                    j->next = NULL;
+                    *gone_tail = j;
+                    gone_tail = &j->next;
+                    n++;
+                } else {
+                    prev = j;
+                }
+            }
+            group_free_if_unused(p, g);
+        }
+    if (n && p->stopping && p->queued == 0)
+        wake_all(p);
+    pthread_mutex_unlock(&p->lock);
+    while (gone) { /* in queue order within each group */
+        job_t *j = gone;
+        gone = j->next;
+        expired(j->arg);
+        free(j);
+    }
+    return n;
 }
 
 void ds_pool_shutdown(ds_pool_t *p)

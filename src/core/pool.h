@@ -10,7 +10,8 @@
  * limits how many jobs can be queued (the HTTP server has at most one per
  * connection); with ds_pool_set_bounds the pool refuses (DS_QUEUE_FULL) what
  * would wait beyond a total and a per-group count (gRPC). REST and gRPC each
- * run one instance.
+ * run one instance. A job may carry a deadline: one still queued when it
+ * passes is handed back by ds_pool_expire (REST: Prefer: wait) and never runs.
  *
  * Thread-safe. One mutex guards the groups and the run list.
  */
@@ -36,6 +37,13 @@ ds_pool_t *ds_pool_create(int workers, int per_group, const char *name, ds_err_t
  */
 ds_status_t ds_pool_submit(ds_pool_t *pool, const char *group, ds_pool_job_cb fn, void *arg, ds_err_t *err);
 /*
+ * As ds_pool_submit, for a job that is of no use once deadline (CLOCK_MONOTONIC
+ * seconds; 0: none) has passed: ds_pool_expire takes it out if it has not
+ * started by then.
+ */
+ds_status_t ds_pool_submit_by(ds_pool_t *pool, const char *group, ds_pool_job_cb fn, void *arg, double deadline,
+                              ds_err_t *err);
+/*
  * As ds_pool_submit, but the job goes first in its group's FIFO (it still
  * takes its turn between groups and counts against per_group). For work that
  * resumes a request which already holds something others wait for.
@@ -56,6 +64,12 @@ void ds_pool_set_bounds(ds_pool_t *pool, int64_t max_queued, int64_t group_max_q
  * runs or ran (or was never submitted).
  */
 bool ds_pool_cancel(ds_pool_t *pool, const char *group, void *arg);
+/*
+ * Takes out every queued job whose deadline is at or before now and calls
+ * expired(arg) for each (on this thread, no lock held) instead of its job.
+ * Returns how many. Cheap when no queued job has a deadline.
+ */
+int64_t ds_pool_expire(ds_pool_t *pool, double now, ds_pool_job_cb expired);
 /*
  * Refuses further submits and takes every queued job out; dropped(arg) is
  * called for each (on this thread) instead of its job. Running jobs go on;

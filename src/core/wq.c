@@ -16,6 +16,7 @@
  */
 #include "core/wq.h"
 
+#include <math.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
@@ -51,10 +52,15 @@ struct ds_wq_slot {
     size_t n_gone, cap_gone;
 };
 
-/* A key's average hold, kept after its slot is freed: the next queue on that key starts from it. */
+/*
+ * A key's hold times, kept after its slot is freed: the next queue on that
+ * key starts from them. The average and the mean deviation are moving ones
+ * (as TCP keeps a round trip's: RFC 6298).
+ */
 typedef struct {
     uint64_t hash; /* 0: empty */
     double avg;    /* seconds */
+    double dev;    /* seconds: mean deviation from avg */
 } hold_t;
 
 struct ds_wq {
@@ -83,12 +89,12 @@ static double now_s(void)
     return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
-/* The key's average hold in seconds, or a negative number when none is known. */
-static double hold_avg(const ds_wq_t *wq, const char *key)
+/* The key's hold times, or NULL when none is known. */
+static const hold_t *hold_of(const ds_wq_t *wq, const char *key)
 {
     uint64_t h = hash64(key);
     const hold_t *e = &wq->holds[h % N_HOLDS];
-    return e->hash == h ? e->avg : -1.0;
+    return e->hash == h ? e : NULL;
 }
 
 /* Counts a finished hold of s (the serving ticket's turn ends now). */
@@ -97,10 +103,12 @@ static void note_hold(ds_wq_t *wq, ds_wq_slot_t *s, double now)
     double held = now - s->granted_at;
     uint64_t h = hash64(s->key);
     hold_t *e = &wq->holds[h % N_HOLDS];
-    if (e->hash == h)
+    if (e->hash == h) {
+        e->dev += HOLD_WEIGHT * (fabs(held - e->avg) - e->dev);
         e->avg += HOLD_WEIGHT * (held - e->avg);
-    else
-        *e = (hold_t){h, held};
+    } else {
+        *e = (hold_t){h, held, held / 2};
+    }
 }
 
 ds_wq_t *ds_wq_create(int64_t depth)
@@ -206,19 +214,26 @@ static ds_wq_slot_t *take_ticket(ds_wq_t *wq, const char *key, double max_wait_s
                    (long long)waiters);
         return NULL;
     }
-    double now = now_s(), avg = s->refs > 0 && max_wait_s > 0 ? hold_avg(wq, key) : -1.0;
-    if (avg >= 0) {
+    double now = now_s();
+    const hold_t *hold = s->refs > 0 && max_wait_s > 0 ? hold_of(wq, key) : NULL;
+    if (hold) {
         /*
          * When the request would be done: the holder's expected rest (none once
-         * it is past the average), one average per waiter, and its own turn.
+         * it is past the average), one average per waiter, and its own turn;
+         * then room for turns that take longer than the average, two mean
+         * deviations of the sum (turns vary independently: the spread grows
+         * with the square root of their number). An admitted request should
+         * end within its bound, not merely on average.
          */
-        double rest = avg - (now - s->granted_at);
-        double expect = (rest > 0 ? rest : 0) + (double)(waiters + 1) * avg;
-        if (expect > max_wait_s) {
+        double rest = hold->avg - (now - s->granted_at);
+        double expect = (rest > 0 ? rest : 0) + (double)(waiters + 1) * hold->avg;
+        double worst = expect + 2 * hold->dev * sqrt((double)(waiters + 2));
+        if (worst > max_wait_s) {
             ds_err_set(err, DS_QUEUE_FULL,
-                       "the same object is busy: this request would be done in about %.1f s (after %lld waiting, "
-                       "%.2f s per turn on average), later than the %g s it may wait; retry later",
-                       expect, (long long)waiters, avg, max_wait_s);
+                       "the same object is busy: this request would be done in about %.1f s, %.1f s allowing for "
+                       "slower turns (after %lld waiting, %.2f s per turn on average), later than the %g s it may "
+                       "wait; retry later",
+                       expect, worst, (long long)waiters, hold->avg, max_wait_s);
             return NULL;
         }
     }

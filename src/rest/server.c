@@ -699,7 +699,9 @@ static enum MHD_Result hand_over(req_state_t *rs, struct MHD_Connection *conn, d
     MHD_suspend_connection(conn);
     atomic_store(&rs->busy, true);
     ds_err_t *err = &rs->req.ctx.err;
-    if (ds_pool_submit(pool, rs->group, fn, rs, err) != DS_OK) {
+    /* A whole request whose client said how long it waits expires in the line for a worker (job_expired). */
+    double deadline = fn == job_final ? rs->req.ctx.wait_deadline : 0;
+    if (ds_pool_submit_by(pool, rs->group, fn, rs, deadline, err) != DS_OK) {
         rs->stream_failed = true;
         build_error(rs, err);
         atomic_store(&rs->busy, false);
@@ -979,12 +981,39 @@ static void on_connection(void *cls, struct MHD_Connection *conn, void **socket_
 }
 
 /* Closes connections that began a request but did not finish its headers in time. */
+/*
+ * A request that waited for a worker past the wait its client allows
+ * (Prefer: wait) is answered 429 without running: the client would give up
+ * on it, and its work would only push the requests behind it further back.
+ * Sweeper thread; the job never started, so its state is the sweeper's.
+ */
+static void job_expired(void *arg)
+{
+    req_state_t *rs = arg;
+    ds_err_set(&rs->req.ctx.err, DS_QUEUE_FULL,
+               "the server is busy: the request waited %.1f s for a worker, as long as its client allows (Prefer: "
+               "wait); nothing was done; retry later",
+               elapsed_s(&rs->start));
+    build_error(rs, &rs->req.ctx.err);
+    finish_job(rs);
+}
+
+/* How often the sweeper answers requests whose wait ran out (it checks headers every second). */
+#define EXPIRE_EVERY_MS 100
+
 static void *sweeper_main(void *arg)
 {
+    struct timespec last_check = {0};
     pthread_mutex_lock(&conns_lock);
     while (!sweeper_stop) {
         struct timespec now, until;
         clock_gettime(CLOCK_MONOTONIC, &now);
+        pthread_mutex_unlock(&conns_lock);
+        ds_pool_expire(pool, (double)now.tv_sec + (double)now.tv_nsec / 1e9, job_expired);
+        pthread_mutex_lock(&conns_lock);
+        if (now.tv_sec == last_check.tv_sec || sweeper_stop)
+            goto sleep;
+        last_check = now;
         int64_t closed = 0;
         for (conn_t *c = conns; c; c = c->next) {
             if (!atomic_load(&c->waiting) || c->fd < 0 || c->cut) {
@@ -1009,8 +1038,13 @@ static void *sweeper_main(void *arg)
         if (closed)
             ds_log(DS_LOG_INFO, "http: closed %lld connection(s) that did not send their headers within %llds",
                    (long long)closed, (long long)header_timeout_s);
+    sleep:
         clock_gettime(CLOCK_REALTIME, &until);
-        until.tv_sec += 1;
+        until.tv_nsec += EXPIRE_EVERY_MS * 1000000L;
+        if (until.tv_nsec >= 1000000000L) {
+            until.tv_sec++;
+            until.tv_nsec -= 1000000000L;
+        }
         pthread_cond_timedwait(&sweeper_cond, &conns_lock, &until);
     }
     pthread_mutex_unlock(&conns_lock);
@@ -1190,6 +1224,15 @@ void ds_rest_stop(void)
      * the accept policy instead.
      */
     atomic_store(&refusing_, true);
+    /* The sweeper first: it may take a queued request out of the pool to answer it. */
+    if (sweeper_running) {
+        pthread_mutex_lock(&conns_lock);
+        sweeper_stop = true;
+        pthread_cond_signal(&sweeper_cond);
+        pthread_mutex_unlock(&conns_lock);
+        pthread_join(sweeper, NULL);
+        sweeper_running = false;
+    }
     ds_pool_shutdown(pool);
     /*
      * A parked request's connection is suspended too: its grant comes when
@@ -1205,12 +1248,4 @@ void ds_rest_stop(void)
         daemon_ = NULL;
     }
     ds_pool_destroy(&pool);
-    if (sweeper_running) {
-        pthread_mutex_lock(&conns_lock);
-        sweeper_stop = true;
-        pthread_cond_signal(&sweeper_cond);
-        pthread_mutex_unlock(&conns_lock);
-        pthread_join(sweeper, NULL);
-        sweeper_running = false;
-    }
 }

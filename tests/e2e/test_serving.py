@@ -540,3 +540,62 @@ def test_requests_whose_clients_left_before_they_ran_are_not_run(server_factory)
         time.sleep(0.1)
     assert len(dropped) == 5, f"requests of clients that left: {[(r['route'][-12:], r['status'], r['duration_ms']) for r in server.request_records()]}"
     assert p.table("small")["rows"] == 0
+
+
+def test_a_request_that_waits_for_a_worker_longer_than_its_client_allows_gets_429(server_factory):
+    """A request whose client says how long it waits (Prefer: wait=N, RFC 7240) and is still in the
+    line for a worker when that time is up is answered 429 queue_full with Retry-After, at about
+    that time and not when a worker frees; it never runs. A request without the header waits its
+    turn and runs."""
+
+    def attempt(rows):
+        """A long import holds the project's only worker; returns (server, project, thread, out)
+        while it runs, or None when the machine finished it too soon for the waits below."""
+        server = server_factory(env=serving_env(DUCKSTORE_HTTP_WORKERS=1, DUCKSTORE_HTTP_PROJECT_WORKERS=1))
+        p = Proj(server, server.api(), "impatient")
+        p.create_table("big", ["id", "payload"], primary_key=["id"])
+        big = p.upload("in/big.csv", csv_text([[str(i), "x" * 40] for i in range(rows)],
+                                              header=["id", "payload"]))["id"]
+        p.import_file("big", {"file_id": big})
+        out = {}
+
+        def long_import():  # an upsert of every row: slower than a plain load
+            t0 = time.monotonic()
+            out["status"] = p.api.post(p.tpath("big") + "/import/file", {"file_id": big, "incremental": True}).status_code
+            out["took"] = time.monotonic() - t0
+
+        t = threading.Thread(target=long_import, daemon=True)
+        t.start()
+        time.sleep(0.2)  # the import holds the only worker
+        return server, p, t, out
+
+    for rows in (1_000_000, 3_000_000):
+        server, p, t, out = attempt(rows)
+        results = {}
+
+        def patient():
+            results["patient"] = p.api.get(p.tpath("big"))
+
+        waiter = threading.Thread(target=patient, daemon=True)
+        waiter.start()
+        t0 = time.monotonic()
+        r = p.api.post(f"/projects/{p.pid}/buckets/{p.bucket}/tables", {"name": "late", "columns": [{"name": "a"}]},
+                       headers={"Prefer": "wait=1"})
+        answered_in = time.monotonic() - t0
+        import_running = "status" not in out
+        t.join(300)
+        waiter.join(60)
+        assert out.get("status") == 200, out
+        if not import_running:
+            server.stop()
+            continue  # the import ended before the wait did: try a longer one
+        expect_error(r, 429, "queue_full", mentions=("waited", "Prefer: wait"))
+        assert r.headers.get("Retry-After") == "1", r.headers
+        assert 0.9 <= answered_in < 2.5, f"answered after {answered_in:.2f} s for a 1-s wait (import took {out['took']:.1f} s)"
+        # It never ran: no table "late"; the patient request ran after the import.
+        expect_error(p.api.get(p.tpath("late")), 404, "not_found")
+        expect(results["patient"], 200)
+        assert any(rec.get("status") == 429 and rec.get("route", "").endswith("/tables")
+                   for rec in server.request_records()), "the refusal was not logged"
+        return
+    pytest.fail("even an upsert of 3M rows finished within a 1-s wait")

@@ -222,6 +222,44 @@ Test(pool, bounds_refuse_what_would_wait_beyond_them_and_queued_jobs_can_be_canc
     cr_assert_eq(atomic_load(&g.started), 2, "a dropped or cancelled job ran");
 }
 
+static job_arg_t *expired_[8];
+static atomic_int n_expired_;
+static void note_expired(void *arg) { expired_[atomic_fetch_add(&n_expired_, 1)] = arg; }
+
+Test(pool, queued_jobs_past_their_deadline_are_handed_back_and_never_run)
+{
+    ds_err_t err = {0};
+    ds_pool_t *p = ds_pool_create(1, 1, "t", &err);
+    cr_assert_not_null(p);
+    gate_t g;
+    gate_init(&g);
+    job_arg_t a[5];
+    for (int i = 0; i < 5; i++)
+        a[i] = (job_arg_t){&g, i, false};
+    /* The running job's deadline no longer matters: only queued jobs expire. */
+    cr_assert_eq(ds_pool_submit_by(p, "x", gated_job, &a[0], 1.0, &err), DS_OK);
+    wait_started(&g, 1);
+    cr_assert_eq(ds_pool_submit_by(p, "x", gated_job, &a[1], 10.0, &err), DS_OK);
+    cr_assert_eq(ds_pool_submit(p, "x", gated_job, &a[2], &err), DS_OK); /* no deadline */
+    cr_assert_eq(ds_pool_submit_by(p, "y", gated_job, &a[3], 20.0, &err), DS_OK);
+    cr_assert_eq(ds_pool_submit_by(p, "x", gated_job, &a[4], 5.0, &err), DS_OK);
+    atomic_store(&n_expired_, 0);
+    cr_assert_eq(ds_pool_expire(p, 4.9, note_expired), 0, "nothing is due before 5.0");
+    cr_assert_eq(ds_pool_expire(p, 10.0, note_expired), 2, "the jobs due at 5.0 and 10.0");
+    cr_assert_eq(atomic_load(&n_expired_), 2);
+    cr_assert_eq(expired_[0], &a[1], "in queue order");
+    cr_assert_eq(expired_[1], &a[4]);
+    cr_assert_eq(ds_pool_queued(p), 2);
+    cr_assert_not(ds_pool_cancel(p, "x", &a[1]), "an expired job is no longer queued");
+    cr_assert_eq(ds_pool_expire(p, 1e9, note_expired), 1, "the job without a deadline stays");
+    cr_assert_eq(expired_[2], &a[3]);
+    gate_open(&g);
+    ds_pool_destroy(&p);
+    cr_assert_eq(atomic_load(&g.started), 2, "an expired job ran");
+    cr_assert_eq(g.order[0], 0);
+    cr_assert_eq(g.order[1], 2);
+}
+
 /* Records the thread a job ran on. */
 typedef struct {
     pthread_t ran_on;

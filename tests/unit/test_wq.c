@@ -302,3 +302,34 @@ Test(wq, a_turn_expected_later_than_the_request_may_wait_is_refused_at_once)
     cr_assert_eq(ds_wq_active(wq), 0);
     ds_wq_destroy(&wq);
 }
+
+Test(wq, turns_that_vary_need_room_beyond_their_average)
+{
+    ds_err_t err = {0};
+    ds_wq_slot_t *held = NULL, *s = NULL;
+    /* Turns of 20 and 400 ms: about 0.12 s on average, but as far again either way. */
+    ds_wq_t *varied = ds_wq_create(16);
+    hold_for(varied, 20);
+    hold_for(varied, 400);
+    cr_assert_eq(ds_wq_enter(varied, KEY, 0, NULL, &held, &err), DS_OK);
+    /* The holder's rest and its own turn average about 0.23 s, under 0.4 s; a slower pair is not. */
+    cr_assert_eq(ds_wq_enter(varied, KEY, 0.4, NULL, &s, &err), DS_QUEUE_FULL);
+    cr_assert(strstr(err.message, "allowing for slower turns") && strstr(err.message, "0.4 s it may wait"),
+              "message: %s", err.message);
+    ds_wq_leave(varied, held);
+    ds_wq_destroy(&varied);
+    /* Steady turns of the same average leave the room: the request queues. */
+    ds_wq_t *steady = ds_wq_create(16);
+    for (int i = 0; i < 4; i++)
+        hold_for(steady, 115);
+    cr_assert_eq(ds_wq_enter(steady, KEY, 0, NULL, &held, &err), DS_OK);
+    parked_t pk = {7, 0};
+    bool granted = true;
+    err = (ds_err_t){0};
+    cr_assert_eq(ds_wq_enter_async(steady, KEY, 0.4, on_grant, &pk, &s, &granted, &err), DS_OK, "%s", err.message);
+    cr_assert(!granted);
+    ds_wq_leave(steady, held);
+    cr_assert_eq(atomic_load(&pk.granted), 1);
+    ds_wq_leave(steady, s);
+    ds_wq_destroy(&steady);
+}
