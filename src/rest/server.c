@@ -980,7 +980,6 @@ static void on_connection(void *cls, struct MHD_Connection *conn, void **socket_
     *socket_context = NULL;
 }
 
-/* Closes connections that began a request but did not finish its headers in time. */
 /*
  * A request that waited for a worker past the wait its client allows
  * (Prefer: wait) is answered 429 without running: the client would give up
@@ -1001,6 +1000,11 @@ static void job_expired(void *arg)
 /* How often the sweeper answers requests whose wait ran out (it checks headers every second). */
 #define EXPIRE_EVERY_MS 100
 
+/*
+ * Every 100 ms answers the requests whose wait ran out (job_expired); once a
+ * second closes connections that began a request but did not finish its
+ * headers in time.
+ */
 static void *sweeper_main(void *arg)
 {
     struct timespec last_check = {0};
