@@ -134,11 +134,18 @@ class Server:
         return ["--grpc-addr", "off"]
 
     def _answers_as_us(self):
-        """True when the process on our port is ours: it is alive and its own log says it serves
-        REST on that port (written once the bind succeeded, before /health can answer)."""
-        if self.proc is None or self.proc.poll() is not None:
-            return False
-        return f"serving REST on 127.0.0.1:{self.port}," in self.log_text()
+        """True when the process on our port is ours: it stays alive and its own log says it serves
+        REST on that port. The line comes once every listener is up (gRPC starts after REST, so
+        /health can answer a moment before it): wait for it, or for the process to exit (a bind
+        that failed because another process has the port)."""
+        deadline = time.monotonic() + START_TIMEOUT
+        while self.proc is not None and self.proc.poll() is None:
+            if f"serving REST on 127.0.0.1:{self.port}," in self.log_text():
+                return True
+            if time.monotonic() > deadline:
+                return False
+            time.sleep(0.01)
+        return False
 
     def _port_clash(self):
         tail = self.log_tail().lower()
