@@ -356,65 +356,68 @@ bool ds_pool_cancel(ds_pool_t *p, const char *group, void *arg)
     return found != NULL;
 }
 
-void ds_pool_drop_queued(ds_pool_t *p, ds_pool_job_cb dropped)
+/*
+ * Takes out every queued job due at now (all of them when now < 0), in queue
+ * order within each group, and returns them as a list; *n counts them.
+ * Caller holds p->lock.
+ */
+static job_t *take_due(ds_pool_t *p, double now, int64_t *n)
 {
-    job_t *all = NULL;
-    pthread_mutex_lock(&p->lock);
-    p->stopping = true;
-    while (p->run_head)
-        run_pop(p);
-    for (int i = 0; i < N_BUCKETS; i++)
-        for (group_t *g = p->buckets[i], *next; g; g = next) {
-            next = g->next;
-            while (g->head) {
-                job_t *j = g->head;
-                unlink_job(p, g, NULL, j);
-                j->next = all;
-                all = j;
-            }
-            group_free_if_unused(p, g);
-        }
-    wake_all(p);
-    pthread_mutex_unlock(&p->lock);
-    while (all) {
-        job_t *j = all;
-        all = j->next;
-        dropped(j->arg);
-        free(j);
-    }
-}
-
-int64_t ds_pool_expire(ds_pool_t *p, double now, ds_pool_job_cb expired)
-{
-    job_t *gone = NULL, **gone_tail = &gone;
-    int64_t n = 0;
-    pthread_mutex_lock(&p->lock);
-    for (int i = 0; i < N_BUCKETS && p->with_deadline > 0; i++)
+    job_t *gone = NULL, **tail = &gone;
+    *n = 0;
+    for (int i = 0; i < N_BUCKETS && (now < 0 || p->with_deadline > 0); i++)
         for (group_t *g = p->buckets[i], *next; g; g = next) {
             next = g->next;
             for (job_t *j = g->head, *prev = NULL, *after; j; j = after) {
                 after = j->next;
-                if (j->deadline > 0 && j->deadline <= now) {
-                    unlink_job(p, g, prev, j);
-                    j->next = NULL;
-                    *gone_tail = j;
-                    gone_tail = &j->next;
-                    n++;
-                } else {
+                if (now >= 0 && !(j->deadline > 0 && j->deadline <= now)) {
                     prev = j;
+                    continue;
                 }
+                unlink_job(p, g, prev, j);
+                j->next = NULL;
+                *tail = j;
+                tail = &j->next;
+                (*n)++;
             }
             group_free_if_unused(p, g);
         }
+    return gone;
+}
+
+/* Calls cb(arg) for each job of list (no lock held) instead of its job, and frees them. */
+static void hand_back(job_t *list, ds_pool_job_cb cb)
+{
+    while (list) {
+        job_t *j = list;
+        list = j->next;
+        cb(j->arg);
+        free(j);
+    }
+}
+
+void ds_pool_drop_queued(ds_pool_t *p, ds_pool_job_cb dropped)
+{
+    int64_t n;
+    pthread_mutex_lock(&p->lock);
+    p->stopping = true;
+    while (p->run_head)
+        run_pop(p);
+    job_t *all = take_due(p, -1, &n);
+    wake_all(p);
+    pthread_mutex_unlock(&p->lock);
+    hand_back(all, dropped);
+}
+
+int64_t ds_pool_expire(ds_pool_t *p, double now, ds_pool_job_cb expired)
+{
+    int64_t n;
+    pthread_mutex_lock(&p->lock);
+    job_t *gone = take_due(p, now, &n);
     if (n && p->stopping && p->queued == 0)
         wake_all(p);
     pthread_mutex_unlock(&p->lock);
-    while (gone) { /* in queue order within each group */
-        job_t *j = gone;
-        gone = j->next;
-        expired(j->arg);
-        free(j);
-    }
+    hand_back(gone, expired);
     return n;
 }
 
