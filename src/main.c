@@ -40,6 +40,13 @@ static void usage(FILE *out)
 static int64_t gauge_open(void *ud) { return ds_service_open_projects(); }
 static int64_t gauge_peak(void *ud) { return ds_service_open_projects_peak(); }
 static int64_t gauge_restarts(void *ud) { return ds_service_engine_restarts(); }
+static int64_t gauge_preview_cache(void *ud)
+{
+    ds_be_runtime_stats_t s;
+    ds_service_runtime(&s);
+    const char *what = ud;
+    return what[0] == 'h' ? s.preview_cache_hits : what[0] == 'm' ? s.preview_cache_misses : s.preview_cache_bytes;
+}
 static int64_t gauge_waiting(void *ud) { return ds_service_queue_waiting(); }
 static int64_t gauge_held(void *ud) { return ds_service_queue_held(); }
 static int64_t gauge_projects(void *ud) { return ds_catalog_project_count(); }
@@ -78,6 +85,13 @@ static int serve(int argc, char **argv)
     ds_metrics_gauge("duckstore_engine_restarts_total",
                      "Times a storage engine was reopened after a fatal error (calls in flight failed with 503).",
                      gauge_restarts, NULL);
+    ds_metrics_gauge("duckstore_preview_cache_hits_total", "Table previews answered from the cache of recent previews.",
+                     gauge_preview_cache, (void *)"hits");
+    ds_metrics_gauge("duckstore_preview_cache_misses_total",
+                     "Table previews the cache of recent previews could not answer (they ran a query).",
+                     gauge_preview_cache, (void *)"misses");
+    ds_metrics_gauge("duckstore_preview_cache_bytes", "Memory held by the cache of recent previews.",
+                     gauge_preview_cache, (void *)"bytes");
     ds_metrics_gauge("duckstore_queue_waiting", "Requests waiting in write queues.", gauge_waiting, NULL);
     ds_metrics_gauge("duckstore_queue_held", "Write queues held now (a write has its turn).", gauge_held, NULL);
     ds_metrics_gauge("duckstore_projects", "Projects in the catalog.", gauge_projects, NULL);

@@ -1629,11 +1629,32 @@ ds_status_t ddb_table_preview(void *self, ds_be_call_t *call, const char *bucket
     be_t *be = self;
     use_t u;
     ds_be_table_t t = {0};
-    ds_buf_t sql = {0};
+    ds_buf_t sql = {0}, key = {0};
     memset(out, 0, sizeof(*out));
-    ds_status_t st = ddb_use_begin(be, call, false, &u);
-    if (st != DS_OK)
+    ds_status_t st;
+    /* An answer from the recent previews needs no connection (preview_cache.c). */
+    if (be->pcache) {
+        ddb_pcache_key(&key, call->project_id, bucket, table, in);
+        proj_t *p;
+        if (!ds_buf_failed(&key) && ddb_pin_begin(be, call, &p, &st)) {
+            if (!p) {
+                ds_buf_free(&key);
+                return st;
+            }
+            bool hit = ddb_pcache_get(be->pcache, be->host, call, &key, atomic_load(&p->data_epoch), out);
+            ddb_pin_end(be, p);
+            if (hit) {
+                ds_buf_free(&key);
+                return DS_OK;
+            }
+        }
+    }
+    if ((st = ddb_use_begin(be, call, false, &u)) != DS_OK) {
+        ds_buf_free(&key);
         return st;
+    }
+    u.read_only = true;
+    uint64_t epoch = atomic_load(&u.p->data_epoch);
     st = ddb_table_describe_read(&u, call, bucket, table, &t);
     int64_t limit = in->limit > 0 && in->limit < DS_PREVIEW_MAX_ROWS ? in->limit : DS_PREVIEW_MAX_ROWS;
     if (st == DS_OK)
@@ -1662,7 +1683,10 @@ ds_status_t ddb_table_preview(void *self, ds_be_call_t *call, const char *bucket
         if (!out->rows)
             st = ddb_oom(call->err);
     }
+    if (st == DS_OK && be->pcache && !ds_buf_failed(&key))
+        ddb_pcache_put(be->pcache, &key, epoch, &u.p->data_epoch, out);
     ds_buf_free(&sql);
+    ds_buf_free(&key);
     ddb_use_end(&u);
     return st;
 }

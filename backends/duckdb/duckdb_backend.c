@@ -60,6 +60,7 @@
 #include <unistd.h>
 
 #include "core/buf.h"
+#include "core/config.h"
 #include "core/ident.h"
 #include "core/lru.h"
 #include "core/status.h"
@@ -97,6 +98,7 @@ static proj_t *new_proj(be_t *be, const char *id)
     }
     snprintf(p->id, sizeof(p->id), "%s", id);
     snprintf(p->alias, sizeof(p->alias), "p_%s", id);
+    ddb_data_changed(be, p);
     p->next = be->projects;
     be->projects = p;
     return p;
@@ -723,6 +725,8 @@ fail:
     return st;
 }
 
+void ddb_data_changed(be_t *be, proj_t *p) { atomic_store(&p->data_epoch, atomic_fetch_add(&be->epoch_seq, 1) + 1); }
+
 void ddb_use_end(use_t *u)
 {
     if (u->hooked) {
@@ -737,6 +741,9 @@ void ddb_use_end(use_t *u)
         u->p->reload = true;
         pthread_mutex_unlock(&u->be->lock);
     }
+    /* Before the call returns (and its write is acknowledged): no cached preview shows the data before it. */
+    if (u->p && !u->read_only)
+        ddb_data_changed(u->be, u->p);
     release(u->be, u->p);
     u->p = NULL;
     note_failure(u->be);
@@ -908,6 +915,15 @@ static ds_status_t be_open(const ds_host_api_t *host, void **self, ds_err_t *err
         goto fail;
     }
     ddb_compact_leftovers_all(be->dir);
+    const char *pcs = host->setting ? host->setting("duckdb", "PREVIEW_CACHE") : NULL;
+    int64_t pc_bytes = 64ll << 20;
+    if (pcs && !ds_parse_bytes(pcs, &pc_bytes)) {
+        ds_err_set(err, DS_INVALID_ARGUMENT,
+                   "DUCKSTORE_BE_DUCKDB_PREVIEW_CACHE: \"%s\" is not a size (bytes, or e.g. 64MiB; 0 turns the cache off)",
+                   pcs);
+        goto fail;
+    }
+    be->pcache = ddb_pcache_create((size_t)pc_bytes);
     be->lru = ds_lru_create();
     if (!be->lru) {
         ds_err_set(err, DS_INTERNAL, "out of memory");
@@ -922,6 +938,7 @@ static ds_status_t be_open(const ds_host_api_t *host, void **self, ds_err_t *err
     return DS_OK;
 fail:
     ds_lru_destroy(&be->lru);
+    ddb_pcache_destroy(&be->pcache);
     pthread_mutex_destroy(&be->lock);
     pthread_cond_destroy(&be->idle);
     free(be);
@@ -953,6 +970,7 @@ static void be_close(void *self)
     pthread_mutex_unlock(&be->lock);
     duckdb_close(&be->db);
     ds_lru_destroy(&be->lru);
+    ddb_pcache_destroy(&be->pcache);
     pthread_mutex_destroy(&be->lock);
     pthread_cond_destroy(&be->idle);
     free(be);
@@ -987,6 +1005,11 @@ static void be_runtime_stats(void *self, ds_be_runtime_stats_t *out)
     out->engine_restarts = be->restarts;
     out->calls_in_use = be->db_users;
     pthread_mutex_unlock(&be->lock);
+    ddb_pcache_stats_t pc;
+    ddb_pcache_stats(be->pcache, &pc);
+    out->preview_cache_hits = (int64_t)pc.hits;
+    out->preview_cache_misses = (int64_t)pc.misses;
+    out->preview_cache_bytes = (int64_t)pc.bytes;
 }
 
 static ds_status_t be_project_list_stored(void *self, void (*cb)(const char *, void *), void *ud,
@@ -1930,7 +1953,7 @@ static ds_status_t be_table_drop(void *self, ds_be_call_t *call, const char *buc
  * project cannot be had) when SQL must answer: with test hooks on, a pending
  * engine-failure trigger is consumed by the SQL path as before.
  */
-static bool pin_begin(be_t *be, ds_be_call_t *call, proj_t **p, ds_status_t *st)
+bool ddb_pin_begin(be_t *be, ds_be_call_t *call, proj_t **p, ds_status_t *st)
 {
     *p = NULL;
     *st = DS_OK;
@@ -1951,7 +1974,7 @@ static bool pin_begin(be_t *be, ds_be_call_t *call, proj_t **p, ds_status_t *st)
 }
 
 /* Ends pin_begin's use; an ATTACH or a cache load it made may have met a fatal error (see note_failure). */
-static void pin_end(be_t *be, proj_t *p)
+void ddb_pin_end(be_t *be, proj_t *p)
 {
     release(be, p);
     note_failure(be);
@@ -1963,12 +1986,12 @@ static ds_status_t be_table_get(void *self, ds_be_call_t *call, const char *buck
 {
     proj_t *p;
     ds_status_t st;
-    if (!pin_begin(self, call, &p, &st))
+    if (!ddb_pin_begin(self, call, &p, &st))
         return ddb_sql_table_get(self, call, bucket, table, out);
     if (!p)
         return st;
     bool cached = ddb_mcat_table_get(self, p, call, bucket, table, out, &st);
-    pin_end(self, p);
+    ddb_pin_end(self, p);
     return cached ? st : ddb_sql_table_get(self, call, bucket, table, out);
 }
 
@@ -1977,12 +2000,12 @@ static ds_status_t be_table_list(void *self, ds_be_call_t *call, const char *buc
 {
     proj_t *p;
     ds_status_t st;
-    if (!pin_begin(self, call, &p, &st))
+    if (!ddb_pin_begin(self, call, &p, &st))
         return ddb_sql_table_list(self, call, bucket, items, n);
     if (!p)
         return st;
     bool cached = ddb_mcat_table_list(self, p, call, bucket, items, n, &st);
-    pin_end(self, p);
+    ddb_pin_end(self, p);
     return cached ? st : ddb_sql_table_list(self, call, bucket, items, n);
 }
 
@@ -1990,12 +2013,12 @@ static ds_status_t be_bucket_get(void *self, ds_be_call_t *call, const char *buc
 {
     proj_t *p;
     ds_status_t st;
-    if (!pin_begin(self, call, &p, &st))
+    if (!ddb_pin_begin(self, call, &p, &st))
         return ddb_sql_bucket_get(self, call, bucket, out);
     if (!p)
         return st;
     bool cached = ddb_mcat_bucket_get(self, p, call, bucket, out, &st);
-    pin_end(self, p);
+    ddb_pin_end(self, p);
     return cached ? st : ddb_sql_bucket_get(self, call, bucket, out);
 }
 
@@ -2003,12 +2026,12 @@ static ds_status_t be_bucket_list(void *self, ds_be_call_t *call, ds_be_bucket_t
 {
     proj_t *p;
     ds_status_t st;
-    if (!pin_begin(self, call, &p, &st))
+    if (!ddb_pin_begin(self, call, &p, &st))
         return ddb_sql_bucket_list(self, call, items, n);
     if (!p)
         return st;
     bool cached = ddb_mcat_bucket_list(self, p, call, items, n, &st);
-    pin_end(self, p);
+    ddb_pin_end(self, p);
     return cached ? st : ddb_sql_bucket_list(self, call, items, n);
 }
 
@@ -2017,12 +2040,12 @@ static ds_status_t be_project_stats(void *self, ds_be_call_t *call, ds_be_projec
     proj_t *p;
     ds_status_t st;
     memset(out, 0, sizeof(*out));
-    if (!pin_begin(self, call, &p, &st))
+    if (!ddb_pin_begin(self, call, &p, &st))
         return ddb_sql_project_stats(self, call, out);
     if (!p)
         return st;
     bool cached = ddb_mcat_project_stats(self, p, out);
-    pin_end(self, p);
+    ddb_pin_end(self, p);
     return cached ? DS_OK : ddb_sql_project_stats(self, call, out);
 }
 
@@ -2229,6 +2252,12 @@ void ddb_compact_give(be_t *be, proj_t *p)
         detach_victims(be, victims, nv);
 }
 
+static const ds_be_setting_t settings[] = {
+    {"PREVIEW_CACHE", DS_SETTING_STRING, false, "64MiB",
+     "memory for recent table previews, answered again until the project's data changes (bytes or e.g. 64MiB; 0: "
+     "off)"},
+};
+
 static ds_backend_ops_t ops = {
     .abi_version = DS_BACKEND_ABI_VERSION,
     .struct_size = sizeof(ds_backend_ops_t),
@@ -2238,8 +2267,8 @@ static ds_backend_ops_t ops = {
                     DS_CAP_IMPORT | DS_CAP_EXPORT | DS_CAP_PROFILE | DS_CAP_SCHEMA_CHANGES | DS_CAP_WORKSPACES |
                     DS_CAP_BRANCHES | DS_CAP_SHARING | DS_CAP_SNAPSHOTS | DS_CAP_TIME_TRAVEL | DS_CAP_ALIASES |
                     DS_CAP_COMPACT,
-    .settings = NULL,
-    .n_settings = 0,
+    .settings = settings,
+    .n_settings = sizeof(settings) / sizeof(settings[0]),
     .open = be_open,
     .close = be_close,
     .health = be_health,

@@ -15,6 +15,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "core/buf.h"
 #include "core/ident.h"
 #include "core/lru.h"
 #include "duckstore/backend.h"
@@ -50,6 +51,11 @@ typedef struct proj {
      * entry meanwhile.
      */
     bool compacting;
+    /*
+     * Changes whenever a call that may have written the project ends, and when
+     * its file is attached (preview_cache.c): a value from be->epoch_seq.
+     */
+    _Atomic uint64_t data_epoch;
 } proj_t;
 
 typedef struct {
@@ -77,6 +83,8 @@ typedef struct {
     uint64_t fatal_seen;
     int64_t restarts;
     bool test_hooks; /* DUCKSTORE_TEST_HOOKS=1: tests may provoke an engine failure */
+    _Atomic uint64_t epoch_seq; /* the last data epoch handed out (proj_t.data_epoch) */
+    struct ddb_pcache *pcache;  /* recent previews (preview_cache.c); NULL when turned off */
 } be_t;
 
 /* One call's working set: a connection and the pinned project. */
@@ -113,6 +121,7 @@ typedef struct {
     } mc_note[DDB_MC_NOTES];
     int n_mc;
     bool mc_all;
+    bool read_only; /* the use runs no statement that changes data: its end leaves the data epoch as it is */
 } use_t;
 
 
@@ -401,5 +410,36 @@ ds_status_t ddb_idem_lookup(void *self, ds_be_call_t *call, const char *token, i
 ds_status_t ddb_idem_record(use_t *u, int64_t count);
 /* ddb_in_txn, and when fn succeeds ddb_idem_record(u, 0) in the same transaction (metadata writes). */
 ds_status_t ddb_in_txn_recorded(use_t *u, ds_status_t (*fn)(use_t *, void *), void *ud);
+
+/*
+ * Pins the call's project without a connection (answers from memory). False:
+ * answer through a db use instead (nothing held). True with *p NULL: the
+ * project cannot be had (*st says why). End with ddb_pin_end.
+ */
+bool ddb_pin_begin(be_t *be, ds_be_call_t *call, proj_t **p, ds_status_t *st);
+void ddb_pin_end(be_t *be, proj_t *p);
+/* Gives p a new data epoch: every cached preview of it stops answering. */
+void ddb_data_changed(be_t *be, proj_t *p);
+
+/* ---- recent previews (preview_cache.c) ---- */
+
+typedef struct ddb_pcache ddb_pcache_t;
+typedef struct {
+    size_t entries, bytes, max_bytes;
+    uint64_t hits, misses;
+} ddb_pcache_stats_t;
+/* NULL when max_bytes is 0 (off) or memory is short; every function accepts NULL. */
+ddb_pcache_t *ddb_pcache_create(size_t max_bytes);
+void ddb_pcache_destroy(ddb_pcache_t **pc);
+/* Appends the key of a preview of project's bucket.table with in's columns, order, filters and limit. */
+void ddb_pcache_key(ds_buf_t *b, const char *project, const char *bucket, const char *table,
+                    const ds_preview_t *in);
+/* True (out filled in the call's arena) when key has an entry of this epoch. */
+bool ddb_pcache_get(ddb_pcache_t *pc, const ds_host_api_t *h, ds_be_call_t *call, const ds_buf_t *key,
+                    uint64_t epoch, ds_preview_result_t *out);
+/* Keeps r under key when *current still equals epoch (the epoch read before r's query ran). */
+void ddb_pcache_put(ddb_pcache_t *pc, const ds_buf_t *key, uint64_t epoch, const _Atomic uint64_t *current,
+                    const ds_preview_result_t *r);
+void ddb_pcache_stats(ddb_pcache_t *pc, ddb_pcache_stats_t *out);
 
 #endif

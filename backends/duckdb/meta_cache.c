@@ -482,6 +482,8 @@ void ddb_mcat_load(be_t *be, proj_t *p)
     ds_err_t err = {0};
     if (duckdb_connect(be->db, &c) == DuckDBError)
         return;
+    /* The file was (re)attached: what a preview cached before says nothing about it. */
+    ddb_data_changed(be, p);
     pthread_mutex_lock(&p->mcat->apply);
     if (load_locked(be, p, c, &err) != DS_OK)
         be->host->log(0, "duckdb", "project %s: metadata not cached at attach: %s", p->id, err.message);

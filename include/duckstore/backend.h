@@ -155,6 +155,10 @@ typedef struct {
     int64_t open_projects_peak;
     int64_t engine_restarts; /* times the engine was reopened after a fatal error (appended: older plugins leave it 0) */
     int64_t calls_in_use;    /* calls running statements now (db uses); 0 when idle (appended: older plugins leave it 0) */
+    /* Appended: answers from a backend's cache of recent previews (older plugins and a backend without one leave 0). */
+    int64_t preview_cache_hits;
+    int64_t preview_cache_misses;
+    int64_t preview_cache_bytes;
 } ds_be_runtime_stats_t;
 
 /* ---- table data: the requests core passes to backends (and transports fill) ---- */

@@ -111,6 +111,8 @@ int64_t ds_service_open_projects(void);
 int64_t ds_service_open_projects_peak(void);
 /* Times a backend reopened its engine after a fatal error, since start (all backends). */
 int64_t ds_service_engine_restarts(void);
+/* Every backend's runtime figures, summed. */
+void ds_service_runtime(ds_be_runtime_stats_t *out);
 /*
  * What requests hold now: write slots held and awaited, project pins, and
  * backend calls running statements. All 0 when no request is under way; the

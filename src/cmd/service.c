@@ -565,51 +565,55 @@ void ds_service_stop(void)
 int64_t ds_service_queue_waiting(void) { return queues ? ds_wq_waiting(queues) : 0; }
 int64_t ds_service_queue_held(void) { return queues ? ds_wq_active(queues) : 0; }
 
-typedef struct {
-    int64_t open, peak, restarts, calls;
-} rt_sum_t;
-
 static void sum_runtime(ds_backend_t *be, void *ud)
 {
-    rt_sum_t *s = ud;
-    ds_be_runtime_stats_t rs = {0};
+    ds_be_runtime_stats_t *s = ud, rs = {0};
     if (be->ops->runtime_stats)
         be->ops->runtime_stats(be->self, &rs);
-    s->open += rs.open_projects;
-    s->peak += rs.open_projects_peak;
-    s->restarts += rs.engine_restarts;
-    s->calls += rs.calls_in_use;
+    s->open_projects += rs.open_projects;
+    s->open_projects_peak += rs.open_projects_peak;
+    s->engine_restarts += rs.engine_restarts;
+    s->calls_in_use += rs.calls_in_use;
+    s->preview_cache_hits += rs.preview_cache_hits;
+    s->preview_cache_misses += rs.preview_cache_misses;
+    s->preview_cache_bytes += rs.preview_cache_bytes;
+}
+
+void ds_service_runtime(ds_be_runtime_stats_t *out)
+{
+    memset(out, 0, sizeof(*out));
+    ds_registry_each(sum_runtime, out);
 }
 
 int64_t ds_service_open_projects(void)
 {
-    rt_sum_t s = {0};
-    ds_registry_each(sum_runtime, &s);
-    return s.open;
+    ds_be_runtime_stats_t s;
+    ds_service_runtime(&s);
+    return s.open_projects;
 }
 
 int64_t ds_service_open_projects_peak(void)
 {
-    rt_sum_t s = {0};
-    ds_registry_each(sum_runtime, &s);
-    return s.peak;
+    ds_be_runtime_stats_t s;
+    ds_service_runtime(&s);
+    return s.open_projects_peak;
 }
 
 int64_t ds_service_engine_restarts(void)
 {
-    rt_sum_t s = {0};
-    ds_registry_each(sum_runtime, &s);
-    return s.restarts;
+    ds_be_runtime_stats_t s;
+    ds_service_runtime(&s);
+    return s.engine_restarts;
 }
 
 void ds_service_holds(ds_holds_t *out)
 {
-    rt_sum_t s = {0};
-    ds_registry_each(sum_runtime, &s);
+    ds_be_runtime_stats_t s;
+    ds_service_runtime(&s);
     out->slots = ds_service_queue_held();
     out->waiting = ds_service_queue_waiting();
     out->pins = ds_cmd_project_pins();
-    out->calls = s.calls;
+    out->calls = s.calls_in_use;
 }
 
 typedef struct {
