@@ -177,6 +177,41 @@ void ds_buf_json_str(ds_buf_t *b, const char *s) { json_escaped(b, s, true); }
 
 void ds_buf_json_chars(ds_buf_t *b, const char *s) { json_escaped(b, s, false); }
 
+bool ds_utf8_valid(const char *s)
+{
+    const unsigned char *p = (const unsigned char *)s;
+    while (*p) {
+        unsigned c = *p;
+        if (c < 0x80) {
+            p++;
+            continue;
+        }
+        int n;
+        unsigned cp;
+        if (c >= 0xc2 && c <= 0xdf) {
+            n = 1;
+            cp = c & 0x1f;
+        } else if (c >= 0xe0 && c <= 0xef) {
+            n = 2;
+            cp = c & 0x0f;
+        } else if (c >= 0xf0 && c <= 0xf4) {
+            n = 3;
+            cp = c & 0x07;
+        } else {
+            return false; /* a continuation byte first, an overlong lead (0xc0, 0xc1) or beyond 0xf4 */
+        }
+        for (int i = 1; i <= n; i++) {
+            if ((p[i] & 0xc0) != 0x80)
+                return false; /* also stops at the NUL */
+            cp = (cp << 6) | (p[i] & 0x3f);
+        }
+        if ((n == 2 && cp < 0x800) || (n == 3 && (cp < 0x10000 || cp > 0x10ffff)) || (cp >= 0xd800 && cp <= 0xdfff))
+            return false; /* overlong, beyond Unicode, or a surrogate */
+        p += n + 1;
+    }
+    return true;
+}
+
 void ds_buf_int(ds_buf_t *b, int64_t v)
 {
     char tmp[24];

@@ -64,6 +64,8 @@ static inline void ds_buf_append_small(ds_buf_t *b, const char *s, size_t n)
  */
 void ds_buf_json_str(ds_buf_t *b, const char *s);
 void ds_buf_json_chars(ds_buf_t *b, const char *s);
+/* True when s is well-formed UTF-8 (no overlong form, surrogate or code point beyond U+10FFFF). */
+bool ds_utf8_valid(const char *s);
 /* Appends v in decimal, as printf's "%lld" would. */
 void ds_buf_int(ds_buf_t *b, int64_t v);
 /*

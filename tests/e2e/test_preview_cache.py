@@ -212,3 +212,18 @@ def test_a_bad_setting_stops_startup_naming_it(tmp_path):
                         "--grpc-addr", "off"], env=env, capture_output=True, text=True, timeout=60)
     assert r.returncode != 0, "the server started with a preview cache size of 'lots'"
     assert "DUCKSTORE_BE_DUCKDB_PREVIEW_CACHE" in r.stderr and "lots" in r.stderr, r.stderr
+
+
+def test_values_with_any_text_come_back_exactly(server, admin):
+    """The preview's JSON is written without a JSON tree: quotes, backslashes, control characters and
+    non-ASCII text come back as loaded, from the query and from the cache alike."""
+    p = Proj(server, admin, "pc9")
+    texts = ['say "hi"', "back\\slash", "line\nbreak\ttab", "ctl\x01\x1f\x7f", "čeština ✓ 😀", "</script>", "a,b;c|d"]
+    p.create_table("t", [{"name": "id", "type": "INTEGER", "nullable": False}, {"name": "v"}], primary_key=["id"])
+    p.load_rows("t", ["id", "v"], [[str(i), t] for i, t in enumerate(texts)])
+    want = [[str(i), t] for i, t in enumerate(texts)]
+    got = primed(admin, p, "t", order_by="id")["rows"]
+    assert got == want
+    r = p.preview_raw("t", order_by="id")
+    assert r.headers["Content-Type"].startswith("application/json"), r.headers
+    assert r.text.endswith("\n") and r.json()["columns"] == ["id", "v"]

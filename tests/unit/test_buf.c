@@ -347,3 +347,22 @@ Test(buf, literal_appends_inline_and_grows)
     cr_assert(ds_buf_failed(&c));
     cr_assert_null(ds_buf_cstr(&c));
 }
+
+Test(buf, utf8_validity_agrees_with_jansson)
+{
+    static const char *good[] = {"", "plain", "\xc4\x8d" "e\xc5\xa1tina", "\xe2\x9c\x93", "\xf0\x9f\x98\x80",
+                                 "\xf4\x8f\xbf\xbf", "\xed\x9f\xbf", "\xee\x80\x80"};
+    static const char *bad[] = {"\x80", "\xbf", "\xc0\xaf", "\xc1\xbf", "\xc2", "\xe0\x80\xaf", "\xe0\x9f\xbf",
+                                "\xed\xa0\x80", "\xed\xbf\xbf", "\xf0\x8f\xbf\xbf", "\xf4\x90\x80\x80", "\xf5\x80\x80\x80",
+                                "\xff", "ok\xe2\x9c", "\xe2\x9c" "x"};
+    for (size_t i = 0; i < sizeof(good) / sizeof(good[0]); i++) {
+        cr_assert(ds_utf8_valid(good[i]), "good[%zu] refused", i);
+        json_t *j = json_string(good[i]);
+        cr_assert_not_null(j, "jansson refuses good[%zu]", i);
+        json_decref(j);
+    }
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        cr_assert_not(ds_utf8_valid(bad[i]), "bad[%zu] accepted", i);
+        cr_assert_null(json_string(bad[i]), "jansson accepts bad[%zu]", i);
+    }
+}
