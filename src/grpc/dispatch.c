@@ -1232,11 +1232,23 @@ static void respond(ds_driver_call_t *dc, ds_status_t st, ds_driver_result_t *ou
         snprintf(out->message, sizeof(out->message), "[%d] %s", out->keboola_code, ctx->err.message);
         utf8_sanitize(out->message);
         d->resp = NULL;
+        d->resp_desc = NULL;
         if (d->n_log == DS_DRV_MAX_LOG)
             d->n_log--;
         ds_drv_log(d, DS_DRV_LOG_ERROR, "%s", out->message);
         if (d->n_log > 0 && d->log[d->n_log - 1]->level == DS_DRV_LOG_ERROR)
             d->log[d->n_log - 1]->context = error_context(d, &ctx->err, out->keboola_code);
+    }
+    if (!d->resp && d->resp_desc) {
+        Google__Protobuf__Any *any = NEW(d, Google__Protobuf__Any, google__protobuf__any__descriptor);
+        if (any && (any->type_url = ds_arena_printf(ctx->arena, DS_DRIVER_TYPE_PREFIX "%s", d->resp_desc->name))) {
+            any->value = d->resp_packed;
+            resp.commandresponse = any;
+        } else {
+            out->status = DS_INTERNAL;
+            snprintf(out->message, sizeof(out->message), "[0] out of memory");
+            return;
+        }
     }
     if (d->resp && !(resp.commandresponse = pack_any(d, d->resp))) {
         ds_log(DS_LOG_ERROR, "driver: out of memory packing the response of %s", out->command ? out->command : "?");
@@ -1377,6 +1389,7 @@ void ds_driver_run(ds_driver_call_t *dc, ds_driver_result_t *out)
     /* A parked command runs again from the start: nothing of its first run is kept. */
     dc->d.cmd = NULL;
     dc->d.resp = NULL;
+    dc->d.resp_desc = NULL;
     dc->d.n_log = 0;
     if (st == DS_OK && dc->entry)
         st = run(dc);

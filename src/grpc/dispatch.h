@@ -73,6 +73,9 @@ typedef struct ds_drv {
     const char *project;         /* GenericBackendCredentials.host ("" when absent) */
     const ProtobufCMessage *cmd; /* the decoded command (its entry's type) */
     ProtobufCMessage *resp;      /* the response message, or NULL for "no response" */
+    /* Or the response as its handler encoded it (resp NULL): its type and bytes (ctx arena). */
+    const ProtobufCMessageDescriptor *resp_desc;
+    ProtobufCBinaryData resp_packed;
     pb_log_message_t *log[DS_DRV_MAX_LOG]; /* user-facing messages, in order */
     size_t n_log;
 } ds_drv_t;
@@ -202,6 +205,14 @@ ds_status_t ds_drv_table_ref(ds_drv_t *d, size_t n_path, char **path, const char
                              const char **bucket_out, const char **table_out);
 /* Builds TableInfo from a table of the command layer. */
 pb_table_info_t *ds_drv_table_info(ds_drv_t *d, const ds_be_table_t *t);
+/*
+ * Encodes r as a PreviewTableResponse (wire format, exactly what protobuf-c
+ * packs for the same message) into the arena; NULL when out of memory. The
+ * preview is the one response large enough for building protobuf-c messages
+ * cell by cell (two per cell) and packing them to cost more than its query.
+ */
+uint8_t *ds_drv_encode_preview(ds_arena_t *a, const ds_preview_result_t *r, size_t *len);
+
 /* Reads the table and makes an ObjectInfoResponse (TABLE) of it the response. */
 ds_status_t ds_drv_respond_table(ds_drv_t *d, const char *project, const char *bucket, const char *table);
 /* A column definition of the protocol as the command layer's column (type + "(length)"). */

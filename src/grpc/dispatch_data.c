@@ -412,45 +412,110 @@ ds_status_t ds_drv_h_preview_table(ds_drv_t *d)
     memset(&r, 0, sizeof(r));
     TRY(ds_cmd_table_preview(d->ctx, project, bucket, table, &in, &r));
 
-    typedef Keboola__StorageDriver__Command__Table__PreviewTableResponse__Row pb_row_t;
-    typedef Keboola__StorageDriver__Command__Table__PreviewTableResponse__Row__Column pb_cell_t;
-    Keboola__StorageDriver__Command__Table__PreviewTableResponse *resp =
-        NEW(d, Keboola__StorageDriver__Command__Table__PreviewTableResponse,
-            keboola__storage_driver__command__table__preview_table_response__descriptor);
-    if (!resp || !(resp->columns = ds_drv_ptrs(d, r.n_columns)) || !(resp->rows = ds_drv_ptrs(d, r.n_rows)))
+    size_t len;
+    uint8_t *bytes = ds_drv_encode_preview(d->ctx->arena, &r, &len);
+    if (!bytes)
         return ds_drv_oom(d);
-    for (size_t i = 0; i < r.n_columns; i++)
-        resp->columns[i] = (char *)r.columns[i];
-    resp->n_columns = r.n_columns;
-    /* Values are strings as the table holds them (SQL NULL as null), like Keboola's preview. */
-    for (size_t i = 0; i < r.n_rows; i++) {
-        pb_row_t *row = NEW(d, pb_row_t, keboola__storage_driver__command__table__preview_table_response__row__descriptor);
-        if (!row || !(row->columns = ds_drv_ptrs(d, r.n_columns)))
-            return ds_drv_oom(d);
-        for (size_t k = 0; k < r.n_columns; k++) {
-            pb_cell_t *cell =
-                NEW(d, pb_cell_t, keboola__storage_driver__command__table__preview_table_response__row__column__descriptor);
-            Google__Protobuf__Value *v = NEW(d, Google__Protobuf__Value, google__protobuf__value__descriptor);
-            if (!cell || !v)
-                return ds_drv_oom(d);
-            const char *text = r.rows[i][k];
-            if (text) {
-                v->kind_case = GOOGLE__PROTOBUF__VALUE__KIND_STRING_VALUE;
-                v->string_value = (char *)text;
-            } else {
-                v->kind_case = GOOGLE__PROTOBUF__VALUE__KIND_NULL_VALUE;
-                v->null_value = GOOGLE__PROTOBUF__NULL_VALUE__NULL_VALUE;
-            }
-            cell->columnname = (char *)r.columns[k];
-            cell->value = v;
-            row->columns[k] = cell;
-        }
-        row->n_columns = r.n_columns;
-        resp->rows[i] = row;
-    }
-    resp->n_rows = r.n_rows;
-    d->resp = &resp->base;
+    d->resp_desc = &keboola__storage_driver__command__table__preview_table_response__descriptor;
+    d->resp_packed.data = bytes;
+    d->resp_packed.len = len;
     return DS_OK;
+}
+
+/*
+ * The wire format of PreviewTableResponse (table.proto):
+ *   1 columns  repeated string                       tag 0x0a
+ *   2 rows     repeated Row                          tag 0x12
+ * Row:     1 columns repeated Column                 tag 0x0a
+ * Column:  1 columnName string (left out when empty)  tag 0x0a
+ *          2 value google.protobuf.Value             tag 0x12
+ *          (3 isTruncated: never set)
+ * Value:   oneof kind: 1 null_value NULL_VALUE (0)   0x08 0x00
+ *                      3 string_value                tag 0x1a
+ * Values are strings as the table holds them (SQL NULL as null), like Keboola's preview.
+ */
+static size_t varint_len(uint64_t v)
+{
+    size_t n = 1;
+    while (v >= 0x80) {
+        v >>= 7;
+        n++;
+    }
+    return n;
+}
+
+static uint8_t *put_varint(uint8_t *o, uint64_t v)
+{
+    while (v >= 0x80) {
+        *o++ = (uint8_t)(v | 0x80);
+        v >>= 7;
+    }
+    *o++ = (uint8_t)v;
+    return o;
+}
+
+/* A length-delimited field: tag, length, bytes. */
+static size_t field_len(size_t n) { return 1 + varint_len(n) + n; }
+
+static uint8_t *put_field(uint8_t *o, uint8_t tag, const void *data, size_t n)
+{
+    *o++ = tag;
+    o = put_varint(o, n);
+    memcpy(o, data, n);
+    return o + n;
+}
+
+static size_t value_len(const char *text) { return text ? field_len(strlen(text)) : 2; }
+
+static size_t cell_len(size_t name_len, const char *text)
+{
+    return (name_len ? field_len(name_len) : 0) + field_len(value_len(text));
+}
+
+uint8_t *ds_drv_encode_preview(ds_arena_t *a, const ds_preview_result_t *r, size_t *len)
+{
+    size_t nc = r->n_columns, nr = r->n_rows, total = 0;
+    size_t *name_len = ds_arena_alloc(a, sizeof(size_t) * (nc ? nc : 1));
+    size_t *row_len = ds_arena_alloc(a, sizeof(size_t) * (nr ? nr : 1));
+    if (!name_len || !row_len)
+        return NULL;
+    for (size_t c = 0; c < nc; c++) {
+        name_len[c] = strlen(r->columns[c]);
+        total += field_len(name_len[c]);
+    }
+    for (size_t i = 0; i < nr; i++) {
+        size_t rl = 0;
+        for (size_t c = 0; c < nc; c++)
+            rl += field_len(cell_len(name_len[c], r->rows[i][c]));
+        row_len[i] = rl;
+        total += field_len(rl);
+    }
+    uint8_t *buf = ds_arena_alloc(a, total ? total : 1), *o = buf;
+    if (!buf)
+        return NULL;
+    for (size_t c = 0; c < nc; c++)
+        o = put_field(o, 0x0a, r->columns[c], name_len[c]);
+    for (size_t i = 0; i < nr; i++) {
+        *o++ = 0x12;
+        o = put_varint(o, row_len[i]);
+        for (size_t c = 0; c < nc; c++) {
+            const char *text = r->rows[i][c];
+            *o++ = 0x0a;
+            o = put_varint(o, cell_len(name_len[c], text));
+            if (name_len[c])
+                o = put_field(o, 0x0a, r->columns[c], name_len[c]);
+            *o++ = 0x12;
+            o = put_varint(o, value_len(text));
+            if (text) {
+                o = put_field(o, 0x1a, text, strlen(text));
+            } else {
+                *o++ = 0x08;
+                *o++ = 0x00;
+            }
+        }
+    }
+    *len = (size_t)(o - buf);
+    return buf;
 }
 
 /* ---- delete rows ---- */
