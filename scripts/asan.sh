@@ -25,7 +25,7 @@ else
   E2E=()
   for t in bad_input http data_import buckets names files upload_stream \
            branches branch_workspaces workspaces workspace_attacks workspace_storage_names idempotency keys engine_failure \
-           parking concurrency open_projects sharing aliases; do
+           parking concurrency open_projects sharing aliases preview_cache; do
     if [ -f "tests/e2e/test_$t.py" ]; then E2E+=("tests/e2e/test_$t.py"); fi
   done
   GRPC=()
