@@ -264,6 +264,29 @@ static void *race_with_failures_thread(void *p)
     return NULL;
 }
 
+/*
+ * Lists the buckets of "keep", which no thread creates or drops: a call that
+ * reliably reaches the test hook and provokes each failure. The racing ids
+ * churn (created and dropped by six threads), and a run where their calls all
+ * met a create or a drop in progress never provoked one (seen with debug logs).
+ */
+static void *keep_user_thread(void *p)
+{
+    (void)p;
+    while (!race_stop) {
+        call_t c;
+        call_init(&c, "keep");
+        ds_status_t st = do_list(&c);
+        if (st != DS_OK && !engine_failure(&c) && !race_bad) {
+            race_bad = 1;
+            snprintf(race_msg, sizeof(race_msg), "list on keep: %d %.1000s", (int)st, c.err.message);
+        }
+        call_done(&c);
+        usleep(2000);
+    }
+    return NULL;
+}
+
 Test(duckdb_projects, engine_failures_during_create_use_drop_race, .timeout = 120)
 {
     setenv("DUCKSTORE_TEST_HOOKS", "1", 1);
@@ -278,9 +301,10 @@ Test(duckdb_projects, engine_failures_during_create_use_drop_race, .timeout = 12
     cr_assert_eq(mkdir(hooks, 0750), 0);
     race_stop = 0;
     race_bad = 0;
-    pthread_t t[6];
+    pthread_t t[7];
     for (long i = 0; i < 6; i++)
         cr_assert_eq(pthread_create(&t[i], NULL, race_with_failures_thread, (void *)(intptr_t)i), 0);
+    cr_assert_eq(pthread_create(&t[6], NULL, keep_user_thread, NULL), 0);
     for (int k = 0; k < 4; k++) {
         FILE *f = fopen(trigger, "w");
         cr_assert_not_null(f);
@@ -288,7 +312,7 @@ Test(duckdb_projects, engine_failures_during_create_use_drop_race, .timeout = 12
         usleep(800000);
     }
     race_stop = 1;
-    for (int i = 0; i < 6; i++)
+    for (int i = 0; i < 7; i++)
         pthread_join(t[i], NULL);
     unlink(trigger);
     cr_assert_eq(race_bad, 0, "%s", race_msg);
