@@ -355,3 +355,37 @@ json_t *ds_json_time(int64_t unix_s)
     ds_time_rfc3339(unix_s, buf, sizeof(buf));
     return json_string(buf);
 }
+
+void ds_rest_buf_rows(ds_buf_t *b, const char *const *const *rows, size_t n_rows, size_t n_columns)
+{
+    DS_BUF_LIT(b, "[");
+    for (size_t r = 0; r < n_rows; r++) {
+        if (r)
+            DS_BUF_LIT(b, ",");
+        DS_BUF_LIT(b, "[");
+        for (size_t c = 0; c < n_columns; c++) {
+            const char *v = rows[r][c];
+            if (c)
+                DS_BUF_LIT(b, ",");
+            if (!v)
+                DS_BUF_LIT(b, "null");
+            else if (ds_utf8_valid(v))
+                ds_buf_json_str(b, v);
+            else
+                DS_BUF_LIT(b, "\"(invalid UTF-8)\"");
+        }
+        DS_BUF_LIT(b, "]");
+    }
+    DS_BUF_LIT(b, "]");
+}
+
+ds_status_t ds_rest_buf_answer(ds_rest_req_t *req, ds_rest_resp_t *resp, ds_buf_t *b)
+{
+    DS_BUF_LIT(b, "\n");
+    size_t len = b->len;
+    if (!(resp->raw = ds_buf_steal(b)))
+        return ds_err_set(&req->ctx.err, DS_UNAVAILABLE, "out of memory");
+    resp->raw_len = len;
+    resp->content_type = "application/json";
+    return DS_OK;
+}

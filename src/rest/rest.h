@@ -218,6 +218,15 @@ ds_status_t ds_rest_parse_where(ds_rest_req_t *req, json_t *body, ds_where_t *w)
 json_t *ds_rest_table_json(const ds_be_table_t *t);
 /* Writes unix seconds as RFC 3339 (null for 0). */
 json_t *ds_json_time(int64_t unix_s);
+/*
+ * Appends rows[0..n_rows) of n_columns text cells as a JSON array of arrays:
+ * NULL as null, text that is not UTF-8 as "(invalid UTF-8)" (what jansson's
+ * tree could not hold). Result sets are written this way, not as a JSON tree,
+ * which cost more than the queries of small previews and results.
+ */
+void ds_rest_buf_rows(ds_buf_t *b, const char *const *const *rows, size_t n_rows, size_t n_columns);
+/* Makes b (a JSON object without its newline) resp's answer; DS_UNAVAILABLE when b failed (out of memory). */
+ds_status_t ds_rest_buf_answer(ds_rest_req_t *req, ds_rest_resp_t *resp, ds_buf_t *b);
 
 /* The OpenAPI document, built once from the route table (static storage). */
 const char *ds_rest_openapi(void);

@@ -497,31 +497,10 @@ static ds_status_t h_preview(ds_rest_req_t *req, ds_rest_resp_t *resp)
             DS_BUF_LIT(&b, ",");
         ds_buf_json_str(&b, out.columns[c]);
     }
-    DS_BUF_LIT(&b, "],\"rows\":[");
-    for (size_t r = 0; r < out.n_rows; r++) {
-        if (r)
-            DS_BUF_LIT(&b, ",");
-        DS_BUF_LIT(&b, "[");
-        for (size_t c = 0; c < out.n_columns; c++) {
-            const char *v = out.rows[r][c];
-            if (c)
-                DS_BUF_LIT(&b, ",");
-            if (!v)
-                DS_BUF_LIT(&b, "null");
-            else if (ds_utf8_valid(v))
-                ds_buf_json_str(&b, v);
-            else
-                DS_BUF_LIT(&b, "\"(invalid UTF-8)\"");
-        }
-        DS_BUF_LIT(&b, "]");
-    }
-    DS_BUF_LIT(&b, "]}\n");
-    size_t len = b.len;
-    if (!(resp->raw = ds_buf_steal(&b)))
-        return ds_err_set(&CTX->err, DS_UNAVAILABLE, "out of memory");
-    resp->raw_len = len;
-    resp->content_type = "application/json";
-    return DS_OK;
+    DS_BUF_LIT(&b, "],\"rows\":");
+    ds_rest_buf_rows(&b, (const char *const *const *)out.rows, out.n_rows, out.n_columns);
+    DS_BUF_LIT(&b, "}");
+    return ds_rest_buf_answer(req, resp, &b);
 }
 
 static ds_status_t h_profile(ds_rest_req_t *req, ds_rest_resp_t *resp)

@@ -245,35 +245,35 @@ static ds_status_t parse_query(ds_rest_req_t *req, ds_query_t *q)
 }
 
 /* The answer: JSON rows, or the CSV / JSON-lines file streamed from its descriptor. */
-static void query_answer(ds_rest_resp_t *resp, const ds_query_t *q, const ds_sandbox_result_t *out,
-                         const ds_query_file_t *file);
-
-static json_t *result_json(const ds_sandbox_result_t *r)
+static ds_status_t query_answer(ds_rest_req_t *req, ds_rest_resp_t *resp, const ds_query_t *q,
+                                const ds_sandbox_result_t *r, const ds_query_file_t *file)
 {
-    json_t *cols = json_array(), *rows = json_array();
-    for (size_t c = 0; c < r->n_columns; c++)
-        json_array_append_new(cols, json_pack("{s:s,s:s}", "name", r->names[c] ? r->names[c] : "", "type",
-                                              r->types[c] ? r->types[c] : "OTHER"));
-    for (size_t i = 0; i < r->n_rows; i++) {
-        json_t *row = json_array();
-        for (size_t c = 0; c < r->n_columns; c++)
-            json_array_append_new(row, r->rows[i][c] ? json_string(r->rows[i][c]) : json_null());
-        json_array_append_new(rows, row);
+    if (q->format != DS_QUERY_JSON) {
+        resp->fd = file->fd;
+        resp->fd_size = file->size;
+        resp->content_type = q->format == DS_QUERY_CSV ? "text/csv; charset=utf-8" : "application/x-ndjson";
+        return DS_OK;
     }
-    return json_pack("{s:o,s:o,s:b,s:I}", "columns", cols, "rows", rows, "truncated", r->truncated, "rows_affected",
-                     (json_int_t)r->rows_affected);
-}
-
-static void query_answer(ds_rest_resp_t *resp, const ds_query_t *q, const ds_sandbox_result_t *out,
-                         const ds_query_file_t *file)
-{
-    if (q->format == DS_QUERY_JSON) {
-        resp->json = result_json(out);
-        return;
+    ds_buf_t b = {0};
+    DS_BUF_LIT(&b, "{\"columns\":[");
+    for (size_t c = 0; c < r->n_columns; c++) {
+        if (c)
+            DS_BUF_LIT(&b, ",");
+        DS_BUF_LIT(&b, "{\"name\":");
+        ds_buf_json_str(&b, r->names[c] && ds_utf8_valid(r->names[c]) ? r->names[c] : "");
+        DS_BUF_LIT(&b, ",\"type\":");
+        ds_buf_json_str(&b, r->types[c] && ds_utf8_valid(r->types[c]) ? r->types[c] : "OTHER");
+        DS_BUF_LIT(&b, "}");
     }
-    resp->fd = file->fd;
-    resp->fd_size = file->size;
-    resp->content_type = q->format == DS_QUERY_CSV ? "text/csv; charset=utf-8" : "application/x-ndjson";
+    DS_BUF_LIT(&b, "],\"rows\":");
+    ds_rest_buf_rows(&b, (const char *const *const *)r->rows, r->n_rows, r->n_columns);
+    if (r->truncated)
+        DS_BUF_LIT(&b, ",\"truncated\":true,\"rows_affected\":");
+    else
+        DS_BUF_LIT(&b, ",\"truncated\":false,\"rows_affected\":");
+    ds_buf_int(&b, r->rows_affected);
+    DS_BUF_LIT(&b, "}");
+    return ds_rest_buf_answer(req, resp, &b);
 }
 
 static ds_status_t h_ws_query(ds_rest_req_t *req, ds_rest_resp_t *resp)
@@ -286,8 +286,7 @@ static ds_status_t h_ws_query(ds_rest_req_t *req, ds_rest_resp_t *resp)
     TRY(basic_cred(req, &cred_buf, &cred));
     TRY(parse_query(req, &q));
     TRY(ds_cmd_ws_query(CTX, PROJECT, WS, cred, &q, &out, &file));
-    query_answer(resp, &q, &out, &file);
-    return DS_OK;
+    return query_answer(req, resp, &q, &out, &file);
 }
 
 static ds_status_t h_project_query(ds_rest_req_t *req, ds_rest_resp_t *resp)
@@ -300,8 +299,7 @@ static ds_status_t h_project_query(ds_rest_req_t *req, ds_rest_resp_t *resp)
     if (pb)
         CTX->branch = pb;
     TRY(ds_cmd_project_query(CTX, PROJECT, &q, &out, &file));
-    query_answer(resp, &q, &out, &file);
-    return DS_OK;
+    return query_answer(req, resp, &q, &out, &file);
 }
 
 #define P "/projects/{id}"
