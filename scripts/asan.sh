@@ -17,15 +17,16 @@ echo "== project handles (attach/detach/drop races) under ASan + UBSan"
 build-asan/tests/test_duckdb_projects --jobs 1
 # `make test` runs the suites that drive the most C code per second (parsers, every data path, the
 # sandbox, branches, idempotency, the transports); the drills that mostly wait (crash, restart,
-# load, pools) run here only with ASAN_ALL=1 (`make asan-all`), which runs both suites whole.
+# load, pools, write-queue waits, open-file caps, key rotation grace periods) run here only with
+# ASAN_ALL=1 (`make asan-all`), which runs both suites whole.
 if [ "${ASAN_ALL:-0}" = 1 ]; then
   E2E=(tests/e2e)
   GRPC=(tests/grpc)
 else
   E2E=()
   for t in bad_input http data_import buckets names files upload_stream \
-           branches branch_workspaces workspaces workspace_attacks workspace_storage_names idempotency keys engine_failure \
-           parking concurrency open_projects sharing aliases preview_cache; do
+           branches branch_workspaces workspaces workspace_attacks workspace_storage_names idempotency engine_failure \
+           parking sharing aliases preview_cache; do
     if [ -f "tests/e2e/test_$t.py" ]; then E2E+=("tests/e2e/test_$t.py"); fi
   done
   GRPC=()
