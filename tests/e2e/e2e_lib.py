@@ -166,7 +166,7 @@ class Server:
                 last = f"{r.status_code} {r.text[:200]}"
             except requests.RequestException as e:
                 last = repr(e)
-            time.sleep(0.05)
+            time.sleep(0.01)  # a start costs ~0.1 s; a coarser poll added a quarter of it to every test
         self.proc.kill()
         self.proc.wait()
         self.proc = None
