@@ -294,3 +294,44 @@ def test_import_from_table_seconds_and_limit(proj):
     expect_error(lambda: copy(seconds=-1), S.INVALID_ARGUMENT, mentions=["seconds"])
     expect_error(lambda: copy(limit=-1), S.INVALID_ARGUMENT, mentions=["limit"])
     assert ids() == before
+
+
+def test_a_repeated_preview_follows_every_driver_write(proj):
+    """The same PreviewTableCommand asked again is answered from the server's cache of recent
+    previews (the hit counter moves, the answer is the same), and every driver write before the
+    next one shows in it: import, delete rows, add and drop a column."""
+    def hits():
+        r = requests.get(f"{proj.server.url}/metrics", headers={"Authorization": f"Bearer {proj.server.admin_key}"},
+                         timeout=REQUEST_TIMEOUT)
+        assert r.status_code == 200, r.text
+        line = [x for x in r.text.splitlines() if x.startswith("duckstore_preview_cache_hits_total")]
+        assert len(line) == 1, line
+        return float(line[0].split()[-1])
+
+    def primed():
+        first = proj.preview("t", orderBy=[X.ExportOrderBy(columnName="id")])
+        h = hits()
+        second = proj.preview("t", orderBy=[X.ExportOrderBy(columnName="id")])
+        assert hits() == h + 1, "the repeated preview was not answered from the cache"
+        assert second == first
+        return second
+
+    proj.create_table("t", [T(name="id", nullable=True), T(name="v", nullable=True)], pk=["id"])
+    proj.upload("in/t1.csv", csv_bytes([["1", "a"], ["2", "b"]], header=["id", "v"]))
+    proj.run(proj.import_file("t", "in", "t1.csv", CSV(), importType=X.ImportOptions.FULL, numberOfIgnoredLines=1),
+             table_pb2.TableImportResponse)
+    assert primed() == (["id", "v"], [["1", "a"], ["2", "b"]])
+    proj.upload("in/t2.csv", csv_bytes([["2", "B"], ["3", None]], header=["id", "v"]))
+    proj.run(proj.import_file("t", "in", "t2.csv", CSV(), importType=X.ImportOptions.INCREMENTAL,
+                              numberOfIgnoredLines=1, dedupType=X.ImportOptions.UPDATE_DUPLICATES),
+             table_pb2.TableImportResponse)
+    assert primed() == (["id", "v"], [["1", "a"], ["2", "B"], ["3", ""]])
+    proj.run(table_pb2.DeleteTableRowsCommand(path=[BUCKET], tableName="t", whereFilters=[
+        X.TableWhereFilter(columnsName="id", operator=X.TableWhereFilter.eq, values=["1"])]),
+        table_pb2.DeleteTableRowsResponse)
+    assert primed() == (["id", "v"], [["2", "B"], ["3", ""]])
+    proj.run(table_pb2.AddColumnCommand(path=[BUCKET], tableName="t", columnDefinition=T(
+        name="w", nullable=True, default="z")), info_pb2.ObjectInfoResponse)
+    assert primed() == (["id", "v", "w"], [["2", "B", "z"], ["3", "", "z"]])
+    proj.run(table_pb2.DropColumnCommand(path=[BUCKET], tableName="t", columnName="w"))
+    assert proj.preview("t", orderBy=[X.ExportOrderBy(columnName="id")]) == (["id", "v"], [["2", "B"], ["3", ""]])
