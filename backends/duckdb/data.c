@@ -1623,20 +1623,11 @@ ds_status_t ddb_table_export(void *self, ds_be_call_t *call, const char *bucket,
 
 /* ---- preview ---- */
 
-/* True when every column of r is VARCHAR (the preview's SELECT casts each one). */
-static bool all_varchar(duckdb_result *r, idx_t nc)
-{
-    for (idx_t c = 0; c < nc; c++)
-        if (duckdb_column_type(r, c) != DUCKDB_TYPE_VARCHAR)
-            return false;
-    return true;
-}
-
 /*
- * Copies the preview's rows (at most limit) into the call's arena: straight
- * from the result's VARCHAR vectors, one arena copy per value (the value
- * functions allocated and freed three times per value, a tenth of an uncached
- * preview), or value by value for a result of other types.
+ * Copies the preview's rows (at most limit) into the call's arena straight
+ * from the result's VARCHAR vectors (build_select casts every column), one
+ * arena copy per value: the value functions allocated and freed three times
+ * per value, a tenth of an uncached preview.
  */
 static ds_status_t preview_rows(be_t *be, ds_be_call_t *call, duckdb_result *r, int64_t limit,
                                 ds_preview_result_t *out)
@@ -1645,26 +1636,10 @@ static ds_status_t preview_rows(be_t *be, ds_be_call_t *call, duckdb_result *r, 
     if (duckdb_column_count(r) != nc)
         return ds_err_set(call->err, DS_INTERNAL, "the preview's query returned %llu columns, not %zu",
                           (unsigned long long)duckdb_column_count(r), (size_t)nc);
-    if (!all_varchar(r, nc)) {
-        idx_t n = duckdb_row_count(r);
-        if (!(out->rows = be->host->alloc(call, sizeof(char **) * (n ? n : 1))))
-            return ddb_oom(call->err);
-        for (idx_t i = 0; i < n; i++) {
-            const char **row = be->host->alloc(call, sizeof(char *) * (nc ? nc : 1));
-            if (!row)
-                return ddb_oom(call->err);
-            for (idx_t c = 0; c < nc; c++) {
-                char *v = ds_ddb_cell(r, c, i);
-                row[c] = v ? be->host->strdup(call, v) : NULL;
-                free(v);
-                if (v && !row[c])
-                    return ddb_oom(call->err);
-            }
-            out->rows[i] = row;
-        }
-        out->n_rows = n;
-        return DS_OK;
-    }
+    for (idx_t c = 0; c < nc; c++)
+        if (duckdb_column_type(r, c) != DUCKDB_TYPE_VARCHAR)
+            return ds_err_set(call->err, DS_INTERNAL, "the preview's query returned column %s not as text",
+                              out->columns[c]);
     if (!(out->rows = be->host->alloc(call, sizeof(char **) * (size_t)(limit > 0 ? limit : 1))))
         return ddb_oom(call->err);
     out->n_rows = 0;

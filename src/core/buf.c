@@ -177,38 +177,40 @@ void ds_buf_json_str(ds_buf_t *b, const char *s) { json_escaped(b, s, true); }
 
 void ds_buf_json_chars(ds_buf_t *b, const char *s) { json_escaped(b, s, false); }
 
-bool ds_utf8_valid(const char *s)
+size_t ds_utf8_seq(const char *s)
 {
     const unsigned char *p = (const unsigned char *)s;
-    while (*p) {
-        unsigned c = *p;
-        if (c < 0x80) {
-            p++;
-            continue;
-        }
-        int n;
-        unsigned cp;
-        if (c >= 0xc2 && c <= 0xdf) {
-            n = 1;
-            cp = c & 0x1f;
-        } else if (c >= 0xe0 && c <= 0xef) {
-            n = 2;
-            cp = c & 0x0f;
-        } else if (c >= 0xf0 && c <= 0xf4) {
-            n = 3;
-            cp = c & 0x07;
-        } else {
-            return false; /* a continuation byte first, an overlong lead (0xc0, 0xc1) or beyond 0xf4 */
-        }
-        for (int i = 1; i <= n; i++) {
-            if ((p[i] & 0xc0) != 0x80)
-                return false; /* also stops at the NUL */
-            cp = (cp << 6) | (p[i] & 0x3f);
-        }
-        if ((n == 2 && cp < 0x800) || (n == 3 && (cp < 0x10000 || cp > 0x10ffff)) || (cp >= 0xd800 && cp <= 0xdfff))
-            return false; /* overlong, beyond Unicode, or a surrogate */
-        p += n + 1;
+    unsigned c = *p, cp;
+    size_t n;
+    if (c < 0x80)
+        return 1;
+    if (c >= 0xc2 && c <= 0xdf) {
+        n = 1;
+        cp = c & 0x1f;
+    } else if (c >= 0xe0 && c <= 0xef) {
+        n = 2;
+        cp = c & 0x0f;
+    } else if (c >= 0xf0 && c <= 0xf4) {
+        n = 3;
+        cp = c & 0x07;
+    } else {
+        return 0; /* a continuation byte first, an overlong lead (0xc0, 0xc1) or beyond 0xf4 */
     }
+    for (size_t i = 1; i <= n; i++) {
+        if ((p[i] & 0xc0) != 0x80)
+            return 0; /* also stops at the NUL */
+        cp = (cp << 6) | (p[i] & 0x3f);
+    }
+    if ((n == 2 && cp < 0x800) || (n == 3 && (cp < 0x10000 || cp > 0x10ffff)) || (cp >= 0xd800 && cp <= 0xdfff))
+        return 0; /* overlong, beyond Unicode, or a surrogate */
+    return n + 1;
+}
+
+bool ds_utf8_valid(const char *s)
+{
+    for (size_t n; *s; s += n)
+        if (!(n = ds_utf8_seq(s)))
+            return false;
     return true;
 }
 

@@ -64,7 +64,13 @@ static inline void ds_buf_append_small(ds_buf_t *b, const char *s, size_t n)
  */
 void ds_buf_json_str(ds_buf_t *b, const char *s);
 void ds_buf_json_chars(ds_buf_t *b, const char *s);
-/* True when s is well-formed UTF-8 (no overlong form, surrogate or code point beyond U+10FFFF). */
+/*
+ * The length of the well-formed UTF-8 sequence s starts with (1-4 bytes; no
+ * overlong form, surrogate or code point beyond U+10FFFF), 0 when it starts
+ * with none. s points at a byte that is not NUL.
+ */
+size_t ds_utf8_seq(const char *s);
+/* True when s is well-formed UTF-8. */
 bool ds_utf8_valid(const char *s);
 /* Appends v in decimal, as printf's "%lld" would. */
 void ds_buf_int(ds_buf_t *b, int64_t v);

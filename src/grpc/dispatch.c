@@ -39,6 +39,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "core/buf.h"
 #include "core/log.h"
 #include "grpc/dispatch.h"
 #include "grpc/pbcheck.h"
@@ -85,39 +86,13 @@ const char *ds_drv_str(const char *s) { return s && *s ? s : NULL; }
 /* Replaces every byte that is not part of valid UTF-8 with '?', in place. */
 static void utf8_sanitize(char *s)
 {
-    unsigned char *p = (unsigned char *)s;
-    while (*p) {
-        size_t n;
-        unsigned cp;
-        if (*p < 0x80) {
-            p++;
-            continue;
-        } else if ((*p & 0xE0) == 0xC0) {
-            n = 1;
-            cp = *p & 0x1F;
-        } else if ((*p & 0xF0) == 0xE0) {
-            n = 2;
-            cp = *p & 0x0F;
-        } else if ((*p & 0xF8) == 0xF0) {
-            n = 3;
-            cp = *p & 0x07;
+    while (*s) {
+        size_t n = ds_utf8_seq(s);
+        if (n) {
+            s += n;
         } else {
-            *p++ = '?';
-            continue;
+            *s++ = '?';
         }
-        size_t i = 1;
-        for (; i <= n; i++) {
-            if ((p[i] & 0xC0) != 0x80)
-                break;
-            cp = (cp << 6) | (p[i] & 0x3F);
-        }
-        bool ok = i > n && !(n == 1 && cp < 0x80) && !(n == 2 && cp < 0x800) && !(n == 3 && cp < 0x10000) &&
-                  cp <= 0x10FFFF && !(cp >= 0xD800 && cp <= 0xDFFF);
-        if (!ok) {
-            *p++ = '?';
-            continue;
-        }
-        p += n + 1;
     }
 }
 
@@ -1199,20 +1174,25 @@ static Google__Protobuf__Any *error_context(ds_drv_t *d, const ds_err_t *err, in
     return any;
 }
 
-/* Packs m as an Any (type.googleapis.com/<full name>) in the arena. */
-static Google__Protobuf__Any *pack_any(ds_drv_t *d, const ProtobufCMessage *m)
+/* An Any (type.googleapis.com/<desc's full name>) holding value, in the arena. */
+static Google__Protobuf__Any *any_of(ds_drv_t *d, const ProtobufCMessageDescriptor *desc, ProtobufCBinaryData value)
 {
     Google__Protobuf__Any *any = NEW(d, Google__Protobuf__Any, google__protobuf__any__descriptor);
+    if (!any || !(any->type_url = ds_arena_printf(d->ctx->arena, DS_DRIVER_TYPE_PREFIX "%s", desc->name)))
+        return NULL;
+    any->value = value;
+    return any;
+}
+
+/* Packs m as an Any in the arena. */
+static Google__Protobuf__Any *pack_any(ds_drv_t *d, const ProtobufCMessage *m)
+{
     size_t n = protobuf_c_message_get_packed_size(m);
     uint8_t *buf = ds_arena_alloc(d->ctx->arena, n ? n : 1);
-    if (!any || !buf)
+    if (!buf)
         return NULL;
-    any->type_url = ds_arena_printf(d->ctx->arena, DS_DRIVER_TYPE_PREFIX "%s", m->descriptor->name);
-    if (!any->type_url)
-        return NULL;
-    any->value.len = protobuf_c_message_pack(m, buf);
-    any->value.data = buf;
-    return any;
+    ProtobufCBinaryData value = {.len = protobuf_c_message_pack(m, buf), .data = buf};
+    return any_of(d, m->descriptor, value);
 }
 
 /* Renders the outcome st of dc (ctx->err on failure) as *out: status, message, serialized DriverResponse. */
@@ -1239,18 +1219,11 @@ static void respond(ds_driver_call_t *dc, ds_status_t st, ds_driver_result_t *ou
         if (d->n_log > 0 && d->log[d->n_log - 1]->level == DS_DRV_LOG_ERROR)
             d->log[d->n_log - 1]->context = error_context(d, &ctx->err, out->keboola_code);
     }
-    if (!d->resp && d->resp_desc) {
-        Google__Protobuf__Any *any = NEW(d, Google__Protobuf__Any, google__protobuf__any__descriptor);
-        if (any && (any->type_url = ds_arena_printf(ctx->arena, DS_DRIVER_TYPE_PREFIX "%s", d->resp_desc->name))) {
-            any->value = d->resp_packed;
-            resp.commandresponse = any;
-        } else {
-            out->status = DS_INTERNAL;
-            snprintf(out->message, sizeof(out->message), "[0] out of memory");
-            return;
-        }
-    }
-    if (d->resp && !(resp.commandresponse = pack_any(d, d->resp))) {
+    if (d->resp)
+        resp.commandresponse = pack_any(d, d->resp);
+    else if (d->resp_desc)
+        resp.commandresponse = any_of(d, d->resp_desc, d->resp_packed);
+    if ((d->resp || d->resp_desc) && !resp.commandresponse) {
         ds_log(DS_LOG_ERROR, "driver: out of memory packing the response of %s", out->command ? out->command : "?");
         out->status = DS_INTERNAL;
         snprintf(out->message, sizeof(out->message), "[0] out of memory");

@@ -465,11 +465,12 @@ static uint8_t *put_field(uint8_t *o, uint8_t tag, const void *data, size_t n)
     return o + n;
 }
 
-static size_t value_len(const char *text) { return text ? field_len(strlen(text)) : 2; }
+/* The Value of a text of tl bytes, or of SQL NULL (text NULL). */
+static size_t value_len(const char *text, size_t tl) { return text ? field_len(tl) : 2; }
 
-static size_t cell_len(size_t name_len, const char *text)
+static size_t cell_len(size_t name_len, const char *text, size_t tl)
 {
-    return (name_len ? field_len(name_len) : 0) + field_len(value_len(text));
+    return (name_len ? field_len(name_len) : 0) + field_len(value_len(text, tl));
 }
 
 uint8_t *ds_drv_encode_preview(ds_arena_t *a, const ds_preview_result_t *r, size_t *len)
@@ -485,8 +486,10 @@ uint8_t *ds_drv_encode_preview(ds_arena_t *a, const ds_preview_result_t *r, size
     }
     for (size_t i = 0; i < nr; i++) {
         size_t rl = 0;
-        for (size_t c = 0; c < nc; c++)
-            rl += field_len(cell_len(name_len[c], r->rows[i][c]));
+        for (size_t c = 0; c < nc; c++) {
+            const char *text = r->rows[i][c];
+            rl += field_len(cell_len(name_len[c], text, text ? strlen(text) : 0));
+        }
         row_len[i] = rl;
         total += field_len(rl);
     }
@@ -500,14 +503,15 @@ uint8_t *ds_drv_encode_preview(ds_arena_t *a, const ds_preview_result_t *r, size
         o = put_varint(o, row_len[i]);
         for (size_t c = 0; c < nc; c++) {
             const char *text = r->rows[i][c];
+            size_t tl = text ? strlen(text) : 0;
             *o++ = 0x0a;
-            o = put_varint(o, cell_len(name_len[c], text));
+            o = put_varint(o, cell_len(name_len[c], text, tl));
             if (name_len[c])
                 o = put_field(o, 0x0a, r->columns[c], name_len[c]);
             *o++ = 0x12;
-            o = put_varint(o, value_len(text));
+            o = put_varint(o, value_len(text, tl));
             if (text) {
-                o = put_field(o, 0x1a, text, strlen(text));
+                o = put_field(o, 0x1a, text, tl);
             } else {
                 *o++ = 0x08;
                 *o++ = 0x00;

@@ -440,13 +440,8 @@ static ds_status_t h_table_list(ds_rest_req_t *req, ds_rest_resp_t *resp)
         ds_buf_puts(&b, text);
         free(text);
     }
-    DS_BUF_LIT(&b, "]}\n");
-    size_t len = b.len;
-    if (!(resp->raw = ds_buf_steal(&b)))
-        return ds_err_set(&req->ctx.err, DS_UNAVAILABLE, "out of memory");
-    resp->raw_len = len;
-    resp->content_type = "application/json";
-    return DS_OK;
+    DS_BUF_LIT(&b, "]}");
+    return ds_rest_buf_answer(req, resp, &b);
 }
 
 static ds_status_t h_table_get(ds_rest_req_t *req, ds_rest_resp_t *resp)
