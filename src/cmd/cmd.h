@@ -83,6 +83,9 @@ typedef struct ds_ctx {
     /* Set once a name of this request resolved through a linked bucket (cmd/share.c): what it read, for the
      * message; from then on no table or project catalog write slot is given to the request. */
     const char *linked_read;
+    /* The answer carries a secret shown only once (a new key or password): it is never kept for an idempotent
+     * repeat, which gets a conflict saying so instead (ds_cmd_idem_secret_message). */
+    bool answer_has_secret;
 } ds_ctx_t;
 
 /* What an authenticated key may do. */
@@ -191,6 +194,14 @@ ds_status_t ds_cmd_idem_begin(ds_ctx_t *ctx, const char *key, const char *method
  * which a repeat runs again, and wakes requests waiting for it.
  */
 void ds_cmd_idem_end(ds_idem_t **h, int status, const char *content_type, const void *body, size_t body_len);
+/*
+ * What a repeat of a write whose answer carried a secret (ctx->answer_has_secret) gets instead of that answer,
+ * as a CONFLICT: secrets are shown once and never stored, not even as an idempotent answer.
+ */
+#define DS_IDEM_SECRET_MESSAGE                                                                                    \
+    "this Idempotency-Key's request was carried out earlier; its answer held a secret (a key or a password) "      \
+    "that is shown only once and is not stored, so it cannot be repeated: get a new one (reset the workspace's " \
+    "password, or rotate the key)"
 
 /*
  * A streamed write (an upload) with an idempotency key: the key is known

@@ -95,6 +95,7 @@ ds_status_t ds_cmd_key_create(ds_ctx_t *ctx, const char *project, const ds_key_c
     if ((st = ds_catalog_apikey_insert(&k, &ctx->err)) == DS_OK) {
         fill(ctx, &k, out);
         out->key = ds_arena_strdup(ctx->arena, secret);
+        ctx->answer_has_secret = true;
         if (!out->key || !out->id)
             st = ds_err_set(&ctx->err, DS_UNAVAILABLE, "out of memory");
     }
@@ -184,6 +185,7 @@ ds_status_t ds_cmd_key_rotate(ds_ctx_t *ctx, const char *project, const char *ke
     if (st == DS_OK) {
         fill(ctx, &k, out);
         out->key = ds_arena_strdup(ctx->arena, secret);
+        ctx->answer_has_secret = true;
         if (!out->key || !out->id)
             st = ds_err_set(&ctx->err, DS_UNAVAILABLE, "out of memory");
         else

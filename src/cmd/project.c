@@ -305,6 +305,7 @@ ds_status_t ds_cmd_project_create(ds_ctx_t *ctx, const ds_project_create_t *in, 
         return st;
     rec->state = DS_PROJECT_READY;
     out->api_key = ds_arena_strdup(ctx->arena, key);
+    ctx->answer_has_secret = true;
     return DS_OK;
 }
 

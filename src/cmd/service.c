@@ -821,6 +821,7 @@ ds_status_t ds_cmd_admin_key_rotate(ds_ctx_t *ctx, int64_t grace_seconds, const 
     pthread_mutex_unlock(&admin_lock);
     if (st == DS_OK && !(*key = ds_arena_strdup(ctx->arena, fresh)))
         st = ds_err_set(&ctx->err, DS_UNAVAILABLE, "out of memory");
+    ctx->answer_has_secret = true;
     if (st == DS_OK)
         ds_log(DS_LOG_WARN, "the admin key was rotated; the previous one stays valid for %lld seconds",
                (long long)grace_seconds);

@@ -191,6 +191,7 @@ ds_status_t ds_cmd_ws_create(ds_ctx_t *ctx, const char *project, const ds_ws_cre
         return st;
     }
     out->password = ds_arena_strdup(ctx->arena, password);
+    ctx->answer_has_secret = true;
     sodium_memzero(password, sizeof(password));
     return DS_OK;
 }
@@ -339,8 +340,8 @@ static ds_status_t ws_exec(ds_ctx_t *ctx, const char *project, const ds_ws_rec_t
 static ds_status_t ws_objects(ds_ctx_t *ctx, const char *project, const ds_ws_rec_t *rec, ds_sandbox_result_t *res)
 {
     return ws_exec(ctx, project, rec,
-                   "SELECT table_name, table_type FROM information_schema.tables WHERE table_catalog = "
-                   "current_database() AND table_schema = 'main' ORDER BY table_name",
+                   "SELECT table_name, table_type FROM system.information_schema.tables WHERE table_catalog = "
+                   "system.main.current_database() AND table_schema = 'main' ORDER BY table_name",
                    NULL, NULL, res);
 }
 
@@ -446,8 +447,10 @@ ds_status_t ds_cmd_ws_reset_password(ds_ctx_t *ctx, const char *project, const c
     char password[DS_KEY_MAX];
     new_password(password, out->rec.password_hash);
     st = ds_catalog_ws_set_password(project, out->rec.id, out->rec.password_hash, &ctx->err);
-    if (st == DS_OK)
+    if (st == DS_OK) {
         out->password = ds_arena_strdup(ctx->arena, password);
+        ctx->answer_has_secret = true;
+    }
     sodium_memzero(password, sizeof(password));
     return st;
 }
@@ -559,7 +562,8 @@ static const char *load_type_name(ds_ws_load_type_t t)
 static void scan_call(ds_buf_t *b, const char *bucket, const char *table, const char *const *columns, size_t n,
                       bool spec)
 {
-    ds_buf_puts(b, "ds_storage_scan(");
+    /* With its catalog: a user's macro of that name in the workspace must not stand in for storage. */
+    ds_buf_puts(b, "system.main.ds_storage_scan(");
     ds_buf_literal(b, bucket);
     ds_buf_puts(b, ", ");
     ds_buf_literal(b, table);

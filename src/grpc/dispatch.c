@@ -1302,7 +1302,19 @@ static bool replay_outcome(ds_driver_call_t *dc, const ds_idem_answer_t *ans, ds
 
 static void keep_outcome(ds_driver_call_t *dc, ds_idem_t **idem, const ds_driver_result_t *out)
 {
-    ds_arena_t *a = dc->d.ctx->arena;
+    ds_ctx_t *ctx = dc->d.ctx;
+    ds_arena_t *a = ctx->arena;
+    ds_driver_result_t conflict;
+    if (ctx->answer_has_secret && out->status == DS_OK) {
+        /* A password or key is never stored: a repeat is told so instead (cmd.h), as any error is told. The
+         * answer already given stays as it is (its bytes are in the arena). */
+        ds_err_t saved = ctx->err;
+        dc->d.n_log = 0;
+        ds_err_set(&ctx->err, DS_CONFLICT, DS_IDEM_SECRET_MESSAGE);
+        respond(dc, DS_CONFLICT, &conflict);
+        ctx->err = saved;
+        out = &conflict;
+    }
     char *head = ds_arena_printf(a, "%d %d %s", (int)out->status, out->keboola_code, out->message);
     size_t hl = head ? strlen(head) + 1 : 0;
     char *body = head ? ds_arena_alloc(a, hl + out->response_len + 1) : NULL;

@@ -198,8 +198,19 @@ static bool build_answer(req_state_t *rs, int status, ds_rest_resp_t *resp)
         resp->raw = NULL;
     }
     /* The answer of an idempotent write is kept for its repeats (cmd/idem.c decides what is kept). */
-    if (rs->req.idem)
+    if (rs->req.idem && rs->req.ctx.answer_has_secret && status < 300) {
+        /* A password or key is never stored: a repeat is told so instead (cmd.h). */
+        ds_err_t e = {0};
+        ds_err_set(&e, DS_CONFLICT, DS_IDEM_SECRET_MESSAGE);
+        json_t *j = error_json(&e);
+        char *kept = j ? json_dumps(j, JSON_COMPACT) : NULL;
+        json_decref(j);
+        ds_cmd_idem_end(&rs->req.idem, kept ? ds_status_http(DS_CONFLICT) : 503, "application/json", kept,
+                        kept ? strlen(kept) : 0);
+        free(kept);
+    } else if (rs->req.idem) {
         ds_cmd_idem_end(&rs->req.idem, status, ctype, resp->fd > 0 ? NULL : data ? data : "", resp->fd > 0 ? 0 : len);
+    }
     struct MHD_Response *r;
     if (resp->fd > 0) {
         free(data);

@@ -615,14 +615,18 @@ static bool stmt_allowed(ds_sandbox_mode_t mode, duckdb_statement_type t)
            t == DUCKDB_STATEMENT_TYPE_CREATE_FUNC;
 }
 
-/* Whether a catalog besides the workspace's is attached (user SQL cannot attach one: only the service does). */
+/*
+ * Whether a catalog besides the workspace's is attached (user SQL cannot attach one: only the service does).
+ * Every function is named with its catalog: a user's CREATE MACRO duckdb_databases() or current_database()
+ * in the workspace would otherwise answer this question for the service.
+ */
 static bool has_foreign_catalogs(duckdb_connection conn)
 {
     duckdb_result res;
     bool any = true;
     if (duckdb_query(conn,
-                     "SELECT count(*) FROM duckdb_databases() WHERE database_name NOT IN "
-                     "(current_database(), 'temp', 'system')",
+                     "SELECT count(*) FROM system.main.duckdb_databases() WHERE database_name NOT IN "
+                     "(system.main.current_database(), 'temp', 'system')",
                      &res) != DuckDBError && duckdb_row_count(&res) == 1)
         any = ds_ddb_int(&res, 0, 0) > 0;
     duckdb_destroy_result(&res);

@@ -2,6 +2,7 @@
 applies nothing again (also across a restart, while the first still runs, and after a kill -9 between
 the commit and the answer); the same key with another request is 409; keys expire."""
 
+import base64
 import hashlib
 import socket
 import threading
@@ -300,3 +301,43 @@ def test_another_key_of_the_project_never_sees_a_kept_answer(server, admin):
                    headers={"Idempotency-Key": "k-1"})
     assert expect(r, 200)["table_rows"] == 6 and "Idempotent-Replayed" not in r.headers
     assert proj.table("t")["rows"] == 6
+
+
+SECRET_WORDS = ["shown only once", "not stored"]
+
+
+def test_a_secret_is_never_kept_for_a_repeat(server_factory):
+    """A write whose answer carries a secret (a project's key, a new key, a workspace password) keeps no copy of
+    it for repeats, not even across a restart: the repeat is 409 saying why, and the secret given the first time
+    stays the one that works."""
+    server = server_factory()
+    admin = server.api()
+    created = expect(admin.post("/projects", {"id": "sec", "name": "sec"}, headers={"Idempotency-Key": "p-1"}), 201)
+    key = created["api_key"]
+    again = admin.post("/projects", {"id": "sec", "name": "sec"}, headers={"Idempotency-Key": "p-1"})
+    expect_error(again, 409, "conflict", SECRET_WORDS)
+    assert key not in again.text
+    api = server.api(key)
+    new_key = expect(api.post("/projects/sec/keys", {"scope": "read"}, headers={"Idempotency-Key": "k-1"}), 201)
+    rep = api.post("/projects/sec/keys", {"scope": "read"}, headers={"Idempotency-Key": "k-1"})
+    expect_error(rep, 409, "conflict", SECRET_WORDS)
+    assert new_key["key"] not in rep.text
+    ws = expect(api.post("/projects/sec/workspaces", {"id": "w"}, headers={"Idempotency-Key": "w-1"}), 201)
+    reset = expect(api.post("/projects/sec/workspaces/w/password", {}, headers={"Idempotency-Key": "w-2"}), 200)
+    server.restart()
+    for path, idem, secret in [("/projects/sec/workspaces", "w-1", ws["password"]),
+                               ("/projects/sec/workspaces/w/password", "w-2", reset["password"])]:
+        body = {"id": "w"} if idem == "w-1" else {}
+        rep = api.post(path, body, headers={"Idempotency-Key": idem})
+        expect_error(rep, 409, "conflict", SECRET_WORDS)
+        assert secret not in rep.text and rep.headers.get("Idempotent-Replayed") == "true"
+    # Nothing ran again: the reset password is still the workspace's, the first key still the project's.
+    q = server.api(None).post("/projects/sec/workspaces/w/query", {"sql": "SELECT 42"},
+                              headers={"Authorization": "Basic " + base64.b64encode(
+                                  f"{reset['user']}:{reset['password']}".encode()).decode()})
+    assert expect(q, 200)["rows"] == [["42"]]
+    expect(server.api(key).get("/projects/sec"), 200)
+    # On disk: no kept answer holds a secret (the catalog and project files are searched for each one).
+    blobs = b"".join(p.read_bytes() for p in server.data_dir.rglob("*") if p.is_file())
+    for secret in (key, new_key["key"], ws["password"], reset["password"]):
+        assert secret.encode() not in blobs

@@ -193,8 +193,34 @@ def test_sql_attack_fails_and_changes_nothing(world, name, build, words):
     assert world.fingerprint() == before, f"{name} changed something"
 
 
+def test_macros_cannot_stand_in_for_the_services_functions(world):
+    """A workspace may create macros, but the service names every function it relies on with its catalog: a
+    macro called duckdb_databases() or current_database() does not switch off the storage write guard, and one
+    called ds_storage_scan does not change what storage names and view loads read."""
+    macros = [("MACRO TABLE", "duckdb_databases", "() AS TABLE SELECT 'x' AS database_name WHERE false"),
+              ("MACRO", "current_database", "() AS 'in.c-main'"),
+              ("MACRO TABLE", "ds_storage_scan", "(a, b) AS TABLE SELECT 9 AS id, 'fake' AS value")]
+    try:
+        for _kind, name, body in macros:
+            expect(world.q1(f"CREATE MACRO {name}{body}"), 200)
+        err = expect_error(world.q1('CREATE TABLE "in.c-main".main.evil AS SELECT * FROM mine'), 400, "query_failed")
+        assert "read-only" in err["message"]
+        err = expect_error(world.q1('CREATE OR REPLACE VIEW "in.c-main"."secrets" AS SELECT 1 AS id'), 400,
+                           "query_failed")
+        assert "read-only" in err["message"]
+        assert world.rows1('SELECT id, value FROM "in.c-main"."secrets" ORDER BY id') == [["1", "one"],
+                                                                                           ["2", "oneone"]]
+        assert world.rows1("SELECT id, value FROM sv ORDER BY id") == [["1", "one"], ["2", "oneone"]]
+    finally:
+        for kind, name, _body in macros:
+            world.q1(f"DROP {kind} IF EXISTS {name}")
+    assert world.rows1("SELECT count(*) FROM duckdb_databases() WHERE database_name = 'x'") == [["0"]]
+
+
 def test_catalogue_is_large_enough():
-    assert len(SQL_ATTACKS) + 7 >= 40
+    separate = [n for n, f in globals().items() if n.startswith("test_") and callable(f)
+                and n not in ("test_sql_attack_fails_and_changes_nothing", "test_catalogue_is_large_enough")]
+    assert len(SQL_ATTACKS) + len(separate) >= 40
 
 
 def test_credentials_stay_in_their_workspace(world):

@@ -191,3 +191,26 @@ def test_a_driver_create_table_and_add_column_retried_after_a_crash_answer_the_f
     ok, err = send(add, "ac-2")()
     assert not ok and err[0] in (S.ALREADY_EXISTS, 409), err
     assert [c.name for c in proj.table_info("c").columns] == ["id", "v", "w"]
+
+
+def test_a_repeat_never_returns_a_password(server, driver):
+    """CreateWorkspace and ResetWorkspacePassword answer a password once: a repeat with the same idempotency key
+    is a conflict saying the secret is not kept (gRPC FAILED_PRECONDITION / bridge 409), never the password."""
+    proj = _setup(server, driver)
+
+    def once_then_refused(idem, cmd, resp_type):
+        ok, first = _send(server, driver, cmd, proj.key, proj.pid, idem)
+        assert ok, first
+        out = resp_type()
+        assert common_pb2.DriverResponse.FromString(first).commandResponse.Unpack(out)
+        assert out.workspacePassword
+        ok, again = _send(server, driver, cmd, proj.key, proj.pid, idem)
+        assert not ok and again[0] in (S.FAILED_PRECONDITION, 409), again
+        text = again[1] if isinstance(again[1], str) else again[1].decode(errors="replace")
+        assert "shown only once" in text and out.workspacePassword not in text
+        return out
+
+    ws = once_then_refused("ws-1", workspace_pb2.CreateWorkspaceCommand(workspaceId="w"),
+                           workspace_pb2.CreateWorkspaceResponse)
+    once_then_refused("ws-2", workspace_pb2.ResetWorkspacePasswordCommand(workspaceUserName=ws.workspaceUserName),
+                      workspace_pb2.ResetWorkspacePasswordResponse)
