@@ -467,6 +467,8 @@ ds_status_t ds_cmd_object_list(ds_ctx_t *ctx, const char *project, const char *b
 
 /* The table-data structs (ds_import_t, ds_export_t, ...) are in duckstore/backend.h. */
 
+/* The dedup options an import or a workspace load takes: a known type and valid column names (400 otherwise). */
+ds_status_t ds_cmd_check_dedup(ds_ctx_t *ctx, ds_dedup_t dedup, const char *const *columns, size_t n);
 ds_status_t ds_cmd_table_import(ds_ctx_t *ctx, const char *project, const char *bucket, const char *table,
                                 const ds_import_t *in, ds_import_result_t *out);
 ds_status_t ds_cmd_table_export(ds_ctx_t *ctx, const char *project, const char *bucket, const char *table,

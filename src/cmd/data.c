@@ -48,6 +48,13 @@ static ds_status_t check_names(ds_ctx_t *ctx, const char *const *names, size_t n
     return DS_OK;
 }
 
+ds_status_t ds_cmd_check_dedup(ds_ctx_t *ctx, ds_dedup_t dedup, const char *const *columns, size_t n)
+{
+    if ((int)dedup < DS_DEDUP_UPDATE || (int)dedup > DS_DEDUP_FAIL)
+        return ds_err_setf(&ctx->err, DS_INVALID_ARGUMENT, "dedup", "unknown dedup type");
+    return check_names(ctx, columns, n, "dedup_columns");
+}
+
 /* Replaces *v (a client's point in time, or NULL) by its UTC text for the backends (core/types.h). */
 static ds_status_t utc_time(ds_ctx_t *ctx, int64_t now_us, const char *field, const char **v)
 {
@@ -353,12 +360,11 @@ ds_status_t ds_cmd_table_import(ds_ctx_t *ctx, const char *project, const char *
         return st;
     if ((st = ds_cmd_require_import(ctx, &p, in)) != DS_OK)
         return st;
-    if ((int)in->dedup < DS_DEDUP_UPDATE || (int)in->dedup > DS_DEDUP_FAIL)
-        return ds_err_setf(&ctx->err, DS_INVALID_ARGUMENT, "dedup", "unknown dedup type");
+    if ((st = ds_cmd_check_dedup(ctx, in->dedup, in->dedup_columns, in->n_dedup_columns)) != DS_OK)
+        return st;
     if ((int)in->timestamp_mode < DS_TS_CURRENT_TIME || (int)in->timestamp_mode > DS_TS_FROM_SOURCE)
         return ds_err_setf(&ctx->err, DS_INVALID_ARGUMENT, "timestamp_mode", "unknown timestamp mode");
-    if ((st = check_names(ctx, in->dedup_columns, in->n_dedup_columns, "dedup_columns")) != DS_OK ||
-        (st = check_names(ctx, in->convert_empty_to_null, in->n_convert_empty_to_null, "convert_empty_to_null")) != DS_OK)
+    if ((st = check_names(ctx, in->convert_empty_to_null, in->n_convert_empty_to_null, "convert_empty_to_null")) != DS_OK)
         return st;
     if (in->timestamp_column && *in->timestamp_column &&
         (st = check_names(ctx, &in->timestamp_column, 1, "timestamp_column")) != DS_OK)

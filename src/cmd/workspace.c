@@ -632,6 +632,116 @@ static const char *renamed(const ds_ws_load_t *in, const char *name)
     return name;
 }
 
+/*
+ * The key a load dedups on (ds_ws_load_t): dedup_columns (each a loaded column of the table, in its stored
+ * spelling), or the source's primary key when every key column is loaded; *n 0: none.
+ */
+static ds_status_t load_key(ds_ctx_t *ctx, const ds_proj_t *p, const ds_ws_load_t *in, const char ***key, size_t *n)
+{
+    ds_be_table_t def;
+    const char *rb = in->bucket, *rt = in->table;
+    ds_proj_t tp = *p; /* the source's, if the table is linked; p stays the workspace's project */
+    *key = NULL;
+    *n = 0;
+    ds_status_t st = ds_cmd_resolve_read(ctx, &tp, &rb, &rt, &def, NULL, NULL);
+    if (st != DS_OK)
+        return st;
+    const char *const *want = in->n_dedup_columns ? in->dedup_columns : def.primary_key;
+    size_t n_want = in->n_dedup_columns ? in->n_dedup_columns : def.n_primary_key;
+    const char **out = n_want ? ds_arena_alloc(ctx->arena, n_want * sizeof(*out)) : NULL;
+    if (n_want && !out)
+        return ds_err_set(&ctx->err, DS_UNAVAILABLE, "out of memory");
+    for (size_t k = 0; k < n_want; k++) {
+        const char *found = NULL;
+        for (size_t c = 0; c < def.n_columns && !found; c++)
+            if (strcasecmp(def.columns[c].name, want[k]) == 0)
+                found = def.columns[c].name;
+        bool loaded = !in->read.n_columns;
+        for (size_t c = 0; c < in->read.n_columns && !loaded; c++)
+            loaded = strcasecmp(in->read.columns[c], want[k]) == 0;
+        if (!in->n_dedup_columns && !loaded)
+            return DS_OK; /* a primary key column left out: no key (rows are appended) */
+        if (!found || !loaded)
+            return ds_err_setf(&ctx->err, DS_INVALID_ARGUMENT, "dedup_columns",
+                               "dedup_columns: \"%s\" is not %s of %s.%s", want[k],
+                               found ? "one of the loaded columns" : "a column", in->bucket, in->table);
+        out[k] = found;
+    }
+    *key = out;
+    *n = n_want;
+    return DS_OK;
+}
+
+/* key[0..n) as a column list, each prefixed by alias (may be NULL) and cast by cast (may be NULL). */
+static void key_list(ds_buf_t *b, const char *alias, const char *const *key, size_t n, const char *cast)
+{
+    for (size_t k = 0; k < n; k++) {
+        ds_buf_puts(b, k ? ", " : "");
+        if (alias) {
+            ds_buf_ident(b, alias);
+            ds_buf_puts(b, ".");
+        }
+        ds_buf_ident(b, key[k]);
+        if (cast)
+            ds_buf_puts(b, cast);
+    }
+}
+
+/* The destination's key columns ("__dst", under their loaded names) equal to the input's ("__src"). */
+static void key_match(ds_buf_t *b, const ds_ws_load_t *in, const char *const *key, size_t n)
+{
+    for (size_t k = 0; k < n; k++) {
+        ds_buf_puts(b, k ? " AND \"__dst\"." : "\"__dst\".");
+        ds_buf_ident(b, renamed(in, key[k]));
+        ds_buf_puts(b, " IS NOT DISTINCT FROM \"__src\".");
+        ds_buf_ident(b, key[k]);
+    }
+}
+
+/* The rows a load writes: the input, one row per key when dedup_columns collapse it (update_duplicates). */
+static void load_select(ds_buf_t *b, const ds_ws_load_t *in, const char *const *key, size_t n_key)
+{
+    ds_buf_puts(b, "SELECT ");
+    if (n_key && in->n_dedup_columns && in->dedup == DS_DEDUP_UPDATE) {
+        ds_buf_puts(b, "DISTINCT ON (");
+        key_list(b, NULL, key, n_key, NULL);
+        ds_buf_puts(b, ") ");
+    }
+    select_list(b, in);
+    ds_buf_puts(b, " FROM ");
+    scan_call(b, in->bucket, in->table, NULL, 0, true);
+}
+
+/*
+ * fail_on_duplicates: statements that fail the load's transaction (DuckDB's error(), named with its catalog
+ * so no macro of the workspace stands in) when the input holds a key twice or, when dest (the existing table
+ * of an incremental load) is given, a key dest holds already. The message names the key.
+ */
+static void fail_on_duplicates(ds_buf_t *b, const ds_ws_load_t *in, const char *const *key, size_t n,
+                               const char *dest)
+{
+    ds_buf_puts(b, "SELECT system.main.error('fail_on_duplicates: the input holds the key (' || concat_ws(', ', ");
+    key_list(b, NULL, key, n, "::VARCHAR");
+    ds_buf_puts(b, ") || ') more than once; nothing was loaded') FROM (SELECT ");
+    key_list(b, NULL, key, n, NULL);
+    ds_buf_puts(b, " FROM ");
+    scan_call(b, in->bucket, in->table, NULL, 0, true);
+    ds_buf_puts(b, " GROUP BY ALL HAVING count(*) > 1 LIMIT 1);\n");
+    if (!dest)
+        return;
+    ds_buf_puts(b, "SELECT system.main.error('fail_on_duplicates: the key (' || concat_ws(', ', ");
+    key_list(b, "__src", key, n, "::VARCHAR");
+    ds_buf_puts(b, ") || ') is in the destination already; nothing was loaded') FROM ");
+    ds_buf_ident(b, dest);
+    ds_buf_puts(b, " AS \"__dst\" JOIN (SELECT DISTINCT ");
+    key_list(b, NULL, key, n, NULL);
+    ds_buf_puts(b, " FROM ");
+    scan_call(b, in->bucket, in->table, NULL, 0, true);
+    ds_buf_puts(b, ") AS \"__src\" ON ");
+    key_match(b, in, key, n);
+    ds_buf_puts(b, " LIMIT 1;\n");
+}
+
 ds_status_t ds_cmd_ws_load(ds_ctx_t *ctx, const char *project, const char *id, const ds_ws_cred_t *cred,
                            const ds_ws_load_t *in, int64_t *rows)
 {
@@ -654,6 +764,12 @@ ds_status_t ds_cmd_ws_load(ds_ctx_t *ctx, const char *project, const char *id, c
         (st = ds_ident_check_name(dest, "destination", &ctx->err)) != DS_OK ||
         (st = check_renames(ctx, in)) != DS_OK)
         return st;
+    if ((st = ds_cmd_check_dedup(ctx, in->dedup, in->dedup_columns, in->n_dedup_columns)) != DS_OK)
+        return st;
+    if (in->type == DS_WS_LOAD_VIEW && (in->dedup != DS_DEDUP_UPDATE || in->n_dedup_columns))
+        return ds_err_setf(&ctx->err, DS_INVALID_ARGUMENT, "dedup",
+                           "a view load reads the table as it is: dedup and dedup_columns need type full, "
+                           "incremental or clone");
     const ds_where_t *w = &in->read.where;
     bool filtered = w->n_filters || w->changed_since || w->changed_until || in->read.limit || in->read.n_order;
     if (in->type == DS_WS_LOAD_VIEW && filtered)
@@ -682,44 +798,31 @@ ds_status_t ds_cmd_ws_load(ds_ctx_t *ctx, const char *project, const char *id, c
     }
     ds_buf_t b = {0};
     scan_ud_t ud = {.ctx = ctx, .p = &p, .spec = &in->read};
+    const char **key = NULL;
+    size_t n_key = 0;
+    if (in->type != DS_WS_LOAD_VIEW && (st = load_key(ctx, &p, in, &key, &n_key)) != DS_OK)
+        return st;
+    bool incremental = in->type == DS_WS_LOAD_INCREMENTAL && exists && !view;
     ds_buf_puts(&b, "BEGIN;\n");
-    if (in->type == DS_WS_LOAD_INCREMENTAL && exists && !view) {
-        /* Keboola's incremental load: rows whose primary key the input holds are replaced. */
-        ds_be_table_t def;
-        const char *rb = bucket, *rt = table;
-        ds_proj_t tp = p; /* the source's, if the table is linked; p stays the workspace's project */
-        bool keyed = ds_cmd_resolve_read(ctx, &tp, &rb, &rt, &def, NULL, NULL) == DS_OK && def.n_primary_key > 0;
-        for (size_t k = 0; keyed && k < def.n_primary_key && in->read.n_columns; k++) {
-            bool loaded = false;
-            for (size_t c = 0; c < in->read.n_columns; c++)
-                loaded = loaded || strcasecmp(in->read.columns[c], def.primary_key[k]) == 0;
-            keyed = loaded;
-        }
-        if (keyed) {
+    if (n_key && in->dedup == DS_DEDUP_FAIL)
+        fail_on_duplicates(&b, in, key, n_key, incremental ? stored : NULL);
+    if (incremental) {
+        if (n_key && in->dedup == DS_DEDUP_UPDATE) {
+            /* Keboola's incremental load: rows whose key the input holds are replaced. */
             ds_buf_puts(&b, "DELETE FROM ");
             ds_buf_ident(&b, stored);
             ds_buf_puts(&b, " AS \"__dst\" USING (SELECT DISTINCT ");
-            for (size_t k = 0; k < def.n_primary_key; k++) {
-                ds_buf_puts(&b, k ? ", " : "");
-                ds_buf_ident(&b, def.primary_key[k]);
-            }
+            key_list(&b, NULL, key, n_key, NULL);
             ds_buf_puts(&b, " FROM ");
             scan_call(&b, bucket, table, NULL, 0, true);
             ds_buf_puts(&b, ") AS \"__src\" WHERE ");
-            for (size_t k = 0; k < def.n_primary_key; k++) {
-                ds_buf_puts(&b, k ? " AND \"__dst\"." : "\"__dst\".");
-                ds_buf_ident(&b, renamed(in, def.primary_key[k]));
-                ds_buf_puts(&b, " IS NOT DISTINCT FROM \"__src\".");
-                ds_buf_ident(&b, def.primary_key[k]);
-            }
+            key_match(&b, in, key, n_key);
             ds_buf_puts(&b, ";\n");
         }
         ds_buf_puts(&b, "INSERT INTO ");
         ds_buf_ident(&b, stored);
-        ds_buf_puts(&b, " BY NAME SELECT ");
-        select_list(&b, in);
-        ds_buf_puts(&b, " FROM ");
-        scan_call(&b, bucket, table, NULL, 0, true);
+        ds_buf_puts(&b, " BY NAME ");
+        load_select(&b, in, key, n_key);
     } else {
         if (exists)
             drop_sql(&b, stored, view);
@@ -733,10 +836,8 @@ ds_status_t ds_cmd_ws_load(ds_ctx_t *ctx, const char *project, const char *id, c
         } else {
             ds_buf_puts(&b, "CREATE TABLE ");
             ds_buf_ident(&b, dest);
-            ds_buf_puts(&b, " AS SELECT ");
-            select_list(&b, in);
-            ds_buf_puts(&b, " FROM ");
-            scan_call(&b, bucket, table, NULL, 0, true);
+            ds_buf_puts(&b, " AS ");
+            load_select(&b, in, key, n_key);
         }
     }
     ds_buf_puts(&b, ";\nCOMMIT;");

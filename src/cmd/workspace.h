@@ -45,6 +45,16 @@ typedef struct {
     int64_t seconds;  /* > 0: only rows changed in the last seconds seconds (not with read.where.changed_since) */
     /* NULL, or read.n_columns names the loaded columns get in the workspace (NULL entry: the column's own) */
     const char *const *renames;
+    /*
+     * As a table import takes them (ds_cmd_check_dedup): the key is dedup_columns, or the source's primary key
+     * when every key column is loaded. update_duplicates (the default): an incremental load replaces the
+     * destination's rows of keys the input holds, and dedup_columns collapse the input to one row per key;
+     * insert_duplicates: rows are appended; fail_on_duplicates: a key the input holds twice, or (incremental)
+     * one the destination holds already, fails the load. A view load takes none.
+     */
+    ds_dedup_t dedup;
+    const char *const *dedup_columns;
+    size_t n_dedup_columns;
 } ds_ws_load_t;
 
 typedef struct {

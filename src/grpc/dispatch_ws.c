@@ -270,6 +270,10 @@ ds_status_t ds_drv_h_load_table_to_workspace(ds_drv_t *d)
         if (t < DS_WS_LOAD_FULL || t > DS_WS_LOAD_CLONE)
             return ds_err_setf(E(d), DS_INVALID_ARGUMENT, "importOptions.importType", "unknown importType %d", t);
         in.type = (ds_ws_load_type_t)t; /* FULL, INCREMENTAL, VIEW, CLONE: the same numbers */
+        /* UPDATE_DUPLICATES, INSERT_DUPLICATES, FAIL_ON_DUPLICATES: ds_dedup_t's numbers (checked there). */
+        in.dedup = (ds_dedup_t)c->importoptions->deduptype;
+        in.dedup_columns = (const char *const *)c->importoptions->dedupcolumnsnames;
+        in.n_dedup_columns = c->importoptions->n_dedupcolumnsnames;
     }
     int64_t rows;
     TRY(ds_cmd_ws_load(d->ctx, project, id, NULL, &in, &rows));

@@ -213,6 +213,9 @@ ds_status_t ds_json_only(ds_rest_req_t *req, json_t *obj, const char *const *all
 
 /* Reads where_filters, changed_since and changed_until of body into w, as table export does (routes_data.c). */
 ds_status_t ds_rest_parse_where(ds_rest_req_t *req, json_t *body, ds_where_t *w);
+/* "dedup" (update_duplicates | insert_duplicates | fail_on_duplicates) and "dedup_columns" of an import or a
+ * workspace load. */
+ds_status_t ds_rest_parse_dedup(ds_rest_req_t *req, json_t *body, ds_dedup_t *dedup, const char ***columns, size_t *n);
 
 /* A table's info as the REST API shows it (routes.c). */
 json_t *ds_rest_table_json(const ds_be_table_t *t);

@@ -187,18 +187,24 @@ static ds_status_t char_opt(ds_rest_req_t *req, json_t *obj, const char *field, 
     return DS_OK;
 }
 
+ds_status_t ds_rest_parse_dedup(ds_rest_req_t *req, json_t *body, ds_dedup_t *dedup, const char ***columns, size_t *n)
+{
+    static const char *const dedups[] = {"update_duplicates", "insert_duplicates", "fail_on_duplicates", NULL};
+    int v;
+    TRY(enum_of(req, body, "dedup", dedups, 0, &v));
+    *dedup = (ds_dedup_t)v;
+    return ds_json_str_array(req, body, "dedup_columns", columns, n);
+}
+
 /* The import options shared by file and table imports. */
 static ds_status_t parse_import_options(ds_rest_req_t *req, json_t *body, ds_import_t *in)
 {
-    static const char *const dedups[] = {"update_duplicates", "insert_duplicates", "fail_on_duplicates", NULL};
     static const char *const ts_modes[] = {"current_time", "none", "from_source", NULL};
     static const char *const strategies[] = {"string_table", "user_defined_table", NULL};
     static const char *const create_modes[] = {"create", "replace", NULL};
     int v;
     TRY(ds_json_bool(req, body, "incremental", false, &in->incremental));
-    TRY(enum_of(req, body, "dedup", dedups, 0, &v));
-    in->dedup = (ds_dedup_t)v;
-    TRY(ds_json_str_array(req, body, "dedup_columns", &in->dedup_columns, &in->n_dedup_columns));
+    TRY(ds_rest_parse_dedup(req, body, &in->dedup, &in->dedup_columns, &in->n_dedup_columns));
     TRY(enum_of(req, body, "timestamp_mode", ts_modes, 0, &v));
     in->timestamp_mode = (ds_ts_mode_t)v;
     TRY(ds_json_str(req, body, "timestamp_column", false, &in->timestamp_column));

@@ -141,6 +141,14 @@ static ds_status_t h_ws_password(ds_rest_req_t *req, ds_rest_resp_t *resp)
     return DS_OK;
 }
 
+/* DropWorkspaceUser's REST form: the login stops working (a password reset gives it a new one). */
+static ds_status_t h_ws_login_drop(ds_rest_req_t *req, ds_rest_resp_t *resp)
+{
+    TRY(ds_cmd_ws_disable_login(CTX, PROJECT, WS));
+    resp->status = 204;
+    return DS_OK;
+}
+
 static ds_status_t h_ws_grants(ds_rest_req_t *req, ds_rest_resp_t *resp)
 {
     char **targets = NULL;
@@ -170,7 +178,8 @@ static ds_status_t h_ws_revoke(ds_rest_req_t *req, ds_rest_resp_t *resp)
 static ds_status_t h_ws_load(ds_rest_req_t *req, ds_rest_resp_t *resp)
 {
     static const char *const allowed[] = {"source", "destination", "type", "columns", "where_filters",
-                                          "changed_since", "changed_until", "seconds", "limit", NULL};
+                                          "changed_since", "changed_until", "seconds", "limit", "dedup",
+                                          "dedup_columns", NULL};
     static const char *const types[] = {"full", "incremental", "view", "clone", NULL};
     ds_ws_cred_t cred_buf;
     const ds_ws_cred_t *cred;
@@ -203,6 +212,9 @@ static ds_status_t h_ws_load(ds_rest_req_t *req, ds_rest_resp_t *resp)
     TRY(ds_rest_parse_where(req, body, &in.read.where));
     TRY(ds_json_int64(req, body, "limit", 0, &in.read.limit));
     TRY(ds_json_int64(req, body, "seconds", 0, &in.seconds));
+    const char **dedup_columns = NULL;
+    TRY(ds_rest_parse_dedup(req, body, &in.dedup, &dedup_columns, &in.n_dedup_columns));
+    in.dedup_columns = dedup_columns;
     TRY(ds_cmd_ws_load(CTX, PROJECT, WS, cred, &in, &rows));
     resp->json = json_pack("{s:s,s:I}", "destination", in.destination ? in.destination : in.table, "rows",
                            (json_int_t)rows);
@@ -315,6 +327,7 @@ const ds_rest_route_t ds_rest_ws_routes[] = {
     {.method = "POST", .pattern = W "/clear", .handler = h_ws_clear, .summary = "Drop every object of a workspace"},
     {.method = "DELETE", .pattern = W "/objects/{name}", .handler = h_ws_drop_object, .summary = "Drop one table or view of a workspace"},
     {.method = "POST", .pattern = W "/password", .handler = h_ws_password, .summary = "Reset a workspace's password; returns it once"},
+    {.method = "DELETE", .pattern = W "/password", .handler = h_ws_login_drop, .summary = "Disable a workspace's login (its password stops working; a reset gives a new one)"},
     {.method = "GET", .pattern = W "/grants", .handler = h_ws_grants, .summary = "List the other projects a workspace may read"},
     {.method = "PUT", .pattern = W "/grants/{target}", .handler = h_ws_grant, .summary = "Grant a workspace read-only access to another project's storage"},
     {.method = "DELETE", .pattern = W "/grants/{target}", .handler = h_ws_revoke, .summary = "Revoke a workspace's access to another project's storage"},

@@ -136,6 +136,62 @@ def test_incremental_and_clone_loads(server, admin):
     assert r["rows"] == [["10", "old"], ["11", "WA"], ["12", "TX"], ["13", "NY"], ["99", "mine"]]
 
 
+def test_load_dedup_options(server, admin):
+    """dedup and dedup_columns mean for a workspace load what they mean for a table import: update_duplicates
+    replaces the destination's rows of keys the input holds and collapses the input to one row per key;
+    insert_duplicates appends; fail_on_duplicates fails (changing nothing) on a key the input holds twice or,
+    incremental, one the destination holds already."""
+    p = Proj(server, admin, "p1")
+    setup_orders(p)
+    expect(p.api.post(f"/projects/{p.pid}/workspaces", {"id": "w"}), 201)
+    load = ws_path(p, "w", "/load")
+    src = {"bucket": B, "table": "orders"}
+
+    def rows(sql):
+        return expect(query(p, "w", sql), 200)["rows"]
+
+    def one_key(value):
+        return [{"column": "id", "operator": "eq", "values": [value], "data_type": "integer"}]
+
+    expect(p.api.post(load, {"source": src, "destination": "o"}), 200)
+    expect(query(p, "w", "UPDATE o SET state = 'old'"), 200)
+    # update_duplicates (the default) on the primary key: row 10 comes back as stored
+    expect(p.api.post(load, {"source": src, "destination": "o", "type": "incremental",
+                             "where_filters": one_key("10")}), 200)
+    assert rows("SELECT id, state FROM o ORDER BY id") == [["10", "TX"], ["11", "old"], ["12", "old"], ["13", "old"]]
+    # insert_duplicates: appended next to the row of the same key
+    expect(p.api.post(load, {"source": src, "destination": "o", "type": "incremental", "dedup": "insert_duplicates",
+                             "where_filters": one_key("11")}), 200)
+    assert rows("SELECT id, state FROM o WHERE id = 11 ORDER BY state") == [["11", "CA"], ["11", "old"]]
+    # fail_on_duplicates: key 12 is in the destination already; nothing changes
+    before = rows("SELECT * FROM o ORDER BY ALL")
+    expect_error(p.api.post(load, {"source": src, "destination": "o", "type": "incremental",
+                                   "dedup": "fail_on_duplicates", "where_filters": one_key("12")}),
+                 400, "invalid_argument", ["fail_on_duplicates", "12", "destination"])
+    assert rows("SELECT * FROM o ORDER BY ALL") == before
+    # a key of its own (dedup_columns): state, which the input holds twice (TX)
+    expect_error(p.api.post(load, {"source": src, "destination": "s", "dedup": "fail_on_duplicates",
+                                   "dedup_columns": ["state"]}), 400, "invalid_argument",
+                 ["fail_on_duplicates", "tx", "more than once"])
+    assert rows("SELECT count(*) FROM information_schema.tables WHERE table_name = 's'") == [["0"]]
+    r = expect(p.api.post(load, {"source": src, "destination": "s", "dedup_columns": ["state"]}), 200)
+    assert r["rows"] == 3
+    assert rows("SELECT state FROM s ORDER BY state") == [["CA"], ["NY"], ["TX"]]
+    # an incremental load on state replaces the rows of the states the input holds
+    expect(query(p, "w", "UPDATE s SET amount = 0"), 200)
+    expect(p.api.post(load, {"source": src, "destination": "s", "type": "incremental", "dedup_columns": ["state"],
+                             "where_filters": [{"column": "state", "operator": "eq", "values": ["NY"]}]}), 200)
+    assert rows("SELECT state, amount FROM s ORDER BY state") == [["CA", "0.00"], ["NY", "1.25"], ["TX", "0.00"]]
+    # bad options: named, nothing changed
+    before = rows("SELECT * FROM s ORDER BY ALL")
+    for body, words in [({"dedup": "merge"}, ["dedup"]),
+                        ({"dedup_columns": ["nope"]}, ["dedup_columns", "nope"]),
+                        ({"dedup_columns": ["state"], "columns": ["id", "amount"]}, ["dedup_columns", "state", "loaded"]),
+                        ({"dedup_columns": ["state"], "type": "view"}, ["view", "dedup"])]:
+        expect_error(p.api.post(load, {"source": src, "destination": "s", **body}), 400, "invalid_argument", words)
+    assert rows("SELECT * FROM s ORDER BY ALL") == before
+
+
 def test_bad_loads_change_nothing(server, admin):
     p = Proj(server, admin, "p1")
     setup_orders(p)
@@ -178,6 +234,14 @@ def test_clear_drop_object_and_password_reset(server, admin):
     cred = basic(ws["user"], new["password"])
     assert expect(anon.post(ws_path(p, "w", "/query"), {"sql": "SELECT 8"}, headers=cred), 200)["rows"] == [["8"]]
     expect(anon.post(ws_path(p, "w", "/load"), {"source": {"bucket": B, "table": "customers"}}, headers=cred), 200)
+    # the login dropped (DropWorkspaceUser): no password works, the objects stay, a reset brings a login back
+    expect_error(anon.delete(ws_path(p, "w", "/password"), headers=cred), 401, "unauthenticated")
+    expect(p.api.delete(ws_path(p, "w", "/password")), 204)
+    expect_error(anon.post(ws_path(p, "w", "/query"), {"sql": "SELECT 9"}, headers=cred), 401, "unauthenticated")
+    assert expect(query(p, "w", "SELECT count(*) FROM customers"), 200)["rows"] == [["3"]]
+    again = expect(p.api.post(ws_path(p, "w", "/password")), 200)
+    cred = basic(ws["user"], again["password"])
+    assert expect(anon.post(ws_path(p, "w", "/query"), {"sql": "SELECT 10"}, headers=cred), 200)["rows"] == [["10"]]
 
 
 def test_project_query_is_read_only_over_storage(server, admin):

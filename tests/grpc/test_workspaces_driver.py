@@ -254,3 +254,33 @@ def test_load_renames_columns_through_column_mappings(server, driver):
                  mentions=["nope"])
     r = query(driver, key, "cm", "SELECT count(*) AS n FROM information_schema.tables WHERE table_name = 'bad'")
     assert rows(r, "n") == [["0"]]
+
+
+def test_load_dedup_options(server, driver):
+    """importOptions.dedupType and dedupColumnsNames of LoadTableToWorkspace: INSERT_DUPLICATES appends,
+    UPDATE_DUPLICATES with a key of its own keeps one row per key, FAIL_ON_DUPLICATES fails naming the key
+    and loads nothing; CLONE copies like FULL."""
+    key, _http = setup_project(server, driver, "dd")
+    driver.run(workspace_pb2.CreateWorkspaceCommand(projectId="dd", workspaceId="tr"), key, "dd",
+               workspace_pb2.CreateWorkspaceResponse)
+    load = workspace_pb2.LoadTableToWorkspaceCommand
+
+    def run(dest, kind, dedup=X.ImportOptions.UPDATE_DUPLICATES, columns=()):
+        driver.run(load(source=load.SourceTableMapping(path=["in.c-main"], tableName="orders"),
+                        destination=X.Table(path=["WORKSPACE_tr"], tableName=dest),
+                        importOptions=X.ImportOptions(importType=kind, dedupType=dedup,
+                                                      dedupColumnsNames=list(columns))), key, "dd")
+
+    run("o", X.ImportOptions.CLONE)
+    run("o", X.ImportOptions.INCREMENTAL, X.ImportOptions.INSERT_DUPLICATES)
+    r = query(driver, key, "dd", "SELECT count(*) AS n FROM o")
+    assert rows(r, "n") == [["6"]]
+    run("s", X.ImportOptions.FULL, columns=["state"])
+    r = query(driver, key, "dd", "SELECT state FROM s ORDER BY state")
+    assert rows(r, "state") == [["CA"], ["TX"]]
+    expect_error(lambda: run("f", X.ImportOptions.FULL, X.ImportOptions.FAIL_ON_DUPLICATES, ["state"]),
+                 S.INVALID_ARGUMENT, mentions=["fail_on_duplicates", "TX"])
+    r = query(driver, key, "dd", "SELECT count(*) AS n FROM information_schema.tables WHERE table_name = 'f'")
+    assert rows(r, "n") == [["0"]]
+    expect_error(lambda: run("s", X.ImportOptions.FULL, columns=["nope"]), S.INVALID_ARGUMENT,
+                 mentions=["dedup_columns", "nope"])
