@@ -1102,11 +1102,16 @@ ds_status_t ds_cmd_table_import_workspace(ds_ctx_t *ctx, const char *project, co
     ds_status_t st = open_ws(ctx, &project, ws, NULL, &p, &rec, false);
     if (st != DS_OK)
         return st;
-    if (in->n_mapping || in->src_where.n_filters || in->src_where.changed_since || in->src_where.changed_until ||
-        in->src_seconds || in->src_limit)
+    if (in->src_where.n_filters || in->src_where.changed_since || in->src_where.changed_until || in->src_seconds ||
+        in->src_limit)
         return ds_err_setf(&ctx->err, DS_INVALID_ARGUMENT, "source",
-                           "an import from a workspace takes the whole workspace table: columns_mapping, "
-                           "where_filters, changed_since, changed_until, seconds and limit are not supported with it");
+                           "an import from a workspace takes the whole workspace table (columns_mapping may pick and "
+                           "rename its columns): where_filters, changed_since, changed_until, seconds and limit are "
+                           "not supported with it");
+    for (size_t i = 0; i < in->n_mapping; i++)
+        if ((st = ds_ident_check_name(in->src_columns[i], "columns_mapping.source", &ctx->err)) != DS_OK ||
+            (st = ds_ident_check_name(in->dst_columns[i], "columns_mapping.destination", &ctx->err)) != DS_OK)
+            return st;
     if ((st = ds_ident_check_name(in->src_table, "source.table", &ctx->err)) != DS_OK ||
         (st = ds_ident_check_bucket(bucket, "bucket", &ctx->err)) != DS_OK ||
         (st = ds_ident_check_name(table, "table", &ctx->err)) != DS_OK)
@@ -1117,7 +1122,15 @@ ds_status_t ds_cmd_table_import_workspace(ds_ctx_t *ctx, const char *project, co
         return st;
     const char *path = ds_arena_printf(ctx->arena, "%s/unload.csv", dir);
     ds_buf_t sql = {0};
-    ds_buf_puts(&sql, "SELECT * FROM ");
+    /* The columns mapped (each under its destination name, which the unloaded file's header carries), or all. */
+    ds_buf_puts(&sql, in->n_mapping ? "SELECT " : "SELECT *");
+    for (size_t i = 0; i < in->n_mapping; i++) {
+        ds_buf_puts(&sql, i ? ", " : "");
+        ds_buf_ident(&sql, in->src_columns[i]);
+        ds_buf_puts(&sql, " AS ");
+        ds_buf_ident(&sql, in->dst_columns[i]);
+    }
+    ds_buf_puts(&sql, " FROM ");
     ds_buf_ident(&sql, stored);
     ds_sandbox_t *sb = NULL;
     ds_sandbox_result_t meta;
@@ -1153,6 +1166,8 @@ ds_status_t ds_cmd_table_import_workspace(ds_ctx_t *ctx, const char *project, co
     ds_import_t x = *in;
     x.src_bucket = NULL;
     x.src_table = NULL;
+    x.src_columns = x.dst_columns = NULL;
+    x.n_mapping = 0;
     x.file_id = file.id;
     x.file_key = NULL;
     x.format = DS_FORMAT_CSV;

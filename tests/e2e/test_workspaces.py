@@ -75,6 +75,19 @@ def test_transformation_flow(server, admin):
     assert prev["rows"] == [["Ann", "5.50", "1"], ["Bob", "10.00", "1"]]
     # the unload left no Storage File behind
     assert [f["name"] for f in p.files() if f["name"].startswith("unloads/")] == []
+    # columns_mapping picks and renames the workspace table's columns (Keboola's output mapping)
+    imp = expect(p.api.post(f"/projects/{p.pid}/buckets/out.c-report/tables/named/import/table",
+                            {"source": {"workspace": "tr1", "table": "totals"}, "create_mode": "create",
+                             "columns_mapping": [{"source": "n", "destination": "orders"},
+                                                 {"source": "name", "destination": "customer"}]}), 200)
+    assert imp["imported_rows"] == 2
+    prev = expect(p.api.get(f"/projects/{p.pid}/buckets/out.c-report/tables/named/preview",
+                            params={"order_by": "customer"}), 200)
+    assert prev["columns"] == ["orders", "customer"] and prev["rows"] == [["1", "Ann"], ["1", "Bob"]]
+    expect_error(p.api.post(f"/projects/{p.pid}/buckets/out.c-report/tables/named/import/table",
+                            {"source": {"workspace": "tr1", "table": "totals"},
+                             "columns_mapping": [{"source": "nope", "destination": "orders"}]}),
+                 400, "invalid_argument", ["nope"])
 
     ws_file = server.data_dir / "workspaces" / "ws_p1.tr1.duckdb"
     assert ws_file.exists()

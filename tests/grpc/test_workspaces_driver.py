@@ -84,6 +84,20 @@ def test_transformation_flow(server, driver):
     t = http.get(f"{server.url}/projects/flow/buckets/in.c-main/tables/report/preview",
                  params={"order_by": "name"}, timeout=REQUEST_TIMEOUT).json()
     assert t["rows"] == [["Ann", "5"], ["Bob", "10"]]
+    # with columnMappings (Keboola's output mapping): the mapped columns, under their destination names
+    M = table_pb2.TableImportFromTableCommand.SourceTableMapping.ColumnMapping
+    imp = driver.run(table_pb2.TableImportFromTableCommand(
+        source=table_pb2.TableImportFromTableCommand.SourceTableMapping(
+            path=["WORKSPACE_tr"], tableName="report",
+            columnMappings=[M(sourceColumnName="total", destinationColumnName="amount"),
+                            M(sourceColumnName="name", destinationColumnName="customer")]),
+        destination=X.Table(path=["in.c-main"], tableName="report_named"),
+        importOptions=X.ImportOptions(importType=X.ImportOptions.FULL, createMode=X.ImportOptions.REPLACE)),
+        key, "flow", table_pb2.TableImportResponse)
+    assert imp.importedRowsCount == 2
+    t = http.get(f"{server.url}/projects/flow/buckets/in.c-main/tables/report_named/preview",
+                 params={"order_by": "customer"}, timeout=REQUEST_TIMEOUT).json()
+    assert t["columns"] == ["amount", "customer"] and t["rows"] == [["5", "Ann"], ["10", "Bob"]]
 
     # read-only query over the project's storage (no pathRestriction)
     r = query(driver, key, "flow", 'SELECT count(*) AS n FROM "in.c-main"."report"', ws=None)
