@@ -113,6 +113,12 @@ SQL_ATTACKS = [
     ("parquet_metadata", lambda w: "SELECT * FROM parquet_metadata('/tmp/x.parquet')", ["disabled", "permission"]),
     ("read other project's file", lambda w: f"SELECT * FROM read_blob('{data(w, 'duckdb/project_p2_main.duckdb')}')",
      ["disabled", "permission"]),
+    ("read_csv other project's file", lambda w: f"SELECT * FROM read_csv('{data(w, 'duckdb/project_p2_main.duckdb')}')",
+     ["disabled", "permission"]),
+    ("read_parquet other project's snapshots", lambda w: f"SELECT * FROM read_parquet('{data(w, 'snapshots')}/**/*.parquet')",
+     ["disabled", "permission"]),
+    ("glob other projects' files", lambda w: f"SELECT * FROM glob('{data(w, 'duckdb')}/*')", ["disabled", "permission"]),
+    ("glob the data directory", lambda w: f"SELECT * FROM glob('{data(w, '')}**')", ["disabled", "permission"]),
     ("read other workspace's file", lambda w: f"SELECT * FROM read_blob('{data(w, 'workspaces/ws_p2.w2.duckdb')}')",
      ["disabled", "permission"]),
     ("attach other project", lambda w: f"ATTACH '{data(w, 'duckdb/project_p2_main.duckdb')}' AS x", ["attach"]),
@@ -263,6 +269,17 @@ def test_recursive_cte_bomb_stops(world):
     r = world.q1("WITH RECURSIVE r(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM r) SELECT count(*) FROM r", timeout=2)
     err = expect_error(r, 400, "query_failed")
     assert "timeout" in err["message"] or "memory" in err["message"].lower()
+    assert world.fingerprint() == before
+
+
+def test_cartesian_product_that_exhausts_memory_fails_alone(world):
+    """A cartesian product whose result must be held (a list of 400 million values) fails on the sandbox's own
+    memory limit, not the server's: other queries keep answering and nothing changed."""
+    before = world.fingerprint()
+    r = world.q1("SELECT list(a.range * b.range) FROM range(20000) a, range(20000) b", timeout=25)
+    err = expect_error(r, 400, "query_failed")
+    assert "memory" in err["message"].lower(), err
+    assert expect(world.p2.api.post("/projects/p2/workspaces/w2/query", {"sql": "SELECT 2"}), 200)["rows"] == [["2"]]
     assert world.fingerprint() == before
 
 
