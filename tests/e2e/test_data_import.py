@@ -579,6 +579,14 @@ def test_workspace_load_seconds(proj):
     assert r["rows"] == [["4"], ["5"]], r
     assert expect(proj.api.post(load, {"source": src, "destination": "hour", "seconds": 3600, "limit": 3}),
                   200)["rows"] == 3
+    # changed_since (a moment) and changed_until pick the same rows as for an export
+    assert expect(proj.api.post(load, {"source": src, "destination": "since", "changed_since": "-1 seconds"}),
+                  200)["rows"] == 2
+    r = expect(proj.api.post(f"/projects/{proj.pid}/workspaces/w/query",
+                             {"sql": "SELECT id FROM since ORDER BY id"}), 200)
+    assert r["rows"] == [["4"], ["5"]], r
+    assert expect(proj.api.post(load, {"source": src, "destination": "since", "changed_since": "-1 hour",
+                                       "changed_until": "-1 seconds"}), 200)["rows"] == 3
     expect_400(proj.api.post(load, {"source": src, "destination": "x", "seconds": -1}), mentions=["seconds"])
     expect_400(proj.api.post(load, {"source": src, "destination": "x", "seconds": 5,
                                     "changed_since": "-1 hour"}), mentions=["seconds", "changed_since"])
@@ -587,7 +595,7 @@ def test_workspace_load_seconds(proj):
     # none of the refused loads made a table
     r = expect(proj.api.post(f"/projects/{proj.pid}/workspaces/w/query",
                              {"sql": "SELECT table_name FROM information_schema.tables ORDER BY 1"}), 200)
-    assert r["rows"] == [["hour"], ["recent"]], r
+    assert r["rows"] == [["hour"], ["recent"], ["since"]], r
 
 
 def test_import_from_missing_table_is_404(proj):
