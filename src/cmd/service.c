@@ -538,7 +538,8 @@ ds_status_t ds_service_start(const ds_config_t *cfg, ds_err_t *err)
                                    .threads = cfg->ws_threads,
                                    .max_open = cfg->ws_max_open,
                                    .max_rows = cfg->ws_max_rows,
-                                   .timeout_s = (double)cfg->ws_timeout};
+                                   .timeout_s = (double)cfg->ws_timeout,
+                                   .idle_close_s = (double)cfg->ws_idle_close};
         st = ds_sandbox_start(cfg->data_dir, &lim, err);
     }
     if (st == DS_OK)

@@ -77,6 +77,9 @@ typedef enum { DS_LOG_DEBUG = 0, DS_LOG_INFO, DS_LOG_WARN, DS_LOG_ERROR } ds_log
        "DuckDB threads of each workspace's SQL sandbox (1-256)")                                  \
     XX(ws_max_open, "DUCKSTORE_WS_MAX_OPEN", "ws-max-open", DS_CFG_INT, "16",                     \
        "workspace sandboxes kept open at once; idle ones above it are closed")                    \
+    XX(ws_idle_close, "DUCKSTORE_WS_IDLE_CLOSE", "ws-idle-close", DS_CFG_DURATION, "5m",          \
+       "a workspace sandbox unused this long is closed and its memory returned (reopened on its "   \
+       "next use); 0 keeps idle ones open up to DUCKSTORE_WS_MAX_OPEN")                            \
     XX(ws_max_rows, "DUCKSTORE_WS_MAX_ROWS", "ws-max-rows", DS_CFG_INT, "10000",                  \
        "most rows a query answer carries (then truncated is true)")                               \
     XX(ws_timeout, "DUCKSTORE_WS_TIMEOUT", "ws-timeout", DS_CFG_DURATION, "10m",                  \
@@ -141,6 +144,7 @@ typedef struct {
     int64_t ws_max_open;
     int64_t ws_max_rows;
     int64_t ws_timeout; /* seconds */
+    int64_t ws_idle_close; /* seconds; 0: never */
     int64_t grpc_max_recv_bytes;
     int64_t grpc_max_send_bytes;
     int64_t grpc_workers;

@@ -33,6 +33,7 @@ struct ds_sandbox {
     duckdb_database db;
     int64_t refs;
     uint64_t last_used;
+    double idle_since; /* CLOCK_MONOTONIC seconds when refs last fell to 0 */
     bool broken; /* DuckDB invalidated it: closed when idle, reopened on demand */
 };
 
@@ -53,7 +54,7 @@ static int64_t n_open;
 static uint64_t use_clock;
 static uint64_t mem_seq;
 static char data_dir[4096];
-static ds_sandbox_limits_t limits = {256ll << 20, 1, 16, 10000, 600};
+static ds_sandbox_limits_t limits = {256ll << 20, 1, 16, 10000, 600, 300};
 
 static pthread_mutex_t run_lock = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t run_cond = PTHREAD_COND_INITIALIZER;
@@ -68,11 +69,14 @@ static double mono_s(void)
     return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
-/* ---- the watchdog: interrupts runs past their deadline ---- */
+/* ---- the watchdog: interrupts runs past their deadline, closes idle sandboxes ---- */
+
+static void close_idle_boxes(double now);
 
 static void *watchdog_main(void *arg)
 {
     (void)arg;
+    double idle_check = 0;
     pthread_mutex_lock(&run_lock);
     while (!stopping) {
         double now = mono_s();
@@ -81,6 +85,13 @@ static void *watchdog_main(void *arg)
                 r->timed_out = true;
                 duckdb_interrupt(r->conn);
             }
+        if (limits.idle_close_s > 0 && now >= idle_check) {
+            /* `lock` is never taken while holding run_lock: the idle sweep runs without it. */
+            pthread_mutex_unlock(&run_lock);
+            close_idle_boxes(now);
+            pthread_mutex_lock(&run_lock);
+            idle_check = now + (limits.idle_close_s < 4 ? limits.idle_close_s / 4 : 1);
+        }
         struct timespec ts;
         clock_gettime(CLOCK_REALTIME, &ts);
         ts.tv_nsec += 20 * 1000 * 1000;
@@ -109,20 +120,25 @@ ds_status_t ds_sandbox_start(const char *dir, const ds_sandbox_limits_t *lim, ds
     return DS_OK;
 }
 
+/* Starts the watchdog if it does not run yet. Caller holds run_lock. */
+static ds_status_t watchdog_ensure_locked(ds_err_t *err)
+{
+    if (!watchdog_on && !stopping) {
+        if (pthread_create(&watchdog, NULL, watchdog_main, NULL) != 0)
+            return ds_err_set(err, DS_UNAVAILABLE, "cannot start the query watchdog thread");
+        watchdog_on = true;
+    }
+    return DS_OK;
+}
+
 /*
- * Adds r to the runs, starting the watchdog with the first query (a server
- * whose workspaces are never queried has no thread for them).
+ * Adds r to the runs, starting the watchdog with the first query or sandbox
+ * (a server whose workspaces are never used has no thread for them).
  */
 static ds_status_t run_add(run_t *r, ds_err_t *err)
 {
-    ds_status_t st = DS_OK;
     pthread_mutex_lock(&run_lock);
-    if (!watchdog_on) {
-        if (pthread_create(&watchdog, NULL, watchdog_main, NULL) == 0)
-            watchdog_on = true;
-        else
-            st = ds_err_set(err, DS_UNAVAILABLE, "cannot start the query watchdog thread");
-    }
+    ds_status_t st = watchdog_ensure_locked(err);
     if (st == DS_OK) {
         r->next = runs;
         runs = r;
@@ -411,6 +427,22 @@ static ds_status_t open_box(ds_sandbox_t *sb, const char *path, ds_err_t *err)
 }
 
 /* Closes idle instances, least recently used first, until one more fits under the cap. Holds lock. */
+/* Closes the sandboxes nobody used for limits.idle_close_s: their memory goes back (reopened on demand). */
+static void close_idle_boxes(double now)
+{
+    pthread_mutex_lock(&lock);
+    for (ds_sandbox_t **p = &boxes; *p;) {
+        ds_sandbox_t *sb = *p;
+        if (sb->refs == 0 && now - sb->idle_since >= limits.idle_close_s) {
+            *p = sb->next;
+            close_box(sb);
+        } else {
+            p = &sb->next;
+        }
+    }
+    pthread_mutex_unlock(&lock);
+}
+
 static void make_room(void)
 {
     while (n_open >= limits.max_open) {
@@ -476,6 +508,14 @@ ds_status_t ds_sandbox_acquire(const char *key, const char *path, ds_sandbox_t *
     sb->refs++;
     sb->last_used = ++use_clock;
     pthread_mutex_unlock(&lock);
+    if (path && limits.idle_close_s > 0) {
+        /* The watchdog closes it once idle; it starts with the first sandbox. */
+        ds_err_t ignored = {0};
+        pthread_mutex_lock(&run_lock);
+        if (watchdog_ensure_locked(&ignored) != DS_OK)
+            ds_log(DS_LOG_WARN, "sandbox: %s; idle sandboxes stay open", ignored.message);
+        pthread_mutex_unlock(&run_lock);
+    }
     *out = sb;
     return st;
 }
@@ -491,6 +531,7 @@ void ds_sandbox_release(ds_sandbox_t **sbp)
     if (!sb->key) {
         close_box(sb);
     } else if (sb->refs == 0) {
+        sb->idle_since = mono_s();
         pthread_cond_broadcast(&idle_cond);
         if (n_open > limits.max_open || sb->broken) {
             for (ds_sandbox_t **p = &boxes; *p; p = &(*p)->next)

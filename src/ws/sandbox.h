@@ -56,6 +56,7 @@ typedef struct {
     int64_t max_open;           /* open sandboxes (DUCKSTORE_WS_MAX_OPEN) */
     int64_t max_rows;           /* default result cap (DUCKSTORE_WS_MAX_ROWS) */
     double timeout_s;           /* default and longest query time (DUCKSTORE_WS_TIMEOUT) */
+    double idle_close_s;        /* an unused sandbox is closed after this long (DUCKSTORE_WS_IDLE_CLOSE); 0: never */
 } ds_sandbox_limits_t;
 
 /* Takes the limits (copied) and starts the watchdog. data_dir is absolute. */

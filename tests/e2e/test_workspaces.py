@@ -323,6 +323,29 @@ def test_idle_sandboxes_close_under_the_cap_and_reopen(server_factory):
         assert expect(query(p, f"w{i}", "SELECT v FROM t"), 200)["rows"] == [[str(i)]]
 
 
+def test_unused_sandboxes_close_after_the_idle_time(server_factory):
+    """DUCKSTORE_WS_IDLE_CLOSE: a sandbox nobody used for that long is closed (its memory returned) and opened
+    again, with its data, by the next use; one in use stays open."""
+    import time
+    server = server_factory(env={"DUCKSTORE_WS_IDLE_CLOSE": "1s"})
+    admin = server.api()
+    p = Proj(server, admin, "p1")
+    for ws in ("a", "b"):
+        expect(p.api.post(f"/projects/{p.pid}/workspaces", {"id": ws}), 201)
+        expect(query(p, ws, f"CREATE TABLE t AS SELECT '{ws}' AS v"), 200)
+    assert metric(get_metrics(admin), "duckstore_workspace_sandboxes_open") == 2
+    # b is used every 0.3 s; a is not
+    deadline = time.monotonic() + 2.5
+    while time.monotonic() < deadline:
+        assert expect(query(p, "b", "SELECT v FROM t"), 200)["rows"] == [["b"]]
+        time.sleep(0.3)
+    assert metric(get_metrics(admin), "duckstore_workspace_sandboxes_open") == 1
+    time.sleep(2.5)
+    assert metric(get_metrics(admin), "duckstore_workspace_sandboxes_open") == 0
+    for ws in ("a", "b"):
+        assert expect(query(p, ws, "SELECT v FROM t"), 200)["rows"] == [[ws]]
+
+
 def test_csv_answers_carry_every_row(server_factory):
     server = server_factory(env={"DUCKSTORE_WS_MAX_ROWS": "5"})
     admin = server.api()
