@@ -51,6 +51,7 @@ static int64_t gauge_waiting(void *ud) { return ds_service_queue_waiting(); }
 static int64_t gauge_held(void *ud) { return ds_service_queue_held(); }
 static int64_t gauge_projects(void *ud) { return ds_catalog_project_count(); }
 static int64_t gauge_sandboxes(void *ud) { return ds_sandbox_open_count(); }
+static int64_t gauge_history_expired(void *ud) { return ds_history_rows_expired(); }
 
 static int serve(int argc, char **argv)
 {
@@ -98,6 +99,10 @@ static int serve(int argc, char **argv)
     ds_metrics_gauge("duckstore_workspace_sandboxes_open",
                      "Workspace SQL sandboxes (DuckDB instances) open now; each may use DUCKSTORE_WS_MEMORY_LIMIT.",
                      gauge_sandboxes, NULL);
+    ds_metrics_gauge("duckstore_history_rows_expired_total",
+                     "Time-travel history rows the background sweep removed past each project's retention "
+                     "(including the whole history of tables dropped before it).",
+                     gauge_history_expired, NULL);
     if (ds_rest_start(&cfg, &err) != DS_OK) {
         fprintf(stderr, "duckstore: cannot start HTTP: %s\n", err.message);
         ds_service_stop();

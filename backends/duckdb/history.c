@@ -808,7 +808,32 @@ static ds_status_t expire_txn(use_t *u, void *ud)
         return st;
     idx_t n = duckdb_row_count(&r);
     for (idx_t i = 0; i < n && st == DS_OK; i++) {
-        st = forget_hid(u, ds_ddb_int(&r, 0, i));
+        /* Its rows count as removed too, so the caller knows space is to be returned (compaction). */
+        int64_t hid = ds_ddb_int(&r, 0, i);
+        ds_buf_t sql = {0};
+        /* A generation kept with retention 0 may have no rows table: counted only when there is one. */
+        ds_buf_printf(&sql,
+                      "SELECT count(*) FROM duckdb_tables() WHERE database_name = current_database() AND "
+                      "schema_name = '" META "' AND table_name = 'h_%lld'",
+                      (long long)hid);
+        duckdb_result cr;
+        st = ds_ddb_run(u->conn, u->err, &cr, ds_buf_cstr(&sql), 0, NULL);
+        ds_buf_free(&sql);
+        if (st != DS_OK)
+            break;
+        bool has_rows = ds_ddb_int(&cr, 0, 0) > 0;
+        duckdb_destroy_result(&cr);
+        if (has_rows) {
+            ds_buf_puts(&sql, "SELECT count(*) FROM ");
+            hist_name(&sql, hid);
+            st = ds_ddb_run(u->conn, u->err, &cr, ds_buf_cstr(&sql), 0, NULL);
+            ds_buf_free(&sql);
+            if (st != DS_OK)
+                break;
+            e->rows += ds_ddb_int(&cr, 0, 0);
+            duckdb_destroy_result(&cr);
+        }
+        st = forget_hid(u, hid);
         e->dropped_tables++;
     }
     duckdb_destroy_result(&r);

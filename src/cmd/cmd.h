@@ -316,6 +316,8 @@ ds_status_t ds_cmd_table_time_travel(ds_ctx_t *ctx, const char *project, const d
                                      ds_be_table_t *out);
 /* Starts/stops the thread that expires history past each project's retention. */
 ds_status_t ds_history_sweep_start(ds_err_t *err);
+/* History rows the sweep removed since start (writes past retention, histories of tables dropped before it). */
+int64_t ds_history_rows_expired(void);
 void ds_history_sweep_stop(void);
 
 /* ---- compaction (compact.c) ---- */

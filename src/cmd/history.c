@@ -155,6 +155,9 @@ ds_status_t ds_cmd_table_time_travel(ds_ctx_t *ctx, const char *project, const d
 /* ---- the sweep ---- */
 
 static ds_periodic_t *sweeper;
+static _Atomic int64_t rows_expired;
+
+int64_t ds_history_rows_expired(void) { return rows_expired; }
 
 static void sweep_project(const ds_project_rec_t *rec)
 {
@@ -171,6 +174,7 @@ static void sweep_project(const ds_project_rec_t *rec)
         if (ds_be_history_expire(p.be, &p.call, now_us() - keep, &rows) != DS_OK)
             ds_log(DS_LOG_WARN, "project %s: history not expired: %s", rec->id, ctx.err.message);
         else if (rows) {
+            rows_expired += rows;
             ds_log(DS_LOG_INFO, "project %s: %lld history rows past the retention removed", rec->id, (long long)rows);
             ds_cmd_compact_soon(rec->id);
         }

@@ -239,7 +239,7 @@ def test_data_errors(proj):
         expect_error(lambda: proj.execute(proj.import_file("e", path, name)), S.INVALID_ARGUMENT)
     # A missing file: Keboola's "file not found" (4201).
     expect_error(lambda: proj.execute(proj.import_file("e", "no", "such.csv")), S.NOT_FOUND, keboola_code=4201)
-    # Other providers, views, time travel: capabilities duckstore does not have.
+    # Other file providers, and a VIEW import of a file: things a file import cannot do here.
     cmd = proj.import_file("e", "", "x.csv")
     cmd.fileProvider = X.GCS
     expect_error(lambda: proj.execute(cmd), S.UNIMPLEMENTED, mentions=["fileProvider"])
