@@ -503,7 +503,16 @@ static ds_status_t h_time_travel(ds_drv_t *d)
     TRY(ds_drv_table_ref(d, c->destination->n_path, c->destination->path, c->destination->tablename,
                          "CreateTableFromTimeTravelCommand.destination", &in.dst_bucket, &in.dst_table));
     ds_be_table_t t;
-    TRY(ds_cmd_table_time_travel(d->ctx, project, &in, &t));
+    ds_status_t st = ds_cmd_table_time_travel(d->ctx, project, &in, &t);
+    if (st == DS_NOT_FOUND) {
+        /* No live table of that name: the source may be a dropped table, whose history stays for the
+         * project's retention (REST: POST .../buckets/{b}/time-travel). Its error is the answer then. */
+        ds_err_clear(&d->ctx->err);
+        in.dropped = true;
+        st = ds_cmd_table_time_travel(d->ctx, project, &in, &t);
+    }
+    if (st != DS_OK)
+        return st;
     return respond_table_info(d, &t);
 }
 

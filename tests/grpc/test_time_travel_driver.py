@@ -53,6 +53,24 @@ def test_time_travel_to_a_second(server, driver):
     assert r.status_code == 200 and r.json()["rows"] == 2
 
 
+def test_a_dropped_table_comes_back(server, driver):
+    """The source of CreateTableFromTimeTravel may be a table dropped since (its history stays for the
+    project's retention): the new table is the dropped one as it was at that second."""
+    p = Project(server, driver)
+    p.create_table("gone", [T(name="id", type="INTEGER", nullable=False), T(name="v", type="VARCHAR")], pk=["id"])
+    load(p, "gone", "id,v\n1,a\n2,b\n")
+    time.sleep(1.05 - time.time() % 1)
+    moment = int(time.time())
+    before = p.preview("gone")
+    time.sleep(1.05 - time.time() % 1)
+    p.run(table_pb2.DropTableCommand(path=[BUCKET], tableName="gone"))
+    info = p.run(travel_cmd("gone", "back", moment), info_pb2.ObjectInfoResponse)
+    assert info.tableInfo.rowsCount == 2 and list(info.tableInfo.primaryKeysNames) == ["id"]
+    assert sorted(p.preview("back")[1]) == sorted(before[1])
+    # a name that never was a table stays NOT_FOUND
+    expect_error(lambda: p.execute(travel_cmd("never", "x", moment)), S.NOT_FOUND, mentions=["never"])
+
+
 def test_bad_moments_and_references(server, driver):
     p = Project(server, driver)
     p.create_table("t", [T(name="id", type="INTEGER")])
