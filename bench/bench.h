@@ -161,6 +161,7 @@ double bench_process_cpu_seconds(pid_t pid); /* utime + stime of every thread so
 typedef struct {
     const char *phase;
     int64_t before, peak, after;
+    int64_t idle; /* RSS once the server sat idle past its idle detach (bench_mem_idle); -1: not measured */
     double other_cores; /* CPU used by other processes during the phase, in cores; -1 unknown */
     struct bench_cpu {
         double t;
@@ -173,6 +174,13 @@ void bench_cpu_begin(bench_cpu_t *c);
 double bench_cpu_other(const bench_cpu_t *c);
 void bench_mem_begin(bench_mem_t *m, const char *phase);
 void bench_mem_end(bench_mem_t *m);
+/*
+ * The main server detaches projects idle for BENCH_IDLE_DETACH_S (DUCKSTORE_BE_DUCKDB_IDLE_DETACH), which
+ * gives their buffer pool back: waits that long plus 1.5 s after the phase and reads the RSS into m->idle.
+ * Full runs only (QUICK skips the wait).
+ */
+#define BENCH_IDLE_DETACH_S 5
+void bench_mem_idle(bench_mem_t *m, bool quick);
 
 /* ---- datagen.c ---- */
 

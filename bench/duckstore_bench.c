@@ -165,7 +165,10 @@ int main(int argc, char **argv)
 
     char *srv_dir = bench_fmt("%s/server", run_dir);
     char *srv_log = bench_fmt("%s/server.log", run_dir);
-    bench_server_start(&b.server, b.binary, srv_dir, srv_log, NULL);
+    /* Idle projects detach after BENCH_IDLE_DETACH_S (default 60 s), so "rss idle" needs no minute's wait. */
+    char *idle_env = bench_fmt("DUCKSTORE_BE_DUCKDB_IDLE_DETACH=%ds", BENCH_IDLE_DETACH_S);
+    const char *srv_env[] = {idle_env, NULL};
+    bench_server_start(&b.server, b.binary, srv_dir, srv_log, srv_env);
     bench_rss_watch(b.server.pid);
     b.http = bench_http_open(b.server.http_port);
     b.grpc = bench_grpc_open(b.server.grpc_target);

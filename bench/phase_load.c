@@ -477,6 +477,7 @@ void bench_phase_load(bench_t *b)
     free(fid);
     free(csv);
     bench_mem_end(&mem);
+    bench_mem_idle(&mem, b->quick);
     bench_report_mem(&mem, pj);
     json_object_set_new(b->phases, "load", pj);
 }

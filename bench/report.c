@@ -170,10 +170,16 @@ static int n_mems;
 json_t *bench_mem_json(const bench_mem_t *m)
 {
     double ratio = m->before > 0 ? (double)m->after / (double)m->before : 0;
-    return json_pack("{s:I,s:I,s:I,s:f,s:b,s:f}", "rss_before_bytes", (json_int_t)m->before, "rss_peak_bytes",
-                     (json_int_t)m->peak, "rss_after_bytes", (json_int_t)m->after, "rss_after_over_before_ratio", ratio,
-                     "rss_back_within_20_percent", ratio > 0 && ratio <= 1.2, "other_processes_cpu_cores",
-                     m->other_cores);
+    json_t *j = json_pack("{s:I,s:I,s:I,s:f,s:b,s:f}", "rss_before_bytes", (json_int_t)m->before, "rss_peak_bytes",
+                          (json_int_t)m->peak, "rss_after_bytes", (json_int_t)m->after, "rss_after_over_before_ratio",
+                          ratio, "rss_back_within_20_percent", ratio > 0 && ratio <= 1.2, "other_processes_cpu_cores",
+                          m->other_cores);
+    if (j && m->idle >= 0 && m->before > 0) {
+        json_object_set_new(j, "rss_idle_bytes", json_integer(m->idle));
+        json_object_set_new(j, "rss_idle_after_s", json_integer(BENCH_IDLE_DETACH_S + 1));
+        json_object_set_new(j, "rss_idle_over_before_ratio", json_real((double)m->idle / (double)m->before));
+    }
+    return j;
 }
 
 void bench_report_mem(const bench_mem_t *m, json_t *phase_json)
@@ -186,7 +192,8 @@ void bench_report_mem(const bench_mem_t *m, json_t *phase_json)
 void bench_report_mem_print(void)
 {
     static const char *const h[] = {"phase (server)",     "rss before MB",   "rss peak MB",       "rss after MB",
-                                    "ratio after/before", "back within 20%", "other CPU (cores)", NULL};
+                                    "ratio after/before", "back within 20%", "rss idle MB",       "idle/before",
+                                    "other CPU (cores)",  NULL};
     bench_table_t *t = bench_table_new("memory: the server's RSS in every phase (sampled every 20 ms)", h);
     for (int i = 0; i < n_mems; i++) {
         const bench_mem_t *m = &mems[i];
@@ -197,11 +204,16 @@ void bench_report_mem_print(void)
                                bench_mb(m->after),
                                bench_num(ratio, 2),
                                ratio > 0 && ratio <= 1.2 ? "yes" : "NO",
+                               m->idle < 0 ? "-" : bench_mb(m->idle),
+                               m->idle < 0 || m->before <= 0 ? "-" : bench_num((double)m->idle / (double)m->before, 2),
                                m->other_cores < 0 ? "?" : bench_num(m->other_cores, 2),
                                NULL};
         bench_table_row(t, cells);
     }
     bench_table_note(t, "The server runs with its default DUCKSTORE_MEMORY_LIMIT (50%% of physical memory).");
+    bench_table_note(t, "rss idle = the server's RSS %d s after the phase, once it detached the projects nobody used "
+                        "for DUCKSTORE_BE_DUCKDB_IDLE_DETACH=%ds (their buffer pool given back; full runs only).",
+                     BENCH_IDLE_DETACH_S + 1, BENCH_IDLE_DETACH_S);
     bench_table_note(t, "other CPU = CPU time of processes other than the benchmark and the server during the phase, "
                         "in cores; well above 0 means other work competed and the figures are lower than the machine "
                         "can do.");

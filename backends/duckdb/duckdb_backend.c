@@ -5,7 +5,8 @@
  * One DuckDB instance (in-memory main database) runs all SQL duckstore
  * generates. Each project is one file, <data>/duckdb/project_<id>_main.duckdb,
  * ATTACHed on first use under the alias p_<id> and DETACHed when idle and more
- * than max_open_projects files are attached (LRU). Every file has exactly one
+ * than max_open_projects files are attached (LRU), or when no call used it for
+ * idle_detach_s (the reaper thread: memory back when idle). Every file has exactly one
  * owner in the process: this instance (two buffer managers on one file corrupt
  * it, see DESIGN.md).
  *
@@ -385,14 +386,23 @@ static ds_status_t acquire(be_t *be, const char *id, bool create, proj_t **out, 
     return st;
 }
 
+static double mono_now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
 static void release(be_t *be, proj_t *p)
 {
     if (!p)
         return;
     proj_t *victims[MAX_VICTIMS];
     pthread_mutex_lock(&be->lock);
-    if (--p->refs == 0)
+    if (--p->refs == 0) {
+        p->idle_since = mono_now();
         pthread_cond_broadcast(&be->idle);
+    }
     size_t nv = pick_victims_locked(be, victims, MAX_VICTIMS);
     pthread_mutex_unlock(&be->lock);
     if (nv)
@@ -819,6 +829,73 @@ ds_status_t ddb_in_txn(use_t *u, ds_status_t (*fn)(use_t *, void *), void *ud)
     return st;
 }
 
+/* ---- idle detach: memory back when projects sit idle ---- */
+
+/*
+ * Marks attached projects no call used for be->idle_detach_s `detaching` (at
+ * most max); the caller detaches them with detach_victims. Caller holds be->lock.
+ */
+static size_t pick_idle_locked(be_t *be, double now, proj_t **v, size_t max)
+{
+    size_t n = 0;
+    for (proj_t *p = be->projects; p && n < max; p = p->next) {
+        if (!p->attached || busy(p) || p->dropping || p->creating || now - p->idle_since < (double)be->idle_detach_s)
+            continue;
+        p->detaching = true;
+        be->n_detaching++;
+        v[n++] = p;
+    }
+    return n;
+}
+
+/*
+ * The reaper: about every quarter of the idle time (at most every second),
+ * detaches the projects idle that long, inside a db use so the engine cannot
+ * be reopened meanwhile (and never while it awaits reopening).
+ */
+static void *reaper_main(void *arg)
+{
+    be_t *be = arg;
+    double period = be->idle_detach_s < 4 ? (double)be->idle_detach_s / 4 : 1;
+    pthread_mutex_lock(&be->lock);
+    while (!be->reaper_stop) {
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        long long ns = ts.tv_nsec + (long long)(period * 1e9);
+        ts.tv_sec += (time_t)(ns / 1000000000);
+        ts.tv_nsec = (long)(ns % 1000000000);
+        pthread_cond_timedwait(&be->reaper_cond, &be->lock, &ts);
+        if (be->reaper_stop || be->broken || be->reopening)
+            continue;
+        pthread_mutex_unlock(&be->lock);
+        ds_err_t err = {0};
+        if (db_enter(be, &err) == DS_OK) {
+            proj_t *victims[MAX_VICTIMS];
+            pthread_mutex_lock(&be->lock);
+            size_t n = pick_idle_locked(be, mono_now(), victims, MAX_VICTIMS);
+            pthread_mutex_unlock(&be->lock);
+            if (n)
+                detach_victims(be, victims, n);
+            db_leave(be);
+        }
+        pthread_mutex_lock(&be->lock);
+    }
+    pthread_mutex_unlock(&be->lock);
+    return NULL;
+}
+
+static void reaper_stop(be_t *be)
+{
+    if (!be->reaper_on)
+        return;
+    pthread_mutex_lock(&be->lock);
+    be->reaper_stop = true;
+    pthread_cond_broadcast(&be->reaper_cond);
+    pthread_mutex_unlock(&be->lock);
+    pthread_join(be->reaper, NULL);
+    be->reaper_on = false;
+}
+
 /* ---- backend lifecycle ---- */
 
 /*
@@ -908,6 +985,7 @@ static ds_status_t be_open(const ds_host_api_t *host, void **self, ds_err_t *err
     be->test_hooks = hooks && strcmp(hooks, "1") == 0;
     pthread_mutex_init(&be->lock, NULL);
     pthread_cond_init(&be->idle, NULL);
+    pthread_cond_init(&be->reaper_cond, NULL);
     snprintf(be->dir, sizeof(be->dir), "%s/duckdb", host->data_dir);
     snprintf(tmpdir, sizeof(tmpdir), "%s/tmp", host->data_dir);
     if ((mkdir(be->dir, 0750) != 0 && errno != EEXIST) || (mkdir(tmpdir, 0750) != 0 && errno != EEXIST)) {
@@ -924,6 +1002,15 @@ static ds_status_t be_open(const ds_host_api_t *host, void **self, ds_err_t *err
         goto fail;
     }
     be->pcache = ddb_pcache_create((size_t)pc_bytes);
+    const char *ids = host->setting ? host->setting("duckdb", "IDLE_DETACH") : NULL;
+    be->idle_detach_s = 60;
+    if (ids && (!ds_parse_duration(ids, &be->idle_detach_s) || be->idle_detach_s < 0)) {
+        ds_err_set(err, DS_INVALID_ARGUMENT,
+                   "DUCKSTORE_BE_DUCKDB_IDLE_DETACH: \"%s\" is not a duration (seconds, or e.g. 60s, 5m; 0 keeps idle "
+                   "projects attached)",
+                   ids);
+        goto fail;
+    }
     be->lru = ds_lru_create();
     if (!be->lru) {
         ds_err_set(err, DS_INTERNAL, "out of memory");
@@ -934,6 +1021,12 @@ static ds_status_t be_open(const ds_host_api_t *host, void **self, ds_err_t *err
     be->fatal_seen = ds_ddb_fatal_events();
     if (be->test_hooks)
         host->log(2, "duckdb", "DUCKSTORE_TEST_HOOKS=1: test hooks are enabled (never in production)");
+    if (be->idle_detach_s > 0) {
+        if (pthread_create(&be->reaper, NULL, reaper_main, be) == 0)
+            be->reaper_on = true;
+        else
+            host->log(2, "duckdb", "cannot start the idle-detach thread: idle projects stay attached");
+    }
     *self = be;
     return DS_OK;
 fail:
@@ -941,6 +1034,7 @@ fail:
     ddb_pcache_destroy(&be->pcache);
     pthread_mutex_destroy(&be->lock);
     pthread_cond_destroy(&be->idle);
+    pthread_cond_destroy(&be->reaper_cond);
     free(be);
     return err->status;
 }
@@ -950,6 +1044,7 @@ static void be_close(void *self)
     be_t *be = self;
     if (!be)
         return;
+    reaper_stop(be);
     pthread_mutex_lock(&be->lock);
     for (proj_t *p = be->projects; p; p = p->next) {
         if (!p->attached)
@@ -973,6 +1068,7 @@ static void be_close(void *self)
     ddb_pcache_destroy(&be->pcache);
     pthread_mutex_destroy(&be->lock);
     pthread_cond_destroy(&be->idle);
+    pthread_cond_destroy(&be->reaper_cond);
     free(be);
 }
 
@@ -2253,6 +2349,9 @@ void ddb_compact_give(be_t *be, proj_t *p)
 }
 
 static const ds_be_setting_t settings[] = {
+    {"IDLE_DETACH", DS_SETTING_STRING, false, "60s",
+     "a project file no request used for this long is detached, which gives its share of DuckDB's buffer pool "
+     "back (attached again on its next use, about a millisecond); 0 keeps idle projects attached"},
     {"PREVIEW_CACHE", DS_SETTING_STRING, false, "64MiB",
      "memory for recent table previews, answered again until the project's data changes (bytes or e.g. 64MiB; 0: "
      "off)"},

@@ -56,6 +56,7 @@ typedef struct proj {
      * its file is attached (preview_cache.c): a value from be->epoch_seq.
      */
     _Atomic uint64_t data_epoch;
+    double idle_since; /* CLOCK_MONOTONIC seconds when refs last fell to 0 (the idle detach, be_t.idle_detach_s) */
 } proj_t;
 
 typedef struct {
@@ -85,6 +86,14 @@ typedef struct {
     bool test_hooks; /* DUCKSTORE_TEST_HOOKS=1: tests may provoke an engine failure */
     _Atomic uint64_t epoch_seq; /* the last data epoch handed out (proj_t.data_epoch) */
     struct ddb_pcache *pcache;  /* recent previews (preview_cache.c); NULL when turned off */
+    /*
+     * Memory back when idle: a project no call used for idle_detach_s seconds is detached by the reaper
+     * thread, which frees its share of DuckDB's buffer pool (attached again on its next use). 0: off.
+     */
+    int64_t idle_detach_s;
+    pthread_t reaper;
+    bool reaper_on, reaper_stop;
+    pthread_cond_t reaper_cond;
 } be_t;
 
 /* One call's working set: a connection and the pinned project. */

@@ -97,3 +97,42 @@ def test_concurrent_projects_with_two_open_slots(server_factory):
         _verify(admin, i, made[i])
         assert project_stats(admin, f"lru{i}")["tables"] == 5
     _check_cap(admin, peak_max=N)
+
+
+def test_idle_projects_are_detached_and_come_back(server_factory, tmp_path):
+    """DUCKSTORE_BE_DUCKDB_IDLE_DETACH: a project file no request used for that long is detached (its share
+    of DuckDB's buffer pool given back) and attached again, with everything, by its next use; a project in
+    use stays attached. A bad value stops startup naming the setting."""
+    import subprocess
+    import time
+    from e2e_lib import BINARY, free_port
+
+    server = server_factory(env={"DUCKSTORE_BE_DUCKDB_IDLE_DETACH": "1s"})
+    admin = server.api()
+    keys = _setup(admin)
+    for i in range(N):
+        expect(admin.post(f"/projects/lru{i}/buckets/in.c-b{i}/tables/base{i}/import/file",
+                          {"file_id": admin.post(f"/projects/lru{i}/files?name=d.csv",
+                                                 data=f"k{i},v\n1,0.5\n2,1.5\n").json()["id"]}), 200)
+    assert metric(get_metrics(admin), "duckstore_open_projects") == N
+    # lru0 is used every 0.3 s, the others not
+    api0 = admin.with_key(keys["lru0"])
+    deadline = time.monotonic() + 2.5
+    while time.monotonic() < deadline:
+        _verify(api0, 0, [])
+        time.sleep(0.3)
+    assert metric(get_metrics(admin), "duckstore_open_projects") == 1
+    time.sleep(2.5)
+    assert metric(get_metrics(admin), "duckstore_open_projects") == 0
+    for i in range(N):
+        _verify(admin, i, [])
+        prev = expect(admin.get(f"/projects/lru{i}/buckets/in.c-b{i}/tables/base{i}/preview",
+                                params={"order_by": f"k{i}"}), 200)
+        assert prev["rows"] == [["1", "0.5"], ["2", "1.5"]]
+    assert metric(get_metrics(admin), "duckstore_open_projects") == N
+
+    env = {"DUCKSTORE_BE_DUCKDB_IDLE_DETACH": "soon", "PATH": "/usr/bin:/bin"}
+    r = subprocess.run([str(BINARY), "serve", "--data-dir", str(tmp_path / "d"), "--http-addr",
+                        f"127.0.0.1:{free_port()}", "--grpc-addr", "off"], env=env, capture_output=True, text=True,
+                       timeout=60)
+    assert r.returncode != 0 and "DUCKSTORE_BE_DUCKDB_IDLE_DETACH" in r.stderr and "soon" in r.stderr, r.stderr
