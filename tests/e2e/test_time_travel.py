@@ -64,6 +64,7 @@ class Model:
         self.cols = ["id", "v", "n"]
         self.types = {"id": "INTEGER", "v": "VARCHAR", "n": "DOUBLE"}
         self.extra = 0
+        self.keyed = True
         p.create_table("t", [{"name": "id", "type": "INTEGER", "nullable": False},
                              {"name": "v", "type": "VARCHAR"}, {"name": "n", "type": "DOUBLE"}],
                        primary_key=["id"])
@@ -76,6 +77,12 @@ class Model:
             return str(self.rng.randint(-50, 50))
         if t == "DOUBLE":
             return repr(self.rng.choice([0.1, 1.5, -2.25, 1e-7, 123456.789, 3.0]) * self.rng.randint(1, 9))
+        if t == "DATE":
+            return f"2024-0{self.rng.randint(1, 9)}-1{self.rng.randint(0, 9)}"
+        if t == "DECIMAL(10,2)":
+            return f"{self.rng.randint(-999, 999)}.{self.rng.randint(0, 99):02d}"
+        if t == "BOOLEAN":
+            return self.rng.choice(["true", "false"])
         return self.rng.choice(["a", "b", "c", "x y", "ü", "q\"q"]) + str(self.rng.randint(0, 3))
 
     def rows(self, n):
@@ -101,31 +108,44 @@ class Model:
         if r < 0.55:
             p.load_rows("t", self.cols, self.rows(self.rng.randint(0, 25)), incremental=False)
             return "full"
-        if r < 0.70:
+        if r < 0.68:
             k = str(self.rng.randint(0, 40))
             op = self.rng.choice(["lt", "ge", "eq", "ne"])
             expect(p.api.request("DELETE", p.tpath("t") + "/rows", json_body={
                 "where_filters": [{"column": "id", "operator": op, "values": [k]}]}), 200)
             return "delete"
-        if r < 0.74:
+        if r < 0.72:
             expect(p.api.request("DELETE", p.tpath("t") + "/rows", json_body={}), 200)
             return "delete all"
-        if r < 0.84:
+        if r < 0.82:
             self.extra += 1
             name = f"x{self.extra}"
-            body = {"name": name, "type": self.rng.choice(["VARCHAR", "INTEGER"])}
+            body = {"name": name, "type": self.rng.choice(["VARCHAR", "INTEGER", "DATE", "DECIMAL(10,2)", "BOOLEAN"])}
             if self.rng.random() < 0.5:
-                body["default"] = "7"
+                body["default"] = {"VARCHAR": "7", "INTEGER": "7", "DATE": "2024-02-29", "DECIMAL(10,2)": "7.25",
+                                   "BOOLEAN": "true"}[body["type"]]
             expect(p.api.post(p.tpath("t") + "/columns", body), 201)
             self.cols.append(name)
             self.types[name] = body["type"]
             return "add column"
-        if r < 0.92 and len(self.cols) > 2:
+        if r < 0.89 and len(self.cols) > 2:
             name = self.rng.choice(self.cols[1:])
             expect(p.api.delete(p.tpath("t") + f"/columns/{name}"), 204)
             self.cols.remove(name)
             del self.types[name]
             return "drop column"
+        if r < 0.94:
+            # The key goes, or comes back (refused, changing nothing, while appends left a key twice).
+            if self.keyed:
+                expect(p.api.delete(p.tpath("t") + "/primary-key"), 204)
+                self.keyed = False
+                return "primary key dropped"
+            resp = p.api.post(p.tpath("t") + "/primary-key", {"columns": ["id"]})
+            if resp.status_code == 400:
+                return "primary key refused"
+            expect(resp, 200)
+            self.keyed = True
+            return "primary key set"
         ints = [c for c in self.cols[1:] if self.types[c] == "INTEGER"]
         if ints:
             name = self.rng.choice(ints)
@@ -143,7 +163,7 @@ def run_exactness(p, n_ops, seed):
     for _ in range(n_ops):
         what = m.op()
         # Only column changes change the table's definition; data writes reuse the last one read.
-        if what.endswith("column"):
+        if what.endswith("column") or what.startswith("primary key"):
             info = p.table("t")
         now = content(p, "t", info=info)
         now["count"] = len(now["rows"])
@@ -155,7 +175,8 @@ def run_exactness(p, n_ops, seed):
         assert got == want, f"moment {i} (after {what}) differs:\nwant {want}\ngot  {got}"
     kinds = {what for _, _, what in moments}
     assert kinds >= {"upsert", "append", "full", "delete", "delete all", "add column", "drop column",
-                     "retype column"}, f"the random operations missed some kinds: {kinds}"
+                     "retype column", "primary key dropped", "primary key set"}, \
+        f"the random operations missed some kinds: {kinds}"
     return moments
 
 
