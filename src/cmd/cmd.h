@@ -84,7 +84,7 @@ typedef struct ds_ctx {
      * message; from then on no table or project catalog write slot is given to the request. */
     const char *linked_read;
     /* The answer carries a secret shown only once (a new key or password): it is never kept for an idempotent
-     * repeat, which gets a conflict saying so instead (ds_cmd_idem_secret_message). */
+     * repeat, which gets a conflict saying so instead (DS_IDEM_SECRET_MESSAGE). */
     bool answer_has_secret;
 } ds_ctx_t;
 
