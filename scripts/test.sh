@@ -15,7 +15,7 @@ done
 
 stage "fuzz harnesses, a few seconds each (make fuzz runs them longer)"
 make --no-print-directory fuzz-build
-FUZZ_SECONDS=${FUZZ_SECONDS:-5} FUZZ_MERGE=0 bash scripts/fuzz.sh \
+FUZZ_SECONDS=${FUZZ_SECONDS:-3} FUZZ_MERGE=0 bash scripts/fuzz.sh \
   $(ls tests/fuzz/fuzz_*.c | sed 's|tests/fuzz/fuzz_\(.*\)\.c|\1|')
 
 stage "protocol conformance (pytest)"
