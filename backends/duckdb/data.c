@@ -49,13 +49,6 @@
 #define NO_NULL_MARKER "\x01__duckstore_no_null__\x02"
 #define MAX_CONFLICT_RETRIES 6
 
-static double mono_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
 static void qualified(ds_buf_t *b, const char *bucket, const char *table)
 {
     ds_buf_ident(b, bucket);
@@ -1406,7 +1399,7 @@ ds_status_t ddb_table_import(void *self, ds_be_call_t *call, const char *bucket,
     be_t *be = self;
     use_t u;
     imp_t m = {0};
-    double t0 = mono_s(), t1 = 0, t2 = 0;
+    double t0 = ddb_mono_s(), t1 = 0, t2 = 0;
     memset(out, 0, sizeof(*out));
     ds_status_t st = ddb_use_begin(be, call, false, &u);
     if (st != DS_OK)
@@ -1467,7 +1460,7 @@ ds_status_t ddb_table_import(void *self, ds_be_call_t *call, const char *bucket,
     }
     if (st == DS_OK && !direct)
         st = stage(&m);
-    t1 = mono_s();
+    t1 = ddb_mono_s();
     if (st == DS_OK && !direct)
         st = check_types(&m);
     for (int attempt = 0; st == DS_OK && !direct; attempt++) {
@@ -1482,7 +1475,7 @@ ds_status_t ddb_table_import(void *self, ds_be_call_t *call, const char *bucket,
     }
     if (st == DS_CONFLICT)
         ds_err_set(call->err, DS_UNAVAILABLE, "the table is busy; retry the import");
-    t2 = mono_s();
+    t2 = ddb_mono_s();
     if (st == DS_OK && direct) {
         out->imported_rows = l.loaded;
     } else if (st == DS_OK) {

@@ -64,6 +64,7 @@
 #include "core/config.h"
 #include "core/ident.h"
 #include "core/lru.h"
+#include "core/periodic.h"
 #include "core/status.h"
 #include "ddb.h"
 #include "duckdb_backend.h"
@@ -386,13 +387,6 @@ static ds_status_t acquire(be_t *be, const char *id, bool create, proj_t **out, 
     return st;
 }
 
-static double mono_now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
 static void release(be_t *be, proj_t *p)
 {
     if (!p)
@@ -400,7 +394,7 @@ static void release(be_t *be, proj_t *p)
     proj_t *victims[MAX_VICTIMS];
     pthread_mutex_lock(&be->lock);
     if (--p->refs == 0) {
-        p->idle_since = mono_now();
+        p->idle_since = ddb_mono_s();
         pthread_cond_broadcast(&be->idle);
     }
     size_t nv = pick_victims_locked(be, victims, MAX_VICTIMS);
@@ -849,51 +843,26 @@ static size_t pick_idle_locked(be_t *be, double now, proj_t **v, size_t max)
 }
 
 /*
- * The reaper: about every quarter of the idle time (at most every second),
- * detaches the projects idle that long, inside a db use so the engine cannot
- * be reopened meanwhile (and never while it awaits reopening).
+ * The reaper's task (core/periodic.h, every second): detaches the projects
+ * idle for be->idle_detach_s, inside a db use so the engine cannot be reopened
+ * meanwhile (and never while it awaits reopening).
  */
-static void *reaper_main(void *arg)
+static void reap_idle(void *ud)
 {
-    be_t *be = arg;
-    double period = be->idle_detach_s < 4 ? (double)be->idle_detach_s / 4 : 1;
+    be_t *be = ud;
     pthread_mutex_lock(&be->lock);
-    while (!be->reaper_stop) {
-        struct timespec ts;
-        clock_gettime(CLOCK_REALTIME, &ts);
-        long long ns = ts.tv_nsec + (long long)(period * 1e9);
-        ts.tv_sec += (time_t)(ns / 1000000000);
-        ts.tv_nsec = (long)(ns % 1000000000);
-        pthread_cond_timedwait(&be->reaper_cond, &be->lock, &ts);
-        if (be->reaper_stop || be->broken || be->reopening)
-            continue;
-        pthread_mutex_unlock(&be->lock);
-        ds_err_t err = {0};
-        if (db_enter(be, &err) == DS_OK) {
-            proj_t *victims[MAX_VICTIMS];
-            pthread_mutex_lock(&be->lock);
-            size_t n = pick_idle_locked(be, mono_now(), victims, MAX_VICTIMS);
-            pthread_mutex_unlock(&be->lock);
-            if (n)
-                detach_victims(be, victims, n);
-            db_leave(be);
-        }
-        pthread_mutex_lock(&be->lock);
-    }
+    bool skip = be->broken || be->reopening;
     pthread_mutex_unlock(&be->lock);
-    return NULL;
-}
-
-static void reaper_stop(be_t *be)
-{
-    if (!be->reaper_on)
+    ds_err_t err = {0};
+    if (skip || db_enter(be, &err) != DS_OK)
         return;
+    proj_t *victims[MAX_VICTIMS];
     pthread_mutex_lock(&be->lock);
-    be->reaper_stop = true;
-    pthread_cond_broadcast(&be->reaper_cond);
+    size_t n = pick_idle_locked(be, ddb_mono_s(), victims, MAX_VICTIMS);
     pthread_mutex_unlock(&be->lock);
-    pthread_join(be->reaper, NULL);
-    be->reaper_on = false;
+    if (n)
+        detach_victims(be, victims, n);
+    db_leave(be);
 }
 
 /* ---- backend lifecycle ---- */
@@ -985,7 +954,6 @@ static ds_status_t be_open(const ds_host_api_t *host, void **self, ds_err_t *err
     be->test_hooks = hooks && strcmp(hooks, "1") == 0;
     pthread_mutex_init(&be->lock, NULL);
     pthread_cond_init(&be->idle, NULL);
-    pthread_cond_init(&be->reaper_cond, NULL);
     snprintf(be->dir, sizeof(be->dir), "%s/duckdb", host->data_dir);
     snprintf(tmpdir, sizeof(tmpdir), "%s/tmp", host->data_dir);
     if ((mkdir(be->dir, 0750) != 0 && errno != EEXIST) || (mkdir(tmpdir, 0750) != 0 && errno != EEXIST)) {
@@ -1021,12 +989,9 @@ static ds_status_t be_open(const ds_host_api_t *host, void **self, ds_err_t *err
     be->fatal_seen = ds_ddb_fatal_events();
     if (be->test_hooks)
         host->log(2, "duckdb", "DUCKSTORE_TEST_HOOKS=1: test hooks are enabled (never in production)");
-    if (be->idle_detach_s > 0) {
-        if (pthread_create(&be->reaper, NULL, reaper_main, be) == 0)
-            be->reaper_on = true;
-        else
-            host->log(2, "duckdb", "cannot start the idle-detach thread: idle projects stay attached");
-    }
+    ds_err_t rerr = {0};
+    if (be->idle_detach_s > 0 && ds_periodic_start(&be->reaper, "ddb-idle", 1, reap_idle, be, &rerr) != DS_OK)
+        host->log(2, "duckdb", "%s: idle projects stay attached", rerr.message);
     *self = be;
     return DS_OK;
 fail:
@@ -1034,7 +999,6 @@ fail:
     ddb_pcache_destroy(&be->pcache);
     pthread_mutex_destroy(&be->lock);
     pthread_cond_destroy(&be->idle);
-    pthread_cond_destroy(&be->reaper_cond);
     free(be);
     return err->status;
 }
@@ -1044,7 +1008,7 @@ static void be_close(void *self)
     be_t *be = self;
     if (!be)
         return;
-    reaper_stop(be);
+    ds_periodic_stop(&be->reaper);
     pthread_mutex_lock(&be->lock);
     for (proj_t *p = be->projects; p; p = p->next) {
         if (!p->attached)
@@ -1068,7 +1032,6 @@ static void be_close(void *self)
     ddb_pcache_destroy(&be->pcache);
     pthread_mutex_destroy(&be->lock);
     pthread_cond_destroy(&be->idle);
-    pthread_cond_destroy(&be->reaper_cond);
     free(be);
 }
 

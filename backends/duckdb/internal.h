@@ -14,6 +14,7 @@
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <time.h>
 
 #include "core/buf.h"
 #include "core/ident.h"
@@ -24,6 +25,14 @@
 
 /* The error of a request allocation that failed (host->alloc/strdup gave NULL): 503, nothing run. */
 #define ddb_oom(err) ds_err_set((err), DS_UNAVAILABLE, "out of memory; the request was not carried out")
+
+/* CLOCK_MONOTONIC in seconds (import timers, the idle detach). */
+static inline double ddb_mono_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
 
 /* A project's in-memory metadata catalog (meta_cache.c). */
 typedef struct ddb_mcat ddb_mcat_t;
@@ -91,9 +100,7 @@ typedef struct {
      * thread, which frees its share of DuckDB's buffer pool (attached again on its next use). 0: off.
      */
     int64_t idle_detach_s;
-    pthread_t reaper;
-    bool reaper_on, reaper_stop;
-    pthread_cond_t reaper_cond;
+    struct ds_periodic *reaper; /* core/periodic.h; NULL when off */
 } be_t;
 
 /* One call's working set: a connection and the pinned project. */
