@@ -426,7 +426,6 @@ static ds_status_t open_box(ds_sandbox_t *sb, const char *path, ds_err_t *err)
     return st;
 }
 
-/* Closes idle instances, least recently used first, until one more fits under the cap. Holds lock. */
 /* Closes the sandboxes nobody used for limits.idle_close_s: their memory goes back (reopened on demand). */
 static void close_idle_boxes(double now)
 {
@@ -443,6 +442,7 @@ static void close_idle_boxes(double now)
     pthread_mutex_unlock(&lock);
 }
 
+/* Closes idle instances, least recently used first, until one more fits under the cap. Holds lock. */
 static void make_room(void)
 {
     while (n_open >= limits.max_open) {
