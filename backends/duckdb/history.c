@@ -9,7 +9,8 @@
  *                    (the earliest moment it can reconstruct), dropped_us;
  *   _ds.hist_writes  one row per write: hid, ver (from _ds.hist_seq: the
  *                    order of the writes), at_us (its time), full (it
- *                    removed every row), and how many rows it removed/added;
+ *                    removed every row), how many rows it removed/added,
+ *                    ts_hi and stamp_lo (below: "Stamped writes");
  *   _ds.hist_cols    the column set (name, type, nullability, default,
  *                    primary key position, slot) after every write that
  *                    changed it, keyed by the write's ver;
@@ -21,14 +22,30 @@
  * first write after vT that removed every row (a full load, an unfiltered
  * delete, a drop of a column, a retype, the drop of the table):
  *   base    = v* ? the rows v* removed : the table now
- *   T-state = (base UNION ALL rows removed by writes in (vT, v*))
- *             EXCEPT ALL (rows added by writes in (vT, v*))
+ *   T-state = (keep(base) UNION ALL keep(rows removed by writes in (vT, v*)))
+ *             EXCEPT ALL (rows added by writes in (vT, v*) and recorded)
  * projected on the columns the table had at vT. Multiset arithmetic, so a
  * row added and removed again after T, or duplicates, come out exact. Writes
- * record only what they change (an upsert of 1,000 rows stores about 2,000
- * rows) except those that remove everything, which store the old rows once,
- * and a full write never needs its added rows (nothing before it reads past
- * it). What a write removes with a condition (an upsert's key match, a
+ * record only what they change except those that remove everything, which
+ * store the old rows once, and a full write never needs its added rows
+ * (nothing before it reads past it).
+ *
+ * Stamped writes. Most writes append rows that all carry the write's own
+ * _timestamp, later than any the table had: such rows need no copy, they
+ * can be told apart by that _timestamp alone. Each write row keeps ts_hi, a
+ * bound on the _timestamp of every row the table had up to it (NULL with
+ * history off, or in files written before it was kept: then the next write
+ * takes the largest _timestamp of the table and of the history's rows, which
+ * hold every row of every moment still reachable). A write whose appended
+ * rows (counted, no NULL) share one _timestamp above the previous ts_hi is
+ * stamped: its rows are not copied and stamp_lo keeps that previous ts_hi.
+ * Any other write (a _timestamp from the source, none, a clock that went
+ * back) copies its rows as before. keep() drops the rows whose _timestamp is
+ * above the lowest stamp_lo of the writes in (vT, v*): every row the table
+ * had at T is at or below it, every row a stamped write after vT appended is
+ * above it, and rows a copied write appended come out through EXCEPT ALL
+ * either way. So an upsert of 1,000 rows into a big table stores only the
+ * rows it replaced. What a write removes with a condition (an upsert's key match, a
  * delete's WHERE) is selected once, as row ids in a temp table that both the
  * copy and the DELETE read (ddb_hist_delete): the condition's join runs once,
  * and the copy reads only the rows between the first and the last of those
@@ -38,7 +55,8 @@
  * those row ids from MAX_ROW_ID (DDB_HIST_LOCAL_ROWID) until the commit, and
  * the filter on it is in DuckDB's scan (only those rows are read); the count
  * is checked against the statement's own count, so a change of that rule
- * fails the write instead of keeping a wrong history.
+ * fails the write instead of keeping a wrong history (stamped rows are
+ * counted the same way).
  *
  * Invariants: a write's history is in its own transaction (atomic with the
  * data, also under kill -9); at_us grows strictly per generation, taken right
@@ -224,20 +242,24 @@ static ds_status_t write_time(use_t *u, int64_t hid, int64_t *at)
     return st;
 }
 
+/* A write's row; ts_hi and stamp_lo are NULL when their has_ flag is false. */
 static ds_status_t write_row(use_t *u, int64_t hid, int64_t ver, int64_t at, bool full, int64_t removed,
-                             int64_t added)
+                             int64_t added, bool has_hi, int64_t ts_hi, bool has_stamp, int64_t stamp_lo)
 {
-    char h[32], v[32], a[32], r[32], d[32];
+    char h[32], v[32], a[32], r[32], d[32], hi[32], lo[32];
     snprintf(h, sizeof(h), "%lld", (long long)hid);
     snprintf(v, sizeof(v), "%lld", (long long)ver);
     snprintf(a, sizeof(a), "%lld", (long long)at);
     snprintf(r, sizeof(r), "%lld", (long long)removed);
     snprintf(d, sizeof(d), "%lld", (long long)added);
-    const char *params[] = {h, v, a, full ? "true" : "false", r, d};
+    snprintf(hi, sizeof(hi), "%lld", (long long)ts_hi);
+    snprintf(lo, sizeof(lo), "%lld", (long long)stamp_lo);
+    const char *params[] = {h, v, a, full ? "true" : "false", r, d, has_hi ? hi : NULL, has_stamp ? lo : NULL};
     return ds_ddb_run(u->conn, u->err, NULL,
-                      "INSERT INTO " META ".hist_writes VALUES (CAST($1 AS BIGINT), CAST($2 AS BIGINT), "
-                      "CAST($3 AS BIGINT), CAST($4 AS BOOLEAN), CAST($5 AS BIGINT), CAST($6 AS BIGINT))",
-                      6, params);
+                      "INSERT INTO " META ".hist_writes (hid, ver, at_us, \"full\", removed, added, ts_hi, stamp_lo) "
+                      "VALUES (CAST($1 AS BIGINT), CAST($2 AS BIGINT), CAST($3 AS BIGINT), CAST($4 AS BOOLEAN), "
+                      "CAST($5 AS BIGINT), CAST($6 AS BIGINT), CAST($7 AS BIGINT), CAST($8 AS BIGINT))",
+                      8, params);
 }
 
 static ds_status_t next_ver(use_t *u, int64_t *ver)
@@ -320,7 +342,7 @@ static ds_status_t ensure(use_t *u, ddb_hist_t *h)
     if (st == DS_OK)
         st = write_cols(u, h, ver);
     if (st == DS_OK)
-        st = write_row(u, h->hid, ver, now, false, 0, 0);
+        st = write_row(u, h->hid, ver, now, false, 0, 0, false, 0, false, 0);
     return st;
 }
 
@@ -330,6 +352,52 @@ ds_status_t ddb_hist_register(use_t *u, const char *bucket, const char *table)
     return ensure(u, &h);
 }
 
+/* Appends "<bucket>.<table> t". */
+static void table_ref(ds_buf_t *b, const ddb_hist_t *h)
+{
+    ds_buf_ident(b, h->bucket);
+    ds_buf_puts(b, ".");
+    ds_buf_ident(b, h->table);
+    ds_buf_puts(b, " t");
+}
+
+/*
+ * h->ts_lo: the _timestamp bound the generation's last write left (ts_hi),
+ * or when that is not known (a generation just begun, or written before the
+ * bound was kept, or with history off) the largest _timestamp of the table
+ * and of its recorded rows: every row of every moment the history can still
+ * rebuild is one of those.
+ */
+static ds_status_t read_ts_lo(use_t *u, ddb_hist_t *h)
+{
+    if (u->call->history_off)
+        return DS_OK;
+    char hid[32];
+    snprintf(hid, sizeof(hid), "%lld", (long long)h->hid);
+    const char *params[] = {hid};
+    bool none;
+    ds_status_t st = one_int(u,
+                             "SELECT ts_hi FROM " META ".hist_writes WHERE hid = CAST($1 AS BIGINT) ORDER BY ver "
+                             "DESC LIMIT 1",
+                             1, params, &h->ts_lo, &none);
+    if (st != DS_OK || !none) {
+        h->ts_lo_known = st == DS_OK;
+        return st;
+    }
+    ds_buf_t sql = {0};
+    ds_buf_puts(&sql, "SELECT epoch_us(max(m)) FROM (SELECT max(t.\"_timestamp\") AS m FROM ");
+    table_ref(&sql, h);
+    ds_buf_puts(&sql, " UNION ALL SELECT max(\"_timestamp\") FROM ");
+    hist_name(&sql, h->hid);
+    ds_buf_puts(&sql, ")");
+    st = ds_buf_failed(&sql) ? ddb_oom(u->err) : one_int(u, ds_buf_cstr(&sql), 0, NULL, &h->ts_lo, &none);
+    ds_buf_free(&sql);
+    if (st == DS_OK && none)
+        h->ts_lo = DDB_TS_NONE;
+    h->ts_lo_known = st == DS_OK;
+    return st;
+}
+
 static ds_status_t begin(use_t *u, const char *bucket, const char *table, const ds_be_table_t *known, ddb_hist_t *h)
 {
     memset(h, 0, sizeof(*h));
@@ -337,6 +405,8 @@ static ds_status_t begin(use_t *u, const char *bucket, const char *table, const 
     h->table = table;
     h->known = known;
     ds_status_t st = ensure(u, h);
+    if (st == DS_OK)
+        st = read_ts_lo(u, h);
     if (st == DS_OK)
         st = next_ver(u, &h->ver);
     /* A change no write recorded (there should be none) is at least named as of this write. */
@@ -370,10 +440,7 @@ static ds_status_t record(use_t *u, ddb_hist_t *h, bool add, const char *cond, i
         ds_buf_ident(&sql, h->cols[i].name);
     }
     ds_buf_puts(&sql, " FROM ");
-    ds_buf_ident(&sql, h->bucket);
-    ds_buf_puts(&sql, ".");
-    ds_buf_ident(&sql, h->table);
-    ds_buf_puts(&sql, " t");
+    table_ref(&sql, h);
     if (cond) {
         ds_buf_puts(&sql, " WHERE ");
         ds_buf_puts(&sql, cond);
@@ -414,10 +481,7 @@ ds_status_t ddb_hist_delete(use_t *u, ddb_hist_t *h, const char *where, int64_t 
     bool off = u->call->history_off;
     if (!off) {
         ds_buf_puts(&sql, "CREATE OR REPLACE TEMP TABLE __ds_hist_gone AS SELECT t.rowid AS r FROM ");
-        ds_buf_ident(&sql, h->bucket);
-        ds_buf_puts(&sql, ".");
-        ds_buf_ident(&sql, h->table);
-        ds_buf_puts(&sql, " t");
+        table_ref(&sql, h);
         ds_buf_puts(&sql, where);
         st = ds_buf_failed(&sql) ? ddb_oom(u->err) : ds_ddb_exec(u->conn, u->err, ds_buf_cstr(&sql));
         ds_buf_reset(&sql);
@@ -427,10 +491,7 @@ ds_status_t ddb_hist_delete(use_t *u, ddb_hist_t *h, const char *where, int64_t 
         st = record(u, h, false, "t.rowid IN (SELECT r FROM __ds_hist_gone)", &kept);
     if (st == DS_OK) {
         ds_buf_puts(&sql, "DELETE FROM ");
-        ds_buf_ident(&sql, h->bucket);
-        ds_buf_puts(&sql, ".");
-        ds_buf_ident(&sql, h->table);
-        ds_buf_puts(&sql, " t");
+        table_ref(&sql, h);
         ds_buf_puts(&sql, off ? where : " WHERE t.rowid IN (SELECT r FROM __ds_hist_gone)");
         st = ds_buf_failed(&sql) ? ddb_oom(u->err) : ds_ddb_run(u->conn, u->err, &r, ds_buf_cstr(&sql), 0, NULL);
     }
@@ -451,21 +512,43 @@ ds_status_t ddb_hist_delete(use_t *u, ddb_hist_t *h, const char *where, int64_t 
     return DS_OK;
 }
 
+/*
+ * The rows this write appended (row ids from DDB_HIST_LOCAL_ROWID): how many,
+ * and whether they all carry one _timestamp above h->ts_lo (then they are
+ * "stamped" and need no copy), else they are copied. Either way their count
+ * must be the write's own (expected, unless < 0).
+ */
 ds_status_t ddb_hist_appended(use_t *u, ddb_hist_t *h, int64_t expected)
 {
     ds_status_t st = sync_cols(u, h);
-    int64_t k = 0;
-    if (u->call->history_off)
+    if (st != DS_OK || u->call->history_off || h->full)
         return st;
-    if (st == DS_OK && !h->full)
-        st = record(u, h, true, "t.rowid >= " DDB_HIST_LOCAL_ROWID, &k);
+    ds_buf_t sql = {0};
+    ds_buf_puts(&sql, "SELECT count(*), count(t.\"_timestamp\"), epoch_us(min(t.\"_timestamp\")), "
+                      "epoch_us(max(t.\"_timestamp\")) FROM ");
+    table_ref(&sql, h);
+    ds_buf_puts(&sql, " WHERE t.rowid >= " DDB_HIST_LOCAL_ROWID);
+    duckdb_result r;
+    st = ds_buf_failed(&sql) ? ddb_oom(u->err) : ds_ddb_run(u->conn, u->err, &r, ds_buf_cstr(&sql), 0, NULL);
+    ds_buf_free(&sql);
     if (st != DS_OK)
         return st;
-    if (!h->full && expected >= 0 && k != expected)
+    int64_t n = ds_ddb_int(&r, 0, 0), n_ts = ds_ddb_int(&r, 1, 0);
+    int64_t lo = n_ts ? ds_ddb_int(&r, 2, 0) : 0, hi = n_ts ? ds_ddb_int(&r, 3, 0) : 0;
+    duckdb_destroy_result(&r);
+    int64_t k = n;
+    h->stamped = expected >= 0 && n == expected && n > 0 && n_ts == n && lo == hi && h->ts_lo_known && lo > h->ts_lo;
+    if (!h->stamped && (st = record(u, h, true, "t.rowid >= " DDB_HIST_LOCAL_ROWID, &k)) != DS_OK)
+        return st;
+    if ((expected >= 0 && k != expected) || k != n)
         return ds_err_set(u->err, DS_INTERNAL,
                           "the history of %s.%s found %lld appended rows where the write appended %lld; the write was "
                           "not applied",
-                          h->bucket, h->table, (long long)k, (long long)expected);
+                          h->bucket, h->table, (long long)k, (long long)(expected >= 0 ? expected : n));
+    if (n_ts && (!h->has_added || hi > h->ts_added)) {
+        h->ts_added = hi;
+        h->has_added = true;
+    }
     h->added += k;
     return DS_OK;
 }
@@ -499,16 +582,44 @@ static ds_status_t rewrite_table_row(use_t *u, int64_t hid, int64_t horizon, int
     return st;
 }
 
+/*
+ * The bound this write leaves (ts_hi, the next write's ts_lo): ts_lo raised to
+ * what it appended; after a write that replaced every row, to the largest
+ * _timestamp the table holds now (its rows may not be local appends).
+ */
+static ds_status_t ts_after(use_t *u, const ddb_hist_t *h, int64_t *hi)
+{
+    *hi = h->ts_lo;
+    if (!h->full) {
+        if (h->has_added && h->ts_added > *hi)
+            *hi = h->ts_added;
+        return DS_OK;
+    }
+    ds_buf_t sql = {0};
+    ds_buf_puts(&sql, "SELECT epoch_us(max(t.\"_timestamp\")) FROM ");
+    table_ref(&sql, h);
+    int64_t m;
+    bool none;
+    ds_status_t st = ds_buf_failed(&sql) ? ddb_oom(u->err) : one_int(u, ds_buf_cstr(&sql), 0, NULL, &m, &none);
+    ds_buf_free(&sql);
+    if (st == DS_OK && !none && m > *hi)
+        *hi = m;
+    return st;
+}
+
 ds_status_t ddb_hist_end(use_t *u, ddb_hist_t *h)
 {
-    int64_t at;
+    int64_t at, hi = 0;
     ds_status_t st = sync_cols(u, h);
     if (st == DS_OK && h->cols_changed)
         st = write_cols(u, h, h->ver);
     if (st == DS_OK)
         st = write_time(u, h->hid, &at);
+    if (st == DS_OK && h->ts_lo_known)
+        st = ts_after(u, h, &hi);
     if (st == DS_OK)
-        st = write_row(u, h->hid, h->ver, at, h->full, h->removed, h->added);
+        st = write_row(u, h->hid, h->ver, at, h->full, h->removed, h->added, h->ts_lo_known, hi, h->stamped,
+                       h->ts_lo);
     /* Without history (retention 0) no moment before this write can be rebuilt any more. */
     if (st == DS_OK && u->call->history_off)
         st = rewrite_table_row(u, h->hid, at, -1);
@@ -520,7 +631,7 @@ ds_status_t ddb_hist_end_drop(use_t *u, ddb_hist_t *h)
     int64_t at;
     ds_status_t st = write_time(u, h->hid, &at);
     if (st == DS_OK)
-        st = write_row(u, h->hid, h->ver, at, true, h->removed, 0);
+        st = write_row(u, h->hid, h->ver, at, true, h->removed, 0, false, 0, false, 0);
     return st == DS_OK ? rewrite_table_row(u, h->hid, u->call->history_off ? at : 0, at) : st;
 }
 
@@ -659,6 +770,24 @@ static ds_status_t tt_txn(use_t *u, void *ud)
                       2, vp, &v_full, &none)) != DS_OK)
         return st;
     bool from_now = none;
+    /*
+     * Rows appended by stamped writes after the moment were not copied: they
+     * are the rows whose _timestamp is above the lowest stamp_lo of those
+     * writes, which bounds every row the table had at the moment.
+     */
+    char vf[32];
+    snprintf(vf, sizeof(vf), "%lld", (long long)(from_now ? INT64_MAX : v_full));
+    const char *sp[] = {h, vt, vf};
+    int64_t thr;
+    bool no_thr;
+    if ((st = one_int(u,
+                      "SELECT min(stamp_lo) FROM " META ".hist_writes WHERE hid = CAST($1 AS BIGINT) AND ver > "
+                      "CAST($2 AS BIGINT) AND ver < CAST($3 AS BIGINT)",
+                      3, sp, &thr, &no_thr)) != DS_OK)
+        return st;
+    char keep[96] = "true";
+    if (!no_thr)
+        snprintf(keep, sizeof(keep), "(\"_timestamp\" IS NULL OR epoch_us(\"_timestamp\") <= %lld)", (long long)thr);
     ddb_hcol_t *cols, *cur = NULL;
     size_t n, n_cur = 0;
     if ((st = load_cols(u, hid, v_t, &cols, &n)) != DS_OK)
@@ -715,14 +844,16 @@ static ds_status_t tt_txn(use_t *u, void *ud)
         ds_buf_ident(&sql, in->bucket);
         ds_buf_puts(&sql, ".");
         ds_buf_ident(&sql, in->table);
+        ds_buf_printf(&sql, " WHERE %s", keep);
     } else {
         ds_buf_puts(&sql, "SELECT ");
         slot_list(&sql, cols, n);
-        ds_buf_printf(&sql, " FROM %s WHERE _h_ver = %lld AND NOT _h_add", ds_buf_cstr(&hist), (long long)v_full);
+        ds_buf_printf(&sql, " FROM %s WHERE _h_ver = %lld AND NOT _h_add AND %s", ds_buf_cstr(&hist),
+                      (long long)v_full, keep);
     }
     ds_buf_puts(&sql, "), ev AS (SELECT _h_add, ");
     slot_list(&sql, cols, n);
-    ds_buf_printf(&sql, " FROM %s WHERE _h_ver > %lld", ds_buf_cstr(&hist), (long long)v_t);
+    ds_buf_printf(&sql, " FROM %s WHERE _h_ver > %lld AND (_h_add OR %s)", ds_buf_cstr(&hist), (long long)v_t, keep);
     if (!from_now)
         ds_buf_printf(&sql, " AND _h_ver < %lld", (long long)v_full);
     /*

@@ -223,14 +223,16 @@ ds_status_t ddb_table_create_txn(use_t *u, void *ud);
     "CREATE TABLE IF NOT EXISTS " META ".hist_tables (hid BIGINT NOT NULL, bucket VARCHAR NOT NULL, "                  \
     "name VARCHAR NOT NULL, horizon_us BIGINT NOT NULL, dropped_us BIGINT);"                                           \
     "CREATE TABLE IF NOT EXISTS " META ".hist_writes (hid BIGINT NOT NULL, ver BIGINT NOT NULL, at_us BIGINT NOT NULL, " \
-    "\"full\" BOOLEAN NOT NULL, removed BIGINT NOT NULL, added BIGINT NOT NULL);"                                       \
+    "\"full\" BOOLEAN NOT NULL, removed BIGINT NOT NULL, added BIGINT NOT NULL, ts_hi BIGINT, stamp_lo BIGINT);"        \
     "CREATE TABLE IF NOT EXISTS " META ".hist_cols (hid BIGINT NOT NULL, ver BIGINT NOT NULL, pos INTEGER NOT NULL, "   \
     "name VARCHAR NOT NULL, type VARCHAR NOT NULL, nullable BOOLEAN NOT NULL, dflt VARCHAR, slot VARCHAR NOT NULL, "    \
     "pk_pos INTEGER);"
 #define DDB_META_V2_DDL                                                                                                \
     "CREATE SEQUENCE IF NOT EXISTS " META ".version_seq;"                                                              \
     "ALTER TABLE " META ".tables ADD COLUMN IF NOT EXISTS version BIGINT DEFAULT nextval('" META ".version_seq');"     \
-    DDB_META_BRANCH_TABLES_DDL DDB_META_HISTORY_DDL DDB_META_ALIASES_DDL
+    DDB_META_BRANCH_TABLES_DDL DDB_META_HISTORY_DDL DDB_META_ALIASES_DDL                                               \
+    "ALTER TABLE " META ".hist_writes ADD COLUMN IF NOT EXISTS ts_hi BIGINT;"                                         \
+    "ALTER TABLE " META ".hist_writes ADD COLUMN IF NOT EXISTS stamp_lo BIGINT;"
 
 /*
  * meta_cache.c: the in-memory metadata catalog of attached projects (see its
@@ -373,6 +375,8 @@ ds_status_t ddb_primary_key_set(void *self, ds_be_call_t *call, const char *buck
  * (tests/unit/test_duckdb_history.c holds DuckDB to both).
  */
 #define DDB_HIST_LOCAL_ROWID "36028797018960000"
+/* A _timestamp bound below every timestamp a row can carry here (epoch microseconds): no rows yet. */
+#define DDB_TS_NONE (-(INT64_C(1) << 62))
 typedef struct {
     const char *name;
     const char *type;
@@ -394,6 +398,18 @@ typedef struct {
     int64_t removed;
     int64_t added;
     const ds_be_table_t *known; /* the table as the write's transaction sees it, or NULL: read at each step */
+    /*
+     * _timestamp bounds (epoch microseconds, see history.c "Stamped writes"):
+     * ts_lo bounds every row the table had before this write (ts_lo_known
+     * false: history off); ts_added the largest _timestamp this write
+     * appended (has_added); stamped: its appended rows share one _timestamp
+     * above ts_lo and were not copied.
+     */
+    int64_t ts_lo;
+    bool ts_lo_known;
+    int64_t ts_added;
+    bool has_added;
+    bool stamped;
 } ddb_hist_t;
 int64_t ddb_hist_now_us(void);
 ds_status_t ddb_hist_begin(use_t *u, const char *bucket, const char *table, ddb_hist_t *h);
