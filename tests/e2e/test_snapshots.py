@@ -11,6 +11,9 @@
   - kill -9 while a snapshot is written or a restore runs leaves no half snapshot and no half table.
 """
 
+import random
+import signal
+import threading
 import time
 from datetime import datetime, timezone
 
@@ -403,3 +406,59 @@ def test_bucket_snapshot_restore_in_a_branch_is_one_transaction(proj):
     assert proj.snapshot("a") == main_a and proj.snapshot("b") == main_b
     assert expect(proj.api.post(f"{br}/merge", {}), 200)["merged_tables"] == []
     assert proj.snapshot("a") == main_a and proj.snapshot("b") == main_b
+
+
+def test_kill_at_random_moments_leaves_whole_snapshots_and_tables(proj):
+    """kill -9 at a random moment while three snapshots are written and three restores run, three rounds:
+    afterwards every listed snapshot is whole (its folder, its rows, and it restores whole), no folder
+    is left without its snapshot, a snapshot answered 201 is listed, and each restored table is whole
+    or absent (then its answer was not 201)."""
+    server = proj.server
+    n = 200000
+    proj.create_table("big", [{"name": "id", "type": "INTEGER", "nullable": False}, {"name": "v"}],
+                      primary_key=["id"])
+    proj.load_rows("big", ["id", "v"], [[str(i), f"value {i}"] for i in range(n)])
+    base = _snap(proj, table="big")
+    rng = random.Random(14)
+    made = set()
+    for rnd in range(3):
+        answers = {}
+
+        def call(name, path, body):
+            try:
+                answers[name] = proj.api.post(path, body)
+            except Exception:
+                answers[name] = None
+
+        jobs = [(f"s{i}", f"/projects/{proj.pid}/snapshots", {"bucket": proj.bucket, "table": "big"})
+                for i in range(3)]
+        jobs += [(f"r{rnd}_{i}", f"/projects/{proj.pid}/snapshots/{base['id']}/restore", {"table": f"r{rnd}_{i}"})
+                 for i in range(3)]
+        threads = [threading.Thread(target=call, args=job) for job in jobs]
+        for th in threads:
+            th.start()
+        time.sleep(rng.uniform(0.01, 0.3))
+        server.proc.send_signal(signal.SIGKILL)
+        for th in threads:
+            th.join()
+        server.proc.wait(timeout=60)
+        server.proc = None
+        server.start()
+        listed = _list(proj)
+        assert all(s["rows"] == n for s in listed), listed
+        assert _snap_dirs(proj) == sorted(s["id"] for s in listed), "a folder without its snapshot"
+        for name, r in answers.items():
+            if r is not None and r.status_code == 201 and name.startswith("s"):
+                made.add(r.json()["id"])
+        assert made <= {s["id"] for s in listed}, "a snapshot answered 201 is gone"
+        names = {t["name"] for t in expect(proj.api.get(f"/projects/{proj.pid}/buckets/{proj.bucket}/tables"),
+                                           200)["items"]}
+        for i in range(3):
+            name = f"r{rnd}_{i}"
+            if name in names:
+                assert proj.table(name)["rows"] == n, f"{name} is half a table"
+            else:
+                r = answers[name]
+                assert r is None or r.status_code != 201, f"{name} answered 201 and is gone"
+    for k, s in enumerate(_list(proj)):
+        assert _restore(proj, s["id"], {"table": f"check{k}"})["rows"] == n
