@@ -165,7 +165,7 @@ int main(int argc, char **argv)
 
     char *srv_dir = bench_fmt("%s/server", run_dir);
     char *srv_log = bench_fmt("%s/server.log", run_dir);
-    /* Idle projects detach after BENCH_IDLE_DETACH_S (default 60 s), so "rss idle" needs no minute's wait. */
+    /* Idle projects detach after BENCH_IDLE_DETACH_S, the server's default, named so "rss idle" knows it. */
     char *idle_env = bench_fmt("DUCKSTORE_BE_DUCKDB_IDLE_DETACH=%ds", BENCH_IDLE_DETACH_S);
     const char *srv_env[] = {idle_env, NULL};
     bench_server_start(&b.server, b.binary, srv_dir, srv_log, srv_env);
