@@ -98,7 +98,7 @@ typedef enum { DS_LOG_DEBUG = 0, DS_LOG_INFO, DS_LOG_WARN, DS_LOG_ERROR } ds_log
        "64KiB", "largest body of a request without a key (401), or of /driver/execute without a "  \
        "valid Authorization: Bearer key")                                                          \
     XX(body_memory, "DUCKSTORE_BODY_MEMORY", "body-memory", DS_CFG_BYTES, "512MiB",               \
-       "request bodies (JSON) held in memory at once over all requests; more answer 503")          \
+       "request bodies (REST JSON, bridge, gRPC) held in memory at once; more answer 503")        \
     XX(idempotency_ttl, "DUCKSTORE_IDEMPOTENCY_TTL", "idempotency-ttl", DS_CFG_DURATION, "24h",   \
        "how long a write's Idempotency-Key is remembered (its repeat answers the first result)")   \
     XX(snapshot_retention, "DUCKSTORE_SNAPSHOT_RETENTION", "snapshot-retention", DS_CFG_DURATION, \

@@ -76,6 +76,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "core/bodymem.h"
 #include "core/cancel.h"
 #include "core/log.h"
 #include "core/metrics.h"
@@ -157,6 +158,7 @@ struct call {
     grpc_slice *slices;    /* the DriverRequest as received, in pieces (dc points into them) */
     ds_driver_piece_t *pieces;
     size_t n_slices;
+    int64_t body_held;     /* the DriverRequest's bytes taken from DUCKSTORE_BODY_MEMORY (core/bodymem.h) */
     char group[160];       /* its caller (grpc/dispatch.h), the pool group; set before it is queued */
     atomic_bool queued;    /* submitted to the pool (it may have started since) */
     ds_park_t park;        /* a command that waits for a write slot holds no worker (cmd.h "Parking") */
@@ -233,6 +235,8 @@ static void release_request(call_t *c)
     c->slices = NULL;
     c->pieces = NULL;
     c->n_slices = 0;
+    ds_bodymem_give(c->body_held);
+    c->body_held = 0;
 }
 
 /* Logs a call that reached a method (not an armed request returned at shutdown), then frees it. */
@@ -752,6 +756,18 @@ static void on_execute_message(call_t *c, int ok)
         fail_call(c, DS_INVALID_ARGUMENT, "the call carried no DriverRequest message");
         return;
     }
+    /* Held until the answer, so it counts against the budget all request bodies share. */
+    int64_t size = (int64_t)grpc_byte_buffer_length(c->payload);
+    if (!ds_bodymem_take(size)) {
+        char msg[256];
+        snprintf(msg, sizeof(msg),
+                 "the server holds as many request bodies in memory as it may (DUCKSTORE_BODY_MEMORY, %lld bytes); "
+                 "nothing was changed, retry",
+                 (long long)ds_bodymem_limit());
+        fail_call(c, DS_RESOURCE_EXHAUSTED, msg);
+        return;
+    }
+    c->body_held = size;
     if (!(c->ctx.arena = ds_arena_create()) || !take_pieces(c)) {
         fail_call(c, DS_INTERNAL, "out of memory reading the request");
         return;
@@ -1183,6 +1199,7 @@ ds_status_t ds_grpc_start(const ds_config_t *cfg, ds_err_t *err)
     shutdown_done_ = false;
     health_quit_ = false;
     max_send_ = (size_t)cfg->grpc_max_send_bytes;
+    ds_bodymem_set_limit(cfg->body_memory);
 
     grpc_arg args[4];
     memset(args, 0, sizeof(args));

@@ -64,6 +64,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "core/bodymem.h"
 #include "core/log.h"
 #include "core/metrics.h"
 #include "core/pool.h"
@@ -100,7 +101,7 @@ typedef struct {
     struct timespec start;
     ds_buf_t body;
     int refused;         /* BODY_*: why the body is not kept (the rest is read and dropped); BODY_KEPT: it is */
-    int64_t body_held;   /* bytes of body counted in bodies_held (event thread; released by free_state) */
+    int64_t body_held;   /* bytes of body taken from core/bodymem (event thread; released by free_state) */
     int key_ok;          /* the presented key, checked once the body outgrows that cap: 0 unchecked, 1 valid, -1 not */
     void *stream_state;        /* for streaming routes */
     atomic_bool stream_failed; /* the error is in req.ctx.err; the rest of the body is discarded */
@@ -134,8 +135,6 @@ static struct MHD_Daemon *daemon_;
 static ds_pool_t *pool;
 static int64_t max_body;
 static int64_t unauth_body;  /* DUCKSTORE_UNAUTH_BODY_BYTES: the body a request without a key may carry */
-static int64_t body_memory;  /* DUCKSTORE_BODY_MEMORY: request bodies held in memory at once, all requests */
-static atomic_llong bodies_held;
 static int64_t header_timeout_s;
 static atomic_ullong next_id;
 static unsigned long long id_salt;
@@ -470,7 +469,7 @@ static void compute(req_state_t *rs)
             ds_err_set(err, DS_RESOURCE_EXHAUSTED,
                        "the server holds as many request bodies in memory as it may (DUCKSTORE_BODY_MEMORY, %lld "
                        "bytes); nothing was changed, retry",
-                       (long long)body_memory);
+                       (long long)ds_bodymem_limit());
         build_error(rs, err);
         return;
     }
@@ -634,7 +633,7 @@ static void release_body(req_state_t *rs)
 {
     ds_buf_free(&rs->body);
     if (rs->body_held) {
-        atomic_fetch_sub(&bodies_held, rs->body_held);
+        ds_bodymem_give(rs->body_held);
         rs->body_held = 0;
     }
 }
@@ -889,10 +888,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
             rs->refused = BODY_TOO_LARGE;
         else if (rs->route && !rs->route->public_route && (int64_t)rs->body.len + n > unauth_body && !key_valid(rs))
             rs->refused = BODY_UNAUTH;
-        else if (atomic_fetch_add(&bodies_held, n) + n > body_memory) {
-            atomic_fetch_sub(&bodies_held, n);
+        else if (!ds_bodymem_take(n))
             rs->refused = BODY_NO_MEMORY;
-        }
         if (rs->refused != BODY_KEPT) {
             release_body(rs);
             return MHD_YES;
@@ -1075,7 +1072,7 @@ static int64_t gauge_connections(void *ud)
 }
 
 static int64_t gauge_queued(void *ud) { return pool ? ds_pool_queued(pool) : 0; }
-static int64_t gauge_bodies(void *ud) { return atomic_load(&bodies_held); }
+static int64_t gauge_bodies(void *ud) { return ds_bodymem_held(); }
 static int64_t gauge_busy(void *ud) { return pool ? ds_pool_running(pool) : 0; }
 
 /* Set when the server stops: connections accepted from then on are closed at once. */
@@ -1138,7 +1135,7 @@ static ds_status_t start_server(const ds_config_t *cfg, unsigned flags, int port
 {
     max_body = cfg->max_json_bytes;
     unauth_body = cfg->unauth_body_bytes;
-    body_memory = cfg->body_memory;
+    ds_bodymem_set_limit(cfg->body_memory);
     header_timeout_s = cfg->header_timeout;
     id_salt = (unsigned long long)time(NULL) * 2654435761ull ^ (unsigned long long)getpid();
     int64_t max_conns = connections_that_fit(cfg->max_connections);
@@ -1172,7 +1169,7 @@ static ds_status_t start_server(const ds_config_t *cfg, unsigned flags, int port
     }
     ds_metrics_gauge("duckstore_http_connections", "Open HTTP connections.", gauge_connections, NULL);
     ds_metrics_gauge("duckstore_http_requests_queued", "HTTP requests waiting for a worker.", gauge_queued, NULL);
-    ds_metrics_gauge("duckstore_http_body_bytes", "Bytes of JSON request bodies held in memory now (DUCKSTORE_BODY_MEMORY).",
+    ds_metrics_gauge("duckstore_http_body_bytes", "Bytes of request bodies held in memory now: REST, bridge and gRPC (DUCKSTORE_BODY_MEMORY).",
                      gauge_bodies, NULL);
     ds_metrics_gauge("duckstore_http_workers_busy", "HTTP workers running a request.", gauge_busy, NULL);
     ds_log(DS_LOG_INFO,

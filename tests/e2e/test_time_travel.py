@@ -1,9 +1,10 @@
 """Time travel over REST: a table restored exactly as it was at a moment within the retention.
 
 The randomized test changes one table through random operations (incremental imports with and
-without key dedup, with the import's own _timestamp, the source's or none, full loads, deletes with and without filters, added, retyped and dropped
-columns), records its full content (every column and _timestamp) after each, then restores every
-recorded moment into a new table and compares. DS_LONG=1 runs a longer variant.
+without key dedup, with the import's own _timestamp, the source's or none, full loads, deletes
+with and without filters, added, retyped and dropped columns), records its full content (every
+column and _timestamp) after each, then restores every recorded moment into a new table and
+compares. DS_LONG=1 runs a longer variant.
 """
 
 import datetime as dt
@@ -192,8 +193,9 @@ def run_exactness(p, n_ops, seed):
         got = content(p, f"r{i}", info=got_info)
         assert got == want, f"moment {i} (after {what}) differs:\nwant {want}\ngot  {got}"
     kinds = {what for _, _, what in moments}
-    assert kinds >= {"upsert", "upsert without _timestamp", "upsert with its own _timestamp", "append", "full", "delete", "delete all", "add column", "drop column",
-                     "retype column", "primary key dropped", "primary key set"}, \
+    assert kinds >= {"upsert", "upsert without _timestamp", "upsert with its own _timestamp", "append", "full",
+                     "delete", "delete all", "add column", "drop column", "retype column", "primary key dropped",
+                     "primary key set"}, \
         f"the random operations missed some kinds: {kinds}"
     return moments
 

@@ -3,6 +3,7 @@ callers, and authentication before any of the command is decoded (gRPC and the H
 
 Numbers measured here (threads, peak memory, latencies) are printed; run with -s to see them."""
 
+import socket
 import statistics
 import threading
 import time
@@ -11,12 +12,12 @@ import grpc
 import pytest
 import requests
 
-from driver_lib import (METHOD, REQUEST_TIMEOUT, Driver, any_pb2, bucket_pb2, common_pb2, info_pb2, pack,
-                        project_pb2, request, table_pb2)
+from driver_lib import (METHOD, REQUEST_TIMEOUT, Driver, any_pb2, bucket_pb2, common_pb2, expect_error, info_pb2,
+                        pack, project_pb2, request, table_pb2)
 from reflection_client import ReflectionClient, standard_modules
 from test_grpc_calls import big_import_setup, import_cmd, raw_stub
 
-from e2e_lib import BINARY  # noqa: E402
+from e2e_lib import BINARY, metric, parse_metrics, wait_for  # noqa: E402
 
 # Under AddressSanitizer (scripts/asan.sh) memory is padded and freed memory quarantined, so peak
 # memory says nothing about decoding there; the statuses are still checked.
@@ -502,4 +503,45 @@ def test_driver_writes_waiting_for_a_table_hold_no_worker(server_factory, transp
     info_resp = d.run(info_pb2.ObjectInfoCommand(path=["in.c-b", "big"], expectedObjectType=info_pb2.TABLE), key, "q",
                       info_pb2.ObjectInfoResponse)
     assert info_resp.tableInfo.rowsCount == n_writers * rows
+    d.close()
+
+
+def test_driver_requests_share_the_body_memory_budget_with_rest(server_factory):
+    """A gRPC DriverRequest counts against DUCKSTORE_BODY_MEMORY, the budget REST's bodies use, from
+    its arrival until its answer: while a slow REST client holds most of it, an Execute whose message
+    does not fit is answered RESOURCE_EXHAUSTED naming the setting, and its command never ran; once
+    the client goes the same call is served, and every byte is given back."""
+    server = server_factory(env={"DUCKSTORE_MAX_JSON_BYTES": "1MiB", "DUCKSTORE_BODY_MEMORY": "1MiB"})
+    d = Driver(server, "grpc")
+    key = d.run(project_pb2.CreateProjectCommand(projectId="mem"), server.admin_key,
+                response_type=project_pb2.CreateProjectResponse).projectPassword
+    d.run(bucket_pb2.CreateBucketCommand(bucketId="in.c-b"), key, "mem", bucket_pb2.CreateBucketResponse)
+    wide = table_pb2.CreateTableCommand(path=["in.c-b"], tableName="wide",
+                                        columns=[T(name=f"c{i:05d}_{'x' * 50}") for i in range(3000)])
+    body = request(wide, key, "mem").SerializeToString()
+    assert 150_000 < len(body) < 1 << 20
+    admin = server.api()
+
+    def held():
+        return metric(parse_metrics(admin.get("/metrics").text), "duckstore_http_body_bytes")
+
+    host, port = server.url.split("//", 1)[1].rsplit(":", 1)
+    slow = socket.create_connection((host, int(port)), timeout=10)
+    try:
+        head = (f"POST /projects HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {server.admin_key}\r\n"
+                f"Content-Type: application/json\r\nContent-Length: {1 << 20}\r\n\r\n").encode()
+        slow.sendall(head + b'{"id": "slow", "name": "' + b"s" * 900_000)  # the rest never comes
+        wait_for(lambda: held() >= 900_000, "the server to hold the slow client's body", timeout=20)
+        expect_error(lambda: d.execute_raw(body), S.RESOURCE_EXHAUSTED, mentions=("DUCKSTORE_BODY_MEMORY",))
+        info = info_pb2.ObjectInfoCommand(path=["in.c-b"], expectedObjectType=info_pb2.SCHEMA)
+        schema = d.run(info, key, "mem", info_pb2.ObjectInfoResponse)
+        assert [o.objectName for o in schema.schemaInfo.objects] == [], "the refused command ran"
+    finally:
+        slow.close()
+    wait_for(lambda: held() == 0, "the slow client's bytes to be given back", timeout=20)
+    d.execute_raw(body)
+    wait_for(lambda: held() == 0, "the DriverRequest's bytes to be given back")
+    schema = d.run(info_pb2.ObjectInfoCommand(path=["in.c-b"], expectedObjectType=info_pb2.SCHEMA), key, "mem",
+                   info_pb2.ObjectInfoResponse)
+    assert [o.objectName for o in schema.schemaInfo.objects] == ["wide"]
     d.close()
