@@ -80,6 +80,16 @@ int64_t ddb_hist_now_us(void)
     return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
 }
 
+/*
+ * SQL for a TIMESTAMP expression x as epoch microseconds, with the infinite
+ * values DuckDB accepts ('infinity', '-infinity', for which epoch_us gives
+ * NULL) as DDB_TS_INF and -DDB_TS_INF, so a bound that met one stays
+ * infinite (nothing is stamped above it) and filters order them right.
+ */
+#define TS_US(x)                                                                                                   \
+    "CASE WHEN (" x ") IS NULL THEN NULL WHEN isfinite(" x ") THEN epoch_us(" x ") WHEN (" x ") > TIMESTAMP "       \
+    "'epoch' THEN 9223372036854775807 ELSE -9223372036854775807 END"
+
 static void hist_name(ds_buf_t *b, int64_t hid) { ds_buf_printf(b, META ".\"h_%lld\"", (long long)hid); }
 
 static ds_status_t one_int(use_t *u, const char *sql, int n, const char *const *params, int64_t *out, bool *null)
@@ -385,7 +395,7 @@ static ds_status_t read_ts_lo(use_t *u, ddb_hist_t *h)
         return st;
     }
     ds_buf_t sql = {0};
-    ds_buf_puts(&sql, "SELECT epoch_us(max(m)) FROM (SELECT max(t.\"_timestamp\") AS m FROM ");
+    ds_buf_puts(&sql, "SELECT " TS_US("max(m)") " FROM (SELECT max(t.\"_timestamp\") AS m FROM ");
     table_ref(&sql, h);
     ds_buf_puts(&sql, " UNION ALL SELECT max(\"_timestamp\") FROM ");
     hist_name(&sql, h->hid);
@@ -524,8 +534,8 @@ ds_status_t ddb_hist_appended(use_t *u, ddb_hist_t *h, int64_t expected)
     if (st != DS_OK || u->call->history_off || h->full)
         return st;
     ds_buf_t sql = {0};
-    ds_buf_puts(&sql, "SELECT count(*), count(t.\"_timestamp\"), epoch_us(min(t.\"_timestamp\")), "
-                      "epoch_us(max(t.\"_timestamp\")) FROM ");
+    ds_buf_puts(&sql, "SELECT count(*), count(t.\"_timestamp\"), " TS_US("min(t.\"_timestamp\")") ", "
+                      TS_US("max(t.\"_timestamp\")") " FROM ");
     table_ref(&sql, h);
     ds_buf_puts(&sql, " WHERE t.rowid >= " DDB_HIST_LOCAL_ROWID);
     duckdb_result r;
@@ -537,7 +547,8 @@ ds_status_t ddb_hist_appended(use_t *u, ddb_hist_t *h, int64_t expected)
     int64_t lo = n_ts ? ds_ddb_int(&r, 2, 0) : 0, hi = n_ts ? ds_ddb_int(&r, 3, 0) : 0;
     duckdb_destroy_result(&r);
     int64_t k = n;
-    h->stamped = expected >= 0 && n == expected && n > 0 && n_ts == n && lo == hi && h->ts_lo_known && lo > h->ts_lo;
+    h->stamped = expected >= 0 && n == expected && n > 0 && n_ts == n && lo == hi && h->ts_lo_known && lo > h->ts_lo &&
+                 lo < DDB_TS_INF;
     if (!h->stamped && (st = record(u, h, true, "t.rowid >= " DDB_HIST_LOCAL_ROWID, &k)) != DS_OK)
         return st;
     if ((expected >= 0 && k != expected) || k != n)
@@ -596,7 +607,7 @@ static ds_status_t ts_after(use_t *u, const ddb_hist_t *h, int64_t *hi)
         return DS_OK;
     }
     ds_buf_t sql = {0};
-    ds_buf_puts(&sql, "SELECT epoch_us(max(t.\"_timestamp\")) FROM ");
+    ds_buf_puts(&sql, "SELECT " TS_US("max(t.\"_timestamp\")") " FROM ");
     table_ref(&sql, h);
     int64_t m;
     bool none;
@@ -785,9 +796,9 @@ static ds_status_t tt_txn(use_t *u, void *ud)
                       "CAST($2 AS BIGINT) AND ver < CAST($3 AS BIGINT)",
                       3, sp, &thr, &no_thr)) != DS_OK)
         return st;
-    char keep[96] = "true";
+    char keep[512] = "true";
     if (!no_thr)
-        snprintf(keep, sizeof(keep), "(\"_timestamp\" IS NULL OR epoch_us(\"_timestamp\") <= %lld)", (long long)thr);
+        snprintf(keep, sizeof(keep), "(\"_timestamp\" IS NULL OR " TS_US("\"_timestamp\"") " <= %lld)", (long long)thr);
     ddb_hcol_t *cols, *cur = NULL;
     size_t n, n_cur = 0;
     if ((st = load_cols(u, hid, v_t, &cols, &n)) != DS_OK)

@@ -377,6 +377,8 @@ ds_status_t ddb_primary_key_set(void *self, ds_be_call_t *call, const char *buck
 #define DDB_HIST_LOCAL_ROWID "36028797018960000"
 /* A _timestamp bound below every timestamp a row can carry here (epoch microseconds): no rows yet. */
 #define DDB_TS_NONE (-(INT64_C(1) << 62))
+/* The bound of an infinite _timestamp ('infinity'): no stamp is above it. */
+#define DDB_TS_INF INT64_MAX
 typedef struct {
     const char *name;
     const char *type;

@@ -246,3 +246,42 @@ Test(duckdb_time_travel, older_file_takes_its_bound_from_the_table_and_the_histo
     expect_one("SELECT CAST(_timestamp AS VARCHAR) FROM \"in.c-a\".r2 WHERE id = 2", "2099-01-01 00:00:00");
     db_close();
 }
+
+/*
+ * 'infinity' and '-infinity' are _timestamps DuckDB accepts (a source may
+ * send them) and epoch_us() gives NULL for: the bound must treat them as the
+ * largest and the smallest, so rows carrying them are kept at every moment
+ * they existed, and nothing is stamped above an infinite one.
+ */
+Test(duckdb_time_travel, infinite_timestamps_keep_their_rows)
+{
+    int64_t t[5];
+    t[1] = import("id,v,_timestamp\n1,a,2025-01-01 00:00:00\n2,b,-infinity\n", false, DS_TS_FROM_SOURCE);
+    /* Stamped (current time, above 2025). */
+    t[2] = import("id,v\n3,c\n", true, DS_TS_CURRENT_TIME);
+    /* An infinite _timestamp: copied, and the bound becomes infinite. */
+    t[3] = import("id,v,_timestamp\n4,d,infinity\n", true, DS_TS_FROM_SOURCE);
+    /* Nothing is above it: copied. */
+    t[4] = import("id,v\n5,e\n1,A\n", true, DS_TS_CURRENT_TIME);
+    char name[8];
+    for (int k = 1; k <= 4; k++) {
+        snprintf(name, sizeof(name), "r%d", k);
+        travel(t[k], name);
+    }
+    ops->close(self);
+    self = NULL;
+    db_open();
+    expect_one("SELECT string_agg(CAST(stamp_lo IS NOT NULL AS VARCHAR), ' ' ORDER BY ver) FROM _ds.hist_writes w "
+               "WHERE hid = (SELECT min(hid) FROM _ds.hist_tables WHERE name = 't') AND ver > (SELECT min(ver) FROM "
+               "_ds.hist_writes WHERE hid = w.hid)",
+               "false true false false");
+    const char *want[] = {NULL, "1a 2b", "1a 2b 3c", "1a 2b 3c 4d", "1A 2b 3c 4d 5e"};
+    char sql[256];
+    for (int k = 1; k <= 4; k++) {
+        snprintf(sql, sizeof(sql), "SELECT string_agg(id || v, ' ' ORDER BY id) FROM \"in.c-a\".r%d", k);
+        expect_one(sql, want[k]);
+    }
+    expect_one("SELECT CAST(_timestamp AS VARCHAR) FROM \"in.c-a\".r3 WHERE id = 4", "infinity");
+    expect_one("SELECT CAST(_timestamp AS VARCHAR) FROM \"in.c-a\".r1 WHERE id = 2", "-infinity");
+    db_close();
+}
