@@ -200,6 +200,28 @@ class Server:
         self.stop()
         return self.start()
 
+    def kill_while(self, calls, delay):
+        """Runs each of calls (functions of no argument) in a thread of its own, kills the server with
+        SIGKILL after delay seconds, waits for the calls and starts the server again. Returns each call's
+        result, or None where it raised (the connection broke)."""
+        results = [None] * len(calls)
+
+        def run(i):
+            try:
+                results[i] = calls[i]()
+            except Exception:
+                results[i] = None
+
+        threads = [threading.Thread(target=run, args=(i,)) for i in range(len(calls))]
+        for th in threads:
+            th.start()
+        time.sleep(delay)
+        self.kill()
+        for th in threads:
+            th.join()
+        self.start()
+        return results
+
     def die_after_commit(self, hook, send, died=None):
         """Restarts the server with the test hook that kills it like kill -9 right after the commit of
         hook (ds_cmd_test_crash_point), calls send(), checks that the server died that way, and starts
@@ -466,6 +488,21 @@ def get_metrics(admin):
 
 
 # -- threads ---------------------------------------------------------------------------------------
+
+def hold_body(server, n):
+    """Opens a connection that sends a POST /projects announcing 1 MiB of JSON and only its first n bytes
+    (the rest never comes), and waits until the server holds them in DUCKSTORE_BODY_MEMORY (the metric
+    duckstore_http_body_bytes). Returns the socket: closing it gives the bytes back."""
+    admin = server.api()
+    host, port = server.url.split("//", 1)[1].rsplit(":", 1)
+    slow = socket.create_connection((host, int(port)), timeout=10)
+    head = (f"POST /projects HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {server.admin_key}\r\n"
+            f"Content-Type: application/json\r\nContent-Length: {1 << 20}\r\n\r\n").encode()
+    slow.sendall(head + b'{"id": "slow", "name": "' + b"s" * (n - 24))
+    wait_for(lambda: metric(parse_metrics(admin.get("/metrics").text), "duckstore_http_body_bytes") >= n,
+             "the server to hold the slow client's body", timeout=20)
+    return slow
+
 
 def run_threads(n, fn):
     """Run fn(i) in n threads released together; return results (exceptions re-raised)."""

@@ -12,8 +12,6 @@
 """
 
 import random
-import signal
-import threading
 import time
 from datetime import datetime, timezone
 
@@ -422,28 +420,13 @@ def test_kill_at_random_moments_leaves_whole_snapshots_and_tables(proj):
     rng = random.Random(14)
     made = set()
     for rnd in range(3):
-        answers = {}
-
-        def call(name, path, body):
-            try:
-                answers[name] = proj.api.post(path, body)
-            except Exception:
-                answers[name] = None
-
         jobs = [(f"s{i}", f"/projects/{proj.pid}/snapshots", {"bucket": proj.bucket, "table": "big"})
                 for i in range(3)]
         jobs += [(f"r{rnd}_{i}", f"/projects/{proj.pid}/snapshots/{base['id']}/restore", {"table": f"r{rnd}_{i}"})
                  for i in range(3)]
-        threads = [threading.Thread(target=call, args=job) for job in jobs]
-        for th in threads:
-            th.start()
-        time.sleep(rng.uniform(0.01, 0.3))
-        server.proc.send_signal(signal.SIGKILL)
-        for th in threads:
-            th.join()
-        server.proc.wait(timeout=60)
-        server.proc = None
-        server.start()
+        got = server.kill_while([lambda path=path, body=body: proj.api.post(path, body) for _, path, body in jobs],
+                                rng.uniform(0.01, 0.3))
+        answers = {name: r for (name, _, _), r in zip(jobs, got)}
         listed = _list(proj)
         assert all(s["rows"] == n for s in listed), listed
         assert _snap_dirs(proj) == sorted(s["id"] for s in listed), "a folder without its snapshot"

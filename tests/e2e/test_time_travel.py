@@ -10,7 +10,6 @@ compares. DS_LONG=1 runs a longer variant.
 import datetime as dt
 import os
 import random
-import signal
 import time
 
 import pytest
@@ -424,23 +423,9 @@ def test_kill_during_restore_leaves_no_half_table(server_factory):
     server.extra_env.pop("DUCKSTORE_TEST_CRASH_AFTER_COMMIT")
     server.proc.kill()
     restart()
-    import threading
-    results = {}
-
-    def go(i):
-        try:
-            results[i] = travel_raw(p, "big", iso(t), f"during{i}").status_code
-        except Exception:
-            results[i] = None
-
-    threads = [threading.Thread(target=go, args=(i,)) for i in range(3)]
-    for th in threads:
-        th.start()
-    time.sleep(random.uniform(0.02, 0.3))
-    server.proc.send_signal(signal.SIGKILL)
-    for th in threads:
-        th.join()
-    restart()
+    got = server.kill_while([lambda i=i: travel_raw(p, "big", iso(t), f"during{i}").status_code for i in range(3)],
+                            random.uniform(0.02, 0.3))
+    results = dict(enumerate(got))
     names = [x["name"] for x in expect(p.api.get(f"/projects/p1/buckets/{BUCKET}/tables"), 200)["items"]]
     for i in range(3):
         if f"during{i}" in names:

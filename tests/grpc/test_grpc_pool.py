@@ -3,7 +3,6 @@ callers, and authentication before any of the command is decoded (gRPC and the H
 
 Numbers measured here (threads, peak memory, latencies) are printed; run with -s to see them."""
 
-import socket
 import statistics
 import threading
 import time
@@ -17,7 +16,7 @@ from driver_lib import (METHOD, REQUEST_TIMEOUT, Driver, any_pb2, bucket_pb2, co
 from reflection_client import ReflectionClient, standard_modules
 from test_grpc_calls import big_import_setup, import_cmd, raw_stub
 
-from e2e_lib import BINARY, metric, parse_metrics, wait_for  # noqa: E402
+from e2e_lib import BINARY, hold_body, metric, parse_metrics, wait_for  # noqa: E402
 
 # Under AddressSanitizer (scripts/asan.sh) memory is padded and freed memory quarantined, so peak
 # memory says nothing about decoding there; the statuses are still checked.
@@ -525,13 +524,8 @@ def test_driver_requests_share_the_body_memory_budget_with_rest(server_factory):
     def held():
         return metric(parse_metrics(admin.get("/metrics").text), "duckstore_http_body_bytes")
 
-    host, port = server.url.split("//", 1)[1].rsplit(":", 1)
-    slow = socket.create_connection((host, int(port)), timeout=10)
+    slow = hold_body(server, 900_000)
     try:
-        head = (f"POST /projects HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {server.admin_key}\r\n"
-                f"Content-Type: application/json\r\nContent-Length: {1 << 20}\r\n\r\n").encode()
-        slow.sendall(head + b'{"id": "slow", "name": "' + b"s" * 900_000)  # the rest never comes
-        wait_for(lambda: held() >= 900_000, "the server to hold the slow client's body", timeout=20)
         expect_error(lambda: d.execute_raw(body), S.RESOURCE_EXHAUSTED, mentions=("DUCKSTORE_BODY_MEMORY",))
         info = info_pb2.ObjectInfoCommand(path=["in.c-b"], expectedObjectType=info_pb2.SCHEMA)
         schema = d.run(info, key, "mem", info_pb2.ObjectInfoResponse)

@@ -127,6 +127,27 @@ static void expect_one(const char *sql, const char *want)
     duckdb_free(got);
 }
 
+/* Restores in.c-a.t as it was at t[1..n] into r1..rn, closes the backend and opens its file here. */
+static void travel_all(const int64_t *t, int n)
+{
+    char name[8];
+    for (int k = 1; k <= n; k++) {
+        snprintf(name, sizeof(name), "r%d", k);
+        travel(t[k], name);
+    }
+    ops->close(self);
+    self = NULL;
+    db_open();
+}
+
+/* r<k> holds the rows want names: "<id><v>" in id order, space-separated. */
+static void expect_values(int k, const char *want)
+{
+    char sql[128];
+    snprintf(sql, sizeof(sql), "SELECT string_agg(id || v, ' ' ORDER BY id) FROM \"in.c-a\".r%d", k);
+    expect_one(sql, want);
+}
+
 TestSuite(duckdb_time_travel, .init = setup, .fini = teardown);
 
 Test(duckdb_time_travel, stamped_writes_are_not_copied_and_every_moment_restores_exactly)
@@ -144,15 +165,7 @@ Test(duckdb_time_travel, stamped_writes_are_not_copied_and_every_moment_restores
     t[5] = import("id,v,_timestamp\n8,h,2099-01-01 00:00:00\n2,B,2099-01-01 00:00:00\n", true, DS_TS_FROM_SOURCE);
     /* 6: the current time, now below that future one: copied. */
     t[6] = import("id,v\n9,i\n1,A\n", true, DS_TS_CURRENT_TIME);
-    char name[8];
-    for (int k = 1; k <= 6; k++) {
-        snprintf(name, sizeof(name), "r%d", k);
-        travel(t[k], name);
-    }
-    ops->close(self);
-    self = NULL;
-
-    db_open();
+    travel_all(t, 6);
     /* The generation of t (its first one). */
     char *hid = one("SELECT min(hid) FROM _ds.hist_tables WHERE name = 't'");
     char sql[1024];
@@ -180,8 +193,7 @@ Test(duckdb_time_travel, stamped_writes_are_not_copied_and_every_moment_restores
                           "1a 2B 3C 4d 5E 6f 7g 8h",
                           "1A 2B 3C 4d 5E 6f 7g 8h 9i"};
     for (int k = 1; k <= 6; k++) {
-        snprintf(sql, sizeof(sql), "SELECT string_agg(id || v, ' ' ORDER BY id) FROM \"in.c-a\".r%d", k);
-        expect_one(sql, want[k]);
+        expect_values(k, want[k]);
         /* ...and each row's _timestamp is one the row really had: the table's now or a replaced row's. */
         snprintf(sql, sizeof(sql),
                  "SELECT count(*) FROM (SELECT id, v, _timestamp FROM \"in.c-a\".r%d EXCEPT ALL SELECT * FROM "
@@ -226,23 +238,13 @@ Test(duckdb_time_travel, older_file_takes_its_bound_from_the_table_and_the_histo
     /* Below the removed row's 2099: copied. Then one above everything: stamped. */
     t[4] = import("id,v,_timestamp\n4,d,2098-06-01 00:00:00\n", true, DS_TS_FROM_SOURCE);
     t[5] = import("id,v,_timestamp\n5,e,2100-01-01 00:00:00\n1,A,2100-01-01 00:00:00\n", true, DS_TS_FROM_SOURCE);
-    char name[8];
-    for (int k = 1; k <= 5; k++) {
-        snprintf(name, sizeof(name), "r%d", k);
-        travel(t[k], name);
-    }
-    ops->close(self);
-    self = NULL;
-    db_open();
+    travel_all(t, 5);
     expect_one("SELECT string_agg(CAST(stamp_lo IS NOT NULL AS VARCHAR), ' ' ORDER BY ver) FROM _ds.hist_writes w "
                "WHERE hid = (SELECT min(hid) FROM _ds.hist_tables WHERE name = 't') AND ts_hi IS NOT NULL",
                "false true");
     const char *want[] = {NULL, "1a", "1a 2B 3c", "1a 2BB 3c", "1a 2BB 3c 4d", "1A 2BB 3c 4d 5e"};
-    char sql[256];
-    for (int k = 1; k <= 5; k++) {
-        snprintf(sql, sizeof(sql), "SELECT string_agg(id || v, ' ' ORDER BY id) FROM \"in.c-a\".r%d", k);
-        expect_one(sql, want[k]);
-    }
+    for (int k = 1; k <= 5; k++)
+        expect_values(k, want[k]);
     expect_one("SELECT CAST(_timestamp AS VARCHAR) FROM \"in.c-a\".r2 WHERE id = 2", "2099-01-01 00:00:00");
     db_close();
 }
@@ -263,24 +265,14 @@ Test(duckdb_time_travel, infinite_timestamps_keep_their_rows)
     t[3] = import("id,v,_timestamp\n4,d,infinity\n", true, DS_TS_FROM_SOURCE);
     /* Nothing is above it: copied. */
     t[4] = import("id,v\n5,e\n1,A\n", true, DS_TS_CURRENT_TIME);
-    char name[8];
-    for (int k = 1; k <= 4; k++) {
-        snprintf(name, sizeof(name), "r%d", k);
-        travel(t[k], name);
-    }
-    ops->close(self);
-    self = NULL;
-    db_open();
+    travel_all(t, 4);
     expect_one("SELECT string_agg(CAST(stamp_lo IS NOT NULL AS VARCHAR), ' ' ORDER BY ver) FROM _ds.hist_writes w "
                "WHERE hid = (SELECT min(hid) FROM _ds.hist_tables WHERE name = 't') AND ver > (SELECT min(ver) FROM "
                "_ds.hist_writes WHERE hid = w.hid)",
                "false true false false");
     const char *want[] = {NULL, "1a 2b", "1a 2b 3c", "1a 2b 3c 4d", "1A 2b 3c 4d 5e"};
-    char sql[256];
-    for (int k = 1; k <= 4; k++) {
-        snprintf(sql, sizeof(sql), "SELECT string_agg(id || v, ' ' ORDER BY id) FROM \"in.c-a\".r%d", k);
-        expect_one(sql, want[k]);
-    }
+    for (int k = 1; k <= 4; k++)
+        expect_values(k, want[k]);
     expect_one("SELECT CAST(_timestamp AS VARCHAR) FROM \"in.c-a\".r3 WHERE id = 4", "infinity");
     expect_one("SELECT CAST(_timestamp AS VARCHAR) FROM \"in.c-a\".r1 WHERE id = 2", "-infinity");
     db_close();
