@@ -7,48 +7,23 @@
  * again; table_count and table_profile_where see only the rows a filter
  * selects, and the profile's filter may name a column it leaves out.
  */
-#include "../../backends/duckdb/duckdb_backend.h"
-#include "backend/registry.h"
-#include "core/arena.h"
-#include "core/log.h"
+
+#include "ddb_fixture.h"
 
 #include <criterion/criterion.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-static const ds_backend_ops_t *ops;
-static void *self;
-static char dir[] = "/tmp/ds_ddb_alias_XXXXXX";
-static ds_arena_t *arena;
-static ds_err_t err;
-static ds_be_call_t call;
-
 static void setup(void)
 {
-    ds_log_set_level(DS_LOG_ERROR);
-    cr_assert_not_null(mkdtemp(dir));
-    cr_assert_eq(ds_registry_init(dir, (int64_t)512 << 20, 2, 8, &err), DS_OK, "%s", err.message);
-    ops = ds_be_duckdb_entry(ds_registry_host());
-    cr_assert_eq(ops->open(ds_registry_host(), &self, &err), DS_OK, "%s", err.message);
-    arena = ds_arena_create();
-    call = (ds_be_call_t){.arena = arena, .err = &err, .project_id = "p"};
-    cr_assert_eq(ops->project_create(self, &call), DS_OK, "%s", err.message);
-    ds_be_bucket_t b = {.id = "in.c-a", .stage = "in", .name = "c-a", .created_at = 1};
-    cr_assert_eq(ops->bucket_create(self, &call, &b), DS_OK, "%s", err.message);
+    ddb_fixture_open("ds_ddb_alias_");
     ds_be_column_t cols[] = {{"id", "INTEGER", true, NULL}, {"city", "VARCHAR", true, NULL}};
     ds_be_table_t t = {.bucket = "in.c-a", .name = "t", .columns = cols, .n_columns = 2, .created_at = 1};
     cr_assert_eq(ops->table_create(self, &call, &t), DS_OK, "%s", err.message);
 }
 
-static void teardown(void)
-{
-    ds_arena_destroy(&arena);
-    ops->close(self);
-    char cmd[128];
-    snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
-    cr_assert_eq(system(cmd), 0);
-}
+static void teardown(void) { ddb_fixture_close(); }
 
 static void put(const char *scope, const char *bucket, const char *name, const char *def, bool hidden)
 {

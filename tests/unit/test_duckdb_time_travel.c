@@ -7,10 +7,8 @@
  * after a future one) are copied. Time travel restores every moment of such a
  * mix exactly, _timestamp included.
  */
-#include "../../backends/duckdb/duckdb_backend.h"
-#include "backend/registry.h"
-#include "core/arena.h"
-#include "core/log.h"
+
+#include "ddb_fixture.h"
 
 #include <criterion/criterion.h>
 #include <duckdb.h>
@@ -19,13 +17,6 @@
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
-
-static const ds_backend_ops_t *ops;
-static void *self;
-static char dir[] = "/tmp/ds_ddb_tt_XXXXXX";
-static ds_arena_t *arena;
-static ds_err_t err;
-static ds_be_call_t call;
 
 static int64_t now_us(void)
 {
@@ -36,16 +27,7 @@ static int64_t now_us(void)
 
 static void setup(void)
 {
-    ds_log_set_level(DS_LOG_ERROR);
-    cr_assert_not_null(mkdtemp(dir));
-    cr_assert_eq(ds_registry_init(dir, (int64_t)512 << 20, 2, 8, &err), DS_OK, "%s", err.message);
-    ops = ds_be_duckdb_entry(ds_registry_host());
-    cr_assert_eq(ops->open(ds_registry_host(), &self, &err), DS_OK, "%s", err.message);
-    arena = ds_arena_create();
-    call = (ds_be_call_t){.arena = arena, .err = &err, .project_id = "p"};
-    cr_assert_eq(ops->project_create(self, &call), DS_OK, "%s", err.message);
-    ds_be_bucket_t b = {.id = "in.c-a", .stage = "in", .name = "c-a", .created_at = 1};
-    cr_assert_eq(ops->bucket_create(self, &call, &b), DS_OK, "%s", err.message);
+    ddb_fixture_open("ds_ddb_tt_");
     ds_be_column_t cols[] = {{"id", "INTEGER", false, NULL}, {"v", "VARCHAR", true, NULL}};
     const char *pk[] = {"id"};
     ds_be_table_t t = {.bucket = "in.c-a", .name = "t", .columns = cols, .n_columns = 2, .primary_key = pk,
@@ -53,15 +35,7 @@ static void setup(void)
     cr_assert_eq(ops->table_create(self, &call, &t), DS_OK, "%s", err.message);
 }
 
-static void teardown(void)
-{
-    ds_arena_destroy(&arena);
-    if (self)
-        ops->close(self);
-    char cmd[128];
-    snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
-    cr_assert_eq(system(cmd), 0);
-}
+static void teardown(void) { ddb_fixture_close(); }
 
 /* Imports csv (header included) into in.c-a.t; returns the moment right after it. */
 static int64_t import(const char *csv, bool incremental, ds_ts_mode_t ts)
@@ -209,7 +183,6 @@ Test(duckdb_time_travel, stamped_writes_are_not_copied_and_every_moment_restores
     duckdb_free(hid);
     db_close();
 }
-
 
 /*
  * A file written before the bounds were kept (no ts_hi / stamp_lo) gets them
