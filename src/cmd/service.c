@@ -536,6 +536,7 @@ ds_status_t ds_service_start(const ds_config_t *cfg, ds_err_t *err)
     if (st == DS_OK) {
         ds_sandbox_limits_t lim = {.memory_limit_bytes = cfg->ws_memory_limit,
                                    .threads = cfg->ws_threads,
+                                   .readers = cfg->ws_readers,
                                    .max_open = cfg->ws_max_open,
                                    .max_rows = cfg->ws_max_rows,
                                    .timeout_s = (double)cfg->ws_timeout,

@@ -500,6 +500,8 @@ ds_status_t ds_config_validate(const ds_config_t *cfg, ds_err_t *err)
         return invalid(err, "ws_memory_limit", "must be a size of at least 16MiB (not a percentage)");
     if (cfg->ws_threads < 1 || cfg->ws_threads > 256)
         return invalid(err, "ws_threads", "must be from 1 to 256");
+    if (cfg->ws_readers < 0 || cfg->ws_readers > 256)
+        return invalid(err, "ws_readers", "must be from 0 to 256");
     if (cfg->ws_max_open < 1 || cfg->ws_max_rows < 1 || cfg->ws_timeout < 1)
         return invalid(err, cfg->ws_max_open < 1 ? "ws_max_open" : cfg->ws_max_rows < 1 ? "ws_max_rows" : "ws_timeout",
                        "must be at least 1");

@@ -75,6 +75,9 @@ typedef enum { DS_LOG_DEBUG = 0, DS_LOG_INFO, DS_LOG_WARN, DS_LOG_ERROR } ds_log
        "memory limit of each workspace's SQL sandbox (bytes, e.g. 256MiB)")                       \
     XX(ws_threads, "DUCKSTORE_WS_THREADS", "ws-threads", DS_CFG_INT, "1",                         \
        "DuckDB threads of each workspace's SQL sandbox (1-256)")                                  \
+    XX(ws_readers, "DUCKSTORE_WS_READERS", "ws-readers", DS_CFG_INT, "4",                         \
+       "threads that read storage tables ahead for workspace loads and queries, at most this many " \
+       "at once (0-256; 0: storage is read on the query's own thread)")                            \
     XX(ws_max_open, "DUCKSTORE_WS_MAX_OPEN", "ws-max-open", DS_CFG_INT, "16",                     \
        "workspace sandboxes kept open at once; idle ones above it are closed")                    \
     XX(ws_idle_close, "DUCKSTORE_WS_IDLE_CLOSE", "ws-idle-close", DS_CFG_DURATION, "5m",          \
@@ -141,6 +144,7 @@ typedef struct {
     char *backend_settings_file;
     int64_t ws_memory_limit; /* bytes */
     int64_t ws_threads;
+    int64_t ws_readers;
     int64_t ws_max_open;
     int64_t ws_max_rows;
     int64_t ws_timeout; /* seconds */

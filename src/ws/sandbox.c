@@ -8,6 +8,7 @@
  * the table function always finds the query it belongs to.
  */
 #include "ws/sandbox.h"
+#include "ws/readahead.h"
 
 #include <dirent.h>
 #include <duckdb.h>
@@ -54,7 +55,8 @@ static int64_t n_open;
 static uint64_t use_clock;
 static uint64_t mem_seq;
 static char data_dir[4096];
-static ds_sandbox_limits_t limits = {256ll << 20, 1, 16, 10000, 600, 300};
+static ds_sandbox_limits_t limits = {.memory_limit_bytes = 256ll << 20, .threads = 1, .max_open = 16,
+                                     .max_rows = 10000, .timeout_s = 600, .idle_close_s = 300};
 
 static pthread_mutex_t run_lock = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t run_cond = PTHREAD_COND_INITIALIZER;
@@ -109,6 +111,7 @@ ds_status_t ds_sandbox_start(const char *dir, const ds_sandbox_limits_t *lim, ds
 {
     snprintf(data_dir, sizeof(data_dir), "%s", dir);
     limits = *lim;
+    ds_readahead_start((int)lim->readers);
     char path[4200];
     snprintf(path, sizeof(path), "%s/workspaces", data_dir);
     if (mkdir(path, 0700) != 0 && errno != EEXIST)
@@ -262,7 +265,7 @@ static void scan_bind(duckdb_bind_info info)
             scan->close(scan);
             duckdb_bind_set_error(info, "out of memory");
         } else {
-            b->scan = scan;
+            b->scan = scan = ds_readahead_wrap(scan);
             for (size_t i = 0; i < scan->n_columns; i++)
                 duckdb_bind_add_result_column(info, scan->names[i], (duckdb_logical_type)scan->types[i]);
             duckdb_bind_set_bind_data(info, b, scan_bind_free);

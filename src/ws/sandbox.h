@@ -53,6 +53,7 @@ struct ds_cancel;
 typedef struct {
     int64_t memory_limit_bytes; /* per sandbox (DUCKSTORE_WS_MEMORY_LIMIT) */
     int64_t threads;            /* per sandbox (DUCKSTORE_WS_THREADS) */
+    int64_t readers;            /* storage read-ahead threads, all sandboxes together (DUCKSTORE_WS_READERS) */
     int64_t max_open;           /* open sandboxes (DUCKSTORE_WS_MAX_OPEN) */
     int64_t max_rows;           /* default result cap (DUCKSTORE_WS_MAX_ROWS) */
     double timeout_s;           /* default and longest query time (DUCKSTORE_WS_TIMEOUT) */

@@ -29,7 +29,7 @@ static void setup(void)
     ds_err_t err = {0};
     ds_log_set_level(DS_LOG_ERROR);
     cr_assert_not_null(mkdtemp(dir));
-    ds_sandbox_limits_t lim = {.memory_limit_bytes = (int64_t)64 << 20, .threads = 2, .max_open = 2,
+    ds_sandbox_limits_t lim = {.memory_limit_bytes = (int64_t)64 << 20, .threads = 2, .readers = 2, .max_open = 2,
                                .max_rows = 100, .timeout_s = 30};
     cr_assert_eq(ds_sandbox_start(dir, &lim, &err), DS_OK, "%s", err.message);
     snprintf(path, sizeof(path), "%s/workspaces/ws_p.w.duckdb", dir);
