@@ -10,8 +10,10 @@
 
 #include "duckdb.h"
 
-/* Chunks kept ready: enough to cover the sandbox's bursts (a row group written), a few MB at most. */
+/* Chunks kept ready: enough to cover the sandbox's bursts (a row group written) ... */
 #define RA_DEPTH 8
+/* ... unless their long strings (outside the chunk's own vectors) come to this much: then one at a time. */
+#define RA_MAX_BYTES ((size_t)16 << 20)
 
 static pthread_mutex_t slots_lock = PTHREAD_MUTEX_INITIALIZER;
 static int slots_max;
@@ -27,7 +29,8 @@ typedef struct {
     pthread_mutex_t mu;
     pthread_cond_t cv;
     void *ring[RA_DEPTH];
-    size_t head, count;
+    size_t bytes[RA_DEPTH]; /* chunk_bytes of each */
+    size_t head, count, queued_bytes;
     bool done; /* the reader is finished: no more chunks will come */
     bool stop; /* the scan is closing */
     ds_status_t status;
@@ -66,12 +69,38 @@ static void slot_give(void)
     pthread_mutex_unlock(&slots_lock);
 }
 
+/*
+ * The bytes of chunk c's strings that live outside its vectors (VARCHAR and
+ * BLOB values longer than DuckDB keeps inline), the part of a chunk whose
+ * size the row count does not bound. Nested values are not counted.
+ */
+static size_t chunk_bytes(duckdb_data_chunk c)
+{
+    size_t total = 0;
+    idx_t rows = duckdb_data_chunk_get_size(c), n = duckdb_data_chunk_get_column_count(c);
+    for (idx_t i = 0; i < n; i++) {
+        duckdb_vector v = duckdb_data_chunk_get_vector(c, i);
+        duckdb_logical_type t = duckdb_vector_get_column_type(v);
+        duckdb_type id = duckdb_get_type_id(t);
+        duckdb_destroy_logical_type(&t);
+        if (id != DUCKDB_TYPE_VARCHAR && id != DUCKDB_TYPE_BLOB)
+            continue;
+        const duckdb_string_t *s = duckdb_vector_get_data(v);
+        uint64_t *valid = duckdb_vector_get_validity(v);
+        for (idx_t k = 0; s && k < rows; k++)
+            if (!valid || duckdb_validity_row_is_valid(valid, k))
+                if (!duckdb_string_is_inlined(s[k]))
+                    total += s[k].value.pointer.length;
+    }
+    return total;
+}
+
 static void *reader_main(void *arg)
 {
     ra_t *r = arg;
     pthread_mutex_lock(&r->mu);
     while (!r->stop) {
-        if (r->count == RA_DEPTH) {
+        if (r->count == RA_DEPTH || (r->count > 0 && r->queued_bytes >= RA_MAX_BYTES)) {
             pthread_cond_wait(&r->cv, &r->mu);
             continue;
         }
@@ -79,13 +108,17 @@ static void *reader_main(void *arg)
         void *chunk = NULL;
         ds_err_t e = {0};
         ds_status_t st = r->inner->next(r->inner, &chunk, &e);
+        size_t nb = st == DS_OK && chunk ? chunk_bytes(chunk) : 0;
         pthread_mutex_lock(&r->mu);
         if (st != DS_OK || !chunk) {
             r->status = st;
             r->err = e;
             break;
         }
-        r->ring[(r->head + r->count) % RA_DEPTH] = chunk;
+        size_t at = (r->head + r->count) % RA_DEPTH;
+        r->ring[at] = chunk;
+        r->bytes[at] = nb;
+        r->queued_bytes += nb;
         r->count++;
         pthread_cond_broadcast(&r->cv);
     }
@@ -116,6 +149,7 @@ static ds_status_t ra_next(ds_be_scan_t *s, void **chunk, ds_err_t *err)
     ds_status_t st = DS_OK;
     if (r->count > 0) {
         *chunk = r->ring[r->head];
+        r->queued_bytes -= r->bytes[r->head];
         r->head = (r->head + 1) % RA_DEPTH;
         r->count--;
         pthread_cond_broadcast(&r->cv);

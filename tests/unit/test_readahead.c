@@ -21,6 +21,7 @@
 typedef struct {
     ds_be_scan_t pub;
     int n_chunks, next_chunk, fail_at; /* fail_at >= 0: next() fails instead of giving chunk fail_at */
+    size_t text_len;                   /* > 0: one VARCHAR column of values this long instead */
     pthread_t caller;                  /* the thread of the last next() */
     atomic_int calls;
     atomic_int *closed;
@@ -38,6 +39,18 @@ static ds_status_t fake_next(ds_be_scan_t *s, void **chunk, ds_err_t *err)
     if (f->next_chunk >= f->n_chunks)
         return DS_OK;
     duckdb_data_chunk c = duckdb_create_data_chunk(&f->type, 1);
+    if (f->text_len) {
+        char *text = malloc(f->text_len);
+        cr_assert_not_null(text);
+        memset(text, 'x', f->text_len);
+        for (idx_t i = 0; i < 2048; i++)
+            duckdb_vector_assign_string_element_len(duckdb_data_chunk_get_vector(c, 0), i, text, f->text_len);
+        free(text);
+        duckdb_data_chunk_set_size(c, 2048);
+        f->next_chunk++;
+        *chunk = c;
+        return DS_OK;
+    }
     int64_t *v = duckdb_vector_get_data(duckdb_data_chunk_get_vector(c, 0));
     for (int i = 0; i < 100; i++)
         v[i] = (int64_t)f->next_chunk * 100 + i;
@@ -57,11 +70,12 @@ static void fake_close(ds_be_scan_t *s)
 
 static const char *fake_names[] = {"id"};
 
-static fake_t *fake_new(int n_chunks, int fail_at, atomic_int *closed)
+static fake_t *fake_new_typed(int n_chunks, int fail_at, size_t text_len, atomic_int *closed)
 {
     fake_t *f = calloc(1, sizeof(*f));
     cr_assert_not_null(f);
-    f->type = duckdb_create_logical_type(DUCKDB_TYPE_BIGINT);
+    f->text_len = text_len;
+    f->type = duckdb_create_logical_type(text_len ? DUCKDB_TYPE_VARCHAR : DUCKDB_TYPE_BIGINT);
     f->pub.n_columns = 1;
     f->pub.names = fake_names;
     f->pub.types = (void **)&f->type;
@@ -71,6 +85,11 @@ static fake_t *fake_new(int n_chunks, int fail_at, atomic_int *closed)
     f->fail_at = fail_at;
     f->closed = closed;
     return f;
+}
+
+static fake_t *fake_new(int n_chunks, int fail_at, atomic_int *closed)
+{
+    return fake_new_typed(n_chunks, fail_at, 0, closed);
 }
 
 /* Reads every chunk of s; checks their rows run on from *expect; returns the status of the last next(). */
@@ -134,6 +153,30 @@ Test(readahead, the_reader_runs_ahead_of_a_slow_consumer)
     s->close(s);
     cr_assert_eq(atomic_load(&closed), 1);
     cr_assert_eq(ds_readahead_running(), 0);
+}
+
+Test(readahead, long_strings_bound_what_the_reader_holds)
+{
+    ds_readahead_start(1);
+    atomic_int closed = 0;
+    /* 2,048 values of 4 KiB: 8 MiB of strings per chunk, so two reach the 16 MiB the reader may hold. */
+    fake_t *f = fake_new_typed(50, -1, 4096, &closed);
+    ds_be_scan_t *s = ds_readahead_wrap(&f->pub);
+    void *chunk = NULL;
+    ds_err_t err = {0};
+    cr_assert_eq(s->next(s, &chunk, &err), DS_OK);
+    duckdb_data_chunk c = chunk;
+    duckdb_destroy_data_chunk(&c);
+    for (int i = 0; i < 300 && atomic_load(&f->calls) < 3; i++) {
+        struct timespec ts = {0, 1000000};
+        nanosleep(&ts, NULL);
+    }
+    struct timespec ts = {0, 50000000};
+    nanosleep(&ts, NULL);
+    cr_assert_eq(atomic_load(&f->calls), 3, "the reader read %d chunks of 8 MiB for 1 taken (it may hold 2)",
+                 atomic_load(&f->calls));
+    s->close(s);
+    cr_assert_eq(atomic_load(&closed), 1);
 }
 
 Test(readahead, an_engine_error_arrives_after_the_chunks_before_it)
