@@ -8,7 +8,6 @@
  * the table function always finds the query it belongs to.
  */
 #include "ws/sandbox.h"
-#include "ws/readahead.h"
 
 #include <dirent.h>
 #include <duckdb.h>
@@ -26,6 +25,7 @@
 #include "core/buf.h"
 #include "core/cancel.h"
 #include "core/log.h"
+#include "ws/readahead.h"
 
 struct ds_sandbox {
     struct ds_sandbox *next;
