@@ -1529,6 +1529,7 @@ ds_status_t ddb_table_export(void *self, ds_be_call_t *call, const char *bucket,
     ds_status_t st = ddb_use_begin(be, call, false, &u);
     if (st != DS_OK)
         return st;
+    u.read_only = true; /* COPY (SELECT ...) TO a file: the table's cached previews stay valid */
     st = ddb_table_describe_read(&u, call, bucket, table, &t);
     bool parquet = in->format == DS_FORMAT_PARQUET;
     bool sliced = in->sliced || slice_bytes > 0;
@@ -2359,6 +2360,7 @@ ds_status_t ddb_table_scan_open(void *self, ds_be_call_t *call, const char *buck
         return st;
     }
     ds_ddb_unwatch(sc->u.conn);
+    sc->u.read_only = true; /* a SELECT only: its end leaves the cached previews valid */
     sc->pub.next = scan_next;
     sc->pub.close = scan_close;
     st = ddb_table_describe_read(&sc->u, call, bucket, table, &t);

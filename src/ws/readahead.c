@@ -12,7 +12,7 @@
 
 /* Chunks kept ready: enough to cover the sandbox's bursts (a row group written) ... */
 #define RA_DEPTH 8
-/* ... unless their long strings (outside the chunk's own vectors) come to this much: then one at a time. */
+/* ... unless they hold this much (chunk_bytes: wide tables, long strings): then one at a time. */
 #define RA_MAX_BYTES ((size_t)16 << 20)
 
 static pthread_mutex_t slots_lock = PTHREAD_MUTEX_INITIALIZER;
@@ -70,14 +70,15 @@ static void slot_give(void)
 }
 
 /*
- * The bytes of chunk c's strings that live outside its vectors (VARCHAR and
- * BLOB values longer than DuckDB keeps inline), the part of a chunk whose
- * size the row count does not bound. Nested values are not counted.
+ * About the bytes chunk c holds: 16 per value of every column (no flat value
+ * of a scalar type is wider; nested values count as one) plus its strings
+ * that live outside the vectors (VARCHAR and BLOB values longer than DuckDB
+ * keeps inline), which the row count does not bound.
  */
 static size_t chunk_bytes(duckdb_data_chunk c)
 {
-    size_t total = 0;
     idx_t rows = duckdb_data_chunk_get_size(c), n = duckdb_data_chunk_get_column_count(c);
+    size_t total = (size_t)rows * (size_t)n * 16;
     for (idx_t i = 0; i < n; i++) {
         duckdb_vector v = duckdb_data_chunk_get_vector(c, i);
         duckdb_logical_type t = duckdb_vector_get_column_type(v);
@@ -111,6 +112,10 @@ static void *reader_main(void *arg)
         size_t nb = st == DS_OK && chunk ? chunk_bytes(chunk) : 0;
         pthread_mutex_lock(&r->mu);
         if (st != DS_OK || !chunk) {
+            if (chunk) {
+                duckdb_data_chunk c = chunk;
+                duckdb_destroy_data_chunk(&c);
+            }
             r->status = st;
             r->err = e;
             break;

@@ -7,14 +7,16 @@
  * (decompressing, filtering) on the thread that asks, so a workspace load did
  * the engine's reading and the sandbox's writing (compressing, checkpointing)
  * one after the other on one thread. A read-ahead scan moves the pulling to a
- * reader thread that keeps up to RA_DEPTH chunks ready: the two halves
- * overlap on two cores.
+ * reader thread that keeps up to 8 chunks (at most 16 MiB of them beyond
+ * the first) ready: the two halves overlap on two cores.
  *
  * Readers are bounded: at most `max` run at once (ds_readahead_start); a scan
  * opened while all are busy is read directly, as before. A reader starts on
  * the first next() (a scan that is bound and never read costs no thread) and
  * stops at the end of the rows, on an error (handed to the next next()), or
- * when the scan is closed (close waits for the chunk being read).
+ * when the scan is closed (close waits for the chunk being read: like a
+ * scan read directly, a timeout or cancel of the sandbox's query does not
+ * cut the engine's read of one chunk short).
  *
  * Thread-safety: next and close are called by one thread at a time (the
  * ds_be_scan_t contract); the wrapped scan's next runs on the reader only.

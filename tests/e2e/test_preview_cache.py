@@ -227,3 +227,24 @@ def test_values_with_any_text_come_back_exactly(server, admin):
     r = p.preview_raw("t", order_by="id")
     assert r.headers["Content-Type"].startswith("application/json"), r.headers
     assert r.text.endswith("\n") and r.json()["columns"] == ["id", "v"]
+
+
+def test_reads_leave_the_cached_preview_in_place(server, admin):
+    """An export and a workspace's reads of the table (a FULL load, a query over a VIEW load) change no
+    data: the preview asked after them is still answered from the cache, with the same rows."""
+    p = Proj(server, admin, "pc10")
+    table_with_rows(p)
+    before = primed(admin, p, "t")
+    expect(p.api.post(p.tpath("t") + "/export", {"format": "csv"}), 201)
+    expect(p.api.post(f"/projects/{p.pid}/workspaces", {"id": "w"}), 201)
+    ws = f"/projects/{p.pid}/workspaces/w"
+    for kind in ("full", "view"):
+        r = expect(p.api.post(ws + "/load", {"source": {"bucket": p.bucket, "table": "t"}, "destination": kind,
+                                             "type": kind}), 200)
+        assert r["rows"] == 3, r
+    assert expect(p.api.post(ws + "/query", {"sql": "SELECT count(*) FROM view"}), 200)["rows"] == [["3"]]
+    h0, _, _ = counters(admin)
+    after = p.preview("t")
+    h1, _, _ = counters(admin)
+    assert h1 == h0 + 1, "a read (export, workspace load or query) dropped the table's cached preview"
+    assert after == before
