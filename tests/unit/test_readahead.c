@@ -109,6 +109,26 @@ static ds_status_t drain(ds_be_scan_t *s, int64_t *expect, ds_err_t *err)
     }
 }
 
+/*
+ * Takes one chunk of s, then gives its reader up to 5 s to have read `calls` chunks of f and 0.1 s more
+ * (a reader that would read past its bound has the time to do so).
+ */
+static void take_one_and_wait(ds_be_scan_t *s, fake_t *f, int calls)
+{
+    void *chunk = NULL;
+    ds_err_t err = {0};
+    cr_assert_eq(s->next(s, &chunk, &err), DS_OK);
+    cr_assert_not_null(chunk);
+    duckdb_data_chunk c = chunk;
+    duckdb_destroy_data_chunk(&c);
+    for (int i = 0; i < 5000 && atomic_load(&f->calls) < calls; i++) {
+        struct timespec ts = {0, 1000000};
+        nanosleep(&ts, NULL);
+    }
+    struct timespec settle = {0, 100000000};
+    nanosleep(&settle, NULL);
+}
+
 Test(readahead, rows_come_whole_and_in_order_read_on_another_thread)
 {
     ds_readahead_start(2);
@@ -135,19 +155,8 @@ Test(readahead, the_reader_runs_ahead_of_a_slow_consumer)
     atomic_int closed = 0;
     fake_t *f = fake_new(100, -1, &closed);
     ds_be_scan_t *s = ds_readahead_wrap(&f->pub);
-    void *chunk = NULL;
-    ds_err_t err = {0};
-    cr_assert_eq(s->next(s, &chunk, &err), DS_OK);
-    cr_assert_not_null(chunk);
-    duckdb_data_chunk c = chunk;
-    duckdb_destroy_data_chunk(&c);
     /* While this thread does nothing, the reader fills its ring of 8 and stops: 9 chunks read, 1 taken. */
-    for (int i = 0; i < 5000 && atomic_load(&f->calls) < 9; i++) {
-        struct timespec ts = {0, 1000000};
-        nanosleep(&ts, NULL);
-    }
-    struct timespec settle = {0, 100000000};
-    nanosleep(&settle, NULL);
+    take_one_and_wait(s, f, 1 + 8);
     cr_assert_eq(atomic_load(&f->calls), 1 + 8, "the engine was read %d times for 1 chunk taken (ring of 8)",
                  atomic_load(&f->calls));
     /* Closed midway: the reader stops, the chunks it holds are freed (ASan), the engine scan is closed. */
@@ -163,17 +172,7 @@ Test(readahead, long_strings_bound_what_the_reader_holds)
     /* 2,048 values of 4 KiB: 8 MiB of strings per chunk, so two reach the 16 MiB the reader may hold. */
     fake_t *f = fake_new_typed(50, -1, 4096, &closed);
     ds_be_scan_t *s = ds_readahead_wrap(&f->pub);
-    void *chunk = NULL;
-    ds_err_t err = {0};
-    cr_assert_eq(s->next(s, &chunk, &err), DS_OK);
-    duckdb_data_chunk c = chunk;
-    duckdb_destroy_data_chunk(&c);
-    for (int i = 0; i < 5000 && atomic_load(&f->calls) < 3; i++) {
-        struct timespec ts = {0, 1000000};
-        nanosleep(&ts, NULL);
-    }
-    struct timespec ts = {0, 100000000};
-    nanosleep(&ts, NULL);
+    take_one_and_wait(s, f, 3);
     cr_assert_eq(atomic_load(&f->calls), 3, "the reader read %d chunks of 8 MiB for 1 taken (it may hold 2)",
                  atomic_load(&f->calls));
     s->close(s);
