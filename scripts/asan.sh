@@ -40,20 +40,9 @@ else
   done
 fi
 # The two suites run side by side: each test mostly waits for its server (an ASan server takes about
-# 0.5 s to start), so two lanes use the machine's two cores better than one. The driver suite's output
-# is printed once it ends.
+# 0.5 s to start), so two lanes use the machine's two cores better than one.
+# shellcheck source=scripts/side_by_side.sh
+. scripts/side_by_side.sh
 echo "== end-to-end (${#E2E[@]} files) and driver protocol (${#GRPC[@]} files) under ASan + UBSan, side by side"
-grpc_log=$(mktemp)
-trap 'rm -f "$grpc_log"' EXIT
-/usr/bin/python3 -m pytest -q -p no:cacheprovider "${GRPC[@]}" > "$grpc_log" 2>&1 &
-grpc_pid=$!
-e2e_rc=0
-/usr/bin/python3 -m pytest -q -p no:cacheprovider "${E2E[@]}" || e2e_rc=$?
-grpc_rc=0
-wait "$grpc_pid" || grpc_rc=$?
-echo "== driver protocol under ASan + UBSan:"
-cat "$grpc_log"
-if [ "$e2e_rc" != 0 ] || [ "$grpc_rc" != 0 ]; then
-  echo "ASan suites failed: end-to-end exit $e2e_rc, driver protocol exit $grpc_rc"
-  exit 1
-fi
+side_by_side "end-to-end under ASan + UBSan" "/usr/bin/python3 -m pytest -q -p no:cacheprovider ${E2E[*]}" \
+  "driver protocol under ASan + UBSan" "/usr/bin/python3 -m pytest -q -p no:cacheprovider ${GRPC[*]}"

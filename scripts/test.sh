@@ -6,6 +6,8 @@ export PYTHONPATH="$PWD/build/gen/python${PYTHONPATH:+:$PYTHONPATH}"
 # Each suite's heading carries the seconds since the start, so a slow suite shows in the log.
 start=$SECONDS
 stage() { echo "== [$((SECONDS - start)) s] $*"; }
+# shellcheck source=scripts/side_by_side.sh
+. scripts/side_by_side.sh
 
 stage "unit tests (Criterion)"
 for t in build/tests/test_*; do
@@ -21,21 +23,34 @@ FUZZ_SECONDS=${FUZZ_SECONDS:-3} FUZZ_MERGE=0 bash scripts/fuzz.sh \
 stage "protocol conformance (pytest)"
 /usr/bin/python3 -m pytest -q tests/protocol
 
-stage "end-to-end (pytest against build/duckstore)"
-/usr/bin/python3 -m pytest -q tests/e2e
+# The end-to-end and driver suites run side by side, except the files that time latencies or
+# measure memory against a bound (TIMED): those run alone afterwards, on a machine nothing else loads.
+TIMED_E2E="test_serving test_concurrency test_data_misc test_parking test_files"
+TIMED_GRPC="test_grpc_pool test_driver_concurrency test_grpc_calls"
+pick() { # pick DIR "NAMES" in|out: the test files of DIR that are (in) or are not (out) among NAMES
+  local f base
+  for f in "$1"/test_*.py; do
+    base=$(basename "$f" .py)
+    case " $2 " in *" $base "*) [ "$3" = in ] && echo "$f" ;; *) [ "$3" = out ] && echo "$f" ;; esac
+  done
+  return 0
+}
+PYTEST="/usr/bin/python3 -m pytest -q -p no:cacheprovider"
+stage "end-to-end (against build/duckstore) beside the driver protocol over gRPC and the HTTP bridge (pytest)"
+side_by_side "end-to-end" "$PYTEST $(pick tests/e2e "$TIMED_E2E" out | tr '\n' ' ')" \
+  "driver protocol" "$PYTEST $(pick tests/grpc "$TIMED_GRPC" out | tr '\n' ' ')"
 
-stage "driver protocol over gRPC and the HTTP bridge (pytest)"
-/usr/bin/python3 -m pytest -q tests/grpc
+stage "end-to-end and driver files that time latencies or bound memory, alone (pytest)"
+$PYTEST $(pick tests/e2e "$TIMED_E2E" in) $(pick tests/grpc "$TIMED_GRPC" in)
 
 stage "PHP driver client and backend registry for Keboola Connection (PHPUnit against build/duckstore)"
 make --no-print-directory test-php
 
-stage "backend conformance (pytest: duckdb and postgres)"
-/usr/bin/python3 -m pytest -q tests/conformance
-
-stage "benchmark at QUICK sizes (checks that it builds and runs; asserts no speed)"
-QUICK=1 bash scripts/bench.sh > build/bench-quick.log 2>&1 || { tail -50 build/bench-quick.log; exit 1; }
-tail -3 build/bench-quick.log
+# The benchmark at QUICK sizes checks that it builds and runs and asserts no speed: it runs beside
+# the backend conformance suite.
+stage "backend conformance (pytest: duckdb and postgres) beside the benchmark at QUICK sizes"
+side_by_side "backend conformance" "$PYTEST tests/conformance" \
+  "benchmark at QUICK sizes" "QUICK=1 bash scripts/bench.sh > build/bench-quick.log 2>&1 || { tail -50 build/bench-quick.log; exit 1; }; tail -3 build/bench-quick.log"
 
 stage "sanitizers: ASan + UBSan build, end-to-end and protocol suites"
 make --no-print-directory asan

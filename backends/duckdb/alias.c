@@ -73,7 +73,7 @@ ds_status_t ddb_alias_list(void *self, ds_be_call_t *call, const char *scope, co
     duckdb_result r;
     *items = NULL;
     *n = 0;
-    ds_status_t st = ddb_use_begin(be, call, false, &u);
+    ds_status_t st = ddb_use_begin_read(be, call, &u);
     if (st != DS_OK)
         return st;
     const char *params[] = {scope, bucket, name};

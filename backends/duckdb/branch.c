@@ -49,7 +49,7 @@ ds_status_t ddb_table_version(void *self, ds_be_call_t *call, const char *bucket
 {
     use_t u;
     bool exists = false;
-    ds_status_t st = ddb_use_begin(self, call, false, &u);
+    ds_status_t st = ddb_use_begin_read(self, call, &u);
     if (st != DS_OK)
         return st;
     st = version_of(&u, bucket, table, version, &exists);
@@ -97,7 +97,7 @@ ds_status_t ddb_branch_list(void *self, ds_be_call_t *call, ds_be_branch_t **ite
     duckdb_result r;
     *items = NULL;
     *n = 0;
-    ds_status_t st = ddb_use_begin(be, call, false, &u);
+    ds_status_t st = ddb_use_begin_read(be, call, &u);
     if (st != DS_OK)
         return st;
     st = ds_ddb_run(u.conn, call->err, &r, "SELECT id, name, created_at FROM " META ".branches ORDER BY id", 0, NULL);
@@ -196,7 +196,7 @@ ds_status_t ddb_marks_list(void *self, ds_be_call_t *call, const char *bucket_pr
     duckdb_result r;
     *items = NULL;
     *n = 0;
-    ds_status_t st = ddb_use_begin(be, call, false, &u);
+    ds_status_t st = ddb_use_begin_read(be, call, &u);
     if (st != DS_OK)
         return st;
     const char *pre[] = {bucket_prefix};

@@ -1526,10 +1526,10 @@ ds_status_t ddb_table_export(void *self, ds_be_call_t *call, const char *bucket,
     *paths = NULL;
     *n_paths = 0;
     *rows = 0;
-    ds_status_t st = ddb_use_begin(be, call, false, &u);
+    /* COPY (SELECT ...) TO a file: the table's cached previews stay valid. */
+    ds_status_t st = ddb_use_begin_read(be, call, &u);
     if (st != DS_OK)
         return st;
-    u.read_only = true; /* COPY (SELECT ...) TO a file: the table's cached previews stay valid */
     st = ddb_table_describe_read(&u, call, bucket, table, &t);
     bool parquet = in->format == DS_FORMAT_PARQUET;
     bool sliced = in->sliced || slice_bytes > 0;
@@ -1698,11 +1698,10 @@ ds_status_t ddb_table_preview(void *self, ds_be_call_t *call, const char *bucket
             }
         }
     }
-    if ((st = ddb_use_begin(be, call, false, &u)) != DS_OK) {
+    if ((st = ddb_use_begin_read(be, call, &u)) != DS_OK) {
         ds_buf_free(&key);
         return st;
     }
-    u.read_only = true;
     uint64_t epoch = atomic_load(&u.p->data_epoch);
     st = ddb_table_describe_read(&u, call, bucket, table, &t);
     int64_t limit = in->limit > 0 && in->limit < DS_PREVIEW_MAX_ROWS ? in->limit : DS_PREVIEW_MAX_ROWS;
@@ -1769,7 +1768,7 @@ static ds_status_t profile_run(be_t *be, ds_be_call_t *call, const char *bucket,
     ds_buf_t sql = {0};
     duckdb_result r;
     memset(out, 0, sizeof(*out));
-    ds_status_t st = ddb_use_begin(be, call, false, &u);
+    ds_status_t st = ddb_use_begin_read(be, call, &u);
     if (st != DS_OK)
         return st;
     if ((st = ddb_table_describe_read(&u, call, bucket, table, &t)) != DS_OK)
@@ -1881,7 +1880,7 @@ ds_status_t ddb_table_count(void *self, ds_be_call_t *call, const char *bucket, 
     ds_be_table_t t = {0};
     ds_buf_t sql = {0};
     *rows = 0;
-    ds_status_t st = ddb_use_begin(self, call, false, &u);
+    ds_status_t st = ddb_use_begin_read(self, call, &u);
     if (st != DS_OK)
         return st;
     if ((st = ddb_table_describe(&u, call, bucket, table, &t)) == DS_OK) {
@@ -2354,13 +2353,13 @@ ds_status_t ddb_table_scan_open(void *self, ds_be_call_t *call, const char *buck
     ddb_scan_t *sc = calloc(1, sizeof(*sc));
     if (!sc)
         return ddb_oom(call->err);
-    ds_status_t st = ddb_use_begin(be, call, false, &sc->u);
+    /* A SELECT only: its end leaves the cached previews valid. */
+    ds_status_t st = ddb_use_begin_read(be, call, &sc->u);
     if (st != DS_OK) {
         free(sc);
         return st;
     }
     ds_ddb_unwatch(sc->u.conn);
-    sc->u.read_only = true; /* a SELECT only: its end leaves the cached previews valid */
     sc->pub.next = scan_next;
     sc->pub.close = scan_close;
     st = ddb_table_describe_read(&sc->u, call, bucket, table, &t);

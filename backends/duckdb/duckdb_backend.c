@@ -153,6 +153,81 @@ static ds_status_t run_detach(be_t *be, const proj_t *p, ds_err_t *err)
 }
 
 /*
+ * Stores, measured now, the bytes of p's tables that writes left unmeasured
+ * (DDB_BYTES_UNMEASURED), so that the next attach reads them instead of
+ * measuring them. Runs before a detach that keeps the file, when no call uses
+ * p. The rows are rewritten as DELETE and INSERT (see ddb_meta_write). A
+ * failure changes nothing and is logged: the next attach measures them.
+ * Never after a write ran out of space (p->reload): DuckDB's state of the
+ * file may not match the disk then, and nothing may commit before it is
+ * attached afresh (a test saw rows of _ds.tables lost).
+ */
+static void store_bytes(be_t *be, const proj_t *p)
+{
+    duckdb_connection c;
+    if (p->reload || duckdb_connect(be->db, &c) == DuckDBError)
+        return;
+    ds_err_t err = {0};
+    ds_buf_t tbl = {0}, q = {0};
+    duckdb_result r;
+    bool have_r = false;
+    ds_buf_ident(&tbl, p->alias);
+    ds_buf_puts(&tbl, "." META ".tables");
+    ds_status_t st = ds_ddb_exec(c, &err, "BEGIN TRANSACTION");
+    bool in_txn = st == DS_OK;
+    if (st == DS_OK) {
+        /* The version stays: only a write gives a table a new one (a branch merge compares them). */
+        ds_buf_printf(&q, "SELECT bucket, name, primary_key, created_at, last_import_at, last_change_at, row_count, "
+                          "version FROM %s WHERE byte_count < 0", ds_buf_cstr(&tbl));
+        st = ds_ddb_run(c, &err, &r, ds_buf_cstr(&q), 0, NULL);
+        have_r = st == DS_OK;
+    }
+    idx_t n = have_r ? duckdb_row_count(&r) : 0;
+    if (st == DS_OK && n > 0) {
+        ds_buf_reset(&q);
+        ds_buf_printf(&q, "DELETE FROM %s WHERE byte_count < 0", ds_buf_cstr(&tbl));
+        st = ds_ddb_exec(c, &err, ds_buf_cstr(&q));
+        ds_buf_reset(&q);
+        ds_buf_printf(&q, "INSERT INTO %s (bucket, name, primary_key, created_at, last_import_at, last_change_at, "
+                          "row_count, version, byte_count) VALUES ($1, $2, $3, CAST($4 AS BIGINT), CAST($5 AS BIGINT), "
+                          "CAST($6 AS BIGINT), CAST($7 AS BIGINT), CAST($8 AS BIGINT), CAST($9 AS BIGINT))",
+                      ds_buf_cstr(&tbl));
+    }
+    for (idx_t i = 0; i < n && st == DS_OK; i++) {
+        char *v[8], bytes_s[32];
+        const char *params[9];
+        bool oom = false;
+        for (int k = 0; k < 8; k++) {
+            params[k] = v[k] = ds_ddb_cell(&r, (idx_t)k, i);
+            oom = oom || (!v[k] && !duckdb_value_is_null(&r, (idx_t)k, i));
+        }
+        int64_t bytes = DDB_BYTES_UNMEASURED;
+        st = oom || !v[0] || !v[1] ? ddb_oom(&err) : ddb_bytes_known(c, p->alias, v[0], v[1], &bytes, &err);
+        snprintf(bytes_s, sizeof(bytes_s), "%lld", (long long)bytes);
+        params[8] = bytes_s;
+        if (st == DS_OK)
+            st = ds_ddb_run(c, &err, NULL, ds_buf_cstr(&q), 9, params);
+        for (int k = 0; k < 8; k++)
+            free(v[k]);
+    }
+    if (have_r)
+        duckdb_destroy_result(&r);
+    if (in_txn) {
+        ds_err_t ignored = {0};
+        if (st == DS_OK)
+            st = ds_ddb_exec(c, &err, "COMMIT");
+        else
+            ds_ddb_exec(c, &ignored, "ROLLBACK");
+    }
+    if (st != DS_OK)
+        be->host->log(2, "duckdb", "project %s: the bytes of its written tables were not stored before the detach "
+                                   "(the next attach measures them): %s", p->id, err.message);
+    ds_buf_free(&tbl);
+    ds_buf_free(&q);
+    duckdb_disconnect(&c);
+}
+
+/*
  * A project file that DuckDB cannot open (damaged, not a DuckDB file, unreadable):
  * only that project is unavailable. The log gets DuckDB's words (with the path);
  * the client gets the project and the reason, without host paths.
@@ -251,6 +326,7 @@ static void detach_victims(be_t *be, proj_t **v, size_t n)
     ds_err_t e[MAX_VICTIMS];
     for (size_t i = 0; i < n; i++) {
         memset(&e[i], 0, sizeof(e[i]));
+        store_bytes(be, v[i]);
         st[i] = run_detach(be, v[i], &e[i]);
     }
     pthread_mutex_lock(&be->lock);
@@ -671,6 +747,13 @@ static ds_status_t drop_project(be_t *be, const char *id, ds_err_t *err)
     return retire_project(be, id, NULL, NULL, err);
 }
 
+ds_status_t ddb_use_begin_read(be_t *be, ds_be_call_t *call, use_t *u)
+{
+    ds_status_t st = ddb_use_begin(be, call, false, u);
+    u->read_only = true;
+    return st;
+}
+
 /* The call's cancellation hook: stops the statement running on the connection (it fails INTERRUPT). */
 static void interrupt_conn(void *ud)
 {
@@ -754,50 +837,10 @@ void ddb_use_end(use_t *u)
     db_leave(u->be);
 }
 
-static ds_status_t settle_txn(use_t *u, void *ud)
-{
-    int i = *(int *)ud;
-    return ddb_refresh_counts(u, u->settle[i].bucket, u->settle[i].table);
-}
-
-/*
- * Stores the bytes of the tables the committed transaction wrote, measured
- * now. Inside a transaction DuckDB's storage (pragma_storage_info) does not
- * show that transaction's own rows yet, so bytes counted there describe the
- * table before the write; rows are exact there (count(*) sees them). The
- * caller holds the tables' write slots, so nothing else changes them between
- * the two transactions. The data is committed already: a failure here keeps
- * the earlier figure and is logged, never reported as the write failing.
- */
-static void settle_counts(use_t *u)
-{
-    int n = u->n_settle;
-    ds_err_t err = {0}, *saved = u->err;
-    u->n_settle = 0;
-    u->settling = true;
-    u->err = &err;
-    for (int i = 0; i < n; i++) {
-        ds_status_t st = DS_CONFLICT;
-        for (int attempt = 0; attempt < 3 && st == DS_CONFLICT; attempt++) {
-            ds_err_clear(&err);
-            st = ddb_in_txn(u, settle_txn, &i);
-        }
-        if (st != DS_OK)
-            u->be->host->log(2, "duckdb", "bytes of %s.%s not updated after its write: %s", u->settle[i].bucket,
-                             u->settle[i].table, err.message);
-    }
-    u->err = saved;
-    u->settling = false;
-}
-
 /* Runs fn inside BEGIN/COMMIT; rolls back when fn fails. */
 ds_status_t ddb_in_txn(use_t *u, ds_status_t (*fn)(use_t *, void *), void *ud)
 {
-    /* The settling transactions run inside an outer one's commit step: the outer one applies their notes. */
-    bool outer = !u->settling;
-    u->n_settle = 0;
-    if (outer)
-        ddb_mcat_notes_clear(u);
+    ddb_mcat_notes_clear(u);
     ds_status_t st = ds_ddb_exec(u->conn, u->err, "BEGIN TRANSACTION");
     if (st != DS_OK)
         return st;
@@ -810,16 +853,15 @@ ds_status_t ddb_in_txn(use_t *u, ds_status_t (*fn)(use_t *, void *), void *ud)
     if (st != DS_OK) {
         ds_err_t ignored = {0};
         ds_ddb_exec(u->conn, &ignored, "ROLLBACK");
-        u->n_settle = 0;
-        if (outer)
-            ddb_mcat_notes_clear(u);
+        ddb_mcat_notes_clear(u);
         return st;
     }
-    if (u->n_settle && !u->settling)
-        settle_counts(u);
-    /* Before the write returns: once it is acknowledged, every read shows it. */
-    if (outer)
-        ddb_mcat_apply(u);
+    /*
+     * Before the write returns: once it is acknowledged, every read shows it.
+     * The cache reads the committed rows again, and measures the bytes of the
+     * tables the write changed (now that DuckDB's storage shows its rows).
+     */
+    ddb_mcat_apply(u);
     return st;
 }
 
@@ -1013,6 +1055,7 @@ static void be_close(void *self)
     for (proj_t *p = be->projects; p; p = p->next) {
         if (!p->attached)
             continue;
+        store_bytes(be, p);
         /* A checkpoint folds the WAL into the file, so the next start reads one clean file. */
         ds_buf_t sql = {0};
         ds_err_t e = {0};
@@ -1211,27 +1254,26 @@ ds_status_t ddb_count_rows(use_t *u, const char *bucket, const char *table, int6
  * segments use, times the block size; data not yet checkpointed (still in the
  * WAL) is counted by its in-memory segment size estimate.
  */
-/* Appends the bytes expression of bucket.table (see ddb_table_bytes). */
-static void append_bytes_expr(ds_buf_t *sql, const char *bucket, const char *table)
+ds_status_t ddb_bytes_known(duckdb_connection c, const char *alias, const char *bucket, const char *table,
+                            int64_t *bytes, ds_err_t *err)
 {
-    ds_buf_t name = {0};
+    if (*bytes != DDB_BYTES_UNMEASURED)
+        return DS_OK;
+    ds_buf_t name = {0}, sql = {0};
+    if (alias) {
+        ds_buf_ident(&name, alias);
+        ds_buf_puts(&name, ".");
+    }
     ds_buf_ident(&name, bucket);
     ds_buf_puts(&name, ".");
     ds_buf_ident(&name, table);
-    ds_buf_puts(sql, "(SELECT coalesce(count(DISTINCT block_id) FILTER (WHERE persistent), 0) * 262144 "
-                     "+ coalesce(sum(count) FILTER (WHERE NOT persistent), 0) * 8 FROM pragma_storage_info(");
-    ds_buf_literal(sql, ds_buf_cstr(&name));
-    ds_buf_puts(sql, "))");
-    ds_buf_free(&name);
-}
-
-ds_status_t ddb_table_bytes(use_t *u, const char *bucket, const char *table, int64_t *bytes)
-{
-    ds_buf_t sql = {0};
+    ds_buf_puts(&sql, "SELECT coalesce(count(DISTINCT block_id) FILTER (WHERE persistent), 0) * 262144 "
+                      "+ coalesce(sum(count) FILTER (WHERE NOT persistent), 0) * 8 FROM pragma_storage_info(");
+    ds_buf_literal(&sql, ds_buf_cstr(&name));
+    ds_buf_puts(&sql, ")");
     duckdb_result r;
-    ds_buf_puts(&sql, "SELECT ");
-    append_bytes_expr(&sql, bucket, table);
-    ds_status_t st = ds_ddb_run(u->conn, u->err, &r, ds_buf_cstr(&sql), 0, NULL);
+    ds_status_t st = ds_ddb_run(c, err, &r, ds_buf_cstr(&sql), 0, NULL);
+    ds_buf_free(&name);
     ds_buf_free(&sql);
     if (st != DS_OK)
         return st;
@@ -1256,23 +1298,18 @@ ds_status_t ddb_meta_write(use_t *u, const char *bucket, const char *table, cons
 {
     char rows_s[32], bytes_s[32];
     if (m->counts) {
-        int64_t rows = 0, bytes = 0;
+        int64_t rows = 0;
         ds_status_t st = ddb_count_rows(u, bucket, table, &rows);
-        if (st == DS_OK)
-            st = ddb_table_bytes(u, bucket, table, &bytes);
         if (st != DS_OK)
             return st;
         snprintf(rows_s, sizeof(rows_s), "%lld", (long long)rows);
-        snprintf(bytes_s, sizeof(bytes_s), "%lld", (long long)bytes);
-        /* These bytes miss this transaction's own rows: ddb_in_txn measures again after the commit. */
-        bool noted = u->settling;
-        for (int i = 0; i < u->n_settle && !noted; i++)
-            noted = strcmp(u->settle[i].bucket, bucket) == 0 && strcmp(u->settle[i].table, table) == 0;
-        if (!noted && u->n_settle < DDB_SETTLE_MAX) {
-            snprintf(u->settle[u->n_settle].bucket, sizeof(u->settle[0].bucket), "%s", bucket);
-            snprintf(u->settle[u->n_settle].table, sizeof(u->settle[0].table), "%s", table);
-            u->n_settle++;
-        }
+        /*
+         * Bytes cannot be measured here: inside the transaction DuckDB's storage
+         * does not show its own rows yet. The row says "unmeasured"; readers
+         * measure after the commit (the cache at once, ddb_mcat_apply), and the
+         * figure is stored when the file is detached (store_bytes).
+         */
+        snprintf(bytes_s, sizeof(bytes_s), "%d", DDB_BYTES_UNMEASURED);
     }
     ddb_mcat_note_table(u, bucket, table);
     /*
@@ -1344,6 +1381,9 @@ ds_status_t ddb_check_value(use_t *u, const char *field, const char *what, const
 
 ds_status_t ddb_meta_counts(use_t *u, const char *bucket, const char *table, int64_t *rows, int64_t *bytes)
 {
+    /* The cache read them right after the write committed (ddb_in_txn): what GET table says. */
+    if (ddb_mcat_counts(u->p, bucket, table, rows, bytes))
+        return DS_OK;
     duckdb_result r;
     const char *key[] = {bucket, table};
     ds_status_t st = ds_ddb_run(u->conn, u->err, &r,
@@ -1357,7 +1397,7 @@ ds_status_t ddb_meta_counts(use_t *u, const char *bucket, const char *table, int
     *rows = st == DS_OK ? ds_ddb_int(&r, 0, 0) : 0;
     *bytes = st == DS_OK ? ds_ddb_int(&r, 1, 0) : 0;
     duckdb_destroy_result(&r);
-    return st;
+    return st == DS_OK ? ddb_bytes_known(u->conn, NULL, bucket, table, bytes, u->err) : st;
 }
 
 ds_status_t ddb_refresh_counts(use_t *u, const char *bucket, const char *table)
@@ -1372,7 +1412,7 @@ ds_status_t ddb_sql_project_stats(void *self, ds_be_call_t *call, ds_be_project_
     use_t u;
     duckdb_result r;
     memset(out, 0, sizeof(*out));
-    ds_status_t st = ddb_use_begin(be, call, false, &u);
+    ds_status_t st = ddb_use_begin_read(be, call, &u);
     if (st != DS_OK)
         return st;
     st = ds_ddb_run(u.conn, call->err, &r, "SELECT (SELECT count(*) FROM " META ".buckets)", 0, NULL);
@@ -1382,13 +1422,27 @@ ds_status_t ddb_sql_project_stats(void *self, ds_be_call_t *call, ds_be_project_
     duckdb_destroy_result(&r);
     /* The sums of what each table reports (GET table), so the project's figures agree with its tables'. */
     st = ds_ddb_run(u.conn, call->err, &r,
-                    "SELECT count(*), coalesce(sum(row_count), 0), coalesce(sum(byte_count), 0) FROM " META ".tables",
+                    "SELECT count(*), coalesce(sum(row_count), 0), coalesce(sum(byte_count) FILTER (WHERE byte_count "
+                    ">= 0), 0) FROM " META ".tables",
                     0, NULL);
     if (st != DS_OK)
         goto done;
     out->tables = ds_ddb_int(&r, 0, 0);
     out->rows = ds_ddb_int(&r, 1, 0);
     out->bytes = ds_ddb_int(&r, 2, 0);
+    duckdb_destroy_result(&r);
+    /* Tables whose bytes a write left unmeasured: measured one by one. */
+    st = ds_ddb_run(u.conn, call->err, &r, "SELECT bucket, name FROM " META ".tables WHERE byte_count < 0", 0, NULL);
+    if (st != DS_OK)
+        goto done;
+    for (idx_t i = 0; i < duckdb_row_count(&r) && st == DS_OK; i++) {
+        char *b = ds_ddb_cell(&r, 0, i), *n = ds_ddb_cell(&r, 1, i);
+        int64_t bytes = DDB_BYTES_UNMEASURED;
+        st = b && n ? ddb_bytes_known(u.conn, NULL, b, n, &bytes, call->err) : ddb_oom(call->err);
+        out->bytes += st == DS_OK ? bytes : 0;
+        free(b);
+        free(n);
+    }
     duckdb_destroy_result(&r);
 done:
     ddb_use_end(&u);
@@ -1459,7 +1513,7 @@ ds_status_t ddb_sql_bucket_get(void *self, ds_be_call_t *call, const char *bucke
     be_t *be = self;
     use_t u;
     duckdb_result r;
-    ds_status_t st = ddb_use_begin(be, call, false, &u);
+    ds_status_t st = ddb_use_begin_read(be, call, &u);
     if (st != DS_OK)
         return st;
     ds_buf_t sql = {0};
@@ -1485,7 +1539,7 @@ ds_status_t ddb_sql_bucket_list(void *self, ds_be_call_t *call, ds_be_bucket_t *
     duckdb_result r;
     *items = NULL;
     *n = 0;
-    ds_status_t st = ddb_use_begin(be, call, false, &u);
+    ds_status_t st = ddb_use_begin_read(be, call, &u);
     if (st != DS_OK)
         return st;
     ds_buf_t sql = {0};
@@ -1817,16 +1871,18 @@ ds_status_t ddb_table_describe_read(use_t *u, ds_be_call_t *call, const char *bu
 }
 
 /*
- * Fills one table's info from a row of table_select. Row counts and bytes are
- * the ones every write stores with the table's metadata in the same
- * transaction (ddb_refresh_counts), so they are exact without a scan.
+ * Fills one table's info from a row of table_select. Row counts are the ones
+ * every write stores with the table's metadata in the same transaction
+ * (ddb_refresh_counts), so they are exact without a scan; bytes a write left
+ * unmeasured are measured here.
  */
 static ds_status_t table_from_row(use_t *u, ds_be_call_t *call, duckdb_result *r, idx_t row, ds_be_table_t *t,
                                   bool with_columns)
 {
     t->rows = ds_ddb_int(r, 6, row);
     t->bytes = ds_ddb_int(r, 7, row);
-    return table_meta_from_row(u, call, r, row, t, with_columns);
+    ds_status_t st = table_meta_from_row(u, call, r, row, t, with_columns);
+    return st == DS_OK ? ddb_bytes_known(u->conn, NULL, t->bucket, t->name, &t->bytes, u->err) : st;
 }
 
 /*
@@ -1896,7 +1952,7 @@ ds_status_t ddb_sql_table_get(void *self, ds_be_call_t *call, const char *bucket
 {
     use_t u;
     duckdb_result r;
-    ds_status_t st = ddb_use_begin(self, call, false, &u);
+    ds_status_t st = ddb_use_begin_read(self, call, &u);
     if (st != DS_OK)
         return st;
     ds_buf_t sql = {0};
@@ -1922,7 +1978,7 @@ ds_status_t ddb_sql_table_list(void *self, ds_be_call_t *call, const char *bucke
     duckdb_result r;
     *items = NULL;
     *n = 0;
-    ds_status_t st = ddb_use_begin(be, call, false, &u);
+    ds_status_t st = ddb_use_begin_read(be, call, &u);
     if (st != DS_OK)
         return st;
     const char *params[] = {bucket};
@@ -2146,7 +2202,7 @@ static ds_status_t be_project_meta_get(void *self, ds_be_call_t *call, char **do
 {
     use_t u;
     duckdb_result r;
-    ds_status_t st = ddb_use_begin(self, call, false, &u);
+    ds_status_t st = ddb_use_begin_read(self, call, &u);
     if (st != DS_OK)
         return st;
     const char *params[] = {u.p->alias};

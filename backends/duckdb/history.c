@@ -170,6 +170,8 @@ static bool same_text(const char *a, const char *b) { return (!a && !b) || (a &&
  * sees it: a new column, or one whose type changed, gets a new slot (a column
  * of _ds.h_<hid>); any difference is kept for ddb_hist_end to record.
  */
+static ds_status_t count_slots(use_t *u, int64_t hid, int64_t *n);
+
 static ds_status_t sync_cols(use_t *u, ddb_hist_t *h)
 {
     ds_be_table_t t = {0};
@@ -194,6 +196,8 @@ static ds_status_t sync_cols(use_t *u, ddb_hist_t *h)
             now[i].slot = old->slot;
         } else {
             char slot[32];
+            if (h->next_slot < 0 && (st = count_slots(u, h->hid, &h->next_slot)) != DS_OK)
+                return st;
             snprintf(slot, sizeof(slot), "c%lld", (long long)h->next_slot++);
             if (!(now[i].slot = u->be->host->strdup(u->call, slot)))
                 return ddb_oom(u->err);
@@ -237,19 +241,11 @@ static ds_status_t write_cols(use_t *u, ddb_hist_t *h, int64_t ver)
     return st;
 }
 
-/* A write's time: now, but always after the generation's previous write. */
-static ds_status_t write_time(use_t *u, int64_t hid, int64_t *at)
+/* A write's time: now, but always after the generation's previous write (h->last_at, read by begin). */
+static int64_t write_time(const ddb_hist_t *h)
 {
-    char h[32];
-    snprintf(h, sizeof(h), "%lld", (long long)hid);
-    const char *params[] = {h};
-    int64_t last;
-    bool none;
-    ds_status_t st = one_int(u, "SELECT max(at_us) FROM " META ".hist_writes WHERE hid = CAST($1 AS BIGINT)", 1,
-                             params, &last, &none);
     int64_t now = ddb_hist_now_us();
-    *at = none || now > last ? now : last + 1;
-    return st;
+    return !h->has_last_at || now > h->last_at ? now : h->last_at + 1;
 }
 
 /* A write's row; ts_hi and stamp_lo are NULL when their has_ flag is false. */
@@ -291,6 +287,42 @@ static ds_status_t live_hid(use_t *u, const char *bucket, const char *table, int
 }
 
 /*
+ * What a write needs of bucket.table's live generation, in one statement:
+ * h->hid, the time of its last write (h->last_at), the ts_hi that write left
+ * (*ts_hi, *ts_hi_null when it kept none) and this write's version (h->ver).
+ * *found false: the table has no live generation (h->ver is taken anyway).
+ */
+static ds_status_t look_up(use_t *u, ddb_hist_t *h, bool *found, int64_t *ts_hi, bool *ts_hi_null)
+{
+    const char *params[] = {h->bucket, h->table};
+    duckdb_result r;
+    ds_status_t st = ds_ddb_run(u->conn, u->err, &r,
+                                "SELECT g.*, nextval('" META ".hist_seq') FROM (SELECT g.hid, max(w.at_us), "
+                                "arg_max_null(w.ts_hi, w.ver) FROM (SELECT max(hid) AS hid FROM " META ".hist_tables "
+                                "WHERE lower(bucket) = lower($1) AND lower(name) = lower($2) AND dropped_us IS NULL) g "
+                                "LEFT JOIN " META ".hist_writes w ON w.hid = g.hid GROUP BY g.hid) g",
+                                2, params);
+    *found = false;
+    *ts_hi_null = true;
+    if (st != DS_OK)
+        return st;
+    if (duckdb_row_count(&r) != 1) {
+        duckdb_destroy_result(&r);
+        return ds_err_set(u->err, DS_INTERNAL, "the history lookup of %s.%s gave %llu rows", h->bucket, h->table,
+                          (unsigned long long)duckdb_row_count(&r));
+    }
+    *found = !duckdb_value_is_null(&r, 0, 0);
+    h->hid = *found ? ds_ddb_int(&r, 0, 0) : 0;
+    h->has_last_at = !duckdb_value_is_null(&r, 1, 0);
+    h->last_at = h->has_last_at ? ds_ddb_int(&r, 1, 0) : 0;
+    *ts_hi_null = duckdb_value_is_null(&r, 2, 0);
+    *ts_hi = *ts_hi_null ? 0 : ds_ddb_int(&r, 2, 0);
+    h->ver = ds_ddb_int(&r, 3, 0);
+    duckdb_destroy_result(&r);
+    return DS_OK;
+}
+
+/*
  * The number of slots _ds.h_<hid> has (its columns past _h_ver, _h_add and
  * _timestamp). pragma_table_info reads one table; duckdb_columns() would hold
  * every attached database while it runs (see ddb_load_columns).
@@ -313,18 +345,18 @@ static ds_status_t count_slots(use_t *u, int64_t hid, int64_t *n)
 /*
  * Starts bucket.table's history (a generation) if it has none: its rows as
  * they are now are where its history begins (horizon: now). The table exists.
+ * Reads what a write needs of the generation (look_up; *ts_hi as there) and
+ * takes this write's version after the generation's start.
  */
-static ds_status_t ensure(use_t *u, ddb_hist_t *h)
+static ds_status_t ensure(use_t *u, ddb_hist_t *h, int64_t *ts_hi, bool *ts_hi_null)
 {
     bool found;
-    ds_status_t st = live_hid(u, h->bucket, h->table, &h->hid, &found);
+    ds_status_t st = look_up(u, h, &found, ts_hi, ts_hi_null);
     if (st != DS_OK)
         return st;
-    if (found) {
-        if ((st = load_cols(u, h->hid, -1, &h->cols, &h->n_cols)) != DS_OK)
-            return st;
-        return count_slots(u, h->hid, &h->next_slot);
-    }
+    h->next_slot = -1; /* counted when a column needs a new slot (sync_cols) */
+    if (found)
+        return load_cols(u, h->hid, -1, &h->cols, &h->n_cols);
     int64_t ver;
     if ((st = next_ver(u, &h->hid)) != DS_OK || (st = next_ver(u, &ver)) != DS_OK)
         return st;
@@ -353,13 +385,18 @@ static ds_status_t ensure(use_t *u, ddb_hist_t *h)
         st = write_cols(u, h, ver);
     if (st == DS_OK)
         st = write_row(u, h->hid, ver, now, false, 0, 0, false, 0, false, 0);
-    return st;
+    h->last_at = now;
+    h->has_last_at = true;
+    *ts_hi_null = true;
+    return st == DS_OK ? next_ver(u, &h->ver) : st;
 }
 
 ds_status_t ddb_hist_register(use_t *u, const char *bucket, const char *table)
 {
     ddb_hist_t h = {.bucket = bucket, .table = table};
-    return ensure(u, &h);
+    int64_t ts_hi;
+    bool ts_hi_null;
+    return ensure(u, &h, &ts_hi, &ts_hi_null);
 }
 
 /* Appends "<bucket>.<table> t". */
@@ -372,35 +409,29 @@ static void table_ref(ds_buf_t *b, const ddb_hist_t *h)
 }
 
 /*
- * h->ts_lo: the _timestamp bound the generation's last write left (ts_hi),
- * or when that is not known (a generation just begun, or written before the
- * bound was kept, or with history off) the largest _timestamp of the table
- * and of its recorded rows: every row of every moment the history can still
- * rebuild is one of those.
+ * h->ts_lo: the _timestamp bound the generation's last write left (ts_hi,
+ * read by look_up), or when that is not known (a generation just begun, or
+ * written before the bound was kept, or with history off) the largest
+ * _timestamp of the table and of its recorded rows: every row of every
+ * moment the history can still rebuild is one of those.
  */
-static ds_status_t read_ts_lo(use_t *u, ddb_hist_t *h)
+static ds_status_t read_ts_lo(use_t *u, ddb_hist_t *h, int64_t ts_hi, bool ts_hi_null)
 {
     if (u->call->history_off)
         return DS_OK;
-    char hid[32];
-    snprintf(hid, sizeof(hid), "%lld", (long long)h->hid);
-    const char *params[] = {hid};
-    bool none;
-    ds_status_t st = one_int(u,
-                             "SELECT ts_hi FROM " META ".hist_writes WHERE hid = CAST($1 AS BIGINT) ORDER BY ver "
-                             "DESC LIMIT 1",
-                             1, params, &h->ts_lo, &none);
-    if (st != DS_OK || !none) {
-        h->ts_lo_known = st == DS_OK;
-        return st;
+    if (!ts_hi_null) {
+        h->ts_lo = ts_hi;
+        h->ts_lo_known = true;
+        return DS_OK;
     }
+    bool none;
     ds_buf_t sql = {0};
     ds_buf_puts(&sql, "SELECT " TS_US("max(m)") " FROM (SELECT max(t.\"_timestamp\") AS m FROM ");
     table_ref(&sql, h);
     ds_buf_puts(&sql, " UNION ALL SELECT max(\"_timestamp\") FROM ");
     hist_name(&sql, h->hid);
     ds_buf_puts(&sql, ")");
-    st = ds_buf_failed(&sql) ? ddb_oom(u->err) : one_int(u, ds_buf_cstr(&sql), 0, NULL, &h->ts_lo, &none);
+    ds_status_t st = ds_buf_failed(&sql) ? ddb_oom(u->err) : one_int(u, ds_buf_cstr(&sql), 0, NULL, &h->ts_lo, &none);
     ds_buf_free(&sql);
     if (st == DS_OK && none)
         h->ts_lo = DDB_TS_NONE;
@@ -414,11 +445,11 @@ static ds_status_t begin(use_t *u, const char *bucket, const char *table, const 
     h->bucket = bucket;
     h->table = table;
     h->known = known;
-    ds_status_t st = ensure(u, h);
+    int64_t ts_hi;
+    bool ts_hi_null;
+    ds_status_t st = ensure(u, h, &ts_hi, &ts_hi_null);
     if (st == DS_OK)
-        st = read_ts_lo(u, h);
-    if (st == DS_OK)
-        st = next_ver(u, &h->ver);
+        st = read_ts_lo(u, h, ts_hi, ts_hi_null);
     /* A change no write recorded (there should be none) is at least named as of this write. */
     if (st == DS_OK)
         st = sync_cols(u, h);
@@ -620,12 +651,12 @@ static ds_status_t ts_after(use_t *u, const ddb_hist_t *h, int64_t *hi)
 
 ds_status_t ddb_hist_end(use_t *u, ddb_hist_t *h)
 {
-    int64_t at, hi = 0;
+    int64_t at = 0, hi = 0;
     ds_status_t st = sync_cols(u, h);
     if (st == DS_OK && h->cols_changed)
         st = write_cols(u, h, h->ver);
     if (st == DS_OK)
-        st = write_time(u, h->hid, &at);
+        at = write_time(h);
     if (st == DS_OK && h->ts_lo_known)
         st = ts_after(u, h, &hi);
     if (st == DS_OK)
@@ -639,10 +670,8 @@ ds_status_t ddb_hist_end(use_t *u, ddb_hist_t *h)
 
 ds_status_t ddb_hist_end_drop(use_t *u, ddb_hist_t *h)
 {
-    int64_t at;
-    ds_status_t st = write_time(u, h->hid, &at);
-    if (st == DS_OK)
-        st = write_row(u, h->hid, h->ver, at, true, h->removed, 0, false, 0, false, 0);
+    int64_t at = write_time(h);
+    ds_status_t st = write_row(u, h->hid, h->ver, at, true, h->removed, 0, false, 0, false, 0);
     return st == DS_OK ? rewrite_table_row(u, h->hid, u->call->history_off ? at : 0, at) : st;
 }
 

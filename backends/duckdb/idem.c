@@ -46,7 +46,7 @@ ds_status_t ddb_idem_lookup(void *self, ds_be_call_t *call, const char *token, i
     memset(out, 0, sizeof(*out));
     snprintf(nb, sizeof(nb), "%lld", (long long)not_before);
     const char *params[] = {token, nb};
-    ds_status_t st = ddb_use_begin(be, call, false, &u);
+    ds_status_t st = ddb_use_begin_read(be, call, &u);
     if (st != DS_OK)
         return st;
     st = prepare(&u);

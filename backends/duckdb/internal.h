@@ -104,7 +104,6 @@ typedef struct {
 } be_t;
 
 /* One call's working set: a connection and the pinned project. */
-#define DDB_SETTLE_MAX 4
 
 typedef struct {
     be_t *be;
@@ -114,17 +113,6 @@ typedef struct {
     ds_be_call_t *call; /* its cancellation interrupts conn (host->cancel_hook) while the use lasts */
     bool hooked;
     atomic_bool cancelled; /* set by that interrupt: conn starts no more statements (ds_ddb_watch) */
-    /*
-     * Tables whose counts a transaction of this use stored (ddb_meta_write with
-     * counts): ddb_in_txn measures their bytes again once it committed, when
-     * DuckDB's storage shows the transaction's own rows (see ddb_in_txn).
-     */
-    struct {
-        char bucket[DS_BUCKET_ID_MAX + 1];
-        char table[DS_NAME_MAX + 1];
-    } settle[DDB_SETTLE_MAX];
-    int n_settle;
-    bool settling; /* the re-measuring transaction runs: its meta writes note nothing */
     /*
      * What this use's transaction changed in the metadata the cache holds
      * (meta_cache.c): tables (bucket, name) and buckets (bucket, ""), or
@@ -143,17 +131,30 @@ typedef struct {
 
 /* Pins the call's project (attaching it) and opens a connection on it. create: the file may be new. */
 ds_status_t ddb_use_begin(be_t *be, ds_be_call_t *call, bool create, use_t *u);
+/* ddb_use_begin for a call that changes no table's data: its end keeps the cached previews (read_only). */
+ds_status_t ddb_use_begin_read(be_t *be, ds_be_call_t *call, use_t *u);
 void ddb_use_end(use_t *u);
 /* Runs fn inside BEGIN/COMMIT; rolls back when fn fails. */
 ds_status_t ddb_in_txn(use_t *u, ds_status_t (*fn)(use_t *, void *), void *ud);
 /* Exact row count of bucket.table. */
 ds_status_t ddb_count_rows(use_t *u, const char *bucket, const char *table, int64_t *rows);
-/* Storage bytes of bucket.table, as DuckDB's storage shows them now (see ddb_in_txn). */
-ds_status_t ddb_table_bytes(use_t *u, const char *bucket, const char *table, int64_t *bytes);
 /*
- * The row count and bytes stored in bucket.table's metadata row: the figures
- * GET table, table lists, project stats and ObjectInfo report, so a write's
- * response reads them here to say the same.
+ * byte_count of a table's metadata row that a write stored: "not measured
+ * since that write" (see ddb_meta_write); readers measure it (ddb_bytes_known).
+ */
+#define DDB_BYTES_UNMEASURED (-1)
+/*
+ * *bytes as it is when it is a figure; when it is DDB_BYTES_UNMEASURED, the
+ * storage bytes of [alias.]bucket.table as DuckDB's storage shows them now
+ * (alias NULL: the connection's current database). Call outside the table's
+ * writing transaction: inside it DuckDB's storage does not show its own rows.
+ */
+ds_status_t ddb_bytes_known(duckdb_connection c, const char *alias, const char *bucket, const char *table,
+                            int64_t *bytes, ds_err_t *err);
+/*
+ * The row count and bytes of bucket.table's metadata row (bytes measured
+ * when unmeasured): the figures GET table, table lists, project stats and
+ * ObjectInfo report, so a write's response reads them here to say the same.
  */
 ds_status_t ddb_meta_counts(use_t *u, const char *bucket, const char *table, int64_t *rows, int64_t *bytes);
 /*
@@ -165,7 +166,7 @@ ds_status_t ddb_meta_counts(use_t *u, const char *bucket, const char *table, int
 ds_status_t ddb_check_value(use_t *u, const char *field, const char *what, const char *value, const char *type);
 /* What ddb_meta_write changes in a table's metadata row (NULL / false: kept as it is). */
 typedef struct {
-    bool counts;             /* store the exact row count and bytes, counted now */
+    bool counts;             /* store the exact row count, counted now, and bytes as unmeasured */
     const char *primary_key; /* comma list */
     const char *import_at;   /* unix seconds, as text */
     const char *change_at;   /* unix seconds, as text */
@@ -177,7 +178,7 @@ typedef struct {
  * conflict. No row: nothing happens.
  */
 ds_status_t ddb_meta_write(use_t *u, const char *bucket, const char *table, const ddb_meta_t *m);
-/* Stores bucket.table's exact row count and bytes in its metadata (call inside the writing transaction). */
+/* Stores bucket.table's exact row count in its metadata, bytes unmeasured (call inside the writing transaction). */
 ds_status_t ddb_refresh_counts(use_t *u, const char *bucket, const char *table);
 /* Columns (without _timestamp) of t->bucket.t->name into t (arena). */
 ds_status_t ddb_load_columns(use_t *u, ds_be_call_t *call, ds_be_table_t *t);
@@ -269,6 +270,8 @@ bool ddb_mcat_bucket_get(be_t *be, proj_t *p, ds_be_call_t *call, const char *bu
 bool ddb_mcat_bucket_list(be_t *be, proj_t *p, ds_be_call_t *call, ds_be_bucket_t **items, size_t *n,
                           ds_status_t *st);
 bool ddb_mcat_project_stats(be_t *be, proj_t *p, ds_be_project_stats_t *out);
+/* bucket.table's row count and bytes, when the cache holds it now (it is not loaded for this): true. */
+bool ddb_mcat_counts(proj_t *p, const char *bucket, const char *table, int64_t *rows, int64_t *bytes);
 /*
  * The same answers read from SQL every time (duckdb_backend.c): the fallback,
  * and what tests compare the cache with.
@@ -394,7 +397,9 @@ typedef struct {
     int64_t ver; /* this write */
     ddb_hcol_t *cols;
     size_t n_cols;
-    int64_t next_slot;
+    int64_t next_slot; /* -1: not counted yet */
+    int64_t last_at;   /* the time of the generation's last write (has_last_at) */
+    bool has_last_at;
     bool cols_changed;
     bool full;
     int64_t removed;

@@ -8,7 +8,7 @@
  * pragma_table_info) costs a millisecond or more per request and grows with
  * the project. So each attached project keeps a copy in memory: its buckets
  * (_ds.buckets) and its tables (_ds.tables: key, times, the exact row count
- * and bytes every write stores) with their columns as DuckDB's catalog shows
+ * every write stores, bytes measured after it) with their columns as DuckDB's catalog shows
  * them. table_get, table_list, bucket_get, bucket_list and project_stats
  * answer from it without touching DuckDB.
  *
@@ -18,9 +18,11 @@
  *     dropped (a failed refresh, a new file);
  *   - refreshed by every committed write: the statements that change
  *     metadata note the table or bucket they change (ddb_mcat_note_*), and
- *     ddb_in_txn, once the transaction (and its byte settling) committed and
- *     before the write returns, reads those entries again from the committed
- *     state (ddb_mcat_apply). A rolled-back transaction notes nothing. So a
+ *     ddb_in_txn, once the transaction committed and before the write
+ *     returns, reads those entries again from the committed state
+ *     (ddb_mcat_apply), measuring the bytes the write left unmeasured
+ *     (DDB_BYTES_UNMEASURED: inside its transaction DuckDB's storage does not
+ *     show its own rows). A rolled-back transaction notes nothing. So a
  *     write is acknowledged only after the copy shows it, and the copy never
  *     shows what was not committed;
  *   - dropped when the file is detached, and with the whole entry when the
@@ -349,6 +351,9 @@ static ds_status_t read_all(duckdb_connection c, const char *alias, mc_bucket_t 
             st = ddb_oom(err);
         duckdb_destroy_result(&r);
     }
+    /* Bytes that writes left unmeasured since the file was last detached (or before a crash). */
+    for (size_t i = 0; i < nt && st == DS_OK; i++)
+        st = ddb_bytes_known(c, alias, tables[i]->bucket, tables[i]->name, &tables[i]->bytes, err);
     if (st == DS_OK) {
         qsort(tables, nt, sizeof(*tables), table_cmp);
         qsort(buckets, nb, sizeof(*buckets), bucket_cmp);
@@ -551,6 +556,11 @@ static ds_status_t read_table(use_t *u, const char *bucket, const char *table, m
     duckdb_destroy_result(&r);
     if (st != DS_OK || !t)
         return st;
+    /* A write leaves its bytes unmeasured: they are measured now that it committed. */
+    if ((st = ddb_bytes_known(u->conn, u->p->alias, t->bucket, t->name, &t->bytes, err)) != DS_OK) {
+        free_table(t);
+        return st;
+    }
     ds_buf_t name = {0}, sql = {0};
     ds_buf_ident(&name, u->p->alias);
     ds_buf_puts(&name, ".");
@@ -786,6 +796,19 @@ static bool read_begin(be_t *be, proj_t *p)
 }
 
 static void read_end(proj_t *p) { pthread_rwlock_unlock(&p->mcat->lock); }
+
+bool ddb_mcat_counts(proj_t *p, const char *bucket, const char *table, int64_t *rows, int64_t *bytes)
+{
+    ddb_mcat_t *mc = p->mcat;
+    pthread_rwlock_rdlock(&mc->lock);
+    const mc_table_t *t = mc->valid ? find_table(mc, bucket, table, NULL) : NULL;
+    if (t) {
+        *rows = t->rows;
+        *bytes = t->bytes;
+    }
+    pthread_rwlock_unlock(&mc->lock);
+    return t != NULL;
+}
 
 /* Copies s (with its NUL) to *o and advances *o; the copy. */
 static const char *put_str(char **o, const char *s, size_t n)

@@ -119,10 +119,8 @@ ds_status_t ddb_restore_txn(use_t *u, const ds_be_restore_t *items, size_t n)
         if (st == DS_OK)
             st = load_rows(u, it);
         if (st == DS_OK) {
-            ddb_meta_t m = {.counts = i < DDB_SETTLE_MAX, .change_at = now};
+            ddb_meta_t m = {.counts = true, .change_at = now};
             st = ddb_meta_write(u, it->def->bucket, it->def->name, &m);
-            if (st == DS_OK && !m.counts)
-                st = ddb_refresh_counts(u, it->def->bucket, it->def->name);
         }
         if (st == DS_OK && replaced)
             st = ddb_hist_end(u, &h);

@@ -248,3 +248,26 @@ def test_reads_leave_the_cached_preview_in_place(server, admin):
     h1, _, _ = counters(admin)
     assert h1 == h0 + 1, "a read (export, workspace load or query) dropped the table's cached preview"
     assert after == before
+
+
+def test_metadata_reads_and_replays_leave_the_cached_preview_in_place(server, admin):
+    """A profile, branch lists, a branch's table list and a replayed idempotent import read the project
+    and change no data: the preview asked after them is still answered from the cache."""
+    p = Proj(server, admin, "pc11")
+    table_with_rows(p)
+    f = p.upload("in/idem.csv", "id,v\n4,d\n")
+    idem = {"Idempotency-Key": "pc11-import-1"}
+    body = {"file_id": f["id"], "incremental": True}
+    first = expect(p.api.post(p.tpath("t") + "/import/file", body, headers=idem), 200)
+    expect(p.api.post(f"/projects/{p.pid}/branches", {"id": "dev"}), 201)
+    before = primed(admin, p, "t")
+    assert len(before["rows"]) == 4, before
+    h0, _, _ = counters(admin)
+    expect(p.api.post(p.tpath("t") + "/profile", {}), 200)
+    expect(p.api.get(f"/projects/{p.pid}/branches"), 200)
+    expect(p.api.get(f"/projects/{p.pid}/branches/dev"), 200)
+    assert expect(p.api.post(p.tpath("t") + "/import/file", body, headers=idem), 200) == first, "not a replay"
+    after = p.preview("t")
+    h1, _, _ = counters(admin)
+    assert h1 == h0 + 1, "a read (profile, branch list or get, idempotent replay) dropped the table's cached preview"
+    assert after == before

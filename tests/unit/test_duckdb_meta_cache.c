@@ -10,6 +10,7 @@
  * project_stats) is compared field by field with the same answer read from
  * SQL (ddb_sql_*), including lookups in another letter case and misses.
  */
+#include "../../backends/duckdb/ddb.h"
 #include "../../backends/duckdb/duckdb_backend.h"
 #include "../../backends/duckdb/internal.h"
 #include "backend/registry.h"
@@ -199,6 +200,74 @@ static void touch_other_projects(void)
         size_t n;
         cr_assert_eq(ops->bucket_list(self, &c, &b, &n), DS_OK, "%s", err.message);
     }
+}
+
+/* Column col of in.c-a.t's metadata row (the use attaches "p" when it is detached). */
+static int64_t stored(const char *col)
+{
+    use_t u;
+    duckdb_result r;
+    ds_err_clear(&err);
+    cr_assert_eq(ddb_use_begin(self, &call, false, &u), DS_OK, "%s", err.message);
+    u.read_only = true;
+    char sql[128];
+    snprintf(sql, sizeof(sql), "SELECT %s FROM _ds.tables WHERE name = 't'", col);
+    cr_assert_eq(ds_ddb_run(u.conn, &err, &r, sql, 0, NULL), DS_OK, "%s", err.message);
+    cr_assert_eq(duckdb_row_count(&r), 1);
+    int64_t v = ds_ddb_int(&r, 0, 0);
+    duckdb_destroy_result(&r);
+    ddb_use_end(&u);
+    return v;
+}
+
+/*
+ * A write cannot measure its table's bytes inside its transaction (DuckDB's
+ * storage does not show its own rows there): it stores "unmeasured", the
+ * cache measures right after the commit, a detach stores that figure, and
+ * an attach measures what a crash left unmeasured.
+ */
+Test(duckdb_meta_cache, bytes_are_measured_after_the_write_and_stored_at_detach)
+{
+    ds_be_bucket_t b = {.id = "in.c-a", .stage = "in", .name = "c-a", .created_at = 5};
+    cr_assert_eq(ops->bucket_create(self, &call, &b), DS_OK, "%s", err.message);
+    ds_be_column_t cols[] = {{"id", "VARCHAR", false, NULL}, {"n", "INTEGER", true, NULL}};
+    const char *pk[] = {"id"};
+    ds_be_table_t t = {.bucket = "in.c-a", .name = "t", .columns = cols, .n_columns = 2, .primary_key = pk,
+                       .n_primary_key = 1, .created_at = 9};
+    cr_assert_eq(ops->table_create(self, &call, &t), DS_OK, "%s", err.message);
+    ds_import_t full = csv_import(false);
+    cr_assert_eq(import("t", &full, "a.csv", "id,n\n1,1\n2,2\n3,3\n"), DS_OK, "%s", err.message);
+
+    cr_assert_eq(stored("byte_count"), DDB_BYTES_UNMEASURED, "the write's own transaction cannot measure its bytes");
+    ds_be_table_t got;
+    cr_assert_eq(ops->table_get(self, &call, "in.c-a", "t", &got), DS_OK, "%s", err.message);
+    int64_t measured = got.bytes;
+    cr_assert_gt(measured, 0, "the cache measured the bytes after the commit");
+    cr_assert_eq(got.rows, 3);
+    ds_be_table_t sql;
+    cr_assert_eq(ddb_sql_table_get(self, &call, "in.c-a", "t", &sql), DS_OK, "%s", err.message);
+    cr_assert_gt(sql.bytes, 0, "the SQL answer measures an unmeasured row too");
+
+    int64_t version = stored("version");
+    touch_other_projects(); /* detaches "p": its figure is stored */
+    cr_assert_eq(stored("byte_count"), measured, "the detach stores what was measured after the write");
+    cr_assert_eq(stored("version"), version, "storing the bytes is no write: a branch merge compares versions");
+    cr_assert_eq(ops->table_get(self, &call, "in.c-a", "t", &got), DS_OK, "%s", err.message);
+    cr_assert_eq(got.bytes, measured, "after the attach the stored figure is read");
+
+    /* A row left unmeasured (as a crash leaves it) is measured when the file is attached again. */
+    ds_import_t inc = csv_import(true);
+    cr_assert_eq(import("t", &inc, "b.csv", "id,n\n4,4\n"), DS_OK, "%s", err.message);
+    cr_assert_eq(stored("byte_count"), DDB_BYTES_UNMEASURED);
+    proj_t *p = ((be_t *)self)->projects;
+    while (p && strcmp(p->id, "p") != 0)
+        p = p->next;
+    cr_assert_not_null(p);
+    ddb_mcat_drop(p->mcat);
+    cr_assert_eq(ops->table_get(self, &call, "in.c-a", "t", &got), DS_OK, "%s", err.message);
+    cr_assert_gt(got.bytes, 0, "a load of the cache measures unmeasured rows");
+    cr_assert_eq(got.rows, 4);
+    check("after bytes were measured and stored");
 }
 
 Test(duckdb_meta_cache, every_write_keeps_the_cache_equal_to_sql)
