@@ -74,8 +74,10 @@ e2e: setup
 	@$(MAKE) --no-print-directory all $(PROTO_PY_STAMP)
 	PYTHONPATH=$(PROTO_PY_DIR) /usr/bin/python3 -m pytest -q tests/e2e
 
+# Builds run one compile per core (the link of each unit test alone takes seconds).
+JOBS ?= $(shell nproc 2>/dev/null || echo 2)
 test: setup
-	@$(MAKE) --no-print-directory all $(UNIT_BIN) $(PROTO_PY_STAMP)
+	@$(MAKE) --no-print-directory -j$(JOBS) all $(UNIT_BIN) $(PROTO_PY_STAMP)
 	@bash scripts/test.sh
 
 bench: setup
@@ -85,11 +87,11 @@ bench: setup
 # The checked build: ASan + UBSan, in build-asan/, with the end-to-end and protocol suites run against it.
 ASAN_SAN := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
 asan: setup
-	@$(MAKE) --no-print-directory BUILD=build-asan SAN="$(ASAN_SAN)" build-asan/duckstore build-asan/tests/test_duckdb_projects
+	@$(MAKE) --no-print-directory -j$(JOBS) BUILD=build-asan SAN="$(ASAN_SAN)" build-asan/duckstore build-asan/tests/test_duckdb_projects
 	@bash scripts/asan.sh
 
 asan-all: setup
-	@$(MAKE) --no-print-directory BUILD=build-asan SAN="$(ASAN_SAN)" build-asan/duckstore build-asan/tests/test_duckdb_projects
+	@$(MAKE) --no-print-directory -j$(JOBS) BUILD=build-asan SAN="$(ASAN_SAN)" build-asan/duckstore build-asan/tests/test_duckdb_projects
 	@ASAN_ALL=1 bash scripts/asan.sh
 
 format:

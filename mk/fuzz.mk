@@ -24,7 +24,7 @@ FUZZ_RUNS    ?=
 .PHONY: fuzz fuzz-build
 
 fuzz-build: setup
-	@$(MAKE) --no-print-directory BUILD=$(FUZZ_BUILD) CC=$(FUZZ_CC) \
+	@$(MAKE) --no-print-directory -j$(JOBS) BUILD=$(FUZZ_BUILD) CC=$(FUZZ_CC) \
 	    SAN="$(FUZZ_SAN) -fsanitize=fuzzer-no-link" fuzz-bins
 
 fuzz: fuzz-build
