@@ -183,6 +183,8 @@ static ds_status_t sync_cols(use_t *u, ddb_hist_t *h)
     ddb_hcol_t *now = u->be->host->alloc(u->call, sizeof(*now) * (t.n_columns ? t.n_columns : 1));
     if (!now)
         return ddb_oom(u->err);
+    /* New slots: one ALTER TABLE each, or the columns of the CREATE TABLE of a generation just begun. */
+    ds_buf_t slots = {0};
     bool changed = t.n_columns != h->n_cols;
     for (size_t i = 0; i < t.n_columns && st == DS_OK; i++) {
         const ds_be_column_t *c = &t.columns[i];
@@ -197,21 +199,40 @@ static ds_status_t sync_cols(use_t *u, ddb_hist_t *h)
         } else {
             char slot[32];
             if (h->next_slot < 0 && (st = count_slots(u, h->hid, &h->next_slot)) != DS_OK)
-                return st;
+                break;
             snprintf(slot, sizeof(slot), "c%lld", (long long)h->next_slot++);
-            if (!(now[i].slot = u->be->host->strdup(u->call, slot)))
-                return ddb_oom(u->err);
-            ds_buf_t sql = {0};
-            ds_buf_puts(&sql, "ALTER TABLE ");
-            hist_name(&sql, h->hid);
-            ds_buf_printf(&sql, " ADD COLUMN %s %s", slot, c->type);
-            st = ds_ddb_exec(u->conn, u->err, ds_buf_cstr(&sql));
-            ds_buf_free(&sql);
+            if (!(now[i].slot = u->be->host->strdup(u->call, slot))) {
+                st = ddb_oom(u->err);
+                break;
+            }
+            if (h->rows_table_pending) {
+                ds_buf_printf(&slots, ", %s %s", slot, c->type);
+            } else {
+                ds_buf_t sql = {0};
+                ds_buf_puts(&sql, "ALTER TABLE ");
+                hist_name(&sql, h->hid);
+                ds_buf_printf(&sql, " ADD COLUMN %s %s", slot, c->type);
+                st = ds_ddb_exec(u->conn, u->err, ds_buf_cstr(&sql));
+                ds_buf_free(&sql);
+            }
         }
         changed = changed || !old || i >= h->n_cols || strcmp(h->cols[i].slot, now[i].slot) != 0 ||
                   strcmp(h->cols[i].name, c->name) != 0 || h->cols[i].nullable != c->nullable ||
                   !same_text(h->cols[i].dflt, c->default_value) || h->cols[i].pk_pos != now[i].pk_pos;
     }
+    if (st == DS_OK && h->rows_table_pending) {
+        /* A wide table's history starts with one statement, not one per column (3,000 took 20 s). */
+        ds_buf_t sql = {0};
+        ds_buf_puts(&sql, "CREATE TABLE ");
+        hist_name(&sql, h->hid);
+        ds_buf_puts(&sql, " (_h_ver BIGINT NOT NULL, _h_add BOOLEAN NOT NULL, \"_timestamp\" TIMESTAMP");
+        ds_buf_append_buf(&sql, &slots);
+        ds_buf_puts(&sql, ")");
+        st = ds_buf_failed(&sql) ? ddb_oom(u->err) : ds_ddb_exec(u->conn, u->err, ds_buf_cstr(&sql));
+        ds_buf_free(&sql);
+        h->rows_table_pending = false;
+    }
+    ds_buf_free(&slots);
     if (st != DS_OK)
         return st;
     h->cols = now;
@@ -220,22 +241,34 @@ static ds_status_t sync_cols(use_t *u, ddb_hist_t *h)
     return DS_OK;
 }
 
+/* Records h's column set as of version ver: rows of _ds.hist_cols, many to a statement. */
 static ds_status_t write_cols(use_t *u, ddb_hist_t *h, int64_t ver)
 {
     ds_status_t st = DS_OK;
-    for (size_t i = 0; i < h->n_cols && st == DS_OK; i++) {
-        char hid[32], v[32], pos[32], pk[16];
-        snprintf(hid, sizeof(hid), "%lld", (long long)h->hid);
-        snprintf(v, sizeof(v), "%lld", (long long)ver);
-        snprintf(pos, sizeof(pos), "%zu", i);
-        snprintf(pk, sizeof(pk), "%d", h->cols[i].pk_pos);
-        const ddb_hcol_t *c = &h->cols[i];
-        const char *params[] = {hid, v, pos, c->name, c->type, c->nullable ? "true" : "false", c->dflt, c->slot,
-                                c->pk_pos >= 0 ? pk : NULL};
-        st = ds_ddb_run(u->conn, u->err, NULL,
-                        "INSERT INTO " META ".hist_cols VALUES (CAST($1 AS BIGINT), CAST($2 AS BIGINT), "
-                        "CAST($3 AS INTEGER), $4, $5, CAST($6 AS BOOLEAN), $7, $8, CAST($9 AS INTEGER))",
-                        9, params);
+    const size_t per_statement = 256;
+    for (size_t first = 0; first < h->n_cols && st == DS_OK; first += per_statement) {
+        ds_buf_t sql = {0};
+        ds_buf_puts(&sql, "INSERT INTO " META ".hist_cols VALUES ");
+        for (size_t i = first; i < h->n_cols && i < first + per_statement; i++) {
+            const ddb_hcol_t *c = &h->cols[i];
+            ds_buf_printf(&sql, "%s(%lld, %lld, %zu, ", i > first ? ", " : "", (long long)h->hid, (long long)ver, i);
+            ds_buf_literal(&sql, c->name);
+            ds_buf_puts(&sql, ", ");
+            ds_buf_literal(&sql, c->type);
+            ds_buf_printf(&sql, ", %s, ", c->nullable ? "true" : "false");
+            if (c->dflt)
+                ds_buf_literal(&sql, c->dflt);
+            else
+                ds_buf_puts(&sql, "NULL");
+            ds_buf_puts(&sql, ", ");
+            ds_buf_literal(&sql, c->slot);
+            if (c->pk_pos >= 0)
+                ds_buf_printf(&sql, ", %d)", c->pk_pos);
+            else
+                ds_buf_puts(&sql, ", NULL)");
+        }
+        st = ds_buf_failed(&sql) ? ddb_oom(u->err) : ds_ddb_exec(u->conn, u->err, ds_buf_cstr(&sql));
+        ds_buf_free(&sql);
     }
     h->cols_changed = false;
     return st;
@@ -370,17 +403,12 @@ static ds_status_t ensure(use_t *u, ddb_hist_t *h, int64_t *ts_hi, bool *ts_hi_n
                     4, params);
     if (st != DS_OK)
         return st;
-    ds_buf_t sql = {0};
-    ds_buf_puts(&sql, "CREATE TABLE ");
-    hist_name(&sql, h->hid);
-    ds_buf_puts(&sql, " (_h_ver BIGINT NOT NULL, _h_add BOOLEAN NOT NULL, \"_timestamp\" TIMESTAMP)");
-    st = ds_ddb_exec(u->conn, u->err, ds_buf_cstr(&sql));
-    ds_buf_free(&sql);
+    /* sync_cols creates _ds.h_<hid> with a slot for each column. */
     h->cols = NULL;
     h->n_cols = 0;
     h->next_slot = 0;
-    if (st == DS_OK)
-        st = sync_cols(u, h);
+    h->rows_table_pending = true;
+    st = sync_cols(u, h);
     if (st == DS_OK)
         st = write_cols(u, h, ver);
     if (st == DS_OK)

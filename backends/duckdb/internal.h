@@ -398,6 +398,7 @@ typedef struct {
     ddb_hcol_t *cols;
     size_t n_cols;
     int64_t next_slot; /* -1: not counted yet */
+    bool rows_table_pending; /* _ds.h_<hid> is created by the next sync_cols, with its slots */
     int64_t last_at;   /* the time of the generation's last write (has_last_at) */
     bool has_last_at;
     bool cols_changed;

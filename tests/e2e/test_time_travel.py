@@ -454,3 +454,32 @@ def test_snapshot_restore_over_the_table_keeps_its_history(tt):
     assert content(tt, "r_before") == before_restore
     travel(tt, "r", iso(t2), "r_after")
     assert content(tt, "r_after") == restored
+
+
+def test_wide_table_history_is_exact(tt):
+    """A table of 300 columns (its history table is made with one statement; its column set is
+    recorded 256 rows to a statement, so this crosses that boundary), one with a default holding a
+    quote: a moment before an upsert and a new column comes back exactly."""
+    n = 300
+    cols = [{"name": "id", "type": "INTEGER", "nullable": False}] + \
+        [{"name": f"c{i}", "type": "VARCHAR"} for i in range(1, n - 1)] + \
+        [{"name": "quoted", "type": "VARCHAR", "default": "it's"}]
+    tt.create_table("wide", cols, primary_key=["id"])
+    names = [c["name"] for c in cols]
+    tt.load_rows("wide", names, [[str(r)] + [f"r{r}c{i}" for i in range(1, n)] for r in range(5)])
+    time.sleep(0.05)
+    before = content(tt, "wide")
+    assert len(before["columns"]) == n and before["count"] == 5
+    assert [c for c in tt.table("wide")["columns"] if c["name"] == "quoted"][0]["default"] == "it's"
+    at = time.time()
+    time.sleep(0.05)
+    tt.load_rows("wide", names, [[str(r)] + [f"new{r}c{i}" for i in range(1, n)] for r in range(3, 8)],
+                 incremental=True)
+    expect(tt.api.post(tt.tpath("wide") + "/columns", {"name": "later"}), 201)
+    assert content(tt, "wide")["count"] == 8
+    travel(tt, "wide", iso(at), "wide_back")
+    back = content(tt, "wide_back")
+    assert back["columns"] == before["columns"]
+    assert back["primary_key"] == before["primary_key"]
+    assert back["rows"] == before["rows"] and back["count"] == 5
+    assert [c for c in tt.table("wide_back")["columns"] if c["name"] == "quoted"][0]["default"] == "it's"
