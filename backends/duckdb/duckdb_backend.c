@@ -153,20 +153,23 @@ static ds_status_t run_detach(be_t *be, const proj_t *p, ds_err_t *err)
 }
 
 /*
- * Stores, measured now, the bytes of p's tables that writes left unmeasured
- * (DDB_BYTES_UNMEASURED), so that the next attach reads them instead of
- * measuring them. Runs before a detach that keeps the file, when no call uses
- * p. The rows are rewritten as DELETE and INSERT (see ddb_meta_write). A
- * failure changes nothing and is logged: the next attach measures them.
- * Never after a write ran out of space (p->reload): DuckDB's state of the
- * file may not match the disk then, and nothing may commit before it is
- * attached afresh (a test saw rows of _ds.tables lost).
+ * Stores the bytes of p's tables that writes left unmeasured
+ * (DDB_BYTES_UNMEASURED): the figure the metadata cache measured after the
+ * write (so GET table says the same across a detach), or measured now when
+ * the cache has none. The next attach then reads them instead of measuring
+ * them. Runs before a detach that keeps the file, when no call uses p. The
+ * rows are rewritten as DELETE and INSERT (see ddb_meta_write). A failure
+ * changes nothing and is logged: the next attach measures them; it is
+ * returned, so that a caller can mark p for reopening after one for lack of
+ * space (p->reload). Never after a write ran out of space (p->reload): DuckDB's state of the file may not match the disk then,
+ * and nothing may commit before it is attached afresh (a test saw rows of
+ * _ds.tables lost).
  */
-static void store_bytes(be_t *be, const proj_t *p)
+static ds_status_t store_bytes(be_t *be, proj_t *p)
 {
     duckdb_connection c;
     if (p->reload || duckdb_connect(be->db, &c) == DuckDBError)
-        return;
+        return DS_OK;
     ds_err_t err = {0};
     ds_buf_t tbl = {0}, q = {0};
     duckdb_result r;
@@ -201,7 +204,9 @@ static void store_bytes(be_t *be, const proj_t *p)
             params[k] = v[k] = ds_ddb_cell(&r, (idx_t)k, i);
             oom = oom || (!v[k] && !duckdb_value_is_null(&r, (idx_t)k, i));
         }
-        int64_t bytes = DDB_BYTES_UNMEASURED;
+        int64_t bytes = DDB_BYTES_UNMEASURED, cached_rows;
+        if (!oom && v[0] && v[1] && !ddb_mcat_counts(p, v[0], v[1], &cached_rows, &bytes))
+            bytes = DDB_BYTES_UNMEASURED;
         st = oom || !v[0] || !v[1] ? ddb_oom(&err) : ddb_bytes_known(c, p->alias, v[0], v[1], &bytes, &err);
         snprintf(bytes_s, sizeof(bytes_s), "%lld", (long long)bytes);
         params[8] = bytes_s;
@@ -225,6 +230,7 @@ static void store_bytes(be_t *be, const proj_t *p)
     ds_buf_free(&tbl);
     ds_buf_free(&q);
     duckdb_disconnect(&c);
+    return st;
 }
 
 /*
@@ -326,7 +332,12 @@ static void detach_victims(be_t *be, proj_t **v, size_t n)
     ds_err_t e[MAX_VICTIMS];
     for (size_t i = 0; i < n; i++) {
         memset(&e[i], 0, sizeof(e[i]));
-        store_bytes(be, v[i]);
+        if (store_bytes(be, v[i]) == DS_INSUFFICIENT_STORAGE) {
+            /* Nothing may commit before the file is attached afresh, should the detach fail. */
+            pthread_mutex_lock(&be->lock);
+            v[i]->reload = true;
+            pthread_mutex_unlock(&be->lock);
+        }
         st[i] = run_detach(be, v[i], &e[i]);
     }
     pthread_mutex_lock(&be->lock);
@@ -336,6 +347,7 @@ static void detach_victims(be_t *be, proj_t **v, size_t n)
         be->n_detaching--;
         if (st[i] == DS_OK) {
             p->attached = false;
+            p->reload = false; /* detached: its next attach reads the file afresh */
             be->n_attached--;
             ds_lru_remove(be->lru, p->id);
             ddb_mcat_drop(p->mcat);
@@ -754,6 +766,29 @@ ds_status_t ddb_use_begin_read(be_t *be, ds_be_call_t *call, use_t *u)
     return st;
 }
 
+/*
+ * ddb_use_begin_read, then a read transaction: the metadata rows a fallback
+ * lists and the tables whose bytes it then measures are one snapshot (a table
+ * dropped meanwhile is still there; a row measured meanwhile is not counted
+ * twice). End with snapshot_end, which ends the use too.
+ */
+static ds_status_t snapshot_begin(be_t *be, ds_be_call_t *call, use_t *u)
+{
+    ds_status_t st = ddb_use_begin_read(be, call, u);
+    if (st != DS_OK)
+        return st;
+    if ((st = ds_ddb_exec(u->conn, call->err, "BEGIN TRANSACTION")) != DS_OK)
+        ddb_use_end(u);
+    return st;
+}
+
+static void snapshot_end(use_t *u)
+{
+    ds_err_t ignored = {0};
+    ds_ddb_exec(u->conn, &ignored, "COMMIT");
+    ddb_use_end(u);
+}
+
 /* The call's cancellation hook: stops the statement running on the connection (it fails INTERRUPT). */
 static void interrupt_conn(void *ud)
 {
@@ -1055,6 +1090,7 @@ static void be_close(void *self)
     for (proj_t *p = be->projects; p; p = p->next) {
         if (!p->attached)
             continue;
+        /* Shutdown: no call runs any more, so the cache's locks cannot wait for be->lock here. */
         store_bytes(be, p);
         /* A checkpoint folds the WAL into the file, so the next start reads one clean file. */
         ds_buf_t sql = {0};
@@ -1412,7 +1448,7 @@ ds_status_t ddb_sql_project_stats(void *self, ds_be_call_t *call, ds_be_project_
     use_t u;
     duckdb_result r;
     memset(out, 0, sizeof(*out));
-    ds_status_t st = ddb_use_begin_read(be, call, &u);
+    ds_status_t st = snapshot_begin(be, call, &u);
     if (st != DS_OK)
         return st;
     st = ds_ddb_run(u.conn, call->err, &r, "SELECT (SELECT count(*) FROM " META ".buckets)", 0, NULL);
@@ -1445,7 +1481,7 @@ ds_status_t ddb_sql_project_stats(void *self, ds_be_call_t *call, ds_be_project_
     }
     duckdb_destroy_result(&r);
 done:
-    ddb_use_end(&u);
+    snapshot_end(&u);
     return st;
 }
 
@@ -1952,7 +1988,7 @@ ds_status_t ddb_sql_table_get(void *self, ds_be_call_t *call, const char *bucket
 {
     use_t u;
     duckdb_result r;
-    ds_status_t st = ddb_use_begin_read(self, call, &u);
+    ds_status_t st = snapshot_begin(self, call, &u);
     if (st != DS_OK)
         return st;
     ds_buf_t sql = {0};
@@ -1967,7 +2003,7 @@ ds_status_t ddb_sql_table_get(void *self, ds_be_call_t *call, const char *bucket
             st = table_from_row(&u, call, &r, 0, out, true);
         duckdb_destroy_result(&r);
     }
-    ddb_use_end(&u);
+    snapshot_end(&u);
     return st;
 }
 
@@ -1978,7 +2014,7 @@ ds_status_t ddb_sql_table_list(void *self, ds_be_call_t *call, const char *bucke
     duckdb_result r;
     *items = NULL;
     *n = 0;
-    ds_status_t st = ddb_use_begin_read(be, call, &u);
+    ds_status_t st = snapshot_begin(be, call, &u);
     if (st != DS_OK)
         return st;
     const char *params[] = {bucket};
@@ -2009,7 +2045,7 @@ ds_status_t ddb_sql_table_list(void *self, ds_be_call_t *call, const char *bucke
         if (st == DS_OK)
             st = load_columns_of_bucket(&u, call, *items, *n);
     }
-    ddb_use_end(&u);
+    snapshot_end(&u);
     return st;
 }
 

@@ -339,10 +339,11 @@ static ds_status_t look_up(use_t *u, ddb_hist_t *h, bool *found, int64_t *ts_hi,
     *ts_hi_null = true;
     if (st != DS_OK)
         return st;
-    if (duckdb_row_count(&r) != 1) {
+    idx_t rows = duckdb_row_count(&r);
+    if (rows != 1) {
         duckdb_destroy_result(&r);
         return ds_err_set(u->err, DS_INTERNAL, "the history lookup of %s.%s gave %llu rows", h->bucket, h->table,
-                          (unsigned long long)duckdb_row_count(&r));
+                          (unsigned long long)rows);
     }
     *found = !duckdb_value_is_null(&r, 0, 0);
     h->hid = *found ? ds_ddb_int(&r, 0, 0) : 0;

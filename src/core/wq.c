@@ -221,7 +221,7 @@ static ds_wq_slot_t *take_ticket(ds_wq_t *wq, const char *key, double max_wait_s
          * When the request would be done: the holder's expected rest (none once
          * it is past the average), one average per waiter, and its own turn;
          * then room for turns that take longer than the average: two mean
-         * deviations per turn. The turns of a busy server are slow together
+         * deviations per turn (the holder's, the waiters', its own). The turns of a busy server are slow together
          * (they share its cores with everything else), so their deviations add
          * up rather than averaging out: with the square root of the number of
          * turns (independent turns), a 30 s mix at 256 connections had one
@@ -230,7 +230,7 @@ static ds_wq_slot_t *take_ticket(ds_wq_t *wq, const char *key, double max_wait_s
          */
         double rest = hold->avg - (now - s->granted_at);
         double expect = (rest > 0 ? rest : 0) + (double)(waiters + 1) * hold->avg;
-        double worst = expect + 2 * hold->dev * (double)(waiters + 1);
+        double worst = expect + 2 * hold->dev * (double)(waiters + 2); /* the holder's turn, theirs, its own */
         if (worst > max_wait_s) {
             ds_err_set(err, DS_QUEUE_FULL,
                        "the same object is busy: this request would be done in about %.1f s, %.1f s allowing for "
