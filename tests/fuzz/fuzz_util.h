@@ -104,8 +104,11 @@ static __attribute__((unused)) void fz_check_holds(void)
     ds_holds_t h = {0};
     for (int i = 0; i < 120000; i++) {
         ds_service_holds(&h);
-        if (!h.slots && !h.waiting && !h.pins && !h.calls)
+        if (!h.slots && !h.waiting && !h.pins && !h.calls) {
+            if (i >= 5000) /* the log shows how long background work held on */
+                fprintf(stderr, "fuzz: holds ended %d ms after the input\n", i);
             return;
+        }
         usleep(1000);
     }
     fprintf(stderr, "fuzz: the input left held: %lld write slot(s), %lld waiting, %lld project pin(s), %lld "
