@@ -297,6 +297,38 @@ def test_update_duplicates_collapses_input_duplicates(proj):
     assert got["3"]["v"] == "x" and got["4"]["v"] == "d"
 
 
+def test_typed_table_collapses_duplicate_keys_on_every_load_path(proj):
+    """Duplicates are collapsed after the rows are loaded (no DISTINCT ON): a full load straight from
+    the file, an upsert through the staged rows, and a load that creates the table."""
+    proj.create_table("t", TYPED_COLS, primary_key=["id"])
+    rows = [["1", "1.50", "a"], ["2", "2.00", "b"], ["1", "1.75", "a2"], ["3", "", "c"], ["2", "2.25", "b2"]]
+    res = proj.load_rows("t", ["id", "amount", "note"], rows, dedup="update_duplicates")
+    assert res["imported_rows"] == 3 and res["table_rows"] == 3, res
+    got = proj.row_map("t", "id")
+    assert sorted(got) == ["1", "2", "3"]
+    assert (got["1"]["amount"], got["1"]["note"]) in (("1.50", "a"), ("1.75", "a2"))
+    assert (got["2"]["amount"], got["2"]["note"]) in (("2.00", "b"), ("2.25", "b2"))
+    # Upsert: 3 is replaced (twice in the input), 4 is new (three times), 1 and 2 stay.
+    res = proj.load_rows("t", ["id", "amount", "note"],
+                         [["3", "3.10", "x"], ["4", "4.00", "d"], ["3", "3.20", "y"], ["4", "4.00", "d"],
+                          ["4", "4.50", "e"]], incremental=True)
+    assert res["imported_rows"] == 2 and res["table_rows"] == 4, res
+    after = proj.row_map("t", "id")
+    assert sorted(after) == ["1", "2", "3", "4"]
+    assert after["1"] == got["1"] and after["2"] == got["2"]
+    assert (after["3"]["amount"], after["3"]["note"]) in (("3.10", "x"), ("3.20", "y"))
+    assert after["4"]["amount"] in ("4.00", "4.50")
+    # An upsert without duplicates replaces every row it names, once (a typed table replaces equal rows too).
+    res = proj.load_rows("t", ["id", "amount", "note"], [["1", "9.00", "z"], ["5", "5.00", "f"]], incremental=True)
+    assert res["imported_rows"] == 2 and res["table_rows"] == 5, res
+    assert proj.row_map("t", "id")["1"]["amount"] == "9.00"
+    # A load that creates its table takes the dedup columns as its key and collapses on them.
+    f = proj.upload("new.csv", csv_text([["k", "v"], ["a", "1"], ["b", "2"], ["a", "3"], ["", "4"], ["", "5"]]))
+    res = proj.import_file("fresh", {"file_id": f["id"], "dedup_columns": ["k"], "create_mode": "create"})
+    assert res["imported_rows"] == 3 and res["table_rows"] == 3, res
+    assert sorted(r[0] for r in proj.rows("fresh", ["k"])) == ["", "a", "b"]
+
+
 def test_insert_duplicates_keeps_duplicates(proj):
     proj.create_table("t", ["id", "v"], primary_key=["id"])
     res = proj.load_rows("t", ["id", "v"], [["1", "a"], ["1", "a2"], ["2", "b"]], dedup="insert_duplicates")
