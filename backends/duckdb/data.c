@@ -15,9 +15,13 @@
  *      keys are checked for FAIL_ON_DUPLICATES.
  *   3. load: one transaction adds new columns (string tables), truncates
  *      (full load) or removes the rows being replaced (incremental upsert),
- *      inserts, and updates the table's metadata. Any failure rolls back, so
- *      the table is exactly as before. A transaction conflict (which per-table
- *      write queues should prevent) is retried, never shown to users.
+ *      inserts, collapses duplicate keys (collapse_keys), and updates the
+ *      table's metadata. Any failure rolls back, so the table is exactly as
+ *      before. A transaction conflict (which per-table write queues should
+ *      prevent) is retried, never shown to users.
+ * Imports into an existing table that need no staging (can_load_direct,
+ * can_upsert_direct) first try reading the files with the table's types
+ * directly; the staged path runs only when that fails, to name the problem.
  *
  * _timestamp: CURRENT_TIME stamps inserted/updated rows with the import's time;
  * NONE leaves it NULL; FROM_SOURCE takes the source's timestamp column. On
@@ -407,6 +411,7 @@ typedef struct {
     size_t n_key;
     ds_buf_t reader;              /* FROM clause of the source */
     int64_t staged_rows;
+    bool direct;                  /* the load reads the files (direct_rows), not the staged __ds_src */
     ds_csv_opts_t csv;            /* the CSV options the reader uses (after any conversion) */
     const char **converted;       /* temporary files to remove when the import ends */
     size_t n_converted;
@@ -1024,9 +1029,15 @@ static ds_status_t check_duplicates(imp_t *m)
 }
 
 /* Appends the load query: the typed input rows plus their _timestamp (duplicate keys stay; see collapse_keys). */
+static void direct_rows(const imp_t *m, ds_buf_t *b);
+
 static void input_query(const imp_t *m, ds_buf_t *b)
 {
     ds_buf_puts(b, "SELECT ");
+    if (m->direct) {
+        direct_rows(m, b);
+        return;
+    }
     for (size_t i = 0; i < m->n_src; i++) {
         if (!m->dst[i])
             continue;
@@ -1359,15 +1370,69 @@ static ds_status_t load_txn(use_t *u, void *ud)
  * a full load or a plain append (an upsert or fail_on_duplicates needs the
  * staged rows).
  */
+static bool direct_source(const imp_t *m)
+{
+    const ds_import_t *in = m->in;
+    return !in->src_table && m->exists && !m->recreate && !m->n_add && !in->n_import_as_null &&
+           in->timestamp_mode != DS_TS_FROM_SOURCE;
+}
+
 static bool can_load_direct(const imp_t *m)
 {
     const ds_import_t *in = m->in;
-    if (in->src_table || !m->exists || m->recreate || m->n_add || in->n_import_as_null ||
-        in->timestamp_mode == DS_TS_FROM_SOURCE)
-        return false;
-    if (m->n_key && in->dedup == DS_DEDUP_FAIL)
+    if (!direct_source(m) || (m->n_key && in->dedup == DS_DEDUP_FAIL))
         return false;
     return !in->incremental || !m->n_key || in->dedup == DS_DEDUP_INSERT;
+}
+
+/* An upsert whose new rows (__ds_new) can be read straight from the files: load_txn with m->direct. */
+static bool can_upsert_direct(const imp_t *m)
+{
+    const ds_import_t *in = m->in;
+    return direct_source(m) && in->incremental && m->n_key && in->dedup == DS_DEDUP_UPDATE;
+}
+
+/*
+ * Appends "<input columns, typed, AS their destination names>, <_timestamp>
+ * FROM <the files>": the rows of a direct load, read straight from the files
+ * with the destination's types (see can_load_direct).
+ */
+static void direct_rows(const imp_t *m, ds_buf_t *b)
+{
+    const ds_import_t *in = m->in;
+    bool csv = in->format == DS_FORMAT_CSV;
+    for (size_t i = 0; i < m->n_src; i++) {
+        if (!m->dst[i])
+            continue;
+        const char *type = dst_type(m, m->dst[i]);
+        bool empty_null = ds_type_is_string(type) && in_list(in->convert_empty_to_null, in->n_convert_empty_to_null, m->dst[i]);
+        ds_buf_puts(b, empty_null ? "NULLIF(" : "");
+        ds_buf_puts(b, csv ? "" : "CAST(");
+        ds_buf_ident(b, m->src[i]);
+        if (!csv)
+            ds_buf_printf(b, " AS %s)", type);
+        ds_buf_puts(b, empty_null ? ", '') AS " : " AS ");
+        ds_buf_ident(b, m->dst[i]);
+        ds_buf_puts(b, ", ");
+    }
+    ds_buf_puts(b, in->timestamp_mode == DS_TS_NONE ? "CAST(NULL AS TIMESTAMP)"
+                                                     : "CAST(get_current_timestamp() AT TIME ZONE 'UTC' AS TIMESTAMP)");
+    ds_buf_puts(b, " AS \"_timestamp\" FROM ");
+    if (csv) {
+        append_csv_reader(m, b, true);
+    } else {
+        /*
+         * Through a join with one row: a table's rows have no order, and a join
+         * tells DuckDB so. A plain read of Parquet files comes in order, and
+         * DuckDB keeps it with an insert whose commit merges its row groups
+         * (5 s of 11 for 7M rows); the join's parallel insert commits in 0.2 s,
+         * the join itself costs about 1 s. SET preserve_insertion_order would
+         * say the same, but the engine's configuration is locked at start-up.
+         */
+        ds_buf_puts(b, "(SELECT *, 1 AS \"__ds:any\" FROM ");
+        ds_buf_append_buf(b, &m->reader);
+        ds_buf_puts(b, ") JOIN (VALUES (1)) AS __ds_one(\"__ds:any\") USING (\"__ds:any\")");
+    }
 }
 
 static ds_status_t load_direct_txn(use_t *u, void *ud)
@@ -1375,7 +1440,6 @@ static ds_status_t load_direct_txn(use_t *u, void *ud)
     load_t *l = ud;
     imp_t *m = l->m;
     const ds_import_t *in = m->in;
-    bool csv = in->format == DS_FORMAT_CSV;
     ds_buf_t sql = {0};
     ddb_hist_t h;
     ds_be_table_t now;
@@ -1395,37 +1459,7 @@ static ds_status_t load_direct_txn(use_t *u, void *ud)
     if (st != DS_OK)
         return st;
     insert_head(m, &sql);
-    for (size_t i = 0; i < m->n_src; i++) {
-        if (!m->dst[i])
-            continue;
-        const char *type = dst_type(m, m->dst[i]);
-        bool empty_null = ds_type_is_string(type) && in_list(in->convert_empty_to_null, in->n_convert_empty_to_null, m->dst[i]);
-        ds_buf_puts(&sql, empty_null ? "NULLIF(" : "");
-        ds_buf_puts(&sql, csv ? "" : "CAST(");
-        ds_buf_ident(&sql, m->src[i]);
-        if (!csv)
-            ds_buf_printf(&sql, " AS %s)", type);
-        ds_buf_puts(&sql, empty_null ? ", '')" : "");
-        ds_buf_puts(&sql, ", ");
-    }
-    ds_buf_puts(&sql, in->timestamp_mode == DS_TS_NONE ? "CAST(NULL AS TIMESTAMP)"
-                                                       : "CAST(get_current_timestamp() AT TIME ZONE 'UTC' AS TIMESTAMP)");
-    ds_buf_puts(&sql, " FROM ");
-    if (csv) {
-        append_csv_reader(m, &sql, true);
-    } else {
-        /*
-         * Through a join with one row: a table's rows have no order, and a join
-         * tells DuckDB so. A plain read of Parquet files comes in order, and
-         * DuckDB keeps it with an insert whose commit merges its row groups
-         * (5 s of 11 for 7M rows); the join's parallel insert commits in 0.2 s,
-         * the join itself costs about 1 s. SET preserve_insertion_order would
-         * say the same, but the engine's configuration is locked at start-up.
-         */
-        ds_buf_puts(&sql, "(SELECT *, 1 AS \"__ds:any\" FROM ");
-        ds_buf_append_buf(&sql, &m->reader);
-        ds_buf_puts(&sql, ") JOIN (VALUES (1)) AS __ds_one(\"__ds:any\") USING (\"__ds:any\")");
-    }
+    direct_rows(m, &sql);
     duckdb_result r;
     st = ds_ddb_run(u->conn, u->err, &r, ds_buf_cstr(&sql), 0, NULL);
     ds_buf_free(&sql);
@@ -1494,14 +1528,18 @@ ds_status_t ddb_table_import(void *self, ds_be_call_t *call, const char *bucket,
         st = resolve_key(&m);
     /*
      * The direct load reads the files straight into the table in one statement,
-     * as fast as DuckDB's own COPY. It serves the common cases; when it fails
-     * (a value that does not fit, a malformed file), the staged path runs and
-     * names the problem by row and column.
+     * as fast as DuckDB's own COPY; a direct upsert reads them straight into
+     * its new rows (__ds_new), skipping the text stage and its type checks.
+     * They serve the common cases; when one fails (a value that does not fit,
+     * a malformed file), the staged path runs and names the problem by row
+     * and column.
      */
-    bool direct = false;
+    bool direct = false, upsert = st == DS_OK && can_upsert_direct(&m);
     load_t l = {.m = &m};
-    if (st == DS_OK && can_load_direct(&m)) {
-        ds_status_t dst = ddb_in_txn(&u, load_direct_txn, &l);
+    if (st == DS_OK && (upsert || can_load_direct(&m))) {
+        m.direct = true;
+        ds_status_t dst = ddb_in_txn(&u, upsert ? load_txn : load_direct_txn, &l);
+        m.direct = false;
         if (dst == DS_OK)
             direct = true;
         else if (dst == DS_UNAVAILABLE || dst == DS_INSUFFICIENT_STORAGE || dst == DS_CANCELLED)
@@ -1527,7 +1565,7 @@ ds_status_t ddb_table_import(void *self, ds_be_call_t *call, const char *bucket,
     if (st == DS_CONFLICT)
         ds_err_set(call->err, DS_UNAVAILABLE, "the table is busy; retry the import");
     t2 = ddb_mono_s();
-    if (st == DS_OK && direct) {
+    if (st == DS_OK && direct && !upsert) {
         out->imported_rows = l.loaded;
     } else if (st == DS_OK) {
         /* With a dedup key an import counts the keys it brought, once each. */

@@ -313,6 +313,7 @@ def test_typed_table_collapses_duplicate_keys_on_every_load_path(proj):
                          [["3", "3.10", "x"], ["4", "4.00", "d"], ["3", "3.20", "y"], ["4", "4.00", "d"],
                           ["4", "4.50", "e"]], incremental=True)
     assert res["imported_rows"] == 2 and res["table_rows"] == 4, res
+    assert res["timers"][0]["name"] == "direct_load", res  # read straight from the file, no text stage
     after = proj.row_map("t", "id")
     assert sorted(after) == ["1", "2", "3", "4"]
     assert after["1"] == got["1"] and after["2"] == got["2"]
@@ -322,6 +323,12 @@ def test_typed_table_collapses_duplicate_keys_on_every_load_path(proj):
     res = proj.load_rows("t", ["id", "amount", "note"], [["1", "9.00", "z"], ["5", "5.00", "f"]], incremental=True)
     assert res["imported_rows"] == 2 and res["table_rows"] == 5, res
     assert proj.row_map("t", "id")["1"]["amount"] == "9.00"
+    # A value that does not fit: the direct read fails, the staged path names row and column; nothing changes.
+    before = proj.snapshot("t")
+    f = proj.upload("bad.csv", csv_text([["id", "amount", "note"], ["6", "6.00", "g"], ["7", "seven", "h"]]))
+    r = proj.import_file_raw("t", {"file_id": f["id"], "incremental": True})
+    expect_400(r, mentions=["row 2", "amount", "seven"])
+    proj.assert_unchanged("t", before)
     # A load that creates its table takes the dedup columns as its key and collapses on them.
     f = proj.upload("new.csv", csv_text([["k", "v"], ["a", "1"], ["b", "2"], ["a", "3"], ["", "4"], ["", "5"]]))
     res = proj.import_file("fresh", {"file_id": f["id"], "dedup_columns": ["k"], "create_mode": "create"})
