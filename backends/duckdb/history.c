@@ -498,8 +498,10 @@ ds_status_t ddb_hist_begin_known(use_t *u, const ds_be_table_t *known, ddb_hist_
     return begin(u, known->bucket, known->name, known, h);
 }
 
-/* Records rows of the table matching cond (SQL over alias t; NULL: all rows) as removed (add false) or added. */
-/* Copies the table's rows [join ...] [WHERE cond] into the history as removed (add false) or added rows. */
+/*
+ * Copies the table's rows (alias t) [join ...] [WHERE cond; NULL: all rows]
+ * into the history as removed (add false) or added rows.
+ */
 static ds_status_t record(use_t *u, ddb_hist_t *h, bool add, const char *join, const char *cond, int64_t *n)
 {
     ds_buf_t sql = {0};

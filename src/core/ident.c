@@ -89,6 +89,10 @@ ds_status_t ds_ident_check_name(const char *name, const char *what, ds_err_t *er
     if (strncasecmp(name, "_ds", 3) == 0 || strcasecmp(name, "_timestamp") == 0)
         return ds_err_setf(err, DS_INVALID_ARGUMENT, what,
                            "invalid %s name \"%s\": the name is reserved", what, name);
+    /* A column named rowid hides the engine's row id, which imports, deletes and time travel select rows by. */
+    if (strcmp(what, "column") == 0 && strcasecmp(name, "rowid") == 0)
+        return ds_err_setf(err, DS_INVALID_ARGUMENT, what,
+                           "invalid column name \"%s\": the name is reserved (the engine's row id)", name);
     return DS_OK;
 }
 

@@ -34,7 +34,9 @@ ds_status_t ds_ident_check_stage(const char *stage, ds_err_t *err);
 ds_status_t ds_ident_check_bucket_name(const char *name, ds_err_t *err);
 /*
  * Table and column names: [A-Za-z0-9_]{1,64}, not made of digits only, not
- * starting with "_ds" (reserved). what is "table" or "column", for the message.
+ * starting with "_ds", not "_timestamp", and for columns not "rowid" (all
+ * reserved). what is "table" or "column" (the message says it; "column" also
+ * selects the column rules).
  */
 ds_status_t ds_ident_check_name(const char *name, const char *what, ds_err_t *err);
 /* Storage File keys: relative, no "..", no "//", no NUL, printable, <= 1024 bytes. */

@@ -150,6 +150,8 @@ CASES = [
     ("name-timestamp-column", {"method": "POST", "path": T, "json": {"name": "t", "columns": [{"name": "_timestamp"}]}},
      ["_timestamp"]),
     ("name-ds-table", {"method": "POST", "path": T, "json": {"name": "_ds_meta", "columns": [{"name": "a"}]}}, ["_ds"]),
+    ("name-rowid-column", {"method": "POST", "path": T, "json": {"name": "t", "columns": [{"name": "ROWID"}]}},
+     ["ROWID", "reserved"]),
     ("name-bucket-space", {"method": "POST", "path": f"/projects/{PID}/buckets", "json": {"stage": "in", "name": "a b"}},
      ["name"]),
     ("name-bucket-bad-stage", {"method": "POST", "path": f"/projects/{PID}/buckets", "json": {"stage": "sys", "name": "x"}},

@@ -298,8 +298,8 @@ def test_update_duplicates_collapses_input_duplicates(proj):
 
 
 def test_typed_table_collapses_duplicate_keys_on_every_load_path(proj):
-    """Duplicates are collapsed after the rows are loaded (no DISTINCT ON): a full load straight from
-    the file, an upsert through the staged rows, and a load that creates the table."""
+    """Duplicates are collapsed after the rows are loaded (no DISTINCT ON): a full load and an upsert
+    read straight from the file, a bad value's staged fallback, and a load that creates the table."""
     proj.create_table("t", TYPED_COLS, primary_key=["id"])
     rows = [["1", "1.50", "a"], ["2", "2.00", "b"], ["1", "1.75", "a2"], ["3", "", "c"], ["2", "2.25", "b2"]]
     res = proj.load_rows("t", ["id", "amount", "note"], rows, dedup="update_duplicates")
@@ -334,6 +334,10 @@ def test_typed_table_collapses_duplicate_keys_on_every_load_path(proj):
     res = proj.import_file("fresh", {"file_id": f["id"], "dedup_columns": ["k"], "create_mode": "create"})
     assert res["imported_rows"] == 3 and res["table_rows"] == 3, res
     assert sorted(r[0] for r in proj.rows("fresh", ["k"])) == ["", "a", "b"]
+    # A column named rowid would hide the engine's row id, which the collapse selects the loaded rows by.
+    f = proj.upload("rowid.csv", csv_text([["rowid", "k"], ["1", "a"], ["2", "a"]]))
+    expect_400(proj.import_file_raw("other", {"file_id": f["id"], "dedup_columns": ["k"], "create_mode": "create"}),
+               mentions=["rowid"])
 
 
 def test_insert_duplicates_keeps_duplicates(proj):

@@ -131,7 +131,7 @@ Test(ident, digits_only_names_are_rejected)
 
 Test(ident, reserved_names_are_rejected)
 {
-    static const char *const reserved[] = {"_ds", "_ds_meta", "_DS_x", "_timestamp", "_TIMESTAMP",
+    static const char *const reserved[] = {"_ds", "_ds_meta", "_DS_x", "_timestamp", "_TIMESTAMP", "rowid", "RowId",
                                            NULL};
     for (int i = 0; reserved[i]; i++) {
         memset(&err, 0, sizeof(err));
@@ -141,6 +141,9 @@ Test(ident, reserved_names_are_rejected)
     }
     cr_assert_eq(ds_ident_check_name("_d", "column", &err), DS_OK);
     cr_assert_eq(ds_ident_check_name("_timestamps", "column", &err), DS_OK);
+    /* rowid is reserved for columns only (a table may be called rowid) */
+    cr_assert_eq(ds_ident_check_name("rowid", "table", &err), DS_OK);
+    cr_assert_eq(ds_ident_check_name("rowids", "column", &err), DS_OK);
 }
 
 Test(ident, name_error_says_what_was_checked)
