@@ -252,6 +252,20 @@ def test_parquet_export_download_and_import(proj):
     assert names(proj.table("created")) == [c["name"] for c in PARQUET_COLS]
 
 
+def test_parquet_with_repeated_keys_loads_one_row_per_key(proj):
+    """A direct Parquet load that finds repeated keys is run again with them collapsed."""
+    proj.create_table("src", PARQUET_COLS)  # no key: keeps the duplicates
+    proj.load_csv("src", b'id,name,amount,ratio,day,flag\n1,a,1.00,1,2024-01-01,true\n1,b,2.00,2,2024-01-02,false\n'
+                         b'2,c,3.00,3,2024-01-03,true\n')
+    res, _ = proj.export_bytes("src", {"format": "parquet"})
+    proj.create_table("dst", PARQUET_COLS, primary_key=["id"])
+    r = proj.import_file("dst", {"file_id": res["file_id"], "format": "parquet"})
+    assert r["imported_rows"] == 2 and r["table_rows"] == 2, r
+    assert r["timers"][0]["name"] == "direct_load", r
+    got = proj.row_map("dst", "id")
+    assert sorted(got) == ["1", "2"] and got["1"]["name"] in ("a", "b") and got["2"]["name"] == "c"
+
+
 def test_csv_file_imported_as_parquet_is_400(proj):
     before = seeded(proj)
     f = proj.upload("not.parquet", b"id,name,city\n1,a,b\n")
