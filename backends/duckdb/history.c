@@ -310,14 +310,16 @@ static ds_status_t next_ver(use_t *u, int64_t *ver)
 }
 
 /* The live generation of bucket.table: *hid, or *found false. */
+/* The live generation of table $2 in bucket $1 (NULL: none), as one column "hid". */
+#define LIVE_HID_SQL                                                                                               \
+    "SELECT max(hid) AS hid FROM " META ".hist_tables WHERE lower(bucket) = lower($1) AND lower(name) = lower($2) " \
+    "AND dropped_us IS NULL"
+
 static ds_status_t live_hid(use_t *u, const char *bucket, const char *table, int64_t *hid, bool *found)
 {
     const char *params[] = {bucket, table};
     bool none;
-    ds_status_t st = one_int(u,
-                             "SELECT max(hid) FROM " META ".hist_tables WHERE lower(bucket) = lower($1) AND "
-                             "lower(name) = lower($2) AND dropped_us IS NULL",
-                             2, params, hid, &none);
+    ds_status_t st = one_int(u, LIVE_HID_SQL, 2, params, hid, &none);
     *found = !none;
     return st;
 }
@@ -334,8 +336,7 @@ static ds_status_t look_up(use_t *u, ddb_hist_t *h, bool *found, int64_t *ts_hi,
     duckdb_result r;
     ds_status_t st = ds_ddb_run(u->conn, u->err, &r,
                                 "SELECT g.*, nextval('" META ".hist_seq') FROM (SELECT g.hid, max(w.at_us), "
-                                "arg_max_null(w.ts_hi, w.ver) FROM (SELECT max(hid) AS hid FROM " META ".hist_tables "
-                                "WHERE lower(bucket) = lower($1) AND lower(name) = lower($2) AND dropped_us IS NULL) g "
+                                "arg_max_null(w.ts_hi, w.ver) FROM (" LIVE_HID_SQL ") g "
                                 "LEFT JOIN " META ".hist_writes w ON w.hid = g.hid GROUP BY g.hid) g",
                                 2, params);
     *found = false;
