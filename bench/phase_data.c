@@ -183,6 +183,18 @@ static const char *const speed_headers[] = {
 
 /* ---- import ---- */
 
+/* A fresh DuckDB file for the limit's side of the import phases (kept open until the parallel phase ends). */
+static void open_limit(bench_t *b)
+{
+    char *limit_path = bench_fmt("%s/limit.duckdb", b->run);
+    remove(limit_path);
+    char *wal = bench_fmt("%s.wal", limit_path);
+    remove(wal);
+    free(wal);
+    b->limit = bench_limit_open(limit_path, b->memory_limit_bytes, b->machine.cores);
+    free(limit_path);
+}
+
 void bench_phase_import(bench_t *b)
 {
     bench_mem_t mem;
@@ -194,13 +206,7 @@ void bench_phase_import(bench_t *b)
              bench_int(d->rows), bench_mb(bench_file_size(d->base_csv)));
     bench_table_t *t = bench_table_new(title, speed_headers);
 
-    char *limit_path = bench_fmt("%s/limit.duckdb", b->run);
-    remove(limit_path);
-    char *wal = bench_fmt("%s.wal", limit_path);
-    remove(wal);
-    free(wal);
-    b->limit = bench_limit_open(limit_path, b->memory_limit_bytes, b->machine.cores);
-    free(limit_path);
+    open_limit(b);
 
     for (size_t f = 0; f < sizeof(formats) / sizeof(formats[0]); f++) {
         const fmt_info_t *fi = &formats[f];
@@ -542,6 +548,8 @@ void bench_phase_parallel(bench_t *b)
     int k = d->parts;
     json_t *pj = json_object();
     bench_note("parallel: %d imports of %s rows, one after another and at once", k, bench_int(d->part_rows));
+    if (!b->limit) /* the phase run alone (--phase parallel) */
+        open_limit(b);
     char *ids[8];
     for (int i = 0; i < k; i++) {
         char name[64];

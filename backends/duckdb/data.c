@@ -412,7 +412,7 @@ typedef struct {
     ds_buf_t reader;              /* FROM clause of the source */
     int64_t staged_rows;
     bool direct;                  /* the load reads the files (direct_rows), not the staged __ds_src */
-    bool distinct_on;             /* the input repeats keys: load it again with DISTINCT ON (collapse_table_keys) */
+    bool distinct_on;             /* the input repeats keys: load it again with DISTINCT ON (check_table_keys) */
     ds_csv_opts_t csv;            /* the CSV options the reader uses (after any conversion) */
     const char **converted;       /* temporary files to remove when the import ends */
     size_t n_converted;
@@ -1031,7 +1031,7 @@ static ds_status_t check_duplicates(imp_t *m)
 
 /* Appends the load query: the typed input rows plus their _timestamp (duplicate keys stay; see collapse_keys). */
 static void direct_rows(const imp_t *m, ds_buf_t *b);
-static void key_list(const imp_t *m, ds_buf_t *b);
+static void distinct_on(const imp_t *m, ds_buf_t *b, bool from_files);
 
 static void input_query(const imp_t *m, ds_buf_t *b)
 {
@@ -1040,11 +1040,7 @@ static void input_query(const imp_t *m, ds_buf_t *b)
         direct_rows(m, b);
         return;
     }
-    if (m->distinct_on) {
-        ds_buf_puts(b, "DISTINCT ON (");
-        key_list(m, b);
-        ds_buf_puts(b, ") ");
-    }
+    distinct_on(m, b, false);
     for (size_t i = 0; i < m->n_src; i++) {
         if (!m->dst[i])
             continue;
@@ -1115,13 +1111,120 @@ static void key_list(const imp_t *m, ds_buf_t *b)
     }
 }
 
+/* The source column that loads into destination column dst. */
+static const char *src_of(const imp_t *m, const char *dst)
+{
+    for (size_t i = 0; i < m->n_src; i++)
+        if (m->dst[i] && strcasecmp(m->dst[i], dst) == 0)
+            return m->src[i];
+    return dst;
+}
+
+/*
+ * Appends "DISTINCT ON (k1, ...) " when the load keeps one row per key
+ * (m->distinct_on, see check_table_keys): over the key's columns as the
+ * staged rows name them, or from_files, as the files name them.
+ */
+static void distinct_on(const imp_t *m, ds_buf_t *b, bool from_files)
+{
+    if (!m->distinct_on)
+        return;
+    ds_buf_puts(b, "DISTINCT ON (");
+    for (size_t k = 0; k < m->n_key; k++) {
+        ds_buf_puts(b, k ? ", " : "");
+        ds_buf_ident(b, from_files ? src_of(m, m->key[k]) : m->key[k]);
+    }
+    ds_buf_puts(b, ") ");
+}
+
+/*
+ * count_int_keys serves loads of at least KEY_BITMAP_MIN_ROWS rows (below,
+ * the GROUP BY takes about a millisecond, less than two statements), over a
+ * range of at most KEY_BITMAP_BITS_PER_ROW bits per row and
+ * KEY_BITMAP_MAX_BITS in all (2^28 bits: 32 MiB per DuckDB thread).
+ */
+#define KEY_BITMAP_MIN_ROWS 100000
+#define KEY_BITMAP_BITS_PER_ROW 64
+#define KEY_BITMAP_MAX_BITS ((int64_t)1 << 28)
+
+/*
+ * The distinct values of a one-column integer key, counted in a bitmap when
+ * they fall in a narrow range: min, max and count first (one cheap pass),
+ * then bitstring_agg sets one bit per value between them. For 7M loaded rows
+ * that took 0.13 s where the GROUP BY below took 2.5 s (DuckDB alone); the
+ * answer is the same, exactly. *done = false when the key does not qualify
+ * (not an integer, NULLs in it, a range too wide) and count_keys groups.
+ */
+static ds_status_t count_int_keys(imp_t *m, const char *from, int64_t rows, int64_t *n, bool *done)
+{
+    static const char *const ints[] = {"TINYINT", "SMALLINT", "INTEGER", "BIGINT", "UTINYINT", "USMALLINT", "UINTEGER"};
+    const char *type = m->n_key == 1 ? dst_type(m, m->key[0]) : "";
+    bool is_int = false;
+    for (size_t i = 0; i < sizeof(ints) / sizeof(ints[0]); i++)
+        is_int = is_int || strcasecmp(type, ints[i]) == 0;
+    *done = false;
+    if (!is_int || rows < KEY_BITMAP_MIN_ROWS)
+        return DS_OK;
+    ds_buf_t sql = {0};
+    duckdb_result r;
+    ds_buf_puts(&sql, "SELECT min(");
+    ds_buf_ident(&sql, m->key[0]);
+    ds_buf_puts(&sql, "), max(");
+    ds_buf_ident(&sql, m->key[0]);
+    ds_buf_puts(&sql, "), count(");
+    ds_buf_ident(&sql, m->key[0]);
+    ds_buf_printf(&sql, "), count(*) FROM %s", from);
+    ds_status_t st = ds_buf_failed(&sql) ? ddb_oom(m->u->err)
+                                         : ds_ddb_run(m->u->conn, m->u->err, &r, ds_buf_cstr(&sql), 0, NULL);
+    if (st != DS_OK) {
+        ds_buf_free(&sql);
+        return st;
+    }
+    int64_t lo = ds_ddb_int(&r, 0, 0), hi = ds_ddb_int(&r, 1, 0), valued = ds_ddb_int(&r, 2, 0),
+            counted = ds_ddb_int(&r, 3, 0);
+    duckdb_destroy_result(&r);
+    /* span + 1 bits (span itself cannot overflow: BIGINT's whole range is 2^64 - 1) */
+    uint64_t span = (uint64_t)hi - (uint64_t)lo, max_bits = (uint64_t)KEY_BITMAP_BITS_PER_ROW * (uint64_t)counted;
+    if (counted > 0 && valued == counted && hi >= lo && span < (uint64_t)KEY_BITMAP_MAX_BITS && span < max_bits) {
+        /* BIGINT: the range of a narrower type's values may not fit that type (SMALLINT's is 65,536). */
+        ds_buf_reset(&sql);
+        ds_buf_puts(&sql, "SELECT bit_count(bitstring_agg(CAST(");
+        ds_buf_ident(&sql, m->key[0]);
+        ds_buf_printf(&sql, " AS BIGINT), CAST(%lld AS BIGINT), CAST(%lld AS BIGINT))) FROM %s", (long long)lo,
+                      (long long)hi, from);
+        st = ds_buf_failed(&sql) ? ddb_oom(m->u->err) : query_int(m->u, ds_buf_cstr(&sql), n);
+        *done = st == DS_OK;
+    }
+    ds_buf_free(&sql);
+    return st;
+}
+
+/* *n = the distinct keys of the rows of rel (those matching where, when given), rows of them. */
+static ds_status_t count_keys(imp_t *m, const char *rel, const char *where, int64_t rows, int64_t *n)
+{
+    ds_buf_t from = {0}, sql = {0};
+    bool done = false;
+    ds_buf_printf(&from, "%s%s%s", rel, where ? " WHERE " : "", where ? where : "");
+    ds_status_t st =
+        ds_buf_failed(&from) ? ddb_oom(m->u->err) : count_int_keys(m, ds_buf_cstr(&from), rows, n, &done);
+    if (st == DS_OK && !done) {
+        ds_buf_printf(&sql, "SELECT count(*) FROM (SELECT 1 FROM %s GROUP BY ", ds_buf_cstr(&from));
+        key_list(m, &sql);
+        ds_buf_puts(&sql, ")");
+        st = ds_buf_failed(&sql) ? ddb_oom(m->u->err) : query_int(m->u, ds_buf_cstr(&sql), n);
+    }
+    ds_buf_free(&from);
+    ds_buf_free(&sql);
+    return st;
+}
+
 /*
  * Keboola keeps one row per key of an import (which one is arbitrary). The
  * rows are loaded as they come and their keys counted; only when a key repeats
  * are the extra rows deleted. DISTINCT ON in every load did the same at the
  * cost of an aggregate over every column: a third of a big load's time. rel is
  * the temp table holding the loaded rows (an upsert's __ds_new); for the
- * destination table see collapse_table_keys. *rows: the rows loaded (in),
+ * destination table see check_table_keys. *rows: the rows loaded (in),
  * kept (out).
  */
 static ds_status_t collapse_keys(imp_t *m, const char *rel, int64_t *rows)
@@ -1129,12 +1232,8 @@ static ds_status_t collapse_keys(imp_t *m, const char *rel, int64_t *rows)
     use_t *u = m->u;
     ds_buf_t sql = {0};
     int64_t distinct = 0, deleted = 0;
-    ds_buf_printf(&sql, "SELECT count(*) FROM (SELECT 1 FROM %s GROUP BY ", rel);
-    key_list(m, &sql);
-    ds_buf_puts(&sql, ")");
-    ds_status_t st = ds_buf_failed(&sql) ? ddb_oom(u->err) : query_int(u, ds_buf_cstr(&sql), &distinct);
+    ds_status_t st = count_keys(m, rel, NULL, *rows, &distinct);
     if (st == DS_OK && distinct < *rows) {
-        ds_buf_reset(&sql);
         ds_buf_printf(&sql, "DELETE FROM %s d USING (SELECT rowid AS r, row_number() OVER (PARTITION BY ", rel);
         key_list(m, &sql);
         ds_buf_printf(&sql, ") AS n FROM %s) x WHERE d.rowid = x.r AND x.n > 1", rel);
@@ -1158,21 +1257,17 @@ static ds_status_t collapse_keys(imp_t *m, const char *rel, int64_t *rows)
  * fails instead, with m->distinct_on set, and the caller loads again with
  * DISTINCT ON (rolled back first, so nothing of the first load stays).
  */
-static ds_status_t collapse_table_keys(imp_t *m, int64_t *rows)
+static ds_status_t check_table_keys(imp_t *m, int64_t *rows)
 {
     if (m->distinct_on) /* this load is the second one: one row per key already */
         return DS_OK;
-    ds_buf_t rel = {0}, sql = {0};
+    ds_buf_t rel = {0};
     int64_t distinct = 0;
     qualified(&rel, m->bucket, m->table);
-    ds_buf_puts(&sql, "SELECT count(*) FROM (SELECT 1 FROM ");
-    ds_buf_append_buf(&sql, &rel);
-    ds_buf_puts(&sql, " WHERE rowid >= " DDB_HIST_LOCAL_ROWID " GROUP BY ");
-    key_list(m, &sql);
-    ds_buf_puts(&sql, ")");
-    ds_status_t st = ds_buf_failed(&sql) ? ddb_oom(m->u->err) : query_int(m->u, ds_buf_cstr(&sql), &distinct);
+    const char *local = "rowid >= " DDB_HIST_LOCAL_ROWID; /* the rows this transaction appended */
+    ds_status_t st =
+        ds_buf_failed(&rel) ? ddb_oom(m->u->err) : count_keys(m, ds_buf_cstr(&rel), local, *rows, &distinct);
     ds_buf_free(&rel);
-    ds_buf_free(&sql);
     if (st == DS_OK && distinct < *rows) {
         m->distinct_on = true;
         st = ds_err_set(m->u->err, DS_CONFLICT, "the input repeats keys; it is loaded again with them collapsed");
@@ -1370,7 +1465,7 @@ static ds_status_t load_txn(use_t *u, void *ud)
             duckdb_destroy_result(&r);
         }
         /* Every row this transaction added to the table is the input's (the table was new or emptied). */
-        if (st == DS_OK && dedup && (st = collapse_table_keys(m, &l->loaded)) == DS_OK)
+        if (st == DS_OK && dedup && (st = check_table_keys(m, &l->loaded)) == DS_OK)
             l->distinct = l->loaded; /* one row per key */
     }
     ds_buf_free(&sql);
@@ -1382,6 +1477,22 @@ static ds_status_t load_txn(use_t *u, void *ud)
         st = ddb_hist_end(u, &h);
     if (st == DS_OK && !m->exists)
         st = ddb_hist_register(u, m->bucket, m->table);
+    return st;
+}
+
+/*
+ * Runs a load's transaction, and once more when it found that the input
+ * repeats keys (check_table_keys set m->distinct_on and failed it): the
+ * second run collapses them with DISTINCT ON.
+ */
+static ds_status_t run_load(use_t *u, ds_status_t (*fn)(use_t *, void *), load_t *l)
+{
+    bool collapsing = l->m->distinct_on;
+    ds_status_t st = ddb_in_txn(u, fn, l);
+    if (st != DS_OK && l->m->distinct_on && !collapsing) {
+        ds_err_clear(u->err);
+        st = ddb_in_txn(u, fn, l);
+    }
     return st;
 }
 
@@ -1414,15 +1525,6 @@ static bool can_upsert_direct(const imp_t *m)
     return direct_source(m) && in->incremental && m->n_key && in->dedup == DS_DEDUP_UPDATE;
 }
 
-/* The source column that loads into destination column dst. */
-static const char *src_of(const imp_t *m, const char *dst)
-{
-    for (size_t i = 0; i < m->n_src; i++)
-        if (m->dst[i] && strcasecmp(m->dst[i], dst) == 0)
-            return m->src[i];
-    return dst;
-}
-
 /*
  * Appends "<input columns, typed, AS their destination names>, <_timestamp>
  * FROM <the files>": the rows of a direct load, read straight from the files
@@ -1432,14 +1534,7 @@ static void direct_rows(const imp_t *m, ds_buf_t *b)
 {
     const ds_import_t *in = m->in;
     bool csv = in->format == DS_FORMAT_CSV;
-    if (m->distinct_on) {
-        ds_buf_puts(b, "DISTINCT ON (");
-        for (size_t k = 0; k < m->n_key; k++) {
-            ds_buf_puts(b, k ? ", " : "");
-            ds_buf_ident(b, src_of(m, m->key[k]));
-        }
-        ds_buf_puts(b, ") ");
-    }
+    distinct_on(m, b, true);
     for (size_t i = 0; i < m->n_src; i++) {
         if (!m->dst[i])
             continue;
@@ -1507,7 +1602,7 @@ static ds_status_t load_direct_txn(use_t *u, void *ud)
     l->loaded = ds_ddb_int(&r, 0, 0);
     duckdb_destroy_result(&r);
     /* A full load emptied the table, an append has no key or keeps duplicates (can_load_direct). */
-    if (m->n_key && in->dedup == DS_DEDUP_UPDATE && (st = collapse_table_keys(m, &l->loaded)) != DS_OK)
+    if (m->n_key && in->dedup == DS_DEDUP_UPDATE && (st = check_table_keys(m, &l->loaded)) != DS_OK)
         return st;
     st = touch_meta(u, m->bucket, m->table, true, l->loaded > 0 || !in->incremental);
     if (st == DS_OK)
@@ -1577,11 +1672,7 @@ ds_status_t ddb_table_import(void *self, ds_be_call_t *call, const char *bucket,
     load_t l = {.m = &m};
     if (st == DS_OK && (upsert || can_load_direct(&m))) {
         m.direct = true;
-        ds_status_t dst = ddb_in_txn(&u, upsert ? load_txn : load_direct_txn, &l);
-        if (dst != DS_OK && m.distinct_on && !upsert) { /* the input repeats keys (collapse_table_keys) */
-            ds_err_clear(call->err);
-            dst = ddb_in_txn(&u, load_direct_txn, &l);
-        }
+        ds_status_t dst = run_load(&u, upsert ? load_txn : load_direct_txn, &l);
         m.direct = false;
         if (dst == DS_OK)
             direct = true;
@@ -1595,16 +1686,8 @@ ds_status_t ddb_table_import(void *self, ds_be_call_t *call, const char *bucket,
     t1 = ddb_mono_s();
     if (st == DS_OK && !direct)
         st = check_types(&m);
-    bool collapsed = m.distinct_on; /* a direct load that found repeated keys failed: the staged one uses DISTINCT ON */
     for (int attempt = 0; st == DS_OK && !direct; attempt++) {
-        st = ddb_in_txn(&u, load_txn, &l);
-        if (st != DS_OK && m.distinct_on && !collapsed) { /* the input repeats keys: again, with DISTINCT ON */
-            collapsed = true;
-            ds_err_clear(call->err);
-            st = DS_OK;
-            attempt--;
-            continue;
-        }
+        st = run_load(&u, load_txn, &l);
         if (st != DS_CONFLICT || attempt + 1 >= MAX_CONFLICT_RETRIES)
             break;
         be->host->log(2, "duckdb", "import into %s.%s hit a transaction conflict; retrying", bucket, table);
