@@ -1141,11 +1141,12 @@ static void distinct_on(const imp_t *m, ds_buf_t *b, bool from_files)
  * count_int_keys serves loads of at least KEY_BITMAP_MIN_ROWS rows (below,
  * the GROUP BY takes about a millisecond, less than two statements), over a
  * range of at most KEY_BITMAP_BITS_PER_ROW bits per row and
- * KEY_BITMAP_MAX_BITS in all (2^28 bits: 32 MiB per DuckDB thread).
+ * KEY_BITMAP_MAX_BITS in all: 2^26 bits, 8 MiB per DuckDB thread, which
+ * bitstring_agg allocates outside DuckDB's memory limit (it cannot spill).
  */
 #define KEY_BITMAP_MIN_ROWS 100000
 #define KEY_BITMAP_BITS_PER_ROW 64
-#define KEY_BITMAP_MAX_BITS ((int64_t)1 << 28)
+#define KEY_BITMAP_MAX_BITS ((int64_t)1 << 26)
 
 /*
  * The distinct values of a one-column integer key, counted in a bitmap when

@@ -356,12 +356,17 @@ def test_typed_table_collapses_duplicate_keys_on_every_load_path(proj):
 
 def test_integer_keys_are_counted_exactly_at_every_range(proj):
     """Big loads count a one-column integer key's values in a bitmap when their range is narrow (from
-    100,000 rows), by grouping otherwise (a range too wide, NULLs): every way keeps one row per key."""
+    100,000 rows), by grouping otherwise (a range too wide, NULLs): every way keeps one row per key.
+    A full load only learns from the count whether a key repeats; an upsert reports it
+    (imported_rows), so each case is also upserted, where a wrong count fails the import."""
     n = 100_000
     proj.create_table("s", [{"name": "k", "type": "SMALLINT", "nullable": False}, {"name": "v", "type": "VARCHAR"}],
                       primary_key=["k"])
     # Every SMALLINT value, some twice: the bitmap finds the repeats, the load runs again collapsing them.
-    res = proj.load_rows("s", ["k", "v"], [[str(i % 65536 - 32768), str(i)] for i in range(n)])
+    every = [[str(i % 65536 - 32768), str(i)] for i in range(n)]
+    res = proj.load_rows("s", ["k", "v"], every)
+    assert res["imported_rows"] == 65536 and res["table_rows"] == 65536, res
+    res = proj.load_rows("s", ["k", "v"], every, incremental=True)
     assert res["imported_rows"] == 65536 and res["table_rows"] == 65536, res
     proj.create_table("i", [{"name": "k", "type": "INTEGER", "nullable": False}, {"name": "v", "type": "VARCHAR"}],
                       primary_key=["k"])
@@ -379,8 +384,14 @@ def test_integer_keys_are_counted_exactly_at_every_range(proj):
     keys = [lo, hi] + [i * 10 ** 12 for i in range(n)] + [7 * 10 ** 12]
     res = proj.load_rows("b", ["k", "v"], [[str(k), "x"] for k in keys])
     assert res["imported_rows"] == n + 2 and res["table_rows"] == n + 2, res
-    # Keys that are NULL (empty in the file) are one key, as DISTINCT ON and GROUP BY treat them.
-    res = proj.load_rows("b", ["k", "v"], [["", "a"], ["", "b"]] + [[str(i), "c"] for i in range(n)])
+    res = proj.load_rows("b", ["k", "v"], [[str(k), "y"] for k in keys], incremental=True)
+    assert res["imported_rows"] == n + 2 and res["table_rows"] == n + 2, res
+    # Keys that are NULL (empty in the file) are one key, as DISTINCT ON and GROUP BY treat them
+    # (the bitmap would not count them: NULLs take the GROUP BY).
+    with_nulls = [["", "a"], ["", "b"]] + [[str(i), "c"] for i in range(n)]
+    res = proj.load_rows("b", ["k", "v"], with_nulls)
+    assert res["imported_rows"] == n + 1 and res["table_rows"] == n + 1, res
+    res = proj.load_rows("b", ["k", "v"], with_nulls, incremental=True)
     assert res["imported_rows"] == n + 1 and res["table_rows"] == n + 1, res
 
 
