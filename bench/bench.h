@@ -103,6 +103,10 @@ int bench_http_request(bench_http_t *h, const char *method, const char *path, co
 /* POSTs a file's bytes as the raw body (sendfile). */
 int bench_http_post_file(bench_http_t *h, const char *path, const char *key, const char *file, bench_http_resp_t *resp,
                          char *err, size_t errsz);
+/* The value of the series named name (no labels) in a Prometheus text body, or -1. */
+double bench_gauge(const char *text, const char *name);
+/* The same read from the server's GET /metrics on h, or -1 (also when the request fails). */
+double bench_metric(bench_http_t *h, const char *key, const char *name);
 
 /* ---- grpc_client.c: gRPC core client, driver requests ---- */
 
@@ -162,6 +166,7 @@ typedef struct {
     const char *phase;
     int64_t before, peak, after;
     int64_t idle; /* RSS once the server sat idle past its idle detach (bench_mem_idle); -1: not measured */
+    int64_t idle_open_projects; /* duckstore_open_projects then (attached project files); -1: not measured */
     double other_cores; /* CPU used by other processes during the phase, in cores; -1 unknown */
     struct bench_cpu {
         double t;
@@ -176,13 +181,14 @@ void bench_mem_begin(bench_mem_t *m, const char *phase);
 void bench_mem_end(bench_mem_t *m);
 /*
  * The main server detaches projects idle for BENCH_IDLE_DETACH_S (DUCKSTORE_BE_DUCKDB_IDLE_DETACH), which
- * gives their buffer pool back: waits that long plus 1.5 s after the phase and reads the RSS into m->idle.
+ * gives their buffer pool back: waits that long plus 1.5 s after the phase and reads the RSS into m->idle
+ * and the count of attached project files (GET /metrics on http_port) into m->idle_open_projects.
  * Full runs only (QUICK skips the wait). It is the server's default (60 s): with 5 s, a project went cold
  * while the limit ran (the snapshots phase timed a cold snapshot against DuckDB's warm COPY: 0.88 against
  * 1.00 with 60 s, 2,000,000 rows), so the phases compared unequal states.
  */
 #define BENCH_IDLE_DETACH_S 60
-void bench_mem_idle(bench_mem_t *m, bool quick);
+void bench_mem_idle(bench_mem_t *m, bool quick, int http_port, const char *key);
 
 /* ---- datagen.c ---- */
 

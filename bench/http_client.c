@@ -347,3 +347,21 @@ out:
     close(in);
     return rc;
 }
+
+double bench_gauge(const char *text, const char *name)
+{
+    size_t n = strlen(name);
+    for (const char *p = text; p && *p; p = strchr(p, '\n'), p = p ? p + 1 : NULL)
+        if (strncmp(p, name, n) == 0 && p[n] == ' ')
+            return atof(p + n + 1);
+    return -1;
+}
+
+double bench_metric(bench_http_t *h, const char *key, const char *name)
+{
+    bench_http_resp_t r;
+    char err[256];
+    if (bench_http_request(h, "GET", "/metrics", key, NULL, 0, &r, err, sizeof(err)) != 0 || r.status != 200)
+        return -1;
+    return bench_gauge(r.body, name);
+}

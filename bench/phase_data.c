@@ -309,7 +309,7 @@ void bench_phase_import(bench_t *b)
                         "(the larger); above ~0.1 the row is disturbed.");
     json_object_set_new(pj, "items", items);
     bench_mem_end(&mem);
-    bench_mem_idle(&mem, b->quick);
+    bench_mem_idle(&mem, b->quick, b->server.http_port, b->server.key);
     bench_report_mem(&mem, pj);
     json_object_set_new(b->phases, "import", pj);
     bench_table_print(t);
@@ -647,7 +647,7 @@ void bench_phase_parallel(bench_t *b)
     bench_table_note(t, "speed-up = sequential / parallel; ratio = speed-up / core count. One import already "
                         "uses every core in DuckDB, so the DuckDB row is the practical ceiling.");
     bench_mem_end(&mem);
-    bench_mem_idle(&mem, b->quick);
+    bench_mem_idle(&mem, b->quick, b->server.http_port, b->server.key);
     bench_report_mem(&mem, pj);
     json_object_set_new(b->phases, "parallel", pj);
     bench_table_print(t);

@@ -128,16 +128,6 @@ static void sample_end(point_t *p, pthread_t th)
 
 /* ---- wrk ---- */
 
-/* A gauge's value from the server's /metrics, or -1. */
-static double gauge(const char *text, const char *name)
-{
-    size_t n = strlen(name);
-    for (const char *p = text; p && *p; p = strchr(p, '\n') ? strchr(p, '\n') + 1 : NULL)
-        if (strncmp(p, name, n) == 0 && p[n] == ' ')
-            return atof(p + n + 1);
-    return -1;
-}
-
 /*
  * Waits (at most 120 s) until the server has no request queued or running
  * besides the /metrics one asking: requests whose clients wrk dropped at the
@@ -155,8 +145,8 @@ static double wait_idle(const bench_t *b)
         if (bench_http_request(h, "GET", "/metrics", b->server.key, NULL, 0, &r, err, sizeof(err)) != 0 ||
             r.status != 200)
             bench_die("load: /metrics failed: %s", err);
-        double queued = gauge(r.body, "duckstore_http_requests_queued");
-        double busy = gauge(r.body, "duckstore_http_workers_busy");
+        double queued = bench_gauge(r.body, "duckstore_http_requests_queued");
+        double busy = bench_gauge(r.body, "duckstore_http_workers_busy");
         if ((queued <= 0 && busy <= 1) || bench_now() - t0 > 120)
             break;
         bench_sleep_ms(100);
@@ -494,7 +484,7 @@ void bench_phase_load(bench_t *b)
     free(fid);
     free(csv);
     bench_mem_end(&mem);
-    bench_mem_idle(&mem, b->quick);
+    bench_mem_idle(&mem, b->quick, b->server.http_port, b->server.key);
     bench_report_mem(&mem, pj);
     json_object_set_new(b->phases, "load", pj);
 }

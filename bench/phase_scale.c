@@ -217,20 +217,6 @@ static void *create_projects(void *arg)
     return NULL;
 }
 
-/* duckstore_open_projects_peak from /metrics, or -1. */
-static int64_t metric(bench_http_t *h, const char *key, const char *name)
-{
-    bench_http_resp_t r;
-    char err[256];
-    if (bench_http_request(h, "GET", "/metrics", key, NULL, 0, &r, err, sizeof(err)) != 0 || r.status != 200)
-        return -1;
-    size_t nl = strlen(name);
-    for (const char *p = r.body; p && *p; p = strchr(p, '\n'), p = p ? p + 1 : NULL)
-        if (strncmp(p, name, nl) == 0 && p[nl] == ' ')
-            return strtoll(p + nl + 1, NULL, 10);
-    return -1;
-}
-
 void bench_phase_projects(bench_t *b)
 {
     int n = b->scale_projects;
@@ -286,8 +272,8 @@ void bench_phase_projects(bench_t *b)
         bench_sleep_ms(300);
         rss_round[round] = bench_rss_read(s.pid);
     }
-    int64_t open_now = metric(h, s.key, "duckstore_open_projects");
-    int64_t open_peak = metric(h, s.key, "duckstore_open_projects_peak");
+    int64_t open_now = (int64_t)bench_metric(h, s.key, "duckstore_open_projects");
+    int64_t open_peak = (int64_t)bench_metric(h, s.key, "duckstore_open_projects_peak");
     bench_http_close(&h);
     double cold50 = bench_lat_pct(&cold, 50) * 1000, cold99 = bench_lat_pct(&cold, 99) * 1000;
     double warm50 = bench_lat_pct(&warm, 50) * 1000, warm99 = bench_lat_pct(&warm, 99) * 1000;

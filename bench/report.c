@@ -178,6 +178,7 @@ json_t *bench_mem_json(const bench_mem_t *m)
         json_object_set_new(j, "rss_idle_bytes", json_integer(m->idle));
         json_object_set_new(j, "rss_idle_after_s", json_integer(BENCH_IDLE_DETACH_S + 1));
         json_object_set_new(j, "rss_idle_over_before_ratio", json_real((double)m->idle / (double)m->before));
+        json_object_set_new(j, "open_projects_idle", json_integer(m->idle_open_projects));
     }
     return j;
 }
@@ -193,7 +194,7 @@ void bench_report_mem_print(void)
 {
     static const char *const h[] = {"phase (server)",     "rss before MB",   "rss peak MB",       "rss after MB",
                                     "ratio after/before", "back within 20%", "rss idle MB",       "idle/before",
-                                    "other CPU (cores)",  NULL};
+                                    "attached idle",      "other CPU (cores)", NULL};
     bench_table_t *t = bench_table_new("memory: the server's RSS in every phase (sampled every 20 ms)", h);
     for (int i = 0; i < n_mems; i++) {
         const bench_mem_t *m = &mems[i];
@@ -206,13 +207,15 @@ void bench_report_mem_print(void)
                                ratio > 0 && ratio <= 1.2 ? "yes" : "NO",
                                m->idle < 0 ? "-" : bench_mb(m->idle),
                                m->idle < 0 || m->before <= 0 ? "-" : bench_num((double)m->idle / (double)m->before, 2),
+                               m->idle_open_projects < 0 ? "-" : bench_int(m->idle_open_projects),
                                m->other_cores < 0 ? "?" : bench_num(m->other_cores, 2),
                                NULL};
         bench_table_row(t, cells);
     }
     bench_table_note(t, "The server runs with its default DUCKSTORE_MEMORY_LIMIT (50%% of physical memory).");
     bench_table_note(t, "rss idle = the server's RSS %d s after the phase, once it detached the projects nobody used "
-                        "for DUCKSTORE_BE_DUCKDB_IDLE_DETACH=%ds (their buffer pool given back; full runs only).",
+                        "for DUCKSTORE_BE_DUCKDB_IDLE_DETACH=%ds (their buffer pool given back; full runs only); "
+                        "attached idle = the project files still attached then (duckstore_open_projects).",
                      BENCH_IDLE_DETACH_S + 1, BENCH_IDLE_DETACH_S);
     bench_table_note(t, "other CPU = CPU time of processes other than the benchmark and the server during the phase, "
                         "in cores; well above 0 means other work competed and the figures are lower than the machine "

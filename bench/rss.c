@@ -157,17 +157,21 @@ void bench_mem_begin(bench_mem_t *m, const char *phase)
     memset(m, 0, sizeof(*m));
     m->phase = phase;
     m->idle = -1;
+    m->idle_open_projects = -1;
     m->before = bench_rss_read((pid_t)atomic_load(&watched_pid));
     bench_cpu_begin(&m->cpu);
     atomic_store(&peak_bytes, m->before);
 }
 
-void bench_mem_idle(bench_mem_t *m, bool quick)
+void bench_mem_idle(bench_mem_t *m, bool quick, int http_port, const char *key)
 {
     if (quick)
         return;
     bench_sleep_ms(BENCH_IDLE_DETACH_S * 1000 + 1500);
     m->idle = bench_rss_read((pid_t)atomic_load(&watched_pid));
+    bench_http_t *h = bench_http_open(http_port);
+    m->idle_open_projects = (int64_t)bench_metric(h, key, "duckstore_open_projects");
+    bench_http_close(&h);
 }
 
 void bench_mem_end(bench_mem_t *m)
