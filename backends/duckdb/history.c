@@ -309,12 +309,12 @@ static ds_status_t next_ver(use_t *u, int64_t *ver)
     return one_int(u, "SELECT nextval('" META ".hist_seq')", 0, NULL, ver, NULL);
 }
 
-/* The live generation of bucket.table: *hid, or *found false. */
 /* The live generation of table $2 in bucket $1 (NULL: none), as one column "hid". */
 #define LIVE_HID_SQL                                                                                               \
     "SELECT max(hid) AS hid FROM " META ".hist_tables WHERE lower(bucket) = lower($1) AND lower(name) = lower($2) " \
     "AND dropped_us IS NULL"
 
+/* The live generation of bucket.table: *hid, or *found false. */
 static ds_status_t live_hid(use_t *u, const char *bucket, const char *table, int64_t *hid, bool *found)
 {
     const char *params[] = {bucket, table};

@@ -360,22 +360,38 @@ def test_integer_keys_are_counted_exactly_at_every_range(proj):
     A full load only learns from the count whether a key repeats; an upsert reports it
     (imported_rows), so each case is also upserted, where a wrong count fails the import."""
     n = 100_000
+
+    def counted(res):  # how the import counted its keys: the name of its count_keys timer
+        names = [t["name"] for t in res["timers"] if t["name"].startswith("count_keys")]
+        assert len(names) == 1, res
+        return names[0]
+
+    bitmap, grouped = "count_keys_bitmap", "count_keys_grouped"
     proj.create_table("s", [{"name": "k", "type": "SMALLINT", "nullable": False}, {"name": "v", "type": "VARCHAR"}],
                       primary_key=["k"])
     # Every SMALLINT value, some twice: the bitmap finds the repeats, the load runs again collapsing them.
     every = [[str(i % 65536 - 32768), str(i)] for i in range(n)]
     res = proj.load_rows("s", ["k", "v"], every)
-    assert res["imported_rows"] == 65536 and res["table_rows"] == 65536, res
+    assert res["imported_rows"] == 65536 and res["table_rows"] == 65536 and counted(res) == bitmap, res
     res = proj.load_rows("s", ["k", "v"], every, incremental=True)
-    assert res["imported_rows"] == 65536 and res["table_rows"] == 65536, res
+    assert res["imported_rows"] == 65536 and res["table_rows"] == 65536 and counted(res) == bitmap, res
+    # The staged path (import_as_null reads the files as text first) counts the same way.
+    res = proj.load_rows("s", ["k", "v"], every, import_as_null=["none"])
+    assert res["imported_rows"] == 65536 and res["table_rows"] == 65536 and counted(res) == bitmap, res
+    assert res["timers"][0]["name"] == "stage", res
+    res = proj.load_rows("s", ["k", "v"], every[:n // 2] + every, import_as_null=["none"], incremental=True)
+    assert res["imported_rows"] == 65536 and res["table_rows"] == 65536 and counted(res) == bitmap, res
+    # Below 100,000 rows the GROUP BY counts (it takes about a millisecond there).
+    res = proj.load_rows("s", ["k", "v"], every[:1000] * 2, incremental=True)
+    assert res["imported_rows"] == 1000 and res["table_rows"] == 65536 and counted(res) == grouped, res
     proj.create_table("i", [{"name": "k", "type": "INTEGER", "nullable": False}, {"name": "v", "type": "VARCHAR"}],
                       primary_key=["k"])
     # Unique keys from negative to positive: nothing collapses.
     res = proj.load_rows("i", ["k", "v"], [[str(i - n // 2), "a"] for i in range(n + 20_000)])
-    assert res["imported_rows"] == n + 20_000 and res["table_rows"] == n + 20_000, res
+    assert res["imported_rows"] == n + 20_000 and res["table_rows"] == n + 20_000 and counted(res) == bitmap, res
     # An upsert naming each of 50,000 keys twice (its new rows are counted in the bitmap too).
     res = proj.load_rows("i", ["k", "v"], [[str(i // 2 - n // 2), f"b{i}"] for i in range(n)], incremental=True)
-    assert res["imported_rows"] == n // 2 and res["table_rows"] == n + 20_000, res
+    assert res["imported_rows"] == n // 2 and res["table_rows"] == n + 20_000 and counted(res) == bitmap, res
     got = {r[0]: r[1] for r in proj.export_rows("i", {"columns": ["k", "v"]})[1]}
     assert len(got) == n + 20_000 and got[str(-n // 2)] in ("b0", "b1") and got[str(n // 2)] == "a"
     # BIGINT keys spread over its whole range: too wide for the bitmap, counted by grouping.
@@ -383,16 +399,16 @@ def test_integer_keys_are_counted_exactly_at_every_range(proj):
     proj.create_table("b", [{"name": "k", "type": "BIGINT"}, {"name": "v", "type": "VARCHAR"}], primary_key=["k"])
     keys = [lo, hi] + [i * 10 ** 12 for i in range(n)] + [7 * 10 ** 12]
     res = proj.load_rows("b", ["k", "v"], [[str(k), "x"] for k in keys])
-    assert res["imported_rows"] == n + 2 and res["table_rows"] == n + 2, res
+    assert res["imported_rows"] == n + 2 and res["table_rows"] == n + 2 and counted(res) == grouped, res
     res = proj.load_rows("b", ["k", "v"], [[str(k), "y"] for k in keys], incremental=True)
-    assert res["imported_rows"] == n + 2 and res["table_rows"] == n + 2, res
+    assert res["imported_rows"] == n + 2 and res["table_rows"] == n + 2 and counted(res) == grouped, res
     # Keys that are NULL (empty in the file) are one key, as DISTINCT ON and GROUP BY treat them
     # (the bitmap would not count them: NULLs take the GROUP BY).
     with_nulls = [["", "a"], ["", "b"]] + [[str(i), "c"] for i in range(n)]
     res = proj.load_rows("b", ["k", "v"], with_nulls)
-    assert res["imported_rows"] == n + 1 and res["table_rows"] == n + 1, res
+    assert res["imported_rows"] == n + 1 and res["table_rows"] == n + 1 and counted(res) == grouped, res
     res = proj.load_rows("b", ["k", "v"], with_nulls, incremental=True)
-    assert res["imported_rows"] == n + 1 and res["table_rows"] == n + 1, res
+    assert res["imported_rows"] == n + 1 and res["table_rows"] == n + 1 and counted(res) == grouped, res
 
 
 def test_insert_duplicates_keeps_duplicates(proj):
