@@ -18,6 +18,7 @@
 #include "cmd/cmd.h"
 #include "core/config.h"
 #include "core/log.h"
+#include "core/memtrim.h"
 #include "core/metrics.h"
 #include "core/quarantine.h"
 #include "grpc/ds_grpc.h"
@@ -52,6 +53,7 @@ static int64_t gauge_held(void *ud) { return ds_service_queue_held(); }
 static int64_t gauge_projects(void *ud) { return ds_catalog_project_count(); }
 static int64_t gauge_sandboxes(void *ud) { return ds_sandbox_open_count(); }
 static int64_t gauge_history_expired(void *ud) { return ds_history_rows_expired(); }
+static int64_t gauge_trims(void *ud) { return ds_memtrim_count(); }
 
 static int serve(int argc, char **argv)
 {
@@ -93,6 +95,9 @@ static int serve(int argc, char **argv)
                      gauge_preview_cache, (void *)"misses");
     ds_metrics_gauge("duckstore_preview_cache_bytes", "Memory held by the cache of recent previews.",
                      gauge_preview_cache, (void *)"bytes");
+    ds_metrics_gauge("duckstore_memory_trims_total",
+                     "Times the server gave its free heap memory back to the system after its workers went idle.",
+                     gauge_trims, NULL);
     ds_metrics_gauge("duckstore_queue_waiting", "Requests waiting in write queues.", gauge_waiting, NULL);
     ds_metrics_gauge("duckstore_queue_held", "Write queues held now (a write has its turn).", gauge_held, NULL);
     ds_metrics_gauge("duckstore_projects", "Projects in the catalog.", gauge_projects, NULL);

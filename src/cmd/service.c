@@ -38,6 +38,7 @@
 #include "catalog/shares.h"
 #include "catalog/workspaces.h"
 #include "cmd/files.h"
+#include "core/memtrim.h"
 #include "cmd/snapshot.h"
 #include "cmd/internal.h"
 #include "core/buf.h"
@@ -547,11 +548,14 @@ ds_status_t ds_service_start(const ds_config_t *cfg, ds_err_t *err)
         st = ds_history_sweep_start(err);
     if (st == DS_OK)
         st = ds_compact_start(err);
+    if (st == DS_OK)
+        st = ds_memtrim_start(cfg->memory_trim, err);
     return st;
 }
 
 void ds_service_stop(void)
 {
+    ds_memtrim_stop();
     ds_compact_stop();
     ds_history_sweep_stop();
     ds_sandbox_stop();

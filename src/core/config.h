@@ -106,6 +106,8 @@ typedef enum { DS_LOG_DEBUG = 0, DS_LOG_INFO, DS_LOG_WARN, DS_LOG_ERROR } ds_log
        "how long a write's Idempotency-Key is remembered (its repeat answers the first result)")   \
     XX(snapshot_retention, "DUCKSTORE_SNAPSHOT_RETENTION", "snapshot-retention", DS_CFG_DURATION, \
        "0", "how long automatic snapshots are kept (seconds or 30s, 10m, 2h, 7d); 0: the project's data retention") \
+    XX(memory_trim, "DUCKSTORE_MEMORY_TRIM", "memory-trim", DS_CFG_DURATION, "1s",                \
+       "how long the request workers rest before the server gives its free heap back (0: never)")  \
     XX(history_sweep, "DUCKSTORE_HISTORY_SWEEP_SECONDS", "history-sweep", DS_CFG_DURATION, "300", \
        "how often the time-travel history sweep runs (seconds or 30s, 10m, 2h)")                   \
     XX(retention_day, "DUCKSTORE_RETENTION_DAY_SECONDS", "retention-day", DS_CFG_DURATION, "1d",   \
@@ -159,6 +161,7 @@ typedef struct {
     int64_t idempotency_ttl; /* seconds */
     int64_t snapshot_retention; /* seconds */
     int64_t history_sweep;      /* seconds */
+    int64_t memory_trim;        /* seconds; 0: off */
     int64_t retention_day;      /* seconds */
     int64_t compact_min_free_bytes;
     int64_t compact_wait;  /* seconds */

@@ -17,12 +17,16 @@
 #include "core/pool.h"
 
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #define N_BUCKETS 256
+
+/* Every pool's jobs, process-wide (ds_pool_activity: the idle memory trim reads them). */
+static atomic_int_fast64_t jobs_started, jobs_running;
 
 typedef struct job {
     struct job *next;
@@ -156,8 +160,11 @@ static void *worker_main(void *arg)
             wake_one(p);
         }
         pthread_mutex_unlock(&p->lock);
+        atomic_fetch_add(&jobs_started, 1);
+        atomic_fetch_add(&jobs_running, 1);
         j->fn(j->arg);
         free(j);
+        atomic_fetch_sub(&jobs_running, 1);
         pthread_mutex_lock(&p->lock);
         p->running--;
         g->running--;
@@ -463,4 +470,10 @@ int64_t ds_pool_running(ds_pool_t *p)
     int64_t n = p->running;
     pthread_mutex_unlock(&p->lock);
     return n;
+}
+
+void ds_pool_activity(int64_t *started, int64_t *running)
+{
+    *running = atomic_load(&jobs_running);
+    *started = atomic_load(&jobs_started);
 }

@@ -1,6 +1,7 @@
 """Operational endpoints: /health, /ready, /metrics, /openapi.json."""
 
 import re
+import time
 
 from e2e_lib import (create_project, describe, expect, expect_error, get_metrics,
                      metric, parse_metrics)
@@ -189,3 +190,37 @@ def test_openapi_documents_only_served_methods(server, admin):
             if r.status_code == 405:
                 wrong.append(f"{method.upper()} {path} -> 405")
     assert not wrong, f"documented but not served: {wrong}"
+
+
+def trims_after_rest(admin, want, tries=5):
+    """duckstore_memory_trims_total once it reaches want, each look after 2.5 s without requests (a look
+    is a request itself); the last value read when it does not."""
+    got = None
+    for _ in range(tries):
+        time.sleep(2.5)
+        got = metric(get_metrics(admin), "duckstore_memory_trims_total")
+        if got >= want:
+            break
+    return got
+
+
+def test_free_heap_goes_back_once_the_workers_rest(server_factory):
+    """Once the request workers rested a second after work, the server gives its free heap back
+    (malloc_trim), once per burst; DUCKSTORE_MEMORY_TRIM=0 never does."""
+    s = server_factory()
+    admin = s.api()
+    assert metric(get_metrics(admin), "duckstore_memory_trims_total") == 0, "a fresh server has nothing to trim"
+    create_project(admin, "m1")
+    for _ in range(20):
+        expect(admin.get("/projects/m1"), 200)
+    first = trims_after_rest(admin, 1)
+    assert first >= 1, "no trim after the workers rested"
+    for _ in range(20):
+        expect(admin.get("/projects/m1"), 200)
+    assert trims_after_rest(admin, first + 1) > first, "no trim after the second burst"
+    off = server_factory(env={"DUCKSTORE_MEMORY_TRIM": "0"})
+    admin = off.api()
+    create_project(admin, "m1")
+    for _ in range(20):
+        expect(admin.get("/projects/m1"), 200)
+    assert trims_after_rest(admin, 1, tries=2) == 0, "DUCKSTORE_MEMORY_TRIM=0 trimmed"

@@ -1,5 +1,6 @@
 /* test_pool.c - the fair worker pool: per-group cap, round-robin, FIFO, drain on destroy. */
 #include "core/pool.h"
+#include "core/memtrim.h"
 
 #include <criterion/criterion.h>
 #include <pthread.h>
@@ -292,5 +293,40 @@ Test(pool, a_light_load_runs_on_the_worker_that_went_idle_last)
             first = w.ran_on;
         cr_assert(pthread_equal(first, w.ran_on), "job %d ran on another worker than job 0", i);
     }
+    ds_pool_destroy(&p);
+}
+
+/* The idle memory trim (core/memtrim.c) reads the pools' activity: no trim before any job or while one
+ * runs, one once the jobs are over, none again until another job ran. */
+Test(pool, idle_trim_follows_the_jobs)
+{
+    ds_err_t err = {0};
+    ds_pool_t *p = ds_pool_create(2, 2, "trim", &err);
+    cr_assert_not_null(p);
+    gate_t g;
+    gate_init(&g);
+    job_arg_t a = {.gate = &g, .id = 1};
+    ds_memtrim_tick();
+    ds_memtrim_tick();
+    cr_assert_eq(ds_memtrim_count(), 0, "no job ran yet: nothing to trim");
+    cr_assert_eq(ds_pool_submit(p, "x", gated_job, &a, &err), DS_OK);
+    while (atomic_load(&g.started) < 1)
+        usleep(1000);
+    int64_t started = 0, running = 0;
+    ds_pool_activity(&started, &running);
+    cr_assert(started == 1 && running == 1, "started %lld, running %lld", (long long)started, (long long)running);
+    ds_memtrim_tick();
+    ds_memtrim_tick();
+    cr_assert_eq(ds_memtrim_count(), 0, "a job runs: no trim");
+    gate_open(&g);
+    do {
+        usleep(1000);
+        ds_pool_activity(&started, &running);
+    } while (running > 0);
+    ds_memtrim_tick();
+    cr_assert_eq(ds_memtrim_count(), 1, "the job is over and nothing started since: one trim");
+    ds_memtrim_tick();
+    ds_memtrim_tick();
+    cr_assert_eq(ds_memtrim_count(), 1, "still idle: no second trim");
     ds_pool_destroy(&p);
 }
