@@ -57,7 +57,7 @@ typedef struct {
     double seconds, rps, p50_ms, p99_ms;
     double drain_s; /* waited before the point for the previous one's dropped requests */
     int64_t rss_before, rss_peak, rss_after;
-    int64_t rss_settled; /* SETTLE_MS after the point (full runs; -1 in QUICK ones): the idle memory trim has run */
+    int64_t rss_settled; /* SETTLE_MS after the point (full runs; -1 in QUICK ones) */
     int threads_before, threads_peak, threads_after;
 } point_t;
 
@@ -66,9 +66,10 @@ typedef struct {
 static pid_t g_pid;
 /*
  * Full runs read the RSS once more SETTLE_MS after a point: the server gives
- * its free heap back (core/memtrim.c) once its workers were idle for a second,
- * 1-2 s after the load ends; the 0.5 s reading ("after") comes before that.
- * QUICK runs skip it (12 points x 3 s would add half a minute to `make test`).
+ * its free heap back (core/memtrim.c) once its workers rested a whole second,
+ * 1-2 s after the load ends (not after /health, answered without a worker);
+ * the 0.5 s reading ("after") comes before that. QUICK runs skip it (12
+ * points x 2.5 s more would add half a minute to `make test`).
  */
 #define SETTLE_MS 3000
 static bool g_settle;
@@ -216,13 +217,15 @@ static void run_wrk(const bench_t *b, int conns, int seconds, const char *key, c
 
 static json_t *point_json(const char *target, int conns, const point_t *p)
 {
+    json_t *settled = p->rss_settled >= 0 ? json_integer((json_int_t)p->rss_settled) : json_null();
     return json_pack("{s:s,s:i,s:f,s:f,s:I,s:f,s:f,s:f,s:I,s:I,s:I,s:I,s:I,s:{s:I,s:I,s:I,s:o},s:{s:i,s:i,s:i}}",
-                     "target", target, "connections", conns, "drain_before_s", p->drain_s, "seconds", p->seconds, "requests", (json_int_t)p->requests,
-                     "rps", p->rps, "p50_ms", p->p50_ms, "p99_ms", p->p99_ms, "status_2xx", (json_int_t)p->s2xx,
-                     "status_429", (json_int_t)p->s429, "status_other", (json_int_t)p->other, "timeouts",
-                     (json_int_t)p->timeouts, "socket_errors", (json_int_t)p->sock_errors, "rss", "before",
-                     (json_int_t)p->rss_before, "peak", (json_int_t)p->rss_peak, "after", (json_int_t)p->rss_after,
-                     "settled", p->rss_settled >= 0 ? json_integer((json_int_t)p->rss_settled) : json_null(), "threads", "before", p->threads_before, "peak", p->threads_peak, "after", p->threads_after);
+                     "target", target, "connections", conns, "drain_before_s", p->drain_s, "seconds", p->seconds,
+                     "requests", (json_int_t)p->requests, "rps", p->rps, "p50_ms", p->p50_ms, "p99_ms", p->p99_ms,
+                     "status_2xx", (json_int_t)p->s2xx, "status_429", (json_int_t)p->s429, "status_other",
+                     (json_int_t)p->other, "timeouts", (json_int_t)p->timeouts, "socket_errors",
+                     (json_int_t)p->sock_errors, "rss", "before", (json_int_t)p->rss_before, "peak",
+                     (json_int_t)p->rss_peak, "after", (json_int_t)p->rss_after, "settled", settled, "threads",
+                     "before", p->threads_before, "peak", p->threads_peak, "after", p->threads_after);
 }
 
 /* The first INC_ROWS rows of the request table's CSV: a small incremental import. */
@@ -485,8 +488,8 @@ void bench_phase_load(bench_t *b)
         }
     bench_table_note(t, "%d s per point, wrk -t2 on the same %d cores as the server, each point from an idle "
                         "server. 429 = designed refusals (a full write queue); other = any other non-2xx; sock err = "
-                        "wrk's connect, read and write errors. RSS MB = 10^6 bytes; settled = 3 s after the point, once "
-                        "the server gave its free heap back (full runs).",
+                        "wrk's connect, read and write errors. RSS MB = 10^6 bytes; settled = 3 s after the point, "
+                        "once the server gave its free heap back (full runs).",
                      seconds, b->machine.cores);
     bench_table_note(t, "goals: 0 other, 0 timeouts, objectinfo p99 < 100 ms at 256 connections, RSS settled (QUICK: "
                         "after) within 20%% of before: %s",

@@ -1154,7 +1154,8 @@ static void distinct_on(const imp_t *m, ds_buf_t *b, bool from_files)
  * that took 0.13 s where the GROUP BY below took 2.5 s (DuckDB alone); the
  * answer is the same, exactly. *done = false when the key does not qualify
  * (not an integer, NULLs in it, a range too wide) and count_keys groups.
- * from holds rows rows; a wrong rows only sends the count to the GROUP BY.
+ * from holds exactly rows rows (the callers' own counts): count(key) == rows
+ * is what proves the key has no NULL.
  */
 static ds_status_t count_int_keys(imp_t *m, const char *from, int64_t rows, int64_t *n, bool *done)
 {
@@ -1182,8 +1183,9 @@ static ds_status_t count_int_keys(imp_t *m, const char *from, int64_t rows, int6
         uint64_t span = (uint64_t)hi - (uint64_t)lo, max_bits = (uint64_t)KEY_BITMAP_BITS_PER_ROW * (uint64_t)rows;
         if (valued == rows && hi >= lo && span < (uint64_t)KEY_BITMAP_MAX_BITS && span < max_bits) {
             ds_buf_reset(&sql);
-            ds_buf_printf(&sql, "SELECT bit_count(bitstring_agg(%s, CAST(%lld AS BIGINT), CAST(%lld AS BIGINT))) FROM %s",
-                          k, (long long)lo, (long long)hi, from);
+            ds_buf_printf(&sql,
+                          "SELECT bit_count(bitstring_agg(%s, CAST(%lld AS BIGINT), CAST(%lld AS BIGINT))) FROM %s", k,
+                          (long long)lo, (long long)hi, from);
             st = ds_buf_failed(&sql) ? ddb_oom(m->u->err) : query_int(m->u, ds_buf_cstr(&sql), n);
             *done = st == DS_OK;
         }
@@ -1485,6 +1487,8 @@ static ds_status_t load_txn(use_t *u, void *ud)
 static ds_status_t run_load(use_t *u, ds_status_t (*fn)(use_t *, void *), load_t *l)
 {
     bool collapsing = l->m->distinct_on;
+    l->m->keys_counted = NULL; /* the timer tells this attempt's count (kept by the rerun it decided) */
+    l->m->keys_seconds = 0;
     ds_status_t st = ddb_in_txn(u, fn, l);
     if (st != DS_OK && l->m->distinct_on && !collapsing) {
         ds_err_clear(u->err);

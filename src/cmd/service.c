@@ -38,12 +38,12 @@
 #include "catalog/shares.h"
 #include "catalog/workspaces.h"
 #include "cmd/files.h"
-#include "core/memtrim.h"
 #include "cmd/snapshot.h"
 #include "cmd/internal.h"
 #include "core/buf.h"
 #include "core/keys.h"
 #include "core/log.h"
+#include "core/memtrim.h"
 #include "core/quarantine.h"
 #include "ws/sandbox.h"
 

@@ -14,23 +14,25 @@
 static ds_periodic_t *trimmer;
 static atomic_int_fast64_t trims;
 /* The tick's own state: only the trim thread (or a test, with the thread stopped) touches it. */
-static int64_t seen = -1, trimmed;
+static int64_t seen_started = -1, seen_finished = -1, trimmed_at = 0;
 
 void ds_memtrim_tick(void)
 {
-    int64_t started, running;
-    ds_pool_activity(&started, &running);
-    if (running > 0 || started != seen) { /* work since the last look: look again at the next */
-        seen = started;
+    int64_t started, running, finished;
+    ds_pool_activity(&started, &running, &finished);
+    if (running > 0 || started != seen_started || finished != seen_finished) {
+        /* a job ran, started or ended since the last look: the workers have not rested a whole interval */
+        seen_started = started;
+        seen_finished = finished;
         return;
     }
-    if (started == trimmed) /* idle, and trimmed since the last job */
+    if (started == trimmed_at) /* rested, and trimmed since the last job */
         return;
-    trimmed = started;
+    trimmed_at = started;
 #if defined(__GLIBC__)
     malloc_trim(0);
-#endif
     atomic_fetch_add(&trims, 1);
+#endif
 }
 
 static void tick(void *ud)

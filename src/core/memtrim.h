@@ -4,13 +4,16 @@
  *
  * glibc's malloc keeps what a burst of requests freed in its per-thread
  * arenas: after 1,024 connections of previews the server kept tens of MB it
- * no longer used. A background thread looks once a second (DUCKSTORE_MEMORY_TRIM);
- * when no pool job (ds_pool_activity) ran or started since its last look but
- * some did since the last trim, it calls malloc_trim(0), which returns the free pages
- * of every arena. Busy servers are never trimmed (the look costs two atomic
- * loads); an idle one is trimmed once per burst. DuckDB's own memory is not
- * glibc's (the engine returns it itself: allocator_flush_threshold, and the
- * idle detach of projects). A no-op where the C library is not glibc.
+ * no longer used. A background thread looks every DUCKSTORE_MEMORY_TRIM
+ * (default 1 s) at the pools' job counters (ds_pool_activity); when a whole
+ * interval passed with no job running, starting or ending, and some job ran
+ * since the last trim, it calls malloc_trim(0), which returns the free pages
+ * of every arena. A busy server is never trimmed (a look is three atomic
+ * loads); a resting one once per burst, one to two intervals after it. Work
+ * answered on the event threads (/health) is not a pool job and leads to no
+ * trim. DuckDB's own memory is not glibc's (the engine returns it itself:
+ * allocator_flush_threshold, and the idle detach of projects). Where the C
+ * library is not glibc nothing is trimmed and the count stays 0.
  */
 #ifndef DS_CORE_MEMTRIM_H
 #define DS_CORE_MEMTRIM_H

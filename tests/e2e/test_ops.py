@@ -206,7 +206,8 @@ def trims_after_rest(admin, want, tries=5):
 
 def test_free_heap_goes_back_once_the_workers_rest(server_factory):
     """Once the request workers rested a second after work, the server gives its free heap back
-    (malloc_trim), once per burst; DUCKSTORE_MEMORY_TRIM=0 never does."""
+    (malloc_trim), and again after more work; DUCKSTORE_MEMORY_TRIM=0 never does. (Every look at
+    /metrics is work too, so "once per burst, never while busy" is proven by tests/unit/test_pool.c.)"""
     s = server_factory()
     admin = s.api()
     assert metric(get_metrics(admin), "duckstore_memory_trims_total") == 0, "a fresh server has nothing to trim"

@@ -296,8 +296,20 @@ Test(pool, a_light_load_runs_on_the_worker_that_went_idle_last)
     ds_pool_destroy(&p);
 }
 
-/* The idle memory trim (core/memtrim.c) reads the pools' activity: no trim before any job or while one
- * runs, one once the jobs are over, none again until another job ran. */
+/* The idle memory trim (core/memtrim.c) reads the pools' activity: no trim before any job, while one runs or in
+ * the interval a job ended in; one once a whole interval passed without jobs; none again until another job ran.
+ * Figures are read as differences, so the test holds whatever ran before it in the process. */
+static int64_t trims_since(int64_t base) { return ds_memtrim_count() - base; }
+
+static void wait_idle(void)
+{
+    int64_t started, running, finished;
+    do {
+        usleep(1000);
+        ds_pool_activity(&started, &running, &finished);
+    } while (running > 0);
+}
+
 Test(pool, idle_trim_follows_the_jobs)
 {
     ds_err_t err = {0};
@@ -306,27 +318,42 @@ Test(pool, idle_trim_follows_the_jobs)
     gate_t g;
     gate_init(&g);
     job_arg_t a = {.gate = &g, .id = 1};
+    ds_memtrim_tick(); /* the look before: whatever ran earlier is taken as seen */
     ds_memtrim_tick();
+    int64_t base = ds_memtrim_count(), started0, running0, finished0;
+    ds_pool_activity(&started0, &running0, &finished0);
     ds_memtrim_tick();
-    cr_assert_eq(ds_memtrim_count(), 0, "no job ran yet: nothing to trim");
+    cr_assert_eq(trims_since(base), 0, "no job since the last look: nothing new to trim");
+
     cr_assert_eq(ds_pool_submit(p, "x", gated_job, &a, &err), DS_OK);
     while (atomic_load(&g.started) < 1)
         usleep(1000);
-    int64_t started = 0, running = 0;
-    ds_pool_activity(&started, &running);
-    cr_assert(started == 1 && running == 1, "started %lld, running %lld", (long long)started, (long long)running);
+    int64_t started, running, finished;
+    ds_pool_activity(&started, &running, &finished);
+    cr_assert(started - started0 == 1 && running == 1 && finished == finished0, "started %lld, running %lld",
+              (long long)(started - started0), (long long)running);
     ds_memtrim_tick();
     ds_memtrim_tick();
-    cr_assert_eq(ds_memtrim_count(), 0, "a job runs: no trim");
+    cr_assert_eq(trims_since(base), 0, "a job runs: no trim");
     gate_open(&g);
-    do {
+    wait_idle();
+    ds_memtrim_tick();
+    cr_assert_eq(trims_since(base), 0, "the job ended since the last look: the workers did not rest a whole interval");
+    ds_memtrim_tick();
+    cr_assert_eq(trims_since(base), 1, "a whole interval without jobs: one trim");
+    ds_memtrim_tick();
+    ds_memtrim_tick();
+    cr_assert_eq(trims_since(base), 1, "still resting: no second trim");
+
+    /* A job that starts and ends between two looks: the next look waits, the one after trims. */
+    job_arg_t b = {.gate = &g, .id = 2};
+    cr_assert_eq(ds_pool_submit(p, "x", gated_job, &b, &err), DS_OK);
+    while (atomic_load(&g.started) < 2)
         usleep(1000);
-        ds_pool_activity(&started, &running);
-    } while (running > 0);
+    wait_idle();
     ds_memtrim_tick();
-    cr_assert_eq(ds_memtrim_count(), 1, "the job is over and nothing started since: one trim");
+    cr_assert_eq(trims_since(base), 1, "a job ran since the last look: no trim yet");
     ds_memtrim_tick();
-    ds_memtrim_tick();
-    cr_assert_eq(ds_memtrim_count(), 1, "still idle: no second trim");
+    cr_assert_eq(trims_since(base), 2, "then a whole interval without jobs: the second trim");
     ds_pool_destroy(&p);
 }
