@@ -44,10 +44,10 @@ def threads_of(server):
 
 
 def thread_bound(workers=HTTP_WORKERS, http_threads=HTTP_THREADS, duckdb=DUCKDB_THREADS):
-    """The bound docs/operations.md states (gRPC off): HTTP threads + workers + sweeper, DuckDB + 5
+    """The bound docs/operations.md states (gRPC off): HTTP threads + workers + sweeper, DuckDB + 6
     (main, the Storage Files sweeper, the history sweeper, the compaction thread, the DuckDB backend's
-    idle-detach thread)."""
-    return http_threads + workers + 1 + duckdb + 5
+    idle-detach thread, the heap trim thread)."""
+    return http_threads + workers + 1 + duckdb + 6
 
 
 def open_conn(port, src, timeout=10.0):
