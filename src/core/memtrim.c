@@ -18,9 +18,9 @@ static int64_t seen_started = -1, seen_finished = -1, trimmed_at = 0;
 
 void ds_memtrim_tick(void)
 {
-    int64_t started, running, finished;
-    ds_pool_activity(&started, &running, &finished);
-    if (running > 0 || started != seen_started || finished != seen_finished) {
+    int64_t started, finished;
+    ds_pool_activity(&started, &finished);
+    if (started != finished || started != seen_started || finished != seen_finished) {
         /* a job ran, started or ended since the last look: the workers have not rested a whole interval */
         seen_started = started;
         seen_finished = finished;

@@ -8,7 +8,7 @@
  * (default 1 s) at the pools' job counters (ds_pool_activity); when a whole
  * interval passed with no job running, starting or ending, and some job ran
  * since the last trim, it calls malloc_trim(0), which returns the free pages
- * of every arena. A busy server is never trimmed (a look is three atomic
+ * of every arena. A busy server is never trimmed (a look is two atomic
  * loads); a resting one once per burst, one to two intervals after it. Work
  * answered on the event threads (/health) is not a pool job and leads to no
  * trim. DuckDB's own memory is not glibc's (the engine returns it itself:

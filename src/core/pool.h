@@ -88,7 +88,7 @@ void ds_pool_destroy(ds_pool_t **pool);
 int64_t ds_pool_queued(ds_pool_t *pool);
 /* Jobs running now. */
 int64_t ds_pool_running(ds_pool_t *pool);
-/* Over every pool of the process: the jobs started so far, running now and finished so far. */
-void ds_pool_activity(int64_t *started, int64_t *running, int64_t *finished);
+/* Over every pool of the process: the jobs started so far and finished so far (the difference runs now). */
+void ds_pool_activity(int64_t *started, int64_t *finished);
 
 #endif
