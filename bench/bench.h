@@ -166,6 +166,8 @@ typedef struct {
     const char *phase;
     int64_t before, peak, after;
     int64_t idle; /* RSS once the server sat idle past its idle detach (bench_mem_idle); -1: not measured */
+    int64_t idle_first; /* RSS BENCH_IDLE_DETACH_S + 1.5 s after the phase, before it settled; -1: not measured */
+    double end_t, idle_after_s; /* when bench_mem_end read "after"; seconds from then to the idle reading */
     int64_t idle_open_projects; /* duckstore_open_projects then (attached project files); -1: not measured */
     double other_cores; /* CPU used by other processes during the phase, in cores; -1 unknown */
     struct bench_cpu {
@@ -181,13 +183,15 @@ void bench_mem_begin(bench_mem_t *m, const char *phase);
 void bench_mem_end(bench_mem_t *m);
 /*
  * The main server detaches projects idle for BENCH_IDLE_DETACH_S (DUCKSTORE_BE_DUCKDB_IDLE_DETACH), which
- * gives their buffer pool back: waits that long plus 1.5 s after the phase and reads the RSS into m->idle
- * and the count of attached project files (GET /metrics on http_port) into m->idle_open_projects.
+ * gives their buffer pool back: waits that long plus 1.5 s after the phase (the RSS then goes to m->idle_first),
+ * then reads the RSS once a second until no project file is attached (GET /metrics on http_port) and the RSS
+ * stopped falling, for at most BENCH_IDLE_SETTLE_S more: m->idle, m->idle_open_projects, m->idle_after_s.
  * Full runs only (QUICK skips the wait). It is the server's default (60 s): with 5 s, a project went cold
  * while the limit ran (the snapshots phase timed a cold snapshot against DuckDB's warm COPY: 0.88 against
  * 1.00 with 60 s, 2,000,000 rows), so the phases compared unequal states.
  */
 #define BENCH_IDLE_DETACH_S 60
+#define BENCH_IDLE_SETTLE_S 60
 void bench_mem_idle(bench_mem_t *m, bool quick, int http_port, const char *key);
 
 /* ---- datagen.c ---- */

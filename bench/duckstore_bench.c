@@ -206,7 +206,7 @@ int main(int argc, char **argv)
                   b.req_seconds, "scale_tables", b.scale_tables, "scale_projects", b.scale_projects,
                   "scale_max_open_projects", b.scale_max_open));
     json_object_set_new(b.json, "definitions",
-                        json_pack("{s:s,s:s,s:s,s:s}", "ratio",
+                        json_pack("{s:s,s:s,s:s,s:s,s:s}", "ratio",
                                   "duckstore speed / limit speed for imports, exports and requests (1.0 = at the "
                                   "limit, higher is better); speed-up / core count for parallel; end / start for "
                                   "tables; after / before for rss",
@@ -214,7 +214,11 @@ int main(int argc, char **argv)
                                   "DuckDB's own COPY in the benchmark process (same data, same disk, same "
                                   "memory limit and threads), the command layer called in process, a "
                                   "constant answer from the same HTTP/gRPC library, or the core count",
-                                  "rss", "the server's VmRSS sampled every 20 ms; bytes", "mb", "10^6 bytes"));
+                                  "rss", "the server's VmRSS sampled every 20 ms; bytes", "rss_idle",
+                                  "rss_idle_bytes: the RSS once no project file was attached and the RSS stopped "
+                                  "falling, rss_idle_after_s seconds after the phase; rss_detach_due_bytes: the RSS "
+                                  "when the idle detach was due (61.5 s after the phase), before it settled",
+                                  "mb", "10^6 bytes"));
     printf("data: %s rows, CSV %s MB, gzip %s MB, Parquet %s MB; server gRPC %s\n", bench_int(b.data.rows),
            bench_mb(bench_file_size(b.data.base_csv)), bench_mb(bench_file_size(b.data.base_gz)),
            bench_mb(bench_file_size(b.data.base_parquet)), b.server.grpc_ok ? "answers" : "does NOT answer (n/a)");

@@ -176,7 +176,8 @@ json_t *bench_mem_json(const bench_mem_t *m)
                           m->other_cores);
     if (j && m->idle >= 0 && m->before > 0) {
         json_object_set_new(j, "rss_idle_bytes", json_integer(m->idle));
-        json_object_set_new(j, "rss_idle_after_s", json_integer(BENCH_IDLE_DETACH_S + 1));
+        json_object_set_new(j, "rss_idle_after_s", json_real(m->idle_after_s));
+        json_object_set_new(j, "rss_detach_due_bytes", json_integer(m->idle_first));
         json_object_set_new(j, "rss_idle_over_before_ratio", json_real((double)m->idle / (double)m->before));
         json_object_set_new(j, "open_projects_idle", json_integer(m->idle_open_projects));
     }
@@ -194,7 +195,7 @@ void bench_report_mem_print(void)
 {
     static const char *const h[] = {"phase (server)",     "rss before MB",   "rss peak MB",       "rss after MB",
                                     "ratio after/before", "back within 20%", "rss idle MB",       "idle/before",
-                                    "attached idle",      "other CPU (cores)", NULL};
+                                    "idle after s",       "attached idle",   "other CPU (cores)", NULL};
     bench_table_t *t = bench_table_new("memory: the server's RSS in every phase (sampled every 20 ms)", h);
     for (int i = 0; i < n_mems; i++) {
         const bench_mem_t *m = &mems[i];
@@ -207,16 +208,19 @@ void bench_report_mem_print(void)
                                ratio > 0 && ratio <= 1.2 ? "yes" : "NO",
                                m->idle < 0 ? "-" : bench_mb(m->idle),
                                m->idle < 0 || m->before <= 0 ? "-" : bench_num((double)m->idle / (double)m->before, 2),
+                               m->idle < 0 ? "-" : bench_num(m->idle_after_s, 0),
                                m->idle_open_projects < 0 ? "-" : bench_int(m->idle_open_projects),
                                m->other_cores < 0 ? "?" : bench_num(m->other_cores, 2),
                                NULL};
         bench_table_row(t, cells);
     }
     bench_table_note(t, "The server runs with its default DUCKSTORE_MEMORY_LIMIT (50%% of physical memory).");
-    bench_table_note(t, "rss idle = the server's RSS %d s after the phase, once it detached the projects nobody used "
-                        "for DUCKSTORE_BE_DUCKDB_IDLE_DETACH=%ds (their buffer pool given back; full runs only); "
-                        "attached idle = the project files still attached then (duckstore_open_projects).",
-                     BENCH_IDLE_DETACH_S + 1, BENCH_IDLE_DETACH_S);
+    bench_table_note(t, "rss idle = the server's RSS once it detached the projects nobody used for "
+                        "DUCKSTORE_BE_DUCKDB_IDLE_DETACH=%ds and the RSS stopped falling (their buffer pool given "
+                        "back; read once a second from %d s after the phase, for at most %d s more; full runs only); "
+                        "idle after s = when that was, from the phase's end; attached idle = the project files still "
+                        "attached then (duckstore_open_projects).",
+                     BENCH_IDLE_DETACH_S, BENCH_IDLE_DETACH_S + 1, BENCH_IDLE_SETTLE_S);
     bench_table_note(t, "other CPU = CPU time of processes other than the benchmark and the server during the phase, "
                         "in cores; well above 0 means other work competed and the figures are lower than the machine "
                         "can do.");

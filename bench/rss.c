@@ -156,7 +156,7 @@ void bench_mem_begin(bench_mem_t *m, const char *phase)
 {
     memset(m, 0, sizeof(*m));
     m->phase = phase;
-    m->idle = -1;
+    m->idle = m->idle_first = -1;
     m->idle_open_projects = -1;
     m->before = bench_rss_read((pid_t)atomic_load(&watched_pid));
     bench_cpu_begin(&m->cpu);
@@ -167,16 +167,36 @@ void bench_mem_idle(bench_mem_t *m, bool quick, int http_port, const char *key)
 {
     if (quick)
         return;
+    pid_t pid = (pid_t)atomic_load(&watched_pid);
     bench_sleep_ms(BENCH_IDLE_DETACH_S * 1000 + 1500);
-    m->idle = bench_rss_read((pid_t)atomic_load(&watched_pid));
+    m->idle_first = bench_rss_read(pid);
+    /*
+     * The reading above races the detach (the reaper looks once a second, and the server's own
+     * background work after the phase restarts a project's idle clock) and the allocator's giving
+     * back what the detach freed, which takes seconds. Read once a second until the projects are
+     * detached and the RSS fell by less than 1% over the last 3 s, for at most BENCH_IDLE_SETTLE_S.
+     */
     bench_http_t *h = bench_http_open(http_port);
-    m->idle_open_projects = (int64_t)bench_metric(h, key, "duckstore_open_projects");
+    int64_t seen[4] = {-1, -1, -1, -1};
+    for (int i = 0;; i++) {
+        int64_t rss = bench_rss_read(pid);
+        m->idle_open_projects = (int64_t)bench_metric(h, key, "duckstore_open_projects");
+        m->idle = rss;
+        memmove(seen, seen + 1, sizeof(seen) - sizeof(seen[0]));
+        seen[3] = rss;
+        bool settled = seen[0] > 0 && (double)(seen[0] - rss) < 0.01 * (double)seen[0];
+        if ((m->idle_open_projects == 0 && settled) || i >= BENCH_IDLE_SETTLE_S)
+            break;
+        bench_sleep_ms(1000);
+    }
     bench_http_close(&h);
+    m->idle_after_s = bench_now() - m->end_t;
 }
 
 void bench_mem_end(bench_mem_t *m)
 {
     bench_sleep_ms(300);
+    m->end_t = bench_now();
     sample();
     m->after = bench_rss_read((pid_t)atomic_load(&watched_pid));
     m->peak = atomic_load(&peak_bytes);
