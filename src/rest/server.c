@@ -90,7 +90,8 @@ typedef struct conn {
     atomic_ullong mark;         /* bytes received when the wait began (TCP_INFO) */
     bool cut;                   /* sweeper only: already shut down */
     bool seen;                  /* sweeper only: bytes past mark were seen ... */
-    struct timespec first_byte; /* ... first at this time */
+    struct timespec first_byte; /* ... first at this time ... */
+    unsigned long long seen_mark; /* ... in the wait that began with this mark */
     bool url_nul;               /* the request line being parsed decoded a %00 (see unescape_url) */
 } conn_t;
 
@@ -1032,9 +1033,17 @@ static void *sweeper_main(void *arg)
                 c->seen = false;
                 continue;
             }
+            /*
+             * A busy keep-alive connection is between requests at most looks: the
+             * mark tells whether it is still the same wait, or requests ended since.
+             */
+            unsigned long long mark = atomic_load(&c->mark);
+            if (c->seen && mark != c->seen_mark)
+                c->seen = false;
             if (!c->seen) {
-                if (bytes_received(c->fd) > atomic_load(&c->mark)) {
+                if (bytes_received(c->fd) > mark) {
                     c->seen = true;
+                    c->seen_mark = mark;
                     c->first_byte = now;
                 }
                 continue;

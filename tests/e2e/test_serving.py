@@ -187,6 +187,40 @@ def test_idle_and_slowloris_connections_do_not_stop_service(server_factory):
             s.close()
 
 
+def test_busy_keep_alive_connection_is_not_taken_for_slow_headers(server_factory):
+    """A keep-alive connection whose every request takes a while to send its headers, each well
+    inside the header timeout, is between requests at nearly every look of the sweeper. It must
+    not be cut: the timeout runs per request, from that request's first byte. (It was cut after
+    HEADER_TIMEOUT: the sweeper took consecutive requests' waits for one; wrk saw read errors.)"""
+    server = server_factory(env=serving_env())
+    s = open_conn(server.port, "127.0.3.1")
+    answered = 0
+    started = time.monotonic()
+    buf = b""
+    try:
+        while time.monotonic() - started < HEADER_TIMEOUT + 3:
+            s.sendall(b"GET /health HTTP/1.1\r\nHost: x\r\n")
+            time.sleep(HEADER_TIMEOUT / 3)
+            s.sendall(b"X-Slow: 1\r\n\r\n")
+            while b"\r\n\r\n" not in buf:
+                chunk = s.recv(4096)
+                assert chunk, f"the server closed the connection after {answered} requests, " \
+                              f"{time.monotonic() - started:.1f}s in"
+                buf += chunk
+            head, _, rest = buf.partition(b"\r\n\r\n")
+            assert head.startswith(b"HTTP/1.1 200"), head
+            length = int(re.search(rb"(?i)content-length: *(\d+)", head).group(1))
+            while len(rest) < length:
+                chunk = s.recv(4096)
+                assert chunk, "the server closed the connection inside an answer"
+                rest += chunk
+            buf = rest[length:]
+            answered += 1
+    finally:
+        s.close()
+    assert answered >= 5, f"only {answered} requests in {HEADER_TIMEOUT + 3}s"
+
+
 def test_per_address_cap_refuses_the_connection_over_it(server_factory):
     server = server_factory(env=serving_env(DUCKSTORE_MAX_CONNECTIONS_PER_IP=5))
     held = [open_conn(server.port, "127.0.2.1") for _ in range(5)]
