@@ -141,7 +141,10 @@ static ds_status_t admin_exec(be_t *be, const char *sql, ds_err_t *err)
     return st;
 }
 
-/* DETACH of p's database. Runs without be->lock, by the call that set p->detaching. */
+/*
+ * DETACH of p's database, and its cached previews freed with its blocks.
+ * Runs without be->lock, by the call that set p->detaching.
+ */
 static ds_status_t run_detach(be_t *be, const proj_t *p, ds_err_t *err)
 {
     ds_buf_t sql = {0};
@@ -149,6 +152,8 @@ static ds_status_t run_detach(be_t *be, const proj_t *p, ds_err_t *err)
     ds_buf_ident(&sql, p->alias);
     ds_status_t st = admin_exec(be, ds_buf_cstr(&sql), err);
     ds_buf_free(&sql);
+    if (st == DS_OK)
+        ddb_pcache_forget(be->pcache, p->id);
     return st;
 }
 

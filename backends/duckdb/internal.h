@@ -480,6 +480,8 @@ bool ddb_pcache_get(ddb_pcache_t *pc, const ds_host_api_t *h, ds_be_call_t *call
 /* Keeps r under key when *current still equals epoch (the epoch read before r's query ran). */
 void ddb_pcache_put(ddb_pcache_t *pc, const ds_buf_t *key, uint64_t epoch, const _Atomic uint64_t *current,
                     const ds_preview_result_t *r);
+/* Frees every entry of project (its file was detached: they can never answer again). */
+void ddb_pcache_forget(ddb_pcache_t *pc, const char *project);
 void ddb_pcache_stats(ddb_pcache_t *pc, ddb_pcache_stats_t *out);
 
 #endif

@@ -30,7 +30,9 @@
  *
  * Memory: at most max_bytes (DUCKSTORE_BE_DUCKDB_PREVIEW_CACHE, default
  * 64MiB, 0 turns it off) of entries, least recently used evicted first; a
- * single preview larger than an eighth of it is not kept. One mutex guards it
+ * single preview larger than an eighth of it is not kept. A project's entries
+ * are freed when its file is detached: attaching it again gives it a new
+ * epoch, so they could never answer again. One mutex guards it
  * (held only to find, copy or link an entry, never across a query).
  */
 #include <pthread.h>
@@ -364,6 +366,28 @@ void ddb_pcache_put(ddb_pcache_t *pc, const ds_buf_t *key, uint64_t epoch, const
         entry_free(evicted);
         evicted = n;
     }
+}
+
+void ddb_pcache_forget(ddb_pcache_t *pc, const char *project)
+{
+    if (!pc)
+        return;
+    ds_buf_t prefix = {0};
+    put_part(&prefix, project);
+    if (ds_buf_failed(&prefix)) {
+        ds_buf_free(&prefix);
+        return;
+    }
+    pthread_mutex_lock(&pc->lock);
+    for (pc_entry_t *e = pc->head, *n; e; e = n) {
+        n = e->nxt;
+        if (e->key_len >= prefix.len && memcmp(e->key, prefix.data, prefix.len) == 0) {
+            unlink_entry(pc, e);
+            entry_free(e);
+        }
+    }
+    pthread_mutex_unlock(&pc->lock);
+    ds_buf_free(&prefix);
 }
 
 void ddb_pcache_stats(ddb_pcache_t *pc, ddb_pcache_stats_t *out)

@@ -10,6 +10,7 @@ an older cached answer); the memory bound; the cache turned off; a bad setting r
 
 import subprocess
 import threading
+import time
 
 from data_helpers import Proj
 from e2e_lib import BINARY, expect, free_port, get_metrics, metric
@@ -204,6 +205,26 @@ def test_memory_bound_and_turned_off(server_factory):
     for _ in range(3):
         assert rows(q, "t") == [["1", "a"], ["2", "b"], ["3", "c"]]
     assert counters(oa) == (0, 0, 0), "a cache turned off answered or counted"
+
+
+def test_a_detached_project_leaves_no_cached_preview(server_factory):
+    """Attaching a file again gives its project a new epoch, so entries from before a detach could
+    never answer again: the detach frees them (the idle server gives that memory back too)."""
+    s = server_factory(env={"DUCKSTORE_BE_DUCKDB_IDLE_DETACH": "1s"})
+    sa = s.api()
+    p = Proj(s, sa, "pc9")
+    table_with_rows(p)
+    first = primed(sa, p, "t")
+    assert counters(sa)[2] > 0, "no cached preview to free"
+    deadline = time.monotonic() + 30
+    while metric(get_metrics(sa), "duckstore_open_projects") > 0 and time.monotonic() < deadline:
+        time.sleep(0.3)
+    assert metric(get_metrics(sa), "duckstore_open_projects") == 0, "the idle project was not detached"
+    assert counters(sa)[2] == 0, f"the detached project's previews still hold {counters(sa)[2]} bytes"
+    h0, m0, _ = counters(sa)
+    assert p.preview("t") == first
+    h1, m1, _ = counters(sa)
+    assert (h1, m1) == (h0, m0 + 1), "the preview after the detach was not read afresh"
 
 
 def test_a_bad_setting_stops_startup_naming_it(tmp_path):
