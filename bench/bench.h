@@ -60,6 +60,7 @@ char *bench_fmt(const char *fmt, ...) __attribute__((format(printf, 1, 2))); /* 
 void bench_mkdirs(const char *path);
 void bench_rmtree(const char *path);
 int64_t bench_file_size(const char *path); /* -1 when missing */
+double bench_copy_file(const char *src, const char *dst, bool sync); /* seconds; dies on an I/O error */
 double bench_disk_copy(const char *src, const char *dst); /* seconds to copy and fdatasync; dst removed */
 bool bench_file_exists(const char *path);
 /* Reads a whole small file (malloc'd, NUL-terminated), or NULL. */

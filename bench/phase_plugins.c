@@ -20,27 +20,12 @@
 
 #define CALLS 2000000
 
-static void copy_file(const char *from, const char *to)
-{
-    FILE *in = fopen(from, "rb"), *out = fopen(to, "wb");
-    if (!in || !out)
-        bench_die("cannot copy %s to %s", from, to);
-    char buf[65536];
-    size_t n;
-    while ((n = fread(buf, 1, sizeof(buf), in)) > 0)
-        if (fwrite(buf, 1, n, out) != n)
-            bench_die("cannot write %s", to);
-    fclose(in);
-    if (fclose(out) != 0)
-        bench_die("cannot write %s", to);
-}
-
 void bench_phase_plugins(bench_t *b)
 {
     ds_err_t err = {0};
     char *dir = bench_fmt("%s/plugins-phase", b->run), *plugins = bench_fmt("%s/plugins", dir);
     bench_mkdirs(plugins);
-    copy_file("build/test-plugins/tiny.so", bench_fmt("%s/tiny.so", plugins));
+    bench_copy_file("build/test-plugins/tiny.so", bench_fmt("%s/tiny.so", plugins), false);
     bench_note("plugins: registry in process");
 
     if (ds_registry_init(dir, (int64_t)1 << 30, 1, 4, &err) != DS_OK)

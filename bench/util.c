@@ -123,16 +123,13 @@ void bench_rmtree(const char *path)
         nftw(path, rm_one, 32, FTW_DEPTH | FTW_PHYS);
 }
 
-/*
- * The disk's side of an upload: copies src to dst (1 MiB writes, then fdatasync, as the server
- * does before it answers), times it and removes dst. Returns seconds; dies on an I/O error.
- */
-double bench_disk_copy(const char *src, const char *dst)
+/* Copies src to dst in 1 MiB writes, with fdatasync at the end when sync; returns the seconds it took. */
+double bench_copy_file(const char *src, const char *dst, bool sync)
 {
     int in = open(src, O_RDONLY | O_CLOEXEC);
     if (in < 0)
         bench_die("cannot read %s: %s", src, strerror(errno));
-    int out = open(dst, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    int out = open(dst, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
     if (out < 0)
         bench_die("cannot create %s: %s", dst, strerror(errno));
     size_t cap = 1 << 20;
@@ -144,16 +141,24 @@ double bench_disk_copy(const char *src, const char *dst)
     while ((n = read(in, buf, cap)) > 0)
         for (ssize_t off = 0; off < n;) {
             ssize_t w = write(out, buf + off, (size_t)(n - off));
-            if (w < 0 && errno != EINTR)
-                bench_die("cannot write %s: %s", dst, strerror(errno));
+            if (w <= 0 && !(w < 0 && errno == EINTR))
+                bench_die("cannot write %s: %s", dst, w < 0 ? strerror(errno) : "nothing written");
             off += w > 0 ? w : 0;
         }
-    if (n < 0 || fdatasync(out) != 0)
+    if (n < 0 || (sync && fdatasync(out) != 0))
         bench_die("cannot copy %s to %s: %s", src, dst, strerror(errno));
     double secs = bench_now() - t0;
     free(buf);
     close(in);
-    close(out);
+    if (close(out) != 0)
+        bench_die("cannot write %s: %s", dst, strerror(errno));
+    return secs;
+}
+
+/* The disk's side of an upload: src copied to dst and fdatasync'ed, as the server does before it answers. */
+double bench_disk_copy(const char *src, const char *dst)
+{
+    double secs = bench_copy_file(src, dst, true);
     unlink(dst);
     return secs;
 }
