@@ -195,6 +195,16 @@ void bench_mem_end(bench_mem_t *m);
 #define BENCH_IDLE_DETACH_S 60
 #define BENCH_IDLE_SETTLE_S 60
 void bench_mem_idle(bench_mem_t *m, bool quick, int http_port, const char *key);
+/*
+ * "The RSS stopped falling": feed one reading a second; true once it fell by less than 1% over the last
+ * 3 s (four readings). The allocators give freed memory back over seconds (DuckDB's jemalloc purges in
+ * background threads), so one reading at a fixed moment after load races them.
+ */
+typedef struct {
+    int64_t seen[4];
+    int n;
+} bench_settle_t;
+bool bench_settle_add(bench_settle_t *s, int64_t rss);
 
 /* ---- datagen.c ---- */
 

@@ -57,7 +57,9 @@ typedef struct {
     double seconds, rps, p50_ms, p99_ms;
     double drain_s; /* waited before the point for the previous one's dropped requests */
     int64_t rss_before, rss_peak, rss_after;
-    int64_t rss_settled; /* SETTLE_MS after the point (full runs; -1 in QUICK ones) */
+    int64_t rss_settled; /* once it stopped falling after the point (full runs; -1 in QUICK ones) */
+    double settled_after_s; /* when that was, from the point's end */
+    int64_t engine_before, engine_settled; /* duckstore_engine_memory_bytes (DuckDB's buffer manager) then */
     int threads_before, threads_peak, threads_after;
 } point_t;
 
@@ -65,13 +67,15 @@ typedef struct {
 
 static pid_t g_pid;
 /*
- * Full runs read the RSS once more SETTLE_MS after a point: the server gives
- * its free heap back (core/memtrim.c) once its workers rested a whole second,
- * 1-2 s after the load ends (not after /health, answered without a worker);
- * the 0.5 s reading ("after") comes before that. QUICK runs skip it (12
- * points x 2.5 s more would add half a minute to `make test`).
+ * Full runs read the RSS once a second after a point until it stopped
+ * falling (bench_settle_add), for at most SETTLE_MAX_S: the server gives its
+ * free heap back (core/memtrim.c) once its workers rested a whole second,
+ * 1-2 s after the load ends (not after /health, answered without a worker),
+ * and DuckDB's allocator purges what it freed over several seconds more; the
+ * 0.5 s reading ("after") comes before both. QUICK runs skip it (12 points
+ * x 3.5 s or more would add a minute to `make test`).
  */
-#define SETTLE_MS 3000
+#define SETTLE_MAX_S 30
 static bool g_settle;
 static atomic_bool g_sampling;
 static atomic_llong g_rss_peak;
@@ -131,13 +135,19 @@ static void sample_end(point_t *p, pthread_t th)
     sample_once();
     p->rss_peak = atomic_load(&g_rss_peak);
     p->threads_peak = atomic_load(&g_threads_peak);
+    double end = bench_now();
     bench_sleep_ms(500);
     p->rss_after = bench_rss_read(g_pid);
     p->threads_after = threads_of(g_pid);
     p->rss_settled = -1;
-    if (g_settle) {
-        bench_sleep_ms(SETTLE_MS - 500);
+    p->settled_after_s = 0;
+    bench_settle_t st = {0};
+    for (int i = 0; g_settle; i++) {
         p->rss_settled = bench_rss_read(g_pid);
+        p->settled_after_s = bench_now() - end;
+        if (bench_settle_add(&st, p->rss_settled) || i >= SETTLE_MAX_S)
+            break;
+        bench_sleep_ms(1000);
     }
 }
 
@@ -184,6 +194,7 @@ static void run_wrk(const bench_t *b, int conns, int seconds, const char *key, c
     snprintf(cmd + n, cap - (size_t)n, " 2>&1");
     pthread_t th;
     p->drain_s = wait_idle(b);
+    p->engine_before = (int64_t)bench_metric(b->http, b->server.key, "duckstore_engine_memory_bytes");
     sample_begin(p, &th);
     FILE *f = popen(cmd, "r");
     if (!f)
@@ -200,6 +211,7 @@ static void run_wrk(const bench_t *b, int conns, int seconds, const char *key, c
             got = true;
     int rc = pclose(f);
     sample_end(p, th);
+    p->engine_settled = (int64_t)bench_metric(b->http, b->server.key, "duckstore_engine_memory_bytes");
     if (!got || rc != 0)
         bench_die("wrk failed (exit %d) or printed no DS_LOAD line: %s", rc, cmd);
     free(cmd);
@@ -218,13 +230,15 @@ static void run_wrk(const bench_t *b, int conns, int seconds, const char *key, c
 static json_t *point_json(const char *target, int conns, const point_t *p)
 {
     json_t *settled = p->rss_settled >= 0 ? json_integer((json_int_t)p->rss_settled) : json_null();
-    return json_pack("{s:s,s:i,s:f,s:f,s:I,s:f,s:f,s:f,s:I,s:I,s:I,s:I,s:I,s:{s:I,s:I,s:I,s:o},s:{s:i,s:i,s:i}}",
+    return json_pack("{s:s,s:i,s:f,s:f,s:I,s:f,s:f,s:f,s:I,s:I,s:I,s:I,s:I,s:{s:I,s:I,s:I,s:o,s:f,s:I,s:I},s:{s:i,s:i,s:i}}",
                      "target", target, "connections", conns, "drain_before_s", p->drain_s, "seconds", p->seconds,
                      "requests", (json_int_t)p->requests, "rps", p->rps, "p50_ms", p->p50_ms, "p99_ms", p->p99_ms,
                      "status_2xx", (json_int_t)p->s2xx, "status_429", (json_int_t)p->s429, "status_other",
                      (json_int_t)p->other, "timeouts", (json_int_t)p->timeouts, "socket_errors",
                      (json_int_t)p->sock_errors, "rss", "before", (json_int_t)p->rss_before, "peak",
-                     (json_int_t)p->rss_peak, "after", (json_int_t)p->rss_after, "settled", settled, "threads",
+                     (json_int_t)p->rss_peak, "after", (json_int_t)p->rss_after, "settled", settled,
+                     "settled_after_s", p->settled_after_s, "engine_before", (json_int_t)p->engine_before,
+                     "engine_settled", (json_int_t)p->engine_settled, "threads",
                      "before", p->threads_before, "peak", p->threads_peak, "after", p->threads_after);
 }
 
@@ -442,7 +456,8 @@ void bench_phase_load(bench_t *b)
     static const int conns[] = {64, 256, 1024};
 
     const char *headers[] = {"target", "conns", "req/s", "p50 ms", "p99 ms", "2xx", "429", "other", "timeouts",
-                             "sock err", "threads b/peak/a", "RSS MB b/peak/a/settled", NULL};
+                             "sock err", "threads b/peak/a", "RSS MB b/peak/a/settled", "engine MB b/settled",
+                             NULL};
     bench_table_t *t = bench_table_new("load: wrk against the server (REST)", headers);
     bool goals = true;
     for (size_t ci = 0; ci < sizeof(conns) / sizeof(conns[0]); ci++)
@@ -456,8 +471,13 @@ void bench_phase_load(bench_t *b)
             snprintf(rss, sizeof(rss), "%s/", bench_mb(p.rss_before));
             snprintf(rss + strlen(rss), sizeof(rss) - strlen(rss), "%s/", bench_mb(p.rss_peak));
             snprintf(rss + strlen(rss), sizeof(rss) - strlen(rss), "%s/", bench_mb(p.rss_after));
-            snprintf(rss + strlen(rss), sizeof(rss) - strlen(rss), "%s",
-                     p.rss_settled >= 0 ? bench_mb(p.rss_settled) : "-");
+            if (p.rss_settled >= 0)
+                snprintf(rss + strlen(rss), sizeof(rss) - strlen(rss), "%s (%.0f s)", bench_mb(p.rss_settled),
+                         p.settled_after_s);
+            else
+                snprintf(rss + strlen(rss), sizeof(rss) - strlen(rss), "-");
+            char eng[48];
+            snprintf(eng, sizeof(eng), "%s/%s", bench_mb(p.engine_before), bench_mb(p.engine_settled));
             snprintf(s2, sizeof(s2), "%lld", (long long)p.s2xx);
             snprintf(s4, sizeof(s4), "%lld", (long long)p.s429);
             snprintf(ot, sizeof(ot), "%lld", (long long)p.other);
@@ -475,6 +495,7 @@ void bench_phase_load(bench_t *b)
                                    se,
                                    thr,
                                    rss,
+                                   eng,
                                    NULL};
             bench_table_row(t, cells);
             json_array_append_new(items, point_json(json_names[ti], conns[ci], &p));
@@ -488,9 +509,12 @@ void bench_phase_load(bench_t *b)
         }
     bench_table_note(t, "%d s per point, wrk -t2 on the same %d cores as the server, each point from an idle "
                         "server. 429 = designed refusals (a full write queue); other = any other non-2xx; sock err = "
-                        "wrk's connect, read and write errors. RSS MB = 10^6 bytes; settled = 3 s after the point, "
-                        "once the server gave its free heap back (full runs).",
-                     seconds, b->machine.cores);
+                        "wrk's connect, read and write errors. RSS MB = 10^6 bytes; settled = once it stopped "
+                        "falling after the point (less than 1%% in 3 s, read once a second for at most %d s; full "
+                        "runs), shown with the seconds that took. engine MB = "
+                        "duckstore_engine_memory_bytes (DuckDB's buffer manager: cached table blocks, query state) "
+                        "before and after the settled reading.",
+                     seconds, b->machine.cores, SETTLE_MAX_S);
     bench_table_note(t, "goals: 0 other, 0 timeouts, objectinfo p99 < 100 ms at 256 connections, RSS settled (QUICK: "
                         "after) within 20%% of before: %s",
                      goals ? "met" : "NOT MET (see the rows)");

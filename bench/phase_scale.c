@@ -8,7 +8,12 @@
  * ObjectInfo of the first table (REST and gRPC), listing the bucket's tables
  * (REST GET and gRPC ObjectInfo of the SCHEMA) and GET of the project (its
  * stats count every table). The end/start ratio shows what grows with the
- * table count.
+ * table count, but also whatever else changed in the server meanwhile (the
+ * heap after T creations, background work they started, the machine). So
+ * ObjectInfo is also timed side by side: a second project keeps 10 tables,
+ * and at the end requests go to the two projects in turn (small, big, small,
+ * ...) on one connection, so both see the same moment; big / small is what
+ * the table count alone costs.
  *
  * Projects: a second server with DUCKSTORE_MAX_OPEN_PROJECTS set low; P
  * projects each get a bucket and a table (4 clients at once), then two
@@ -27,6 +32,7 @@
 #include <string.h>
 
 #define SCALE_PROJECT "scale"
+#define SMALL_PROJECT "scale10" /* the side-by-side twin that keeps 10 tables */
 #define SCALE_BUCKET  "in.c-scale"
 
 static json_t *small_table(const char *name)
@@ -103,6 +109,51 @@ static void probe(bench_t *b, int reps, int list_reps, probe_t *p)
     bench_bytes_free(&ls);
 }
 
+#define OI_PATH(project, table) "/projects/" project "/buckets/" SCALE_BUCKET "/tables/" table
+
+/*
+ * ObjectInfo of the small and the big project's first table in turn, reps
+ * each (REST on one connection, then gRPC on one channel): the two share
+ * every moment, so their ratio is the table count's cost alone.
+ */
+static void interleaved(bench_t *b, int reps, bench_load_t out[4], bool *grpc_ok)
+{
+    const char *key = b->server.key;
+    const char *paths[2] = {OI_PATH(SMALL_PROJECT, "t00000"), OI_PATH(SCALE_PROJECT, "t00000")};
+    bench_bytes_t req[2] = {bench_drv_object_info_table(key, SMALL_PROJECT, SCALE_BUCKET, "t00000"),
+                            bench_drv_object_info_table(key, SCALE_PROJECT, SCALE_BUCKET, "t00000")};
+    bench_lat_t lat[4] = {{0}};
+    bench_http_resp_t r;
+    char err[256];
+    *grpc_ok = b->server.grpc_ok;
+    for (int i = 0; i < 2 * reps; i++) {
+        double t0 = bench_now();
+        if (bench_http_request(b->http, "GET", paths[i % 2], key, NULL, 0, &r, err, sizeof(err)) != 0 ||
+            r.status != 200)
+            bench_die("GET %s failed: %s %d", paths[i % 2], err, r.status);
+        bench_lat_add(&lat[i % 2], bench_now() - t0);
+    }
+    for (int i = 0; *grpc_ok && i < 2 * reps; i++) {
+        bench_grpc_resp_t g;
+        double t0 = bench_now();
+        int code = bench_grpc_call(b->grpc, req[i % 2].data, req[i % 2].len, 60, &g);
+        double s = bench_now() - t0;
+        bench_grpc_resp_free(&g);
+        if (code != 0)
+            *grpc_ok = false;
+        bench_lat_add(&lat[2 + i % 2], s);
+    }
+    for (int k = 0; k < 4; k++) {
+        memset(&out[k], 0, sizeof(out[k]));
+        out[k].requests = (int64_t)lat[k].n;
+        out[k].p50_ms = bench_lat_pct(&lat[k], 50) * 1000;
+        out[k].p99_ms = bench_lat_pct(&lat[k], 99) * 1000;
+        bench_lat_free(&lat[k]);
+    }
+    bench_bytes_free(&req[0]);
+    bench_bytes_free(&req[1]);
+}
+
 static void cmp_row(bench_table_t *t, json_t *items, const char *what, double start, double end, bool avail)
 {
     if (!avail) {
@@ -124,8 +175,16 @@ void bench_phase_tables(bench_t *b)
     bench_mem_begin(&mem, "tables");
     const char *key = b->server.key;
     int n = b->scale_tables, first = 10;
-    int reps = b->quick ? 30 : 200, list_reps = b->quick ? 3 : 10;
+    int reps = b->quick ? 30 : 1000, list_reps = b->quick ? 3 : 10;
     bench_note("tables: creating %d tables in one project", n);
+    bench_rest_create_project(b->http, key, SMALL_PROJECT);
+    bench_rest_create_bucket(b->http, key, SMALL_PROJECT, "in", "scale");
+    for (int i = 0; i < first; i++) {
+        char name[16];
+        snprintf(name, sizeof(name), "t%05d", i);
+        json_decref(bench_rest(b->http, key, "POST", "/projects/" SMALL_PROJECT "/buckets/" SCALE_BUCKET "/tables",
+                               small_table(name), 201));
+    }
     bench_rest_create_project(b->http, key, SCALE_PROJECT);
     bench_rest_create_bucket(b->http, key, SCALE_PROJECT, "in", "scale");
     double *lat = bench_xmalloc(sizeof(double) * (size_t)n);
@@ -149,6 +208,9 @@ void bench_phase_tables(bench_t *b)
     }
     double create_total = bench_now() - t_all - probe_time;
     probe(b, reps, list_reps, &end);
+    bench_load_t side[4];
+    bool side_grpc;
+    interleaved(b, b->quick ? 200 : 2000, side, &side_grpc);
 
     int tenth = n / 10 > 0 ? n / 10 : 1;
     bench_lat_t lf = {0}, ll = {0};
@@ -178,8 +240,14 @@ void bench_phase_tables(bench_t *b)
     cmp_row(t, items, "list tables grpc p50 ms (ObjectInfo SCHEMA)", start.list_grpc.p50_ms, end.list_grpc.p50_ms,
             start.grpc_list && end.grpc_list);
     cmp_row(t, items, "project get rest p50 ms (stats)", start.project_get.p50_ms, end.project_get.p50_ms, true);
+    cmp_row(t, items, "side by side: objectinfo rest p50 ms (10 / all tables)", side[0].p50_ms, side[1].p50_ms, true);
+    cmp_row(t, items, "side by side: objectinfo grpc p50 ms (10 / all tables)", side[2].p50_ms, side[3].p50_ms,
+            side_grpc);
     bench_table_note(t, "start = after %d tables, end = after %s; create rate overall: %s tables/s (%.1f s).", first,
                      bench_int(n), bench_num(n / create_total, 1), create_total);
+    bench_table_note(t, "side by side: at the end, a project of %d tables and this one asked in turn, %s times each: "
+                     "the same moment for both, so the ratio is the table count's alone.", first,
+                     bench_int(side[0].requests));
     json_object_set_new(pj, "items", items);
     json_object_set_new(pj, "tables", json_integer(n));
     json_object_set_new(pj, "create_tables_per_s", json_real(n / create_total));

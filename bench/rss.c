@@ -163,6 +163,17 @@ void bench_mem_begin(bench_mem_t *m, const char *phase)
     atomic_store(&peak_bytes, m->before);
 }
 
+bool bench_settle_add(bench_settle_t *s, int64_t rss)
+{
+    int cap = (int)(sizeof(s->seen) / sizeof(s->seen[0]));
+    if (s->n == cap)
+        memmove(s->seen, s->seen + 1, sizeof(s->seen) - sizeof(s->seen[0]));
+    else
+        s->n++;
+    s->seen[s->n - 1] = rss;
+    return s->n == cap && s->seen[0] > 0 && (double)(s->seen[0] - rss) < 0.01 * (double)s->seen[0];
+}
+
 void bench_mem_idle(bench_mem_t *m, bool quick, int http_port, const char *key)
 {
     if (quick)
@@ -177,14 +188,12 @@ void bench_mem_idle(bench_mem_t *m, bool quick, int http_port, const char *key)
      * detached and the RSS fell by less than 1% over the last 3 s, for at most BENCH_IDLE_SETTLE_S.
      */
     bench_http_t *h = bench_http_open(http_port);
-    int64_t seen[4] = {-1, -1, -1, -1};
+    bench_settle_t st = {0};
     for (int i = 0;; i++) {
         int64_t rss = bench_rss_read(pid);
         m->idle_open_projects = (int64_t)bench_metric(h, key, "duckstore_open_projects");
         m->idle = rss;
-        memmove(seen, seen + 1, sizeof(seen) - sizeof(seen[0]));
-        seen[3] = rss;
-        bool settled = seen[0] > 0 && (double)(seen[0] - rss) < 0.01 * (double)seen[0];
+        bool settled = bench_settle_add(&st, rss);
         if ((m->idle_open_projects == 0 && settled) || i >= BENCH_IDLE_SETTLE_S)
             break;
         bench_sleep_ms(1000);

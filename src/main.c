@@ -41,6 +41,7 @@ static void usage(FILE *out)
 static int64_t gauge_open(void *ud) { return ds_service_open_projects(); }
 static int64_t gauge_peak(void *ud) { return ds_service_open_projects_peak(); }
 static int64_t gauge_restarts(void *ud) { return ds_service_engine_restarts(); }
+static int64_t gauge_engine_memory(void *ud) { return ds_service_engine_memory(); }
 static int64_t gauge_preview_cache(void *ud)
 {
     ds_be_runtime_stats_t s;
@@ -88,6 +89,11 @@ static int serve(int argc, char **argv)
     ds_metrics_gauge("duckstore_engine_restarts_total",
                      "Times a storage engine was reopened after a fatal error (calls in flight failed with 503).",
                      gauge_restarts, NULL);
+    ds_metrics_gauge("duckstore_engine_memory_bytes",
+                     "Memory the storage engines hold now (DuckDB's buffer manager: cached table blocks, query "
+                     "state, temporary data; given back when a project is detached). Workspace sandboxes not "
+                     "included.",
+                     gauge_engine_memory, NULL);
     ds_metrics_gauge("duckstore_preview_cache_hits_total", "Table previews answered from the cache of recent previews.",
                      gauge_preview_cache, (void *)"hits");
     ds_metrics_gauge("duckstore_preview_cache_misses_total",

@@ -1155,6 +1155,26 @@ static void be_runtime_stats(void *self, ds_be_runtime_stats_t *out)
     out->preview_cache_bytes = (int64_t)pc.bytes;
 }
 
+static int64_t be_engine_memory(void *self)
+{
+    be_t *be = self;
+    ds_err_t err = {0};
+    if (db_enter(be, &err) != DS_OK)
+        return -1;
+    int64_t bytes = -1;
+    duckdb_connection c;
+    if (duckdb_connect(be->db, &c) != DuckDBError) {
+        duckdb_result r;
+        if (duckdb_query(c, "SELECT COALESCE(sum(memory_usage_bytes), 0)::BIGINT FROM duckdb_memory()", &r) !=
+            DuckDBError)
+            bytes = ds_ddb_int(&r, 0, 0);
+        duckdb_destroy_result(&r);
+        duckdb_disconnect(&c);
+    }
+    db_leave(be);
+    return bytes;
+}
+
 static ds_status_t be_project_list_stored(void *self, void (*cb)(const char *, void *), void *ud,
                                           ds_err_t *err)
 {
@@ -2474,6 +2494,7 @@ static ds_backend_ops_t ops = {
     .table_profile_where = ddb_table_profile_where,
     .tables_move_restore = ddb_tables_move_restore,
     .project_compact = ddb_project_compact,
+    .engine_memory = be_engine_memory,
 };
 
 const ds_backend_ops_t *ds_be_duckdb_entry(const ds_host_api_t *host)

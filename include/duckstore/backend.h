@@ -679,6 +679,14 @@ typedef struct ds_backend_ops {
      */
     ds_status_t (*project_compact)(void *self, ds_be_call_t *call, const struct ds_be_compact *in,
                                    struct ds_be_compact_result *out);
+    /*
+     * Memory the backend's engine holds now, in bytes, for /metrics (DuckDB:
+     * its buffer manager over every tag: cached table blocks, query state,
+     * temporary data); -1 when unknown. It may run a statement, so the host
+     * calls it only to render /metrics, never on a request's path. NULL: not
+     * reported.
+     */
+    int64_t (*engine_memory)(void *self);
 } ds_backend_ops_t;
 
 /* A compaction request (project_compact). */

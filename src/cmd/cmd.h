@@ -114,6 +114,8 @@ int64_t ds_service_open_projects(void);
 int64_t ds_service_open_projects_peak(void);
 /* Times a backend reopened its engine after a fatal error, since start (all backends). */
 int64_t ds_service_engine_restarts(void);
+/* Memory the backends' engines hold now (backend op engine_memory, summed); runs statements: /metrics only. */
+int64_t ds_service_engine_memory(void);
 /* Every backend's runtime figures, summed. */
 void ds_service_runtime(ds_be_runtime_stats_t *out);
 /*

@@ -591,6 +591,20 @@ void ds_service_runtime(ds_be_runtime_stats_t *out)
     ds_registry_each(sum_runtime, out);
 }
 
+static void sum_engine_memory(ds_backend_t *be, void *ud)
+{
+    int64_t *sum = ud, v = be->ops->engine_memory ? be->ops->engine_memory(be->self) : -1;
+    if (v > 0)
+        *sum += v;
+}
+
+int64_t ds_service_engine_memory(void)
+{
+    int64_t sum = 0;
+    ds_registry_each(sum_engine_memory, &sum);
+    return sum;
+}
+
 int64_t ds_service_open_projects(void)
 {
     ds_be_runtime_stats_t s;

@@ -102,7 +102,8 @@ def test_concurrent_projects_with_two_open_slots(server_factory):
 def test_idle_projects_are_detached_and_come_back(server_factory, tmp_path):
     """DUCKSTORE_BE_DUCKDB_IDLE_DETACH: a project file no request used for that long is detached (its share
     of DuckDB's buffer pool given back) and attached again, with everything, by its next use; a project in
-    use stays attached. A bad value stops startup naming the setting."""
+    use stays attached; the engine's memory (duckstore_engine_memory_bytes) goes back to 0 once none is
+    attached. A bad value stops startup naming the setting."""
     import subprocess
     import time
     from e2e_lib import BINARY, free_port
@@ -114,7 +115,9 @@ def test_idle_projects_are_detached_and_come_back(server_factory, tmp_path):
         expect(admin.post(f"/projects/lru{i}/buckets/in.c-b{i}/tables/base{i}/import/file",
                           {"file_id": admin.post(f"/projects/lru{i}/files?name=d.csv",
                                                  data=f"k{i},v\n1,0.5\n2,1.5\n").json()["id"]}), 200)
-    assert metric(get_metrics(admin), "duckstore_open_projects") == N
+    samples = get_metrics(admin)
+    assert metric(samples, "duckstore_open_projects") == N
+    assert metric(samples, "duckstore_engine_memory_bytes") > 0, "the engine holds nothing with 5 projects attached"
     # lru0 is used every 0.3 s, the others not
     api0 = admin.with_key(keys["lru0"])
     deadline = time.monotonic() + 2.5
@@ -123,7 +126,10 @@ def test_idle_projects_are_detached_and_come_back(server_factory, tmp_path):
         time.sleep(0.3)
     assert metric(get_metrics(admin), "duckstore_open_projects") == 1
     time.sleep(2.5)
-    assert metric(get_metrics(admin), "duckstore_open_projects") == 0
+    samples = get_metrics(admin)
+    assert metric(samples, "duckstore_open_projects") == 0
+    # the detaches gave the engine's memory back (duckstore_engine_memory_bytes: DuckDB's buffer manager)
+    assert metric(samples, "duckstore_engine_memory_bytes") == 0
     for i in range(N):
         _verify(admin, i, [])
         prev = expect(admin.get(f"/projects/lru{i}/buckets/in.c-b{i}/tables/base{i}/preview",
