@@ -244,6 +244,11 @@ double bench_limit_copy_parallel(bench_limit_t *l, const char *const *tables, co
 const char *bench_duckdb_version(void);
 /* DuckDB's read_csv column spec for the bench columns: "{'id': 'BIGINT', ...}" (static). */
 const char *bench_csv_columns_spec(void);
+/*
+ * The fastest upsert of DuckDB 1.4 (MERGE INTO is several times slower), of the CSV file into table: one
+ * transaction that stages the file, deletes its keys from the table and inserts it (bench_fmt; free it).
+ */
+char *bench_limit_upsert_sql(const char *csv, const char *table);
 
 /* ---- server.c: the duckstore process ---- */
 

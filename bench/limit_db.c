@@ -176,3 +176,11 @@ double bench_limit_copy_parallel(bench_limit_t *l, const char *const *tables, co
     pthread_barrier_destroy(&go);
     return t;
 }
+
+char *bench_limit_upsert_sql(const char *csv, const char *table)
+{
+    return bench_fmt("BEGIN; CREATE OR REPLACE TEMP TABLE inc AS SELECT * FROM read_csv('%s', header = true, "
+                     "columns = %s); DELETE FROM %s USING inc WHERE %s.id = inc.id; "
+                     "INSERT INTO %s BY NAME SELECT * FROM inc; DROP TABLE inc; COMMIT",
+                     csv, bench_csv_columns_spec(), table, table, table);
+}

@@ -350,18 +350,12 @@ void bench_phase_incremental(bench_t *b)
     double up_s, lim_s, lim_o, o;
     char *file_id = bench_rest_upload(b->http, b->server.key, BENCH_PROJECT, "bench/inc.csv", d->inc_csv, &up_s);
 
-    /*
-     * The fastest upsert of DuckDB 1.4 (MERGE INTO is several times slower): stage, delete the keys, insert.
-     * The limit is the better of two runs: on lim_csv, and on a copy of it taken before.
-     */
+    /* DuckDB's best upsert (bench_limit_upsert_sql), the better of two runs: on lim_csv, and on a copy of it. */
     bench_limit_exec(b->limit, "CREATE OR REPLACE TABLE lim_csv_second AS SELECT * FROM lim_csv");
     double lim_runs[2];
     for (int run = 0; run < 2; run++) {
         const char *tn = run == 0 ? "lim_csv" : "lim_csv_second";
-        char *sql = bench_fmt("BEGIN; CREATE OR REPLACE TEMP TABLE inc AS SELECT * FROM read_csv('%s', header = true, "
-                              "columns = %s); DELETE FROM %s USING inc WHERE %s.id = inc.id; "
-                              "INSERT INTO %s BY NAME SELECT * FROM inc; DROP TABLE inc; COMMIT",
-                              d->inc_csv, bench_csv_columns_spec(), tn, tn, tn);
+        char *sql = bench_limit_upsert_sql(d->inc_csv, tn);
         bench_limit_exec(b->limit, "CHECKPOINT");
         double o1;
         MEASURE_OTHER(o1, lim_runs[run] = bench_limit_exec(b->limit, sql));
