@@ -1159,7 +1159,10 @@ static int64_t be_engine_memory(void *self)
 {
     be_t *be = self;
     ds_err_t err = {0};
-    if (db_enter(be, &err) != DS_OK)
+    pthread_mutex_lock(&be->lock);
+    bool broken = be->broken; /* a scrape does not wait for a restart (db_enter would) */
+    pthread_mutex_unlock(&be->lock);
+    if (broken || db_enter(be, &err) != DS_OK)
         return -1;
     int64_t bytes = -1;
     duckdb_connection c;
