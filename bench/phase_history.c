@@ -101,18 +101,26 @@ void bench_phase_history(bench_t *b)
     char *lim_upsert = bench_limit_upsert_sql(d->inc_csv, "up");
     /* Wall time, and the server's CPU time (what a busy machine skews less). */
     bench_lat_t lon = {0}, loff = {0}, con = {0}, coff = {0}, lduck = {0};
+    /* Each round's times: the first upsert finds 10% of its keys present, the later ones all of them. */
+    json_t *rounds = json_array();
     int64_t changed = 0;
     for (int r = 0; r < reps; r++) {
         bench_limit_exec(lim, "CHECKPOINT");
-        bench_lat_add(&lduck, bench_limit_exec(lim, lim_upsert));
+        double t_duck = bench_limit_exec(lim, lim_upsert), t_on, t_off;
+        bench_lat_add(&lduck, t_duck);
         double c_on, c_off;
         if (r % 2 == 0) {
-            bench_lat_add(&loff, upsert(b, OFF, inc_off, &c_off));
-            bench_lat_add(&lon, upsert(b, ON, inc_on, &c_on));
+            t_off = upsert(b, OFF, inc_off, &c_off);
+            t_on = upsert(b, ON, inc_on, &c_on);
         } else {
-            bench_lat_add(&lon, upsert(b, ON, inc_on, &c_on));
-            bench_lat_add(&loff, upsert(b, OFF, inc_off, &c_off));
+            t_on = upsert(b, ON, inc_on, &c_on);
+            t_off = upsert(b, OFF, inc_off, &c_off);
         }
+        bench_lat_add(&lon, t_on);
+        bench_lat_add(&loff, t_off);
+        json_array_append_new(rounds, json_pack("{s:I,s:f,s:f,s:f}", "keys_present",
+                                                (json_int_t)(r == 0 ? d->inc_overlap : d->inc_rows), "duckdb_s",
+                                                t_duck, "off_s", t_off, "on_s", t_on));
         bench_lat_add(&con, c_on);
         bench_lat_add(&coff, c_off);
         /* The first upsert replaces the overlapping keys; later ones every key of the file. */
@@ -207,6 +215,14 @@ void bench_phase_history(bench_t *b)
     bench_table_row(t, r3);
     const char *r4[] = {"DuckDB CREATE TABLE AS copy", bench_num(copy_s, 3), n4, NULL};
     bench_table_row(t, r4);
+    for (size_t i = 0; i < json_array_size(rounds); i++) {
+        json_t *rd = json_array_get(rounds, i);
+        double du = json_real_value(json_object_get(rd, "duckdb_s")), of = json_real_value(json_object_get(rd, "off_s"));
+        double on = json_real_value(json_object_get(rd, "on_s"));
+        bench_table_note(t, "round %zu (%s keys present): DuckDB %.3f s, off %.3f s, on %.3f s; DuckDB / off %.2f, "
+                         "DuckDB / on %.2f", i + 1, bench_int(json_integer_value(json_object_get(rd, "keys_present"))),
+                         du, of, on, of > 0 ? du / of : 0, on > 0 ? du / on : 0);
+    }
     bench_table_note(t, "%d upserts each, alternating (DuckDB first in each round; ratio vs DuckDB = DuckDB's time "
                         "/ duckstore's, as in the import phases); history bytes per changed row (removed + added): %.1f; "
                         "goal (on <= 1.3x off): %s",
@@ -226,6 +242,7 @@ void bench_phase_history(bench_t *b)
     json_object_set_new(pj, "upsert_on_cpu_p50_s", json_real(cpu_on50));
     json_object_set_new(pj, "cpu_ratio_on_over_off", json_real(cpu_ratio));
     json_object_set_new(pj, "duckdb_upsert_p50_s", json_real(duck50));
+    json_object_set_new(pj, "rounds", rounds);
     json_object_set_new(pj, "ratio_duckdb_over_off", json_real(off_vs_duck));
     json_object_set_new(pj, "ratio_duckdb_over_on", json_real(on_vs_duck));
     bench_mem_end(&mem);

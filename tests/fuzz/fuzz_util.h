@@ -93,11 +93,11 @@ static ds_ctx_t fz_ctx(void) { return (ds_ctx_t){.arena = ds_arena_create(), .ke
 /*
  * After an input: nothing the request took may stay held (write slots, project
  * pins, backend calls), or a later input on the same table or project waits
- * for it for ever. Work the server does on its own threads (an automatic
- * compaction pins the project while it runs, and after millions of inputs the
- * fixture project is big) gets two minutes; then the holds are printed and the
- * run stops on this input. (A 5 s grace stopped a run after 4.75M inputs on an
- * input that, run alone, leaves nothing held.)
+ * for it for ever. Work the server does on its own threads (the history sweep,
+ * an automatic compaction: they pin the project while they run, and after
+ * millions of inputs the fixture project is big) gets two minutes; then the
+ * holds are printed and the run stops on this input. (A 5 s grace stopped a
+ * run after 4.75M inputs on an input that, run alone, leaves nothing held.)
  */
 static __attribute__((unused)) void fz_check_holds(void)
 {
@@ -166,16 +166,6 @@ static __attribute__((unused)) void fz_service(void)
     fz_cfg.data_dir = strdup(data);
     fz_cfg.admin_key = strdup(FZ_ADMIN);
     fz_cfg.max_open_projects = 4;
-    /*
-     * No timed background work: a leak check of libFuzzer's that falls while a
-     * DuckDB query runs on another thread reports that query's plan objects as
-     * leaked (checked with DuckDB alone: a check during a query reports them, one
-     * after it none). The driver run reported such a "leak" after 7.5M inputs, and
-     * the input alone leaves nothing. So the history sweep waits a year and idle
-     * projects stay attached; every query then runs inside an input.
-     */
-    fz_cfg.history_sweep = 365LL * 24 * 3600;
-    setenv("DUCKSTORE_BE_DUCKDB_IDLE_DETACH", "0", 1);
     if (ds_service_start(&fz_cfg, &err) != DS_OK) {
         fprintf(stderr, "fuzz: cannot start the service: %s\n", err.message);
         abort();
