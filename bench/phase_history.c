@@ -134,7 +134,8 @@ void bench_phase_history(bench_t *b)
     double off_vs_duck = off50 > 0 ? duck50 / off50 : 0, on_vs_duck = on50 > 0 ? duck50 / on50 : 0;
     free(lim_upsert);
     if (bench_limit_int(lim, "SELECT count(*) FROM up") != d->rows + d->inc_rows - d->inc_overlap)
-        bench_die("history: DuckDB's upsert left %lld rows", (long long)bench_limit_int(lim, "SELECT count(*) FROM up"));
+        bench_die("history: DuckDB's upsert left %lld rows",
+                  (long long)bench_limit_int(lim, "SELECT count(*) FROM up"));
     bench_limit_exec(lim, "DROP TABLE up; CHECKPOINT");
     int64_t grown_on = project_bytes(b, ON) - base_on, grown_off = project_bytes(b, OFF) - base_off;
     double per_row = changed > 0 ? (double)(grown_on - grown_off) / (double)changed : 0;
@@ -217,15 +218,15 @@ void bench_phase_history(bench_t *b)
     bench_table_row(t, r4);
     for (size_t i = 0; i < json_array_size(rounds); i++) {
         json_t *rd = json_array_get(rounds, i);
-        double du = json_real_value(json_object_get(rd, "duckdb_s")), of = json_real_value(json_object_get(rd, "off_s"));
-        double on = json_real_value(json_object_get(rd, "on_s"));
+        double du = json_real_value(json_object_get(rd, "duckdb_s"));
+        double of = json_real_value(json_object_get(rd, "off_s")), on = json_real_value(json_object_get(rd, "on_s"));
         bench_table_note(t, "round %zu (%s keys present): DuckDB %.3f s, off %.3f s, on %.3f s; DuckDB / off %.2f, "
                          "DuckDB / on %.2f", i + 1, bench_int(json_integer_value(json_object_get(rd, "keys_present"))),
                          du, of, on, of > 0 ? du / of : 0, on > 0 ? du / on : 0);
     }
     bench_table_note(t, "%d upserts each, alternating (DuckDB first in each round; ratio vs DuckDB = DuckDB's time "
-                        "/ duckstore's, as in the import phases); history bytes per changed row (removed + added): %.1f; "
-                        "goal (on <= 1.3x off): %s",
+                        "/ duckstore's, as in the import phases); history bytes per changed row (removed + "
+                        "added): %.1f; goal (on <= 1.3x off): %s",
                      reps, per_row, met ? "met" : "NOT met");
     json_t *pj = json_pack("{s:I,s:I,s:I,s:i,s:f,s:f,s:f,s:I,s:f,s:i,s:I,s:f,s:f,s:f,s:b}", "table_rows",
                            (json_int_t)d->rows, "upsert_rows", (json_int_t)d->inc_rows, "overlapping_keys",

@@ -230,7 +230,8 @@ static void run_wrk(const bench_t *b, int conns, int seconds, const char *key, c
 static json_t *point_json(const char *target, int conns, const point_t *p)
 {
     json_t *settled = p->rss_settled >= 0 ? json_integer((json_int_t)p->rss_settled) : json_null();
-    return json_pack("{s:s,s:i,s:f,s:f,s:I,s:f,s:f,s:f,s:I,s:I,s:I,s:I,s:I,s:{s:I,s:I,s:I,s:o,s:f,s:I,s:I},s:{s:i,s:i,s:i}}",
+    return json_pack("{s:s,s:i,s:f,s:f,s:I,s:f,s:f,s:f,s:I,s:I,s:I,s:I,s:I,"
+                     "s:{s:I,s:I,s:I,s:o,s:f,s:I,s:I},s:{s:i,s:i,s:i}}",
                      "target", target, "connections", conns, "drain_before_s", p->drain_s, "seconds", p->seconds,
                      "requests", (json_int_t)p->requests, "rps", p->rps, "p50_ms", p->p50_ms, "p99_ms", p->p99_ms,
                      "status_2xx", (json_int_t)p->s2xx, "status_429", (json_int_t)p->s429, "status_other",
