@@ -496,6 +496,24 @@ static void release(be_t *be, proj_t *p)
         detach_victims(be, victims, nv);
 }
 
+double ddb_idle_save(be_t *be, const char *id)
+{
+    pthread_mutex_lock(&be->lock);
+    proj_t *p = find_proj(be, id);
+    double saved = p && p->attached && !p->detaching ? p->idle_since : -1;
+    pthread_mutex_unlock(&be->lock);
+    return saved;
+}
+
+void ddb_idle_restore(be_t *be, const char *id, double saved)
+{
+    pthread_mutex_lock(&be->lock);
+    proj_t *p = find_proj(be, id);
+    if (p && p->attached && p->refs == 0)
+        p->idle_since = saved >= 0 ? saved : ddb_mono_s() - (double)be->idle_detach_s;
+    pthread_mutex_unlock(&be->lock);
+}
+
 /* ---- engine failure (see the design note above) ---- */
 
 /* Longest a call waits for the engine to be reopened before it answers 503. */

@@ -1098,9 +1098,15 @@ static ds_status_t expire_txn(use_t *u, void *ud)
     return st;
 }
 
+/*
+ * The sweep (src/cmd/history.c) calls this for every project in turn: it must
+ * neither keep an idle project attached (its buffer pool held until the idle
+ * detach) nor restart an attached one's idle clock (ddb_idle_save).
+ */
 ds_status_t ddb_history_expire(void *self, ds_be_call_t *call, int64_t not_before_us, int64_t *rows)
 {
     use_t u;
+    double idle = ddb_idle_save(self, call->project_id);
     ds_status_t st = ddb_use_begin(self, call, false, &u);
     if (st != DS_OK)
         return st;
@@ -1109,5 +1115,6 @@ ds_status_t ddb_history_expire(void *self, ds_be_call_t *call, int64_t not_befor
     if (rows)
         *rows = e.rows;
     ddb_use_end(&u);
+    ddb_idle_restore(self, call->project_id, idle);
     return st;
 }

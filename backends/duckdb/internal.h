@@ -134,6 +134,17 @@ ds_status_t ddb_use_begin(be_t *be, ds_be_call_t *call, bool create, use_t *u);
 /* ddb_use_begin for a call that changes no table's data: its end keeps the cached previews (read_only). */
 ds_status_t ddb_use_begin_read(be_t *be, ds_be_call_t *call, use_t *u);
 void ddb_use_end(use_t *u);
+/*
+ * Background work (the history sweep) is no use to the idle detach: read the
+ * project's idle clock before its use (ddb_idle_save: -1 when the project is
+ * not attached) and put it back after (ddb_idle_restore: a project the work
+ * attached counts as idle for the whole DUCKSTORE_BE_DUCKDB_IDLE_DETACH, so
+ * the reaper detaches it at its next look). A call that used the project
+ * meanwhile and still holds it keeps it; one that ended meanwhile may see it
+ * detached early, and its next use attaches it again.
+ */
+double ddb_idle_save(be_t *be, const char *id);
+void ddb_idle_restore(be_t *be, const char *id, double saved);
 /* Runs fn inside BEGIN/COMMIT; rolls back when fn fails. */
 ds_status_t ddb_in_txn(use_t *u, ds_status_t (*fn)(use_t *, void *), void *ud);
 /* Exact row count of bucket.table. */
