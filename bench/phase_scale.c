@@ -41,6 +41,16 @@ static json_t *small_table(const char *name)
                      "nullable", 0, "a", "b", "c", "d", "primary_key", "id");
 }
 
+/* The latency summary of l into *out (requests, p50, p99); frees l. */
+static void load_of(bench_lat_t *l, bench_load_t *out)
+{
+    memset(out, 0, sizeof(*out));
+    out->requests = (int64_t)l->n;
+    out->p50_ms = bench_lat_pct(l, 50) * 1000;
+    out->p99_ms = bench_lat_pct(l, 99) * 1000;
+    bench_lat_free(l);
+}
+
 /* Up to n sequential GETs of path (at least min_n, then only while under budget_s): latency percentiles. */
 static void time_gets(bench_http_t *h, const char *key, const char *path, int n, int min_n, double budget_s,
                       bench_load_t *out)
@@ -48,7 +58,6 @@ static void time_gets(bench_http_t *h, const char *key, const char *path, int n,
     bench_lat_t lat = {0};
     bench_http_resp_t r;
     char err[256];
-    memset(out, 0, sizeof(*out));
     double start = bench_now();
     for (int i = 0; i < n && (i < min_n || bench_now() - start < budget_s); i++) {
         double t0 = bench_now();
@@ -56,10 +65,7 @@ static void time_gets(bench_http_t *h, const char *key, const char *path, int n,
             bench_die("GET %s failed: %s %d", path, err, r.status);
         bench_lat_add(&lat, bench_now() - t0);
     }
-    out->requests = (int64_t)lat.n;
-    out->p50_ms = bench_lat_pct(&lat, 50) * 1000;
-    out->p99_ms = bench_lat_pct(&lat, 99) * 1000;
-    bench_lat_free(&lat);
+    load_of(&lat, out);
 }
 
 static bool time_grpc(bench_t *b, const bench_bytes_t *req, int n, int min_n, double budget_s, bench_load_t *out)
@@ -81,10 +87,7 @@ static bool time_grpc(bench_t *b, const bench_bytes_t *req, int n, int min_n, do
         }
         bench_lat_add(&lat, s);
     }
-    out->requests = (int64_t)lat.n;
-    out->p50_ms = bench_lat_pct(&lat, 50) * 1000;
-    out->p99_ms = bench_lat_pct(&lat, 99) * 1000;
-    bench_lat_free(&lat);
+    load_of(&lat, out);
     return true;
 }
 
@@ -143,13 +146,8 @@ static void interleaved(bench_t *b, int reps, bench_load_t out[4], bool *grpc_ok
             *grpc_ok = false;
         bench_lat_add(&lat[2 + i % 2], s);
     }
-    for (int k = 0; k < 4; k++) {
-        memset(&out[k], 0, sizeof(out[k]));
-        out[k].requests = (int64_t)lat[k].n;
-        out[k].p50_ms = bench_lat_pct(&lat[k], 50) * 1000;
-        out[k].p99_ms = bench_lat_pct(&lat[k], 99) * 1000;
-        bench_lat_free(&lat[k]);
-    }
+    for (int k = 0; k < 4; k++)
+        load_of(&lat[k], &out[k]);
     bench_bytes_free(&req[0]);
     bench_bytes_free(&req[1]);
 }
