@@ -20,9 +20,10 @@
  * file, taken before duckstore's upserts: the same table, row group for row
  * group. Its time is reported beside the limit, not as the limit: how a
  * load's rows fall into row groups decides whether the first upsert's commit
- * merges row groups (DuckDB's vacuum), on either side. Export: CSV gzip and Parquet of that table vs DuckDB's
- * COPY TO. Parallel: K imports into K tables of one project at once vs one
- * after another, and the same for DuckDB itself.
+ * merges row groups (DuckDB's vacuum), on either side. Export: CSV gzip and
+ * Parquet of that table vs DuckDB's COPY TO. Parallel: K imports into K
+ * tables of one project at once vs one after another, and the same for
+ * DuckDB itself.
  */
 #include "bench.h"
 
@@ -346,7 +347,8 @@ void bench_phase_import(bench_t *b)
  */
 static void warm_key_column(bench_t *b, const char *table)
 {
-    char *path = bench_fmt("/projects/" BENCH_PROJECT "/buckets/" BENCH_BUCKET "/tables/%s/preview?limit=1&order_by=id:desc",
+    char *path = bench_fmt("/projects/" BENCH_PROJECT "/buckets/" BENCH_BUCKET
+                           "/tables/%s/preview?limit=1&order_by=id:desc",
                            table);
     json_decref(bench_rest(b->http, b->server.key, "GET", path, NULL, 200));
     free(path);
