@@ -63,6 +63,7 @@ int64_t bench_file_size(const char *path); /* -1 when missing */
 double bench_copy_file(const char *src, const char *dst, bool sync); /* seconds; dies on an I/O error */
 double bench_disk_copy(const char *src, const char *dst); /* seconds to copy and fdatasync; dst removed */
 bool bench_file_exists(const char *path);
+void bench_remove_db(const char *path); /* a DuckDB file and its WAL, if there */
 /* Reads a whole small file (malloc'd, NUL-terminated), or NULL. */
 char *bench_read_file(const char *path);
 int bench_free_port(void);

@@ -196,10 +196,7 @@ static const char *const speed_headers[] = {
 static void open_limit(bench_t *b)
 {
     char *limit_path = bench_fmt("%s/limit.duckdb", b->run);
-    remove(limit_path);
-    char *wal = bench_fmt("%s.wal", limit_path);
-    remove(wal);
-    free(wal);
+    bench_remove_db(limit_path);
     b->limit = bench_limit_open(limit_path, b->memory_limit_bytes, b->machine.cores);
     free(limit_path);
 }
@@ -359,8 +356,8 @@ static void copy_project_file(bench_t *b, const char *dst)
 {
     char *src = bench_fmt("%s/duckdb/project_" BENCH_PROJECT "_main.duckdb", b->server.data_dir);
     char *src_wal = bench_fmt("%s.wal", src), *dst_wal = bench_fmt("%s.wal", dst);
+    bench_remove_db(dst);
     bench_copy_file(src, dst, false);
-    unlink(dst_wal);
     if (bench_file_exists(src_wal))
         bench_copy_file(src_wal, dst_wal, false);
     free(src);
@@ -412,21 +409,19 @@ void bench_phase_incremental(bench_t *b)
     char *attach = bench_fmt("ATTACH '%s' AS same_tbl", same_file);
     bench_limit_exec(b->limit, attach);
     free(attach);
-    const char *same_tn = "same_tbl.\"" BENCH_BUCKET "\".imp_csv";
-    char *same_sql = bench_limit_upsert_sql(d->inc_csv, same_tn);
-    bench_limit_int(b->limit, "SELECT sum(id) FROM same_tbl.\"" BENCH_BUCKET "\".imp_csv");
+#define SAME_TABLE "same_tbl.\"" BENCH_BUCKET "\".imp_csv"
+    char *same_sql = bench_limit_upsert_sql(d->inc_csv, SAME_TABLE);
+    bench_limit_int(b->limit, "SELECT sum(id) FROM " SAME_TABLE);
     double same_s, same_o;
     MEASURE_OTHER(same_o, same_s = bench_limit_exec(b->limit, same_sql));
     free(same_sql);
-    int64_t same_rows = bench_limit_int(b->limit, "SELECT count(*) FROM same_tbl.\"" BENCH_BUCKET "\".imp_csv");
+    int64_t same_rows = bench_limit_int(b->limit, "SELECT count(*) FROM " SAME_TABLE);
+#undef SAME_TABLE
     bench_limit_exec(b->limit, "DETACH same_tbl");
     if (same_rows != want_rows)
         bench_die("DuckDB's upsert of duckstore's table left %lld rows, expected %lld", (long long)same_rows,
                   (long long)want_rows);
-    char *same_wal = bench_fmt("%s.wal", same_file);
-    unlink(same_file);
-    unlink(same_wal);
-    free(same_wal);
+    bench_remove_db(same_file);
     free(same_file);
     warm_key_column(b, "imp_csv");
 
@@ -450,11 +445,11 @@ void bench_phase_incremental(bench_t *b)
     if (!grpc_csv_loaded)
         snprintf(na, sizeof(na), "the gRPC import of the base table was not available");
     bool ok = false;
-    if (grpc_csv_loaded)
+    if (grpc_csv_loaded) {
         warm_key_column(b, "g_csv");
-    if (grpc_csv_loaded)
         MEASURE_OTHER(o, ok = grpc_import(b, "g_csv", "bench/inc.csv", BENCH_FMT_CSV, true, d->inc_rows, want_rows, &s,
                                           na, sizeof(na)));
+    }
     if (ok) {
         it = speed_item("import incremental csv", "csv", "grpc", d->inc_rows, bytes, s, o);
         add_limit(it, d->inc_rows, bytes, lim_s, s, lim_o);

@@ -93,7 +93,7 @@ void bench_phase_history(bench_t *b)
     char *inc_off = bench_rest_upload(b->http, key, OFF, "bench/inc.csv", d->inc_csv, &s);
     /* DuckDB's own copy of the table, for its upsert in the same rounds and the plain copy below. */
     char *lim_path = bench_fmt("%s/history-limit.duckdb", b->run);
-    remove(lim_path);
+    bench_remove_db(lim_path);
     bench_limit_t *lim = bench_limit_open(lim_path, b->memory_limit_bytes, b->machine.cores);
     bench_limit_create_table(lim, "src");
     bench_limit_copy_from(lim, "src", d->base_csv, BENCH_FMT_CSV);
@@ -182,10 +182,7 @@ void bench_phase_history(bench_t *b)
     /* The plain copy: DuckDB's own CREATE TABLE AS of the same table, in a database of its own. */
     double copy_s = bench_limit_exec(lim, "CREATE TABLE copy AS SELECT * FROM src");
     bench_limit_close(&lim);
-    remove(lim_path);
-    char *lim_wal = bench_fmt("%s.wal", lim_path);
-    remove(lim_wal);
-    free(lim_wal);
+    bench_remove_db(lim_path);
     free(lim_path);
 
     bool met = ratio > 0 && ratio <= 1.3;

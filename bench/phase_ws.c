@@ -197,7 +197,7 @@ void bench_phase_workspaces(bench_t *b)
 
     /* DuckDB itself, with the sandbox's settings. */
     char *limit_path = bench_fmt("%s/ws_limit.duckdb", b->run);
-    remove(limit_path);
+    bench_remove_db(limit_path);
     bench_limit_t *lim = bench_limit_open(limit_path, WS_MEMORY, 1);
     bench_limit_create_table(lim, "src");
     char *stored = stored_rows(b);
@@ -272,10 +272,7 @@ void bench_phase_workspaces(bench_t *b)
     free(agg_ws);
     free(qpath);
     bench_limit_close(&lim);
-    char *wal = bench_fmt("%s.wal", limit_path);
-    remove(limit_path);
-    remove(wal);
-    free(wal);
+    bench_remove_db(limit_path);
     free(limit_path);
 
     double lim_p50 = bench_lat_pct(&lim_lat, 50) * 1e3, ws_p50 = bench_lat_pct(&ws_lat, 50) * 1e3;

@@ -169,6 +169,14 @@ int64_t bench_file_size(const char *path)
     return stat(path, &st) == 0 ? (int64_t)st.st_size : -1;
 }
 
+void bench_remove_db(const char *path)
+{
+    char *wal = bench_fmt("%s.wal", path);
+    remove(path);
+    remove(wal);
+    free(wal);
+}
+
 bool bench_file_exists(const char *path)
 {
     struct stat st;

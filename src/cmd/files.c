@@ -2049,10 +2049,10 @@ ds_status_t ds_files_start(const ds_config_t *cfg, ds_err_t *err)
     /* The same sweep removes expired snapshots (cmd/snapshot.c): often enough for their retention too. */
     if (cfg->snapshot_retention > 0 && cfg->snapshot_retention / 4 < interval)
         interval = cfg->snapshot_retention / 4;
+    if (interval > cfg->files_sweep)
+        interval = cfg->files_sweep;
     if (interval < 1)
         interval = 1;
-    if (interval > 60)
-        interval = 60;
     if ((st = ds_periodic_start(&sweeper, "files-sweep", interval, sweep_once, NULL, err)) != DS_OK)
         return st;
     ds_log(DS_LOG_INFO, "files: sweep every %llds, file TTL %llds", (long long)interval, (long long)ttl);

@@ -472,6 +472,7 @@ ds_status_t ds_config_validate(const ds_config_t *cfg, ds_err_t *err)
         (st = check_min(err, "idempotency_ttl", cfg->idempotency_ttl, 1)) != DS_OK ||
         (st = check_min(err, "snapshot_retention", cfg->snapshot_retention, 0)) != DS_OK ||
         (st = check_min(err, "history_sweep", cfg->history_sweep, 1)) != DS_OK ||
+        (st = check_min(err, "files_sweep", cfg->files_sweep, 1)) != DS_OK ||
         (st = check_min(err, "retention_day", cfg->retention_day, 1)) != DS_OK ||
         (st = check_min(err, "compact_min_free_bytes", cfg->compact_min_free_bytes, 0)) != DS_OK ||
         (st = check_min(err, "compact_wait", cfg->compact_wait, 0)) != DS_OK ||

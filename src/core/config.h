@@ -110,6 +110,8 @@ typedef enum { DS_LOG_DEBUG = 0, DS_LOG_INFO, DS_LOG_WARN, DS_LOG_ERROR } ds_log
        "how long the request workers rest before the server gives its free heap back (0: never)")  \
     XX(history_sweep, "DUCKSTORE_HISTORY_SWEEP_SECONDS", "history-sweep", DS_CFG_DURATION, "300", \
        "how often the time-travel history sweep runs (seconds or 30s, 10m, 2h)")                   \
+    XX(files_sweep, "DUCKSTORE_FILES_SWEEP_SECONDS", "files-sweep", DS_CFG_DURATION, "60",         \
+       "the longest time between two sweeps of expired Storage Files and snapshots (seconds or 30s, 10m)") \
     XX(retention_day, "DUCKSTORE_RETENTION_DAY_SECONDS", "retention-day", DS_CFG_DURATION, "1d",   \
        "the length of a day in data retention (tests shorten it; keep the default in production)") \
     XX(compact_min_free_bytes, "DUCKSTORE_COMPACT_MIN_FREE_BYTES", "compact-min-free-bytes",      \
@@ -161,6 +163,7 @@ typedef struct {
     int64_t idempotency_ttl; /* seconds */
     int64_t snapshot_retention; /* seconds */
     int64_t history_sweep;      /* seconds */
+    int64_t files_sweep;        /* seconds: the files sweep's longest interval */
     int64_t memory_trim;        /* seconds; 0: off */
     int64_t retention_day;      /* seconds */
     int64_t compact_min_free_bytes;

@@ -22,7 +22,6 @@
 #include <unistd.h>
 
 #include "cmd/cmd.h"
-#include "cmd/files.h"
 #include "core/config.h"
 #include "core/log.h"
 #include "core/metrics.h"
@@ -180,6 +179,9 @@ static __attribute__((unused)) void fz_service(void)
      * every thread of the core that runs statements on its own is off or a
      * year away, set as an operator would:
      * - the history sweep: a year (DUCKSTORE_HISTORY_SWEEP_SECONDS);
+     * - the Storage Files sweep, which queries the catalog on every pass: a
+     *   year (DUCKSTORE_FILES_SWEEP_SECONDS), so a quarter of the file TTL
+     *   (days; nothing expires within a run);
      * - the DuckDB backend's idle detach: off, no reaper thread
      *   (DUCKSTORE_BE_DUCKDB_IDLE_DETACH=0);
      * - automatic compaction, which a dev branch drop queues for right after
@@ -189,6 +191,7 @@ static __attribute__((unused)) void fz_service(void)
      *   (ws_idle_close 0; past ws_max_open a request closes one itself).
      */
     fz_cfg.history_sweep = 365LL * 24 * 3600;
+    fz_cfg.files_sweep = 365LL * 24 * 3600;
     fz_cfg.ws_idle_close = 0;
     setenv("DUCKSTORE_BE_DUCKDB_IDLE_DETACH", "0", 1);
     setenv("DUCKSTORE_COMPACT_MIN_FREE_RATIO", "0", 1);
@@ -196,14 +199,6 @@ static __attribute__((unused)) void fz_service(void)
         fprintf(stderr, "fuzz: cannot start the service: %s\n", err.message);
         abort();
     }
-    /*
-     * The Storage Files sweep has no setting that turns it off or makes it
-     * rarer: it runs at least every 60 s (src/cmd/files.c, ds_files_start), and
-     * every pass queries the catalog for expired files. Nothing expires within
-     * a run (prepared uploads live a day, files 15 days), so it is stopped
-     * here; ds_service_stop stops it again, which does nothing.
-     */
-    ds_files_stop();
     atexit(fz_stop);
     fz_fixture();
 }

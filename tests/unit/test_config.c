@@ -80,6 +80,7 @@ Test(config, defaults_match_the_documented_values)
     cr_assert_eq(cfg.grpc_caller_share, 50);
     cr_assert_eq(cfg.unauth_body_bytes, 64LL << 10);
     cr_assert_eq(cfg.history_sweep, 300);
+    cr_assert_eq(cfg.files_sweep, 60);
     cr_assert_eq(cfg.retention_day, 86400);
     cr_assert_eq(cfg.compact_min_free_bytes, 64LL << 20);
     cr_assert_eq(cfg.compact_wait, 30);
@@ -239,6 +240,7 @@ Test(config, validation_names_the_setting)
         {"--grpc-max-recv-bytes=2GiB", "DUCKSTORE_GRPC_MAX_RECV_BYTES"},
         {"--grpc-max-send-bytes=3GB", "DUCKSTORE_GRPC_MAX_SEND_BYTES"},
         {"--history-sweep=0", "DUCKSTORE_HISTORY_SWEEP_SECONDS"},
+        {"--files-sweep=0", "DUCKSTORE_FILES_SWEEP_SECONDS"},
         {"--retention-day=0", "DUCKSTORE_RETENTION_DAY_SECONDS"},
         {"--compact-min-free-bytes=10%", "DUCKSTORE_COMPACT_MIN_FREE_BYTES"},
         {"--compact-retry=0", "DUCKSTORE_COMPACT_RETRY_SECONDS"},
