@@ -126,11 +126,14 @@ void ds_rest_stop(void);
  * listening socket; ds_rest_add_connection hands it one connected socket
  * (taken over: the server closes it) as if accepted from peer.
  * ds_rest_connections counts the connections it still holds (0 once every
- * one was closed and its request state freed).
+ * one was closed and its request state freed); ds_rest_at_work the requests
+ * a worker runs or will run (queued, running or parked), so 0 while the
+ * server only waits for bytes.
  */
 ds_status_t ds_rest_start_unlistened(const ds_config_t *cfg, ds_err_t *err);
 ds_status_t ds_rest_add_connection(int fd, const struct sockaddr *peer, socklen_t peer_len, ds_err_t *err);
 int64_t ds_rest_connections(void);
+int64_t ds_rest_at_work(void);
 
 /*
  * Route tables, one per area, each owned by its file: core (routes.c), table

@@ -1229,6 +1229,8 @@ ds_status_t ds_rest_add_connection(int fd, const struct sockaddr *peer, socklen_
 
 int64_t ds_rest_connections(void) { return gauge_connections(NULL); }
 
+int64_t ds_rest_at_work(void) { return gauge_queued(NULL) + gauge_busy(NULL) + atomic_load(&n_parked); }
+
 void ds_rest_stop(void)
 {
     /*

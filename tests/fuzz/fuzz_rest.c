@@ -109,15 +109,38 @@ static bool build(const uint8_t *data, size_t size, ds_buf_t *out)
  */
 static int wait_ready(struct pollfd *pfd, int ms)
 {
-    struct timespec t0, now;
+    struct timespec t0;
     clock_gettime(CLOCK_MONOTONIC, &t0);
     for (;;) {
-        clock_gettime(CLOCK_MONOTONIC, &now);
-        long left = ms - ((now.tv_sec - t0.tv_sec) * 1000L + (now.tv_nsec - t0.tv_nsec) / 1000000L);
+        long left = ms - fz_ms_since(&t0);
         int ready = poll(pfd, 1, left > 0 ? (int)left : 0);
         if (ready >= 0 || errno != EINTR)
             return ready;
     }
+}
+
+/*
+ * Everything is sent and no answer came: the request may be incomplete (a
+ * chunked body without its end, say), and then the server waits for bytes
+ * that never come. Returns poll's result, or 0 once the server had no request
+ * at work (queued, running or parked) for 50 ms in a row, or after a second:
+ * the caller then ends the stream. Not at once: the server refuses a request
+ * whose client closed before it ran.
+ */
+static int wait_answer(struct pollfd *pfd)
+{
+    struct timespec t0;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    int idle_ms = 0;
+    while (fz_ms_since(&t0) < 1000) {
+        int ready = wait_ready(pfd, 5);
+        if (ready != 0)
+            return ready;
+        idle_ms = ds_rest_at_work() > 0 ? 0 : idle_ms + 5;
+        if (idle_ms >= 50)
+            return 0;
+    }
+    return 0;
 }
 
 /* What the server holds while a request goes unanswered: the hang's first clue. */
@@ -167,14 +190,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     bool eof = false, shut = false, said_slow = false;
     while (!eof) {
         struct pollfd pfd = {.fd = sv[0], .events = POLLIN | (off < http.len ? POLLOUT : 0)};
-        /*
-         * Everything sent and no answer for a second: the request is
-         * incomplete (a chunked body without its end, say), so end the
-         * stream. Not at once: the server refuses a request whose client
-         * closed before it ran.
-         */
-        bool brief = off >= http.len && !shut;
-        int ready = wait_ready(&pfd, brief ? 1000 : 30000);
+        bool brief = off >= http.len && !shut; /* everything sent: the request may be incomplete */
+        int ready = brief ? wait_answer(&pfd) : wait_ready(&pfd, 30000);
         if (ready == 0 && !brief && !said_slow) {
             /* Half a minute without an answer: say what the server holds (a debugger can attach now). */
             said_slow = true;
@@ -214,11 +231,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         fprintf(stderr, "fuzz_rest: %s\n", head);
     }
     /* The input ends only when the server let go of everything it held for it (a minute at most). */
-    for (int i = 0; ds_rest_connections() > 0; i++) {
-        if (i == 60000)
+    struct timespec t0;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    while (ds_rest_connections() > 0)
+        if (fz_pause(&t0) >= 60000)
             abort();
-        usleep(1000);
-    }
     fz_check_holds();
     ds_buf_free(&http);
     return 0;

@@ -19,6 +19,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "cmd/cmd.h"
@@ -91,6 +92,27 @@ static __attribute__((unused)) void fz_call(ds_status_t st, ds_ctx_t *ctx, const
 static ds_ctx_t fz_ctx(void) { return (ds_ctx_t){.arena = ds_arena_create(), .key = FZ_ADMIN}; }
 
 /* Puts project p, bucket in.c-b and table t back when an input removed them (one context per command). */
+/* Milliseconds on the monotonic clock since t0. */
+static __attribute__((unused)) long fz_ms_since(const struct timespec *t0)
+{
+    struct timespec now;
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    return (now.tv_sec - t0->tv_sec) * 1000L + (now.tv_nsec - t0->tv_nsec) / 1000000L;
+}
+
+/*
+ * Between two looks at what another thread still holds: 20 us for the first
+ * 2 ms (a worker usually lets go within a few hundred microseconds, and a
+ * whole millisecond per look was half of a REST input's time), 1 ms after.
+ * Returns the milliseconds since t0.
+ */
+static __attribute__((unused)) long fz_pause(const struct timespec *t0)
+{
+    long ms = fz_ms_since(t0);
+    usleep(ms < 2 ? 20 : 1000);
+    return ms;
+}
+
 /*
  * After an input: nothing the request took may stay held (write slots, project
  * pins, backend calls), or a later input on the same table or project waits
@@ -104,14 +126,15 @@ static ds_ctx_t fz_ctx(void) { return (ds_ctx_t){.arena = ds_arena_create(), .ke
 static __attribute__((unused)) void fz_check_holds(void)
 {
     ds_holds_t h = {0};
-    for (int i = 0; i < 120000; i++) {
+    struct timespec t0;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    for (long ms = 0; ms < 120000; ms = fz_pause(&t0)) {
         ds_service_holds(&h);
         if (!h.slots && !h.waiting && !h.pins && !h.calls) {
-            if (i >= 5000) /* the log shows how long background work held on */
-                fprintf(stderr, "fuzz: holds ended %d ms after the input\n", i);
+            if (ms >= 5000) /* the log shows how long background work held on */
+                fprintf(stderr, "fuzz: holds ended %ld ms after the input\n", ms);
             return;
         }
-        usleep(1000);
     }
     fprintf(stderr, "fuzz: the input left held: %lld write slot(s), %lld waiting, %lld project pin(s), %lld "
             "backend call(s)\n", (long long)h.slots, (long long)h.waiting, (long long)h.pins, (long long)h.calls);
