@@ -943,7 +943,64 @@ static size_t pick_idle_locked(be_t *be, double now, proj_t **v, size_t max)
 }
 
 /*
- * The reaper's task (core/periodic.h, every second): detaches the projects
+ * Pins (as a call would) attached projects that changed since their last
+ * quiet checkpoint and that no call used for be->quiet_checkpoint_s (at most
+ * max). Caller holds be->lock.
+ */
+static size_t pick_quiet_locked(be_t *be, double now, proj_t **v, size_t max)
+{
+    size_t n = 0;
+    for (proj_t *p = be->projects; p && n < max && be->quiet_checkpoint_s > 0; p = p->next) {
+        if (!p->attached || busy(p) || p->dropping || p->creating || p->reload ||
+            p->quiet_epoch == atomic_load(&p->data_epoch) || now - p->idle_since < (double)be->quiet_checkpoint_s)
+            continue;
+        p->refs++;
+        v[n++] = p;
+    }
+    return n;
+}
+
+/*
+ * CHECKPOINT of each pinned project whose WAL holds anything, then unpins
+ * them without making them less idle. A pinned project is neither detached
+ * nor dropped meanwhile; calls use it as usual (DuckDB lets a checkpoint run
+ * beside readers; one that meets a write under way fails and is tried again
+ * after the next quiet period).
+ */
+static void checkpoint_quiet(be_t *be, proj_t **v, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        proj_t *p = v[i];
+        uint64_t epoch = atomic_load(&p->data_epoch);
+        char wal[4200];
+        project_path(be, p->id, wal, sizeof(wal) - 4);
+        strcat(wal, ".wal");
+        struct stat sb;
+        ds_status_t st = DS_OK;
+        if (stat(wal, &sb) == 0 && sb.st_size > 0) {
+            ds_buf_t sql = {0};
+            ds_buf_puts(&sql, "CHECKPOINT ");
+            ds_buf_ident(&sql, p->alias);
+            ds_err_t err = {0};
+            st = admin_exec(be, ds_buf_cstr(&sql), &err);
+            ds_buf_free(&sql);
+            if (st != DS_OK) {
+                be->host->log(0, "duckdb", "project %s: quiet checkpoint not done: %s", p->id, err.message);
+                note_failure(be);
+            }
+        }
+        pthread_mutex_lock(&be->lock);
+        if (st == DS_OK)
+            p->quiet_epoch = epoch;
+        if (--p->refs == 0)
+            pthread_cond_broadcast(&be->idle);
+        pthread_mutex_unlock(&be->lock);
+    }
+}
+
+/*
+ * The reaper's task (core/periodic.h, every second): checkpoints the projects
+ * written and then quiet for be->quiet_checkpoint_s, and detaches the projects
  * idle for be->idle_detach_s, inside a db use so the engine cannot be reopened
  * meanwhile (and never while it awaits reopening).
  */
@@ -956,12 +1013,17 @@ static void reap_idle(void *ud)
     ds_err_t err = {0};
     if (skip || db_enter(be, &err) != DS_OK)
         return;
-    proj_t *victims[MAX_VICTIMS];
+    proj_t *v[MAX_VICTIMS];
     pthread_mutex_lock(&be->lock);
-    size_t n = pick_idle_locked(be, ddb_mono_s(), victims, MAX_VICTIMS);
+    size_t n = pick_quiet_locked(be, ddb_mono_s(), v, MAX_VICTIMS);
     pthread_mutex_unlock(&be->lock);
     if (n)
-        detach_victims(be, victims, n);
+        checkpoint_quiet(be, v, n);
+    pthread_mutex_lock(&be->lock);
+    n = be->idle_detach_s > 0 ? pick_idle_locked(be, ddb_mono_s(), v, MAX_VICTIMS) : 0;
+    pthread_mutex_unlock(&be->lock);
+    if (n)
+        detach_victims(be, v, n);
     db_leave(be);
 }
 
@@ -1079,6 +1141,15 @@ static ds_status_t be_open(const ds_host_api_t *host, void **self, ds_err_t *err
                    ids);
         goto fail;
     }
+    const char *qcs = host->setting ? host->setting("duckdb", "QUIET_CHECKPOINT") : NULL;
+    be->quiet_checkpoint_s = 5;
+    if (qcs && (!ds_parse_duration(qcs, &be->quiet_checkpoint_s) || be->quiet_checkpoint_s < 0)) {
+        ds_err_set(err, DS_INVALID_ARGUMENT,
+                   "DUCKSTORE_BE_DUCKDB_QUIET_CHECKPOINT: \"%s\" is not a duration (seconds, or e.g. 5s, 1m; 0: "
+                   "off)",
+                   qcs);
+        goto fail;
+    }
     be->lru = ds_lru_create();
     if (!be->lru) {
         ds_err_set(err, DS_INTERNAL, "out of memory");
@@ -1090,8 +1161,9 @@ static ds_status_t be_open(const ds_host_api_t *host, void **self, ds_err_t *err
     if (be->test_hooks)
         host->log(2, "duckdb", "DUCKSTORE_TEST_HOOKS=1: test hooks are enabled (never in production)");
     ds_err_t rerr = {0};
-    if (be->idle_detach_s > 0 && ds_periodic_start(&be->reaper, "ddb-idle", 1, reap_idle, be, &rerr) != DS_OK)
-        host->log(2, "duckdb", "%s: idle projects stay attached", rerr.message);
+    if ((be->idle_detach_s > 0 || be->quiet_checkpoint_s > 0) &&
+        ds_periodic_start(&be->reaper, "ddb-idle", 1, reap_idle, be, &rerr) != DS_OK)
+        host->log(2, "duckdb", "%s: idle projects stay attached and are not checkpointed when quiet", rerr.message);
     *self = be;
     return DS_OK;
 fail:
@@ -2453,6 +2525,10 @@ static const ds_be_setting_t settings[] = {
     {"IDLE_DETACH", DS_SETTING_STRING, false, "60s",
      "a project file no request used for this long is detached, which gives its share of DuckDB's buffer pool "
      "back (attached again on its next use, about a millisecond); 0 keeps idle projects attached"},
+    {"QUIET_CHECKPOINT", DS_SETTING_STRING, false, "5s",
+     "a project written and then unused for this long is checkpointed: its new rows move from DuckDB's memory and "
+     "WAL into its file, so the memory of a burst of writes is given back (0: only when the WAL is large, and at the "
+     "detach)"},
     {"PREVIEW_CACHE", DS_SETTING_STRING, false, "64MiB",
      "memory for recent table previews, answered again until the project's data changes (bytes or e.g. 64MiB; 0: "
      "off)"},

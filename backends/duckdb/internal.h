@@ -66,6 +66,7 @@ typedef struct proj {
      */
     _Atomic uint64_t data_epoch;
     double idle_since; /* CLOCK_MONOTONIC seconds when refs last fell to 0 (the idle detach, be_t.idle_detach_s) */
+    uint64_t quiet_epoch; /* data_epoch at its last quiet checkpoint (be_t.quiet_checkpoint_s) */
 } proj_t;
 
 typedef struct {
@@ -100,7 +101,14 @@ typedef struct {
      * thread, which frees its share of DuckDB's buffer pool (attached again on its next use). 0: off.
      */
     int64_t idle_detach_s;
-    struct ds_periodic *reaper; /* core/periodic.h; NULL when off */
+    /*
+     * Memory back after writes: a project written and then unused for quiet_checkpoint_s seconds is
+     * checkpointed by the reaper, which moves its committed rows from DuckDB's in-memory segments (and
+     * the WAL) into the file, where the buffer pool may evict them. 0: off (DuckDB checkpoints when
+     * its WAL is large, and at the detach).
+     */
+    int64_t quiet_checkpoint_s;
+    struct ds_periodic *reaper; /* core/periodic.h; NULL when both are off */
 } be_t;
 
 /* One call's working set: a connection and the pinned project. */

@@ -58,33 +58,19 @@ static int64_t mono_ms(void)
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-/* The settings (defaults until ds_compact_start read the environment, before any request). */
+/* The settings (defaults until ds_compact_start read the configuration, before any request). */
 static ds_be_compact_t settings = {
     .only_if_worth = true, .min_free_ratio = 0.25, .min_free_bytes = 64ll << 20, .wait_ms = 30000};
 static int64_t retry_ms = 60000;
 
-/*
- * Reads the settings; the service's configuration checked the DUCKSTORE_COMPACT_*
- * durations and sizes, the ratio (a fraction, which the configuration has no
- * kind for) is checked here. A bad value is an error naming it: the service
- * does not start.
- */
-static ds_status_t read_settings(ds_err_t *err)
+/* Reads the settings (the service's configuration checked them: DUCKSTORE_COMPACT_*). */
+static void read_settings(void)
 {
     const ds_config_t *cfg = ds_service_config();
-    const char *v = getenv("DUCKSTORE_COMPACT_MIN_FREE_RATIO");
-    if (v && *v) {
-        char *end;
-        double r = strtod(v, &end);
-        if (*end || !(r >= 0 && r <= 1))
-            return ds_err_set(err, DS_INVALID_ARGUMENT,
-                              "DUCKSTORE_COMPACT_MIN_FREE_RATIO=\"%s\" is not a number from 0 to 1", v);
-        settings.min_free_ratio = r;
-    }
+    settings.min_free_ratio = (double)cfg->compact_min_free_ratio / 1e6;
     settings.min_free_bytes = cfg->compact_min_free_bytes;
     settings.wait_ms = cfg->compact_wait * 1000;
     retry_ms = cfg->compact_retry * 1000;
-    return DS_OK;
 }
 
 ds_status_t ds_cmd_project_compact(ds_ctx_t *ctx, const char *id, ds_compact_result_t *out)
@@ -200,9 +186,7 @@ static void *run(void *arg)
 
 ds_status_t ds_compact_start(ds_err_t *err)
 {
-    ds_status_t st = read_settings(err);
-    if (st != DS_OK)
-        return st;
+    read_settings();
     pthread_condattr_t ca;
     pthread_condattr_init(&ca);
     pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);

@@ -26,6 +26,7 @@
 #include "core/config.h"
 
 #include <ctype.h>
+#include <errno.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -57,7 +58,7 @@ static const ds_cfg_row_t settings[] = {
     _Static_assert(_Generic(((ds_config_t *)0)->field,                                            \
                        char *: (kind) == DS_CFG_STR,                                              \
                        int64_t: (kind) == DS_CFG_INT || (kind) == DS_CFG_BYTES ||                 \
-                                    (kind) == DS_CFG_DURATION,                                    \
+                                    (kind) == DS_CFG_DURATION || (kind) == DS_CFG_RATIO,          \
                        ds_log_level_t: (kind) == DS_CFG_LOGLEVEL,                                 \
                        default: 0),                                                               \
                    "DS_CONFIG_MAP: kind of " #field " does not match its type in ds_config_t");
@@ -235,6 +236,20 @@ bool ds_parse_addr(const char *s, char *host, int hostsz, int *port)
     return true;
 }
 
+/* Parses a fraction from 0 to 1 ("0.25", "1") into millionths. */
+static bool parse_ratio(const char *s, int64_t *out)
+{
+    if (!*s || isspace((unsigned char)*s))
+        return false;
+    char *end;
+    errno = 0;
+    double r = strtod(s, &end);
+    if (errno || *end || !(r >= 0 && r <= 1))
+        return false;
+    *out = (int64_t)(r * 1e6 + 0.5);
+    return true;
+}
+
 static bool parse_level(const char *s, ds_log_level_t *out)
 {
     for (size_t i = 0; i < sizeof(level_names) / sizeof(level_names[0]); i++)
@@ -283,6 +298,11 @@ static ds_status_t parse_value(const ds_cfg_row_t *r, const char *text, const ch
         if (!ds_parse_duration(text, &v->i))
             return ds_err_setf(err, DS_INVALID_ARGUMENT, source,
                                "%s: \"%.200s\" is not a duration (use e.g. 30, 30s, 10m, 2h or 15d)",
+                               source, text);
+        return DS_OK;
+    case DS_CFG_RATIO:
+        if (!parse_ratio(text, &v->i))
+            return ds_err_setf(err, DS_INVALID_ARGUMENT, source, "%s: \"%.200s\" is not a number from 0 to 1",
                                source, text);
         return DS_OK;
     case DS_CFG_LOGLEVEL:

@@ -16,7 +16,8 @@
 
 #include "core/status.h"
 
-typedef enum { DS_CFG_STR, DS_CFG_INT, DS_CFG_BYTES, DS_CFG_DURATION, DS_CFG_LOGLEVEL } ds_cfg_kind_t;
+/* DS_CFG_RATIO: a fraction from 0 to 1 ("0.25"), held in millionths. */
+typedef enum { DS_CFG_STR, DS_CFG_INT, DS_CFG_BYTES, DS_CFG_DURATION, DS_CFG_RATIO, DS_CFG_LOGLEVEL } ds_cfg_kind_t;
 
 typedef enum { DS_LOG_DEBUG = 0, DS_LOG_INFO, DS_LOG_WARN, DS_LOG_ERROR } ds_log_level_t;
 
@@ -116,6 +117,9 @@ typedef enum { DS_LOG_DEBUG = 0, DS_LOG_INFO, DS_LOG_WARN, DS_LOG_ERROR } ds_log
        "the length of a day in data retention (tests shorten it; keep the default in production)") \
     XX(compact_min_free_bytes, "DUCKSTORE_COMPACT_MIN_FREE_BYTES", "compact-min-free-bytes",      \
        DS_CFG_BYTES, "64MiB", "free space a project file needs before automatic compaction runs") \
+    XX(compact_min_free_ratio, "DUCKSTORE_COMPACT_MIN_FREE_RATIO", "compact-min-free-ratio",      \
+       DS_CFG_RATIO, "0.25", "share of a project file that must be free before automatic compaction " \
+       "runs (0 to 1; 0: never automatically)")                                                  \
     XX(compact_wait, "DUCKSTORE_COMPACT_WAIT_SECONDS", "compact-wait", DS_CFG_DURATION, "30",      \
        "longest wait of a compaction for its busy project (0: only an idle one); then it gives up") \
     XX(compact_retry, "DUCKSTORE_COMPACT_RETRY_SECONDS", "compact-retry", DS_CFG_DURATION, "60",   \
@@ -167,6 +171,7 @@ typedef struct {
     int64_t memory_trim;        /* seconds; 0: off */
     int64_t retention_day;      /* seconds */
     int64_t compact_min_free_bytes;
+    int64_t compact_min_free_ratio; /* millionths (DS_CFG_RATIO) */
     int64_t compact_wait;  /* seconds */
     int64_t compact_retry; /* seconds */
 } ds_config_t;

@@ -2,6 +2,7 @@
 holds (checked through /metrics). The cap is soft: a project in use is never detached, so while more
 projects than the cap are in use at once, more are attached; the surplus goes when they are released."""
 
+import pytest
 from e2e_lib import (Api, create_bucket, create_project, create_table, expect, get_metrics,
                      list_items, metric, project_stats, run_threads)
 
@@ -173,3 +174,52 @@ def test_the_history_sweep_is_no_use_to_the_idle_detach(server_factory):
     held = time.monotonic() - rose
     assert held < 2.5, f"the projects a sweep attached stayed attached {held:.1f} s (idle detach 3 s)"
     assert metric(get_metrics(admin), "duckstore_engine_memory_bytes") == 0
+
+
+def test_a_written_project_is_checkpointed_once_quiet(server_factory):
+    """DUCKSTORE_BE_DUCKDB_QUIET_CHECKPOINT: small writes stay in DuckDB's WAL and in its memory (a burst
+    of small imports held 50 MB of the engine in the benchmark's load phase) until the project has been
+    unused for the setting; then it is checkpointed: the WAL is empty, the engine's memory falls, the rows
+    are all there, and the project stays attached. With 0 the WAL keeps them. A bad value stops startup."""
+    import time
+
+    def burst(admin, pid):
+        create_project(admin, pid)
+        create_bucket(admin, pid, "c-b")
+        create_table(admin, pid, "in.c-b", "t", [{"name": "k", "type": "BIGINT", "nullable": False},
+                                                 {"name": "v", "type": "VARCHAR"}], primary_key=["k"])
+        for i in range(20):
+            body = "k,v\n" + "".join(f"{k},r{i}-{k}\n" for k in range(i * 10, i * 10 + 50))
+            fid = expect(admin.post(f"/projects/{pid}/files?name=d{i}.csv", data=body), 201)["id"]
+            expect(admin.post(f"/projects/{pid}/buckets/in.c-b/tables/t/import/file",
+                              {"file_id": fid, "incremental": True}), 200)
+
+    def wal_bytes(server, pid):
+        wal = server.project_file(pid).with_name(f"project_{pid}_main.duckdb.wal")
+        return wal.stat().st_size if wal.exists() else 0
+
+    server = server_factory(env={"DUCKSTORE_BE_DUCKDB_QUIET_CHECKPOINT": "2s", "DUCKSTORE_BE_DUCKDB_IDLE_DETACH": "0"})
+    admin = server.api()
+    burst(admin, "quiet")
+    assert wal_bytes(server, "quiet") > 0, "the imports' commits are not in the WAL"
+    engine = metric(get_metrics(admin), "duckstore_engine_memory_bytes")
+    deadline = time.monotonic() + 15
+    while wal_bytes(server, "quiet") > 0 and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert wal_bytes(server, "quiet") == 0, "the quiet project was not checkpointed"
+    samples = get_metrics(admin)
+    assert metric(samples, "duckstore_engine_memory_bytes") < engine, (engine, samples)
+    assert metric(samples, "duckstore_open_projects") == 1, "the checkpoint detached the project"
+    rows = expect(admin.get("/projects/quiet/buckets/in.c-b/tables/t/preview", params={"order_by": "k", "limit": 1000}),
+                  200)["rows"]
+    assert len(rows) == 240 and rows[0] == ["0", "r0-0"] and rows[-1] == ["239", "r19-239"], rows[:3]
+
+    off = server_factory(env={"DUCKSTORE_BE_DUCKDB_QUIET_CHECKPOINT": "0", "DUCKSTORE_BE_DUCKDB_IDLE_DETACH": "0"})
+    burst(off.api(), "busy")
+    time.sleep(4)
+    assert wal_bytes(off, "busy") > 0, "checkpointed with DUCKSTORE_BE_DUCKDB_QUIET_CHECKPOINT=0"
+
+    bad = server_factory(env={"DUCKSTORE_BE_DUCKDB_QUIET_CHECKPOINT": "later"}, start=False)
+    with pytest.raises(AssertionError, match="exited"):
+        bad.start()
+    assert "DUCKSTORE_BE_DUCKDB_QUIET_CHECKPOINT" in bad.log_text() and "later" in bad.log_text(), bad.log_tail()

@@ -209,15 +209,15 @@ static __attribute__((unused)) void fz_service(void)
      *   (DUCKSTORE_BE_DUCKDB_IDLE_DETACH=0);
      * - automatic compaction, which a dev branch drop queues for right after
      *   the request: off, the compaction thread opens nothing
-     *   (DUCKSTORE_COMPACT_MIN_FREE_RATIO=0);
+     *   (compact_min_free_ratio 0);
      * - the closing of idle workspace sandboxes by the query watchdog: off
      *   (ws_idle_close 0; past ws_max_open a request closes one itself).
      */
     fz_cfg.history_sweep = 365LL * 24 * 3600;
     fz_cfg.files_sweep = 365LL * 24 * 3600;
     fz_cfg.ws_idle_close = 0;
+    fz_cfg.compact_min_free_ratio = 0;
     setenv("DUCKSTORE_BE_DUCKDB_IDLE_DETACH", "0", 1);
-    setenv("DUCKSTORE_COMPACT_MIN_FREE_RATIO", "0", 1);
     if (ds_service_start(&fz_cfg, &err) != DS_OK) {
         fprintf(stderr, "fuzz: cannot start the service: %s\n", err.message);
         abort();

@@ -83,6 +83,7 @@ Test(config, defaults_match_the_documented_values)
     cr_assert_eq(cfg.files_sweep, 60);
     cr_assert_eq(cfg.retention_day, 86400);
     cr_assert_eq(cfg.compact_min_free_bytes, 64LL << 20);
+    cr_assert_eq(cfg.compact_min_free_ratio, 250000);
     cr_assert_eq(cfg.compact_wait, 30);
     cr_assert_eq(cfg.compact_retry, 60);
     cr_assert_eq(ds_config_validate(&cfg, &err), DS_OK, "defaults must validate: %s", err.message);
@@ -97,6 +98,7 @@ Test(config, env_vars_override_defaults)
                                       "DUCKSTORE_FILE_TTL", "2h",
                                       "DUCKSTORE_GRPC_ADDR", "off",
                                       "DUCKSTORE_ADMIN_KEY", "secret",
+                                      "DUCKSTORE_COMPACT_MIN_FREE_RATIO", "0.4",
                                       NULL};
     char *argv[] = {"duckstore"};
     cr_assert_eq(load(env, 1, argv), DS_OK, "%s", err.message);
@@ -107,6 +109,7 @@ Test(config, env_vars_override_defaults)
     cr_assert_eq(cfg.file_ttl, 7200);
     cr_assert_str_eq(cfg.grpc_addr, "off");
     cr_assert_str_eq(cfg.admin_key, "secret");
+    cr_assert_eq(cfg.compact_min_free_ratio, 400000);
     /* Settings without an env var keep their defaults. */
     cr_assert_eq(cfg.queue_depth, 256);
     cr_assert_str_eq(cfg.http_addr, "127.0.0.1:8000");
@@ -202,7 +205,9 @@ Test(config, bad_values_of_every_kind_are_rejected)
         {"DUCKSTORE_MEMORY_LIMIT", "150%"},   {"DUCKSTORE_FILE_TTL", "3w"},
         {"DUCKSTORE_FILE_TTL", "-5"},         {"DUCKSTORE_LOG_LEVEL", "verbose"},
         {"DUCKSTORE_HISTORY_SWEEP_SECONDS", "soon"}, {"DUCKSTORE_RETENTION_DAY_SECONDS", "1y"},
-        {"DUCKSTORE_COMPACT_MIN_FREE_BYTES", "big"},
+        {"DUCKSTORE_COMPACT_MIN_FREE_BYTES", "big"}, {"DUCKSTORE_COMPACT_MIN_FREE_RATIO", "lots"},
+        {"DUCKSTORE_COMPACT_MIN_FREE_RATIO", "1.5"},  {"DUCKSTORE_COMPACT_MIN_FREE_RATIO", "-0.1"},
+        {"DUCKSTORE_COMPACT_MIN_FREE_RATIO", " 0.5"}, {"DUCKSTORE_COMPACT_MIN_FREE_RATIO", "nan"},
     };
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
         const char *env[] = {cases[i][0], cases[i][1], NULL};
