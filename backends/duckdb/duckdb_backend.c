@@ -52,6 +52,7 @@
 #include <duckdb.h>
 #include <dirent.h>
 #include <errno.h>
+#include <malloc.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -463,6 +464,7 @@ static ds_status_t acquire(be_t *be, const char *id, bool create, proj_t **out, 
     if (st == DS_OK) {
         p->attached = true;
         be->n_attached++;
+        be->attached_since_open = true;
         if (be->n_attached > be->peak_attached)
             be->peak_attached = be->n_attached;
         ds_lru_touch(be->lru, p->id);
@@ -551,11 +553,12 @@ static void detach_all_projects_locked(be_t *be)
 }
 
 /*
- * Closes the invalidated instance and opens a fresh one. Runs without
- * be->lock, by the one call that set be->reopening while no call held a db
- * use: no connection is open, no project is pinned, attached or dropped.
+ * Closes the instance (invalidated, or idle: recycle_idle_engine) and opens a
+ * fresh one. Runs without be->lock, by the one call that set be->reopening
+ * while no call held a db use: no connection is open, no project is pinned,
+ * attached or dropped.
  */
-static ds_status_t reopen_db(be_t *be, ds_err_t *err)
+static ds_status_t reopen_db(be_t *be, bool fatal, ds_err_t *err)
 {
     duckdb_close(&be->db);
     pthread_mutex_lock(&be->lock);
@@ -564,11 +567,16 @@ static ds_status_t reopen_db(be_t *be, ds_err_t *err)
     ds_status_t st = open_engine(be, err);
     pthread_mutex_lock(&be->lock);
     be->fatal_seen = ds_ddb_fatal_events();
-    if (st == DS_OK)
+    be->attached_since_open = false;
+    if (st == DS_OK && fatal)
         be->restarts++;
     int64_t n = be->restarts;
     pthread_mutex_unlock(&be->lock);
-    if (st == DS_OK)
+    if (st == DS_OK && !fatal)
+        be->host->log(1, "duckdb",
+                      "the DuckDB engine instance was reopened while every project was detached, which gives back the "
+                      "memory DuckDB keeps for the life of an instance");
+    else if (st == DS_OK)
         be->host->log(3, "duckdb",
                       "the DuckDB engine instance was reopened after a fatal error (reopen %lld since start); projects "
                       "are attached again on demand and replay their committed work from the WAL",
@@ -592,7 +600,7 @@ static ds_status_t db_enter(be_t *be, ds_err_t *err)
         if (!be->reopening && be->db_users == 0) {
             be->reopening = true;
             pthread_mutex_unlock(&be->lock);
-            ds_status_t st = reopen_db(be, err);
+            ds_status_t st = reopen_db(be, true, err);
             pthread_mutex_lock(&be->lock);
             be->reopening = false;
             if (st == DS_OK)
@@ -999,6 +1007,45 @@ static void checkpoint_quiet(be_t *be, proj_t **v, size_t n)
 }
 
 /*
+ * DuckDB keeps memory of its own for as long as its instance lives: the
+ * handles of the buffers queries used stay queued for eviction, and that
+ * queue gives nothing back until the instance is closed (measured with DuckDB
+ * alone: 17 MB of heap after 4,000 small upserts, 46 MB after 40,000, all of
+ * it still held after DETACH, none after closing the instance). So once the
+ * idle detach has detached every project and no call uses the instance, the
+ * reaper closes it and opens a fresh one, as after a fatal error but without
+ * one: calls arriving meanwhile wait in db_enter (milliseconds), and the next
+ * project is attached as usual. Only when a project was attached since the
+ * last open, so an idle server does this once.
+ */
+static void recycle_idle_engine(be_t *be)
+{
+    pthread_mutex_lock(&be->lock);
+    bool go = be->idle_detach_s > 0 && be->attached_since_open && !be->broken && !be->reopening &&
+              be->db_users == 0 && be->n_attached == 0 && be->n_attaching == 0 && be->n_detaching == 0;
+    for (proj_t *p = be->projects; go && p; p = p->next)
+        go = !busy(p) && !p->dropping && !p->creating;
+    if (go) {
+        be->broken = true; /* new calls wait in db_enter, which leaves the reopening to this thread */
+        be->reopening = true;
+    }
+    pthread_mutex_unlock(&be->lock);
+    if (!go)
+        return;
+    ds_err_t err = {0};
+    ds_status_t st = reopen_db(be, false, &err);
+    pthread_mutex_lock(&be->lock);
+    be->reopening = false;
+    if (st == DS_OK)
+        be->broken = false; /* else the next call tries again, as after a fatal error */
+    pthread_cond_broadcast(&be->idle);
+    pthread_mutex_unlock(&be->lock);
+#ifdef __GLIBC__
+    malloc_trim(0); /* the heap DuckDB freed, back to the system now: no request may follow for a while */
+#endif
+}
+
+/*
  * The reaper's task (core/periodic.h, every second): checkpoints the projects
  * written and then quiet for be->quiet_checkpoint_s, and detaches the projects
  * idle for be->idle_detach_s, inside a db use so the engine cannot be reopened
@@ -1025,6 +1072,7 @@ static void reap_idle(void *ud)
     if (n)
         detach_victims(be, v, n);
     db_leave(be);
+    recycle_idle_engine(be);
 }
 
 /* ---- backend lifecycle ---- */

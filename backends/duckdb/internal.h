@@ -93,6 +93,8 @@ typedef struct {
     bool reopening;
     uint64_t fatal_seen;
     int64_t restarts;
+    /* A project was attached since db was opened: the reaper may reopen db once all are detached again. */
+    bool attached_since_open;
     bool test_hooks; /* DUCKSTORE_TEST_HOOKS=1: tests may provoke an engine failure */
     _Atomic uint64_t epoch_seq; /* the last data epoch handed out (proj_t.data_epoch) */
     struct ddb_pcache *pcache;  /* recent previews (preview_cache.c); NULL when turned off */

@@ -223,3 +223,42 @@ def test_a_written_project_is_checkpointed_once_quiet(server_factory):
     with pytest.raises(AssertionError, match="exited"):
         bad.start()
     assert "DUCKSTORE_BE_DUCKDB_QUIET_CHECKPOINT" in bad.log_text() and "later" in bad.log_text(), bad.log_tail()
+
+
+def test_the_engine_is_reopened_once_every_project_is_idle_detached(server_factory):
+    """DuckDB keeps memory for the life of its instance (the eviction queue of every buffer queries used),
+    which a DETACH does not give back. Once the idle detach has detached every project, the reaper reopens
+    the instance: once per idle period (an idle server does not do it again and again), never while a
+    project is attached, and the projects come back with all their rows."""
+    import time
+
+    reopened = "reopened while every project was detached"
+    server = server_factory(env={"DUCKSTORE_BE_DUCKDB_IDLE_DETACH": "1s"})
+    admin = server.api()
+    keys = _setup(admin)
+    for i in range(N):
+        fid = expect(admin.post(f"/projects/lru{i}/files?name=d.csv", data=f"k{i},v\n1,0.5\n2,1.5\n"), 201)["id"]
+        expect(admin.post(f"/projects/lru{i}/buckets/in.c-b{i}/tables/base{i}/import/file", {"file_id": fid}), 200)
+
+    def wait_for(count, seconds):
+        deadline = time.monotonic() + seconds
+        while server.log_text().count(reopened) < count and time.monotonic() < deadline:
+            time.sleep(0.2)
+        return server.log_text().count(reopened)
+
+    # lru0 stays in use: no reopen while it is attached
+    api0 = admin.with_key(keys["lru0"])
+    deadline = time.monotonic() + 4
+    while time.monotonic() < deadline:
+        _verify(api0, 0, [])
+        time.sleep(0.3)
+    assert server.log_text().count(reopened) == 0, "reopened while a project was attached"
+    assert wait_for(1, 15) == 1, "not reopened once every project was detached"
+    time.sleep(3)
+    assert server.log_text().count(reopened) == 1, "an idle server reopened its engine again"
+    assert metric(get_metrics(admin), "duckstore_open_projects") == 0
+    for i in range(N):
+        prev = expect(admin.get(f"/projects/lru{i}/buckets/in.c-b{i}/tables/base{i}/preview",
+                                params={"order_by": f"k{i}"}), 200)
+        assert prev["rows"] == [["1", "0.5"], ["2", "1.5"]]
+    assert wait_for(2, 15) == 2, "not reopened after the next idle period"
