@@ -58,6 +58,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -970,10 +971,13 @@ static size_t pick_quiet_locked(be_t *be, double now, proj_t **v, size_t max)
 
 /*
  * CHECKPOINT of each pinned project whose WAL holds anything, then unpins
- * them without making them less idle. A pinned project is neither detached
+ * them without making them less idle. Not on a nearly full filesystem: the
+ * checkpoint writes about the WAL's size into the file, and DuckDB takes a
+ * checkpoint that fails to write for a fatal error (the engine would be
+ * reopened); the detach or the WAL's own threshold does it later. A pinned project is neither detached
  * nor dropped meanwhile; calls use it as usual (DuckDB lets a checkpoint run
- * beside readers; one that meets a write under way fails and is tried again
- * after the next quiet period).
+ * beside readers). One try per quiet period: a checkpoint that fails (a write
+ * under way) or is skipped is tried after the project's next write.
  */
 static void checkpoint_quiet(be_t *be, proj_t **v, size_t n)
 {
@@ -984,22 +988,23 @@ static void checkpoint_quiet(be_t *be, proj_t **v, size_t n)
         project_path(be, p->id, wal, sizeof(wal) - 4);
         strcat(wal, ".wal");
         struct stat sb;
-        ds_status_t st = DS_OK;
-        if (stat(wal, &sb) == 0 && sb.st_size > 0) {
+        struct statvfs vfs;
+        bool pending = stat(wal, &sb) == 0 && sb.st_size > 0;
+        bool room = !pending || statvfs(be->dir, &vfs) != 0 ||
+                    (int64_t)vfs.f_bavail * (int64_t)vfs.f_frsize >= 2 * (int64_t)sb.st_size + (64ll << 20);
+        if (pending && room) {
             ds_buf_t sql = {0};
             ds_buf_puts(&sql, "CHECKPOINT ");
             ds_buf_ident(&sql, p->alias);
             ds_err_t err = {0};
-            st = admin_exec(be, ds_buf_cstr(&sql), &err);
-            ds_buf_free(&sql);
-            if (st != DS_OK) {
+            if (admin_exec(be, ds_buf_cstr(&sql), &err) != DS_OK) {
                 be->host->log(0, "duckdb", "project %s: quiet checkpoint not done: %s", p->id, err.message);
                 note_failure(be);
             }
+            ds_buf_free(&sql);
         }
         pthread_mutex_lock(&be->lock);
-        if (st == DS_OK)
-            p->quiet_epoch = epoch;
+        p->quiet_epoch = epoch; /* one try per quiet period, done or not */
         if (--p->refs == 0)
             pthread_cond_broadcast(&be->idle);
         pthread_mutex_unlock(&be->lock);
