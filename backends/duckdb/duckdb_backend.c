@@ -1110,6 +1110,19 @@ static ds_status_t confine_engine(be_t *be, ds_err_t *err)
 }
 
 /* Opens the DuckDB instance (in-memory main database) into be->db with the host's settings. */
+/* The duration setting DUCKSTORE_BE_DUCKDB_<key> in seconds (def when unset); zero_means says what 0 does. */
+static ds_status_t duration_setting(const ds_host_api_t *host, const char *key, int64_t def, const char *zero_means,
+                                    int64_t *out, ds_err_t *err)
+{
+    const char *v = host->setting ? host->setting("duckdb", key) : NULL;
+    *out = def;
+    if (v && (!ds_parse_duration(v, out) || *out < 0))
+        return ds_err_set(err, DS_INVALID_ARGUMENT,
+                          "DUCKSTORE_BE_DUCKDB_%s: \"%s\" is not a duration (seconds, or e.g. 5s, 5m; 0 %s)", key, v,
+                          zero_means);
+    return DS_OK;
+}
+
 static ds_status_t open_engine(be_t *be, ds_err_t *err)
 {
     const ds_host_api_t *host = be->host;
@@ -1185,24 +1198,9 @@ static ds_status_t be_open(const ds_host_api_t *host, void **self, ds_err_t *err
         goto fail;
     }
     be->pcache = ddb_pcache_create((size_t)pc_bytes);
-    const char *ids = host->setting ? host->setting("duckdb", "IDLE_DETACH") : NULL;
-    be->idle_detach_s = 60;
-    if (ids && (!ds_parse_duration(ids, &be->idle_detach_s) || be->idle_detach_s < 0)) {
-        ds_err_set(err, DS_INVALID_ARGUMENT,
-                   "DUCKSTORE_BE_DUCKDB_IDLE_DETACH: \"%s\" is not a duration (seconds, or e.g. 60s, 5m; 0 keeps idle "
-                   "projects attached)",
-                   ids);
+    if (duration_setting(host, "IDLE_DETACH", 60, "keeps idle projects attached", &be->idle_detach_s, err) != DS_OK ||
+        duration_setting(host, "QUIET_CHECKPOINT", 5, "turns it off", &be->quiet_checkpoint_s, err) != DS_OK)
         goto fail;
-    }
-    const char *qcs = host->setting ? host->setting("duckdb", "QUIET_CHECKPOINT") : NULL;
-    be->quiet_checkpoint_s = 5;
-    if (qcs && (!ds_parse_duration(qcs, &be->quiet_checkpoint_s) || be->quiet_checkpoint_s < 0)) {
-        ds_err_set(err, DS_INVALID_ARGUMENT,
-                   "DUCKSTORE_BE_DUCKDB_QUIET_CHECKPOINT: \"%s\" is not a duration (seconds, or e.g. 5s, 1m; 0: "
-                   "off)",
-                   qcs);
-        goto fail;
-    }
     be->lru = ds_lru_create();
     if (!be->lru) {
         ds_err_set(err, DS_INTERNAL, "out of memory");
