@@ -9,8 +9,11 @@
  * therefore scans the body for number literals first (outside strings, in
  * document order) and keeps their text. Literals jansson would refuse
  * (integers beyond int64, reals beyond double) are overwritten in a copy of
- * the body by a placeholder of the same kind ("0", "0.0") padded with spaces,
- * so positions in parse errors stay right. After parsing, the tree is walked
+ * the body by a placeholder of the same kind ("0", "0.0") between spaces, so
+ * positions in parse errors stay right and the placeholder cannot join the
+ * token before it (a fuzzer found "[8-99999999999999999999]", invalid JSON,
+ * turned into a valid "[80 ...]"; such literals are 5 characters at least).
+ * After parsing, the tree is walked
  * in document order (jansson keeps objects' insertion order and duplicate
  * keys are refused) and each number node is paired with its literal; a count
  * or value that does not agree fails the request rather than guess.
@@ -211,7 +214,7 @@ ds_status_t ds_rest_body(ds_rest_req_t *req, bool allow_empty, json_t **out)
         for (size_t i = 0; i < count; i++)
             if (!lits[i].fits) {
                 memset(copy + lits[i].off, ' ', lits[i].len);
-                memcpy(copy + lits[i].off, lits[i].real ? "0.0" : "0", lits[i].real ? 3 : 1);
+                memcpy(copy + lits[i].off + 1, lits[i].real ? "0.0" : "0", lits[i].real ? 3 : 1);
             }
     }
     json_error_t je;

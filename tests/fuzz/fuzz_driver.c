@@ -32,6 +32,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         abort();
     if (r.message[0] && strnlen(r.message, sizeof(r.message)) == sizeof(r.message))
         abort();
+    /* Bad input gets an error naming it; INTERNAL is the server's own failure (memory aside). */
+    if (r.status == DS_INTERNAL && !strstr(r.message, "out of memory")) {
+        fprintf(stderr, "fuzz_driver: internal error: %s\n", r.message);
+        abort();
+    }
     ds_arena_destroy(&ctx.arena);
     free(copy);
     fz_check_holds();

@@ -226,9 +226,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             eof = true;
     }
     close(sv[0]);
-    if (getenv("FUZZ_VERBOSE")) { /* the answer's status line and start, to check seeds reach the handlers */
-        head[got] = '\0';
+    head[got] = '\0';
+    if (getenv("FUZZ_VERBOSE")) /* the answer's status line and start, to check seeds reach the handlers */
         fprintf(stderr, "fuzz_rest: %s\n", head);
+    if (strncmp(head, "HTTP/1.1 500", 12) == 0) {
+        /* Bad input gets a 4xx naming the problem; a 500 is the server's own failure. */
+        fprintf(stderr, "fuzz_rest: the server failed on this input:\n%s\n", head);
+        abort();
     }
     /* The input ends only when the server let go of everything it held for it (a minute at most). */
     struct timespec t0;

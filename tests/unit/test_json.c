@@ -80,3 +80,15 @@ Test(json, errors_keep_their_position)
     cr_assert_eq(parse("{\"a\": 1, \"a\": 2}"), DS_INVALID_ARGUMENT);
     cr_assert_eq(parse("[1]"), DS_INVALID_ARGUMENT);
 }
+
+/* Found by fuzz_json: the stand-in for a literal jansson cannot hold made invalid JSON valid ("8-9...9" -> "80"). */
+Test(json, a_too_large_literal_glued_to_a_token_is_invalid_json)
+{
+    static const char *const bodies[] = {"{\"\":[8-9999999999999999998]}", "{\"\":[0.-98919999999999797999, 1]}",
+                                         "{\"a\":1-1e400}", "{\"a\":--99999999999999999999}"};
+    for (size_t i = 0; i < sizeof(bodies) / sizeof(bodies[0]); i++) {
+        cr_assert_eq(parse(bodies[i]), DS_INVALID_ARGUMENT, "%s: %s", bodies[i], req.ctx.err.message);
+        cr_assert(strstr(req.ctx.err.message, "invalid JSON"), "%s: %s", bodies[i], req.ctx.err.message);
+    }
+    cr_assert_eq(parse("{\"a\":[1,-1e400,99999999999999999999]}"), DS_OK, "%s", req.ctx.err.message);
+}
