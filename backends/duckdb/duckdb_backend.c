@@ -574,7 +574,7 @@ static ds_status_t reopen_db(be_t *be, bool fatal, ds_err_t *err)
     int64_t n = be->restarts;
     pthread_mutex_unlock(&be->lock);
     if (st == DS_OK && !fatal)
-        be->host->log(1, "duckdb",
+        be->host->log(0, "duckdb",
                       "the DuckDB engine instance was reopened while every project was detached, which gives back the "
                       "memory DuckDB keeps for the life of an instance");
     else if (st == DS_OK)

@@ -233,7 +233,7 @@ def test_the_engine_is_reopened_once_every_project_is_idle_detached(server_facto
     import time
 
     reopened = "reopened while every project was detached"
-    server = server_factory(env={"DUCKSTORE_BE_DUCKDB_IDLE_DETACH": "1s"})
+    server = server_factory(env={"DUCKSTORE_BE_DUCKDB_IDLE_DETACH": "1s", "DUCKSTORE_LOG_LEVEL": "debug"})
     admin = server.api()
     keys = _setup(admin)
     for i in range(N):
