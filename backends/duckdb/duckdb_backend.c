@@ -971,13 +971,14 @@ static size_t pick_quiet_locked(be_t *be, double now, proj_t **v, size_t max)
 
 /*
  * CHECKPOINT of each pinned project whose WAL holds anything, then unpins
- * them without making them less idle. Not on a nearly full filesystem: the
- * checkpoint writes about the WAL's size into the file, and DuckDB takes a
- * checkpoint that fails to write for a fatal error (the engine would be
- * reopened); the detach or the WAL's own threshold does it later. A pinned project is neither detached
+ * them without making them less idle. A pinned project is neither detached
  * nor dropped meanwhile; calls use it as usual (DuckDB lets a checkpoint run
- * beside readers). One try per quiet period: a checkpoint that fails (a write
- * under way) or is skipped is tried after the project's next write.
+ * beside readers). Not on a nearly full filesystem: the checkpoint writes
+ * about the WAL's size into the file, and DuckDB takes a checkpoint that
+ * fails to write for a fatal error (the engine would be reopened); the detach
+ * or the WAL's own threshold does it later. One try per quiet period: a
+ * checkpoint that fails (a write under way) or is skipped is tried after the
+ * project's next write.
  */
 static void checkpoint_quiet(be_t *be, proj_t **v, size_t n)
 {
@@ -1021,7 +1022,7 @@ static void checkpoint_quiet(be_t *be, proj_t **v, size_t n)
  * reaper closes it and opens a fresh one, as after a fatal error but without
  * one: calls arriving meanwhile wait in db_enter (milliseconds), and the next
  * project is attached as usual. Only when a project was attached since the
- * last open, so an idle server does this once.
+ * last open: once per idle period (the history sweep's attaches make one).
  */
 static void recycle_idle_engine(be_t *be)
 {
@@ -1109,7 +1110,6 @@ static ds_status_t confine_engine(be_t *be, ds_err_t *err)
     return st;
 }
 
-/* Opens the DuckDB instance (in-memory main database) into be->db with the host's settings. */
 /* The duration setting DUCKSTORE_BE_DUCKDB_<key> in seconds (def when unset); zero_means says what 0 does. */
 static ds_status_t duration_setting(const ds_host_api_t *host, const char *key, int64_t def, const char *zero_means,
                                     int64_t *out, ds_err_t *err)
@@ -1123,6 +1123,7 @@ static ds_status_t duration_setting(const ds_host_api_t *host, const char *key, 
     return DS_OK;
 }
 
+/* Opens the DuckDB instance (in-memory main database) into be->db with the host's settings. */
 static ds_status_t open_engine(be_t *be, ds_err_t *err)
 {
     const ds_host_api_t *host = be->host;
