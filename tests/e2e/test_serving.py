@@ -46,7 +46,7 @@ def threads_of(server):
 def thread_bound(workers=HTTP_WORKERS, http_threads=HTTP_THREADS, duckdb=DUCKDB_THREADS):
     """The bound docs/operations.md states (gRPC off): HTTP threads + workers + sweeper, DuckDB + 6
     (main, the Storage Files sweeper, the history sweeper, the compaction thread, the DuckDB backend's
-    idle-detach thread, the heap trim thread)."""
+    reaper, the heap trim thread)."""
     return http_threads + workers + 1 + duckdb + 6
 
 
