@@ -13,10 +13,10 @@
  * positions in parse errors stay right and the placeholder cannot join the
  * token before it (a fuzzer found "[8-99999999999999999999]", invalid JSON,
  * turned into a valid "[80 ...]"; such literals are 5 characters at least).
- * After parsing, the tree is walked
- * in document order (jansson keeps objects' insertion order and duplicate
- * keys are refused) and each number node is paired with its literal; a count
- * or value that does not agree fails the request rather than guess.
+ * After parsing, the tree is walked in document order (jansson keeps
+ * objects' insertion order and duplicate keys are refused) and each number
+ * node is paired with its literal; a count or value that does not agree
+ * fails the request rather than guess.
  * ds_json_number_text gives the literal; ds_json_int64 refuses placeholders
  * with a 400 naming the value. Nothing reads a number of the body through
  * json_integer_value/json_real_value when the exact value matters.
