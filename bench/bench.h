@@ -197,6 +197,12 @@ void bench_mem_end(bench_mem_t *m);
 #define BENCH_IDLE_SETTLE_S 60
 void bench_mem_idle(bench_mem_t *m, bool quick, int http_port, const char *key);
 /*
+ * Reads the RSS of pid once a second until no project file is attached (duckstore_open_projects, GET /metrics
+ * on http_port) and the RSS stopped falling (bench_settle_add), for at most BENCH_IDLE_SETTLE_S; returns the
+ * last reading, and the attached project files then in *open_projects. For a server past its idle detach.
+ */
+int64_t bench_idle_settle(pid_t pid, int http_port, const char *key, int64_t *open_projects);
+/*
  * "The RSS stopped falling": feed one reading a second; true once it fell by less than 1% over the last
  * 3 s (four readings). The allocators give freed memory back over seconds (DuckDB's jemalloc purges in
  * background threads), so one reading at a fixed moment after load races them.

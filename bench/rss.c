@@ -174,6 +174,23 @@ bool bench_settle_add(bench_settle_t *s, int64_t rss)
     return s->n == cap && s->seen[0] > 0 && (double)(s->seen[0] - rss) < 0.01 * (double)s->seen[0];
 }
 
+int64_t bench_idle_settle(pid_t pid, int http_port, const char *key, int64_t *open_projects)
+{
+    bench_http_t *h = bench_http_open(http_port);
+    bench_settle_t st = {0};
+    int64_t rss = -1;
+    for (int i = 0;; i++) {
+        rss = bench_rss_read(pid);
+        *open_projects = (int64_t)bench_metric(h, key, "duckstore_open_projects");
+        bool settled = bench_settle_add(&st, rss);
+        if ((*open_projects == 0 && settled) || i >= BENCH_IDLE_SETTLE_S)
+            break;
+        bench_sleep_ms(1000);
+    }
+    bench_http_close(&h);
+    return rss;
+}
+
 void bench_mem_idle(bench_mem_t *m, bool quick, int http_port, const char *key)
 {
     if (quick)
@@ -184,21 +201,9 @@ void bench_mem_idle(bench_mem_t *m, bool quick, int http_port, const char *key)
     /*
      * The reading above races the detach (the reaper looks once a second, and the server's own
      * background work after the phase restarts a project's idle clock) and the allocator's giving
-     * back what the detach freed, which takes seconds. Read once a second until the projects are
-     * detached and the RSS fell by less than 1% over the last 3 s, for at most BENCH_IDLE_SETTLE_S.
+     * back what the detach freed, which takes seconds: bench_idle_settle.
      */
-    bench_http_t *h = bench_http_open(http_port);
-    bench_settle_t st = {0};
-    for (int i = 0;; i++) {
-        int64_t rss = bench_rss_read(pid);
-        m->idle_open_projects = (int64_t)bench_metric(h, key, "duckstore_open_projects");
-        m->idle = rss;
-        bool settled = bench_settle_add(&st, rss);
-        if ((m->idle_open_projects == 0 && settled) || i >= BENCH_IDLE_SETTLE_S)
-            break;
-        bench_sleep_ms(1000);
-    }
-    bench_http_close(&h);
+    m->idle = bench_idle_settle(pid, http_port, key, &m->idle_open_projects);
     m->idle_after_s = bench_now() - m->end_t;
 }
 
