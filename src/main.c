@@ -54,6 +54,8 @@ static int64_t gauge_held(void *ud) { return ds_service_queue_held(); }
 static int64_t gauge_projects(void *ud) { return ds_catalog_project_count(); }
 static int64_t gauge_sandboxes(void *ud) { return ds_sandbox_open_count(); }
 static int64_t gauge_history_expired(void *ud) { return ds_history_rows_expired(); }
+static int64_t gauge_history_swept(void *ud) { return ds_history_projects_swept(); }
+static int64_t gauge_history_left_alone(void *ud) { return ds_history_projects_left_alone(); }
 static int64_t gauge_trims(void *ud) { return ds_memtrim_count(); }
 
 static int serve(int argc, char **argv)
@@ -114,6 +116,13 @@ static int serve(int argc, char **argv)
                      "Time-travel history rows the background sweep removed past each project's retention "
                      "(including the whole history of tables dropped before it).",
                      gauge_history_expired, NULL);
+    ds_metrics_gauge("duckstore_history_sweep_projects_total",
+                     "Projects the background history sweep opened to expire their history.", gauge_history_swept,
+                     NULL);
+    ds_metrics_gauge("duckstore_history_sweep_left_alone_total",
+                     "Projects the background history sweep left alone (not attached): nothing in their history "
+                     "could expire yet.",
+                     gauge_history_left_alone, NULL);
     if (ds_rest_start(&cfg, &err) != DS_OK) {
         fprintf(stderr, "duckstore: cannot start HTTP: %s\n", err.message);
         ds_service_stop();

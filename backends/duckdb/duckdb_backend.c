@@ -2644,6 +2644,7 @@ static ds_backend_ops_t ops = {
     .tables_move_restore = ddb_tables_move_restore,
     .project_compact = ddb_project_compact,
     .engine_memory = be_engine_memory,
+    .history_expire_next = ddb_history_expire_next,
 };
 
 const ds_backend_ops_t *ds_be_duckdb_entry(const ds_host_api_t *host)

@@ -999,7 +999,28 @@ typedef struct {
     int64_t not_before_us;
     int64_t dropped_tables;
     int64_t rows;
+    int64_t *next_us; /* NULL: not asked (ddb_history_expire) */
 } expire_t;
+
+/*
+ * The earliest not_before_us at which expire_txn would remove something the
+ * history keeps now: a generation's drop (its dropped_us), or a live
+ * generation's second write (what expire_txn needs is two writes before the
+ * moment). INT64_MAX when there is neither.
+ */
+static ds_status_t next_expiry(use_t *u, int64_t *next_us)
+{
+    int64_t m;
+    bool none;
+    ds_status_t st = one_int(u,
+                             "SELECT min(x) FROM (SELECT min(dropped_us) AS x FROM " META ".hist_tables WHERE "
+                             "dropped_us IS NOT NULL UNION ALL SELECT min(at_us) FROM (SELECT w.at_us, row_number() "
+                             "OVER (PARTITION BY w.hid ORDER BY w.at_us) AS n FROM " META ".hist_writes w JOIN " META
+                             ".hist_tables t ON t.hid = w.hid WHERE t.dropped_us IS NULL) WHERE n = 2)",
+                             0, NULL, &m, &none);
+    *next_us = st == DS_OK && !none ? m : INT64_MAX;
+    return st;
+}
 
 static ds_status_t expire_txn(use_t *u, void *ud)
 {
@@ -1095,6 +1116,8 @@ static ds_status_t expire_txn(use_t *u, void *ud)
             st = rewrite_table_row(u, hid, cut_at, -1);
     }
     duckdb_destroy_result(&r);
+    if (st == DS_OK && e->next_us)
+        st = next_expiry(u, e->next_us);
     return st;
 }
 
@@ -1103,18 +1126,24 @@ static ds_status_t expire_txn(use_t *u, void *ud)
  * neither keep an idle project attached (its buffer pool held until the idle
  * detach) nor restart an attached one's idle clock (ddb_idle_save).
  */
-ds_status_t ddb_history_expire(void *self, ds_be_call_t *call, int64_t not_before_us, int64_t *rows)
+ds_status_t ddb_history_expire_next(void *self, ds_be_call_t *call, int64_t not_before_us, int64_t *rows,
+                                    int64_t *next_us)
 {
     use_t u;
     double idle = ddb_idle_save(self, call->project_id);
     ds_status_t st = ddb_use_begin(self, call, false, &u);
     if (st != DS_OK)
         return st;
-    expire_t e = {.not_before_us = not_before_us};
+    expire_t e = {.not_before_us = not_before_us, .next_us = next_us};
     st = ddb_in_txn(&u, expire_txn, &e);
     if (rows)
         *rows = e.rows;
     ddb_use_end(&u);
     ddb_idle_restore(self, call->project_id, idle);
     return st;
+}
+
+ds_status_t ddb_history_expire(void *self, ds_be_call_t *call, int64_t not_before_us, int64_t *rows)
+{
+    return ddb_history_expire_next(self, call, not_before_us, rows, NULL);
 }

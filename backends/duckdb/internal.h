@@ -464,6 +464,8 @@ ds_status_t ddb_hist_register(use_t *u, const char *bucket, const char *table);
 ds_status_t ddb_hist_forget(use_t *u, const char *prefix);
 ds_status_t ddb_table_time_travel(void *self, ds_be_call_t *call, const ds_be_time_travel_t *in, int64_t *rows);
 ds_status_t ddb_history_expire(void *self, ds_be_call_t *call, int64_t not_before_us, int64_t *rows);
+ds_status_t ddb_history_expire_next(void *self, ds_be_call_t *call, int64_t not_before_us, int64_t *rows,
+                                    int64_t *next_us);
 /* idem.c: idempotency records (the ops' idem_lookup; ddb_idem_record inside a write's transaction). */
 ds_status_t ddb_idem_lookup(void *self, ds_be_call_t *call, const char *token, int64_t not_before,
                             ds_be_idem_rec_t *out);

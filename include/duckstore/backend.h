@@ -687,6 +687,18 @@ typedef struct ds_backend_ops {
      * reported.
      */
     int64_t (*engine_memory)(void *self);
+    /*
+     * history_expire, and when the history is next worth a call (appended;
+     * NULL when not offered: the host then calls history_expire every time).
+     * *next_us gets a moment such that a later call with not_before_us at or
+     * before it would remove nothing this call left (INT64_MAX: nothing kept
+     * now can go). What writes after this call record is later than the
+     * call, so the host's sweep leaves a project alone, not even attached,
+     * until the sooner of next_us and the call's own time is past the
+     * project's retention.
+     */
+    ds_status_t (*history_expire_next)(void *self, ds_be_call_t *call, int64_t not_before_us, int64_t *rows,
+                                       int64_t *next_us);
 } ds_backend_ops_t;
 
 /* A compaction request (project_compact). */

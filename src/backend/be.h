@@ -146,6 +146,11 @@ static inline ds_status_t ds_be_history_expire(ds_backend_t *b, ds_be_call_t *c,
 {
     return DS_BE_CALL_V2(b, c, history_expire, not_before_us, rows);
 }
+static inline ds_status_t ds_be_history_expire_next(ds_backend_t *b, ds_be_call_t *c, int64_t not_before_us,
+                                                    int64_t *rows, int64_t *next_us)
+{
+    return DS_BE_CALL_V2(b, c, history_expire_next, not_before_us, rows, next_us);
+}
 static inline ds_status_t ds_be_project_compact(ds_backend_t *b, ds_be_call_t *c, const ds_be_compact_t *in,
                                                 ds_be_compact_result_t *out)
 {

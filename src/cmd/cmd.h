@@ -320,6 +320,9 @@ ds_status_t ds_cmd_table_time_travel(ds_ctx_t *ctx, const char *project, const d
 ds_status_t ds_history_sweep_start(ds_err_t *err);
 /* History rows the sweep removed since start (writes past retention, histories of tables dropped before it). */
 int64_t ds_history_rows_expired(void);
+/* Projects the sweep looked at, and those it left alone because nothing in their history was due yet. */
+int64_t ds_history_projects_swept(void);
+int64_t ds_history_projects_left_alone(void);
 void ds_history_sweep_stop(void);
 
 /* ---- compaction (compact.c) ---- */

@@ -15,10 +15,13 @@
  * The sweep thread wakes every DUCKSTORE_HISTORY_SWEEP_SECONDS (default
  * 300) and asks each project's backend to drop what only moments older than
  * the retention would need. It opens projects as any request does (pins), so
- * a project being deleted is skipped.
+ * a project being deleted is skipped. A project whose history the backend
+ * said has nothing due before a moment is left alone until that moment is
+ * past the retention (sweep_due_t).
  */
 #include <pthread.h>
 #include <stdatomic.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -157,29 +160,77 @@ ds_status_t ds_cmd_table_time_travel(ds_ctx_t *ctx, const char *project, const d
 static ds_periodic_t *sweeper;
 static _Atomic int64_t rows_expired;
 
-int64_t ds_history_rows_expired(void) { return rows_expired; }
+static _Atomic int64_t projects_swept, projects_left_alone;
 
-static void sweep_project(const ds_project_rec_t *rec)
+int64_t ds_history_rows_expired(void) { return rows_expired; }
+int64_t ds_history_projects_swept(void) { return projects_swept; }
+int64_t ds_history_projects_left_alone(void) { return projects_left_alone; }
+
+/*
+ * When each project's history is next worth a sweep, from its backend's
+ * history_expire_next: no history of the project needs expiring before
+ * floor_us plus its retention. The sweep leaves a project alone until then,
+ * not even attached: with every project swept every period, an idle server
+ * attached all its projects every 5 minutes (and with that undid the idle
+ * detach's work). Sorted by id; only the sweep's thread touches it. A
+ * project it does not know (the first sweep after start, a project created
+ * since, a backend without history_expire_next) is swept.
+ */
+typedef struct {
+    char id[DS_PROJECT_ID_MAX + 1];
+    int64_t floor_us;
+} sweep_due_t;
+static sweep_due_t *dues;
+static size_t n_dues;
+
+/*
+ * A write records its history at a moment taken right before its commit: one
+ * that took it before the sweep's call and committed after the call looked
+ * is not in next_us. The floor starts this much before the call.
+ */
+#define SWEEP_FLOOR_MARGIN_US (60 * INT64_C(1000000))
+
+static int due_cmp(const void *a, const void *b)
+{
+    return strcmp(((const sweep_due_t *)a)->id, ((const sweep_due_t *)b)->id);
+}
+
+static int64_t keep_us(const ds_project_rec_t *rec)
+{
+    return (int64_t)rec->retention_days * day_seconds() * 1000000;
+}
+
+/* Sweeps rec's project; returns its floor (see sweep_due_t), or -1 when unknown. */
+static int64_t sweep_project(const ds_project_rec_t *rec)
 {
     ds_arena_t *arena = ds_arena_create();
     if (!arena)
-        return;
+        return -1;
     ds_ctx_t ctx = {.arena = arena, .scope = DS_CALLER_ADMIN};
     const char *id = rec->id;
     ds_proj_t p;
+    int64_t floor_us = -1;
     if (ds_cmd_open_project_trusted(&ctx, &id, &p) == DS_OK && DS_BE_HAS(p.be->ops, history_expire) &&
         p.be->ops->history_expire) {
-        int64_t keep = (int64_t)p.rec.retention_days * day_seconds() * 1000000;
-        int64_t rows = 0;
-        if (ds_be_history_expire(p.be, &p.call, now_us() - keep, &rows) != DS_OK)
+        int64_t t = now_us(), rows = 0, next = INT64_MAX;
+        bool with_next = DS_BE_HAS(p.be->ops, history_expire_next) && p.be->ops->history_expire_next;
+        ds_status_t st = with_next ? ds_be_history_expire_next(p.be, &p.call, t - keep_us(&p.rec), &rows, &next)
+                                   : ds_be_history_expire(p.be, &p.call, t - keep_us(&p.rec), &rows);
+        if (st != DS_OK)
             ds_log(DS_LOG_WARN, "project %s: history not expired: %s", rec->id, ctx.err.message);
-        else if (rows) {
-            rows_expired += rows;
-            ds_log(DS_LOG_INFO, "project %s: %lld history rows past the retention removed", rec->id, (long long)rows);
-            ds_cmd_compact_soon(rec->id);
+        else {
+            if (with_next)
+                floor_us = next < t - SWEEP_FLOOR_MARGIN_US ? next : t - SWEEP_FLOOR_MARGIN_US;
+            if (rows) {
+                rows_expired += rows;
+                ds_log(DS_LOG_INFO, "project %s: %lld history rows past the retention removed", rec->id,
+                       (long long)rows);
+                ds_cmd_compact_soon(rec->id);
+            }
         }
     }
     ds_arena_destroy(&arena);
+    return floor_us;
 }
 
 static void sweep_once(void *ud)
@@ -187,11 +238,40 @@ static void sweep_once(void *ud)
     (void)ud;
     ds_arena_t *arena = ds_arena_create();
     ds_project_rec_t *recs = NULL;
-    size_t n = 0;
+    size_t n = 0, left_alone = 0;
     ds_err_t err = {0};
-    if (arena && ds_catalog_project_list(arena, &recs, &n, &err) == DS_OK)
-        for (size_t i = 0; i < n && !ds_periodic_stopping(sweeper); i++)
-            sweep_project(&recs[i]);
+    if (!arena || ds_catalog_project_list(arena, &recs, &n, &err) != DS_OK) {
+        ds_arena_destroy(&arena);
+        return;
+    }
+    /* The next table has this sweep's projects only: deleted ones drop out. */
+    sweep_due_t *next = n ? calloc(n, sizeof(*next)) : NULL;
+    size_t n_next = 0;
+    for (size_t i = 0; i < n && !ds_periodic_stopping(sweeper); i++) {
+        sweep_due_t key;
+        snprintf(key.id, sizeof(key.id), "%s", recs[i].id);
+        const sweep_due_t *known = n_dues ? bsearch(&key, dues, n_dues, sizeof(*dues), due_cmp) : NULL;
+        int64_t floor_us = known ? known->floor_us : -1, keep = keep_us(&recs[i]);
+        if (floor_us >= 0 && keep > 0 && floor_us <= INT64_MAX - keep && floor_us + keep > now_us()) {
+            left_alone++;
+            projects_left_alone++;
+        } else {
+            floor_us = sweep_project(&recs[i]);
+            projects_swept++;
+        }
+        if (next && floor_us >= 0) {
+            next[n_next] = key;
+            next[n_next++].floor_us = floor_us;
+        }
+    }
+    if (next)
+        qsort(next, n_next, sizeof(*next), due_cmp);
+    free(dues);
+    dues = next;
+    n_dues = n_next;
+    if (left_alone)
+        ds_log(DS_LOG_DEBUG, "history sweep: %zu of %zu projects left alone (nothing due before their retention)",
+               left_alone, n);
     ds_arena_destroy(&arena);
 }
 
@@ -201,4 +281,10 @@ ds_status_t ds_history_sweep_start(ds_err_t *err)
                              sweep_once, NULL, err);
 }
 
-void ds_history_sweep_stop(void) { ds_periodic_stop(&sweeper); }
+void ds_history_sweep_stop(void)
+{
+    ds_periodic_stop(&sweeper);
+    free(dues);
+    dues = NULL;
+    n_dues = 0;
+}

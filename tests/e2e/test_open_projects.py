@@ -152,7 +152,9 @@ def test_the_history_sweep_is_no_use_to_the_idle_detach(server_factory):
     memory that way until the detach)."""
     import time
 
-    server = server_factory(env={"DUCKSTORE_BE_DUCKDB_IDLE_DETACH": "3s", "DUCKSTORE_HISTORY_SWEEP_SECONDS": "2"})
+    # A "day" of a second: every project's history is due at every sweep (see the next test).
+    server = server_factory(env={"DUCKSTORE_BE_DUCKDB_IDLE_DETACH": "3s", "DUCKSTORE_HISTORY_SWEEP_SECONDS": "2",
+                                 "DUCKSTORE_RETENTION_DAY_SECONDS": "1"})
     admin = server.api()
     _setup(admin)
 
@@ -174,6 +176,54 @@ def test_the_history_sweep_is_no_use_to_the_idle_detach(server_factory):
     held = time.monotonic() - rose
     assert held < 2.5, f"the projects a sweep attached stayed attached {held:.1f} s (idle detach 3 s)"
     assert metric(get_metrics(admin), "duckstore_engine_memory_bytes") == 0
+
+
+def test_the_history_sweep_leaves_alone_projects_with_nothing_due(server_factory):
+    """The history sweep opened every project every period, so an idle server attached all its projects
+    every 5 minutes. A project whose history has nothing that could expire before its retention passes
+    (7 days here) is now left alone, not attached, until then; duckstore_history_sweep_left_alone_total
+    counts it. A project written meanwhile stays left alone: what a write records is newer than the sweep.
+    (With "days" of a second or two the sweep still opens and expires: test_time_travel's retention tests.)"""
+    import time
+
+    server = server_factory(env={"DUCKSTORE_BE_DUCKDB_IDLE_DETACH": "2s", "DUCKSTORE_HISTORY_SWEEP_SECONDS": "1"})
+    admin = server.api()
+    _setup(admin)
+
+    def load(i):
+        body = "k0,v\n" + "".join(f"{k},{i}.5\n" for k in range(i, i + 20))
+        fid = expect(admin.post(f"/projects/lru0/files?name=d{i}.csv", data=body), 201)["id"]
+        expect(admin.post("/projects/lru0/buckets/in.c-b0/tables/base0/import/file",
+                          {"file_id": fid, "incremental": True}), 200)
+
+    load(0)
+    load(10)  # two writes: lru0 has history rows and writes the sweep could one day expire
+    time.sleep(2.5)  # two sweeps at least: every project has been swept once
+
+    def sample():
+        m = get_metrics(admin)
+        return (metric(m, "duckstore_open_projects"), metric(m, "duckstore_history_sweep_projects_total"),
+                metric(m, "duckstore_history_sweep_left_alone_total"))
+
+    def stays_detached(seconds, why):
+        deadline = time.monotonic() + 15
+        while sample()[0] > 0 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        _, swept0, alone0 = sample()
+        assert swept0 >= N, f"the sweep opened {swept0} projects, fewer than the {N} there are"
+        end = time.monotonic() + seconds
+        while time.monotonic() < end:
+            open_now, swept, _ = sample()
+            assert open_now == 0, f"{why}: the sweep attached a project with nothing due"
+            assert swept == swept0, f"{why}: the sweep opened {swept - swept0} project(s) with nothing due"
+            time.sleep(0.05)
+        alone = sample()[2]
+        assert alone >= alone0 + 2 * N, f"{why}: {alone - alone0} projects left alone in {seconds} s of sweeps"
+
+    stays_detached(4, "idle")
+    load(20)
+    stays_detached(4, "after a write")
+    assert expect(admin.get("/projects/lru0/buckets/in.c-b0/tables/base0"), 200)["rows"] == 40
 
 
 def test_a_written_project_is_checkpointed_once_quiet(server_factory):
