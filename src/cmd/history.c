@@ -186,9 +186,12 @@ static size_t n_dues;
 /*
  * A write records its history at a moment taken right before its commit: one
  * that took it before the sweep's call and committed after the call looked
- * is not in next_us. The floor starts this much before the call.
+ * is not in next_us. The floor starts this much before the call. Were such a
+ * write later still, its history would expire one due sweep late: kept
+ * longer, never shorter (what a client may restore is checked against the
+ * retention above, not against what is kept).
  */
-#define SWEEP_FLOOR_MARGIN_US (60 * INT64_C(1000000))
+#define SWEEP_FLOOR_MARGIN_US (10 * INT64_C(1000000))
 
 static int due_cmp(const void *a, const void *b)
 {

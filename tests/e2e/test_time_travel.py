@@ -368,6 +368,42 @@ def test_sweep_removes_history_rows(server_factory):
     assert metric(get_metrics(admin), "duckstore_history_rows_expired_total") >= 100
 
 
+def test_the_sweep_expires_on_time_though_it_leaves_the_project_alone(server_factory):
+    """The sweep opens a project only when something of its history can expire (history_expire_next):
+    with a retention of 20 s (2 "days" of 10 s) and a sweep every second it opens the project a few
+    times, not every second, and still removes the rows an upsert recorded within a sweep or two of
+    their moment passing the retention (never before)."""
+    server = server_factory(env={"DUCKSTORE_RETENTION_DAY_SECONDS": "10", "DUCKSTORE_HISTORY_SWEEP_SECONDS": "1"})
+    admin = server.api()
+    expect(admin.post("/projects", {"id": "p1", "data_retention_time": 2}), 201)
+    p = Proj.__new__(Proj)
+    p.server, p.admin, p.pid, p.bucket, p.api = server, admin, "p1", BUCKET, admin
+    expect(admin.post("/projects/p1/buckets", {"stage": "in", "name": "c-tt"}), 201)
+    p.create_table("u", [{"name": "id", "type": "INTEGER"}], primary_key=["id"])
+    p.load_rows("u", ["id"], [[str(i)] for i in range(20)], incremental=False)
+
+    def swept():
+        return metric(get_metrics(admin), "duckstore_history_sweep_projects_total")
+
+    swept0 = swept()
+    w_from = time.time()
+    p.load_rows("u", ["id"], [[str(i)] for i in range(10, 30)], incremental=True)  # replaces 10: recorded
+    w_to = time.time()
+    keep = 20
+    t_exp = None
+    while time.time() < w_to + keep + 15:
+        if metric(get_metrics(admin), "duckstore_history_rows_expired_total") > 0:
+            t_exp = time.time()
+            break
+        time.sleep(0.1)
+    assert t_exp is not None, "the upsert's history rows were not removed within 15 s of their expiry"
+    assert t_exp >= w_from + keep - 0.5, f"removed {w_from + keep - t_exp:.1f} s before the retention passed"
+    assert t_exp <= w_to + keep + 3, f"removed {t_exp - w_to - keep:.1f} s after the retention passed"
+    opened = swept() - swept0
+    assert opened <= 8, f"the sweep opened the project {opened} times in {t_exp - w_from:.0f} s of 1-s sweeps"
+    assert len(content(p, "u")["rows"]) == 30
+
+
 def test_branch_history_is_its_own(tt):
     tt.create_table("br", [{"name": "id", "type": "INTEGER"}, {"name": "v"}], primary_key=["id"])
     tt.load_rows("br", ["id", "v"], [["1", "main"]])
