@@ -203,7 +203,8 @@ static int64_t keep_us(const ds_project_rec_t *rec)
     return (int64_t)rec->retention_days * day_seconds() * 1000000;
 }
 
-/* Sweeps rec's project; returns its floor (see sweep_due_t), or -1 when unknown. */
+/* Sweeps rec's project; returns its floor (see sweep_due_t): INT64_MAX when its backend keeps no history, -1
+ * when unknown. */
 static int64_t sweep_project(const ds_project_rec_t *rec)
 {
     ds_arena_t *arena = ds_arena_create();
@@ -213,8 +214,10 @@ static int64_t sweep_project(const ds_project_rec_t *rec)
     const char *id = rec->id;
     ds_proj_t p;
     int64_t floor_us = -1;
-    if (ds_cmd_open_project_trusted(&ctx, &id, &p) == DS_OK && DS_BE_HAS(p.be->ops, history_expire) &&
-        p.be->ops->history_expire) {
+    bool opened = ds_cmd_open_project_trusted(&ctx, &id, &p) == DS_OK;
+    if (opened && (!DS_BE_HAS(p.be->ops, history_expire) || !p.be->ops->history_expire))
+        floor_us = INT64_MAX;
+    else if (opened) {
         int64_t t = now_us(), rows = 0, next = INT64_MAX;
         bool with_next = DS_BE_HAS(p.be->ops, history_expire_next) && p.be->ops->history_expire_next;
         ds_status_t st = with_next ? ds_be_history_expire_next(p.be, &p.call, t - keep_us(&p.rec), &rows, &next)
@@ -255,7 +258,9 @@ static void sweep_once(void *ud)
         snprintf(key.id, sizeof(key.id), "%s", recs[i].id);
         const sweep_due_t *known = n_dues ? bsearch(&key, dues, n_dues, sizeof(*dues), due_cmp) : NULL;
         int64_t floor_us = known ? known->floor_us : -1, keep = keep_us(&recs[i]);
-        if (floor_us >= 0 && keep > 0 && floor_us <= INT64_MAX - keep && floor_us + keep > now_us()) {
+        bool not_due = floor_us == INT64_MAX ||
+                       (floor_us >= 0 && keep > 0 && floor_us <= INT64_MAX - keep && floor_us + keep > now_us());
+        if (not_due) {
             left_alone++;
             projects_left_alone++;
         } else {

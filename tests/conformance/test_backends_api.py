@@ -264,3 +264,32 @@ def test_concurrent_requests_while_loading_and_unloading(server_factory, pg, pg_
             t.join()
     assert not failures, failures[:3]
     assert names(admin) == ["duckdb"]
+
+
+def test_the_history_sweep_leaves_a_backend_without_history_alone(server_factory, pg, pg_db, plugin_dir):
+    """A project whose backend keeps no history (no history_expire) is opened by the history sweep once, to
+    learn its backend, and then left alone: the sweep used to open it every period for nothing."""
+    import time
+
+    from e2e_lib import get_metrics, metric
+
+    install(plugin_dir, "tiny.so")
+    s = server_factory(env=backend_env(pg, pg_db, DUCKSTORE_PLUGIN_DIR=str(plugin_dir),
+                                       DUCKSTORE_HISTORY_SWEEP_SECONDS="1"))
+    admin = s.api()
+    expect(admin.post("/projects", {"id": "tp", "backend": "tiny"}), 201)
+
+    def counts():
+        m = get_metrics(admin)
+        return (metric(m, "duckstore_history_sweep_projects_total"),
+                metric(m, "duckstore_history_sweep_left_alone_total"))
+
+    deadline = time.monotonic() + 10
+    while counts()[0] < 1 and time.monotonic() < deadline:
+        time.sleep(0.1)
+    swept0, alone0 = counts()
+    assert swept0 == 1, f"the sweep opened the tiny project {swept0} times before the check began"
+    time.sleep(3.5)
+    swept, alone = counts()
+    assert swept == swept0, f"the sweep opened a project without history {swept - swept0} more times"
+    assert alone >= alone0 + 2, "the sweep did not run, or did not count the project it left alone"
