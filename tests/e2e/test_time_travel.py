@@ -292,6 +292,20 @@ def test_read_key_refused(tt):
     assert "k2" not in names
 
 
+def _swept_project(server_factory, day_seconds, retention, table):
+    """A server whose history sweep runs every second and whose "day" is day_seconds; project p1 with a
+    retention of that many such days, bucket c-tt and an INTEGER-keyed table."""
+    server = server_factory(env={"DUCKSTORE_RETENTION_DAY_SECONDS": str(day_seconds),
+                                 "DUCKSTORE_HISTORY_SWEEP_SECONDS": "1"})
+    admin = server.api()
+    expect(admin.post("/projects", {"id": "p1", "data_retention_time": retention}), 201)
+    p = Proj.__new__(Proj)
+    p.server, p.admin, p.pid, p.bucket, p.api = server, admin, "p1", BUCKET, admin
+    expect(admin.post("/projects/p1/buckets", {"stage": "in", "name": "c-tt"}), 201)
+    p.create_table(table, [{"name": "id", "type": "INTEGER"}], primary_key=["id"])
+    return server, admin, p
+
+
 def test_retention_field_and_expiry(server_factory):
     """data_retention_time on create/update; the sweep drops history past it (short days for the test)."""
     server = server_factory(env={"DUCKSTORE_RETENTION_DAY_SECONDS": "2", "DUCKSTORE_HISTORY_SWEEP_SECONDS": "1"})
@@ -341,13 +355,7 @@ def test_sweep_removes_history_rows(server_factory):
     """The background sweep deletes a dropped table's whole history once its drop is past the retention: the
     rows are counted in /metrics (duckstore_history_rows_expired_total; before, a dropped table's history
     counted 0 rows, so no compaction followed it) and the table can no longer be restored."""
-    server = server_factory(env={"DUCKSTORE_RETENTION_DAY_SECONDS": "1", "DUCKSTORE_HISTORY_SWEEP_SECONDS": "1"})
-    admin = server.api()
-    expect(admin.post("/projects", {"id": "p1", "data_retention_time": 1}), 201)
-    p = Proj.__new__(Proj)
-    p.server, p.admin, p.pid, p.bucket, p.api = server, admin, "p1", BUCKET, admin
-    expect(admin.post("/projects/p1/buckets", {"stage": "in", "name": "c-tt"}), 201)
-    p.create_table("w", [{"name": "id", "type": "INTEGER"}], primary_key=["id"])
+    server, admin, p = _swept_project(server_factory, 1, 1, "w")
     for k in range(5):
         p.load_rows("w", ["id"], [[str(i + k)] for i in range(20)], incremental=False)
     t_drop = time.time()
@@ -373,13 +381,7 @@ def test_the_sweep_expires_on_time_though_it_leaves_the_project_alone(server_fac
     with a retention of 20 s (2 "days" of 10 s) and a sweep every second it opens the project a few
     times, not every second, and still removes the rows an upsert recorded within a sweep or two of
     their moment passing the retention (never before)."""
-    server = server_factory(env={"DUCKSTORE_RETENTION_DAY_SECONDS": "10", "DUCKSTORE_HISTORY_SWEEP_SECONDS": "1"})
-    admin = server.api()
-    expect(admin.post("/projects", {"id": "p1", "data_retention_time": 2}), 201)
-    p = Proj.__new__(Proj)
-    p.server, p.admin, p.pid, p.bucket, p.api = server, admin, "p1", BUCKET, admin
-    expect(admin.post("/projects/p1/buckets", {"stage": "in", "name": "c-tt"}), 201)
-    p.create_table("u", [{"name": "id", "type": "INTEGER"}], primary_key=["id"])
+    server, admin, p = _swept_project(server_factory, 10, 2, "u")
     p.load_rows("u", ["id"], [[str(i)] for i in range(20)], incremental=False)
 
     def swept():
