@@ -249,6 +249,23 @@ static json_t *point_json(const char *target, int conns, const point_t *p)
                      "before", p->threads_before, "peak", p->threads_peak, "after", p->threads_after);
 }
 
+/* A point's counts and settled RSS as table cells. */
+typedef struct {
+    char s2xx[24], s429[24], other[24], timeouts[24], settled[40];
+} point_text_t;
+
+static void point_text(const point_t *p, point_text_t *t)
+{
+    snprintf(t->s2xx, sizeof(t->s2xx), "%lld", (long long)p->s2xx);
+    snprintf(t->s429, sizeof(t->s429), "%lld", (long long)p->s429);
+    snprintf(t->other, sizeof(t->other), "%lld", (long long)p->other);
+    snprintf(t->timeouts, sizeof(t->timeouts), "%lld", (long long)p->timeouts);
+    if (p->rss_settled >= 0)
+        snprintf(t->settled, sizeof(t->settled), "%s (%.0f s)", bench_mb(p->rss_settled), p->settled_after_s);
+    else
+        snprintf(t->settled, sizeof(t->settled), "-");
+}
+
 /* The first INC_ROWS rows of the request table's CSV: a small incremental import. */
 static char *small_csv(const bench_t *b)
 {
@@ -462,24 +479,17 @@ static void sustained(bench_t *b, const char *const *mix, json_t *pj)
     const char *headers[] = {"conns", "seconds", "req/s", "2xx", "429", "other", "timeouts", "RSS MB before",
                              "peak", "after", "settled", "idle", "idle/before", "attached idle", NULL};
     bench_table_t *t = bench_table_new("load: RSS after the mix at 256 connections, once the server is idle", headers);
-    char cs[16], secs[16], s2[24], s4[24], ot[24], to[24], settled[32];
+    char cs[16], secs[16], idle_s[40];
+    point_text_t pt;
+    point_text(&p, &pt);
     snprintf(cs, sizeof(cs), "%d", SUSTAINED_CONNS);
     snprintf(secs, sizeof(secs), "%.0f", p.seconds);
-    snprintf(s2, sizeof(s2), "%lld", (long long)p.s2xx);
-    snprintf(s4, sizeof(s4), "%lld", (long long)p.s429);
-    snprintf(ot, sizeof(ot), "%lld", (long long)p.other);
-    snprintf(to, sizeof(to), "%lld", (long long)p.timeouts);
-    if (p.rss_settled >= 0)
-        snprintf(settled, sizeof(settled), "%s (%.0f s)", bench_mb(p.rss_settled), p.settled_after_s);
-    else
-        snprintf(settled, sizeof(settled), "-");
-    char idle_s[32];
     if (idle >= 0)
         snprintf(idle_s, sizeof(idle_s), "%s (%.0f s)", bench_mb(idle), idle_after_s);
     else
         snprintf(idle_s, sizeof(idle_s), "-");
-    const char *cells[] = {cs, secs, bench_int((int64_t)p.rps), s2, s4, ot, to, bench_mb(p.rss_before),
-                           bench_mb(p.rss_peak), bench_mb(p.rss_after), settled, idle_s,
+    const char *cells[] = {cs, secs, bench_int((int64_t)p.rps), pt.s2xx, pt.s429, pt.other, pt.timeouts,
+                           bench_mb(p.rss_before), bench_mb(p.rss_peak), bench_mb(p.rss_after), pt.settled, idle_s,
                            judged ? bench_num(ratio, 2) : "-", open_projects < 0 ? "-" : bench_int(open_projects),
                            NULL};
     bench_table_row(t, cells);
@@ -493,17 +503,13 @@ static void sustained(bench_t *b, const char *const *mix, json_t *pj)
                         "of its level before: %s",
                      !judged ? "not judged (QUICK run)" : met ? "met" : "NOT MET");
     bench_table_print(t);
-    json_t *idle_j = idle >= 0 ? json_integer((json_int_t)idle) : json_null();
-    json_t *settled_j = p.rss_settled >= 0 ? json_integer((json_int_t)p.rss_settled) : json_null();
-    json_object_set_new(
-        pj, "after_sustained_mix",
-        json_pack("{s:i,s:f,s:I,s:f,s:I,s:I,s:I,s:I,s:{s:I,s:I,s:I,s:o,s:f,s:o,s:f,s:I},s:o}", "connections",
-                  SUSTAINED_CONNS, "seconds", p.seconds, "requests", (json_int_t)p.requests, "rps", p.rps, "s2xx",
-                  (json_int_t)p.s2xx, "s429", (json_int_t)p.s429, "other", (json_int_t)p.other, "timeouts",
-                  (json_int_t)p.timeouts, "rss", "before", (json_int_t)p.rss_before, "peak", (json_int_t)p.rss_peak,
-                  "after", (json_int_t)p.rss_after, "settled", settled_j, "settled_after_s", p.settled_after_s,
-                  "idle", idle_j, "idle_after_s", idle_after_s, "idle_open_projects", (json_int_t)open_projects,
-                  "goal_met", judged ? json_boolean(met) : json_null()));
+    json_t *j = point_json("mix", SUSTAINED_CONNS, &p);
+    json_t *rss = json_object_get(j, "rss");
+    json_object_set_new(rss, "idle", idle >= 0 ? json_integer((json_int_t)idle) : json_null());
+    json_object_set_new(rss, "idle_after_s", json_real(idle_after_s));
+    json_object_set_new(rss, "idle_open_projects", json_integer((json_int_t)open_projects));
+    json_object_set_new(j, "goal_met", judged ? json_boolean(met) : json_null());
+    json_object_set_new(pj, "after_sustained_mix", j);
 }
 
 void bench_phase_load(bench_t *b)
@@ -557,33 +563,26 @@ void bench_phase_load(bench_t *b)
             point_t p;
             bench_note("load: %s, %d connections, %d s", targets[ti].name, conns[ci], seconds);
             run_wrk(b, conns[ci], seconds, targets[ti].keyed ? key : NULL, mixes[ti], &p);
-            char cs[16], thr[48], rss[64], s2[24], s4[24], ot[24], to[24], se[24];
+            char cs[16], thr[48], rss[96], se[24];
+            point_text_t pt;
+            point_text(&p, &pt);
             snprintf(cs, sizeof(cs), "%d", conns[ci]);
             snprintf(thr, sizeof(thr), "%d/%d/%d", p.threads_before, p.threads_peak, p.threads_after);
             snprintf(rss, sizeof(rss), "%s/", bench_mb(p.rss_before));
             snprintf(rss + strlen(rss), sizeof(rss) - strlen(rss), "%s/", bench_mb(p.rss_peak));
-            snprintf(rss + strlen(rss), sizeof(rss) - strlen(rss), "%s/", bench_mb(p.rss_after));
-            if (p.rss_settled >= 0)
-                snprintf(rss + strlen(rss), sizeof(rss) - strlen(rss), "%s (%.0f s)", bench_mb(p.rss_settled),
-                         p.settled_after_s);
-            else
-                snprintf(rss + strlen(rss), sizeof(rss) - strlen(rss), "-");
+            snprintf(rss + strlen(rss), sizeof(rss) - strlen(rss), "%s/%s", bench_mb(p.rss_after), pt.settled);
             char eng[48];
             snprintf(eng, sizeof(eng), "%s/%s", bench_mb(p.engine_before), bench_mb(p.engine_settled));
-            snprintf(s2, sizeof(s2), "%lld", (long long)p.s2xx);
-            snprintf(s4, sizeof(s4), "%lld", (long long)p.s429);
-            snprintf(ot, sizeof(ot), "%lld", (long long)p.other);
-            snprintf(to, sizeof(to), "%lld", (long long)p.timeouts);
             snprintf(se, sizeof(se), "%lld", (long long)p.sock_errors);
             const char *cells[] = {targets[ti].name,
                                    cs,
                                    bench_int((int64_t)p.rps),
                                    bench_num(p.p50_ms, 1),
                                    bench_num(p.p99_ms, 1),
-                                   s2,
-                                   s4,
-                                   ot,
-                                   to,
+                                   pt.s2xx,
+                                   pt.s429,
+                                   pt.other,
+                                   pt.timeouts,
                                    se,
                                    thr,
                                    rss,
