@@ -54,6 +54,8 @@
 
 typedef struct {
     int64_t requests, s2xx, s429, other, timeouts, sock_errors;
+    int64_t sock_connect, sock_read, sock_write; /* sock_errors by kind, as wrk counts them */
+    int64_t loop_full_batches; /* duckstore_http_event_loop_full_batches_total during the point */
     double seconds, rps, p50_ms, p99_ms;
     double drain_s; /* waited before the point for the previous one's dropped requests */
     int64_t rss_before, rss_peak, rss_after;
@@ -201,6 +203,7 @@ static void run_wrk(const bench_t *b, int conns, int seconds, const char *key, c
     pthread_t th;
     p->drain_s = wait_idle(b);
     p->engine_before = (int64_t)bench_metric(b->http, b->server.key, "duckstore_engine_memory_bytes");
+    double full_batches0 = bench_metric(b->http, b->server.key, "duckstore_http_event_loop_full_batches_total");
     sample_begin(p, &th);
     FILE *f = popen(cmd, "r");
     if (!f)
@@ -218,6 +221,8 @@ static void run_wrk(const bench_t *b, int conns, int seconds, const char *key, c
     int rc = pclose(f);
     sample_end(p, th);
     p->engine_settled = (int64_t)bench_metric(b->http, b->server.key, "duckstore_engine_memory_bytes");
+    p->loop_full_batches =
+        (int64_t)(bench_metric(b->http, b->server.key, "duckstore_http_event_loop_full_batches_total") - full_batches0);
     if (!got || rc != 0)
         bench_die("wrk failed (exit %d) or printed no DS_LOAD line: %s", rc, cmd);
     free(cmd);
@@ -228,6 +233,9 @@ static void run_wrk(const bench_t *b, int conns, int seconds, const char *key, c
     p->other = ot;
     p->timeouts = to;
     p->sock_errors = ce + re + we;
+    p->sock_connect = ce;
+    p->sock_read = re;
+    p->sock_write = we;
     p->rps = secs > 0 ? (double)req / secs : 0;
     p->p50_ms = (double)p50 / 1000.0;
     p->p99_ms = (double)p99 / 1000.0;
@@ -236,17 +244,22 @@ static void run_wrk(const bench_t *b, int conns, int seconds, const char *key, c
 static json_t *point_json(const char *target, int conns, const point_t *p)
 {
     json_t *settled = p->rss_settled >= 0 ? json_integer((json_int_t)p->rss_settled) : json_null();
-    return json_pack("{s:s,s:i,s:f,s:f,s:I,s:f,s:f,s:f,s:I,s:I,s:I,s:I,s:I,"
-                     "s:{s:I,s:I,s:I,s:o,s:f,s:I,s:I},s:{s:i,s:i,s:i}}",
-                     "target", target, "connections", conns, "drain_before_s", p->drain_s, "seconds", p->seconds,
-                     "requests", (json_int_t)p->requests, "rps", p->rps, "p50_ms", p->p50_ms, "p99_ms", p->p99_ms,
-                     "status_2xx", (json_int_t)p->s2xx, "status_429", (json_int_t)p->s429, "status_other",
-                     (json_int_t)p->other, "timeouts", (json_int_t)p->timeouts, "socket_errors",
-                     (json_int_t)p->sock_errors, "rss", "before", (json_int_t)p->rss_before, "peak",
-                     (json_int_t)p->rss_peak, "after", (json_int_t)p->rss_after, "settled", settled,
-                     "settled_after_s", p->settled_after_s, "engine_before", (json_int_t)p->engine_before,
-                     "engine_settled", (json_int_t)p->engine_settled, "threads",
-                     "before", p->threads_before, "peak", p->threads_peak, "after", p->threads_after);
+    json_t *j = json_pack("{s:s,s:i,s:f,s:f,s:I,s:f,s:f,s:f,s:I,s:I,s:I,s:I,s:I,"
+                          "s:{s:I,s:I,s:I,s:o,s:f,s:I,s:I},s:{s:i,s:i,s:i}}",
+                          "target", target, "connections", conns, "drain_before_s", p->drain_s, "seconds", p->seconds,
+                          "requests", (json_int_t)p->requests, "rps", p->rps, "p50_ms", p->p50_ms, "p99_ms", p->p99_ms,
+                          "status_2xx", (json_int_t)p->s2xx, "status_429", (json_int_t)p->s429, "status_other",
+                          (json_int_t)p->other, "timeouts", (json_int_t)p->timeouts, "socket_errors",
+                          (json_int_t)p->sock_errors, "rss", "before", (json_int_t)p->rss_before, "peak",
+                          (json_int_t)p->rss_peak, "after", (json_int_t)p->rss_after, "settled", settled,
+                          "settled_after_s", p->settled_after_s, "engine_before", (json_int_t)p->engine_before,
+                          "engine_settled", (json_int_t)p->engine_settled, "threads",
+                          "before", p->threads_before, "peak", p->threads_peak, "after", p->threads_after);
+    json_object_set_new(j, "socket_errors_by_kind",
+                        json_pack("{s:I,s:I,s:I}", "connect", (json_int_t)p->sock_connect, "read",
+                                  (json_int_t)p->sock_read, "write", (json_int_t)p->sock_write));
+    json_object_set_new(j, "event_loop_full_batches", json_integer((json_int_t)p->loop_full_batches));
+    return j;
 }
 
 /* A point's counts and settled RSS as table cells. */
@@ -558,6 +571,7 @@ void bench_phase_load(bench_t *b)
                              NULL};
     bench_table_t *t = bench_table_new("load: wrk against the server (REST)", headers);
     bool goals = true;
+    int64_t full_batches = 0;
     for (size_t ci = 0; ci < sizeof(conns) / sizeof(conns[0]); ci++)
         for (size_t ti = 0; ti < sizeof(targets) / sizeof(targets[0]); ti++) {
             point_t p;
@@ -589,6 +603,7 @@ void bench_phase_load(bench_t *b)
                                    eng,
                                    NULL};
             bench_table_row(t, cells);
+            full_batches += p.loop_full_batches;
             json_array_append_new(items, point_json(json_names[ti], conns[ci], &p));
             if (p.other || p.timeouts)
                 goals = false;
@@ -606,6 +621,9 @@ void bench_phase_load(bench_t *b)
                         "duckstore_engine_memory_bytes (DuckDB's buffer manager: cached table blocks, query state) "
                         "before and after the settled reading.",
                      seconds, b->machine.cores, SETTLE_MIN_S, SETTLE_MAX_S);
+    bench_table_note(t, "full batches of events (duckstore_http_event_loop_full_batches_total: epoll_wait calls of the "
+                        "event loops that returned 128 events; see docs/architecture.md) over all points: %lld",
+                     (long long)full_batches);
     bench_table_note(t, "goals: 0 other, 0 timeouts, objectinfo p99 < 100 ms at 256 connections, RSS settled (QUICK: "
                         "after) within 20%% of before: %s",
                      goals ? "met" : "NOT MET (see the rows)");

@@ -36,18 +36,18 @@
  * without completing the headers. Connections that send nothing are idle and
  * are closed by libmicrohttpd after DUCKSTORE_IDLE_TIMEOUT.
  *
- * Stalled event loops: libmicrohttpd's epoll loop (0.9.75, and 1.0.1 still)
- * calls epoll_wait again, with its full timeout, whenever one call returned
- * its maximum of 128 events, before it handles any of them. When exactly 128
- * connections of one loop became ready at once (a burst of new clients, or a
+ * A full batch of events: libmicrohttpd's epoll loop (0.9.75, and 1.0.1
+ * still) calls epoll_wait again, with its full timeout, whenever one call
+ * returned its maximum of 128 events, before it handles any of them. When 128
+ * connections of one loop were ready at once (a burst of new clients, or a
  * loop held up while 128 requests arrived) and nothing else happens on that
- * loop, it sleeps on them until a connection times out (DUCKSTORE_IDLE_TIMEOUT)
- * or the slow-header check cuts them. The sweeper sees such a request: its
- * connection holds bytes its loop did not read since the last look, and none
- * arrived meanwhile (SIOCINQ). It then wakes that loop with one new event on
- * a few such connections (wake_loop_of), counted in
- * duckstore_http_event_loop_wakeups_total: such a stall lasts one to two
- * seconds instead of many.
+ * loop, it slept on them until a connection timed out or the slow-header
+ * check cut them. This file defines epoll_wait, which takes the place of
+ * libc's for libmicrohttpd (a shared library's calls bind to the executable's
+ * definition): on an event-loop thread the call after a full batch does not
+ * wait (timeout 0), so the loop handles the batch at once. The rest of the
+ * process gets libc's behaviour. ds_rest_start checks that the definition is
+ * the one in effect.
  * Lock order: conns_lock is a leaf; libmicrohttpd's close notification takes
  * it before the socket is closed, so the sweeper never shuts a reused fd.
  * A request's batch_lock is taken before libmicrohttpd's own locks (it is
@@ -62,8 +62,8 @@
  * limit are read and discarded, then answered with 413.
  */
 #include <arpa/inet.h>
+#include <dlfcn.h>
 #include <errno.h>
-#include <linux/sockios.h>
 #include <linux/tcp.h>
 #include <microhttpd.h>
 #include <netinet/in.h>
@@ -73,7 +73,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-#include <sys/ioctl.h>
+#include <sys/epoll.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <time.h>
@@ -107,8 +107,6 @@ typedef struct conn {
     bool seen;                  /* sweeper only: bytes past mark were seen ... */
     struct timespec first_byte; /* ... first at this time ... */
     unsigned long long seen_mark; /* ... in the wait that began with this mark */
-    unsigned long long unread_at; /* sweeper only: bytes received at the last look that found some unread, or 0 */
-    bool woken;                   /* sweeper only: its loop was woken for this stall */
     bool url_nul;               /* the request line being parsed decoded a %00 (see unescape_url) */
 } conn_t;
 
@@ -164,7 +162,23 @@ static int64_t n_conns;
 static bool sweeper_stop;
 static bool sweeper_running;
 static pthread_t sweeper;
-static atomic_llong loop_wakeups; /* connections whose stalled event loop the sweeper woke */
+
+/* ---- epoll_wait for libmicrohttpd's loops (see DESIGN: a full batch of events) ---- */
+
+static _Thread_local bool on_event_loop;   /* this thread runs a libmicrohttpd event loop (set by its callbacks) */
+static _Thread_local bool after_full_batch; /* its last epoll_wait returned as many events as it could hold */
+static atomic_llong full_batches;
+
+int epoll_wait(int epfd, struct epoll_event *events, int maxevents, int timeout)
+{
+    if (on_event_loop && after_full_batch)
+        timeout = 0; /* more events may be ready; the ones in hand come first, so no waiting */
+    int n = epoll_pwait(epfd, events, maxevents, timeout, NULL);
+    after_full_batch = on_event_loop && n == maxevents;
+    if (after_full_batch)
+        atomic_fetch_add(&full_batches, 1);
+    return n;
+}
 
 static double elapsed_s(const struct timespec *start)
 {
@@ -974,6 +988,7 @@ static void free_state(req_state_t *rs)
 static void on_connection(void *cls, struct MHD_Connection *conn, void **socket_context,
                           enum MHD_ConnectionNotificationCode code)
 {
+    on_event_loop = true; /* libmicrohttpd notifies on the loop that serves the connection */
     if (code == MHD_CONNECTION_NOTIFY_STARTED) {
         conn_t *c = calloc(1, sizeof(*c));
         if (!c)
@@ -1024,36 +1039,6 @@ static void job_expired(void *arg)
     finish_job(rs);
 }
 
-/*
- * Whether bytes the connection received stayed unread by its event loop
- * since the last look (some are still in the socket and none arrived
- * meanwhile); records this look for the next one.
- */
-static bool unread_since_last_look(conn_t *c)
-{
-    int unread = 0;
-    unsigned long long got = bytes_received(c->fd);
-    bool stalled = ioctl(c->fd, SIOCINQ, &unread) == 0 && unread > 0 && c->unread_at == got;
-    c->unread_at = unread > 0 ? got : 0;
-    return stalled;
-}
-
-/*
- * Wakes the event loop of a connection whose bytes it left unread: setting
- * SO_RCVLOWAT (to 1, its default) makes Linux signal the socket readable
- * again when data waits, a new edge for the loop's epoll set. Sweeper thread,
- * under conns_lock (the fd is not closed meanwhile).
- */
-static void wake_loop_of(conn_t *c)
-{
-    int one = 1;
-    if (setsockopt(c->fd, SOL_SOCKET, SO_RCVLOWAT, &one, sizeof(one)) == 0)
-        atomic_fetch_add(&loop_wakeups, 1);
-}
-
-/* Stalled connections whose loop the sweeper wakes per look (see wake_loop_of). */
-#define WAKES_PER_LOOK 8
-
 /* How often the sweeper answers requests whose wait ran out (it checks headers every second). */
 #define EXPIRE_EVERY_MS 100
 
@@ -1065,7 +1050,6 @@ static void wake_loop_of(conn_t *c)
 static void *sweeper_main(void *arg)
 {
     struct timespec last_check = {0};
-    bool rewake = false;
     pthread_mutex_lock(&conns_lock);
     while (!sweeper_stop) {
         struct timespec now, until;
@@ -1076,7 +1060,7 @@ static void *sweeper_main(void *arg)
         if (now.tv_sec == last_check.tv_sec || sweeper_stop)
             goto sleep;
         last_check = now;
-        int64_t closed = 0, stalled = 0, woken = 0;
+        int64_t closed = 0;
         for (conn_t *c = conns; c; c = c->next) {
             if (!atomic_load(&c->waiting) || c->fd < 0 || c->cut) {
                 c->seen = false;
@@ -1094,22 +1078,8 @@ static void *sweeper_main(void *arg)
                     c->seen = true;
                     c->seen_mark = mark;
                     c->first_byte = now;
-                    c->unread_at = 0;
-                    c->woken = false;
-                    unread_since_last_look(c);
                 }
                 continue;
-            }
-            if (unread_since_last_look(c)) {
-                /* A few per look: 128 wakes at once would be the full batch that stalls the loop again. */
-                if ((!c->woken || rewake) && woken < WAKES_PER_LOOK) {
-                    wake_loop_of(c);
-                    c->woken = true;
-                    woken++;
-                }
-                stalled++;
-            } else {
-                c->woken = false;
             }
             if (now.tv_sec - c->first_byte.tv_sec >= header_timeout_s) {
                 /* The event thread sees end-of-stream and closes it; the fd stays its to close. */
@@ -1122,12 +1092,6 @@ static void *sweeper_main(void *arg)
         if (closed)
             ds_log(DS_LOG_INFO, "http: closed %lld connection(s) that did not send their headers within %llds",
                    (long long)closed, (long long)header_timeout_s);
-        if (stalled)
-            ds_log(DS_LOG_INFO,
-                   "http: %lld connection(s) had a request their event loop left unread for a second or more; woke "
-                   "the loop of %lld",
-                   (long long)stalled, (long long)woken);
-        rewake = stalled > 0 && woken == 0; /* every stalled one was woken once: again, next look */
     sleep:
         clock_gettime(CLOCK_REALTIME, &until);
         until.tv_nsec += EXPIRE_EVERY_MS * 1000000L;
@@ -1152,7 +1116,7 @@ static int64_t gauge_connections(void *ud)
 static int64_t gauge_queued(void *ud) { return pool ? ds_pool_queued(pool) : 0; }
 static int64_t gauge_bodies(void *ud) { return ds_bodymem_held(); }
 static int64_t gauge_busy(void *ud) { return pool ? ds_pool_running(pool) : 0; }
-static int64_t gauge_wakeups(void *ud) { return atomic_load(&loop_wakeups); }
+static int64_t gauge_full_batches(void *ud) { return atomic_load(&full_batches); }
 
 /* Set when the server stops: connections accepted from then on are closed at once. */
 static atomic_bool refusing_;
@@ -1251,10 +1215,15 @@ static ds_status_t start_server(const ds_config_t *cfg, unsigned flags, int port
     ds_metrics_gauge("duckstore_http_body_bytes", "Bytes of request bodies held in memory now: REST, bridge and gRPC (DUCKSTORE_BODY_MEMORY).",
                      gauge_bodies, NULL);
     ds_metrics_gauge("duckstore_http_workers_busy", "HTTP workers running a request.", gauge_busy, NULL);
-    ds_metrics_gauge("duckstore_http_event_loop_wakeups_total",
-                     "Connections whose HTTP event loop was woken because it had left their request unread for a "
-                     "second or more (a libmicrohttpd epoll stall).",
-                     gauge_wakeups, NULL);
+    ds_metrics_gauge("duckstore_http_event_loop_full_batches_total",
+                     "Times an HTTP event loop's epoll_wait returned a full batch of events (the next one then does "
+                     "not wait).",
+                     gauge_full_batches, NULL);
+    /* libmicrohttpd binds epoll_wait in the global scope: it must find this file's, or a full batch stalls a loop. */
+    if (dlsym(RTLD_DEFAULT, "epoll_wait") != (void *)epoll_wait)
+        ds_log(DS_LOG_WARN, "http: libmicrohttpd does not use duckstore's epoll_wait (is the binary linked "
+                            "statically?): an event loop handed 128 ready connections at once may stall until a "
+                            "timeout");
     ds_log(DS_LOG_INFO,
            "http: %lld event-loop thread(s), %lld workers (at most %lld per project), up to %lld connections "
            "(%lld per address)",
