@@ -16,6 +16,7 @@
  * this is what the library can do, not a model of duckstore's design.
  */
 #include "bench.h"
+#include "rest/rest.h"
 
 #include <arpa/inet.h>
 #include <grpc/byte_buffer.h>
@@ -34,6 +35,13 @@
 static struct MHD_Daemon *http_daemon;
 static char *http_oi, *http_pv;
 static size_t http_oi_len, http_pv_len;
+
+/* libmicrohttpd notifies on the loop that serves the connection: mark it (ds_rest_mark_event_loop). */
+static void on_http_connection(void *cls, struct MHD_Connection *conn, void **socket_context,
+                               enum MHD_ConnectionNotificationCode code)
+{
+    ds_rest_mark_event_loop();
+}
 
 static enum MHD_Result on_http(void *cls, struct MHD_Connection *conn, const char *url, const char *method,
                                const char *version, const char *upload_data, size_t *upload_size, void **con_cls)
@@ -68,7 +76,9 @@ int bench_const_http_start(const char *objectinfo_body, size_t oi_len, const cha
     int port = bench_free_port();
     struct sockaddr_in a = {
         .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK), .sin_port = htons((uint16_t)port)};
+    /* Its loops get duckstore's epoll_wait fix too (src/rest/server.c), so the limit is the same library's. */
     http_daemon = MHD_start_daemon(MHD_USE_EPOLL_INTERNAL_THREAD, (uint16_t)port, NULL, NULL, on_http, NULL,
+                                   MHD_OPTION_NOTIFY_CONNECTION, on_http_connection, NULL,
                                    MHD_OPTION_SOCK_ADDR, &a, MHD_OPTION_THREAD_POOL_SIZE, (unsigned)2,
                                    MHD_OPTION_CONNECTION_LIMIT, (unsigned)16384, MHD_OPTION_CONNECTION_TIMEOUT,
                                    (unsigned)60, MHD_OPTION_END);

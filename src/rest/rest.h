@@ -122,6 +122,14 @@ ds_status_t ds_rest_start(const ds_config_t *cfg, ds_err_t *err);
 /* Stops accepting, waits for in-flight requests, frees the server. */
 void ds_rest_stop(void);
 /*
+ * Marks the calling thread as a libmicrohttpd event loop, so that its
+ * epoll_wait does not wait right after a full batch of events (server.c's
+ * DESIGN). The server marks its own loops; another libmicrohttpd daemon in
+ * the process (the benchmark's constant-answer server) calls it from a
+ * connection notification.
+ */
+void ds_rest_mark_event_loop(void);
+/*
  * For harnesses (tests/fuzz/fuzz_rest.c): the same server without a
  * listening socket; ds_rest_add_connection hands it one connected socket
  * (taken over: the server closes it) as if accepted from peer.

@@ -45,9 +45,9 @@
  * check cut them. This file defines epoll_wait, which takes the place of
  * libc's for libmicrohttpd (a shared library's calls bind to the executable's
  * definition): on an event-loop thread the call after a full batch does not
- * wait (timeout 0), so the loop handles the batch at once. The rest of the
- * process gets libc's behaviour. ds_rest_start checks that the definition is
- * the one in effect.
+ * wait (timeout 0), so the loop handles the batch at once. Every other
+ * caller (gRPC's pollers among them) calls through it too and gets libc's
+ * behaviour. start_server checks that the definition is the one in effect.
  * Lock order: conns_lock is a leaf; libmicrohttpd's close notification takes
  * it before the socket is closed, so the sweeper never shuts a reused fd.
  * A request's batch_lock is taken before libmicrohttpd's own locks (it is
@@ -179,6 +179,8 @@ int epoll_wait(int epfd, struct epoll_event *events, int maxevents, int timeout)
         atomic_fetch_add(&full_batches, 1);
     return n;
 }
+
+void ds_rest_mark_event_loop(void) { on_event_loop = true; }
 
 static double elapsed_s(const struct timespec *start)
 {
@@ -988,7 +990,7 @@ static void free_state(req_state_t *rs)
 static void on_connection(void *cls, struct MHD_Connection *conn, void **socket_context,
                           enum MHD_ConnectionNotificationCode code)
 {
-    on_event_loop = true; /* libmicrohttpd notifies on the loop that serves the connection */
+    ds_rest_mark_event_loop(); /* libmicrohttpd notifies on the loop that serves the connection */
     if (code == MHD_CONNECTION_NOTIFY_STARTED) {
         conn_t *c = calloc(1, sizeof(*c));
         if (!c)
@@ -1221,8 +1223,8 @@ static ds_status_t start_server(const ds_config_t *cfg, unsigned flags, int port
                      gauge_full_batches, NULL);
     /* libmicrohttpd binds epoll_wait in the global scope: it must find this file's, or a full batch stalls a loop. */
     if (dlsym(RTLD_DEFAULT, "epoll_wait") != (void *)epoll_wait)
-        ds_log(DS_LOG_WARN, "http: libmicrohttpd does not use duckstore's epoll_wait (is the binary linked "
-                            "statically?): an event loop handed 128 ready connections at once may stall until a "
+        ds_log(DS_LOG_WARN, "http: libmicrohttpd does not use duckstore's epoll_wait (the executable does not "
+                            "export it): an event loop handed 128 ready connections at once may stall until a "
                             "timeout");
     ds_log(DS_LOG_INFO,
            "http: %lld event-loop thread(s), %lld workers (at most %lld per project), up to %lld connections "

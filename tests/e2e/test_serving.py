@@ -442,7 +442,7 @@ def test_an_event_loop_handed_128_requests_at_once_answers_them(server_factory):
             s.close()
     unanswered = [x for x in statuses if x != b"HTTP/1.1 200 OK"]
     assert not unanswered, f"{len(unanswered)} of {n} requests not answered (took {took:.1f}s): {unanswered[:3]}"
-    assert took < 1, f"the answers took {took:.1f}s"
+    assert took < 2, f"the answers took {took:.1f}s"
     full = [v for name, _, v in get_metrics(server.api()) if name == "duckstore_http_event_loop_full_batches_total"]
     assert full and full[0] >= 1, full
 
