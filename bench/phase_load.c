@@ -53,8 +53,8 @@
 #define N_SLOW 1000
 
 typedef struct {
-    int64_t requests, s2xx, s429, other, timeouts, sock_errors;
-    int64_t sock_connect, sock_read, sock_write; /* sock_errors by kind, as wrk counts them */
+    int64_t requests, s2xx, s429, other, timeouts;
+    int64_t sock_connect, sock_read, sock_write; /* wrk's socket errors by kind (sock_errors: their sum) */
     int64_t loop_full_batches; /* duckstore_http_event_loop_full_batches_total during the point */
     double seconds, rps, p50_ms, p99_ms;
     double drain_s; /* waited before the point for the previous one's dropped requests */
@@ -138,7 +138,7 @@ static void sample_begin(point_t *p, pthread_t *th)
 /*
  * Reads the RSS once a second from `since` on until it stopped falling, no
  * earlier than SETTLE_MIN_S after `since` and no later than SETTLE_MAX_S
- * looks; returns it, and in *after_s when that was.
+ * looks; returns it, and in *after_s (unless NULL) when that was.
  */
 static int64_t settle(double since, double *after_s)
 {
@@ -146,9 +146,11 @@ static int64_t settle(double since, double *after_s)
     int64_t rss = -1;
     for (int i = 0;; i++) {
         rss = bench_rss_read(g_pid);
-        *after_s = bench_now() - since;
+        double waited = bench_now() - since;
+        if (after_s)
+            *after_s = waited;
         bool settled = bench_settle_add(&st, rss);
-        if ((settled && *after_s >= SETTLE_MIN_S) || i >= SETTLE_MAX_S)
+        if ((settled && waited >= SETTLE_MIN_S) || i >= SETTLE_MAX_S)
             break;
         bench_sleep_ms(1000);
     }
@@ -245,7 +247,6 @@ static void run_wrk(const bench_t *b, int conns, int seconds, const char *key, c
     p->s429 = s4;
     p->other = ot;
     p->timeouts = to;
-    p->sock_errors = ce + re + we;
     p->sock_connect = ce;
     p->sock_read = re;
     p->sock_write = we;
@@ -253,6 +254,8 @@ static void run_wrk(const bench_t *b, int conns, int seconds, const char *key, c
     p->p50_ms = (double)p50 / 1000.0;
     p->p99_ms = (double)p99 / 1000.0;
 }
+
+static int64_t sock_errors(const point_t *p) { return p->sock_connect + p->sock_read + p->sock_write; }
 
 static json_t *point_json(const char *target, int conns, const point_t *p)
 {
@@ -263,7 +266,7 @@ static json_t *point_json(const char *target, int conns, const point_t *p)
                           "requests", (json_int_t)p->requests, "rps", p->rps, "p50_ms", p->p50_ms, "p99_ms", p->p99_ms,
                           "status_2xx", (json_int_t)p->s2xx, "status_429", (json_int_t)p->s429, "status_other",
                           (json_int_t)p->other, "timeouts", (json_int_t)p->timeouts, "socket_errors",
-                          (json_int_t)p->sock_errors, "rss", "before", (json_int_t)p->rss_before, "peak",
+                          (json_int_t)sock_errors(p), "rss", "before", (json_int_t)p->rss_before, "peak",
                           (json_int_t)p->rss_peak, "after", (json_int_t)p->rss_after, "settled", settled,
                           "settled_after_s", p->settled_after_s, "engine_before", (json_int_t)p->engine_before,
                           "engine_settled", (json_int_t)p->engine_settled, "threads",
@@ -571,10 +574,8 @@ void bench_phase_load(bench_t *b)
      * after the data phases rewrites what they left and takes 200 MB of buffers for a while), as every
      * later point starts after the previous one settled.
      */
-    if (g_settle) {
-        double after_s;
-        settle(bench_now(), &after_s);
-    }
+    if (g_settle)
+        settle(bench_now(), NULL);
     const char *health[] = {"1|GET|/health|", NULL};
     const char *oi[] = {"1|GET|" OI_PATH "|", NULL};
     const char *pv[] = {"1|GET|" PV_PATH "|", NULL};
@@ -609,7 +610,7 @@ void bench_phase_load(bench_t *b)
             snprintf(rss + strlen(rss), sizeof(rss) - strlen(rss), "%s/%s", bench_mb(p.rss_after), pt.settled);
             char eng[48];
             snprintf(eng, sizeof(eng), "%s/%s", bench_mb(p.engine_before), bench_mb(p.engine_settled));
-            snprintf(se, sizeof(se), "%lld", (long long)p.sock_errors);
+            snprintf(se, sizeof(se), "%lld", (long long)sock_errors(&p));
             const char *cells[] = {targets[ti].name,
                                    cs,
                                    bench_int((int64_t)p.rps),
