@@ -1292,11 +1292,20 @@ void ds_grpc_stop(void)
     deadline.tv_sec += DS_GRPC_GRACE_S;
     while (!shutdown_done_ && pthread_cond_timedwait(&cv_, &mu_, &deadline) == 0)
         ;
-    bool cancel = !shutdown_done_;
+    /*
+     * Not done yet: either calls are still open (cancel them), or every call has ended and gRPC waits for
+     * clients to acknowledge its GOAWAY (a ping answered by the client; a client that polls its connection
+     * only now and then answers late). The armed request slots were failed at the shutdown's start, so
+     * calls_ counts open calls here.
+     */
+    bool late = !shutdown_done_;
+    int open = calls_;
     pthread_mutex_unlock(&mu_);
-    if (cancel) {
-        ds_log(DS_LOG_WARN, "grpc: cancelling calls still open after %d s of shutdown", DS_GRPC_GRACE_S);
+    if (late && open > 0) {
+        ds_log(DS_LOG_WARN, "grpc: cancelling %d call(s) still open after %d s of shutdown", open, DS_GRPC_GRACE_S);
         grpc_server_cancel_all_calls(server_);
+    } else if (late) {
+        ds_log(DS_LOG_INFO, "grpc: every call has ended; waiting for clients to acknowledge the shutdown");
     }
     pthread_mutex_lock(&mu_);
     while (!shutdown_done_ || calls_ > 0)
