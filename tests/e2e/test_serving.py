@@ -204,19 +204,13 @@ def test_busy_keep_alive_connection_is_not_taken_for_slow_headers(server_factory
             s.sendall(b"GET /health HTTP/1.1\r\nHost: x\r\n")
             time.sleep(HEADER_TIMEOUT / 3)
             s.sendall(b"X-Slow: 1\r\n\r\n")
-            while b"\r\n\r\n" not in buf:
-                chunk = s.recv(4096)
-                assert chunk, f"the server closed the connection after {answered} requests, " \
-                              f"{time.monotonic() - started:.1f}s in"
-                buf += chunk
-            head, _, rest = buf.partition(b"\r\n\r\n")
-            assert head.startswith(b"HTTP/1.1 200"), head
-            length = int(re.search(rb"(?i)content-length: *(\d+)", head).group(1))
-            while len(rest) < length:
-                chunk = s.recv(4096)
-                assert chunk, "the server closed the connection inside an answer"
-                rest += chunk
-            buf = rest[length:]
+            after = []
+            try:
+                status = read_answer(s, buf, after)
+            except AssertionError as e:
+                raise AssertionError(f"after {answered} requests, {time.monotonic() - started:.1f}s in: {e}") from e
+            assert status.startswith(b"HTTP/1.1 200"), status
+            buf = after[0]
             answered += 1
     finally:
         s.close()
@@ -329,21 +323,11 @@ def strict_prometheus(text):
 
 
 def raw_request(port, data):
+    """Sends data on a fresh connection; returns the answer's status line."""
     s = socket.create_connection(("127.0.0.1", port), timeout=10)
     try:
         s.sendall(data)
-        got = b""
-        while True:
-            chunk = s.recv(65536)
-            if not chunk:
-                break
-            got += chunk
-            if b"\r\n\r\n" in got:
-                head, _, body = got.partition(b"\r\n\r\n")
-                m = re.search(rb"Content-Length: (\d+)", head, re.I)
-                if m and len(body) >= int(m.group(1)):
-                    break
-        return got
+        return read_answer(s)
     finally:
         s.close()
 
@@ -382,9 +366,9 @@ def test_junk_methods_neither_corrupt_metrics_nor_add_series(server_factory):
     assert junk >= len(methods) * 2, f"junk requests not counted under method=\"other\": {junk}"
 
 
-def read_http_head(s):
-    """Reads from s until the end of an HTTP response's headers; returns (head, body bytes read so far)."""
-    got = b""
+def read_http_head(s, got=b""):
+    """Reads from s (got: bytes already read from it) until the end of an HTTP response's headers; returns
+    (head, body bytes read so far)."""
     while b"\r\n\r\n" not in got:
         chunk = s.recv(65536)
         assert chunk, f"connection closed before the headers: {got!r}"
@@ -393,15 +377,20 @@ def read_http_head(s):
     return head, rest
 
 
-def read_answer(s):
-    """Reads one whole HTTP answer from s; returns its status line."""
-    head, rest = read_http_head(s)
+def read_answer(s, got=b"", rest_out=None):
+    """Reads one whole HTTP answer (it has a Content-Length) from s, got being bytes already read from it;
+    returns its status line. The bytes read past the answer go to rest_out (a list) when given, else there
+    must be none."""
+    head, rest = read_http_head(s, got)
     length = int(re.search(rb"(?i)content-length: *(\d+)", head).group(1))
     while len(rest) < length:
         chunk = s.recv(65536)
         assert chunk, "the server closed the connection inside an answer"
         rest += chunk
-    assert len(rest) == length, "more than one answer"
+    if rest_out is None:
+        assert len(rest) == length, "more than one answer"
+    else:
+        rest_out.append(rest[length:])
     return head.split(b"\r\n", 1)[0]
 
 
