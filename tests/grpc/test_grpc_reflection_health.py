@@ -9,7 +9,11 @@ built from the FileDescriptorProtos the server returns, into a fresh DescriptorP
 
 import json
 import os
+import signal
+import subprocess
+import sys
 import threading
+import time
 
 import grpc
 import pytest
@@ -90,7 +94,6 @@ def test_file_by_filename_returns_the_file_and_its_dependencies(refl):
 
 def test_descriptors_match_what_protoc_makes_of_the_repository_files(refl, tmp_path):
     """Reflection serves exactly the .proto files of the source tree, not a hand-written copy."""
-    import subprocess
     out = tmp_path / "set.pb"
     subprocess.run(["protoc", "--proto_path=.", "--proto_path=/usr/include", "--include_imports",
                     f"--descriptor_set_out={out}", "proto/table.proto"], cwd=ROOT, check=True)
@@ -253,6 +256,39 @@ def test_watch_of_an_unknown_service_says_so_and_shutdown_ends_watches(server):
         watches = [json.loads(line) for line in log.splitlines() if "Health/Watch" in line]
         assert [w["status"] for w in watches] == [503, 503], log
         assert "still open after" not in log
+
+
+def test_a_client_that_never_answers_holds_shutdown_up_20_s_at_most(server):
+    """A gRPC client process that is stopped (or cut off) never acknowledges the server's GOAWAY. SIGTERM
+    then waits for it at most gRPC's own limit (20 s from the shutdown's start), cancels nothing (no call
+    is open) and exits 0."""
+    here = os.path.dirname(os.path.abspath(__file__))
+    client = subprocess.Popen([sys.executable, "-c", f"""
+import sys, time, grpc
+sys.path[:0] = {[here, os.path.join(ROOT, "tests", "e2e")]!r}
+from test_grpc_reflection_health import health_calls
+ch = grpc.insecure_channel("{server.grpc_target}")
+h, check, _ = health_calls(ch)
+print(check(h.HealthCheckRequest(service=""), timeout=30).status, flush=True)
+time.sleep(600)
+"""], stdout=subprocess.PIPE, text=True)
+    try:
+        assert client.stdout.readline().strip() == "1"  # SERVING, over a connection that stays open
+        os.kill(client.pid, signal.SIGSTOP)
+        proc, server.proc = server.proc, None
+        t0 = time.monotonic()
+        proc.send_signal(signal.SIGTERM)
+        rc = proc.wait(timeout=60)
+        took = time.monotonic() - t0
+    finally:
+        client.kill()
+        client.wait()
+    log = server.log_text()
+    assert rc == 0, log
+    assert took < 25, f"SIGTERM took {took:.1f}s with a stopped client"
+    assert "waiting for clients to acknowledge the shutdown" in log
+    assert "still open after" not in log
+    assert "shutdown complete" in log
 
 
 def test_init_backend_from_json_with_the_key_in_metadata(refl, server):
