@@ -3,6 +3,7 @@
 # FUZZ_SECONDS, with ASan, UBSan and LeakSanitizer. Usage: scripts/fuzz.sh HARNESS...
 #   FUZZ_SECONDS  seconds per harness (default 300)
 #   FUZZ_RUNS     if set, executions per harness instead of a time (10000000 is the goal per harness)
+#   FUZZ_TMPDIR   where the harnesses' temporary data directories go (default /dev/shm, else $TMPDIR or /tmp)
 #   FUZZ_MERGE    1: merge the inputs that add coverage into tests/fuzz/corpus/<harness>/ (-merge=1,
 #                 so the committed corpus stays minimal); 0: leave the corpus alone (`make test`)
 # New inputs of a run go to build-fuzz/new/<harness>/; a crash, leak, UB report or timeout stops
@@ -14,6 +15,14 @@ SECONDS_EACH=${FUZZ_SECONDS:-300}
 RUNS=${FUZZ_RUNS:-}
 MERGE=${FUZZ_MERGE:-1}
 BIN=build-fuzz/fuzz
+# The harnesses that start the service core keep its data directory under $TMPDIR (tests/fuzz/fuzz_util.h):
+# /dev/shm when it can be written, so the engine's fsyncs and the catalog's mkdirs cost no disk time (a
+# REST run went from 230 to 333 executions/s). FUZZ_TMPDIR chooses another place.
+if [ -n "${FUZZ_TMPDIR:-}" ]; then
+  export TMPDIR=$FUZZ_TMPDIR
+elif [ -d /dev/shm ] && [ -w /dev/shm ]; then
+  export TMPDIR=/dev/shm
+fi
 export ASAN_OPTIONS="detect_leaks=1:abort_on_error=1:${ASAN_OPTIONS:-}"
 export UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1:${UBSAN_OPTIONS:-}"
 

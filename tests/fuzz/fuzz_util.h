@@ -69,10 +69,18 @@ static __attribute__((unused)) void fz_stop(void)
     fz_remove_tmp();
 }
 
-/* A fresh temporary directory (removed at exit); aborts when none can be made. */
+/*
+ * A fresh temporary directory under $TMPDIR, or /tmp (removed at exit); aborts
+ * when none can be made.
+ */
 static __attribute__((unused)) const char *fz_make_tmp(void)
 {
-    char tmpl[] = "/tmp/ds_fuzz_XXXXXX";
+    const char *base = getenv("TMPDIR");
+    char tmpl[PATH_MAX];
+    if (snprintf(tmpl, sizeof(tmpl), "%s/ds_fuzz_XXXXXX", base && *base ? base : "/tmp") >= (int)sizeof(tmpl)) {
+        fprintf(stderr, "fuzz: TMPDIR is too long\n");
+        abort();
+    }
     if (!mkdtemp(tmpl) || !realpath(tmpl, fz_tmp)) {
         perror("fuzz: mkdtemp");
         abort();
