@@ -23,7 +23,14 @@ if [ -n "${FUZZ_TMPDIR:-}" ]; then
 elif [ -d /dev/shm ] && [ -w /dev/shm ]; then
   export TMPDIR=/dev/shm
 fi
-export ASAN_OPTIONS="detect_leaks=1:abort_on_error=1:${ASAN_OPTIONS:-}"
+# malloc_context_size=2: an allocation's stack is kept as malloc and its direct caller. DuckDB is built
+# without frame pointers, so ASan's fast unwinder reads garbage past a DuckDB frame, and every garbage
+# stack is a new entry in ASan's stack depot, which is never freed: after 240,000 `rest` inputs it held
+# 18.5 million stacks (891 MB), storing one took 45% of the CPU, and the run had slowed from 140 to 95
+# executions/s. Errors are still found the same way; for the full allocation stack of a finding, run
+# its input again with ASAN_OPTIONS=malloc_context_size=30. Not below 2: LeakSanitizer reports
+# nothing when it has only malloc's own frame (checked with a target that leaks).
+export ASAN_OPTIONS="detect_leaks=1:abort_on_error=1:malloc_context_size=2:${ASAN_OPTIONS:-}"
 export UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1:${UBSAN_OPTIONS:-}"
 
 [ $# -gt 0 ] || { echo "usage: $0 HARNESS..." >&2; exit 2; }
