@@ -6,7 +6,8 @@
 # kept in tests/fuzz/corpus/<harness>/; inputs that add coverage are merged back into it with
 # -merge=1 (FUZZ_MERGE=0 leaves the corpus as it is, which is how `make test` runs them for a few
 # seconds). LeakSanitizer is on. A crash, leak or UB report stops the run and leaves the input in
-# build-fuzz/findings/<harness>/. scripts/fuzz.sh does the running.
+# build-fuzz/findings/<harness>/. scripts/fuzz.sh does the running; before the harnesses it runs
+# canary_leak, a target that leaks on purpose, and stops unless LeakSanitizer reports that leak.
 #
 # Every harness links the whole core. The REST harness drives the real server (src/rest/server.c)
 # started without a listening socket and fed through socket pairs (no network), see
@@ -16,7 +17,7 @@ FUZZ_BUILD   := build-fuzz
 FUZZ_CC      ?= clang
 FUZZ_SAN     := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
 FUZZ_NAMES   := $(patsubst tests/fuzz/fuzz_%.c,%,$(sort $(wildcard tests/fuzz/fuzz_*.c)))
-FUZZ_BIN     := $(patsubst %,$(BUILD)/fuzz/fuzz_%,$(FUZZ_NAMES))
+FUZZ_BIN     := $(patsubst %,$(BUILD)/fuzz/fuzz_%,$(FUZZ_NAMES)) $(BUILD)/fuzz/canary_leak
 FUZZ_SECONDS ?= 300
 FUZZ_MERGE   ?= 1
 FUZZ_RUNS    ?=
@@ -35,6 +36,10 @@ fuzz-bins: $(FUZZ_BIN)
 
 FUZZ_LINK = @mkdir -p $(dir $@) && echo "  FUZZ  $@" && \
 	$(CC) $(CFLAGS) -fsanitize=fuzzer $(LDFLAGS) -o $@ $(filter %.c %.o,$^) $(LDLIBS)
+
+# The canary needs nothing of the core.
+$(BUILD)/fuzz/canary_leak: tests/fuzz/canary_leak.c
+	@mkdir -p $(dir $@) && echo "  FUZZ  $@" && $(CC) $(CFLAGS) -fsanitize=fuzzer -o $@ $<
 
 $(BUILD)/fuzz/fuzz_%: tests/fuzz/fuzz_%.c tests/fuzz/fuzz_util.h $(CORE_OBJ)
 	$(FUZZ_LINK)

@@ -19,6 +19,14 @@ stage "fuzz harnesses, a few seconds each (make fuzz runs them longer)"
 make --no-print-directory fuzz-build
 FUZZ_SECONDS=${FUZZ_SECONDS:-3} FUZZ_MERGE=0 bash scripts/fuzz.sh \
   $(ls tests/fuzz/fuzz_*.c | sed 's|tests/fuzz/fuzz_\(.*\)\.c|\1|')
+# The script's leak canary must stop it when leak reports are off (malloc_context_size=1 hides every leak).
+guard_log=build-fuzz/logs/canary_guard.log
+if ASAN_OPTIONS=malloc_context_size=1 FUZZ_SECONDS=1 FUZZ_MERGE=0 bash scripts/fuzz.sh numlit > "$guard_log" 2>&1 ||
+    ! grep -q "did not report the canary" "$guard_log"; then
+  echo "scripts/fuzz.sh did not refuse to fuzz with leak reports off; its log:" >&2
+  cat "$guard_log" >&2
+  exit 1
+fi
 
 stage "protocol conformance (pytest)"
 /usr/bin/python3 -m pytest -q tests/protocol
