@@ -11,7 +11,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 
-/* Where the lost block's pointer goes last: overwritten by the next input, so the block is unreachable. */
+/* Holds the block's only pointer until the input clears it: the block is then unreachable, a leak. */
 static void *volatile canary_last;
 
 __attribute__((noinline)) static void canary_lose_block(size_t size)
