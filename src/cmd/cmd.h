@@ -357,7 +357,8 @@ ds_status_t ds_cmd_bucket_get(ds_ctx_t *ctx, const char *project, const char *bu
 ds_status_t ds_cmd_bucket_delete(ds_ctx_t *ctx, const char *project, const char *bucket, bool force);
 
 /* ---- sharing, linked buckets, read-only role (share.c) ---- */
-/* Who may link a shared bucket: every project, or the listed ones. */
+/* Who may link a shared bucket: every project, or the listed ones (at most DS_SHARE_MAX_PROJECTS). */
+#define DS_SHARE_MAX_PROJECTS 1000
 typedef struct {
     bool organization;
     const char *const *projects;
@@ -382,6 +383,16 @@ typedef struct {
 /* Shares bucket of project (main branch; not a linked bucket); *out is the bucket, *sh its sharing. */
 ds_status_t ds_cmd_bucket_share(ds_ctx_t *ctx, const char *project, const char *bucket, const ds_share_in_t *in,
                                 ds_be_bucket_t *out, ds_bucket_sharing_t *sh);
+/*
+ * One recipient of a share (field names member in errors): add lets project
+ * member link bucket, creating the share with member alone when there is none
+ * (a share with the whole organization includes it already); remove takes it
+ * out, ending the share with its last recipient. Removing is NOT_FOUND when
+ * the bucket is not shared, CONFLICT when it is shared with the organization
+ * or while member links it; removing a project never included changes nothing.
+ */
+ds_status_t ds_cmd_bucket_share_member(ds_ctx_t *ctx, const char *project, const char *bucket, const char *member,
+                                       const char *field, bool add);
 /* Ends a share; CONFLICT while links read it, unless force (the links then stop working at once). */
 ds_status_t ds_cmd_bucket_unshare(ds_ctx_t *ctx, const char *project, const char *bucket, bool force);
 /* Links source_project's shared source_bucket into project as bucket id bucket. */

@@ -320,6 +320,62 @@ static ds_status_t sharing_of(ds_ctx_t *ctx, const char *project, const char *bu
     return st;
 }
 
+/*
+ * Checks t, a recipient of a share of project's bucket: a project id and, when
+ * joining (not leaving) the share, one that exists and is not project itself.
+ * label names t in the messages ("to[2]"), field in the error. *out is its
+ * stored spelling.
+ */
+static ds_status_t recipient(ds_ctx_t *ctx, const char *project, const char *t, const char *field, const char *label,
+                             bool joining, const char **out)
+{
+    if (!label)
+        return oom(ctx);
+    if (!t || ds_ident_check_project(t, &ctx->err) != DS_OK)
+        return ds_err_setf(&ctx->err, DS_INVALID_ARGUMENT, field, "%s is not a project id", label);
+    if (!(*out = t = ds_cmd_project_spelling(ctx, t)))
+        return oom(ctx);
+    if (!joining)
+        return DS_OK;
+    ds_project_rec_t rec;
+    ds_err_t e = {0};
+    if (ds_catalog_project_get(t, &rec, &e) != DS_OK || rec.state != DS_PROJECT_READY)
+        return ds_err_setf(&ctx->err, DS_NOT_FOUND, field, "project \"%s\" (%s) not found", t, label);
+    if (strcmp(t, project) == 0)
+        return ds_err_setf(&ctx->err, DS_INVALID_ARGUMENT, field,
+                           "a project does not share a bucket with itself (%s is \"%s\")", label, t);
+    return DS_OK;
+}
+
+/*
+ * The project's own *bucket, then its catalog slot, then the bucket again:
+ * it may have been dropped while this request waited for the slot.
+ */
+static ds_status_t enter_own_bucket(ds_ctx_t *ctx, ds_proj_t *p, const char *project, const char **bucket,
+                                    ds_be_bucket_t *out, const char *what)
+{
+    ds_status_t st = own_bucket(ctx, p, bucket, out, what);
+    if (st == DS_OK)
+        st = ds_cmd_enter_ddl(ctx, project);
+    if (st == DS_OK)
+        st = own_bucket(ctx, p, bucket, out, what);
+    return st;
+}
+
+/* A project that links the bucket and that rec leaves out would lose access: CONFLICT, naming remedy. */
+static ds_status_t links_kept(ds_ctx_t *ctx, const ds_share_rec_t *rec, const char *remedy)
+{
+    ds_link_rec_t *links;
+    size_t n;
+    ds_status_t st = ds_catalog_link_list_source(ctx->arena, rec->project, rec->bucket, &links, &n, &ctx->err);
+    for (size_t i = 0; st == DS_OK && i < n; i++)
+        if (!ds_catalog_share_includes(rec, links[i].project))
+            return ds_err_set(&ctx->err, DS_CONFLICT,
+                              "project \"%s\" links bucket \"%s\" (as \"%s\"): the new share leaves it out; %s",
+                              links[i].project, rec->bucket, links[i].bucket, remedy);
+    return st;
+}
+
 ds_status_t ds_cmd_bucket_share(ds_ctx_t *ctx, const char *project, const char *bucket, const ds_share_in_t *in,
                                 ds_be_bucket_t *out, ds_bucket_sharing_t *sh)
 {
@@ -332,25 +388,18 @@ ds_status_t ds_cmd_bucket_share(ds_ctx_t *ctx, const char *project, const char *
     if (!in->organization && in->n_projects == 0)
         return ds_err_setf(&ctx->err, DS_INVALID_ARGUMENT, "to",
                            "to must be \"organization\" or a non-empty list of project ids");
-    if (in->n_projects > 1000)
-        return ds_err_setf(&ctx->err, DS_INVALID_ARGUMENT, "to", "a share may name at most 1000 projects");
+    if (in->n_projects > DS_SHARE_MAX_PROJECTS)
+        return ds_err_setf(&ctx->err, DS_INVALID_ARGUMENT, "to", "a share may name at most %d projects",
+                           DS_SHARE_MAX_PROJECTS);
     const char **targets = ds_arena_alloc(ctx->arena, sizeof(char *) * (in->n_projects ? in->n_projects : 1));
     if (!targets)
         return oom(ctx);
     size_t n_targets = 0;
     for (size_t i = 0; i < in->n_projects; i++) {
-        const char *t = in->projects[i];
-        if (!t || ds_ident_check_project(t, &ctx->err) != DS_OK)
-            return ds_err_setf(&ctx->err, DS_INVALID_ARGUMENT, "to", "to[%zu] is not a project id", i);
-        if (!(t = ds_cmd_project_spelling(ctx, t)))
-            return oom(ctx);
-        ds_project_rec_t rec;
-        ds_err_t e = {0};
-        if (ds_catalog_project_get(t, &rec, &e) != DS_OK || rec.state != DS_PROJECT_READY)
-            return ds_err_setf(&ctx->err, DS_NOT_FOUND, "to", "project \"%s\" (to[%zu]) not found", t, i);
-        if (strcmp(t, project) == 0)
-            return ds_err_setf(&ctx->err, DS_INVALID_ARGUMENT, "to",
-                               "a project does not share a bucket with itself (to[%zu] is \"%s\")", i, t);
+        const char *t;
+        const char *label = ds_arena_printf(ctx->arena, "to[%zu]", i);
+        if ((st = recipient(ctx, project, in->projects[i], "to", label, true, &t)) != DS_OK)
+            return st;
         bool dup = false;
         for (size_t k = 0; k < n_targets; k++)
             dup = dup || strcmp(targets[k], t) == 0;
@@ -358,33 +407,70 @@ ds_status_t ds_cmd_bucket_share(ds_ctx_t *ctx, const char *project, const char *
             targets[n_targets++] = t;
     }
     ds_be_bucket_t b;
-    if ((st = own_bucket(ctx, &p, &bucket, &b, "shared again")) != DS_OK)
-        return st;
-    if ((st = ds_cmd_enter_ddl(ctx, project)) != DS_OK)
-        return st;
-    /* Again under the slot: the bucket may have been dropped while this request waited. */
-    if ((st = own_bucket(ctx, &p, &bucket, &b, "shared again")) != DS_OK)
+    if ((st = enter_own_bucket(ctx, &p, project, &bucket, &b, "shared again")) != DS_OK)
         return st;
     ds_share_rec_t rec = {.project = project, .bucket = bucket, .organization = in->organization,
                           .targets = in->organization ? NULL : targets, .n_targets = in->organization ? 0 : n_targets,
                           .created_at = ds_now()};
-    if (!in->organization && !in->force) {
-        /* A linking project left out would lose access: that is an unshare for it, refused while it links. */
-        ds_link_rec_t *links;
-        size_t n;
-        if ((st = ds_catalog_link_list_source(ctx->arena, project, bucket, &links, &n, &ctx->err)) != DS_OK)
-            return st;
-        for (size_t i = 0; i < n; i++)
-            if (!ds_catalog_share_includes(&rec, links[i].project))
-                return ds_err_set(&ctx->err, DS_CONFLICT,
-                                  "project \"%s\" links bucket \"%s\" (as \"%s\"): the new share leaves it out; unlink "
-                                  "it first or send force",
-                                  links[i].project, bucket, links[i].bucket);
-    }
+    if (!in->organization && !in->force && (st = links_kept(ctx, &rec, "unlink it first or send force")) != DS_OK)
+        return st;
     if ((st = ds_catalog_share_put(&rec, &ctx->err)) != DS_OK)
         return st;
     *out = b;
     return sharing_of(ctx, project, bucket, sh);
+}
+
+ds_status_t ds_cmd_bucket_share_member(ds_ctx_t *ctx, const char *project, const char *bucket, const char *member,
+                                       const char *field, bool add)
+{
+    ds_proj_t p;
+    ds_be_bucket_t b;
+    ds_status_t st = open_main_for_change(ctx, &project, &p, add ? "granting a subscriber" : "revoking a subscriber");
+    if (st == DS_OK)
+        st = ds_cmd_require_cap(ctx, &p, DS_CAP_SHARING, "bucket sharing");
+    if (st != DS_OK)
+        return st;
+    st = recipient(ctx, project, member, field, field, add, &member);
+    if (st == DS_OK)
+        st = enter_own_bucket(ctx, &p, project, &bucket, &b, "shared again");
+    ds_share_rec_t cur;
+    bool found = false;
+    if (st == DS_OK)
+        st = ds_catalog_share_get(ctx->arena, project, bucket, &cur, &found, &ctx->err);
+    if (st != DS_OK)
+        return st;
+    if (!found && !add)
+        return ds_err_set(&ctx->err, DS_NOT_FOUND, "bucket \"%s\" of project \"%s\" is not shared", bucket, project);
+    if (found && cur.organization)
+        return add ? DS_OK /* every project may link it already */
+                   : ds_err_set(&ctx->err, DS_CONFLICT,
+                                "bucket \"%s\" is shared with the whole organization: share it with selected projects "
+                                "before revoking one of them",
+                                bucket);
+    if (!found)
+        cur = (ds_share_rec_t){.project = project, .bucket = bucket};
+    if (ds_catalog_share_includes(&cur, member) == add)
+        return DS_OK; /* granted already, or never granted */
+    if (add && cur.n_targets >= DS_SHARE_MAX_PROJECTS)
+        return ds_err_setf(&ctx->err, DS_INVALID_ARGUMENT, field, "a share may name at most %d projects",
+                           DS_SHARE_MAX_PROJECTS);
+    const char **targets = ds_arena_alloc(ctx->arena, sizeof(char *) * (cur.n_targets + 1));
+    if (!targets)
+        return oom(ctx);
+    size_t n = 0;
+    for (size_t i = 0; i < cur.n_targets; i++)
+        if (strcmp(cur.targets[i], member) != 0)
+            targets[n++] = cur.targets[i];
+    if (add)
+        targets[n++] = member;
+    ds_share_rec_t rec = {.project = project, .bucket = bucket, .targets = targets, .n_targets = n,
+                          .created_at = ds_now()};
+    if (!add && (st = links_kept(ctx, &rec, "unlink it first")) != DS_OK)
+        return st;
+    if (n > 0)
+        return ds_catalog_share_put(&rec, &ctx->err);
+    bool removed = false;
+    return ds_catalog_share_delete(project, bucket, &removed, &ctx->err);
 }
 
 ds_status_t ds_cmd_bucket_unshare(ds_ctx_t *ctx, const char *project, const char *bucket, bool force)

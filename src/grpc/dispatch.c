@@ -8,9 +8,7 @@
  *      every field but DriverRequest.command is decoded; the command's Any is
  *      only located), else INVALID_ARGUMENT "malformed DriverRequest";
  *   2. it has a command whose type URL names a message in the table (else
- *      UNIMPLEMENTED naming the type); a table entry without a handler is a
- *      protocol command whose capability duckstore lacks (UNIMPLEMENTED naming
- *      the command and the missing capability);
+ *      UNIMPLEMENTED naming the type);
  *   3. the credentials: GenericBackendCredentials, key = secret, or principal
  *      when secret is empty, or the transport's "authorization: Bearer <key>"
  *      (gRPC metadata, or the bridge's Authorization header); both given must
@@ -679,13 +677,12 @@ static ds_status_t h_list_schemas(ds_drv_t *d)
 
 typedef struct ds_drv_entry {
     const ProtobufCMessageDescriptor *command;
-    ds_drv_handler_fn handler; /* NULL: duckstore lacks the capability named by missing */
-    const char *missing;
+    ds_drv_handler_fn handler;
 } ds_drv_entry_t;
 
 #define CMD(pkg, name) &keboola__storage_driver__command__##pkg##__##name##__descriptor
 
-/* Every command of the protocol (reference section 3), with its handler or the capability it needs. */
+/* Every command of the protocol (reference section 3), with its handler. */
 static const ds_drv_entry_t commands[] = {
     /* backend (admin key) */
     {.command = CMD(backend, init_backend_command), .handler = h_init_backend},
@@ -705,9 +702,9 @@ static const ds_drv_entry_t commands[] = {
     {.command = CMD(bucket, unlink_bucket_command), .handler = ds_drv_h_unlink_bucket},
     {.command = CMD(bucket, grant_bucket_access_to_read_only_role_command), .handler = ds_drv_h_grant_readonly},
     {.command = CMD(bucket, revoke_bucket_access_from_read_only_role_command), .handler = ds_drv_h_revoke_readonly},
-    {.command = CMD(bucket, big_query_external_bucket_sharing_status_command), .missing = "BigQuery external buckets"},
-    {.command = CMD(bucket, grant_external_bucket_subscriber_command), .missing = "external bucket subscribers"},
-    {.command = CMD(bucket, revoke_external_bucket_subscriber_command), .missing = "external bucket subscribers"},
+    {.command = CMD(bucket, big_query_external_bucket_sharing_status_command), .handler = ds_drv_h_sharing_status},
+    {.command = CMD(bucket, grant_external_bucket_subscriber_command), .handler = ds_drv_h_grant_subscriber},
+    {.command = CMD(bucket, revoke_external_bucket_subscriber_command), .handler = ds_drv_h_revoke_subscriber},
     /* tables */
     {.command = CMD(table, create_table_command), .handler = h_create_table},
     {.command = CMD(table, drop_table_command), .handler = h_drop_table},
@@ -756,13 +753,6 @@ static const char *type_name(const char *url)
 {
     const char *slash = url ? strrchr(url, '/') : NULL;
     return slash ? slash + 1 : (url ? url : "");
-}
-
-/* The short name of a full message name ("CreateTableCommand"). */
-static const char *short_name(const char *full)
-{
-    const char *dot = strrchr(full, '.');
-    return dot ? dot + 1 : full;
 }
 
 ds_status_t ds_drv_unpack_any(ds_drv_t *d, const Google__Protobuf__Any *any, const ProtobufCMessageDescriptor *desc,
@@ -1102,9 +1092,6 @@ static ds_status_t prepare(ds_driver_call_t *dc, const ds_driver_piece_t *pieces
         return ds_err_set(err, DS_UNSUPPORTED, "unsupported command type \"%.200s\"", name);
     dc->entry = e;
     dc->command = e->command->name;
-    if (!e->handler)
-        return ds_err_set(err, DS_UNSUPPORTED, "%s is not supported by duckstore: it needs %s", short_name(name),
-                          e->missing);
     TRY(read_credentials(d, req, authorization, &alloc));
     bool admin = false;
     char owner[DS_PROJECT_ID_MAX + 1];

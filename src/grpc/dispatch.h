@@ -263,5 +263,8 @@ ds_status_t ds_drv_h_link_bucket(ds_drv_t *d);
 ds_status_t ds_drv_h_unlink_bucket(ds_drv_t *d);
 ds_status_t ds_drv_h_grant_readonly(ds_drv_t *d);
 ds_status_t ds_drv_h_revoke_readonly(ds_drv_t *d);
+ds_status_t ds_drv_h_sharing_status(ds_drv_t *d);
+ds_status_t ds_drv_h_grant_subscriber(ds_drv_t *d);
+ds_status_t ds_drv_h_revoke_subscriber(ds_drv_t *d);
 
 #endif

@@ -2,11 +2,11 @@
  * dispatch_share.c - driver handlers of bucket sharing, linking and the
  * read-only role (docs/driver-protocol.md, "Sharing").
  *
- * The protocol carries no recipient list: Keboola Connection decides which
- * projects may link a shared bucket. ShareBucket therefore shares with the
- * organization (every project of this duckstore) and answers
- * bucketShareRoleName "<source project>/<source bucket>", which Connection
- * keeps and hands to LinkBucket (sourceShareRoleName) and UnshareBucket. Each
+ * ShareBucket carries no recipient list: it shares with the organization
+ * (every project of this duckstore) and answers bucketShareRoleName
+ * "<source project>/<source bucket>", which Connection keeps and hands to
+ * LinkBucket (sourceShareRoleName) and UnshareBucket. Recipients one by one
+ * come from Grant/RevokeExternalBucketSubscriber on that name. Each
  * handler maps onto one ds_cmd_* function of cmd/share.c, the same REST uses,
  * so every rule (read-only links, drops refused while linked) is the same.
  */
@@ -122,10 +122,31 @@ ds_status_t ds_drv_h_unlink_bucket(ds_drv_t *d)
 }
 
 /*
+ * The listing bucket of project reads: for a linked bucket the share it reads
+ * ("<project>/<bucket>"), not shareable again; *listing is left as it is for
+ * an own bucket, which may be shared. *bucket becomes the stored spelling of a link.
+ */
+static ds_status_t listing_of(ds_drv_t *d, const char *project, const char **bucket, char **listing, bool *allowed)
+{
+    ds_bucket_sharing_t *items;
+    size_t n;
+    TRY(ds_cmd_bucket_sharing(d->ctx, project, &items, &n));
+    *allowed = true;
+    for (size_t i = 0; i < n; i++)
+        if (items[i].source_project && strcasecmp(items[i].bucket, *bucket) == 0) {
+            *bucket = items[i].bucket;
+            *listing = ds_arena_printf(d->ctx->arena, "%s/%s", items[i].source_project, items[i].source_bucket);
+            *allowed = false;
+            if (!*listing)
+                return ds_drv_oom(d);
+        }
+    return DS_OK;
+}
+
+/*
  * GrantBucketAccessToReadOnlyRole: the bucket is destinationObjectName, else
  * the last element of path ([bucket] or [project, bucket]). Answers its
- * object name, and for a linked bucket the share it reads (sourceListing
- * "<project>/<bucket>", not shareable again); an own bucket may be shared.
+ * object name and listing_of's answer.
  */
 ds_status_t ds_drv_h_grant_readonly(ds_drv_t *d)
 {
@@ -140,25 +161,79 @@ ds_status_t ds_drv_h_grant_readonly(ds_drv_t *d)
                            "GrantBucketAccessToReadOnlyRoleCommand names the bucket in destinationObjectName or path "
                            "([bucket] or [project, bucket])");
     TRY(ds_cmd_bucket_readonly(d->ctx, project, bucket, true));
-    ds_bucket_sharing_t *items;
-    size_t n;
-    TRY(ds_cmd_bucket_sharing(d->ctx, project, &items, &n));
     Keboola__StorageDriver__Command__Bucket__GrantBucketAccessToReadOnlyRoleResponse *r =
         NEW(d, Keboola__StorageDriver__Command__Bucket__GrantBucketAccessToReadOnlyRoleResponse,
             keboola__storage_driver__command__bucket__grant_bucket_access_to_read_only_role_response__descriptor);
-    if (!r || !(r->createbucketobjectname = ds_arena_strdup(d->ctx->arena, bucket)))
+    if (!r)
         return ds_drv_oom(d);
-    r->sourcelistingsharingallowed = true;
-    for (size_t i = 0; i < n; i++)
-        if (items[i].source_project && strcasecmp(items[i].bucket, bucket) == 0) {
-            r->createbucketobjectname = (char *)items[i].bucket;
-            r->sourcelisting = ds_arena_printf(d->ctx->arena, "%s/%s", items[i].source_project, items[i].source_bucket);
-            r->sourcelistingsharingallowed = false;
-            if (!r->sourcelisting)
-                return ds_drv_oom(d);
-        }
+    bool allowed;
+    TRY(listing_of(d, project, &bucket, &r->sourcelisting, &allowed));
+    r->sourcelistingsharingallowed = allowed;
+    if (!(r->createbucketobjectname = ds_arena_strdup(d->ctx->arena, bucket)))
+        return ds_drv_oom(d);
     d->resp = &r->base;
     return DS_OK;
+}
+
+/*
+ * BigQueryExternalBucketSharingStatus: destinationDatasetName is a bucket of
+ * the caller's project (own or linked); answers the listing it reads and
+ * whether it may be shared again (listing_of).
+ */
+ds_status_t ds_drv_h_sharing_status(ds_drv_t *d)
+{
+    const Keboola__StorageDriver__Command__Bucket__BigQueryExternalBucketSharingStatusCommand *c = (const void *)d->cmd;
+    const char *project, *bucket = ds_drv_str(c->destinationdatasetname);
+    TRY(ds_drv_project(d, &project));
+    if (!bucket)
+        return ds_err_setf(E(d), DS_INVALID_ARGUMENT, "destinationDatasetName",
+                           "BigQueryExternalBucketSharingStatusCommand.destinationDatasetName is required");
+    ds_be_bucket_t b;
+    TRY(ds_cmd_bucket_get(d->ctx, project, bucket, &b));
+    bucket = b.id;
+    Keboola__StorageDriver__Command__Bucket__BigQueryExternalBucketSharingStatusResponse *r =
+        NEW(d, Keboola__StorageDriver__Command__Bucket__BigQueryExternalBucketSharingStatusResponse,
+            keboola__storage_driver__command__bucket__big_query_external_bucket_sharing_status_response__descriptor);
+    if (!r)
+        return ds_drv_oom(d);
+    bool allowed;
+    TRY(listing_of(d, project, &bucket, &r->sourcelisting, &allowed));
+    r->sourcelistingsharingallowed = allowed;
+    d->resp = &r->base;
+    return DS_OK;
+}
+
+/*
+ * Grant/RevokeExternalBucketSubscriber: listingName is a share role name
+ * "<project>/<bucket>" (ShareBucket's answer), subscriberServiceAccountEmail
+ * the project that may link it (CreateProject's projectUserName: its id).
+ * Granting adds the project to the share's recipients (sharing the bucket
+ * with it alone when it was not shared), revoking takes it out.
+ */
+static ds_status_t subscriber(ds_drv_t *d, const char *listing, const char *member, const char *command, bool grant)
+{
+    const char *project, *bucket;
+    TRY(share_role(d, listing, "listingName", &project, &bucket));
+    if (!ds_drv_str(member))
+        return ds_err_setf(E(d), DS_INVALID_ARGUMENT, "subscriberServiceAccountEmail",
+                           "%s.subscriberServiceAccountEmail is required: the id of the project that may link the "
+                           "listing (CreateProject's projectUserName)",
+                           command);
+    return ds_cmd_bucket_share_member(d->ctx, project, bucket, member, "subscriberServiceAccountEmail", grant);
+}
+
+ds_status_t ds_drv_h_grant_subscriber(ds_drv_t *d)
+{
+    const Keboola__StorageDriver__Command__Bucket__GrantExternalBucketSubscriberCommand *c = (const void *)d->cmd;
+    return subscriber(d, c->listingname, c->subscriberserviceaccountemail, "GrantExternalBucketSubscriberCommand",
+                      true);
+}
+
+ds_status_t ds_drv_h_revoke_subscriber(ds_drv_t *d)
+{
+    const Keboola__StorageDriver__Command__Bucket__RevokeExternalBucketSubscriberCommand *c = (const void *)d->cmd;
+    return subscriber(d, c->listingname, c->subscriberserviceaccountemail, "RevokeExternalBucketSubscriberCommand",
+                      false);
 }
 
 ds_status_t ds_drv_h_revoke_readonly(ds_drv_t *d)

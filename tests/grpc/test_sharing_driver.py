@@ -164,6 +164,102 @@ def test_readonly_role(server, driver):
     expect_error(lambda: p2.run(bucket_pb2.GrantBucketAccessToReadOnlyRoleCommand(path=["in.c-none"])), S.NOT_FOUND)
 
 
+def sharing(p):
+    """The REST view of p's bucket B's share: None when not shared."""
+    r = p.rest("GET", f"/buckets/{B}")
+    assert r.status_code == 200, r.text
+    return r.json().get("sharing")
+
+
+def subscriber(p, listing, member, grant=True):
+    cls = bucket_pb2.GrantExternalBucketSubscriberCommand if grant else bucket_pb2.RevokeExternalBucketSubscriberCommand
+    return p.run(cls(listingName=listing, subscriberServiceAccountEmail=member))
+
+
+def test_external_bucket_subscribers(server, driver):
+    """Grant/RevokeExternalBucketSubscriber add and remove one project among those a share lets link the
+    bucket: the listing is "<project>/<bucket>", the subscriber a project id."""
+    p1, p2, p3 = make(server, driver)
+    listing = f"{p1.pid}/{B}"
+    assert sharing(p1) is None
+    # granting on a bucket not shared yet shares it with that project alone
+    subscriber(p1, listing, p2.pid)
+    assert sharing(p1)["type"] == "selected-projects" and sharing(p1)["projects"] == [p2.pid]
+    expect_error(lambda: link(p3, listing), S.PERMISSION_DENIED, mentions=["not shared"])
+    assert link(p2, listing) == L and p2.preview(L, "t")[0] == ["1", SECRET]
+    subscriber(p1, listing, p2.pid)  # granted already: nothing changes
+    subscriber(p1, listing, p3.pid)
+    assert sorted(sharing(p1)["projects"]) == sorted([p2.pid, p3.pid])
+    assert link(p3, listing) == L
+    # revoking a project that links the bucket is refused and changes nothing
+    expect_error(lambda: subscriber(p1, listing, p2.pid, grant=False), S.FAILED_PRECONDITION,
+                 mentions=[p2.pid, "unlink"])
+    assert sorted(sharing(p1)["projects"]) == sorted([p2.pid, p3.pid]) and p2.preview(L, "t")[0] == ["1", SECRET]
+    p2.run(bucket_pb2.UnlinkBucketCommand(bucketObjectName=L))
+    subscriber(p1, listing, p2.pid, grant=False)
+    assert sharing(p1)["projects"] == [p3.pid]
+    expect_error(lambda: link(p2, listing), S.PERMISSION_DENIED, mentions=["not shared"])
+    assert p3.preview(L, "t")[0] == ["1", SECRET]
+    subscriber(p1, listing, p2.pid, grant=False)  # not a subscriber: nothing changes
+    assert sharing(p1)["projects"] == [p3.pid]
+    # the last subscriber revoked ends the share; a revoke then finds no listing, a grant starts one again
+    p3.run(bucket_pb2.UnlinkBucketCommand(bucketObjectName=L))
+    subscriber(p1, listing, p3.pid, grant=False)
+    assert sharing(p1) is None
+    expect_error(lambda: subscriber(p1, listing, p3.pid, grant=False), S.NOT_FOUND, mentions=[B, "not shared"])
+    subscriber(p1, listing, p3.pid)
+    assert sharing(p1)["projects"] == [p3.pid]
+    # a share with the whole organization includes every project: granting changes nothing, revoking is refused
+    share(p1)
+    subscriber(p1, listing, p2.pid)
+    assert sharing(p1)["type"] == "organization"
+    expect_error(lambda: subscriber(p1, listing, p2.pid, grant=False), S.FAILED_PRECONDITION,
+                 mentions=["organization"])
+    assert sharing(p1)["type"] == "organization"
+
+
+def test_external_bucket_subscribers_bad_input(server, driver):
+    """Each bad listing or subscriber is refused naming the problem and leaves the share as it was."""
+    p1, p2, _ = make(server, driver)
+    listing = f"{p1.pid}/{B}"
+    subscriber(p1, listing, p2.pid)
+    before = sharing(p1)
+    for grant in (True, False):
+        name = "GrantExternalBucketSubscriberCommand" if grant else "RevokeExternalBucketSubscriberCommand"
+        for lst, member, status, mentions in (
+                ("garbage", p2.pid, S.INVALID_ARGUMENT, ["listingName"]),
+                ("", p2.pid, S.INVALID_ARGUMENT, ["listingName"]),
+                (listing, "", S.INVALID_ARGUMENT, [name, "subscriberServiceAccountEmail"]),
+                (listing, "not a project!", S.INVALID_ARGUMENT, ["subscriberServiceAccountEmail"]),
+                (f"{p1.pid}/in.c-none", p2.pid, S.NOT_FOUND, ["in.c-none"])):
+            expect_error(lambda: subscriber(p1, lst, member, grant), status, mentions=mentions)
+        # another project's key cannot change p1's share, nor can p2 name itself on it
+        expect_error(lambda: subscriber(p2, listing, p2.pid, grant), S.PERMISSION_DENIED)
+    expect_error(lambda: subscriber(p1, listing, "nobody"), S.NOT_FOUND, mentions=["nobody"])
+    expect_error(lambda: subscriber(p1, listing, p1.pid), S.INVALID_ARGUMENT, mentions=["itself"])
+    # a linked bucket is no listing of its own
+    link(p2, listing)
+    expect_error(lambda: subscriber(p2, f"{p2.pid}/{L}", p1.pid), S.INVALID_ARGUMENT, mentions=["linked"])
+    assert sharing(p1) == {**before, "linked_by": [{"project": p2.pid, "bucket": L}]}
+
+
+def test_external_bucket_sharing_status(server, driver):
+    """BigQueryExternalBucketSharingStatus: a linked bucket answers the listing it reads, not shareable
+    again; an own bucket no listing, shareable."""
+    p1, p2, _ = make(server, driver)
+    link(p2, share(p1))
+    status = bucket_pb2.BigQueryExternalBucketSharingStatusCommand
+    r = p2.run(status(destinationDatasetName=L.upper()), bucket_pb2.BigQueryExternalBucketSharingStatusResponse)
+    assert r.sourceListing == f"{p1.pid}/{B}" and r.sourceListingSharingAllowed is False
+    r = p1.run(status(destinationDatasetName=B), bucket_pb2.BigQueryExternalBucketSharingStatusResponse)
+    assert r.sourceListing == "" and r.sourceListingSharingAllowed is True
+    expect_error(lambda: p2.run(status()), S.INVALID_ARGUMENT, mentions=["destinationDatasetName"])
+    expect_error(lambda: p2.run(status(destinationDatasetName="in.c-none")), S.NOT_FOUND, mentions=["in.c-none"])
+    # after the unlink the bucket id is gone from p2
+    p2.run(bucket_pb2.UnlinkBucketCommand(bucketObjectName=L))
+    expect_error(lambda: p2.run(status(destinationDatasetName=L)), S.NOT_FOUND, mentions=[L])
+
+
 def test_bad_input(server, driver):
     p1, p2, _ = make(server, driver)
     for cmd, field in ((bucket_pb2.ShareBucketCommand(), "sourceBucketObjectName"),
