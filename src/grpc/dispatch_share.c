@@ -126,7 +126,8 @@ ds_status_t ds_drv_h_unlink_bucket(ds_drv_t *d)
  * ("<project>/<bucket>"), not shareable again; *listing is left as it is for
  * an own bucket, which may be shared. *bucket becomes the stored spelling of a link.
  */
-static ds_status_t listing_of(ds_drv_t *d, const char *project, const char **bucket, char **listing, bool *allowed)
+static ds_status_t listing_of(ds_drv_t *d, const char *project, const char **bucket, char **listing,
+                              protobuf_c_boolean *allowed)
 {
     ds_bucket_sharing_t *items;
     size_t n;
@@ -166,9 +167,7 @@ ds_status_t ds_drv_h_grant_readonly(ds_drv_t *d)
             keboola__storage_driver__command__bucket__grant_bucket_access_to_read_only_role_response__descriptor);
     if (!r)
         return ds_drv_oom(d);
-    bool allowed;
-    TRY(listing_of(d, project, &bucket, &r->sourcelisting, &allowed));
-    r->sourcelistingsharingallowed = allowed;
+    TRY(listing_of(d, project, &bucket, &r->sourcelisting, &r->sourcelistingsharingallowed));
     if (!(r->createbucketobjectname = ds_arena_strdup(d->ctx->arena, bucket)))
         return ds_drv_oom(d);
     d->resp = &r->base;
@@ -196,9 +195,7 @@ ds_status_t ds_drv_h_sharing_status(ds_drv_t *d)
             keboola__storage_driver__command__bucket__big_query_external_bucket_sharing_status_response__descriptor);
     if (!r)
         return ds_drv_oom(d);
-    bool allowed;
-    TRY(listing_of(d, project, &bucket, &r->sourcelisting, &allowed));
-    r->sourcelistingsharingallowed = allowed;
+    TRY(listing_of(d, project, &bucket, &r->sourcelisting, &r->sourcelistingsharingallowed));
     d->resp = &r->base;
     return DS_OK;
 }
